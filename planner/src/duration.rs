@@ -1,0 +1,103 @@
+//! [`Duration`]: the human-written durations of release specs (`"500ms"`, `"30s"`, `"2m"`, `"1h"`).
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::fmt;
+
+/// A duration written in a spec, kept in milliseconds and printed back in the largest whole unit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Duration {
+    millis: u64,
+}
+
+impl Duration {
+    /// A duration of `millis` milliseconds.
+    pub const fn from_millis(millis: u64) -> Self {
+        Self { millis }
+    }
+
+    /// A duration of `secs` seconds.
+    pub const fn from_secs(secs: u64) -> Self {
+        Self { millis: secs * 1000 }
+    }
+
+    /// Length in milliseconds.
+    pub const fn as_millis(self) -> u64 {
+        self.millis
+    }
+
+    /// Whether this is zero.
+    pub const fn is_zero(self) -> bool {
+        self.millis == 0
+    }
+
+    /// Parses `"250ms"`, `"30s"`, `"5m"`, `"1h"` (whole numbers, one unit).
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let t = text.trim();
+        let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+        let (num, unit) = t.split_at(split);
+        let bad = || {
+            format!("invalid duration `{text}`: write a whole number and a unit (ms, s, m or h), e.g. \"30s\"")
+        };
+        let n: u64 = num.parse().map_err(|_| bad())?;
+        let factor = match unit.trim() {
+            "ms" => 1,
+            "s" => 1_000,
+            "m" => 60_000,
+            "h" => 3_600_000,
+            _ => return Err(bad()),
+        };
+        n.checked_mul(factor).map(Self::from_millis).ok_or_else(bad)
+    }
+}
+
+impl fmt::Display for Duration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let m = self.millis;
+        if m == 0 {
+            write!(f, "0s")
+        } else if m % 3_600_000 == 0 {
+            write!(f, "{}h", m / 3_600_000)
+        } else if m % 60_000 == 0 {
+            write!(f, "{}m", m / 60_000)
+        } else if m % 1_000 == 0 {
+            write!(f, "{}s", m / 1_000)
+        } else {
+            write!(f, "{m}ms")
+        }
+    }
+}
+
+impl Serialize for Duration {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Duration {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Duration::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_and_prints_back() {
+        for (text, ms, back) in [("500ms", 500, "500ms"), ("30s", 30_000, "30s"), ("90s", 90_000, "90s"), ("2m", 120_000, "2m"), ("1h", 3_600_000, "1h"), ("0s", 0, "0s")] {
+            let d = Duration::parse(text).unwrap();
+            assert_eq!(d.as_millis(), ms);
+            assert_eq!(d.to_string(), back);
+        }
+    }
+
+    #[test]
+    fn rejects_garbage_with_an_example() {
+        for bad in ["", "s", "10", "1.5s", "10 sec", "-1s", "99999999999999999999h"] {
+            let err = Duration::parse(bad).unwrap_err();
+            assert!(err.contains("e.g. \"30s\""), "{bad}: {err}");
+        }
+    }
+}

@@ -1,0 +1,181 @@
+//! Findings: [`Finding`], [`Severity`] and the registry of rule ids ([`RULES`]).
+//!
+//! Lock-hazard rules come from `squawk-linter` (see [`crate::analysis`] for why); cutover adds the
+//! rules that need to know about phases and releases: unparseable statements, breaking changes,
+//! data loss, CONCURRENTLY inside a transactional migration, phase declarations. Rule ids are
+//! stable: they appear in JSON output, in `-- cutover:ignore <rule>` comments and in CI configs.
+
+use crate::error::Diagnostic;
+use crate::source::Location;
+use serde::Serialize;
+use std::fmt;
+
+/// How bad a finding is. `error` findings make `plan` and `lint` exit with code 2.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// Worth knowing; never fails a build.
+    Info,
+    /// Probably fine in a phased release, but a reviewer should look.
+    Warning,
+    /// Would lock, break or lose data in production.
+    Error,
+}
+
+impl Severity {
+    /// Lowercase name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Warning => "warning",
+            Severity::Error => "error",
+        }
+    }
+}
+
+impl fmt::Display for Severity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One finding of the analysis.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Finding {
+    /// Stable rule id, e.g. `require-concurrent-index-creation`.
+    pub rule: String,
+    /// How bad it is.
+    pub severity: Severity,
+    /// Migration file (as displayed).
+    pub file: String,
+    /// 1-based line of the statement.
+    pub line: u32,
+    /// One sentence: what is wrong.
+    pub message: String,
+    /// One line: how to fix it.
+    pub hint: String,
+    /// Whether this finding stops a plan from being built (the statement cannot be placed in a
+    /// phase). Not serialized: it is implied by the rule.
+    #[serde(skip)]
+    pub blocking: bool,
+}
+
+impl Finding {
+    /// As a diagnostic, for error output.
+    pub fn to_diagnostic(&self) -> Diagnostic {
+        Diagnostic {
+            location: Location::line(self.file.clone(), self.line),
+            message: format!("{} [{}]: {}", self.severity, self.rule, self.message),
+            hint: Some(self.hint.clone()),
+        }
+    }
+}
+
+/// Description of a rule, for `cutover lint --rules` and the docs.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct RuleInfo {
+    /// Stable id.
+    pub id: &'static str,
+    /// Default severity.
+    pub severity: Severity,
+    /// `cutover` or `squawk`.
+    pub source: &'static str,
+    /// What it catches.
+    pub summary: &'static str,
+}
+
+macro_rules! rules {
+    ($($id:literal, $sev:ident, $src:literal, $sum:literal;)*) => {
+        /// Every rule cutover reports, with its default severity.
+        pub const RULES: &[RuleInfo] = &[$(RuleInfo { id: $id, severity: Severity::$sev, source: $src, summary: $sum }),*];
+    };
+}
+
+rules! {
+    "unparseable-statement", Error, "cutover", "A statement the SQL parser cannot read; it cannot be classified, so the migration cannot be placed in a phase.";
+    "empty-migration", Error, "cutover", "A migration file with no statements.";
+    "phase-declaration-mismatch", Error, "cutover", "A `-- cutover:phase=` declaration that the statements contradict.";
+    "mixed-phase-migration", Error, "cutover", "One migration holds both expand and contract statements; they must run at different times.";
+    "breaking-rename-column", Warning, "cutover", "RENAME COLUMN breaks the version that still uses the old name; `plan` rewrites it into expand/backfill/contract.";
+    "breaking-rename-table", Error, "cutover", "RENAME TABLE breaks the running version; no automatic rewrite yet.";
+    "breaking-rename-object", Error, "cutover", "Renaming a view, sequence, type, function or schema breaks the running version.";
+    "breaking-alter-column-type", Error, "cutover", "ALTER COLUMN TYPE rewrites the table under an exclusive lock and can break the running version.";
+    "breaking-set-not-null", Error, "cutover", "SET NOT NULL on an existing column scans the table under an exclusive lock and fails the old version's NULL writes.";
+    "breaking-add-required-column", Error, "cutover", "ADD COLUMN ... NOT NULL without a default makes the old version's inserts fail.";
+    "breaking-set-schema", Error, "cutover", "SET SCHEMA moves a table away from the running version.";
+    "data-loss", Warning, "cutover", "The statement deletes data (DROP TABLE/COLUMN, TRUNCATE, DELETE without WHERE); it is a pivot: only a backup restore undoes it.";
+    "concurrently-in-transaction", Error, "cutover", "CREATE/DROP INDEX CONCURRENTLY (or another statement that cannot run in a transaction) shares its migration with other statements.";
+    "unbatched-dml", Warning, "cutover", "UPDATE or DELETE of a whole existing table in one transaction holds row locks for the whole run.";
+    "table-rewrite", Warning, "cutover", "The statement rewrites the whole table under an ACCESS EXCLUSIVE lock.";
+    "replaces-object", Warning, "cutover", "CREATE OR REPLACE changes an object the running version already uses.";
+    "unclassified-statement", Warning, "cutover", "cutover does not know whether the statement is safe while the old version runs; it is placed in the contract phase.";
+    "rename-rewrite-incomplete", Warning, "cutover", "The rename rewrite copies the column's values, not its indexes, constraints or defaults.";
+    "rename-type-unknown", Info, "cutover", "The renamed column's type is not in the migrations; the expand step copies it from the live catalog.";
+    "recreate-runs-as-is", Info, "cutover", "A breaking statement runs unchanged because the recreate strategy stops the old version first.";
+    "require-concurrent-index-creation", Error, "squawk", "CREATE INDEX without CONCURRENTLY blocks writes while it builds.";
+    "require-concurrent-index-deletion", Warning, "squawk", "DROP INDEX without CONCURRENTLY blocks reads and writes.";
+    "require-concurrent-reindex", Warning, "squawk", "REINDEX without CONCURRENTLY blocks writes.";
+    "require-concurrent-partition-detach", Warning, "squawk", "DETACH PARTITION without CONCURRENTLY takes an exclusive lock.";
+    "constraint-missing-not-valid", Error, "squawk", "Adding a CHECK or FOREIGN KEY constraint without NOT VALID scans the table under a lock.";
+    "adding-foreign-key-constraint", Error, "squawk", "A foreign key added without NOT VALID locks both tables while it validates.";
+    "adding-field-with-default", Error, "squawk", "ADD COLUMN with a volatile default rewrites the table.";
+    "adding-serial-primary-key-field", Error, "squawk", "Adding a primary key builds an index under an exclusive lock.";
+    "disallowed-unique-constraint", Error, "squawk", "ADD CONSTRAINT UNIQUE builds its index under an exclusive lock; build it CONCURRENTLY first.";
+    "ban-concurrent-index-creation-in-transaction", Error, "squawk", "CONCURRENTLY inside an explicit transaction fails at run time.";
+    "ban-uncommitted-transaction", Error, "squawk", "A BEGIN without COMMIT.";
+    "transaction-nesting", Warning, "squawk", "BEGIN/COMMIT inside a migration that already runs in a transaction.";
+    "ban-drop-database", Error, "squawk", "DROP DATABASE in a migration.";
+    "ban-truncate-cascade", Warning, "squawk", "TRUNCATE ... CASCADE empties other tables too.";
+    "ban-duplicate-column-assignments", Error, "squawk", "The same column is assigned twice.";
+    "identifier-too-long", Error, "squawk", "PostgreSQL silently truncates identifiers longer than 63 bytes.";
+    "require-lock-timeout", Warning, "squawk", "No lock_timeout: a blocked DDL statement queues every query behind it. Not reported by `plan`: the executor sets the database's `lock_timeout` around every statement.";
+    "require-statement-timeout", Warning, "squawk", "No statement_timeout. Not reported by `plan`: the executor sets the database's `statement_timeout`.";
+    "ban-create-domain-with-constraint", Warning, "squawk", "Domain constraints cannot be added safely later.";
+    "ban-alter-domain-with-add-constraint", Warning, "squawk", "ALTER DOMAIN ADD CONSTRAINT validates every column using the domain.";
+    "prefer-robust-stmts", Info, "squawk", "IF [NOT] EXISTS lets a half-done migration be retried.";
+    "prefer-bigint-over-int", Info, "squawk", "int primary keys run out.";
+    "prefer-bigint-over-smallint", Info, "squawk", "smallint columns run out.";
+    "prefer-identity", Info, "squawk", "Prefer identity columns to serial.";
+    "prefer-text-field", Info, "squawk", "varchar(n) limits need a rewrite to change.";
+    "prefer-timestamptz", Info, "squawk", "timestamp without time zone loses the offset.";
+    "ban-char-field", Info, "squawk", "char(n) pads values.";
+    "require-enum-value-ordering", Info, "squawk", "New enum values should say where they go.";
+    "prefer-repack", Info, "squawk", "VACUUM FULL / CLUSTER lock the table; pg_repack does not.";
+}
+
+/// Looks a rule up by id.
+pub fn rule(id: &str) -> Option<&'static RuleInfo> {
+    RULES.iter().find(|r| r.id == id)
+}
+
+/// Counts of findings per severity.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Counts {
+    /// `error` findings.
+    pub error: usize,
+    /// `warning` findings.
+    pub warning: usize,
+    /// `info` findings.
+    pub info: usize,
+}
+
+impl Counts {
+    /// Counts `findings`.
+    pub fn of(findings: &[Finding]) -> Self {
+        let mut c = Counts::default();
+        for f in findings {
+            match f.severity {
+                Severity::Error => c.error += 1,
+                Severity::Warning => c.warning += 1,
+                Severity::Info => c.info += 1,
+            }
+        }
+        c
+    }
+}
+
+impl fmt::Display for Counts {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} error(s), {} warning(s), {} info", self.error, self.warning, self.info)
+    }
+}

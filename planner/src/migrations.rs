@@ -1,0 +1,182 @@
+//! Reading migration files: [`MigrationFile`] and [`load_dir`].
+//!
+//! Files follow refinery's naming, `V{version}__{name}.sql`, so the history table refinery keeps
+//! stays the record users already know. Loading is strict where refinery is silent: a `.sql` file
+//! with another name, a duplicate or non-numeric version, an empty file or a file that is not UTF-8
+//! is an error naming the file. A UTF-8 byte order mark is removed and CRLF line ends are kept
+//! (line numbers count `\n`), so both kinds of files report the same lines an editor shows.
+
+use crate::error::{Diagnostic, PlanError};
+use crate::source::{Location, strip_bom};
+use sha2::{Digest, Sha256};
+use std::path::Path;
+
+/// One migration file, read and checksummed.
+#[derive(Debug, Clone)]
+pub struct MigrationFile {
+    /// Version number from the file name.
+    pub version: u64,
+    /// Name part of the file name (`add_full_name`).
+    pub name: String,
+    /// File name (`V2__add_full_name.sql`).
+    pub file_name: String,
+    /// Path as shown to the user.
+    pub display_path: String,
+    /// Content without a byte order mark.
+    pub text: String,
+    /// sha256 of the file's bytes, hex.
+    pub checksum: String,
+}
+
+impl MigrationFile {
+    /// Id used in step ids: the file name without `.sql`.
+    pub fn stem(&self) -> &str {
+        self.file_name.trim_end_matches(".sql")
+    }
+
+    /// Builds a migration from a file name and its bytes (used by [`load_dir`] and by tests).
+    pub fn from_bytes(file_name: &str, display_path: &str, bytes: &[u8]) -> Result<Self, Diagnostic> {
+        let (version, name) = parse_file_name(file_name).map_err(|(msg, hint)| {
+            Diagnostic::new(Location::file(display_path), msg, hint)
+        })?;
+        let text = std::str::from_utf8(bytes).map_err(|e| {
+            let line = bytes[..e.valid_up_to()].iter().filter(|&&b| b == b'\n').count() as u32 + 1;
+            Diagnostic::new(Location::line(display_path, line), "the file is not valid UTF-8", "save the migration as UTF-8")
+        })?;
+        let checksum = hex(&Sha256::digest(bytes));
+        Ok(Self {
+            version,
+            name,
+            file_name: file_name.to_string(),
+            display_path: display_path.to_string(),
+            text: strip_bom(text).to_string(),
+            checksum,
+        })
+    }
+}
+
+impl MigrationFile {
+    /// A file named on the command line: refinery's naming is used when it fits, otherwise the
+    /// file gets `fallback_version` and its stem as name (lint only; `plan` is strict).
+    pub fn loose(file_name: &str, display_path: &str, bytes: &[u8], fallback_version: u64) -> Result<Self, Diagnostic> {
+        match Self::from_bytes(file_name, display_path, bytes) {
+            Ok(m) => Ok(m),
+            Err(e) if e.message.contains("UTF-8") => Err(e),
+            Err(_) => {
+                let mut m = Self::from_bytes("V0__x.sql", display_path, bytes)?;
+                m.version = fallback_version;
+                m.name = file_name.trim_end_matches(".sql").to_string();
+                m.file_name = file_name.to_string();
+                Ok(m)
+            }
+        }
+    }
+}
+
+/// Lowercase hex of bytes.
+pub fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        let _ = write!(s, "{b:02x}");
+    }
+    s
+}
+
+fn parse_file_name(file_name: &str) -> Result<(u64, String), (String, String)> {
+    let hint = "name migrations `V{version}__{name}.sql`, e.g. `V2__add_full_name.sql` (refinery's convention)".to_string();
+    let stem = file_name.strip_suffix(".sql").ok_or_else(|| (format!("`{file_name}` is not a .sql file"), hint.clone()))?;
+    let rest = stem.strip_prefix('V').ok_or_else(|| {
+        (format!("migration file name `{file_name}` does not start with `V`"), hint.clone())
+    })?;
+    let (version, name) = rest.split_once("__").ok_or_else(|| {
+        (format!("migration file name `{file_name}` has no `__` between version and name"), hint.clone())
+    })?;
+    if version.is_empty() || !version.bytes().all(|b| b.is_ascii_digit()) {
+        return Err((format!("migration version `{version}` in `{file_name}` is not a whole number"), hint));
+    }
+    let version: u64 = version.parse().map_err(|_| (format!("migration version in `{file_name}` is too large"), hint.clone()))?;
+    if name.is_empty() || !name.chars().all(|c| c.is_alphanumeric() || c == '_') {
+        return Err((format!("migration name `{name}` in `{file_name}` must be letters, digits and `_`"), hint));
+    }
+    Ok((version, name.to_string()))
+}
+
+/// Reads every `.sql` file of `dir` (not recursing), sorted by version.
+///
+/// `display` is how the directory is shown in messages (as the user wrote it). Every problem is
+/// collected, so one run shows them all.
+pub fn load_dir(dir: &Path, display: &str) -> Result<Vec<MigrationFile>, PlanError> {
+    let entries = std::fs::read_dir(dir).map_err(|source| {
+        if source.kind() == std::io::ErrorKind::NotFound {
+            PlanError::Invalid(vec![Diagnostic::new(
+                Location::file(display),
+                format!("the migrations directory `{display}` does not exist"),
+                "`migrations` in `[[database]]` is relative to the spec file; check the path",
+            )])
+        } else {
+            PlanError::Io { path: dir.to_path_buf(), source }
+        }
+    })?;
+    let mut names = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|source| PlanError::Io { path: dir.to_path_buf(), source })?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.ends_with(".sql") && entry.path().is_file() {
+            names.push(name);
+        }
+    }
+    // Sorted so problems are reported in the same order on every machine.
+    names.sort();
+    let mut out = Vec::new();
+    let mut problems = Vec::new();
+    for name in names {
+        let path = dir.join(&name);
+        let shown = format!("{}/{}", display.trim_end_matches('/'), name);
+        let bytes = std::fs::read(&path).map_err(|source| PlanError::Io { path: path.clone(), source })?;
+        match MigrationFile::from_bytes(&name, &shown, &bytes) {
+            Ok(m) => out.push(m),
+            Err(d) => problems.push(d),
+        }
+    }
+    out.sort_by_key(|m: &MigrationFile| m.version);
+    for pair in out.windows(2) {
+        if pair[0].version == pair[1].version {
+            problems.push(Diagnostic::new(
+                Location::file(pair[1].display_path.clone()),
+                format!("duplicate migration version {}: `{}` and `{}`", pair[1].version, pair[0].file_name, pair[1].file_name),
+                "each version is applied once; renumber one of the files",
+            ));
+        }
+    }
+    if out.is_empty() && problems.is_empty() {
+        problems.push(Diagnostic::new(
+            Location::file(display),
+            format!("the migrations directory `{display}` has no `V{{n}}__{{name}}.sql` files"),
+            "add migrations, or drop the `[[database]]` table if this release changes no schema",
+        ));
+    }
+    if problems.is_empty() { Ok(out) } else { Err(PlanError::Invalid(problems)) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_names() {
+        assert_eq!(parse_file_name("V2__add_full_name.sql").unwrap(), (2, "add_full_name".into()));
+        assert_eq!(parse_file_name("V010__x.sql").unwrap(), (10, "x".into()));
+        for bad in ["2__x.sql", "V2_x.sql", "Vtwo__x.sql", "V__x.sql", "V2__.sql", "V2__a-b.sql", "V1.5__x.sql"] {
+            assert!(parse_file_name(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn bom_is_stripped_but_checksummed() {
+        let m = MigrationFile::from_bytes("V1__a.sql", "m/V1__a.sql", b"\xef\xbb\xbfSELECT 1;").unwrap();
+        assert_eq!(m.text, "SELECT 1;");
+        let plain = MigrationFile::from_bytes("V1__a.sql", "m/V1__a.sql", b"SELECT 1;").unwrap();
+        assert_ne!(m.checksum, plain.checksum);
+    }
+}

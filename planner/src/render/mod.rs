@@ -1,0 +1,55 @@
+//! Views of a [`Plan`] and of a lint run: text for terminals, JSON for machines, Markdown for
+//! pull-request comments, Mermaid and DOT for diagrams. All are pure functions of the value, so
+//! `plan`, `apply --dry-run` and the snapshot tests see the same output.
+
+mod graph;
+mod json;
+mod markdown;
+mod text;
+
+pub use graph::{dot, mermaid};
+pub use json::{lint_json, plan_json, JSON_SCHEMA_VERSION};
+pub use markdown::{markdown, MARKDOWN_LIMIT};
+pub use text::{lint_text, plan_text};
+
+use crate::analysis::Phase;
+use crate::dag::{Plan, StepKind};
+use crate::lint::Counts;
+use serde::Serialize;
+
+/// Headline numbers of a plan, shared by every format.
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    /// Number of steps.
+    pub steps: usize,
+    /// Migration steps in the expand phase.
+    pub expand_migrations: usize,
+    /// Migration steps in the contract phase.
+    pub contract_migrations: usize,
+    /// Steps a rollback cannot undo.
+    pub irreversible_steps: usize,
+    /// Findings by severity.
+    pub findings: Counts,
+}
+
+impl Summary {
+    /// Computes the summary of `plan`.
+    pub fn of(plan: &Plan) -> Self {
+        let migrations = |p: Phase| plan.steps().filter(|s| s.kind == StepKind::Migrate && s.phase == Some(p)).count();
+        Summary {
+            steps: plan.graph.node_count(),
+            expand_migrations: migrations(Phase::Expand),
+            contract_migrations: migrations(Phase::Contract),
+            irreversible_steps: plan.steps().filter(|s| !s.reversible).count(),
+            findings: Counts::of(&plan.findings),
+        }
+    }
+
+    /// One line, e.g. `14 steps · 1 expand / 1 contract migration(s) · 2 irreversible · findings: ...`.
+    pub fn line(&self) -> String {
+        format!(
+            "{} steps · {} expand / {} contract migration(s) · {} irreversible · findings: {}",
+            self.steps, self.expand_migrations, self.contract_migrations, self.irreversible_steps, self.findings
+        )
+    }
+}

@@ -1,0 +1,130 @@
+//! The automatic expand/contract rewrite of a breaking `RENAME COLUMN`: [`RenameRewrite`].
+//!
+//! `ALTER TABLE users RENAME COLUMN name TO full_name` breaks whichever app version is running
+//! when it executes. The seed's recipe, made exact:
+//!
+//! 1. **expand**: add `full_name` (same type), and a trigger that keeps `name` and `full_name`
+//!    equal in both directions, so rows written by either version are right.
+//! 2. **backfill**: copy `name` into `full_name` in primary-key batches, each its own short
+//!    transaction (the trigger keeps rows written meanwhile in sync).
+//! 3. deploy and shift traffic to the version that reads `full_name`.
+//! 4. **contract** (after the old version is retired): drop the trigger and function, enforce
+//!    NOT NULL through a validated CHECK if `name` had it, drop `name`.
+
+use crate::analysis::ColumnRename;
+use crate::migrations::hex;
+use crate::schema::normalize;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+/// The generated SQL of one rename rewrite.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RenameRewrite {
+    /// The rename being rewritten.
+    pub rename: ColumnRename,
+    /// Added column, trigger function and trigger.
+    pub expand_sql: String,
+    /// Undoes `expand_sql` exactly.
+    pub expand_undo_sql: String,
+    /// Primary key column the backfill walks.
+    pub key: String,
+    /// One backfill batch: `$1` exclusive lower bound, `$2` inclusive upper bound of the key.
+    pub backfill_batch_sql: String,
+    /// Drops the trigger, function and old column.
+    pub contract_sql: String,
+    /// The old column's type, if the migrations declare it.
+    pub column_type: Option<String>,
+    /// Whether the key was found in the migrations (otherwise `id` is assumed).
+    pub key_known: bool,
+}
+
+/// PostgreSQL truncates identifiers to 63 bytes; long generated names get a hash suffix instead.
+fn ident(base: &str) -> String {
+    let clean: String = base.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' }).collect();
+    if clean.len() <= 63 {
+        clean
+    } else {
+        let h = hex(&Sha256::digest(base.as_bytes()));
+        format!("{}_{}", &clean[..54], &h[..8])
+    }
+}
+
+/// Builds the rewrite for `rename` (which carries what the migrations say about the column).
+pub fn rename_column(rename: &ColumnRename) -> RenameRewrite {
+    let ColumnRename { table, from, to, column_type, not_null, key } = rename;
+    let column_type = column_type.clone();
+    let not_null = *not_null;
+    let (key, key_known) = match key {
+        Some(k) => (k.clone(), true),
+        None => ("id".to_string(), false),
+    };
+    let base = format!("{}_{}_{}", normalize(table), normalize(from), normalize(to));
+    let func = ident(&format!("cutover_sync_{base}"));
+    let check = ident(&format!("cutover_nn_{}_{}", normalize(table), normalize(to)));
+
+    let add_column = match &column_type {
+        Some(ty) => format!("ALTER TABLE {table} ADD COLUMN {to} {ty};"),
+        None => format!(
+            "-- the type of {table}.{from} is not declared in the migrations: copy it from the catalog\n\
+             DO $cutover$\nBEGIN\n  EXECUTE format('ALTER TABLE %s ADD COLUMN %I %s', '{table}'::regclass, '{to_raw}',\n    (SELECT format_type(atttypid, atttypmod) FROM pg_attribute\n      WHERE attrelid = '{table}'::regclass AND attname = '{from_raw}'));\nEND\n$cutover$;",
+            to_raw = normalize(to),
+            from_raw = normalize(from),
+        ),
+    };
+    let expand_sql = format!(
+        "{add_column}\n\
+         CREATE FUNCTION {func}() RETURNS trigger LANGUAGE plpgsql AS $cutover$\n\
+         BEGIN\n\
+         \x20 -- old version writes {from}, new version writes {to}: keep both equal\n\
+         \x20 IF TG_OP = 'INSERT' THEN\n\
+         \x20   IF NEW.{to} IS NULL THEN NEW.{to} := NEW.{from};\n\
+         \x20   ELSIF NEW.{from} IS NULL THEN NEW.{from} := NEW.{to};\n\
+         \x20   END IF;\n\
+         \x20 ELSIF NEW.{from} IS DISTINCT FROM OLD.{from} AND NEW.{to} IS NOT DISTINCT FROM OLD.{to} THEN\n\
+         \x20   NEW.{to} := NEW.{from};\n\
+         \x20 ELSIF NEW.{to} IS DISTINCT FROM OLD.{to} AND NEW.{from} IS NOT DISTINCT FROM OLD.{from} THEN\n\
+         \x20   NEW.{from} := NEW.{to};\n\
+         \x20 END IF;\n\
+         \x20 RETURN NEW;\n\
+         END\n\
+         $cutover$;\n\
+         CREATE TRIGGER {func} BEFORE INSERT OR UPDATE ON {table}\n\
+         \x20 FOR EACH ROW EXECUTE FUNCTION {func}();"
+    );
+    let expand_undo_sql = format!(
+        "DROP TRIGGER IF EXISTS {func} ON {table};\n\
+         DROP FUNCTION IF EXISTS {func}();\n\
+         ALTER TABLE {table} DROP COLUMN IF EXISTS {to};"
+    );
+    let backfill_batch_sql = format!(
+        "UPDATE {table} SET {to} = {from} WHERE {key} > $1 AND {key} <= $2 AND {to} IS DISTINCT FROM {from}"
+    );
+    let mut contract_sql = format!(
+        "DROP TRIGGER IF EXISTS {func} ON {table};\n\
+         DROP FUNCTION IF EXISTS {func}();\n"
+    );
+    if not_null {
+        contract_sql.push_str(&format!(
+            "-- {from} was NOT NULL: enforce it on {to} without a long lock\n\
+             ALTER TABLE {table} ADD CONSTRAINT {check} CHECK ({to} IS NOT NULL) NOT VALID;\n\
+             ALTER TABLE {table} VALIDATE CONSTRAINT {check};\n\
+             ALTER TABLE {table} ALTER COLUMN {to} SET NOT NULL;\n\
+             ALTER TABLE {table} DROP CONSTRAINT {check};\n"
+        ));
+    }
+    contract_sql.push_str(&format!("ALTER TABLE {table} DROP COLUMN {from};"));
+    RenameRewrite { rename: rename.clone(), expand_sql, expand_undo_sql, key, backfill_batch_sql, contract_sql, column_type, key_known }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_names_stay_within_postgres_limit_and_distinct() {
+        let a = ident(&"x".repeat(100));
+        let b = ident(&format!("{}y", "x".repeat(99)));
+        assert!(a.len() <= 63 && b.len() <= 63);
+        assert_ne!(a, b);
+    }
+}
