@@ -254,7 +254,7 @@ fn analyze_file(file: &MigrationFile, schema: &mut Schema, report: bool, opts: A
     let mut errors: Vec<(usize, String)> = parse
         .errors()
         .iter()
-        .map(|e| (usize::from(e.range().start()), e.message().to_string()))
+        .map(|e| (usize::from(e.range().start()), readable_parse_error(e.message())))
         .collect();
 
     // Comments, for ignores and the phase declaration.
@@ -301,7 +301,11 @@ fn analyze_file(file: &MigrationFile, schema: &mut Schema, report: bool, opts: A
             classify(&stmt, schema, report && opts.release)
         } else {
             let mut c = Class::new(StmtPhase::Unparseable, Inverse::Unknown("the statement could not be read".into()));
-            c.finding("unparseable-statement", format!("the SQL parser cannot read this statement: {}", stmt_errors.join("; ")), "fix the syntax (check it with `psql`), or split the statement; cutover will not guess what an unreadable statement does");
+            let more = match stmt_errors.len() {
+                1 => String::new(),
+                n => format!(" (and {} more parse errors)", n - 1),
+            };
+            c.finding("unparseable-statement", format!("the SQL parser cannot read this statement: {}{more}", stmt_errors[0]), "fix the syntax (check it with `psql`), or split the statement; cutover will not guess what an unreadable statement does");
             c
         };
         for (rule_id, message, hint) in &class.findings {
@@ -449,6 +453,31 @@ fn analyze_file(file: &MigrationFile, schema: &mut Schema, report: bool, opts: A
         },
         findings,
     )
+}
+
+/// squawk's messages name token kinds (`ADD_KW`, `IDENT`); show them as SQL.
+fn readable_parse_error(message: &str) -> String {
+    message
+        .split(' ')
+        .map(|w| {
+            let (word, tail) = match w.find(|c: char| c == ',' || c == ';') {
+                Some(i) => w.split_at(i),
+                None => (w, ""),
+            };
+            let shown = match word {
+                "IDENT" => "an identifier".to_string(),
+                "SEMICOLON" => "`;`".to_string(),
+                "L_PAREN" => "`(`".to_string(),
+                "R_PAREN" => "`)`".to_string(),
+                "COMMA" => "`,`".to_string(),
+                "EOF" => "the end of the file".to_string(),
+                _ if word.ends_with("_KW") => format!("`{}`", word.trim_end_matches("_KW")),
+                _ => word.to_string(),
+            };
+            format!("{shown}{tail}")
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn is_unclassified(s: &StatementAnalysis, findings: &[Finding]) -> bool {

@@ -51,7 +51,7 @@ pub enum PlanError {
     Invalid(Vec<Diagnostic>),
     /// Migrations were read, but some statements cannot be placed in a phase (unparseable,
     /// breaking without a rewrite, or a phase declaration they contradict).
-    #[error("{} statement(s) cannot be placed in an expand or contract phase", .0.len())]
+    #[error("{} finding(s) in the migrations stop planning", .0.len())]
     Blocked(Vec<Finding>),
 }
 

@@ -426,8 +426,8 @@ fn hint_for_unknown_key(message: &str) -> Option<String> {
         "weights" => "canary weights are written `steps = [10, 25, 50, 100]`".to_string(),
         "strategy" => "`strategy` belongs to a service: `[service.strategy]` under `[[service]]`".to_string(),
         _ => {
-            let expected = message.split("expected").nth(1)?;
-            format!("check the spelling; expected one of{}", expected.trim_end_matches('.'))
+            let expected = message.split("expected").nth(1)?.trim().trim_start_matches("one of").trim();
+            format!("check the spelling; the keys allowed here are {}", expected.trim_end_matches('.'))
         }
     };
     Some(hint)
@@ -451,7 +451,16 @@ impl ReleaseSpec {
                 message
                     .split("expected")
                     .nth(1)
-                    .map(|rest| format!("use one of{}", rest.trim_end_matches('.')))
+                    .map(|rest| format!("use {}", rest.trim().trim_end_matches('.')))
+            } else if message.starts_with("invalid type") {
+                let expected = message.split("expected").nth(1).unwrap_or("another type").trim();
+                let expected = match expected {
+                    "u16" => "a whole number from 0 to 65535",
+                    "u32" | "u64" => "a whole number",
+                    "a sequence" => "a list, e.g. [\"a\", \"b\"]",
+                    other => other,
+                };
+                Some(format!("this key takes {expected}: numbers and true/false are written without quotes, durations as strings like \"30s\""))
             } else if message.starts_with("missing field") {
                 Some("see plans/README.md for every key of a release spec".to_string())
             } else {

@@ -1,0 +1,109 @@
+//! `cutover lint`: classification, findings, ignores, exit codes.
+
+use crate::common::{assert_no_panic, cutover, transcript};
+use serde_json::Value;
+use std::fs;
+
+fn lint_json(args: &[&str]) -> (Option<i32>, Value) {
+    let mut all = vec!["lint", "--format", "json"];
+    all.extend_from_slice(args);
+    let out = cutover(&all);
+    assert_no_panic(&out);
+    (out.status.code(), serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", transcript(&out))))
+}
+
+fn rules(doc: &Value) -> Vec<(String, u64)> {
+    doc["findings"].as_array().unwrap().iter().map(|f| (f["rule"].as_str().unwrap().to_string(), f["line"].as_u64().unwrap())).collect()
+}
+
+#[test]
+fn sample_directory_classifies_every_migration() {
+    let (code, doc) = lint_json(&["migrations-sample/app"]);
+    assert_eq!(code, Some(0));
+    let phases: Vec<(&str, &str)> = doc["migrations"].as_array().unwrap().iter().map(|m| (m["file"].as_str().unwrap(), m["phase"].as_str().unwrap())).collect();
+    assert_eq!(phases.last().unwrap(), &("migrations-sample/app/V7__drop_users_legacy_flags.sql", "contract"));
+    assert!(phases[..6].iter().all(|(_, p)| *p == "expand"), "{phases:?}");
+    let v4 = &doc["migrations"][3];
+    assert_eq!(v4["transactional"], false, "CREATE INDEX CONCURRENTLY cannot run in a transaction");
+    assert_eq!(v4["statements"][0]["line"], 2);
+}
+
+#[test]
+fn lock_hazards_and_breaking_changes_exit_2_with_locations() {
+    let dir = tempfile::tempdir().unwrap();
+    let sql = "\
+CREATE INDEX users_email_idx ON users (email);
+ALTER TABLE orders ADD CONSTRAINT fk FOREIGN KEY (user_id) REFERENCES users (id);
+ALTER TABLE users RENAME COLUMN name TO full_name;
+ALTER TABLE users ADD COLUMN created timestamptz DEFAULT now();
+ALTER TABLE users ADD COLUMN token uuid DEFAULT gen_random_uuid();
+DELETE FROM sessions;
+";
+    fs::write(dir.path().join("V9__risky.sql"), sql).unwrap();
+    let (code, doc) = lint_json(&[dir.path().to_str().unwrap()]);
+    assert_eq!(code, Some(2));
+    let r = rules(&doc);
+    for expected in [("require-concurrent-index-creation", 1), ("adding-foreign-key-constraint", 2), ("breaking-rename-column", 3), ("adding-field-with-default", 5), ("data-loss", 6), ("unbatched-dml", 6)] {
+        assert!(r.contains(&(expected.0.to_string(), expected.1)), "missing {expected:?} in {r:?}");
+    }
+    // now() is not volatile in PostgreSQL's sense: no table rewrite, no finding on line 4.
+    assert!(!r.iter().any(|(rule, line)| rule == "adding-field-with-default" && *line == 4), "{r:?}");
+    let m = &doc["migrations"][0];
+    assert_eq!(m["phase"], "breaking");
+    let phases: Vec<&str> = m["statements"].as_array().unwrap().iter().map(|s| s["phase"].as_str().unwrap()).collect();
+    assert_eq!(phases, ["expand", "expand", "breaking", "expand", "expand", "contract"]);
+}
+
+#[test]
+fn concurrently_sharing_a_migration_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(dir.path().join("V2__two.sql"), "ALTER TABLE users ADD COLUMN a text;\nCREATE INDEX CONCURRENTLY users_a ON users (a);\n").unwrap();
+    let (code, doc) = lint_json(&[dir.path().to_str().unwrap()]);
+    assert_eq!(code, Some(2));
+    assert!(rules(&doc).contains(&("concurrently-in-transaction".to_string(), 2)), "{:?}", rules(&doc));
+    // Alone in its file (SET aside) it is fine.
+    fs::write(dir.path().join("V2__two.sql"), "SET lock_timeout = '1s';\nCREATE INDEX CONCURRENTLY users_a ON users (a);\n").unwrap();
+    let (_, doc) = lint_json(&[dir.path().to_str().unwrap()]);
+    assert!(!rules(&doc).iter().any(|(r, _)| r == "concurrently-in-transaction"), "{:?}", rules(&doc));
+}
+
+#[test]
+fn ignore_comments_silence_one_statement_only() {
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(dir.path().join("V3__idx.sql"), "-- cutover:ignore require-concurrent-index-creation\nCREATE INDEX a_idx ON users (a);\nCREATE INDEX b_idx ON users (b);\n").unwrap();
+    let (_, doc) = lint_json(&[dir.path().to_str().unwrap()]);
+    let hits: Vec<u64> = rules(&doc).into_iter().filter(|(r, _)| r == "require-concurrent-index-creation").map(|(_, l)| l).collect();
+    assert_eq!(hits, vec![3]);
+}
+
+#[test]
+fn unparseable_statement_is_a_finding_and_neighbours_are_still_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(dir.path().join("V4__typo.sql"), "CREATE INDEX a_idx ON users (a);\nALTERR TABLE users ADD COLUMN b int;\nALTER TABLE users DROP COLUMN c;\n").unwrap();
+    let (code, doc) = lint_json(&[dir.path().to_str().unwrap()]);
+    assert_eq!(code, Some(2));
+    let r = rules(&doc);
+    assert!(r.contains(&("unparseable-statement".into(), 2)), "{r:?}");
+    assert!(r.contains(&("require-concurrent-index-creation".into(), 1)), "{r:?}");
+    assert!(r.contains(&("data-loss".into(), 3)), "{r:?}");
+    assert_eq!(doc["migrations"][0]["phase"], "unknown", "an unreadable statement blocks classification");
+}
+
+#[test]
+fn list_rules_names_every_rule_with_a_severity() {
+    let out = cutover(&["lint", "--list-rules", "--format", "json"]);
+    assert_eq!(out.status.code(), Some(0));
+    let rules: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let ids: Vec<&str> = rules.as_array().unwrap().iter().map(|r| r["id"].as_str().unwrap()).collect();
+    for id in ["unparseable-statement", "breaking-rename-column", "data-loss", "concurrently-in-transaction", "require-concurrent-index-creation", "constraint-missing-not-valid", "require-lock-timeout"] {
+        assert!(ids.contains(&id), "{id} missing");
+    }
+}
+
+#[test]
+fn lint_of_a_missing_path_is_bad_input() {
+    let out = cutover(&["lint", "no/such/dir"]);
+    assert_no_panic(&out);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("`no/such/dir` does not exist"));
+}

@@ -1,0 +1,6 @@
+//! CLI tests: one binary, split into modules (cargo builds it once).
+
+mod bad_input;
+mod common;
+mod lint_cli;
+mod plan_cli;
