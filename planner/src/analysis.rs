@@ -185,6 +185,9 @@ pub fn analyze(files: &[MigrationFile], baseline: Option<u64>, opts: AnalyzeOpti
     let mut schema = Schema::default();
     let mut migrations = Vec::new();
     let mut findings = Vec::new();
+    // Version order, whatever order the caller read the files in.
+    let mut files: Vec<&MigrationFile> = files.iter().collect();
+    files.sort_by_key(|f| f.version);
     for file in files {
         let applied = baseline.is_some_and(|b| file.version <= b);
         let (m, f) = analyze_file(file, &mut schema, !applied, opts);

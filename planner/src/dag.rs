@@ -319,6 +319,15 @@ impl Builder {
         let mut deps: Vec<NodeIndex> = deps.to_vec();
         deps.sort();
         deps.dedup();
+        // Keep `depends_on` minimal: drop a dependency another dependency already waits for.
+        if deps.len() > 1 {
+            let implied: Vec<NodeIndex> = deps
+                .iter()
+                .copied()
+                .filter(|d| deps.iter().any(|o| o != d && petgraph::algo::has_path_connecting(&self.graph, *d, *o, None)))
+                .collect();
+            deps.retain(|d| !implied.contains(d));
+        }
         step.depends_on = deps.iter().map(|d| self.graph[*d].id.clone()).collect();
         let id = step.id.clone();
         let n = self.graph.add_node(step);

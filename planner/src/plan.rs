@@ -242,7 +242,7 @@ pub fn plan_release(spec: &ReleaseSpec, dbs: Vec<(String, Vec<MigrationFile>)>) 
         downtime = Some((retires, healths));
     } else {
         // Expand phase per database, with backfills after their migration.
-        let mut expand_end: BTreeMap<String, NodeIndex> = BTreeMap::new();
+        let mut expand_end: BTreeMap<String, Vec<NodeIndex>> = BTreeMap::new();
         let mut backfills: BTreeMap<String, Vec<NodeIndex>> = BTreeMap::new();
         let mut contract_parts: BTreeMap<String, Vec<(&MigrationAnalysis, Option<String>, Vec<StatementRef>)>> = BTreeMap::new();
         for (name, ms) in &analyzed {
@@ -322,9 +322,9 @@ pub fn plan_release(spec: &ReleaseSpec, dbs: Vec<(String, Vec<MigrationFile>)>) 
                 }
                 contract_parts.entry(name.clone()).or_default().push((m, Some(contract_sql.join("\n")), refs(m, |s| s.phase != StmtPhase::Expand)));
             }
-            expand_end.insert(name.clone(), prev[0]);
+            expand_end.insert(name.clone(), prev);
         }
-        let all_expanded: Vec<NodeIndex> = expand_end.values().copied().collect();
+        let all_expanded: Vec<NodeIndex> = expand_end.values().flatten().copied().collect();
         let all_backfills: Vec<NodeIndex> = backfills.values().flatten().copied().collect();
         let has_pre_deploy = spec.command.iter().any(|c| c.get_ref().stage == Stage::PreDeploy);
         let pre_deploy = hooks(&mut b, spec, Stage::PreDeploy, &[all_expanded.clone(), all_backfills.clone()].concat().into_iter().chain(pre_migrate.clone()).collect::<Vec<_>>());
@@ -337,7 +337,7 @@ pub fn plan_release(spec: &ReleaseSpec, dbs: Vec<(String, Vec<MigrationFile>)>) 
         let mut lanes = Vec::new();
         for svc in &services {
             let dbs = svc_dbs(svc, &databases);
-            let mut deps: Vec<NodeIndex> = if has_pre_deploy { pre_deploy.clone() } else { dbs.iter().filter_map(|d| expand_end.get(*d).copied()).collect() };
+            let mut deps: Vec<NodeIndex> = if has_pre_deploy { pre_deploy.clone() } else { dbs.iter().filter_map(|d| expand_end.get(*d)).flatten().copied().collect() };
             if deps.is_empty() {
                 deps = pre_migrate.clone();
             }
@@ -352,9 +352,12 @@ pub fn plan_release(spec: &ReleaseSpec, dbs: Vec<(String, Vec<MigrationFile>)>) 
             };
             let d = b.add(deploy_step(svc, port, replicas, batch), &deps);
             let h = b.add(health_step(svc, port, batch), &[d]);
+            // Traffic moves only once every expand migration and backfill of the release is done:
+            // the new version may read any of them, and a rollback point is simpler to reason
+            // about when no schema work overlaps traffic changes.
             let mut ready = vec![h];
-            // Traffic waits for the data the new version reads.
-            ready.extend(dbs.iter().flat_map(|d| backfills.get(*d).cloned().unwrap_or_default()));
+            ready.extend(all_expanded.iter().copied());
+            ready.extend(all_backfills.iter().copied());
             lanes.push(Lane { svc, ready });
         }
         let healths: Vec<NodeIndex> = lanes.iter().flat_map(|l| l.ready.clone()).collect();
@@ -446,10 +449,10 @@ pub fn plan_release(spec: &ReleaseSpec, dbs: Vec<(String, Vec<MigrationFile>)>) 
         let mut contract_end: BTreeMap<String, NodeIndex> = BTreeMap::new();
         for (name, parts) in &contract_parts {
             let db = databases.iter().find(|d| &d.name == name).unwrap();
-            let mut prev: Vec<NodeIndex> = services.iter().filter(|s| svc_dbs(s, &databases).contains(&name.as_str())).map(|s| retired[&s.name]).collect();
-            if prev.is_empty() {
-                prev = retired.values().copied().collect();
-            }
+            // Every old version is gone before anything is contracted: a service that does not
+            // declare the database may still reach it through another.
+            let mut prev: Vec<NodeIndex> = retired.values().copied().collect();
+            prev.extend(backup_of.get(name));
             for (m, generated, statements) in parts {
                 let n = migrate_step(&mut b, db, m, Phase::Contract, statements.clone(), generated.clone(), None, None, &prev);
                 prev = vec![n];
