@@ -15,6 +15,7 @@ use crate::analysis::Phase;
 use crate::duration::Duration;
 use crate::migrations::hex;
 use crate::spec::{RouterKind, Stage, StrategyKind};
+use fixedbitset::FixedBitSet;
 use petgraph::Direction;
 use petgraph::graph::{DiGraph, NodeIndex};
 use serde::Serialize;
@@ -310,6 +311,25 @@ pub struct Plan {
 pub struct Builder {
     graph: DiGraph<Step, ()>,
     ids: BTreeMap<String, NodeIndex>,
+    /// Ancestors of each node, kept as nodes are added (a plan of thousands of steps would
+    /// otherwise pay a graph walk per dependency pair).
+    ancestors: Vec<FixedBitSet>,
+}
+
+/// Ancestor sets of every node of a graph whose node order is topological.
+pub fn ancestor_sets<N, E>(graph: &DiGraph<N, E>) -> Vec<FixedBitSet> {
+    let n = graph.node_count();
+    let mut sets: Vec<FixedBitSet> = Vec::with_capacity(n);
+    for node in graph.node_indices() {
+        let mut set = FixedBitSet::with_capacity(n);
+        for p in graph.neighbors_directed(node, Direction::Incoming) {
+            debug_assert!(p.index() < node.index(), "node order is not topological");
+            set.union_with(&sets[p.index()]);
+            set.insert(p.index());
+        }
+        sets.push(set);
+    }
+    sets
 }
 
 impl Builder {
@@ -324,9 +344,15 @@ impl Builder {
             let implied: Vec<NodeIndex> = deps
                 .iter()
                 .copied()
-                .filter(|d| deps.iter().any(|o| o != d && petgraph::algo::has_path_connecting(&self.graph, *d, *o, None)))
+                .filter(|d| deps.iter().any(|o| o != d && self.ancestors[o.index()].contains(d.index())))
                 .collect();
             deps.retain(|d| !implied.contains(d));
+        }
+        let mut set = FixedBitSet::new();
+        for d in &deps {
+            set.union_with(&self.ancestors[d.index()]);
+            set.grow(d.index() + 1);
+            set.insert(d.index());
         }
         step.depends_on = deps.iter().map(|d| self.graph[*d].id.clone()).collect();
         let id = step.id.clone();
@@ -335,6 +361,7 @@ impl Builder {
             self.graph.add_edge(d, n, ());
         }
         self.ids.insert(id, n);
+        self.ancestors.push(set);
         n
     }
 
@@ -383,18 +410,19 @@ impl Plan {
         level
     }
 
-    /// Whether `a` must finish before `b` starts (a path from `a` to `b`).
-    pub fn precedes(&self, a: NodeIndex, b: NodeIndex) -> bool {
-        petgraph::algo::has_path_connecting(&self.graph, a, b, None)
-    }
-
     /// Checks the release invariants. Returns the violations (empty when the plan is sound).
     pub fn check_invariants(&self) -> Vec<String> {
         let mut out = Vec::new();
-        if petgraph::algo::toposort(&self.graph, None).is_err() {
-            out.push("the step graph has a cycle".to_string());
+        let topological = self.graph.edge_indices().all(|e| {
+            let (a, b) = self.graph.edge_endpoints(e).expect("edge exists");
+            a.index() < b.index()
+        });
+        if !topological || petgraph::algo::toposort(&self.graph, None).is_err() {
+            out.push("the step graph has a cycle or is not in dependency order".to_string());
             return out;
         }
+        let ancestors = ancestor_sets(&self.graph);
+        let precedes = |a: NodeIndex, b: NodeIndex| ancestors[b.index()].contains(a.index());
         let g = &self.graph;
         let of = |k: StepKind| g.node_indices().filter(move |n| g[*n].kind == k).collect::<Vec<_>>();
         let migrations = of(StepKind::Migrate);
@@ -409,7 +437,7 @@ impl Plan {
         for m in &migrations {
             let db = db_of(*m);
             for b in backups.iter().filter(|b| db_of(**b) == db) {
-                if !self.precedes(*b, *m) {
+                if !precedes(*b, *m) {
                     out.push(format!("{} does not wait for {}", g[*m].id, g[*b].id));
                 }
             }
@@ -420,19 +448,19 @@ impl Plan {
                 match g[*m].phase {
                     Some(Phase::Expand) => {
                         for s in &shifts {
-                            if !self.precedes(*m, *s) {
+                            if !precedes(*m, *s) {
                                 out.push(format!("expand step {} does not precede {}", g[*m].id, g[*s].id));
                             }
                         }
                     }
                     Some(Phase::Contract) => {
                         for s in shifts.iter().filter(|s| matches!(g[**s].params, Params::Shift { to_weight: 100, .. })) {
-                            if !self.precedes(*s, *m) {
+                            if !precedes(*s, *m) {
                                 out.push(format!("contract step {} does not follow {}", g[*m].id, g[*s].id));
                             }
                         }
                         for r in &retires {
-                            if !self.precedes(*r, *m) {
+                            if !precedes(*r, *m) {
                                 out.push(format!("contract step {} does not follow {}", g[*m].id, g[*r].id));
                             }
                         }
@@ -442,7 +470,7 @@ impl Plan {
             }
             for b in of(StepKind::Backfill) {
                 for s in &shifts {
-                    if !self.precedes(b, *s) {
+                    if !precedes(b, *s) {
                         out.push(format!("backfill {} does not precede {}", g[b].id, g[*s].id));
                     }
                 }
@@ -450,7 +478,7 @@ impl Plan {
         } else {
             for m in &migrations {
                 for r in &retires {
-                    if !self.precedes(*r, *m) {
+                    if !precedes(*r, *m) {
                         out.push(format!("recreate: {} runs before the old version is stopped by {}", g[*m].id, g[r.to_owned()].id));
                     }
                 }

@@ -470,7 +470,9 @@ pub fn plan_release(spec: &ReleaseSpec, dbs: Vec<(String, Vec<MigrationFile>)>) 
 
     let (graph, hash) = b.finish();
     if let Some((retires, healths)) = downtime {
-        let ids: Vec<String> = graph.node_indices().filter(|n| retires.iter().any(|r| petgraph::algo::has_path_connecting(&graph, *r, *n, None)) && healths.iter().any(|h| petgraph::algo::has_path_connecting(&graph, *n, *h, None))).map(|n| graph[n].id.clone()).collect();
+        let anc = crate::dag::ancestor_sets(&graph);
+        let reaches = |a: NodeIndex, b: NodeIndex| a == b || anc[b.index()].contains(a.index());
+        let ids: Vec<String> = graph.node_indices().filter(|n| retires.iter().any(|r| reaches(*r, *n)) && healths.iter().any(|h| reaches(*n, *h))).map(|n| graph[n].id.clone()).collect();
         let plan_downtime = Downtime { from: graph[retires[0]].id.clone(), to: graph[*healths.last().unwrap()].id.clone(), steps: ids };
         return finish(spec, graph, hash, Some(plan_downtime), findings, analyzed);
     }
