@@ -24,9 +24,9 @@ use crate::migrations::MigrationFile;
 use crate::schema::{Column, Schema, normalize};
 use crate::source::LineIndex;
 use serde::Serialize;
-use squawk_linter::{Linter, Rule};
+use squawk_linter::{Linter, Rule, Violation};
 use squawk_syntax::ast::{self, AstNode};
-use squawk_syntax::{SourceFile, SyntaxKind, SyntaxNode};
+use squawk_syntax::{Parse, SourceFile, SyntaxKind, SyntaxNode};
 use std::collections::BTreeSet;
 
 /// When a statement is safe to run, relative to the two app versions.
@@ -188,9 +188,12 @@ pub fn analyze(files: &[MigrationFile], baseline: Option<u64>, opts: AnalyzeOpti
     // Version order, whatever order the caller read the files in.
     let mut files: Vec<&MigrationFile> = files.iter().collect();
     files.sort_by_key(|f| f.version);
-    for file in files {
+    // Parsing and squawk's rules need no schema, so they run on every core; the classification
+    // replays DDL into the schema model and so runs in version order afterwards.
+    let prepared = parallel_map(&files, |file| prepare(file, !baseline.is_some_and(|b| file.version <= b)));
+    for (file, prepared) in files.into_iter().zip(prepared) {
         let applied = baseline.is_some_and(|b| file.version <= b);
-        let (m, f) = analyze_file(file, &mut schema, !applied, opts);
+        let (m, f) = analyze_file(file, prepared, &mut schema, !applied, opts);
         if !applied {
             migrations.push(m);
             findings.extend(f);
@@ -249,16 +252,58 @@ const SQUAWK_LOCK_RULES: &[&str] = &[
     "require-concurrent-index-deletion",
 ];
 
-fn analyze_file(file: &MigrationFile, schema: &mut Schema, report: bool, opts: AnalyzeOptions) -> (MigrationAnalysis, Vec<Finding>) {
+/// What can be computed for a file without the schema: its parse tree and squawk's findings.
+struct Prepared {
+    parse: Parse<SourceFile>,
+    /// Parse errors: offset and readable message.
+    errors: Vec<(usize, String)>,
+    violations: Vec<Violation>,
+}
+
+fn prepare(file: &MigrationFile, lint: bool) -> Prepared {
+    let parse = SourceFile::parse(&file.text);
+    let violations = if lint {
+        let mut linter = Linter::with_rules(&[], SQUAWK_REPLACED);
+        // cutover runs a file in one transaction unless a statement forbids it.
+        linter.settings.assume_in_transaction = parse.tree().stmts().all(|s| transactional(&s));
+        linter.lint(&parse, &file.text)
+    } else {
+        Vec::new()
+    };
+    let errors = parse.errors().iter().map(|e| (usize::from(e.range().start()), readable_parse_error(e.message()))).collect();
+    Prepared { parse, errors, violations }
+}
+
+/// Maps `f` over `items` on all cores, keeping order.
+fn parallel_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if threads <= 1 || items.len() < 32 {
+        return items.iter().map(f).collect();
+    }
+    let chunk = items.len().div_ceil(threads);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = items.chunks(chunk).map(|c| s.spawn(|| c.iter().map(&f).collect::<Vec<R>>())).collect();
+        handles.into_iter().flat_map(|h| h.join().expect("an analysis thread panicked")).collect()
+    })
+}
+
+/// Whether a statement can run inside a transaction block.
+fn transactional(stmt: &ast::Stmt) -> bool {
+    let concurrently = || has_seq(&words(stmt.syntax()), &["concurrently"]);
+    match stmt {
+        ast::Stmt::CreateIndex(ci) => ci.concurrently_token().is_none(),
+        ast::Stmt::DropIndex(_) | ast::Stmt::Reindex(_) => !concurrently(),
+        ast::Stmt::AlterTable(at) => !at.actions().any(|a| matches!(a, ast::AlterTableAction::DetachPartition(_))) || !concurrently(),
+        ast::Stmt::Vacuum(_) | ast::Stmt::CreateDatabase(_) | ast::Stmt::DropDatabase(_) | ast::Stmt::AlterSystem(_) => false,
+        _ => true,
+    }
+}
+
+fn analyze_file(file: &MigrationFile, prepared: Prepared, schema: &mut Schema, report: bool, opts: AnalyzeOptions) -> (MigrationAnalysis, Vec<Finding>) {
     let text = file.text.as_str();
     let index = LineIndex::new(text);
-    let parse = SourceFile::parse(text);
+    let Prepared { parse, mut errors, violations } = prepared;
     let root = parse.syntax_node();
-    let mut errors: Vec<(usize, String)> = parse
-        .errors()
-        .iter()
-        .map(|e| (usize::from(e.range().start()), readable_parse_error(e.message())))
-        .collect();
 
     // Comments, for ignores and the phase declaration.
     let comments: Vec<(usize, String)> = root
@@ -301,7 +346,9 @@ fn analyze_file(file: &MigrationFile, schema: &mut Schema, report: bool, opts: A
         let stmt_errors: Vec<String> = errors.iter().filter(|(at, _)| owns(*at)).map(|(_, m)| m.clone()).collect();
         errors.retain(|(at, _)| !owns(*at));
         let class = if stmt_errors.is_empty() {
-            classify(&stmt, schema, report && opts.release)
+            let mut c = classify(&stmt, schema, report && opts.release);
+            c.transactional = transactional(&stmt);
+            c
         } else {
             let mut c = Class::new(StmtPhase::Unparseable, Inverse::Unknown("the statement could not be read".into()));
             let more = match stmt_errors.len() {
@@ -352,9 +399,7 @@ fn analyze_file(file: &MigrationFile, schema: &mut Schema, report: bool, opts: A
 
     // squawk's lock-hazard rules.
     if report {
-        let mut linter = Linter::with_rules(&[], SQUAWK_REPLACED);
-        linter.settings.assume_in_transaction = transactional;
-        for v in linter.lint(&parse, text) {
+        for v in violations {
             let at = usize::from(v.text_range.start());
             let id = v.code.to_string();
             let span = spans.iter().find(|(s, e, _, _)| at >= *s && at < *e);
@@ -779,9 +824,6 @@ fn classify(stmt: &ast::Stmt, schema: &mut Schema, in_release: bool) -> Class {
                     }
                     ast::AlterTableAction::DetachPartition(_) => {
                         c.raise(Contract);
-                        if has_seq(&aw, &["concurrently"]) {
-                            c.transactional = false;
-                        }
                         unknown_inverse = Some(no_inverse_reason());
                     }
                     ast::AlterTableAction::RenameConstraint(_) => {
@@ -850,25 +892,11 @@ fn classify(stmt: &ast::Stmt, schema: &mut Schema, in_release: bool) -> Class {
                 None => Inverse::Unknown("the index has no name; name it so it can be dropped".into()),
             };
             let mut c = Class::new(Expand, inverse);
-            c.transactional = !concurrent;
             c.table = Some(normalize(&table));
             c
         }
-        ast::Stmt::DropIndex(_) => {
-            let mut c = Class::new(Contract, Inverse::Unknown("a dropped index is not re-created automatically; add a down migration".into()));
-            c.transactional = !has_seq(&w, &["concurrently"]);
-            c
-        }
-        ast::Stmt::Reindex(_) => {
-            let mut c = Class::new(Neutral, Inverse::Noop);
-            c.transactional = !has_seq(&w, &["concurrently"]);
-            c
-        }
-        ast::Stmt::Vacuum(_) => {
-            let mut c = Class::new(Neutral, Inverse::Noop);
-            c.transactional = false;
-            c
-        }
+        ast::Stmt::DropIndex(_) => Class::new(Contract, Inverse::Unknown("a dropped index is not re-created automatically; add a down migration".into())),
+        ast::Stmt::Reindex(_) | ast::Stmt::Vacuum(_) => Class::new(Neutral, Inverse::Noop),
         ast::Stmt::CreateView(_) | ast::Stmt::CreateFunction(_) | ast::Stmt::CreateProcedure(_) | ast::Stmt::CreateTrigger(_) | ast::Stmt::CreateRule(_) => {
             let or_replace = has_seq(&w, &["or", "replace"]);
             let mut c = Class::new(Expand, create_inverse(node, &w));
@@ -915,7 +943,6 @@ fn classify(stmt: &ast::Stmt, schema: &mut Schema, in_release: bool) -> Class {
         ast::Stmt::Set(_) | ast::Stmt::Reset(_) | ast::Stmt::Begin(_) | ast::Stmt::Commit(_) | ast::Stmt::Rollback(_) | ast::Stmt::Show(_) | ast::Stmt::Select(_) | ast::Stmt::SetTransaction(_) | ast::Stmt::SetConstraints(_) | ast::Stmt::Lock(_) | ast::Stmt::SetRole(_) | ast::Stmt::ResetRole(_) | ast::Stmt::SavepointCreate(_) | ast::Stmt::ReleaseSavepoint(_) | ast::Stmt::EmptyStmt(_) | ast::Stmt::Checkpoint(_) => Class::new(Neutral, Inverse::Noop),
         ast::Stmt::CreateDatabase(_) | ast::Stmt::DropDatabase(_) | ast::Stmt::AlterSystem(_) => {
             let mut c = Class::new(Contract, no_inverse());
-            c.transactional = false;
             c.finding("unclassified-statement", "database-level statements are outside a release's schema phases".into(), "run them outside cutover, or declare the file's phase with `-- cutover:phase=`");
             c
         }
