@@ -272,3 +272,22 @@ fn changing_one_migration_changes_the_hash_of_its_step_and_the_plan() {
     let changed: Vec<&str> = a.steps().zip(b.steps()).filter(|(x, y)| x.hash != y.hash).map(|(x, _)| x.id.as_str()).collect();
     assert_eq!(changed, vec!["migrate/expand/V2__m0"]);
 }
+
+#[test]
+fn a_huge_release_still_fits_a_pull_request_comment() {
+    let r = Release {
+        recreate: false,
+        services: (0..3).map(|_| Svc { strategy: 2, replicas: 3, batch: 1, steps: vec![1, 2, 3, 4, 5, 10, 25, 50, 100], pause: true, analysis: true, db_subset: None }).collect(),
+        dbs: vec![vec![Mig::AddColumn; 6], vec![Mig::CreateTable; 6]],
+        hooks: vec![],
+    };
+    // Widen it: many databases' worth of migrations by repeating the generated spec's services.
+    let mut big = r.clone();
+    big.services = (0..60).map(|i| Svc { strategy: (i % 3) as u8, ..r.services[0].clone() }).collect();
+    let plan = build(&big, false);
+    let md = cutover_planner::render::markdown(&plan, "plans/huge.toml");
+    assert!(md.len() <= cutover_planner::render::MARKDOWN_LIMIT, "{} characters", md.len());
+    assert!(md.starts_with("### cutover plan `generated`"));
+    assert!(md.trim_end().ends_with("for all of it."), "no truncation notice");
+    assert_eq!(md.matches("```").count() % 2, 0, "an unclosed code block");
+}

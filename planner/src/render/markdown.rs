@@ -7,6 +7,9 @@ use std::fmt::Write;
 /// Markdown output is cut to stay under this many characters (GitHub caps a comment at 65,536).
 pub const MARKDOWN_LIMIT: usize = 60_000;
 
+/// Findings listed in the comment; the rest are counted.
+const FINDINGS_SHOWN: usize = 50;
+
 fn cell(s: &str) -> String {
     s.replace('|', "\\|").replace('\n', " ")
 }
@@ -34,8 +37,14 @@ pub fn markdown(plan: &Plan, spec_path: &str) -> String {
     }
     if !plan.findings.is_empty() {
         out.push_str("#### Findings\n\n| Severity | Rule | Location | Message | Fix |\n|---|---|---|---|---|\n");
-        for f in &plan.findings {
+        // Most severe first; a long tail would push the DAG and the steps out of the comment.
+        let mut findings: Vec<_> = plan.findings.iter().collect();
+        findings.sort_by_key(|f| std::cmp::Reverse(f.severity));
+        for f in findings.iter().take(FINDINGS_SHOWN) {
             let _ = writeln!(out, "| {} | `{}` | `{}:{}` | {} | {} |", f.severity, f.rule, f.file, f.line, cell(&f.message), cell(&f.hint));
+        }
+        if findings.len() > FINDINGS_SHOWN {
+            let _ = writeln!(out, "\n{} more finding(s) not shown; `cutover plan SPEC --format json` lists them all.", findings.len() - FINDINGS_SHOWN);
         }
         out.push('\n');
     }
@@ -63,7 +72,7 @@ fn truncate(mut out: String) -> String {
     if out.len() <= MARKDOWN_LIMIT {
         return out;
     }
-    let notice = "\n\n> **Truncated**: this plan is longer than a pull-request comment allows. Run `cutover plan SPEC --format markdown` locally or `--format json` for all of it.\n";
+    let notice = "\n\n> **Truncated**: this plan is longer than a pull-request comment allows. Run `cutover plan SPEC` (text) or `cutover plan SPEC --format json` for all of it.\n";
     // Room for the notice and for closing an open code block and <details>.
     let mut cut = MARKDOWN_LIMIT - notice.len() - 32;
     while !out.is_char_boundary(cut) {
