@@ -247,12 +247,11 @@ pub fn plan_release(spec: &ReleaseSpec, dbs: Vec<(String, Vec<MigrationFile>)>) 
         let mut contract_parts: BTreeMap<String, Vec<(&MigrationAnalysis, Option<String>, Vec<StatementRef>)>> = BTreeMap::new();
         for (name, ms) in &analyzed {
             let db = databases.iter().find(|d| &d.name == name).unwrap();
-            let mut prev = pre_migrate.clone();
-            if let Some(bk) = backup_of.get(name) {
-                if !prev.contains(bk) {
-                    prev.push(*bk);
-                }
-            }
+            // A database's migrations wait for its own backup (and the pre-migrate hooks, which
+            // wait for every backup), not for the other databases' backups.
+            let has_pre_migrate = spec.command.iter().any(|c| c.get_ref().stage == Stage::PreMigrate);
+            let mut prev = if has_pre_migrate { pre_migrate.clone() } else { vec![preflight] };
+            prev.extend(backup_of.get(name));
             for m in ms {
                 let renames: Vec<_> = m.renames().map(|s| (s.line, rename_column(s.rename.as_ref().unwrap()))).collect();
                 if renames.is_empty() {

@@ -468,7 +468,8 @@ impl ReleaseSpec {
             };
             vec![Diagnostic { location, message: format!("invalid release spec: {message}"), hint }]
         })?;
-        let errors = spec.validate(&at);
+        let mut errors = spec.validate(&at);
+        errors.sort_by_key(|d| (d.location.line, d.location.column));
         if errors.is_empty() { Ok(spec) } else { Err(errors) }
     }
 

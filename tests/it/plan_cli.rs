@@ -143,3 +143,28 @@ fn usage_errors_exit_1_not_2() {
     let out = cutover(&["frobnicate"]);
     assert_eq!(out.status.code(), Some(1), "{}", transcript(&out));
 }
+
+#[test]
+fn backups_and_deploys_of_independent_databases_and_services_run_in_parallel() {
+    let out = cutover(&["plan", "tests/fixtures/two-databases/spec.toml", "--format", "json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let steps = doc["steps"].as_array().unwrap();
+    let deps = |id: &str| -> Vec<String> {
+        let s = steps.iter().find(|s| s["id"] == id).unwrap_or_else(|| panic!("no step {id}"));
+        s["depends_on"].as_array().unwrap().iter().map(|d| d.as_str().unwrap().to_string()).collect()
+    };
+    // Both backups wait only for preflight: they run at the same time.
+    assert_eq!(deps("backup/users"), ["preflight"]);
+    assert_eq!(deps("backup/billing"), ["preflight"]);
+    // Migration ids carry the database when there are several.
+    assert_eq!(deps("migrate/expand/users/V2__rename_name_to_full_name"), ["backup/users"]);
+    // `api` uses only `users`: its first batch starts without waiting for billing's migrations.
+    assert_eq!(deps("deploy/api/batch-1"), ["migrate/expand/users/V2__rename_name_to_full_name"]);
+    assert_eq!(deps("deploy/billing"), ["migrate/expand/billing/V6__validate_orders_fk"]);
+    // Contract migrations of both databases wait for both old versions to be retired.
+    for c in ["migrate/contract/users/V2__rename_name_to_full_name", "migrate/contract/billing/V7__drop_users_legacy_flags"] {
+        let d = deps(c);
+        assert!(d.contains(&"retire/api/batch-2".to_string()) && d.contains(&"retire/billing".to_string()), "{c}: {d:?}");
+    }
+}

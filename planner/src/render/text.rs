@@ -24,9 +24,11 @@ pub fn plan_text(plan: &Plan) -> String {
     let _ = writeln!(out);
     let levels = plan.levels();
     let width = plan.steps().map(|s| s.id.len()).max().unwrap_or(0);
+    // Listed stage by stage (a stage's steps in plan order), which is also a valid run order.
+    let mut order: Vec<(usize, &crate::dag::Step)> = plan.steps().enumerate().map(|(i, s)| (levels[i], s)).collect();
+    order.sort_by_key(|(level, _)| *level);
     let mut last_level = usize::MAX;
-    for (i, s) in plan.steps().enumerate() {
-        let level = levels[i];
+    for (level, s) in order {
         let stage = if level != last_level { format!("{:>3}", level + 1) } else { "   ".to_string() };
         last_level = level;
         let mark = if s.reversible { " " } else { "!" };
