@@ -190,7 +190,7 @@ pub fn analyze(files: &[MigrationFile], baseline: Option<u64>, opts: AnalyzeOpti
     files.sort_by_key(|f| f.version);
     // Parsing and squawk's rules need no schema, so they run on every core; the classification
     // replays DDL into the schema model and so runs in version order afterwards.
-    let prepared = parallel_map(&files, |file| prepare(file, !baseline.is_some_and(|b| file.version <= b)));
+    let prepared = parallel_map(&files, |file| prepare(file, baseline.is_none_or(|b| file.version > b)));
     for (file, prepared) in files.into_iter().zip(prepared) {
         let applied = baseline.is_some_and(|b| file.version <= b);
         let (m, f) = analyze_file(file, prepared, &mut schema, !applied, opts);
@@ -328,8 +328,14 @@ fn analyze_file(file: &MigrationFile, prepared: Prepared, schema: &mut Schema, r
     };
 
     let mut statements = Vec::new();
-    // (start, end, table, ignores) per statement, for mapping squawk's violations.
-    let mut spans: Vec<(usize, usize, Option<String>, BTreeSet<String>)> = Vec::new();
+    // Where each statement is, for mapping squawk's violations to it.
+    struct Span {
+        start: usize,
+        end: usize,
+        table: Option<String>,
+        ignores: BTreeSet<String>,
+    }
+    let mut spans: Vec<Span> = Vec::new();
     let mut prev_end = 0usize;
     for stmt in parse.tree().stmts() {
         let node = stmt.syntax();
@@ -341,7 +347,7 @@ fn analyze_file(file: &MigrationFile, prepared: Prepared, schema: &mut Schema, r
         let ignores = ignores_between(&comments, prev_end, first);
         // An error in the gap before a statement (text the parser skipped, like a misspelled
         // keyword) belongs to it: whatever it parsed after the garbage is not what was meant.
-        let gap_start = statements.last().map_or(0, |_| spans.last().map_or(0, |s: &(usize, usize, Option<String>, BTreeSet<String>)| s.1));
+        let gap_start = spans.last().map_or(0, |s| s.end);
         let owns = |at: usize| at >= gap_start && at < end.max(start + 1);
         let stmt_errors: Vec<String> = errors.iter().filter(|(at, _)| owns(*at)).map(|(_, m)| m.clone()).collect();
         errors.retain(|(at, _)| !owns(*at));
@@ -364,7 +370,7 @@ fn analyze_file(file: &MigrationFile, prepared: Prepared, schema: &mut Schema, r
             }
         }
         prev_end = end;
-        spans.push((start, end, class.table.clone(), ignores));
+        spans.push(Span { start, end, table: class.table.clone(), ignores });
         statements.push(StatementAnalysis {
             line,
             phase: class.phase,
@@ -402,12 +408,11 @@ fn analyze_file(file: &MigrationFile, prepared: Prepared, schema: &mut Schema, r
         for v in violations {
             let at = usize::from(v.text_range.start());
             let id = v.code.to_string();
-            let span = spans.iter().find(|(s, e, _, _)| at >= *s && at < *e);
-            if let Some((_, _, table, ignores)) = span {
-                if ignores.contains(&id) {
+            if let Some(span) = spans.iter().find(|s| at >= s.start && at < s.end) {
+                if span.ignores.contains(&id) {
                     continue;
                 }
-                if SQUAWK_LOCK_RULES.contains(&id.as_str()) && table.as_deref().is_some_and(|t| schema.is_new(t)) {
+                if SQUAWK_LOCK_RULES.contains(&id.as_str()) && span.table.as_deref().is_some_and(|t| schema.is_new(t)) {
                     continue;
                 }
             }
@@ -466,11 +471,10 @@ fn analyze_file(file: &MigrationFile, prepared: Prepared, schema: &mut Schema, r
     if phase == Phase::Expand || phase == Phase::Contract {
         let expand = statements.iter().find(|s| s.phase == StmtPhase::Expand);
         let contract = statements.iter().find(|s| s.phase == StmtPhase::Contract);
-        if let (Some(e), Some(c)) = (expand, contract) {
-            if declared.is_none() {
+        if let (Some(e), Some(c)) = (expand, contract)
+            && declared.is_none() {
                 push(&mut findings, "mixed-phase-migration", c.line, format!("this migration mixes expand (line {}: `{}`) and contract (line {}: `{}`) statements", e.line, e.summary, c.line, c.summary), "split it: expand statements run before traffic moves, contract statements after the old version is retired".into());
             }
-        }
     }
     if statements.iter().all(|s| s.phase == StmtPhase::Neutral) {
         push(&mut findings, "empty-migration", 1, "the migration has no statements that change the schema".into(), "delete the file or add its statements".into());
@@ -508,7 +512,7 @@ fn readable_parse_error(message: &str) -> String {
     message
         .split(' ')
         .map(|w| {
-            let (word, tail) = match w.find(|c: char| c == ',' || c == ';') {
+            let (word, tail) = match w.find([',', ';']) {
                 Some(i) => w.split_at(i),
                 None => (w, ""),
             };

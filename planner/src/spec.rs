@@ -413,6 +413,9 @@ impl Service {
     }
 }
 
+/// A key and where it is, if present.
+type KeySpan<'a> = (&'a str, Option<Range<usize>>);
+
 /// Keys that people try and that cutover refuses on purpose, with the reason.
 fn hint_for_unknown_key(message: &str) -> Option<String> {
     let key = message.split('`').nth(1)?;
@@ -532,11 +535,10 @@ impl ReleaseSpec {
             }
             match kind {
                 StrategyKind::Rolling => {
-                    if let Some(b) = &st.batch_size {
-                        if *b.get_ref() == 0 || *b.get_ref() > svc.replicas {
+                    if let Some(b) = &st.batch_size
+                        && (*b.get_ref() == 0 || *b.get_ref() > svc.replicas) {
                             err(b.span(), format!("service `{}`: `batch_size = {}` must be between 1 and `replicas` ({})", svc.name, b.get_ref(), svc.replicas), "a batch replaces that many replicas at once; raise `replicas` or lower `batch_size`");
                         }
-                    }
                 }
                 StrategyKind::Canary => match &st.steps {
                     None => err(svc.strategy.span(), format!("service `{}`: a canary needs `steps`", svc.name), "add the traffic weights in percent, e.g. `steps = [10, 25, 50, 100]`"),
@@ -578,7 +580,7 @@ impl ReleaseSpec {
             let router = r.get_ref();
             let nginx_only = [("upstream_file", r.get_ref().upstream_file.as_ref().map(|v| v.span())), ("pid_file", router.pid_file.as_ref().map(|v| v.span())), ("test", router.test.as_ref().map(|v| v.span())), ("reload", router.reload.as_ref().map(|v| v.span())), ("access_log", router.access_log.as_ref().map(|v| v.span()))];
             let haproxy_only = [("admin_socket", router.admin_socket.as_ref().map(|v| v.span())), ("config_file", router.config_file.as_ref().map(|v| v.span()))];
-            let (wrong, needed, hint): (&[(&str, Option<Range<usize>>)], &str, &str) = match router.kind {
+            let (wrong, needed, hint): (&[KeySpan], &str, &str) = match router.kind {
                 RouterKind::Nginx => (&haproxy_only, "upstream_file", "nginx needs the file cutover owns: `upstream_file = \"/etc/nginx/conf.d/cutover-upstreams.conf\"`"),
                 RouterKind::Haproxy => (&nginx_only, "admin_socket", "HAProxy is driven through its runtime API: `admin_socket = \"/run/haproxy/admin.sock\"`"),
             };
