@@ -107,3 +107,14 @@ fn lint_of_a_missing_path_is_bad_input() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("`no/such/dir` does not exist"));
 }
+
+#[test]
+fn lint_formats_of_the_sample_migrations_match_their_snapshots() {
+    for dir in ["app", "rename"] {
+        for format in ["text", "json"] {
+            let out = cutover(&["lint", &format!("migrations-sample/{dir}"), "--format", format]);
+            assert_no_panic(&out);
+            insta::assert_snapshot!(format!("lint-{dir}-{format}"), transcript(&out));
+        }
+    }
+}
