@@ -24,14 +24,44 @@ Examples:
   cutover lint migrations-sample/app                      lint a migrations directory
   cutover lint --list-rules                               every rule id and its severity
 
-Exit codes: 0 ok, 1 bad input or internal error, 2 error-severity findings.";
+Runs:
+  cutover apply plans/canary-rename.toml --dry-run        walk the DAG without side effects
+  cutover apply SPEC                                      run it (event log under .cutover/runs/)
+  cutover resume RUN / cutover rollback RUN               continue / undo a run
+  cutover status RUN / cutover log RUN / cutover runs     inspect
+
+Exit codes: 0 ok, 1 bad input or internal error, 2 error-severity findings;
+apply/resume/rollback add 3 (a step failed), 4 (rollback stopped at a pivot), 130 (interrupted).";
 
 /// cutover: migration-aware release planner and executor.
 #[derive(Debug, Parser)]
 #[command(name = "cutover", version, about = ABOUT, after_help = AFTER_HELP, propagate_version = true)]
 pub struct Cli {
+    /// Where runs are kept (each in `<dir>/runs/<run id>/`).
+    #[arg(long, global = true, env = "CUTOVER_STATE_DIR", default_value = ".cutover", value_name = "DIR")]
+    state_dir: PathBuf,
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum RunFormat {
+    /// A line per step start and end.
+    Text,
+    /// Every event as a JSON line.
+    Json,
+    /// Only errors and notices.
+    Quiet,
+}
+
+impl From<RunFormat> for crate::progress::Mode {
+    fn from(f: RunFormat) -> Self {
+        match f {
+            RunFormat::Text => crate::progress::Mode::Text,
+            RunFormat::Json => crate::progress::Mode::Json,
+            RunFormat::Quiet => crate::progress::Mode::Quiet,
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -76,6 +106,94 @@ Exit codes: 0 no error findings; 1 bad input; 2 some finding has error severity.
         #[arg(long)]
         list_rules: bool,
     },
+    /// Run a release: plan it, then execute the DAG, writing every step to the run's event log.
+    #[command(after_help = "\
+Every event is on disk (fsync) before the effect it announces starts, so a run killed at any
+point resumes where it stopped: `cutover resume RUN`. A failed step stops new steps; then the
+spec's `on_failure` decides: `rollback` (default) undoes what was done, `pause` waits for an
+operator. Ctrl-C lets running steps finish and leaves the run resumable (twice: stop now).
+
+Exit codes: 0 succeeded; 1 bad input or refused; 2 the plan has error findings (nothing ran);
+3 a step failed (rolled back or paused); 4 a rollback stopped at a pivot; 130 interrupted.")]
+    Apply {
+        /// Release spec (TOML).
+        spec: PathBuf,
+        /// Walk the whole DAG describing each step without doing it; writes a real event log
+        /// marked dry-run.
+        #[arg(long)]
+        dry_run: bool,
+        /// Steps that may run at the same time.
+        #[arg(long, default_value_t = 4, value_name = "N")]
+        jobs: usize,
+        /// Apply even though the plan has error-severity findings.
+        #[arg(long)]
+        allow_error_findings: bool,
+        /// Output.
+        #[arg(long, short = 'f', value_enum, default_value_t = RunFormat::Text)]
+        format: RunFormat,
+    },
+    /// Continue a run that stopped (crash, kill -9, Ctrl-C, pause). Refuses if the spec or
+    /// migrations changed since it started, naming the steps.
+    #[command(after_help = "\
+Steps that succeeded are skipped. A step that started but whose end was not recorded is checked
+with its probe; without one it runs again if it is idempotent, otherwise resume stops and asks
+you to check it (then `--retry STEP`).
+
+Exit codes: as for `apply`.")]
+    Resume {
+        /// Run id (see `cutover runs`), run directory or events.log path.
+        run: String,
+        /// A step left in doubt that you checked and want run again.
+        #[arg(long, value_name = "STEP")]
+        retry: Vec<String>,
+        /// Steps that may run at the same time.
+        #[arg(long, default_value_t = 4, value_name = "N")]
+        jobs: usize,
+        /// Output.
+        #[arg(long, short = 'f', value_enum, default_value_t = RunFormat::Text)]
+        format: RunFormat,
+    },
+    /// Undo what a run did, newest first, with the undo data recorded when each step ran.
+    #[command(after_help = "\
+Stops at a pivot (an irreversible step such as a contract migration) and says why. A rollback
+that is interrupted continues when you run the same command again.
+
+Exit codes: 0 rolled back; 1 refused; 4 stopped at a pivot or a failed undo.")]
+    Rollback {
+        /// Run id, run directory or events.log path.
+        run: String,
+        /// Undo only the steps that succeeded after STEP.
+        #[arg(long, value_name = "STEP")]
+        to: Option<String>,
+        /// Print what the rollback would do, and change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Output.
+        #[arg(long, short = 'f', value_enum, default_value_t = RunFormat::Text)]
+        format: RunFormat,
+    },
+    /// Show where a run stands: each step's state, attempts and duration, and who holds it.
+    Status {
+        /// Run id, run directory or events.log path.
+        run: String,
+        /// Output.
+        #[arg(long, short = 'f', value_enum, default_value_t = LintFormat::Text)]
+        format: LintFormat,
+    },
+    /// Print a run's events.
+    Log {
+        /// Run id, run directory or events.log path.
+        run: String,
+        /// Output.
+        #[arg(long, short = 'f', value_enum, default_value_t = LintFormat::Text)]
+        format: LintFormat,
+    },
+    /// List runs, newest first.
+    Runs {
+        /// Output.
+        #[arg(long, short = 'f', value_enum, default_value_t = LintFormat::Text)]
+        format: LintFormat,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -103,7 +221,15 @@ pub fn main() -> ExitCode {
             return ExitCode::from(if e.use_stderr() { exit::INPUT } else { exit::OK });
         }
     };
+    let common = |mode: crate::progress::Mode, jobs: usize| crate::exec::Common { state_dir: cli.state_dir.clone(), mode, jobs };
+    let text_or_json = |f: LintFormat| if f == LintFormat::Json { crate::progress::Mode::Json } else { crate::progress::Mode::Text };
     let code = match cli.command {
+        Command::Apply { spec, dry_run, jobs, allow_error_findings, format } => crate::exec::apply(&common(format.into(), jobs), &spec, dry_run, allow_error_findings),
+        Command::Resume { run, retry, jobs, format } => crate::exec::resume(&common(format.into(), jobs), &run, &retry),
+        Command::Rollback { run, to, dry_run, format } => crate::exec::rollback(&common(format.into(), 1), &run, to, dry_run),
+        Command::Status { run, format } => crate::exec::status(&common(text_or_json(format), 1), &run),
+        Command::Log { run, format } => crate::exec::log(&common(text_or_json(format), 1), &run),
+        Command::Runs { format } => crate::exec::runs(&common(text_or_json(format), 1)),
         Command::Plan { spec, format } => plan(&spec, format),
         Command::Lint { paths, format, list_rules } => {
             if list_rules {
@@ -136,7 +262,7 @@ struct ErrorBody<'a> {
 }
 
 /// Prints a planning error: text on stderr, and a JSON document on stdout if asked for.
-fn report(err: &PlanError, json: bool) -> u8 {
+pub(crate) fn report(err: &PlanError, json: bool) -> u8 {
     let diagnostics = err.diagnostics();
     let mut stderr = std::io::stderr().lock();
     let headline = match err {

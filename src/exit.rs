@@ -8,3 +8,10 @@ pub const OK: u8 = 0;
 pub const INPUT: u8 = 1;
 /// The plan or lint run succeeded, but at least one finding has `error` severity.
 pub const FINDINGS: u8 = 2;
+/// `apply`/`resume`: a step failed; the release was rolled back (or paused, by policy).
+pub const RELEASE_FAILED: u8 = 3;
+/// A rollback stopped before it finished: at a pivot (an irreversible step) or because undoing a
+/// step failed. `cutover status RUN` shows where.
+pub const ROLLBACK_STOPPED: u8 = 4;
+/// Stopped by SIGINT/SIGTERM; the run is resumable.
+pub const INTERRUPTED: u8 = 130;

@@ -1,8 +1,24 @@
 //! cutover's executor: runs a [`cutover_planner::Plan`] step by step, writing every step to an
 //! append-only event log so an interrupted release resumes where it stopped and a rollback undoes
-//! exactly what was done.
+//! exactly what was done, in reverse.
 //!
-//! Not built yet: the event log, runner and step drivers (PostgreSQL, Docker, nginx, HAProxy,
-//! commands) arrive with the executor issue. The crate exists now so the workspace has its final
-//! shape and the planner's `Plan` has its consumer's name.
+//! - [`log`]: the framed, checksum-chained event log and its recovery.
+//! - [`event`]: the one event type every view is built from; [`state`] replays it.
+//! - [`runner`]: the coordinator that runs, resumes and rolls back; [`driver`]: the step trait.
+//! - [`store`]: run directories and the run lock; [`redact`]: keeping secrets out.
+//! - [`session`]: opening a run for `apply`, `resume` and `rollback`.
 #![warn(missing_docs)]
+
+pub mod driver;
+pub mod drivers;
+pub mod error;
+pub mod event;
+pub mod log;
+pub mod redact;
+pub mod report;
+pub mod runner;
+pub mod session;
+pub mod state;
+pub mod store;
+
+pub use error::ExecError;

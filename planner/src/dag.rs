@@ -18,7 +18,7 @@ use crate::spec::{RouterKind, Stage, StrategyKind};
 use fixedbitset::FixedBitSet;
 use petgraph::Direction;
 use petgraph::graph::{DiGraph, NodeIndex};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 
@@ -26,7 +26,7 @@ use std::collections::BTreeMap;
 pub const PLAN_FORMAT: u32 = 1;
 
 /// What a step does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum StepKind {
     /// Read-only checks before anything changes.
@@ -76,7 +76,7 @@ impl StepKind {
 }
 
 /// One statement of a migration step, as shown to reviewers.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StatementRef {
     /// Line in the migration file.
     pub line: u32,
@@ -85,7 +85,7 @@ pub struct StatementRef {
 }
 
 /// Kind-specific parameters of a step: everything the executor needs.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum Params {
     /// preflight
@@ -246,11 +246,14 @@ pub enum Params {
         /// Undo argv.
         #[serde(skip_serializing_if = "Option::is_none")]
         undo: Option<Vec<String>>,
+        /// Probe argv (exit 0: the effect is in place).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        probe: Option<Vec<String>>,
     },
 }
 
 /// One node of the release DAG.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Step {
     /// Stable, human-readable id, e.g. `migrate/expand/V2__add_full_name`.
     pub id: String,
@@ -275,9 +278,30 @@ pub struct Step {
     pub hash: String,
 }
 
+impl Step {
+    /// Checks that `params` is the variant `kind` calls for. Params are untagged in JSON, so a
+    /// step read back from a recorded plan is checked before it is trusted.
+    pub fn params_match_kind(&self) -> bool {
+        matches!(
+            (self.kind, &self.params),
+            (StepKind::Preflight, Params::Preflight { .. })
+                | (StepKind::Backup, Params::Backup { .. })
+                | (StepKind::Migrate, Params::Migrate { .. })
+                | (StepKind::Backfill, Params::Backfill { .. })
+                | (StepKind::Deploy, Params::Deploy { .. })
+                | (StepKind::Health, Params::Health { .. })
+                | (StepKind::Shift, Params::Shift { .. })
+                | (StepKind::Pause, Params::Pause { .. })
+                | (StepKind::Analysis, Params::Analysis { .. })
+                | (StepKind::Retire | StepKind::Cleanup, Params::Version { .. })
+                | (StepKind::Command, Params::Command { .. })
+        )
+    }
+}
+
 /// Downtime of a recreate release: the old version stops at `from` and the new one serves after
 /// `to`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Downtime {
     /// Step that stops the old version.
     pub from: String,
@@ -384,7 +408,46 @@ impl Builder {
     }
 }
 
+/// Why recorded steps cannot be turned back into a plan.
+#[derive(Debug, thiserror::Error)]
+pub enum RecordedPlanError {
+    /// A step depends on one that is not listed before it.
+    #[error("step `{step}` depends on `{dep}`, which is not listed before it")]
+    Order {
+        /// The step.
+        step: String,
+        /// Its missing dependency.
+        dep: String,
+    },
+    /// A step's parameters do not fit its kind, or do not read back as written.
+    #[error("step `{0}` has parameters that do not match its kind")]
+    Params(String),
+}
+
 impl Plan {
+    /// Rebuilds a plan from steps as recorded (in dependency order), e.g. a run's `plan.json`.
+    pub fn from_steps(release: String, hash: String, steps: Vec<Step>, strategies: BTreeMap<String, StrategyKind>) -> Result<Plan, RecordedPlanError> {
+        let mut graph = DiGraph::new();
+        let mut ids: BTreeMap<String, NodeIndex> = BTreeMap::new();
+        for step in steps {
+            if !step.params_match_kind() {
+                return Err(RecordedPlanError::Params(step.id));
+            }
+            let deps: Vec<NodeIndex> = step
+                .depends_on
+                .iter()
+                .map(|d| ids.get(d).copied().ok_or_else(|| RecordedPlanError::Order { step: step.id.clone(), dep: d.clone() }))
+                .collect::<Result<_, _>>()?;
+            let id = step.id.clone();
+            let n = graph.add_node(step);
+            for d in deps {
+                graph.add_edge(d, n, ());
+            }
+            ids.insert(id, n);
+        }
+        Ok(Plan { release, strategies, graph, hash, downtime: None, findings: Vec::new(), migrations: Vec::new() })
+    }
+
     /// Steps in topological order.
     pub fn steps(&self) -> impl Iterator<Item = &Step> {
         self.graph.node_indices().map(|n| &self.graph[n])

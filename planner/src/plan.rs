@@ -94,7 +94,7 @@ fn blocks_online(rule: &str) -> bool {
 /// Plans a release from a parsed spec and the migration files of each of its databases.
 pub fn plan_release(spec: &ReleaseSpec, dbs: DatabaseFiles) -> Result<Plan, PlanError> {
     let services: Vec<&Service> = spec.service.iter().map(|s| s.get_ref()).collect();
-    let recreate = services.iter().all(|s| s.strategy.get_ref().kind == StrategyKind::Recreate);
+    let recreate = !services.is_empty() && services.iter().all(|s| s.strategy.get_ref().kind == StrategyKind::Recreate);
     let databases: Vec<&Database> = spec.database.iter().map(|d| d.get_ref()).collect();
 
     // Analysis.
@@ -241,7 +241,7 @@ pub fn plan_release(spec: &ReleaseSpec, dbs: DatabaseFiles) -> Result<Plan, Plan
             let d = b.add(deploy_step(svc, svc.port, svc.replicas, None), &deps);
             healths.push(b.add(health_step(svc, svc.port, None), &[d]));
         }
-        let post_deploy = hooks(&mut b, spec, Stage::PostDeploy, &healths);
+        let post_deploy = hooks(&mut b, spec, Stage::PostDeploy, or_else(&healths, &pre_deploy));
         let post_shift = hooks(&mut b, spec, Stage::PostShift, &post_deploy);
         let mut cleanups = Vec::new();
         for svc in &services {
@@ -369,7 +369,7 @@ pub fn plan_release(spec: &ReleaseSpec, dbs: DatabaseFiles) -> Result<Plan, Plan
             lanes.push(Lane { svc, ready });
         }
         let healths: Vec<NodeIndex> = lanes.iter().flat_map(|l| l.ready.clone()).collect();
-        let post_deploy = hooks(&mut b, spec, Stage::PostDeploy, &healths);
+        let post_deploy = hooks(&mut b, spec, Stage::PostDeploy, or_else(&healths, &pre_deploy));
         let has_post_deploy = spec.command.iter().any(|c| c.get_ref().stage == Stage::PostDeploy);
         let router = spec.router.as_ref().map(|r| r.get_ref().kind).unwrap_or(RouterKind::Nginx);
 
@@ -441,7 +441,7 @@ pub fn plan_release(spec: &ReleaseSpec, dbs: DatabaseFiles) -> Result<Plan, Plan
             }
         }
         let last_shifts: Vec<NodeIndex> = finals.iter().map(|f| f.1).collect();
-        let post_shift = hooks(&mut b, spec, Stage::PostShift, &last_shifts);
+        let post_shift = hooks(&mut b, spec, Stage::PostShift, or_else(&last_shifts, &post_deploy));
         let has_post_shift = spec.command.iter().any(|c| c.get_ref().stage == Stage::PostShift);
         let mut retired: BTreeMap<String, NodeIndex> = BTreeMap::new();
         for (svc, last, batch) in &finals {
@@ -460,6 +460,9 @@ pub fn plan_release(spec: &ReleaseSpec, dbs: DatabaseFiles) -> Result<Plan, Plan
             // Every old version is gone before anything is contracted: a service that does not
             // declare the database may still reach it through another.
             let mut prev: Vec<NodeIndex> = retired.values().copied().collect();
+            if prev.is_empty() {
+                prev = post_shift.clone();
+            }
             prev.extend(backup_of.get(name));
             for (m, generated, statements) in parts {
                 let n = migrate_step(&mut b, db, m, Phase::Contract, statements.clone(), generated.clone(), None, None, &prev);
@@ -473,7 +476,8 @@ pub fn plan_release(spec: &ReleaseSpec, dbs: DatabaseFiles) -> Result<Plan, Plan
             deps.push(retired[&svc.name]);
             cleanups.push(b.add(cleanup_step(svc), &deps));
         }
-        hooks(&mut b, spec, Stage::PostRelease, &cleanups);
+        let contracted: Vec<NodeIndex> = contract_end.values().copied().collect();
+        hooks(&mut b, spec, Stage::PostRelease, or_else(&cleanups, or_else(&contracted, &post_shift)));
     }
 
     let (graph, hash) = b.finish();
@@ -501,6 +505,11 @@ fn finish(spec: &ReleaseSpec, graph: petgraph::graph::DiGraph<Step, ()>, hash: S
     let broken = plan.check_invariants();
     assert!(broken.is_empty(), "planner produced a plan that breaks its invariants: {broken:?}");
     Ok(plan)
+}
+
+/// `deps`, or `fallback` when there are none (a stage with no steps, e.g. no services).
+fn or_else<'a>(deps: &'a [NodeIndex], fallback: &'a [NodeIndex]) -> &'a [NodeIndex] {
+    if deps.is_empty() { fallback } else { deps }
 }
 
 fn finding(rule_id: &str, m: &MigrationAnalysis, line: u32, message: String, hint: impl Into<String>) -> Finding {
@@ -600,6 +609,7 @@ fn hooks(b: &mut Builder, spec: &ReleaseSpec, stage: Stage, deps: &[NodeIndex]) 
             env: c.env.clone(),
             secret_env: c.secret_env.clone(),
             undo: c.undo.clone(),
+            probe: c.probe.clone(),
         }), &prev);
         prev = vec![n];
     }

@@ -392,9 +392,14 @@ pub struct Command {
     /// Changes nothing, so a rollback has nothing to undo (smoke tests, checks).
     #[serde(default)]
     pub read_only: bool,
-    /// argv that undoes the command during a rollback.
+    /// argv that undoes the command during a rollback. It must be safe to run twice: a rollback
+    /// interrupted right after it ran runs it again.
     #[serde(default)]
     pub undo: Option<Vec<String>>,
+    /// argv that tells whether the command's effect is in place (exit 0: yes, 1: no). A resume
+    /// runs it for a command that started but whose end was not recorded.
+    #[serde(default)]
+    pub probe: Option<Vec<String>>,
 }
 
 fn default_command_timeout() -> Duration {
@@ -482,8 +487,8 @@ impl ReleaseSpec {
         let mut err = |span: Range<usize>, message: String, hint: &str| {
             out.push(Diagnostic { location: at(span), message, hint: Some(hint.to_string()) });
         };
-        if self.service.is_empty() {
-            err(0..0, "the spec has no `[[service]]`".into(), "a release changes at least one service; add a `[[service]]` table with name, image, current, target, port and [service.strategy]");
+        if self.service.is_empty() && self.database.is_empty() && self.command.is_empty() {
+            err(0..0, "the spec describes nothing to do".into(), "add a `[[service]]` (name, image, current, target, port, [service.strategy]), a `[[database]]` with migrations, or `[[command]]` hooks");
         }
         check_names(self.service.iter().map(|s| (s.get_ref().name.as_str(), s.span())), "service", &mut err);
         check_names(self.database.iter().map(|s| (s.get_ref().name.as_str(), s.span())), "database", &mut err);
@@ -612,6 +617,11 @@ impl ReleaseSpec {
             }
             if cmd.read_only && cmd.undo.is_some() {
                 err(c.span(), format!("command `{}` is `read_only` and has an `undo`", cmd.name), "a read-only command changes nothing, so it has nothing to undo; drop one of the two");
+            }
+            for (key, argv) in [("undo", &cmd.undo), ("probe", &cmd.probe)] {
+                if argv.as_ref().is_some_and(|a| a.is_empty() || a[0].trim().is_empty()) {
+                    err(c.span(), format!("command `{}`: `{key}` is empty", cmd.name), "write the program and its arguments, or leave the key out");
+                }
             }
             if cmd.timeout.is_zero() {
                 err(c.span(), format!("command `{}`: `timeout` is 0s", cmd.name), "give it time to finish, e.g. `timeout = \"30s\"`");

@@ -18,7 +18,8 @@ fn findings_text(out: &mut String, findings: &[Finding]) {
 pub fn plan_text(plan: &Plan) -> String {
     let mut out = String::new();
     let strategies: Vec<String> = plan.strategies.iter().map(|(k, v)| format!("{k}: {}", v.as_str())).collect();
-    let _ = writeln!(out, "Release `{}` ({})", plan.release, strategies.join(", "));
+    let strategies = if strategies.is_empty() { "no services".to_string() } else { strategies.join(", ") };
+    let _ = writeln!(out, "Release `{}` ({strategies})", plan.release);
     let _ = writeln!(out, "plan {}", plan.hash);
     let _ = writeln!(out, "{}", Summary::of(plan).line());
     let _ = writeln!(out);

@@ -1,0 +1,94 @@
+//! The step interface: [`Driver`] (run, undo, probe) and [`Drivers`], which maps step kinds to
+//! drivers. The runner knows nothing about PostgreSQL, Docker or routers; each is a driver here,
+//! and a later container runtime (Swarm, Kubernetes) is another driver behind the same trait.
+
+use crate::redact::Redactor;
+use cutover_planner::dag::{Step, StepKind};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::Arc;
+
+/// A boxed future, as drivers return them.
+pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+
+/// What a step's run produced.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Done {
+    /// What a rollback needs to restore the exact previous state (recorded in the log).
+    pub undo: Value,
+    /// One line for humans.
+    pub detail: Option<String>,
+}
+
+/// What a probe found out about a step whose end was not recorded.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Probe {
+    /// The effect is in place; here is its undo data.
+    Done(Value),
+    /// The effect is not there.
+    NotDone,
+}
+
+/// A step failed; the message is shown to the operator and written to the log (redacted).
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{0}")]
+pub struct StepError(pub String);
+
+/// Everything a driver may need besides the step.
+#[derive(Debug, Clone)]
+pub struct StepContext {
+    /// The run's directory (for files a driver keeps, e.g. router backups).
+    pub run_dir: PathBuf,
+    /// Directory of the spec: relative paths in the spec resolve here.
+    pub spec_dir: PathBuf,
+    /// Secret remover for anything a driver reports.
+    pub redactor: Arc<Redactor>,
+}
+
+/// Runs, undoes and probes one kind of step.
+///
+/// - `run` performs the effect and returns the undo data. The runner has already made the
+///   `step_started` event durable.
+/// - `undo` restores the state from before `run`, using exactly the recorded undo data. It must be
+///   safe to repeat: a rollback interrupted after it ran will run it again.
+/// - `probe` inspects the real system for a step that started but whose end was not recorded.
+///   `None` means this step cannot be probed.
+pub trait Driver: Send + Sync {
+    /// Performs the step.
+    fn run(&self, step: Step, ctx: StepContext) -> BoxFuture<Result<Done, StepError>>;
+    /// Undoes the step.
+    fn undo(&self, step: Step, undo: Value, ctx: StepContext) -> BoxFuture<Result<(), StepError>>;
+    /// Checks whether the step's effect is in place.
+    fn probe(&self, step: Step, ctx: StepContext) -> BoxFuture<Result<Option<Probe>, StepError>>;
+}
+
+/// The driver for each step kind.
+#[derive(Clone, Default)]
+pub struct Drivers {
+    map: BTreeMap<StepKind, Arc<dyn Driver>>,
+}
+
+impl Drivers {
+    /// The drivers this build has: commands, pauses and preflight. PostgreSQL, Docker and router
+    /// drivers are added as they are built.
+    pub fn builtin() -> Self {
+        let mut d = Drivers::default();
+        d.insert(StepKind::Command, Arc::new(crate::drivers::command::CommandDriver));
+        d.insert(StepKind::Pause, Arc::new(crate::drivers::pause::PauseDriver));
+        d.insert(StepKind::Preflight, Arc::new(crate::drivers::preflight::PreflightDriver));
+        d
+    }
+
+    /// Sets the driver of `kind`.
+    pub fn insert(&mut self, kind: StepKind, driver: Arc<dyn Driver>) {
+        self.map.insert(kind, driver);
+    }
+
+    /// The driver of `kind`.
+    pub fn get(&self, kind: StepKind) -> Option<Arc<dyn Driver>> {
+        self.map.get(&kind).cloned()
+    }
+}

@@ -1,0 +1,5 @@
+//! Step drivers built into this release of cutover.
+
+pub mod command;
+pub mod pause;
+pub mod preflight;

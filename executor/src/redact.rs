@@ -1,0 +1,111 @@
+//! [`Redactor`]: keeps secrets out of the log and the terminal.
+//!
+//! Two kinds of secret are removed from every record before it is written and from every message
+//! before it is printed: the values of environment variables the spec marks secret (`secret_env`,
+//! and each database's `url_env`), and the password part of any `scheme://user:password@host` URL.
+
+use cutover_planner::spec::ReleaseSpec;
+
+/// What replaces a secret.
+pub const REDACTED: &str = "[redacted]";
+
+/// Replaces known secret values and URL passwords.
+#[derive(Debug, Clone, Default)]
+pub struct Redactor {
+    secrets: Vec<String>,
+}
+
+impl Redactor {
+    /// A redactor for `values` (empty and very short values are ignored: replacing every `a`
+    /// would destroy the text without protecting anything).
+    pub fn new(values: impl IntoIterator<Item = String>) -> Self {
+        let mut secrets: Vec<String> = values.into_iter().filter(|v| v.len() >= 4).collect();
+        // Longest first, so a secret that contains another is replaced whole.
+        secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        secrets.dedup();
+        Self { secrets }
+    }
+
+    /// The secrets a spec names, read from the environment.
+    pub fn for_spec(spec: &ReleaseSpec) -> Self {
+        let mut names: Vec<String> = Vec::new();
+        for s in &spec.service {
+            names.extend(s.get_ref().secret_env.iter().cloned());
+        }
+        for c in &spec.command {
+            names.extend(c.get_ref().secret_env.iter().cloned());
+        }
+        for d in &spec.database {
+            names.push(d.get_ref().url_env.clone());
+        }
+        Self::new(names.iter().filter_map(|n| std::env::var(n).ok()))
+    }
+
+    /// Both redactors' secrets.
+    pub fn merge(self, other: Redactor) -> Redactor {
+        Redactor::new(self.secrets.into_iter().chain(other.secrets))
+    }
+
+    /// `text` with every secret and URL password replaced.
+    pub fn redact(&self, text: &str) -> String {
+        let mut out = text.to_string();
+        for s in &self.secrets {
+            if out.contains(s.as_str()) {
+                out = out.replace(s.as_str(), REDACTED);
+            }
+            // The same value as it appears inside JSON strings.
+            let escaped = serde_json::to_string(s).expect("strings serialize");
+            let escaped = &escaped[1..escaped.len() - 1];
+            if escaped != s && out.contains(escaped) {
+                out = out.replace(escaped, REDACTED);
+            }
+        }
+        redact_url_passwords(&out)
+    }
+}
+
+/// `postgres://app:hunter2@db/x` → `postgres://app:[redacted]@db/x`, anywhere in `text`.
+pub fn redact_url_passwords(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find("://") {
+        let (head, tail) = rest.split_at(i + 3);
+        out.push_str(head);
+        // The authority ends at the first '/', whitespace, quote or end.
+        let end = tail.find(|c: char| c == '/' || c == '"' || c == '\'' || c.is_whitespace()).unwrap_or(tail.len());
+        let authority = &tail[..end];
+        match (authority.rfind('@'), authority.find(':')) {
+            (Some(at), Some(colon)) if colon < at => {
+                out.push_str(&authority[..colon + 1]);
+                out.push_str(REDACTED);
+                out.push_str(&authority[at..]);
+            }
+            _ => out.push_str(authority),
+        }
+        rest = &tail[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_lose_their_passwords_only() {
+        assert_eq!(redact_url_passwords("connect postgres://app:s3cret@db:5432/app failed"), "connect postgres://app:[redacted]@db:5432/app failed");
+        assert_eq!(redact_url_passwords("postgres://app@db/app and http://x/y:z@w"), "postgres://app@db/app and http://x/y:z@w");
+        assert_eq!(redact_url_passwords("no url here"), "no url here");
+    }
+
+    #[test]
+    fn secret_values_are_replaced_raw_and_json_escaped() {
+        let r = Redactor::new(["pa\"ss-word".to_string(), "abc".to_string()]);
+        assert_eq!(r.redact("token=pa\"ss-word;"), "token=[redacted];");
+        let json = serde_json::to_string("x pa\"ss-word y").unwrap();
+        assert_eq!(r.redact(&json), "\"x [redacted] y\"");
+        // Too short to be worth redacting (and would shred ordinary text).
+        assert_eq!(r.redact("abc"), "abc");
+    }
+}

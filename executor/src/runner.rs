@@ -1,0 +1,317 @@
+//! The runner: [`Session`] is one executor process attached to one run; [`Session::forward`]
+//! drives the DAG, [`Session::rollback`] undoes it.
+//!
+//! ```text
+//!            ┌──────────── coordinator (owns the log and the state) ────────────┐
+//!  ready ──► │ append step_started (fsync) ──► spawn driver.run ──► join result │
+//!  steps     │ append step_succeeded{undo} / step_failed (fsync)  ◄─────────────┘
+//!            └──────────────────────────────────────────────────────────────────┘
+//! ```
+//!
+//! Only the coordinator writes events, so the log has one writer and the state one mutator (as in
+//! cargo's job queue); drivers run concurrently up to `jobs`. An event is durable before the effect
+//! it announces starts, so after a crash every step is pending, succeeded, failed, or *started*
+//! (in doubt): a resume probes those, re-runs idempotent ones, and stops for the operator
+//! otherwise. A rollback compensates succeeded steps in reverse completion order with their
+//! recorded undo data and stops at a pivot.
+
+use crate::driver::{Done, Drivers, Probe, StepContext, StepError};
+use crate::error::ExecError;
+use crate::event::{Event, Outcome, ProbeOutcome, Record};
+use crate::log::LogWriter;
+use crate::report::Reporter;
+use crate::state::{RunState, StepState};
+use crate::store::RunLock;
+use cutover_planner::dag::{Plan, Step, StepKind};
+use cutover_planner::spec::OnFailure;
+use serde_json::Value;
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::task::JoinSet;
+
+/// How to run.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Steps running at once, at most.
+    pub jobs: usize,
+    /// What to do when a step fails.
+    pub on_failure: OnFailure,
+    /// Passed to drivers.
+    pub ctx: StepContext,
+}
+
+/// One executor attached to one run: holds its lock and is the only writer of its log.
+pub struct Session {
+    /// Run directory.
+    pub dir: PathBuf,
+    /// The steps.
+    pub plan: Plan,
+    /// The run as the log tells it.
+    pub state: RunState,
+    log: LogWriter,
+    _lock: RunLock,
+    reporter: Box<dyn Reporter>,
+    /// `CUTOVER_CRASH_AFTER_EFFECT`: abort after this step's effect, before its end event.
+    crash_after_effect: Option<String>,
+}
+
+/// The result of [`Session::forward`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct ForwardResult {
+    /// How the invocation ended.
+    pub outcome: Outcome,
+    /// The step that failed, with its error, if one did.
+    pub failed: Option<(String, String)>,
+    /// Where a rollback stopped, with why.
+    pub stopped_at: Option<(String, String)>,
+}
+
+impl Session {
+    /// Attaches to a run whose lock is held and whose log is open.
+    pub fn new(dir: PathBuf, plan: Plan, state: RunState, log: LogWriter, lock: RunLock, reporter: Box<dyn Reporter>) -> Self {
+        let crash_after_effect = std::env::var("CUTOVER_CRASH_AFTER_EFFECT").ok().filter(|s| !s.is_empty());
+        Session { dir, plan, state, log, _lock: lock, reporter, crash_after_effect }
+    }
+
+    /// Appends `event` (durably), applies it to the state and reports it.
+    pub fn emit(&mut self, event: Event) -> Result<Record, ExecError> {
+        let record = self.log.append(event).map_err(|e| ExecError::io(self.log.path(), e))?;
+        self.state.apply(&record).map_err(|source| ExecError::Replay { path: self.log.path().to_path_buf(), source })?;
+        self.reporter.event(&record);
+        Ok(record)
+    }
+
+    /// Tells the operator something.
+    pub fn notice(&self, text: &str) {
+        self.reporter.notice(text);
+    }
+
+    fn crash_point(&self, step: &str) {
+        if self.crash_after_effect.as_deref() == Some(step) {
+            eprintln!("cutover: CUTOVER_CRASH_AFTER_EFFECT={step} reached; aborting");
+            std::process::abort();
+        }
+    }
+
+    /// Kinds in the plan that have no driver (nothing is checked for a dry run).
+    pub fn missing_drivers(&self, drivers: &Drivers) -> Vec<String> {
+        let kinds: BTreeSet<StepKind> = self.plan.steps().map(|s| s.kind).collect();
+        kinds.into_iter().filter(|k| drivers.get(*k).is_none()).map(|k| k.as_str().to_string()).collect()
+    }
+
+    /// Resolves steps left in doubt by a crash: probes them, or marks idempotent ones for a re-run.
+    /// `retry` lists steps the operator checked and wants run again.
+    pub async fn settle_in_doubt(&mut self, drivers: &Drivers, opts: &RunOptions, retry: &[String]) -> Result<(), ExecError> {
+        for id in self.state.in_doubt().into_iter().map(String::from).collect::<Vec<_>>() {
+            let step = self.plan.step(&id).cloned().ok_or_else(|| ExecError::State(format!("step `{id}` is in the log but not in the plan")))?;
+            if self.state.dry_run || retry.contains(&id) {
+                let why = if self.state.dry_run { "dry run: described again" } else { "the operator checked it and asked for a retry" };
+                self.emit(Event::StepFailed { step: id.clone(), error: format!("interrupted before its end was recorded; {why}") })?;
+                continue;
+            }
+            let probe = match drivers.get(step.kind) {
+                Some(d) => d.probe(step.clone(), opts.ctx.clone()).await.map_err(|e| ExecError::State(format!("probing `{id}` failed: {e}")))?,
+                None => None,
+            };
+            match probe {
+                Some(Probe::Done(undo)) => {
+                    self.emit(Event::StepProbed { step: id.clone(), outcome: ProbeOutcome::Done, undo })?;
+                }
+                Some(Probe::NotDone) => {
+                    self.emit(Event::StepProbed { step: id.clone(), outcome: ProbeOutcome::NotDone, undo: Value::Null })?;
+                }
+                None if step.idempotent => {
+                    self.emit(Event::StepFailed { step: id.clone(), error: "interrupted before its end was recorded; idempotent, so it runs again".into() })?;
+                }
+                None => return Err(ExecError::InDoubt { step: id }),
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs every step that is not done yet, in dependency order. On a failure no new step
+    /// starts; then, by `opts.on_failure`, the run rolls back or pauses.
+    pub async fn forward(&mut self, drivers: &Drivers, opts: &RunOptions) -> Result<ForwardResult, ExecError> {
+        if self.state.rollback.is_some() {
+            return Err(ExecError::State("this run is being rolled back; continue with `cutover rollback RUN`".into()));
+        }
+        let mut sigint = signal(SignalKind::interrupt()).map_err(|e| ExecError::io(&self.dir, e))?;
+        let mut sigterm = signal(SignalKind::terminate()).map_err(|e| ExecError::io(&self.dir, e))?;
+        let order: Vec<Step> = self.plan.steps().cloned().collect();
+        let mut running: BTreeSet<String> = BTreeSet::new();
+        let mut tasks: JoinSet<(String, Result<Done, StepError>)> = JoinSet::new();
+        let mut failed: Option<(String, String)> = None;
+        let mut interrupted = 0u32;
+        loop {
+            if failed.is_none() && interrupted == 0 {
+                for step in &order {
+                    if running.len() >= opts.jobs.max(1) {
+                        break;
+                    }
+                    let st = &self.state.steps[&step.id];
+                    if !matches!(st.state, StepState::Pending | StepState::Failed) || running.contains(&step.id) {
+                        continue;
+                    }
+                    if !step.depends_on.iter().all(|d| self.state.steps[d].state == StepState::Succeeded) {
+                        continue;
+                    }
+                    let attempt = st.attempts + 1;
+                    self.emit(Event::StepStarted { step: step.id.clone(), attempt })?;
+                    running.insert(step.id.clone());
+                    let id = step.id.clone();
+                    if self.state.dry_run {
+                        let detail = format!("dry run: {}", step.description);
+                        tasks.spawn(async move { (id, Ok(Done { undo: Value::Null, detail: Some(detail) })) });
+                    } else {
+                        let driver = drivers.get(step.kind).ok_or_else(|| ExecError::NoDriver { kinds: vec![step.kind.as_str().into()] })?;
+                        let fut = driver.run(step.clone(), opts.ctx.clone());
+                        tasks.spawn(async move { (id, fut.await) });
+                    }
+                }
+            }
+            if running.is_empty() {
+                break;
+            }
+            tokio::select! {
+                joined = tasks.join_next() => {
+                    let Some(joined) = joined else { break };
+                    let (id, result) = joined.map_err(|e| ExecError::State(format!("a step task panicked: {e}")))?;
+                    running.remove(&id);
+                    match result {
+                        Ok(done) => {
+                            self.crash_point(&id);
+                            self.emit(Event::StepSucceeded { step: id, undo: done.undo, detail: done.detail })?;
+                        }
+                        Err(e) => {
+                            let error = opts.ctx.redactor.redact(&e.0);
+                            self.emit(Event::StepFailed { step: id.clone(), error: error.clone() })?;
+                            failed.get_or_insert((id, error));
+                        }
+                    }
+                }
+                _ = sigint.recv() => interrupted += 1,
+                _ = sigterm.recv() => interrupted += 1,
+            }
+            if interrupted == 1 && !running.is_empty() {
+                self.notice(&format!("interrupted: waiting for {} running step(s) to finish (signal again to stop them now; the run stays resumable)", running.len()));
+                interrupted = 2;
+            } else if interrupted > 2 {
+                // Second signal: stop now. The steps stay "started" in the log, and a resume
+                // probes them.
+                tasks.abort_all();
+                self.notice("stopped; the interrupted steps will be checked by `cutover resume`");
+                self.emit(Event::RunFinished { outcome: Outcome::Interrupted })?;
+                return Ok(ForwardResult { outcome: Outcome::Interrupted, failed, stopped_at: None });
+            }
+        }
+        if interrupted > 0 {
+            self.emit(Event::RunFinished { outcome: Outcome::Interrupted })?;
+            return Ok(ForwardResult { outcome: Outcome::Interrupted, failed, stopped_at: None });
+        }
+        if let Some((step, error)) = failed {
+            let reason = format!("step `{step}` failed: {error}");
+            return match opts.on_failure {
+                OnFailure::Pause => {
+                    self.emit(Event::Paused { reason })?;
+                    self.emit(Event::RunFinished { outcome: Outcome::Paused })?;
+                    Ok(ForwardResult { outcome: Outcome::Paused, failed: Some((step, error)), stopped_at: None })
+                }
+                OnFailure::Rollback => {
+                    self.emit(Event::RollbackStarted { target: None, reason })?;
+                    let r = self.compensate(drivers, opts, None).await?;
+                    Ok(ForwardResult { outcome: r.outcome, failed: Some((step, error)), stopped_at: r.stopped_at })
+                }
+            };
+        }
+        self.emit(Event::RunFinished { outcome: Outcome::Succeeded })?;
+        Ok(ForwardResult { outcome: Outcome::Succeeded, failed: None, stopped_at: None })
+    }
+
+    /// Steps a rollback to `target` would undo, newest first.
+    pub fn rollback_order(&self, target: Option<&str>) -> Vec<String> {
+        let mut out = Vec::new();
+        for id in self.state.completed.iter().rev() {
+            if Some(id.as_str()) == target {
+                break;
+            }
+            if matches!(self.state.steps[id].state, StepState::Succeeded | StepState::Compensating | StepState::CompensationFailed) {
+                out.push(id.clone());
+            }
+        }
+        out
+    }
+
+    /// Starts (or continues) a rollback to `target`.
+    pub async fn rollback(&mut self, drivers: &Drivers, opts: &RunOptions, target: Option<String>, reason: &str) -> Result<ForwardResult, ExecError> {
+        if let Some(t) = &target {
+            if !self.state.completed.contains(t) {
+                return Err(ExecError::State(format!("`--to {t}`: that step has not succeeded in this run, so there is nothing to roll back to")));
+            }
+        }
+        match &self.state.rollback {
+            Some(existing) if *existing != target && target.is_some() => {
+                return Err(ExecError::State(format!("a rollback to {} is already under way; finish it first", existing.as_deref().unwrap_or("the start"))));
+            }
+            Some(_) => {}
+            None => {
+                self.emit(Event::RollbackStarted { target: target.clone(), reason: reason.into() })?;
+            }
+        }
+        let target = self.state.rollback.clone().flatten();
+        self.compensate(drivers, opts, target).await
+    }
+
+    async fn compensate(&mut self, drivers: &Drivers, opts: &RunOptions, target: Option<String>) -> Result<ForwardResult, ExecError> {
+        // A step in doubt may or may not have had its effect: find out before undoing anything.
+        for id in self.state.in_doubt().into_iter().map(String::from).collect::<Vec<_>>() {
+            let step = self.plan.step(&id).cloned().ok_or_else(|| ExecError::State(format!("step `{id}` is not in the plan")))?;
+            let probe = if self.state.dry_run {
+                Some(Probe::NotDone)
+            } else {
+                match drivers.get(step.kind) {
+                    Some(d) => d.probe(step, opts.ctx.clone()).await.map_err(|e| ExecError::State(format!("probing `{id}` failed: {e}")))?,
+                    None => None,
+                }
+            };
+            match probe {
+                Some(Probe::Done(undo)) => self.emit(Event::StepProbed { step: id, outcome: ProbeOutcome::Done, undo })?,
+                Some(Probe::NotDone) => self.emit(Event::StepProbed { step: id, outcome: ProbeOutcome::NotDone, undo: Value::Null })?,
+                None => return Err(ExecError::InDoubt { step: id }),
+            };
+        }
+        for id in self.rollback_order(target.as_deref()) {
+            let step = self.plan.step(&id).cloned().ok_or_else(|| ExecError::State(format!("step `{id}` is not in the plan")))?;
+            if !step.reversible {
+                let why = format!("`{id}` cannot be undone: {}", step.undo);
+                self.notice(&format!("rollback stops at the pivot {why}"));
+                self.emit(Event::RunFinished { outcome: Outcome::RollbackStopped })?;
+                return Ok(ForwardResult { outcome: Outcome::RollbackStopped, failed: None, stopped_at: Some((id, why)) });
+            }
+            let undo = self.state.steps[&id].undo.clone().unwrap_or(Value::Null);
+            self.emit(Event::CompensationStarted { step: id.clone() })?;
+            let result = if self.state.dry_run {
+                Ok(())
+            } else {
+                match drivers.get(step.kind) {
+                    Some(d) => d.undo(step.clone(), undo, opts.ctx.clone()).await,
+                    None => Err(StepError(format!("no driver for `{}` steps", step.kind.as_str()))),
+                }
+            };
+            match result {
+                Ok(()) => {
+                    self.crash_point(&id);
+                    self.emit(Event::CompensationSucceeded { step: id })?;
+                }
+                Err(e) => {
+                    let error = opts.ctx.redactor.redact(&e.0);
+                    self.emit(Event::CompensationFailed { step: id.clone(), error: error.clone() })?;
+                    self.emit(Event::RunFinished { outcome: Outcome::RollbackStopped })?;
+                    return Ok(ForwardResult { outcome: Outcome::RollbackStopped, failed: None, stopped_at: Some((id, error)) });
+                }
+            }
+        }
+        self.emit(Event::RunFinished { outcome: Outcome::RolledBack })?;
+        Ok(ForwardResult { outcome: Outcome::RolledBack, failed: None, stopped_at: None })
+    }
+}

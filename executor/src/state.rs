@@ -1,0 +1,268 @@
+//! [`RunState`]: a run as its log tells it. `status`, `resume` and `rollback` all start here, so
+//! they can never disagree about where a run stands.
+
+use crate::event::{Event, Outcome, ProbeOutcome, Record};
+use crate::log::Header;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+/// Where one step stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StepState {
+    /// Not started.
+    Pending,
+    /// Started, no end recorded: running now, or in doubt after a crash.
+    Started,
+    /// Done; its undo data is recorded.
+    Succeeded,
+    /// Failed; will be retried by a resume.
+    Failed,
+    /// Being undone (or in doubt during a rollback).
+    Compensating,
+    /// Undone.
+    Compensated,
+    /// Undoing it failed.
+    CompensationFailed,
+}
+
+/// One step's history.
+#[derive(Debug, Clone, Serialize)]
+pub struct StepStatus {
+    /// Where it stands.
+    pub state: StepState,
+    /// Attempts started.
+    pub attempts: u32,
+    /// When the last attempt started.
+    pub started_at: Option<DateTime<Utc>>,
+    /// When it last ended (success, failure, compensation).
+    pub finished_at: Option<DateTime<Utc>>,
+    /// Undo data from its success.
+    pub undo: Option<Value>,
+    /// Last error.
+    pub error: Option<String>,
+    /// What it did.
+    pub detail: Option<String>,
+}
+
+impl Default for StepStatus {
+    fn default() -> Self {
+        Self { state: StepState::Pending, attempts: 0, started_at: None, finished_at: None, undo: None, error: None, detail: None }
+    }
+}
+
+/// A run replayed from its log.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunState {
+    /// Run id.
+    pub run_id: String,
+    /// Plan hash the run was started with.
+    pub plan_hash: String,
+    /// Step fingerprints at the start, in plan order.
+    pub step_hashes: Vec<(String, String)>,
+    /// Release name.
+    pub release: String,
+    /// Spec path as given.
+    pub spec_path: String,
+    /// Absolute spec path.
+    pub spec_abs: String,
+    /// Describe-only run.
+    pub dry_run: bool,
+    /// First event time.
+    pub started_at: Option<DateTime<Utc>>,
+    /// Last event time.
+    pub updated_at: Option<DateTime<Utc>>,
+    /// Steps by id.
+    pub steps: BTreeMap<String, StepStatus>,
+    /// Steps in the order they succeeded (what a rollback reverses).
+    pub completed: Vec<String>,
+    /// A rollback was started: its target.
+    pub rollback: Option<Option<String>>,
+    /// Outcome of the last invocation, if it ended cleanly.
+    pub outcome: Option<Outcome>,
+    /// Why the run paused, if it did.
+    pub paused: Option<String>,
+    /// Number of events.
+    pub events: u64,
+}
+
+/// The log contradicts itself (a bug or a hand-edited log): refused, never guessed around.
+#[derive(Debug, thiserror::Error)]
+#[error("event {seq} ({kind}) does not fit the run's history: {why}")]
+pub struct ReplayError {
+    /// Sequence number.
+    pub seq: u64,
+    /// Event type.
+    pub kind: String,
+    /// What is wrong.
+    pub why: String,
+}
+
+impl RunState {
+    /// Replays `records` (in order) on top of `header`.
+    pub fn replay(header: &Header, records: &[Record]) -> Result<Self, ReplayError> {
+        let mut st = RunState {
+            run_id: header.run_id.clone(),
+            plan_hash: header.plan_hash.clone(),
+            step_hashes: Vec::new(),
+            release: String::new(),
+            spec_path: String::new(),
+            spec_abs: String::new(),
+            dry_run: header.dry_run,
+            started_at: None,
+            updated_at: None,
+            steps: BTreeMap::new(),
+            completed: Vec::new(),
+            rollback: None,
+            outcome: None,
+            paused: None,
+            events: 0,
+        };
+        for r in records {
+            st.apply(r)?;
+        }
+        Ok(st)
+    }
+
+    /// Applies one record.
+    pub fn apply(&mut self, r: &Record) -> Result<(), ReplayError> {
+        let bad = |why: String| ReplayError { seq: r.seq, kind: event_kind(&r.event).to_string(), why };
+        self.events += 1;
+        self.started_at.get_or_insert(r.time);
+        self.updated_at = Some(r.time);
+        if let Some(step) = r.event.step() {
+            if !self.steps.contains_key(step) {
+                if !self.step_hashes.iter().any(|(id, _)| id == step) {
+                    return Err(bad(format!("step `{step}` is not in the run's plan")));
+                }
+                self.steps.insert(step.to_string(), StepStatus::default());
+            }
+        }
+        match &r.event {
+            Event::RunStarted { run_id, plan_hash, step_hashes, release, spec_path, spec_abs, dry_run, .. } => {
+                if r.seq != 1 {
+                    return Err(bad("a run starts only once".into()));
+                }
+                if *run_id != self.run_id || *plan_hash != self.plan_hash {
+                    return Err(bad("run id or plan hash differs from the log header".into()));
+                }
+                self.step_hashes = step_hashes.clone();
+                self.release = release.clone();
+                self.spec_path = spec_path.clone();
+                self.spec_abs = spec_abs.clone();
+                self.dry_run = *dry_run;
+                for (id, _) in step_hashes {
+                    self.steps.insert(id.clone(), StepStatus::default());
+                }
+            }
+            Event::Attached { .. } => {
+                self.outcome = None;
+            }
+            Event::StepStarted { step, attempt } => {
+                let s = self.steps.get_mut(step).unwrap();
+                if !matches!(s.state, StepState::Pending | StepState::Failed | StepState::Started) {
+                    return Err(bad(format!("step `{step}` started again while {:?}", s.state)));
+                }
+                if *attempt != s.attempts + 1 {
+                    return Err(bad(format!("step `{step}` attempt {attempt} after {} attempts", s.attempts)));
+                }
+                s.state = StepState::Started;
+                s.attempts = *attempt;
+                s.started_at = Some(r.time);
+            }
+            Event::StepSucceeded { step, undo, detail } => {
+                let s = self.steps.get_mut(step).unwrap();
+                if s.state != StepState::Started {
+                    return Err(bad(format!("step `{step}` succeeded without being started (it was {:?})", s.state)));
+                }
+                s.state = StepState::Succeeded;
+                s.undo = Some(undo.clone());
+                s.detail = detail.clone();
+                s.finished_at = Some(r.time);
+                self.completed.push(step.clone());
+            }
+            Event::StepFailed { step, error } => {
+                let s = self.steps.get_mut(step).unwrap();
+                if s.state != StepState::Started {
+                    return Err(bad(format!("step `{step}` failed without being started")));
+                }
+                s.state = StepState::Failed;
+                s.error = Some(error.clone());
+                s.finished_at = Some(r.time);
+            }
+            Event::StepProbed { step, outcome, undo } => {
+                let s = self.steps.get_mut(step).unwrap();
+                if s.state != StepState::Started {
+                    return Err(bad(format!("step `{step}` probed while not in doubt")));
+                }
+                match outcome {
+                    ProbeOutcome::Done => {
+                        s.state = StepState::Succeeded;
+                        s.undo = Some(undo.clone());
+                        s.finished_at = Some(r.time);
+                        self.completed.push(step.clone());
+                    }
+                    ProbeOutcome::NotDone => s.state = StepState::Failed,
+                }
+            }
+            Event::Paused { reason } => self.paused = Some(reason.clone()),
+            Event::RollbackStarted { target, .. } => {
+                self.rollback = Some(target.clone());
+                self.paused = None;
+            }
+            Event::CompensationStarted { step } => {
+                let s = self.steps.get_mut(step).unwrap();
+                if !matches!(s.state, StepState::Succeeded | StepState::Compensating | StepState::CompensationFailed) {
+                    return Err(bad(format!("step `{step}` compensated while {:?}", s.state)));
+                }
+                s.state = StepState::Compensating;
+            }
+            Event::CompensationSucceeded { step } => {
+                let s = self.steps.get_mut(step).unwrap();
+                if s.state != StepState::Compensating {
+                    return Err(bad(format!("step `{step}` compensated without a start")));
+                }
+                s.state = StepState::Compensated;
+                s.finished_at = Some(r.time);
+            }
+            Event::CompensationFailed { step, error } => {
+                let s = self.steps.get_mut(step).unwrap();
+                s.state = StepState::CompensationFailed;
+                s.error = Some(error.clone());
+                s.finished_at = Some(r.time);
+            }
+            Event::RunFinished { outcome } => self.outcome = Some(*outcome),
+        }
+        Ok(())
+    }
+
+    /// Ids of steps started but not ended.
+    pub fn in_doubt(&self) -> Vec<&str> {
+        self.step_hashes.iter().map(|(id, _)| id.as_str()).filter(|id| self.steps.get(*id).is_some_and(|s| s.state == StepState::Started)).collect()
+    }
+
+    /// Whether every step succeeded.
+    pub fn complete(&self) -> bool {
+        self.steps.values().all(|s| s.state == StepState::Succeeded)
+    }
+}
+
+/// The `type` tag of an event.
+pub fn event_kind(e: &Event) -> &'static str {
+    match e {
+        Event::RunStarted { .. } => "run_started",
+        Event::Attached { .. } => "attached",
+        Event::StepStarted { .. } => "step_started",
+        Event::StepSucceeded { .. } => "step_succeeded",
+        Event::StepFailed { .. } => "step_failed",
+        Event::StepProbed { .. } => "step_probed",
+        Event::Paused { .. } => "paused",
+        Event::RollbackStarted { .. } => "rollback_started",
+        Event::CompensationStarted { .. } => "compensation_started",
+        Event::CompensationSucceeded { .. } => "compensation_succeeded",
+        Event::CompensationFailed { .. } => "compensation_failed",
+        Event::RunFinished { .. } => "run_finished",
+    }
+}

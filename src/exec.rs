@@ -1,0 +1,369 @@
+//! The executor commands: `apply`, `resume`, `rollback`, `status`, `log` and `runs`.
+
+use crate::exit;
+use crate::progress::{Mode, Progress};
+use cutover_executor::driver::{Drivers, StepContext};
+use cutover_executor::event::Outcome;
+use cutover_executor::log::read_log;
+use cutover_executor::redact::Redactor;
+use cutover_executor::runner::{ForwardResult, RunOptions, Session};
+use cutover_executor::state::{RunState, StepState};
+use cutover_executor::store::{LOG_FILE, Store, is_locked, read_holder, read_plan};
+use cutover_executor::{ExecError, session};
+use cutover_planner::lint::Severity;
+use cutover_planner::spec::OnFailure;
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Options shared by the run commands.
+pub struct Common {
+    /// Where runs live.
+    pub state_dir: PathBuf,
+    /// Output.
+    pub mode: Mode,
+    /// Concurrent steps.
+    pub jobs: usize,
+}
+
+fn fail(e: &ExecError) -> u8 {
+    eprintln!("error: {e}");
+    if let Some(h) = e.hint() {
+        eprintln!("  hint: {h}");
+    }
+    exit::INPUT
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a tokio runtime starts")
+}
+
+fn options(common: &Common, session: &Session, spec_dir: PathBuf, redactor: Redactor, on_failure: OnFailure) -> RunOptions {
+    RunOptions { jobs: common.jobs, on_failure, ctx: StepContext { run_dir: session.dir.clone(), spec_dir, redactor: Arc::new(redactor) } }
+}
+
+fn finish(session: &Session, r: &ForwardResult) -> u8 {
+    let run = &session.state.run_id;
+    match r.outcome {
+        Outcome::Succeeded => {
+            if session.state.dry_run {
+                eprintln!("dry run complete: {} step(s) described, nothing changed. Log: {}", session.plan.graph.node_count(), session.dir.join(LOG_FILE).display());
+            }
+            exit::OK
+        }
+        Outcome::RolledBack if r.failed.is_some() => {
+            let (step, error) = r.failed.as_ref().unwrap();
+            eprintln!("error: step `{step}` failed ({error}); the release was rolled back");
+            exit::RELEASE_FAILED
+        }
+        Outcome::RolledBack => exit::OK,
+        Outcome::Paused | Outcome::Failed => {
+            if let Some((step, error)) = &r.failed {
+                eprintln!("error: step `{step}` failed: {error}");
+            }
+            eprintln!("  hint: fix the cause, then `cutover resume {run}` retries from that step, or `cutover rollback {run}` undoes what was done");
+            exit::RELEASE_FAILED
+        }
+        Outcome::RollbackStopped => {
+            if let Some((step, why)) = &r.stopped_at {
+                eprintln!("error: the rollback stopped at `{step}`: {why}");
+            }
+            if let Some((step, error)) = &r.failed {
+                eprintln!("  (it started because step `{step}` failed: {error})");
+            }
+            eprintln!("  hint: `cutover status {run}` shows what was undone; the steps before the pivot need a decision (a backup restore, or finishing the release)");
+            exit::ROLLBACK_STOPPED
+        }
+        Outcome::Interrupted => {
+            eprintln!("interrupted; continue with `cutover resume {run}`");
+            exit::INTERRUPTED
+        }
+    }
+}
+
+/// `cutover apply SPEC`.
+pub fn apply(common: &Common, spec_path: &Path, dry_run: bool, allow_error_findings: bool) -> u8 {
+    let plan = match cutover_planner::plan_file(spec_path) {
+        Ok(p) => p,
+        Err(e) => return crate::cli::report(&e, false),
+    };
+    let errors: Vec<_> = plan.findings.iter().filter(|f| f.severity == Severity::Error).collect();
+    if !errors.is_empty() && !allow_error_findings && !dry_run {
+        eprintln!("error: the plan has {} error-severity finding(s); nothing was applied", errors.len());
+        for f in errors {
+            eprintln!("  {}:{}: {}[{}] {}", f.file, f.line, f.severity, f.rule, f.message);
+        }
+        eprintln!("  hint: fix them (see `cutover plan {}`), or pass --allow-error-findings to apply anyway", spec_path.display());
+        return exit::FINDINGS;
+    }
+    let (spec, _) = match cutover_planner::plan::load(spec_path) {
+        Ok(x) => x,
+        Err(e) => return crate::cli::report(&e, false),
+    };
+    let drivers = Drivers::builtin();
+    let redactor = Redactor::for_spec(&spec);
+    let store = Store::new(&common.state_dir);
+    let rt = runtime();
+    let mut session = match session::start(&store, plan, spec_path, dry_run, redactor.clone(), Box::new(Progress::new(common.mode))) {
+        Ok(s) => s,
+        Err(e) => return fail(&e),
+    };
+    if !dry_run {
+        let missing = session.missing_drivers(&drivers);
+        if !missing.is_empty() {
+            // Refused before any step ran; the run records why.
+            let e = ExecError::NoDriver { kinds: missing };
+            let _ = session.emit(cutover_executor::event::Event::RunFinished { outcome: Outcome::Failed });
+            return fail(&e);
+        }
+    }
+    let spec_dir = std::fs::canonicalize(spec_path).ok().and_then(|p| p.parent().map(Path::to_path_buf)).unwrap_or_else(|| PathBuf::from("."));
+    let opts = options(common, &session, spec_dir, redactor, spec.release.on_failure);
+    match rt.block_on(session.forward(&drivers, &opts)) {
+        Ok(r) => finish(&session, &r),
+        Err(e) => fail(&e),
+    }
+}
+
+fn spec_dir_of(state: &RunState) -> PathBuf {
+    Path::new(&state.spec_abs).parent().map(Path::to_path_buf).unwrap_or_default()
+}
+
+/// `cutover resume RUN`.
+pub fn resume(common: &Common, run: &str, retry: &[String]) -> u8 {
+    let store = Store::new(&common.state_dir);
+    let drivers = Drivers::builtin();
+    let mut session = match session::attach(&store, run, "resume", Redactor::default(), Box::new(Progress::new(common.mode))) {
+        Ok(s) => s,
+        Err(e) => return fail(&e),
+    };
+    if session.state.rollback.is_some() {
+        return fail(&ExecError::State(format!("run {} is being rolled back; continue it with `cutover rollback {}`", session.state.run_id, session.state.run_id)));
+    }
+    if session.state.complete() {
+        eprintln!("run {} already succeeded; nothing to do", session.state.run_id);
+        return exit::OK;
+    }
+    // The spec and migrations must still be what the run started with.
+    let spec_abs = PathBuf::from(&session.state.spec_abs);
+    let (plan, spec) = match cutover_planner::plan_file(&spec_abs).and_then(|p| cutover_planner::plan::load(&spec_abs).map(|(s, _)| (p, s))) {
+        Ok(x) => x,
+        Err(e) => return crate::cli::report(&e, false),
+    };
+    if let Err(e) = session::check_plan(&session.state, &plan) {
+        return fail(&e);
+    }
+    let redactor = Redactor::for_spec(&spec).merge(Redactor::for_plan(&session.plan));
+    let opts = options(common, &session, spec_dir_of(&session.state), redactor, spec.release.on_failure);
+    let rt = runtime();
+    rt.block_on(async {
+        if let Err(e) = session.settle_in_doubt(&drivers, &opts, retry).await {
+            return fail(&e);
+        }
+        match session.forward(&drivers, &opts).await {
+            Ok(r) => finish(&session, &r),
+            Err(e) => fail(&e),
+        }
+    })
+}
+
+fn read_state(store: &Store, run: &str) -> Result<(PathBuf, RunState, Option<usize>), ExecError> {
+    let dir = store.resolve(run)?;
+    let path = dir.join(LOG_FILE);
+    let contents = read_log(&path)?;
+    let torn = contents.torn.as_ref().map(Vec::len);
+    let state = RunState::replay(&contents.header, &contents.records).map_err(|source| ExecError::Replay { path, source })?;
+    Ok((dir, state, torn))
+}
+
+/// `cutover rollback RUN`.
+pub fn rollback(common: &Common, run: &str, to: Option<String>, dry_run: bool) -> u8 {
+    let store = Store::new(&common.state_dir);
+    if dry_run {
+        return rollback_preview(&store, run, to.as_deref());
+    }
+    let drivers = Drivers::builtin();
+    let mut session = match session::attach(&store, run, "rollback", Redactor::default(), Box::new(Progress::new(common.mode))) {
+        Ok(s) => s,
+        Err(e) => return fail(&e),
+    };
+    let redactor = Redactor::for_plan(&session.plan);
+    let spec_dir = spec_dir_of(&session.state);
+    let opts = options(common, &session, spec_dir, redactor, OnFailure::Pause);
+    let rt = runtime();
+    match rt.block_on(session.rollback(&drivers, &opts, to, "requested by the operator")) {
+        Ok(r) => finish(&session, &r),
+        Err(e) => fail(&e),
+    }
+}
+
+fn rollback_preview(store: &Store, run: &str, to: Option<&str>) -> u8 {
+    let (dir, state, _) = match read_state(store, run) {
+        Ok(x) => x,
+        Err(e) => return fail(&e),
+    };
+    let plan = match read_plan(&dir) {
+        Ok(p) => p,
+        Err(e) => return fail(&e),
+    };
+    let mut lines = Vec::new();
+    for id in state.completed.iter().rev() {
+        if Some(id.as_str()) == to {
+            break;
+        }
+        if !matches!(state.steps[id].state, StepState::Succeeded | StepState::Compensating | StepState::CompensationFailed) {
+            continue;
+        }
+        let step = plan.step(id);
+        match step {
+            Some(s) if !s.reversible => {
+                lines.push(format!("  stop at {id}: {}", s.undo));
+                break;
+            }
+            Some(s) => lines.push(format!("  undo    {id}: {}", s.undo)),
+            None => lines.push(format!("  ?       {id}: not in the recorded plan")),
+        }
+    }
+    let in_doubt = state.in_doubt();
+    println!("A rollback of {} would, newest first:", state.run_id);
+    if !in_doubt.is_empty() {
+        println!("  first check {} (started, end not recorded) with its probe", in_doubt.join(", "));
+    }
+    if lines.is_empty() {
+        println!("  nothing: no step has succeeded{}", to.map(|t| format!(" after {t}")).unwrap_or_default());
+    }
+    for l in lines {
+        println!("{l}");
+    }
+    println!("(dry run: nothing was changed and nothing was written)");
+    exit::OK
+}
+
+#[derive(Serialize)]
+struct StatusDoc<'a> {
+    run_id: &'a str,
+    release: &'a str,
+    plan_hash: &'a str,
+    dry_run: bool,
+    outcome: Option<&'static str>,
+    rollback: Option<Option<&'a str>>,
+    paused: Option<&'a str>,
+    lock_holder: Option<cutover_executor::store::Holder>,
+    torn_tail_bytes: Option<usize>,
+    steps: Vec<StepDoc<'a>>,
+}
+
+#[derive(Serialize)]
+struct StepDoc<'a> {
+    id: &'a str,
+    state: StepState,
+    attempts: u32,
+    duration_ms: Option<i64>,
+    error: Option<&'a str>,
+}
+
+/// `cutover status RUN`.
+pub fn status(common: &Common, run: &str) -> u8 {
+    let store = Store::new(&common.state_dir);
+    let (dir, st, torn) = match read_state(&store, run) {
+        Ok(x) => x,
+        Err(e) => return fail(&e),
+    };
+    let holder = if is_locked(&dir) { read_holder(&dir) } else { None };
+    let steps: Vec<StepDoc> = st
+        .step_hashes
+        .iter()
+        .map(|(id, _)| {
+            let s = &st.steps[id];
+            let duration_ms = match (s.started_at, s.finished_at) {
+                (Some(a), Some(b)) if b >= a => Some((b - a).num_milliseconds()),
+                _ => None,
+            };
+            StepDoc { id, state: s.state, attempts: s.attempts, duration_ms, error: s.error.as_deref() }
+        })
+        .collect();
+    let doc = StatusDoc {
+        run_id: &st.run_id,
+        release: &st.release,
+        plan_hash: &st.plan_hash,
+        dry_run: st.dry_run,
+        outcome: st.outcome.map(Outcome::as_str),
+        rollback: st.rollback.as_ref().map(|t| t.as_deref()),
+        paused: st.paused.as_deref(),
+        lock_holder: holder.clone(),
+        torn_tail_bytes: torn,
+        steps,
+    };
+    if common.mode == Mode::Json {
+        println!("{}", serde_json::to_string_pretty(&doc).expect("status serializes"));
+        return exit::OK;
+    }
+    let state_word = match (&holder, st.outcome) {
+        (Some(h), _) => format!("in progress: held by {h}"),
+        (None, Some(o)) => o.as_str().to_string(),
+        (None, None) => "stopped before it finished (resumable with `cutover resume`)".to_string(),
+    };
+    println!("run {}  release `{}`{}", st.run_id, st.release, if st.dry_run { "  (dry run)" } else { "" });
+    println!("state: {state_word}");
+    if let Some(r) = &st.paused {
+        println!("paused: {r}");
+    }
+    if let Some(t) = &st.rollback {
+        println!("rollback{} under way or done", t.as_ref().map(|t| format!(" to {t}")).unwrap_or_default());
+    }
+    if let Some(n) = torn {
+        println!("note: the log ends in a torn record ({n} bytes); the next resume or rollback cuts it off");
+    }
+    let width = doc.steps.iter().map(|s| s.id.len()).max().unwrap_or(0);
+    for s in &doc.steps {
+        let state = serde_json::to_value(s.state).unwrap().as_str().unwrap().to_string();
+        let dur = s.duration_ms.map(|d| format!("{:.1}s", d as f64 / 1000.0)).unwrap_or_default();
+        let attempts = if s.attempts > 1 { format!(" ({} attempts)", s.attempts) } else { String::new() };
+        println!("  {:<width$}  {:<19} {:>7}{attempts}{}", s.id, state, dur, s.error.map(|e| format!("  {e}")).unwrap_or_default());
+    }
+    exit::OK
+}
+
+/// `cutover log RUN`.
+pub fn log(common: &Common, run: &str) -> u8 {
+    let store = Store::new(&common.state_dir);
+    let dir = match store.resolve(run) {
+        Ok(d) => d,
+        Err(e) => return fail(&e),
+    };
+    let contents = match read_log(&dir.join(LOG_FILE)) {
+        Ok(c) => c,
+        Err(e) => return fail(&ExecError::from(e)),
+    };
+    for r in &contents.records {
+        if common.mode == Mode::Json {
+            println!("{}", serde_json::to_string(r).expect("records serialize"));
+        } else {
+            let mut v = serde_json::to_value(&r.event).expect("events serialize");
+            let kind = v["type"].as_str().unwrap_or("").to_string();
+            v.as_object_mut().map(|o| o.remove("type"));
+            println!("{:>5}  {}  {:<22} {}", r.seq, r.time.to_rfc3339_opts(chrono::SecondsFormat::Millis, true), kind, v);
+        }
+    }
+    if let Some(t) = &contents.torn {
+        eprintln!("note: the log ends in a torn record ({} bytes), not shown", t.len());
+    }
+    exit::OK
+}
+
+/// `cutover runs`.
+pub fn runs(common: &Common) -> u8 {
+    let store = Store::new(&common.state_dir);
+    let list = store.list();
+    if common.mode == Mode::Json {
+        println!("{}", serde_json::to_string_pretty(&list).expect("runs serialize"));
+        return exit::OK;
+    }
+    if list.is_empty() {
+        eprintln!("no runs under {}", common.state_dir.join("runs").display());
+    }
+    for r in list {
+        println!("{}  {:<20}  {}{}", r.run_id, r.state, r.release, if r.dry_run { "  (dry run)" } else { "" });
+    }
+    exit::OK
+}

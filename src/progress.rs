@@ -1,0 +1,79 @@
+//! Terminal and JSON-lines views of the executor's events (the library reports through
+//! `cutover_executor::report::Reporter`; only this module draws).
+
+use cutover_executor::event::{Event, Record};
+use cutover_executor::report::Reporter;
+use std::collections::HashMap;
+use std::io::Write;
+use std::sync::Mutex;
+
+/// How progress is shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// One line per step start and end, on stdout.
+    Text,
+    /// Every event as one JSON line on stdout.
+    Json,
+    /// Nothing but notices.
+    Quiet,
+}
+
+/// Draws events.
+pub struct Progress {
+    mode: Mode,
+    started: Mutex<HashMap<String, chrono::DateTime<chrono::Utc>>>,
+}
+
+impl Progress {
+    /// A reporter in `mode`.
+    pub fn new(mode: Mode) -> Self {
+        Self { mode, started: Mutex::new(HashMap::new()) }
+    }
+}
+
+fn secs(from: Option<chrono::DateTime<chrono::Utc>>, to: chrono::DateTime<chrono::Utc>) -> String {
+    from.map(|f| format!(" ({:.1}s)", (to - f).num_milliseconds() as f64 / 1000.0)).unwrap_or_default()
+}
+
+impl Reporter for Progress {
+    fn event(&self, r: &Record) {
+        let line = match self.mode {
+            Mode::Quiet => return,
+            Mode::Json => serde_json::to_string(r).expect("records serialize"),
+            Mode::Text => {
+                let mut started = self.started.lock().expect("progress lock");
+                match &r.event {
+                    Event::RunStarted { run_id, dry_run, .. } => format!("run {run_id}{}", if *dry_run { " (dry run: nothing is changed)" } else { "" }),
+                    Event::Attached { command, pid, .. } if command != "apply" => format!("attached ({command}, pid {pid})"),
+                    Event::Attached { .. } => return,
+                    Event::StepStarted { step, attempt } => {
+                        started.insert(step.clone(), r.time);
+                        if *attempt > 1 { format!("  start   {step} (attempt {attempt})") } else { format!("  start   {step}") }
+                    }
+                    Event::StepSucceeded { step, detail, .. } => format!("  done    {step}{}{}", secs(started.get(step).copied(), r.time), detail.as_ref().map(|d| format!(": {d}")).unwrap_or_default()),
+                    Event::StepFailed { step, error } => format!("  FAILED  {step}{}: {error}", secs(started.get(step).copied(), r.time)),
+                    Event::StepProbed { step, outcome, .. } => format!("  checked {step}: {}", match outcome {
+                        cutover_executor::event::ProbeOutcome::Done => "its effect is in place; not run again",
+                        cutover_executor::event::ProbeOutcome::NotDone => "its effect is not there; it runs again",
+                    }),
+                    Event::Paused { reason } => format!("paused: {reason}"),
+                    Event::RollbackStarted { target, reason } => format!("rolling back{}: {reason}", target.as_ref().map(|t| format!(" to {t}")).unwrap_or_default()),
+                    Event::CompensationStarted { step } => {
+                        started.insert(format!("undo:{step}"), r.time);
+                        format!("  undo    {step}")
+                    }
+                    Event::CompensationSucceeded { step } => format!("  undone  {step}{}", secs(started.get(&format!("undo:{step}")).copied(), r.time)),
+                    Event::CompensationFailed { step, error } => format!("  UNDO FAILED {step}: {error}"),
+                    Event::RunFinished { outcome } => format!("finished: {}", outcome.as_str()),
+                }
+            }
+        };
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{line}");
+        let _ = out.flush();
+    }
+
+    fn notice(&self, text: &str) {
+        eprintln!("cutover: {text}");
+    }
+}
