@@ -2,5 +2,6 @@
 
 mod bad_input;
 mod common;
+mod executor;
 mod lint_cli;
 mod plan_cli;

@@ -1,0 +1,460 @@
+//! The executor end to end through the real binary: crash at every event and at every
+//! side-effect gap, real SIGKILLs, the run lock, plan drift, failures, secrets, dry runs.
+//!
+//! The release is a spec of `command` steps that each append one line to `journal` (one atomic
+//! `write`), with a probe (`grep -qx`) and an idempotent undo, so "every side effect happened
+//! exactly once" is visible in the journal.
+
+use crate::common::{assert_no_panic, transcript};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+const STEPS: &[(&str, &str)] = &[("a", "pre-migrate"), ("b", "pre-migrate"), ("c", "post-shift"), ("d", "post-release")];
+
+fn command(name: &str, stage: &str, extra: &str) -> String {
+    format!(
+        "[[command]]\nname = \"{name}\"\nstage = \"{stage}\"\nargv = [\"sh\", \"-c\", \"{extra}echo {name} >> journal\"]\nprobe = [\"sh\", \"-c\", \"test -e journal && grep -qx {name} journal\"]\nundo = [\"sh\", \"-c\", \"grep -qx undo-{name} journal || echo undo-{name} >> journal\"]\n\n"
+    )
+}
+
+/// A release directory with its spec; `extra` runs before each step's write (e.g. a sleep).
+fn release(extra: &str, on_failure: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let mut spec = format!("[release]\nname = \"hooks\"\non_failure = \"{on_failure}\"\n\n");
+    for (name, stage) in STEPS {
+        spec += &command(name, stage, extra);
+    }
+    std::fs::write(dir.path().join("spec.toml"), spec).unwrap();
+    dir
+}
+
+fn cutover(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cutover"));
+    cmd.args(args).current_dir(dir).env("CUTOVER_STATE_DIR", dir.join(".cutover")).env_remove("CUTOVER_CRASH_AFTER_EVENTS").env_remove("CUTOVER_CRASH_AFTER_EFFECT");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("cutover runs")
+}
+
+fn run_id(dir: &Path) -> String {
+    let mut ids: Vec<String> = std::fs::read_dir(dir.join(".cutover/runs")).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    assert_eq!(ids.len(), 1, "{ids:?}");
+    ids.pop().unwrap()
+}
+
+fn journal(dir: &Path) -> Vec<String> {
+    std::fs::read_to_string(dir.join("journal")).unwrap_or_default().lines().map(String::from).collect()
+}
+
+fn events(dir: &Path, run: &str) -> Vec<Value> {
+    let out = cutover(dir, &["log", run, "--format", "json"], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
+    String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+/// The log replays cleanly: contiguous sequence numbers, and each step ends exactly once.
+fn assert_clean_log(dir: &Path, run: &str, expect_compensated: bool) {
+    let evs = events(dir, run);
+    for (i, e) in evs.iter().enumerate() {
+        assert_eq!(e["seq"], i as u64 + 1);
+    }
+    let ids: Vec<String> = std::iter::once("preflight".to_string()).chain(STEPS.iter().map(|(n, _)| format!("command/{n}"))).collect();
+    for id in &ids {
+        let ended = evs.iter().filter(|e| e["step"] == id.as_str() && (e["type"] == "step_succeeded" || (e["type"] == "step_probed" && e["outcome"] == "done"))).count();
+        assert_eq!(ended, 1, "{id} ended {ended} times:\n{evs:#?}");
+        let undone = evs.iter().filter(|e| e["step"] == id.as_str() && e["type"] == "compensation_succeeded").count();
+        assert_eq!(undone, expect_compensated as usize, "{id} compensated {undone} times");
+    }
+    let status = cutover(dir, &["status", run, "--format", "json"], &[]);
+    assert_eq!(status.status.code(), Some(0), "{}", transcript(&status));
+    let doc: Value = serde_json::from_slice(&status.stdout).unwrap();
+    let want = if expect_compensated { "compensated" } else { "succeeded" };
+    assert!(doc["steps"].as_array().unwrap().iter().all(|s| s["state"] == want), "{doc:#}");
+}
+
+fn forward_journal() -> Vec<String> {
+    STEPS.iter().map(|(n, _)| n.to_string()).collect()
+}
+
+fn full_journal() -> Vec<String> {
+    let mut j = forward_journal();
+    j.extend(STEPS.iter().rev().map(|(n, _)| format!("undo-{n}")));
+    j
+}
+
+/// Resumes until the run succeeds (a crash leaves it resumable; each resume gets further).
+fn resume_to_end(dir: &Path, run: &str, verb: &str) {
+    for _ in 0..20 {
+        let out = cutover(dir, &[verb, run], &[]);
+        assert_no_panic(&out);
+        if out.status.code() == Some(0) {
+            return;
+        }
+        // Only a crash (abort: signal) is acceptable on the way.
+        assert_eq!(out.status.code(), None, "{verb}: {}", transcript(&out));
+    }
+    panic!("{verb} did not finish in 20 attempts");
+}
+
+#[test]
+fn an_uninterrupted_run_and_its_rollback() {
+    let dir = release("", "rollback");
+    let out = cutover(dir.path(), &["apply", "spec.toml"], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
+    assert_eq!(journal(dir.path()), forward_journal());
+    let run = run_id(dir.path());
+    assert_clean_log(dir.path(), &run, false);
+    let out = cutover(dir.path(), &["rollback", &run], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
+    assert_eq!(journal(dir.path()), full_journal());
+    assert_clean_log(dir.path(), &run, true);
+}
+
+fn total_events(verb_after_apply: bool) -> usize {
+    let dir = release("", "rollback");
+    cutover(dir.path(), &["apply", "spec.toml"], &[]);
+    let run = run_id(dir.path());
+    if verb_after_apply {
+        cutover(dir.path(), &["rollback", &run], &[]);
+    }
+    events(dir.path(), &run).len()
+}
+
+#[test]
+fn crash_after_every_event_then_resume_gives_the_same_end_state() {
+    let total = total_events(false);
+    assert!(total >= 12, "{total}");
+    for n in 1..=total {
+        let dir = release("", "rollback");
+        let n_s = n.to_string();
+        let out = cutover(dir.path(), &["apply", "spec.toml"], &[("CUTOVER_CRASH_AFTER_EVENTS", &n_s)]);
+        assert_no_panic(&out);
+        let run = run_id(dir.path());
+        if n < total {
+            assert_eq!(out.status.code(), None, "crash at {n} did not abort: {}", transcript(&out));
+        }
+        resume_to_end(dir.path(), &run, "resume");
+        assert_eq!(journal(dir.path()), forward_journal(), "crash after event {n}");
+        assert_clean_log(dir.path(), &run, false);
+    }
+}
+
+#[test]
+fn crashing_again_and_again_across_resumes() {
+    // One run, killed over and over: each invocation (apply, then resumes) dies a few events
+    // after the point the log had reached (the count runs from the start of the log, across
+    // resumes, so N = events so far + 2..4 lands inside the invocation's own work).
+    let dir = release("", "rollback");
+    let mut run: Option<String> = None;
+    let mut crashes = 0;
+    for k in 0..60 {
+        let so_far = run.as_ref().map_or(0, |r| events(dir.path(), r).len());
+        let n = (so_far + 2 + k % 3).to_string();
+        let args: Vec<&str> = match &run {
+            None => vec!["apply", "spec.toml"],
+            Some(r) => vec!["resume", r.as_str()],
+        };
+        let out = cutover(dir.path(), &args, &[("CUTOVER_CRASH_AFTER_EVENTS", &n)]);
+        assert_no_panic(&out);
+        run = Some(run_id(dir.path()));
+        match out.status.code() {
+            Some(0) => break,
+            None => crashes += 1,
+            Some(c) => panic!("exit {c}: {}", transcript(&out)),
+        }
+    }
+    assert!(crashes >= 5, "only {crashes} crashes");
+    let run = run.unwrap();
+    assert_eq!(journal(dir.path()), forward_journal());
+    assert_clean_log(dir.path(), &run, false);
+}
+
+#[test]
+fn crash_between_every_effect_and_its_success_event() {
+    for id in std::iter::once("preflight".to_string()).chain(STEPS.iter().map(|(n, _)| format!("command/{n}"))) {
+        let dir = release("", "rollback");
+        let out = cutover(dir.path(), &["apply", "spec.toml"], &[("CUTOVER_CRASH_AFTER_EFFECT", &id)]);
+        assert_eq!(out.status.code(), None, "{id}: {}", transcript(&out));
+        let run = run_id(dir.path());
+        resume_to_end(dir.path(), &run, "resume");
+        assert_eq!(journal(dir.path()), forward_journal(), "crash after the effect of {id}");
+        assert_clean_log(dir.path(), &run, false);
+    }
+}
+
+#[test]
+fn a_rollback_interrupted_at_every_point_finishes_exactly_once() {
+    let applied = total_events(false);
+    let total = total_events(true);
+    for n in applied + 1..=total {
+        let dir = release("", "rollback");
+        assert_eq!(cutover(dir.path(), &["apply", "spec.toml"], &[]).status.code(), Some(0));
+        let run = run_id(dir.path());
+        let out = cutover(dir.path(), &["rollback", &run], &[("CUTOVER_CRASH_AFTER_EVENTS", &n.to_string())]);
+        assert_no_panic(&out);
+        resume_to_end(dir.path(), &run, "rollback");
+        assert_eq!(journal(dir.path()), full_journal(), "rollback crashed after event {n}");
+        assert_clean_log(dir.path(), &run, true);
+    }
+    // And between every undo and its record.
+    for (name, _) in STEPS {
+        let dir = release("", "rollback");
+        assert_eq!(cutover(dir.path(), &["apply", "spec.toml"], &[]).status.code(), Some(0));
+        let run = run_id(dir.path());
+        let id = format!("command/{name}");
+        let out = cutover(dir.path(), &["rollback", &run], &[("CUTOVER_CRASH_AFTER_EFFECT", &id)]);
+        assert_eq!(out.status.code(), None, "{}", transcript(&out));
+        resume_to_end(dir.path(), &run, "rollback");
+        assert_eq!(journal(dir.path()), full_journal(), "crash after undoing {id}");
+        assert_clean_log(dir.path(), &run, true);
+    }
+}
+
+/// A tiny deterministic generator (xorshift), so the kill moments are the same on every run.
+struct Seeded(u64);
+
+impl Seeded {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
+#[test]
+fn sigkill_at_seeded_random_moments_then_resume() {
+    let mut rng = Seeded(0x5eed_c0ff_ee00_0001);
+    let mut killed_mid_run = 0;
+    for round in 0..24 {
+        // Each step sleeps a little so kills land before, during and after commands.
+        let dir = release("sleep 0.05; ", "rollback");
+        let child = Command::new(env!("CARGO_BIN_EXE_cutover"))
+            .args(["apply", "spec.toml", "--format", "quiet"])
+            .current_dir(dir.path())
+            .env("CUTOVER_STATE_DIR", dir.path().join(".cutover"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let pid = child.id() as i32;
+        std::thread::sleep(std::time::Duration::from_millis(5 + rng.next() % 220));
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+        let status = child.wait_with_output().unwrap().status;
+        if status.code().is_none() {
+            killed_mid_run += 1;
+        }
+        // A kill before the run directory existed leaves nothing to resume: start over.
+        let runs = dir.path().join(".cutover/runs");
+        let has_log = std::fs::read_dir(&runs).map(|mut d| d.next().is_some_and(|e| e.unwrap().path().join("events.log").exists())).unwrap_or(false);
+        if !has_log {
+            let _ = std::fs::remove_dir_all(dir.path().join(".cutover"));
+            assert_eq!(cutover(dir.path(), &["apply", "spec.toml"], &[]).status.code(), Some(0));
+        }
+        let run = run_id(dir.path());
+        resume_to_end(dir.path(), &run, "resume");
+        // The child's orphaned `sleep` cannot write; give any straggler a moment anyway.
+        std::thread::sleep(std::time::Duration::from_millis(30));
+        assert_eq!(journal(dir.path()), forward_journal(), "round {round}");
+        assert_clean_log(dir.path(), &run, false);
+    }
+    assert!(killed_mid_run >= 20, "only {killed_mid_run} of 24 kills hit a running apply");
+}
+
+#[test]
+fn two_executors_on_one_run_then_kill_9_of_the_holder() {
+    // The holder waits inside its first command until the file `go` exists.
+    let dir = release("while [ ! -e go ]; do sleep 0.01; done; ", "rollback");
+    let mut holder = Command::new(env!("CARGO_BIN_EXE_cutover"))
+        .args(["apply", "spec.toml", "--format", "quiet"])
+        .current_dir(dir.path())
+        .env("CUTOVER_STATE_DIR", dir.path().join(".cutover"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let run = wait_for_run(dir.path());
+    let second = cutover(dir.path(), &["resume", &run], &[]);
+    assert_eq!(second.status.code(), Some(1), "{}", transcript(&second));
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(stderr.contains(&format!("pid {}", holder.id())) && stderr.contains("cutover apply"), "the refusal must name the holder:\n{stderr}");
+    let status = cutover(dir.path(), &["status", &run, "--format", "json"], &[]);
+    let doc: Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(doc["lock_holder"]["pid"], holder.id());
+    // kill -9 the holder: the kernel drops the lock, and the next resume starts at once.
+    unsafe { libc::kill(holder.id() as i32, libc::SIGKILL) };
+    holder.wait().unwrap();
+    std::fs::write(dir.path().join("go"), "").unwrap();
+    let started = std::time::Instant::now();
+    let out = cutover(dir.path(), &["resume", &run], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    assert_eq!(journal(dir.path()), forward_journal());
+    assert_clean_log(dir.path(), &run, false);
+}
+
+fn wait_for_run(dir: &Path) -> String {
+    for _ in 0..500 {
+        if let Ok(mut d) = std::fs::read_dir(dir.join(".cutover/runs")) {
+            if let Some(e) = d.next() {
+                let p: PathBuf = e.unwrap().path();
+                if p.join("events.log").exists() {
+                    // Wait until the first command has started (the lock is surely held).
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                    return p.file_name().unwrap().to_string_lossy().into_owned();
+                }
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    panic!("no run appeared");
+}
+
+#[test]
+fn resume_refuses_an_edited_spec_naming_the_changed_step() {
+    let dir = release("", "rollback");
+    let out = cutover(dir.path(), &["apply", "spec.toml"], &[("CUTOVER_CRASH_AFTER_EFFECT", "command/b")]);
+    assert_eq!(out.status.code(), None);
+    let run = run_id(dir.path());
+    let spec = std::fs::read_to_string(dir.path().join("spec.toml")).unwrap();
+    std::fs::write(dir.path().join("spec.toml"), spec.replace("echo c >> journal", "echo C >> journal")).unwrap();
+    let out = cutover(dir.path(), &["resume", &run], &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", transcript(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("command/c (changed)"), "{stderr}");
+    assert!(!stderr.contains("command/a (changed)"), "{stderr}");
+    // Restoring the spec lets it continue.
+    std::fs::write(dir.path().join("spec.toml"), spec).unwrap();
+    assert_eq!(cutover(dir.path(), &["resume", &run], &[]).status.code(), Some(0));
+    assert_eq!(journal(dir.path()), forward_journal());
+}
+
+#[test]
+fn a_failed_step_rolls_back_what_was_done() {
+    let dir = release("", "rollback");
+    let spec = std::fs::read_to_string(dir.path().join("spec.toml")).unwrap();
+    std::fs::write(dir.path().join("spec.toml"), spec.replace("echo c >> journal", "echo c-fails >&2; exit 7")).unwrap();
+    let out = cutover(dir.path(), &["apply", "spec.toml"], &[]);
+    assert_eq!(out.status.code(), Some(3), "{}", transcript(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("step `command/c` failed") && stderr.contains("status 7") && stderr.contains("c-fails"), "{stderr}");
+    assert_eq!(journal(dir.path()), vec!["a", "b", "undo-b", "undo-a"]);
+}
+
+#[test]
+fn a_paused_run_resumes_after_the_cause_is_fixed() {
+    let dir = release("", "pause");
+    let spec = std::fs::read_to_string(dir.path().join("spec.toml")).unwrap();
+    std::fs::write(dir.path().join("spec.toml"), spec.replace("\"sh\", \"-c\", \"echo c >> journal\"", "\"sh\", \"-c\", \"test -e fixed && echo c >> journal\"")).unwrap();
+    let out = cutover(dir.path(), &["apply", "spec.toml"], &[]);
+    assert_eq!(out.status.code(), Some(3), "{}", transcript(&out));
+    let run = run_id(dir.path());
+    let status = cutover(dir.path(), &["status", &run, "--format", "json"], &[]);
+    let doc: Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(doc["outcome"], "paused");
+    std::fs::write(dir.path().join("fixed"), "").unwrap();
+    let out = cutover(dir.path(), &["resume", &run], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
+    assert_eq!(journal(dir.path()), forward_journal());
+}
+
+#[test]
+fn a_step_in_doubt_without_probe_stops_the_resume_and_retry_continues() {
+    let dir = release("", "rollback");
+    let spec = std::fs::read_to_string(dir.path().join("spec.toml")).unwrap();
+    std::fs::write(dir.path().join("spec.toml"), spec.replace("probe = [\"sh\", \"-c\", \"test -e journal && grep -qx b journal\"]\n", "")).unwrap();
+    let out = cutover(dir.path(), &["apply", "spec.toml"], &[("CUTOVER_CRASH_AFTER_EVENTS", "7")]);
+    assert_eq!(out.status.code(), None);
+    let run = run_id(dir.path());
+    let evs = events(dir.path(), &run);
+    assert_eq!(evs.last().unwrap()["type"], "step_started");
+    assert_eq!(evs.last().unwrap()["step"], "command/b");
+    let out = cutover(dir.path(), &["resume", &run], &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", transcript(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("`command/b` started but its end was not recorded") && stderr.contains("--retry command/b"), "{stderr}");
+    let out = cutover(dir.path(), &["resume", &run, "--retry", "command/b"], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
+    assert_eq!(journal(dir.path()), forward_journal());
+}
+
+#[test]
+fn secrets_never_reach_the_log_or_the_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = "[release]\nname = \"secret\"\n\n[[command]]\nname = \"leak\"\nstage = \"pre-migrate\"\nsecret_env = [\"API_TOKEN\"]\nargv = [\"sh\", \"-c\", \"echo token=$API_TOKEN url=postgres://app:hunter2-pw@db/app >&2; exit 3\"]\n";
+    std::fs::write(dir.path().join("spec.toml"), spec).unwrap();
+    let out = cutover(dir.path(), &["apply", "spec.toml"], &[("API_TOKEN", "tok-9f8e7d6c5b")]);
+    assert_eq!(out.status.code(), Some(3), "{}", transcript(&out));
+    let all = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(all.contains("token=[redacted]") && all.contains("postgres://app:[redacted]@db/app"), "{all}");
+    let run = run_id(dir.path());
+    let log = std::fs::read(dir.path().join(".cutover/runs").join(&run).join("events.log")).unwrap();
+    let log = String::from_utf8_lossy(&log);
+    assert!(!log.contains("tok-9f8e7d6c5b") && !log.contains("hunter2-pw"), "a secret reached the log");
+    assert!(log.contains("[redacted]"));
+    let status = cutover(dir.path(), &["status", &run], &[("API_TOKEN", "tok-9f8e7d6c5b")]);
+    assert!(!String::from_utf8_lossy(&status.stdout).contains("tok-9f8e7d6c5b"));
+}
+
+#[test]
+fn dry_run_walks_the_seed_release_and_writes_a_marked_log() {
+    let root = crate::common::root();
+    let state = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_cutover"))
+        .args(["apply", "plans/canary-rename.toml", "--dry-run", "--state-dir"])
+        .arg(state.path())
+        .current_dir(&root)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("(dry run: nothing is changed)") && stdout.contains("done    migrate/expand/V2__rename_name_to_full_name"), "{stdout}");
+    let runs: Vec<_> = std::fs::read_dir(state.path().join("runs")).unwrap().collect();
+    let run_dir = runs[0].as_ref().unwrap().path();
+    let status = Command::new(env!("CARGO_BIN_EXE_cutover")).args(["status", "--format", "json"]).arg(&run_dir).output().unwrap();
+    let doc: Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(doc["dry_run"], true);
+    assert_eq!(doc["steps"].as_array().unwrap().len(), 20);
+    // What a rollback would do from there: stop at once, at the removal of the old containers
+    // (a pivot); `--to` the last shift still meets the contract migration first.
+    let preview = Command::new(env!("CARGO_BIN_EXE_cutover")).args(["rollback", "--dry-run"]).arg(run_dir.join("events.log")).output().unwrap();
+    let text = String::from_utf8_lossy(&preview.stdout);
+    assert!(text.contains("stop at cleanup/api"), "{text}");
+    let preview = Command::new(env!("CARGO_BIN_EXE_cutover")).args(["rollback", "--dry-run", "--to", "shift/api/100"]).arg(run_dir.join("events.log")).output().unwrap();
+    let text = String::from_utf8_lossy(&preview.stdout);
+    assert!(text.contains("stop at cleanup/api") && !text.contains("retire/api"), "{text}");
+    // A real apply of a release with steps this build has no driver for is refused up front.
+    let out = Command::new(env!("CARGO_BIN_EXE_cutover")).args(["apply", "plans/canary-rename.toml", "--state-dir"]).arg(state.path()).current_dir(&root).output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", transcript(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot run"));
+}
+
+#[test]
+fn a_torn_tail_is_cut_and_the_run_continues() {
+    let dir = release("", "rollback");
+    let out = cutover(dir.path(), &["apply", "spec.toml"], &[("CUTOVER_CRASH_AFTER_EFFECT", "command/c")]);
+    assert_eq!(out.status.code(), None);
+    let run = run_id(dir.path());
+    let log = dir.path().join(".cutover/runs").join(&run).join("events.log");
+    // A half-written record at the end, as a crash mid-write leaves.
+    let mut bytes = std::fs::read(&log).unwrap();
+    bytes.extend_from_slice(&[0x40, 0, 0, 0, 9, 0, 0]);
+    std::fs::write(&log, &bytes).unwrap();
+    let status = cutover(dir.path(), &["status", &run], &[]);
+    assert!(String::from_utf8_lossy(&status.stdout).contains("torn record (7 bytes)"), "{}", transcript(&status));
+    let out = cutover(dir.path(), &["resume", &run], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("torn record"));
+    assert_eq!(journal(dir.path()), forward_journal());
+    assert_clean_log(dir.path(), &run, false);
+    // Damage in the middle is refused, and nothing is changed.
+    let mut bytes = std::fs::read(&log).unwrap();
+    bytes[60] ^= 0xff;
+    std::fs::write(&log, &bytes).unwrap();
+    let out = cutover(dir.path(), &["rollback", &run], &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", transcript(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("the log is damaged at byte"), "{}", transcript(&out));
+    assert_eq!(std::fs::read(&log).unwrap(), bytes);
+}
