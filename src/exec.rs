@@ -336,12 +336,14 @@ pub fn log(common: &Common, run: &str) -> u8 {
         Err(e) => return fail(&ExecError::from(e)),
     };
     for r in &contents.records {
+        let mut v = r.to_flat_json();
         if common.mode == Mode::Json {
-            println!("{}", serde_json::to_string(r).expect("records serialize"));
+            println!("{v}");
         } else {
-            let mut v = serde_json::to_value(&r.event).expect("events serialize");
-            let kind = v["type"].as_str().unwrap_or("").to_string();
-            v.as_object_mut().map(|o| o.remove("type"));
+            let o = v.as_object_mut().expect("records are objects");
+            let kind = o.remove("type").and_then(|t| t.as_str().map(String::from)).unwrap_or_default();
+            o.remove("seq");
+            o.remove("time");
             println!("{:>5}  {}  {:<22} {}", r.seq, r.time.to_rfc3339_opts(chrono::SecondsFormat::Millis, true), kind, v);
         }
     }

@@ -39,11 +39,11 @@ impl Reporter for Progress {
     fn event(&self, r: &Record) {
         let line = match self.mode {
             Mode::Quiet => return,
-            Mode::Json => serde_json::to_string(r).expect("records serialize"),
+            Mode::Json => r.to_flat_json().to_string(),
             Mode::Text => {
                 let mut started = self.started.lock().expect("progress lock");
                 match &r.event {
-                    Event::RunStarted { run_id, dry_run, .. } => format!("run {run_id}{}", if *dry_run { " (dry run: nothing is changed)" } else { "" }),
+                    Event::RunStarted(rs) => format!("run {}{}", rs.run_id, if rs.dry_run { " (dry run: nothing is changed)" } else { "" }),
                     Event::Attached { command, pid, .. } if command != "apply" => format!("attached ({command}, pid {pid})"),
                     Event::Attached { .. } => return,
                     Event::StepStarted { step, attempt } => {

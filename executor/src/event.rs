@@ -5,33 +5,14 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-/// What happened in a run. Serialized as JSON with a `type` tag (`"step_started"`, ...).
+/// What happened in a run. Stored externally tagged (`{"step_started": {...}}`), which serde reads
+/// without buffering; [`Record::to_flat_json`] gives the flat view `cutover log` prints.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum Event {
-    /// First event of every run.
-    RunStarted {
-        /// Run id (also the directory name).
-        run_id: String,
-        /// Plan hash at the start.
-        plan_hash: String,
-        /// Fingerprint of every step, so a resume can name the steps that changed.
-        step_hashes: Vec<(String, String)>,
-        /// Release name.
-        release: String,
-        /// Spec path as given, and absolute.
-        spec_path: String,
-        /// Absolute spec path, for resuming from another directory.
-        spec_abs: String,
-        /// cutover's version.
-        tool_version: String,
-        /// Who ran it.
-        user: String,
-        /// Where.
-        host: String,
-        /// Describe-only run.
-        dry_run: bool,
-    },
+    /// First event of every run (boxed: it is by far the largest, and a million-event log
+    /// should not pay for it in every record).
+    RunStarted(Box<RunStarted>),
     /// A process took over the run (first start or a resume).
     Attached {
         /// pid of the executor.
@@ -112,6 +93,31 @@ pub enum Event {
     },
 }
 
+/// The first event of a run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunStarted {
+    /// Run id (also the directory name).
+    pub run_id: String,
+    /// Plan hash at the start.
+    pub plan_hash: String,
+    /// Fingerprint of every step, so a resume can name the steps that changed.
+    pub step_hashes: Vec<(String, String)>,
+    /// Release name.
+    pub release: String,
+    /// Spec path as given, and absolute.
+    pub spec_path: String,
+    /// Absolute spec path, for resuming from another directory.
+    pub spec_abs: String,
+    /// cutover's version.
+    pub tool_version: String,
+    /// Who ran it.
+    pub user: String,
+    /// Where.
+    pub host: String,
+    /// Describe-only run.
+    pub dry_run: bool,
+}
+
 /// What a probe found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -159,11 +165,30 @@ impl Outcome {
 pub struct Record {
     /// 1-based position in the log.
     pub seq: u64,
-    /// When it was written (UTC).
+    /// When it was written (UTC, RFC 3339 with microseconds).
+    #[serde(with = "rfc3339")]
     pub time: DateTime<Utc>,
     /// What happened.
-    #[serde(flatten)]
     pub event: Event,
+}
+
+impl Record {
+    /// `{"seq": 7, "time": "...", "type": "step_started", "step": "...", "attempt": 1}`: the view
+    /// `cutover log --format json` and the JSON progress stream print (documented in docs/json.md).
+    pub fn to_flat_json(&self) -> serde_json::Value {
+        let mut out = serde_json::Map::new();
+        out.insert("seq".into(), self.seq.into());
+        out.insert("time".into(), serde_json::to_value(self.time).expect("times serialize"));
+        if let serde_json::Value::Object(tagged) = serde_json::to_value(&self.event).expect("events serialize") {
+            for (kind, fields) in tagged {
+                out.insert("type".into(), kind.into());
+                if let serde_json::Value::Object(fields) = fields {
+                    out.extend(fields);
+                }
+            }
+        }
+        serde_json::Value::Object(out)
+    }
 }
 
 impl Event {
@@ -178,6 +203,50 @@ impl Event {
             | Event::CompensationSucceeded { step }
             | Event::CompensationFailed { step, .. } => Some(step),
             _ => None,
+        }
+    }
+}
+
+/// RFC 3339 timestamps, written as `2026-11-26T17:40:55.948123Z` and read back by hand when they
+/// have that exact shape (chrono's general parser costs about a microsecond, which dominated
+/// replaying a million-event log), with chrono's parser for anything else.
+mod rfc3339 {
+    use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&t.to_rfc3339_opts(SecondsFormat::Micros, true))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        fast(&s).or_else(|| DateTime::parse_from_rfc3339(&s).ok().map(|t| t.with_timezone(&Utc))).ok_or_else(|| serde::de::Error::custom(format!("invalid RFC 3339 time `{s}`")))
+    }
+
+    /// `YYYY-MM-DDTHH:MM:SS.ffffffZ` exactly.
+    pub(super) fn fast(s: &str) -> Option<DateTime<Utc>> {
+        let b = s.as_bytes();
+        if b.len() != 27 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[13] != b':' || b[16] != b':' || b[19] != b'.' || b[26] != b'Z' {
+            return None;
+        }
+        let num = |r: std::ops::Range<usize>| -> Option<u32> {
+            b[r].iter().try_fold(0u32, |acc, c| c.is_ascii_digit().then(|| acc * 10 + u32::from(c - b'0')))
+        };
+        let date = NaiveDate::from_ymd_opt(num(0..4)? as i32, num(5..7)?, num(8..10)?)?;
+        let time = date.and_hms_micro_opt(num(11..13)?, num(14..16)?, num(17..19)?, num(20..26)?)?;
+        Some(time.and_utc())
+    }
+
+    #[cfg(test)]
+    mod tests {
+        #[test]
+        fn fast_path_agrees_with_chrono() {
+            for s in ["2026-11-26T17:40:55.948123Z", "2024-02-29T00:00:00.000000Z", "1999-12-31T23:59:59.999999Z"] {
+                let slow = chrono::DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&chrono::Utc);
+                assert_eq!(super::fast(s), Some(slow), "{s}");
+            }
+            assert_eq!(super::fast("2026-02-30T00:00:00.000000Z"), None);
+            assert_eq!(super::fast("2026-11-26T17:40:55Z"), None);
         }
     }
 }

@@ -25,7 +25,7 @@ use crate::store::RunLock;
 use cutover_planner::dag::{Plan, Step, StepKind};
 use cutover_planner::spec::OnFailure;
 use serde_json::Value;
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::task::JoinSet;
@@ -138,36 +138,42 @@ impl Session {
         }
         let mut sigint = signal(SignalKind::interrupt()).map_err(|e| ExecError::io(&self.dir, e))?;
         let mut sigterm = signal(SignalKind::terminate()).map_err(|e| ExecError::io(&self.dir, e))?;
+        // Dependency counting: a step is ready when its last unfinished dependency succeeds, so
+        // each completion costs work proportional to its dependents, not to the plan's size.
         let order: Vec<Step> = self.plan.steps().cloned().collect();
+        let index: HashMap<&str, usize> = order.iter().enumerate().map(|(i, s)| (s.id.as_str(), i)).collect();
+        let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); order.len()];
+        let mut waiting: Vec<usize> = vec![0; order.len()];
+        for (i, step) in order.iter().enumerate() {
+            for d in &step.depends_on {
+                dependents[index[d.as_str()]].push(i);
+                if self.state.steps[d].state != StepState::Succeeded {
+                    waiting[i] += 1;
+                }
+            }
+        }
+        let runnable = |st: StepState| matches!(st, StepState::Pending | StepState::Failed);
+        let mut ready: BTreeSet<usize> = (0..order.len()).filter(|i| waiting[*i] == 0 && runnable(self.state.steps[&order[*i].id].state)).collect();
         let mut running: BTreeSet<String> = BTreeSet::new();
         let mut tasks: JoinSet<(String, Result<Done, StepError>)> = JoinSet::new();
         let mut failed: Option<(String, String)> = None;
         let mut interrupted = 0u32;
         loop {
-            if failed.is_none() && interrupted == 0 {
-                for step in &order {
-                    if running.len() >= opts.jobs.max(1) {
-                        break;
-                    }
-                    let st = &self.state.steps[&step.id];
-                    if !matches!(st.state, StepState::Pending | StepState::Failed) || running.contains(&step.id) {
-                        continue;
-                    }
-                    if !step.depends_on.iter().all(|d| self.state.steps[d].state == StepState::Succeeded) {
-                        continue;
-                    }
-                    let attempt = st.attempts + 1;
-                    self.emit(Event::StepStarted { step: step.id.clone(), attempt })?;
-                    running.insert(step.id.clone());
-                    let id = step.id.clone();
-                    if self.state.dry_run {
-                        let detail = format!("dry run: {}", step.description);
-                        tasks.spawn(async move { (id, Ok(Done { undo: Value::Null, detail: Some(detail) })) });
-                    } else {
-                        let driver = drivers.get(step.kind).ok_or_else(|| ExecError::NoDriver { kinds: vec![step.kind.as_str().into()] })?;
-                        let fut = driver.run(step.clone(), opts.ctx.clone());
-                        tasks.spawn(async move { (id, fut.await) });
-                    }
+            while failed.is_none() && interrupted == 0 && running.len() < opts.jobs.max(1) {
+                // Lowest index first: plan order among the ready steps.
+                let Some(i) = ready.pop_first() else { break };
+                let step = &order[i];
+                let attempt = self.state.steps[&step.id].attempts + 1;
+                self.emit(Event::StepStarted { step: step.id.clone(), attempt })?;
+                running.insert(step.id.clone());
+                let id = step.id.clone();
+                if self.state.dry_run {
+                    let detail = format!("dry run: {}", step.description);
+                    tasks.spawn(async move { (id, Ok(Done { undo: Value::Null, detail: Some(detail) })) });
+                } else {
+                    let driver = drivers.get(step.kind).ok_or_else(|| ExecError::NoDriver { kinds: vec![step.kind.as_str().into()] })?;
+                    let fut = driver.run(step.clone(), opts.ctx.clone());
+                    tasks.spawn(async move { (id, fut.await) });
                 }
             }
             if running.is_empty() {
@@ -181,7 +187,13 @@ impl Session {
                     match result {
                         Ok(done) => {
                             self.crash_point(&id);
-                            self.emit(Event::StepSucceeded { step: id, undo: done.undo, detail: done.detail })?;
+                            self.emit(Event::StepSucceeded { step: id.clone(), undo: done.undo, detail: done.detail })?;
+                            for &j in &dependents[index[id.as_str()]] {
+                                waiting[j] -= 1;
+                                if waiting[j] == 0 && runnable(self.state.steps[&order[j].id].state) {
+                                    ready.insert(j);
+                                }
+                            }
                         }
                         Err(e) => {
                             let error = opts.ctx.redactor.redact(&e.0);
@@ -223,6 +235,10 @@ impl Session {
                     Ok(ForwardResult { outcome: r.outcome, failed: Some((step, error)), stopped_at: r.stopped_at })
                 }
             };
+        }
+        if !self.state.complete() {
+            let left: Vec<&str> = order.iter().filter(|s| self.state.steps[&s.id].state != StepState::Succeeded).map(|s| s.id.as_str()).take(5).collect();
+            return Err(ExecError::State(format!("no step can start, but some are not done: {}", left.join(", "))));
         }
         self.emit(Event::RunFinished { outcome: Outcome::Succeeded })?;
         Ok(ForwardResult { outcome: Outcome::Succeeded, failed: None, stopped_at: None })

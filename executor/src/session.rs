@@ -3,7 +3,7 @@
 //! refuses to continue a run whose spec or migrations changed.
 
 use crate::error::ExecError;
-use crate::event::Event;
+use crate::event::{Event, RunStarted};
 use crate::log::{LogWriter, read_log};
 use crate::redact::Redactor;
 use crate::report::Reporter;
@@ -32,7 +32,7 @@ pub fn start(store: &Store, plan: Plan, spec_path: &Path, dry_run: bool, redacto
     let release = plan.release.clone();
     let plan_hash = plan.hash.clone();
     let mut session = Session::new(dir, plan, state, log, lock, reporter);
-    session.emit(Event::RunStarted {
+    session.emit(Event::RunStarted(Box::new(RunStarted {
         run_id,
         plan_hash,
         step_hashes,
@@ -43,7 +43,7 @@ pub fn start(store: &Store, plan: Plan, spec_path: &Path, dry_run: bool, redacto
         user: user(),
         host: hostname(),
         dry_run,
-    })?;
+    })))?;
     session.emit(Event::Attached { pid: std::process::id(), host: hostname(), command: "apply".into() })?;
     Ok(session)
 }

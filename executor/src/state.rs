@@ -1,7 +1,7 @@
 //! [`RunState`]: a run as its log tells it. `status`, `resume` and `rollback` all start here, so
 //! they can never disagree about where a run stands.
 
-use crate::event::{Event, Outcome, ProbeOutcome, Record};
+use crate::event::{Event, Outcome, ProbeOutcome, Record, RunStarted};
 use crate::log::Header;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -141,7 +141,8 @@ impl RunState {
             }
         }
         match &r.event {
-            Event::RunStarted { run_id, plan_hash, step_hashes, release, spec_path, spec_abs, dry_run, .. } => {
+            Event::RunStarted(rs) => {
+                let RunStarted { run_id, plan_hash, step_hashes, release, spec_path, spec_abs, dry_run, .. } = rs.as_ref();
                 if r.seq != 1 {
                     return Err(bad("a run starts only once".into()));
                 }
@@ -252,7 +253,7 @@ impl RunState {
 /// The `type` tag of an event.
 pub fn event_kind(e: &Event) -> &'static str {
     match e {
-        Event::RunStarted { .. } => "run_started",
+        Event::RunStarted(_) => "run_started",
         Event::Attached { .. } => "attached",
         Event::StepStarted { .. } => "step_started",
         Event::StepSucceeded { .. } => "step_succeeded",

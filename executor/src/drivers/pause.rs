@@ -11,7 +11,9 @@ impl Driver for PauseDriver {
     fn run(&self, step: Step, _ctx: StepContext) -> BoxFuture<Result<Done, StepError>> {
         Box::pin(async move {
             let Params::Pause { duration, .. } = step.params else { return Err(StepError(format!("{} is not a pause step", step.id))) };
-            tokio::time::sleep(std::time::Duration::from_millis(duration.as_millis())).await;
+            if !duration.is_zero() {
+                tokio::time::sleep(std::time::Duration::from_millis(duration.as_millis())).await;
+            }
             Ok(Done { undo: Value::Null, detail: Some(format!("waited {duration}")) })
         })
     }
