@@ -40,6 +40,13 @@ pub struct Cli {
     /// Where runs are kept (each in `<dir>/runs/<run id>/`).
     #[arg(long, global = true, env = "CUTOVER_STATE_DIR", default_value = ".cutover", value_name = "DIR")]
     state_dir: PathBuf,
+    /// Keep run events in this PostgreSQL database instead of files (prefer the environment
+    /// variable: a command line is visible to every user of the machine).
+    #[arg(long, global = true, env = "CUTOVER_LOG_DATABASE_URL", value_name = "URL", hide_env_values = true)]
+    log_database_url: Option<String>,
+    /// With a PostgreSQL log: how long to poll for a run another executor holds before refusing.
+    #[arg(long, global = true, default_value_t = 0, value_name = "SECONDS")]
+    lock_wait: u64,
     #[command(subcommand)]
     command: Command,
 }
@@ -221,7 +228,11 @@ pub fn main() -> ExitCode {
             return ExitCode::from(if e.use_stderr() { exit::INPUT } else { exit::OK });
         }
     };
-    let common = |mode: crate::progress::Mode, jobs: usize| crate::exec::Common { state_dir: cli.state_dir.clone(), mode, jobs };
+    let backend = || match &cli.log_database_url {
+        Some(url) => cutover_executor::session::Backend::Postgres(cutover_executor::pglog::PgStore::new(url, std::time::Duration::from_secs(cli.lock_wait))),
+        None => cutover_executor::session::Backend::Files,
+    };
+    let common = |mode: crate::progress::Mode, jobs: usize| crate::exec::Common { state_dir: cli.state_dir.clone(), mode, jobs, backend: backend() };
     let text_or_json = |f: LintFormat| if f == LintFormat::Json { crate::progress::Mode::Json } else { crate::progress::Mode::Text };
     let code = match cli.command {
         Command::Apply { spec, dry_run, jobs, allow_error_findings, format } => crate::exec::apply(&common(format.into(), jobs), &spec, dry_run, allow_error_findings),

@@ -4,11 +4,11 @@ use crate::exit;
 use crate::progress::{Mode, Progress};
 use cutover_executor::driver::{Drivers, StepContext};
 use cutover_executor::event::Outcome;
-use cutover_executor::log::read_log;
 use cutover_executor::redact::Redactor;
 use cutover_executor::runner::{ForwardResult, RunOptions, Session};
 use cutover_executor::state::{RunState, StepState};
-use cutover_executor::store::{LOG_FILE, Store, is_locked, read_holder, read_plan};
+use cutover_executor::session::Backend;
+use cutover_executor::store::Store;
 use cutover_executor::{ExecError, session};
 use cutover_planner::lint::Severity;
 use cutover_planner::spec::OnFailure;
@@ -24,6 +24,8 @@ pub struct Common {
     pub mode: Mode,
     /// Concurrent steps.
     pub jobs: usize,
+    /// Where events are kept.
+    pub backend: Backend,
 }
 
 fn fail(e: &ExecError) -> u8 {
@@ -47,7 +49,7 @@ fn finish(session: &Session, r: &ForwardResult) -> u8 {
     match r.outcome {
         Outcome::Succeeded => {
             if session.state.dry_run {
-                eprintln!("dry run complete: {} step(s) described, nothing changed. Log: {}", session.plan.graph.node_count(), session.dir.join(LOG_FILE).display());
+                eprintln!("dry run complete: {} step(s) described, nothing changed. Log: {}", session.plan.graph.node_count(), session.log_location());
             }
             exit::OK
         }
@@ -104,25 +106,29 @@ pub fn apply(common: &Common, spec_path: &Path, dry_run: bool, allow_error_findi
     let redactor = Redactor::for_spec(&spec);
     let store = Store::new(&common.state_dir);
     let rt = runtime();
-    let mut session = match session::start(&store, plan, spec_path, dry_run, redactor.clone(), Box::new(Progress::new(common.mode))) {
-        Ok(s) => s,
-        Err(e) => return fail(&e),
-    };
-    if !dry_run {
-        let missing = session.missing_drivers(&drivers);
-        if !missing.is_empty() {
-            // Refused before any step ran; the run records why.
-            let e = ExecError::NoDriver { kinds: missing };
-            let _ = session.emit(cutover_executor::event::Event::RunFinished { outcome: Outcome::Failed });
-            return fail(&e);
+    rt.block_on(async {
+        let mut session = match session::start(&common.backend, &store, plan, spec_path, dry_run, redactor.clone(), Box::new(Progress::new(common.mode))).await {
+            Ok(s) => s,
+            Err(e) => return fail(&e),
+        };
+        if !dry_run {
+            let missing = session.missing_drivers(&drivers);
+            if !missing.is_empty() {
+                // Refused before any step ran; the run records why.
+                let e = ExecError::NoDriver { kinds: missing };
+                let _ = session.emit(cutover_executor::event::Event::RunFinished { outcome: Outcome::Failed }).await;
+                return fail(&e);
+            }
         }
-    }
-    let spec_dir = std::fs::canonicalize(spec_path).ok().and_then(|p| p.parent().map(Path::to_path_buf)).unwrap_or_else(|| PathBuf::from("."));
-    let opts = options(common, &session, spec_dir, redactor, spec.release.on_failure);
-    match rt.block_on(session.forward(&drivers, &opts)) {
-        Ok(r) => finish(&session, &r),
-        Err(e) => fail(&e),
-    }
+        let spec_dir = std::fs::canonicalize(spec_path).ok().and_then(|p| p.parent().map(Path::to_path_buf)).unwrap_or_else(|| PathBuf::from("."));
+        let opts = options(common, &session, spec_dir, redactor, spec.release.on_failure);
+        let code = match session.forward(&drivers, &opts).await {
+            Ok(r) => finish(&session, &r),
+            Err(e) => fail(&e),
+        };
+        session.close().await;
+        code
+    })
 }
 
 fn spec_dir_of(state: &RunState) -> PathBuf {
@@ -133,79 +139,81 @@ fn spec_dir_of(state: &RunState) -> PathBuf {
 pub fn resume(common: &Common, run: &str, retry: &[String]) -> u8 {
     let store = Store::new(&common.state_dir);
     let drivers = Drivers::builtin();
-    let mut session = match session::attach(&store, run, "resume", Redactor::default(), Box::new(Progress::new(common.mode))) {
-        Ok(s) => s,
-        Err(e) => return fail(&e),
-    };
-    if session.state.rollback.is_some() {
-        return fail(&ExecError::State(format!("run {} is being rolled back; continue it with `cutover rollback {}`", session.state.run_id, session.state.run_id)));
-    }
-    if session.state.complete() {
-        eprintln!("run {} already succeeded; nothing to do", session.state.run_id);
-        return exit::OK;
-    }
-    // The spec and migrations must still be what the run started with.
-    let spec_abs = PathBuf::from(&session.state.spec_abs);
-    let (plan, spec) = match cutover_planner::plan_file(&spec_abs).and_then(|p| cutover_planner::plan::load(&spec_abs).map(|(s, _)| (p, s))) {
-        Ok(x) => x,
-        Err(e) => return crate::cli::report(&e, false),
-    };
-    if let Err(e) = session::check_plan(&session.state, &plan) {
-        return fail(&e);
-    }
-    let redactor = Redactor::for_spec(&spec).merge(Redactor::for_plan(&session.plan));
-    let opts = options(common, &session, spec_dir_of(&session.state), redactor, spec.release.on_failure);
-    let rt = runtime();
-    rt.block_on(async {
+    runtime().block_on(async {
+        let mut session = match session::attach(&common.backend, &store, run, "resume", Redactor::default(), Box::new(Progress::new(common.mode))).await {
+            Ok(s) => s,
+            Err(e) => return fail(&e),
+        };
+        if !session.state.started() {
+            return fail(&ExecError::State(format!("run {} was created but never started (its process died before the first event); nothing ran, so start a new run with `cutover apply`", session.state.run_id)));
+        }
+        if session.state.rollback.is_some() {
+            return fail(&ExecError::State(format!("run {} is being rolled back; continue it with `cutover rollback {}`", session.state.run_id, session.state.run_id)));
+        }
+        if session.state.complete() {
+            eprintln!("run {} already succeeded; nothing to do", session.state.run_id);
+            return exit::OK;
+        }
+        // The spec and migrations must still be what the run started with.
+        let spec_abs = PathBuf::from(&session.state.spec_abs);
+        let (plan, spec) = match cutover_planner::plan_file(&spec_abs).and_then(|p| cutover_planner::plan::load(&spec_abs).map(|(s, _)| (p, s))) {
+            Ok(x) => x,
+            Err(e) => return crate::cli::report(&e, false),
+        };
+        if let Err(e) = session::check_plan(&session.state, &plan) {
+            return fail(&e);
+        }
+        let redactor = Redactor::for_spec(&spec).merge(Redactor::for_plan(&session.plan));
+        let opts = options(common, &session, spec_dir_of(&session.state), redactor, spec.release.on_failure);
         if let Err(e) = session.settle_in_doubt(&drivers, &opts, retry).await {
             return fail(&e);
         }
-        match session.forward(&drivers, &opts).await {
+        let code = match session.forward(&drivers, &opts).await {
             Ok(r) => finish(&session, &r),
             Err(e) => fail(&e),
-        }
+        };
+        session.close().await;
+        code
     })
 }
 
-fn read_state(store: &Store, run: &str) -> Result<(PathBuf, RunState, Option<usize>), ExecError> {
-    let dir = store.resolve(run)?;
-    let path = dir.join(LOG_FILE);
-    let contents = read_log(&path)?;
-    let torn = contents.torn.as_ref().map(Vec::len);
-    let state = RunState::replay(&contents.header, &contents.records).map_err(|source| ExecError::Replay { path, source })?;
-    Ok((dir, state, torn))
+fn snapshot(common: &Common, run: &str) -> Result<(session::Snapshot, RunState), ExecError> {
+    let store = Store::new(&common.state_dir);
+    let snap = runtime().block_on(session::read(&common.backend, &store, run))?;
+    let state = RunState::replay(&snap.contents.header, &snap.contents.records).map_err(|source| ExecError::Replay { path: snap.dir.clone(), source })?;
+    Ok((snap, state))
 }
 
 /// `cutover rollback RUN`.
 pub fn rollback(common: &Common, run: &str, to: Option<String>, dry_run: bool) -> u8 {
-    let store = Store::new(&common.state_dir);
     if dry_run {
-        return rollback_preview(&store, run, to.as_deref());
+        return rollback_preview(common, run, to.as_deref());
     }
+    let store = Store::new(&common.state_dir);
     let drivers = Drivers::builtin();
-    let mut session = match session::attach(&store, run, "rollback", Redactor::default(), Box::new(Progress::new(common.mode))) {
-        Ok(s) => s,
-        Err(e) => return fail(&e),
-    };
-    let redactor = Redactor::for_plan(&session.plan);
-    let spec_dir = spec_dir_of(&session.state);
-    let opts = options(common, &session, spec_dir, redactor, OnFailure::Pause);
-    let rt = runtime();
-    match rt.block_on(session.rollback(&drivers, &opts, to, "requested by the operator")) {
-        Ok(r) => finish(&session, &r),
-        Err(e) => fail(&e),
-    }
+    runtime().block_on(async {
+        let mut session = match session::attach(&common.backend, &store, run, "rollback", Redactor::default(), Box::new(Progress::new(common.mode))).await {
+            Ok(s) => s,
+            Err(e) => return fail(&e),
+        };
+        let redactor = Redactor::for_plan(&session.plan);
+        let spec_dir = spec_dir_of(&session.state);
+        let opts = options(common, &session, spec_dir, redactor, OnFailure::Pause);
+        let code = match session.rollback(&drivers, &opts, to, "requested by the operator").await {
+            Ok(r) => finish(&session, &r),
+            Err(e) => fail(&e),
+        };
+        session.close().await;
+        code
+    })
 }
 
-fn rollback_preview(store: &Store, run: &str, to: Option<&str>) -> u8 {
-    let (dir, state, _) = match read_state(store, run) {
+fn rollback_preview(common: &Common, run: &str, to: Option<&str>) -> u8 {
+    let (snap, state) = match snapshot(common, run) {
         Ok(x) => x,
         Err(e) => return fail(&e),
     };
-    let plan = match read_plan(&dir) {
-        Ok(p) => p,
-        Err(e) => return fail(&e),
-    };
+    let plan = snap.plan;
     let mut lines = Vec::new();
     for id in state.completed.iter().rev() {
         if Some(id.as_str()) == to {
@@ -264,12 +272,12 @@ struct StepDoc<'a> {
 
 /// `cutover status RUN`.
 pub fn status(common: &Common, run: &str) -> u8 {
-    let store = Store::new(&common.state_dir);
-    let (dir, st, torn) = match read_state(&store, run) {
+    let (snap, st) = match snapshot(common, run) {
         Ok(x) => x,
         Err(e) => return fail(&e),
     };
-    let holder = if is_locked(&dir) { read_holder(&dir) } else { None };
+    let torn = snap.contents.torn.as_ref().map(Vec::len);
+    let holder = snap.holder;
     let steps: Vec<StepDoc> = st
         .step_hashes
         .iter()
@@ -327,13 +335,9 @@ pub fn status(common: &Common, run: &str) -> u8 {
 /// `cutover log RUN`.
 pub fn log(common: &Common, run: &str) -> u8 {
     let store = Store::new(&common.state_dir);
-    let dir = match store.resolve(run) {
-        Ok(d) => d,
+    let contents = match runtime().block_on(session::read(&common.backend, &store, run)) {
+        Ok(snap) => snap.contents,
         Err(e) => return fail(&e),
-    };
-    let contents = match read_log(&dir.join(LOG_FILE)) {
-        Ok(c) => c,
-        Err(e) => return fail(&ExecError::from(e)),
     };
     for r in &contents.records {
         let mut v = r.to_flat_json();
@@ -356,7 +360,10 @@ pub fn log(common: &Common, run: &str) -> u8 {
 /// `cutover runs`.
 pub fn runs(common: &Common) -> u8 {
     let store = Store::new(&common.state_dir);
-    let list = store.list();
+    let list = match runtime().block_on(session::list(&common.backend, &store)) {
+        Ok(l) => l,
+        Err(e) => return fail(&e),
+    };
     if common.mode == Mode::Json {
         println!("{}", serde_json::to_string_pretty(&list).expect("runs serialize"));
         return exit::OK;

@@ -5,7 +5,8 @@
 //! - [`log`]: the framed, checksum-chained event log and its recovery.
 //! - [`event`]: the one event type every view is built from; [`state`] replays it.
 //! - [`runner`]: the coordinator that runs, resumes and rolls back; [`driver`]: the step trait.
-//! - [`store`]: run directories and the run lock; [`redact`]: keeping secrets out.
+//! - [`store`]: run directories and the run lock; [`pglog`]: the PostgreSQL log backend;
+//!   [`sink`]: either one behind one append; [`redact`]: keeping secrets out.
 //! - [`session`]: opening a run for `apply`, `resume` and `rollback`.
 #![warn(missing_docs)]
 
@@ -14,10 +15,12 @@ pub mod drivers;
 pub mod error;
 pub mod event;
 pub mod log;
+pub mod pglog;
 pub mod redact;
 pub mod report;
 pub mod runner;
 pub mod session;
+pub mod sink;
 pub mod state;
 pub mod store;
 

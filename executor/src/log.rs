@@ -93,7 +93,8 @@ pub struct LogContents {
     pub torn: Option<Vec<u8>>,
 }
 
-fn crc(prev: u32, seq: u64, payload: &[u8]) -> u32 {
+/// The chained checksum of a record.
+pub(crate) fn crc(prev: u32, seq: u64, payload: &[u8]) -> u32 {
     let mut h = crc32fast::Hasher::new();
     h.update(&prev.to_le_bytes());
     h.update(&seq.to_le_bytes());
@@ -326,7 +327,8 @@ impl LogWriter {
     }
 }
 
-fn crash_after_events() -> Option<u64> {
+/// `CUTOVER_CRASH_AFTER_EVENTS`, if set.
+pub(crate) fn crash_after_events() -> Option<u64> {
     std::env::var("CUTOVER_CRASH_AFTER_EVENTS").ok().and_then(|v| v.trim().parse().ok())
 }
 

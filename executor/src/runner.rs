@@ -18,10 +18,9 @@
 use crate::driver::{Done, Drivers, Probe, StepContext, StepError};
 use crate::error::ExecError;
 use crate::event::{Event, Outcome, ProbeOutcome, Record};
-use crate::log::LogWriter;
 use crate::report::Reporter;
+use crate::sink::Sink;
 use crate::state::{RunState, StepState};
-use crate::store::RunLock;
 use cutover_planner::dag::{Plan, Step, StepKind};
 use cutover_planner::spec::OnFailure;
 use serde_json::Value;
@@ -49,8 +48,7 @@ pub struct Session {
     pub plan: Plan,
     /// The run as the log tells it.
     pub state: RunState,
-    log: LogWriter,
-    _lock: RunLock,
+    sink: Sink,
     reporter: Box<dyn Reporter>,
     /// `CUTOVER_CRASH_AFTER_EFFECT`: abort after this step's effect, before its end event.
     crash_after_effect: Option<String>,
@@ -69,17 +67,29 @@ pub struct ForwardResult {
 
 impl Session {
     /// Attaches to a run whose lock is held and whose log is open.
-    pub fn new(dir: PathBuf, plan: Plan, state: RunState, log: LogWriter, lock: RunLock, reporter: Box<dyn Reporter>) -> Self {
+    pub fn new(dir: PathBuf, plan: Plan, state: RunState, sink: Sink, reporter: Box<dyn Reporter>) -> Self {
         let crash_after_effect = std::env::var("CUTOVER_CRASH_AFTER_EFFECT").ok().filter(|s| !s.is_empty());
-        Session { dir, plan, state, log, _lock: lock, reporter, crash_after_effect }
+        Session { dir, plan, state, sink, reporter, crash_after_effect }
     }
 
     /// Appends `event` (durably), applies it to the state and reports it.
-    pub fn emit(&mut self, event: Event) -> Result<Record, ExecError> {
-        let record = self.log.append(event).map_err(|e| ExecError::io(self.log.path(), e))?;
-        self.state.apply(&record).map_err(|source| ExecError::Replay { path: self.log.path().to_path_buf(), source })?;
+    pub async fn emit(&mut self, event: Event) -> Result<Record, ExecError> {
+        let record = self.sink.append(event).await?;
+        self.state.apply(&record).map_err(|source| ExecError::Replay { path: PathBuf::from(self.sink.describe()), source })?;
         self.reporter.event(&record);
         Ok(record)
+    }
+
+    /// Where this session's events go.
+    pub fn log_location(&self) -> String {
+        self.sink.describe()
+    }
+
+    /// Ends the session cleanly (releases a PostgreSQL lock at once rather than at disconnect).
+    pub async fn close(self) {
+        if let Sink::Postgres(run) = self.sink {
+            run.close().await;
+        }
     }
 
     /// Tells the operator something.
@@ -107,7 +117,7 @@ impl Session {
             let step = self.plan.step(&id).cloned().ok_or_else(|| ExecError::State(format!("step `{id}` is in the log but not in the plan")))?;
             if self.state.dry_run || retry.contains(&id) {
                 let why = if self.state.dry_run { "dry run: described again" } else { "the operator checked it and asked for a retry" };
-                self.emit(Event::StepFailed { step: id.clone(), error: format!("interrupted before its end was recorded; {why}") })?;
+                self.emit(Event::StepFailed { step: id.clone(), error: format!("interrupted before its end was recorded; {why}") }).await?;
                 continue;
             }
             let probe = match drivers.get(step.kind) {
@@ -116,13 +126,13 @@ impl Session {
             };
             match probe {
                 Some(Probe::Done(undo)) => {
-                    self.emit(Event::StepProbed { step: id.clone(), outcome: ProbeOutcome::Done, undo })?;
+                    self.emit(Event::StepProbed { step: id.clone(), outcome: ProbeOutcome::Done, undo }).await?;
                 }
                 Some(Probe::NotDone) => {
-                    self.emit(Event::StepProbed { step: id.clone(), outcome: ProbeOutcome::NotDone, undo: Value::Null })?;
+                    self.emit(Event::StepProbed { step: id.clone(), outcome: ProbeOutcome::NotDone, undo: Value::Null }).await?;
                 }
                 None if step.idempotent => {
-                    self.emit(Event::StepFailed { step: id.clone(), error: "interrupted before its end was recorded; idempotent, so it runs again".into() })?;
+                    self.emit(Event::StepFailed { step: id.clone(), error: "interrupted before its end was recorded; idempotent, so it runs again".into() }).await?;
                 }
                 None => return Err(ExecError::InDoubt { step: id }),
             }
@@ -164,7 +174,7 @@ impl Session {
                 let Some(i) = ready.pop_first() else { break };
                 let step = &order[i];
                 let attempt = self.state.steps[&step.id].attempts + 1;
-                self.emit(Event::StepStarted { step: step.id.clone(), attempt })?;
+                self.emit(Event::StepStarted { step: step.id.clone(), attempt }).await?;
                 running.insert(step.id.clone());
                 let id = step.id.clone();
                 if self.state.dry_run {
@@ -187,7 +197,7 @@ impl Session {
                     match result {
                         Ok(done) => {
                             self.crash_point(&id);
-                            self.emit(Event::StepSucceeded { step: id.clone(), undo: done.undo, detail: done.detail })?;
+                            self.emit(Event::StepSucceeded { step: id.clone(), undo: done.undo, detail: done.detail }).await?;
                             for &j in &dependents[index[id.as_str()]] {
                                 waiting[j] -= 1;
                                 if waiting[j] == 0 && runnable(self.state.steps[&order[j].id].state) {
@@ -197,7 +207,7 @@ impl Session {
                         }
                         Err(e) => {
                             let error = opts.ctx.redactor.redact(&e.0);
-                            self.emit(Event::StepFailed { step: id.clone(), error: error.clone() })?;
+                            self.emit(Event::StepFailed { step: id.clone(), error: error.clone() }).await?;
                             failed.get_or_insert((id, error));
                         }
                     }
@@ -213,24 +223,24 @@ impl Session {
                 // probes them.
                 tasks.abort_all();
                 self.notice("stopped; the interrupted steps will be checked by `cutover resume`");
-                self.emit(Event::RunFinished { outcome: Outcome::Interrupted })?;
+                self.emit(Event::RunFinished { outcome: Outcome::Interrupted }).await?;
                 return Ok(ForwardResult { outcome: Outcome::Interrupted, failed, stopped_at: None });
             }
         }
         if interrupted > 0 {
-            self.emit(Event::RunFinished { outcome: Outcome::Interrupted })?;
+            self.emit(Event::RunFinished { outcome: Outcome::Interrupted }).await?;
             return Ok(ForwardResult { outcome: Outcome::Interrupted, failed, stopped_at: None });
         }
         if let Some((step, error)) = failed {
             let reason = format!("step `{step}` failed: {error}");
             return match opts.on_failure {
                 OnFailure::Pause => {
-                    self.emit(Event::Paused { reason })?;
-                    self.emit(Event::RunFinished { outcome: Outcome::Paused })?;
+                    self.emit(Event::Paused { reason }).await?;
+                    self.emit(Event::RunFinished { outcome: Outcome::Paused }).await?;
                     Ok(ForwardResult { outcome: Outcome::Paused, failed: Some((step, error)), stopped_at: None })
                 }
                 OnFailure::Rollback => {
-                    self.emit(Event::RollbackStarted { target: None, reason })?;
+                    self.emit(Event::RollbackStarted { target: None, reason }).await?;
                     let r = self.compensate(drivers, opts, None).await?;
                     Ok(ForwardResult { outcome: r.outcome, failed: Some((step, error)), stopped_at: r.stopped_at })
                 }
@@ -240,7 +250,7 @@ impl Session {
             let left: Vec<&str> = order.iter().filter(|s| self.state.steps[&s.id].state != StepState::Succeeded).map(|s| s.id.as_str()).take(5).collect();
             return Err(ExecError::State(format!("no step can start, but some are not done: {}", left.join(", "))));
         }
-        self.emit(Event::RunFinished { outcome: Outcome::Succeeded })?;
+        self.emit(Event::RunFinished { outcome: Outcome::Succeeded }).await?;
         Ok(ForwardResult { outcome: Outcome::Succeeded, failed: None, stopped_at: None })
     }
 
@@ -260,18 +270,17 @@ impl Session {
 
     /// Starts (or continues) a rollback to `target`.
     pub async fn rollback(&mut self, drivers: &Drivers, opts: &RunOptions, target: Option<String>, reason: &str) -> Result<ForwardResult, ExecError> {
-        if let Some(t) = &target {
-            if !self.state.completed.contains(t) {
+        if let Some(t) = &target
+            && !self.state.completed.contains(t) {
                 return Err(ExecError::State(format!("`--to {t}`: that step has not succeeded in this run, so there is nothing to roll back to")));
             }
-        }
         match &self.state.rollback {
             Some(existing) if *existing != target && target.is_some() => {
                 return Err(ExecError::State(format!("a rollback to {} is already under way; finish it first", existing.as_deref().unwrap_or("the start"))));
             }
             Some(_) => {}
             None => {
-                self.emit(Event::RollbackStarted { target: target.clone(), reason: reason.into() })?;
+                self.emit(Event::RollbackStarted { target: target.clone(), reason: reason.into() }).await?;
             }
         }
         let target = self.state.rollback.clone().flatten();
@@ -291,8 +300,8 @@ impl Session {
                 }
             };
             match probe {
-                Some(Probe::Done(undo)) => self.emit(Event::StepProbed { step: id, outcome: ProbeOutcome::Done, undo })?,
-                Some(Probe::NotDone) => self.emit(Event::StepProbed { step: id, outcome: ProbeOutcome::NotDone, undo: Value::Null })?,
+                Some(Probe::Done(undo)) => self.emit(Event::StepProbed { step: id, outcome: ProbeOutcome::Done, undo }).await?,
+                Some(Probe::NotDone) => self.emit(Event::StepProbed { step: id, outcome: ProbeOutcome::NotDone, undo: Value::Null }).await?,
                 None => return Err(ExecError::InDoubt { step: id }),
             };
         }
@@ -301,11 +310,11 @@ impl Session {
             if !step.reversible {
                 let why = format!("`{id}` cannot be undone: {}", step.undo);
                 self.notice(&format!("rollback stops at the pivot {why}"));
-                self.emit(Event::RunFinished { outcome: Outcome::RollbackStopped })?;
+                self.emit(Event::RunFinished { outcome: Outcome::RollbackStopped }).await?;
                 return Ok(ForwardResult { outcome: Outcome::RollbackStopped, failed: None, stopped_at: Some((id, why)) });
             }
             let undo = self.state.steps[&id].undo.clone().unwrap_or(Value::Null);
-            self.emit(Event::CompensationStarted { step: id.clone() })?;
+            self.emit(Event::CompensationStarted { step: id.clone() }).await?;
             let result = if self.state.dry_run {
                 Ok(())
             } else {
@@ -317,17 +326,17 @@ impl Session {
             match result {
                 Ok(()) => {
                     self.crash_point(&id);
-                    self.emit(Event::CompensationSucceeded { step: id })?;
+                    self.emit(Event::CompensationSucceeded { step: id }).await?;
                 }
                 Err(e) => {
                     let error = opts.ctx.redactor.redact(&e.0);
-                    self.emit(Event::CompensationFailed { step: id.clone(), error: error.clone() })?;
-                    self.emit(Event::RunFinished { outcome: Outcome::RollbackStopped })?;
+                    self.emit(Event::CompensationFailed { step: id.clone(), error: error.clone() }).await?;
+                    self.emit(Event::RunFinished { outcome: Outcome::RollbackStopped }).await?;
                     return Ok(ForwardResult { outcome: Outcome::RollbackStopped, failed: None, stopped_at: Some((id, error)) });
                 }
             }
         }
-        self.emit(Event::RunFinished { outcome: Outcome::RolledBack })?;
+        self.emit(Event::RunFinished { outcome: Outcome::RolledBack }).await?;
         Ok(ForwardResult { outcome: Outcome::RolledBack, failed: None, stopped_at: None })
     }
 }

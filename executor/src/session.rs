@@ -1,69 +1,135 @@
-//! Opening a run: [`start`] creates one for `apply`, [`attach`] reopens one for `resume`,
-//! `rollback` (taking its lock, cutting a torn tail, replaying the log), and [`check_plan`]
-//! refuses to continue a run whose spec or migrations changed.
+//! Opening a run: [`start`] creates one for `apply`, [`attach`] reopens one for `resume` and
+//! `rollback` (taking its lock, cutting a torn tail, replaying the log), [`read`] looks at one
+//! without locking, and [`check_plan`] refuses to continue a run whose spec or migrations changed.
+//! Each works on either [`Backend`].
 
 use crate::error::ExecError;
 use crate::event::{Event, RunStarted};
-use crate::log::{LogWriter, read_log};
+use crate::log::{LogContents, LogWriter, read_log};
+use crate::pglog::PgStore;
 use crate::redact::Redactor;
 use crate::report::Reporter;
 use crate::runner::Session;
+use crate::sink::Sink;
 use crate::state::RunState;
-use crate::store::{LOG_FILE, Store, header, hostname, lock_run, read_plan};
+use crate::store::{Holder, LOG_FILE, RunSummary, Store, header, hostname, is_locked, lock_run, read_holder, read_plan};
 use cutover_planner::dag::{Params, Plan};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Who is running cutover.
 fn user() -> String {
     std::env::var("USER").or_else(|_| std::env::var("LOGNAME")).unwrap_or_else(|_| format!("uid {}", unsafe { libc::getuid() }))
 }
 
+/// Where a run's events are kept.
+pub enum Backend {
+    /// `events.log` files under the state directory.
+    Files,
+    /// A PostgreSQL database (the state directory still holds each run's scratch files).
+    Postgres(PgStore),
+}
+
 /// Creates a run for `plan` and attaches to it.
-pub fn start(store: &Store, plan: Plan, spec_path: &Path, dry_run: bool, redactor: Redactor, reporter: Box<dyn Reporter>) -> Result<Session, ExecError> {
+pub async fn start(backend: &Backend, store: &Store, plan: Plan, spec_path: &Path, dry_run: bool, redactor: Redactor, reporter: Box<dyn Reporter>) -> Result<Session, ExecError> {
     let (run_id, dir) = store.create(&plan)?;
-    let lock = lock_run(&dir, "apply")?;
     let hdr = header(&run_id, &plan, dry_run);
-    let path = dir.join(LOG_FILE);
-    let mut log = LogWriter::create(&path, &hdr).map_err(|e| ExecError::io(&path, e))?;
-    log.set_redactor(redactor);
+    let mut sink = match backend {
+        Backend::Files => {
+            let lock = lock_run(&dir, "apply")?;
+            let path = dir.join(LOG_FILE);
+            let writer = LogWriter::create(&path, &hdr).map_err(|e| ExecError::io(&path, e))?;
+            Sink::File { writer, lock }
+        }
+        Backend::Postgres(pg) => Sink::Postgres(pg.create(&run_id, &plan, &hdr, "apply").await?),
+    };
+    sink.set_redactor(redactor);
     let state = RunState::replay(&hdr, &[]).expect("an empty log replays");
     let step_hashes = plan.steps().map(|s| (s.id.clone(), s.hash.clone())).collect();
     let spec_abs = std::fs::canonicalize(spec_path).unwrap_or_else(|_| spec_path.to_path_buf());
     let release = plan.release.clone();
     let plan_hash = plan.hash.clone();
-    let mut session = Session::new(dir, plan, state, log, lock, reporter);
-    session.emit(Event::RunStarted(Box::new(RunStarted {
-        run_id,
-        plan_hash,
-        step_hashes,
-        release,
-        spec_path: spec_path.display().to_string(),
-        spec_abs: spec_abs.display().to_string(),
-        tool_version: env!("CARGO_PKG_VERSION").to_string(),
-        user: user(),
-        host: hostname(),
-        dry_run,
-    })))?;
-    session.emit(Event::Attached { pid: std::process::id(), host: hostname(), command: "apply".into() })?;
+    let mut session = Session::new(dir, plan, state, sink, reporter);
+    session
+        .emit(Event::RunStarted(Box::new(RunStarted {
+            run_id,
+            plan_hash,
+            step_hashes,
+            release,
+            spec_path: spec_path.display().to_string(),
+            spec_abs: spec_abs.display().to_string(),
+            tool_version: env!("CARGO_PKG_VERSION").to_string(),
+            user: user(),
+            host: hostname(),
+            dry_run,
+        })))
+        .await?;
+    session.emit(Event::Attached { pid: std::process::id(), host: hostname(), command: "apply".into() }).await?;
     Ok(session)
 }
 
-/// Reopens the run `run` (an id or a path) for `command` (`resume` or `rollback`).
-pub fn attach(store: &Store, run: &str, command: &str, redactor: Redactor, reporter: Box<dyn Reporter>) -> Result<Session, ExecError> {
-    let dir = store.resolve(run)?;
-    let lock = lock_run(&dir, command)?;
-    let path = dir.join(LOG_FILE);
-    let contents = read_log(&path)?;
-    if let Some(torn) = &contents.torn {
-        reporter.notice(&format!("the log ended in a torn record ({} bytes, from a crash mid-write); it was cut off and kept in {}.torn-{}", torn.len(), path.display(), contents.valid_len));
-    }
-    let mut log = LogWriter::open(&path, &contents).map_err(|e| ExecError::io(&path, e))?;
-    let plan = read_plan(&dir)?;
-    let state = RunState::replay(&contents.header, &contents.records).map_err(|source| ExecError::Replay { path: path.clone(), source })?;
-    log.set_redactor(redactor.merge(Redactor::for_plan(&plan)));
-    let mut session = Session::new(dir, plan, state, log, lock, reporter);
-    session.emit(Event::Attached { pid: std::process::id(), host: hostname(), command: command.into() })?;
+/// Reopens the run `run` (an id, or for files a path) for `command` (`resume` or `rollback`).
+pub async fn attach(backend: &Backend, store: &Store, run: &str, command: &str, redactor: Redactor, reporter: Box<dyn Reporter>) -> Result<Session, ExecError> {
+    let (dir, mut sink, contents, plan) = match backend {
+        Backend::Files => {
+            let dir = store.resolve(run)?;
+            let lock = lock_run(&dir, command)?;
+            let path = dir.join(LOG_FILE);
+            let contents = read_log(&path)?;
+            if let Some(torn) = &contents.torn {
+                reporter.notice(&format!("the log ended in a torn record ({} bytes, from a crash mid-write); it was cut off and kept in {}.torn-{}", torn.len(), path.display(), contents.valid_len));
+            }
+            let writer = LogWriter::open(&path, &contents).map_err(|e| ExecError::io(&path, e))?;
+            let plan = read_plan(&dir)?;
+            (dir, Sink::File { writer, lock }, contents, plan)
+        }
+        Backend::Postgres(pg) => {
+            let (run_handle, contents, plan) = pg.open(run, command).await?;
+            let dir = store.scratch_dir(run)?;
+            (dir, Sink::Postgres(run_handle), contents, plan)
+        }
+    };
+    let state = RunState::replay(&contents.header, &contents.records).map_err(|source| ExecError::Replay { path: PathBuf::from(sink.describe()), source })?;
+    sink.set_redactor(redactor.merge(Redactor::for_plan(&plan)));
+    let mut session = Session::new(dir, plan, state, sink, reporter);
+    session.emit(Event::Attached { pid: std::process::id(), host: hostname(), command: command.into() }).await?;
     Ok(session)
+}
+
+/// A run read without taking its lock: for `status`, `log` and `rollback --dry-run`.
+pub struct Snapshot {
+    /// Its scratch directory (file backend: where the log is).
+    pub dir: PathBuf,
+    /// The log's contents.
+    pub contents: LogContents,
+    /// The recorded plan.
+    pub plan: Plan,
+    /// Who holds it now, if anyone.
+    pub holder: Option<Holder>,
+}
+
+/// Reads `run` without locking it.
+pub async fn read(backend: &Backend, store: &Store, run: &str) -> Result<Snapshot, ExecError> {
+    match backend {
+        Backend::Files => {
+            let dir = store.resolve(run)?;
+            let contents = read_log(&dir.join(LOG_FILE))?;
+            let plan = read_plan(&dir)?;
+            let holder = if is_locked(&dir) { read_holder(&dir) } else { None };
+            Ok(Snapshot { dir, contents, plan, holder })
+        }
+        Backend::Postgres(pg) => {
+            let (contents, plan, holder) = pg.read(run).await?;
+            Ok(Snapshot { dir: store.scratch_dir(run)?, contents, plan, holder })
+        }
+    }
+}
+
+/// Every run of the backend, newest first.
+pub async fn list(backend: &Backend, store: &Store) -> Result<Vec<RunSummary>, ExecError> {
+    match backend {
+        Backend::Files => Ok(store.list()),
+        Backend::Postgres(pg) => pg.list().await,
+    }
 }
 
 /// Refuses if `current` (planned from the spec and migrations as they are now) differs from the

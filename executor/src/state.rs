@@ -132,14 +132,13 @@ impl RunState {
         self.events += 1;
         self.started_at.get_or_insert(r.time);
         self.updated_at = Some(r.time);
-        if let Some(step) = r.event.step() {
-            if !self.steps.contains_key(step) {
+        if let Some(step) = r.event.step()
+            && !self.steps.contains_key(step) {
                 if !self.step_hashes.iter().any(|(id, _)| id == step) {
                     return Err(bad(format!("step `{step}` is not in the run's plan")));
                 }
                 self.steps.insert(step.to_string(), StepStatus::default());
             }
-        }
         match &r.event {
             Event::RunStarted(rs) => {
                 let RunStarted { run_id, plan_hash, step_hashes, release, spec_path, spec_abs, dry_run, .. } = rs.as_ref();
@@ -244,9 +243,15 @@ impl RunState {
         self.step_hashes.iter().map(|(id, _)| id.as_str()).filter(|id| self.steps.get(*id).is_some_and(|s| s.state == StepState::Started)).collect()
     }
 
+    /// Whether the run got as far as its `run_started` event (a process killed while creating the
+    /// run can leave a log with only its header).
+    pub fn started(&self) -> bool {
+        !self.step_hashes.is_empty()
+    }
+
     /// Whether every step succeeded.
     pub fn complete(&self) -> bool {
-        self.steps.values().all(|s| s.state == StepState::Succeeded)
+        self.started() && self.steps.values().all(|s| s.state == StepState::Succeeded)
     }
 }
 

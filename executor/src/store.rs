@@ -148,8 +148,11 @@ impl Store {
         std::fs::create_dir_all(&self.runs).map_err(|e| ExecError::io(&self.runs, e))?;
         let stamp = Utc::now().format("%Y%m%dT%H%M%SZ");
         let name: String = plan.release.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '-' }).take(40).collect();
-        for n in 0..1000u32 {
-            let id = if n == 0 { format!("{stamp}-{name}") } else { format!("{stamp}-{name}-{n}") };
+        // A random suffix: run ids must also be unique in a PostgreSQL log shared by machines.
+        use std::hash::{BuildHasher, Hasher};
+        for _ in 0..1000u32 {
+            let salt = std::collections::hash_map::RandomState::new().build_hasher().finish() as u16;
+            let id = format!("{stamp}-{name}-{salt:04x}");
             let dir = self.runs.join(&id);
             match std::fs::create_dir(&dir) {
                 Ok(()) => {
@@ -162,6 +165,16 @@ impl Store {
             }
         }
         Err(ExecError::io(&self.runs, std::io::Error::other("too many runs started in one second")))
+    }
+
+    /// The local directory of a run kept in PostgreSQL (driver scratch files), created if needed.
+    pub fn scratch_dir(&self, run_id: &str) -> Result<PathBuf, ExecError> {
+        if run_id.contains('/') || run_id.contains("..") {
+            return Err(ExecError::State(format!("`{run_id}` is not a run id")));
+        }
+        let dir = self.runs.join(run_id);
+        std::fs::create_dir_all(&dir).map_err(|e| ExecError::io(&dir, e))?;
+        Ok(dir)
     }
 
     /// Finds a run by id, by directory or by the path of its `events.log`.

@@ -10,6 +10,28 @@ use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
+thread_local! {
+    /// Set by the PostgreSQL test: scenarios then keep their events in that database.
+    pub static LOG_URL: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Makes `dir`'s cutover invocations use the current test's log backend.
+fn mark(dir: &Path) {
+    if let Some(url) = LOG_URL.with(|u| u.borrow().clone()) {
+        std::fs::write(dir.join(".log-url"), url).unwrap();
+    }
+}
+
+/// A cutover command for `dir`, with its state dir and log backend.
+fn command_for(dir: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cutover"));
+    cmd.current_dir(dir).env("CUTOVER_STATE_DIR", dir.join(".cutover")).env_remove("CUTOVER_CRASH_AFTER_EVENTS").env_remove("CUTOVER_CRASH_AFTER_EFFECT").env_remove("CUTOVER_LOG_DATABASE_URL");
+    if let Ok(url) = std::fs::read_to_string(dir.join(".log-url")) {
+        cmd.env("CUTOVER_LOG_DATABASE_URL", url);
+    }
+    cmd
+}
+
 const STEPS: &[(&str, &str)] = &[("a", "pre-migrate"), ("b", "pre-migrate"), ("c", "post-shift"), ("d", "post-release")];
 
 fn command(name: &str, stage: &str, extra: &str) -> String {
@@ -26,12 +48,13 @@ fn release(extra: &str, on_failure: &str) -> tempfile::TempDir {
         spec += &command(name, stage, extra);
     }
     std::fs::write(dir.path().join("spec.toml"), spec).unwrap();
+    mark(dir.path());
     dir
 }
 
 fn cutover(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cutover"));
-    cmd.args(args).current_dir(dir).env("CUTOVER_STATE_DIR", dir.join(".cutover")).env_remove("CUTOVER_CRASH_AFTER_EVENTS").env_remove("CUTOVER_CRASH_AFTER_EFFECT");
+    let mut cmd = command_for(dir);
+    cmd.args(args);
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -98,8 +121,7 @@ fn resume_to_end(dir: &Path, run: &str, verb: &str) {
     panic!("{verb} did not finish in 20 attempts");
 }
 
-#[test]
-fn an_uninterrupted_run_and_its_rollback() {
+pub fn an_uninterrupted_run_and_its_rollback() {
     let dir = release("", "rollback");
     let out = cutover(dir.path(), &["apply", "spec.toml"], &[]);
     assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
@@ -122,8 +144,7 @@ fn total_events(verb_after_apply: bool) -> usize {
     events(dir.path(), &run).len()
 }
 
-#[test]
-fn crash_after_every_event_then_resume_gives_the_same_end_state() {
+pub fn crash_after_every_event_then_resume_gives_the_same_end_state() {
     let total = total_events(false);
     assert!(total >= 12, "{total}");
     for n in 1..=total {
@@ -141,8 +162,7 @@ fn crash_after_every_event_then_resume_gives_the_same_end_state() {
     }
 }
 
-#[test]
-fn crashing_again_and_again_across_resumes() {
+pub fn crashing_again_and_again_across_resumes() {
     // One run, killed over and over: each invocation (apply, then resumes) dies a few events
     // after the point the log had reached (the count runs from the start of the log, across
     // resumes, so N = events so far + 2..4 lands inside the invocation's own work).
@@ -171,8 +191,7 @@ fn crashing_again_and_again_across_resumes() {
     assert_clean_log(dir.path(), &run, false);
 }
 
-#[test]
-fn crash_between_every_effect_and_its_success_event() {
+pub fn crash_between_every_effect_and_its_success_event() {
     for id in std::iter::once("preflight".to_string()).chain(STEPS.iter().map(|(n, _)| format!("command/{n}"))) {
         let dir = release("", "rollback");
         let out = cutover(dir.path(), &["apply", "spec.toml"], &[("CUTOVER_CRASH_AFTER_EFFECT", &id)]);
@@ -184,8 +203,7 @@ fn crash_between_every_effect_and_its_success_event() {
     }
 }
 
-#[test]
-fn a_rollback_interrupted_at_every_point_finishes_exactly_once() {
+pub fn a_rollback_interrupted_at_every_point_finishes_exactly_once() {
     let applied = total_events(false);
     let total = total_events(true);
     for n in applied + 1..=total {
@@ -224,17 +242,14 @@ impl Seeded {
     }
 }
 
-#[test]
-fn sigkill_at_seeded_random_moments_then_resume() {
+pub fn sigkill_at_seeded_random_moments_then_resume() {
     let mut rng = Seeded(0x5eed_c0ff_ee00_0001);
     let mut killed_mid_run = 0;
     for round in 0..24 {
         // Each step sleeps a little so kills land before, during and after commands.
         let dir = release("sleep 0.05; ", "rollback");
-        let child = Command::new(env!("CARGO_BIN_EXE_cutover"))
+        let child = command_for(dir.path())
             .args(["apply", "spec.toml", "--format", "quiet"])
-            .current_dir(dir.path())
-            .env("CUTOVER_STATE_DIR", dir.path().join(".cutover"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -248,8 +263,19 @@ fn sigkill_at_seeded_random_moments_then_resume() {
         }
         // A kill before the run directory existed leaves nothing to resume: start over.
         let runs = dir.path().join(".cutover/runs");
-        let has_log = std::fs::read_dir(&runs).map(|mut d| d.next().is_some_and(|e| e.unwrap().path().join("events.log").exists())).unwrap_or(false);
-        if !has_log {
+        let started = std::fs::read_dir(&runs).map(|mut d| d.next().is_some()).unwrap_or(false) && {
+            let status = cutover(dir.path(), &["status", &run_id(dir.path()), "--format", "json"], &[]);
+            status.status.code() == Some(0) && serde_json::from_slice::<Value>(&status.stdout).is_ok_and(|d| !d["steps"].as_array().unwrap().is_empty())
+        };
+        if !started {
+            // Killed before the run's first event: nothing ran, and resume says so.
+            if std::fs::read_dir(&runs).map(|mut d| d.next().is_some()).unwrap_or(false) {
+                let out = cutover(dir.path(), &["resume", &run_id(dir.path())], &[]);
+                assert_eq!(out.status.code(), Some(1), "{}", transcript(&out));
+                let stderr = String::from_utf8_lossy(&out.stderr);
+                // The run was created but got no event, or (PostgreSQL) not even its row.
+                assert!(stderr.contains("never started") || stderr.contains("no run"), "{}", transcript(&out));
+            }
             let _ = std::fs::remove_dir_all(dir.path().join(".cutover"));
             assert_eq!(cutover(dir.path(), &["apply", "spec.toml"], &[]).status.code(), Some(0));
         }
@@ -263,14 +289,11 @@ fn sigkill_at_seeded_random_moments_then_resume() {
     assert!(killed_mid_run >= 20, "only {killed_mid_run} of 24 kills hit a running apply");
 }
 
-#[test]
-fn two_executors_on_one_run_then_kill_9_of_the_holder() {
+pub fn two_executors_on_one_run_then_kill_9_of_the_holder() {
     // The holder waits inside its first command until the file `go` exists.
     let dir = release("while [ ! -e go ]; do sleep 0.01; done; ", "rollback");
-    let mut holder = Command::new(env!("CARGO_BIN_EXE_cutover"))
+    let mut holder = command_for(dir.path())
         .args(["apply", "spec.toml", "--format", "quiet"])
-        .current_dir(dir.path())
-        .env("CUTOVER_STATE_DIR", dir.path().join(".cutover"))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -297,23 +320,21 @@ fn two_executors_on_one_run_then_kill_9_of_the_holder() {
 
 fn wait_for_run(dir: &Path) -> String {
     for _ in 0..500 {
-        if let Ok(mut d) = std::fs::read_dir(dir.join(".cutover/runs")) {
-            if let Some(e) = d.next() {
+        if let Ok(mut d) = std::fs::read_dir(dir.join(".cutover/runs"))
+            && let Some(e) = d.next() {
                 let p: PathBuf = e.unwrap().path();
-                if p.join("events.log").exists() {
+                if p.join("plan.json").exists() {
                     // Wait until the first command has started (the lock is surely held).
                     std::thread::sleep(std::time::Duration::from_millis(100));
                     return p.file_name().unwrap().to_string_lossy().into_owned();
                 }
             }
-        }
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
     panic!("no run appeared");
 }
 
-#[test]
-fn resume_refuses_an_edited_spec_naming_the_changed_step() {
+pub fn resume_refuses_an_edited_spec_naming_the_changed_step() {
     let dir = release("", "rollback");
     let out = cutover(dir.path(), &["apply", "spec.toml"], &[("CUTOVER_CRASH_AFTER_EFFECT", "command/b")]);
     assert_eq!(out.status.code(), None);
@@ -331,8 +352,7 @@ fn resume_refuses_an_edited_spec_naming_the_changed_step() {
     assert_eq!(journal(dir.path()), forward_journal());
 }
 
-#[test]
-fn a_failed_step_rolls_back_what_was_done() {
+pub fn a_failed_step_rolls_back_what_was_done() {
     let dir = release("", "rollback");
     let spec = std::fs::read_to_string(dir.path().join("spec.toml")).unwrap();
     std::fs::write(dir.path().join("spec.toml"), spec.replace("echo c >> journal", "echo c-fails >&2; exit 7")).unwrap();
@@ -343,8 +363,7 @@ fn a_failed_step_rolls_back_what_was_done() {
     assert_eq!(journal(dir.path()), vec!["a", "b", "undo-b", "undo-a"]);
 }
 
-#[test]
-fn a_paused_run_resumes_after_the_cause_is_fixed() {
+pub fn a_paused_run_resumes_after_the_cause_is_fixed() {
     let dir = release("", "pause");
     let spec = std::fs::read_to_string(dir.path().join("spec.toml")).unwrap();
     std::fs::write(dir.path().join("spec.toml"), spec.replace("\"sh\", \"-c\", \"echo c >> journal\"", "\"sh\", \"-c\", \"test -e fixed && echo c >> journal\"")).unwrap();
@@ -360,8 +379,7 @@ fn a_paused_run_resumes_after_the_cause_is_fixed() {
     assert_eq!(journal(dir.path()), forward_journal());
 }
 
-#[test]
-fn a_step_in_doubt_without_probe_stops_the_resume_and_retry_continues() {
+pub fn a_step_in_doubt_without_probe_stops_the_resume_and_retry_continues() {
     let dir = release("", "rollback");
     let spec = std::fs::read_to_string(dir.path().join("spec.toml")).unwrap();
     std::fs::write(dir.path().join("spec.toml"), spec.replace("probe = [\"sh\", \"-c\", \"test -e journal && grep -qx b journal\"]\n", "")).unwrap();
@@ -380,26 +398,28 @@ fn a_step_in_doubt_without_probe_stops_the_resume_and_retry_continues() {
     assert_eq!(journal(dir.path()), forward_journal());
 }
 
-#[test]
-fn secrets_never_reach_the_log_or_the_terminal() {
+pub fn secrets_never_reach_the_log_or_the_terminal() {
     let dir = tempfile::tempdir().unwrap();
     let spec = "[release]\nname = \"secret\"\n\n[[command]]\nname = \"leak\"\nstage = \"pre-migrate\"\nsecret_env = [\"API_TOKEN\"]\nargv = [\"sh\", \"-c\", \"echo token=$API_TOKEN url=postgres://app:hunter2-pw@db/app >&2; exit 3\"]\n";
     std::fs::write(dir.path().join("spec.toml"), spec).unwrap();
+    mark(dir.path());
     let out = cutover(dir.path(), &["apply", "spec.toml"], &[("API_TOKEN", "tok-9f8e7d6c5b")]);
     assert_eq!(out.status.code(), Some(3), "{}", transcript(&out));
     let all = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(all.contains("token=[redacted]") && all.contains("postgres://app:[redacted]@db/app"), "{all}");
     let run = run_id(dir.path());
-    let log = std::fs::read(dir.path().join(".cutover/runs").join(&run).join("events.log")).unwrap();
-    let log = String::from_utf8_lossy(&log);
+    let log = match std::fs::read(dir.path().join(".cutover/runs").join(&run).join("events.log")) {
+        Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+        // PostgreSQL backend: what the database holds, through `cutover log`.
+        Err(_) => String::from_utf8_lossy(&cutover(dir.path(), &["log", &run, "--format", "json"], &[]).stdout).into_owned(),
+    };
     assert!(!log.contains("tok-9f8e7d6c5b") && !log.contains("hunter2-pw"), "a secret reached the log");
     assert!(log.contains("[redacted]"));
     let status = cutover(dir.path(), &["status", &run], &[("API_TOKEN", "tok-9f8e7d6c5b")]);
     assert!(!String::from_utf8_lossy(&status.stdout).contains("tok-9f8e7d6c5b"));
 }
 
-#[test]
-fn dry_run_walks_the_seed_release_and_writes_a_marked_log() {
+pub fn dry_run_walks_the_seed_release_and_writes_a_marked_log() {
     let root = crate::common::root();
     let state = tempfile::tempdir().unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_cutover"))
@@ -431,8 +451,7 @@ fn dry_run_walks_the_seed_release_and_writes_a_marked_log() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot run"));
 }
 
-#[test]
-fn a_torn_tail_is_cut_and_the_run_continues() {
+pub fn a_torn_tail_is_cut_and_the_run_continues() {
     let dir = release("", "rollback");
     let out = cutover(dir.path(), &["apply", "spec.toml"], &[("CUTOVER_CRASH_AFTER_EFFECT", "command/c")]);
     assert_eq!(out.status.code(), None);
@@ -457,4 +476,110 @@ fn a_torn_tail_is_cut_and_the_run_continues() {
     assert_eq!(out.status.code(), Some(1), "{}", transcript(&out));
     assert!(String::from_utf8_lossy(&out.stderr).contains("the log is damaged at byte"), "{}", transcript(&out));
     assert_eq!(std::fs::read(&log).unwrap(), bytes);
+}
+
+/// Every scenario with the file log.
+mod files {
+    #[test]
+    fn an_uninterrupted_run_and_its_rollback() {
+        super::an_uninterrupted_run_and_its_rollback();
+    }
+
+    #[test]
+    fn crash_after_every_event_then_resume_gives_the_same_end_state() {
+        super::crash_after_every_event_then_resume_gives_the_same_end_state();
+    }
+
+    #[test]
+    fn crashing_again_and_again_across_resumes() {
+        super::crashing_again_and_again_across_resumes();
+    }
+
+    #[test]
+    fn crash_between_every_effect_and_its_success_event() {
+        super::crash_between_every_effect_and_its_success_event();
+    }
+
+    #[test]
+    fn a_rollback_interrupted_at_every_point_finishes_exactly_once() {
+        super::a_rollback_interrupted_at_every_point_finishes_exactly_once();
+    }
+
+    #[test]
+    fn sigkill_at_seeded_random_moments_then_resume() {
+        super::sigkill_at_seeded_random_moments_then_resume();
+    }
+
+    #[test]
+    fn two_executors_on_one_run_then_kill_9_of_the_holder() {
+        super::two_executors_on_one_run_then_kill_9_of_the_holder();
+    }
+
+    #[test]
+    fn resume_refuses_an_edited_spec_naming_the_changed_step() {
+        super::resume_refuses_an_edited_spec_naming_the_changed_step();
+    }
+
+    #[test]
+    fn a_failed_step_rolls_back_what_was_done() {
+        super::a_failed_step_rolls_back_what_was_done();
+    }
+
+    #[test]
+    fn a_paused_run_resumes_after_the_cause_is_fixed() {
+        super::a_paused_run_resumes_after_the_cause_is_fixed();
+    }
+
+    #[test]
+    fn a_step_in_doubt_without_probe_stops_the_resume_and_retry_continues() {
+        super::a_step_in_doubt_without_probe_stops_the_resume_and_retry_continues();
+    }
+
+    #[test]
+    fn secrets_never_reach_the_log_or_the_terminal() {
+        super::secrets_never_reach_the_log_or_the_terminal();
+    }
+
+    #[test]
+    fn dry_run_walks_the_seed_release_and_writes_a_marked_log() {
+        super::dry_run_walks_the_seed_release_and_writes_a_marked_log();
+    }
+
+    #[test]
+    fn a_torn_tail_is_cut_and_the_run_continues() {
+        super::a_torn_tail_is_cut_and_the_run_continues();
+    }
+}
+
+/// The same scenarios with the PostgreSQL log, against a real server started for the test. The
+/// file-only ones (a torn tail, the dry run of the seed) have no PostgreSQL counterpart: an
+/// INSERT is never half-written.
+#[test]
+fn postgres_log_backend_passes_the_same_tests() {
+    let cluster = crate::pg::Cluster::start();
+    LOG_URL.with(|u| *u.borrow_mut() = Some(cluster.url()));
+    an_uninterrupted_run_and_its_rollback();
+    crash_after_every_event_then_resume_gives_the_same_end_state();
+    crashing_again_and_again_across_resumes();
+    crash_between_every_effect_and_its_success_event();
+    a_rollback_interrupted_at_every_point_finishes_exactly_once();
+    sigkill_at_seeded_random_moments_then_resume();
+    two_executors_on_one_run_then_kill_9_of_the_holder();
+    resume_refuses_an_edited_spec_naming_the_changed_step();
+    a_failed_step_rolls_back_what_was_done();
+    a_paused_run_resumes_after_the_cause_is_fixed();
+    a_step_in_doubt_without_probe_stops_the_resume_and_retry_continues();
+    secrets_never_reach_the_log_or_the_terminal();
+    // cutover never updates or deletes a row of its log.
+    let changed = cluster.psql("SELECT n_tup_upd + n_tup_del FROM pg_stat_user_tables WHERE relname IN ('cutover_events', 'cutover_runs') ORDER BY relname");
+    assert_eq!(changed.lines().map(str::trim).collect::<Vec<_>>(), vec!["0", "0"], "rows were updated or deleted");
+    // A row altered behind cutover's back is refused, naming where.
+    let dir = release("", "rollback");
+    assert_eq!(cutover(dir.path(), &["apply", "spec.toml"], &[]).status.code(), Some(0));
+    let run = run_id(dir.path());
+    cluster.psql(&format!("UPDATE cutover_events SET payload = replace(payload, 'command/b', 'command/x') WHERE run_id = '{run}' AND seq = 7"));
+    let out = cutover(dir.path(), &["status", &run], &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", transcript(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("damaged at seq 7"), "{}", transcript(&out));
+    LOG_URL.with(|u| *u.borrow_mut() = None);
 }

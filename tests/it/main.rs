@@ -4,4 +4,5 @@ mod bad_input;
 mod common;
 mod executor;
 mod lint_cli;
+mod pg;
 mod plan_cli;

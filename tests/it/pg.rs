@@ -1,0 +1,93 @@
+//! A throwaway PostgreSQL cluster for tests: `initdb` in a temporary directory and a server on a
+//! free loopback port, from Debian's `postgresql` package (scripts/test installs it). A test that
+//! needs one and cannot start it fails with the reason; it never skips.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// A running cluster; stopped (immediately) and deleted on drop.
+pub struct Cluster {
+    dir: tempfile::TempDir,
+    bin: PathBuf,
+    port: u16,
+}
+
+fn pg_bin() -> PathBuf {
+    let mut versions: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .unwrap_or_else(|e| panic!("PostgreSQL is not installed (/usr/lib/postgresql: {e}); run scripts/test, which installs Debian's `postgresql` package"))
+        .filter_map(|e| e.ok().map(|e| e.path().join("bin")))
+        .filter(|b| b.join("initdb").exists())
+        .collect();
+    versions.sort();
+    versions.pop().expect("no PostgreSQL server binaries under /usr/lib/postgresql/*/bin; run scripts/test")
+}
+
+fn is_root() -> bool {
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// Runs a server binary, as `postgres` when we are root (initdb and postgres refuse root).
+fn run(bin: &Path, program: &str, args: &[&str]) {
+    let exe = bin.join(program);
+    let out = if is_root() {
+        Command::new("runuser").args(["-u", "postgres", "--"]).arg(&exe).args(args).output()
+    } else {
+        Command::new(&exe).args(args).output()
+    }
+    .unwrap_or_else(|e| panic!("cannot run {}: {e}", exe.display()));
+    assert!(out.status.success(), "{program} {args:?} failed:\n{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+impl Cluster {
+    /// initdb + start on a free loopback port.
+    pub fn start() -> Cluster {
+        let bin = pg_bin();
+        let dir = tempfile::Builder::new().prefix("cutover-pg-").tempdir().unwrap();
+        if is_root() {
+            let status = Command::new("chown").args(["-R", "postgres:postgres"]).arg(dir.path()).status().unwrap();
+            assert!(status.success(), "chown of the cluster directory failed");
+        }
+        let data = dir.path().join("data");
+        run(&bin, "initdb", &["-D", data.to_str().unwrap(), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync"]);
+        for _ in 0..5 {
+            let port = free_port();
+            let opts = format!("-p {port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={} -c fsync=on", dir.path().display());
+            let log = dir.path().join("server.log");
+            let exe = bin.join("pg_ctl");
+            let args = ["-D", data.to_str().unwrap(), "-o", &opts, "-l", log.to_str().unwrap(), "-w", "-t", "30", "start"];
+            let out = if is_root() { Command::new("runuser").args(["-u", "postgres", "--"]).arg(&exe).args(args).output() } else { Command::new(&exe).args(args).output() }.unwrap();
+            if out.status.success() {
+                return Cluster { dir, bin, port };
+            }
+            // The port may have been taken in between; try another.
+            let _ = std::fs::read_to_string(&log).map(|l| eprintln!("pg_ctl start failed on port {port}:\n{l}"));
+        }
+        panic!("could not start PostgreSQL on a free loopback port");
+    }
+
+    /// `postgres://postgres@127.0.0.1:<port>/postgres`.
+    pub fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+
+    /// Runs SQL with psql, returning stdout.
+    pub fn psql(&self, sql: &str) -> String {
+        let out = Command::new(self.bin.join("psql")).args(["-X", "-q", "-t", "-A", "-v", "ON_ERROR_STOP=1", &self.url(), "-c", sql]).output().unwrap();
+        assert!(out.status.success(), "psql failed: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let data = self.dir.path().join("data");
+        let exe = self.bin.join("pg_ctl");
+        let args = ["-D", data.to_str().unwrap(), "-m", "immediate", "stop"];
+        let _ = if is_root() { Command::new("runuser").args(["-u", "postgres", "--"]).arg(&exe).args(args).output() } else { Command::new(&exe).args(args).output() };
+    }
+}
