@@ -478,8 +478,48 @@ pub fn a_torn_tail_is_cut_and_the_run_continues() {
     assert_eq!(std::fs::read(&log).unwrap(), bytes);
 }
 
+pub fn ctrl_c_lets_the_running_step_finish_and_leaves_the_run_resumable() {
+    for signals in [1, 2] {
+        // Step a takes a while; the signal arrives while it runs.
+        let dir = release("sleep 0.6; ", "rollback");
+        let child = command_for(dir.path()).args(["apply", "spec.toml"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+        let pid = child.id() as i32;
+        let run = wait_for_run(dir.path());
+        // wait_for_run returns once the run exists; give step a time to start.
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        for _ in 0..signals {
+            unsafe { libc::kill(pid, libc::SIGINT) };
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(130), "{signals} signal(s): {}", transcript(&out));
+        let status = cutover(dir.path(), &["status", &run, "--format", "json"], &[]);
+        let doc: Value = serde_json::from_slice(&status.stdout).unwrap();
+        assert_eq!(doc["outcome"], "interrupted");
+        let a = doc["steps"].as_array().unwrap().iter().find(|s| s["id"] == "command/a").unwrap().clone();
+        if signals == 1 {
+            // One signal: the running step finished and its end is recorded.
+            assert_eq!(a["state"], "succeeded", "{doc:#}");
+            assert_eq!(journal(dir.path()), vec!["a"]);
+        } else {
+            // Two: stopped at once; the step is left in doubt for resume to check.
+            assert_eq!(a["state"], "started", "{doc:#}");
+        }
+        let out = cutover(dir.path(), &["resume", &run], &[]);
+        assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
+        std::thread::sleep(std::time::Duration::from_millis(700));
+        assert_eq!(journal(dir.path()), forward_journal(), "{signals} signal(s)");
+        assert_clean_log(dir.path(), &run, false);
+    }
+}
+
 /// Every scenario with the file log.
 mod files {
+    #[test]
+    fn ctrl_c_lets_the_running_step_finish_and_leaves_the_run_resumable() {
+        super::ctrl_c_lets_the_running_step_finish_and_leaves_the_run_resumable();
+    }
+
     #[test]
     fn an_uninterrupted_run_and_its_rollback() {
         super::an_uninterrupted_run_and_its_rollback();
