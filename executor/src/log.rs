@@ -105,12 +105,17 @@ pub(crate) fn crc(prev: u32, seq: u64, payload: &[u8]) -> u32 {
 
 fn frame(prev: u32, seq: u64, payload: &[u8]) -> (Vec<u8>, u32) {
     let c = crc(prev, seq, payload);
+    (encode(seq, c, payload), c)
+}
+
+/// A record's bytes, its checksum already computed.
+fn encode(seq: u64, c: u32, payload: &[u8]) -> Vec<u8> {
     let mut buf = Vec::with_capacity(FRAME + payload.len());
     buf.extend_from_slice(&(payload.len() as u32).to_le_bytes());
     buf.extend_from_slice(&seq.to_le_bytes());
     buf.extend_from_slice(&c.to_le_bytes());
     buf.extend_from_slice(payload);
-    (buf, c)
+    buf
 }
 
 fn frame_at(bytes: &[u8], pos: usize) -> (u32, u64, u32) {
@@ -221,17 +226,60 @@ pub fn read_log(path: &Path) -> Result<LogContents, LogError> {
     Ok(LogContents { header, records, valid_len: pos as u64, last_crc: prev, torn })
 }
 
+/// What both log backends keep to write the next record: its sequence number, the checksum it
+/// chains from, the redactor every record passes through, and the crash hook.
+#[derive(Debug)]
+pub(crate) struct Chain {
+    next_seq: u64,
+    prev_crc: u32,
+    redactor: Redactor,
+    /// Abort the process right after this seq is durable (`CUTOVER_CRASH_AFTER_EVENTS`).
+    crash_after: Option<u64>,
+}
+
+impl Chain {
+    /// A chain whose next record is `next_seq`, chained from `prev_crc`.
+    pub(crate) fn new(next_seq: u64, prev_crc: u32) -> Self {
+        Self { next_seq, prev_crc, redactor: Redactor::default(), crash_after: crash_after_events() }
+    }
+
+    pub(crate) fn set_redactor(&mut self, redactor: Redactor) {
+        self.redactor = redactor;
+    }
+
+    /// The next record (redacted: what is written is what the log will replay), its payload and
+    /// its checksum.
+    pub(crate) fn prepare(&self, event: Event) -> (Record, Vec<u8>, u32) {
+        let record = Record { seq: self.next_seq, time: Utc::now(), event };
+        let text = serde_json::to_string(&record).expect("records serialize");
+        let redacted = self.redactor.redact(&text);
+        let record = if redacted == text { record } else { serde_json::from_str(&redacted).expect("redaction keeps records valid JSON") };
+        let c = crc(self.prev_crc, record.seq, redacted.as_bytes());
+        (record, redacted.into_bytes(), c)
+    }
+
+    /// Records that the prepared record is durable; aborts here if the crash hook says so.
+    pub(crate) fn committed(&mut self, seq: u64, c: u32) {
+        self.prev_crc = c;
+        self.next_seq = seq + 1;
+        if self.crash_after == Some(seq) {
+            // Fault injection for tests: die as a kill -9 would, right after the event is durable.
+            eprintln!("cutover: CUTOVER_CRASH_AFTER_EVENTS={seq} reached; aborting");
+            std::process::abort();
+        }
+    }
+
+    pub(crate) fn next_seq(&self) -> u64 {
+        self.next_seq
+    }
+}
+
 /// Appends records with chained checksums, each made durable before `append` returns.
 #[derive(Debug)]
 pub struct LogWriter {
     file: File,
     path: PathBuf,
-    next_seq: u64,
-    prev_crc: u32,
-    /// Abort the process right after this seq is durable (`CUTOVER_CRASH_AFTER_EVENTS`).
-    crash_after: Option<u64>,
-    /// Applied to every record before it is written.
-    redactor: Redactor,
+    chain: Chain,
 }
 
 impl LogWriter {
@@ -252,7 +300,7 @@ impl LogWriter {
             File::open(dir)?.sync_all()?;
         }
         let file = OpenOptions::new().append(true).open(path)?;
-        Ok(Self { file, path: path.to_path_buf(), next_seq: 1, prev_crc: c, crash_after: crash_after_events(), redactor: Redactor::default() })
+        Ok(Self { file, path: path.to_path_buf(), chain: Chain::new(1, c) })
     }
 
     /// Opens an existing log for appending after [`read_log`]; a torn tail is cut off first and
@@ -267,39 +315,20 @@ impl LogWriter {
             f.sync_all()?;
         }
         let file = OpenOptions::new().append(true).open(path)?;
-        Ok(Self {
-            file,
-            path: path.to_path_buf(),
-            next_seq: contents.records.len() as u64 + 1,
-            prev_crc: contents.last_crc,
-            crash_after: crash_after_events(),
-            redactor: Redactor::default(),
-        })
+        Ok(Self { file, path: path.to_path_buf(), chain: Chain::new(contents.records.len() as u64 + 1, contents.last_crc) })
     }
 
     /// Redacts secrets from every record written from now on.
     pub fn set_redactor(&mut self, redactor: Redactor) {
-        self.redactor = redactor;
+        self.chain.set_redactor(redactor);
     }
 
     /// Appends `event` and returns its record once it is on disk.
     pub fn append(&mut self, event: Event) -> std::io::Result<Record> {
-        let record = Record { seq: self.next_seq, time: Utc::now(), event };
-        let text = serde_json::to_string(&record).expect("records serialize");
-        let redacted = self.redactor.redact(&text);
-        // What is written is what the log will replay: hand back the redacted record.
-        let record = if redacted == text { record } else { serde_json::from_str(&redacted).expect("redaction keeps records valid JSON") };
-        let payload = redacted.into_bytes();
-        let (buf, c) = frame(self.prev_crc, record.seq, &payload);
-        self.file.write_all(&buf)?;
+        let (record, payload, c) = self.chain.prepare(event);
+        self.file.write_all(&encode(record.seq, c, &payload))?;
         self.file.sync_data()?;
-        self.prev_crc = c;
-        self.next_seq += 1;
-        if self.crash_after == Some(record.seq) {
-            // Fault injection for tests: die as a kill -9 would, right after the event is durable.
-            eprintln!("cutover: CUTOVER_CRASH_AFTER_EVENTS={} reached; aborting", record.seq);
-            std::process::abort();
-        }
+        self.chain.committed(record.seq, c);
         Ok(record)
     }
 
@@ -307,12 +336,9 @@ impl LogWriter {
     /// run never calls this; every event it writes is durable before its effect starts).
     #[doc(hidden)]
     pub fn append_unsynced(&mut self, event: Event) -> std::io::Result<()> {
-        let record = Record { seq: self.next_seq, time: Utc::now(), event };
-        let payload = serde_json::to_vec(&record).expect("records serialize");
-        let (buf, c) = frame(self.prev_crc, record.seq, &payload);
-        self.file.write_all(&buf)?;
-        self.prev_crc = c;
-        self.next_seq += 1;
+        let (record, payload, c) = self.chain.prepare(event);
+        self.file.write_all(&encode(record.seq, c, &payload))?;
+        self.chain.committed(record.seq, c);
         Ok(())
     }
 
@@ -323,7 +349,7 @@ impl LogWriter {
 
     /// Sequence number the next record gets.
     pub fn next_seq(&self) -> u64 {
-        self.next_seq
+        self.chain.next_seq()
     }
 }
 

@@ -16,7 +16,7 @@
 
 use crate::error::ExecError;
 use crate::event::{Event, Record};
-use crate::log::{FORMAT_VERSION, Header, LogContents, crash_after_events, crc};
+use crate::log::{Chain, FORMAT_VERSION, Header, LogContents, crc};
 use crate::redact::Redactor;
 use crate::store::{Holder, RecordedPlan, RunSummary, hostname};
 use chrono::Utc;
@@ -51,10 +51,7 @@ pub struct PgStore {
 pub struct PgRun {
     conn: PgConnection,
     run_id: String,
-    next_seq: u64,
-    prev_crc: u32,
-    redactor: Redactor,
-    crash_after: Option<u64>,
+    chain: Chain,
 }
 
 fn db_err(what: &str, e: sqlx::Error) -> ExecError {
@@ -119,7 +116,7 @@ impl PgStore {
         sqlx::query("INSERT INTO cutover_runs (run_id, plan) VALUES ($1, $2)").bind(run_id).bind(plan_json).execute(&mut *tx).await.map_err(|e| db_err("cannot record the run", e))?;
         sqlx::query("INSERT INTO cutover_events (run_id, seq, crc, payload) VALUES ($1, 0, $2, $3)").bind(run_id).bind(i64::from(c)).bind(payload).execute(&mut *tx).await.map_err(|e| db_err("cannot write the header", e))?;
         tx.commit().await.map_err(|e| db_err("cannot record the run", e))?;
-        Ok(PgRun { conn, run_id: run_id.into(), next_seq: 1, prev_crc: c, redactor: Redactor::default(), crash_after: crash_after_events() })
+        Ok(PgRun { conn, run_id: run_id.into(), chain: Chain::new(1, c) })
     }
 
     async fn read_with(&self, conn: &mut PgConnection, run_id: &str) -> Result<(LogContents, Plan), ExecError> {
@@ -166,7 +163,7 @@ impl PgStore {
         let mut conn = self.connect(&application_name(command)).await?;
         self.lock(&mut conn, run_id).await?;
         let (contents, plan) = self.read_with(&mut conn, run_id).await?;
-        let run = PgRun { conn, run_id: run_id.into(), next_seq: contents.records.len() as u64 + 1, prev_crc: contents.last_crc, redactor: Redactor::default(), crash_after: crash_after_events() };
+        let run = PgRun { conn, run_id: run_id.into(), chain: Chain::new(contents.records.len() as u64 + 1, contents.last_crc) };
         Ok((run, contents, plan))
     }
 
@@ -205,30 +202,22 @@ impl PgStore {
 impl PgRun {
     /// Redacts secrets from every record written from now on.
     pub fn set_redactor(&mut self, redactor: Redactor) {
-        self.redactor = redactor;
+        self.chain.set_redactor(redactor);
     }
 
     /// Appends `event`; returns once the INSERT is committed.
     pub async fn append(&mut self, event: Event) -> Result<Record, ExecError> {
-        let record = Record { seq: self.next_seq, time: Utc::now(), event };
-        let text = serde_json::to_string(&record).expect("records serialize");
-        let redacted = self.redactor.redact(&text);
-        let record = if redacted == text { record } else { serde_json::from_str(&redacted).expect("redaction keeps records valid JSON") };
-        let c = crc(self.prev_crc, record.seq, redacted.as_bytes());
+        let (record, payload, c) = self.chain.prepare(event);
+        let payload = String::from_utf8(payload).expect("records are JSON text");
         sqlx::query("INSERT INTO cutover_events (run_id, seq, crc, payload) VALUES ($1, $2, $3, $4)")
             .bind(&self.run_id)
             .bind(record.seq as i64)
             .bind(i64::from(c))
-            .bind(&redacted)
+            .bind(&payload)
             .execute(&mut self.conn)
             .await
             .map_err(|e| db_err("cannot append an event", e))?;
-        self.prev_crc = c;
-        self.next_seq += 1;
-        if self.crash_after == Some(record.seq) {
-            eprintln!("cutover: CUTOVER_CRASH_AFTER_EVENTS={} reached; aborting", record.seq);
-            std::process::abort();
-        }
+        self.chain.committed(record.seq, c);
         Ok(record)
     }
 
