@@ -215,14 +215,8 @@ fn rollback_preview(common: &Common, run: &str, to: Option<&str>) -> u8 {
     };
     let plan = snap.plan;
     let mut lines = Vec::new();
-    for id in state.completed.iter().rev() {
-        if Some(id.as_str()) == to {
-            break;
-        }
-        if !matches!(state.steps[id].state, StepState::Succeeded | StepState::Compensating | StepState::CompensationFailed) {
-            continue;
-        }
-        let step = plan.step(id);
+    for id in cutover_executor::runner::rollback_order(&state, to) {
+        let step = plan.step(&id);
         match step {
             Some(s) if !s.reversible => {
                 lines.push(format!("  stop at {id}: {}", s.undo));

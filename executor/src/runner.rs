@@ -254,19 +254,6 @@ impl Session {
         Ok(ForwardResult { outcome: Outcome::Succeeded, failed: None, stopped_at: None })
     }
 
-    /// Steps a rollback to `target` would undo, newest first.
-    pub fn rollback_order(&self, target: Option<&str>) -> Vec<String> {
-        let mut out = Vec::new();
-        for id in self.state.completed.iter().rev() {
-            if Some(id.as_str()) == target {
-                break;
-            }
-            if matches!(self.state.steps[id].state, StepState::Succeeded | StepState::Compensating | StepState::CompensationFailed) {
-                out.push(id.clone());
-            }
-        }
-        out
-    }
 
     /// Starts (or continues) a rollback to `target`.
     pub async fn rollback(&mut self, drivers: &Drivers, opts: &RunOptions, target: Option<String>, reason: &str) -> Result<ForwardResult, ExecError> {
@@ -305,7 +292,7 @@ impl Session {
                 None => return Err(ExecError::InDoubt { step: id }),
             };
         }
-        for id in self.rollback_order(target.as_deref()) {
+        for id in rollback_order(&self.state, target.as_deref()) {
             let step = self.plan.step(&id).cloned().ok_or_else(|| ExecError::State(format!("step `{id}` is not in the plan")))?;
             if !step.reversible {
                 let why = format!("`{id}` cannot be undone: {}", step.undo);
@@ -339,4 +326,19 @@ impl Session {
         self.emit(Event::RunFinished { outcome: Outcome::RolledBack }).await?;
         Ok(ForwardResult { outcome: Outcome::RolledBack, failed: None, stopped_at: None })
     }
+}
+
+/// Steps a rollback to `target` would undo, newest first: those that succeeded after `target`
+/// (or at all) and are not undone yet. `rollback` and `rollback --dry-run` both use this.
+pub fn rollback_order(state: &RunState, target: Option<&str>) -> Vec<String> {
+    let mut out = Vec::new();
+    for id in state.completed.iter().rev() {
+        if Some(id.as_str()) == target {
+            break;
+        }
+        if matches!(state.steps[id].state, StepState::Succeeded | StepState::Compensating | StepState::CompensationFailed) {
+            out.push(id.clone());
+        }
+    }
+    out
 }
