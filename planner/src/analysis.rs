@@ -144,6 +144,9 @@ pub struct MigrationAnalysis {
     /// File name.
     #[serde(skip)]
     pub file_name: String,
+    /// refinery's checksum of the file.
+    #[serde(skip)]
+    pub refinery_checksum: u64,
 }
 
 impl MigrationAnalysis {
@@ -502,6 +505,7 @@ fn analyze_file(file: &MigrationFile, prepared: Prepared, schema: &mut Schema, r
             checksum: file.checksum.clone(),
             statements,
             file_name: file.file_name.clone(),
+            refinery_checksum: file.refinery_checksum,
         },
         findings,
     )

@@ -90,8 +90,8 @@ pub struct StatementRef {
 pub enum Params {
     /// preflight
     Preflight {
-        /// Databases to connect to.
-        databases: Vec<String>,
+        /// Databases to connect to, with what their migration history must say.
+        databases: Vec<DatabaseCheck>,
         /// Services whose images and containers are checked.
         services: Vec<String>,
         /// Router to validate.
@@ -111,6 +111,8 @@ pub enum Params {
     Migrate {
         /// Database name in the spec.
         database: String,
+        /// Env var with the URL.
+        url_env: String,
         /// Migration version.
         version: u64,
         /// Migration file name.
@@ -131,11 +133,20 @@ pub enum Params {
         /// SQL that undoes this step, when one is known.
         #[serde(skip_serializing_if = "Option::is_none")]
         undo_sql: Option<String>,
+        /// What this step executes, in order: the file's statements, or the generated script.
+        /// Kept in the plan so a resume or rollback runs exactly what was planned.
+        sql: Vec<String>,
+        /// This step completes the migration, so it writes refinery's history row.
+        records_history: bool,
+        /// refinery's checksum of the file (decimal, as refinery stores it).
+        refinery_checksum: String,
     },
     /// backfill
     Backfill {
         /// Database name in the spec.
         database: String,
+        /// Env var with the URL.
+        url_env: String,
         /// Table.
         table: String,
         /// Primary key column walked in batches.
@@ -250,6 +261,30 @@ pub enum Params {
         #[serde(skip_serializing_if = "Option::is_none")]
         probe: Option<Vec<String>>,
     },
+}
+
+/// What preflight checks about one database.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DatabaseCheck {
+    /// Database name in the spec.
+    pub name: String,
+    /// Env var with the URL.
+    pub url_env: String,
+    /// Migrations that must already be applied (the baseline), with refinery's checksums.
+    pub applied: Vec<HistoryEntry>,
+    /// Migrations this release applies: none of them may be applied yet.
+    pub pending: Vec<HistoryEntry>,
+}
+
+/// A migration as refinery's history table records it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HistoryEntry {
+    /// Version.
+    pub version: u64,
+    /// Name.
+    pub name: String,
+    /// refinery's checksum (decimal).
+    pub checksum: String,
 }
 
 /// One node of the release DAG.

@@ -26,6 +26,9 @@ pub struct MigrationFile {
     pub text: String,
     /// sha256 of the file's bytes, hex.
     pub checksum: String,
+    /// The checksum refinery records in `refinery_schema_history` for this file (SipHash-1-3 of
+    /// name, version and text), so plain refinery agrees about what is applied.
+    pub refinery_checksum: u64,
 }
 
 impl MigrationFile {
@@ -44,8 +47,12 @@ impl MigrationFile {
             Diagnostic::new(Location::line(display_path, line), "the file is not valid UTF-8", "save the migration as UTF-8")
         })?;
         let checksum = hex(&Sha256::digest(bytes));
+        let refinery_version = i32::try_from(version).map_err(|_| {
+            Diagnostic::new(Location::file(display_path), format!("migration version {version} does not fit refinery's history table (a 32-bit integer)"), "use versions below 2,147,483,648")
+        })?;
         Ok(Self {
             version,
+            refinery_checksum: refinery_checksum(&name, refinery_version, text),
             name,
             file_name: file_name.to_string(),
             display_path: display_path.to_string(),
@@ -71,6 +78,17 @@ impl MigrationFile {
             }
         }
     }
+}
+
+/// refinery's checksum: SipHash-1-3 over the name, the version (i32) and the file's text, each
+/// through `Hash` exactly as refinery-core's `Migration::unapplied` does.
+pub fn refinery_checksum(name: &str, version: i32, text: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = siphasher::sip::SipHasher13::new();
+    name.hash(&mut h);
+    version.hash(&mut h);
+    text.hash(&mut h);
+    h.finish()
 }
 
 /// Lowercase hex of bytes.
@@ -170,6 +188,14 @@ mod tests {
         for bad in ["2__x.sql", "V2_x.sql", "Vtwo__x.sql", "V__x.sql", "V2__.sql", "V2__a-b.sql", "V1.5__x.sql"] {
             assert!(parse_file_name(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn refinery_checksums_match_refinery() {
+        // Values computed with refinery-core 0.8.16's Migration::unapplied.
+        assert_eq!(refinery_checksum("add_full_name", 2, "ALTER TABLE users ADD COLUMN full_name text;\n"), 11106081119141097707);
+        let m = MigrationFile::from_bytes("V10__x.sql", "V10__x.sql", "\u{feff}SELECT 1;".as_bytes()).unwrap();
+        assert_eq!(m.refinery_checksum, 15225638107181312090);
     }
 
     #[test]

@@ -16,7 +16,7 @@
 //! downtime window.
 
 use crate::analysis::{AnalyzeOptions, Inverse, MigrationAnalysis, Phase, StmtPhase, analyze};
-use crate::dag::{Builder, Downtime, Params, Plan, StatementRef, Step, StepKind};
+use crate::dag::{Builder, DatabaseCheck, Downtime, HistoryEntry, Params, Plan, StatementRef, Step, StepKind};
 use crate::error::{Diagnostic, PlanError};
 use crate::lint::{Finding, Severity};
 use crate::migrations::{MigrationFile, load_dir};
@@ -169,7 +169,22 @@ pub fn plan_release(spec: &ReleaseSpec, dbs: DatabaseFiles) -> Result<Plan, Plan
 
     let preflight = b.add(
         step("preflight", StepKind::Preflight, None, "Check connections, pending migrations, images and the router before anything changes.", true, true, "nothing to undo (read-only)", Params::Preflight {
-            databases: databases.iter().map(|d| d.name.clone()).collect(),
+            databases: databases
+                .iter()
+                .map(|d| {
+                    let mut files: Vec<&MigrationFile> = dbs.iter().find(|(n, _)| *n == d.name).map(|(_, f)| f.iter().collect()).unwrap_or_default();
+                    // Version order whatever order the files were read in: this is part of the hash.
+                    files.sort_by_key(|f| f.version);
+                    let entry = |f: &&MigrationFile| HistoryEntry { version: f.version, name: f.name.clone(), checksum: f.refinery_checksum.to_string() };
+                    let applied = |f: &&&MigrationFile| d.baseline.is_some_and(|b| f.version <= b);
+                    DatabaseCheck {
+                        name: d.name.clone(),
+                        url_env: d.url_env.clone(),
+                        applied: files.iter().filter(applied).map(entry).collect(),
+                        pending: files.iter().filter(|f| !applied(f)).map(entry).collect(),
+                    }
+                })
+                .collect(),
             services: services.iter().map(|s| s.name.clone()).collect(),
             router: spec.router.as_ref().map(|r| r.get_ref().kind),
         }),
@@ -197,9 +212,19 @@ pub fn plan_release(spec: &ReleaseSpec, dbs: DatabaseFiles) -> Result<Plan, Plan
             (None, _) => format!("irreversible (pivot): {}", reversible_note.unwrap_or_else(|| "no inverse known; add a down migration".into())),
         };
         let what = if generated.is_some() { "generated SQL, rewritten from a breaking change" } else { "the file's statements" };
+        // A rewritten migration runs its generated script and completes (gets refinery's history
+        // row) with its contract part; any other runs its own statements and completes at once.
+        let (sql, records_history) = match &generated {
+            Some(script) => (vec![script.clone()], phase == Phase::Contract),
+            None => (m.statements.iter().filter(|s| statements.iter().any(|r| r.line == s.line)).map(|s| terminated(&s.sql)).collect(), true),
+        };
         let description = format!("Apply {} of `{}` to `{}` ({}).", phase.as_str(), m.file_name, db.name, what);
         b.add(step(&id, StepKind::Migrate, Some(phase), &description, false, reversible, &undo, Params::Migrate {
             database: db.name.clone(),
+            url_env: db.url_env.clone(),
+            sql,
+            records_history,
+            refinery_checksum: m.refinery_checksum.to_string(),
             version: m.version,
             file: m.file_name.clone(),
             checksum: m.checksum.clone(),
@@ -310,6 +335,7 @@ pub fn plan_release(spec: &ReleaseSpec, dbs: DatabaseFiles) -> Result<Plan, Plan
                     let id = format!("backfill/{}", qualify(name, &table_col));
                     let bf = b.add(step(&id, StepKind::Backfill, None, &format!("Copy `{}` into `{}` on `{}` in batches of {} rows by `{}`.", r.rename.from, r.rename.to, r.rename.table, db.backfill.batch_size, r.key), true, true, "nothing to undo; undoing the expand step drops the new column", Params::Backfill {
                         database: name.clone(),
+                        url_env: db.url_env.clone(),
                         table: r.rename.table.clone(),
                         key: r.key.clone(),
                         from_column: r.rename.from.clone(),
