@@ -72,13 +72,15 @@ pub struct Drivers {
 }
 
 impl Drivers {
-    /// The drivers this build has: commands, pauses and preflight. PostgreSQL, Docker and router
-    /// drivers are added as they are built.
+    /// The drivers this build has: commands, pauses, preflight, and PostgreSQL migrations and
+    /// backups. Backfill, Docker and router drivers are added as they are built.
     pub fn builtin() -> Self {
         let mut d = Drivers::default();
         d.insert(StepKind::Command, Arc::new(crate::drivers::command::CommandDriver));
         d.insert(StepKind::Pause, Arc::new(crate::drivers::pause::PauseDriver));
         d.insert(StepKind::Preflight, Arc::new(crate::drivers::preflight::PreflightDriver));
+        d.insert(StepKind::Migrate, Arc::new(crate::drivers::postgres::MigrateDriver));
+        d.insert(StepKind::Backup, Arc::new(crate::drivers::postgres::BackupDriver));
         d
     }
 

@@ -6,3 +6,4 @@ mod executor;
 mod lint_cli;
 mod pg;
 mod plan_cli;
+mod postgres_steps;

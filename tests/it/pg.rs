@@ -72,7 +72,12 @@ impl Cluster {
 
     /// `postgres://postgres@127.0.0.1:<port>/postgres`.
     pub fn url(&self) -> String {
-        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+        self.url_for("postgres")
+    }
+
+    /// The URL of database `db` on this cluster.
+    pub fn url_for(&self, db: &str) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/{db}", self.port)
     }
 
     /// Runs SQL with psql, returning stdout.

@@ -2,4 +2,5 @@
 
 pub mod command;
 pub mod pause;
+pub mod postgres;
 pub mod preflight;

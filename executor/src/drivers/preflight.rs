@@ -1,18 +1,25 @@
-//! `preflight`: the checks this build can make without the PostgreSQL and Docker drivers:
-//! every environment variable the spec needs is set. Read-only, so nothing to undo.
+//! `preflight`: read-only checks before anything changes. For each database: it is reachable
+//! (through the environment variable the spec names), its refinery history is what the plan
+//! expects (the baseline applied with the same checksums, nothing of this release applied yet),
+//! and long-running transactions that would make DDL wait are reported. Nothing to undo.
 
 use crate::driver::{BoxFuture, Done, Driver, Probe, StepContext, StepError};
 use cutover_planner::dag::{Params, Step};
 use serde_json::Value;
 
-/// Checks the environment.
+/// Runs the checks.
 pub struct PreflightDriver;
 
 impl Driver for PreflightDriver {
     fn run(&self, step: Step, _ctx: StepContext) -> BoxFuture<Result<Done, StepError>> {
         Box::pin(async move {
             let Params::Preflight { databases, .. } = &step.params else { return Err(StepError(format!("{} is not a preflight step", step.id))) };
-            Ok(Done { undo: Value::Null, detail: Some(format!("{} database(s) to check", databases.len())) })
+            let mut details = Vec::new();
+            for db in databases {
+                details.push(crate::drivers::postgres::check_database(db).await?);
+            }
+            let detail = if details.is_empty() { "no database to check".to_string() } else { details.join("; ") };
+            Ok(Done { undo: Value::Null, detail: Some(detail) })
         })
     }
 
@@ -21,6 +28,7 @@ impl Driver for PreflightDriver {
     }
 
     fn probe(&self, _step: Step, _ctx: StepContext) -> BoxFuture<Result<Option<Probe>, StepError>> {
+        // Checking again is harmless.
         Box::pin(async { Ok(Some(Probe::NotDone)) })
     }
 }

@@ -1,0 +1,476 @@
+//! PostgreSQL steps: `preflight` checks, `backup` (pg_dump) and `migrate` (expand or contract).
+//!
+//! - **History.** refinery's `refinery_schema_history` stays the record of applied migrations,
+//!   with refinery's own checksum, written when a migration completes (a rewritten migration
+//!   completes with its contract part). `cutover_migration_phases (version, phase)` records each
+//!   phase as it is applied, in the same transaction as its SQL; probes read it, so a resume
+//!   never applies a phase twice.
+//! - **One migrator per database.** refinery takes no lock, so each migrate step holds a
+//!   session-level advisory lock (`pg_try_advisory_lock`, polled, never a blocking wait, never
+//!   tied to a transaction) on its own connection while it runs.
+//! - **Timeouts.** Every statement runs under the spec's `lock_timeout` and `statement_timeout`; a
+//!   lock timeout (SQLSTATE 55P03) is retried with exponential backoff rather than failing the
+//!   release at the first busy moment.
+//! - **Statements that cannot run in a transaction** (CREATE INDEX CONCURRENTLY, ...) run one by
+//!   one outside a transaction; an INVALID index left by an earlier failed build of the same
+//!   index is dropped before the retry, and the phase is recorded once they all succeeded.
+//! - **Secrets.** Connection URLs come from the environment variable the spec names; `pg_dump`
+//!   gets the password through `PGPASSWORD`, never on its command line.
+
+use crate::driver::{BoxFuture, Done, Driver, Probe, StepContext, StepError};
+use cutover_planner::dag::{DatabaseCheck, Params, Step};
+use cutover_planner::duration::Duration as SpecDuration;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use sqlx::postgres::{PgConnectOptions, PgConnection};
+use sqlx::{ConnectOptions, Connection, Row};
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+const HISTORY: &str = "CREATE TABLE IF NOT EXISTS refinery_schema_history (
+    version INT4 PRIMARY KEY,
+    name VARCHAR(255),
+    applied_on VARCHAR(255),
+    checksum VARCHAR(255))";
+const PHASES: &str = "CREATE TABLE IF NOT EXISTS cutover_migration_phases (
+    version INT4 NOT NULL,
+    phase TEXT NOT NULL,
+    checksum TEXT NOT NULL,
+    applied_on TIMESTAMPTZ NOT NULL DEFAULT now(),
+    PRIMARY KEY (version, phase))";
+/// How long a migrate step waits for another migrator's advisory lock.
+const LOCK_WAIT: Duration = Duration::from_secs(60);
+/// Attempts of a statement that hits `lock_timeout`.
+const LOCK_RETRIES: u32 = 6;
+
+fn err(e: impl std::fmt::Display) -> StepError {
+    StepError(crate::redact::redact_url_passwords(&e.to_string()))
+}
+
+fn url_from_env(url_env: &str, database: &str) -> Result<String, StepError> {
+    std::env::var(url_env).map_err(|_| StepError(format!("environment variable `{url_env}` (the URL of database `{database}`) is not set")))
+}
+
+async fn connect(url_env: &str, database: &str, what: &str) -> Result<PgConnection, StepError> {
+    let url = url_from_env(url_env, database)?;
+    let opts = PgConnectOptions::from_str(&url).map_err(|e| StepError(format!("`{url_env}` is not a PostgreSQL URL: {}", err(e))))?.application_name(&format!("cutover {what} pid {}", std::process::id()));
+    opts.connect().await.map_err(|e| StepError(format!("cannot connect to database `{database}` (from `{url_env}`): {}", err(e))))
+}
+
+/// Takes the per-database migration lock, polling; never a blocking `pg_advisory_lock`.
+async fn migration_lock(conn: &mut PgConnection, database: &str) -> Result<(), StepError> {
+    let deadline = tokio::time::Instant::now() + LOCK_WAIT;
+    loop {
+        let got: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock(hashtextextended('cutover-migrate', 0))").fetch_one(&mut *conn).await.map_err(err)?;
+        if got {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() >= deadline {
+            let holder: Option<String> = sqlx::query_scalar(
+                "SELECT a.application_name || ' (backend pid ' || a.pid || ')' FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+                 WHERE l.locktype = 'advisory' AND l.granted AND ((l.classid::bigint << 32) | l.objid::bigint) = hashtextextended('cutover-migrate', 0) LIMIT 1",
+            )
+            .fetch_optional(&mut *conn)
+            .await
+            .ok()
+            .flatten();
+            return Err(StepError(format!("another migrator holds the migration lock of database `{database}`{}; waited {:?}", holder.map(|h| format!(": {h}")).unwrap_or_default(), LOCK_WAIT)));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn is_lock_timeout(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(d) if d.code().as_deref() == Some("55P03"))
+}
+
+fn millis(d: SpecDuration) -> u64 {
+    d.as_millis()
+}
+
+/// The pieces of a migrate step the driver needs.
+struct Migration {
+    database: String,
+    url_env: String,
+    version: i32,
+    name: String,
+    phase: String,
+    checksum: String,
+    refinery_checksum: String,
+    transactional: bool,
+    lock_timeout: SpecDuration,
+    statement_timeout: SpecDuration,
+    sql: Vec<String>,
+    undo_sql: Option<String>,
+    records_history: bool,
+}
+
+fn migration(step: &Step) -> Result<Migration, StepError> {
+    let Params::Migrate { database, url_env, version, file, checksum, transactional, lock_timeout, statement_timeout, undo_sql, sql, records_history, refinery_checksum, .. } = &step.params else {
+        return Err(StepError(format!("{} is not a migrate step", step.id)));
+    };
+    let name = file.trim_end_matches(".sql").split_once("__").map(|(_, n)| n.to_string()).unwrap_or_else(|| file.clone());
+    Ok(Migration {
+        database: database.clone(),
+        url_env: url_env.clone(),
+        version: i32::try_from(*version).map_err(|_| StepError(format!("version {version} does not fit refinery's history")))?,
+        name,
+        phase: step.phase.map_or("expand", |p| p.as_str()).to_string(),
+        checksum: checksum.clone(),
+        refinery_checksum: refinery_checksum.clone(),
+        transactional: *transactional,
+        lock_timeout: *lock_timeout,
+        statement_timeout: *statement_timeout,
+        sql: sql.clone(),
+        undo_sql: undo_sql.clone(),
+        records_history: *records_history,
+    })
+}
+
+impl Migration {
+    fn undo_data(&self) -> Value {
+        json!({ "version": self.version, "phase": self.phase, "undo_sql": self.undo_sql, "history": self.records_history, "transactional": self.transactional })
+    }
+
+    /// Whether this phase is recorded as applied; refuses if it was applied with other content.
+    async fn applied(&self, conn: &mut PgConnection) -> Result<bool, StepError> {
+        let exists: Option<String> = sqlx::query_scalar("SELECT to_regclass('cutover_migration_phases')::text").fetch_one(&mut *conn).await.map_err(err)?;
+        if exists.is_none() {
+            return Ok(false);
+        }
+        let row: Option<String> = sqlx::query_scalar("SELECT checksum FROM cutover_migration_phases WHERE version = $1 AND phase = $2").bind(self.version).bind(&self.phase).fetch_optional(&mut *conn).await.map_err(err)?;
+        match row {
+            Some(c) if c == self.checksum => Ok(true),
+            Some(c) => Err(StepError(format!("V{}__{} ({}) was applied from different content (sha256 {c}, the file now has {}); cutover will not apply it again", self.version, self.name, self.phase, self.checksum))),
+            None => Ok(false),
+        }
+    }
+
+    async fn record(&self, conn: &mut sqlx::Transaction<'_, sqlx::Postgres>) -> Result<(), sqlx::Error> {
+        sqlx::query("INSERT INTO cutover_migration_phases (version, phase, checksum) VALUES ($1, $2, $3)").bind(self.version).bind(&self.phase).bind(&self.checksum).execute(&mut **conn).await?;
+        if self.records_history {
+            let applied_on = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
+            sqlx::query("INSERT INTO refinery_schema_history (version, name, applied_on, checksum) VALUES ($1, $2, $3, $4)").bind(self.version).bind(&self.name).bind(applied_on).bind(&self.refinery_checksum).execute(&mut **conn).await?;
+        }
+        Ok(())
+    }
+
+    /// One attempt of the whole transactional migration.
+    async fn attempt_transactional(&self, conn: &mut PgConnection) -> Result<(), sqlx::Error> {
+        let settings = format!("SET LOCAL lock_timeout = '{}ms'; SET LOCAL statement_timeout = '{}ms'", millis(self.lock_timeout), millis(self.statement_timeout));
+        let script = self.sql.join("\n");
+        let mut tx = conn.begin().await?;
+        sqlx::Executor::execute(&mut *tx, settings.as_str()).await?;
+        sqlx::Executor::execute(&mut *tx, script.as_str()).await?;
+        self.record(&mut tx).await?;
+        tx.commit().await
+    }
+
+    /// Statements that cannot run in a transaction, one by one.
+    async fn run_non_transactional(&self, conn: &mut PgConnection) -> Result<(), StepError> {
+        let settings = format!("SET lock_timeout = '{}ms'; SET statement_timeout = '{}ms'", millis(self.lock_timeout), millis(self.statement_timeout));
+        sqlx::Executor::execute(&mut *conn, settings.as_str()).await.map_err(err)?;
+        for stmt in &self.sql {
+            if let Some(index) = concurrent_index_name(stmt) {
+                // A failed CREATE INDEX CONCURRENTLY leaves an INVALID index that blocks a retry.
+                let state: Option<bool> = sqlx::query_scalar("SELECT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid WHERE c.relname = $1 AND pg_table_is_visible(c.oid)").bind(&index).fetch_optional(&mut *conn).await.map_err(err)?;
+                match state {
+                    Some(false) => {
+                        let drop = format!("DROP INDEX CONCURRENTLY IF EXISTS {index}");
+                        sqlx::Executor::execute(&mut *conn, drop.as_str()).await.map_err(err)?;
+                    }
+                    Some(true) => continue, // built by an attempt whose end was not recorded
+                    None => {}
+                }
+            }
+            exec_with_lock_retries(conn, stmt).await.map_err(|e| StepError(format!("`{}`: {}", first_line(stmt), err(e))))?;
+        }
+        sqlx::Executor::execute(&mut *conn, "RESET lock_timeout; RESET statement_timeout").await.map_err(err)?;
+        let mut tx = conn.begin().await.map_err(err)?;
+        self.record(&mut tx).await.map_err(err)?;
+        tx.commit().await.map_err(err)
+    }
+}
+
+fn first_line(s: &str) -> String {
+    s.split_whitespace().take(12).collect::<Vec<_>>().join(" ")
+}
+
+/// The index name of a `CREATE [UNIQUE] INDEX CONCURRENTLY [IF NOT EXISTS] name ...` statement.
+fn concurrent_index_name(stmt: &str) -> Option<String> {
+    let words: Vec<&str> = stmt.split_whitespace().collect();
+    let lower: Vec<String> = words.iter().map(|w| w.to_lowercase()).collect();
+    let i = lower.iter().position(|w| w == "concurrently")?;
+    if !lower.iter().take(i).any(|w| w == "index") || lower.first().map(String::as_str) != Some("create") {
+        return None;
+    }
+    let mut j = i + 1;
+    if lower.get(j).map(String::as_str) == Some("if") {
+        j += 3;
+    }
+    let name = words.get(j)?;
+    (!name.eq_ignore_ascii_case("on")).then(|| name.trim_matches('"').to_string())
+}
+
+/// Runs `sql` outside a transaction, retrying a lock timeout with exponential backoff.
+async fn exec_with_lock_retries(conn: &mut PgConnection, sql: &str) -> Result<(), sqlx::Error> {
+    let mut delay = Duration::from_millis(250);
+    let mut attempt = 1;
+    loop {
+        match sqlx::Executor::execute(&mut *conn, sql).await {
+            Ok(_) => return Ok(()),
+            Err(e) if is_lock_timeout(&e) && attempt < LOCK_RETRIES => {
+                tokio::time::sleep(delay).await;
+                delay *= 2;
+                attempt += 1;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Removes the records of an undone phase (and refinery's row, if the phase wrote it).
+async fn forget(conn: &mut PgConnection, version: i32, phase: &str, history: bool) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM cutover_migration_phases WHERE version = $1 AND phase = $2").bind(version).bind(phase).execute(&mut *conn).await?;
+    if history {
+        sqlx::query("DELETE FROM refinery_schema_history WHERE version = $1").bind(version).execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+/// Runs `migrate` steps.
+pub struct MigrateDriver;
+
+impl Driver for MigrateDriver {
+    fn run(&self, step: Step, _ctx: StepContext) -> BoxFuture<Result<Done, StepError>> {
+        Box::pin(migrate(step))
+    }
+
+    fn undo(&self, step: Step, undo: Value, _ctx: StepContext) -> BoxFuture<Result<(), StepError>> {
+        Box::pin(unmigrate(step, undo))
+    }
+
+    fn probe(&self, step: Step, _ctx: StepContext) -> BoxFuture<Result<Option<Probe>, StepError>> {
+        Box::pin(probe_migration(step))
+    }
+}
+
+async fn migrate(step: Step) -> Result<Done, StepError> {
+        let m = migration(&step)?;
+        let mut conn = connect(&m.url_env, &m.database, "migrate").await?;
+        migration_lock(&mut conn, &m.database).await?;
+        let schema = format!("{HISTORY}; {PHASES}");
+        sqlx::Executor::execute(&mut conn, schema.as_str()).await.map_err(err)?;
+        if m.applied(&mut conn).await? {
+            return Ok(Done { undo: m.undo_data(), detail: Some(format!("V{} {} was already applied", m.version, m.phase)) });
+        }
+        if m.transactional {
+            let conn_ref = &mut conn;
+            let mut delay = Duration::from_millis(250);
+            let mut attempt = 1;
+            loop {
+                match m.attempt_transactional(conn_ref).await {
+                    Ok(()) => break,
+                    Err(e) if is_lock_timeout(&e) && attempt < LOCK_RETRIES => {
+                        tokio::time::sleep(delay).await;
+                        delay *= 2;
+                        attempt += 1;
+                    }
+                    Err(e) => return Err(StepError(format!("V{}__{} ({}): {}", m.version, m.name, m.phase, err(e)))),
+                }
+            }
+        } else {
+            m.run_non_transactional(&mut conn).await?;
+        }
+        let _ = conn.close().await;
+        Ok(Done { undo: m.undo_data(), detail: Some(format!("V{}__{} {} applied{}", m.version, m.name, m.phase, if m.records_history { "; refinery history updated" } else { "" })) })
+}
+
+async fn unmigrate(step: Step, undo: Value) -> Result<(), StepError> {
+        let m = migration(&step)?;
+        // Exactly what was recorded when the step ran.
+        let undo_sql = undo.get("undo_sql").and_then(Value::as_str).ok_or_else(|| StepError(format!("{} recorded no undo SQL; it cannot be undone", step.id)))?.to_string();
+        let history = undo.get("history").and_then(Value::as_bool).unwrap_or(m.records_history);
+        let transactional = undo.get("transactional").and_then(Value::as_bool).unwrap_or(m.transactional);
+        let mut conn = connect(&m.url_env, &m.database, "rollback").await?;
+        migration_lock(&mut conn, &m.database).await?;
+        if transactional {
+            let mut tx = conn.begin().await.map_err(err)?;
+            let settings = format!("SET LOCAL lock_timeout = '{}ms'", millis(m.lock_timeout));
+            sqlx::Executor::execute(&mut *tx, settings.as_str()).await.map_err(err)?;
+            sqlx::Executor::execute(&mut *tx, undo_sql.as_str()).await.map_err(|e| StepError(format!("undo of V{}__{}: {}", m.version, m.name, err(e))))?;
+            forget(&mut tx, m.version, &m.phase, history).await.map_err(err)?;
+            tx.commit().await.map_err(err)?;
+        } else {
+            // Derived inverses of such migrations are one statement per line (DROP INDEX
+            // CONCURRENTLY ...), and must run outside a transaction too.
+            for stmt in undo_sql.lines().filter(|l| !l.trim().is_empty()) {
+                exec_with_lock_retries(&mut conn, stmt).await.map_err(|e| StepError(format!("undo `{stmt}`: {}", err(e))))?;
+            }
+            let mut tx = conn.begin().await.map_err(err)?;
+            forget(&mut tx, m.version, &m.phase, history).await.map_err(err)?;
+            tx.commit().await.map_err(err)?;
+        }
+        Ok(())
+}
+
+async fn probe_migration(step: Step) -> Result<Option<Probe>, StepError> {
+        let m = migration(&step)?;
+        let mut conn = connect(&m.url_env, &m.database, "probe").await?;
+        Ok(Some(if m.applied(&mut conn).await? { Probe::Done(m.undo_data()) } else { Probe::NotDone }))
+}
+
+/// A PostgreSQL client program: from PATH, else the newest under /usr/lib/postgresql.
+fn pg_program(name: &str) -> PathBuf {
+    let mut versions: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql").map(|d| d.filter_map(|e| e.ok().map(|e| e.path().join("bin").join(name))).filter(|p| p.exists()).collect()).unwrap_or_default();
+    versions.sort();
+    versions.pop().unwrap_or_else(|| PathBuf::from(name))
+}
+
+/// `postgres://user:pass@host/db` → (`postgres://user@host/db`, `pass` percent-decoded).
+fn split_password(url: &str) -> (String, Option<String>) {
+    let Some(scheme_end) = url.find("://") else { return (url.to_string(), None) };
+    let rest = &url[scheme_end + 3..];
+    let auth_end = rest.find('/').unwrap_or(rest.len());
+    let authority = &rest[..auth_end];
+    match (authority.rfind('@'), authority.find(':')) {
+        (Some(at), Some(colon)) if colon < at => {
+            let password = percent_decode(&authority[colon + 1..at]);
+            (format!("{}{}{}", &url[..scheme_end + 3 + colon], &authority[at..], &rest[auth_end..]), Some(password))
+        }
+        _ => (url.to_string(), None),
+    }
+}
+
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' && i + 2 < b.len() {
+            if let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
+                out.push(v);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+async fn run_tool(program: &Path, args: &[&str], password: Option<&str>) -> Result<Vec<u8>, StepError> {
+    let mut cmd = tokio::process::Command::new(program);
+    cmd.args(args).env("PGCONNECT_TIMEOUT", "10").stdin(std::process::Stdio::null()).kill_on_drop(true);
+    if let Some(p) = password {
+        cmd.env("PGPASSWORD", p);
+    }
+    let out = cmd.output().await.map_err(|e| StepError(format!("cannot run {}: {e}", program.display())))?;
+    if !out.status.success() {
+        return Err(err(format!("{} failed: {}", program.display(), String::from_utf8_lossy(&out.stderr).trim())));
+    }
+    Ok(out.stdout)
+}
+
+/// Runs `backup` steps: `pg_dump -Fc`, checked with `pg_restore --list`, with path, size and
+/// sha256 recorded.
+pub struct BackupDriver;
+
+impl Driver for BackupDriver {
+    fn run(&self, step: Step, ctx: StepContext) -> BoxFuture<Result<Done, StepError>> {
+        Box::pin(async move {
+            let Params::Backup { database, url_env, dir } = &step.params else { return Err(StepError(format!("{} is not a backup step", step.id))) };
+            let url = url_from_env(url_env, database)?;
+            let (url, password) = split_password(&url);
+            let dir = ctx.spec_dir.join(dir);
+            std::fs::create_dir_all(&dir).map_err(|e| StepError(format!("cannot create {}: {e}", dir.display())))?;
+            let run = ctx.run_dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "run".into());
+            let path = dir.join(format!("{run}-{database}.dump"));
+            let tmp = path.with_extension("dump.partial");
+            let tmp_s = tmp.to_string_lossy().into_owned();
+            run_tool(&pg_program("pg_dump"), &["--format=custom", "--no-password", "--file", &tmp_s, "--dbname", &url], password.as_deref()).await?;
+            let listing = run_tool(&pg_program("pg_restore"), &["--list", &tmp_s], None).await?;
+            if listing.is_empty() {
+                return Err(StepError(format!("pg_restore --list printed nothing for {}", tmp.display())));
+            }
+            std::fs::rename(&tmp, &path).map_err(|e| StepError(format!("cannot move the dump into place: {e}")))?;
+            let bytes = std::fs::read(&path).map_err(|e| StepError(format!("cannot read {}: {e}", path.display())))?;
+            let sha = Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect::<String>();
+            let path_s = path.display().to_string();
+            Ok(Done { undo: json!({ "path": path_s, "size": bytes.len(), "sha256": sha }), detail: Some(format!("{path_s} ({} bytes, sha256 {})", bytes.len(), &sha[..16])) })
+        })
+    }
+
+    fn undo(&self, _step: Step, _undo: Value, _ctx: StepContext) -> BoxFuture<Result<(), StepError>> {
+        // The dump is kept: it is what a restore past a pivot would use.
+        Box::pin(async { Ok(()) })
+    }
+
+    fn probe(&self, _step: Step, _ctx: StepContext) -> BoxFuture<Result<Option<Probe>, StepError>> {
+        // Dumping again is harmless.
+        Box::pin(async { Ok(Some(Probe::NotDone)) })
+    }
+}
+
+/// Preflight checks of one database: reachable, its migration history what the plan expects,
+/// and which long transactions would make DDL wait.
+pub async fn check_database(db: &DatabaseCheck) -> Result<String, StepError> {
+    let mut conn = connect(&db.url_env, &db.name, "preflight").await?;
+    let version: String = sqlx::query_scalar("SHOW server_version").fetch_one(&mut conn).await.map_err(err)?;
+    let has_history: Option<String> = sqlx::query_scalar("SELECT to_regclass('refinery_schema_history')::text").fetch_one(&mut conn).await.map_err(err)?;
+    let rows: Vec<(i32, String)> = if has_history.is_some() {
+        sqlx::query("SELECT version, COALESCE(checksum, '') FROM refinery_schema_history ORDER BY version").fetch_all(&mut conn).await.map_err(err)?.iter().map(|r| (r.get(0), r.get(1))).collect()
+    } else {
+        Vec::new()
+    };
+    let mut problems = Vec::new();
+    for e in &db.applied {
+        match rows.iter().find(|(v, _)| i64::from(*v) == e.version as i64) {
+            None => problems.push(format!("V{}__{} should already be applied (it is at or below the baseline) but is not in refinery_schema_history", e.version, e.name)),
+            Some((_, c)) if *c != e.checksum => problems.push(format!("V{}__{} was applied from different content (checksum {c}, the file has {})", e.version, e.name, e.checksum)),
+            _ => {}
+        }
+    }
+    for e in &db.pending {
+        if rows.iter().any(|(v, _)| i64::from(*v) == e.version as i64) {
+            problems.push(format!("V{}__{} is already applied, but this release plans to apply it", e.version, e.name));
+        }
+    }
+    if !problems.is_empty() {
+        return Err(StepError(format!("database `{}`: {}", db.name, problems.join("; "))));
+    }
+    let long: Vec<String> = sqlx::query("SELECT pid, EXTRACT(EPOCH FROM now() - xact_start)::bigint, COALESCE(left(query, 60), '') FROM pg_stat_activity WHERE xact_start < now() - interval '1 minute' AND pid <> pg_backend_pid() ORDER BY xact_start")
+        .fetch_all(&mut conn)
+        .await
+        .map_err(err)?
+        .iter()
+        .map(|r| format!("pid {} open {}s: {}", r.get::<i32, _>(0), r.get::<i64, _>(1), r.get::<String, _>(2)))
+        .collect();
+    let _ = conn.close().await;
+    let mut out = format!("`{}`: PostgreSQL {version}, {} applied, {} pending", db.name, db.applied.len(), db.pending.len());
+    if !long.is_empty() {
+        out.push_str(&format!("; long-running transactions that would make DDL wait: {}", long.join(", ")));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_are_split_out_of_urls() {
+        assert_eq!(split_password("postgres://app:p%40ss@db:5432/app?x=1"), ("postgres://app@db:5432/app?x=1".into(), Some("p@ss".into())));
+        assert_eq!(split_password("postgres://app@db/app"), ("postgres://app@db/app".into(), None));
+    }
+
+    #[test]
+    fn concurrent_index_names() {
+        assert_eq!(concurrent_index_name("CREATE INDEX CONCURRENTLY IF NOT EXISTS users_email_idx ON users (email);"), Some("users_email_idx".into()));
+        assert_eq!(concurrent_index_name("create unique index concurrently \"u\" on t (a)"), Some("u".into()));
+        assert_eq!(concurrent_index_name("CREATE INDEX CONCURRENTLY ON t (a)"), None);
+        assert_eq!(concurrent_index_name("DROP INDEX CONCURRENTLY x"), None);
+    }
+}

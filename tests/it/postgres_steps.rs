@@ -1,0 +1,220 @@
+//! PostgreSQL steps against a real server (a throwaway cluster per test): preflight, pg_dump
+//! backups, expand and contract migrations recorded in refinery's history, crash and resume,
+//! and a rollback of the expand phase back to the exact pre-release schema.
+
+use crate::common::{root, transcript};
+use crate::pg::Cluster;
+use serde_json::Value;
+use std::path::Path;
+use std::process::{Command, Output};
+
+struct Db {
+    cluster: Cluster,
+    name: String,
+    dir: tempfile::TempDir,
+}
+
+impl Db {
+    /// A database at the sample app's baseline (V1 applied, as refinery would have recorded it),
+    /// and a database-only release spec for V2..V7 in a temporary directory.
+    fn new(name: &str) -> Db {
+        let cluster = Cluster::start();
+        cluster.psql(&format!("CREATE DATABASE {name}"));
+        let dir = tempfile::tempdir().unwrap();
+        let migrations = root().join("migrations-sample/app");
+        std::fs::write(
+            dir.path().join("spec.toml"),
+            format!("[release]\nname = \"schema-only\"\n\n[[database]]\nname = \"main\"\nurl_env = \"DATABASE_URL\"\nmigrations = \"{}\"\nbaseline = 1\nlock_timeout = \"2s\"\nbackup = {{ dir = \"backups\" }}\n", migrations.display()),
+        )
+        .unwrap();
+        let db = Db { cluster, name: name.into(), dir };
+        let plan = db.plan();
+        let v1 = &plan["steps"][0]["params"]["databases"][0]["applied"][0];
+        assert_eq!(v1["version"], 1);
+        db.sql(&std::fs::read_to_string(migrations.join("V1__create_users.sql")).unwrap());
+        db.sql("CREATE TABLE refinery_schema_history (version INT4 PRIMARY KEY, name VARCHAR(255), applied_on VARCHAR(255), checksum VARCHAR(255))");
+        db.sql(&format!("INSERT INTO refinery_schema_history VALUES (1, 'create_users', '2026-01-01T00:00:00Z', '{}')", v1["checksum"].as_str().unwrap()));
+        db
+    }
+
+    fn url(&self) -> String {
+        self.cluster.url_for(&self.name)
+    }
+
+    fn sql(&self, sql: &str) -> String {
+        let out = Command::new("psql").args(["-X", "-q", "-t", "-A", "-v", "ON_ERROR_STOP=1", &self.url(), "-c", sql]).output().unwrap();
+        assert!(out.status.success(), "psql: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    fn plan(&self) -> Value {
+        let out = self.cutover(&["plan", "spec.toml", "--format", "json"], &[]);
+        assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    fn cutover(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_cutover"));
+        cmd.args(args).current_dir(self.dir.path()).env("CUTOVER_STATE_DIR", self.dir.path().join(".cutover")).env("DATABASE_URL", self.url()).env_remove("CUTOVER_CRASH_AFTER_EFFECT").env_remove("CUTOVER_CRASH_AFTER_EVENTS").env_remove("CUTOVER_LOG_DATABASE_URL");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        cmd.output().unwrap()
+    }
+
+    /// The schema, as pg_dump prints it, without cutover's and refinery's bookkeeping tables.
+    fn schema(&self) -> String {
+        let out = Command::new("pg_dump")
+            .args(["--schema-only", "--no-owner", "--exclude-table=cutover_migration_phases", "--exclude-table=refinery_schema_history", &self.url()])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "pg_dump: {}", String::from_utf8_lossy(&out.stderr));
+        // pg_dump wraps its output in \restrict/\unrestrict lines with a random key.
+        String::from_utf8(out.stdout).unwrap().lines().filter(|l| !l.starts_with("\\restrict") && !l.starts_with("\\unrestrict")).collect::<Vec<_>>().join("\n")
+    }
+
+    fn run_id(&self) -> String {
+        let mut ids: Vec<String> = std::fs::read_dir(self.dir.path().join(".cutover/runs")).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        assert_eq!(ids.len(), 1);
+        ids.pop().unwrap()
+    }
+
+    fn events(&self, run: &str) -> Vec<Value> {
+        let out = self.cutover(&["log", run, "--format", "json"], &[]);
+        String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+    }
+
+    fn history(&self) -> Vec<(i64, String)> {
+        self.sql("SELECT version || ' ' || checksum FROM refinery_schema_history ORDER BY version").lines().map(|l| {
+            let (v, c) = l.split_once(' ').unwrap();
+            (v.parse().unwrap(), c.to_string())
+        }).collect()
+    }
+}
+
+fn sha256_hex(path: &Path) -> String {
+    let out = Command::new("sha256sum").arg(path).output().unwrap();
+    String::from_utf8_lossy(&out.stdout).split_whitespace().next().unwrap().to_string()
+}
+
+#[test]
+fn a_schema_release_applies_expand_and_contract_with_backup_and_history() {
+    let db = Db::new("app");
+    let plan = db.plan();
+    let out = db.cutover(&["apply", "spec.toml"], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("PostgreSQL 1") && stdout.contains("1 applied, 6 pending"), "preflight: {stdout}");
+
+    // The schema after each phase, through information_schema.
+    assert_eq!(db.sql("SELECT count(*) FROM information_schema.tables WHERE table_name = 'orders'"), "1");
+    assert_eq!(db.sql("SELECT count(*) FROM information_schema.columns WHERE table_name = 'users' AND column_name = 'last_login_at'"), "1");
+    assert_eq!(db.sql("SELECT count(*) FROM information_schema.columns WHERE table_name = 'users' AND column_name = 'legacy_flags'"), "0", "the contract migration dropped it");
+    assert_eq!(db.sql("SELECT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid WHERE c.relname = 'users_email_idx'"), "t");
+    assert_eq!(db.sql("SELECT convalidated FROM pg_constraint WHERE conname = 'orders_user_id_fk'"), "t");
+
+    // refinery's history: every version, with refinery's own checksums.
+    let pending: Vec<(i64, String)> = plan["steps"][0]["params"]["databases"][0]["pending"].as_array().unwrap().iter().map(|e| (e["version"].as_i64().unwrap(), e["checksum"].as_str().unwrap().to_string())).collect();
+    let history = db.history();
+    assert_eq!(history.len(), 7);
+    assert_eq!(&history[1..], &pending[..]);
+
+    // The backup: where the event says, the size and sha256 it says, readable by pg_restore.
+    let run = db.run_id();
+    let evs = db.events(&run);
+    let backup = evs.iter().find(|e| e["type"] == "step_succeeded" && e["step"] == "backup/main").unwrap();
+    let path = Path::new(backup["undo"]["path"].as_str().unwrap());
+    assert!(path.starts_with(db.dir.path().join("backups")), "{path:?}");
+    assert_eq!(std::fs::metadata(path).unwrap().len(), backup["undo"]["size"].as_u64().unwrap());
+    assert_eq!(sha256_hex(path), backup["undo"]["sha256"].as_str().unwrap());
+    assert!(Command::new("pg_restore").arg("--list").arg(path).output().unwrap().status.success());
+    // The password never appears in the log (the URL has none here; the event must not carry it either).
+    assert!(!evs.iter().any(|e| e.to_string().contains(&db.url())));
+
+    // A rollback stops at the contract migration, a pivot.
+    let out = db.cutover(&["rollback", &run], &[]);
+    assert_eq!(out.status.code(), Some(4), "{}", transcript(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("migrate/contract/V7__drop_users_legacy_flags"));
+    // A second release with the same spec finds everything applied: preflight refuses.
+    let out = db.cutover(&["apply", "spec.toml"], &[]);
+    assert_eq!(out.status.code(), Some(3), "{}", transcript(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("already applied, but this release plans to apply it"), "{}", transcript(&out));
+}
+
+#[test]
+fn rolling_back_the_expand_phase_restores_the_schema_exactly() {
+    let db = Db::new("app");
+    let before = db.schema();
+    // Crash right after the last expand migration took effect, before its event.
+    let out = db.cutover(&["apply", "spec.toml"], &[("CUTOVER_CRASH_AFTER_EFFECT", "migrate/expand/V6__validate_orders_fk")]);
+    assert_eq!(out.status.code(), None, "{}", transcript(&out));
+    assert_ne!(db.schema(), before);
+    let run = db.run_id();
+    let out = db.cutover(&["rollback", &run], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("checked migrate/expand/V6__validate_orders_fk: its effect is in place"), "{stdout}");
+    assert_eq!(db.schema(), before, "the rollback must restore the pre-release schema exactly");
+    assert_eq!(db.history().len(), 1, "history rows of undone migrations are removed");
+    assert_eq!(db.sql("SELECT count(*) FROM cutover_migration_phases"), "0");
+}
+
+#[test]
+fn a_crash_after_a_concurrent_index_build_resumes_without_building_it_twice() {
+    let db = Db::new("app");
+    {
+        let step = &"migrate/expand/V4__index_users_email";
+        let out = db.cutover(&["apply", "spec.toml"], &[("CUTOVER_CRASH_AFTER_EFFECT", step)]);
+        assert_eq!(out.status.code(), None, "{}", transcript(&out));
+        let run = db.run_id();
+        let out = db.cutover(&["resume", &run], &[]);
+        assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
+        assert_eq!(db.history().len(), 7);
+        let evs = db.events(&run);
+        let ends = evs.iter().filter(|e| e["step"] == *step && (e["type"] == "step_succeeded" || e["type"] == "step_probed")).count();
+        assert_eq!(ends, 1, "{step} ended {ends} times");
+        assert_eq!(db.sql("SELECT count(*) FROM pg_indexes WHERE indexname = 'users_email_idx'"), "1");
+    }
+}
+
+#[test]
+fn a_failed_concurrent_index_build_is_cleaned_up_on_resume() {
+    let cluster = Cluster::start();
+    cluster.psql("CREATE DATABASE shop");
+    let url = cluster.url_for("shop");
+    let dir = tempfile::tempdir().unwrap();
+    let migrations = dir.path().join("migrations");
+    std::fs::create_dir(&migrations).unwrap();
+    std::fs::write(migrations.join("V1__codes.sql"), "CREATE TABLE codes (id bigint PRIMARY KEY, code text);\n").unwrap();
+    std::fs::write(migrations.join("V2__unique_code.sql"), "CREATE UNIQUE INDEX CONCURRENTLY codes_code_key ON codes (code);\n").unwrap();
+    std::fs::write(dir.path().join("spec.toml"), "[release]\nname = \"unique\"\non_failure = \"pause\"\n\n[[database]]\nname = \"main\"\nurl_env = \"DATABASE_URL\"\nmigrations = \"migrations\"\nbaseline = 1\nbackup = { enabled = false }\n").unwrap();
+    let psql = |sql: &str| {
+        let out = Command::new("psql").args(["-X", "-q", "-t", "-A", "-v", "ON_ERROR_STOP=1", &url, "-c", sql]).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    let cutover = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_cutover")).args(args).current_dir(dir.path()).env("CUTOVER_STATE_DIR", dir.path().join(".cutover")).env("DATABASE_URL", &url).output().unwrap()
+    };
+    // The baseline, with a duplicate the unique index will trip over.
+    let plan: Value = serde_json::from_slice(&cutover(&["plan", "spec.toml", "--format", "json"]).stdout).unwrap();
+    let v1 = plan["steps"][0]["params"]["databases"][0]["applied"][0]["checksum"].as_str().unwrap().to_string();
+    psql("CREATE TABLE codes (id bigint PRIMARY KEY, code text)");
+    psql(&format!("CREATE TABLE refinery_schema_history (version INT4 PRIMARY KEY, name VARCHAR(255), applied_on VARCHAR(255), checksum VARCHAR(255)); INSERT INTO refinery_schema_history VALUES (1, 'codes', 'x', '{v1}')"));
+    psql("INSERT INTO codes VALUES (1, 'a'), (2, 'a'), (3, 'b')");
+
+    let out = cutover(&["apply", "spec.toml"]);
+    assert_eq!(out.status.code(), Some(3), "{}", transcript(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("could not create unique index"), "{}", transcript(&out));
+    // The failed concurrent build left an INVALID index behind, as PostgreSQL does.
+    assert_eq!(psql("SELECT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid WHERE c.relname = 'codes_code_key'"), "f");
+
+    // Fix the data; the resume drops the invalid index and builds it again.
+    psql("DELETE FROM codes WHERE id = 2");
+    let run = std::fs::read_dir(dir.path().join(".cutover/runs")).unwrap().next().unwrap().unwrap().file_name().to_string_lossy().into_owned();
+    let out = cutover(&["resume", &run]);
+    assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
+    assert_eq!(psql("SELECT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid WHERE c.relname = 'codes_code_key'"), "t");
+    assert_eq!(psql("SELECT count(*) FROM pg_indexes WHERE tablename = 'codes'"), "2");
+    assert_eq!(psql("SELECT string_agg(version::text, ',' ORDER BY version) FROM refinery_schema_history"), "1,2");
+}
