@@ -41,7 +41,7 @@ fn runtime() -> tokio::runtime::Runtime {
 }
 
 fn options(common: &Common, session: &Session, spec_dir: PathBuf, redactor: Redactor, on_failure: OnFailure) -> RunOptions {
-    RunOptions { jobs: common.jobs, on_failure, ctx: StepContext { run_dir: session.dir.clone(), spec_dir, redactor: Arc::new(redactor) } }
+    RunOptions { jobs: common.jobs, on_failure, ctx: StepContext::new(session.dir.clone(), spec_dir, Arc::new(redactor)) }
 }
 
 fn finish(session: &Session, r: &ForwardResult) -> u8 {

@@ -51,6 +51,10 @@ impl Reporter for Progress {
                         if *attempt > 1 { format!("  start   {step} (attempt {attempt})") } else { format!("  start   {step}") }
                     }
                     Event::StepSucceeded { step, detail, .. } => format!("  done    {step}{}{}", secs(started.get(step).copied(), r.time), detail.as_ref().map(|d| format!(": {d}")).unwrap_or_default()),
+                    Event::StepProgress { step, data } => match data.get("message").and_then(|m| m.as_str()) {
+                        Some(m) => format!("  ...     {step}: {m}"),
+                        None => return,
+                    },
                     Event::StepFailed { step, error } => format!("  FAILED  {step}{}: {error}", secs(started.get(step).copied(), r.time)),
                     Event::StepProbed { step, outcome, .. } => format!("  checked {step}: {}", match outcome {
                         cutover_executor::event::ProbeOutcome::Done => "its effect is in place; not run again",

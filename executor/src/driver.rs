@@ -46,6 +46,37 @@ pub struct StepContext {
     pub spec_dir: PathBuf,
     /// Secret remover for anything a driver reports.
     pub redactor: Arc<Redactor>,
+    /// Where a long step reports progress (`step_progress` events, e.g. a backfill's cursor).
+    /// The runner sets it for each step.
+    pub progress: Option<Progress>,
+    /// The step's last recorded progress, when a resume runs it again: where to continue.
+    pub resume_from: Option<Value>,
+}
+
+/// Sends a step's progress to the runner, which records it in the log.
+#[derive(Debug, Clone)]
+pub struct Progress {
+    step: String,
+    tx: tokio::sync::mpsc::UnboundedSender<(String, Value)>,
+}
+
+impl Progress {
+    /// A sender for `step`'s progress.
+    pub fn new(step: String, tx: tokio::sync::mpsc::UnboundedSender<(String, Value)>) -> Self {
+        Self { step, tx }
+    }
+
+    /// Reports `data` (the runner writes it as a `step_progress` event).
+    pub fn report(&self, data: Value) {
+        let _ = self.tx.send((self.step.clone(), data));
+    }
+}
+
+impl StepContext {
+    /// A context with no progress channel and nothing to resume from.
+    pub fn new(run_dir: PathBuf, spec_dir: PathBuf, redactor: Arc<Redactor>) -> Self {
+        Self { run_dir, spec_dir, redactor, progress: None, resume_from: None }
+    }
 }
 
 /// Runs, undoes and probes one kind of step.
@@ -72,8 +103,8 @@ pub struct Drivers {
 }
 
 impl Drivers {
-    /// The drivers this build has: commands, pauses, preflight, and PostgreSQL migrations and
-    /// backups. Backfill, Docker and router drivers are added as they are built.
+    /// The drivers this build has: commands, pauses, preflight, and PostgreSQL migrations,
+    /// backups and backfills. Docker and router drivers are added as they are built.
     pub fn builtin() -> Self {
         let mut d = Drivers::default();
         d.insert(StepKind::Command, Arc::new(crate::drivers::command::CommandDriver));
@@ -81,6 +112,7 @@ impl Drivers {
         d.insert(StepKind::Preflight, Arc::new(crate::drivers::preflight::PreflightDriver));
         d.insert(StepKind::Migrate, Arc::new(crate::drivers::postgres::MigrateDriver));
         d.insert(StepKind::Backup, Arc::new(crate::drivers::postgres::BackupDriver));
+        d.insert(StepKind::Backfill, Arc::new(crate::drivers::postgres::BackfillDriver));
         d
     }
 

@@ -40,6 +40,14 @@ pub enum Event {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         detail: Option<String>,
     },
+    /// A long step's progress (e.g. a backfill's last committed cursor): a resume continues from
+    /// the last one.
+    StepProgress {
+        /// Step id.
+        step: String,
+        /// Driver-specific progress data.
+        data: Value,
+    },
     /// The step failed; its effect did not happen (or was cleaned up by the driver).
     StepFailed {
         /// Step id.
@@ -196,6 +204,7 @@ impl Event {
     pub fn step(&self) -> Option<&str> {
         match self {
             Event::StepStarted { step, .. }
+            | Event::StepProgress { step, .. }
             | Event::StepSucceeded { step, .. }
             | Event::StepFailed { step, .. }
             | Event::StepProbed { step, .. }

@@ -168,6 +168,7 @@ impl Session {
         let mut tasks: JoinSet<(String, Result<Done, StepError>)> = JoinSet::new();
         let mut failed: Option<(String, String)> = None;
         let mut interrupted = 0u32;
+        let (progress_tx, mut progress_rx) = tokio::sync::mpsc::unbounded_channel::<(String, Value)>();
         loop {
             while failed.is_none() && interrupted == 0 && running.len() < opts.jobs.max(1) {
                 // Lowest index first: plan order among the ready steps.
@@ -182,7 +183,10 @@ impl Session {
                     tasks.spawn(async move { (id, Ok(Done { undo: Value::Null, detail: Some(detail) })) });
                 } else {
                     let driver = drivers.get(step.kind).ok_or_else(|| ExecError::NoDriver { kinds: vec![step.kind.as_str().into()] })?;
-                    let fut = driver.run(step.clone(), opts.ctx.clone());
+                    let mut ctx = opts.ctx.clone();
+                    ctx.progress = Some(crate::driver::Progress::new(step.id.clone(), progress_tx.clone()));
+                    ctx.resume_from = self.state.steps[&step.id].progress.clone();
+                    let fut = driver.run(step.clone(), ctx);
                     tasks.spawn(async move { (id, fut.await) });
                 }
             }
@@ -190,6 +194,13 @@ impl Session {
                 break;
             }
             tokio::select! {
+                // Progress first, so a step's last progress is in the log before its end.
+                biased;
+                Some((id, data)) = progress_rx.recv() => {
+                    if running.contains(&id) {
+                        self.emit(Event::StepProgress { step: id, data }).await?;
+                    }
+                }
                 joined = tasks.join_next() => {
                     let Some(joined) = joined else { break };
                     let (id, result) = joined.map_err(|e| ExecError::State(format!("a step task panicked: {e}")))?;

@@ -45,11 +45,13 @@ pub struct StepStatus {
     pub error: Option<String>,
     /// What it did.
     pub detail: Option<String>,
+    /// Its last recorded progress.
+    pub progress: Option<Value>,
 }
 
 impl Default for StepStatus {
     fn default() -> Self {
-        Self { state: StepState::Pending, attempts: 0, started_at: None, finished_at: None, undo: None, error: None, detail: None }
+        Self { state: StepState::Pending, attempts: 0, started_at: None, finished_at: None, undo: None, error: None, detail: None, progress: None }
     }
 }
 
@@ -172,6 +174,13 @@ impl RunState {
                 s.attempts = *attempt;
                 s.started_at = Some(r.time);
             }
+            Event::StepProgress { step, data } => {
+                let s = self.steps.get_mut(step).unwrap();
+                if s.state != StepState::Started {
+                    return Err(bad(format!("step `{step}` reported progress while not running")));
+                }
+                s.progress = Some(data.clone());
+            }
             Event::StepSucceeded { step, undo, detail } => {
                 let s = self.steps.get_mut(step).unwrap();
                 if s.state != StepState::Started {
@@ -261,6 +270,7 @@ pub fn event_kind(e: &Event) -> &'static str {
         Event::RunStarted(_) => "run_started",
         Event::Attached { .. } => "attached",
         Event::StepStarted { .. } => "step_started",
+        Event::StepProgress { .. } => "step_progress",
         Event::StepSucceeded { .. } => "step_succeeded",
         Event::StepFailed { .. } => "step_failed",
         Event::StepProbed { .. } => "step_probed",

@@ -218,3 +218,120 @@ fn a_failed_concurrent_index_build_is_cleaned_up_on_resume() {
     assert_eq!(psql("SELECT count(*) FROM pg_indexes WHERE tablename = 'codes'"), "2");
     assert_eq!(psql("SELECT string_agg(version::text, ',' ORDER BY version) FROM refinery_schema_history"), "1,2");
 }
+
+/// A database at the rename sample's baseline with `rows` users, and a database-only spec for
+/// the seed's rename (V2), rewritten into expand, backfill and contract.
+fn rename_db(rows: u64, batch: u32) -> Db {
+    let cluster = Cluster::start();
+    cluster.psql("CREATE DATABASE app");
+    let dir = tempfile::tempdir().unwrap();
+    let migrations = root().join("migrations-sample/rename");
+    std::fs::write(
+        dir.path().join("spec.toml"),
+        format!("[release]\nname = \"rename\"\n\n[[database]]\nname = \"main\"\nurl_env = \"DATABASE_URL\"\nmigrations = \"{}\"\nbaseline = 1\nbackup = {{ enabled = false }}\nbackfill = {{ batch_size = {batch} }}\n", migrations.display()),
+    )
+    .unwrap();
+    let db = Db { cluster, name: "app".into(), dir };
+    let plan = db.plan();
+    let v1 = plan["steps"][0]["params"]["databases"][0]["applied"][0]["checksum"].as_str().unwrap().to_string();
+    db.sql(&std::fs::read_to_string(migrations.join("V1__create_users.sql")).unwrap());
+    db.sql(&format!("CREATE TABLE refinery_schema_history (version INT4 PRIMARY KEY, name VARCHAR(255), applied_on VARCHAR(255), checksum VARCHAR(255)); INSERT INTO refinery_schema_history VALUES (1, 'create_users', 'x', '{v1}')"));
+    db.sql(&format!("INSERT INTO users (name, email) SELECT 'user ' || g, 'u' || g || '@example.com' FROM generate_series(1, {rows}) g"));
+    db
+}
+
+fn columns(db: &Db) -> String {
+    db.sql("SELECT string_agg(column_name || ':' || is_nullable, ',' ORDER BY column_name) FROM information_schema.columns WHERE table_name = 'users'")
+}
+
+#[test]
+fn the_seed_rename_runs_expand_backfill_and_contract_on_a_real_database() {
+    let db = rename_db(20_000, 1000);
+    // Stop after the backfill: the schema of the expand phase, with both versions' columns.
+    let out = db.cutover(&["apply", "spec.toml"], &[("CUTOVER_CRASH_AFTER_EFFECT", "backfill/users.full_name")]);
+    assert_eq!(out.status.code(), None, "{}", transcript(&out));
+    assert_eq!(columns(&db), "created_at:NO,email:YES,full_name:YES,id:NO,legacy_flags:YES,name:NO");
+    assert_eq!(db.sql("SELECT count(*) FROM users WHERE full_name IS DISTINCT FROM name"), "0");
+    assert_eq!(db.sql("SELECT count(*) FROM information_schema.triggers WHERE event_object_table = 'users'"), "2", "INSERT and UPDATE");
+    // Both versions write, the trigger keeps the other column right.
+    db.sql("INSERT INTO users (name) VALUES ('old version')");
+    db.sql("INSERT INTO users (full_name) VALUES ('new version')");
+    db.sql("UPDATE users SET name = 'renamed by v1' WHERE id = 1");
+    db.sql("UPDATE users SET full_name = 'renamed by v2' WHERE id = 2");
+    assert_eq!(db.sql("SELECT count(*) FROM users WHERE full_name IS DISTINCT FROM name"), "0");
+    assert_eq!(db.sql("SELECT full_name FROM users WHERE name = 'old version'"), "old version");
+    let run = db.run_id();
+    let out = db.cutover(&["resume", &run], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
+    // The contract phase: the old column, trigger and function are gone; NOT NULL carried over.
+    assert_eq!(columns(&db), "created_at:NO,email:YES,full_name:NO,id:NO,legacy_flags:YES");
+    assert_eq!(db.sql("SELECT count(*) FROM information_schema.triggers WHERE event_object_table = 'users'"), "0");
+    assert_eq!(db.sql("SELECT count(*) FROM pg_proc WHERE proname LIKE 'cutover_sync%'"), "0");
+    assert_eq!(db.sql("SELECT full_name FROM users WHERE id = 1"), "renamed by v1");
+    assert_eq!(db.history().len(), 2);
+    assert_eq!(db.sql("SELECT string_agg(version || phase, ',' ORDER BY version, phase) FROM cutover_migration_phases"), "2contract,2expand");
+}
+
+#[test]
+fn kill_9_during_a_million_row_backfill_with_a_writer_then_resume() {
+    let db = rename_db(1_000_000, 5000);
+    let url = db.url();
+    let checksum = |db: &Db| db.sql("SELECT md5(string_agg(coalesce(full_name, '-'), ',' ORDER BY id)) || ' ' || md5(string_agg(name, ',' ORDER BY id)) || ' ' || count(*) FROM users");
+    let mut apply = Command::new(env!("CARGO_BIN_EXE_cutover"))
+        .args(["apply", "spec.toml", "--format", "quiet"])
+        .current_dir(db.dir.path())
+        .env("CUTOVER_STATE_DIR", db.dir.path().join(".cutover"))
+        .env("DATABASE_URL", &url)
+        .env("CUTOVER_CRASH_AFTER_EFFECT", "backfill/users.full_name")
+        .spawn()
+        .unwrap();
+    // Wait until the backfill is under way, with a writer of the old version running meanwhile.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (stop, url) = (stop.clone(), url.clone());
+        std::thread::spawn(move || {
+            let mut n = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                n += 1;
+                let sql = format!("INSERT INTO users (name) VALUES ('writer {n}'); UPDATE users SET name = 'updated {n}' WHERE id = {}", 1 + (n * 7919) % 1_000_000);
+                let _ = Command::new("psql").args(["-X", "-q", &url, "-c", &sql]).output();
+            }
+            n
+        })
+    };
+    let mut progressed = false;
+    for _ in 0..600 {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        let done: i64 = db.sql("SELECT count(*) FROM information_schema.columns WHERE table_name = 'users' AND column_name = 'full_name'").parse().unwrap();
+        if done == 1 && db.sql("SELECT count(*) FROM (SELECT 1 FROM users WHERE full_name IS NOT NULL LIMIT 50000) s") == "50000" {
+            progressed = true;
+            break;
+        }
+    }
+    assert!(progressed, "the backfill never got going");
+    unsafe { libc::kill(apply.id() as i32, libc::SIGKILL) };
+    let _ = apply.wait();
+    let run = db.run_id();
+    let evs = db.events(&run);
+    assert!(evs.iter().any(|e| e["type"] == "step_progress"), "the cursor was recorded");
+    // Resume up to the end of the backfill (stopping before the contract, to compare columns).
+    let out = db.cutover(&["resume", &run], &[("CUTOVER_CRASH_AFTER_EFFECT", "backfill/users.full_name")]);
+    assert_eq!(out.status.code(), None, "{}", transcript(&out));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let written = writer.join().unwrap();
+    assert!(written > 5, "the writer barely ran ({written})");
+    assert_eq!(db.sql("SELECT count(*) FROM users WHERE full_name IS DISTINCT FROM name"), "0", "every row copied, the writer's included");
+    let sums = checksum(&db);
+    let parts: Vec<&str> = sums.split(' ').collect();
+    assert_eq!(parts[0], parts[1], "full_name equals name row for row");
+    assert_eq!(parts[2], (1_000_000 + written).to_string());
+    // The resumed backfill started after the recorded cursor, not from the beginning.
+    let resumed_from = evs.iter().rev().find(|e| e["type"] == "step_progress").unwrap()["data"]["cursor"].as_i64().unwrap();
+    let after = db.events(&run);
+    let first_resumed = after.iter().skip(evs.len()).find(|e| e["type"] == "step_progress").expect("the resumed backfill reported progress");
+    assert!(first_resumed["data"]["cursor"].as_i64().unwrap() > resumed_from, "the resume started over instead of after key {resumed_from}");
+    assert!(first_resumed["data"]["cursor"].as_i64().unwrap() <= resumed_from + 5000 + 1000, "one batch after the cursor");
+    let out = db.cutover(&["resume", &run], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
+    assert_eq!(columns(&db), "created_at:NO,email:YES,full_name:NO,id:NO,legacy_flags:YES");
+}

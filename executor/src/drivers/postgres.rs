@@ -348,13 +348,12 @@ fn percent_decode(s: &str) -> String {
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
-        if b[i] == b'%' && i + 2 < b.len() {
-            if let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
+        if b[i] == b'%' && i + 2 < b.len()
+            && let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
                 out.push(v);
                 i += 3;
                 continue;
             }
-        }
         out.push(b[i]);
         i += 1;
     }
@@ -454,6 +453,107 @@ pub async fn check_database(db: &DatabaseCheck) -> Result<String, StepError> {
         out.push_str(&format!("; long-running transactions that would make DDL wait: {}", long.join(", ")));
     }
     Ok(out)
+}
+
+/// Runs `backfill` steps: copies a column into its new twin in primary-key batches, each its own
+/// short transaction, recording the last committed key as progress so a resume continues after
+/// it. Rows changed meanwhile by either app version stay right through the sync trigger the
+/// expand step installed, and a batch run twice changes nothing (`IS DISTINCT FROM`).
+pub struct BackfillDriver;
+
+struct Backfill {
+    database: String,
+    url_env: String,
+    table: String,
+    key: String,
+    from: String,
+    to: String,
+    batch_size: u32,
+    pause: SpecDuration,
+    batch_sql: String,
+}
+
+fn backfill(step: &Step) -> Result<Backfill, StepError> {
+    let Params::Backfill { database, url_env, table, key, from_column, to_column, batch_size, pause, batch_sql } = &step.params else {
+        return Err(StepError(format!("{} is not a backfill step", step.id)));
+    };
+    Ok(Backfill { database: database.clone(), url_env: url_env.clone(), table: table.clone(), key: key.clone(), from: from_column.clone(), to: to_column.clone(), batch_size: *batch_size, pause: *pause, batch_sql: batch_sql.clone() })
+}
+
+impl Driver for BackfillDriver {
+    fn run(&self, step: Step, ctx: StepContext) -> BoxFuture<Result<Done, StepError>> {
+        Box::pin(run_backfill(step, ctx))
+    }
+
+    fn undo(&self, _step: Step, _undo: Value, _ctx: StepContext) -> BoxFuture<Result<(), StepError>> {
+        // Undoing the expand step drops the new column; the copy has nothing of its own to undo.
+        Box::pin(async { Ok(()) })
+    }
+
+    fn probe(&self, step: Step, _ctx: StepContext) -> BoxFuture<Result<Option<Probe>, StepError>> {
+        Box::pin(probe_backfill(step))
+    }
+}
+
+async fn run_backfill(step: Step, ctx: StepContext) -> Result<Done, StepError> {
+    let b = backfill(&step)?;
+    let mut conn = connect(&b.url_env, &b.database, "backfill").await?;
+    let started = std::time::Instant::now();
+    // Where the last committed batch ended (a resume continues after it).
+    let mut cursor: Option<i64> = ctx.resume_from.as_ref().and_then(|p| p.get("cursor")).and_then(Value::as_i64);
+    let mut rows: u64 = ctx.resume_from.as_ref().and_then(|p| p.get("rows")).and_then(Value::as_u64).unwrap_or(0);
+    let estimate: f64 = sqlx::query_scalar("SELECT GREATEST(reltuples, 0)::float8 FROM pg_class WHERE oid = $1::regclass").bind(&b.table).fetch_optional(&mut conn).await.map_err(err)?.unwrap_or(0.0);
+    let next_upper = format!("SELECT max(k)::bigint FROM (SELECT {key} AS k FROM {table} WHERE {key} > $1 ORDER BY {key} LIMIT $2) s", key = b.key, table = b.table);
+    let first_lower = format!("SELECT (min({key}) - 1)::bigint FROM {table}", key = b.key, table = b.table);
+    if cursor.is_none() {
+        cursor = sqlx::query_scalar::<_, Option<i64>>(&first_lower).fetch_one(&mut conn).await.map_err(err)?;
+        if cursor.is_none() {
+            return Ok(Done { undo: Value::Null, detail: Some(format!("`{}` is empty: nothing to copy", b.table)) });
+        }
+    }
+    let mut last_report = std::time::Instant::now();
+    loop {
+        let upper: Option<i64> = sqlx::query_scalar(&next_upper).bind(cursor).bind(i64::from(b.batch_size)).fetch_one(&mut conn).await.map_err(err)?;
+        let Some(upper) = upper else { break };
+        let mut delay = Duration::from_millis(100);
+        let mut attempt = 1;
+        let changed = loop {
+            match sqlx::query(&b.batch_sql).bind(cursor).bind(upper).execute(&mut conn).await {
+                Ok(r) => break r.rows_affected(),
+                Err(e) if is_lock_timeout(&e) && attempt < LOCK_RETRIES => {
+                    tokio::time::sleep(delay).await;
+                    delay *= 2;
+                    attempt += 1;
+                }
+                Err(e) => return Err(StepError(format!("backfill of {}.{} after {} = {:?}: {}", b.table, b.to, b.key, cursor, err(e)))),
+            }
+        };
+        rows += changed;
+        cursor = Some(upper);
+        if let Some(p) = &ctx.progress {
+            let secs = started.elapsed().as_secs_f64().max(0.001);
+            let mut data = json!({ "cursor": upper, "rows": rows });
+            // A human line about once a second; the cursor every batch.
+            if last_report.elapsed() >= Duration::from_secs(1) {
+                last_report = std::time::Instant::now();
+                data["message"] = json!(format!("{rows} of ~{} rows, {:.0} rows/s", estimate as u64, rows as f64 / secs));
+            }
+            p.report(data);
+        }
+        if !b.pause.is_zero() {
+            tokio::time::sleep(Duration::from_millis(b.pause.as_millis())).await;
+        }
+    }
+    let secs = started.elapsed().as_secs_f64().max(0.001);
+    let _ = conn.close().await;
+    Ok(Done { undo: Value::Null, detail: Some(format!("copied {} into {} on {rows} rows in {secs:.1}s ({:.0} rows/s)", b.from, b.to, rows as f64 / secs)) })
+}
+
+async fn probe_backfill(step: Step) -> Result<Option<Probe>, StepError> {
+    let b = backfill(&step)?;
+    let mut conn = connect(&b.url_env, &b.database, "probe").await?;
+    let left: bool = sqlx::query_scalar(&format!("SELECT EXISTS (SELECT 1 FROM {} WHERE {} IS DISTINCT FROM {})", b.table, b.to, b.from)).fetch_one(&mut conn).await.map_err(err)?;
+    Ok(Some(if left { Probe::NotDone } else { Probe::Done(Value::Null) }))
 }
 
 #[cfg(test)]
