@@ -162,8 +162,10 @@ Exit codes: as for `apply`.")]
     },
     /// Undo what a run did, newest first, with the undo data recorded when each step ran.
     #[command(after_help = "\
-Stops at a pivot (an irreversible step such as a contract migration) and says why. A rollback
-that is interrupted continues when you run the same command again.
+Stops at a pivot (an irreversible step such as a contract migration) and says why; with
+--restore-backup, a pivot that is a migration is undone by restoring the database from the
+backup this run took (everything written since is lost). A rollback that is interrupted
+continues when you run the same command again.
 
 Exit codes: 0 rolled back; 1 refused; 4 stopped at a pivot or a failed undo.")]
     Rollback {
@@ -175,6 +177,10 @@ Exit codes: 0 rolled back; 1 refused; 4 stopped at a pivot or a failed undo.")]
         /// Print what the rollback would do, and change nothing.
         #[arg(long)]
         dry_run: bool,
+        /// Past an irreversible migration, restore that database from the backup this run took
+        /// (pg_restore of the whole database: writes made since the backup are lost).
+        #[arg(long)]
+        restore_backup: bool,
         /// Output.
         #[arg(long, short = 'f', value_enum, default_value_t = RunFormat::Text)]
         format: RunFormat,
@@ -237,7 +243,7 @@ pub fn main() -> ExitCode {
     let code = match cli.command {
         Command::Apply { spec, dry_run, jobs, allow_error_findings, format } => crate::exec::apply(&common(format.into(), jobs), &spec, dry_run, allow_error_findings),
         Command::Resume { run, retry, jobs, format } => crate::exec::resume(&common(format.into(), jobs), &run, &retry),
-        Command::Rollback { run, to, dry_run, format } => crate::exec::rollback(&common(format.into(), 1), &run, to, dry_run),
+        Command::Rollback { run, to, dry_run, restore_backup, format } => crate::exec::rollback(&common(format.into(), 1), &run, to, dry_run, restore_backup),
         Command::Status { run, format } => crate::exec::status(&common(text_or_json(format), 1), &run),
         Command::Log { run, format } => crate::exec::log(&common(text_or_json(format), 1), &run),
         Command::Runs { format } => crate::exec::runs(&common(text_or_json(format), 1)),

@@ -41,7 +41,7 @@ fn runtime() -> tokio::runtime::Runtime {
 }
 
 fn options(common: &Common, session: &Session, spec_dir: PathBuf, redactor: Redactor, on_failure: OnFailure) -> RunOptions {
-    RunOptions { jobs: common.jobs, on_failure, ctx: StepContext::new(session.dir.clone(), spec_dir, Arc::new(redactor)) }
+    RunOptions { jobs: common.jobs, on_failure, ctx: StepContext::new(session.dir.clone(), spec_dir, Arc::new(redactor)), restore_backup: false }
 }
 
 fn finish(session: &Session, r: &ForwardResult) -> u8 {
@@ -185,7 +185,7 @@ fn snapshot(common: &Common, run: &str) -> Result<(session::Snapshot, RunState),
 }
 
 /// `cutover rollback RUN`.
-pub fn rollback(common: &Common, run: &str, to: Option<String>, dry_run: bool) -> u8 {
+pub fn rollback(common: &Common, run: &str, to: Option<String>, dry_run: bool, restore_backup: bool) -> u8 {
     if dry_run {
         return rollback_preview(common, run, to.as_deref());
     }
@@ -198,7 +198,8 @@ pub fn rollback(common: &Common, run: &str, to: Option<String>, dry_run: bool) -
         };
         let redactor = Redactor::for_plan(&session.plan);
         let spec_dir = spec_dir_of(&session.state);
-        let opts = options(common, &session, spec_dir, redactor, OnFailure::Pause);
+        let mut opts = options(common, &session, spec_dir, redactor, OnFailure::Pause);
+        opts.restore_backup = restore_backup;
         let code = match session.rollback(&drivers, &opts, to, "requested by the operator").await {
             Ok(r) => finish(&session, &r),
             Err(e) => fail(&e),

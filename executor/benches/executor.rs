@@ -120,7 +120,7 @@ fn runner(dir: &std::path::Path, n: usize, deep: bool, fsync_s: f64) {
     let step_hashes = session.plan.steps().map(|s| (s.id.clone(), s.hash.clone())).collect();
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     rt.block_on(session.emit(Event::RunStarted(Box::new(cutover_executor::event::RunStarted { run_id: "r".into(), plan_hash: session.plan.hash.clone(), step_hashes, release: "bench".into(), spec_path: "-".into(), spec_abs: "-".into(), tool_version: "0".into(), user: "b".into(), host: "b".into(), dry_run: false })))).unwrap();
-    let opts = RunOptions { jobs: 4, on_failure: OnFailure::Pause, ctx: StepContext::new(run_dir.clone(), run_dir.clone(), Arc::new(Redactor::default())) };
+    let opts = RunOptions { jobs: 4, on_failure: OnFailure::Pause, ctx: StepContext::new(run_dir.clone(), run_dir.clone(), Arc::new(Redactor::default())), restore_backup: false };
     let drivers = Drivers::builtin();
     let t = Instant::now();
     let r = rt.block_on(session.forward(&drivers, &opts)).unwrap();

@@ -94,6 +94,13 @@ pub trait Driver: Send + Sync {
     fn undo(&self, step: Step, undo: Value, ctx: StepContext) -> BoxFuture<Result<(), StepError>>;
     /// Checks whether the step's effect is in place.
     fn probe(&self, step: Step, ctx: StepContext) -> BoxFuture<Result<Option<Probe>, StepError>>;
+
+    /// Puts back the state a `backup` step captured (its undo data names the dump). Only backup
+    /// drivers can; it is destructive, and the runner calls it only when the operator asked for a
+    /// rollback past a pivot with `--restore-backup`.
+    fn restore(&self, step: Step, _undo: Value, _ctx: StepContext) -> BoxFuture<Result<String, StepError>> {
+        Box::pin(async move { Err(StepError(format!("`{}` steps cannot restore anything", step.kind.as_str()))) })
+    }
 }
 
 /// The driver for each step kind.

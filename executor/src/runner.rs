@@ -38,6 +38,9 @@ pub struct RunOptions {
     pub on_failure: OnFailure,
     /// Passed to drivers.
     pub ctx: StepContext,
+    /// A rollback that meets an irreversible migration restores that database's backup from
+    /// this run instead of stopping (losing writes made since the backup).
+    pub restore_backup: bool,
 }
 
 /// One executor attached to one run: holds its lock and is the only writer of its log.
@@ -303,8 +306,55 @@ impl Session {
                 None => return Err(ExecError::InDoubt { step: id }),
             };
         }
+        // Databases put back to their backup by this rollback: their remaining migration and
+        // backfill steps are undone by the restore itself.
+        let mut restored: Vec<String> = Vec::new();
         for id in rollback_order(&self.state, target.as_deref()) {
             let step = self.plan.step(&id).cloned().ok_or_else(|| ExecError::State(format!("step `{id}` is not in the plan")))?;
+            if let Some(db) = database_of(&step).filter(|db| restored.contains(db)) {
+                if matches!(step.kind, StepKind::Migrate | StepKind::Backfill) {
+                    self.emit(Event::CompensationStarted { step: id.clone() }).await?;
+                    self.notice(&format!("{id}: undone by the restore of `{db}`"));
+                    self.emit(Event::CompensationSucceeded { step: id }).await?;
+                    continue;
+                }
+            }
+            if !step.reversible && opts.restore_backup && step.kind == StepKind::Migrate {
+                let db = database_of(&step).expect("migrate steps name their database");
+                let backup = self.state.completed.iter().find(|b| self.plan.step(b).is_some_and(|s| s.kind == StepKind::Backup && database_of(s).as_deref() == Some(db.as_str())) && self.state.steps[*b].undo.as_ref().is_some_and(|u| !u.is_null())).cloned();
+                let Some(backup) = backup else {
+                    let why = format!("`{id}` cannot be undone and no backup of `{db}` was taken in this run");
+                    self.notice(&format!("rollback stops: {why}"));
+                    self.emit(Event::RunFinished { outcome: Outcome::RollbackStopped }).await?;
+                    return Ok(ForwardResult { outcome: Outcome::RollbackStopped, failed: None, stopped_at: Some((id, why)) });
+                };
+                let backup_step = self.plan.step(&backup).cloned().expect("completed steps are in the plan");
+                let undo = self.state.steps[&backup].undo.clone().unwrap_or(Value::Null);
+                self.emit(Event::CompensationStarted { step: id.clone() }).await?;
+                let result = if self.state.dry_run {
+                    Ok(format!("dry run: would restore {backup}"))
+                } else {
+                    match drivers.get(StepKind::Backup) {
+                        Some(d) => d.restore(backup_step, undo, opts.ctx.clone()).await,
+                        None => Err(StepError("no backup driver".into())),
+                    }
+                };
+                match result {
+                    Ok(detail) => {
+                        self.notice(&format!("{id}: restored database `{db}` from its pre-release backup ({detail}); writes made since the backup are gone"));
+                        self.crash_point(&id);
+                        self.emit(Event::CompensationSucceeded { step: id }).await?;
+                        restored.push(db);
+                        continue;
+                    }
+                    Err(e) => {
+                        let error = opts.ctx.redactor.redact(&e.0);
+                        self.emit(Event::CompensationFailed { step: id.clone(), error: error.clone() }).await?;
+                        self.emit(Event::RunFinished { outcome: Outcome::RollbackStopped }).await?;
+                        return Ok(ForwardResult { outcome: Outcome::RollbackStopped, failed: None, stopped_at: Some((id, error)) });
+                    }
+                }
+            }
             if !step.reversible {
                 let why = format!("`{id}` cannot be undone: {}", step.undo);
                 self.notice(&format!("rollback stops at the pivot {why}"));
@@ -352,4 +402,13 @@ pub fn rollback_order(state: &RunState, target: Option<&str>) -> Vec<String> {
         }
     }
     out
+}
+
+/// The database a step works on, if any.
+fn database_of(step: &Step) -> Option<String> {
+    use cutover_planner::dag::Params;
+    match &step.params {
+        Params::Migrate { database, .. } | Params::Backup { database, .. } | Params::Backfill { database, .. } => Some(database.clone()),
+        _ => None,
+    }
 }

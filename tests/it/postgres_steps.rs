@@ -335,3 +335,28 @@ fn kill_9_during_a_million_row_backfill_with_a_writer_then_resume() {
     assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
     assert_eq!(columns(&db), "created_at:NO,email:YES,full_name:NO,id:NO,legacy_flags:YES");
 }
+
+#[test]
+fn rollback_past_the_contract_pivot_restores_the_backup_on_request() {
+    let db = Db::new("app");
+    db.sql("INSERT INTO users (name, email, legacy_flags) SELECT 'user ' || g, 'u' || g || '@example.com', g % 7 FROM generate_series(1, 5000) g");
+    let content = |db: &Db| db.sql("SELECT count(*) || ' ' || md5(string_agg(id || name || coalesce(email, '') || coalesce(legacy_flags::text, ''), ',' ORDER BY id)) FROM users");
+    let history = |db: &Db| db.sql("SELECT string_agg(version || ' ' || checksum, ',' ORDER BY version) FROM refinery_schema_history");
+    let (schema, rows, hist) = (db.schema(), content(&db), history(&db));
+    let out = db.cutover(&["apply", "spec.toml"], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
+    assert_ne!(db.schema(), schema);
+    let run = db.run_id();
+    // Without the flag the rollback stops at the contract migration; with it, the database comes
+    // back from this run's pg_dump: schema, rows and refinery history exactly as before.
+    assert_eq!(db.cutover(&["rollback", &run], &[]).status.code(), Some(4));
+    let out = db.cutover(&["rollback", &run, "--restore-backup"], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("restored database `main` from its pre-release backup"), "{}", transcript(&out));
+    assert_eq!(db.schema(), schema);
+    assert_eq!(content(&db), rows);
+    assert_eq!(history(&db), hist);
+    let status: Value = serde_json::from_slice(&db.cutover(&["status", &run, "--format", "json"], &[]).stdout).unwrap();
+    assert_eq!(status["outcome"], "rolled_back");
+    assert!(status["steps"].as_array().unwrap().iter().all(|s| s["state"] == "compensated"), "{status:#}");
+}

@@ -407,6 +407,10 @@ impl Driver for BackupDriver {
         Box::pin(async { Ok(()) })
     }
 
+    fn restore(&self, step: Step, undo: Value, _ctx: StepContext) -> BoxFuture<Result<String, StepError>> {
+        Box::pin(restore_backup(step, undo))
+    }
+
     fn probe(&self, _step: Step, _ctx: StepContext) -> BoxFuture<Result<Option<Probe>, StepError>> {
         // Dumping again is harmless.
         Box::pin(async { Ok(Some(Probe::NotDone)) })
@@ -573,4 +577,36 @@ mod tests {
         assert_eq!(concurrent_index_name("CREATE INDEX CONCURRENTLY ON t (a)"), None);
         assert_eq!(concurrent_index_name("DROP INDEX CONCURRENTLY x"), None);
     }
+}
+
+/// Restores a database from the dump a backup step recorded: checks the file against its recorded
+/// sha256, drops the database (closing its connections) and recreates it from the dump. Writes
+/// made since the backup are lost; only an explicit `rollback --restore-backup` gets here.
+async fn restore_backup(step: Step, undo: Value) -> Result<String, StepError> {
+    let Params::Backup { database, url_env, .. } = &step.params else { return Err(StepError(format!("{} is not a backup step", step.id))) };
+    let path = undo.get("path").and_then(Value::as_str).ok_or_else(|| StepError(format!("{} recorded no dump path", step.id)))?;
+    let sha = undo.get("sha256").and_then(Value::as_str).unwrap_or_default();
+    let bytes = std::fs::read(path).map_err(|e| StepError(format!("cannot read the backup {path}: {e}")))?;
+    let actual = Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect::<String>();
+    if actual != sha {
+        return Err(StepError(format!("the backup {path} changed since it was taken (sha256 {actual}, recorded {sha}); refusing to restore it")));
+    }
+    let url = url_from_env(url_env, database)?;
+    let opts = PgConnectOptions::from_str(&url).map_err(err)?;
+    let dbname = opts.get_database().map(str::to_string).ok_or_else(|| StepError(format!("`{url_env}` names no database")))?;
+    // Drop and recreate from a maintenance connection to the same server.
+    let mut admin = opts.clone().database("postgres").application_name("cutover restore").connect().await.map_err(|e| StepError(format!("cannot connect to the server of `{database}`: {}", err(e))))?;
+    let drop = format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", dbname.replace('"', "\"\""));
+    sqlx::Executor::execute(&mut admin, drop.as_str()).await.map_err(|e| StepError(format!("cannot drop `{dbname}` to restore it: {}", err(e))))?;
+    let _ = admin.close().await;
+    let (admin_url, password) = split_password(&url);
+    let admin_url = match admin_url.rfind('/') {
+        Some(i) if admin_url[..i].contains("://") && i > admin_url.find("://").unwrap() + 2 => {
+            let query = admin_url[i..].find('?').map(|q| admin_url[i + q..].to_string()).unwrap_or_default();
+            format!("{}/postgres{query}", &admin_url[..i])
+        }
+        _ => admin_url,
+    };
+    run_tool(&pg_program("pg_restore"), &["--create", "--exit-on-error", "--no-password", "--dbname", &admin_url, path], password.as_deref()).await?;
+    Ok(format!("{path}, {} bytes", bytes.len()))
 }
