@@ -311,14 +311,13 @@ impl Session {
         let mut restored: Vec<String> = Vec::new();
         for id in rollback_order(&self.state, target.as_deref()) {
             let step = self.plan.step(&id).cloned().ok_or_else(|| ExecError::State(format!("step `{id}` is not in the plan")))?;
-            if let Some(db) = database_of(&step).filter(|db| restored.contains(db)) {
-                if matches!(step.kind, StepKind::Migrate | StepKind::Backfill) {
+            if let Some(db) = database_of(&step).filter(|db| restored.contains(db))
+                && matches!(step.kind, StepKind::Migrate | StepKind::Backfill) {
                     self.emit(Event::CompensationStarted { step: id.clone() }).await?;
                     self.notice(&format!("{id}: undone by the restore of `{db}`"));
                     self.emit(Event::CompensationSucceeded { step: id }).await?;
                     continue;
                 }
-            }
             if !step.reversible && opts.restore_backup && step.kind == StepKind::Migrate {
                 let db = database_of(&step).expect("migrate steps name their database");
                 let backup = self.state.completed.iter().find(|b| self.plan.step(b).is_some_and(|s| s.kind == StepKind::Backup && database_of(s).as_deref() == Some(db.as_str())) && self.state.steps[*b].undo.as_ref().is_some_and(|u| !u.is_null())).cloned();

@@ -360,3 +360,32 @@ fn rollback_past_the_contract_pivot_restores_the_backup_on_request() {
     assert_eq!(status["outcome"], "rolled_back");
     assert!(status["steps"].as_array().unwrap().iter().all(|s| s["state"] == "compensated"), "{status:#}");
 }
+
+#[test]
+fn two_executors_on_one_database_never_apply_anything_twice() {
+    let db = Db::new("app");
+    // Two runs of the same release at once (separate state directories, as on two machines).
+    let spawn = |state: &str| {
+        Command::new(env!("CARGO_BIN_EXE_cutover"))
+            .args(["apply", "spec.toml", "--format", "quiet"])
+            .current_dir(db.dir.path())
+            .env("CUTOVER_STATE_DIR", db.dir.path().join(state))
+            .env("DATABASE_URL", db.url())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (a, b) = (spawn(".a"), spawn(".b"));
+    let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+    let codes = [a.status.code(), b.status.code()];
+    assert!(codes.contains(&Some(0)), "one run must win: {}\n{}", transcript(&a), transcript(&b));
+    let loser = if a.status.code() == Some(0) { &b } else { &a };
+    assert_ne!(loser.status.code(), Some(0), "both runs claim the release:\n{}\n{}", transcript(&a), transcript(&b));
+    let why = String::from_utf8_lossy(&loser.stderr);
+    assert!(why.contains("applied by another run") || why.contains("already applied, but this release plans to apply it") || why.contains("migration lock"), "{}", transcript(loser));
+    // Each migration applied exactly once.
+    assert_eq!(db.history().len(), 7);
+    assert_eq!(db.sql("SELECT count(*) FROM cutover_migration_phases"), "6");
+    assert_eq!(db.sql("SELECT count(DISTINCT run_id) FROM cutover_migration_phases"), "1");
+}

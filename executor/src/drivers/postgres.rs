@@ -37,6 +37,7 @@ const PHASES: &str = "CREATE TABLE IF NOT EXISTS cutover_migration_phases (
     version INT4 NOT NULL,
     phase TEXT NOT NULL,
     checksum TEXT NOT NULL,
+    run_id TEXT NOT NULL,
     applied_on TIMESTAMPTZ NOT NULL DEFAULT now(),
     PRIMARY KEY (version, phase))";
 /// How long a migrate step waits for another migrator's advisory lock.
@@ -104,6 +105,12 @@ struct Migration {
     sql: Vec<String>,
     undo_sql: Option<String>,
     records_history: bool,
+    /// The run applying it (recorded, so another run finding it applied can tell).
+    run_id: String,
+}
+
+fn run_id(ctx: &StepContext) -> String {
+    ctx.run_dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
 }
 
 fn migration(step: &Step) -> Result<Migration, StepError> {
@@ -125,6 +132,7 @@ fn migration(step: &Step) -> Result<Migration, StepError> {
         sql: sql.clone(),
         undo_sql: undo_sql.clone(),
         records_history: *records_history,
+        run_id: String::new(),
     })
 }
 
@@ -139,16 +147,17 @@ impl Migration {
         if exists.is_none() {
             return Ok(false);
         }
-        let row: Option<String> = sqlx::query_scalar("SELECT checksum FROM cutover_migration_phases WHERE version = $1 AND phase = $2").bind(self.version).bind(&self.phase).fetch_optional(&mut *conn).await.map_err(err)?;
+        let row: Option<(String, String)> = sqlx::query_as("SELECT checksum, run_id FROM cutover_migration_phases WHERE version = $1 AND phase = $2").bind(self.version).bind(&self.phase).fetch_optional(&mut *conn).await.map_err(err)?;
         match row {
-            Some(c) if c == self.checksum => Ok(true),
-            Some(c) => Err(StepError(format!("V{}__{} ({}) was applied from different content (sha256 {c}, the file now has {}); cutover will not apply it again", self.version, self.name, self.phase, self.checksum))),
+            Some((c, _)) if c != self.checksum => Err(StepError(format!("V{}__{} ({}) was applied from different content (sha256 {c}, the file now has {}); cutover will not apply it again", self.version, self.name, self.phase, self.checksum))),
+            Some((_, run)) if run != self.run_id && !self.run_id.is_empty() => Err(StepError(format!("V{}__{} ({}) was applied by another run, {run}, while this one was under way; not applying it twice", self.version, self.name, self.phase))),
+            Some(_) => Ok(true),
             None => Ok(false),
         }
     }
 
     async fn record(&self, conn: &mut sqlx::Transaction<'_, sqlx::Postgres>) -> Result<(), sqlx::Error> {
-        sqlx::query("INSERT INTO cutover_migration_phases (version, phase, checksum) VALUES ($1, $2, $3)").bind(self.version).bind(&self.phase).bind(&self.checksum).execute(&mut **conn).await?;
+        sqlx::query("INSERT INTO cutover_migration_phases (version, phase, checksum, run_id) VALUES ($1, $2, $3, $4)").bind(self.version).bind(&self.phase).bind(&self.checksum).bind(&self.run_id).execute(&mut **conn).await?;
         if self.records_history {
             let applied_on = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
             sqlx::query("INSERT INTO refinery_schema_history (version, name, applied_on, checksum) VALUES ($1, $2, $3, $4)").bind(self.version).bind(&self.name).bind(applied_on).bind(&self.refinery_checksum).execute(&mut **conn).await?;
@@ -243,21 +252,21 @@ async fn forget(conn: &mut PgConnection, version: i32, phase: &str, history: boo
 pub struct MigrateDriver;
 
 impl Driver for MigrateDriver {
-    fn run(&self, step: Step, _ctx: StepContext) -> BoxFuture<Result<Done, StepError>> {
-        Box::pin(migrate(step))
+    fn run(&self, step: Step, ctx: StepContext) -> BoxFuture<Result<Done, StepError>> {
+        Box::pin(migrate(step, run_id(&ctx)))
     }
 
     fn undo(&self, step: Step, undo: Value, _ctx: StepContext) -> BoxFuture<Result<(), StepError>> {
         Box::pin(unmigrate(step, undo))
     }
 
-    fn probe(&self, step: Step, _ctx: StepContext) -> BoxFuture<Result<Option<Probe>, StepError>> {
-        Box::pin(probe_migration(step))
+    fn probe(&self, step: Step, ctx: StepContext) -> BoxFuture<Result<Option<Probe>, StepError>> {
+        Box::pin(probe_migration(step, run_id(&ctx)))
     }
 }
 
-async fn migrate(step: Step) -> Result<Done, StepError> {
-        let m = migration(&step)?;
+async fn migrate(step: Step, run_id: String) -> Result<Done, StepError> {
+        let m = Migration { run_id, ..migration(&step)? };
         let mut conn = connect(&m.url_env, &m.database, "migrate").await?;
         migration_lock(&mut conn, &m.database).await?;
         let schema = format!("{HISTORY}; {PHASES}");
@@ -315,8 +324,8 @@ async fn unmigrate(step: Step, undo: Value) -> Result<(), StepError> {
         Ok(())
 }
 
-async fn probe_migration(step: Step) -> Result<Option<Probe>, StepError> {
-        let m = migration(&step)?;
+async fn probe_migration(step: Step, run_id: String) -> Result<Option<Probe>, StepError> {
+        let m = Migration { run_id, ..migration(&step)? };
         let mut conn = connect(&m.url_env, &m.database, "probe").await?;
         Ok(Some(if m.applied(&mut conn).await? { Probe::Done(m.undo_data()) } else { Probe::NotDone }))
 }
@@ -560,25 +569,6 @@ async fn probe_backfill(step: Step) -> Result<Option<Probe>, StepError> {
     Ok(Some(if left { Probe::NotDone } else { Probe::Done(Value::Null) }))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn passwords_are_split_out_of_urls() {
-        assert_eq!(split_password("postgres://app:p%40ss@db:5432/app?x=1"), ("postgres://app@db:5432/app?x=1".into(), Some("p@ss".into())));
-        assert_eq!(split_password("postgres://app@db/app"), ("postgres://app@db/app".into(), None));
-    }
-
-    #[test]
-    fn concurrent_index_names() {
-        assert_eq!(concurrent_index_name("CREATE INDEX CONCURRENTLY IF NOT EXISTS users_email_idx ON users (email);"), Some("users_email_idx".into()));
-        assert_eq!(concurrent_index_name("create unique index concurrently \"u\" on t (a)"), Some("u".into()));
-        assert_eq!(concurrent_index_name("CREATE INDEX CONCURRENTLY ON t (a)"), None);
-        assert_eq!(concurrent_index_name("DROP INDEX CONCURRENTLY x"), None);
-    }
-}
-
 /// Restores a database from the dump a backup step recorded: checks the file against its recorded
 /// sha256, drops the database (closing its connections) and recreates it from the dump. Writes
 /// made since the backup are lost; only an explicit `rollback --restore-backup` gets here.
@@ -609,4 +599,23 @@ async fn restore_backup(step: Step, undo: Value) -> Result<String, StepError> {
     };
     run_tool(&pg_program("pg_restore"), &["--create", "--exit-on-error", "--no-password", "--dbname", &admin_url, path], password.as_deref()).await?;
     Ok(format!("{path}, {} bytes", bytes.len()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_are_split_out_of_urls() {
+        assert_eq!(split_password("postgres://app:p%40ss@db:5432/app?x=1"), ("postgres://app@db:5432/app?x=1".into(), Some("p@ss".into())));
+        assert_eq!(split_password("postgres://app@db/app"), ("postgres://app@db/app".into(), None));
+    }
+
+    #[test]
+    fn concurrent_index_names() {
+        assert_eq!(concurrent_index_name("CREATE INDEX CONCURRENTLY IF NOT EXISTS users_email_idx ON users (email);"), Some("users_email_idx".into()));
+        assert_eq!(concurrent_index_name("create unique index concurrently \"u\" on t (a)"), Some("u".into()));
+        assert_eq!(concurrent_index_name("CREATE INDEX CONCURRENTLY ON t (a)"), None);
+        assert_eq!(concurrent_index_name("DROP INDEX CONCURRENTLY x"), None);
+    }
 }
