@@ -28,7 +28,8 @@ pub struct RenameRewrite {
     pub expand_undo_sql: String,
     /// Primary key column the backfill walks.
     pub key: String,
-    /// One backfill batch: `$1` exclusive lower bound, `$2` inclusive upper bound of the key.
+    /// One backfill batch: the `$2` keys after `$1`; returns the batch's last key (NULL when none
+    /// is left) and the number of rows changed.
     pub backfill_batch_sql: String,
     /// Drops the trigger, function and old column.
     pub contract_sql: String,
@@ -60,6 +61,8 @@ pub fn rename_column(rename: &ColumnRename) -> RenameRewrite {
     };
     let base = format!("{}_{}_{}", normalize(table), normalize(from), normalize(to));
     let func = ident(&format!("cutover_sync_{base}"));
+    let on_insert = ident(&format!("cutover_sync_{base}_ins"));
+    let on_update = ident(&format!("cutover_sync_{base}_upd"));
     let check = ident(&format!("cutover_nn_{}_{}", normalize(table), normalize(to)));
 
     let add_column = match &column_type {
@@ -88,21 +91,29 @@ pub fn rename_column(rename: &ColumnRename) -> RenameRewrite {
          \x20 RETURN NEW;\n\
          END\n\
          $cutover$;\n\
-         CREATE TRIGGER {func} BEFORE INSERT OR UPDATE ON {table}\n\
-         \x20 FOR EACH ROW EXECUTE FUNCTION {func}();"
+         CREATE TRIGGER {on_insert} BEFORE INSERT ON {table}\n\
+         \x20 FOR EACH ROW EXECUTE FUNCTION {func}();\n\
+         -- Only updates that leave the columns apart need the function: the backfill's own\n\
+         -- updates (which make them equal) skip it.\n\
+         CREATE TRIGGER {on_update} BEFORE UPDATE ON {table}\n\
+         \x20 FOR EACH ROW WHEN (NEW.{from} IS DISTINCT FROM OLD.{from} OR NEW.{to} IS DISTINCT FROM NEW.{from})\n\
+         \x20 EXECUTE FUNCTION {func}();"
     );
-    let expand_undo_sql = format!(
-        "DROP TRIGGER IF EXISTS {func} ON {table};\n\
-         DROP FUNCTION IF EXISTS {func}();\n\
-         ALTER TABLE {table} DROP COLUMN IF EXISTS {to};"
-    );
-    let backfill_batch_sql = format!(
-        "UPDATE {table} SET {to} = {from} WHERE {key} > $1 AND {key} <= $2 AND {to} IS DISTINCT FROM {from}"
-    );
-    let mut contract_sql = format!(
-        "DROP TRIGGER IF EXISTS {func} ON {table};\n\
+    let drop_sync = format!(
+        "DROP TRIGGER IF EXISTS {on_insert} ON {table};\n\
+         DROP TRIGGER IF EXISTS {on_update} ON {table};\n\
          DROP FUNCTION IF EXISTS {func}();\n"
     );
+    let expand_undo_sql = format!("{drop_sync}ALTER TABLE {table} DROP COLUMN IF EXISTS {to};");
+    // One round trip per batch: the next `$2` keys after `$1`, copied where they differ; returns
+    // the batch's last key (NULL when there is none left) and the rows changed. The bound is a
+    // scalar subquery, not a join, so the UPDATE is an index range scan even without statistics.
+    let backfill_batch_sql = format!(
+        "WITH bound AS (SELECT max({key}) AS hi FROM (SELECT {key} FROM {table} WHERE {key} > $1 ORDER BY {key} LIMIT $2) s), \
+         changed AS (UPDATE {table} SET {to} = {from} WHERE {key} > $1 AND {key} <= (SELECT hi FROM bound) AND {to} IS DISTINCT FROM {from} RETURNING 1) \
+         SELECT (SELECT hi FROM bound)::bigint, (SELECT count(*) FROM changed)"
+    );
+    let mut contract_sql = drop_sync;
     if not_null {
         contract_sql.push_str(&format!(
             "-- {from} was NOT NULL: enforce it on {to} without a long lock\n\

@@ -61,10 +61,11 @@ fn the_seed_rename_is_planned_in_phases_with_generated_sql() {
 
     let expand_sql = steps[expand]["params"]["generated_sql"].as_str().unwrap();
     assert!(expand_sql.contains("ALTER TABLE users ADD COLUMN full_name varchar(255);"), "{expand_sql}");
-    assert!(expand_sql.contains("BEFORE INSERT OR UPDATE ON users"), "{expand_sql}");
+    assert!(expand_sql.contains("BEFORE INSERT ON users") && expand_sql.contains("BEFORE UPDATE ON users"), "{expand_sql}");
     assert!(!expand_sql.contains("RENAME COLUMN name TO full_name;"), "the breaking statement must not run as written");
     let contract_sql = steps[contract]["params"]["generated_sql"].as_str().unwrap();
-    assert!(contract_sql.contains("DROP TRIGGER IF EXISTS cutover_sync_users_name_full_name ON users;"));
+    assert!(contract_sql.contains("DROP TRIGGER IF EXISTS cutover_sync_users_name_full_name_ins ON users;"));
+    assert!(contract_sql.contains("DROP TRIGGER IF EXISTS cutover_sync_users_name_full_name_upd ON users;"));
     assert!(contract_sql.trim_end().ends_with("ALTER TABLE users DROP COLUMN name;"), "{contract_sql}");
     // name was NOT NULL, so full_name gets it without a table-scanning SET NOT NULL.
     assert!(contract_sql.contains("CHECK (full_name IS NOT NULL) NOT VALID"));

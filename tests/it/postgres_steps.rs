@@ -295,6 +295,8 @@ fn kill_9_during_a_million_row_backfill_with_a_writer_then_resume() {
                 n += 1;
                 let sql = format!("INSERT INTO users (name) VALUES ('writer {n}'); UPDATE users SET name = 'updated {n}' WHERE id = {}", 1 + (n * 7919) % 1_000_000);
                 let _ = Command::new("psql").args(["-X", "-q", &url, "-c", &sql]).output();
+                // A steady trickle, not a process-spawning loop that starves a 2-core machine.
+                std::thread::sleep(std::time::Duration::from_millis(30));
             }
             n
         })
