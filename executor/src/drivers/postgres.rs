@@ -53,10 +53,55 @@ fn url_from_env(url_env: &str, database: &str) -> Result<String, StepError> {
     std::env::var(url_env).map_err(|_| StepError(format!("environment variable `{url_env}` (the URL of database `{database}`) is not set")))
 }
 
-async fn connect(url_env: &str, database: &str, what: &str) -> Result<PgConnection, StepError> {
+/// Connections this process opened and left clean, by URL: the steps of a release reuse them
+/// instead of paying a connection setup each (most of a small migration's cost).
+static IDLE: std::sync::Mutex<Vec<(String, PgConnection)>> = std::sync::Mutex::new(Vec::new());
+
+/// A connection borrowed for one step. [`Pooled::release`] cleans it (session settings, advisory
+/// locks) and keeps it for the next step; dropping it instead closes it, which is what a failed
+/// step does, so a connection in an unknown state is never reused.
+#[derive(Debug)]
+struct Pooled {
+    url: String,
+    conn: Option<PgConnection>,
+}
+
+impl std::ops::Deref for Pooled {
+    type Target = PgConnection;
+    fn deref(&self) -> &PgConnection {
+        self.conn.as_ref().expect("a pooled connection is present until released")
+    }
+}
+
+impl std::ops::DerefMut for Pooled {
+    fn deref_mut(&mut self) -> &mut PgConnection {
+        self.conn.as_mut().expect("a pooled connection is present until released")
+    }
+}
+
+impl Pooled {
+    async fn release(mut self) {
+        let Some(mut conn) = self.conn.take() else { return };
+        if sqlx::Executor::execute(&mut conn, "RESET ALL; SELECT pg_advisory_unlock_all()").await.is_ok() {
+            IDLE.lock().expect("connection cache lock").push((std::mem::take(&mut self.url), conn));
+        }
+    }
+}
+
+async fn connect(url_env: &str, database: &str, what: &str) -> Result<Pooled, StepError> {
     let url = url_from_env(url_env, database)?;
+    let idle = {
+        let mut idle = IDLE.lock().expect("connection cache lock");
+        idle.iter().position(|(u, _)| *u == url).map(|i| idle.swap_remove(i).1)
+    };
+    if let Some(mut conn) = idle {
+        if conn.ping().await.is_ok() {
+            return Ok(Pooled { url, conn: Some(conn) });
+        }
+    }
     let opts = PgConnectOptions::from_str(&url).map_err(|e| StepError(format!("`{url_env}` is not a PostgreSQL URL: {}", err(e))))?.application_name(&format!("cutover {what} pid {}", std::process::id()));
-    opts.connect().await.map_err(|e| StepError(format!("cannot connect to database `{database}` (from `{url_env}`): {}", err(e))))
+    let conn = opts.connect().await.map_err(|e| StepError(format!("cannot connect to database `{database}` (from `{url_env}`): {}", err(e))))?;
+    Ok(Pooled { url, conn: Some(conn) })
 }
 
 /// Takes the per-database migration lock, polling; never a blocking `pg_advisory_lock`.
@@ -268,10 +313,10 @@ impl Driver for MigrateDriver {
 async fn migrate(step: Step, run_id: String) -> Result<Done, StepError> {
         let m = Migration { run_id, ..migration(&step)? };
         let mut conn = connect(&m.url_env, &m.database, "migrate").await?;
-        migration_lock(&mut conn, &m.database).await?;
+        migration_lock(&mut *conn, &m.database).await?;
         let schema = format!("{HISTORY}; {PHASES}");
-        sqlx::Executor::execute(&mut conn, schema.as_str()).await.map_err(err)?;
-        if m.applied(&mut conn).await? {
+        sqlx::Executor::execute(&mut *conn, schema.as_str()).await.map_err(err)?;
+        if m.applied(&mut *conn).await? {
             return Ok(Done { undo: m.undo_data(), detail: Some(format!("V{} {} was already applied", m.version, m.phase)) });
         }
         if m.transactional {
@@ -290,9 +335,9 @@ async fn migrate(step: Step, run_id: String) -> Result<Done, StepError> {
                 }
             }
         } else {
-            m.run_non_transactional(&mut conn).await?;
+            m.run_non_transactional(&mut *conn).await?;
         }
-        let _ = conn.close().await;
+        conn.release().await;
         Ok(Done { undo: m.undo_data(), detail: Some(format!("V{}__{} {} applied{}", m.version, m.name, m.phase, if m.records_history { "; refinery history updated" } else { "" })) })
 }
 
@@ -303,7 +348,7 @@ async fn unmigrate(step: Step, undo: Value) -> Result<(), StepError> {
         let history = undo.get("history").and_then(Value::as_bool).unwrap_or(m.records_history);
         let transactional = undo.get("transactional").and_then(Value::as_bool).unwrap_or(m.transactional);
         let mut conn = connect(&m.url_env, &m.database, "rollback").await?;
-        migration_lock(&mut conn, &m.database).await?;
+        migration_lock(&mut *conn, &m.database).await?;
         if transactional {
             let mut tx = conn.begin().await.map_err(err)?;
             let settings = format!("SET LOCAL lock_timeout = '{}ms'", millis(m.lock_timeout));
@@ -315,7 +360,7 @@ async fn unmigrate(step: Step, undo: Value) -> Result<(), StepError> {
             // Derived inverses of such migrations are one statement per line (DROP INDEX
             // CONCURRENTLY ...), and must run outside a transaction too.
             for stmt in undo_sql.lines().filter(|l| !l.trim().is_empty()) {
-                exec_with_lock_retries(&mut conn, stmt).await.map_err(|e| StepError(format!("undo `{stmt}`: {}", err(e))))?;
+                exec_with_lock_retries(&mut *conn, stmt).await.map_err(|e| StepError(format!("undo `{stmt}`: {}", err(e))))?;
             }
             let mut tx = conn.begin().await.map_err(err)?;
             forget(&mut tx, m.version, &m.phase, history).await.map_err(err)?;
@@ -327,7 +372,7 @@ async fn unmigrate(step: Step, undo: Value) -> Result<(), StepError> {
 async fn probe_migration(step: Step, run_id: String) -> Result<Option<Probe>, StepError> {
         let m = Migration { run_id, ..migration(&step)? };
         let mut conn = connect(&m.url_env, &m.database, "probe").await?;
-        Ok(Some(if m.applied(&mut conn).await? { Probe::Done(m.undo_data()) } else { Probe::NotDone }))
+        Ok(Some(if m.applied(&mut *conn).await? { Probe::Done(m.undo_data()) } else { Probe::NotDone }))
 }
 
 /// A PostgreSQL client program: from PATH, else the newest under /usr/lib/postgresql.
@@ -430,10 +475,10 @@ impl Driver for BackupDriver {
 /// and which long transactions would make DDL wait.
 pub async fn check_database(db: &DatabaseCheck) -> Result<String, StepError> {
     let mut conn = connect(&db.url_env, &db.name, "preflight").await?;
-    let version: String = sqlx::query_scalar("SHOW server_version").fetch_one(&mut conn).await.map_err(err)?;
-    let has_history: Option<String> = sqlx::query_scalar("SELECT to_regclass('refinery_schema_history')::text").fetch_one(&mut conn).await.map_err(err)?;
+    let version: String = sqlx::query_scalar("SHOW server_version").fetch_one(&mut *conn).await.map_err(err)?;
+    let has_history: Option<String> = sqlx::query_scalar("SELECT to_regclass('refinery_schema_history')::text").fetch_one(&mut *conn).await.map_err(err)?;
     let rows: Vec<(i32, String)> = if has_history.is_some() {
-        sqlx::query("SELECT version, COALESCE(checksum, '') FROM refinery_schema_history ORDER BY version").fetch_all(&mut conn).await.map_err(err)?.iter().map(|r| (r.get(0), r.get(1))).collect()
+        sqlx::query("SELECT version, COALESCE(checksum, '') FROM refinery_schema_history ORDER BY version").fetch_all(&mut *conn).await.map_err(err)?.iter().map(|r| (r.get(0), r.get(1))).collect()
     } else {
         Vec::new()
     };
@@ -454,13 +499,13 @@ pub async fn check_database(db: &DatabaseCheck) -> Result<String, StepError> {
         return Err(StepError(format!("database `{}`: {}", db.name, problems.join("; "))));
     }
     let long: Vec<String> = sqlx::query("SELECT pid, EXTRACT(EPOCH FROM now() - xact_start)::bigint, COALESCE(left(query, 60), '') FROM pg_stat_activity WHERE xact_start < now() - interval '1 minute' AND pid <> pg_backend_pid() ORDER BY xact_start")
-        .fetch_all(&mut conn)
+        .fetch_all(&mut *conn)
         .await
         .map_err(err)?
         .iter()
         .map(|r| format!("pid {} open {}s: {}", r.get::<i32, _>(0), r.get::<i64, _>(1), r.get::<String, _>(2)))
         .collect();
-    let _ = conn.close().await;
+    conn.release().await;
     let mut out = format!("`{}`: PostgreSQL {version}, {} applied, {} pending", db.name, db.applied.len(), db.pending.len());
     if !long.is_empty() {
         out.push_str(&format!("; long-running transactions that would make DDL wait: {}", long.join(", ")));
@@ -521,18 +566,18 @@ async fn run_backfill(step: Step, ctx: StepContext) -> Result<Done, StepError> {
     let last_key_sql = format!("SELECT max({})::bigint FROM {}", b.key, b.table);
     let end: Option<i64> = match ctx.resume_from.as_ref().and_then(|p| p.get("end")).and_then(Value::as_i64) {
         Some(e) => Some(e),
-        None => sqlx::query_scalar(&last_key_sql).fetch_one(&mut conn).await.map_err(err)?,
+        None => sqlx::query_scalar(&last_key_sql).fetch_one(&mut *conn).await.map_err(err)?,
     };
-    let estimate: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM {} WHERE {} <= $1", b.table, b.key)).bind(end.unwrap_or(0)).fetch_one(&mut conn).await.map_err(err)?;
+    let estimate: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM {} WHERE {} <= $1", b.table, b.key)).bind(end.unwrap_or(0)).fetch_one(&mut *conn).await.map_err(err)?;
     // Batches commit without waiting for their WAL flush: much less fsync contention with the
     // application's own commits. A server crash could lose the last batches even though their
     // cursor was recorded, so the copy is verified at the end and swept again if needed.
     // Custom plans for every batch: a generic plan (chosen after a few executions) cannot see the
     // key range and, on a table without fresh statistics, scans the whole table per batch.
-    sqlx::Executor::execute(&mut conn, "SET synchronous_commit = off; SET plan_cache_mode = force_custom_plan").await.map_err(err)?;
+    sqlx::Executor::execute(&mut *conn, "SET synchronous_commit = off; SET plan_cache_mode = force_custom_plan").await.map_err(err)?;
     let first_lower = format!("SELECT (min({key}) - 1)::bigint FROM {table}", key = b.key, table = b.table);
     if cursor.is_none() {
-        cursor = sqlx::query_scalar::<_, Option<i64>>(&first_lower).fetch_one(&mut conn).await.map_err(err)?;
+        cursor = sqlx::query_scalar::<_, Option<i64>>(&first_lower).fetch_one(&mut *conn).await.map_err(err)?;
         if cursor.is_none() {
             return Ok(Done { undo: Value::Null, detail: Some(format!("`{}` is empty: nothing to copy", b.table)) });
         }
@@ -545,7 +590,7 @@ async fn run_backfill(step: Step, ctx: StepContext) -> Result<Done, StepError> {
         let mut attempt = 1;
         // One statement per batch: finds the next keys, copies them, returns the last key.
         let (upper, changed): (Option<i64>, i64) = loop {
-            match sqlx::query_as(&b.batch_sql).bind(cursor).bind(i64::from(b.batch_size)).fetch_one(&mut conn).await {
+            match sqlx::query_as(&b.batch_sql).bind(cursor).bind(i64::from(b.batch_size)).fetch_one(&mut *conn).await {
                 Ok(r) => break r,
                 Err(e) if is_lock_timeout(&e) && attempt < LOCK_RETRIES => {
                     tokio::time::sleep(delay).await;
@@ -558,7 +603,7 @@ async fn run_backfill(step: Step, ctx: StepContext) -> Result<Done, StepError> {
         let upper = upper.filter(|_| cursor.is_some_and(|c| end.is_some_and(|e| c < e)));
         let Some(upper) = upper else {
             // Past the last key: verify, and sweep once more from the start if rows were lost.
-            let remaining: bool = sqlx::query_scalar(&left).fetch_one(&mut conn).await.map_err(err)?;
+            let remaining: bool = sqlx::query_scalar(&left).fetch_one(&mut *conn).await.map_err(err)?;
             if !remaining || sweeps >= 3 {
                 if remaining {
                     return Err(StepError(format!("{}.{} still differs from {} after {sweeps} extra sweeps", b.table, b.to, b.from)));
@@ -566,7 +611,7 @@ async fn run_backfill(step: Step, ctx: StepContext) -> Result<Done, StepError> {
                 break;
             }
             sweeps += 1;
-            cursor = sqlx::query_scalar::<_, Option<i64>>(&first_lower).fetch_one(&mut conn).await.map_err(err)?;
+            cursor = sqlx::query_scalar::<_, Option<i64>>(&first_lower).fetch_one(&mut *conn).await.map_err(err)?;
             continue;
         };
         rows += changed as u64;
@@ -586,14 +631,14 @@ async fn run_backfill(step: Step, ctx: StepContext) -> Result<Done, StepError> {
         }
     }
     let secs = started.elapsed().as_secs_f64().max(0.001);
-    let _ = conn.close().await;
+    conn.release().await;
     Ok(Done { undo: Value::Null, detail: Some(format!("copied {} into {} on {rows} rows in {secs:.1}s ({:.0} rows/s)", b.from, b.to, rows as f64 / secs)) })
 }
 
 async fn probe_backfill(step: Step) -> Result<Option<Probe>, StepError> {
     let b = backfill(&step)?;
     let mut conn = connect(&b.url_env, &b.database, "probe").await?;
-    let left: bool = sqlx::query_scalar(&format!("SELECT EXISTS (SELECT 1 FROM {} WHERE {} IS DISTINCT FROM {})", b.table, b.to, b.from)).fetch_one(&mut conn).await.map_err(err)?;
+    let left: bool = sqlx::query_scalar(&format!("SELECT EXISTS (SELECT 1 FROM {} WHERE {} IS DISTINCT FROM {})", b.table, b.to, b.from)).fetch_one(&mut *conn).await.map_err(err)?;
     Ok(Some(if left { Probe::NotDone } else { Probe::Done(Value::Null) }))
 }
 
