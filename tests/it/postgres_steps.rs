@@ -391,3 +391,78 @@ fn two_executors_on_one_database_never_apply_anything_twice() {
     assert_eq!(db.sql("SELECT count(*) FROM cutover_migration_phases"), "6");
     assert_eq!(db.sql("SELECT count(DISTINCT run_id) FROM cutover_migration_phases"), "1");
 }
+
+/// A database with `users` at V1 and a spec whose migrations directory holds `files` (V2...).
+fn custom_db(files: &[(&str, &str)], lock_timeout: &str) -> Db {
+    let cluster = Cluster::start();
+    cluster.psql("CREATE DATABASE app");
+    let dir = tempfile::tempdir().unwrap();
+    let migrations = dir.path().join("migrations");
+    std::fs::create_dir(&migrations).unwrap();
+    std::fs::copy(root().join("migrations-sample/app/V1__create_users.sql"), migrations.join("V1__create_users.sql")).unwrap();
+    for (name, sql) in files {
+        std::fs::write(migrations.join(name), sql).unwrap();
+    }
+    std::fs::write(dir.path().join("spec.toml"), format!("[release]\nname = \"custom\"\non_failure = \"pause\"\n\n[[database]]\nname = \"main\"\nurl_env = \"DATABASE_URL\"\nmigrations = \"migrations\"\nbaseline = 1\nlock_timeout = \"{lock_timeout}\"\nbackup = {{ enabled = false }}\n")).unwrap();
+    let db = Db { cluster, name: "app".into(), dir };
+    let plan = db.plan();
+    let v1 = plan["steps"][0]["params"]["databases"][0]["applied"][0]["checksum"].as_str().unwrap().to_string();
+    db.sql(&std::fs::read_to_string(migrations.join("V1__create_users.sql")).unwrap());
+    db.sql(&format!("CREATE TABLE refinery_schema_history (version INT4 PRIMARY KEY, name VARCHAR(255), applied_on VARCHAR(255), checksum VARCHAR(255)); INSERT INTO refinery_schema_history VALUES (1, 'create_users', 'x', '{v1}')"));
+    db
+}
+
+#[test]
+fn kill_9_during_a_long_migration_then_resume() {
+    let db = custom_db(&[("V2__slow.sql", "CREATE TABLE slow (id int);\nSELECT pg_sleep(1.5);\nALTER TABLE users ADD COLUMN nickname text;\n")], "2s");
+    let mut apply = Command::new(env!("CARGO_BIN_EXE_cutover"))
+        .args(["apply", "spec.toml", "--format", "quiet"])
+        .current_dir(db.dir.path())
+        .env("CUTOVER_STATE_DIR", db.dir.path().join(".cutover"))
+        .env("DATABASE_URL", db.url())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    unsafe { libc::kill(apply.id() as i32, libc::SIGKILL) };
+    let _ = apply.wait();
+    let run = db.run_id();
+    let evs = db.events(&run);
+    assert_eq!(evs.last().unwrap()["type"], "step_started", "killed inside the migration: {evs:#?}");
+    // The migration's transaction dies with its connection: nothing of it is left half-done.
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    assert_eq!(db.sql("SELECT count(*) FROM information_schema.tables WHERE table_name = 'slow'"), "0");
+    assert_eq!(db.history().len(), 1);
+    let out = db.cutover(&["resume", &run], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("checked migrate/expand/V2__slow: its effect is not there; it runs again"), "{}", transcript(&out));
+    assert_eq!(db.history().len(), 2);
+    assert_eq!(db.sql("SELECT count(*) FROM information_schema.columns WHERE table_name = 'users' AND column_name = 'nickname'"), "1");
+}
+
+#[test]
+fn a_lock_timeout_is_retried_with_backoff_instead_of_failing() {
+    let db = custom_db(&[("V2__add_column.sql", "ALTER TABLE users ADD COLUMN nickname text;\n")], "200ms");
+    // Another session holds an ACCESS EXCLUSIVE lock on users for two seconds.
+    let holder = Command::new("psql").args(["-X", "-q", &db.url(), "-c", "BEGIN; LOCK TABLE users IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(2); COMMIT;"]).spawn().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let started = std::time::Instant::now();
+    let out = db.cutover(&["apply", "spec.toml"], &[]);
+    let took = started.elapsed();
+    let _ = { holder }.wait();
+    assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
+    assert!(took >= std::time::Duration::from_millis(1200), "it waited only {took:?}: the lock was not in the way?");
+    assert_eq!(db.history().len(), 2);
+}
+
+#[test]
+fn an_applied_migration_edited_afterwards_is_refused_by_preflight() {
+    let db = custom_db(&[("V2__add_column.sql", "ALTER TABLE users ADD COLUMN nickname text;\n")], "2s");
+    // V1 is applied (the baseline); someone edits the file afterwards.
+    let v1 = db.dir.path().join("migrations/V1__create_users.sql");
+    let text = std::fs::read_to_string(&v1).unwrap();
+    std::fs::write(&v1, text.replace("legacy_flags integer", "legacy_flags bigint")).unwrap();
+    let out = db.cutover(&["apply", "spec.toml"], &[]);
+    assert_eq!(out.status.code(), Some(3), "{}", transcript(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("V1__create_users was applied from different content"), "{}", transcript(&out));
+    assert_eq!(db.history().len(), 1, "nothing was applied");
+}

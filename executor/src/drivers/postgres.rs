@@ -94,11 +94,10 @@ async fn connect(url_env: &str, database: &str, what: &str) -> Result<Pooled, St
         let mut idle = IDLE.lock().expect("connection cache lock");
         idle.iter().position(|(u, _)| *u == url).map(|i| idle.swap_remove(i).1)
     };
-    if let Some(mut conn) = idle {
-        if conn.ping().await.is_ok() {
+    if let Some(mut conn) = idle
+        && conn.ping().await.is_ok() {
             return Ok(Pooled { url, conn: Some(conn) });
         }
-    }
     let opts = PgConnectOptions::from_str(&url).map_err(|e| StepError(format!("`{url_env}` is not a PostgreSQL URL: {}", err(e))))?.application_name(&format!("cutover {what} pid {}", std::process::id()));
     let conn = opts.connect().await.map_err(|e| StepError(format!("cannot connect to database `{database}` (from `{url_env}`): {}", err(e))))?;
     Ok(Pooled { url, conn: Some(conn) })
@@ -313,10 +312,10 @@ impl Driver for MigrateDriver {
 async fn migrate(step: Step, run_id: String) -> Result<Done, StepError> {
         let m = Migration { run_id, ..migration(&step)? };
         let mut conn = connect(&m.url_env, &m.database, "migrate").await?;
-        migration_lock(&mut *conn, &m.database).await?;
+        migration_lock(&mut conn, &m.database).await?;
         let schema = format!("{HISTORY}; {PHASES}");
         sqlx::Executor::execute(&mut *conn, schema.as_str()).await.map_err(err)?;
-        if m.applied(&mut *conn).await? {
+        if m.applied(&mut conn).await? {
             return Ok(Done { undo: m.undo_data(), detail: Some(format!("V{} {} was already applied", m.version, m.phase)) });
         }
         if m.transactional {
@@ -335,7 +334,7 @@ async fn migrate(step: Step, run_id: String) -> Result<Done, StepError> {
                 }
             }
         } else {
-            m.run_non_transactional(&mut *conn).await?;
+            m.run_non_transactional(&mut conn).await?;
         }
         conn.release().await;
         Ok(Done { undo: m.undo_data(), detail: Some(format!("V{}__{} {} applied{}", m.version, m.name, m.phase, if m.records_history { "; refinery history updated" } else { "" })) })
@@ -348,7 +347,7 @@ async fn unmigrate(step: Step, undo: Value) -> Result<(), StepError> {
         let history = undo.get("history").and_then(Value::as_bool).unwrap_or(m.records_history);
         let transactional = undo.get("transactional").and_then(Value::as_bool).unwrap_or(m.transactional);
         let mut conn = connect(&m.url_env, &m.database, "rollback").await?;
-        migration_lock(&mut *conn, &m.database).await?;
+        migration_lock(&mut conn, &m.database).await?;
         if transactional {
             let mut tx = conn.begin().await.map_err(err)?;
             let settings = format!("SET LOCAL lock_timeout = '{}ms'", millis(m.lock_timeout));
@@ -360,7 +359,7 @@ async fn unmigrate(step: Step, undo: Value) -> Result<(), StepError> {
             // Derived inverses of such migrations are one statement per line (DROP INDEX
             // CONCURRENTLY ...), and must run outside a transaction too.
             for stmt in undo_sql.lines().filter(|l| !l.trim().is_empty()) {
-                exec_with_lock_retries(&mut *conn, stmt).await.map_err(|e| StepError(format!("undo `{stmt}`: {}", err(e))))?;
+                exec_with_lock_retries(&mut conn, stmt).await.map_err(|e| StepError(format!("undo `{stmt}`: {}", err(e))))?;
             }
             let mut tx = conn.begin().await.map_err(err)?;
             forget(&mut tx, m.version, &m.phase, history).await.map_err(err)?;
@@ -372,7 +371,7 @@ async fn unmigrate(step: Step, undo: Value) -> Result<(), StepError> {
 async fn probe_migration(step: Step, run_id: String) -> Result<Option<Probe>, StepError> {
         let m = Migration { run_id, ..migration(&step)? };
         let mut conn = connect(&m.url_env, &m.database, "probe").await?;
-        Ok(Some(if m.applied(&mut *conn).await? { Probe::Done(m.undo_data()) } else { Probe::NotDone }))
+        Ok(Some(if m.applied(&mut conn).await? { Probe::Done(m.undo_data()) } else { Probe::NotDone }))
 }
 
 /// A PostgreSQL client program: from PATH, else the newest under /usr/lib/postgresql.
