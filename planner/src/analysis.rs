@@ -147,6 +147,9 @@ pub struct MigrationAnalysis {
     /// refinery's checksum of the file.
     #[serde(skip)]
     pub refinery_checksum: u64,
+    /// Its explicit undo (`.down.sql`), if it has one.
+    #[serde(skip)]
+    pub down: Option<String>,
 }
 
 impl MigrationAnalysis {
@@ -506,6 +509,7 @@ fn analyze_file(file: &MigrationFile, prepared: Prepared, schema: &mut Schema, r
             statements,
             file_name: file.file_name.clone(),
             refinery_checksum: file.refinery_checksum,
+            down: file.down.clone(),
         },
         findings,
     )

@@ -29,6 +29,9 @@ pub struct MigrationFile {
     /// The checksum refinery records in `refinery_schema_history` for this file (SipHash-1-3 of
     /// name, version and text), so plain refinery agrees about what is applied.
     pub refinery_checksum: u64,
+    /// The explicit undo of this migration, from `V{n}__{name}.down.sql` beside it (refinery
+    /// ignores such files: its file pattern does not allow the extra `.down`).
+    pub down: Option<String>,
 }
 
 impl MigrationFile {
@@ -58,6 +61,7 @@ impl MigrationFile {
             display_path: display_path.to_string(),
             text: strip_bom(text).to_string(),
             checksum,
+            down: None,
         })
     }
 }
@@ -102,7 +106,10 @@ pub fn hex(bytes: &[u8]) -> String {
 }
 
 fn parse_file_name(file_name: &str) -> Result<(u64, String), (String, String)> {
-    let hint = "name migrations `V{version}__{name}.sql`, e.g. `V2__add_full_name.sql` (refinery's convention)".to_string();
+    let hint = "name migrations `V{version}__{name}.sql`, e.g. `V2__add_full_name.sql` (refinery's convention), and their undo `V2__add_full_name.down.sql`".to_string();
+    if let Some(up) = file_name.strip_suffix(".down.sql") {
+        return parse_file_name(&format!("{up}.sql"));
+    }
     let stem = file_name.strip_suffix(".sql").ok_or_else(|| (format!("`{file_name}` is not a .sql file"), hint.clone()))?;
     let rest = stem.strip_prefix('V').ok_or_else(|| {
         (format!("migration file name `{file_name}` does not start with `V`"), hint.clone())
@@ -157,7 +164,20 @@ pub fn load_dir(dir: &Path, display: &str) -> Result<Vec<MigrationFile>, PlanErr
             Err(d) => problems.push(d),
         }
     }
+    // Down files: `V2__add_email.down.sql` undoes `V2__add_email.sql`.
+    let (downs, mut out): (Vec<MigrationFile>, Vec<MigrationFile>) = out.into_iter().partition(|m| m.file_name.ends_with(".down.sql"));
     out.sort_by_key(|m: &MigrationFile| m.version);
+    for d in downs {
+        let up_name = d.name.as_str();
+        match out.iter_mut().find(|m| m.version == d.version && m.name == up_name) {
+            Some(m) => m.down = Some(d.text),
+            None => problems.push(Diagnostic::new(
+                Location::file(d.display_path.clone()),
+                format!("`{}` has no migration to undo: no `V{}__{up_name}.sql` beside it", d.file_name, d.version),
+                "name a down file after its migration: `V2__add_email.sql` is undone by `V2__add_email.down.sql`",
+            )),
+        }
+    }
     for pair in out.windows(2) {
         if pair[0].version == pair[1].version {
             problems.push(Diagnostic::new(

@@ -207,6 +207,7 @@ pub fn plan_release(spec: &ReleaseSpec, dbs: DatabaseFiles) -> Result<Plan, Plan
         let id = format!("migrate/{}/{}", phase.as_str(), qualify(&db.name, m.stem()));
         let reversible = phase == Phase::Expand && undo_sql.is_some();
         let undo = match (&undo_sql, phase) {
+            (Some(_), _) if m.down.is_some() => format!("run `{}` and remove the history row", m.file_name.replace(".sql", ".down.sql")),
             (Some(_), _) => "run the undo SQL and remove the history row".to_string(),
             (None, Phase::Contract) => "irreversible (pivot): dropped objects and data come back only from the backup".to_string(),
             (None, _) => format!("irreversible (pivot): {}", reversible_note.unwrap_or_else(|| "no inverse known; add a down migration".into())),
@@ -559,8 +560,11 @@ fn refs(m: &MigrationAnalysis, keep: impl Fn(&crate::analysis::StatementAnalysis
     m.statements.iter().filter(|s| keep(s)).map(|s| StatementRef { line: s.line, summary: s.summary.clone() }).collect()
 }
 
-/// The derived inverse of a whole migration, or why there is none.
+/// How to undo a whole migration: its down file, else the derived inverse, or why there is none.
 fn undo_of(m: &MigrationAnalysis) -> (Option<String>, Option<String>) {
+    if let Some(down) = &m.down {
+        return (Some(down.trim().to_string()), None);
+    }
     let mut parts = Vec::new();
     for s in m.statements.iter().rev() {
         match &s.inverse {

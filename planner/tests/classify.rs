@@ -100,3 +100,29 @@ fn derived_inverses_undo_expand_statements() {
         "ALTER TABLE users DROP CONSTRAINT IF EXISTS c;",
     ]);
 }
+
+#[test]
+fn a_down_file_undoes_a_migration_without_a_derived_inverse() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = dir.path().join("m");
+    std::fs::create_dir(&m).unwrap();
+    std::fs::write(m.join("V1__base.sql"), BASE).unwrap();
+    std::fs::write(m.join("V2__default_email.sql"), "ALTER TABLE users ALTER COLUMN email SET DEFAULT 'none';\n").unwrap();
+    let spec = "[release]\nname = \"d\"\n\n[[database]]\nname = \"main\"\nurl_env = \"DATABASE_URL\"\nmigrations = \"m\"\nbaseline = 1\n";
+    std::fs::write(dir.path().join("spec.toml"), spec).unwrap();
+    let undo = |plan: &cutover_planner::Plan| plan.step("migrate/expand/V2__default_email").map(|s| (s.reversible, s.undo.clone(), match &s.params { cutover_planner::dag::Params::Migrate { undo_sql, .. } => undo_sql.clone(), _ => None })).unwrap();
+    // Without a down file the previous default is unknown: irreversible.
+    let plan = cutover_planner::plan_file(&dir.path().join("spec.toml")).unwrap();
+    assert!(!undo(&plan).0);
+    // With one, the step is reversible and runs exactly that file.
+    std::fs::write(m.join("V2__default_email.down.sql"), "ALTER TABLE users ALTER COLUMN email DROP DEFAULT;\n").unwrap();
+    let plan = cutover_planner::plan_file(&dir.path().join("spec.toml")).unwrap();
+    let (reversible, how, sql) = undo(&plan);
+    assert!(reversible);
+    assert!(how.contains("V2__default_email.down.sql"), "{how}");
+    assert_eq!(sql.as_deref(), Some("ALTER TABLE users ALTER COLUMN email DROP DEFAULT;"));
+    // A down file without its migration is an error naming it.
+    std::fs::write(m.join("V3__nothing.down.sql"), "SELECT 1;\n").unwrap();
+    let err = cutover_planner::plan_file(&dir.path().join("spec.toml")).unwrap_err();
+    assert!(err.to_string().contains("V3__nothing.down.sql") || err.diagnostics().iter().any(|d| d.message.contains("V3__nothing.down.sql")), "{:?}", err.diagnostics());
+}

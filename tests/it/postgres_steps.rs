@@ -466,3 +466,16 @@ fn an_applied_migration_edited_afterwards_is_refused_by_preflight() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("V1__create_users was applied from different content"), "{}", transcript(&out));
     assert_eq!(db.history().len(), 1, "nothing was applied");
 }
+
+#[test]
+fn a_down_file_is_what_the_rollback_runs() {
+    let db = custom_db(&[("V2__default_email.sql", "ALTER TABLE users ALTER COLUMN email SET DEFAULT 'none';\n"), ("V2__default_email.down.sql", "ALTER TABLE users ALTER COLUMN email DROP DEFAULT;\n")], "2s");
+    let before = db.schema();
+    let out = db.cutover(&["apply", "spec.toml"], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
+    assert_ne!(db.schema(), before);
+    let out = db.cutover(&["rollback", &db.run_id()], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
+    assert_eq!(db.schema(), before);
+    assert_eq!(db.history().len(), 1);
+}
