@@ -497,7 +497,9 @@ pub async fn check_database(db: &DatabaseCheck) -> Result<String, StepError> {
     if !problems.is_empty() {
         return Err(StepError(format!("database `{}`: {}", db.name, problems.join("; "))));
     }
-    let long: Vec<String> = sqlx::query("SELECT pid, EXTRACT(EPOCH FROM now() - xact_start)::bigint, COALESCE(left(query, 60), '') FROM pg_stat_activity WHERE xact_start < now() - interval '1 minute' AND pid <> pg_backend_pid() ORDER BY xact_start")
+    // Who, how long and in what state; not the query text, which may hold data or secrets and
+    // would end up in the run's log.
+    let long: Vec<String> = sqlx::query("SELECT pid, EXTRACT(EPOCH FROM now() - xact_start)::bigint, COALESCE(NULLIF(application_name, ''), usename::text, '?') || ', ' || COALESCE(state, '?') FROM pg_stat_activity WHERE xact_start < now() - interval '1 minute' AND pid <> pg_backend_pid() ORDER BY xact_start")
         .fetch_all(&mut *conn)
         .await
         .map_err(err)?
