@@ -274,6 +274,9 @@ pub struct DatabaseCheck {
     pub applied: Vec<HistoryEntry>,
     /// Migrations this release applies: none of them may be applied yet.
     pub pending: Vec<HistoryEntry>,
+    /// The database's `lock_timeout`: transactions open longer than this would make the
+    /// release's DDL wait past it, so preflight lists them.
+    pub lock_timeout: Duration,
 }
 
 /// A migration as refinery's history table records it.

@@ -182,6 +182,7 @@ pub fn plan_release(spec: &ReleaseSpec, dbs: DatabaseFiles) -> Result<Plan, Plan
                         url_env: d.url_env.clone(),
                         applied: files.iter().filter(applied).map(entry).collect(),
                         pending: files.iter().filter(|f| !applied(f)).map(entry).collect(),
+                        lock_timeout: d.lock_timeout,
                     }
                 })
                 .collect(),

@@ -479,3 +479,16 @@ fn a_down_file_is_what_the_rollback_runs() {
     assert_eq!(db.schema(), before);
     assert_eq!(db.history().len(), 1);
 }
+
+#[test]
+fn preflight_lists_transactions_older_than_the_lock_timeout() {
+    let db = custom_db(&[("V2__add_column.sql", "ALTER TABLE users ADD COLUMN nickname text;\n")], "1s");
+    // A session that opened a transaction two seconds ago and is still in it.
+    let holder = Command::new("psql").args(["-X", "-q", &db.url(), "-c", "SET application_name = 'report-job'; BEGIN; SELECT count(*) FROM refinery_schema_history; SELECT pg_sleep(4); COMMIT;"]).spawn().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(2000));
+    let out = db.cutover(&["apply", "spec.toml", "--jobs", "1"], &[]);
+    let _ = { holder }.wait();
+    assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("transactions open longer than the lock_timeout (1s)") && stdout.contains("report-job"), "{stdout}");
+}

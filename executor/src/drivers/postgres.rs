@@ -471,7 +471,7 @@ impl Driver for BackupDriver {
 }
 
 /// Preflight checks of one database: reachable, its migration history what the plan expects,
-/// and which long transactions would make DDL wait.
+/// and which transactions have been open longer than its `lock_timeout` (DDL would wait for them).
 pub async fn check_database(db: &DatabaseCheck) -> Result<String, StepError> {
     let mut conn = connect(&db.url_env, &db.name, "preflight").await?;
     let version: String = sqlx::query_scalar("SHOW server_version").fetch_one(&mut *conn).await.map_err(err)?;
@@ -499,7 +499,8 @@ pub async fn check_database(db: &DatabaseCheck) -> Result<String, StepError> {
     }
     // Who, how long and in what state; not the query text, which may hold data or secrets and
     // would end up in the run's log.
-    let long: Vec<String> = sqlx::query("SELECT pid, EXTRACT(EPOCH FROM now() - xact_start)::bigint, COALESCE(NULLIF(application_name, ''), usename::text, '?') || ', ' || COALESCE(state, '?') FROM pg_stat_activity WHERE xact_start < now() - interval '1 minute' AND pid <> pg_backend_pid() ORDER BY xact_start")
+    let long: Vec<String> = sqlx::query("SELECT pid, EXTRACT(EPOCH FROM now() - xact_start)::bigint, COALESCE(NULLIF(application_name, ''), usename::text, '?') || ', ' || COALESCE(state, '?') FROM pg_stat_activity WHERE datname = current_database() AND xact_start < now() - make_interval(secs => $1) AND pid <> pg_backend_pid() ORDER BY xact_start")
+        .bind(db.lock_timeout.as_millis() as f64 / 1000.0)
         .fetch_all(&mut *conn)
         .await
         .map_err(err)?
@@ -509,7 +510,7 @@ pub async fn check_database(db: &DatabaseCheck) -> Result<String, StepError> {
     conn.release().await;
     let mut out = format!("`{}`: PostgreSQL {version}, {} applied, {} pending", db.name, db.applied.len(), db.pending.len());
     if !long.is_empty() {
-        out.push_str(&format!("; long-running transactions that would make DDL wait: {}", long.join(", ")));
+        out.push_str(&format!("; transactions open longer than the lock_timeout ({}), which would make DDL wait: {}", db.lock_timeout, long.join("; ")));
     }
     Ok(out)
 }

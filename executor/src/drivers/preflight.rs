@@ -1,7 +1,8 @@
 //! `preflight`: read-only checks before anything changes. For each database: it is reachable
 //! (through the environment variable the spec names), its refinery history is what the plan
 //! expects (the baseline applied with the same checksums, nothing of this release applied yet),
-//! and long-running transactions that would make DDL wait are reported. Nothing to undo.
+//! and transactions open longer than the database's `lock_timeout` (which would make DDL wait)
+//! are reported. Nothing to undo.
 
 use crate::driver::{BoxFuture, Done, Driver, Probe, StepContext, StepError};
 use cutover_planner::dag::{Params, Step};
