@@ -55,7 +55,7 @@ fn url_from_env(url_env: &str, database: &str) -> Result<String, StepError> {
 
 /// Connections this process opened and left clean, by URL: the steps of a release reuse them
 /// instead of paying a connection setup each (most of a small migration's cost).
-static IDLE: std::sync::Mutex<Vec<(String, PgConnection)>> = std::sync::Mutex::new(Vec::new());
+static IDLE: std::sync::Mutex<Vec<(String, PgConnection, bool)>> = std::sync::Mutex::new(Vec::new());
 
 /// A connection borrowed for one step. [`Pooled::release`] cleans it (session settings, advisory
 /// locks) and keeps it for the next step; dropping it instead closes it, which is what a failed
@@ -64,6 +64,8 @@ static IDLE: std::sync::Mutex<Vec<(String, PgConnection)>> = std::sync::Mutex::n
 struct Pooled {
     url: String,
     conn: Option<PgConnection>,
+    /// The history and phase tables are known to exist on this connection's database.
+    tables_ready: bool,
 }
 
 impl std::ops::Deref for Pooled {
@@ -83,7 +85,7 @@ impl Pooled {
     async fn release(mut self) {
         let Some(mut conn) = self.conn.take() else { return };
         if sqlx::Executor::execute(&mut conn, "RESET ALL; SELECT pg_advisory_unlock_all()").await.is_ok() {
-            IDLE.lock().expect("connection cache lock").push((std::mem::take(&mut self.url), conn));
+            IDLE.lock().expect("connection cache lock").push((std::mem::take(&mut self.url), conn, self.tables_ready));
         }
     }
 }
@@ -92,15 +94,19 @@ async fn connect(url_env: &str, database: &str, what: &str) -> Result<Pooled, St
     let url = url_from_env(url_env, database)?;
     let idle = {
         let mut idle = IDLE.lock().expect("connection cache lock");
-        idle.iter().position(|(u, _)| *u == url).map(|i| idle.swap_remove(i).1)
+        idle.iter().position(|(u, _, _)| *u == url).map(|i| {
+            let (_, conn, ready) = idle.swap_remove(i);
+            (conn, ready)
+        })
     };
-    if let Some(mut conn) = idle
-        && conn.ping().await.is_ok() {
-            return Ok(Pooled { url, conn: Some(conn) });
-        }
+    if let Some((mut conn, tables_ready)) = idle
+        && conn.ping().await.is_ok()
+    {
+        return Ok(Pooled { url, conn: Some(conn), tables_ready });
+    }
     let opts = PgConnectOptions::from_str(&url).map_err(|e| StepError(format!("`{url_env}` is not a PostgreSQL URL: {}", err(e))))?.application_name(&format!("cutover {what} pid {}", std::process::id()));
     let conn = opts.connect().await.map_err(|e| StepError(format!("cannot connect to database `{database}` (from `{url_env}`): {}", err(e))))?;
-    Ok(Pooled { url, conn: Some(conn) })
+    Ok(Pooled { url, conn: Some(conn), tables_ready: false })
 }
 
 /// Takes the per-database migration lock, polling; never a blocking `pg_advisory_lock`.
@@ -209,9 +215,13 @@ impl Migration {
         Ok(())
     }
 
-    /// One attempt of the whole transactional migration.
-    async fn attempt_transactional(&self, conn: &mut PgConnection) -> Result<(), sqlx::Error> {
-        let settings = format!("SET LOCAL lock_timeout = '{}ms'; SET LOCAL statement_timeout = '{}ms'", millis(self.lock_timeout), millis(self.statement_timeout));
+    /// One attempt of the whole transactional migration; `create_tables` puts the bookkeeping
+    /// tables' creation in the same transaction (one commit, one WAL flush, instead of two).
+    async fn attempt_transactional(&self, conn: &mut PgConnection, create_tables: bool) -> Result<(), sqlx::Error> {
+        let mut settings = format!("SET LOCAL lock_timeout = '{}ms'; SET LOCAL statement_timeout = '{}ms'", millis(self.lock_timeout), millis(self.statement_timeout));
+        if create_tables {
+            settings = format!("{HISTORY}; {PHASES}; {settings}");
+        }
         let script = self.sql.join("\n");
         let mut tx = conn.begin().await?;
         sqlx::Executor::execute(&mut *tx, settings.as_str()).await?;
@@ -313,18 +323,26 @@ async fn migrate(step: Step, run_id: String) -> Result<Done, StepError> {
         let m = Migration { run_id, ..migration(&step)? };
         let mut conn = connect(&m.url_env, &m.database, "migrate").await?;
         migration_lock(&mut conn, &m.database).await?;
-        let schema = format!("{HISTORY}; {PHASES}");
-        sqlx::Executor::execute(&mut *conn, schema.as_str()).await.map_err(err)?;
+        // A transactional migration creates the bookkeeping tables in its own transaction.
+        if !conn.tables_ready && !m.transactional {
+            let schema = format!("{HISTORY}; {PHASES}");
+            sqlx::Executor::execute(&mut *conn, schema.as_str()).await.map_err(err)?;
+            conn.tables_ready = true;
+        }
         if m.applied(&mut conn).await? {
             return Ok(Done { undo: m.undo_data(), detail: Some(format!("V{} {} was already applied", m.version, m.phase)) });
         }
         if m.transactional {
-            let conn_ref = &mut conn;
+            let tables_ready = conn.tables_ready;
+            let conn_ref = &mut *conn;
             let mut delay = Duration::from_millis(250);
             let mut attempt = 1;
             loop {
-                match m.attempt_transactional(conn_ref).await {
-                    Ok(()) => break,
+                match m.attempt_transactional(conn_ref, !tables_ready).await {
+                    Ok(()) => {
+                        conn.tables_ready = true;
+                        break;
+                    }
                     Err(e) if is_lock_timeout(&e) && attempt < LOCK_RETRIES => {
                         tokio::time::sleep(delay).await;
                         delay *= 2;
