@@ -15,25 +15,34 @@ struct Db {
 }
 
 impl Db {
-    /// A database at the sample app's baseline (V1 applied, as refinery would have recorded it),
-    /// and a database-only release spec for V2..V7 in a temporary directory.
-    fn new(name: &str) -> Db {
+    /// A fresh cluster with a database `app`, a temporary release directory, and `spec(dir)`
+    /// written as its `spec.toml` (the closure may also put migrations into `dir`).
+    fn create(spec: impl FnOnce(&Path) -> String) -> Db {
         let cluster = Cluster::start();
-        cluster.psql(&format!("CREATE DATABASE {name}"));
+        cluster.psql("CREATE DATABASE app");
         let dir = tempfile::tempdir().unwrap();
-        let migrations = root().join("migrations-sample/app");
-        std::fs::write(
-            dir.path().join("spec.toml"),
-            format!("[release]\nname = \"schema-only\"\n\n[[database]]\nname = \"main\"\nurl_env = \"DATABASE_URL\"\nmigrations = \"{}\"\nbaseline = 1\nlock_timeout = \"2s\"\nbackup = {{ dir = \"backups\" }}\n", migrations.display()),
-        )
-        .unwrap();
-        let db = Db { cluster, name: name.into(), dir };
-        let plan = db.plan();
+        let text = spec(dir.path());
+        std::fs::write(dir.path().join("spec.toml"), text).unwrap();
+        Db { cluster, name: "app".into(), dir }
+    }
+
+    /// Applies the baseline migration (V1 of `migrations`) and records it in refinery's history
+    /// with refinery's checksum, as a release made with refinery would have left it.
+    fn baseline(&self, migrations: &Path) {
+        let plan = self.plan();
         let v1 = &plan["steps"][0]["params"]["databases"][0]["applied"][0];
         assert_eq!(v1["version"], 1);
-        db.sql(&std::fs::read_to_string(migrations.join("V1__create_users.sql")).unwrap());
-        db.sql("CREATE TABLE refinery_schema_history (version INT4 PRIMARY KEY, name VARCHAR(255), applied_on VARCHAR(255), checksum VARCHAR(255))");
-        db.sql(&format!("INSERT INTO refinery_schema_history VALUES (1, 'create_users', '2026-01-01T00:00:00Z', '{}')", v1["checksum"].as_str().unwrap()));
+        let file = std::fs::read_dir(migrations).unwrap().map(|e| e.unwrap().path()).find(|p| p.file_name().unwrap().to_string_lossy().starts_with("V1__")).unwrap();
+        self.sql(&std::fs::read_to_string(file).unwrap());
+        self.sql("CREATE TABLE refinery_schema_history (version INT4 PRIMARY KEY, name VARCHAR(255), applied_on VARCHAR(255), checksum VARCHAR(255))");
+        self.sql(&format!("INSERT INTO refinery_schema_history VALUES (1, '{}', '2026-01-01T00:00:00Z', '{}')", v1["name"].as_str().unwrap(), v1["checksum"].as_str().unwrap()));
+    }
+
+    /// The sample app at its baseline, with a schema-only spec for V2..V7 (backups on).
+    fn app() -> Db {
+        let migrations = root().join("migrations-sample/app");
+        let db = Db::create(|_| format!("[release]\nname = \"schema-only\"\n\n[[database]]\nname = \"main\"\nurl_env = \"DATABASE_URL\"\nmigrations = \"{}\"\nbaseline = 1\nlock_timeout = \"2s\"\nbackup = {{ dir = \"backups\" }}\n", migrations.display()));
+        db.baseline(&migrations);
         db
     }
 
@@ -99,7 +108,7 @@ fn sha256_hex(path: &Path) -> String {
 
 #[test]
 fn a_schema_release_applies_expand_and_contract_with_backup_and_history() {
-    let db = Db::new("app");
+    let db = Db::app();
     let plan = db.plan();
     let out = db.cutover(&["apply", "spec.toml"], &[]);
     assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
@@ -143,7 +152,7 @@ fn a_schema_release_applies_expand_and_contract_with_backup_and_history() {
 
 #[test]
 fn rolling_back_the_expand_phase_restores_the_schema_exactly() {
-    let db = Db::new("app");
+    let db = Db::app();
     let before = db.schema();
     // Crash right after the last expand migration took effect, before its event.
     let out = db.cutover(&["apply", "spec.toml"], &[("CUTOVER_CRASH_AFTER_EFFECT", "migrate/expand/V6__validate_orders_fk")]);
@@ -161,7 +170,7 @@ fn rolling_back_the_expand_phase_restores_the_schema_exactly() {
 
 #[test]
 fn a_crash_after_a_concurrent_index_build_resumes_without_building_it_twice() {
-    let db = Db::new("app");
+    let db = Db::app();
     {
         let step = &"migrate/expand/V4__index_users_email";
         let out = db.cutover(&["apply", "spec.toml"], &[("CUTOVER_CRASH_AFTER_EFFECT", step)]);
@@ -222,20 +231,9 @@ fn a_failed_concurrent_index_build_is_cleaned_up_on_resume() {
 /// A database at the rename sample's baseline with `rows` users, and a database-only spec for
 /// the seed's rename (V2), rewritten into expand, backfill and contract.
 fn rename_db(rows: u64, batch: u32) -> Db {
-    let cluster = Cluster::start();
-    cluster.psql("CREATE DATABASE app");
-    let dir = tempfile::tempdir().unwrap();
     let migrations = root().join("migrations-sample/rename");
-    std::fs::write(
-        dir.path().join("spec.toml"),
-        format!("[release]\nname = \"rename\"\n\n[[database]]\nname = \"main\"\nurl_env = \"DATABASE_URL\"\nmigrations = \"{}\"\nbaseline = 1\nbackup = {{ enabled = false }}\nbackfill = {{ batch_size = {batch} }}\n", migrations.display()),
-    )
-    .unwrap();
-    let db = Db { cluster, name: "app".into(), dir };
-    let plan = db.plan();
-    let v1 = plan["steps"][0]["params"]["databases"][0]["applied"][0]["checksum"].as_str().unwrap().to_string();
-    db.sql(&std::fs::read_to_string(migrations.join("V1__create_users.sql")).unwrap());
-    db.sql(&format!("CREATE TABLE refinery_schema_history (version INT4 PRIMARY KEY, name VARCHAR(255), applied_on VARCHAR(255), checksum VARCHAR(255)); INSERT INTO refinery_schema_history VALUES (1, 'create_users', 'x', '{v1}')"));
+    let db = Db::create(|_| format!("[release]\nname = \"rename\"\n\n[[database]]\nname = \"main\"\nurl_env = \"DATABASE_URL\"\nmigrations = \"{}\"\nbaseline = 1\nbackup = {{ enabled = false }}\nbackfill = {{ batch_size = {batch} }}\n", migrations.display()));
+    db.baseline(&migrations);
     db.sql(&format!("INSERT INTO users (name, email) SELECT 'user ' || g, 'u' || g || '@example.com' FROM generate_series(1, {rows}) g"));
     db
 }
@@ -340,7 +338,7 @@ fn kill_9_during_a_million_row_backfill_with_a_writer_then_resume() {
 
 #[test]
 fn rollback_past_the_contract_pivot_restores_the_backup_on_request() {
-    let db = Db::new("app");
+    let db = Db::app();
     db.sql("INSERT INTO users (name, email, legacy_flags) SELECT 'user ' || g, 'u' || g || '@example.com', g % 7 FROM generate_series(1, 5000) g");
     let content = |db: &Db| db.sql("SELECT count(*) || ' ' || md5(string_agg(id || name || coalesce(email, '') || coalesce(legacy_flags::text, ''), ',' ORDER BY id)) FROM users");
     let history = |db: &Db| db.sql("SELECT string_agg(version || ' ' || checksum, ',' ORDER BY version) FROM refinery_schema_history");
@@ -365,7 +363,7 @@ fn rollback_past_the_contract_pivot_restores_the_backup_on_request() {
 
 #[test]
 fn two_executors_on_one_database_never_apply_anything_twice() {
-    let db = Db::new("app");
+    let db = Db::app();
     // Two runs of the same release at once (separate state directories, as on two machines).
     let spawn = |state: &str| {
         Command::new(env!("CARGO_BIN_EXE_cutover"))
@@ -394,21 +392,16 @@ fn two_executors_on_one_database_never_apply_anything_twice() {
 
 /// A database with `users` at V1 and a spec whose migrations directory holds `files` (V2...).
 fn custom_db(files: &[(&str, &str)], lock_timeout: &str) -> Db {
-    let cluster = Cluster::start();
-    cluster.psql("CREATE DATABASE app");
-    let dir = tempfile::tempdir().unwrap();
-    let migrations = dir.path().join("migrations");
-    std::fs::create_dir(&migrations).unwrap();
-    std::fs::copy(root().join("migrations-sample/app/V1__create_users.sql"), migrations.join("V1__create_users.sql")).unwrap();
-    for (name, sql) in files {
-        std::fs::write(migrations.join(name), sql).unwrap();
-    }
-    std::fs::write(dir.path().join("spec.toml"), format!("[release]\nname = \"custom\"\non_failure = \"pause\"\n\n[[database]]\nname = \"main\"\nurl_env = \"DATABASE_URL\"\nmigrations = \"migrations\"\nbaseline = 1\nlock_timeout = \"{lock_timeout}\"\nbackup = {{ enabled = false }}\n")).unwrap();
-    let db = Db { cluster, name: "app".into(), dir };
-    let plan = db.plan();
-    let v1 = plan["steps"][0]["params"]["databases"][0]["applied"][0]["checksum"].as_str().unwrap().to_string();
-    db.sql(&std::fs::read_to_string(migrations.join("V1__create_users.sql")).unwrap());
-    db.sql(&format!("CREATE TABLE refinery_schema_history (version INT4 PRIMARY KEY, name VARCHAR(255), applied_on VARCHAR(255), checksum VARCHAR(255)); INSERT INTO refinery_schema_history VALUES (1, 'create_users', 'x', '{v1}')"));
+    let db = Db::create(|dir| {
+        let migrations = dir.join("migrations");
+        std::fs::create_dir(&migrations).unwrap();
+        std::fs::copy(root().join("migrations-sample/app/V1__create_users.sql"), migrations.join("V1__create_users.sql")).unwrap();
+        for (name, sql) in files {
+            std::fs::write(migrations.join(name), sql).unwrap();
+        }
+        format!("[release]\nname = \"custom\"\non_failure = \"pause\"\n\n[[database]]\nname = \"main\"\nurl_env = \"DATABASE_URL\"\nmigrations = \"migrations\"\nbaseline = 1\nlock_timeout = \"{lock_timeout}\"\nbackup = {{ enabled = false }}\n")
+    });
+    db.baseline(&db.dir.path().join("migrations"));
     db
 }
 
