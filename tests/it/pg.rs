@@ -44,8 +44,17 @@ fn free_port() -> u16 {
 }
 
 impl Cluster {
-    /// initdb + start on a free loopback port.
+    /// initdb + start on a free loopback port; no password needed.
     pub fn start() -> Cluster {
+        Self::start_with(None)
+    }
+
+    /// A cluster whose `postgres` role needs `password` over TCP (scram-sha-256).
+    pub fn start_with_password(password: &str) -> Cluster {
+        Self::start_with(Some(password))
+    }
+
+    fn start_with(password: Option<&str>) -> Cluster {
         let bin = pg_bin();
         let dir = tempfile::Builder::new().prefix("cutover-pg-").tempdir().unwrap();
         if is_root() {
@@ -53,7 +62,17 @@ impl Cluster {
             assert!(status.success(), "chown of the cluster directory failed");
         }
         let data = dir.path().join("data");
-        run(&bin, "initdb", &["-D", data.to_str().unwrap(), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync"]);
+        match password {
+            None => run(&bin, "initdb", &["-D", data.to_str().unwrap(), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync"]),
+            Some(pw) => {
+                let pwfile = dir.path().join("pwfile");
+                std::fs::write(&pwfile, pw).unwrap();
+                if is_root() {
+                    Command::new("chown").args(["postgres:postgres"]).arg(&pwfile).status().unwrap();
+                }
+                run(&bin, "initdb", &["-D", data.to_str().unwrap(), "-U", "postgres", "--auth-local=trust", "--auth-host=scram-sha-256", "--pwfile", pwfile.to_str().unwrap(), "-E", "UTF8", "--no-sync"]);
+            }
+        }
         for _ in 0..5 {
             let port = free_port();
             let opts = format!("-p {port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={} -c fsync=on", dir.path().display());

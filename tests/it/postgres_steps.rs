@@ -485,3 +485,28 @@ fn preflight_lists_transactions_older_than_the_lock_timeout() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("transactions open longer than the lock_timeout (1s)") && stdout.contains("report-job"), "{stdout}");
 }
+
+#[test]
+fn with_a_password_the_backup_works_and_the_password_is_never_written() {
+    let password = "s3cret-Pw_9f8e";
+    let cluster = Cluster::start_with_password(password);
+    let url = cluster.url_for("postgres").replace("postgres@", &format!("postgres:{password}@"));
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("spec.toml"), format!("[release]\nname = \"pw\"\n\n[[database]]\nname = \"main\"\nurl_env = \"DATABASE_URL\"\nmigrations = \"{}\"\nbackup = {{ dir = \"backups\" }}\n", root().join("migrations-sample/rename").display())).unwrap();
+    let cutover = |args: &[&str]| Command::new(env!("CARGO_BIN_EXE_cutover")).args(args).current_dir(dir.path()).env("CUTOVER_STATE_DIR", dir.path().join(".cutover")).env("DATABASE_URL", &url).output().unwrap();
+    // The whole rename release (V1 creates users; V2 renames) on a password-protected server.
+    let out = cutover(&["apply", "spec.toml"]);
+    assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
+    let run = std::fs::read_dir(dir.path().join(".cutover/runs")).unwrap().next().unwrap().unwrap().path();
+    let log = std::fs::read(run.join("events.log")).unwrap();
+    let log = String::from_utf8_lossy(&log);
+    assert!(log.contains("backup/main") && log.contains(".dump"), "the backup ran");
+    assert!(!log.contains(password), "the password reached the event log");
+    let all = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(!all.contains(password), "the password reached the terminal");
+    // A wrong password is a clear failure that does not echo the URL's secret either.
+    let bad = Command::new(env!("CARGO_BIN_EXE_cutover")).args(["apply", "spec.toml"]).current_dir(dir.path()).env("CUTOVER_STATE_DIR", dir.path().join(".cutover2")).env("DATABASE_URL", url.replace(password, "wrong-pass-123")).output().unwrap();
+    assert_eq!(bad.status.code(), Some(3), "{}", transcript(&bad));
+    let text = format!("{}{}", String::from_utf8_lossy(&bad.stdout), String::from_utf8_lossy(&bad.stderr));
+    assert!(text.contains("password authentication failed") && !text.contains("wrong-pass-123"), "{text}");
+}
