@@ -85,7 +85,17 @@ impl PgStore {
                 return Ok(());
             }
             if tokio::time::Instant::now() >= deadline {
-                return Err(ExecError::Locked { run: run_id.into(), holder: self.holder(conn, run_id).await });
+                let holder = self.holder(conn, run_id).await;
+                // The server frees a session's advisory locks only once it notices its client is
+                // gone, a moment after a kill -9: if the holder is a dead process on this machine,
+                // wait for that instead of refusing.
+                // No holder left to name means it was let go just now: try again too.
+                let gone = holder.as_ref().is_none_or(|h| h.host == hostname() && !process_alive(h.pid));
+                if gone && tokio::time::Instant::now() < deadline + Duration::from_secs(10) {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+                return Err(ExecError::Locked { run: run_id.into(), holder });
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
@@ -230,6 +240,13 @@ impl PgRun {
     pub async fn close(self) {
         let _ = self.conn.close().await;
     }
+}
+
+/// Whether process `pid` exists on this machine.
+fn process_alive(pid: u32) -> bool {
+    // Signal 0 checks existence and permission without sending anything.
+    let r = unsafe { libc::kill(pid as i32, 0) };
+    r == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
 }
 
 fn application_name(command: &str) -> String {
