@@ -55,7 +55,7 @@ fn url_from_env(url_env: &str, database: &str) -> Result<String, StepError> {
 
 /// Connections this process opened and left clean, by URL: the steps of a release reuse them
 /// instead of paying a connection setup each (most of a small migration's cost).
-static IDLE: std::sync::Mutex<Vec<(String, PgConnection, bool)>> = std::sync::Mutex::new(Vec::new());
+static IDLE: std::sync::Mutex<Vec<(String, PgConnection, bool, bool)>> = std::sync::Mutex::new(Vec::new());
 
 /// A connection borrowed for one step. [`Pooled::release`] cleans it (session settings, advisory
 /// locks) and keeps it for the next step; dropping it instead closes it, which is what a failed
@@ -66,6 +66,11 @@ struct Pooled {
     conn: Option<PgConnection>,
     /// The history and phase tables are known to exist on this connection's database.
     tables_ready: bool,
+    /// This connection holds the database's migration lock (kept until it closes: one migrator
+    /// per database for the whole run, and no lock round trips per step).
+    migration_locked: bool,
+    /// Session settings were changed (SET without LOCAL) and must be reset before reuse.
+    dirty: bool,
 }
 
 impl std::ops::Deref for Pooled {
@@ -84,9 +89,10 @@ impl std::ops::DerefMut for Pooled {
 impl Pooled {
     async fn release(mut self) {
         let Some(mut conn) = self.conn.take() else { return };
-        if sqlx::Executor::execute(&mut conn, "RESET ALL; SELECT pg_advisory_unlock_all()").await.is_ok() {
-            IDLE.lock().expect("connection cache lock").push((std::mem::take(&mut self.url), conn, self.tables_ready));
+        if self.dirty && sqlx::Executor::execute(&mut conn, "RESET ALL").await.is_err() {
+            return;
         }
+        IDLE.lock().expect("connection cache lock").push((std::mem::take(&mut self.url), conn, self.tables_ready, self.migration_locked));
     }
 }
 
@@ -94,19 +100,19 @@ async fn connect(url_env: &str, database: &str, what: &str) -> Result<Pooled, St
     let url = url_from_env(url_env, database)?;
     let idle = {
         let mut idle = IDLE.lock().expect("connection cache lock");
-        idle.iter().position(|(u, _, _)| *u == url).map(|i| {
-            let (_, conn, ready) = idle.swap_remove(i);
-            (conn, ready)
+        idle.iter().position(|(u, _, _, _)| *u == url).map(|i| {
+            let (_, conn, ready, locked) = idle.swap_remove(i);
+            (conn, ready, locked)
         })
     };
-    if let Some((mut conn, tables_ready)) = idle
+    if let Some((mut conn, tables_ready, migration_locked)) = idle
         && conn.ping().await.is_ok()
     {
-        return Ok(Pooled { url, conn: Some(conn), tables_ready });
+        return Ok(Pooled { url, conn: Some(conn), tables_ready, migration_locked, dirty: false });
     }
     let opts = PgConnectOptions::from_str(&url).map_err(|e| StepError(format!("`{url_env}` is not a PostgreSQL URL: {}", err(e))))?.application_name(&format!("cutover {what} pid {}", std::process::id()));
     let conn = opts.connect().await.map_err(|e| StepError(format!("cannot connect to database `{database}` (from `{url_env}`): {}", err(e))))?;
-    Ok(Pooled { url, conn: Some(conn), tables_ready: false })
+    Ok(Pooled { url, conn: Some(conn), tables_ready: false, migration_locked: false, dirty: false })
 }
 
 /// Takes the per-database migration lock, polling; never a blocking `pg_advisory_lock`.
@@ -192,10 +198,12 @@ impl Migration {
     }
 
     /// Whether this phase is recorded as applied; refuses if it was applied with other content.
-    async fn applied(&self, conn: &mut PgConnection) -> Result<bool, StepError> {
-        let exists: Option<String> = sqlx::query_scalar("SELECT to_regclass('cutover_migration_phases')::text").fetch_one(&mut *conn).await.map_err(err)?;
-        if exists.is_none() {
-            return Ok(false);
+    async fn applied(&self, conn: &mut PgConnection, tables_ready: bool) -> Result<bool, StepError> {
+        if !tables_ready {
+            let exists: Option<String> = sqlx::query_scalar("SELECT to_regclass('cutover_migration_phases')::text").fetch_one(&mut *conn).await.map_err(err)?;
+            if exists.is_none() {
+                return Ok(false);
+            }
         }
         let row: Option<(String, String)> = sqlx::query_as("SELECT checksum, run_id FROM cutover_migration_phases WHERE version = $1 AND phase = $2").bind(self.version).bind(&self.phase).fetch_optional(&mut *conn).await.map_err(err)?;
         match row {
@@ -207,10 +215,24 @@ impl Migration {
     }
 
     async fn record(&self, conn: &mut sqlx::Transaction<'_, sqlx::Postgres>) -> Result<(), sqlx::Error> {
-        sqlx::query("INSERT INTO cutover_migration_phases (version, phase, checksum, run_id) VALUES ($1, $2, $3, $4)").bind(self.version).bind(&self.phase).bind(&self.checksum).bind(&self.run_id).execute(&mut **conn).await?;
         if self.records_history {
+            // Both rows in one statement.
             let applied_on = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
-            sqlx::query("INSERT INTO refinery_schema_history (version, name, applied_on, checksum) VALUES ($1, $2, $3, $4)").bind(self.version).bind(&self.name).bind(applied_on).bind(&self.refinery_checksum).execute(&mut **conn).await?;
+            sqlx::query(
+                "WITH phase AS (INSERT INTO cutover_migration_phases (version, phase, checksum, run_id) VALUES ($1, $2, $3, $4)) \
+                 INSERT INTO refinery_schema_history (version, name, applied_on, checksum) VALUES ($1, $5, $6, $7)",
+            )
+            .bind(self.version)
+            .bind(&self.phase)
+            .bind(&self.checksum)
+            .bind(&self.run_id)
+            .bind(&self.name)
+            .bind(applied_on)
+            .bind(&self.refinery_checksum)
+            .execute(&mut **conn)
+            .await?;
+        } else {
+            sqlx::query("INSERT INTO cutover_migration_phases (version, phase, checksum, run_id) VALUES ($1, $2, $3, $4)").bind(self.version).bind(&self.phase).bind(&self.checksum).bind(&self.run_id).execute(&mut **conn).await?;
         }
         Ok(())
     }
@@ -224,8 +246,9 @@ impl Migration {
         }
         let script = self.sql.join("\n");
         let mut tx = conn.begin().await?;
-        sqlx::Executor::execute(&mut *tx, settings.as_str()).await?;
-        sqlx::Executor::execute(&mut *tx, script.as_str()).await?;
+        // Settings and script in one round trip (the simple-query protocol runs them in order).
+        let batch = format!("{settings};\n{script}");
+        sqlx::Executor::execute(&mut *tx, batch.as_str()).await?;
         self.record(&mut tx).await?;
         tx.commit().await
     }
@@ -322,14 +345,18 @@ impl Driver for MigrateDriver {
 async fn migrate(step: Step, run_id: String) -> Result<Done, StepError> {
         let m = Migration { run_id, ..migration(&step)? };
         let mut conn = connect(&m.url_env, &m.database, "migrate").await?;
-        migration_lock(&mut conn, &m.database).await?;
+        if !conn.migration_locked {
+            migration_lock(&mut conn, &m.database).await?;
+            conn.migration_locked = true;
+        }
         // A transactional migration creates the bookkeeping tables in its own transaction.
         if !conn.tables_ready && !m.transactional {
             let schema = format!("{HISTORY}; {PHASES}");
             sqlx::Executor::execute(&mut *conn, schema.as_str()).await.map_err(err)?;
             conn.tables_ready = true;
         }
-        if m.applied(&mut conn).await? {
+        let tables_ready = conn.tables_ready;
+        if m.applied(&mut conn, tables_ready).await? {
             return Ok(Done { undo: m.undo_data(), detail: Some(format!("V{} {} was already applied", m.version, m.phase)) });
         }
         if m.transactional {
@@ -365,7 +392,10 @@ async fn unmigrate(step: Step, undo: Value) -> Result<(), StepError> {
         let history = undo.get("history").and_then(Value::as_bool).unwrap_or(m.records_history);
         let transactional = undo.get("transactional").and_then(Value::as_bool).unwrap_or(m.transactional);
         let mut conn = connect(&m.url_env, &m.database, "rollback").await?;
-        migration_lock(&mut conn, &m.database).await?;
+        if !conn.migration_locked {
+            migration_lock(&mut conn, &m.database).await?;
+            conn.migration_locked = true;
+        }
         if transactional {
             let mut tx = conn.begin().await.map_err(err)?;
             let settings = format!("SET LOCAL lock_timeout = '{}ms'", millis(m.lock_timeout));
@@ -389,7 +419,10 @@ async fn unmigrate(step: Step, undo: Value) -> Result<(), StepError> {
 async fn probe_migration(step: Step, run_id: String) -> Result<Option<Probe>, StepError> {
         let m = Migration { run_id, ..migration(&step)? };
         let mut conn = connect(&m.url_env, &m.database, "probe").await?;
-        Ok(Some(if m.applied(&mut conn).await? { Probe::Done(m.undo_data()) } else { Probe::NotDone }))
+        let tables_ready = conn.tables_ready;
+        let probe = if m.applied(&mut conn, tables_ready).await? { Probe::Done(m.undo_data()) } else { Probe::NotDone };
+        conn.release().await;
+        Ok(Some(probe))
 }
 
 /// A PostgreSQL client program: from PATH, else the newest under /usr/lib/postgresql.
@@ -594,6 +627,7 @@ async fn run_backfill(step: Step, ctx: StepContext) -> Result<Done, StepError> {
     // cursor was recorded, so the copy is verified at the end and swept again if needed.
     // Custom plans for every batch: a generic plan (chosen after a few executions) cannot see the
     // key range and, on a table without fresh statistics, scans the whole table per batch.
+    conn.dirty = true;
     sqlx::Executor::execute(&mut *conn, "SET synchronous_commit = off; SET plan_cache_mode = force_custom_plan").await.map_err(err)?;
     let first_lower = format!("SELECT (min({key}) - 1)::bigint FROM {table}", key = b.key, table = b.table);
     if cursor.is_none() {
