@@ -194,12 +194,7 @@ impl PgStore {
             let summary = match self.read_with(&mut conn, &id).await.and_then(|(c, _)| crate::state::RunState::replay(&c.header, &c.records).map_err(|e| ExecError::State(e.to_string()))) {
                 Ok(st) => {
                     let locked = self.holder(&mut conn, &id).await.is_some();
-                    let state = match (st.outcome, locked) {
-                        (_, true) => "in progress".to_string(),
-                        (Some(o), false) => o.as_str().to_string(),
-                        (None, false) => "stopped (resumable)".to_string(),
-                    };
-                    RunSummary { run_id: id, release: st.release, started_at: st.started_at, updated_at: st.updated_at, state, dry_run: st.dry_run, dir: Default::default() }
+                    RunSummary::of(id, &st, locked, Default::default())
                 }
                 Err(e) => RunSummary { run_id: id, release: String::new(), started_at: None, updated_at: None, state: format!("unreadable: {e}"), dry_run: false, dir: Default::default() },
             };

@@ -113,6 +113,22 @@ impl Session {
         kinds.into_iter().filter(|k| drivers.get(*k).is_none()).map(|k| k.as_str().to_string()).collect()
     }
 
+    /// Asks the driver whether an in-doubt step took effect and records the answer as a
+    /// `step_probed` event; false when the step cannot be probed.
+    async fn record_probe(&mut self, drivers: &Drivers, opts: &RunOptions, step: &Step) -> Result<bool, ExecError> {
+        let probe = match drivers.get(step.kind) {
+            Some(d) => d.probe(step.clone(), opts.ctx.clone()).await.map_err(|e| ExecError::State(format!("probing `{}` failed: {e}", step.id)))?,
+            None => None,
+        };
+        let (outcome, undo) = match probe {
+            Some(Probe::Done(undo)) => (ProbeOutcome::Done, undo),
+            Some(Probe::NotDone) => (ProbeOutcome::NotDone, Value::Null),
+            None => return Ok(false),
+        };
+        self.emit(Event::StepProbed { step: step.id.clone(), outcome, undo }).await?;
+        Ok(true)
+    }
+
     /// Resolves steps left in doubt by a crash: probes them, or marks idempotent ones for a re-run.
     /// `retry` lists steps the operator checked and wants run again.
     pub async fn settle_in_doubt(&mut self, drivers: &Drivers, opts: &RunOptions, retry: &[String]) -> Result<(), ExecError> {
@@ -123,22 +139,13 @@ impl Session {
                 self.emit(Event::StepFailed { step: id.clone(), error: format!("interrupted before its end was recorded; {why}") }).await?;
                 continue;
             }
-            let probe = match drivers.get(step.kind) {
-                Some(d) => d.probe(step.clone(), opts.ctx.clone()).await.map_err(|e| ExecError::State(format!("probing `{id}` failed: {e}")))?,
-                None => None,
-            };
-            match probe {
-                Some(Probe::Done(undo)) => {
-                    self.emit(Event::StepProbed { step: id.clone(), outcome: ProbeOutcome::Done, undo }).await?;
-                }
-                Some(Probe::NotDone) => {
-                    self.emit(Event::StepProbed { step: id.clone(), outcome: ProbeOutcome::NotDone, undo: Value::Null }).await?;
-                }
-                None if step.idempotent => {
-                    self.emit(Event::StepFailed { step: id.clone(), error: "interrupted before its end was recorded; idempotent, so it runs again".into() }).await?;
-                }
-                None => return Err(ExecError::InDoubt { step: id }),
+            if self.record_probe(drivers, opts, &step).await? {
+                continue;
             }
+            if !step.idempotent {
+                return Err(ExecError::InDoubt { step: id });
+            }
+            self.emit(Event::StepFailed { step: id.clone(), error: "interrupted before its end was recorded; idempotent, so it runs again".into() }).await?;
         }
         Ok(())
     }
@@ -292,19 +299,12 @@ impl Session {
         // A step in doubt may or may not have had its effect: find out before undoing anything.
         for id in self.state.in_doubt().into_iter().map(String::from).collect::<Vec<_>>() {
             let step = self.plan.step(&id).cloned().ok_or_else(|| ExecError::State(format!("step `{id}` is not in the plan")))?;
-            let probe = if self.state.dry_run {
-                Some(Probe::NotDone)
-            } else {
-                match drivers.get(step.kind) {
-                    Some(d) => d.probe(step, opts.ctx.clone()).await.map_err(|e| ExecError::State(format!("probing `{id}` failed: {e}")))?,
-                    None => None,
-                }
-            };
-            match probe {
-                Some(Probe::Done(undo)) => self.emit(Event::StepProbed { step: id, outcome: ProbeOutcome::Done, undo }).await?,
-                Some(Probe::NotDone) => self.emit(Event::StepProbed { step: id, outcome: ProbeOutcome::NotDone, undo: Value::Null }).await?,
-                None => return Err(ExecError::InDoubt { step: id }),
-            };
+            if self.state.dry_run {
+                // A described step did nothing: there is nothing to undo.
+                self.emit(Event::StepProbed { step: id, outcome: ProbeOutcome::NotDone, undo: Value::Null }).await?;
+            } else if !self.record_probe(drivers, opts, &step).await? {
+                return Err(ExecError::InDoubt { step: id });
+            }
         }
         // Databases put back to their backup by this rollback: their remaining migration and
         // backfill steps are undone by the restore itself.

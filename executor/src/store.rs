@@ -137,6 +137,18 @@ pub struct RunSummary {
     pub dir: PathBuf,
 }
 
+impl RunSummary {
+    /// The summary of a replayed run; `locked` says whether an executor holds it now.
+    pub fn of(run_id: String, st: &crate::state::RunState, locked: bool, dir: PathBuf) -> Self {
+        let state = match (st.outcome, locked) {
+            (_, true) => "in progress".to_string(),
+            (Some(o), false) => o.as_str().to_string(),
+            (None, false) => "stopped (resumable)".to_string(),
+        };
+        RunSummary { run_id, release: st.release.clone(), started_at: st.started_at, updated_at: st.updated_at, state, dry_run: st.dry_run, dir }
+    }
+}
+
 impl Store {
     /// The store under `state_dir`.
     pub fn new(state_dir: &Path) -> Self {
@@ -209,14 +221,7 @@ impl Store {
 fn summarize(dir: &Path) -> RunSummary {
     let run_id = run_id_of(dir);
     match read_log(&dir.join(LOG_FILE)).map_err(|e| e.to_string()).and_then(|c| crate::state::RunState::replay(&c.header, &c.records).map_err(|e| e.to_string())) {
-        Ok(st) => {
-            let state = match (st.outcome, is_locked(dir)) {
-                (_, true) => "in progress".to_string(),
-                (Some(o), false) => o.as_str().to_string(),
-                (None, false) => "stopped (resumable)".to_string(),
-            };
-            RunSummary { run_id, release: st.release, started_at: st.started_at, updated_at: st.updated_at, state, dry_run: st.dry_run, dir: dir.to_path_buf() }
-        }
+        Ok(st) => RunSummary::of(run_id, &st, is_locked(dir), dir.to_path_buf()),
         Err(e) => RunSummary { run_id, release: String::new(), started_at: None, updated_at: None, state: format!("unreadable: {e}"), dry_run: false, dir: dir.to_path_buf() },
     }
 }
