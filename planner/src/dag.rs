@@ -94,9 +94,15 @@ pub enum Params {
         databases: Vec<DatabaseCheck>,
         /// Services whose images and containers are checked.
         services: Vec<String>,
+        /// Images (`image:tag`) that must exist on the container engine: the current and the
+        /// target version of every service.
+        images: Vec<String>,
         /// Router to validate.
         #[serde(skip_serializing_if = "Option::is_none")]
-        router: Option<RouterKind>,
+        router: Option<RouterParams>,
+        /// Upstreams/backends of the router and the server addresses the release will use in
+        /// each (HAProxy: every one must already be declared in the backend).
+        upstreams: BTreeMap<String, Vec<String>>,
     },
     /// backup
     Backup {
@@ -168,8 +174,11 @@ pub enum Params {
         service: String,
         /// `image:tag`.
         image: String,
-        /// Port the new containers listen on.
-        port: u16,
+        /// The tag, also written to the containers' `cutover.version` label.
+        version: String,
+        /// One port per container started by this step (host networking; the container gets
+        /// its port in `PORT`).
+        ports: Vec<u16>,
         /// Containers started by this step.
         replicas: u32,
         /// Rolling batch (1-based) and batch count.
@@ -184,8 +193,11 @@ pub enum Params {
     Health {
         /// Service.
         service: String,
-        /// URL polled.
-        url: String,
+        /// URLs polled, one per container.
+        urls: Vec<String>,
+        /// Ports of the containers checked (their Docker health state counts too, where the
+        /// image defines one).
+        ports: Vec<u16>,
         /// Expected status.
         expect_status: u16,
         /// Poll interval.
@@ -199,12 +211,14 @@ pub enum Params {
         service: String,
         /// Router upstream/backend.
         upstream: String,
-        /// Router.
-        router: RouterKind,
+        /// Router and how to reach it.
+        router: RouterParams,
         /// Percent of traffic on the new version before.
         from_weight: u32,
         /// Percent after.
         to_weight: u32,
+        /// Every server of the upstream after this step, with its weight (0: no traffic).
+        servers: Vec<Server>,
     },
     /// pause
     Pause {
@@ -227,6 +241,12 @@ pub enum Params {
         max_p99_latency: Duration,
         /// Fewer requests: inconclusive.
         min_requests: u32,
+        /// Router upstream/backend.
+        upstream: String,
+        /// Router whose data is read.
+        router: RouterParams,
+        /// Addresses of the canary's servers.
+        canary: Vec<String>,
     },
     /// retire / cleanup
     Version {
@@ -234,6 +254,12 @@ pub enum Params {
         service: String,
         /// `image:tag` of the old version.
         image: String,
+        /// The old version's tag (its containers carry it in the `cutover.version` label).
+        version: String,
+        /// Ports of the containers affected.
+        ports: Vec<u16>,
+        /// Health URLs of those containers: a rollback that starts them again waits for these.
+        health_urls: Vec<String>,
         /// Containers affected.
         replicas: u32,
         /// Rolling batch, when the old version goes batch by batch.
@@ -261,6 +287,61 @@ pub enum Params {
         #[serde(skip_serializing_if = "Option::is_none")]
         probe: Option<Vec<String>>,
     },
+}
+
+/// A router as a step drives it: the spec's `[router]`, paths as written (relative ones resolve
+/// against the spec's directory).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RouterParams {
+    /// nginx or HAProxy.
+    pub kind: RouterKind,
+    /// nginx: the file holding the `upstream` blocks cutover owns.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upstream_file: Option<String>,
+    /// nginx: pid file of the master process.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid_file: Option<String>,
+    /// nginx: argv that validates the config.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test: Option<Vec<String>>,
+    /// nginx: argv that reloads it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reload: Option<Vec<String>>,
+    /// nginx: JSON access log read by analysis gates.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_log: Option<String>,
+    /// HAProxy: admin socket.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admin_socket: Option<String>,
+    /// HAProxy: config file rewritten so a restart keeps the state.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_file: Option<String>,
+}
+
+impl From<&crate::spec::Router> for RouterParams {
+    fn from(r: &crate::spec::Router) -> Self {
+        let s = |v: &Option<toml::Spanned<String>>| v.as_ref().map(|v| v.get_ref().clone());
+        let a = |v: &Option<toml::Spanned<Vec<String>>>| v.as_ref().map(|v| v.get_ref().clone());
+        Self {
+            kind: r.kind,
+            upstream_file: s(&r.upstream_file),
+            pid_file: s(&r.pid_file),
+            test: a(&r.test),
+            reload: a(&r.reload),
+            access_log: s(&r.access_log),
+            admin_socket: s(&r.admin_socket),
+            config_file: s(&r.config_file),
+        }
+    }
+}
+
+/// One server of an upstream/backend and its weight (0: in the upstream, no new traffic).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Server {
+    /// `host:port`.
+    pub addr: String,
+    /// Relative weight.
+    pub weight: u32,
 }
 
 /// What preflight checks about one database.

@@ -80,6 +80,18 @@ impl<'de> Deserialize<'de> for Duration {
     }
 }
 
+impl From<Duration> for std::time::Duration {
+    fn from(d: Duration) -> Self {
+        std::time::Duration::from_millis(d.millis)
+    }
+}
+
+impl From<&Duration> for std::time::Duration {
+    fn from(d: &Duration) -> Self {
+        std::time::Duration::from_millis(d.millis)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

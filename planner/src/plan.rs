@@ -16,7 +16,7 @@
 //! downtime window.
 
 use crate::analysis::{AnalyzeOptions, Inverse, MigrationAnalysis, Phase, StmtPhase, analyze};
-use crate::dag::{Builder, DatabaseCheck, Downtime, HistoryEntry, Params, Plan, StatementRef, Step, StepKind};
+use crate::dag::{Builder, DatabaseCheck, Downtime, HistoryEntry, Params, Plan, RouterParams, Server, StatementRef, Step, StepKind};
 use crate::error::{Diagnostic, PlanError};
 use crate::lint::{Finding, Severity};
 use crate::migrations::{MigrationFile, load_dir};
@@ -187,7 +187,9 @@ pub fn plan_release(spec: &ReleaseSpec, dbs: DatabaseFiles) -> Result<Plan, Plan
                 })
                 .collect(),
             services: services.iter().map(|s| s.name.clone()).collect(),
-            router: spec.router.as_ref().map(|r| r.get_ref().kind),
+            images: services.iter().flat_map(|s| [format!("{}:{}", s.image, s.current), format!("{}:{}", s.image, s.target)]).collect(),
+            router: spec.router.as_ref().map(|r| RouterParams::from(r.get_ref())),
+            upstreams: if spec.router.is_some() { services.iter().filter(|s| s.strategy.get_ref().kind != StrategyKind::Recreate).map(|s| (s.upstream().to_string(), s.old_ports().chain(s.new_ports()).map(addr).collect())).collect() } else { BTreeMap::new() },
         }),
         &[],
     );
@@ -243,7 +245,9 @@ pub fn plan_release(spec: &ReleaseSpec, dbs: DatabaseFiles) -> Result<Plan, Plan
         // Stop everything, migrate in version order, start the new version.
         let mut retires = Vec::new();
         for svc in &services {
-            let n = b.add(step(&format!("retire/{}", svc.name), StepKind::Retire, None, &format!("Stop `{}:{}` ({} replica(s)); downtime starts.", svc.image, svc.current, svc.replicas), true, true, "start the old containers again", Params::Version { service: svc.name.clone(), image: format!("{}:{}", svc.image, svc.current), replicas: svc.replicas, batch: None }), &pre_migrate);
+            let mut r = retire_step(svc, svc.old_ports().collect(), None);
+            r.description = format!("Stop `{}:{}` ({} replica(s)); downtime starts.", svc.image, svc.current, svc.replicas);
+            let n = b.add(r, &pre_migrate);
             retires.push(n);
         }
         let mut db_done: BTreeMap<String, NodeIndex> = BTreeMap::new();
@@ -265,8 +269,9 @@ pub fn plan_release(spec: &ReleaseSpec, dbs: DatabaseFiles) -> Result<Plan, Plan
         let mut healths = Vec::new();
         for svc in &services {
             let deps: Vec<NodeIndex> = if spec.command.iter().any(|c| c.get_ref().stage == Stage::PreDeploy) { pre_deploy.clone() } else { svc_dbs(svc, &databases).iter().filter_map(|d| db_done.get(*d).copied()).chain(retires.iter().copied()).collect() };
-            let d = b.add(deploy_step(svc, svc.port, svc.replicas, None), &deps);
-            healths.push(b.add(health_step(svc, svc.port, None), &[d]));
+            let ports: Vec<u16> = svc.old_ports().collect();
+            let d = b.add(deploy_step(svc, &ports, None), &deps);
+            healths.push(b.add(health_step(svc, &ports, None), &[d]));
         }
         let post_deploy = hooks(&mut b, spec, Stage::PostDeploy, or_else(&healths, &pre_deploy));
         let post_shift = hooks(&mut b, spec, Stage::PostShift, &post_deploy);
@@ -378,16 +383,17 @@ pub fn plan_release(spec: &ReleaseSpec, dbs: DatabaseFiles) -> Result<Plan, Plan
                 deps = pre_migrate.clone();
             }
             let st = svc.strategy.get_ref();
-            let (port, replicas, batch) = match st.kind {
+            let new: Vec<u16> = svc.new_ports().collect();
+            let (ports, batch) = match st.kind {
                 StrategyKind::Rolling => {
                     let size = st.batch_size.as_ref().map_or(1, |b| *b.get_ref());
                     let count = svc.replicas.div_ceil(size);
-                    (svc.candidate_port(), size.min(svc.replicas), Some((1, count)))
+                    (new[..size.min(svc.replicas) as usize].to_vec(), Some((1, count)))
                 }
-                _ => (svc.candidate_port(), svc.replicas, None),
+                _ => (new, None),
             };
-            let d = b.add(deploy_step(svc, port, replicas, batch), &deps);
-            let h = b.add(health_step(svc, port, batch), &[d]);
+            let d = b.add(deploy_step(svc, &ports, batch), &deps);
+            let h = b.add(health_step(svc, &ports, batch), &[d]);
             // Traffic moves only once every expand migration and backfill of the release is done:
             // the new version may read any of them, and a rollback point is simpler to reason
             // about when no schema work overlaps traffic changes.
@@ -399,7 +405,8 @@ pub fn plan_release(spec: &ReleaseSpec, dbs: DatabaseFiles) -> Result<Plan, Plan
         let healths: Vec<NodeIndex> = lanes.iter().flat_map(|l| l.ready.clone()).collect();
         let post_deploy = hooks(&mut b, spec, Stage::PostDeploy, or_else(&healths, &pre_deploy));
         let has_post_deploy = spec.command.iter().any(|c| c.get_ref().stage == Stage::PostDeploy);
-        let router = spec.router.as_ref().map(|r| r.get_ref().kind).unwrap_or(RouterKind::Nginx);
+        let router_params = spec.router.as_ref().map(|r| RouterParams::from(r.get_ref())).unwrap_or(RouterParams { kind: RouterKind::Nginx, upstream_file: None, pid_file: None, test: None, reload: None, access_log: None, admin_socket: None, config_file: None });
+        let router = router_params.kind;
 
         // Traffic steps, per strategy.
         let mut finals: Vec<(&Service, NodeIndex, Batch)> = Vec::new();
@@ -407,12 +414,21 @@ pub fn plan_release(spec: &ReleaseSpec, dbs: DatabaseFiles) -> Result<Plan, Plan
             let svc = lane.svc;
             let st = svc.strategy.get_ref();
             let mut prev: Vec<NodeIndex> = if has_post_deploy { post_deploy.clone() } else { lane.ready.clone() };
-            let shift = |b: &mut Builder, from: u32, to: u32, id_suffix: &str, deps: &[NodeIndex]| {
-                b.add(step(&format!("shift/{}/{}", svc.name, id_suffix), StepKind::Shift, None, &format!("Route {to}% of `{}` traffic to `{}:{}` (from {from}%).", svc.name, svc.image, svc.target), true, true, if router == RouterKind::Nginx { "restore the previous upstream file byte for byte and reload" } else { "restore the previous server weights through the admin socket" }, Params::Shift { service: svc.name.clone(), upstream: svc.upstream().to_string(), router, from_weight: from, to_weight: to }), deps)
+            let old: Vec<u16> = svc.old_ports().collect();
+            let new: Vec<u16> = svc.new_ports().collect();
+            // Canary and blue-green: every old server gets `100 - to`, every new one `to`.
+            // Rolling: each replica weighs 1, the old ones of finished batches 0.
+            let weights = |to: u32, rolling_done: Option<u32>| -> Vec<Server> {
+                let w_old = |i: usize| rolling_done.map_or(100 - to, |done| u32::from(i as u32 >= done));
+                let w_new = |i: usize| rolling_done.map_or(to, |done| u32::from((i as u32) < done));
+                old.iter().enumerate().map(|(i, p)| Server { addr: addr(*p), weight: w_old(i) }).chain(new.iter().enumerate().map(|(i, p)| Server { addr: addr(*p), weight: w_new(i) })).collect()
+            };
+            let shift = |b: &mut Builder, from: u32, to: u32, rolling_done: Option<u32>, id_suffix: &str, deps: &[NodeIndex]| {
+                b.add(step(&format!("shift/{}/{}", svc.name, id_suffix), StepKind::Shift, None, &format!("Route {to}% of `{}` traffic to `{}:{}` (from {from}%).", svc.name, svc.image, svc.target), true, true, if router == RouterKind::Nginx { "restore the previous upstream file byte for byte and reload" } else { "restore the previous server weights through the admin socket, and the config file byte for byte" }, Params::Shift { service: svc.name.clone(), upstream: svc.upstream().to_string(), router: router_params.clone(), from_weight: from, to_weight: to, servers: weights(to, rolling_done) }), deps)
             };
             match st.kind {
                 StrategyKind::BlueGreen => {
-                    let s = shift(&mut b, 0, 100, "100", &prev);
+                    let s = shift(&mut b, 0, 100, None, "100", &prev);
                     finals.push((svc, s, None));
                 }
                 StrategyKind::Canary => {
@@ -420,7 +436,7 @@ pub fn plan_release(spec: &ReleaseSpec, dbs: DatabaseFiles) -> Result<Plan, Plan
                     let mut from = 0;
                     let mut last = None;
                     for w in steps {
-                        let s = shift(&mut b, from, w, &w.to_string(), &prev);
+                        let s = shift(&mut b, from, w, None, &w.to_string(), &prev);
                         prev = vec![s];
                         last = Some(s);
                         from = w;
@@ -432,7 +448,7 @@ pub fn plan_release(spec: &ReleaseSpec, dbs: DatabaseFiles) -> Result<Plan, Plan
                             }
                             if let Some(a) = &st.analysis {
                                 let a = a.get_ref();
-                                let n = b.add(step(&format!("analysis/{}/{w}", svc.name), StepKind::Analysis, None, &format!("Gate: `{}` canary error rate <= {} and p99 <= {} over the last {} (at least {} requests).", svc.name, a.max_error_rate, a.max_p99_latency, a.window, a.min_requests), true, true, "nothing to undo (read-only); a failed gate rolls back", Params::Analysis { service: svc.name.clone(), weight: w, window: a.window, max_error_rate: a.max_error_rate, max_p99_latency: a.max_p99_latency, min_requests: a.min_requests }), &prev);
+                                let n = b.add(step(&format!("analysis/{}/{w}", svc.name), StepKind::Analysis, None, &format!("Gate: `{}` canary error rate <= {} and p99 <= {} over the last {} (at least {} requests).", svc.name, a.max_error_rate, a.max_p99_latency, a.window, a.min_requests), true, true, "nothing to undo (read-only); a failed gate rolls back", Params::Analysis { service: svc.name.clone(), weight: w, window: a.window, max_error_rate: a.max_error_rate, max_p99_latency: a.max_p99_latency, min_requests: a.min_requests, upstream: svc.upstream().to_string(), router: router_params.clone(), canary: svc.new_ports().map(addr).collect() }), &prev);
                                 prev = vec![n];
                             }
                         }
@@ -447,18 +463,18 @@ pub fn plan_release(spec: &ReleaseSpec, dbs: DatabaseFiles) -> Result<Plan, Plan
                     for i in 1..=count {
                         let done = (i * size).min(svc.replicas);
                         let weight = if i == count { 100 } else { done * 100 / svc.replicas };
-                        let replicas = done - (i - 1) * size;
+                        let batch_ports = ((i - 1) * size) as usize..done as usize;
                         if i > 1 {
-                            let d = b.add(deploy_step(svc, svc.candidate_port(), replicas, Some((i, count))), &prev);
-                            prev = vec![b.add(health_step(svc, svc.candidate_port(), Some((i, count))), &[d])];
+                            let d = b.add(deploy_step(svc, &new[batch_ports.clone()], Some((i, count))), &prev);
+                            prev = vec![b.add(health_step(svc, &new[batch_ports.clone()], Some((i, count))), &[d])];
                         }
-                        let s = shift(&mut b, from, weight, &weight.to_string(), &prev);
+                        let s = shift(&mut b, from, weight, Some(done), &weight.to_string(), &prev);
                         from = weight;
                         if i == count {
                             finals.push((svc, s, Some((i, count))));
                             break;
                         }
-                        let r = b.add(retire_step(svc, replicas, Some((i, count))), &[s]);
+                        let r = b.add(retire_step(svc, old[batch_ports].to_vec(), Some((i, count))), &[s]);
                         prev = vec![r];
                         if let Some(delay) = delay {
                             prev = vec![b.add(step(&format!("pause/{}/batch-{i}", svc.name), StepKind::Pause, None, &format!("Wait {delay} before the next batch of `{}`.", svc.name), true, true, "nothing to undo", Params::Pause { service: svc.name.clone(), duration: delay }), &prev)];
@@ -473,12 +489,12 @@ pub fn plan_release(spec: &ReleaseSpec, dbs: DatabaseFiles) -> Result<Plan, Plan
         let has_post_shift = spec.command.iter().any(|c| c.get_ref().stage == Stage::PostShift);
         let mut retired: BTreeMap<String, NodeIndex> = BTreeMap::new();
         for (svc, last, batch) in &finals {
-            let replicas = match batch {
-                Some((i, _)) => svc.replicas - (i - 1) * svc.strategy.get_ref().batch_size.as_ref().map_or(1, |b| *b.get_ref()),
-                None => svc.replicas,
+            let first = match batch {
+                Some((i, _)) => ((i - 1) * svc.strategy.get_ref().batch_size.as_ref().map_or(1, |b| *b.get_ref())) as usize,
+                None => 0,
             };
             let deps = if has_post_shift { post_shift.clone() } else { vec![*last] };
-            retired.insert(svc.name.clone(), b.add(retire_step(svc, replicas, *batch), &deps));
+            retired.insert(svc.name.clone(), b.add(retire_step(svc, svc.old_ports().skip(first).collect(), *batch), &deps));
         }
 
         // Contract phase per database: after every service using it is retired.
@@ -593,32 +609,47 @@ fn batch_suffix(batch: Batch) -> String {
     batch.map_or(String::new(), |(i, _)| format!("/batch-{i}"))
 }
 
-fn deploy_step(svc: &Service, port: u16, replicas: u32, batch: Batch) -> Step {
+/// Loopback address of a container port.
+fn addr(port: u16) -> String {
+    format!("127.0.0.1:{port}")
+}
+
+fn deploy_step(svc: &Service, ports: &[u16], batch: Batch) -> Step {
     let what = batch.map_or(String::new(), |(i, n)| format!(" (batch {i} of {n})"));
-    step(&format!("deploy/{}{}", svc.name, batch_suffix(batch)), StepKind::Deploy, None, &format!("Start {replicas} container(s) of `{}:{}` on port {port}{what}.", svc.image, svc.target), true, true, "stop and remove the containers this step started", Params::Deploy {
+    let on = ports.iter().map(u16::to_string).collect::<Vec<_>>().join(", ");
+    step(&format!("deploy/{}{}", svc.name, batch_suffix(batch)), StepKind::Deploy, None, &format!("Start {} container(s) of `{}:{}` on port(s) {on}{what}.", ports.len(), svc.image, svc.target), true, true, "stop and remove the containers this step started", Params::Deploy {
         service: svc.name.clone(),
         image: format!("{}:{}", svc.image, svc.target),
-        port,
-        replicas,
+        version: svc.target.clone(),
+        ports: ports.to_vec(),
+        replicas: ports.len() as u32,
         batch,
         env: svc.env.clone(),
         secret_env: svc.secret_env.clone(),
     })
 }
 
-fn health_step(svc: &Service, port: u16, batch: Batch) -> Step {
-    let h = &svc.health;
-    let url = format!("http://127.0.0.1:{port}{}", h.path);
-    step(&format!("health/{}{}", svc.name, batch_suffix(batch)), StepKind::Health, None, &format!("Poll {url} every {} until it answers {} (give up after {}).", h.interval, h.expect_status, h.timeout), true, true, "nothing to undo (read-only)", Params::Health { service: svc.name.clone(), url, expect_status: h.expect_status, interval: h.interval, timeout: h.timeout })
+fn health_urls(svc: &Service, ports: &[u16]) -> Vec<String> {
+    ports.iter().map(|p| format!("http://127.0.0.1:{p}{}", svc.health.path)).collect()
 }
 
-fn retire_step(svc: &Service, replicas: u32, batch: Batch) -> Step {
+fn health_step(svc: &Service, ports: &[u16], batch: Batch) -> Step {
+    let h = &svc.health;
+    let urls = health_urls(svc, ports);
+    step(&format!("health/{}{}", svc.name, batch_suffix(batch)), StepKind::Health, None, &format!("Poll {} every {} until it answers {} (give up after {}).", urls.join(", "), h.interval, h.expect_status, h.timeout), true, true, "nothing to undo (read-only)", Params::Health { service: svc.name.clone(), urls, ports: ports.to_vec(), expect_status: h.expect_status, interval: h.interval, timeout: h.timeout })
+}
+
+fn version_params(svc: &Service, ports: Vec<u16>, batch: Batch) -> Params {
+    Params::Version { service: svc.name.clone(), image: format!("{}:{}", svc.image, svc.current), version: svc.current.clone(), health_urls: health_urls(svc, &ports), replicas: ports.len() as u32, ports, batch }
+}
+
+fn retire_step(svc: &Service, ports: Vec<u16>, batch: Batch) -> Step {
     let what = batch.map_or(String::new(), |(i, n)| format!(" (batch {i} of {n})"));
-    step(&format!("retire/{}{}", svc.name, batch_suffix(batch)), StepKind::Retire, None, &format!("Stop {replicas} container(s) of `{}:{}`{what}; they are kept for rollback.", svc.image, svc.current), true, true, "start the old containers again", Params::Version { service: svc.name.clone(), image: format!("{}:{}", svc.image, svc.current), replicas, batch })
+    step(&format!("retire/{}{}", svc.name, batch_suffix(batch)), StepKind::Retire, None, &format!("Stop {} container(s) of `{}:{}`{what}; they are kept for rollback.", ports.len(), svc.image, svc.current), true, true, "start the old containers again and wait for their health", version_params(svc, ports, batch))
 }
 
 fn cleanup_step(svc: &Service) -> Step {
-    step(&format!("cleanup/{}", svc.name), StepKind::Cleanup, None, &format!("Remove the stopped containers of `{}:{}`.", svc.image, svc.current), true, false, "irreversible: the old containers are gone; a rollback would redeploy the old image", Params::Version { service: svc.name.clone(), image: format!("{}:{}", svc.image, svc.current), replicas: svc.replicas, batch: None })
+    step(&format!("cleanup/{}", svc.name), StepKind::Cleanup, None, &format!("Remove the stopped containers of `{}:{}`.", svc.image, svc.current), true, false, "irreversible: the old containers are gone; a rollback would redeploy the old image", version_params(svc, svc.old_ports().collect(), None))
 }
 
 /// Adds the hooks of `stage` in declaration order after `deps`; returns what comes next's deps.

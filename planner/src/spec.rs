@@ -409,7 +409,20 @@ fn default_command_timeout() -> Duration {
 impl Service {
     /// Port of the new version while both versions run.
     pub fn candidate_port(&self) -> u16 {
-        self.candidate_port.unwrap_or(self.port.saturating_add(1))
+        self.candidate_port.unwrap_or(self.port.saturating_add(self.replicas.clamp(1, u16::MAX as u32) as u16))
+    }
+
+    /// Ports of the current version's replicas: `port`, `port + 1`, ...
+    pub fn old_ports(&self) -> impl Iterator<Item = u16> + use<> {
+        let (p, n) = (self.port, self.replicas);
+        (0..n).map(move |i| p.saturating_add(i as u16))
+    }
+
+    /// Ports of the new version's replicas: `candidate_port`, `candidate_port + 1`, ... (a
+    /// recreate release starts the new version on the old ports).
+    pub fn new_ports(&self) -> impl Iterator<Item = u16> + use<> {
+        let (p, n) = (if self.strategy.get_ref().kind == StrategyKind::Recreate { self.port } else { self.candidate_port() }, self.replicas);
+        (0..n).map(move |i| p.saturating_add(i as u16))
     }
 
     /// Router upstream/backend name.
@@ -576,6 +589,11 @@ impl ReleaseSpec {
             }
             if kind != StrategyKind::Recreate && svc.candidate_port() == svc.port {
                 err(s.span(), format!("service `{}`: `candidate_port` equals `port` ({})", svc.name, svc.port), "while both versions run they need different ports, e.g. 3333 and 3334");
+            } else if kind != StrategyKind::Recreate && svc.new_ports().any(|p| svc.old_ports().any(|q| q == p)) {
+                err(s.span(), format!("service `{}`: the {} replica(s) use ports {}..={} and {}..={}, which overlap", svc.name, svc.replicas, svc.port, svc.port as u32 + svc.replicas - 1, svc.candidate_port(), svc.candidate_port() as u32 + svc.replicas - 1), format!("replica i of the current version listens on `port + i` and of the new one on `candidate_port + i`; set `candidate_port = {}` or higher", svc.port as u32 + svc.replicas).as_str());
+            }
+            if u32::from(svc.port).max(u32::from(svc.candidate_port())) + svc.replicas > 65536 {
+                err(s.span(), format!("service `{}`: {} replicas from port {} run past port 65535", svc.name, svc.replicas, svc.port.max(svc.candidate_port())), "use lower ports or fewer replicas");
             }
         }
         if recreate > 0 && online > 0 {

@@ -445,10 +445,10 @@ pub fn dry_run_walks_the_seed_release_and_writes_a_marked_log() {
     let preview = Command::new(env!("CARGO_BIN_EXE_cutover")).args(["rollback", "--dry-run", "--to", "shift/api/100"]).arg(run_dir.join("events.log")).output().unwrap();
     let text = String::from_utf8_lossy(&preview.stdout);
     assert!(text.contains("stop at cleanup/api") && !text.contains("retire/api"), "{text}");
-    // A real apply of a release with steps this build has no driver for is refused up front.
-    let out = Command::new(env!("CARGO_BIN_EXE_cutover")).args(["apply", "plans/canary-rename.toml", "--state-dir"]).arg(state.path()).current_dir(&root).output().unwrap();
-    assert_eq!(out.status.code(), Some(1), "{}", transcript(&out));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot run"));
+    // A real apply stops at preflight, before anything changes, and names what is missing.
+    let out = Command::new(env!("CARGO_BIN_EXE_cutover")).args(["apply", "plans/canary-rename.toml", "--state-dir"]).arg(state.path()).current_dir(&root).env_remove("DATABASE_URL").output().unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", transcript(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("step `preflight` failed (environment variable `DATABASE_URL`"), "{}", transcript(&out));
 }
 
 pub fn a_torn_tail_is_cut_and_the_run_continues() {
