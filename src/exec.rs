@@ -50,6 +50,14 @@ fn finish(session: &Session, r: &ForwardResult) -> u8 {
         Outcome::Succeeded => {
             if session.state.dry_run {
                 eprintln!("dry run complete: {} step(s) described, nothing changed. Log: {}", session.plan.graph.node_count(), session.log_location());
+            } else if let Some(d) = &session.plan.downtime {
+                // Recreate: from the start of the step that stops the old version to the end of
+                // the health check of the new one.
+                let from = session.state.steps.get(&d.from).and_then(|s| s.started_at);
+                let to = session.state.steps.get(&d.to).and_then(|s| s.finished_at);
+                if let (Some(from), Some(to)) = (from, to) {
+                    eprintln!("downtime window: {:.1} s (from `{}` to `{}`)", (to - from).num_milliseconds() as f64 / 1000.0, d.from, d.to);
+                }
             }
             exit::OK
         }

@@ -110,13 +110,26 @@ pub struct Drivers {
 }
 
 impl Drivers {
-    /// The drivers this build has: commands, pauses, preflight, and PostgreSQL migrations,
-    /// backups and backfills. Docker and router drivers are added as they are built.
+    /// The drivers this build has: commands, pauses, preflight, PostgreSQL migrations, backups
+    /// and backfills, containers on the Docker engine, and nginx/HAProxy traffic steps.
     pub fn builtin() -> Self {
+        Self::with_runtime(crate::runtime::Docker::new())
+    }
+
+    /// The built-in drivers with `runtime` for the container steps (a Swarm or Kubernetes
+    /// runtime plugs in here).
+    pub fn with_runtime(runtime: Arc<dyn crate::runtime::ContainerRuntime>) -> Self {
+        use crate::drivers::{containers, traffic};
         let mut d = Drivers::default();
         d.insert(StepKind::Command, Arc::new(crate::drivers::command::CommandDriver));
         d.insert(StepKind::Pause, Arc::new(crate::drivers::pause::PauseDriver));
-        d.insert(StepKind::Preflight, Arc::new(crate::drivers::preflight::PreflightDriver));
+        d.insert(StepKind::Preflight, Arc::new(crate::drivers::preflight::PreflightDriver(runtime.clone())));
+        d.insert(StepKind::Deploy, Arc::new(containers::DeployDriver(runtime.clone())));
+        d.insert(StepKind::Health, Arc::new(containers::HealthDriver(runtime.clone())));
+        d.insert(StepKind::Retire, Arc::new(containers::RetireDriver(runtime.clone())));
+        d.insert(StepKind::Cleanup, Arc::new(containers::CleanupDriver(runtime)));
+        d.insert(StepKind::Shift, Arc::new(traffic::ShiftDriver));
+        d.insert(StepKind::Analysis, Arc::new(traffic::AnalysisDriver));
         d.insert(StepKind::Migrate, Arc::new(crate::drivers::postgres::MigrateDriver));
         d.insert(StepKind::Backup, Arc::new(crate::drivers::postgres::BackupDriver));
         d.insert(StepKind::Backfill, Arc::new(crate::drivers::postgres::BackfillDriver));

@@ -1,6 +1,8 @@
 //! Step drivers built into this release of cutover.
 
 pub mod command;
+pub mod containers;
 pub mod pause;
 pub mod postgres;
 pub mod preflight;
+pub mod traffic;

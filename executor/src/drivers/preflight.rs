@@ -9,15 +9,33 @@ use cutover_planner::dag::{Params, Step};
 use serde_json::Value;
 
 /// Runs the checks.
-pub struct PreflightDriver;
+pub struct PreflightDriver(pub std::sync::Arc<dyn crate::runtime::ContainerRuntime>);
 
 impl Driver for PreflightDriver {
-    fn run(&self, step: Step, _ctx: StepContext) -> BoxFuture<Result<Done, StepError>> {
+    fn run(&self, step: Step, ctx: StepContext) -> BoxFuture<Result<Done, StepError>> {
+        let rt = self.0.clone();
         Box::pin(async move {
-            let Params::Preflight { databases, .. } = &step.params else { return Err(StepError(format!("{} is not a preflight step", step.id))) };
+            let Params::Preflight { databases, images, router, upstreams, .. } = &step.params else { return Err(StepError(format!("{} is not a preflight step", step.id))) };
             let mut details = Vec::new();
             for db in databases {
                 details.push(crate::drivers::postgres::check_database(db).await?);
+            }
+            // Images: nothing can be pulled later, so every one must be on the engine now.
+            let mut missing = Vec::new();
+            for image in images {
+                if !rt.image_exists(image).await.map_err(|e| StepError(e.0))? {
+                    missing.push(image.clone());
+                }
+            }
+            if !missing.is_empty() {
+                return Err(StepError(format!("image(s) not on the container engine: {} (build or `docker load` them first; cutover never pulls)", missing.join(", "))));
+            }
+            if !images.is_empty() {
+                details.push(format!("{} image(s) present", images.len()));
+            }
+            if let Some(r) = router {
+                let r = crate::router::from_params(r, &ctx.spec_dir)?;
+                details.push(r.check(upstreams.iter().map(|(k, v)| (k.clone(), v.clone())).collect()).await?);
             }
             let detail = if details.is_empty() { "no database to check".to_string() } else { details.join("; ") };
             Ok(Done { undo: Value::Null, detail: Some(detail) })

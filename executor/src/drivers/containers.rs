@@ -1,0 +1,293 @@
+//! `deploy`, `health`, `retire` and `cleanup` steps, over a [`ContainerRuntime`].
+//!
+//! - deploy starts the new version's containers (host networking, one port each, `PORT` set),
+//!   labelled with the run and step so a probe after a crash finds them; undo stops and removes
+//!   them.
+//! - health polls each container's health URL (and the runtime's own health state, where the
+//!   image defines one) until it answers or the timeout passes.
+//! - retire stops the old version's containers but keeps them; undo starts them again and
+//!   waits for their health, so traffic can go back within seconds.
+//! - cleanup removes the retired containers once the release is through (a pivot).
+
+use crate::driver::{BoxFuture, Done, Driver, Probe, StepContext, StepError};
+use crate::runtime::{Container, ContainerRuntime, LABEL_PORT, LABEL_RUN, LABEL_SERVICE, LABEL_STEP, LABEL_VERSION, NewContainer};
+use cutover_planner::dag::{Params, Step};
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// How long a stopped container gets between SIGTERM and SIGKILL.
+pub const STOP_GRACE: Duration = Duration::from_secs(10);
+
+fn run_id(ctx: &StepContext) -> String {
+    ctx.run_dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+}
+
+fn labels(pairs: &[(&str, String)]) -> BTreeMap<String, String> {
+    pairs.iter().map(|(k, v)| (k.to_string(), v.clone())).collect()
+}
+
+/// Docker container names allow `[a-zA-Z0-9][a-zA-Z0-9_.-]*`.
+pub fn container_name(service: &str, version: &str, port: u16) -> String {
+    let clean = |s: &str| s.chars().map(|c| if c.is_ascii_alphanumeric() || "_.-".contains(c) { c } else { '-' }).collect::<String>();
+    format!("{}-{}-{port}", clean(service), clean(version))
+}
+
+fn rt_err(e: crate::runtime::RuntimeError) -> StepError {
+    StepError(e.0)
+}
+
+fn ids(v: &Value) -> Vec<String> {
+    v.get("containers").and_then(Value::as_array).map(|a| a.iter().filter_map(|x| x.as_str().map(String::from)).collect()).unwrap_or_default()
+}
+
+/// Starts the new version.
+pub struct DeployDriver(pub Arc<dyn ContainerRuntime>);
+
+impl Driver for DeployDriver {
+    fn run(&self, step: Step, ctx: StepContext) -> BoxFuture<Result<Done, StepError>> {
+        let rt = self.0.clone();
+        Box::pin(async move {
+            let Params::Deploy { service, image, version, ports, env, secret_env, .. } = &step.params else { return Err(StepError(format!("{} is not a deploy step", step.id))) };
+            let run = run_id(&ctx);
+            let mut started = Vec::new();
+            for port in ports {
+                let mine = labels(&[(LABEL_RUN, run.clone()), (LABEL_STEP, step.id.clone()), (LABEL_PORT, port.to_string())]);
+                let existing = rt.list(mine.clone()).await.map_err(rt_err)?;
+                if let Some(c) = existing.first() {
+                    // A crashed attempt of this step created it: reuse it.
+                    rt.start(c.id.clone()).await.map_err(rt_err)?;
+                    started.push(c.id.clone());
+                    continue;
+                }
+                // Another running container of this service on the port would make ours fail to bind.
+                let on_port = rt.list(labels(&[(LABEL_SERVICE, service.clone()), (LABEL_PORT, port.to_string())])).await.map_err(rt_err)?;
+                if let Some(c) = on_port.iter().find(|c| c.running) {
+                    return Err(StepError(format!("port {port} is taken by running container `{}` ({}); stop it or choose another `candidate_port`", c.name, c.image)));
+                }
+                let mut vars: Vec<(String, String)> = env.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+                for name in secret_env {
+                    let v = std::env::var(name).map_err(|_| StepError(format!("environment variable `{name}` (listed in `secret_env` of service `{service}`) is not set")))?;
+                    vars.push((name.clone(), v));
+                }
+                vars.push(("PORT".into(), port.to_string()));
+                let mut l = mine;
+                l.insert(LABEL_SERVICE.into(), service.clone());
+                l.insert(LABEL_VERSION.into(), version.clone());
+                let id = rt.create_and_start(NewContainer { name: container_name(service, version, *port), image: image.clone(), env: vars, labels: l }).await.map_err(rt_err)?;
+                started.push(id);
+            }
+            let names: Vec<String> = ports.iter().map(|p| container_name(service, version, *p)).collect();
+            Ok(Done { undo: json!({ "containers": started }), detail: Some(format!("started {} ({image})", names.join(", "))) })
+        })
+    }
+
+    fn undo(&self, step: Step, undo: Value, ctx: StepContext) -> BoxFuture<Result<(), StepError>> {
+        let rt = self.0.clone();
+        Box::pin(async move {
+            let mut targets = ids(&undo);
+            // Also whatever a crashed attempt of this step created.
+            for c in rt.list(labels(&[(LABEL_RUN, run_id(&ctx)), (LABEL_STEP, step.id.clone())])).await.map_err(rt_err)? {
+                if !targets.contains(&c.id) {
+                    targets.push(c.id);
+                }
+            }
+            for id in targets {
+                rt.stop(id.clone(), STOP_GRACE).await.map_err(rt_err)?;
+                rt.remove(id).await.map_err(rt_err)?;
+            }
+            Ok(())
+        })
+    }
+
+    fn probe(&self, step: Step, ctx: StepContext) -> BoxFuture<Result<Option<Probe>, StepError>> {
+        let rt = self.0.clone();
+        Box::pin(async move {
+            let Params::Deploy { ports, .. } = &step.params else { return Ok(None) };
+            let found = rt.list(labels(&[(LABEL_RUN, run_id(&ctx)), (LABEL_STEP, step.id.clone())])).await.map_err(rt_err)?;
+            let running: Vec<&Container> = found.iter().filter(|c| c.running).collect();
+            Ok(Some(if running.len() == ports.len() { Probe::Done(json!({ "containers": running.iter().map(|c| c.id.clone()).collect::<Vec<_>>() })) } else { Probe::NotDone }))
+        })
+    }
+}
+
+/// One HTTP GET to a loopback URL; the status code.
+pub async fn http_status(url: &str, timeout: Duration) -> Result<u16, String> {
+    let rest = url.strip_prefix("http://").ok_or_else(|| format!("`{url}` is not an http:// URL"))?;
+    let (hostport, path) = rest.split_once('/').map_or((rest, "/".to_string()), |(h, p)| (h, format!("/{p}")));
+    let fut = async {
+        let mut s = tokio::net::TcpStream::connect(hostport).await.map_err(|e| format!("connect {hostport}: {e}"))?;
+        s.write_all(format!("GET {path} HTTP/1.1\r\nHost: {hostport}\r\nConnection: close\r\nUser-Agent: cutover\r\n\r\n").as_bytes()).await.map_err(|e| e.to_string())?;
+        let mut buf = vec![0u8; 256];
+        let mut n = 0;
+        while n < 12 {
+            let r = s.read(&mut buf[n..]).await.map_err(|e| e.to_string())?;
+            if r == 0 {
+                return Err("connection closed before a status line".to_string());
+            }
+            n += r;
+        }
+        let line = String::from_utf8_lossy(&buf[..n]);
+        line.split_whitespace().nth(1).and_then(|c| c.parse().ok()).ok_or_else(|| format!("bad status line `{}`", line.lines().next().unwrap_or("")))
+    };
+    tokio::time::timeout(timeout, fut).await.map_err(|_| format!("no answer within {} ms", timeout.as_millis()))?
+}
+
+/// Polls `urls` until each answers `expect`, the containers on `ports` (if any are known) run and
+/// are not unhealthy, or `timeout` passes.
+async fn wait_healthy(rt: &Arc<dyn ContainerRuntime>, service: &str, urls: &[String], ports: &[u16], expect: u16, interval: Duration, timeout: Duration) -> Result<Duration, StepError> {
+    let t0 = Instant::now();
+    let mut pending: Vec<(String, u16)> = urls.iter().cloned().zip(ports.iter().copied().chain(std::iter::repeat(0))).collect();
+    let mut last = String::new();
+    loop {
+        let mut still = Vec::new();
+        for (url, port) in pending {
+            let mut ok = match http_status(&url, interval.max(Duration::from_millis(500))).await {
+                Ok(s) if s == expect => true,
+                Ok(s) => {
+                    last = format!("{url} answered {s}");
+                    false
+                }
+                Err(e) => {
+                    last = format!("{url}: {e}");
+                    false
+                }
+            };
+            if port != 0 {
+                let cs = rt.list(labels(&[(LABEL_SERVICE, service.to_string()), (LABEL_PORT, port.to_string())])).await.map_err(rt_err)?;
+                let running: Vec<&Container> = cs.iter().filter(|c| c.running).collect();
+                if running.is_empty() && !cs.is_empty() && t0.elapsed() > Duration::from_secs(1) {
+                    return Err(StepError(format!("container {} on port {port} exited; see `docker logs {}`", cs[0].name, cs[0].name)));
+                }
+                if let Some(h) = running.iter().find_map(|c| c.health.clone())
+                    && h != "healthy"
+                {
+                    last = format!("port {port}: Docker health is `{h}`");
+                    ok = false;
+                }
+            }
+            if !ok {
+                still.push((url, port));
+            }
+        }
+        pending = still;
+        if pending.is_empty() {
+            return Ok(t0.elapsed());
+        }
+        if t0.elapsed() >= timeout {
+            return Err(StepError(format!("not healthy after {} s: {last}", timeout.as_secs_f64())));
+        }
+        tokio::time::sleep(interval.min(timeout.saturating_sub(t0.elapsed())).max(Duration::from_millis(50))).await;
+    }
+}
+
+/// Waits for the new containers' health.
+pub struct HealthDriver(pub Arc<dyn ContainerRuntime>);
+
+impl Driver for HealthDriver {
+    fn run(&self, step: Step, _ctx: StepContext) -> BoxFuture<Result<Done, StepError>> {
+        let rt = self.0.clone();
+        Box::pin(async move {
+            let Params::Health { service, urls, ports, expect_status, interval, timeout } = &step.params else { return Err(StepError(format!("{} is not a health step", step.id))) };
+            let took = wait_healthy(&rt, service, urls, ports, *expect_status, interval.into(), timeout.into()).await?;
+            Ok(Done { undo: Value::Null, detail: Some(format!("{} healthy after {} ms", urls.join(", "), took.as_millis())) })
+        })
+    }
+
+    fn undo(&self, _step: Step, _undo: Value, _ctx: StepContext) -> BoxFuture<Result<(), StepError>> {
+        Box::pin(async { Ok(()) })
+    }
+
+    fn probe(&self, _step: Step, _ctx: StepContext) -> BoxFuture<Result<Option<Probe>, StepError>> {
+        Box::pin(async { Ok(Some(Probe::NotDone)) })
+    }
+}
+
+async fn old_containers(rt: &Arc<dyn ContainerRuntime>, service: &str, version: &str, ports: &[u16]) -> Result<Vec<Container>, StepError> {
+    let mut out = Vec::new();
+    for port in ports {
+        let found = rt.list(labels(&[(LABEL_SERVICE, service.to_string()), (LABEL_VERSION, version.to_string()), (LABEL_PORT, port.to_string())])).await.map_err(rt_err)?;
+        out.extend(found);
+    }
+    Ok(out)
+}
+
+/// Stops the old version (kept for rollback).
+pub struct RetireDriver(pub Arc<dyn ContainerRuntime>);
+
+impl Driver for RetireDriver {
+    fn run(&self, step: Step, _ctx: StepContext) -> BoxFuture<Result<Done, StepError>> {
+        let rt = self.0.clone();
+        Box::pin(async move {
+            let Params::Version { service, image, version, ports, .. } = &step.params else { return Err(StepError(format!("{} is not a retire step", step.id))) };
+            let found = old_containers(&rt, service, version, ports).await?;
+            if found.is_empty() {
+                return Err(StepError(format!("no container of `{image}` found on port(s) {ports:?}: cutover finds the old version by the labels {LABEL_SERVICE}={service}, {LABEL_VERSION}={version}, {LABEL_PORT}=<port>; add them to containers started outside cutover")));
+            }
+            let t0 = Instant::now();
+            let mut stopped = Vec::new();
+            for c in &found {
+                if c.running {
+                    rt.stop(c.id.clone(), STOP_GRACE).await.map_err(rt_err)?;
+                    stopped.push(c.id.clone());
+                }
+            }
+            let names: Vec<&str> = found.iter().map(|c| c.name.as_str()).collect();
+            Ok(Done { undo: json!({ "containers": stopped }), detail: Some(format!("stopped {} in {} ms (kept for rollback)", names.join(", "), t0.elapsed().as_millis())) })
+        })
+    }
+
+    fn undo(&self, step: Step, undo: Value, _ctx: StepContext) -> BoxFuture<Result<(), StepError>> {
+        let rt = self.0.clone();
+        Box::pin(async move {
+            let Params::Version { service, health_urls, ports, .. } = &step.params else { return Err(StepError(format!("{} is not a retire step", step.id))) };
+            for id in ids(&undo) {
+                rt.start(id).await.map_err(rt_err)?;
+            }
+            wait_healthy(&rt, service, health_urls, ports, 200, Duration::from_millis(100), Duration::from_secs(60)).await?;
+            Ok(())
+        })
+    }
+
+    fn probe(&self, step: Step, _ctx: StepContext) -> BoxFuture<Result<Option<Probe>, StepError>> {
+        let rt = self.0.clone();
+        Box::pin(async move {
+            let Params::Version { service, version, ports, .. } = &step.params else { return Ok(None) };
+            let found = old_containers(&rt, service, version, ports).await?;
+            // Stopped already: the undo starts them all again.
+            Ok(Some(if !found.is_empty() && found.iter().all(|c| !c.running) { Probe::Done(json!({ "containers": found.iter().map(|c| c.id.clone()).collect::<Vec<_>>() })) } else { Probe::NotDone }))
+        })
+    }
+}
+
+/// Removes the retired containers.
+pub struct CleanupDriver(pub Arc<dyn ContainerRuntime>);
+
+impl Driver for CleanupDriver {
+    fn run(&self, step: Step, _ctx: StepContext) -> BoxFuture<Result<Done, StepError>> {
+        let rt = self.0.clone();
+        Box::pin(async move {
+            let Params::Version { service, version, ports, .. } = &step.params else { return Err(StepError(format!("{} is not a cleanup step", step.id))) };
+            let found = old_containers(&rt, service, version, ports).await?;
+            if let Some(c) = found.iter().find(|c| c.running) {
+                return Err(StepError(format!("container `{}` of the old version is running again; cleanup removes only stopped containers (stop it, or roll back)", c.name)));
+            }
+            for c in &found {
+                rt.remove(c.id.clone()).await.map_err(rt_err)?;
+            }
+            let names: Vec<&str> = found.iter().map(|c| c.name.as_str()).collect();
+            Ok(Done { undo: Value::Null, detail: Some(if names.is_empty() { "nothing left to remove".into() } else { format!("removed {}", names.join(", ")) }) })
+        })
+    }
+
+    fn undo(&self, step: Step, _undo: Value, _ctx: StepContext) -> BoxFuture<Result<(), StepError>> {
+        Box::pin(async move { Err(StepError(format!("{} removed the old containers; it cannot be undone", step.id))) })
+    }
+
+    fn probe(&self, _step: Step, _ctx: StepContext) -> BoxFuture<Result<Option<Probe>, StepError>> {
+        // Removing again is a no-op.
+        Box::pin(async { Ok(Some(Probe::NotDone)) })
+    }
+}

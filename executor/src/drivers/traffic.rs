@@ -1,0 +1,90 @@
+//! `shift` and `analysis` steps, over a [`Router`](crate::router::Router).
+//!
+//! - shift sets the upstream's servers and weights exactly as planned and confirms the change
+//!   is live; the state before it is saved in the run directory before anything changes and
+//!   recorded as the step's undo data, so rollback restores it byte for byte (nginx) or weight
+//!   for weight (HAProxy, and its config file byte for byte).
+//! - analysis watches the canary for the window, from the router's own data, and fails when the
+//!   error rate or latency crosses the spec's thresholds, or when too few requests arrived to
+//!   judge (inconclusive). A failed gate makes the run roll back (`on_failure = "rollback"`).
+
+use crate::driver::{BoxFuture, Done, Driver, Probe, StepContext, StepError};
+use crate::router::{Observation, from_params};
+use cutover_planner::dag::{Params, Step};
+use serde_json::Value;
+use std::sync::Arc;
+
+/// Moves traffic.
+pub struct ShiftDriver;
+
+impl Driver for ShiftDriver {
+    fn run(&self, step: Step, ctx: StepContext) -> BoxFuture<Result<Done, StepError>> {
+        Box::pin(async move {
+            let Params::Shift { upstream, router, servers, .. } = &step.params else { return Err(StepError(format!("{} is not a shift step", step.id))) };
+            let r = from_params(router, &ctx.spec_dir)?;
+            let (undo, detail) = r.apply(upstream.clone(), servers.clone(), ctx.run_dir.clone(), step.id.clone()).await?;
+            Ok(Done { undo, detail: Some(detail) })
+        })
+    }
+
+    fn undo(&self, step: Step, undo: Value, ctx: StepContext) -> BoxFuture<Result<(), StepError>> {
+        Box::pin(async move {
+            let Params::Shift { router, .. } = &step.params else { return Err(StepError(format!("{} is not a shift step", step.id))) };
+            from_params(router, &ctx.spec_dir)?.restore(undo).await
+        })
+    }
+
+    fn probe(&self, _step: Step, _ctx: StepContext) -> BoxFuture<Result<Option<Probe>, StepError>> {
+        // Applying again is exact: the state before the step was saved before the first attempt
+        // changed anything, and the new state is the same whatever the live one is.
+        Box::pin(async { Ok(Some(Probe::NotDone)) })
+    }
+}
+
+/// The canary gate.
+pub struct AnalysisDriver;
+
+/// The verdict on one observation.
+pub fn verdict(obs: &Observation, max_error_rate: f64, max_latency: std::time::Duration, min_requests: u32) -> Result<String, String> {
+    let rate = if obs.requests == 0 { 0.0 } else { obs.errors as f64 / obs.requests as f64 };
+    let lat = obs.latency.map_or("-".to_string(), |l| format!("{} ms", l.as_millis()));
+    let summary = format!("{} canary requests, {} errors ({:.2}%), {} {lat}", obs.requests, obs.errors, rate * 100.0, obs.latency_kind);
+    if obs.requests < u64::from(min_requests) {
+        return Err(format!("inconclusive: {summary}; the gate needs at least {min_requests} requests (send traffic, lengthen `window`, or lower `min_requests`)"));
+    }
+    if rate > max_error_rate {
+        return Err(format!("error rate {:.2}% is above the threshold {:.2}%: {summary}", rate * 100.0, max_error_rate * 100.0));
+    }
+    if let Some(l) = obs.latency
+        && l > max_latency
+    {
+        return Err(format!("latency {} ms is above the threshold {} ms: {summary}", l.as_millis(), max_latency.as_millis()));
+    }
+    Ok(summary)
+}
+
+impl Driver for AnalysisDriver {
+    fn run(&self, step: Step, ctx: StepContext) -> BoxFuture<Result<Done, StepError>> {
+        Box::pin(async move {
+            let Params::Analysis { upstream, router, canary, window, max_error_rate, max_p99_latency, min_requests, .. } = &step.params else { return Err(StepError(format!("{} is not an analysis step", step.id))) };
+            let r = from_params(router, &ctx.spec_dir)?;
+            let (max_rate, min) = (*max_error_rate, u64::from(*min_requests));
+            // Stop watching once enough requests show the error rate is over the line.
+            let early = Arc::new(move |o: &Observation| o.requests >= min && o.errors as f64 / o.requests as f64 > max_rate);
+            let obs = r.observe(upstream.clone(), canary.clone(), window.into(), early).await?;
+            match verdict(&obs, *max_error_rate, max_p99_latency.into(), *min_requests) {
+                Ok(summary) => Ok(Done { undo: Value::Null, detail: Some(format!("passed: {summary}")) }),
+                Err(why) => Err(StepError(format!("analysis gate failed: {why}"))),
+            }
+        })
+    }
+
+    fn undo(&self, _step: Step, _undo: Value, _ctx: StepContext) -> BoxFuture<Result<(), StepError>> {
+        Box::pin(async { Ok(()) })
+    }
+
+    fn probe(&self, _step: Step, _ctx: StepContext) -> BoxFuture<Result<Option<Probe>, StepError>> {
+        // A gate interrupted mid-window watches a fresh window.
+        Box::pin(async { Ok(Some(Probe::NotDone)) })
+    }
+}
