@@ -1,0 +1,627 @@
+//! The HTTP/1.1 server: accepting connections, the request/response loop of each connection,
+//! and the graceful shutdown that zero-downtime releases depend on.
+//!
+//! Shutdown, once the `shutdown` future given to [`run`] completes (SIGTERM or SIGINT):
+//! 1. the listening socket is closed at once: new connections are refused, so a load balancer
+//!    or client moves on to the other instance;
+//! 2. connections waiting idle between keep-alive requests are closed;
+//! 3. requests being received or handled are finished, and their responses carry
+//!    `Connection: close`, after which the connection is closed;
+//! 4. [`run`] returns when every connection is done, or [`DRAIN_TIMEOUT`] after the signal
+//!    at the latest.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tokio::time::{Instant, timeout, timeout_at};
+
+use crate::app::{App, RouteError, route};
+use crate::http::{
+    self, CONTINUE, HttpError, RequestHead, Response, ResponseContext, Version, http_date_now,
+    parse_head,
+};
+
+/// The largest request line plus headers accepted (431 beyond).
+pub const MAX_HEAD: usize = 16 * 1024;
+/// The largest request body accepted (413 beyond).
+pub const MAX_BODY: usize = 64 * 1024;
+/// How long shutdown waits for open connections before giving up on them.
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a keep-alive connection may sit idle between requests.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a client has to send a whole request once it has started one (408 beyond).
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long to keep reading (and discarding) after sending the last response; see
+/// [`lingering_close`].
+const LINGER_TIMEOUT: Duration = Duration::from_secs(2);
+/// How much to read from the socket at a time.
+const READ_CHUNK: usize = 8 * 1024;
+
+/// Serves connections from `listener` until `shutdown` completes, then drains them (see the
+/// module documentation) and closes the database pool.
+pub async fn run(listener: TcpListener, app: Arc<App>, shutdown: impl Future<Output = ()>) {
+    // `true` once shutting down; every connection watches it.
+    let (stopping_tx, stopping_rx) = watch::channel(false);
+    let mut connections = JoinSet::new();
+    tokio::pin!(shutdown);
+
+    loop {
+        tokio::select! {
+            biased;
+            () = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _peer)) => {
+                    // Responses are written in one piece; no reason to delay them.
+                    let _ = stream.set_nodelay(true);
+                    connections.spawn(serve_connection(stream, app.clone(), stopping_rx.clone()));
+                }
+                Err(e) => {
+                    // Usually out of file descriptors: back off instead of spinning.
+                    eprintln!("sample-app: accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            },
+            // Reap finished connections as they end, so the set does not grow forever.
+            Some(finished) = connections.join_next() => log_panic(finished),
+        }
+    }
+
+    let deadline = Instant::now() + DRAIN_TIMEOUT;
+    drop(listener);
+    let _ = stopping_tx.send(true);
+    eprintln!(
+        "sample-app: stopped accepting connections, draining {} open connection(s)",
+        connections.len()
+    );
+    let drain = async {
+        while let Some(finished) = connections.join_next().await {
+            log_panic(finished);
+        }
+    };
+    if timeout_at(deadline, drain).await.is_err() {
+        eprintln!(
+            "sample-app: {} connection(s) still open after {} s, closing them",
+            connections.len(),
+            DRAIN_TIMEOUT.as_secs()
+        );
+        connections.abort_all();
+    }
+    // No request uses the pool any more (or the deadline has passed and it does not matter).
+    let _ = timeout_at(deadline, app.close()).await;
+}
+
+/// Reports a connection task that panicked (a bug); normal ends are silent.
+fn log_panic(finished: Result<(), tokio::task::JoinError>) {
+    if let Err(e) = finished
+        && e.is_panic()
+    {
+        eprintln!("sample-app: connection handler panicked: {e}");
+    }
+}
+
+/// How reading a request ended.
+enum Read {
+    /// A whole request: its head, the head's length in the buffer and the body's length
+    /// after it.
+    Request(RequestHead, usize, usize),
+    /// The connection is to be closed without a response: the client closed it or failed,
+    /// it sat idle too long, or it was idle when shutdown began.
+    Close,
+    /// The request is unacceptable: answer with this error, then close.
+    Reject(HttpError),
+}
+
+/// Serves requests on one connection until either side closes it.
+async fn serve_connection(
+    mut stream: TcpStream,
+    app: Arc<App>,
+    mut stopping: watch::Receiver<bool>,
+) {
+    // Bytes received but not yet consumed: a partial request, or pipelined requests.
+    let mut buf: Vec<u8> = Vec::with_capacity(READ_CHUNK);
+    loop {
+        let (head, head_len, body_len) =
+            match read_request(&mut stream, &mut buf, &mut stopping).await {
+                Read::Request(head, head_len, body_len) => (head, head_len, body_len),
+                Read::Close => return,
+                Read::Reject(error) => {
+                    // The request's version is unknown here; the error response is HTTP/1.1.
+                    let response = Response::from_http_error(&error);
+                    let bytes = serialize(&app, &response, Version::Http11, false, false);
+                    if stream.write_all(&bytes).await.is_ok() {
+                        lingering_close(stream).await;
+                    }
+                    return;
+                }
+            };
+
+        let body = &buf[head_len..head_len + body_len];
+        let response = dispatch(&app, &head, body).await;
+        buf.drain(..head_len + body_len);
+
+        // Checked after handling: a request that was in flight when shutdown began is
+        // answered, and its response tells the client not to send another one here.
+        let keep_alive = head.wants_keep_alive() && !response.close && !*stopping.borrow();
+        let head_only = head.method == "HEAD";
+        let bytes = serialize(&app, &response, head.version, keep_alive, head_only);
+        if stream.write_all(&bytes).await.is_err() {
+            return;
+        }
+        if !keep_alive {
+            lingering_close(stream).await;
+            return;
+        }
+    }
+}
+
+/// Reads one whole request (head and body) into `buf`, which may already hold some or all of
+/// it.
+async fn read_request(
+    stream: &mut TcpStream,
+    buf: &mut Vec<u8>,
+    stopping: &mut watch::Receiver<bool>,
+) -> Read {
+    // Set when the first byte of the request is there: the whole request must arrive in time.
+    let mut deadline = (!buf.is_empty()).then(|| Instant::now() + REQUEST_TIMEOUT);
+
+    let (head, head_len) = loop {
+        match parse_head(buf, MAX_HEAD) {
+            Ok(Some(parsed)) => break parsed,
+            Ok(None) => {}
+            Err(error) => return Read::Reject(error),
+        }
+        buf.reserve(READ_CHUNK);
+        let read = match deadline {
+            // Between requests: wait for the next one, unless the server is shutting down.
+            // `biased` reads first, so a request that has already arrived is still served.
+            None => tokio::select! {
+                biased;
+                read = timeout(IDLE_TIMEOUT, stream.read_buf(buf)) => match read {
+                    Ok(read) => read,
+                    Err(_) => return Read::Close,
+                },
+                _ = stopping.wait_for(|stopping| *stopping) => return Read::Close,
+            },
+            Some(deadline) => match timeout_at(deadline, stream.read_buf(buf)).await {
+                Ok(read) => read,
+                Err(_) => return Read::Reject(HttpError::Timeout),
+            },
+        };
+        match read {
+            Ok(0) | Err(_) => return Read::Close,
+            Ok(_) => {
+                deadline.get_or_insert_with(|| Instant::now() + REQUEST_TIMEOUT);
+            }
+        }
+    };
+
+    let body_len = match head.body_length(MAX_BODY) {
+        Ok(n) => n,
+        Err(error) => return Read::Reject(error),
+    };
+    let needed = head_len + body_len;
+    if buf.len() < needed {
+        if head.expects_continue() && stream.write_all(CONTINUE).await.is_err() {
+            return Read::Close;
+        }
+        buf.reserve(needed - buf.len());
+        let deadline = deadline.unwrap_or_else(|| Instant::now() + REQUEST_TIMEOUT);
+        while buf.len() < needed {
+            match timeout_at(deadline, stream.read_buf(buf)).await {
+                Ok(Ok(0) | Err(_)) => return Read::Close,
+                Ok(Ok(_)) => {}
+                Err(_) => return Read::Reject(HttpError::Timeout),
+            }
+        }
+    }
+    Read::Request(head, head_len, body_len)
+}
+
+/// Routes a request and runs its handler.
+async fn dispatch(app: &App, head: &RequestHead, body: &[u8]) -> Response {
+    match route(&head.method, head.path()) {
+        Ok(route) => app.handle(route, head.query(), body).await,
+        Err(RouteError::NotFound) => Response::error(404, "not found"),
+        Err(RouteError::MethodNotAllowed(allow)) => {
+            Response::error(405, "method not allowed").with_header("Allow", allow.to_string())
+        }
+    }
+}
+
+/// Serializes a response with this app's common headers.
+fn serialize(
+    app: &App,
+    response: &Response,
+    version: Version,
+    keep_alive: bool,
+    head_only: bool,
+) -> Vec<u8> {
+    let date = http_date_now();
+    http::serialize_response(
+        response,
+        &ResponseContext {
+            version,
+            keep_alive,
+            head_only,
+            app_version: &app.version,
+            date: &date,
+        },
+    )
+}
+
+/// Closes a connection after its last response without losing that response.
+///
+/// Closing a socket that still has unread input (the rest of a refused body, a pipelined
+/// request) makes the kernel send a reset, and a reset can make the client discard the
+/// response before reading it. So: send FIN, then read and discard until the client closes
+/// its side too, for [`LINGER_TIMEOUT`] at most.
+async fn lingering_close(mut stream: TcpStream) {
+    if stream.shutdown().await.is_err() {
+        return;
+    }
+    let mut sink = [0u8; 4096];
+    let _ = timeout(LINGER_TIMEOUT, async {
+        while let Ok(n) = stream.read(&mut sink).await
+            && n > 0
+        {}
+    })
+    .await;
+}
+
+#[cfg(test)]
+mod tests {
+    //! End-to-end tests of the connection handling over real sockets. No database: the pool
+    //! points at a closed port, `/users` is failed by `FAIL_RATE=1`, and `/health` reports
+    //! the database unavailable.
+
+    use super::*;
+    use crate::config::Config;
+    use std::ffi::OsString;
+    use std::net::SocketAddr;
+    use tokio::sync::oneshot;
+    use tokio::task::JoinHandle;
+
+    struct TestServer {
+        addr: SocketAddr,
+        stop: Option<oneshot::Sender<()>>,
+        task: JoinHandle<()>,
+    }
+
+    async fn start() -> TestServer {
+        let config = Config::from_lookup(|key| {
+            let value = match key {
+                // Port 1 on loopback: nothing listens there, connections are refused at once.
+                "DATABASE_URL" => "postgres://app:secret@127.0.0.1:1/app",
+                "APP_VERSION" => "test-1",
+                "FAIL_RATE" => "1",
+                _ => return None,
+            };
+            Some(OsString::from(value))
+        })
+        .unwrap();
+        let app = App::new(&config, Duration::from_millis(300));
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(run(listener, app, async {
+            let _ = stopped.await;
+        }));
+        TestServer {
+            addr,
+            stop: Some(stop),
+            task,
+        }
+    }
+
+    /// A parsed response: status, headers (names lowercased) and body.
+    #[derive(Debug)]
+    struct Reply {
+        status: u16,
+        headers: Vec<(String, String)>,
+        body: String,
+    }
+
+    impl Reply {
+        fn header(&self, name: &str) -> Option<&str> {
+            self.headers
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, v)| v.as_str())
+        }
+    }
+
+    /// Reads one response (framed by Content-Length) from `stream`; `pending` keeps bytes
+    /// read past it. `head_only` for responses to HEAD.
+    async fn read_reply(stream: &mut TcpStream, pending: &mut Vec<u8>, head_only: bool) -> Reply {
+        let head_end = loop {
+            if let Some(i) = pending.windows(4).position(|w| w == b"\r\n\r\n") {
+                break i + 4;
+            }
+            let mut chunk = [0u8; 4096];
+            let n = timeout(Duration::from_secs(10), stream.read(&mut chunk))
+                .await
+                .expect("response in time")
+                .unwrap();
+            assert!(n > 0, "connection closed before a response: {pending:?}");
+            pending.extend_from_slice(&chunk[..n]);
+        };
+        let head = String::from_utf8(pending[..head_end].to_vec()).unwrap();
+        let mut lines = head.split("\r\n");
+        let status = lines.next().unwrap()[9..12].parse().unwrap();
+        let headers: Vec<(String, String)> = lines
+            .filter(|l| !l.is_empty())
+            .map(|l| {
+                let (n, v) = l.split_once(": ").unwrap();
+                (n.to_ascii_lowercase(), v.to_string())
+            })
+            .collect();
+        let length: usize = headers
+            .iter()
+            .find(|(n, _)| n == "content-length")
+            .expect("Content-Length on every response")
+            .1
+            .parse()
+            .unwrap();
+        let body_len = if head_only { 0 } else { length };
+        while pending.len() < head_end + body_len {
+            let mut chunk = [0u8; 4096];
+            let n = stream.read(&mut chunk).await.unwrap();
+            assert!(n > 0, "connection closed inside a body");
+            pending.extend_from_slice(&chunk[..n]);
+        }
+        let body = String::from_utf8(pending[head_end..head_end + body_len].to_vec()).unwrap();
+        pending.drain(..head_end + body_len);
+        Reply {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    async fn assert_closed(stream: &mut TcpStream) {
+        let mut rest = Vec::new();
+        let read = timeout(Duration::from_secs(10), stream.read_to_end(&mut rest))
+            .await
+            .expect("server closes in time");
+        // A reset also counts as closed.
+        if let Ok(n) = read {
+            assert_eq!(
+                n,
+                0,
+                "unexpected bytes: {:?}",
+                String::from_utf8_lossy(&rest)
+            );
+        }
+    }
+
+    async fn exchange(stream: &mut TcpStream, pending: &mut Vec<u8>, request: &str) -> Reply {
+        stream.write_all(request.as_bytes()).await.unwrap();
+        read_reply(stream, pending, request.starts_with("HEAD ")).await
+    }
+
+    #[tokio::test]
+    async fn keep_alive_serves_several_requests_then_honours_close() {
+        let server = start().await;
+        let mut stream = TcpStream::connect(server.addr).await.unwrap();
+        let mut pending = Vec::new();
+
+        let reply = exchange(
+            &mut stream,
+            &mut pending,
+            "GET /nope HTTP/1.1\r\nHost: t\r\n\r\n",
+        )
+        .await;
+        assert_eq!(reply.status, 404);
+        assert_eq!(reply.header("x-app-version"), Some("test-1"));
+        assert_eq!(reply.header("content-type"), Some("application/json"));
+        assert_eq!(reply.header("connection"), None);
+        assert!(reply.header("date").unwrap().ends_with(" GMT"));
+
+        let reply = exchange(&mut stream, &mut pending, "DELETE /users HTTP/1.1\r\n\r\n").await;
+        assert_eq!(reply.status, 405);
+        assert_eq!(reply.header("allow"), Some("GET, HEAD, POST"));
+
+        // FAIL_RATE=1: every /users request fails without touching the database.
+        let reply = exchange(
+            &mut stream,
+            &mut pending,
+            "GET /users?limit=3 HTTP/1.1\r\n\r\n",
+        )
+        .await;
+        assert_eq!(reply.status, 500);
+        assert!(reply.body.contains("FAIL_RATE"), "{}", reply.body);
+        let post = "POST /users HTTP/1.1\r\nContent-Length: 15\r\n\r\n{\"name\":\"Ada\"}\n";
+        assert_eq!(exchange(&mut stream, &mut pending, post).await.status, 500);
+
+        // Pipelined: both answered, in order.
+        stream
+            .write_all(b"GET /a HTTP/1.1\r\n\r\nPUT /users/7 HTTP/1.1\r\n\r\n")
+            .await
+            .unwrap();
+        assert_eq!(
+            read_reply(&mut stream, &mut pending, false).await.status,
+            404
+        );
+        assert_eq!(
+            read_reply(&mut stream, &mut pending, false).await.status,
+            405
+        );
+
+        let reply = exchange(
+            &mut stream,
+            &mut pending,
+            "GET /x HTTP/1.1\r\nConnection: close\r\n\r\n",
+        )
+        .await;
+        assert_eq!(reply.status, 404);
+        assert_eq!(reply.header("connection"), Some("close"));
+        assert_closed(&mut stream).await;
+    }
+
+    #[tokio::test]
+    async fn http10_closes_unless_asked_to_keep_alive() {
+        let server = start().await;
+        let mut stream = TcpStream::connect(server.addr).await.unwrap();
+        let mut pending = Vec::new();
+        let reply = exchange(
+            &mut stream,
+            &mut pending,
+            "GET /x HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
+        )
+        .await;
+        assert_eq!(reply.header("connection"), Some("keep-alive"));
+        let reply = exchange(&mut stream, &mut pending, "GET /x HTTP/1.0\r\n\r\n").await;
+        assert_eq!(reply.header("connection"), Some("close"));
+        assert_closed(&mut stream).await;
+        drop(server);
+    }
+
+    #[tokio::test]
+    async fn health_reports_an_unreachable_database() {
+        let server = start().await;
+        let mut stream = TcpStream::connect(server.addr).await.unwrap();
+        let mut pending = Vec::new();
+        let reply = exchange(&mut stream, &mut pending, "GET /health HTTP/1.1\r\n\r\n").await;
+        assert_eq!(reply.status, 503);
+        assert_eq!(reply.body, r#"{"status":"db-unavailable"}"#);
+        // HEAD: same headers, no body; the connection stays usable.
+        let reply = exchange(&mut stream, &mut pending, "HEAD /health HTTP/1.1\r\n\r\n").await;
+        assert_eq!(reply.status, 503);
+        assert_eq!(reply.header("content-length"), Some("27"));
+        assert_eq!(reply.body, "");
+        let reply = exchange(&mut stream, &mut pending, "GET /nope HTTP/1.1\r\n\r\n").await;
+        assert_eq!(reply.status, 404);
+    }
+
+    #[tokio::test]
+    async fn protocol_errors_are_answered_then_closed() {
+        let server = start().await;
+        let cases = [
+            ("GET / HTTP/1.1\r\nBad Header: x\r\n\r\n".to_string(), 400),
+            ("GET / HTTP/3.0\r\n\r\n".to_string(), 505),
+            (
+                "POST /users HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"
+                    .to_string(),
+                411,
+            ),
+            (
+                format!(
+                    "POST /users HTTP/1.1\r\nContent-Length: {}\r\n\r\n",
+                    MAX_BODY + 1
+                ),
+                413,
+            ),
+            (
+                format!("GET / HTTP/1.1\r\nX-Big: {}\r\n\r\n", "a".repeat(MAX_HEAD)),
+                431,
+            ),
+        ];
+        for (request, status) in cases {
+            let mut stream = TcpStream::connect(server.addr).await.unwrap();
+            stream.write_all(request.as_bytes()).await.unwrap();
+            let reply = read_reply(&mut stream, &mut Vec::new(), false).await;
+            assert_eq!(reply.status, status, "{reply:?}");
+            assert_eq!(reply.header("connection"), Some("close"));
+            assert_closed(&mut stream).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn expect_continue_gets_an_interim_response() {
+        let server = start().await;
+        let mut stream = TcpStream::connect(server.addr).await.unwrap();
+        stream
+            .write_all(b"POST /users HTTP/1.1\r\nContent-Length: 2\r\nExpect: 100-continue\r\n\r\n")
+            .await
+            .unwrap();
+        let mut pending = Vec::new();
+        let interim = read_reply_raw_head(&mut stream, &mut pending).await;
+        assert_eq!(interim, "HTTP/1.1 100 Continue\r\n\r\n");
+        stream.write_all(b"{}").await.unwrap();
+        assert_eq!(
+            read_reply(&mut stream, &mut pending, false).await.status,
+            500
+        );
+    }
+
+    /// Reads up to the end of the next head, without interpreting it.
+    async fn read_reply_raw_head(stream: &mut TcpStream, pending: &mut Vec<u8>) -> String {
+        loop {
+            if let Some(i) = pending.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head: Vec<u8> = pending.drain(..i + 4).collect();
+                return String::from_utf8(head).unwrap();
+            }
+            let mut chunk = [0u8; 1024];
+            let n = stream.read(&mut chunk).await.unwrap();
+            assert!(n > 0);
+            pending.extend_from_slice(&chunk[..n]);
+        }
+    }
+
+    #[tokio::test]
+    async fn shutdown_closes_idle_connections_and_finishes_started_requests() {
+        let mut server = start().await;
+
+        // One idle keep-alive connection, one in the middle of sending a request.
+        let mut idle = TcpStream::connect(server.addr).await.unwrap();
+        let mut pending = Vec::new();
+        assert_eq!(
+            exchange(&mut idle, &mut pending, "GET /x HTTP/1.1\r\n\r\n")
+                .await
+                .status,
+            404
+        );
+        let mut busy = TcpStream::connect(server.addr).await.unwrap();
+        busy.write_all(b"GET /x HTTP/1.1\r\nHost: t\r\n")
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+
+        server.stop.take().unwrap().send(()).unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+
+        // The idle connection is closed; new connections are refused.
+        assert_closed(&mut idle).await;
+        assert!(TcpStream::connect(server.addr).await.is_err());
+
+        // The started request is answered, with Connection: close, and then closed.
+        busy.write_all(b"\r\n").await.unwrap();
+        let reply = read_reply(&mut busy, &mut Vec::new(), false).await;
+        assert_eq!(reply.status, 404);
+        assert_eq!(reply.header("connection"), Some("close"));
+        assert_closed(&mut busy).await;
+
+        // With every connection done, the server stops well before the drain timeout.
+        timeout(Duration::from_secs(3), &mut server.task)
+            .await
+            .expect("server stops once drained")
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn shutdown_gives_up_on_stuck_connections_after_the_drain_timeout() {
+        let mut server = start().await;
+        // A request that never completes (its head never ends).
+        let mut stuck = TcpStream::connect(server.addr).await.unwrap();
+        stuck.write_all(b"GET /x HTTP/1.1\r\n").await.unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+
+        let started = Instant::now();
+        server.stop.take().unwrap().send(()).unwrap();
+        timeout(DRAIN_TIMEOUT + Duration::from_secs(2), &mut server.task)
+            .await
+            .expect("server stops by the drain timeout")
+            .unwrap();
+        let took = started.elapsed();
+        assert!(
+            took >= DRAIN_TIMEOUT - Duration::from_millis(100),
+            "{took:?}"
+        );
+        assert_closed(&mut stuck).await;
+    }
+}
