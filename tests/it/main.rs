@@ -2,8 +2,10 @@
 
 mod bad_input;
 mod common;
+mod e2e;
 mod executor;
 mod lint_cli;
 mod pg;
 mod plan_cli;
 mod postgres_steps;
+mod stack;

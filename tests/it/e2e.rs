@@ -1,0 +1,397 @@
+//! The seed's release end to end, on real parts: PostgreSQL, the Docker engine, nginx and
+//! HAProxy, the sample app's images built here, and a load generator sending reads and writes
+//! through the router for the whole release.
+//!
+//! What "zero failed requests" means is the load generator's contract (tests/loadgen): keep-alive
+//! connections, a GET retried once only when its connection closed before any response byte,
+//! a POST never retried, every failure counted.
+
+use crate::common::{root, transcript};
+use crate::pg::Cluster;
+use crate::stack::{Apps, Kind, Router, free_ports};
+use cutover_loadgen::Summary;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output};
+use std::time::{Duration, Instant};
+
+const UPSTREAM: &str = "api";
+
+/// One release's world.
+struct World {
+    _pg: Cluster,
+    url: String,
+    dir: tempfile::TempDir,
+    apps: Apps,
+    router: Router,
+    port: u16,
+    candidate: u16,
+    replicas: u16,
+}
+
+impl World {
+    /// PostgreSQL at the baseline with `rows` users, version 1 on `replicas` containers, and the
+    /// router in front, set up with every server the release will use.
+    fn new(kind: Kind, replicas: u16, rows: u32) -> World {
+        let pg = Cluster::start();
+        pg.psql("CREATE DATABASE app");
+        let url = pg.url_for("app");
+        let dir = tempfile::Builder::new().prefix("cutover-e2e-").tempdir().unwrap();
+        let base = free_ports(replicas * 2);
+        let (port, candidate) = (base, base + replicas);
+        let apps = Apps::new();
+        let v1 = std::fs::read_to_string(root().join("migrations-sample/rename/V1__create_users.sql")).unwrap();
+        let db = url.clone();
+        let psql = move |sql: &str| {
+            let out = Command::new("psql").args(["-X", "-q", "-v", "ON_ERROR_STOP=1", &db, "-c", sql]).output().unwrap();
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        };
+        psql(&v1);
+        psql(&format!("INSERT INTO users (name, email) SELECT 'user ' || g, 'u' || g || '@example.com' FROM generate_series(1, {rows}) g"));
+        let servers: Vec<(u16, u32)> = (0..replicas).map(|i| (port + i, 100)).chain((0..replicas).map(|i| (candidate + i, 0))).collect();
+        let router = match kind {
+            Kind::Nginx => Router::nginx(dir.path(), UPSTREAM, &servers[..replicas as usize]),
+            Kind::Haproxy => Router::haproxy(dir.path(), UPSTREAM, &servers),
+        };
+        let w = World { _pg: pg, url, dir, apps, router, port, candidate, replicas };
+        // refinery's history at the baseline, with refinery's checksum as the plan computes it.
+        w.write_spec("canary", "");
+        let plan = w.cutover(&["plan", "spec.toml", "--format", "json"]);
+        let plan: Value = serde_json::from_slice(&plan.stdout).unwrap();
+        let v1 = &plan["steps"][0]["params"]["databases"][0]["applied"][0];
+        psql("CREATE TABLE refinery_schema_history (version INT4 PRIMARY KEY, name VARCHAR(255), applied_on VARCHAR(255), checksum VARCHAR(255))");
+        psql(&format!("INSERT INTO refinery_schema_history VALUES (1, '{}', '2026-01-01T00:00:00Z', '{}')", v1["name"].as_str().unwrap(), v1["checksum"].as_str().unwrap()));
+        for i in 0..replicas {
+            w.apps.start("1.0.0", port + i, &w.url);
+        }
+        w
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Writes `spec.toml` for `strategy`; `env` is extra TOML for the new version's env table.
+    fn write_spec(&self, strategy: &str, env: &str) {
+        let strategy = match strategy {
+            "canary" => "kind = \"canary\"\nsteps = [10, 25, 50, 100]\npause = \"1s\"\nanalysis = { window = \"2s\", max_error_rate = 0.01, max_p99_latency = \"500ms\", min_requests = 5 }".to_string(),
+            "blue-green" => "kind = \"blue-green\"".to_string(),
+            "rolling" => "kind = \"rolling\"\nbatch_size = 1\ndelay = \"1s\"".to_string(),
+            "recreate" => "kind = \"recreate\"".to_string(),
+            other => panic!("{other}"),
+        };
+        let router = self.router.spec();
+        let spec = format!(
+            "[release]\nname = \"users-full-name\"\non_failure = \"rollback\"\n\n[[service]]\nname = \"{svc}\"\nimage = \"cutover-sample-app\"\ncurrent = \"1.0.0\"\ntarget = \"1.1.0\"\nport = {port}\ncandidate_port = {candidate}\nreplicas = {replicas}\nupstream = \"{UPSTREAM}\"\nsecret_env = [\"DATABASE_URL\"]\nenv = {{ {env} }}\n\n[service.health]\npath = \"/health\"\ninterval = \"200ms\"\ntimeout = \"20s\"\n\n[service.strategy]\n{strategy}\n\n[[database]]\nname = \"main\"\nurl_env = \"DATABASE_URL\"\nmigrations = \"{migrations}\"\nbaseline = 1\nlock_timeout = \"2s\"\nbackup = {{ dir = \"backups\" }}\nbackfill = {{ batch_size = 500 }}\n\n{router}",
+            svc = self.apps.service,
+            port = self.port,
+            candidate = self.candidate,
+            replicas = self.replicas,
+            migrations = root().join("migrations-sample/rename").display(),
+        );
+        std::fs::write(self.path().join("spec.toml"), spec).unwrap();
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_cutover"));
+        c.args(args).current_dir(self.path()).env("DATABASE_URL", &self.url).env("NO_COLOR", "1");
+        c
+    }
+
+    fn cutover(&self, args: &[&str]) -> Output {
+        self.command(args).output().unwrap()
+    }
+
+    fn sql(&self, sql: &str) -> String {
+        let out = Command::new("psql").args(["-X", "-q", "-t", "-A", "-v", "ON_ERROR_STOP=1", &self.url, "-c", sql]).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    fn columns(&self) -> String {
+        self.sql("SELECT string_agg(column_name, ',' ORDER BY column_name) FROM information_schema.columns WHERE table_name = 'users'")
+    }
+
+    fn history(&self) -> String {
+        self.sql("SELECT string_agg(version::text, ',' ORDER BY version) FROM refinery_schema_history")
+    }
+
+    /// Every write the load generator saw acknowledged is in the table, under `column`.
+    fn assert_writes_kept(&self, load: &Summary, column: &str) {
+        assert!(!load.acked_writes.is_empty(), "the load generator got no write acknowledged");
+        let rows = self.sql(&format!("SELECT string_agg(id || '=' || {column}, E'\\n') FROM users WHERE {column} LIKE 'lg-%'"));
+        let present: std::collections::BTreeSet<&str> = rows.lines().collect();
+        for w in &load.acked_writes {
+            let key = format!("{}={}", w.id, w.name);
+            assert!(present.contains(key.as_str()), "acknowledged write {key} is missing");
+        }
+    }
+
+    fn try_run_dir(&self) -> Option<PathBuf> {
+        let runs = self.path().join(".cutover/runs");
+        let mut dirs: Vec<PathBuf> = std::fs::read_dir(&runs).ok()?.map(|e| e.unwrap().path()).filter(|p| p.is_dir()).collect();
+        dirs.sort();
+        dirs.pop()
+    }
+
+    fn run_dir(&self) -> PathBuf {
+        self.try_run_dir().expect("no run directory")
+    }
+
+    /// The schema without cutover's own bookkeeping table.
+    fn schema(&self) -> String {
+        let out = Command::new("pg_dump").args(["--schema-only", "--no-owner", "-T", "cutover_*", &self.url]).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).lines().filter(|l| !l.starts_with("\\restrict") && !l.starts_with("\\unrestrict")).collect::<Vec<_>>().join("\n")
+    }
+
+    fn state_of(&self, step: &str) -> Option<String> {
+        let out = self.cutover(&["status", "--format", "json", self.try_run_dir()?.to_str().unwrap()]);
+        let doc: Value = serde_json::from_slice(&out.stdout).ok()?;
+        doc["steps"].as_array()?.iter().find(|s| s["id"] == step).and_then(|s| s["state"].as_str().map(String::from))
+    }
+}
+
+/// The load generator, as its own process, through the router.
+struct Load {
+    child: Child,
+    dir: tempfile::TempDir,
+}
+
+fn loadgen_bin() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let bin = exe.parent().unwrap().parent().unwrap().join("loadgen");
+    if !bin.exists() {
+        let out = Command::new(env!("CARGO")).args(["build", "-q", "-p", "cutover-loadgen"]).current_dir(root()).output().unwrap();
+        assert!(out.status.success(), "building the load generator failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    assert!(bin.exists(), "no load generator at {}", bin.display());
+    bin
+}
+
+impl Load {
+    fn start(port: u16, rate: u32) -> Load {
+        let dir = tempfile::tempdir().unwrap();
+        let child = Command::new(loadgen_bin())
+            .args(["--url", &format!("http://127.0.0.1:{port}"), "--rate", &rate.to_string(), "--connections", "4", "--write-ratio", "0.2"])
+            .arg("--stop-file")
+            .arg(dir.path().join("stop"))
+            .arg("--ready-file")
+            .arg(dir.path().join("ready"))
+            .arg("--out")
+            .arg(dir.path().join("summary.json"))
+            .spawn()
+            .unwrap();
+        let t0 = Instant::now();
+        while !dir.path().join("ready").exists() {
+            assert!(t0.elapsed() < Duration::from_secs(20), "no request succeeded through the router within 20 s");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        // A few seconds of steady traffic on version 1 before the release starts.
+        std::thread::sleep(Duration::from_secs(2));
+        Load { child, dir }
+    }
+
+    fn stop(self) -> Summary {
+        let s = self.stop_any_rate();
+        assert!(s.requests as f64 / s.duration_s >= 100.0, "the load was below 100 requests/s");
+        s
+    }
+
+    fn stop_any_rate(mut self) -> Summary {
+        std::thread::sleep(Duration::from_secs(1));
+        std::fs::write(self.dir.path().join("stop"), "").unwrap();
+        let status = self.child.wait().unwrap();
+        assert!(status.success(), "loadgen exited with {status}");
+        let s: Summary = serde_json::from_slice(&std::fs::read(self.dir.path().join("summary.json")).unwrap()).unwrap();
+        eprintln!("load: {} requests in {:.1} s ({:.0}/s), {} failed ({} GET, {} POST), {} GET retried ok, {} late, max latency {:.0} ms, versions {:?}, first failure: {:?}", s.requests, s.duration_s, s.requests as f64 / s.duration_s, s.failed, s.by_method.get.failed, s.by_method.post.failed, s.retried_ok, s.late, s.latency_ms.max, s.versions, s.first_failure);
+        s
+    }
+}
+
+fn assert_release_done(w: &World, out: &Output) {
+    assert_eq!(out.status.code(), Some(0), "{}", transcript(out));
+    assert_eq!(w.columns(), "created_at,email,full_name,id,legacy_flags", "the contract phase dropped `name`, the expand phase added `full_name`");
+    assert_eq!(w.history(), "1,2");
+    let containers = w.apps.containers();
+    assert!(containers.iter().all(|(n, running)| *running && n.contains("1.1.0")), "only 1.1.0 runs, 1.0.0 is removed: {containers:?}");
+    assert_eq!(containers.len(), w.replicas as usize);
+}
+
+fn canary_release(kind: Kind) {
+    let w = World::new(kind, 1, 5000);
+    w.write_spec("canary", "");
+    let load = Load::start(w.router.port, 150);
+    let out = w.cutover(&["apply", "spec.toml"]);
+    let s = load.stop();
+    eprintln!("{}", transcript(&out));
+    assert_release_done(&w, &out);
+    w.assert_writes_kept(&s, "full_name");
+    assert!(s.versions.get("1.1.0").copied().unwrap_or(0) > 0 && s.versions.get("1.0.0").copied().unwrap_or(0) > 0);
+    match kind {
+        Kind::Haproxy => {
+            assert_eq!(s.failed, 0, "zero failed requests behind HAProxy: {:?}", s.first_failure);
+            let weights = w.router.weights(UPSTREAM);
+            assert_eq!(weights, [(format!("p{}", w.port), 0), (format!("p{}", w.candidate), 100)].into_iter().collect());
+            let cfg = String::from_utf8(w.router.config_bytes()).unwrap();
+            assert!(cfg.contains(&format!("server p{} 127.0.0.1:{} weight 0", w.port, w.port)) && cfg.contains(&format!("server p{} 127.0.0.1:{} weight 100", w.candidate, w.candidate)), "{cfg}");
+        }
+        Kind::Nginx => {
+            // A reload closes idle keep-alive connections: GETs survive by the one allowed retry,
+            // POSTs that crossed a close are reported.
+            assert_eq!(s.by_method.get.failed, 0, "zero failed GETs behind nginx: {:?}", s.first_failure);
+            eprintln!("nginx: {} POST failures across the release's reloads", s.by_method.post.failed);
+            let up = String::from_utf8(w.router.config_bytes()).unwrap();
+            assert_eq!(up, format!("upstream {UPSTREAM} {{\n    keepalive 16;\n    server 127.0.0.1:{} weight=100;\n}}\n", w.candidate));
+        }
+    }
+}
+
+#[test]
+fn seed_release_behind_haproxy() {
+    canary_release(Kind::Haproxy);
+}
+
+#[test]
+fn seed_release_behind_nginx() {
+    canary_release(Kind::Nginx);
+}
+
+/// A 1.1.0 that fails every /users request: the analysis gate fails at 10%, the run rolls back,
+/// and everything is as before the release.
+fn bad_release(kind: Kind) {
+    let w = World::new(kind, 1, 2000);
+    w.write_spec("canary", "FAIL_RATE = \"1\"");
+    let router_before = w.router.config_bytes();
+    let weights_before = (kind == Kind::Haproxy).then(|| w.router.weights(UPSTREAM));
+    let schema_before = w.schema();
+    let load = Load::start(w.router.port, 150);
+    let out = w.cutover(&["apply", "spec.toml"]);
+    let s = load.stop();
+    let text = transcript(&out);
+    assert_eq!(out.status.code(), Some(3), "{text}");
+    assert!(text.contains("analysis gate failed: error rate"), "{text}");
+    assert_eq!(w.router.config_bytes(), router_before, "the router's config is byte-identical after the rollback");
+    if let Some(before) = weights_before {
+        assert_eq!(w.router.weights(UPSTREAM), before);
+    }
+    assert_eq!(w.schema(), schema_before, "the schema (pg_dump --schema-only) is back to its pre-expand state");
+    assert_eq!(w.history(), "1");
+    w.assert_writes_kept(&s, "name");
+    let containers = w.apps.containers();
+    assert_eq!(containers, vec![(format!("{}-1.0.0-{}", w.apps.service, w.port), true)], "1.0.0 serves, 1.1.0 is removed");
+    // All traffic is back on 1.0.0: a fresh burst sees only it.
+    let after = Load::start(w.router.port, 120).stop();
+    assert_eq!(after.failed, 0);
+    assert_eq!(after.versions.keys().collect::<Vec<_>>(), vec!["1.0.0"]);
+}
+
+#[test]
+fn bad_release_rolls_back_behind_haproxy() {
+    bad_release(Kind::Haproxy);
+}
+
+#[test]
+fn bad_release_rolls_back_behind_nginx() {
+    bad_release(Kind::Nginx);
+}
+
+/// `cutover apply` SIGKILLed at three seeded points and resumed each time, under load.
+#[test]
+fn killed_three_times_and_resumed_behind_haproxy() {
+    let w = World::new(Kind::Haproxy, 1, 20000);
+    w.write_spec("canary", "");
+    // Seeded choice of where to kill: three of the release's steps, in plan order.
+    let points = ["backfill", "shift/{svc}/10", "analysis/{svc}/25", "shift/{svc}/50", "retire/{svc}", "migrate/contract"];
+    let seed: u64 = std::env::var("CUTOVER_E2E_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(0x5eed);
+    let mut rng = seed;
+    let mut next = || {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng
+    };
+    let mut chosen: Vec<usize> = Vec::new();
+    while chosen.len() < 3 {
+        let i = (next() % points.len() as u64) as usize;
+        if !chosen.contains(&i) {
+            chosen.push(i);
+        }
+    }
+    chosen.sort();
+    let plan: Value = serde_json::from_slice(&w.cutover(&["plan", "spec.toml", "--format", "json"]).stdout).unwrap();
+    let ids: Vec<String> = plan["steps"].as_array().unwrap().iter().map(|s| s["id"].as_str().unwrap().to_string()).collect();
+    let targets: Vec<String> = chosen.iter().map(|i| { let p = points[*i].replace("{svc}", &w.apps.service); ids.iter().find(|id| id.starts_with(&p)).unwrap_or_else(|| panic!("no step {p}")).clone() }).collect();
+    eprintln!("seed {seed:#x}: killing at {targets:?}");
+    let load = Load::start(w.router.port, 150);
+    let mut first = true;
+    for target in &targets {
+        let mut child = if first { w.command(&["apply", "spec.toml"]).spawn().unwrap() } else { w.command(&["resume", w.run_dir().to_str().unwrap()]).spawn().unwrap() };
+        first = false;
+        let t0 = Instant::now();
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                panic!("cutover exited ({status}) before reaching {target}");
+            }
+            // Killed while the step runs or, for a step quicker than one look at the log, right
+            // after it: either way between two events of the release.
+            if matches!(w.state_of(target).as_deref(), Some("started" | "succeeded")) {
+                break;
+            }
+            assert!(t0.elapsed() < Duration::from_secs(120), "{target} never started");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        std::thread::sleep(Duration::from_millis(next() % 300));
+        unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
+        child.wait().unwrap();
+        eprintln!("killed at {target} (while it ran, or just after)");
+    }
+    let out = w.cutover(&["resume", w.run_dir().to_str().unwrap()]);
+    let s = load.stop();
+    eprintln!("{}", transcript(&out));
+    assert_release_done(&w, &out);
+    assert_eq!(s.failed, 0, "zero failed requests behind HAProxy across three kills: {:?}", s.first_failure);
+    w.assert_writes_kept(&s, "full_name");
+    assert_eq!(w.sql("SELECT count(*) FROM users WHERE full_name IS NULL"), "0", "every row backfilled");
+    assert_eq!(w.router.weights(UPSTREAM), [(format!("p{}", w.port), 0), (format!("p{}", w.candidate), 100)].into_iter().collect());
+}
+
+#[test]
+fn blue_green_and_rolling_under_load_behind_haproxy() {
+    for (strategy, replicas) in [("blue-green", 1), ("rolling", 2)] {
+        let w = World::new(Kind::Haproxy, replicas, 2000);
+        w.write_spec(strategy, "");
+        let load = Load::start(w.router.port, 150);
+        let out = w.cutover(&["apply", "spec.toml"]);
+        let s = load.stop();
+        eprintln!("{strategy}: {}", transcript(&out));
+        assert_release_done(&w, &out);
+        assert_eq!(s.failed, 0, "{strategy}: zero failed requests: {:?}", s.first_failure);
+        w.assert_writes_kept(&s, "full_name");
+        let weights = w.router.weights(UPSTREAM);
+        for i in 0..replicas {
+            assert_eq!(weights[&format!("p{}", w.port + i)], 0, "{strategy}: {weights:?}");
+            assert!(weights[&format!("p{}", w.candidate + i)] > 0, "{strategy}: {weights:?}");
+        }
+    }
+}
+
+#[test]
+fn recreate_reports_its_downtime() {
+    let w = World::new(Kind::Haproxy, 1, 2000);
+    w.write_spec("recreate", "");
+    let load = Load::start(w.router.port, 120);
+    let out = w.cutover(&["apply", "spec.toml"]);
+    // Requests stall (HAProxy retries a refused connection) or fail while nothing serves: the
+    // offered rate is kept, the achieved one drops.
+    let s = load.stop_any_rate();
+    let text = transcript(&out);
+    eprintln!("{text}");
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    let window: f64 = text.split("downtime window: ").nth(1).and_then(|t| t.split(' ').next()).and_then(|v| v.parse().ok()).unwrap_or_else(|| panic!("no downtime window reported: {text}"));
+    assert!(window > 0.0);
+    assert_eq!(w.history(), "1,2");
+    assert_eq!(w.columns(), "created_at,email,full_name,id,legacy_flags", "recreate runs the rename as written");
+    eprintln!("recreate: downtime window {window} s; the load generator saw {} failed requests and a worst latency of {:.0} ms", s.failed, s.latency_ms.max);
+    assert!(s.failed > 0 || s.latency_ms.max >= window * 1000.0 * 0.5, "the load generator saw the downtime: failures, or requests held for about its length");
+}
