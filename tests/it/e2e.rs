@@ -18,21 +18,21 @@ use std::time::{Duration, Instant};
 const UPSTREAM: &str = "api";
 
 /// One release's world.
-struct World {
+pub(crate) struct World {
     _pg: Cluster,
-    url: String,
-    dir: tempfile::TempDir,
-    apps: Apps,
-    router: Router,
-    port: u16,
-    candidate: u16,
-    replicas: u16,
+    pub(crate) url: String,
+    pub(crate) dir: tempfile::TempDir,
+    pub(crate) apps: Apps,
+    pub(crate) router: Router,
+    pub(crate) port: u16,
+    pub(crate) candidate: u16,
+    pub(crate) replicas: u16,
 }
 
 impl World {
     /// PostgreSQL at the baseline with `rows` users, version 1 on `replicas` containers, and the
     /// router in front, set up with every server the release will use.
-    fn new(kind: Kind, replicas: u16, rows: u32) -> World {
+    pub(crate) fn new(kind: Kind, replicas: u16, rows: u32) -> World {
         let pg = Cluster::start();
         pg.psql("CREATE DATABASE app");
         let url = pg.url_for("app");
@@ -67,12 +67,12 @@ impl World {
         w
     }
 
-    fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         self.dir.path()
     }
 
     /// Writes `spec.toml` for `strategy`; `env` is extra TOML for the new version's env table.
-    fn write_spec(&self, strategy: &str, env: &str) {
+    pub(crate) fn write_spec(&self, strategy: &str, env: &str) {
         let strategy = match strategy {
             "canary" => "kind = \"canary\"\nsteps = [10, 25, 50, 100]\npause = \"1s\"\nanalysis = { window = \"2s\", max_error_rate = 0.01, max_p99_latency = \"500ms\", min_requests = 5 }".to_string(),
             "blue-green" => "kind = \"blue-green\"".to_string(),
@@ -92,32 +92,32 @@ impl World {
         std::fs::write(self.path().join("spec.toml"), spec).unwrap();
     }
 
-    fn command(&self, args: &[&str]) -> Command {
+    pub(crate) fn command(&self, args: &[&str]) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_cutover"));
         c.args(args).current_dir(self.path()).env("DATABASE_URL", &self.url).env("NO_COLOR", "1");
         c
     }
 
-    fn cutover(&self, args: &[&str]) -> Output {
+    pub(crate) fn cutover(&self, args: &[&str]) -> Output {
         self.command(args).output().unwrap()
     }
 
-    fn sql(&self, sql: &str) -> String {
+    pub(crate) fn sql(&self, sql: &str) -> String {
         let out = Command::new("psql").args(["-X", "-q", "-t", "-A", "-v", "ON_ERROR_STOP=1", &self.url, "-c", sql]).output().unwrap();
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         String::from_utf8_lossy(&out.stdout).trim().to_string()
     }
 
-    fn columns(&self) -> String {
+    pub(crate) fn columns(&self) -> String {
         self.sql("SELECT string_agg(column_name, ',' ORDER BY column_name) FROM information_schema.columns WHERE table_name = 'users'")
     }
 
-    fn history(&self) -> String {
+    pub(crate) fn history(&self) -> String {
         self.sql("SELECT string_agg(version::text, ',' ORDER BY version) FROM refinery_schema_history")
     }
 
     /// Every write the load generator saw acknowledged is in the table, under `column`.
-    fn assert_writes_kept(&self, load: &Summary, column: &str) {
+    pub(crate) fn assert_writes_kept(&self, load: &Summary, column: &str) {
         assert!(!load.acked_writes.is_empty(), "the load generator got no write acknowledged");
         let rows = self.sql(&format!("SELECT string_agg(id || '=' || {column}, E'\\n') FROM users WHERE {column} LIKE 'lg-%'"));
         let present: std::collections::BTreeSet<&str> = rows.lines().collect();
@@ -127,25 +127,25 @@ impl World {
         }
     }
 
-    fn try_run_dir(&self) -> Option<PathBuf> {
+    pub(crate) fn try_run_dir(&self) -> Option<PathBuf> {
         let runs = self.path().join(".cutover/runs");
         let mut dirs: Vec<PathBuf> = std::fs::read_dir(&runs).ok()?.map(|e| e.unwrap().path()).filter(|p| p.is_dir()).collect();
         dirs.sort();
         dirs.pop()
     }
 
-    fn run_dir(&self) -> PathBuf {
+    pub(crate) fn run_dir(&self) -> PathBuf {
         self.try_run_dir().expect("no run directory")
     }
 
     /// The schema without cutover's own bookkeeping table.
-    fn schema(&self) -> String {
+    pub(crate) fn schema(&self) -> String {
         let out = Command::new("pg_dump").args(["--schema-only", "--no-owner", "-T", "cutover_*", &self.url]).output().unwrap();
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         String::from_utf8_lossy(&out.stdout).lines().filter(|l| !l.starts_with("\\restrict") && !l.starts_with("\\unrestrict")).collect::<Vec<_>>().join("\n")
     }
 
-    fn state_of(&self, step: &str) -> Option<String> {
+    pub(crate) fn state_of(&self, step: &str) -> Option<String> {
         let out = self.cutover(&["status", "--format", "json", self.try_run_dir()?.to_str().unwrap()]);
         let doc: Value = serde_json::from_slice(&out.stdout).ok()?;
         doc["steps"].as_array()?.iter().find(|s| s["id"] == step).and_then(|s| s["state"].as_str().map(String::from))
@@ -153,16 +153,23 @@ impl World {
 }
 
 /// The load generator, as its own process, through the router.
-struct Load {
+pub(crate) struct Load {
     child: Child,
-    dir: tempfile::TempDir,
+    pub(crate) dir: tempfile::TempDir,
 }
 
 fn loadgen_bin() -> PathBuf {
+    // target/<profile>/deps/<test binary> -> target/<profile>/loadgen
     let exe = std::env::current_exe().unwrap();
-    let bin = exe.parent().unwrap().parent().unwrap().join("loadgen");
+    let profile_dir = exe.parent().unwrap().parent().unwrap();
+    let bin = profile_dir.join("loadgen");
     if !bin.exists() {
-        let out = Command::new(env!("CARGO")).args(["build", "-q", "-p", "cutover-loadgen"]).current_dir(root()).output().unwrap();
+        let mut cargo = Command::new(env!("CARGO"));
+        cargo.args(["build", "-q", "-p", "cutover-loadgen", "--target-dir"]).arg(profile_dir.parent().unwrap());
+        if profile_dir.file_name().is_some_and(|n| n == "release") {
+            cargo.arg("--release");
+        }
+        let out = cargo.current_dir(root()).output().unwrap();
         assert!(out.status.success(), "building the load generator failed: {}", String::from_utf8_lossy(&out.stderr));
     }
     assert!(bin.exists(), "no load generator at {}", bin.display());
@@ -170,9 +177,15 @@ fn loadgen_bin() -> PathBuf {
 }
 
 impl Load {
-    fn start(port: u16, rate: u32) -> Load {
+    pub(crate) fn start(port: u16, rate: u32) -> Load {
+        Self::start_with(port, rate, &[])
+    }
+
+    /// With extra loadgen arguments.
+    pub(crate) fn start_with(port: u16, rate: u32, extra: &[&str]) -> Load {
         let dir = tempfile::tempdir().unwrap();
         let child = Command::new(loadgen_bin())
+            .args(extra)
             .args(["--url", &format!("http://127.0.0.1:{port}"), "--rate", &rate.to_string(), "--connections", "4", "--write-ratio", "0.2"])
             .arg("--stop-file")
             .arg(dir.path().join("stop"))
@@ -192,13 +205,13 @@ impl Load {
         Load { child, dir }
     }
 
-    fn stop(self) -> Summary {
+    pub(crate) fn stop(self) -> Summary {
         let s = self.stop_any_rate();
         assert!(s.requests as f64 / s.duration_s >= 100.0, "the load was below 100 requests/s");
         s
     }
 
-    fn stop_any_rate(mut self) -> Summary {
+    pub(crate) fn stop_any_rate(mut self) -> Summary {
         std::thread::sleep(Duration::from_secs(1));
         std::fs::write(self.dir.path().join("stop"), "").unwrap();
         let status = self.child.wait().unwrap();
@@ -209,7 +222,7 @@ impl Load {
     }
 }
 
-fn assert_release_done(w: &World, out: &Output) {
+pub(crate) fn assert_release_done(w: &World, out: &Output) {
     assert_eq!(out.status.code(), Some(0), "{}", transcript(out));
     assert_eq!(w.columns(), "created_at,email,full_name,id,legacy_flags", "the contract phase dropped `name`, the expand phase added `full_name`");
     assert_eq!(w.history(), "1,2");
