@@ -41,12 +41,11 @@ fn timeline(file: &std::path::Path) -> Vec<(u64, String)> {
         .collect()
 }
 
-fn step_ms(w: &World, id_prefix: &str) -> Option<(u64, u64)> {
+fn step_ms(w: &World, id_prefix: &str) -> Option<u64> {
     let out = w.cutover(&["status", "--format", "json", w.run_dir().to_str().unwrap()]);
     let doc: Value = serde_json::from_slice(&out.stdout).ok()?;
     let s = doc["steps"].as_array()?.iter().find(|s| s["id"].as_str().is_some_and(|i| i.starts_with(id_prefix)))?;
-    let t = |k: &str| chrono::DateTime::parse_from_rfc3339(s[k].as_str()?).ok().map(|d| d.timestamp_millis() as u64);
-    Some((t("started_at")?, t("finished_at")?))
+    s["duration_ms"].as_u64()
 }
 
 fn name(kind: Kind) -> &'static str {
@@ -64,11 +63,12 @@ fn strategy_run(kind: Kind, strategy: &str) -> Value {
     assert_eq!(out.status.code(), Some(0), "{}", common::transcript(&out));
     let mut v = json!({ "router": name(kind), "strategy": strategy, "requests": s.requests, "failed": s.failed, "failed_get": s.by_method.get.failed, "failed_post": s.by_method.post.failed, "get_retried_ok": s.retried_ok, "max_latency_ms": s.latency_ms.max });
     if strategy == "blue-green" {
-        let (start, end) = step_ms(&w, "shift/").unwrap();
         let lines = timeline(timeline_file.path());
-        let last_old = lines.iter().filter(|(_, ver)| ver == "1.0.0").map(|(t, _)| *t).max().unwrap_or(start);
-        v["switch_step_ms"] = json!(end - start);
-        v["old_version_last_answer_after_switch_start_ms"] = json!(last_old.saturating_sub(start));
+        let first_new = lines.iter().filter(|(_, ver)| ver == "1.1.0").map(|(t, _)| *t).min().unwrap_or(0);
+        let last_old = lines.iter().filter(|(_, ver)| ver == "1.0.0").map(|(t, _)| *t).max().unwrap_or(0);
+        v["switch_step_ms"] = json!(step_ms(&w, "shift/").unwrap());
+        // Both versions answer during the switch only as long as requests already in flight.
+        v["both_versions_answered_ms"] = json!(last_old.saturating_sub(first_new));
     }
     if strategy == "recreate" {
         let text = String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
@@ -126,7 +126,7 @@ fn main() {
         let notes = if let Some(ms) = r.get("rollback_to_100pct_stable_ms") {
             format!("rollback: 100% on 1.0.0 {ms} ms after `cutover rollback` started (command total {} ms)", r["rollback_command_total_ms"])
         } else if let Some(ms) = r.get("switch_step_ms") {
-            format!("switch step {ms} ms; 1.0.0 last answered {} ms after it began", r["old_version_last_answer_after_switch_start_ms"])
+            format!("switch step {ms} ms; both versions answered for {} ms", r["both_versions_answered_ms"])
         } else if let Some(d) = r.get("downtime_window_s") {
             format!("downtime window {d} s; worst latency {} ms", r["max_latency_ms"])
         } else {

@@ -158,7 +158,8 @@ impl Nginx {
         Ok(())
     }
 
-    /// Reloads and waits until a new worker generation serves.
+    /// Reloads and waits until a new worker generation serves and the old one has exited (at most
+/// 10 s more).
     async fn reload_and_confirm(&self) -> Result<Duration, StepError> {
         let master = self.master()?;
         let before = children(master);
@@ -175,6 +176,13 @@ impl Nginx {
         loop {
             let now = children(master);
             if now.iter().any(|p| !before.contains(p)) {
+                // The old generation still finishes requests it had accepted, with the old
+                // upstreams: wait until it is gone, so a retire that follows never stops a server
+                // an old worker still sends to (bounded: a long request must not stall the release).
+                let drain = Instant::now() + Duration::from_secs(10);
+                while children(master).iter().any(|p| before.contains(p)) && Instant::now() < drain {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
                 return Ok(t0.elapsed());
             }
             if Instant::now() > deadline {
@@ -208,7 +216,7 @@ impl Router for Nginx {
             }
             let took = this.reload_and_confirm().await?;
             let desc = servers.iter().filter(|s| s.weight > 0).map(|s| format!("{}={}", s.addr, s.weight)).collect::<Vec<_>>().join(" ");
-            Ok((before, format!("upstream {upstream}: {desc}; nginx reloaded, new workers up in {} ms", took.as_millis())))
+            Ok((before, format!("upstream {upstream}: {desc}; nginx reloaded, old workers gone after {} ms", took.as_millis())))
         })
     }
 
