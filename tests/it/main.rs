@@ -7,5 +7,6 @@ mod executor;
 mod lint_cli;
 mod pg;
 mod plan_cli;
+mod routers;
 mod postgres_steps;
 mod stack;

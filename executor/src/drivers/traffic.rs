@@ -88,3 +88,25 @@ impl Driver for AnalysisDriver {
         Box::pin(async { Ok(Some(Probe::NotDone)) })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn obs(requests: u64, errors: u64, ms: u64) -> Observation {
+        Observation { requests, errors, latency: Some(Duration::from_millis(ms)), latency_kind: "p99" }
+    }
+
+    #[test]
+    fn the_gate_passes_fails_or_is_inconclusive() {
+        let max = Duration::from_millis(500);
+        assert!(verdict(&obs(100, 1, 20), 0.01, max, 20).is_ok(), "1% is not above 1%");
+        let e = verdict(&obs(100, 2, 20), 0.01, max, 20).unwrap_err();
+        assert!(e.starts_with("error rate 2.00% is above the threshold 1.00%"), "{e}");
+        let e = verdict(&obs(100, 0, 501), 0.01, max, 20).unwrap_err();
+        assert!(e.starts_with("latency 501 ms is above the threshold 500 ms"), "{e}");
+        let e = verdict(&obs(19, 0, 1), 0.01, max, 20).unwrap_err();
+        assert!(e.starts_with("inconclusive: 19 canary requests"), "{e}");
+    }
+}
