@@ -16,6 +16,19 @@ use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+/// Like `println!`, but a closed stdout (`cutover log RUN | head`) ends the process quietly, with
+/// exit code 0 as ripgrep does, instead of a panic.
+macro_rules! println {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(e) = writeln!(std::io::stdout().lock(), $($arg)*)
+            && e.kind() == std::io::ErrorKind::BrokenPipe
+        {
+            std::process::exit(0);
+        }
+    }};
+}
+
 /// Options shared by the run commands.
 pub struct Common {
     /// Where runs live.

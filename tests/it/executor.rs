@@ -134,6 +134,22 @@ pub fn an_uninterrupted_run_and_its_rollback() {
     assert_clean_log(dir.path(), &run, true);
 }
 
+/// `cutover log RUN | head` and friends: a reader that went away ends the output quietly.
+pub fn a_closed_stdout_is_not_a_panic() {
+    let dir = release("", "rollback");
+    cutover(dir.path(), &["apply", "spec.toml"], &[]);
+    let run = run_id(dir.path());
+    for args in [vec!["log", run.as_str()], vec!["log", run.as_str(), "--format", "json"], vec!["status", run.as_str()], vec!["runs"]] {
+        let mut child = command_for(dir.path()).args(&args).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap();
+        // Close the reading end before the first line is written.
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {stderr}");
+    }
+}
+
 fn total_events(verb_after_apply: bool) -> usize {
     let dir = release("", "rollback");
     cutover(dir.path(), &["apply", "spec.toml"], &[]);
@@ -515,6 +531,11 @@ pub fn ctrl_c_lets_the_running_step_finish_and_leaves_the_run_resumable() {
 
 /// Every scenario with the file log.
 mod files {
+    #[test]
+    fn a_closed_stdout_is_not_a_panic() {
+        super::a_closed_stdout_is_not_a_panic();
+    }
+
     #[test]
     fn ctrl_c_lets_the_running_step_finish_and_leaves_the_run_resumable() {
         super::ctrl_c_lets_the_running_step_finish_and_leaves_the_run_resumable();
