@@ -37,6 +37,23 @@ pub enum Probe {
 #[error("{0}")]
 pub struct StepError(pub String);
 
+impl StepError {
+    /// How an inconclusive result starts: the step could not decide (an analysis gate saw too
+    /// few requests). The run pauses then, whatever `on_failure` says: rolling back a release
+    /// nobody found fault with would be as wrong as going on.
+    pub const INCONCLUSIVE: &'static str = "inconclusive: ";
+
+    /// An inconclusive result.
+    pub fn inconclusive(why: impl std::fmt::Display) -> Self {
+        Self(format!("{}{why}", Self::INCONCLUSIVE))
+    }
+
+    /// Whether this is an inconclusive result.
+    pub fn is_inconclusive(&self) -> bool {
+        self.0.starts_with(Self::INCONCLUSIVE)
+    }
+}
+
 /// Everything a driver may need besides the step.
 #[derive(Debug, Clone)]
 pub struct StepContext {

@@ -177,6 +177,8 @@ impl Session {
         let mut running: BTreeSet<String> = BTreeSet::new();
         let mut tasks: JoinSet<(String, Result<Done, StepError>)> = JoinSet::new();
         let mut failed: Option<(String, String)> = None;
+        // The first failure was an inconclusive gate: pause, whatever `on_failure` says.
+        let mut inconclusive = false;
         let mut interrupted = 0u32;
         let (progress_tx, mut progress_rx) = tokio::sync::mpsc::unbounded_channel::<(String, Value)>();
         loop {
@@ -229,6 +231,9 @@ impl Session {
                         Err(e) => {
                             let error = opts.ctx.redactor.redact(&e.0);
                             self.emit(Event::StepFailed { step: id.clone(), error: error.clone() }).await?;
+                            if failed.is_none() {
+                                inconclusive = e.is_inconclusive();
+                            }
                             failed.get_or_insert((id, error));
                         }
                     }
@@ -254,7 +259,8 @@ impl Session {
         }
         if let Some((step, error)) = failed {
             let reason = format!("step `{step}` failed: {error}");
-            return match opts.on_failure {
+            let on_failure = if inconclusive { OnFailure::Pause } else { opts.on_failure };
+            return match on_failure {
                 OnFailure::Pause => {
                     self.emit(Event::Paused { reason }).await?;
                     self.emit(Event::RunFinished { outcome: Outcome::Paused }).await?;

@@ -408,3 +408,27 @@ fn recreate_reports_its_downtime() {
     eprintln!("recreate: downtime window {window} s; the load generator saw {} failed requests and a worst latency of {:.0} ms", s.failed, s.latency_ms.max);
     assert!(s.failed > 0 || s.latency_ms.max >= window * 1000.0 * 0.5, "the load generator saw the downtime: failures, or requests held for about its length");
 }
+
+/// Too few canary requests to judge: the gate is inconclusive and the run pauses (it neither
+/// goes on nor rolls back a release nobody found fault with); `resume` watches a new window.
+#[test]
+fn an_inconclusive_gate_pauses_the_run() {
+    let w = World::new(Kind::Haproxy, 1, 100);
+    w.write_spec("canary", "");
+    let spec = std::fs::read_to_string(w.path().join("spec.toml")).unwrap().replace("min_requests = 5", "min_requests = 1000000");
+    std::fs::write(w.path().join("spec.toml"), spec).unwrap();
+    let weights_before = w.router.weights(UPSTREAM);
+    let out = w.cutover(&["apply", "spec.toml"]);
+    let text = transcript(&out);
+    assert_eq!(out.status.code(), Some(3), "{text}");
+    assert!(text.contains("inconclusive: analysis gate") && text.contains("the run pauses"), "{text}");
+    assert!(!text.contains("rolling back"), "{text}");
+    let status: Value = serde_json::from_slice(&w.cutover(&["status", "--format", "json", w.run_dir().to_str().unwrap()]).stdout).unwrap();
+    assert!(status["paused"].is_string(), "{status}");
+    // Traffic stays where the gate found it (10% on the canary) until someone decides.
+    assert_eq!(w.router.weights(UPSTREAM), [(format!("p{}", w.port), 90), (format!("p{}", w.candidate), 10)].into_iter().collect());
+    let out = w.cutover(&["rollback", w.run_dir().to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
+    assert_eq!(w.router.weights(UPSTREAM), weights_before);
+    assert_eq!(w.history(), "1");
+}

@@ -6,7 +6,8 @@
 //!   for weight (HAProxy, and its config file byte for byte).
 //! - analysis watches the canary for the window, from the router's own data, and fails when the
 //!   error rate or latency crosses the spec's thresholds, or when too few requests arrived to
-//!   judge (inconclusive). A failed gate makes the run roll back (`on_failure = "rollback"`).
+//!   judge (inconclusive). A failed gate makes the run roll back (`on_failure = "rollback"`); an
+//!   inconclusive one pauses the run whatever `on_failure` says, as Argo Rollouts does.
 
 use crate::driver::{BoxFuture, Done, Driver, Probe, StepContext, StepError};
 use crate::router::{Observation, from_params};
@@ -74,6 +75,7 @@ impl Driver for AnalysisDriver {
             let obs = r.observe(upstream.clone(), canary.clone(), window.into(), early).await?;
             match verdict(&obs, *max_error_rate, max_p99_latency.into(), *min_requests) {
                 Ok(summary) => Ok(Done { undo: Value::Null, detail: Some(format!("passed: {summary}")) }),
+                Err(why) if why.starts_with("inconclusive: ") => Err(StepError::inconclusive(format!("analysis gate {}; the run pauses: `cutover resume` watches a new window, `cutover rollback` undoes the release", why.trim_start_matches("inconclusive: ")))),
                 Err(why) => Err(StepError(format!("analysis gate failed: {why}"))),
             }
         })
