@@ -97,6 +97,10 @@ pub struct ColumnRename {
     pub not_null: bool,
     /// First primary-key column of the table, when the migrations declare it.
     pub key: Option<String>,
+    /// The primary key's column types, in key order, when the migrations declare them (empty
+    /// for an unknown key; more than one for a composite key).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub key_types: Vec<String>,
 }
 
 /// One statement of a migration.
@@ -805,6 +809,7 @@ fn classify(stmt: &ast::Stmt, schema: &mut Schema, in_release: bool) -> Class {
                                 column_type: col.map(|c| c.ty.clone()).filter(|ty| !ty.is_empty()),
                                 not_null: col.is_some_and(|c| c.not_null),
                                 key: t.and_then(|t| t.primary_key.first().cloned()),
+                                key_types: t.map(|t| t.primary_key.iter().map(|k| t.column(k).map(|c| c.ty.clone()).unwrap_or_default()).collect()).unwrap_or_default(),
                             });
                         }
                         schema.rename_column(&table, &from, &to);

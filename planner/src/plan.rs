@@ -357,6 +357,12 @@ pub fn plan_release(spec: &ReleaseSpec, dbs: DatabaseFiles) -> Result<Plan, Plan
                     if r.column_type.is_none() {
                         findings.push(finding("rename-type-unknown", m, line, format!("the type of `{}.{}` is not declared in the migrations; the expand step copies it from the live catalog", r.rename.table, r.rename.from), "declare the table in the migrations (or a baseline migration) to see the exact type in the plan"));
                     }
+                    let integer = |ty: &str| matches!(ty.trim().to_ascii_lowercase().as_str(), "smallint" | "integer" | "int" | "bigint" | "int2" | "int4" | "int8" | "smallserial" | "serial" | "bigserial" | "serial2" | "serial4" | "serial8");
+                    let kt = &r.rename.key_types;
+                    if kt.len() > 1 || kt.first().is_some_and(|ty| !ty.is_empty() && !integer(ty)) {
+                        let what = if kt.len() > 1 { format!("a composite key ({})", kt.join(", ")) } else { format!("`{}` of type {}", r.key, kt[0]) };
+                        findings.push(finding("backfill-key-unsupported", m, line, format!("the backfill of `{}.{}` walks the primary key in integer ranges, but `{}` has {what}", r.rename.table, r.rename.to, r.rename.table), "give the table an integer key (e.g. a bigint identity column) before this release, or copy the column yourself in batches and rename without the rewrite"));
+                    }
                     if !r.key_known {
                         findings.push(finding("rename-type-unknown", m, line, format!("the primary key of `{}` is not declared in the migrations; the backfill assumes `id`", r.rename.table), "declare the table's primary key in the migrations (or a baseline migration)"));
                     }

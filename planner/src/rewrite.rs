@@ -52,7 +52,7 @@ fn ident(base: &str) -> String {
 
 /// Builds the rewrite for `rename` (which carries what the migrations say about the column).
 pub fn rename_column(rename: &ColumnRename) -> RenameRewrite {
-    let ColumnRename { table, from, to, column_type, not_null, key } = rename;
+    let ColumnRename { table, from, to, column_type, not_null, key, .. } = rename;
     let column_type = column_type.clone();
     let not_null = *not_null;
     let (key, key_known) = match key {

@@ -169,3 +169,27 @@ fn backups_and_deploys_of_independent_databases_and_services_run_in_parallel() {
         assert!(d.contains(&"retire/api/batch-2".to_string()) && d.contains(&"retire/billing".to_string()), "{c}: {d:?}");
     }
 }
+
+/// The rename's backfill walks an integer key: a table keyed by uuid (or a composite key) is an
+/// error finding at plan time, not a cast error half-way through the release.
+#[test]
+fn a_rename_on_a_table_without_an_integer_key_is_an_error_finding() {
+    for (create, what) in [
+        ("CREATE TABLE users (id uuid PRIMARY KEY, name text NOT NULL);", "`id` of type uuid"),
+        ("CREATE TABLE users (tenant bigint, id bigint, name text, PRIMARY KEY (tenant, id));", "a composite key (bigint, bigint)"),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("m")).unwrap();
+        std::fs::write(dir.path().join("m/V1__users.sql"), create).unwrap();
+        std::fs::write(dir.path().join("m/V2__rename.sql"), "ALTER TABLE users RENAME COLUMN name TO full_name;").unwrap();
+        std::fs::write(dir.path().join("spec.toml"), "[release]\nname = \"r\"\n\n[[database]]\nname = \"main\"\nurl_env = \"DATABASE_URL\"\nmigrations = \"m\"\nbaseline = 1\n").unwrap();
+        let out = cutover(&["plan", dir.path().join("spec.toml").to_str().unwrap()]);
+        assert_no_panic(&out);
+        let text = transcript(&out);
+        assert_eq!(out.status.code(), Some(2), "{text}");
+        assert!(text.contains("backfill-key-unsupported") && text.contains(what), "{text}");
+    }
+    // An integer key is fine.
+    let doc = plan_json("canary-rename");
+    assert!(!doc["findings"].as_array().unwrap().iter().any(|f| f["rule"] == "backfill-key-unsupported"));
+}
