@@ -69,10 +69,28 @@ impl PgStore {
         Self { url: url.to_string(), lock_wait }
     }
 
-    async fn connect(&self, application_name: &str) -> Result<PgConnection, ExecError> {
+    /// Connects; creates the log's tables when `create` (only a new run needs to: reading
+    /// commands must work with read-only privileges).
+    async fn connect(&self, application_name: &str, create: bool) -> Result<PgConnection, ExecError> {
         let opts = PgConnectOptions::from_str(&self.url).map_err(|e| db_err("bad URL", e))?.application_name(application_name);
         let mut conn = opts.connect().await.map_err(|e| db_err("cannot connect", e))?;
-        sqlx::raw_sql(SCHEMA).execute(&mut conn).await.map_err(|e| db_err("cannot create tables", e))?;
+        if create {
+            sqlx::raw_sql(SCHEMA).execute(&mut conn).await.map_err(|e| db_err("cannot create tables", e))?;
+        }
+        Ok(conn)
+    }
+
+    /// Whether this database holds a cutover log at all.
+    async fn has_tables(conn: &mut PgConnection) -> Result<bool, ExecError> {
+        sqlx::query_scalar("SELECT to_regclass('cutover_events') IS NOT NULL AND to_regclass('cutover_runs') IS NOT NULL").fetch_one(&mut *conn).await.map_err(|e| db_err("reading the catalog", e))
+    }
+
+    /// Connects to read or continue `run_id`, which must exist.
+    async fn connect_existing(&self, application_name: &str, run_id: &str) -> Result<PgConnection, ExecError> {
+        let mut conn = self.connect(application_name, false).await?;
+        if !Self::has_tables(&mut conn).await? {
+            return Err(ExecError::State(format!("PostgreSQL log: no run `{run_id}`: this database holds no cutover runs (no cutover_runs table); check CUTOVER_LOG_DATABASE_URL")));
+        }
         Ok(conn)
     }
 
@@ -115,7 +133,7 @@ impl PgStore {
 
     /// Creates a run (its plan and header) and opens it for appending.
     pub async fn create(&self, run_id: &str, plan: &Plan, header: &Header, command: &str) -> Result<PgRun, ExecError> {
-        let mut conn = self.connect(&application_name(command)).await?;
+        let mut conn = self.connect(&application_name(command), true).await?;
         self.lock(&mut conn, run_id).await?;
         let plan_json = serde_json::to_string(&RecordedPlan::of(plan)).expect("plans serialize");
         let payload = serde_json::to_string(header).expect("headers serialize");
@@ -170,7 +188,7 @@ impl PgStore {
 
     /// Opens `run_id` for appending (takes its lock).
     pub async fn open(&self, run_id: &str, command: &str) -> Result<(PgRun, LogContents, Plan), ExecError> {
-        let mut conn = self.connect(&application_name(command)).await?;
+        let mut conn = self.connect_existing(&application_name(command), run_id).await?;
         self.lock(&mut conn, run_id).await?;
         let (contents, plan) = self.read_with(&mut conn, run_id).await?;
         let run = PgRun { conn, run_id: run_id.into(), chain: Chain::new(contents.records.len() as u64 + 1, contents.last_crc) };
@@ -179,7 +197,7 @@ impl PgStore {
 
     /// Reads a run without locking it, with its current lock holder.
     pub async fn read(&self, run_id: &str) -> Result<(LogContents, Plan, Option<Holder>), ExecError> {
-        let mut conn = self.connect("cutover (read-only)").await?;
+        let mut conn = self.connect_existing("cutover (read-only)", run_id).await?;
         let (contents, plan) = self.read_with(&mut conn, run_id).await?;
         let holder = self.holder(&mut conn, run_id).await;
         Ok((contents, plan, holder))
@@ -187,7 +205,10 @@ impl PgStore {
 
     /// Every run, newest first.
     pub async fn list(&self) -> Result<Vec<RunSummary>, ExecError> {
-        let mut conn = self.connect("cutover (read-only)").await?;
+        let mut conn = self.connect("cutover (read-only)", false).await?;
+        if !Self::has_tables(&mut conn).await? {
+            return Ok(Vec::new());
+        }
         let ids: Vec<String> = sqlx::query_scalar("SELECT run_id FROM cutover_runs ORDER BY created_at DESC, run_id DESC").fetch_all(&mut conn).await.map_err(|e| db_err("listing runs", e))?;
         let mut out = Vec::new();
         for id in ids {

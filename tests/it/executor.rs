@@ -644,3 +644,21 @@ fn postgres_log_backend_passes_the_same_tests() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("damaged at seq 7"), "{}", transcript(&out));
     LOG_URL.with(|u| *u.borrow_mut() = None);
 }
+
+/// `runs`, `status` and `log` with the PostgreSQL log only read: on a database that holds no
+/// runs they say so, and create nothing (read-only privileges are enough).
+#[test]
+fn postgres_log_reading_commands_create_nothing() {
+    let cluster = crate::pg::Cluster::start();
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| Command::new(env!("CARGO_BIN_EXE_cutover")).args(args).current_dir(dir.path()).env("CUTOVER_LOG_DATABASE_URL", cluster.url()).output().unwrap();
+    let out = run(&["runs", "--format", "json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "[]");
+    for verb in ["status", "log"] {
+        let out = run(&[verb, "20260101T000000Z-x-0000"]);
+        assert_eq!(out.status.code(), Some(1), "{}", transcript(&out));
+        assert!(String::from_utf8_lossy(&out.stderr).contains("this database holds no cutover runs"), "{}", transcript(&out));
+    }
+    assert_eq!(cluster.psql("SELECT count(*) FROM pg_tables WHERE tablename LIKE 'cutover%'"), "0");
+}
