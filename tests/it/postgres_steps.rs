@@ -331,6 +331,10 @@ fn kill_9_during_a_million_row_backfill_with_a_writer_then_resume() {
     let first_resumed = after.iter().skip(evs.len()).find(|e| e["type"] == "step_progress").expect("the resumed backfill reported progress");
     assert!(first_resumed["data"]["cursor"].as_i64().unwrap() > resumed_from, "the resume started over instead of after key {resumed_from}");
     assert!(first_resumed["data"]["cursor"].as_i64().unwrap() <= resumed_from + 5000 + 1000, "one batch after the cursor");
+    // Progress for humans: rows done of an estimated total (no count(*) scan before the first batch).
+    let message = after.iter().filter(|e| e["type"] == "step_progress").find_map(|e| e["data"]["message"].as_str().map(String::from)).expect("a progress line for humans");
+    let total: u64 = message.split("of about ").nth(1).and_then(|t| t.split(' ').next()).and_then(|n| n.parse().ok()).unwrap_or_else(|| panic!("{message}"));
+    assert!((900_000..=1_100_000).contains(&total) && message.ends_with("rows/s"), "{message}");
     let out = db.cutover(&["resume", &run], &[]);
     assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
     assert_eq!(columns(&db), "created_at:NO,email:YES,full_name:NO,id:NO,legacy_flags:YES");

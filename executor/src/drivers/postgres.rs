@@ -621,7 +621,14 @@ async fn run_backfill(step: Step, ctx: StepContext) -> Result<Done, StepError> {
         Some(e) => Some(e),
         None => sqlx::query_scalar(&last_key_sql).fetch_one(&mut *conn).await.map_err(err)?,
     };
-    let estimate: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM {} WHERE {} <= $1", b.table, b.key)).bind(end.unwrap_or(0)).fetch_one(&mut *conn).await.map_err(err)?;
+    // The progress total is an estimate: the planner's row count when the table was analyzed,
+    // else the key range. A count(*) would scan the whole table before the first batch.
+    let reltuples: Option<f32> = sqlx::query_scalar("SELECT reltuples FROM pg_class WHERE oid = to_regclass($1)").bind(&b.table).fetch_optional(&mut *conn).await.map_err(err)?;
+    let key_range: Option<i64> = sqlx::query_scalar(&format!("SELECT ($1::bigint - min({}))::bigint + 1 FROM {}", b.key, b.table)).bind(end.unwrap_or(0)).fetch_one(&mut *conn).await.map_err(err)?;
+    let estimate: i64 = match reltuples {
+        Some(r) if r > 0.0 => r as i64,
+        _ => key_range.unwrap_or(0).max(0),
+    };
     // Batches commit without waiting for their WAL flush: much less fsync contention with the
     // application's own commits. A server crash could lose the last batches even though their
     // cursor was recorded, so the copy is verified at the end and swept again if needed.
@@ -676,7 +683,7 @@ async fn run_backfill(step: Step, ctx: StepContext) -> Result<Done, StepError> {
             // A human line about once a second; the cursor every batch.
             if last_report.elapsed() >= Duration::from_secs(1) {
                 last_report = std::time::Instant::now();
-                data["message"] = json!(format!("{rows} of {estimate} rows, {:.0} rows/s", rows as f64 / secs));
+                data["message"] = json!(format!("{rows} of about {estimate} rows, {:.0} rows/s", rows as f64 / secs));
             }
             p.report(data);
         }
