@@ -260,6 +260,10 @@ pub enum Params {
         ports: Vec<u16>,
         /// Health URLs of those containers: a rollback that starts them again waits for these.
         health_urls: Vec<String>,
+        /// Status those URLs answer when healthy.
+        health_status: u16,
+        /// How long a rollback waits for that.
+        health_timeout: Duration,
         /// Containers affected.
         replicas: u32,
         /// Rolling batch, when the old version goes batch by batch.

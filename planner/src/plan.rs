@@ -474,7 +474,8 @@ pub fn plan_release(spec: &ReleaseSpec, dbs: DatabaseFiles) -> Result<Plan, Plan
                             let d = b.add(deploy_step(svc, &new[batch_ports.clone()], Some((i, count))), &prev);
                             prev = vec![b.add(health_step(svc, &new[batch_ports.clone()], Some((i, count))), &[d])];
                         }
-                        let s = shift(&mut b, from, weight, Some(done), &weight.to_string(), &prev);
+                        // Named by batch: with many replicas two batches can round to the same percent.
+                        let s = shift(&mut b, from, weight, Some(done), &format!("batch-{i}"), &prev);
                         from = weight;
                         if i == count {
                             finals.push((svc, s, Some((i, count))));
@@ -646,7 +647,7 @@ fn health_step(svc: &Service, ports: &[u16], batch: Batch) -> Step {
 }
 
 fn version_params(svc: &Service, ports: Vec<u16>, batch: Batch) -> Params {
-    Params::Version { service: svc.name.clone(), image: format!("{}:{}", svc.image, svc.current), version: svc.current.clone(), health_urls: health_urls(svc, &ports), replicas: ports.len() as u32, ports, batch }
+    Params::Version { service: svc.name.clone(), image: format!("{}:{}", svc.image, svc.current), version: svc.current.clone(), health_urls: health_urls(svc, &ports), health_status: svc.health.expect_status, health_timeout: svc.health.timeout, replicas: ports.len() as u32, ports, batch }
 }
 
 fn retire_step(svc: &Service, ports: Vec<u16>, batch: Batch) -> Step {

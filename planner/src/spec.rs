@@ -324,7 +324,7 @@ pub struct Router {
     /// nginx: argv that validates the config (default `["nginx", "-t"]`).
     #[serde(default)]
     pub test: Option<Spanned<Vec<String>>>,
-    /// nginx: argv that reloads (default `["nginx", "-s", "reload"]`).
+    /// nginx: argv that reloads (default: SIGHUP to the master process named by `pid_file`).
     #[serde(default)]
     pub reload: Option<Spanned<Vec<String>>>,
     /// nginx: JSON access log read by analysis gates.

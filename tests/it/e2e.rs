@@ -246,7 +246,7 @@ fn canary_release(kind: Kind) {
             assert_eq!(s.failed, 0, "zero failed requests behind HAProxy: {:?}", s.first_failure);
             let weights = w.router.weights(UPSTREAM);
             assert_eq!(weights, [(format!("p{}", w.port), 0), (format!("p{}", w.candidate), 100)].into_iter().collect());
-            let cfg = String::from_utf8(w.router.config_bytes()).unwrap();
+            let cfg = w.router.config_bytes();
             assert!(cfg.contains(&format!("server p{} 127.0.0.1:{} weight 0", w.port, w.port)) && cfg.contains(&format!("server p{} 127.0.0.1:{} weight 100", w.candidate, w.candidate)), "{cfg}");
         }
         Kind::Nginx => {
@@ -254,7 +254,7 @@ fn canary_release(kind: Kind) {
             // POSTs that crossed a close are reported.
             assert_eq!(s.by_method.get.failed, 0, "zero failed GETs behind nginx: {:?}", s.first_failure);
             eprintln!("nginx: {} POST failures across the release's reloads", s.by_method.post.failed);
-            let up = String::from_utf8(w.router.config_bytes()).unwrap();
+            let up = w.router.config_bytes();
             assert_eq!(up, format!("upstream {UPSTREAM} {{\n    keepalive 16;\n    server 127.0.0.1:{} weight=100;\n}}\n", w.candidate));
         }
     }
@@ -431,4 +431,43 @@ fn an_inconclusive_gate_pauses_the_run() {
     assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
     assert_eq!(w.router.weights(UPSTREAM), weights_before);
     assert_eq!(w.history(), "1");
+}
+
+/// `apply` dies right after a step's effect, before the event that records it (the step is in
+/// doubt), and the operator rolls back: the probe finds out what the step did, so the rollback
+/// undoes it too. After a shift: the router is back byte for byte; after a retire: 1.0.0 runs
+/// and serves again.
+fn crash_after_effect_then_rollback(kind: Kind, step: &str) {
+    let w = World::new(kind, 1, 1000);
+    w.write_spec("canary", "");
+    let router_before = w.router.config_bytes();
+    let schema_before = w.schema();
+    let step = step.replace("{svc}", &w.apps.service);
+    let load = Load::start(w.router.port, 120);
+    let out = w.command(&["apply", "spec.toml"]).env("CUTOVER_CRASH_AFTER_EFFECT", &step).output().unwrap();
+    assert_eq!(out.status.code(), None, "apply was to die after {step}: {}", transcript(&out));
+    assert_eq!(w.state_of(&step).as_deref(), Some("started"), "{step} is in doubt");
+    let out = w.cutover(&["rollback", w.run_dir().to_str().unwrap()]);
+    let s = load.stop();
+    assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
+    assert_eq!(w.router.config_bytes(), router_before, "{step}: the router's config is byte-identical after the rollback");
+    assert_eq!(w.schema(), schema_before);
+    assert_eq!(w.apps.containers(), vec![(format!("{}-1.0.0-{}", w.apps.service, w.port), true)], "{step}: 1.0.0 runs, 1.1.0 is removed");
+    if kind == Kind::Haproxy {
+        assert_eq!(s.failed, 0, "{step}: {:?}", s.first_failure);
+    }
+    let after = Load::start(w.router.port, 120).stop();
+    assert_eq!(after.failed, 0, "{step}");
+    assert_eq!(after.versions.keys().collect::<Vec<_>>(), vec!["1.0.0"], "{step}: all traffic on 1.0.0");
+}
+
+#[test]
+fn a_crash_after_a_shift_or_a_retire_is_rolled_back_exactly_behind_haproxy() {
+    crash_after_effect_then_rollback(Kind::Haproxy, "shift/{svc}/25");
+    crash_after_effect_then_rollback(Kind::Haproxy, "retire/{svc}");
+}
+
+#[test]
+fn a_crash_after_a_shift_is_rolled_back_exactly_behind_nginx() {
+    crash_after_effect_then_rollback(Kind::Nginx, "shift/{svc}/10");
 }

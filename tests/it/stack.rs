@@ -213,9 +213,9 @@ impl Router {
         }
     }
 
-    /// The files whose bytes a rollback must restore.
-    pub fn config_bytes(&self) -> Vec<u8> {
-        std::fs::read(self.dir.join(if self.kind == Kind::Nginx { "upstreams.conf" } else { "haproxy.cfg" })).unwrap()
+    /// The file whose bytes a rollback must restore (compared as text: equal strings are equal bytes).
+    pub fn config_bytes(&self) -> String {
+        std::fs::read_to_string(self.dir.join(if self.kind == Kind::Nginx { "upstreams.conf" } else { "haproxy.cfg" })).unwrap()
     }
 
     /// HAProxy's live weights by server name.

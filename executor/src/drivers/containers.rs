@@ -46,71 +46,91 @@ fn ids(v: &Value) -> Vec<String> {
 /// Starts the new version.
 pub struct DeployDriver(pub Arc<dyn ContainerRuntime>);
 
+/// Removes every container this step (any attempt of it) created.
+async fn remove_created(rt: &Arc<dyn ContainerRuntime>, step: &Step, ctx: &StepContext, extra: Vec<String>) -> Result<(), StepError> {
+    let mut targets = extra;
+    for c in rt.list(labels(&[(LABEL_RUN, run_id(ctx)), (LABEL_STEP, step.id.clone())])).await.map_err(rt_err)? {
+        if !targets.contains(&c.id) {
+            targets.push(c.id);
+        }
+    }
+    for id in targets {
+        rt.stop(id.clone(), STOP_GRACE).await.map_err(rt_err)?;
+        rt.remove(id).await.map_err(rt_err)?;
+    }
+    Ok(())
+}
+
 impl Driver for DeployDriver {
     fn run(&self, step: Step, ctx: StepContext) -> BoxFuture<Result<Done, StepError>> {
         let rt = self.0.clone();
         Box::pin(async move {
-            let Params::Deploy { service, image, version, ports, env, secret_env, .. } = &step.params else { return Err(StepError(format!("{} is not a deploy step", step.id))) };
-            let run = run_id(&ctx);
-            let mut started = Vec::new();
-            for port in ports {
-                let mine = labels(&[(LABEL_RUN, run.clone()), (LABEL_STEP, step.id.clone()), (LABEL_PORT, port.to_string())]);
-                let existing = rt.list(mine.clone()).await.map_err(rt_err)?;
-                if let Some(c) = existing.first() {
-                    // A crashed attempt of this step created it: reuse it.
-                    rt.start(c.id.clone()).await.map_err(rt_err)?;
-                    started.push(c.id.clone());
-                    continue;
+            match deploy(&rt, &step, &ctx).await {
+                Ok(done) => Ok(done),
+                Err(e) => {
+                    // A failed step is not undone by a rollback: leave no container behind.
+                    match remove_created(&rt, &step, &ctx, Vec::new()).await {
+                        Ok(()) => Err(e),
+                        Err(e2) => Err(StepError(format!("{}; removing what it started failed too: {}", e.0, e2.0))),
+                    }
                 }
-                // Another running container of this service on the port would make ours fail to bind.
-                let on_port = rt.list(labels(&[(LABEL_SERVICE, service.clone()), (LABEL_PORT, port.to_string())])).await.map_err(rt_err)?;
-                if let Some(c) = on_port.iter().find(|c| c.running) {
-                    return Err(StepError(format!("port {port} is taken by running container `{}` ({}); stop it or choose another `candidate_port`", c.name, c.image)));
-                }
-                let mut vars: Vec<(String, String)> = env.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-                for name in secret_env {
-                    let v = std::env::var(name).map_err(|_| StepError(format!("environment variable `{name}` (listed in `secret_env` of service `{service}`) is not set")))?;
-                    vars.push((name.clone(), v));
-                }
-                vars.push(("PORT".into(), port.to_string()));
-                let mut l = mine;
-                l.insert(LABEL_SERVICE.into(), service.clone());
-                l.insert(LABEL_VERSION.into(), version.clone());
-                let id = rt.create_and_start(NewContainer { name: container_name(service, version, *port), image: image.clone(), env: vars, labels: l }).await.map_err(rt_err)?;
-                started.push(id);
             }
-            let names: Vec<String> = ports.iter().map(|p| container_name(service, version, *p)).collect();
-            Ok(Done { undo: json!({ "containers": started }), detail: Some(format!("started {} ({image})", names.join(", "))) })
         })
     }
 
     fn undo(&self, step: Step, undo: Value, ctx: StepContext) -> BoxFuture<Result<(), StepError>> {
         let rt = self.0.clone();
-        Box::pin(async move {
-            let mut targets = ids(&undo);
-            // Also whatever a crashed attempt of this step created.
-            for c in rt.list(labels(&[(LABEL_RUN, run_id(&ctx)), (LABEL_STEP, step.id.clone())])).await.map_err(rt_err)? {
-                if !targets.contains(&c.id) {
-                    targets.push(c.id);
-                }
-            }
-            for id in targets {
-                rt.stop(id.clone(), STOP_GRACE).await.map_err(rt_err)?;
-                rt.remove(id).await.map_err(rt_err)?;
-            }
-            Ok(())
-        })
+        Box::pin(async move { remove_created(&rt, &step, &ctx, ids(&undo)).await })
     }
 
     fn probe(&self, step: Step, ctx: StepContext) -> BoxFuture<Result<Option<Probe>, StepError>> {
         let rt = self.0.clone();
         Box::pin(async move {
-            let Params::Deploy { ports, .. } = &step.params else { return Ok(None) };
+            // Nothing created: not done. Something created: finish the step (it reuses what
+            // exists and starts what is missing), so a resume goes on with every container and
+            // a rollback removes every one.
             let found = rt.list(labels(&[(LABEL_RUN, run_id(&ctx)), (LABEL_STEP, step.id.clone())])).await.map_err(rt_err)?;
-            let running: Vec<&Container> = found.iter().filter(|c| c.running).collect();
-            Ok(Some(if running.len() == ports.len() { Probe::Done(json!({ "containers": running.iter().map(|c| c.id.clone()).collect::<Vec<_>>() })) } else { Probe::NotDone }))
+            if found.is_empty() {
+                return Ok(Some(Probe::NotDone));
+            }
+            let done = deploy(&rt, &step, &ctx).await?;
+            Ok(Some(Probe::Done(done.undo)))
         })
     }
+}
+
+async fn deploy(rt: &Arc<dyn ContainerRuntime>, step: &Step, ctx: &StepContext) -> Result<Done, StepError> {
+    let Params::Deploy { service, image, version, ports, env, secret_env, .. } = &step.params else { return Err(StepError(format!("{} is not a deploy step", step.id))) };
+    let run = run_id(ctx);
+    let mut started = Vec::new();
+    for port in ports {
+        let mine = labels(&[(LABEL_RUN, run.clone()), (LABEL_STEP, step.id.clone()), (LABEL_PORT, port.to_string())]);
+        let existing = rt.list(mine.clone()).await.map_err(rt_err)?;
+        if let Some(c) = existing.first() {
+            // A crashed attempt of this step created it: reuse it.
+            rt.start(c.id.clone()).await.map_err(rt_err)?;
+            started.push(c.id.clone());
+            continue;
+        }
+        // Another running container of this service on the port would make ours fail to bind.
+        let on_port = rt.list(labels(&[(LABEL_SERVICE, service.clone()), (LABEL_PORT, port.to_string())])).await.map_err(rt_err)?;
+        if let Some(c) = on_port.iter().find(|c| c.running) {
+            return Err(StepError(format!("port {port} is taken by running container `{}` ({}); stop it or choose another `candidate_port`", c.name, c.image)));
+        }
+        let mut vars: Vec<(String, String)> = env.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        for name in secret_env {
+            let v = std::env::var(name).map_err(|_| StepError(format!("environment variable `{name}` (listed in `secret_env` of service `{service}`) is not set")))?;
+            vars.push((name.clone(), v));
+        }
+        vars.push(("PORT".into(), port.to_string()));
+        let mut l = mine;
+        l.insert(LABEL_SERVICE.into(), service.clone());
+        l.insert(LABEL_VERSION.into(), version.clone());
+        let id = rt.create_and_start(NewContainer { name: container_name(service, version, *port), image: image.clone(), env: vars, labels: l }).await.map_err(rt_err)?;
+        started.push(id);
+    }
+    let names: Vec<String> = ports.iter().map(|p| container_name(service, version, *p)).collect();
+    Ok(Done { undo: json!({ "containers": started }), detail: Some(format!("started {} ({image})", names.join(", "))) })
 }
 
 /// One HTTP GET to a loopback URL; the status code.
@@ -137,7 +157,19 @@ pub async fn http_status(url: &str, timeout: Duration) -> Result<u16, String> {
 
 /// Polls `urls` until each answers `expect`, the containers on `ports` (if any are known) run and
 /// are not unhealthy, or `timeout` passes.
-async fn wait_healthy(rt: &Arc<dyn ContainerRuntime>, service: &str, urls: &[String], ports: &[u16], expect: u16, interval: Duration, timeout: Duration) -> Result<Duration, StepError> {
+struct Wait<'a> {
+    service: &'a str,
+    /// Only containers of this version count (a rollback waits for the old one).
+    version: Option<&'a str>,
+    urls: &'a [String],
+    ports: &'a [u16],
+    expect: u16,
+    interval: Duration,
+    timeout: Duration,
+}
+
+async fn wait_healthy(rt: &Arc<dyn ContainerRuntime>, w: Wait<'_>) -> Result<Duration, StepError> {
+    let Wait { service, version, urls, ports, expect, interval, timeout } = w;
     let t0 = Instant::now();
     let mut pending: Vec<(String, u16)> = urls.iter().cloned().zip(ports.iter().copied().chain(std::iter::repeat(0))).collect();
     let mut last = String::new();
@@ -156,7 +188,11 @@ async fn wait_healthy(rt: &Arc<dyn ContainerRuntime>, service: &str, urls: &[Str
                 }
             };
             if port != 0 {
-                let cs = rt.list(labels(&[(LABEL_SERVICE, service.to_string()), (LABEL_PORT, port.to_string())])).await.map_err(rt_err)?;
+                let mut want = labels(&[(LABEL_SERVICE, service.to_string()), (LABEL_PORT, port.to_string())]);
+                if let Some(v) = version {
+                    want.insert(LABEL_VERSION.into(), v.to_string());
+                }
+                let cs = rt.list(want).await.map_err(rt_err)?;
                 let running: Vec<&Container> = cs.iter().filter(|c| c.running).collect();
                 if running.is_empty() && !cs.is_empty() && t0.elapsed() > Duration::from_secs(1) {
                     return Err(StepError(format!("container {} on port {port} exited; see `docker logs {}`", cs[0].name, cs[0].name)));
@@ -191,7 +227,7 @@ impl Driver for HealthDriver {
         let rt = self.0.clone();
         Box::pin(async move {
             let Params::Health { service, urls, ports, expect_status, interval, timeout } = &step.params else { return Err(StepError(format!("{} is not a health step", step.id))) };
-            let took = wait_healthy(&rt, service, urls, ports, *expect_status, interval.into(), timeout.into()).await?;
+            let took = wait_healthy(&rt, Wait { service, version: None, urls, ports, expect: *expect_status, interval: interval.into(), timeout: timeout.into() }).await?;
             Ok(Done { undo: Value::Null, detail: Some(format!("{} healthy after {} ms", urls.join(", "), took.as_millis())) })
         })
     }
@@ -217,47 +253,70 @@ async fn old_containers(rt: &Arc<dyn ContainerRuntime>, service: &str, version: 
 /// Stops the old version (kept for rollback).
 pub struct RetireDriver(pub Arc<dyn ContainerRuntime>);
 
+/// The old containers that were running when the step began, saved before it stopped any: a
+/// re-run, a probe and the undo all start from this list, however far a crashed attempt got.
+async fn retire_list(rt: &Arc<dyn ContainerRuntime>, step: &Step, ctx: &StepContext) -> Result<Value, StepError> {
+    let Params::Version { service, image, version, ports, .. } = &step.params else { return Err(StepError(format!("{} is not a retire step", step.id))) };
+    if let Some(saved) = crate::router::saved(&ctx.run_dir, &step.id) {
+        return Ok(saved);
+    }
+    let found = old_containers(rt, service, version, ports).await?;
+    if found.is_empty() {
+        return Err(StepError(format!("no container of `{image}` found on port(s) {ports:?}: cutover finds the old version by the labels {LABEL_SERVICE}={service}, {LABEL_VERSION}={version}, {LABEL_PORT}=<port>; add them to containers started outside cutover")));
+    }
+    let running: Vec<&Container> = found.iter().filter(|c| c.running).collect();
+    let list = json!({ "containers": running.iter().map(|c| c.id.clone()).collect::<Vec<_>>(), "names": running.iter().map(|c| c.name.clone()).collect::<Vec<_>>() });
+    crate::router::saved_before(&ctx.run_dir, &step.id, || Ok(list))
+}
+
+async fn stop_all(rt: &Arc<dyn ContainerRuntime>, list: &Value) -> Result<(), StepError> {
+    for id in ids(list) {
+        rt.stop(id, STOP_GRACE).await.map_err(rt_err)?;
+    }
+    Ok(())
+}
+
 impl Driver for RetireDriver {
-    fn run(&self, step: Step, _ctx: StepContext) -> BoxFuture<Result<Done, StepError>> {
+    fn run(&self, step: Step, ctx: StepContext) -> BoxFuture<Result<Done, StepError>> {
         let rt = self.0.clone();
         Box::pin(async move {
-            let Params::Version { service, image, version, ports, .. } = &step.params else { return Err(StepError(format!("{} is not a retire step", step.id))) };
-            let found = old_containers(&rt, service, version, ports).await?;
-            if found.is_empty() {
-                return Err(StepError(format!("no container of `{image}` found on port(s) {ports:?}: cutover finds the old version by the labels {LABEL_SERVICE}={service}, {LABEL_VERSION}={version}, {LABEL_PORT}=<port>; add them to containers started outside cutover")));
-            }
+            let list = retire_list(&rt, &step, &ctx).await?;
             let t0 = Instant::now();
-            let mut stopped = Vec::new();
-            for c in &found {
-                if c.running {
-                    rt.stop(c.id.clone(), STOP_GRACE).await.map_err(rt_err)?;
-                    stopped.push(c.id.clone());
+            if let Err(e) = stop_all(&rt, &list).await {
+                // A failed step is not undone by a rollback: start again what it stopped.
+                for id in ids(&list) {
+                    let _ = rt.start(id).await;
                 }
+                return Err(e);
             }
-            let names: Vec<&str> = found.iter().map(|c| c.name.as_str()).collect();
-            Ok(Done { undo: json!({ "containers": stopped }), detail: Some(format!("stopped {} in {} ms (kept for rollback)", names.join(", "), t0.elapsed().as_millis())) })
+            let names: Vec<&str> = list["names"].as_array().map(|a| a.iter().filter_map(Value::as_str).collect()).unwrap_or_default();
+            let what = if names.is_empty() { "nothing was running".to_string() } else { format!("stopped {}", names.join(", ")) };
+            Ok(Done { undo: list.clone(), detail: Some(format!("{what} in {} ms (kept for rollback)", t0.elapsed().as_millis())) })
         })
     }
 
     fn undo(&self, step: Step, undo: Value, _ctx: StepContext) -> BoxFuture<Result<(), StepError>> {
         let rt = self.0.clone();
         Box::pin(async move {
-            let Params::Version { service, health_urls, ports, .. } = &step.params else { return Err(StepError(format!("{} is not a retire step", step.id))) };
+            let Params::Version { service, version, health_urls, ports, health_status, health_timeout, .. } = &step.params else { return Err(StepError(format!("{} is not a retire step", step.id))) };
             for id in ids(&undo) {
                 rt.start(id).await.map_err(rt_err)?;
             }
-            wait_healthy(&rt, service, health_urls, ports, 200, Duration::from_millis(100), Duration::from_secs(60)).await?;
+            if !ids(&undo).is_empty() {
+                wait_healthy(&rt, Wait { service, version: Some(version), urls: health_urls, ports, expect: *health_status, interval: Duration::from_millis(100), timeout: health_timeout.into() }).await?;
+            }
             Ok(())
         })
     }
 
-    fn probe(&self, step: Step, _ctx: StepContext) -> BoxFuture<Result<Option<Probe>, StepError>> {
+    fn probe(&self, step: Step, ctx: StepContext) -> BoxFuture<Result<Option<Probe>, StepError>> {
         let rt = self.0.clone();
         Box::pin(async move {
-            let Params::Version { service, version, ports, .. } = &step.params else { return Ok(None) };
-            let found = old_containers(&rt, service, version, ports).await?;
-            // Stopped already: the undo starts them all again.
-            Ok(Some(if !found.is_empty() && found.iter().all(|c| !c.running) { Probe::Done(json!({ "containers": found.iter().map(|c| c.id.clone()).collect::<Vec<_>>() })) } else { Probe::NotDone }))
+            // No saved list: nothing was stopped. A saved list: finish stopping it (stopping is
+            // idempotent), and the undo starts every one of them again.
+            let Some(list) = crate::router::saved(&ctx.run_dir, &step.id) else { return Ok(Some(Probe::NotDone)) };
+            stop_all(&rt, &list).await?;
+            Ok(Some(Probe::Done(list)))
         })
     }
 }

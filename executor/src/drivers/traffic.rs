@@ -35,10 +35,21 @@ impl Driver for ShiftDriver {
         })
     }
 
-    fn probe(&self, _step: Step, _ctx: StepContext) -> BoxFuture<Result<Option<Probe>, StepError>> {
-        // Applying again is exact: the state before the step was saved before the first attempt
-        // changed anything, and the new state is the same whatever the live one is.
-        Box::pin(async { Ok(Some(Probe::NotDone)) })
+    fn probe(&self, step: Step, ctx: StepContext) -> BoxFuture<Result<Option<Probe>, StepError>> {
+        Box::pin(async move {
+            // The state before the step is saved before it changes anything: without it, nothing
+            // changed. With it, the router may be anywhere between before and after (a file
+            // written but not reloaded, some weights set): the probe finishes the step, which is
+            // exact whatever the live state, so a resume goes on from a known state and a
+            // rollback restores the saved one.
+            if crate::router::saved(&ctx.run_dir, &step.id).is_none() {
+                return Ok(Some(Probe::NotDone));
+            }
+            let Params::Shift { upstream, router, servers, .. } = &step.params else { return Ok(None) };
+            let r = from_params(router, &ctx.spec_dir)?;
+            let (undo, _) = r.apply(upstream.clone(), servers.clone(), ctx.run_dir.clone(), step.id.clone()).await?;
+            Ok(Some(Probe::Done(undo)))
+        })
     }
 }
 

@@ -93,49 +93,55 @@ pub fn parse_servers_state(out: &str) -> Result<Vec<ServerState>, String> {
     Ok(out)
 }
 
-/// Sets the `weight` of the `server` lines (matched by name) of `backend` in a config file;
-/// every other byte is kept.
+/// Sets the `weight` of the `server` lines (matched by name) of `backend` in a config file: the
+/// weight's digits are replaced in place, or ` weight N` is added before any comment. Every
+/// other byte is kept.
 pub fn rewrite_config(content: &str, backend: &str, weights: &BTreeMap<String, u32>) -> String {
     let mut out = String::with_capacity(content.len());
     let mut inside = false;
     for line in content.split_inclusive('\n') {
-        let t = line.trim_start();
-        let mut words = t.split_whitespace();
+        let code_end = line.find('#').unwrap_or(line.len());
+        let code = &line[..code_end];
+        let mut words = code.split_whitespace();
         let first = words.next().unwrap_or("");
-        if !line.starts_with([' ', '\t']) && ["global", "defaults", "frontend", "backend", "listen", "resolvers", "peers", "userlist", "program", "http-errors", "ring", "cache"].contains(&first) {
+        if !line.starts_with([' ', '\t']) && ["global", "defaults", "frontend", "backend", "listen", "resolvers", "peers", "userlist", "program", "http-errors", "ring", "cache", "mailers"].contains(&first) {
             inside = (first == "backend" || first == "listen") && words.next() == Some(backend);
         }
-        if inside && first == "server" {
-            let parts: Vec<&str> = t.split_whitespace().collect();
-            if let Some(w) = parts.get(1).and_then(|n| weights.get(*n)) {
-                let indent = &line[..line.len() - t.len()];
-                let mut new: Vec<String> = Vec::with_capacity(parts.len() + 2);
-                let mut i = 0;
-                let mut set = false;
-                while i < parts.len() {
-                    if parts[i] == "weight" && i + 1 < parts.len() {
-                        new.push(format!("weight {w}"));
-                        set = true;
-                        i += 2;
-                    } else {
-                        new.push(parts[i].to_string());
-                        i += 1;
-                    }
-                }
-                if !set {
-                    new.push(format!("weight {w}"));
-                }
-                out.push_str(indent);
-                out.push_str(&new.join(" "));
-                if line.ends_with('\n') {
-                    out.push('\n');
-                }
-                continue;
-            }
+        let name = code.split_whitespace().nth(1);
+        match (inside && first == "server", name.and_then(|n| weights.get(n))) {
+            (true, Some(w)) => out.push_str(&set_weight(line, code_end, *w)),
+            _ => out.push_str(line),
         }
-        out.push_str(line);
     }
     out
+}
+
+/// `line` with its `weight` set to `w` (its code part ends at `code_end`).
+fn set_weight(line: &str, code_end: usize, w: u32) -> String {
+    let code = &line[..code_end];
+    // Byte ranges of the code's words.
+    let mut spans = Vec::new();
+    let mut start = None;
+    for (i, c) in code.char_indices() {
+        match (c.is_whitespace(), start) {
+            (false, None) => start = Some(i),
+            (true, Some(st)) => {
+                spans.push((st, i));
+                start = None;
+            }
+            _ => {}
+        }
+    }
+    if let Some(st) = start {
+        spans.push((st, code.len()));
+    }
+    if let Some(k) = spans.iter().position(|(a, b)| &code[*a..*b] == "weight")
+        && let Some((a, b)) = spans.get(k + 1)
+    {
+        return format!("{}{w}{}", &line[..*a], &line[*b..]);
+    }
+    let end = code.trim_end().len();
+    format!("{} weight {w}{}", &line[..end], &line[end..])
 }
 
 fn read_opt(path: &Path) -> Result<Option<String>, StepError> {
@@ -180,15 +186,30 @@ impl Router for Haproxy {
                 let prev: BTreeMap<String, u32> = live.iter().filter(|l| weights.contains_key(&l.name)).map(|l| (l.name.clone(), l.weight)).collect();
                 Ok(json!({ "router": "haproxy", "backend": upstream, "weights": prev, "config_file": config, "config": match &config { Some(c) => read_opt(c)?, None => None } }))
             })?;
+            let mut config_now = None;
             if let Some(c) = &config {
                 let current = read_opt(c)?.ok_or_else(|| StepError(format!("HAProxy: config file {} does not exist", c.display())))?;
                 let new = rewrite_config(&current, &upstream, &weights);
                 if new != current {
                     write_atomic(c, new.as_bytes()).map_err(|e| StepError(format!("HAProxy: cannot write {}: {e}", c.display())))?;
                 }
+                config_now = Some((c.clone(), current));
             }
             let t0 = Instant::now();
-            this.set_weights(&upstream, &weights).await?;
+            if let Err(e) = this.set_weights(&upstream, &weights).await {
+                // Leave nothing half-done behind a failed step: the file and the weights as they were.
+                let live_before: BTreeMap<String, u32> = live.iter().filter(|l| weights.contains_key(&l.name)).map(|l| (l.name.clone(), l.weight)).collect();
+                let mut also = String::new();
+                if let Some((c, current)) = &config_now
+                    && let Err(io) = write_atomic(c, current.as_bytes())
+                {
+                    also.push_str(&format!("; putting {} back failed too: {io}", c.display()));
+                }
+                if let Err(e2) = this.set_weights(&upstream, &live_before).await {
+                    also.push_str(&format!("; restoring the previous weights failed too: {}", e2.0));
+                }
+                return Err(StepError(format!("{}{also}", e.0)));
+            }
             let desc = weights.iter().map(|(n, w)| format!("{n}={w}")).collect::<Vec<_>>().join(" ");
             Ok((before, format!("backend {upstream}: {desc}; live through the admin socket in {} ms, no reload", t0.elapsed().as_millis())))
         })
@@ -280,5 +301,11 @@ mod tests {
         let w = BTreeMap::from([("p3333".to_string(), 90), ("p3334".to_string(), 10)]);
         let out = rewrite_config(cfg, "api", &w);
         assert_eq!(out, "global\n  stats socket /run/h.sock level admin\nbackend web\n  server p3333 127.0.0.1:3333 weight 5\nbackend api\n  balance roundrobin\n  server p3333 127.0.0.1:3333 weight 90 check\n  server p3334 127.0.0.1:3334 weight 10\n");
+        // Whitespace and comments stay; the weight goes before a comment.
+        let cfg = "backend api\n\tserver\tp3333  127.0.0.1:3333\tweight  100   check # old\n    server p3334 127.0.0.1:3334 check  # new one\n";
+        let out = rewrite_config(cfg, "api", &w);
+        assert_eq!(out, "backend api\n\tserver\tp3333  127.0.0.1:3333\tweight  90   check # old\n    server p3334 127.0.0.1:3334 check weight 10  # new one\n");
+        let back = BTreeMap::from([("p3333".to_string(), 100)]);
+        assert!(rewrite_config(&out, "api", &back).starts_with("backend api\n\tserver\tp3333  127.0.0.1:3333\tweight  100   check # old\n"));
     }
 }

@@ -94,13 +94,22 @@ pub fn write_atomic(path: &Path, content: &[u8]) -> std::io::Result<()> {
     Ok(())
 }
 
+fn saved_file(state_dir: &Path, key: &str) -> PathBuf {
+    state_dir.join("before").join(format!("{}.json", key.replace('/', "__")))
+}
+
+/// The state saved before step `key` changed anything, if it got that far: a step with no saved
+/// state changed nothing.
+pub fn saved(state_dir: &Path, key: &str) -> Option<Value> {
+    std::fs::read(saved_file(state_dir, key)).ok().and_then(|b| serde_json::from_slice(&b).ok())
+}
+
 /// The state saved before step `key` changed anything, or `save()`d now when this is the first
-/// attempt. Kept in the run directory, so a re-run after a crash uses the true "before".
+/// attempt. Kept in the run directory (fsync'ed before the step changes anything), so a re-run
+/// after a crash, a probe and a rollback all use the true "before".
 pub fn saved_before(state_dir: &Path, key: &str, save: impl FnOnce() -> Result<Value, StepError>) -> Result<Value, StepError> {
-    let file = state_dir.join("router").join(format!("{}.json", key.replace('/', "__")));
-    if let Ok(bytes) = std::fs::read(&file)
-        && let Ok(v) = serde_json::from_slice(&bytes)
-    {
+    let file = saved_file(state_dir, key);
+    if let Some(v) = saved(state_dir, key) {
         return Ok(v);
     }
     let v = save()?;

@@ -34,83 +34,182 @@ pub struct Nginx {
 /// One change at a time to the files cutover owns, whichever step asks.
 static LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-/// Rewrites the `server` lines of `upstream NAME { ... }` in `content` (other directives in the
-/// block, and everything outside it, are kept byte for byte), or appends the block. Servers of
-/// weight 0 are left out: nginx sends them nothing then.
+/// A token of an nginx config: a word, `{`, `}` or `;`, with its byte range. Comments
+/// (`#` to the end of the line) are skipped, quoted strings are one word.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Tok {
+    Word,
+    Open,
+    Close,
+    Semi,
+}
+
+fn tokens(text: &str) -> Vec<(Tok, usize, usize)> {
+    let b = text.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'#' => {
+                while i < b.len() && b[i] != b'\n' {
+                    i += 1;
+                }
+            }
+            b'{' => {
+                out.push((Tok::Open, i, i + 1));
+                i += 1;
+            }
+            b'}' => {
+                out.push((Tok::Close, i, i + 1));
+                i += 1;
+            }
+            b';' => {
+                out.push((Tok::Semi, i, i + 1));
+                i += 1;
+            }
+            c if c.is_ascii_whitespace() => i += 1,
+            q @ (b'"' | b'\'') => {
+                let start = i;
+                i += 1;
+                while i < b.len() && b[i] != q {
+                    i += if b[i] == b'\\' { 2 } else { 1 };
+                }
+                i = (i + 1).min(b.len());
+                out.push((Tok::Word, start, i));
+            }
+            _ => {
+                let start = i;
+                while i < b.len() && !b[i].is_ascii_whitespace() && !matches!(b[i], b'{' | b'}' | b';' | b'#') {
+                    i += 1;
+                }
+                out.push((Tok::Word, start, i));
+            }
+        }
+    }
+    out
+}
+
+/// Token indexes of the `{` and matching `}` of `upstream NAME { ... }`.
+fn find_block(toks: &[(Tok, usize, usize)], text: &str, upstream: &str) -> Option<(usize, usize)> {
+    let w = |k: usize| toks.get(k).filter(|t| t.0 == Tok::Word).map(|t| &text[t.1..t.2]);
+    let open = (0..toks.len()).find(|&k| w(k) == Some("upstream") && w(k + 1) == Some(upstream) && toks.get(k + 2).is_some_and(|t| t.0 == Tok::Open))? + 2;
+    let mut depth = 0;
+    for (k, t) in toks.iter().enumerate().skip(open) {
+        match t.0 {
+            Tok::Open => depth += 1,
+            Tok::Close => {
+                depth -= 1;
+                if depth == 0 {
+                    return Some((open, k));
+                }
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+fn line_start(text: &str, at: usize) -> usize {
+    text[..at].rfind('\n').map_or(0, |i| i + 1)
+}
+
+/// Rewrites the `server` directives of `upstream NAME { ... }` in `content`, or appends the
+/// block. Every other directive in the block, and everything outside it, is kept byte for byte;
+/// a server that stays keeps its other parameters (`max_fails=`, `backup`, ...), and only its
+/// `weight=` (and `down`) are cutover's. Servers of weight 0 are left out: nginx sends them
+/// nothing then.
 pub fn render(content: &str, upstream: &str, servers: &[Server]) -> Result<String, String> {
     let live: Vec<&Server> = servers.iter().filter(|s| s.weight > 0).collect();
     if live.is_empty() {
         return Err(format!("upstream `{upstream}` would have no server with a weight above 0"));
     }
-    let lines: Vec<String> = live.iter().map(|s| format!("    server {} weight={};\n", s.addr, s.weight)).collect();
-    match find_block(content, upstream) {
-        Some((open, close)) => {
-            // Body between `{` and `}`: keep every line that is not a `server` directive.
-            let body = &content[open + 1..close];
-            let mut out = String::with_capacity(content.len() + 64);
-            out.push_str(&content[..=open]);
-            let mut inserted = false;
-            for line in body.split_inclusive('\n') {
-                let t = line.trim_start();
-                if t.starts_with("server ") || t.starts_with("server\t") {
-                    if !inserted {
-                        lines.iter().for_each(|l| out.push_str(l));
-                        inserted = true;
-                    }
-                } else {
-                    if !inserted && t.starts_with('}') {
-                        lines.iter().for_each(|l| out.push_str(l));
-                        inserted = true;
-                    }
-                    out.push_str(line);
-                }
-            }
-            if !inserted {
-                if !out.ends_with('\n') {
-                    out.push('\n');
-                }
-                lines.iter().for_each(|l| out.push_str(l));
-            }
-            out.push_str(&content[close..]);
-            Ok(out)
+    let toks = tokens(content);
+    let Some((open, close)) = find_block(&toks, content, upstream) else {
+        let mut out = content.to_string();
+        if !out.is_empty() && !out.ends_with('\n') {
+            out.push('\n');
         }
-        None => {
-            let mut out = content.to_string();
-            if !out.is_empty() && !out.ends_with('\n') {
-                out.push('\n');
-            }
-            out.push_str(&format!("upstream {upstream} {{\n"));
-            lines.iter().for_each(|l| out.push_str(l));
-            out.push_str("}\n");
-            Ok(out)
+        out.push_str(&format!("upstream {upstream} {{\n"));
+        for s in &live {
+            out.push_str(&format!("    server {} weight={};\n", s.addr, s.weight));
         }
+        out.push_str("}\n");
+        return Ok(out);
+    };
+    // The block's `server` statements: byte ranges and the parameters worth keeping.
+    let mut removed: Vec<(usize, usize)> = Vec::new();
+    let mut params: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    let mut k = open + 1;
+    while k < close {
+        let start = k;
+        while k < close && toks[k].0 != Tok::Semi {
+            k += 1;
+        }
+        let words: Vec<&str> = toks[start..k].iter().filter(|t| t.0 == Tok::Word).map(|t| &content[t.1..t.2]).collect();
+        if words.first() == Some(&"server") && k < close {
+            removed.push((toks[start].1, toks[k].2));
+            if let Some(addr) = words.get(1) {
+                params.insert(addr.to_string(), words[2..].iter().filter(|p| !p.starts_with("weight=") && **p != "down").map(|p| p.to_string()).collect());
+            }
+        }
+        k += 1;
     }
-}
-
-/// Byte offsets of the `{` and `}` of `upstream NAME { ... }` (comments skipped).
-fn find_block(content: &str, upstream: &str) -> Option<(usize, usize)> {
+    let line_of = |s: &Server| {
+        let extra = params.get(&s.addr).map(|p| p.iter().map(|p| format!(" {p}")).collect::<String>()).unwrap_or_default();
+        format!("server {} weight={}{extra};", s.addr, s.weight)
+    };
+    let (close_at, open_at) = (toks[close].1, toks[open].1);
+    let mut out = String::with_capacity(content.len() + 64);
     let mut pos = 0;
-    let bytes = content.as_bytes();
-    while pos < content.len() {
-        let line_end = content[pos..].find('\n').map_or(content.len(), |i| pos + i + 1);
-        let line = &content[pos..line_end];
-        let t = line.trim_start();
-        if !t.starts_with('#') {
-            let mut words = t.split_whitespace();
-            if words.next() == Some("upstream") && words.next().map(|w| w.trim_end_matches('{')) == Some(upstream) {
-                let open = pos + line.find('{').or_else(|| content[line_end..].find('{').map(|i| i + line_end - pos))?;
-                let close = open + content[open..].find('}')?;
-                let _ = bytes;
-                return Some((open, close));
-            }
+    let mut inserted = false;
+    let insert_at = |out: &mut String, at: usize, own_line: bool| {
+        if own_line {
+            live.iter().for_each(|s| out.push_str(&format!("    {}\n", line_of(s))));
+        } else {
+            out.push_str(&live.iter().map(|s| line_of(s)).collect::<Vec<_>>().join(" "));
+            let _ = at;
         }
-        pos = line_end;
+    };
+    for (a, b) in &removed {
+        // A statement alone on its lines goes with its indentation and line end.
+        let ls = line_start(content, *a);
+        let own_start = content[ls..*a].trim().is_empty() && ls > open_at;
+        let le = content[*b..].find('\n').map_or(content.len(), |i| b + i);
+        let own_end = content[*b..le].trim().is_empty() && le < close_at;
+        let (from, to) = (if own_start { ls } else { *a }, if own_end { (le + 1).min(content.len()) } else { *b });
+        out.push_str(&content[pos..from]);
+        if !inserted {
+            insert_at(&mut out, from, own_start && own_end);
+            inserted = true;
+        }
+        pos = to;
     }
-    None
+    if !inserted {
+        let ls = line_start(content, close_at);
+        if content[ls..close_at].trim().is_empty() && ls > open_at {
+            out.push_str(&content[pos..ls]);
+            insert_at(&mut out, ls, true);
+            pos = ls;
+        } else {
+            out.push_str(&content[pos..close_at]);
+            if !out.ends_with(' ') {
+                out.push(' ');
+            }
+            insert_at(&mut out, close_at, false);
+            out.push(' ');
+            pos = close_at;
+        }
+    }
+    out.push_str(&content[pos..]);
+    Ok(out)
 }
 
-fn run_argv(argv: &[String]) -> Result<(), String> {
-    let out = std::process::Command::new(&argv[0]).args(&argv[1..]).output().map_err(|e| format!("cannot run `{}`: {e}", argv[0]))?;
+/// Runs `argv` (bounded by 30 s: a hung `nginx -t` must not hang the release); nginx's own
+/// message on failure.
+async fn run_argv(argv: &[String]) -> Result<(), String> {
+    let (program, args) = argv.split_first().ok_or("an empty argv")?;
+    let child = tokio::process::Command::new(program).args(args).kill_on_drop(true).output();
+    let out = tokio::time::timeout(Duration::from_secs(30), child).await.map_err(|_| format!("`{}` did not finish within 30 s", argv.join(" ")))?.map_err(|e| format!("cannot run `{program}`: {e}"))?;
     if out.status.success() {
         Ok(())
     } else {
@@ -119,8 +218,11 @@ fn run_argv(argv: &[String]) -> Result<(), String> {
     }
 }
 
-/// Children of `pid`, from /proc.
+/// Children of `pid`: the kernel's list when it keeps one, else a walk of /proc.
 fn children(pid: i32) -> BTreeSet<i32> {
+    if let Ok(list) = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")) {
+        return list.split_whitespace().filter_map(|p| p.parse().ok()).collect();
+    }
     let mut out = BTreeSet::new();
     let Ok(dir) = std::fs::read_dir("/proc") else { return out };
     for e in dir.flatten() {
@@ -138,34 +240,38 @@ fn children(pid: i32) -> BTreeSet<i32> {
 impl Nginx {
     fn master(&self) -> Result<i32, StepError> {
         let text = std::fs::read_to_string(&self.pid_file).map_err(|e| StepError(format!("nginx: cannot read the pid file {}: {e} (is nginx running? set `pid_file` in [router])", self.pid_file.display())))?;
-        let pid: i32 = text.trim().parse().map_err(|_| StepError(format!("nginx: {} does not hold a pid", self.pid_file.display())))?;
+        let pid: i32 = text.trim().parse().ok().filter(|p| *p > 1).ok_or_else(|| StepError(format!("nginx: {} does not hold a master pid (it says `{}`)", self.pid_file.display(), text.trim())))?;
         if unsafe { libc::kill(pid, 0) } != 0 {
             return Err(StepError(format!("nginx: the master process {pid} from {} is not running", self.pid_file.display())));
         }
         Ok(pid)
     }
 
+    /// Puts `content` back as the upstream file (`None`: there was none).
+    fn put_back(&self, content: Option<&str>) -> std::io::Result<()> {
+        match content {
+            Some(c) => write_atomic(&self.upstream_file, c.as_bytes()),
+            None => std::fs::remove_file(&self.upstream_file).or_else(|e| if e.kind() == std::io::ErrorKind::NotFound { Ok(()) } else { Err(e) }),
+        }
+    }
+
     /// Validates the file now on disk; on failure puts `restore` back and reports nginx's words.
-    fn validate_or_restore(&self, restore: Option<&str>) -> Result<(), StepError> {
-        if let Err(msg) = run_argv(&self.test) {
-            match restore {
-                Some(c) => write_atomic(&self.upstream_file, c.as_bytes()),
-                None => std::fs::remove_file(&self.upstream_file),
-            }
-            .map_err(|e| StepError(format!("nginx rejected the new upstream file and restoring the previous one failed: {e}; nginx said: {msg}")))?;
+    async fn validate_or_restore(&self, restore: Option<&str>) -> Result<(), StepError> {
+        if let Err(msg) = run_argv(&self.test).await {
+            self.put_back(restore).map_err(|e| StepError(format!("nginx rejected the new upstream file and restoring the previous one failed: {e}; nginx said: {msg}")))?;
             return Err(StepError(format!("nginx -t rejected the new upstream file; the live config is unchanged. nginx said: {msg}")));
         }
         Ok(())
     }
 
-    /// Reloads and waits until a new worker generation serves and the old one has exited (at most
-/// 10 s more).
+    /// Reloads and waits until a new worker generation serves and the old one has exited (at
+    /// most 10 s more).
     async fn reload_and_confirm(&self) -> Result<Duration, StepError> {
         let master = self.master()?;
         let before = children(master);
         let t0 = Instant::now();
         match &self.reload {
-            Some(argv) => run_argv(argv).map_err(|m| StepError(format!("nginx reload failed: {m}")))?,
+            Some(argv) => run_argv(argv).await.map_err(|m| StepError(format!("nginx reload failed: {m}")))?,
             None => {
                 if unsafe { libc::kill(master, libc::SIGHUP) } != 0 {
                     return Err(StepError(format!("nginx: cannot signal the master process {master}: {}", std::io::Error::last_os_error())));
@@ -181,14 +287,38 @@ impl Nginx {
                 // an old worker still sends to (bounded: a long request must not stall the release).
                 let drain = Instant::now() + Duration::from_secs(10);
                 while children(master).iter().any(|p| before.contains(p)) && Instant::now() < drain {
-                    tokio::time::sleep(Duration::from_millis(5)).await;
+                    tokio::time::sleep(Duration::from_millis(10)).await;
                 }
                 return Ok(t0.elapsed());
             }
             if Instant::now() > deadline {
                 return Err(StepError(format!("nginx did not start new workers within 10s of the reload (master {master}); check nginx's error log: the new config may have failed to apply")));
             }
-            tokio::time::sleep(Duration::from_millis(5)).await;
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// Writes `new` (if it differs from `current`), validates, reloads and confirms. On any
+    /// failure the file is put back to `current` (and nginx reloaded once more if it may have
+    /// read the new one), so a failed step leaves nothing behind for a rollback to miss.
+    async fn switch(&self, current: Option<&str>, new: &str) -> Result<Duration, StepError> {
+        if current != Some(new) {
+            write_atomic(&self.upstream_file, new.as_bytes()).map_err(|e| StepError(format!("nginx: cannot write {}: {e}", self.upstream_file.display())))?;
+            self.validate_or_restore(current).await?;
+        }
+        match self.reload_and_confirm().await {
+            Ok(took) => Ok(took),
+            Err(e) => {
+                if current != Some(new) {
+                    let back = self.put_back(current).map_err(|io| format!("; putting the previous file back failed too: {io}"));
+                    let reloaded = match back {
+                        Ok(()) => self.reload_and_confirm().await.map(|_| "; the previous file is back and live".to_string()).unwrap_or_else(|e2| format!("; the previous file is back but its reload failed too: {}", e2.0)),
+                        Err(m) => m,
+                    };
+                    return Err(StepError(format!("{}{reloaded}", e.0)));
+                }
+                Err(e)
+            }
         }
     }
 }
@@ -210,11 +340,7 @@ impl Router for Nginx {
             let before = saved_before(&state_dir, &key, || Ok(json!({ "router": "nginx", "file": file, "previous": read_opt(&file)? })))?;
             let current = read_opt(&file)?;
             let new = render(current.as_deref().unwrap_or(""), &upstream, &servers).map_err(|m| StepError(format!("nginx: {m}")))?;
-            if current.as_deref() != Some(new.as_str()) {
-                write_atomic(&file, new.as_bytes()).map_err(|e| StepError(format!("nginx: cannot write {}: {e}", file.display())))?;
-                this.validate_or_restore(current.as_deref())?;
-            }
-            let took = this.reload_and_confirm().await?;
+            let took = this.switch(current.as_deref(), &new).await?;
             let desc = servers.iter().filter(|s| s.weight > 0).map(|s| format!("{}={}", s.addr, s.weight)).collect::<Vec<_>>().join(" ");
             Ok((before, format!("upstream {upstream}: {desc}; nginx reloaded, old workers gone after {} ms", took.as_millis())))
         })
@@ -225,17 +351,20 @@ impl Router for Nginx {
         Box::pin(async move {
             let _g = LOCK.lock().await;
             let file = undo.get("file").and_then(Value::as_str).map(PathBuf::from).unwrap_or_else(|| this.upstream_file.clone());
+            let this = Nginx { upstream_file: file, ..this };
             let previous = undo.get("previous").and_then(Value::as_str);
-            let current = read_opt(&file)?;
-            if current.as_deref() != previous {
-                match previous {
-                    Some(c) => write_atomic(&file, c.as_bytes()),
-                    None => std::fs::remove_file(&file),
+            let current = read_opt(&this.upstream_file)?;
+            match previous {
+                Some(p) => {
+                    this.switch(current.as_deref(), p).await?;
                 }
-                .map_err(|e| StepError(format!("nginx: cannot restore {}: {e}", file.display())))?;
-                this.validate_or_restore(current.as_deref())?;
+                None => {
+                    // There was no file before the release.
+                    this.put_back(None).map_err(|e| StepError(format!("nginx: cannot remove {}: {e}", this.upstream_file.display())))?;
+                    this.validate_or_restore(current.as_deref()).await?;
+                    this.reload_and_confirm().await?;
+                }
             }
-            this.reload_and_confirm().await?;
             Ok(())
         })
     }
@@ -245,11 +374,12 @@ impl Router for Nginx {
         Box::pin(async move {
             let log = log.ok_or_else(|| StepError("analysis with nginx needs `access_log` in [router], written in cutover's JSON log_format (see docs/routers.md)".into()))?;
             let start = std::fs::metadata(&log).map(|m| m.len()).map_err(|e| StepError(format!("nginx: cannot read the access log {}: {e}", log.display())))?;
+            let mut scan = Scan::new(start, canary);
             let t0 = Instant::now();
-            let mut obs;
             loop {
                 tokio::time::sleep(Duration::from_millis(500).min(window.saturating_sub(t0.elapsed()).max(Duration::from_millis(10)))).await;
-                obs = scan(&log, start, &canary)?;
+                scan.read(&log)?;
+                let obs = scan.observation();
                 if t0.elapsed() >= window || early(&obs) {
                     return Ok(obs);
                 }
@@ -261,7 +391,7 @@ impl Router for Nginx {
         let this = self.clone();
         Box::pin(async move {
             let master = this.master()?;
-            run_argv(&this.test).map_err(|m| StepError(format!("nginx -t fails before the release changes anything: {m}")))?;
+            run_argv(&this.test).await.map_err(|m| StepError(format!("nginx -t fails before the release changes anything: {m}")))?;
             if let Some(log) = &this.access_log {
                 std::fs::metadata(log).map_err(|e| StepError(format!("nginx: the access log {} is not readable: {e}", log.display())))?;
             }
@@ -271,45 +401,83 @@ impl Router for Nginx {
     }
 }
 
-/// Reads the access log from byte `start` and counts the canary's requests.
+/// The canary's requests in the access log, read incrementally from a byte offset: each poll
+/// reads only what was appended since the last one.
 ///
 /// Each line is one JSON object, from this `log_format`:
 /// `{"time":$msec,"upstream":"$upstream_addr","upstream_status":"$upstream_status","status":$status,"request_time":$request_time}`.
-/// When nginx tried several servers for one request, `upstream` and `upstream_status` list
-/// each attempt; every attempt at a canary server counts, and a failed attempt is an error even
-/// when a retry elsewhere succeeded.
-pub fn scan(log: &Path, start: u64, canary: &[String]) -> Result<Observation, StepError> {
-    use std::io::{BufRead, Seek, SeekFrom};
-    let mut f = std::fs::File::open(log).map_err(|e| StepError(format!("nginx: cannot open {}: {e}", log.display())))?;
-    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
-    // A rotated (shorter) log is read from its start.
-    f.seek(SeekFrom::Start(if len < start { 0 } else { start })).map_err(|e| StepError(format!("nginx: {}: {e}", log.display())))?;
-    let mut obs = Observation { latency_kind: "p99", ..Default::default() };
-    let mut times = Vec::new();
-    for line in std::io::BufReader::new(f).lines() {
-        let Ok(line) = line else { break };
-        let Ok(v) = serde_json::from_str::<Value>(&line) else { continue };
-        let addrs = v.get("upstream").and_then(Value::as_str).unwrap_or("");
-        let statuses = v.get("upstream_status").and_then(Value::as_str).unwrap_or("");
-        let mut statuses = statuses.split([',', ':']).map(str::trim);
+/// When nginx tried several servers for one request, `upstream` and `upstream_status` list each
+/// attempt (`, ` between attempts, ` : ` between upstream groups); every attempt at a canary
+/// server counts, and a failed attempt is an error even when a retry elsewhere succeeded.
+pub struct Scan {
+    offset: u64,
+    partial: Vec<u8>,
+    canary: Vec<String>,
+    requests: u64,
+    errors: u64,
+    times: Vec<f64>,
+}
+
+impl Scan {
+    /// Starts reading at byte `offset`.
+    pub fn new(offset: u64, canary: Vec<String>) -> Self {
+        Self { offset, partial: Vec::new(), canary, requests: 0, errors: 0, times: Vec::new() }
+    }
+
+    /// Reads what was appended since the last call.
+    pub fn read(&mut self, log: &Path) -> Result<(), StepError> {
+        use std::io::{Read, Seek, SeekFrom};
+        let mut f = std::fs::File::open(log).map_err(|e| StepError(format!("nginx: cannot open {}: {e}", log.display())))?;
+        let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+        if len < self.offset {
+            // Rotated: the new file from its start.
+            self.offset = 0;
+            self.partial.clear();
+        }
+        f.seek(SeekFrom::Start(self.offset)).map_err(|e| StepError(format!("nginx: {}: {e}", log.display())))?;
+        let mut buf = Vec::new();
+        f.read_to_end(&mut buf).map_err(|e| StepError(format!("nginx: {}: {e}", log.display())))?;
+        self.offset += buf.len() as u64;
+        self.partial.extend_from_slice(&buf);
+        let complete = self.partial.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+        let lines: Vec<u8> = self.partial.drain(..complete).collect();
+        for line in lines.split(|b| *b == b'\n') {
+            self.line(line);
+        }
+        Ok(())
+    }
+
+    fn line(&mut self, line: &[u8]) {
+        let Ok(v) = serde_json::from_slice::<Value>(line) else { return };
+        let attempts = |k: &str| -> Vec<String> { v.get(k).and_then(Value::as_str).unwrap_or("").split([',']).flat_map(|g| g.split(" : ")).map(|a| a.trim().to_string()).filter(|a| !a.is_empty()).collect() };
+        let (addrs, statuses) = (attempts("upstream"), attempts("upstream_status"));
         let mut any = false;
-        for a in addrs.split([',', ':']).map(str::trim).collect::<Vec<_>>().chunks(2) {
-            let status = statuses.next().unwrap_or("");
-            let addr = a.join(":");
-            if canary.contains(&addr) {
+        for (i, addr) in addrs.iter().enumerate() {
+            if self.canary.contains(addr) {
                 any = true;
-                obs.requests += 1;
-                if status.parse::<u16>().map_or(true, |s| s >= 500) {
-                    obs.errors += 1;
+                self.requests += 1;
+                if statuses.get(i).and_then(|s| s.parse::<u16>().ok()).is_none_or(|s| s >= 500) {
+                    self.errors += 1;
                 }
             }
         }
         if any && let Some(t) = v.get("request_time").and_then(|t| t.as_f64().or_else(|| t.as_str().and_then(|s| s.parse().ok()))) {
-            times.push(t);
+            self.times.push(t);
         }
     }
-    obs.latency = super::p99(&mut times).map(Duration::from_secs_f64);
-    Ok(obs)
+
+    /// What was seen so far.
+    pub fn observation(&self) -> Observation {
+        let mut times = self.times.clone();
+        Observation { requests: self.requests, errors: self.errors, latency: super::p99(&mut times).map(Duration::from_secs_f64), latency_kind: "p99" }
+    }
+}
+
+/// Counts the canary's requests in `log` from byte `start` (one pass).
+pub fn scan(log: &Path, start: u64, canary: &[String]) -> Result<Observation, StepError> {
+    let mut s = Scan::new(start, canary.to_vec());
+    s.read(log)?;
+    Ok(s.observation())
 }
 
 #[cfg(test)]
@@ -327,6 +495,40 @@ mod tests {
         assert_eq!(out, "# mine\nupstream web {\n    server 10.0.0.1:80;\n}\nupstream api {\n    keepalive 16;\n    server 127.0.0.1:3333 weight=90;\n    server 127.0.0.1:3334 weight=10;\n}\n");
         let back = render(&out, "api", &[s("127.0.0.1:3333", 100), s("127.0.0.1:3334", 0)]).unwrap();
         assert_eq!(back, before);
+    }
+
+    #[test]
+    fn render_handles_comments_one_line_blocks_continued_lines_and_server_parameters() {
+        // A `}` in a comment does not end the block; the comment stays.
+        let c = "upstream api {\n    # was: server 10.0.0.9:80; }\n    server 127.0.0.1:3333 weight=100 max_fails=3 fail_timeout=5s;\n}\n";
+        assert_eq!(render(c, "api", &[s("127.0.0.1:3333", 90), s("127.0.0.1:3334", 10)]).unwrap(), "upstream api {\n    # was: server 10.0.0.9:80; }\n    server 127.0.0.1:3333 weight=90 max_fails=3 fail_timeout=5s;\n    server 127.0.0.1:3334 weight=10;\n}\n");
+        // One line: other directives survive.
+        let c = "upstream api { server 127.0.0.1:3333; keepalive 8; }\n";
+        assert_eq!(render(c, "api", &[s("127.0.0.1:3334", 100)]).unwrap(), "upstream api { server 127.0.0.1:3334 weight=100; keepalive 8; }\n");
+        // A server directive over two lines goes as a whole.
+        let c = "upstream api{\n    server 127.0.0.1:3333\n        weight=100;\n    keepalive 4;\n}\n";
+        assert_eq!(render(c, "api", &[s("127.0.0.1:3334", 100)]).unwrap(), "upstream api{\n    server 127.0.0.1:3334 weight=100;\n    keepalive 4;\n}\n");
+        // Another upstream whose name starts the same is not touched; `down` is cutover's.
+        let c = "upstream api2 {\n    server 10.0.0.1:80;\n}\nupstream api {\n    server 127.0.0.1:3333 down;\n}\n";
+        assert_eq!(render(c, "api", &[s("127.0.0.1:3333", 5)]).unwrap(), "upstream api2 {\n    server 10.0.0.1:80;\n}\nupstream api {\n    server 127.0.0.1:3333 weight=5;\n}\n");
+        // A block without servers gets them before its closing brace.
+        let c = "upstream api {\n    keepalive 4;\n}\n";
+        assert_eq!(render(c, "api", &[s("127.0.0.1:1", 1)]).unwrap(), "upstream api {\n    keepalive 4;\n    server 127.0.0.1:1 weight=1;\n}\n");
+    }
+
+    #[test]
+    fn scan_splits_attempts_and_groups_and_reads_incrementally() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("a.json");
+        std::fs::write(&log, "{\"upstream\":\"unix:/tmp/x.sock, 127.0.0.1:3334 : 127.0.0.1:3335\",\"upstream_status\":\"502, 200 : 200\",\"request_time\":0.5}\n{\"upstream\":\"127.0.0.1:33").unwrap();
+        let mut sc = Scan::new(0, vec!["127.0.0.1:3334".into()]);
+        sc.read(&log).unwrap();
+        assert_eq!((sc.observation().requests, sc.observation().errors), (1, 0), "the second attempt (200) was the canary's");
+        // The half-written line is read once it is complete.
+        use std::io::Write;
+        std::fs::OpenOptions::new().append(true).open(&log).unwrap().write_all(b"34\",\"upstream_status\":\"500\",\"request_time\":0.1}\n").unwrap();
+        sc.read(&log).unwrap();
+        assert_eq!((sc.observation().requests, sc.observation().errors), (2, 1));
     }
 
     #[test]
