@@ -118,7 +118,13 @@ Exit codes: 0 no error findings; 1 bad input; 2 some finding has error severity.
 Every event is on disk (fsync) before the effect it announces starts, so a run killed at any
 point resumes where it stopped: `cutover resume RUN`. A failed step stops new steps; then the
 spec's `on_failure` decides: `rollback` (default) undoes what was done, `pause` waits for an
-operator. Ctrl-C lets running steps finish and leaves the run resumable (twice: stop now).
+operator. An analysis gate that saw too few requests to judge pauses the run either way.
+Ctrl-C lets running steps finish and leaves the run resumable (twice: stop now).
+
+What a real run uses: each database's URL from the variable its `url_env` names; the Docker
+engine at DOCKER_HOST (default: the local socket), with both images already there (nothing is
+pulled); nginx or HAProxy as `[router]` says (docs/routers.md). Preflight checks all of it
+before anything changes.
 
 Exit codes: 0 succeeded; 1 bad input or refused; 2 the plan has error findings (nothing ran);
 3 a step failed (rolled back or paused); 4 a rollback stopped at a pivot; 130 interrupted.")]
