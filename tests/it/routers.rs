@@ -107,9 +107,14 @@ fn nginx_a_failed_reload_puts_the_previous_file_back() {
     let p = free_ports(2);
     let r = Router::nginx(dir.path(), "api", &[(p, 100)]);
     let before = r.config_bytes();
-    let n = Nginx { reload: Some(vec!["false".into()]), ..nginx_of(&r) };
+    // The first reload fails; the next ones work (SIGHUP to the master).
+    let mark = dir.path().join("reloaded-once");
+    let script = format!("if [ -e {m} ]; then kill -HUP $(cat {pid}); else touch {m}; exit 1; fi", m = mark.display(), pid = dir.path().join("nginx.pid").display());
+    let n = Nginx { reload: Some(vec!["sh".into(), "-c".into(), script]), ..nginx_of(&r) };
+    let workers_before = workers(&r);
     let state = tempfile::tempdir().unwrap();
     let err = rt().block_on(n.apply("api".into(), vec![s(p, 50), s(p + 1, 50)], state.path().into(), "shift/api/50".into())).unwrap_err();
-    assert!(err.0.starts_with("nginx reload failed") && err.0.contains("the previous file is back"), "{}", err.0);
+    assert!(err.0.starts_with("nginx reload failed") && err.0.contains("the file from before the step is back and live"), "{}", err.0);
     assert_eq!(r.config_bytes(), before);
+    assert!(workers(&r).is_disjoint(&workers_before), "nginx was reloaded with the previous file");
 }

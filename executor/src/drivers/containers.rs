@@ -86,15 +86,17 @@ impl Driver for DeployDriver {
     fn probe(&self, step: Step, ctx: StepContext) -> BoxFuture<Result<Option<Probe>, StepError>> {
         let rt = self.0.clone();
         Box::pin(async move {
-            // Nothing created: not done. Something created: finish the step (it reuses what
-            // exists and starts what is missing), so a resume goes on with every container and
-            // a rollback removes every one.
+            // Every container running: done. Anything less: remove what the crashed attempt
+            // created (no secrets or images needed for that) and say not done, so a resume runs
+            // the step again and a rollback has nothing of it left to undo.
+            let Params::Deploy { ports, .. } = &step.params else { return Ok(None) };
             let found = rt.list(labels(&[(LABEL_RUN, run_id(&ctx)), (LABEL_STEP, step.id.clone())])).await.map_err(rt_err)?;
-            if found.is_empty() {
-                return Ok(Some(Probe::NotDone));
+            let up = |p: &u16| found.iter().any(|c| c.running && c.labels.get(LABEL_PORT) == Some(&p.to_string()));
+            if !found.is_empty() && ports.iter().all(up) {
+                return Ok(Some(Probe::Done(json!({ "containers": found.iter().map(|c| c.id.clone()).collect::<Vec<_>>() }))));
             }
-            let done = deploy(&rt, &step, &ctx).await?;
-            Ok(Some(Probe::Done(done.undo)))
+            remove_created(&rt, &step, &ctx, Vec::new()).await?;
+            Ok(Some(Probe::NotDone))
         })
     }
 }
@@ -264,9 +266,23 @@ async fn retire_list(rt: &Arc<dyn ContainerRuntime>, step: &Step, ctx: &StepCont
     if found.is_empty() {
         return Err(StepError(format!("no container of `{image}` found on port(s) {ports:?}: cutover finds the old version by the labels {LABEL_SERVICE}={service}, {LABEL_VERSION}={version}, {LABEL_PORT}=<port>; add them to containers started outside cutover")));
     }
-    let running: Vec<&Container> = found.iter().filter(|c| c.running).collect();
-    let list = json!({ "containers": running.iter().map(|c| c.id.clone()).collect::<Vec<_>>(), "names": running.iter().map(|c| c.name.clone()).collect::<Vec<_>>() });
+    // Every container of the old version on these ports, stopped ones included: one a crashed
+    // attempt already stopped must be started again by the undo too.
+    let list = json!({ "containers": found.iter().map(|c| c.id.clone()).collect::<Vec<_>>(), "names": found.iter().map(|c| c.name.clone()).collect::<Vec<_>>() });
     crate::router::saved_before(&ctx.run_dir, &step.id, || Ok(list))
+}
+
+/// Starts the listed old containers and waits for their health (the step's own settings, and
+/// only containers of the old version count).
+async fn start_all(rt: &Arc<dyn ContainerRuntime>, step: &Step, list: &Value) -> Result<(), StepError> {
+    let Params::Version { service, version, health_urls, ports, health_status, health_timeout, .. } = &step.params else { return Err(StepError(format!("{} is not a retire step", step.id))) };
+    for id in ids(list) {
+        rt.start(id).await.map_err(rt_err)?;
+    }
+    if !ids(list).is_empty() {
+        wait_healthy(rt, Wait { service, version: Some(version), urls: health_urls, ports, expect: *health_status, interval: Duration::from_millis(100), timeout: health_timeout.into() }).await?;
+    }
+    Ok(())
 }
 
 async fn stop_all(rt: &Arc<dyn ContainerRuntime>, list: &Value) -> Result<(), StepError> {
@@ -284,10 +300,11 @@ impl Driver for RetireDriver {
             let t0 = Instant::now();
             if let Err(e) = stop_all(&rt, &list).await {
                 // A failed step is not undone by a rollback: start again what it stopped.
-                for id in ids(&list) {
-                    let _ = rt.start(id).await;
-                }
-                return Err(e);
+                let back = match start_all(&rt, &step, &list).await {
+                    Ok(()) => "; the old containers were started again and are healthy".to_string(),
+                    Err(e2) => format!("; starting the old containers again failed too: {}", e2.0),
+                };
+                return Err(StepError(format!("{}{back}", e.0)));
             }
             let names: Vec<&str> = list["names"].as_array().map(|a| a.iter().filter_map(Value::as_str).collect()).unwrap_or_default();
             let what = if names.is_empty() { "nothing was running".to_string() } else { format!("stopped {}", names.join(", ")) };
@@ -297,26 +314,24 @@ impl Driver for RetireDriver {
 
     fn undo(&self, step: Step, undo: Value, _ctx: StepContext) -> BoxFuture<Result<(), StepError>> {
         let rt = self.0.clone();
-        Box::pin(async move {
-            let Params::Version { service, version, health_urls, ports, health_status, health_timeout, .. } = &step.params else { return Err(StepError(format!("{} is not a retire step", step.id))) };
-            for id in ids(&undo) {
-                rt.start(id).await.map_err(rt_err)?;
-            }
-            if !ids(&undo).is_empty() {
-                wait_healthy(&rt, Wait { service, version: Some(version), urls: health_urls, ports, expect: *health_status, interval: Duration::from_millis(100), timeout: health_timeout.into() }).await?;
-            }
-            Ok(())
-        })
+        Box::pin(async move { start_all(&rt, &step, &undo).await })
     }
 
     fn probe(&self, step: Step, ctx: StepContext) -> BoxFuture<Result<Option<Probe>, StepError>> {
         let rt = self.0.clone();
         Box::pin(async move {
-            // No saved list: nothing was stopped. A saved list: finish stopping it (stopping is
-            // idempotent), and the undo starts every one of them again.
+            // No saved list: nothing was stopped. All of the list stopped: done. Part of it:
+            // start those again and say not done, so a resume stops them all (the step runs
+            // again) and a rollback has nothing of it left to undo.
             let Some(list) = crate::router::saved(&ctx.run_dir, &step.id) else { return Ok(Some(Probe::NotDone)) };
-            stop_all(&rt, &list).await?;
-            Ok(Some(Probe::Done(list)))
+            let Params::Version { service, version, ports, .. } = &step.params else { return Ok(None) };
+            let now = old_containers(&rt, service, version, ports).await?;
+            let wanted = ids(&list);
+            if now.iter().filter(|c| wanted.contains(&c.id)).all(|c| !c.running) {
+                return Ok(Some(Probe::Done(list)));
+            }
+            start_all(&rt, &step, &list).await?;
+            Ok(Some(Probe::NotDone))
         })
     }
 }

@@ -39,16 +39,13 @@ impl Driver for ShiftDriver {
         Box::pin(async move {
             // The state before the step is saved before it changes anything: without it, nothing
             // changed. With it, the router may be anywhere between before and after (a file
-            // written but not reloaded, some weights set): the probe finishes the step, which is
-            // exact whatever the live state, so a resume goes on from a known state and a
-            // rollback restores the saved one.
-            if crate::router::saved(&ctx.run_dir, &step.id).is_none() {
-                return Ok(Some(Probe::NotDone));
-            }
-            let Params::Shift { upstream, router, servers, .. } = &step.params else { return Ok(None) };
-            let r = from_params(router, &ctx.spec_dir)?;
-            let (undo, _) = r.apply(upstream.clone(), servers.clone(), ctx.run_dir.clone(), step.id.clone()).await?;
-            Ok(Some(Probe::Done(undo)))
+            // written but not reloaded, some weights set): the probe puts the saved state back
+            // and says not done, so a resume runs the shift again from a known state and a
+            // rollback has nothing of it left to undo (never moving traffic forward first).
+            let Some(before) = crate::router::saved(&ctx.run_dir, &step.id) else { return Ok(Some(Probe::NotDone)) };
+            let Params::Shift { router, .. } = &step.params else { return Ok(None) };
+            from_params(router, &ctx.spec_dir)?.restore(before).await?;
+            Ok(Some(Probe::NotDone))
         })
     }
 }

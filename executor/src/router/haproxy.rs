@@ -72,6 +72,20 @@ impl Haproxy {
     }
 }
 
+impl Haproxy {
+    /// Puts back the weights and config file a step saved before it changed anything.
+    async fn put_back(&self, backend: &str, before: &Value) -> Result<(), StepError> {
+        let weights: BTreeMap<String, u32> = serde_json::from_value(before.get("weights").cloned().unwrap_or_default()).map_err(|e| StepError(format!("HAProxy saved state: {e}")))?;
+        if let (Some(file), Some(content)) = (before.get("config_file").and_then(Value::as_str), before.get("config").and_then(Value::as_str)) {
+            let file = Path::new(file);
+            if read_opt(file)?.as_deref() != Some(content) {
+                write_atomic(file, content.as_bytes()).map_err(|e| StepError(format!("HAProxy: cannot restore {}: {e}", file.display())))?;
+            }
+        }
+        self.set_weights(backend, &weights).await
+    }
+}
+
 /// Parses `show servers state` (format version 1; columns named by its header line).
 pub fn parse_servers_state(out: &str) -> Result<Vec<ServerState>, String> {
     let mut lines = out.lines().filter(|l| !l.trim().is_empty());
@@ -135,10 +149,12 @@ fn set_weight(line: &str, code_end: usize, w: u32) -> String {
     if let Some(st) = start {
         spans.push((st, code.len()));
     }
-    if let Some(k) = spans.iter().position(|(a, b)| &code[*a..*b] == "weight")
-        && let Some((a, b)) = spans.get(k + 1)
-    {
-        return format!("{}{w}{}", &line[..*a], &line[*b..]);
+    // Keywords start after `server NAME ADDR`; HAProxy takes the last `weight`.
+    if let Some(k) = spans.iter().enumerate().skip(3).filter(|(_, (a, b))| &code[*a..*b] == "weight").map(|(k, _)| k).next_back() {
+        return match spans.get(k + 1) {
+            Some((a, b)) => format!("{}{w}{}", &line[..*a], &line[*b..]),
+            None => format!("{} {w}{}", &line[..spans[k].1], &line[spans[k].1..]),
+        };
     }
     let end = code.trim_end().len();
     format!("{} weight {w}{}", &line[..end], &line[end..])
@@ -186,29 +202,22 @@ impl Router for Haproxy {
                 let prev: BTreeMap<String, u32> = live.iter().filter(|l| weights.contains_key(&l.name)).map(|l| (l.name.clone(), l.weight)).collect();
                 Ok(json!({ "router": "haproxy", "backend": upstream, "weights": prev, "config_file": config, "config": match &config { Some(c) => read_opt(c)?, None => None } }))
             })?;
-            let mut config_now = None;
             if let Some(c) = &config {
                 let current = read_opt(c)?.ok_or_else(|| StepError(format!("HAProxy: config file {} does not exist", c.display())))?;
                 let new = rewrite_config(&current, &upstream, &weights);
                 if new != current {
                     write_atomic(c, new.as_bytes()).map_err(|e| StepError(format!("HAProxy: cannot write {}: {e}", c.display())))?;
                 }
-                config_now = Some((c.clone(), current));
             }
             let t0 = Instant::now();
             if let Err(e) = this.set_weights(&upstream, &weights).await {
-                // Leave nothing half-done behind a failed step: the file and the weights as they were.
-                let live_before: BTreeMap<String, u32> = live.iter().filter(|l| weights.contains_key(&l.name)).map(|l| (l.name.clone(), l.weight)).collect();
-                let mut also = String::new();
-                if let Some((c, current)) = &config_now
-                    && let Err(io) = write_atomic(c, current.as_bytes())
-                {
-                    also.push_str(&format!("; putting {} back failed too: {io}", c.display()));
-                }
-                if let Err(e2) = this.set_weights(&upstream, &live_before).await {
-                    also.push_str(&format!("; restoring the previous weights failed too: {}", e2.0));
-                }
-                return Err(StepError(format!("{}{also}", e.0)));
+                // A failed step is not undone by a rollback: go back to the state saved before
+                // the step (a crashed earlier attempt may have changed some weights already).
+                let back = match this.put_back(&upstream, &before).await {
+                    Ok(()) => "; the weights and file from before the step are back".to_string(),
+                    Err(e2) => format!("; going back to the state from before the step failed too: {}", e2.0),
+                };
+                return Err(StepError(format!("{}{back}", e.0)));
             }
             let desc = weights.iter().map(|(n, w)| format!("{n}={w}")).collect::<Vec<_>>().join(" ");
             Ok((before, format!("backend {upstream}: {desc}; live through the admin socket in {} ms, no reload", t0.elapsed().as_millis())))
@@ -220,14 +229,7 @@ impl Router for Haproxy {
         Box::pin(async move {
             let _g = LOCK.lock().await;
             let backend = undo.get("backend").and_then(Value::as_str).ok_or_else(|| StepError("HAProxy undo data names no backend".into()))?.to_string();
-            let weights: BTreeMap<String, u32> = serde_json::from_value(undo.get("weights").cloned().unwrap_or_default()).map_err(|e| StepError(format!("HAProxy undo data: {e}")))?;
-            if let (Some(file), Some(content)) = (undo.get("config_file").and_then(Value::as_str), undo.get("config").and_then(Value::as_str)) {
-                let file = Path::new(file);
-                if read_opt(file)?.as_deref() != Some(content) {
-                    write_atomic(file, content.as_bytes()).map_err(|e| StepError(format!("HAProxy: cannot restore {}: {e}", file.display())))?;
-                }
-            }
-            this.set_weights(&backend, &weights).await
+            this.put_back(&backend, &undo).await
         })
     }
 
@@ -305,6 +307,10 @@ mod tests {
         let cfg = "backend api\n\tserver\tp3333  127.0.0.1:3333\tweight  100   check # old\n    server p3334 127.0.0.1:3334 check  # new one\n";
         let out = rewrite_config(cfg, "api", &w);
         assert_eq!(out, "backend api\n\tserver\tp3333  127.0.0.1:3333\tweight  90   check # old\n    server p3334 127.0.0.1:3334 check weight 10  # new one\n");
+        // A server named `weight` keeps its address; the last `weight` keyword is the one set.
+        let odd = BTreeMap::from([("weight".to_string(), 7)]);
+        assert_eq!(rewrite_config("backend api\n  server weight 10.0.0.1:80 weight 1 check weight 2\n", "api", &odd), "backend api\n  server weight 10.0.0.1:80 weight 1 check weight 7\n");
+        assert_eq!(rewrite_config("backend api\n  server weight 10.0.0.1:80 check\n", "api", &odd), "backend api\n  server weight 10.0.0.1:80 check weight 7\n");
         let back = BTreeMap::from([("p3333".to_string(), 100)]);
         assert!(rewrite_config(&out, "api", &back).starts_with("backend api\n\tserver\tp3333  127.0.0.1:3333\tweight  100   check # old\n"));
     }

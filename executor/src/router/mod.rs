@@ -95,7 +95,8 @@ pub fn write_atomic(path: &Path, content: &[u8]) -> std::io::Result<()> {
 }
 
 fn saved_file(state_dir: &Path, key: &str) -> PathBuf {
-    state_dir.join("before").join(format!("{}.json", key.replace('/', "__")))
+    // One file per step id, injectively: `%` and `/` escaped.
+    state_dir.join("before").join(format!("{}.json", key.replace('%', "%25").replace('/', "%2F")))
 }
 
 /// The state saved before step `key` changed anything, if it got that far: a step with no saved

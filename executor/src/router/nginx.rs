@@ -79,7 +79,8 @@ fn tokens(text: &str) -> Vec<(Tok, usize, usize)> {
             }
             _ => {
                 let start = i;
-                while i < b.len() && !b[i].is_ascii_whitespace() && !matches!(b[i], b'{' | b'}' | b';' | b'#') {
+                // As in nginx, `#` starts a comment only where a token would start.
+                while i < b.len() && !b[i].is_ascii_whitespace() && !matches!(b[i], b'{' | b'}' | b';') {
                     i += 1;
                 }
                 out.push((Tok::Word, start, i));
@@ -154,6 +155,7 @@ pub fn render(content: &str, upstream: &str, servers: &[Server]) -> Result<Strin
         }
         k += 1;
     }
+    let eol = if content.contains("\r\n") { "\r\n" } else { "\n" };
     let line_of = |s: &Server| {
         let extra = params.get(&s.addr).map(|p| p.iter().map(|p| format!(" {p}")).collect::<String>()).unwrap_or_default();
         format!("server {} weight={}{extra};", s.addr, s.weight)
@@ -164,7 +166,7 @@ pub fn render(content: &str, upstream: &str, servers: &[Server]) -> Result<Strin
     let mut inserted = false;
     let insert_at = |out: &mut String, at: usize, own_line: bool| {
         if own_line {
-            live.iter().for_each(|s| out.push_str(&format!("    {}\n", line_of(s))));
+            live.iter().for_each(|s| out.push_str(&format!("    {}{eol}", line_of(s))));
         } else {
             out.push_str(&live.iter().map(|s| line_of(s)).collect::<Vec<_>>().join(" "));
             let _ = at;
@@ -298,28 +300,18 @@ impl Nginx {
         }
     }
 
-    /// Writes `new` (if it differs from `current`), validates, reloads and confirms. On any
-    /// failure the file is put back to `current` (and nginx reloaded once more if it may have
-    /// read the new one), so a failed step leaves nothing behind for a rollback to miss.
-    async fn switch(&self, current: Option<&str>, new: &str) -> Result<Duration, StepError> {
-        if current != Some(new) {
-            write_atomic(&self.upstream_file, new.as_bytes()).map_err(|e| StepError(format!("nginx: cannot write {}: {e}", self.upstream_file.display())))?;
-            self.validate_or_restore(current).await?;
-        }
-        match self.reload_and_confirm().await {
-            Ok(took) => Ok(took),
-            Err(e) => {
-                if current != Some(new) {
-                    let back = self.put_back(current).map_err(|io| format!("; putting the previous file back failed too: {io}"));
-                    let reloaded = match back {
-                        Ok(()) => self.reload_and_confirm().await.map(|_| "; the previous file is back and live".to_string()).unwrap_or_else(|e2| format!("; the previous file is back but its reload failed too: {}", e2.0)),
-                        Err(m) => m,
-                    };
-                    return Err(StepError(format!("{}{reloaded}", e.0)));
-                }
-                Err(e)
+    /// Makes `target` the live upstream file (`None`: no file): writes it if it differs from
+    /// the file on disk, validates (a rejected file is put back), reloads and confirms.
+    async fn go_to(&self, target: Option<&str>) -> Result<Duration, StepError> {
+        let current = read_opt(&self.upstream_file)?;
+        if current.as_deref() != target {
+            match target {
+                Some(t) => write_atomic(&self.upstream_file, t.as_bytes()).map_err(|e| StepError(format!("nginx: cannot write {}: {e}", self.upstream_file.display())))?,
+                None => self.put_back(None).map_err(|e| StepError(format!("nginx: cannot remove {}: {e}", self.upstream_file.display())))?,
             }
+            self.validate_or_restore(current.as_deref()).await?;
         }
+        self.reload_and_confirm().await
     }
 }
 
@@ -340,7 +332,26 @@ impl Router for Nginx {
             let before = saved_before(&state_dir, &key, || Ok(json!({ "router": "nginx", "file": file, "previous": read_opt(&file)? })))?;
             let current = read_opt(&file)?;
             let new = render(current.as_deref().unwrap_or(""), &upstream, &servers).map_err(|m| StepError(format!("nginx: {m}")))?;
-            let took = this.switch(current.as_deref(), &new).await?;
+            let took = match this.go_to(Some(&new)).await {
+                Ok(took) => took,
+                Err(e) => {
+                    // A failed step is not undone by a rollback: go back to the state saved before
+                    // the step (not merely this attempt's reading, which a crashed attempt may
+                    // already have changed).
+                    // When the file on disk already is that one (nginx -t rejected the new file,
+                    // which was put back at once), nothing went live and nothing is reloaded.
+                    let previous = before.get("previous").and_then(Value::as_str);
+                    let back = if read_opt(&file)?.as_deref() == previous {
+                        String::new()
+                    } else {
+                        match this.go_to(previous).await {
+                            Ok(_) => "; the file from before the step is back and live".to_string(),
+                            Err(e2) => format!("; going back to the file from before the step failed too: {}", e2.0),
+                        }
+                    };
+                    return Err(StepError(format!("{}{back}", e.0)));
+                }
+            };
             let desc = servers.iter().filter(|s| s.weight > 0).map(|s| format!("{}={}", s.addr, s.weight)).collect::<Vec<_>>().join(" ");
             Ok((before, format!("upstream {upstream}: {desc}; nginx reloaded, old workers gone after {} ms", took.as_millis())))
         })
@@ -352,19 +363,7 @@ impl Router for Nginx {
             let _g = LOCK.lock().await;
             let file = undo.get("file").and_then(Value::as_str).map(PathBuf::from).unwrap_or_else(|| this.upstream_file.clone());
             let this = Nginx { upstream_file: file, ..this };
-            let previous = undo.get("previous").and_then(Value::as_str);
-            let current = read_opt(&this.upstream_file)?;
-            match previous {
-                Some(p) => {
-                    this.switch(current.as_deref(), p).await?;
-                }
-                None => {
-                    // There was no file before the release.
-                    this.put_back(None).map_err(|e| StepError(format!("nginx: cannot remove {}: {e}", this.upstream_file.display())))?;
-                    this.validate_or_restore(current.as_deref()).await?;
-                    this.reload_and_confirm().await?;
-                }
-            }
+            this.go_to(undo.get("previous").and_then(Value::as_str)).await?;
             Ok(())
         })
     }
@@ -411,6 +410,8 @@ impl Router for Nginx {
 /// server counts, and a failed attempt is an error even when a retry elsewhere succeeded.
 pub struct Scan {
     offset: u64,
+    /// (device, inode) of the file read so far: a rotated log is a new file.
+    file_id: Option<(u64, u64)>,
     partial: Vec<u8>,
     canary: Vec<String>,
     requests: u64,
@@ -421,19 +422,24 @@ pub struct Scan {
 impl Scan {
     /// Starts reading at byte `offset`.
     pub fn new(offset: u64, canary: Vec<String>) -> Self {
-        Self { offset, partial: Vec::new(), canary, requests: 0, errors: 0, times: Vec::new() }
+        Self { offset, file_id: None, partial: Vec::new(), canary, requests: 0, errors: 0, times: Vec::new() }
     }
 
     /// Reads what was appended since the last call.
     pub fn read(&mut self, log: &Path) -> Result<(), StepError> {
         use std::io::{Read, Seek, SeekFrom};
         let mut f = std::fs::File::open(log).map_err(|e| StepError(format!("nginx: cannot open {}: {e}", log.display())))?;
-        let len = f.metadata().map(|m| m.len()).unwrap_or(0);
-        if len < self.offset {
-            // Rotated: the new file from its start.
+        let meta = f.metadata().map_err(|e| StepError(format!("nginx: {}: {e}", log.display())))?;
+        let id = {
+            use std::os::unix::fs::MetadataExt;
+            (meta.dev(), meta.ino())
+        };
+        // Rotated (another file, or this one truncated): the new file from its start.
+        if self.file_id.is_some_and(|old| old != id) || meta.len() < self.offset {
             self.offset = 0;
             self.partial.clear();
         }
+        self.file_id = Some(id);
         f.seek(SeekFrom::Start(self.offset)).map_err(|e| StepError(format!("nginx: {}: {e}", log.display())))?;
         let mut buf = Vec::new();
         f.read_to_end(&mut buf).map_err(|e| StepError(format!("nginx: {}: {e}", log.display())))?;
@@ -511,6 +517,9 @@ mod tests {
         // Another upstream whose name starts the same is not touched; `down` is cutover's.
         let c = "upstream api2 {\n    server 10.0.0.1:80;\n}\nupstream api {\n    server 127.0.0.1:3333 down;\n}\n";
         assert_eq!(render(c, "api", &[s("127.0.0.1:3333", 5)]).unwrap(), "upstream api2 {\n    server 10.0.0.1:80;\n}\nupstream api {\n    server 127.0.0.1:3333 weight=5;\n}\n");
+        // `#` inside a word is not a comment (as in nginx); CRLF files get CRLF lines.
+        let c = "upstream api {\r\n    server unix:/run/a#1.sock;\r\n}\r\n";
+        assert_eq!(render(c, "api", &[s("127.0.0.1:1", 1)]).unwrap(), "upstream api {\r\n    server 127.0.0.1:1 weight=1;\r\n}\r\n");
         // A block without servers gets them before its closing brace.
         let c = "upstream api {\n    keepalive 4;\n}\n";
         assert_eq!(render(c, "api", &[s("127.0.0.1:1", 1)]).unwrap(), "upstream api {\n    keepalive 4;\n    server 127.0.0.1:1 weight=1;\n}\n");
