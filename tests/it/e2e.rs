@@ -346,15 +346,17 @@ fn killed_three_times_and_resumed_behind_haproxy() {
             if let Some(status) = child.try_wait().unwrap() {
                 panic!("cutover exited ({status}) before reaching {target}");
             }
-            // Killed while the step runs or, for a step quicker than one look at the log, right
-            // after it: either way between two events of the release.
-            if matches!(w.state_of(target).as_deref(), Some("started" | "succeeded")) {
+            // The step's start, read straight from the event log every 2 ms (each record is
+            // framed JSON: `"event":{"step_started":{"step":ID,...}}`).
+            if started_in_log(&w, target) {
                 break;
             }
             assert!(t0.elapsed() < Duration::from_secs(120), "{target} never started");
-            std::thread::sleep(Duration::from_millis(20));
+            std::thread::sleep(Duration::from_millis(2));
         }
-        std::thread::sleep(Duration::from_millis(next() % 300));
+        // A seeded moment in the step's first 40 ms: inside it, or (for a quicker step) just
+        // after, between two events of the release either way.
+        std::thread::sleep(Duration::from_millis(next() % 40));
         unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
         child.wait().unwrap();
         eprintln!("killed at {target} (while it ran, or just after)");
@@ -431,6 +433,14 @@ fn an_inconclusive_gate_pauses_the_run() {
     assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
     assert_eq!(w.router.weights(UPSTREAM), weights_before);
     assert_eq!(w.history(), "1");
+}
+
+/// Whether the run's event log records the start of `step` (its latest attempt or any).
+fn started_in_log(w: &World, step: &str) -> bool {
+    let Some(dir) = w.try_run_dir() else { return false };
+    let Ok(bytes) = std::fs::read(dir.join("events.log")) else { return false };
+    let needle = format!("{{\"step_started\":{{\"step\":\"{step}\",");
+    String::from_utf8_lossy(&bytes).contains(&needle)
 }
 
 /// `apply` dies right after a step's effect, before the event that records it (the step is in

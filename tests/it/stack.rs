@@ -140,7 +140,20 @@ pub struct Router {
     pub kind: Kind,
     pub dir: PathBuf,
     pub port: u16,
-    pid_file: PathBuf,
+    /// Read once it started: the directory may be gone by the time the router is dropped.
+    pid: i32,
+}
+
+/// The pid a daemon wrote to `file`, once it is there.
+fn pid_of(file: &Path) -> i32 {
+    let t0 = Instant::now();
+    loop {
+        if let Some(pid) = std::fs::read_to_string(file).ok().and_then(|p| p.trim().parse::<i32>().ok()).filter(|p| *p > 1) {
+            return pid;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(10), "no pid in {}", file.display());
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 fn need(program: &str, package: &str) -> PathBuf {
@@ -171,7 +184,7 @@ impl Router {
         std::fs::write(dir.join("access.json"), "").unwrap();
         let out = Command::new(&bin).args(["-c", &format!("{d}/nginx.conf"), "-p", &format!("{d}")]).output().unwrap();
         assert!(out.status.success(), "nginx did not start: {}", String::from_utf8_lossy(&out.stderr));
-        let r = Router { kind: Kind::Nginx, dir: dir.to_path_buf(), port, pid_file: dir.join("nginx.pid") };
+        let r = Router { kind: Kind::Nginx, dir: dir.to_path_buf(), port, pid: pid_of(&dir.join("nginx.pid")) };
         r.wait_listening();
         r
     }
@@ -191,7 +204,7 @@ impl Router {
         .unwrap();
         let out = Command::new(&bin).args(["-D", "-f", &format!("{d}/haproxy.cfg"), "-p", &format!("{d}/haproxy.pid")]).output().unwrap();
         assert!(out.status.success(), "HAProxy did not start: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-        let r = Router { kind: Kind::Haproxy, dir: dir.to_path_buf(), port, pid_file: dir.join("haproxy.pid") };
+        let r = Router { kind: Kind::Haproxy, dir: dir.to_path_buf(), port, pid: pid_of(&dir.join("haproxy.pid")) };
         r.wait_listening();
         r
     }
@@ -227,11 +240,13 @@ impl Router {
 
 impl Drop for Router {
     fn drop(&mut self) {
-        if let Some(pid) = std::fs::read_to_string(&self.pid_file).ok().and_then(|p| p.trim().parse::<i32>().ok()) {
-            unsafe { libc::kill(pid, libc::SIGQUIT) };
-            if self.kind == Kind::Haproxy {
-                unsafe { libc::kill(pid, libc::SIGTERM) };
-            }
+        // Fast shutdown (both nginx and HAProxy stop at once on SIGTERM), and wait for it: a
+        // router left behind would hold its port and keep sending to nothing.
+        unsafe { libc::kill(self.pid, libc::SIGTERM) };
+        let t0 = Instant::now();
+        let alive = |pid: i32| std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|st| st.rsplit(')').next().and_then(|r| r.split_whitespace().next()) != Some("Z"));
+        while alive(self.pid) && t0.elapsed() < Duration::from_secs(5) {
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
 }
