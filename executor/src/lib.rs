@@ -10,6 +10,7 @@
 //! - [`session`]: opening a run for `apply`, `resume` and `rollback`.
 #![warn(missing_docs)]
 
+pub mod before;
 pub mod driver;
 pub mod drivers;
 pub mod error;

@@ -259,7 +259,7 @@ pub struct RetireDriver(pub Arc<dyn ContainerRuntime>);
 /// re-run, a probe and the undo all start from this list, however far a crashed attempt got.
 async fn retire_list(rt: &Arc<dyn ContainerRuntime>, step: &Step, ctx: &StepContext) -> Result<Value, StepError> {
     let Params::Version { service, image, version, ports, .. } = &step.params else { return Err(StepError(format!("{} is not a retire step", step.id))) };
-    if let Some(saved) = crate::router::saved(&ctx.run_dir, &step.id) {
+    if let Some(saved) = crate::before::saved(&ctx.run_dir, &step.id) {
         return Ok(saved);
     }
     let found = old_containers(rt, service, version, ports).await?;
@@ -269,7 +269,7 @@ async fn retire_list(rt: &Arc<dyn ContainerRuntime>, step: &Step, ctx: &StepCont
     // Every container of the old version on these ports, stopped ones included: one a crashed
     // attempt already stopped must be started again by the undo too.
     let list = json!({ "containers": found.iter().map(|c| c.id.clone()).collect::<Vec<_>>(), "names": found.iter().map(|c| c.name.clone()).collect::<Vec<_>>() });
-    crate::router::saved_before(&ctx.run_dir, &step.id, || Ok(list))
+    crate::before::saved_before(&ctx.run_dir, &step.id, || Ok(list))
 }
 
 /// Starts the listed old containers and waits for their health (the step's own settings, and
@@ -323,7 +323,7 @@ impl Driver for RetireDriver {
             // No saved list: nothing was stopped. All of the list stopped: done. Part of it:
             // start those again and say not done, so a resume stops them all (the step runs
             // again) and a rollback has nothing of it left to undo.
-            let Some(list) = crate::router::saved(&ctx.run_dir, &step.id) else { return Ok(Some(Probe::NotDone)) };
+            let Some(list) = crate::before::saved(&ctx.run_dir, &step.id) else { return Ok(Some(Probe::NotDone)) };
             let Params::Version { service, version, ports, .. } = &step.params else { return Ok(None) };
             let now = old_containers(&rt, service, version, ports).await?;
             let wanted = ids(&list);

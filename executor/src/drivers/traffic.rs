@@ -42,7 +42,7 @@ impl Driver for ShiftDriver {
             // written but not reloaded, some weights set): the probe puts the saved state back
             // and says not done, so a resume runs the shift again from a known state and a
             // rollback has nothing of it left to undo (never moving traffic forward first).
-            let Some(before) = crate::router::saved(&ctx.run_dir, &step.id) else { return Ok(Some(Probe::NotDone)) };
+            let Some(before) = crate::before::saved(&ctx.run_dir, &step.id) else { return Ok(Some(Probe::NotDone)) };
             let Params::Shift { router, .. } = &step.params else { return Ok(None) };
             from_params(router, &ctx.spec_dir)?.restore(before).await?;
             Ok(Some(Probe::NotDone))

@@ -161,11 +161,7 @@ fn set_weight(line: &str, code_end: usize, w: u32) -> String {
 }
 
 fn read_opt(path: &Path) -> Result<Option<String>, StepError> {
-    match std::fs::read_to_string(path) {
-        Ok(s) => Ok(Some(s)),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(StepError(format!("HAProxy: cannot read {}: {e}", path.display()))),
-    }
+    super::read_opt("HAProxy", path)
 }
 
 /// Per-server counters from `show stat`.

@@ -3,7 +3,8 @@
 //! One trait, [`Router`], two implementations:
 //! - [`nginx::Nginx`] rewrites the `upstream` block of the file cutover owns (temp file +
 //!   rename), validates with `nginx -t` before anything goes live, reloads, and confirms a new
-//!   worker generation is serving before the step succeeds. Analysis reads the JSON access log.
+//!   worker generation is serving and the old one has exited before the step succeeds. Analysis
+//!   reads the JSON access log.
 //! - [`haproxy::Haproxy`] changes server weights through the runtime API (admin socket), with no
 //!   reload, and rewrites the config file so a restart keeps the state. Analysis reads the
 //!   per-server counters from the same socket.
@@ -16,6 +17,7 @@ pub mod haproxy;
 pub mod nginx;
 
 use crate::driver::{BoxFuture, StepError};
+use crate::before::{saved_before, write_atomic};
 use cutover_planner::dag::{RouterParams, Server};
 use cutover_planner::spec::RouterKind;
 use serde_json::Value;
@@ -71,52 +73,13 @@ pub fn from_params(p: &RouterParams, spec_dir: &Path) -> Result<Arc<dyn Router>,
     })
 }
 
-/// Writes `content` to `path` atomically: a temp file in the same directory, fsync, rename,
-/// fsync of the directory. Readers see the old file or the new one, never a mix.
-pub fn write_atomic(path: &Path, content: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.cutover-{}", std::process::id()));
-    let mut f = std::fs::File::create(&tmp)?;
-    if let Ok(meta) = std::fs::metadata(path) {
-        let _ = f.set_permissions(meta.permissions());
+/// The text of `path`, or `None` when there is no such file; `who` names the router in errors.
+pub fn read_opt(who: &str, path: &Path) -> Result<Option<String>, StepError> {
+    match std::fs::read_to_string(path) {
+        Ok(s) => Ok(Some(s)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(StepError(format!("{who}: cannot read {}: {e}", path.display()))),
     }
-    f.write_all(content)?;
-    f.sync_all()?;
-    drop(f);
-    std::fs::rename(&tmp, path).inspect_err(|_| {
-        let _ = std::fs::remove_file(&tmp);
-    })?;
-    if let Ok(d) = std::fs::File::open(dir) {
-        let _ = d.sync_all();
-    }
-    Ok(())
-}
-
-fn saved_file(state_dir: &Path, key: &str) -> PathBuf {
-    // One file per step id, injectively: `%` and `/` escaped.
-    state_dir.join("before").join(format!("{}.json", key.replace('%', "%25").replace('/', "%2F")))
-}
-
-/// The state saved before step `key` changed anything, if it got that far: a step with no saved
-/// state changed nothing.
-pub fn saved(state_dir: &Path, key: &str) -> Option<Value> {
-    std::fs::read(saved_file(state_dir, key)).ok().and_then(|b| serde_json::from_slice(&b).ok())
-}
-
-/// The state saved before step `key` changed anything, or `save()`d now when this is the first
-/// attempt. Kept in the run directory (fsync'ed before the step changes anything), so a re-run
-/// after a crash, a probe and a rollback all use the true "before".
-pub fn saved_before(state_dir: &Path, key: &str, save: impl FnOnce() -> Result<Value, StepError>) -> Result<Value, StepError> {
-    let file = saved_file(state_dir, key);
-    if let Some(v) = saved(state_dir, key) {
-        return Ok(v);
-    }
-    let v = save()?;
-    std::fs::create_dir_all(file.parent().unwrap()).map_err(|e| StepError(format!("cannot create {}: {e}", file.parent().unwrap().display())))?;
-    write_atomic(&file, &serde_json::to_vec(&v).unwrap()).map_err(|e| StepError(format!("cannot save the router state to {}: {e}", file.display())))?;
-    Ok(v)
 }
 
 /// p99 of `values` (nearest rank).

@@ -316,11 +316,7 @@ impl Nginx {
 }
 
 fn read_opt(path: &Path) -> Result<Option<String>, StepError> {
-    match std::fs::read_to_string(path) {
-        Ok(s) => Ok(Some(s)),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(StepError(format!("nginx: cannot read {}: {e}", path.display()))),
-    }
+    super::read_opt("nginx", path)
 }
 
 impl Router for Nginx {
