@@ -54,22 +54,33 @@ impl Driver for ShiftDriver {
 pub struct AnalysisDriver;
 
 /// The verdict on one observation.
-pub fn verdict(obs: &Observation, max_error_rate: f64, max_latency: std::time::Duration, min_requests: u32) -> Result<String, String> {
+#[derive(Debug, Clone, PartialEq)]
+pub enum Gate {
+    /// Within the thresholds: what was seen.
+    Pass(String),
+    /// A threshold crossed: which, and what was seen.
+    Fail(String),
+    /// Too few requests to judge.
+    Inconclusive(String),
+}
+
+/// The gate's verdict on what the window saw.
+pub fn verdict(obs: &Observation, max_error_rate: f64, max_latency: std::time::Duration, min_requests: u32) -> Gate {
     let rate = if obs.requests == 0 { 0.0 } else { obs.errors as f64 / obs.requests as f64 };
     let lat = obs.latency.map_or("-".to_string(), |l| format!("{} ms", l.as_millis()));
     let summary = format!("{} canary requests, {} errors ({:.2}%), {} {lat}", obs.requests, obs.errors, rate * 100.0, obs.latency_kind);
     if obs.requests < u64::from(min_requests) {
-        return Err(format!("inconclusive: {summary}; the gate needs at least {min_requests} requests (send traffic, lengthen `window`, or lower `min_requests`)"));
+        return Gate::Inconclusive(format!("{summary}; the gate needs at least {min_requests} requests (send traffic, lengthen `window`, or lower `min_requests`)"));
     }
     if rate > max_error_rate {
-        return Err(format!("error rate {:.2}% is above the threshold {:.2}%: {summary}", rate * 100.0, max_error_rate * 100.0));
+        return Gate::Fail(format!("error rate {:.2}% is above the threshold {:.2}%: {summary}", rate * 100.0, max_error_rate * 100.0));
     }
     if let Some(l) = obs.latency
         && l > max_latency
     {
-        return Err(format!("latency {} ms is above the threshold {} ms: {summary}", l.as_millis(), max_latency.as_millis()));
+        return Gate::Fail(format!("latency {} ms is above the threshold {} ms: {summary}", l.as_millis(), max_latency.as_millis()));
     }
-    Ok(summary)
+    Gate::Pass(summary)
 }
 
 impl Driver for AnalysisDriver {
@@ -82,9 +93,9 @@ impl Driver for AnalysisDriver {
             let early = Arc::new(move |o: &Observation| o.requests >= min && o.errors as f64 / o.requests as f64 > max_rate);
             let obs = r.observe(upstream.clone(), canary.clone(), window.into(), early).await?;
             match verdict(&obs, *max_error_rate, max_p99_latency.into(), *min_requests) {
-                Ok(summary) => Ok(Done { undo: Value::Null, detail: Some(format!("passed: {summary}")) }),
-                Err(why) if why.starts_with("inconclusive: ") => Err(StepError::inconclusive(format!("analysis gate {}; the run pauses: `cutover resume` watches a new window, `cutover rollback` undoes the release", why.trim_start_matches("inconclusive: ")))),
-                Err(why) => Err(StepError(format!("analysis gate failed: {why}"))),
+                Gate::Pass(summary) => Ok(Done { undo: Value::Null, detail: Some(format!("passed: {summary}")) }),
+                Gate::Inconclusive(why) => Err(StepError::inconclusive(format!("analysis gate {why}; the run pauses: `cutover resume` watches a new window, `cutover rollback` undoes the release"))),
+                Gate::Fail(why) => Err(StepError(format!("analysis gate failed: {why}"))),
             }
         })
     }
@@ -111,12 +122,12 @@ mod tests {
     #[test]
     fn the_gate_passes_fails_or_is_inconclusive() {
         let max = Duration::from_millis(500);
-        assert!(verdict(&obs(100, 1, 20), 0.01, max, 20).is_ok(), "1% is not above 1%");
-        let e = verdict(&obs(100, 2, 20), 0.01, max, 20).unwrap_err();
+        assert!(matches!(verdict(&obs(100, 1, 20), 0.01, max, 20), Gate::Pass(_)), "1% is not above 1%");
+        let Gate::Fail(e) = verdict(&obs(100, 2, 20), 0.01, max, 20) else { panic!("not a failure") };
         assert!(e.starts_with("error rate 2.00% is above the threshold 1.00%"), "{e}");
-        let e = verdict(&obs(100, 0, 501), 0.01, max, 20).unwrap_err();
+        let Gate::Fail(e) = verdict(&obs(100, 0, 501), 0.01, max, 20) else { panic!("not a failure") };
         assert!(e.starts_with("latency 501 ms is above the threshold 500 ms"), "{e}");
-        let e = verdict(&obs(19, 0, 1), 0.01, max, 20).unwrap_err();
-        assert!(e.starts_with("inconclusive: 19 canary requests"), "{e}");
+        let Gate::Inconclusive(e) = verdict(&obs(19, 0, 1), 0.01, max, 20) else { panic!("not inconclusive") };
+        assert!(e.starts_with("19 canary requests"), "{e}");
     }
 }

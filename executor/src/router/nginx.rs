@@ -164,12 +164,12 @@ pub fn render(content: &str, upstream: &str, servers: &[Server]) -> Result<Strin
     let mut out = String::with_capacity(content.len() + 64);
     let mut pos = 0;
     let mut inserted = false;
-    let insert_at = |out: &mut String, at: usize, own_line: bool| {
+    // On lines of their own, or inline where the block's servers shared a line.
+    let insert = |out: &mut String, own_line: bool| {
         if own_line {
             live.iter().for_each(|s| out.push_str(&format!("    {}{eol}", line_of(s))));
         } else {
             out.push_str(&live.iter().map(|s| line_of(s)).collect::<Vec<_>>().join(" "));
-            let _ = at;
         }
     };
     for (a, b) in &removed {
@@ -181,7 +181,7 @@ pub fn render(content: &str, upstream: &str, servers: &[Server]) -> Result<Strin
         let (from, to) = (if own_start { ls } else { *a }, if own_end { (le + 1).min(content.len()) } else { *b });
         out.push_str(&content[pos..from]);
         if !inserted {
-            insert_at(&mut out, from, own_start && own_end);
+            insert(&mut out, own_start && own_end);
             inserted = true;
         }
         pos = to;
@@ -190,14 +190,14 @@ pub fn render(content: &str, upstream: &str, servers: &[Server]) -> Result<Strin
         let ls = line_start(content, close_at);
         if content[ls..close_at].trim().is_empty() && ls > open_at {
             out.push_str(&content[pos..ls]);
-            insert_at(&mut out, ls, true);
+            insert(&mut out, true);
             pos = ls;
         } else {
             out.push_str(&content[pos..close_at]);
             if !out.ends_with(' ') {
                 out.push(' ');
             }
-            insert_at(&mut out, close_at, false);
+            insert(&mut out, false);
             out.push(' ');
             pos = close_at;
         }
