@@ -40,27 +40,21 @@ impl World {
         let base = free_ports(replicas * 2);
         let (port, candidate) = (base, base + replicas);
         let apps = Apps::new();
-        let v1 = std::fs::read_to_string(root().join("migrations-sample/rename/V1__create_users.sql")).unwrap();
-        let db = url.clone();
-        let psql = move |sql: &str| {
-            let out = Command::new("psql").args(["-X", "-q", "-v", "ON_ERROR_STOP=1", &db, "-c", sql]).output().unwrap();
-            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        };
-        psql(&v1);
-        psql(&format!("INSERT INTO users (name, email) SELECT 'user ' || g, 'u' || g || '@example.com' FROM generate_series(1, {rows}) g"));
         let servers: Vec<(u16, u32)> = (0..replicas).map(|i| (port + i, 100)).chain((0..replicas).map(|i| (candidate + i, 0))).collect();
         let router = match kind {
             Kind::Nginx => Router::nginx(dir.path(), UPSTREAM, &servers[..replicas as usize]),
             Kind::Haproxy => Router::haproxy(dir.path(), UPSTREAM, &servers),
         };
         let w = World { _pg: pg, url, dir, apps, router, port, candidate, replicas };
+        w.sql(&std::fs::read_to_string(root().join("migrations-sample/rename/V1__create_users.sql")).unwrap());
+        w.sql(&format!("INSERT INTO users (name, email) SELECT 'user ' || g, 'u' || g || '@example.com' FROM generate_series(1, {rows}) g"));
         // refinery's history at the baseline, with refinery's checksum as the plan computes it.
         w.write_spec("canary", "");
         let plan = w.cutover(&["plan", "spec.toml", "--format", "json"]);
         let plan: Value = serde_json::from_slice(&plan.stdout).unwrap();
         let v1 = &plan["steps"][0]["params"]["databases"][0]["applied"][0];
-        psql("CREATE TABLE refinery_schema_history (version INT4 PRIMARY KEY, name VARCHAR(255), applied_on VARCHAR(255), checksum VARCHAR(255))");
-        psql(&format!("INSERT INTO refinery_schema_history VALUES (1, '{}', '2026-01-01T00:00:00Z', '{}')", v1["name"].as_str().unwrap(), v1["checksum"].as_str().unwrap()));
+        w.sql("CREATE TABLE refinery_schema_history (version INT4 PRIMARY KEY, name VARCHAR(255), applied_on VARCHAR(255), checksum VARCHAR(255))");
+        w.sql(&format!("INSERT INTO refinery_schema_history VALUES (1, '{}', '2026-01-01T00:00:00Z', '{}')", v1["name"].as_str().unwrap(), v1["checksum"].as_str().unwrap()));
         for i in 0..replicas {
             w.apps.start("1.0.0", port + i, &w.url);
         }

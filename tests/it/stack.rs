@@ -102,18 +102,31 @@ pub fn ensure_images() {
     });
 }
 
-/// `n` consecutive free loopback ports.
+/// `n` consecutive free loopback ports, below the kernel's ephemeral range: ports handed out by
+/// `bind(0)` (the PostgreSQL clusters of tests running beside this one, outgoing connections)
+/// come from that range, and one of them taking a port between this check and the container's
+/// bind made the container exit.
 pub fn free_ports(n: u16) -> u16 {
-    for _ in 0..200 {
-        let base = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        if base > 60000 {
-            continue;
+    let low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").ok().and_then(|r| r.split_whitespace().next().and_then(|p| p.parse::<u16>().ok())).unwrap_or(32768);
+    let (from, to) = (low.saturating_sub(12_000).max(10_000), low.saturating_sub(n + 1));
+    assert!(from < to, "no room for test ports below the ephemeral range (it starts at {low})");
+    // A different starting point per process, so tests running beside each other rarely probe
+    // the same ports; within a process the scan goes on after the ports handed out before (they
+    // are not bound yet when the next call looks).
+    static CURSOR: std::sync::Mutex<Option<u16>> = std::sync::Mutex::new(None);
+    let mut cursor = CURSOR.lock().unwrap();
+    let mut at = cursor.unwrap_or(from + (std::process::id() as u16).wrapping_mul(7919) % (to - from));
+    for _ in 0..2000 {
+        if at + n >= to {
+            at = from;
         }
-        if (0..n).all(|i| TcpListener::bind(("127.0.0.1", base + i)).is_ok()) {
-            return base;
+        if (0..n).all(|i| TcpListener::bind(("127.0.0.1", at + i)).is_ok()) {
+            *cursor = Some(at + n);
+            return at;
         }
+        at += n;
     }
-    panic!("no {n} consecutive free loopback ports");
+    panic!("no {n} consecutive free loopback ports between {from} and {to}");
 }
 
 pub fn wait_http(url: &str, timeout: Duration) {
