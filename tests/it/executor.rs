@@ -279,11 +279,15 @@ pub fn sigkill_at_seeded_random_moments_then_resume() {
         }
         // A kill before the run directory existed leaves nothing to resume: start over.
         let runs = dir.path().join(".cutover/runs");
+        let mut status_seen = String::new();
         let started = std::fs::read_dir(&runs).map(|mut d| d.next().is_some()).unwrap_or(false) && {
             let status = cutover(dir.path(), &["status", &run_id(dir.path()), "--format", "json"], &[]);
+            status_seen = transcript(&status);
             status.status.code() == Some(0) && serde_json::from_slice::<Value>(&status.stdout).is_ok_and(|d| !d["steps"].as_array().unwrap().is_empty())
         };
         if !started {
+            // Nothing ran, or this round would start the release over on top of what did.
+            assert!(journal(dir.path()).is_empty(), "round {round}: the run looks unstarted but steps ran: {:?}; status said:\n{status_seen}", journal(dir.path()));
             // Killed before the run's first event: nothing ran, and resume says so.
             if std::fs::read_dir(&runs).map(|mut d| d.next().is_some()).unwrap_or(false) {
                 let out = cutover(dir.path(), &["resume", &run_id(dir.path())], &[]);
