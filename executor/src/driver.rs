@@ -30,6 +30,10 @@ pub enum Probe {
     Done(Value),
     /// The effect is not there.
     NotDone,
+    /// Part of the effect is in place (a migration outside a transaction stopped between its
+    /// statements). A resume runs the step again (its run must then skip what is done); a
+    /// rollback undoes it with this undo data (its undo must tolerate what is missing).
+    Partial(Value),
 }
 
 /// A step failed; the message is shown to the operator and written to the log (redacted).
@@ -111,6 +115,15 @@ pub trait Driver: Send + Sync {
     fn undo(&self, step: Step, undo: Value, ctx: StepContext) -> BoxFuture<Result<(), StepError>>;
     /// Checks whether the step's effect is in place.
     fn probe(&self, step: Step, ctx: StepContext) -> BoxFuture<Result<Option<Probe>, StepError>>;
+
+    /// Makes sure nothing of an earlier attempt of `step` (by an executor that died) is still
+    /// acting: its processes are gone, its database statements have ended. The runner calls it
+    /// for every step in doubt or half-compensated before it probes, re-runs or undoes one, so a
+    /// probe never judges an effect that is still on its way. `Ok(Some(line))` says what had to
+    /// be waited for or stopped, for the operator. The default has nothing to fence.
+    fn fence(&self, _step: Step, _ctx: StepContext) -> BoxFuture<Result<Option<String>, StepError>> {
+        Box::pin(async { Ok(None) })
+    }
 
     /// Puts back the state a `backup` step captured (its undo data names the dump). Only backup
     /// drivers can; it is destructive, and the runner calls it only when the operator asked for a

@@ -72,6 +72,10 @@ impl Session {
     /// Attaches to a run whose lock is held and whose log is open.
     pub fn new(dir: PathBuf, plan: Plan, state: RunState, sink: Sink, reporter: Box<dyn Reporter>) -> Self {
         let crash_after_effect = std::env::var("CUTOVER_CRASH_AFTER_EFFECT").ok().filter(|s| !s.is_empty());
+        // Every database connection of this process names the run (see `drivers::postgres`).
+        if let Some(run) = dir.file_name() {
+            crate::drivers::postgres::attach_run(&run.to_string_lossy());
+        }
         Session { dir, plan, state, sink, reporter, crash_after_effect }
     }
 
@@ -113,16 +117,50 @@ impl Session {
         kinds.into_iter().filter(|k| drivers.get(*k).is_none()).map(|k| k.as_str().to_string()).collect()
     }
 
+    /// Makes sure no earlier attempt of a step is still acting before anything judges or
+    /// repeats it: for every step in doubt (started, end not recorded) or half-compensated, the
+    /// driver's [`crate::driver::Driver::fence`] kills what is left of the dead executor's
+    /// processes or waits for its database statements to end.
+    async fn fence_unfinished(&mut self, drivers: &Drivers, opts: &RunOptions) -> Result<(), ExecError> {
+        if self.state.dry_run {
+            return Ok(());
+        }
+        let unfinished: Vec<String> = self
+            .state
+            .steps
+            .iter()
+            .filter(|(_, s)| matches!(s.state, StepState::Started | StepState::Compensating))
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in unfinished {
+            let Some(step) = self.plan.step(&id).cloned() else { continue };
+            let Some(driver) = drivers.get(step.kind) else { continue };
+            match driver.fence(step, opts.ctx.clone()).await {
+                Ok(Some(line)) => self.notice(&format!("{id}: {line}")),
+                Ok(None) => {}
+                Err(e) => return Err(ExecError::State(format!("cannot make sure the earlier attempt of `{id}` has stopped: {}", opts.ctx.redactor.redact(&e.0)))),
+            }
+        }
+        Ok(())
+    }
+
     /// Asks the driver whether an in-doubt step took effect and records the answer as a
-    /// `step_probed` event; false when the step cannot be probed.
-    async fn record_probe(&mut self, drivers: &Drivers, opts: &RunOptions, step: &Step) -> Result<bool, ExecError> {
+    /// `step_probed` event; false when the step cannot be probed. A partial effect counts as
+    /// done for a rollback (`for_rollback`: its undo takes back what is there) and as not done
+    /// for a resume (the step runs again and skips what is there).
+    async fn record_probe(&mut self, drivers: &Drivers, opts: &RunOptions, step: &Step, for_rollback: bool) -> Result<bool, ExecError> {
         let probe = match drivers.get(step.kind) {
-            Some(d) => d.probe(step.clone(), opts.ctx.clone()).await.map_err(|e| ExecError::State(format!("probing `{}` failed: {e}", step.id)))?,
+            Some(d) => d.probe(step.clone(), opts.ctx.clone()).await.map_err(|e| ExecError::State(format!("probing `{}` failed: {}", step.id, opts.ctx.redactor.redact(&e.0))))?,
             None => None,
         };
         let (outcome, undo) = match probe {
             Some(Probe::Done(undo)) => (ProbeOutcome::Done, undo),
             Some(Probe::NotDone) => (ProbeOutcome::NotDone, Value::Null),
+            Some(Probe::Partial(undo)) => {
+                let next = if for_rollback { "its undo takes back what is there" } else { "it runs again and skips what is done" };
+                self.notice(&format!("{}: part of its effect is in place; {next}", step.id));
+                if for_rollback { (ProbeOutcome::Done, undo) } else { (ProbeOutcome::NotDone, Value::Null) }
+            }
             None => return Ok(false),
         };
         self.emit(Event::StepProbed { step: step.id.clone(), outcome, undo }).await?;
@@ -132,6 +170,7 @@ impl Session {
     /// Resolves steps left in doubt by a crash: probes them, or marks idempotent ones for a re-run.
     /// `retry` lists steps the operator checked and wants run again.
     pub async fn settle_in_doubt(&mut self, drivers: &Drivers, opts: &RunOptions, retry: &[String]) -> Result<(), ExecError> {
+        self.fence_unfinished(drivers, opts).await?;
         for id in self.state.in_doubt().into_iter().map(String::from).collect::<Vec<_>>() {
             let step = self.plan.step(&id).cloned().ok_or_else(|| ExecError::State(format!("step `{id}` is in the log but not in the plan")))?;
             if self.state.dry_run || retry.contains(&id) {
@@ -139,7 +178,7 @@ impl Session {
                 self.emit(Event::StepFailed { step: id.clone(), error: format!("interrupted before its end was recorded; {why}") }).await?;
                 continue;
             }
-            if self.record_probe(drivers, opts, &step).await? {
+            if self.record_probe(drivers, opts, &step, false).await? {
                 continue;
             }
             if !step.idempotent {
@@ -302,13 +341,15 @@ impl Session {
     }
 
     async fn compensate(&mut self, drivers: &Drivers, opts: &RunOptions, target: Option<String>) -> Result<ForwardResult, ExecError> {
-        // A step in doubt may or may not have had its effect: find out before undoing anything.
+        // A step in doubt may or may not have had its effect: find out before undoing anything,
+        // once nothing of the dead executor's attempt is still acting.
+        self.fence_unfinished(drivers, opts).await?;
         for id in self.state.in_doubt().into_iter().map(String::from).collect::<Vec<_>>() {
             let step = self.plan.step(&id).cloned().ok_or_else(|| ExecError::State(format!("step `{id}` is not in the plan")))?;
             if self.state.dry_run {
                 // A described step did nothing: there is nothing to undo.
                 self.emit(Event::StepProbed { step: id, outcome: ProbeOutcome::NotDone, undo: Value::Null }).await?;
-            } else if !self.record_probe(drivers, opts, &step).await? {
+            } else if !self.record_probe(drivers, opts, &step, true).await? {
                 return Err(ExecError::InDoubt { step: id });
             }
         }

@@ -3,8 +3,16 @@
 //! exactly what was planned at the time, even if the spec changed since.
 //!
 //! Children run in their own process group (a terminal's Ctrl-C reaches cutover, which lets the
-//! step finish) and are killed if cutover itself dies (`PR_SET_PDEATHSIG`), so a crashed executor
-//! never leaves a command running behind a resume's back.
+//! step finish) and are killed if cutover itself dies (`PR_SET_PDEATHSIG`; a child whose parent
+//! died before that call took effect exits at once instead of running the command).
+//!
+//! `PR_SET_PDEATHSIG` reaches only the direct child: a script's own children (a hook that starts
+//! a program, `make`, `npm`) outlive a kill -9 of cutover and may still be working when the next
+//! executor resumes. So every process of a step carries [`STEP_MARK`] = `<run id>/<step id>` in
+//! its environment (inherited by everything it starts), and before a resume or rollback probes,
+//! re-runs or undoes a command step left in doubt, [`CommandDriver`]'s fence finds every process
+//! that carries the step's mark (through `/proc/PID/environ`), kills each with its process group,
+//! and waits until they are gone. The probe then judges an effect that can no longer change.
 
 use crate::driver::{BoxFuture, Done, Driver, Probe, StepContext, StepError};
 use cutover_planner::dag::{Params, Step};
@@ -16,6 +24,73 @@ use tokio::io::AsyncReadExt;
 /// Runs `command` steps.
 pub struct CommandDriver;
 
+/// The environment variable every process of a command step carries: `<run id>/<step id>`.
+/// Commands may read it; cutover uses it to find what an earlier attempt left running.
+pub const STEP_MARK: &str = "CUTOVER_STEP";
+
+/// How long the fence waits for killed processes to disappear (a process in uninterruptible
+/// sleep, e.g. on a hung NFS mount, may take this long).
+const FENCE_WAIT: Duration = Duration::from_secs(30);
+
+/// [`STEP_MARK`]'s value for `step` in the run `ctx` belongs to.
+pub(crate) fn mark(step: &Step, ctx: &StepContext) -> String {
+    let run = ctx.run_dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    format!("{run}/{}", step.id)
+}
+
+/// The processes whose environment holds `STEP_MARK=<mark>`, with their process groups; never
+/// this process or its group.
+fn marked_processes(mark: &str) -> Vec<(i32, i32)> {
+    let needle = format!("{STEP_MARK}={mark}");
+    let me = std::process::id() as i32;
+    let my_group = unsafe { libc::getpgrp() };
+    let Ok(dir) = std::fs::read_dir("/proc") else { return Vec::new() };
+    let mut out = Vec::new();
+    for entry in dir.flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else { continue };
+        if pid == me {
+            continue;
+        }
+        // Unreadable (another user's, or gone): not ours.
+        let Ok(env) = std::fs::read(entry.path().join("environ")) else { continue };
+        if env.split(|b| *b == 0).any(|kv| kv == needle.as_bytes()) {
+            let group = unsafe { libc::getpgid(pid) };
+            out.push((pid, if group == my_group { -1 } else { group }));
+        }
+    }
+    out
+}
+
+/// Kills every process an earlier attempt of the step left behind and waits until they are gone.
+pub(crate) async fn fence_processes(mark: &str) -> Result<Option<String>, StepError> {
+    let found = marked_processes(mark);
+    if found.is_empty() {
+        return Ok(None);
+    }
+    let pids: Vec<String> = found.iter().map(|(p, _)| p.to_string()).collect();
+    let deadline = tokio::time::Instant::now() + FENCE_WAIT;
+    loop {
+        let left = marked_processes(mark);
+        if left.is_empty() {
+            return Ok(Some(format!("stopped {} process(es) an earlier attempt left running (pid {}) before checking it", found.len(), pids.join(", "))));
+        }
+        for (pid, group) in &left {
+            // SAFETY: plain kill(2) calls; a pid that exited meanwhile gets ESRCH.
+            unsafe {
+                if *group > 1 {
+                    libc::kill(-*group, libc::SIGKILL);
+                }
+                libc::kill(*pid, libc::SIGKILL);
+            }
+        }
+        if tokio::time::Instant::now() >= deadline {
+            let left: Vec<String> = left.iter().map(|(p, _)| p.to_string()).collect();
+            return Err(StepError(format!("processes of an earlier attempt are still alive {FENCE_WAIT:?} after SIGKILL (pid {}); cutover will not judge or repeat the step while they may still act", left.join(", "))));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 struct Spec {
     argv: Vec<String>,
     timeout: Duration,
@@ -23,9 +98,11 @@ struct Spec {
     secret_env: Vec<String>,
     undo: Option<Vec<String>>,
     probe: Option<Vec<String>>,
+    /// [`STEP_MARK`]'s value for this step.
+    mark: String,
 }
 
-fn spec(step: &Step) -> Result<Spec, StepError> {
+fn spec(step: &Step, ctx: &StepContext) -> Result<Spec, StepError> {
     match &step.params {
         Params::Command { argv, timeout, env, secret_env, undo, probe, .. } => Ok(Spec {
             argv: argv.clone(),
@@ -34,8 +111,30 @@ fn spec(step: &Step) -> Result<Spec, StepError> {
             secret_env: secret_env.clone(),
             undo: undo.clone(),
             probe: probe.clone(),
+            mark: mark(step, ctx),
         }),
         _ => Err(StepError(format!("{} is not a command step", step.id))),
+    }
+}
+
+/// Makes a child process part of a step: marked with [`STEP_MARK`] (so a later fence finds it and
+/// everything it starts), in its own process group, and killed when cutover dies
+/// (`PR_SET_PDEATHSIG`), or never started when cutover died before that took effect.
+pub(crate) fn tie_to_step(cmd: &mut tokio::process::Command, mark: &str) {
+    cmd.env(STEP_MARK, mark).process_group(0).kill_on_drop(true);
+    let parent = std::process::id() as libc::pid_t;
+    // SAFETY: prctl, getppid and _exit are async-signal-safe and touch only the child's state.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // cutover died between fork and prctl: the signal will never come, so do not run.
+            if libc::getppid() != parent {
+                libc::_exit(125);
+            }
+            Ok(())
+        });
     }
 }
 
@@ -53,18 +152,8 @@ async fn run_argv(argv: &[String], s: &Spec, ctx: &StepContext) -> Result<i32, S
         .envs(s.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0)
-        .kill_on_drop(true);
-    // SAFETY: prctl is async-signal-safe and touches only the child's own state.
-    unsafe {
-        cmd.pre_exec(|| {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
+        .stderr(Stdio::piped());
+    tie_to_step(&mut cmd, &s.mark);
     let mut child = cmd.spawn().map_err(|e| StepError(format!("cannot start `{program}`: {e}")))?;
     let pid = child.id();
     let mut stdout = child.stdout.take().expect("piped");
@@ -116,7 +205,7 @@ fn undo_data(s: &Spec) -> Value {
 impl Driver for CommandDriver {
     fn run(&self, step: Step, ctx: StepContext) -> BoxFuture<Result<Done, StepError>> {
         Box::pin(async move {
-            let s = spec(&step)?;
+            let s = spec(&step, &ctx)?;
             match run_argv(&s.argv, &s, &ctx).await? {
                 0 => Ok(Done { undo: undo_data(&s), detail: Some(format!("`{}` exited 0", s.argv.join(" "))) }),
                 code => Err(StepError(format!("`{}` exited with status {code}", s.argv.join(" ")))),
@@ -126,7 +215,7 @@ impl Driver for CommandDriver {
 
     fn undo(&self, step: Step, undo: Value, ctx: StepContext) -> BoxFuture<Result<(), StepError>> {
         Box::pin(async move {
-            let s = spec(&step)?;
+            let s = spec(&step, &ctx)?;
             // Exactly what was recorded when the step ran.
             let argv: Option<Vec<String>> = serde_json::from_value(undo.get("undo").cloned().unwrap_or(Value::Null)).map_err(|e| StepError(format!("recorded undo data is unreadable: {e}")))?;
             let Some(argv) = argv else { return Ok(()) };
@@ -139,12 +228,16 @@ impl Driver for CommandDriver {
 
     fn probe(&self, step: Step, ctx: StepContext) -> BoxFuture<Result<Option<Probe>, StepError>> {
         Box::pin(async move {
-            let s = spec(&step)?;
+            let s = spec(&step, &ctx)?;
             let Some(probe) = s.probe.clone() else { return Ok(None) };
             match run_argv(&probe, &s, &ctx).await? {
                 0 => Ok(Some(Probe::Done(undo_data(&s)))),
                 _ => Ok(Some(Probe::NotDone)),
             }
         })
+    }
+
+    fn fence(&self, step: Step, ctx: StepContext) -> BoxFuture<Result<Option<String>, StepError>> {
+        Box::pin(async move { fence_processes(&mark(&step, &ctx)).await })
     }
 }

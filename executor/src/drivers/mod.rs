@@ -1,6 +1,8 @@
 //! Step drivers built into this release of cutover.
 
 pub mod command;
+pub mod pgstmt;
+pub mod pgurl;
 pub mod containers;
 pub mod pause;
 pub mod postgres;

@@ -18,6 +18,8 @@
 //!   gets the password through `PGPASSWORD`, never on its command line.
 
 use crate::driver::{BoxFuture, Done, Driver, Probe, StepContext, StepError};
+use crate::drivers::pgstmt::{self, Effect, Name};
+use crate::drivers::pgurl::ClientTarget;
 use cutover_planner::dag::{DatabaseCheck, Params, Step};
 use cutover_planner::duration::Duration as SpecDuration;
 use serde_json::{Value, json};
@@ -53,22 +55,60 @@ fn url_from_env(url_env: &str, database: &str) -> Result<String, StepError> {
     std::env::var(url_env).map_err(|_| StepError(format!("environment variable `{url_env}` (the URL of database `{database}`) is not set")))
 }
 
-/// Connections this process opened and left clean, by URL: the steps of a release reuse them
-/// instead of paying a connection setup each (most of a small migration's cost).
-static IDLE: std::sync::Mutex<Vec<(String, PgConnection, bool, bool)>> = std::sync::Mutex::new(Vec::new());
+/// This process's part of every `application_name` it gives PostgreSQL:
+/// `cutover <what> <run tag> pid <pid>.<nonce>`. The run tag (8 hex digits of the run id's
+/// sha256; `-` before a run is attached) lets a later executor of the same run find the backends
+/// a dead one left running (a statement sent before a kill -9 runs on inside PostgreSQL until it
+/// ends); the nonce tells this process from an earlier one that had the same pid.
+static RUN_TAG: std::sync::Mutex<String> = std::sync::Mutex::new(String::new());
 
-/// A connection borrowed for one step. [`Pooled::release`] cleans it (session settings, advisory
-/// locks) and keeps it for the next step; dropping it instead closes it, which is what a failed
-/// step does, so a connection in an unknown state is never reused.
+fn nonce() -> &'static str {
+    static NONCE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    NONCE.get_or_init(|| {
+        use std::hash::{BuildHasher, Hasher};
+        format!("{:04x}", std::collections::hash_map::RandomState::new().build_hasher().finish() as u16)
+    })
+}
+
+/// The run tag of `run_id`, as it appears in `application_name`.
+fn run_tag(run_id: &str) -> String {
+    Sha256::digest(run_id.as_bytes()).iter().take(4).map(|b| format!("{b:02x}")).collect()
+}
+
+/// Tells the PostgreSQL steps which run this process works on (the session calls it once it has
+/// a run), so every connection it opens names the run in its `application_name`.
+pub fn attach_run(run_id: &str) {
+    *RUN_TAG.lock().expect("run tag lock") = run_tag(run_id);
+}
+
+fn current_tag() -> String {
+    let tag = RUN_TAG.lock().expect("run tag lock").clone();
+    if tag.is_empty() { "-".into() } else { tag }
+}
+
+/// How this process's backends end their `application_name`.
+fn own_suffix() -> String {
+    format!(" pid {}.{}", std::process::id(), nonce())
+}
+
+fn application_name(what: &str) -> String {
+    format!("cutover {what} {}{}", current_tag(), own_suffix())
+}
+
+/// Connections this process opened and left clean, by URL and run tag: the steps of a release
+/// reuse them instead of paying a connection setup each (most of a small migration's cost). They
+/// never hold the migration lock: that belongs to the run's migrator connection ([`Migrator`]).
+static IDLE: std::sync::Mutex<Vec<(String, PgConnection, bool)>> = std::sync::Mutex::new(Vec::new());
+
+/// A connection borrowed for one step. [`Pooled::release`] cleans it (session settings) and keeps
+/// it for the next step; dropping it instead closes it, which is what a failed step does, so a
+/// connection in an unknown state is never reused.
 #[derive(Debug)]
 struct Pooled {
-    url: String,
+    key: String,
     conn: Option<PgConnection>,
     /// The history and phase tables are known to exist on this connection's database.
     tables_ready: bool,
-    /// This connection holds the database's migration lock (kept until it closes: one migrator
-    /// per database for the whole run, and no lock round trips per step).
-    migration_locked: bool,
     /// Session settings were changed (SET without LOCAL) and must be reset before reuse.
     dirty: bool,
 }
@@ -92,30 +132,79 @@ impl Pooled {
         if self.dirty && sqlx::Executor::execute(&mut conn, "RESET ALL").await.is_err() {
             return;
         }
-        IDLE.lock().expect("connection cache lock").push((std::mem::take(&mut self.url), conn, self.tables_ready, self.migration_locked));
+        IDLE.lock().expect("connection cache lock").push((std::mem::take(&mut self.key), conn, self.tables_ready));
     }
+}
+
+async fn open(url_env: &str, database: &str, what: &str) -> Result<PgConnection, StepError> {
+    let url = url_from_env(url_env, database)?;
+    let opts = PgConnectOptions::from_str(&url).map_err(|e| StepError(format!("`{url_env}` is not a PostgreSQL URL: {}", err(e))))?.application_name(&application_name(what));
+    opts.connect().await.map_err(|e| StepError(format!("cannot connect to database `{database}` (from `{url_env}`): {}", err(e))))
 }
 
 async fn connect(url_env: &str, database: &str, what: &str) -> Result<Pooled, StepError> {
-    let url = url_from_env(url_env, database)?;
+    let key = format!("{} {}", current_tag(), url_from_env(url_env, database)?);
     let idle = {
         let mut idle = IDLE.lock().expect("connection cache lock");
-        idle.iter().position(|(u, _, _, _)| *u == url).map(|i| {
-            let (_, conn, ready, locked) = idle.swap_remove(i);
-            (conn, ready, locked)
+        idle.iter().position(|(k, _, _)| *k == key).map(|i| {
+            let (_, conn, ready) = idle.swap_remove(i);
+            (conn, ready)
         })
     };
-    if let Some((mut conn, tables_ready, migration_locked)) = idle
+    if let Some((mut conn, tables_ready)) = idle
         && conn.ping().await.is_ok()
     {
-        return Ok(Pooled { url, conn: Some(conn), tables_ready, migration_locked, dirty: false });
+        return Ok(Pooled { key, conn: Some(conn), tables_ready, dirty: false });
     }
-    let opts = PgConnectOptions::from_str(&url).map_err(|e| StepError(format!("`{url_env}` is not a PostgreSQL URL: {}", err(e))))?.application_name(&format!("cutover {what} pid {}", std::process::id()));
-    let conn = opts.connect().await.map_err(|e| StepError(format!("cannot connect to database `{database}` (from `{url_env}`): {}", err(e))))?;
-    Ok(Pooled { url, conn: Some(conn), tables_ready: false, migration_locked: false, dirty: false })
+    let conn = open(url_env, database, what).await?;
+    Ok(Pooled { key, conn: Some(conn), tables_ready: false, dirty: false })
 }
 
-/// Takes the per-database migration lock, polling; never a blocking `pg_advisory_lock`.
+/// The one connection per database through which this process migrates (and undoes
+/// migrations). It holds the database's migration lock, a session-level advisory lock, for as
+/// long as it lives: the lock belongs to the run's executor, not to a step, so no step of the
+/// run ever waits for it, and nothing else (another run, a plain refinery migrator that takes
+/// the same lock) migrates meanwhile. Migrations of one database run one at a time through it.
+struct Migrator {
+    conn: PgConnection,
+    tables_ready: bool,
+}
+
+type MigratorSlot = std::sync::Arc<tokio::sync::Mutex<Option<Migrator>>>;
+
+static MIGRATORS: std::sync::Mutex<Vec<(String, MigratorSlot)>> = std::sync::Mutex::new(Vec::new());
+
+/// This process's migrator of the database at `url_env`, connected and holding the migration
+/// lock (taken on first use, waited for while another process holds it).
+async fn migrator(url_env: &str, database: &str) -> Result<tokio::sync::OwnedMutexGuard<Option<Migrator>>, StepError> {
+    let url = url_from_env(url_env, database)?;
+    let slot = {
+        let mut all = MIGRATORS.lock().expect("migrator table lock");
+        match all.iter().find(|(u, _)| *u == url) {
+            Some((_, slot)) => slot.clone(),
+            None => {
+                let slot = MigratorSlot::default();
+                all.push((url, slot.clone()));
+                slot
+            }
+        }
+    };
+    let mut guard = slot.lock_owned().await;
+    if let Some(m) = guard.as_mut()
+        && m.conn.ping().await.is_ok()
+    {
+        return Ok(guard);
+    }
+    // First use, or the connection was lost (and the lock with it): take it again.
+    *guard = None;
+    let mut conn = open(url_env, database, "migrate").await?;
+    migration_lock(&mut conn, database).await?;
+    *guard = Some(Migrator { conn, tables_ready: false });
+    Ok(guard)
+}
+
+/// Takes the per-database migration lock, polling; never a blocking `pg_advisory_lock`. The
+/// holder named when it gives up is never this process: its own backends are left out.
 async fn migration_lock(conn: &mut PgConnection, database: &str) -> Result<(), StepError> {
     let deadline = tokio::time::Instant::now() + LOCK_WAIT;
     loop {
@@ -125,16 +214,72 @@ async fn migration_lock(conn: &mut PgConnection, database: &str) -> Result<(), S
         }
         if tokio::time::Instant::now() >= deadline {
             let holder: Option<String> = sqlx::query_scalar(
-                "SELECT a.application_name || ' (backend pid ' || a.pid || ')' FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
-                 WHERE l.locktype = 'advisory' AND l.granted AND ((l.classid::bigint << 32) | l.objid::bigint) = hashtextextended('cutover-migrate', 0) LIMIT 1",
+                "SELECT COALESCE(NULLIF(a.application_name, ''), a.usename::text, '?') || ' (backend pid ' || a.pid || COALESCE(', from ' || host(a.client_addr), '') || ')' FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+                 WHERE l.locktype = 'advisory' AND l.granted AND ((l.classid::bigint << 32) | l.objid::bigint) = hashtextextended('cutover-migrate', 0)
+                   AND a.application_name NOT LIKE '%' || $1 LIMIT 1",
             )
+            .bind(own_suffix())
             .fetch_optional(&mut *conn)
             .await
             .ok()
             .flatten();
-            return Err(StepError(format!("another migrator holds the migration lock of database `{database}`{}; waited {:?}", holder.map(|h| format!(": {h}")).unwrap_or_default(), LOCK_WAIT)));
+            return Err(StepError(format!(
+                "another migrator holds the migration lock of database `{database}`{}; waited {:?} (another cutover run, or a tool that takes the same advisory lock; let it finish, or stop it, then resume)",
+                holder.map(|h| format!(": {h}")).unwrap_or_default(),
+                LOCK_WAIT
+            )));
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Waits until no backend of an earlier executor of run `run_id` is still at work in the
+/// database at `url_env`; past `limit`, cancels their statements (`pg_cancel_backend`) and then
+/// terminates them (`pg_terminate_backend`; PostgreSQL manual, "Server Signaling Functions",
+/// section 9.27.2). Such a backend exists when a kill -9 landed while a statement ran: PostgreSQL
+/// finishes the statement (or, for a transaction, rolls back at its next read) and only then
+/// notices the client is gone.
+async fn fence_database(url_env: &str, database: &str, run_id: &str, limit: Duration) -> Result<Option<String>, StepError> {
+    let mut conn = connect(url_env, database, "fence").await?;
+    let pattern = format!("cutover % {} pid %", run_tag(run_id));
+    let started = tokio::time::Instant::now();
+    let mut seen: Vec<String> = Vec::new();
+    let mut cancelled = false;
+    loop {
+        let rows: Vec<(i32, String, Option<String>)> = sqlx::query_as(
+            "SELECT pid, application_name, state FROM pg_stat_activity WHERE application_name LIKE $1 AND application_name NOT LIKE '%' || $2 AND pid <> pg_backend_pid()",
+        )
+        .bind(&pattern)
+        .bind(own_suffix())
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(err)?;
+        if rows.is_empty() {
+            conn.release().await;
+            if seen.is_empty() {
+                return Ok(None);
+            }
+            let how = if cancelled { "stopped" } else { "waited for" };
+            return Ok(Some(format!("{how} the database work a dead executor left running in `{database}` ({}) for {:.1}s before checking it", seen.join("; "), started.elapsed().as_secs_f64())));
+        }
+        for (pid, name, state) in &rows {
+            let line = format!("backend pid {pid}, `{name}`, {}", state.as_deref().unwrap_or("?"));
+            if !seen.iter().any(|s| s.starts_with(&format!("backend pid {pid},"))) {
+                seen.push(line);
+            }
+        }
+        let waited = started.elapsed();
+        if waited >= limit {
+            let f = if waited >= limit + Duration::from_secs(5) { "pg_terminate_backend" } else { "pg_cancel_backend" };
+            for (pid, _, _) in &rows {
+                let _ = sqlx::query(&format!("SELECT {f}($1)")).bind(pid).execute(&mut *conn).await;
+            }
+            cancelled = true;
+        }
+        if waited >= limit + Duration::from_secs(30) {
+            return Err(StepError(format!("backends of a dead executor of this run are still in `{database}` after {waited:?} and pg_terminate_backend ({}); cutover will not judge or repeat the step while they may still act", seen.join("; "))));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
@@ -253,50 +398,146 @@ impl Migration {
         tx.commit().await
     }
 
-    /// Statements that cannot run in a transaction, one by one.
+    /// Statements that cannot run in a transaction, one by one. What an earlier attempt (whose
+    /// end was not recorded) already did is skipped: a valid index it built, an index it dropped.
     async fn run_non_transactional(&self, conn: &mut PgConnection) -> Result<(), StepError> {
         let settings = format!("SET lock_timeout = '{}ms'; SET statement_timeout = '{}ms'", millis(self.lock_timeout), millis(self.statement_timeout));
         sqlx::Executor::execute(&mut *conn, settings.as_str()).await.map_err(err)?;
         for stmt in &self.sql {
-            if let Some(index) = concurrent_index_name(stmt) {
-                // A failed CREATE INDEX CONCURRENTLY leaves an INVALID index that blocks a retry.
-                let state: Option<bool> = sqlx::query_scalar("SELECT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid WHERE c.relname = $1 AND pg_table_is_visible(c.oid)").bind(&index).fetch_optional(&mut *conn).await.map_err(err)?;
-                match state {
-                    Some(false) => {
-                        let drop = format!("DROP INDEX CONCURRENTLY IF EXISTS {index}");
-                        sqlx::Executor::execute(&mut *conn, drop.as_str()).await.map_err(err)?;
+            match pgstmt::effect(stmt) {
+                Effect::CreateIndex { index, table } => self.create_index_concurrently(conn, stmt, &index, &table).await?,
+                Effect::DropIndex { indexes } => {
+                    if indexes_present(conn, &indexes).await? == 0 {
+                        continue; // dropped by an attempt whose end was not recorded
                     }
-                    Some(true) => continue, // built by an attempt whose end was not recorded
-                    None => {}
+                    exec_with_lock_retries(conn, stmt).await.map_err(|e| StepError(format!("`{}`: {}", first_line(stmt), err(e))))?;
                 }
+                _ => exec_with_lock_retries(conn, stmt).await.map_err(|e| StepError(format!("`{}`: {}", first_line(stmt), err(e))))?,
             }
-            exec_with_lock_retries(conn, stmt).await.map_err(|e| StepError(format!("`{}`: {}", first_line(stmt), err(e))))?;
         }
         sqlx::Executor::execute(&mut *conn, "RESET lock_timeout; RESET statement_timeout").await.map_err(err)?;
         let mut tx = conn.begin().await.map_err(err)?;
         self.record(&mut tx).await.map_err(err)?;
         tx.commit().await.map_err(err)
     }
+
+    /// `CREATE INDEX CONCURRENTLY`, succeeding only with a valid index. A build that fails (a
+    /// lock timeout while it waits for older transactions, a duplicate key, a cancel) leaves an
+    /// INVALID index behind (PostgreSQL manual, CREATE INDEX, "Building Indexes Concurrently"),
+    /// which `IF NOT EXISTS` would then take for done and a plain retry would trip over: every
+    /// attempt here starts by dropping it, and a failure drops what it left.
+    async fn create_index_concurrently(&self, conn: &mut PgConnection, stmt: &str, index: &str, table: &Name) -> Result<(), StepError> {
+        let mut delay = Duration::from_millis(250);
+        let mut attempt = 1;
+        loop {
+            match index_state(conn, index, table).await? {
+                IndexState::Valid => return Ok(()), // built by an attempt whose end was not recorded
+                IndexState::Invalid(q) => drop_invalid_index(conn, &q).await?,
+                IndexState::Absent => {}
+            }
+            match sqlx::Executor::execute(&mut *conn, stmt).await {
+                Ok(_) => {
+                    return match index_state(conn, index, table).await? {
+                        IndexState::Valid => Ok(()),
+                        IndexState::Invalid(q) => {
+                            let cleaned = cleanup_note(drop_invalid_index(conn, &q).await);
+                            Err(StepError(format!("`{}` finished, but index `{q}` is INVALID{cleaned}", first_line(stmt))))
+                        }
+                        IndexState::Absent => Err(StepError(format!("`{}` finished, but there is no index `{index}` on `{}`", first_line(stmt), table.regclass()))),
+                    };
+                }
+                Err(e) => {
+                    let left = match index_state(conn, index, table).await {
+                        Ok(IndexState::Invalid(q)) => cleanup_note(drop_invalid_index(conn, &q).await),
+                        _ => String::new(),
+                    };
+                    if is_lock_timeout(&e) && attempt < LOCK_RETRIES {
+                        tokio::time::sleep(delay).await;
+                        delay *= 2;
+                        attempt += 1;
+                        continue;
+                    }
+                    let waited = is_lock_timeout(&e) || matches!(&e, sqlx::Error::Database(d) if d.code().as_deref() == Some("57014"));
+                    let mut why = err(e).0;
+                    if waited {
+                        why.push_str(&format!(
+                            " (after {attempt} attempt(s) under lock_timeout {}: CREATE INDEX CONCURRENTLY waits for every transaction older than its own snapshot to end, even one on another table{})",
+                            self.lock_timeout,
+                            old_transactions(conn).await
+                        ));
+                    }
+                    return Err(StepError(format!("`{}`: {why}{left}", first_line(stmt))));
+                }
+            }
+        }
+    }
+}
+
+/// What is there of an index a `CREATE INDEX CONCURRENTLY` names.
+enum IndexState {
+    /// Valid.
+    Valid,
+    /// Left INVALID by a failed or interrupted build; with its schema-qualified, quoted name.
+    Invalid(String),
+    Absent,
+}
+
+/// The index `index` in `table`'s schema (where PostgreSQL creates it).
+async fn index_state(conn: &mut PgConnection, index: &str, table: &Name) -> Result<IndexState, StepError> {
+    let row: Option<(bool, String)> = sqlx::query_as(
+        "SELECT i.indisvalid, format('%I.%I', n.nspname, c.relname) FROM pg_class c JOIN pg_index i ON i.indexrelid = c.oid JOIN pg_namespace n ON n.oid = c.relnamespace
+         WHERE c.relname = $1 AND c.relnamespace = (SELECT relnamespace FROM pg_class WHERE oid = to_regclass($2))",
+    )
+    .bind(index)
+    .bind(table.regclass())
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(err)?;
+    Ok(match row {
+        Some((true, _)) => IndexState::Valid,
+        Some((false, q)) => IndexState::Invalid(q),
+        None => IndexState::Absent,
+    })
+}
+
+async fn drop_invalid_index(conn: &mut PgConnection, qualified: &str) -> Result<(), StepError> {
+    let drop = format!("DROP INDEX CONCURRENTLY IF EXISTS {qualified}");
+    exec_with_lock_retries(conn, &drop).await.map_err(|e| StepError(format!("the INVALID index {qualified} left by a failed build could not be dropped ({}); drop it with `{drop}` once nothing holds its table, then resume", err(e))))
+}
+
+fn cleanup_note(dropped: Result<(), StepError>) -> String {
+    match dropped {
+        Ok(()) => "; the INVALID index it left was dropped".into(),
+        Err(e) => format!("; {}", e.0),
+    }
+}
+
+/// How many of `indexes` exist.
+async fn indexes_present(conn: &mut PgConnection, indexes: &[Name]) -> Result<usize, StepError> {
+    let names: Vec<String> = indexes.iter().map(Name::regclass).collect();
+    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM unnest($1::text[]) AS n WHERE to_regclass(n) IS NOT NULL").bind(&names).fetch_one(&mut *conn).await.map_err(err)?;
+    Ok(n as usize)
+}
+
+/// The transactions a concurrent index build may be waiting for, for an error message: who, how
+/// long, in what state; never their query text.
+async fn old_transactions(conn: &mut PgConnection) -> String {
+    let rows: Vec<(i32, i64, String)> = sqlx::query_as(
+        "SELECT pid, EXTRACT(EPOCH FROM now() - xact_start)::bigint, COALESCE(NULLIF(application_name, ''), usename::text, '?') || ', ' || COALESCE(state, '?') || COALESCE(', database ' || datname, '')
+         FROM pg_stat_activity WHERE xact_start IS NOT NULL AND backend_xmin IS NOT NULL AND pid <> pg_backend_pid() ORDER BY xact_start LIMIT 5",
+    )
+    .fetch_all(&mut *conn)
+    .await
+    .unwrap_or_default();
+    if rows.is_empty() {
+        return String::new();
+    }
+    let list: Vec<String> = rows.iter().map(|(pid, secs, what)| format!("pid {pid} open {secs}s ({what})")).collect();
+    format!("; open now: {}: let them finish, or end them (pg_terminate_backend), before the next attempt", list.join("; "))
 }
 
 fn first_line(s: &str) -> String {
     s.split_whitespace().take(12).collect::<Vec<_>>().join(" ")
-}
-
-/// The index name of a `CREATE [UNIQUE] INDEX CONCURRENTLY [IF NOT EXISTS] name ...` statement.
-fn concurrent_index_name(stmt: &str) -> Option<String> {
-    let words: Vec<&str> = stmt.split_whitespace().collect();
-    let lower: Vec<String> = words.iter().map(|w| w.to_lowercase()).collect();
-    let i = lower.iter().position(|w| w == "concurrently")?;
-    if !lower.iter().take(i).any(|w| w == "index") || lower.first().map(String::as_str) != Some("create") {
-        return None;
-    }
-    let mut j = i + 1;
-    if lower.get(j).map(String::as_str) == Some("if") {
-        j += 3;
-    }
-    let name = words.get(j)?;
-    (!name.eq_ignore_ascii_case("on")).then(|| name.trim_matches('"').to_string())
 }
 
 /// Runs `sql` outside a transaction, retrying a lock timeout with exponential backoff.
@@ -340,34 +581,50 @@ impl Driver for MigrateDriver {
     fn probe(&self, step: Step, ctx: StepContext) -> BoxFuture<Result<Option<Probe>, StepError>> {
         Box::pin(probe_migration(step, run_id(&ctx)))
     }
+
+    fn fence(&self, step: Step, ctx: StepContext) -> BoxFuture<Result<Option<String>, StepError>> {
+        Box::pin(async move {
+            let m = migration(&step)?;
+            // The dead attempt's statement runs under the step's statement_timeout, so it ends by
+            // then on its own; only past that is it cancelled.
+            let limit = Duration::from_millis(millis(m.statement_timeout)) + Duration::from_secs(5);
+            fence_database(&m.url_env, &m.database, &run_id(&ctx), limit).await
+        })
+    }
 }
 
 async fn migrate(step: Step, run_id: String) -> Result<Done, StepError> {
-        let m = Migration { run_id, ..migration(&step)? };
-        let mut conn = connect(&m.url_env, &m.database, "migrate").await?;
-        if !conn.migration_locked {
-            migration_lock(&mut conn, &m.database).await?;
-            conn.migration_locked = true;
-        }
+    let m = Migration { run_id, ..migration(&step)? };
+    let mut slot = migrator(&m.url_env, &m.database).await?;
+    let migrator = slot.as_mut().expect("migrator() leaves a connection in the slot");
+    let result = m.apply(migrator).await;
+    if result.is_err() {
+        // A connection in an unknown state is not reused (the lock goes with it; the next
+        // migration of this database takes it again).
+        *slot = None;
+    }
+    result
+}
+
+impl Migration {
+    async fn apply(&self, migrator: &mut Migrator) -> Result<Done, StepError> {
+        let conn = &mut migrator.conn;
         // A transactional migration creates the bookkeeping tables in its own transaction.
-        if !conn.tables_ready && !m.transactional {
+        if !migrator.tables_ready && !self.transactional {
             let schema = format!("{HISTORY}; {PHASES}");
             sqlx::Executor::execute(&mut *conn, schema.as_str()).await.map_err(err)?;
-            conn.tables_ready = true;
+            migrator.tables_ready = true;
         }
-        let tables_ready = conn.tables_ready;
-        if m.applied(&mut conn, tables_ready).await? {
-            return Ok(Done { undo: m.undo_data(), detail: Some(format!("V{} {} was already applied", m.version, m.phase)) });
+        if self.applied(conn, migrator.tables_ready).await? {
+            return Ok(Done { undo: self.undo_data(), detail: Some(format!("V{} {} was already applied", self.version, self.phase)) });
         }
-        if m.transactional {
-            let tables_ready = conn.tables_ready;
-            let conn_ref = &mut *conn;
+        if self.transactional {
             let mut delay = Duration::from_millis(250);
             let mut attempt = 1;
             loop {
-                match m.attempt_transactional(conn_ref, !tables_ready).await {
+                match self.attempt_transactional(conn, !migrator.tables_ready).await {
                     Ok(()) => {
-                        conn.tables_ready = true;
+                        migrator.tables_ready = true;
                         break;
                     }
                     Err(e) if is_lock_timeout(&e) && attempt < LOCK_RETRIES => {
@@ -375,27 +632,25 @@ async fn migrate(step: Step, run_id: String) -> Result<Done, StepError> {
                         delay *= 2;
                         attempt += 1;
                     }
-                    Err(e) => return Err(StepError(format!("V{}__{} ({}): {}", m.version, m.name, m.phase, err(e)))),
+                    Err(e) => return Err(StepError(format!("V{}__{} ({}): {}", self.version, self.name, self.phase, err(e)))),
                 }
             }
         } else {
-            m.run_non_transactional(&mut conn).await?;
+            self.run_non_transactional(conn).await?;
         }
-        conn.release().await;
-        Ok(Done { undo: m.undo_data(), detail: Some(format!("V{}__{} {} applied{}", m.version, m.name, m.phase, if m.records_history { "; refinery history updated" } else { "" })) })
+        Ok(Done { undo: self.undo_data(), detail: Some(format!("V{}__{} {} applied{}", self.version, self.name, self.phase, if self.records_history { "; refinery history updated" } else { "" })) })
+    }
 }
 
 async fn unmigrate(step: Step, undo: Value) -> Result<(), StepError> {
-        let m = migration(&step)?;
-        // Exactly what was recorded when the step ran.
-        let undo_sql = undo.get("undo_sql").and_then(Value::as_str).ok_or_else(|| StepError(format!("{} recorded no undo SQL; it cannot be undone", step.id)))?.to_string();
-        let history = undo.get("history").and_then(Value::as_bool).unwrap_or(m.records_history);
-        let transactional = undo.get("transactional").and_then(Value::as_bool).unwrap_or(m.transactional);
-        let mut conn = connect(&m.url_env, &m.database, "rollback").await?;
-        if !conn.migration_locked {
-            migration_lock(&mut conn, &m.database).await?;
-            conn.migration_locked = true;
-        }
+    let m = migration(&step)?;
+    // Exactly what was recorded when the step ran.
+    let undo_sql = undo.get("undo_sql").and_then(Value::as_str).ok_or_else(|| StepError(format!("{} recorded no undo SQL; it cannot be undone", step.id)))?.to_string();
+    let history = undo.get("history").and_then(Value::as_bool).unwrap_or(m.records_history);
+    let transactional = undo.get("transactional").and_then(Value::as_bool).unwrap_or(m.transactional);
+    let mut slot = migrator(&m.url_env, &m.database).await?;
+    let conn = &mut slot.as_mut().expect("migrator() leaves a connection in the slot").conn;
+    let result = async {
         if transactional {
             let mut tx = conn.begin().await.map_err(err)?;
             let settings = format!("SET LOCAL lock_timeout = '{}ms'", millis(m.lock_timeout));
@@ -405,24 +660,89 @@ async fn unmigrate(step: Step, undo: Value) -> Result<(), StepError> {
             tx.commit().await.map_err(err)?;
         } else {
             // Derived inverses of such migrations are one statement per line (DROP INDEX
-            // CONCURRENTLY ...), and must run outside a transaction too.
+            // CONCURRENTLY IF EXISTS ...), and must run outside a transaction too.
             for stmt in undo_sql.lines().filter(|l| !l.trim().is_empty()) {
-                exec_with_lock_retries(&mut conn, stmt).await.map_err(|e| StepError(format!("undo `{stmt}`: {}", err(e))))?;
+                exec_with_lock_retries(conn, stmt).await.map_err(|e| StepError(format!("undo `{stmt}`: {}", err(e))))?;
             }
             let mut tx = conn.begin().await.map_err(err)?;
             forget(&mut tx, m.version, &m.phase, history).await.map_err(err)?;
             tx.commit().await.map_err(err)?;
         }
         Ok(())
+    }
+    .await;
+    if result.is_err() {
+        *slot = None;
+    }
+    result
 }
 
+/// Whether a migration whose end was not recorded took effect. The runner has fenced it first
+/// (no backend of the dead attempt is left), so what the database shows now is final:
+/// - its phase is recorded in `cutover_migration_phases`: done (the record commits with a
+///   transactional migration's SQL, so for those this is the whole answer);
+/// - outside a transaction, each statement is judged by the catalog ([`pgstmt::effect`]): an
+///   index to build is done when it is there and valid (an INVALID one is dropped: a retry
+///   starts clean), an index to drop when it is gone. All done: the bookkeeping the dead attempt
+///   did not write is written now, and the step is done. None done: not done. Some: partial.
+///   A statement the catalog cannot judge leaves the step to the operator (`None`).
 async fn probe_migration(step: Step, run_id: String) -> Result<Option<Probe>, StepError> {
-        let m = Migration { run_id, ..migration(&step)? };
-        let mut conn = connect(&m.url_env, &m.database, "probe").await?;
-        let tables_ready = conn.tables_ready;
-        let probe = if m.applied(&mut conn, tables_ready).await? { Probe::Done(m.undo_data()) } else { Probe::NotDone };
-        conn.release().await;
-        Ok(Some(probe))
+    let m = Migration { run_id, ..migration(&step)? };
+    let mut slot = migrator(&m.url_env, &m.database).await?;
+    let migrator = slot.as_mut().expect("migrator() leaves a connection in the slot");
+    let result = m.judge(migrator).await;
+    if result.is_err() {
+        *slot = None;
+    }
+    result
+}
+
+impl Migration {
+    async fn judge(&self, migrator: &mut Migrator) -> Result<Option<Probe>, StepError> {
+        let conn = &mut migrator.conn;
+        if self.applied(conn, migrator.tables_ready).await? {
+            return Ok(Some(Probe::Done(self.undo_data())));
+        }
+        if self.transactional {
+            return Ok(Some(Probe::NotDone));
+        }
+        let (mut done, mut judged) = (0, 0);
+        for stmt in &self.sql {
+            match pgstmt::effect(stmt) {
+                Effect::CreateIndex { index, table } => {
+                    judged += 1;
+                    match index_state(conn, &index, &table).await? {
+                        IndexState::Valid => done += 1,
+                        IndexState::Invalid(q) => drop_invalid_index(conn, &q).await?,
+                        IndexState::Absent => {}
+                    }
+                }
+                Effect::DropIndex { indexes } => {
+                    judged += 1;
+                    if indexes_present(conn, &indexes).await? == 0 {
+                        done += 1;
+                    }
+                }
+                Effect::Repeatable => {}
+                Effect::Unknown => return Ok(None),
+            }
+        }
+        if judged == 0 || done == 0 {
+            return Ok(Some(Probe::NotDone));
+        }
+        if done < judged {
+            return Ok(Some(Probe::Partial(self.undo_data())));
+        }
+        if !migrator.tables_ready {
+            let schema = format!("{HISTORY}; {PHASES}");
+            sqlx::Executor::execute(&mut *conn, schema.as_str()).await.map_err(err)?;
+            migrator.tables_ready = true;
+        }
+        let mut tx = conn.begin().await.map_err(err)?;
+        self.record(&mut tx).await.map_err(err)?;
+        tx.commit().await.map_err(err)?;
+        Ok(Some(Probe::Done(self.undo_data())))
+    }
 }
 
 /// A PostgreSQL client program: from PATH, else the newest under /usr/lib/postgresql.
@@ -432,41 +752,13 @@ fn pg_program(name: &str) -> PathBuf {
     versions.pop().unwrap_or_else(|| PathBuf::from(name))
 }
 
-/// `postgres://user:pass@host/db` → (`postgres://user@host/db`, `pass` percent-decoded).
-fn split_password(url: &str) -> (String, Option<String>) {
-    let Some(scheme_end) = url.find("://") else { return (url.to_string(), None) };
-    let rest = &url[scheme_end + 3..];
-    let auth_end = rest.find('/').unwrap_or(rest.len());
-    let authority = &rest[..auth_end];
-    match (authority.rfind('@'), authority.find(':')) {
-        (Some(at), Some(colon)) if colon < at => {
-            let password = percent_decode(&authority[colon + 1..at]);
-            (format!("{}{}{}", &url[..scheme_end + 3 + colon], &authority[at..], &rest[auth_end..]), Some(password))
-        }
-        _ => (url.to_string(), None),
-    }
-}
-
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' && i + 2 < b.len()
-            && let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
-                out.push(v);
-                i += 3;
-                continue;
-            }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-async fn run_tool(program: &Path, args: &[&str], password: Option<&str>) -> Result<Vec<u8>, StepError> {
+/// Runs a PostgreSQL client program as part of `step` (marked, in its own process group, killed
+/// with cutover: see [`crate::drivers::command::tie_to_step`]), the password in `PGPASSWORD` and
+/// never on its command line.
+async fn run_tool(program: &Path, args: &[&str], password: Option<&str>, mark: &str) -> Result<Vec<u8>, StepError> {
     let mut cmd = tokio::process::Command::new(program);
-    cmd.args(args).env("PGCONNECT_TIMEOUT", "10").stdin(std::process::Stdio::null()).kill_on_drop(true);
+    cmd.args(args).env("PGCONNECT_TIMEOUT", "10").stdin(std::process::Stdio::null());
+    crate::drivers::command::tie_to_step(&mut cmd, mark);
     if let Some(p) = password {
         cmd.env("PGPASSWORD", p);
     }
@@ -485,16 +777,16 @@ impl Driver for BackupDriver {
     fn run(&self, step: Step, ctx: StepContext) -> BoxFuture<Result<Done, StepError>> {
         Box::pin(async move {
             let Params::Backup { database, url_env, dir } = &step.params else { return Err(StepError(format!("{} is not a backup step", step.id))) };
-            let url = url_from_env(url_env, database)?;
-            let (url, password) = split_password(&url);
+            let target = ClientTarget::of(&url_from_env(url_env, database)?).map_err(|e| StepError(format!("`{url_env}`: {}", e.0)))?;
+            let mark = crate::drivers::command::mark(&step, &ctx);
             let dir = ctx.spec_dir.join(dir);
             std::fs::create_dir_all(&dir).map_err(|e| StepError(format!("cannot create {}: {e}", dir.display())))?;
             let run = ctx.run_dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "run".into());
             let path = dir.join(format!("{run}-{database}.dump"));
             let tmp = path.with_extension("dump.partial");
             let tmp_s = tmp.to_string_lossy().into_owned();
-            run_tool(&pg_program("pg_dump"), &["--format=custom", "--no-password", "--file", &tmp_s, "--dbname", &url], password.as_deref()).await?;
-            let listing = run_tool(&pg_program("pg_restore"), &["--list", &tmp_s], None).await?;
+            run_tool(&pg_program("pg_dump"), &["--format=custom", "--no-password", "--file", &tmp_s, "--dbname", &target.url], target.password.as_deref(), &mark).await?;
+            let listing = run_tool(&pg_program("pg_restore"), &["--list", &tmp_s], None, &mark).await?;
             if listing.is_empty() {
                 return Err(StepError(format!("pg_restore --list printed nothing for {}", tmp.display())));
             }
@@ -511,13 +803,18 @@ impl Driver for BackupDriver {
         Box::pin(async { Ok(()) })
     }
 
-    fn restore(&self, step: Step, undo: Value, _ctx: StepContext) -> BoxFuture<Result<String, StepError>> {
-        Box::pin(restore_backup(step, undo))
+    fn restore(&self, step: Step, undo: Value, ctx: StepContext) -> BoxFuture<Result<String, StepError>> {
+        Box::pin(restore_backup(step, undo, ctx))
     }
 
     fn probe(&self, _step: Step, _ctx: StepContext) -> BoxFuture<Result<Option<Probe>, StepError>> {
-        // Dumping again is harmless.
+        // Dumping again is harmless (once the fence has stopped the dead attempt's pg_dump).
         Box::pin(async { Ok(Some(Probe::NotDone)) })
+    }
+
+    fn fence(&self, step: Step, ctx: StepContext) -> BoxFuture<Result<Option<String>, StepError>> {
+        // A pg_dump of a dead executor would write the same .partial file as the next attempt.
+        Box::pin(async move { crate::drivers::command::fence_processes(&crate::drivers::command::mark(&step, &ctx)).await })
     }
 }
 
@@ -603,6 +900,14 @@ impl Driver for BackfillDriver {
 
     fn probe(&self, step: Step, _ctx: StepContext) -> BoxFuture<Result<Option<Probe>, StepError>> {
         Box::pin(probe_backfill(step))
+    }
+
+    fn fence(&self, step: Step, ctx: StepContext) -> BoxFuture<Result<Option<String>, StepError>> {
+        Box::pin(async move {
+            let b = backfill(&step)?;
+            // A batch is one short statement; one still running a minute on is stuck.
+            fence_database(&b.url_env, &b.database, &run_id(&ctx), Duration::from_secs(60)).await
+        })
     }
 }
 
@@ -706,7 +1011,7 @@ async fn probe_backfill(step: Step) -> Result<Option<Probe>, StepError> {
 /// Restores a database from the dump a backup step recorded: checks the file against its recorded
 /// sha256, drops the database (closing its connections) and recreates it from the dump. Writes
 /// made since the backup are lost; only an explicit `rollback --restore-backup` gets here.
-async fn restore_backup(step: Step, undo: Value) -> Result<String, StepError> {
+async fn restore_backup(step: Step, undo: Value, ctx: StepContext) -> Result<String, StepError> {
     let Params::Backup { database, url_env, .. } = &step.params else { return Err(StepError(format!("{} is not a backup step", step.id))) };
     let path = undo.get("path").and_then(Value::as_str).ok_or_else(|| StepError(format!("{} recorded no dump path", step.id)))?;
     let sha = undo.get("sha256").and_then(Value::as_str).unwrap_or_default();
@@ -716,6 +1021,8 @@ async fn restore_backup(step: Step, undo: Value) -> Result<String, StepError> {
         return Err(StepError(format!("the backup {path} changed since it was taken (sha256 {actual}, recorded {sha}); refusing to restore it")));
     }
     let url = url_from_env(url_env, database)?;
+    // Everything that can be refused is checked before the database is dropped.
+    let admin_target = ClientTarget::of(&url).map_err(|e| StepError(format!("`{url_env}`: {}", e.0)))?.with_database("postgres");
     let opts = PgConnectOptions::from_str(&url).map_err(err)?;
     let dbname = opts.get_database().map(str::to_string).ok_or_else(|| StepError(format!("`{url_env}` names no database")))?;
     // Drop and recreate from a maintenance connection to the same server.
@@ -723,33 +1030,8 @@ async fn restore_backup(step: Step, undo: Value) -> Result<String, StepError> {
     let drop = format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", dbname.replace('"', "\"\""));
     sqlx::Executor::execute(&mut admin, drop.as_str()).await.map_err(|e| StepError(format!("cannot drop `{dbname}` to restore it: {}", err(e))))?;
     let _ = admin.close().await;
-    let (admin_url, password) = split_password(&url);
-    let admin_url = match admin_url.rfind('/') {
-        Some(i) if admin_url[..i].contains("://") && i > admin_url.find("://").unwrap() + 2 => {
-            let query = admin_url[i..].find('?').map(|q| admin_url[i + q..].to_string()).unwrap_or_default();
-            format!("{}/postgres{query}", &admin_url[..i])
-        }
-        _ => admin_url,
-    };
-    run_tool(&pg_program("pg_restore"), &["--create", "--exit-on-error", "--no-password", "--dbname", &admin_url, path], password.as_deref()).await?;
+    let admin = admin_target;
+    let mark = crate::drivers::command::mark(&step, &ctx);
+    run_tool(&pg_program("pg_restore"), &["--create", "--exit-on-error", "--no-password", "--dbname", &admin.url, path], admin.password.as_deref(), &mark).await?;
     Ok(format!("{path}, {} bytes", bytes.len()))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn passwords_are_split_out_of_urls() {
-        assert_eq!(split_password("postgres://app:p%40ss@db:5432/app?x=1"), ("postgres://app@db:5432/app?x=1".into(), Some("p@ss".into())));
-        assert_eq!(split_password("postgres://app@db/app"), ("postgres://app@db/app".into(), None));
-    }
-
-    #[test]
-    fn concurrent_index_names() {
-        assert_eq!(concurrent_index_name("CREATE INDEX CONCURRENTLY IF NOT EXISTS users_email_idx ON users (email);"), Some("users_email_idx".into()));
-        assert_eq!(concurrent_index_name("create unique index concurrently \"u\" on t (a)"), Some("u".into()));
-        assert_eq!(concurrent_index_name("CREATE INDEX CONCURRENTLY ON t (a)"), None);
-        assert_eq!(concurrent_index_name("DROP INDEX CONCURRENTLY x"), None);
-    }
 }

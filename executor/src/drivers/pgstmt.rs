@@ -1,0 +1,282 @@
+//! What a statement of a migration that runs outside a transaction does to the catalog, read
+//! from its text: enough for the executor to tell, after a crash, whether it took effect, and to
+//! make a retry start from a clean state. Only the statements whose effect the catalog shows
+//! exactly are judged; everything else is [`Effect::Unknown`] and left to the operator.
+//!
+//! Names follow PostgreSQL's rules (manual, "Identifiers and Key Words", section 4.1.1): an
+//! unquoted identifier is folded to lower case, a quoted one is kept as written with `""` read as
+//! `"`. Comments (`--` and nested `/* */`) and string literals are skipped.
+
+/// A qualified name as PostgreSQL stores it: optional schema, then the object's name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Name {
+    /// Schema, when written.
+    pub schema: Option<String>,
+    /// The object's name.
+    pub name: String,
+}
+
+impl Name {
+    /// The name quoted for `to_regclass` (`"schema"."name"`), which resolves an unqualified name
+    /// through `search_path` as the statement itself did.
+    pub fn regclass(&self) -> String {
+        let q = |s: &str| format!("\"{}\"", s.replace('"', "\"\""));
+        match &self.schema {
+            Some(s) => format!("{}.{}", q(s), q(&self.name)),
+            None => q(&self.name),
+        }
+    }
+}
+
+/// What a statement does that the catalog can show.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Effect {
+    /// `CREATE [UNIQUE] INDEX CONCURRENTLY [IF NOT EXISTS] name ON [ONLY] table ...`: done when
+    /// the index exists on the table and is valid (`pg_index.indisvalid`).
+    CreateIndex {
+        /// The index (created in the table's schema).
+        index: String,
+        /// The table.
+        table: Name,
+    },
+    /// `DROP INDEX CONCURRENTLY [IF EXISTS] name [, ...]`: done when none of them exists.
+    DropIndex {
+        /// The indexes.
+        indexes: Vec<Name>,
+    },
+    /// Running it again changes nothing that matters (SET, RESET, SELECT, SHOW, ANALYZE,
+    /// VACUUM, REINDEX): it does not decide whether the migration took effect.
+    Repeatable,
+    /// Anything else: cutover cannot tell from the catalog whether it ran.
+    Unknown,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Tok {
+    /// An unquoted word, lower-cased.
+    Word(String),
+    /// A quoted identifier, as written.
+    Quoted(String),
+    Punct(char),
+    Other,
+}
+
+fn tokens(sql: &str) -> Vec<Tok> {
+    let c: Vec<char> = sql.chars().collect();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < c.len() {
+        let ch = c[i];
+        if ch.is_whitespace() {
+            i += 1;
+        } else if ch == '-' && c.get(i + 1) == Some(&'-') {
+            while i < c.len() && c[i] != '\n' {
+                i += 1;
+            }
+        } else if ch == '/' && c.get(i + 1) == Some(&'*') {
+            let mut depth = 0;
+            while i < c.len() {
+                if c[i] == '/' && c.get(i + 1) == Some(&'*') {
+                    depth += 1;
+                    i += 2;
+                } else if c[i] == '*' && c.get(i + 1) == Some(&'/') {
+                    depth -= 1;
+                    i += 2;
+                    if depth == 0 {
+                        break;
+                    }
+                } else {
+                    i += 1;
+                }
+            }
+        } else if ch == '"' {
+            let mut s = String::new();
+            i += 1;
+            while i < c.len() {
+                if c[i] == '"' {
+                    if c.get(i + 1) == Some(&'"') {
+                        s.push('"');
+                        i += 2;
+                        continue;
+                    }
+                    i += 1;
+                    break;
+                }
+                s.push(c[i]);
+                i += 1;
+            }
+            out.push(Tok::Quoted(s));
+        } else if ch == '\'' {
+            i += 1;
+            while i < c.len() {
+                if c[i] == '\'' {
+                    if c.get(i + 1) == Some(&'\'') {
+                        i += 2;
+                        continue;
+                    }
+                    i += 1;
+                    break;
+                }
+                i += 1;
+            }
+            out.push(Tok::Other);
+        } else if ch.is_alphabetic() || ch == '_' {
+            let mut s = String::new();
+            while i < c.len() && (c[i].is_alphanumeric() || c[i] == '_' || c[i] == '$') {
+                s.extend(c[i].to_lowercase());
+                i += 1;
+            }
+            out.push(Tok::Word(s));
+        } else if "(),.;".contains(ch) {
+            out.push(Tok::Punct(ch));
+            i += 1;
+        } else {
+            out.push(Tok::Other);
+            i += 1;
+        }
+    }
+    out
+}
+
+struct Cursor {
+    toks: Vec<Tok>,
+    at: usize,
+}
+
+impl Cursor {
+    fn word(&mut self, w: &str) -> bool {
+        if matches!(self.toks.get(self.at), Some(Tok::Word(x)) if x == w) {
+            self.at += 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    fn words(&mut self, ws: &[&str]) -> bool {
+        let save = self.at;
+        for w in ws {
+            if !self.word(w) {
+                self.at = save;
+                return false;
+            }
+        }
+        true
+    }
+
+    fn ident(&mut self) -> Option<String> {
+        let t = match self.toks.get(self.at)? {
+            Tok::Word(w) => w.clone(),
+            Tok::Quoted(q) => q.clone(),
+            _ => return None,
+        };
+        self.at += 1;
+        Some(t)
+    }
+
+    fn punct(&mut self, p: char) -> bool {
+        if self.toks.get(self.at) == Some(&Tok::Punct(p)) {
+            self.at += 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    fn name(&mut self) -> Option<Name> {
+        let first = self.ident()?;
+        if self.punct('.') {
+            let second = self.ident()?;
+            if self.punct('.') {
+                // database.schema.name: the database part must be the current one anyway.
+                let third = self.ident()?;
+                return Some(Name { schema: Some(second), name: third });
+            }
+            return Some(Name { schema: Some(first), name: second });
+        }
+        Some(Name { schema: None, name: first })
+    }
+}
+
+/// The effect of one statement.
+pub fn effect(sql: &str) -> Effect {
+    let toks = tokens(sql);
+    let first = match toks.first() {
+        Some(Tok::Word(w)) => w.clone(),
+        None => return Effect::Repeatable,
+        _ => return Effect::Unknown,
+    };
+    let mut c = Cursor { toks, at: 1 };
+    match first.as_str() {
+        "set" | "reset" | "select" | "show" | "analyze" | "analyse" | "vacuum" | "reindex" => Effect::Repeatable,
+        "create" => {
+            c.word("unique");
+            if !c.words(&["index", "concurrently"]) {
+                return Effect::Unknown;
+            }
+            c.words(&["if", "not", "exists"]);
+            if matches!(c.toks.get(c.at), Some(Tok::Word(w)) if w == "on") {
+                // Unnamed: PostgreSQL picks the name, so the catalog cannot be asked by name.
+                return Effect::Unknown;
+            }
+            let Some(index) = c.ident() else { return Effect::Unknown };
+            if !c.word("on") {
+                return Effect::Unknown;
+            }
+            c.word("only");
+            match c.name() {
+                Some(table) => Effect::CreateIndex { index, table },
+                None => Effect::Unknown,
+            }
+        }
+        "drop" => {
+            if !c.words(&["index", "concurrently"]) {
+                return Effect::Unknown;
+            }
+            c.words(&["if", "exists"]);
+            let mut indexes = Vec::new();
+            loop {
+                let Some(n) = c.name() else { return Effect::Unknown };
+                indexes.push(n);
+                if !c.punct(',') {
+                    break;
+                }
+            }
+            c.word("cascade");
+            c.word("restrict");
+            c.punct(';');
+            if c.at != c.toks.len() {
+                return Effect::Unknown;
+            }
+            Effect::DropIndex { indexes }
+        }
+        _ => Effect::Unknown,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn n(schema: Option<&str>, name: &str) -> Name {
+        Name { schema: schema.map(str::to_string), name: name.into() }
+    }
+
+    #[test]
+    fn index_statements_are_read_as_postgresql_reads_them() {
+        assert_eq!(effect("CREATE INDEX CONCURRENTLY IF NOT EXISTS users_email_idx ON users (email);"), Effect::CreateIndex { index: "users_email_idx".into(), table: n(None, "users") });
+        // Unquoted names fold to lower case; quoted ones keep their case and escaped quotes.
+        assert_eq!(effect("create UNIQUE index concurrently Users_Email ON Public.Users USING btree (lower(email))"), Effect::CreateIndex { index: "users_email".into(), table: n(Some("public"), "users") });
+        assert_eq!(effect("CREATE INDEX CONCURRENTLY \"Odd \"\"Name\" ON ONLY \"App\".\"Events\" (kind)"), Effect::CreateIndex { index: "Odd \"Name".into(), table: n(Some("App"), "Events") });
+        // Comments before and inside.
+        assert_eq!(effect("-- speeds up the feed\n/* a /* nested */ note */ CREATE INDEX CONCURRENTLY feed_idx -- why\n ON feed (created_at)"), Effect::CreateIndex { index: "feed_idx".into(), table: n(None, "feed") });
+        assert_eq!(effect("CREATE INDEX CONCURRENTLY ON t (a)"), Effect::Unknown);
+        assert_eq!(effect("DROP INDEX CONCURRENTLY IF EXISTS a, s.\"B\" CASCADE;"), Effect::DropIndex { indexes: vec![n(None, "a"), n(Some("s"), "B")] });
+        assert_eq!(effect("DROP INDEX CONCURRENTLY rt03_events_kind_idx;"), Effect::DropIndex { indexes: vec![n(None, "rt03_events_kind_idx")] });
+        assert_eq!(effect("SET lock_timeout = '1s'"), Effect::Repeatable);
+        assert_eq!(effect("REINDEX INDEX CONCURRENTLY a"), Effect::Repeatable);
+        assert_eq!(effect("ALTER TABLE m DETACH PARTITION m_2020 CONCURRENTLY"), Effect::Unknown);
+        assert_eq!(effect("ALTER TYPE mood ADD VALUE 'meh'"), Effect::Unknown);
+        assert_eq!(n(Some("a\"b"), "c").regclass(), "\"a\"\"b\".\"c\"");
+    }
+}
