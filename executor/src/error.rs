@@ -62,6 +62,14 @@ pub enum ExecError {
         /// What is inconsistent.
         source: ReplayError,
     },
+    /// The run's recorded plan does not match what its log recorded when the run started.
+    #[error("{}: {why}; cutover will not run or undo steps it cannot trust", path.display())]
+    PlanMismatch {
+        /// The recorded plan (or the run directory).
+        path: PathBuf,
+        /// What differs.
+        why: String,
+    },
     /// A run file other than the log is damaged.
     #[error("{}: {why}", path.display())]
     Damaged {
@@ -95,6 +103,7 @@ impl ExecError {
             },
             ExecError::PlanChanged { .. } => "restore the spec and migrations the run started with (e.g. `git checkout`), or roll this run back with `cutover rollback RUN` (it uses the recorded plan) and start a new one".into(),
             ExecError::InDoubt { step } => format!("check by hand whether `{step}` took effect. If it did not, run `cutover resume RUN --retry {step}`. To let cutover decide next time, give the command a `probe` argv in the spec or mark it `idempotent`"),
+            ExecError::PlanMismatch { .. } => "the log is intact and is the truth; plan.json was edited or damaged on disk (or the directory holds another run's files). Restore the run directory from a backup; `cutover status RUN` still shows what was done".into(),
             ExecError::NoSuchRun { .. } => "`cutover runs` lists the runs of this state directory (`--state-dir` or CUTOVER_STATE_DIR)".into(),
             ExecError::NoDriver { .. } => "`cutover apply SPEC --dry-run` walks the whole plan without side effects; real PostgreSQL, Docker and router steps arrive with their drivers".into(),
             ExecError::Log(LogError::Corrupt { .. }) => "the log is the record of what was done: do not delete it. Inspect the listed offset; `cutover status` works on a copy truncated before it".into(),

@@ -89,10 +89,60 @@ pub async fn attach(backend: &Backend, store: &Store, run: &str, command: &str, 
         }
     };
     let state = RunState::replay(&contents.header, &contents.records).map_err(|source| ExecError::Replay { path: PathBuf::from(sink.describe()), source })?;
+    verify_recorded_plan(&dir, backend, &state, &plan)?;
     sink.set_redactor(redactor.merge(Redactor::for_plan(&plan)));
     let mut session = Session::new(dir, plan, state, sink, reporter);
     session.emit(Event::Attached { pid: std::process::id(), host: hostname(), command: command.into() }).await?;
     Ok(session)
+}
+
+/// Trusts nothing that was not written durably: the recorded plan (`plan.json`, or the plan row
+/// of a PostgreSQL log) must be the one the log's `run_started` event fingerprinted, step for
+/// step, and (file log) the log must belong to this directory. Each step's fingerprint is
+/// computed again from its recorded content, so a flipped bit in a step's SQL, argv or
+/// dependencies is found before anything runs or is undone.
+pub fn verify_recorded_plan(dir: &Path, backend: &Backend, state: &RunState, plan: &Plan) -> Result<(), ExecError> {
+    use cutover_planner::dag::{plan_hash, step_fingerprint};
+    let plan_path = match backend {
+        Backend::Files => dir.join("plan.json"),
+        Backend::Postgres(_) => PathBuf::from(format!("the recorded plan of run {}", state.run_id)),
+    };
+    let mismatch = |why: String| ExecError::PlanMismatch { path: plan_path.clone(), why };
+    if matches!(backend, Backend::Files) {
+        let dir_name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        if dir_name != state.run_id {
+            return Err(ExecError::PlanMismatch { path: dir.join(LOG_FILE), why: format!("the log belongs to run `{}`, but it is in the directory of run `{dir_name}`", state.run_id) });
+        }
+    }
+    let recorded: Vec<&cutover_planner::dag::Step> = plan.steps().collect();
+    let ids: Vec<&str> = recorded.iter().map(|s| s.id.as_str()).collect();
+    let logged: Vec<&str> = state.step_hashes.iter().map(|(id, _)| id.as_str()).collect();
+    // A log cut before its `run_started` event (the run died before it began) has no step
+    // fingerprints; the header's plan hash below still has to match.
+    if !logged.is_empty() && ids != logged {
+        let missing: Vec<&str> = logged.iter().filter(|i| !ids.contains(i)).copied().collect();
+        let extra: Vec<&str> = ids.iter().filter(|i| !logged.contains(i)).copied().collect();
+        return Err(mismatch(format!("its steps are not the ones the log recorded at the start (missing: {}; not in the log: {}; or in another order)", list_or_none(&missing), list_or_none(&extra))));
+    }
+    let mut changed = Vec::new();
+    for (i, step) in recorded.iter().enumerate() {
+        let now = step_fingerprint(step);
+        let logged_hash = state.step_hashes.get(i).map_or(step.hash.as_str(), |(_, h)| h.as_str());
+        if now != logged_hash || step.hash != logged_hash {
+            changed.push(step.id.as_str());
+        }
+    }
+    if !changed.is_empty() {
+        return Err(mismatch(format!("the content of step(s) {} differs from the fingerprint the log recorded at the start", changed.join(", "))));
+    }
+    if plan_hash(recorded.iter().copied()) != state.plan_hash || plan.hash != state.plan_hash {
+        return Err(mismatch(format!("its plan hash is not the log's ({})", &state.plan_hash[..12.min(state.plan_hash.len())])));
+    }
+    Ok(())
+}
+
+fn list_or_none(items: &[&str]) -> String {
+    if items.is_empty() { "none".into() } else { items.join(", ") }
 }
 
 /// A run read without taking its lock: for `status`, `log` and `rollback --dry-run`.

@@ -514,21 +514,34 @@ impl Builder {
 
     /// Finishes the plan: fingerprints every step and hashes the whole.
     pub fn finish(mut self) -> (DiGraph<Step, ()>, String) {
-        let mut plan_hasher = Sha256::new();
-        plan_hasher.update(format!("cutover-plan-format:{PLAN_FORMAT}\n"));
         for n in self.graph.node_indices() {
             let step = &mut self.graph[n];
-            step.hash = String::new();
-            let canonical = serde_json::to_vec(&(&step.id, step.kind, step.phase, &step.params, &step.depends_on, step.idempotent, step.reversible)).expect("steps serialize");
-            step.hash = hex(&Sha256::digest(&canonical))[..16].to_string();
-            plan_hasher.update(step.id.as_bytes());
-            plan_hasher.update(b"\0");
-            plan_hasher.update(step.hash.as_bytes());
-            plan_hasher.update(b"\n");
+            step.hash = step_fingerprint(step);
         }
-        let hash = hex(&plan_hasher.finalize());
+        let hash = plan_hash(self.graph.node_indices().map(|n| &self.graph[n]));
         (self.graph, hash)
     }
+}
+
+/// A step's fingerprint: 16 hex digits of the sha256 of what running it depends on (id, kind,
+/// phase, parameters, dependencies, idempotence, reversibility); not its descriptions.
+pub fn step_fingerprint(step: &Step) -> String {
+    let canonical = serde_json::to_vec(&(&step.id, step.kind, step.phase, &step.params, &step.depends_on, step.idempotent, step.reversible)).expect("steps serialize");
+    hex(&Sha256::digest(&canonical))[..16].to_string()
+}
+
+/// The plan hash: 64 hex digits of the sha256 of the plan format and each step's id and recorded
+/// fingerprint, in order.
+pub fn plan_hash<'a>(steps: impl IntoIterator<Item = &'a Step>) -> String {
+    let mut plan_hasher = Sha256::new();
+    plan_hasher.update(format!("cutover-plan-format:{PLAN_FORMAT}\n"));
+    for step in steps {
+        plan_hasher.update(step.id.as_bytes());
+        plan_hasher.update(b"\0");
+        plan_hasher.update(step.hash.as_bytes());
+        plan_hasher.update(b"\n");
+    }
+    hex(&plan_hasher.finalize())
 }
 
 /// Why recorded steps cannot be turned back into a plan.

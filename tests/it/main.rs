@@ -4,6 +4,7 @@ mod bad_input;
 mod common;
 mod e2e;
 mod executor;
+mod in_doubt;
 mod lint_cli;
 mod pg;
 mod plan_cli;
