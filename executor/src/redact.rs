@@ -85,6 +85,32 @@ pub fn redact_url_passwords(text: &str) -> String {
         rest = &tail[end..];
     }
     out.push_str(rest);
+    redact_password_parameters(&out)
+}
+
+/// `...?sslmode=require&password=hunter2` → `...&password=[redacted]`, and the same for a
+/// conninfo `password=hunter2` and `sslpassword=`: libpq takes a password as a parameter too
+/// (PostgreSQL manual, "Connection Strings", section 34.1.1). The value ends at `&`, white
+/// space, a quote or the end.
+fn redact_password_parameters(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find("password=") {
+        let key_start = if rest[..i].ends_with("ssl") { i - 3 } else { i };
+        let boundary = rest[..key_start].chars().next_back();
+        let is_param = matches!(boundary, None | Some('?' | '&' | ' ' | '\t' | '\n' | '"' | '\''));
+        let value_start = i + "password=".len();
+        out.push_str(&rest[..value_start]);
+        rest = &rest[value_start..];
+        if is_param {
+            let end = rest.find(|c: char| c == '&' || c == '"' || c == '\'' || c.is_whitespace()).unwrap_or(rest.len());
+            if end > 0 {
+                out.push_str(REDACTED);
+            }
+            rest = &rest[end..];
+        }
+    }
+    out.push_str(rest);
     out
 }
 
@@ -97,6 +123,11 @@ mod tests {
         assert_eq!(redact_url_passwords("connect postgres://app:s3cret@db:5432/app failed"), "connect postgres://app:[redacted]@db:5432/app failed");
         assert_eq!(redact_url_passwords("postgres://app@db/app and http://x/y:z@w"), "postgres://app@db/app and http://x/y:z@w");
         assert_eq!(redact_url_passwords("no url here"), "no url here");
+        assert_eq!(redact_url_passwords("postgres://app@db/app?sslmode=require&password=s3cret failed"), "postgres://app@db/app?sslmode=require&password=[redacted] failed");
+        assert_eq!(redact_url_passwords("`postgres://db/app?password=a%26b&user=x`"), "`postgres://db/app?password=[redacted]&user=x`");
+        assert_eq!(redact_url_passwords("host=db sslpassword=k3y password=pw dbname=app"), "host=db sslpassword=[redacted] password=[redacted] dbname=app");
+        // Not a parameter: left alone.
+        assert_eq!(redact_url_passwords("wrong_password=3 attempts"), "wrong_password=3 attempts");
     }
 
     #[test]
