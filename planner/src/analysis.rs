@@ -189,9 +189,25 @@ pub struct Analysis {
     pub schema: Schema,
 }
 
+/// The stack of the threads that parse and classify. A deeply nested statement (a generated
+/// 150,000-term `OR` chain, 20,000 nested parentheses) makes squawk's syntax tree as deep, and
+/// building, walking and dropping it recurse once per level: the 8 MiB of a main thread overflow
+/// (an abort, not an error). Stack memory is only committed as it is used, so reserving this
+/// much costs nothing for ordinary files.
+const ANALYSIS_STACK: usize = 4 << 30;
+
+/// Runs `f` on a thread with [`ANALYSIS_STACK`] of stack.
+fn with_big_stack<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+    std::thread::scope(|s| std::thread::Builder::new().name("cutover-analysis".into()).stack_size(ANALYSIS_STACK).spawn_scoped(s, f).expect("an analysis thread starts").join().expect("an analysis thread panicked"))
+}
+
 /// Analyzes migrations in version order. Files at or below `baseline` are already applied: they
 /// only teach the schema model and are not reported.
 pub fn analyze(files: &[MigrationFile], baseline: Option<u64>, opts: AnalyzeOptions) -> Analysis {
+    with_big_stack(|| analyze_on_this_thread(files, baseline, opts))
+}
+
+fn analyze_on_this_thread(files: &[MigrationFile], baseline: Option<u64>, opts: AnalyzeOptions) -> Analysis {
     let mut schema = Schema::default();
     let mut migrations = Vec::new();
     let mut findings = Vec::new();
@@ -292,7 +308,10 @@ fn parallel_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Ve
     }
     let chunk = items.len().div_ceil(threads);
     std::thread::scope(|s| {
-        let handles: Vec<_> = items.chunks(chunk).map(|c| s.spawn(|| c.iter().map(&f).collect::<Vec<R>>())).collect();
+        let handles: Vec<_> = items
+            .chunks(chunk)
+            .map(|c| std::thread::Builder::new().stack_size(ANALYSIS_STACK).spawn_scoped(s, || c.iter().map(&f).collect::<Vec<R>>()).expect("an analysis thread starts"))
+            .collect();
         handles.into_iter().flat_map(|h| h.join().expect("an analysis thread panicked")).collect()
     })
 }
