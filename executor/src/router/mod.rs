@@ -18,7 +18,7 @@ pub mod nginx;
 
 use crate::driver::{BoxFuture, StepError};
 use crate::before::{saved_before, write_atomic};
-use cutover_planner::dag::{RouterParams, Server};
+use cutover_planner::dag::{PlannedShift, RouterParams, Server};
 use cutover_planner::spec::RouterKind;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -51,8 +51,9 @@ pub trait Router: Send + Sync {
     /// Watches the canary's servers for `window` and reports what they served. Returns early
     /// once `early` says the verdict cannot change.
     fn observe(&self, upstream: String, canary: Vec<String>, window: Duration, early: Arc<dyn Fn(&Observation) -> bool + Send + Sync>) -> BoxFuture<Result<Observation, StepError>>;
-    /// Checks the router is reachable and that `upstreams` can carry the planned servers.
-    fn check(&self, upstreams: Vec<(String, Vec<String>)>) -> BoxFuture<Result<String, StepError>>;
+    /// Checks the router is reachable, that `upstreams` can carry the planned servers, and that
+    /// it will accept every one of the planned `shifts` (in plan order), before anything changes.
+    fn check(&self, upstreams: Vec<(String, Vec<String>)>, shifts: Vec<PlannedShift>) -> BoxFuture<Result<String, StepError>>;
 }
 
 /// The router a step's params describe, with relative paths resolved against `spec_dir`.
