@@ -4,6 +4,12 @@
 //!
 //! Servers are matched by address: the backend must declare a `server` line for every address
 //! the release uses (the new version's included, e.g. with `weight 0`); preflight checks this.
+//!
+//! A weight on a server in MAINT or DRAIN sends it nothing, and a backend on a static algorithm
+//! takes only weight 0 or the configured one: a shift sets the servers it gives traffic to
+//! `ready` (dropping `disabled` from the file) and confirms them UP before and after the weights
+//! change, and preflight (`Router::check`) checks every planned weight
+//! against the backend's [`Algorithm`] before anything changes.
 
 use super::{Observation, Router, saved_before, write_atomic};
 use crate::driver::{BoxFuture, StepError};

@@ -5,9 +5,12 @@
 //!   rename), validates with `nginx -t` before anything goes live, reloads, and confirms a new
 //!   worker generation is serving and the old one has exited before the step succeeds. Analysis
 //!   reads the JSON access log.
-//! - [`haproxy::Haproxy`] changes server weights through the runtime API (admin socket), with no
-//!   reload, and rewrites the config file so a restart keeps the state. Analysis reads the
-//!   per-server counters from the same socket.
+//! - [`haproxy::Haproxy`] changes server weights (and sets servers in MAINT or DRAIN ready)
+//!   through the runtime API (admin socket), with no reload, and rewrites the config file so a
+//!   restart keeps the state. Analysis reads the per-server counters from the same socket.
+//!
+//! Routers change only the servers the plan names and keep everything else as it is: a
+//! `backup` server, another application's, a parameter like `max_fails=`.
 //!
 //! Both record the exact previous state before they change anything, in the run directory, so
 //! a shift interrupted by a crash is re-run against the right "before", and a rollback puts it
