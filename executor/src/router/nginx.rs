@@ -754,6 +754,9 @@ mod tests {
         )).unwrap();
         let obs = scan(&log, 0, &["127.0.0.1:3334".into()]).unwrap();
         assert_eq!((obs.requests, obs.errors), (2, 1));
+        // A canary line written `localhost:3334` or `[::1]:3334` is logged by the address nginx used.
+        std::fs::write(&log, "{\"upstream\":\"[::1]:3334\",\"upstream_status\":\"200\",\"request_time\":0.1}\n").unwrap();
+        assert_eq!(scan(&log, 0, &["localhost:3334".into()]).unwrap().requests, 1);
         assert_eq!(obs.latency, Some(Duration::from_secs_f64(0.030)));
     }
 }
