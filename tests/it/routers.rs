@@ -302,11 +302,21 @@ fn haproxy_a_shift_never_leaves_traffic_on_a_server_that_cannot_take_it() {
     let h = haproxy_of(dir.path());
     let state = tempfile::tempdir().unwrap();
     let err = rt().block_on(h.apply("api".into(), vec![s(p, 0), s(q, 100)], state.path().into(), "shift/api/100".into())).unwrap_err().0;
-    assert!(err.contains(&format!("api/p{q} (127.0.0.1:{q}) is DOWN")) && err.contains("traffic was not moved onto it") && err.contains("hint:") && err.contains("are back"), "{err}");
+    assert!(err.contains(&format!("api/p{q} (127.0.0.1:{q}) is DOWN")) && err.contains("no traffic was moved") && err.contains("hint:") && err.contains("are back"), "{err}");
     assert_eq!(r.weights("api"), [(format!("p{p}"), 100), (format!("p{q}"), 0)].into_iter().collect());
     assert_eq!(states(&h, "api")[&format!("p{q}")].0, "maint");
     assert_eq!(r.config_bytes(), before);
     assert_eq!(get(r.port), (200, "old\n".to_string()));
+    // The other way round: the server serving now is DOWN (nothing listens) and a canary keeps
+    // traffic on it: preflight says so, before the migrations.
+    let dir2 = tempfile::tempdir().unwrap();
+    let o = free_ports(2);
+    let n = o + 1;
+    serve(n, "200 OK", "new\n");
+    let _r2 = Router::haproxy_with(dir2.path(), "api", &format!("    balance roundrobin\n    server p{o} 127.0.0.1:{o} weight 100 check inter 200ms\n    server p{n} 127.0.0.1:{n} weight 0 check inter 200ms\n"));
+    let steps = planned("api", &[("shift/api/50", vec![s(o, 50), s(n, 50)])]);
+    let err = rt().block_on(haproxy_of(dir2.path()).check(vec![("api".into(), addrs(&[o, n]))], steps)).unwrap_err().0;
+    assert!(err.contains(&format!("api/p{o} (127.0.0.1:{o}) is DOWN")) && err.contains("the release keeps traffic on it") && err.contains("hint:"), "{err}");
 }
 
 /// The field case (f13, `spec-static.toml`): a canary on a `balance source` backend is refused by

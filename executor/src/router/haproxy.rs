@@ -203,22 +203,26 @@ impl Haproxy {
     }
 
     /// Waits until every server in `names` takes traffic (UP, not in MAINT or DRAIN, its health
-    /// check passed), at most `timeout`.
-    async fn wait_taking_traffic(&self, backend: &str, names: &BTreeSet<String>, timeout: Duration) -> Result<(), StepError> {
+    /// check passed), at most `timeout`; `Ok(Err(list))` names those that still do not.
+    async fn wait_taking_traffic(&self, backend: &str, names: &BTreeSet<String>, timeout: Duration) -> Result<Result<(), String>, StepError> {
         let t0 = Instant::now();
         loop {
             let now = self.servers(backend).await?;
             let not: Vec<&ServerState> = now.iter().filter(|s| names.contains(&s.name) && !s.takes_traffic()).collect();
             if not.is_empty() {
-                return Ok(());
+                return Ok(Ok(()));
             }
             if t0.elapsed() >= timeout {
-                let list = not.iter().map(|s| format!("{backend}/{} ({}) is {}", s.name, s.addr, s.describe())).collect::<Vec<_>>().join(", ");
-                return Err(StepError(format!("HAProxy: {list} {} s after the shift asked it to take traffic; traffic was not moved onto it; hint: check that the server answers HAProxy's health check (`show servers state {backend}` on the admin socket)", timeout.as_secs())));
+                return Ok(Err(not.iter().map(|s| format!("{backend}/{} ({}) is {}", s.name, s.addr, s.describe())).collect::<Vec<_>>().join(", ")));
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
+}
+
+/// The hint for a server that does not take traffic.
+fn up_hint(backend: &str) -> String {
+    format!("hint: check that the server answers HAProxy's health check (`show servers state {backend}` on the admin socket)")
 }
 
 impl Haproxy {
@@ -237,12 +241,21 @@ impl Haproxy {
         for name in woken {
             self.set_state(backend, name, "ready").await?;
         }
-        self.wait_taking_traffic(backend, serving, UP_WITHIN).await?;
+        if let Err(list) = self.wait_taking_traffic(backend, serving, UP_WITHIN).await? {
+            return Err(StepError(format!("HAProxy: {list} {} s after the shift asked for it, so no traffic was moved; {}", UP_WITHIN.as_secs(), up_hint(backend))));
+        }
         self.set_weights(backend, weights).await?;
         // Still so once the weights are set: a release never ends on a server that cannot answer.
-        self.wait_taking_traffic(backend, serving, Duration::ZERO).await
+        if let Err(list) = self.wait_taking_traffic(backend, serving, Duration::ZERO).await? {
+            return Err(StepError(format!("HAProxy: {list} right after the weights were set; {}", up_hint(backend))));
+        }
+        Ok(())
     }
 }
+
+/// How long preflight waits for the servers serving now to show a passed health check (HAProxy
+/// just restarted has not run one yet).
+const SERVING_WITHIN: Duration = Duration::from_secs(10);
 
 /// How long a shift waits for the servers it gives traffic to to be UP (HAProxy's health
 /// checks run every 2 s by default and need 2 successes).
@@ -575,6 +588,12 @@ impl Router for Haproxy {
                 let hash = config.as_deref().and_then(|c| hash_type(c, backend));
                 check_shifts(backend, servers, &planned, &algorithm(&algo, hash.as_deref()), config.is_some())?;
                 notes.extend(wake_notes(backend, servers, &planned)?);
+                // A server serving now (the old version) that the first shift naming it keeps
+                // serving must be UP now: the shift would wait for it after the migrations ran.
+                let keeps: BTreeSet<String> = servers.iter().filter(|l| l.weight > 0 && !l.held()).filter(|l| planned.iter().find_map(|sh| sh.servers.iter().find(|s| s.addr == l.addr)).is_some_and(|s| s.weight > 0)).map(|l| l.name.clone()).collect();
+                if let Err(list) = this.wait_taking_traffic(backend, &keeps, SERVING_WITHIN).await? {
+                    return Err(StepError(format!("HAProxy: {list} (waited {} s), and the release keeps traffic on it; the shifts would wait for it after the migrations ran; {}", SERVING_WITHIN.as_secs(), up_hint(backend))));
+                }
             }
             let mut detail = format!("HAProxy admin socket {} answers; every planned server is declared", this.admin_socket.display());
             if !shifts.is_empty() {
