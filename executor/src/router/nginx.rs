@@ -265,6 +265,8 @@ pub fn render(content: &str, upstream: &str, servers: &[Server]) -> Result<Strin
                 None => text = format!("{text} {}", new.join(" ")),
             }
         }
+        // A statement that goes from inside a line takes the blanks after it along.
+        let to = if lines.is_none() && text.is_empty() { to + content[to..].len() - content[to..].trim_start_matches([' ', '\t']).len() } else { to };
         edits.push((from, to, text));
     }
     if ours.is_empty() {
@@ -713,6 +715,18 @@ mod tests {
         let c = "upstream api {\n    server localhost:21100 max_fails=1 down;\n}\n";
         let out = render(c, "api", &[s("127.0.0.1:21100", 0), s("127.0.0.1:21101", 100)]).unwrap();
         assert_eq!(out, "upstream api {\n    server 127.0.0.1:21101 weight=100 max_fails=1;\n}\n");
+    }
+
+    #[test]
+    fn render_on_one_line_and_next_to_comments() {
+        let c = "upstream api { server localhost:21100; server 127.0.0.1:21190 backup; }\n";
+        let at50 = render(c, "api", &[s("127.0.0.1:21100", 50), s("127.0.0.1:21101", 50)]).unwrap();
+        assert_eq!(at50, "upstream api { server localhost:21100 weight=50; server 127.0.0.1:21101 weight=50; server 127.0.0.1:21190 backup; }\n");
+        assert_eq!(render(&at50, "api", &[s("127.0.0.1:21100", 0), s("127.0.0.1:21101", 100)]).unwrap(), "upstream api { server 127.0.0.1:21101 weight=100; server 127.0.0.1:21190 backup; }\n");
+        // A comment on the line of a server that goes: the comment stays.
+        let c = "upstream api {\n    server 127.0.0.1:21100; # v1\n    server 127.0.0.1:21190 backup; # maintenance\n}\n";
+        let out = render(c, "api", &[s("127.0.0.1:21100", 0), s("127.0.0.1:21101", 100)]).unwrap();
+        assert_eq!(out, "upstream api {\n    server 127.0.0.1:21101 weight=100; # v1\n    server 127.0.0.1:21190 backup; # maintenance\n}\n");
     }
 
     #[test]
