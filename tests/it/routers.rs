@@ -357,3 +357,59 @@ fn haproxy_preflight_refuses_a_static_backend_before_any_change() {
     let detail = rt().block_on(h.check(vec![("api2".into(), addrs(&[p, q]))], to_api2(shifts))).unwrap();
     assert!(detail.contains("every one of the 2 planned shift(s) takes weights the backend accepts"), "{detail}");
 }
+
+/// HAProxy started on an existing config file (a restart), stopped when dropped.
+struct Restarted(i32);
+
+impl Restarted {
+    fn start(dir: &std::path::Path) -> Restarted {
+        let pid = dir.join("haproxy-restarted.pid");
+        let out = std::process::Command::new("haproxy").args(["-D", "-f"]).arg(dir.join("haproxy.cfg")).arg("-p").arg(&pid).output().unwrap();
+        assert!(out.status.success(), "HAProxy did not restart: {}", String::from_utf8_lossy(&out.stderr));
+        Restarted(std::fs::read_to_string(&pid).unwrap().trim().parse().unwrap())
+    }
+}
+
+impl Drop for Restarted {
+    fn drop(&mut self) {
+        unsafe { libc::kill(self.0, libc::SIGTERM) };
+    }
+}
+
+/// A static backend, blue-green as preflight's hint says (the new slot at its full weight and
+/// `disabled`): the shift is taken, and the file it leaves survives a restart: the new server
+/// ready, the old one parked `disabled` at its configured weight, so the next release (the
+/// other way round) is accepted too.
+#[test]
+fn haproxy_static_blue_green_survives_a_restart_and_the_next_release() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = free_ports(2);
+    let q = p + 1;
+    serve(p, "200 OK", "old\n");
+    serve(q, "200 OK", "new\n");
+    let r = Router::haproxy_with(dir.path(), "api", &format!("    balance source\n    server p{p} 127.0.0.1:{p} weight 100 check inter 200ms\n    server p{q} 127.0.0.1:{q} weight 100 check inter 200ms disabled\n"));
+    let port = r.port;
+    let h = haproxy_of(dir.path());
+    let release = planned("api", &[("shift/api/100", vec![s(p, 0), s(q, 100)])]);
+    rt().block_on(h.check(vec![("api".into(), addrs(&[p, q]))], release.clone())).unwrap();
+    let state = tempfile::tempdir().unwrap();
+    rt().block_on(h.apply("api".into(), release[0].servers.clone(), state.path().into(), "shift/api/100".into())).unwrap();
+    assert_eq!(get(port), (200, "new\n".to_string()));
+    let cfg = r.config_bytes();
+    assert!(cfg.contains(&format!("    server p{p} 127.0.0.1:{p} weight 100 check inter 200ms disabled\n")) && cfg.contains(&format!("    server p{q} 127.0.0.1:{q} weight 100 check inter 200ms\n")), "{cfg}");
+    drop(r);
+    let _h2 = Restarted::start(dir.path());
+    let t0 = std::time::Instant::now();
+    while states(&h, "api").get(&format!("p{q}")) != Some(&("ready", true)) {
+        assert!(t0.elapsed() < std::time::Duration::from_secs(10), "p{q} is not UP after the restart: {:?}", states(&h, "api"));
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(states(&h, "api")[&format!("p{p}")], ("maint", false), "the old server is parked after the restart");
+    assert_eq!(get(port), (200, "new\n".to_string()), "the restart kept the release");
+    // The next release, back to p: preflight accepts it and the shift is taken.
+    let next = planned("api", &[("shift/api/100", vec![s(q, 0), s(p, 100)])]);
+    rt().block_on(h.check(vec![("api".into(), addrs(&[q, p]))], next.clone())).unwrap();
+    let state = tempfile::tempdir().unwrap();
+    rt().block_on(h.apply("api".into(), next[0].servers.clone(), state.path().into(), "shift/api/100".into())).unwrap();
+    assert_eq!(get(port), (200, "old\n".to_string()));
+}

@@ -220,6 +220,15 @@ impl Haproxy {
     }
 }
 
+impl Haproxy {
+    /// How `backend` takes runtime weights: its algorithm from `show stat`, `hash-type` from
+    /// `config` (the config file's text, if known).
+    async fn algorithm(&self, backend: &str, config: Option<&str>) -> Result<Algorithm, StepError> {
+        let stat = self.command("show stat").await?;
+        Ok(algorithm(&stat_algo(&stat, backend).unwrap_or_default(), config.and_then(|c| hash_type(c, backend)).as_deref()))
+    }
+}
+
 /// The hint for a server that does not take traffic.
 fn up_hint(backend: &str) -> String {
     format!("hint: check that the server answers HAProxy's health check (`show servers state {backend}` on the admin socket)")
@@ -233,7 +242,11 @@ impl Haproxy {
     async fn go_live(&self, backend: &str, weights: &BTreeMap<String, u32>, serving: &BTreeSet<String>, woken: &[String]) -> Result<(), StepError> {
         if let Some(c) = &self.config_file {
             let current = read_opt(c)?.ok_or_else(|| StepError(format!("HAProxy: config file {} does not exist; hint: fix `config_file` in [router]", c.display())))?;
-            let new = rewrite_config(&current, backend, weights, serving);
+            let park: BTreeSet<String> = match self.algorithm(backend, Some(&current)).await? {
+                Algorithm::Static(_) => weights.iter().filter(|(_, w)| **w == 0).map(|(n, _)| n.clone()).collect(),
+                _ => BTreeSet::new(),
+            };
+            let new = rewrite_config(&current, backend, weights, serving, &park);
             if new != current {
                 write_atomic(c, new.as_bytes()).map_err(|e| StepError(format!("HAProxy: cannot write {}: {e}", c.display())))?;
             }
@@ -331,8 +344,11 @@ pub fn parse_servers_state(out: &str) -> Result<Vec<ServerState>, String> {
 /// Sets the `weight` of the `server` lines (matched by name) of `backend` in a config file: the
 /// weight's digits are replaced in place, or ` weight N` is added before any comment. The lines
 /// of the servers in `enable` lose their `disabled` keyword, so a restart does not put them back
-/// in maintenance. Every other byte is kept.
-pub fn rewrite_config(content: &str, backend: &str, weights: &BTreeMap<String, u32>, enable: &BTreeSet<String>) -> String {
+/// in maintenance. The servers in `park` (going to weight 0 on a static algorithm) keep their
+/// weight and get `disabled` instead: after a restart they take no traffic, as now, and keep the
+/// configured weight the next release needs (HAProxy makes it the only one it accepts besides 0).
+/// Every other byte is kept.
+pub fn rewrite_config(content: &str, backend: &str, weights: &BTreeMap<String, u32>, enable: &BTreeSet<String>, park: &BTreeSet<String>) -> String {
     let mut out = String::with_capacity(content.len());
     let mut inside = false;
     for line in content.split_inclusive('\n') {
@@ -345,7 +361,12 @@ pub fn rewrite_config(content: &str, backend: &str, weights: &BTreeMap<String, u
         }
         let name = code.split_whitespace().nth(1).filter(|_| inside && first == "server");
         let mut line = line.to_string();
-        if let Some(w) = name.and_then(|n| weights.get(n)) {
+        if name.is_some_and(|n| park.contains(n)) {
+            if !code.split_whitespace().skip(3).any(|w| w == "disabled") {
+                let end = code.trim_end().len();
+                line = format!("{} disabled{}", &line[..end], &line[end..]);
+            }
+        } else if let Some(w) = name.and_then(|n| weights.get(n)) {
             line = set_weight(&line, code_end, *w);
         }
         if name.is_some_and(|n| enable.contains(n)) {
@@ -580,13 +601,12 @@ impl Router for Haproxy {
                 Some(c) => Some(read_opt(c)?.ok_or_else(|| StepError(format!("HAProxy: config file {} does not exist; hint: fix `config_file` in [router]", c.display())))?),
                 None => None,
             };
-            let stat = if shifts.is_empty() { String::new() } else { this.command("show stat").await? };
             let mut notes = Vec::new();
             for (backend, servers) in &live {
                 let planned: Vec<&PlannedShift> = shifts.iter().filter(|sh| &sh.upstream == backend).collect();
-                let algo = stat_algo(&stat, backend).unwrap_or_default();
-                let hash = config.as_deref().and_then(|c| hash_type(c, backend));
-                check_shifts(backend, servers, &planned, &algorithm(&algo, hash.as_deref()), config.is_some())?;
+                if !planned.is_empty() {
+                    check_shifts(backend, servers, &planned, &this.algorithm(backend, config.as_deref()).await?, config.is_some())?;
+                }
                 notes.extend(wake_notes(backend, servers, &planned)?);
                 // A server serving now (the old version) that the first shift naming it keeps
                 // serving must be UP now: the shift would wait for it after the migrations ran.
@@ -718,22 +738,29 @@ mod tests {
         let none = BTreeSet::new();
         let cfg = "global\n  stats socket /run/h.sock level admin\nbackend web\n  server p3333 127.0.0.1:3333 weight 5\nbackend api\n  balance roundrobin\n  server p3333 127.0.0.1:3333 weight 100 check\n  server p3334 127.0.0.1:3334\n";
         let w = BTreeMap::from([("p3333".to_string(), 90), ("p3334".to_string(), 10)]);
-        let out = rewrite_config(cfg, "api", &w, &none);
+        let out = rewrite_config(cfg, "api", &w, &none, &none);
         assert_eq!(out, "global\n  stats socket /run/h.sock level admin\nbackend web\n  server p3333 127.0.0.1:3333 weight 5\nbackend api\n  balance roundrobin\n  server p3333 127.0.0.1:3333 weight 90 check\n  server p3334 127.0.0.1:3334 weight 10\n");
         // Whitespace and comments stay; the weight goes before a comment.
         let cfg = "backend api\n\tserver\tp3333  127.0.0.1:3333\tweight  100   check # old\n    server p3334 127.0.0.1:3334 check  # new one\n";
-        let out = rewrite_config(cfg, "api", &w, &none);
+        let out = rewrite_config(cfg, "api", &w, &none, &none);
         assert_eq!(out, "backend api\n\tserver\tp3333  127.0.0.1:3333\tweight  90   check # old\n    server p3334 127.0.0.1:3334 check weight 10  # new one\n");
         // A server named `weight` keeps its address; the last `weight` keyword is the one set.
         let odd = BTreeMap::from([("weight".to_string(), 7)]);
-        assert_eq!(rewrite_config("backend api\n  server weight 10.0.0.1:80 weight 1 check weight 2\n", "api", &odd, &none), "backend api\n  server weight 10.0.0.1:80 weight 1 check weight 7\n");
-        assert_eq!(rewrite_config("backend api\n  server weight 10.0.0.1:80 check\n", "api", &odd, &none), "backend api\n  server weight 10.0.0.1:80 check weight 7\n");
+        assert_eq!(rewrite_config("backend api\n  server weight 10.0.0.1:80 weight 1 check weight 2\n", "api", &odd, &none, &none), "backend api\n  server weight 10.0.0.1:80 weight 1 check weight 7\n");
+        assert_eq!(rewrite_config("backend api\n  server weight 10.0.0.1:80 check\n", "api", &odd, &none, &none), "backend api\n  server weight 10.0.0.1:80 check weight 7\n");
         // A server that gets traffic loses `disabled` (a restart keeps it ready); nothing else moves.
         let cfg = "backend api\n    server p1 127.0.0.1:1 weight 100 check\n    server p2 127.0.0.1:2 weight 0 check inter 500ms disabled # slot\n";
         let on = BTreeSet::from(["p2".to_string()]);
         let w2 = BTreeMap::from([("p1".to_string(), 50), ("p2".to_string(), 50)]);
-        assert_eq!(rewrite_config(cfg, "api", &w2, &on), "backend api\n    server p1 127.0.0.1:1 weight 50 check\n    server p2 127.0.0.1:2 weight 50 check inter 500ms # slot\n");
+        assert_eq!(rewrite_config(cfg, "api", &w2, &on, &none), "backend api\n    server p1 127.0.0.1:1 weight 50 check\n    server p2 127.0.0.1:2 weight 50 check inter 500ms # slot\n");
+        // Static algorithm, blue-green: the old server keeps its weight in the file and is parked
+        // `disabled` (once only); the new one loses `disabled`.
+        let cfg = "backend api\n    balance source\n    server p1 127.0.0.1:1 weight 100 check # v1\n    server p2 127.0.0.1:2 weight 100 check disabled\n";
+        let bg = BTreeMap::from([("p1".to_string(), 0), ("p2".to_string(), 100)]);
+        let parked = rewrite_config(cfg, "api", &bg, &BTreeSet::from(["p2".to_string()]), &BTreeSet::from(["p1".to_string()]));
+        assert_eq!(parked, "backend api\n    balance source\n    server p1 127.0.0.1:1 weight 100 check disabled # v1\n    server p2 127.0.0.1:2 weight 100 check\n");
+        assert_eq!(rewrite_config(&parked, "api", &bg, &BTreeSet::from(["p2".to_string()]), &BTreeSet::from(["p1".to_string()])), parked);
         let back = BTreeMap::from([("p3333".to_string(), 100)]);
-        assert!(rewrite_config(&out, "api", &back, &none).starts_with("backend api\n\tserver\tp3333  127.0.0.1:3333\tweight  100   check # old\n"));
+        assert!(rewrite_config(&out, "api", &back, &none, &none).starts_with("backend api\n\tserver\tp3333  127.0.0.1:3333\tweight  100   check # old\n"));
     }
 }
