@@ -56,6 +56,12 @@ fn nginx_rejecting_the_new_file_leaves_the_live_config_untouched() {
     let p = free_ports(1);
     let r = Router::nginx(dir.path(), "api", &[(p, 100)]);
     let before = r.config_bytes();
+    // nginx listens before its worker is forked: wait for it, or a late fork looks like a reload.
+    let t0 = std::time::Instant::now();
+    while workers(&r).is_empty() {
+        assert!(t0.elapsed() < std::time::Duration::from_secs(10), "nginx started no worker");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
     let before_workers = workers(&r);
     let state = tempfile::tempdir().unwrap();
     // A port nginx cannot accept: `nginx -t` fails.
