@@ -103,6 +103,11 @@ pub enum Params {
         /// Upstreams/backends of the router and the server addresses the release will use in
         /// each (HAProxy: every one must already be declared in the backend).
         upstreams: BTreeMap<String, Vec<String>>,
+        /// Every planned shift, in plan order, with the servers and weights it sets: preflight
+        /// proves the router will accept each one (HAProxy's static algorithms take only some
+        /// weights) before anything changes. Empty in plans recorded before it existed.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        shifts: Vec<PlannedShift>,
     },
     /// backup
     Backup {
@@ -348,6 +353,17 @@ pub struct Server {
     pub weight: u32,
 }
 
+/// One shift as preflight sees it: which step, which upstream, the servers after it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlannedShift {
+    /// Step id.
+    pub step: String,
+    /// Router upstream/backend.
+    pub upstream: String,
+    /// Every server of the upstream after the step, with its weight.
+    pub servers: Vec<Server>,
+}
+
 /// What preflight checks about one database.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DatabaseCheck {
@@ -510,6 +526,15 @@ impl Builder {
         self.ids.insert(id, n);
         self.ancestors.push(set);
         n
+    }
+
+    /// Copies every shift step's servers, in node order, into the preflight step `preflight`, so
+    /// that preflight can check them all against the router before anything changes.
+    pub fn record_shifts_in(&mut self, preflight: NodeIndex) {
+        let planned: Vec<PlannedShift> = self.graph.node_indices().filter_map(|n| match &self.graph[n].params { Params::Shift { upstream, servers, .. } => Some(PlannedShift { step: self.graph[n].id.clone(), upstream: upstream.clone(), servers: servers.clone() }), _ => None }).collect();
+        if let Params::Preflight { shifts, .. } = &mut self.graph[preflight].params {
+            *shifts = planned;
+        }
     }
 
     /// Finishes the plan: fingerprints every step and hashes the whole.

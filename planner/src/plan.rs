@@ -190,6 +190,7 @@ pub fn plan_release(spec: &ReleaseSpec, dbs: DatabaseFiles) -> Result<Plan, Plan
             images: services.iter().flat_map(|s| [format!("{}:{}", s.image, s.current), format!("{}:{}", s.image, s.target)]).collect(),
             router: spec.router.as_ref().map(|r| RouterParams::from(r.get_ref())),
             upstreams: if spec.router.is_some() { services.iter().filter(|s| s.strategy.get_ref().kind != StrategyKind::Recreate).map(|s| (s.upstream().to_string(), s.old_ports().chain(s.new_ports()).map(addr).collect())).collect() } else { BTreeMap::new() },
+            shifts: Vec::new(),
         }),
         &[],
     );
@@ -531,6 +532,7 @@ pub fn plan_release(spec: &ReleaseSpec, dbs: DatabaseFiles) -> Result<Plan, Plan
         hooks(&mut b, spec, Stage::PostRelease, or_else(&cleanups, or_else(&contracted, &post_shift)));
     }
 
+    b.record_shifts_in(preflight);
     let (graph, hash) = b.finish();
     if let Some((retires, healths)) = downtime {
         let anc = crate::dag::ancestor_sets(&graph);

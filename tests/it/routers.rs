@@ -6,7 +6,7 @@ use crate::stack::{Router, free_ports, rt};
 use cutover_executor::router::Router as _;
 use cutover_executor::router::haproxy::Haproxy;
 use cutover_executor::router::nginx::Nginx;
-use cutover_planner::dag::Server;
+use cutover_planner::dag::{PlannedShift, Server};
 use std::collections::BTreeSet;
 
 fn s(port: u16, weight: u32) -> Server {
@@ -56,6 +56,12 @@ fn nginx_rejecting_the_new_file_leaves_the_live_config_untouched() {
     let p = free_ports(1);
     let r = Router::nginx(dir.path(), "api", &[(p, 100)]);
     let before = r.config_bytes();
+    // nginx listens before its worker is forked: wait for it, or a late fork looks like a reload.
+    let t0 = std::time::Instant::now();
+    while workers(&r).is_empty() {
+        assert!(t0.elapsed() < std::time::Duration::from_secs(10), "nginx started no worker");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
     let before_workers = workers(&r);
     let state = tempfile::tempdir().unwrap();
     // A port nginx cannot accept: `nginx -t` fails.
@@ -93,7 +99,7 @@ fn haproxy_names_a_server_the_backend_does_not_declare() {
     let state = tempfile::tempdir().unwrap();
     let err = rt().block_on(h.apply("api".into(), vec![s(p, 50), s(p + 2, 50)], state.path().into(), "shift/api/50".into())).unwrap_err();
     assert!(err.0.contains(&format!("backend `api` has no server at 127.0.0.1:{}", p + 2)) && err.0.contains("declare it"), "{}", err.0);
-    let err = rt().block_on(h.check(vec![("api".into(), vec![format!("127.0.0.1:{p}"), format!("127.0.0.1:{}", p + 2)])])).unwrap_err();
+    let err = rt().block_on(h.check(vec![("api".into(), vec![format!("127.0.0.1:{p}"), format!("127.0.0.1:{}", p + 2)])], vec![])).unwrap_err();
     assert!(err.0.contains(&format!("api: 127.0.0.1:{}", p + 2)), "{}", err.0);
     // Nothing was changed on the way.
     assert_eq!(_r.weights("api"), [(format!("p{p}"), 100)].into_iter().collect());
@@ -117,4 +123,299 @@ fn nginx_a_failed_reload_puts_the_previous_file_back() {
     assert!(err.0.starts_with("nginx reload failed") && err.0.contains("the file from before the step is back and live"), "{}", err.0);
     assert_eq!(r.config_bytes(), before);
     assert!(workers(&r).is_disjoint(&workers_before), "nginx was reloaded with the previous file");
+}
+
+// ---- Routers keep what they do not own (issue 9, item 10) -------------------------------------
+
+/// A stand-in for an app or a maintenance page: answers every request on `port` with `status`
+/// and `body` for as long as the test runs (also HAProxy's TCP health checks).
+fn serve(port: u16, status: &'static str, body: &'static str) {
+    let l = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
+    std::thread::spawn(move || {
+        for c in l.incoming() {
+            let Ok(mut c) = c else { continue };
+            std::thread::spawn(move || {
+                use std::io::{Read, Write};
+                let (mut buf, mut got) = ([0u8; 4096], Vec::new());
+                while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match c.read(&mut buf) {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => got.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let _ = c.write_all(format!("HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len()).as_bytes());
+            });
+        }
+    });
+}
+
+/// (status, body) of `GET /` through the router on `port`.
+fn get(port: u16) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut c = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    c.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+    c.write_all(b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").unwrap();
+    let mut out = String::new();
+    c.read_to_string(&mut out).unwrap();
+    let status = out.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    (status, out.split_once("\r\n\r\n").map(|x| x.1.to_string()).unwrap_or_default())
+}
+
+fn planned(upstream: &str, steps: &[(&str, Vec<Server>)]) -> Vec<PlannedShift> {
+    steps.iter().map(|(id, servers)| PlannedShift { step: id.to_string(), upstream: upstream.into(), servers: servers.clone() }).collect()
+}
+
+fn addrs(ports: &[u16]) -> Vec<String> {
+    ports.iter().map(|p| format!("127.0.0.1:{p}")).collect()
+}
+
+/// The field case (f12): `localhost:PORT max_fails=1 fail_timeout=1s` for the old version and a
+/// `backup` maintenance page. Every step keeps the backup line and the parameters; after the
+/// release an outage of the app still shows the maintenance page; the rollback is byte for byte.
+#[test]
+fn nginx_keeps_a_backup_server_and_the_parameters_of_a_localhost_line_at_every_step() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = free_ports(3);
+    let (new, maint) = (p + 1, p + 2);
+    serve(p, "200 OK", "old\n");
+    serve(maint, "503 Service Unavailable", "maintenance\n");
+    // Nothing listens on `new`: the new version is down once it has all the traffic.
+    let r = Router::nginx(dir.path(), "api", &[(p, 100)]);
+    let backup = format!("    server 127.0.0.1:{maint} backup;\n");
+    let before = format!("upstream api {{\n    server localhost:{p} max_fails=1 fail_timeout=1s;\n{backup}    keepalive 16;\n}}\n");
+    std::fs::write(dir.path().join("upstreams.conf"), &before).unwrap();
+    let n = nginx_of(&r);
+    let steps = [("shift/api/50", vec![s(p, 50), s(new, 50)]), ("shift/api/100", vec![s(p, 0), s(new, 100)])];
+    let detail = rt().block_on(n.check(vec![("api".into(), addrs(&[p, new]))], planned("api", &steps))).unwrap();
+    assert!(detail.contains(&format!("keeps 1 server(s) the release does not manage, as written: `127.0.0.1:{maint} backup`")), "{detail}");
+    let state = tempfile::tempdir().unwrap();
+    let (undo50, _) = rt().block_on(n.apply("api".into(), steps[0].1.clone(), state.path().into(), steps[0].0.into())).unwrap();
+    let at50 = r.config_bytes();
+    assert_eq!(at50, format!("upstream api {{\n    server localhost:{p} weight=50 max_fails=1 fail_timeout=1s;\n    server 127.0.0.1:{new} weight=50 max_fails=1 fail_timeout=1s;\n{backup}    keepalive 16;\n}}\n"));
+    for _ in 0..4 {
+        assert_eq!(get(r.port), (200, "old\n".to_string()), "at 50% the old version answers (the new one is down)");
+    }
+    let (undo100, _) = rt().block_on(n.apply("api".into(), steps[1].1.clone(), state.path().into(), steps[1].0.into())).unwrap();
+    assert_eq!(r.config_bytes(), format!("upstream api {{\n    server 127.0.0.1:{new} weight=100 max_fails=1 fail_timeout=1s;\n{backup}    keepalive 16;\n}}\n"));
+    assert_eq!(get(r.port), (503, "maintenance\n".to_string()), "after the release an app outage still shows the maintenance page");
+    rt().block_on(n.restore(undo100)).unwrap();
+    assert_eq!(r.config_bytes(), at50);
+    rt().block_on(n.restore(undo50)).unwrap();
+    assert_eq!(r.config_bytes(), before, "the rollback restores the file byte for byte");
+    assert_eq!(get(r.port), (200, "old\n".to_string()));
+}
+
+/// An upstream cutover cannot manage (two lines for one server; the release's server marked
+/// `backup`) is refused by preflight, naming the file, before anything changes.
+#[test]
+fn nginx_preflight_refuses_an_upstream_it_cannot_manage_before_any_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = free_ports(2);
+    let r = Router::nginx(dir.path(), "api", &[(p, 100)]);
+    let n = nginx_of(&r);
+    let steps = planned("api", &[("shift/api/50", vec![s(p, 50), s(p + 1, 50)]), ("shift/api/100", vec![s(p, 0), s(p + 1, 100)])]);
+    for (file, want) in [
+        (format!("upstream api {{\n    server localhost:{p};\n    server 127.0.0.1:{p} max_fails=2;\n}}\n"), format!("two `server` lines for 127.0.0.1:{p}")),
+        (format!("upstream api {{\n    server 127.0.0.1:{p};\n    server [::1]:{} backup;\n}}\n", p + 1), format!("`[::1]:{}` is marked `backup`", p + 1)),
+    ] {
+        std::fs::write(dir.path().join("upstreams.conf"), &file).unwrap();
+        let err = rt().block_on(n.check(vec![("api".into(), addrs(&[p, p + 1]))], steps.clone())).unwrap_err().0;
+        assert!(err.contains(&dir.path().join("upstreams.conf").display().to_string()) && err.contains("step shift/api/50 would fail") && err.contains(&want) && err.contains("hint:"), "{err}");
+        assert_eq!(r.config_bytes(), file, "preflight changes nothing");
+    }
+}
+
+fn haproxy_of(dir: &std::path::Path) -> Haproxy {
+    Haproxy { admin_socket: dir.join("admin.sock"), config_file: Some(dir.join("haproxy.cfg")) }
+}
+
+/// The admin state (`ready`, `maint`, `drain`) of each server, and whether it takes traffic.
+fn states(h: &Haproxy, backend: &str) -> std::collections::BTreeMap<String, (&'static str, bool)> {
+    rt().block_on(h.servers(backend)).unwrap().into_iter().map(|s| (s.name.clone(), (s.admin_word(), s.takes_traffic()))).collect()
+}
+
+/// The field case (f13): the new version's slot is declared `disabled` (MAINT). The first shift
+/// that gives it traffic sets it ready and confirms it UP; at 100% every request is answered by
+/// it (no 503); the config file loses `disabled` so a restart keeps it; the rollback puts MAINT,
+/// the weights and the file back.
+#[test]
+fn haproxy_a_maint_slot_is_set_ready_confirmed_up_and_put_back_by_the_rollback() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = free_ports(2);
+    let q = p + 1;
+    serve(p, "200 OK", "old\n");
+    serve(q, "200 OK", "new\n");
+    let r = Router::haproxy_with(dir.path(), "api", &format!("    balance roundrobin\n    server p{p} 127.0.0.1:{p} weight 100 check inter 200ms\n    # slot for the next version, kept out of rotation until release day\n    server p{q} 127.0.0.1:{q} weight 0 check inter 200ms disabled\n"));
+    let before = r.config_bytes();
+    let h = haproxy_of(dir.path());
+    assert_eq!(states(&h, "api")[&format!("p{q}")], ("maint", false));
+    let steps = [("shift/api/50", vec![s(p, 50), s(q, 50)]), ("shift/api/100", vec![s(p, 0), s(q, 100)])];
+    let detail = rt().block_on(h.check(vec![("api".into(), addrs(&[p, q]))], planned("api", &steps))).unwrap();
+    assert!(detail.contains(&format!("api/p{q} is")) && detail.contains("step shift/api/50 sets it ready"), "{detail}");
+    let state = tempfile::tempdir().unwrap();
+    let (undo50, d50) = rt().block_on(h.apply("api".into(), steps[0].1.clone(), state.path().into(), steps[0].0.into())).unwrap();
+    assert!(d50.contains(&format!("p{q} set ready")), "{d50}");
+    assert_eq!(r.weights("api"), [(format!("p{p}"), 50), (format!("p{q}"), 50)].into_iter().collect());
+    assert_eq!(states(&h, "api")[&format!("p{q}")], ("ready", true));
+    assert!(r.config_bytes().contains(&format!("    server p{q} 127.0.0.1:{q} weight 50 check inter 200ms\n")), "`disabled` is gone from the file, so a restart keeps the server ready:\n{}", r.config_bytes());
+    let (undo100, _) = rt().block_on(h.apply("api".into(), steps[1].1.clone(), state.path().into(), steps[1].0.into())).unwrap();
+    for _ in 0..20 {
+        assert_eq!(get(r.port), (200, "new\n".to_string()), "at 100% the new version answers every request");
+    }
+    rt().block_on(h.restore(undo100)).unwrap();
+    rt().block_on(h.restore(undo50)).unwrap();
+    assert_eq!(r.config_bytes(), before, "the rollback restores the file byte for byte, `disabled` included");
+    assert_eq!(r.weights("api"), [(format!("p{p}"), 100), (format!("p{q}"), 0)].into_iter().collect());
+    assert_eq!(states(&h, "api")[&format!("p{q}")], ("maint", false), "and MAINT");
+    assert_eq!(get(r.port), (200, "old\n".to_string()));
+}
+
+/// A server put in DRAIN at runtime is made ready for the shift and drained again by the undo.
+#[test]
+fn haproxy_a_drained_server_is_made_ready_and_drained_again_by_the_rollback() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = free_ports(2);
+    let q = p + 1;
+    serve(p, "200 OK", "old\n");
+    serve(q, "200 OK", "new\n");
+    let r = Router::haproxy_with(dir.path(), "api", &format!("    balance leastconn\n    server p{p} 127.0.0.1:{p} weight 100 check inter 200ms\n    server p{q} 127.0.0.1:{q} weight 0 check inter 200ms\n"));
+    let h = haproxy_of(dir.path());
+    assert_eq!(rt().block_on(h.command(&format!("set server api/p{q} state drain"))).unwrap().trim(), "");
+    assert_eq!(states(&h, "api")[&format!("p{q}")].0, "drain");
+    let state = tempfile::tempdir().unwrap();
+    let (undo, _) = rt().block_on(h.apply("api".into(), vec![s(p, 0), s(q, 100)], state.path().into(), "shift/api/100".into())).unwrap();
+    assert_eq!(states(&h, "api")[&format!("p{q}")], ("ready", true));
+    for _ in 0..10 {
+        assert_eq!(get(r.port), (200, "new\n".to_string()));
+    }
+    rt().block_on(h.restore(undo)).unwrap();
+    assert_eq!(states(&h, "api")[&format!("p{q}")].0, "drain");
+    assert_eq!(r.weights("api"), [(format!("p{p}"), 100), (format!("p{q}"), 0)].into_iter().collect());
+    assert_eq!(get(r.port), (200, "old\n".to_string()));
+}
+
+/// A shift never ends with traffic on a server that cannot take it: the slot is set ready but
+/// its health check fails (nothing listens), so the step fails without moving traffic, and puts
+/// MAINT, the weights and the file back itself.
+#[test]
+fn haproxy_a_shift_never_leaves_traffic_on_a_server_that_cannot_take_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = free_ports(2);
+    let q = p + 1;
+    serve(p, "200 OK", "old\n");
+    let r = Router::haproxy_with(dir.path(), "api", &format!("    balance roundrobin\n    server p{p} 127.0.0.1:{p} weight 100 check inter 200ms\n    server p{q} 127.0.0.1:{q} weight 0 check inter 200ms disabled\n"));
+    let before = r.config_bytes();
+    let h = haproxy_of(dir.path());
+    let state = tempfile::tempdir().unwrap();
+    let err = rt().block_on(h.apply("api".into(), vec![s(p, 0), s(q, 100)], state.path().into(), "shift/api/100".into())).unwrap_err().0;
+    assert!(err.contains(&format!("api/p{q} (127.0.0.1:{q}) is DOWN")) && err.contains("no traffic was moved") && err.contains("hint:") && err.contains("are back"), "{err}");
+    assert_eq!(r.weights("api"), [(format!("p{p}"), 100), (format!("p{q}"), 0)].into_iter().collect());
+    assert_eq!(states(&h, "api")[&format!("p{q}")].0, "maint");
+    assert_eq!(r.config_bytes(), before);
+    assert_eq!(get(r.port), (200, "old\n".to_string()));
+    // The other way round: the server serving now is DOWN (nothing listens) and a canary keeps
+    // traffic on it: preflight says so, before the migrations.
+    let dir2 = tempfile::tempdir().unwrap();
+    let o = free_ports(2);
+    let n = o + 1;
+    serve(n, "200 OK", "new\n");
+    let _r2 = Router::haproxy_with(dir2.path(), "api", &format!("    balance roundrobin\n    server p{o} 127.0.0.1:{o} weight 100 check inter 200ms\n    server p{n} 127.0.0.1:{n} weight 0 check inter 200ms\n"));
+    let steps = planned("api", &[("shift/api/50", vec![s(o, 50), s(n, 50)])]);
+    let err = rt().block_on(haproxy_of(dir2.path()).check(vec![("api".into(), addrs(&[o, n]))], steps)).unwrap_err().0;
+    assert!(err.contains(&format!("api/p{o} (127.0.0.1:{o}) is DOWN")) && err.contains("the release keeps traffic on it") && err.contains("hint:"), "{err}");
+}
+
+/// The field case (f13, `spec-static.toml`): a canary on a `balance source` backend is refused by
+/// preflight (the first step of the plan, before any migration), from the plan's own shifts;
+/// the same backend with `hash-type consistent` is accepted.
+#[test]
+fn haproxy_preflight_refuses_a_static_backend_before_any_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = free_ports(2);
+    let q = p + 1;
+    serve(p, "200 OK", "old\n");
+    serve(q, "200 OK", "new\n");
+    let servers = format!("    server p{p} 127.0.0.1:{p} weight 100\n    server p{q} 127.0.0.1:{q} weight 0\n");
+    let r = Router::haproxy_with(dir.path(), "api", &format!("    balance source\n{servers}\nbackend api2\n    balance source\n    hash-type consistent\n{servers}"));
+    let before = r.config_bytes();
+    // The plan of a canary release, as `cutover apply` makes it.
+    let d = dir.path().display();
+    std::fs::create_dir(dir.path().join("m")).unwrap();
+    std::fs::write(dir.path().join("m/V1__base.sql"), "CREATE TABLE users (id bigint PRIMARY KEY, name text);\n").unwrap();
+    std::fs::write(dir.path().join("m/V2__users_full_name.sql"), "ALTER TABLE users ADD COLUMN full_name text;\n").unwrap();
+    let spec = format!("[release]\nname = \"static\"\n\n[[service]]\nname = \"api\"\nimage = \"app\"\ncurrent = \"1.0.0\"\ntarget = \"1.1.0\"\nport = {p}\ncandidate_port = {q}\n\n[service.health]\npath = \"/health\"\n\n[service.strategy]\nkind = \"canary\"\nsteps = [50, 100]\n\n[[database]]\nname = \"main\"\nurl_env = \"DATABASE_URL\"\nmigrations = \"m\"\nbaseline = 1\nbackup = {{ enabled = false }}\n\n[router]\nkind = \"haproxy\"\nadmin_socket = \"{d}/admin.sock\"\nconfig_file = \"{d}/haproxy.cfg\"\n");
+    std::fs::write(dir.path().join("spec.toml"), spec).unwrap();
+    let plan = cutover_planner::plan::plan_file(&dir.path().join("spec.toml")).unwrap();
+    let first = plan.steps().next().unwrap();
+    assert_eq!(first.id, "preflight", "preflight runs before anything else");
+    let cutover_planner::dag::Params::Preflight { upstreams, shifts, .. } = &first.params else { panic!("not a preflight step") };
+    assert_eq!(shifts.iter().map(|s| s.step.as_str()).collect::<Vec<_>>(), ["shift/api/50", "shift/api/100"]);
+    let h = haproxy_of(dir.path());
+    let err = rt().block_on(h.check(upstreams.clone().into_iter().collect(), shifts.clone())).unwrap_err().0;
+    assert!(err.contains("backend `api` balances with `source`, a static algorithm") && err.contains(&format!("step shift/api/50 needs p{p} at 50 (configured 100), p{q} at 50 (configured 0)")) && err.contains("hint:"), "{err}");
+    assert_eq!(r.weights("api"), [(format!("p{p}"), 100), (format!("p{q}"), 0)].into_iter().collect(), "nothing changed");
+    assert_eq!(r.config_bytes(), before);
+    // What preflight found is what HAProxy itself says at the first shift.
+    let out = rt().block_on(h.command(&format!("set server api/p{q} weight 50"))).unwrap();
+    assert!(out.contains("static LB algorithm"), "{out}");
+    // With `hash-type consistent` the same weights are taken.
+    let to_api2 = |v: &Vec<PlannedShift>| v.iter().map(|s| PlannedShift { upstream: "api2".into(), ..s.clone() }).collect::<Vec<_>>();
+    let detail = rt().block_on(h.check(vec![("api2".into(), addrs(&[p, q]))], to_api2(shifts))).unwrap();
+    assert!(detail.contains("every one of the 2 planned shift(s) takes weights the backend accepts"), "{detail}");
+}
+
+/// HAProxy started on an existing config file (a restart), stopped when dropped.
+struct Restarted(i32);
+
+impl Restarted {
+    fn start(dir: &std::path::Path) -> Restarted {
+        let pid = dir.join("haproxy-restarted.pid");
+        let out = std::process::Command::new("haproxy").args(["-D", "-f"]).arg(dir.join("haproxy.cfg")).arg("-p").arg(&pid).output().unwrap();
+        assert!(out.status.success(), "HAProxy did not restart: {}", String::from_utf8_lossy(&out.stderr));
+        Restarted(std::fs::read_to_string(&pid).unwrap().trim().parse().unwrap())
+    }
+}
+
+impl Drop for Restarted {
+    fn drop(&mut self) {
+        unsafe { libc::kill(self.0, libc::SIGTERM) };
+    }
+}
+
+/// A static backend, blue-green as preflight's hint says (the new slot at its full weight and
+/// `disabled`): the shift is taken, and the file it leaves survives a restart: the new server
+/// ready, the old one parked `disabled` at its configured weight, so the next release (the
+/// other way round) is accepted too.
+#[test]
+fn haproxy_static_blue_green_survives_a_restart_and_the_next_release() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = free_ports(2);
+    let q = p + 1;
+    serve(p, "200 OK", "old\n");
+    serve(q, "200 OK", "new\n");
+    let r = Router::haproxy_with(dir.path(), "api", &format!("    balance source\n    server p{p} 127.0.0.1:{p} weight 100 check inter 200ms\n    server p{q} 127.0.0.1:{q} weight 100 check inter 200ms disabled\n"));
+    let port = r.port;
+    let h = haproxy_of(dir.path());
+    let release = planned("api", &[("shift/api/100", vec![s(p, 0), s(q, 100)])]);
+    rt().block_on(h.check(vec![("api".into(), addrs(&[p, q]))], release.clone())).unwrap();
+    let state = tempfile::tempdir().unwrap();
+    rt().block_on(h.apply("api".into(), release[0].servers.clone(), state.path().into(), "shift/api/100".into())).unwrap();
+    assert_eq!(get(port), (200, "new\n".to_string()));
+    let cfg = r.config_bytes();
+    assert!(cfg.contains(&format!("    server p{p} 127.0.0.1:{p} weight 100 check inter 200ms disabled\n")) && cfg.contains(&format!("    server p{q} 127.0.0.1:{q} weight 100 check inter 200ms\n")), "{cfg}");
+    drop(r);
+    let _h2 = Restarted::start(dir.path());
+    let t0 = std::time::Instant::now();
+    while states(&h, "api").get(&format!("p{q}")) != Some(&("ready", true)) {
+        assert!(t0.elapsed() < std::time::Duration::from_secs(10), "p{q} is not UP after the restart: {:?}", states(&h, "api"));
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(states(&h, "api")[&format!("p{p}")], ("maint", false), "the old server is parked after the restart");
+    assert_eq!(get(port), (200, "new\n".to_string()), "the restart kept the release");
+    // The next release, back to p: preflight accepts it and the shift is taken.
+    let next = planned("api", &[("shift/api/100", vec![s(q, 0), s(p, 100)])]);
+    rt().block_on(h.check(vec![("api".into(), addrs(&[q, p]))], next.clone())).unwrap();
+    let state = tempfile::tempdir().unwrap();
+    rt().block_on(h.apply("api".into(), next[0].servers.clone(), state.path().into(), "shift/api/100".into())).unwrap();
+    assert_eq!(get(port), (200, "old\n".to_string()));
 }

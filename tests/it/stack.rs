@@ -204,14 +204,19 @@ impl Router {
 
     /// HAProxy with an admin socket; every server the release will use is declared.
     pub fn haproxy(dir: &Path, upstream: &str, servers: &[(u16, u32)]) -> Router {
+        let lines = servers.iter().map(|(p, w)| format!("    server p{p} 127.0.0.1:{p} weight {w}\n")).collect::<String>();
+        Router::haproxy_with(dir, upstream, &format!("    balance roundrobin\n{lines}"))
+    }
+
+    /// HAProxy whose backend `upstream` has the lines `backend` (balance, servers, ...).
+    pub fn haproxy_with(dir: &Path, upstream: &str, backend: &str) -> Router {
         let bin = need("haproxy", "haproxy");
         let port = free_ports(1);
         let d = dir.display();
-        let lines = servers.iter().map(|(p, w)| format!("    server p{p} 127.0.0.1:{p} weight {w}\n")).collect::<String>();
         std::fs::write(
             dir.join("haproxy.cfg"),
             format!(
-                "global\n    stats socket {d}/admin.sock mode 600 level admin\n    pidfile {d}/haproxy.pid\n\ndefaults\n    mode http\n    timeout connect 2s\n    timeout client 30s\n    timeout server 30s\n    option http-keep-alive\n    retries 2\n    retry-on conn-failure empty-response\n    option redispatch\n\nfrontend fe\n    bind 127.0.0.1:{port}\n    default_backend {upstream}\n\nbackend {upstream}\n    balance roundrobin\n{lines}"
+                "global\n    stats socket {d}/admin.sock mode 600 level admin\n    pidfile {d}/haproxy.pid\n\ndefaults\n    mode http\n    timeout connect 2s\n    timeout client 30s\n    timeout server 30s\n    option http-keep-alive\n    retries 2\n    retry-on conn-failure empty-response\n    option redispatch\n\nfrontend fe\n    bind 127.0.0.1:{port}\n    default_backend {upstream}\n\nbackend {upstream}\n{backend}"
             ),
         )
         .unwrap();

@@ -15,7 +15,7 @@ impl Driver for PreflightDriver {
     fn run(&self, step: Step, ctx: StepContext) -> BoxFuture<Result<Done, StepError>> {
         let rt = self.0.clone();
         Box::pin(async move {
-            let Params::Preflight { databases, images, router, upstreams, .. } = &step.params else { return Err(StepError(format!("{} is not a preflight step", step.id))) };
+            let Params::Preflight { databases, images, router, upstreams, shifts, .. } = &step.params else { return Err(StepError(format!("{} is not a preflight step", step.id))) };
             let mut details = Vec::new();
             for db in databases {
                 details.push(crate::drivers::postgres::check_database(db).await?);
@@ -35,7 +35,7 @@ impl Driver for PreflightDriver {
             }
             if let Some(r) = router {
                 let r = crate::router::from_params(r, &ctx.spec_dir)?;
-                details.push(r.check(upstreams.iter().map(|(k, v)| (k.clone(), v.clone())).collect()).await?);
+                details.push(r.check(upstreams.iter().map(|(k, v)| (k.clone(), v.clone())).collect(), shifts.clone()).await?);
             }
             let detail = if details.is_empty() { "no database to check".to_string() } else { details.join("; ") };
             Ok(Done { undo: Value::Null, detail: Some(detail) })

@@ -5,9 +5,12 @@
 //!   rename), validates with `nginx -t` before anything goes live, reloads, and confirms a new
 //!   worker generation is serving and the old one has exited before the step succeeds. Analysis
 //!   reads the JSON access log.
-//! - [`haproxy::Haproxy`] changes server weights through the runtime API (admin socket), with no
-//!   reload, and rewrites the config file so a restart keeps the state. Analysis reads the
-//!   per-server counters from the same socket.
+//! - [`haproxy::Haproxy`] changes server weights (and sets servers in MAINT or DRAIN ready)
+//!   through the runtime API (admin socket), with no reload, and rewrites the config file so a
+//!   restart keeps the state. Analysis reads the per-server counters from the same socket.
+//!
+//! Routers change only the servers the plan names and keep everything else as it is: a
+//! `backup` server, another application's, a parameter like `max_fails=`.
 //!
 //! Both record the exact previous state before they change anything, in the run directory, so
 //! a shift interrupted by a crash is re-run against the right "before", and a rollback puts it
@@ -18,7 +21,7 @@ pub mod nginx;
 
 use crate::driver::{BoxFuture, StepError};
 use crate::before::{saved_before, write_atomic};
-use cutover_planner::dag::{RouterParams, Server};
+use cutover_planner::dag::{PlannedShift, RouterParams, Server};
 use cutover_planner::spec::RouterKind;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -51,8 +54,9 @@ pub trait Router: Send + Sync {
     /// Watches the canary's servers for `window` and reports what they served. Returns early
     /// once `early` says the verdict cannot change.
     fn observe(&self, upstream: String, canary: Vec<String>, window: Duration, early: Arc<dyn Fn(&Observation) -> bool + Send + Sync>) -> BoxFuture<Result<Observation, StepError>>;
-    /// Checks the router is reachable and that `upstreams` can carry the planned servers.
-    fn check(&self, upstreams: Vec<(String, Vec<String>)>) -> BoxFuture<Result<String, StepError>>;
+    /// Checks the router is reachable, that `upstreams` can carry the planned servers, and that
+    /// it will accept every one of the planned `shifts` (in plan order), before anything changes.
+    fn check(&self, upstreams: Vec<(String, Vec<String>)>, shifts: Vec<PlannedShift>) -> BoxFuture<Result<String, StepError>>;
 }
 
 /// The router a step's params describe, with relative paths resolved against `spec_dir`.

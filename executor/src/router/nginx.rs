@@ -9,9 +9,9 @@
 
 use super::{Observation, Router, saved_before, write_atomic};
 use crate::driver::{BoxFuture, StepError};
-use cutover_planner::dag::Server;
+use cutover_planner::dag::{PlannedShift, Server};
 use serde_json::{Value, json};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -114,15 +114,108 @@ fn line_start(text: &str, at: usize) -> usize {
     text[..at].rfind('\n').map_or(0, |i| i + 1)
 }
 
-/// Rewrites the `server` directives of `upstream NAME { ... }` in `content`, or appends the
-/// block. Every other directive in the block, and everything outside it, is kept byte for byte;
-/// a server that stays keeps its other parameters (`max_fails=`, `backup`, ...), and only its
-/// `weight=` (and `down`) are cutover's. Servers of weight 0 are left out: nginx sends them
-/// nothing then.
+/// `addr` as cutover compares server addresses: `localhost` and `[::1]` are `127.0.0.1` (the
+/// containers listen on loopback, where they are one server), a missing port is nginx's 80,
+/// quotes and letter case do not count. Anything else (a hostname, `unix:`) is itself.
+pub fn same_addr(addr: &str) -> String {
+    let a = addr.trim_matches(|c| c == '"' || c == '\'').to_ascii_lowercase();
+    if a.starts_with("unix:") {
+        return a;
+    }
+    let (host, port) = match a.strip_prefix('[') {
+        Some(v6) => match v6.split_once(']') {
+            Some((h, rest)) => (format!("[{h}]"), rest.strip_prefix(':').unwrap_or("80").to_string()),
+            None => return a,
+        },
+        None => match a.rsplit_once(':') {
+            Some((h, p)) if !h.contains(':') => (h.to_string(), p.to_string()),
+            Some(_) => return a,
+            None => (a.clone(), "80".to_string()),
+        },
+    };
+    let host = match host.as_str() {
+        "localhost" | "[::1]" | "[0:0:0:0:0:0:0:1]" => "127.0.0.1".to_string(),
+        _ => host,
+    };
+    format!("{host}:{port}")
+}
+
+/// One `server` statement of an upstream block, as written.
+#[derive(Debug)]
+struct ServerStmt {
+    /// Bytes of the statement, from `server` to its `;` included.
+    span: (usize, usize),
+    /// Byte ranges of its words: `server`, the address, the parameters.
+    words: Vec<(usize, usize)>,
+}
+
+impl ServerStmt {
+    fn word<'a>(&self, text: &'a str, k: usize) -> Option<&'a str> {
+        self.words.get(k).map(|(a, b)| &text[*a..*b])
+    }
+
+    fn params<'a>(&self, text: &'a str) -> Vec<&'a str> {
+        self.words.iter().skip(2).map(|(a, b)| &text[*a..*b]).collect()
+    }
+
+    /// Whether the statement is alone on its lines: then it goes with its indentation and line
+    /// end. `block` is the byte range of the block's braces.
+    fn whole_lines(&self, text: &str, block: (usize, usize)) -> Option<(usize, usize)> {
+        let (a, b) = self.span;
+        let ls = line_start(text, a);
+        let le = text[b..].find('\n').map_or(text.len(), |i| b + i);
+        (text[ls..a].trim().is_empty() && ls > block.0 && text[b..le].trim().is_empty() && le < block.1).then(|| (ls, (le + 1).min(text.len())))
+    }
+}
+
+/// Parameters of a server line that say how cutover routes to it, not how nginx treats a
+/// server: cutover sets `weight=` and drops `down` when it gives the server traffic, and never
+/// copies them (nor a hostname's `resolve`/`service=`) to a new server's line.
+fn routing_param(p: &str) -> bool {
+    p.starts_with("weight=") || p.starts_with("service=") || matches!(p, "down" | "backup" | "resolve" | "drain")
+}
+
+/// The `server` statements between the block's braces (token indexes `open`, `close`).
+fn server_stmts(toks: &[(Tok, usize, usize)], text: &str, open: usize, close: usize) -> Vec<ServerStmt> {
+    let mut out = Vec::new();
+    let mut k = open + 1;
+    while k < close {
+        let start = k;
+        while k < close && toks[k].0 != Tok::Semi {
+            k += 1;
+        }
+        let words: Vec<(usize, usize)> = toks[start..k].iter().filter(|t| t.0 == Tok::Word).map(|t| (t.1, t.2)).collect();
+        if k < close && words.first().is_some_and(|(a, b)| &text[*a..*b] == "server") {
+            out.push(ServerStmt { span: (toks[start].1, toks[k].2), words });
+        }
+        k += 1;
+    }
+    out
+}
+
+/// The servers of an upstream block that the release does not manage (they stay as written):
+/// (address as written, its parameters).
+pub fn unmanaged(content: &str, upstream: &str, addrs: &[String]) -> Vec<(String, String)> {
+    let toks = tokens(content);
+    let Some((open, close)) = find_block(&toks, content, upstream) else { return Vec::new() };
+    let ours: BTreeSet<String> = addrs.iter().map(|a| same_addr(a)).collect();
+    server_stmts(&toks, content, open, close).iter().filter(|s| s.word(content, 1).is_none_or(|a| !ours.contains(&same_addr(a)))).map(|s| (s.word(content, 1).unwrap_or("").to_string(), s.params(content).join(" "))).collect()
+}
+
+/// Rewrites the servers of `upstream NAME { ... }` in `content` that the plan names (every
+/// address in `servers`, compared with [`same_addr`]), or appends the block. Everything else is
+/// kept byte for byte: other directives, comments, and every server the release does not manage
+/// (a `backup` maintenance server, another application's, one marked `down`).
+///
+/// Of a planned server's line, only `weight=` changes (and `down` goes when it gets traffic); its
+/// address as written and its other parameters (`max_fails=`, `fail_timeout=`, ...) stay. A
+/// planned server of weight 0 is left out (nginx has no weight 0). A planned server with no line
+/// yet gets one after the release's last line, with that line's indentation and the parameters
+/// of the release's first line (so `max_fails=1 fail_timeout=1s` outlive the old version).
 pub fn render(content: &str, upstream: &str, servers: &[Server]) -> Result<String, String> {
     let live: Vec<&Server> = servers.iter().filter(|s| s.weight > 0).collect();
     if live.is_empty() {
-        return Err(format!("upstream `{upstream}` would have no server with a weight above 0"));
+        return Err(format!("upstream `{upstream}` would have no server with a weight above 0; hint: every shift must leave at least one server with traffic"));
     }
     let toks = tokens(content);
     let Some((open, close)) = find_block(&toks, content, upstream) else {
@@ -137,73 +230,92 @@ pub fn render(content: &str, upstream: &str, servers: &[Server]) -> Result<Strin
         out.push_str("}\n");
         return Ok(out);
     };
-    // The block's `server` statements: byte ranges and the parameters worth keeping.
-    let mut removed: Vec<(usize, usize)> = Vec::new();
-    let mut params: std::collections::BTreeMap<String, Vec<String>> = Default::default();
-    let mut k = open + 1;
-    while k < close {
-        let start = k;
-        while k < close && toks[k].0 != Tok::Semi {
-            k += 1;
+    let planned: BTreeMap<String, &Server> = servers.iter().map(|s| (same_addr(&s.addr), s)).collect();
+    // The block's statements for the release's servers, each with its planned server.
+    let mut ours: Vec<(ServerStmt, &Server)> = Vec::new();
+    for st in server_stmts(&toks, content, open, close) {
+        let Some(p) = st.word(content, 1).and_then(|a| planned.get(&same_addr(a))) else { continue };
+        let written = st.word(content, 1).unwrap_or("");
+        if let Some((other, _)) = ours.iter().find(|(o, _)| same_addr(o.word(content, 1).unwrap_or("")) == same_addr(written)) {
+            return Err(format!("upstream `{upstream}` has two `server` lines for {} (`{}` and `{written}`): nginx would count it twice; hint: keep one of the two lines", p.addr, other.word(content, 1).unwrap_or("")));
         }
-        let words: Vec<&str> = toks[start..k].iter().filter(|t| t.0 == Tok::Word).map(|t| &content[t.1..t.2]).collect();
-        if words.first() == Some(&"server") && k < close {
-            removed.push((toks[start].1, toks[k].2));
-            if let Some(addr) = words.get(1) {
-                params.insert(addr.to_string(), words[2..].iter().filter(|p| !p.starts_with("weight=") && **p != "down").map(|p| p.to_string()).collect());
+        if st.params(content).contains(&"backup") {
+            return Err(format!("upstream `{upstream}`: the release's server `{written}` is marked `backup`, which gets traffic only when every other server is down, so no shift could move traffic to or from it; hint: remove `backup` from that line (a maintenance server on a port the release does not use may stay `backup`)"));
+        }
+        ours.push((st, p));
+    }
+    let block = (toks[open].1, toks[close].1);
+    let eol = if content.contains("\r\n") { "\r\n" } else { "\n" };
+    // A new server's line: the parameters of the release's first line, minus routing ones.
+    let inherited: String = ours.first().map(|(st, _)| st.params(content).into_iter().filter(|p| !routing_param(p)).map(|p| format!(" {p}")).collect()).unwrap_or_default();
+    let new: Vec<String> = live.iter().filter(|s| !ours.iter().any(|(_, p)| p.addr == s.addr)).map(|s| format!("server {} weight={}{inherited};", s.addr, s.weight)).collect();
+    // Edits as (from, to, replacement), in file order and not overlapping.
+    let mut edits: Vec<(usize, usize, String)> = Vec::new();
+    for (i, (st, p)) in ours.iter().enumerate() {
+        let lines = st.whole_lines(content, block);
+        let (from, to) = lines.unwrap_or(st.span);
+        let mut text = if p.weight == 0 { String::new() } else { content[from..st.span.0].to_string() + &set_weight(content, st, p.weight) + &content[st.span.1..to] };
+        if i + 1 == ours.len() && !new.is_empty() {
+            match lines {
+                Some(_) => {
+                    let indent = &content[from..st.span.0];
+                    new.iter().for_each(|l| text.push_str(&format!("{indent}{l}{eol}")));
+                }
+                None if text.is_empty() => text = new.join(" "),
+                None => text = format!("{text} {}", new.join(" ")),
             }
         }
-        k += 1;
+        // A statement that goes from inside a line takes the blanks after it along.
+        let to = if lines.is_none() && text.is_empty() { to + content[to..].len() - content[to..].trim_start_matches([' ', '\t']).len() } else { to };
+        edits.push((from, to, text));
     }
-    let eol = if content.contains("\r\n") { "\r\n" } else { "\n" };
-    let line_of = |s: &Server| {
-        let extra = params.get(&s.addr).map(|p| p.iter().map(|p| format!(" {p}")).collect::<String>()).unwrap_or_default();
-        format!("server {} weight={}{extra};", s.addr, s.weight)
-    };
-    let (close_at, open_at) = (toks[close].1, toks[open].1);
+    if ours.is_empty() {
+        let at = block.1;
+        let ls = line_start(content, at);
+        if content[ls..at].trim().is_empty() && ls > block.0 {
+            edits.push((ls, ls, new.iter().map(|l| format!("    {l}{eol}")).collect()));
+        } else {
+            let sep = if content[..at].ends_with(' ') { "" } else { " " };
+            edits.push((at, at, format!("{sep}{} ", new.join(" "))));
+        }
+    }
     let mut out = String::with_capacity(content.len() + 64);
     let mut pos = 0;
-    let mut inserted = false;
-    // On lines of their own, or inline where the block's servers shared a line.
-    let insert = |out: &mut String, own_line: bool| {
-        if own_line {
-            live.iter().for_each(|s| out.push_str(&format!("    {}{eol}", line_of(s))));
-        } else {
-            out.push_str(&live.iter().map(|s| line_of(s)).collect::<Vec<_>>().join(" "));
-        }
-    };
-    for (a, b) in &removed {
-        // A statement alone on its lines goes with its indentation and line end.
-        let ls = line_start(content, *a);
-        let own_start = content[ls..*a].trim().is_empty() && ls > open_at;
-        let le = content[*b..].find('\n').map_or(content.len(), |i| b + i);
-        let own_end = content[*b..le].trim().is_empty() && le < close_at;
-        let (from, to) = (if own_start { ls } else { *a }, if own_end { (le + 1).min(content.len()) } else { *b });
+    for (from, to, text) in edits {
         out.push_str(&content[pos..from]);
-        if !inserted {
-            insert(&mut out, own_start && own_end);
-            inserted = true;
-        }
+        out.push_str(&text);
         pos = to;
-    }
-    if !inserted {
-        let ls = line_start(content, close_at);
-        if content[ls..close_at].trim().is_empty() && ls > open_at {
-            out.push_str(&content[pos..ls]);
-            insert(&mut out, true);
-            pos = ls;
-        } else {
-            out.push_str(&content[pos..close_at]);
-            if !out.ends_with(' ') {
-                out.push(' ');
-            }
-            insert(&mut out, false);
-            out.push(' ');
-            pos = close_at;
-        }
     }
     out.push_str(&content[pos..]);
     Ok(out)
+}
+
+/// The statement `st` with its `weight=` set to `w` (in place, or after the address) and
+/// without `down`; every other byte as it was.
+fn set_weight(text: &str, st: &ServerStmt, w: u32) -> String {
+    let (a, b) = st.span;
+    let mut out = String::with_capacity(b - a + 12);
+    let mut pos = a;
+    let mut has_weight = false;
+    for (k, (wa, wb)) in st.words.iter().enumerate().skip(2) {
+        let word = &text[*wa..*wb];
+        if word.starts_with("weight=") {
+            out.push_str(&text[pos..*wa]);
+            out.push_str(&format!("weight={w}"));
+            pos = *wb;
+            has_weight = true;
+        } else if word == "down" {
+            // With the blank before it.
+            out.push_str(&text[pos..st.words[k - 1].1]);
+            pos = *wb;
+        }
+    }
+    out.push_str(&text[pos..b]);
+    if !has_weight {
+        let at = st.words[1].1 - a;
+        out.insert_str(at, &format!(" weight={w}"));
+    }
+    out
 }
 
 /// Runs `argv` (bounded by 30 s: a hung `nginx -t` must not hang the release); nginx's own
@@ -327,7 +439,7 @@ impl Router for Nginx {
             let file = this.upstream_file.clone();
             let before = saved_before(&state_dir, &key, || Ok(json!({ "router": "nginx", "file": file, "previous": read_opt(&file)? })))?;
             let current = read_opt(&file)?;
-            let new = render(current.as_deref().unwrap_or(""), &upstream, &servers).map_err(|m| StepError(format!("nginx: {m}")))?;
+            let new = render(current.as_deref().unwrap_or(""), &upstream, &servers).map_err(|m| StepError(format!("nginx: {}: {m}", file.display())))?;
             let took = match this.go_to(Some(&new)).await {
                 Ok(took) => took,
                 Err(e) => {
@@ -382,7 +494,7 @@ impl Router for Nginx {
         })
     }
 
-    fn check(&self, upstreams: Vec<(String, Vec<String>)>) -> BoxFuture<Result<String, StepError>> {
+    fn check(&self, upstreams: Vec<(String, Vec<String>)>, shifts: Vec<PlannedShift>) -> BoxFuture<Result<String, StepError>> {
         let this = self.clone();
         Box::pin(async move {
             let master = this.master()?;
@@ -390,8 +502,28 @@ impl Router for Nginx {
             if let Some(log) = &this.access_log {
                 std::fs::metadata(log).map_err(|e| StepError(format!("nginx: the access log {} is not readable: {e}", log.display())))?;
             }
-            let names: Vec<&str> = upstreams.iter().map(|(u, _)| u.as_str()).collect();
-            Ok(format!("nginx master {master}, config valid; upstream file {} (upstreams: {})", this.upstream_file.display(), names.join(", ")))
+            let file = this.upstream_file.display();
+            let content = read_opt(&this.upstream_file)?.unwrap_or_default();
+            // Every planned shift, in order, on a copy: a line cutover cannot manage is found now,
+            // not after the migrations ran.
+            let mut sim = content.clone();
+            for sh in &shifts {
+                sim = render(&sim, &sh.upstream, &sh.servers).map_err(|m| StepError(format!("nginx: {file}: step {} would fail: {m}", sh.step)))?;
+            }
+            let mut detail = format!("nginx master {master}, config valid; upstream file {file}");
+            for (u, addrs) in &upstreams {
+                let others = unmanaged(&content, u, addrs);
+                if others.is_empty() {
+                    continue;
+                }
+                let list = others.iter().map(|(a, p)| if p.is_empty() { format!("`{a}`") } else { format!("`{a} {p}`") }).collect::<Vec<_>>().join(", ");
+                let serving = others.iter().filter(|(_, p)| !p.split_whitespace().any(|w| w == "backup" || w == "down")).count();
+                detail.push_str(&format!("; upstream `{u}` keeps {} server(s) the release does not manage, as written: {list}", others.len()));
+                if serving > 0 {
+                    detail.push_str(&format!(" ({serving} of them neither `backup` nor `down`: they keep taking a share of the traffic at every step)"));
+                }
+            }
+            Ok(detail)
         })
     }
 }
@@ -418,6 +550,8 @@ pub struct Scan {
 impl Scan {
     /// Starts reading at byte `offset`.
     pub fn new(offset: u64, canary: Vec<String>) -> Self {
+        // nginx logs the address it connected to: `localhost:3334` in the file is `127.0.0.1:3334` here.
+        let canary = canary.iter().map(|a| same_addr(a)).collect();
         Self { offset, file_id: None, partial: Vec::new(), canary, requests: 0, errors: 0, times: Vec::new() }
     }
 
@@ -455,7 +589,7 @@ impl Scan {
         let (addrs, statuses) = (attempts("upstream"), attempts("upstream_status"));
         let mut any = false;
         for (i, addr) in addrs.iter().enumerate() {
-            if self.canary.contains(addr) {
+            if self.canary.contains(&same_addr(addr)) {
                 any = true;
                 self.requests += 1;
                 if statuses.get(i).and_then(|s| s.parse::<u16>().ok()).is_none_or(|s| s >= 500) {
@@ -503,22 +637,102 @@ mod tests {
     fn render_handles_comments_one_line_blocks_continued_lines_and_server_parameters() {
         // A `}` in a comment does not end the block; the comment stays.
         let c = "upstream api {\n    # was: server 10.0.0.9:80; }\n    server 127.0.0.1:3333 weight=100 max_fails=3 fail_timeout=5s;\n}\n";
-        assert_eq!(render(c, "api", &[s("127.0.0.1:3333", 90), s("127.0.0.1:3334", 10)]).unwrap(), "upstream api {\n    # was: server 10.0.0.9:80; }\n    server 127.0.0.1:3333 weight=90 max_fails=3 fail_timeout=5s;\n    server 127.0.0.1:3334 weight=10;\n}\n");
+        // The new server takes the release's parameters.
+        assert_eq!(render(c, "api", &[s("127.0.0.1:3333", 90), s("127.0.0.1:3334", 10)]).unwrap(), "upstream api {\n    # was: server 10.0.0.9:80; }\n    server 127.0.0.1:3333 weight=90 max_fails=3 fail_timeout=5s;\n    server 127.0.0.1:3334 weight=10 max_fails=3 fail_timeout=5s;\n}\n");
         // One line: other directives survive.
         let c = "upstream api { server 127.0.0.1:3333; keepalive 8; }\n";
-        assert_eq!(render(c, "api", &[s("127.0.0.1:3334", 100)]).unwrap(), "upstream api { server 127.0.0.1:3334 weight=100; keepalive 8; }\n");
+        assert_eq!(render(c, "api", &[s("127.0.0.1:3333", 0), s("127.0.0.1:3334", 100)]).unwrap(), "upstream api { server 127.0.0.1:3334 weight=100; keepalive 8; }\n");
         // A server directive over two lines goes as a whole.
         let c = "upstream api{\n    server 127.0.0.1:3333\n        weight=100;\n    keepalive 4;\n}\n";
-        assert_eq!(render(c, "api", &[s("127.0.0.1:3334", 100)]).unwrap(), "upstream api{\n    server 127.0.0.1:3334 weight=100;\n    keepalive 4;\n}\n");
+        assert_eq!(render(c, "api", &[s("127.0.0.1:3333", 0), s("127.0.0.1:3334", 100)]).unwrap(), "upstream api{\n    server 127.0.0.1:3334 weight=100;\n    keepalive 4;\n}\n");
         // Another upstream whose name starts the same is not touched; `down` is cutover's.
         let c = "upstream api2 {\n    server 10.0.0.1:80;\n}\nupstream api {\n    server 127.0.0.1:3333 down;\n}\n";
         assert_eq!(render(c, "api", &[s("127.0.0.1:3333", 5)]).unwrap(), "upstream api2 {\n    server 10.0.0.1:80;\n}\nupstream api {\n    server 127.0.0.1:3333 weight=5;\n}\n");
-        // `#` inside a word is not a comment (as in nginx); CRLF files get CRLF lines.
+        // `#` inside a word is not a comment (as in nginx); CRLF files get CRLF lines; a server
+        // the plan does not name stays.
         let c = "upstream api {\r\n    server unix:/run/a#1.sock;\r\n}\r\n";
-        assert_eq!(render(c, "api", &[s("127.0.0.1:1", 1)]).unwrap(), "upstream api {\r\n    server 127.0.0.1:1 weight=1;\r\n}\r\n");
+        assert_eq!(render(c, "api", &[s("127.0.0.1:1", 1)]).unwrap(), "upstream api {\r\n    server unix:/run/a#1.sock;\r\n    server 127.0.0.1:1 weight=1;\r\n}\r\n");
         // A block without servers gets them before its closing brace.
         let c = "upstream api {\n    keepalive 4;\n}\n";
         assert_eq!(render(c, "api", &[s("127.0.0.1:1", 1)]).unwrap(), "upstream api {\n    keepalive 4;\n    server 127.0.0.1:1 weight=1;\n}\n");
+    }
+
+    #[test]
+    fn same_addr_treats_loopback_spellings_as_one() {
+        for a in ["127.0.0.1:21100", "localhost:21100", "LocalHost:21100", "[::1]:21100", "\"localhost:21100\""] {
+            assert_eq!(same_addr(a), "127.0.0.1:21100", "{a}");
+        }
+        assert_eq!(same_addr("localhost"), "127.0.0.1:80");
+        assert_ne!(same_addr("app.internal:21100"), "127.0.0.1:21100");
+        assert_ne!(same_addr("127.0.0.1:21101"), "127.0.0.1:21100");
+        assert_eq!(same_addr("unix:/run/app.sock"), "unix:/run/app.sock");
+    }
+
+    /// The field case: a hostname line with parameters, a `backup` maintenance server.
+    #[test]
+    fn render_changes_only_the_release_servers_and_keeps_their_parameters() {
+        let c = "upstream api {\n    server localhost:21100 max_fails=1 fail_timeout=1s;\n    server 127.0.0.1:21190 backup;\n    keepalive 16;\n}\n";
+        let at50 = render(c, "api", &[s("127.0.0.1:21100", 50), s("127.0.0.1:21101", 50)]).unwrap();
+        assert_eq!(at50, "upstream api {\n    server localhost:21100 weight=50 max_fails=1 fail_timeout=1s;\n    server 127.0.0.1:21101 weight=50 max_fails=1 fail_timeout=1s;\n    server 127.0.0.1:21190 backup;\n    keepalive 16;\n}\n");
+        let at100 = render(&at50, "api", &[s("127.0.0.1:21100", 0), s("127.0.0.1:21101", 100)]).unwrap();
+        assert_eq!(at100, "upstream api {\n    server 127.0.0.1:21101 weight=100 max_fails=1 fail_timeout=1s;\n    server 127.0.0.1:21190 backup;\n    keepalive 16;\n}\n");
+        // The next release finds its parameters on the line the last one left.
+        let next = render(&at100, "api", &[s("127.0.0.1:21101", 90), s("127.0.0.1:21100", 10)]).unwrap();
+        assert!(next.contains("server 127.0.0.1:21100 weight=10 max_fails=1 fail_timeout=1s;\n"), "{next}");
+    }
+
+    #[test]
+    fn render_keeps_servers_it_does_not_manage_byte_for_byte() {
+        // Another app's server, a `down` one, a hostname with `resolve`, a unix socket, odd
+        // spacing and a comment: none of them is the release's.
+        let others = ["server 127.0.0.1:9000   weight=5 max_conns=10; # billing", "server 127.0.0.1:21102 down;", "server app.internal:21100 resolve;", "server unix:/run/x.sock backup;"];
+        let c = format!("upstream api {{\n    zone api 64k;\n    {}\n    server [::1]:21100 weight=100 max_conns=50 slow_start=30s;\n    {}\n    {}\n    {}\n}}\n", others[0], others[1], others[2], others[3]);
+        for step in [vec![s("127.0.0.1:21100", 75), s("127.0.0.1:21101", 25)], vec![s("127.0.0.1:21100", 0), s("127.0.0.1:21101", 100)]] {
+            let out = render(&c, "api", &step).unwrap();
+            for o in others {
+                assert!(out.contains(&format!("\n    {o}\n")), "{o} is kept as written:\n{out}");
+            }
+            assert!(out.contains("    zone api 64k;\n"), "{out}");
+            let w = step[1].weight;
+            assert!(out.contains(&format!("    server 127.0.0.1:21101 weight={w} max_conns=50 slow_start=30s;\n")), "{out}");
+        }
+        let out = render(&c, "api", &[s("127.0.0.1:21100", 75), s("127.0.0.1:21101", 25)]).unwrap();
+        assert!(out.contains("    server [::1]:21100 weight=75 max_conns=50 slow_start=30s;\n"), "the address stays as written:\n{out}");
+    }
+
+    #[test]
+    fn render_gives_a_down_server_of_the_release_its_weight_and_refuses_what_it_cannot_manage() {
+        // A slot kept `down` until release day: it loses `down` when it gets traffic, keeps the rest.
+        let c = "upstream api {\n    server 127.0.0.1:21100;\n    server 127.0.0.1:21101 down max_fails=2;\n}\n";
+        assert_eq!(render(c, "api", &[s("127.0.0.1:21100", 50), s("127.0.0.1:21101", 50)]).unwrap(), "upstream api {\n    server 127.0.0.1:21100 weight=50;\n    server 127.0.0.1:21101 weight=50 max_fails=2;\n}\n");
+        // Two lines for one server: nginx would count it twice.
+        let e = render("upstream api {\n    server localhost:21100;\n    server 127.0.0.1:21100;\n}\n", "api", &[s("127.0.0.1:21100", 50), s("127.0.0.1:21101", 50)]).unwrap_err();
+        assert!(e.contains("two `server` lines for 127.0.0.1:21100 (`localhost:21100` and `127.0.0.1:21100`)") && e.contains("hint:"), "{e}");
+        // The release's own server marked `backup` would never take the traffic planned for it.
+        let e = render("upstream api {\n    server 127.0.0.1:21100;\n    server 127.0.0.1:21101 backup;\n}\n", "api", &[s("127.0.0.1:21100", 50), s("127.0.0.1:21101", 50)]).unwrap_err();
+        assert!(e.contains("`127.0.0.1:21101` is marked `backup`") && e.contains("hint:"), "{e}");
+        // Inherited parameters never include how a server is routed.
+        let c = "upstream api {\n    server localhost:21100 max_fails=1 down;\n}\n";
+        let out = render(c, "api", &[s("127.0.0.1:21100", 0), s("127.0.0.1:21101", 100)]).unwrap();
+        assert_eq!(out, "upstream api {\n    server 127.0.0.1:21101 weight=100 max_fails=1;\n}\n");
+    }
+
+    #[test]
+    fn render_on_one_line_and_next_to_comments() {
+        let c = "upstream api { server localhost:21100; server 127.0.0.1:21190 backup; }\n";
+        let at50 = render(c, "api", &[s("127.0.0.1:21100", 50), s("127.0.0.1:21101", 50)]).unwrap();
+        assert_eq!(at50, "upstream api { server localhost:21100 weight=50; server 127.0.0.1:21101 weight=50; server 127.0.0.1:21190 backup; }\n");
+        assert_eq!(render(&at50, "api", &[s("127.0.0.1:21100", 0), s("127.0.0.1:21101", 100)]).unwrap(), "upstream api { server 127.0.0.1:21101 weight=100; server 127.0.0.1:21190 backup; }\n");
+        // A comment on the line of a server that goes: the comment stays.
+        let c = "upstream api {\n    server 127.0.0.1:21100; # v1\n    server 127.0.0.1:21190 backup; # maintenance\n}\n";
+        let out = render(c, "api", &[s("127.0.0.1:21100", 0), s("127.0.0.1:21101", 100)]).unwrap();
+        assert_eq!(out, "upstream api {\n    server 127.0.0.1:21101 weight=100; # v1\n    server 127.0.0.1:21190 backup; # maintenance\n}\n");
+    }
+
+    #[test]
+    fn unmanaged_lists_the_servers_a_release_leaves_alone() {
+        let c = "upstream api {\n    server localhost:21100 max_fails=1;\n    server 127.0.0.1:21190 backup;\n}\n";
+        assert_eq!(unmanaged(c, "api", &["127.0.0.1:21100".into(), "127.0.0.1:21101".into()]), vec![("127.0.0.1:21190".to_string(), "backup".to_string())]);
     }
 
     #[test]
@@ -554,6 +768,9 @@ mod tests {
         )).unwrap();
         let obs = scan(&log, 0, &["127.0.0.1:3334".into()]).unwrap();
         assert_eq!((obs.requests, obs.errors), (2, 1));
+        // A canary line written `localhost:3334` or `[::1]:3334` is logged by the address nginx used.
+        std::fs::write(&log, "{\"upstream\":\"[::1]:3334\",\"upstream_status\":\"200\",\"request_time\":0.1}\n").unwrap();
+        assert_eq!(scan(&log, 0, &["localhost:3334".into()]).unwrap().requests, 1);
         assert_eq!(obs.latency, Some(Duration::from_secs_f64(0.030)));
     }
 }
