@@ -71,19 +71,59 @@ pub enum ExecError {
         why: String,
     },
     /// I/O.
-    #[error("{}: {source}", path.display())]
+    #[error("{}: {}", path.display(), io_cause(source))]
     Io {
         /// The file.
         path: PathBuf,
         /// The error.
         source: std::io::Error,
     },
+    /// A file-system operation of the state directory failed: `action` says which.
+    #[error("{}: cannot {action}: {}", path.display(), io_cause(source))]
+    File {
+        /// The file or directory.
+        path: PathBuf,
+        /// What cutover was doing, as a verb phrase ("create the run directory").
+        action: String,
+        /// The error.
+        source: std::io::Error,
+    },
+}
+
+/// The cause of an I/O error in words: the operating system's own text, which names the real
+/// cause ("Permission denied", "No space left on device") and its errno.
+pub fn io_cause(e: &std::io::Error) -> String {
+    e.to_string()
+}
+
+/// What to do about an I/O error, by its kind.
+pub fn io_hint(e: &std::io::Error) -> String {
+    use std::io::ErrorKind as K;
+    match e.kind() {
+        K::NotFound => "check the path; `--state-dir` (or CUTOVER_STATE_DIR) says where runs live, and `cutover runs` lists them".into(),
+        K::PermissionDenied => format!(
+            "the user running cutover (uid {}) needs read and write access to the state directory and everything in it: fix the owner or mode (`ls -ld` on the path), or choose another one with --state-dir",
+            unsafe { libc::geteuid() }
+        ),
+        K::ReadOnlyFilesystem => "the file system is mounted read-only: remount it read-write, or choose another state directory with --state-dir".into(),
+        K::StorageFull | K::QuotaExceeded | K::FileTooLarge => {
+            "the disk (or your quota) is full: free space on it (`df -h` on the path) and run the same command again; what was written before this point is intact".into()
+        }
+        K::IsADirectory => "a directory is where cutover expects a file: move it away (cutover never deletes it)".into(),
+        K::NotADirectory => "a file is where cutover expects a directory: move it away or choose another state directory with --state-dir".into(),
+        _ => "check the file system (`dmesg` may say more), then run the same command again".into(),
+    }
 }
 
 impl ExecError {
     /// An I/O error on `path`.
     pub fn io(path: &Path, source: std::io::Error) -> Self {
         ExecError::Io { path: path.to_path_buf(), source }
+    }
+
+    /// An I/O error on `path` while doing `action` (a verb phrase: "create the run directory").
+    pub fn file(action: impl Into<String>, path: &Path, source: std::io::Error) -> Self {
+        ExecError::File { path: path.to_path_buf(), action: action.into(), source }
     }
 
     /// What to do about it.
@@ -97,7 +137,10 @@ impl ExecError {
             ExecError::InDoubt { step } => format!("check by hand whether `{step}` took effect. If it did not, run `cutover resume RUN --retry {step}`. To let cutover decide next time, give the command a `probe` argv in the spec or mark it `idempotent`"),
             ExecError::NoSuchRun { .. } => "`cutover runs` lists the runs of this state directory (`--state-dir` or CUTOVER_STATE_DIR)".into(),
             ExecError::NoDriver { .. } => "`cutover apply SPEC --dry-run` walks the whole plan without side effects; real PostgreSQL, Docker and router steps arrive with their drivers".into(),
-            ExecError::Log(LogError::Corrupt { .. }) => "the log is the record of what was done: do not delete it. Inspect the listed offset; `cutover status` works on a copy truncated before it".into(),
+            ExecError::Log(e) => e.hint(),
+            ExecError::Damaged { .. } => "cutover writes a run's plan.json once, when the run starts, and never changes it: restore the file (from a backup of the state directory); `cutover log RUN` lists what the run did".into(),
+            ExecError::Replay { .. } => "every record is intact but they contradict each other, as happens when another cutover version wrote them: use that version, and keep the file".into(),
+            ExecError::Io { source, .. } | ExecError::File { source, .. } => io_hint(source),
             _ => return None,
         })
     }

@@ -75,11 +75,12 @@ pub async fn attach(backend: &Backend, store: &Store, run: &str, command: &str, 
             let lock = lock_run(&dir, command)?;
             let path = dir.join(LOG_FILE);
             let contents = read_log(&path)?;
-            if let Some(torn) = &contents.torn {
-                reporter.notice(&format!("the log ended in a torn record ({} bytes, from a crash mid-write); it was cut off and kept in {}.torn-{}", torn.len(), path.display(), contents.valid_len));
-            }
-            let writer = LogWriter::open(&path, &contents).map_err(|e| ExecError::io(&path, e))?;
+            // The plan first: a run that cannot continue is left exactly as it was.
             let plan = read_plan(&dir)?;
+            let (writer, kept) = LogWriter::open(&path, &contents)?;
+            if let (Some(torn), Some(kept)) = (&contents.torn, kept) {
+                reporter.notice(&crate::log::torn_notice(torn, &kept));
+            }
             (dir, Sink::File { writer, lock }, contents, plan)
         }
         Backend::Postgres(pg) => {

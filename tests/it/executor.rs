@@ -498,6 +498,37 @@ pub fn a_torn_tail_is_cut_and_the_run_continues() {
     assert_eq!(std::fs::read(&log).unwrap(), bytes);
 }
 
+/// What a power loss leaves when the file's new size reached the disk before its bytes: zeros after
+/// the last record, of any length. The resume cuts them off, keeps them in the file it names, and
+/// the run finishes.
+pub fn a_tail_of_zeros_is_cut_and_the_run_continues() {
+    for zeros in [1, 17, 120, 4096] {
+        let dir = release("", "rollback");
+        let out = cutover(dir.path(), &["apply", "spec.toml"], &[("CUTOVER_CRASH_AFTER_EFFECT", "command/b")]);
+        assert_eq!(out.status.code(), None, "{}", transcript(&out));
+        let run = run_id(dir.path());
+        let log = dir.path().join(".cutover/runs").join(&run).join("events.log");
+        let mut bytes = std::fs::read(&log).unwrap();
+        let valid = bytes.len();
+        bytes.resize(valid + zeros, 0);
+        std::fs::write(&log, &bytes).unwrap();
+        let status = cutover(dir.path(), &["status", &run], &[]);
+        assert_eq!(status.status.code(), Some(0), "{zeros}: {}", transcript(&status));
+        assert!(String::from_utf8_lossy(&status.stdout).contains(&format!("torn record ({zeros} bytes)")), "{zeros}: {}", transcript(&status));
+        let out = cutover(dir.path(), &["resume", &run], &[]);
+        assert_no_panic(&out);
+        assert_eq!(out.status.code(), Some(0), "{zeros}: {}", transcript(&out));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("later record"), "{zeros}: {stderr}");
+        // The notice names the file the zeros were kept in, and that file holds them.
+        let kept = format!("{}.torn-{valid}", log.display());
+        assert!(stderr.contains(&format!("torn record of {zeros} zero bytes")) && stderr.contains(&format!("kept in {kept}")), "{zeros}: {stderr}");
+        assert_eq!(std::fs::read(&kept).unwrap(), vec![0u8; zeros], "{zeros}");
+        assert_eq!(journal(dir.path()), forward_journal(), "{zeros}");
+        assert_clean_log(dir.path(), &run, false);
+    }
+}
+
 pub fn ctrl_c_lets_the_running_step_finish_and_leaves_the_run_resumable() {
     for signals in [1, 2] {
         // Step a takes a while; the signal arrives while it runs.
@@ -613,6 +644,11 @@ mod files {
     #[test]
     fn a_torn_tail_is_cut_and_the_run_continues() {
         super::a_torn_tail_is_cut_and_the_run_continues();
+    }
+
+    #[test]
+    fn a_tail_of_zeros_is_cut_and_the_run_continues() {
+        super::a_tail_of_zeros_is_cut_and_the_run_continues();
     }
 }
 
