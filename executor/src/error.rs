@@ -16,6 +16,17 @@ pub enum ExecError {
         /// Who holds it.
         holder: Option<Holder>,
     },
+    /// Another executor holds the run: the kernel names its process, which has not written its
+    /// details (command, host, since when) to the run's holder file yet.
+    #[error("run {run} is held by pid {pid} (`{cmdline}`), which has not written its details yet")]
+    LockedByPid {
+        /// Run id.
+        run: String,
+        /// The holder's process id.
+        pid: u32,
+        /// Its command line (passwords in URLs removed).
+        cmdline: String,
+    },
     /// The run's spec or migrations changed since it started.
     #[error("the plan changed since run {run} started (plan {old} → {new}); changed steps: {}", changed.join(", "))]
     PlanChanged {
@@ -41,6 +52,12 @@ pub enum ExecError {
         run: String,
         /// Where runs live.
         runs_dir: PathBuf,
+    },
+    /// A run directory without its event log.
+    #[error("{}: the run has no event log (events.log is missing); cutover creates it right after the run directory, so either the process that started the run stopped in between (then no step ran) or the file was removed", dir.display())]
+    NoLog {
+        /// The run directory.
+        dir: PathBuf,
     },
     /// This build has no driver for some step kinds of the plan.
     #[error("this build of cutover cannot run {} step(s) yet: {}", kinds.len(), kinds.join(", "))]
@@ -133,11 +150,13 @@ impl ExecError {
                 Some(h) => format!("wait for pid {} to finish, or stop it; the lock is released the moment that process exits, even on kill -9", h.pid),
                 None => "wait for the other process to finish; the lock is released when it exits".into(),
             },
+            ExecError::LockedByPid { pid, .. } => format!("wait for pid {pid} to finish, or stop it; the lock is released the moment that process exits, even on kill -9"),
             ExecError::PlanChanged { .. } => "restore the spec and migrations the run started with (e.g. `git checkout`), or roll this run back with `cutover rollback RUN` (it uses the recorded plan) and start a new one".into(),
             ExecError::InDoubt { step } => format!("check by hand whether `{step}` took effect. If it did not, run `cutover resume RUN --retry {step}`. To let cutover decide next time, give the command a `probe` argv in the spec or mark it `idempotent`"),
             ExecError::NoSuchRun { .. } => "`cutover runs` lists the runs of this state directory (`--state-dir` or CUTOVER_STATE_DIR)".into(),
             ExecError::NoDriver { .. } => "`cutover apply SPEC --dry-run` walks the whole plan without side effects; real PostgreSQL, Docker and router steps arrive with their drivers".into(),
             ExecError::Log(e) => e.hint(),
+            ExecError::NoLog { .. } => "if the run never started, start a new one with `cutover apply`; if events.log was removed, restore it from a backup of the state directory: without it cutover cannot know what the run did".into(),
             ExecError::Damaged { .. } => "cutover writes a run's plan.json once, when the run starts, and never changes it: restore the file (from a backup of the state directory); `cutover log RUN` lists what the run did".into(),
             ExecError::Replay { .. } => "every record is intact but they contradict each other, as happens when another cutover version wrote them: use that version, and keep the file".into(),
             ExecError::Io { source, .. } | ExecError::File { source, .. } => io_hint(source),

@@ -338,6 +338,53 @@ pub fn two_executors_on_one_run_then_kill_9_of_the_holder() {
     assert_clean_log(dir.path(), &run, false);
 }
 
+/// A run whose `apply` was killed by kill -9, then two `resume`s started together, many times:
+/// exactly one proceeds, and the other's refusal names that one (its pid), never the dead apply
+/// nor "another process". The winner's details are written only after it takes the lock, so the
+/// loser must ask the kernel who holds it.
+pub fn a_refusal_names_the_live_holder_never_a_dead_one() {
+    let dir = release("sleep 0.05; ", "rollback");
+    let (mut right, mut rounds) = (0, 0);
+    for round in 0..12 {
+        let _ = std::fs::remove_dir_all(dir.path().join(".cutover"));
+        let _ = std::fs::remove_file(dir.path().join("journal"));
+        let mut apply = command_for(dir.path()).args(["apply", "spec.toml", "--format", "quiet"]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+        // Kill it once its first command has started (its `step_started` is on disk).
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::time::Instant::now() < deadline {
+            let log = std::fs::read_dir(dir.path().join(".cutover/runs")).ok().and_then(|mut d| d.next()).map(|e| e.unwrap().path().join("events.log"));
+            if log.and_then(|l| std::fs::read(l).ok()).is_some_and(|b| String::from_utf8_lossy(&b).contains("command/a")) {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+        let dead = apply.id();
+        unsafe { libc::kill(dead as i32, libc::SIGKILL) };
+        apply.wait().unwrap();
+        let run = run_id(dir.path());
+        let spawn = || command_for(dir.path()).args(["resume", &run]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+        let (r1, r2) = (spawn(), spawn());
+        let (p1, p2) = (r1.id(), r2.id());
+        let (o1, o2) = (r1.wait_with_output().unwrap(), r2.wait_with_output().unwrap());
+        assert_no_panic(&o1);
+        assert_no_panic(&o2);
+        let (winner, loser) = match (o1.status.code(), o2.status.code()) {
+            (Some(0), Some(1)) => (p1, &o2),
+            (Some(1), Some(0)) => (p2, &o1),
+            // Each resume runs for 0.15 s at least: both proceeding means the lock failed.
+            (Some(0), Some(0)) => panic!("round {round}: both resumes proceeded:\n{}\n{}", transcript(&o1), transcript(&o2)),
+            _ => panic!("round {round}:\n{}\n{}", transcript(&o1), transcript(&o2)),
+        };
+        rounds += 1;
+        let stderr = String::from_utf8_lossy(&loser.stderr);
+        assert!(!stderr.contains(&format!("pid {dead} ")) && !stderr.contains(&format!("pid {dead})")), "round {round}: the refusal names the killed apply {dead}:\n{stderr}");
+        assert!(stderr.contains(&format!("pid {winner} ")), "round {round}: the refusal does not name the holder {winner}:\n{stderr}");
+        assert!(stderr.contains("hint: wait for pid"), "{stderr}");
+        right += 1;
+    }
+    assert_eq!(right, rounds);
+}
+
 fn wait_for_run(dir: &Path) -> String {
     for _ in 0..500 {
         if let Ok(mut d) = std::fs::read_dir(dir.join(".cutover/runs"))
@@ -614,6 +661,11 @@ mod files {
     #[test]
     fn resume_refuses_an_edited_spec_naming_the_changed_step() {
         super::resume_refuses_an_edited_spec_naming_the_changed_step();
+    }
+
+    #[test]
+    fn a_refusal_names_the_live_holder_never_a_dead_one() {
+        super::a_refusal_names_the_live_holder_never_a_dead_one();
     }
 
     #[test]
