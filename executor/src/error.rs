@@ -119,7 +119,7 @@ pub fn io_hint(e: &std::io::Error) -> String {
     match e.kind() {
         K::NotFound => "check the path; `--state-dir` (or CUTOVER_STATE_DIR) says where runs live, and `cutover runs` lists them".into(),
         K::PermissionDenied => format!(
-            "the user running cutover (uid {}) needs read and write access to the state directory and everything in it: fix the owner or mode (`ls -ld` on the path), or choose another one with --state-dir",
+            "the user running cutover (uid {}) may not do this: fix the owner or mode (`ls -ld` on the path and its directory), or choose another state directory with --state-dir (apply, resume and rollback write in it; status, log and runs only read)",
             unsafe { libc::geteuid() }
         ),
         K::ReadOnlyFilesystem => "the file system is mounted read-only: remount it read-write, or choose another state directory with --state-dir".into(),
@@ -157,7 +157,7 @@ impl ExecError {
             ExecError::NoDriver { .. } => "`cutover apply SPEC --dry-run` walks the whole plan without side effects; real PostgreSQL, Docker and router steps arrive with their drivers".into(),
             ExecError::Log(e) => e.hint(),
             ExecError::NoLog { .. } => "if the run never started, start a new one with `cutover apply`; if events.log was removed, restore it from a backup of the state directory: without it cutover cannot know what the run did".into(),
-            ExecError::Damaged { .. } => "cutover writes a run's plan.json once, when the run starts, and never changes it: restore the file (from a backup of the state directory); `cutover log RUN` lists what the run did".into(),
+            ExecError::Damaged { .. } => "cutover writes a run's plan.json once, when the run starts, and never changes it; without it the run's steps are unknown: restore the file from a backup of the state directory".into(),
             ExecError::Replay { .. } => "every record is intact but they contradict each other, as happens when another cutover version wrote them: use that version, and keep the file".into(),
             ExecError::Io { source, .. } | ExecError::File { source, .. } => io_hint(source),
             _ => return None,

@@ -116,7 +116,7 @@ impl LogError {
     pub fn hint(&self) -> String {
         match self {
             LogError::Io { source, .. } => crate::error::io_hint(source),
-            LogError::NotALog { .. } => "pass a run id (`cutover runs` lists them), a run directory, or the `events.log` inside one; a run whose log was never written cannot be resumed: start a new one with `cutover apply`".into(),
+            LogError::NotALog { .. } => "cutover writes a log's first bytes before the file appears (written, synced, then renamed into place), so something else emptied or replaced this file: restore it from a backup of the state directory; if you passed a path, pass a run id (`cutover runs` lists them), a run directory or its events.log".into(),
             LogError::Version { .. } => "use the cutover release that wrote this run to resume, roll back or read it".into(),
             LogError::Header { .. } => "cutover writes a log's header before the log file appears, so something else damaged or truncated it: keep the file; the run's steps are listed in `plan.json` beside it, check them by hand".into(),
             LogError::Corrupt { offset, .. } => format!(
