@@ -113,6 +113,10 @@ pub fn io_cause(e: &std::io::Error) -> String {
     e.to_string()
 }
 
+fn is_full(e: &std::io::Error) -> bool {
+    matches!(e.kind(), std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded | std::io::ErrorKind::FileTooLarge)
+}
+
 /// What to do about an I/O error, by its kind.
 pub fn io_hint(e: &std::io::Error) -> String {
     use std::io::ErrorKind as K;
@@ -123,9 +127,7 @@ pub fn io_hint(e: &std::io::Error) -> String {
             unsafe { libc::geteuid() }
         ),
         K::ReadOnlyFilesystem => "the file system is mounted read-only: remount it read-write, or choose another state directory with --state-dir".into(),
-        K::StorageFull | K::QuotaExceeded | K::FileTooLarge => {
-            "the disk (or your quota) is full: free space on it (`df -h` on the path) and run the same command again; what was written before this point is intact".into()
-        }
+        K::StorageFull | K::QuotaExceeded | K::FileTooLarge => "the disk (or your quota) is full: free space on it (`df -h` on the path), then run the command again".into(),
         K::IsADirectory => "a directory is where cutover expects a file: move it away (cutover never deletes it)".into(),
         K::NotADirectory => "a file is where cutover expects a directory: move it away or choose another state directory with --state-dir".into(),
         _ => "check the file system (`dmesg` may say more), then run the same command again".into(),
@@ -159,6 +161,10 @@ impl ExecError {
             ExecError::NoLog { .. } => "if the run never started, start a new one with `cutover apply`; if events.log was removed, restore it from a backup of the state directory: without it cutover cannot know what the run did".into(),
             ExecError::Damaged { .. } => "cutover writes a run's plan.json once, when the run starts, and never changes it; without it the run's steps are unknown: restore the file from a backup of the state directory".into(),
             ExecError::Replay { .. } => "every record is intact but they contradict each other, as happens when another cutover version wrote them: use that version, and keep the file".into(),
+            // A run stopped by a failed append continues where it stopped, not from the start.
+            ExecError::File { action, source, .. } if action.starts_with("append") && is_full(source) => {
+                "the disk (or your quota) is full: free space on it (`df -h` on the path), then `cutover resume RUN` continues the run; every event before this one is on disk, and a partly written one is cut off and kept aside".into()
+            }
             ExecError::Io { source, .. } | ExecError::File { source, .. } => io_hint(source),
             _ => return None,
         })

@@ -493,7 +493,7 @@ pub fn torn_notice(torn: &[u8], kept: &Path) -> String {
     if torn.iter().all(|&b| b == 0) {
         format!("the log ended in a torn record of {n} zero bytes (a crash after the file's new size reached the disk, before its data did); they were cut off and kept in {kept}")
     } else {
-        format!("the log ended in a torn record ({n} bytes, from a crash mid-write); they were cut off and kept in {kept}")
+        format!("the log ended in a torn record ({n} bytes: a write that did not finish, from a crash or a full disk); they were cut off and kept in {kept}")
     }
 }
 

@@ -10,3 +10,4 @@ mod plan_cli;
 mod routers;
 mod postgres_steps;
 mod stack;
+mod state_errors;
