@@ -65,6 +65,14 @@ pub enum ExecError {
         /// Step kinds without a driver.
         kinds: Vec<String>,
     },
+    /// Refused, with what to do about it (messages built where the cause is known).
+    #[error("{message}")]
+    Refused {
+        /// What is wrong, naming where.
+        message: String,
+        /// What to do.
+        hint: String,
+    },
     /// The run cannot do what was asked in its current state.
     #[error("{0}")]
     State(String),
@@ -158,6 +166,7 @@ impl ExecError {
             ExecError::NoSuchRun { .. } => "`cutover runs` lists the runs of this state directory (`--state-dir` or CUTOVER_STATE_DIR)".into(),
             ExecError::NoDriver { .. } => "`cutover apply SPEC --dry-run` walks the whole plan without side effects; real PostgreSQL, Docker and router steps arrive with their drivers".into(),
             ExecError::Log(e) => e.hint(),
+            ExecError::Refused { hint, .. } => hint.clone(),
             ExecError::NoLog { .. } => "if the run never started, start a new one with `cutover apply`; if events.log was removed, restore it from a backup of the state directory: without it cutover cannot know what the run did".into(),
             ExecError::Damaged { .. } => "cutover writes a run's plan.json once, when the run starts, and never changes it; without it the run's steps are unknown: restore the file from a backup of the state directory".into(),
             ExecError::Replay { .. } => "every record is intact but they contradict each other, as happens when another cutover version wrote them: use that version, and keep the file".into(),

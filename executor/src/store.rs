@@ -117,7 +117,10 @@ pub fn lock_run(dir: &Path, command: &str) -> Result<RunLock, ExecError> {
 fn write_holder(dir: &Path, holder: &Holder) -> Result<(), ExecError> {
     let tmp = dir.join(format!("{HOLDER_FILE}.{}.tmp", std::process::id()));
     let json = serde_json::to_vec(holder).expect("holder serializes");
-    std::fs::write(&tmp, json).map_err(|e| ExecError::file("write the run's holder file", &tmp, e))?;
+    std::fs::write(&tmp, json).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        ExecError::file("write the run's holder file", &tmp, e)
+    })?;
     let path = dir.join(HOLDER_FILE);
     std::fs::rename(&tmp, &path).map_err(|e| {
         let _ = std::fs::remove_file(&tmp);
