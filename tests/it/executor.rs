@@ -385,6 +385,36 @@ pub fn a_refusal_names_the_live_holder_never_a_dead_one() {
     assert_eq!(right, rounds);
 }
 
+/// A holder whose details are missing (holder.json removed, or a dead holder's left behind) is
+/// named by the kernel's pid and its command line, never by the file's stale pid.
+pub fn a_holder_without_details_is_named_by_the_kernel() {
+    let dir = release("while [ ! -e go ]; do sleep 0.01; done; ", "rollback");
+    let mut holder = command_for(dir.path()).args(["apply", "spec.toml", "--format", "quiet"]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let run = wait_for_run(dir.path());
+    let file = dir.path().join(".cutover/runs").join(&run).join("holder.json");
+    for stale in [None, Some(r#"{"pid":1,"host":"elsewhere","since":"2020-01-01T00:00:00Z","command":"apply"}"#)] {
+        match stale {
+            Some(text) => std::fs::write(&file, text).unwrap(),
+            None => std::fs::remove_file(&file).unwrap(),
+        }
+        let out = cutover(dir.path(), &["resume", &run], &[]);
+        assert_no_panic(&out);
+        assert_eq!(out.status.code(), Some(1), "{}", transcript(&out));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(&format!("is held by pid {} (`", holder.id())) && stderr.contains("apply spec.toml") && stderr.contains("has not written its details yet"), "{stale:?}:\n{stderr}");
+        assert!(!stderr.contains("pid 1 ") && stderr.contains(&format!("hint: wait for pid {}", holder.id())), "{stderr}");
+        let status = cutover(dir.path(), &["status", &run, "--format", "json"], &[]);
+        let doc: Value = serde_json::from_slice(&status.stdout).unwrap();
+        assert_eq!(doc["lock_holder"]["pid"], holder.id(), "{doc:#}");
+    }
+    unsafe { libc::kill(holder.id() as i32, libc::SIGKILL) };
+    holder.wait().unwrap();
+    // Nobody holds the run now: status names no one, though holder.json still names pid 1.
+    let status = cutover(dir.path(), &["status", &run, "--format", "json"], &[]);
+    let doc: Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert!(doc["lock_holder"].is_null(), "{doc:#}");
+}
+
 fn wait_for_run(dir: &Path) -> String {
     for _ in 0..500 {
         if let Ok(mut d) = std::fs::read_dir(dir.join(".cutover/runs"))
@@ -666,6 +696,11 @@ mod files {
     #[test]
     fn a_refusal_names_the_live_holder_never_a_dead_one() {
         super::a_refusal_names_the_live_holder_never_a_dead_one();
+    }
+
+    #[test]
+    fn a_holder_without_details_is_named_by_the_kernel() {
+        super::a_holder_without_details_is_named_by_the_kernel();
     }
 
     #[test]
