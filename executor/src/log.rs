@@ -262,7 +262,9 @@ pub fn read_log(path: &Path) -> Result<LogContents, LogError> {
         // write never leaves one, so records in between were lost.
         let prevs: Vec<u32> = std::iter::once(rcrc).chain(computed).collect();
         if let Some(later) = later_record(&bytes, pos, seq, &prevs) {
-            let what = if !whole {
+            let what = if later == pos {
+                format!("record {rseq} is where record {seq} was expected: records in between are missing")
+            } else if !whole {
                 "a record length runs past the end of the file".to_string()
             } else if rseq != seq {
                 format!("sequence number {rseq} where {seq} was expected")
