@@ -155,7 +155,7 @@ you to check it (then `--retry STEP`).
 Exit codes: as for `apply`.")]
     Resume {
         /// Run id (see `cutover runs`), run directory or events.log path.
-        run: String,
+        run: std::ffi::OsString,
         /// A step left in doubt that you checked and want run again.
         #[arg(long, value_name = "STEP")]
         retry: Vec<String>,
@@ -176,7 +176,7 @@ continues when you run the same command again.
 Exit codes: 0 rolled back; 1 refused; 4 stopped at a pivot or a failed undo.")]
     Rollback {
         /// Run id, run directory or events.log path.
-        run: String,
+        run: std::ffi::OsString,
         /// Undo only the steps that succeeded after STEP.
         #[arg(long, value_name = "STEP")]
         to: Option<String>,
@@ -194,7 +194,7 @@ Exit codes: 0 rolled back; 1 refused; 4 stopped at a pivot or a failed undo.")]
     /// Show where a run stands: each step's state, attempts and duration, and who holds it.
     Status {
         /// Run id, run directory or events.log path.
-        run: String,
+        run: std::ffi::OsString,
         /// Output.
         #[arg(long, short = 'f', value_enum, default_value_t = LintFormat::Text)]
         format: LintFormat,
@@ -202,7 +202,7 @@ Exit codes: 0 rolled back; 1 refused; 4 stopped at a pivot or a failed undo.")]
     /// Print a run's events.
     Log {
         /// Run id, run directory or events.log path.
-        run: String,
+        run: std::ffi::OsString,
         /// Output.
         #[arg(long, short = 'f', value_enum, default_value_t = LintFormat::Text)]
         format: LintFormat,
@@ -248,10 +248,10 @@ pub fn main() -> ExitCode {
     let text_or_json = |f: LintFormat| if f == LintFormat::Json { crate::progress::Mode::Json } else { crate::progress::Mode::Text };
     let code = match cli.command {
         Command::Apply { spec, dry_run, jobs, allow_error_findings, format } => crate::exec::apply(&common(format.into(), jobs), &spec, dry_run, allow_error_findings),
-        Command::Resume { run, retry, jobs, format } => crate::exec::resume(&common(format.into(), jobs), &run, &retry),
-        Command::Rollback { run, to, dry_run, restore_backup, format } => crate::exec::rollback(&common(format.into(), 1), &run, to, dry_run, restore_backup),
-        Command::Status { run, format } => crate::exec::status(&common(text_or_json(format), 1), &run),
-        Command::Log { run, format } => crate::exec::log(&common(text_or_json(format), 1), &run),
+        Command::Resume { run, retry, jobs, format } => with_run(&run, |run| crate::exec::resume(&common(format.into(), jobs), run, &retry)),
+        Command::Rollback { run, to, dry_run, restore_backup, format } => with_run(&run, |run| crate::exec::rollback(&common(format.into(), 1), run, to, dry_run, restore_backup)),
+        Command::Status { run, format } => with_run(&run, |run| crate::exec::status(&common(text_or_json(format), 1), run)),
+        Command::Log { run, format } => with_run(&run, |run| crate::exec::log(&common(text_or_json(format), 1), run)),
         Command::Runs { format } => crate::exec::runs(&common(text_or_json(format), 1)),
         Command::Plan { spec, format } => plan(&spec, format),
         Command::Lint { paths, format, list_rules } => {
@@ -263,6 +263,19 @@ pub fn main() -> ExitCode {
         }
     };
     ExitCode::from(code)
+}
+
+/// Runs `f` with the RUN argument as text; run ids are ASCII, and a path to a run that is not
+/// valid UTF-8 is refused with what to pass instead (clap's own message names neither).
+fn with_run(run: &std::ffi::OsStr, f: impl FnOnce(&str) -> u8) -> u8 {
+    match run.to_str() {
+        Some(run) => f(run),
+        None => {
+            eprintln!("error: the run `{}` is not valid UTF-8 (\u{FFFD} marks the bytes that are not); run ids are ASCII, and a run is named by its id or by a UTF-8 path", run.to_string_lossy());
+            eprintln!("  hint: pass the run's id (`cutover runs` lists them) and the directory holding `runs/` with --state-dir, which may be any path");
+            exit::INPUT
+        }
+    }
 }
 
 fn out(text: &str) {

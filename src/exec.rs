@@ -88,13 +88,23 @@ fn finish(session: &Session, r: &ForwardResult) -> u8 {
             exit::RELEASE_FAILED
         }
         Outcome::RollbackStopped => {
-            if let Some((step, why)) = &r.stopped_at {
-                eprintln!("error: the rollback stopped at `{step}`: {why}");
+            // Two reasons to stop: a step that cannot be undone (a pivot), or an undo that failed
+            // (a database down, a command that errored), which running the rollback again retries.
+            let undo_failed = r.stopped_at.as_ref().and_then(|(step, _)| session.state.steps.get(step)).is_some_and(|s| s.state == StepState::CompensationFailed);
+            match &r.stopped_at {
+                Some((step, why)) if undo_failed => eprintln!("error: undoing `{step}` failed, so the rollback stopped there: {why}"),
+                Some((step, why)) => eprintln!("error: the rollback stopped at `{step}`: {why}"),
+                None => {}
             }
             if let Some((step, error)) = &r.failed {
                 eprintln!("  (it started because step `{step}` failed: {error})");
             }
-            eprintln!("  hint: `cutover status {run}` shows what was undone; the steps before the pivot need a decision (a backup restore, or finishing the release)");
+            match &r.stopped_at {
+                Some((step, _)) if undo_failed => {
+                    eprintln!("  hint: fix what made the undo of `{step}` fail (its error is above), then run `cutover rollback {run}` again: it retries that undo and continues; `cutover status {run}` shows what was undone")
+                }
+                _ => eprintln!("  hint: `cutover status {run}` shows what was undone; the steps before the pivot need a decision (a backup restore, or finishing the release)"),
+            }
             exit::ROLLBACK_STOPPED
         }
         Outcome::Interrupted => {
@@ -106,6 +116,9 @@ fn finish(session: &Session, r: &ForwardResult) -> u8 {
 
 /// `cutover apply SPEC`.
 pub fn apply(common: &Common, spec_path: &Path, dry_run: bool, allow_error_findings: bool) -> u8 {
+    if let Some(code) = refuse_non_utf8_spec(spec_path) {
+        return code;
+    }
     let plan = match cutover_planner::plan_file(spec_path) {
         Ok(p) => p,
         Err(e) => return crate::cli::report(&e, false),
@@ -152,6 +165,18 @@ pub fn apply(common: &Common, spec_path: &Path, dry_run: bool, allow_error_findi
     })
 }
 
+/// A run records its spec's path as text (`resume` plans from it again): a path that is not
+/// valid UTF-8 could not be found again, so `apply` refuses it before anything starts.
+fn refuse_non_utf8_spec(spec_path: &Path) -> Option<u8> {
+    let abs = std::fs::canonicalize(spec_path).unwrap_or_else(|_| spec_path.to_path_buf());
+    if abs.to_str().is_some() {
+        return None;
+    }
+    eprintln!("error: {}: the spec's path is not valid UTF-8 (shown with \u{FFFD} for the bytes that are not); a run records its spec's path as text, so `cutover resume` could not find the file again. Nothing was started", abs.display());
+    eprintln!("  hint: rename the file, or the directory holding it, to a UTF-8 name (or copy the spec and its migrations to one), then run `cutover apply` again");
+    Some(exit::INPUT)
+}
+
 fn spec_dir_of(state: &RunState) -> PathBuf {
     Path::new(&state.spec_abs).parent().map(Path::to_path_buf).unwrap_or_default()
 }
@@ -177,6 +202,12 @@ pub fn resume(common: &Common, run: &str, retry: &[String]) -> u8 {
         }
         // The spec and migrations must still be what the run started with.
         let spec_abs = PathBuf::from(&session.state.spec_abs);
+        if !spec_abs.exists() && session.state.spec_abs.contains('\u{FFFD}') {
+            // Recorded by a cutover that accepted a spec path that is not UTF-8: its real name is lost.
+            eprintln!("error: run {}: the spec path it recorded, {}, is not the file's real name: that name was not valid UTF-8 (\u{FFFD} marks the bytes that were not)", session.state.run_id, session.state.spec_abs);
+            eprintln!("  hint: rename the spec's file or directory to the name shown (or to UTF-8 and link it there), then run `cutover resume {}` again", session.state.run_id);
+            return exit::INPUT;
+        }
         let (plan, spec) = match cutover_planner::plan_file(&spec_abs).and_then(|p| cutover_planner::plan::load(&spec_abs).map(|(s, _)| (p, s))) {
             Ok(x) => x,
             Err(e) => return crate::cli::report(&e, false),

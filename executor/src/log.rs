@@ -45,27 +45,46 @@ pub struct Header {
     pub dry_run: bool,
 }
 
-/// Why a log cannot be read.
+/// Why a log cannot be read or reopened. Every message names the file; [`LogError::hint`] says
+/// what to do.
 #[derive(Debug, thiserror::Error)]
 pub enum LogError {
-    /// I/O.
-    #[error("{}: {source}", path.display())]
+    /// The file system refused: `action` is what cutover was doing (e.g. "read the event log").
+    #[error("{}: cannot {action}: {}", path.display(), crate::error::io_cause(source))]
     Io {
-        /// The log.
+        /// The file the operation was on.
         path: PathBuf,
+        /// What cutover was doing, as a verb phrase.
+        action: &'static str,
         /// The error.
         source: std::io::Error,
     },
-    /// Not a cutover log, or a version this build does not read.
-    #[error("{}: not a cutover event log (format {found}); this cutover reads format {FORMAT_VERSION}", path.display())]
-    Format {
+    /// The file does not start with a cutover log's magic bytes (empty, zero-filled, another file).
+    #[error("{}: not a cutover event log: {what}", path.display())]
+    NotALog {
+        /// The file.
+        path: PathBuf,
+        /// What was found instead.
+        what: String,
+    },
+    /// A cutover log in a framing or format version this build does not read.
+    #[error("{}: the event log is in format {found}; this cutover reads format {FORMAT_VERSION} only", path.display())]
+    Version {
         /// The log.
         path: PathBuf,
-        /// What was found.
+        /// The version found (a number, or the magic's version bytes).
         found: String,
     },
-    /// Damage before a valid record: refused.
-    #[error("{}: the log is damaged at byte {offset} (record {seq}): {what}; later records exist, so this is not a torn write. Nothing was changed. Keep a copy of the file for investigation; the steps recorded before byte {offset} are listed by `cutover log` on a copy truncated there", path.display())]
+    /// The first record (the header: run id and plan hash) is missing, torn or unreadable.
+    #[error("{}: the log's header record (byte {}) {what}", path.display(), MAGIC.len())]
+    Header {
+        /// The log.
+        path: PathBuf,
+        /// What is wrong, as a verb phrase ("is missing", ...).
+        what: String,
+    },
+    /// Damage before a valid record: refused, never skipped.
+    #[error("{}: the log is damaged at byte {offset} (record {seq}): {what}; a valid later record starts at byte {later}, so this is not a torn write. Nothing was changed", path.display())]
     Corrupt {
         /// The log.
         path: PathBuf,
@@ -75,7 +94,37 @@ pub enum LogError {
         seq: u64,
         /// What is wrong.
         what: String,
+        /// Where the first valid record after the damage starts.
+        later: u64,
     },
+    /// A record whose checksum holds but whose contents this build cannot read.
+    #[error("{}: record {seq} at byte {offset} is intact (its checksum holds) but cannot be read: {what}. Nothing was changed", path.display())]
+    Unreadable {
+        /// The log.
+        path: PathBuf,
+        /// Byte offset of the record.
+        offset: u64,
+        /// Its sequence number.
+        seq: u64,
+        /// The parse error.
+        what: String,
+    },
+}
+
+impl LogError {
+    /// What to do about it.
+    pub fn hint(&self) -> String {
+        match self {
+            LogError::Io { source, .. } => crate::error::io_hint(source),
+            LogError::NotALog { .. } => "cutover writes a log's first bytes before the file appears (written, synced, then renamed into place), so something else emptied or replaced this file: restore it from a backup of the state directory; if you passed a path, pass a run id (`cutover runs` lists them), a run directory or its events.log".into(),
+            LogError::Version { .. } => "use the cutover release that wrote this run to resume, roll back or read it".into(),
+            LogError::Header { .. } => "cutover writes a log's header before the log file appears, so something else damaged or truncated it: keep the file; the run's steps are listed in `plan.json` beside it, check them by hand".into(),
+            LogError::Corrupt { offset, .. } => format!(
+                "the log is the record of what was done: do not delete or edit it. To see the steps recorded before the damage, copy the run directory, cut the copy's log with `truncate -s {offset} COPY/events.log`, and run `cutover status COPY`"
+            ),
+            LogError::Unreadable { .. } => "a newer cutover may have written it (it knows more kinds of events): use that version; otherwise keep the file for investigation".into(),
+        }
+    }
 }
 
 /// What [`read_log`] found.
@@ -125,26 +174,63 @@ fn frame_at(bytes: &[u8], pos: usize) -> (u32, u64, u32) {
     (len, seq, c)
 }
 
-/// Whether a record with sequence number `seq`, chained from `prev`, starts anywhere at or after
-/// `from`.
-fn later_record_exists(bytes: &[u8], from: usize, prev: u32, seq: u64) -> bool {
+/// Refuses a file that does not start with [`MAGIC`], saying what it holds instead.
+fn check_magic(path: &Path, bytes: &[u8]) -> Result<(), LogError> {
+    if bytes.starts_with(MAGIC) {
+        return Ok(());
+    }
+    let not = |what: String| Err(LogError::NotALog { path: path.to_path_buf(), what });
+    if bytes.is_empty() {
+        return not("the file is empty (0 bytes)".into());
+    }
+    if bytes.iter().all(|&b| b == 0) {
+        return not(format!("the file holds {} zero bytes: its contents never reached the disk", bytes.len()));
+    }
+    if bytes.len() >= MAGIC.len() && bytes.starts_with(b"CUTLOG") {
+        let found = u16::from_be_bytes([bytes[6], bytes[7]]);
+        return Err(LogError::Version { path: path.to_path_buf(), found: format!("{found} (from the file's first bytes)") });
+    }
+    if MAGIC.starts_with(bytes) {
+        return not(format!("the file holds only {} bytes, the start of a log's magic", bytes.len()));
+    }
+    not("it does not start with the magic bytes `CUTLOG`".into())
+}
+
+/// Where the first record after the damaged frame at `pos` (expected: record `seq`) starts, if
+/// any: a frame that continues the chain from what record `seq` held (its stored or its computed
+/// checksum, `prevs`), or any later frame whose payload is a record carrying its own sequence
+/// number (records after a lost one no longer chain from anything we know).
+fn later_record(bytes: &[u8], pos: usize, seq: u64, prevs: &[u32]) -> Option<usize> {
+    #[derive(Deserialize)]
+    struct SeqOnly {
+        seq: u64,
+    }
     let total = bytes.len();
-    (from..total.saturating_sub(FRAME - 1)).any(|q| {
+    (pos..total.saturating_sub(FRAME - 1)).find(|&q| {
         let (len, rseq, rcrc) = frame_at(bytes, q);
         let end = q + FRAME + len as usize;
-        rseq == seq && len <= MAX_RECORD && end <= total && crc(prev, rseq, &bytes[q + FRAME..end]) == rcrc
+        if len > MAX_RECORD || end > total || rseq <= seq || rseq - seq >= 1 << 32 {
+            return false;
+        }
+        let payload = &bytes[q + FRAME..end];
+        (q > pos && rseq == seq + 1 && prevs.iter().any(|&p| crc(p, rseq, payload) == rcrc))
+            || serde_json::from_slice::<SeqOnly>(payload).is_ok_and(|r| r.seq == rseq)
     })
 }
 
 /// Reads and verifies a whole log. A torn tail is reported in [`LogContents::torn`], not an error.
+///
+/// Torn (cut off by [`LogWriter::open`], kept aside): everything from the first bad frame on, when
+/// no valid record follows it: a short frame, a length past the end, a bad checksum, or zeros (what
+/// a crash leaves when the file's new size reached the disk before its bytes, of any length, or
+/// after part of a frame header). Refused ([`LogError::Corrupt`]): a bad frame followed by a valid
+/// later record.
 pub fn read_log(path: &Path) -> Result<LogContents, LogError> {
-    let io = |source| LogError::Io { path: path.to_path_buf(), source };
     let mut bytes = Vec::new();
-    File::open(path).and_then(|mut f| f.read_to_end(&mut bytes)).map_err(io)?;
-    if bytes.len() < MAGIC.len() || &bytes[..MAGIC.len()] != MAGIC {
-        let found = if bytes.len() >= 6 && &bytes[..6] == b"CUTLOG" { format!("{:?}", &bytes[6..8.min(bytes.len())]) } else { "unknown".into() };
-        return Err(LogError::Format { path: path.to_path_buf(), found });
-    }
+    File::open(path)
+        .and_then(|mut f| f.read_to_end(&mut bytes))
+        .map_err(|source| LogError::Io { path: path.to_path_buf(), action: "read the event log", source })?;
+    check_magic(path, &bytes)?;
     // Pass 1: walk the frames and verify the checksum chain (sequential by nature, and cheap).
     let mut pos = MAGIC.len();
     let mut prev = 0u32;
@@ -155,46 +241,52 @@ pub fn read_log(path: &Path) -> Result<LogContents, LogError> {
         if pos == total {
             break None;
         }
-        if total - pos < FRAME {
+        if total - pos < FRAME || bytes[pos..].iter().all(|&b| b == 0) {
+            // Too short to hold a frame, or zeros: no record can be in there.
             break Some(bytes[pos..].to_vec());
         }
         let (len, rseq, rcrc) = frame_at(&bytes, pos);
         let end = pos + FRAME + len as usize;
+        let whole = len <= MAX_RECORD && end <= total;
+        let computed = whole.then(|| crc(prev, seq, &bytes[pos + FRAME..end]));
+        if whole && rseq == seq && computed == Some(rcrc) {
+            payloads.push((pos, end));
+            prev = rcrc;
+            seq += 1;
+            pos = end;
+            continue;
+        }
         // What looks like a torn last record may be a damaged one in the middle (a flipped length
         // bit makes the rest of the file look like one long record): it is torn only if no valid
-        // record follows it.
-        let torn_here = |what: &str| {
-            if later_record_exists(&bytes, pos + 1, rcrc, seq + 1) {
-                Err(LogError::Corrupt { path: path.to_path_buf(), offset: pos as u64, seq, what: what.to_string() })
+        // record follows it. A whole frame from later in the sequence is such a record: a torn
+        // write never leaves one, so records in between were lost.
+        let prevs: Vec<u32> = std::iter::once(rcrc).chain(computed).collect();
+        if let Some(later) = later_record(&bytes, pos, seq, &prevs) {
+            let what = if later == pos {
+                format!("record {rseq} is where record {seq} was expected: records in between are missing")
+            } else if !whole {
+                "a record length runs past the end of the file".to_string()
+            } else if rseq != seq {
+                format!("sequence number {rseq} where {seq} was expected")
             } else {
-                Ok(Some(bytes[pos..].to_vec()))
-            }
-        };
-        if len > MAX_RECORD || end > total {
-            break torn_here("a record length runs past the end of the file")?;
+                "checksum mismatch".to_string()
+            };
+            return Err(LogError::Corrupt { path: path.to_path_buf(), offset: pos as u64, seq, what, later: later as u64 });
         }
-        let payload = &bytes[pos + FRAME..end];
-        if crc(prev, rseq, payload) != rcrc || rseq != seq {
-            // A torn write leaves a short or garbled last frame, never a whole frame from later
-            // in the sequence: that means records in between were lost.
-            if end == total && !(rseq > seq && rseq - seq < 1 << 32) {
-                break torn_here("checksum mismatch")?;
-            }
-            let what = if rseq != seq { format!("sequence number {rseq} where {seq} was expected") } else { "checksum mismatch".to_string() };
-            return Err(LogError::Corrupt { path: path.to_path_buf(), offset: pos as u64, seq, what });
-        }
-        payloads.push((pos, end));
-        prev = rcrc;
-        seq += 1;
-        pos = end;
+        break Some(bytes[pos..].to_vec());
     };
-    let corrupt = |at: usize, seq: u64, what: String| LogError::Corrupt { path: path.to_path_buf(), offset: at as u64, seq, what };
     let Some(&(h_at, h_end)) = payloads.first() else {
-        return Err(corrupt(MAGIC.len(), 0, "the header record is missing or torn".into()));
+        let what = match &torn {
+            Some(t) if t.iter().all(|&b| b == 0) => format!("never reached the disk: the file holds {} zero bytes after its magic", t.len()),
+            Some(t) => format!("is torn or damaged ({} bytes after the magic, none of them a valid record)", t.len()),
+            None => "is missing: the file holds only the magic".to_string(),
+        };
+        return Err(LogError::Header { path: path.to_path_buf(), what });
     };
-    let header: Header = serde_json::from_slice(&bytes[h_at + FRAME..h_end]).map_err(|e| corrupt(h_at, 0, format!("unreadable header: {e}")))?;
+    let header: Header =
+        serde_json::from_slice(&bytes[h_at + FRAME..h_end]).map_err(|e| LogError::Header { path: path.to_path_buf(), what: format!("is intact but unreadable: {e}") })?;
     if header.format_version != FORMAT_VERSION {
-        return Err(LogError::Format { path: path.to_path_buf(), found: header.format_version.to_string() });
+        return Err(LogError::Version { path: path.to_path_buf(), found: header.format_version.to_string() });
     }
     // Pass 2: parse the records, on every core (each chunk in order, chunks concatenated).
     let frames = &payloads[1..];
@@ -203,7 +295,10 @@ pub fn read_log(path: &Path) -> Result<LogContents, LogError> {
         chunk
             .iter()
             .enumerate()
-            .map(|(k, &(at, end))| serde_json::from_slice(&bytes[at + FRAME..end]).map_err(|e| corrupt(at, first_seq + k as u64, format!("unreadable record: {e}"))))
+            .map(|(k, &(at, end))| {
+                serde_json::from_slice(&bytes[at + FRAME..end])
+                    .map_err(|e| LogError::Unreadable { path: path.to_path_buf(), offset: at as u64, seq: first_seq + k as u64, what: e.to_string() })
+            })
             .collect()
     };
     let records: Vec<Record> = if threads <= 1 || frames.len() < 10_000 {
@@ -303,19 +398,28 @@ impl LogWriter {
         Ok(Self { file, path: path.to_path_buf(), chain: Chain::new(1, c) })
     }
 
-    /// Opens an existing log for appending after [`read_log`]; a torn tail is cut off first and
-    /// its bytes kept in `<log>.torn-<offset>`.
-    pub fn open(path: &Path, contents: &LogContents) -> std::io::Result<Self> {
-        if let Some(torn) = &contents.torn {
-            let keep = PathBuf::from(format!("{}.torn-{}", path.display(), contents.valid_len));
-            std::fs::write(&keep, torn)?;
-            File::open(keep.parent().unwrap_or(Path::new(".")))?.sync_all()?;
-            let f = OpenOptions::new().write(true).open(path)?;
-            f.set_len(contents.valid_len)?;
-            f.sync_all()?;
+    /// Opens an existing log for appending after [`read_log`]. A torn tail is first kept aside in
+    /// `<log>.torn-<offset>` (`.torn-<offset>.<n>` if that name is taken by other bytes), made
+    /// durable, and only then cut off; the path it was kept in is returned with the writer.
+    ///
+    /// Errors: [`LogError::Io`] naming the file and the step that failed (keeping the tail, cutting
+    /// it, opening the log); when keeping it fails, the log is left as it was.
+    pub fn open(path: &Path, contents: &LogContents) -> Result<(Self, Option<PathBuf>), LogError> {
+        fn io(path: &Path, action: &'static str) -> impl FnOnce(std::io::Error) -> LogError {
+            let path = path.to_path_buf();
+            move |source| LogError::Io { path, action, source }
         }
-        let file = OpenOptions::new().append(true).open(path)?;
-        Ok(Self { file, path: path.to_path_buf(), chain: Chain::new(contents.records.len() as u64 + 1, contents.last_crc) })
+        let kept = match &contents.torn {
+            Some(torn) => {
+                let keep = keep_torn(path, contents.valid_len, torn)?;
+                let f = OpenOptions::new().write(true).open(path).map_err(io(path, "open the event log to cut its torn tail off"))?;
+                f.set_len(contents.valid_len).and_then(|()| f.sync_all()).map_err(io(path, "cut the torn tail off the event log"))?;
+                Some(keep)
+            }
+            None => None,
+        };
+        let file = OpenOptions::new().append(true).open(path).map_err(io(path, "open the event log for appending"))?;
+        Ok((Self { file, path: path.to_path_buf(), chain: Chain::new(contents.records.len() as u64 + 1, contents.last_crc) }, kept))
     }
 
     /// Redacts secrets from every record written from now on.
@@ -350,6 +454,48 @@ impl LogWriter {
     /// Sequence number the next record gets.
     pub fn next_seq(&self) -> u64 {
         self.chain.next_seq()
+    }
+}
+
+/// Writes `torn` (cut from `log` at `offset`) durably to a file of its own, never over other bytes.
+fn keep_torn(log: &Path, offset: u64, torn: &[u8]) -> Result<PathBuf, LogError> {
+    let dir = log.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    for n in 0..1000u32 {
+        // OsString, not `display()`: a non-UTF-8 run directory must keep its exact name.
+        let mut name = log.as_os_str().to_owned();
+        name.push(format!(".torn-{offset}"));
+        if n > 0 {
+            name.push(format!(".{n}"));
+        }
+        let keep = PathBuf::from(name);
+        let written = OpenOptions::new().write(true).create_new(true).open(&keep).and_then(|mut f| {
+            f.write_all(torn)?;
+            f.sync_all()
+        });
+        match written {
+            Ok(()) => {
+                File::open(dir).and_then(|d| d.sync_all()).map_err(|source| LogError::Io { path: dir.to_path_buf(), action: "make the kept torn tail durable", source })?;
+                return Ok(keep);
+            }
+            // Kept already by an earlier attempt that stopped before the cut.
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && std::fs::read(&keep).is_ok_and(|b| b == torn) => return Ok(keep),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(source) => {
+                let _ = std::fs::remove_file(&keep);
+                return Err(LogError::Io { path: keep, action: "keep the torn tail aside (the log was not changed)", source });
+            }
+        }
+    }
+    Err(LogError::Io { path: log.to_path_buf(), action: "keep the torn tail aside (the log was not changed)", source: std::io::Error::other("1000 files of kept torn tails exist already") })
+}
+
+/// What a resume says after [`LogWriter::open`] cut a torn tail off and kept it in `kept`.
+pub fn torn_notice(torn: &[u8], kept: &Path) -> String {
+    let (n, kept) = (torn.len(), kept.display());
+    if torn.iter().all(|&b| b == 0) {
+        format!("the log ended in a torn record of {n} zero bytes (a crash after the file's new size reached the disk, before its data did); they were cut off and kept in {kept}")
+    } else {
+        format!("the log ended in a torn record ({n} bytes: a write that did not finish, from a crash or a full disk); they were cut off and kept in {kept}")
     }
 }
 
@@ -403,14 +549,18 @@ mod tests {
             assert_eq!(c.records, four.records[..3], "cut at {cut}");
             assert_eq!(c.torn.as_ref().map_or(0, Vec::len), cut - start);
             // Reopening cuts the tail, keeps it aside, and appending continues the chain.
-            let mut w = LogWriter::open(&path, &c).unwrap();
+            let (mut w, kept) = LogWriter::open(&path, &c).unwrap();
+            assert_eq!(kept.is_some(), cut > start, "cut at {cut}");
             w.append(Event::StepStarted { step: "after".into(), attempt: 1 }).unwrap();
             let again = read_log(&path).unwrap();
             assert_eq!(again.records.len(), 4);
             assert!(again.torn.is_none());
-            if cut > start {
-                let kept = std::fs::read(format!("{}.torn-{start}", path.display())).unwrap();
-                assert_eq!(kept, full[start..cut]);
+            if let Some(kept) = kept {
+                // Tails cut at the same offset before are never overwritten: each has its file.
+                let n = cut - start - 1;
+                let want = if n == 0 { format!("{}.torn-{start}", path.display()) } else { format!("{}.torn-{start}.{n}", path.display()) };
+                assert_eq!(kept, PathBuf::from(want));
+                assert_eq!(std::fs::read(&kept).unwrap(), full[start..cut]);
             }
         }
     }
@@ -476,5 +626,136 @@ mod tests {
         dropped.extend_from_slice(&a_bytes[fa[2].1..]);
         std::fs::write(&a, &dropped).unwrap();
         assert!(matches!(read_log(&a), Err(LogError::Corrupt { .. })));
+    }
+
+    /// A log of `n` records, and the bytes of the record that would come next.
+    fn log_and_next(dir: &Path, n: u32) -> (PathBuf, Vec<u8>, Vec<u8>) {
+        let path = sample(dir, n + 1);
+        let full = std::fs::read(&path).unwrap();
+        let last = *frames(&full).last().unwrap();
+        let (head, next) = (full[..last.0].to_vec(), full[last.0..].to_vec());
+        std::fs::write(&path, &head).unwrap();
+        (path, head, next)
+    }
+
+    /// Reads `bytes` as a log: it must be `head` with a torn tail, which reopening keeps aside
+    /// (the kept file holds exactly the tail) and cuts off, after which appending continues.
+    fn assert_torn_tail(path: &Path, head: &[u8], bytes: &[u8], shape: &str) {
+        std::fs::write(path, bytes).unwrap();
+        let c = read_log(path).unwrap_or_else(|e| panic!("{shape}: {e}"));
+        assert_eq!(c.valid_len as usize, head.len(), "{shape}");
+        assert_eq!(c.torn.as_deref(), Some(&bytes[head.len()..]), "{shape}");
+        let n = c.records.len();
+        let (mut w, kept) = LogWriter::open(path, &c).unwrap();
+        let kept = kept.unwrap_or_else(|| panic!("{shape}: nothing kept"));
+        assert_eq!(std::fs::read(&kept).unwrap(), &bytes[head.len()..], "{shape}: the kept file holds the tail");
+        assert!(torn_notice(c.torn.as_ref().unwrap(), &kept).contains(&kept.display().to_string()));
+        w.append(Event::StepStarted { step: "after".into(), attempt: 1 }).unwrap();
+        let again = read_log(path).unwrap();
+        assert_eq!(again.records.len(), n + 1, "{shape}");
+        assert!(again.torn.is_none(), "{shape}");
+        std::fs::remove_file(kept).unwrap();
+    }
+
+    #[test]
+    fn a_tail_of_zeros_of_any_length_is_a_torn_tail() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, head, next) = log_and_next(dir.path(), 4);
+        for zeros in [1, 15, 16, 17, 120, next.len(), 4096, 1 << 20] {
+            let mut bytes = head.clone();
+            bytes.resize(head.len() + zeros, 0);
+            assert_torn_tail(&path, &head, &bytes, &format!("{zeros} zero bytes"));
+            std::fs::write(&path, &head).unwrap();
+        }
+    }
+
+    #[test]
+    fn a_partly_written_frame_followed_by_zeros_is_a_torn_tail() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, head, next) = log_and_next(dir.path(), 4);
+        // The first k bytes of the next record reached the disk, zeros after them: up to the
+        // record's own end, or on into preallocated space.
+        for k in 1..next.len() {
+            for total in [next.len(), next.len() + 17, 4096] {
+                let mut bytes = head.clone();
+                bytes.extend_from_slice(&next[..k]);
+                bytes.resize(head.len() + total, 0);
+                assert_torn_tail(&path, &head, &bytes, &format!("{k} bytes written, {total} in all"));
+                std::fs::write(&path, &head).unwrap();
+            }
+        }
+        // The frame header written, its payload all zeros (another page than the header's).
+        let mut bytes = head.clone();
+        bytes.extend_from_slice(&next[..FRAME]);
+        bytes.resize(head.len() + next.len() + 4096, 0);
+        assert_torn_tail(&path, &head, &bytes, "zero payload");
+    }
+
+    #[test]
+    fn zeros_followed_by_a_valid_record_are_damage_not_a_torn_tail() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = sample(dir.path(), 5);
+        let full = std::fs::read(&path).unwrap();
+        let f = frames(&full);
+        // Record 3 zeroed in place (a lost block), records 4 and 5 intact after it.
+        let mut bad = full.clone();
+        bad[f[3].0..f[3].1].fill(0);
+        std::fs::write(&path, &bad).unwrap();
+        match read_log(&path) {
+            Err(e @ LogError::Corrupt { .. }) => {
+                let LogError::Corrupt { offset, seq, later, .. } = &e else { unreachable!() };
+                assert_eq!((*offset as usize, *seq, *later as usize), (f[3].0, 3, f[4].0));
+                assert!(e.to_string().contains(&format!("a valid later record starts at byte {}", f[4].0)), "{e}");
+            }
+            other => panic!("accepted: {other:?}"),
+        }
+        // A zero tail after a damaged middle record does not hide the damage either.
+        let mut bad = full.clone();
+        bad[f[2].0 + FRAME + 3] ^= 0x01;
+        bad.resize(full.len() + 4096, 0);
+        std::fs::write(&path, &bad).unwrap();
+        assert!(matches!(read_log(&path), Err(LogError::Corrupt { seq: 2, .. })), "{:?}", read_log(&path).map(|c| c.records.len()));
+        assert_eq!(std::fs::read(&path).unwrap(), bad, "reading changes nothing");
+    }
+
+    #[test]
+    fn a_damaged_last_record_says_no_later_record_exists() {
+        // Garbage after the last record that contains no record: torn, and the message of a
+        // refusal never claims later records it did not find.
+        let dir = tempfile::tempdir().unwrap();
+        let (path, head, next) = log_and_next(dir.path(), 3);
+        let mut bytes = head.clone();
+        bytes.extend_from_slice(&next);
+        let at = head.len() + FRAME + 2;
+        bytes[at] ^= 0x40;
+        bytes.extend_from_slice(&[0u8; 100]);
+        assert_torn_tail(&path, &head, &bytes, "flipped last record then zeros");
+    }
+
+    #[test]
+    fn files_that_are_not_logs_say_what_they_hold() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("events.log");
+        let cases: [(&[u8], &str); 6] = [
+            (b"", "the file is empty (0 bytes)"),
+            (&[0; 4096], "holds 4096 zero bytes"),
+            (b"CUTLOG\x00\x02rest", "format 2 (from the file's first bytes)"),
+            (b"{\"seq\": 1}", "does not start with the magic bytes `CUTLOG`"),
+            (MAGIC, "header record (byte 8) is missing"),
+            (&[MAGIC as &[u8], &[0; 64]].concat(), "never reached the disk"),
+        ];
+        for (bytes, needle) in cases {
+            std::fs::write(&path, bytes).unwrap();
+            let e = read_log(&path).unwrap_err();
+            let msg = e.to_string();
+            assert!(msg.starts_with(&path.display().to_string()) && msg.contains(needle), "{needle}: {msg}");
+            assert!(!msg.contains("later record"), "{msg}");
+            assert!(!e.hint().is_empty());
+        }
+        // A header of another format version.
+        let hdr = Header { format_version: 9, ..header() };
+        LogWriter::create(&path, &hdr).unwrap();
+        let msg = read_log(&path).unwrap_err().to_string();
+        assert!(msg.contains("format 9; this cutover reads format 1"), "{msg}");
     }
 }

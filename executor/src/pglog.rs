@@ -156,7 +156,13 @@ impl PgStore {
         let rec: RecordedPlan = serde_json::from_str(&plan_json).map_err(|e| ExecError::State(format!("PostgreSQL log: the recorded plan of {run_id} is unreadable: {e}")))?;
         let plan = Plan::from_steps(rec.release, rec.plan_hash, rec.steps, rec.strategies).map_err(|e| ExecError::State(format!("PostgreSQL log: {e}")))?;
         let rows = sqlx::query("SELECT seq, crc, payload FROM cutover_events WHERE run_id = $1 ORDER BY seq").bind(run_id).fetch_all(&mut *conn).await.map_err(|e| db_err("reading events", e))?;
-        let damaged = |seq: u64, what: String| ExecError::State(format!("PostgreSQL log of {run_id} is damaged at seq {seq}: {what}; nothing was changed"));
+        let refused = |message: String, hint: &str| ExecError::Refused { message, hint: hint.into() };
+        let damaged = |seq: u64, what: String| {
+            refused(
+                format!("PostgreSQL log of {run_id} is damaged at seq {seq}: {what}; nothing was changed"),
+                "the log is the record of what was done: do not delete or edit its rows; `SELECT seq, payload FROM cutover_events WHERE run_id = 'RUN' ORDER BY seq` shows the events before the damage",
+            )
+        };
         let mut prev = 0u32;
         let mut header = None;
         let mut records = Vec::with_capacity(rows.len());
@@ -173,13 +179,21 @@ impl PgStore {
             }
             prev = c;
             if seq == 0 {
-                let h: Header = serde_json::from_str(&payload).map_err(|e| damaged(0, e.to_string()))?;
+                let h: Header = serde_json::from_str(&payload).map_err(|e| damaged(0, format!("the header row is intact but unreadable: {e}")))?;
                 if h.format_version != FORMAT_VERSION {
-                    return Err(damaged(0, format!("format {} (this cutover reads {FORMAT_VERSION})", h.format_version)));
+                    return Err(refused(
+                        format!("PostgreSQL log of {run_id} is in format {}; this cutover reads format {FORMAT_VERSION} only", h.format_version),
+                        "use the cutover release that wrote this run to resume, roll back or read it",
+                    ));
                 }
                 header = Some(h);
             } else {
-                records.push(serde_json::from_str::<Record>(&payload).map_err(|e| damaged(seq as u64, e.to_string()))?);
+                records.push(serde_json::from_str::<Record>(&payload).map_err(|e| {
+                    refused(
+                        format!("PostgreSQL log of {run_id}: the row of seq {seq} is intact (its checksum holds) but cannot be read: {e}; nothing was changed"),
+                        "a newer cutover may have written it (it knows more kinds of events): use that version",
+                    )
+                })?);
             }
         }
         let header = header.ok_or_else(|| damaged(0, "the header row is missing".into()))?;

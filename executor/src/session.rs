@@ -12,7 +12,7 @@ use crate::report::Reporter;
 use crate::runner::Session;
 use crate::sink::Sink;
 use crate::state::RunState;
-use crate::store::{Holder, LOG_FILE, RunSummary, Store, header, hostname, is_locked, lock_run, read_holder, read_plan};
+use crate::store::{Holder, LOG_FILE, RunSummary, Store, current_holder, header, hostname, lock_run, read_plan};
 use cutover_planner::dag::{Params, Plan};
 use std::path::{Path, PathBuf};
 
@@ -37,7 +37,7 @@ pub async fn start(backend: &Backend, store: &Store, plan: Plan, spec_path: &Pat
         Backend::Files => {
             let lock = lock_run(&dir, "apply")?;
             let path = dir.join(LOG_FILE);
-            let writer = LogWriter::create(&path, &hdr).map_err(|e| ExecError::io(&path, e))?;
+            let writer = LogWriter::create(&path, &hdr).map_err(|e| ExecError::file("create the event log", &path, e))?;
             Sink::File { writer, lock }
         }
         Backend::Postgres(pg) => Sink::Postgres(pg.create(&run_id, &plan, &hdr, "apply").await?),
@@ -75,11 +75,12 @@ pub async fn attach(backend: &Backend, store: &Store, run: &str, command: &str, 
             let lock = lock_run(&dir, command)?;
             let path = dir.join(LOG_FILE);
             let contents = read_log(&path)?;
-            if let Some(torn) = &contents.torn {
-                reporter.notice(&format!("the log ended in a torn record ({} bytes, from a crash mid-write); it was cut off and kept in {}.torn-{}", torn.len(), path.display(), contents.valid_len));
-            }
-            let writer = LogWriter::open(&path, &contents).map_err(|e| ExecError::io(&path, e))?;
+            // The plan first: a run that cannot continue is left exactly as it was.
             let plan = read_plan(&dir)?;
+            let (writer, kept) = LogWriter::open(&path, &contents)?;
+            if let (Some(torn), Some(kept)) = (&contents.torn, kept) {
+                reporter.notice(&crate::log::torn_notice(torn, &kept));
+            }
             (dir, Sink::File { writer, lock }, contents, plan)
         }
         Backend::Postgres(pg) => {
@@ -164,7 +165,7 @@ pub async fn read(backend: &Backend, store: &Store, run: &str) -> Result<Snapsho
             let dir = store.resolve(run)?;
             let contents = read_log(&dir.join(LOG_FILE))?;
             let plan = read_plan(&dir)?;
-            let holder = if is_locked(&dir) { read_holder(&dir) } else { None };
+            let holder = current_holder(&dir);
             Ok(Snapshot { dir, contents, plan, holder })
         }
         Backend::Postgres(pg) => {
@@ -177,7 +178,7 @@ pub async fn read(backend: &Backend, store: &Store, run: &str) -> Result<Snapsho
 /// Every run of the backend, newest first.
 pub async fn list(backend: &Backend, store: &Store) -> Result<Vec<RunSummary>, ExecError> {
     match backend {
-        Backend::Files => Ok(store.list()),
+        Backend::Files => store.list(),
         Backend::Postgres(pg) => pg.list().await,
     }
 }

@@ -10,13 +10,13 @@ use cutover_planner::spec::StrategyKind;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// File names inside a run directory.
 pub const LOG_FILE: &str = "events.log";
 const PLAN_FILE: &str = "plan.json";
 const LOCK_FILE: &str = "lock";
+const HOLDER_FILE: &str = "holder.json";
 
 /// The runs under one state directory.
 #[derive(Debug, Clone)]
@@ -82,34 +82,170 @@ pub fn hostname() -> String {
 }
 
 /// Takes the lock of the run in `dir`, or says who has it.
+///
+/// The winner writes its [`Holder`] to `holder.json` (a temporary file renamed into place, so a
+/// reader never sees half of one) right after taking the lock. A loser asks the kernel which
+/// process holds the lock (`/proc/locks`) and names the holder the file describes only when its
+/// pid is that one, waiting briefly for the winner to write it: a dead previous holder is never
+/// named.
+///
+/// Errors: [`ExecError::Locked`] (named holder), [`ExecError::LockedByPid`] (the kernel's pid of a
+/// holder that has not written its details), [`ExecError::File`] when the lock or holder file
+/// cannot be opened or written.
 pub fn lock_run(dir: &Path, command: &str) -> Result<RunLock, ExecError> {
     let path = dir.join(LOCK_FILE);
-    let mut file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path).map_err(|e| ExecError::io(&path, e))?;
+    let file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path).map_err(|e| ExecError::file("open the run's lock file", &path, e))?;
     match file.try_lock() {
         Ok(()) => {
             let holder = Holder { pid: std::process::id(), host: hostname(), since: Utc::now(), command: command.into() };
-            file.set_len(0).map_err(|e| ExecError::io(&path, e))?;
-            file.write_all(serde_json::to_string(&holder).expect("holder serializes").as_bytes()).map_err(|e| ExecError::io(&path, e))?;
+            write_holder(dir, &holder)?;
             Ok(RunLock { _file: file })
         }
-        Err(std::fs::TryLockError::WouldBlock) => Err(ExecError::Locked { run: run_id_of(dir), holder: read_holder(dir) }),
-        Err(std::fs::TryLockError::Error(e)) => Err(ExecError::io(&path, e)),
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let run = run_id_of(dir);
+            match find_holder(dir, &file) {
+                Found::Holder(holder) => Err(ExecError::Locked { run, holder: Some(holder) }),
+                Found::Pid(pid) => Err(ExecError::LockedByPid { run, pid, cmdline: cmdline(pid) }),
+                Found::Unknown => Err(ExecError::Locked { run, holder: None }),
+            }
+        }
+        Err(std::fs::TryLockError::Error(e)) => Err(ExecError::file("lock the run (flock)", &path, e)),
     }
 }
 
-/// The last holder written to a run's lock file (the current one, if the lock is held).
-pub fn read_holder(dir: &Path) -> Option<Holder> {
-    std::fs::read_to_string(dir.join(LOCK_FILE)).ok().and_then(|s| serde_json::from_str(&s).ok())
+/// Writes `holder.json` atomically: a reader sees the previous holder or this one, never a mix.
+fn write_holder(dir: &Path, holder: &Holder) -> Result<(), ExecError> {
+    let tmp = dir.join(format!("{HOLDER_FILE}.{}.tmp", std::process::id()));
+    let json = serde_json::to_vec(holder).expect("holder serializes");
+    std::fs::write(&tmp, json).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        ExecError::file("write the run's holder file", &tmp, e)
+    })?;
+    let path = dir.join(HOLDER_FILE);
+    std::fs::rename(&tmp, &path).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        ExecError::file("put the run's holder file in place", &path, e)
+    })
 }
 
-/// Whether some process holds the run's lock right now.
+/// Who holds a run's lock, as far as can be known.
+enum Found {
+    /// The holder file's holder, whose pid the kernel says holds the lock.
+    Holder(Holder),
+    /// The kernel's holder; its details are not written (yet).
+    Pid(u32),
+    /// Neither the kernel nor the file can say (no `/proc/locks`, or the holder let go).
+    Unknown,
+}
+
+/// The lock file's identity as `/proc/locks` prints it (`major:minor:inode`, hex device numbers),
+/// if the kernel's lock table can be read here.
+fn kernel_lock_id(lock: &File) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let m = lock.metadata().ok()?;
+    std::fs::metadata("/proc/locks").ok()?;
+    // Linux's dev_t encoding (glibc's major()/minor()).
+    let dev = m.dev();
+    let major = ((dev >> 8) & 0xfff) | ((dev >> 32) & !0xfff);
+    let minor = (dev & 0xff) | ((dev >> 12) & !0xff);
+    Some(format!("{major:02x}:{minor:02x}:{}", m.ino()))
+}
+
+/// Asks the kernel who holds the lock on `lock` (open on the run's lock file) and matches it with
+/// the holder file, waiting up to half a second for a new holder to write its details. Without
+/// the kernel's table, the holder file is believed only if its process is alive on this host.
+fn find_holder(dir: &Path, lock: &File) -> Found {
+    let Some(id) = kernel_lock_id(lock) else {
+        return read_holder(dir).filter(|h| h.host == hostname() && process_alive(h.pid)).map_or(Found::Unknown, Found::Holder);
+    };
+    let mut last = None;
+    for _ in 0..250 {
+        let Some(pid) = flock_holder(&id) else {
+            // Let go since we tried it, or held from another pid namespace: nobody to name.
+            return Found::Unknown;
+        };
+        last = Some(pid);
+        match read_holder(dir) {
+            Some(h) if h.pid == pid => return Found::Holder(h),
+            _ => std::thread::sleep(std::time::Duration::from_millis(2)),
+        }
+    }
+    last.map_or(Found::Unknown, Found::Pid)
+}
+
+/// Whether process `pid` exists on this machine.
+fn process_alive(pid: u32) -> bool {
+    // Signal 0 checks existence and permission without sending anything.
+    let r = unsafe { libc::kill(pid as i32, 0) };
+    r == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+}
+
+/// When process `pid` started (`/proc/PID/stat` field 22, after boot time), if it can be read.
+fn process_start(pid: u32) -> Option<DateTime<Utc>> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which may hold spaces), from field 3 on.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let ticks: i64 = rest.split_whitespace().nth(19)?.parse().ok()?;
+    let boot: i64 = std::fs::read_to_string("/proc/stat").ok()?.lines().find_map(|l| l.strip_prefix("btime ")?.trim().parse().ok())?;
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    (hz > 0).then(|| DateTime::from_timestamp_millis(boot * 1000 + ticks * 1000 / hz)).flatten()
+}
+
+/// The pid holding a `flock` on the file `dev`:`ino`, from `/proc/locks` (Linux; pids as this
+/// process's pid namespace sees them, so a holder in another namespace is not found).
+fn flock_holder(want: &str) -> Option<u32> {
+    let locks = std::fs::read_to_string("/proc/locks").ok()?;
+    locks.lines().find_map(|line| {
+        // "1: FLOCK  ADVISORY  WRITE 1433 fe:00:753924 0 EOF"; a waiter's line has "->" second.
+        let f: Vec<&str> = line.split_whitespace().collect();
+        (f.len() >= 6 && f[1] == "FLOCK" && f[5] == want).then(|| f[4].parse::<u32>().ok()).flatten().filter(|&p| p > 0)
+    })
+}
+
+/// Process `pid`'s command line, for naming it (passwords in URLs removed; at most 200 chars).
+fn cmdline(pid: u32) -> String {
+    let raw = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    let text = raw.split(|&b| b == 0).filter(|a| !a.is_empty()).map(String::from_utf8_lossy).collect::<Vec<_>>().join(" ");
+    let text = crate::redact::redact_url_passwords(&text);
+    if text.is_empty() { "command line unknown".into() } else { text.chars().take(200).collect() }
+}
+
+/// The holder last written to a run's holder file (the current one, if the lock is held and
+/// [`current_holder`] confirmed it).
+pub fn read_holder(dir: &Path) -> Option<Holder> {
+    std::fs::read(dir.join(HOLDER_FILE)).ok().and_then(|s| serde_json::from_slice(&s).ok())
+}
+
+/// Who holds the run's lock right now, if anyone: the holder file's holder when the kernel
+/// confirms its pid; else the kernel's pid, its start time and its command line. Reads only: takes
+/// no lock (a reader must never make an executor's `try_lock` fail).
+pub fn current_holder(dir: &Path) -> Option<Holder> {
+    let file = File::open(dir.join(LOCK_FILE)).ok()?;
+    if kernel_lock_id(&file).is_none() && !is_locked(dir) {
+        return None;
+    }
+    match find_holder(dir, &file) {
+        Found::Holder(h) => Some(h),
+        Found::Pid(pid) => Some(Holder {
+            pid,
+            host: hostname(),
+            since: process_start(pid).unwrap_or_else(Utc::now),
+            command: format!("? (details not written yet; command line: {})", cmdline(pid)),
+        }),
+        Found::Unknown => None,
+    }
+}
+
+/// Whether some process holds the run's lock right now (the kernel's table, read without taking
+/// any lock; without it, a shared lock tried and let go at once).
 pub fn is_locked(dir: &Path) -> bool {
-    match File::open(dir.join(LOCK_FILE)) {
-        Ok(f) => match f.try_lock_shared() {
-            Ok(()) => false,
-            Err(std::fs::TryLockError::WouldBlock) => true,
-            Err(_) => false,
-        },
+    let Ok(f) = File::open(dir.join(LOCK_FILE)) else { return false };
+    if let Some(id) = kernel_lock_id(&f) {
+        return std::fs::read_to_string("/proc/locks").is_ok_and(|locks| locks.lines().any(|l| l.split_whitespace().nth(5) == Some(id.as_str()) && l.split_whitespace().nth(1) == Some("FLOCK")));
+    }
+    match f.try_lock_shared() {
+        Ok(()) => false,
+        Err(std::fs::TryLockError::WouldBlock) => true,
         Err(_) => false,
     }
 }
@@ -156,8 +292,12 @@ impl Store {
     }
 
     /// Creates a run directory for `plan` and records the plan in it.
+    ///
+    /// Errors: [`ExecError::File`] naming the directory or file that could not be made and why
+    /// (a file where a directory belongs, permission, a full disk).
     pub fn create(&self, plan: &Plan) -> Result<(String, PathBuf), ExecError> {
-        std::fs::create_dir_all(&self.runs).map_err(|e| ExecError::io(&self.runs, e))?;
+        check_dir(&self.runs)?;
+        std::fs::create_dir_all(&self.runs).map_err(|e| ExecError::file("create the runs directory", &self.runs, e))?;
         let stamp = Utc::now().format("%Y%m%dT%H%M%SZ");
         let name: String = plan.release.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '-' }).take(40).collect();
         // A random suffix: run ids must also be unique in a PostgreSQL log shared by machines.
@@ -169,14 +309,15 @@ impl Store {
             match std::fs::create_dir(&dir) {
                 Ok(()) => {
                     let json = serde_json::to_vec_pretty(&RecordedPlan::of(plan)).expect("plans serialize");
-                    std::fs::write(dir.join(PLAN_FILE), json).map_err(|e| ExecError::io(&dir, e))?;
+                    let path = dir.join(PLAN_FILE);
+                    std::fs::write(&path, json).map_err(|e| ExecError::file("write the run's plan", &path, e))?;
                     return Ok((id, dir));
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-                Err(e) => return Err(ExecError::io(&dir, e)),
+                Err(e) => return Err(ExecError::file("create the run directory", &dir, e)),
             }
         }
-        Err(ExecError::io(&self.runs, std::io::Error::other("too many runs started in one second")))
+        Err(ExecError::file("create a run directory", &self.runs, std::io::Error::other("1000 names taken: too many runs started in one second")))
     }
 
     /// The local directory of a run kept in PostgreSQL (driver scratch files), created if needed.
@@ -185,37 +326,73 @@ impl Store {
             return Err(ExecError::State(format!("`{run_id}` is not a run id")));
         }
         let dir = self.runs.join(run_id);
-        std::fs::create_dir_all(&dir).map_err(|e| ExecError::io(&dir, e))?;
+        check_dir(&self.runs)?;
+        std::fs::create_dir_all(&dir).map_err(|e| ExecError::file("create the run's scratch directory", &dir, e))?;
         Ok(dir)
     }
 
     /// Finds a run by id, by directory or by the path of its `events.log`.
+    ///
+    /// Errors: [`ExecError::NoSuchRun`]; [`ExecError::NoLog`] for a run directory without its
+    /// log; [`ExecError::File`] when the runs directory or `events.log` is not what it must be.
     pub fn resolve(&self, run: &str) -> Result<PathBuf, ExecError> {
+        check_dir(&self.runs)?;
         let p = Path::new(run);
         let by_id = self.runs.join(run);
-        if !run.contains('/') && by_id.join(LOG_FILE).is_file() {
-            return Ok(by_id);
+        let is_run = |d: &Path| d.is_dir() && (d.join(LOG_FILE).exists() || d.join(PLAN_FILE).exists());
+        let dir = if !run.contains('/') && is_run(&by_id) {
+            by_id
+        } else if is_run(p) {
+            p.to_path_buf()
+        } else if p.file_name().is_some_and(|f| f == LOG_FILE) && p.exists() {
+            p.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new(".")).to_path_buf()
+        } else {
+            return Err(ExecError::NoSuchRun { run: run.into(), runs_dir: self.runs.clone() });
+        };
+        let log = dir.join(LOG_FILE);
+        match std::fs::metadata(&log) {
+            Ok(m) if m.is_dir() => Err(ExecError::file("read the event log", &log, std::io::Error::new(std::io::ErrorKind::IsADirectory, "it is a directory, not the run's event log file"))),
+            Ok(_) => Ok(dir),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(ExecError::NoLog { dir }),
+            Err(e) => Err(ExecError::file("read the event log", &log, e)),
         }
-        if p.is_dir() && p.join(LOG_FILE).is_file() {
-            return Ok(p.to_path_buf());
-        }
-        if p.is_file() && p.file_name().is_some_and(|f| f == LOG_FILE) {
-            return Ok(p.parent().unwrap_or(Path::new(".")).to_path_buf());
-        }
-        Err(ExecError::NoSuchRun { run: run.into(), runs_dir: self.runs.clone() })
     }
 
-    /// Every run, newest first.
-    pub fn list(&self) -> Vec<RunSummary> {
-        let Ok(entries) = std::fs::read_dir(&self.runs) else { return Vec::new() };
+    /// Every run, newest first (none if the runs directory does not exist yet).
+    ///
+    /// Errors: [`ExecError::File`] when the runs directory cannot be listed (a file in its place,
+    /// permission).
+    pub fn list(&self) -> Result<Vec<RunSummary>, ExecError> {
+        check_dir(&self.runs)?;
+        let entries = match std::fs::read_dir(&self.runs) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(ExecError::file("list the runs directory", &self.runs, e)),
+        };
         let mut out: Vec<RunSummary> = entries
             .filter_map(Result::ok)
             .filter(|e| e.path().join(LOG_FILE).is_file())
             .map(|e| summarize(&e.path()))
             .collect();
         out.sort_by(|a, b| b.started_at.cmp(&a.started_at).then(b.run_id.cmp(&a.run_id)));
-        out
+        Ok(out)
     }
+}
+
+/// Refuses when `dir`, or the nearest of its parents that exists, is not a directory, naming it.
+fn check_dir(dir: &Path) -> Result<(), ExecError> {
+    for a in dir.ancestors().filter(|a| !a.as_os_str().is_empty()) {
+        match std::fs::metadata(a) {
+            Ok(m) if m.is_dir() => return Ok(()),
+            Ok(_) => {
+                let action = if a == dir { "use it as the runs directory".to_string() } else { format!("use it as a directory (runs are kept in {})", dir.display()) };
+                return Err(ExecError::file(action, a, std::io::Error::new(std::io::ErrorKind::NotADirectory, "it is a file, not a directory")));
+            }
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory) => continue,
+            Err(e) => return Err(ExecError::file("look up the runs directory", a, e)),
+        }
+    }
+    Ok(())
 }
 
 fn summarize(dir: &Path) -> RunSummary {
@@ -229,7 +406,10 @@ fn summarize(dir: &Path) -> RunSummary {
 /// Reads a run's recorded plan.
 pub fn read_plan(dir: &Path) -> Result<Plan, ExecError> {
     let path = dir.join(PLAN_FILE);
-    let bytes = std::fs::read(&path).map_err(|e| ExecError::io(&path, e))?;
+    let bytes = std::fs::read(&path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => ExecError::Damaged { path: path.clone(), why: "the run's recorded plan is missing".into() },
+        _ => ExecError::file("read the run's recorded plan", &path, e),
+    })?;
     let rec: RecordedPlan = serde_json::from_slice(&bytes).map_err(|e| ExecError::Damaged { path: path.clone(), why: e.to_string() })?;
     rec.into_plan(dir)
 }

@@ -338,6 +338,83 @@ pub fn two_executors_on_one_run_then_kill_9_of_the_holder() {
     assert_clean_log(dir.path(), &run, false);
 }
 
+/// A run whose `apply` was killed by kill -9, then two `resume`s started together, many times:
+/// exactly one proceeds, and the other's refusal names that one (its pid), never the dead apply
+/// nor "another process". The winner's details are written only after it takes the lock, so the
+/// loser must ask the kernel who holds it.
+pub fn a_refusal_names_the_live_holder_never_a_dead_one() {
+    let dir = release("sleep 0.05; ", "rollback");
+    let (mut right, mut rounds) = (0, 0);
+    for round in 0..12 {
+        let _ = std::fs::remove_dir_all(dir.path().join(".cutover"));
+        let _ = std::fs::remove_file(dir.path().join("journal"));
+        let mut apply = command_for(dir.path()).args(["apply", "spec.toml", "--format", "quiet"]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+        // Kill it once its first command has started (its `step_started` is on disk).
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::time::Instant::now() < deadline {
+            let log = std::fs::read_dir(dir.path().join(".cutover/runs")).ok().and_then(|mut d| d.next()).map(|e| e.unwrap().path().join("events.log"));
+            if log.and_then(|l| std::fs::read(l).ok()).is_some_and(|b| String::from_utf8_lossy(&b).contains("command/a")) {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+        let dead = apply.id();
+        unsafe { libc::kill(dead as i32, libc::SIGKILL) };
+        apply.wait().unwrap();
+        let run = run_id(dir.path());
+        let spawn = || command_for(dir.path()).args(["resume", &run]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+        let (r1, r2) = (spawn(), spawn());
+        let (p1, p2) = (r1.id(), r2.id());
+        let (o1, o2) = (r1.wait_with_output().unwrap(), r2.wait_with_output().unwrap());
+        assert_no_panic(&o1);
+        assert_no_panic(&o2);
+        let (winner, loser) = match (o1.status.code(), o2.status.code()) {
+            (Some(0), Some(1)) => (p1, &o2),
+            (Some(1), Some(0)) => (p2, &o1),
+            // Each resume runs for 0.15 s at least: both proceeding means the lock failed.
+            (Some(0), Some(0)) => panic!("round {round}: both resumes proceeded:\n{}\n{}", transcript(&o1), transcript(&o2)),
+            _ => panic!("round {round}:\n{}\n{}", transcript(&o1), transcript(&o2)),
+        };
+        rounds += 1;
+        let stderr = String::from_utf8_lossy(&loser.stderr);
+        assert!(!stderr.contains(&format!("pid {dead} ")) && !stderr.contains(&format!("pid {dead})")), "round {round}: the refusal names the killed apply {dead}:\n{stderr}");
+        assert!(stderr.contains(&format!("pid {winner} ")), "round {round}: the refusal does not name the holder {winner}:\n{stderr}");
+        assert!(stderr.contains("hint: wait for pid"), "{stderr}");
+        right += 1;
+    }
+    assert_eq!(right, rounds);
+}
+
+/// A holder whose details are missing (holder.json removed, or a dead holder's left behind) is
+/// named by the kernel's pid and its command line, never by the file's stale pid.
+pub fn a_holder_without_details_is_named_by_the_kernel() {
+    let dir = release("while [ ! -e go ]; do sleep 0.01; done; ", "rollback");
+    let mut holder = command_for(dir.path()).args(["apply", "spec.toml", "--format", "quiet"]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let run = wait_for_run(dir.path());
+    let file = dir.path().join(".cutover/runs").join(&run).join("holder.json");
+    for stale in [None, Some(r#"{"pid":1,"host":"elsewhere","since":"2020-01-01T00:00:00Z","command":"apply"}"#)] {
+        match stale {
+            Some(text) => std::fs::write(&file, text).unwrap(),
+            None => std::fs::remove_file(&file).unwrap(),
+        }
+        let out = cutover(dir.path(), &["resume", &run], &[]);
+        assert_no_panic(&out);
+        assert_eq!(out.status.code(), Some(1), "{}", transcript(&out));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(&format!("is held by pid {} (`", holder.id())) && stderr.contains("apply spec.toml") && stderr.contains("has not written its details yet"), "{stale:?}:\n{stderr}");
+        assert!(!stderr.contains("pid 1 ") && stderr.contains(&format!("hint: wait for pid {}", holder.id())), "{stderr}");
+        let status = cutover(dir.path(), &["status", &run, "--format", "json"], &[]);
+        let doc: Value = serde_json::from_slice(&status.stdout).unwrap();
+        assert_eq!(doc["lock_holder"]["pid"], holder.id(), "{doc:#}");
+    }
+    unsafe { libc::kill(holder.id() as i32, libc::SIGKILL) };
+    holder.wait().unwrap();
+    // Nobody holds the run now: status names no one, though holder.json still names pid 1.
+    let status = cutover(dir.path(), &["status", &run, "--format", "json"], &[]);
+    let doc: Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert!(doc["lock_holder"].is_null(), "{doc:#}");
+}
+
 fn wait_for_run(dir: &Path) -> String {
     for _ in 0..500 {
         if let Ok(mut d) = std::fs::read_dir(dir.join(".cutover/runs"))
@@ -498,6 +575,37 @@ pub fn a_torn_tail_is_cut_and_the_run_continues() {
     assert_eq!(std::fs::read(&log).unwrap(), bytes);
 }
 
+/// What a power loss leaves when the file's new size reached the disk before its bytes: zeros after
+/// the last record, of any length. The resume cuts them off, keeps them in the file it names, and
+/// the run finishes.
+pub fn a_tail_of_zeros_is_cut_and_the_run_continues() {
+    for zeros in [1, 17, 120, 4096] {
+        let dir = release("", "rollback");
+        let out = cutover(dir.path(), &["apply", "spec.toml"], &[("CUTOVER_CRASH_AFTER_EFFECT", "command/b")]);
+        assert_eq!(out.status.code(), None, "{}", transcript(&out));
+        let run = run_id(dir.path());
+        let log = dir.path().join(".cutover/runs").join(&run).join("events.log");
+        let mut bytes = std::fs::read(&log).unwrap();
+        let valid = bytes.len();
+        bytes.resize(valid + zeros, 0);
+        std::fs::write(&log, &bytes).unwrap();
+        let status = cutover(dir.path(), &["status", &run], &[]);
+        assert_eq!(status.status.code(), Some(0), "{zeros}: {}", transcript(&status));
+        assert!(String::from_utf8_lossy(&status.stdout).contains(&format!("torn record ({zeros} bytes)")), "{zeros}: {}", transcript(&status));
+        let out = cutover(dir.path(), &["resume", &run], &[]);
+        assert_no_panic(&out);
+        assert_eq!(out.status.code(), Some(0), "{zeros}: {}", transcript(&out));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("later record"), "{zeros}: {stderr}");
+        // The notice names the file the zeros were kept in, and that file holds them.
+        let kept = format!("{}.torn-{valid}", log.display());
+        assert!(stderr.contains(&format!("torn record of {zeros} zero bytes")) && stderr.contains(&format!("kept in {kept}")), "{zeros}: {stderr}");
+        assert_eq!(std::fs::read(&kept).unwrap(), vec![0u8; zeros], "{zeros}");
+        assert_eq!(journal(dir.path()), forward_journal(), "{zeros}");
+        assert_clean_log(dir.path(), &run, false);
+    }
+}
+
 pub fn ctrl_c_lets_the_running_step_finish_and_leaves_the_run_resumable() {
     for signals in [1, 2] {
         // Step a takes a while; the signal arrives while it runs.
@@ -586,6 +694,16 @@ mod files {
     }
 
     #[test]
+    fn a_refusal_names_the_live_holder_never_a_dead_one() {
+        super::a_refusal_names_the_live_holder_never_a_dead_one();
+    }
+
+    #[test]
+    fn a_holder_without_details_is_named_by_the_kernel() {
+        super::a_holder_without_details_is_named_by_the_kernel();
+    }
+
+    #[test]
     fn a_failed_step_rolls_back_what_was_done() {
         super::a_failed_step_rolls_back_what_was_done();
     }
@@ -613,6 +731,11 @@ mod files {
     #[test]
     fn a_torn_tail_is_cut_and_the_run_continues() {
         super::a_torn_tail_is_cut_and_the_run_continues();
+    }
+
+    #[test]
+    fn a_tail_of_zeros_is_cut_and_the_run_continues() {
+        super::a_tail_of_zeros_is_cut_and_the_run_continues();
     }
 }
 

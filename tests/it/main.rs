@@ -11,3 +11,4 @@ mod plan_cli;
 mod routers;
 mod postgres_steps;
 mod stack;
+mod state_errors;
