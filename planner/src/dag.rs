@@ -103,6 +103,10 @@ pub enum Params {
         /// Upstreams/backends of the router and the server addresses the release will use in
         /// each (HAProxy: every one must already be declared in the backend).
         upstreams: BTreeMap<String, Vec<String>>,
+        /// Variables named in `secret_env` (services and commands), sorted: each must be set
+        /// when the release starts, not only when the deploy or the command that needs it runs.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        secret_env: Vec<String>,
     },
     /// backup
     Backup {

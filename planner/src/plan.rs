@@ -189,6 +189,12 @@ pub fn plan_release(spec: &ReleaseSpec, dbs: DatabaseFiles) -> Result<Plan, Plan
             services: services.iter().map(|s| s.name.clone()).collect(),
             images: services.iter().flat_map(|s| [format!("{}:{}", s.image, s.current), format!("{}:{}", s.image, s.target)]).collect(),
             router: spec.router.as_ref().map(|r| RouterParams::from(r.get_ref())),
+            secret_env: {
+                let mut names: Vec<String> = services.iter().flat_map(|s| s.secret_env.iter()).chain(spec.command.iter().flat_map(|c| c.get_ref().secret_env.iter())).cloned().collect();
+                names.sort();
+                names.dedup();
+                names
+            },
             upstreams: if spec.router.is_some() { services.iter().filter(|s| s.strategy.get_ref().kind != StrategyKind::Recreate).map(|s| (s.upstream().to_string(), s.old_ports().chain(s.new_ports()).map(addr).collect())).collect() } else { BTreeMap::new() },
         }),
         &[],

@@ -1,5 +1,7 @@
-//! `preflight`: read-only checks before anything changes. For each database: it is reachable
-//! (through the environment variable the spec names), its refinery history is what the plan
+//! `preflight`: read-only checks before anything changes. Every `secret_env` variable is set. For
+//! each database: the variable the spec names holds a PostgreSQL URL (`postgres://` or
+//! `postgresql://`, what both sqlx and `pg_dump` read), it connects, the role may run DDL there
+//! (a writable primary, CREATE on the first schema of its `search_path`), its refinery history is what the plan
 //! expects (the baseline applied with the same checksums, nothing of this release applied yet),
 //! and transactions open longer than the database's `lock_timeout` (which would make DDL wait)
 //! are reported. Nothing to undo.
@@ -8,6 +10,44 @@ use crate::driver::{BoxFuture, Done, Driver, Probe, StepContext, StepError};
 use cutover_planner::dag::{Params, Step};
 use serde_json::Value;
 
+/// Every variable named in a `secret_env` is set (a deploy or a command that needs one would
+/// otherwise fail mid-release). Values are never read into a message.
+fn check_secret_env(names: &[String]) -> Result<(), StepError> {
+    let unset: Vec<&str> = names.iter().filter(|n| std::env::var_os(n).is_none()).map(String::as_str).collect();
+    let not_utf8: Vec<&str> = names.iter().filter(|n| std::env::var_os(n).is_some_and(|v| v.to_str().is_none())).map(String::as_str).collect();
+    if !unset.is_empty() {
+        return Err(StepError(format!("environment variable(s) listed in `secret_env` are not set: {} (export them in the shell that runs cutover; their values are passed through, never written)", unset.join(", "))));
+    }
+    if !not_utf8.is_empty() {
+        return Err(StepError(format!("environment variable(s) listed in `secret_env` do not hold valid UTF-8: {}", not_utf8.join(", "))));
+    }
+    Ok(())
+}
+
+/// The variable `url_env` holds a URL that sqlx and `pg_dump` both read as PostgreSQL's. Only the
+/// scheme is ever quoted back: the rest may hold a password.
+fn check_url(url_env: &str, database: &str) -> Result<(), StepError> {
+    let what = format!("environment variable `{url_env}` (the URL of database `{database}`)");
+    let url = match std::env::var(url_env) {
+        Ok(u) => u,
+        Err(std::env::VarError::NotPresent) => return Err(StepError(format!("{what} is not set; export it, e.g. `export {url_env}=postgres://app@db.internal:5432/app`"))),
+        Err(std::env::VarError::NotUnicode(_)) => return Err(StepError(format!("{what} does not hold valid UTF-8"))),
+    };
+    if url.trim().is_empty() {
+        return Err(StepError(format!("{what} is set but empty; it must hold a URL such as postgres://app@db.internal:5432/app")));
+    }
+    if url.contains(|c: char| c.is_whitespace() || c.is_control()) {
+        return Err(StepError(format!("{what} contains whitespace or a control character; a URL has none (percent-encode them, e.g. %20)")));
+    }
+    match url.split_once("://") {
+        Some(("postgres" | "postgresql", _)) => Ok(()),
+        Some((scheme, _)) if scheme.chars().all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c)) && !scheme.is_empty() => Err(StepError(format!(
+            "{what} is a `{scheme}://` URL; cutover and pg_dump need `postgres://` or `postgresql://` (a driver prefix such as `postgresql+psycopg2://` or `jdbc:` is not part of a libpq URL)"
+        ))),
+        _ => Err(StepError(format!("{what} does not hold a URL; it must look like postgres://user:password@host:5432/dbname"))),
+    }
+}
+
 /// Runs the checks.
 pub struct PreflightDriver(pub std::sync::Arc<dyn crate::runtime::ContainerRuntime>);
 
@@ -15,9 +55,11 @@ impl Driver for PreflightDriver {
     fn run(&self, step: Step, ctx: StepContext) -> BoxFuture<Result<Done, StepError>> {
         let rt = self.0.clone();
         Box::pin(async move {
-            let Params::Preflight { databases, images, router, upstreams, .. } = &step.params else { return Err(StepError(format!("{} is not a preflight step", step.id))) };
+            let Params::Preflight { databases, images, router, upstreams, secret_env, .. } = &step.params else { return Err(StepError(format!("{} is not a preflight step", step.id))) };
             let mut details = Vec::new();
+            check_secret_env(secret_env)?;
             for db in databases {
+                check_url(&db.url_env, &db.name)?;
                 details.push(crate::drivers::postgres::check_database(db).await?);
             }
             // Images: nothing can be pulled later, so every one must be on the engine now.
