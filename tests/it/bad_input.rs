@@ -135,7 +135,7 @@ fn errors_are_json_on_stdout_when_json_was_asked_for() {
 #[test]
 fn values_that_would_fail_mid_release_are_refused_by_plan() {
     // One spec with a value of each kind that parses but cannot work: each is named at its line.
-    let stderr = fails("unworkable-values", "tests/fixtures/unworkable-values/spec.toml:6:1", &["21 problems"]);
+    let stderr = fails("unworkable-values", "tests/fixtures/unworkable-values/spec.toml:6:1", &["22 problems"]);
     for (line, needle) in [
         (6, "`image = \"Api:1\"` holds a tag"),
         (7, "`current = \"1 0\"` is not a Docker tag"),
@@ -150,6 +150,7 @@ fn values_that_would_fail_mid_release_are_refused_by_plan() {
         (17, "health `timeout` is 0s"),
         (18, "health `expect_status = 0`"),
         (24, "analysis `max_p99_latency` is 0s"),
+        (24, "an analysis gate behind nginx needs `access_log`"),
         (28, "`url_env = \"DATABASE URL\"` is not a portable variable name"),
         (31, "`lock_timeout = \"0s\"` turns the timeout off"),
         (32, "`statement_timeout = \"0s\"` turns the timeout off"),
@@ -202,6 +203,8 @@ fn each_unworkable_value_is_named_at_its_line_with_a_hint() {
         (&[("image = \"api\"", "image = \"\"")], "image = \"\"", "is empty"),
         (&[("target = \"2\"", "target = \"-2\"")], "target = \"-2\"", "is not a Docker tag"),
         (&[("upstream_file = \"/tmp/u.conf\"", "upstream_file = \"/tmp/u.conf\"\nreload = [\"\", \"-s\", \"reload\"]")], "reload = [", "empty program name"),
+        (&[("port = 4000", "port = 4000\nupstream = \"api\"")], "upstream = \"api\"", "services `api` and `web` both move traffic in upstream `api`"),
+        (&[("pause = \"1s\"", "pause = \"1s\"\nanalysis = { max_error_rate = 0.01, max_p99_latency = \"1s\" }")], "analysis = {", "an analysis gate behind nginx needs `access_log`"),
     ];
     for (edits, key_line, needle) in cases {
         let (dir, spec) = spec_with(edits);

@@ -8,7 +8,7 @@
 //! What only the environment can tell (is `url_env` set, does its URL connect, may the role run
 //! DDL) is checked by the `preflight` step, which also runs before anything changes.
 
-use super::{Command, Database, ReleaseSpec, Router, Service, StrategyKind};
+use super::{Command, Database, ReleaseSpec, Router, RouterKind, Service, StrategyKind};
 use std::collections::BTreeMap;
 use std::ops::Range;
 
@@ -135,6 +135,7 @@ pub(super) fn check(spec: &ReleaseSpec, text: &str, err: &mut Report) {
         check_service(s.get_ref(), text, &element(text, &s.span(), "service"), err);
     }
     check_port_overlap(spec, text, err);
+    check_shared_routing(spec, text, err);
     for d in &spec.database {
         check_database(d.get_ref(), text, &element(text, &d.span(), "database"), err);
     }
@@ -203,6 +204,28 @@ fn check_port_overlap(spec: &ReleaseSpec, text: &str, err: &mut Report) {
         }
         for p in ports {
             owner.insert(p, &svc.name);
+        }
+    }
+}
+
+/// What the router side of the services needs: an upstream of their own, and the data an
+/// analysis gate reads (nginx only has it in the JSON access log).
+fn check_shared_routing(spec: &ReleaseSpec, text: &str, err: &mut Report) {
+    let mut owner: BTreeMap<&str, &str> = BTreeMap::new();
+    for s in &spec.service {
+        let svc = s.get_ref();
+        let st = svc.strategy.get_ref();
+        if st.kind == StrategyKind::Recreate {
+            continue;
+        }
+        if let Some(other) = owner.insert(svc.upstream(), &svc.name) {
+            err(key_span(text, &element(text, &s.span(), "service"), "upstream"), format!("services `{other}` and `{}` both move traffic in upstream `{}`", svc.name, svc.upstream()), "each service's weights are set in its own upstream (nginx) or backend (HAProxy); give each service its own `upstream`");
+        }
+        if let (Some(a), Some(r)) = (&st.analysis, &spec.router)
+            && r.get_ref().kind == RouterKind::Nginx
+            && r.get_ref().access_log.is_none()
+        {
+            err(a.span(), format!("service `{}`: an analysis gate behind nginx needs `access_log` in `[router]`", svc.name), "the gate reads the canary's requests from nginx's JSON access log; add `access_log = \"/var/log/nginx/cutover.json\"` with the log_format of docs/routers.md");
         }
     }
 }
