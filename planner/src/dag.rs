@@ -107,6 +107,10 @@ pub enum Params {
         /// when the release starts, not only when the deploy or the command that needs it runs.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         secret_env: Vec<String>,
+        /// Programs the `command` steps start (argv, undo and probe): each must exist and be
+        /// executable when the release starts, not only when its stage comes.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        programs: Vec<ProgramCheck>,
     },
     /// backup
     Backup {
@@ -350,6 +354,18 @@ pub struct Server {
     pub addr: String,
     /// Relative weight.
     pub weight: u32,
+}
+
+/// A program a `command` step starts, as preflight checks it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProgramCheck {
+    /// Who starts it: `command/smoke`, `command/smoke (undo)`, `command/smoke (probe)`.
+    pub what: String,
+    /// `argv[0]`: a path (relative to the spec's directory) or a name looked up in `PATH`.
+    pub program: String,
+    /// The `PATH` the command's `env` sets, if it sets one (the lookup uses it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
 }
 
 /// What preflight checks about one database.

@@ -16,7 +16,7 @@
 //! downtime window.
 
 use crate::analysis::{AnalyzeOptions, Inverse, MigrationAnalysis, Phase, StmtPhase, analyze};
-use crate::dag::{Builder, DatabaseCheck, Downtime, HistoryEntry, Params, Plan, RouterParams, Server, StatementRef, Step, StepKind};
+use crate::dag::{Builder, DatabaseCheck, ProgramCheck, Downtime, HistoryEntry, Params, Plan, RouterParams, Server, StatementRef, Step, StepKind};
 use crate::error::{Diagnostic, PlanError};
 use crate::lint::{Finding, Severity};
 use crate::migrations::{MigrationFile, load_dir};
@@ -195,6 +195,13 @@ pub fn plan_release(spec: &ReleaseSpec, dbs: DatabaseFiles) -> Result<Plan, Plan
                 names.dedup();
                 names
             },
+            programs: spec
+                .command
+                .iter()
+                .map(|c| c.get_ref())
+                .flat_map(|c| [("", Some(c.argv.get_ref())), (" (undo)", c.undo.as_ref()), (" (probe)", c.probe.as_ref())].into_iter().filter_map(move |(role, argv)| Some((c, role, argv?.first()?))))
+                .map(|(c, role, program)| ProgramCheck { what: format!("command/{}{role}", c.name), program: program.clone(), path: c.env.get("PATH").cloned() })
+                .collect(),
             upstreams: if spec.router.is_some() { services.iter().filter(|s| s.strategy.get_ref().kind != StrategyKind::Recreate).map(|s| (s.upstream().to_string(), s.old_ports().chain(s.new_ports()).map(addr).collect())).collect() } else { BTreeMap::new() },
         }),
         &[],

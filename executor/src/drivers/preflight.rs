@@ -1,4 +1,5 @@
-//! `preflight`: read-only checks before anything changes. Every `secret_env` variable is set. For
+//! `preflight`: read-only checks before anything changes. Every `secret_env` variable is set, and
+//! every program a command step starts exists and is executable. For
 //! each database: the variable the spec names holds a PostgreSQL URL (`postgres://` or
 //! `postgresql://`, what both sqlx and `pg_dump` read), it connects, the role may run DDL there
 //! (a writable primary, CREATE on the first schema of its `search_path`), its refinery history is what the plan
@@ -7,7 +8,9 @@
 //! are reported. Nothing to undo.
 
 use crate::driver::{BoxFuture, Done, Driver, Probe, StepContext, StepError};
-use cutover_planner::dag::{Params, Step};
+use cutover_planner::dag::{Params, ProgramCheck, Step};
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
 use serde_json::Value;
 
 /// Every variable named in a `secret_env` is set (a deploy or a command that needs one would
@@ -22,6 +25,30 @@ fn check_secret_env(names: &[String]) -> Result<(), StepError> {
         return Err(StepError(format!("environment variable(s) listed in `secret_env` do not hold valid UTF-8: {}", not_utf8.join(", "))));
     }
     Ok(())
+}
+
+/// Every program a command step will start exists and may be executed, found as the command
+/// will find it: a path with a `/` from the spec's directory (the command's working directory),
+/// a bare name in `PATH` (the command's own, if its `env` sets one).
+fn check_programs(programs: &[ProgramCheck], spec_dir: &Path) -> Result<(), StepError> {
+    let executable = |p: &Path| std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0);
+    let mut problems = Vec::new();
+    for c in programs {
+        if c.program.contains('/') {
+            let p = spec_dir.join(&c.program);
+            if !p.exists() {
+                problems.push(format!("{}: `{}` does not exist (relative paths start at the spec's directory, {})", c.what, c.program, spec_dir.display()));
+            } else if !executable(&p) {
+                problems.push(format!("{}: `{}` is not an executable file (`chmod +x` it, or run it through its interpreter, e.g. `[\"sh\", \"{}\"]`)", c.what, c.program, c.program));
+            }
+        } else {
+            let path = c.path.clone().map(std::ffi::OsString::from).or_else(|| std::env::var_os("PATH")).unwrap_or_default();
+            if !std::env::split_paths(&path).any(|d| executable(&spec_dir.join(d).join(&c.program))) {
+                problems.push(format!("{}: `{}` is not found in PATH", c.what, c.program));
+            }
+        }
+    }
+    if problems.is_empty() { Ok(()) } else { Err(StepError(format!("command programs cannot be started: {}", problems.join("; ")))) }
 }
 
 /// The variable `url_env` holds a URL that sqlx and `pg_dump` both read as PostgreSQL's. Only the
@@ -55,9 +82,10 @@ impl Driver for PreflightDriver {
     fn run(&self, step: Step, ctx: StepContext) -> BoxFuture<Result<Done, StepError>> {
         let rt = self.0.clone();
         Box::pin(async move {
-            let Params::Preflight { databases, images, router, upstreams, secret_env, .. } = &step.params else { return Err(StepError(format!("{} is not a preflight step", step.id))) };
+            let Params::Preflight { databases, images, router, upstreams, secret_env, programs, .. } = &step.params else { return Err(StepError(format!("{} is not a preflight step", step.id))) };
             let mut details = Vec::new();
             check_secret_env(secret_env)?;
+            check_programs(programs, &ctx.spec_dir)?;
             for db in databases {
                 check_url(&db.url_env, &db.name)?;
                 details.push(crate::drivers::postgres::check_database(db).await?);
