@@ -183,7 +183,9 @@ fn each_unworkable_value_is_named_at_its_line_with_a_hint() {
     let (dir, _) = spec_with(&[]);
     let out = crate::common::cutover_in(dir.path(), &["plan", "spec.toml"]);
     assert_eq!(out.status.code(), Some(0), "the base spec plans: {}", transcript(&out));
-    let cases: &[(&[(&str, &str)], &str, &str)] = &[
+    // (edits to the base spec, the line the error must name, what it must say)
+    type Case<'a> = (&'a [(&'a str, &'a str)], &'a str, &'a str);
+    let cases: &[Case] = &[
         (&[("baseline = 1", "baseline = 1\nlock_timeout = \"0s\"")], "lock_timeout = \"0s\"", "turns the timeout off"),
         (&[("baseline = 1", "baseline = 1\nstatement_timeout = \"0ms\"")], "statement_timeout = \"0ms\"", "turns the timeout off"),
         (&[("baseline = 1", "baseline = 1\nlock_timeout = \"2147484s\"")], "lock_timeout = \"2147484s\"", "longer than 2147483647ms"),
