@@ -84,10 +84,14 @@ impl Driver for PreflightDriver {
         Box::pin(async move {
             let Params::Preflight { databases, images, router, upstreams, secret_env, programs, .. } = &step.params else { return Err(StepError(format!("{} is not a preflight step", step.id))) };
             let mut details = Vec::new();
+            // The environment first (cheap, and the most precise message for a variable that is
+            // both a `url_env` and a `secret_env`), then the servers.
+            for db in databases {
+                check_url(&db.url_env, &db.name)?;
+            }
             check_secret_env(secret_env)?;
             check_programs(programs, &ctx.spec_dir)?;
             for db in databases {
-                check_url(&db.url_env, &db.name)?;
                 details.push(crate::drivers::postgres::check_database(db).await?);
             }
             // Images: nothing can be pulled later, so every one must be on the engine now.
