@@ -382,6 +382,10 @@ pub struct DatabaseCheck {
     /// The database's `lock_timeout`: transactions open longer than this would make the
     /// release's DDL wait past it, so preflight lists them.
     pub lock_timeout: Duration,
+    /// Tables the pending migrations ALTER or index, as written: only their owner may, so
+    /// preflight checks the role owns those that exist (tables the release creates do not yet).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub owned_tables: Vec<String>,
 }
 
 /// A migration as refinery's history table records it.

@@ -548,6 +548,18 @@ pub async fn check_database(db: &DatabaseCheck) -> Result<String, StepError> {
         if create != Some(true) {
             return Err(StepError(format!("{what}: role `{user}` may not create objects in schema `{schema}` (the first of its search_path `{path}`), so the first migration would fail; `GRANT CREATE ON SCHEMA {schema} TO {user}` (PostgreSQL 15 no longer grants it on `public`), or connect as the schema's owner")));
         }
+        // Only a table's owner (or a member of the owning role) may ALTER it or index it.
+        let foreign: Vec<(String, String)> = sqlx::query_as(
+            "SELECT t, pg_get_userbyid(c.relowner)::text FROM unnest($1::text[]) AS t JOIN pg_class c ON c.oid = to_regclass(t) WHERE NOT pg_has_role(current_user, c.relowner, 'USAGE') ORDER BY t",
+        )
+        .bind(&db.owned_tables)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(err)?;
+        if !foreign.is_empty() {
+            let list: Vec<String> = foreign.iter().map(|(t, o)| format!("`{t}` (owned by `{o}`)")).collect();
+            return Err(StepError(format!("{what}: the migrations alter or index {}, which role `{user}` does not own, so they would fail with \"must be owner of table\"; connect as the owner, or `GRANT {} TO {user}`", list.join(", "), foreign[0].1)));
+        }
     }
     let has_history: Option<String> = sqlx::query_scalar("SELECT to_regclass('refinery_schema_history')::text").fetch_one(&mut *conn).await.map_err(err)?;
     let rows: Vec<(i32, String)> = if has_history.is_some() {
