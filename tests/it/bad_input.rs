@@ -151,7 +151,7 @@ fn values_that_would_fail_mid_release_are_refused_by_plan() {
         (18, "health `expect_status = 0`"),
         (24, "analysis `max_p99_latency` is 0s"),
         (24, "an analysis gate behind nginx needs `access_log`"),
-        (28, "`url_env = \"DATABASE URL\"` is not a portable variable name"),
+        (28, "`url_env = \"DATABASE URL\"` contains a space"),
         (31, "`lock_timeout = \"0s\"` turns the timeout off"),
         (32, "`statement_timeout = \"0s\"` turns the timeout off"),
         (33, "`dir` is empty"),

@@ -57,8 +57,10 @@ fn env_name_problem(name: &str) -> Option<&'static str> {
         Some("contains `=`, which ends a name in a process environment")
     } else if name.contains('\0') {
         Some("contains a NUL byte, which no process environment can hold")
-    } else if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') || name.starts_with(|c: char| c.is_ascii_digit()) {
-        Some("is not a portable variable name (letters, digits and `_`, not starting with a digit)")
+    } else if name.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        // Any other byte is allowed by execve and Docker; refusing more would refuse working
+        // specs.
+        Some("contains a space or a control character, which no shell can export")
     } else {
         None
     }
