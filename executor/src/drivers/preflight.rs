@@ -1,11 +1,13 @@
-//! `preflight`: read-only checks before anything changes. Every `secret_env` variable is set, and
-//! every program a command step starts exists and is executable. For
-//! each database: the variable the spec names holds a PostgreSQL URL (`postgres://` or
-//! `postgresql://`, what both sqlx and `pg_dump` read), it connects, the role may run DDL there
-//! (a writable primary, CREATE on the first schema of its `search_path`), its refinery history is what the plan
-//! expects (the baseline applied with the same checksums, nothing of this release applied yet),
-//! and transactions open longer than the database's `lock_timeout` (which would make DDL wait)
-//! are reported. Nothing to undo.
+//! `preflight`: read-only checks before anything changes, of everything a later step needs that
+//! can be checked up front. The environment: every `secret_env` variable is set, and every
+//! program a command step starts exists and is executable. For each database: the variable the
+//! spec names holds a PostgreSQL URL (`postgres://` or `postgresql://`, what both sqlx and
+//! `pg_dump` read), it connects, the role may run the release's DDL there (a writable primary,
+//! CREATE on the first schema of its `search_path`, ownership of the tables the migrations alter),
+//! its refinery history is what the plan expects (the baseline applied with the same checksums,
+//! nothing of this release applied yet), and transactions open longer than the database's
+//! `lock_timeout` (which would make DDL wait) are reported. Then the images and the router.
+//! Nothing to undo.
 
 use crate::driver::{BoxFuture, Done, Driver, Probe, StepContext, StepError};
 use cutover_planner::dag::{Params, ProgramCheck, Step};
