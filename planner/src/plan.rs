@@ -184,7 +184,7 @@ pub fn plan_release(spec: &ReleaseSpec, dbs: DatabaseFiles) -> Result<Plan, Plan
                         pending: files.iter().filter(|f| !applied(f)).map(entry).collect(),
                         lock_timeout: d.lock_timeout,
                         owned_tables: {
-                            let pending = analyzed.iter().filter(|(n, _)| *n == d.name).flat_map(|(_, ms)| ms.iter()).filter(|m| !d.baseline.is_some_and(|b| m.version <= b));
+                            let pending = analyzed.iter().filter(|(n, _)| *n == d.name).flat_map(|(_, ms)| ms.iter()).filter(|m| d.baseline.is_none_or(|b| m.version > b));
                             let mut tables: Vec<String> = pending.flat_map(|m| m.statements.iter().filter_map(|s| s.owner_of.clone())).collect();
                             tables.sort();
                             tables.dedup();
