@@ -78,7 +78,7 @@ spec = ['[release]\nname = "bench"\n']
 kinds = ["canary", "blue-green", "rolling"]
 for s in range(services):
     kind = kinds[s % 3]
-    spec.append(f'[[service]]\nname = "svc{s}"\nimage = "svc{s}"\ncurrent = "1"\ntarget = "2"\nport = {10000 + 2 * s}\nreplicas = 3\n')
+    spec.append(f'[[service]]\nname = "svc{s}"\nimage = "svc{s}"\ncurrent = "1"\ntarget = "2"\nport = {10000 + 6 * s}\nreplicas = 3\n')
     if kind == "canary":
         spec.append('[service.strategy]\nkind = "canary"\nsteps = [5, 25, 50, 100]\npause = "30s"\nanalysis = { max_error_rate = 0.01, max_p99_latency = "300ms" }\n')
     elif kind == "rolling":

@@ -94,7 +94,7 @@ fn replay(dir: &std::path::Path) {
 
 fn noop_plan(n: usize, deep: bool) -> Plan {
     let mut b = Builder::default();
-    let root = b.add(step("preflight".into(), StepKind::Preflight, Params::Preflight { databases: vec![], services: vec![], images: vec![], upstreams: Default::default(), shifts: vec![], router: None }), &[]);
+    let root = b.add(step("preflight".into(), StepKind::Preflight, Params::Preflight { databases: vec![], services: vec![], images: vec![], upstreams: Default::default(), shifts: vec![], router: None, secret_env: vec![], programs: vec![] }), &[]);
     let mut prev = root;
     for i in 0..n {
         let s = step(format!("pause/n{i}"), StepKind::Pause, Params::Pause { service: "bench".into(), duration: Duration::from_millis(0) });

@@ -125,6 +125,13 @@ pub trait Driver: Send + Sync {
         Box::pin(async { Ok(None) })
     }
 
+    /// Whether `run` only waits or watches, so the runner may drop it at any point: on the first
+    /// Ctrl-C it stops such a step at once (left in doubt; the probe must then say `NotDone` and a
+    /// re-run must be right) instead of waiting for it to end as it does for steps with effects.
+    fn interruptible(&self) -> bool {
+        false
+    }
+
     /// Puts back the state a `backup` step captured (its undo data names the dump). Only backup
     /// drivers can; it is destructive, and the runner calls it only when the operator asked for a
     /// rollback past a pivot with `--restore-backup`.

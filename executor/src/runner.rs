@@ -190,7 +190,12 @@ impl Session {
     }
 
     /// Runs every step that is not done yet, in dependency order. On a failure no new step
-    /// starts; then, by `opts.on_failure`, the run rolls back or pauses.
+    /// starts; then, by `opts.on_failure`, the run rolls back or pauses. On the first SIGINT or
+    /// SIGTERM no new step starts either: steps that only wait or watch ([`Driver::interruptible`],
+    /// pauses and analysis gates) stop at once and stay in doubt for `resume`, the others finish;
+    /// a second signal stops those too.
+    ///
+    /// [`Driver::interruptible`]: crate::driver::Driver::interruptible
     pub async fn forward(&mut self, drivers: &Drivers, opts: &RunOptions) -> Result<ForwardResult, ExecError> {
         if self.state.rollback.is_some() {
             return Err(ExecError::State("this run is being rolled back; continue with `cutover rollback RUN`".into()));
@@ -214,7 +219,11 @@ impl Session {
         let runnable = |st: StepState| matches!(st, StepState::Pending | StepState::Failed);
         let mut ready: BTreeSet<usize> = (0..order.len()).filter(|i| waiting[*i] == 0 && runnable(self.state.steps[&order[*i].id].state)).collect();
         let mut running: BTreeSet<String> = BTreeSet::new();
-        let mut tasks: JoinSet<(String, Result<Done, StepError>)> = JoinSet::new();
+        // `None`: an interruptible step stopped by the first signal (it stays in doubt).
+        let mut tasks: JoinSet<(String, Option<Result<Done, StepError>>)> = JoinSet::new();
+        // Running steps that only wait or watch, and the switch that stops them.
+        let mut stoppable: BTreeSet<String> = BTreeSet::new();
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let mut failed: Option<(String, String)> = None;
         // The first failure was an inconclusive gate: pause, whatever `on_failure` says.
         let mut inconclusive = false;
@@ -231,14 +240,25 @@ impl Session {
                 let id = step.id.clone();
                 if self.state.dry_run {
                     let detail = format!("dry run: {}", step.description);
-                    tasks.spawn(async move { (id, Ok(Done { undo: Value::Null, detail: Some(detail) })) });
+                    tasks.spawn(async move { (id, Some(Ok(Done { undo: Value::Null, detail: Some(detail) }))) });
                 } else {
                     let driver = drivers.get(step.kind).ok_or_else(|| ExecError::NoDriver { kinds: vec![step.kind.as_str().into()] })?;
                     let mut ctx = opts.ctx.clone();
                     ctx.progress = Some(crate::driver::Progress::new(step.id.clone(), progress_tx.clone()));
                     ctx.resume_from = self.state.steps[&step.id].progress.clone();
                     let fut = driver.run(step.clone(), ctx);
-                    tasks.spawn(async move { (id, fut.await) });
+                    if driver.interruptible() {
+                        stoppable.insert(id.clone());
+                        let mut stop = stop_rx.clone();
+                        tasks.spawn(async move {
+                            tokio::select! {
+                                r = fut => (id, Some(r)),
+                                _ = stop.wait_for(|s| *s) => (id, None),
+                            }
+                        });
+                    } else {
+                        tasks.spawn(async move { (id, Some(fut.await)) });
+                    }
                 }
             }
             if running.is_empty() {
@@ -256,8 +276,11 @@ impl Session {
                     let Some(joined) = joined else { break };
                     let (id, result) = joined.map_err(|e| ExecError::State(format!("a step task panicked: {e}")))?;
                     running.remove(&id);
+                    stoppable.remove(&id);
                     match result {
-                        Ok(done) => {
+                        // Stopped by the signal: no end event, so a resume probes it.
+                        None => {}
+                        Some(Ok(done)) => {
                             self.crash_point(&id);
                             self.emit(Event::StepSucceeded { step: id.clone(), undo: done.undo, detail: done.detail }).await?;
                             for &j in &dependents[index[id.as_str()]] {
@@ -267,7 +290,7 @@ impl Session {
                                 }
                             }
                         }
-                        Err(e) => {
+                        Some(Err(e)) => {
                             let error = opts.ctx.redactor.redact(&e.0);
                             self.emit(Event::StepFailed { step: id.clone(), error: error.clone() }).await?;
                             if failed.is_none() {
@@ -281,7 +304,12 @@ impl Session {
                 _ = sigterm.recv() => interrupted += 1,
             }
             if interrupted == 1 && !running.is_empty() {
-                self.notice(&format!("interrupted: waiting for {} running step(s) to finish (signal again to stop them now; the run stays resumable)", running.len()));
+                // Pauses and gates stop now; steps with effects finish.
+                let _ = stop_tx.send(true);
+                let effectful = running.len() - stoppable.len();
+                if effectful > 0 {
+                    self.notice(&format!("interrupted: waiting for {effectful} running step(s) to finish (signal again to stop them now; the run stays resumable)"));
+                }
                 interrupted = 2;
             } else if interrupted > 2 {
                 // Second signal: stop now. The steps stay "started" in the log, and a resume

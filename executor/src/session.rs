@@ -69,28 +69,33 @@ pub async fn start(backend: &Backend, store: &Store, plan: Plan, spec_path: &Pat
 
 /// Reopens the run `run` (an id, or for files a path) for `command` (`resume` or `rollback`).
 pub async fn attach(backend: &Backend, store: &Store, run: &str, command: &str, redactor: Redactor, reporter: Box<dyn Reporter>) -> Result<Session, ExecError> {
-    let (dir, mut sink, contents, plan) = match backend {
+    let replay = |contents: &LogContents, describe: String| RunState::replay(&contents.header, &contents.records).map_err(|source| ExecError::Replay { path: PathBuf::from(describe), source });
+    let (dir, mut sink, state, plan) = match backend {
         Backend::Files => {
             let dir = store.resolve(run)?;
             let lock = lock_run(&dir, command)?;
             let path = dir.join(LOG_FILE);
             let contents = read_log(&path)?;
-            // The plan first: a run that cannot continue is left exactly as it was.
+            // The plan first, checked against the log: a run that cannot continue is left
+            // exactly as it was (no torn tail cut).
             let plan = read_plan(&dir)?;
+            let state = replay(&contents, path.display().to_string())?;
+            verify_recorded_plan(&dir, backend, &state, &plan)?;
             let (writer, kept) = LogWriter::open(&path, &contents)?;
             if let (Some(torn), Some(kept)) = (&contents.torn, kept) {
                 reporter.notice(&crate::log::torn_notice(torn, &kept));
             }
-            (dir, Sink::File { writer, lock }, contents, plan)
+            (dir, Sink::File { writer, lock }, state, plan)
         }
         Backend::Postgres(pg) => {
             let (run_handle, contents, plan) = pg.open(run, command).await?;
             let dir = store.scratch_dir(run)?;
-            (dir, Sink::Postgres(run_handle), contents, plan)
+            let sink = Sink::Postgres(run_handle);
+            let state = replay(&contents, sink.describe())?;
+            verify_recorded_plan(&dir, backend, &state, &plan)?;
+            (dir, sink, state, plan)
         }
     };
-    let state = RunState::replay(&contents.header, &contents.records).map_err(|source| ExecError::Replay { path: PathBuf::from(sink.describe()), source })?;
-    verify_recorded_plan(&dir, backend, &state, &plan)?;
     sink.set_redactor(redactor.merge(Redactor::for_plan(&plan)));
     let mut session = Session::new(dir, plan, state, sink, reporter);
     session.emit(Event::Attached { pid: std::process::id(), host: hostname(), command: command.into() }).await?;

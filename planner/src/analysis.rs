@@ -123,6 +123,10 @@ pub struct StatementAnalysis {
     /// Set for a RENAME COLUMN on an existing table.
     #[serde(skip)]
     pub rename: Option<ColumnRename>,
+    /// The table whose owner alone may run the statement (ALTER TABLE, CREATE INDEX), as
+    /// written; preflight checks the role owns those that exist.
+    #[serde(skip)]
+    pub owner_of: Option<String>,
 }
 
 /// One migration file, analyzed.
@@ -236,12 +240,14 @@ struct Class {
     transactional: bool,
     /// Table the statement works on, normalized, for suppressing hazards on new tables.
     table: Option<String>,
+    /// Table whose ownership the statement needs (ALTER TABLE, CREATE INDEX), as written.
+    owner_of: Option<String>,
     findings: Vec<(&'static str, String, String)>,
 }
 
 impl Class {
     fn new(phase: StmtPhase, inverse: Inverse) -> Self {
-        Self { phase, inverse, rename: None, transactional: true, table: None, findings: Vec::new() }
+        Self { phase, inverse, rename: None, transactional: true, table: None, owner_of: None, findings: Vec::new() }
     }
 
     fn raise(&mut self, phase: StmtPhase) {
@@ -408,6 +414,7 @@ fn analyze_file(file: &MigrationFile, prepared: Prepared, schema: &mut Schema, r
             sql,
             inverse: class.inverse,
             rename: class.rename,
+            owner_of: class.owner_of,
         });
     }
     // Errors outside any statement: text the parser did not even start a statement for.
@@ -427,6 +434,7 @@ fn analyze_file(file: &MigrationFile, prepared: Prepared, schema: &mut Schema, r
             sql: rest,
             inverse: Inverse::Unknown("the statement could not be read".into()),
             rename: None,
+            owner_of: None,
         });
     }
 
@@ -717,6 +725,7 @@ fn classify(stmt: &ast::Stmt, schema: &mut Schema, in_release: bool) -> Class {
             let is_new = schema.is_new(&table);
             let mut c = Class::new(Neutral, Inverse::Noop);
             c.table = Some(normalize(&table));
+            c.owner_of = Some(table.clone()).filter(|t| !t.is_empty());
             let mut inverses: Vec<String> = Vec::new();
             let mut unknown_inverse: Option<String> = None;
             for action in at.actions() {
@@ -929,6 +938,7 @@ fn classify(stmt: &ast::Stmt, schema: &mut Schema, in_release: bool) -> Class {
             };
             let mut c = Class::new(Expand, inverse);
             c.table = Some(normalize(&table));
+            c.owner_of = Some(table).filter(|t| !t.is_empty());
             c
         }
         ast::Stmt::DropIndex(_) => Class::new(Contract, Inverse::Unknown("a dropped index is not re-created automatically; add a down migration".into())),

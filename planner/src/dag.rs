@@ -108,6 +108,14 @@ pub enum Params {
         /// weights) before anything changes. Empty in plans recorded before it existed.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         shifts: Vec<PlannedShift>,
+        /// Variables named in `secret_env` (services and commands), sorted: each must be set
+        /// when the release starts, not only when the deploy or the command that needs it runs.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        secret_env: Vec<String>,
+        /// Programs the `command` steps start (argv, undo and probe): each must exist and be
+        /// executable when the release starts, not only when its stage comes.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        programs: Vec<ProgramCheck>,
     },
     /// backup
     Backup {
@@ -364,6 +372,18 @@ pub struct PlannedShift {
     pub servers: Vec<Server>,
 }
 
+/// A program a `command` step starts, as preflight checks it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProgramCheck {
+    /// Who starts it: `command/smoke`, `command/smoke (undo)`, `command/smoke (probe)`.
+    pub what: String,
+    /// `argv[0]`: a path (relative to the spec's directory) or a name looked up in `PATH`.
+    pub program: String,
+    /// The `PATH` the command's `env` sets, if it sets one (the lookup uses it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+}
+
 /// What preflight checks about one database.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DatabaseCheck {
@@ -378,6 +398,10 @@ pub struct DatabaseCheck {
     /// The database's `lock_timeout`: transactions open longer than this would make the
     /// release's DDL wait past it, so preflight lists them.
     pub lock_timeout: Duration,
+    /// Tables the pending migrations ALTER or index, as written: only their owner may, so
+    /// preflight checks the role owns those that exist (tables the release creates do not yet).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub owned_tables: Vec<String>,
 }
 
 /// A migration as refinery's history table records it.

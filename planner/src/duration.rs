@@ -25,6 +25,11 @@ impl Duration {
         self.millis
     }
 
+    /// The longest duration a spec may hold: PostgreSQL's `lock_timeout` and `statement_timeout`
+    /// are whole milliseconds in a 32-bit integer, and one limit for every duration keeps the rule
+    /// simple (about 24.8 days; a release that waits longer is not one release).
+    pub const MAX: Self = Self::from_millis(i32::MAX as u64);
+
     /// Whether this is zero.
     pub const fn is_zero(self) -> bool {
         self.millis == 0
@@ -46,7 +51,11 @@ impl Duration {
             "h" => 3_600_000,
             _ => return Err(bad()),
         };
-        n.checked_mul(factor).map(Self::from_millis).ok_or_else(bad)
+        let d = n.checked_mul(factor).map(Self::from_millis).ok_or_else(bad)?;
+        if d > Self::MAX {
+            return Err(format!("duration `{text}` is longer than {}ms (about 24.8 days), the most cutover accepts: PostgreSQL's timeouts stop there", Self::MAX.millis));
+        }
+        Ok(d)
     }
 }
 
@@ -110,6 +119,15 @@ mod tests {
         for bad in ["", "s", "10", "1.5s", "10 sec", "-1s", "99999999999999999999h"] {
             let err = Duration::parse(bad).unwrap_err();
             assert!(err.contains("e.g. \"30s\""), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn refuses_what_postgresql_cannot_hold() {
+        assert_eq!(Duration::parse("2147483647ms").unwrap(), Duration::MAX);
+        for long in ["2147483648ms", "2147484s", "597h"] {
+            let err = Duration::parse(long).unwrap_err();
+            assert!(err.contains("longer than 2147483647ms"), "{long}: {err}");
         }
     }
 }

@@ -16,7 +16,7 @@
 //! downtime window.
 
 use crate::analysis::{AnalyzeOptions, Inverse, MigrationAnalysis, Phase, StmtPhase, analyze};
-use crate::dag::{Builder, DatabaseCheck, Downtime, HistoryEntry, Params, Plan, RouterParams, Server, StatementRef, Step, StepKind};
+use crate::dag::{Builder, DatabaseCheck, ProgramCheck, Downtime, HistoryEntry, Params, Plan, RouterParams, Server, StatementRef, Step, StepKind};
 use crate::error::{Diagnostic, PlanError};
 use crate::lint::{Finding, Severity};
 use crate::migrations::{MigrationFile, load_dir};
@@ -183,12 +183,32 @@ pub fn plan_release(spec: &ReleaseSpec, dbs: DatabaseFiles) -> Result<Plan, Plan
                         applied: files.iter().filter(applied).map(entry).collect(),
                         pending: files.iter().filter(|f| !applied(f)).map(entry).collect(),
                         lock_timeout: d.lock_timeout,
+                        owned_tables: {
+                            let pending = analyzed.iter().filter(|(n, _)| *n == d.name).flat_map(|(_, ms)| ms.iter()).filter(|m| d.baseline.is_none_or(|b| m.version > b));
+                            let mut tables: Vec<String> = pending.flat_map(|m| m.statements.iter().filter_map(|s| s.owner_of.clone())).collect();
+                            tables.sort();
+                            tables.dedup();
+                            tables
+                        },
                     }
                 })
                 .collect(),
             services: services.iter().map(|s| s.name.clone()).collect(),
             images: services.iter().flat_map(|s| [format!("{}:{}", s.image, s.current), format!("{}:{}", s.image, s.target)]).collect(),
             router: spec.router.as_ref().map(|r| RouterParams::from(r.get_ref())),
+            secret_env: {
+                let mut names: Vec<String> = services.iter().flat_map(|s| s.secret_env.iter()).chain(spec.command.iter().flat_map(|c| c.get_ref().secret_env.iter())).cloned().collect();
+                names.sort();
+                names.dedup();
+                names
+            },
+            programs: spec
+                .command
+                .iter()
+                .map(|c| c.get_ref())
+                .flat_map(|c| [("", Some(c.argv.get_ref())), (" (undo)", c.undo.as_ref()), (" (probe)", c.probe.as_ref())].into_iter().filter_map(move |(role, argv)| Some((c, role, argv?.first()?))))
+                .map(|(c, role, program)| ProgramCheck { what: format!("command/{}{role}", c.name), program: program.clone(), path: c.env.get("PATH").cloned() })
+                .collect(),
             upstreams: if spec.router.is_some() { services.iter().filter(|s| s.strategy.get_ref().kind != StrategyKind::Recreate).map(|s| (s.upstream().to_string(), s.old_ports().chain(s.new_ports()).map(addr).collect())).collect() } else { BTreeMap::new() },
             shifts: Vec::new(),
         }),

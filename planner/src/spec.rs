@@ -15,6 +15,8 @@ use std::collections::BTreeMap;
 use std::ops::Range;
 use toml::Spanned;
 
+mod values;
+
 /// A whole release spec, as written.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -482,6 +484,8 @@ impl ReleaseSpec {
                     other => other,
                 };
                 Some(format!("this key takes {expected}: numbers and true/false are written without quotes, durations as strings like \"30s\""))
+            } else if message.contains("duration `") {
+                Some("durations are a whole number and one unit (ms, s, m or h), at most 596h, e.g. \"30s\"".to_string())
             } else if message.starts_with("missing field") {
                 Some("see plans/README.md for every key of a release spec".to_string())
             } else {
@@ -489,13 +493,13 @@ impl ReleaseSpec {
             };
             vec![Diagnostic { location, message: format!("invalid release spec: {message}"), hint }]
         })?;
-        let mut errors = spec.validate(&at);
+        let mut errors = spec.validate(text, &at);
         errors.sort_by_key(|d| (d.location.line, d.location.column));
         if errors.is_empty() { Ok(spec) } else { Err(errors) }
     }
 
     /// Checks what the TOML types cannot: names, cross references, weights, per-kind keys.
-    fn validate(&self, at: &dyn Fn(Range<usize>) -> Location) -> Vec<Diagnostic> {
+    fn validate(&self, text: &str, at: &dyn Fn(Range<usize>) -> Location) -> Vec<Diagnostic> {
         let mut out = Vec::new();
         let mut err = |span: Range<usize>, message: String, hint: &str| {
             out.push(Diagnostic { location: at(span), message, hint: Some(hint.to_string()) });
@@ -654,6 +658,7 @@ impl ReleaseSpec {
                 err(d.span(), format!("database `{}`: backfill `batch_size` is 0", db.name), "use a positive batch size, e.g. 1000");
             }
         }
+        values::check(self, text, &mut err);
         out
     }
 }

@@ -131,3 +131,92 @@ fn errors_are_json_on_stdout_when_json_was_asked_for() {
     assert_eq!(d["line"], 10);
     assert!(d["hint"].as_str().unwrap().contains("keys allowed"));
 }
+
+#[test]
+fn values_that_would_fail_mid_release_are_refused_by_plan() {
+    // One spec with a value of each kind that parses but cannot work: each is named at its line.
+    let stderr = fails("unworkable-values", "tests/fixtures/unworkable-values/spec.toml:6:1", &["22 problems"]);
+    for (line, needle) in [
+        (6, "`image = \"Api:1\"` holds a tag"),
+        (7, "`current = \"1 0\"` is not a Docker tag"),
+        (9, "`port` is 0"),
+        (10, "`env` key \"A=B\" contains `=`"),
+        (10, "`env` sets `PORT`"),
+        (10, "the value of `env` key `OK` contains a NUL byte"),
+        (11, "`secret_env` name \"\" is empty"),
+        (12, "`upstream = \"api; x\"` is not a name"),
+        (15, "health `path = \"health\"` is not an HTTP path"),
+        (16, "health `interval` is 0s"),
+        (17, "health `timeout` is 0s"),
+        (18, "health `expect_status = 0`"),
+        (24, "analysis `max_p99_latency` is 0s"),
+        (24, "an analysis gate behind nginx needs `access_log`"),
+        (28, "`url_env = \"DATABASE URL\"` contains a space"),
+        (31, "`lock_timeout = \"0s\"` turns the timeout off"),
+        (32, "`statement_timeout = \"0s\"` turns the timeout off"),
+        (33, "`dir` is empty"),
+        (37, "router: `upstream_file` is empty"),
+        (38, "router: `test` contains a NUL byte"),
+        (43, "command `c`: `argv` contains a NUL byte"),
+        (44, "command `c`: `env` key \"\" is empty"),
+    ] {
+        let at = format!("spec.toml:{line}:");
+        assert!(stderr.lines().any(|l| l.contains(&at) && l.contains(needle)), "expected {needle:?} at line {line} in:\n{stderr}");
+    }
+}
+
+/// A valid spec (canary behind nginx, one database) with `edit` applied: (old, new) replacements.
+fn spec_with(edits: &[(&str, &str)]) -> (tempfile::TempDir, String) {
+    let mut spec = "[release]\nname = \"values\"\n\n[[service]]\nname = \"api\"\nimage = \"api\"\ncurrent = \"1\"\ntarget = \"2\"\nport = 3333\n\n[service.strategy]\nkind = \"canary\"\nsteps = [50, 100]\npause = \"1s\"\n\n[[service]]\nname = \"web\"\nimage = \"web\"\ncurrent = \"1\"\ntarget = \"2\"\nport = 4000\n\n[service.strategy]\nkind = \"blue-green\"\n\n[[database]]\nname = \"main\"\nurl_env = \"DATABASE_URL\"\nmigrations = \"MIGRATIONS\"\nbaseline = 1\n\n[router]\nkind = \"nginx\"\nupstream_file = \"/tmp/u.conf\"\n\n[[command]]\nname = \"smoke\"\nstage = \"post-deploy\"\nargv = [\"true\"]\nread_only = true\n".to_string();
+    spec = spec.replace("MIGRATIONS", &crate::common::root().join("migrations-sample/rename").display().to_string());
+    for (old, new) in edits {
+        assert!(spec.contains(old), "{old:?} is not in the base spec");
+        spec = spec.replacen(old, new, 1);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("spec.toml"), &spec).unwrap();
+    (dir, spec)
+}
+
+#[test]
+fn each_unworkable_value_is_named_at_its_line_with_a_hint() {
+    let (dir, _) = spec_with(&[]);
+    let out = crate::common::cutover_in(dir.path(), &["plan", "spec.toml"]);
+    assert_eq!(out.status.code(), Some(0), "the base spec plans: {}", transcript(&out));
+    // (edits to the base spec, the line the error must name, what it must say)
+    type Case<'a> = (&'a [(&'a str, &'a str)], &'a str, &'a str);
+    let cases: &[Case] = &[
+        (&[("baseline = 1", "baseline = 1\nlock_timeout = \"0s\"")], "lock_timeout = \"0s\"", "turns the timeout off"),
+        (&[("baseline = 1", "baseline = 1\nstatement_timeout = \"0ms\"")], "statement_timeout = \"0ms\"", "turns the timeout off"),
+        (&[("baseline = 1", "baseline = 1\nlock_timeout = \"2147484s\"")], "lock_timeout = \"2147484s\"", "longer than 2147483647ms"),
+        (&[("baseline = 1", "baseline = 1\nstatement_timeout = \"597h\"")], "statement_timeout = \"597h\"", "longer than 2147483647ms"),
+        (&[("pause = \"1s\"", "pause = \"99999999999999999999h\"")], "pause = ", "invalid duration"),
+        (&[("url_env = \"DATABASE_URL\"", "url_env = \"\"")], "url_env = \"\"", "`url_env = \"\"` is empty"),
+        (&[("url_env = \"DATABASE_URL\"", "url_env = \"DB=URL\"")], "url_env = \"DB=URL\"", "contains `=`"),
+        (&[("argv = [\"true\"]", "argv = [\"true\", \"a\\u0000b\"]")], "argv = [", "`argv` contains a NUL byte"),
+        (&[("read_only = true", "read_only = true\nenv = { \"A=B\" = \"1\" }")], "env = {", "contains `=`"),
+        (&[("read_only = true", "read_only = true\nsecret_env = [\"TOKEN\\u0000\"]")], "secret_env = [", "contains a NUL byte"),
+        (&[("read_only = true", "idempotent = true\nprobe = [\"test\", \"\\u0000\"]")], "probe = [", "`probe` contains a NUL byte"),
+        (&[("port = 3333", "port = 0")], "port = 0", "`port` is 0"),
+        (&[("port = 3333", "port = 3333\ncandidate_port = 0")], "candidate_port = 0", "`candidate_port` is 0"),
+        (&[("port = 4000", "port = 3334")], "port = 3334", "uses port 3334, which service `api` uses too"),
+        (&[("steps = [50, 100]", "steps = [50, 100]\nanalysis = { max_error_rate = 0.01, max_p99_latency = \"0s\" }")], "analysis = {", "`max_p99_latency` is 0s"),
+        (&[("port = 3333", "port = 3333\n[service.health]\ninterval = \"0s\"")], "interval = \"0s\"", "health `interval` is 0s"),
+        (&[("image = \"api\"", "image = \"\"")], "image = \"\"", "is empty"),
+        (&[("target = \"2\"", "target = \"-2\"")], "target = \"-2\"", "is not a Docker tag"),
+        (&[("upstream_file = \"/tmp/u.conf\"", "upstream_file = \"/tmp/u.conf\"\nreload = [\"\", \"-s\", \"reload\"]")], "reload = [", "empty program name"),
+        (&[("port = 4000", "port = 4000\nupstream = \"api\"")], "upstream = \"api\"", "services `api` and `web` both move traffic in upstream `api`"),
+        (&[("pause = \"1s\"", "pause = \"1s\"\nanalysis = { max_error_rate = 0.01, max_p99_latency = \"1s\" }")], "analysis = {", "an analysis gate behind nginx needs `access_log`"),
+    ];
+    for (edits, key_line, needle) in cases {
+        let (dir, spec) = spec_with(edits);
+        let line = spec.lines().position(|l| l.starts_with(key_line)).expect("the edited key is in the spec") + 1;
+        let out = crate::common::cutover_in(dir.path(), &["plan", "spec.toml"]);
+        assert_no_panic(&out);
+        assert_eq!(out.status.code(), Some(1), "{edits:?}: {}", transcript(&out));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let at = format!("spec.toml:{line}:");
+        assert!(stderr.lines().any(|l| l.contains(&at) && l.contains(needle)), "{edits:?}: expected {needle:?} at line {line} in:\n{stderr}");
+        assert!(stderr.contains("hint: "), "{edits:?}: no hint in:\n{stderr}");
+    }
+}

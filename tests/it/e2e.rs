@@ -475,3 +475,78 @@ fn a_crash_after_a_shift_or_a_retire_is_rolled_back_exactly_behind_haproxy() {
 fn a_crash_after_a_shift_is_rolled_back_exactly_behind_nginx() {
     crash_after_effect_then_rollback(Kind::Nginx, "shift/{svc}/10");
 }
+
+/// The first Ctrl-C during a canary pause ends the pause at once (it only waits; the run stays
+/// resumable), and `resume` waits only what was left of it: the pause's start is in the log.
+#[test]
+fn ctrl_c_during_a_canary_pause_stops_it_and_resume_waits_what_is_left() {
+    let w = World::new(Kind::Haproxy, 1, 100);
+    w.write_spec("canary", "");
+    let spec = std::fs::read_to_string(w.path().join("spec.toml")).unwrap();
+    let strategy = "steps = [10, 25, 50, 100]\npause = \"1s\"\nanalysis = { window = \"2s\", max_error_rate = 0.01, max_p99_latency = \"500ms\", min_requests = 5 }";
+    assert!(spec.contains(strategy));
+    std::fs::write(w.path().join("spec.toml"), spec.replace(strategy, "steps = [50, 100]\npause = \"20s\"")).unwrap();
+    let pause = format!("pause/{}/50", w.apps.service);
+    let child = w.command(&["apply", "spec.toml"]).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !started_in_log(&w, &pause) {
+        assert!(Instant::now() < deadline, "the pause never started");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_secs(8));
+    let signalled = Instant::now();
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let out = child.wait_with_output().unwrap();
+    let stopped_in = signalled.elapsed();
+    assert_eq!(out.status.code(), Some(130), "{}", transcript(&out));
+    assert!(stopped_in < Duration::from_secs(3), "the first signal ended the 20s pause promptly, not after {stopped_in:?}");
+    assert_eq!(w.state_of(&pause).as_deref(), Some("started"), "the stopped pause is left for resume to check");
+
+    let resumed = Instant::now();
+    let out = w.cutover(&["resume", w.run_dir().to_str().unwrap()]);
+    let resume_took = resumed.elapsed();
+    assert_release_done(&w, &out);
+    // The second attempt of the pause waited the ~12 s left, not 20 s again.
+    let log = w.cutover(&["log", w.run_dir().to_str().unwrap(), "--format", "json"]);
+    let events: Vec<Value> = String::from_utf8_lossy(&log.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let time = |kind: &str| -> chrono::DateTime<chrono::Utc> {
+        let e = events.iter().rev().find(|e| e["step"] == pause.as_str() && e["type"] == kind).unwrap_or_else(|| panic!("no {kind} of {pause}"));
+        e["time"].as_str().unwrap().parse().unwrap()
+    };
+    let waited = (time("step_succeeded") - time("step_started")).to_std().unwrap();
+    eprintln!("stopped {stopped_in:?} after the signal; the resumed pause waited {waited:?}; resume took {resume_took:?}");
+    assert!(waited >= Duration::from_secs(8) && waited <= Duration::from_secs(16), "the resumed pause waited {waited:?}; about 12 s were left of 20 s");
+    assert!(resume_took >= Duration::from_secs(8), "resume took {resume_took:?}");
+    let progress = events.iter().filter(|e| e["step"] == pause.as_str() && e["type"] == "step_progress").count();
+    assert_eq!(progress, 1, "the pause's start is recorded once, by its first attempt");
+}
+
+/// The first Ctrl-C during an analysis window stops the gate at once too (it only reads the
+/// router's data): the run is interrupted, the gate left for `resume` to watch a fresh window.
+#[test]
+fn ctrl_c_during_an_analysis_window_stops_it_at_once() {
+    let w = World::new(Kind::Haproxy, 1, 100);
+    w.write_spec("canary", "");
+    let spec = std::fs::read_to_string(w.path().join("spec.toml")).unwrap();
+    let strategy = "steps = [10, 25, 50, 100]\npause = \"1s\"\nanalysis = { window = \"2s\", max_error_rate = 0.01, max_p99_latency = \"500ms\", min_requests = 5 }";
+    assert!(spec.contains(strategy));
+    std::fs::write(w.path().join("spec.toml"), spec.replace(strategy, "steps = [50, 100]\npause = \"0s\"\nanalysis = { window = \"60s\", max_error_rate = 0.01, max_p99_latency = \"500ms\", min_requests = 5 }")).unwrap();
+    let gate = format!("analysis/{}/50", w.apps.service);
+    let child = w.command(&["apply", "spec.toml"]).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !started_in_log(&w, &gate) {
+        assert!(Instant::now() < deadline, "the gate never started");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    let signalled = Instant::now();
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let out = child.wait_with_output().unwrap();
+    let stopped_in = signalled.elapsed();
+    assert_eq!(out.status.code(), Some(130), "{}", transcript(&out));
+    assert!(stopped_in < Duration::from_secs(3), "the first signal ended the 60s window promptly, not after {stopped_in:?}");
+    assert_eq!(w.state_of(&gate).as_deref(), Some("started"), "the stopped gate is left for resume to check");
+    let out = w.cutover(&["rollback", w.run_dir().to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
+    assert_eq!(w.history(), "1");
+}

@@ -789,3 +789,31 @@ fn postgres_log_reading_commands_create_nothing() {
     }
     assert_eq!(cluster.psql("SELECT count(*) FROM pg_tables WHERE tablename LIKE 'cutover%'"), "0");
 }
+
+/// A hook program that cannot be started (missing, not executable, not in PATH) or a secret that
+/// is not set fails the release at preflight, before the first hook ran, not at its own stage
+/// after irreversible steps; the error names the command.
+#[test]
+fn hooks_that_cannot_start_are_refused_by_preflight() {
+    let cases: &[(&str, &str, &str)] = &[
+        ("argv = [\"./missing.sh\"]", "", "command/late: `./missing.sh` does not exist"),
+        ("argv = [\"./plain.txt\"]", "", "command/late: `./plain.txt` is not an executable file"),
+        ("argv = [\"no-such-program-xyz\"]", "", "command/late: `no-such-program-xyz` is not found in PATH"),
+        ("argv = [\"true\"]\nundo = [\"./gone.sh\"]", "", "command/late (undo): `./gone.sh` does not exist"),
+        ("argv = [\"sh\", \"-c\", \"true\"]\nenv = { PATH = \"/nonexistent\" }", "", "command/late: `sh` is not found in PATH"),
+        ("argv = [\"true\"]\nsecret_env = [\"LATE_TOKEN_XYZ\"]", "", "not set: LATE_TOKEN_XYZ"),
+    ];
+    for (late, _, needle) in cases {
+        let dir = release("", "rollback");
+        std::fs::write(dir.path().join("plain.txt"), "echo hi\n").unwrap();
+        let spec = dir.path().join("spec.toml");
+        let text = std::fs::read_to_string(&spec).unwrap();
+        std::fs::write(&spec, format!("{text}[[command]]\nname = \"late\"\nstage = \"post-release\"\n{late}\n{}\n", if late.contains("undo") { "" } else { "read_only = true" })).unwrap();
+        let out = cutover(dir.path(), &["apply", "spec.toml"], &[]);
+        assert_no_panic(&out);
+        assert_eq!(out.status.code(), Some(3), "{late}: {}", transcript(&out));
+        let all = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(all.contains("step `preflight` failed") && all.contains(needle), "{late}: expected {needle:?} in:\n{all}");
+        assert_eq!(journal(dir.path()), Vec::<String>::new(), "{late}: a hook ran");
+    }
+}

@@ -515,3 +515,56 @@ fn with_a_password_the_backup_works_and_the_password_is_never_written() {
     let text = format!("{}{}", String::from_utf8_lossy(&bad.stdout), String::from_utf8_lossy(&bad.stderr));
     assert!(text.contains("password authentication failed") && !text.contains("wrong-pass-123"), "{text}");
 }
+
+/// What preflight can only learn from the environment (the URL, the server, the role, the
+/// secrets) is checked before the first change: each bad value fails the release at `preflight`
+/// with a message naming what is wrong, the database is untouched (refinery's history, the
+/// schema), the pre-migrate hook never ran, and no password is printed.
+#[test]
+fn preflight_refuses_environments_that_would_fail_mid_release_and_nothing_changes() {
+    let db = custom_db(&[("V2__add_column.sql", "ALTER TABLE users ADD COLUMN nickname text;\n")], "2s");
+    let spec = db.dir.path().join("spec.toml");
+    let text = std::fs::read_to_string(&spec).unwrap();
+    std::fs::write(&spec, format!("{text}\n[[command]]\nname = \"hook\"\nstage = \"pre-migrate\"\nargv = [\"sh\", \"-c\", \"echo ran >> hook-ran\"]\nsecret_env = [\"HOOK_TOKEN\"]\nundo = [\"true\"]\n")).unwrap();
+    db.sql("CREATE ROLE no_create LOGIN; CREATE ROLE read_only LOGIN; GRANT CREATE ON SCHEMA public TO read_only; ALTER ROLE read_only SET default_transaction_read_only = on; CREATE ROLE not_owner LOGIN; GRANT CREATE ON SCHEMA public TO not_owner");
+    let (history, schema) = (db.history(), db.schema());
+    let url = db.url();
+    let secret = "pw-9f8e7d";
+    let with_pw = url.replace("postgres@", &format!("postgres:{secret}@"));
+    let as_role = |role: &str| url.replace("postgres@", &format!("{role}:{secret}@"));
+    let cases: Vec<(&str, Option<String>, Option<&str>, &str)> = vec![
+        ("unset url", None, Some("t"), "environment variable `DATABASE_URL` (the URL of database `main`) is not set"),
+        ("empty url", Some(String::new()), Some("t"), "is set but empty"),
+        ("not a url", Some("host=127.0.0.1 dbname=app".into()), Some("t"), "contains whitespace"),
+        ("no scheme", Some("127.0.0.1:5432/app".into()), Some("t"), "does not hold a URL"),
+        ("mysql scheme", Some(with_pw.replacen("postgres://", "mysql://", 1)), Some("t"), "is a `mysql://` URL"),
+        ("driver prefix", Some(with_pw.replacen("postgres://", "postgresql+psycopg2://", 1)), Some("t"), "is a `postgresql+psycopg2://` URL"),
+        ("no CREATE on the schema", Some(as_role("no_create")), Some("t"), "role `no_create` may not create objects in schema `public`"),
+        ("read-only role", Some(as_role("read_only")), Some("t"), "sessions of role `read_only` are read-only"),
+        ("not the owner of an altered table", Some(as_role("not_owner")), Some("t"), "the migrations alter or index `users` (owned by `postgres`), which role `not_owner` does not own"),
+        ("unset secret", Some(with_pw.clone()), None, "not set: HOOK_TOKEN"),
+    ];
+    for (i, (case, url, token, needle)) in cases.into_iter().enumerate() {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_cutover"));
+        cmd.args(["apply", "spec.toml"]).current_dir(db.dir.path()).env("CUTOVER_STATE_DIR", db.dir.path().join(format!(".cutover-{i}"))).env_remove("CUTOVER_LOG_DATABASE_URL").env_remove("DATABASE_URL").env_remove("HOOK_TOKEN");
+        if let Some(u) = &url {
+            cmd.env("DATABASE_URL", u);
+        }
+        if let Some(t) = token {
+            cmd.env("HOOK_TOKEN", t);
+        }
+        let out = cmd.output().unwrap();
+        crate::common::assert_no_panic(&out);
+        assert_eq!(out.status.code(), Some(3), "{case}: {}", transcript(&out));
+        let all = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(all.contains("step `preflight` failed") && all.contains(needle), "{case}: expected {needle:?} in:\n{all}");
+        assert!(!all.contains(secret), "{case}: the password was printed:\n{all}");
+        assert!(!db.dir.path().join("hook-ran").exists(), "{case}: the pre-migrate hook ran");
+        assert_eq!(db.history(), history, "{case}: refinery's history changed");
+        assert_eq!(db.schema(), schema, "{case}: the schema changed");
+    }
+    // The same release with everything in place goes through.
+    let out = db.cutover(&["apply", "spec.toml"], &[("HOOK_TOKEN", "t")]);
+    assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
+    assert_eq!(db.history().len(), 2);
+}

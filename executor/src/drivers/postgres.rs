@@ -823,6 +823,41 @@ impl Driver for BackupDriver {
 pub async fn check_database(db: &DatabaseCheck) -> Result<String, StepError> {
     let mut conn = connect(&db.url_env, &db.name, "preflight").await?;
     let version: String = sqlx::query_scalar("SHOW server_version").fetch_one(&mut *conn).await.map_err(err)?;
+    if !db.pending.is_empty() {
+        // The migrations will run DDL and write refinery's history: a standby, a read-only
+        // session or a role without CREATE on the schema they land in fails at the first one.
+        let (standby, read_only, user, schema, path, create): (bool, String, String, Option<String>, String, Option<bool>) = sqlx::query_as(
+            "SELECT pg_is_in_recovery(), current_setting('transaction_read_only'), current_user::text, current_schema()::text, current_setting('search_path'), has_schema_privilege(current_schema(), 'CREATE')",
+        )
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(err)?;
+        let what = format!("database `{}` (from `{}`)", db.name, db.url_env);
+        if standby {
+            return Err(StepError(format!("{what} is a standby in recovery; migrations need the primary: point `{}` at it", db.url_env)));
+        }
+        if read_only == "on" {
+            return Err(StepError(format!("{what}: sessions of role `{user}` are read-only (default_transaction_read_only); migrations need a role that may write")));
+        }
+        let Some(schema) = schema else {
+            return Err(StepError(format!("{what}: no schema of the search_path `{path}` exists, so migrations would have nowhere to create tables; create the schema or fix the role's search_path")));
+        };
+        if create != Some(true) {
+            return Err(StepError(format!("{what}: role `{user}` may not create objects in schema `{schema}` (the first of its search_path `{path}`), so the first migration would fail; `GRANT CREATE ON SCHEMA {schema} TO {user}` (PostgreSQL 15 no longer grants it on `public`), or connect as the schema's owner")));
+        }
+        // Only a table's owner (or a member of the owning role) may ALTER it or index it.
+        let foreign: Vec<(String, String)> = sqlx::query_as(
+            "SELECT t, pg_get_userbyid(c.relowner)::text FROM unnest($1::text[]) AS t JOIN pg_class c ON c.oid = to_regclass(t) WHERE NOT pg_has_role(current_user, c.relowner, 'USAGE') ORDER BY t",
+        )
+        .bind(&db.owned_tables)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(err)?;
+        if !foreign.is_empty() {
+            let list: Vec<String> = foreign.iter().map(|(t, o)| format!("`{t}` (owned by `{o}`)")).collect();
+            return Err(StepError(format!("{what}: the migrations alter or index {}, which role `{user}` does not own, so they would fail with \"must be owner of table\"; connect as the owner, or `GRANT {} TO {user}`", list.join(", "), foreign[0].1)));
+        }
+    }
     let has_history: Option<String> = sqlx::query_scalar("SELECT to_regclass('refinery_schema_history')::text").fetch_one(&mut *conn).await.map_err(err)?;
     let rows: Vec<(i32, String)> = if has_history.is_some() {
         sqlx::query("SELECT version, COALESCE(checksum, '') FROM refinery_schema_history ORDER BY version").fetch_all(&mut *conn).await.map_err(err)?.iter().map(|r| (r.get(0), r.get(1))).collect()

@@ -1,12 +1,81 @@
-//! `preflight`: read-only checks before anything changes. For each database: it is reachable
-//! (through the environment variable the spec names), its refinery history is what the plan
-//! expects (the baseline applied with the same checksums, nothing of this release applied yet),
-//! and transactions open longer than the database's `lock_timeout` (which would make DDL wait)
-//! are reported. Nothing to undo.
+//! `preflight`: read-only checks before anything changes, of everything a later step needs that
+//! can be checked up front. The environment: every `secret_env` variable is set, and every
+//! program a command step starts exists and is executable. For each database: the variable the
+//! spec names holds a PostgreSQL URL (`postgres://` or `postgresql://`, what both sqlx and
+//! `pg_dump` read), it connects, the role may run the release's DDL there (a writable primary,
+//! CREATE on the first schema of its `search_path`, ownership of the tables the migrations alter),
+//! its refinery history is what the plan expects (the baseline applied with the same checksums,
+//! nothing of this release applied yet), and transactions open longer than the database's
+//! `lock_timeout` (which would make DDL wait) are reported. Then the images and the router.
+//! Nothing to undo.
 
 use crate::driver::{BoxFuture, Done, Driver, Probe, StepContext, StepError};
-use cutover_planner::dag::{Params, Step};
+use cutover_planner::dag::{Params, ProgramCheck, Step};
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
 use serde_json::Value;
+
+/// Every variable named in a `secret_env` is set (a deploy or a command that needs one would
+/// otherwise fail mid-release). Values are never read into a message.
+fn check_secret_env(names: &[String]) -> Result<(), StepError> {
+    let unset: Vec<&str> = names.iter().filter(|n| std::env::var_os(n).is_none()).map(String::as_str).collect();
+    let not_utf8: Vec<&str> = names.iter().filter(|n| std::env::var_os(n).is_some_and(|v| v.to_str().is_none())).map(String::as_str).collect();
+    if !unset.is_empty() {
+        return Err(StepError(format!("environment variable(s) listed in `secret_env` are not set: {} (export them in the shell that runs cutover; their values are passed through, never written)", unset.join(", "))));
+    }
+    if !not_utf8.is_empty() {
+        return Err(StepError(format!("environment variable(s) listed in `secret_env` do not hold valid UTF-8: {}", not_utf8.join(", "))));
+    }
+    Ok(())
+}
+
+/// Every program a command step will start exists and may be executed, found as the command
+/// will find it: a path with a `/` from the spec's directory (the command's working directory),
+/// a bare name in `PATH` (the command's own, if its `env` sets one).
+fn check_programs(programs: &[ProgramCheck], spec_dir: &Path) -> Result<(), StepError> {
+    let executable = |p: &Path| std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0);
+    let mut problems = Vec::new();
+    for c in programs {
+        if c.program.contains('/') {
+            let p = spec_dir.join(&c.program);
+            if !p.exists() {
+                problems.push(format!("{}: `{}` does not exist (relative paths start at the spec's directory, {})", c.what, c.program, spec_dir.display()));
+            } else if !executable(&p) {
+                problems.push(format!("{}: `{}` is not an executable file (`chmod +x` it, or run it through its interpreter, e.g. `[\"sh\", \"{}\"]`)", c.what, c.program, c.program));
+            }
+        } else {
+            let path = c.path.clone().map(std::ffi::OsString::from).or_else(|| std::env::var_os("PATH")).unwrap_or_default();
+            if !std::env::split_paths(&path).any(|d| executable(&spec_dir.join(d).join(&c.program))) {
+                problems.push(format!("{}: `{}` is not found in PATH", c.what, c.program));
+            }
+        }
+    }
+    if problems.is_empty() { Ok(()) } else { Err(StepError(format!("command programs cannot be started: {}", problems.join("; ")))) }
+}
+
+/// The variable `url_env` holds a URL that sqlx and `pg_dump` both read as PostgreSQL's. Only the
+/// scheme is ever quoted back: the rest may hold a password.
+fn check_url(url_env: &str, database: &str) -> Result<(), StepError> {
+    let what = format!("environment variable `{url_env}` (the URL of database `{database}`)");
+    let url = match std::env::var(url_env) {
+        Ok(u) => u,
+        Err(std::env::VarError::NotPresent) => return Err(StepError(format!("{what} is not set; export it, e.g. `export {url_env}=postgres://app@db.internal:5432/app`"))),
+        Err(std::env::VarError::NotUnicode(_)) => return Err(StepError(format!("{what} does not hold valid UTF-8"))),
+    };
+    if url.trim().is_empty() {
+        return Err(StepError(format!("{what} is set but empty; it must hold a URL such as postgres://app@db.internal:5432/app")));
+    }
+    if url.contains(|c: char| c.is_whitespace() || c.is_control()) {
+        return Err(StepError(format!("{what} contains whitespace or a control character; a URL has none (percent-encode them, e.g. %20)")));
+    }
+    match url.split_once("://") {
+        Some(("postgres" | "postgresql", _)) => Ok(()),
+        Some((scheme, _)) if scheme.chars().all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c)) && !scheme.is_empty() => Err(StepError(format!(
+            "{what} is a `{scheme}://` URL; cutover and pg_dump need `postgres://` or `postgresql://` (a driver prefix such as `postgresql+psycopg2://` or `jdbc:` is not part of a libpq URL)"
+        ))),
+        _ => Err(StepError(format!("{what} does not hold a URL; it must look like postgres://user:password@host:5432/dbname"))),
+    }
+}
 
 /// Runs the checks.
 pub struct PreflightDriver(pub std::sync::Arc<dyn crate::runtime::ContainerRuntime>);
@@ -15,8 +84,15 @@ impl Driver for PreflightDriver {
     fn run(&self, step: Step, ctx: StepContext) -> BoxFuture<Result<Done, StepError>> {
         let rt = self.0.clone();
         Box::pin(async move {
-            let Params::Preflight { databases, images, router, upstreams, shifts, .. } = &step.params else { return Err(StepError(format!("{} is not a preflight step", step.id))) };
+            let Params::Preflight { databases, images, router, upstreams, shifts, secret_env, programs, .. } = &step.params else { return Err(StepError(format!("{} is not a preflight step", step.id))) };
             let mut details = Vec::new();
+            // The environment first (cheap, and the most precise message for a variable that is
+            // both a `url_env` and a `secret_env`), then the servers.
+            for db in databases {
+                check_url(&db.url_env, &db.name)?;
+            }
+            check_secret_env(secret_env)?;
+            check_programs(programs, &ctx.spec_dir)?;
             for db in databases {
                 details.push(crate::drivers::postgres::check_database(db).await?);
             }

@@ -108,6 +108,11 @@ impl Driver for AnalysisDriver {
         // A gate interrupted mid-window watches a fresh window.
         Box::pin(async { Ok(Some(Probe::NotDone)) })
     }
+
+    fn interruptible(&self) -> bool {
+        // It only reads the router's data.
+        true
+    }
 }
 
 #[cfg(test)]
