@@ -22,12 +22,14 @@ pub enum Mode {
 pub struct Progress {
     mode: Mode,
     started: Mutex<HashMap<String, chrono::DateTime<chrono::Utc>>>,
+    /// A rollback is under way (what a probe's answer leads to differs).
+    rolling_back: std::sync::atomic::AtomicBool,
 }
 
 impl Progress {
     /// A reporter in `mode`.
     pub fn new(mode: Mode) -> Self {
-        Self { mode, started: Mutex::new(HashMap::new()) }
+        Self { mode, started: Mutex::new(HashMap::new()), rolling_back: std::sync::atomic::AtomicBool::new(false) }
     }
 }
 
@@ -42,6 +44,13 @@ impl Reporter for Progress {
             Mode::Json => r.to_flat_json().to_string(),
             Mode::Text => {
                 let mut started = self.started.lock().expect("progress lock");
+                use std::sync::atomic::Ordering::Relaxed;
+                match &r.event {
+                    Event::Attached { command, .. } if command == "rollback" => self.rolling_back.store(true, Relaxed),
+                    Event::RollbackStarted { .. } => self.rolling_back.store(true, Relaxed),
+                    _ => {}
+                }
+                let rolling_back = self.rolling_back.load(Relaxed);
                 match &r.event {
                     Event::RunStarted(rs) => format!("run {}{}", rs.run_id, if rs.dry_run { " (dry run: nothing is changed)" } else { "" }),
                     Event::Attached { command, pid, .. } if command != "apply" => format!("attached ({command}, pid {pid})"),
@@ -56,9 +65,11 @@ impl Reporter for Progress {
                         None => return,
                     },
                     Event::StepFailed { step, error } => format!("  FAILED  {step}{}: {error}", secs(started.get(step).copied(), r.time)),
-                    Event::StepProbed { step, outcome, .. } => format!("  checked {step}: {}", match outcome {
-                        cutover_executor::event::ProbeOutcome::Done => "its effect is in place; not run again",
-                        cutover_executor::event::ProbeOutcome::NotDone => "its effect is not there; it runs again",
+                    Event::StepProbed { step, outcome, .. } => format!("  checked {step}: {}", match (outcome, rolling_back) {
+                        (cutover_executor::event::ProbeOutcome::Done, false) => "its effect is in place; not run again",
+                        (cutover_executor::event::ProbeOutcome::NotDone, false) => "its effect is not there; it runs again",
+                        (cutover_executor::event::ProbeOutcome::Done, true) => "its effect is in place; it is undone with the rest",
+                        (cutover_executor::event::ProbeOutcome::NotDone, true) => "its effect is not there; nothing to undo",
                     }),
                     Event::Paused { reason } => format!("paused: {reason}"),
                     Event::RollbackStarted { target, reason } => format!("rolling back{}: {reason}", target.as_ref().map(|t| format!(" to {t}")).unwrap_or_default()),

@@ -72,6 +72,8 @@ pub struct StepContext {
     pub progress: Option<Progress>,
     /// The step's last recorded progress, when a resume runs it again: where to continue.
     pub resume_from: Option<Value>,
+    /// Which attempt of the step this is (1 for the first; the runner sets it).
+    pub attempt: u32,
 }
 
 /// Sends a step's progress to the runner, which records it in the log.
@@ -96,7 +98,7 @@ impl Progress {
 impl StepContext {
     /// A context with no progress channel and nothing to resume from.
     pub fn new(run_dir: PathBuf, spec_dir: PathBuf, redactor: Arc<Redactor>) -> Self {
-        Self { run_dir, spec_dir, redactor, progress: None, resume_from: None }
+        Self { run_dir, spec_dir, redactor, progress: None, resume_from: None, attempt: 1 }
     }
 }
 

@@ -170,6 +170,7 @@ impl ExecError {
             },
             ExecError::LockedByPid { pid, .. } => format!("wait for pid {pid} to finish, or stop it; the lock is released the moment that process exits, even on kill -9"),
             ExecError::PlanChanged { .. } => "restore the spec and migrations the run started with (e.g. `git checkout`), or roll this run back with `cutover rollback RUN` (it uses the recorded plan) and start a new one".into(),
+            ExecError::InDoubt { step } if step.starts_with("migrate/") => format!("the migration ran outside a transaction and its statement is not one cutover can judge from the catalog; check in the database whether it took effect. If it did not, run `cutover resume RUN --retry {step}`. If it did, a plain retry would run it twice: undo it by hand first (e.g. re-attach the partition), then retry"),
             ExecError::InDoubt { step } => format!("check by hand whether `{step}` took effect. If it did not, run `cutover resume RUN --retry {step}`. To let cutover decide next time, give the command a `probe` argv in the spec or mark it `idempotent`"),
             ExecError::PlanMismatch { .. } => "the log is intact and is the truth; plan.json was edited or damaged on disk (or the directory holds another run's files). Restore the run directory from a backup; `cutover status RUN` still shows what was done".into(),
             ExecError::NoSuchRun { .. } => "`cutover runs` lists the runs of this state directory (`--state-dir` or CUTOVER_STATE_DIR)".into(),

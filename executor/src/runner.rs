@@ -135,7 +135,10 @@ impl Session {
         for id in unfinished {
             let Some(step) = self.plan.step(&id).cloned() else { continue };
             let Some(driver) = drivers.get(step.kind) else { continue };
-            match driver.fence(step, opts.ctx.clone()).await {
+            // What the attempt recorded about itself (a command's process group) helps find it.
+            let mut ctx = opts.ctx.clone();
+            ctx.resume_from = self.state.steps[&id].progress.clone();
+            match driver.fence(step, ctx).await {
                 Ok(Some(line)) => self.notice(&format!("{id}: {line}")),
                 Ok(None) => {}
                 Err(e) => return Err(ExecError::State(format!("cannot make sure the earlier attempt of `{id}` has stopped: {}", opts.ctx.redactor.redact(&e.0)))),
@@ -246,6 +249,7 @@ impl Session {
                     let mut ctx = opts.ctx.clone();
                     ctx.progress = Some(crate::driver::Progress::new(step.id.clone(), progress_tx.clone()));
                     ctx.resume_from = self.state.steps[&step.id].progress.clone();
+                    ctx.attempt = attempt;
                     let fut = driver.run(step.clone(), ctx);
                     if driver.interruptible() {
                         stoppable.insert(id.clone());

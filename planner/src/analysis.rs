@@ -322,6 +322,21 @@ fn parallel_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Ve
     })
 }
 
+/// The schema part of a qualified name as written (`app.t` → `app`, `"My.App"."T"` →
+/// `"My.App"`), `None` for an unqualified one.
+fn schema_of(name: &str) -> Option<&str> {
+    let mut quoted = false;
+    let mut last_dot = None;
+    for (i, c) in name.char_indices() {
+        match c {
+            '"' => quoted = !quoted,
+            '.' if !quoted => last_dot = Some(i),
+            _ => {}
+        }
+    }
+    last_dot.map(|i| &name[..i])
+}
+
 /// Whether a statement can run inside a transaction block.
 fn transactional(stmt: &ast::Stmt) -> bool {
     let concurrently = || has_seq(&words(stmt.syntax()), &["concurrently"]);
@@ -932,8 +947,13 @@ fn classify(stmt: &ast::Stmt, schema: &mut Schema, in_release: bool) -> Class {
             let table = text_of(ci.table_relation_name().and_then(|r| r.table_name_ref())).unwrap_or_default();
             let concurrent = ci.concurrently_token().is_some();
             let name = name_after(node, "index", &["concurrently", "if", "not", "exists"]).filter(|n| !n.eq_ignore_ascii_case("on"));
+            // The index lives in its table's schema: a qualified table qualifies the drop.
+            let qualified = |n: &str| match schema_of(&table) {
+                Some(schema) if !n.contains('.') => format!("{schema}.{n}"),
+                _ => n.to_string(),
+            };
             let inverse = match name {
-                Some(n) => Inverse::Sql(format!("DROP INDEX {}IF EXISTS {n};", if concurrent { "CONCURRENTLY " } else { "" })),
+                Some(n) => Inverse::Sql(format!("DROP INDEX {}IF EXISTS {};", if concurrent { "CONCURRENTLY " } else { "" }, qualified(&n))),
                 None => Inverse::Unknown("the index has no name; name it so it can be dropped".into()),
             };
             let mut c = Class::new(Expand, inverse);

@@ -61,16 +61,65 @@ fn marked_processes(mark: &str) -> Vec<(i32, i32)> {
     out
 }
 
-/// Kills every process an earlier attempt of the step left behind and waits until they are gone.
-pub(crate) async fn fence_processes(mark: &str) -> Result<Option<String>, StepError> {
-    let found = marked_processes(mark);
+/// A process's start time (`/proc/PID/stat` field 22, clock ticks since boot): with the pid, it
+/// names one process for good (a pid is reused, a pid with its start time is not).
+fn start_time(pid: i32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may hold spaces and parentheses: count from the last ')'.
+    stat[stat.rfind(')')? + 1..].split_whitespace().nth(19)?.parse().ok()
+}
+
+/// The processes of process group `pgid` recorded as an attempt's (`pgid_start` its leader's
+/// start time): none if the pid now leads another group (the recorded leader is alive no more
+/// and its pid was reused). While any member lives, the kernel does not reuse the group's id.
+fn group_members(pgid: i32, leader_start: u64) -> Vec<i32> {
+    if pgid <= 1 || pgid == unsafe { libc::getpgrp() } {
+        return Vec::new();
+    }
+    if let Some(now) = start_time(pgid)
+        && now != leader_start
+    {
+        return Vec::new();
+    }
+    let Ok(dir) = std::fs::read_dir("/proc") else { return Vec::new() };
+    dir.flatten().filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<i32>().ok())).filter(|&p| unsafe { libc::getpgid(p) } == pgid).collect()
+}
+
+/// After a failed or timed-out attempt: kills what it left (its group, and every process with
+/// its mark) and waits for them, so no effect lands after the failure is recorded.
+async fn stop_leftovers(s: &Spec, pid: Option<u32>) {
+    if let Some(pid) = pid {
+        unsafe { libc::kill(-(pid as i32), libc::SIGKILL) };
+    }
+    let _ = fence_processes(&s.mark, None).await;
+}
+
+/// Kills every process an earlier attempt of the step left behind and waits until they are gone:
+/// every process carrying its mark, and the members of the process group the attempt recorded
+/// (`recorded`: its `pgid` and `pgid_start` progress), which catches a process that dropped the
+/// mark with its environment. A process that left both (`setsid` and a cleared environment) is
+/// out of reach; a cgroup per step would close that gap.
+pub(crate) async fn fence_processes(mark: &str, recorded: Option<&Value>) -> Result<Option<String>, StepError> {
+    let group = recorded.and_then(|r| Some((r.get("pgid")?.as_i64()? as i32, r.get("pgid_start")?.as_u64()?)));
+    let all = || {
+        let mut found = marked_processes(mark);
+        if let Some((pgid, start)) = group {
+            for p in group_members(pgid, start) {
+                if !found.iter().any(|(q, _)| *q == p) {
+                    found.push((p, pgid));
+                }
+            }
+        }
+        found
+    };
+    let found = all();
     if found.is_empty() {
         return Ok(None);
     }
     let pids: Vec<String> = found.iter().map(|(p, _)| p.to_string()).collect();
     let deadline = tokio::time::Instant::now() + FENCE_WAIT;
     loop {
-        let left = marked_processes(mark);
+        let left = all();
         if left.is_empty() {
             return Ok(Some(format!("stopped {} process(es) an earlier attempt left running (pid {}) before checking it", found.len(), pids.join(", "))));
         }
@@ -156,6 +205,13 @@ async fn run_argv(argv: &[String], s: &Spec, ctx: &StepContext) -> Result<i32, S
     tie_to_step(&mut cmd, &s.mark);
     let mut child = cmd.spawn().map_err(|e| StepError(format!("cannot start `{program}`: {e}")))?;
     let pid = child.id();
+    // The process group, recorded (as the step's progress) so that a later fence finds what
+    // this attempt started even when a process drops the mark (`env -i`, `sudo`, `su -`).
+    if let (Some(pid), Some(progress)) = (pid, &ctx.progress)
+        && let Some(start) = start_time(pid as i32)
+    {
+        progress.report(json!({ "pgid": pid, "pgid_start": start }));
+    }
     let mut stdout = child.stdout.take().expect("piped");
     let mut stderr = child.stderr.take().expect("piped");
     let collect = async {
@@ -170,10 +226,16 @@ async fn run_argv(argv: &[String], s: &Spec, ctx: &StepContext) -> Result<i32, S
                 // The whole group: a shell's children too.
                 unsafe { libc::kill(-(pid as i32), libc::SIGKILL) };
             }
+            // And whatever left the group (setsid) but carries the mark: a step that failed
+            // leaves nothing behind to take effect after the rollback.
+            stop_leftovers(s, pid).await;
             Err(StepError(format!("`{}` did not finish within {:?} and was killed", argv.join(" "), s.timeout)))
         }
         Ok((status, (_out, err))) => {
             let status = status.map_err(|e| StepError(format!("waiting for `{program}`: {e}")))?;
+            if !status.success() {
+                stop_leftovers(s, pid).await;
+            }
             match status.code() {
                 Some(code) => {
                     if code != 0 && code != 1 {
@@ -238,6 +300,6 @@ impl Driver for CommandDriver {
     }
 
     fn fence(&self, step: Step, ctx: StepContext) -> BoxFuture<Result<Option<String>, StepError>> {
-        Box::pin(async move { fence_processes(&mark(&step, &ctx)).await })
+        Box::pin(async move { fence_processes(&mark(&step, &ctx), ctx.resume_from.as_ref()).await })
     }
 }

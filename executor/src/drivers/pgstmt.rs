@@ -39,13 +39,29 @@ pub enum Effect {
         /// The table.
         table: Name,
     },
+    /// `CREATE INDEX CONCURRENTLY ON table ...` without a name: PostgreSQL picks one, so the
+    /// catalog cannot tell this build's index from another; a failed attempt's INVALID index is
+    /// still found (it is new on the table) and dropped.
+    CreateUnnamedIndex {
+        /// The table.
+        table: Name,
+    },
+    /// `REINDEX {INDEX|TABLE} CONCURRENTLY name`: repeatable, but a failed attempt leaves
+    /// INVALID `<index>_ccnew` (or `_ccold`) indexes on the table, to be dropped.
+    Reindex {
+        /// The index or table named.
+        target: Name,
+        /// `REINDEX TABLE` (else `REINDEX INDEX`).
+        table: bool,
+    },
     /// `DROP INDEX CONCURRENTLY [IF EXISTS] name [, ...]`: done when none of them exists.
     DropIndex {
         /// The indexes.
         indexes: Vec<Name>,
     },
     /// Running it again changes nothing that matters (SET, RESET, SELECT, SHOW, ANALYZE,
-    /// VACUUM, REINDEX): it does not decide whether the migration took effect.
+    /// VACUUM, REINDEX without CONCURRENTLY): it does not decide whether the migration took
+    /// effect.
     Repeatable,
     /// Anything else: cutover cannot tell from the catalog whether it ran.
     Unknown,
@@ -208,16 +224,47 @@ pub fn effect(sql: &str) -> Effect {
     };
     let mut c = Cursor { toks, at: 1 };
     match first.as_str() {
-        "set" | "reset" | "select" | "show" | "analyze" | "analyse" | "vacuum" | "reindex" => Effect::Repeatable,
+        "set" | "reset" | "select" | "show" | "analyze" | "analyse" | "vacuum" => Effect::Repeatable,
+        "reindex" => {
+            // REINDEX [ ( options ) ] { INDEX | TABLE | SCHEMA | DATABASE | SYSTEM } [ CONCURRENTLY ] name
+            if c.punct('(') {
+                while !c.punct(')') {
+                    if c.at >= c.toks.len() {
+                        return Effect::Unknown;
+                    }
+                    c.at += 1;
+                }
+            }
+            let table = if c.word("index") {
+                false
+            } else if c.word("table") {
+                true
+            } else {
+                // A schema or the whole database: repeatable, and its leftovers are too many to
+                // name; left to the operator if it fails.
+                return if c.toks.iter().any(|t| matches!(t, Tok::Word(w) if w == "concurrently")) { Effect::Unknown } else { Effect::Repeatable };
+            };
+            if !c.word("concurrently") {
+                return Effect::Repeatable;
+            }
+            match c.name() {
+                Some(target) => Effect::Reindex { target, table },
+                None => Effect::Unknown,
+            }
+        }
         "create" => {
             c.word("unique");
             if !c.words(&["index", "concurrently"]) {
                 return Effect::Unknown;
             }
             c.words(&["if", "not", "exists"]);
-            if matches!(c.toks.get(c.at), Some(Tok::Word(w)) if w == "on") {
+            if c.word("on") {
                 // Unnamed: PostgreSQL picks the name, so the catalog cannot be asked by name.
-                return Effect::Unknown;
+                c.word("only");
+                return match c.name() {
+                    Some(table) => Effect::CreateUnnamedIndex { table },
+                    None => Effect::Unknown,
+                };
             }
             let Some(index) = c.ident() else { return Effect::Unknown };
             if !c.word("on") {
@@ -270,11 +317,14 @@ mod tests {
         assert_eq!(effect("CREATE INDEX CONCURRENTLY \"Odd \"\"Name\" ON ONLY \"App\".\"Events\" (kind)"), Effect::CreateIndex { index: "Odd \"Name".into(), table: n(Some("App"), "Events") });
         // Comments before and inside.
         assert_eq!(effect("-- speeds up the feed\n/* a /* nested */ note */ CREATE INDEX CONCURRENTLY feed_idx -- why\n ON feed (created_at)"), Effect::CreateIndex { index: "feed_idx".into(), table: n(None, "feed") });
-        assert_eq!(effect("CREATE INDEX CONCURRENTLY ON t (a)"), Effect::Unknown);
+        assert_eq!(effect("CREATE INDEX CONCURRENTLY ON t (a)"), Effect::CreateUnnamedIndex { table: n(None, "t") });
         assert_eq!(effect("DROP INDEX CONCURRENTLY IF EXISTS a, s.\"B\" CASCADE;"), Effect::DropIndex { indexes: vec![n(None, "a"), n(Some("s"), "B")] });
         assert_eq!(effect("DROP INDEX CONCURRENTLY rt03_events_kind_idx;"), Effect::DropIndex { indexes: vec![n(None, "rt03_events_kind_idx")] });
         assert_eq!(effect("SET lock_timeout = '1s'"), Effect::Repeatable);
-        assert_eq!(effect("REINDEX INDEX CONCURRENTLY a"), Effect::Repeatable);
+        assert_eq!(effect("REINDEX INDEX CONCURRENTLY a"), Effect::Reindex { target: n(None, "a"), table: false });
+        assert_eq!(effect("REINDEX (VERBOSE) TABLE CONCURRENTLY app.t"), Effect::Reindex { target: n(Some("app"), "t"), table: true });
+        assert_eq!(effect("REINDEX INDEX a"), Effect::Repeatable);
+        assert_eq!(effect("REINDEX SCHEMA CONCURRENTLY app"), Effect::Unknown);
         assert_eq!(effect("ALTER TABLE m DETACH PARTITION m_2020 CONCURRENTLY"), Effect::Unknown);
         assert_eq!(effect("ALTER TYPE mood ADD VALUE 'meh'"), Effect::Unknown);
         assert_eq!(n(Some("a\"b"), "c").regclass(), "\"a\"\"b\".\"c\"");

@@ -60,7 +60,9 @@ impl ClientTarget {
         if let Some(query) = query {
             for pair in query.split('&') {
                 let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-                match percent_decode(key).as_str() {
+                // libpq's keywords are lower case; `Password=` is an error for libpq but still a
+                // password on a command line, so every spelling leaves the URL.
+                match percent_decode(key).to_ascii_lowercase().as_str() {
                     "password" => password = Some(percent_decode(value)),
                     "sslpassword" => {
                         return Err(StepError(
@@ -79,13 +81,15 @@ impl ClientTarget {
         Ok(ClientTarget { url, password })
     }
 
-    /// The same target with database `dbname` (for a maintenance connection to `postgres`).
+    /// The same target with database `dbname` (for a maintenance connection to `postgres`); a
+    /// `dbname` query parameter, which would override the path, is dropped.
     pub fn with_database(&self, dbname: &str) -> ClientTarget {
         let scheme_end = self.url.find("://").map_or(0, |i| i + 3);
         let rest = &self.url[scheme_end..];
         let auth_end = rest.find(['/', '?']).unwrap_or(rest.len());
         let after = &rest[auth_end..];
-        let query = after.find('?').map(|q| &after[q..]).unwrap_or("");
+        let kept: Vec<&str> = after.find('?').map(|q| after[q + 1..].split('&').filter(|p| !percent_decode(p.split_once('=').map_or(*p, |(k, _)| k)).eq_ignore_ascii_case("dbname")).collect()).unwrap_or_default();
+        let query = if kept.is_empty() { String::new() } else { format!("?{}", kept.join("&")) };
         let url = format!("{}/{}{query}", &self.url[..scheme_end + auth_end], percent_encode(dbname));
         ClientTarget { url, password: self.password.clone() }
     }
@@ -144,6 +148,8 @@ mod tests {
         // IPv6 host with a port, and several hosts.
         assert_eq!(split("postgres://app:x5@[::1]:5432/app"), ("postgres://app@[::1]:5432/app".into(), Some("x5".into())));
         assert_eq!(split("postgres://app:x6@h1:5432,h2:5433/app?target_session_attrs=read-write"), ("postgres://app@h1:5432,h2:5433/app?target_session_attrs=read-write".into(), Some("x6".into())));
+        // Any spelling of the keyword (libpq rejects `Password=`, but it is on the command line).
+        assert_eq!(split("postgres://app:x7@db/app?Password=x7"), ("postgres://app@db/app".into(), Some("x7".into())));
         // An empty password is still a password.
         assert_eq!(split("postgres://app:@db/app"), ("postgres://app@db/app".into(), Some(String::new())));
         // A password with '@', ':' and '/' written raw in the query.
@@ -164,5 +170,8 @@ mod tests {
         assert_eq!(t.password.as_deref(), Some("q"));
         let t = ClientTarget::of("postgres://app@db?password=q").unwrap().with_database("postgres");
         assert_eq!(t.url, "postgres://app@db/postgres");
+        // A dbname parameter would override the maintenance database.
+        let t = ClientTarget::of("postgres://app@db/app?dbname=app&sslmode=require").unwrap().with_database("postgres");
+        assert_eq!(t.url, "postgres://app@db/postgres?sslmode=require");
     }
 }

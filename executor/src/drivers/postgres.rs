@@ -172,19 +172,42 @@ struct Migrator {
 
 type MigratorSlot = std::sync::Arc<tokio::sync::Mutex<Option<Migrator>>>;
 
+/// Migrators by the identity of the database they reach (see [`database_identity`]), not by
+/// URL: two spellings of one database (`?sslmode=disable` added, `localhost` for `127.0.0.1`, two
+/// `[[database]]` entries) share one migrator, so the run never waits for its own lock.
 static MIGRATORS: std::sync::Mutex<Vec<(String, MigratorSlot)>> = std::sync::Mutex::new(Vec::new());
+
+/// URLs already resolved to a database identity.
+static IDENTITIES: std::sync::Mutex<Vec<(String, String)>> = std::sync::Mutex::new(Vec::new());
+
+/// Which database a connection reached, whatever URL led there: its name, the server's port and
+/// the server's start time (`pg_postmaster_start_time()`, to the microsecond: two servers are
+/// not started at the same instant on the same port).
+async fn database_identity(conn: &mut PgConnection) -> Result<String, StepError> {
+    sqlx::query_scalar("SELECT current_database() || ' ' || coalesce(inet_server_port()::text, current_setting('port')) || ' ' || pg_postmaster_start_time()::text").fetch_one(&mut *conn).await.map_err(err)
+}
 
 /// This process's migrator of the database at `url_env`, connected and holding the migration
 /// lock (taken on first use, waited for while another process holds it).
 async fn migrator(url_env: &str, database: &str) -> Result<tokio::sync::OwnedMutexGuard<Option<Migrator>>, StepError> {
     let url = url_from_env(url_env, database)?;
+    let known = IDENTITIES.lock().expect("identity table lock").iter().find(|(u, _)| *u == url).map(|(_, id)| id.clone());
+    let (identity, fresh) = match known {
+        Some(id) => (id, None),
+        None => {
+            let mut conn = open(url_env, database, "migrate").await?;
+            let id = database_identity(&mut conn).await?;
+            IDENTITIES.lock().expect("identity table lock").push((url, id.clone()));
+            (id, Some(conn))
+        }
+    };
     let slot = {
         let mut all = MIGRATORS.lock().expect("migrator table lock");
-        match all.iter().find(|(u, _)| *u == url) {
+        match all.iter().find(|(i, _)| *i == identity) {
             Some((_, slot)) => slot.clone(),
             None => {
                 let slot = MigratorSlot::default();
-                all.push((url, slot.clone()));
+                all.push((identity, slot.clone()));
                 slot
             }
         }
@@ -197,7 +220,10 @@ async fn migrator(url_env: &str, database: &str) -> Result<tokio::sync::OwnedMut
     }
     // First use, or the connection was lost (and the lock with it): take it again.
     *guard = None;
-    let mut conn = open(url_env, database, "migrate").await?;
+    let mut conn = match fresh {
+        Some(conn) => conn,
+        None => open(url_env, database, "migrate").await?,
+    };
     migration_lock(&mut conn, database).await?;
     *guard = Some(Migrator { conn, tables_ready: false });
     Ok(guard)
@@ -394,31 +420,53 @@ impl Migration {
         // Settings and script in one round trip (the simple-query protocol runs them in order).
         let batch = format!("{settings};\n{script}");
         sqlx::Executor::execute(&mut *tx, batch.as_str()).await?;
+        // A `SET search_path` (or any SET) of the migration ends with it: the bookkeeping, and
+        // the next migration on this connection, see the connection's own settings.
+        sqlx::Executor::execute(&mut *tx, "RESET ALL").await?;
         self.record(&mut tx).await?;
         tx.commit().await
     }
 
     /// Statements that cannot run in a transaction, one by one. What an earlier attempt (whose
     /// end was not recorded) already did is skipped: a valid index it built, an index it dropped.
-    async fn run_non_transactional(&self, conn: &mut PgConnection) -> Result<(), StepError> {
+    /// Returns the indexes that were there before this step's first attempt (`IF NOT EXISTS` on
+    /// an index the database already had): undoing the step must not drop those.
+    async fn run_non_transactional(&self, conn: &mut PgConnection, attempt: u32) -> Result<Vec<String>, StepError> {
         let settings = format!("SET lock_timeout = '{}ms'; SET statement_timeout = '{}ms'", millis(self.lock_timeout), millis(self.statement_timeout));
         sqlx::Executor::execute(&mut *conn, settings.as_str()).await.map_err(err)?;
+        let mut preexisting = Vec::new();
         for stmt in &self.sql {
+            let failed = |e: sqlx::Error| StepError(format!("`{}`: {}", first_line(stmt), err(e)));
             match pgstmt::effect(stmt) {
-                Effect::CreateIndex { index, table } => self.create_index_concurrently(conn, stmt, &index, &table).await?,
+                Effect::CreateIndex { index, table } => {
+                    if !self.create_index_concurrently(conn, stmt, &index, &table).await? && attempt == 1 {
+                        preexisting.push(index);
+                    }
+                }
                 Effect::DropIndex { indexes } => {
                     if indexes_present(conn, &indexes).await? == 0 {
                         continue; // dropped by an attempt whose end was not recorded
                     }
-                    exec_with_lock_retries(conn, stmt).await.map_err(|e| StepError(format!("`{}`: {}", first_line(stmt), err(e))))?;
+                    exec_with_lock_retries(conn, stmt).await.map_err(failed)?;
                 }
-                _ => exec_with_lock_retries(conn, stmt).await.map_err(|e| StepError(format!("`{}`: {}", first_line(stmt), err(e))))?,
+                Effect::CreateUnnamedIndex { table } => exec_cleaning_invalid(conn, stmt, &table.regclass(), &self.lock_timeout).await?,
+                Effect::Reindex { target, table } => {
+                    let on = if table { Some(target.regclass()) } else { table_of_index(conn, &target).await? };
+                    match on {
+                        Some(on) => exec_cleaning_invalid(conn, stmt, &on, &self.lock_timeout).await?,
+                        None => exec_with_lock_retries(conn, stmt).await.map_err(failed)?,
+                    }
+                }
+                _ => exec_with_lock_retries(conn, stmt).await.map_err(failed)?,
             }
         }
-        sqlx::Executor::execute(&mut *conn, "RESET lock_timeout; RESET statement_timeout").await.map_err(err)?;
+        // A `SET search_path` (or any SET) of the migration ends with it: the bookkeeping below,
+        // and the next migration on this connection, see the connection's own settings.
+        sqlx::Executor::execute(&mut *conn, "RESET ALL").await.map_err(err)?;
         let mut tx = conn.begin().await.map_err(err)?;
         self.record(&mut tx).await.map_err(err)?;
-        tx.commit().await.map_err(err)
+        tx.commit().await.map_err(err)?;
+        Ok(preexisting)
     }
 
     /// `CREATE INDEX CONCURRENTLY`, succeeding only with a valid index. A build that fails (a
@@ -426,24 +474,26 @@ impl Migration {
     /// INVALID index behind (PostgreSQL manual, CREATE INDEX, "Building Indexes Concurrently"),
     /// which `IF NOT EXISTS` would then take for done and a plain retry would trip over: every
     /// attempt here starts by dropping it, and a failure drops what it left.
-    async fn create_index_concurrently(&self, conn: &mut PgConnection, stmt: &str, index: &str, table: &Name) -> Result<(), StepError> {
+    /// `Ok(false)`: the index was already there, valid (built by an attempt whose end was not
+    /// recorded, or before the release with `IF NOT EXISTS`).
+    async fn create_index_concurrently(&self, conn: &mut PgConnection, stmt: &str, index: &str, table: &Name) -> Result<bool, StepError> {
         let mut delay = Duration::from_millis(250);
         let mut attempt = 1;
         loop {
             match index_state(conn, index, table).await? {
-                IndexState::Valid => return Ok(()), // built by an attempt whose end was not recorded
+                IndexState::Valid => return Ok(attempt > 1),
                 IndexState::Invalid(q) => drop_invalid_index(conn, &q).await?,
                 IndexState::Absent => {}
             }
             match sqlx::Executor::execute(&mut *conn, stmt).await {
                 Ok(_) => {
                     return match index_state(conn, index, table).await? {
-                        IndexState::Valid => Ok(()),
+                        IndexState::Valid => Ok(true),
                         IndexState::Invalid(q) => {
                             let cleaned = cleanup_note(drop_invalid_index(conn, &q).await);
                             Err(StepError(format!("`{}` finished, but index `{q}` is INVALID{cleaned}", first_line(stmt))))
                         }
-                        IndexState::Absent => Err(StepError(format!("`{}` finished, but there is no index `{index}` on `{}`", first_line(stmt), table.regclass()))),
+                        IndexState::Absent => Err(StepError(format!("`{}` finished, but there is no index `{index}` on `{}` (with IF NOT EXISTS, PostgreSQL skips the build when any relation of that name exists in the schema, e.g. an index on another table); name the index uniquely", first_line(stmt), table.regclass()))),
                     };
                 }
                 Err(e) => {
@@ -486,7 +536,7 @@ enum IndexState {
 async fn index_state(conn: &mut PgConnection, index: &str, table: &Name) -> Result<IndexState, StepError> {
     let row: Option<(bool, String)> = sqlx::query_as(
         "SELECT i.indisvalid, format('%I.%I', n.nspname, c.relname) FROM pg_class c JOIN pg_index i ON i.indexrelid = c.oid JOIN pg_namespace n ON n.oid = c.relnamespace
-         WHERE c.relname = $1 AND c.relnamespace = (SELECT relnamespace FROM pg_class WHERE oid = to_regclass($2))",
+         WHERE c.relname = $1 AND i.indrelid = to_regclass($2)",
     )
     .bind(index)
     .bind(table.regclass())
@@ -509,6 +559,53 @@ fn cleanup_note(dropped: Result<(), StepError>) -> String {
     match dropped {
         Ok(()) => "; the INVALID index it left was dropped".into(),
         Err(e) => format!("; {}", e.0),
+    }
+}
+
+/// The INVALID indexes on `table` (a regclass text), schema-qualified and quoted.
+async fn invalid_indexes(conn: &mut PgConnection, table: &str) -> Result<Vec<String>, StepError> {
+    sqlx::query_scalar("SELECT format('%I.%I', n.nspname, c.relname) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_namespace n ON n.oid = c.relnamespace WHERE i.indrelid = to_regclass($1) AND NOT i.indisvalid")
+        .bind(table)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(err)
+}
+
+/// The table of index `index`, as a regclass text; `None` when there is no such index.
+async fn table_of_index(conn: &mut PgConnection, index: &Name) -> Result<Option<String>, StepError> {
+    sqlx::query_scalar("SELECT i.indrelid::regclass::text FROM pg_index i WHERE i.indexrelid = to_regclass($1)").bind(index.regclass()).fetch_optional(&mut *conn).await.map_err(err)
+}
+
+/// Runs a statement that builds indexes concurrently on `table` (an unnamed `CREATE INDEX
+/// CONCURRENTLY`, `REINDEX ... CONCURRENTLY`), retrying a lock timeout; each failed attempt's
+/// INVALID leftovers (new on the table since the attempt began: PostgreSQL names them, e.g.
+/// `<index>_ccnew`) are dropped, so neither a retry nor a rollback leaves them behind.
+async fn exec_cleaning_invalid(conn: &mut PgConnection, stmt: &str, table: &str, lock_timeout: &SpecDuration) -> Result<(), StepError> {
+    let mut delay = Duration::from_millis(250);
+    let mut attempt = 1;
+    loop {
+        let before = invalid_indexes(conn, table).await?;
+        match sqlx::Executor::execute(&mut *conn, stmt).await {
+            Ok(_) => return Ok(()),
+            Err(e) => {
+                let mut left = String::new();
+                for q in invalid_indexes(conn, table).await.unwrap_or_default().into_iter().filter(|q| !before.contains(q)) {
+                    left = cleanup_note(drop_invalid_index(conn, &q).await);
+                }
+                if is_lock_timeout(&e) && attempt < LOCK_RETRIES {
+                    tokio::time::sleep(delay).await;
+                    delay *= 2;
+                    attempt += 1;
+                    continue;
+                }
+                let waited = is_lock_timeout(&e);
+                let mut why = err(e).0;
+                if waited {
+                    why.push_str(&format!(" (after {attempt} attempt(s) under lock_timeout {lock_timeout}: a concurrent index build waits for every transaction older than its own snapshot to end{})", old_transactions(conn).await));
+                }
+                return Err(StepError(format!("`{}`: {why}{left}", first_line(stmt))));
+            }
+        }
     }
 }
 
@@ -571,7 +668,7 @@ pub struct MigrateDriver;
 
 impl Driver for MigrateDriver {
     fn run(&self, step: Step, ctx: StepContext) -> BoxFuture<Result<Done, StepError>> {
-        Box::pin(migrate(step, run_id(&ctx)))
+        Box::pin(migrate(step, run_id(&ctx), ctx.attempt))
     }
 
     fn undo(&self, step: Step, undo: Value, _ctx: StepContext) -> BoxFuture<Result<(), StepError>> {
@@ -593,11 +690,11 @@ impl Driver for MigrateDriver {
     }
 }
 
-async fn migrate(step: Step, run_id: String) -> Result<Done, StepError> {
+async fn migrate(step: Step, run_id: String, attempt: u32) -> Result<Done, StepError> {
     let m = Migration { run_id, ..migration(&step)? };
     let mut slot = migrator(&m.url_env, &m.database).await?;
     let migrator = slot.as_mut().expect("migrator() leaves a connection in the slot");
-    let result = m.apply(migrator).await;
+    let result = m.apply(migrator, attempt).await;
     if result.is_err() {
         // A connection in an unknown state is not reused (the lock goes with it; the next
         // migration of this database takes it again).
@@ -607,7 +704,7 @@ async fn migrate(step: Step, run_id: String) -> Result<Done, StepError> {
 }
 
 impl Migration {
-    async fn apply(&self, migrator: &mut Migrator) -> Result<Done, StepError> {
+    async fn apply(&self, migrator: &mut Migrator, attempt: u32) -> Result<Done, StepError> {
         let conn = &mut migrator.conn;
         // A transactional migration creates the bookkeeping tables in its own transaction.
         if !migrator.tables_ready && !self.transactional {
@@ -636,7 +733,12 @@ impl Migration {
                 }
             }
         } else {
-            self.run_non_transactional(conn).await?;
+            let preexisting = self.run_non_transactional(conn, attempt).await?;
+            if !preexisting.is_empty() {
+                let mut undo = self.undo_data();
+                undo["undo_sql"] = json!(self.undo_sql.as_deref().map(|u| without_drops_of(u, &preexisting)));
+                return Ok(Done { undo, detail: Some(format!("V{}__{} {} applied; index(es) {} were already there before the release and are kept by a rollback", self.version, self.name, self.phase, preexisting.join(", "))) });
+            }
         }
         Ok(Done { undo: self.undo_data(), detail: Some(format!("V{}__{} {} applied{}", self.version, self.name, self.phase, if self.records_history { "; refinery history updated" } else { "" })) })
     }
@@ -653,17 +755,25 @@ async fn unmigrate(step: Step, undo: Value) -> Result<(), StepError> {
     let result = async {
         if transactional {
             let mut tx = conn.begin().await.map_err(err)?;
-            let settings = format!("SET LOCAL lock_timeout = '{}ms'", millis(m.lock_timeout));
+            // The migration's own SETs (a search_path) first: its undo names what it named.
+            let settings = format!("{}SET LOCAL lock_timeout = '{}ms'", m.session_settings(), millis(m.lock_timeout));
             sqlx::Executor::execute(&mut *tx, settings.as_str()).await.map_err(err)?;
             sqlx::Executor::execute(&mut *tx, undo_sql.as_str()).await.map_err(|e| StepError(format!("undo of V{}__{}: {}", m.version, m.name, err(e))))?;
+            sqlx::Executor::execute(&mut *tx, "RESET ALL").await.map_err(err)?;
             forget(&mut tx, m.version, &m.phase, history).await.map_err(err)?;
             tx.commit().await.map_err(err)?;
         } else {
             // Derived inverses of such migrations are one statement per line (DROP INDEX
-            // CONCURRENTLY IF EXISTS ...), and must run outside a transaction too.
+            // CONCURRENTLY IF EXISTS ...), and must run outside a transaction too, under the
+            // migration's own SETs (a search_path).
+            let settings = m.session_settings();
+            if !settings.is_empty() {
+                sqlx::Executor::execute(&mut *conn, settings.as_str()).await.map_err(err)?;
+            }
             for stmt in undo_sql.lines().filter(|l| !l.trim().is_empty()) {
                 exec_with_lock_retries(conn, stmt).await.map_err(|e| StepError(format!("undo `{stmt}`: {}", err(e))))?;
             }
+            sqlx::Executor::execute(&mut *conn, "RESET ALL").await.map_err(err)?;
             let mut tx = conn.begin().await.map_err(err)?;
             forget(&mut tx, m.version, &m.phase, history).await.map_err(err)?;
             tx.commit().await.map_err(err)?;
@@ -675,6 +785,18 @@ async fn unmigrate(step: Step, undo: Value) -> Result<(), StepError> {
         *slot = None;
     }
     result
+}
+
+/// `undo_sql` without the lines that only drop one of `kept` (indexes the step did not create).
+fn without_drops_of(undo_sql: &str, kept: &[String]) -> String {
+    undo_sql
+        .lines()
+        .filter(|line| match pgstmt::effect(line) {
+            Effect::DropIndex { indexes } => !indexes.iter().all(|i| kept.contains(&i.name)),
+            _ => true,
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// Whether a migration whose end was not recorded took effect. The runner has fenced it first
@@ -698,6 +820,19 @@ async fn probe_migration(step: Step, run_id: String) -> Result<Option<Probe>, St
 }
 
 impl Migration {
+    /// The migration's `SET` statements (not `SET LOCAL`), each ending in `;\n`: names in its
+    /// statements and its undo resolve under them (a `search_path`).
+    fn session_settings(&self) -> String {
+        self.sql
+            .iter()
+            .filter(|s| {
+                let lower = s.trim_start().to_ascii_lowercase();
+                pgstmt::effect(s) == Effect::Repeatable && lower.starts_with("set ") && !lower.starts_with("set local")
+            })
+            .map(|s| format!("{};\n", s.trim().trim_end_matches(';')))
+            .collect()
+    }
+
     async fn judge(&self, migrator: &mut Migrator) -> Result<Option<Probe>, StepError> {
         let conn = &mut migrator.conn;
         if self.applied(conn, migrator.tables_ready).await? {
@@ -706,6 +841,29 @@ impl Migration {
         if self.transactional {
             return Ok(Some(Probe::NotDone));
         }
+        // Names resolve as they did for the migration.
+        let settings = self.session_settings();
+        if !settings.is_empty() {
+            sqlx::Executor::execute(&mut *conn, settings.as_str()).await.map_err(err)?;
+        }
+        let verdict = self.judge_statements(conn).await;
+        sqlx::Executor::execute(&mut *conn, "RESET ALL").await.map_err(err)?;
+        let verdict = verdict?;
+        if let Some(Probe::Done(_)) = &verdict {
+            if !migrator.tables_ready {
+                let schema = format!("{HISTORY}; {PHASES}");
+                sqlx::Executor::execute(&mut *conn, schema.as_str()).await.map_err(err)?;
+                migrator.tables_ready = true;
+            }
+            let mut tx = conn.begin().await.map_err(err)?;
+            self.record(&mut tx).await.map_err(err)?;
+            tx.commit().await.map_err(err)?;
+        }
+        Ok(verdict)
+    }
+
+    /// The catalog's verdict on each statement; `Done` when all are done (the caller records it).
+    async fn judge_statements(&self, conn: &mut PgConnection) -> Result<Option<Probe>, StepError> {
         let (mut done, mut judged) = (0, 0);
         for stmt in &self.sql {
             match pgstmt::effect(stmt) {
@@ -723,8 +881,19 @@ impl Migration {
                         done += 1;
                     }
                 }
+                Effect::Reindex { target, table } => {
+                    // Repeatable; what a dead attempt left INVALID goes first.
+                    let on = if table { Some(target.regclass()) } else { table_of_index(conn, &target).await? };
+                    if let Some(on) = on {
+                        for q in invalid_indexes(conn, &on).await? {
+                            if q.contains("_ccnew") || q.contains("_ccold") {
+                                drop_invalid_index(conn, &q).await?;
+                            }
+                        }
+                    }
+                }
                 Effect::Repeatable => {}
-                Effect::Unknown => return Ok(None),
+                Effect::CreateUnnamedIndex { .. } | Effect::Unknown => return Ok(None),
             }
         }
         if judged == 0 || done == 0 {
@@ -733,14 +902,6 @@ impl Migration {
         if done < judged {
             return Ok(Some(Probe::Partial(self.undo_data())));
         }
-        if !migrator.tables_ready {
-            let schema = format!("{HISTORY}; {PHASES}");
-            sqlx::Executor::execute(&mut *conn, schema.as_str()).await.map_err(err)?;
-            migrator.tables_ready = true;
-        }
-        let mut tx = conn.begin().await.map_err(err)?;
-        self.record(&mut tx).await.map_err(err)?;
-        tx.commit().await.map_err(err)?;
         Ok(Some(Probe::Done(self.undo_data())))
     }
 }
@@ -814,7 +975,7 @@ impl Driver for BackupDriver {
 
     fn fence(&self, step: Step, ctx: StepContext) -> BoxFuture<Result<Option<String>, StepError>> {
         // A pg_dump of a dead executor would write the same .partial file as the next attempt.
-        Box::pin(async move { crate::drivers::command::fence_processes(&crate::drivers::command::mark(&step, &ctx)).await })
+        Box::pin(async move { crate::drivers::command::fence_processes(&crate::drivers::command::mark(&step, &ctx), None).await })
     }
 }
 
@@ -1067,6 +1228,8 @@ async fn restore_backup(step: Step, undo: Value, ctx: StepContext) -> Result<Str
     let _ = admin.close().await;
     let admin = admin_target;
     let mark = crate::drivers::command::mark(&step, &ctx);
-    run_tool(&pg_program("pg_restore"), &["--create", "--exit-on-error", "--no-password", "--dbname", &admin.url, path], admin.password.as_deref(), &mark).await?;
+    run_tool(&pg_program("pg_restore"), &["--create", "--exit-on-error", "--no-password", "--dbname", &admin.url, path], admin.password.as_deref(), &mark)
+        .await
+        .map_err(|e| StepError(format!("{}; database `{dbname}` was dropped and is not restored: restore it by hand with `pg_restore --create --dbname <maintenance database URL> {path}` once the cause is fixed (the dump is intact: sha256 {sha})", e.0)))?;
     Ok(format!("{path}, {} bytes", bytes.len()))
 }

@@ -77,6 +77,22 @@ fn check_url(url_env: &str, database: &str) -> Result<(), StepError> {
     }
 }
 
+/// The environment checks of the plan's preflight step, without its database, image and router
+/// checks: `resume` and `rollback` run them before they touch anything, since the shell they run
+/// in may lack a variable the one that started the run had. `Ok` when the plan has no preflight.
+pub fn check_environment(plan: &cutover_planner::dag::Plan, spec_dir: &Path) -> Result<(), StepError> {
+    for step in plan.steps() {
+        if let Params::Preflight { databases, secret_env, programs, .. } = &step.params {
+            for db in databases {
+                check_url(&db.url_env, &db.name)?;
+            }
+            check_secret_env(secret_env)?;
+            check_programs(programs, spec_dir)?;
+        }
+    }
+    Ok(())
+}
+
 /// Runs the checks.
 pub struct PreflightDriver(pub std::sync::Arc<dyn crate::runtime::ContainerRuntime>);
 
