@@ -217,7 +217,7 @@ pub fn resume(common: &Common, run: &str, retry: &[String]) -> u8 {
         }
         let redactor = Redactor::for_spec(&spec).merge(Redactor::for_plan(&session.plan));
         let opts = options(common, &session, spec_dir_of(&session.state), redactor, spec.release.on_failure);
-        if let Err(e) = environment_ready(&session, &opts) {
+        if let Err(e) = environment_ready(&session, &opts, true) {
             return fail(&e);
         }
         if let Err(e) = session.settle_in_doubt(&drivers, &opts, retry).await {
@@ -241,12 +241,12 @@ fn snapshot(common: &Common, run: &str) -> Result<(session::Snapshot, RunState),
 
 /// The environment the rest of the run needs (database URLs, `secret_env`, command programs), as
 /// preflight checked it when the run started: this shell may not have what that one had.
-fn environment_ready(session: &cutover_executor::runner::Session, opts: &cutover_executor::runner::RunOptions) -> Result<(), ExecError> {
+fn environment_ready(session: &cutover_executor::runner::Session, opts: &cutover_executor::runner::RunOptions, programs: bool) -> Result<(), ExecError> {
     if session.state.dry_run {
         return Ok(());
     }
-    cutover_executor::drivers::preflight::check_environment(&session.plan, &opts.ctx.spec_dir)
-        .map_err(|e| ExecError::State(format!("run {}: this shell cannot run the rest of it: {}; nothing was changed", session.state.run_id, opts.ctx.redactor.redact(&e.0))))
+    cutover_executor::drivers::preflight::check_environment(&session.plan, &opts.ctx.spec_dir, programs)
+        .map_err(|e| ExecError::Environment(format!("run {}: this shell cannot run the rest of it: {}; nothing was changed", session.state.run_id, opts.ctx.redactor.redact(&e.0))))
 }
 
 /// `cutover rollback RUN`.
@@ -265,7 +265,7 @@ pub fn rollback(common: &Common, run: &str, to: Option<String>, dry_run: bool, r
         let spec_dir = spec_dir_of(&session.state);
         let mut opts = options(common, &session, spec_dir, redactor, OnFailure::Pause);
         opts.restore_backup = restore_backup;
-        if let Err(e) = environment_ready(&session, &opts) {
+        if let Err(e) = environment_ready(&session, &opts, false) {
             return fail(&e);
         }
         let code = match session.rollback(&drivers, &opts, to, "requested by the operator").await {

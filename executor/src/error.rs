@@ -87,6 +87,9 @@ pub enum ExecError {
         /// What is inconsistent.
         source: ReplayError,
     },
+    /// The shell lacks what the rest of a run needs (a database URL's variable, a `secret_env`).
+    #[error("{0}")]
+    Environment(String),
     /// The run's recorded plan does not match what its log recorded when the run started.
     #[error("{}: {why}; cutover will not run or undo steps it cannot trust", path.display())]
     PlanMismatch {
@@ -172,6 +175,7 @@ impl ExecError {
             ExecError::PlanChanged { .. } => "restore the spec and migrations the run started with (e.g. `git checkout`), or roll this run back with `cutover rollback RUN` (it uses the recorded plan) and start a new one".into(),
             ExecError::InDoubt { step } if step.starts_with("migrate/") => format!("the migration ran outside a transaction and its statement is not one cutover can judge from the catalog; check in the database whether it took effect. If it did not, run `cutover resume RUN --retry {step}`. If it did, a plain retry would run it twice: undo it by hand first (e.g. re-attach the partition), then retry"),
             ExecError::InDoubt { step } => format!("check by hand whether `{step}` took effect. If it did not, run `cutover resume RUN --retry {step}`. To let cutover decide next time, give the command a `probe` argv in the spec or mark it `idempotent`"),
+            ExecError::Environment(_) => "set what it names in this shell, to the values the run started with (a resume or rollback reaches the same databases and runs the same commands), then run the same command again".into(),
             ExecError::PlanMismatch { .. } => "the log is intact and is the truth; plan.json was edited or damaged on disk (or the directory holds another run's files). Restore the run directory from a backup; `cutover status RUN` still shows what was done".into(),
             ExecError::NoSuchRun { .. } => "`cutover runs` lists the runs of this state directory (`--state-dir` or CUTOVER_STATE_DIR)".into(),
             ExecError::NoDriver { .. } => "`cutover apply SPEC --dry-run` walks the whole plan without side effects; real PostgreSQL, Docker and router steps arrive with their drivers".into(),

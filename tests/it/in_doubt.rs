@@ -617,3 +617,30 @@ fn names_in_concurrent_index_migrations_resolve_as_postgresql_resolves_them() {
     assert!(transcript(&out).contains("no index `created_at_idx` on"), "{}", transcript(&out));
     assert_eq!(r.sql("SELECT indrelid::regclass::text FROM pg_index WHERE indexrelid = 'created_at_idx'::regclass"), "orders");
 }
+
+/// `resume` and `rollback` in a shell that lacks what the rest of the run needs (the database
+/// URL's variable) stop before they touch anything, naming the variable; with it, they finish.
+#[test]
+fn resume_and_rollback_check_the_environment_before_touching_anything() {
+    let r = Release::new(&[("V1__t.sql", "CREATE TABLE t (id bigint PRIMARY KEY);"), ("V2__a.sql", "ALTER TABLE t ADD COLUMN a text;"), ("V3__b.sql", "ALTER TABLE t ADD COLUMN b text;")], "");
+    let url = r.url();
+    let out = cutover(r.dir.path(), &["apply", "spec.toml"], &[("DATABASE_URL", &url), ("CUTOVER_CRASH_AFTER_EFFECT", "migrate/expand/V2__a")]);
+    assert_eq!(out.status.code(), None, "{}", transcript(&out));
+    let run = r.run_id();
+    let events = |r: &Release| std::fs::read(r.dir.path().join(".cutover/runs").join(&run).join("events.log")).unwrap().len();
+    let before = events(&r);
+    for verb in ["resume", "rollback"] {
+        let out = cutover(r.dir.path(), &[verb, &run], &[]);
+        let text = transcript(&out);
+        assert_eq!(out.status.code(), Some(1), "{verb}: {text}");
+        assert!(text.contains("DATABASE_URL") && text.contains("nothing was changed") && text.contains("hint:"), "{verb}: {text}");
+    }
+    // Only the attach events were added; no step was started, probed or undone.
+    let log = cutover(r.dir.path(), &["log", &run, "--format", "json"], &[]);
+    let types: Vec<String> = String::from_utf8_lossy(&log.stdout).lines().map(|l| serde_json::from_str::<Value>(l).unwrap()["type"].as_str().unwrap().to_string()).collect();
+    assert!(!types.iter().any(|t| t == "step_probed" || t == "compensation_started"), "{types:?}");
+    assert!(events(&r) >= before);
+    let out = cutover(r.dir.path(), &["resume", &run], &[("DATABASE_URL", &url)]);
+    assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
+    assert_eq!(r.sql("SELECT string_agg(version::text, ',' ORDER BY version) FROM refinery_schema_history"), "1,2,3");
+}

@@ -79,15 +79,19 @@ fn check_url(url_env: &str, database: &str) -> Result<(), StepError> {
 
 /// The environment checks of the plan's preflight step, without its database, image and router
 /// checks: `resume` and `rollback` run them before they touch anything, since the shell they run
-/// in may lack a variable the one that started the run had. `Ok` when the plan has no preflight.
-pub fn check_environment(plan: &cutover_planner::dag::Plan, spec_dir: &Path) -> Result<(), StepError> {
+/// in may lack a variable the one that started the run had. `programs`: also the programs the
+/// commands start (a rollback runs only undo and probe argvs, so it passes false). `Ok` when the
+/// plan has no preflight.
+pub fn check_environment(plan: &cutover_planner::dag::Plan, spec_dir: &Path, programs: bool) -> Result<(), StepError> {
     for step in plan.steps() {
-        if let Params::Preflight { databases, secret_env, programs, .. } = &step.params {
+        if let Params::Preflight { databases, secret_env, programs: to_start, .. } = &step.params {
             for db in databases {
                 check_url(&db.url_env, &db.name)?;
             }
             check_secret_env(secret_env)?;
-            check_programs(programs, spec_dir)?;
+            if programs {
+                check_programs(to_start, spec_dir)?;
+            }
         }
     }
     Ok(())
