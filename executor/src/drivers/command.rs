@@ -53,12 +53,18 @@ fn marked_processes(mark: &str) -> Vec<(i32, i32)> {
         }
         // Unreadable (another user's, or gone): not ours.
         let Ok(env) = std::fs::read(entry.path().join("environ")) else { continue };
-        if env.split(|b| *b == 0).any(|kv| kv == needle.as_bytes()) {
+        if env.split(|b| *b == 0).any(|kv| kv == needle.as_bytes()) && !is_zombie(pid) {
             let group = unsafe { libc::getpgid(pid) };
             out.push((pid, if group == my_group { -1 } else { group }));
         }
     }
     out
+}
+
+/// Whether `pid` has exited and only waits to be reaped (a zombie acts no more; one whose parent
+/// does not reap it, as some container init processes do not, would never go away).
+fn is_zombie(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).ok().and_then(|s| s.rfind(')').map(|i| s[i + 1..].trim_start().starts_with(['Z', 'X']))).unwrap_or(true)
 }
 
 /// A process's start time (`/proc/PID/stat` field 22, clock ticks since boot): with the pid, it
@@ -82,7 +88,7 @@ fn group_members(pgid: i32, leader_start: u64) -> Vec<i32> {
         return Vec::new();
     }
     let Ok(dir) = std::fs::read_dir("/proc") else { return Vec::new() };
-    dir.flatten().filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<i32>().ok())).filter(|&p| unsafe { libc::getpgid(p) } == pgid).collect()
+    dir.flatten().filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<i32>().ok())).filter(|&p| unsafe { libc::getpgid(p) } == pgid && !is_zombie(p)).collect()
 }
 
 /// After a failed or timed-out attempt: kills what it left (its group, and every process with
