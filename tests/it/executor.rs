@@ -480,7 +480,9 @@ pub fn a_step_in_doubt_without_probe_stops_the_resume_and_retry_continues() {
     let dir = release("", "rollback");
     let spec = std::fs::read_to_string(dir.path().join("spec.toml")).unwrap();
     std::fs::write(dir.path().join("spec.toml"), spec.replace("probe = [\"sh\", \"-c\", \"test -e journal && grep -qx b journal\"]\n", "")).unwrap();
-    let out = cutover(dir.path(), &["apply", "spec.toml"], &[("CUTOVER_CRASH_AFTER_EVENTS", "7")]);
+    // Events: run_started, attached, preflight started and succeeded, command/a started, its
+    // process group (progress), succeeded, command/b started: the crash leaves b in doubt.
+    let out = cutover(dir.path(), &["apply", "spec.toml"], &[("CUTOVER_CRASH_AFTER_EVENTS", "8")]);
     assert_eq!(out.status.code(), None);
     let run = run_id(dir.path());
     let evs = events(dir.path(), &run);

@@ -79,7 +79,7 @@ fn refused(out: &Output, code: i32, path: &Path, causes: &[&str]) -> String {
     stderr
 }
 
-/// A run that stopped after its sixth event (step a started), ready for `resume`.
+/// A run that stopped after its sixth event (step a started and running), ready for `resume`.
 fn stopped_run(dir: &Path, state: &Path) -> (String, PathBuf) {
     let out = command(dir, &[OsStr::new("--state-dir"), state.as_os_str(), OsStr::new("apply"), OsStr::new("spec.toml"), OsStr::new("--format"), OsStr::new("quiet")])
         .env("CUTOVER_CRASH_AFTER_EVENTS", "6")
