@@ -763,14 +763,14 @@ fn postgres_log_backend_passes_the_same_tests() {
     // cutover never updates or deletes a row of its log.
     let changed = cluster.psql("SELECT n_tup_upd + n_tup_del FROM pg_stat_user_tables WHERE relname IN ('cutover_events', 'cutover_runs') ORDER BY relname");
     assert_eq!(changed.lines().map(str::trim).collect::<Vec<_>>(), vec!["0", "0"], "rows were updated or deleted");
-    // A row altered behind cutover's back is refused, naming where.
+    // A row altered behind cutover's back is refused, naming where (seq 8: `command/b` started).
     let dir = release("", "rollback");
     assert_eq!(cutover(dir.path(), &["apply", "spec.toml"], &[]).status.code(), Some(0));
     let run = run_id(dir.path());
-    cluster.psql(&format!("UPDATE cutover_events SET payload = replace(payload, 'command/b', 'command/x') WHERE run_id = '{run}' AND seq = 7"));
+    cluster.psql(&format!("UPDATE cutover_events SET payload = replace(payload, 'command/b', 'command/x') WHERE run_id = '{run}' AND seq = 8"));
     let out = cutover(dir.path(), &["status", &run], &[]);
     assert_eq!(out.status.code(), Some(1), "{}", transcript(&out));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("damaged at seq 7"), "{}", transcript(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("damaged at seq 8"), "{}", transcript(&out));
     LOG_URL.with(|u| *u.borrow_mut() = None);
 }
 
