@@ -197,10 +197,11 @@ fn check_magic(path: &Path, bytes: &[u8]) -> Result<(), LogError> {
 }
 
 /// Where the first record after the damaged frame at `pos` (expected: record `seq`) starts, if
-/// any: a frame that continues the chain from what record `seq` held (its stored or its computed
-/// checksum, `prevs`), or any later frame whose payload is a record carrying its own sequence
-/// number (records after a lost one no longer chain from anything we know).
-fn later_record(bytes: &[u8], pos: usize, seq: u64, prevs: &[u32]) -> Option<usize> {
+/// any: record `seq` itself displaced by garbage before it (it chains from `prev`, the last good
+/// record's checksum), a frame that continues the chain from what record `seq` held (its stored
+/// or its computed checksum, `prevs`), or any later frame whose payload is a record carrying its
+/// own sequence number (records after a lost one no longer chain from anything we know).
+fn later_record(bytes: &[u8], pos: usize, seq: u64, prev: u32, prevs: &[u32]) -> Option<usize> {
     #[derive(Deserialize)]
     struct SeqOnly {
         seq: u64,
@@ -209,12 +210,13 @@ fn later_record(bytes: &[u8], pos: usize, seq: u64, prevs: &[u32]) -> Option<usi
     (pos..total.saturating_sub(FRAME - 1)).find(|&q| {
         let (len, rseq, rcrc) = frame_at(bytes, q);
         let end = q + FRAME + len as usize;
-        if len > MAX_RECORD || end > total || rseq <= seq || rseq - seq >= 1 << 32 {
+        if len > MAX_RECORD || end > total || rseq < seq || rseq - seq >= 1 << 32 || (rseq == seq && q == pos) {
             return false;
         }
         let payload = &bytes[q + FRAME..end];
-        (q > pos && rseq == seq + 1 && prevs.iter().any(|&p| crc(p, rseq, payload) == rcrc))
-            || serde_json::from_slice::<SeqOnly>(payload).is_ok_and(|r| r.seq == rseq)
+        (rseq == seq && crc(prev, rseq, payload) == rcrc)
+            || (q > pos && rseq == seq + 1 && prevs.iter().any(|&p| crc(p, rseq, payload) == rcrc))
+            || (rseq > seq && serde_json::from_slice::<SeqOnly>(payload).is_ok_and(|r| r.seq == rseq))
     })
 }
 
@@ -261,8 +263,10 @@ pub fn read_log(path: &Path) -> Result<LogContents, LogError> {
         // record follows it. A whole frame from later in the sequence is such a record: a torn
         // write never leaves one, so records in between were lost.
         let prevs: Vec<u32> = std::iter::once(rcrc).chain(computed).collect();
-        if let Some(later) = later_record(&bytes, pos, seq, &prevs) {
-            let what = if later == pos {
+        if let Some(later) = later_record(&bytes, pos, seq, prev, &prevs) {
+            let what = if frame_at(&bytes, later).1 == seq {
+                format!("{} bytes that are no record stand before record {seq}, which is intact after them", later - pos)
+            } else if later == pos {
                 format!("record {rseq} is where record {seq} was expected: records in between are missing")
             } else if !whole {
                 "a record length runs past the end of the file".to_string()
@@ -716,6 +720,22 @@ mod tests {
         std::fs::write(&path, &bad).unwrap();
         assert!(matches!(read_log(&path), Err(LogError::Corrupt { seq: 2, .. })), "{:?}", read_log(&path).map(|c| c.records.len()));
         assert_eq!(std::fs::read(&path).unwrap(), bad, "reading changes nothing");
+        // Zeros (or other garbage) inserted before the last record, which is intact after them:
+        // that record was written durably, so this is damage, never a torn tail to cut.
+        for (garbage, what) in [(vec![0u8; 1], "1 zero"), (vec![0u8; 17], "17 zeros"), (vec![0u8; 4096], "4096 zeros"), (b"xyz".to_vec(), "text")] {
+            let last = f[f.len() - 1].0;
+            let mut bad = full[..last].to_vec();
+            bad.extend_from_slice(&garbage);
+            bad.extend_from_slice(&full[last..]);
+            std::fs::write(&path, &bad).unwrap();
+            match read_log(&path) {
+                Err(e @ LogError::Corrupt { .. }) => {
+                    let LogError::Corrupt { offset, later, .. } = &e else { unreachable!() };
+                    assert_eq!((*offset as usize, *later as usize), (last, last + garbage.len()), "{what}: {e}");
+                }
+                other => panic!("{what}: a durable last record would be cut as torn: {:?}", other.map(|c| c.records.len())),
+            }
+        }
     }
 
     #[test]
