@@ -526,7 +526,7 @@ fn preflight_refuses_environments_that_would_fail_mid_release_and_nothing_change
     let spec = db.dir.path().join("spec.toml");
     let text = std::fs::read_to_string(&spec).unwrap();
     std::fs::write(&spec, format!("{text}\n[[command]]\nname = \"hook\"\nstage = \"pre-migrate\"\nargv = [\"sh\", \"-c\", \"echo ran >> hook-ran\"]\nsecret_env = [\"HOOK_TOKEN\"]\nundo = [\"true\"]\n")).unwrap();
-    db.sql("CREATE ROLE no_create LOGIN; CREATE ROLE read_only LOGIN; GRANT CREATE ON SCHEMA public TO read_only; ALTER ROLE read_only SET default_transaction_read_only = on; CREATE ROLE not_owner LOGIN; GRANT CREATE ON SCHEMA public TO not_owner");
+    db.sql("CREATE ROLE no_create LOGIN; CREATE ROLE read_only LOGIN; GRANT CREATE ON SCHEMA public TO read_only; ALTER ROLE read_only SET default_transaction_read_only = on; CREATE ROLE not_owner LOGIN; GRANT CREATE ON SCHEMA public TO not_owner; CREATE ROLE no_history LOGIN; GRANT CREATE ON SCHEMA public TO no_history; ALTER TABLE users OWNER TO no_history; GRANT SELECT ON refinery_schema_history TO no_history");
     let (history, schema) = (db.history(), db.schema());
     let url = db.url();
     let secret = "pw-9f8e7d";
@@ -541,7 +541,9 @@ fn preflight_refuses_environments_that_would_fail_mid_release_and_nothing_change
         ("driver prefix", Some(with_pw.replacen("postgres://", "postgresql+psycopg2://", 1)), Some("t"), "is a `postgresql+psycopg2://` URL"),
         ("no CREATE on the schema", Some(as_role("no_create")), Some("t"), "role `no_create` may not create objects in schema `public`"),
         ("read-only role", Some(as_role("read_only")), Some("t"), "sessions of role `read_only` are read-only"),
-        ("not the owner of an altered table", Some(as_role("not_owner")), Some("t"), "the migrations alter or index `users` (owned by `postgres`), which role `not_owner` does not own"),
+        ("not the owner of an altered table", Some(as_role("not_owner")), Some("t"), "which role `not_owner` does not own"),
+        ("no INSERT on refinery's history", Some(as_role("no_history")), Some("t"), "role `no_history` lacks DELETE on `refinery_schema_history`, INSERT on `refinery_schema_history`"),
+        ("several hosts", Some(with_pw.replacen("@127.0.0.1:", "@127.0.0.2:5432,127.0.0.1:", 1)), Some("t"), "names several hosts"),
         ("unset secret", Some(with_pw.clone()), None, "not set: HOOK_TOKEN"),
     ];
     for (i, (case, url, token, needle)) in cases.into_iter().enumerate() {
@@ -564,6 +566,7 @@ fn preflight_refuses_environments_that_would_fail_mid_release_and_nothing_change
         assert_eq!(db.schema(), schema, "{case}: the schema changed");
     }
     // The same release with everything in place goes through.
+    db.sql("ALTER TABLE users OWNER TO postgres");
     let out = db.cutover(&["apply", "spec.toml"], &[("HOOK_TOKEN", "t")]);
     assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
     assert_eq!(db.history().len(), 2);

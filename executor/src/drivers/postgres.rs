@@ -1020,6 +1020,28 @@ pub async fn check_database(db: &DatabaseCheck) -> Result<String, StepError> {
         }
     }
     let has_history: Option<String> = sqlx::query_scalar("SELECT to_regclass('refinery_schema_history')::text").fetch_one(&mut *conn).await.map_err(err)?;
+    // The bookkeeping the migrations write (and a rollback deletes): refinery's history and
+    // cutover's phase table, where they exist already (else the role creates them, checked above).
+    if !db.pending.is_empty() {
+        let missing: Vec<(String, String)> = sqlx::query_as(
+            "SELECT t, p FROM unnest(ARRAY['refinery_schema_history', 'cutover_migration_phases']) AS t, unnest(ARRAY['SELECT', 'INSERT', 'DELETE']) AS p
+             WHERE to_regclass(t) IS NOT NULL AND NOT has_table_privilege(to_regclass(t), p) ORDER BY t, p",
+        )
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(err)?;
+        if !missing.is_empty() {
+            let user: String = sqlx::query_scalar("SELECT current_user::text").fetch_one(&mut *conn).await.map_err(err)?;
+            let list: Vec<String> = missing.iter().map(|(t, p)| format!("{p} on `{t}`")).collect();
+            return Err(StepError(format!(
+                "database `{}` (from `{}`): role `{user}` lacks {}, which recording (and undoing) a migration needs; `GRANT SELECT, INSERT, DELETE ON {} TO {user}`, or connect as the tables' owner",
+                db.name,
+                db.url_env,
+                list.join(", "),
+                missing[0].0
+            )));
+        }
+    }
     let rows: Vec<(i32, String)> = if has_history.is_some() {
         sqlx::query("SELECT version, COALESCE(checksum, '') FROM refinery_schema_history ORDER BY version").fetch_all(&mut *conn).await.map_err(err)?.iter().map(|r| (r.get(0), r.get(1))).collect()
     } else {

@@ -69,6 +69,9 @@ fn check_url(url_env: &str, database: &str) -> Result<(), StepError> {
         return Err(StepError(format!("{what} contains whitespace or a control character; a URL has none (percent-encode them, e.g. %20)")));
     }
     match url.split_once("://") {
+        Some(("postgres" | "postgresql", rest)) if rest.split(['/', '?']).next().is_some_and(|authority| authority.rsplit('@').next().is_some_and(|hosts| hosts.contains(','))) => Err(StepError(format!(
+            "{what} names several hosts; libpq accepts that, but cutover's PostgreSQL client (sqlx) connects to one host only: point `{url_env}` at the primary (e.g. postgres://app@primary.internal:5432/app)"
+        ))),
         Some(("postgres" | "postgresql", _)) => Ok(()),
         Some((scheme, _)) if scheme.chars().all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c)) && !scheme.is_empty() => Err(StepError(format!(
             "{what} is a `{scheme}://` URL; cutover and pg_dump need `postgres://` or `postgresql://` (a driver prefix such as `postgresql+psycopg2://` or `jdbc:` is not part of a libpq URL)"
