@@ -7,15 +7,23 @@ use serde_json::Value;
 use std::path::{Path, PathBuf};
 
 /// Writes `content` to `path` atomically: a temp file in the same directory, fsync, rename,
-/// fsync of the directory. Readers see the old file or the new one, never a mix.
+/// fsync of the directory. Readers see the old file or the new one, never a mix. A symbolic link
+/// is written through (the file it names is replaced, the link stays: a config kept as
+/// `sites-enabled/x -> ../sites-available/x` stays so), and the file keeps its mode, owner and
+/// group.
 pub fn write_atomic(path: &Path, content: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
+    use std::os::unix::fs::MetadataExt;
+    let resolved = std::fs::canonicalize(path).ok();
+    let path = resolved.as_deref().unwrap_or(path);
     let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let tmp = dir.join(format!(".{name}.cutover-{}", std::process::id()));
     let mut f = std::fs::File::create(&tmp)?;
     if let Ok(meta) = std::fs::metadata(path) {
         let _ = f.set_permissions(meta.permissions());
+        // Only root may give a file away; for anyone else it is theirs already.
+        let _ = std::os::unix::fs::fchown(&f, Some(meta.uid()), Some(meta.gid()));
     }
     f.write_all(content)?;
     f.sync_all()?;

@@ -225,6 +225,85 @@ fn nginx_preflight_refuses_an_upstream_it_cannot_manage_before_any_change() {
     }
 }
 
+/// Preflight refuses, before any change, an nginx set-up where shifts could not work: the
+/// upstream file missing, without the block, pulling servers in with `include`, not loaded by
+/// nginx at all, or a pid file that names another program (cutover would SIGHUP it).
+#[test]
+fn nginx_preflight_refuses_files_and_pids_a_shift_could_not_use() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = free_ports(2);
+    let r = Router::nginx(dir.path(), "api", &[(p, 100)]);
+    let steps = planned("api", &[("shift/api/50", vec![s(p, 50), s(p + 1, 50)]), ("shift/api/100", vec![s(p, 0), s(p + 1, 100)])]);
+    let check = |n: &Nginx| rt().block_on(n.check(vec![("api".into(), addrs(&[p, p + 1]))], steps.clone()));
+    let good = nginx_of(&r);
+    check(&good).expect("the test's own set-up passes");
+    let before = r.config_bytes();
+    // A typo in upstream_file.
+    let mut typo = nginx_of(&r);
+    typo.upstream_file = r.dir.join("upstream.conf");
+    let err = check(&typo).unwrap_err().0;
+    assert!(err.contains("upstream.conf does not exist") && err.contains("hint:"), "{err}");
+    assert!(!r.dir.join("upstream.conf").exists(), "preflight created the file");
+    // A file nginx does not load (exists, has the block).
+    let stray = r.dir.join("stray.conf");
+    std::fs::write(&stray, &before).unwrap();
+    let mut unloaded = nginx_of(&r);
+    unloaded.upstream_file = stray;
+    let err = check(&unloaded).unwrap_err().0;
+    assert!(err.contains("is not part of the configuration nginx loads") && err.contains("hint:"), "{err}");
+    // A file without the block.
+    let empty = r.dir.join("empty.conf");
+    std::fs::write(&empty, "# nothing here\n").unwrap();
+    let mut blockless = nginx_of(&r);
+    blockless.upstream_file = empty;
+    let err = check(&blockless).unwrap_err().0;
+    assert!(err.contains("has no `upstream api") && err.contains("hint:"), "{err}");
+    // The loaded file with an `include` inside the block.
+    std::fs::write(r.dir.join("old.conf"), format!("server 127.0.0.1:{p};\n")).unwrap();
+    let text = format!("upstream api {{\n    include {}/old.conf;\n}}\n", r.dir.display());
+    std::fs::write(r.dir.join("upstreams.conf"), &text).unwrap();
+    let err = check(&good).unwrap_err().0;
+    assert!(err.contains("pulls servers in with `include`") && err.contains("hint:"), "{err}");
+    assert_eq!(std::fs::read_to_string(r.dir.join("upstreams.conf")).unwrap(), text, "preflight changed the file");
+    std::fs::write(r.dir.join("upstreams.conf"), &before).unwrap();
+    // A pid file naming another program.
+    let mut other = std::process::Command::new("sleep").arg("30").spawn().unwrap();
+    std::fs::write(r.dir.join("other.pid"), other.id().to_string()).unwrap();
+    let mut wrong = nginx_of(&r);
+    wrong.pid_file = r.dir.join("other.pid");
+    let err = check(&wrong).unwrap_err().0;
+    assert!(err.contains("which is not an nginx master") && err.contains("hint:"), "{err}");
+    assert!(other.try_wait().unwrap().is_none(), "the other program was signalled");
+    let _ = other.kill();
+    let _ = other.wait();
+}
+
+/// An upstream file kept as a symbolic link (`sites-enabled/x -> ../sites-available/x`) is
+/// written through: the link stays, its target gets the new servers, mode and owner are kept.
+#[test]
+fn nginx_writes_through_a_symlinked_upstream_file() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let p = free_ports(2);
+    serve(p, "200 OK", "old\n");
+    serve(p + 1, "200 OK", "new\n");
+    let r = Router::nginx(dir.path(), "api", &[(p, 100)]);
+    let real = r.dir.join("available");
+    std::fs::create_dir(&real).unwrap();
+    std::fs::rename(r.dir.join("upstreams.conf"), real.join("api.conf")).unwrap();
+    std::fs::set_permissions(real.join("api.conf"), std::fs::Permissions::from_mode(0o640)).unwrap();
+    std::os::unix::fs::symlink(real.join("api.conf"), r.dir.join("upstreams.conf")).unwrap();
+    let n = nginx_of(&r);
+    let state = tempfile::tempdir().unwrap();
+    rt().block_on(n.apply("api".into(), vec![s(p, 0), s(p + 1, 100)], state.path().into(), "shift/api/100".into())).unwrap();
+    let link = std::fs::symlink_metadata(r.dir.join("upstreams.conf")).unwrap();
+    assert!(link.file_type().is_symlink(), "the link was replaced by a file");
+    let text = std::fs::read_to_string(real.join("api.conf")).unwrap();
+    assert!(text.contains(&format!("127.0.0.1:{}", p + 1)) && !text.contains(&format!("127.0.0.1:{p} ")), "{text}");
+    assert_eq!(std::fs::metadata(real.join("api.conf")).unwrap().permissions().mode() & 0o777, 0o640);
+    assert_eq!(get(r.port), (200, "new\n".to_string()));
+}
+
 fn haproxy_of(dir: &std::path::Path) -> Haproxy {
     Haproxy { admin_socket: dir.join("admin.sock"), config_file: Some(dir.join("haproxy.cfg")) }
 }
@@ -320,9 +399,25 @@ fn haproxy_a_shift_never_leaves_traffic_on_a_server_that_cannot_take_it() {
     let n = o + 1;
     serve(n, "200 OK", "new\n");
     let _r2 = Router::haproxy_with(dir2.path(), "api", &format!("    balance roundrobin\n    server p{o} 127.0.0.1:{o} weight 100 check inter 200ms\n    server p{n} 127.0.0.1:{n} weight 0 check inter 200ms\n"));
-    let steps = planned("api", &[("shift/api/50", vec![s(o, 50), s(n, 50)])]);
+    let steps = planned("api", &[("shift/api/50", vec![s(o, 50), s(n, 50)]), ("shift/api/100", vec![s(o, 0), s(n, 100)])]);
     let err = rt().block_on(haproxy_of(dir2.path()).check(vec![("api".into(), addrs(&[o, n]))], steps)).unwrap_err().0;
     assert!(err.contains(&format!("api/p{o} (127.0.0.1:{o}) is DOWN")) && err.contains("the release keeps traffic on it") && err.contains("hint:"), "{err}");
+    // The new version's slot, declared at full weight, is DOWN before the release deploys it:
+    // that is no reason to refuse (the deploy starts it before any shift).
+    let dir3 = tempfile::tempdir().unwrap();
+    let (o3, n3) = { let b = free_ports(2); (b, b + 1) };
+    serve(o3, "200 OK", "old\n");
+    let _r3 = Router::haproxy_with(dir3.path(), "api", &format!("    balance roundrobin\n    server p{o3} 127.0.0.1:{o3} weight 100 check inter 200ms\n    server p{n3} 127.0.0.1:{n3} weight 100 check inter 200ms\n"));
+    let steps = planned("api", &[("shift/api/50", vec![s(o3, 50), s(n3, 50)]), ("shift/api/100", vec![s(o3, 0), s(n3, 100)])]);
+    rt().block_on(haproxy_of(dir3.path()).check(vec![("api".into(), addrs(&[o3, n3]))], steps)).expect("a slot the release deploys may be DOWN at preflight");
+    // A new-version slot declared `backup` would get no traffic at any weight: refused.
+    let dir4 = tempfile::tempdir().unwrap();
+    let (o4, n4) = { let b = free_ports(2); (b, b + 1) };
+    serve(o4, "200 OK", "old\n");
+    let _r4 = Router::haproxy_with(dir4.path(), "api", &format!("    balance roundrobin\n    server p{o4} 127.0.0.1:{o4} weight 100 check inter 200ms\n    server p{n4} 127.0.0.1:{n4} weight 0 check inter 200ms backup\n"));
+    let steps = planned("api", &[("shift/api/50", vec![s(o4, 50), s(n4, 50)]), ("shift/api/100", vec![s(o4, 0), s(n4, 100)])]);
+    let err = rt().block_on(haproxy_of(dir4.path()).check(vec![("api".into(), addrs(&[o4, n4]))], steps)).unwrap_err().0;
+    assert!(err.contains(&format!("api/p{n4} (127.0.0.1:{n4}) is declared `backup`")) && err.contains("hint:"), "{err}");
 }
 
 /// The field case (f13, `spec-static.toml`): a canary on a `balance source` backend is refused by

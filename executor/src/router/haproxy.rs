@@ -307,6 +307,19 @@ fn stat_algo(csv: &str, backend: &str) -> Option<String> {
     lines.map(|l| l.split(',').collect::<Vec<_>>()).find(|f| f.first() == Some(&backend) && f.get(1) == Some(&"BACKEND")).and_then(|f| f.get(col).map(|a| a.to_string())).filter(|a| !a.is_empty())
 }
 
+/// Names of `backend`'s servers declared `backup` (`bck` = 1 in `show stat`).
+fn backup_servers(csv: &str, backend: &str) -> Vec<String> {
+    let mut lines = csv.lines();
+    let Some(header) = lines.next() else { return Vec::new() };
+    let header: Vec<&str> = header.trim_start_matches("# ").split(',').collect();
+    let Some(col) = header.iter().position(|h| *h == "bck") else { return Vec::new() };
+    lines
+        .map(|l| l.split(',').collect::<Vec<_>>())
+        .filter(|f| f.first() == Some(&backend) && !matches!(f.get(1), Some(&"BACKEND" | &"FRONTEND")) && f.get(col) == Some(&"1"))
+        .filter_map(|f| f.get(1).map(|n| n.to_string()))
+        .collect()
+}
+
 /// Parses `show servers state` (format version 1; columns named by its header line).
 pub fn parse_servers_state(out: &str) -> Result<Vec<ServerState>, String> {
     let mut lines = out.lines().filter(|l| !l.trim().is_empty());
@@ -351,6 +364,9 @@ pub fn parse_servers_state(out: &str) -> Result<Vec<ServerState>, String> {
 pub fn rewrite_config(content: &str, backend: &str, weights: &BTreeMap<String, u32>, enable: &BTreeSet<String>, park: &BTreeSet<String>) -> String {
     let mut out = String::with_capacity(content.len());
     let mut inside = false;
+    // `disabled` on a `default-server` line (of the last `defaults` section, or of this backend
+    // above the server) applies to the servers after it: enabling one of them takes `enabled`.
+    let (mut defaults_disabled, mut section_disabled, mut in_defaults) = (false, false, false);
     for line in content.split_inclusive('\n') {
         let code_end = line.find('#').unwrap_or(line.len());
         let code = &line[..code_end];
@@ -358,11 +374,28 @@ pub fn rewrite_config(content: &str, backend: &str, weights: &BTreeMap<String, u
         let first = words.next().unwrap_or("");
         if !line.starts_with([' ', '\t']) && SECTIONS.contains(&first) {
             inside = (first == "backend" || first == "listen") && words.next() == Some(backend);
+            in_defaults = first == "defaults";
+            if in_defaults {
+                defaults_disabled = false;
+            }
+            section_disabled = defaults_disabled;
+        }
+        if first == "default-server" {
+            let has = |w: &str| keywords(line).iter().any(|(a, b)| &line[*a..*b] == w);
+            let disabled = if has("disabled") { Some(true) } else if has("enabled") { Some(false) } else { None };
+            if let Some(d) = disabled {
+                section_disabled = d;
+                if in_defaults {
+                    // A defaults section's default-server carries to the proxies after it.
+                    defaults_disabled = d;
+                }
+            }
         }
         let name = code.split_whitespace().nth(1).filter(|_| inside && first == "server");
         let mut line = line.to_string();
+        let has = |line: &str, w: &str| keywords(line).iter().any(|(a, b)| &line[*a..*b] == w);
         if name.is_some_and(|n| park.contains(n)) {
-            if !code.split_whitespace().skip(3).any(|w| w == "disabled") {
+            if !has(&line, "disabled") {
                 let end = code.trim_end().len();
                 line = format!("{} disabled{}", &line[..end], &line[end..]);
             }
@@ -371,8 +404,41 @@ pub fn rewrite_config(content: &str, backend: &str, weights: &BTreeMap<String, u
         }
         if name.is_some_and(|n| enable.contains(n)) {
             line = drop_keyword(&line, "disabled");
+            if section_disabled && !has(&line, "enabled") {
+                let code_end = line.find('#').unwrap_or(line.len());
+                let end = line[..code_end].trim_end().len();
+                line = format!("{} enabled{}", &line[..end], &line[end..]);
+            }
         }
         out.push_str(&line);
+    }
+    out
+}
+
+/// `server` / `default-server` keywords that take a value: a word after one of them is its
+/// value, not a keyword (`cookie disabled` names a cookie; HAProxy 2.6 manual, section 5.2).
+const KEYWORDS_WITH_VALUE: &[&str] = &[
+    "addr", "agent-addr", "agent-inter", "agent-port", "agent-send", "alpn", "ca-file", "check-alpn", "check-proto", "check-sni", "ciphers", "ciphersuites", "cookie", "crl-file", "crt", "curves", "downinter",
+    "error-limit", "fall", "fastinter", "hash-key", "id", "init-addr", "inter", "log-proto", "max-reuse", "maxconn", "maxqueue", "minconn", "namespace", "npn", "observe", "on-error", "on-marked-down", "on-marked-up",
+    "pool-conn-name", "pool-low-conn", "pool-max-conn", "pool-purge-delay", "port", "proto", "proxy-v2-options", "redir", "resolve-net", "resolve-opts", "resolve-prefer", "resolvers", "rise", "shard", "sigalgs",
+    "slowstart", "sni", "socks4", "source", "ssl-max-ver", "ssl-min-ver", "tcp-ut", "track", "usesrc", "verify", "verifyhost", "weight", "ws",
+];
+
+/// Byte ranges of the keywords (not their values) of a `server NAME ADDR ...` or
+/// `default-server ...` line's code part.
+fn keywords(line: &str) -> Vec<(usize, usize)> {
+    let code_end = line.find('#').unwrap_or(line.len());
+    let spans = word_spans(&line[..code_end]);
+    let skip = if line[..code_end].trim_start().starts_with("default-server") { 1 } else { 3 };
+    let mut out = Vec::new();
+    let mut value_next = false;
+    for &(a, b) in spans.iter().skip(skip) {
+        if value_next {
+            value_next = false;
+            continue;
+        }
+        value_next = KEYWORDS_WITH_VALUE.contains(&&line[a..b]);
+        out.push((a, b));
     }
     out
 }
@@ -385,10 +451,11 @@ const SECTIONS: [&str; 13] = ["global", "defaults", "frontend", "backend", "list
 fn drop_keyword(line: &str, word: &str) -> String {
     let code_end = line.find('#').unwrap_or(line.len());
     let spans = word_spans(&line[..code_end]);
+    let keys = keywords(line);
     let mut out = String::with_capacity(line.len());
     let mut pos = 0;
-    for (k, (a, b)) in spans.iter().enumerate().skip(3) {
-        if &line[*a..*b] == word {
+    for (k, (a, b)) in spans.iter().enumerate().skip(1) {
+        if &line[*a..*b] == word && keys.contains(&(*a, *b)) {
             out.push_str(&line[pos..spans[k - 1].1]);
             pos = *b;
         }
@@ -602,15 +669,27 @@ impl Router for Haproxy {
                 None => None,
             };
             let mut notes = Vec::new();
+            let stat = this.command("show stat").await?;
             for (backend, servers) in &live {
                 let planned: Vec<&PlannedShift> = shifts.iter().filter(|sh| &sh.upstream == backend).collect();
+                // A `backup` server takes traffic only when every other server is down: a
+                // weight the release gives it would send it nothing.
+                let backups = backup_servers(&stat, backend);
+                if let Some((l, sh)) = servers.iter().filter(|l| backups.contains(&l.name)).find_map(|l| planned.iter().find(|sh| sh.servers.iter().any(|s| s.addr == l.addr && s.weight > 0)).map(|sh| (l, sh))) {
+                    return Err(StepError(format!(
+                        "HAProxy: {backend}/{} ({}) is declared `backup`, so HAProxy sends it traffic only when every other server is down, and step {} would give it none of the weight it sets; nothing was changed; hint: remove `backup` from its `server` line and reload HAProxy before the release",
+                        l.name, l.addr, sh.step
+                    )));
+                }
+                // The servers the release ends on are the ones it deploys: they cannot serve yet.
+                let last = planned.last().map(|sh| sh.servers.iter().filter(|s| s.weight > 0).map(|s| s.addr.clone()).collect::<BTreeSet<String>>()).unwrap_or_default();
                 if !planned.is_empty() {
                     check_shifts(backend, servers, &planned, &this.algorithm(backend, config.as_deref()).await?, config.is_some())?;
                 }
                 notes.extend(wake_notes(backend, servers, &planned)?);
                 // A server serving now (the old version) that the first shift naming it keeps
                 // serving must be UP now: the shift would wait for it after the migrations ran.
-                let keeps: BTreeSet<String> = servers.iter().filter(|l| l.weight > 0 && !l.held()).filter(|l| planned.iter().find_map(|sh| sh.servers.iter().find(|s| s.addr == l.addr)).is_some_and(|s| s.weight > 0)).map(|l| l.name.clone()).collect();
+                let keeps: BTreeSet<String> = servers.iter().filter(|l| l.weight > 0 && !l.held() && !last.contains(&l.addr)).filter(|l| planned.iter().find_map(|sh| sh.servers.iter().find(|s| s.addr == l.addr)).is_some_and(|s| s.weight > 0)).map(|l| l.name.clone()).collect();
                 if let Err(list) = this.wait_taking_traffic(backend, &keeps, SERVING_WITHIN).await? {
                     return Err(StepError(format!("HAProxy: {list} (waited {} s), and the release keeps traffic on it; the shifts would wait for it after the migrations ran; {}", SERVING_WITHIN.as_secs(), up_hint(backend))));
                 }
@@ -748,6 +827,11 @@ mod tests {
         let odd = BTreeMap::from([("weight".to_string(), 7)]);
         assert_eq!(rewrite_config("backend api\n  server weight 10.0.0.1:80 weight 1 check weight 2\n", "api", &odd, &none, &none), "backend api\n  server weight 10.0.0.1:80 weight 1 check weight 7\n");
         assert_eq!(rewrite_config("backend api\n  server weight 10.0.0.1:80 check\n", "api", &odd, &none, &none), "backend api\n  server weight 10.0.0.1:80 check weight 7\n");
+        // `disabled` as a cookie's value is no keyword; a default-server's `disabled` takes
+        // `enabled` on the server that gets traffic.
+        let cfg = "backend api\n    default-server check disabled\n    server p1 127.0.0.1:1 weight 100 cookie disabled\n    server p2 127.0.0.1:2 cookie disabled weight 0 check disabled # slot\n";
+        let cookies = rewrite_config(cfg, "api", &BTreeMap::from([("p1".to_string(), 0), ("p2".to_string(), 100)]), &BTreeSet::from(["p2".to_string()]), &BTreeSet::new());
+        assert_eq!(cookies, "backend api\n    default-server check disabled\n    server p1 127.0.0.1:1 weight 0 cookie disabled\n    server p2 127.0.0.1:2 cookie disabled weight 100 check enabled # slot\n");
         // A server that gets traffic loses `disabled` (a restart keeps it ready); nothing else moves.
         let cfg = "backend api\n    server p1 127.0.0.1:1 weight 100 check\n    server p2 127.0.0.1:2 weight 0 check inter 500ms disabled # slot\n";
         let on = BTreeSet::from(["p2".to_string()]);

@@ -358,6 +358,11 @@ impl Nginx {
         if unsafe { libc::kill(pid, 0) } != 0 {
             return Err(StepError(format!("nginx: the master process {pid} from {} is not running", self.pid_file.display())));
         }
+        // A stale pid file may name another program now: cutover signals this pid (SIGHUP).
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        if !String::from_utf8_lossy(&cmdline).contains("nginx") {
+            return Err(StepError(format!("nginx: {} names pid {pid}, which is not an nginx master (its command line: `{}`); cutover would send it SIGHUP on every shift; hint: point `pid_file` in [router] at the `pid` file of the running nginx", self.pid_file.display(), String::from_utf8_lossy(&cmdline).replace('\0', " ").trim())));
+        }
         Ok(pid)
     }
 
@@ -503,7 +508,29 @@ impl Router for Nginx {
                 std::fs::metadata(log).map_err(|e| StepError(format!("nginx: the access log {} is not readable: {e}", log.display())))?;
             }
             let file = this.upstream_file.display();
-            let content = read_opt(&this.upstream_file)?.unwrap_or_default();
+            let content = read_opt(&this.upstream_file)?.ok_or_else(|| StepError(format!("nginx: the upstream file {file} does not exist; nothing was changed; hint: set `upstream_file` in [router] to the file nginx includes that holds the `upstream` block(s)")))?;
+            for (u, _) in &upstreams {
+                match block_directives(&content, u) {
+                    None => return Err(StepError(format!("nginx: {file} has no `upstream {u} {{ ... }}` block; nothing was changed; hint: `upstream_file` must be the file that declares it (with the old version's `server` line)"))),
+                    Some(d) if d.iter().any(|w| w == "include") => return Err(StepError(format!("nginx: the `upstream {u}` block in {file} pulls servers in with `include`, which cutover does not rewrite (the old version's server could keep its share); nothing was changed; hint: write the `server` lines into the block itself"))),
+                    _ => {}
+                }
+            }
+            // nginx must load that file, or every shift changes a file nothing reads.
+            if let Some(pos) = this.test.iter().position(|a| a == "-t") {
+                let mut dump = this.test.clone();
+                dump[pos] = "-T".into();
+                if let Ok(out) = tokio::process::Command::new(&dump[0]).args(&dump[1..]).stdin(std::process::Stdio::null()).output().await
+                    && out.status.success()
+                {
+                    let text = String::from_utf8_lossy(&out.stdout);
+                    let real = std::fs::canonicalize(&this.upstream_file).unwrap_or_else(|_| this.upstream_file.clone());
+                    let loaded = text.lines().filter_map(|l| l.strip_prefix("# configuration file ").and_then(|r| r.strip_suffix(':'))).any(|f| std::fs::canonicalize(f).is_ok_and(|f| f == real));
+                    if !loaded {
+                        return Err(StepError(format!("nginx: {file} is not part of the configuration nginx loads (`nginx -T` does not list it); shifting traffic there would change nothing live; nothing was changed; hint: `include` it from nginx.conf, or set `upstream_file` to the file that is")));
+                    }
+                }
+            }
             // Every planned shift, in order, on a copy: a line cutover cannot manage is found now,
             // not after the migrations ran.
             let mut sim = content.clone();
@@ -526,6 +553,52 @@ impl Router for Nginx {
             Ok(detail)
         })
     }
+}
+
+/// The first word of every directive in the `upstream name { ... }` block of `content` (comments
+/// and quoted strings skipped); `None` when there is no such block.
+fn block_directives(content: &str, name: &str) -> Option<Vec<String>> {
+    let mut words: Vec<String> = Vec::new();
+    for line in content.lines() {
+        let line = line.split('#').next().unwrap_or("");
+        let mut cur = String::new();
+        for c in line.chars() {
+            if c.is_whitespace() || "{};".contains(c) {
+                if !cur.is_empty() {
+                    words.push(std::mem::take(&mut cur));
+                }
+                if !c.is_whitespace() {
+                    words.push(c.to_string());
+                }
+            } else {
+                cur.push(c);
+            }
+        }
+        if !cur.is_empty() {
+            words.push(cur);
+        }
+    }
+    let start = words.windows(3).position(|w| w[0] == "upstream" && w[1].trim_matches(['"', '\'']) == name && w[2] == "{")? + 3;
+    let (mut depth, mut directives, mut at_start) = (1, Vec::new(), true);
+    for w in &words[start..] {
+        match w.as_str() {
+            "{" => depth += 1,
+            "}" => {
+                depth -= 1;
+                if depth == 0 {
+                    return Some(directives);
+                }
+                at_start = true;
+            }
+            ";" => at_start = true,
+            _ if at_start => {
+                directives.push(w.clone());
+                at_start = false;
+            }
+            _ => {}
+        }
+    }
+    Some(directives)
 }
 
 /// The canary's requests in the access log, read incrementally from a byte offset: each poll
