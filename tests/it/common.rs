@@ -42,3 +42,18 @@ pub fn assert_no_panic(out: &Output) {
 
 /// The sample specs shipped in `plans/`.
 pub const SAMPLES: &[&str] = &["recreate", "rolling", "blue-green", "canary", "canary-rename"];
+
+/// A tiny deterministic generator (xorshift), so the kill moments of a seeded test are the same on
+/// every run and every machine.
+pub struct Seeded(pub u64);
+
+impl Seeded {
+    /// The next number.
+    #[allow(clippy::should_implement_trait)]
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}

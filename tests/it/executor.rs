@@ -5,7 +5,7 @@
 //! `write`), with a probe (`grep -qx`) and an idempotent undo, so "every side effect happened
 //! exactly once" is visible in the journal.
 
-use crate::common::{assert_no_panic, transcript};
+use crate::common::{Seeded, assert_no_panic, transcript};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -246,17 +246,6 @@ pub fn a_rollback_interrupted_at_every_point_finishes_exactly_once() {
     }
 }
 
-/// A tiny deterministic generator (xorshift), so the kill moments are the same on every run.
-struct Seeded(u64);
-
-impl Seeded {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-}
 
 pub fn sigkill_at_seeded_random_moments_then_resume() {
     let mut rng = Seeded(0x5eed_c0ff_ee00_0001);

@@ -3,7 +3,7 @@
 //! the executor died, a migration lock that belongs to the run, a recorded plan that must match
 //! the log. Each effect happens exactly once, and resume and rollback end where they should.
 
-use crate::common::{assert_no_panic, transcript};
+use crate::common::{Seeded, assert_no_panic, transcript};
 use crate::pg::Cluster;
 use serde_json::Value;
 use std::io::BufRead;
@@ -11,17 +11,6 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-/// xorshift: the same kill schedule on every machine, different moments within it.
-struct Seeded(u64);
-
-impl Seeded {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-}
 
 fn cutover(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_cutover"));
