@@ -143,21 +143,16 @@ pub fn load_dir(dir: &Path, display: &str) -> Result<Vec<MigrationFile>, PlanErr
             PlanError::Io { path: dir.to_path_buf(), source }
         }
     })?;
-    let mut names = Vec::new();
-    for entry in entries {
-        let entry = entry.map_err(|source| PlanError::Io { path: dir.to_path_buf(), source })?;
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if name.ends_with(".sql") && entry.path().is_file() {
-            names.push(name);
-        }
-    }
-    // Sorted so problems are reported in the same order on every machine.
-    names.sort();
-    let mut out = Vec::new();
+    // refinery reads the folder and every folder below it (a team may group files:
+    // `migrations/schema_v2/V3__users.sql`); so does cutover. What it cannot read is an error
+    // naming the entry, never silently left out.
+    let mut files: Vec<(std::path::PathBuf, String, String)> = Vec::new();
     let mut problems = Vec::new();
-    for name in names {
-        let path = dir.join(&name);
-        let shown = format!("{}/{}", display.trim_end_matches('/'), name);
+    walk(dir, display.trim_end_matches('/'), entries, 0, &mut files, &mut problems)?;
+    // Sorted so problems are reported in the same order on every machine.
+    files.sort_by(|a, b| a.2.cmp(&b.2));
+    let mut out = Vec::new();
+    for (path, name, shown) in files {
         let bytes = std::fs::read(&path).map_err(|source| PlanError::Io { path: path.clone(), source })?;
         match MigrationFile::from_bytes(&name, &shown, &bytes) {
             Ok(m) => out.push(m),
@@ -197,9 +192,73 @@ pub fn load_dir(dir: &Path, display: &str) -> Result<Vec<MigrationFile>, PlanErr
     if problems.is_empty() { Ok(out) } else { Err(PlanError::Invalid(problems)) }
 }
 
+/// Folders nested deeper than this are refused (a symbolic link loop otherwise never ends).
+const MAX_DEPTH: usize = 16;
+
+/// Collects the `.sql` files of `dir` and its sub-folders as (path, file name, shown path); an
+/// entry that cannot be read as refinery would read it is a problem naming it.
+fn walk(dir: &Path, shown_dir: &str, entries: std::fs::ReadDir, depth: usize, files: &mut Vec<(std::path::PathBuf, String, String)>, problems: &mut Vec<Diagnostic>) -> Result<(), PlanError> {
+    for entry in entries {
+        let entry = entry.map_err(|source| PlanError::Io { path: dir.to_path_buf(), source })?;
+        let path = entry.path();
+        let Some(name) = entry.file_name().to_str().map(str::to_string) else {
+            let lossy = entry.file_name().to_string_lossy().into_owned();
+            problems.push(Diagnostic::new(Location::file(format!("{shown_dir}/{lossy}")), "the name is not valid UTF-8, so cutover cannot tell whether it is a migration", "rename it in UTF-8 (refinery's names are `V{version}__{name}.sql`), or move it out of the migrations folder"));
+            continue;
+        };
+        let shown = format!("{shown_dir}/{name}");
+        // Follows a symbolic link; a dangling one has no metadata.
+        let meta = match std::fs::metadata(&path) {
+            Ok(m) => m,
+            Err(_) if std::fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink()) => {
+                problems.push(Diagnostic::new(Location::file(shown), "a symbolic link to nothing (its target does not exist)", "point it at the migration file, or remove it"));
+                continue;
+            }
+            Err(source) => return Err(PlanError::Io { path, source }),
+        };
+        if meta.is_dir() {
+            if name.ends_with(".sql") {
+                problems.push(Diagnostic::new(Location::file(shown), "a folder named like a migration file", "migrations are files; rename the folder or move the file out of it"));
+                continue;
+            }
+            if depth >= MAX_DEPTH {
+                problems.push(Diagnostic::new(Location::file(shown), format!("folders nested more than {MAX_DEPTH} deep (a symbolic link loop?)"), "keep migrations at most a few folders deep"));
+                continue;
+            }
+            let inner = std::fs::read_dir(&path).map_err(|source| PlanError::Io { path: path.clone(), source })?;
+            walk(&path, &shown, inner, depth + 1, files, problems)?;
+        } else if name.ends_with(".sql") {
+            files.push((path, name, shown));
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sub_folders_are_read_and_what_cannot_be_read_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::fs::write(d.join("V1__a.sql"), "CREATE TABLE a (id int);").unwrap();
+        std::fs::create_dir_all(d.join("schema_v2/deeper")).unwrap();
+        std::fs::write(d.join("schema_v2/V2__b.sql"), "CREATE TABLE b (id int);").unwrap();
+        std::fs::write(d.join("schema_v2/deeper/V3__c.sql"), "CREATE TABLE c (id int);").unwrap();
+        std::fs::write(d.join("README.md"), "not a migration").unwrap();
+        let got = load_dir(d, "m").unwrap();
+        assert_eq!(got.iter().map(|m| (m.version, m.display_path.as_str())).collect::<Vec<_>>(), vec![(1, "m/V1__a.sql"), (2, "m/schema_v2/V2__b.sql"), (3, "m/schema_v2/deeper/V3__c.sql")]);
+        // A duplicate version in another folder, a dangling link and a folder named like a file.
+        std::fs::write(d.join("schema_v2/V1__again.sql"), "SELECT 1;").unwrap();
+        std::os::unix::fs::symlink(d.join("nowhere.sql"), d.join("V4__gone.sql")).unwrap();
+        std::fs::create_dir(d.join("V5__dir.sql")).unwrap();
+        let Err(PlanError::Invalid(problems)) = load_dir(d, "m") else { panic!("accepted") };
+        let text: Vec<String> = problems.iter().map(|p| format!("{}: {}", p.location, p.message)).collect();
+        assert!(text.iter().any(|t| t.contains("m/V4__gone.sql") && t.contains("symbolic link to nothing")), "{text:?}");
+        assert!(text.iter().any(|t| t.contains("m/V5__dir.sql") && t.contains("folder named like a migration")), "{text:?}");
+        assert!(text.iter().any(|t| t.contains("duplicate migration version 1")), "{text:?}");
+    }
 
     #[test]
     fn file_names() {
