@@ -394,7 +394,14 @@ fn analyze_file(file: &MigrationFile, prepared: Prepared, schema: &mut Schema, r
         let first = first_token_offset(node).unwrap_or(start);
         let line = index.line(first);
         let sql = text[first..end].trim().to_string();
-        let ignores = ignores_between(&comments, prev_end, first);
+        // An ignore comment belongs to the statement on its own line (written after it) or to
+        // the next statement (written on the lines above it), never to one further on.
+        let prev_line = (prev_end > 0).then(|| index.line(prev_end.saturating_sub(1)));
+        let end_line = index.line(end.saturating_sub(1));
+        let own: Vec<(usize, String)> = comments.iter().filter(|(at, _)| *at >= prev_end && *at < first && Some(index.line(*at)) != prev_line).cloned().collect();
+        let trailing: Vec<(usize, String)> = comments.iter().filter(|(at, _)| *at >= end && index.line(*at) == end_line).cloned().collect();
+        let mut ignores = ignores_between(&own, prev_end, first);
+        ignores.extend(ignores_between(&trailing, end, usize::MAX));
         // An error in the gap before a statement (text the parser skipped, like a misspelled
         // keyword) belongs to it: whatever it parsed after the garbage is not what was meant.
         let gap_start = spans.last().map_or(0, |s| s.end);

@@ -118,3 +118,27 @@ fn lint_formats_of_the_sample_migrations_match_their_snapshots() {
         }
     }
 }
+
+/// A trailing `-- cutover:ignore` silences the statement on its own line, not the next one
+/// (squawk#833's shape: the comment written after the statement it was meant for).
+#[test]
+fn a_trailing_ignore_comment_silences_its_own_line_only() {
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(dir.path().join("V1__t.sql"), "CREATE TABLE t (id bigint PRIMARY KEY, a int, b int);\n").unwrap();
+    fs::write(dir.path().join("V2__idx.sql"), "CREATE INDEX a_idx ON t (a); -- cutover:ignore require-concurrent-index-creation\nCREATE INDEX b_idx ON t (b);\n").unwrap();
+    let out = cutover(&["lint", dir.path().to_str().unwrap(), "--format", "json"]);
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let lines: Vec<u64> = doc["findings"].as_array().unwrap().iter().filter(|f| f["rule"] == "require-concurrent-index-creation" && f["file"].as_str().unwrap().ends_with("V2__idx.sql")).map(|f| f["line"].as_u64().unwrap()).collect();
+    assert_eq!(lines, vec![2], "{doc:#}");
+    // The same for cutover's own rules: the accepted DROP COLUMN is silenced, the DROP TABLE
+    // after it is not; a comment above a statement still silences that statement.
+    fs::write(dir.path().join("V2__idx.sql"), "ALTER TABLE t DROP COLUMN a; -- cutover:ignore data-loss\nDROP TABLE t;\n").unwrap();
+    let out = cutover(&["lint", dir.path().to_str().unwrap(), "--format", "json"]);
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let lines: Vec<u64> = doc["findings"].as_array().unwrap().iter().filter(|f| f["rule"] == "data-loss").map(|f| f["line"].as_u64().unwrap()).collect();
+    assert_eq!(lines, vec![2], "{doc:#}");
+    fs::write(dir.path().join("V2__idx.sql"), "-- cutover:ignore data-loss\nALTER TABLE t DROP COLUMN a;\n").unwrap();
+    let out = cutover(&["lint", dir.path().to_str().unwrap(), "--format", "json"]);
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(!doc["findings"].as_array().unwrap().iter().any(|f| f["rule"] == "data-loss"), "{doc:#}");
+}
