@@ -536,7 +536,7 @@ fn analyze_file(file: &MigrationFile, prepared: Prepared, schema: &mut Schema, r
             }
     }
     if statements.iter().all(|s| s.phase == StmtPhase::Neutral) {
-        push(&mut findings, "empty-migration", 1, "the migration has no statements that change the schema".into(), "delete the file or add its statements".into());
+        push(&mut findings, "empty-migration", 1, "a placeholder migration: it changes no schema (empty, comments only, or only SELECT/SET); it is applied and recorded in refinery's history like any other".into(), "nothing to do; refinery, diesel and pop accept placeholders too".into());
     }
 
     findings.sort_by(|a, b| (a.line, &a.rule).cmp(&(b.line, &b.rule)));

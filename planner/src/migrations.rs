@@ -1,10 +1,12 @@
 //! Reading migration files: [`MigrationFile`] and [`load_dir`].
 //!
 //! Files follow refinery's naming, `V{version}__{name}.sql`, so the history table refinery keeps
-//! stays the record users already know. Loading is strict where refinery is silent: a `.sql` file
-//! with another name, a duplicate or non-numeric version, an empty file or a file that is not UTF-8
-//! is an error naming the file. A UTF-8 byte order mark is removed and CRLF line ends are kept
-//! (line numbers count `\n`), so both kinds of files report the same lines an editor shows.
+//! stays the record users already know. Like refinery, the folder and its sub-folders are read.
+//! Loading is strict where refinery is silent: a `.sql` file with another name, a duplicate or
+//! non-numeric version, a file that is not UTF-8, a dangling link or a folder named like a
+//! migration is an error naming it. An empty file is a placeholder migration (the analysis says
+//! so). A UTF-8 byte order mark is removed and CRLF line ends are kept (line numbers count `\n`),
+//! so both kinds of files report the same lines an editor shows.
 
 use crate::error::{Diagnostic, PlanError};
 use crate::source::{Location, strip_bom};

@@ -87,7 +87,7 @@ fn lexical(path: &Path) -> PathBuf {
 
 /// Rules whose findings stop planning in an online release.
 fn blocks_online(rule: &str) -> bool {
-    matches!(rule, "unparseable-statement" | "phase-declaration-mismatch" | "mixed-phase-migration" | "empty-migration")
+    matches!(rule, "unparseable-statement" | "phase-declaration-mismatch" | "mixed-phase-migration")
         || (rule.starts_with("breaking-") && rule != "breaking-rename-column")
 }
 
@@ -119,7 +119,7 @@ pub fn plan_release(spec: &ReleaseSpec, dbs: DatabaseFiles) -> Result<Plan, Plan
             continue;
         }
         let blocks = if recreate {
-            matches!(f.rule.as_str(), "unparseable-statement" | "phase-declaration-mismatch" | "empty-migration")
+            matches!(f.rule.as_str(), "unparseable-statement" | "phase-declaration-mismatch")
         } else {
             blocks_online(&f.rule)
         };

@@ -82,11 +82,6 @@ fn unparseable_sql() {
 }
 
 #[test]
-fn empty_file() {
-    fails("empty-file", "tests/fixtures/empty-file/migrations/V2__nothing.sql:1", &["[empty-migration]"]);
-}
-
-#[test]
 fn bom_and_crlf_keep_line_numbers_right() {
     // The unreadable statement is on line 3 as an editor shows it, BOM and CRLF notwithstanding.
     fails("bom-crlf-unparseable", "tests/fixtures/bom-crlf-unparseable/migrations/V2__bom_crlf.sql:3", &["[unparseable-statement]"]);

@@ -571,3 +571,30 @@ fn preflight_refuses_environments_that_would_fail_mid_release_and_nothing_change
     assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
     assert_eq!(db.history().len(), 2);
 }
+
+/// Placeholder migrations (an empty file, comments only, `SELECT 1`), which refinery, diesel and
+/// pop accept, plan with an info finding and are applied for real: recorded in refinery's history
+/// with refinery's checksum, the schema unchanged; a rollback forgets them again.
+#[test]
+fn placeholder_migrations_are_applied_and_recorded_like_any_other() {
+    let db = custom_db(&[("V2__reserved.sql", ""), ("V3__note.sql", "-- reserved for the billing team\n/* nothing yet */\n"), ("V4__noop.sql", "SELECT 1;\n")], "2s");
+    let plan = db.plan();
+    let infos: Vec<&Value> = plan["findings"].as_array().unwrap().iter().filter(|f| f["rule"] == "empty-migration").collect();
+    assert_eq!(infos.len(), 3, "{:#}", plan["findings"]);
+    assert!(infos.iter().all(|f| f["severity"] == "info"), "{infos:?}");
+    let schema = db.schema();
+    let out = db.cutover(&["apply", "spec.toml"], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
+    let history = db.history();
+    assert_eq!(history.iter().map(|(v, _)| *v).collect::<Vec<_>>(), vec![1, 2, 3, 4]);
+    let applied = &plan["steps"][0]["params"]["databases"][0]["pending"];
+    for (v, checksum) in &history[1..] {
+        let want = applied.as_array().unwrap().iter().find(|p| p["version"] == *v).unwrap()["checksum"].as_str().unwrap().to_string();
+        assert_eq!(checksum, &want, "V{v}: refinery's checksum");
+    }
+    assert_eq!(db.schema(), schema, "a placeholder changed the schema");
+    let run = db.run_id();
+    let out = db.cutover(&["rollback", &run], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
+    assert_eq!(db.history().len(), 1, "the rollback left placeholder rows in refinery's history");
+}
