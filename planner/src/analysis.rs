@@ -647,8 +647,15 @@ fn ignores_between(comments: &[(usize, String)], from: usize, to: usize) -> BTre
         .iter()
         .filter(|(at, _)| *at >= from && *at < to)
         .filter_map(|(_, text)| text.split("cutover:ignore").nth(1))
-        .flat_map(|rest| rest.split([',', ' ']).map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect::<Vec<_>>())
+        .flat_map(|rest| rest.split([',', ' ']).map(str::trim).filter(|s| !s.is_empty()).map(canonical_rule_id).collect::<Vec<_>>())
         .collect()
+}
+
+/// A rule id as findings carry it: squawk's aliases (`prefer-timestamptz`) become the id squawk
+/// reports (`prefer-timestamp-tz`); cutover's own ids stay as written.
+fn canonical_rule_id(id: &str) -> String {
+    use std::str::FromStr;
+    squawk_linter::Rule::from_str(id).map_or_else(|_| id.to_string(), |r| r.to_string())
 }
 
 fn first_token_offset(node: &SyntaxNode) -> Option<usize> {

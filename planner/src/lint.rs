@@ -138,7 +138,7 @@ rules! {
     "prefer-bigint-over-smallint", Info, "squawk", "smallint columns run out.";
     "prefer-identity", Info, "squawk", "Prefer identity columns to serial.";
     "prefer-text-field", Info, "squawk", "varchar(n) limits need a rewrite to change.";
-    "prefer-timestamptz", Info, "squawk", "timestamp without time zone loses the offset.";
+    "prefer-timestamp-tz", Info, "squawk", "timestamp without time zone loses the offset.";
     "ban-char-field", Info, "squawk", "char(n) pads values.";
     "require-enum-value-ordering", Info, "squawk", "New enum values should say where they go.";
     "prefer-repack", Info, "squawk", "VACUUM FULL / CLUSTER lock the table; pg_repack does not.";
@@ -178,5 +178,21 @@ impl Counts {
 impl fmt::Display for Counts {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} error(s), {} warning(s), {} info", self.error, self.warning, self.info)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::str::FromStr;
+
+    /// Every squawk rule listed is listed under the id squawk reports it with (its `Display`),
+    /// so `lint --list-rules`, findings and ignore comments agree.
+    #[test]
+    fn squawk_rules_are_listed_under_the_ids_they_are_reported_with() {
+        for r in RULES.iter().filter(|r| r.source == "squawk") {
+            let emitted = squawk_linter::Rule::from_str(r.id).map(|rule| rule.to_string());
+            assert_eq!(emitted.as_deref(), Ok(r.id), "`{}` is listed, but squawk reports it as {emitted:?}", r.id);
+        }
     }
 }

@@ -142,3 +142,24 @@ fn a_trailing_ignore_comment_silences_its_own_line_only() {
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(!doc["findings"].as_array().unwrap().iter().any(|f| f["rule"] == "data-loss"), "{doc:#}");
 }
+
+/// `--list-rules` names rules as findings do (squawk's `prefer-timestamp-tz`), and an ignore
+/// comment takes that id or squawk's alias.
+#[test]
+fn listed_rule_ids_are_the_reported_ones_and_ignores_take_aliases() {
+    let listed = cutover(&["lint", "--list-rules", "--format", "json"]);
+    let rules: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
+    let info = rules.as_array().unwrap().iter().find(|r| r["id"] == "prefer-timestamp-tz").unwrap_or_else(|| panic!("{rules:#}"));
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(dir.path().join("V1__t.sql"), "CREATE TABLE t (id bigint PRIMARY KEY, at timestamp);\n").unwrap();
+    let out = cutover(&["lint", dir.path().to_str().unwrap(), "--format", "json"]);
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let f = doc["findings"].as_array().unwrap().iter().find(|f| f["rule"] == "prefer-timestamp-tz").unwrap_or_else(|| panic!("{doc:#}"));
+    assert_eq!(f["severity"], info["severity"], "listed and reported severities differ");
+    for alias in ["prefer-timestamp-tz", "prefer-timestamptz"] {
+        fs::write(dir.path().join("V1__t.sql"), format!("-- cutover:ignore {alias}\nCREATE TABLE t (id bigint PRIMARY KEY, at timestamp);\n")).unwrap();
+        let out = cutover(&["lint", dir.path().to_str().unwrap(), "--format", "json"]);
+        let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert!(!doc["findings"].as_array().unwrap().iter().any(|f| f["rule"] == "prefer-timestamp-tz"), "{alias}: {doc:#}");
+    }
+}
