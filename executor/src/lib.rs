@@ -17,6 +17,7 @@ pub mod error;
 pub mod event;
 pub mod log;
 pub mod pglog;
+pub mod procfs;
 pub mod redact;
 pub mod report;
 pub mod router;

@@ -182,10 +182,7 @@ fn process_alive(pid: u32) -> bool {
 
 /// When process `pid` started (`/proc/PID/stat` field 22, after boot time), if it can be read.
 fn process_start(pid: u32) -> Option<DateTime<Utc>> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // Fields after the command name (which may hold spaces), from field 3 on.
-    let rest = &stat[stat.rfind(')')? + 2..];
-    let ticks: i64 = rest.split_whitespace().nth(19)?.parse().ok()?;
+    let ticks = i64::try_from(crate::procfs::start_ticks(pid as i32)?).ok()?;
     let boot: i64 = std::fs::read_to_string("/proc/stat").ok()?.lines().find_map(|l| l.strip_prefix("btime ")?.trim().parse().ok())?;
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
     (hz > 0).then(|| DateTime::from_timestamp_millis(boot * 1000 + ticks * 1000 / hz)).flatten()
@@ -204,9 +201,7 @@ fn flock_holder(want: &str) -> Option<u32> {
 
 /// Process `pid`'s command line, for naming it (passwords in URLs removed; at most 200 chars).
 fn cmdline(pid: u32) -> String {
-    let raw = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-    let text = raw.split(|&b| b == 0).filter(|a| !a.is_empty()).map(String::from_utf8_lossy).collect::<Vec<_>>().join(" ");
-    let text = crate::redact::redact_url_passwords(&text);
+    let text = crate::redact::redact_url_passwords(&crate::procfs::cmdline(pid as i32));
     if text.is_empty() { "command line unknown".into() } else { text.chars().take(200).collect() }
 }
 

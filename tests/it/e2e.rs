@@ -476,29 +476,37 @@ fn a_crash_after_a_shift_is_rolled_back_exactly_behind_nginx() {
     crash_after_effect_then_rollback(Kind::Nginx, "shift/{svc}/10");
 }
 
-/// The first Ctrl-C during a canary pause ends the pause at once (it only waits; the run stays
-/// resumable), and `resume` waits only what was left of it: the pause's start is in the log.
-#[test]
-fn ctrl_c_during_a_canary_pause_stops_it_and_resume_waits_what_is_left() {
-    let w = World::new(Kind::Haproxy, 1, 100);
+/// Runs the canary release of `w` with `strategy` in place of the sample's steps, sends SIGINT
+/// `after` the step `step` started, and returns how long `apply` took to exit after the signal
+/// (it must exit 130: interrupted, resumable).
+fn interrupt_inside(w: &World, strategy: &str, step: &str, after: Duration) -> Duration {
     w.write_spec("canary", "");
     let spec = std::fs::read_to_string(w.path().join("spec.toml")).unwrap();
-    let strategy = "steps = [10, 25, 50, 100]\npause = \"1s\"\nanalysis = { window = \"2s\", max_error_rate = 0.01, max_p99_latency = \"500ms\", min_requests = 5 }";
-    assert!(spec.contains(strategy));
-    std::fs::write(w.path().join("spec.toml"), spec.replace(strategy, "steps = [50, 100]\npause = \"20s\"")).unwrap();
-    let pause = format!("pause/{}/50", w.apps.service);
+    let sample = "steps = [10, 25, 50, 100]\npause = \"1s\"\nanalysis = { window = \"2s\", max_error_rate = 0.01, max_p99_latency = \"500ms\", min_requests = 5 }";
+    assert!(spec.contains(sample));
+    std::fs::write(w.path().join("spec.toml"), spec.replace(sample, strategy)).unwrap();
     let child = w.command(&["apply", "spec.toml"]).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap();
     let deadline = Instant::now() + Duration::from_secs(120);
-    while !started_in_log(&w, &pause) {
-        assert!(Instant::now() < deadline, "the pause never started");
+    while !started_in_log(w, step) {
+        assert!(Instant::now() < deadline, "{step} never started");
         std::thread::sleep(Duration::from_millis(50));
     }
-    std::thread::sleep(Duration::from_secs(8));
+    std::thread::sleep(after);
     let signalled = Instant::now();
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
     let out = child.wait_with_output().unwrap();
     let stopped_in = signalled.elapsed();
     assert_eq!(out.status.code(), Some(130), "{}", transcript(&out));
+    stopped_in
+}
+
+/// The first Ctrl-C during a canary pause ends the pause at once (it only waits; the run stays
+/// resumable), and `resume` waits only what was left of it: the pause's start is in the log.
+#[test]
+fn ctrl_c_during_a_canary_pause_stops_it_and_resume_waits_what_is_left() {
+    let w = World::new(Kind::Haproxy, 1, 100);
+    let pause = format!("pause/{}/50", w.apps.service);
+    let stopped_in = interrupt_inside(&w, "steps = [50, 100]\npause = \"20s\"", &pause, Duration::from_secs(8));
     assert!(stopped_in < Duration::from_secs(3), "the first signal ended the 20s pause promptly, not after {stopped_in:?}");
     assert_eq!(w.state_of(&pause).as_deref(), Some("started"), "the stopped pause is left for resume to check");
 
@@ -526,24 +534,8 @@ fn ctrl_c_during_a_canary_pause_stops_it_and_resume_waits_what_is_left() {
 #[test]
 fn ctrl_c_during_an_analysis_window_stops_it_at_once() {
     let w = World::new(Kind::Haproxy, 1, 100);
-    w.write_spec("canary", "");
-    let spec = std::fs::read_to_string(w.path().join("spec.toml")).unwrap();
-    let strategy = "steps = [10, 25, 50, 100]\npause = \"1s\"\nanalysis = { window = \"2s\", max_error_rate = 0.01, max_p99_latency = \"500ms\", min_requests = 5 }";
-    assert!(spec.contains(strategy));
-    std::fs::write(w.path().join("spec.toml"), spec.replace(strategy, "steps = [50, 100]\npause = \"0s\"\nanalysis = { window = \"60s\", max_error_rate = 0.01, max_p99_latency = \"500ms\", min_requests = 5 }")).unwrap();
     let gate = format!("analysis/{}/50", w.apps.service);
-    let child = w.command(&["apply", "spec.toml"]).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while !started_in_log(&w, &gate) {
-        assert!(Instant::now() < deadline, "the gate never started");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    std::thread::sleep(Duration::from_secs(2));
-    let signalled = Instant::now();
-    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
-    let out = child.wait_with_output().unwrap();
-    let stopped_in = signalled.elapsed();
-    assert_eq!(out.status.code(), Some(130), "{}", transcript(&out));
+    let stopped_in = interrupt_inside(&w, "steps = [50, 100]\npause = \"0s\"\nanalysis = { window = \"60s\", max_error_rate = 0.01, max_p99_latency = \"500ms\", min_requests = 5 }", &gate, Duration::from_secs(2));
     assert!(stopped_in < Duration::from_secs(3), "the first signal ended the 60s window promptly, not after {stopped_in:?}");
     assert_eq!(w.state_of(&gate).as_deref(), Some("started"), "the stopped gate is left for resume to check");
     let out = w.cutover(&["rollback", w.run_dir().to_str().unwrap()]);

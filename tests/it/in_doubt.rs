@@ -178,9 +178,7 @@ impl Release {
     }
 
     fn sql(&self, sql: &str) -> String {
-        let out = Command::new("psql").args(["-X", "-q", "-t", "-A", "-v", "ON_ERROR_STOP=1", &self.url(), "-c", sql]).output().unwrap();
-        assert!(out.status.success(), "psql: {}", String::from_utf8_lossy(&out.stderr));
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
+        self.cluster.psql_in("app", sql)
     }
 
     /// Indexes of the public schema with their validity, and the refinery history: the state a
@@ -512,12 +510,7 @@ fn one_database_under_two_url_spellings_shares_the_runs_migration_lock() {
     let b_url = format!("{url}?sslmode=disable");
     let env = [("A_URL", url.as_str()), ("B_URL", b_url.as_str())];
     let plan: Value = serde_json::from_slice(&cutover(dir.path(), &["plan", "spec.toml", "--format", "json"], &env).stdout).unwrap();
-    cluster.psql("SELECT 1");
-    let sql = |s: &str| {
-        let out = Command::new("psql").args(["-X", "-q", "-t", "-A", "-v", "ON_ERROR_STOP=1", &url, "-c", s]).output().unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
-    };
+    let sql = |s: &str| cluster.psql_in("app", s);
     sql("CREATE TABLE t_a (id bigint PRIMARY KEY); CREATE TABLE t_b (id bigint PRIMARY KEY); CREATE TABLE refinery_schema_history (version INT4 PRIMARY KEY, name VARCHAR(255), applied_on VARCHAR(255), checksum VARCHAR(255))");
     for i in 0..2 {
         let a = &plan["steps"][0]["params"]["databases"][i]["applied"][0];

@@ -99,9 +99,14 @@ impl Cluster {
         format!("postgres://postgres@127.0.0.1:{}/{db}", self.port)
     }
 
-    /// Runs SQL with psql, returning stdout.
+    /// Runs SQL with psql in database `postgres`, returning stdout.
     pub fn psql(&self, sql: &str) -> String {
-        let out = Command::new(self.bin.join("psql")).args(["-X", "-q", "-t", "-A", "-v", "ON_ERROR_STOP=1", &self.url(), "-c", sql]).output().unwrap();
+        self.psql_in("postgres", sql)
+    }
+
+    /// Runs SQL with psql in database `db`, returning stdout (trimmed); fails the test on error.
+    pub fn psql_in(&self, db: &str, sql: &str) -> String {
+        let out = Command::new(self.bin.join("psql")).args(["-X", "-q", "-t", "-A", "-v", "ON_ERROR_STOP=1", &self.url_for(db), "-c", sql]).output().unwrap();
         assert!(out.status.success(), "psql failed: {}", String::from_utf8_lossy(&out.stderr));
         String::from_utf8_lossy(&out.stdout).trim().to_string()
     }

@@ -38,12 +38,17 @@ pub(crate) fn mark(step: &Step, ctx: &StepContext) -> String {
     format!("{run}/{}", step.id)
 }
 
-/// The processes whose environment holds `STEP_MARK=<mark>`, with their process groups; never
-/// this process or its group.
-fn marked_processes(mark: &str) -> Vec<(i32, i32)> {
+/// What an attempt of a step left running: every process whose environment holds
+/// `STEP_MARK=<mark>`, and every member of the process group the attempt recorded (`group`: its
+/// id and its leader's start time), as (pid, process group); never this process or its group,
+/// never a zombie. The recorded group counts only while its id is not another group's now (the
+/// leader gone and its pid reused); while any member lives, the kernel does not reuse the id.
+/// One walk of `/proc`.
+fn leftovers(mark: &str, group: Option<(i32, u64)>) -> Vec<(i32, i32)> {
     let needle = format!("{STEP_MARK}={mark}");
     let me = std::process::id() as i32;
     let my_group = unsafe { libc::getpgrp() };
+    let group = group.filter(|&(pgid, start)| pgid > 1 && pgid != my_group && crate::procfs::start_ticks(pgid).is_none_or(|now| now == start)).map(|(pgid, _)| pgid);
     let Ok(dir) = std::fs::read_dir("/proc") else { return Vec::new() };
     let mut out = Vec::new();
     for entry in dir.flatten() {
@@ -51,45 +56,17 @@ fn marked_processes(mark: &str) -> Vec<(i32, i32)> {
         if pid == me {
             continue;
         }
+        let pgid = unsafe { libc::getpgid(pid) };
         // Unreadable (another user's, or gone): not ours.
-        let Ok(env) = std::fs::read(entry.path().join("environ")) else { continue };
-        if env.split(|b| *b == 0).any(|kv| kv == needle.as_bytes()) && !is_zombie(pid) {
-            let group = unsafe { libc::getpgid(pid) };
-            out.push((pid, if group == my_group { -1 } else { group }));
+        let ours = group == Some(pgid) || std::fs::read(entry.path().join("environ")).is_ok_and(|env| env.split(|b| *b == 0).any(|kv| kv == needle.as_bytes()));
+        if ours && !crate::procfs::is_zombie(pid) {
+            out.push((pid, if pgid == my_group { -1 } else { pgid }));
         }
     }
     out
 }
 
-/// Whether `pid` has exited and only waits to be reaped (a zombie acts no more; one whose parent
-/// does not reap it, as some container init processes do not, would never go away).
-fn is_zombie(pid: i32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat")).ok().and_then(|s| s.rfind(')').map(|i| s[i + 1..].trim_start().starts_with(['Z', 'X']))).unwrap_or(true)
-}
 
-/// A process's start time (`/proc/PID/stat` field 22, clock ticks since boot): with the pid, it
-/// names one process for good (a pid is reused, a pid with its start time is not).
-fn start_time(pid: i32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name (field 2) may hold spaces and parentheses: count from the last ')'.
-    stat[stat.rfind(')')? + 1..].split_whitespace().nth(19)?.parse().ok()
-}
-
-/// The processes of process group `pgid` recorded as an attempt's (`pgid_start` its leader's
-/// start time): none if the pid now leads another group (the recorded leader is alive no more
-/// and its pid was reused). While any member lives, the kernel does not reuse the group's id.
-fn group_members(pgid: i32, leader_start: u64) -> Vec<i32> {
-    if pgid <= 1 || pgid == unsafe { libc::getpgrp() } {
-        return Vec::new();
-    }
-    if let Some(now) = start_time(pgid)
-        && now != leader_start
-    {
-        return Vec::new();
-    }
-    let Ok(dir) = std::fs::read_dir("/proc") else { return Vec::new() };
-    dir.flatten().filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<i32>().ok())).filter(|&p| unsafe { libc::getpgid(p) } == pgid && !is_zombie(p)).collect()
-}
 
 /// After a failed or timed-out attempt: kills what it left (its group, and every process with
 /// its mark) and waits for them, so no effect lands after the failure is recorded.
@@ -107,17 +84,7 @@ async fn stop_leftovers(s: &Spec, pid: Option<u32>) {
 /// out of reach; a cgroup per step would close that gap.
 pub(crate) async fn fence_processes(mark: &str, recorded: Option<&Value>) -> Result<Option<String>, StepError> {
     let group = recorded.and_then(|r| Some((r.get("pgid")?.as_i64()? as i32, r.get("pgid_start")?.as_u64()?)));
-    let all = || {
-        let mut found = marked_processes(mark);
-        if let Some((pgid, start)) = group {
-            for p in group_members(pgid, start) {
-                if !found.iter().any(|(q, _)| *q == p) {
-                    found.push((p, pgid));
-                }
-            }
-        }
-        found
-    };
+    let all = || leftovers(mark, group);
     let found = all();
     if found.is_empty() {
         return Ok(None);
@@ -214,7 +181,7 @@ async fn run_argv(argv: &[String], s: &Spec, ctx: &StepContext) -> Result<i32, S
     // The process group, recorded (as the step's progress) so that a later fence finds what
     // this attempt started even when a process drops the mark (`env -i`, `sudo`, `su -`).
     if let (Some(pid), Some(progress)) = (pid, &ctx.progress)
-        && let Some(start) = start_time(pid as i32)
+        && let Some(start) = crate::procfs::start_ticks(pid as i32)
     {
         progress.report(json!({ "pgid": pid, "pgid_start": start }));
     }

@@ -408,6 +408,14 @@ impl Migration {
         Ok(())
     }
 
+    /// Records the phase (and refinery's row) in a transaction of its own, after statements that
+    /// ran outside one.
+    async fn record_committed(&self, conn: &mut PgConnection) -> Result<(), StepError> {
+        let mut tx = conn.begin().await.map_err(err)?;
+        self.record(&mut tx).await.map_err(err)?;
+        tx.commit().await.map_err(err)
+    }
+
     /// One attempt of the whole transactional migration; `create_tables` puts the bookkeeping
     /// tables' creation in the same transaction (one commit, one WAL flush, instead of two).
     async fn attempt_transactional(&self, conn: &mut PgConnection, create_tables: bool) -> Result<(), sqlx::Error> {
@@ -451,8 +459,7 @@ impl Migration {
                 }
                 Effect::CreateUnnamedIndex { table } => exec_cleaning_invalid(conn, stmt, &table.regclass(), &self.lock_timeout).await?,
                 Effect::Reindex { target, table } => {
-                    let on = if table { Some(target.regclass()) } else { table_of_index(conn, &target).await? };
-                    match on {
+                    match reindexed_table(conn, &target, table).await? {
                         Some(on) => exec_cleaning_invalid(conn, stmt, &on, &self.lock_timeout).await?,
                         None => exec_with_lock_retries(conn, stmt).await.map_err(failed)?,
                     }
@@ -463,9 +470,7 @@ impl Migration {
         // A `SET search_path` (or any SET) of the migration ends with it: the bookkeeping below,
         // and the next migration on this connection, see the connection's own settings.
         sqlx::Executor::execute(&mut *conn, "RESET ALL").await.map_err(err)?;
-        let mut tx = conn.begin().await.map_err(err)?;
-        self.record(&mut tx).await.map_err(err)?;
-        tx.commit().await.map_err(err)?;
+        self.record_committed(conn).await?;
         Ok(preexisting)
     }
 
@@ -477,48 +482,19 @@ impl Migration {
     /// `Ok(false)`: the index was already there, valid (built by an attempt whose end was not
     /// recorded, or before the release with `IF NOT EXISTS`).
     async fn create_index_concurrently(&self, conn: &mut PgConnection, stmt: &str, index: &str, table: &Name) -> Result<bool, StepError> {
-        let mut delay = Duration::from_millis(250);
-        let mut attempt = 1;
-        loop {
-            match index_state(conn, index, table).await? {
-                IndexState::Valid => return Ok(attempt > 1),
-                IndexState::Invalid(q) => drop_invalid_index(conn, &q).await?,
-                IndexState::Absent => {}
+        match index_state(conn, index, table).await? {
+            IndexState::Valid => return Ok(false),
+            IndexState::Invalid(q) => drop_invalid_index(conn, &q).await?,
+            IndexState::Absent => {}
+        }
+        exec_cleaning_invalid(conn, stmt, &table.regclass(), &self.lock_timeout).await?;
+        match index_state(conn, index, table).await? {
+            IndexState::Valid => Ok(true),
+            IndexState::Invalid(q) => {
+                let cleaned = cleanup_note(drop_invalid_index(conn, &q).await);
+                Err(StepError(format!("`{}` finished, but index `{q}` is INVALID{cleaned}", first_line(stmt))))
             }
-            match sqlx::Executor::execute(&mut *conn, stmt).await {
-                Ok(_) => {
-                    return match index_state(conn, index, table).await? {
-                        IndexState::Valid => Ok(true),
-                        IndexState::Invalid(q) => {
-                            let cleaned = cleanup_note(drop_invalid_index(conn, &q).await);
-                            Err(StepError(format!("`{}` finished, but index `{q}` is INVALID{cleaned}", first_line(stmt))))
-                        }
-                        IndexState::Absent => Err(StepError(format!("`{}` finished, but there is no index `{index}` on `{}` (with IF NOT EXISTS, PostgreSQL skips the build when any relation of that name exists in the schema, e.g. an index on another table); name the index uniquely", first_line(stmt), table.regclass()))),
-                    };
-                }
-                Err(e) => {
-                    let left = match index_state(conn, index, table).await {
-                        Ok(IndexState::Invalid(q)) => cleanup_note(drop_invalid_index(conn, &q).await),
-                        _ => String::new(),
-                    };
-                    if is_lock_timeout(&e) && attempt < LOCK_RETRIES {
-                        tokio::time::sleep(delay).await;
-                        delay *= 2;
-                        attempt += 1;
-                        continue;
-                    }
-                    let waited = is_lock_timeout(&e) || matches!(&e, sqlx::Error::Database(d) if d.code().as_deref() == Some("57014"));
-                    let mut why = err(e).0;
-                    if waited {
-                        why.push_str(&format!(
-                            " (after {attempt} attempt(s) under lock_timeout {}: CREATE INDEX CONCURRENTLY waits for every transaction older than its own snapshot to end, even one on another table{})",
-                            self.lock_timeout,
-                            old_transactions(conn).await
-                        ));
-                    }
-                    return Err(StepError(format!("`{}`: {why}{left}", first_line(stmt))));
-                }
-            }
+            IndexState::Absent => Err(StepError(format!("`{}` finished, but there is no index `{index}` on `{}` (with IF NOT EXISTS, PostgreSQL skips the build when any relation of that name exists in the schema, e.g. an index on another table); name the index uniquely", first_line(stmt), table.regclass()))),
         }
     }
 }
@@ -571,13 +547,17 @@ async fn invalid_indexes(conn: &mut PgConnection, table: &str) -> Result<Vec<Str
         .map_err(err)
 }
 
-/// The table of index `index`, as a regclass text; `None` when there is no such index.
-async fn table_of_index(conn: &mut PgConnection, index: &Name) -> Result<Option<String>, StepError> {
-    sqlx::query_scalar("SELECT i.indrelid::regclass::text FROM pg_index i WHERE i.indexrelid = to_regclass($1)").bind(index.regclass()).fetch_optional(&mut *conn).await.map_err(err)
+/// The table a `REINDEX {TABLE|INDEX} CONCURRENTLY target` works on, as a regclass text: the
+/// target itself, or the table of the index; `None` when there is no such index.
+async fn reindexed_table(conn: &mut PgConnection, target: &Name, is_table: bool) -> Result<Option<String>, StepError> {
+    if is_table {
+        return Ok(Some(target.regclass()));
+    }
+    sqlx::query_scalar("SELECT i.indrelid::regclass::text FROM pg_index i WHERE i.indexrelid = to_regclass($1)").bind(target.regclass()).fetch_optional(&mut *conn).await.map_err(err)
 }
 
-/// Runs a statement that builds indexes concurrently on `table` (an unnamed `CREATE INDEX
-/// CONCURRENTLY`, `REINDEX ... CONCURRENTLY`), retrying a lock timeout; each failed attempt's
+/// Runs a statement that builds indexes concurrently on `table` (`CREATE INDEX CONCURRENTLY`,
+/// named or not, `REINDEX ... CONCURRENTLY`), retrying a lock timeout; each failed attempt's
 /// INVALID leftovers (new on the table since the attempt began: PostgreSQL names them, e.g.
 /// `<index>_ccnew`) are dropped, so neither a retry nor a rollback leaves them behind.
 async fn exec_cleaning_invalid(conn: &mut PgConnection, stmt: &str, table: &str, lock_timeout: &SpecDuration) -> Result<(), StepError> {
@@ -598,10 +578,10 @@ async fn exec_cleaning_invalid(conn: &mut PgConnection, stmt: &str, table: &str,
                     attempt += 1;
                     continue;
                 }
-                let waited = is_lock_timeout(&e);
+                let waited = is_lock_timeout(&e) || matches!(&e, sqlx::Error::Database(d) if d.code().as_deref() == Some("57014"));
                 let mut why = err(e).0;
                 if waited {
-                    why.push_str(&format!(" (after {attempt} attempt(s) under lock_timeout {lock_timeout}: a concurrent index build waits for every transaction older than its own snapshot to end{})", old_transactions(conn).await));
+                    why.push_str(&format!(" (after {attempt} attempt(s) under lock_timeout {lock_timeout}: a concurrent index build waits for every transaction older than its own snapshot to end, even one on another table{})", old_transactions(conn).await));
                 }
                 return Err(StepError(format!("`{}`: {why}{left}", first_line(stmt))));
             }
@@ -652,6 +632,16 @@ async fn exec_with_lock_retries(conn: &mut PgConnection, sql: &str) -> Result<()
             Err(e) => return Err(e),
         }
     }
+}
+
+/// Creates the history and phase tables on `conn`'s database unless `ready` says they exist.
+async fn ensure_tables(conn: &mut PgConnection, ready: &mut bool) -> Result<(), StepError> {
+    if !*ready {
+        let schema = format!("{HISTORY}; {PHASES}");
+        sqlx::Executor::execute(&mut *conn, schema.as_str()).await.map_err(err)?;
+        *ready = true;
+    }
+    Ok(())
 }
 
 /// Removes the records of an undone phase (and refinery's row, if the phase wrote it).
@@ -707,10 +697,8 @@ impl Migration {
     async fn apply(&self, migrator: &mut Migrator, attempt: u32) -> Result<Done, StepError> {
         let conn = &mut migrator.conn;
         // A transactional migration creates the bookkeeping tables in its own transaction.
-        if !migrator.tables_ready && !self.transactional {
-            let schema = format!("{HISTORY}; {PHASES}");
-            sqlx::Executor::execute(&mut *conn, schema.as_str()).await.map_err(err)?;
-            migrator.tables_ready = true;
+        if !self.transactional {
+            ensure_tables(conn, &mut migrator.tables_ready).await?;
         }
         if self.applied(conn, migrator.tables_ready).await? {
             return Ok(Done { undo: self.undo_data(), detail: Some(format!("V{} {} was already applied", self.version, self.phase)) });
@@ -850,14 +838,8 @@ impl Migration {
         sqlx::Executor::execute(&mut *conn, "RESET ALL").await.map_err(err)?;
         let verdict = verdict?;
         if let Some(Probe::Done(_)) = &verdict {
-            if !migrator.tables_ready {
-                let schema = format!("{HISTORY}; {PHASES}");
-                sqlx::Executor::execute(&mut *conn, schema.as_str()).await.map_err(err)?;
-                migrator.tables_ready = true;
-            }
-            let mut tx = conn.begin().await.map_err(err)?;
-            self.record(&mut tx).await.map_err(err)?;
-            tx.commit().await.map_err(err)?;
+            ensure_tables(conn, &mut migrator.tables_ready).await?;
+            self.record_committed(conn).await?;
         }
         Ok(verdict)
     }
@@ -883,8 +865,7 @@ impl Migration {
                 }
                 Effect::Reindex { target, table } => {
                     // Repeatable; what a dead attempt left INVALID goes first.
-                    let on = if table { Some(target.regclass()) } else { table_of_index(conn, &target).await? };
-                    if let Some(on) = on {
+                    if let Some(on) = reindexed_table(conn, &target, table).await? {
                         for q in invalid_indexes(conn, &on).await? {
                             if q.contains("_ccnew") || q.contains("_ccold") {
                                 drop_invalid_index(conn, &q).await?;

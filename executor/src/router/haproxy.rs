@@ -309,15 +309,7 @@ fn stat_algo(csv: &str, backend: &str) -> Option<String> {
 
 /// Names of `backend`'s servers declared `backup` (`bck` = 1 in `show stat`).
 fn backup_servers(csv: &str, backend: &str) -> Vec<String> {
-    let mut lines = csv.lines();
-    let Some(header) = lines.next() else { return Vec::new() };
-    let header: Vec<&str> = header.trim_start_matches("# ").split(',').collect();
-    let Some(col) = header.iter().position(|h| *h == "bck") else { return Vec::new() };
-    lines
-        .map(|l| l.split(',').collect::<Vec<_>>())
-        .filter(|f| f.first() == Some(&backend) && !matches!(f.get(1), Some(&"BACKEND" | &"FRONTEND")) && f.get(col) == Some(&"1"))
-        .filter_map(|f| f.get(1).map(|n| n.to_string()))
-        .collect()
+    stat_rows(csv, backend).into_iter().filter(|(name, row)| name != "BACKEND" && name != "FRONTEND" && row.get("bck") == Some(&1)).map(|(name, _)| name).collect()
 }
 
 /// Parses `show servers state` (format version 1; columns named by its header line).

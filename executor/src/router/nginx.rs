@@ -359,9 +359,9 @@ impl Nginx {
             return Err(StepError(format!("nginx: the master process {pid} from {} is not running", self.pid_file.display())));
         }
         // A stale pid file may name another program now: cutover signals this pid (SIGHUP).
-        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-        if !String::from_utf8_lossy(&cmdline).contains("nginx") {
-            return Err(StepError(format!("nginx: {} names pid {pid}, which is not an nginx master (its command line: `{}`); cutover would send it SIGHUP on every shift; hint: point `pid_file` in [router] at the `pid` file of the running nginx", self.pid_file.display(), String::from_utf8_lossy(&cmdline).replace('\0', " ").trim())));
+        let cmdline = crate::procfs::cmdline(pid);
+        if !cmdline.contains("nginx") {
+            return Err(StepError(format!("nginx: {} names pid {pid}, which is not an nginx master (its command line: `{cmdline}`); cutover would send it SIGHUP on every shift; hint: point `pid_file` in [router] at the `pid` file of the running nginx", self.pid_file.display())));
         }
         Ok(pid)
     }
@@ -555,47 +555,22 @@ impl Router for Nginx {
     }
 }
 
-/// The first word of every directive in the `upstream name { ... }` block of `content` (comments
-/// and quoted strings skipped); `None` when there is no such block.
+/// The first word of every directive in the `upstream name { ... }` block of `content` (as
+/// [`tokens`] reads it: comments skipped, quoted strings one word); `None` when there is no such
+/// block.
 fn block_directives(content: &str, name: &str) -> Option<Vec<String>> {
-    let mut words: Vec<String> = Vec::new();
-    for line in content.lines() {
-        let line = line.split('#').next().unwrap_or("");
-        let mut cur = String::new();
-        for c in line.chars() {
-            if c.is_whitespace() || "{};".contains(c) {
-                if !cur.is_empty() {
-                    words.push(std::mem::take(&mut cur));
-                }
-                if !c.is_whitespace() {
-                    words.push(c.to_string());
-                }
-            } else {
-                cur.push(c);
+    let toks = tokens(content);
+    let (open, close) = find_block(&toks, content, name)?;
+    let mut directives = Vec::new();
+    let mut at_start = true;
+    for &(kind, a, b) in &toks[open + 1..close] {
+        if kind == Tok::Word {
+            if at_start {
+                directives.push(content[a..b].to_string());
             }
-        }
-        if !cur.is_empty() {
-            words.push(cur);
-        }
-    }
-    let start = words.windows(3).position(|w| w[0] == "upstream" && w[1].trim_matches(['"', '\'']) == name && w[2] == "{")? + 3;
-    let (mut depth, mut directives, mut at_start) = (1, Vec::new(), true);
-    for w in &words[start..] {
-        match w.as_str() {
-            "{" => depth += 1,
-            "}" => {
-                depth -= 1;
-                if depth == 0 {
-                    return Some(directives);
-                }
-                at_start = true;
-            }
-            ";" => at_start = true,
-            _ if at_start => {
-                directives.push(w.clone());
-                at_start = false;
-            }
-            _ => {}
+            at_start = false;
+        } else {
+            at_start = true;
         }
     }
     Some(directives)
