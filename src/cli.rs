@@ -38,11 +38,23 @@ apply/resume/rollback add 3 (a step failed), 4 (rollback stopped at a pivot), 13
 #[command(name = "cutover", version, about = ABOUT, after_help = AFTER_HELP, propagate_version = true)]
 pub struct Cli {
     /// Where runs are kept (each in `<dir>/runs/<run id>/`).
-    #[arg(long, global = true, env = "CUTOVER_STATE_DIR", default_value = ".cutover", value_name = "DIR")]
+    #[arg(
+        long,
+        global = true,
+        env = "CUTOVER_STATE_DIR",
+        default_value = ".cutover",
+        value_name = "DIR"
+    )]
     state_dir: PathBuf,
     /// Keep run events in this PostgreSQL database instead of files (prefer the environment
     /// variable: a command line is visible to every user of the machine).
-    #[arg(long, global = true, env = "CUTOVER_LOG_DATABASE_URL", value_name = "URL", hide_env_values = true)]
+    #[arg(
+        long,
+        global = true,
+        env = "CUTOVER_LOG_DATABASE_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
     log_database_url: Option<String>,
     /// With a PostgreSQL log: how long to poll for a run another executor holds before refusing.
     #[arg(long, global = true, default_value_t = 0, value_name = "SECONDS")]
@@ -237,24 +249,78 @@ pub fn main() -> ExitCode {
         Err(e) => {
             let _ = e.print();
             // Usage errors are bad input (1); clap's own 2 would read as "findings".
-            return ExitCode::from(if e.use_stderr() { exit::INPUT } else { exit::OK });
+            return ExitCode::from(if e.use_stderr() {
+                exit::INPUT
+            } else {
+                exit::OK
+            });
         }
     };
     let backend = || match &cli.log_database_url {
-        Some(url) => cutover_executor::session::Backend::Postgres(cutover_executor::pglog::PgStore::new(url, std::time::Duration::from_secs(cli.lock_wait))),
+        Some(url) => {
+            cutover_executor::session::Backend::Postgres(cutover_executor::pglog::PgStore::new(
+                url,
+                std::time::Duration::from_secs(cli.lock_wait),
+            ))
+        }
         None => cutover_executor::session::Backend::Files,
     };
-    let common = |mode: crate::progress::Mode, jobs: usize| crate::exec::Common { state_dir: cli.state_dir.clone(), mode, jobs, backend: backend() };
-    let text_or_json = |f: LintFormat| if f == LintFormat::Json { crate::progress::Mode::Json } else { crate::progress::Mode::Text };
+    let common = |mode: crate::progress::Mode, jobs: usize| crate::exec::Common {
+        state_dir: cli.state_dir.clone(),
+        mode,
+        jobs,
+        backend: backend(),
+    };
+    let text_or_json = |f: LintFormat| {
+        if f == LintFormat::Json {
+            crate::progress::Mode::Json
+        } else {
+            crate::progress::Mode::Text
+        }
+    };
     let code = match cli.command {
-        Command::Apply { spec, dry_run, jobs, allow_error_findings, format } => crate::exec::apply(&common(format.into(), jobs), &spec, dry_run, allow_error_findings),
-        Command::Resume { run, retry, jobs, format } => with_run(&run, |run| crate::exec::resume(&common(format.into(), jobs), run, &retry)),
-        Command::Rollback { run, to, dry_run, restore_backup, format } => with_run(&run, |run| crate::exec::rollback(&common(format.into(), 1), run, to, dry_run, restore_backup)),
-        Command::Status { run, format } => with_run(&run, |run| crate::exec::status(&common(text_or_json(format), 1), run)),
-        Command::Log { run, format } => with_run(&run, |run| crate::exec::log(&common(text_or_json(format), 1), run)),
+        Command::Apply {
+            spec,
+            dry_run,
+            jobs,
+            allow_error_findings,
+            format,
+        } => crate::exec::apply(
+            &common(format.into(), jobs),
+            &spec,
+            dry_run,
+            allow_error_findings,
+        ),
+        Command::Resume {
+            run,
+            retry,
+            jobs,
+            format,
+        } => with_run(&run, |run| {
+            crate::exec::resume(&common(format.into(), jobs), run, &retry)
+        }),
+        Command::Rollback {
+            run,
+            to,
+            dry_run,
+            restore_backup,
+            format,
+        } => with_run(&run, |run| {
+            crate::exec::rollback(&common(format.into(), 1), run, to, dry_run, restore_backup)
+        }),
+        Command::Status { run, format } => with_run(&run, |run| {
+            crate::exec::status(&common(text_or_json(format), 1), run)
+        }),
+        Command::Log { run, format } => with_run(&run, |run| {
+            crate::exec::log(&common(text_or_json(format), 1), run)
+        }),
         Command::Runs { format } => crate::exec::runs(&common(text_or_json(format), 1)),
         Command::Plan { spec, format } => plan(&spec, format),
-        Command::Lint { paths, format, list_rules } => {
+        Command::Lint {
+            paths,
+            format,
+            list_rules,
+        } => {
             if list_rules {
                 list(format)
             } else {
@@ -271,8 +337,13 @@ fn with_run(run: &std::ffi::OsStr, f: impl FnOnce(&str) -> u8) -> u8 {
     match run.to_str() {
         Some(run) => f(run),
         None => {
-            eprintln!("error: the run `{}` is not valid UTF-8 (\u{FFFD} marks the bytes that are not); run ids are ASCII, and a run is named by its id or by a UTF-8 path", run.to_string_lossy());
-            eprintln!("  hint: pass the run's id (`cutover runs` lists them) and the directory holding `runs/` with --state-dir, which may be any path");
+            eprintln!(
+                "error: the run `{}` is not valid UTF-8 (\u{FFFD} marks the bytes that are not); run ids are ASCII, and a run is named by its id or by a UTF-8 path",
+                run.to_string_lossy()
+            );
+            eprintln!(
+                "  hint: pass the run's id (`cutover runs` lists them) and the directory holding `runs/` with --state-dir, which may be any path"
+            );
             exit::INPUT
         }
     }
@@ -303,7 +374,10 @@ pub(crate) fn report(err: &PlanError, json: bool) -> u8 {
     let mut stderr = std::io::stderr().lock();
     let headline = match err {
         PlanError::Blocked(_) => format!("error: {err}; nothing was planned"),
-        PlanError::Invalid(d) if d.len() > 1 => format!("error: {} problems in the input; nothing was planned", d.len()),
+        PlanError::Invalid(d) if d.len() > 1 => format!(
+            "error: {} problems in the input; nothing was planned",
+            d.len()
+        ),
         _ => "error: nothing was planned".to_string(),
     };
     let _ = writeln!(stderr, "{headline}");
@@ -314,7 +388,13 @@ pub(crate) fn report(err: &PlanError, json: bool) -> u8 {
         }
     }
     if json {
-        let doc = ErrorDoc { schema_version: render::JSON_SCHEMA_VERSION, error: ErrorBody { message: err.to_string(), diagnostics: &diagnostics } };
+        let doc = ErrorDoc {
+            schema_version: render::JSON_SCHEMA_VERSION,
+            error: ErrorBody {
+                message: err.to_string(),
+                diagnostics: &diagnostics,
+            },
+        };
         out(&(serde_json::to_string_pretty(&doc).expect("errors serialize") + "\n"));
     }
     exit::INPUT
@@ -333,7 +413,11 @@ fn plan(spec: &std::path::Path, format: PlanFormat) -> u8 {
         PlanFormat::Dot => render::dot(&plan),
     };
     out(&text);
-    if plan.findings.iter().any(|f| f.severity == Severity::Error) { exit::FINDINGS } else { exit::OK }
+    if plan.findings.iter().any(|f| f.severity == Severity::Error) {
+        exit::FINDINGS
+    } else {
+        exit::OK
+    }
 }
 
 fn lint(paths: &[PathBuf], format: LintFormat) -> u8 {
@@ -349,18 +433,31 @@ fn lint(paths: &[PathBuf], format: LintFormat) -> u8 {
                 Err(e) => return report(&e, json),
             }
         } else {
-            let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
             match std::fs::read(path) {
                 Ok(bytes) => match MigrationFile::loose(&name, &shown, &bytes, i as u64) {
                     Ok(m) => files.push(m),
                     Err(d) => problems.push(d),
                 },
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => problems.push(Diagnostic::new(
-                    cutover_planner::source::Location::file(&shown),
-                    format!("`{shown}` does not exist"),
-                    "pass migration directories or .sql files",
-                )),
-                Err(source) => return report(&PlanError::Io { path: path.clone(), source }, json),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    problems.push(Diagnostic::new(
+                        cutover_planner::source::Location::file(&shown),
+                        format!("`{shown}` does not exist"),
+                        "pass migration directories or .sql files",
+                    ))
+                }
+                Err(source) => {
+                    return report(
+                        &PlanError::Io {
+                            path: path.clone(),
+                            source,
+                        },
+                        json,
+                    );
+                }
             }
         }
     }
@@ -369,9 +466,21 @@ fn lint(paths: &[PathBuf], format: LintFormat) -> u8 {
     }
     files.sort_by_key(|m| m.version);
     let analysis = analyze(&files, None, AnalyzeOptions::default());
-    let text = if json { render::lint_json(&analysis.migrations, &analysis.findings) } else { render::lint_text(&analysis.migrations, &analysis.findings) };
+    let text = if json {
+        render::lint_json(&analysis.migrations, &analysis.findings)
+    } else {
+        render::lint_text(&analysis.migrations, &analysis.findings)
+    };
     out(&text);
-    if analysis.findings.iter().any(|f| f.severity == Severity::Error) { exit::FINDINGS } else { exit::OK }
+    if analysis
+        .findings
+        .iter()
+        .any(|f| f.severity == Severity::Error)
+    {
+        exit::FINDINGS
+    } else {
+        exit::OK
+    }
 }
 
 fn list(format: LintFormat) -> u8 {
@@ -380,7 +489,13 @@ fn list(format: LintFormat) -> u8 {
     } else {
         let mut s = String::new();
         for r in RULES {
-            s.push_str(&format!("{:<46} {:<8} {:<8} {}\n", r.id, r.severity.as_str(), r.source, r.summary));
+            s.push_str(&format!(
+                "{:<46} {:<8} {:<8} {}\n",
+                r.id,
+                r.severity.as_str(),
+                r.source,
+                r.summary
+            ));
         }
         out(&s);
     }

@@ -6,8 +6,8 @@ use cutover_executor::driver::{Drivers, StepContext};
 use cutover_executor::event::Outcome;
 use cutover_executor::redact::Redactor;
 use cutover_executor::runner::{ForwardResult, RunOptions, Session};
-use cutover_executor::state::{RunState, StepState};
 use cutover_executor::session::Backend;
+use cutover_executor::state::{RunState, StepState};
 use cutover_executor::store::Store;
 use cutover_executor::{ExecError, session};
 use cutover_planner::lint::Severity;
@@ -50,11 +50,25 @@ fn fail(e: &ExecError) -> u8 {
 }
 
 fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a tokio runtime starts")
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime starts")
 }
 
-fn options(common: &Common, session: &Session, spec_dir: PathBuf, redactor: Redactor, on_failure: OnFailure) -> RunOptions {
-    RunOptions { jobs: common.jobs, on_failure, ctx: StepContext::new(session.dir.clone(), spec_dir, Arc::new(redactor)), restore_backup: false }
+fn options(
+    common: &Common,
+    session: &Session,
+    spec_dir: PathBuf,
+    redactor: Redactor,
+    on_failure: OnFailure,
+) -> RunOptions {
+    RunOptions {
+        jobs: common.jobs,
+        on_failure,
+        ctx: StepContext::new(session.dir.clone(), spec_dir, Arc::new(redactor)),
+        restore_backup: false,
+    }
 }
 
 fn finish(session: &Session, r: &ForwardResult) -> u8 {
@@ -62,14 +76,23 @@ fn finish(session: &Session, r: &ForwardResult) -> u8 {
     match r.outcome {
         Outcome::Succeeded => {
             if session.state.dry_run {
-                eprintln!("dry run complete: {} step(s) described, nothing changed. Log: {}", session.plan.graph.node_count(), session.log_location());
+                eprintln!(
+                    "dry run complete: {} step(s) described, nothing changed. Log: {}",
+                    session.plan.graph.node_count(),
+                    session.log_location()
+                );
             } else if let Some(d) = &session.plan.downtime {
                 // Recreate: from the start of the step that stops the old version to the end of
                 // the health check of the new one.
                 let from = session.state.steps.get(&d.from).and_then(|s| s.started_at);
                 let to = session.state.steps.get(&d.to).and_then(|s| s.finished_at);
                 if let (Some(from), Some(to)) = (from, to) {
-                    eprintln!("downtime window: {:.1} s (from `{}` to `{}`)", (to - from).num_milliseconds() as f64 / 1000.0, d.from, d.to);
+                    eprintln!(
+                        "downtime window: {:.1} s (from `{}` to `{}`)",
+                        (to - from).num_milliseconds() as f64 / 1000.0,
+                        d.from,
+                        d.to
+                    );
                 }
             }
             exit::OK
@@ -84,15 +107,23 @@ fn finish(session: &Session, r: &ForwardResult) -> u8 {
             if let Some((step, error)) = &r.failed {
                 eprintln!("error: step `{step}` failed: {error}");
             }
-            eprintln!("  hint: fix the cause, then `cutover resume {run}` retries from that step, or `cutover rollback {run}` undoes what was done");
+            eprintln!(
+                "  hint: fix the cause, then `cutover resume {run}` retries from that step, or `cutover rollback {run}` undoes what was done"
+            );
             exit::RELEASE_FAILED
         }
         Outcome::RollbackStopped => {
             // Two reasons to stop: a step that cannot be undone (a pivot), or an undo that failed
             // (a database down, a command that errored), which running the rollback again retries.
-            let undo_failed = r.stopped_at.as_ref().and_then(|(step, _)| session.state.steps.get(step)).is_some_and(|s| s.state == StepState::CompensationFailed);
+            let undo_failed = r
+                .stopped_at
+                .as_ref()
+                .and_then(|(step, _)| session.state.steps.get(step))
+                .is_some_and(|s| s.state == StepState::CompensationFailed);
             match &r.stopped_at {
-                Some((step, why)) if undo_failed => eprintln!("error: undoing `{step}` failed, so the rollback stopped there: {why}"),
+                Some((step, why)) if undo_failed => eprintln!(
+                    "error: undoing `{step}` failed, so the rollback stopped there: {why}"
+                ),
                 Some((step, why)) => eprintln!("error: the rollback stopped at `{step}`: {why}"),
                 None => {}
             }
@@ -101,9 +132,13 @@ fn finish(session: &Session, r: &ForwardResult) -> u8 {
             }
             match &r.stopped_at {
                 Some((step, _)) if undo_failed => {
-                    eprintln!("  hint: fix what made the undo of `{step}` fail (its error is above), then run `cutover rollback {run}` again: it retries that undo and continues; `cutover status {run}` shows what was undone")
+                    eprintln!(
+                        "  hint: fix what made the undo of `{step}` fail (its error is above), then run `cutover rollback {run}` again: it retries that undo and continues; `cutover status {run}` shows what was undone"
+                    )
                 }
-                _ => eprintln!("  hint: `cutover status {run}` shows what was undone; the steps before the pivot need a decision (a backup restore, or finishing the release)"),
+                _ => eprintln!(
+                    "  hint: `cutover status {run}` shows what was undone; the steps before the pivot need a decision (a backup restore, or finishing the release)"
+                ),
             }
             exit::ROLLBACK_STOPPED
         }
@@ -123,13 +158,26 @@ pub fn apply(common: &Common, spec_path: &Path, dry_run: bool, allow_error_findi
         Ok(p) => p,
         Err(e) => return crate::cli::report(&e, false),
     };
-    let errors: Vec<_> = plan.findings.iter().filter(|f| f.severity == Severity::Error).collect();
+    let errors: Vec<_> = plan
+        .findings
+        .iter()
+        .filter(|f| f.severity == Severity::Error)
+        .collect();
     if !errors.is_empty() && !allow_error_findings && !dry_run {
-        eprintln!("error: the plan has {} error-severity finding(s); nothing was applied", errors.len());
+        eprintln!(
+            "error: the plan has {} error-severity finding(s); nothing was applied",
+            errors.len()
+        );
         for f in errors {
-            eprintln!("  {}:{}: {}[{}] {}", f.file, f.line, f.severity, f.rule, f.message);
+            eprintln!(
+                "  {}:{}: {}[{}] {}",
+                f.file, f.line, f.severity, f.rule, f.message
+            );
         }
-        eprintln!("  hint: fix them (see `cutover plan {}`), or pass --allow-error-findings to apply anyway", spec_path.display());
+        eprintln!(
+            "  hint: fix them (see `cutover plan {}`), or pass --allow-error-findings to apply anyway",
+            spec_path.display()
+        );
         return exit::FINDINGS;
     }
     let (spec, _) = match cutover_planner::plan::load(spec_path) {
@@ -141,7 +189,17 @@ pub fn apply(common: &Common, spec_path: &Path, dry_run: bool, allow_error_findi
     let store = Store::new(&common.state_dir);
     let rt = runtime();
     rt.block_on(async {
-        let mut session = match session::start(&common.backend, &store, plan, spec_path, dry_run, redactor.clone(), Box::new(Progress::new(common.mode))).await {
+        let mut session = match session::start(
+            &common.backend,
+            &store,
+            plan,
+            spec_path,
+            dry_run,
+            redactor.clone(),
+            Box::new(Progress::new(common.mode)),
+        )
+        .await
+        {
             Ok(s) => s,
             Err(e) => return fail(&e),
         };
@@ -150,12 +208,25 @@ pub fn apply(common: &Common, spec_path: &Path, dry_run: bool, allow_error_findi
             if !missing.is_empty() {
                 // Refused before any step ran; the run records why.
                 let e = ExecError::NoDriver { kinds: missing };
-                let _ = session.emit(cutover_executor::event::Event::RunFinished { outcome: Outcome::Failed }).await;
+                let _ = session
+                    .emit(cutover_executor::event::Event::RunFinished {
+                        outcome: Outcome::Failed,
+                    })
+                    .await;
                 return fail(&e);
             }
         }
-        let spec_dir = std::fs::canonicalize(spec_path).ok().and_then(|p| p.parent().map(Path::to_path_buf)).unwrap_or_else(|| PathBuf::from("."));
-        let opts = options(common, &session, spec_dir, redactor, spec.release.on_failure);
+        let spec_dir = std::fs::canonicalize(spec_path)
+            .ok()
+            .and_then(|p| p.parent().map(Path::to_path_buf))
+            .unwrap_or_else(|| PathBuf::from("."));
+        let opts = options(
+            common,
+            &session,
+            spec_dir,
+            redactor,
+            spec.release.on_failure,
+        );
         let code = match session.forward(&drivers, &opts).await {
             Ok(r) => finish(&session, &r),
             Err(e) => fail(&e),
@@ -172,13 +243,21 @@ fn refuse_non_utf8_spec(spec_path: &Path) -> Option<u8> {
     if abs.to_str().is_some() {
         return None;
     }
-    eprintln!("error: {}: the spec's path is not valid UTF-8 (shown with \u{FFFD} for the bytes that are not); a run records its spec's path as text, so `cutover resume` could not find the file again. Nothing was started", abs.display());
-    eprintln!("  hint: rename the file, or the directory holding it, to a UTF-8 name (or copy the spec and its migrations to one), then run `cutover apply` again");
+    eprintln!(
+        "error: {}: the spec's path is not valid UTF-8 (shown with \u{FFFD} for the bytes that are not); a run records its spec's path as text, so `cutover resume` could not find the file again. Nothing was started",
+        abs.display()
+    );
+    eprintln!(
+        "  hint: rename the file, or the directory holding it, to a UTF-8 name (or copy the spec and its migrations to one), then run `cutover apply` again"
+    );
     Some(exit::INPUT)
 }
 
 fn spec_dir_of(state: &RunState) -> PathBuf {
-    Path::new(&state.spec_abs).parent().map(Path::to_path_buf).unwrap_or_default()
+    Path::new(&state.spec_abs)
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
 }
 
 /// `cutover resume RUN`.
@@ -235,29 +314,64 @@ pub fn resume(common: &Common, run: &str, retry: &[String]) -> u8 {
 fn snapshot(common: &Common, run: &str) -> Result<(session::Snapshot, RunState), ExecError> {
     let store = Store::new(&common.state_dir);
     let snap = runtime().block_on(session::read(&common.backend, &store, run))?;
-    let state = RunState::replay(&snap.contents.header, &snap.contents.records).map_err(|source| ExecError::Replay { path: snap.dir.clone(), source })?;
+    let state =
+        RunState::replay(&snap.contents.header, &snap.contents.records).map_err(|source| {
+            ExecError::Replay {
+                path: snap.dir.clone(),
+                source,
+            }
+        })?;
     Ok((snap, state))
 }
 
 /// The environment the rest of the run needs (database URLs, `secret_env`, command programs), as
 /// preflight checked it when the run started: this shell may not have what that one had.
-fn environment_ready(session: &cutover_executor::runner::Session, opts: &cutover_executor::runner::RunOptions, programs: bool) -> Result<(), ExecError> {
+fn environment_ready(
+    session: &cutover_executor::runner::Session,
+    opts: &cutover_executor::runner::RunOptions,
+    programs: bool,
+) -> Result<(), ExecError> {
     if session.state.dry_run {
         return Ok(());
     }
-    cutover_executor::drivers::preflight::check_environment(&session.plan, &opts.ctx.spec_dir, programs)
-        .map_err(|e| ExecError::Environment(format!("run {}: this shell cannot run the rest of it: {}; nothing was changed", session.state.run_id, opts.ctx.redactor.redact(&e.0))))
+    cutover_executor::drivers::preflight::check_environment(
+        &session.plan,
+        &opts.ctx.spec_dir,
+        programs,
+    )
+    .map_err(|e| {
+        ExecError::Environment(format!(
+            "run {}: this shell cannot run the rest of it: {}; nothing was changed",
+            session.state.run_id,
+            opts.ctx.redactor.redact(&e.0)
+        ))
+    })
 }
 
 /// `cutover rollback RUN`.
-pub fn rollback(common: &Common, run: &str, to: Option<String>, dry_run: bool, restore_backup: bool) -> u8 {
+pub fn rollback(
+    common: &Common,
+    run: &str,
+    to: Option<String>,
+    dry_run: bool,
+    restore_backup: bool,
+) -> u8 {
     if dry_run {
         return rollback_preview(common, run, to.as_deref());
     }
     let store = Store::new(&common.state_dir);
     let drivers = Drivers::builtin();
     runtime().block_on(async {
-        let mut session = match session::attach(&common.backend, &store, run, "rollback", Redactor::default(), Box::new(Progress::new(common.mode))).await {
+        let mut session = match session::attach(
+            &common.backend,
+            &store,
+            run,
+            "rollback",
+            Redactor::default(),
+            Box::new(Progress::new(common.mode)),
+        )
+        .await
+        {
             Ok(s) => s,
             Err(e) => return fail(&e),
         };
@@ -268,7 +382,10 @@ pub fn rollback(common: &Common, run: &str, to: Option<String>, dry_run: bool, r
         if let Err(e) = environment_ready(&session, &opts, false) {
             return fail(&e);
         }
-        let code = match session.rollback(&drivers, &opts, to, "requested by the operator").await {
+        let code = match session
+            .rollback(&drivers, &opts, to, "requested by the operator")
+            .await
+        {
             Ok(r) => finish(&session, &r),
             Err(e) => fail(&e),
         };
@@ -298,10 +415,16 @@ fn rollback_preview(common: &Common, run: &str, to: Option<&str>) -> u8 {
     let in_doubt = state.in_doubt();
     println!("A rollback of {} would, newest first:", state.run_id);
     if !in_doubt.is_empty() {
-        println!("  first check {} (started, end not recorded) with its probe", in_doubt.join(", "));
+        println!(
+            "  first check {} (started, end not recorded) with its probe",
+            in_doubt.join(", ")
+        );
     }
     if lines.is_empty() {
-        println!("  nothing: no step has succeeded{}", to.map(|t| format!(" after {t}")).unwrap_or_default());
+        println!(
+            "  nothing: no step has succeeded{}",
+            to.map(|t| format!(" after {t}")).unwrap_or_default()
+        );
     }
     for l in lines {
         println!("{l}");
@@ -350,7 +473,13 @@ pub fn status(common: &Common, run: &str) -> u8 {
                 (Some(a), Some(b)) if b >= a => Some((b - a).num_milliseconds()),
                 _ => None,
             };
-            StepDoc { id, state: s.state, attempts: s.attempts, duration_ms, error: s.error.as_deref() }
+            StepDoc {
+                id,
+                state: s.state,
+                attempts: s.attempts,
+                duration_ms,
+                error: s.error.as_deref(),
+            }
         })
         .collect();
     let doc = StatusDoc {
@@ -366,7 +495,10 @@ pub fn status(common: &Common, run: &str) -> u8 {
         steps,
     };
     if common.mode == Mode::Json {
-        println!("{}", serde_json::to_string_pretty(&doc).expect("status serializes"));
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&doc).expect("status serializes")
+        );
         return exit::OK;
     }
     let state_word = match (&holder, st.outcome) {
@@ -374,23 +506,50 @@ pub fn status(common: &Common, run: &str) -> u8 {
         (None, Some(o)) => o.as_str().to_string(),
         (None, None) => "stopped before it finished (resumable with `cutover resume`)".to_string(),
     };
-    println!("run {}  release `{}`{}", st.run_id, st.release, if st.dry_run { "  (dry run)" } else { "" });
+    println!(
+        "run {}  release `{}`{}",
+        st.run_id,
+        st.release,
+        if st.dry_run { "  (dry run)" } else { "" }
+    );
     println!("state: {state_word}");
     if let Some(r) = &st.paused {
         println!("paused: {r}");
     }
     if let Some(t) = &st.rollback {
-        println!("rollback{} under way or done", t.as_ref().map(|t| format!(" to {t}")).unwrap_or_default());
+        println!(
+            "rollback{} under way or done",
+            t.as_ref().map(|t| format!(" to {t}")).unwrap_or_default()
+        );
     }
     if let Some(n) = torn {
-        println!("note: the log ends in a torn record ({n} bytes); the next resume or rollback cuts it off");
+        println!(
+            "note: the log ends in a torn record ({n} bytes); the next resume or rollback cuts it off"
+        );
     }
     let width = doc.steps.iter().map(|s| s.id.len()).max().unwrap_or(0);
     for s in &doc.steps {
-        let state = serde_json::to_value(s.state).unwrap().as_str().unwrap().to_string();
-        let dur = s.duration_ms.map(|d| format!("{:.1}s", d as f64 / 1000.0)).unwrap_or_default();
-        let attempts = if s.attempts > 1 { format!(" ({} attempts)", s.attempts) } else { String::new() };
-        println!("  {:<width$}  {:<19} {:>7}{attempts}{}", s.id, state, dur, s.error.map(|e| format!("  {e}")).unwrap_or_default());
+        let state = serde_json::to_value(s.state)
+            .unwrap()
+            .as_str()
+            .unwrap()
+            .to_string();
+        let dur = s
+            .duration_ms
+            .map(|d| format!("{:.1}s", d as f64 / 1000.0))
+            .unwrap_or_default();
+        let attempts = if s.attempts > 1 {
+            format!(" ({} attempts)", s.attempts)
+        } else {
+            String::new()
+        };
+        println!(
+            "  {:<width$}  {:<19} {:>7}{attempts}{}",
+            s.id,
+            state,
+            dur,
+            s.error.map(|e| format!("  {e}")).unwrap_or_default()
+        );
     }
     exit::OK
 }
@@ -408,14 +567,26 @@ pub fn log(common: &Common, run: &str) -> u8 {
             println!("{v}");
         } else {
             let o = v.as_object_mut().expect("records are objects");
-            let kind = o.remove("type").and_then(|t| t.as_str().map(String::from)).unwrap_or_default();
+            let kind = o
+                .remove("type")
+                .and_then(|t| t.as_str().map(String::from))
+                .unwrap_or_default();
             o.remove("seq");
             o.remove("time");
-            println!("{:>5}  {}  {:<22} {}", r.seq, r.time.to_rfc3339_opts(chrono::SecondsFormat::Millis, true), kind, v);
+            println!(
+                "{:>5}  {}  {:<22} {}",
+                r.seq,
+                r.time.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                kind,
+                v
+            );
         }
     }
     if let Some(t) = &contents.torn {
-        eprintln!("note: the log ends in a torn record ({} bytes), not shown", t.len());
+        eprintln!(
+            "note: the log ends in a torn record ({} bytes), not shown",
+            t.len()
+        );
     }
     exit::OK
 }
@@ -428,14 +599,23 @@ pub fn runs(common: &Common) -> u8 {
         Err(e) => return fail(&e),
     };
     if common.mode == Mode::Json {
-        println!("{}", serde_json::to_string_pretty(&list).expect("runs serialize"));
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&list).expect("runs serialize")
+        );
         return exit::OK;
     }
     if list.is_empty() {
         eprintln!("no runs under {}", common.state_dir.join("runs").display());
     }
     for r in list {
-        println!("{}  {:<20}  {}{}", r.run_id, r.state, r.release, if r.dry_run { "  (dry run)" } else { "" });
+        println!(
+            "{}  {:<20}  {}{}",
+            r.run_id,
+            r.state,
+            r.release,
+            if r.dry_run { "  (dry run)" } else { "" }
+        );
     }
     exit::OK
 }

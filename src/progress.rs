@@ -29,12 +29,17 @@ pub struct Progress {
 impl Progress {
     /// A reporter in `mode`.
     pub fn new(mode: Mode) -> Self {
-        Self { mode, started: Mutex::new(HashMap::new()), rolling_back: std::sync::atomic::AtomicBool::new(false) }
+        Self {
+            mode,
+            started: Mutex::new(HashMap::new()),
+            rolling_back: std::sync::atomic::AtomicBool::new(false),
+        }
     }
 }
 
 fn secs(from: Option<chrono::DateTime<chrono::Utc>>, to: chrono::DateTime<chrono::Utc>) -> String {
-    from.map(|f| format!(" ({:.1}s)", (to - f).num_milliseconds() as f64 / 1000.0)).unwrap_or_default()
+    from.map(|f| format!(" ({:.1}s)", (to - f).num_milliseconds() as f64 / 1000.0))
+        .unwrap_or_default()
 }
 
 impl Reporter for Progress {
@@ -46,39 +51,85 @@ impl Reporter for Progress {
                 let mut started = self.started.lock().expect("progress lock");
                 use std::sync::atomic::Ordering::Relaxed;
                 match &r.event {
-                    Event::Attached { command, .. } if command == "rollback" => self.rolling_back.store(true, Relaxed),
+                    Event::Attached { command, .. } if command == "rollback" => {
+                        self.rolling_back.store(true, Relaxed)
+                    }
                     Event::RollbackStarted { .. } => self.rolling_back.store(true, Relaxed),
                     _ => {}
                 }
                 let rolling_back = self.rolling_back.load(Relaxed);
                 match &r.event {
-                    Event::RunStarted(rs) => format!("run {}{}", rs.run_id, if rs.dry_run { " (dry run: nothing is changed)" } else { "" }),
-                    Event::Attached { command, pid, .. } if command != "apply" => format!("attached ({command}, pid {pid})"),
+                    Event::RunStarted(rs) => format!(
+                        "run {}{}",
+                        rs.run_id,
+                        if rs.dry_run {
+                            " (dry run: nothing is changed)"
+                        } else {
+                            ""
+                        }
+                    ),
+                    Event::Attached { command, pid, .. } if command != "apply" => {
+                        format!("attached ({command}, pid {pid})")
+                    }
                     Event::Attached { .. } => return,
                     Event::StepStarted { step, attempt } => {
                         started.insert(step.clone(), r.time);
-                        if *attempt > 1 { format!("  start   {step} (attempt {attempt})") } else { format!("  start   {step}") }
+                        if *attempt > 1 {
+                            format!("  start   {step} (attempt {attempt})")
+                        } else {
+                            format!("  start   {step}")
+                        }
                     }
-                    Event::StepSucceeded { step, detail, .. } => format!("  done    {step}{}{}", secs(started.get(step).copied(), r.time), detail.as_ref().map(|d| format!(": {d}")).unwrap_or_default()),
-                    Event::StepProgress { step, data } => match data.get("message").and_then(|m| m.as_str()) {
-                        Some(m) => format!("  ...     {step}: {m}"),
-                        None => return,
-                    },
-                    Event::StepFailed { step, error } => format!("  FAILED  {step}{}: {error}", secs(started.get(step).copied(), r.time)),
-                    Event::StepProbed { step, outcome, .. } => format!("  checked {step}: {}", match (outcome, rolling_back) {
-                        (cutover_executor::event::ProbeOutcome::Done, false) => "its effect is in place; not run again",
-                        (cutover_executor::event::ProbeOutcome::NotDone, false) => "its effect is not there; it runs again",
-                        (cutover_executor::event::ProbeOutcome::Done, true) => "its effect is in place; it is undone with the rest",
-                        (cutover_executor::event::ProbeOutcome::NotDone, true) => "its effect is not there; nothing to undo",
-                    }),
+                    Event::StepSucceeded { step, detail, .. } => format!(
+                        "  done    {step}{}{}",
+                        secs(started.get(step).copied(), r.time),
+                        detail
+                            .as_ref()
+                            .map(|d| format!(": {d}"))
+                            .unwrap_or_default()
+                    ),
+                    Event::StepProgress { step, data } => {
+                        match data.get("message").and_then(|m| m.as_str()) {
+                            Some(m) => format!("  ...     {step}: {m}"),
+                            None => return,
+                        }
+                    }
+                    Event::StepFailed { step, error } => format!(
+                        "  FAILED  {step}{}: {error}",
+                        secs(started.get(step).copied(), r.time)
+                    ),
+                    Event::StepProbed { step, outcome, .. } => format!(
+                        "  checked {step}: {}",
+                        match (outcome, rolling_back) {
+                            (cutover_executor::event::ProbeOutcome::Done, false) =>
+                                "its effect is in place; not run again",
+                            (cutover_executor::event::ProbeOutcome::NotDone, false) =>
+                                "its effect is not there; it runs again",
+                            (cutover_executor::event::ProbeOutcome::Done, true) =>
+                                "its effect is in place; it is undone with the rest",
+                            (cutover_executor::event::ProbeOutcome::NotDone, true) =>
+                                "its effect is not there; nothing to undo",
+                        }
+                    ),
                     Event::Paused { reason } => format!("paused: {reason}"),
-                    Event::RollbackStarted { target, reason } => format!("rolling back{}: {reason}", target.as_ref().map(|t| format!(" to {t}")).unwrap_or_default()),
+                    Event::RollbackStarted { target, reason } => format!(
+                        "rolling back{}: {reason}",
+                        target
+                            .as_ref()
+                            .map(|t| format!(" to {t}"))
+                            .unwrap_or_default()
+                    ),
                     Event::CompensationStarted { step } => {
                         started.insert(format!("undo:{step}"), r.time);
                         format!("  undo    {step}")
                     }
-                    Event::CompensationSucceeded { step } => format!("  undone  {step}{}", secs(started.get(&format!("undo:{step}")).copied(), r.time)),
-                    Event::CompensationFailed { step, error } => format!("  UNDO FAILED {step}: {error}"),
+                    Event::CompensationSucceeded { step } => format!(
+                        "  undone  {step}{}",
+                        secs(started.get(&format!("undo:{step}")).copied(), r.time)
+                    ),
+                    Event::CompensationFailed { step, error } => {
+                        format!("  UNDO FAILED {step}: {error}")
+                    }
                     Event::RunFinished { outcome } => format!("finished: {}", outcome.as_str()),
                 }
             }

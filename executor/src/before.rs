@@ -16,8 +16,14 @@ pub fn write_atomic(path: &Path, content: &[u8]) -> std::io::Result<()> {
     use std::os::unix::fs::MetadataExt;
     let resolved = std::fs::canonicalize(path).ok();
     let path = resolved.as_deref().unwrap_or(path);
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let tmp = dir.join(format!(".{name}.cutover-{}", std::process::id()));
     let mut f = std::fs::File::create(&tmp)?;
     if let Ok(meta) = std::fs::metadata(path) {
@@ -39,26 +45,44 @@ pub fn write_atomic(path: &Path, content: &[u8]) -> std::io::Result<()> {
 
 fn saved_file(state_dir: &Path, key: &str) -> PathBuf {
     // One file per step id, injectively: `%` and `/` escaped.
-    state_dir.join("before").join(format!("{}.json", key.replace('%', "%25").replace('/', "%2F")))
+    state_dir.join("before").join(format!(
+        "{}.json",
+        key.replace('%', "%25").replace('/', "%2F")
+    ))
 }
 
 /// The state saved before step `key` changed anything, if it got that far: a step with no saved
 /// state changed nothing.
 pub fn saved(state_dir: &Path, key: &str) -> Option<Value> {
-    std::fs::read(saved_file(state_dir, key)).ok().and_then(|b| serde_json::from_slice(&b).ok())
+    std::fs::read(saved_file(state_dir, key))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
 }
 
 /// The state saved before step `key` changed anything, or `save()`d now when this is the first
 /// attempt. Kept in the run directory (fsync'ed before the step changes anything), so a re-run
 /// after a crash, a probe and a rollback all use the true "before".
-pub fn saved_before(state_dir: &Path, key: &str, save: impl FnOnce() -> Result<Value, StepError>) -> Result<Value, StepError> {
+pub fn saved_before(
+    state_dir: &Path,
+    key: &str,
+    save: impl FnOnce() -> Result<Value, StepError>,
+) -> Result<Value, StepError> {
     let file = saved_file(state_dir, key);
     if let Some(v) = saved(state_dir, key) {
         return Ok(v);
     }
     let v = save()?;
-    std::fs::create_dir_all(file.parent().unwrap()).map_err(|e| StepError(format!("cannot create {}: {e}", file.parent().unwrap().display())))?;
-    write_atomic(&file, &serde_json::to_vec(&v).unwrap()).map_err(|e| StepError(format!("cannot save the router state to {}: {e}", file.display())))?;
+    std::fs::create_dir_all(file.parent().unwrap()).map_err(|e| {
+        StepError(format!(
+            "cannot create {}: {e}",
+            file.parent().unwrap().display()
+        ))
+    })?;
+    write_atomic(&file, &serde_json::to_vec(&v).unwrap()).map_err(|e| {
+        StepError(format!(
+            "cannot save the router state to {}: {e}",
+            file.display()
+        ))
+    })?;
     Ok(v)
 }
-

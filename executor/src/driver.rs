@@ -98,7 +98,14 @@ impl Progress {
 impl StepContext {
     /// A context with no progress channel and nothing to resume from.
     pub fn new(run_dir: PathBuf, spec_dir: PathBuf, redactor: Arc<Redactor>) -> Self {
-        Self { run_dir, spec_dir, redactor, progress: None, resume_from: None, attempt: 1 }
+        Self {
+            run_dir,
+            spec_dir,
+            redactor,
+            progress: None,
+            resume_from: None,
+            attempt: 1,
+        }
     }
 }
 
@@ -123,7 +130,11 @@ pub trait Driver: Send + Sync {
     /// for every step in doubt or half-compensated before it probes, re-runs or undoes one, so a
     /// probe never judges an effect that is still on its way. `Ok(Some(line))` says what had to
     /// be waited for or stopped, for the operator. The default has nothing to fence.
-    fn fence(&self, _step: Step, _ctx: StepContext) -> BoxFuture<Result<Option<String>, StepError>> {
+    fn fence(
+        &self,
+        _step: Step,
+        _ctx: StepContext,
+    ) -> BoxFuture<Result<Option<String>, StepError>> {
         Box::pin(async { Ok(None) })
     }
 
@@ -137,8 +148,18 @@ pub trait Driver: Send + Sync {
     /// Puts back the state a `backup` step captured (its undo data names the dump). Only backup
     /// drivers can; it is destructive, and the runner calls it only when the operator asked for a
     /// rollback past a pivot with `--restore-backup`.
-    fn restore(&self, step: Step, _undo: Value, _ctx: StepContext) -> BoxFuture<Result<String, StepError>> {
-        Box::pin(async move { Err(StepError(format!("`{}` steps cannot restore anything", step.kind.as_str()))) })
+    fn restore(
+        &self,
+        step: Step,
+        _undo: Value,
+        _ctx: StepContext,
+    ) -> BoxFuture<Result<String, StepError>> {
+        Box::pin(async move {
+            Err(StepError(format!(
+                "`{}` steps cannot restore anything",
+                step.kind.as_str()
+            )))
+        })
     }
 }
 
@@ -160,18 +181,48 @@ impl Drivers {
     pub fn with_runtime(runtime: Arc<dyn crate::runtime::ContainerRuntime>) -> Self {
         use crate::drivers::{containers, traffic};
         let mut d = Drivers::default();
-        d.insert(StepKind::Command, Arc::new(crate::drivers::command::CommandDriver));
-        d.insert(StepKind::Pause, Arc::new(crate::drivers::pause::PauseDriver));
-        d.insert(StepKind::Preflight, Arc::new(crate::drivers::preflight::PreflightDriver(runtime.clone())));
-        d.insert(StepKind::Deploy, Arc::new(containers::DeployDriver(runtime.clone())));
-        d.insert(StepKind::Health, Arc::new(containers::HealthDriver(runtime.clone())));
-        d.insert(StepKind::Retire, Arc::new(containers::RetireDriver(runtime.clone())));
-        d.insert(StepKind::Cleanup, Arc::new(containers::CleanupDriver(runtime)));
+        d.insert(
+            StepKind::Command,
+            Arc::new(crate::drivers::command::CommandDriver),
+        );
+        d.insert(
+            StepKind::Pause,
+            Arc::new(crate::drivers::pause::PauseDriver),
+        );
+        d.insert(
+            StepKind::Preflight,
+            Arc::new(crate::drivers::preflight::PreflightDriver(runtime.clone())),
+        );
+        d.insert(
+            StepKind::Deploy,
+            Arc::new(containers::DeployDriver(runtime.clone())),
+        );
+        d.insert(
+            StepKind::Health,
+            Arc::new(containers::HealthDriver(runtime.clone())),
+        );
+        d.insert(
+            StepKind::Retire,
+            Arc::new(containers::RetireDriver(runtime.clone())),
+        );
+        d.insert(
+            StepKind::Cleanup,
+            Arc::new(containers::CleanupDriver(runtime)),
+        );
         d.insert(StepKind::Shift, Arc::new(traffic::ShiftDriver));
         d.insert(StepKind::Analysis, Arc::new(traffic::AnalysisDriver));
-        d.insert(StepKind::Migrate, Arc::new(crate::drivers::postgres::MigrateDriver));
-        d.insert(StepKind::Backup, Arc::new(crate::drivers::postgres::BackupDriver));
-        d.insert(StepKind::Backfill, Arc::new(crate::drivers::postgres::BackfillDriver));
+        d.insert(
+            StepKind::Migrate,
+            Arc::new(crate::drivers::postgres::MigrateDriver),
+        );
+        d.insert(
+            StepKind::Backup,
+            Arc::new(crate::drivers::postgres::BackupDriver),
+        );
+        d.insert(
+            StepKind::Backfill,
+            Arc::new(crate::drivers::postgres::BackfillDriver),
+        );
         d
     }
 

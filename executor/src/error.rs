@@ -40,7 +40,9 @@ pub enum ExecError {
         changed: Vec<String>,
     },
     /// A step started but its end was not recorded, and it can be neither probed nor re-run.
-    #[error("step `{step}` started but its end was not recorded, and it cannot be checked automatically (no probe) nor safely run twice (not idempotent)")]
+    #[error(
+        "step `{step}` started but its end was not recorded, and it cannot be checked automatically (no probe) nor safely run twice (not idempotent)"
+    )]
     InDoubt {
         /// Step id.
         step: String,
@@ -133,7 +135,12 @@ pub fn io_cause(e: &std::io::Error) -> String {
 }
 
 fn is_full(e: &std::io::Error) -> bool {
-    matches!(e.kind(), std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded | std::io::ErrorKind::FileTooLarge)
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::StorageFull
+            | std::io::ErrorKind::QuotaExceeded
+            | std::io::ErrorKind::FileTooLarge
+    )
 }
 
 /// What to do about an I/O error, by its kind.
@@ -156,12 +163,19 @@ pub fn io_hint(e: &std::io::Error) -> String {
 impl ExecError {
     /// An I/O error on `path`.
     pub fn io(path: &Path, source: std::io::Error) -> Self {
-        ExecError::Io { path: path.to_path_buf(), source }
+        ExecError::Io {
+            path: path.to_path_buf(),
+            source,
+        }
     }
 
     /// An I/O error on `path` while doing `action` (a verb phrase: "create the run directory").
     pub fn file(action: impl Into<String>, path: &Path, source: std::io::Error) -> Self {
-        ExecError::File { path: path.to_path_buf(), action: action.into(), source }
+        ExecError::File {
+            path: path.to_path_buf(),
+            action: action.into(),
+            source,
+        }
     }
 
     /// What to do about it.

@@ -186,8 +186,13 @@ impl Record {
     pub fn to_flat_json(&self) -> serde_json::Value {
         let mut out = serde_json::Map::new();
         out.insert("seq".into(), self.seq.into());
-        out.insert("time".into(), serde_json::to_value(self.time).expect("times serialize"));
-        if let serde_json::Value::Object(tagged) = serde_json::to_value(&self.event).expect("events serialize") {
+        out.insert(
+            "time".into(),
+            serde_json::to_value(self.time).expect("times serialize"),
+        );
+        if let serde_json::Value::Object(tagged) =
+            serde_json::to_value(&self.event).expect("events serialize")
+        {
             for (kind, fields) in tagged {
                 out.insert("type".into(), kind.into());
                 if let serde_json::Value::Object(fields) = fields {
@@ -229,20 +234,37 @@ mod rfc3339 {
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
         let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
-        fast(&s).or_else(|| DateTime::parse_from_rfc3339(&s).ok().map(|t| t.with_timezone(&Utc))).ok_or_else(|| serde::de::Error::custom(format!("invalid RFC 3339 time `{s}`")))
+        fast(&s)
+            .or_else(|| {
+                DateTime::parse_from_rfc3339(&s)
+                    .ok()
+                    .map(|t| t.with_timezone(&Utc))
+            })
+            .ok_or_else(|| serde::de::Error::custom(format!("invalid RFC 3339 time `{s}`")))
     }
 
     /// `YYYY-MM-DDTHH:MM:SS.ffffffZ` exactly.
     pub(super) fn fast(s: &str) -> Option<DateTime<Utc>> {
         let b = s.as_bytes();
-        if b.len() != 27 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[13] != b':' || b[16] != b':' || b[19] != b'.' || b[26] != b'Z' {
+        if b.len() != 27
+            || b[4] != b'-'
+            || b[7] != b'-'
+            || b[10] != b'T'
+            || b[13] != b':'
+            || b[16] != b':'
+            || b[19] != b'.'
+            || b[26] != b'Z'
+        {
             return None;
         }
         let num = |r: std::ops::Range<usize>| -> Option<u32> {
-            b[r].iter().try_fold(0u32, |acc, c| c.is_ascii_digit().then(|| acc * 10 + u32::from(c - b'0')))
+            b[r].iter().try_fold(0u32, |acc, c| {
+                c.is_ascii_digit().then(|| acc * 10 + u32::from(c - b'0'))
+            })
         };
         let date = NaiveDate::from_ymd_opt(num(0..4)? as i32, num(5..7)?, num(8..10)?)?;
-        let time = date.and_hms_micro_opt(num(11..13)?, num(14..16)?, num(17..19)?, num(20..26)?)?;
+        let time =
+            date.and_hms_micro_opt(num(11..13)?, num(14..16)?, num(17..19)?, num(20..26)?)?;
         Some(time.and_utc())
     }
 
@@ -250,8 +272,14 @@ mod rfc3339 {
     mod tests {
         #[test]
         fn fast_path_agrees_with_chrono() {
-            for s in ["2026-11-26T17:40:55.948123Z", "2024-02-29T00:00:00.000000Z", "1999-12-31T23:59:59.999999Z"] {
-                let slow = chrono::DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&chrono::Utc);
+            for s in [
+                "2026-11-26T17:40:55.948123Z",
+                "2024-02-29T00:00:00.000000Z",
+                "1999-12-31T23:59:59.999999Z",
+            ] {
+                let slow = chrono::DateTime::parse_from_rfc3339(s)
+                    .unwrap()
+                    .with_timezone(&chrono::Utc);
                 assert_eq!(super::fast(s), Some(slow), "{s}");
             }
             assert_eq!(super::fast("2026-02-30T00:00:00.000000Z"), None);

@@ -179,19 +179,33 @@ fn check_magic(path: &Path, bytes: &[u8]) -> Result<(), LogError> {
     if bytes.starts_with(MAGIC) {
         return Ok(());
     }
-    let not = |what: String| Err(LogError::NotALog { path: path.to_path_buf(), what });
+    let not = |what: String| {
+        Err(LogError::NotALog {
+            path: path.to_path_buf(),
+            what,
+        })
+    };
     if bytes.is_empty() {
         return not("the file is empty (0 bytes)".into());
     }
     if bytes.iter().all(|&b| b == 0) {
-        return not(format!("the file holds {} zero bytes: its contents never reached the disk", bytes.len()));
+        return not(format!(
+            "the file holds {} zero bytes: its contents never reached the disk",
+            bytes.len()
+        ));
     }
     if bytes.len() >= MAGIC.len() && bytes.starts_with(b"CUTLOG") {
         let found = u16::from_be_bytes([bytes[6], bytes[7]]);
-        return Err(LogError::Version { path: path.to_path_buf(), found: format!("{found} (from the file's first bytes)") });
+        return Err(LogError::Version {
+            path: path.to_path_buf(),
+            found: format!("{found} (from the file's first bytes)"),
+        });
     }
     if MAGIC.starts_with(bytes) {
-        return not(format!("the file holds only {} bytes, the start of a log's magic", bytes.len()));
+        return not(format!(
+            "the file holds only {} bytes, the start of a log's magic",
+            bytes.len()
+        ));
     }
     not("it does not start with the magic bytes `CUTLOG`".into())
 }
@@ -210,13 +224,19 @@ fn later_record(bytes: &[u8], pos: usize, seq: u64, prev: u32, prevs: &[u32]) ->
     (pos..total.saturating_sub(FRAME - 1)).find(|&q| {
         let (len, rseq, rcrc) = frame_at(bytes, q);
         let end = q + FRAME + len as usize;
-        if len > MAX_RECORD || end > total || rseq < seq || rseq - seq >= 1 << 32 || (rseq == seq && q == pos) {
+        if len > MAX_RECORD
+            || end > total
+            || rseq < seq
+            || rseq - seq >= 1 << 32
+            || (rseq == seq && q == pos)
+        {
             return false;
         }
         let payload = &bytes[q + FRAME..end];
         (rseq == seq && crc(prev, rseq, payload) == rcrc)
             || (q > pos && rseq == seq + 1 && prevs.iter().any(|&p| crc(p, rseq, payload) == rcrc))
-            || (rseq > seq && serde_json::from_slice::<SeqOnly>(payload).is_ok_and(|r| r.seq == rseq))
+            || (rseq > seq
+                && serde_json::from_slice::<SeqOnly>(payload).is_ok_and(|r| r.seq == rseq))
     })
 }
 
@@ -231,7 +251,11 @@ pub fn read_log(path: &Path) -> Result<LogContents, LogError> {
     let mut bytes = Vec::new();
     File::open(path)
         .and_then(|mut f| f.read_to_end(&mut bytes))
-        .map_err(|source| LogError::Io { path: path.to_path_buf(), action: "read the event log", source })?;
+        .map_err(|source| LogError::Io {
+            path: path.to_path_buf(),
+            action: "read the event log",
+            source,
+        })?;
     check_magic(path, &bytes)?;
     // Pass 1: walk the frames and verify the checksum chain (sequential by nature, and cheap).
     let mut pos = MAGIC.len();
@@ -265,9 +289,14 @@ pub fn read_log(path: &Path) -> Result<LogContents, LogError> {
         let prevs: Vec<u32> = std::iter::once(rcrc).chain(computed).collect();
         if let Some(later) = later_record(&bytes, pos, seq, prev, &prevs) {
             let what = if frame_at(&bytes, later).1 == seq {
-                format!("{} bytes that are no record stand before record {seq}, which is intact after them", later - pos)
+                format!(
+                    "{} bytes that are no record stand before record {seq}, which is intact after them",
+                    later - pos
+                )
             } else if later == pos {
-                format!("record {rseq} is where record {seq} was expected: records in between are missing")
+                format!(
+                    "record {rseq} is where record {seq} was expected: records in between are missing"
+                )
             } else if !whole {
                 "a record length runs past the end of the file".to_string()
             } else if rseq != seq {
@@ -275,22 +304,43 @@ pub fn read_log(path: &Path) -> Result<LogContents, LogError> {
             } else {
                 "checksum mismatch".to_string()
             };
-            return Err(LogError::Corrupt { path: path.to_path_buf(), offset: pos as u64, seq, what, later: later as u64 });
+            return Err(LogError::Corrupt {
+                path: path.to_path_buf(),
+                offset: pos as u64,
+                seq,
+                what,
+                later: later as u64,
+            });
         }
         break Some(bytes[pos..].to_vec());
     };
     let Some(&(h_at, h_end)) = payloads.first() else {
         let what = match &torn {
-            Some(t) if t.iter().all(|&b| b == 0) => format!("never reached the disk: the file holds {} zero bytes after its magic", t.len()),
-            Some(t) => format!("is torn or damaged ({} bytes after the magic, none of them a valid record)", t.len()),
+            Some(t) if t.iter().all(|&b| b == 0) => format!(
+                "never reached the disk: the file holds {} zero bytes after its magic",
+                t.len()
+            ),
+            Some(t) => format!(
+                "is torn or damaged ({} bytes after the magic, none of them a valid record)",
+                t.len()
+            ),
             None => "is missing: the file holds only the magic".to_string(),
         };
-        return Err(LogError::Header { path: path.to_path_buf(), what });
+        return Err(LogError::Header {
+            path: path.to_path_buf(),
+            what,
+        });
     };
     let header: Header =
-        serde_json::from_slice(&bytes[h_at + FRAME..h_end]).map_err(|e| LogError::Header { path: path.to_path_buf(), what: format!("is intact but unreadable: {e}") })?;
+        serde_json::from_slice(&bytes[h_at + FRAME..h_end]).map_err(|e| LogError::Header {
+            path: path.to_path_buf(),
+            what: format!("is intact but unreadable: {e}"),
+        })?;
     if header.format_version != FORMAT_VERSION {
-        return Err(LogError::Version { path: path.to_path_buf(), found: header.format_version.to_string() });
+        return Err(LogError::Version {
+            path: path.to_path_buf(),
+            found: header.format_version.to_string(),
+        });
     }
     // Pass 2: parse the records, on every core (each chunk in order, chunks concatenated).
     let frames = &payloads[1..];
@@ -300,8 +350,12 @@ pub fn read_log(path: &Path) -> Result<LogContents, LogError> {
             .iter()
             .enumerate()
             .map(|(k, &(at, end))| {
-                serde_json::from_slice(&bytes[at + FRAME..end])
-                    .map_err(|e| LogError::Unreadable { path: path.to_path_buf(), offset: at as u64, seq: first_seq + k as u64, what: e.to_string() })
+                serde_json::from_slice(&bytes[at + FRAME..end]).map_err(|e| LogError::Unreadable {
+                    path: path.to_path_buf(),
+                    offset: at as u64,
+                    seq: first_seq + k as u64,
+                    what: e.to_string(),
+                })
             })
             .collect()
     };
@@ -310,8 +364,15 @@ pub fn read_log(path: &Path) -> Result<LogContents, LogError> {
     } else {
         let size = frames.len().div_ceil(threads);
         let parts: Vec<Result<Vec<Record>, LogError>> = std::thread::scope(|s| {
-            let handles: Vec<_> = frames.chunks(size).enumerate().map(|(c, chunk)| s.spawn(move || parse(chunk, 1 + (c * size) as u64))).collect();
-            handles.into_iter().map(|h| h.join().expect("a log parsing thread panicked")).collect()
+            let handles: Vec<_> = frames
+                .chunks(size)
+                .enumerate()
+                .map(|(c, chunk)| s.spawn(move || parse(chunk, 1 + (c * size) as u64)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("a log parsing thread panicked"))
+                .collect()
         });
         // The first chunk becomes the result, so only the others are moved.
         let mut parts = parts.into_iter();
@@ -322,7 +383,13 @@ pub fn read_log(path: &Path) -> Result<LogContents, LogError> {
         }
         all
     };
-    Ok(LogContents { header, records, valid_len: pos as u64, last_crc: prev, torn })
+    Ok(LogContents {
+        header,
+        records,
+        valid_len: pos as u64,
+        last_crc: prev,
+        torn,
+    })
 }
 
 /// What both log backends keep to write the next record: its sequence number, the checksum it
@@ -339,7 +406,12 @@ pub(crate) struct Chain {
 impl Chain {
     /// A chain whose next record is `next_seq`, chained from `prev_crc`.
     pub(crate) fn new(next_seq: u64, prev_crc: u32) -> Self {
-        Self { next_seq, prev_crc, redactor: Redactor::default(), crash_after: crash_after_events() }
+        Self {
+            next_seq,
+            prev_crc,
+            redactor: Redactor::default(),
+            crash_after: crash_after_events(),
+        }
     }
 
     pub(crate) fn set_redactor(&mut self, redactor: Redactor) {
@@ -349,10 +421,18 @@ impl Chain {
     /// The next record (redacted: what is written is what the log will replay), its payload and
     /// its checksum.
     pub(crate) fn prepare(&self, event: Event) -> (Record, Vec<u8>, u32) {
-        let record = Record { seq: self.next_seq, time: Utc::now(), event };
+        let record = Record {
+            seq: self.next_seq,
+            time: Utc::now(),
+            event,
+        };
         let text = serde_json::to_string(&record).expect("records serialize");
         let redacted = self.redactor.redact(&text);
-        let record = if redacted == text { record } else { serde_json::from_str(&redacted).expect("redaction keeps records valid JSON") };
+        let record = if redacted == text {
+            record
+        } else {
+            serde_json::from_str(&redacted).expect("redaction keeps records valid JSON")
+        };
         let c = crc(self.prev_crc, record.seq, redacted.as_bytes());
         (record, redacted.into_bytes(), c)
     }
@@ -399,7 +479,11 @@ impl LogWriter {
             File::open(dir)?.sync_all()?;
         }
         let file = OpenOptions::new().append(true).open(path)?;
-        Ok(Self { file, path: path.to_path_buf(), chain: Chain::new(1, c) })
+        Ok(Self {
+            file,
+            path: path.to_path_buf(),
+            chain: Chain::new(1, c),
+        })
     }
 
     /// Opens an existing log for appending after [`read_log`]. A torn tail is first kept aside in
@@ -411,19 +495,38 @@ impl LogWriter {
     pub fn open(path: &Path, contents: &LogContents) -> Result<(Self, Option<PathBuf>), LogError> {
         fn io(path: &Path, action: &'static str) -> impl FnOnce(std::io::Error) -> LogError {
             let path = path.to_path_buf();
-            move |source| LogError::Io { path, action, source }
+            move |source| LogError::Io {
+                path,
+                action,
+                source,
+            }
         }
         let kept = match &contents.torn {
             Some(torn) => {
                 let keep = keep_torn(path, contents.valid_len, torn)?;
-                let f = OpenOptions::new().write(true).open(path).map_err(io(path, "open the event log to cut its torn tail off"))?;
-                f.set_len(contents.valid_len).and_then(|()| f.sync_all()).map_err(io(path, "cut the torn tail off the event log"))?;
+                let f = OpenOptions::new()
+                    .write(true)
+                    .open(path)
+                    .map_err(io(path, "open the event log to cut its torn tail off"))?;
+                f.set_len(contents.valid_len)
+                    .and_then(|()| f.sync_all())
+                    .map_err(io(path, "cut the torn tail off the event log"))?;
                 Some(keep)
             }
             None => None,
         };
-        let file = OpenOptions::new().append(true).open(path).map_err(io(path, "open the event log for appending"))?;
-        Ok((Self { file, path: path.to_path_buf(), chain: Chain::new(contents.records.len() as u64 + 1, contents.last_crc) }, kept))
+        let file = OpenOptions::new()
+            .append(true)
+            .open(path)
+            .map_err(io(path, "open the event log for appending"))?;
+        Ok((
+            Self {
+                file,
+                path: path.to_path_buf(),
+                chain: Chain::new(contents.records.len() as u64 + 1, contents.last_crc),
+            },
+            kept,
+        ))
     }
 
     /// Redacts secrets from every record written from now on.
@@ -463,7 +566,10 @@ impl LogWriter {
 
 /// Writes `torn` (cut from `log` at `offset`) durably to a file of its own, never over other bytes.
 fn keep_torn(log: &Path, offset: u64, torn: &[u8]) -> Result<PathBuf, LogError> {
-    let dir = log.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = log
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     for n in 0..1000u32 {
         // OsString, not `display()`: a non-UTF-8 run directory must keep its exact name.
         let mut name = log.as_os_str().to_owned();
@@ -472,40 +578,69 @@ fn keep_torn(log: &Path, offset: u64, torn: &[u8]) -> Result<PathBuf, LogError> 
             name.push(format!(".{n}"));
         }
         let keep = PathBuf::from(name);
-        let written = OpenOptions::new().write(true).create_new(true).open(&keep).and_then(|mut f| {
-            f.write_all(torn)?;
-            f.sync_all()
-        });
+        let written = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&keep)
+            .and_then(|mut f| {
+                f.write_all(torn)?;
+                f.sync_all()
+            });
         match written {
             Ok(()) => {
-                File::open(dir).and_then(|d| d.sync_all()).map_err(|source| LogError::Io { path: dir.to_path_buf(), action: "make the kept torn tail durable", source })?;
+                File::open(dir)
+                    .and_then(|d| d.sync_all())
+                    .map_err(|source| LogError::Io {
+                        path: dir.to_path_buf(),
+                        action: "make the kept torn tail durable",
+                        source,
+                    })?;
                 return Ok(keep);
             }
             // Kept already by an earlier attempt that stopped before the cut.
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && std::fs::read(&keep).is_ok_and(|b| b == torn) => return Ok(keep),
+            Err(e)
+                if e.kind() == std::io::ErrorKind::AlreadyExists
+                    && std::fs::read(&keep).is_ok_and(|b| b == torn) =>
+            {
+                return Ok(keep);
+            }
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
             Err(source) => {
                 let _ = std::fs::remove_file(&keep);
-                return Err(LogError::Io { path: keep, action: "keep the torn tail aside (the log was not changed)", source });
+                return Err(LogError::Io {
+                    path: keep,
+                    action: "keep the torn tail aside (the log was not changed)",
+                    source,
+                });
             }
         }
     }
-    Err(LogError::Io { path: log.to_path_buf(), action: "keep the torn tail aside (the log was not changed)", source: std::io::Error::other("1000 files of kept torn tails exist already") })
+    Err(LogError::Io {
+        path: log.to_path_buf(),
+        action: "keep the torn tail aside (the log was not changed)",
+        source: std::io::Error::other("1000 files of kept torn tails exist already"),
+    })
 }
 
 /// What a resume says after [`LogWriter::open`] cut a torn tail off and kept it in `kept`.
 pub fn torn_notice(torn: &[u8], kept: &Path) -> String {
     let (n, kept) = (torn.len(), kept.display());
     if torn.iter().all(|&b| b == 0) {
-        format!("the log ended in a torn record of {n} zero bytes (a crash after the file's new size reached the disk, before its data did); they were cut off and kept in {kept}")
+        format!(
+            "the log ended in a torn record of {n} zero bytes (a crash after the file's new size reached the disk, before its data did); they were cut off and kept in {kept}"
+        )
     } else {
-        format!("the log ended in a torn record ({n} bytes: a write that did not finish, from a crash or a full disk); they were cut off and kept in {kept}")
+        format!(
+            "the log ended in a torn record ({n} bytes: a write that did not finish, from a crash or a full disk); they were cut off and kept in {kept}"
+        )
     }
 }
 
 /// `CUTOVER_CRASH_AFTER_EVENTS`, if set.
 pub(crate) fn crash_after_events() -> Option<u64> {
-    std::env::var("CUTOVER_CRASH_AFTER_EVENTS").ok().and_then(|v| v.trim().parse().ok())
+    std::env::var("CUTOVER_CRASH_AFTER_EVENTS")
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
 }
 
 #[cfg(test)]
@@ -514,14 +649,23 @@ mod tests {
     use crate::event::Event;
 
     fn header() -> Header {
-        Header { format_version: FORMAT_VERSION, run_id: "r1".into(), plan_hash: "h".into(), dry_run: false }
+        Header {
+            format_version: FORMAT_VERSION,
+            run_id: "r1".into(),
+            plan_hash: "h".into(),
+            dry_run: false,
+        }
     }
 
     fn sample(dir: &Path, n: u32) -> PathBuf {
         let path = dir.join("events.log");
         let mut w = LogWriter::create(&path, &header()).unwrap();
         for i in 0..n {
-            w.append(Event::StepStarted { step: format!("command/s{i}"), attempt: 1 }).unwrap();
+            w.append(Event::StepStarted {
+                step: format!("command/s{i}"),
+                attempt: 1,
+            })
+            .unwrap();
         }
         path
     }
@@ -534,7 +678,10 @@ mod tests {
         assert_eq!(c.header, header());
         assert_eq!(c.records.len(), 5);
         assert!(c.torn.is_none());
-        assert_eq!(c.records.iter().map(|r| r.seq).collect::<Vec<_>>(), vec![1, 2, 3, 4, 5]);
+        assert_eq!(
+            c.records.iter().map(|r| r.seq).collect::<Vec<_>>(),
+            vec![1, 2, 3, 4, 5]
+        );
     }
 
     #[test]
@@ -555,14 +702,22 @@ mod tests {
             // Reopening cuts the tail, keeps it aside, and appending continues the chain.
             let (mut w, kept) = LogWriter::open(&path, &c).unwrap();
             assert_eq!(kept.is_some(), cut > start, "cut at {cut}");
-            w.append(Event::StepStarted { step: "after".into(), attempt: 1 }).unwrap();
+            w.append(Event::StepStarted {
+                step: "after".into(),
+                attempt: 1,
+            })
+            .unwrap();
             let again = read_log(&path).unwrap();
             assert_eq!(again.records.len(), 4);
             assert!(again.torn.is_none());
             if let Some(kept) = kept {
                 // Tails cut at the same offset before are never overwritten: each has its file.
                 let n = cut - start - 1;
-                let want = if n == 0 { format!("{}.torn-{start}", path.display()) } else { format!("{}.torn-{start}.{n}", path.display()) };
+                let want = if n == 0 {
+                    format!("{}.torn-{start}", path.display())
+                } else {
+                    format!("{}.torn-{start}.{n}", path.display())
+                };
                 assert_eq!(kept, PathBuf::from(want));
                 assert_eq!(std::fs::read(&kept).unwrap(), full[start..cut]);
             }
@@ -584,7 +739,11 @@ mod tests {
                 Err(LogError::Corrupt { .. }) => {}
                 // A damaged length can make the rest of the file look like one long torn record;
                 // then the records after it are lost from view, which must never happen silently.
-                Ok(c) => panic!("byte {i}: accepted a damaged log with {} records, torn {:?}", c.records.len(), c.torn.as_ref().map(Vec::len)),
+                Ok(c) => panic!(
+                    "byte {i}: accepted a damaged log with {} records, torn {:?}",
+                    c.records.len(),
+                    c.torn.as_ref().map(Vec::len)
+                ),
                 Err(e) => panic!("byte {i}: {e}"),
             }
         }
@@ -610,9 +769,20 @@ mod tests {
         let a_bytes = std::fs::read(&a).unwrap();
         let dir2 = tempfile::tempdir().unwrap();
         let path2 = dir2.path().join("events.log");
-        let mut w = LogWriter::create(&path2, &Header { run_id: "r2".into(), ..header() }).unwrap();
+        let mut w = LogWriter::create(
+            &path2,
+            &Header {
+                run_id: "r2".into(),
+                ..header()
+            },
+        )
+        .unwrap();
         for i in 0..3 {
-            w.append(Event::StepStarted { step: format!("command/s{i}"), attempt: 1 }).unwrap();
+            w.append(Event::StepStarted {
+                step: format!("command/s{i}"),
+                attempt: 1,
+            })
+            .unwrap();
         }
         let b_bytes = std::fs::read(&path2).unwrap();
         // Record 2 of log b (same seq, same content, valid on its own) in place of record 2 of a.
@@ -652,9 +822,17 @@ mod tests {
         let n = c.records.len();
         let (mut w, kept) = LogWriter::open(path, &c).unwrap();
         let kept = kept.unwrap_or_else(|| panic!("{shape}: nothing kept"));
-        assert_eq!(std::fs::read(&kept).unwrap(), &bytes[head.len()..], "{shape}: the kept file holds the tail");
+        assert_eq!(
+            std::fs::read(&kept).unwrap(),
+            &bytes[head.len()..],
+            "{shape}: the kept file holds the tail"
+        );
         assert!(torn_notice(c.torn.as_ref().unwrap(), &kept).contains(&kept.display().to_string()));
-        w.append(Event::StepStarted { step: "after".into(), attempt: 1 }).unwrap();
+        w.append(Event::StepStarted {
+            step: "after".into(),
+            attempt: 1,
+        })
+        .unwrap();
         let again = read_log(path).unwrap();
         assert_eq!(again.records.len(), n + 1, "{shape}");
         assert!(again.torn.is_none(), "{shape}");
@@ -684,7 +862,12 @@ mod tests {
                 let mut bytes = head.clone();
                 bytes.extend_from_slice(&next[..k]);
                 bytes.resize(head.len() + total, 0);
-                assert_torn_tail(&path, &head, &bytes, &format!("{k} bytes written, {total} in all"));
+                assert_torn_tail(
+                    &path,
+                    &head,
+                    &bytes,
+                    &format!("{k} bytes written, {total} in all"),
+                );
                 std::fs::write(&path, &head).unwrap();
             }
         }
@@ -707,9 +890,21 @@ mod tests {
         std::fs::write(&path, &bad).unwrap();
         match read_log(&path) {
             Err(e @ LogError::Corrupt { .. }) => {
-                let LogError::Corrupt { offset, seq, later, .. } = &e else { unreachable!() };
-                assert_eq!((*offset as usize, *seq, *later as usize), (f[3].0, 3, f[4].0));
-                assert!(e.to_string().contains(&format!("a valid later record starts at byte {}", f[4].0)), "{e}");
+                let LogError::Corrupt {
+                    offset, seq, later, ..
+                } = &e
+                else {
+                    unreachable!()
+                };
+                assert_eq!(
+                    (*offset as usize, *seq, *later as usize),
+                    (f[3].0, 3, f[4].0)
+                );
+                assert!(
+                    e.to_string()
+                        .contains(&format!("a valid later record starts at byte {}", f[4].0)),
+                    "{e}"
+                );
             }
             other => panic!("accepted: {other:?}"),
         }
@@ -718,11 +913,24 @@ mod tests {
         bad[f[2].0 + FRAME + 3] ^= 0x01;
         bad.resize(full.len() + 4096, 0);
         std::fs::write(&path, &bad).unwrap();
-        assert!(matches!(read_log(&path), Err(LogError::Corrupt { seq: 2, .. })), "{:?}", read_log(&path).map(|c| c.records.len()));
-        assert_eq!(std::fs::read(&path).unwrap(), bad, "reading changes nothing");
+        assert!(
+            matches!(read_log(&path), Err(LogError::Corrupt { seq: 2, .. })),
+            "{:?}",
+            read_log(&path).map(|c| c.records.len())
+        );
+        assert_eq!(
+            std::fs::read(&path).unwrap(),
+            bad,
+            "reading changes nothing"
+        );
         // Zeros (or other garbage) inserted before the last record, which is intact after them:
         // that record was written durably, so this is damage, never a torn tail to cut.
-        for (garbage, what) in [(vec![0u8; 1], "1 zero"), (vec![0u8; 17], "17 zeros"), (vec![0u8; 4096], "4096 zeros"), (b"xyz".to_vec(), "text")] {
+        for (garbage, what) in [
+            (vec![0u8; 1], "1 zero"),
+            (vec![0u8; 17], "17 zeros"),
+            (vec![0u8; 4096], "4096 zeros"),
+            (b"xyz".to_vec(), "text"),
+        ] {
             let last = f[f.len() - 1].0;
             let mut bad = full[..last].to_vec();
             bad.extend_from_slice(&garbage);
@@ -730,10 +938,19 @@ mod tests {
             std::fs::write(&path, &bad).unwrap();
             match read_log(&path) {
                 Err(e @ LogError::Corrupt { .. }) => {
-                    let LogError::Corrupt { offset, later, .. } = &e else { unreachable!() };
-                    assert_eq!((*offset as usize, *later as usize), (last, last + garbage.len()), "{what}: {e}");
+                    let LogError::Corrupt { offset, later, .. } = &e else {
+                        unreachable!()
+                    };
+                    assert_eq!(
+                        (*offset as usize, *later as usize),
+                        (last, last + garbage.len()),
+                        "{what}: {e}"
+                    );
                 }
-                other => panic!("{what}: a durable last record would be cut as torn: {:?}", other.map(|c| c.records.len())),
+                other => panic!(
+                    "{what}: a durable last record would be cut as torn: {:?}",
+                    other.map(|c| c.records.len())
+                ),
             }
         }
     }
@@ -759,23 +976,41 @@ mod tests {
         let cases: [(&[u8], &str); 6] = [
             (b"", "the file is empty (0 bytes)"),
             (&[0; 4096], "holds 4096 zero bytes"),
-            (b"CUTLOG\x00\x02rest", "format 2 (from the file's first bytes)"),
-            (b"{\"seq\": 1}", "does not start with the magic bytes `CUTLOG`"),
+            (
+                b"CUTLOG\x00\x02rest",
+                "format 2 (from the file's first bytes)",
+            ),
+            (
+                b"{\"seq\": 1}",
+                "does not start with the magic bytes `CUTLOG`",
+            ),
             (MAGIC, "header record (byte 8) is missing"),
-            (&[MAGIC as &[u8], &[0; 64]].concat(), "never reached the disk"),
+            (
+                &[MAGIC as &[u8], &[0; 64]].concat(),
+                "never reached the disk",
+            ),
         ];
         for (bytes, needle) in cases {
             std::fs::write(&path, bytes).unwrap();
             let e = read_log(&path).unwrap_err();
             let msg = e.to_string();
-            assert!(msg.starts_with(&path.display().to_string()) && msg.contains(needle), "{needle}: {msg}");
+            assert!(
+                msg.starts_with(&path.display().to_string()) && msg.contains(needle),
+                "{needle}: {msg}"
+            );
             assert!(!msg.contains("later record"), "{msg}");
             assert!(!e.hint().is_empty());
         }
         // A header of another format version.
-        let hdr = Header { format_version: 9, ..header() };
+        let hdr = Header {
+            format_version: 9,
+            ..header()
+        };
         LogWriter::create(&path, &hdr).unwrap();
         let msg = read_log(&path).unwrap_err().to_string();
-        assert!(msg.contains("format 9; this cutover reads format 1"), "{msg}");
+        assert!(
+            msg.contains("format 9; this cutover reads format 1"),
+            "{msg}"
+        );
     }
 }

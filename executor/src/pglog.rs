@@ -56,7 +56,9 @@ pub struct PgRun {
 
 fn db_err(what: &str, e: sqlx::Error) -> ExecError {
     // sqlx errors never contain the password, but the URL may appear in some; strip it anyway.
-    ExecError::State(crate::redact::redact_url_passwords(&format!("PostgreSQL log: {what}: {e}")))
+    ExecError::State(crate::redact::redact_url_passwords(&format!(
+        "PostgreSQL log: {what}: {e}"
+    )))
 }
 
 fn lock_key_sql() -> &'static str {
@@ -66,16 +68,31 @@ fn lock_key_sql() -> &'static str {
 impl PgStore {
     /// A store at `url`; `lock_wait` is how long to poll for a held run before refusing.
     pub fn new(url: &str, lock_wait: Duration) -> Self {
-        Self { url: url.to_string(), lock_wait }
+        Self {
+            url: url.to_string(),
+            lock_wait,
+        }
     }
 
     /// Connects; creates the log's tables when `create` (only a new run needs to: reading
     /// commands must work with read-only privileges).
-    async fn connect(&self, application_name: &str, create: bool) -> Result<PgConnection, ExecError> {
-        let opts = PgConnectOptions::from_str(&self.url).map_err(|e| db_err("bad URL", e))?.application_name(application_name);
-        let mut conn = opts.connect().await.map_err(|e| db_err("cannot connect", e))?;
+    async fn connect(
+        &self,
+        application_name: &str,
+        create: bool,
+    ) -> Result<PgConnection, ExecError> {
+        let opts = PgConnectOptions::from_str(&self.url)
+            .map_err(|e| db_err("bad URL", e))?
+            .application_name(application_name);
+        let mut conn = opts
+            .connect()
+            .await
+            .map_err(|e| db_err("cannot connect", e))?;
         if create {
-            sqlx::raw_sql(SCHEMA).execute(&mut conn).await.map_err(|e| db_err("cannot create tables", e))?;
+            sqlx::raw_sql(SCHEMA)
+                .execute(&mut conn)
+                .await
+                .map_err(|e| db_err("cannot create tables", e))?;
         }
         Ok(conn)
     }
@@ -86,10 +103,16 @@ impl PgStore {
     }
 
     /// Connects to read or continue `run_id`, which must exist.
-    async fn connect_existing(&self, application_name: &str, run_id: &str) -> Result<PgConnection, ExecError> {
+    async fn connect_existing(
+        &self,
+        application_name: &str,
+        run_id: &str,
+    ) -> Result<PgConnection, ExecError> {
         let mut conn = self.connect(application_name, false).await?;
         if !Self::has_tables(&mut conn).await? {
-            return Err(ExecError::State(format!("PostgreSQL log: no run `{run_id}`: this database holds no cutover runs (no cutover_runs table); check CUTOVER_LOG_DATABASE_URL")));
+            return Err(ExecError::State(format!(
+                "PostgreSQL log: no run `{run_id}`: this database holds no cutover runs (no cutover_runs table); check CUTOVER_LOG_DATABASE_URL"
+            )));
         }
         Ok(conn)
     }
@@ -98,7 +121,12 @@ impl PgStore {
     async fn lock(&self, conn: &mut PgConnection, run_id: &str) -> Result<(), ExecError> {
         let deadline = tokio::time::Instant::now() + self.lock_wait;
         loop {
-            let got: bool = sqlx::query_scalar(&format!("SELECT pg_try_advisory_lock({})", lock_key_sql())).bind(run_id).fetch_one(&mut *conn).await.map_err(|e| db_err("advisory lock", e))?;
+            let got: bool =
+                sqlx::query_scalar(&format!("SELECT pg_try_advisory_lock({})", lock_key_sql()))
+                    .bind(run_id)
+                    .fetch_one(&mut *conn)
+                    .await
+                    .map_err(|e| db_err("advisory lock", e))?;
             if got {
                 return Ok(());
             }
@@ -108,12 +136,17 @@ impl PgStore {
                 // gone, a moment after a kill -9: if the holder is a dead process on this machine,
                 // wait for that instead of refusing.
                 // No holder left to name means it was let go just now: try again too.
-                let gone = holder.as_ref().is_none_or(|h| h.host == hostname() && !process_alive(h.pid));
+                let gone = holder
+                    .as_ref()
+                    .is_none_or(|h| h.host == hostname() && !process_alive(h.pid));
                 if gone && tokio::time::Instant::now() < deadline + Duration::from_secs(10) {
                     tokio::time::sleep(Duration::from_millis(100)).await;
                     continue;
                 }
-                return Err(ExecError::Locked { run: run_id.into(), holder });
+                return Err(ExecError::Locked {
+                    run: run_id.into(),
+                    holder,
+                });
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
@@ -125,14 +158,25 @@ impl PgStore {
              WHERE l.locktype = 'advisory' AND l.granted AND ((l.classid::bigint << 32) | l.objid::bigint) = ({}) LIMIT 1",
             lock_key_sql()
         );
-        let row = sqlx::query(&sql).bind(run_id).fetch_optional(&mut *conn).await.ok().flatten()?;
+        let row = sqlx::query(&sql)
+            .bind(run_id)
+            .fetch_optional(&mut *conn)
+            .await
+            .ok()
+            .flatten()?;
         let app: String = row.try_get(0).ok()?;
         let since: chrono::DateTime<Utc> = row.try_get(1).ok()?;
         parse_application_name(&app, since)
     }
 
     /// Creates a run (its plan and header) and opens it for appending.
-    pub async fn create(&self, run_id: &str, plan: &Plan, header: &Header, command: &str) -> Result<PgRun, ExecError> {
+    pub async fn create(
+        &self,
+        run_id: &str,
+        plan: &Plan,
+        header: &Header,
+        command: &str,
+    ) -> Result<PgRun, ExecError> {
         let mut conn = self.connect(&application_name(command), true).await?;
         self.lock(&mut conn, run_id).await?;
         let plan_json = serde_json::to_string(&RecordedPlan::of(plan)).expect("plans serialize");
@@ -140,26 +184,74 @@ impl PgStore {
         let c = crc(0, 0, payload.as_bytes());
         // The run row and its header together or not at all (the lock is session-level and was
         // taken before this transaction, so it is not tied to it).
-        let mut tx = conn.begin().await.map_err(|e| db_err("cannot record the run", e))?;
-        sqlx::query("INSERT INTO cutover_runs (run_id, plan) VALUES ($1, $2)").bind(run_id).bind(plan_json).execute(&mut *tx).await.map_err(|e| db_err("cannot record the run", e))?;
-        sqlx::query("INSERT INTO cutover_events (run_id, seq, crc, payload) VALUES ($1, 0, $2, $3)").bind(run_id).bind(i64::from(c)).bind(payload).execute(&mut *tx).await.map_err(|e| db_err("cannot write the header", e))?;
-        tx.commit().await.map_err(|e| db_err("cannot record the run", e))?;
-        Ok(PgRun { conn, run_id: run_id.into(), chain: Chain::new(1, c) })
+        let mut tx = conn
+            .begin()
+            .await
+            .map_err(|e| db_err("cannot record the run", e))?;
+        sqlx::query("INSERT INTO cutover_runs (run_id, plan) VALUES ($1, $2)")
+            .bind(run_id)
+            .bind(plan_json)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| db_err("cannot record the run", e))?;
+        sqlx::query(
+            "INSERT INTO cutover_events (run_id, seq, crc, payload) VALUES ($1, 0, $2, $3)",
+        )
+        .bind(run_id)
+        .bind(i64::from(c))
+        .bind(payload)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| db_err("cannot write the header", e))?;
+        tx.commit()
+            .await
+            .map_err(|e| db_err("cannot record the run", e))?;
+        Ok(PgRun {
+            conn,
+            run_id: run_id.into(),
+            chain: Chain::new(1, c),
+        })
     }
 
-    async fn read_with(&self, conn: &mut PgConnection, run_id: &str) -> Result<(LogContents, Plan), ExecError> {
-        let plan_row = sqlx::query("SELECT plan FROM cutover_runs WHERE run_id = $1").bind(run_id).fetch_optional(&mut *conn).await.map_err(|e| db_err("reading the run", e))?;
+    async fn read_with(
+        &self,
+        conn: &mut PgConnection,
+        run_id: &str,
+    ) -> Result<(LogContents, Plan), ExecError> {
+        let plan_row = sqlx::query("SELECT plan FROM cutover_runs WHERE run_id = $1")
+            .bind(run_id)
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(|e| db_err("reading the run", e))?;
         let Some(plan_row) = plan_row else {
-            return Err(ExecError::State(format!("no run `{run_id}` in the PostgreSQL log (`cutover runs` lists them)")));
+            return Err(ExecError::State(format!(
+                "no run `{run_id}` in the PostgreSQL log (`cutover runs` lists them)"
+            )));
         };
         let plan_json: String = plan_row.get(0);
-        let rec: RecordedPlan = serde_json::from_str(&plan_json).map_err(|e| ExecError::State(format!("PostgreSQL log: the recorded plan of {run_id} is unreadable: {e}")))?;
-        let plan = Plan::from_steps(rec.release, rec.plan_hash, rec.steps, rec.strategies).map_err(|e| ExecError::State(format!("PostgreSQL log: {e}")))?;
-        let rows = sqlx::query("SELECT seq, crc, payload FROM cutover_events WHERE run_id = $1 ORDER BY seq").bind(run_id).fetch_all(&mut *conn).await.map_err(|e| db_err("reading events", e))?;
-        let refused = |message: String, hint: &str| ExecError::Refused { message, hint: hint.into() };
+        let rec: RecordedPlan = serde_json::from_str(&plan_json).map_err(|e| {
+            ExecError::State(format!(
+                "PostgreSQL log: the recorded plan of {run_id} is unreadable: {e}"
+            ))
+        })?;
+        let plan = Plan::from_steps(rec.release, rec.plan_hash, rec.steps, rec.strategies)
+            .map_err(|e| ExecError::State(format!("PostgreSQL log: {e}")))?;
+        let rows = sqlx::query(
+            "SELECT seq, crc, payload FROM cutover_events WHERE run_id = $1 ORDER BY seq",
+        )
+        .bind(run_id)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(|e| db_err("reading events", e))?;
+        let refused = |message: String, hint: &str| ExecError::Refused {
+            message,
+            hint: hint.into(),
+        };
         let damaged = |seq: u64, what: String| {
             refused(
-                format!("PostgreSQL log of {run_id} is damaged at seq {seq}: {what}; nothing was changed"),
+                format!(
+                    "PostgreSQL log of {run_id} is damaged at seq {seq}: {what}; nothing was changed"
+                ),
                 "the log is the record of what was done: do not delete or edit its rows; `SELECT seq, payload FROM cutover_events WHERE run_id = 'RUN' ORDER BY seq` shows the events before the damage",
             )
         };
@@ -171,18 +263,29 @@ impl PgStore {
             let stored: i64 = row.get(1);
             let payload: String = row.get(2);
             if seq != i as i64 {
-                return Err(damaged(i as u64, format!("found seq {seq}: rows are missing")));
+                return Err(damaged(
+                    i as u64,
+                    format!("found seq {seq}: rows are missing"),
+                ));
             }
             let c = crc(prev, seq as u64, payload.as_bytes());
             if i64::from(c) != stored {
-                return Err(damaged(seq as u64, "checksum mismatch (the row was altered, or rows were spliced)".into()));
+                return Err(damaged(
+                    seq as u64,
+                    "checksum mismatch (the row was altered, or rows were spliced)".into(),
+                ));
             }
             prev = c;
             if seq == 0 {
-                let h: Header = serde_json::from_str(&payload).map_err(|e| damaged(0, format!("the header row is intact but unreadable: {e}")))?;
+                let h: Header = serde_json::from_str(&payload).map_err(|e| {
+                    damaged(0, format!("the header row is intact but unreadable: {e}"))
+                })?;
                 if h.format_version != FORMAT_VERSION {
                     return Err(refused(
-                        format!("PostgreSQL log of {run_id} is in format {}; this cutover reads format {FORMAT_VERSION} only", h.format_version),
+                        format!(
+                            "PostgreSQL log of {run_id} is in format {}; this cutover reads format {FORMAT_VERSION} only",
+                            h.format_version
+                        ),
                         "use the cutover release that wrote this run to resume, roll back or read it",
                     ));
                 }
@@ -197,20 +300,42 @@ impl PgStore {
             }
         }
         let header = header.ok_or_else(|| damaged(0, "the header row is missing".into()))?;
-        Ok((LogContents { header, records, valid_len: rows.len() as u64, last_crc: prev, torn: None }, plan))
+        Ok((
+            LogContents {
+                header,
+                records,
+                valid_len: rows.len() as u64,
+                last_crc: prev,
+                torn: None,
+            },
+            plan,
+        ))
     }
 
     /// Opens `run_id` for appending (takes its lock).
-    pub async fn open(&self, run_id: &str, command: &str) -> Result<(PgRun, LogContents, Plan), ExecError> {
-        let mut conn = self.connect_existing(&application_name(command), run_id).await?;
+    pub async fn open(
+        &self,
+        run_id: &str,
+        command: &str,
+    ) -> Result<(PgRun, LogContents, Plan), ExecError> {
+        let mut conn = self
+            .connect_existing(&application_name(command), run_id)
+            .await?;
         self.lock(&mut conn, run_id).await?;
         let (contents, plan) = self.read_with(&mut conn, run_id).await?;
-        let run = PgRun { conn, run_id: run_id.into(), chain: Chain::new(contents.records.len() as u64 + 1, contents.last_crc) };
+        let run = PgRun {
+            conn,
+            run_id: run_id.into(),
+            chain: Chain::new(contents.records.len() as u64 + 1, contents.last_crc),
+        };
         Ok((run, contents, plan))
     }
 
     /// Reads a run without locking it, with its current lock holder.
-    pub async fn read(&self, run_id: &str) -> Result<(LogContents, Plan, Option<Holder>), ExecError> {
+    pub async fn read(
+        &self,
+        run_id: &str,
+    ) -> Result<(LogContents, Plan, Option<Holder>), ExecError> {
         let mut conn = self.connect_existing("cutover (read-only)", run_id).await?;
         let (contents, plan) = self.read_with(&mut conn, run_id).await?;
         let holder = self.holder(&mut conn, run_id).await;
@@ -223,15 +348,31 @@ impl PgStore {
         if !Self::has_tables(&mut conn).await? {
             return Ok(Vec::new());
         }
-        let ids: Vec<String> = sqlx::query_scalar("SELECT run_id FROM cutover_runs ORDER BY created_at DESC, run_id DESC").fetch_all(&mut conn).await.map_err(|e| db_err("listing runs", e))?;
+        let ids: Vec<String> = sqlx::query_scalar(
+            "SELECT run_id FROM cutover_runs ORDER BY created_at DESC, run_id DESC",
+        )
+        .fetch_all(&mut conn)
+        .await
+        .map_err(|e| db_err("listing runs", e))?;
         let mut out = Vec::new();
         for id in ids {
-            let summary = match self.read_with(&mut conn, &id).await.and_then(|(c, _)| crate::state::RunState::replay(&c.header, &c.records).map_err(|e| ExecError::State(e.to_string()))) {
+            let summary = match self.read_with(&mut conn, &id).await.and_then(|(c, _)| {
+                crate::state::RunState::replay(&c.header, &c.records)
+                    .map_err(|e| ExecError::State(e.to_string()))
+            }) {
                 Ok(st) => {
                     let locked = self.holder(&mut conn, &id).await.is_some();
                     RunSummary::of(id, &st, locked, Default::default())
                 }
-                Err(e) => RunSummary { run_id: id, release: String::new(), started_at: None, updated_at: None, state: format!("unreadable: {e}"), dry_run: false, dir: Default::default() },
+                Err(e) => RunSummary {
+                    run_id: id,
+                    release: String::new(),
+                    started_at: None,
+                    updated_at: None,
+                    state: format!("unreadable: {e}"),
+                    dry_run: false,
+                    dir: Default::default(),
+                },
             };
             out.push(summary);
         }
@@ -249,14 +390,16 @@ impl PgRun {
     pub async fn append(&mut self, event: Event) -> Result<Record, ExecError> {
         let (record, payload, c) = self.chain.prepare(event);
         let payload = String::from_utf8(payload).expect("records are JSON text");
-        sqlx::query("INSERT INTO cutover_events (run_id, seq, crc, payload) VALUES ($1, $2, $3, $4)")
-            .bind(&self.run_id)
-            .bind(record.seq as i64)
-            .bind(i64::from(c))
-            .bind(&payload)
-            .execute(&mut self.conn)
-            .await
-            .map_err(|e| db_err("cannot append an event", e))?;
+        sqlx::query(
+            "INSERT INTO cutover_events (run_id, seq, crc, payload) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(&self.run_id)
+        .bind(record.seq as i64)
+        .bind(i64::from(c))
+        .bind(&payload)
+        .execute(&mut self.conn)
+        .await
+        .map_err(|e| db_err("cannot append an event", e))?;
         self.chain.committed(record.seq, c);
         Ok(record)
     }
@@ -280,7 +423,11 @@ fn process_alive(pid: u32) -> bool {
 }
 
 fn application_name(command: &str) -> String {
-    format!("cutover {command} pid {} on {}", std::process::id(), hostname())
+    format!(
+        "cutover {command} pid {} on {}",
+        std::process::id(),
+        hostname()
+    )
 }
 
 fn parse_application_name(app: &str, since: chrono::DateTime<Utc>) -> Option<Holder> {
@@ -288,5 +435,10 @@ fn parse_application_name(app: &str, since: chrono::DateTime<Utc>) -> Option<Hol
     let rest = app.strip_prefix("cutover ")?;
     let (command, rest) = rest.split_once(" pid ")?;
     let (pid, host) = rest.split_once(" on ")?;
-    Some(Holder { pid: pid.parse().ok()?, host: host.into(), since, command: command.into() })
+    Some(Holder {
+        pid: pid.parse().ok()?,
+        host: host.into(),
+        since,
+        command: command.into(),
+    })
 }

@@ -6,7 +6,12 @@
 /// spaces and parentheses, so they are counted from the last `)`.
 fn stat_fields(pid: i32) -> Option<Vec<String>> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    Some(stat[stat.rfind(')')? + 1..].split_whitespace().map(str::to_string).collect())
+    Some(
+        stat[stat.rfind(')')? + 1..]
+            .split_whitespace()
+            .map(str::to_string)
+            .collect(),
+    )
 }
 
 /// When process `pid` started: `/proc/PID/stat` field 22, in clock ticks since boot. With the pid
@@ -18,11 +23,17 @@ pub fn start_ticks(pid: i32) -> Option<u64> {
 /// Whether `pid` has exited and only waits to be reaped (state `Z` or `X`), or is gone: it acts
 /// no more (a zombie whose parent does not reap it, as some container inits do not, never goes).
 pub fn is_zombie(pid: i32) -> bool {
-    stat_fields(pid).and_then(|f| f.first().map(|s| s.starts_with(['Z', 'X']))).unwrap_or(true)
+    stat_fields(pid)
+        .and_then(|f| f.first().map(|s| s.starts_with(['Z', 'X'])))
+        .unwrap_or(true)
 }
 
 /// Process `pid`'s command line, its arguments joined by spaces (empty when unknown).
 pub fn cmdline(pid: i32) -> String {
     let raw = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-    raw.split(|&b| b == 0).filter(|a| !a.is_empty()).map(String::from_utf8_lossy).collect::<Vec<_>>().join(" ")
+    raw.split(|&b| b == 0)
+        .filter(|a| !a.is_empty())
+        .map(String::from_utf8_lossy)
+        .collect::<Vec<_>>()
+        .join(" ")
 }

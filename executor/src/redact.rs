@@ -72,7 +72,9 @@ pub fn redact_url_passwords(text: &str) -> String {
         let (head, tail) = rest.split_at(i + 3);
         out.push_str(head);
         // The authority ends at the first '/', whitespace, quote or end.
-        let end = tail.find(|c: char| c == '/' || c == '"' || c == '\'' || c.is_whitespace()).unwrap_or(tail.len());
+        let end = tail
+            .find(|c: char| c == '/' || c == '"' || c == '\'' || c.is_whitespace())
+            .unwrap_or(tail.len());
         let authority = &tail[..end];
         match (authority.rfind('@'), authority.find(':')) {
             (Some(at), Some(colon)) if colon < at => {
@@ -98,12 +100,17 @@ fn redact_password_parameters(text: &str) -> String {
     while let Some(i) = rest.find("password=") {
         let key_start = if rest[..i].ends_with("ssl") { i - 3 } else { i };
         let boundary = rest[..key_start].chars().next_back();
-        let is_param = matches!(boundary, None | Some('?' | '&' | ' ' | '\t' | '\n' | '"' | '\''));
+        let is_param = matches!(
+            boundary,
+            None | Some('?' | '&' | ' ' | '\t' | '\n' | '"' | '\'')
+        );
         let value_start = i + "password=".len();
         out.push_str(&rest[..value_start]);
         rest = &rest[value_start..];
         if is_param {
-            let end = rest.find(|c: char| c == '&' || c == '"' || c == '\'' || c.is_whitespace()).unwrap_or(rest.len());
+            let end = rest
+                .find(|c: char| c == '&' || c == '"' || c == '\'' || c.is_whitespace())
+                .unwrap_or(rest.len());
             if end > 0 {
                 out.push_str(REDACTED);
             }
@@ -120,14 +127,32 @@ mod tests {
 
     #[test]
     fn urls_lose_their_passwords_only() {
-        assert_eq!(redact_url_passwords("connect postgres://app:s3cret@db:5432/app failed"), "connect postgres://app:[redacted]@db:5432/app failed");
-        assert_eq!(redact_url_passwords("postgres://app@db/app and http://x/y:z@w"), "postgres://app@db/app and http://x/y:z@w");
+        assert_eq!(
+            redact_url_passwords("connect postgres://app:s3cret@db:5432/app failed"),
+            "connect postgres://app:[redacted]@db:5432/app failed"
+        );
+        assert_eq!(
+            redact_url_passwords("postgres://app@db/app and http://x/y:z@w"),
+            "postgres://app@db/app and http://x/y:z@w"
+        );
         assert_eq!(redact_url_passwords("no url here"), "no url here");
-        assert_eq!(redact_url_passwords("postgres://app@db/app?sslmode=require&password=s3cret failed"), "postgres://app@db/app?sslmode=require&password=[redacted] failed");
-        assert_eq!(redact_url_passwords("`postgres://db/app?password=a%26b&user=x`"), "`postgres://db/app?password=[redacted]&user=x`");
-        assert_eq!(redact_url_passwords("host=db sslpassword=k3y password=pw dbname=app"), "host=db sslpassword=[redacted] password=[redacted] dbname=app");
+        assert_eq!(
+            redact_url_passwords("postgres://app@db/app?sslmode=require&password=s3cret failed"),
+            "postgres://app@db/app?sslmode=require&password=[redacted] failed"
+        );
+        assert_eq!(
+            redact_url_passwords("`postgres://db/app?password=a%26b&user=x`"),
+            "`postgres://db/app?password=[redacted]&user=x`"
+        );
+        assert_eq!(
+            redact_url_passwords("host=db sslpassword=k3y password=pw dbname=app"),
+            "host=db sslpassword=[redacted] password=[redacted] dbname=app"
+        );
         // Not a parameter: left alone.
-        assert_eq!(redact_url_passwords("wrong_password=3 attempts"), "wrong_password=3 attempts");
+        assert_eq!(
+            redact_url_passwords("wrong_password=3 attempts"),
+            "wrong_password=3 attempts"
+        );
     }
 
     #[test]

@@ -70,19 +70,39 @@ pub struct ForwardResult {
 
 impl Session {
     /// Attaches to a run whose lock is held and whose log is open.
-    pub fn new(dir: PathBuf, plan: Plan, state: RunState, sink: Sink, reporter: Box<dyn Reporter>) -> Self {
-        let crash_after_effect = std::env::var("CUTOVER_CRASH_AFTER_EFFECT").ok().filter(|s| !s.is_empty());
+    pub fn new(
+        dir: PathBuf,
+        plan: Plan,
+        state: RunState,
+        sink: Sink,
+        reporter: Box<dyn Reporter>,
+    ) -> Self {
+        let crash_after_effect = std::env::var("CUTOVER_CRASH_AFTER_EFFECT")
+            .ok()
+            .filter(|s| !s.is_empty());
         // Every database connection of this process names the run (see `drivers::postgres`).
         if let Some(run) = dir.file_name() {
             crate::drivers::postgres::attach_run(&run.to_string_lossy());
         }
-        Session { dir, plan, state, sink, reporter, crash_after_effect }
+        Session {
+            dir,
+            plan,
+            state,
+            sink,
+            reporter,
+            crash_after_effect,
+        }
     }
 
     /// Appends `event` (durably), applies it to the state and reports it.
     pub async fn emit(&mut self, event: Event) -> Result<Record, ExecError> {
         let record = self.sink.append(event).await?;
-        self.state.apply(&record).map_err(|source| ExecError::Replay { path: PathBuf::from(self.sink.describe()), source })?;
+        self.state
+            .apply(&record)
+            .map_err(|source| ExecError::Replay {
+                path: PathBuf::from(self.sink.describe()),
+                source,
+            })?;
         self.reporter.event(&record);
         Ok(record)
     }
@@ -114,14 +134,22 @@ impl Session {
     /// Kinds in the plan that have no driver (nothing is checked for a dry run).
     pub fn missing_drivers(&self, drivers: &Drivers) -> Vec<String> {
         let kinds: BTreeSet<StepKind> = self.plan.steps().map(|s| s.kind).collect();
-        kinds.into_iter().filter(|k| drivers.get(*k).is_none()).map(|k| k.as_str().to_string()).collect()
+        kinds
+            .into_iter()
+            .filter(|k| drivers.get(*k).is_none())
+            .map(|k| k.as_str().to_string())
+            .collect()
     }
 
     /// Makes sure no earlier attempt of a step is still acting before anything judges or
     /// repeats it: for every step in doubt (started, end not recorded) or half-compensated, the
     /// driver's [`crate::driver::Driver::fence`] kills what is left of the dead executor's
     /// processes or waits for its database statements to end.
-    async fn fence_unfinished(&mut self, drivers: &Drivers, opts: &RunOptions) -> Result<(), ExecError> {
+    async fn fence_unfinished(
+        &mut self,
+        drivers: &Drivers,
+        opts: &RunOptions,
+    ) -> Result<(), ExecError> {
         if self.state.dry_run {
             return Ok(());
         }
@@ -133,15 +161,24 @@ impl Session {
             .map(|(id, _)| id.clone())
             .collect();
         for id in unfinished {
-            let Some(step) = self.plan.step(&id).cloned() else { continue };
-            let Some(driver) = drivers.get(step.kind) else { continue };
+            let Some(step) = self.plan.step(&id).cloned() else {
+                continue;
+            };
+            let Some(driver) = drivers.get(step.kind) else {
+                continue;
+            };
             // What the attempt recorded about itself (a command's process group) helps find it.
             let mut ctx = opts.ctx.clone();
             ctx.resume_from = self.state.steps[&id].progress.clone();
             match driver.fence(step, ctx).await {
                 Ok(Some(line)) => self.notice(&format!("{id}: {line}")),
                 Ok(None) => {}
-                Err(e) => return Err(ExecError::State(format!("cannot make sure the earlier attempt of `{id}` has stopped: {}", opts.ctx.redactor.redact(&e.0)))),
+                Err(e) => {
+                    return Err(ExecError::State(format!(
+                        "cannot make sure the earlier attempt of `{id}` has stopped: {}",
+                        opts.ctx.redactor.redact(&e.0)
+                    )));
+                }
             }
         }
         Ok(())
@@ -151,34 +188,83 @@ impl Session {
     /// `step_probed` event; false when the step cannot be probed. A partial effect counts as
     /// done for a rollback (`for_rollback`: its undo takes back what is there) and as not done
     /// for a resume (the step runs again and skips what is there).
-    async fn record_probe(&mut self, drivers: &Drivers, opts: &RunOptions, step: &Step, for_rollback: bool) -> Result<bool, ExecError> {
+    async fn record_probe(
+        &mut self,
+        drivers: &Drivers,
+        opts: &RunOptions,
+        step: &Step,
+        for_rollback: bool,
+    ) -> Result<bool, ExecError> {
         let probe = match drivers.get(step.kind) {
-            Some(d) => d.probe(step.clone(), opts.ctx.clone()).await.map_err(|e| ExecError::State(format!("probing `{}` failed: {}", step.id, opts.ctx.redactor.redact(&e.0))))?,
+            Some(d) => d.probe(step.clone(), opts.ctx.clone()).await.map_err(|e| {
+                ExecError::State(format!(
+                    "probing `{}` failed: {}",
+                    step.id,
+                    opts.ctx.redactor.redact(&e.0)
+                ))
+            })?,
             None => None,
         };
         let (outcome, undo) = match probe {
             Some(Probe::Done(undo)) => (ProbeOutcome::Done, undo),
             Some(Probe::NotDone) => (ProbeOutcome::NotDone, Value::Null),
             Some(Probe::Partial(undo)) => {
-                let next = if for_rollback { "its undo takes back what is there" } else { "it runs again and skips what is done" };
-                self.notice(&format!("{}: part of its effect is in place; {next}", step.id));
-                if for_rollback { (ProbeOutcome::Done, undo) } else { (ProbeOutcome::NotDone, Value::Null) }
+                let next = if for_rollback {
+                    "its undo takes back what is there"
+                } else {
+                    "it runs again and skips what is done"
+                };
+                self.notice(&format!(
+                    "{}: part of its effect is in place; {next}",
+                    step.id
+                ));
+                if for_rollback {
+                    (ProbeOutcome::Done, undo)
+                } else {
+                    (ProbeOutcome::NotDone, Value::Null)
+                }
             }
             None => return Ok(false),
         };
-        self.emit(Event::StepProbed { step: step.id.clone(), outcome, undo }).await?;
+        self.emit(Event::StepProbed {
+            step: step.id.clone(),
+            outcome,
+            undo,
+        })
+        .await?;
         Ok(true)
     }
 
     /// Resolves steps left in doubt by a crash: probes them, or marks idempotent ones for a re-run.
     /// `retry` lists steps the operator checked and wants run again.
-    pub async fn settle_in_doubt(&mut self, drivers: &Drivers, opts: &RunOptions, retry: &[String]) -> Result<(), ExecError> {
+    pub async fn settle_in_doubt(
+        &mut self,
+        drivers: &Drivers,
+        opts: &RunOptions,
+        retry: &[String],
+    ) -> Result<(), ExecError> {
         self.fence_unfinished(drivers, opts).await?;
-        for id in self.state.in_doubt().into_iter().map(String::from).collect::<Vec<_>>() {
-            let step = self.plan.step(&id).cloned().ok_or_else(|| ExecError::State(format!("step `{id}` is in the log but not in the plan")))?;
+        for id in self
+            .state
+            .in_doubt()
+            .into_iter()
+            .map(String::from)
+            .collect::<Vec<_>>()
+        {
+            let step = self.plan.step(&id).cloned().ok_or_else(|| {
+                ExecError::State(format!("step `{id}` is in the log but not in the plan"))
+            })?;
             if self.state.dry_run || retry.contains(&id) {
-                let why = if self.state.dry_run { "dry run: described again" } else { "the operator checked it and asked for a retry" };
-                self.emit(Event::StepFailed { step: id.clone(), error: format!("interrupted before its end was recorded; {why}") }).await?;
+                let why = if self.state.dry_run {
+                    "dry run: described again"
+                } else {
+                    "the operator checked it and asked for a retry"
+                };
+                self.emit(Event::StepFailed {
+                    step: id.clone(),
+                    error: format!("interrupted before its end was recorded; {why}"),
+                })
+                .await?;
                 continue;
             }
             if self.record_probe(drivers, opts, &step, false).await? {
@@ -187,7 +273,12 @@ impl Session {
             if !step.idempotent {
                 return Err(ExecError::InDoubt { step: id });
             }
-            self.emit(Event::StepFailed { step: id.clone(), error: "interrupted before its end was recorded; idempotent, so it runs again".into() }).await?;
+            self.emit(Event::StepFailed {
+                step: id.clone(),
+                error: "interrupted before its end was recorded; idempotent, so it runs again"
+                    .into(),
+            })
+            .await?;
         }
         Ok(())
     }
@@ -199,16 +290,28 @@ impl Session {
     /// a second signal stops those too.
     ///
     /// [`Driver::interruptible`]: crate::driver::Driver::interruptible
-    pub async fn forward(&mut self, drivers: &Drivers, opts: &RunOptions) -> Result<ForwardResult, ExecError> {
+    pub async fn forward(
+        &mut self,
+        drivers: &Drivers,
+        opts: &RunOptions,
+    ) -> Result<ForwardResult, ExecError> {
         if self.state.rollback.is_some() {
-            return Err(ExecError::State("this run is being rolled back; continue with `cutover rollback RUN`".into()));
+            return Err(ExecError::State(
+                "this run is being rolled back; continue with `cutover rollback RUN`".into(),
+            ));
         }
-        let mut sigint = signal(SignalKind::interrupt()).map_err(|e| ExecError::io(&self.dir, e))?;
-        let mut sigterm = signal(SignalKind::terminate()).map_err(|e| ExecError::io(&self.dir, e))?;
+        let mut sigint =
+            signal(SignalKind::interrupt()).map_err(|e| ExecError::io(&self.dir, e))?;
+        let mut sigterm =
+            signal(SignalKind::terminate()).map_err(|e| ExecError::io(&self.dir, e))?;
         // Dependency counting: a step is ready when its last unfinished dependency succeeds, so
         // each completion costs work proportional to its dependents, not to the plan's size.
         let order: Vec<Step> = self.plan.steps().cloned().collect();
-        let index: HashMap<&str, usize> = order.iter().enumerate().map(|(i, s)| (s.id.as_str(), i)).collect();
+        let index: HashMap<&str, usize> = order
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.id.as_str(), i))
+            .collect();
         let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); order.len()];
         let mut waiting: Vec<usize> = vec![0; order.len()];
         for (i, step) in order.iter().enumerate() {
@@ -220,7 +323,9 @@ impl Session {
             }
         }
         let runnable = |st: StepState| matches!(st, StepState::Pending | StepState::Failed);
-        let mut ready: BTreeSet<usize> = (0..order.len()).filter(|i| waiting[*i] == 0 && runnable(self.state.steps[&order[*i].id].state)).collect();
+        let mut ready: BTreeSet<usize> = (0..order.len())
+            .filter(|i| waiting[*i] == 0 && runnable(self.state.steps[&order[*i].id].state))
+            .collect();
         let mut running: BTreeSet<String> = BTreeSet::new();
         // `None`: an interruptible step stopped by the first signal (it stays in doubt).
         let mut tasks: JoinSet<(String, Option<Result<Done, StepError>>)> = JoinSet::new();
@@ -231,23 +336,41 @@ impl Session {
         // The first failure was an inconclusive gate: pause, whatever `on_failure` says.
         let mut inconclusive = false;
         let mut interrupted = 0u32;
-        let (progress_tx, mut progress_rx) = tokio::sync::mpsc::unbounded_channel::<(String, Value)>();
+        let (progress_tx, mut progress_rx) =
+            tokio::sync::mpsc::unbounded_channel::<(String, Value)>();
         loop {
             while failed.is_none() && interrupted == 0 && running.len() < opts.jobs.max(1) {
                 // Lowest index first: plan order among the ready steps.
                 let Some(i) = ready.pop_first() else { break };
                 let step = &order[i];
                 let attempt = self.state.steps[&step.id].attempts + 1;
-                self.emit(Event::StepStarted { step: step.id.clone(), attempt }).await?;
+                self.emit(Event::StepStarted {
+                    step: step.id.clone(),
+                    attempt,
+                })
+                .await?;
                 running.insert(step.id.clone());
                 let id = step.id.clone();
                 if self.state.dry_run {
                     let detail = format!("dry run: {}", step.description);
-                    tasks.spawn(async move { (id, Some(Ok(Done { undo: Value::Null, detail: Some(detail) }))) });
+                    tasks.spawn(async move {
+                        (
+                            id,
+                            Some(Ok(Done {
+                                undo: Value::Null,
+                                detail: Some(detail),
+                            })),
+                        )
+                    });
                 } else {
-                    let driver = drivers.get(step.kind).ok_or_else(|| ExecError::NoDriver { kinds: vec![step.kind.as_str().into()] })?;
+                    let driver = drivers.get(step.kind).ok_or_else(|| ExecError::NoDriver {
+                        kinds: vec![step.kind.as_str().into()],
+                    })?;
                     let mut ctx = opts.ctx.clone();
-                    ctx.progress = Some(crate::driver::Progress::new(step.id.clone(), progress_tx.clone()));
+                    ctx.progress = Some(crate::driver::Progress::new(
+                        step.id.clone(),
+                        progress_tx.clone(),
+                    ));
                     ctx.resume_from = self.state.steps[&step.id].progress.clone();
                     ctx.attempt = attempt;
                     let fut = driver.run(step.clone(), ctx);
@@ -320,67 +443,150 @@ impl Session {
                 // probes them.
                 tasks.abort_all();
                 self.notice("stopped; the interrupted steps will be checked by `cutover resume`");
-                self.emit(Event::RunFinished { outcome: Outcome::Interrupted }).await?;
-                return Ok(ForwardResult { outcome: Outcome::Interrupted, failed, stopped_at: None });
+                self.emit(Event::RunFinished {
+                    outcome: Outcome::Interrupted,
+                })
+                .await?;
+                return Ok(ForwardResult {
+                    outcome: Outcome::Interrupted,
+                    failed,
+                    stopped_at: None,
+                });
             }
         }
         if interrupted > 0 {
-            self.emit(Event::RunFinished { outcome: Outcome::Interrupted }).await?;
-            return Ok(ForwardResult { outcome: Outcome::Interrupted, failed, stopped_at: None });
+            self.emit(Event::RunFinished {
+                outcome: Outcome::Interrupted,
+            })
+            .await?;
+            return Ok(ForwardResult {
+                outcome: Outcome::Interrupted,
+                failed,
+                stopped_at: None,
+            });
         }
         if let Some((step, error)) = failed {
             let reason = format!("step `{step}` failed: {error}");
-            let on_failure = if inconclusive { OnFailure::Pause } else { opts.on_failure };
+            let on_failure = if inconclusive {
+                OnFailure::Pause
+            } else {
+                opts.on_failure
+            };
             return match on_failure {
                 OnFailure::Pause => {
                     self.emit(Event::Paused { reason }).await?;
-                    self.emit(Event::RunFinished { outcome: Outcome::Paused }).await?;
-                    Ok(ForwardResult { outcome: Outcome::Paused, failed: Some((step, error)), stopped_at: None })
+                    self.emit(Event::RunFinished {
+                        outcome: Outcome::Paused,
+                    })
+                    .await?;
+                    Ok(ForwardResult {
+                        outcome: Outcome::Paused,
+                        failed: Some((step, error)),
+                        stopped_at: None,
+                    })
                 }
                 OnFailure::Rollback => {
-                    self.emit(Event::RollbackStarted { target: None, reason }).await?;
+                    self.emit(Event::RollbackStarted {
+                        target: None,
+                        reason,
+                    })
+                    .await?;
                     let r = self.compensate(drivers, opts, None).await?;
-                    Ok(ForwardResult { outcome: r.outcome, failed: Some((step, error)), stopped_at: r.stopped_at })
+                    Ok(ForwardResult {
+                        outcome: r.outcome,
+                        failed: Some((step, error)),
+                        stopped_at: r.stopped_at,
+                    })
                 }
             };
         }
         if !self.state.complete() {
-            let left: Vec<&str> = order.iter().filter(|s| self.state.steps[&s.id].state != StepState::Succeeded).map(|s| s.id.as_str()).take(5).collect();
-            return Err(ExecError::State(format!("no step can start, but some are not done: {}", left.join(", "))));
+            let left: Vec<&str> = order
+                .iter()
+                .filter(|s| self.state.steps[&s.id].state != StepState::Succeeded)
+                .map(|s| s.id.as_str())
+                .take(5)
+                .collect();
+            return Err(ExecError::State(format!(
+                "no step can start, but some are not done: {}",
+                left.join(", ")
+            )));
         }
-        self.emit(Event::RunFinished { outcome: Outcome::Succeeded }).await?;
-        Ok(ForwardResult { outcome: Outcome::Succeeded, failed: None, stopped_at: None })
+        self.emit(Event::RunFinished {
+            outcome: Outcome::Succeeded,
+        })
+        .await?;
+        Ok(ForwardResult {
+            outcome: Outcome::Succeeded,
+            failed: None,
+            stopped_at: None,
+        })
     }
 
-
     /// Starts (or continues) a rollback to `target`.
-    pub async fn rollback(&mut self, drivers: &Drivers, opts: &RunOptions, target: Option<String>, reason: &str) -> Result<ForwardResult, ExecError> {
+    pub async fn rollback(
+        &mut self,
+        drivers: &Drivers,
+        opts: &RunOptions,
+        target: Option<String>,
+        reason: &str,
+    ) -> Result<ForwardResult, ExecError> {
         if let Some(t) = &target
-            && !self.state.completed.contains(t) {
-                return Err(ExecError::State(format!("`--to {t}`: that step has not succeeded in this run, so there is nothing to roll back to")));
-            }
+            && !self.state.completed.contains(t)
+        {
+            return Err(ExecError::State(format!(
+                "`--to {t}`: that step has not succeeded in this run, so there is nothing to roll back to"
+            )));
+        }
         match &self.state.rollback {
             Some(existing) if *existing != target && target.is_some() => {
-                return Err(ExecError::State(format!("a rollback to {} is already under way; finish it first", existing.as_deref().unwrap_or("the start"))));
+                return Err(ExecError::State(format!(
+                    "a rollback to {} is already under way; finish it first",
+                    existing.as_deref().unwrap_or("the start")
+                )));
             }
             Some(_) => {}
             None => {
-                self.emit(Event::RollbackStarted { target: target.clone(), reason: reason.into() }).await?;
+                self.emit(Event::RollbackStarted {
+                    target: target.clone(),
+                    reason: reason.into(),
+                })
+                .await?;
             }
         }
         let target = self.state.rollback.clone().flatten();
         self.compensate(drivers, opts, target).await
     }
 
-    async fn compensate(&mut self, drivers: &Drivers, opts: &RunOptions, target: Option<String>) -> Result<ForwardResult, ExecError> {
+    async fn compensate(
+        &mut self,
+        drivers: &Drivers,
+        opts: &RunOptions,
+        target: Option<String>,
+    ) -> Result<ForwardResult, ExecError> {
         // A step in doubt may or may not have had its effect: find out before undoing anything,
         // once nothing of the dead executor's attempt is still acting.
         self.fence_unfinished(drivers, opts).await?;
-        for id in self.state.in_doubt().into_iter().map(String::from).collect::<Vec<_>>() {
-            let step = self.plan.step(&id).cloned().ok_or_else(|| ExecError::State(format!("step `{id}` is not in the plan")))?;
+        for id in self
+            .state
+            .in_doubt()
+            .into_iter()
+            .map(String::from)
+            .collect::<Vec<_>>()
+        {
+            let step = self
+                .plan
+                .step(&id)
+                .cloned()
+                .ok_or_else(|| ExecError::State(format!("step `{id}` is not in the plan")))?;
             if self.state.dry_run {
                 // A described step did nothing: there is nothing to undo.
-                self.emit(Event::StepProbed { step: id, outcome: ProbeOutcome::NotDone, undo: Value::Null }).await?;
+                self.emit(Event::StepProbed {
+                    step: id,
+                    outcome: ProbeOutcome::NotDone,
+                    undo: Value::Null,
+                })
+                .await?;
             } else if !self.record_probe(drivers, opts, &step, true).await? {
                 return Err(ExecError::InDoubt { step: id });
             }
@@ -389,26 +595,62 @@ impl Session {
         // backfill steps are undone by the restore itself.
         let mut restored: Vec<String> = Vec::new();
         for id in rollback_order(&self.state, target.as_deref()) {
-            let step = self.plan.step(&id).cloned().ok_or_else(|| ExecError::State(format!("step `{id}` is not in the plan")))?;
+            let step = self
+                .plan
+                .step(&id)
+                .cloned()
+                .ok_or_else(|| ExecError::State(format!("step `{id}` is not in the plan")))?;
             if let Some(db) = database_of(&step).filter(|db| restored.contains(db))
-                && matches!(step.kind, StepKind::Migrate | StepKind::Backfill) {
-                    self.emit(Event::CompensationStarted { step: id.clone() }).await?;
-                    self.notice(&format!("{id}: undone by the restore of `{db}`"));
-                    self.emit(Event::CompensationSucceeded { step: id }).await?;
-                    continue;
-                }
+                && matches!(step.kind, StepKind::Migrate | StepKind::Backfill)
+            {
+                self.emit(Event::CompensationStarted { step: id.clone() })
+                    .await?;
+                self.notice(&format!("{id}: undone by the restore of `{db}`"));
+                self.emit(Event::CompensationSucceeded { step: id }).await?;
+                continue;
+            }
             if !step.reversible && opts.restore_backup && step.kind == StepKind::Migrate {
                 let db = database_of(&step).expect("migrate steps name their database");
-                let backup = self.state.completed.iter().find(|b| self.plan.step(b).is_some_and(|s| s.kind == StepKind::Backup && database_of(s).as_deref() == Some(db.as_str())) && self.state.steps[*b].undo.as_ref().is_some_and(|u| !u.is_null())).cloned();
+                let backup = self
+                    .state
+                    .completed
+                    .iter()
+                    .find(|b| {
+                        self.plan.step(b).is_some_and(|s| {
+                            s.kind == StepKind::Backup
+                                && database_of(s).as_deref() == Some(db.as_str())
+                        }) && self.state.steps[*b]
+                            .undo
+                            .as_ref()
+                            .is_some_and(|u| !u.is_null())
+                    })
+                    .cloned();
                 let Some(backup) = backup else {
-                    let why = format!("`{id}` cannot be undone and no backup of `{db}` was taken in this run");
+                    let why = format!(
+                        "`{id}` cannot be undone and no backup of `{db}` was taken in this run"
+                    );
                     self.notice(&format!("rollback stops: {why}"));
-                    self.emit(Event::RunFinished { outcome: Outcome::RollbackStopped }).await?;
-                    return Ok(ForwardResult { outcome: Outcome::RollbackStopped, failed: None, stopped_at: Some((id, why)) });
+                    self.emit(Event::RunFinished {
+                        outcome: Outcome::RollbackStopped,
+                    })
+                    .await?;
+                    return Ok(ForwardResult {
+                        outcome: Outcome::RollbackStopped,
+                        failed: None,
+                        stopped_at: Some((id, why)),
+                    });
                 };
-                let backup_step = self.plan.step(&backup).cloned().expect("completed steps are in the plan");
-                let undo = self.state.steps[&backup].undo.clone().unwrap_or(Value::Null);
-                self.emit(Event::CompensationStarted { step: id.clone() }).await?;
+                let backup_step = self
+                    .plan
+                    .step(&backup)
+                    .cloned()
+                    .expect("completed steps are in the plan");
+                let undo = self.state.steps[&backup]
+                    .undo
+                    .clone()
+                    .unwrap_or(Value::Null);
+                self.emit(Event::CompensationStarted { step: id.clone() })
+                    .await?;
                 let result = if self.state.dry_run {
                     Ok(format!("dry run: would restore {backup}"))
                 } else {
@@ -427,26 +669,48 @@ impl Session {
                     }
                     Err(e) => {
                         let error = opts.ctx.redactor.redact(&e.0);
-                        self.emit(Event::CompensationFailed { step: id.clone(), error: error.clone() }).await?;
-                        self.emit(Event::RunFinished { outcome: Outcome::RollbackStopped }).await?;
-                        return Ok(ForwardResult { outcome: Outcome::RollbackStopped, failed: None, stopped_at: Some((id, error)) });
+                        self.emit(Event::CompensationFailed {
+                            step: id.clone(),
+                            error: error.clone(),
+                        })
+                        .await?;
+                        self.emit(Event::RunFinished {
+                            outcome: Outcome::RollbackStopped,
+                        })
+                        .await?;
+                        return Ok(ForwardResult {
+                            outcome: Outcome::RollbackStopped,
+                            failed: None,
+                            stopped_at: Some((id, error)),
+                        });
                     }
                 }
             }
             if !step.reversible {
                 let why = format!("`{id}` cannot be undone: {}", step.undo);
                 self.notice(&format!("rollback stops at the pivot {why}"));
-                self.emit(Event::RunFinished { outcome: Outcome::RollbackStopped }).await?;
-                return Ok(ForwardResult { outcome: Outcome::RollbackStopped, failed: None, stopped_at: Some((id, why)) });
+                self.emit(Event::RunFinished {
+                    outcome: Outcome::RollbackStopped,
+                })
+                .await?;
+                return Ok(ForwardResult {
+                    outcome: Outcome::RollbackStopped,
+                    failed: None,
+                    stopped_at: Some((id, why)),
+                });
             }
             let undo = self.state.steps[&id].undo.clone().unwrap_or(Value::Null);
-            self.emit(Event::CompensationStarted { step: id.clone() }).await?;
+            self.emit(Event::CompensationStarted { step: id.clone() })
+                .await?;
             let result = if self.state.dry_run {
                 Ok(())
             } else {
                 match drivers.get(step.kind) {
                     Some(d) => d.undo(step.clone(), undo, opts.ctx.clone()).await,
-                    None => Err(StepError(format!("no driver for `{}` steps", step.kind.as_str()))),
+                    None => Err(StepError(format!(
+                        "no driver for `{}` steps",
+                        step.kind.as_str()
+                    ))),
                 }
             };
             match result {
@@ -456,14 +720,32 @@ impl Session {
                 }
                 Err(e) => {
                     let error = opts.ctx.redactor.redact(&e.0);
-                    self.emit(Event::CompensationFailed { step: id.clone(), error: error.clone() }).await?;
-                    self.emit(Event::RunFinished { outcome: Outcome::RollbackStopped }).await?;
-                    return Ok(ForwardResult { outcome: Outcome::RollbackStopped, failed: None, stopped_at: Some((id, error)) });
+                    self.emit(Event::CompensationFailed {
+                        step: id.clone(),
+                        error: error.clone(),
+                    })
+                    .await?;
+                    self.emit(Event::RunFinished {
+                        outcome: Outcome::RollbackStopped,
+                    })
+                    .await?;
+                    return Ok(ForwardResult {
+                        outcome: Outcome::RollbackStopped,
+                        failed: None,
+                        stopped_at: Some((id, error)),
+                    });
                 }
             }
         }
-        self.emit(Event::RunFinished { outcome: Outcome::RolledBack }).await?;
-        Ok(ForwardResult { outcome: Outcome::RolledBack, failed: None, stopped_at: None })
+        self.emit(Event::RunFinished {
+            outcome: Outcome::RolledBack,
+        })
+        .await?;
+        Ok(ForwardResult {
+            outcome: Outcome::RolledBack,
+            failed: None,
+            stopped_at: None,
+        })
     }
 }
 
@@ -475,7 +757,10 @@ pub fn rollback_order(state: &RunState, target: Option<&str>) -> Vec<String> {
         if Some(id.as_str()) == target {
             break;
         }
-        if matches!(state.steps[id].state, StepState::Succeeded | StepState::Compensating | StepState::CompensationFailed) {
+        if matches!(
+            state.steps[id].state,
+            StepState::Succeeded | StepState::Compensating | StepState::CompensationFailed
+        ) {
             out.push(id.clone());
         }
     }
@@ -486,7 +771,9 @@ pub fn rollback_order(state: &RunState, target: Option<&str>) -> Vec<String> {
 fn database_of(step: &Step) -> Option<String> {
     use cutover_planner::dag::Params;
     match &step.params {
-        Params::Migrate { database, .. } | Params::Backup { database, .. } | Params::Backfill { database, .. } => Some(database.clone()),
+        Params::Migrate { database, .. }
+        | Params::Backup { database, .. }
+        | Params::Backfill { database, .. } => Some(database.clone()),
         _ => None,
     }
 }

@@ -64,7 +64,10 @@ pub trait ContainerRuntime: Send + Sync {
     /// Whether `image` exists on the engine (no registry is consulted).
     fn image_exists(&self, image: &str) -> BoxFuture<Result<bool, RuntimeError>>;
     /// Containers, running or not, carrying every label of `labels`.
-    fn list(&self, labels: BTreeMap<String, String>) -> BoxFuture<Result<Vec<Container>, RuntimeError>>;
+    fn list(
+        &self,
+        labels: BTreeMap<String, String>,
+    ) -> BoxFuture<Result<Vec<Container>, RuntimeError>>;
     /// Creates and starts a container on the host network; returns its id.
     fn create_and_start(&self, c: NewContainer) -> BoxFuture<Result<String, RuntimeError>>;
     /// Starts a stopped container (a no-op when it runs).
@@ -89,11 +92,23 @@ fn err(what: &str, e: bollard::errors::Error) -> RuntimeError {
 }
 
 fn not_found(e: &bollard::errors::Error) -> bool {
-    matches!(e, bollard::errors::Error::DockerResponseServerError { status_code: 404, .. })
+    matches!(
+        e,
+        bollard::errors::Error::DockerResponseServerError {
+            status_code: 404,
+            ..
+        }
+    )
 }
 
 fn not_modified(e: &bollard::errors::Error) -> bool {
-    matches!(e, bollard::errors::Error::DockerResponseServerError { status_code: 304, .. })
+    matches!(
+        e,
+        bollard::errors::Error::DockerResponseServerError {
+            status_code: 304,
+            ..
+        }
+    )
 }
 
 /// The process's engine client.
@@ -130,12 +145,24 @@ impl ContainerRuntime for Docker {
         })
     }
 
-    fn list(&self, labels: BTreeMap<String, String>) -> BoxFuture<Result<Vec<Container>, RuntimeError>> {
+    fn list(
+        &self,
+        labels: BTreeMap<String, String>,
+    ) -> BoxFuture<Result<Vec<Container>, RuntimeError>> {
         Box::pin(async move {
             let d = client().await?;
-            let filter: HashMap<String, Vec<String>> = HashMap::from([("label".to_string(), labels.iter().map(|(k, v)| format!("{k}={v}")).collect())]);
-            let opts = bollard::query_parameters::ListContainersOptionsBuilder::new().all(true).filters(&filter).build();
-            let list = d.list_containers(Some(opts)).await.map_err(|e| err("list containers", e))?;
+            let filter: HashMap<String, Vec<String>> = HashMap::from([(
+                "label".to_string(),
+                labels.iter().map(|(k, v)| format!("{k}={v}")).collect(),
+            )]);
+            let opts = bollard::query_parameters::ListContainersOptionsBuilder::new()
+                .all(true)
+                .filters(&filter)
+                .build();
+            let list = d
+                .list_containers(Some(opts))
+                .await
+                .map_err(|e| err("list containers", e))?;
             let mut out = Vec::with_capacity(list.len());
             for c in list {
                 let id = c.id.unwrap_or_default();
@@ -148,12 +175,18 @@ impl ContainerRuntime for Docker {
                 let state = inspect.state.unwrap_or_default();
                 out.push(Container {
                     id,
-                    name: c.names.and_then(|n| n.into_iter().next()).unwrap_or_default().trim_start_matches('/').to_string(),
+                    name: c
+                        .names
+                        .and_then(|n| n.into_iter().next())
+                        .unwrap_or_default()
+                        .trim_start_matches('/')
+                        .to_string(),
                     image: c.image.unwrap_or_default(),
                     labels: c.labels.unwrap_or_default().into_iter().collect(),
                     running: state.running.unwrap_or(false),
                     health: state.health.and_then(|h| h.status).and_then(|s| match s {
-                        bollard::models::HealthStatusEnum::EMPTY | bollard::models::HealthStatusEnum::NONE => None,
+                        bollard::models::HealthStatusEnum::EMPTY
+                        | bollard::models::HealthStatusEnum::NONE => None,
                         other => Some(other.to_string()),
                     }),
                 });
@@ -170,10 +203,15 @@ impl ContainerRuntime for Docker {
                 image: Some(c.image.clone()),
                 env: Some(c.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
                 labels: Some(c.labels.clone().into_iter().collect()),
-                host_config: Some(bollard::models::HostConfig { network_mode: Some("host".into()), ..Default::default() }),
+                host_config: Some(bollard::models::HostConfig {
+                    network_mode: Some("host".into()),
+                    ..Default::default()
+                }),
                 ..Default::default()
             };
-            let opts = bollard::query_parameters::CreateContainerOptionsBuilder::new().name(&c.name).build();
+            let opts = bollard::query_parameters::CreateContainerOptionsBuilder::new()
+                .name(&c.name)
+                .build();
             let created = d.create_container(Some(opts), body).await.map_err(|e| match &e {
                 bollard::errors::Error::DockerResponseServerError { status_code: 404, .. } => RuntimeError(format!("docker: image `{}` not found on the engine (no registry is consulted: build or load it first, e.g. `docker load -i image.tar`)", c.image)),
                 bollard::errors::Error::DockerResponseServerError { status_code: 409, .. } => RuntimeError(format!("docker: a container named `{}` already exists and was not started by this step; remove it (`docker rm -f {}`) or rename it", c.name, c.name)),
@@ -199,7 +237,9 @@ impl ContainerRuntime for Docker {
 
     fn stop(&self, id: String, grace: Duration) -> BoxFuture<Result<(), RuntimeError>> {
         Box::pin(async move {
-            let opts = bollard::query_parameters::StopContainerOptionsBuilder::new().t(grace.as_secs().clamp(1, i32::MAX as u64) as i32).build();
+            let opts = bollard::query_parameters::StopContainerOptionsBuilder::new()
+                .t(grace.as_secs().clamp(1, i32::MAX as u64) as i32)
+                .build();
             match client().await?.stop_container(&id, Some(opts)).await {
                 Ok(()) => Ok(()),
                 Err(e) if not_modified(&e) || not_found(&e) => Ok(()),
@@ -210,7 +250,9 @@ impl ContainerRuntime for Docker {
 
     fn remove(&self, id: String) -> BoxFuture<Result<(), RuntimeError>> {
         Box::pin(async move {
-            let opts = bollard::query_parameters::RemoveContainerOptionsBuilder::new().force(true).build();
+            let opts = bollard::query_parameters::RemoveContainerOptionsBuilder::new()
+                .force(true)
+                .build();
             match client().await?.remove_container(&id, Some(opts)).await {
                 Ok(()) => Ok(()),
                 Err(e) if not_found(&e) => Ok(()),
@@ -219,4 +261,3 @@ impl ContainerRuntime for Docker {
         })
     }
 }
-

@@ -12,13 +12,17 @@ use crate::report::Reporter;
 use crate::runner::Session;
 use crate::sink::Sink;
 use crate::state::RunState;
-use crate::store::{Holder, LOG_FILE, RunSummary, Store, current_holder, header, hostname, lock_run, read_plan};
+use crate::store::{
+    Holder, LOG_FILE, RunSummary, Store, current_holder, header, hostname, lock_run, read_plan,
+};
 use cutover_planner::dag::{Params, Plan};
 use std::path::{Path, PathBuf};
 
 /// Who is running cutover.
 fn user() -> String {
-    std::env::var("USER").or_else(|_| std::env::var("LOGNAME")).unwrap_or_else(|_| format!("uid {}", unsafe { libc::getuid() }))
+    std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_else(|_| format!("uid {}", unsafe { libc::getuid() }))
 }
 
 /// Where a run's events are kept.
@@ -30,21 +34,33 @@ pub enum Backend {
 }
 
 /// Creates a run for `plan` and attaches to it.
-pub async fn start(backend: &Backend, store: &Store, plan: Plan, spec_path: &Path, dry_run: bool, redactor: Redactor, reporter: Box<dyn Reporter>) -> Result<Session, ExecError> {
+pub async fn start(
+    backend: &Backend,
+    store: &Store,
+    plan: Plan,
+    spec_path: &Path,
+    dry_run: bool,
+    redactor: Redactor,
+    reporter: Box<dyn Reporter>,
+) -> Result<Session, ExecError> {
     let (run_id, dir) = store.create(&plan)?;
     let hdr = header(&run_id, &plan, dry_run);
     let mut sink = match backend {
         Backend::Files => {
             let lock = lock_run(&dir, "apply")?;
             let path = dir.join(LOG_FILE);
-            let writer = LogWriter::create(&path, &hdr).map_err(|e| ExecError::file("create the event log", &path, e))?;
+            let writer = LogWriter::create(&path, &hdr)
+                .map_err(|e| ExecError::file("create the event log", &path, e))?;
             Sink::File { writer, lock }
         }
         Backend::Postgres(pg) => Sink::Postgres(pg.create(&run_id, &plan, &hdr, "apply").await?),
     };
     sink.set_redactor(redactor);
     let state = RunState::replay(&hdr, &[]).expect("an empty log replays");
-    let step_hashes = plan.steps().map(|s| (s.id.clone(), s.hash.clone())).collect();
+    let step_hashes = plan
+        .steps()
+        .map(|s| (s.id.clone(), s.hash.clone()))
+        .collect();
     let spec_abs = std::fs::canonicalize(spec_path).unwrap_or_else(|_| spec_path.to_path_buf());
     let release = plan.release.clone();
     let plan_hash = plan.hash.clone();
@@ -63,13 +79,31 @@ pub async fn start(backend: &Backend, store: &Store, plan: Plan, spec_path: &Pat
             dry_run,
         })))
         .await?;
-    session.emit(Event::Attached { pid: std::process::id(), host: hostname(), command: "apply".into() }).await?;
+    session
+        .emit(Event::Attached {
+            pid: std::process::id(),
+            host: hostname(),
+            command: "apply".into(),
+        })
+        .await?;
     Ok(session)
 }
 
 /// Reopens the run `run` (an id, or for files a path) for `command` (`resume` or `rollback`).
-pub async fn attach(backend: &Backend, store: &Store, run: &str, command: &str, redactor: Redactor, reporter: Box<dyn Reporter>) -> Result<Session, ExecError> {
-    let replay = |contents: &LogContents, describe: String| RunState::replay(&contents.header, &contents.records).map_err(|source| ExecError::Replay { path: PathBuf::from(describe), source });
+pub async fn attach(
+    backend: &Backend,
+    store: &Store,
+    run: &str,
+    command: &str,
+    redactor: Redactor,
+    reporter: Box<dyn Reporter>,
+) -> Result<Session, ExecError> {
+    let replay = |contents: &LogContents, describe: String| {
+        RunState::replay(&contents.header, &contents.records).map_err(|source| ExecError::Replay {
+            path: PathBuf::from(describe),
+            source,
+        })
+    };
     let (dir, mut sink, state, plan) = match backend {
         Backend::Files => {
             let dir = store.resolve(run)?;
@@ -98,7 +132,13 @@ pub async fn attach(backend: &Backend, store: &Store, run: &str, command: &str, 
     };
     sink.set_redactor(redactor.merge(Redactor::for_plan(&plan)));
     let mut session = Session::new(dir, plan, state, sink, reporter);
-    session.emit(Event::Attached { pid: std::process::id(), host: hostname(), command: command.into() }).await?;
+    session
+        .emit(Event::Attached {
+            pid: std::process::id(),
+            host: hostname(),
+            command: command.into(),
+        })
+        .await?;
     Ok(session)
 }
 
@@ -107,48 +147,94 @@ pub async fn attach(backend: &Backend, store: &Store, run: &str, command: &str, 
 /// step, and (file log) the log must belong to this directory. Each step's fingerprint is
 /// computed again from its recorded content, so a flipped bit in a step's SQL, argv or
 /// dependencies is found before anything runs or is undone.
-pub fn verify_recorded_plan(dir: &Path, backend: &Backend, state: &RunState, plan: &Plan) -> Result<(), ExecError> {
+pub fn verify_recorded_plan(
+    dir: &Path,
+    backend: &Backend,
+    state: &RunState,
+    plan: &Plan,
+) -> Result<(), ExecError> {
     use cutover_planner::dag::{plan_hash, step_fingerprint};
     let plan_path = match backend {
         Backend::Files => dir.join("plan.json"),
         Backend::Postgres(_) => PathBuf::from(format!("the recorded plan of run {}", state.run_id)),
     };
-    let mismatch = |why: String| ExecError::PlanMismatch { path: plan_path.clone(), why };
+    let mismatch = |why: String| ExecError::PlanMismatch {
+        path: plan_path.clone(),
+        why,
+    };
     if matches!(backend, Backend::Files) {
-        let dir_name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let dir_name = dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         if dir_name != state.run_id {
-            return Err(ExecError::PlanMismatch { path: dir.join(LOG_FILE), why: format!("the log belongs to run `{}`, but it is in the directory of run `{dir_name}`", state.run_id) });
+            return Err(ExecError::PlanMismatch {
+                path: dir.join(LOG_FILE),
+                why: format!(
+                    "the log belongs to run `{}`, but it is in the directory of run `{dir_name}`",
+                    state.run_id
+                ),
+            });
         }
     }
     let recorded: Vec<&cutover_planner::dag::Step> = plan.steps().collect();
     let ids: Vec<&str> = recorded.iter().map(|s| s.id.as_str()).collect();
-    let logged: Vec<&str> = state.step_hashes.iter().map(|(id, _)| id.as_str()).collect();
+    let logged: Vec<&str> = state
+        .step_hashes
+        .iter()
+        .map(|(id, _)| id.as_str())
+        .collect();
     // A log cut before its `run_started` event (the run died before it began) has no step
     // fingerprints; the header's plan hash below still has to match.
     if !logged.is_empty() && ids != logged {
-        let missing: Vec<&str> = logged.iter().filter(|i| !ids.contains(i)).copied().collect();
-        let extra: Vec<&str> = ids.iter().filter(|i| !logged.contains(i)).copied().collect();
-        return Err(mismatch(format!("its steps are not the ones the log recorded at the start (missing: {}; not in the log: {}; or in another order)", list_or_none(&missing), list_or_none(&extra))));
+        let missing: Vec<&str> = logged
+            .iter()
+            .filter(|i| !ids.contains(i))
+            .copied()
+            .collect();
+        let extra: Vec<&str> = ids
+            .iter()
+            .filter(|i| !logged.contains(i))
+            .copied()
+            .collect();
+        return Err(mismatch(format!(
+            "its steps are not the ones the log recorded at the start (missing: {}; not in the log: {}; or in another order)",
+            list_or_none(&missing),
+            list_or_none(&extra)
+        )));
     }
     let mut changed = Vec::new();
     for (i, step) in recorded.iter().enumerate() {
         let now = step_fingerprint(step);
-        let logged_hash = state.step_hashes.get(i).map_or(step.hash.as_str(), |(_, h)| h.as_str());
+        let logged_hash = state
+            .step_hashes
+            .get(i)
+            .map_or(step.hash.as_str(), |(_, h)| h.as_str());
         if now != logged_hash || step.hash != logged_hash {
             changed.push(step.id.as_str());
         }
     }
     if !changed.is_empty() {
-        return Err(mismatch(format!("the content of step(s) {} differs from the fingerprint the log recorded at the start", changed.join(", "))));
+        return Err(mismatch(format!(
+            "the content of step(s) {} differs from the fingerprint the log recorded at the start",
+            changed.join(", ")
+        )));
     }
     if plan_hash(recorded.iter().copied()) != state.plan_hash || plan.hash != state.plan_hash {
-        return Err(mismatch(format!("its plan hash is not the log's ({})", &state.plan_hash[..12.min(state.plan_hash.len())])));
+        return Err(mismatch(format!(
+            "its plan hash is not the log's ({})",
+            &state.plan_hash[..12.min(state.plan_hash.len())]
+        )));
     }
     Ok(())
 }
 
 fn list_or_none(items: &[&str]) -> String {
-    if items.is_empty() { "none".into() } else { items.join(", ") }
+    if items.is_empty() {
+        "none".into()
+    } else {
+        items.join(", ")
+    }
 }
 
 /// A run read without taking its lock: for `status`, `log` and `rollback --dry-run`.
@@ -171,11 +257,21 @@ pub async fn read(backend: &Backend, store: &Store, run: &str) -> Result<Snapsho
             let contents = read_log(&dir.join(LOG_FILE))?;
             let plan = read_plan(&dir)?;
             let holder = current_holder(&dir);
-            Ok(Snapshot { dir, contents, plan, holder })
+            Ok(Snapshot {
+                dir,
+                contents,
+                plan,
+                holder,
+            })
         }
         Backend::Postgres(pg) => {
             let (contents, plan, holder) = pg.read(run).await?;
-            Ok(Snapshot { dir: store.scratch_dir(run)?, contents, plan, holder })
+            Ok(Snapshot {
+                dir: store.scratch_dir(run)?,
+                contents,
+                plan,
+                holder,
+            })
         }
     }
 }
@@ -194,7 +290,10 @@ pub fn check_plan(state: &RunState, current: &Plan) -> Result<(), ExecError> {
     if current.hash == state.plan_hash {
         return Ok(());
     }
-    let now: Vec<(String, String)> = current.steps().map(|s| (s.id.clone(), s.hash.clone())).collect();
+    let now: Vec<(String, String)> = current
+        .steps()
+        .map(|s| (s.id.clone(), s.hash.clone()))
+        .collect();
     let mut changed = Vec::new();
     for (id, h) in &state.step_hashes {
         match now.iter().find(|(i, _)| i == id) {
@@ -208,7 +307,12 @@ pub fn check_plan(state: &RunState, current: &Plan) -> Result<(), ExecError> {
             changed.push(format!("{id} (new)"));
         }
     }
-    Err(ExecError::PlanChanged { run: state.run_id.clone(), old: state.plan_hash[..12.min(state.plan_hash.len())].into(), new: current.hash[..12].into(), changed })
+    Err(ExecError::PlanChanged {
+        run: state.run_id.clone(),
+        old: state.plan_hash[..12.min(state.plan_hash.len())].into(),
+        new: current.hash[..12].into(),
+        changed,
+    })
 }
 
 impl Redactor {
@@ -217,7 +321,9 @@ impl Redactor {
         let mut names = Vec::new();
         for s in plan.steps() {
             match &s.params {
-                Params::Deploy { secret_env, .. } | Params::Command { secret_env, .. } => names.extend(secret_env.iter().cloned()),
+                Params::Deploy { secret_env, .. } | Params::Command { secret_env, .. } => {
+                    names.extend(secret_env.iter().cloned())
+                }
                 Params::Backup { url_env, .. } => names.push(url_env.clone()),
                 _ => {}
             }

@@ -26,7 +26,9 @@ impl Sink {
     /// Appends `event` durably.
     pub async fn append(&mut self, event: Event) -> Result<Record, ExecError> {
         match self {
-            Sink::File { writer, .. } => writer.append(event).map_err(|e| ExecError::file("append an event to the event log", writer.path(), e)),
+            Sink::File { writer, .. } => writer
+                .append(event)
+                .map_err(|e| ExecError::file("append an event to the event log", writer.path(), e)),
             Sink::Postgres(run) => run.append(event).await,
         }
     }

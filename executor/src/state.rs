@@ -51,7 +51,16 @@ pub struct StepStatus {
 
 impl Default for StepStatus {
     fn default() -> Self {
-        Self { state: StepState::Pending, attempts: 0, started_at: None, finished_at: None, undo: None, error: None, detail: None, progress: None }
+        Self {
+            state: StepState::Pending,
+            attempts: 0,
+            started_at: None,
+            finished_at: None,
+            undo: None,
+            error: None,
+            detail: None,
+            progress: None,
+        }
     }
 }
 
@@ -130,20 +139,34 @@ impl RunState {
 
     /// Applies one record.
     pub fn apply(&mut self, r: &Record) -> Result<(), ReplayError> {
-        let bad = |why: String| ReplayError { seq: r.seq, kind: event_kind(&r.event).to_string(), why };
+        let bad = |why: String| ReplayError {
+            seq: r.seq,
+            kind: event_kind(&r.event).to_string(),
+            why,
+        };
         self.events += 1;
         self.started_at.get_or_insert(r.time);
         self.updated_at = Some(r.time);
         if let Some(step) = r.event.step()
-            && !self.steps.contains_key(step) {
-                if !self.step_hashes.iter().any(|(id, _)| id == step) {
-                    return Err(bad(format!("step `{step}` is not in the run's plan")));
-                }
-                self.steps.insert(step.to_string(), StepStatus::default());
+            && !self.steps.contains_key(step)
+        {
+            if !self.step_hashes.iter().any(|(id, _)| id == step) {
+                return Err(bad(format!("step `{step}` is not in the run's plan")));
             }
+            self.steps.insert(step.to_string(), StepStatus::default());
+        }
         match &r.event {
             Event::RunStarted(rs) => {
-                let RunStarted { run_id, plan_hash, step_hashes, release, spec_path, spec_abs, dry_run, .. } = rs.as_ref();
+                let RunStarted {
+                    run_id,
+                    plan_hash,
+                    step_hashes,
+                    release,
+                    spec_path,
+                    spec_abs,
+                    dry_run,
+                    ..
+                } = rs.as_ref();
                 if r.seq != 1 {
                     return Err(bad("a run starts only once".into()));
                 }
@@ -164,11 +187,20 @@ impl RunState {
             }
             Event::StepStarted { step, attempt } => {
                 let s = self.steps.get_mut(step).unwrap();
-                if !matches!(s.state, StepState::Pending | StepState::Failed | StepState::Started) {
-                    return Err(bad(format!("step `{step}` started again while {:?}", s.state)));
+                if !matches!(
+                    s.state,
+                    StepState::Pending | StepState::Failed | StepState::Started
+                ) {
+                    return Err(bad(format!(
+                        "step `{step}` started again while {:?}",
+                        s.state
+                    )));
                 }
                 if *attempt != s.attempts + 1 {
-                    return Err(bad(format!("step `{step}` attempt {attempt} after {} attempts", s.attempts)));
+                    return Err(bad(format!(
+                        "step `{step}` attempt {attempt} after {} attempts",
+                        s.attempts
+                    )));
                 }
                 s.state = StepState::Started;
                 s.attempts = *attempt;
@@ -177,14 +209,19 @@ impl RunState {
             Event::StepProgress { step, data } => {
                 let s = self.steps.get_mut(step).unwrap();
                 if s.state != StepState::Started {
-                    return Err(bad(format!("step `{step}` reported progress while not running")));
+                    return Err(bad(format!(
+                        "step `{step}` reported progress while not running"
+                    )));
                 }
                 s.progress = Some(data.clone());
             }
             Event::StepSucceeded { step, undo, detail } => {
                 let s = self.steps.get_mut(step).unwrap();
                 if s.state != StepState::Started {
-                    return Err(bad(format!("step `{step}` succeeded without being started (it was {:?})", s.state)));
+                    return Err(bad(format!(
+                        "step `{step}` succeeded without being started (it was {:?})",
+                        s.state
+                    )));
                 }
                 s.state = StepState::Succeeded;
                 s.undo = Some(undo.clone());
@@ -201,7 +238,11 @@ impl RunState {
                 s.error = Some(error.clone());
                 s.finished_at = Some(r.time);
             }
-            Event::StepProbed { step, outcome, undo } => {
+            Event::StepProbed {
+                step,
+                outcome,
+                undo,
+            } => {
                 let s = self.steps.get_mut(step).unwrap();
                 if s.state != StepState::Started {
                     return Err(bad(format!("step `{step}` probed while not in doubt")));
@@ -223,8 +264,14 @@ impl RunState {
             }
             Event::CompensationStarted { step } => {
                 let s = self.steps.get_mut(step).unwrap();
-                if !matches!(s.state, StepState::Succeeded | StepState::Compensating | StepState::CompensationFailed) {
-                    return Err(bad(format!("step `{step}` compensated while {:?}", s.state)));
+                if !matches!(
+                    s.state,
+                    StepState::Succeeded | StepState::Compensating | StepState::CompensationFailed
+                ) {
+                    return Err(bad(format!(
+                        "step `{step}` compensated while {:?}",
+                        s.state
+                    )));
                 }
                 s.state = StepState::Compensating;
             }
@@ -249,7 +296,15 @@ impl RunState {
 
     /// Ids of steps started but not ended.
     pub fn in_doubt(&self) -> Vec<&str> {
-        self.step_hashes.iter().map(|(id, _)| id.as_str()).filter(|id| self.steps.get(*id).is_some_and(|s| s.state == StepState::Started)).collect()
+        self.step_hashes
+            .iter()
+            .map(|(id, _)| id.as_str())
+            .filter(|id| {
+                self.steps
+                    .get(*id)
+                    .is_some_and(|s| s.state == StepState::Started)
+            })
+            .collect()
     }
 
     /// Whether the run got as far as its `run_started` event (a process killed while creating the

@@ -40,13 +40,22 @@ pub struct RecordedPlan {
 impl RecordedPlan {
     /// Records `plan`.
     pub fn of(plan: &Plan) -> Self {
-        Self { release: plan.release.clone(), plan_hash: plan.hash.clone(), strategies: plan.strategies.clone(), steps: plan.steps().cloned().collect() }
+        Self {
+            release: plan.release.clone(),
+            plan_hash: plan.hash.clone(),
+            strategies: plan.strategies.clone(),
+            steps: plan.steps().cloned().collect(),
+        }
     }
 
     /// Back to a plan.
     pub fn into_plan(self, dir: &Path) -> Result<Plan, ExecError> {
-        Plan::from_steps(self.release, self.plan_hash, self.steps, self.strategies)
-            .map_err(|e| ExecError::Damaged { path: dir.join(PLAN_FILE), why: e.to_string() })
+        Plan::from_steps(self.release, self.plan_hash, self.steps, self.strategies).map_err(|e| {
+            ExecError::Damaged {
+                path: dir.join(PLAN_FILE),
+                why: e.to_string(),
+            }
+        })
     }
 }
 
@@ -65,7 +74,15 @@ pub struct Holder {
 
 impl std::fmt::Display for Holder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "`cutover {}` (pid {} on {}, since {})", self.command, self.pid, self.host, self.since.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+        write!(
+            f,
+            "`cutover {}` (pid {} on {}, since {})",
+            self.command,
+            self.pid,
+            self.host,
+            self.since
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        )
     }
 }
 
@@ -78,7 +95,9 @@ pub struct RunLock {
 
 /// This machine's name.
 pub fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname").map(|s| s.trim().to_string()).unwrap_or_else(|_| "unknown-host".into())
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "unknown-host".into())
 }
 
 /// Takes the lock of the run in `dir`, or says who has it.
@@ -94,22 +113,42 @@ pub fn hostname() -> String {
 /// cannot be opened or written.
 pub fn lock_run(dir: &Path, command: &str) -> Result<RunLock, ExecError> {
     let path = dir.join(LOCK_FILE);
-    let file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path).map_err(|e| ExecError::file("open the run's lock file", &path, e))?;
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(|e| ExecError::file("open the run's lock file", &path, e))?;
     match file.try_lock() {
         Ok(()) => {
-            let holder = Holder { pid: std::process::id(), host: hostname(), since: Utc::now(), command: command.into() };
+            let holder = Holder {
+                pid: std::process::id(),
+                host: hostname(),
+                since: Utc::now(),
+                command: command.into(),
+            };
             write_holder(dir, &holder)?;
             Ok(RunLock { _file: file })
         }
         Err(std::fs::TryLockError::WouldBlock) => {
             let run = run_id_of(dir);
             match find_holder(dir, &file) {
-                Found::Holder(holder) => Err(ExecError::Locked { run, holder: Some(holder) }),
-                Found::Pid(pid) => Err(ExecError::LockedByPid { run, pid, cmdline: cmdline(pid) }),
+                Found::Holder(holder) => Err(ExecError::Locked {
+                    run,
+                    holder: Some(holder),
+                }),
+                Found::Pid(pid) => Err(ExecError::LockedByPid {
+                    run,
+                    pid,
+                    cmdline: cmdline(pid),
+                }),
                 Found::Unknown => Err(ExecError::Locked { run, holder: None }),
             }
         }
-        Err(std::fs::TryLockError::Error(e)) => Err(ExecError::file("lock the run (flock)", &path, e)),
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(ExecError::file("lock the run (flock)", &path, e))
+        }
     }
 }
 
@@ -156,7 +195,9 @@ fn kernel_lock_id(lock: &File) -> Option<String> {
 /// the kernel's table, the holder file is believed only if its process is alive on this host.
 fn find_holder(dir: &Path, lock: &File) -> Found {
     let Some(id) = kernel_lock_id(lock) else {
-        return read_holder(dir).filter(|h| h.host == hostname() && process_alive(h.pid)).map_or(Found::Unknown, Found::Holder);
+        return read_holder(dir)
+            .filter(|h| h.host == hostname() && process_alive(h.pid))
+            .map_or(Found::Unknown, Found::Holder);
     };
     let mut last = None;
     for _ in 0..250 {
@@ -183,9 +224,14 @@ fn process_alive(pid: u32) -> bool {
 /// When process `pid` started (`/proc/PID/stat` field 22, after boot time), if it can be read.
 fn process_start(pid: u32) -> Option<DateTime<Utc>> {
     let ticks = i64::try_from(crate::procfs::start_ticks(pid as i32)?).ok()?;
-    let boot: i64 = std::fs::read_to_string("/proc/stat").ok()?.lines().find_map(|l| l.strip_prefix("btime ")?.trim().parse().ok())?;
+    let boot: i64 = std::fs::read_to_string("/proc/stat")
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix("btime ")?.trim().parse().ok())?;
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    (hz > 0).then(|| DateTime::from_timestamp_millis(boot * 1000 + ticks * 1000 / hz)).flatten()
+    (hz > 0)
+        .then(|| DateTime::from_timestamp_millis(boot * 1000 + ticks * 1000 / hz))
+        .flatten()
 }
 
 /// The pid holding a `flock` on the file `dev`:`ino`, from `/proc/locks` (Linux; pids as this
@@ -195,20 +241,29 @@ fn flock_holder(want: &str) -> Option<u32> {
     locks.lines().find_map(|line| {
         // "1: FLOCK  ADVISORY  WRITE 1433 fe:00:753924 0 EOF"; a waiter's line has "->" second.
         let f: Vec<&str> = line.split_whitespace().collect();
-        (f.len() >= 6 && f[1] == "FLOCK" && f[5] == want).then(|| f[4].parse::<u32>().ok()).flatten().filter(|&p| p > 0)
+        (f.len() >= 6 && f[1] == "FLOCK" && f[5] == want)
+            .then(|| f[4].parse::<u32>().ok())
+            .flatten()
+            .filter(|&p| p > 0)
     })
 }
 
 /// Process `pid`'s command line, for naming it (passwords in URLs removed; at most 200 chars).
 fn cmdline(pid: u32) -> String {
     let text = crate::redact::redact_url_passwords(&crate::procfs::cmdline(pid as i32));
-    if text.is_empty() { "command line unknown".into() } else { text.chars().take(200).collect() }
+    if text.is_empty() {
+        "command line unknown".into()
+    } else {
+        text.chars().take(200).collect()
+    }
 }
 
 /// The holder last written to a run's holder file (the current one, if the lock is held and
 /// [`current_holder`] confirmed it).
 pub fn read_holder(dir: &Path) -> Option<Holder> {
-    std::fs::read(dir.join(HOLDER_FILE)).ok().and_then(|s| serde_json::from_slice(&s).ok())
+    std::fs::read(dir.join(HOLDER_FILE))
+        .ok()
+        .and_then(|s| serde_json::from_slice(&s).ok())
 }
 
 /// Who holds the run's lock right now, if anyone: the holder file's holder when the kernel
@@ -225,7 +280,10 @@ pub fn current_holder(dir: &Path) -> Option<Holder> {
             pid,
             host: hostname(),
             since: process_start(pid).unwrap_or_else(Utc::now),
-            command: format!("? (details not written yet; command line: {})", cmdline(pid)),
+            command: format!(
+                "? (details not written yet; command line: {})",
+                cmdline(pid)
+            ),
         }),
         Found::Unknown => None,
     }
@@ -234,9 +292,16 @@ pub fn current_holder(dir: &Path) -> Option<Holder> {
 /// Whether some process holds the run's lock right now (the kernel's table, read without taking
 /// any lock; without it, a shared lock tried and let go at once).
 pub fn is_locked(dir: &Path) -> bool {
-    let Ok(f) = File::open(dir.join(LOCK_FILE)) else { return false };
+    let Ok(f) = File::open(dir.join(LOCK_FILE)) else {
+        return false;
+    };
     if let Some(id) = kernel_lock_id(&f) {
-        return std::fs::read_to_string("/proc/locks").is_ok_and(|locks| locks.lines().any(|l| l.split_whitespace().nth(5) == Some(id.as_str()) && l.split_whitespace().nth(1) == Some("FLOCK")));
+        return std::fs::read_to_string("/proc/locks").is_ok_and(|locks| {
+            locks.lines().any(|l| {
+                l.split_whitespace().nth(5) == Some(id.as_str())
+                    && l.split_whitespace().nth(1) == Some("FLOCK")
+            })
+        });
     }
     match f.try_lock_shared() {
         Ok(()) => false,
@@ -246,7 +311,9 @@ pub fn is_locked(dir: &Path) -> bool {
 }
 
 fn run_id_of(dir: &Path) -> String {
-    dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+    dir.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
 }
 
 /// One line of `cutover runs`.
@@ -276,14 +343,24 @@ impl RunSummary {
             (Some(o), false) => o.as_str().to_string(),
             (None, false) => "stopped (resumable)".to_string(),
         };
-        RunSummary { run_id, release: st.release.clone(), started_at: st.started_at, updated_at: st.updated_at, state, dry_run: st.dry_run, dir }
+        RunSummary {
+            run_id,
+            release: st.release.clone(),
+            started_at: st.started_at,
+            updated_at: st.updated_at,
+            state,
+            dry_run: st.dry_run,
+            dir,
+        }
     }
 }
 
 impl Store {
     /// The store under `state_dir`.
     pub fn new(state_dir: &Path) -> Self {
-        Self { runs: state_dir.join("runs") }
+        Self {
+            runs: state_dir.join("runs"),
+        }
     }
 
     /// Creates a run directory for `plan` and records the plan in it.
@@ -292,27 +369,47 @@ impl Store {
     /// (a file where a directory belongs, permission, a full disk).
     pub fn create(&self, plan: &Plan) -> Result<(String, PathBuf), ExecError> {
         check_dir(&self.runs)?;
-        std::fs::create_dir_all(&self.runs).map_err(|e| ExecError::file("create the runs directory", &self.runs, e))?;
+        std::fs::create_dir_all(&self.runs)
+            .map_err(|e| ExecError::file("create the runs directory", &self.runs, e))?;
         let stamp = Utc::now().format("%Y%m%dT%H%M%SZ");
-        let name: String = plan.release.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '-' }).take(40).collect();
+        let name: String = plan
+            .release
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' {
+                    c
+                } else {
+                    '-'
+                }
+            })
+            .take(40)
+            .collect();
         // A random suffix: run ids must also be unique in a PostgreSQL log shared by machines.
         use std::hash::{BuildHasher, Hasher};
         for _ in 0..1000u32 {
-            let salt = std::collections::hash_map::RandomState::new().build_hasher().finish() as u16;
+            let salt = std::collections::hash_map::RandomState::new()
+                .build_hasher()
+                .finish() as u16;
             let id = format!("{stamp}-{name}-{salt:04x}");
             let dir = self.runs.join(&id);
             match std::fs::create_dir(&dir) {
                 Ok(()) => {
-                    let json = serde_json::to_vec_pretty(&RecordedPlan::of(plan)).expect("plans serialize");
+                    let json = serde_json::to_vec_pretty(&RecordedPlan::of(plan))
+                        .expect("plans serialize");
                     let path = dir.join(PLAN_FILE);
-                    std::fs::write(&path, json).map_err(|e| ExecError::file("write the run's plan", &path, e))?;
+                    std::fs::write(&path, json)
+                        .map_err(|e| ExecError::file("write the run's plan", &path, e))?;
                     return Ok((id, dir));
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
                 Err(e) => return Err(ExecError::file("create the run directory", &dir, e)),
             }
         }
-        Err(ExecError::file("create a run directory", &self.runs, std::io::Error::other("1000 names taken: too many runs started in one second")))
+        Err(ExecError::file(
+            "create a run directory",
+            &self.runs,
+            std::io::Error::other("1000 names taken: too many runs started in one second"),
+        ))
     }
 
     /// The local directory of a run kept in PostgreSQL (driver scratch files), created if needed.
@@ -322,7 +419,8 @@ impl Store {
         }
         let dir = self.runs.join(run_id);
         check_dir(&self.runs)?;
-        std::fs::create_dir_all(&dir).map_err(|e| ExecError::file("create the run's scratch directory", &dir, e))?;
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| ExecError::file("create the run's scratch directory", &dir, e))?;
         Ok(dir)
     }
 
@@ -334,19 +432,33 @@ impl Store {
         check_dir(&self.runs)?;
         let p = Path::new(run);
         let by_id = self.runs.join(run);
-        let is_run = |d: &Path| d.is_dir() && (d.join(LOG_FILE).exists() || d.join(PLAN_FILE).exists());
+        let is_run =
+            |d: &Path| d.is_dir() && (d.join(LOG_FILE).exists() || d.join(PLAN_FILE).exists());
         let dir = if !run.contains('/') && is_run(&by_id) {
             by_id
         } else if is_run(p) {
             p.to_path_buf()
         } else if p.file_name().is_some_and(|f| f == LOG_FILE) && p.exists() {
-            p.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new(".")).to_path_buf()
+            p.parent()
+                .filter(|d| !d.as_os_str().is_empty())
+                .unwrap_or(Path::new("."))
+                .to_path_buf()
         } else {
-            return Err(ExecError::NoSuchRun { run: run.into(), runs_dir: self.runs.clone() });
+            return Err(ExecError::NoSuchRun {
+                run: run.into(),
+                runs_dir: self.runs.clone(),
+            });
         };
         let log = dir.join(LOG_FILE);
         match std::fs::metadata(&log) {
-            Ok(m) if m.is_dir() => Err(ExecError::file("read the event log", &log, std::io::Error::new(std::io::ErrorKind::IsADirectory, "it is a directory, not the run's event log file"))),
+            Ok(m) if m.is_dir() => Err(ExecError::file(
+                "read the event log",
+                &log,
+                std::io::Error::new(
+                    std::io::ErrorKind::IsADirectory,
+                    "it is a directory, not the run's event log file",
+                ),
+            )),
             Ok(_) => Ok(dir),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(ExecError::NoLog { dir }),
             Err(e) => Err(ExecError::file("read the event log", &log, e)),
@@ -369,7 +481,11 @@ impl Store {
             .filter(|e| e.path().join(LOG_FILE).is_file())
             .map(|e| summarize(&e.path()))
             .collect();
-        out.sort_by(|a, b| b.started_at.cmp(&a.started_at).then(b.run_id.cmp(&a.run_id)));
+        out.sort_by(|a, b| {
+            b.started_at
+                .cmp(&a.started_at)
+                .then(b.run_id.cmp(&a.run_id))
+        });
         Ok(out)
     }
 }
@@ -380,10 +496,28 @@ fn check_dir(dir: &Path) -> Result<(), ExecError> {
         match std::fs::metadata(a) {
             Ok(m) if m.is_dir() => return Ok(()),
             Ok(_) => {
-                let action = if a == dir { "use it as the runs directory".to_string() } else { format!("use it as a directory (runs are kept in {})", dir.display()) };
-                return Err(ExecError::file(action, a, std::io::Error::new(std::io::ErrorKind::NotADirectory, "it is a file, not a directory")));
+                let action = if a == dir {
+                    "use it as the runs directory".to_string()
+                } else {
+                    format!("use it as a directory (runs are kept in {})", dir.display())
+                };
+                return Err(ExecError::file(
+                    action,
+                    a,
+                    std::io::Error::new(
+                        std::io::ErrorKind::NotADirectory,
+                        "it is a file, not a directory",
+                    ),
+                ));
             }
-            Err(e) if matches!(e.kind(), std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory) => continue,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
+                ) =>
+            {
+                continue;
+            }
             Err(e) => return Err(ExecError::file("look up the runs directory", a, e)),
         }
     }
@@ -392,9 +526,21 @@ fn check_dir(dir: &Path) -> Result<(), ExecError> {
 
 fn summarize(dir: &Path) -> RunSummary {
     let run_id = run_id_of(dir);
-    match read_log(&dir.join(LOG_FILE)).map_err(|e| e.to_string()).and_then(|c| crate::state::RunState::replay(&c.header, &c.records).map_err(|e| e.to_string())) {
+    match read_log(&dir.join(LOG_FILE))
+        .map_err(|e| e.to_string())
+        .and_then(|c| {
+            crate::state::RunState::replay(&c.header, &c.records).map_err(|e| e.to_string())
+        }) {
         Ok(st) => RunSummary::of(run_id, &st, is_locked(dir), dir.to_path_buf()),
-        Err(e) => RunSummary { run_id, release: String::new(), started_at: None, updated_at: None, state: format!("unreadable: {e}"), dry_run: false, dir: dir.to_path_buf() },
+        Err(e) => RunSummary {
+            run_id,
+            release: String::new(),
+            started_at: None,
+            updated_at: None,
+            state: format!("unreadable: {e}"),
+            dry_run: false,
+            dir: dir.to_path_buf(),
+        },
     }
 }
 
@@ -402,14 +548,25 @@ fn summarize(dir: &Path) -> RunSummary {
 pub fn read_plan(dir: &Path) -> Result<Plan, ExecError> {
     let path = dir.join(PLAN_FILE);
     let bytes = std::fs::read(&path).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => ExecError::Damaged { path: path.clone(), why: "the run's recorded plan is missing".into() },
+        std::io::ErrorKind::NotFound => ExecError::Damaged {
+            path: path.clone(),
+            why: "the run's recorded plan is missing".into(),
+        },
         _ => ExecError::file("read the run's recorded plan", &path, e),
     })?;
-    let rec: RecordedPlan = serde_json::from_slice(&bytes).map_err(|e| ExecError::Damaged { path: path.clone(), why: e.to_string() })?;
+    let rec: RecordedPlan = serde_json::from_slice(&bytes).map_err(|e| ExecError::Damaged {
+        path: path.clone(),
+        why: e.to_string(),
+    })?;
     rec.into_plan(dir)
 }
 
 /// The header a new run's log starts with.
 pub fn header(run_id: &str, plan: &Plan, dry_run: bool) -> Header {
-    Header { format_version: crate::log::FORMAT_VERSION, run_id: run_id.into(), plan_hash: plan.hash.clone(), dry_run }
+    Header {
+        format_version: crate::log::FORMAT_VERSION,
+        run_id: run_id.into(),
+        plan_hash: plan.hash.clone(),
+        dry_run,
+    }
 }

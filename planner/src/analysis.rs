@@ -46,7 +46,9 @@ pub enum StmtPhase {
 }
 
 /// When a whole migration runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Phase {
     /// Before traffic moves to the new version.
@@ -202,7 +204,15 @@ const ANALYSIS_STACK: usize = 4 << 30;
 
 /// Runs `f` on a thread with [`ANALYSIS_STACK`] of stack.
 fn with_big_stack<R: Send>(f: impl FnOnce() -> R + Send) -> R {
-    std::thread::scope(|s| std::thread::Builder::new().name("cutover-analysis".into()).stack_size(ANALYSIS_STACK).spawn_scoped(s, f).expect("an analysis thread starts").join().expect("an analysis thread panicked"))
+    std::thread::scope(|s| {
+        std::thread::Builder::new()
+            .name("cutover-analysis".into())
+            .stack_size(ANALYSIS_STACK)
+            .spawn_scoped(s, f)
+            .expect("an analysis thread starts")
+            .join()
+            .expect("an analysis thread panicked")
+    })
 }
 
 /// Analyzes migrations in version order. Files at or below `baseline` are already applied: they
@@ -211,7 +221,11 @@ pub fn analyze(files: &[MigrationFile], baseline: Option<u64>, opts: AnalyzeOpti
     with_big_stack(|| analyze_on_this_thread(files, baseline, opts))
 }
 
-fn analyze_on_this_thread(files: &[MigrationFile], baseline: Option<u64>, opts: AnalyzeOptions) -> Analysis {
+fn analyze_on_this_thread(
+    files: &[MigrationFile],
+    baseline: Option<u64>,
+    opts: AnalyzeOptions,
+) -> Analysis {
     let mut schema = Schema::default();
     let mut migrations = Vec::new();
     let mut findings = Vec::new();
@@ -220,7 +234,9 @@ fn analyze_on_this_thread(files: &[MigrationFile], baseline: Option<u64>, opts: 
     files.sort_by_key(|f| f.version);
     // Parsing and squawk's rules need no schema, so they run on every core; the classification
     // replays DDL into the schema model and so runs in version order afterwards.
-    let prepared = parallel_map(&files, |file| prepare(file, baseline.is_none_or(|b| file.version > b)));
+    let prepared = parallel_map(&files, |file| {
+        prepare(file, baseline.is_none_or(|b| file.version > b))
+    });
     for (file, prepared) in files.into_iter().zip(prepared) {
         let applied = baseline.is_some_and(|b| file.version <= b);
         let (m, f) = analyze_file(file, prepared, &mut schema, !applied, opts);
@@ -229,7 +245,11 @@ fn analyze_on_this_thread(files: &[MigrationFile], baseline: Option<u64>, opts: 
             findings.extend(f);
         }
     }
-    Analysis { migrations, findings, schema }
+    Analysis {
+        migrations,
+        findings,
+        schema,
+    }
 }
 
 /// What classifying one statement found.
@@ -247,7 +267,15 @@ struct Class {
 
 impl Class {
     fn new(phase: StmtPhase, inverse: Inverse) -> Self {
-        Self { phase, inverse, rename: None, transactional: true, table: None, owner_of: None, findings: Vec::new() }
+        Self {
+            phase,
+            inverse,
+            rename: None,
+            transactional: true,
+            table: None,
+            owner_of: None,
+            findings: Vec::new(),
+        }
     }
 
     fn raise(&mut self, phase: StmtPhase) {
@@ -302,8 +330,21 @@ fn prepare(file: &MigrationFile, lint: bool) -> Prepared {
     } else {
         Vec::new()
     };
-    let errors = parse.errors().iter().map(|e| (usize::from(e.range().start()), readable_parse_error(e.message()))).collect();
-    Prepared { parse, errors, violations }
+    let errors = parse
+        .errors()
+        .iter()
+        .map(|e| {
+            (
+                usize::from(e.range().start()),
+                readable_parse_error(e.message()),
+            )
+        })
+        .collect();
+    Prepared {
+        parse,
+        errors,
+        violations,
+    }
 }
 
 /// Maps `f` over `items` on all cores, keeping order.
@@ -316,9 +357,17 @@ fn parallel_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Ve
     std::thread::scope(|s| {
         let handles: Vec<_> = items
             .chunks(chunk)
-            .map(|c| std::thread::Builder::new().stack_size(ANALYSIS_STACK).spawn_scoped(s, || c.iter().map(&f).collect::<Vec<R>>()).expect("an analysis thread starts"))
+            .map(|c| {
+                std::thread::Builder::new()
+                    .stack_size(ANALYSIS_STACK)
+                    .spawn_scoped(s, || c.iter().map(&f).collect::<Vec<R>>())
+                    .expect("an analysis thread starts")
+            })
             .collect();
-        handles.into_iter().flat_map(|h| h.join().expect("an analysis thread panicked")).collect()
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("an analysis thread panicked"))
+            .collect()
     })
 }
 
@@ -343,16 +392,33 @@ fn transactional(stmt: &ast::Stmt) -> bool {
     match stmt {
         ast::Stmt::CreateIndex(ci) => ci.concurrently_token().is_none(),
         ast::Stmt::DropIndex(_) | ast::Stmt::Reindex(_) => !concurrently(),
-        ast::Stmt::AlterTable(at) => !at.actions().any(|a| matches!(a, ast::AlterTableAction::DetachPartition(_))) || !concurrently(),
-        ast::Stmt::Vacuum(_) | ast::Stmt::CreateDatabase(_) | ast::Stmt::DropDatabase(_) | ast::Stmt::AlterSystem(_) => false,
+        ast::Stmt::AlterTable(at) => {
+            !at.actions()
+                .any(|a| matches!(a, ast::AlterTableAction::DetachPartition(_)))
+                || !concurrently()
+        }
+        ast::Stmt::Vacuum(_)
+        | ast::Stmt::CreateDatabase(_)
+        | ast::Stmt::DropDatabase(_)
+        | ast::Stmt::AlterSystem(_) => false,
         _ => true,
     }
 }
 
-fn analyze_file(file: &MigrationFile, prepared: Prepared, schema: &mut Schema, report: bool, opts: AnalyzeOptions) -> (MigrationAnalysis, Vec<Finding>) {
+fn analyze_file(
+    file: &MigrationFile,
+    prepared: Prepared,
+    schema: &mut Schema,
+    report: bool,
+    opts: AnalyzeOptions,
+) -> (MigrationAnalysis, Vec<Finding>) {
     let text = file.text.as_str();
     let index = LineIndex::new(text);
-    let Prepared { parse, mut errors, violations } = prepared;
+    let Prepared {
+        parse,
+        mut errors,
+        violations,
+    } = prepared;
     let root = parse.syntax_node();
 
     // Comments, for ignores and the phase declaration.
@@ -364,18 +430,19 @@ fn analyze_file(file: &MigrationFile, prepared: Prepared, schema: &mut Schema, r
         .collect();
 
     let mut findings: Vec<Finding> = Vec::new();
-    let push = |findings: &mut Vec<Finding>, rule_id: &str, line: u32, message: String, hint: String| {
-        let info = rule(rule_id);
-        findings.push(Finding {
-            rule: rule_id.to_string(),
-            severity: info.map_or(Severity::Warning, |r| r.severity),
-            file: file.display_path.clone(),
-            line,
-            message,
-            hint,
-            blocking: false,
-        });
-    };
+    let push =
+        |findings: &mut Vec<Finding>, rule_id: &str, line: u32, message: String, hint: String| {
+            let info = rule(rule_id);
+            findings.push(Finding {
+                rule: rule_id.to_string(),
+                severity: info.map_or(Severity::Warning, |r| r.severity),
+                file: file.display_path.clone(),
+                line,
+                message,
+                hint,
+                blocking: false,
+            });
+        };
 
     let mut statements = Vec::new();
     // Where each statement is, for mapping squawk's violations to it.
@@ -398,22 +465,37 @@ fn analyze_file(file: &MigrationFile, prepared: Prepared, schema: &mut Schema, r
         // the next statement (written on the lines above it), never to one further on.
         let prev_line = (prev_end > 0).then(|| index.line(prev_end.saturating_sub(1)));
         let end_line = index.line(end.saturating_sub(1));
-        let own: Vec<(usize, String)> = comments.iter().filter(|(at, _)| *at >= prev_end && *at < first && Some(index.line(*at)) != prev_line).cloned().collect();
-        let trailing: Vec<(usize, String)> = comments.iter().filter(|(at, _)| *at >= end && index.line(*at) == end_line).cloned().collect();
+        let own: Vec<(usize, String)> = comments
+            .iter()
+            .filter(|(at, _)| *at >= prev_end && *at < first && Some(index.line(*at)) != prev_line)
+            .cloned()
+            .collect();
+        let trailing: Vec<(usize, String)> = comments
+            .iter()
+            .filter(|(at, _)| *at >= end && index.line(*at) == end_line)
+            .cloned()
+            .collect();
         let mut ignores = ignores_between(&own, prev_end, first);
         ignores.extend(ignores_between(&trailing, end, usize::MAX));
         // An error in the gap before a statement (text the parser skipped, like a misspelled
         // keyword) belongs to it: whatever it parsed after the garbage is not what was meant.
         let gap_start = spans.last().map_or(0, |s| s.end);
         let owns = |at: usize| at >= gap_start && at < end.max(start + 1);
-        let stmt_errors: Vec<String> = errors.iter().filter(|(at, _)| owns(*at)).map(|(_, m)| m.clone()).collect();
+        let stmt_errors: Vec<String> = errors
+            .iter()
+            .filter(|(at, _)| owns(*at))
+            .map(|(_, m)| m.clone())
+            .collect();
         errors.retain(|(at, _)| !owns(*at));
         let class = if stmt_errors.is_empty() {
             let mut c = classify(&stmt, schema, report && opts.release);
             c.transactional = transactional(&stmt);
             c
         } else {
-            let mut c = Class::new(StmtPhase::Unparseable, Inverse::Unknown("the statement could not be read".into()));
+            let mut c = Class::new(
+                StmtPhase::Unparseable,
+                Inverse::Unknown("the statement could not be read".into()),
+            );
             let more = match stmt_errors.len() {
                 1 => String::new(),
                 n => format!(" (and {} more parse errors)", n - 1),
@@ -427,7 +509,12 @@ fn analyze_file(file: &MigrationFile, prepared: Prepared, schema: &mut Schema, r
             }
         }
         prev_end = end;
-        spans.push(Span { start, end, table: class.table.clone(), ignores });
+        spans.push(Span {
+            start,
+            end,
+            table: class.table.clone(),
+            ignores,
+        });
         statements.push(StatementAnalysis {
             line,
             phase: class.phase,
@@ -442,22 +529,28 @@ fn analyze_file(file: &MigrationFile, prepared: Prepared, schema: &mut Schema, r
     // Errors outside any statement: text the parser did not even start a statement for.
     for (at, message) in &errors {
         let line = index.line(*at);
-        if statements.iter().any(|s| s.line == line && s.phase == StmtPhase::Unparseable) {
+        if statements
+            .iter()
+            .any(|s| s.line == line && s.phase == StmtPhase::Unparseable)
+        {
             continue;
         }
         push(&mut findings, "unparseable-statement", line, format!("the SQL parser cannot read this statement: {message}"), "fix the syntax (check it with `psql`); cutover will not guess what an unreadable statement does".into());
         let pos = statements.partition_point(|s| s.line <= line);
         let rest = text[*at..].lines().next().unwrap_or("").trim().to_string();
-        statements.insert(pos, StatementAnalysis {
-            line,
-            phase: StmtPhase::Unparseable,
-            summary: summarize(&rest),
-            transactional: true,
-            sql: rest,
-            inverse: Inverse::Unknown("the statement could not be read".into()),
-            rename: None,
-            owner_of: None,
-        });
+        statements.insert(
+            pos,
+            StatementAnalysis {
+                line,
+                phase: StmtPhase::Unparseable,
+                summary: summarize(&rest),
+                transactional: true,
+                sql: rest,
+                inverse: Inverse::Unknown("the statement could not be read".into()),
+                rename: None,
+                owner_of: None,
+            },
+        );
     }
 
     let transactional = statements.iter().all(|s| s.transactional);
@@ -471,17 +564,27 @@ fn analyze_file(file: &MigrationFile, prepared: Prepared, schema: &mut Schema, r
                 if span.ignores.contains(&id) {
                     continue;
                 }
-                if SQUAWK_LOCK_RULES.contains(&id.as_str()) && span.table.as_deref().is_some_and(|t| schema.is_new(t)) {
+                if SQUAWK_LOCK_RULES.contains(&id.as_str())
+                    && span.table.as_deref().is_some_and(|t| schema.is_new(t))
+                {
                     continue;
                 }
             }
             // Inside a plan the executor sets the database's lock_timeout and statement_timeout
             // around every statement, so a file without its own SET has nothing to fix.
-            if opts.release && matches!(v.code, Rule::RequireLockTimeout | Rule::RequireStatementTimeout) {
+            if opts.release
+                && matches!(
+                    v.code,
+                    Rule::RequireLockTimeout | Rule::RequireStatementTimeout
+                )
+            {
                 continue;
             }
             let severity = rule(&id).map_or(Severity::Warning, |r| r.severity);
-            let hint = v.help.clone().unwrap_or_else(|| rule(&id).map_or(String::new(), |r| r.summary.to_string()));
+            let hint = v
+                .help
+                .clone()
+                .unwrap_or_else(|| rule(&id).map_or(String::new(), |r| r.summary.to_string()));
             findings.push(Finding {
                 rule: id,
                 severity,
@@ -496,7 +599,10 @@ fn analyze_file(file: &MigrationFile, prepared: Prepared, schema: &mut Schema, r
 
     // A statement that cannot run in a transaction must be alone (SET/RESET aside).
     if !transactional {
-        let others = statements.iter().filter(|s| s.transactional && s.phase != StmtPhase::Neutral).count();
+        let others = statements
+            .iter()
+            .filter(|s| s.transactional && s.phase != StmtPhase::Neutral)
+            .count();
         if others > 0 {
             for s in statements.iter().filter(|s| !s.transactional) {
                 push(&mut findings, "concurrently-in-transaction", s.line, format!("`{}` cannot run inside a transaction, but this migration has {others} other statement(s) that would share its run", s.summary), "move it into a migration file of its own; cutover runs such a file statement by statement outside a transaction".into());
@@ -509,13 +615,22 @@ fn analyze_file(file: &MigrationFile, prepared: Prepared, schema: &mut Schema, r
     if let Some((decl, line)) = &declared {
         let line = *line;
         match decl {
-            Err(value) => push(&mut findings, "phase-declaration-mismatch", line, format!("unknown phase `{value}` in `-- cutover:phase=`"), "declare `expand` or `contract`".into()),
+            Err(value) => push(
+                &mut findings,
+                "phase-declaration-mismatch",
+                line,
+                format!("unknown phase `{value}` in `-- cutover:phase=`"),
+                "declare `expand` or `contract`".into(),
+            ),
             Ok(d) => {
                 let d = *d;
                 let contradicted: Vec<&StatementAnalysis> = statements
                     .iter()
                     .filter(|s| match d {
-                        Phase::Expand => matches!(s.phase, StmtPhase::Contract | StmtPhase::Breaking) && !is_unclassified(s, &findings),
+                        Phase::Expand => {
+                            matches!(s.phase, StmtPhase::Contract | StmtPhase::Breaking)
+                                && !is_unclassified(s, &findings)
+                        }
                         _ => s.phase == StmtPhase::Breaking && s.rename.is_none(),
                     })
                     .collect();
@@ -531,9 +646,10 @@ fn analyze_file(file: &MigrationFile, prepared: Prepared, schema: &mut Schema, r
         let expand = statements.iter().find(|s| s.phase == StmtPhase::Expand);
         let contract = statements.iter().find(|s| s.phase == StmtPhase::Contract);
         if let (Some(e), Some(c)) = (expand, contract)
-            && declared.is_none() {
-                push(&mut findings, "mixed-phase-migration", c.line, format!("this migration mixes expand (line {}: `{}`) and contract (line {}: `{}`) statements", e.line, e.summary, c.line, c.summary), "split it: expand statements run before traffic moves, contract statements after the old version is retired".into());
-            }
+            && declared.is_none()
+        {
+            push(&mut findings, "mixed-phase-migration", c.line, format!("this migration mixes expand (line {}: `{}`) and contract (line {}: `{}`) statements", e.line, e.summary, c.line, c.summary), "split it: expand statements run before traffic moves, contract statements after the old version is retired".into());
+        }
     }
     if statements.iter().all(|s| s.phase == StmtPhase::Neutral) {
         push(&mut findings, "empty-migration", 1, "a placeholder migration: it changes no schema (empty, comments only, or only SELECT/SET); it is applied and recorded in refinery's history like any other".into(), "nothing to do; refinery, diesel and pop accept placeholders too".into());
@@ -544,12 +660,21 @@ fn analyze_file(file: &MigrationFile, prepared: Prepared, schema: &mut Schema, r
     findings.dedup_by(|later, first| {
         let same = first.line == later.line && first.rule == later.rule;
         if same && first.rule == "unparseable-statement" && first.message != later.message {
-            let extra = later.message.split(": ").skip(1).collect::<Vec<_>>().join(": ");
+            let extra = later
+                .message
+                .split(": ")
+                .skip(1)
+                .collect::<Vec<_>>()
+                .join(": ");
             first.message = format!("{}; {extra}", first.message);
         }
         same && (first.rule == "unparseable-statement" || first.message == later.message)
     });
-    statements.dedup_by(|later, first| later.line == first.line && later.phase == StmtPhase::Unparseable && first.phase == StmtPhase::Unparseable);
+    statements.dedup_by(|later, first| {
+        later.line == first.line
+            && later.phase == StmtPhase::Unparseable
+            && first.phase == StmtPhase::Unparseable
+    });
     (
         MigrationAnalysis {
             file: file.display_path.clone(),
@@ -594,7 +719,9 @@ fn readable_parse_error(message: &str) -> String {
 }
 
 fn is_unclassified(s: &StatementAnalysis, findings: &[Finding]) -> bool {
-    findings.iter().any(|f| f.line == s.line && f.rule == "unclassified-statement")
+    findings
+        .iter()
+        .any(|f| f.line == s.line && f.rule == "unclassified-statement")
 }
 
 fn phase_word(p: StmtPhase) -> &'static str {
@@ -622,14 +749,21 @@ fn migration_phase(statements: &[StatementAnalysis]) -> Phase {
 }
 
 /// `-- cutover:phase=contract` among the comments before the first statement.
-fn declared_phase(comments: &[(usize, String)], first_stmt_line: Option<u32>, index: &LineIndex) -> Option<(Result<Phase, String>, u32)> {
+fn declared_phase(
+    comments: &[(usize, String)],
+    first_stmt_line: Option<u32>,
+    index: &LineIndex,
+) -> Option<(Result<Phase, String>, u32)> {
     for (at, text) in comments {
         let line = index.line(*at);
         if first_stmt_line.is_some_and(|l| line > l) {
             break;
         }
         if let Some(rest) = text.split("cutover:phase=").nth(1) {
-            let value: String = rest.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '-').collect();
+            let value: String = rest
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '-')
+                .collect();
             let phase = match value.as_str() {
                 "expand" => Ok(Phase::Expand),
                 "contract" => Ok(Phase::Contract),
@@ -647,7 +781,13 @@ fn ignores_between(comments: &[(usize, String)], from: usize, to: usize) -> BTre
         .iter()
         .filter(|(at, _)| *at >= from && *at < to)
         .filter_map(|(_, text)| text.split("cutover:ignore").nth(1))
-        .flat_map(|rest| rest.split([',', ' ']).map(str::trim).filter(|s| !s.is_empty()).map(canonical_rule_id).collect::<Vec<_>>())
+        .flat_map(|rest| {
+            rest.split([',', ' '])
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(canonical_rule_id)
+                .collect::<Vec<_>>()
+        })
         .collect()
 }
 
@@ -703,11 +843,20 @@ fn words(node: &SyntaxNode) -> Vec<String> {
 }
 
 fn has_seq(words: &[String], seq: &[&str]) -> bool {
-    words.windows(seq.len()).any(|w| w.iter().zip(seq).all(|(a, b)| a == b))
+    words
+        .windows(seq.len())
+        .any(|w| w.iter().zip(seq).all(|(a, b)| a == b))
 }
 
 fn text_of<N: AstNode>(node: Option<N>) -> Option<String> {
-    node.map(|n| n.syntax().text().to_string().split_whitespace().collect::<Vec<_>>().join(" "))
+    node.map(|n| {
+        n.syntax()
+            .text()
+            .to_string()
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+    })
 }
 
 /// Text of the first token after the tokens `after`, skipping `skip` words (e.g. the name in
@@ -747,10 +896,15 @@ fn classify(stmt: &ast::Stmt, schema: &mut Schema, in_release: bool) -> Class {
     use StmtPhase::*;
     let node = stmt.syntax();
     let w = words(node);
-    let no_inverse = || Inverse::Unknown("cutover knows no safe inverse for this statement; add a down migration".into());
+    let no_inverse = || {
+        Inverse::Unknown(
+            "cutover knows no safe inverse for this statement; add a down migration".into(),
+        )
+    };
     match stmt {
         ast::Stmt::AlterTable(at) => {
-            let table = text_of(at.table_relation_name().and_then(|r| r.table_name_ref())).unwrap_or_default();
+            let table = text_of(at.table_relation_name().and_then(|r| r.table_name_ref()))
+                .unwrap_or_default();
             let is_new = schema.is_new(&table);
             let mut c = Class::new(Neutral, Inverse::Noop);
             c.table = Some(normalize(&table));
@@ -764,8 +918,20 @@ fn classify(stmt: &ast::Stmt, schema: &mut Schema, in_release: bool) -> Class {
                         let col = text_of(ac.column_name()).unwrap_or_default();
                         let ty = text_of(ac.ty()).unwrap_or_default();
                         let cons: Vec<ast::Constraint> = ac.constraints().collect();
-                        let not_null = cons.iter().any(|k| matches!(k, ast::Constraint::NotNullConstraint(_) | ast::Constraint::PrimaryKeyConstraint(_)));
-                        let has_default = cons.iter().any(|k| matches!(k, ast::Constraint::DefaultConstraint(_) | ast::Constraint::GeneratedConstraint(_)));
+                        let not_null = cons.iter().any(|k| {
+                            matches!(
+                                k,
+                                ast::Constraint::NotNullConstraint(_)
+                                    | ast::Constraint::PrimaryKeyConstraint(_)
+                            )
+                        });
+                        let has_default = cons.iter().any(|k| {
+                            matches!(
+                                k,
+                                ast::Constraint::DefaultConstraint(_)
+                                    | ast::Constraint::GeneratedConstraint(_)
+                            )
+                        });
                         if not_null && !has_default && !is_new {
                             c.raise(Breaking);
                             c.finding("breaking-add-required-column", format!("`{table}.{col}` is added NOT NULL without a default: the old version's inserts will fail"), RECIPE_REQUIRED_COLUMN);
@@ -773,7 +939,14 @@ fn classify(stmt: &ast::Stmt, schema: &mut Schema, in_release: bool) -> Class {
                             c.raise(Expand);
                         }
                         inverses.push(format!("ALTER TABLE {table} DROP COLUMN IF EXISTS {col};"));
-                        schema.add_column(&table, Column { name: normalize(&col), ty, not_null });
+                        schema.add_column(
+                            &table,
+                            Column {
+                                name: normalize(&col),
+                                ty,
+                                not_null,
+                            },
+                        );
                     }
                     ast::AlterTableAction::AddConstraint(ac) => {
                         c.raise(Expand);
@@ -808,28 +981,40 @@ fn classify(stmt: &ast::Stmt, schema: &mut Schema, in_release: bool) -> Class {
                                 schema.set_type(&table, &col, &ty);
                             }
                             Some(ast::AlterColumnOption::SetNotNull(_)) => {
-                                let checked = schema.table(&table).is_some_and(|t| t.not_null_checked.contains(&normalize(&col)));
+                                let checked = schema
+                                    .table(&table)
+                                    .is_some_and(|t| t.not_null_checked.contains(&normalize(&col)));
                                 if is_new || checked {
                                     c.raise(Expand);
                                 } else {
                                     c.raise(Breaking);
                                     c.finding("breaking-set-not-null", format!("SET NOT NULL on `{table}.{col}` scans the table under an ACCESS EXCLUSIVE lock and fails the old version's NULL writes"), RECIPE_SET_NOT_NULL);
                                 }
-                                inverses.push(format!("ALTER TABLE {table} ALTER COLUMN {col} DROP NOT NULL;"));
+                                inverses.push(format!(
+                                    "ALTER TABLE {table} ALTER COLUMN {col} DROP NOT NULL;"
+                                ));
                                 schema.set_not_null(&table, &col, true);
                             }
                             Some(ast::AlterColumnOption::DropNotNull(_)) => {
                                 c.raise(Expand);
-                                inverses.push(format!("ALTER TABLE {table} ALTER COLUMN {col} SET NOT NULL;"));
+                                inverses.push(format!(
+                                    "ALTER TABLE {table} ALTER COLUMN {col} SET NOT NULL;"
+                                ));
                                 schema.set_not_null(&table, &col, false);
                             }
                             Some(ast::AlterColumnOption::DropDefault(_)) => {
                                 c.raise(if is_new { Expand } else { Contract });
-                                unknown_inverse = Some("the previous default is not known; add a down migration".into());
+                                unknown_inverse = Some(
+                                    "the previous default is not known; add a down migration"
+                                        .into(),
+                                );
                             }
                             Some(ast::AlterColumnOption::SetDefault(_)) => {
                                 c.raise(Expand);
-                                unknown_inverse = Some("the previous default is not known; add a down migration".into());
+                                unknown_inverse = Some(
+                                    "the previous default is not known; add a down migration"
+                                        .into(),
+                                );
                             }
                             _ => {
                                 c.raise(Expand);
@@ -841,7 +1026,8 @@ fn classify(stmt: &ast::Stmt, schema: &mut Schema, in_release: bool) -> Class {
                         let col = text_of(dc.column_name_ref()).unwrap_or_default();
                         c.raise(Contract);
                         c.finding("data-loss", format!("dropping `{table}.{col}` deletes its data"), "run it only after the old version is retired; the pre-release backup is the only way back");
-                        unknown_inverse = Some("dropped data can only come back from the backup".into());
+                        unknown_inverse =
+                            Some("dropped data can only come back from the backup".into());
                         schema.drop_column(&table, &col);
                     }
                     ast::AlterTableAction::DropConstraint(_) => {
@@ -853,7 +1039,8 @@ fn classify(stmt: &ast::Stmt, schema: &mut Schema, in_release: bool) -> Class {
                         let to = text_of(rc.column_name()).unwrap_or_default();
                         if is_new {
                             c.raise(Expand);
-                            inverses.push(format!("ALTER TABLE {table} RENAME COLUMN {to} TO {from};"));
+                            inverses
+                                .push(format!("ALTER TABLE {table} RENAME COLUMN {to} TO {from};"));
                         } else {
                             c.raise(Breaking);
                             c.finding("breaking-rename-column", format!("renaming `{table}.{from}` to `{to}` breaks the version that still uses `{from}`"), format!("`cutover plan` rewrites it: add `{to}` with a sync trigger (expand), backfill, shift traffic, then drop `{from}` (contract)"));
@@ -866,7 +1053,18 @@ fn classify(stmt: &ast::Stmt, schema: &mut Schema, in_release: bool) -> Class {
                                 column_type: col.map(|c| c.ty.clone()).filter(|ty| !ty.is_empty()),
                                 not_null: col.is_some_and(|c| c.not_null),
                                 key: t.and_then(|t| t.primary_key.first().cloned()),
-                                key_types: t.map(|t| t.primary_key.iter().map(|k| t.column(k).map(|c| c.ty.clone()).unwrap_or_default()).collect()).unwrap_or_default(),
+                                key_types: t
+                                    .map(|t| {
+                                        t.primary_key
+                                            .iter()
+                                            .map(|k| {
+                                                t.column(k)
+                                                    .map(|c| c.ty.clone())
+                                                    .unwrap_or_default()
+                                            })
+                                            .collect()
+                                    })
+                                    .unwrap_or_default(),
                             });
                         }
                         schema.rename_column(&table, &from, &to);
@@ -889,7 +1087,10 @@ fn classify(stmt: &ast::Stmt, schema: &mut Schema, in_release: bool) -> Class {
                         }
                         unknown_inverse = Some(no_inverse_reason());
                     }
-                    ast::AlterTableAction::SetTablespace(_) | ast::AlterTableAction::SetLogged(_) | ast::AlterTableAction::SetUnlogged(_) | ast::AlterTableAction::SetAccessMethod(_) => {
+                    ast::AlterTableAction::SetTablespace(_)
+                    | ast::AlterTableAction::SetLogged(_)
+                    | ast::AlterTableAction::SetUnlogged(_)
+                    | ast::AlterTableAction::SetAccessMethod(_) => {
                         c.raise(Expand);
                         if !is_new {
                             c.finding("table-rewrite", format!("this rewrites all of `{table}` under an ACCESS EXCLUSIVE lock"), "schedule it in a maintenance window (a `recreate` release) or use pg_repack");
@@ -930,17 +1131,32 @@ fn classify(stmt: &ast::Stmt, schema: &mut Schema, in_release: bool) -> Class {
                         ast::TableArg::Column(col) => {
                             let cname = normalize(&text_of(col.name()).unwrap_or_default());
                             let ty = text_of(col.ty()).unwrap_or_default();
-                            let kinds: Vec<SyntaxKind> = col.syntax().descendants().map(|n| n.kind()).collect();
+                            let kinds: Vec<SyntaxKind> =
+                                col.syntax().descendants().map(|n| n.kind()).collect();
                             if kinds.contains(&SyntaxKind::PRIMARY_KEY_CONSTRAINT) {
                                 pk.push(cname.clone());
                             }
                             let not_null = kinds.contains(&SyntaxKind::NOT_NULL_CONSTRAINT);
-                            columns.push(Column { name: cname, ty, not_null });
+                            columns.push(Column {
+                                name: cname,
+                                ty,
+                                not_null,
+                            });
                         }
                         ast::TableArg::TableConstraint(tc) => {
                             let tw = words(tc.syntax());
-                            if let Some(p) = tw.windows(2).position(|x| x[0] == "primary" && x[1] == "key") {
-                                pk.extend(tw[p + 2..].iter().skip_while(|t| *t == "(").take_while(|t| *t != ")").filter(|t| *t != ",").map(|t| normalize(t)));
+                            if let Some(p) = tw
+                                .windows(2)
+                                .position(|x| x[0] == "primary" && x[1] == "key")
+                            {
+                                pk.extend(
+                                    tw[p + 2..]
+                                        .iter()
+                                        .skip_while(|t| *t == "(")
+                                        .take_while(|t| *t != ")")
+                                        .filter(|t| *t != ",")
+                                        .map(|t| normalize(t)),
+                                );
                             }
                         }
                         _ => {}
@@ -948,68 +1164,150 @@ fn classify(stmt: &ast::Stmt, schema: &mut Schema, in_release: bool) -> Class {
                 }
             }
             schema.create_table(&name, columns, pk, in_release);
-            let mut c = Class::new(Expand, Inverse::Sql(format!("DROP TABLE IF EXISTS {name};")));
+            let mut c = Class::new(
+                Expand,
+                Inverse::Sql(format!("DROP TABLE IF EXISTS {name};")),
+            );
             c.table = Some(normalize(&name));
             c
         }
         ast::Stmt::CreateTableAs(_) | ast::Stmt::SelectInto(_) => {
-            let name = name_after(node, "table", &["if", "not", "exists"]).or_else(|| name_after(node, "into", &[])).unwrap_or_default();
+            let name = name_after(node, "table", &["if", "not", "exists"])
+                .or_else(|| name_after(node, "into", &[]))
+                .unwrap_or_default();
             schema.create_table(&name, Vec::new(), Vec::new(), in_release);
-            Class::new(Expand, Inverse::Sql(format!("DROP TABLE IF EXISTS {name};")))
+            Class::new(
+                Expand,
+                Inverse::Sql(format!("DROP TABLE IF EXISTS {name};")),
+            )
         }
         ast::Stmt::CreateIndex(ci) => {
-            let table = text_of(ci.table_relation_name().and_then(|r| r.table_name_ref())).unwrap_or_default();
+            let table = text_of(ci.table_relation_name().and_then(|r| r.table_name_ref()))
+                .unwrap_or_default();
             let concurrent = ci.concurrently_token().is_some();
-            let name = name_after(node, "index", &["concurrently", "if", "not", "exists"]).filter(|n| !n.eq_ignore_ascii_case("on"));
+            let name = name_after(node, "index", &["concurrently", "if", "not", "exists"])
+                .filter(|n| !n.eq_ignore_ascii_case("on"));
             // The index lives in its table's schema: a qualified table qualifies the drop.
             let qualified = |n: &str| match schema_of(&table) {
                 Some(schema) if !n.contains('.') => format!("{schema}.{n}"),
                 _ => n.to_string(),
             };
             let inverse = match name {
-                Some(n) => Inverse::Sql(format!("DROP INDEX {}IF EXISTS {};", if concurrent { "CONCURRENTLY " } else { "" }, qualified(&n))),
-                None => Inverse::Unknown("the index has no name; name it so it can be dropped".into()),
+                Some(n) => Inverse::Sql(format!(
+                    "DROP INDEX {}IF EXISTS {};",
+                    if concurrent { "CONCURRENTLY " } else { "" },
+                    qualified(&n)
+                )),
+                None => {
+                    Inverse::Unknown("the index has no name; name it so it can be dropped".into())
+                }
             };
             let mut c = Class::new(Expand, inverse);
             c.table = Some(normalize(&table));
             c.owner_of = Some(table).filter(|t| !t.is_empty());
             c
         }
-        ast::Stmt::DropIndex(_) => Class::new(Contract, Inverse::Unknown("a dropped index is not re-created automatically; add a down migration".into())),
+        ast::Stmt::DropIndex(_) => Class::new(
+            Contract,
+            Inverse::Unknown(
+                "a dropped index is not re-created automatically; add a down migration".into(),
+            ),
+        ),
         ast::Stmt::Reindex(_) | ast::Stmt::Vacuum(_) => Class::new(Neutral, Inverse::Noop),
-        ast::Stmt::CreateView(_) | ast::Stmt::CreateFunction(_) | ast::Stmt::CreateProcedure(_) | ast::Stmt::CreateTrigger(_) | ast::Stmt::CreateRule(_) => {
+        ast::Stmt::CreateView(_)
+        | ast::Stmt::CreateFunction(_)
+        | ast::Stmt::CreateProcedure(_)
+        | ast::Stmt::CreateTrigger(_)
+        | ast::Stmt::CreateRule(_) => {
             let or_replace = has_seq(&w, &["or", "replace"]);
             let mut c = Class::new(Expand, create_inverse(node, &w));
             if or_replace {
-                c.inverse = Inverse::Unknown("CREATE OR REPLACE does not keep the previous definition; add a down migration".into());
+                c.inverse = Inverse::Unknown(
+                    "CREATE OR REPLACE does not keep the previous definition; add a down migration"
+                        .into(),
+                );
                 c.finding("replaces-object", "CREATE OR REPLACE changes an object the running version may already use".into(), "create it under a new name (expand), move the app to it, drop the old one (contract); or declare the file's phase if both versions work with the new definition");
             }
             c
         }
-        ast::Stmt::CreateSequence(_) | ast::Stmt::CreateType(_) | ast::Stmt::CreateSchema(_) | ast::Stmt::CreateExtension(_) | ast::Stmt::CreateDomain(_) | ast::Stmt::CreateMaterializedView(_) | ast::Stmt::CreatePolicy(_) | ast::Stmt::CreateStatistics(_) | ast::Stmt::CreateCollation(_) | ast::Stmt::CreateAggregate(_) => {
-            Class::new(Expand, create_inverse(node, &w))
-        }
-        ast::Stmt::CommentOn(_) | ast::Stmt::Grant(_) | ast::Stmt::Analyze(_) | ast::Stmt::Refresh(_) => Class::new(if matches!(stmt, ast::Stmt::Analyze(_)) { Neutral } else { Expand }, Inverse::Noop),
-        ast::Stmt::DropTable(_) | ast::Stmt::Truncate(_) | ast::Stmt::DropSchema(_) | ast::Stmt::DropMaterializedView(_) => {
-            let mut c = Class::new(Contract, Inverse::Unknown("dropped data can only come back from the backup".into()));
+        ast::Stmt::CreateSequence(_)
+        | ast::Stmt::CreateType(_)
+        | ast::Stmt::CreateSchema(_)
+        | ast::Stmt::CreateExtension(_)
+        | ast::Stmt::CreateDomain(_)
+        | ast::Stmt::CreateMaterializedView(_)
+        | ast::Stmt::CreatePolicy(_)
+        | ast::Stmt::CreateStatistics(_)
+        | ast::Stmt::CreateCollation(_)
+        | ast::Stmt::CreateAggregate(_) => Class::new(Expand, create_inverse(node, &w)),
+        ast::Stmt::CommentOn(_)
+        | ast::Stmt::Grant(_)
+        | ast::Stmt::Analyze(_)
+        | ast::Stmt::Refresh(_) => Class::new(
+            if matches!(stmt, ast::Stmt::Analyze(_)) {
+                Neutral
+            } else {
+                Expand
+            },
+            Inverse::Noop,
+        ),
+        ast::Stmt::DropTable(_)
+        | ast::Stmt::Truncate(_)
+        | ast::Stmt::DropSchema(_)
+        | ast::Stmt::DropMaterializedView(_) => {
+            let mut c = Class::new(
+                Contract,
+                Inverse::Unknown("dropped data can only come back from the backup".into()),
+            );
             let what = summarize(&node.text().to_string());
             c.finding("data-loss", format!("`{what}` deletes data"), "run it only after the old version is retired; the pre-release backup is the only way back");
             if matches!(stmt, ast::Stmt::DropTable(_)) {
-                for name in w.iter().skip_while(|t| *t != "table").skip(1).filter(|t| !matches!(t.as_str(), "if" | "exists" | "," | ";" | "cascade" | "restrict")) {
+                for name in w.iter().skip_while(|t| *t != "table").skip(1).filter(|t| {
+                    !matches!(
+                        t.as_str(),
+                        "if" | "exists" | "," | ";" | "cascade" | "restrict"
+                    )
+                }) {
                     schema.drop_table(name);
                 }
             }
             c
         }
-        ast::Stmt::DropView(_) | ast::Stmt::DropFunction(_) | ast::Stmt::DropProcedure(_) | ast::Stmt::DropTrigger(_) | ast::Stmt::DropSequence(_) | ast::Stmt::DropType(_) | ast::Stmt::DropDomain(_) | ast::Stmt::DropPolicy(_) | ast::Stmt::DropExtension(_) | ast::Stmt::DropRule(_) | ast::Stmt::DropStatistics(_) | ast::Stmt::DropAggregate(_) | ast::Stmt::Revoke(_) => {
-            Class::new(Contract, Inverse::Unknown("a dropped object is not re-created automatically; add a down migration".into()))
-        }
-        ast::Stmt::Insert(_) | ast::Stmt::Copy(_) | ast::Stmt::Merge(_) => Class::new(Expand, Inverse::Unknown("inserted rows are not removed automatically; add a down migration".into())),
+        ast::Stmt::DropView(_)
+        | ast::Stmt::DropFunction(_)
+        | ast::Stmt::DropProcedure(_)
+        | ast::Stmt::DropTrigger(_)
+        | ast::Stmt::DropSequence(_)
+        | ast::Stmt::DropType(_)
+        | ast::Stmt::DropDomain(_)
+        | ast::Stmt::DropPolicy(_)
+        | ast::Stmt::DropExtension(_)
+        | ast::Stmt::DropRule(_)
+        | ast::Stmt::DropStatistics(_)
+        | ast::Stmt::DropAggregate(_)
+        | ast::Stmt::Revoke(_) => Class::new(
+            Contract,
+            Inverse::Unknown(
+                "a dropped object is not re-created automatically; add a down migration".into(),
+            ),
+        ),
+        ast::Stmt::Insert(_) | ast::Stmt::Copy(_) | ast::Stmt::Merge(_) => Class::new(
+            Expand,
+            Inverse::Unknown(
+                "inserted rows are not removed automatically; add a down migration".into(),
+            ),
+        ),
         ast::Stmt::Update(_) | ast::Stmt::Delete(_) => {
             let is_delete = matches!(stmt, ast::Stmt::Delete(_));
-            let table = name_after(node, if is_delete { "from" } else { "update" }, &["only"]).unwrap_or_default();
+            let table = name_after(node, if is_delete { "from" } else { "update" }, &["only"])
+                .unwrap_or_default();
             let whole = !w.contains(&"where".to_string());
-            let mut c = Class::new(Expand, Inverse::Unknown("changed rows are not restored automatically; add a down migration".into()));
+            let mut c = Class::new(
+                Expand,
+                Inverse::Unknown(
+                    "changed rows are not restored automatically; add a down migration".into(),
+                ),
+            );
             c.table = Some(normalize(&table));
             if whole && !schema.is_new(&table) {
                 c.finding("unbatched-dml", format!("this {} touches every row of `{table}` in one transaction", if is_delete { "DELETE" } else { "UPDATE" }), "batch it by primary key range (cutover's backfill steps do this) so row locks stay short");
@@ -1020,10 +1318,29 @@ fn classify(stmt: &ast::Stmt, schema: &mut Schema, in_release: bool) -> Class {
             }
             c
         }
-        ast::Stmt::Set(_) | ast::Stmt::Reset(_) | ast::Stmt::Begin(_) | ast::Stmt::Commit(_) | ast::Stmt::Rollback(_) | ast::Stmt::Show(_) | ast::Stmt::Select(_) | ast::Stmt::SetTransaction(_) | ast::Stmt::SetConstraints(_) | ast::Stmt::Lock(_) | ast::Stmt::SetRole(_) | ast::Stmt::ResetRole(_) | ast::Stmt::SavepointCreate(_) | ast::Stmt::ReleaseSavepoint(_) | ast::Stmt::EmptyStmt(_) | ast::Stmt::Checkpoint(_) => Class::new(Neutral, Inverse::Noop),
+        ast::Stmt::Set(_)
+        | ast::Stmt::Reset(_)
+        | ast::Stmt::Begin(_)
+        | ast::Stmt::Commit(_)
+        | ast::Stmt::Rollback(_)
+        | ast::Stmt::Show(_)
+        | ast::Stmt::Select(_)
+        | ast::Stmt::SetTransaction(_)
+        | ast::Stmt::SetConstraints(_)
+        | ast::Stmt::Lock(_)
+        | ast::Stmt::SetRole(_)
+        | ast::Stmt::ResetRole(_)
+        | ast::Stmt::SavepointCreate(_)
+        | ast::Stmt::ReleaseSavepoint(_)
+        | ast::Stmt::EmptyStmt(_)
+        | ast::Stmt::Checkpoint(_) => Class::new(Neutral, Inverse::Noop),
         ast::Stmt::CreateDatabase(_) | ast::Stmt::DropDatabase(_) | ast::Stmt::AlterSystem(_) => {
             let mut c = Class::new(Contract, no_inverse());
-            c.finding("unclassified-statement", "database-level statements are outside a release's schema phases".into(), "run them outside cutover, or declare the file's phase with `-- cutover:phase=`");
+            c.finding(
+                "unclassified-statement",
+                "database-level statements are outside a release's schema phases".into(),
+                "run them outside cutover, or declare the file's phase with `-- cutover:phase=`",
+            );
             c
         }
         _ if w.first().is_some_and(|t| t == "alter") && has_seq(&w, &["rename"]) => {
@@ -1032,12 +1349,29 @@ fn classify(stmt: &ast::Stmt, schema: &mut Schema, in_release: bool) -> Class {
                 Class::new(Expand, no_inverse())
             } else {
                 let mut c = Class::new(Breaking, no_inverse());
-                c.finding("breaking-rename-object", format!("renaming this {what} breaks the version that still uses the old name"), RECIPE_RENAME_OBJECT);
+                c.finding(
+                    "breaking-rename-object",
+                    format!("renaming this {what} breaks the version that still uses the old name"),
+                    RECIPE_RENAME_OBJECT,
+                );
                 c
             }
         }
-        ast::Stmt::AlterType(_) if has_seq(&w, &["add", "value"]) => Class::new(Expand, Inverse::Unknown("PostgreSQL cannot remove an enum value".into())),
-        ast::Stmt::AlterIndex(_) | ast::Stmt::AlterSequence(_) | ast::Stmt::AlterView(_) | ast::Stmt::AlterFunction(_) | ast::Stmt::AlterStatistics(_) | ast::Stmt::AlterPolicy(_) | ast::Stmt::AlterTrigger(_) if !has_seq(&w, &["set", "schema"]) => Class::new(Expand, no_inverse()),
+        ast::Stmt::AlterType(_) if has_seq(&w, &["add", "value"]) => Class::new(
+            Expand,
+            Inverse::Unknown("PostgreSQL cannot remove an enum value".into()),
+        ),
+        ast::Stmt::AlterIndex(_)
+        | ast::Stmt::AlterSequence(_)
+        | ast::Stmt::AlterView(_)
+        | ast::Stmt::AlterFunction(_)
+        | ast::Stmt::AlterStatistics(_)
+        | ast::Stmt::AlterPolicy(_)
+        | ast::Stmt::AlterTrigger(_)
+            if !has_seq(&w, &["set", "schema"]) =>
+        {
+            Class::new(Expand, no_inverse())
+        }
         _ => {
             let mut c = Class::new(Contract, no_inverse());
             c.finding("unclassified-statement", format!("cutover does not know whether `{}` is safe while the old version runs; it is placed in the contract phase", summarize(&node.text().to_string())), "if it is safe for the old version, declare `-- cutover:phase=expand` at the top of the file");
@@ -1053,19 +1387,50 @@ fn no_inverse_reason() -> String {
 /// `DROP <kind> <name>` for a CREATE statement, where the name can be read.
 fn create_inverse(node: &SyntaxNode, w: &[String]) -> Inverse {
     let kind_pos = w.iter().position(|t| {
-        matches!(t.as_str(), "view" | "function" | "procedure" | "trigger" | "rule" | "sequence" | "type" | "schema" | "extension" | "domain" | "policy" | "statistics" | "collation" | "aggregate")
+        matches!(
+            t.as_str(),
+            "view"
+                | "function"
+                | "procedure"
+                | "trigger"
+                | "rule"
+                | "sequence"
+                | "type"
+                | "schema"
+                | "extension"
+                | "domain"
+                | "policy"
+                | "statistics"
+                | "collation"
+                | "aggregate"
+        )
     });
-    let Some(p) = kind_pos else { return Inverse::Unknown(no_inverse_reason()) };
+    let Some(p) = kind_pos else {
+        return Inverse::Unknown(no_inverse_reason());
+    };
     let kind = w[p].as_str();
     let materialized = p > 0 && w[p - 1] == "materialized";
-    let Some(name) = name_after(node, kind, &["if", "not", "exists"]) else { return Inverse::Unknown(no_inverse_reason()) };
-    let kw = if materialized { "MATERIALIZED VIEW".to_string() } else { kind.to_uppercase() };
+    let Some(name) = name_after(node, kind, &["if", "not", "exists"]) else {
+        return Inverse::Unknown(no_inverse_reason());
+    };
+    let kw = if materialized {
+        "MATERIALIZED VIEW".to_string()
+    } else {
+        kind.to_uppercase()
+    };
     match kind {
         "function" | "procedure" | "aggregate" => {
-            let params = node.descendants().find(|n| n.kind() == SyntaxKind::PARAM_LIST).map(|n| n.text().to_string());
+            let params = node
+                .descendants()
+                .find(|n| n.kind() == SyntaxKind::PARAM_LIST)
+                .map(|n| n.text().to_string());
             match params {
-                Some(p) if !p.to_lowercase().contains("default") && !p.contains('=') => Inverse::Sql(format!("DROP {kw} IF EXISTS {name}{p};")),
-                _ => Inverse::Unknown("the function's argument list has defaults; add a down migration".into()),
+                Some(p) if !p.to_lowercase().contains("default") && !p.contains('=') => {
+                    Inverse::Sql(format!("DROP {kw} IF EXISTS {name}{p};"))
+                }
+                _ => Inverse::Unknown(
+                    "the function's argument list has defaults; add a down migration".into(),
+                ),
             }
         }
         "trigger" | "rule" | "policy" => match name_after(node, "on", &[]) {
@@ -1081,7 +1446,8 @@ fn not_null_check_column(w: &[String]) -> Option<String> {
     let p = w.iter().position(|t| t == "check")?;
     let rest = &w[p + 1..];
     // ( col is not null )
-    if rest.len() >= 5 && rest[0] == "(" && rest[2] == "is" && rest[3] == "not" && rest[4] == "null" {
+    if rest.len() >= 5 && rest[0] == "(" && rest[2] == "is" && rest[3] == "not" && rest[4] == "null"
+    {
         return Some(rest[1].clone());
     }
     None

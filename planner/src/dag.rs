@@ -522,7 +522,11 @@ pub fn ancestor_sets<N, E>(graph: &DiGraph<N, E>) -> Vec<FixedBitSet> {
 impl Builder {
     /// Adds `step` after `deps` (which must already exist). Duplicate ids are a planner bug.
     pub fn add(&mut self, mut step: Step, deps: &[NodeIndex]) -> NodeIndex {
-        assert!(!self.ids.contains_key(&step.id), "duplicate step id {}", step.id);
+        assert!(
+            !self.ids.contains_key(&step.id),
+            "duplicate step id {}",
+            step.id
+        );
         let mut deps: Vec<NodeIndex> = deps.to_vec();
         deps.sort();
         deps.dedup();
@@ -531,7 +535,10 @@ impl Builder {
             let implied: Vec<NodeIndex> = deps
                 .iter()
                 .copied()
-                .filter(|d| deps.iter().any(|o| o != d && self.ancestors[o.index()].contains(d.index())))
+                .filter(|d| {
+                    deps.iter()
+                        .any(|o| o != d && self.ancestors[o.index()].contains(d.index()))
+                })
                 .collect();
             deps.retain(|d| !implied.contains(d));
         }
@@ -555,7 +562,20 @@ impl Builder {
     /// Copies every shift step's servers, in node order, into the preflight step `preflight`, so
     /// that preflight can check them all against the router before anything changes.
     pub fn record_shifts_in(&mut self, preflight: NodeIndex) {
-        let planned: Vec<PlannedShift> = self.graph.node_indices().filter_map(|n| match &self.graph[n].params { Params::Shift { upstream, servers, .. } => Some(PlannedShift { step: self.graph[n].id.clone(), upstream: upstream.clone(), servers: servers.clone() }), _ => None }).collect();
+        let planned: Vec<PlannedShift> = self
+            .graph
+            .node_indices()
+            .filter_map(|n| match &self.graph[n].params {
+                Params::Shift {
+                    upstream, servers, ..
+                } => Some(PlannedShift {
+                    step: self.graph[n].id.clone(),
+                    upstream: upstream.clone(),
+                    servers: servers.clone(),
+                }),
+                _ => None,
+            })
+            .collect();
         if let Params::Preflight { shifts, .. } = &mut self.graph[preflight].params {
             *shifts = planned;
         }
@@ -575,7 +595,16 @@ impl Builder {
 /// A step's fingerprint: 16 hex digits of the sha256 of what running it depends on (id, kind,
 /// phase, parameters, dependencies, idempotence, reversibility); not its descriptions.
 pub fn step_fingerprint(step: &Step) -> String {
-    let canonical = serde_json::to_vec(&(&step.id, step.kind, step.phase, &step.params, &step.depends_on, step.idempotent, step.reversible)).expect("steps serialize");
+    let canonical = serde_json::to_vec(&(
+        &step.id,
+        step.kind,
+        step.phase,
+        &step.params,
+        &step.depends_on,
+        step.idempotent,
+        step.reversible,
+    ))
+    .expect("steps serialize");
     hex(&Sha256::digest(&canonical))[..16].to_string()
 }
 
@@ -611,7 +640,12 @@ pub enum RecordedPlanError {
 
 impl Plan {
     /// Rebuilds a plan from steps as recorded (in dependency order), e.g. a run's `plan.json`.
-    pub fn from_steps(release: String, hash: String, steps: Vec<Step>, strategies: BTreeMap<String, StrategyKind>) -> Result<Plan, RecordedPlanError> {
+    pub fn from_steps(
+        release: String,
+        hash: String,
+        steps: Vec<Step>,
+        strategies: BTreeMap<String, StrategyKind>,
+    ) -> Result<Plan, RecordedPlanError> {
         let mut graph = DiGraph::new();
         let mut ids: BTreeMap<String, NodeIndex> = BTreeMap::new();
         for step in steps {
@@ -621,7 +655,12 @@ impl Plan {
             let deps: Vec<NodeIndex> = step
                 .depends_on
                 .iter()
-                .map(|d| ids.get(d).copied().ok_or_else(|| RecordedPlanError::Order { step: step.id.clone(), dep: d.clone() }))
+                .map(|d| {
+                    ids.get(d).copied().ok_or_else(|| RecordedPlanError::Order {
+                        step: step.id.clone(),
+                        dep: d.clone(),
+                    })
+                })
                 .collect::<Result<_, _>>()?;
             let id = step.id.clone();
             let n = graph.add_node(step);
@@ -630,7 +669,15 @@ impl Plan {
             }
             ids.insert(id, n);
         }
-        Ok(Plan { release, strategies, graph, hash, downtime: None, findings: Vec::new(), migrations: Vec::new() })
+        Ok(Plan {
+            release,
+            strategies,
+            graph,
+            hash,
+            downtime: None,
+            findings: Vec::new(),
+            migrations: Vec::new(),
+        })
     }
 
     /// Steps in topological order.
@@ -652,7 +699,12 @@ impl Plan {
     pub fn levels(&self) -> Vec<usize> {
         let mut level = vec![0usize; self.graph.node_count()];
         for n in self.graph.node_indices() {
-            let l = self.graph.neighbors_directed(n, Direction::Incoming).map(|p| level[p.index()] + 1).max().unwrap_or(0);
+            let l = self
+                .graph
+                .neighbors_directed(n, Direction::Incoming)
+                .map(|p| level[p.index()] + 1)
+                .max()
+                .unwrap_or(0);
             level[n.index()] = l;
         }
         level
@@ -672,13 +724,19 @@ impl Plan {
         let ancestors = ancestor_sets(&self.graph);
         let precedes = |a: NodeIndex, b: NodeIndex| ancestors[b.index()].contains(a.index());
         let g = &self.graph;
-        let of = |k: StepKind| g.node_indices().filter(move |n| g[*n].kind == k).collect::<Vec<_>>();
+        let of = |k: StepKind| {
+            g.node_indices()
+                .filter(move |n| g[*n].kind == k)
+                .collect::<Vec<_>>()
+        };
         let migrations = of(StepKind::Migrate);
         let backups = of(StepKind::Backup);
         let shifts = of(StepKind::Shift);
         let retires = of(StepKind::Retire);
         let db_of = |n: NodeIndex| match &g[n].params {
-            Params::Migrate { database, .. } | Params::Backup { database, .. } | Params::Backfill { database, .. } => Some(database.clone()),
+            Params::Migrate { database, .. }
+            | Params::Backup { database, .. }
+            | Params::Backfill { database, .. } => Some(database.clone()),
             _ => None,
         };
         // A backup of a database precedes every schema change of it.
@@ -690,26 +748,40 @@ impl Plan {
                 }
             }
         }
-        let online = self.strategies.values().any(|s| *s != StrategyKind::Recreate);
+        let online = self
+            .strategies
+            .values()
+            .any(|s| *s != StrategyKind::Recreate);
         if online {
             for m in &migrations {
                 match g[*m].phase {
                     Some(Phase::Expand) => {
                         for s in &shifts {
                             if !precedes(*m, *s) {
-                                out.push(format!("expand step {} does not precede {}", g[*m].id, g[*s].id));
+                                out.push(format!(
+                                    "expand step {} does not precede {}",
+                                    g[*m].id, g[*s].id
+                                ));
                             }
                         }
                     }
                     Some(Phase::Contract) => {
-                        for s in shifts.iter().filter(|s| matches!(g[**s].params, Params::Shift { to_weight: 100, .. })) {
+                        for s in shifts.iter().filter(|s| {
+                            matches!(g[**s].params, Params::Shift { to_weight: 100, .. })
+                        }) {
                             if !precedes(*s, *m) {
-                                out.push(format!("contract step {} does not follow {}", g[*m].id, g[*s].id));
+                                out.push(format!(
+                                    "contract step {} does not follow {}",
+                                    g[*m].id, g[*s].id
+                                ));
                             }
                         }
                         for r in &retires {
                             if !precedes(*r, *m) {
-                                out.push(format!("contract step {} does not follow {}", g[*m].id, g[*r].id));
+                                out.push(format!(
+                                    "contract step {} does not follow {}",
+                                    g[*m].id, g[*r].id
+                                ));
                             }
                         }
                     }
@@ -719,7 +791,10 @@ impl Plan {
             for b in of(StepKind::Backfill) {
                 for s in &shifts {
                     if !precedes(b, *s) {
-                        out.push(format!("backfill {} does not precede {}", g[b].id, g[*s].id));
+                        out.push(format!(
+                            "backfill {} does not precede {}",
+                            g[b].id, g[*s].id
+                        ));
                     }
                 }
             }
@@ -727,7 +802,11 @@ impl Plan {
             for m in &migrations {
                 for r in &retires {
                     if !precedes(*r, *m) {
-                        out.push(format!("recreate: {} runs before the old version is stopped by {}", g[*m].id, g[r.to_owned()].id));
+                        out.push(format!(
+                            "recreate: {} runs before the old version is stopped by {}",
+                            g[*m].id,
+                            g[r.to_owned()].id
+                        ));
                     }
                 }
             }

@@ -17,7 +17,9 @@ impl Duration {
 
     /// A duration of `secs` seconds.
     pub const fn from_secs(secs: u64) -> Self {
-        Self { millis: secs * 1000 }
+        Self {
+            millis: secs * 1000,
+        }
     }
 
     /// Length in milliseconds.
@@ -41,7 +43,9 @@ impl Duration {
         let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
         let (num, unit) = t.split_at(split);
         let bad = || {
-            format!("invalid duration `{text}`: write a whole number and a unit (ms, s, m or h), e.g. \"30s\"")
+            format!(
+                "invalid duration `{text}`: write a whole number and a unit (ms, s, m or h), e.g. \"30s\""
+            )
         };
         let n: u64 = num.parse().map_err(|_| bad())?;
         let factor = match unit.trim() {
@@ -51,9 +55,15 @@ impl Duration {
             "h" => 3_600_000,
             _ => return Err(bad()),
         };
-        let d = n.checked_mul(factor).map(Self::from_millis).ok_or_else(bad)?;
+        let d = n
+            .checked_mul(factor)
+            .map(Self::from_millis)
+            .ok_or_else(bad)?;
         if d > Self::MAX {
-            return Err(format!("duration `{text}` is longer than {}ms (about 24.8 days), the most cutover accepts: PostgreSQL's timeouts stop there", Self::MAX.millis));
+            return Err(format!(
+                "duration `{text}` is longer than {}ms (about 24.8 days), the most cutover accepts: PostgreSQL's timeouts stop there",
+                Self::MAX.millis
+            ));
         }
         Ok(d)
     }
@@ -107,7 +117,14 @@ mod tests {
 
     #[test]
     fn parses_and_prints_back() {
-        for (text, ms, back) in [("500ms", 500, "500ms"), ("30s", 30_000, "30s"), ("90s", 90_000, "90s"), ("2m", 120_000, "2m"), ("1h", 3_600_000, "1h"), ("0s", 0, "0s")] {
+        for (text, ms, back) in [
+            ("500ms", 500, "500ms"),
+            ("30s", 30_000, "30s"),
+            ("90s", 90_000, "90s"),
+            ("2m", 120_000, "2m"),
+            ("1h", 3_600_000, "1h"),
+            ("0s", 0, "0s"),
+        ] {
             let d = Duration::parse(text).unwrap();
             assert_eq!(d.as_millis(), ms);
             assert_eq!(d.to_string(), back);
@@ -116,7 +133,15 @@ mod tests {
 
     #[test]
     fn rejects_garbage_with_an_example() {
-        for bad in ["", "s", "10", "1.5s", "10 sec", "-1s", "99999999999999999999h"] {
+        for bad in [
+            "",
+            "s",
+            "10",
+            "1.5s",
+            "10 sec",
+            "-1s",
+            "99999999999999999999h",
+        ] {
             let err = Duration::parse(bad).unwrap_err();
             assert!(err.contains("e.g. \"30s\""), "{bad}: {err}");
         }

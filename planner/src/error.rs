@@ -25,7 +25,11 @@ pub struct Diagnostic {
 impl Diagnostic {
     /// A diagnostic with a hint.
     pub fn new(location: Location, message: impl Into<String>, hint: impl Into<String>) -> Self {
-        Self { location, message: message.into(), hint: Some(hint.into()) }
+        Self {
+            location,
+            message: message.into(),
+            hint: Some(hint.into()),
+        }
     }
 }
 

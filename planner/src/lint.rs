@@ -177,7 +177,11 @@ impl Counts {
 
 impl fmt::Display for Counts {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} error(s), {} warning(s), {} info", self.error, self.warning, self.info)
+        write!(
+            f,
+            "{} error(s), {} warning(s), {} info",
+            self.error, self.warning, self.info
+        )
     }
 }
 
@@ -192,7 +196,12 @@ mod tests {
     fn squawk_rules_are_listed_under_the_ids_they_are_reported_with() {
         for r in RULES.iter().filter(|r| r.source == "squawk") {
             let emitted = squawk_linter::Rule::from_str(r.id).map(|rule| rule.to_string());
-            assert_eq!(emitted.as_deref(), Ok(r.id), "`{}` is listed, but squawk reports it as {emitted:?}", r.id);
+            assert_eq!(
+                emitted.as_deref(),
+                Ok(r.id),
+                "`{}` is listed, but squawk reports it as {emitted:?}",
+                r.id
+            );
         }
     }
 }

@@ -43,13 +43,24 @@ impl MigrationFile {
     }
 
     /// Builds a migration from a file name and its bytes (used by [`load_dir`] and by tests).
-    pub fn from_bytes(file_name: &str, display_path: &str, bytes: &[u8]) -> Result<Self, Diagnostic> {
-        let (version, name) = parse_file_name(file_name).map_err(|(msg, hint)| {
-            Diagnostic::new(Location::file(display_path), msg, hint)
-        })?;
+    pub fn from_bytes(
+        file_name: &str,
+        display_path: &str,
+        bytes: &[u8],
+    ) -> Result<Self, Diagnostic> {
+        let (version, name) = parse_file_name(file_name)
+            .map_err(|(msg, hint)| Diagnostic::new(Location::file(display_path), msg, hint))?;
         let text = std::str::from_utf8(bytes).map_err(|e| {
-            let line = bytes[..e.valid_up_to()].iter().filter(|&&b| b == b'\n').count() as u32 + 1;
-            Diagnostic::new(Location::line(display_path, line), "the file is not valid UTF-8", "save the migration as UTF-8")
+            let line = bytes[..e.valid_up_to()]
+                .iter()
+                .filter(|&&b| b == b'\n')
+                .count() as u32
+                + 1;
+            Diagnostic::new(
+                Location::line(display_path, line),
+                "the file is not valid UTF-8",
+                "save the migration as UTF-8",
+            )
         })?;
         let checksum = hex(&Sha256::digest(bytes));
         let refinery_version = i32::try_from(version).map_err(|_| {
@@ -71,7 +82,12 @@ impl MigrationFile {
 impl MigrationFile {
     /// A file named on the command line: refinery's naming is used when it fits, otherwise the
     /// file gets `fallback_version` and its stem as name (lint only; `plan` is strict).
-    pub fn loose(file_name: &str, display_path: &str, bytes: &[u8], fallback_version: u64) -> Result<Self, Diagnostic> {
+    pub fn loose(
+        file_name: &str,
+        display_path: &str,
+        bytes: &[u8],
+        fallback_version: u64,
+    ) -> Result<Self, Diagnostic> {
         match Self::from_bytes(file_name, display_path, bytes) {
             Ok(m) => Ok(m),
             Err(e) if e.message.contains("UTF-8") => Err(e),
@@ -112,19 +128,38 @@ fn parse_file_name(file_name: &str) -> Result<(u64, String), (String, String)> {
     if let Some(up) = file_name.strip_suffix(".down.sql") {
         return parse_file_name(&format!("{up}.sql"));
     }
-    let stem = file_name.strip_suffix(".sql").ok_or_else(|| (format!("`{file_name}` is not a .sql file"), hint.clone()))?;
+    let stem = file_name
+        .strip_suffix(".sql")
+        .ok_or_else(|| (format!("`{file_name}` is not a .sql file"), hint.clone()))?;
     let rest = stem.strip_prefix('V').ok_or_else(|| {
-        (format!("migration file name `{file_name}` does not start with `V`"), hint.clone())
+        (
+            format!("migration file name `{file_name}` does not start with `V`"),
+            hint.clone(),
+        )
     })?;
     let (version, name) = rest.split_once("__").ok_or_else(|| {
-        (format!("migration file name `{file_name}` has no `__` between version and name"), hint.clone())
+        (
+            format!("migration file name `{file_name}` has no `__` between version and name"),
+            hint.clone(),
+        )
     })?;
     if version.is_empty() || !version.bytes().all(|b| b.is_ascii_digit()) {
-        return Err((format!("migration version `{version}` in `{file_name}` is not a whole number"), hint));
+        return Err((
+            format!("migration version `{version}` in `{file_name}` is not a whole number"),
+            hint,
+        ));
     }
-    let version: u64 = version.parse().map_err(|_| (format!("migration version in `{file_name}` is too large"), hint.clone()))?;
+    let version: u64 = version.parse().map_err(|_| {
+        (
+            format!("migration version in `{file_name}` is too large"),
+            hint.clone(),
+        )
+    })?;
     if name.is_empty() || !name.chars().all(|c| c.is_alphanumeric() || c == '_') {
-        return Err((format!("migration name `{name}` in `{file_name}` must be letters, digits and `_`"), hint));
+        return Err((
+            format!("migration name `{name}` in `{file_name}` must be letters, digits and `_`"),
+            hint,
+        ));
     }
     Ok((version, name.to_string()))
 }
@@ -142,7 +177,10 @@ pub fn load_dir(dir: &Path, display: &str) -> Result<Vec<MigrationFile>, PlanErr
                 "`migrations` in `[[database]]` is relative to the spec file; check the path",
             )])
         } else {
-            PlanError::Io { path: dir.to_path_buf(), source }
+            PlanError::Io {
+                path: dir.to_path_buf(),
+                source,
+            }
         }
     })?;
     // refinery reads the folder and every folder below it (a team may group files:
@@ -150,19 +188,31 @@ pub fn load_dir(dir: &Path, display: &str) -> Result<Vec<MigrationFile>, PlanErr
     // naming the entry, never silently left out.
     let mut files: Vec<(std::path::PathBuf, String, String)> = Vec::new();
     let mut problems = Vec::new();
-    walk(dir, display.trim_end_matches('/'), entries, 0, &mut files, &mut problems)?;
+    walk(
+        dir,
+        display.trim_end_matches('/'),
+        entries,
+        0,
+        &mut files,
+        &mut problems,
+    )?;
     // Sorted so problems are reported in the same order on every machine.
     files.sort_by(|a, b| a.2.cmp(&b.2));
     let mut out = Vec::new();
     for (path, name, shown) in files {
-        let bytes = std::fs::read(&path).map_err(|source| PlanError::Io { path: path.clone(), source })?;
+        let bytes = std::fs::read(&path).map_err(|source| PlanError::Io {
+            path: path.clone(),
+            source,
+        })?;
         match MigrationFile::from_bytes(&name, &shown, &bytes) {
             Ok(m) => out.push(m),
             Err(d) => problems.push(d),
         }
     }
     // Down files: `V2__add_email.down.sql` undoes `V2__add_email.sql`.
-    let (downs, mut out): (Vec<MigrationFile>, Vec<MigrationFile>) = out.into_iter().partition(|m| m.file_name.ends_with(".down.sql"));
+    let (downs, mut out): (Vec<MigrationFile>, Vec<MigrationFile>) = out
+        .into_iter()
+        .partition(|m| m.file_name.ends_with(".down.sql"));
     out.sort_by_key(|m: &MigrationFile| m.version);
     for d in downs {
         let up_name = d.name.as_str();
@@ -179,7 +229,10 @@ pub fn load_dir(dir: &Path, display: &str) -> Result<Vec<MigrationFile>, PlanErr
         if pair[0].version == pair[1].version {
             problems.push(Diagnostic::new(
                 Location::file(pair[1].display_path.clone()),
-                format!("duplicate migration version {}: `{}` and `{}`", pair[1].version, pair[0].file_name, pair[1].file_name),
+                format!(
+                    "duplicate migration version {}: `{}` and `{}`",
+                    pair[1].version, pair[0].file_name, pair[1].file_name
+                ),
                 "each version is applied once; renumber one of the files",
             ));
         }
@@ -191,7 +244,11 @@ pub fn load_dir(dir: &Path, display: &str) -> Result<Vec<MigrationFile>, PlanErr
             "add migrations, or drop the `[[database]]` table if this release changes no schema",
         ));
     }
-    if problems.is_empty() { Ok(out) } else { Err(PlanError::Invalid(problems)) }
+    if problems.is_empty() {
+        Ok(out)
+    } else {
+        Err(PlanError::Invalid(problems))
+    }
 }
 
 /// Folders nested deeper than this are refused (a symbolic link loop otherwise never ends).
@@ -199,9 +256,19 @@ const MAX_DEPTH: usize = 16;
 
 /// Collects the `.sql` files of `dir` and its sub-folders as (path, file name, shown path); an
 /// entry that cannot be read as refinery would read it is a problem naming it.
-fn walk(dir: &Path, shown_dir: &str, entries: std::fs::ReadDir, depth: usize, files: &mut Vec<(std::path::PathBuf, String, String)>, problems: &mut Vec<Diagnostic>) -> Result<(), PlanError> {
+fn walk(
+    dir: &Path,
+    shown_dir: &str,
+    entries: std::fs::ReadDir,
+    depth: usize,
+    files: &mut Vec<(std::path::PathBuf, String, String)>,
+    problems: &mut Vec<Diagnostic>,
+) -> Result<(), PlanError> {
     for entry in entries {
-        let entry = entry.map_err(|source| PlanError::Io { path: dir.to_path_buf(), source })?;
+        let entry = entry.map_err(|source| PlanError::Io {
+            path: dir.to_path_buf(),
+            source,
+        })?;
         let path = entry.path();
         let Some(name) = entry.file_name().to_str().map(str::to_string) else {
             let lossy = entry.file_name().to_string_lossy().into_owned();
@@ -212,22 +279,39 @@ fn walk(dir: &Path, shown_dir: &str, entries: std::fs::ReadDir, depth: usize, fi
         // Follows a symbolic link; a dangling one has no metadata.
         let meta = match std::fs::metadata(&path) {
             Ok(m) => m,
-            Err(_) if std::fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink()) => {
-                problems.push(Diagnostic::new(Location::file(shown), "a symbolic link to nothing (its target does not exist)", "point it at the migration file, or remove it"));
+            Err(_)
+                if std::fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink()) =>
+            {
+                problems.push(Diagnostic::new(
+                    Location::file(shown),
+                    "a symbolic link to nothing (its target does not exist)",
+                    "point it at the migration file, or remove it",
+                ));
                 continue;
             }
             Err(source) => return Err(PlanError::Io { path, source }),
         };
         if meta.is_dir() {
             if name.ends_with(".sql") {
-                problems.push(Diagnostic::new(Location::file(shown), "a folder named like a migration file", "migrations are files; rename the folder or move the file out of it"));
+                problems.push(Diagnostic::new(
+                    Location::file(shown),
+                    "a folder named like a migration file",
+                    "migrations are files; rename the folder or move the file out of it",
+                ));
                 continue;
             }
             if depth >= MAX_DEPTH {
-                problems.push(Diagnostic::new(Location::file(shown), format!("folders nested more than {MAX_DEPTH} deep (a symbolic link loop?)"), "keep migrations at most a few folders deep"));
+                problems.push(Diagnostic::new(
+                    Location::file(shown),
+                    format!("folders nested more than {MAX_DEPTH} deep (a symbolic link loop?)"),
+                    "keep migrations at most a few folders deep",
+                ));
                 continue;
             }
-            let inner = std::fs::read_dir(&path).map_err(|source| PlanError::Io { path: path.clone(), source })?;
+            let inner = std::fs::read_dir(&path).map_err(|source| PlanError::Io {
+                path: path.clone(),
+                source,
+            })?;
             walk(&path, &shown, inner, depth + 1, files, problems)?;
         } else if name.ends_with(".sql") {
             files.push((path, name, shown));
@@ -247,26 +331,63 @@ mod tests {
         std::fs::write(d.join("V1__a.sql"), "CREATE TABLE a (id int);").unwrap();
         std::fs::create_dir_all(d.join("schema_v2/deeper")).unwrap();
         std::fs::write(d.join("schema_v2/V2__b.sql"), "CREATE TABLE b (id int);").unwrap();
-        std::fs::write(d.join("schema_v2/deeper/V3__c.sql"), "CREATE TABLE c (id int);").unwrap();
+        std::fs::write(
+            d.join("schema_v2/deeper/V3__c.sql"),
+            "CREATE TABLE c (id int);",
+        )
+        .unwrap();
         std::fs::write(d.join("README.md"), "not a migration").unwrap();
         let got = load_dir(d, "m").unwrap();
-        assert_eq!(got.iter().map(|m| (m.version, m.display_path.as_str())).collect::<Vec<_>>(), vec![(1, "m/V1__a.sql"), (2, "m/schema_v2/V2__b.sql"), (3, "m/schema_v2/deeper/V3__c.sql")]);
+        assert_eq!(
+            got.iter()
+                .map(|m| (m.version, m.display_path.as_str()))
+                .collect::<Vec<_>>(),
+            vec![
+                (1, "m/V1__a.sql"),
+                (2, "m/schema_v2/V2__b.sql"),
+                (3, "m/schema_v2/deeper/V3__c.sql")
+            ]
+        );
         // A duplicate version in another folder, a dangling link and a folder named like a file.
         std::fs::write(d.join("schema_v2/V1__again.sql"), "SELECT 1;").unwrap();
         std::os::unix::fs::symlink(d.join("nowhere.sql"), d.join("V4__gone.sql")).unwrap();
         std::fs::create_dir(d.join("V5__dir.sql")).unwrap();
-        let Err(PlanError::Invalid(problems)) = load_dir(d, "m") else { panic!("accepted") };
-        let text: Vec<String> = problems.iter().map(|p| format!("{}: {}", p.location, p.message)).collect();
-        assert!(text.iter().any(|t| t.contains("m/V4__gone.sql") && t.contains("symbolic link to nothing")), "{text:?}");
+        let Err(PlanError::Invalid(problems)) = load_dir(d, "m") else {
+            panic!("accepted")
+        };
+        let text: Vec<String> = problems
+            .iter()
+            .map(|p| format!("{}: {}", p.location, p.message))
+            .collect();
+        assert!(
+            text.iter()
+                .any(|t| t.contains("m/V4__gone.sql") && t.contains("symbolic link to nothing")),
+            "{text:?}"
+        );
         assert!(text.iter().any(|t| t.contains("m/V5__dir.sql") && t.contains("folder named like a migration")), "{text:?}");
-        assert!(text.iter().any(|t| t.contains("duplicate migration version 1")), "{text:?}");
+        assert!(
+            text.iter()
+                .any(|t| t.contains("duplicate migration version 1")),
+            "{text:?}"
+        );
     }
 
     #[test]
     fn file_names() {
-        assert_eq!(parse_file_name("V2__add_full_name.sql").unwrap(), (2, "add_full_name".into()));
+        assert_eq!(
+            parse_file_name("V2__add_full_name.sql").unwrap(),
+            (2, "add_full_name".into())
+        );
         assert_eq!(parse_file_name("V010__x.sql").unwrap(), (10, "x".into()));
-        for bad in ["2__x.sql", "V2_x.sql", "Vtwo__x.sql", "V__x.sql", "V2__.sql", "V2__a-b.sql", "V1.5__x.sql"] {
+        for bad in [
+            "2__x.sql",
+            "V2_x.sql",
+            "Vtwo__x.sql",
+            "V__x.sql",
+            "V2__.sql",
+            "V2__a-b.sql",
+            "V1.5__x.sql",
+        ] {
             assert!(parse_file_name(bad).is_err(), "{bad}");
         }
     }
@@ -274,14 +395,24 @@ mod tests {
     #[test]
     fn refinery_checksums_match_refinery() {
         // Values computed with refinery-core 0.8.16's Migration::unapplied.
-        assert_eq!(refinery_checksum("add_full_name", 2, "ALTER TABLE users ADD COLUMN full_name text;\n"), 11106081119141097707);
-        let m = MigrationFile::from_bytes("V10__x.sql", "V10__x.sql", "\u{feff}SELECT 1;".as_bytes()).unwrap();
+        assert_eq!(
+            refinery_checksum(
+                "add_full_name",
+                2,
+                "ALTER TABLE users ADD COLUMN full_name text;\n"
+            ),
+            11106081119141097707
+        );
+        let m =
+            MigrationFile::from_bytes("V10__x.sql", "V10__x.sql", "\u{feff}SELECT 1;".as_bytes())
+                .unwrap();
         assert_eq!(m.refinery_checksum, 15225638107181312090);
     }
 
     #[test]
     fn bom_is_stripped_but_checksummed() {
-        let m = MigrationFile::from_bytes("V1__a.sql", "m/V1__a.sql", b"\xef\xbb\xbfSELECT 1;").unwrap();
+        let m = MigrationFile::from_bytes("V1__a.sql", "m/V1__a.sql", b"\xef\xbb\xbfSELECT 1;")
+            .unwrap();
         assert_eq!(m.text, "SELECT 1;");
         let plain = MigrationFile::from_bytes("V1__a.sql", "m/V1__a.sql", b"SELECT 1;").unwrap();
         assert_ne!(m.checksum, plain.checksum);

@@ -16,7 +16,10 @@
 //! downtime window.
 
 use crate::analysis::{AnalyzeOptions, Inverse, MigrationAnalysis, Phase, StmtPhase, analyze};
-use crate::dag::{Builder, DatabaseCheck, ProgramCheck, Downtime, HistoryEntry, Params, Plan, RouterParams, Server, StatementRef, Step, StepKind};
+use crate::dag::{
+    Builder, DatabaseCheck, Downtime, HistoryEntry, Params, Plan, ProgramCheck, RouterParams,
+    Server, StatementRef, Step, StepKind,
+};
 use crate::error::{Diagnostic, PlanError};
 use crate::lint::{Finding, Severity};
 use crate::migrations::{MigrationFile, load_dir};
@@ -47,12 +50,25 @@ pub fn load(spec_path: &Path) -> Result<(ReleaseSpec, DatabaseFiles), PlanError>
     let display = spec_path.display().to_string();
     let text = std::fs::read(spec_path).map_err(|source| {
         if source.kind() == std::io::ErrorKind::NotFound {
-            PlanError::Invalid(vec![Diagnostic::new(Location::file(&display), format!("the release spec `{display}` does not exist"), "pass the path of a spec, e.g. `cutover plan plans/canary-rename.toml`")])
+            PlanError::Invalid(vec![Diagnostic::new(
+                Location::file(&display),
+                format!("the release spec `{display}` does not exist"),
+                "pass the path of a spec, e.g. `cutover plan plans/canary-rename.toml`",
+            )])
         } else {
-            PlanError::Io { path: spec_path.to_path_buf(), source }
+            PlanError::Io {
+                path: spec_path.to_path_buf(),
+                source,
+            }
         }
     })?;
-    let text = String::from_utf8(text).map_err(|_| PlanError::Invalid(vec![Diagnostic::new(Location::file(&display), "the release spec is not valid UTF-8", "save it as UTF-8")]))?;
+    let text = String::from_utf8(text).map_err(|_| {
+        PlanError::Invalid(vec![Diagnostic::new(
+            Location::file(&display),
+            "the release spec is not valid UTF-8",
+            "save it as UTF-8",
+        )])
+    })?;
     let spec = ReleaseSpec::parse(&display, &text).map_err(PlanError::Invalid)?;
     let base = spec_path.parent().unwrap_or(Path::new(""));
     let mut dbs = Vec::new();
@@ -67,7 +83,11 @@ pub fn load(spec_path: &Path) -> Result<(ReleaseSpec, DatabaseFiles), PlanError>
             Err(e) => return Err(e),
         }
     }
-    if problems.is_empty() { Ok((spec, dbs)) } else { Err(PlanError::Invalid(problems)) }
+    if problems.is_empty() {
+        Ok((spec, dbs))
+    } else {
+        Err(PlanError::Invalid(problems))
+    }
 }
 
 /// `plans/../migrations-sample/x` → `migrations-sample/x`, without touching the disk.
@@ -76,32 +96,46 @@ fn lexical(path: &Path) -> PathBuf {
     for c in path.components() {
         match c {
             Component::CurDir => {}
-            Component::ParentDir if matches!(out.components().next_back(), Some(Component::Normal(_))) => {
+            Component::ParentDir
+                if matches!(out.components().next_back(), Some(Component::Normal(_))) =>
+            {
                 out.pop();
             }
             other => out.push(other),
         }
     }
-    if out.as_os_str().is_empty() { PathBuf::from(".") } else { out }
+    if out.as_os_str().is_empty() {
+        PathBuf::from(".")
+    } else {
+        out
+    }
 }
 
 /// Rules whose findings stop planning in an online release.
 fn blocks_online(rule: &str) -> bool {
-    matches!(rule, "unparseable-statement" | "phase-declaration-mismatch" | "mixed-phase-migration")
-        || (rule.starts_with("breaking-") && rule != "breaking-rename-column")
+    matches!(
+        rule,
+        "unparseable-statement" | "phase-declaration-mismatch" | "mixed-phase-migration"
+    ) || (rule.starts_with("breaking-") && rule != "breaking-rename-column")
 }
 
 /// Plans a release from a parsed spec and the migration files of each of its databases.
 pub fn plan_release(spec: &ReleaseSpec, dbs: DatabaseFiles) -> Result<Plan, PlanError> {
     let services: Vec<&Service> = spec.service.iter().map(|s| s.get_ref()).collect();
-    let recreate = !services.is_empty() && services.iter().all(|s| s.strategy.get_ref().kind == StrategyKind::Recreate);
+    let recreate = !services.is_empty()
+        && services
+            .iter()
+            .all(|s| s.strategy.get_ref().kind == StrategyKind::Recreate);
     let databases: Vec<&Database> = spec.database.iter().map(|d| d.get_ref()).collect();
 
     // Analysis.
     let mut analyzed: Vec<(String, Vec<MigrationAnalysis>)> = Vec::new();
     let mut findings: Vec<Finding> = Vec::new();
     for (name, files) in &dbs {
-        let db = databases.iter().find(|d| &d.name == name).expect("databases come from the spec");
+        let db = databases
+            .iter()
+            .find(|d| &d.name == name)
+            .expect("databases come from the spec");
         let a = analyze(files, db.baseline, AnalyzeOptions { release: true });
         findings.extend(a.findings);
         analyzed.push((name.clone(), a.migrations));
@@ -110,7 +144,10 @@ pub fn plan_release(spec: &ReleaseSpec, dbs: DatabaseFiles) -> Result<Plan, Plan
     let mut kept = Vec::new();
     for mut f in findings {
         if recreate && f.rule.starts_with("breaking-") {
-            f.message = format!("{} (runs as written: the recreate strategy stops the old version first)", f.message);
+            f.message = format!(
+                "{} (runs as written: the recreate strategy stops the old version first)",
+                f.message
+            );
             f.rule = "recreate-runs-as-is".into();
             f.severity = Severity::Info;
             f.hint = "nothing to do; an online strategy would need the phased recipe".into();
@@ -119,7 +156,10 @@ pub fn plan_release(spec: &ReleaseSpec, dbs: DatabaseFiles) -> Result<Plan, Plan
             continue;
         }
         let blocks = if recreate {
-            matches!(f.rule.as_str(), "unparseable-statement" | "phase-declaration-mismatch")
+            matches!(
+                f.rule.as_str(),
+                "unparseable-statement" | "phase-declaration-mismatch"
+            )
         } else {
             blocks_online(&f.rule)
         };
@@ -163,55 +203,132 @@ pub fn plan_release(spec: &ReleaseSpec, dbs: DatabaseFiles) -> Result<Plan, Plan
     }
 
     let multi_db = databases.len() > 1;
-    let qualify = |db: &str, rest: &str| if multi_db { format!("{db}/{rest}") } else { rest.to_string() };
+    let qualify = |db: &str, rest: &str| {
+        if multi_db {
+            format!("{db}/{rest}")
+        } else {
+            rest.to_string()
+        }
+    };
     let mut b = Builder::default();
     let mut downtime: Option<(Vec<NodeIndex>, Vec<NodeIndex>)> = None;
 
     let preflight = b.add(
-        step("preflight", StepKind::Preflight, None, "Check connections, pending migrations, images and the router before anything changes.", true, true, "nothing to undo (read-only)", Params::Preflight {
-            databases: databases
-                .iter()
-                .map(|d| {
-                    let mut files: Vec<&MigrationFile> = dbs.iter().find(|(n, _)| *n == d.name).map(|(_, f)| f.iter().collect()).unwrap_or_default();
-                    // Version order whatever order the files were read in: this is part of the hash.
-                    files.sort_by_key(|f| f.version);
-                    let entry = |f: &&MigrationFile| HistoryEntry { version: f.version, name: f.name.clone(), checksum: f.refinery_checksum.to_string() };
-                    let applied = |f: &&&MigrationFile| d.baseline.is_some_and(|b| f.version <= b);
-                    DatabaseCheck {
-                        name: d.name.clone(),
-                        url_env: d.url_env.clone(),
-                        applied: files.iter().filter(applied).map(entry).collect(),
-                        pending: files.iter().filter(|f| !applied(f)).map(entry).collect(),
-                        lock_timeout: d.lock_timeout,
-                        owned_tables: {
-                            let pending = analyzed.iter().filter(|(n, _)| *n == d.name).flat_map(|(_, ms)| ms.iter()).filter(|m| d.baseline.is_none_or(|b| m.version > b));
-                            let mut tables: Vec<String> = pending.flat_map(|m| m.statements.iter().filter_map(|s| s.owner_of.clone())).collect();
-                            tables.sort();
-                            tables.dedup();
-                            tables
-                        },
-                    }
-                })
-                .collect(),
-            services: services.iter().map(|s| s.name.clone()).collect(),
-            images: services.iter().flat_map(|s| [format!("{}:{}", s.image, s.current), format!("{}:{}", s.image, s.target)]).collect(),
-            router: spec.router.as_ref().map(|r| RouterParams::from(r.get_ref())),
-            secret_env: {
-                let mut names: Vec<String> = services.iter().flat_map(|s| s.secret_env.iter()).chain(spec.command.iter().flat_map(|c| c.get_ref().secret_env.iter())).cloned().collect();
-                names.sort();
-                names.dedup();
-                names
+        step(
+            "preflight",
+            StepKind::Preflight,
+            None,
+            "Check connections, pending migrations, images and the router before anything changes.",
+            true,
+            true,
+            "nothing to undo (read-only)",
+            Params::Preflight {
+                databases: databases
+                    .iter()
+                    .map(|d| {
+                        let mut files: Vec<&MigrationFile> = dbs
+                            .iter()
+                            .find(|(n, _)| *n == d.name)
+                            .map(|(_, f)| f.iter().collect())
+                            .unwrap_or_default();
+                        // Version order whatever order the files were read in: this is part of the hash.
+                        files.sort_by_key(|f| f.version);
+                        let entry = |f: &&MigrationFile| HistoryEntry {
+                            version: f.version,
+                            name: f.name.clone(),
+                            checksum: f.refinery_checksum.to_string(),
+                        };
+                        let applied =
+                            |f: &&&MigrationFile| d.baseline.is_some_and(|b| f.version <= b);
+                        DatabaseCheck {
+                            name: d.name.clone(),
+                            url_env: d.url_env.clone(),
+                            applied: files.iter().filter(applied).map(entry).collect(),
+                            pending: files.iter().filter(|f| !applied(f)).map(entry).collect(),
+                            lock_timeout: d.lock_timeout,
+                            owned_tables: {
+                                let pending = analyzed
+                                    .iter()
+                                    .filter(|(n, _)| *n == d.name)
+                                    .flat_map(|(_, ms)| ms.iter())
+                                    .filter(|m| d.baseline.is_none_or(|b| m.version > b));
+                                let mut tables: Vec<String> = pending
+                                    .flat_map(|m| {
+                                        m.statements.iter().filter_map(|s| s.owner_of.clone())
+                                    })
+                                    .collect();
+                                tables.sort();
+                                tables.dedup();
+                                tables
+                            },
+                        }
+                    })
+                    .collect(),
+                services: services.iter().map(|s| s.name.clone()).collect(),
+                images: services
+                    .iter()
+                    .flat_map(|s| {
+                        [
+                            format!("{}:{}", s.image, s.current),
+                            format!("{}:{}", s.image, s.target),
+                        ]
+                    })
+                    .collect(),
+                router: spec
+                    .router
+                    .as_ref()
+                    .map(|r| RouterParams::from(r.get_ref())),
+                secret_env: {
+                    let mut names: Vec<String> = services
+                        .iter()
+                        .flat_map(|s| s.secret_env.iter())
+                        .chain(
+                            spec.command
+                                .iter()
+                                .flat_map(|c| c.get_ref().secret_env.iter()),
+                        )
+                        .cloned()
+                        .collect();
+                    names.sort();
+                    names.dedup();
+                    names
+                },
+                programs: spec
+                    .command
+                    .iter()
+                    .map(|c| c.get_ref())
+                    .flat_map(|c| {
+                        [
+                            ("", Some(c.argv.get_ref())),
+                            (" (undo)", c.undo.as_ref()),
+                            (" (probe)", c.probe.as_ref()),
+                        ]
+                        .into_iter()
+                        .filter_map(move |(role, argv)| Some((c, role, argv?.first()?)))
+                    })
+                    .map(|(c, role, program)| ProgramCheck {
+                        what: format!("command/{}{role}", c.name),
+                        program: program.clone(),
+                        path: c.env.get("PATH").cloned(),
+                    })
+                    .collect(),
+                upstreams: if spec.router.is_some() {
+                    services
+                        .iter()
+                        .filter(|s| s.strategy.get_ref().kind != StrategyKind::Recreate)
+                        .map(|s| {
+                            (
+                                s.upstream().to_string(),
+                                s.old_ports().chain(s.new_ports()).map(addr).collect(),
+                            )
+                        })
+                        .collect()
+                } else {
+                    BTreeMap::new()
+                },
+                shifts: Vec::new(),
             },
-            programs: spec
-                .command
-                .iter()
-                .map(|c| c.get_ref())
-                .flat_map(|c| [("", Some(c.argv.get_ref())), (" (undo)", c.undo.as_ref()), (" (probe)", c.probe.as_ref())].into_iter().filter_map(move |(role, argv)| Some((c, role, argv?.first()?))))
-                .map(|(c, role, program)| ProgramCheck { what: format!("command/{}{role}", c.name), program: program.clone(), path: c.env.get("PATH").cloned() })
-                .collect(),
-            upstreams: if spec.router.is_some() { services.iter().filter(|s| s.strategy.get_ref().kind != StrategyKind::Recreate).map(|s| (s.upstream().to_string(), s.old_ports().chain(s.new_ports()).map(addr).collect())).collect() } else { BTreeMap::new() },
-            shifts: Vec::new(),
-        }),
+        ),
         &[],
     );
 
@@ -224,42 +341,92 @@ pub fn plan_release(spec: &ReleaseSpec, dbs: DatabaseFiles) -> Result<Plan, Plan
             backup_of.insert(name.clone(), n);
         }
     }
-    let after_backups: Vec<NodeIndex> = if backup_of.is_empty() { vec![preflight] } else { backup_of.values().copied().collect() };
+    let after_backups: Vec<NodeIndex> = if backup_of.is_empty() {
+        vec![preflight]
+    } else {
+        backup_of.values().copied().collect()
+    };
     let pre_migrate = hooks(&mut b, spec, Stage::PreMigrate, &after_backups);
 
-    let migrate_step = |b: &mut Builder, db: &Database, m: &MigrationAnalysis, phase: Phase, statements: Vec<StatementRef>, generated: Option<String>, undo_sql: Option<String>, reversible_note: Option<String>, deps: &[NodeIndex]| {
+    let migrate_step = |b: &mut Builder,
+                        db: &Database,
+                        m: &MigrationAnalysis,
+                        phase: Phase,
+                        statements: Vec<StatementRef>,
+                        generated: Option<String>,
+                        undo_sql: Option<String>,
+                        reversible_note: Option<String>,
+                        deps: &[NodeIndex]| {
         let id = format!("migrate/{}/{}", phase.as_str(), qualify(&db.name, m.stem()));
         let reversible = phase == Phase::Expand && undo_sql.is_some();
         let undo = match (&undo_sql, phase) {
-            (Some(_), _) if m.down.is_some() => format!("run `{}` and remove the history row", m.file_name.replace(".sql", ".down.sql")),
+            (Some(_), _) if m.down.is_some() => format!(
+                "run `{}` and remove the history row",
+                m.file_name.replace(".sql", ".down.sql")
+            ),
             (Some(_), _) => "run the undo SQL and remove the history row".to_string(),
-            (None, Phase::Contract) => "irreversible (pivot): dropped objects and data come back only from the backup".to_string(),
-            (None, _) => format!("irreversible (pivot): {}", reversible_note.unwrap_or_else(|| "no inverse known; add a down migration".into())),
+            (None, Phase::Contract) => {
+                "irreversible (pivot): dropped objects and data come back only from the backup"
+                    .to_string()
+            }
+            (None, _) => format!(
+                "irreversible (pivot): {}",
+                reversible_note.unwrap_or_else(|| "no inverse known; add a down migration".into())
+            ),
         };
-        let what = if generated.is_some() { "generated SQL, rewritten from a breaking change" } else { "the file's statements" };
+        let what = if generated.is_some() {
+            "generated SQL, rewritten from a breaking change"
+        } else {
+            "the file's statements"
+        };
         // A rewritten migration runs its generated script and completes (gets refinery's history
         // row) with its contract part; any other runs its own statements and completes at once.
         let (sql, records_history) = match &generated {
             Some(script) => (vec![script.clone()], phase == Phase::Contract),
-            None => (m.statements.iter().filter(|s| statements.iter().any(|r| r.line == s.line)).map(|s| terminated(&s.sql)).collect(), true),
+            None => (
+                m.statements
+                    .iter()
+                    .filter(|s| statements.iter().any(|r| r.line == s.line))
+                    .map(|s| terminated(&s.sql))
+                    .collect(),
+                true,
+            ),
         };
-        let description = format!("Apply {} of `{}` to `{}` ({}).", phase.as_str(), m.file_name, db.name, what);
-        b.add(step(&id, StepKind::Migrate, Some(phase), &description, false, reversible, &undo, Params::Migrate {
-            database: db.name.clone(),
-            url_env: db.url_env.clone(),
-            sql,
-            records_history,
-            refinery_checksum: m.refinery_checksum.to_string(),
-            version: m.version,
-            file: m.file_name.clone(),
-            checksum: m.checksum.clone(),
-            transactional: m.transactional,
-            lock_timeout: db.lock_timeout,
-            statement_timeout: db.statement_timeout,
-            statements,
-            generated_sql: generated,
-            undo_sql,
-        }), deps)
+        let description = format!(
+            "Apply {} of `{}` to `{}` ({}).",
+            phase.as_str(),
+            m.file_name,
+            db.name,
+            what
+        );
+        b.add(
+            step(
+                &id,
+                StepKind::Migrate,
+                Some(phase),
+                &description,
+                false,
+                reversible,
+                &undo,
+                Params::Migrate {
+                    database: db.name.clone(),
+                    url_env: db.url_env.clone(),
+                    sql,
+                    records_history,
+                    refinery_checksum: m.refinery_checksum.to_string(),
+                    version: m.version,
+                    file: m.file_name.clone(),
+                    checksum: m.checksum.clone(),
+                    transactional: m.transactional,
+                    lock_timeout: db.lock_timeout,
+                    statement_timeout: db.statement_timeout,
+                    statements,
+                    generated_sql: generated,
+                    undo_sql,
+                },
+            ),
+            deps,
+        )
     };
 
     if recreate {
@@ -267,7 +434,10 @@ pub fn plan_release(spec: &ReleaseSpec, dbs: DatabaseFiles) -> Result<Plan, Plan
         let mut retires = Vec::new();
         for svc in &services {
             let mut r = retire_step(svc, svc.old_ports().collect(), None);
-            r.description = format!("Stop `{}:{}` ({} replica(s)); downtime starts.", svc.image, svc.current, svc.replicas);
+            r.description = format!(
+                "Stop `{}:{}` ({} replica(s)); downtime starts.",
+                svc.image, svc.current, svc.replicas
+            );
             let n = b.add(r, &pre_migrate);
             retires.push(n);
         }
@@ -276,25 +446,60 @@ pub fn plan_release(spec: &ReleaseSpec, dbs: DatabaseFiles) -> Result<Plan, Plan
             let db = databases.iter().find(|d| &d.name == name).unwrap();
             let mut prev = retires.clone();
             for m in ms {
-                let phase = if m.phase == Phase::Expand { Phase::Expand } else { Phase::Contract };
+                let phase = if m.phase == Phase::Expand {
+                    Phase::Expand
+                } else {
+                    Phase::Contract
+                };
                 let (undo_sql, note) = undo_of(m);
-                let n = migrate_step(&mut b, db, m, phase, refs(m, |_| true), None, undo_sql, note, &prev);
+                let n = migrate_step(
+                    &mut b,
+                    db,
+                    m,
+                    phase,
+                    refs(m, |_| true),
+                    None,
+                    undo_sql,
+                    note,
+                    &prev,
+                );
                 prev = vec![n];
             }
             if let [n] = prev[..] {
                 db_done.insert(name.clone(), n);
             }
         }
-        let all_migrated: Vec<NodeIndex> = if db_done.is_empty() { retires.clone() } else { db_done.values().copied().collect() };
+        let all_migrated: Vec<NodeIndex> = if db_done.is_empty() {
+            retires.clone()
+        } else {
+            db_done.values().copied().collect()
+        };
         let pre_deploy = hooks(&mut b, spec, Stage::PreDeploy, &all_migrated);
         let mut healths = Vec::new();
         for svc in &services {
-            let deps: Vec<NodeIndex> = if spec.command.iter().any(|c| c.get_ref().stage == Stage::PreDeploy) { pre_deploy.clone() } else { svc_dbs(svc, &databases).iter().filter_map(|d| db_done.get(*d).copied()).chain(retires.iter().copied()).collect() };
+            let deps: Vec<NodeIndex> = if spec
+                .command
+                .iter()
+                .any(|c| c.get_ref().stage == Stage::PreDeploy)
+            {
+                pre_deploy.clone()
+            } else {
+                svc_dbs(svc, &databases)
+                    .iter()
+                    .filter_map(|d| db_done.get(*d).copied())
+                    .chain(retires.iter().copied())
+                    .collect()
+            };
             let ports: Vec<u16> = svc.old_ports().collect();
             let d = b.add(deploy_step(svc, &ports, None), &deps);
             healths.push(b.add(health_step(svc, &ports, None), &[d]));
         }
-        let post_deploy = hooks(&mut b, spec, Stage::PostDeploy, or_else(&healths, &pre_deploy));
+        let post_deploy = hooks(
+            &mut b,
+            spec,
+            Stage::PostDeploy,
+            or_else(&healths, &pre_deploy),
+        );
         let post_shift = hooks(&mut b, spec, Stage::PostShift, &post_deploy);
         let mut cleanups = Vec::new();
         for svc in &services {
@@ -311,18 +516,42 @@ pub fn plan_release(spec: &ReleaseSpec, dbs: DatabaseFiles) -> Result<Plan, Plan
             let db = databases.iter().find(|d| &d.name == name).unwrap();
             // A database's migrations wait for its own backup (and the pre-migrate hooks, which
             // wait for every backup), not for the other databases' backups.
-            let has_pre_migrate = spec.command.iter().any(|c| c.get_ref().stage == Stage::PreMigrate);
-            let mut prev = if has_pre_migrate { pre_migrate.clone() } else { vec![preflight] };
+            let has_pre_migrate = spec
+                .command
+                .iter()
+                .any(|c| c.get_ref().stage == Stage::PreMigrate);
+            let mut prev = if has_pre_migrate {
+                pre_migrate.clone()
+            } else {
+                vec![preflight]
+            };
             prev.extend(backup_of.get(name));
             for m in ms {
-                let renames: Vec<_> = m.renames().map(|s| (s.line, rename_column(s.rename.as_ref().unwrap()))).collect();
+                let renames: Vec<_> = m
+                    .renames()
+                    .map(|s| (s.line, rename_column(s.rename.as_ref().unwrap())))
+                    .collect();
                 if renames.is_empty() {
                     if m.phase == Phase::Contract {
-                        contract_parts.entry(name.clone()).or_default().push((m, None, refs(m, |_| true)));
+                        contract_parts.entry(name.clone()).or_default().push((
+                            m,
+                            None,
+                            refs(m, |_| true),
+                        ));
                         continue;
                     }
                     let (undo_sql, note) = undo_of(m);
-                    let n = migrate_step(&mut b, db, m, Phase::Expand, refs(m, |_| true), None, undo_sql, note, &prev);
+                    let n = migrate_step(
+                        &mut b,
+                        db,
+                        m,
+                        Phase::Expand,
+                        refs(m, |_| true),
+                        None,
+                        undo_sql,
+                        note,
+                        &prev,
+                    );
                     prev = vec![n];
                     continue;
                 }
@@ -335,9 +564,15 @@ pub fn plan_release(spec: &ReleaseSpec, dbs: DatabaseFiles) -> Result<Plan, Plan
                     match (&s.rename, s.phase) {
                         (Some(_), _) => {
                             let r = &renames.iter().find(|(l, _)| *l == s.line).unwrap().1;
-                            expand_sql.push(format!("-- line {}: {}\n{}", s.line, s.summary, r.expand_sql));
+                            expand_sql.push(format!(
+                                "-- line {}: {}\n{}",
+                                s.line, s.summary, r.expand_sql
+                            ));
                             expand_undo.push(r.expand_undo_sql.clone());
-                            contract_sql.push(format!("-- line {}: {}\n{}", s.line, s.summary, r.contract_sql));
+                            contract_sql.push(format!(
+                                "-- line {}: {}\n{}",
+                                s.line, s.summary, r.contract_sql
+                            ));
                         }
                         (None, StmtPhase::Neutral) => {
                             expand_sql.push(terminated(&s.sql));
@@ -356,46 +591,119 @@ pub fn plan_release(spec: &ReleaseSpec, dbs: DatabaseFiles) -> Result<Plan, Plan
                 }
                 expand_undo.reverse();
                 let undo = undo_known.then(|| expand_undo.join("\n"));
-                let n = migrate_step(&mut b, db, m, Phase::Expand, refs(m, |s| s.phase != StmtPhase::Contract), Some(expand_sql.join("\n")), undo, None, &prev);
+                let n = migrate_step(
+                    &mut b,
+                    db,
+                    m,
+                    Phase::Expand,
+                    refs(m, |s| s.phase != StmtPhase::Contract),
+                    Some(expand_sql.join("\n")),
+                    undo,
+                    None,
+                    &prev,
+                );
                 prev = vec![n];
                 for (_, r) in &renames {
-                    let table_col = format!("{}.{}", crate::schema::normalize(&r.rename.table), crate::schema::normalize(&r.rename.to));
+                    let table_col = format!(
+                        "{}.{}",
+                        crate::schema::normalize(&r.rename.table),
+                        crate::schema::normalize(&r.rename.to)
+                    );
                     let id = format!("backfill/{}", qualify(name, &table_col));
-                    let bf = b.add(step(&id, StepKind::Backfill, None, &format!("Copy `{}` into `{}` on `{}` in batches of {} rows by `{}`.", r.rename.from, r.rename.to, r.rename.table, db.backfill.batch_size, r.key), true, true, "nothing to undo; undoing the expand step drops the new column", Params::Backfill {
-                        database: name.clone(),
-                        url_env: db.url_env.clone(),
-                        table: r.rename.table.clone(),
-                        key: r.key.clone(),
-                        from_column: r.rename.from.clone(),
-                        to_column: r.rename.to.clone(),
-                        batch_size: db.backfill.batch_size,
-                        pause: db.backfill.pause,
-                        batch_sql: r.backfill_batch_sql.clone(),
-                    }), &[n]);
+                    let bf = b.add(
+                        step(
+                            &id,
+                            StepKind::Backfill,
+                            None,
+                            &format!(
+                                "Copy `{}` into `{}` on `{}` in batches of {} rows by `{}`.",
+                                r.rename.from,
+                                r.rename.to,
+                                r.rename.table,
+                                db.backfill.batch_size,
+                                r.key
+                            ),
+                            true,
+                            true,
+                            "nothing to undo; undoing the expand step drops the new column",
+                            Params::Backfill {
+                                database: name.clone(),
+                                url_env: db.url_env.clone(),
+                                table: r.rename.table.clone(),
+                                key: r.key.clone(),
+                                from_column: r.rename.from.clone(),
+                                to_column: r.rename.to.clone(),
+                                batch_size: db.backfill.batch_size,
+                                pause: db.backfill.pause,
+                                batch_sql: r.backfill_batch_sql.clone(),
+                            },
+                        ),
+                        &[n],
+                    );
                     backfills.entry(name.clone()).or_default().push(bf);
-                    let line = m.renames().find(|s| s.rename.as_ref().is_some_and(|x| x == &r.rename)).map_or(1, |s| s.line);
+                    let line = m
+                        .renames()
+                        .find(|s| s.rename.as_ref().is_some_and(|x| x == &r.rename))
+                        .map_or(1, |s| s.line);
                     findings.push(finding("rename-rewrite-incomplete", m, line, format!("the rewrite of `{}.{}` → `{}` copies values only; indexes, constraints and defaults on `{}` are not recreated on `{}`", r.rename.table, r.rename.from, r.rename.to, r.rename.from, r.rename.to), format!("if `{}` has indexes or constraints, add them for `{}` in an expand migration (CREATE INDEX CONCURRENTLY, ADD CONSTRAINT ... NOT VALID)", r.rename.from, r.rename.to)));
                     if r.column_type.is_none() {
                         findings.push(finding("rename-type-unknown", m, line, format!("the type of `{}.{}` is not declared in the migrations; the expand step copies it from the live catalog", r.rename.table, r.rename.from), "declare the table in the migrations (or a baseline migration) to see the exact type in the plan"));
                     }
-                    let integer = |ty: &str| matches!(ty.trim().to_ascii_lowercase().as_str(), "smallint" | "integer" | "int" | "bigint" | "int2" | "int4" | "int8" | "smallserial" | "serial" | "bigserial" | "serial2" | "serial4" | "serial8");
+                    let integer = |ty: &str| {
+                        matches!(
+                            ty.trim().to_ascii_lowercase().as_str(),
+                            "smallint"
+                                | "integer"
+                                | "int"
+                                | "bigint"
+                                | "int2"
+                                | "int4"
+                                | "int8"
+                                | "smallserial"
+                                | "serial"
+                                | "bigserial"
+                                | "serial2"
+                                | "serial4"
+                                | "serial8"
+                        )
+                    };
                     let kt = &r.rename.key_types;
                     if kt.len() > 1 || kt.first().is_some_and(|ty| !ty.is_empty() && !integer(ty)) {
-                        let what = if kt.len() > 1 { format!("a composite key ({})", kt.join(", ")) } else { format!("`{}` of type {}", r.key, kt[0]) };
+                        let what = if kt.len() > 1 {
+                            format!("a composite key ({})", kt.join(", "))
+                        } else {
+                            format!("`{}` of type {}", r.key, kt[0])
+                        };
                         findings.push(finding("backfill-key-unsupported", m, line, format!("the backfill of `{}.{}` walks the primary key in integer ranges, but `{}` has {what}", r.rename.table, r.rename.to, r.rename.table), "give the table an integer key (e.g. a bigint identity column) before this release, or copy the column yourself in batches and rename without the rewrite"));
                     }
                     if !r.key_known {
                         findings.push(finding("rename-type-unknown", m, line, format!("the primary key of `{}` is not declared in the migrations; the backfill assumes `id`", r.rename.table), "declare the table's primary key in the migrations (or a baseline migration)"));
                     }
                 }
-                contract_parts.entry(name.clone()).or_default().push((m, Some(contract_sql.join("\n")), refs(m, |s| s.phase != StmtPhase::Expand)));
+                contract_parts.entry(name.clone()).or_default().push((
+                    m,
+                    Some(contract_sql.join("\n")),
+                    refs(m, |s| s.phase != StmtPhase::Expand),
+                ));
             }
             expand_end.insert(name.clone(), prev);
         }
         let all_expanded: Vec<NodeIndex> = expand_end.values().flatten().copied().collect();
         let all_backfills: Vec<NodeIndex> = backfills.values().flatten().copied().collect();
-        let has_pre_deploy = spec.command.iter().any(|c| c.get_ref().stage == Stage::PreDeploy);
-        let pre_deploy = hooks(&mut b, spec, Stage::PreDeploy, &[all_expanded.clone(), all_backfills.clone()].concat().into_iter().chain(pre_migrate.clone()).collect::<Vec<_>>());
+        let has_pre_deploy = spec
+            .command
+            .iter()
+            .any(|c| c.get_ref().stage == Stage::PreDeploy);
+        let pre_deploy = hooks(
+            &mut b,
+            spec,
+            Stage::PreDeploy,
+            &[all_expanded.clone(), all_backfills.clone()]
+                .concat()
+                .into_iter()
+                .chain(pre_migrate.clone())
+                .collect::<Vec<_>>(),
+        );
 
         // Per service: everything up to the first traffic change.
         struct Lane<'a> {
@@ -405,7 +713,15 @@ pub fn plan_release(spec: &ReleaseSpec, dbs: DatabaseFiles) -> Result<Plan, Plan
         let mut lanes = Vec::new();
         for svc in &services {
             let dbs = svc_dbs(svc, &databases);
-            let mut deps: Vec<NodeIndex> = if has_pre_deploy { pre_deploy.clone() } else { dbs.iter().filter_map(|d| expand_end.get(*d)).flatten().copied().collect() };
+            let mut deps: Vec<NodeIndex> = if has_pre_deploy {
+                pre_deploy.clone()
+            } else {
+                dbs.iter()
+                    .filter_map(|d| expand_end.get(*d))
+                    .flatten()
+                    .copied()
+                    .collect()
+            };
             if deps.is_empty() {
                 deps = pre_migrate.clone();
             }
@@ -415,7 +731,10 @@ pub fn plan_release(spec: &ReleaseSpec, dbs: DatabaseFiles) -> Result<Plan, Plan
                 StrategyKind::Rolling => {
                     let size = st.batch_size.as_ref().map_or(1, |b| *b.get_ref());
                     let count = svc.replicas.div_ceil(size);
-                    (new[..size.min(svc.replicas) as usize].to_vec(), Some((1, count)))
+                    (
+                        new[..size.min(svc.replicas) as usize].to_vec(),
+                        Some((1, count)),
+                    )
                 }
                 _ => (new, None),
             };
@@ -430,9 +749,30 @@ pub fn plan_release(spec: &ReleaseSpec, dbs: DatabaseFiles) -> Result<Plan, Plan
             lanes.push(Lane { svc, ready });
         }
         let healths: Vec<NodeIndex> = lanes.iter().flat_map(|l| l.ready.clone()).collect();
-        let post_deploy = hooks(&mut b, spec, Stage::PostDeploy, or_else(&healths, &pre_deploy));
-        let has_post_deploy = spec.command.iter().any(|c| c.get_ref().stage == Stage::PostDeploy);
-        let router_params = spec.router.as_ref().map(|r| RouterParams::from(r.get_ref())).unwrap_or(RouterParams { kind: RouterKind::Nginx, upstream_file: None, pid_file: None, test: None, reload: None, access_log: None, admin_socket: None, config_file: None });
+        let post_deploy = hooks(
+            &mut b,
+            spec,
+            Stage::PostDeploy,
+            or_else(&healths, &pre_deploy),
+        );
+        let has_post_deploy = spec
+            .command
+            .iter()
+            .any(|c| c.get_ref().stage == Stage::PostDeploy);
+        let router_params = spec
+            .router
+            .as_ref()
+            .map(|r| RouterParams::from(r.get_ref()))
+            .unwrap_or(RouterParams {
+                kind: RouterKind::Nginx,
+                upstream_file: None,
+                pid_file: None,
+                test: None,
+                reload: None,
+                access_log: None,
+                admin_socket: None,
+                config_file: None,
+            });
         let router = router_params.kind;
 
         // Traffic steps, per strategy.
@@ -440,17 +780,37 @@ pub fn plan_release(spec: &ReleaseSpec, dbs: DatabaseFiles) -> Result<Plan, Plan
         for lane in &lanes {
             let svc = lane.svc;
             let st = svc.strategy.get_ref();
-            let mut prev: Vec<NodeIndex> = if has_post_deploy { post_deploy.clone() } else { lane.ready.clone() };
+            let mut prev: Vec<NodeIndex> = if has_post_deploy {
+                post_deploy.clone()
+            } else {
+                lane.ready.clone()
+            };
             let old: Vec<u16> = svc.old_ports().collect();
             let new: Vec<u16> = svc.new_ports().collect();
             // Canary and blue-green: every old server gets `100 - to`, every new one `to`.
             // Rolling: each replica weighs 1, the old ones of finished batches 0.
             let weights = |to: u32, rolling_done: Option<u32>| -> Vec<Server> {
-                let w_old = |i: usize| rolling_done.map_or(100 - to, |done| u32::from(i as u32 >= done));
+                let w_old =
+                    |i: usize| rolling_done.map_or(100 - to, |done| u32::from(i as u32 >= done));
                 let w_new = |i: usize| rolling_done.map_or(to, |done| u32::from((i as u32) < done));
-                old.iter().enumerate().map(|(i, p)| Server { addr: addr(*p), weight: w_old(i) }).chain(new.iter().enumerate().map(|(i, p)| Server { addr: addr(*p), weight: w_new(i) })).collect()
+                old.iter()
+                    .enumerate()
+                    .map(|(i, p)| Server {
+                        addr: addr(*p),
+                        weight: w_old(i),
+                    })
+                    .chain(new.iter().enumerate().map(|(i, p)| Server {
+                        addr: addr(*p),
+                        weight: w_new(i),
+                    }))
+                    .collect()
             };
-            let shift = |b: &mut Builder, from: u32, to: u32, rolling_done: Option<u32>, id_suffix: &str, deps: &[NodeIndex]| {
+            let shift = |b: &mut Builder,
+                         from: u32,
+                         to: u32,
+                         rolling_done: Option<u32>,
+                         id_suffix: &str,
+                         deps: &[NodeIndex]| {
                 b.add(step(&format!("shift/{}/{}", svc.name, id_suffix), StepKind::Shift, None, &format!("Route {to}% of `{}` traffic to `{}:{}` (from {from}%).", svc.name, svc.image, svc.target), true, true, if router == RouterKind::Nginx { "restore the previous upstream file byte for byte and reload" } else { "restore the previous server weights through the admin socket, and the config file byte for byte" }, Params::Shift { service: svc.name.clone(), upstream: svc.upstream().to_string(), router: router_params.clone(), from_weight: from, to_weight: to, servers: weights(to, rolling_done) }), deps)
             };
             match st.kind {
@@ -459,7 +819,11 @@ pub fn plan_release(spec: &ReleaseSpec, dbs: DatabaseFiles) -> Result<Plan, Plan
                     finals.push((svc, s, None));
                 }
                 StrategyKind::Canary => {
-                    let steps = st.steps.as_ref().map(|s| s.get_ref().clone()).unwrap_or_else(|| vec![100]);
+                    let steps = st
+                        .steps
+                        .as_ref()
+                        .map(|s| s.get_ref().clone())
+                        .unwrap_or_else(|| vec![100]);
                     let mut from = 0;
                     let mut last = None;
                     for w in steps {
@@ -470,7 +834,22 @@ pub fn plan_release(spec: &ReleaseSpec, dbs: DatabaseFiles) -> Result<Plan, Plan
                         if w < 100 {
                             if let Some(p) = st.pause.as_ref().filter(|p| !p.get_ref().is_zero()) {
                                 let p = *p.get_ref();
-                                let n = b.add(step(&format!("pause/{}/{w}", svc.name), StepKind::Pause, None, &format!("Hold `{}` at {w}% for {p}.", svc.name), true, true, "nothing to undo", Params::Pause { service: svc.name.clone(), duration: p }), &prev);
+                                let n = b.add(
+                                    step(
+                                        &format!("pause/{}/{w}", svc.name),
+                                        StepKind::Pause,
+                                        None,
+                                        &format!("Hold `{}` at {w}% for {p}.", svc.name),
+                                        true,
+                                        true,
+                                        "nothing to undo",
+                                        Params::Pause {
+                                            service: svc.name.clone(),
+                                            duration: p,
+                                        },
+                                    ),
+                                    &prev,
+                                );
                                 prev = vec![n];
                             }
                             if let Some(a) = &st.analysis {
@@ -485,27 +864,69 @@ pub fn plan_release(spec: &ReleaseSpec, dbs: DatabaseFiles) -> Result<Plan, Plan
                 StrategyKind::Rolling => {
                     let size = st.batch_size.as_ref().map_or(1, |b| *b.get_ref());
                     let count = svc.replicas.div_ceil(size);
-                    let delay = st.delay.as_ref().map(|d| *d.get_ref()).filter(|d| !d.is_zero());
+                    let delay = st
+                        .delay
+                        .as_ref()
+                        .map(|d| *d.get_ref())
+                        .filter(|d| !d.is_zero());
                     let mut from = 0;
                     for i in 1..=count {
                         let done = (i * size).min(svc.replicas);
-                        let weight = if i == count { 100 } else { done * 100 / svc.replicas };
+                        let weight = if i == count {
+                            100
+                        } else {
+                            done * 100 / svc.replicas
+                        };
                         let batch_ports = ((i - 1) * size) as usize..done as usize;
                         if i > 1 {
-                            let d = b.add(deploy_step(svc, &new[batch_ports.clone()], Some((i, count))), &prev);
-                            prev = vec![b.add(health_step(svc, &new[batch_ports.clone()], Some((i, count))), &[d])];
+                            let d = b.add(
+                                deploy_step(svc, &new[batch_ports.clone()], Some((i, count))),
+                                &prev,
+                            );
+                            prev = vec![b.add(
+                                health_step(svc, &new[batch_ports.clone()], Some((i, count))),
+                                &[d],
+                            )];
                         }
                         // Named by batch: with many replicas two batches can round to the same percent.
-                        let s = shift(&mut b, from, weight, Some(done), &format!("batch-{i}"), &prev);
+                        let s = shift(
+                            &mut b,
+                            from,
+                            weight,
+                            Some(done),
+                            &format!("batch-{i}"),
+                            &prev,
+                        );
                         from = weight;
                         if i == count {
                             finals.push((svc, s, Some((i, count))));
                             break;
                         }
-                        let r = b.add(retire_step(svc, old[batch_ports].to_vec(), Some((i, count))), &[s]);
+                        let r = b.add(
+                            retire_step(svc, old[batch_ports].to_vec(), Some((i, count))),
+                            &[s],
+                        );
                         prev = vec![r];
                         if let Some(delay) = delay {
-                            prev = vec![b.add(step(&format!("pause/{}/batch-{i}", svc.name), StepKind::Pause, None, &format!("Wait {delay} before the next batch of `{}`.", svc.name), true, true, "nothing to undo", Params::Pause { service: svc.name.clone(), duration: delay }), &prev)];
+                            prev = vec![b.add(
+                                step(
+                                    &format!("pause/{}/batch-{i}", svc.name),
+                                    StepKind::Pause,
+                                    None,
+                                    &format!(
+                                        "Wait {delay} before the next batch of `{}`.",
+                                        svc.name
+                                    ),
+                                    true,
+                                    true,
+                                    "nothing to undo",
+                                    Params::Pause {
+                                        service: svc.name.clone(),
+                                        duration: delay,
+                                    },
+                                ),
+                                &prev,
+                            )];
                         }
                     }
                 }
@@ -513,16 +934,42 @@ pub fn plan_release(spec: &ReleaseSpec, dbs: DatabaseFiles) -> Result<Plan, Plan
             }
         }
         let last_shifts: Vec<NodeIndex> = finals.iter().map(|f| f.1).collect();
-        let post_shift = hooks(&mut b, spec, Stage::PostShift, or_else(&last_shifts, &post_deploy));
-        let has_post_shift = spec.command.iter().any(|c| c.get_ref().stage == Stage::PostShift);
+        let post_shift = hooks(
+            &mut b,
+            spec,
+            Stage::PostShift,
+            or_else(&last_shifts, &post_deploy),
+        );
+        let has_post_shift = spec
+            .command
+            .iter()
+            .any(|c| c.get_ref().stage == Stage::PostShift);
         let mut retired: BTreeMap<String, NodeIndex> = BTreeMap::new();
         for (svc, last, batch) in &finals {
             let first = match batch {
-                Some((i, _)) => ((i - 1) * svc.strategy.get_ref().batch_size.as_ref().map_or(1, |b| *b.get_ref())) as usize,
+                Some((i, _)) => {
+                    ((i - 1)
+                        * svc
+                            .strategy
+                            .get_ref()
+                            .batch_size
+                            .as_ref()
+                            .map_or(1, |b| *b.get_ref())) as usize
+                }
                 None => 0,
             };
-            let deps = if has_post_shift { post_shift.clone() } else { vec![*last] };
-            retired.insert(svc.name.clone(), b.add(retire_step(svc, svc.old_ports().skip(first).collect(), *batch), &deps));
+            let deps = if has_post_shift {
+                post_shift.clone()
+            } else {
+                vec![*last]
+            };
+            retired.insert(
+                svc.name.clone(),
+                b.add(
+                    retire_step(svc, svc.old_ports().skip(first).collect(), *batch),
+                    &deps,
+                ),
+            );
         }
 
         // Contract phase per database: after every service using it is retired.
@@ -537,19 +984,37 @@ pub fn plan_release(spec: &ReleaseSpec, dbs: DatabaseFiles) -> Result<Plan, Plan
             }
             prev.extend(backup_of.get(name));
             for (m, generated, statements) in parts {
-                let n = migrate_step(&mut b, db, m, Phase::Contract, statements.clone(), generated.clone(), None, None, &prev);
+                let n = migrate_step(
+                    &mut b,
+                    db,
+                    m,
+                    Phase::Contract,
+                    statements.clone(),
+                    generated.clone(),
+                    None,
+                    None,
+                    &prev,
+                );
                 prev = vec![n];
             }
             contract_end.insert(name.clone(), prev[0]);
         }
         let mut cleanups = Vec::new();
         for svc in &services {
-            let mut deps: Vec<NodeIndex> = svc_dbs(svc, &databases).iter().filter_map(|d| contract_end.get(*d).copied()).collect();
+            let mut deps: Vec<NodeIndex> = svc_dbs(svc, &databases)
+                .iter()
+                .filter_map(|d| contract_end.get(*d).copied())
+                .collect();
             deps.push(retired[&svc.name]);
             cleanups.push(b.add(cleanup_step(svc), &deps));
         }
         let contracted: Vec<NodeIndex> = contract_end.values().copied().collect();
-        hooks(&mut b, spec, Stage::PostRelease, or_else(&cleanups, or_else(&contracted, &post_shift)));
+        hooks(
+            &mut b,
+            spec,
+            Stage::PostRelease,
+            or_else(&cleanups, or_else(&contracted, &post_shift)),
+        );
     }
 
     b.record_shifts_in(preflight);
@@ -557,26 +1022,58 @@ pub fn plan_release(spec: &ReleaseSpec, dbs: DatabaseFiles) -> Result<Plan, Plan
     if let Some((retires, healths)) = downtime {
         let anc = crate::dag::ancestor_sets(&graph);
         let reaches = |a: NodeIndex, b: NodeIndex| a == b || anc[b.index()].contains(a.index());
-        let ids: Vec<String> = graph.node_indices().filter(|n| retires.iter().any(|r| reaches(*r, *n)) && healths.iter().any(|h| reaches(*n, *h))).map(|n| graph[n].id.clone()).collect();
-        let plan_downtime = Downtime { from: graph[retires[0]].id.clone(), to: graph[*healths.last().unwrap()].id.clone(), steps: ids };
+        let ids: Vec<String> = graph
+            .node_indices()
+            .filter(|n| {
+                retires.iter().any(|r| reaches(*r, *n)) && healths.iter().any(|h| reaches(*n, *h))
+            })
+            .map(|n| graph[n].id.clone())
+            .collect();
+        let plan_downtime = Downtime {
+            from: graph[retires[0]].id.clone(),
+            to: graph[*healths.last().unwrap()].id.clone(),
+            steps: ids,
+        };
         return finish(spec, graph, hash, Some(plan_downtime), findings, analyzed);
     }
     finish(spec, graph, hash, None, findings, analyzed)
 }
 
-fn finish(spec: &ReleaseSpec, graph: petgraph::graph::DiGraph<Step, ()>, hash: String, downtime: Option<Downtime>, mut findings: Vec<Finding>, analyzed: Vec<(String, Vec<MigrationAnalysis>)>) -> Result<Plan, PlanError> {
+fn finish(
+    spec: &ReleaseSpec,
+    graph: petgraph::graph::DiGraph<Step, ()>,
+    hash: String,
+    downtime: Option<Downtime>,
+    mut findings: Vec<Finding>,
+    analyzed: Vec<(String, Vec<MigrationAnalysis>)>,
+) -> Result<Plan, PlanError> {
     findings.sort_by(|a, b| (&a.file, a.line, &a.rule).cmp(&(&b.file, b.line, &b.rule)));
     let plan = Plan {
         release: spec.release.name.clone(),
-        strategies: spec.service.iter().map(|s| (s.get_ref().name.clone(), s.get_ref().strategy.get_ref().kind)).collect(),
+        strategies: spec
+            .service
+            .iter()
+            .map(|s| {
+                (
+                    s.get_ref().name.clone(),
+                    s.get_ref().strategy.get_ref().kind,
+                )
+            })
+            .collect(),
         graph,
         hash,
         downtime,
         findings,
-        migrations: analyzed.into_iter().flat_map(|(db, ms)| ms.into_iter().map(move |m| (db.clone(), m))).collect(),
+        migrations: analyzed
+            .into_iter()
+            .flat_map(|(db, ms)| ms.into_iter().map(move |m| (db.clone(), m)))
+            .collect(),
     };
     let broken = plan.check_invariants();
-    assert!(broken.is_empty(), "planner produced a plan that breaks its invariants: {broken:?}");
+    assert!(
+        broken.is_empty(),
+        "planner produced a plan that breaks its invariants: {broken:?}"
+    );
     Ok(plan)
 }
 
@@ -585,7 +1082,13 @@ fn or_else<'a>(deps: &'a [NodeIndex], fallback: &'a [NodeIndex]) -> &'a [NodeInd
     if deps.is_empty() { fallback } else { deps }
 }
 
-fn finding(rule_id: &str, m: &MigrationAnalysis, line: u32, message: String, hint: impl Into<String>) -> Finding {
+fn finding(
+    rule_id: &str,
+    m: &MigrationAnalysis,
+    line: u32,
+    message: String,
+    hint: impl Into<String>,
+) -> Finding {
     Finding {
         rule: rule_id.into(),
         severity: crate::lint::rule(rule_id).map_or(Severity::Warning, |r| r.severity),
@@ -599,11 +1102,25 @@ fn finding(rule_id: &str, m: &MigrationAnalysis, line: u32, message: String, hin
 
 fn terminated(sql: &str) -> String {
     let s = sql.trim();
-    if s.ends_with(';') { s.to_string() } else { format!("{s};") }
+    if s.ends_with(';') {
+        s.to_string()
+    } else {
+        format!("{s};")
+    }
 }
 
-fn refs(m: &MigrationAnalysis, keep: impl Fn(&crate::analysis::StatementAnalysis) -> bool) -> Vec<StatementRef> {
-    m.statements.iter().filter(|s| keep(s)).map(|s| StatementRef { line: s.line, summary: s.summary.clone() }).collect()
+fn refs(
+    m: &MigrationAnalysis,
+    keep: impl Fn(&crate::analysis::StatementAnalysis) -> bool,
+) -> Vec<StatementRef> {
+    m.statements
+        .iter()
+        .filter(|s| keep(s))
+        .map(|s| StatementRef {
+            line: s.line,
+            summary: s.summary.clone(),
+        })
+        .collect()
 }
 
 /// How to undo a whole migration: its down file, else the derived inverse, or why there is none.
@@ -630,8 +1147,28 @@ fn svc_dbs<'a>(svc: &'a Service, all: &[&'a Database]) -> Vec<&'a str> {
 }
 
 #[allow(clippy::too_many_arguments)]
-fn step(id: &str, kind: StepKind, phase: Option<Phase>, description: &str, idempotent: bool, reversible: bool, undo: &str, params: Params) -> Step {
-    Step { id: id.into(), kind, phase, depends_on: Vec::new(), description: description.into(), idempotent, reversible, undo: undo.into(), params, hash: String::new() }
+fn step(
+    id: &str,
+    kind: StepKind,
+    phase: Option<Phase>,
+    description: &str,
+    idempotent: bool,
+    reversible: bool,
+    undo: &str,
+    params: Params,
+) -> Step {
+    Step {
+        id: id.into(),
+        kind,
+        phase,
+        depends_on: Vec::new(),
+        description: description.into(),
+        idempotent,
+        reversible,
+        undo: undo.into(),
+        params,
+        hash: String::new(),
+    }
 }
 
 fn batch_suffix(batch: Batch) -> String {
@@ -645,46 +1182,130 @@ fn addr(port: u16) -> String {
 
 fn deploy_step(svc: &Service, ports: &[u16], batch: Batch) -> Step {
     let what = batch.map_or(String::new(), |(i, n)| format!(" (batch {i} of {n})"));
-    let on = ports.iter().map(u16::to_string).collect::<Vec<_>>().join(", ");
-    step(&format!("deploy/{}{}", svc.name, batch_suffix(batch)), StepKind::Deploy, None, &format!("Start {} container(s) of `{}:{}` on port(s) {on}{what}.", ports.len(), svc.image, svc.target), true, true, "stop and remove the containers this step started", Params::Deploy {
-        service: svc.name.clone(),
-        image: format!("{}:{}", svc.image, svc.target),
-        version: svc.target.clone(),
-        ports: ports.to_vec(),
-        replicas: ports.len() as u32,
-        batch,
-        env: svc.env.clone(),
-        secret_env: svc.secret_env.clone(),
-    })
+    let on = ports
+        .iter()
+        .map(u16::to_string)
+        .collect::<Vec<_>>()
+        .join(", ");
+    step(
+        &format!("deploy/{}{}", svc.name, batch_suffix(batch)),
+        StepKind::Deploy,
+        None,
+        &format!(
+            "Start {} container(s) of `{}:{}` on port(s) {on}{what}.",
+            ports.len(),
+            svc.image,
+            svc.target
+        ),
+        true,
+        true,
+        "stop and remove the containers this step started",
+        Params::Deploy {
+            service: svc.name.clone(),
+            image: format!("{}:{}", svc.image, svc.target),
+            version: svc.target.clone(),
+            ports: ports.to_vec(),
+            replicas: ports.len() as u32,
+            batch,
+            env: svc.env.clone(),
+            secret_env: svc.secret_env.clone(),
+        },
+    )
 }
 
 fn health_urls(svc: &Service, ports: &[u16]) -> Vec<String> {
-    ports.iter().map(|p| format!("http://127.0.0.1:{p}{}", svc.health.path)).collect()
+    ports
+        .iter()
+        .map(|p| format!("http://127.0.0.1:{p}{}", svc.health.path))
+        .collect()
 }
 
 fn health_step(svc: &Service, ports: &[u16], batch: Batch) -> Step {
     let h = &svc.health;
     let urls = health_urls(svc, ports);
-    step(&format!("health/{}{}", svc.name, batch_suffix(batch)), StepKind::Health, None, &format!("Poll {} every {} until it answers {} (give up after {}).", urls.join(", "), h.interval, h.expect_status, h.timeout), true, true, "nothing to undo (read-only)", Params::Health { service: svc.name.clone(), urls, ports: ports.to_vec(), expect_status: h.expect_status, interval: h.interval, timeout: h.timeout })
+    step(
+        &format!("health/{}{}", svc.name, batch_suffix(batch)),
+        StepKind::Health,
+        None,
+        &format!(
+            "Poll {} every {} until it answers {} (give up after {}).",
+            urls.join(", "),
+            h.interval,
+            h.expect_status,
+            h.timeout
+        ),
+        true,
+        true,
+        "nothing to undo (read-only)",
+        Params::Health {
+            service: svc.name.clone(),
+            urls,
+            ports: ports.to_vec(),
+            expect_status: h.expect_status,
+            interval: h.interval,
+            timeout: h.timeout,
+        },
+    )
 }
 
 fn version_params(svc: &Service, ports: Vec<u16>, batch: Batch) -> Params {
-    Params::Version { service: svc.name.clone(), image: format!("{}:{}", svc.image, svc.current), version: svc.current.clone(), health_urls: health_urls(svc, &ports), health_status: svc.health.expect_status, health_timeout: svc.health.timeout, replicas: ports.len() as u32, ports, batch }
+    Params::Version {
+        service: svc.name.clone(),
+        image: format!("{}:{}", svc.image, svc.current),
+        version: svc.current.clone(),
+        health_urls: health_urls(svc, &ports),
+        health_status: svc.health.expect_status,
+        health_timeout: svc.health.timeout,
+        replicas: ports.len() as u32,
+        ports,
+        batch,
+    }
 }
 
 fn retire_step(svc: &Service, ports: Vec<u16>, batch: Batch) -> Step {
     let what = batch.map_or(String::new(), |(i, n)| format!(" (batch {i} of {n})"));
-    step(&format!("retire/{}{}", svc.name, batch_suffix(batch)), StepKind::Retire, None, &format!("Stop {} container(s) of `{}:{}`{what}; they are kept for rollback.", ports.len(), svc.image, svc.current), true, true, "start the old containers again and wait for their health", version_params(svc, ports, batch))
+    step(
+        &format!("retire/{}{}", svc.name, batch_suffix(batch)),
+        StepKind::Retire,
+        None,
+        &format!(
+            "Stop {} container(s) of `{}:{}`{what}; they are kept for rollback.",
+            ports.len(),
+            svc.image,
+            svc.current
+        ),
+        true,
+        true,
+        "start the old containers again and wait for their health",
+        version_params(svc, ports, batch),
+    )
 }
 
 fn cleanup_step(svc: &Service) -> Step {
-    step(&format!("cleanup/{}", svc.name), StepKind::Cleanup, None, &format!("Remove the stopped containers of `{}:{}`.", svc.image, svc.current), true, false, "irreversible: the old containers are gone; a rollback would redeploy the old image", version_params(svc, svc.old_ports().collect(), None))
+    step(
+        &format!("cleanup/{}", svc.name),
+        StepKind::Cleanup,
+        None,
+        &format!(
+            "Remove the stopped containers of `{}:{}`.",
+            svc.image, svc.current
+        ),
+        true,
+        false,
+        "irreversible: the old containers are gone; a rollback would redeploy the old image",
+        version_params(svc, svc.old_ports().collect(), None),
+    )
 }
 
 /// Adds the hooks of `stage` in declaration order after `deps`; returns what comes next's deps.
 fn hooks(b: &mut Builder, spec: &ReleaseSpec, stage: Stage, deps: &[NodeIndex]) -> Vec<NodeIndex> {
     let mut prev = deps.to_vec();
-    for c in spec.command.iter().map(|c| c.get_ref()).filter(|c| c.stage == stage) {
+    for c in spec
+        .command
+        .iter()
+        .map(|c| c.get_ref())
+        .filter(|c| c.stage == stage)
+    {
         let (reversible, undo) = if c.read_only {
             (true, "nothing to undo (read-only)".to_string())
         } else if let Some(u) = &c.undo {
@@ -692,16 +1313,33 @@ fn hooks(b: &mut Builder, spec: &ReleaseSpec, stage: Stage, deps: &[NodeIndex]) 
         } else {
             (false, "irreversible (pivot): the command has no `undo`; mark it `read_only` or give it an `undo` argv".to_string())
         };
-        let n = b.add(step(&format!("command/{}", c.name), StepKind::Command, None, &format!("Run `{}` ({}, timeout {}).", c.argv.get_ref().join(" "), stage.as_str(), c.timeout), c.idempotent || c.read_only, reversible, &undo, Params::Command {
-            name: c.name.clone(),
-            stage,
-            argv: c.argv.get_ref().clone(),
-            timeout: c.timeout,
-            env: c.env.clone(),
-            secret_env: c.secret_env.clone(),
-            undo: c.undo.clone(),
-            probe: c.probe.clone(),
-        }), &prev);
+        let n = b.add(
+            step(
+                &format!("command/{}", c.name),
+                StepKind::Command,
+                None,
+                &format!(
+                    "Run `{}` ({}, timeout {}).",
+                    c.argv.get_ref().join(" "),
+                    stage.as_str(),
+                    c.timeout
+                ),
+                c.idempotent || c.read_only,
+                reversible,
+                &undo,
+                Params::Command {
+                    name: c.name.clone(),
+                    stage,
+                    argv: c.argv.get_ref().clone(),
+                    timeout: c.timeout,
+                    env: c.env.clone(),
+                    secret_env: c.secret_env.clone(),
+                    undo: c.undo.clone(),
+                    probe: c.probe.clone(),
+                },
+            ),
+            &prev,
+        );
         prev = vec![n];
     }
     prev

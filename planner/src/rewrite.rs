@@ -41,7 +41,16 @@ pub struct RenameRewrite {
 
 /// PostgreSQL truncates identifiers to 63 bytes; long generated names get a hash suffix instead.
 fn ident(base: &str) -> String {
-    let clean: String = base.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' }).collect();
+    let clean: String = base
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '_'
+            }
+        })
+        .collect();
     if clean.len() <= 63 {
         clean
     } else {
@@ -52,7 +61,15 @@ fn ident(base: &str) -> String {
 
 /// Builds the rewrite for `rename` (which carries what the migrations say about the column).
 pub fn rename_column(rename: &ColumnRename) -> RenameRewrite {
-    let ColumnRename { table, from, to, column_type, not_null, key, .. } = rename;
+    let ColumnRename {
+        table,
+        from,
+        to,
+        column_type,
+        not_null,
+        key,
+        ..
+    } = rename;
     let column_type = column_type.clone();
     let not_null = *not_null;
     let (key, key_known) = match key {
@@ -63,7 +80,11 @@ pub fn rename_column(rename: &ColumnRename) -> RenameRewrite {
     let func = ident(&format!("cutover_sync_{base}"));
     let on_insert = ident(&format!("cutover_sync_{base}_ins"));
     let on_update = ident(&format!("cutover_sync_{base}_upd"));
-    let check = ident(&format!("cutover_nn_{}_{}", normalize(table), normalize(to)));
+    let check = ident(&format!(
+        "cutover_nn_{}_{}",
+        normalize(table),
+        normalize(to)
+    ));
 
     let add_column = match &column_type {
         Some(ty) => format!("ALTER TABLE {table} ADD COLUMN {to} {ty};"),
@@ -124,7 +145,16 @@ pub fn rename_column(rename: &ColumnRename) -> RenameRewrite {
         ));
     }
     contract_sql.push_str(&format!("ALTER TABLE {table} DROP COLUMN {from};"));
-    RenameRewrite { rename: rename.clone(), expand_sql, expand_undo_sql, key, backfill_batch_sql, contract_sql, column_type, key_known }
+    RenameRewrite {
+        rename: rename.clone(),
+        expand_sql,
+        expand_undo_sql,
+        key,
+        backfill_batch_sql,
+        contract_sql,
+        column_type,
+        key_known,
+    }
 }
 
 #[cfg(test)]

@@ -57,7 +57,11 @@ pub struct Schema {
 pub fn normalize(ident: &str) -> String {
     let ident = ident.trim();
     let last = split_qualified(ident);
-    let last = if last.len() == 2 && last[0].eq_ignore_ascii_case("public") { &last[1..] } else { &last[..] };
+    let last = if last.len() == 2 && last[0].eq_ignore_ascii_case("public") {
+        &last[1..]
+    } else {
+        &last[..]
+    };
     last.iter()
         .map(|part| {
             if part.len() >= 2 && part.starts_with('"') && part.ends_with('"') {
@@ -100,8 +104,19 @@ impl Schema {
     }
 
     /// CREATE TABLE.
-    pub fn create_table(&mut self, name: &str, columns: Vec<Column>, primary_key: Vec<String>, in_release: bool) {
-        let mut table = Table { columns, primary_key, created_in_release: in_release, ..Table::default() };
+    pub fn create_table(
+        &mut self,
+        name: &str,
+        columns: Vec<Column>,
+        primary_key: Vec<String>,
+        in_release: bool,
+    ) {
+        let mut table = Table {
+            columns,
+            primary_key,
+            created_in_release: in_release,
+            ..Table::default()
+        };
         for pk in table.primary_key.clone() {
             if let Some(c) = table.column_mut(&pk) {
                 c.not_null = true;
@@ -178,7 +193,13 @@ impl Schema {
     }
 
     /// ADD CONSTRAINT name CHECK (column IS NOT NULL) [NOT VALID].
-    pub fn add_not_null_check(&mut self, table: &str, constraint: Option<&str>, column: &str, validated: bool) {
+    pub fn add_not_null_check(
+        &mut self,
+        table: &str,
+        constraint: Option<&str>,
+        column: &str,
+        validated: bool,
+    ) {
         let column = normalize(column);
         self.with_table(table, |t| {
             if validated {

@@ -34,7 +34,9 @@ impl LineIndex {
         let line = self.line(offset);
         let start = self.starts[line as usize - 1];
         let offset = offset.min(text.len());
-        let col = text.get(start..offset).map_or(1, |s| s.chars().count() as u32 + 1);
+        let col = text
+            .get(start..offset)
+            .map_or(1, |s| s.chars().count() as u32 + 1);
         (line, col)
     }
 }
@@ -55,17 +57,29 @@ pub struct Location {
 impl Location {
     /// A whole file.
     pub fn file(file: impl Into<String>) -> Self {
-        Self { file: file.into(), line: None, column: None }
+        Self {
+            file: file.into(),
+            line: None,
+            column: None,
+        }
     }
 
     /// A line and column in a file.
     pub fn at(file: impl Into<String>, line: u32, column: u32) -> Self {
-        Self { file: file.into(), line: Some(line), column: Some(column) }
+        Self {
+            file: file.into(),
+            line: Some(line),
+            column: Some(column),
+        }
     }
 
     /// A line in a file.
     pub fn line(file: impl Into<String>, line: u32) -> Self {
-        Self { file: file.into(), line: Some(line), column: None }
+        Self {
+            file: file.into(),
+            line: Some(line),
+            column: None,
+        }
     }
 }
 

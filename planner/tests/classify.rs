@@ -22,15 +22,33 @@ fn statements_land_in_the_right_phase() {
     use StmtPhase::*;
     let cases: &[(&str, StmtPhase)] = &[
         ("ALTER TABLE users ADD COLUMN nickname text;", Expand),
-        ("ALTER TABLE users ADD COLUMN active boolean NOT NULL DEFAULT true;", Expand),
+        (
+            "ALTER TABLE users ADD COLUMN active boolean NOT NULL DEFAULT true;",
+            Expand,
+        ),
         ("ALTER TABLE users ADD COLUMN code text NOT NULL;", Breaking),
         ("CREATE TABLE things (id bigint PRIMARY KEY);", Expand),
-        ("CREATE INDEX CONCURRENTLY users_email_idx ON users (email);", Expand),
-        ("ALTER TABLE users ADD CONSTRAINT email_len CHECK (length(email) < 300) NOT VALID;", Expand),
+        (
+            "CREATE INDEX CONCURRENTLY users_email_idx ON users (email);",
+            Expand,
+        ),
+        (
+            "ALTER TABLE users ADD CONSTRAINT email_len CHECK (length(email) < 300) NOT VALID;",
+            Expand,
+        ),
         ("ALTER TABLE users VALIDATE CONSTRAINT email_len;", Expand),
-        ("ALTER TABLE users ALTER COLUMN email DROP NOT NULL;", Expand),
-        ("ALTER TABLE users ALTER COLUMN email SET DEFAULT 'x';", Expand),
-        ("COMMENT ON COLUMN users.email IS 'primary address';", Expand),
+        (
+            "ALTER TABLE users ALTER COLUMN email DROP NOT NULL;",
+            Expand,
+        ),
+        (
+            "ALTER TABLE users ALTER COLUMN email SET DEFAULT 'x';",
+            Expand,
+        ),
+        (
+            "COMMENT ON COLUMN users.email IS 'primary address';",
+            Expand,
+        ),
         ("ALTER TYPE mood ADD VALUE 'meh';", Expand),
         ("ALTER TABLE users DROP COLUMN email;", Contract),
         ("DROP TABLE users;", Contract),
@@ -39,10 +57,19 @@ fn statements_land_in_the_right_phase() {
         ("DROP TRIGGER t ON users;", Contract),
         ("DROP FUNCTION f();", Contract),
         ("TRUNCATE users;", Contract),
-        ("ALTER TABLE users RENAME COLUMN name TO full_name;", Breaking),
+        (
+            "ALTER TABLE users RENAME COLUMN name TO full_name;",
+            Breaking,
+        ),
         ("ALTER TABLE users RENAME TO people;", Breaking),
-        ("ALTER TABLE users ALTER COLUMN email TYPE varchar(100);", Breaking),
-        ("ALTER TABLE users ALTER COLUMN email SET NOT NULL;", Breaking),
+        (
+            "ALTER TABLE users ALTER COLUMN email TYPE varchar(100);",
+            Breaking,
+        ),
+        (
+            "ALTER TABLE users ALTER COLUMN email SET NOT NULL;",
+            Breaking,
+        ),
         ("ALTER VIEW v RENAME TO w;", Breaking),
         ("SET lock_timeout = '2s';", Neutral),
         ("ANALYZE users;", Neutral),
@@ -68,19 +95,29 @@ fn statements_on_a_table_created_in_the_release_are_safe() {
     let files = vec![
         MigrationFile::from_bytes("V1__base.sql", "V1__base.sql", BASE.as_bytes()).unwrap(),
         MigrationFile::from_bytes("V2__t.sql", "V2__t.sql", sql.as_bytes()).unwrap(),
-        MigrationFile::from_bytes("V3__i.sql", "V3__i.sql", b"CREATE INDEX things_a ON things (a);\nALTER TABLE things RENAME COLUMN a TO b;").unwrap(),
+        MigrationFile::from_bytes(
+            "V3__i.sql",
+            "V3__i.sql",
+            b"CREATE INDEX things_a ON things (a);\nALTER TABLE things RENAME COLUMN a TO b;",
+        )
+        .unwrap(),
     ];
     let a = analyze(&files, Some(1), AnalyzeOptions { release: true });
     assert!(a.findings.is_empty(), "{:#?}", a.findings);
     assert_eq!(a.migrations[1].phase, Phase::Expand);
     // Without release context (lint), the same files are judged as if every table were live.
     let lint = analyze(&files, None, AnalyzeOptions::default());
-    assert!(lint.findings.iter().any(|f| f.rule == "require-concurrent-index-creation" && f.file == "V3__i.sql"));
+    assert!(
+        lint.findings
+            .iter()
+            .any(|f| f.rule == "require-concurrent-index-creation" && f.file == "V3__i.sql")
+    );
 }
 
 #[test]
 fn a_declared_contract_phase_delays_an_expand_migration() {
-    let (_, rules, phase) = classify("-- cutover:phase=contract\nALTER TABLE users ADD COLUMN x text;");
+    let (_, rules, phase) =
+        classify("-- cutover:phase=contract\nALTER TABLE users ADD COLUMN x text;");
     assert_eq!(phase, Phase::Contract, "{rules:?}");
 }
 
@@ -92,13 +129,23 @@ fn derived_inverses_undo_expand_statements() {
         MigrationFile::from_bytes("V2__x.sql", "V2__x.sql", b"ALTER TABLE users ADD COLUMN n text;\nCREATE INDEX CONCURRENTLY users_n ON users (n);\nCREATE TABLE t (id int);\nALTER TABLE users ADD CONSTRAINT c CHECK (n <> '') NOT VALID;").unwrap(),
     ];
     let a = analyze(&files, Some(1), AnalyzeOptions { release: true });
-    let inv: Vec<String> = a.migrations[0].statements.iter().map(|s| match &s.inverse { Inverse::Sql(x) => x.clone(), other => format!("{other:?}") }).collect();
-    assert_eq!(inv, vec![
-        "ALTER TABLE users DROP COLUMN IF EXISTS n;",
-        "DROP INDEX CONCURRENTLY IF EXISTS users_n;",
-        "DROP TABLE IF EXISTS t;",
-        "ALTER TABLE users DROP CONSTRAINT IF EXISTS c;",
-    ]);
+    let inv: Vec<String> = a.migrations[0]
+        .statements
+        .iter()
+        .map(|s| match &s.inverse {
+            Inverse::Sql(x) => x.clone(),
+            other => format!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        inv,
+        vec![
+            "ALTER TABLE users DROP COLUMN IF EXISTS n;",
+            "DROP INDEX CONCURRENTLY IF EXISTS users_n;",
+            "DROP TABLE IF EXISTS t;",
+            "ALTER TABLE users DROP CONSTRAINT IF EXISTS c;",
+        ]
+    );
 }
 
 #[test]
@@ -107,22 +154,54 @@ fn a_down_file_undoes_a_migration_without_a_derived_inverse() {
     let m = dir.path().join("m");
     std::fs::create_dir(&m).unwrap();
     std::fs::write(m.join("V1__base.sql"), BASE).unwrap();
-    std::fs::write(m.join("V2__default_email.sql"), "ALTER TABLE users ALTER COLUMN email SET DEFAULT 'none';\n").unwrap();
+    std::fs::write(
+        m.join("V2__default_email.sql"),
+        "ALTER TABLE users ALTER COLUMN email SET DEFAULT 'none';\n",
+    )
+    .unwrap();
     let spec = "[release]\nname = \"d\"\n\n[[database]]\nname = \"main\"\nurl_env = \"DATABASE_URL\"\nmigrations = \"m\"\nbaseline = 1\n";
     std::fs::write(dir.path().join("spec.toml"), spec).unwrap();
-    let undo = |plan: &cutover_planner::Plan| plan.step("migrate/expand/V2__default_email").map(|s| (s.reversible, s.undo.clone(), match &s.params { cutover_planner::dag::Params::Migrate { undo_sql, .. } => undo_sql.clone(), _ => None })).unwrap();
+    let undo = |plan: &cutover_planner::Plan| {
+        plan.step("migrate/expand/V2__default_email")
+            .map(|s| {
+                (
+                    s.reversible,
+                    s.undo.clone(),
+                    match &s.params {
+                        cutover_planner::dag::Params::Migrate { undo_sql, .. } => undo_sql.clone(),
+                        _ => None,
+                    },
+                )
+            })
+            .unwrap()
+    };
     // Without a down file the previous default is unknown: irreversible.
     let plan = cutover_planner::plan_file(&dir.path().join("spec.toml")).unwrap();
     assert!(!undo(&plan).0);
     // With one, the step is reversible and runs exactly that file.
-    std::fs::write(m.join("V2__default_email.down.sql"), "ALTER TABLE users ALTER COLUMN email DROP DEFAULT;\n").unwrap();
+    std::fs::write(
+        m.join("V2__default_email.down.sql"),
+        "ALTER TABLE users ALTER COLUMN email DROP DEFAULT;\n",
+    )
+    .unwrap();
     let plan = cutover_planner::plan_file(&dir.path().join("spec.toml")).unwrap();
     let (reversible, how, sql) = undo(&plan);
     assert!(reversible);
     assert!(how.contains("V2__default_email.down.sql"), "{how}");
-    assert_eq!(sql.as_deref(), Some("ALTER TABLE users ALTER COLUMN email DROP DEFAULT;"));
+    assert_eq!(
+        sql.as_deref(),
+        Some("ALTER TABLE users ALTER COLUMN email DROP DEFAULT;")
+    );
     // A down file without its migration is an error naming it.
     std::fs::write(m.join("V3__nothing.down.sql"), "SELECT 1;\n").unwrap();
     let err = cutover_planner::plan_file(&dir.path().join("spec.toml")).unwrap_err();
-    assert!(err.to_string().contains("V3__nothing.down.sql") || err.diagnostics().iter().any(|d| d.message.contains("V3__nothing.down.sql")), "{:?}", err.diagnostics());
+    assert!(
+        err.to_string().contains("V3__nothing.down.sql")
+            || err
+                .diagnostics()
+                .iter()
+                .any(|d| d.message.contains("V3__nothing.down.sql")),
+        "{:?}",
+        err.diagnostics()
+    );
 }

@@ -3,8 +3,8 @@
 //! re-derive the invariants from the plan's public data (ids, kinds, `depends_on`, params) rather
 //! than calling the planner's own checker, so a bug in one cannot hide a bug in the other.
 
-use cutover_planner::dag::{Params, Plan, StepKind};
 use cutover_planner::analysis::Phase;
+use cutover_planner::dag::{Params, Plan, StepKind};
 use cutover_planner::migrations::MigrationFile;
 use cutover_planner::plan::plan_release;
 use cutover_planner::spec::ReleaseSpec;
@@ -40,16 +40,40 @@ struct Release {
 }
 
 fn svc() -> impl Strategy<Value = Svc> {
-    (0u8..3, 1u32..6, any::<u32>(), proptest::collection::btree_set(1u32..100, 0..4), any::<bool>(), any::<bool>(), proptest::option::of(proptest::collection::vec(any::<bool>(), 3)))
-        .prop_map(|(strategy, replicas, b, steps, pause, analysis, db_subset)| {
-            let mut steps: Vec<u32> = steps.into_iter().collect();
-            steps.push(100);
-            Svc { strategy, replicas, batch: 1 + b % replicas, steps, pause, analysis, db_subset }
-        })
+    (
+        0u8..3,
+        1u32..6,
+        any::<u32>(),
+        proptest::collection::btree_set(1u32..100, 0..4),
+        any::<bool>(),
+        any::<bool>(),
+        proptest::option::of(proptest::collection::vec(any::<bool>(), 3)),
+    )
+        .prop_map(
+            |(strategy, replicas, b, steps, pause, analysis, db_subset)| {
+                let mut steps: Vec<u32> = steps.into_iter().collect();
+                steps.push(100);
+                Svc {
+                    strategy,
+                    replicas,
+                    batch: 1 + b % replicas,
+                    steps,
+                    pause,
+                    analysis,
+                    db_subset,
+                }
+            },
+        )
 }
 
 fn mig() -> impl Strategy<Value = Mig> {
-    prop_oneof![Just(Mig::AddColumn), Just(Mig::CreateTable), Just(Mig::ConcurrentIndex), Just(Mig::Rename), Just(Mig::DropColumn)]
+    prop_oneof![
+        Just(Mig::AddColumn),
+        Just(Mig::CreateTable),
+        Just(Mig::ConcurrentIndex),
+        Just(Mig::Rename),
+        Just(Mig::DropColumn)
+    ]
 }
 
 fn release() -> impl Strategy<Value = Release> {
@@ -67,18 +91,38 @@ fn release() -> impl Strategy<Value = Release> {
                     d.sort_by_key(|m| *m == Mig::DropColumn);
                 }
             }
-            Release { recreate, services, dbs, hooks }
+            Release {
+                recreate,
+                services,
+                dbs,
+                hooks,
+            }
         })
 }
 
-const STAGES: [&str; 5] = ["pre-migrate", "pre-deploy", "post-deploy", "post-shift", "post-release"];
+const STAGES: [&str; 5] = [
+    "pre-migrate",
+    "pre-deploy",
+    "post-deploy",
+    "post-shift",
+    "post-release",
+];
 
 fn spec_text(r: &Release) -> String {
     let mut t = String::from("[release]\nname = \"generated\"\n\n");
     for (i, s) in r.services.iter().enumerate() {
-        t += &format!("[[service]]\nname = \"svc{i}\"\nimage = \"img{i}\"\ncurrent = \"1\"\ntarget = \"2\"\nport = {}\nreplicas = {}\n", 4000 + i * 10, s.replicas);
+        t += &format!(
+            "[[service]]\nname = \"svc{i}\"\nimage = \"img{i}\"\ncurrent = \"1\"\ntarget = \"2\"\nport = {}\nreplicas = {}\n",
+            4000 + i * 10,
+            s.replicas
+        );
         if let Some(subset) = &s.db_subset {
-            let names: Vec<String> = subset.iter().enumerate().filter(|(j, on)| **on && *j < r.dbs.len()).map(|(j, _)| format!("\"db{j}\"")).collect();
+            let names: Vec<String> = subset
+                .iter()
+                .enumerate()
+                .filter(|(j, on)| **on && *j < r.dbs.len())
+                .map(|(j, _)| format!("\"db{j}\""))
+                .collect();
             t += &format!("databases = [{}]\n", names.join(", "));
         }
         if r.recreate {
@@ -86,11 +130,19 @@ fn spec_text(r: &Release) -> String {
             continue;
         }
         match s.strategy {
-            0 => t += &format!("[service.strategy]\nkind = \"rolling\"\nbatch_size = {}\ndelay = \"1s\"\n\n", s.batch),
+            0 => {
+                t += &format!(
+                    "[service.strategy]\nkind = \"rolling\"\nbatch_size = {}\ndelay = \"1s\"\n\n",
+                    s.batch
+                )
+            }
             1 => t += "[service.strategy]\nkind = \"blue-green\"\n\n",
             _ => {
                 let steps: Vec<String> = s.steps.iter().map(u32::to_string).collect();
-                t += &format!("[service.strategy]\nkind = \"canary\"\nsteps = [{}]\n", steps.join(", "));
+                t += &format!(
+                    "[service.strategy]\nkind = \"canary\"\nsteps = [{}]\n",
+                    steps.join(", ")
+                );
                 if s.pause {
                     t += "pause = \"5s\"\n";
                 }
@@ -102,13 +154,18 @@ fn spec_text(r: &Release) -> String {
         }
     }
     for j in 0..r.dbs.len() {
-        t += &format!("[[database]]\nname = \"db{j}\"\nurl_env = \"DB{j}_URL\"\nmigrations = \"m{j}\"\nbaseline = 1\n\n");
+        t += &format!(
+            "[[database]]\nname = \"db{j}\"\nurl_env = \"DB{j}_URL\"\nmigrations = \"m{j}\"\nbaseline = 1\n\n"
+        );
     }
     if !r.recreate {
         t += "[router]\nkind = \"haproxy\"\nadmin_socket = \"/run/haproxy.sock\"\n\n";
     }
     for (k, (stage, kind)) in r.hooks.iter().enumerate() {
-        t += &format!("[[command]]\nname = \"hook{k}\"\nstage = \"{}\"\nargv = [\"true\"]\n", STAGES[*stage as usize]);
+        t += &format!(
+            "[[command]]\nname = \"hook{k}\"\nstage = \"{}\"\nargv = [\"true\"]\n",
+            STAGES[*stage as usize]
+        );
         match kind {
             0 => t += "read_only = true\n\n",
             1 => t += "undo = [\"true\"]\n\n",
@@ -120,7 +177,18 @@ fn spec_text(r: &Release) -> String {
 
 fn migrations(kinds: &[Mig]) -> Vec<MigrationFile> {
     let cols: Vec<String> = (0..10).map(|i| format!("c{i} text")).collect();
-    let mut files = vec![MigrationFile::from_bytes("V1__base.sql", "m/V1__base.sql", format!("CREATE TABLE t (id bigint PRIMARY KEY, {});", cols.join(", ")).as_bytes()).unwrap()];
+    let mut files = vec![
+        MigrationFile::from_bytes(
+            "V1__base.sql",
+            "m/V1__base.sql",
+            format!(
+                "CREATE TABLE t (id bigint PRIMARY KEY, {});",
+                cols.join(", ")
+            )
+            .as_bytes(),
+        )
+        .unwrap(),
+    ];
     for (i, k) in kinds.iter().enumerate() {
         let sql = match k {
             Mig::AddColumn => format!("ALTER TABLE t ADD COLUMN n{i} text;"),
@@ -137,15 +205,22 @@ fn migrations(kinds: &[Mig]) -> Vec<MigrationFile> {
 
 fn build(r: &Release, reverse_files: bool) -> Plan {
     let text = spec_text(r);
-    let spec = ReleaseSpec::parse("generated.toml", &text).unwrap_or_else(|e| panic!("generated spec is invalid: {e:?}\n{text}"));
-    let dbs = r.dbs.iter().enumerate().map(|(j, kinds)| {
-        let mut files = migrations(kinds);
-        if reverse_files {
-            files.reverse();
-        }
-        (format!("db{j}"), files)
-    }).collect();
-    plan_release(&spec, dbs).unwrap_or_else(|e| panic!("planning failed: {e} {:?}\n{text}", e.diagnostics()))
+    let spec = ReleaseSpec::parse("generated.toml", &text)
+        .unwrap_or_else(|e| panic!("generated spec is invalid: {e:?}\n{text}"));
+    let dbs = r
+        .dbs
+        .iter()
+        .enumerate()
+        .map(|(j, kinds)| {
+            let mut files = migrations(kinds);
+            if reverse_files {
+                files.reverse();
+            }
+            (format!("db{j}"), files)
+        })
+        .collect();
+    plan_release(&spec, dbs)
+        .unwrap_or_else(|e| panic!("planning failed: {e} {:?}\n{text}", e.diagnostics()))
 }
 
 /// Ancestors of every step, from `depends_on` alone.
@@ -261,15 +336,38 @@ proptest! {
 
 #[test]
 fn changing_one_migration_changes_the_hash_of_its_step_and_the_plan() {
-    let r = Release { recreate: false, services: vec![Svc { strategy: 2, replicas: 1, batch: 1, steps: vec![50, 100], pause: true, analysis: true, db_subset: None }], dbs: vec![vec![Mig::AddColumn, Mig::Rename]], hooks: vec![] };
+    let r = Release {
+        recreate: false,
+        services: vec![Svc {
+            strategy: 2,
+            replicas: 1,
+            batch: 1,
+            steps: vec![50, 100],
+            pause: true,
+            analysis: true,
+            db_subset: None,
+        }],
+        dbs: vec![vec![Mig::AddColumn, Mig::Rename]],
+        hooks: vec![],
+    };
     let a = build(&r, false);
     let text = spec_text(&r);
     let spec = ReleaseSpec::parse("generated.toml", &text).unwrap();
     let mut files = migrations(&r.dbs[0]);
-    files[1] = MigrationFile::from_bytes("V2__m0.sql", "m/V2__m0.sql", b"ALTER TABLE t ADD COLUMN n0 bigint;").unwrap();
+    files[1] = MigrationFile::from_bytes(
+        "V2__m0.sql",
+        "m/V2__m0.sql",
+        b"ALTER TABLE t ADD COLUMN n0 bigint;",
+    )
+    .unwrap();
     let b = plan_release(&spec, vec![("db0".into(), files)]).unwrap();
     assert_ne!(a.hash, b.hash);
-    let changed: Vec<&str> = a.steps().zip(b.steps()).filter(|(x, y)| x.hash != y.hash).map(|(x, _)| x.id.as_str()).collect();
+    let changed: Vec<&str> = a
+        .steps()
+        .zip(b.steps())
+        .filter(|(x, y)| x.hash != y.hash)
+        .map(|(x, _)| x.id.as_str())
+        .collect();
     // The migration's own step, and preflight, which checks that exactly these migrations are
     // pending.
     assert_eq!(changed, vec!["preflight", "migrate/expand/V2__m0"]);
@@ -279,17 +377,39 @@ fn changing_one_migration_changes_the_hash_of_its_step_and_the_plan() {
 fn a_huge_release_still_fits_a_pull_request_comment() {
     let r = Release {
         recreate: false,
-        services: (0..3).map(|_| Svc { strategy: 2, replicas: 3, batch: 1, steps: vec![1, 2, 3, 4, 5, 10, 25, 50, 100], pause: true, analysis: true, db_subset: None }).collect(),
+        services: (0..3)
+            .map(|_| Svc {
+                strategy: 2,
+                replicas: 3,
+                batch: 1,
+                steps: vec![1, 2, 3, 4, 5, 10, 25, 50, 100],
+                pause: true,
+                analysis: true,
+                db_subset: None,
+            })
+            .collect(),
         dbs: vec![vec![Mig::AddColumn; 6], vec![Mig::CreateTable; 6]],
         hooks: vec![],
     };
     // Widen it: many databases' worth of migrations by repeating the generated spec's services.
     let mut big = r.clone();
-    big.services = (0..60).map(|i| Svc { strategy: (i % 3) as u8, ..r.services[0].clone() }).collect();
+    big.services = (0..60)
+        .map(|i| Svc {
+            strategy: (i % 3) as u8,
+            ..r.services[0].clone()
+        })
+        .collect();
     let plan = build(&big, false);
     let md = cutover_planner::render::markdown(&plan, "plans/huge.toml");
-    assert!(md.len() <= cutover_planner::render::MARKDOWN_LIMIT, "{} characters", md.len());
+    assert!(
+        md.len() <= cutover_planner::render::MARKDOWN_LIMIT,
+        "{} characters",
+        md.len()
+    );
     assert!(md.starts_with("### cutover plan `generated`"));
-    assert!(md.trim_end().ends_with("for all of it."), "no truncation notice");
+    assert!(
+        md.trim_end().ends_with("for all of it."),
+        "no truncation notice"
+    );
     assert_eq!(md.matches("```").count() % 2, 0, "an unclosed code block");
 }

@@ -9,9 +9,15 @@ fn fails(case: &str, location: &str, needles: &[&str]) -> String {
     let out = cutover(&["plan", &spec]);
     assert_no_panic(&out);
     assert_eq!(out.status.code(), Some(1), "{case}: {}", transcript(&out));
-    assert!(out.stdout.is_empty(), "{case}: nothing is planned, so nothing goes to stdout");
+    assert!(
+        out.stdout.is_empty(),
+        "{case}: nothing is planned, so nothing goes to stdout"
+    );
     let stderr = String::from_utf8(out.stderr).unwrap();
-    assert!(stderr.contains(location), "{case}: expected location {location:?} in:\n{stderr}");
+    assert!(
+        stderr.contains(location),
+        "{case}: expected location {location:?} in:\n{stderr}"
+    );
     assert!(stderr.contains("hint: "), "{case}: no hint in:\n{stderr}");
     for n in needles {
         assert!(stderr.contains(n), "{case}: expected {n:?} in:\n{stderr}");
@@ -22,90 +28,166 @@ fn fails(case: &str, location: &str, needles: &[&str]) -> String {
 
 #[test]
 fn malformed_toml() {
-    fails("malformed-toml", "tests/fixtures/malformed-toml/spec.toml:1:9", &["unclosed table"]);
+    fails(
+        "malformed-toml",
+        "tests/fixtures/malformed-toml/spec.toml:1:9",
+        &["unclosed table"],
+    );
 }
 
 #[test]
 fn unknown_key() {
-    fails("unknown-key", "tests/fixtures/unknown-key/spec.toml:10:1", &["unknown field `colour`", "the keys allowed here are"]);
+    fails(
+        "unknown-key",
+        "tests/fixtures/unknown-key/spec.toml:10:1",
+        &["unknown field `colour`", "the keys allowed here are"],
+    );
 }
 
 #[test]
 fn unknown_strategy() {
-    fails("unknown-strategy", "tests/fixtures/unknown-strategy/spec.toml:12:8", &["unknown variant `blue_green`", "`blue-green`"]);
+    fails(
+        "unknown-strategy",
+        "tests/fixtures/unknown-strategy/spec.toml:12:8",
+        &["unknown variant `blue_green`", "`blue-green`"],
+    );
 }
 
 #[test]
 fn wrong_type() {
-    fails("wrong-type", "tests/fixtures/wrong-type/spec.toml:9:8", &["invalid type", "without quotes"]);
+    fails(
+        "wrong-type",
+        "tests/fixtures/wrong-type/spec.toml:9:8",
+        &["invalid type", "without quotes"],
+    );
 }
 
 #[test]
 fn weights_not_increasing() {
-    fails("weights-not-increasing", "tests/fixtures/weights-not-increasing/spec.toml:13:9", &["must increase strictly"]);
+    fails(
+        "weights-not-increasing",
+        "tests/fixtures/weights-not-increasing/spec.toml:13:9",
+        &["must increase strictly"],
+    );
 }
 
 #[test]
 fn weights_not_ending_at_100() {
-    fails("weights-not-ending-at-100", "tests/fixtures/weights-not-ending-at-100/spec.toml:13:9", &["must end at 100"]);
+    fails(
+        "weights-not-ending-at-100",
+        "tests/fixtures/weights-not-ending-at-100/spec.toml:13:9",
+        &["must end at 100"],
+    );
 }
 
 #[test]
 fn a_literal_database_url_is_refused_and_never_echoed() {
-    let stderr = fails("literal-database-url", "tests/fixtures/literal-database-url/spec.toml:19:1", &["url_env"]);
-    assert!(!stderr.contains("s3cret-pa55"), "the password leaked into the error:\n{stderr}");
+    let stderr = fails(
+        "literal-database-url",
+        "tests/fixtures/literal-database-url/spec.toml:19:1",
+        &["url_env"],
+    );
+    assert!(
+        !stderr.contains("s3cret-pa55"),
+        "the password leaked into the error:\n{stderr}"
+    );
 }
 
 #[test]
 fn duplicate_version() {
-    fails("duplicate-version", "tests/fixtures/duplicate-version/migrations/V2__another.sql", &["duplicate migration version 2", "V2__add_column.sql"]);
+    fails(
+        "duplicate-version",
+        "tests/fixtures/duplicate-version/migrations/V2__another.sql",
+        &["duplicate migration version 2", "V2__add_column.sql"],
+    );
 }
 
 #[test]
 fn non_numeric_version() {
-    fails("non-numeric-version", "tests/fixtures/non-numeric-version/migrations/Vtwo__add.sql", &["is not a whole number"]);
+    fails(
+        "non-numeric-version",
+        "tests/fixtures/non-numeric-version/migrations/Vtwo__add.sql",
+        &["is not a whole number"],
+    );
 }
 
 #[test]
 fn contract_numbered_before_expand() {
-    fails("contract-before-expand", "tests/fixtures/contract-before-expand/migrations/V3__add_column.sql", &["numbered after contract migration `V2__drop_email.sql`"]);
+    fails(
+        "contract-before-expand",
+        "tests/fixtures/contract-before-expand/migrations/V3__add_column.sql",
+        &["numbered after contract migration `V2__drop_email.sql`"],
+    );
 }
 
 #[test]
 fn missing_migrations_dir() {
-    fails("missing-migrations-dir", "tests/fixtures/missing-migrations-dir/migrations", &["does not exist"]);
+    fails(
+        "missing-migrations-dir",
+        "tests/fixtures/missing-migrations-dir/migrations",
+        &["does not exist"],
+    );
 }
 
 #[test]
 fn unparseable_sql() {
-    fails("unparseable-sql", "tests/fixtures/unparseable-sql/migrations/V2__typo.sql:3", &["[unparseable-statement]"]);
+    fails(
+        "unparseable-sql",
+        "tests/fixtures/unparseable-sql/migrations/V2__typo.sql:3",
+        &["[unparseable-statement]"],
+    );
 }
 
 #[test]
 fn bom_and_crlf_keep_line_numbers_right() {
     // The unreadable statement is on line 3 as an editor shows it, BOM and CRLF notwithstanding.
-    fails("bom-crlf-unparseable", "tests/fixtures/bom-crlf-unparseable/migrations/V2__bom_crlf.sql:3", &["[unparseable-statement]"]);
+    fails(
+        "bom-crlf-unparseable",
+        "tests/fixtures/bom-crlf-unparseable/migrations/V2__bom_crlf.sql:3",
+        &["[unparseable-statement]"],
+    );
 }
 
 #[test]
 fn bom_and_crlf_files_that_are_fine_plan_fine() {
-    let out = cutover(&["plan", "tests/fixtures/bom-crlf-clean/spec.toml", "--format", "json"]);
+    let out = cutover(&[
+        "plan",
+        "tests/fixtures/bom-crlf-clean/spec.toml",
+        "--format",
+        "json",
+    ]);
     assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let m = &doc["migrations"][0];
     assert_eq!(m["phase"], "expand");
-    let lines: Vec<u64> = m["statements"].as_array().unwrap().iter().map(|s| s["line"].as_u64().unwrap()).collect();
+    let lines: Vec<u64> = m["statements"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["line"].as_u64().unwrap())
+        .collect();
     assert_eq!(lines, vec![2, 4]);
 }
 
 #[test]
 fn breaking_change_without_a_rewrite_names_the_recipe() {
-    fails("breaking-without-rewrite", "tests/fixtures/breaking-without-rewrite/migrations/V2__email_type.sql:1", &["[breaking-alter-column-type]", "add a column of the new type"]);
+    fails(
+        "breaking-without-rewrite",
+        "tests/fixtures/breaking-without-rewrite/migrations/V2__email_type.sql:1",
+        &[
+            "[breaking-alter-column-type]",
+            "add a column of the new type",
+        ],
+    );
 }
 
 #[test]
 fn contradicted_phase_declaration() {
-    fails("phase-declaration-mismatch", "tests/fixtures/phase-declaration-mismatch/migrations/V2__declared.sql:1", &["declares `expand` but line 2 is a contract statement"]);
+    fails(
+        "phase-declaration-mismatch",
+        "tests/fixtures/phase-declaration-mismatch/migrations/V2__declared.sql:1",
+        &["declares `expand` but line 2 is a contract statement"],
+    );
 }
 
 #[test]
@@ -113,14 +195,23 @@ fn missing_spec_file() {
     let out = cutover(&["plan", "plans/no-such-release.toml"]);
     assert_no_panic(&out);
     assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("the release spec `plans/no-such-release.toml` does not exist"));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("the release spec `plans/no-such-release.toml` does not exist")
+    );
 }
 
 #[test]
 fn errors_are_json_on_stdout_when_json_was_asked_for() {
-    let out = cutover(&["plan", "tests/fixtures/unknown-key/spec.toml", "--format", "json"]);
+    let out = cutover(&[
+        "plan",
+        "tests/fixtures/unknown-key/spec.toml",
+        "--format",
+        "json",
+    ]);
     assert_eq!(out.status.code(), Some(1));
-    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("a JSON error document");
+    let doc: serde_json::Value =
+        serde_json::from_slice(&out.stdout).expect("a JSON error document");
     let d = &doc["error"]["diagnostics"][0];
     assert_eq!(d["file"], "tests/fixtures/unknown-key/spec.toml");
     assert_eq!(d["line"], 10);
@@ -130,7 +221,11 @@ fn errors_are_json_on_stdout_when_json_was_asked_for() {
 #[test]
 fn values_that_would_fail_mid_release_are_refused_by_plan() {
     // One spec with a value of each kind that parses but cannot work: each is named at its line.
-    let stderr = fails("unworkable-values", "tests/fixtures/unworkable-values/spec.toml:6:1", &["22 problems"]);
+    let stderr = fails(
+        "unworkable-values",
+        "tests/fixtures/unworkable-values/spec.toml:6:1",
+        &["22 problems"],
+    );
     for (line, needle) in [
         (6, "`image = \"Api:1\"` holds a tag"),
         (7, "`current = \"1 0\"` is not a Docker tag"),
@@ -156,14 +251,25 @@ fn values_that_would_fail_mid_release_are_refused_by_plan() {
         (44, "command `c`: `env` key \"\" is empty"),
     ] {
         let at = format!("spec.toml:{line}:");
-        assert!(stderr.lines().any(|l| l.contains(&at) && l.contains(needle)), "expected {needle:?} at line {line} in:\n{stderr}");
+        assert!(
+            stderr
+                .lines()
+                .any(|l| l.contains(&at) && l.contains(needle)),
+            "expected {needle:?} at line {line} in:\n{stderr}"
+        );
     }
 }
 
 /// A valid spec (canary behind nginx, one database) with `edit` applied: (old, new) replacements.
 fn spec_with(edits: &[(&str, &str)]) -> (tempfile::TempDir, String) {
     let mut spec = "[release]\nname = \"values\"\n\n[[service]]\nname = \"api\"\nimage = \"api\"\ncurrent = \"1\"\ntarget = \"2\"\nport = 3333\n\n[service.strategy]\nkind = \"canary\"\nsteps = [50, 100]\npause = \"1s\"\n\n[[service]]\nname = \"web\"\nimage = \"web\"\ncurrent = \"1\"\ntarget = \"2\"\nport = 4000\n\n[service.strategy]\nkind = \"blue-green\"\n\n[[database]]\nname = \"main\"\nurl_env = \"DATABASE_URL\"\nmigrations = \"MIGRATIONS\"\nbaseline = 1\n\n[router]\nkind = \"nginx\"\nupstream_file = \"/tmp/u.conf\"\n\n[[command]]\nname = \"smoke\"\nstage = \"post-deploy\"\nargv = [\"true\"]\nread_only = true\n".to_string();
-    spec = spec.replace("MIGRATIONS", &crate::common::root().join("migrations-sample/rename").display().to_string());
+    spec = spec.replace(
+        "MIGRATIONS",
+        &crate::common::root()
+            .join("migrations-sample/rename")
+            .display()
+            .to_string(),
+    );
     for (old, new) in edits {
         assert!(spec.contains(old), "{old:?} is not in the base spec");
         spec = spec.replacen(old, new, 1);
@@ -177,41 +283,164 @@ fn spec_with(edits: &[(&str, &str)]) -> (tempfile::TempDir, String) {
 fn each_unworkable_value_is_named_at_its_line_with_a_hint() {
     let (dir, _) = spec_with(&[]);
     let out = crate::common::cutover_in(dir.path(), &["plan", "spec.toml"]);
-    assert_eq!(out.status.code(), Some(0), "the base spec plans: {}", transcript(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "the base spec plans: {}",
+        transcript(&out)
+    );
     // (edits to the base spec, the line the error must name, what it must say)
     type Case<'a> = (&'a [(&'a str, &'a str)], &'a str, &'a str);
     let cases: &[Case] = &[
-        (&[("baseline = 1", "baseline = 1\nlock_timeout = \"0s\"")], "lock_timeout = \"0s\"", "turns the timeout off"),
-        (&[("baseline = 1", "baseline = 1\nstatement_timeout = \"0ms\"")], "statement_timeout = \"0ms\"", "turns the timeout off"),
-        (&[("baseline = 1", "baseline = 1\nlock_timeout = \"2147484s\"")], "lock_timeout = \"2147484s\"", "longer than 2147483647ms"),
-        (&[("baseline = 1", "baseline = 1\nstatement_timeout = \"597h\"")], "statement_timeout = \"597h\"", "longer than 2147483647ms"),
-        (&[("pause = \"1s\"", "pause = \"99999999999999999999h\"")], "pause = ", "invalid duration"),
-        (&[("url_env = \"DATABASE_URL\"", "url_env = \"\"")], "url_env = \"\"", "`url_env = \"\"` is empty"),
-        (&[("url_env = \"DATABASE_URL\"", "url_env = \"DB=URL\"")], "url_env = \"DB=URL\"", "contains `=`"),
-        (&[("argv = [\"true\"]", "argv = [\"true\", \"a\\u0000b\"]")], "argv = [", "`argv` contains a NUL byte"),
-        (&[("read_only = true", "read_only = true\nenv = { \"A=B\" = \"1\" }")], "env = {", "contains `=`"),
-        (&[("read_only = true", "read_only = true\nsecret_env = [\"TOKEN\\u0000\"]")], "secret_env = [", "contains a NUL byte"),
-        (&[("read_only = true", "idempotent = true\nprobe = [\"test\", \"\\u0000\"]")], "probe = [", "`probe` contains a NUL byte"),
+        (
+            &[("baseline = 1", "baseline = 1\nlock_timeout = \"0s\"")],
+            "lock_timeout = \"0s\"",
+            "turns the timeout off",
+        ),
+        (
+            &[("baseline = 1", "baseline = 1\nstatement_timeout = \"0ms\"")],
+            "statement_timeout = \"0ms\"",
+            "turns the timeout off",
+        ),
+        (
+            &[("baseline = 1", "baseline = 1\nlock_timeout = \"2147484s\"")],
+            "lock_timeout = \"2147484s\"",
+            "longer than 2147483647ms",
+        ),
+        (
+            &[("baseline = 1", "baseline = 1\nstatement_timeout = \"597h\"")],
+            "statement_timeout = \"597h\"",
+            "longer than 2147483647ms",
+        ),
+        (
+            &[("pause = \"1s\"", "pause = \"99999999999999999999h\"")],
+            "pause = ",
+            "invalid duration",
+        ),
+        (
+            &[("url_env = \"DATABASE_URL\"", "url_env = \"\"")],
+            "url_env = \"\"",
+            "`url_env = \"\"` is empty",
+        ),
+        (
+            &[("url_env = \"DATABASE_URL\"", "url_env = \"DB=URL\"")],
+            "url_env = \"DB=URL\"",
+            "contains `=`",
+        ),
+        (
+            &[("argv = [\"true\"]", "argv = [\"true\", \"a\\u0000b\"]")],
+            "argv = [",
+            "`argv` contains a NUL byte",
+        ),
+        (
+            &[(
+                "read_only = true",
+                "read_only = true\nenv = { \"A=B\" = \"1\" }",
+            )],
+            "env = {",
+            "contains `=`",
+        ),
+        (
+            &[(
+                "read_only = true",
+                "read_only = true\nsecret_env = [\"TOKEN\\u0000\"]",
+            )],
+            "secret_env = [",
+            "contains a NUL byte",
+        ),
+        (
+            &[(
+                "read_only = true",
+                "idempotent = true\nprobe = [\"test\", \"\\u0000\"]",
+            )],
+            "probe = [",
+            "`probe` contains a NUL byte",
+        ),
         (&[("port = 3333", "port = 0")], "port = 0", "`port` is 0"),
-        (&[("port = 3333", "port = 3333\ncandidate_port = 0")], "candidate_port = 0", "`candidate_port` is 0"),
-        (&[("port = 4000", "port = 3334")], "port = 3334", "uses port 3334, which service `api` uses too"),
-        (&[("steps = [50, 100]", "steps = [50, 100]\nanalysis = { max_error_rate = 0.01, max_p99_latency = \"0s\" }")], "analysis = {", "`max_p99_latency` is 0s"),
-        (&[("port = 3333", "port = 3333\n[service.health]\ninterval = \"0s\"")], "interval = \"0s\"", "health `interval` is 0s"),
-        (&[("image = \"api\"", "image = \"\"")], "image = \"\"", "is empty"),
-        (&[("target = \"2\"", "target = \"-2\"")], "target = \"-2\"", "is not a Docker tag"),
-        (&[("upstream_file = \"/tmp/u.conf\"", "upstream_file = \"/tmp/u.conf\"\nreload = [\"\", \"-s\", \"reload\"]")], "reload = [", "empty program name"),
-        (&[("port = 4000", "port = 4000\nupstream = \"api\"")], "upstream = \"api\"", "services `api` and `web` both move traffic in upstream `api`"),
-        (&[("pause = \"1s\"", "pause = \"1s\"\nanalysis = { max_error_rate = 0.01, max_p99_latency = \"1s\" }")], "analysis = {", "an analysis gate behind nginx needs `access_log`"),
+        (
+            &[("port = 3333", "port = 3333\ncandidate_port = 0")],
+            "candidate_port = 0",
+            "`candidate_port` is 0",
+        ),
+        (
+            &[("port = 4000", "port = 3334")],
+            "port = 3334",
+            "uses port 3334, which service `api` uses too",
+        ),
+        (
+            &[(
+                "steps = [50, 100]",
+                "steps = [50, 100]\nanalysis = { max_error_rate = 0.01, max_p99_latency = \"0s\" }",
+            )],
+            "analysis = {",
+            "`max_p99_latency` is 0s",
+        ),
+        (
+            &[(
+                "port = 3333",
+                "port = 3333\n[service.health]\ninterval = \"0s\"",
+            )],
+            "interval = \"0s\"",
+            "health `interval` is 0s",
+        ),
+        (
+            &[("image = \"api\"", "image = \"\"")],
+            "image = \"\"",
+            "is empty",
+        ),
+        (
+            &[("target = \"2\"", "target = \"-2\"")],
+            "target = \"-2\"",
+            "is not a Docker tag",
+        ),
+        (
+            &[(
+                "upstream_file = \"/tmp/u.conf\"",
+                "upstream_file = \"/tmp/u.conf\"\nreload = [\"\", \"-s\", \"reload\"]",
+            )],
+            "reload = [",
+            "empty program name",
+        ),
+        (
+            &[("port = 4000", "port = 4000\nupstream = \"api\"")],
+            "upstream = \"api\"",
+            "services `api` and `web` both move traffic in upstream `api`",
+        ),
+        (
+            &[(
+                "pause = \"1s\"",
+                "pause = \"1s\"\nanalysis = { max_error_rate = 0.01, max_p99_latency = \"1s\" }",
+            )],
+            "analysis = {",
+            "an analysis gate behind nginx needs `access_log`",
+        ),
     ];
     for (edits, key_line, needle) in cases {
         let (dir, spec) = spec_with(edits);
-        let line = spec.lines().position(|l| l.starts_with(key_line)).expect("the edited key is in the spec") + 1;
+        let line = spec
+            .lines()
+            .position(|l| l.starts_with(key_line))
+            .expect("the edited key is in the spec")
+            + 1;
         let out = crate::common::cutover_in(dir.path(), &["plan", "spec.toml"]);
         assert_no_panic(&out);
-        assert_eq!(out.status.code(), Some(1), "{edits:?}: {}", transcript(&out));
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "{edits:?}: {}",
+            transcript(&out)
+        );
         let stderr = String::from_utf8_lossy(&out.stderr);
         let at = format!("spec.toml:{line}:");
-        assert!(stderr.lines().any(|l| l.contains(&at) && l.contains(needle)), "{edits:?}: expected {needle:?} at line {line} in:\n{stderr}");
-        assert!(stderr.contains("hint: "), "{edits:?}: no hint in:\n{stderr}");
+        assert!(
+            stderr
+                .lines()
+                .any(|l| l.contains(&at) && l.contains(needle)),
+            "{edits:?}: expected {needle:?} at line {line} in:\n{stderr}"
+        );
+        assert!(
+            stderr.contains("hint: "),
+            "{edits:?}: no hint in:\n{stderr}"
+        );
     }
 }

@@ -27,7 +27,9 @@ pub fn cutover_in(dir: &Path, args: &[&str]) -> Output {
 pub fn transcript(out: &Output) -> String {
     format!(
         "exit: {}\n--- stdout\n{}--- stderr\n{}",
-        out.status.code().map_or("signal".to_string(), |c| c.to_string()),
+        out.status
+            .code()
+            .map_or("signal".to_string(), |c| c.to_string()),
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     )
@@ -37,11 +39,21 @@ pub fn transcript(out: &Output) -> String {
 pub fn assert_no_panic(out: &Output) {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!stderr.contains("panicked"), "cutover panicked:\n{stderr}");
-    assert_ne!(out.status.code(), Some(101), "exit code 101 is a panic:\n{stderr}");
+    assert_ne!(
+        out.status.code(),
+        Some(101),
+        "exit code 101 is a panic:\n{stderr}"
+    );
 }
 
 /// The sample specs shipped in `plans/`.
-pub const SAMPLES: &[&str] = &["recreate", "rolling", "blue-green", "canary", "canary-rename"];
+pub const SAMPLES: &[&str] = &[
+    "recreate",
+    "rolling",
+    "blue-green",
+    "canary",
+    "canary-rename",
+];
 
 /// A tiny deterministic generator (xorshift), so the kill moments of a seeded test are the same on
 /// every run and every machine.

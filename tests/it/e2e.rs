@@ -36,17 +36,35 @@ impl World {
         let pg = Cluster::start();
         pg.psql("CREATE DATABASE app");
         let url = pg.url_for("app");
-        let dir = tempfile::Builder::new().prefix("cutover-e2e-").tempdir().unwrap();
+        let dir = tempfile::Builder::new()
+            .prefix("cutover-e2e-")
+            .tempdir()
+            .unwrap();
         let base = free_ports(replicas * 2);
         let (port, candidate) = (base, base + replicas);
         let apps = Apps::new();
-        let servers: Vec<(u16, u32)> = (0..replicas).map(|i| (port + i, 100)).chain((0..replicas).map(|i| (candidate + i, 0))).collect();
+        let servers: Vec<(u16, u32)> = (0..replicas)
+            .map(|i| (port + i, 100))
+            .chain((0..replicas).map(|i| (candidate + i, 0)))
+            .collect();
         let router = match kind {
             Kind::Nginx => Router::nginx(dir.path(), UPSTREAM, &servers[..replicas as usize]),
             Kind::Haproxy => Router::haproxy(dir.path(), UPSTREAM, &servers),
         };
-        let w = World { _pg: pg, url, dir, apps, router, port, candidate, replicas };
-        w.sql(&std::fs::read_to_string(root().join("migrations-sample/rename/V1__create_users.sql")).unwrap());
+        let w = World {
+            _pg: pg,
+            url,
+            dir,
+            apps,
+            router,
+            port,
+            candidate,
+            replicas,
+        };
+        w.sql(
+            &std::fs::read_to_string(root().join("migrations-sample/rename/V1__create_users.sql"))
+                .unwrap(),
+        );
         w.sql(&format!("INSERT INTO users (name, email) SELECT 'user ' || g, 'u' || g || '@example.com' FROM generate_series(1, {rows}) g"));
         // refinery's history at the baseline, with refinery's checksum as the plan computes it.
         w.write_spec("canary", "");
@@ -54,7 +72,11 @@ impl World {
         let plan: Value = serde_json::from_slice(&plan.stdout).unwrap();
         let v1 = &plan["steps"][0]["params"]["databases"][0]["applied"][0];
         w.sql("CREATE TABLE refinery_schema_history (version INT4 PRIMARY KEY, name VARCHAR(255), applied_on VARCHAR(255), checksum VARCHAR(255))");
-        w.sql(&format!("INSERT INTO refinery_schema_history VALUES (1, '{}', '2026-01-01T00:00:00Z', '{}')", v1["name"].as_str().unwrap(), v1["checksum"].as_str().unwrap()));
+        w.sql(&format!(
+            "INSERT INTO refinery_schema_history VALUES (1, '{}', '2026-01-01T00:00:00Z', '{}')",
+            v1["name"].as_str().unwrap(),
+            v1["checksum"].as_str().unwrap()
+        ));
         for i in 0..replicas {
             w.apps.start("1.0.0", port + i, &w.url);
         }
@@ -88,7 +110,10 @@ impl World {
 
     pub(crate) fn command(&self, args: &[&str]) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_cutover"));
-        c.args(args).current_dir(self.path()).env("DATABASE_URL", &self.url).env("NO_COLOR", "1");
+        c.args(args)
+            .current_dir(self.path())
+            .env("DATABASE_URL", &self.url)
+            .env("NO_COLOR", "1");
         c
     }
 
@@ -97,8 +122,25 @@ impl World {
     }
 
     pub(crate) fn sql(&self, sql: &str) -> String {
-        let out = Command::new("psql").args(["-X", "-q", "-t", "-A", "-v", "ON_ERROR_STOP=1", &self.url, "-c", sql]).output().unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let out = Command::new("psql")
+            .args([
+                "-X",
+                "-q",
+                "-t",
+                "-A",
+                "-v",
+                "ON_ERROR_STOP=1",
+                &self.url,
+                "-c",
+                sql,
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8_lossy(&out.stdout).trim().to_string()
     }
 
@@ -107,23 +149,37 @@ impl World {
     }
 
     pub(crate) fn history(&self) -> String {
-        self.sql("SELECT string_agg(version::text, ',' ORDER BY version) FROM refinery_schema_history")
+        self.sql(
+            "SELECT string_agg(version::text, ',' ORDER BY version) FROM refinery_schema_history",
+        )
     }
 
     /// Every write the load generator saw acknowledged is in the table, under `column`.
     pub(crate) fn assert_writes_kept(&self, load: &Summary, column: &str) {
-        assert!(!load.acked_writes.is_empty(), "the load generator got no write acknowledged");
-        let rows = self.sql(&format!("SELECT string_agg(id || '=' || {column}, E'\\n') FROM users WHERE {column} LIKE 'lg-%'"));
+        assert!(
+            !load.acked_writes.is_empty(),
+            "the load generator got no write acknowledged"
+        );
+        let rows = self.sql(&format!(
+            "SELECT string_agg(id || '=' || {column}, E'\\n') FROM users WHERE {column} LIKE 'lg-%'"
+        ));
         let present: std::collections::BTreeSet<&str> = rows.lines().collect();
         for w in &load.acked_writes {
             let key = format!("{}={}", w.id, w.name);
-            assert!(present.contains(key.as_str()), "acknowledged write {key} is missing");
+            assert!(
+                present.contains(key.as_str()),
+                "acknowledged write {key} is missing"
+            );
         }
     }
 
     pub(crate) fn try_run_dir(&self) -> Option<PathBuf> {
         let runs = self.path().join(".cutover/runs");
-        let mut dirs: Vec<PathBuf> = std::fs::read_dir(&runs).ok()?.map(|e| e.unwrap().path()).filter(|p| p.is_dir()).collect();
+        let mut dirs: Vec<PathBuf> = std::fs::read_dir(&runs)
+            .ok()?
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.is_dir())
+            .collect();
         dirs.sort();
         dirs.pop()
     }
@@ -134,15 +190,35 @@ impl World {
 
     /// The schema without cutover's own bookkeeping table.
     pub(crate) fn schema(&self) -> String {
-        let out = Command::new("pg_dump").args(["--schema-only", "--no-owner", "-T", "cutover_*", &self.url]).output().unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        String::from_utf8_lossy(&out.stdout).lines().filter(|l| !l.starts_with("\\restrict") && !l.starts_with("\\unrestrict")).collect::<Vec<_>>().join("\n")
+        let out = Command::new("pg_dump")
+            .args(["--schema-only", "--no-owner", "-T", "cutover_*", &self.url])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| !l.starts_with("\\restrict") && !l.starts_with("\\unrestrict"))
+            .collect::<Vec<_>>()
+            .join("\n")
     }
 
     pub(crate) fn state_of(&self, step: &str) -> Option<String> {
-        let out = self.cutover(&["status", "--format", "json", self.try_run_dir()?.to_str().unwrap()]);
+        let out = self.cutover(&[
+            "status",
+            "--format",
+            "json",
+            self.try_run_dir()?.to_str().unwrap(),
+        ]);
         let doc: Value = serde_json::from_slice(&out.stdout).ok()?;
-        doc["steps"].as_array()?.iter().find(|s| s["id"] == step).and_then(|s| s["state"].as_str().map(String::from))
+        doc["steps"]
+            .as_array()?
+            .iter()
+            .find(|s| s["id"] == step)
+            .and_then(|s| s["state"].as_str().map(String::from))
     }
 }
 
@@ -159,12 +235,18 @@ fn loadgen_bin() -> PathBuf {
     let bin = profile_dir.join("loadgen");
     if !bin.exists() {
         let mut cargo = Command::new(env!("CARGO"));
-        cargo.args(["build", "-q", "-p", "cutover-loadgen", "--target-dir"]).arg(profile_dir.parent().unwrap());
+        cargo
+            .args(["build", "-q", "-p", "cutover-loadgen", "--target-dir"])
+            .arg(profile_dir.parent().unwrap());
         if profile_dir.file_name().is_some_and(|n| n == "release") {
             cargo.arg("--release");
         }
         let out = cargo.current_dir(root()).output().unwrap();
-        assert!(out.status.success(), "building the load generator failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "building the load generator failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     assert!(bin.exists(), "no load generator at {}", bin.display());
     bin
@@ -180,7 +262,16 @@ impl Load {
         let dir = tempfile::tempdir().unwrap();
         let child = Command::new(loadgen_bin())
             .args(extra)
-            .args(["--url", &format!("http://127.0.0.1:{port}"), "--rate", &rate.to_string(), "--connections", "4", "--write-ratio", "0.2"])
+            .args([
+                "--url",
+                &format!("http://127.0.0.1:{port}"),
+                "--rate",
+                &rate.to_string(),
+                "--connections",
+                "4",
+                "--write-ratio",
+                "0.2",
+            ])
             .arg("--stop-file")
             .arg(dir.path().join("stop"))
             .arg("--ready-file")
@@ -191,7 +282,10 @@ impl Load {
             .unwrap();
         let t0 = Instant::now();
         while !dir.path().join("ready").exists() {
-            assert!(t0.elapsed() < Duration::from_secs(20), "no request succeeded through the router within 20 s");
+            assert!(
+                t0.elapsed() < Duration::from_secs(20),
+                "no request succeeded through the router within 20 s"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
         // A few seconds of steady traffic on version 1 before the release starts.
@@ -201,7 +295,10 @@ impl Load {
 
     pub(crate) fn stop(self) -> Summary {
         let s = self.stop_any_rate();
-        assert!(s.requests as f64 / s.duration_s >= 100.0, "the load was below 100 requests/s");
+        assert!(
+            s.requests as f64 / s.duration_s >= 100.0,
+            "the load was below 100 requests/s"
+        );
         s
     }
 
@@ -210,18 +307,42 @@ impl Load {
         std::fs::write(self.dir.path().join("stop"), "").unwrap();
         let status = self.child.wait().unwrap();
         assert!(status.success(), "loadgen exited with {status}");
-        let s: Summary = serde_json::from_slice(&std::fs::read(self.dir.path().join("summary.json")).unwrap()).unwrap();
-        eprintln!("load: {} requests in {:.1} s ({:.0}/s), {} failed ({} GET, {} POST), {} GET retried ok, {} late, max latency {:.0} ms, versions {:?}, first failure: {:?}", s.requests, s.duration_s, s.requests as f64 / s.duration_s, s.failed, s.by_method.get.failed, s.by_method.post.failed, s.retried_ok, s.late, s.latency_ms.max, s.versions, s.first_failure);
+        let s: Summary =
+            serde_json::from_slice(&std::fs::read(self.dir.path().join("summary.json")).unwrap())
+                .unwrap();
+        eprintln!(
+            "load: {} requests in {:.1} s ({:.0}/s), {} failed ({} GET, {} POST), {} GET retried ok, {} late, max latency {:.0} ms, versions {:?}, first failure: {:?}",
+            s.requests,
+            s.duration_s,
+            s.requests as f64 / s.duration_s,
+            s.failed,
+            s.by_method.get.failed,
+            s.by_method.post.failed,
+            s.retried_ok,
+            s.late,
+            s.latency_ms.max,
+            s.versions,
+            s.first_failure
+        );
         s
     }
 }
 
 pub(crate) fn assert_release_done(w: &World, out: &Output) {
     assert_eq!(out.status.code(), Some(0), "{}", transcript(out));
-    assert_eq!(w.columns(), "created_at,email,full_name,id,legacy_flags", "the contract phase dropped `name`, the expand phase added `full_name`");
+    assert_eq!(
+        w.columns(),
+        "created_at,email,full_name,id,legacy_flags",
+        "the contract phase dropped `name`, the expand phase added `full_name`"
+    );
     assert_eq!(w.history(), "1,2");
     let containers = w.apps.containers();
-    assert!(containers.iter().all(|(n, running)| *running && n.contains("1.1.0")), "only 1.1.0 runs, 1.0.0 is removed: {containers:?}");
+    assert!(
+        containers
+            .iter()
+            .all(|(n, running)| *running && n.contains("1.1.0")),
+        "only 1.1.0 runs, 1.0.0 is removed: {containers:?}"
+    );
     assert_eq!(containers.len(), w.replicas as usize);
 }
 
@@ -234,22 +355,57 @@ fn canary_release(kind: Kind) {
     eprintln!("{}", transcript(&out));
     assert_release_done(&w, &out);
     w.assert_writes_kept(&s, "full_name");
-    assert!(s.versions.get("1.1.0").copied().unwrap_or(0) > 0 && s.versions.get("1.0.0").copied().unwrap_or(0) > 0);
+    assert!(
+        s.versions.get("1.1.0").copied().unwrap_or(0) > 0
+            && s.versions.get("1.0.0").copied().unwrap_or(0) > 0
+    );
     match kind {
         Kind::Haproxy => {
-            assert_eq!(s.failed, 0, "zero failed requests behind HAProxy: {:?}", s.first_failure);
+            assert_eq!(
+                s.failed, 0,
+                "zero failed requests behind HAProxy: {:?}",
+                s.first_failure
+            );
             let weights = w.router.weights(UPSTREAM);
-            assert_eq!(weights, [(format!("p{}", w.port), 0), (format!("p{}", w.candidate), 100)].into_iter().collect());
+            assert_eq!(
+                weights,
+                [
+                    (format!("p{}", w.port), 0),
+                    (format!("p{}", w.candidate), 100)
+                ]
+                .into_iter()
+                .collect()
+            );
             let cfg = w.router.config_bytes();
-            assert!(cfg.contains(&format!("server p{} 127.0.0.1:{} weight 0", w.port, w.port)) && cfg.contains(&format!("server p{} 127.0.0.1:{} weight 100", w.candidate, w.candidate)), "{cfg}");
+            assert!(
+                cfg.contains(&format!("server p{} 127.0.0.1:{} weight 0", w.port, w.port))
+                    && cfg.contains(&format!(
+                        "server p{} 127.0.0.1:{} weight 100",
+                        w.candidate, w.candidate
+                    )),
+                "{cfg}"
+            );
         }
         Kind::Nginx => {
             // A reload closes idle keep-alive connections: GETs survive by the one allowed retry,
             // POSTs that crossed a close are reported.
-            assert_eq!(s.by_method.get.failed, 0, "zero failed GETs behind nginx: {:?}", s.first_failure);
-            eprintln!("nginx: {} POST failures across the release's reloads", s.by_method.post.failed);
+            assert_eq!(
+                s.by_method.get.failed, 0,
+                "zero failed GETs behind nginx: {:?}",
+                s.first_failure
+            );
+            eprintln!(
+                "nginx: {} POST failures across the release's reloads",
+                s.by_method.post.failed
+            );
             let up = w.router.config_bytes();
-            assert_eq!(up, format!("upstream {UPSTREAM} {{\n    keepalive 16;\n    server 127.0.0.1:{} weight=100;\n}}\n", w.candidate));
+            assert_eq!(
+                up,
+                format!(
+                    "upstream {UPSTREAM} {{\n    keepalive 16;\n    server 127.0.0.1:{} weight=100;\n}}\n",
+                    w.candidate
+                )
+            );
         }
     }
 }
@@ -278,15 +434,27 @@ fn bad_release(kind: Kind) {
     let text = transcript(&out);
     assert_eq!(out.status.code(), Some(3), "{text}");
     assert!(text.contains("analysis gate failed: error rate"), "{text}");
-    assert_eq!(w.router.config_bytes(), router_before, "the router's config is byte-identical after the rollback");
+    assert_eq!(
+        w.router.config_bytes(),
+        router_before,
+        "the router's config is byte-identical after the rollback"
+    );
     if let Some(before) = weights_before {
         assert_eq!(w.router.weights(UPSTREAM), before);
     }
-    assert_eq!(w.schema(), schema_before, "the schema (pg_dump --schema-only) is back to its pre-expand state");
+    assert_eq!(
+        w.schema(),
+        schema_before,
+        "the schema (pg_dump --schema-only) is back to its pre-expand state"
+    );
     assert_eq!(w.history(), "1");
     w.assert_writes_kept(&s, "name");
     let containers = w.apps.containers();
-    assert_eq!(containers, vec![(format!("{}-1.0.0-{}", w.apps.service, w.port), true)], "1.0.0 serves, 1.1.0 is removed");
+    assert_eq!(
+        containers,
+        vec![(format!("{}-1.0.0-{}", w.apps.service, w.port), true)],
+        "1.0.0 serves, 1.1.0 is removed"
+    );
     // All traffic is back on 1.0.0: a fresh burst sees only it.
     let after = Load::start(w.router.port, 120).stop();
     assert_eq!(after.failed, 0);
@@ -309,8 +477,18 @@ fn killed_three_times_and_resumed_behind_haproxy() {
     let w = World::new(Kind::Haproxy, 1, 20000);
     w.write_spec("canary", "");
     // Seeded choice of where to kill: three of the release's steps, in plan order.
-    let points = ["backfill", "shift/{svc}/10", "analysis/{svc}/25", "shift/{svc}/50", "retire/{svc}", "migrate/contract"];
-    let seed: u64 = std::env::var("CUTOVER_E2E_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(0x5eed);
+    let points = [
+        "backfill",
+        "shift/{svc}/10",
+        "analysis/{svc}/25",
+        "shift/{svc}/50",
+        "retire/{svc}",
+        "migrate/contract",
+    ];
+    let seed: u64 = std::env::var("CUTOVER_E2E_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0x5eed);
     let mut rng = seed;
     let mut next = || {
         rng ^= rng << 13;
@@ -326,14 +504,36 @@ fn killed_three_times_and_resumed_behind_haproxy() {
         }
     }
     chosen.sort();
-    let plan: Value = serde_json::from_slice(&w.cutover(&["plan", "spec.toml", "--format", "json"]).stdout).unwrap();
-    let ids: Vec<String> = plan["steps"].as_array().unwrap().iter().map(|s| s["id"].as_str().unwrap().to_string()).collect();
-    let targets: Vec<String> = chosen.iter().map(|i| { let p = points[*i].replace("{svc}", &w.apps.service); ids.iter().find(|id| id.starts_with(&p)).unwrap_or_else(|| panic!("no step {p}")).clone() }).collect();
+    let plan: Value =
+        serde_json::from_slice(&w.cutover(&["plan", "spec.toml", "--format", "json"]).stdout)
+            .unwrap();
+    let ids: Vec<String> = plan["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap().to_string())
+        .collect();
+    let targets: Vec<String> = chosen
+        .iter()
+        .map(|i| {
+            let p = points[*i].replace("{svc}", &w.apps.service);
+            ids.iter()
+                .find(|id| id.starts_with(&p))
+                .unwrap_or_else(|| panic!("no step {p}"))
+                .clone()
+        })
+        .collect();
     eprintln!("seed {seed:#x}: killing at {targets:?}");
     let load = Load::start(w.router.port, 150);
     let mut first = true;
     for target in &targets {
-        let mut child = if first { w.command(&["apply", "spec.toml"]).spawn().unwrap() } else { w.command(&["resume", w.run_dir().to_str().unwrap()]).spawn().unwrap() };
+        let mut child = if first {
+            w.command(&["apply", "spec.toml"]).spawn().unwrap()
+        } else {
+            w.command(&["resume", w.run_dir().to_str().unwrap()])
+                .spawn()
+                .unwrap()
+        };
         first = false;
         let t0 = Instant::now();
         loop {
@@ -345,7 +545,10 @@ fn killed_three_times_and_resumed_behind_haproxy() {
             if started_in_log(&w, target) {
                 break;
             }
-            assert!(t0.elapsed() < Duration::from_secs(120), "{target} never started");
+            assert!(
+                t0.elapsed() < Duration::from_secs(120),
+                "{target} never started"
+            );
             std::thread::sleep(Duration::from_millis(2));
         }
         // A seeded moment in the step's first 40 ms: inside it, or (for a quicker step) just
@@ -359,10 +562,26 @@ fn killed_three_times_and_resumed_behind_haproxy() {
     let s = load.stop();
     eprintln!("{}", transcript(&out));
     assert_release_done(&w, &out);
-    assert_eq!(s.failed, 0, "zero failed requests behind HAProxy across three kills: {:?}", s.first_failure);
+    assert_eq!(
+        s.failed, 0,
+        "zero failed requests behind HAProxy across three kills: {:?}",
+        s.first_failure
+    );
     w.assert_writes_kept(&s, "full_name");
-    assert_eq!(w.sql("SELECT count(*) FROM users WHERE full_name IS NULL"), "0", "every row backfilled");
-    assert_eq!(w.router.weights(UPSTREAM), [(format!("p{}", w.port), 0), (format!("p{}", w.candidate), 100)].into_iter().collect());
+    assert_eq!(
+        w.sql("SELECT count(*) FROM users WHERE full_name IS NULL"),
+        "0",
+        "every row backfilled"
+    );
+    assert_eq!(
+        w.router.weights(UPSTREAM),
+        [
+            (format!("p{}", w.port), 0),
+            (format!("p{}", w.candidate), 100)
+        ]
+        .into_iter()
+        .collect()
+    );
 }
 
 #[test]
@@ -375,12 +594,23 @@ fn blue_green_and_rolling_under_load_behind_haproxy() {
         let s = load.stop();
         eprintln!("{strategy}: {}", transcript(&out));
         assert_release_done(&w, &out);
-        assert_eq!(s.failed, 0, "{strategy}: zero failed requests: {:?}", s.first_failure);
+        assert_eq!(
+            s.failed, 0,
+            "{strategy}: zero failed requests: {:?}",
+            s.first_failure
+        );
         w.assert_writes_kept(&s, "full_name");
         let weights = w.router.weights(UPSTREAM);
         for i in 0..replicas {
-            assert_eq!(weights[&format!("p{}", w.port + i)], 0, "{strategy}: {weights:?}");
-            assert!(weights[&format!("p{}", w.candidate + i)] > 0, "{strategy}: {weights:?}");
+            assert_eq!(
+                weights[&format!("p{}", w.port + i)],
+                0,
+                "{strategy}: {weights:?}"
+            );
+            assert!(
+                weights[&format!("p{}", w.candidate + i)] > 0,
+                "{strategy}: {weights:?}"
+            );
         }
     }
 }
@@ -397,12 +627,27 @@ fn recreate_reports_its_downtime() {
     let text = transcript(&out);
     eprintln!("{text}");
     assert_eq!(out.status.code(), Some(0), "{text}");
-    let window: f64 = text.split("downtime window: ").nth(1).and_then(|t| t.split(' ').next()).and_then(|v| v.parse().ok()).unwrap_or_else(|| panic!("no downtime window reported: {text}"));
+    let window: f64 = text
+        .split("downtime window: ")
+        .nth(1)
+        .and_then(|t| t.split(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no downtime window reported: {text}"));
     assert!(window > 0.0);
     assert_eq!(w.history(), "1,2");
-    assert_eq!(w.columns(), "created_at,email,full_name,id,legacy_flags", "recreate runs the rename as written");
-    eprintln!("recreate: downtime window {window} s; the load generator saw {} failed requests and a worst latency of {:.0} ms", s.failed, s.latency_ms.max);
-    assert!(s.failed > 0 || s.latency_ms.max >= window * 1000.0 * 0.5, "the load generator saw the downtime: failures, or requests held for about its length");
+    assert_eq!(
+        w.columns(),
+        "created_at,email,full_name,id,legacy_flags",
+        "recreate runs the rename as written"
+    );
+    eprintln!(
+        "recreate: downtime window {window} s; the load generator saw {} failed requests and a worst latency of {:.0} ms",
+        s.failed, s.latency_ms.max
+    );
+    assert!(
+        s.failed > 0 || s.latency_ms.max >= window * 1000.0 * 0.5,
+        "the load generator saw the downtime: failures, or requests held for about its length"
+    );
 }
 
 /// Too few canary requests to judge: the gate is inconclusive and the run pauses (it neither
@@ -411,18 +656,35 @@ fn recreate_reports_its_downtime() {
 fn an_inconclusive_gate_pauses_the_run() {
     let w = World::new(Kind::Haproxy, 1, 100);
     w.write_spec("canary", "");
-    let spec = std::fs::read_to_string(w.path().join("spec.toml")).unwrap().replace("min_requests = 5", "min_requests = 1000000");
+    let spec = std::fs::read_to_string(w.path().join("spec.toml"))
+        .unwrap()
+        .replace("min_requests = 5", "min_requests = 1000000");
     std::fs::write(w.path().join("spec.toml"), spec).unwrap();
     let weights_before = w.router.weights(UPSTREAM);
     let out = w.cutover(&["apply", "spec.toml"]);
     let text = transcript(&out);
     assert_eq!(out.status.code(), Some(3), "{text}");
-    assert!(text.contains("inconclusive: analysis gate") && text.contains("the run pauses"), "{text}");
+    assert!(
+        text.contains("inconclusive: analysis gate") && text.contains("the run pauses"),
+        "{text}"
+    );
     assert!(!text.contains("rolling back"), "{text}");
-    let status: Value = serde_json::from_slice(&w.cutover(&["status", "--format", "json", w.run_dir().to_str().unwrap()]).stdout).unwrap();
+    let status: Value = serde_json::from_slice(
+        &w.cutover(&["status", "--format", "json", w.run_dir().to_str().unwrap()])
+            .stdout,
+    )
+    .unwrap();
     assert!(status["paused"].is_string(), "{status}");
     // Traffic stays where the gate found it (10% on the canary) until someone decides.
-    assert_eq!(w.router.weights(UPSTREAM), [(format!("p{}", w.port), 90), (format!("p{}", w.candidate), 10)].into_iter().collect());
+    assert_eq!(
+        w.router.weights(UPSTREAM),
+        [
+            (format!("p{}", w.port), 90),
+            (format!("p{}", w.candidate), 10)
+        ]
+        .into_iter()
+        .collect()
+    );
     let out = w.cutover(&["rollback", w.run_dir().to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
     assert_eq!(w.router.weights(UPSTREAM), weights_before);
@@ -431,8 +693,12 @@ fn an_inconclusive_gate_pauses_the_run() {
 
 /// Whether the run's event log records the start of `step` (its latest attempt or any).
 fn started_in_log(w: &World, step: &str) -> bool {
-    let Some(dir) = w.try_run_dir() else { return false };
-    let Ok(bytes) = std::fs::read(dir.join("events.log")) else { return false };
+    let Some(dir) = w.try_run_dir() else {
+        return false;
+    };
+    let Ok(bytes) = std::fs::read(dir.join("events.log")) else {
+        return false;
+    };
     let needle = format!("{{\"step_started\":{{\"step\":\"{step}\",");
     String::from_utf8_lossy(&bytes).contains(&needle)
 }
@@ -448,21 +714,46 @@ fn crash_after_effect_then_rollback(kind: Kind, step: &str) {
     let schema_before = w.schema();
     let step = step.replace("{svc}", &w.apps.service);
     let load = Load::start(w.router.port, 120);
-    let out = w.command(&["apply", "spec.toml"]).env("CUTOVER_CRASH_AFTER_EFFECT", &step).output().unwrap();
-    assert_eq!(out.status.code(), None, "apply was to die after {step}: {}", transcript(&out));
-    assert_eq!(w.state_of(&step).as_deref(), Some("started"), "{step} is in doubt");
+    let out = w
+        .command(&["apply", "spec.toml"])
+        .env("CUTOVER_CRASH_AFTER_EFFECT", &step)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        None,
+        "apply was to die after {step}: {}",
+        transcript(&out)
+    );
+    assert_eq!(
+        w.state_of(&step).as_deref(),
+        Some("started"),
+        "{step} is in doubt"
+    );
     let out = w.cutover(&["rollback", w.run_dir().to_str().unwrap()]);
     let s = load.stop();
     assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
-    assert_eq!(w.router.config_bytes(), router_before, "{step}: the router's config is byte-identical after the rollback");
+    assert_eq!(
+        w.router.config_bytes(),
+        router_before,
+        "{step}: the router's config is byte-identical after the rollback"
+    );
     assert_eq!(w.schema(), schema_before);
-    assert_eq!(w.apps.containers(), vec![(format!("{}-1.0.0-{}", w.apps.service, w.port), true)], "{step}: 1.0.0 runs, 1.1.0 is removed");
+    assert_eq!(
+        w.apps.containers(),
+        vec![(format!("{}-1.0.0-{}", w.apps.service, w.port), true)],
+        "{step}: 1.0.0 runs, 1.1.0 is removed"
+    );
     if kind == Kind::Haproxy {
         assert_eq!(s.failed, 0, "{step}: {:?}", s.first_failure);
     }
     let after = Load::start(w.router.port, 120).stop();
     assert_eq!(after.failed, 0, "{step}");
-    assert_eq!(after.versions.keys().collect::<Vec<_>>(), vec!["1.0.0"], "{step}: all traffic on 1.0.0");
+    assert_eq!(
+        after.versions.keys().collect::<Vec<_>>(),
+        vec!["1.0.0"],
+        "{step}: all traffic on 1.0.0"
+    );
 }
 
 #[test]
@@ -485,7 +776,12 @@ fn interrupt_inside(w: &World, strategy: &str, step: &str, after: Duration) -> D
     let sample = "steps = [10, 25, 50, 100]\npause = \"1s\"\nanalysis = { window = \"2s\", max_error_rate = 0.01, max_p99_latency = \"500ms\", min_requests = 5 }";
     assert!(spec.contains(sample));
     std::fs::write(w.path().join("spec.toml"), spec.replace(sample, strategy)).unwrap();
-    let child = w.command(&["apply", "spec.toml"]).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap();
+    let child = w
+        .command(&["apply", "spec.toml"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
     let deadline = Instant::now() + Duration::from_secs(120);
     while !started_in_log(w, step) {
         assert!(Instant::now() < deadline, "{step} never started");
@@ -506,9 +802,21 @@ fn interrupt_inside(w: &World, strategy: &str, step: &str, after: Duration) -> D
 fn ctrl_c_during_a_canary_pause_stops_it_and_resume_waits_what_is_left() {
     let w = World::new(Kind::Haproxy, 1, 100);
     let pause = format!("pause/{}/50", w.apps.service);
-    let stopped_in = interrupt_inside(&w, "steps = [50, 100]\npause = \"20s\"", &pause, Duration::from_secs(8));
-    assert!(stopped_in < Duration::from_secs(3), "the first signal ended the 20s pause promptly, not after {stopped_in:?}");
-    assert_eq!(w.state_of(&pause).as_deref(), Some("started"), "the stopped pause is left for resume to check");
+    let stopped_in = interrupt_inside(
+        &w,
+        "steps = [50, 100]\npause = \"20s\"",
+        &pause,
+        Duration::from_secs(8),
+    );
+    assert!(
+        stopped_in < Duration::from_secs(3),
+        "the first signal ended the 20s pause promptly, not after {stopped_in:?}"
+    );
+    assert_eq!(
+        w.state_of(&pause).as_deref(),
+        Some("started"),
+        "the stopped pause is left for resume to check"
+    );
 
     let resumed = Instant::now();
     let out = w.cutover(&["resume", w.run_dir().to_str().unwrap()]);
@@ -516,17 +824,40 @@ fn ctrl_c_during_a_canary_pause_stops_it_and_resume_waits_what_is_left() {
     assert_release_done(&w, &out);
     // The second attempt of the pause waited the ~12 s left, not 20 s again.
     let log = w.cutover(&["log", w.run_dir().to_str().unwrap(), "--format", "json"]);
-    let events: Vec<Value> = String::from_utf8_lossy(&log.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let events: Vec<Value> = String::from_utf8_lossy(&log.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     let time = |kind: &str| -> chrono::DateTime<chrono::Utc> {
-        let e = events.iter().rev().find(|e| e["step"] == pause.as_str() && e["type"] == kind).unwrap_or_else(|| panic!("no {kind} of {pause}"));
+        let e = events
+            .iter()
+            .rev()
+            .find(|e| e["step"] == pause.as_str() && e["type"] == kind)
+            .unwrap_or_else(|| panic!("no {kind} of {pause}"));
         e["time"].as_str().unwrap().parse().unwrap()
     };
-    let waited = (time("step_succeeded") - time("step_started")).to_std().unwrap();
-    eprintln!("stopped {stopped_in:?} after the signal; the resumed pause waited {waited:?}; resume took {resume_took:?}");
-    assert!(waited >= Duration::from_secs(8) && waited <= Duration::from_secs(16), "the resumed pause waited {waited:?}; about 12 s were left of 20 s");
-    assert!(resume_took >= Duration::from_secs(8), "resume took {resume_took:?}");
-    let progress = events.iter().filter(|e| e["step"] == pause.as_str() && e["type"] == "step_progress").count();
-    assert_eq!(progress, 1, "the pause's start is recorded once, by its first attempt");
+    let waited = (time("step_succeeded") - time("step_started"))
+        .to_std()
+        .unwrap();
+    eprintln!(
+        "stopped {stopped_in:?} after the signal; the resumed pause waited {waited:?}; resume took {resume_took:?}"
+    );
+    assert!(
+        waited >= Duration::from_secs(8) && waited <= Duration::from_secs(16),
+        "the resumed pause waited {waited:?}; about 12 s were left of 20 s"
+    );
+    assert!(
+        resume_took >= Duration::from_secs(8),
+        "resume took {resume_took:?}"
+    );
+    let progress = events
+        .iter()
+        .filter(|e| e["step"] == pause.as_str() && e["type"] == "step_progress")
+        .count();
+    assert_eq!(
+        progress, 1,
+        "the pause's start is recorded once, by its first attempt"
+    );
 }
 
 /// The first Ctrl-C during an analysis window stops the gate at once too (it only reads the
@@ -535,9 +866,21 @@ fn ctrl_c_during_a_canary_pause_stops_it_and_resume_waits_what_is_left() {
 fn ctrl_c_during_an_analysis_window_stops_it_at_once() {
     let w = World::new(Kind::Haproxy, 1, 100);
     let gate = format!("analysis/{}/50", w.apps.service);
-    let stopped_in = interrupt_inside(&w, "steps = [50, 100]\npause = \"0s\"\nanalysis = { window = \"60s\", max_error_rate = 0.01, max_p99_latency = \"500ms\", min_requests = 5 }", &gate, Duration::from_secs(2));
-    assert!(stopped_in < Duration::from_secs(3), "the first signal ended the 60s window promptly, not after {stopped_in:?}");
-    assert_eq!(w.state_of(&gate).as_deref(), Some("started"), "the stopped gate is left for resume to check");
+    let stopped_in = interrupt_inside(
+        &w,
+        "steps = [50, 100]\npause = \"0s\"\nanalysis = { window = \"60s\", max_error_rate = 0.01, max_p99_latency = \"500ms\", min_requests = 5 }",
+        &gate,
+        Duration::from_secs(2),
+    );
+    assert!(
+        stopped_in < Duration::from_secs(3),
+        "the first signal ended the 60s window promptly, not after {stopped_in:?}"
+    );
+    assert_eq!(
+        w.state_of(&gate).as_deref(),
+        Some("started"),
+        "the stopped gate is left for resume to check"
+    );
     let out = w.cutover(&["rollback", w.run_dir().to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
     assert_eq!(w.history(), "1");

@@ -25,14 +25,23 @@ fn mark(dir: &Path) {
 /// A cutover command for `dir`, with its state dir and log backend.
 fn command_for(dir: &Path) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_cutover"));
-    cmd.current_dir(dir).env("CUTOVER_STATE_DIR", dir.join(".cutover")).env_remove("CUTOVER_CRASH_AFTER_EVENTS").env_remove("CUTOVER_CRASH_AFTER_EFFECT").env_remove("CUTOVER_LOG_DATABASE_URL");
+    cmd.current_dir(dir)
+        .env("CUTOVER_STATE_DIR", dir.join(".cutover"))
+        .env_remove("CUTOVER_CRASH_AFTER_EVENTS")
+        .env_remove("CUTOVER_CRASH_AFTER_EFFECT")
+        .env_remove("CUTOVER_LOG_DATABASE_URL");
     if let Ok(url) = std::fs::read_to_string(dir.join(".log-url")) {
         cmd.env("CUTOVER_LOG_DATABASE_URL", url);
     }
     cmd
 }
 
-const STEPS: &[(&str, &str)] = &[("a", "pre-migrate"), ("b", "pre-migrate"), ("c", "post-shift"), ("d", "post-release")];
+const STEPS: &[(&str, &str)] = &[
+    ("a", "pre-migrate"),
+    ("b", "pre-migrate"),
+    ("c", "post-shift"),
+    ("d", "post-release"),
+];
 
 fn command(name: &str, stage: &str, extra: &str) -> String {
     format!(
@@ -62,19 +71,30 @@ fn cutover(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
 }
 
 fn run_id(dir: &Path) -> String {
-    let mut ids: Vec<String> = std::fs::read_dir(dir.join(".cutover/runs")).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    let mut ids: Vec<String> = std::fs::read_dir(dir.join(".cutover/runs"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
     assert_eq!(ids.len(), 1, "{ids:?}");
     ids.pop().unwrap()
 }
 
 fn journal(dir: &Path) -> Vec<String> {
-    std::fs::read_to_string(dir.join("journal")).unwrap_or_default().lines().map(String::from).collect()
+    std::fs::read_to_string(dir.join("journal"))
+        .unwrap_or_default()
+        .lines()
+        .map(String::from)
+        .collect()
 }
 
 fn events(dir: &Path, run: &str) -> Vec<Value> {
     let out = cutover(dir, &["log", run, "--format", "json"], &[]);
     assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
-    String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
 }
 
 /// The log replays cleanly: contiguous sequence numbers, and each step ends exactly once.
@@ -83,18 +103,44 @@ fn assert_clean_log(dir: &Path, run: &str, expect_compensated: bool) {
     for (i, e) in evs.iter().enumerate() {
         assert_eq!(e["seq"], i as u64 + 1);
     }
-    let ids: Vec<String> = std::iter::once("preflight".to_string()).chain(STEPS.iter().map(|(n, _)| format!("command/{n}"))).collect();
+    let ids: Vec<String> = std::iter::once("preflight".to_string())
+        .chain(STEPS.iter().map(|(n, _)| format!("command/{n}")))
+        .collect();
     for id in &ids {
-        let ended = evs.iter().filter(|e| e["step"] == id.as_str() && (e["type"] == "step_succeeded" || (e["type"] == "step_probed" && e["outcome"] == "done"))).count();
+        let ended = evs
+            .iter()
+            .filter(|e| {
+                e["step"] == id.as_str()
+                    && (e["type"] == "step_succeeded"
+                        || (e["type"] == "step_probed" && e["outcome"] == "done"))
+            })
+            .count();
         assert_eq!(ended, 1, "{id} ended {ended} times:\n{evs:#?}");
-        let undone = evs.iter().filter(|e| e["step"] == id.as_str() && e["type"] == "compensation_succeeded").count();
-        assert_eq!(undone, expect_compensated as usize, "{id} compensated {undone} times");
+        let undone = evs
+            .iter()
+            .filter(|e| e["step"] == id.as_str() && e["type"] == "compensation_succeeded")
+            .count();
+        assert_eq!(
+            undone, expect_compensated as usize,
+            "{id} compensated {undone} times"
+        );
     }
     let status = cutover(dir, &["status", run, "--format", "json"], &[]);
     assert_eq!(status.status.code(), Some(0), "{}", transcript(&status));
     let doc: Value = serde_json::from_slice(&status.stdout).unwrap();
-    let want = if expect_compensated { "compensated" } else { "succeeded" };
-    assert!(doc["steps"].as_array().unwrap().iter().all(|s| s["state"] == want), "{doc:#}");
+    let want = if expect_compensated {
+        "compensated"
+    } else {
+        "succeeded"
+    };
+    assert!(
+        doc["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["state"] == want),
+        "{doc:#}"
+    );
 }
 
 fn forward_journal() -> Vec<String> {
@@ -139,8 +185,18 @@ pub fn a_closed_stdout_is_not_a_panic() {
     let dir = release("", "rollback");
     cutover(dir.path(), &["apply", "spec.toml"], &[]);
     let run = run_id(dir.path());
-    for args in [vec!["log", run.as_str()], vec!["log", run.as_str(), "--format", "json"], vec!["status", run.as_str()], vec!["runs"]] {
-        let mut child = command_for(dir.path()).args(&args).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap();
+    for args in [
+        vec!["log", run.as_str()],
+        vec!["log", run.as_str(), "--format", "json"],
+        vec!["status", run.as_str()],
+        vec!["runs"],
+    ] {
+        let mut child = command_for(dir.path())
+            .args(&args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
         // Close the reading end before the first line is written.
         drop(child.stdout.take());
         let out = child.wait_with_output().unwrap();
@@ -166,14 +222,27 @@ pub fn crash_after_every_event_then_resume_gives_the_same_end_state() {
     for n in 1..=total {
         let dir = release("", "rollback");
         let n_s = n.to_string();
-        let out = cutover(dir.path(), &["apply", "spec.toml"], &[("CUTOVER_CRASH_AFTER_EVENTS", &n_s)]);
+        let out = cutover(
+            dir.path(),
+            &["apply", "spec.toml"],
+            &[("CUTOVER_CRASH_AFTER_EVENTS", &n_s)],
+        );
         assert_no_panic(&out);
         let run = run_id(dir.path());
         if n < total {
-            assert_eq!(out.status.code(), None, "crash at {n} did not abort: {}", transcript(&out));
+            assert_eq!(
+                out.status.code(),
+                None,
+                "crash at {n} did not abort: {}",
+                transcript(&out)
+            );
         }
         resume_to_end(dir.path(), &run, "resume");
-        assert_eq!(journal(dir.path()), forward_journal(), "crash after event {n}");
+        assert_eq!(
+            journal(dir.path()),
+            forward_journal(),
+            "crash after event {n}"
+        );
         assert_clean_log(dir.path(), &run, false);
     }
 }
@@ -208,13 +277,23 @@ pub fn crashing_again_and_again_across_resumes() {
 }
 
 pub fn crash_between_every_effect_and_its_success_event() {
-    for id in std::iter::once("preflight".to_string()).chain(STEPS.iter().map(|(n, _)| format!("command/{n}"))) {
+    for id in std::iter::once("preflight".to_string())
+        .chain(STEPS.iter().map(|(n, _)| format!("command/{n}")))
+    {
         let dir = release("", "rollback");
-        let out = cutover(dir.path(), &["apply", "spec.toml"], &[("CUTOVER_CRASH_AFTER_EFFECT", &id)]);
+        let out = cutover(
+            dir.path(),
+            &["apply", "spec.toml"],
+            &[("CUTOVER_CRASH_AFTER_EFFECT", &id)],
+        );
         assert_eq!(out.status.code(), None, "{id}: {}", transcript(&out));
         let run = run_id(dir.path());
         resume_to_end(dir.path(), &run, "resume");
-        assert_eq!(journal(dir.path()), forward_journal(), "crash after the effect of {id}");
+        assert_eq!(
+            journal(dir.path()),
+            forward_journal(),
+            "crash after the effect of {id}"
+        );
         assert_clean_log(dir.path(), &run, false);
     }
 }
@@ -224,28 +303,53 @@ pub fn a_rollback_interrupted_at_every_point_finishes_exactly_once() {
     let total = total_events(true);
     for n in applied + 1..=total {
         let dir = release("", "rollback");
-        assert_eq!(cutover(dir.path(), &["apply", "spec.toml"], &[]).status.code(), Some(0));
+        assert_eq!(
+            cutover(dir.path(), &["apply", "spec.toml"], &[])
+                .status
+                .code(),
+            Some(0)
+        );
         let run = run_id(dir.path());
-        let out = cutover(dir.path(), &["rollback", &run], &[("CUTOVER_CRASH_AFTER_EVENTS", &n.to_string())]);
+        let out = cutover(
+            dir.path(),
+            &["rollback", &run],
+            &[("CUTOVER_CRASH_AFTER_EVENTS", &n.to_string())],
+        );
         assert_no_panic(&out);
         resume_to_end(dir.path(), &run, "rollback");
-        assert_eq!(journal(dir.path()), full_journal(), "rollback crashed after event {n}");
+        assert_eq!(
+            journal(dir.path()),
+            full_journal(),
+            "rollback crashed after event {n}"
+        );
         assert_clean_log(dir.path(), &run, true);
     }
     // And between every undo and its record.
     for (name, _) in STEPS {
         let dir = release("", "rollback");
-        assert_eq!(cutover(dir.path(), &["apply", "spec.toml"], &[]).status.code(), Some(0));
+        assert_eq!(
+            cutover(dir.path(), &["apply", "spec.toml"], &[])
+                .status
+                .code(),
+            Some(0)
+        );
         let run = run_id(dir.path());
         let id = format!("command/{name}");
-        let out = cutover(dir.path(), &["rollback", &run], &[("CUTOVER_CRASH_AFTER_EFFECT", &id)]);
+        let out = cutover(
+            dir.path(),
+            &["rollback", &run],
+            &[("CUTOVER_CRASH_AFTER_EFFECT", &id)],
+        );
         assert_eq!(out.status.code(), None, "{}", transcript(&out));
         resume_to_end(dir.path(), &run, "rollback");
-        assert_eq!(journal(dir.path()), full_journal(), "crash after undoing {id}");
+        assert_eq!(
+            journal(dir.path()),
+            full_journal(),
+            "crash after undoing {id}"
+        );
         assert_clean_log(dir.path(), &run, true);
     }
 }
-
 
 pub fn sigkill_at_seeded_random_moments_then_resume() {
     let mut rng = Seeded(0x5eed_c0ff_ee00_0001);
@@ -269,24 +373,49 @@ pub fn sigkill_at_seeded_random_moments_then_resume() {
         // A kill before the run directory existed leaves nothing to resume: start over.
         let runs = dir.path().join(".cutover/runs");
         let mut status_seen = String::new();
-        let started = std::fs::read_dir(&runs).map(|mut d| d.next().is_some()).unwrap_or(false) && {
-            let status = cutover(dir.path(), &["status", &run_id(dir.path()), "--format", "json"], &[]);
-            status_seen = transcript(&status);
-            status.status.code() == Some(0) && serde_json::from_slice::<Value>(&status.stdout).is_ok_and(|d| !d["steps"].as_array().unwrap().is_empty())
-        };
+        let started = std::fs::read_dir(&runs)
+            .map(|mut d| d.next().is_some())
+            .unwrap_or(false)
+            && {
+                let status = cutover(
+                    dir.path(),
+                    &["status", &run_id(dir.path()), "--format", "json"],
+                    &[],
+                );
+                status_seen = transcript(&status);
+                status.status.code() == Some(0)
+                    && serde_json::from_slice::<Value>(&status.stdout)
+                        .is_ok_and(|d| !d["steps"].as_array().unwrap().is_empty())
+            };
         if !started {
             // Nothing ran, or this round would start the release over on top of what did.
-            assert!(journal(dir.path()).is_empty(), "round {round}: the run looks unstarted but steps ran: {:?}; status said:\n{status_seen}", journal(dir.path()));
+            assert!(
+                journal(dir.path()).is_empty(),
+                "round {round}: the run looks unstarted but steps ran: {:?}; status said:\n{status_seen}",
+                journal(dir.path())
+            );
             // Killed before the run's first event: nothing ran, and resume says so.
-            if std::fs::read_dir(&runs).map(|mut d| d.next().is_some()).unwrap_or(false) {
+            if std::fs::read_dir(&runs)
+                .map(|mut d| d.next().is_some())
+                .unwrap_or(false)
+            {
                 let out = cutover(dir.path(), &["resume", &run_id(dir.path())], &[]);
                 assert_eq!(out.status.code(), Some(1), "{}", transcript(&out));
                 let stderr = String::from_utf8_lossy(&out.stderr);
                 // The run was created but got no event, or (PostgreSQL) not even its row.
-                assert!(stderr.contains("never started") || stderr.contains("no run"), "{}", transcript(&out));
+                assert!(
+                    stderr.contains("never started") || stderr.contains("no run"),
+                    "{}",
+                    transcript(&out)
+                );
             }
             let _ = std::fs::remove_dir_all(dir.path().join(".cutover"));
-            assert_eq!(cutover(dir.path(), &["apply", "spec.toml"], &[]).status.code(), Some(0));
+            assert_eq!(
+                cutover(dir.path(), &["apply", "spec.toml"], &[])
+                    .status
+                    .code(),
+                Some(0)
+            );
         }
         let run = run_id(dir.path());
         resume_to_end(dir.path(), &run, "resume");
@@ -295,7 +424,10 @@ pub fn sigkill_at_seeded_random_moments_then_resume() {
         assert_eq!(journal(dir.path()), forward_journal(), "round {round}");
         assert_clean_log(dir.path(), &run, false);
     }
-    assert!(killed_mid_run >= 20, "only {killed_mid_run} of 24 kills hit a running apply");
+    assert!(
+        killed_mid_run >= 20,
+        "only {killed_mid_run} of 24 kills hit a running apply"
+    );
 }
 
 pub fn two_executors_on_one_run_then_kill_9_of_the_holder() {
@@ -311,7 +443,10 @@ pub fn two_executors_on_one_run_then_kill_9_of_the_holder() {
     let second = cutover(dir.path(), &["resume", &run], &[]);
     assert_eq!(second.status.code(), Some(1), "{}", transcript(&second));
     let stderr = String::from_utf8_lossy(&second.stderr);
-    assert!(stderr.contains(&format!("pid {}", holder.id())) && stderr.contains("cutover apply"), "the refusal must name the holder:\n{stderr}");
+    assert!(
+        stderr.contains(&format!("pid {}", holder.id())) && stderr.contains("cutover apply"),
+        "the refusal must name the holder:\n{stderr}"
+    );
     let status = cutover(dir.path(), &["status", &run, "--format", "json"], &[]);
     let doc: Value = serde_json::from_slice(&status.stdout).unwrap();
     assert_eq!(doc["lock_holder"]["pid"], holder.id());
@@ -337,12 +472,23 @@ pub fn a_refusal_names_the_live_holder_never_a_dead_one() {
     for round in 0..12 {
         let _ = std::fs::remove_dir_all(dir.path().join(".cutover"));
         let _ = std::fs::remove_file(dir.path().join("journal"));
-        let mut apply = command_for(dir.path()).args(["apply", "spec.toml", "--format", "quiet"]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+        let mut apply = command_for(dir.path())
+            .args(["apply", "spec.toml", "--format", "quiet"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
         // Kill it once its first command has started (its `step_started` is on disk).
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
         while std::time::Instant::now() < deadline {
-            let log = std::fs::read_dir(dir.path().join(".cutover/runs")).ok().and_then(|mut d| d.next()).map(|e| e.unwrap().path().join("events.log"));
-            if log.and_then(|l| std::fs::read(l).ok()).is_some_and(|b| String::from_utf8_lossy(&b).contains("command/a")) {
+            let log = std::fs::read_dir(dir.path().join(".cutover/runs"))
+                .ok()
+                .and_then(|mut d| d.next())
+                .map(|e| e.unwrap().path().join("events.log"));
+            if log
+                .and_then(|l| std::fs::read(l).ok())
+                .is_some_and(|b| String::from_utf8_lossy(&b).contains("command/a"))
+            {
                 break;
             }
             std::thread::sleep(std::time::Duration::from_millis(2));
@@ -351,23 +497,43 @@ pub fn a_refusal_names_the_live_holder_never_a_dead_one() {
         unsafe { libc::kill(dead as i32, libc::SIGKILL) };
         apply.wait().unwrap();
         let run = run_id(dir.path());
-        let spawn = || command_for(dir.path()).args(["resume", &run]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+        let spawn = || {
+            command_for(dir.path())
+                .args(["resume", &run])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        };
         let (r1, r2) = (spawn(), spawn());
         let (p1, p2) = (r1.id(), r2.id());
-        let (o1, o2) = (r1.wait_with_output().unwrap(), r2.wait_with_output().unwrap());
+        let (o1, o2) = (
+            r1.wait_with_output().unwrap(),
+            r2.wait_with_output().unwrap(),
+        );
         assert_no_panic(&o1);
         assert_no_panic(&o2);
         let (winner, loser) = match (o1.status.code(), o2.status.code()) {
             (Some(0), Some(1)) => (p1, &o2),
             (Some(1), Some(0)) => (p2, &o1),
             // Each resume runs for 0.15 s at least: both proceeding means the lock failed.
-            (Some(0), Some(0)) => panic!("round {round}: both resumes proceeded:\n{}\n{}", transcript(&o1), transcript(&o2)),
+            (Some(0), Some(0)) => panic!(
+                "round {round}: both resumes proceeded:\n{}\n{}",
+                transcript(&o1),
+                transcript(&o2)
+            ),
             _ => panic!("round {round}:\n{}\n{}", transcript(&o1), transcript(&o2)),
         };
         rounds += 1;
         let stderr = String::from_utf8_lossy(&loser.stderr);
-        assert!(!stderr.contains(&format!("pid {dead} ")) && !stderr.contains(&format!("pid {dead})")), "round {round}: the refusal names the killed apply {dead}:\n{stderr}");
-        assert!(stderr.contains(&format!("pid {winner} ")), "round {round}: the refusal does not name the holder {winner}:\n{stderr}");
+        assert!(
+            !stderr.contains(&format!("pid {dead} ")) && !stderr.contains(&format!("pid {dead})")),
+            "round {round}: the refusal names the killed apply {dead}:\n{stderr}"
+        );
+        assert!(
+            stderr.contains(&format!("pid {winner} ")),
+            "round {round}: the refusal does not name the holder {winner}:\n{stderr}"
+        );
         assert!(stderr.contains("hint: wait for pid"), "{stderr}");
         right += 1;
     }
@@ -378,10 +544,22 @@ pub fn a_refusal_names_the_live_holder_never_a_dead_one() {
 /// named by the kernel's pid and its command line, never by the file's stale pid.
 pub fn a_holder_without_details_is_named_by_the_kernel() {
     let dir = release("while [ ! -e go ]; do sleep 0.01; done; ", "rollback");
-    let mut holder = command_for(dir.path()).args(["apply", "spec.toml", "--format", "quiet"]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let mut holder = command_for(dir.path())
+        .args(["apply", "spec.toml", "--format", "quiet"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
     let run = wait_for_run(dir.path());
-    let file = dir.path().join(".cutover/runs").join(&run).join("holder.json");
-    for stale in [None, Some(r#"{"pid":1,"host":"elsewhere","since":"2020-01-01T00:00:00Z","command":"apply"}"#)] {
+    let file = dir
+        .path()
+        .join(".cutover/runs")
+        .join(&run)
+        .join("holder.json");
+    for stale in [
+        None,
+        Some(r#"{"pid":1,"host":"elsewhere","since":"2020-01-01T00:00:00Z","command":"apply"}"#),
+    ] {
         match stale {
             Some(text) => std::fs::write(&file, text).unwrap(),
             None => std::fs::remove_file(&file).unwrap(),
@@ -390,8 +568,17 @@ pub fn a_holder_without_details_is_named_by_the_kernel() {
         assert_no_panic(&out);
         assert_eq!(out.status.code(), Some(1), "{}", transcript(&out));
         let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(stderr.contains(&format!("is held by pid {} (`", holder.id())) && stderr.contains("apply spec.toml") && stderr.contains("has not written its details yet"), "{stale:?}:\n{stderr}");
-        assert!(!stderr.contains("pid 1 ") && stderr.contains(&format!("hint: wait for pid {}", holder.id())), "{stderr}");
+        assert!(
+            stderr.contains(&format!("is held by pid {} (`", holder.id()))
+                && stderr.contains("apply spec.toml")
+                && stderr.contains("has not written its details yet"),
+            "{stale:?}:\n{stderr}"
+        );
+        assert!(
+            !stderr.contains("pid 1 ")
+                && stderr.contains(&format!("hint: wait for pid {}", holder.id())),
+            "{stderr}"
+        );
         let status = cutover(dir.path(), &["status", &run, "--format", "json"], &[]);
         let doc: Value = serde_json::from_slice(&status.stdout).unwrap();
         assert_eq!(doc["lock_holder"]["pid"], holder.id(), "{doc:#}");
@@ -407,14 +594,15 @@ pub fn a_holder_without_details_is_named_by_the_kernel() {
 fn wait_for_run(dir: &Path) -> String {
     for _ in 0..500 {
         if let Ok(mut d) = std::fs::read_dir(dir.join(".cutover/runs"))
-            && let Some(e) = d.next() {
-                let p: PathBuf = e.unwrap().path();
-                if p.join("plan.json").exists() {
-                    // Wait until the first command has started (the lock is surely held).
-                    std::thread::sleep(std::time::Duration::from_millis(100));
-                    return p.file_name().unwrap().to_string_lossy().into_owned();
-                }
+            && let Some(e) = d.next()
+        {
+            let p: PathBuf = e.unwrap().path();
+            if p.join("plan.json").exists() {
+                // Wait until the first command has started (the lock is surely held).
+                std::thread::sleep(std::time::Duration::from_millis(100));
+                return p.file_name().unwrap().to_string_lossy().into_owned();
             }
+        }
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
     panic!("no run appeared");
@@ -422,11 +610,19 @@ fn wait_for_run(dir: &Path) -> String {
 
 pub fn resume_refuses_an_edited_spec_naming_the_changed_step() {
     let dir = release("", "rollback");
-    let out = cutover(dir.path(), &["apply", "spec.toml"], &[("CUTOVER_CRASH_AFTER_EFFECT", "command/b")]);
+    let out = cutover(
+        dir.path(),
+        &["apply", "spec.toml"],
+        &[("CUTOVER_CRASH_AFTER_EFFECT", "command/b")],
+    );
     assert_eq!(out.status.code(), None);
     let run = run_id(dir.path());
     let spec = std::fs::read_to_string(dir.path().join("spec.toml")).unwrap();
-    std::fs::write(dir.path().join("spec.toml"), spec.replace("echo c >> journal", "echo C >> journal")).unwrap();
+    std::fs::write(
+        dir.path().join("spec.toml"),
+        spec.replace("echo c >> journal", "echo C >> journal"),
+    )
+    .unwrap();
     let out = cutover(dir.path(), &["resume", &run], &[]);
     assert_eq!(out.status.code(), Some(1), "{}", transcript(&out));
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -434,25 +630,44 @@ pub fn resume_refuses_an_edited_spec_naming_the_changed_step() {
     assert!(!stderr.contains("command/a (changed)"), "{stderr}");
     // Restoring the spec lets it continue.
     std::fs::write(dir.path().join("spec.toml"), spec).unwrap();
-    assert_eq!(cutover(dir.path(), &["resume", &run], &[]).status.code(), Some(0));
+    assert_eq!(
+        cutover(dir.path(), &["resume", &run], &[]).status.code(),
+        Some(0)
+    );
     assert_eq!(journal(dir.path()), forward_journal());
 }
 
 pub fn a_failed_step_rolls_back_what_was_done() {
     let dir = release("", "rollback");
     let spec = std::fs::read_to_string(dir.path().join("spec.toml")).unwrap();
-    std::fs::write(dir.path().join("spec.toml"), spec.replace("echo c >> journal", "echo c-fails >&2; exit 7")).unwrap();
+    std::fs::write(
+        dir.path().join("spec.toml"),
+        spec.replace("echo c >> journal", "echo c-fails >&2; exit 7"),
+    )
+    .unwrap();
     let out = cutover(dir.path(), &["apply", "spec.toml"], &[]);
     assert_eq!(out.status.code(), Some(3), "{}", transcript(&out));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("step `command/c` failed") && stderr.contains("status 7") && stderr.contains("c-fails"), "{stderr}");
+    assert!(
+        stderr.contains("step `command/c` failed")
+            && stderr.contains("status 7")
+            && stderr.contains("c-fails"),
+        "{stderr}"
+    );
     assert_eq!(journal(dir.path()), vec!["a", "b", "undo-b", "undo-a"]);
 }
 
 pub fn a_paused_run_resumes_after_the_cause_is_fixed() {
     let dir = release("", "pause");
     let spec = std::fs::read_to_string(dir.path().join("spec.toml")).unwrap();
-    std::fs::write(dir.path().join("spec.toml"), spec.replace("\"sh\", \"-c\", \"echo c >> journal\"", "\"sh\", \"-c\", \"test -e fixed && echo c >> journal\"")).unwrap();
+    std::fs::write(
+        dir.path().join("spec.toml"),
+        spec.replace(
+            "\"sh\", \"-c\", \"echo c >> journal\"",
+            "\"sh\", \"-c\", \"test -e fixed && echo c >> journal\"",
+        ),
+    )
+    .unwrap();
     let out = cutover(dir.path(), &["apply", "spec.toml"], &[]);
     assert_eq!(out.status.code(), Some(3), "{}", transcript(&out));
     let run = run_id(dir.path());
@@ -468,10 +683,21 @@ pub fn a_paused_run_resumes_after_the_cause_is_fixed() {
 pub fn a_step_in_doubt_without_probe_stops_the_resume_and_retry_continues() {
     let dir = release("", "rollback");
     let spec = std::fs::read_to_string(dir.path().join("spec.toml")).unwrap();
-    std::fs::write(dir.path().join("spec.toml"), spec.replace("probe = [\"sh\", \"-c\", \"test -e journal && grep -qx b journal\"]\n", "")).unwrap();
+    std::fs::write(
+        dir.path().join("spec.toml"),
+        spec.replace(
+            "probe = [\"sh\", \"-c\", \"test -e journal && grep -qx b journal\"]\n",
+            "",
+        ),
+    )
+    .unwrap();
     // Events: run_started, attached, preflight started and succeeded, command/a started, its
     // process group (progress), succeeded, command/b started: the crash leaves b in doubt.
-    let out = cutover(dir.path(), &["apply", "spec.toml"], &[("CUTOVER_CRASH_AFTER_EVENTS", "8")]);
+    let out = cutover(
+        dir.path(),
+        &["apply", "spec.toml"],
+        &[("CUTOVER_CRASH_AFTER_EVENTS", "8")],
+    );
     assert_eq!(out.status.code(), None);
     let run = run_id(dir.path());
     let evs = events(dir.path(), &run);
@@ -480,7 +706,11 @@ pub fn a_step_in_doubt_without_probe_stops_the_resume_and_retry_continues() {
     let out = cutover(dir.path(), &["resume", &run], &[]);
     assert_eq!(out.status.code(), Some(1), "{}", transcript(&out));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("`command/b` started but its end was not recorded") && stderr.contains("--retry command/b"), "{stderr}");
+    assert!(
+        stderr.contains("`command/b` started but its end was not recorded")
+            && stderr.contains("--retry command/b"),
+        "{stderr}"
+    );
     let out = cutover(dir.path(), &["resume", &run, "--retry", "command/b"], &[]);
     assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
     assert_eq!(journal(dir.path()), forward_journal());
@@ -491,19 +721,45 @@ pub fn secrets_never_reach_the_log_or_the_terminal() {
     let spec = "[release]\nname = \"secret\"\n\n[[command]]\nname = \"leak\"\nstage = \"pre-migrate\"\nsecret_env = [\"API_TOKEN\"]\nargv = [\"sh\", \"-c\", \"echo token=$API_TOKEN url=postgres://app:hunter2-pw@db/app >&2; exit 3\"]\n";
     std::fs::write(dir.path().join("spec.toml"), spec).unwrap();
     mark(dir.path());
-    let out = cutover(dir.path(), &["apply", "spec.toml"], &[("API_TOKEN", "tok-9f8e7d6c5b")]);
+    let out = cutover(
+        dir.path(),
+        &["apply", "spec.toml"],
+        &[("API_TOKEN", "tok-9f8e7d6c5b")],
+    );
     assert_eq!(out.status.code(), Some(3), "{}", transcript(&out));
-    let all = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(all.contains("token=[redacted]") && all.contains("postgres://app:[redacted]@db/app"), "{all}");
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        all.contains("token=[redacted]") && all.contains("postgres://app:[redacted]@db/app"),
+        "{all}"
+    );
     let run = run_id(dir.path());
-    let log = match std::fs::read(dir.path().join(".cutover/runs").join(&run).join("events.log")) {
+    let log = match std::fs::read(
+        dir.path()
+            .join(".cutover/runs")
+            .join(&run)
+            .join("events.log"),
+    ) {
         Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
         // PostgreSQL backend: what the database holds, through `cutover log`.
-        Err(_) => String::from_utf8_lossy(&cutover(dir.path(), &["log", &run, "--format", "json"], &[]).stdout).into_owned(),
+        Err(_) => String::from_utf8_lossy(
+            &cutover(dir.path(), &["log", &run, "--format", "json"], &[]).stdout,
+        )
+        .into_owned(),
     };
-    assert!(!log.contains("tok-9f8e7d6c5b") && !log.contains("hunter2-pw"), "a secret reached the log");
+    assert!(
+        !log.contains("tok-9f8e7d6c5b") && !log.contains("hunter2-pw"),
+        "a secret reached the log"
+    );
     assert!(log.contains("[redacted]"));
-    let status = cutover(dir.path(), &["status", &run], &[("API_TOKEN", "tok-9f8e7d6c5b")]);
+    let status = cutover(
+        dir.path(),
+        &["status", &run],
+        &[("API_TOKEN", "tok-9f8e7d6c5b")],
+    );
     assert!(!String::from_utf8_lossy(&status.stdout).contains("tok-9f8e7d6c5b"));
 }
 
@@ -511,46 +767,95 @@ pub fn dry_run_walks_the_seed_release_and_writes_a_marked_log() {
     let root = crate::common::root();
     let state = tempfile::tempdir().unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_cutover"))
-        .args(["apply", "plans/canary-rename.toml", "--dry-run", "--state-dir"])
+        .args([
+            "apply",
+            "plans/canary-rename.toml",
+            "--dry-run",
+            "--state-dir",
+        ])
         .arg(state.path())
         .current_dir(&root)
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("(dry run: nothing is changed)") && stdout.contains("done    migrate/expand/V2__rename_name_to_full_name"), "{stdout}");
-    let runs: Vec<_> = std::fs::read_dir(state.path().join("runs")).unwrap().collect();
+    assert!(
+        stdout.contains("(dry run: nothing is changed)")
+            && stdout.contains("done    migrate/expand/V2__rename_name_to_full_name"),
+        "{stdout}"
+    );
+    let runs: Vec<_> = std::fs::read_dir(state.path().join("runs"))
+        .unwrap()
+        .collect();
     let run_dir = runs[0].as_ref().unwrap().path();
-    let status = Command::new(env!("CARGO_BIN_EXE_cutover")).args(["status", "--format", "json"]).arg(&run_dir).output().unwrap();
+    let status = Command::new(env!("CARGO_BIN_EXE_cutover"))
+        .args(["status", "--format", "json"])
+        .arg(&run_dir)
+        .output()
+        .unwrap();
     let doc: Value = serde_json::from_slice(&status.stdout).unwrap();
     assert_eq!(doc["dry_run"], true);
     assert_eq!(doc["steps"].as_array().unwrap().len(), 20);
     // What a rollback would do from there: stop at once, at the removal of the old containers
     // (a pivot); `--to` the last shift still meets the contract migration first.
-    let preview = Command::new(env!("CARGO_BIN_EXE_cutover")).args(["rollback", "--dry-run"]).arg(run_dir.join("events.log")).output().unwrap();
+    let preview = Command::new(env!("CARGO_BIN_EXE_cutover"))
+        .args(["rollback", "--dry-run"])
+        .arg(run_dir.join("events.log"))
+        .output()
+        .unwrap();
     let text = String::from_utf8_lossy(&preview.stdout);
     assert!(text.contains("stop at cleanup/api"), "{text}");
-    let preview = Command::new(env!("CARGO_BIN_EXE_cutover")).args(["rollback", "--dry-run", "--to", "shift/api/100"]).arg(run_dir.join("events.log")).output().unwrap();
+    let preview = Command::new(env!("CARGO_BIN_EXE_cutover"))
+        .args(["rollback", "--dry-run", "--to", "shift/api/100"])
+        .arg(run_dir.join("events.log"))
+        .output()
+        .unwrap();
     let text = String::from_utf8_lossy(&preview.stdout);
-    assert!(text.contains("stop at cleanup/api") && !text.contains("retire/api"), "{text}");
+    assert!(
+        text.contains("stop at cleanup/api") && !text.contains("retire/api"),
+        "{text}"
+    );
     // A real apply stops at preflight, before anything changes, and names what is missing.
-    let out = Command::new(env!("CARGO_BIN_EXE_cutover")).args(["apply", "plans/canary-rename.toml", "--state-dir"]).arg(state.path()).current_dir(&root).env_remove("DATABASE_URL").output().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_cutover"))
+        .args(["apply", "plans/canary-rename.toml", "--state-dir"])
+        .arg(state.path())
+        .current_dir(&root)
+        .env_remove("DATABASE_URL")
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(3), "{}", transcript(&out));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("step `preflight` failed (environment variable `DATABASE_URL`"), "{}", transcript(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("step `preflight` failed (environment variable `DATABASE_URL`"),
+        "{}",
+        transcript(&out)
+    );
 }
 
 pub fn a_torn_tail_is_cut_and_the_run_continues() {
     let dir = release("", "rollback");
-    let out = cutover(dir.path(), &["apply", "spec.toml"], &[("CUTOVER_CRASH_AFTER_EFFECT", "command/c")]);
+    let out = cutover(
+        dir.path(),
+        &["apply", "spec.toml"],
+        &[("CUTOVER_CRASH_AFTER_EFFECT", "command/c")],
+    );
     assert_eq!(out.status.code(), None);
     let run = run_id(dir.path());
-    let log = dir.path().join(".cutover/runs").join(&run).join("events.log");
+    let log = dir
+        .path()
+        .join(".cutover/runs")
+        .join(&run)
+        .join("events.log");
     // A half-written record at the end, as a crash mid-write leaves.
     let mut bytes = std::fs::read(&log).unwrap();
     bytes.extend_from_slice(&[0x40, 0, 0, 0, 9, 0, 0]);
     std::fs::write(&log, &bytes).unwrap();
     let status = cutover(dir.path(), &["status", &run], &[]);
-    assert!(String::from_utf8_lossy(&status.stdout).contains("torn record (7 bytes)"), "{}", transcript(&status));
+    assert!(
+        String::from_utf8_lossy(&status.stdout).contains("torn record (7 bytes)"),
+        "{}",
+        transcript(&status)
+    );
     let out = cutover(dir.path(), &["resume", &run], &[]);
     assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
     assert!(String::from_utf8_lossy(&out.stderr).contains("torn record"));
@@ -562,7 +867,11 @@ pub fn a_torn_tail_is_cut_and_the_run_continues() {
     std::fs::write(&log, &bytes).unwrap();
     let out = cutover(dir.path(), &["rollback", &run], &[]);
     assert_eq!(out.status.code(), Some(1), "{}", transcript(&out));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("the log is damaged at byte"), "{}", transcript(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("the log is damaged at byte"),
+        "{}",
+        transcript(&out)
+    );
     assert_eq!(std::fs::read(&log).unwrap(), bytes);
 }
 
@@ -572,17 +881,35 @@ pub fn a_torn_tail_is_cut_and_the_run_continues() {
 pub fn a_tail_of_zeros_is_cut_and_the_run_continues() {
     for zeros in [1, 17, 120, 4096] {
         let dir = release("", "rollback");
-        let out = cutover(dir.path(), &["apply", "spec.toml"], &[("CUTOVER_CRASH_AFTER_EFFECT", "command/b")]);
+        let out = cutover(
+            dir.path(),
+            &["apply", "spec.toml"],
+            &[("CUTOVER_CRASH_AFTER_EFFECT", "command/b")],
+        );
         assert_eq!(out.status.code(), None, "{}", transcript(&out));
         let run = run_id(dir.path());
-        let log = dir.path().join(".cutover/runs").join(&run).join("events.log");
+        let log = dir
+            .path()
+            .join(".cutover/runs")
+            .join(&run)
+            .join("events.log");
         let mut bytes = std::fs::read(&log).unwrap();
         let valid = bytes.len();
         bytes.resize(valid + zeros, 0);
         std::fs::write(&log, &bytes).unwrap();
         let status = cutover(dir.path(), &["status", &run], &[]);
-        assert_eq!(status.status.code(), Some(0), "{zeros}: {}", transcript(&status));
-        assert!(String::from_utf8_lossy(&status.stdout).contains(&format!("torn record ({zeros} bytes)")), "{zeros}: {}", transcript(&status));
+        assert_eq!(
+            status.status.code(),
+            Some(0),
+            "{zeros}: {}",
+            transcript(&status)
+        );
+        assert!(
+            String::from_utf8_lossy(&status.stdout)
+                .contains(&format!("torn record ({zeros} bytes)")),
+            "{zeros}: {}",
+            transcript(&status)
+        );
         let out = cutover(dir.path(), &["resume", &run], &[]);
         assert_no_panic(&out);
         assert_eq!(out.status.code(), Some(0), "{zeros}: {}", transcript(&out));
@@ -590,7 +917,11 @@ pub fn a_tail_of_zeros_is_cut_and_the_run_continues() {
         assert!(!stderr.contains("later record"), "{zeros}: {stderr}");
         // The notice names the file the zeros were kept in, and that file holds them.
         let kept = format!("{}.torn-{valid}", log.display());
-        assert!(stderr.contains(&format!("torn record of {zeros} zero bytes")) && stderr.contains(&format!("kept in {kept}")), "{zeros}: {stderr}");
+        assert!(
+            stderr.contains(&format!("torn record of {zeros} zero bytes"))
+                && stderr.contains(&format!("kept in {kept}")),
+            "{zeros}: {stderr}"
+        );
         assert_eq!(std::fs::read(&kept).unwrap(), vec![0u8; zeros], "{zeros}");
         assert_eq!(journal(dir.path()), forward_journal(), "{zeros}");
         assert_clean_log(dir.path(), &run, false);
@@ -601,7 +932,12 @@ pub fn ctrl_c_lets_the_running_step_finish_and_leaves_the_run_resumable() {
     for signals in [1, 2] {
         // Step a takes a while; the signal arrives while it runs.
         let dir = release("sleep 0.6; ", "rollback");
-        let child = command_for(dir.path()).args(["apply", "spec.toml"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+        let child = command_for(dir.path())
+            .args(["apply", "spec.toml"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
         let pid = child.id() as i32;
         let run = wait_for_run(dir.path());
         // wait_for_run returns once the run exists; give step a time to start.
@@ -611,11 +947,22 @@ pub fn ctrl_c_lets_the_running_step_finish_and_leaves_the_run_resumable() {
             std::thread::sleep(std::time::Duration::from_millis(50));
         }
         let out = child.wait_with_output().unwrap();
-        assert_eq!(out.status.code(), Some(130), "{signals} signal(s): {}", transcript(&out));
+        assert_eq!(
+            out.status.code(),
+            Some(130),
+            "{signals} signal(s): {}",
+            transcript(&out)
+        );
         let status = cutover(dir.path(), &["status", &run, "--format", "json"], &[]);
         let doc: Value = serde_json::from_slice(&status.stdout).unwrap();
         assert_eq!(doc["outcome"], "interrupted");
-        let a = doc["steps"].as_array().unwrap().iter().find(|s| s["id"] == "command/a").unwrap().clone();
+        let a = doc["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["id"] == "command/a")
+            .unwrap()
+            .clone();
         if signals == 1 {
             // One signal: the running step finished and its end is recorded.
             assert_eq!(a["state"], "succeeded", "{doc:#}");
@@ -627,7 +974,11 @@ pub fn ctrl_c_lets_the_running_step_finish_and_leaves_the_run_resumable() {
         let out = cutover(dir.path(), &["resume", &run], &[]);
         assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
         std::thread::sleep(std::time::Duration::from_millis(700));
-        assert_eq!(journal(dir.path()), forward_journal(), "{signals} signal(s)");
+        assert_eq!(
+            journal(dir.path()),
+            forward_journal(),
+            "{signals} signal(s)"
+        );
         assert_clean_log(dir.path(), &run, false);
     }
 }
@@ -751,15 +1102,28 @@ fn postgres_log_backend_passes_the_same_tests() {
     secrets_never_reach_the_log_or_the_terminal();
     // cutover never updates or deletes a row of its log.
     let changed = cluster.psql("SELECT n_tup_upd + n_tup_del FROM pg_stat_user_tables WHERE relname IN ('cutover_events', 'cutover_runs') ORDER BY relname");
-    assert_eq!(changed.lines().map(str::trim).collect::<Vec<_>>(), vec!["0", "0"], "rows were updated or deleted");
+    assert_eq!(
+        changed.lines().map(str::trim).collect::<Vec<_>>(),
+        vec!["0", "0"],
+        "rows were updated or deleted"
+    );
     // A row altered behind cutover's back is refused, naming where (seq 8: `command/b` started).
     let dir = release("", "rollback");
-    assert_eq!(cutover(dir.path(), &["apply", "spec.toml"], &[]).status.code(), Some(0));
+    assert_eq!(
+        cutover(dir.path(), &["apply", "spec.toml"], &[])
+            .status
+            .code(),
+        Some(0)
+    );
     let run = run_id(dir.path());
     cluster.psql(&format!("UPDATE cutover_events SET payload = replace(payload, 'command/b', 'command/x') WHERE run_id = '{run}' AND seq = 8"));
     let out = cutover(dir.path(), &["status", &run], &[]);
     assert_eq!(out.status.code(), Some(1), "{}", transcript(&out));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("damaged at seq 8"), "{}", transcript(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("damaged at seq 8"),
+        "{}",
+        transcript(&out)
+    );
     LOG_URL.with(|u| *u.borrow_mut() = None);
 }
 
@@ -769,16 +1133,30 @@ fn postgres_log_backend_passes_the_same_tests() {
 fn postgres_log_reading_commands_create_nothing() {
     let cluster = crate::pg::Cluster::start();
     let dir = tempfile::tempdir().unwrap();
-    let run = |args: &[&str]| Command::new(env!("CARGO_BIN_EXE_cutover")).args(args).current_dir(dir.path()).env("CUTOVER_LOG_DATABASE_URL", cluster.url()).output().unwrap();
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_cutover"))
+            .args(args)
+            .current_dir(dir.path())
+            .env("CUTOVER_LOG_DATABASE_URL", cluster.url())
+            .output()
+            .unwrap()
+    };
     let out = run(&["runs", "--format", "json"]);
     assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "[]");
     for verb in ["status", "log"] {
         let out = run(&[verb, "20260101T000000Z-x-0000"]);
         assert_eq!(out.status.code(), Some(1), "{}", transcript(&out));
-        assert!(String::from_utf8_lossy(&out.stderr).contains("this database holds no cutover runs"), "{}", transcript(&out));
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("this database holds no cutover runs"),
+            "{}",
+            transcript(&out)
+        );
     }
-    assert_eq!(cluster.psql("SELECT count(*) FROM pg_tables WHERE tablename LIKE 'cutover%'"), "0");
+    assert_eq!(
+        cluster.psql("SELECT count(*) FROM pg_tables WHERE tablename LIKE 'cutover%'"),
+        "0"
+    );
 }
 
 /// A hook program that cannot be started (missing, not executable, not in PATH) or a secret that
@@ -787,24 +1165,70 @@ fn postgres_log_reading_commands_create_nothing() {
 #[test]
 fn hooks_that_cannot_start_are_refused_by_preflight() {
     let cases: &[(&str, &str, &str)] = &[
-        ("argv = [\"./missing.sh\"]", "", "command/late: `./missing.sh` does not exist"),
-        ("argv = [\"./plain.txt\"]", "", "command/late: `./plain.txt` is not an executable file"),
-        ("argv = [\"no-such-program-xyz\"]", "", "command/late: `no-such-program-xyz` is not found in PATH"),
-        ("argv = [\"true\"]\nundo = [\"./gone.sh\"]", "", "command/late (undo): `./gone.sh` does not exist"),
-        ("argv = [\"sh\", \"-c\", \"true\"]\nenv = { PATH = \"/nonexistent\" }", "", "command/late: `sh` is not found in PATH"),
-        ("argv = [\"true\"]\nsecret_env = [\"LATE_TOKEN_XYZ\"]", "", "not set: LATE_TOKEN_XYZ"),
+        (
+            "argv = [\"./missing.sh\"]",
+            "",
+            "command/late: `./missing.sh` does not exist",
+        ),
+        (
+            "argv = [\"./plain.txt\"]",
+            "",
+            "command/late: `./plain.txt` is not an executable file",
+        ),
+        (
+            "argv = [\"no-such-program-xyz\"]",
+            "",
+            "command/late: `no-such-program-xyz` is not found in PATH",
+        ),
+        (
+            "argv = [\"true\"]\nundo = [\"./gone.sh\"]",
+            "",
+            "command/late (undo): `./gone.sh` does not exist",
+        ),
+        (
+            "argv = [\"sh\", \"-c\", \"true\"]\nenv = { PATH = \"/nonexistent\" }",
+            "",
+            "command/late: `sh` is not found in PATH",
+        ),
+        (
+            "argv = [\"true\"]\nsecret_env = [\"LATE_TOKEN_XYZ\"]",
+            "",
+            "not set: LATE_TOKEN_XYZ",
+        ),
     ];
     for (late, _, needle) in cases {
         let dir = release("", "rollback");
         std::fs::write(dir.path().join("plain.txt"), "echo hi\n").unwrap();
         let spec = dir.path().join("spec.toml");
         let text = std::fs::read_to_string(&spec).unwrap();
-        std::fs::write(&spec, format!("{text}[[command]]\nname = \"late\"\nstage = \"post-release\"\n{late}\n{}\n", if late.contains("undo") { "" } else { "read_only = true" })).unwrap();
+        std::fs::write(
+            &spec,
+            format!(
+                "{text}[[command]]\nname = \"late\"\nstage = \"post-release\"\n{late}\n{}\n",
+                if late.contains("undo") {
+                    ""
+                } else {
+                    "read_only = true"
+                }
+            ),
+        )
+        .unwrap();
         let out = cutover(dir.path(), &["apply", "spec.toml"], &[]);
         assert_no_panic(&out);
         assert_eq!(out.status.code(), Some(3), "{late}: {}", transcript(&out));
-        let all = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-        assert!(all.contains("step `preflight` failed") && all.contains(needle), "{late}: expected {needle:?} in:\n{all}");
-        assert_eq!(journal(dir.path()), Vec::<String>::new(), "{late}: a hook ran");
+        let all = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            all.contains("step `preflight` failed") && all.contains(needle),
+            "{late}: expected {needle:?} in:\n{all}"
+        );
+        assert_eq!(
+            journal(dir.path()),
+            Vec::<String>::new(),
+            "{late}: a hook ran"
+        );
     }
 }

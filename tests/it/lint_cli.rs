@@ -9,22 +9,52 @@ fn lint_json(args: &[&str]) -> (Option<i32>, Value) {
     all.extend_from_slice(args);
     let out = cutover(&all);
     assert_no_panic(&out);
-    (out.status.code(), serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", transcript(&out))))
+    (
+        out.status.code(),
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", transcript(&out))),
+    )
 }
 
 fn rules(doc: &Value) -> Vec<(String, u64)> {
-    doc["findings"].as_array().unwrap().iter().map(|f| (f["rule"].as_str().unwrap().to_string(), f["line"].as_u64().unwrap())).collect()
+    doc["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["rule"].as_str().unwrap().to_string(),
+                f["line"].as_u64().unwrap(),
+            )
+        })
+        .collect()
 }
 
 #[test]
 fn sample_directory_classifies_every_migration() {
     let (code, doc) = lint_json(&["migrations-sample/app"]);
     assert_eq!(code, Some(0));
-    let phases: Vec<(&str, &str)> = doc["migrations"].as_array().unwrap().iter().map(|m| (m["file"].as_str().unwrap(), m["phase"].as_str().unwrap())).collect();
-    assert_eq!(phases.last().unwrap(), &("migrations-sample/app/V7__drop_users_legacy_flags.sql", "contract"));
-    assert!(phases[..6].iter().all(|(_, p)| *p == "expand"), "{phases:?}");
+    let phases: Vec<(&str, &str)> = doc["migrations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| (m["file"].as_str().unwrap(), m["phase"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        phases.last().unwrap(),
+        &(
+            "migrations-sample/app/V7__drop_users_legacy_flags.sql",
+            "contract"
+        )
+    );
+    assert!(
+        phases[..6].iter().all(|(_, p)| *p == "expand"),
+        "{phases:?}"
+    );
     let v4 = &doc["migrations"][3];
-    assert_eq!(v4["transactional"], false, "CREATE INDEX CONCURRENTLY cannot run in a transaction");
+    assert_eq!(
+        v4["transactional"], false,
+        "CREATE INDEX CONCURRENTLY cannot run in a transaction"
+    );
     assert_eq!(v4["statements"][0]["line"], 2);
 }
 
@@ -43,28 +73,70 @@ DELETE FROM sessions;
     let (code, doc) = lint_json(&[dir.path().to_str().unwrap()]);
     assert_eq!(code, Some(2));
     let r = rules(&doc);
-    for expected in [("require-concurrent-index-creation", 1), ("adding-foreign-key-constraint", 2), ("breaking-rename-column", 3), ("adding-field-with-default", 5), ("data-loss", 6), ("unbatched-dml", 6)] {
-        assert!(r.contains(&(expected.0.to_string(), expected.1)), "missing {expected:?} in {r:?}");
+    for expected in [
+        ("require-concurrent-index-creation", 1),
+        ("adding-foreign-key-constraint", 2),
+        ("breaking-rename-column", 3),
+        ("adding-field-with-default", 5),
+        ("data-loss", 6),
+        ("unbatched-dml", 6),
+    ] {
+        assert!(
+            r.contains(&(expected.0.to_string(), expected.1)),
+            "missing {expected:?} in {r:?}"
+        );
     }
     // now() is not volatile in PostgreSQL's sense: no table rewrite, no finding on line 4.
-    assert!(!r.iter().any(|(rule, line)| rule == "adding-field-with-default" && *line == 4), "{r:?}");
+    assert!(
+        !r.iter()
+            .any(|(rule, line)| rule == "adding-field-with-default" && *line == 4),
+        "{r:?}"
+    );
     let m = &doc["migrations"][0];
     assert_eq!(m["phase"], "breaking");
-    let phases: Vec<&str> = m["statements"].as_array().unwrap().iter().map(|s| s["phase"].as_str().unwrap()).collect();
-    assert_eq!(phases, ["expand", "expand", "breaking", "expand", "expand", "contract"]);
+    let phases: Vec<&str> = m["statements"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["phase"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        phases,
+        [
+            "expand", "expand", "breaking", "expand", "expand", "contract"
+        ]
+    );
 }
 
 #[test]
 fn concurrently_sharing_a_migration_is_an_error() {
     let dir = tempfile::tempdir().unwrap();
-    fs::write(dir.path().join("V2__two.sql"), "ALTER TABLE users ADD COLUMN a text;\nCREATE INDEX CONCURRENTLY users_a ON users (a);\n").unwrap();
+    fs::write(
+        dir.path().join("V2__two.sql"),
+        "ALTER TABLE users ADD COLUMN a text;\nCREATE INDEX CONCURRENTLY users_a ON users (a);\n",
+    )
+    .unwrap();
     let (code, doc) = lint_json(&[dir.path().to_str().unwrap()]);
     assert_eq!(code, Some(2));
-    assert!(rules(&doc).contains(&("concurrently-in-transaction".to_string(), 2)), "{:?}", rules(&doc));
+    assert!(
+        rules(&doc).contains(&("concurrently-in-transaction".to_string(), 2)),
+        "{:?}",
+        rules(&doc)
+    );
     // Alone in its file (SET aside) it is fine.
-    fs::write(dir.path().join("V2__two.sql"), "SET lock_timeout = '1s';\nCREATE INDEX CONCURRENTLY users_a ON users (a);\n").unwrap();
+    fs::write(
+        dir.path().join("V2__two.sql"),
+        "SET lock_timeout = '1s';\nCREATE INDEX CONCURRENTLY users_a ON users (a);\n",
+    )
+    .unwrap();
     let (_, doc) = lint_json(&[dir.path().to_str().unwrap()]);
-    assert!(!rules(&doc).iter().any(|(r, _)| r == "concurrently-in-transaction"), "{:?}", rules(&doc));
+    assert!(
+        !rules(&doc)
+            .iter()
+            .any(|(r, _)| r == "concurrently-in-transaction"),
+        "{:?}",
+        rules(&doc)
+    );
 }
 
 #[test]
@@ -72,7 +144,11 @@ fn ignore_comments_silence_one_statement_only() {
     let dir = tempfile::tempdir().unwrap();
     fs::write(dir.path().join("V3__idx.sql"), "-- cutover:ignore require-concurrent-index-creation\nCREATE INDEX a_idx ON users (a);\nCREATE INDEX b_idx ON users (b);\n").unwrap();
     let (_, doc) = lint_json(&[dir.path().to_str().unwrap()]);
-    let hits: Vec<u64> = rules(&doc).into_iter().filter(|(r, _)| r == "require-concurrent-index-creation").map(|(_, l)| l).collect();
+    let hits: Vec<u64> = rules(&doc)
+        .into_iter()
+        .filter(|(r, _)| r == "require-concurrent-index-creation")
+        .map(|(_, l)| l)
+        .collect();
     assert_eq!(hits, vec![3]);
 }
 
@@ -84,9 +160,15 @@ fn unparseable_statement_is_a_finding_and_neighbours_are_still_checked() {
     assert_eq!(code, Some(2));
     let r = rules(&doc);
     assert!(r.contains(&("unparseable-statement".into(), 2)), "{r:?}");
-    assert!(r.contains(&("require-concurrent-index-creation".into(), 1)), "{r:?}");
+    assert!(
+        r.contains(&("require-concurrent-index-creation".into(), 1)),
+        "{r:?}"
+    );
     assert!(r.contains(&("data-loss".into(), 3)), "{r:?}");
-    assert_eq!(doc["migrations"][0]["phase"], "unknown", "an unreadable statement blocks classification");
+    assert_eq!(
+        doc["migrations"][0]["phase"], "unknown",
+        "an unreadable statement blocks classification"
+    );
 }
 
 #[test]
@@ -94,8 +176,21 @@ fn list_rules_names_every_rule_with_a_severity() {
     let out = cutover(&["lint", "--list-rules", "--format", "json"]);
     assert_eq!(out.status.code(), Some(0));
     let rules: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let ids: Vec<&str> = rules.as_array().unwrap().iter().map(|r| r["id"].as_str().unwrap()).collect();
-    for id in ["unparseable-statement", "breaking-rename-column", "data-loss", "concurrently-in-transaction", "require-concurrent-index-creation", "constraint-missing-not-valid", "require-lock-timeout"] {
+    let ids: Vec<&str> = rules
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap())
+        .collect();
+    for id in [
+        "unparseable-statement",
+        "breaking-rename-column",
+        "data-loss",
+        "concurrently-in-transaction",
+        "require-concurrent-index-creation",
+        "constraint-missing-not-valid",
+        "require-lock-timeout",
+    ] {
         assert!(ids.contains(&id), "{id} missing");
     }
 }
@@ -112,7 +207,12 @@ fn lint_of_a_missing_path_is_bad_input() {
 fn lint_formats_of_the_sample_migrations_match_their_snapshots() {
     for dir in ["app", "rename"] {
         for format in ["text", "json"] {
-            let out = cutover(&["lint", &format!("migrations-sample/{dir}"), "--format", format]);
+            let out = cutover(&[
+                "lint",
+                &format!("migrations-sample/{dir}"),
+                "--format",
+                format,
+            ]);
             assert_no_panic(&out);
             insta::assert_snapshot!(format!("lint-{dir}-{format}"), transcript(&out));
         }
@@ -124,23 +224,57 @@ fn lint_formats_of_the_sample_migrations_match_their_snapshots() {
 #[test]
 fn a_trailing_ignore_comment_silences_its_own_line_only() {
     let dir = tempfile::tempdir().unwrap();
-    fs::write(dir.path().join("V1__t.sql"), "CREATE TABLE t (id bigint PRIMARY KEY, a int, b int);\n").unwrap();
+    fs::write(
+        dir.path().join("V1__t.sql"),
+        "CREATE TABLE t (id bigint PRIMARY KEY, a int, b int);\n",
+    )
+    .unwrap();
     fs::write(dir.path().join("V2__idx.sql"), "CREATE INDEX a_idx ON t (a); -- cutover:ignore require-concurrent-index-creation\nCREATE INDEX b_idx ON t (b);\n").unwrap();
     let out = cutover(&["lint", dir.path().to_str().unwrap(), "--format", "json"]);
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let lines: Vec<u64> = doc["findings"].as_array().unwrap().iter().filter(|f| f["rule"] == "require-concurrent-index-creation" && f["file"].as_str().unwrap().ends_with("V2__idx.sql")).map(|f| f["line"].as_u64().unwrap()).collect();
+    let lines: Vec<u64> = doc["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| {
+            f["rule"] == "require-concurrent-index-creation"
+                && f["file"].as_str().unwrap().ends_with("V2__idx.sql")
+        })
+        .map(|f| f["line"].as_u64().unwrap())
+        .collect();
     assert_eq!(lines, vec![2], "{doc:#}");
     // The same for cutover's own rules: the accepted DROP COLUMN is silenced, the DROP TABLE
     // after it is not; a comment above a statement still silences that statement.
-    fs::write(dir.path().join("V2__idx.sql"), "ALTER TABLE t DROP COLUMN a; -- cutover:ignore data-loss\nDROP TABLE t;\n").unwrap();
+    fs::write(
+        dir.path().join("V2__idx.sql"),
+        "ALTER TABLE t DROP COLUMN a; -- cutover:ignore data-loss\nDROP TABLE t;\n",
+    )
+    .unwrap();
     let out = cutover(&["lint", dir.path().to_str().unwrap(), "--format", "json"]);
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let lines: Vec<u64> = doc["findings"].as_array().unwrap().iter().filter(|f| f["rule"] == "data-loss").map(|f| f["line"].as_u64().unwrap()).collect();
+    let lines: Vec<u64> = doc["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["rule"] == "data-loss")
+        .map(|f| f["line"].as_u64().unwrap())
+        .collect();
     assert_eq!(lines, vec![2], "{doc:#}");
-    fs::write(dir.path().join("V2__idx.sql"), "-- cutover:ignore data-loss\nALTER TABLE t DROP COLUMN a;\n").unwrap();
+    fs::write(
+        dir.path().join("V2__idx.sql"),
+        "-- cutover:ignore data-loss\nALTER TABLE t DROP COLUMN a;\n",
+    )
+    .unwrap();
     let out = cutover(&["lint", dir.path().to_str().unwrap(), "--format", "json"]);
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert!(!doc["findings"].as_array().unwrap().iter().any(|f| f["rule"] == "data-loss"), "{doc:#}");
+    assert!(
+        !doc["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["rule"] == "data-loss"),
+        "{doc:#}"
+    );
 }
 
 /// `--list-rules` names rules as findings do (squawk's `prefer-timestamp-tz`), and an ignore
@@ -149,17 +283,47 @@ fn a_trailing_ignore_comment_silences_its_own_line_only() {
 fn listed_rule_ids_are_the_reported_ones_and_ignores_take_aliases() {
     let listed = cutover(&["lint", "--list-rules", "--format", "json"]);
     let rules: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
-    let info = rules.as_array().unwrap().iter().find(|r| r["id"] == "prefer-timestamp-tz").unwrap_or_else(|| panic!("{rules:#}"));
+    let info = rules
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["id"] == "prefer-timestamp-tz")
+        .unwrap_or_else(|| panic!("{rules:#}"));
     let dir = tempfile::tempdir().unwrap();
-    fs::write(dir.path().join("V1__t.sql"), "CREATE TABLE t (id bigint PRIMARY KEY, at timestamp);\n").unwrap();
+    fs::write(
+        dir.path().join("V1__t.sql"),
+        "CREATE TABLE t (id bigint PRIMARY KEY, at timestamp);\n",
+    )
+    .unwrap();
     let out = cutover(&["lint", dir.path().to_str().unwrap(), "--format", "json"]);
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let f = doc["findings"].as_array().unwrap().iter().find(|f| f["rule"] == "prefer-timestamp-tz").unwrap_or_else(|| panic!("{doc:#}"));
-    assert_eq!(f["severity"], info["severity"], "listed and reported severities differ");
+    let f = doc["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["rule"] == "prefer-timestamp-tz")
+        .unwrap_or_else(|| panic!("{doc:#}"));
+    assert_eq!(
+        f["severity"], info["severity"],
+        "listed and reported severities differ"
+    );
     for alias in ["prefer-timestamp-tz", "prefer-timestamptz"] {
-        fs::write(dir.path().join("V1__t.sql"), format!("-- cutover:ignore {alias}\nCREATE TABLE t (id bigint PRIMARY KEY, at timestamp);\n")).unwrap();
+        fs::write(
+            dir.path().join("V1__t.sql"),
+            format!(
+                "-- cutover:ignore {alias}\nCREATE TABLE t (id bigint PRIMARY KEY, at timestamp);\n"
+            ),
+        )
+        .unwrap();
         let out = cutover(&["lint", dir.path().to_str().unwrap(), "--format", "json"]);
         let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-        assert!(!doc["findings"].as_array().unwrap().iter().any(|f| f["rule"] == "prefer-timestamp-tz"), "{alias}: {doc:#}");
+        assert!(
+            !doc["findings"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|f| f["rule"] == "prefer-timestamp-tz"),
+            "{alias}: {doc:#}"
+        );
     }
 }

@@ -8,7 +8,7 @@ mod in_doubt;
 mod lint_cli;
 mod pg;
 mod plan_cli;
-mod routers;
 mod postgres_steps;
+mod routers;
 mod stack;
 mod state_errors;

@@ -20,7 +20,9 @@ fn pg_bin() -> PathBuf {
         .filter(|b| b.join("initdb").exists())
         .collect();
     versions.sort();
-    versions.pop().expect("no PostgreSQL server binaries under /usr/lib/postgresql/*/bin; run scripts/test")
+    versions
+        .pop()
+        .expect("no PostgreSQL server binaries under /usr/lib/postgresql/*/bin; run scripts/test")
 }
 
 fn is_root() -> bool {
@@ -31,16 +33,29 @@ fn is_root() -> bool {
 fn run(bin: &Path, program: &str, args: &[&str]) {
     let exe = bin.join(program);
     let out = if is_root() {
-        Command::new("runuser").args(["-u", "postgres", "--"]).arg(&exe).args(args).output()
+        Command::new("runuser")
+            .args(["-u", "postgres", "--"])
+            .arg(&exe)
+            .args(args)
+            .output()
     } else {
         Command::new(&exe).args(args).output()
     }
     .unwrap_or_else(|e| panic!("cannot run {}: {e}", exe.display()));
-    assert!(out.status.success(), "{program} {args:?} failed:\n{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{program} {args:?} failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 impl Cluster {
@@ -56,35 +71,99 @@ impl Cluster {
 
     fn start_with(password: Option<&str>) -> Cluster {
         let bin = pg_bin();
-        let dir = tempfile::Builder::new().prefix("cutover-pg-").tempdir().unwrap();
+        let dir = tempfile::Builder::new()
+            .prefix("cutover-pg-")
+            .tempdir()
+            .unwrap();
         if is_root() {
-            let status = Command::new("chown").args(["-R", "postgres:postgres"]).arg(dir.path()).status().unwrap();
+            let status = Command::new("chown")
+                .args(["-R", "postgres:postgres"])
+                .arg(dir.path())
+                .status()
+                .unwrap();
             assert!(status.success(), "chown of the cluster directory failed");
         }
         let data = dir.path().join("data");
         match password {
-            None => run(&bin, "initdb", &["-D", data.to_str().unwrap(), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync"]),
+            None => run(
+                &bin,
+                "initdb",
+                &[
+                    "-D",
+                    data.to_str().unwrap(),
+                    "-U",
+                    "postgres",
+                    "--auth=trust",
+                    "-E",
+                    "UTF8",
+                    "--no-sync",
+                ],
+            ),
             Some(pw) => {
                 let pwfile = dir.path().join("pwfile");
                 std::fs::write(&pwfile, pw).unwrap();
                 if is_root() {
-                    Command::new("chown").args(["postgres:postgres"]).arg(&pwfile).status().unwrap();
+                    Command::new("chown")
+                        .args(["postgres:postgres"])
+                        .arg(&pwfile)
+                        .status()
+                        .unwrap();
                 }
-                run(&bin, "initdb", &["-D", data.to_str().unwrap(), "-U", "postgres", "--auth-local=trust", "--auth-host=scram-sha-256", "--pwfile", pwfile.to_str().unwrap(), "-E", "UTF8", "--no-sync"]);
+                run(
+                    &bin,
+                    "initdb",
+                    &[
+                        "-D",
+                        data.to_str().unwrap(),
+                        "-U",
+                        "postgres",
+                        "--auth-local=trust",
+                        "--auth-host=scram-sha-256",
+                        "--pwfile",
+                        pwfile.to_str().unwrap(),
+                        "-E",
+                        "UTF8",
+                        "--no-sync",
+                    ],
+                );
             }
         }
         for _ in 0..5 {
             let port = free_port();
-            let opts = format!("-p {port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={} -c fsync=on", dir.path().display());
+            let opts = format!(
+                "-p {port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={} -c fsync=on",
+                dir.path().display()
+            );
             let log = dir.path().join("server.log");
             let exe = bin.join("pg_ctl");
-            let args = ["-D", data.to_str().unwrap(), "-o", &opts, "-l", log.to_str().unwrap(), "-w", "-t", "30", "start"];
-            let out = if is_root() { Command::new("runuser").args(["-u", "postgres", "--"]).arg(&exe).args(args).output() } else { Command::new(&exe).args(args).output() }.unwrap();
+            let args = [
+                "-D",
+                data.to_str().unwrap(),
+                "-o",
+                &opts,
+                "-l",
+                log.to_str().unwrap(),
+                "-w",
+                "-t",
+                "30",
+                "start",
+            ];
+            let out = if is_root() {
+                Command::new("runuser")
+                    .args(["-u", "postgres", "--"])
+                    .arg(&exe)
+                    .args(args)
+                    .output()
+            } else {
+                Command::new(&exe).args(args).output()
+            }
+            .unwrap();
             if out.status.success() {
                 return Cluster { dir, bin, port };
             }
             // The port may have been taken in between; try another.
-            let _ = std::fs::read_to_string(&log).map(|l| eprintln!("pg_ctl start failed on port {port}:\n{l}"));
+            let _ = std::fs::read_to_string(&log)
+                .map(|l| eprintln!("pg_ctl start failed on port {port}:\n{l}"));
         }
         panic!("could not start PostgreSQL on a free loopback port");
     }
@@ -106,8 +185,25 @@ impl Cluster {
 
     /// Runs SQL with psql in database `db`, returning stdout (trimmed); fails the test on error.
     pub fn psql_in(&self, db: &str, sql: &str) -> String {
-        let out = Command::new(self.bin.join("psql")).args(["-X", "-q", "-t", "-A", "-v", "ON_ERROR_STOP=1", &self.url_for(db), "-c", sql]).output().unwrap();
-        assert!(out.status.success(), "psql failed: {}", String::from_utf8_lossy(&out.stderr));
+        let out = Command::new(self.bin.join("psql"))
+            .args([
+                "-X",
+                "-q",
+                "-t",
+                "-A",
+                "-v",
+                "ON_ERROR_STOP=1",
+                &self.url_for(db),
+                "-c",
+                sql,
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "psql failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8_lossy(&out.stdout).trim().to_string()
     }
 }
@@ -117,6 +213,14 @@ impl Drop for Cluster {
         let data = self.dir.path().join("data");
         let exe = self.bin.join("pg_ctl");
         let args = ["-D", data.to_str().unwrap(), "-m", "immediate", "stop"];
-        let _ = if is_root() { Command::new("runuser").args(["-u", "postgres", "--"]).arg(&exe).args(args).output() } else { Command::new(&exe).args(args).output() };
+        let _ = if is_root() {
+            Command::new("runuser")
+                .args(["-u", "postgres", "--"])
+                .arg(&exe)
+                .args(args)
+                .output()
+        } else {
+            Command::new(&exe).args(args).output()
+        };
     }
 }

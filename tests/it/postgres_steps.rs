@@ -23,7 +23,11 @@ impl Db {
         let dir = tempfile::tempdir().unwrap();
         let text = spec(dir.path());
         std::fs::write(dir.path().join("spec.toml"), text).unwrap();
-        Db { cluster, name: "app".into(), dir }
+        Db {
+            cluster,
+            name: "app".into(),
+            dir,
+        }
     }
 
     /// Applies the baseline migration (V1 of `migrations`) and records it in refinery's history
@@ -32,16 +36,29 @@ impl Db {
         let plan = self.plan();
         let v1 = &plan["steps"][0]["params"]["databases"][0]["applied"][0];
         assert_eq!(v1["version"], 1);
-        let file = std::fs::read_dir(migrations).unwrap().map(|e| e.unwrap().path()).find(|p| p.file_name().unwrap().to_string_lossy().starts_with("V1__")).unwrap();
+        let file = std::fs::read_dir(migrations)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| p.file_name().unwrap().to_string_lossy().starts_with("V1__"))
+            .unwrap();
         self.sql(&std::fs::read_to_string(file).unwrap());
         self.sql("CREATE TABLE refinery_schema_history (version INT4 PRIMARY KEY, name VARCHAR(255), applied_on VARCHAR(255), checksum VARCHAR(255))");
-        self.sql(&format!("INSERT INTO refinery_schema_history VALUES (1, '{}', '2026-01-01T00:00:00Z', '{}')", v1["name"].as_str().unwrap(), v1["checksum"].as_str().unwrap()));
+        self.sql(&format!(
+            "INSERT INTO refinery_schema_history VALUES (1, '{}', '2026-01-01T00:00:00Z', '{}')",
+            v1["name"].as_str().unwrap(),
+            v1["checksum"].as_str().unwrap()
+        ));
     }
 
     /// The sample app at its baseline, with a schema-only spec for V2..V7 (backups on).
     fn app() -> Db {
         let migrations = root().join("migrations-sample/app");
-        let db = Db::create(|_| format!("[release]\nname = \"schema-only\"\n\n[[database]]\nname = \"main\"\nurl_env = \"DATABASE_URL\"\nmigrations = \"{}\"\nbaseline = 1\nlock_timeout = \"2s\"\nbackup = {{ dir = \"backups\" }}\n", migrations.display()));
+        let db = Db::create(|_| {
+            format!(
+                "[release]\nname = \"schema-only\"\n\n[[database]]\nname = \"main\"\nurl_env = \"DATABASE_URL\"\nmigrations = \"{}\"\nbaseline = 1\nlock_timeout = \"2s\"\nbackup = {{ dir = \"backups\" }}\n",
+                migrations.display()
+            )
+        });
         db.baseline(&migrations);
         db
     }
@@ -51,8 +68,25 @@ impl Db {
     }
 
     fn sql(&self, sql: &str) -> String {
-        let out = Command::new("psql").args(["-X", "-q", "-t", "-A", "-v", "ON_ERROR_STOP=1", &self.url(), "-c", sql]).output().unwrap();
-        assert!(out.status.success(), "psql: {}", String::from_utf8_lossy(&out.stderr));
+        let out = Command::new("psql")
+            .args([
+                "-X",
+                "-q",
+                "-t",
+                "-A",
+                "-v",
+                "ON_ERROR_STOP=1",
+                &self.url(),
+                "-c",
+                sql,
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "psql: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8_lossy(&out.stdout).trim().to_string()
     }
 
@@ -64,7 +98,13 @@ impl Db {
 
     fn cutover(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_cutover"));
-        cmd.args(args).current_dir(self.dir.path()).env("CUTOVER_STATE_DIR", self.dir.path().join(".cutover")).env("DATABASE_URL", self.url()).env_remove("CUTOVER_CRASH_AFTER_EFFECT").env_remove("CUTOVER_CRASH_AFTER_EVENTS").env_remove("CUTOVER_LOG_DATABASE_URL");
+        cmd.args(args)
+            .current_dir(self.dir.path())
+            .env("CUTOVER_STATE_DIR", self.dir.path().join(".cutover"))
+            .env("DATABASE_URL", self.url())
+            .env_remove("CUTOVER_CRASH_AFTER_EFFECT")
+            .env_remove("CUTOVER_CRASH_AFTER_EVENTS")
+            .env_remove("CUTOVER_LOG_DATABASE_URL");
         for (k, v) in env {
             cmd.env(k, v);
         }
@@ -74,36 +114,65 @@ impl Db {
     /// The schema, as pg_dump prints it, without cutover's and refinery's bookkeeping tables.
     fn schema(&self) -> String {
         let out = Command::new("pg_dump")
-            .args(["--schema-only", "--no-owner", "--exclude-table=cutover_migration_phases", "--exclude-table=refinery_schema_history", &self.url()])
+            .args([
+                "--schema-only",
+                "--no-owner",
+                "--exclude-table=cutover_migration_phases",
+                "--exclude-table=refinery_schema_history",
+                &self.url(),
+            ])
             .output()
             .unwrap();
-        assert!(out.status.success(), "pg_dump: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "pg_dump: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         // pg_dump wraps its output in \restrict/\unrestrict lines with a random key.
-        String::from_utf8(out.stdout).unwrap().lines().filter(|l| !l.starts_with("\\restrict") && !l.starts_with("\\unrestrict")).collect::<Vec<_>>().join("\n")
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .filter(|l| !l.starts_with("\\restrict") && !l.starts_with("\\unrestrict"))
+            .collect::<Vec<_>>()
+            .join("\n")
     }
 
     fn run_id(&self) -> String {
-        let mut ids: Vec<String> = std::fs::read_dir(self.dir.path().join(".cutover/runs")).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        let mut ids: Vec<String> = std::fs::read_dir(self.dir.path().join(".cutover/runs"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
         assert_eq!(ids.len(), 1);
         ids.pop().unwrap()
     }
 
     fn events(&self, run: &str) -> Vec<Value> {
         let out = self.cutover(&["log", run, "--format", "json"], &[]);
-        String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
     }
 
     fn history(&self) -> Vec<(i64, String)> {
-        self.sql("SELECT version || ' ' || checksum FROM refinery_schema_history ORDER BY version").lines().map(|l| {
-            let (v, c) = l.split_once(' ').unwrap();
-            (v.parse().unwrap(), c.to_string())
-        }).collect()
+        self.sql("SELECT version || ' ' || checksum FROM refinery_schema_history ORDER BY version")
+            .lines()
+            .map(|l| {
+                let (v, c) = l.split_once(' ').unwrap();
+                (v.parse().unwrap(), c.to_string())
+            })
+            .collect()
     }
 }
 
 fn sha256_hex(path: &Path) -> String {
     let out = Command::new("sha256sum").arg(path).output().unwrap();
-    String::from_utf8_lossy(&out.stdout).split_whitespace().next().unwrap().to_string()
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string()
 }
 
 #[test]
@@ -113,17 +182,36 @@ fn a_schema_release_applies_expand_and_contract_with_backup_and_history() {
     let out = db.cutover(&["apply", "spec.toml"], &[]);
     assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("PostgreSQL 1") && stdout.contains("1 applied, 6 pending"), "preflight: {stdout}");
+    assert!(
+        stdout.contains("PostgreSQL 1") && stdout.contains("1 applied, 6 pending"),
+        "preflight: {stdout}"
+    );
 
     // The schema after each phase, through information_schema.
-    assert_eq!(db.sql("SELECT count(*) FROM information_schema.tables WHERE table_name = 'orders'"), "1");
+    assert_eq!(
+        db.sql("SELECT count(*) FROM information_schema.tables WHERE table_name = 'orders'"),
+        "1"
+    );
     assert_eq!(db.sql("SELECT count(*) FROM information_schema.columns WHERE table_name = 'users' AND column_name = 'last_login_at'"), "1");
     assert_eq!(db.sql("SELECT count(*) FROM information_schema.columns WHERE table_name = 'users' AND column_name = 'legacy_flags'"), "0", "the contract migration dropped it");
     assert_eq!(db.sql("SELECT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid WHERE c.relname = 'users_email_idx'"), "t");
-    assert_eq!(db.sql("SELECT convalidated FROM pg_constraint WHERE conname = 'orders_user_id_fk'"), "t");
+    assert_eq!(
+        db.sql("SELECT convalidated FROM pg_constraint WHERE conname = 'orders_user_id_fk'"),
+        "t"
+    );
 
     // refinery's history: every version, with refinery's own checksums.
-    let pending: Vec<(i64, String)> = plan["steps"][0]["params"]["databases"][0]["pending"].as_array().unwrap().iter().map(|e| (e["version"].as_i64().unwrap(), e["checksum"].as_str().unwrap().to_string())).collect();
+    let pending: Vec<(i64, String)> = plan["steps"][0]["params"]["databases"][0]["pending"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["version"].as_i64().unwrap(),
+                e["checksum"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
     let history = db.history();
     assert_eq!(history.len(), 7);
     assert_eq!(&history[1..], &pending[..]);
@@ -131,23 +219,45 @@ fn a_schema_release_applies_expand_and_contract_with_backup_and_history() {
     // The backup: where the event says, the size and sha256 it says, readable by pg_restore.
     let run = db.run_id();
     let evs = db.events(&run);
-    let backup = evs.iter().find(|e| e["type"] == "step_succeeded" && e["step"] == "backup/main").unwrap();
+    let backup = evs
+        .iter()
+        .find(|e| e["type"] == "step_succeeded" && e["step"] == "backup/main")
+        .unwrap();
     let path = Path::new(backup["undo"]["path"].as_str().unwrap());
     assert!(path.starts_with(db.dir.path().join("backups")), "{path:?}");
-    assert_eq!(std::fs::metadata(path).unwrap().len(), backup["undo"]["size"].as_u64().unwrap());
+    assert_eq!(
+        std::fs::metadata(path).unwrap().len(),
+        backup["undo"]["size"].as_u64().unwrap()
+    );
     assert_eq!(sha256_hex(path), backup["undo"]["sha256"].as_str().unwrap());
-    assert!(Command::new("pg_restore").arg("--list").arg(path).output().unwrap().status.success());
+    assert!(
+        Command::new("pg_restore")
+            .arg("--list")
+            .arg(path)
+            .output()
+            .unwrap()
+            .status
+            .success()
+    );
     // The password never appears in the log (the URL has none here; the event must not carry it either).
     assert!(!evs.iter().any(|e| e.to_string().contains(&db.url())));
 
     // A rollback stops at the contract migration, a pivot.
     let out = db.cutover(&["rollback", &run], &[]);
     assert_eq!(out.status.code(), Some(4), "{}", transcript(&out));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("migrate/contract/V7__drop_users_legacy_flags"));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("migrate/contract/V7__drop_users_legacy_flags")
+    );
     // A second release with the same spec finds everything applied: preflight refuses.
     let out = db.cutover(&["apply", "spec.toml"], &[]);
     assert_eq!(out.status.code(), Some(3), "{}", transcript(&out));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("already applied, but this release plans to apply it"), "{}", transcript(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout)
+            .contains("already applied, but this release plans to apply it"),
+        "{}",
+        transcript(&out)
+    );
 }
 
 #[test]
@@ -155,16 +265,33 @@ fn rolling_back_the_expand_phase_restores_the_schema_exactly() {
     let db = Db::app();
     let before = db.schema();
     // Crash right after the last expand migration took effect, before its event.
-    let out = db.cutover(&["apply", "spec.toml"], &[("CUTOVER_CRASH_AFTER_EFFECT", "migrate/expand/V6__validate_orders_fk")]);
+    let out = db.cutover(
+        &["apply", "spec.toml"],
+        &[(
+            "CUTOVER_CRASH_AFTER_EFFECT",
+            "migrate/expand/V6__validate_orders_fk",
+        )],
+    );
     assert_eq!(out.status.code(), None, "{}", transcript(&out));
     assert_ne!(db.schema(), before);
     let run = db.run_id();
     let out = db.cutover(&["rollback", &run], &[]);
     assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("checked migrate/expand/V6__validate_orders_fk: its effect is in place"), "{stdout}");
-    assert_eq!(db.schema(), before, "the rollback must restore the pre-release schema exactly");
-    assert_eq!(db.history().len(), 1, "history rows of undone migrations are removed");
+    assert!(
+        stdout.contains("checked migrate/expand/V6__validate_orders_fk: its effect is in place"),
+        "{stdout}"
+    );
+    assert_eq!(
+        db.schema(),
+        before,
+        "the rollback must restore the pre-release schema exactly"
+    );
+    assert_eq!(
+        db.history().len(),
+        1,
+        "history rows of undone migrations are removed"
+    );
     assert_eq!(db.sql("SELECT count(*) FROM cutover_migration_phases"), "0");
 }
 
@@ -173,16 +300,27 @@ fn a_crash_after_a_concurrent_index_build_resumes_without_building_it_twice() {
     let db = Db::app();
     {
         let step = &"migrate/expand/V4__index_users_email";
-        let out = db.cutover(&["apply", "spec.toml"], &[("CUTOVER_CRASH_AFTER_EFFECT", step)]);
+        let out = db.cutover(
+            &["apply", "spec.toml"],
+            &[("CUTOVER_CRASH_AFTER_EFFECT", step)],
+        );
         assert_eq!(out.status.code(), None, "{}", transcript(&out));
         let run = db.run_id();
         let out = db.cutover(&["resume", &run], &[]);
         assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
         assert_eq!(db.history().len(), 7);
         let evs = db.events(&run);
-        let ends = evs.iter().filter(|e| e["step"] == *step && (e["type"] == "step_succeeded" || e["type"] == "step_probed")).count();
+        let ends = evs
+            .iter()
+            .filter(|e| {
+                e["step"] == *step && (e["type"] == "step_succeeded" || e["type"] == "step_probed")
+            })
+            .count();
         assert_eq!(ends, 1, "{step} ended {ends} times");
-        assert_eq!(db.sql("SELECT count(*) FROM pg_indexes WHERE indexname = 'users_email_idx'"), "1");
+        assert_eq!(
+            db.sql("SELECT count(*) FROM pg_indexes WHERE indexname = 'users_email_idx'"),
+            "1"
+        );
     }
 }
 
@@ -194,46 +332,118 @@ fn a_failed_concurrent_index_build_leaves_no_invalid_index_and_resumes_clean() {
     let dir = tempfile::tempdir().unwrap();
     let migrations = dir.path().join("migrations");
     std::fs::create_dir(&migrations).unwrap();
-    std::fs::write(migrations.join("V1__codes.sql"), "CREATE TABLE codes (id bigint PRIMARY KEY, code text);\n").unwrap();
-    std::fs::write(migrations.join("V2__unique_code.sql"), "CREATE UNIQUE INDEX CONCURRENTLY codes_code_key ON codes (code);\n").unwrap();
+    std::fs::write(
+        migrations.join("V1__codes.sql"),
+        "CREATE TABLE codes (id bigint PRIMARY KEY, code text);\n",
+    )
+    .unwrap();
+    std::fs::write(
+        migrations.join("V2__unique_code.sql"),
+        "CREATE UNIQUE INDEX CONCURRENTLY codes_code_key ON codes (code);\n",
+    )
+    .unwrap();
     std::fs::write(dir.path().join("spec.toml"), "[release]\nname = \"unique\"\non_failure = \"pause\"\n\n[[database]]\nname = \"main\"\nurl_env = \"DATABASE_URL\"\nmigrations = \"migrations\"\nbaseline = 1\nbackup = { enabled = false }\n").unwrap();
     let psql = |sql: &str| {
-        let out = Command::new("psql").args(["-X", "-q", "-t", "-A", "-v", "ON_ERROR_STOP=1", &url, "-c", sql]).output().unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let out = Command::new("psql")
+            .args([
+                "-X",
+                "-q",
+                "-t",
+                "-A",
+                "-v",
+                "ON_ERROR_STOP=1",
+                &url,
+                "-c",
+                sql,
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8_lossy(&out.stdout).trim().to_string()
     };
     let cutover = |args: &[&str]| {
-        Command::new(env!("CARGO_BIN_EXE_cutover")).args(args).current_dir(dir.path()).env("CUTOVER_STATE_DIR", dir.path().join(".cutover")).env("DATABASE_URL", &url).output().unwrap()
+        Command::new(env!("CARGO_BIN_EXE_cutover"))
+            .args(args)
+            .current_dir(dir.path())
+            .env("CUTOVER_STATE_DIR", dir.path().join(".cutover"))
+            .env("DATABASE_URL", &url)
+            .output()
+            .unwrap()
     };
     // The baseline, with a duplicate the unique index will trip over.
-    let plan: Value = serde_json::from_slice(&cutover(&["plan", "spec.toml", "--format", "json"]).stdout).unwrap();
-    let v1 = plan["steps"][0]["params"]["databases"][0]["applied"][0]["checksum"].as_str().unwrap().to_string();
+    let plan: Value =
+        serde_json::from_slice(&cutover(&["plan", "spec.toml", "--format", "json"]).stdout)
+            .unwrap();
+    let v1 = plan["steps"][0]["params"]["databases"][0]["applied"][0]["checksum"]
+        .as_str()
+        .unwrap()
+        .to_string();
     psql("CREATE TABLE codes (id bigint PRIMARY KEY, code text)");
-    psql(&format!("CREATE TABLE refinery_schema_history (version INT4 PRIMARY KEY, name VARCHAR(255), applied_on VARCHAR(255), checksum VARCHAR(255)); INSERT INTO refinery_schema_history VALUES (1, 'codes', 'x', '{v1}')"));
+    psql(&format!(
+        "CREATE TABLE refinery_schema_history (version INT4 PRIMARY KEY, name VARCHAR(255), applied_on VARCHAR(255), checksum VARCHAR(255)); INSERT INTO refinery_schema_history VALUES (1, 'codes', 'x', '{v1}')"
+    ));
     psql("INSERT INTO codes VALUES (1, 'a'), (2, 'a'), (3, 'b')");
 
     let out = cutover(&["apply", "spec.toml"]);
     assert_eq!(out.status.code(), Some(3), "{}", transcript(&out));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("could not create unique index"), "{}", transcript(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("could not create unique index"),
+        "{}",
+        transcript(&out)
+    );
     // PostgreSQL leaves a failed concurrent build's index behind, INVALID; the step drops it.
-    assert!(String::from_utf8_lossy(&out.stderr).contains("the INVALID index it left was dropped"), "{}", transcript(&out));
-    assert_eq!(psql("SELECT count(*) FROM pg_class WHERE relname = 'codes_code_key'"), "0");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("the INVALID index it left was dropped"),
+        "{}",
+        transcript(&out)
+    );
+    assert_eq!(
+        psql("SELECT count(*) FROM pg_class WHERE relname = 'codes_code_key'"),
+        "0"
+    );
 
     // Fix the data; the resume builds it from a clean state.
     psql("DELETE FROM codes WHERE id = 2");
-    let run = std::fs::read_dir(dir.path().join(".cutover/runs")).unwrap().next().unwrap().unwrap().file_name().to_string_lossy().into_owned();
+    let run = std::fs::read_dir(dir.path().join(".cutover/runs"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .file_name()
+        .to_string_lossy()
+        .into_owned();
     let out = cutover(&["resume", &run]);
     assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
-    assert_eq!(psql("SELECT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid WHERE c.relname = 'codes_code_key'"), "t");
-    assert_eq!(psql("SELECT count(*) FROM pg_indexes WHERE tablename = 'codes'"), "2");
-    assert_eq!(psql("SELECT string_agg(version::text, ',' ORDER BY version) FROM refinery_schema_history"), "1,2");
+    assert_eq!(
+        psql(
+            "SELECT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid WHERE c.relname = 'codes_code_key'"
+        ),
+        "t"
+    );
+    assert_eq!(
+        psql("SELECT count(*) FROM pg_indexes WHERE tablename = 'codes'"),
+        "2"
+    );
+    assert_eq!(
+        psql("SELECT string_agg(version::text, ',' ORDER BY version) FROM refinery_schema_history"),
+        "1,2"
+    );
 }
 
 /// A database at the rename sample's baseline with `rows` users, and a database-only spec for
 /// the seed's rename (V2), rewritten into expand, backfill and contract.
 fn rename_db(rows: u64, batch: u32) -> Db {
     let migrations = root().join("migrations-sample/rename");
-    let db = Db::create(|_| format!("[release]\nname = \"rename\"\n\n[[database]]\nname = \"main\"\nurl_env = \"DATABASE_URL\"\nmigrations = \"{}\"\nbaseline = 1\nbackup = {{ enabled = false }}\nbackfill = {{ batch_size = {batch} }}\n", migrations.display()));
+    let db = Db::create(|_| {
+        format!(
+            "[release]\nname = \"rename\"\n\n[[database]]\nname = \"main\"\nurl_env = \"DATABASE_URL\"\nmigrations = \"{}\"\nbaseline = 1\nbackup = {{ enabled = false }}\nbackfill = {{ batch_size = {batch} }}\n",
+            migrations.display()
+        )
+    });
     db.baseline(&migrations);
     db.sql(&format!("INSERT INTO users (name, email) SELECT 'user ' || g, 'u' || g || '@example.com' FROM generate_series(1, {rows}) g"));
     db
@@ -247,26 +457,61 @@ fn columns(db: &Db) -> String {
 fn the_seed_rename_runs_expand_backfill_and_contract_on_a_real_database() {
     let db = rename_db(20_000, 1000);
     // Stop after the backfill: the schema of the expand phase, with both versions' columns.
-    let out = db.cutover(&["apply", "spec.toml"], &[("CUTOVER_CRASH_AFTER_EFFECT", "backfill/users.full_name")]);
+    let out = db.cutover(
+        &["apply", "spec.toml"],
+        &[("CUTOVER_CRASH_AFTER_EFFECT", "backfill/users.full_name")],
+    );
     assert_eq!(out.status.code(), None, "{}", transcript(&out));
-    assert_eq!(columns(&db), "created_at:NO,email:YES,full_name:YES,id:NO,legacy_flags:YES,name:NO");
-    assert_eq!(db.sql("SELECT count(*) FROM users WHERE full_name IS DISTINCT FROM name"), "0");
-    assert_eq!(db.sql("SELECT count(*) FROM information_schema.triggers WHERE event_object_table = 'users'"), "2", "INSERT and UPDATE");
+    assert_eq!(
+        columns(&db),
+        "created_at:NO,email:YES,full_name:YES,id:NO,legacy_flags:YES,name:NO"
+    );
+    assert_eq!(
+        db.sql("SELECT count(*) FROM users WHERE full_name IS DISTINCT FROM name"),
+        "0"
+    );
+    assert_eq!(
+        db.sql(
+            "SELECT count(*) FROM information_schema.triggers WHERE event_object_table = 'users'"
+        ),
+        "2",
+        "INSERT and UPDATE"
+    );
     // Both versions write, the trigger keeps the other column right.
     db.sql("INSERT INTO users (name) VALUES ('old version')");
     db.sql("INSERT INTO users (full_name) VALUES ('new version')");
     db.sql("UPDATE users SET name = 'renamed by v1' WHERE id = 1");
     db.sql("UPDATE users SET full_name = 'renamed by v2' WHERE id = 2");
-    assert_eq!(db.sql("SELECT count(*) FROM users WHERE full_name IS DISTINCT FROM name"), "0");
-    assert_eq!(db.sql("SELECT full_name FROM users WHERE name = 'old version'"), "old version");
+    assert_eq!(
+        db.sql("SELECT count(*) FROM users WHERE full_name IS DISTINCT FROM name"),
+        "0"
+    );
+    assert_eq!(
+        db.sql("SELECT full_name FROM users WHERE name = 'old version'"),
+        "old version"
+    );
     let run = db.run_id();
     let out = db.cutover(&["resume", &run], &[]);
     assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
     // The contract phase: the old column, trigger and function are gone; NOT NULL carried over.
-    assert_eq!(columns(&db), "created_at:NO,email:YES,full_name:NO,id:NO,legacy_flags:YES");
-    assert_eq!(db.sql("SELECT count(*) FROM information_schema.triggers WHERE event_object_table = 'users'"), "0");
-    assert_eq!(db.sql("SELECT count(*) FROM pg_proc WHERE proname LIKE 'cutover_sync%'"), "0");
-    assert_eq!(db.sql("SELECT full_name FROM users WHERE id = 1"), "renamed by v1");
+    assert_eq!(
+        columns(&db),
+        "created_at:NO,email:YES,full_name:NO,id:NO,legacy_flags:YES"
+    );
+    assert_eq!(
+        db.sql(
+            "SELECT count(*) FROM information_schema.triggers WHERE event_object_table = 'users'"
+        ),
+        "0"
+    );
+    assert_eq!(
+        db.sql("SELECT count(*) FROM pg_proc WHERE proname LIKE 'cutover_sync%'"),
+        "0"
+    );
+    assert_eq!(
+        db.sql("SELECT full_name FROM users WHERE id = 1"),
+        "renamed by v1"
+    );
     assert_eq!(db.history().len(), 2);
     assert_eq!(db.sql("SELECT string_agg(version || phase, ',' ORDER BY version, phase) FROM cutover_migration_phases"), "2contract,2expand");
 }
@@ -275,7 +520,9 @@ fn the_seed_rename_runs_expand_backfill_and_contract_on_a_real_database() {
 fn kill_9_during_a_million_row_backfill_with_a_writer_then_resume() {
     let db = rename_db(1_000_000, 5000);
     let url = db.url();
-    let checksum = |db: &Db| db.sql("SELECT md5(string_agg(coalesce(full_name, '-'), ',' ORDER BY id)) || ' ' || md5(string_agg(name, ',' ORDER BY id)) || ' ' || count(*) FROM users");
+    let checksum = |db: &Db| {
+        db.sql("SELECT md5(string_agg(coalesce(full_name, '-'), ',' ORDER BY id)) || ' ' || md5(string_agg(name, ',' ORDER BY id)) || ' ' || count(*) FROM users")
+    };
     let mut apply = Command::new(env!("CARGO_BIN_EXE_cutover"))
         .args(["apply", "spec.toml", "--format", "quiet"])
         .current_dir(db.dir.path())
@@ -292,8 +539,13 @@ fn kill_9_during_a_million_row_backfill_with_a_writer_then_resume() {
             let mut n = 0u64;
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                 n += 1;
-                let sql = format!("INSERT INTO users (name) VALUES ('writer {n}'); UPDATE users SET name = 'updated {n}' WHERE id = {}", 1 + (n * 7919) % 1_000_000);
-                let _ = Command::new("psql").args(["-X", "-q", &url, "-c", &sql]).output();
+                let sql = format!(
+                    "INSERT INTO users (name) VALUES ('writer {n}'); UPDATE users SET name = 'updated {n}' WHERE id = {}",
+                    1 + (n * 7919) % 1_000_000
+                );
+                let _ = Command::new("psql")
+                    .args(["-X", "-q", &url, "-c", &sql])
+                    .output();
                 // A steady trickle, not a process-spawning loop that starves a 2-core machine.
                 std::thread::sleep(std::time::Duration::from_millis(30));
             }
@@ -314,39 +566,84 @@ fn kill_9_during_a_million_row_backfill_with_a_writer_then_resume() {
     let _ = apply.wait();
     let run = db.run_id();
     let evs = db.events(&run);
-    assert!(evs.iter().any(|e| e["type"] == "step_progress"), "the cursor was recorded");
+    assert!(
+        evs.iter().any(|e| e["type"] == "step_progress"),
+        "the cursor was recorded"
+    );
     // Resume up to the end of the backfill (stopping before the contract, to compare columns).
-    let out = db.cutover(&["resume", &run], &[("CUTOVER_CRASH_AFTER_EFFECT", "backfill/users.full_name")]);
+    let out = db.cutover(
+        &["resume", &run],
+        &[("CUTOVER_CRASH_AFTER_EFFECT", "backfill/users.full_name")],
+    );
     assert_eq!(out.status.code(), None, "{}", transcript(&out));
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let written = writer.join().unwrap();
     assert!(written > 5, "the writer barely ran ({written})");
-    assert_eq!(db.sql("SELECT count(*) FROM users WHERE full_name IS DISTINCT FROM name"), "0", "every row copied, the writer's included");
+    assert_eq!(
+        db.sql("SELECT count(*) FROM users WHERE full_name IS DISTINCT FROM name"),
+        "0",
+        "every row copied, the writer's included"
+    );
     let sums = checksum(&db);
     let parts: Vec<&str> = sums.split(' ').collect();
     assert_eq!(parts[0], parts[1], "full_name equals name row for row");
     assert_eq!(parts[2], (1_000_000 + written).to_string());
     // The resumed backfill started after the recorded cursor, not from the beginning.
-    let resumed_from = evs.iter().rev().find(|e| e["type"] == "step_progress").unwrap()["data"]["cursor"].as_i64().unwrap();
+    let resumed_from = evs
+        .iter()
+        .rev()
+        .find(|e| e["type"] == "step_progress")
+        .unwrap()["data"]["cursor"]
+        .as_i64()
+        .unwrap();
     let after = db.events(&run);
-    let first_resumed = after.iter().skip(evs.len()).find(|e| e["type"] == "step_progress").expect("the resumed backfill reported progress");
-    assert!(first_resumed["data"]["cursor"].as_i64().unwrap() > resumed_from, "the resume started over instead of after key {resumed_from}");
-    assert!(first_resumed["data"]["cursor"].as_i64().unwrap() <= resumed_from + 5000 + 1000, "one batch after the cursor");
+    let first_resumed = after
+        .iter()
+        .skip(evs.len())
+        .find(|e| e["type"] == "step_progress")
+        .expect("the resumed backfill reported progress");
+    assert!(
+        first_resumed["data"]["cursor"].as_i64().unwrap() > resumed_from,
+        "the resume started over instead of after key {resumed_from}"
+    );
+    assert!(
+        first_resumed["data"]["cursor"].as_i64().unwrap() <= resumed_from + 5000 + 1000,
+        "one batch after the cursor"
+    );
     // Progress for humans: rows done of an estimated total (no count(*) scan before the first batch).
-    let message = after.iter().filter(|e| e["type"] == "step_progress").find_map(|e| e["data"]["message"].as_str().map(String::from)).expect("a progress line for humans");
-    let total: u64 = message.split("of about ").nth(1).and_then(|t| t.split(' ').next()).and_then(|n| n.parse().ok()).unwrap_or_else(|| panic!("{message}"));
-    assert!((900_000..=1_100_000).contains(&total) && message.ends_with("rows/s"), "{message}");
+    let message = after
+        .iter()
+        .filter(|e| e["type"] == "step_progress")
+        .find_map(|e| e["data"]["message"].as_str().map(String::from))
+        .expect("a progress line for humans");
+    let total: u64 = message
+        .split("of about ")
+        .nth(1)
+        .and_then(|t| t.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{message}"));
+    assert!(
+        (900_000..=1_100_000).contains(&total) && message.ends_with("rows/s"),
+        "{message}"
+    );
     let out = db.cutover(&["resume", &run], &[]);
     assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
-    assert_eq!(columns(&db), "created_at:NO,email:YES,full_name:NO,id:NO,legacy_flags:YES");
+    assert_eq!(
+        columns(&db),
+        "created_at:NO,email:YES,full_name:NO,id:NO,legacy_flags:YES"
+    );
 }
 
 #[test]
 fn rollback_past_the_contract_pivot_restores_the_backup_on_request() {
     let db = Db::app();
     db.sql("INSERT INTO users (name, email, legacy_flags) SELECT 'user ' || g, 'u' || g || '@example.com', g % 7 FROM generate_series(1, 5000) g");
-    let content = |db: &Db| db.sql("SELECT count(*) || ' ' || md5(string_agg(id || name || coalesce(email, '') || coalesce(legacy_flags::text, ''), ',' ORDER BY id)) FROM users");
-    let history = |db: &Db| db.sql("SELECT string_agg(version || ' ' || checksum, ',' ORDER BY version) FROM refinery_schema_history");
+    let content = |db: &Db| {
+        db.sql("SELECT count(*) || ' ' || md5(string_agg(id || name || coalesce(email, '') || coalesce(legacy_flags::text, ''), ',' ORDER BY id)) FROM users")
+    };
+    let history = |db: &Db| {
+        db.sql("SELECT string_agg(version || ' ' || checksum, ',' ORDER BY version) FROM refinery_schema_history")
+    };
     let (schema, rows, hist) = (db.schema(), content(&db), history(&db));
     let out = db.cutover(&["apply", "spec.toml"], &[]);
     assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
@@ -357,13 +654,29 @@ fn rollback_past_the_contract_pivot_restores_the_backup_on_request() {
     assert_eq!(db.cutover(&["rollback", &run], &[]).status.code(), Some(4));
     let out = db.cutover(&["rollback", &run, "--restore-backup"], &[]);
     assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("restored database `main` from its pre-release backup"), "{}", transcript(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("restored database `main` from its pre-release backup"),
+        "{}",
+        transcript(&out)
+    );
     assert_eq!(db.schema(), schema);
     assert_eq!(content(&db), rows);
     assert_eq!(history(&db), hist);
-    let status: Value = serde_json::from_slice(&db.cutover(&["status", &run, "--format", "json"], &[]).stdout).unwrap();
+    let status: Value = serde_json::from_slice(
+        &db.cutover(&["status", &run, "--format", "json"], &[])
+            .stdout,
+    )
+    .unwrap();
     assert_eq!(status["outcome"], "rolled_back");
-    assert!(status["steps"].as_array().unwrap().iter().all(|s| s["state"] == "compensated"), "{status:#}");
+    assert!(
+        status["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["state"] == "compensated"),
+        "{status:#}"
+    );
 }
 
 #[test]
@@ -384,15 +697,35 @@ fn two_executors_on_one_database_never_apply_anything_twice() {
     let (a, b) = (spawn(".a"), spawn(".b"));
     let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
     let codes = [a.status.code(), b.status.code()];
-    assert!(codes.contains(&Some(0)), "one run must win: {}\n{}", transcript(&a), transcript(&b));
+    assert!(
+        codes.contains(&Some(0)),
+        "one run must win: {}\n{}",
+        transcript(&a),
+        transcript(&b)
+    );
     let loser = if a.status.code() == Some(0) { &b } else { &a };
-    assert_ne!(loser.status.code(), Some(0), "both runs claim the release:\n{}\n{}", transcript(&a), transcript(&b));
+    assert_ne!(
+        loser.status.code(),
+        Some(0),
+        "both runs claim the release:\n{}\n{}",
+        transcript(&a),
+        transcript(&b)
+    );
     let why = String::from_utf8_lossy(&loser.stderr);
-    assert!(why.contains("applied by another run") || why.contains("already applied, but this release plans to apply it") || why.contains("migration lock"), "{}", transcript(loser));
+    assert!(
+        why.contains("applied by another run")
+            || why.contains("already applied, but this release plans to apply it")
+            || why.contains("migration lock"),
+        "{}",
+        transcript(loser)
+    );
     // Each migration applied exactly once.
     assert_eq!(db.history().len(), 7);
     assert_eq!(db.sql("SELECT count(*) FROM cutover_migration_phases"), "6");
-    assert_eq!(db.sql("SELECT count(DISTINCT run_id) FROM cutover_migration_phases"), "1");
+    assert_eq!(
+        db.sql("SELECT count(DISTINCT run_id) FROM cutover_migration_phases"),
+        "1"
+    );
 }
 
 /// A database with `users` at V1 and a spec whose migrations directory holds `files` (V2...).
@@ -400,11 +733,17 @@ fn custom_db(files: &[(&str, &str)], lock_timeout: &str) -> Db {
     let db = Db::create(|dir| {
         let migrations = dir.join("migrations");
         std::fs::create_dir(&migrations).unwrap();
-        std::fs::copy(root().join("migrations-sample/app/V1__create_users.sql"), migrations.join("V1__create_users.sql")).unwrap();
+        std::fs::copy(
+            root().join("migrations-sample/app/V1__create_users.sql"),
+            migrations.join("V1__create_users.sql"),
+        )
+        .unwrap();
         for (name, sql) in files {
             std::fs::write(migrations.join(name), sql).unwrap();
         }
-        format!("[release]\nname = \"custom\"\non_failure = \"pause\"\n\n[[database]]\nname = \"main\"\nurl_env = \"DATABASE_URL\"\nmigrations = \"migrations\"\nbaseline = 1\nlock_timeout = \"{lock_timeout}\"\nbackup = {{ enabled = false }}\n")
+        format!(
+            "[release]\nname = \"custom\"\non_failure = \"pause\"\n\n[[database]]\nname = \"main\"\nurl_env = \"DATABASE_URL\"\nmigrations = \"migrations\"\nbaseline = 1\nlock_timeout = \"{lock_timeout}\"\nbackup = {{ enabled = false }}\n"
+        )
     });
     db.baseline(&db.dir.path().join("migrations"));
     db
@@ -412,7 +751,13 @@ fn custom_db(files: &[(&str, &str)], lock_timeout: &str) -> Db {
 
 #[test]
 fn kill_9_during_a_long_migration_then_resume() {
-    let db = custom_db(&[("V2__slow.sql", "CREATE TABLE slow (id int);\nSELECT pg_sleep(1.5);\nALTER TABLE users ADD COLUMN nickname text;\n")], "2s");
+    let db = custom_db(
+        &[(
+            "V2__slow.sql",
+            "CREATE TABLE slow (id int);\nSELECT pg_sleep(1.5);\nALTER TABLE users ADD COLUMN nickname text;\n",
+        )],
+        "2s",
+    );
     let mut apply = Command::new(env!("CARGO_BIN_EXE_cutover"))
         .args(["apply", "spec.toml", "--format", "quiet"])
         .current_dir(db.dir.path())
@@ -425,49 +770,106 @@ fn kill_9_during_a_long_migration_then_resume() {
     let _ = apply.wait();
     let run = db.run_id();
     let evs = db.events(&run);
-    assert_eq!(evs.last().unwrap()["type"], "step_started", "killed inside the migration: {evs:#?}");
+    assert_eq!(
+        evs.last().unwrap()["type"],
+        "step_started",
+        "killed inside the migration: {evs:#?}"
+    );
     // The migration's transaction dies with its connection: nothing of it is left half-done.
     std::thread::sleep(std::time::Duration::from_millis(1500));
-    assert_eq!(db.sql("SELECT count(*) FROM information_schema.tables WHERE table_name = 'slow'"), "0");
+    assert_eq!(
+        db.sql("SELECT count(*) FROM information_schema.tables WHERE table_name = 'slow'"),
+        "0"
+    );
     assert_eq!(db.history().len(), 1);
     let out = db.cutover(&["resume", &run], &[]);
     assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("checked migrate/expand/V2__slow: its effect is not there; it runs again"), "{}", transcript(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout)
+            .contains("checked migrate/expand/V2__slow: its effect is not there; it runs again"),
+        "{}",
+        transcript(&out)
+    );
     assert_eq!(db.history().len(), 2);
     assert_eq!(db.sql("SELECT count(*) FROM information_schema.columns WHERE table_name = 'users' AND column_name = 'nickname'"), "1");
 }
 
 #[test]
 fn a_lock_timeout_is_retried_with_backoff_instead_of_failing() {
-    let db = custom_db(&[("V2__add_column.sql", "ALTER TABLE users ADD COLUMN nickname text;\n")], "200ms");
+    let db = custom_db(
+        &[(
+            "V2__add_column.sql",
+            "ALTER TABLE users ADD COLUMN nickname text;\n",
+        )],
+        "200ms",
+    );
     // Another session holds an ACCESS EXCLUSIVE lock on users for two seconds.
-    let holder = Command::new("psql").args(["-X", "-q", &db.url(), "-c", "BEGIN; LOCK TABLE users IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(2); COMMIT;"]).spawn().unwrap();
+    let holder = Command::new("psql")
+        .args([
+            "-X",
+            "-q",
+            &db.url(),
+            "-c",
+            "BEGIN; LOCK TABLE users IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(2); COMMIT;",
+        ])
+        .spawn()
+        .unwrap();
     std::thread::sleep(std::time::Duration::from_millis(300));
     let started = std::time::Instant::now();
     let out = db.cutover(&["apply", "spec.toml"], &[]);
     let took = started.elapsed();
     let _ = { holder }.wait();
     assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
-    assert!(took >= std::time::Duration::from_millis(1200), "it waited only {took:?}: the lock was not in the way?");
+    assert!(
+        took >= std::time::Duration::from_millis(1200),
+        "it waited only {took:?}: the lock was not in the way?"
+    );
     assert_eq!(db.history().len(), 2);
 }
 
 #[test]
 fn an_applied_migration_edited_afterwards_is_refused_by_preflight() {
-    let db = custom_db(&[("V2__add_column.sql", "ALTER TABLE users ADD COLUMN nickname text;\n")], "2s");
+    let db = custom_db(
+        &[(
+            "V2__add_column.sql",
+            "ALTER TABLE users ADD COLUMN nickname text;\n",
+        )],
+        "2s",
+    );
     // V1 is applied (the baseline); someone edits the file afterwards.
     let v1 = db.dir.path().join("migrations/V1__create_users.sql");
     let text = std::fs::read_to_string(&v1).unwrap();
-    std::fs::write(&v1, text.replace("legacy_flags integer", "legacy_flags bigint")).unwrap();
+    std::fs::write(
+        &v1,
+        text.replace("legacy_flags integer", "legacy_flags bigint"),
+    )
+    .unwrap();
     let out = db.cutover(&["apply", "spec.toml"], &[]);
     assert_eq!(out.status.code(), Some(3), "{}", transcript(&out));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("V1__create_users was applied from different content"), "{}", transcript(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout)
+            .contains("V1__create_users was applied from different content"),
+        "{}",
+        transcript(&out)
+    );
     assert_eq!(db.history().len(), 1, "nothing was applied");
 }
 
 #[test]
 fn a_down_file_is_what_the_rollback_runs() {
-    let db = custom_db(&[("V2__default_email.sql", "ALTER TABLE users ALTER COLUMN email SET DEFAULT 'none';\n"), ("V2__default_email.down.sql", "ALTER TABLE users ALTER COLUMN email DROP DEFAULT;\n")], "2s");
+    let db = custom_db(
+        &[
+            (
+                "V2__default_email.sql",
+                "ALTER TABLE users ALTER COLUMN email SET DEFAULT 'none';\n",
+            ),
+            (
+                "V2__default_email.down.sql",
+                "ALTER TABLE users ALTER COLUMN email DROP DEFAULT;\n",
+            ),
+        ],
+        "2s",
+    );
     let before = db.schema();
     let out = db.cutover(&["apply", "spec.toml"], &[]);
     assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
@@ -480,7 +882,13 @@ fn a_down_file_is_what_the_rollback_runs() {
 
 #[test]
 fn preflight_lists_transactions_older_than_the_lock_timeout() {
-    let db = custom_db(&[("V2__add_column.sql", "ALTER TABLE users ADD COLUMN nickname text;\n")], "1s");
+    let db = custom_db(
+        &[(
+            "V2__add_column.sql",
+            "ALTER TABLE users ADD COLUMN nickname text;\n",
+        )],
+        "1s",
+    );
     // A session that opened a transaction two seconds ago and is still in it.
     let holder = Command::new("psql").args(["-X", "-q", &db.url(), "-c", "SET application_name = 'report-job'; BEGIN; SELECT count(*) FROM refinery_schema_history; SELECT pg_sleep(4); COMMIT;"]).spawn().unwrap();
     std::thread::sleep(std::time::Duration::from_millis(2000));
@@ -488,32 +896,74 @@ fn preflight_lists_transactions_older_than_the_lock_timeout() {
     let _ = { holder }.wait();
     assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("transactions open longer than the lock_timeout (1s)") && stdout.contains("report-job"), "{stdout}");
+    assert!(
+        stdout.contains("transactions open longer than the lock_timeout (1s)")
+            && stdout.contains("report-job"),
+        "{stdout}"
+    );
 }
 
 #[test]
 fn with_a_password_the_backup_works_and_the_password_is_never_written() {
     let password = "s3cret-Pw_9f8e";
     let cluster = Cluster::start_with_password(password);
-    let url = cluster.url_for("postgres").replace("postgres@", &format!("postgres:{password}@"));
+    let url = cluster
+        .url_for("postgres")
+        .replace("postgres@", &format!("postgres:{password}@"));
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("spec.toml"), format!("[release]\nname = \"pw\"\n\n[[database]]\nname = \"main\"\nurl_env = \"DATABASE_URL\"\nmigrations = \"{}\"\nbackup = {{ dir = \"backups\" }}\n", root().join("migrations-sample/rename").display())).unwrap();
-    let cutover = |args: &[&str]| Command::new(env!("CARGO_BIN_EXE_cutover")).args(args).current_dir(dir.path()).env("CUTOVER_STATE_DIR", dir.path().join(".cutover")).env("DATABASE_URL", &url).output().unwrap();
+    let cutover = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_cutover"))
+            .args(args)
+            .current_dir(dir.path())
+            .env("CUTOVER_STATE_DIR", dir.path().join(".cutover"))
+            .env("DATABASE_URL", &url)
+            .output()
+            .unwrap()
+    };
     // The whole rename release (V1 creates users; V2 renames) on a password-protected server.
     let out = cutover(&["apply", "spec.toml"]);
     assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
-    let run = std::fs::read_dir(dir.path().join(".cutover/runs")).unwrap().next().unwrap().unwrap().path();
+    let run = std::fs::read_dir(dir.path().join(".cutover/runs"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
     let log = std::fs::read(run.join("events.log")).unwrap();
     let log = String::from_utf8_lossy(&log);
-    assert!(log.contains("backup/main") && log.contains(".dump"), "the backup ran");
-    assert!(!log.contains(password), "the password reached the event log");
-    let all = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(
+        log.contains("backup/main") && log.contains(".dump"),
+        "the backup ran"
+    );
+    assert!(
+        !log.contains(password),
+        "the password reached the event log"
+    );
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(!all.contains(password), "the password reached the terminal");
     // A wrong password is a clear failure that does not echo the URL's secret either.
-    let bad = Command::new(env!("CARGO_BIN_EXE_cutover")).args(["apply", "spec.toml"]).current_dir(dir.path()).env("CUTOVER_STATE_DIR", dir.path().join(".cutover2")).env("DATABASE_URL", url.replace(password, "wrong-pass-123")).output().unwrap();
+    let bad = Command::new(env!("CARGO_BIN_EXE_cutover"))
+        .args(["apply", "spec.toml"])
+        .current_dir(dir.path())
+        .env("CUTOVER_STATE_DIR", dir.path().join(".cutover2"))
+        .env("DATABASE_URL", url.replace(password, "wrong-pass-123"))
+        .output()
+        .unwrap();
     assert_eq!(bad.status.code(), Some(3), "{}", transcript(&bad));
-    let text = format!("{}{}", String::from_utf8_lossy(&bad.stdout), String::from_utf8_lossy(&bad.stderr));
-    assert!(text.contains("password authentication failed") && !text.contains("wrong-pass-123"), "{text}");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&bad.stdout),
+        String::from_utf8_lossy(&bad.stderr)
+    );
+    assert!(
+        text.contains("password authentication failed") && !text.contains("wrong-pass-123"),
+        "{text}"
+    );
 }
 
 /// What preflight can only learn from the environment (the URL, the server, the role, the
@@ -522,7 +972,13 @@ fn with_a_password_the_backup_works_and_the_password_is_never_written() {
 /// schema), the pre-migrate hook never ran, and no password is printed.
 #[test]
 fn preflight_refuses_environments_that_would_fail_mid_release_and_nothing_changes() {
-    let db = custom_db(&[("V2__add_column.sql", "ALTER TABLE users ADD COLUMN nickname text;\n")], "2s");
+    let db = custom_db(
+        &[(
+            "V2__add_column.sql",
+            "ALTER TABLE users ADD COLUMN nickname text;\n",
+        )],
+        "2s",
+    );
     let spec = db.dir.path().join("spec.toml");
     let text = std::fs::read_to_string(&spec).unwrap();
     std::fs::write(&spec, format!("{text}\n[[command]]\nname = \"hook\"\nstage = \"pre-migrate\"\nargv = [\"sh\", \"-c\", \"echo ran >> hook-ran\"]\nsecret_env = [\"HOOK_TOKEN\"]\nundo = [\"true\"]\n")).unwrap();
@@ -533,22 +989,90 @@ fn preflight_refuses_environments_that_would_fail_mid_release_and_nothing_change
     let with_pw = url.replace("postgres@", &format!("postgres:{secret}@"));
     let as_role = |role: &str| url.replace("postgres@", &format!("{role}:{secret}@"));
     let cases: Vec<(&str, Option<String>, Option<&str>, &str)> = vec![
-        ("unset url", None, Some("t"), "environment variable `DATABASE_URL` (the URL of database `main`) is not set"),
-        ("empty url", Some(String::new()), Some("t"), "is set but empty"),
-        ("not a url", Some("host=127.0.0.1 dbname=app".into()), Some("t"), "contains whitespace"),
-        ("no scheme", Some("127.0.0.1:5432/app".into()), Some("t"), "does not hold a URL"),
-        ("mysql scheme", Some(with_pw.replacen("postgres://", "mysql://", 1)), Some("t"), "is a `mysql://` URL"),
-        ("driver prefix", Some(with_pw.replacen("postgres://", "postgresql+psycopg2://", 1)), Some("t"), "is a `postgresql+psycopg2://` URL"),
-        ("no CREATE on the schema", Some(as_role("no_create")), Some("t"), "role `no_create` may not create objects in schema `public`"),
-        ("read-only role", Some(as_role("read_only")), Some("t"), "sessions of role `read_only` are read-only"),
-        ("not the owner of an altered table", Some(as_role("not_owner")), Some("t"), "which role `not_owner` does not own"),
-        ("no INSERT on refinery's history", Some(as_role("no_history")), Some("t"), "role `no_history` lacks DELETE on `refinery_schema_history`, INSERT on `refinery_schema_history`"),
-        ("several hosts", Some(with_pw.replacen("@127.0.0.1:", "@127.0.0.2:5432,127.0.0.1:", 1)), Some("t"), "names several hosts"),
-        ("unset secret", Some(with_pw.clone()), None, "not set: HOOK_TOKEN"),
+        (
+            "unset url",
+            None,
+            Some("t"),
+            "environment variable `DATABASE_URL` (the URL of database `main`) is not set",
+        ),
+        (
+            "empty url",
+            Some(String::new()),
+            Some("t"),
+            "is set but empty",
+        ),
+        (
+            "not a url",
+            Some("host=127.0.0.1 dbname=app".into()),
+            Some("t"),
+            "contains whitespace",
+        ),
+        (
+            "no scheme",
+            Some("127.0.0.1:5432/app".into()),
+            Some("t"),
+            "does not hold a URL",
+        ),
+        (
+            "mysql scheme",
+            Some(with_pw.replacen("postgres://", "mysql://", 1)),
+            Some("t"),
+            "is a `mysql://` URL",
+        ),
+        (
+            "driver prefix",
+            Some(with_pw.replacen("postgres://", "postgresql+psycopg2://", 1)),
+            Some("t"),
+            "is a `postgresql+psycopg2://` URL",
+        ),
+        (
+            "no CREATE on the schema",
+            Some(as_role("no_create")),
+            Some("t"),
+            "role `no_create` may not create objects in schema `public`",
+        ),
+        (
+            "read-only role",
+            Some(as_role("read_only")),
+            Some("t"),
+            "sessions of role `read_only` are read-only",
+        ),
+        (
+            "not the owner of an altered table",
+            Some(as_role("not_owner")),
+            Some("t"),
+            "which role `not_owner` does not own",
+        ),
+        (
+            "no INSERT on refinery's history",
+            Some(as_role("no_history")),
+            Some("t"),
+            "role `no_history` lacks DELETE on `refinery_schema_history`, INSERT on `refinery_schema_history`",
+        ),
+        (
+            "several hosts",
+            Some(with_pw.replacen("@127.0.0.1:", "@127.0.0.2:5432,127.0.0.1:", 1)),
+            Some("t"),
+            "names several hosts",
+        ),
+        (
+            "unset secret",
+            Some(with_pw.clone()),
+            None,
+            "not set: HOOK_TOKEN",
+        ),
     ];
     for (i, (case, url, token, needle)) in cases.into_iter().enumerate() {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_cutover"));
-        cmd.args(["apply", "spec.toml"]).current_dir(db.dir.path()).env("CUTOVER_STATE_DIR", db.dir.path().join(format!(".cutover-{i}"))).env_remove("CUTOVER_LOG_DATABASE_URL").env_remove("DATABASE_URL").env_remove("HOOK_TOKEN");
+        cmd.args(["apply", "spec.toml"])
+            .current_dir(db.dir.path())
+            .env(
+                "CUTOVER_STATE_DIR",
+                db.dir.path().join(format!(".cutover-{i}")),
+            )
+            .env_remove("CUTOVER_LOG_DATABASE_URL")
+            .env_remove("DATABASE_URL")
+            .env_remove("HOOK_TOKEN");
         if let Some(u) = &url {
             cmd.env("DATABASE_URL", u);
         }
@@ -558,10 +1082,23 @@ fn preflight_refuses_environments_that_would_fail_mid_release_and_nothing_change
         let out = cmd.output().unwrap();
         crate::common::assert_no_panic(&out);
         assert_eq!(out.status.code(), Some(3), "{case}: {}", transcript(&out));
-        let all = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-        assert!(all.contains("step `preflight` failed") && all.contains(needle), "{case}: expected {needle:?} in:\n{all}");
-        assert!(!all.contains(secret), "{case}: the password was printed:\n{all}");
-        assert!(!db.dir.path().join("hook-ran").exists(), "{case}: the pre-migrate hook ran");
+        let all = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            all.contains("step `preflight` failed") && all.contains(needle),
+            "{case}: expected {needle:?} in:\n{all}"
+        );
+        assert!(
+            !all.contains(secret),
+            "{case}: the password was printed:\n{all}"
+        );
+        assert!(
+            !db.dir.path().join("hook-ran").exists(),
+            "{case}: the pre-migrate hook ran"
+        );
         assert_eq!(db.history(), history, "{case}: refinery's history changed");
         assert_eq!(db.schema(), schema, "{case}: the schema changed");
     }
@@ -577,24 +1114,54 @@ fn preflight_refuses_environments_that_would_fail_mid_release_and_nothing_change
 /// with refinery's checksum, the schema unchanged; a rollback forgets them again.
 #[test]
 fn placeholder_migrations_are_applied_and_recorded_like_any_other() {
-    let db = custom_db(&[("V2__reserved.sql", ""), ("V3__note.sql", "-- reserved for the billing team\n/* nothing yet */\n"), ("V4__noop.sql", "SELECT 1;\n")], "2s");
+    let db = custom_db(
+        &[
+            ("V2__reserved.sql", ""),
+            (
+                "V3__note.sql",
+                "-- reserved for the billing team\n/* nothing yet */\n",
+            ),
+            ("V4__noop.sql", "SELECT 1;\n"),
+        ],
+        "2s",
+    );
     let plan = db.plan();
-    let infos: Vec<&Value> = plan["findings"].as_array().unwrap().iter().filter(|f| f["rule"] == "empty-migration").collect();
+    let infos: Vec<&Value> = plan["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["rule"] == "empty-migration")
+        .collect();
     assert_eq!(infos.len(), 3, "{:#}", plan["findings"]);
     assert!(infos.iter().all(|f| f["severity"] == "info"), "{infos:?}");
     let schema = db.schema();
     let out = db.cutover(&["apply", "spec.toml"], &[]);
     assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
     let history = db.history();
-    assert_eq!(history.iter().map(|(v, _)| *v).collect::<Vec<_>>(), vec![1, 2, 3, 4]);
+    assert_eq!(
+        history.iter().map(|(v, _)| *v).collect::<Vec<_>>(),
+        vec![1, 2, 3, 4]
+    );
     let applied = &plan["steps"][0]["params"]["databases"][0]["pending"];
     for (v, checksum) in &history[1..] {
-        let want = applied.as_array().unwrap().iter().find(|p| p["version"] == *v).unwrap()["checksum"].as_str().unwrap().to_string();
+        let want = applied
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["version"] == *v)
+            .unwrap()["checksum"]
+            .as_str()
+            .unwrap()
+            .to_string();
         assert_eq!(checksum, &want, "V{v}: refinery's checksum");
     }
     assert_eq!(db.schema(), schema, "a placeholder changed the schema");
     let run = db.run_id();
     let out = db.cutover(&["rollback", &run], &[]);
     assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
-    assert_eq!(db.history().len(), 1, "the rollback left placeholder rows in refinery's history");
+    assert_eq!(
+        db.history().len(),
+        1,
+        "the rollback left placeholder rows in refinery's history"
+    );
 }

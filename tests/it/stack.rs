@@ -6,7 +6,9 @@
 //! A missing Docker engine, nginx or HAProxy fails the test with what to install; nothing skips.
 
 use crate::common::root;
-use cutover_executor::runtime::{ContainerRuntime, Docker, LABEL_PORT, LABEL_SERVICE, LABEL_VERSION, NewContainer};
+use cutover_executor::runtime::{
+    ContainerRuntime, Docker, LABEL_PORT, LABEL_SERVICE, LABEL_VERSION, NewContainer,
+};
 use std::collections::BTreeMap;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -17,7 +19,10 @@ use std::time::{Duration, Instant};
 pub const IMAGE: &str = "cutover-sample-app";
 
 pub fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
 }
 
 /// The static sample-app binary, built once (under a lock: tests run in parallel processes).
@@ -27,13 +32,26 @@ fn sample_binary() -> PathBuf {
     let lock = std::fs::File::create(target.join(".build-lock")).unwrap();
     lock.lock().unwrap();
     let out = Command::new(env!("CARGO"))
-        .args(["build", "--release", "--quiet", "-p", "cutover-sample-app", "--target", "x86_64-unknown-linux-gnu", "--target-dir"])
+        .args([
+            "build",
+            "--release",
+            "--quiet",
+            "-p",
+            "cutover-sample-app",
+            "--target",
+            "x86_64-unknown-linux-gnu",
+            "--target-dir",
+        ])
         .arg(&target)
         .env("RUSTFLAGS", "-C target-feature=+crt-static")
         .current_dir(root())
         .output()
         .expect("cannot run cargo to build the sample app");
-    assert!(out.status.success(), "building the static sample app failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "building the static sample app failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     target.join("x86_64-unknown-linux-gnu/release/sample-app")
 }
 
@@ -107,15 +125,29 @@ pub fn ensure_images() {
 /// come from that range, and one of them taking a port between this check and the container's
 /// bind made the container exit.
 pub fn free_ports(n: u16) -> u16 {
-    let low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").ok().and_then(|r| r.split_whitespace().next().and_then(|p| p.parse::<u16>().ok())).unwrap_or(32768);
-    let (from, to) = (low.saturating_sub(12_000).max(10_000), low.saturating_sub(n + 1));
-    assert!(from < to, "no room for test ports below the ephemeral range (it starts at {low})");
+    let low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| {
+            r.split_whitespace()
+                .next()
+                .and_then(|p| p.parse::<u16>().ok())
+        })
+        .unwrap_or(32768);
+    let (from, to) = (
+        low.saturating_sub(12_000).max(10_000),
+        low.saturating_sub(n + 1),
+    );
+    assert!(
+        from < to,
+        "no room for test ports below the ephemeral range (it starts at {low})"
+    );
     // A different starting point per process, so tests running beside each other rarely probe
     // the same ports; within a process the scan goes on after the ports handed out before (they
     // are not bound yet when the next call looks).
     static CURSOR: std::sync::Mutex<Option<u16>> = std::sync::Mutex::new(None);
     let mut cursor = CURSOR.lock().unwrap();
-    let mut at = cursor.unwrap_or(from + (std::process::id() as u16).wrapping_mul(7919) % (to - from));
+    let mut at =
+        cursor.unwrap_or(from + (std::process::id() as u16).wrapping_mul(7919) % (to - from));
     for _ in 0..2000 {
         if at + n >= to {
             at = from;
@@ -133,10 +165,17 @@ pub fn wait_http(url: &str, timeout: Duration) {
     let t0 = Instant::now();
     let r = rt();
     loop {
-        if r.block_on(cutover_executor::drivers::containers::http_status(url, Duration::from_millis(500))) == Ok(200) {
+        if r.block_on(cutover_executor::drivers::containers::http_status(
+            url,
+            Duration::from_millis(500),
+        )) == Ok(200)
+        {
             return;
         }
-        assert!(t0.elapsed() < timeout, "{url} did not answer 200 within {timeout:?}");
+        assert!(
+            t0.elapsed() < timeout,
+            "{url} did not answer 200 within {timeout:?}"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }
@@ -161,10 +200,18 @@ pub struct Router {
 fn pid_of(file: &Path) -> i32 {
     let t0 = Instant::now();
     loop {
-        if let Some(pid) = std::fs::read_to_string(file).ok().and_then(|p| p.trim().parse::<i32>().ok()).filter(|p| *p > 1) {
+        if let Some(pid) = std::fs::read_to_string(file)
+            .ok()
+            .and_then(|p| p.trim().parse::<i32>().ok())
+            .filter(|p| *p > 1)
+        {
             return pid;
         }
-        assert!(t0.elapsed() < Duration::from_secs(10), "no pid in {}", file.display());
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "no pid in {}",
+            file.display()
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -176,7 +223,9 @@ fn need(program: &str, package: &str) -> PathBuf {
             return p;
         }
     }
-    panic!("`{program}` is not installed: these tests need Debian's `{package}` package (scripts/test installs it)");
+    panic!(
+        "`{program}` is not installed: these tests need Debian's `{package}` package (scripts/test installs it)"
+    );
 }
 
 impl Router {
@@ -184,8 +233,15 @@ impl Router {
     pub fn nginx(dir: &Path, upstream: &str, servers: &[(u16, u32)]) -> Router {
         let bin = need("nginx", "nginx");
         let port = free_ports(1);
-        let up = servers.iter().map(|(p, w)| format!("    server 127.0.0.1:{p} weight={w};\n")).collect::<String>();
-        std::fs::write(dir.join("upstreams.conf"), format!("upstream {upstream} {{\n    keepalive 16;\n{up}}}\n")).unwrap();
+        let up = servers
+            .iter()
+            .map(|(p, w)| format!("    server 127.0.0.1:{p} weight={w};\n"))
+            .collect::<String>();
+        std::fs::write(
+            dir.join("upstreams.conf"),
+            format!("upstream {upstream} {{\n    keepalive 16;\n{up}}}\n"),
+        )
+        .unwrap();
         let d = dir.display();
         std::fs::write(
             dir.join("nginx.conf"),
@@ -195,16 +251,31 @@ impl Router {
         )
         .unwrap();
         std::fs::write(dir.join("access.json"), "").unwrap();
-        let out = Command::new(&bin).args(["-c", &format!("{d}/nginx.conf"), "-p", &format!("{d}")]).output().unwrap();
-        assert!(out.status.success(), "nginx did not start: {}", String::from_utf8_lossy(&out.stderr));
-        let r = Router { kind: Kind::Nginx, dir: dir.to_path_buf(), port, pid: pid_of(&dir.join("nginx.pid")) };
+        let out = Command::new(&bin)
+            .args(["-c", &format!("{d}/nginx.conf"), "-p", &format!("{d}")])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "nginx did not start: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let r = Router {
+            kind: Kind::Nginx,
+            dir: dir.to_path_buf(),
+            port,
+            pid: pid_of(&dir.join("nginx.pid")),
+        };
         r.wait_listening();
         r
     }
 
     /// HAProxy with an admin socket; every server the release will use is declared.
     pub fn haproxy(dir: &Path, upstream: &str, servers: &[(u16, u32)]) -> Router {
-        let lines = servers.iter().map(|(p, w)| format!("    server p{p} 127.0.0.1:{p} weight {w}\n")).collect::<String>();
+        let lines = servers
+            .iter()
+            .map(|(p, w)| format!("    server p{p} 127.0.0.1:{p} weight {w}\n"))
+            .collect::<String>();
         Router::haproxy_with(dir, upstream, &format!("    balance roundrobin\n{lines}"))
     }
 
@@ -220,9 +291,28 @@ impl Router {
             ),
         )
         .unwrap();
-        let out = Command::new(&bin).args(["-D", "-f", &format!("{d}/haproxy.cfg"), "-p", &format!("{d}/haproxy.pid")]).output().unwrap();
-        assert!(out.status.success(), "HAProxy did not start: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-        let r = Router { kind: Kind::Haproxy, dir: dir.to_path_buf(), port, pid: pid_of(&dir.join("haproxy.pid")) };
+        let out = Command::new(&bin)
+            .args([
+                "-D",
+                "-f",
+                &format!("{d}/haproxy.cfg"),
+                "-p",
+                &format!("{d}/haproxy.pid"),
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "HAProxy did not start: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let r = Router {
+            kind: Kind::Haproxy,
+            dir: dir.to_path_buf(),
+            port,
+            pid: pid_of(&dir.join("haproxy.pid")),
+        };
         r.wait_listening();
         r
     }
@@ -230,7 +320,12 @@ impl Router {
     fn wait_listening(&self) {
         let t0 = Instant::now();
         while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(t0.elapsed() < Duration::from_secs(10), "{:?} is not listening on {}", self.kind, self.port);
+            assert!(
+                t0.elapsed() < Duration::from_secs(10),
+                "{:?} is not listening on {}",
+                self.kind,
+                self.port
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -239,20 +334,36 @@ impl Router {
     pub fn spec(&self) -> String {
         let d = self.dir.display();
         match self.kind {
-            Kind::Nginx => format!("[router]\nkind = \"nginx\"\nupstream_file = \"{d}/upstreams.conf\"\npid_file = \"{d}/nginx.pid\"\ntest = [\"nginx\", \"-t\", \"-q\", \"-c\", \"{d}/nginx.conf\", \"-p\", \"{d}\"]\naccess_log = \"{d}/access.json\"\n"),
-            Kind::Haproxy => format!("[router]\nkind = \"haproxy\"\nadmin_socket = \"{d}/admin.sock\"\nconfig_file = \"{d}/haproxy.cfg\"\n"),
+            Kind::Nginx => format!(
+                "[router]\nkind = \"nginx\"\nupstream_file = \"{d}/upstreams.conf\"\npid_file = \"{d}/nginx.pid\"\ntest = [\"nginx\", \"-t\", \"-q\", \"-c\", \"{d}/nginx.conf\", \"-p\", \"{d}\"]\naccess_log = \"{d}/access.json\"\n"
+            ),
+            Kind::Haproxy => format!(
+                "[router]\nkind = \"haproxy\"\nadmin_socket = \"{d}/admin.sock\"\nconfig_file = \"{d}/haproxy.cfg\"\n"
+            ),
         }
     }
 
     /// The file whose bytes a rollback must restore (compared as text: equal strings are equal bytes).
     pub fn config_bytes(&self) -> String {
-        std::fs::read_to_string(self.dir.join(if self.kind == Kind::Nginx { "upstreams.conf" } else { "haproxy.cfg" })).unwrap()
+        std::fs::read_to_string(self.dir.join(if self.kind == Kind::Nginx {
+            "upstreams.conf"
+        } else {
+            "haproxy.cfg"
+        }))
+        .unwrap()
     }
 
     /// HAProxy's live weights by server name.
     pub fn weights(&self, upstream: &str) -> BTreeMap<String, u32> {
-        let h = cutover_executor::router::haproxy::Haproxy { admin_socket: self.dir.join("admin.sock"), config_file: None };
-        rt().block_on(h.servers(upstream)).unwrap().into_iter().map(|s| (s.name, s.weight)).collect()
+        let h = cutover_executor::router::haproxy::Haproxy {
+            admin_socket: self.dir.join("admin.sock"),
+            config_file: None,
+        };
+        rt().block_on(h.servers(upstream))
+            .unwrap()
+            .into_iter()
+            .map(|s| (s.name, s.weight))
+            .collect()
     }
 }
 
@@ -262,7 +373,14 @@ impl Drop for Router {
         // router left behind would hold its port and keep sending to nothing.
         unsafe { libc::kill(self.pid, libc::SIGTERM) };
         let t0 = Instant::now();
-        let alive = |pid: i32| std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|st| st.rsplit(')').next().and_then(|r| r.split_whitespace().next()) != Some("Z"));
+        let alive = |pid: i32| {
+            std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|st| {
+                st.rsplit(')')
+                    .next()
+                    .and_then(|r| r.split_whitespace().next())
+                    != Some("Z")
+            })
+        };
         while alive(self.pid) && t0.elapsed() < Duration::from_secs(5) {
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -279,21 +397,43 @@ impl Apps {
     pub fn new() -> Apps {
         ensure_images();
         let service = format!("e2e{}", std::process::id());
-        Apps { service, docker: Docker::new() }
+        Apps {
+            service,
+            docker: Docker::new(),
+        }
     }
 
     /// Starts `version` on `port` as cutover would (labels, host network, `PORT`).
     pub fn start(&self, version: &str, port: u16, database_url: &str) {
-        let labels = BTreeMap::from([(LABEL_SERVICE.to_string(), self.service.clone()), (LABEL_VERSION.to_string(), version.to_string()), (LABEL_PORT.to_string(), port.to_string())]);
-        let c = NewContainer { name: format!("{}-{version}-{port}", self.service), image: format!("{IMAGE}:{version}"), env: vec![("PORT".into(), port.to_string()), ("DATABASE_URL".into(), database_url.into())], labels };
+        let labels = BTreeMap::from([
+            (LABEL_SERVICE.to_string(), self.service.clone()),
+            (LABEL_VERSION.to_string(), version.to_string()),
+            (LABEL_PORT.to_string(), port.to_string()),
+        ]);
+        let c = NewContainer {
+            name: format!("{}-{version}-{port}", self.service),
+            image: format!("{IMAGE}:{version}"),
+            env: vec![
+                ("PORT".into(), port.to_string()),
+                ("DATABASE_URL".into(), database_url.into()),
+            ],
+            labels,
+        };
         rt().block_on(self.docker.create_and_start(c)).unwrap();
-        wait_http(&format!("http://127.0.0.1:{port}/health"), Duration::from_secs(20));
+        wait_http(
+            &format!("http://127.0.0.1:{port}/health"),
+            Duration::from_secs(20),
+        );
     }
 
     /// (name, running) of this test's containers.
     pub fn containers(&self) -> Vec<(String, bool)> {
         let l = BTreeMap::from([(LABEL_SERVICE.to_string(), self.service.clone())]);
-        rt().block_on(self.docker.list(l)).unwrap().into_iter().map(|c| (c.name, c.running)).collect()
+        rt().block_on(self.docker.list(l))
+            .unwrap()
+            .into_iter()
+            .map(|c| (c.name, c.running))
+            .collect()
     }
 }
 

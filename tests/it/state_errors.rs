@@ -42,12 +42,20 @@ fn release() -> tempfile::TempDir {
 
 fn command(dir: &Path, args: &[&OsStr]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_cutover"));
-    cmd.args(args).current_dir(dir).env_remove("CUTOVER_STATE_DIR").env_remove("CUTOVER_LOG_DATABASE_URL").env_remove("CUTOVER_CRASH_AFTER_EVENTS").env_remove("CUTOVER_CRASH_AFTER_EFFECT").env_remove("RUST_BACKTRACE");
+    cmd.args(args)
+        .current_dir(dir)
+        .env_remove("CUTOVER_STATE_DIR")
+        .env_remove("CUTOVER_LOG_DATABASE_URL")
+        .env_remove("CUTOVER_CRASH_AFTER_EVENTS")
+        .env_remove("CUTOVER_CRASH_AFTER_EFFECT")
+        .env_remove("RUST_BACKTRACE");
     cmd
 }
 
 fn os(args: &[&str]) -> Vec<&'static OsStr> {
-    args.iter().map(|a| OsStr::new(Box::leak(a.to_string().into_boxed_str()))).collect()
+    args.iter()
+        .map(|a| OsStr::new(Box::leak(a.to_string().into_boxed_str())))
+        .collect()
 }
 
 fn run(dir: &Path, args: &[&str]) -> Output {
@@ -69,24 +77,51 @@ fn refused(out: &Output, code: i32, path: &Path, causes: &[&str]) -> String {
     assert_no_panic(out);
     assert_eq!(out.status.code(), Some(code), "{}", transcript(out));
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    let error = stderr.lines().find(|l| l.starts_with("error: ")).unwrap_or_else(|| panic!("no error line:\n{stderr}"));
-    assert!(error.contains(&path.display().to_string()), "the error does not name {}:\n{stderr}", path.display());
+    let error = stderr
+        .lines()
+        .find(|l| l.starts_with("error: "))
+        .unwrap_or_else(|| panic!("no error line:\n{stderr}"));
+    assert!(
+        error.contains(&path.display().to_string()),
+        "the error does not name {}:\n{stderr}",
+        path.display()
+    );
     for c in causes {
         assert!(stderr.contains(c), "expected {c:?} in:\n{stderr}");
     }
     let last = stderr.trim_end().lines().last().unwrap_or_default();
-    assert!(last.starts_with("  hint: ") && last.len() > 12, "the last line is not a hint:\n{stderr}");
+    assert!(
+        last.starts_with("  hint: ") && last.len() > 12,
+        "the last line is not a hint:\n{stderr}"
+    );
     stderr
 }
 
 /// A run that stopped after its sixth event (step a started and running), ready for `resume`.
 fn stopped_run(dir: &Path, state: &Path) -> (String, PathBuf) {
-    let out = command(dir, &[OsStr::new("--state-dir"), state.as_os_str(), OsStr::new("apply"), OsStr::new("spec.toml"), OsStr::new("--format"), OsStr::new("quiet")])
-        .env("CUTOVER_CRASH_AFTER_EVENTS", "6")
-        .output()
-        .unwrap();
+    let out = command(
+        dir,
+        &[
+            OsStr::new("--state-dir"),
+            state.as_os_str(),
+            OsStr::new("apply"),
+            OsStr::new("spec.toml"),
+            OsStr::new("--format"),
+            OsStr::new("quiet"),
+        ],
+    )
+    .env("CUTOVER_CRASH_AFTER_EVENTS", "6")
+    .output()
+    .unwrap();
     assert_eq!(out.status.code(), None, "{}", transcript(&out));
-    let id = std::fs::read_dir(state.join("runs")).unwrap().next().unwrap().unwrap().file_name().into_string().unwrap();
+    let id = std::fs::read_dir(state.join("runs"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .file_name()
+        .into_string()
+        .unwrap();
     let run_dir = state.join("runs").join(&id);
     (id, run_dir)
 }
@@ -97,12 +132,25 @@ fn runs_is_a_file() {
     std::fs::create_dir(dir.path().join("st")).unwrap();
     std::fs::write(dir.path().join("st/runs"), "").unwrap();
     let runs = dir.path().join("st/runs");
-    for args in [&["apply", "spec.toml"][..], &["runs"], &["resume", "20260101T000000Z-st-0000"], &["status", "20260101T000000Z-st-0000"]] {
+    for args in [
+        &["apply", "spec.toml"][..],
+        &["runs"],
+        &["resume", "20260101T000000Z-st-0000"],
+        &["status", "20260101T000000Z-st-0000"],
+    ] {
         let mut all = vec!["--state-dir", "st"];
         all.extend_from_slice(args);
         let out = run(dir.path(), &all);
-        let stderr = refused(&out, 1, Path::new("st/runs"), &["it is a file, not a directory", "move it away"]);
-        assert!(!stderr.contains("File exists") && !stderr.contains("no runs"), "{args:?}: {stderr}");
+        let stderr = refused(
+            &out,
+            1,
+            Path::new("st/runs"),
+            &["it is a file, not a directory", "move it away"],
+        );
+        assert!(
+            !stderr.contains("File exists") && !stderr.contains("no runs"),
+            "{args:?}: {stderr}"
+        );
     }
     assert!(runs.is_file(), "the file is left alone");
 }
@@ -122,7 +170,16 @@ fn the_state_dir_is_not_writable() {
     std::fs::create_dir(&st).unwrap();
     std::fs::set_permissions(&st, std::fs::Permissions::from_mode(0o555)).unwrap();
     let out = run_unprivileged(dir.path(), &["--state-dir", "st", "apply", "spec.toml"]);
-    refused(&out, 1, Path::new("st/runs"), &["cannot create the runs directory", "Permission denied", "owner or mode"]);
+    refused(
+        &out,
+        1,
+        Path::new("st/runs"),
+        &[
+            "cannot create the runs directory",
+            "Permission denied",
+            "owner or mode",
+        ],
+    );
 }
 
 #[test]
@@ -133,9 +190,18 @@ fn a_run_directory_without_its_plan() {
     std::fs::remove_file(run_dir.join("plan.json")).unwrap();
     for verb in ["resume", "status", "rollback"] {
         let out = run(dir.path(), &["--state-dir", "st", verb, &id]);
-        refused(&out, 1, &Path::new("st/runs").join(&id).join("plan.json"), &["the run's recorded plan is missing", "restore the file"]);
+        refused(
+            &out,
+            1,
+            &Path::new("st/runs").join(&id).join("plan.json"),
+            &["the run's recorded plan is missing", "restore the file"],
+        );
     }
-    assert_eq!(std::fs::read(run_dir.join("events.log")).unwrap(), log, "nothing was written");
+    assert_eq!(
+        std::fs::read(run_dir.join("events.log")).unwrap(),
+        log,
+        "nothing was written"
+    );
 }
 
 #[test]
@@ -147,11 +213,21 @@ fn events_log_is_a_directory_or_missing() {
     std::fs::create_dir(&log).unwrap();
     for verb in ["resume", "status", "log"] {
         let out = run(dir.path(), &["--state-dir", "st", verb, &id]);
-        refused(&out, 1, &Path::new("st/runs").join(&id).join("events.log"), &["it is a directory, not the run's event log file"]);
+        refused(
+            &out,
+            1,
+            &Path::new("st/runs").join(&id).join("events.log"),
+            &["it is a directory, not the run's event log file"],
+        );
     }
     std::fs::remove_dir(&log).unwrap();
     let out = run(dir.path(), &["--state-dir", "st", "resume", &id]);
-    let stderr = refused(&out, 1, &Path::new("st/runs").join(&id), &["events.log is missing"]);
+    let stderr = refused(
+        &out,
+        1,
+        &Path::new("st/runs").join(&id),
+        &["events.log is missing"],
+    );
     assert!(!stderr.contains("no run `"), "the run exists: {stderr}");
 }
 
@@ -163,15 +239,36 @@ fn an_event_log_that_is_not_one() {
     let shown = Path::new("st/runs").join(&id).join("events.log");
     let other_version = {
         let other = dir.path().join("other.log");
-        LogWriter::create(&other, &Header { format_version: FORMAT_VERSION + 1, run_id: id.clone(), plan_hash: "h".into(), dry_run: false }).unwrap();
+        LogWriter::create(
+            &other,
+            &Header {
+                format_version: FORMAT_VERSION + 1,
+                run_id: id.clone(),
+                plan_hash: "h".into(),
+                dry_run: false,
+            },
+        )
+        .unwrap();
         std::fs::read(other).unwrap()
     };
     let cases: Vec<(Vec<u8>, &str)> = vec![
         (vec![], "the file is empty (0 bytes)"),
         (vec![0; 4096], "4096 zero bytes"),
-        (b"{\"seq\": 1}\n".to_vec(), "does not start with the magic bytes"),
+        (
+            b"{\"seq\": 1}\n".to_vec(),
+            "does not start with the magic bytes",
+        ),
         (b"CUTLOG\x00\x07".to_vec(), "format 7"),
-        (other_version, &*Box::leak(format!("format {}; this cutover reads format {FORMAT_VERSION}", FORMAT_VERSION + 1).into_boxed_str())),
+        (
+            other_version,
+            &*Box::leak(
+                format!(
+                    "format {}; this cutover reads format {FORMAT_VERSION}",
+                    FORMAT_VERSION + 1
+                )
+                .into_boxed_str(),
+            ),
+        ),
     ];
     for (bytes, cause) in cases {
         std::fs::write(&log, &bytes).unwrap();
@@ -180,7 +277,11 @@ fn an_event_log_that_is_not_one() {
             let stderr = refused(&out, 1, &shown, &[cause]);
             assert!(!stderr.contains("later record"), "{stderr}");
         }
-        assert_eq!(std::fs::read(&log).unwrap(), bytes, "{cause}: the file was changed");
+        assert_eq!(
+            std::fs::read(&log).unwrap(),
+            bytes,
+            "{cause}: the file was changed"
+        );
     }
 }
 
@@ -194,28 +295,58 @@ fn damage_in_the_middle_is_refused_saying_where_the_later_record_is() {
     bytes.extend_from_slice(&[0; 512]);
     std::fs::write(&log, &bytes).unwrap();
     let out = run(dir.path(), &["--state-dir", "st", "resume", &id]);
-    refused(&out, 1, &Path::new("st/runs").join(&id).join("events.log"), &["the log is damaged at byte", "a valid later record starts at byte", "truncate -s"]);
+    refused(
+        &out,
+        1,
+        &Path::new("st/runs").join(&id).join("events.log"),
+        &[
+            "the log is damaged at byte",
+            "a valid later record starts at byte",
+            "truncate -s",
+        ],
+    );
     assert_eq!(std::fs::read(&log).unwrap(), bytes, "nothing was changed");
-    assert!(!std::fs::read_dir(&run_dir).unwrap().any(|e| e.unwrap().file_name().to_string_lossy().contains(".torn-")), "nothing was kept aside: nothing was cut");
+    assert!(
+        !std::fs::read_dir(&run_dir).unwrap().any(|e| e
+            .unwrap()
+            .file_name()
+            .to_string_lossy()
+            .contains(".torn-")),
+        "nothing was kept aside: nothing was cut"
+    );
 }
 
 #[test]
 fn permission_denied_on_the_log_and_the_run_directory() {
     let dir = release();
     let (id, run_dir) = stopped_run(dir.path(), &dir.path().join("st"));
-    for p in [dir.path().join("st"), dir.path().join("st/runs"), run_dir.clone()] {
+    for p in [
+        dir.path().join("st"),
+        dir.path().join("st/runs"),
+        run_dir.clone(),
+    ] {
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o777)).unwrap();
     }
     let log = run_dir.join("events.log");
     std::fs::set_permissions(&log, std::fs::Permissions::from_mode(0o000)).unwrap();
     let out = run_unprivileged(dir.path(), &["--state-dir", "st", "status", &id]);
-    refused(&out, 1, &Path::new("st/runs").join(&id).join("events.log"), &["cannot read the event log", "Permission denied"]);
+    refused(
+        &out,
+        1,
+        &Path::new("st/runs").join(&id).join("events.log"),
+        &["cannot read the event log", "Permission denied"],
+    );
     // Readable, but the run directory is not writable: resume cannot take the run.
     std::fs::set_permissions(&log, std::fs::Permissions::from_mode(0o666)).unwrap();
     std::fs::set_permissions(run_dir.join("lock"), std::fs::Permissions::from_mode(0o666)).unwrap();
     std::fs::set_permissions(&run_dir, std::fs::Permissions::from_mode(0o555)).unwrap();
     let out = run_unprivileged(dir.path(), &["--state-dir", "st", "resume", &id]);
-    refused(&out, 1, &Path::new("st/runs").join(&id), &["Permission denied", "owner or mode"]);
+    refused(
+        &out,
+        1,
+        &Path::new("st/runs").join(&id),
+        &["Permission denied", "owner or mode"],
+    );
 }
 
 #[test]
@@ -226,37 +357,104 @@ fn non_utf8_names() {
     std::fs::create_dir(&sub).unwrap();
     std::fs::write(sub.join("spec.toml"), SPEC).unwrap();
     let spec = PathBuf::from(OsStr::from_bytes(b"spec-\xfe/spec.toml"));
-    let out = command(dir.path(), &[OsStr::new("--state-dir"), OsStr::new("st"), OsStr::new("apply"), spec.as_os_str()]).output().unwrap();
-    refused(&out, 1, &std::fs::canonicalize(dir.path().join(&spec)).unwrap(), &["is not valid UTF-8", "rename"]);
+    let out = command(
+        dir.path(),
+        &[
+            OsStr::new("--state-dir"),
+            OsStr::new("st"),
+            OsStr::new("apply"),
+            spec.as_os_str(),
+        ],
+    )
+    .output()
+    .unwrap();
+    refused(
+        &out,
+        1,
+        &std::fs::canonicalize(dir.path().join(&spec)).unwrap(),
+        &["is not valid UTF-8", "rename"],
+    );
     assert!(!dir.path().join("st").exists(), "no run was started");
     // A RUN argument that is not UTF-8.
-    let out = command(dir.path(), &[OsStr::new("resume"), OsStr::from_bytes(b"run-\xff")]).output().unwrap();
-    refused(&out, 1, Path::new("run-\u{FFFD}"), &["is not valid UTF-8", "--state-dir"]);
+    let out = command(
+        dir.path(),
+        &[OsStr::new("resume"), OsStr::from_bytes(b"run-\xff")],
+    )
+    .output()
+    .unwrap();
+    refused(
+        &out,
+        1,
+        Path::new("run-\u{FFFD}"),
+        &["is not valid UTF-8", "--state-dir"],
+    );
     // A state directory that is not UTF-8 works, torn tail included: the tail is kept under the
     // directory's real name, and the notice is true.
     let state = dir.path().join(OsStr::from_bytes(b"state-\xff"));
     let (id, run_dir) = stopped_run(dir.path(), &state);
     let log = run_dir.join("events.log");
     let valid = std::fs::metadata(&log).unwrap().len();
-    std::fs::OpenOptions::new().append(true).open(&log).and_then(|mut f| std::io::Write::write_all(&mut f, &[0x40, 0, 0])).unwrap();
-    let out = command(dir.path(), &[OsStr::new("--state-dir"), state.as_os_str(), OsStr::new("resume"), OsStr::new(&id)]).output().unwrap();
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&log)
+        .and_then(|mut f| std::io::Write::write_all(&mut f, &[0x40, 0, 0]))
+        .unwrap();
+    let out = command(
+        dir.path(),
+        &[
+            OsStr::new("--state-dir"),
+            state.as_os_str(),
+            OsStr::new("resume"),
+            OsStr::new(&id),
+        ],
+    )
+    .output()
+    .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
     let mut kept = log.as_os_str().to_owned();
     kept.push(format!(".torn-{valid}"));
     assert_eq!(std::fs::read(&kept).unwrap(), [0x40, 0, 0]);
-    assert!(String::from_utf8_lossy(&out.stderr).contains("cut off and kept in"), "{}", transcript(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("cut off and kept in"),
+        "{}",
+        transcript(&out)
+    );
 }
 
 #[test]
 fn a_failed_undo_is_not_called_a_pivot() {
     let dir = release();
     // Step b's undo fails while the "database" is down; step c fails, so the release rolls back.
-    let undo = |n: &str| format!("undo = [\"sh\", \"-c\", \"test -e db-up || {{ echo 'could not connect to the database' >&2; exit 2; }}; echo undo-{n} >> journal\"]\n");
-    let spec = SPEC.replace("grep -qx a journal\"]\n", &format!("grep -qx a journal\"]\n{}", undo("a"))) + &undo("b") + "\n[[command]]\nname = \"c\"\nstage = \"post-release\"\nargv = [\"sh\", \"-c\", \"exit 1\"]\n";
+    let undo = |n: &str| {
+        format!(
+            "undo = [\"sh\", \"-c\", \"test -e db-up || {{ echo 'could not connect to the database' >&2; exit 2; }}; echo undo-{n} >> journal\"]\n"
+        )
+    };
+    let spec = SPEC.replace(
+        "grep -qx a journal\"]\n",
+        &format!("grep -qx a journal\"]\n{}", undo("a")),
+    ) + &undo("b")
+        + "\n[[command]]\nname = \"c\"\nstage = \"post-release\"\nargv = [\"sh\", \"-c\", \"exit 1\"]\n";
     std::fs::write(dir.path().join("spec.toml"), spec).unwrap();
     let out = run(dir.path(), &["--state-dir", "st", "apply", "spec.toml"]);
-    let id = std::fs::read_dir(dir.path().join("st/runs")).unwrap().next().unwrap().unwrap().file_name().into_string().unwrap();
-    let stderr = refused(&out, 4, Path::new("command/b"), &["undoing `command/b` failed", "could not connect to the database", &format!("run `cutover rollback {id}` again")]);
+    let id = std::fs::read_dir(dir.path().join("st/runs"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .file_name()
+        .into_string()
+        .unwrap();
+    let stderr = refused(
+        &out,
+        4,
+        Path::new("command/b"),
+        &[
+            "undoing `command/b` failed",
+            "could not connect to the database",
+            &format!("run `cutover rollback {id}` again"),
+        ],
+    );
     assert!(!stderr.contains("pivot"), "{stderr}");
     // What the hint says works: once the cause is gone, the same rollback finishes.
     std::fs::write(dir.path().join("db-up"), "").unwrap();
@@ -268,14 +466,23 @@ fn a_failed_undo_is_not_called_a_pivot() {
 /// `$M` (the mount point) and `$O` (a directory outside it for output). None if this machine
 /// cannot make one (no `unshare`, or no user namespaces for a non-root user).
 fn on_tiny_tmpfs(dir: &Path, script: &str) -> Option<Output> {
-    let probe = Command::new("unshare").args(["-rm", "sh", "-c", "mount -t tmpfs -o size=40k tmpfs \"$0\""]).arg(dir).output().ok()?;
+    let probe = Command::new("unshare")
+        .args(["-rm", "sh", "-c", "mount -t tmpfs -o size=40k tmpfs \"$0\""])
+        .arg(dir)
+        .output()
+        .ok()?;
     if !probe.status.success() {
         return None;
     }
     let m = dir.join("tiny");
     std::fs::create_dir_all(&m).unwrap();
     let out = Command::new("unshare")
-        .args(["-rm", "sh", "-c", &format!("set -e; mount -t tmpfs -o size=40k tmpfs \"$M\"; cd \"$O\"; {script}")])
+        .args([
+            "-rm",
+            "sh",
+            "-c",
+            &format!("set -e; mount -t tmpfs -o size=40k tmpfs \"$M\"; cd \"$O\"; {script}"),
+        ])
         .env("B", env!("CARGO_BIN_EXE_cutover"))
         .env("M", &m)
         .env("O", dir)
@@ -294,8 +501,14 @@ fn a_full_disk() {
     for i in 0..10 {
         // The first step fills the disk the state directory is on (`$M`), so the run's next
         // appends fail mid-run, whatever the plan's size.
-        let fill = if i == 0 { "; head -c 1073741824 /dev/zero > \\\"$M/fill\\\" 2>/dev/null; true" } else { "" };
-        spec += &format!("[[command]]\nname = \"s{i}\"\nstage = \"pre-migrate\"\nargv = [\"sh\", \"-c\", \"echo s{i} >> journal{fill}\"]\nprobe = [\"sh\", \"-c\", \"test -e journal && grep -qx s{i} journal\"]\n\n");
+        let fill = if i == 0 {
+            "; head -c 1073741824 /dev/zero > \\\"$M/fill\\\" 2>/dev/null; true"
+        } else {
+            ""
+        };
+        spec += &format!(
+            "[[command]]\nname = \"s{i}\"\nstage = \"pre-migrate\"\nargv = [\"sh\", \"-c\", \"echo s{i} >> journal{fill}\"]\nprobe = [\"sh\", \"-c\", \"test -e journal && grep -qx s{i} journal\"]\n\n"
+        );
     }
     std::fs::write(dir.path().join("spec.toml"), spec).unwrap();
     // 1: the disk is full before the run starts. 2: the first step fills it, so an append fails
@@ -311,20 +524,54 @@ fn a_full_disk() {
         echo done
     "#;
     let Some(out) = on_tiny_tmpfs(dir.path(), script) else {
-        panic!("this machine cannot mount a tmpfs in a private namespace (`unshare -rm`, util-linux): the full-disk test needs it");
+        panic!(
+            "this machine cannot mount a tmpfs in a private namespace (`unshare -rm`, util-linux): the full-disk test needs it"
+        );
     };
-    assert!(String::from_utf8_lossy(&out.stdout).contains("done"), "{}", transcript(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("done"),
+        "{}",
+        transcript(&out)
+    );
     let read = |f: &str| std::fs::read_to_string(dir.path().join(f)).unwrap_or_default();
     for (err, code) in [("err1", "code1"), ("err2", "code2")] {
         let stderr = read(err);
         assert_eq!(read(code).trim(), "1", "{err}:\n{stderr}");
         assert!(!stderr.contains("panicked"), "{stderr}");
-        let error = stderr.lines().find(|l| l.starts_with("error: ")).unwrap_or_else(|| panic!("{err}:\n{stderr}"));
-        assert!(error.contains(&dir.path().join("tiny/st/runs").display().to_string()) && error.contains("No space left on device"), "{err}:\n{stderr}");
-        assert!(stderr.trim_end().lines().last().unwrap().starts_with("  hint: the disk (or your quota) is full"), "{err}:\n{stderr}");
+        let error = stderr
+            .lines()
+            .find(|l| l.starts_with("error: "))
+            .unwrap_or_else(|| panic!("{err}:\n{stderr}"));
+        assert!(
+            error.contains(&dir.path().join("tiny/st/runs").display().to_string())
+                && error.contains("No space left on device"),
+            "{err}:\n{stderr}"
+        );
+        assert!(
+            stderr
+                .trim_end()
+                .lines()
+                .last()
+                .unwrap()
+                .starts_with("  hint: the disk (or your quota) is full"),
+            "{err}:\n{stderr}"
+        );
     }
-    assert!(read("err2").contains("events.log: cannot append an event to the event log"), "{}", read("err2"));
-    assert!(read("err2").contains("then `cutover resume RUN` continues the run"), "{}", read("err2"));
-    assert_eq!(read("code3"), "", "resume after freeing space:\n{}", read("err3"));
+    assert!(
+        read("err2").contains("events.log: cannot append an event to the event log"),
+        "{}",
+        read("err2")
+    );
+    assert!(
+        read("err2").contains("then `cutover resume RUN` continues the run"),
+        "{}",
+        read("err2")
+    );
+    assert_eq!(
+        read("code3"),
+        "",
+        "resume after freeing space:\n{}",
+        read("err3")
+    );
     assert_eq!(read("journal").lines().count(), 10, "{}", read("err3"));
 }

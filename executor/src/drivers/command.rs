@@ -34,7 +34,11 @@ const FENCE_WAIT: Duration = Duration::from_secs(30);
 
 /// [`STEP_MARK`]'s value for `step` in the run `ctx` belongs to.
 pub(crate) fn mark(step: &Step, ctx: &StepContext) -> String {
-    let run = ctx.run_dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let run = ctx
+        .run_dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     format!("{run}/{}", step.id)
 }
 
@@ -48,25 +52,39 @@ fn leftovers(mark: &str, group: Option<(i32, u64)>) -> Vec<(i32, i32)> {
     let needle = format!("{STEP_MARK}={mark}");
     let me = std::process::id() as i32;
     let my_group = unsafe { libc::getpgrp() };
-    let group = group.filter(|&(pgid, start)| pgid > 1 && pgid != my_group && crate::procfs::start_ticks(pgid).is_none_or(|now| now == start)).map(|(pgid, _)| pgid);
-    let Ok(dir) = std::fs::read_dir("/proc") else { return Vec::new() };
+    let group = group
+        .filter(|&(pgid, start)| {
+            pgid > 1
+                && pgid != my_group
+                && crate::procfs::start_ticks(pgid).is_none_or(|now| now == start)
+        })
+        .map(|(pgid, _)| pgid);
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
     let mut out = Vec::new();
     for entry in dir.flatten() {
-        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else { continue };
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<i32>().ok())
+        else {
+            continue;
+        };
         if pid == me {
             continue;
         }
         let pgid = unsafe { libc::getpgid(pid) };
         // Unreadable (another user's, or gone): not ours.
-        let ours = group == Some(pgid) || std::fs::read(entry.path().join("environ")).is_ok_and(|env| env.split(|b| *b == 0).any(|kv| kv == needle.as_bytes()));
+        let ours = group == Some(pgid)
+            || std::fs::read(entry.path().join("environ"))
+                .is_ok_and(|env| env.split(|b| *b == 0).any(|kv| kv == needle.as_bytes()));
         if ours && !crate::procfs::is_zombie(pid) {
             out.push((pid, if pgid == my_group { -1 } else { pgid }));
         }
     }
     out
 }
-
-
 
 /// After a failed or timed-out attempt: kills what it left (its group, and every process with
 /// its mark) and waits for them, so no effect lands after the failure is recorded.
@@ -82,8 +100,16 @@ async fn stop_leftovers(s: &Spec, pid: Option<u32>) {
 /// (`recorded`: its `pgid` and `pgid_start` progress), which catches a process that dropped the
 /// mark with its environment. A process that left both (`setsid` and a cleared environment) is
 /// out of reach; a cgroup per step would close that gap.
-pub(crate) async fn fence_processes(mark: &str, recorded: Option<&Value>) -> Result<Option<String>, StepError> {
-    let group = recorded.and_then(|r| Some((r.get("pgid")?.as_i64()? as i32, r.get("pgid_start")?.as_u64()?)));
+pub(crate) async fn fence_processes(
+    mark: &str,
+    recorded: Option<&Value>,
+) -> Result<Option<String>, StepError> {
+    let group = recorded.and_then(|r| {
+        Some((
+            r.get("pgid")?.as_i64()? as i32,
+            r.get("pgid_start")?.as_u64()?,
+        ))
+    });
     let all = || leftovers(mark, group);
     let found = all();
     if found.is_empty() {
@@ -94,7 +120,11 @@ pub(crate) async fn fence_processes(mark: &str, recorded: Option<&Value>) -> Res
     loop {
         let left = all();
         if left.is_empty() {
-            return Ok(Some(format!("stopped {} process(es) an earlier attempt left running (pid {}) before checking it", found.len(), pids.join(", "))));
+            return Ok(Some(format!(
+                "stopped {} process(es) an earlier attempt left running (pid {}) before checking it",
+                found.len(),
+                pids.join(", ")
+            )));
         }
         for (pid, group) in &left {
             // SAFETY: plain kill(2) calls; a pid that exited meanwhile gets ESRCH.
@@ -107,7 +137,10 @@ pub(crate) async fn fence_processes(mark: &str, recorded: Option<&Value>) -> Res
         }
         if tokio::time::Instant::now() >= deadline {
             let left: Vec<String> = left.iter().map(|(p, _)| p.to_string()).collect();
-            return Err(StepError(format!("processes of an earlier attempt are still alive {FENCE_WAIT:?} after SIGKILL (pid {}); cutover will not judge or repeat the step while they may still act", left.join(", "))));
+            return Err(StepError(format!(
+                "processes of an earlier attempt are still alive {FENCE_WAIT:?} after SIGKILL (pid {}); cutover will not judge or repeat the step while they may still act",
+                left.join(", ")
+            )));
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -126,7 +159,15 @@ struct Spec {
 
 fn spec(step: &Step, ctx: &StepContext) -> Result<Spec, StepError> {
     match &step.params {
-        Params::Command { argv, timeout, env, secret_env, undo, probe, .. } => Ok(Spec {
+        Params::Command {
+            argv,
+            timeout,
+            env,
+            secret_env,
+            undo,
+            probe,
+            ..
+        } => Ok(Spec {
             argv: argv.clone(),
             timeout: Duration::from_millis(timeout.as_millis()),
             env: env.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
@@ -164,10 +205,14 @@ pub(crate) fn tie_to_step(cmd: &mut tokio::process::Command, mark: &str) {
 async fn run_argv(argv: &[String], s: &Spec, ctx: &StepContext) -> Result<i32, StepError> {
     for name in &s.secret_env {
         if std::env::var_os(name).is_none() {
-            return Err(StepError(format!("environment variable `{name}` (listed in `secret_env`) is not set")));
+            return Err(StepError(format!(
+                "environment variable `{name}` (listed in `secret_env`) is not set"
+            )));
         }
     }
-    let (program, args) = argv.split_first().ok_or_else(|| StepError("empty argv".into()))?;
+    let (program, args) = argv
+        .split_first()
+        .ok_or_else(|| StepError("empty argv".into()))?;
     let mut cmd = tokio::process::Command::new(program);
     cmd.args(args)
         .current_dir(&ctx.spec_dir)
@@ -176,7 +221,9 @@ async fn run_argv(argv: &[String], s: &Spec, ctx: &StepContext) -> Result<i32, S
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     tie_to_step(&mut cmd, &s.mark);
-    let mut child = cmd.spawn().map_err(|e| StepError(format!("cannot start `{program}`: {e}")))?;
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| StepError(format!("cannot start `{program}`: {e}")))?;
     let pid = child.id();
     // The process group, recorded (as the step's progress) so that a later fence finds what
     // this attempt started even when a process drops the mark (`env -i`, `sudo`, `su -`).
@@ -192,7 +239,8 @@ async fn run_argv(argv: &[String], s: &Spec, ctx: &StepContext) -> Result<i32, S
         let _ = tokio::join!(stdout.read_to_end(&mut out), stderr.read_to_end(&mut err));
         (out, err)
     };
-    let waited = tokio::time::timeout(s.timeout, async { tokio::join!(child.wait(), collect) }).await;
+    let waited =
+        tokio::time::timeout(s.timeout, async { tokio::join!(child.wait(), collect) }).await;
     match waited {
         Err(_) => {
             if let Some(pid) = pid {
@@ -202,7 +250,11 @@ async fn run_argv(argv: &[String], s: &Spec, ctx: &StepContext) -> Result<i32, S
             // And whatever left the group (setsid) but carries the mark: a step that failed
             // leaves nothing behind to take effect after the rollback.
             stop_leftovers(s, pid).await;
-            Err(StepError(format!("`{}` did not finish within {:?} and was killed", argv.join(" "), s.timeout)))
+            Err(StepError(format!(
+                "`{}` did not finish within {:?} and was killed",
+                argv.join(" "),
+                s.timeout
+            )))
         }
         Ok((status, (_out, err))) => {
             let status = status.map_err(|e| StepError(format!("waiting for `{program}`: {e}")))?;
@@ -213,7 +265,10 @@ async fn run_argv(argv: &[String], s: &Spec, ctx: &StepContext) -> Result<i32, S
                 Some(code) => {
                     if code != 0 && code != 1 {
                         let tail = tail(&err);
-                        return Err(StepError(ctx.redactor.redact(&format!("`{}` exited with status {code}{tail}", argv.join(" ")))));
+                        return Err(StepError(ctx.redactor.redact(&format!(
+                            "`{}` exited with status {code}{tail}",
+                            argv.join(" ")
+                        ))));
                     }
                     if code == 1 {
                         // The caller decides whether 1 is an answer (probe) or a failure.
@@ -221,7 +276,10 @@ async fn run_argv(argv: &[String], s: &Spec, ctx: &StepContext) -> Result<i32, S
                     }
                     Ok(0)
                 }
-                None => Err(StepError(format!("`{}` was killed by a signal", argv.join(" ")))),
+                None => Err(StepError(format!(
+                    "`{}` was killed by a signal",
+                    argv.join(" ")
+                ))),
             }
         }
     }
@@ -229,8 +287,19 @@ async fn run_argv(argv: &[String], s: &Spec, ctx: &StepContext) -> Result<i32, S
 
 fn tail(stderr: &[u8]) -> String {
     let text = String::from_utf8_lossy(stderr);
-    let lines: Vec<&str> = text.lines().rev().take(10).collect::<Vec<_>>().into_iter().rev().collect();
-    if lines.is_empty() { String::new() } else { format!("; stderr: {}", lines.join(" | ")) }
+    let lines: Vec<&str> = text
+        .lines()
+        .rev()
+        .take(10)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
+    if lines.is_empty() {
+        String::new()
+    } else {
+        format!("; stderr: {}", lines.join(" | "))
+    }
 }
 
 fn undo_data(s: &Spec) -> Value {
@@ -242,8 +311,14 @@ impl Driver for CommandDriver {
         Box::pin(async move {
             let s = spec(&step, &ctx)?;
             match run_argv(&s.argv, &s, &ctx).await? {
-                0 => Ok(Done { undo: undo_data(&s), detail: Some(format!("`{}` exited 0", s.argv.join(" "))) }),
-                code => Err(StepError(format!("`{}` exited with status {code}", s.argv.join(" ")))),
+                0 => Ok(Done {
+                    undo: undo_data(&s),
+                    detail: Some(format!("`{}` exited 0", s.argv.join(" "))),
+                }),
+                code => Err(StepError(format!(
+                    "`{}` exited with status {code}",
+                    s.argv.join(" ")
+                ))),
             }
         })
     }
@@ -252,11 +327,16 @@ impl Driver for CommandDriver {
         Box::pin(async move {
             let s = spec(&step, &ctx)?;
             // Exactly what was recorded when the step ran.
-            let argv: Option<Vec<String>> = serde_json::from_value(undo.get("undo").cloned().unwrap_or(Value::Null)).map_err(|e| StepError(format!("recorded undo data is unreadable: {e}")))?;
+            let argv: Option<Vec<String>> =
+                serde_json::from_value(undo.get("undo").cloned().unwrap_or(Value::Null))
+                    .map_err(|e| StepError(format!("recorded undo data is unreadable: {e}")))?;
             let Some(argv) = argv else { return Ok(()) };
             match run_argv(&argv, &s, &ctx).await? {
                 0 => Ok(()),
-                code => Err(StepError(format!("undo `{}` exited with status {code}", argv.join(" ")))),
+                code => Err(StepError(format!(
+                    "undo `{}` exited with status {code}",
+                    argv.join(" ")
+                ))),
             }
         })
     }
@@ -264,7 +344,9 @@ impl Driver for CommandDriver {
     fn probe(&self, step: Step, ctx: StepContext) -> BoxFuture<Result<Option<Probe>, StepError>> {
         Box::pin(async move {
             let s = spec(&step, &ctx)?;
-            let Some(probe) = s.probe.clone() else { return Ok(None) };
+            let Some(probe) = s.probe.clone() else {
+                return Ok(None);
+            };
             match run_argv(&probe, &s, &ctx).await? {
                 0 => Ok(Some(Probe::Done(undo_data(&s)))),
                 _ => Ok(Some(Probe::NotDone)),

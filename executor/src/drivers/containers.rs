@@ -10,7 +10,10 @@
 //! - cleanup removes the retired containers once the release is through (a pivot).
 
 use crate::driver::{BoxFuture, Done, Driver, Probe, StepContext, StepError};
-use crate::runtime::{Container, ContainerRuntime, LABEL_PORT, LABEL_RUN, LABEL_SERVICE, LABEL_STEP, LABEL_VERSION, NewContainer};
+use crate::runtime::{
+    Container, ContainerRuntime, LABEL_PORT, LABEL_RUN, LABEL_SERVICE, LABEL_STEP, LABEL_VERSION,
+    NewContainer,
+};
 use cutover_planner::dag::{Params, Step};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -22,16 +25,32 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 pub const STOP_GRACE: Duration = Duration::from_secs(10);
 
 fn run_id(ctx: &StepContext) -> String {
-    ctx.run_dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+    ctx.run_dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
 }
 
 fn labels(pairs: &[(&str, String)]) -> BTreeMap<String, String> {
-    pairs.iter().map(|(k, v)| (k.to_string(), v.clone())).collect()
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.clone()))
+        .collect()
 }
 
 /// Docker container names allow `[a-zA-Z0-9][a-zA-Z0-9_.-]*`.
 pub fn container_name(service: &str, version: &str, port: u16) -> String {
-    let clean = |s: &str| s.chars().map(|c| if c.is_ascii_alphanumeric() || "_.-".contains(c) { c } else { '-' }).collect::<String>();
+    let clean = |s: &str| {
+        s.chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || "_.-".contains(c) {
+                    c
+                } else {
+                    '-'
+                }
+            })
+            .collect::<String>()
+    };
     format!("{}-{}-{port}", clean(service), clean(version))
 }
 
@@ -40,16 +59,35 @@ fn rt_err(e: crate::runtime::RuntimeError) -> StepError {
 }
 
 fn ids(v: &Value) -> Vec<String> {
-    v.get("containers").and_then(Value::as_array).map(|a| a.iter().filter_map(|x| x.as_str().map(String::from)).collect()).unwrap_or_default()
+    v.get("containers")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|x| x.as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// Starts the new version.
 pub struct DeployDriver(pub Arc<dyn ContainerRuntime>);
 
 /// Removes every container this step (any attempt of it) created.
-async fn remove_created(rt: &Arc<dyn ContainerRuntime>, step: &Step, ctx: &StepContext, extra: Vec<String>) -> Result<(), StepError> {
+async fn remove_created(
+    rt: &Arc<dyn ContainerRuntime>,
+    step: &Step,
+    ctx: &StepContext,
+    extra: Vec<String>,
+) -> Result<(), StepError> {
     let mut targets = extra;
-    for c in rt.list(labels(&[(LABEL_RUN, run_id(ctx)), (LABEL_STEP, step.id.clone())])).await.map_err(rt_err)? {
+    for c in rt
+        .list(labels(&[
+            (LABEL_RUN, run_id(ctx)),
+            (LABEL_STEP, step.id.clone()),
+        ]))
+        .await
+        .map_err(rt_err)?
+    {
         if !targets.contains(&c.id) {
             targets.push(c.id);
         }
@@ -71,7 +109,10 @@ impl Driver for DeployDriver {
                     // A failed step is not undone by a rollback: leave no container behind.
                     match remove_created(&rt, &step, &ctx, Vec::new()).await {
                         Ok(()) => Err(e),
-                        Err(e2) => Err(StepError(format!("{}; removing what it started failed too: {}", e.0, e2.0))),
+                        Err(e2) => Err(StepError(format!(
+                            "{}; removing what it started failed too: {}",
+                            e.0, e2.0
+                        ))),
                     }
                 }
             }
@@ -89,11 +130,25 @@ impl Driver for DeployDriver {
             // Every container running: done. Anything less: remove what the crashed attempt
             // created (no secrets or images needed for that) and say not done, so a resume runs
             // the step again and a rollback has nothing of it left to undo.
-            let Params::Deploy { ports, .. } = &step.params else { return Ok(None) };
-            let found = rt.list(labels(&[(LABEL_RUN, run_id(&ctx)), (LABEL_STEP, step.id.clone())])).await.map_err(rt_err)?;
-            let up = |p: &u16| found.iter().any(|c| c.running && c.labels.get(LABEL_PORT) == Some(&p.to_string()));
+            let Params::Deploy { ports, .. } = &step.params else {
+                return Ok(None);
+            };
+            let found = rt
+                .list(labels(&[
+                    (LABEL_RUN, run_id(&ctx)),
+                    (LABEL_STEP, step.id.clone()),
+                ]))
+                .await
+                .map_err(rt_err)?;
+            let up = |p: &u16| {
+                found
+                    .iter()
+                    .any(|c| c.running && c.labels.get(LABEL_PORT) == Some(&p.to_string()))
+            };
             if !found.is_empty() && ports.iter().all(up) {
-                return Ok(Some(Probe::Done(json!({ "containers": found.iter().map(|c| c.id.clone()).collect::<Vec<_>>() }))));
+                return Ok(Some(Probe::Done(
+                    json!({ "containers": found.iter().map(|c| c.id.clone()).collect::<Vec<_>>() }),
+                )));
             }
             remove_created(&rt, &step, &ctx, Vec::new()).await?;
             Ok(Some(Probe::NotDone))
@@ -101,12 +156,31 @@ impl Driver for DeployDriver {
     }
 }
 
-async fn deploy(rt: &Arc<dyn ContainerRuntime>, step: &Step, ctx: &StepContext) -> Result<Done, StepError> {
-    let Params::Deploy { service, image, version, ports, env, secret_env, .. } = &step.params else { return Err(StepError(format!("{} is not a deploy step", step.id))) };
+async fn deploy(
+    rt: &Arc<dyn ContainerRuntime>,
+    step: &Step,
+    ctx: &StepContext,
+) -> Result<Done, StepError> {
+    let Params::Deploy {
+        service,
+        image,
+        version,
+        ports,
+        env,
+        secret_env,
+        ..
+    } = &step.params
+    else {
+        return Err(StepError(format!("{} is not a deploy step", step.id)));
+    };
     let run = run_id(ctx);
     let mut started = Vec::new();
     for port in ports {
-        let mine = labels(&[(LABEL_RUN, run.clone()), (LABEL_STEP, step.id.clone()), (LABEL_PORT, port.to_string())]);
+        let mine = labels(&[
+            (LABEL_RUN, run.clone()),
+            (LABEL_STEP, step.id.clone()),
+            (LABEL_PORT, port.to_string()),
+        ]);
         let existing = rt.list(mine.clone()).await.map_err(rt_err)?;
         if let Some(c) = existing.first() {
             // A crashed attempt of this step created it: reuse it.
@@ -115,11 +189,21 @@ async fn deploy(rt: &Arc<dyn ContainerRuntime>, step: &Step, ctx: &StepContext) 
             continue;
         }
         // Another running container of this service on the port would make ours fail to bind.
-        let on_port = rt.list(labels(&[(LABEL_SERVICE, service.clone()), (LABEL_PORT, port.to_string())])).await.map_err(rt_err)?;
+        let on_port = rt
+            .list(labels(&[
+                (LABEL_SERVICE, service.clone()),
+                (LABEL_PORT, port.to_string()),
+            ]))
+            .await
+            .map_err(rt_err)?;
         if let Some(c) = on_port.iter().find(|c| c.running) {
-            return Err(StepError(format!("port {port} is taken by running container `{}` ({}); stop it or choose another `candidate_port`", c.name, c.image)));
+            return Err(StepError(format!(
+                "port {port} is taken by running container `{}` ({}); stop it or choose another `candidate_port`",
+                c.name, c.image
+            )));
         }
-        let mut vars: Vec<(String, String)> = env.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        let mut vars: Vec<(String, String)> =
+            env.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
         for name in secret_env {
             let v = std::env::var(name).map_err(|_| StepError(format!("environment variable `{name}` (listed in `secret_env` of service `{service}`) is not set")))?;
             vars.push((name.clone(), v));
@@ -128,19 +212,39 @@ async fn deploy(rt: &Arc<dyn ContainerRuntime>, step: &Step, ctx: &StepContext) 
         let mut l = mine;
         l.insert(LABEL_SERVICE.into(), service.clone());
         l.insert(LABEL_VERSION.into(), version.clone());
-        let id = rt.create_and_start(NewContainer { name: container_name(service, version, *port), image: image.clone(), env: vars, labels: l }).await.map_err(rt_err)?;
+        let id = rt
+            .create_and_start(NewContainer {
+                name: container_name(service, version, *port),
+                image: image.clone(),
+                env: vars,
+                labels: l,
+            })
+            .await
+            .map_err(rt_err)?;
         started.push(id);
     }
-    let names: Vec<String> = ports.iter().map(|p| container_name(service, version, *p)).collect();
-    Ok(Done { undo: json!({ "containers": started }), detail: Some(format!("started {} ({image})", names.join(", "))) })
+    let names: Vec<String> = ports
+        .iter()
+        .map(|p| container_name(service, version, *p))
+        .collect();
+    Ok(Done {
+        undo: json!({ "containers": started }),
+        detail: Some(format!("started {} ({image})", names.join(", "))),
+    })
 }
 
 /// One HTTP GET to a loopback URL; the status code.
 pub async fn http_status(url: &str, timeout: Duration) -> Result<u16, String> {
-    let rest = url.strip_prefix("http://").ok_or_else(|| format!("`{url}` is not an http:// URL"))?;
-    let (hostport, path) = rest.split_once('/').map_or((rest, "/".to_string()), |(h, p)| (h, format!("/{p}")));
+    let rest = url
+        .strip_prefix("http://")
+        .ok_or_else(|| format!("`{url}` is not an http:// URL"))?;
+    let (hostport, path) = rest
+        .split_once('/')
+        .map_or((rest, "/".to_string()), |(h, p)| (h, format!("/{p}")));
     let fut = async {
-        let mut s = tokio::net::TcpStream::connect(hostport).await.map_err(|e| format!("connect {hostport}: {e}"))?;
+        let mut s = tokio::net::TcpStream::connect(hostport)
+            .await
+            .map_err(|e| format!("connect {hostport}: {e}"))?;
         s.write_all(format!("GET {path} HTTP/1.1\r\nHost: {hostport}\r\nConnection: close\r\nUser-Agent: cutover\r\n\r\n").as_bytes()).await.map_err(|e| e.to_string())?;
         let mut buf = vec![0u8; 256];
         let mut n = 0;
@@ -152,9 +256,14 @@ pub async fn http_status(url: &str, timeout: Duration) -> Result<u16, String> {
             n += r;
         }
         let line = String::from_utf8_lossy(&buf[..n]);
-        line.split_whitespace().nth(1).and_then(|c| c.parse().ok()).ok_or_else(|| format!("bad status line `{}`", line.lines().next().unwrap_or("")))
+        line.split_whitespace()
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .ok_or_else(|| format!("bad status line `{}`", line.lines().next().unwrap_or("")))
     };
-    tokio::time::timeout(timeout, fut).await.map_err(|_| format!("no answer within {} ms", timeout.as_millis()))?
+    tokio::time::timeout(timeout, fut)
+        .await
+        .map_err(|_| format!("no answer within {} ms", timeout.as_millis()))?
 }
 
 /// Polls `urls` until each answers `expect`, the containers on `ports` (if any are known) run and
@@ -171,9 +280,21 @@ struct Wait<'a> {
 }
 
 async fn wait_healthy(rt: &Arc<dyn ContainerRuntime>, w: Wait<'_>) -> Result<Duration, StepError> {
-    let Wait { service, version, urls, ports, expect, interval, timeout } = w;
+    let Wait {
+        service,
+        version,
+        urls,
+        ports,
+        expect,
+        interval,
+        timeout,
+    } = w;
     let t0 = Instant::now();
-    let mut pending: Vec<(String, u16)> = urls.iter().cloned().zip(ports.iter().copied().chain(std::iter::repeat(0))).collect();
+    let mut pending: Vec<(String, u16)> = urls
+        .iter()
+        .cloned()
+        .zip(ports.iter().copied().chain(std::iter::repeat(0)))
+        .collect();
     let mut last = String::new();
     loop {
         let mut still = Vec::new();
@@ -190,14 +311,20 @@ async fn wait_healthy(rt: &Arc<dyn ContainerRuntime>, w: Wait<'_>) -> Result<Dur
                 }
             };
             if port != 0 {
-                let mut want = labels(&[(LABEL_SERVICE, service.to_string()), (LABEL_PORT, port.to_string())]);
+                let mut want = labels(&[
+                    (LABEL_SERVICE, service.to_string()),
+                    (LABEL_PORT, port.to_string()),
+                ]);
                 if let Some(v) = version {
                     want.insert(LABEL_VERSION.into(), v.to_string());
                 }
                 let cs = rt.list(want).await.map_err(rt_err)?;
                 let running: Vec<&Container> = cs.iter().filter(|c| c.running).collect();
                 if running.is_empty() && !cs.is_empty() && t0.elapsed() > Duration::from_secs(1) {
-                    return Err(StepError(format!("container {} on port {port} exited; see `docker logs {}`", cs[0].name, cs[0].name)));
+                    return Err(StepError(format!(
+                        "container {} on port {port} exited; see `docker logs {}`",
+                        cs[0].name, cs[0].name
+                    )));
                 }
                 if let Some(h) = running.iter().find_map(|c| c.health.clone())
                     && h != "healthy"
@@ -215,9 +342,17 @@ async fn wait_healthy(rt: &Arc<dyn ContainerRuntime>, w: Wait<'_>) -> Result<Dur
             return Ok(t0.elapsed());
         }
         if t0.elapsed() >= timeout {
-            return Err(StepError(format!("not healthy after {} s: {last}", timeout.as_secs_f64())));
+            return Err(StepError(format!(
+                "not healthy after {} s: {last}",
+                timeout.as_secs_f64()
+            )));
         }
-        tokio::time::sleep(interval.min(timeout.saturating_sub(t0.elapsed())).max(Duration::from_millis(50))).await;
+        tokio::time::sleep(
+            interval
+                .min(timeout.saturating_sub(t0.elapsed()))
+                .max(Duration::from_millis(50)),
+        )
+        .await;
     }
 }
 
@@ -228,13 +363,47 @@ impl Driver for HealthDriver {
     fn run(&self, step: Step, _ctx: StepContext) -> BoxFuture<Result<Done, StepError>> {
         let rt = self.0.clone();
         Box::pin(async move {
-            let Params::Health { service, urls, ports, expect_status, interval, timeout } = &step.params else { return Err(StepError(format!("{} is not a health step", step.id))) };
-            let took = wait_healthy(&rt, Wait { service, version: None, urls, ports, expect: *expect_status, interval: interval.into(), timeout: timeout.into() }).await?;
-            Ok(Done { undo: Value::Null, detail: Some(format!("{} healthy after {} ms", urls.join(", "), took.as_millis())) })
+            let Params::Health {
+                service,
+                urls,
+                ports,
+                expect_status,
+                interval,
+                timeout,
+            } = &step.params
+            else {
+                return Err(StepError(format!("{} is not a health step", step.id)));
+            };
+            let took = wait_healthy(
+                &rt,
+                Wait {
+                    service,
+                    version: None,
+                    urls,
+                    ports,
+                    expect: *expect_status,
+                    interval: interval.into(),
+                    timeout: timeout.into(),
+                },
+            )
+            .await?;
+            Ok(Done {
+                undo: Value::Null,
+                detail: Some(format!(
+                    "{} healthy after {} ms",
+                    urls.join(", "),
+                    took.as_millis()
+                )),
+            })
         })
     }
 
-    fn undo(&self, _step: Step, _undo: Value, _ctx: StepContext) -> BoxFuture<Result<(), StepError>> {
+    fn undo(
+        &self,
+        _step: Step,
+        _undo: Value,
+        _ctx: StepContext,
+    ) -> BoxFuture<Result<(), StepError>> {
         Box::pin(async { Ok(()) })
     }
 
@@ -243,10 +412,22 @@ impl Driver for HealthDriver {
     }
 }
 
-async fn old_containers(rt: &Arc<dyn ContainerRuntime>, service: &str, version: &str, ports: &[u16]) -> Result<Vec<Container>, StepError> {
+async fn old_containers(
+    rt: &Arc<dyn ContainerRuntime>,
+    service: &str,
+    version: &str,
+    ports: &[u16],
+) -> Result<Vec<Container>, StepError> {
     let mut out = Vec::new();
     for port in ports {
-        let found = rt.list(labels(&[(LABEL_SERVICE, service.to_string()), (LABEL_VERSION, version.to_string()), (LABEL_PORT, port.to_string())])).await.map_err(rt_err)?;
+        let found = rt
+            .list(labels(&[
+                (LABEL_SERVICE, service.to_string()),
+                (LABEL_VERSION, version.to_string()),
+                (LABEL_PORT, port.to_string()),
+            ]))
+            .await
+            .map_err(rt_err)?;
         out.extend(found);
     }
     Ok(out)
@@ -257,14 +438,29 @@ pub struct RetireDriver(pub Arc<dyn ContainerRuntime>);
 
 /// The old containers that were running when the step began, saved before it stopped any: a
 /// re-run, a probe and the undo all start from this list, however far a crashed attempt got.
-async fn retire_list(rt: &Arc<dyn ContainerRuntime>, step: &Step, ctx: &StepContext) -> Result<Value, StepError> {
-    let Params::Version { service, image, version, ports, .. } = &step.params else { return Err(StepError(format!("{} is not a retire step", step.id))) };
+async fn retire_list(
+    rt: &Arc<dyn ContainerRuntime>,
+    step: &Step,
+    ctx: &StepContext,
+) -> Result<Value, StepError> {
+    let Params::Version {
+        service,
+        image,
+        version,
+        ports,
+        ..
+    } = &step.params
+    else {
+        return Err(StepError(format!("{} is not a retire step", step.id)));
+    };
     if let Some(saved) = crate::before::saved(&ctx.run_dir, &step.id) {
         return Ok(saved);
     }
     let found = old_containers(rt, service, version, ports).await?;
     if found.is_empty() {
-        return Err(StepError(format!("no container of `{image}` found on port(s) {ports:?}: cutover finds the old version by the labels {LABEL_SERVICE}={service}, {LABEL_VERSION}={version}, {LABEL_PORT}=<port>; add them to containers started outside cutover")));
+        return Err(StepError(format!(
+            "no container of `{image}` found on port(s) {ports:?}: cutover finds the old version by the labels {LABEL_SERVICE}={service}, {LABEL_VERSION}={version}, {LABEL_PORT}=<port>; add them to containers started outside cutover"
+        )));
     }
     // Every container of the old version on these ports, stopped ones included: one a crashed
     // attempt already stopped must be started again by the undo too.
@@ -274,13 +470,40 @@ async fn retire_list(rt: &Arc<dyn ContainerRuntime>, step: &Step, ctx: &StepCont
 
 /// Starts the listed old containers and waits for their health (the step's own settings, and
 /// only containers of the old version count).
-async fn start_all(rt: &Arc<dyn ContainerRuntime>, step: &Step, list: &Value) -> Result<(), StepError> {
-    let Params::Version { service, version, health_urls, ports, health_status, health_timeout, .. } = &step.params else { return Err(StepError(format!("{} is not a retire step", step.id))) };
+async fn start_all(
+    rt: &Arc<dyn ContainerRuntime>,
+    step: &Step,
+    list: &Value,
+) -> Result<(), StepError> {
+    let Params::Version {
+        service,
+        version,
+        health_urls,
+        ports,
+        health_status,
+        health_timeout,
+        ..
+    } = &step.params
+    else {
+        return Err(StepError(format!("{} is not a retire step", step.id)));
+    };
     for id in ids(list) {
         rt.start(id).await.map_err(rt_err)?;
     }
     if !ids(list).is_empty() {
-        wait_healthy(rt, Wait { service, version: Some(version), urls: health_urls, ports, expect: *health_status, interval: Duration::from_millis(100), timeout: health_timeout.into() }).await?;
+        wait_healthy(
+            rt,
+            Wait {
+                service,
+                version: Some(version),
+                urls: health_urls,
+                ports,
+                expect: *health_status,
+                interval: Duration::from_millis(100),
+                timeout: health_timeout.into(),
+            },
+        )
+        .await?;
     }
     Ok(())
 }
@@ -306,9 +529,22 @@ impl Driver for RetireDriver {
                 };
                 return Err(StepError(format!("{}{back}", e.0)));
             }
-            let names: Vec<&str> = list["names"].as_array().map(|a| a.iter().filter_map(Value::as_str).collect()).unwrap_or_default();
-            let what = if names.is_empty() { "nothing was running".to_string() } else { format!("stopped {}", names.join(", ")) };
-            Ok(Done { undo: list.clone(), detail: Some(format!("{what} in {} ms (kept for rollback)", t0.elapsed().as_millis())) })
+            let names: Vec<&str> = list["names"]
+                .as_array()
+                .map(|a| a.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default();
+            let what = if names.is_empty() {
+                "nothing was running".to_string()
+            } else {
+                format!("stopped {}", names.join(", "))
+            };
+            Ok(Done {
+                undo: list.clone(),
+                detail: Some(format!(
+                    "{what} in {} ms (kept for rollback)",
+                    t0.elapsed().as_millis()
+                )),
+            })
         })
     }
 
@@ -323,11 +559,25 @@ impl Driver for RetireDriver {
             // No saved list: nothing was stopped. All of the list stopped: done. Part of it:
             // start those again and say not done, so a resume stops them all (the step runs
             // again) and a rollback has nothing of it left to undo.
-            let Some(list) = crate::before::saved(&ctx.run_dir, &step.id) else { return Ok(Some(Probe::NotDone)) };
-            let Params::Version { service, version, ports, .. } = &step.params else { return Ok(None) };
+            let Some(list) = crate::before::saved(&ctx.run_dir, &step.id) else {
+                return Ok(Some(Probe::NotDone));
+            };
+            let Params::Version {
+                service,
+                version,
+                ports,
+                ..
+            } = &step.params
+            else {
+                return Ok(None);
+            };
             let now = old_containers(&rt, service, version, ports).await?;
             let wanted = ids(&list);
-            if now.iter().filter(|c| wanted.contains(&c.id)).all(|c| !c.running) {
+            if now
+                .iter()
+                .filter(|c| wanted.contains(&c.id))
+                .all(|c| !c.running)
+            {
                 return Ok(Some(Probe::Done(list)));
             }
             start_all(&rt, &step, &list).await?;
@@ -343,21 +593,49 @@ impl Driver for CleanupDriver {
     fn run(&self, step: Step, _ctx: StepContext) -> BoxFuture<Result<Done, StepError>> {
         let rt = self.0.clone();
         Box::pin(async move {
-            let Params::Version { service, version, ports, .. } = &step.params else { return Err(StepError(format!("{} is not a cleanup step", step.id))) };
+            let Params::Version {
+                service,
+                version,
+                ports,
+                ..
+            } = &step.params
+            else {
+                return Err(StepError(format!("{} is not a cleanup step", step.id)));
+            };
             let found = old_containers(&rt, service, version, ports).await?;
             if let Some(c) = found.iter().find(|c| c.running) {
-                return Err(StepError(format!("container `{}` of the old version is running again; cleanup removes only stopped containers (stop it, or roll back)", c.name)));
+                return Err(StepError(format!(
+                    "container `{}` of the old version is running again; cleanup removes only stopped containers (stop it, or roll back)",
+                    c.name
+                )));
             }
             for c in &found {
                 rt.remove(c.id.clone()).await.map_err(rt_err)?;
             }
             let names: Vec<&str> = found.iter().map(|c| c.name.as_str()).collect();
-            Ok(Done { undo: Value::Null, detail: Some(if names.is_empty() { "nothing left to remove".into() } else { format!("removed {}", names.join(", ")) }) })
+            Ok(Done {
+                undo: Value::Null,
+                detail: Some(if names.is_empty() {
+                    "nothing left to remove".into()
+                } else {
+                    format!("removed {}", names.join(", "))
+                }),
+            })
         })
     }
 
-    fn undo(&self, step: Step, _undo: Value, _ctx: StepContext) -> BoxFuture<Result<(), StepError>> {
-        Box::pin(async move { Err(StepError(format!("{} removed the old containers; it cannot be undone", step.id))) })
+    fn undo(
+        &self,
+        step: Step,
+        _undo: Value,
+        _ctx: StepContext,
+    ) -> BoxFuture<Result<(), StepError>> {
+        Box::pin(async move {
+            Err(StepError(format!(
+                "{} removed the old containers; it cannot be undone",
+                step.id
+            )))
+        })
     }
 
     fn probe(&self, _step: Step, _ctx: StepContext) -> BoxFuture<Result<Option<Probe>, StepError>> {

@@ -27,7 +27,11 @@ pub struct PauseProgress {
 
 /// How long is left of a pause of `duration` that began at `started_at`, at `now`. A start in
 /// the future (the clock was set back) counts as a start now: the pause waits in full.
-pub fn remaining(duration: SpecDuration, started_at: DateTime<Utc>, now: DateTime<Utc>) -> Duration {
+pub fn remaining(
+    duration: SpecDuration,
+    started_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Duration {
     let elapsed = (now - started_at).to_std().unwrap_or_default();
     Duration::from(duration).saturating_sub(elapsed)
 }
@@ -35,9 +39,16 @@ pub fn remaining(duration: SpecDuration, started_at: DateTime<Utc>, now: DateTim
 impl Driver for PauseDriver {
     fn run(&self, step: Step, ctx: StepContext) -> BoxFuture<Result<Done, StepError>> {
         Box::pin(async move {
-            let Params::Pause { duration, .. } = step.params else { return Err(StepError(format!("{} is not a pause step", step.id))) };
-            let earlier: Option<PauseProgress> = ctx.resume_from.clone().and_then(|p| serde_json::from_value(p).ok());
-            let progress = earlier.unwrap_or_else(|| PauseProgress { started_at: Utc::now() });
+            let Params::Pause { duration, .. } = step.params else {
+                return Err(StepError(format!("{} is not a pause step", step.id)));
+            };
+            let earlier: Option<PauseProgress> = ctx
+                .resume_from
+                .clone()
+                .and_then(|p| serde_json::from_value(p).ok());
+            let progress = earlier.unwrap_or_else(|| PauseProgress {
+                started_at: Utc::now(),
+            });
             if earlier.is_none()
                 && let Some(p) = &ctx.progress
             {
@@ -49,13 +60,24 @@ impl Driver for PauseDriver {
             }
             let detail = match earlier {
                 None => format!("waited {duration}"),
-                Some(_) => format!("waited {duration} in all; {:.1}s of it after the resume", left.as_secs_f64()),
+                Some(_) => format!(
+                    "waited {duration} in all; {:.1}s of it after the resume",
+                    left.as_secs_f64()
+                ),
             };
-            Ok(Done { undo: Value::Null, detail: Some(detail) })
+            Ok(Done {
+                undo: Value::Null,
+                detail: Some(detail),
+            })
         })
     }
 
-    fn undo(&self, _step: Step, _undo: Value, _ctx: StepContext) -> BoxFuture<Result<(), StepError>> {
+    fn undo(
+        &self,
+        _step: Step,
+        _undo: Value,
+        _ctx: StepContext,
+    ) -> BoxFuture<Result<(), StepError>> {
         Box::pin(async { Ok(()) })
     }
 
@@ -81,15 +103,31 @@ mod tests {
         assert_eq!(remaining(d, start, at(0)), Duration::from_secs(60));
         assert_eq!(remaining(d, start, at(45)), Duration::from_secs(15));
         assert_eq!(remaining(d, start, at(60)), Duration::ZERO);
-        assert_eq!(remaining(d, start, at(3600)), Duration::ZERO, "ran out while stopped: ends at once");
-        assert_eq!(remaining(d, start, at(-30)), Duration::from_secs(60), "clock set back: waits in full");
+        assert_eq!(
+            remaining(d, start, at(3600)),
+            Duration::ZERO,
+            "ran out while stopped: ends at once"
+        );
+        assert_eq!(
+            remaining(d, start, at(-30)),
+            Duration::from_secs(60),
+            "clock set back: waits in full"
+        );
     }
 
     #[test]
     fn the_recorded_start_round_trips_through_the_log() {
-        let p = PauseProgress { started_at: "2026-01-01T00:00:01.250Z".parse().unwrap() };
+        let p = PauseProgress {
+            started_at: "2026-01-01T00:00:01.250Z".parse().unwrap(),
+        };
         let v = serde_json::to_value(p).unwrap();
-        assert!(v["started_at"].as_str().unwrap().starts_with("2026-01-01T00:00:01.25"), "{v}");
+        assert!(
+            v["started_at"]
+                .as_str()
+                .unwrap()
+                .starts_with("2026-01-01T00:00:01.25"),
+            "{v}"
+        );
         assert_eq!(serde_json::from_value::<PauseProgress>(v).unwrap(), p);
     }
 }

@@ -206,11 +206,20 @@ impl Cursor {
             if self.punct('.') {
                 // database.schema.name: the database part must be the current one anyway.
                 let third = self.ident()?;
-                return Some(Name { schema: Some(second), name: third });
+                return Some(Name {
+                    schema: Some(second),
+                    name: third,
+                });
             }
-            return Some(Name { schema: Some(first), name: second });
+            return Some(Name {
+                schema: Some(first),
+                name: second,
+            });
         }
-        Some(Name { schema: None, name: first })
+        Some(Name {
+            schema: None,
+            name: first,
+        })
     }
 }
 
@@ -224,7 +233,9 @@ pub fn effect(sql: &str) -> Effect {
     };
     let mut c = Cursor { toks, at: 1 };
     match first.as_str() {
-        "set" | "reset" | "select" | "show" | "analyze" | "analyse" | "vacuum" => Effect::Repeatable,
+        "set" | "reset" | "select" | "show" | "analyze" | "analyse" | "vacuum" => {
+            Effect::Repeatable
+        }
         "reindex" => {
             // REINDEX [ ( options ) ] { INDEX | TABLE | SCHEMA | DATABASE | SYSTEM } [ CONCURRENTLY ] name
             if c.punct('(') {
@@ -242,7 +253,15 @@ pub fn effect(sql: &str) -> Effect {
             } else {
                 // A schema or the whole database: repeatable, and its leftovers are too many to
                 // name; left to the operator if it fails.
-                return if c.toks.iter().any(|t| matches!(t, Tok::Word(w) if w == "concurrently")) { Effect::Unknown } else { Effect::Repeatable };
+                return if c
+                    .toks
+                    .iter()
+                    .any(|t| matches!(t, Tok::Word(w) if w == "concurrently"))
+                {
+                    Effect::Unknown
+                } else {
+                    Effect::Repeatable
+                };
             };
             if !c.word("concurrently") {
                 return Effect::Repeatable;
@@ -266,7 +285,9 @@ pub fn effect(sql: &str) -> Effect {
                     None => Effect::Unknown,
                 };
             }
-            let Some(index) = c.ident() else { return Effect::Unknown };
+            let Some(index) = c.ident() else {
+                return Effect::Unknown;
+            };
             if !c.word("on") {
                 return Effect::Unknown;
             }
@@ -283,7 +304,9 @@ pub fn effect(sql: &str) -> Effect {
             c.words(&["if", "exists"]);
             let mut indexes = Vec::new();
             loop {
-                let Some(n) = c.name() else { return Effect::Unknown };
+                let Some(n) = c.name() else {
+                    return Effect::Unknown;
+                };
                 indexes.push(n);
                 if !c.punct(',') {
                     break;
@@ -306,26 +329,87 @@ mod tests {
     use super::*;
 
     fn n(schema: Option<&str>, name: &str) -> Name {
-        Name { schema: schema.map(str::to_string), name: name.into() }
+        Name {
+            schema: schema.map(str::to_string),
+            name: name.into(),
+        }
     }
 
     #[test]
     fn index_statements_are_read_as_postgresql_reads_them() {
-        assert_eq!(effect("CREATE INDEX CONCURRENTLY IF NOT EXISTS users_email_idx ON users (email);"), Effect::CreateIndex { index: "users_email_idx".into(), table: n(None, "users") });
+        assert_eq!(
+            effect("CREATE INDEX CONCURRENTLY IF NOT EXISTS users_email_idx ON users (email);"),
+            Effect::CreateIndex {
+                index: "users_email_idx".into(),
+                table: n(None, "users")
+            }
+        );
         // Unquoted names fold to lower case; quoted ones keep their case and escaped quotes.
-        assert_eq!(effect("create UNIQUE index concurrently Users_Email ON Public.Users USING btree (lower(email))"), Effect::CreateIndex { index: "users_email".into(), table: n(Some("public"), "users") });
-        assert_eq!(effect("CREATE INDEX CONCURRENTLY \"Odd \"\"Name\" ON ONLY \"App\".\"Events\" (kind)"), Effect::CreateIndex { index: "Odd \"Name".into(), table: n(Some("App"), "Events") });
+        assert_eq!(
+            effect(
+                "create UNIQUE index concurrently Users_Email ON Public.Users USING btree (lower(email))"
+            ),
+            Effect::CreateIndex {
+                index: "users_email".into(),
+                table: n(Some("public"), "users")
+            }
+        );
+        assert_eq!(
+            effect("CREATE INDEX CONCURRENTLY \"Odd \"\"Name\" ON ONLY \"App\".\"Events\" (kind)"),
+            Effect::CreateIndex {
+                index: "Odd \"Name".into(),
+                table: n(Some("App"), "Events")
+            }
+        );
         // Comments before and inside.
-        assert_eq!(effect("-- speeds up the feed\n/* a /* nested */ note */ CREATE INDEX CONCURRENTLY feed_idx -- why\n ON feed (created_at)"), Effect::CreateIndex { index: "feed_idx".into(), table: n(None, "feed") });
-        assert_eq!(effect("CREATE INDEX CONCURRENTLY ON t (a)"), Effect::CreateUnnamedIndex { table: n(None, "t") });
-        assert_eq!(effect("DROP INDEX CONCURRENTLY IF EXISTS a, s.\"B\" CASCADE;"), Effect::DropIndex { indexes: vec![n(None, "a"), n(Some("s"), "B")] });
-        assert_eq!(effect("DROP INDEX CONCURRENTLY rt03_events_kind_idx;"), Effect::DropIndex { indexes: vec![n(None, "rt03_events_kind_idx")] });
+        assert_eq!(
+            effect(
+                "-- speeds up the feed\n/* a /* nested */ note */ CREATE INDEX CONCURRENTLY feed_idx -- why\n ON feed (created_at)"
+            ),
+            Effect::CreateIndex {
+                index: "feed_idx".into(),
+                table: n(None, "feed")
+            }
+        );
+        assert_eq!(
+            effect("CREATE INDEX CONCURRENTLY ON t (a)"),
+            Effect::CreateUnnamedIndex {
+                table: n(None, "t")
+            }
+        );
+        assert_eq!(
+            effect("DROP INDEX CONCURRENTLY IF EXISTS a, s.\"B\" CASCADE;"),
+            Effect::DropIndex {
+                indexes: vec![n(None, "a"), n(Some("s"), "B")]
+            }
+        );
+        assert_eq!(
+            effect("DROP INDEX CONCURRENTLY rt03_events_kind_idx;"),
+            Effect::DropIndex {
+                indexes: vec![n(None, "rt03_events_kind_idx")]
+            }
+        );
         assert_eq!(effect("SET lock_timeout = '1s'"), Effect::Repeatable);
-        assert_eq!(effect("REINDEX INDEX CONCURRENTLY a"), Effect::Reindex { target: n(None, "a"), table: false });
-        assert_eq!(effect("REINDEX (VERBOSE) TABLE CONCURRENTLY app.t"), Effect::Reindex { target: n(Some("app"), "t"), table: true });
+        assert_eq!(
+            effect("REINDEX INDEX CONCURRENTLY a"),
+            Effect::Reindex {
+                target: n(None, "a"),
+                table: false
+            }
+        );
+        assert_eq!(
+            effect("REINDEX (VERBOSE) TABLE CONCURRENTLY app.t"),
+            Effect::Reindex {
+                target: n(Some("app"), "t"),
+                table: true
+            }
+        );
         assert_eq!(effect("REINDEX INDEX a"), Effect::Repeatable);
         assert_eq!(effect("REINDEX SCHEMA CONCURRENTLY app"), Effect::Unknown);
-        assert_eq!(effect("ALTER TABLE m DETACH PARTITION m_2020 CONCURRENTLY"), Effect::Unknown);
+        assert_eq!(
+            effect("ALTER TABLE m DETACH PARTITION m_2020 CONCURRENTLY"),
+            Effect::Unknown
+        );
         assert_eq!(effect("ALTER TYPE mood ADD VALUE 'meh'"), Effect::Unknown);
         assert_eq!(n(Some("a\"b"), "c").regclass(), "\"a\"\"b\".\"c\"");
     }

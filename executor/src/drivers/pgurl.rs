@@ -27,11 +27,15 @@ impl ClientTarget {
     /// password. Errors: a URL that is not of those schemes, or one that carries `sslpassword`.
     pub fn of(url: &str) -> Result<ClientTarget, StepError> {
         let Some(scheme_end) = url.find("://") else {
-            return Err(StepError("the database URL is not a `postgres://` URL".into()));
+            return Err(StepError(
+                "the database URL is not a `postgres://` URL".into(),
+            ));
         };
         let scheme = &url[..scheme_end];
         if !scheme.eq_ignore_ascii_case("postgres") && !scheme.eq_ignore_ascii_case("postgresql") {
-            return Err(StepError(format!("the database URL's scheme is `{scheme}`, not `postgres` or `postgresql`")));
+            return Err(StepError(format!(
+                "the database URL's scheme is `{scheme}`, not `postgres` or `postgresql`"
+            )));
         }
         let rest = &url[scheme_end + 3..];
         // The authority ends at the path or the query, whichever comes first.
@@ -88,10 +92,32 @@ impl ClientTarget {
         let rest = &self.url[scheme_end..];
         let auth_end = rest.find(['/', '?']).unwrap_or(rest.len());
         let after = &rest[auth_end..];
-        let kept: Vec<&str> = after.find('?').map(|q| after[q + 1..].split('&').filter(|p| !percent_decode(p.split_once('=').map_or(*p, |(k, _)| k)).eq_ignore_ascii_case("dbname")).collect()).unwrap_or_default();
-        let query = if kept.is_empty() { String::new() } else { format!("?{}", kept.join("&")) };
-        let url = format!("{}/{}{query}", &self.url[..scheme_end + auth_end], percent_encode(dbname));
-        ClientTarget { url, password: self.password.clone() }
+        let kept: Vec<&str> = after
+            .find('?')
+            .map(|q| {
+                after[q + 1..]
+                    .split('&')
+                    .filter(|p| {
+                        !percent_decode(p.split_once('=').map_or(*p, |(k, _)| k))
+                            .eq_ignore_ascii_case("dbname")
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let query = if kept.is_empty() {
+            String::new()
+        } else {
+            format!("?{}", kept.join("&"))
+        };
+        let url = format!(
+            "{}/{}{query}",
+            &self.url[..scheme_end + auth_end],
+            percent_encode(dbname)
+        );
+        ClientTarget {
+            url,
+            password: self.password.clone(),
+        }
     }
 }
 
@@ -103,7 +129,10 @@ pub fn percent_decode(s: &str) -> String {
     while i < b.len() {
         if b[i] == b'%'
             && i + 2 < b.len()
-            && let (Some(hi), Some(lo)) = ((b[i + 1] as char).to_digit(16), (b[i + 2] as char).to_digit(16))
+            && let (Some(hi), Some(lo)) = (
+                (b[i + 1] as char).to_digit(16),
+                (b[i + 2] as char).to_digit(16),
+            )
         {
             out.push((hi * 16 + lo) as u8);
             i += 3;
@@ -116,7 +145,15 @@ pub fn percent_decode(s: &str) -> String {
 }
 
 fn percent_encode(s: &str) -> String {
-    s.bytes().map(|b| if b.is_ascii_alphanumeric() || b"-._~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") }).collect()
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -131,47 +168,117 @@ mod tests {
     #[test]
     fn every_password_form_leaves_the_url() {
         // Authority, percent-encoded.
-        assert_eq!(split("postgres://app:p%40ss@db:5432/app?x=1"), ("postgres://app@db:5432/app?x=1".into(), Some("p@ss".into())));
+        assert_eq!(
+            split("postgres://app:p%40ss@db:5432/app?x=1"),
+            ("postgres://app@db:5432/app?x=1".into(), Some("p@ss".into()))
+        );
         // No password at all.
-        assert_eq!(split("postgres://app@db/app"), ("postgres://app@db/app".into(), None));
+        assert_eq!(
+            split("postgres://app@db/app"),
+            ("postgres://app@db/app".into(), None)
+        );
         // Query parameter, alone, first, last and in the middle.
-        assert_eq!(split("postgresql://app@db/app?password=s3cret"), ("postgresql://app@db/app".into(), Some("s3cret".into())));
-        assert_eq!(split("postgres://app@db/app?password=a%26b&sslmode=disable"), ("postgres://app@db/app?sslmode=disable".into(), Some("a&b".into())));
-        assert_eq!(split("postgres://app@db/app?sslmode=disable&password=x1&application_name=a"), ("postgres://app@db/app?sslmode=disable&application_name=a".into(), Some("x1".into())));
+        assert_eq!(
+            split("postgresql://app@db/app?password=s3cret"),
+            ("postgresql://app@db/app".into(), Some("s3cret".into()))
+        );
+        assert_eq!(
+            split("postgres://app@db/app?password=a%26b&sslmode=disable"),
+            (
+                "postgres://app@db/app?sslmode=disable".into(),
+                Some("a&b".into())
+            )
+        );
+        assert_eq!(
+            split("postgres://app@db/app?sslmode=disable&password=x1&application_name=a"),
+            (
+                "postgres://app@db/app?sslmode=disable&application_name=a".into(),
+                Some("x1".into())
+            )
+        );
         // A percent-encoded keyword is still the password keyword for libpq.
-        assert_eq!(split("postgres://app@db/app?pass%77ord=x2"), ("postgres://app@db/app".into(), Some("x2".into())));
+        assert_eq!(
+            split("postgres://app@db/app?pass%77ord=x2"),
+            ("postgres://app@db/app".into(), Some("x2".into()))
+        );
         // Both forms: libpq takes the query's; neither stays.
-        assert_eq!(split("postgres://app:one@db/app?password=two"), ("postgres://app@db/app".into(), Some("two".into())));
+        assert_eq!(
+            split("postgres://app:one@db/app?password=two"),
+            ("postgres://app@db/app".into(), Some("two".into()))
+        );
         // No path, query straight after the host; a user and host given as parameters.
-        assert_eq!(split("postgres://db?password=x3&user=app"), ("postgres://db?user=app".into(), Some("x3".into())));
-        assert_eq!(split("postgresql:///app?host=/var/run/postgresql&password=x4"), ("postgresql:///app?host=/var/run/postgresql".into(), Some("x4".into())));
+        assert_eq!(
+            split("postgres://db?password=x3&user=app"),
+            ("postgres://db?user=app".into(), Some("x3".into()))
+        );
+        assert_eq!(
+            split("postgresql:///app?host=/var/run/postgresql&password=x4"),
+            (
+                "postgresql:///app?host=/var/run/postgresql".into(),
+                Some("x4".into())
+            )
+        );
         // IPv6 host with a port, and several hosts.
-        assert_eq!(split("postgres://app:x5@[::1]:5432/app"), ("postgres://app@[::1]:5432/app".into(), Some("x5".into())));
-        assert_eq!(split("postgres://app:x6@h1:5432,h2:5433/app?target_session_attrs=read-write"), ("postgres://app@h1:5432,h2:5433/app?target_session_attrs=read-write".into(), Some("x6".into())));
+        assert_eq!(
+            split("postgres://app:x5@[::1]:5432/app"),
+            ("postgres://app@[::1]:5432/app".into(), Some("x5".into()))
+        );
+        assert_eq!(
+            split("postgres://app:x6@h1:5432,h2:5433/app?target_session_attrs=read-write"),
+            (
+                "postgres://app@h1:5432,h2:5433/app?target_session_attrs=read-write".into(),
+                Some("x6".into())
+            )
+        );
         // Any spelling of the keyword (libpq rejects `Password=`, but it is on the command line).
-        assert_eq!(split("postgres://app:x7@db/app?Password=x7"), ("postgres://app@db/app".into(), Some("x7".into())));
+        assert_eq!(
+            split("postgres://app:x7@db/app?Password=x7"),
+            ("postgres://app@db/app".into(), Some("x7".into()))
+        );
         // An empty password is still a password.
-        assert_eq!(split("postgres://app:@db/app"), ("postgres://app@db/app".into(), Some(String::new())));
+        assert_eq!(
+            split("postgres://app:@db/app"),
+            ("postgres://app@db/app".into(), Some(String::new()))
+        );
         // A password with '@', ':' and '/' written raw in the query.
-        assert_eq!(split("postgres://app@db/app?password=a:b@c/d"), ("postgres://app@db/app".into(), Some("a:b@c/d".into())));
+        assert_eq!(
+            split("postgres://app@db/app?password=a:b@c/d"),
+            ("postgres://app@db/app".into(), Some("a:b@c/d".into()))
+        );
     }
 
     #[test]
     fn what_cannot_be_passed_safely_is_refused() {
-        assert!(ClientTarget::of("postgres://app@db/app?sslpassword=k").unwrap_err().0.contains("sslpassword"));
-        assert!(ClientTarget::of("mysql://app:x@db/app").unwrap_err().0.contains("mysql"));
+        assert!(
+            ClientTarget::of("postgres://app@db/app?sslpassword=k")
+                .unwrap_err()
+                .0
+                .contains("sslpassword")
+        );
+        assert!(
+            ClientTarget::of("mysql://app:x@db/app")
+                .unwrap_err()
+                .0
+                .contains("mysql")
+        );
         assert!(ClientTarget::of("host=db password=x").is_err());
     }
 
     #[test]
     fn a_maintenance_target_keeps_the_query_and_the_password() {
-        let t = ClientTarget::of("postgres://app:pw@db:5432/app?sslmode=require&password=q").unwrap().with_database("postgres");
+        let t = ClientTarget::of("postgres://app:pw@db:5432/app?sslmode=require&password=q")
+            .unwrap()
+            .with_database("postgres");
         assert_eq!(t.url, "postgres://app@db:5432/postgres?sslmode=require");
         assert_eq!(t.password.as_deref(), Some("q"));
-        let t = ClientTarget::of("postgres://app@db?password=q").unwrap().with_database("postgres");
+        let t = ClientTarget::of("postgres://app@db?password=q")
+            .unwrap()
+            .with_database("postgres");
         assert_eq!(t.url, "postgres://app@db/postgres");
         // A dbname parameter would override the maintenance database.
-        let t = ClientTarget::of("postgres://app@db/app?dbname=app&sslmode=require").unwrap().with_database("postgres");
+        let t = ClientTarget::of("postgres://app@db/app?dbname=app&sslmode=require")
+            .unwrap()
+            .with_database("postgres");
         assert_eq!(t.url, "postgres://app@db/postgres?sslmode=require");
     }
 }

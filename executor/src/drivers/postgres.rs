@@ -52,7 +52,11 @@ fn err(e: impl std::fmt::Display) -> StepError {
 }
 
 fn url_from_env(url_env: &str, database: &str) -> Result<String, StepError> {
-    std::env::var(url_env).map_err(|_| StepError(format!("environment variable `{url_env}` (the URL of database `{database}`) is not set")))
+    std::env::var(url_env).map_err(|_| {
+        StepError(format!(
+            "environment variable `{url_env}` (the URL of database `{database}`) is not set"
+        ))
+    })
 }
 
 /// This process's part of every `application_name` it gives PostgreSQL:
@@ -66,13 +70,22 @@ fn nonce() -> &'static str {
     static NONCE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     NONCE.get_or_init(|| {
         use std::hash::{BuildHasher, Hasher};
-        format!("{:04x}", std::collections::hash_map::RandomState::new().build_hasher().finish() as u16)
+        format!(
+            "{:04x}",
+            std::collections::hash_map::RandomState::new()
+                .build_hasher()
+                .finish() as u16
+        )
     })
 }
 
 /// The run tag of `run_id`, as it appears in `application_name`.
 fn run_tag(run_id: &str) -> String {
-    Sha256::digest(run_id.as_bytes()).iter().take(4).map(|b| format!("{b:02x}")).collect()
+    Sha256::digest(run_id.as_bytes())
+        .iter()
+        .take(4)
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// Tells the PostgreSQL steps which run this process works on (the session calls it once it has
@@ -98,7 +111,8 @@ fn application_name(what: &str) -> String {
 /// Connections this process opened and left clean, by URL and run tag: the steps of a release
 /// reuse them instead of paying a connection setup each (most of a small migration's cost). They
 /// never hold the migration lock: that belongs to the run's migrator connection ([`Migrator`]).
-static IDLE: std::sync::Mutex<Vec<(String, PgConnection, bool)>> = std::sync::Mutex::new(Vec::new());
+static IDLE: std::sync::Mutex<Vec<(String, PgConnection, bool)>> =
+    std::sync::Mutex::new(Vec::new());
 
 /// A connection borrowed for one step. [`Pooled::release`] cleans it (session settings) and keeps
 /// it for the next step; dropping it instead closes it, which is what a failed step does, so a
@@ -116,30 +130,51 @@ struct Pooled {
 impl std::ops::Deref for Pooled {
     type Target = PgConnection;
     fn deref(&self) -> &PgConnection {
-        self.conn.as_ref().expect("a pooled connection is present until released")
+        self.conn
+            .as_ref()
+            .expect("a pooled connection is present until released")
     }
 }
 
 impl std::ops::DerefMut for Pooled {
     fn deref_mut(&mut self) -> &mut PgConnection {
-        self.conn.as_mut().expect("a pooled connection is present until released")
+        self.conn
+            .as_mut()
+            .expect("a pooled connection is present until released")
     }
 }
 
 impl Pooled {
     async fn release(mut self) {
-        let Some(mut conn) = self.conn.take() else { return };
-        if self.dirty && sqlx::Executor::execute(&mut conn, "RESET ALL").await.is_err() {
+        let Some(mut conn) = self.conn.take() else {
+            return;
+        };
+        if self.dirty
+            && sqlx::Executor::execute(&mut conn, "RESET ALL")
+                .await
+                .is_err()
+        {
             return;
         }
-        IDLE.lock().expect("connection cache lock").push((std::mem::take(&mut self.key), conn, self.tables_ready));
+        IDLE.lock().expect("connection cache lock").push((
+            std::mem::take(&mut self.key),
+            conn,
+            self.tables_ready,
+        ));
     }
 }
 
 async fn open(url_env: &str, database: &str, what: &str) -> Result<PgConnection, StepError> {
     let url = url_from_env(url_env, database)?;
-    let opts = PgConnectOptions::from_str(&url).map_err(|e| StepError(format!("`{url_env}` is not a PostgreSQL URL: {}", err(e))))?.application_name(&application_name(what));
-    opts.connect().await.map_err(|e| StepError(format!("cannot connect to database `{database}` (from `{url_env}`): {}", err(e))))
+    let opts = PgConnectOptions::from_str(&url)
+        .map_err(|e| StepError(format!("`{url_env}` is not a PostgreSQL URL: {}", err(e))))?
+        .application_name(&application_name(what));
+    opts.connect().await.map_err(|e| {
+        StepError(format!(
+            "cannot connect to database `{database}` (from `{url_env}`): {}",
+            err(e)
+        ))
+    })
 }
 
 async fn connect(url_env: &str, database: &str, what: &str) -> Result<Pooled, StepError> {
@@ -154,10 +189,20 @@ async fn connect(url_env: &str, database: &str, what: &str) -> Result<Pooled, St
     if let Some((mut conn, tables_ready)) = idle
         && conn.ping().await.is_ok()
     {
-        return Ok(Pooled { key, conn: Some(conn), tables_ready, dirty: false });
+        return Ok(Pooled {
+            key,
+            conn: Some(conn),
+            tables_ready,
+            dirty: false,
+        });
     }
     let conn = open(url_env, database, what).await?;
-    Ok(Pooled { key, conn: Some(conn), tables_ready: false, dirty: false })
+    Ok(Pooled {
+        key,
+        conn: Some(conn),
+        tables_ready: false,
+        dirty: false,
+    })
 }
 
 /// The one connection per database through which this process migrates (and undoes
@@ -189,15 +234,26 @@ async fn database_identity(conn: &mut PgConnection) -> Result<String, StepError>
 
 /// This process's migrator of the database at `url_env`, connected and holding the migration
 /// lock (taken on first use, waited for while another process holds it).
-async fn migrator(url_env: &str, database: &str) -> Result<tokio::sync::OwnedMutexGuard<Option<Migrator>>, StepError> {
+async fn migrator(
+    url_env: &str,
+    database: &str,
+) -> Result<tokio::sync::OwnedMutexGuard<Option<Migrator>>, StepError> {
     let url = url_from_env(url_env, database)?;
-    let known = IDENTITIES.lock().expect("identity table lock").iter().find(|(u, _)| *u == url).map(|(_, id)| id.clone());
+    let known = IDENTITIES
+        .lock()
+        .expect("identity table lock")
+        .iter()
+        .find(|(u, _)| *u == url)
+        .map(|(_, id)| id.clone());
     let (identity, fresh) = match known {
         Some(id) => (id, None),
         None => {
             let mut conn = open(url_env, database, "migrate").await?;
             let id = database_identity(&mut conn).await?;
-            IDENTITIES.lock().expect("identity table lock").push((url, id.clone()));
+            IDENTITIES
+                .lock()
+                .expect("identity table lock")
+                .push((url, id.clone()));
             (id, Some(conn))
         }
     };
@@ -225,7 +281,10 @@ async fn migrator(url_env: &str, database: &str) -> Result<tokio::sync::OwnedMut
         None => open(url_env, database, "migrate").await?,
     };
     migration_lock(&mut conn, database).await?;
-    *guard = Some(Migrator { conn, tables_ready: false });
+    *guard = Some(Migrator {
+        conn,
+        tables_ready: false,
+    });
     Ok(guard)
 }
 
@@ -234,7 +293,12 @@ async fn migrator(url_env: &str, database: &str) -> Result<tokio::sync::OwnedMut
 async fn migration_lock(conn: &mut PgConnection, database: &str) -> Result<(), StepError> {
     let deadline = tokio::time::Instant::now() + LOCK_WAIT;
     loop {
-        let got: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock(hashtextextended('cutover-migrate', 0))").fetch_one(&mut *conn).await.map_err(err)?;
+        let got: bool = sqlx::query_scalar(
+            "SELECT pg_try_advisory_lock(hashtextextended('cutover-migrate', 0))",
+        )
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(err)?;
         if got {
             return Ok(());
         }
@@ -265,7 +329,12 @@ async fn migration_lock(conn: &mut PgConnection, database: &str) -> Result<(), S
 /// section 9.27.2). Such a backend exists when a kill -9 landed while a statement ran: PostgreSQL
 /// finishes the statement (or, for a transaction, rolls back at its next read) and only then
 /// notices the client is gone.
-async fn fence_database(url_env: &str, database: &str, run_id: &str, limit: Duration) -> Result<Option<String>, StepError> {
+async fn fence_database(
+    url_env: &str,
+    database: &str,
+    run_id: &str,
+    limit: Duration,
+) -> Result<Option<String>, StepError> {
     let mut conn = connect(url_env, database, "fence").await?;
     let pattern = format!("cutover % {} pid %", run_tag(run_id));
     let started = tokio::time::Instant::now();
@@ -286,24 +355,44 @@ async fn fence_database(url_env: &str, database: &str, run_id: &str, limit: Dura
                 return Ok(None);
             }
             let how = if cancelled { "stopped" } else { "waited for" };
-            return Ok(Some(format!("{how} the database work a dead executor left running in `{database}` ({}) for {:.1}s before checking it", seen.join("; "), started.elapsed().as_secs_f64())));
+            return Ok(Some(format!(
+                "{how} the database work a dead executor left running in `{database}` ({}) for {:.1}s before checking it",
+                seen.join("; "),
+                started.elapsed().as_secs_f64()
+            )));
         }
         for (pid, name, state) in &rows {
-            let line = format!("backend pid {pid}, `{name}`, {}", state.as_deref().unwrap_or("?"));
-            if !seen.iter().any(|s| s.starts_with(&format!("backend pid {pid},"))) {
+            let line = format!(
+                "backend pid {pid}, `{name}`, {}",
+                state.as_deref().unwrap_or("?")
+            );
+            if !seen
+                .iter()
+                .any(|s| s.starts_with(&format!("backend pid {pid},")))
+            {
                 seen.push(line);
             }
         }
         let waited = started.elapsed();
         if waited >= limit {
-            let f = if waited >= limit + Duration::from_secs(5) { "pg_terminate_backend" } else { "pg_cancel_backend" };
+            let f = if waited >= limit + Duration::from_secs(5) {
+                "pg_terminate_backend"
+            } else {
+                "pg_cancel_backend"
+            };
             for (pid, _, _) in &rows {
-                let _ = sqlx::query(&format!("SELECT {f}($1)")).bind(pid).execute(&mut *conn).await;
+                let _ = sqlx::query(&format!("SELECT {f}($1)"))
+                    .bind(pid)
+                    .execute(&mut *conn)
+                    .await;
             }
             cancelled = true;
         }
         if waited >= limit + Duration::from_secs(30) {
-            return Err(StepError(format!("backends of a dead executor of this run are still in `{database}` after {waited:?} and pg_terminate_backend ({}); cutover will not judge or repeat the step while they may still act", seen.join("; "))));
+            return Err(StepError(format!(
+                "backends of a dead executor of this run are still in `{database}` after {waited:?} and pg_terminate_backend ({}); cutover will not judge or repeat the step while they may still act",
+                seen.join("; ")
+            )));
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -337,18 +426,41 @@ struct Migration {
 }
 
 fn run_id(ctx: &StepContext) -> String {
-    ctx.run_dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+    ctx.run_dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
 }
 
 fn migration(step: &Step) -> Result<Migration, StepError> {
-    let Params::Migrate { database, url_env, version, file, checksum, transactional, lock_timeout, statement_timeout, undo_sql, sql, records_history, refinery_checksum, .. } = &step.params else {
+    let Params::Migrate {
+        database,
+        url_env,
+        version,
+        file,
+        checksum,
+        transactional,
+        lock_timeout,
+        statement_timeout,
+        undo_sql,
+        sql,
+        records_history,
+        refinery_checksum,
+        ..
+    } = &step.params
+    else {
         return Err(StepError(format!("{} is not a migrate step", step.id)));
     };
-    let name = file.trim_end_matches(".sql").split_once("__").map(|(_, n)| n.to_string()).unwrap_or_else(|| file.clone());
+    let name = file
+        .trim_end_matches(".sql")
+        .split_once("__")
+        .map(|(_, n)| n.to_string())
+        .unwrap_or_else(|| file.clone());
     Ok(Migration {
         database: database.clone(),
         url_env: url_env.clone(),
-        version: i32::try_from(*version).map_err(|_| StepError(format!("version {version} does not fit refinery's history")))?,
+        version: i32::try_from(*version)
+            .map_err(|_| StepError(format!("version {version} does not fit refinery's history")))?,
         name,
         phase: step.phase.map_or("expand", |p| p.as_str()).to_string(),
         checksum: checksum.clone(),
@@ -369,23 +481,42 @@ impl Migration {
     }
 
     /// Whether this phase is recorded as applied; refuses if it was applied with other content.
-    async fn applied(&self, conn: &mut PgConnection, tables_ready: bool) -> Result<bool, StepError> {
+    async fn applied(
+        &self,
+        conn: &mut PgConnection,
+        tables_ready: bool,
+    ) -> Result<bool, StepError> {
         if !tables_ready {
-            let exists: Option<String> = sqlx::query_scalar("SELECT to_regclass('cutover_migration_phases')::text").fetch_one(&mut *conn).await.map_err(err)?;
+            let exists: Option<String> =
+                sqlx::query_scalar("SELECT to_regclass('cutover_migration_phases')::text")
+                    .fetch_one(&mut *conn)
+                    .await
+                    .map_err(err)?;
             if exists.is_none() {
                 return Ok(false);
             }
         }
         let row: Option<(String, String)> = sqlx::query_as("SELECT checksum, run_id FROM cutover_migration_phases WHERE version = $1 AND phase = $2").bind(self.version).bind(&self.phase).fetch_optional(&mut *conn).await.map_err(err)?;
         match row {
-            Some((c, _)) if c != self.checksum => Err(StepError(format!("V{}__{} ({}) was applied from different content (sha256 {c}, the file now has {}); cutover will not apply it again", self.version, self.name, self.phase, self.checksum))),
-            Some((_, run)) if run != self.run_id && !self.run_id.is_empty() => Err(StepError(format!("V{}__{} ({}) was applied by another run, {run}, while this one was under way; not applying it twice", self.version, self.name, self.phase))),
+            Some((c, _)) if c != self.checksum => Err(StepError(format!(
+                "V{}__{} ({}) was applied from different content (sha256 {c}, the file now has {}); cutover will not apply it again",
+                self.version, self.name, self.phase, self.checksum
+            ))),
+            Some((_, run)) if run != self.run_id && !self.run_id.is_empty() => {
+                Err(StepError(format!(
+                    "V{}__{} ({}) was applied by another run, {run}, while this one was under way; not applying it twice",
+                    self.version, self.name, self.phase
+                )))
+            }
             Some(_) => Ok(true),
             None => Ok(false),
         }
     }
 
-    async fn record(&self, conn: &mut sqlx::Transaction<'_, sqlx::Postgres>) -> Result<(), sqlx::Error> {
+    async fn record(
+        &self,
+        conn: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    ) -> Result<(), sqlx::Error> {
         if self.records_history {
             // Both rows in one statement.
             let applied_on = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
@@ -418,8 +549,16 @@ impl Migration {
 
     /// One attempt of the whole transactional migration; `create_tables` puts the bookkeeping
     /// tables' creation in the same transaction (one commit, one WAL flush, instead of two).
-    async fn attempt_transactional(&self, conn: &mut PgConnection, create_tables: bool) -> Result<(), sqlx::Error> {
-        let mut settings = format!("SET LOCAL lock_timeout = '{}ms'; SET LOCAL statement_timeout = '{}ms'", millis(self.lock_timeout), millis(self.statement_timeout));
+    async fn attempt_transactional(
+        &self,
+        conn: &mut PgConnection,
+        create_tables: bool,
+    ) -> Result<(), sqlx::Error> {
+        let mut settings = format!(
+            "SET LOCAL lock_timeout = '{}ms'; SET LOCAL statement_timeout = '{}ms'",
+            millis(self.lock_timeout),
+            millis(self.statement_timeout)
+        );
         if create_tables {
             settings = format!("{HISTORY}; {PHASES}; {settings}");
         }
@@ -439,15 +578,29 @@ impl Migration {
     /// end was not recorded) already did is skipped: a valid index it built, an index it dropped.
     /// Returns the indexes that were there before this step's first attempt (`IF NOT EXISTS` on
     /// an index the database already had): undoing the step must not drop those.
-    async fn run_non_transactional(&self, conn: &mut PgConnection, attempt: u32) -> Result<Vec<String>, StepError> {
-        let settings = format!("SET lock_timeout = '{}ms'; SET statement_timeout = '{}ms'", millis(self.lock_timeout), millis(self.statement_timeout));
-        sqlx::Executor::execute(&mut *conn, settings.as_str()).await.map_err(err)?;
+    async fn run_non_transactional(
+        &self,
+        conn: &mut PgConnection,
+        attempt: u32,
+    ) -> Result<Vec<String>, StepError> {
+        let settings = format!(
+            "SET lock_timeout = '{}ms'; SET statement_timeout = '{}ms'",
+            millis(self.lock_timeout),
+            millis(self.statement_timeout)
+        );
+        sqlx::Executor::execute(&mut *conn, settings.as_str())
+            .await
+            .map_err(err)?;
         let mut preexisting = Vec::new();
         for stmt in &self.sql {
             let failed = |e: sqlx::Error| StepError(format!("`{}`: {}", first_line(stmt), err(e)));
             match pgstmt::effect(stmt) {
                 Effect::CreateIndex { index, table } => {
-                    if !self.create_index_concurrently(conn, stmt, &index, &table).await? && attempt == 1 {
+                    if !self
+                        .create_index_concurrently(conn, stmt, &index, &table)
+                        .await?
+                        && attempt == 1
+                    {
                         preexisting.push(index);
                     }
                 }
@@ -457,10 +610,14 @@ impl Migration {
                     }
                     exec_with_lock_retries(conn, stmt).await.map_err(failed)?;
                 }
-                Effect::CreateUnnamedIndex { table } => exec_cleaning_invalid(conn, stmt, &table.regclass(), &self.lock_timeout).await?,
+                Effect::CreateUnnamedIndex { table } => {
+                    exec_cleaning_invalid(conn, stmt, &table.regclass(), &self.lock_timeout).await?
+                }
                 Effect::Reindex { target, table } => {
                     match reindexed_table(conn, &target, table).await? {
-                        Some(on) => exec_cleaning_invalid(conn, stmt, &on, &self.lock_timeout).await?,
+                        Some(on) => {
+                            exec_cleaning_invalid(conn, stmt, &on, &self.lock_timeout).await?
+                        }
                         None => exec_with_lock_retries(conn, stmt).await.map_err(failed)?,
                     }
                 }
@@ -469,7 +626,9 @@ impl Migration {
         }
         // A `SET search_path` (or any SET) of the migration ends with it: the bookkeeping below,
         // and the next migration on this connection, see the connection's own settings.
-        sqlx::Executor::execute(&mut *conn, "RESET ALL").await.map_err(err)?;
+        sqlx::Executor::execute(&mut *conn, "RESET ALL")
+            .await
+            .map_err(err)?;
         self.record_committed(conn).await?;
         Ok(preexisting)
     }
@@ -481,7 +640,13 @@ impl Migration {
     /// attempt here starts by dropping it, and a failure drops what it left.
     /// `Ok(false)`: the index was already there, valid (built by an attempt whose end was not
     /// recorded, or before the release with `IF NOT EXISTS`).
-    async fn create_index_concurrently(&self, conn: &mut PgConnection, stmt: &str, index: &str, table: &Name) -> Result<bool, StepError> {
+    async fn create_index_concurrently(
+        &self,
+        conn: &mut PgConnection,
+        stmt: &str,
+        index: &str,
+        table: &Name,
+    ) -> Result<bool, StepError> {
         match index_state(conn, index, table).await? {
             IndexState::Valid => return Ok(false),
             IndexState::Invalid(q) => drop_invalid_index(conn, &q).await?,
@@ -492,9 +657,16 @@ impl Migration {
             IndexState::Valid => Ok(true),
             IndexState::Invalid(q) => {
                 let cleaned = cleanup_note(drop_invalid_index(conn, &q).await);
-                Err(StepError(format!("`{}` finished, but index `{q}` is INVALID{cleaned}", first_line(stmt))))
+                Err(StepError(format!(
+                    "`{}` finished, but index `{q}` is INVALID{cleaned}",
+                    first_line(stmt)
+                )))
             }
-            IndexState::Absent => Err(StepError(format!("`{}` finished, but there is no index `{index}` on `{}` (with IF NOT EXISTS, PostgreSQL skips the build when any relation of that name exists in the schema, e.g. an index on another table); name the index uniquely", first_line(stmt), table.regclass()))),
+            IndexState::Absent => Err(StepError(format!(
+                "`{}` finished, but there is no index `{index}` on `{}` (with IF NOT EXISTS, PostgreSQL skips the build when any relation of that name exists in the schema, e.g. an index on another table); name the index uniquely",
+                first_line(stmt),
+                table.regclass()
+            ))),
         }
     }
 }
@@ -509,7 +681,11 @@ enum IndexState {
 }
 
 /// The index `index` in `table`'s schema (where PostgreSQL creates it).
-async fn index_state(conn: &mut PgConnection, index: &str, table: &Name) -> Result<IndexState, StepError> {
+async fn index_state(
+    conn: &mut PgConnection,
+    index: &str,
+    table: &Name,
+) -> Result<IndexState, StepError> {
     let row: Option<(bool, String)> = sqlx::query_as(
         "SELECT i.indisvalid, format('%I.%I', n.nspname, c.relname) FROM pg_class c JOIN pg_index i ON i.indexrelid = c.oid JOIN pg_namespace n ON n.oid = c.relnamespace
          WHERE c.relname = $1 AND i.indrelid = to_regclass($2)",
@@ -549,18 +725,33 @@ async fn invalid_indexes(conn: &mut PgConnection, table: &str) -> Result<Vec<Str
 
 /// The table a `REINDEX {TABLE|INDEX} CONCURRENTLY target` works on, as a regclass text: the
 /// target itself, or the table of the index; `None` when there is no such index.
-async fn reindexed_table(conn: &mut PgConnection, target: &Name, is_table: bool) -> Result<Option<String>, StepError> {
+async fn reindexed_table(
+    conn: &mut PgConnection,
+    target: &Name,
+    is_table: bool,
+) -> Result<Option<String>, StepError> {
     if is_table {
         return Ok(Some(target.regclass()));
     }
-    sqlx::query_scalar("SELECT i.indrelid::regclass::text FROM pg_index i WHERE i.indexrelid = to_regclass($1)").bind(target.regclass()).fetch_optional(&mut *conn).await.map_err(err)
+    sqlx::query_scalar(
+        "SELECT i.indrelid::regclass::text FROM pg_index i WHERE i.indexrelid = to_regclass($1)",
+    )
+    .bind(target.regclass())
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(err)
 }
 
 /// Runs a statement that builds indexes concurrently on `table` (`CREATE INDEX CONCURRENTLY`,
 /// named or not, `REINDEX ... CONCURRENTLY`), retrying a lock timeout; each failed attempt's
 /// INVALID leftovers (new on the table since the attempt began: PostgreSQL names them, e.g.
 /// `<index>_ccnew`) are dropped, so neither a retry nor a rollback leaves them behind.
-async fn exec_cleaning_invalid(conn: &mut PgConnection, stmt: &str, table: &str, lock_timeout: &SpecDuration) -> Result<(), StepError> {
+async fn exec_cleaning_invalid(
+    conn: &mut PgConnection,
+    stmt: &str,
+    table: &str,
+    lock_timeout: &SpecDuration,
+) -> Result<(), StepError> {
     let mut delay = Duration::from_millis(250);
     let mut attempt = 1;
     loop {
@@ -569,7 +760,12 @@ async fn exec_cleaning_invalid(conn: &mut PgConnection, stmt: &str, table: &str,
             Ok(_) => return Ok(()),
             Err(e) => {
                 let mut left = String::new();
-                for q in invalid_indexes(conn, table).await.unwrap_or_default().into_iter().filter(|q| !before.contains(q)) {
+                for q in invalid_indexes(conn, table)
+                    .await
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter(|q| !before.contains(q))
+                {
                     left = cleanup_note(drop_invalid_index(conn, &q).await);
                 }
                 if is_lock_timeout(&e) && attempt < LOCK_RETRIES {
@@ -578,7 +774,8 @@ async fn exec_cleaning_invalid(conn: &mut PgConnection, stmt: &str, table: &str,
                     attempt += 1;
                     continue;
                 }
-                let waited = is_lock_timeout(&e) || matches!(&e, sqlx::Error::Database(d) if d.code().as_deref() == Some("57014"));
+                let waited = is_lock_timeout(&e)
+                    || matches!(&e, sqlx::Error::Database(d) if d.code().as_deref() == Some("57014"));
                 let mut why = err(e).0;
                 if waited {
                     why.push_str(&format!(" (after {attempt} attempt(s) under lock_timeout {lock_timeout}: a concurrent index build waits for every transaction older than its own snapshot to end, even one on another table{})", old_transactions(conn).await));
@@ -592,7 +789,13 @@ async fn exec_cleaning_invalid(conn: &mut PgConnection, stmt: &str, table: &str,
 /// How many of `indexes` exist.
 async fn indexes_present(conn: &mut PgConnection, indexes: &[Name]) -> Result<usize, StepError> {
     let names: Vec<String> = indexes.iter().map(Name::regclass).collect();
-    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM unnest($1::text[]) AS n WHERE to_regclass(n) IS NOT NULL").bind(&names).fetch_one(&mut *conn).await.map_err(err)?;
+    let n: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM unnest($1::text[]) AS n WHERE to_regclass(n) IS NOT NULL",
+    )
+    .bind(&names)
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(err)?;
     Ok(n as usize)
 }
 
@@ -609,8 +812,14 @@ async fn old_transactions(conn: &mut PgConnection) -> String {
     if rows.is_empty() {
         return String::new();
     }
-    let list: Vec<String> = rows.iter().map(|(pid, secs, what)| format!("pid {pid} open {secs}s ({what})")).collect();
-    format!("; open now: {}: let them finish, or end them (pg_terminate_backend), before the next attempt", list.join("; "))
+    let list: Vec<String> = rows
+        .iter()
+        .map(|(pid, secs, what)| format!("pid {pid} open {secs}s ({what})"))
+        .collect();
+    format!(
+        "; open now: {}: let them finish, or end them (pg_terminate_backend), before the next attempt",
+        list.join("; ")
+    )
 }
 
 fn first_line(s: &str) -> String {
@@ -638,17 +847,31 @@ async fn exec_with_lock_retries(conn: &mut PgConnection, sql: &str) -> Result<()
 async fn ensure_tables(conn: &mut PgConnection, ready: &mut bool) -> Result<(), StepError> {
     if !*ready {
         let schema = format!("{HISTORY}; {PHASES}");
-        sqlx::Executor::execute(&mut *conn, schema.as_str()).await.map_err(err)?;
+        sqlx::Executor::execute(&mut *conn, schema.as_str())
+            .await
+            .map_err(err)?;
         *ready = true;
     }
     Ok(())
 }
 
 /// Removes the records of an undone phase (and refinery's row, if the phase wrote it).
-async fn forget(conn: &mut PgConnection, version: i32, phase: &str, history: bool) -> Result<(), sqlx::Error> {
-    sqlx::query("DELETE FROM cutover_migration_phases WHERE version = $1 AND phase = $2").bind(version).bind(phase).execute(&mut *conn).await?;
+async fn forget(
+    conn: &mut PgConnection,
+    version: i32,
+    phase: &str,
+    history: bool,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM cutover_migration_phases WHERE version = $1 AND phase = $2")
+        .bind(version)
+        .bind(phase)
+        .execute(&mut *conn)
+        .await?;
     if history {
-        sqlx::query("DELETE FROM refinery_schema_history WHERE version = $1").bind(version).execute(&mut *conn).await?;
+        sqlx::query("DELETE FROM refinery_schema_history WHERE version = $1")
+            .bind(version)
+            .execute(&mut *conn)
+            .await?;
     }
     Ok(())
 }
@@ -681,9 +904,14 @@ impl Driver for MigrateDriver {
 }
 
 async fn migrate(step: Step, run_id: String, attempt: u32) -> Result<Done, StepError> {
-    let m = Migration { run_id, ..migration(&step)? };
+    let m = Migration {
+        run_id,
+        ..migration(&step)?
+    };
     let mut slot = migrator(&m.url_env, &m.database).await?;
-    let migrator = slot.as_mut().expect("migrator() leaves a connection in the slot");
+    let migrator = slot
+        .as_mut()
+        .expect("migrator() leaves a connection in the slot");
     let result = m.apply(migrator, attempt).await;
     if result.is_err() {
         // A connection in an unknown state is not reused (the lock goes with it; the next
@@ -701,13 +929,22 @@ impl Migration {
             ensure_tables(conn, &mut migrator.tables_ready).await?;
         }
         if self.applied(conn, migrator.tables_ready).await? {
-            return Ok(Done { undo: self.undo_data(), detail: Some(format!("V{} {} was already applied", self.version, self.phase)) });
+            return Ok(Done {
+                undo: self.undo_data(),
+                detail: Some(format!(
+                    "V{} {} was already applied",
+                    self.version, self.phase
+                )),
+            });
         }
         if self.transactional {
             let mut delay = Duration::from_millis(250);
             let mut attempt = 1;
             loop {
-                match self.attempt_transactional(conn, !migrator.tables_ready).await {
+                match self
+                    .attempt_transactional(conn, !migrator.tables_ready)
+                    .await
+                {
                     Ok(()) => {
                         migrator.tables_ready = true;
                         break;
@@ -717,38 +954,104 @@ impl Migration {
                         delay *= 2;
                         attempt += 1;
                     }
-                    Err(e) => return Err(StepError(format!("V{}__{} ({}): {}", self.version, self.name, self.phase, err(e)))),
+                    Err(e) => {
+                        return Err(StepError(format!(
+                            "V{}__{} ({}): {}",
+                            self.version,
+                            self.name,
+                            self.phase,
+                            err(e)
+                        )));
+                    }
                 }
             }
         } else {
             let preexisting = self.run_non_transactional(conn, attempt).await?;
             if !preexisting.is_empty() {
                 let mut undo = self.undo_data();
-                undo["undo_sql"] = json!(self.undo_sql.as_deref().map(|u| without_drops_of(u, &preexisting)));
-                return Ok(Done { undo, detail: Some(format!("V{}__{} {} applied; index(es) {} were already there before the release and are kept by a rollback", self.version, self.name, self.phase, preexisting.join(", "))) });
+                undo["undo_sql"] = json!(
+                    self.undo_sql
+                        .as_deref()
+                        .map(|u| without_drops_of(u, &preexisting))
+                );
+                return Ok(Done {
+                    undo,
+                    detail: Some(format!(
+                        "V{}__{} {} applied; index(es) {} were already there before the release and are kept by a rollback",
+                        self.version,
+                        self.name,
+                        self.phase,
+                        preexisting.join(", ")
+                    )),
+                });
             }
         }
-        Ok(Done { undo: self.undo_data(), detail: Some(format!("V{}__{} {} applied{}", self.version, self.name, self.phase, if self.records_history { "; refinery history updated" } else { "" })) })
+        Ok(Done {
+            undo: self.undo_data(),
+            detail: Some(format!(
+                "V{}__{} {} applied{}",
+                self.version,
+                self.name,
+                self.phase,
+                if self.records_history {
+                    "; refinery history updated"
+                } else {
+                    ""
+                }
+            )),
+        })
     }
 }
 
 async fn unmigrate(step: Step, undo: Value) -> Result<(), StepError> {
     let m = migration(&step)?;
     // Exactly what was recorded when the step ran.
-    let undo_sql = undo.get("undo_sql").and_then(Value::as_str).ok_or_else(|| StepError(format!("{} recorded no undo SQL; it cannot be undone", step.id)))?.to_string();
-    let history = undo.get("history").and_then(Value::as_bool).unwrap_or(m.records_history);
-    let transactional = undo.get("transactional").and_then(Value::as_bool).unwrap_or(m.transactional);
+    let undo_sql = undo
+        .get("undo_sql")
+        .and_then(Value::as_str)
+        .ok_or_else(|| {
+            StepError(format!(
+                "{} recorded no undo SQL; it cannot be undone",
+                step.id
+            ))
+        })?
+        .to_string();
+    let history = undo
+        .get("history")
+        .and_then(Value::as_bool)
+        .unwrap_or(m.records_history);
+    let transactional = undo
+        .get("transactional")
+        .and_then(Value::as_bool)
+        .unwrap_or(m.transactional);
     let mut slot = migrator(&m.url_env, &m.database).await?;
-    let conn = &mut slot.as_mut().expect("migrator() leaves a connection in the slot").conn;
+    let conn = &mut slot
+        .as_mut()
+        .expect("migrator() leaves a connection in the slot")
+        .conn;
     let result = async {
         if transactional {
             let mut tx = conn.begin().await.map_err(err)?;
             // The migration's own SETs (a search_path) first: its undo names what it named.
-            let settings = format!("{}SET LOCAL lock_timeout = '{}ms'", m.session_settings(), millis(m.lock_timeout));
-            sqlx::Executor::execute(&mut *tx, settings.as_str()).await.map_err(err)?;
-            sqlx::Executor::execute(&mut *tx, undo_sql.as_str()).await.map_err(|e| StepError(format!("undo of V{}__{}: {}", m.version, m.name, err(e))))?;
-            sqlx::Executor::execute(&mut *tx, "RESET ALL").await.map_err(err)?;
-            forget(&mut tx, m.version, &m.phase, history).await.map_err(err)?;
+            let settings = format!(
+                "{}SET LOCAL lock_timeout = '{}ms'",
+                m.session_settings(),
+                millis(m.lock_timeout)
+            );
+            sqlx::Executor::execute(&mut *tx, settings.as_str())
+                .await
+                .map_err(err)?;
+            sqlx::Executor::execute(&mut *tx, undo_sql.as_str())
+                .await
+                .map_err(|e| {
+                    StepError(format!("undo of V{}__{}: {}", m.version, m.name, err(e)))
+                })?;
+            sqlx::Executor::execute(&mut *tx, "RESET ALL")
+                .await
+                .map_err(err)?;
+            forget(&mut tx, m.version, &m.phase, history)
+                .await
+                .map_err(err)?;
             tx.commit().await.map_err(err)?;
         } else {
             // Derived inverses of such migrations are one statement per line (DROP INDEX
@@ -756,14 +1059,22 @@ async fn unmigrate(step: Step, undo: Value) -> Result<(), StepError> {
             // migration's own SETs (a search_path).
             let settings = m.session_settings();
             if !settings.is_empty() {
-                sqlx::Executor::execute(&mut *conn, settings.as_str()).await.map_err(err)?;
+                sqlx::Executor::execute(&mut *conn, settings.as_str())
+                    .await
+                    .map_err(err)?;
             }
             for stmt in undo_sql.lines().filter(|l| !l.trim().is_empty()) {
-                exec_with_lock_retries(conn, stmt).await.map_err(|e| StepError(format!("undo `{stmt}`: {}", err(e))))?;
+                exec_with_lock_retries(conn, stmt)
+                    .await
+                    .map_err(|e| StepError(format!("undo `{stmt}`: {}", err(e))))?;
             }
-            sqlx::Executor::execute(&mut *conn, "RESET ALL").await.map_err(err)?;
+            sqlx::Executor::execute(&mut *conn, "RESET ALL")
+                .await
+                .map_err(err)?;
             let mut tx = conn.begin().await.map_err(err)?;
-            forget(&mut tx, m.version, &m.phase, history).await.map_err(err)?;
+            forget(&mut tx, m.version, &m.phase, history)
+                .await
+                .map_err(err)?;
             tx.commit().await.map_err(err)?;
         }
         Ok(())
@@ -797,9 +1108,14 @@ fn without_drops_of(undo_sql: &str, kept: &[String]) -> String {
 ///   did not write is written now, and the step is done. None done: not done. Some: partial.
 ///   A statement the catalog cannot judge leaves the step to the operator (`None`).
 async fn probe_migration(step: Step, run_id: String) -> Result<Option<Probe>, StepError> {
-    let m = Migration { run_id, ..migration(&step)? };
+    let m = Migration {
+        run_id,
+        ..migration(&step)?
+    };
     let mut slot = migrator(&m.url_env, &m.database).await?;
-    let migrator = slot.as_mut().expect("migrator() leaves a connection in the slot");
+    let migrator = slot
+        .as_mut()
+        .expect("migrator() leaves a connection in the slot");
     let result = m.judge(migrator).await;
     if result.is_err() {
         *slot = None;
@@ -815,7 +1131,9 @@ impl Migration {
             .iter()
             .filter(|s| {
                 let lower = s.trim_start().to_ascii_lowercase();
-                pgstmt::effect(s) == Effect::Repeatable && lower.starts_with("set ") && !lower.starts_with("set local")
+                pgstmt::effect(s) == Effect::Repeatable
+                    && lower.starts_with("set ")
+                    && !lower.starts_with("set local")
             })
             .map(|s| format!("{};\n", s.trim().trim_end_matches(';')))
             .collect()
@@ -832,10 +1150,14 @@ impl Migration {
         // Names resolve as they did for the migration.
         let settings = self.session_settings();
         if !settings.is_empty() {
-            sqlx::Executor::execute(&mut *conn, settings.as_str()).await.map_err(err)?;
+            sqlx::Executor::execute(&mut *conn, settings.as_str())
+                .await
+                .map_err(err)?;
         }
         let verdict = self.judge_statements(conn).await;
-        sqlx::Executor::execute(&mut *conn, "RESET ALL").await.map_err(err)?;
+        sqlx::Executor::execute(&mut *conn, "RESET ALL")
+            .await
+            .map_err(err)?;
         let verdict = verdict?;
         if let Some(Probe::Done(_)) = &verdict {
             ensure_tables(conn, &mut migrator.tables_ready).await?;
@@ -889,7 +1211,13 @@ impl Migration {
 
 /// A PostgreSQL client program: from PATH, else the newest under /usr/lib/postgresql.
 fn pg_program(name: &str) -> PathBuf {
-    let mut versions: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql").map(|d| d.filter_map(|e| e.ok().map(|e| e.path().join("bin").join(name))).filter(|p| p.exists()).collect()).unwrap_or_default();
+    let mut versions: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .map(|d| {
+            d.filter_map(|e| e.ok().map(|e| e.path().join("bin").join(name)))
+                .filter(|p| p.exists())
+                .collect()
+        })
+        .unwrap_or_default();
     versions.sort();
     versions.pop().unwrap_or_else(|| PathBuf::from(name))
 }
@@ -897,16 +1225,30 @@ fn pg_program(name: &str) -> PathBuf {
 /// Runs a PostgreSQL client program as part of `step` (marked, in its own process group, killed
 /// with cutover: see [`crate::drivers::command::tie_to_step`]), the password in `PGPASSWORD` and
 /// never on its command line.
-async fn run_tool(program: &Path, args: &[&str], password: Option<&str>, mark: &str) -> Result<Vec<u8>, StepError> {
+async fn run_tool(
+    program: &Path,
+    args: &[&str],
+    password: Option<&str>,
+    mark: &str,
+) -> Result<Vec<u8>, StepError> {
     let mut cmd = tokio::process::Command::new(program);
-    cmd.args(args).env("PGCONNECT_TIMEOUT", "10").stdin(std::process::Stdio::null());
+    cmd.args(args)
+        .env("PGCONNECT_TIMEOUT", "10")
+        .stdin(std::process::Stdio::null());
     crate::drivers::command::tie_to_step(&mut cmd, mark);
     if let Some(p) = password {
         cmd.env("PGPASSWORD", p);
     }
-    let out = cmd.output().await.map_err(|e| StepError(format!("cannot run {}: {e}", program.display())))?;
+    let out = cmd
+        .output()
+        .await
+        .map_err(|e| StepError(format!("cannot run {}: {e}", program.display())))?;
     if !out.status.success() {
-        return Err(err(format!("{} failed: {}", program.display(), String::from_utf8_lossy(&out.stderr).trim())));
+        return Err(err(format!(
+            "{} failed: {}",
+            program.display(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
     }
     Ok(out.stdout)
 }
@@ -918,34 +1260,86 @@ pub struct BackupDriver;
 impl Driver for BackupDriver {
     fn run(&self, step: Step, ctx: StepContext) -> BoxFuture<Result<Done, StepError>> {
         Box::pin(async move {
-            let Params::Backup { database, url_env, dir } = &step.params else { return Err(StepError(format!("{} is not a backup step", step.id))) };
-            let target = ClientTarget::of(&url_from_env(url_env, database)?).map_err(|e| StepError(format!("`{url_env}`: {}", e.0)))?;
+            let Params::Backup {
+                database,
+                url_env,
+                dir,
+            } = &step.params
+            else {
+                return Err(StepError(format!("{} is not a backup step", step.id)));
+            };
+            let target = ClientTarget::of(&url_from_env(url_env, database)?)
+                .map_err(|e| StepError(format!("`{url_env}`: {}", e.0)))?;
             let mark = crate::drivers::command::mark(&step, &ctx);
             let dir = ctx.spec_dir.join(dir);
-            std::fs::create_dir_all(&dir).map_err(|e| StepError(format!("cannot create {}: {e}", dir.display())))?;
-            let run = ctx.run_dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "run".into());
+            std::fs::create_dir_all(&dir)
+                .map_err(|e| StepError(format!("cannot create {}: {e}", dir.display())))?;
+            let run = ctx
+                .run_dir
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "run".into());
             let path = dir.join(format!("{run}-{database}.dump"));
             let tmp = path.with_extension("dump.partial");
             let tmp_s = tmp.to_string_lossy().into_owned();
-            run_tool(&pg_program("pg_dump"), &["--format=custom", "--no-password", "--file", &tmp_s, "--dbname", &target.url], target.password.as_deref(), &mark).await?;
-            let listing = run_tool(&pg_program("pg_restore"), &["--list", &tmp_s], None, &mark).await?;
+            run_tool(
+                &pg_program("pg_dump"),
+                &[
+                    "--format=custom",
+                    "--no-password",
+                    "--file",
+                    &tmp_s,
+                    "--dbname",
+                    &target.url,
+                ],
+                target.password.as_deref(),
+                &mark,
+            )
+            .await?;
+            let listing =
+                run_tool(&pg_program("pg_restore"), &["--list", &tmp_s], None, &mark).await?;
             if listing.is_empty() {
-                return Err(StepError(format!("pg_restore --list printed nothing for {}", tmp.display())));
+                return Err(StepError(format!(
+                    "pg_restore --list printed nothing for {}",
+                    tmp.display()
+                )));
             }
-            std::fs::rename(&tmp, &path).map_err(|e| StepError(format!("cannot move the dump into place: {e}")))?;
-            let bytes = std::fs::read(&path).map_err(|e| StepError(format!("cannot read {}: {e}", path.display())))?;
-            let sha = Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect::<String>();
+            std::fs::rename(&tmp, &path)
+                .map_err(|e| StepError(format!("cannot move the dump into place: {e}")))?;
+            let bytes = std::fs::read(&path)
+                .map_err(|e| StepError(format!("cannot read {}: {e}", path.display())))?;
+            let sha = Sha256::digest(&bytes)
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>();
             let path_s = path.display().to_string();
-            Ok(Done { undo: json!({ "path": path_s, "size": bytes.len(), "sha256": sha }), detail: Some(format!("{path_s} ({} bytes, sha256 {})", bytes.len(), &sha[..16])) })
+            Ok(Done {
+                undo: json!({ "path": path_s, "size": bytes.len(), "sha256": sha }),
+                detail: Some(format!(
+                    "{path_s} ({} bytes, sha256 {})",
+                    bytes.len(),
+                    &sha[..16]
+                )),
+            })
         })
     }
 
-    fn undo(&self, _step: Step, _undo: Value, _ctx: StepContext) -> BoxFuture<Result<(), StepError>> {
+    fn undo(
+        &self,
+        _step: Step,
+        _undo: Value,
+        _ctx: StepContext,
+    ) -> BoxFuture<Result<(), StepError>> {
         // The dump is kept: it is what a restore past a pivot would use.
         Box::pin(async { Ok(()) })
     }
 
-    fn restore(&self, step: Step, undo: Value, ctx: StepContext) -> BoxFuture<Result<String, StepError>> {
+    fn restore(
+        &self,
+        step: Step,
+        undo: Value,
+        ctx: StepContext,
+    ) -> BoxFuture<Result<String, StepError>> {
         Box::pin(restore_backup(step, undo, ctx))
     }
 
@@ -956,7 +1350,13 @@ impl Driver for BackupDriver {
 
     fn fence(&self, step: Step, ctx: StepContext) -> BoxFuture<Result<Option<String>, StepError>> {
         // A pg_dump of a dead executor would write the same .partial file as the next attempt.
-        Box::pin(async move { crate::drivers::command::fence_processes(&crate::drivers::command::mark(&step, &ctx), None).await })
+        Box::pin(async move {
+            crate::drivers::command::fence_processes(
+                &crate::drivers::command::mark(&step, &ctx),
+                None,
+            )
+            .await
+        })
     }
 }
 
@@ -964,7 +1364,10 @@ impl Driver for BackupDriver {
 /// and which transactions have been open longer than its `lock_timeout` (DDL would wait for them).
 pub async fn check_database(db: &DatabaseCheck) -> Result<String, StepError> {
     let mut conn = connect(&db.url_env, &db.name, "preflight").await?;
-    let version: String = sqlx::query_scalar("SHOW server_version").fetch_one(&mut *conn).await.map_err(err)?;
+    let version: String = sqlx::query_scalar("SHOW server_version")
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(err)?;
     if !db.pending.is_empty() {
         // The migrations will run DDL and write refinery's history: a standby, a read-only
         // session or a role without CREATE on the schema they land in fails at the first one.
@@ -976,16 +1379,25 @@ pub async fn check_database(db: &DatabaseCheck) -> Result<String, StepError> {
         .map_err(err)?;
         let what = format!("database `{}` (from `{}`)", db.name, db.url_env);
         if standby {
-            return Err(StepError(format!("{what} is a standby in recovery; migrations need the primary: point `{}` at it", db.url_env)));
+            return Err(StepError(format!(
+                "{what} is a standby in recovery; migrations need the primary: point `{}` at it",
+                db.url_env
+            )));
         }
         if read_only == "on" {
-            return Err(StepError(format!("{what}: sessions of role `{user}` are read-only (default_transaction_read_only); migrations need a role that may write")));
+            return Err(StepError(format!(
+                "{what}: sessions of role `{user}` are read-only (default_transaction_read_only); migrations need a role that may write"
+            )));
         }
         let Some(schema) = schema else {
-            return Err(StepError(format!("{what}: no schema of the search_path `{path}` exists, so migrations would have nowhere to create tables; create the schema or fix the role's search_path")));
+            return Err(StepError(format!(
+                "{what}: no schema of the search_path `{path}` exists, so migrations would have nowhere to create tables; create the schema or fix the role's search_path"
+            )));
         };
         if create != Some(true) {
-            return Err(StepError(format!("{what}: role `{user}` may not create objects in schema `{schema}` (the first of its search_path `{path}`), so the first migration would fail; `GRANT CREATE ON SCHEMA {schema} TO {user}` (PostgreSQL 15 no longer grants it on `public`), or connect as the schema's owner")));
+            return Err(StepError(format!(
+                "{what}: role `{user}` may not create objects in schema `{schema}` (the first of its search_path `{path}`), so the first migration would fail; `GRANT CREATE ON SCHEMA {schema} TO {user}` (PostgreSQL 15 no longer grants it on `public`), or connect as the schema's owner"
+            )));
         }
         // Only a table's owner (or a member of the owning role) may ALTER it or index it.
         let foreign: Vec<(String, String)> = sqlx::query_as(
@@ -996,11 +1408,22 @@ pub async fn check_database(db: &DatabaseCheck) -> Result<String, StepError> {
         .await
         .map_err(err)?;
         if !foreign.is_empty() {
-            let list: Vec<String> = foreign.iter().map(|(t, o)| format!("`{t}` (owned by `{o}`)")).collect();
-            return Err(StepError(format!("{what}: the migrations alter or index {}, which role `{user}` does not own, so they would fail with \"must be owner of table\"; connect as the owner, or `GRANT {} TO {user}`", list.join(", "), foreign[0].1)));
+            let list: Vec<String> = foreign
+                .iter()
+                .map(|(t, o)| format!("`{t}` (owned by `{o}`)"))
+                .collect();
+            return Err(StepError(format!(
+                "{what}: the migrations alter or index {}, which role `{user}` does not own, so they would fail with \"must be owner of table\"; connect as the owner, or `GRANT {} TO {user}`",
+                list.join(", "),
+                foreign[0].1
+            )));
         }
     }
-    let has_history: Option<String> = sqlx::query_scalar("SELECT to_regclass('refinery_schema_history')::text").fetch_one(&mut *conn).await.map_err(err)?;
+    let has_history: Option<String> =
+        sqlx::query_scalar("SELECT to_regclass('refinery_schema_history')::text")
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(err)?;
     // The bookkeeping the migrations write (and a rollback deletes): refinery's history and
     // cutover's phase table, where they exist already (else the role creates them, checked above).
     if !db.pending.is_empty() {
@@ -1012,8 +1435,14 @@ pub async fn check_database(db: &DatabaseCheck) -> Result<String, StepError> {
         .await
         .map_err(err)?;
         if !missing.is_empty() {
-            let user: String = sqlx::query_scalar("SELECT current_user::text").fetch_one(&mut *conn).await.map_err(err)?;
-            let list: Vec<String> = missing.iter().map(|(t, p)| format!("{p} on `{t}`")).collect();
+            let user: String = sqlx::query_scalar("SELECT current_user::text")
+                .fetch_one(&mut *conn)
+                .await
+                .map_err(err)?;
+            let list: Vec<String> = missing
+                .iter()
+                .map(|(t, p)| format!("{p} on `{t}`"))
+                .collect();
             return Err(StepError(format!(
                 "database `{}` (from `{}`): role `{user}` lacks {}, which recording (and undoing) a migration needs; `GRANT SELECT, INSERT, DELETE ON {} TO {user}`, or connect as the tables' owner",
                 db.name,
@@ -1024,7 +1453,15 @@ pub async fn check_database(db: &DatabaseCheck) -> Result<String, StepError> {
         }
     }
     let rows: Vec<(i32, String)> = if has_history.is_some() {
-        sqlx::query("SELECT version, COALESCE(checksum, '') FROM refinery_schema_history ORDER BY version").fetch_all(&mut *conn).await.map_err(err)?.iter().map(|r| (r.get(0), r.get(1))).collect()
+        sqlx::query(
+            "SELECT version, COALESCE(checksum, '') FROM refinery_schema_history ORDER BY version",
+        )
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(err)?
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect()
     } else {
         Vec::new()
     };
@@ -1038,11 +1475,18 @@ pub async fn check_database(db: &DatabaseCheck) -> Result<String, StepError> {
     }
     for e in &db.pending {
         if rows.iter().any(|(v, _)| i64::from(*v) == e.version as i64) {
-            problems.push(format!("V{}__{} is already applied, but this release plans to apply it", e.version, e.name));
+            problems.push(format!(
+                "V{}__{} is already applied, but this release plans to apply it",
+                e.version, e.name
+            ));
         }
     }
     if !problems.is_empty() {
-        return Err(StepError(format!("database `{}`: {}", db.name, problems.join("; "))));
+        return Err(StepError(format!(
+            "database `{}`: {}",
+            db.name,
+            problems.join("; ")
+        )));
     }
     // Who, how long and in what state; not the query text, which may hold data or secrets and
     // would end up in the run's log.
@@ -1055,9 +1499,18 @@ pub async fn check_database(db: &DatabaseCheck) -> Result<String, StepError> {
         .map(|r| format!("pid {} open {}s: {}", r.get::<i32, _>(0), r.get::<i64, _>(1), r.get::<String, _>(2)))
         .collect();
     conn.release().await;
-    let mut out = format!("`{}`: PostgreSQL {version}, {} applied, {} pending", db.name, db.applied.len(), db.pending.len());
+    let mut out = format!(
+        "`{}`: PostgreSQL {version}, {} applied, {} pending",
+        db.name,
+        db.applied.len(),
+        db.pending.len()
+    );
     if !long.is_empty() {
-        out.push_str(&format!("; transactions open longer than the lock_timeout ({}), which would make DDL wait: {}", db.lock_timeout, long.join("; ")));
+        out.push_str(&format!(
+            "; transactions open longer than the lock_timeout ({}), which would make DDL wait: {}",
+            db.lock_timeout,
+            long.join("; ")
+        ));
     }
     Ok(out)
 }
@@ -1081,10 +1534,31 @@ struct Backfill {
 }
 
 fn backfill(step: &Step) -> Result<Backfill, StepError> {
-    let Params::Backfill { database, url_env, table, key, from_column, to_column, batch_size, pause, batch_sql } = &step.params else {
+    let Params::Backfill {
+        database,
+        url_env,
+        table,
+        key,
+        from_column,
+        to_column,
+        batch_size,
+        pause,
+        batch_sql,
+    } = &step.params
+    else {
         return Err(StepError(format!("{} is not a backfill step", step.id)));
     };
-    Ok(Backfill { database: database.clone(), url_env: url_env.clone(), table: table.clone(), key: key.clone(), from: from_column.clone(), to: to_column.clone(), batch_size: *batch_size, pause: *pause, batch_sql: batch_sql.clone() })
+    Ok(Backfill {
+        database: database.clone(),
+        url_env: url_env.clone(),
+        table: table.clone(),
+        key: key.clone(),
+        from: from_column.clone(),
+        to: to_column.clone(),
+        batch_size: *batch_size,
+        pause: *pause,
+        batch_sql: batch_sql.clone(),
+    })
 }
 
 impl Driver for BackfillDriver {
@@ -1092,7 +1566,12 @@ impl Driver for BackfillDriver {
         Box::pin(run_backfill(step, ctx))
     }
 
-    fn undo(&self, _step: Step, _undo: Value, _ctx: StepContext) -> BoxFuture<Result<(), StepError>> {
+    fn undo(
+        &self,
+        _step: Step,
+        _undo: Value,
+        _ctx: StepContext,
+    ) -> BoxFuture<Result<(), StepError>> {
         // Undoing the expand step drops the new column; the copy has nothing of its own to undo.
         Box::pin(async { Ok(()) })
     }
@@ -1105,7 +1584,13 @@ impl Driver for BackfillDriver {
         Box::pin(async move {
             let b = backfill(&step)?;
             // A batch is one short statement; one still running a minute on is stuck.
-            fence_database(&b.url_env, &b.database, &run_id(&ctx), Duration::from_secs(60)).await
+            fence_database(
+                &b.url_env,
+                &b.database,
+                &run_id(&ctx),
+                Duration::from_secs(60),
+            )
+            .await
         })
     }
 }
@@ -1115,20 +1600,49 @@ async fn run_backfill(step: Step, ctx: StepContext) -> Result<Done, StepError> {
     let mut conn = connect(&b.url_env, &b.database, "backfill").await?;
     let started = std::time::Instant::now();
     // Where the last committed batch ended (a resume continues after it).
-    let mut cursor: Option<i64> = ctx.resume_from.as_ref().and_then(|p| p.get("cursor")).and_then(Value::as_i64);
-    let mut rows: u64 = ctx.resume_from.as_ref().and_then(|p| p.get("rows")).and_then(Value::as_u64).unwrap_or(0);
+    let mut cursor: Option<i64> = ctx
+        .resume_from
+        .as_ref()
+        .and_then(|p| p.get("cursor"))
+        .and_then(Value::as_i64);
+    let mut rows: u64 = ctx
+        .resume_from
+        .as_ref()
+        .and_then(|p| p.get("rows"))
+        .and_then(Value::as_u64)
+        .unwrap_or(0);
     // Rows inserted after the expand step get the new column from the sync trigger, so the walk
     // ends at the last key that existed when it began (kept in the progress for resumes);
     // chasing a live table's tail would never finish under steady inserts.
     let last_key_sql = format!("SELECT max({})::bigint FROM {}", b.key, b.table);
-    let end: Option<i64> = match ctx.resume_from.as_ref().and_then(|p| p.get("end")).and_then(Value::as_i64) {
+    let end: Option<i64> = match ctx
+        .resume_from
+        .as_ref()
+        .and_then(|p| p.get("end"))
+        .and_then(Value::as_i64)
+    {
         Some(e) => Some(e),
-        None => sqlx::query_scalar(&last_key_sql).fetch_one(&mut *conn).await.map_err(err)?,
+        None => sqlx::query_scalar(&last_key_sql)
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(err)?,
     };
     // The progress total is an estimate: the planner's row count when the table was analyzed,
     // else the key range. A count(*) would scan the whole table before the first batch.
-    let reltuples: Option<f32> = sqlx::query_scalar("SELECT reltuples FROM pg_class WHERE oid = to_regclass($1)").bind(&b.table).fetch_optional(&mut *conn).await.map_err(err)?;
-    let key_range: Option<i64> = sqlx::query_scalar(&format!("SELECT ($1::bigint - min({}))::bigint + 1 FROM {}", b.key, b.table)).bind(end.unwrap_or(0)).fetch_one(&mut *conn).await.map_err(err)?;
+    let reltuples: Option<f32> =
+        sqlx::query_scalar("SELECT reltuples FROM pg_class WHERE oid = to_regclass($1)")
+            .bind(&b.table)
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(err)?;
+    let key_range: Option<i64> = sqlx::query_scalar(&format!(
+        "SELECT ($1::bigint - min({}))::bigint + 1 FROM {}",
+        b.key, b.table
+    ))
+    .bind(end.unwrap_or(0))
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(err)?;
     let estimate: i64 = match reltuples {
         Some(r) if r > 0.0 => r as i64,
         _ => key_range.unwrap_or(0).max(0),
@@ -1139,44 +1653,85 @@ async fn run_backfill(step: Step, ctx: StepContext) -> Result<Done, StepError> {
     // Custom plans for every batch: a generic plan (chosen after a few executions) cannot see the
     // key range and, on a table without fresh statistics, scans the whole table per batch.
     conn.dirty = true;
-    sqlx::Executor::execute(&mut *conn, "SET synchronous_commit = off; SET plan_cache_mode = force_custom_plan").await.map_err(err)?;
-    let first_lower = format!("SELECT (min({key}) - 1)::bigint FROM {table}", key = b.key, table = b.table);
+    sqlx::Executor::execute(
+        &mut *conn,
+        "SET synchronous_commit = off; SET plan_cache_mode = force_custom_plan",
+    )
+    .await
+    .map_err(err)?;
+    let first_lower = format!(
+        "SELECT (min({key}) - 1)::bigint FROM {table}",
+        key = b.key,
+        table = b.table
+    );
     if cursor.is_none() {
-        cursor = sqlx::query_scalar::<_, Option<i64>>(&first_lower).fetch_one(&mut *conn).await.map_err(err)?;
+        cursor = sqlx::query_scalar::<_, Option<i64>>(&first_lower)
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(err)?;
         if cursor.is_none() {
-            return Ok(Done { undo: Value::Null, detail: Some(format!("`{}` is empty: nothing to copy", b.table)) });
+            return Ok(Done {
+                undo: Value::Null,
+                detail: Some(format!("`{}` is empty: nothing to copy", b.table)),
+            });
         }
     }
     let mut last_report = std::time::Instant::now();
-    let left = format!("SELECT EXISTS (SELECT 1 FROM {} WHERE {} IS DISTINCT FROM {})", b.table, b.to, b.from);
+    let left = format!(
+        "SELECT EXISTS (SELECT 1 FROM {} WHERE {} IS DISTINCT FROM {})",
+        b.table, b.to, b.from
+    );
     let mut sweeps = 0;
     loop {
         let mut delay = Duration::from_millis(100);
         let mut attempt = 1;
         // One statement per batch: finds the next keys, copies them, returns the last key.
         let (upper, changed): (Option<i64>, i64) = loop {
-            match sqlx::query_as(&b.batch_sql).bind(cursor).bind(i64::from(b.batch_size)).fetch_one(&mut *conn).await {
+            match sqlx::query_as(&b.batch_sql)
+                .bind(cursor)
+                .bind(i64::from(b.batch_size))
+                .fetch_one(&mut *conn)
+                .await
+            {
                 Ok(r) => break r,
                 Err(e) if is_lock_timeout(&e) && attempt < LOCK_RETRIES => {
                     tokio::time::sleep(delay).await;
                     delay *= 2;
                     attempt += 1;
                 }
-                Err(e) => return Err(StepError(format!("backfill of {}.{} after {} = {:?}: {}", b.table, b.to, b.key, cursor, err(e)))),
+                Err(e) => {
+                    return Err(StepError(format!(
+                        "backfill of {}.{} after {} = {:?}: {}",
+                        b.table,
+                        b.to,
+                        b.key,
+                        cursor,
+                        err(e)
+                    )));
+                }
             }
         };
         let upper = upper.filter(|_| cursor.is_some_and(|c| end.is_some_and(|e| c < e)));
         let Some(upper) = upper else {
             // Past the last key: verify, and sweep once more from the start if rows were lost.
-            let remaining: bool = sqlx::query_scalar(&left).fetch_one(&mut *conn).await.map_err(err)?;
+            let remaining: bool = sqlx::query_scalar(&left)
+                .fetch_one(&mut *conn)
+                .await
+                .map_err(err)?;
             if !remaining || sweeps >= 3 {
                 if remaining {
-                    return Err(StepError(format!("{}.{} still differs from {} after {sweeps} extra sweeps", b.table, b.to, b.from)));
+                    return Err(StepError(format!(
+                        "{}.{} still differs from {} after {sweeps} extra sweeps",
+                        b.table, b.to, b.from
+                    )));
                 }
                 break;
             }
             sweeps += 1;
-            cursor = sqlx::query_scalar::<_, Option<i64>>(&first_lower).fetch_one(&mut *conn).await.map_err(err)?;
+            cursor = sqlx::query_scalar::<_, Option<i64>>(&first_lower)
+                .fetch_one(&mut *conn)
+                .await
+                .map_err(err)?;
             continue;
         };
         rows += changed as u64;
@@ -1187,7 +1742,10 @@ async fn run_backfill(step: Step, ctx: StepContext) -> Result<Done, StepError> {
             // A human line about once a second; the cursor every batch.
             if last_report.elapsed() >= Duration::from_secs(1) {
                 last_report = std::time::Instant::now();
-                data["message"] = json!(format!("{rows} of about {estimate} rows, {:.0} rows/s", rows as f64 / secs));
+                data["message"] = json!(format!(
+                    "{rows} of about {estimate} rows, {:.0} rows/s",
+                    rows as f64 / secs
+                ));
             }
             p.report(data);
         }
@@ -1197,37 +1755,93 @@ async fn run_backfill(step: Step, ctx: StepContext) -> Result<Done, StepError> {
     }
     let secs = started.elapsed().as_secs_f64().max(0.001);
     conn.release().await;
-    Ok(Done { undo: Value::Null, detail: Some(format!("copied {} into {} on {rows} rows in {secs:.1}s ({:.0} rows/s)", b.from, b.to, rows as f64 / secs)) })
+    Ok(Done {
+        undo: Value::Null,
+        detail: Some(format!(
+            "copied {} into {} on {rows} rows in {secs:.1}s ({:.0} rows/s)",
+            b.from,
+            b.to,
+            rows as f64 / secs
+        )),
+    })
 }
 
 async fn probe_backfill(step: Step) -> Result<Option<Probe>, StepError> {
     let b = backfill(&step)?;
     let mut conn = connect(&b.url_env, &b.database, "probe").await?;
-    let left: bool = sqlx::query_scalar(&format!("SELECT EXISTS (SELECT 1 FROM {} WHERE {} IS DISTINCT FROM {})", b.table, b.to, b.from)).fetch_one(&mut *conn).await.map_err(err)?;
-    Ok(Some(if left { Probe::NotDone } else { Probe::Done(Value::Null) }))
+    let left: bool = sqlx::query_scalar(&format!(
+        "SELECT EXISTS (SELECT 1 FROM {} WHERE {} IS DISTINCT FROM {})",
+        b.table, b.to, b.from
+    ))
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(err)?;
+    Ok(Some(if left {
+        Probe::NotDone
+    } else {
+        Probe::Done(Value::Null)
+    }))
 }
 
 /// Restores a database from the dump a backup step recorded: checks the file against its recorded
 /// sha256, drops the database (closing its connections) and recreates it from the dump. Writes
 /// made since the backup are lost; only an explicit `rollback --restore-backup` gets here.
 async fn restore_backup(step: Step, undo: Value, ctx: StepContext) -> Result<String, StepError> {
-    let Params::Backup { database, url_env, .. } = &step.params else { return Err(StepError(format!("{} is not a backup step", step.id))) };
-    let path = undo.get("path").and_then(Value::as_str).ok_or_else(|| StepError(format!("{} recorded no dump path", step.id)))?;
-    let sha = undo.get("sha256").and_then(Value::as_str).unwrap_or_default();
-    let bytes = std::fs::read(path).map_err(|e| StepError(format!("cannot read the backup {path}: {e}")))?;
-    let actual = Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect::<String>();
+    let Params::Backup {
+        database, url_env, ..
+    } = &step.params
+    else {
+        return Err(StepError(format!("{} is not a backup step", step.id)));
+    };
+    let path = undo
+        .get("path")
+        .and_then(Value::as_str)
+        .ok_or_else(|| StepError(format!("{} recorded no dump path", step.id)))?;
+    let sha = undo
+        .get("sha256")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let bytes = std::fs::read(path)
+        .map_err(|e| StepError(format!("cannot read the backup {path}: {e}")))?;
+    let actual = Sha256::digest(&bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<String>();
     if actual != sha {
-        return Err(StepError(format!("the backup {path} changed since it was taken (sha256 {actual}, recorded {sha}); refusing to restore it")));
+        return Err(StepError(format!(
+            "the backup {path} changed since it was taken (sha256 {actual}, recorded {sha}); refusing to restore it"
+        )));
     }
     let url = url_from_env(url_env, database)?;
     // Everything that can be refused is checked before the database is dropped.
-    let admin_target = ClientTarget::of(&url).map_err(|e| StepError(format!("`{url_env}`: {}", e.0)))?.with_database("postgres");
+    let admin_target = ClientTarget::of(&url)
+        .map_err(|e| StepError(format!("`{url_env}`: {}", e.0)))?
+        .with_database("postgres");
     let opts = PgConnectOptions::from_str(&url).map_err(err)?;
-    let dbname = opts.get_database().map(str::to_string).ok_or_else(|| StepError(format!("`{url_env}` names no database")))?;
+    let dbname = opts
+        .get_database()
+        .map(str::to_string)
+        .ok_or_else(|| StepError(format!("`{url_env}` names no database")))?;
     // Drop and recreate from a maintenance connection to the same server.
-    let mut admin = opts.clone().database("postgres").application_name("cutover restore").connect().await.map_err(|e| StepError(format!("cannot connect to the server of `{database}`: {}", err(e))))?;
-    let drop = format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", dbname.replace('"', "\"\""));
-    sqlx::Executor::execute(&mut admin, drop.as_str()).await.map_err(|e| StepError(format!("cannot drop `{dbname}` to restore it: {}", err(e))))?;
+    let mut admin = opts
+        .clone()
+        .database("postgres")
+        .application_name("cutover restore")
+        .connect()
+        .await
+        .map_err(|e| {
+            StepError(format!(
+                "cannot connect to the server of `{database}`: {}",
+                err(e)
+            ))
+        })?;
+    let drop = format!(
+        "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
+        dbname.replace('"', "\"\"")
+    );
+    sqlx::Executor::execute(&mut admin, drop.as_str())
+        .await
+        .map_err(|e| StepError(format!("cannot drop `{dbname}` to restore it: {}", err(e))))?;
     let _ = admin.close().await;
     let admin = admin_target;
     let mark = crate::drivers::command::mark(&step, &ctx);

@@ -11,20 +11,34 @@
 
 use crate::driver::{BoxFuture, Done, Driver, Probe, StepContext, StepError};
 use cutover_planner::dag::{Params, ProgramCheck, Step};
+use serde_json::Value;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use serde_json::Value;
 
 /// Every variable named in a `secret_env` is set (a deploy or a command that needs one would
 /// otherwise fail mid-release). Values are never read into a message.
 fn check_secret_env(names: &[String]) -> Result<(), StepError> {
-    let unset: Vec<&str> = names.iter().filter(|n| std::env::var_os(n).is_none()).map(String::as_str).collect();
-    let not_utf8: Vec<&str> = names.iter().filter(|n| std::env::var_os(n).is_some_and(|v| v.to_str().is_none())).map(String::as_str).collect();
+    let unset: Vec<&str> = names
+        .iter()
+        .filter(|n| std::env::var_os(n).is_none())
+        .map(String::as_str)
+        .collect();
+    let not_utf8: Vec<&str> = names
+        .iter()
+        .filter(|n| std::env::var_os(n).is_some_and(|v| v.to_str().is_none()))
+        .map(String::as_str)
+        .collect();
     if !unset.is_empty() {
-        return Err(StepError(format!("environment variable(s) listed in `secret_env` are not set: {} (export them in the shell that runs cutover; their values are passed through, never written)", unset.join(", "))));
+        return Err(StepError(format!(
+            "environment variable(s) listed in `secret_env` are not set: {} (export them in the shell that runs cutover; their values are passed through, never written)",
+            unset.join(", ")
+        )));
     }
     if !not_utf8.is_empty() {
-        return Err(StepError(format!("environment variable(s) listed in `secret_env` do not hold valid UTF-8: {}", not_utf8.join(", "))));
+        return Err(StepError(format!(
+            "environment variable(s) listed in `secret_env` do not hold valid UTF-8: {}",
+            not_utf8.join(", ")
+        )));
     }
     Ok(())
 }
@@ -33,24 +47,44 @@ fn check_secret_env(names: &[String]) -> Result<(), StepError> {
 /// will find it: a path with a `/` from the spec's directory (the command's working directory),
 /// a bare name in `PATH` (the command's own, if its `env` sets one).
 fn check_programs(programs: &[ProgramCheck], spec_dir: &Path) -> Result<(), StepError> {
-    let executable = |p: &Path| std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0);
+    let executable = |p: &Path| {
+        std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
     let mut problems = Vec::new();
     for c in programs {
         if c.program.contains('/') {
             let p = spec_dir.join(&c.program);
             if !p.exists() {
-                problems.push(format!("{}: `{}` does not exist (relative paths start at the spec's directory, {})", c.what, c.program, spec_dir.display()));
+                problems.push(format!(
+                    "{}: `{}` does not exist (relative paths start at the spec's directory, {})",
+                    c.what,
+                    c.program,
+                    spec_dir.display()
+                ));
             } else if !executable(&p) {
                 problems.push(format!("{}: `{}` is not an executable file (`chmod +x` it, or run it through its interpreter, e.g. `[\"sh\", \"{}\"]`)", c.what, c.program, c.program));
             }
         } else {
-            let path = c.path.clone().map(std::ffi::OsString::from).or_else(|| std::env::var_os("PATH")).unwrap_or_default();
-            if !std::env::split_paths(&path).any(|d| executable(&spec_dir.join(d).join(&c.program))) {
+            let path = c
+                .path
+                .clone()
+                .map(std::ffi::OsString::from)
+                .or_else(|| std::env::var_os("PATH"))
+                .unwrap_or_default();
+            if !std::env::split_paths(&path).any(|d| executable(&spec_dir.join(d).join(&c.program)))
+            {
                 problems.push(format!("{}: `{}` is not found in PATH", c.what, c.program));
             }
         }
     }
-    if problems.is_empty() { Ok(()) } else { Err(StepError(format!("command programs cannot be started: {}", problems.join("; ")))) }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(StepError(format!(
+            "command programs cannot be started: {}",
+            problems.join("; ")
+        )))
+    }
 }
 
 /// The variable `url_env` holds a URL that sqlx and `pg_dump` both read as PostgreSQL's. Only the
@@ -59,24 +93,52 @@ fn check_url(url_env: &str, database: &str) -> Result<(), StepError> {
     let what = format!("environment variable `{url_env}` (the URL of database `{database}`)");
     let url = match std::env::var(url_env) {
         Ok(u) => u,
-        Err(std::env::VarError::NotPresent) => return Err(StepError(format!("{what} is not set; export it, e.g. `export {url_env}=postgres://app@db.internal:5432/app`"))),
-        Err(std::env::VarError::NotUnicode(_)) => return Err(StepError(format!("{what} does not hold valid UTF-8"))),
+        Err(std::env::VarError::NotPresent) => {
+            return Err(StepError(format!(
+                "{what} is not set; export it, e.g. `export {url_env}=postgres://app@db.internal:5432/app`"
+            )));
+        }
+        Err(std::env::VarError::NotUnicode(_)) => {
+            return Err(StepError(format!("{what} does not hold valid UTF-8")));
+        }
     };
     if url.trim().is_empty() {
-        return Err(StepError(format!("{what} is set but empty; it must hold a URL such as postgres://app@db.internal:5432/app")));
+        return Err(StepError(format!(
+            "{what} is set but empty; it must hold a URL such as postgres://app@db.internal:5432/app"
+        )));
     }
     if url.contains(|c: char| c.is_whitespace() || c.is_control()) {
-        return Err(StepError(format!("{what} contains whitespace or a control character; a URL has none (percent-encode them, e.g. %20)")));
+        return Err(StepError(format!(
+            "{what} contains whitespace or a control character; a URL has none (percent-encode them, e.g. %20)"
+        )));
     }
     match url.split_once("://") {
-        Some(("postgres" | "postgresql", rest)) if rest.split(['/', '?']).next().is_some_and(|authority| authority.rsplit('@').next().is_some_and(|hosts| hosts.contains(','))) => Err(StepError(format!(
-            "{what} names several hosts; libpq accepts that, but cutover's PostgreSQL client (sqlx) connects to one host only: point `{url_env}` at the primary (e.g. postgres://app@primary.internal:5432/app)"
-        ))),
+        Some(("postgres" | "postgresql", rest))
+            if rest.split(['/', '?']).next().is_some_and(|authority| {
+                authority
+                    .rsplit('@')
+                    .next()
+                    .is_some_and(|hosts| hosts.contains(','))
+            }) =>
+        {
+            Err(StepError(format!(
+                "{what} names several hosts; libpq accepts that, but cutover's PostgreSQL client (sqlx) connects to one host only: point `{url_env}` at the primary (e.g. postgres://app@primary.internal:5432/app)"
+            )))
+        }
         Some(("postgres" | "postgresql", _)) => Ok(()),
-        Some((scheme, _)) if scheme.chars().all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c)) && !scheme.is_empty() => Err(StepError(format!(
-            "{what} is a `{scheme}://` URL; cutover and pg_dump need `postgres://` or `postgresql://` (a driver prefix such as `postgresql+psycopg2://` or `jdbc:` is not part of a libpq URL)"
+        Some((scheme, _))
+            if scheme
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
+                && !scheme.is_empty() =>
+        {
+            Err(StepError(format!(
+                "{what} is a `{scheme}://` URL; cutover and pg_dump need `postgres://` or `postgresql://` (a driver prefix such as `postgresql+psycopg2://` or `jdbc:` is not part of a libpq URL)"
+            )))
+        }
+        _ => Err(StepError(format!(
+            "{what} does not hold a URL; it must look like postgres://user:password@host:5432/dbname"
         ))),
-        _ => Err(StepError(format!("{what} does not hold a URL; it must look like postgres://user:password@host:5432/dbname"))),
     }
 }
 
@@ -85,9 +147,19 @@ fn check_url(url_env: &str, database: &str) -> Result<(), StepError> {
 /// in may lack a variable the one that started the run had. `programs`: also the programs the
 /// commands start (a rollback runs only undo and probe argvs, so it passes false). `Ok` when the
 /// plan has no preflight.
-pub fn check_environment(plan: &cutover_planner::dag::Plan, spec_dir: &Path, programs: bool) -> Result<(), StepError> {
+pub fn check_environment(
+    plan: &cutover_planner::dag::Plan,
+    spec_dir: &Path,
+    programs: bool,
+) -> Result<(), StepError> {
     for step in plan.steps() {
-        if let Params::Preflight { databases, secret_env, programs: to_start, .. } = &step.params {
+        if let Params::Preflight {
+            databases,
+            secret_env,
+            programs: to_start,
+            ..
+        } = &step.params
+        {
             for db in databases {
                 check_url(&db.url_env, &db.name)?;
             }
@@ -107,7 +179,19 @@ impl Driver for PreflightDriver {
     fn run(&self, step: Step, ctx: StepContext) -> BoxFuture<Result<Done, StepError>> {
         let rt = self.0.clone();
         Box::pin(async move {
-            let Params::Preflight { databases, images, router, upstreams, shifts, secret_env, programs, .. } = &step.params else { return Err(StepError(format!("{} is not a preflight step", step.id))) };
+            let Params::Preflight {
+                databases,
+                images,
+                router,
+                upstreams,
+                shifts,
+                secret_env,
+                programs,
+                ..
+            } = &step.params
+            else {
+                return Err(StepError(format!("{} is not a preflight step", step.id)));
+            };
             let mut details = Vec::new();
             // The environment first (cheap, and the most precise message for a variable that is
             // both a `url_env` and a `secret_env`), then the servers.
@@ -127,21 +211,45 @@ impl Driver for PreflightDriver {
                 }
             }
             if !missing.is_empty() {
-                return Err(StepError(format!("image(s) not on the container engine: {} (build or `docker load` them first; cutover never pulls)", missing.join(", "))));
+                return Err(StepError(format!(
+                    "image(s) not on the container engine: {} (build or `docker load` them first; cutover never pulls)",
+                    missing.join(", ")
+                )));
             }
             if !images.is_empty() {
                 details.push(format!("{} image(s) present", images.len()));
             }
             if let Some(r) = router {
                 let r = crate::router::from_params(r, &ctx.spec_dir)?;
-                details.push(r.check(upstreams.iter().map(|(k, v)| (k.clone(), v.clone())).collect(), shifts.clone()).await?);
+                details.push(
+                    r.check(
+                        upstreams
+                            .iter()
+                            .map(|(k, v)| (k.clone(), v.clone()))
+                            .collect(),
+                        shifts.clone(),
+                    )
+                    .await?,
+                );
             }
-            let detail = if details.is_empty() { "no database to check".to_string() } else { details.join("; ") };
-            Ok(Done { undo: Value::Null, detail: Some(detail) })
+            let detail = if details.is_empty() {
+                "no database to check".to_string()
+            } else {
+                details.join("; ")
+            };
+            Ok(Done {
+                undo: Value::Null,
+                detail: Some(detail),
+            })
         })
     }
 
-    fn undo(&self, _step: Step, _undo: Value, _ctx: StepContext) -> BoxFuture<Result<(), StepError>> {
+    fn undo(
+        &self,
+        _step: Step,
+        _undo: Value,
+        _ctx: StepContext,
+    ) -> BoxFuture<Result<(), StepError>> {
         Box::pin(async { Ok(()) })
     }
 

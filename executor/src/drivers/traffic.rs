@@ -21,16 +21,36 @@ pub struct ShiftDriver;
 impl Driver for ShiftDriver {
     fn run(&self, step: Step, ctx: StepContext) -> BoxFuture<Result<Done, StepError>> {
         Box::pin(async move {
-            let Params::Shift { upstream, router, servers, .. } = &step.params else { return Err(StepError(format!("{} is not a shift step", step.id))) };
+            let Params::Shift {
+                upstream,
+                router,
+                servers,
+                ..
+            } = &step.params
+            else {
+                return Err(StepError(format!("{} is not a shift step", step.id)));
+            };
             let r = from_params(router, &ctx.spec_dir)?;
-            let (undo, detail) = r.apply(upstream.clone(), servers.clone(), ctx.run_dir.clone(), step.id.clone()).await?;
-            Ok(Done { undo, detail: Some(detail) })
+            let (undo, detail) = r
+                .apply(
+                    upstream.clone(),
+                    servers.clone(),
+                    ctx.run_dir.clone(),
+                    step.id.clone(),
+                )
+                .await?;
+            Ok(Done {
+                undo,
+                detail: Some(detail),
+            })
         })
     }
 
     fn undo(&self, step: Step, undo: Value, ctx: StepContext) -> BoxFuture<Result<(), StepError>> {
         Box::pin(async move {
-            let Params::Shift { router, .. } = &step.params else { return Err(StepError(format!("{} is not a shift step", step.id))) };
+            let Params::Shift { router, .. } = &step.params else {
+                return Err(StepError(format!("{} is not a shift step", step.id)));
+            };
             from_params(router, &ctx.spec_dir)?.restore(undo).await
         })
     }
@@ -42,8 +62,12 @@ impl Driver for ShiftDriver {
             // written but not reloaded, some weights set): the probe puts the saved state back
             // and says not done, so a resume runs the shift again from a known state and a
             // rollback has nothing of it left to undo (never moving traffic forward first).
-            let Some(before) = crate::before::saved(&ctx.run_dir, &step.id) else { return Ok(Some(Probe::NotDone)) };
-            let Params::Shift { router, .. } = &step.params else { return Ok(None) };
+            let Some(before) = crate::before::saved(&ctx.run_dir, &step.id) else {
+                return Ok(Some(Probe::NotDone));
+            };
+            let Params::Shift { router, .. } = &step.params else {
+                return Ok(None);
+            };
             from_params(router, &ctx.spec_dir)?.restore(before).await?;
             Ok(Some(Probe::NotDone))
         })
@@ -65,20 +89,47 @@ pub enum Gate {
 }
 
 /// The gate's verdict on what the window saw.
-pub fn verdict(obs: &Observation, max_error_rate: f64, max_latency: std::time::Duration, min_requests: u32) -> Gate {
-    let rate = if obs.requests == 0 { 0.0 } else { obs.errors as f64 / obs.requests as f64 };
-    let lat = obs.latency.map_or("-".to_string(), |l| format!("{} ms", l.as_millis()));
-    let summary = format!("{} canary requests, {} errors ({:.2}%), {} {lat}", obs.requests, obs.errors, rate * 100.0, obs.latency_kind);
+pub fn verdict(
+    obs: &Observation,
+    max_error_rate: f64,
+    max_latency: std::time::Duration,
+    min_requests: u32,
+) -> Gate {
+    let rate = if obs.requests == 0 {
+        0.0
+    } else {
+        obs.errors as f64 / obs.requests as f64
+    };
+    let lat = obs
+        .latency
+        .map_or("-".to_string(), |l| format!("{} ms", l.as_millis()));
+    let summary = format!(
+        "{} canary requests, {} errors ({:.2}%), {} {lat}",
+        obs.requests,
+        obs.errors,
+        rate * 100.0,
+        obs.latency_kind
+    );
     if obs.requests < u64::from(min_requests) {
-        return Gate::Inconclusive(format!("{summary}; the gate needs at least {min_requests} requests (send traffic, lengthen `window`, or lower `min_requests`)"));
+        return Gate::Inconclusive(format!(
+            "{summary}; the gate needs at least {min_requests} requests (send traffic, lengthen `window`, or lower `min_requests`)"
+        ));
     }
     if rate > max_error_rate {
-        return Gate::Fail(format!("error rate {:.2}% is above the threshold {:.2}%: {summary}", rate * 100.0, max_error_rate * 100.0));
+        return Gate::Fail(format!(
+            "error rate {:.2}% is above the threshold {:.2}%: {summary}",
+            rate * 100.0,
+            max_error_rate * 100.0
+        ));
     }
     if let Some(l) = obs.latency
         && l > max_latency
     {
-        return Gate::Fail(format!("latency {} ms is above the threshold {} ms: {summary}", l.as_millis(), max_latency.as_millis()));
+        return Gate::Fail(format!(
+            "latency {} ms is above the threshold {} ms: {summary}",
+            l.as_millis(),
+            max_latency.as_millis()
+        ));
     }
     Gate::Pass(summary)
 }
@@ -86,21 +137,47 @@ pub fn verdict(obs: &Observation, max_error_rate: f64, max_latency: std::time::D
 impl Driver for AnalysisDriver {
     fn run(&self, step: Step, ctx: StepContext) -> BoxFuture<Result<Done, StepError>> {
         Box::pin(async move {
-            let Params::Analysis { upstream, router, canary, window, max_error_rate, max_p99_latency, min_requests, .. } = &step.params else { return Err(StepError(format!("{} is not an analysis step", step.id))) };
+            let Params::Analysis {
+                upstream,
+                router,
+                canary,
+                window,
+                max_error_rate,
+                max_p99_latency,
+                min_requests,
+                ..
+            } = &step.params
+            else {
+                return Err(StepError(format!("{} is not an analysis step", step.id)));
+            };
             let r = from_params(router, &ctx.spec_dir)?;
             let (max_rate, min) = (*max_error_rate, u64::from(*min_requests));
             // Stop watching once enough requests show the error rate is over the line.
-            let early = Arc::new(move |o: &Observation| o.requests >= min && o.errors as f64 / o.requests as f64 > max_rate);
-            let obs = r.observe(upstream.clone(), canary.clone(), window.into(), early).await?;
+            let early = Arc::new(move |o: &Observation| {
+                o.requests >= min && o.errors as f64 / o.requests as f64 > max_rate
+            });
+            let obs = r
+                .observe(upstream.clone(), canary.clone(), window.into(), early)
+                .await?;
             match verdict(&obs, *max_error_rate, max_p99_latency.into(), *min_requests) {
-                Gate::Pass(summary) => Ok(Done { undo: Value::Null, detail: Some(format!("passed: {summary}")) }),
-                Gate::Inconclusive(why) => Err(StepError::inconclusive(format!("analysis gate {why}; the run pauses: `cutover resume` watches a new window, `cutover rollback` undoes the release"))),
+                Gate::Pass(summary) => Ok(Done {
+                    undo: Value::Null,
+                    detail: Some(format!("passed: {summary}")),
+                }),
+                Gate::Inconclusive(why) => Err(StepError::inconclusive(format!(
+                    "analysis gate {why}; the run pauses: `cutover resume` watches a new window, `cutover rollback` undoes the release"
+                ))),
                 Gate::Fail(why) => Err(StepError(format!("analysis gate failed: {why}"))),
             }
         })
     }
 
-    fn undo(&self, _step: Step, _undo: Value, _ctx: StepContext) -> BoxFuture<Result<(), StepError>> {
+    fn undo(
+        &self,
+        _step: Step,
+        _undo: Value,
+        _ctx: StepContext,
+    ) -> BoxFuture<Result<(), StepError>> {
         Box::pin(async { Ok(()) })
     }
 
@@ -121,18 +198,38 @@ mod tests {
     use std::time::Duration;
 
     fn obs(requests: u64, errors: u64, ms: u64) -> Observation {
-        Observation { requests, errors, latency: Some(Duration::from_millis(ms)), latency_kind: "p99" }
+        Observation {
+            requests,
+            errors,
+            latency: Some(Duration::from_millis(ms)),
+            latency_kind: "p99",
+        }
     }
 
     #[test]
     fn the_gate_passes_fails_or_is_inconclusive() {
         let max = Duration::from_millis(500);
-        assert!(matches!(verdict(&obs(100, 1, 20), 0.01, max, 20), Gate::Pass(_)), "1% is not above 1%");
-        let Gate::Fail(e) = verdict(&obs(100, 2, 20), 0.01, max, 20) else { panic!("not a failure") };
-        assert!(e.starts_with("error rate 2.00% is above the threshold 1.00%"), "{e}");
-        let Gate::Fail(e) = verdict(&obs(100, 0, 501), 0.01, max, 20) else { panic!("not a failure") };
-        assert!(e.starts_with("latency 501 ms is above the threshold 500 ms"), "{e}");
-        let Gate::Inconclusive(e) = verdict(&obs(19, 0, 1), 0.01, max, 20) else { panic!("not inconclusive") };
+        assert!(
+            matches!(verdict(&obs(100, 1, 20), 0.01, max, 20), Gate::Pass(_)),
+            "1% is not above 1%"
+        );
+        let Gate::Fail(e) = verdict(&obs(100, 2, 20), 0.01, max, 20) else {
+            panic!("not a failure")
+        };
+        assert!(
+            e.starts_with("error rate 2.00% is above the threshold 1.00%"),
+            "{e}"
+        );
+        let Gate::Fail(e) = verdict(&obs(100, 0, 501), 0.01, max, 20) else {
+            panic!("not a failure")
+        };
+        assert!(
+            e.starts_with("latency 501 ms is above the threshold 500 ms"),
+            "{e}"
+        );
+        let Gate::Inconclusive(e) = verdict(&obs(19, 0, 1), 0.01, max, 20) else {
+            panic!("not inconclusive")
+        };
         assert!(e.starts_with("19 canary requests"), "{e}");
     }
 }

@@ -73,7 +73,9 @@ pub mod admin {
 impl ServerState {
     /// In maintenance or drain, for whatever reason: it takes no new traffic.
     pub fn held(&self) -> bool {
-        self.admin_state & (admin::FMAINT | admin::IMAINT | admin::RMAINT | admin::FDRAIN | admin::IDRAIN) != 0
+        self.admin_state
+            & (admin::FMAINT | admin::IMAINT | admin::RMAINT | admin::FDRAIN | admin::IDRAIN)
+            != 0
     }
 
     /// Held for a reason `set server ... state ready` cannot clear (a tracked server's state, a
@@ -103,7 +105,9 @@ impl ServerState {
     /// one) passed.
     pub fn takes_traffic(&self) -> bool {
         let checked = self.check_state & 0x04 != 0;
-        !self.held() && matches!(self.op_state, 1 | 2) && (!checked || matches!(self.check_result, 3 | 4))
+        !self.held()
+            && matches!(self.op_state, 1 | 2)
+            && (!checked || matches!(self.check_result, 3 | 4))
     }
 
     /// Its state in words, for messages.
@@ -135,30 +139,52 @@ impl Haproxy {
     /// Sends one command to the admin socket and returns the answer.
     pub async fn command(&self, cmd: &str) -> Result<String, StepError> {
         let mut s = tokio::net::UnixStream::connect(&self.admin_socket).await.map_err(|e| StepError(format!("HAProxy: cannot connect to the admin socket {}: {e} (is HAProxy running with `stats socket {} level admin`?)", self.admin_socket.display(), self.admin_socket.display())))?;
-        s.write_all(format!("{cmd}\n").as_bytes()).await.map_err(|e| StepError(format!("HAProxy: {cmd}: {e}")))?;
+        s.write_all(format!("{cmd}\n").as_bytes())
+            .await
+            .map_err(|e| StepError(format!("HAProxy: {cmd}: {e}")))?;
         let mut out = String::new();
-        tokio::time::timeout(Duration::from_secs(10), s.read_to_string(&mut out)).await.map_err(|_| StepError(format!("HAProxy: `{cmd}` got no answer within 10s")))?.map_err(|e| StepError(format!("HAProxy: {cmd}: {e}")))?;
+        tokio::time::timeout(Duration::from_secs(10), s.read_to_string(&mut out))
+            .await
+            .map_err(|_| StepError(format!("HAProxy: `{cmd}` got no answer within 10s")))?
+            .map_err(|e| StepError(format!("HAProxy: {cmd}: {e}")))?;
         Ok(out)
     }
 
     /// Servers of `backend`.
     pub async fn servers(&self, backend: &str) -> Result<Vec<ServerState>, StepError> {
-        let out = self.command(&format!("show servers state {backend}")).await?;
-        parse_servers_state(&out).map_err(|m| StepError(format!("HAProxy: backend `{backend}`: {m}")))
+        let out = self
+            .command(&format!("show servers state {backend}"))
+            .await?;
+        parse_servers_state(&out)
+            .map_err(|m| StepError(format!("HAProxy: backend `{backend}`: {m}")))
     }
 
-    async fn set_weights(&self, backend: &str, weights: &BTreeMap<String, u32>) -> Result<(), StepError> {
+    async fn set_weights(
+        &self,
+        backend: &str,
+        weights: &BTreeMap<String, u32>,
+    ) -> Result<(), StepError> {
         for (name, w) in weights {
-            let out = self.command(&format!("set server {backend}/{name} weight {w}")).await?;
+            let out = self
+                .command(&format!("set server {backend}/{name} weight {w}"))
+                .await?;
             if !out.trim().is_empty() {
-                return Err(StepError(format!("HAProxy refused `set server {backend}/{name} weight {w}`: {}", out.trim())));
+                return Err(StepError(format!(
+                    "HAProxy refused `set server {backend}/{name} weight {w}`: {}",
+                    out.trim()
+                )));
             }
         }
         let now = self.servers(backend).await?;
         for (name, w) in weights {
             match now.iter().find(|s| &s.name == name) {
                 Some(s) if s.weight == *w => {}
-                Some(s) => return Err(StepError(format!("HAProxy: {backend}/{name} has weight {} after setting {w}", s.weight))),
+                Some(s) => {
+                    return Err(StepError(format!(
+                        "HAProxy: {backend}/{name} has weight {} after setting {w}",
+                        s.weight
+                    )));
+                }
                 None => return Err(StepError(format!("HAProxy: {backend}/{name} disappeared"))),
             }
         }
@@ -171,22 +197,41 @@ impl Haproxy {
     /// anything. Servers that were ready are made ready first and servers that were in MAINT or
     /// DRAIN go back to it last, after the weights: traffic is never left with nowhere to go.
     async fn put_back(&self, backend: &str, before: &Value) -> Result<(), StepError> {
-        let weights: BTreeMap<String, u32> = serde_json::from_value(before.get("weights").cloned().unwrap_or_default()).map_err(|e| StepError(format!("HAProxy saved state: {e}")))?;
+        let weights: BTreeMap<String, u32> =
+            serde_json::from_value(before.get("weights").cloned().unwrap_or_default())
+                .map_err(|e| StepError(format!("HAProxy saved state: {e}")))?;
         // Saved by cutover since it sets admin states; absent from older runs' undo data.
-        let states: BTreeMap<String, String> = serde_json::from_value(before.get("states").cloned().unwrap_or_default()).map_err(|e| StepError(format!("HAProxy saved state: {e}")))?;
-        if let (Some(file), Some(content)) = (before.get("config_file").and_then(Value::as_str), before.get("config").and_then(Value::as_str)) {
+        let states: BTreeMap<String, String> =
+            serde_json::from_value(before.get("states").cloned().unwrap_or_default())
+                .map_err(|e| StepError(format!("HAProxy saved state: {e}")))?;
+        if let (Some(file), Some(content)) = (
+            before.get("config_file").and_then(Value::as_str),
+            before.get("config").and_then(Value::as_str),
+        ) {
             let file = Path::new(file);
             if read_opt(file)?.as_deref() != Some(content) {
-                write_atomic(file, content.as_bytes()).map_err(|e| StepError(format!("HAProxy: cannot restore {}: {e}", file.display())))?;
+                write_atomic(file, content.as_bytes()).map_err(|e| {
+                    StepError(format!("HAProxy: cannot restore {}: {e}", file.display()))
+                })?;
             }
         }
         let now = self.servers(backend).await?;
-        let differs = |name: &str, want: &str| now.iter().find(|s| s.name == name).is_some_and(|s| s.admin_word() != want);
-        for (name, st) in states.iter().filter(|(n, st)| *st == "ready" && differs(n, st)) {
+        let differs = |name: &str, want: &str| {
+            now.iter()
+                .find(|s| s.name == name)
+                .is_some_and(|s| s.admin_word() != want)
+        };
+        for (name, st) in states
+            .iter()
+            .filter(|(n, st)| *st == "ready" && differs(n, st))
+        {
             self.set_state(backend, name, st).await?;
         }
         self.set_weights(backend, &weights).await?;
-        for (name, st) in states.iter().filter(|(n, st)| *st != "ready" && differs(n, st)) {
+        for (name, st) in states
+            .iter()
+            .filter(|(n, st)| *st != "ready" && differs(n, st))
+        {
             self.set_state(backend, name, st).await?;
         }
         Ok(())
@@ -197,23 +242,38 @@ impl Haproxy {
         let cmd = format!("set server {backend}/{name} state {state}");
         let out = self.command(&cmd).await?;
         if !out.trim().is_empty() {
-            return Err(StepError(format!("HAProxy refused `{cmd}`: {}", out.trim())));
+            return Err(StepError(format!(
+                "HAProxy refused `{cmd}`: {}",
+                out.trim()
+            )));
         }
         Ok(())
     }
 
     /// Waits until every server in `names` takes traffic (UP, not in MAINT or DRAIN, its health
     /// check passed), at most `timeout`; `Ok(Err(list))` names those that still do not.
-    async fn wait_taking_traffic(&self, backend: &str, names: &BTreeSet<String>, timeout: Duration) -> Result<Result<(), String>, StepError> {
+    async fn wait_taking_traffic(
+        &self,
+        backend: &str,
+        names: &BTreeSet<String>,
+        timeout: Duration,
+    ) -> Result<Result<(), String>, StepError> {
         let t0 = Instant::now();
         loop {
             let now = self.servers(backend).await?;
-            let not: Vec<&ServerState> = now.iter().filter(|s| names.contains(&s.name) && !s.takes_traffic()).collect();
+            let not: Vec<&ServerState> = now
+                .iter()
+                .filter(|s| names.contains(&s.name) && !s.takes_traffic())
+                .collect();
             if not.is_empty() {
                 return Ok(Ok(()));
             }
             if t0.elapsed() >= timeout {
-                return Ok(Err(not.iter().map(|s| format!("{backend}/{} ({}) is {}", s.name, s.addr, s.describe())).collect::<Vec<_>>().join(", ")));
+                return Ok(Err(not
+                    .iter()
+                    .map(|s| format!("{backend}/{} ({}) is {}", s.name, s.addr, s.describe()))
+                    .collect::<Vec<_>>()
+                    .join(", ")));
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -225,13 +285,18 @@ impl Haproxy {
     /// `config` (the config file's text, if known).
     async fn algorithm(&self, backend: &str, config: Option<&str>) -> Result<Algorithm, StepError> {
         let stat = self.command("show stat").await?;
-        Ok(algorithm(&stat_algo(&stat, backend).unwrap_or_default(), config.and_then(|c| hash_type(c, backend)).as_deref()))
+        Ok(algorithm(
+            &stat_algo(&stat, backend).unwrap_or_default(),
+            config.and_then(|c| hash_type(c, backend)).as_deref(),
+        ))
     }
 }
 
 /// The hint for a server that does not take traffic.
 fn up_hint(backend: &str) -> String {
-    format!("hint: check that the server answers HAProxy's health check (`show servers state {backend}` on the admin socket)")
+    format!(
+        "hint: check that the server answers HAProxy's health check (`show servers state {backend}` on the admin socket)"
+    )
 }
 
 impl Haproxy {
@@ -239,28 +304,58 @@ impl Haproxy {
     /// file (weights, and no `disabled` on the servers that get traffic), then servers in MAINT
     /// or DRAIN that get traffic set ready, then every server that gets traffic confirmed UP,
     /// then the weights, confirmed.
-    async fn go_live(&self, backend: &str, weights: &BTreeMap<String, u32>, serving: &BTreeSet<String>, woken: &[String]) -> Result<(), StepError> {
+    async fn go_live(
+        &self,
+        backend: &str,
+        weights: &BTreeMap<String, u32>,
+        serving: &BTreeSet<String>,
+        woken: &[String],
+    ) -> Result<(), StepError> {
         if let Some(c) = &self.config_file {
-            let current = read_opt(c)?.ok_or_else(|| StepError(format!("HAProxy: config file {} does not exist; hint: fix `config_file` in [router]", c.display())))?;
+            let current = read_opt(c)?.ok_or_else(|| {
+                StepError(format!(
+                    "HAProxy: config file {} does not exist; hint: fix `config_file` in [router]",
+                    c.display()
+                ))
+            })?;
             let park: BTreeSet<String> = match self.algorithm(backend, Some(&current)).await? {
-                Algorithm::Static(_) => weights.iter().filter(|(_, w)| **w == 0).map(|(n, _)| n.clone()).collect(),
+                Algorithm::Static(_) => weights
+                    .iter()
+                    .filter(|(_, w)| **w == 0)
+                    .map(|(n, _)| n.clone())
+                    .collect(),
                 _ => BTreeSet::new(),
             };
             let new = rewrite_config(&current, backend, weights, serving, &park);
             if new != current {
-                write_atomic(c, new.as_bytes()).map_err(|e| StepError(format!("HAProxy: cannot write {}: {e}", c.display())))?;
+                write_atomic(c, new.as_bytes()).map_err(|e| {
+                    StepError(format!("HAProxy: cannot write {}: {e}", c.display()))
+                })?;
             }
         }
         for name in woken {
             self.set_state(backend, name, "ready").await?;
         }
-        if let Err(list) = self.wait_taking_traffic(backend, serving, UP_WITHIN).await? {
-            return Err(StepError(format!("HAProxy: {list} {} s after the shift asked for it, so no traffic was moved; {}", UP_WITHIN.as_secs(), up_hint(backend))));
+        if let Err(list) = self
+            .wait_taking_traffic(backend, serving, UP_WITHIN)
+            .await?
+        {
+            return Err(StepError(format!(
+                "HAProxy: {list} {} s after the shift asked for it, so no traffic was moved; {}",
+                UP_WITHIN.as_secs(),
+                up_hint(backend)
+            )));
         }
         self.set_weights(backend, weights).await?;
         // Still so once the weights are set: a release never ends on a server that cannot answer.
-        if let Err(list) = self.wait_taking_traffic(backend, serving, Duration::ZERO).await? {
-            return Err(StepError(format!("HAProxy: {list} right after the weights were set; {}", up_hint(backend))));
+        if let Err(list) = self
+            .wait_taking_traffic(backend, serving, Duration::ZERO)
+            .await?
+        {
+            return Err(StepError(format!(
+                "HAProxy: {list} right after the weights were set; {}",
+                up_hint(backend)
+            )));
         }
         Ok(())
     }
@@ -293,8 +388,12 @@ pub fn algorithm(algo: &str, hash_type: Option<&str>) -> Algorithm {
     match algo {
         "static-rr" => Algorithm::Static(algo.to_string()),
         "first" => Algorithm::First,
-        "source" | "uri" | "url_param" | "hash" | "rdp-cookie" | "hdr" if !consistent => Algorithm::Static(algo.to_string()),
-        a if (a.starts_with("hdr(") || a.starts_with("rdp-cookie(")) && !consistent => Algorithm::Static(algo.to_string()),
+        "source" | "uri" | "url_param" | "hash" | "rdp-cookie" | "hdr" if !consistent => {
+            Algorithm::Static(algo.to_string())
+        }
+        a if (a.starts_with("hdr(") || a.starts_with("rdp-cookie(")) && !consistent => {
+            Algorithm::Static(algo.to_string())
+        }
         _ => Algorithm::Dynamic,
     }
 }
@@ -304,12 +403,20 @@ fn stat_algo(csv: &str, backend: &str) -> Option<String> {
     let mut lines = csv.lines();
     let header: Vec<&str> = lines.next()?.trim_start_matches("# ").split(',').collect();
     let col = header.iter().position(|h| *h == "algo")?;
-    lines.map(|l| l.split(',').collect::<Vec<_>>()).find(|f| f.first() == Some(&backend) && f.get(1) == Some(&"BACKEND")).and_then(|f| f.get(col).map(|a| a.to_string())).filter(|a| !a.is_empty())
+    lines
+        .map(|l| l.split(',').collect::<Vec<_>>())
+        .find(|f| f.first() == Some(&backend) && f.get(1) == Some(&"BACKEND"))
+        .and_then(|f| f.get(col).map(|a| a.to_string()))
+        .filter(|a| !a.is_empty())
 }
 
 /// Names of `backend`'s servers declared `backup` (`bck` = 1 in `show stat`).
 fn backup_servers(csv: &str, backend: &str) -> Vec<String> {
-    stat_rows(csv, backend).into_iter().filter(|(name, row)| name != "BACKEND" && name != "FRONTEND" && row.get("bck") == Some(&1)).map(|(name, _)| name).collect()
+    stat_rows(csv, backend)
+        .into_iter()
+        .filter(|(name, row)| name != "BACKEND" && name != "FRONTEND" && row.get("bck") == Some(&1))
+        .map(|(name, _)| name)
+        .collect()
 }
 
 /// Parses `show servers state` (format version 1; columns named by its header line).
@@ -319,11 +426,32 @@ pub fn parse_servers_state(out: &str) -> Result<Vec<ServerState>, String> {
     if first.trim() != "1" {
         return Err(first.trim().to_string());
     }
-    let header: Vec<&str> = lines.next().ok_or("no header")?.trim_start_matches('#').split_whitespace().collect();
-    let col = |n: &str| header.iter().position(|h| *h == n).ok_or(format!("no `{n}` column"));
-    let (name, addr, port, weight) = (col("srv_name")?, col("srv_addr")?, col("srv_port")?, col("srv_uweight")?);
+    let header: Vec<&str> = lines
+        .next()
+        .ok_or("no header")?
+        .trim_start_matches('#')
+        .split_whitespace()
+        .collect();
+    let col = |n: &str| {
+        header
+            .iter()
+            .position(|h| *h == n)
+            .ok_or(format!("no `{n}` column"))
+    };
+    let (name, addr, port, weight) = (
+        col("srv_name")?,
+        col("srv_addr")?,
+        col("srv_port")?,
+        col("srv_uweight")?,
+    );
     let opt = |n: &str| header.iter().position(|h| *h == n);
-    let (iweight, op, adm, cstate, cres) = (opt("srv_iweight"), opt("srv_op_state"), opt("srv_admin_state"), opt("srv_check_state"), opt("srv_check_result"));
+    let (iweight, op, adm, cstate, cres) = (
+        opt("srv_iweight"),
+        opt("srv_op_state"),
+        opt("srv_admin_state"),
+        opt("srv_check_state"),
+        opt("srv_check_result"),
+    );
     let mut out = Vec::new();
     for l in lines {
         let f: Vec<&str> = l.split_whitespace().collect();
@@ -331,7 +459,9 @@ pub fn parse_servers_state(out: &str) -> Result<Vec<ServerState>, String> {
             continue;
         }
         let num = |c: Option<usize>| c.and_then(|c| f.get(c)).and_then(|v| v.parse::<u32>().ok());
-        let weight = f[weight].parse().map_err(|_| format!("bad weight `{}`", f[weight]))?;
+        let weight = f[weight]
+            .parse()
+            .map_err(|_| format!("bad weight `{}`", f[weight]))?;
         out.push(ServerState {
             name: f[name].to_string(),
             addr: format!("{}:{}", f[addr], f.get(port).unwrap_or(&"0")),
@@ -353,7 +483,13 @@ pub fn parse_servers_state(out: &str) -> Result<Vec<ServerState>, String> {
 /// weight and get `disabled` instead: after a restart they take no traffic, as now, and keep the
 /// configured weight the next release needs (HAProxy makes it the only one it accepts besides 0).
 /// Every other byte is kept.
-pub fn rewrite_config(content: &str, backend: &str, weights: &BTreeMap<String, u32>, enable: &BTreeSet<String>, park: &BTreeSet<String>) -> String {
+pub fn rewrite_config(
+    content: &str,
+    backend: &str,
+    weights: &BTreeMap<String, u32>,
+    enable: &BTreeSet<String>,
+    park: &BTreeSet<String>,
+) -> String {
     let mut out = String::with_capacity(content.len());
     let mut inside = false;
     // `disabled` on a `default-server` line (of the last `defaults` section, or of this backend
@@ -374,7 +510,13 @@ pub fn rewrite_config(content: &str, backend: &str, weights: &BTreeMap<String, u
         }
         if first == "default-server" {
             let has = |w: &str| keywords(line).iter().any(|(a, b)| &line[*a..*b] == w);
-            let disabled = if has("disabled") { Some(true) } else if has("enabled") { Some(false) } else { None };
+            let disabled = if has("disabled") {
+                Some(true)
+            } else if has("enabled") {
+                Some(false)
+            } else {
+                None
+            };
             if let Some(d) = disabled {
                 section_disabled = d;
                 if in_defaults {
@@ -383,7 +525,10 @@ pub fn rewrite_config(content: &str, backend: &str, weights: &BTreeMap<String, u
                 }
             }
         }
-        let name = code.split_whitespace().nth(1).filter(|_| inside && first == "server");
+        let name = code
+            .split_whitespace()
+            .nth(1)
+            .filter(|_| inside && first == "server");
         let mut line = line.to_string();
         let has = |line: &str, w: &str| keywords(line).iter().any(|(a, b)| &line[*a..*b] == w);
         if name.is_some_and(|n| park.contains(n)) {
@@ -410,10 +555,69 @@ pub fn rewrite_config(content: &str, backend: &str, weights: &BTreeMap<String, u
 /// `server` / `default-server` keywords that take a value: a word after one of them is its
 /// value, not a keyword (`cookie disabled` names a cookie; HAProxy 2.6 manual, section 5.2).
 const KEYWORDS_WITH_VALUE: &[&str] = &[
-    "addr", "agent-addr", "agent-inter", "agent-port", "agent-send", "alpn", "ca-file", "check-alpn", "check-proto", "check-sni", "ciphers", "ciphersuites", "cookie", "crl-file", "crt", "curves", "downinter",
-    "error-limit", "fall", "fastinter", "hash-key", "id", "init-addr", "inter", "log-proto", "max-reuse", "maxconn", "maxqueue", "minconn", "namespace", "npn", "observe", "on-error", "on-marked-down", "on-marked-up",
-    "pool-conn-name", "pool-low-conn", "pool-max-conn", "pool-purge-delay", "port", "proto", "proxy-v2-options", "redir", "resolve-net", "resolve-opts", "resolve-prefer", "resolvers", "rise", "shard", "sigalgs",
-    "slowstart", "sni", "socks4", "source", "ssl-max-ver", "ssl-min-ver", "tcp-ut", "track", "usesrc", "verify", "verifyhost", "weight", "ws",
+    "addr",
+    "agent-addr",
+    "agent-inter",
+    "agent-port",
+    "agent-send",
+    "alpn",
+    "ca-file",
+    "check-alpn",
+    "check-proto",
+    "check-sni",
+    "ciphers",
+    "ciphersuites",
+    "cookie",
+    "crl-file",
+    "crt",
+    "curves",
+    "downinter",
+    "error-limit",
+    "fall",
+    "fastinter",
+    "hash-key",
+    "id",
+    "init-addr",
+    "inter",
+    "log-proto",
+    "max-reuse",
+    "maxconn",
+    "maxqueue",
+    "minconn",
+    "namespace",
+    "npn",
+    "observe",
+    "on-error",
+    "on-marked-down",
+    "on-marked-up",
+    "pool-conn-name",
+    "pool-low-conn",
+    "pool-max-conn",
+    "pool-purge-delay",
+    "port",
+    "proto",
+    "proxy-v2-options",
+    "redir",
+    "resolve-net",
+    "resolve-opts",
+    "resolve-prefer",
+    "resolvers",
+    "rise",
+    "shard",
+    "sigalgs",
+    "slowstart",
+    "sni",
+    "socks4",
+    "source",
+    "ssl-max-ver",
+    "ssl-min-ver",
+    "tcp-ut",
+    "track",
+    "usesrc",
+    "verify",
+    "verifyhost",
+    "weight",
+    "ws",
 ];
 
 /// Byte ranges of the keywords (not their values) of a `server NAME ADDR ...` or
@@ -421,7 +625,11 @@ const KEYWORDS_WITH_VALUE: &[&str] = &[
 fn keywords(line: &str) -> Vec<(usize, usize)> {
     let code_end = line.find('#').unwrap_or(line.len());
     let spans = word_spans(&line[..code_end]);
-    let skip = if line[..code_end].trim_start().starts_with("default-server") { 1 } else { 3 };
+    let skip = if line[..code_end].trim_start().starts_with("default-server") {
+        1
+    } else {
+        3
+    };
     let mut out = Vec::new();
     let mut value_next = false;
     for &(a, b) in spans.iter().skip(skip) {
@@ -436,7 +644,21 @@ fn keywords(line: &str) -> Vec<(usize, usize)> {
 }
 
 /// Section keywords of a HAProxy config file.
-const SECTIONS: [&str; 13] = ["global", "defaults", "frontend", "backend", "listen", "resolvers", "peers", "userlist", "program", "http-errors", "ring", "cache", "mailers"];
+const SECTIONS: [&str; 13] = [
+    "global",
+    "defaults",
+    "frontend",
+    "backend",
+    "listen",
+    "resolvers",
+    "peers",
+    "userlist",
+    "program",
+    "http-errors",
+    "ring",
+    "cache",
+    "mailers",
+];
 
 /// `line` without the keyword `word` (and the blank before it) in its code part; keywords start
 /// after `server NAME ADDR`.
@@ -488,12 +710,17 @@ pub fn hash_type(content: &str, backend: &str) -> Option<String> {
     for line in content.lines() {
         let code = &line[..line.find('#').unwrap_or(line.len())];
         let w: Vec<&str> = code.split_whitespace().collect();
-        let Some(first) = w.first().copied() else { continue };
+        let Some(first) = w.first().copied() else {
+            continue;
+        };
         if !line.starts_with([' ', '\t']) && SECTIONS.contains(&first) {
             if let Some((false, _, true)) = &section {
                 return own.or(found.flatten());
             }
-            let name = w.get(1).filter(|n| **n != "from").map_or(String::new(), |n| n.to_string());
+            let name = w
+                .get(1)
+                .filter(|n| **n != "from")
+                .map_or(String::new(), |n| n.to_string());
             let is_defaults = first == "defaults";
             if is_defaults {
                 // A `defaults` section starts from HAProxy's own defaults, not the previous one's.
@@ -502,7 +729,12 @@ pub fn hash_type(content: &str, backend: &str) -> Option<String> {
             }
             let is_backend = (first == "backend" || first == "listen") && name == backend;
             if is_backend {
-                let from = w.iter().position(|x| *x == "from").and_then(|i| w.get(i + 1)).map(|n| n.to_string()).or(last_defaults.clone());
+                let from = w
+                    .iter()
+                    .position(|x| *x == "from")
+                    .and_then(|i| w.get(i + 1))
+                    .map(|n| n.to_string())
+                    .or(last_defaults.clone());
                 found = Some(from.and_then(|d| defaults.get(&d).cloned().flatten()));
             }
             section = Some((is_defaults, name, is_backend));
@@ -527,7 +759,14 @@ fn set_weight(line: &str, code_end: usize, w: u32) -> String {
     let code = &line[..code_end];
     let spans = word_spans(code);
     // Keywords start after `server NAME ADDR`; HAProxy takes the last `weight`.
-    if let Some(k) = spans.iter().enumerate().skip(3).filter(|(_, (a, b))| &code[*a..*b] == "weight").map(|(k, _)| k).next_back() {
+    if let Some(k) = spans
+        .iter()
+        .enumerate()
+        .skip(3)
+        .filter(|(_, (a, b))| &code[*a..*b] == "weight")
+        .map(|(k, _)| k)
+        .next_back()
+    {
         return match spans.get(k + 1) {
             Some((a, b)) => format!("{}{w}{}", &line[..*a], &line[*b..]),
             None => format!("{} {w}{}", &line[..spans[k].1], &line[spans[k].1..]),
@@ -544,21 +783,36 @@ fn read_opt(path: &Path) -> Result<Option<String>, StepError> {
 /// Per-server counters from `show stat`.
 fn stat_rows(csv: &str, backend: &str) -> BTreeMap<String, BTreeMap<String, u64>> {
     let mut lines = csv.lines();
-    let header: Vec<&str> = lines.next().unwrap_or("").trim_start_matches("# ").split(',').collect();
+    let header: Vec<&str> = lines
+        .next()
+        .unwrap_or("")
+        .trim_start_matches("# ")
+        .split(',')
+        .collect();
     let mut out = BTreeMap::new();
     for l in lines {
         let f: Vec<&str> = l.split(',').collect();
         if f.first() != Some(&backend) {
             continue;
         }
-        let row: BTreeMap<String, u64> = header.iter().zip(&f).filter_map(|(h, v)| v.parse().ok().map(|v| (h.to_string(), v))).collect();
+        let row: BTreeMap<String, u64> = header
+            .iter()
+            .zip(&f)
+            .filter_map(|(h, v)| v.parse().ok().map(|v| (h.to_string(), v)))
+            .collect();
         out.insert(f.get(1).unwrap_or(&"").to_string(), row);
     }
     out
 }
 
 impl Router for Haproxy {
-    fn apply(&self, upstream: String, servers: Vec<Server>, state_dir: PathBuf, key: String) -> BoxFuture<Result<(Value, String), StepError>> {
+    fn apply(
+        &self,
+        upstream: String,
+        servers: Vec<Server>,
+        state_dir: PathBuf,
+        key: String,
+    ) -> BoxFuture<Result<(Value, String), StepError>> {
         let this = self.clone();
         Box::pin(async move {
             let _g = LOCK.lock().await;
@@ -568,36 +822,79 @@ impl Router for Haproxy {
             let mut serving = BTreeSet::new();
             for s in &servers {
                 let Some(l) = live.iter().find(|l| l.addr == s.addr) else {
-                    return Err(StepError(format!("HAProxy: backend `{upstream}` has no server at {}; declare it in the config (e.g. `server p{} {} weight 0`) and reload HAProxy once before the release", s.addr, s.addr.rsplit(':').next().unwrap_or(""), s.addr)));
+                    return Err(StepError(format!(
+                        "HAProxy: backend `{upstream}` has no server at {}; declare it in the config (e.g. `server p{} {} weight 0`) and reload HAProxy once before the release",
+                        s.addr,
+                        s.addr.rsplit(':').next().unwrap_or(""),
+                        s.addr
+                    )));
                 };
                 weights.insert(l.name.clone(), s.weight.min(256));
                 if s.weight > 0 {
                     if let Some(why) = l.held_elsewhere() {
-                        return Err(StepError(format!("HAProxy: {upstream}/{} ({}) {why}, so cutover cannot give it traffic; hint: make it ready at its source (`show servers state {upstream}`), then resume", l.name, l.addr)));
+                        return Err(StepError(format!(
+                            "HAProxy: {upstream}/{} ({}) {why}, so cutover cannot give it traffic; hint: make it ready at its source (`show servers state {upstream}`), then resume",
+                            l.name, l.addr
+                        )));
                     }
                     serving.insert(l.name.clone());
                 }
             }
             let config = this.config_file.clone();
             let before = saved_before(&state_dir, &key, || {
-                let prev: BTreeMap<String, u32> = live.iter().filter(|l| weights.contains_key(&l.name)).map(|l| (l.name.clone(), l.weight)).collect();
-                let states: BTreeMap<String, &str> = live.iter().filter(|l| weights.contains_key(&l.name)).map(|l| (l.name.clone(), l.admin_word())).collect();
-                Ok(json!({ "router": "haproxy", "backend": upstream, "weights": prev, "states": states, "config_file": config, "config": match &config { Some(c) => read_opt(c)?, None => None } }))
+                let prev: BTreeMap<String, u32> = live
+                    .iter()
+                    .filter(|l| weights.contains_key(&l.name))
+                    .map(|l| (l.name.clone(), l.weight))
+                    .collect();
+                let states: BTreeMap<String, &str> = live
+                    .iter()
+                    .filter(|l| weights.contains_key(&l.name))
+                    .map(|l| (l.name.clone(), l.admin_word()))
+                    .collect();
+                Ok(
+                    json!({ "router": "haproxy", "backend": upstream, "weights": prev, "states": states, "config_file": config, "config": match &config { Some(c) => read_opt(c)?, None => None } }),
+                )
             })?;
             let t0 = Instant::now();
-            let woken: Vec<String> = live.iter().filter(|l| serving.contains(&l.name) && l.held()).map(|l| l.name.clone()).collect();
+            let woken: Vec<String> = live
+                .iter()
+                .filter(|l| serving.contains(&l.name) && l.held())
+                .map(|l| l.name.clone())
+                .collect();
             if let Err(e) = this.go_live(&upstream, &weights, &serving, &woken).await {
                 // A failed step is not undone by a rollback: go back to the state saved before
                 // the step (a crashed earlier attempt may have changed some weights already).
                 let back = match this.put_back(&upstream, &before).await {
-                    Ok(()) => "; the weights, server states and file from before the step are back".to_string(),
-                    Err(e2) => format!("; going back to the state from before the step failed too: {}", e2.0),
+                    Ok(()) => "; the weights, server states and file from before the step are back"
+                        .to_string(),
+                    Err(e2) => format!(
+                        "; going back to the state from before the step failed too: {}",
+                        e2.0
+                    ),
                 };
                 return Err(StepError(format!("{}{back}", e.0)));
             }
-            let desc = weights.iter().map(|(n, w)| format!("{n}={w}")).collect::<Vec<_>>().join(" ");
-            let woke = if woken.is_empty() { String::new() } else { format!("; {} set ready (was MAINT or DRAIN) and UP", woken.join(", ")) };
-            Ok((before, format!("backend {upstream}: {desc}{woke}; live through the admin socket in {} ms, no reload", t0.elapsed().as_millis())))
+            let desc = weights
+                .iter()
+                .map(|(n, w)| format!("{n}={w}"))
+                .collect::<Vec<_>>()
+                .join(" ");
+            let woke = if woken.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    "; {} set ready (was MAINT or DRAIN) and UP",
+                    woken.join(", ")
+                )
+            };
+            Ok((
+                before,
+                format!(
+                    "backend {upstream}: {desc}{woke}; live through the admin socket in {} ms, no reload",
+                    t0.elapsed().as_millis()
+                ),
+            ))
         })
     }
 
@@ -605,31 +902,76 @@ impl Router for Haproxy {
         let this = self.clone();
         Box::pin(async move {
             let _g = LOCK.lock().await;
-            let backend = undo.get("backend").and_then(Value::as_str).ok_or_else(|| StepError("HAProxy undo data names no backend".into()))?.to_string();
+            let backend = undo
+                .get("backend")
+                .and_then(Value::as_str)
+                .ok_or_else(|| StepError("HAProxy undo data names no backend".into()))?
+                .to_string();
             this.put_back(&backend, &undo).await
         })
     }
 
-    fn observe(&self, upstream: String, canary: Vec<String>, window: Duration, early: Arc<dyn Fn(&Observation) -> bool + Send + Sync>) -> BoxFuture<Result<Observation, StepError>> {
+    fn observe(
+        &self,
+        upstream: String,
+        canary: Vec<String>,
+        window: Duration,
+        early: Arc<dyn Fn(&Observation) -> bool + Send + Sync>,
+    ) -> BoxFuture<Result<Observation, StepError>> {
         let this = self.clone();
         Box::pin(async move {
             let live = this.servers(&upstream).await?;
-            let names: Vec<String> = canary.iter().filter_map(|a| live.iter().find(|l| &l.addr == a).map(|l| l.name.clone())).collect();
+            let names: Vec<String> = canary
+                .iter()
+                .filter_map(|a| live.iter().find(|l| &l.addr == a).map(|l| l.name.clone()))
+                .collect();
             if names.is_empty() {
-                return Err(StepError(format!("HAProxy: backend `{upstream}` has none of the canary's servers ({})", canary.join(", "))));
+                return Err(StepError(format!(
+                    "HAProxy: backend `{upstream}` has none of the canary's servers ({})",
+                    canary.join(", ")
+                )));
             }
-            let snap = || async { this.command("show stat").await.map(|csv| stat_rows(&csv, &upstream)) };
+            let snap = || async {
+                this.command("show stat")
+                    .await
+                    .map(|csv| stat_rows(&csv, &upstream))
+            };
             let base = snap().await?;
             let t0 = Instant::now();
             loop {
-                tokio::time::sleep(Duration::from_millis(500).min(window.saturating_sub(t0.elapsed()).max(Duration::from_millis(10)))).await;
+                tokio::time::sleep(
+                    Duration::from_millis(500).min(
+                        window
+                            .saturating_sub(t0.elapsed())
+                            .max(Duration::from_millis(10)),
+                    ),
+                )
+                .await;
                 let now = snap().await?;
-                let mut obs = Observation { latency_kind: "average response time (HAProxy keeps no percentiles)", ..Default::default() };
+                let mut obs = Observation {
+                    latency_kind: "average response time (HAProxy keeps no percentiles)",
+                    ..Default::default()
+                };
                 let mut rtime = 0u64;
                 for n in &names {
                     let (a, b) = (base.get(n), now.get(n));
-                    let d = |k: &str| b.and_then(|r| r.get(k)).copied().unwrap_or(0).saturating_sub(a.and_then(|r| r.get(k)).copied().unwrap_or(0));
-                    let answered: u64 = ["hrsp_1xx", "hrsp_2xx", "hrsp_3xx", "hrsp_4xx", "hrsp_5xx", "hrsp_other"].iter().map(|k| d(k)).sum();
+                    let d = |k: &str| {
+                        b.and_then(|r| r.get(k))
+                            .copied()
+                            .unwrap_or(0)
+                            .saturating_sub(a.and_then(|r| r.get(k)).copied().unwrap_or(0))
+                    };
+                    let answered: u64 = [
+                        "hrsp_1xx",
+                        "hrsp_2xx",
+                        "hrsp_3xx",
+                        "hrsp_4xx",
+                        "hrsp_5xx",
+                        "hrsp_other",
+                    ]
+                    .iter()
+                    .map(|k| d(k))
+                    .sum();
                     let failed = d("eresp") + d("econ");
                     obs.requests += answered + failed;
                     obs.errors += d("hrsp_5xx") + failed;
@@ -643,18 +985,30 @@ impl Router for Haproxy {
         })
     }
 
-    fn check(&self, upstreams: Vec<(String, Vec<String>)>, shifts: Vec<PlannedShift>) -> BoxFuture<Result<String, StepError>> {
+    fn check(
+        &self,
+        upstreams: Vec<(String, Vec<String>)>,
+        shifts: Vec<PlannedShift>,
+    ) -> BoxFuture<Result<String, StepError>> {
         let this = self.clone();
         Box::pin(async move {
             let mut missing = Vec::new();
             let mut live: BTreeMap<String, Vec<ServerState>> = BTreeMap::new();
             for (backend, addrs) in &upstreams {
                 let servers = this.servers(backend).await?;
-                missing.extend(addrs.iter().filter(|a| !servers.iter().any(|l| &l.addr == *a)).map(|a| format!("{backend}: {a}")));
+                missing.extend(
+                    addrs
+                        .iter()
+                        .filter(|a| !servers.iter().any(|l| &l.addr == *a))
+                        .map(|a| format!("{backend}: {a}")),
+                );
                 live.insert(backend.clone(), servers);
             }
             if !missing.is_empty() {
-                return Err(StepError(format!("HAProxy: these servers are not declared in their backends: {}; add a `server` line for each (e.g. `weight 0` for the new version) and reload HAProxy once before the release", missing.join(", "))));
+                return Err(StepError(format!(
+                    "HAProxy: these servers are not declared in their backends: {}; add a `server` line for each (e.g. `weight 0` for the new version) and reload HAProxy once before the release",
+                    missing.join(", ")
+                )));
             }
             let config = match &this.config_file {
                 Some(c) => Some(read_opt(c)?.ok_or_else(|| StepError(format!("HAProxy: config file {} does not exist; hint: fix `config_file` in [router]", c.display())))?),
@@ -663,32 +1017,80 @@ impl Router for Haproxy {
             let mut notes = Vec::new();
             let stat = this.command("show stat").await?;
             for (backend, servers) in &live {
-                let planned: Vec<&PlannedShift> = shifts.iter().filter(|sh| &sh.upstream == backend).collect();
+                let planned: Vec<&PlannedShift> =
+                    shifts.iter().filter(|sh| &sh.upstream == backend).collect();
                 // A `backup` server takes traffic only when every other server is down: a
                 // weight the release gives it would send it nothing.
                 let backups = backup_servers(&stat, backend);
-                if let Some((l, sh)) = servers.iter().filter(|l| backups.contains(&l.name)).find_map(|l| planned.iter().find(|sh| sh.servers.iter().any(|s| s.addr == l.addr && s.weight > 0)).map(|sh| (l, sh))) {
+                if let Some((l, sh)) = servers
+                    .iter()
+                    .filter(|l| backups.contains(&l.name))
+                    .find_map(|l| {
+                        planned
+                            .iter()
+                            .find(|sh| sh.servers.iter().any(|s| s.addr == l.addr && s.weight > 0))
+                            .map(|sh| (l, sh))
+                    })
+                {
                     return Err(StepError(format!(
                         "HAProxy: {backend}/{} ({}) is declared `backup`, so HAProxy sends it traffic only when every other server is down, and step {} would give it none of the weight it sets; nothing was changed; hint: remove `backup` from its `server` line and reload HAProxy before the release",
                         l.name, l.addr, sh.step
                     )));
                 }
                 // The servers the release ends on are the ones it deploys: they cannot serve yet.
-                let last = planned.last().map(|sh| sh.servers.iter().filter(|s| s.weight > 0).map(|s| s.addr.clone()).collect::<BTreeSet<String>>()).unwrap_or_default();
+                let last = planned
+                    .last()
+                    .map(|sh| {
+                        sh.servers
+                            .iter()
+                            .filter(|s| s.weight > 0)
+                            .map(|s| s.addr.clone())
+                            .collect::<BTreeSet<String>>()
+                    })
+                    .unwrap_or_default();
                 if !planned.is_empty() {
-                    check_shifts(backend, servers, &planned, &this.algorithm(backend, config.as_deref()).await?, config.is_some())?;
+                    check_shifts(
+                        backend,
+                        servers,
+                        &planned,
+                        &this.algorithm(backend, config.as_deref()).await?,
+                        config.is_some(),
+                    )?;
                 }
                 notes.extend(wake_notes(backend, servers, &planned)?);
                 // A server serving now (the old version) that the first shift naming it keeps
                 // serving must be UP now: the shift would wait for it after the migrations ran.
-                let keeps: BTreeSet<String> = servers.iter().filter(|l| l.weight > 0 && !l.held() && !last.contains(&l.addr)).filter(|l| planned.iter().find_map(|sh| sh.servers.iter().find(|s| s.addr == l.addr)).is_some_and(|s| s.weight > 0)).map(|l| l.name.clone()).collect();
-                if let Err(list) = this.wait_taking_traffic(backend, &keeps, SERVING_WITHIN).await? {
-                    return Err(StepError(format!("HAProxy: {list} (waited {} s), and the release keeps traffic on it; the shifts would wait for it after the migrations ran; {}", SERVING_WITHIN.as_secs(), up_hint(backend))));
+                let keeps: BTreeSet<String> = servers
+                    .iter()
+                    .filter(|l| l.weight > 0 && !l.held() && !last.contains(&l.addr))
+                    .filter(|l| {
+                        planned
+                            .iter()
+                            .find_map(|sh| sh.servers.iter().find(|s| s.addr == l.addr))
+                            .is_some_and(|s| s.weight > 0)
+                    })
+                    .map(|l| l.name.clone())
+                    .collect();
+                if let Err(list) = this
+                    .wait_taking_traffic(backend, &keeps, SERVING_WITHIN)
+                    .await?
+                {
+                    return Err(StepError(format!(
+                        "HAProxy: {list} (waited {} s), and the release keeps traffic on it; the shifts would wait for it after the migrations ran; {}",
+                        SERVING_WITHIN.as_secs(),
+                        up_hint(backend)
+                    )));
                 }
             }
-            let mut detail = format!("HAProxy admin socket {} answers; every planned server is declared", this.admin_socket.display());
+            let mut detail = format!(
+                "HAProxy admin socket {} answers; every planned server is declared",
+                this.admin_socket.display()
+            );
             if !shifts.is_empty() {
-                detail.push_str(&format!(" and every one of the {} planned shift(s) takes weights the backend accepts", shifts.len()));
+                detail.push_str(&format!(
+                    " and every one of the {} planned shift(s) takes weights the backend accepts",
+                    shifts.len()
+                ));
             }
             for n in notes {
                 detail.push_str(&format!("; {n}"));
@@ -700,22 +1102,52 @@ impl Router for Haproxy {
 
 /// Whether `backend` (its servers now, the algorithm it balances with) accepts every weight the
 /// planned shifts set; the first shift it would refuse, as an error with what to change.
-fn check_shifts(backend: &str, servers: &[ServerState], shifts: &[&PlannedShift], algo: &Algorithm, config_known: bool) -> Result<(), StepError> {
+fn check_shifts(
+    backend: &str,
+    servers: &[ServerState],
+    shifts: &[&PlannedShift],
+    algo: &Algorithm,
+    config_known: bool,
+) -> Result<(), StepError> {
     for sh in shifts {
         let named = |addr: &str| servers.iter().find(|l| l.addr == addr);
         match algo {
             Algorithm::Dynamic => {}
             Algorithm::First => {
-                let serving: Vec<String> = sh.servers.iter().filter(|s| s.weight > 0).filter_map(|s| named(&s.addr)).map(|l| l.name.clone()).collect();
+                let serving: Vec<String> = sh
+                    .servers
+                    .iter()
+                    .filter(|s| s.weight > 0)
+                    .filter_map(|s| named(&s.addr))
+                    .map(|l| l.name.clone())
+                    .collect();
                 if serving.len() > 1 {
-                    return Err(StepError(format!("HAProxy: backend `{backend}` uses `balance first`, which ignores weights (it fills servers in declaration order): step {} would give traffic to {} at once and could not split it as planned; hint: plan 0%/100% steps only (strategy `blue-green`), or use `balance roundrobin` or `leastconn`", sh.step, serving.join(" and "))));
+                    return Err(StepError(format!(
+                        "HAProxy: backend `{backend}` uses `balance first`, which ignores weights (it fills servers in declaration order): step {} would give traffic to {} at once and could not split it as planned; hint: plan 0%/100% steps only (strategy `blue-green`), or use `balance roundrobin` or `leastconn`",
+                        sh.step,
+                        serving.join(" and ")
+                    )));
                 }
             }
             Algorithm::Static(name) => {
-                let refused: Vec<String> = sh.servers.iter().filter_map(|s| named(&s.addr).map(|l| (l, s.weight.min(256)))).filter(|(l, w)| *w != 0 && *w != l.iweight).map(|(l, w)| format!("{} at {w} (configured {})", l.name, l.iweight)).collect();
+                let refused: Vec<String> = sh
+                    .servers
+                    .iter()
+                    .filter_map(|s| named(&s.addr).map(|l| (l, s.weight.min(256))))
+                    .filter(|(l, w)| *w != 0 && *w != l.iweight)
+                    .map(|(l, w)| format!("{} at {w} (configured {})", l.name, l.iweight))
+                    .collect();
                 if !refused.is_empty() {
-                    let unseen = if config_known || name == "static-rr" { "" } else { " (cutover reads `hash-type consistent` from `config_file`, which [router] does not set)" };
-                    return Err(StepError(format!("HAProxy: backend `{backend}` balances with `{name}`, a static algorithm{unseen}: at runtime HAProxy accepts only weight 0 or a server's configured weight, and step {} needs {}; nothing was changed; hint: use a dynamic algorithm (`balance roundrobin`, `leastconn`, or `hash-type consistent`), or plan 0%/100% steps only (strategy `blue-green`) with the new version's server declared at its full weight and `disabled` (cutover sets it ready)", sh.step, refused.join(", "))));
+                    let unseen = if config_known || name == "static-rr" {
+                        ""
+                    } else {
+                        " (cutover reads `hash-type consistent` from `config_file`, which [router] does not set)"
+                    };
+                    return Err(StepError(format!(
+                        "HAProxy: backend `{backend}` balances with `{name}`, a static algorithm{unseen}: at runtime HAProxy accepts only weight 0 or a server's configured weight, and step {} needs {}; nothing was changed; hint: use a dynamic algorithm (`balance roundrobin`, `leastconn`, or `hash-type consistent`), or plan 0%/100% steps only (strategy `blue-green`) with the new version's server declared at its full weight and `disabled` (cutover sets it ready)",
+                        sh.step,
+                        refused.join(", ")
+                    )));
                 }
             }
         }
@@ -725,15 +1157,31 @@ fn check_shifts(backend: &str, servers: &[ServerState], shifts: &[&PlannedShift]
 
 /// What preflight says about planned servers in MAINT or DRAIN: a note for those a shift will
 /// set ready, an error for those it cannot.
-fn wake_notes(backend: &str, servers: &[ServerState], shifts: &[&PlannedShift]) -> Result<Vec<String>, StepError> {
+fn wake_notes(
+    backend: &str,
+    servers: &[ServerState],
+    shifts: &[&PlannedShift],
+) -> Result<Vec<String>, StepError> {
     let mut notes = Vec::new();
     for l in servers {
-        let Some(first) = shifts.iter().find(|sh| sh.servers.iter().any(|s| s.addr == l.addr && s.weight > 0)) else { continue };
+        let Some(first) = shifts
+            .iter()
+            .find(|sh| sh.servers.iter().any(|s| s.addr == l.addr && s.weight > 0))
+        else {
+            continue;
+        };
         if let Some(why) = l.held_elsewhere() {
-            return Err(StepError(format!("HAProxy: {backend}/{} ({}) {why}, and step {} gives it traffic; cutover cannot make it ready itself; hint: make it ready at its source (`show servers state {backend}` on the admin socket), then run the release", l.name, l.addr, first.step)));
+            return Err(StepError(format!(
+                "HAProxy: {backend}/{} ({}) {why}, and step {} gives it traffic; cutover cannot make it ready itself; hint: make it ready at its source (`show servers state {backend}` on the admin socket), then run the release",
+                l.name, l.addr, first.step
+            )));
         }
         if l.held() || l.admin_state & admin::CMAINT != 0 {
-            let disabled = if l.admin_state & admin::CMAINT != 0 { " (`disabled` in the config)" } else { "" };
+            let disabled = if l.admin_state & admin::CMAINT != 0 {
+                " (`disabled` in the config)"
+            } else {
+                ""
+            };
             notes.push(format!("{backend}/{} is {}{disabled}: step {} sets it ready and confirms it UP before moving traffic (and drops `disabled` from the config file), and a rollback puts it back", l.name, l.describe(), first.step));
         }
     }
@@ -749,58 +1197,190 @@ mod tests {
         assert_eq!(algorithm("roundrobin", None), Algorithm::Dynamic);
         assert_eq!(algorithm("leastconn", None), Algorithm::Dynamic);
         assert_eq!(algorithm("random", None), Algorithm::Dynamic);
-        assert_eq!(algorithm("static-rr", Some("consistent")), Algorithm::Static("static-rr".into()));
+        assert_eq!(
+            algorithm("static-rr", Some("consistent")),
+            Algorithm::Static("static-rr".into())
+        );
         assert_eq!(algorithm("first", None), Algorithm::First);
         for a in ["source", "uri", "url_param", "hdr", "rdp-cookie", "hash"] {
             assert_eq!(algorithm(a, None), Algorithm::Static(a.into()), "{a}");
-            assert_eq!(algorithm(a, Some("map-based")), Algorithm::Static(a.into()), "{a}");
-            assert_eq!(algorithm(a, Some("consistent sdbm avalanche")), Algorithm::Dynamic, "{a}");
+            assert_eq!(
+                algorithm(a, Some("map-based")),
+                Algorithm::Static(a.into()),
+                "{a}"
+            );
+            assert_eq!(
+                algorithm(a, Some("consistent sdbm avalanche")),
+                Algorithm::Dynamic,
+                "{a}"
+            );
         }
         let cfg = "defaults\n    hash-type consistent\nbackend a\n    balance source\nbackend b\n    balance source\n    hash-type map-based\ndefaults named\n    mode http\nbackend c\n    balance uri\nbackend d from unnamed # comment\n    balance uri\n";
-        assert_eq!(hash_type(cfg, "a").as_deref(), Some("consistent"), "from the defaults before it");
+        assert_eq!(
+            hash_type(cfg, "a").as_deref(),
+            Some("consistent"),
+            "from the defaults before it"
+        );
         assert_eq!(hash_type(cfg, "b").as_deref(), Some("map-based"), "its own");
-        assert_eq!(hash_type(cfg, "c"), None, "a later defaults section starts over");
+        assert_eq!(
+            hash_type(cfg, "c"),
+            None,
+            "a later defaults section starts over"
+        );
         assert_eq!(hash_type(cfg, "nope"), None);
-        let csv = "# pxname,svname,qcur,algo,x\nfe,FRONTEND,0,,\napi,p1,0,,\napi,BACKEND,0,source,\n";
+        let csv =
+            "# pxname,svname,qcur,algo,x\nfe,FRONTEND,0,,\napi,p1,0,,\napi,BACKEND,0,source,\n";
         assert_eq!(stat_algo(csv, "api").as_deref(), Some("source"));
     }
 
     #[test]
     fn preflight_refuses_weights_a_static_backend_would_refuse() {
-        let srv = |name: &str, port: u16, iweight: u32| ServerState { name: name.into(), addr: format!("127.0.0.1:{port}"), weight: iweight, iweight, op_state: 2, ..Default::default() };
+        let srv = |name: &str, port: u16, iweight: u32| ServerState {
+            name: name.into(),
+            addr: format!("127.0.0.1:{port}"),
+            weight: iweight,
+            iweight,
+            op_state: 2,
+            ..Default::default()
+        };
         let servers = [srv("p1", 1, 100), srv("p2", 2, 0)];
-        let shift = |step: &str, a: u32, b: u32| PlannedShift { step: step.into(), upstream: "api".into(), servers: vec![Server { addr: "127.0.0.1:1".into(), weight: a }, Server { addr: "127.0.0.1:2".into(), weight: b }] };
-        let canary = [shift("shift/api/50", 50, 50), shift("shift/api/100", 0, 100)];
+        let shift = |step: &str, a: u32, b: u32| PlannedShift {
+            step: step.into(),
+            upstream: "api".into(),
+            servers: vec![
+                Server {
+                    addr: "127.0.0.1:1".into(),
+                    weight: a,
+                },
+                Server {
+                    addr: "127.0.0.1:2".into(),
+                    weight: b,
+                },
+            ],
+        };
+        let canary = [
+            shift("shift/api/50", 50, 50),
+            shift("shift/api/100", 0, 100),
+        ];
         let canary: Vec<&PlannedShift> = canary.iter().collect();
-        let e = check_shifts("api", &servers, &canary, &algorithm("source", None), true).unwrap_err().0;
-        assert!(e.contains("balances with `source`, a static algorithm") && e.contains("step shift/api/50 needs p1 at 50 (configured 100), p2 at 50 (configured 0)") && e.contains("hint:"), "{e}");
-        assert!(check_shifts("api", &servers, &canary, &algorithm("roundrobin", None), true).is_ok());
-        assert!(check_shifts("api", &servers, &canary, &algorithm("source", Some("consistent")), true).is_ok());
+        let e = check_shifts("api", &servers, &canary, &algorithm("source", None), true)
+            .unwrap_err()
+            .0;
+        assert!(
+            e.contains("balances with `source`, a static algorithm")
+                && e.contains(
+                    "step shift/api/50 needs p1 at 50 (configured 100), p2 at 50 (configured 0)"
+                )
+                && e.contains("hint:"),
+            "{e}"
+        );
+        assert!(
+            check_shifts(
+                "api",
+                &servers,
+                &canary,
+                &algorithm("roundrobin", None),
+                true
+            )
+            .is_ok()
+        );
+        assert!(
+            check_shifts(
+                "api",
+                &servers,
+                &canary,
+                &algorithm("source", Some("consistent")),
+                true
+            )
+            .is_ok()
+        );
         // Blue-green: fine once the new server is declared at its full weight.
         let bg = [shift("shift/api/100", 0, 100)];
         let bg: Vec<&PlannedShift> = bg.iter().collect();
-        assert!(check_shifts("api", &servers, &bg, &algorithm("static-rr", None), true).unwrap_err().0.contains("p2 at 100 (configured 0)"));
-        assert!(check_shifts("api", &[srv("p1", 1, 100), srv("p2", 2, 100)], &bg, &algorithm("static-rr", None), true).is_ok());
-        let e = check_shifts("api", &servers, &canary, &algorithm("first", None), true).unwrap_err().0;
-        assert!(e.contains("`balance first`, which ignores weights") && e.contains("step shift/api/50"), "{e}");
+        assert!(
+            check_shifts("api", &servers, &bg, &algorithm("static-rr", None), true)
+                .unwrap_err()
+                .0
+                .contains("p2 at 100 (configured 0)")
+        );
+        assert!(
+            check_shifts(
+                "api",
+                &[srv("p1", 1, 100), srv("p2", 2, 100)],
+                &bg,
+                &algorithm("static-rr", None),
+                true
+            )
+            .is_ok()
+        );
+        let e = check_shifts("api", &servers, &canary, &algorithm("first", None), true)
+            .unwrap_err()
+            .0;
+        assert!(
+            e.contains("`balance first`, which ignores weights") && e.contains("step shift/api/50"),
+            "{e}"
+        );
     }
 
     #[test]
     fn parses_servers_state() {
         let out = "1\n# be_id be_name srv_id srv_name srv_addr srv_op_state srv_admin_state srv_uweight srv_iweight srv_time_since_last_change srv_check_status srv_check_result srv_check_health srv_check_state srv_agent_state bk_f_forced_id srv_f_forced_id srv_fqdn srv_port srvrecord srv_use_ssl srv_check_port srv_check_addr srv_agent_addr srv_agent_port\n3 api 1 p3333 127.0.0.1 2 0 90 100 10 1 0 3 0 0 0 0 - 3333 - 0 0 - - 0\n3 api 2 p3334 127.0.0.1 2 0 10 0 10 1 0 3 0 0 0 0 - 3334 - 0 0 - - 0\n";
         let s = parse_servers_state(out).unwrap();
-        let got: Vec<(&str, &str, u32, u32, u8)> = s.iter().map(|s| (s.name.as_str(), s.addr.as_str(), s.weight, s.iweight, s.op_state)).collect();
-        assert_eq!(got, vec![("p3333", "127.0.0.1:3333", 90, 100, 2), ("p3334", "127.0.0.1:3334", 10, 0, 2)]);
+        let got: Vec<(&str, &str, u32, u32, u8)> = s
+            .iter()
+            .map(|s| {
+                (
+                    s.name.as_str(),
+                    s.addr.as_str(),
+                    s.weight,
+                    s.iweight,
+                    s.op_state,
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("p3333", "127.0.0.1:3333", 90, 100, 2),
+                ("p3334", "127.0.0.1:3334", 10, 0, 2)
+            ]
+        );
         assert!(s.iter().all(ServerState::takes_traffic));
         // HAProxy 2.6 for `weight 0 check disabled` (MAINT, checks paused), then after `state ready`
         // before its first check, then with the check failing, then in DRAIN.
-        let row = |op: u8, adm: u8, cstate: u16, cres: u8| ServerState { op_state: op, admin_state: adm, check_state: cstate, check_result: cres, ..Default::default() };
-        assert_eq!((row(0, 5, 14, 1).held(), row(0, 5, 14, 1).admin_word(), row(0, 5, 14, 1).takes_traffic()), (true, "maint", false));
-        assert!(!row(2, 4, 6, 0).takes_traffic() && !row(2, 4, 6, 0).held(), "UP before its first check is not confirmed");
-        assert!(row(2, 4, 6, 3).takes_traffic(), "`disabled` in the config alone (CMAINT) does not hold it once ready");
+        let row = |op: u8, adm: u8, cstate: u16, cres: u8| ServerState {
+            op_state: op,
+            admin_state: adm,
+            check_state: cstate,
+            check_result: cres,
+            ..Default::default()
+        };
+        assert_eq!(
+            (
+                row(0, 5, 14, 1).held(),
+                row(0, 5, 14, 1).admin_word(),
+                row(0, 5, 14, 1).takes_traffic()
+            ),
+            (true, "maint", false)
+        );
+        assert!(
+            !row(2, 4, 6, 0).takes_traffic() && !row(2, 4, 6, 0).held(),
+            "UP before its first check is not confirmed"
+        );
+        assert!(
+            row(2, 4, 6, 3).takes_traffic(),
+            "`disabled` in the config alone (CMAINT) does not hold it once ready"
+        );
         assert!(!row(0, 4, 6, 2).takes_traffic());
-        assert_eq!((row(2, 8, 0, 1).held(), row(2, 8, 0, 1).admin_word()), (true, "drain"));
-        assert!(row(2, 2, 0, 1).held_elsewhere().is_some() && row(2, 0x20, 0, 1).held_elsewhere().is_some() && row(0, 5, 14, 1).held_elsewhere().is_none());
+        assert_eq!(
+            (row(2, 8, 0, 1).held(), row(2, 8, 0, 1).admin_word()),
+            (true, "drain")
+        );
+        assert!(
+            row(2, 2, 0, 1).held_elsewhere().is_some()
+                && row(2, 0x20, 0, 1).held_elsewhere().is_some()
+                && row(0, 5, 14, 1).held_elsewhere().is_none()
+        );
         assert!(parse_servers_state("Can't find backend.\n").is_err());
     }
 
@@ -810,33 +1390,91 @@ mod tests {
         let cfg = "global\n  stats socket /run/h.sock level admin\nbackend web\n  server p3333 127.0.0.1:3333 weight 5\nbackend api\n  balance roundrobin\n  server p3333 127.0.0.1:3333 weight 100 check\n  server p3334 127.0.0.1:3334\n";
         let w = BTreeMap::from([("p3333".to_string(), 90), ("p3334".to_string(), 10)]);
         let out = rewrite_config(cfg, "api", &w, &none, &none);
-        assert_eq!(out, "global\n  stats socket /run/h.sock level admin\nbackend web\n  server p3333 127.0.0.1:3333 weight 5\nbackend api\n  balance roundrobin\n  server p3333 127.0.0.1:3333 weight 90 check\n  server p3334 127.0.0.1:3334 weight 10\n");
+        assert_eq!(
+            out,
+            "global\n  stats socket /run/h.sock level admin\nbackend web\n  server p3333 127.0.0.1:3333 weight 5\nbackend api\n  balance roundrobin\n  server p3333 127.0.0.1:3333 weight 90 check\n  server p3334 127.0.0.1:3334 weight 10\n"
+        );
         // Whitespace and comments stay; the weight goes before a comment.
         let cfg = "backend api\n\tserver\tp3333  127.0.0.1:3333\tweight  100   check # old\n    server p3334 127.0.0.1:3334 check  # new one\n";
         let out = rewrite_config(cfg, "api", &w, &none, &none);
-        assert_eq!(out, "backend api\n\tserver\tp3333  127.0.0.1:3333\tweight  90   check # old\n    server p3334 127.0.0.1:3334 check weight 10  # new one\n");
+        assert_eq!(
+            out,
+            "backend api\n\tserver\tp3333  127.0.0.1:3333\tweight  90   check # old\n    server p3334 127.0.0.1:3334 check weight 10  # new one\n"
+        );
         // A server named `weight` keeps its address; the last `weight` keyword is the one set.
         let odd = BTreeMap::from([("weight".to_string(), 7)]);
-        assert_eq!(rewrite_config("backend api\n  server weight 10.0.0.1:80 weight 1 check weight 2\n", "api", &odd, &none, &none), "backend api\n  server weight 10.0.0.1:80 weight 1 check weight 7\n");
-        assert_eq!(rewrite_config("backend api\n  server weight 10.0.0.1:80 check\n", "api", &odd, &none, &none), "backend api\n  server weight 10.0.0.1:80 check weight 7\n");
+        assert_eq!(
+            rewrite_config(
+                "backend api\n  server weight 10.0.0.1:80 weight 1 check weight 2\n",
+                "api",
+                &odd,
+                &none,
+                &none
+            ),
+            "backend api\n  server weight 10.0.0.1:80 weight 1 check weight 7\n"
+        );
+        assert_eq!(
+            rewrite_config(
+                "backend api\n  server weight 10.0.0.1:80 check\n",
+                "api",
+                &odd,
+                &none,
+                &none
+            ),
+            "backend api\n  server weight 10.0.0.1:80 check weight 7\n"
+        );
         // `disabled` as a cookie's value is no keyword; a default-server's `disabled` takes
         // `enabled` on the server that gets traffic.
         let cfg = "backend api\n    default-server check disabled\n    server p1 127.0.0.1:1 weight 100 cookie disabled\n    server p2 127.0.0.1:2 cookie disabled weight 0 check disabled # slot\n";
-        let cookies = rewrite_config(cfg, "api", &BTreeMap::from([("p1".to_string(), 0), ("p2".to_string(), 100)]), &BTreeSet::from(["p2".to_string()]), &BTreeSet::new());
-        assert_eq!(cookies, "backend api\n    default-server check disabled\n    server p1 127.0.0.1:1 weight 0 cookie disabled\n    server p2 127.0.0.1:2 cookie disabled weight 100 check enabled # slot\n");
+        let cookies = rewrite_config(
+            cfg,
+            "api",
+            &BTreeMap::from([("p1".to_string(), 0), ("p2".to_string(), 100)]),
+            &BTreeSet::from(["p2".to_string()]),
+            &BTreeSet::new(),
+        );
+        assert_eq!(
+            cookies,
+            "backend api\n    default-server check disabled\n    server p1 127.0.0.1:1 weight 0 cookie disabled\n    server p2 127.0.0.1:2 cookie disabled weight 100 check enabled # slot\n"
+        );
         // A server that gets traffic loses `disabled` (a restart keeps it ready); nothing else moves.
         let cfg = "backend api\n    server p1 127.0.0.1:1 weight 100 check\n    server p2 127.0.0.1:2 weight 0 check inter 500ms disabled # slot\n";
         let on = BTreeSet::from(["p2".to_string()]);
         let w2 = BTreeMap::from([("p1".to_string(), 50), ("p2".to_string(), 50)]);
-        assert_eq!(rewrite_config(cfg, "api", &w2, &on, &none), "backend api\n    server p1 127.0.0.1:1 weight 50 check\n    server p2 127.0.0.1:2 weight 50 check inter 500ms # slot\n");
+        assert_eq!(
+            rewrite_config(cfg, "api", &w2, &on, &none),
+            "backend api\n    server p1 127.0.0.1:1 weight 50 check\n    server p2 127.0.0.1:2 weight 50 check inter 500ms # slot\n"
+        );
         // Static algorithm, blue-green: the old server keeps its weight in the file and is parked
         // `disabled` (once only); the new one loses `disabled`.
         let cfg = "backend api\n    balance source\n    server p1 127.0.0.1:1 weight 100 check # v1\n    server p2 127.0.0.1:2 weight 100 check disabled\n";
         let bg = BTreeMap::from([("p1".to_string(), 0), ("p2".to_string(), 100)]);
-        let parked = rewrite_config(cfg, "api", &bg, &BTreeSet::from(["p2".to_string()]), &BTreeSet::from(["p1".to_string()]));
-        assert_eq!(parked, "backend api\n    balance source\n    server p1 127.0.0.1:1 weight 100 check disabled # v1\n    server p2 127.0.0.1:2 weight 100 check\n");
-        assert_eq!(rewrite_config(&parked, "api", &bg, &BTreeSet::from(["p2".to_string()]), &BTreeSet::from(["p1".to_string()])), parked);
+        let parked = rewrite_config(
+            cfg,
+            "api",
+            &bg,
+            &BTreeSet::from(["p2".to_string()]),
+            &BTreeSet::from(["p1".to_string()]),
+        );
+        assert_eq!(
+            parked,
+            "backend api\n    balance source\n    server p1 127.0.0.1:1 weight 100 check disabled # v1\n    server p2 127.0.0.1:2 weight 100 check\n"
+        );
+        assert_eq!(
+            rewrite_config(
+                &parked,
+                "api",
+                &bg,
+                &BTreeSet::from(["p2".to_string()]),
+                &BTreeSet::from(["p1".to_string()])
+            ),
+            parked
+        );
         let back = BTreeMap::from([("p3333".to_string(), 100)]);
-        assert!(rewrite_config(&out, "api", &back, &none, &none).starts_with("backend api\n\tserver\tp3333  127.0.0.1:3333\tweight  100   check # old\n"));
+        assert!(
+            rewrite_config(&out, "api", &back, &none, &none).starts_with(
+                "backend api\n\tserver\tp3333  127.0.0.1:3333\tweight  100   check # old\n"
+            )
+        );
     }
 }

@@ -19,8 +19,8 @@
 pub mod haproxy;
 pub mod nginx;
 
-use crate::driver::{BoxFuture, StepError};
 use crate::before::{saved_before, write_atomic};
+use crate::driver::{BoxFuture, StepError};
 use cutover_planner::dag::{PlannedShift, RouterParams, Server};
 use cutover_planner::spec::RouterKind;
 use serde_json::Value;
@@ -48,15 +48,31 @@ pub trait Router: Send + Sync {
     /// is live, and returns the undo data that restores the state before it. `key` names the
     /// step: the state before it is saved under that name in `state_dir` before any change, and
     /// a re-run of the same step reuses it.
-    fn apply(&self, upstream: String, servers: Vec<Server>, state_dir: PathBuf, key: String) -> BoxFuture<Result<(Value, String), StepError>>;
+    fn apply(
+        &self,
+        upstream: String,
+        servers: Vec<Server>,
+        state_dir: PathBuf,
+        key: String,
+    ) -> BoxFuture<Result<(Value, String), StepError>>;
     /// Restores the state `undo` recorded, and confirms it is live.
     fn restore(&self, undo: Value) -> BoxFuture<Result<(), StepError>>;
     /// Watches the canary's servers for `window` and reports what they served. Returns early
     /// once `early` says the verdict cannot change.
-    fn observe(&self, upstream: String, canary: Vec<String>, window: Duration, early: Arc<dyn Fn(&Observation) -> bool + Send + Sync>) -> BoxFuture<Result<Observation, StepError>>;
+    fn observe(
+        &self,
+        upstream: String,
+        canary: Vec<String>,
+        window: Duration,
+        early: Arc<dyn Fn(&Observation) -> bool + Send + Sync>,
+    ) -> BoxFuture<Result<Observation, StepError>>;
     /// Checks the router is reachable, that `upstreams` can carry the planned servers, and that
     /// it will accept every one of the planned `shifts` (in plan order), before anything changes.
-    fn check(&self, upstreams: Vec<(String, Vec<String>)>, shifts: Vec<PlannedShift>) -> BoxFuture<Result<String, StepError>>;
+    fn check(
+        &self,
+        upstreams: Vec<(String, Vec<String>)>,
+        shifts: Vec<PlannedShift>,
+    ) -> BoxFuture<Result<String, StepError>>;
 }
 
 /// The router a step's params describe, with relative paths resolved against `spec_dir`.
@@ -64,14 +80,19 @@ pub fn from_params(p: &RouterParams, spec_dir: &Path) -> Result<Arc<dyn Router>,
     let path = |v: &Option<String>| v.as_ref().map(|v| spec_dir.join(v));
     Ok(match p.kind {
         RouterKind::Nginx => Arc::new(nginx::Nginx {
-            upstream_file: path(&p.upstream_file).ok_or_else(|| StepError("router: nginx needs `upstream_file`".into()))?,
+            upstream_file: path(&p.upstream_file)
+                .ok_or_else(|| StepError("router: nginx needs `upstream_file`".into()))?,
             pid_file: path(&p.pid_file).unwrap_or_else(|| PathBuf::from("/run/nginx.pid")),
-            test: p.test.clone().unwrap_or_else(|| vec!["nginx".into(), "-t".into()]),
+            test: p
+                .test
+                .clone()
+                .unwrap_or_else(|| vec!["nginx".into(), "-t".into()]),
             reload: p.reload.clone(),
             access_log: path(&p.access_log),
         }),
         RouterKind::Haproxy => Arc::new(haproxy::Haproxy {
-            admin_socket: path(&p.admin_socket).ok_or_else(|| StepError("router: HAProxy needs `admin_socket`".into()))?,
+            admin_socket: path(&p.admin_socket)
+                .ok_or_else(|| StepError("router: HAProxy needs `admin_socket`".into()))?,
             config_file: path(&p.config_file),
         }),
     })
@@ -82,7 +103,10 @@ pub fn read_opt(who: &str, path: &Path) -> Result<Option<String>, StepError> {
     match std::fs::read_to_string(path) {
         Ok(s) => Ok(Some(s)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(StepError(format!("{who}: cannot read {}: {e}", path.display()))),
+        Err(e) => Err(StepError(format!(
+            "{who}: cannot read {}: {e}",
+            path.display()
+        ))),
     }
 }
 

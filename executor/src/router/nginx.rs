@@ -80,7 +80,10 @@ fn tokens(text: &str) -> Vec<(Tok, usize, usize)> {
             _ => {
                 let start = i;
                 // As in nginx, `#` starts a comment only where a token would start.
-                while i < b.len() && !b[i].is_ascii_whitespace() && !matches!(b[i], b'{' | b'}' | b';') {
+                while i < b.len()
+                    && !b[i].is_ascii_whitespace()
+                    && !matches!(b[i], b'{' | b'}' | b';')
+                {
                     i += 1;
                 }
                 out.push((Tok::Word, start, i));
@@ -92,8 +95,16 @@ fn tokens(text: &str) -> Vec<(Tok, usize, usize)> {
 
 /// Token indexes of the `{` and matching `}` of `upstream NAME { ... }`.
 fn find_block(toks: &[(Tok, usize, usize)], text: &str, upstream: &str) -> Option<(usize, usize)> {
-    let w = |k: usize| toks.get(k).filter(|t| t.0 == Tok::Word).map(|t| &text[t.1..t.2]);
-    let open = (0..toks.len()).find(|&k| w(k) == Some("upstream") && w(k + 1) == Some(upstream) && toks.get(k + 2).is_some_and(|t| t.0 == Tok::Open))? + 2;
+    let w = |k: usize| {
+        toks.get(k)
+            .filter(|t| t.0 == Tok::Word)
+            .map(|t| &text[t.1..t.2])
+    };
+    let open = (0..toks.len()).find(|&k| {
+        w(k) == Some("upstream")
+            && w(k + 1) == Some(upstream)
+            && toks.get(k + 2).is_some_and(|t| t.0 == Tok::Open)
+    })? + 2;
     let mut depth = 0;
     for (k, t) in toks.iter().enumerate().skip(open) {
         match t.0 {
@@ -118,13 +129,18 @@ fn line_start(text: &str, at: usize) -> usize {
 /// containers listen on loopback, where they are one server), a missing port is nginx's 80,
 /// quotes and letter case do not count. Anything else (a hostname, `unix:`) is itself.
 pub fn same_addr(addr: &str) -> String {
-    let a = addr.trim_matches(|c| c == '"' || c == '\'').to_ascii_lowercase();
+    let a = addr
+        .trim_matches(|c| c == '"' || c == '\'')
+        .to_ascii_lowercase();
     if a.starts_with("unix:") {
         return a;
     }
     let (host, port) = match a.strip_prefix('[') {
         Some(v6) => match v6.split_once(']') {
-            Some((h, rest)) => (format!("[{h}]"), rest.strip_prefix(':').unwrap_or("80").to_string()),
+            Some((h, rest)) => (
+                format!("[{h}]"),
+                rest.strip_prefix(':').unwrap_or("80").to_string(),
+            ),
             None => return a,
         },
         None => match a.rsplit_once(':') {
@@ -155,7 +171,11 @@ impl ServerStmt {
     }
 
     fn params<'a>(&self, text: &'a str) -> Vec<&'a str> {
-        self.words.iter().skip(2).map(|(a, b)| &text[*a..*b]).collect()
+        self.words
+            .iter()
+            .skip(2)
+            .map(|(a, b)| &text[*a..*b])
+            .collect()
     }
 
     /// Whether the statement is alone on its lines: then it goes with its indentation and line
@@ -164,7 +184,11 @@ impl ServerStmt {
         let (a, b) = self.span;
         let ls = line_start(text, a);
         let le = text[b..].find('\n').map_or(text.len(), |i| b + i);
-        (text[ls..a].trim().is_empty() && ls > block.0 && text[b..le].trim().is_empty() && le < block.1).then(|| (ls, (le + 1).min(text.len())))
+        (text[ls..a].trim().is_empty()
+            && ls > block.0
+            && text[b..le].trim().is_empty()
+            && le < block.1)
+            .then(|| (ls, (le + 1).min(text.len())))
     }
 }
 
@@ -172,11 +196,18 @@ impl ServerStmt {
 /// server: cutover sets `weight=` and drops `down` when it gives the server traffic, and never
 /// copies them (nor a hostname's `resolve`/`service=`) to a new server's line.
 fn routing_param(p: &str) -> bool {
-    p.starts_with("weight=") || p.starts_with("service=") || matches!(p, "down" | "backup" | "resolve" | "drain")
+    p.starts_with("weight=")
+        || p.starts_with("service=")
+        || matches!(p, "down" | "backup" | "resolve" | "drain")
 }
 
 /// The `server` statements between the block's braces (token indexes `open`, `close`).
-fn server_stmts(toks: &[(Tok, usize, usize)], text: &str, open: usize, close: usize) -> Vec<ServerStmt> {
+fn server_stmts(
+    toks: &[(Tok, usize, usize)],
+    text: &str,
+    open: usize,
+    close: usize,
+) -> Vec<ServerStmt> {
     let mut out = Vec::new();
     let mut k = open + 1;
     while k < close {
@@ -184,9 +215,20 @@ fn server_stmts(toks: &[(Tok, usize, usize)], text: &str, open: usize, close: us
         while k < close && toks[k].0 != Tok::Semi {
             k += 1;
         }
-        let words: Vec<(usize, usize)> = toks[start..k].iter().filter(|t| t.0 == Tok::Word).map(|t| (t.1, t.2)).collect();
-        if k < close && words.first().is_some_and(|(a, b)| &text[*a..*b] == "server") {
-            out.push(ServerStmt { span: (toks[start].1, toks[k].2), words });
+        let words: Vec<(usize, usize)> = toks[start..k]
+            .iter()
+            .filter(|t| t.0 == Tok::Word)
+            .map(|t| (t.1, t.2))
+            .collect();
+        if k < close
+            && words
+                .first()
+                .is_some_and(|(a, b)| &text[*a..*b] == "server")
+        {
+            out.push(ServerStmt {
+                span: (toks[start].1, toks[k].2),
+                words,
+            });
         }
         k += 1;
     }
@@ -197,9 +239,23 @@ fn server_stmts(toks: &[(Tok, usize, usize)], text: &str, open: usize, close: us
 /// (address as written, its parameters).
 pub fn unmanaged(content: &str, upstream: &str, addrs: &[String]) -> Vec<(String, String)> {
     let toks = tokens(content);
-    let Some((open, close)) = find_block(&toks, content, upstream) else { return Vec::new() };
+    let Some((open, close)) = find_block(&toks, content, upstream) else {
+        return Vec::new();
+    };
     let ours: BTreeSet<String> = addrs.iter().map(|a| same_addr(a)).collect();
-    server_stmts(&toks, content, open, close).iter().filter(|s| s.word(content, 1).is_none_or(|a| !ours.contains(&same_addr(a)))).map(|s| (s.word(content, 1).unwrap_or("").to_string(), s.params(content).join(" "))).collect()
+    server_stmts(&toks, content, open, close)
+        .iter()
+        .filter(|s| {
+            s.word(content, 1)
+                .is_none_or(|a| !ours.contains(&same_addr(a)))
+        })
+        .map(|s| {
+            (
+                s.word(content, 1).unwrap_or("").to_string(),
+                s.params(content).join(" "),
+            )
+        })
+        .collect()
 }
 
 /// Rewrites the servers of `upstream NAME { ... }` in `content` that the plan names (every
@@ -215,7 +271,9 @@ pub fn unmanaged(content: &str, upstream: &str, addrs: &[String]) -> Vec<(String
 pub fn render(content: &str, upstream: &str, servers: &[Server]) -> Result<String, String> {
     let live: Vec<&Server> = servers.iter().filter(|s| s.weight > 0).collect();
     if live.is_empty() {
-        return Err(format!("upstream `{upstream}` would have no server with a weight above 0; hint: every shift must leave at least one server with traffic"));
+        return Err(format!(
+            "upstream `{upstream}` would have no server with a weight above 0; hint: every shift must leave at least one server with traffic"
+        ));
     }
     let toks = tokens(content);
     let Some((open, close)) = find_block(&toks, content, upstream) else {
@@ -230,52 +288,100 @@ pub fn render(content: &str, upstream: &str, servers: &[Server]) -> Result<Strin
         out.push_str("}\n");
         return Ok(out);
     };
-    let planned: BTreeMap<String, &Server> = servers.iter().map(|s| (same_addr(&s.addr), s)).collect();
+    let planned: BTreeMap<String, &Server> =
+        servers.iter().map(|s| (same_addr(&s.addr), s)).collect();
     // The block's statements for the release's servers, each with its planned server.
     let mut ours: Vec<(ServerStmt, &Server)> = Vec::new();
     for st in server_stmts(&toks, content, open, close) {
-        let Some(p) = st.word(content, 1).and_then(|a| planned.get(&same_addr(a))) else { continue };
+        let Some(p) = st.word(content, 1).and_then(|a| planned.get(&same_addr(a))) else {
+            continue;
+        };
         let written = st.word(content, 1).unwrap_or("");
-        if let Some((other, _)) = ours.iter().find(|(o, _)| same_addr(o.word(content, 1).unwrap_or("")) == same_addr(written)) {
-            return Err(format!("upstream `{upstream}` has two `server` lines for {} (`{}` and `{written}`): nginx would count it twice; hint: keep one of the two lines", p.addr, other.word(content, 1).unwrap_or("")));
+        if let Some((other, _)) = ours
+            .iter()
+            .find(|(o, _)| same_addr(o.word(content, 1).unwrap_or("")) == same_addr(written))
+        {
+            return Err(format!(
+                "upstream `{upstream}` has two `server` lines for {} (`{}` and `{written}`): nginx would count it twice; hint: keep one of the two lines",
+                p.addr,
+                other.word(content, 1).unwrap_or("")
+            ));
         }
         if st.params(content).contains(&"backup") {
-            return Err(format!("upstream `{upstream}`: the release's server `{written}` is marked `backup`, which gets traffic only when every other server is down, so no shift could move traffic to or from it; hint: remove `backup` from that line (a maintenance server on a port the release does not use may stay `backup`)"));
+            return Err(format!(
+                "upstream `{upstream}`: the release's server `{written}` is marked `backup`, which gets traffic only when every other server is down, so no shift could move traffic to or from it; hint: remove `backup` from that line (a maintenance server on a port the release does not use may stay `backup`)"
+            ));
         }
         ours.push((st, p));
     }
     let block = (toks[open].1, toks[close].1);
-    let eol = if content.contains("\r\n") { "\r\n" } else { "\n" };
+    let eol = if content.contains("\r\n") {
+        "\r\n"
+    } else {
+        "\n"
+    };
     // A new server's line: the parameters of the release's first line, minus routing ones.
-    let inherited: String = ours.first().map(|(st, _)| st.params(content).into_iter().filter(|p| !routing_param(p)).map(|p| format!(" {p}")).collect()).unwrap_or_default();
-    let new: Vec<String> = live.iter().filter(|s| !ours.iter().any(|(_, p)| p.addr == s.addr)).map(|s| format!("server {} weight={}{inherited};", s.addr, s.weight)).collect();
+    let inherited: String = ours
+        .first()
+        .map(|(st, _)| {
+            st.params(content)
+                .into_iter()
+                .filter(|p| !routing_param(p))
+                .map(|p| format!(" {p}"))
+                .collect()
+        })
+        .unwrap_or_default();
+    let new: Vec<String> = live
+        .iter()
+        .filter(|s| !ours.iter().any(|(_, p)| p.addr == s.addr))
+        .map(|s| format!("server {} weight={}{inherited};", s.addr, s.weight))
+        .collect();
     // Edits as (from, to, replacement), in file order and not overlapping.
     let mut edits: Vec<(usize, usize, String)> = Vec::new();
     for (i, (st, p)) in ours.iter().enumerate() {
         let lines = st.whole_lines(content, block);
         let (from, to) = lines.unwrap_or(st.span);
-        let mut text = if p.weight == 0 { String::new() } else { content[from..st.span.0].to_string() + &set_weight(content, st, p.weight) + &content[st.span.1..to] };
+        let mut text = if p.weight == 0 {
+            String::new()
+        } else {
+            content[from..st.span.0].to_string()
+                + &set_weight(content, st, p.weight)
+                + &content[st.span.1..to]
+        };
         if i + 1 == ours.len() && !new.is_empty() {
             match lines {
                 Some(_) => {
                     let indent = &content[from..st.span.0];
-                    new.iter().for_each(|l| text.push_str(&format!("{indent}{l}{eol}")));
+                    new.iter()
+                        .for_each(|l| text.push_str(&format!("{indent}{l}{eol}")));
                 }
                 None if text.is_empty() => text = new.join(" "),
                 None => text = format!("{text} {}", new.join(" ")),
             }
         }
         // A statement that goes from inside a line takes the blanks after it along.
-        let to = if lines.is_none() && text.is_empty() { to + content[to..].len() - content[to..].trim_start_matches([' ', '\t']).len() } else { to };
+        let to = if lines.is_none() && text.is_empty() {
+            to + content[to..].len() - content[to..].trim_start_matches([' ', '\t']).len()
+        } else {
+            to
+        };
         edits.push((from, to, text));
     }
     if ours.is_empty() {
         let at = block.1;
         let ls = line_start(content, at);
         if content[ls..at].trim().is_empty() && ls > block.0 {
-            edits.push((ls, ls, new.iter().map(|l| format!("    {l}{eol}")).collect()));
+            edits.push((
+                ls,
+                ls,
+                new.iter().map(|l| format!("    {l}{eol}")).collect(),
+            ));
         } else {
-            let sep = if content[..at].ends_with(' ') { "" } else { " " };
+            let sep = if content[..at].ends_with(' ') {
+                ""
+            } else {
+                " "
+            };
             edits.push((at, at, format!("{sep}{} ", new.join(" "))));
         }
     }
@@ -322,28 +428,49 @@ fn set_weight(text: &str, st: &ServerStmt, w: u32) -> String {
 /// message on failure.
 async fn run_argv(argv: &[String]) -> Result<(), String> {
     let (program, args) = argv.split_first().ok_or("an empty argv")?;
-    let child = tokio::process::Command::new(program).args(args).kill_on_drop(true).output();
-    let out = tokio::time::timeout(Duration::from_secs(30), child).await.map_err(|_| format!("`{}` did not finish within 30 s", argv.join(" ")))?.map_err(|e| format!("cannot run `{program}`: {e}"))?;
+    let child = tokio::process::Command::new(program)
+        .args(args)
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(30), child)
+        .await
+        .map_err(|_| format!("`{}` did not finish within 30 s", argv.join(" ")))?
+        .map_err(|e| format!("cannot run `{program}`: {e}"))?;
     if out.status.success() {
         Ok(())
     } else {
         let msg = String::from_utf8_lossy(&out.stderr).trim().to_string();
-        Err(if msg.is_empty() { format!("`{}` exited with {}", argv.join(" "), out.status) } else { msg })
+        Err(if msg.is_empty() {
+            format!("`{}` exited with {}", argv.join(" "), out.status)
+        } else {
+            msg
+        })
     }
 }
 
 /// Children of `pid`: the kernel's list when it keeps one, else a walk of /proc.
 fn children(pid: i32) -> BTreeSet<i32> {
     if let Ok(list) = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")) {
-        return list.split_whitespace().filter_map(|p| p.parse().ok()).collect();
+        return list
+            .split_whitespace()
+            .filter_map(|p| p.parse().ok())
+            .collect();
     }
     let mut out = BTreeSet::new();
-    let Ok(dir) = std::fs::read_dir("/proc") else { return out };
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return out;
+    };
     for e in dir.flatten() {
-        let Some(child) = e.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else { continue };
+        let Some(child) = e.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else {
+            continue;
+        };
         if let Ok(stat) = std::fs::read_to_string(format!("/proc/{child}/stat"))
             && let Some(rest) = stat.rfind(')').map(|i| &stat[i + 1..])
-            && rest.split_whitespace().nth(1).and_then(|p| p.parse::<i32>().ok()) == Some(pid)
+            && rest
+                .split_whitespace()
+                .nth(1)
+                .and_then(|p| p.parse::<i32>().ok())
+                == Some(pid)
         {
             out.insert(child);
         }
@@ -354,14 +481,26 @@ fn children(pid: i32) -> BTreeSet<i32> {
 impl Nginx {
     fn master(&self) -> Result<i32, StepError> {
         let text = std::fs::read_to_string(&self.pid_file).map_err(|e| StepError(format!("nginx: cannot read the pid file {}: {e} (is nginx running? set `pid_file` in [router])", self.pid_file.display())))?;
-        let pid: i32 = text.trim().parse().ok().filter(|p| *p > 1).ok_or_else(|| StepError(format!("nginx: {} does not hold a master pid (it says `{}`)", self.pid_file.display(), text.trim())))?;
+        let pid: i32 = text.trim().parse().ok().filter(|p| *p > 1).ok_or_else(|| {
+            StepError(format!(
+                "nginx: {} does not hold a master pid (it says `{}`)",
+                self.pid_file.display(),
+                text.trim()
+            ))
+        })?;
         if unsafe { libc::kill(pid, 0) } != 0 {
-            return Err(StepError(format!("nginx: the master process {pid} from {} is not running", self.pid_file.display())));
+            return Err(StepError(format!(
+                "nginx: the master process {pid} from {} is not running",
+                self.pid_file.display()
+            )));
         }
         // A stale pid file may name another program now: cutover signals this pid (SIGHUP).
         let cmdline = crate::procfs::cmdline(pid);
         if !cmdline.contains("nginx") {
-            return Err(StepError(format!("nginx: {} names pid {pid}, which is not an nginx master (its command line: `{cmdline}`); cutover would send it SIGHUP on every shift; hint: point `pid_file` in [router] at the `pid` file of the running nginx", self.pid_file.display())));
+            return Err(StepError(format!(
+                "nginx: {} names pid {pid}, which is not an nginx master (its command line: `{cmdline}`); cutover would send it SIGHUP on every shift; hint: point `pid_file` in [router] at the `pid` file of the running nginx",
+                self.pid_file.display()
+            )));
         }
         Ok(pid)
     }
@@ -370,7 +509,13 @@ impl Nginx {
     fn put_back(&self, content: Option<&str>) -> std::io::Result<()> {
         match content {
             Some(c) => write_atomic(&self.upstream_file, c.as_bytes()),
-            None => std::fs::remove_file(&self.upstream_file).or_else(|e| if e.kind() == std::io::ErrorKind::NotFound { Ok(()) } else { Err(e) }),
+            None => std::fs::remove_file(&self.upstream_file).or_else(|e| {
+                if e.kind() == std::io::ErrorKind::NotFound {
+                    Ok(())
+                } else {
+                    Err(e)
+                }
+            }),
         }
     }
 
@@ -378,7 +523,9 @@ impl Nginx {
     async fn validate_or_restore(&self, restore: Option<&str>) -> Result<(), StepError> {
         if let Err(msg) = run_argv(&self.test).await {
             self.put_back(restore).map_err(|e| StepError(format!("nginx rejected the new upstream file and restoring the previous one failed: {e}; nginx said: {msg}")))?;
-            return Err(StepError(format!("nginx -t rejected the new upstream file; the live config is unchanged. nginx said: {msg}")));
+            return Err(StepError(format!(
+                "nginx -t rejected the new upstream file; the live config is unchanged. nginx said: {msg}"
+            )));
         }
         Ok(())
     }
@@ -390,10 +537,15 @@ impl Nginx {
         let before = children(master);
         let t0 = Instant::now();
         match &self.reload {
-            Some(argv) => run_argv(argv).await.map_err(|m| StepError(format!("nginx reload failed: {m}")))?,
+            Some(argv) => run_argv(argv)
+                .await
+                .map_err(|m| StepError(format!("nginx reload failed: {m}")))?,
             None => {
                 if unsafe { libc::kill(master, libc::SIGHUP) } != 0 {
-                    return Err(StepError(format!("nginx: cannot signal the master process {master}: {}", std::io::Error::last_os_error())));
+                    return Err(StepError(format!(
+                        "nginx: cannot signal the master process {master}: {}",
+                        std::io::Error::last_os_error()
+                    )));
                 }
             }
         }
@@ -405,13 +557,16 @@ impl Nginx {
                 // upstreams: wait until it is gone, so a retire that follows never stops a server
                 // an old worker still sends to (bounded: a long request must not stall the release).
                 let drain = Instant::now() + Duration::from_secs(10);
-                while children(master).iter().any(|p| before.contains(p)) && Instant::now() < drain {
+                while children(master).iter().any(|p| before.contains(p)) && Instant::now() < drain
+                {
                     tokio::time::sleep(Duration::from_millis(10)).await;
                 }
                 return Ok(t0.elapsed());
             }
             if Instant::now() > deadline {
-                return Err(StepError(format!("nginx did not start new workers within 10s of the reload (master {master}); check nginx's error log: the new config may have failed to apply")));
+                return Err(StepError(format!(
+                    "nginx did not start new workers within 10s of the reload (master {master}); check nginx's error log: the new config may have failed to apply"
+                )));
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
@@ -423,8 +578,18 @@ impl Nginx {
         let current = read_opt(&self.upstream_file)?;
         if current.as_deref() != target {
             match target {
-                Some(t) => write_atomic(&self.upstream_file, t.as_bytes()).map_err(|e| StepError(format!("nginx: cannot write {}: {e}", self.upstream_file.display())))?,
-                None => self.put_back(None).map_err(|e| StepError(format!("nginx: cannot remove {}: {e}", self.upstream_file.display())))?,
+                Some(t) => write_atomic(&self.upstream_file, t.as_bytes()).map_err(|e| {
+                    StepError(format!(
+                        "nginx: cannot write {}: {e}",
+                        self.upstream_file.display()
+                    ))
+                })?,
+                None => self.put_back(None).map_err(|e| {
+                    StepError(format!(
+                        "nginx: cannot remove {}: {e}",
+                        self.upstream_file.display()
+                    ))
+                })?,
             }
             self.validate_or_restore(current.as_deref()).await?;
         }
@@ -437,14 +602,23 @@ fn read_opt(path: &Path) -> Result<Option<String>, StepError> {
 }
 
 impl Router for Nginx {
-    fn apply(&self, upstream: String, servers: Vec<Server>, state_dir: PathBuf, key: String) -> BoxFuture<Result<(Value, String), StepError>> {
+    fn apply(
+        &self,
+        upstream: String,
+        servers: Vec<Server>,
+        state_dir: PathBuf,
+        key: String,
+    ) -> BoxFuture<Result<(Value, String), StepError>> {
         let this = self.clone();
         Box::pin(async move {
             let _g = LOCK.lock().await;
             let file = this.upstream_file.clone();
-            let before = saved_before(&state_dir, &key, || Ok(json!({ "router": "nginx", "file": file, "previous": read_opt(&file)? })))?;
+            let before = saved_before(&state_dir, &key, || {
+                Ok(json!({ "router": "nginx", "file": file, "previous": read_opt(&file)? }))
+            })?;
             let current = read_opt(&file)?;
-            let new = render(current.as_deref().unwrap_or(""), &upstream, &servers).map_err(|m| StepError(format!("nginx: {}: {m}", file.display())))?;
+            let new = render(current.as_deref().unwrap_or(""), &upstream, &servers)
+                .map_err(|m| StepError(format!("nginx: {}: {m}", file.display())))?;
             let took = match this.go_to(Some(&new)).await {
                 Ok(took) => took,
                 Err(e) => {
@@ -459,14 +633,28 @@ impl Router for Nginx {
                     } else {
                         match this.go_to(previous).await {
                             Ok(_) => "; the file from before the step is back and live".to_string(),
-                            Err(e2) => format!("; going back to the file from before the step failed too: {}", e2.0),
+                            Err(e2) => format!(
+                                "; going back to the file from before the step failed too: {}",
+                                e2.0
+                            ),
                         }
                     };
                     return Err(StepError(format!("{}{back}", e.0)));
                 }
             };
-            let desc = servers.iter().filter(|s| s.weight > 0).map(|s| format!("{}={}", s.addr, s.weight)).collect::<Vec<_>>().join(" ");
-            Ok((before, format!("upstream {upstream}: {desc}; nginx reloaded, old workers gone after {} ms", took.as_millis())))
+            let desc = servers
+                .iter()
+                .filter(|s| s.weight > 0)
+                .map(|s| format!("{}={}", s.addr, s.weight))
+                .collect::<Vec<_>>()
+                .join(" ");
+            Ok((
+                before,
+                format!(
+                    "upstream {upstream}: {desc}; nginx reloaded, old workers gone after {} ms",
+                    took.as_millis()
+                ),
+            ))
         })
     }
 
@@ -474,22 +662,48 @@ impl Router for Nginx {
         let this = self.clone();
         Box::pin(async move {
             let _g = LOCK.lock().await;
-            let file = undo.get("file").and_then(Value::as_str).map(PathBuf::from).unwrap_or_else(|| this.upstream_file.clone());
-            let this = Nginx { upstream_file: file, ..this };
-            this.go_to(undo.get("previous").and_then(Value::as_str)).await?;
+            let file = undo
+                .get("file")
+                .and_then(Value::as_str)
+                .map(PathBuf::from)
+                .unwrap_or_else(|| this.upstream_file.clone());
+            let this = Nginx {
+                upstream_file: file,
+                ..this
+            };
+            this.go_to(undo.get("previous").and_then(Value::as_str))
+                .await?;
             Ok(())
         })
     }
 
-    fn observe(&self, _upstream: String, canary: Vec<String>, window: Duration, early: Arc<dyn Fn(&Observation) -> bool + Send + Sync>) -> BoxFuture<Result<Observation, StepError>> {
+    fn observe(
+        &self,
+        _upstream: String,
+        canary: Vec<String>,
+        window: Duration,
+        early: Arc<dyn Fn(&Observation) -> bool + Send + Sync>,
+    ) -> BoxFuture<Result<Observation, StepError>> {
         let log = self.access_log.clone();
         Box::pin(async move {
             let log = log.ok_or_else(|| StepError("analysis with nginx needs `access_log` in [router], written in cutover's JSON log_format (see docs/routers.md)".into()))?;
-            let start = std::fs::metadata(&log).map(|m| m.len()).map_err(|e| StepError(format!("nginx: cannot read the access log {}: {e}", log.display())))?;
+            let start = std::fs::metadata(&log).map(|m| m.len()).map_err(|e| {
+                StepError(format!(
+                    "nginx: cannot read the access log {}: {e}",
+                    log.display()
+                ))
+            })?;
             let mut scan = Scan::new(start, canary);
             let t0 = Instant::now();
             loop {
-                tokio::time::sleep(Duration::from_millis(500).min(window.saturating_sub(t0.elapsed()).max(Duration::from_millis(10)))).await;
+                tokio::time::sleep(
+                    Duration::from_millis(500).min(
+                        window
+                            .saturating_sub(t0.elapsed())
+                            .max(Duration::from_millis(10)),
+                    ),
+                )
+                .await;
                 scan.read(&log)?;
                 let obs = scan.observation();
                 if t0.elapsed() >= window || early(&obs) {
@@ -499,20 +713,41 @@ impl Router for Nginx {
         })
     }
 
-    fn check(&self, upstreams: Vec<(String, Vec<String>)>, shifts: Vec<PlannedShift>) -> BoxFuture<Result<String, StepError>> {
+    fn check(
+        &self,
+        upstreams: Vec<(String, Vec<String>)>,
+        shifts: Vec<PlannedShift>,
+    ) -> BoxFuture<Result<String, StepError>> {
         let this = self.clone();
         Box::pin(async move {
             let master = this.master()?;
-            run_argv(&this.test).await.map_err(|m| StepError(format!("nginx -t fails before the release changes anything: {m}")))?;
+            run_argv(&this.test).await.map_err(|m| {
+                StepError(format!(
+                    "nginx -t fails before the release changes anything: {m}"
+                ))
+            })?;
             if let Some(log) = &this.access_log {
-                std::fs::metadata(log).map_err(|e| StepError(format!("nginx: the access log {} is not readable: {e}", log.display())))?;
+                std::fs::metadata(log).map_err(|e| {
+                    StepError(format!(
+                        "nginx: the access log {} is not readable: {e}",
+                        log.display()
+                    ))
+                })?;
             }
             let file = this.upstream_file.display();
             let content = read_opt(&this.upstream_file)?.ok_or_else(|| StepError(format!("nginx: the upstream file {file} does not exist; nothing was changed; hint: set `upstream_file` in [router] to the file nginx includes that holds the `upstream` block(s)")))?;
             for (u, _) in &upstreams {
                 match block_directives(&content, u) {
-                    None => return Err(StepError(format!("nginx: {file} has no `upstream {u} {{ ... }}` block; nothing was changed; hint: `upstream_file` must be the file that declares it (with the old version's `server` line)"))),
-                    Some(d) if d.iter().any(|w| w == "include") => return Err(StepError(format!("nginx: the `upstream {u}` block in {file} pulls servers in with `include`, which cutover does not rewrite (the old version's server could keep its share); nothing was changed; hint: write the `server` lines into the block itself"))),
+                    None => {
+                        return Err(StepError(format!(
+                            "nginx: {file} has no `upstream {u} {{ ... }}` block; nothing was changed; hint: `upstream_file` must be the file that declares it (with the old version's `server` line)"
+                        )));
+                    }
+                    Some(d) if d.iter().any(|w| w == "include") => {
+                        return Err(StepError(format!(
+                            "nginx: the `upstream {u}` block in {file} pulls servers in with `include`, which cutover does not rewrite (the old version's server could keep its share); nothing was changed; hint: write the `server` lines into the block itself"
+                        )));
+                    }
                     _ => {}
                 }
             }
@@ -520,14 +755,27 @@ impl Router for Nginx {
             if let Some(pos) = this.test.iter().position(|a| a == "-t") {
                 let mut dump = this.test.clone();
                 dump[pos] = "-T".into();
-                if let Ok(out) = tokio::process::Command::new(&dump[0]).args(&dump[1..]).stdin(std::process::Stdio::null()).output().await
+                if let Ok(out) = tokio::process::Command::new(&dump[0])
+                    .args(&dump[1..])
+                    .stdin(std::process::Stdio::null())
+                    .output()
+                    .await
                     && out.status.success()
                 {
                     let text = String::from_utf8_lossy(&out.stdout);
-                    let real = std::fs::canonicalize(&this.upstream_file).unwrap_or_else(|_| this.upstream_file.clone());
-                    let loaded = text.lines().filter_map(|l| l.strip_prefix("# configuration file ").and_then(|r| r.strip_suffix(':'))).any(|f| std::fs::canonicalize(f).is_ok_and(|f| f == real));
+                    let real = std::fs::canonicalize(&this.upstream_file)
+                        .unwrap_or_else(|_| this.upstream_file.clone());
+                    let loaded = text
+                        .lines()
+                        .filter_map(|l| {
+                            l.strip_prefix("# configuration file ")
+                                .and_then(|r| r.strip_suffix(':'))
+                        })
+                        .any(|f| std::fs::canonicalize(f).is_ok_and(|f| f == real));
                     if !loaded {
-                        return Err(StepError(format!("nginx: {file} is not part of the configuration nginx loads (`nginx -T` does not list it); shifting traffic there would change nothing live; nothing was changed; hint: `include` it from nginx.conf, or set `upstream_file` to the file that is")));
+                        return Err(StepError(format!(
+                            "nginx: {file} is not part of the configuration nginx loads (`nginx -T` does not list it); shifting traffic there would change nothing live; nothing was changed; hint: `include` it from nginx.conf, or set `upstream_file` to the file that is"
+                        )));
                     }
                 }
             }
@@ -535,7 +783,9 @@ impl Router for Nginx {
             // not after the migrations ran.
             let mut sim = content.clone();
             for sh in &shifts {
-                sim = render(&sim, &sh.upstream, &sh.servers).map_err(|m| StepError(format!("nginx: {file}: step {} would fail: {m}", sh.step)))?;
+                sim = render(&sim, &sh.upstream, &sh.servers).map_err(|m| {
+                    StepError(format!("nginx: {file}: step {} would fail: {m}", sh.step))
+                })?;
             }
             let mut detail = format!("nginx master {master}, config valid; upstream file {file}");
             for (u, addrs) in &upstreams {
@@ -543,8 +793,21 @@ impl Router for Nginx {
                 if others.is_empty() {
                     continue;
                 }
-                let list = others.iter().map(|(a, p)| if p.is_empty() { format!("`{a}`") } else { format!("`{a} {p}`") }).collect::<Vec<_>>().join(", ");
-                let serving = others.iter().filter(|(_, p)| !p.split_whitespace().any(|w| w == "backup" || w == "down")).count();
+                let list = others
+                    .iter()
+                    .map(|(a, p)| {
+                        if p.is_empty() {
+                            format!("`{a}`")
+                        } else {
+                            format!("`{a} {p}`")
+                        }
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                let serving = others
+                    .iter()
+                    .filter(|(_, p)| !p.split_whitespace().any(|w| w == "backup" || w == "down"))
+                    .count();
                 detail.push_str(&format!("; upstream `{u}` keeps {} server(s) the release does not manage, as written: {list}", others.len()));
                 if serving > 0 {
                     detail.push_str(&format!(" ({serving} of them neither `backup` nor `down`: they keep taking a share of the traffic at every step)"));
@@ -600,14 +863,25 @@ impl Scan {
     pub fn new(offset: u64, canary: Vec<String>) -> Self {
         // nginx logs the address it connected to: `localhost:3334` in the file is `127.0.0.1:3334` here.
         let canary = canary.iter().map(|a| same_addr(a)).collect();
-        Self { offset, file_id: None, partial: Vec::new(), canary, requests: 0, errors: 0, times: Vec::new() }
+        Self {
+            offset,
+            file_id: None,
+            partial: Vec::new(),
+            canary,
+            requests: 0,
+            errors: 0,
+            times: Vec::new(),
+        }
     }
 
     /// Reads what was appended since the last call.
     pub fn read(&mut self, log: &Path) -> Result<(), StepError> {
         use std::io::{Read, Seek, SeekFrom};
-        let mut f = std::fs::File::open(log).map_err(|e| StepError(format!("nginx: cannot open {}: {e}", log.display())))?;
-        let meta = f.metadata().map_err(|e| StepError(format!("nginx: {}: {e}", log.display())))?;
+        let mut f = std::fs::File::open(log)
+            .map_err(|e| StepError(format!("nginx: cannot open {}: {e}", log.display())))?;
+        let meta = f
+            .metadata()
+            .map_err(|e| StepError(format!("nginx: {}: {e}", log.display())))?;
         let id = {
             use std::os::unix::fs::MetadataExt;
             (meta.dev(), meta.ino())
@@ -618,12 +892,18 @@ impl Scan {
             self.partial.clear();
         }
         self.file_id = Some(id);
-        f.seek(SeekFrom::Start(self.offset)).map_err(|e| StepError(format!("nginx: {}: {e}", log.display())))?;
+        f.seek(SeekFrom::Start(self.offset))
+            .map_err(|e| StepError(format!("nginx: {}: {e}", log.display())))?;
         let mut buf = Vec::new();
-        f.read_to_end(&mut buf).map_err(|e| StepError(format!("nginx: {}: {e}", log.display())))?;
+        f.read_to_end(&mut buf)
+            .map_err(|e| StepError(format!("nginx: {}: {e}", log.display())))?;
         self.offset += buf.len() as u64;
         self.partial.extend_from_slice(&buf);
-        let complete = self.partial.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+        let complete = self
+            .partial
+            .iter()
+            .rposition(|b| *b == b'\n')
+            .map_or(0, |i| i + 1);
         let lines: Vec<u8> = self.partial.drain(..complete).collect();
         for line in lines.split(|b| *b == b'\n') {
             self.line(line);
@@ -632,20 +912,40 @@ impl Scan {
     }
 
     fn line(&mut self, line: &[u8]) {
-        let Ok(v) = serde_json::from_slice::<Value>(line) else { return };
-        let attempts = |k: &str| -> Vec<String> { v.get(k).and_then(Value::as_str).unwrap_or("").split([',']).flat_map(|g| g.split(" : ")).map(|a| a.trim().to_string()).filter(|a| !a.is_empty()).collect() };
+        let Ok(v) = serde_json::from_slice::<Value>(line) else {
+            return;
+        };
+        let attempts = |k: &str| -> Vec<String> {
+            v.get(k)
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .split([','])
+                .flat_map(|g| g.split(" : "))
+                .map(|a| a.trim().to_string())
+                .filter(|a| !a.is_empty())
+                .collect()
+        };
         let (addrs, statuses) = (attempts("upstream"), attempts("upstream_status"));
         let mut any = false;
         for (i, addr) in addrs.iter().enumerate() {
             if self.canary.contains(&same_addr(addr)) {
                 any = true;
                 self.requests += 1;
-                if statuses.get(i).and_then(|s| s.parse::<u16>().ok()).is_none_or(|s| s >= 500) {
+                if statuses
+                    .get(i)
+                    .and_then(|s| s.parse::<u16>().ok())
+                    .is_none_or(|s| s >= 500)
+                {
                     self.errors += 1;
                 }
             }
         }
-        if any && let Some(t) = v.get("request_time").and_then(|t| t.as_f64().or_else(|| t.as_str().and_then(|s| s.parse().ok()))) {
+        if any
+            && let Some(t) = v.get("request_time").and_then(|t| {
+                t.as_f64()
+                    .or_else(|| t.as_str().and_then(|s| s.parse().ok()))
+            })
+        {
             self.times.push(t);
         }
     }
@@ -653,7 +953,12 @@ impl Scan {
     /// What was seen so far.
     pub fn observation(&self) -> Observation {
         let mut times = self.times.clone();
-        Observation { requests: self.requests, errors: self.errors, latency: super::p99(&mut times).map(Duration::from_secs_f64), latency_kind: "p99" }
+        Observation {
+            requests: self.requests,
+            errors: self.errors,
+            latency: super::p99(&mut times).map(Duration::from_secs_f64),
+            latency_kind: "p99",
+        }
     }
 }
 
@@ -669,15 +974,31 @@ mod tests {
     use super::*;
 
     fn s(addr: &str, weight: u32) -> Server {
-        Server { addr: addr.into(), weight }
+        Server {
+            addr: addr.into(),
+            weight,
+        }
     }
 
     #[test]
     fn render_keeps_other_directives_and_blocks() {
         let before = "# mine\nupstream web {\n    server 10.0.0.1:80;\n}\nupstream api {\n    keepalive 16;\n    server 127.0.0.1:3333 weight=100;\n}\n";
-        let out = render(before, "api", &[s("127.0.0.1:3333", 90), s("127.0.0.1:3334", 10)]).unwrap();
-        assert_eq!(out, "# mine\nupstream web {\n    server 10.0.0.1:80;\n}\nupstream api {\n    keepalive 16;\n    server 127.0.0.1:3333 weight=90;\n    server 127.0.0.1:3334 weight=10;\n}\n");
-        let back = render(&out, "api", &[s("127.0.0.1:3333", 100), s("127.0.0.1:3334", 0)]).unwrap();
+        let out = render(
+            before,
+            "api",
+            &[s("127.0.0.1:3333", 90), s("127.0.0.1:3334", 10)],
+        )
+        .unwrap();
+        assert_eq!(
+            out,
+            "# mine\nupstream web {\n    server 10.0.0.1:80;\n}\nupstream api {\n    keepalive 16;\n    server 127.0.0.1:3333 weight=90;\n    server 127.0.0.1:3334 weight=10;\n}\n"
+        );
+        let back = render(
+            &out,
+            "api",
+            &[s("127.0.0.1:3333", 100), s("127.0.0.1:3334", 0)],
+        )
+        .unwrap();
         assert_eq!(back, before);
     }
 
@@ -686,28 +1007,68 @@ mod tests {
         // A `}` in a comment does not end the block; the comment stays.
         let c = "upstream api {\n    # was: server 10.0.0.9:80; }\n    server 127.0.0.1:3333 weight=100 max_fails=3 fail_timeout=5s;\n}\n";
         // The new server takes the release's parameters.
-        assert_eq!(render(c, "api", &[s("127.0.0.1:3333", 90), s("127.0.0.1:3334", 10)]).unwrap(), "upstream api {\n    # was: server 10.0.0.9:80; }\n    server 127.0.0.1:3333 weight=90 max_fails=3 fail_timeout=5s;\n    server 127.0.0.1:3334 weight=10 max_fails=3 fail_timeout=5s;\n}\n");
+        assert_eq!(
+            render(
+                c,
+                "api",
+                &[s("127.0.0.1:3333", 90), s("127.0.0.1:3334", 10)]
+            )
+            .unwrap(),
+            "upstream api {\n    # was: server 10.0.0.9:80; }\n    server 127.0.0.1:3333 weight=90 max_fails=3 fail_timeout=5s;\n    server 127.0.0.1:3334 weight=10 max_fails=3 fail_timeout=5s;\n}\n"
+        );
         // One line: other directives survive.
         let c = "upstream api { server 127.0.0.1:3333; keepalive 8; }\n";
-        assert_eq!(render(c, "api", &[s("127.0.0.1:3333", 0), s("127.0.0.1:3334", 100)]).unwrap(), "upstream api { server 127.0.0.1:3334 weight=100; keepalive 8; }\n");
+        assert_eq!(
+            render(
+                c,
+                "api",
+                &[s("127.0.0.1:3333", 0), s("127.0.0.1:3334", 100)]
+            )
+            .unwrap(),
+            "upstream api { server 127.0.0.1:3334 weight=100; keepalive 8; }\n"
+        );
         // A server directive over two lines goes as a whole.
-        let c = "upstream api{\n    server 127.0.0.1:3333\n        weight=100;\n    keepalive 4;\n}\n";
-        assert_eq!(render(c, "api", &[s("127.0.0.1:3333", 0), s("127.0.0.1:3334", 100)]).unwrap(), "upstream api{\n    server 127.0.0.1:3334 weight=100;\n    keepalive 4;\n}\n");
+        let c =
+            "upstream api{\n    server 127.0.0.1:3333\n        weight=100;\n    keepalive 4;\n}\n";
+        assert_eq!(
+            render(
+                c,
+                "api",
+                &[s("127.0.0.1:3333", 0), s("127.0.0.1:3334", 100)]
+            )
+            .unwrap(),
+            "upstream api{\n    server 127.0.0.1:3334 weight=100;\n    keepalive 4;\n}\n"
+        );
         // Another upstream whose name starts the same is not touched; `down` is cutover's.
         let c = "upstream api2 {\n    server 10.0.0.1:80;\n}\nupstream api {\n    server 127.0.0.1:3333 down;\n}\n";
-        assert_eq!(render(c, "api", &[s("127.0.0.1:3333", 5)]).unwrap(), "upstream api2 {\n    server 10.0.0.1:80;\n}\nupstream api {\n    server 127.0.0.1:3333 weight=5;\n}\n");
+        assert_eq!(
+            render(c, "api", &[s("127.0.0.1:3333", 5)]).unwrap(),
+            "upstream api2 {\n    server 10.0.0.1:80;\n}\nupstream api {\n    server 127.0.0.1:3333 weight=5;\n}\n"
+        );
         // `#` inside a word is not a comment (as in nginx); CRLF files get CRLF lines; a server
         // the plan does not name stays.
         let c = "upstream api {\r\n    server unix:/run/a#1.sock;\r\n}\r\n";
-        assert_eq!(render(c, "api", &[s("127.0.0.1:1", 1)]).unwrap(), "upstream api {\r\n    server unix:/run/a#1.sock;\r\n    server 127.0.0.1:1 weight=1;\r\n}\r\n");
+        assert_eq!(
+            render(c, "api", &[s("127.0.0.1:1", 1)]).unwrap(),
+            "upstream api {\r\n    server unix:/run/a#1.sock;\r\n    server 127.0.0.1:1 weight=1;\r\n}\r\n"
+        );
         // A block without servers gets them before its closing brace.
         let c = "upstream api {\n    keepalive 4;\n}\n";
-        assert_eq!(render(c, "api", &[s("127.0.0.1:1", 1)]).unwrap(), "upstream api {\n    keepalive 4;\n    server 127.0.0.1:1 weight=1;\n}\n");
+        assert_eq!(
+            render(c, "api", &[s("127.0.0.1:1", 1)]).unwrap(),
+            "upstream api {\n    keepalive 4;\n    server 127.0.0.1:1 weight=1;\n}\n"
+        );
     }
 
     #[test]
     fn same_addr_treats_loopback_spellings_as_one() {
-        for a in ["127.0.0.1:21100", "localhost:21100", "LocalHost:21100", "[::1]:21100", "\"localhost:21100\""] {
+        for a in [
+            "127.0.0.1:21100",
+            "localhost:21100",
+            "LocalHost:21100",
+            "[::1]:21100",
+            "\"localhost:21100\"",
+        ] {
             assert_eq!(same_addr(a), "127.0.0.1:21100", "{a}");
         }
         assert_eq!(same_addr("localhost"), "127.0.0.1:80");
@@ -720,67 +1081,183 @@ mod tests {
     #[test]
     fn render_changes_only_the_release_servers_and_keeps_their_parameters() {
         let c = "upstream api {\n    server localhost:21100 max_fails=1 fail_timeout=1s;\n    server 127.0.0.1:21190 backup;\n    keepalive 16;\n}\n";
-        let at50 = render(c, "api", &[s("127.0.0.1:21100", 50), s("127.0.0.1:21101", 50)]).unwrap();
-        assert_eq!(at50, "upstream api {\n    server localhost:21100 weight=50 max_fails=1 fail_timeout=1s;\n    server 127.0.0.1:21101 weight=50 max_fails=1 fail_timeout=1s;\n    server 127.0.0.1:21190 backup;\n    keepalive 16;\n}\n");
-        let at100 = render(&at50, "api", &[s("127.0.0.1:21100", 0), s("127.0.0.1:21101", 100)]).unwrap();
-        assert_eq!(at100, "upstream api {\n    server 127.0.0.1:21101 weight=100 max_fails=1 fail_timeout=1s;\n    server 127.0.0.1:21190 backup;\n    keepalive 16;\n}\n");
+        let at50 = render(
+            c,
+            "api",
+            &[s("127.0.0.1:21100", 50), s("127.0.0.1:21101", 50)],
+        )
+        .unwrap();
+        assert_eq!(
+            at50,
+            "upstream api {\n    server localhost:21100 weight=50 max_fails=1 fail_timeout=1s;\n    server 127.0.0.1:21101 weight=50 max_fails=1 fail_timeout=1s;\n    server 127.0.0.1:21190 backup;\n    keepalive 16;\n}\n"
+        );
+        let at100 = render(
+            &at50,
+            "api",
+            &[s("127.0.0.1:21100", 0), s("127.0.0.1:21101", 100)],
+        )
+        .unwrap();
+        assert_eq!(
+            at100,
+            "upstream api {\n    server 127.0.0.1:21101 weight=100 max_fails=1 fail_timeout=1s;\n    server 127.0.0.1:21190 backup;\n    keepalive 16;\n}\n"
+        );
         // The next release finds its parameters on the line the last one left.
-        let next = render(&at100, "api", &[s("127.0.0.1:21101", 90), s("127.0.0.1:21100", 10)]).unwrap();
-        assert!(next.contains("server 127.0.0.1:21100 weight=10 max_fails=1 fail_timeout=1s;\n"), "{next}");
+        let next = render(
+            &at100,
+            "api",
+            &[s("127.0.0.1:21101", 90), s("127.0.0.1:21100", 10)],
+        )
+        .unwrap();
+        assert!(
+            next.contains("server 127.0.0.1:21100 weight=10 max_fails=1 fail_timeout=1s;\n"),
+            "{next}"
+        );
     }
 
     #[test]
     fn render_keeps_servers_it_does_not_manage_byte_for_byte() {
         // Another app's server, a `down` one, a hostname with `resolve`, a unix socket, odd
         // spacing and a comment: none of them is the release's.
-        let others = ["server 127.0.0.1:9000   weight=5 max_conns=10; # billing", "server 127.0.0.1:21102 down;", "server app.internal:21100 resolve;", "server unix:/run/x.sock backup;"];
-        let c = format!("upstream api {{\n    zone api 64k;\n    {}\n    server [::1]:21100 weight=100 max_conns=50 slow_start=30s;\n    {}\n    {}\n    {}\n}}\n", others[0], others[1], others[2], others[3]);
-        for step in [vec![s("127.0.0.1:21100", 75), s("127.0.0.1:21101", 25)], vec![s("127.0.0.1:21100", 0), s("127.0.0.1:21101", 100)]] {
+        let others = [
+            "server 127.0.0.1:9000   weight=5 max_conns=10; # billing",
+            "server 127.0.0.1:21102 down;",
+            "server app.internal:21100 resolve;",
+            "server unix:/run/x.sock backup;",
+        ];
+        let c = format!(
+            "upstream api {{\n    zone api 64k;\n    {}\n    server [::1]:21100 weight=100 max_conns=50 slow_start=30s;\n    {}\n    {}\n    {}\n}}\n",
+            others[0], others[1], others[2], others[3]
+        );
+        for step in [
+            vec![s("127.0.0.1:21100", 75), s("127.0.0.1:21101", 25)],
+            vec![s("127.0.0.1:21100", 0), s("127.0.0.1:21101", 100)],
+        ] {
             let out = render(&c, "api", &step).unwrap();
             for o in others {
-                assert!(out.contains(&format!("\n    {o}\n")), "{o} is kept as written:\n{out}");
+                assert!(
+                    out.contains(&format!("\n    {o}\n")),
+                    "{o} is kept as written:\n{out}"
+                );
             }
             assert!(out.contains("    zone api 64k;\n"), "{out}");
             let w = step[1].weight;
-            assert!(out.contains(&format!("    server 127.0.0.1:21101 weight={w} max_conns=50 slow_start=30s;\n")), "{out}");
+            assert!(
+                out.contains(&format!(
+                    "    server 127.0.0.1:21101 weight={w} max_conns=50 slow_start=30s;\n"
+                )),
+                "{out}"
+            );
         }
-        let out = render(&c, "api", &[s("127.0.0.1:21100", 75), s("127.0.0.1:21101", 25)]).unwrap();
-        assert!(out.contains("    server [::1]:21100 weight=75 max_conns=50 slow_start=30s;\n"), "the address stays as written:\n{out}");
+        let out = render(
+            &c,
+            "api",
+            &[s("127.0.0.1:21100", 75), s("127.0.0.1:21101", 25)],
+        )
+        .unwrap();
+        assert!(
+            out.contains("    server [::1]:21100 weight=75 max_conns=50 slow_start=30s;\n"),
+            "the address stays as written:\n{out}"
+        );
     }
 
     #[test]
     fn render_gives_a_down_server_of_the_release_its_weight_and_refuses_what_it_cannot_manage() {
         // A slot kept `down` until release day: it loses `down` when it gets traffic, keeps the rest.
         let c = "upstream api {\n    server 127.0.0.1:21100;\n    server 127.0.0.1:21101 down max_fails=2;\n}\n";
-        assert_eq!(render(c, "api", &[s("127.0.0.1:21100", 50), s("127.0.0.1:21101", 50)]).unwrap(), "upstream api {\n    server 127.0.0.1:21100 weight=50;\n    server 127.0.0.1:21101 weight=50 max_fails=2;\n}\n");
+        assert_eq!(
+            render(
+                c,
+                "api",
+                &[s("127.0.0.1:21100", 50), s("127.0.0.1:21101", 50)]
+            )
+            .unwrap(),
+            "upstream api {\n    server 127.0.0.1:21100 weight=50;\n    server 127.0.0.1:21101 weight=50 max_fails=2;\n}\n"
+        );
         // Two lines for one server: nginx would count it twice.
-        let e = render("upstream api {\n    server localhost:21100;\n    server 127.0.0.1:21100;\n}\n", "api", &[s("127.0.0.1:21100", 50), s("127.0.0.1:21101", 50)]).unwrap_err();
-        assert!(e.contains("two `server` lines for 127.0.0.1:21100 (`localhost:21100` and `127.0.0.1:21100`)") && e.contains("hint:"), "{e}");
+        let e = render(
+            "upstream api {\n    server localhost:21100;\n    server 127.0.0.1:21100;\n}\n",
+            "api",
+            &[s("127.0.0.1:21100", 50), s("127.0.0.1:21101", 50)],
+        )
+        .unwrap_err();
+        assert!(
+            e.contains(
+                "two `server` lines for 127.0.0.1:21100 (`localhost:21100` and `127.0.0.1:21100`)"
+            ) && e.contains("hint:"),
+            "{e}"
+        );
         // The release's own server marked `backup` would never take the traffic planned for it.
-        let e = render("upstream api {\n    server 127.0.0.1:21100;\n    server 127.0.0.1:21101 backup;\n}\n", "api", &[s("127.0.0.1:21100", 50), s("127.0.0.1:21101", 50)]).unwrap_err();
-        assert!(e.contains("`127.0.0.1:21101` is marked `backup`") && e.contains("hint:"), "{e}");
+        let e = render(
+            "upstream api {\n    server 127.0.0.1:21100;\n    server 127.0.0.1:21101 backup;\n}\n",
+            "api",
+            &[s("127.0.0.1:21100", 50), s("127.0.0.1:21101", 50)],
+        )
+        .unwrap_err();
+        assert!(
+            e.contains("`127.0.0.1:21101` is marked `backup`") && e.contains("hint:"),
+            "{e}"
+        );
         // Inherited parameters never include how a server is routed.
         let c = "upstream api {\n    server localhost:21100 max_fails=1 down;\n}\n";
-        let out = render(c, "api", &[s("127.0.0.1:21100", 0), s("127.0.0.1:21101", 100)]).unwrap();
-        assert_eq!(out, "upstream api {\n    server 127.0.0.1:21101 weight=100 max_fails=1;\n}\n");
+        let out = render(
+            c,
+            "api",
+            &[s("127.0.0.1:21100", 0), s("127.0.0.1:21101", 100)],
+        )
+        .unwrap();
+        assert_eq!(
+            out,
+            "upstream api {\n    server 127.0.0.1:21101 weight=100 max_fails=1;\n}\n"
+        );
     }
 
     #[test]
     fn render_on_one_line_and_next_to_comments() {
         let c = "upstream api { server localhost:21100; server 127.0.0.1:21190 backup; }\n";
-        let at50 = render(c, "api", &[s("127.0.0.1:21100", 50), s("127.0.0.1:21101", 50)]).unwrap();
-        assert_eq!(at50, "upstream api { server localhost:21100 weight=50; server 127.0.0.1:21101 weight=50; server 127.0.0.1:21190 backup; }\n");
-        assert_eq!(render(&at50, "api", &[s("127.0.0.1:21100", 0), s("127.0.0.1:21101", 100)]).unwrap(), "upstream api { server 127.0.0.1:21101 weight=100; server 127.0.0.1:21190 backup; }\n");
+        let at50 = render(
+            c,
+            "api",
+            &[s("127.0.0.1:21100", 50), s("127.0.0.1:21101", 50)],
+        )
+        .unwrap();
+        assert_eq!(
+            at50,
+            "upstream api { server localhost:21100 weight=50; server 127.0.0.1:21101 weight=50; server 127.0.0.1:21190 backup; }\n"
+        );
+        assert_eq!(
+            render(
+                &at50,
+                "api",
+                &[s("127.0.0.1:21100", 0), s("127.0.0.1:21101", 100)]
+            )
+            .unwrap(),
+            "upstream api { server 127.0.0.1:21101 weight=100; server 127.0.0.1:21190 backup; }\n"
+        );
         // A comment on the line of a server that goes: the comment stays.
         let c = "upstream api {\n    server 127.0.0.1:21100; # v1\n    server 127.0.0.1:21190 backup; # maintenance\n}\n";
-        let out = render(c, "api", &[s("127.0.0.1:21100", 0), s("127.0.0.1:21101", 100)]).unwrap();
-        assert_eq!(out, "upstream api {\n    server 127.0.0.1:21101 weight=100; # v1\n    server 127.0.0.1:21190 backup; # maintenance\n}\n");
+        let out = render(
+            c,
+            "api",
+            &[s("127.0.0.1:21100", 0), s("127.0.0.1:21101", 100)],
+        )
+        .unwrap();
+        assert_eq!(
+            out,
+            "upstream api {\n    server 127.0.0.1:21101 weight=100; # v1\n    server 127.0.0.1:21190 backup; # maintenance\n}\n"
+        );
     }
 
     #[test]
     fn unmanaged_lists_the_servers_a_release_leaves_alone() {
         let c = "upstream api {\n    server localhost:21100 max_fails=1;\n    server 127.0.0.1:21190 backup;\n}\n";
-        assert_eq!(unmanaged(c, "api", &["127.0.0.1:21100".into(), "127.0.0.1:21101".into()]), vec![("127.0.0.1:21190".to_string(), "backup".to_string())]);
+        assert_eq!(
+            unmanaged(
+                c,
+                "api",
+                &["127.0.0.1:21100".into(), "127.0.0.1:21101".into()]
+            ),
+            vec![("127.0.0.1:21190".to_string(), "backup".to_string())]
+        );
     }
 
     #[test]
@@ -790,17 +1267,29 @@ mod tests {
         std::fs::write(&log, "{\"upstream\":\"unix:/tmp/x.sock, 127.0.0.1:3334 : 127.0.0.1:3335\",\"upstream_status\":\"502, 200 : 200\",\"request_time\":0.5}\n{\"upstream\":\"127.0.0.1:33").unwrap();
         let mut sc = Scan::new(0, vec!["127.0.0.1:3334".into()]);
         sc.read(&log).unwrap();
-        assert_eq!((sc.observation().requests, sc.observation().errors), (1, 0), "the second attempt (200) was the canary's");
+        assert_eq!(
+            (sc.observation().requests, sc.observation().errors),
+            (1, 0),
+            "the second attempt (200) was the canary's"
+        );
         // The half-written line is read once it is complete.
         use std::io::Write;
-        std::fs::OpenOptions::new().append(true).open(&log).unwrap().write_all(b"34\",\"upstream_status\":\"500\",\"request_time\":0.1}\n").unwrap();
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&log)
+            .unwrap()
+            .write_all(b"34\",\"upstream_status\":\"500\",\"request_time\":0.1}\n")
+            .unwrap();
         sc.read(&log).unwrap();
         assert_eq!((sc.observation().requests, sc.observation().errors), (2, 1));
     }
 
     #[test]
     fn render_appends_a_missing_block_and_refuses_an_empty_one() {
-        assert_eq!(render("", "api", &[s("127.0.0.1:1", 1)]).unwrap(), "upstream api {\n    server 127.0.0.1:1 weight=1;\n}\n");
+        assert_eq!(
+            render("", "api", &[s("127.0.0.1:1", 1)]).unwrap(),
+            "upstream api {\n    server 127.0.0.1:1 weight=1;\n}\n"
+        );
         assert!(render("", "api", &[s("127.0.0.1:1", 0)]).is_err());
     }
 
@@ -817,8 +1306,15 @@ mod tests {
         let obs = scan(&log, 0, &["127.0.0.1:3334".into()]).unwrap();
         assert_eq!((obs.requests, obs.errors), (2, 1));
         // A canary line written `localhost:3334` or `[::1]:3334` is logged by the address nginx used.
-        std::fs::write(&log, "{\"upstream\":\"[::1]:3334\",\"upstream_status\":\"200\",\"request_time\":0.1}\n").unwrap();
-        assert_eq!(scan(&log, 0, &["localhost:3334".into()]).unwrap().requests, 1);
+        std::fs::write(
+            &log,
+            "{\"upstream\":\"[::1]:3334\",\"upstream_status\":\"200\",\"request_time\":0.1}\n",
+        )
+        .unwrap();
+        assert_eq!(
+            scan(&log, 0, &["localhost:3334".into()]).unwrap().requests,
+            1
+        );
         assert_eq!(obs.latency, Some(Duration::from_secs_f64(0.030)));
     }
 }

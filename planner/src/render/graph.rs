@@ -25,9 +25,21 @@ pub fn mermaid(plan: &Plan) -> String {
         let (a, b) = plan.graph.edge_endpoints(e).expect("edge exists");
         let _ = writeln!(out, "    n{} --> n{}", a.index(), b.index());
     }
-    let pivots: Vec<String> = plan.steps().enumerate().filter(|(_, s)| !s.reversible).map(|(i, _)| format!("n{i}")).collect();
-    let gates: Vec<String> = plan.steps().enumerate().filter(|(_, s)| matches!(s.kind, StepKind::Health | StepKind::Analysis)).map(|(i, _)| format!("n{i}")).collect();
-    out.push_str("    classDef pivot fill:#fdd,stroke:#c00\n    classDef gate fill:#ffd,stroke:#aa0\n");
+    let pivots: Vec<String> = plan
+        .steps()
+        .enumerate()
+        .filter(|(_, s)| !s.reversible)
+        .map(|(i, _)| format!("n{i}"))
+        .collect();
+    let gates: Vec<String> = plan
+        .steps()
+        .enumerate()
+        .filter(|(_, s)| matches!(s.kind, StepKind::Health | StepKind::Analysis))
+        .map(|(i, _)| format!("n{i}"))
+        .collect();
+    out.push_str(
+        "    classDef pivot fill:#fdd,stroke:#c00\n    classDef gate fill:#ffd,stroke:#aa0\n",
+    );
     if !pivots.is_empty() {
         let _ = writeln!(out, "    class {} pivot", pivots.join(","));
     }
@@ -39,7 +51,10 @@ pub fn mermaid(plan: &Plan) -> String {
 
 /// The DAG as Graphviz DOT.
 pub fn dot(plan: &Plan) -> String {
-    let mut out = format!("digraph \"{}\" {{\n    rankdir=TB;\n    node [shape=box, fontname=\"monospace\"];\n", plan.release.replace('"', "'"));
+    let mut out = format!(
+        "digraph \"{}\" {{\n    rankdir=TB;\n    node [shape=box, fontname=\"monospace\"];\n",
+        plan.release.replace('"', "'")
+    );
     for (i, s) in plan.steps().enumerate() {
         let mut attrs = format!("label=\"{}\"", label(plan, i));
         if !s.reversible {

@@ -37,13 +37,24 @@ pub fn plan_json(plan: &Plan) -> String {
         schema_version: JSON_SCHEMA_VERSION,
         release: &plan.release,
         plan_hash: &plan.hash,
-        strategies: plan.strategies.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect(),
+        strategies: plan
+            .strategies
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect(),
         summary: Summary::of(plan),
         point_of_no_return: plan.point_of_no_return().map(|s| s.id.as_str()),
         downtime: plan.downtime.as_ref(),
         steps: plan.steps().collect(),
         findings: &plan.findings,
-        migrations: plan.migrations.iter().map(|(db, m)| MigrationDoc { database: db, migration: m }).collect(),
+        migrations: plan
+            .migrations
+            .iter()
+            .map(|(db, m)| MigrationDoc {
+                database: db,
+                migration: m,
+            })
+            .collect(),
     };
     let mut s = serde_json::to_string_pretty(&doc).expect("plan serializes");
     s.push('\n');
@@ -60,7 +71,12 @@ struct LintDoc<'a> {
 
 /// A lint run as a JSON document.
 pub fn lint_json(migrations: &[MigrationAnalysis], findings: &[Finding]) -> String {
-    let doc = LintDoc { schema_version: JSON_SCHEMA_VERSION, summary: Counts::of(findings), migrations, findings };
+    let doc = LintDoc {
+        schema_version: JSON_SCHEMA_VERSION,
+        summary: Counts::of(findings),
+        migrations,
+        findings,
+    };
     let mut s = serde_json::to_string_pretty(&doc).expect("lint serializes");
     s.push('\n');
     s

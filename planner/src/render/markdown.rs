@@ -22,18 +22,44 @@ pub fn markdown(plan: &Plan, spec_path: &str) -> String {
     let _ = writeln!(
         out,
         "### cutover plan `{}`: {} steps, {} expand / {} contract migration(s), {} irreversible, findings: {} error · {} warning · {} info\n",
-        plan.release, sum.steps, sum.expand_migrations, sum.contract_migrations, sum.irreversible_steps, f.error, f.warning, f.info
+        plan.release,
+        sum.steps,
+        sum.expand_migrations,
+        sum.contract_migrations,
+        sum.irreversible_steps,
+        f.error,
+        f.warning,
+        f.info
     );
-    let strategies: Vec<String> = plan.strategies.iter().map(|(k, v)| format!("`{k}`: {}", v.as_str())).collect();
-    let _ = writeln!(out, "Strategy: {}. Plan hash `{}`.\n", strategies.join(", "), &plan.hash[..16]);
+    let strategies: Vec<String> = plan
+        .strategies
+        .iter()
+        .map(|(k, v)| format!("`{k}`: {}", v.as_str()))
+        .collect();
+    let _ = writeln!(
+        out,
+        "Strategy: {}. Plan hash `{}`.\n",
+        strategies.join(", "),
+        &plan.hash[..16]
+    );
     match plan.point_of_no_return() {
         Some(p) => {
-            let _ = writeln!(out, "**Rollback stops being possible at `{}`**: {}\n", p.id, p.undo);
+            let _ = writeln!(
+                out,
+                "**Rollback stops being possible at `{}`**: {}\n",
+                p.id, p.undo
+            );
         }
         None => out.push_str("Every step can be rolled back.\n\n"),
     }
     if let Some(d) = &plan.downtime {
-        let _ = writeln!(out, "**Downtime**: from `{}` until `{}` passes ({} steps; `apply` measures it).\n", d.from, d.to, d.steps.len());
+        let _ = writeln!(
+            out,
+            "**Downtime**: from `{}` until `{}` passes ({} steps; `apply` measures it).\n",
+            d.from,
+            d.to,
+            d.steps.len()
+        );
     }
     if !plan.findings.is_empty() {
         out.push_str("#### Findings\n\n| Severity | Rule | Location | Message | Fix |\n|---|---|---|---|---|\n");
@@ -41,10 +67,23 @@ pub fn markdown(plan: &Plan, spec_path: &str) -> String {
         let mut findings: Vec<_> = plan.findings.iter().collect();
         findings.sort_by_key(|f| std::cmp::Reverse(f.severity));
         for f in findings.iter().take(FINDINGS_SHOWN) {
-            let _ = writeln!(out, "| {} | `{}` | `{}:{}` | {} | {} |", f.severity, f.rule, f.file, f.line, cell(&f.message), cell(&f.hint));
+            let _ = writeln!(
+                out,
+                "| {} | `{}` | `{}:{}` | {} | {} |",
+                f.severity,
+                f.rule,
+                f.file,
+                f.line,
+                cell(&f.message),
+                cell(&f.hint)
+            );
         }
         if findings.len() > FINDINGS_SHOWN {
-            let _ = writeln!(out, "\n{} more finding(s) not shown; `cutover plan SPEC --format json` lists them all.", findings.len() - FINDINGS_SHOWN);
+            let _ = writeln!(
+                out,
+                "\n{} more finding(s) not shown; `cutover plan SPEC --format json` lists them all.",
+                findings.len() - FINDINGS_SHOWN
+            );
         }
         out.push('\n');
     }
@@ -53,10 +92,27 @@ pub fn markdown(plan: &Plan, spec_path: &str) -> String {
     out.push_str("```\n\n</details>\n\n");
     out.push_str("<details><summary>Steps</summary>\n\n| # | Step | What it does | Undo | Pivot |\n|---|---|---|---|---|\n");
     for (i, s) in plan.steps().enumerate() {
-        let _ = writeln!(out, "| {} | `{}` | {} | {} | {} |", i + 1, s.id, cell(&s.description), cell(&s.undo), if s.reversible { "" } else { "**yes**" });
+        let _ = writeln!(
+            out,
+            "| {} | `{}` | {} | {} | {} |",
+            i + 1,
+            s.id,
+            cell(&s.description),
+            cell(&s.undo),
+            if s.reversible { "" } else { "**yes**" }
+        );
     }
     out.push_str("\n</details>\n\n");
-    let generated: Vec<_> = plan.steps().filter_map(|s| match &s.params { Params::Migrate { generated_sql: Some(sql), .. } => Some((s, sql)), _ => None }).collect();
+    let generated: Vec<_> = plan
+        .steps()
+        .filter_map(|s| match &s.params {
+            Params::Migrate {
+                generated_sql: Some(sql),
+                ..
+            } => Some((s, sql)),
+            _ => None,
+        })
+        .collect();
     if !generated.is_empty() {
         out.push_str("<details><summary>Generated SQL</summary>\n\n");
         for (s, sql) in generated {
@@ -64,7 +120,10 @@ pub fn markdown(plan: &Plan, spec_path: &str) -> String {
         }
         out.push_str("</details>\n\n");
     }
-    let _ = writeln!(out, "Re-plan: `cutover plan {spec_path} --format markdown` · dry run: `cutover apply {spec_path} --dry-run`");
+    let _ = writeln!(
+        out,
+        "Re-plan: `cutover plan {spec_path} --format markdown` · dry run: `cutover apply {spec_path} --dry-run`"
+    );
     truncate(out)
 }
 

@@ -8,8 +8,8 @@ mod markdown;
 mod text;
 
 pub use graph::{dot, mermaid};
-pub use json::{lint_json, plan_json, JSON_SCHEMA_VERSION};
-pub use markdown::{markdown, MARKDOWN_LIMIT};
+pub use json::{JSON_SCHEMA_VERSION, lint_json, plan_json};
+pub use markdown::{MARKDOWN_LIMIT, markdown};
 pub use text::{lint_text, plan_text};
 
 use crate::analysis::Phase;
@@ -35,7 +35,11 @@ pub struct Summary {
 impl Summary {
     /// Computes the summary of `plan`.
     pub fn of(plan: &Plan) -> Self {
-        let migrations = |p: Phase| plan.steps().filter(|s| s.kind == StepKind::Migrate && s.phase == Some(p)).count();
+        let migrations = |p: Phase| {
+            plan.steps()
+                .filter(|s| s.kind == StepKind::Migrate && s.phase == Some(p))
+                .count()
+        };
         Summary {
             steps: plan.graph.node_count(),
             expand_migrations: migrations(Phase::Expand),
@@ -49,7 +53,11 @@ impl Summary {
     pub fn line(&self) -> String {
         format!(
             "{} steps · {} expand / {} contract migration(s) · {} irreversible · findings: {}",
-            self.steps, self.expand_migrations, self.contract_migrations, self.irreversible_steps, self.findings
+            self.steps,
+            self.expand_migrations,
+            self.contract_migrations,
+            self.irreversible_steps,
+            self.findings
         )
     }
 }

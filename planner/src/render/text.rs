@@ -8,7 +8,11 @@ use std::fmt::Write;
 
 fn findings_text(out: &mut String, findings: &[Finding]) {
     for f in findings {
-        let _ = writeln!(out, "  {}:{}: {}[{}] {}", f.file, f.line, f.severity, f.rule, f.message);
+        let _ = writeln!(
+            out,
+            "  {}:{}: {}[{}] {}",
+            f.file, f.line, f.severity, f.rule, f.message
+        );
         let _ = writeln!(out, "      hint: {}", f.hint);
     }
 }
@@ -17,8 +21,16 @@ fn findings_text(out: &mut String, findings: &[Finding]) {
 /// same time), generated SQL, the point of no return and the findings.
 pub fn plan_text(plan: &Plan) -> String {
     let mut out = String::new();
-    let strategies: Vec<String> = plan.strategies.iter().map(|(k, v)| format!("{k}: {}", v.as_str())).collect();
-    let strategies = if strategies.is_empty() { "no services".to_string() } else { strategies.join(", ") };
+    let strategies: Vec<String> = plan
+        .strategies
+        .iter()
+        .map(|(k, v)| format!("{k}: {}", v.as_str()))
+        .collect();
+    let strategies = if strategies.is_empty() {
+        "no services".to_string()
+    } else {
+        strategies.join(", ")
+    };
     let _ = writeln!(out, "Release `{}` ({strategies})", plan.release);
     let _ = writeln!(out, "plan {}", plan.hash);
     let _ = writeln!(out, "{}", Summary::of(plan).line());
@@ -26,15 +38,28 @@ pub fn plan_text(plan: &Plan) -> String {
     let levels = plan.levels();
     let width = plan.steps().map(|s| s.id.len()).max().unwrap_or(0);
     // Listed stage by stage (a stage's steps in plan order), which is also a valid run order.
-    let mut order: Vec<(usize, &crate::dag::Step)> = plan.steps().enumerate().map(|(i, s)| (levels[i], s)).collect();
+    let mut order: Vec<(usize, &crate::dag::Step)> = plan
+        .steps()
+        .enumerate()
+        .map(|(i, s)| (levels[i], s))
+        .collect();
     order.sort_by_key(|(level, _)| *level);
     let mut last_level = usize::MAX;
     for (level, s) in order {
-        let stage = if level != last_level { format!("{:>3}", level + 1) } else { "   ".to_string() };
+        let stage = if level != last_level {
+            format!("{:>3}", level + 1)
+        } else {
+            "   ".to_string()
+        };
         last_level = level;
         let mark = if s.reversible { " " } else { "!" };
         let _ = writeln!(out, "{stage} {mark} {:<width$}  {}", s.id, s.description);
-        if let Params::Migrate { statements, generated_sql, .. } = &s.params {
+        if let Params::Migrate {
+            statements,
+            generated_sql,
+            ..
+        } = &s.params
+        {
             match generated_sql {
                 Some(sql) => {
                     let _ = writeln!(out, "        generated SQL:");
@@ -51,7 +76,10 @@ pub fn plan_text(plan: &Plan) -> String {
         }
     }
     let _ = writeln!(out);
-    let _ = writeln!(out, "Stages run in order; steps in one stage may run at the same time. `!` marks a step a rollback cannot undo.");
+    let _ = writeln!(
+        out,
+        "Stages run in order; steps in one stage may run at the same time. `!` marks a step a rollback cannot undo."
+    );
     match plan.point_of_no_return() {
         Some(p) => {
             let _ = writeln!(out, "Point of no return: `{}`: {}", p.id, p.undo);
@@ -61,7 +89,13 @@ pub fn plan_text(plan: &Plan) -> String {
         }
     }
     if let Some(d) = &plan.downtime {
-        let _ = writeln!(out, "Downtime: from `{}` until `{}` passes ({} steps in the window; `apply` measures it).", d.from, d.to, d.steps.len());
+        let _ = writeln!(
+            out,
+            "Downtime: from `{}` until `{}` passes ({} steps in the window; `apply` measures it).",
+            d.from,
+            d.to,
+            d.steps.len()
+        );
     }
     if !plan.findings.is_empty() {
         let _ = writeln!(out);
@@ -82,6 +116,11 @@ pub fn lint_text(migrations: &[MigrationAnalysis], findings: &[Finding]) -> Stri
         findings_text(&mut out, findings);
     }
     let _ = writeln!(out);
-    let _ = writeln!(out, "{} migration(s) · {}", migrations.len(), Counts::of(findings));
+    let _ = writeln!(
+        out,
+        "{} migration(s) · {}",
+        migrations.len(),
+        Counts::of(findings)
+    );
     out
 }
