@@ -5,4 +5,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p target/bench-tmp
-BENCH_DIR="${BENCH_DIR:-$PWD/target/bench-tmp}" cargo bench -q -p cutover-executor --bench executor
+BENCH_DIR="${BENCH_DIR:-$PWD/target/bench-tmp}" cargo bench -q --ignore-rust-version -p cutover-executor --bench executor

@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 out=bench/out
 mkdir -p "$out"
-cargo build --release --quiet
+cargo build --release --quiet --ignore-rust-version
 cargo build --release --quiet --manifest-path bench/refinery-compare/Cargo.toml
 if [ ! -x "$out/venv/bin/python" ] || ! "$out/venv/bin/python" -c 'import psycopg' 2>/dev/null; then
   python3 -m venv "$out/venv"

@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 out=bench/out
 mkdir -p "$out"
-cargo build --release --quiet
+cargo build --release --quiet --ignore-rust-version
 if [ ! -x "$out/venv/bin/squawk" ]; then
   python3 -m venv "$out/venv"
   "$out/venv/bin/pip" install --quiet squawk-cli

@@ -6,6 +6,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 RUSTFLAGS='-C target-feature=+crt-static' cargo build --release -q -p cutover-sample-app \
   --target x86_64-unknown-linux-gnu --target-dir target/static
-cargo build --release -q -p cutover-loadgen
-cargo bench -q --bench release
+cargo build --release -q --ignore-rust-version -p cutover-loadgen
+cargo bench -q --ignore-rust-version --bench release
 echo "figures: bench/out/release.json"
