@@ -27,7 +27,7 @@ use serde::Serialize;
 use squawk_linter::{Linter, Rule, Violation};
 use squawk_syntax::ast::{self, AstNode};
 use squawk_syntax::{Parse, SourceFile, SyntaxKind, SyntaxNode};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// When a statement is safe to run, relative to the two app versions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -262,7 +262,19 @@ struct Class {
     table: Option<String>,
     /// Table whose ownership the statement needs (ALTER TABLE, CREATE INDEX), as written.
     owner_of: Option<String>,
-    findings: Vec<(&'static str, String, String)>,
+    /// Rule, message, hint, and the line when it is not the statement's own (a statement
+    /// inside a DO block).
+    findings: Vec<(&'static str, String, String, Option<u32>)>,
+    /// Objects the statement drops that the running version may use, by kind and name: a
+    /// contract change, unless the same transaction creates them again (a replace).
+    drops: Vec<(&'static str, String)>,
+    /// Objects the statement creates, by kind and name.
+    creates: Vec<(&'static str, String)>,
+    /// The phase without the drops in `drops`.
+    base: StmtPhase,
+    /// The statement's phase needs a `-- cutover:phase=` declaration: cutover cannot see what
+    /// it does (its finding is dropped when the file declares one).
+    needs_declaration: bool,
 }
 
 impl Class {
@@ -275,15 +287,26 @@ impl Class {
             table: None,
             owner_of: None,
             findings: Vec::new(),
+            drops: Vec::new(),
+            creates: Vec::new(),
+            base: phase,
+            needs_declaration: false,
         }
     }
 
     fn raise(&mut self, phase: StmtPhase) {
         self.phase = self.phase.max(phase);
+        self.base = self.base.max(phase);
+    }
+
+    /// Drops an object the running version may use: contract, unless the file creates it again.
+    fn raise_drop(&mut self, kind: &'static str, name: String) {
+        self.phase = self.phase.max(StmtPhase::Contract);
+        self.drops.push((kind, name));
     }
 
     fn finding(&mut self, rule: &'static str, message: String, hint: impl Into<String>) {
-        self.findings.push((rule, message, hint.into()));
+        self.findings.push((rule, message, hint.into(), None));
     }
 }
 
@@ -298,6 +321,19 @@ const SQUAWK_REPLACED: &[Rule] = &[
     Rule::AddingNotNullableField,
     Rule::AddingRequiredField,
     Rule::UnusedIgnore,
+    // Dropping or moving what the old version may use: cutover places it in contract, or
+    // calls it breaking, or sees a replace (DROP and CREATE of one name in one transaction).
+    Rule::BanDropView,
+    Rule::BanDropFunction,
+    Rule::BanDropType,
+    Rule::BanDropDefault,
+    Rule::BanDropSchema,
+    Rule::BanDropSequence,
+    Rule::BanDropDomain,
+    Rule::BanDropConstraint,
+    Rule::BanDropExtension,
+    Rule::RenamingObject,
+    Rule::BanSetSchema,
 ];
 
 /// Squawk rules that only matter while other transactions use the table: silent for tables this
@@ -444,15 +480,52 @@ fn analyze_file(
             });
         };
 
+    // The phase declaration, read first: statements cutover cannot see into take it.
+    let first_line = parse
+        .tree()
+        .stmts()
+        .next()
+        .and_then(|s| first_token_offset(s.syntax()))
+        .map(|o| index.line(o));
+    let declared = declared_phase(&comments, first_line, &index);
+    let declared_ok: Option<Phase> = declared.as_ref().and_then(|(d, _)| d.clone().ok());
+
     let mut statements = Vec::new();
     // Where each statement is, for mapping squawk's violations to it.
     struct Span {
         start: usize,
         end: usize,
         table: Option<String>,
-        ignores: BTreeSet<String>,
+        /// Rule ids its ignore comments name, with the comment's line.
+        ignores: BTreeMap<String, u32>,
+    }
+    /// What the file-level checks need of each statement.
+    struct Extra {
+        drops: Vec<(&'static str, String)>,
+        creates: Vec<(&'static str, String)>,
+        base: StmtPhase,
+        tx: TxControl,
+        /// Its string literals, as written (`'x'`).
+        literals: Vec<String>,
+        /// `ALTER TYPE t ADD VALUE 'v'`: the type's key and the literal.
+        enum_add: Option<(String, String)>,
     }
     let mut spans: Vec<Span> = Vec::new();
+    let mut extras: Vec<Extra> = Vec::new();
+    // Findings before ignore comments apply, with the statement (span) they belong to.
+    let mut pending: Vec<(Option<usize>, Finding)> = Vec::new();
+    let make = |rule_id: &str, line: u32, message: String, hint: String| {
+        let info = rule(rule_id);
+        Finding {
+            rule: rule_id.to_string(),
+            severity: info.map_or(Severity::Warning, |r| r.severity),
+            file: file.display_path.clone(),
+            line,
+            message,
+            hint,
+            blocking: false,
+        }
+    };
     let mut prev_end = 0usize;
     for stmt in parse.tree().stmts() {
         let node = stmt.syntax();
@@ -475,8 +548,8 @@ fn analyze_file(
             .filter(|(at, _)| *at >= end && index.line(*at) == end_line)
             .cloned()
             .collect();
-        let mut ignores = ignores_between(&own, prev_end, first);
-        ignores.extend(ignores_between(&trailing, end, usize::MAX));
+        let mut ignores = ignores_between(&own, prev_end, first, &index);
+        ignores.extend(ignores_between(&trailing, end, usize::MAX, &index));
         // An error in the gap before a statement (text the parser skipped, like a misspelled
         // keyword) belongs to it: whatever it parsed after the garbage is not what was meant.
         let gap_start = spans.last().map_or(0, |s| s.end);
@@ -487,8 +560,11 @@ fn analyze_file(
             .map(|(_, m)| m.clone())
             .collect();
         errors.retain(|(at, _)| !owns(*at));
-        let class = if stmt_errors.is_empty() {
-            let mut c = classify(&stmt, schema, report && opts.release);
+        let mut class = if stmt_errors.is_empty() {
+            let mut c = match &stmt {
+                ast::Stmt::Do(d) => classify_do(d, schema, &index, report),
+                _ => classify(&stmt, schema, true),
+            };
             c.transactional = transactional(&stmt);
             c
         } else {
@@ -503,17 +579,69 @@ fn analyze_file(
             c.finding("unparseable-statement", format!("the SQL parser cannot read this statement: {}{more}", stmt_errors[0]), "fix the syntax (check it with `psql`), or split the statement; cutover will not guess what an unreadable statement does");
             c
         };
-        for (rule_id, message, hint) in &class.findings {
-            if !ignores.contains(*rule_id) || *rule_id == "unparseable-statement" {
-                push(&mut findings, rule_id, line, message.clone(), hint.clone());
-            }
+        // What cutover cannot see into takes the file's declared phase, and needs one.
+        if class.needs_declaration
+            && let Some(d) = declared_ok
+        {
+            class.phase = match d {
+                Phase::Contract => StmtPhase::Contract,
+                _ => StmtPhase::Expand,
+            };
+            class.base = class.phase;
+            class
+                .findings
+                .retain(|(r, ..)| !matches!(*r, "unclassified-statement" | "unreadable-do-block"));
         }
+        let span = spans.len();
+        for (rule_id, message, hint, at) in &class.findings {
+            pending.push((
+                Some(span),
+                make(rule_id, at.unwrap_or(line), message.clone(), hint.clone()),
+            ));
+        }
+        let w = words(node);
+        let tx = match &stmt {
+            ast::Stmt::Begin(_) => TxControl::Begin,
+            ast::Stmt::Commit(_) if !w.contains(&"prepared".to_string()) => TxControl::Commit,
+            ast::Stmt::Commit(_) => TxControl::Other,
+            ast::Stmt::Rollback(_) if w.contains(&"to".to_string()) => TxControl::None,
+            ast::Stmt::Rollback(_) => TxControl::Other,
+            _ if has_seq(&w, &["prepare", "transaction"]) => TxControl::Other,
+            _ => TxControl::None,
+        };
+        let literals: Vec<String> = node
+            .descendants_with_tokens()
+            .filter_map(|e| e.into_token())
+            .filter(|t| t.text().starts_with('\'') || t.kind() == SyntaxKind::DOLLAR_QUOTED_STRING)
+            .map(|t| t.text().to_string())
+            .collect();
+        let enum_add = match &stmt {
+            ast::Stmt::AlterType(_) if has_seq(&w, &["add", "value"]) => {
+                name_after(node, "type", &[]).and_then(|ty| {
+                    let after = w.iter().position(|t| t == "value")?;
+                    let literal = literals
+                        .iter()
+                        .find(|l| w[after..].contains(&l.to_lowercase()))?
+                        .clone();
+                    Some((normalize(&ty), literal))
+                })
+            }
+            _ => None,
+        };
         prev_end = end;
         spans.push(Span {
             start,
             end,
             table: class.table.clone(),
             ignores,
+        });
+        extras.push(Extra {
+            drops: std::mem::take(&mut class.drops),
+            creates: std::mem::take(&mut class.creates),
+            base: class.base,
+            tx,
+            literals,
+            enum_add,
         });
         statements.push(StatementAnalysis {
             line,
@@ -526,6 +654,108 @@ fn analyze_file(
             owner_of: class.owner_of,
         });
     }
+    // The tables a file of this release created stay new for the next files; elsewhere (an
+    // applied file, `lint`) they are live from now on.
+    schema.end_file(report && opts.release);
+
+    // Transaction control. A file wrapped in its own BEGIN ... COMMIT (golang-migrate's and
+    // pop's habit) is one transaction as cutover runs it anyway: the wrapper is left out, so
+    // the file and its history row commit together. Any other BEGIN, COMMIT or ROLLBACK would
+    // commit or abort part of the file: the run could not be recorded or undone as one.
+    let control: Vec<usize> = (0..extras.len())
+        .filter(|&i| extras[i].tx != TxControl::None)
+        .collect();
+    let wrapper = match control.as_slice() {
+        [b, c] => {
+            extras[*b].tx == TxControl::Begin
+                && extras[*c].tx == TxControl::Commit
+                && *c == statements.len() - 1
+                && statements[..*b]
+                    .iter()
+                    .all(|s| s.phase == StmtPhase::Neutral)
+        }
+        _ => false,
+    };
+    let mut wrapper_spans: Vec<(usize, usize)> = Vec::new();
+    if wrapper {
+        for &i in control.iter().rev() {
+            wrapper_spans.push((spans[i].start, spans[i].end));
+            pending.push((
+                None,
+                make("transaction-wrapper", statements[i].line, format!("`{}` is left out: cutover runs the file in one transaction of its own and records it in refinery's history in that same transaction", statements[i].summary), "nothing to do; the file runs exactly once, all or nothing".into()),
+            ));
+            statements.remove(i);
+            spans.remove(i);
+            extras.remove(i);
+            for (s, _) in pending.iter_mut() {
+                *s = match *s {
+                    Some(x) if x == i => None,
+                    Some(x) if x > i => Some(x - 1),
+                    other => other,
+                };
+            }
+        }
+    } else {
+        for &i in &control {
+            pending.push((Some(i), make("transaction-control-in-migration", statements[i].line, format!("`{}` ends or opens a transaction inside the migration: what ran before it would commit (or roll back) on its own, so a failure after it leaves the file half applied while the run reports it undone", statements[i].summary), "remove it: cutover runs each file in one transaction; split the file into several migrations where parts must commit separately".into())));
+        }
+    }
+    let transactional = statements.iter().all(|s| s.transactional);
+
+    // An enum value added in a transaction cannot be used before it commits (PostgreSQL
+    // manual, ALTER TYPE, Notes: "unsafe use of new value"), unless the type itself was
+    // created in the same transaction.
+    if transactional {
+        let mut added: Vec<(String, String, u32)> = Vec::new();
+        let mut created_types: BTreeSet<String> = BTreeSet::new();
+        for (i, e) in extras.iter().enumerate() {
+            for (v, literal, at) in &added {
+                if e.literals.contains(literal)
+                    && e.enum_add.as_ref().is_none_or(|(_, l)| l != literal)
+                {
+                    pending.push((Some(i), make("enum-value-in-same-transaction", statements[i].line, format!("the enum value {literal} added to `{v}` on line {at} is used here, in the same transaction: PostgreSQL refuses it (unsafe use of new value) until the transaction that added it commits"), "move the `ALTER TYPE ... ADD VALUE` into a migration of its own, before this one (cutover commits each migration separately)".into())));
+                    break;
+                }
+            }
+            if let Some((ty, literal)) = &e.enum_add
+                && !created_types.contains(ty)
+            {
+                added.push((ty.clone(), literal.clone(), statements[i].line));
+            }
+            created_types.extend(
+                e.creates
+                    .iter()
+                    .filter(|(k, _)| *k == "type")
+                    .map(|(_, n)| n.clone()),
+            );
+        }
+    }
+
+    // One transaction is one unit: dropping an object and creating it again under the same
+    // name is a replace, which the running version sees as one change.
+    if transactional {
+        for i in 0..extras.len() {
+            if extras[i].drops.is_empty() {
+                continue;
+            }
+            let recreated = extras[i].drops.iter().all(|d| {
+                extras[i + 1..]
+                    .iter()
+                    .any(|later| later.creates.contains(d))
+            });
+            if !recreated {
+                continue;
+            }
+            statements[i].phase = extras[i].base.max(StmtPhase::Expand);
+            for (kind, name) in extras[i]
+                .drops
+                .iter()
+                .filter(|(k, _)| replace_is_visible(k))
+            {
+                pending.push((Some(i), make("replaces-object", statements[i].line, format!("this migration drops and re-creates the {kind} `{name}` in one transaction: the running version sees the new definition from the moment it commits"), "make sure the old version works with the new definition (a view that only gains columns does); otherwise create it under a new name (expand) and drop the old one in a contract migration".into())));
+            }
+        }
+    }
     // Errors outside any statement: text the parser did not even start a statement for.
     for (at, message) in &errors {
         let line = index.line(*at);
@@ -535,7 +765,7 @@ fn analyze_file(
         {
             continue;
         }
-        push(&mut findings, "unparseable-statement", line, format!("the SQL parser cannot read this statement: {message}"), "fix the syntax (check it with `psql`); cutover will not guess what an unreadable statement does".into());
+        pending.push((None, make("unparseable-statement", line, format!("the SQL parser cannot read this statement: {message}"), "fix the syntax (check it with `psql`); cutover will not guess what an unreadable statement does".into())));
         let pos = statements.partition_point(|s| s.line <= line);
         let rest = text[*at..].lines().next().unwrap_or("").trim().to_string();
         statements.insert(
@@ -553,22 +783,20 @@ fn analyze_file(
         );
     }
 
-    let transactional = statements.iter().all(|s| s.transactional);
-
     // squawk's lock-hazard rules.
     if report {
         for v in violations {
             let at = usize::from(v.text_range.start());
             let id = v.code.to_string();
-            if let Some(span) = spans.iter().find(|s| at >= s.start && at < s.end) {
-                if span.ignores.contains(&id) {
-                    continue;
-                }
-                if SQUAWK_LOCK_RULES.contains(&id.as_str())
-                    && span.table.as_deref().is_some_and(|t| schema.is_new(t))
-                {
-                    continue;
-                }
+            if wrapper_spans.iter().any(|(s, e)| at >= *s && at < *e) {
+                continue;
+            }
+            let span = spans.iter().position(|s| at >= s.start && at < s.end);
+            if let Some(s) = span.map(|i| &spans[i])
+                && SQUAWK_LOCK_RULES.contains(&id.as_str())
+                && s.table.as_deref().is_some_and(|t| schema.is_new(t))
+            {
+                continue;
             }
             // Inside a plan the executor sets the database's lock_timeout and statement_timeout
             // around every statement, so a file without its own SET has nothing to fix.
@@ -580,20 +808,28 @@ fn analyze_file(
             {
                 continue;
             }
-            let severity = rule(&id).map_or(Severity::Warning, |r| r.severity);
+            // With its wrapper left out, the file no longer nests transactions.
+            if wrapper
+                && matches!(
+                    v.code,
+                    Rule::TransactionNesting | Rule::BanConcurrentIndexCreationInTransaction
+                )
+            {
+                continue;
+            }
             let hint = v
                 .help
                 .clone()
                 .unwrap_or_else(|| rule(&id).map_or(String::new(), |r| r.summary.to_string()));
-            findings.push(Finding {
-                rule: id,
-                severity,
-                file: file.display_path.clone(),
-                line: index.line(first_offset_at(&root, at)),
-                message: v.message.clone(),
-                hint,
-                blocking: false,
-            });
+            pending.push((
+                span,
+                make(
+                    &id,
+                    index.line(first_offset_at(&root, at)),
+                    v.message.clone(),
+                    hint,
+                ),
+            ));
         }
     }
 
@@ -605,13 +841,43 @@ fn analyze_file(
             .count();
         if others > 0 {
             for s in statements.iter().filter(|s| !s.transactional) {
-                push(&mut findings, "concurrently-in-transaction", s.line, format!("`{}` cannot run inside a transaction, but this migration has {others} other statement(s) that would share its run", s.summary), "move it into a migration file of its own; cutover runs such a file statement by statement outside a transaction".into());
+                pending.push((None, make("concurrently-in-transaction", s.line, format!("`{}` cannot run inside a transaction, but this migration has {others} other statement(s) that would share its run", s.summary), "move it into a migration file of its own; cutover runs such a file statement by statement outside a transaction".into())));
+            }
+        }
+    }
+
+    // Ignore comments: each silences the rules it names on its own statement, and one that
+    // silences nothing is reported (a typo, or a rule that no longer fires).
+    let mut used: BTreeSet<(usize, String)> = BTreeSet::new();
+    for (span, f) in pending {
+        if let Some(i) = span
+            && f.rule != "unparseable-statement"
+            && spans[i].ignores.contains_key(&f.rule)
+        {
+            used.insert((i, f.rule));
+            continue;
+        }
+        findings.push(f);
+    }
+    if report {
+        for (i, s) in spans.iter().enumerate() {
+            for (id, at) in &s.ignores {
+                if used.contains(&(i, id.clone())) {
+                    continue;
+                }
+                let why = if id == "unparseable-statement" {
+                    "an unreadable statement cannot be ignored".to_string()
+                } else if rule(id).is_none() {
+                    format!("there is no rule `{id}` (`cutover lint --list-rules` lists them)")
+                } else {
+                    format!("`{id}` reports nothing on this statement")
+                };
+                push(&mut findings, "unused-ignore", *at, format!("this ignore comment silences nothing: {why}"), "remove it, or fix the rule id; an ignore applies to the statement on its own line or on the next line".into());
             }
         }
     }
 
     let mut phase = migration_phase(&statements);
-    let declared = declared_phase(&comments, statements.first().map(|s| s.line), &index);
     if let Some((decl, line)) = &declared {
         let line = *line;
         match decl {
@@ -775,17 +1041,29 @@ fn declared_phase(
     None
 }
 
-/// Rule ids named by `-- cutover:ignore a, b` comments between two offsets.
-fn ignores_between(comments: &[(usize, String)], from: usize, to: usize) -> BTreeSet<String> {
+/// Rule ids named by `-- cutover:ignore a, b` comments between two offsets, with the line of
+/// the comment naming each.
+fn ignores_between(
+    comments: &[(usize, String)],
+    from: usize,
+    to: usize,
+    index: &LineIndex,
+) -> BTreeMap<String, u32> {
     comments
         .iter()
         .filter(|(at, _)| *at >= from && *at < to)
-        .filter_map(|(_, text)| text.split("cutover:ignore").nth(1))
-        .flat_map(|rest| {
+        .filter_map(|(at, text)| Some((index.line(*at), text.split("cutover:ignore").nth(1)?)))
+        .flat_map(|(line, rest)| {
             rest.split([',', ' '])
                 .map(str::trim)
                 .filter(|s| !s.is_empty())
-                .map(canonical_rule_id)
+                // Words after the ids (`-- cutover:ignore data-loss: emptied on purpose`) are
+                // the reason, not ids.
+                .take_while(|s| {
+                    s.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+                })
+                .map(|id| (canonical_rule_id(id), line))
                 .collect::<Vec<_>>()
         })
         .collect()
@@ -887,7 +1165,9 @@ fn name_after(node: &SyntaxNode, after: &str, skip: &[&str]) -> Option<String> {
 }
 
 const RECIPE_ALTER_TYPE: &str = "change a type in phases: add a column of the new type with a trigger keeping both in sync (expand), backfill it, move the app to it, drop the old column (contract); or run it in a `recreate` release";
-const RECIPE_SET_NOT_NULL: &str = "ADD CONSTRAINT c CHECK (col IS NOT NULL) NOT VALID, then VALIDATE CONSTRAINT c (both expand); SET NOT NULL is then safe because PostgreSQL skips the scan";
+const RECIPE_SET_NOT_NULL: &str = "the old version may still write NULL: enforce it in a contract migration (after that version is retired) as ADD CONSTRAINT c CHECK (col IS NOT NULL) NOT VALID, VALIDATE CONSTRAINT c, then SET NOT NULL, which skips the scan; NOT VALID alone does not make it safe earlier: it skips only the rows already there";
+const RECIPE_CONSTRAINT_NEW_COLUMN: &str = "add the constraint in a contract migration (it runs after the old version is retired), or give the column a DEFAULT the constraint accepts so the old version's inserts pass; NOT VALID does not help: it skips only the rows already there";
+const RECIPE_CONSTRAINT_OLD_WRITES: &str = "nothing to do if it may wait until the old version is retired; if the new version needs it earlier (ON CONFLICT on a unique key) and the old version never writes rows it rejects, declare `-- cutover:phase=expand` at the top of the file";
 const RECIPE_REQUIRED_COLUMN: &str = "add the column nullable or with a constant DEFAULT (expand), backfill it, then enforce NOT NULL with a validated CHECK";
 const RECIPE_RENAME_TABLE: &str = "rename the table and create a view with the old name in the same migration (the old version keeps working through the view), then drop the view in a contract migration";
 const RECIPE_RENAME_OBJECT: &str = "create the object under its new name beside the old one (expand), move the app to it, drop the old one (contract)";
@@ -932,13 +1212,20 @@ fn classify(stmt: &ast::Stmt, schema: &mut Schema, in_release: bool) -> Class {
                                     | ast::Constraint::GeneratedConstraint(_)
                             )
                         });
+                        let null_check = cons.iter().any(|k| {
+                            matches!(k, ast::Constraint::CheckConstraint(ck) if null_rejecting(&words(ck.syntax())))
+                        });
                         if not_null && !has_default && !is_new {
                             c.raise(Breaking);
                             c.finding("breaking-add-required-column", format!("`{table}.{col}` is added NOT NULL without a default: the old version's inserts will fail"), RECIPE_REQUIRED_COLUMN);
+                        } else if null_check && !has_default && !is_new {
+                            c.raise(Breaking);
+                            c.finding("breaking-add-constraint", format!("the CHECK on the new column `{table}.{col}` rejects NULL, and every insert of the running version leaves it NULL: they all fail"), RECIPE_CONSTRAINT_NEW_COLUMN);
                         } else {
                             c.raise(Expand);
                         }
                         inverses.push(format!("ALTER TABLE {table} DROP COLUMN IF EXISTS {col};"));
+                        schema.add_new_column(&table, &col, has_default);
                         schema.add_column(
                             &table,
                             Column {
@@ -949,20 +1236,51 @@ fn classify(stmt: &ast::Stmt, schema: &mut Schema, in_release: bool) -> Class {
                         );
                     }
                     ast::AlterTableAction::AddConstraint(ac) => {
-                        c.raise(Expand);
                         let name = name_after(ac.syntax(), "constraint", &[]);
                         match &name {
                             Some(n) => inverses.push(format!("ALTER TABLE {table} DROP CONSTRAINT IF EXISTS {n};")),
                             None => unknown_inverse = Some("the constraint has no name; name it (ADD CONSTRAINT name ...) so it can be dropped".into()),
                         }
+                        let rejects = if is_new || has_seq(&aw, &["using", "index"]) {
+                            Rejects::No
+                        } else {
+                            constraint_rejects(schema, &table, ac.syntax(), &aw)
+                        };
+                        let deferred = matches!(rejects, Rejects::May);
+                        match rejects {
+                            Rejects::No => c.raise(Expand),
+                            Rejects::Will(col) => {
+                                c.raise(Breaking);
+                                c.finding("breaking-add-constraint", format!("the new constraint rejects every insert of the running version: it does not know `{table}.{col}` and leaves it NULL (`NOT VALID` only skips the rows already there)"), RECIPE_CONSTRAINT_NEW_COLUMN);
+                            }
+                            Rejects::May => {
+                                c.raise(Contract);
+                                c.finding("constraint-rejects-old-writes", format!("the new constraint on `{table}` can reject writes of the version still running (`NOT VALID` only skips the rows already there); cutover places it after that version is retired"), RECIPE_CONSTRAINT_OLD_WRITES);
+                            }
+                        }
+                        if let Some(n) = &name {
+                            let key = format!("{}@{}", normalize(n), normalize(&table));
+                            if deferred {
+                                schema.defer_constraint(&table, n);
+                            }
+                            schema.create_object("constraint", &key);
+                            c.creates.push(("constraint", key));
+                        }
                         if let Some(col) = not_null_check_column(&aw) {
                             let validated = !has_seq(&aw, &["not", "valid"]);
                             schema.add_not_null_check(&table, name.as_deref(), &col, validated);
+                            if deferred {
+                                schema.defer_constraint(&table, &not_null_key(&col));
+                            }
                         }
                     }
                     ast::AlterTableAction::ValidateConstraint(vc) => {
                         c.raise(Expand);
                         if let Some(n) = text_of(vc.constraint_name_ref()) {
+                            // Validating a constraint placed after the old version belongs there.
+                            if schema.is_deferred_constraint(&table, &n) {
+                                c.raise(Contract);
+                            }
                             schema.validate_constraint(&table, &n);
                         }
                     }
@@ -984,8 +1302,20 @@ fn classify(stmt: &ast::Stmt, schema: &mut Schema, in_release: bool) -> Class {
                                 let checked = schema
                                     .table(&table)
                                     .is_some_and(|t| t.not_null_checked.contains(&normalize(&col)));
-                                if is_new || checked {
+                                if is_new {
                                     c.raise(Expand);
+                                } else if checked {
+                                    // A validated CHECK already rejects NULLs: nothing new is
+                                    // rejected, and it runs where that check was placed.
+                                    c.raise(
+                                        if schema
+                                            .is_deferred_constraint(&table, &not_null_key(&col))
+                                        {
+                                            Contract
+                                        } else {
+                                            Expand
+                                        },
+                                    );
                                 } else {
                                     c.raise(Breaking);
                                     c.finding("breaking-set-not-null", format!("SET NOT NULL on `{table}.{col}` scans the table under an ACCESS EXCLUSIVE lock and fails the old version's NULL writes"), RECIPE_SET_NOT_NULL);
@@ -997,6 +1327,9 @@ fn classify(stmt: &ast::Stmt, schema: &mut Schema, in_release: bool) -> Class {
                             }
                             Some(ast::AlterColumnOption::DropNotNull(_)) => {
                                 c.raise(Expand);
+                                if !is_new && schema.new_column(&table, &col).is_none() {
+                                    c.finding("ban-drop-not-null", format!("dropping NOT NULL on `{table}.{col}` lets the new version write NULLs that the version still running may not expect when it reads them"), "make sure the old version reads NULL safely before the new version writes one (or run it in a contract migration, after the old version is retired); the lock is brief");
+                                }
                                 inverses.push(format!(
                                     "ALTER TABLE {table} ALTER COLUMN {col} SET NOT NULL;"
                                 ));
@@ -1024,14 +1357,34 @@ fn classify(stmt: &ast::Stmt, schema: &mut Schema, in_release: bool) -> Class {
                     }
                     ast::AlterTableAction::DropColumn(dc) => {
                         let col = text_of(dc.column_name_ref()).unwrap_or_default();
-                        c.raise(Contract);
-                        c.finding("data-loss", format!("dropping `{table}.{col}` deletes its data"), "run it only after the old version is retired; the pre-release backup is the only way back");
+                        if is_new || schema.new_column(&table, &col).is_some() {
+                            // Created by this release: no running version uses it.
+                            c.raise(Expand);
+                        } else {
+                            c.raise(Contract);
+                            c.finding("data-loss", format!("dropping `{table}.{col}` deletes its data"), "run it only after the old version is retired; the pre-release backup is the only way back");
+                        }
                         unknown_inverse =
                             Some("dropped data can only come back from the backup".into());
                         schema.drop_column(&table, &col);
                     }
-                    ast::AlterTableAction::DropConstraint(_) => {
-                        c.raise(if is_new { Expand } else { Contract });
+                    ast::AlterTableAction::DropConstraint(dc) => {
+                        let name = name_after(dc.syntax(), "constraint", &["if", "exists"])
+                            .unwrap_or_default();
+                        let key = format!("{}@{}", normalize(&name), normalize(&table));
+                        // Dropped and added again by the same statement: a replace, judged by
+                        // the constraint it adds.
+                        let re_added = at.actions().any(|a| {
+                            matches!(&a, ast::AlterTableAction::AddConstraint(ac)
+                                if name_after(ac.syntax(), "constraint", &[]).is_some_and(|n| normalize(&n) == normalize(&name)))
+                        });
+                        if is_new || re_added || schema.is_new_object("constraint", &key) {
+                            c.raise(Expand);
+                        } else if name.is_empty() {
+                            c.raise(Contract);
+                        } else {
+                            c.raise_drop("constraint", key);
+                        }
                         unknown_inverse = Some("a dropped constraint is not re-created automatically; add a down migration".into());
                     }
                     ast::AlterTableAction::RenameColumn(rc) => {
@@ -1176,10 +1529,12 @@ fn classify(stmt: &ast::Stmt, schema: &mut Schema, in_release: bool) -> Class {
                 .or_else(|| name_after(node, "into", &[]))
                 .unwrap_or_default();
             schema.create_table(&name, Vec::new(), Vec::new(), in_release);
-            Class::new(
+            let mut c = Class::new(
                 Expand,
                 Inverse::Sql(format!("DROP TABLE IF EXISTS {name};")),
-            )
+            );
+            c.table = Some(normalize(&name));
+            c
         }
         ast::Stmt::CreateIndex(ci) => {
             let table = text_of(ci.table_relation_name().and_then(|r| r.table_name_ref()))
@@ -1192,27 +1547,58 @@ fn classify(stmt: &ast::Stmt, schema: &mut Schema, in_release: bool) -> Class {
                 Some(schema) if !n.contains('.') => format!("{schema}.{n}"),
                 _ => n.to_string(),
             };
-            let inverse = match name {
+            let inverse = match &name {
                 Some(n) => Inverse::Sql(format!(
                     "DROP INDEX {}IF EXISTS {};",
                     if concurrent { "CONCURRENTLY " } else { "" },
-                    qualified(&n)
+                    qualified(n)
                 )),
                 None => {
                     Inverse::Unknown("the index has no name; name it so it can be dropped".into())
                 }
             };
             let mut c = Class::new(Expand, inverse);
+            // A unique index rejects duplicates the running version may still write.
+            if ci.unique_token().is_some() && !schema.is_new(&table) {
+                match constraint_rejects(schema, &table, node, &w) {
+                    Rejects::No => {}
+                    Rejects::May | Rejects::Will(_) => {
+                        c.raise(Contract);
+                        c.finding("constraint-rejects-old-writes", format!("the unique index on `{table}` rejects duplicate writes of the version still running; cutover places it after that version is retired"), RECIPE_CONSTRAINT_OLD_WRITES);
+                    }
+                }
+            }
+            if let Some(n) = &name {
+                let key = normalize(&qualified(n));
+                schema.create_index(&key, &table);
+                schema.create_object("index", &key);
+                c.creates.push(("index", key));
+            }
             c.table = Some(normalize(&table));
             c.owner_of = Some(table).filter(|t| !t.is_empty());
             c
         }
-        ast::Stmt::DropIndex(_) => Class::new(
-            Contract,
-            Inverse::Unknown(
-                "a dropped index is not re-created automatically; add a down migration".into(),
-            ),
-        ),
+        ast::Stmt::DropIndex(_) => {
+            let mut c = Class::new(
+                Expand,
+                Inverse::Unknown(
+                    "a dropped index is not re-created automatically; add a down migration".into(),
+                ),
+            );
+            let dropped = dropped_names(node, 1);
+            if dropped.names.is_empty() || dropped.cascade {
+                c.raise(Contract);
+            }
+            for name in dropped.names {
+                let key = normalize(&name);
+                let on_new = schema.index_table(&key).is_some_and(|t| schema.is_new(t))
+                    || schema.is_new_object("index", &key);
+                if !on_new {
+                    c.raise_drop("index", key);
+                }
+            }
+            c
+        }
         ast::Stmt::Reindex(_) | ast::Stmt::Vacuum(_) => Class::new(Neutral, Inverse::Noop),
         ast::Stmt::CreateView(_)
         | ast::Stmt::CreateFunction(_)
@@ -1221,7 +1607,15 @@ fn classify(stmt: &ast::Stmt, schema: &mut Schema, in_release: bool) -> Class {
         | ast::Stmt::CreateRule(_) => {
             let or_replace = has_seq(&w, &["or", "replace"]);
             let mut c = Class::new(Expand, create_inverse(node, &w));
-            if or_replace {
+            let created = created_object(node, &w);
+            let new = created
+                .as_ref()
+                .is_some_and(|(kind, key)| schema.is_new_object(kind, key));
+            if let Some((kind, key)) = created {
+                schema.create_object(kind, &key);
+                c.creates.push((kind, key));
+            }
+            if or_replace && !new {
                 c.inverse = Inverse::Unknown(
                     "CREATE OR REPLACE does not keep the previous definition; add a down migration"
                         .into(),
@@ -1239,7 +1633,14 @@ fn classify(stmt: &ast::Stmt, schema: &mut Schema, in_release: bool) -> Class {
         | ast::Stmt::CreatePolicy(_)
         | ast::Stmt::CreateStatistics(_)
         | ast::Stmt::CreateCollation(_)
-        | ast::Stmt::CreateAggregate(_) => Class::new(Expand, create_inverse(node, &w)),
+        | ast::Stmt::CreateAggregate(_) => {
+            let mut c = Class::new(Expand, create_inverse(node, &w));
+            if let Some((kind, key)) = created_object(node, &w) {
+                schema.create_object(kind, &key);
+                c.creates.push((kind, key));
+            }
+            c
+        }
         ast::Stmt::CommentOn(_)
         | ast::Stmt::Grant(_)
         | ast::Stmt::Analyze(_)
@@ -1251,29 +1652,44 @@ fn classify(stmt: &ast::Stmt, schema: &mut Schema, in_release: bool) -> Class {
             },
             Inverse::Noop,
         ),
-        ast::Stmt::DropTable(_)
-        | ast::Stmt::Truncate(_)
-        | ast::Stmt::DropSchema(_)
-        | ast::Stmt::DropMaterializedView(_) => {
+        ast::Stmt::DropTable(_) | ast::Stmt::Truncate(_) => {
+            let dropped = if matches!(stmt, ast::Stmt::DropTable(_)) {
+                dropped_names(node, 1)
+            } else {
+                truncated_names(node)
+            };
+            // Tables this release created hold nothing the running version wrote.
+            let all_new = !dropped.names.is_empty()
+                && !dropped.cascade
+                && dropped.names.iter().all(|n| schema.is_new(n));
+            let mut c = Class::new(
+                if all_new { Expand } else { Contract },
+                Inverse::Unknown("dropped data can only come back from the backup".into()),
+            );
+            if !all_new {
+                let what = summarize(&node.text().to_string());
+                c.finding("data-loss", format!("`{what}` deletes data"), "run it only after the old version is retired; the pre-release backup is the only way back");
+            }
+            if matches!(stmt, ast::Stmt::DropTable(_)) {
+                for name in &dropped.names {
+                    schema.drop_table(name);
+                }
+            } else if let [one] = dropped.names.as_slice() {
+                c.table = Some(normalize(one));
+            }
+            c
+        }
+        ast::Stmt::DropSchema(_) => {
             let mut c = Class::new(
                 Contract,
                 Inverse::Unknown("dropped data can only come back from the backup".into()),
             );
             let what = summarize(&node.text().to_string());
             c.finding("data-loss", format!("`{what}` deletes data"), "run it only after the old version is retired; the pre-release backup is the only way back");
-            if matches!(stmt, ast::Stmt::DropTable(_)) {
-                for name in w.iter().skip_while(|t| *t != "table").skip(1).filter(|t| {
-                    !matches!(
-                        t.as_str(),
-                        "if" | "exists" | "," | ";" | "cascade" | "restrict"
-                    )
-                }) {
-                    schema.drop_table(name);
-                }
-            }
             c
         }
         ast::Stmt::DropView(_)
+        | ast::Stmt::DropMaterializedView(_)
         | ast::Stmt::DropFunction(_)
         | ast::Stmt::DropProcedure(_)
         | ast::Stmt::DropTrigger(_)
@@ -1284,8 +1700,34 @@ fn classify(stmt: &ast::Stmt, schema: &mut Schema, in_release: bool) -> Class {
         | ast::Stmt::DropExtension(_)
         | ast::Stmt::DropRule(_)
         | ast::Stmt::DropStatistics(_)
-        | ast::Stmt::DropAggregate(_)
-        | ast::Stmt::Revoke(_) => Class::new(
+        | ast::Stmt::DropAggregate(_) => {
+            let mut c = Class::new(
+                Expand,
+                Inverse::Unknown(
+                    "a dropped object is not re-created automatically; add a down migration".into(),
+                ),
+            );
+            let materialized = w.get(1).is_some_and(|t| t == "materialized");
+            let kind = object_kind(
+                w.get(if materialized { 2 } else { 1 }).map_or("", |k| k),
+                materialized,
+            );
+            let dropped = dropped_names(node, if materialized { 2 } else { 1 });
+            // CASCADE also drops what depends on the object: never a clean replace.
+            if dropped.names.is_empty() || dropped.cascade || kind.is_none() {
+                c.raise(Contract);
+            }
+            if let Some(kind) = kind {
+                for name in dropped.names {
+                    let key = object_key(&name, dropped.on.as_deref());
+                    if !schema.is_new_object(kind, &key) {
+                        c.raise_drop(kind, key);
+                    }
+                }
+            }
+            c
+        }
+        ast::Stmt::Revoke(_) => Class::new(
             Contract,
             Inverse::Unknown(
                 "a dropped object is not re-created automatically; add a down migration".into(),
@@ -1336,6 +1778,7 @@ fn classify(stmt: &ast::Stmt, schema: &mut Schema, in_release: bool) -> Class {
         | ast::Stmt::Checkpoint(_) => Class::new(Neutral, Inverse::Noop),
         ast::Stmt::CreateDatabase(_) | ast::Stmt::DropDatabase(_) | ast::Stmt::AlterSystem(_) => {
             let mut c = Class::new(Contract, no_inverse());
+            c.needs_declaration = true;
             c.finding(
                 "unclassified-statement",
                 "database-level statements are outside a release's schema phases".into(),
@@ -1357,6 +1800,123 @@ fn classify(stmt: &ast::Stmt, schema: &mut Schema, in_release: bool) -> Class {
                 c
             }
         }
+        // Roles, privileges, ownership, foreign data, publications, operators and the like: they
+        // add or adjust what the running version does not depend on.
+        ast::Stmt::AlterDefaultPrivileges(_)
+        | ast::Stmt::CreateRole(_)
+        | ast::Stmt::CreateUser(_)
+        | ast::Stmt::CreateGroup(_)
+        | ast::Stmt::AlterRole(_)
+        | ast::Stmt::AlterUser(_)
+        | ast::Stmt::AlterGroup(_)
+        | ast::Stmt::CreateServer(_)
+        | ast::Stmt::AlterServer(_)
+        | ast::Stmt::CreateForeignDataWrapper(_)
+        | ast::Stmt::AlterForeignDataWrapper(_)
+        | ast::Stmt::CreateForeignTable(_)
+        | ast::Stmt::AlterForeignTable(_)
+        | ast::Stmt::CreateUserMapping(_)
+        | ast::Stmt::AlterUserMapping(_)
+        | ast::Stmt::ImportForeignSchema(_)
+        | ast::Stmt::CreatePublication(_)
+        | ast::Stmt::AlterPublication(_)
+        | ast::Stmt::CreateEventTrigger(_)
+        | ast::Stmt::AlterEventTrigger(_)
+        | ast::Stmt::SecurityLabel(_)
+        | ast::Stmt::CreateCast(_)
+        | ast::Stmt::CreateOperator(_)
+        | ast::Stmt::CreateOperatorClass(_)
+        | ast::Stmt::CreateOperatorFamily(_)
+        | ast::Stmt::CreateTextSearchConfiguration(_)
+        | ast::Stmt::CreateTextSearchDictionary(_)
+        | ast::Stmt::CreateTextSearchParser(_)
+        | ast::Stmt::CreateTextSearchTemplate(_)
+        | ast::Stmt::CreateConversion(_)
+        | ast::Stmt::CreateLanguage(_)
+        | ast::Stmt::CreateAccessMethod(_)
+        | ast::Stmt::CreateTransform(_)
+        | ast::Stmt::AlterExtension(_)
+        | ast::Stmt::AlterMaterializedView(_)
+        | ast::Stmt::AlterAggregate(_)
+        | ast::Stmt::AlterCollation(_)
+        | ast::Stmt::AlterConversion(_)
+        | ast::Stmt::AlterLanguage(_)
+        | ast::Stmt::AlterOperator(_)
+        | ast::Stmt::AlterOperatorClass(_)
+        | ast::Stmt::AlterOperatorFamily(_)
+        | ast::Stmt::AlterTextSearchConfiguration(_)
+        | ast::Stmt::AlterTextSearchDictionary(_)
+        | ast::Stmt::AlterTextSearchParser(_)
+        | ast::Stmt::AlterTextSearchTemplate(_)
+        | ast::Stmt::AlterRoutine(_)
+        | ast::Stmt::AlterProcedure(_)
+        | ast::Stmt::AlterRule(_)
+        | ast::Stmt::AlterLargeObject(_)
+        | ast::Stmt::AlterSchema(_)
+        | ast::Stmt::AlterType(_)
+            if !has_seq(&w, &["set", "schema"]) && !has_seq(&w, &["add", "value"]) =>
+        {
+            Class::new(Expand, no_inverse())
+        }
+        ast::Stmt::AlterDomain(_)
+            if has_seq(&w, &["add", "constraint"]) || has_seq(&w, &["set", "not", "null"]) =>
+        {
+            let mut c = Class::new(Contract, no_inverse());
+            c.finding("constraint-rejects-old-writes", "the new domain constraint can reject writes of the version still running to every column of that domain; cutover places it after that version is retired".into(), RECIPE_CONSTRAINT_OLD_WRITES);
+            c
+        }
+        ast::Stmt::AlterDomain(_) if !has_seq(&w, &["set", "schema"]) => {
+            Class::new(Expand, no_inverse())
+        }
+        ast::Stmt::DropRole(_)
+        | ast::Stmt::DropUser(_)
+        | ast::Stmt::DropGroup(_)
+        | ast::Stmt::DropServer(_)
+        | ast::Stmt::DropForeignTable(_)
+        | ast::Stmt::DropForeignDataWrapper(_)
+        | ast::Stmt::DropUserMapping(_)
+        | ast::Stmt::DropPublication(_)
+        | ast::Stmt::DropEventTrigger(_)
+        | ast::Stmt::DropCast(_)
+        | ast::Stmt::DropOperator(_)
+        | ast::Stmt::DropOperatorClass(_)
+        | ast::Stmt::DropOperatorFamily(_)
+        | ast::Stmt::DropTextSearchConfig(_)
+        | ast::Stmt::DropTextSearchDict(_)
+        | ast::Stmt::DropTextSearchParser(_)
+        | ast::Stmt::DropTextSearchTemplate(_)
+        | ast::Stmt::DropConversion(_)
+        | ast::Stmt::DropLanguage(_)
+        | ast::Stmt::DropAccessMethod(_)
+        | ast::Stmt::DropTransform(_)
+        | ast::Stmt::DropRoutine(_)
+        | ast::Stmt::DropOwned(_)
+        | ast::Stmt::DropCollation(_) => Class::new(
+            Contract,
+            Inverse::Unknown(
+                "a dropped object is not re-created automatically; add a down migration".into(),
+            ),
+        ),
+        // Reads, cursors, notifications and session state: no schema change.
+        ast::Stmt::CompoundSelect(_)
+        | ast::Stmt::ParenSelect(_)
+        | ast::Stmt::Values(_)
+        | ast::Stmt::Table(_)
+        | ast::Stmt::Explain(_)
+        | ast::Stmt::Fetch(_)
+        | ast::Stmt::Move(_)
+        | ast::Stmt::Close(_)
+        | ast::Stmt::Declare(_)
+        | ast::Stmt::Prepare(_)
+        | ast::Stmt::Deallocate(_)
+        | ast::Stmt::Listen(_)
+        | ast::Stmt::Unlisten(_)
+        | ast::Stmt::Notify(_)
+        | ast::Stmt::Discard(_)
+        | ast::Stmt::SetSessionAuth(_)
+        | ast::Stmt::ResetSessionAuth(_)
+        | ast::Stmt::Cluster(_)
+        | ast::Stmt::PrepareTransaction(_) => Class::new(Neutral, Inverse::Noop),
         ast::Stmt::AlterType(_) if has_seq(&w, &["add", "value"]) => Class::new(
             Expand,
             Inverse::Unknown("PostgreSQL cannot remove an enum value".into()),
@@ -1374,10 +1934,420 @@ fn classify(stmt: &ast::Stmt, schema: &mut Schema, in_release: bool) -> Class {
         }
         _ => {
             let mut c = Class::new(Contract, no_inverse());
-            c.finding("unclassified-statement", format!("cutover does not know whether `{}` is safe while the old version runs; it is placed in the contract phase", summarize(&node.text().to_string())), "if it is safe for the old version, declare `-- cutover:phase=expand` at the top of the file");
+            c.needs_declaration = true;
+            c.finding("unclassified-statement", format!("cutover does not know whether `{}` is safe while the old version runs, and will not place it by guessing", summarize(&node.text().to_string())), "declare the file's phase at its top: `-- cutover:phase=expand` if the old version keeps working after it, `-- cutover:phase=contract` if it must wait until that version is retired");
             c
         }
     }
+}
+
+/// A `DO` block. PostgreSQL runs its body at once, so cutover classifies the plain SQL
+/// statements in it (squawk parses PL/pgSQL): the usual idioms guard them with `IF NOT EXISTS
+/// (...) THEN ... END IF` or an `EXCEPTION WHEN duplate_object THEN NULL` handler, and the
+/// guards only decide whether they run. A body cutover cannot read (variables, loops, dynamic
+/// EXECUTE, PERFORM, COMMIT) is an error until the file declares its phase.
+fn classify_do(d: &ast::Do, schema: &mut Schema, index: &LineIndex, lint: bool) -> Class {
+    let unreadable = |why: String| {
+        let mut c = Class::new(
+            StmtPhase::Contract,
+            Inverse::Unknown("cutover cannot read the DO block".into()),
+        );
+        c.needs_declaration = true;
+        c.finding("unreadable-do-block", format!("cutover cannot see what this DO block does: {why}"), "declare the file's phase with `-- cutover:phase=expand` (safe while the old version runs) or `-- cutover:phase=contract` at the top of the file; or write the statements as plain SQL");
+        c
+    };
+    let Some(body) = d.plpgsql() else {
+        return unreadable("its language is not PL/pgSQL".into());
+    };
+    if let Some(e) = body.errors().first() {
+        return unreadable(format!(
+            "its PL/pgSQL does not parse ({})",
+            readable_parse_error(e.message())
+        ));
+    }
+    let mut inner: Vec<ast::Stmt> = Vec::new();
+    if let Err(why) = plain_statements(&body.syntax(), &mut inner) {
+        return unreadable(why);
+    }
+    let mut c = Class::new(StmtPhase::Neutral, Inverse::Noop);
+    for stmt in &inner {
+        let node = stmt.syntax();
+        let source = body.source_range(node.text_range());
+        let line = index.line(usize::from(source.start()));
+        let mut ic = classify(stmt, schema, true);
+        c.raise(ic.phase);
+        c.table = c.table.take().or(ic.table.take());
+        c.drops.append(&mut ic.drops);
+        c.creates.append(&mut ic.creates);
+        c.owner_of = c.owner_of.take().or(ic.owner_of.take());
+        c.needs_declaration |= ic.needs_declaration;
+        c.transactional &= transactional(stmt);
+        for (rule, message, hint, _) in ic.findings {
+            c.findings.push((rule, message, hint, Some(line)));
+        }
+        // squawk's lock-hazard rules, on the statement alone.
+        if lint {
+            let sql = node.text().to_string();
+            let parse = SourceFile::parse(&sql);
+            let mut linter = Linter::with_rules(&[], SQUAWK_REPLACED);
+            linter.settings.assume_in_transaction = true;
+            for v in linter.lint(&parse, &sql) {
+                if SQUAWK_LOCK_RULES.contains(&v.code.to_string().as_str())
+                    && ic
+                        .table
+                        .as_deref()
+                        .or(c.table.as_deref())
+                        .is_some_and(|t| schema.is_new(t))
+                {
+                    continue;
+                }
+                if matches!(
+                    v.code,
+                    Rule::RequireLockTimeout | Rule::RequireStatementTimeout
+                ) {
+                    continue;
+                }
+                let squawk_rule: &'static str = rule(&v.code.to_string()).map_or("", |r| r.id);
+                if squawk_rule.is_empty() {
+                    continue;
+                }
+                let hint = v.help.clone().unwrap_or_else(|| {
+                    rule(squawk_rule).map_or(String::new(), |r| r.summary.to_string())
+                });
+                c.findings
+                    .push((squawk_rule, v.message.clone(), hint, Some(line)));
+            }
+        }
+    }
+    // The guards make the block's effect depend on what the database holds: undoing it
+    // blindly could drop what was there before.
+    c.inverse = Inverse::Unknown(
+        "a DO block's effect depends on its conditions; add a down migration".into(),
+    );
+    c
+}
+
+/// Collects the plain SQL statements of a PL/pgSQL body, or says what cutover cannot read.
+fn plain_statements(node: &SyntaxNode, out: &mut Vec<ast::Stmt>) -> Result<(), String> {
+    for child in node.children() {
+        match child.kind() {
+            SyntaxKind::PLPGSQL_BLOCK
+            | SyntaxKind::PLPGSQL_BODY
+            | SyntaxKind::PLPGSQL_IF_STMT
+            | SyntaxKind::PLPGSQL_ELSIF_CLAUSE
+            | SyntaxKind::PLPGSQL_ELSE_CLAUSE
+            | SyntaxKind::PLPGSQL_EXCEPTION_SECTION
+            | SyntaxKind::PLPGSQL_EXCEPTION_HANDLER => plain_statements(&child, out)?,
+            // Guards, labels and statements that change nothing.
+            SyntaxKind::PLPGSQL_EXPR
+            | SyntaxKind::PLPGSQL_CONDITION
+            | SyntaxKind::PLPGSQL_LABEL
+            | SyntaxKind::PLPGSQL_LABEL_NAME
+            | SyntaxKind::PLPGSQL_NULL_STMT
+            | SyntaxKind::PLPGSQL_RAISE_STMT
+            | SyntaxKind::PLPGSQL_ASSERT_STMT
+            | SyntaxKind::PLPGSQL_RETURN_STMT => {}
+            SyntaxKind::PLPGSQL_EXEC_SQL_STMT => match child.children().find_map(ast::Stmt::cast) {
+                // SELECT ... INTO a variable needs a DECLARE, which is refused below.
+                Some(stmt) => out.push(stmt),
+                None => return Err("a statement it cannot read".into()),
+            },
+            SyntaxKind::PLPGSQL_DECLARE_SECTION => {
+                return Err("it declares variables, so its statements depend on values computed at run time".into());
+            }
+            SyntaxKind::PLPGSQL_DYN_EXECUTE_STMT => {
+                return Err("it EXECUTEs SQL built at run time".into());
+            }
+            SyntaxKind::PLPGSQL_PERFORM_STMT | SyntaxKind::PLPGSQL_CALL_STMT => {
+                return Err("it calls a function or procedure".into());
+            }
+            SyntaxKind::PLPGSQL_COMMIT_STMT | SyntaxKind::PLPGSQL_ROLLBACK_STMT => {
+                return Err("it ends the transaction".into());
+            }
+            k if format!("{k:?}").contains("LOOP")
+                || format!("{k:?}").contains("FOR_")
+                || format!("{k:?}").contains("WHILE") =>
+            {
+                return Err("it loops over rows or values computed at run time".into());
+            }
+            k => {
+                return Err(format!(
+                    "it holds a `{}` construct",
+                    format!("{k:?}")
+                        .trim_start_matches("PLPGSQL_")
+                        .trim_end_matches("_STMT")
+                        .to_lowercase()
+                        .replace('_', " ")
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A statement's effect on the transaction it runs in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TxControl {
+    /// None (SAVEPOINT and ROLLBACK TO SAVEPOINT included: they stay inside it).
+    None,
+    /// BEGIN / START TRANSACTION.
+    Begin,
+    /// COMMIT / END.
+    Commit,
+    /// ROLLBACK, ABORT, PREPARE TRANSACTION, COMMIT PREPARED: never part of a migration.
+    Other,
+}
+
+/// Whether a new constraint can reject what the running (old) version writes.
+enum Rejects {
+    /// It cannot: the table is new, or its columns are new to this release and the old
+    /// version's NULLs (or their defaults) pass it.
+    No,
+    /// It can: it checks columns the old version writes.
+    May,
+    /// It rejects every insert of the old version: the column it requires is new to this
+    /// release, has no default, and the old version leaves it NULL.
+    Will(String),
+}
+
+/// What a constraint (ADD CONSTRAINT, or CREATE UNIQUE INDEX) on an existing `table` rejects.
+/// `node` is the constraint (or index) and `w` its words.
+fn constraint_rejects(schema: &Schema, table: &str, node: &SyntaxNode, w: &[String]) -> Rejects {
+    // The identifiers that can be columns: not a function name (followed by `(`), a type after
+    // `::`, or the name of the constraint, index or table; a foreign key constrains its own
+    // columns, not the referenced ones.
+    let toks: Vec<_> = node
+        .descendants_with_tokens()
+        .filter_map(|e| e.into_token())
+        .filter(|t| !t.kind().is_trivia())
+        .take_while(|t| !t.text().eq_ignore_ascii_case("references"))
+        .collect();
+    let mut candidates: Vec<String> = Vec::new();
+    for (i, t) in toks.iter().enumerate() {
+        if t.kind() != SyntaxKind::IDENT {
+            continue;
+        }
+        let prev = i.checked_sub(1).map(|p| toks[p].text().to_lowercase());
+        let next = toks.get(i + 1).map(|n| n.text().to_string());
+        if next.as_deref() == Some("(")
+            || next.as_deref() == Some(".")
+            || matches!(
+                prev.as_deref(),
+                Some("::" | "constraint" | "index" | "on" | "exists" | ".")
+            )
+        {
+            continue;
+        }
+        candidates.push(normalize(t.text()));
+    }
+    let known = schema.table(table);
+    let columns: Vec<String> = match known {
+        Some(t) => candidates
+            .into_iter()
+            .filter(|c| t.column(c).is_some() || schema.new_column(table, c).is_some())
+            .collect(),
+        None => candidates,
+    };
+    if columns.is_empty() {
+        return Rejects::May;
+    }
+    let new: Vec<(String, bool)> = columns
+        .iter()
+        .filter_map(|c| schema.new_column(table, c).map(|d| (c.clone(), d)))
+        .collect();
+    if new.len() < columns.len() {
+        return Rejects::May;
+    }
+    let requires_value = has_seq(w, &["primary", "key"])
+        || has_seq(w, &["nulls", "not", "distinct"])
+        || (w.contains(&"check".to_string()) && null_rejecting(w));
+    match new.iter().find(|(_, has_default)| !has_default) {
+        Some((col, _)) if requires_value => Rejects::Will(col.clone()),
+        _ => Rejects::No,
+    }
+}
+
+/// Whether a CHECK expression tests for NULL, so a NULL the old version leaves can fail it
+/// (a plain comparison is NULL for a NULL column, and a CHECK passes on NULL; PostgreSQL
+/// manual, 5.4.1 Check Constraints).
+fn null_rejecting(w: &[String]) -> bool {
+    has_seq(w, &["is", "not", "null"])
+        || has_seq(w, &["is", "null"])
+        || has_seq(w, &["is", "distinct"])
+        || has_seq(w, &["is", "not", "distinct"])
+        || w.iter().any(|t| {
+            matches!(
+                t.as_str(),
+                "coalesce" | "num_nonnulls" | "num_nulls" | "notnull" | "isnull"
+            )
+        })
+}
+
+/// The pseudo constraint name under which a deferred `CHECK (col IS NOT NULL)` is remembered.
+fn not_null_key(col: &str) -> String {
+    format!("{} is not null", normalize(col))
+}
+
+/// Names a DROP statement drops.
+struct Dropped {
+    /// Names as written, in order.
+    names: Vec<String>,
+    /// The table after ON (DROP TRIGGER / POLICY / RULE).
+    on: Option<String>,
+    /// CASCADE was given.
+    cascade: bool,
+}
+
+/// The names of `DROP <kind> [CONCURRENTLY] [IF EXISTS] a, b(args) [ON t] [CASCADE]`, where the
+/// kind is `kind_words` words long.
+fn dropped_names(node: &SyntaxNode, kind_words: usize) -> Dropped {
+    let toks: Vec<String> = node
+        .descendants_with_tokens()
+        .filter_map(|e| e.into_token())
+        .filter(|t| !t.kind().is_trivia())
+        .map(|t| t.text().to_string())
+        .collect();
+    let mut out = Dropped {
+        names: Vec::new(),
+        on: None,
+        cascade: false,
+    };
+    let mut i = 1 + kind_words;
+    while i < toks.len()
+        && matches!(
+            toks[i].to_lowercase().as_str(),
+            "concurrently" | "if" | "exists"
+        )
+    {
+        i += 1;
+    }
+    let mut current = String::new();
+    let mut depth = 0;
+    while i < toks.len() {
+        let t = &toks[i];
+        let lower = t.to_lowercase();
+        if depth > 0 {
+            match t.as_str() {
+                "(" => depth += 1,
+                ")" => depth -= 1,
+                _ => {}
+            }
+        } else if t == "(" {
+            depth = 1;
+        } else if t == "," || t == ";" {
+            if !current.is_empty() {
+                out.names.push(std::mem::take(&mut current));
+            }
+        } else if lower == "on" {
+            if !current.is_empty() {
+                out.names.push(std::mem::take(&mut current));
+            }
+            let mut table = String::new();
+            for t in &toks[i + 1..] {
+                if t == "." || table.ends_with('.') || table.is_empty() {
+                    table.push_str(t);
+                } else {
+                    break;
+                }
+            }
+            out.on = Some(table);
+        } else if lower == "cascade" {
+            out.cascade = true;
+        } else if lower == "restrict" {
+        } else if out.on.is_none() {
+            current.push_str(t);
+        }
+        i += 1;
+    }
+    if !current.is_empty() {
+        out.names.push(current);
+    }
+    out
+}
+
+/// The tables of `TRUNCATE [TABLE] [ONLY] a, b [RESTART IDENTITY] [CASCADE]`.
+fn truncated_names(node: &SyntaxNode) -> Dropped {
+    let mut d = dropped_names(node, 0);
+    d.names = d
+        .names
+        .into_iter()
+        .map(|n| {
+            let l = n.to_lowercase();
+            let n = if l.starts_with("table") && n.len() > 5 && !n[5..].starts_with('.') {
+                n[5..].to_string()
+            } else {
+                n
+            };
+            if n.to_lowercase().starts_with("only") && n.len() > 4 && !n[4..].starts_with('.') {
+                n[4..].to_string()
+            } else {
+                n
+            }
+        })
+        .map(|n| {
+            let l = n.to_lowercase();
+            for tail in ["restartidentity", "continueidentity"] {
+                if l.ends_with(tail) {
+                    return n[..n.len() - tail.len()].to_string();
+                }
+            }
+            n
+        })
+        .filter(|n| !n.is_empty() && !n.eq_ignore_ascii_case("table"))
+        .collect();
+    d
+}
+
+/// The kind of object a DROP or CREATE keyword names, as cutover tracks it (`None` for kinds it
+/// does not).
+fn object_kind(word: &str, materialized: bool) -> Option<&'static str> {
+    Some(match word {
+        "view" if materialized => "materialized view",
+        "view" => "view",
+        "function" => "function",
+        "procedure" => "procedure",
+        "trigger" => "trigger",
+        "sequence" => "sequence",
+        "type" => "type",
+        "domain" => "domain",
+        "policy" => "policy",
+        "extension" => "extension",
+        "rule" => "rule",
+        "statistics" => "statistics",
+        "aggregate" => "aggregate",
+        "collation" => "collation",
+        "schema" => "schema",
+        _ => return None,
+    })
+}
+
+/// The key of an object in [`Schema::create_object`]: its normalized name, with `@table` for
+/// objects named per table.
+fn object_key(name: &str, on: Option<&str>) -> String {
+    match on {
+        Some(table) => format!("{}@{}", normalize(name), normalize(table)),
+        None => normalize(name),
+    }
+}
+
+/// The object a CREATE statement makes, by kind and key.
+fn created_object(node: &SyntaxNode, w: &[String]) -> Option<(&'static str, String)> {
+    let p = w.iter().position(|t| object_kind(t, false).is_some())?;
+    let materialized = p > 0 && w[p - 1] == "materialized";
+    let kind = object_kind(&w[p], materialized)?;
+    let name = name_after(node, &w[p], &["if", "not", "exists"])?;
+    let on = matches!(kind, "trigger" | "rule" | "policy")
+        .then(|| name_after(node, "on", &[]))
+        .flatten();
+    Some((kind, object_key(&name, on.as_deref())))
+}
+
+/// Kinds whose replacement changes what the running version sees (a definition it uses).
+fn replace_is_visible(kind: &str) -> bool {
+    matches!(
+        kind,
+        "view" | "materialized view" | "function" | "procedure" | "trigger" | "rule" | "policy"
+    )
 }
 
 fn no_inverse_reason() -> String {
@@ -1451,4 +2421,27 @@ fn not_null_check_column(w: &[String]) -> Option<String> {
         return Some(rest[1].clone());
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every squawk rule cutover runs is in the registry, so `lint --list-rules` lists exactly
+    /// what `lint` can emit, with a severity and a summary.
+    #[test]
+    fn every_squawk_rule_that_runs_is_listed() {
+        let linter = Linter::with_rules(&[], SQUAWK_REPLACED);
+        let mut missing: Vec<String> = linter
+            .rules
+            .iter()
+            .map(|r| r.to_string())
+            .filter(|id| rule(id).is_none())
+            .collect();
+        missing.sort();
+        assert!(
+            missing.is_empty(),
+            "squawk rules that run but are not listed: {missing:?}"
+        );
+    }
 }

@@ -108,7 +108,15 @@ rules! {
     "unbatched-dml", Warning, "cutover", "UPDATE or DELETE of a whole existing table in one transaction holds row locks for the whole run.";
     "table-rewrite", Warning, "cutover", "The statement rewrites the whole table under an ACCESS EXCLUSIVE lock.";
     "replaces-object", Warning, "cutover", "CREATE OR REPLACE changes an object the running version already uses.";
-    "unclassified-statement", Warning, "cutover", "cutover does not know whether the statement is safe while the old version runs; it is placed in the contract phase.";
+    "unclassified-statement", Error, "cutover", "cutover does not know whether the statement is safe while the old version runs; the file must declare its phase (`-- cutover:phase=`).";
+    "unreadable-do-block", Error, "cutover", "A DO block whose body cutover cannot read (variables, loops, dynamic EXECUTE, function calls); the file must declare its phase. Plain statements inside a DO block, guarded by IF or EXCEPTION, are classified like any other.";
+    "breaking-add-constraint", Error, "cutover", "A constraint that rejects every insert of the running version (a NULL check on a column it does not know, which it leaves NULL); NOT VALID does not help.";
+    "constraint-rejects-old-writes", Warning, "cutover", "A CHECK, FOREIGN KEY, UNIQUE or PRIMARY KEY constraint (or unique index) on columns the running version writes can reject its writes; it is placed in the contract phase.";
+    "ban-drop-not-null", Warning, "squawk", "DROP NOT NULL lets the new version write NULLs the old version may not expect when it reads them.";
+    "transaction-wrapper", Info, "cutover", "The file's own BEGIN ... COMMIT is left out: cutover runs each file in one transaction and records it in the same one.";
+    "transaction-control-in-migration", Error, "cutover", "BEGIN, COMMIT or ROLLBACK inside a migration would commit or abort part of it: the run could no longer be recorded or undone as one.";
+    "enum-value-in-same-transaction", Error, "cutover", "An enum value added by ALTER TYPE ... ADD VALUE is used in the same transaction; PostgreSQL refuses it until the transaction commits.";
+    "unused-ignore", Warning, "cutover", "A `-- cutover:ignore` comment that silences nothing: a typo, an unknown rule, or a rule that no longer fires on that statement.";
     "rename-rewrite-incomplete", Warning, "cutover", "The rename rewrite copies the column's values, not its indexes, constraints or defaults.";
     "rename-type-unknown", Info, "cutover", "The renamed column's type is not in the migrations; the expand step copies it from the live catalog.";
     "backfill-key-unsupported", Error, "cutover", "The rename's backfill walks an integer primary key; the table's key is not one (uuid, text, composite).";
@@ -142,6 +150,8 @@ rules! {
     "ban-char-field", Info, "squawk", "char(n) pads values.";
     "require-enum-value-ordering", Info, "squawk", "New enum values should say where they go.";
     "prefer-repack", Info, "squawk", "VACUUM FULL / CLUSTER lock the table; pg_repack does not.";
+    "ban-drop-generated-expression", Warning, "squawk", "DROP EXPRESSION turns a generated column into a plain one: the new version may write values the old version expects computed.";
+    "ban-alter-identity", Warning, "squawk", "Changing a column's identity may break inserts of the running version.";
 }
 
 /// Looks a rule up by id.

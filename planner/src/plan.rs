@@ -113,10 +113,25 @@ fn lexical(path: &Path) -> PathBuf {
 
 /// Rules whose findings stop planning in an online release.
 fn blocks_online(rule: &str) -> bool {
+    blocks_always(rule)
+        || matches!(
+            rule,
+            "mixed-phase-migration" | "unclassified-statement" | "unreadable-do-block"
+        )
+        || (rule.starts_with("breaking-") && rule != "breaking-rename-column")
+}
+
+/// Findings that stop any plan, recreate included: the migration cannot run as one recorded,
+/// undoable unit.
+fn blocks_always(rule: &str) -> bool {
     matches!(
         rule,
-        "unparseable-statement" | "phase-declaration-mismatch" | "mixed-phase-migration"
-    ) || (rule.starts_with("breaking-") && rule != "breaking-rename-column")
+        "unparseable-statement"
+            | "phase-declaration-mismatch"
+            | "transaction-control-in-migration"
+            | "enum-value-in-same-transaction"
+            | "concurrently-in-transaction"
+    )
 }
 
 /// Plans a release from a parsed spec and the migration files of each of its databases.
@@ -156,10 +171,7 @@ pub fn plan_release(spec: &ReleaseSpec, dbs: DatabaseFiles) -> Result<Plan, Plan
             continue;
         }
         let blocks = if recreate {
-            matches!(
-                f.rule.as_str(),
-                "unparseable-statement" | "phase-declaration-mismatch"
-            )
+            blocks_always(&f.rule)
         } else {
             blocks_online(&f.rule)
         };

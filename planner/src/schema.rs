@@ -46,10 +46,22 @@ impl Table {
     }
 }
 
-/// Tables by normalized name.
+/// Tables by normalized name, and what the release being analyzed has created so far.
 #[derive(Debug, Clone, Default)]
 pub struct Schema {
     tables: BTreeMap<String, Table>,
+    /// Columns this release added to tables that existed before it, by (table, column), with
+    /// whether the column has a default: the running version neither reads nor writes them, so
+    /// its inserts leave them NULL (or at their default).
+    new_columns: BTreeMap<(String, String), bool>,
+    /// Objects this release created, by kind (`view`, `index`, `function`, ...) and normalized
+    /// name: no running version uses them yet.
+    new_objects: BTreeSet<(&'static str, String)>,
+    /// Index name to the normalized name of its table.
+    indexes: BTreeMap<String, String>,
+    /// Constraints (by table and constraint name) placed after the old version is retired
+    /// because they can reject its writes: validating one belongs there too.
+    deferred_constraints: BTreeSet<(String, String)>,
 }
 
 /// Normalizes an identifier as PostgreSQL does: unquoted names fold to lower case, quoted ones
@@ -218,6 +230,83 @@ impl Schema {
                 t.not_null_checked.insert(col);
             }
         });
+    }
+}
+
+impl Schema {
+    /// Whether `column` of `table` was added by this release to a table the running version
+    /// already uses; `Some(has_default)` when it was.
+    pub fn new_column(&self, table: &str, column: &str) -> Option<bool> {
+        self.new_columns
+            .get(&(normalize(table), normalize(column)))
+            .copied()
+    }
+
+    /// Records a column this release adds (ignored for tables the release creates).
+    pub fn add_new_column(&mut self, table: &str, column: &str, has_default: bool) {
+        if !self.is_new(table) {
+            self.new_columns
+                .insert((normalize(table), normalize(column)), has_default);
+        }
+    }
+
+    /// Records that `column` now has (or no longer has) a default.
+    pub fn set_new_column_default(&mut self, table: &str, column: &str, has_default: bool) {
+        if let Some(d) = self
+            .new_columns
+            .get_mut(&(normalize(table), normalize(column)))
+        {
+            *d = has_default;
+        }
+    }
+
+    /// Records an object this release creates. `kind` is the SQL keyword (`view`, `index`,
+    /// `function`, `constraint`, ...); `key` its normalized name (see [`normalize`]), with
+    /// `@table` for objects named per table (triggers, policies, rules, constraints).
+    pub fn create_object(&mut self, kind: &'static str, key: &str) {
+        self.new_objects.insert((kind, key.to_string()));
+    }
+
+    /// Whether this release created the object (`key` as for [`Schema::create_object`]).
+    pub fn is_new_object(&self, kind: &'static str, key: &str) -> bool {
+        self.new_objects.contains(&(kind, key.to_string()))
+    }
+
+    /// CREATE INDEX `name` ON `table`.
+    pub fn create_index(&mut self, name: &str, table: &str) {
+        self.indexes.insert(normalize(name), normalize(table));
+    }
+
+    /// The table of an index the migrations created, normalized.
+    pub fn index_table(&self, name: &str) -> Option<&str> {
+        self.indexes.get(&normalize(name)).map(String::as_str)
+    }
+
+    /// Marks a constraint as placed after the old version is retired.
+    pub fn defer_constraint(&mut self, table: &str, constraint: &str) {
+        self.deferred_constraints
+            .insert((normalize(table), normalize(constraint)));
+    }
+
+    /// Whether a constraint was placed after the old version is retired.
+    pub fn is_deferred_constraint(&self, table: &str, constraint: &str) -> bool {
+        self.deferred_constraints
+            .contains(&(normalize(table), normalize(constraint)))
+    }
+
+    /// Ends a file. Unless the file belongs to the release (`keep_new` false: a file already
+    /// applied, or `lint`, which has no release), what it created is no longer new: the running
+    /// version may use it.
+    pub fn end_file(&mut self, keep_new: bool) {
+        if keep_new {
+            return;
+        }
+        for t in self.tables.values_mut() {
+            t.created_in_release = false;
+        }
+        self.new_columns.clear();
+        self.new_objects.clear();
+        self.deferred_constraints.clear();
     }
 }
 

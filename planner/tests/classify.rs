@@ -32,9 +32,10 @@ fn statements_land_in_the_right_phase() {
             "CREATE INDEX CONCURRENTLY users_email_idx ON users (email);",
             Expand,
         ),
+        // It can reject what the old version writes: NOT VALID only skips existing rows.
         (
             "ALTER TABLE users ADD CONSTRAINT email_len CHECK (length(email) < 300) NOT VALID;",
-            Expand,
+            Contract,
         ),
         ("ALTER TABLE users VALIDATE CONSTRAINT email_len;", Expand),
         (
@@ -81,11 +82,34 @@ fn statements_land_in_the_right_phase() {
 }
 
 #[test]
-fn set_not_null_after_a_validated_check_is_expand() {
+fn set_not_null_after_a_validated_check_runs_with_the_check_after_the_old_version() {
+    // The check rejects the NULLs the old version may write, so the recipe runs in contract;
+    // SET NOT NULL after it rejects nothing new and skips the scan.
     let sql = "ALTER TABLE users ADD CONSTRAINT email_nn CHECK (email IS NOT NULL) NOT VALID;\nALTER TABLE users VALIDATE CONSTRAINT email_nn;\nALTER TABLE users ALTER COLUMN email SET NOT NULL;";
-    let (phase, rules, _) = classify(sql);
-    assert_eq!(phase, StmtPhase::Expand, "{rules:?}");
+    let (phase, rules, file) = classify(sql);
+    assert_eq!(phase, StmtPhase::Contract, "{rules:?}");
+    assert_eq!(file, Phase::Contract, "{rules:?}");
     assert!(!rules.contains(&"breaking-set-not-null".to_string()));
+    assert!(!rules.contains(&"mixed-phase-migration".to_string()));
+    assert!(rules.contains(&"constraint-rejects-old-writes".to_string()));
+    // A check that was there before the release already rejects NULLs: SET NOT NULL is expand.
+    let files = vec![
+        MigrationFile::from_bytes(
+            "V1__base.sql",
+            "V1__base.sql",
+            format!("{BASE}\nALTER TABLE users ADD CONSTRAINT email_nn CHECK (email IS NOT NULL);")
+                .as_bytes(),
+        )
+        .unwrap(),
+        MigrationFile::from_bytes(
+            "V2__x.sql",
+            "V2__x.sql",
+            b"ALTER TABLE users ALTER COLUMN email SET NOT NULL;",
+        )
+        .unwrap(),
+    ];
+    let a = analyze(&files, Some(1), AnalyzeOptions { release: true });
+    assert_eq!(a.migrations[0].phase, Phase::Expand, "{:?}", a.findings);
 }
 
 #[test]

@@ -46,10 +46,12 @@ fn sample_directory_classifies_every_migration() {
             "contract"
         )
     );
-    assert!(
-        phases[..6].iter().all(|(_, p)| *p == "expand"),
-        "{phases:?}"
-    );
+    // The foreign key of V5 can reject orders the old version writes: it waits for its
+    // retirement. Everything else but V7's drop is expand.
+    for (i, (file, phase)) in phases[..6].iter().enumerate() {
+        let want = if i == 4 { "contract" } else { "expand" };
+        assert_eq!(*phase, want, "{file}: {phases:?}");
+    }
     let v4 = &doc["migrations"][3];
     assert_eq!(
         v4["transactional"], false,
@@ -102,8 +104,9 @@ DELETE FROM sessions;
         .collect();
     assert_eq!(
         phases,
+        // The foreign key on line 2 can reject orders the running version writes: contract.
         [
-            "expand", "expand", "breaking", "expand", "expand", "contract"
+            "expand", "contract", "breaking", "expand", "expand", "contract"
         ]
     );
 }
