@@ -495,7 +495,8 @@ fn analyze_file(
     struct Span {
         start: usize,
         end: usize,
-        table: Option<String>,
+        /// The table it works on was created by this release (or file): nobody waits on its locks.
+        table_new: bool,
         /// Rule ids its ignore comments name, with the comment's line.
         ignores: BTreeMap<String, u32>,
     }
@@ -632,7 +633,7 @@ fn analyze_file(
         spans.push(Span {
             start,
             end,
-            table: class.table.clone(),
+            table_new: class.table.as_deref().is_some_and(|t| schema.is_new(t)),
             ignores,
         });
         extras.push(Extra {
@@ -794,7 +795,7 @@ fn analyze_file(
             let span = spans.iter().position(|s| at >= s.start && at < s.end);
             if let Some(s) = span.map(|i| &spans[i])
                 && SQUAWK_LOCK_RULES.contains(&id.as_str())
-                && s.table.as_deref().is_some_and(|t| schema.is_new(t))
+                && s.table_new
             {
                 continue;
             }
@@ -1054,17 +1055,30 @@ fn ignores_between(
         .filter(|(at, _)| *at >= from && *at < to)
         .filter_map(|(at, text)| Some((index.line(*at), text.split("cutover:ignore").nth(1)?)))
         .flat_map(|(line, rest)| {
-            rest.split([',', ' '])
+            // Words after the ids (`-- cutover:ignore data-loss: emptied on purpose`) are the
+            // reason, not ids.
+            let mut ids = Vec::new();
+            for word in rest
+                .split([',', ' '])
                 .map(str::trim)
                 .filter(|s| !s.is_empty())
-                // Words after the ids (`-- cutover:ignore data-loss: emptied on purpose`) are
-                // the reason, not ids.
-                .take_while(|s| {
-                    s.chars()
-                        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-                })
-                .map(|id| (canonical_rule_id(id), line))
-                .collect::<Vec<_>>()
+            {
+                let (id, last) = match word.strip_suffix([':', '.', ';']) {
+                    Some(id) => (id, true),
+                    None => (word, false),
+                };
+                let is_id = !id.is_empty()
+                    && id
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+                if is_id {
+                    ids.push((canonical_rule_id(id), line));
+                }
+                if last || !is_id {
+                    break;
+                }
+            }
+            ids
         })
         .collect()
 }
@@ -1588,6 +1602,9 @@ fn classify(stmt: &ast::Stmt, schema: &mut Schema, in_release: bool) -> Class {
             let dropped = dropped_names(node, 1);
             if dropped.names.is_empty() || dropped.cascade {
                 c.raise(Contract);
+            }
+            if let [one] = dropped.names.as_slice() {
+                c.table = schema.index_table(&normalize(one)).map(str::to_string);
             }
             for name in dropped.names {
                 let key = normalize(&name);

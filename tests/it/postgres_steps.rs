@@ -1165,3 +1165,165 @@ fn placeholder_migrations_are_applied_and_recorded_like_any_other() {
         "the rollback left placeholder rows in refinery's history"
     );
 }
+
+/// golang-migrate and pop wrap a file in its own BEGIN ... COMMIT. cutover leaves the wrapper
+/// out, so the file and its refinery row commit together, and a failure leaves nothing behind.
+#[test]
+fn a_files_own_begin_commit_wrapper_runs_as_one_transaction_with_its_history_row() {
+    let db = custom_db(
+        &[(
+            "V2__wrapped.sql",
+            "BEGIN;\nALTER TABLE users ADD COLUMN nick text;\nCREATE TABLE wrapped (id int);\nCOMMIT;\n",
+        )],
+        "2s",
+    );
+    let plan = db.plan();
+    let rules: Vec<&str> = plan["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["rule"].as_str().unwrap())
+        .collect();
+    assert!(rules.contains(&"transaction-wrapper"), "{rules:?}");
+    assert!(!rules.contains(&"transaction-nesting"), "{rules:?}");
+    let out = db.cutover(&["apply", "spec.toml"], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
+    assert_eq!(db.history().len(), 2);
+    assert_eq!(
+        db.sql("SELECT count(*) FROM information_schema.columns WHERE table_name = 'users' AND column_name = 'nick'"),
+        "1"
+    );
+    let run = db.run_id();
+    let out = db.cutover(&["rollback", &run], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
+    assert_eq!(db.history().len(), 1);
+    assert_eq!(
+        db.sql("SELECT count(*) FROM information_schema.tables WHERE table_name = 'wrapped'"),
+        "0"
+    );
+}
+
+/// A wrapped file that fails half-way commits nothing and is not recorded: the run stops at
+/// the migration with the database as it was.
+#[test]
+fn a_wrapped_file_that_fails_half_way_leaves_nothing_committed() {
+    let db = custom_db(
+        &[(
+            "V2__half.sql",
+            "BEGIN;\nCREATE TABLE half (id int);\nALTER TABLE users ADD COLUMN half_done text;\nSELECT 1 / 0;\nCOMMIT;\n",
+        )],
+        "2s",
+    );
+    let out = db.cutover(&["apply", "spec.toml"], &[]);
+    assert_ne!(out.status.code(), Some(0), "{}", transcript(&out));
+    assert_eq!(db.history().len(), 1, "{}", transcript(&out));
+    assert_eq!(
+        db.sql("SELECT count(*) FROM information_schema.tables WHERE table_name = 'half'"),
+        "0",
+        "{}",
+        transcript(&out)
+    );
+}
+
+/// A COMMIT in the middle of a file would commit its first half on its own: `plan` stops with
+/// the fix, and `apply` changes nothing.
+#[test]
+fn a_commit_inside_a_migration_stops_the_plan_and_the_apply() {
+    let db = custom_db(&[], "2s");
+    std::fs::write(
+        db.dir.path().join("migrations/V2__two_halves.sql"),
+        "CREATE TABLE first_half (id int);\nCOMMIT;\nCREATE TABLE second_half (id int);\n",
+    )
+    .unwrap();
+    let out = db.cutover(&["plan", "spec.toml"], &[]);
+    assert_ne!(out.status.code(), Some(0), "{}", transcript(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("transaction-control-in-migration") && err.contains("V2__two_halves.sql:2"),
+        "{err}"
+    );
+    let out = db.cutover(&["apply", "spec.toml"], &[]);
+    assert_ne!(out.status.code(), Some(0), "{}", transcript(&out));
+    assert_eq!(
+        db.sql("SELECT count(*) FROM information_schema.tables WHERE table_name IN ('first_half', 'second_half')"),
+        "0"
+    );
+    assert_eq!(db.history().len(), 1);
+}
+
+/// PostgreSQL refuses an enum value in the transaction that added it (ALTER TYPE, Notes).
+/// `plan` says so on the line that uses it; the same statements in two files apply.
+#[test]
+fn an_enum_value_used_where_it_is_added_stops_the_plan_and_two_files_apply() {
+    let base = "CREATE TYPE plan_tier AS ENUM ('free');\nALTER TABLE users ADD COLUMN tier plan_tier NOT NULL DEFAULT 'free';\n";
+    let db = custom_db(&[("V2__tier.sql", base)], "2s");
+    std::fs::write(
+        db.dir.path().join("migrations/V3__pro.sql"),
+        "ALTER TYPE plan_tier ADD VALUE 'pro';\nALTER TABLE users ALTER COLUMN tier SET DEFAULT 'pro';\n",
+    )
+    .unwrap();
+    let out = db.cutover(&["plan", "spec.toml"], &[]);
+    assert_ne!(out.status.code(), Some(0), "{}", transcript(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("enum-value-in-same-transaction") && err.contains("V3__pro.sql:2"),
+        "{err}"
+    );
+    // Split: V3 adds the value, V4 uses it; each commits on its own.
+    let db = custom_db(
+        &[
+            ("V2__tier.sql", base),
+            ("V3__pro.sql", "ALTER TYPE plan_tier ADD VALUE 'pro';\n"),
+            (
+                "V4__pro_default.sql",
+                "ALTER TABLE users ALTER COLUMN tier SET DEFAULT 'pro';\n",
+            ),
+        ],
+        "2s",
+    );
+    db.plan();
+    let out = db.cutover(&["apply", "spec.toml"], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
+    assert_eq!(db.history().len(), 4);
+    assert_eq!(
+        db.sql("SELECT column_default FROM information_schema.columns WHERE table_name = 'users' AND column_name = 'tier'"),
+        "'pro'::plan_tier"
+    );
+}
+
+/// The create-if-missing idiom in a DO block is expand: the type and the column the new
+/// version needs exist before it serves, and running the block twice is harmless.
+#[test]
+fn do_blocks_that_add_what_the_new_version_needs_run_in_expand() {
+    let db = custom_db(
+        &[
+            (
+                "V2__status_type.sql",
+                "DO $$ BEGIN\n  CREATE TYPE account_status AS ENUM ('active', 'closed');\nEXCEPTION\n  WHEN duplicate_object THEN NULL;\nEND $$;\n",
+            ),
+            (
+                "V3__status_column.sql",
+                "DO $$\nBEGIN\n  IF NOT EXISTS (SELECT 1 FROM information_schema.columns WHERE table_name = 'users' AND column_name = 'status') THEN\n    ALTER TABLE users ADD COLUMN status account_status;\n  END IF;\nEND\n$$;\n",
+            ),
+        ],
+        "2s",
+    );
+    let plan = db.plan();
+    let ids: Vec<&str> = plan["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap())
+        .collect();
+    assert!(
+        ids.contains(&"migrate/expand/V2__status_type")
+            && ids.contains(&"migrate/expand/V3__status_column"),
+        "{ids:?}"
+    );
+    let out = db.cutover(&["apply", "spec.toml"], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
+    assert_eq!(
+        db.sql("SELECT data_type FROM information_schema.columns WHERE table_name = 'users' AND column_name = 'status'"),
+        "USER-DEFINED"
+    );
+}

@@ -1,0 +1,592 @@
+//! Classification by what the old version can still do (issue 10): constraints judged by the
+//! old version's writes, DO blocks read, one transaction as one unit, what one transaction
+//! cannot hold, and ignore comments that silence nothing. Each case is a release against a
+//! baseline where `users`, `orders` and a `mood` enum already serve the old version.
+
+use cutover_planner::analysis::{Analysis, AnalyzeOptions, Phase, StmtPhase, analyze};
+use cutover_planner::migrations::MigrationFile;
+
+const BASE: &str = "\
+CREATE TYPE mood AS ENUM ('happy', 'sad');
+CREATE TABLE users (id bigint PRIMARY KEY, name text NOT NULL, email text, feeling mood);
+CREATE TABLE orders (id bigint PRIMARY KEY, user_id bigint, total numeric NOT NULL);
+CREATE INDEX orders_user_idx ON orders (user_id);
+CREATE VIEW active_users AS SELECT id, name FROM users;
+";
+
+/// Analyzes `files` (name, SQL) as one release after the baseline.
+fn release(files: &[(&str, &str)]) -> Analysis {
+    let mut all =
+        vec![MigrationFile::from_bytes("V1__base.sql", "V1__base.sql", BASE.as_bytes()).unwrap()];
+    for (name, sql) in files {
+        all.push(MigrationFile::from_bytes(name, name, sql.as_bytes()).unwrap());
+    }
+    analyze(&all, Some(1), AnalyzeOptions { release: true })
+}
+
+/// One file's phase and its findings' rule ids.
+fn one(sql: &str) -> (Phase, Vec<String>) {
+    let a = release(&[("V2__x.sql", sql)]);
+    (
+        a.migrations[0].phase,
+        a.findings.iter().map(|f| f.rule.clone()).collect(),
+    )
+}
+
+fn check(cases: &[(&str, Phase, &[&str], &[&str])]) {
+    let mut wrong = Vec::new();
+    for (sql, phase, present, absent) in cases {
+        let (got, rules) = one(sql);
+        let missing: Vec<&&str> = present
+            .iter()
+            .filter(|r| !rules.iter().any(|x| x == *r))
+            .collect();
+        let extra: Vec<&&str> = absent
+            .iter()
+            .filter(|r| rules.iter().any(|x| x == *r))
+            .collect();
+        if got != *phase || !missing.is_empty() || !extra.is_empty() {
+            wrong.push(format!("{sql}\n  want {phase:?} with {present:?} without {absent:?}\n  got  {got:?} with {rules:?}"));
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "{} case(s) wrong:\n{}",
+        wrong.len(),
+        wrong.join("\n")
+    );
+}
+
+#[test]
+fn constraints_are_judged_by_the_old_versions_writes() {
+    use Phase::*;
+    check(&[
+        // Rejects every insert of the old version, which leaves the new column NULL.
+        (
+            "ALTER TABLE users ADD COLUMN org_id bigint;\nALTER TABLE users ADD CONSTRAINT org_nn CHECK (org_id IS NOT NULL) NOT VALID;",
+            Breaking,
+            &["breaking-add-constraint"],
+            &[],
+        ),
+        (
+            "ALTER TABLE users ADD COLUMN org_id bigint CHECK (org_id IS NOT NULL);",
+            Breaking,
+            &["breaking-add-constraint"],
+            &[],
+        ),
+        (
+            "ALTER TABLE users ADD COLUMN org_id bigint CONSTRAINT org_set CHECK (num_nonnulls(org_id) = 1);",
+            Breaking,
+            &["breaking-add-constraint"],
+            &[],
+        ),
+        // A default the constraint accepts keeps the old version's inserts passing.
+        (
+            "ALTER TABLE users ADD COLUMN org_id bigint NOT NULL DEFAULT 0;",
+            Expand,
+            &[],
+            &["breaking-add-constraint"],
+        ),
+        (
+            "ALTER TABLE users ADD COLUMN tier int DEFAULT 1 CHECK (tier IS NOT NULL);",
+            Expand,
+            &[],
+            &["breaking-add-constraint", "constraint-rejects-old-writes"],
+        ),
+        // NULL passes a plain CHECK, a foreign key and a unique constraint: fine for a new column.
+        (
+            "ALTER TABLE users ADD COLUMN age int CHECK (age > 0);",
+            Expand,
+            &[],
+            &["constraint-rejects-old-writes"],
+        ),
+        (
+            "ALTER TABLE users ADD COLUMN manager_id bigint REFERENCES users (id);",
+            Expand,
+            &[],
+            &["constraint-rejects-old-writes"],
+        ),
+        (
+            "ALTER TABLE users ADD COLUMN handle text;\nALTER TABLE users ADD CONSTRAINT users_handle_key UNIQUE (handle);",
+            Expand,
+            &[],
+            &["constraint-rejects-old-writes"],
+        ),
+        (
+            "ALTER TABLE orders ADD COLUMN coupon text;\nCREATE UNIQUE INDEX CONCURRENTLY orders_coupon_key ON orders (coupon);",
+            Expand,
+            &[],
+            &["constraint-rejects-old-writes"],
+        ),
+        // On columns the old version writes: may reject them, so after its retirement.
+        (
+            "ALTER TABLE users ADD CONSTRAINT email_len CHECK (length(email) < 300) NOT VALID;",
+            Contract,
+            &["constraint-rejects-old-writes"],
+            &[],
+        ),
+        (
+            "ALTER TABLE orders ADD CONSTRAINT orders_user_fk FOREIGN KEY (user_id) REFERENCES users (id) NOT VALID;",
+            Contract,
+            &["constraint-rejects-old-writes"],
+            &[],
+        ),
+        (
+            "ALTER TABLE users ADD CONSTRAINT users_email_key UNIQUE (email);",
+            Contract,
+            &["constraint-rejects-old-writes"],
+            &[],
+        ),
+        (
+            "CREATE UNIQUE INDEX CONCURRENTLY users_email_key ON users (lower(email));",
+            Contract,
+            &["constraint-rejects-old-writes"],
+            &[],
+        ),
+        (
+            "ALTER TABLE users ADD CONSTRAINT email_nn CHECK (email IS NOT NULL) NOT VALID;",
+            Contract,
+            &["constraint-rejects-old-writes"],
+            &["breaking-add-constraint"],
+        ),
+        (
+            "ALTER DOMAIN positive ADD CONSTRAINT pos CHECK (VALUE > 0) NOT VALID;",
+            Contract,
+            &["constraint-rejects-old-writes"],
+            &[],
+        ),
+        // A unique index that already enforces it: nothing new is rejected.
+        (
+            "ALTER TABLE users ADD CONSTRAINT users_email_key UNIQUE USING INDEX users_email_idx;",
+            Expand,
+            &[],
+            &["constraint-rejects-old-writes"],
+        ),
+        // SET NOT NULL: breaking, and its recipe runs after the old version.
+        (
+            "ALTER TABLE users ALTER COLUMN email SET NOT NULL;",
+            Breaking,
+            &["breaking-set-not-null"],
+            &[],
+        ),
+        // DROP NOT NULL: the new version may write NULLs the old one reads.
+        (
+            "ALTER TABLE users ALTER COLUMN name DROP NOT NULL;",
+            Expand,
+            &["ban-drop-not-null"],
+            &[],
+        ),
+        (
+            "CREATE TABLE notes (id bigint, body text NOT NULL);\nALTER TABLE notes ALTER COLUMN body DROP NOT NULL;",
+            Expand,
+            &[],
+            &["ban-drop-not-null"],
+        ),
+        // On a table the release creates nobody writes yet.
+        (
+            "CREATE TABLE notes (id bigint, body text);\nALTER TABLE notes ADD CONSTRAINT body_nn CHECK (body IS NOT NULL);",
+            Expand,
+            &[],
+            &["breaking-add-constraint", "constraint-rejects-old-writes"],
+        ),
+    ]);
+    // The recipe the hint gives is the one that is safe.
+    let a = release(&[(
+        "V2__x.sql",
+        "ALTER TABLE users ALTER COLUMN email SET NOT NULL;",
+    )]);
+    let hint = &a
+        .findings
+        .iter()
+        .find(|f| f.rule == "breaking-set-not-null")
+        .unwrap()
+        .hint;
+    assert!(
+        hint.contains("contract") && hint.contains("NOT VALID alone does not make it safe"),
+        "{hint}"
+    );
+}
+
+#[test]
+fn validating_a_deferred_constraint_runs_after_the_old_version_too() {
+    let a = release(&[
+        (
+            "V2__fk.sql",
+            "ALTER TABLE orders ADD CONSTRAINT orders_user_fk FOREIGN KEY (user_id) REFERENCES users (id) NOT VALID;",
+        ),
+        (
+            "V3__validate.sql",
+            "ALTER TABLE orders VALIDATE CONSTRAINT orders_user_fk;",
+        ),
+    ]);
+    assert_eq!(a.migrations[0].phase, Phase::Contract);
+    assert_eq!(a.migrations[1].phase, Phase::Contract, "{:?}", a.findings);
+}
+
+#[test]
+fn do_blocks_are_classified_by_the_statements_inside() {
+    use Phase::*;
+    check(&[
+        (
+            "DO $$ BEGIN\n  CREATE TYPE status AS ENUM ('new', 'done');\nEXCEPTION\n  WHEN duplicate_object THEN NULL;\nEND $$;",
+            Expand,
+            &[],
+            &["unreadable-do-block", "unclassified-statement"],
+        ),
+        (
+            "DO $$\nBEGIN\n  IF NOT EXISTS (SELECT 1 FROM information_schema.columns WHERE table_name = 'users' AND column_name = 'nick') THEN\n    ALTER TABLE users ADD COLUMN nick text;\n  END IF;\nEND\n$$;",
+            Expand,
+            &[],
+            &["unreadable-do-block"],
+        ),
+        (
+            "DO $$ BEGIN ALTER TABLE users ADD COLUMN IF NOT EXISTS disabled boolean NULL; END $$;",
+            Expand,
+            &[],
+            &[],
+        ),
+        (
+            "DO $$ BEGIN IF true THEN ALTER TABLE users DROP COLUMN email; END IF; END $$;",
+            Contract,
+            &["data-loss"],
+            &[],
+        ),
+        (
+            "DO $$ BEGIN ALTER TABLE users RENAME COLUMN name TO full_name; END $$;",
+            Breaking,
+            &["breaking-rename-column"],
+            &[],
+        ),
+        (
+            "DO $$ BEGIN ALTER TABLE users ADD COLUMN org_id bigint NOT NULL; END $$;",
+            Breaking,
+            &["breaking-add-required-column"],
+            &[],
+        ),
+        (
+            "DO $$ BEGIN CREATE INDEX users_name_idx ON users (name); END $$;",
+            Expand,
+            &["require-concurrent-index-creation"],
+            &[],
+        ),
+        (
+            "DO $$ BEGIN RAISE NOTICE 'nothing to do'; END $$;",
+            Expand,
+            &[],
+            &["unreadable-do-block"],
+        ),
+        // What cutover cannot read stops until the file says its phase.
+        (
+            "DO $$ DECLARE r record; BEGIN FOR r IN SELECT id FROM users LOOP UPDATE orders SET total = 0 WHERE user_id = r.id; END LOOP; END $$;",
+            Contract,
+            &["unreadable-do-block"],
+            &[],
+        ),
+        (
+            "DO $$ BEGIN EXECUTE 'ALTER TABLE users DROP COLUMN ' || 'email'; END $$;",
+            Contract,
+            &["unreadable-do-block"],
+            &[],
+        ),
+        (
+            "DO LANGUAGE plpython3u $$ plpy.execute('select 1') $$;",
+            Contract,
+            &["unreadable-do-block"],
+            &[],
+        ),
+        (
+            "-- cutover:phase=expand\nDO $$ BEGIN EXECUTE format('CREATE TABLE IF NOT EXISTS %I (id bigint)', 'audit_2026'); END $$;",
+            Expand,
+            &[],
+            &["unreadable-do-block"],
+        ),
+        (
+            "-- cutover:phase=contract\nDO $$ DECLARE n int; BEGIN SELECT count(*) INTO n FROM users; END $$;",
+            Contract,
+            &[],
+            &["unreadable-do-block"],
+        ),
+        // And a statement kind cutover does not know is no longer placed by default.
+        (
+            "CALL refresh_everything();",
+            Contract,
+            &["unclassified-statement"],
+            &[],
+        ),
+        (
+            "-- cutover:phase=expand\nCALL refresh_everything();",
+            Expand,
+            &[],
+            &["unclassified-statement"],
+        ),
+    ]);
+    let (_, findings) = {
+        let a = release(&[(
+            "V2__x.sql",
+            "DO $$\nBEGIN\n  IF true THEN\n    ALTER TABLE users DROP COLUMN email;\n  END IF;\nEND $$;",
+        )]);
+        (a.migrations[0].phase, a.findings)
+    };
+    let loss = findings.iter().find(|f| f.rule == "data-loss").unwrap();
+    assert_eq!(
+        loss.line, 4,
+        "the finding points at the statement inside the block"
+    );
+}
+
+#[test]
+fn one_transaction_is_one_unit() {
+    use Phase::*;
+    check(&[
+        (
+            "DROP VIEW active_users;\nCREATE VIEW active_users AS SELECT id, name, email FROM users;",
+            Expand,
+            &["replaces-object"],
+            &["mixed-phase-migration"],
+        ),
+        (
+            "DROP INDEX orders_user_idx;\nCREATE INDEX orders_user_idx ON orders (user_id, id);",
+            Expand,
+            &["require-concurrent-index-creation"],
+            &["mixed-phase-migration"],
+        ),
+        (
+            "DROP FUNCTION IF EXISTS total_of(bigint);\nCREATE FUNCTION total_of(o bigint) RETURNS numeric LANGUAGE sql AS $$ SELECT total FROM orders WHERE id = o $$;",
+            Expand,
+            &["replaces-object"],
+            &[],
+        ),
+        (
+            "ALTER TABLE orders DROP CONSTRAINT IF EXISTS total_positive, ADD CONSTRAINT total_positive CHECK (total >= 0) NOT VALID;",
+            Contract,
+            &["constraint-rejects-old-writes"],
+            &["mixed-phase-migration"],
+        ),
+        // Not a replace: the object is gone (or CASCADE takes more with it).
+        (
+            "DROP VIEW active_users;",
+            Contract,
+            &[],
+            &["replaces-object"],
+        ),
+        (
+            "DROP VIEW active_users CASCADE;\nCREATE VIEW active_users AS SELECT id FROM users;",
+            Contract,
+            &["mixed-phase-migration"],
+            &[],
+        ),
+        // Objects the release creates are nobody's yet, whatever the statement.
+        (
+            "CREATE TABLE audit (id bigint, note text);\nCREATE INDEX audit_note ON audit (note);\nDROP INDEX audit_note;\nALTER TABLE audit DROP COLUMN note;\nTRUNCATE audit;\nDROP TABLE audit;",
+            Expand,
+            &[],
+            &[
+                "data-loss",
+                "require-concurrent-index-creation",
+                "require-concurrent-index-deletion",
+            ],
+        ),
+        (
+            "CREATE TABLE archive AS SELECT * FROM orders WHERE false;\nCREATE INDEX archive_user ON archive (user_id);",
+            Expand,
+            &[],
+            &["require-concurrent-index-creation"],
+        ),
+        (
+            "ALTER TABLE users ADD COLUMN scratch text;\nALTER TABLE users DROP COLUMN scratch;",
+            Expand,
+            &[],
+            &["data-loss"],
+        ),
+        (
+            "CREATE VIEW v2 AS SELECT 1;\nDROP VIEW v2;",
+            Expand,
+            &[],
+            &[],
+        ),
+    ]);
+    // Across the files of one release as well.
+    let a = release(&[
+        (
+            "V2__t.sql",
+            "CREATE TABLE audit (id bigint, note text);\nCREATE INDEX audit_note ON audit (note);",
+        ),
+        (
+            "V3__d.sql",
+            "DROP INDEX audit_note;\nALTER TABLE audit DROP COLUMN note;",
+        ),
+    ]);
+    assert_eq!(a.migrations[1].phase, Phase::Expand, "{:?}", a.findings);
+    assert!(a.findings.is_empty(), "{:?}", a.findings);
+    assert!(
+        a.migrations[1]
+            .statements
+            .iter()
+            .all(|s| s.phase == StmtPhase::Expand)
+    );
+}
+
+#[test]
+fn lint_treats_tables_created_earlier_in_the_file_as_new() {
+    let files = vec![MigrationFile::from_bytes(
+        "V7__t.sql",
+        "V7__t.sql",
+        b"CREATE TABLE actions (person_id bigint, post_id bigint);\nALTER TABLE actions ALTER COLUMN person_id SET NOT NULL, ALTER COLUMN post_id SET NOT NULL;\nCREATE INDEX actions_person ON actions (person_id);",
+    )
+    .unwrap()];
+    let a = analyze(&files, None, AnalyzeOptions::default());
+    let rules: Vec<&str> = a.findings.iter().map(|f| f.rule.as_str()).collect();
+    assert_eq!(a.migrations[0].phase, Phase::Expand, "{rules:?}");
+    assert!(!rules.contains(&"breaking-set-not-null"), "{rules:?}");
+    assert!(
+        !rules.contains(&"require-concurrent-index-creation"),
+        "{rules:?}"
+    );
+}
+
+#[test]
+fn what_one_transaction_cannot_hold_stops_or_is_handled() {
+    use Phase::*;
+    check(&[
+        (
+            "ALTER TYPE mood ADD VALUE 'calm';\nALTER TABLE users ALTER COLUMN feeling SET DEFAULT 'calm';",
+            Expand,
+            &["enum-value-in-same-transaction"],
+            &[],
+        ),
+        (
+            "ALTER TYPE mood ADD VALUE IF NOT EXISTS 'calm';\nUPDATE users SET feeling = 'calm'::mood WHERE feeling IS NULL;",
+            Expand,
+            &["enum-value-in-same-transaction"],
+            &[],
+        ),
+        // A type created in the same transaction may use its new values.
+        (
+            "CREATE TYPE size AS ENUM ('s');\nALTER TYPE size ADD VALUE 'm';\nALTER TABLE orders ADD COLUMN size size DEFAULT 'm';",
+            Expand,
+            &[],
+            &["enum-value-in-same-transaction"],
+        ),
+        (
+            "ALTER TYPE mood ADD VALUE 'calm';",
+            Expand,
+            &[],
+            &["enum-value-in-same-transaction"],
+        ),
+        // golang-migrate's wrapper: left out, the body is one transaction anyway.
+        (
+            "BEGIN;\nALTER TABLE users ADD COLUMN nick text;\nCOMMIT;",
+            Expand,
+            &["transaction-wrapper"],
+            &["transaction-nesting", "transaction-control-in-migration"],
+        ),
+        (
+            "SET statement_timeout = 0;\nBEGIN;\nCREATE TABLE tags (id bigint);\nEND;",
+            Expand,
+            &["transaction-wrapper"],
+            &["transaction-control-in-migration"],
+        ),
+        // Anything else commits or aborts part of the file.
+        (
+            "ALTER TABLE users ADD COLUMN nick text;\nCOMMIT;\nALTER TABLE users ADD COLUMN bio text;",
+            Expand,
+            &["transaction-control-in-migration"],
+            &[],
+        ),
+        (
+            "BEGIN;\nALTER TABLE users ADD COLUMN nick text;\nROLLBACK;",
+            Expand,
+            &["transaction-control-in-migration"],
+            &[],
+        ),
+        (
+            "BEGIN;\nALTER TABLE users ADD COLUMN nick text;",
+            Expand,
+            &["transaction-control-in-migration"],
+            &[],
+        ),
+        (
+            "SAVEPOINT a;\nALTER TABLE users ADD COLUMN nick text;\nROLLBACK TO SAVEPOINT a;",
+            Expand,
+            &[],
+            &["transaction-control-in-migration"],
+        ),
+        // Statements that cannot run in a transaction, with others.
+        (
+            "ALTER TABLE users ADD COLUMN nick text;\nVACUUM users;",
+            Expand,
+            &["concurrently-in-transaction"],
+            &[],
+        ),
+        (
+            "VACUUM ANALYZE users;",
+            Expand,
+            &["empty-migration"],
+            &["concurrently-in-transaction"],
+        ),
+    ]);
+    let a = release(&[(
+        "V2__w.sql",
+        "BEGIN;\nALTER TABLE users ADD COLUMN nick text;\nCOMMIT;\n",
+    )]);
+    let m = &a.migrations[0];
+    assert_eq!(
+        m.statements.len(),
+        1,
+        "the wrapper is not run: {:?}",
+        m.statements
+    );
+    assert!(m.transactional);
+    // Split over two files, the enum value is committed before it is used.
+    let a = release(&[
+        ("V2__add.sql", "ALTER TYPE mood ADD VALUE 'calm';"),
+        (
+            "V3__use.sql",
+            "ALTER TABLE users ALTER COLUMN feeling SET DEFAULT 'calm';",
+        ),
+    ]);
+    assert!(
+        !a.findings
+            .iter()
+            .any(|f| f.rule == "enum-value-in-same-transaction"),
+        "{:?}",
+        a.findings
+    );
+}
+
+#[test]
+fn an_ignore_that_silences_nothing_is_reported() {
+    let a = release(&[(
+        "V2__i.sql",
+        "CREATE INDEX users_name_idx ON users (name); -- cutover:ignore require-concurrent-index-creation\n\
+         -- cutover:ignore data-loss: the column was never read\n\
+         ALTER TABLE users ADD COLUMN nick text;\n\
+         -- cutover:ignore require-concurent-index-creation\n\
+         CREATE INDEX CONCURRENTLY users_nick_idx ON users (nick);\n",
+    )]);
+    let unused: Vec<(u32, &str)> = a
+        .findings
+        .iter()
+        .filter(|f| f.rule == "unused-ignore")
+        .map(|f| (f.line, f.message.as_str()))
+        .collect();
+    assert_eq!(unused.len(), 2, "{unused:?}");
+    assert_eq!(unused[0].0, 2);
+    assert!(
+        unused[0].1.contains("`data-loss` reports nothing"),
+        "{unused:?}"
+    );
+    assert_eq!(unused[1].0, 4);
+    assert!(
+        unused[1]
+            .1
+            .contains("no rule `require-concurent-index-creation`"),
+        "{unused:?}"
+    );
+    // The used one silences its own statement and reports nothing about itself.
+    assert!(
+        !a.findings
+            .iter()
+            .any(|f| f.rule == "require-concurrent-index-creation")
+    );
+}
