@@ -308,6 +308,16 @@ impl Class {
     fn finding(&mut self, rule: &'static str, message: String, hint: impl Into<String>) {
         self.findings.push((rule, message, hint.into(), None));
     }
+
+    fn finding_at(
+        &mut self,
+        rule: &'static str,
+        message: String,
+        hint: impl Into<String>,
+        line: u32,
+    ) {
+        self.findings.push((rule, message, hint.into(), Some(line)));
+    }
 }
 
 /// Rules squawk reports that cutover replaces with phase-aware ones, or that are not about locks.
@@ -1998,7 +2008,14 @@ fn classify_do(d: &ast::Do, schema: &mut Schema, index: &LineIndex, lint: bool) 
         c.creates.append(&mut ic.creates);
         c.owner_of = c.owner_of.take().or(ic.owner_of.take());
         c.needs_declaration |= ic.needs_declaration;
-        c.transactional &= transactional(stmt);
+        if !transactional(stmt) {
+            c.finding_at(
+                "concurrently-in-transaction",
+                format!("`{}` cannot run inside a DO block: PostgreSQL runs the block as one function call, inside a transaction", summarize(&node.text().to_string())),
+                "write it as a plain statement in a migration file of its own; cutover runs such a file outside a transaction",
+                line,
+            );
+        }
         for (rule, message, hint, _) in ic.findings {
             c.findings.push((rule, message, hint, Some(line)));
         }

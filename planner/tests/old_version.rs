@@ -275,6 +275,12 @@ fn do_blocks_are_classified_by_the_statements_inside() {
             &[],
             &["unreadable-do-block"],
         ),
+        (
+            "DO $$ BEGIN CREATE INDEX CONCURRENTLY users_name_idx ON users (name); END $$;",
+            Expand,
+            &["concurrently-in-transaction"],
+            &[],
+        ),
         // What cutover cannot read stops until the file says its phase.
         (
             "DO $$ DECLARE r record; BEGIN FOR r IN SELECT id FROM users LOOP UPDATE orders SET total = 0 WHERE user_id = r.id; END LOOP; END $$;",
