@@ -606,8 +606,8 @@ pub fn plan_release(spec: &ReleaseSpec, dbs: DatabaseFiles) -> Result<Plan, Plan
                 for (_, r) in &renames {
                     let table_col = format!(
                         "{}.{}",
-                        crate::schema::normalize(&r.rename.table),
-                        crate::schema::normalize(&r.rename.to)
+                        crate::schema::plain(&r.rename.table),
+                        crate::schema::plain(&r.rename.to)
                     );
                     let id = format!("backfill/{}", qualify(name, &table_col));
                     let bf = b.add(
