@@ -19,9 +19,10 @@
 //! loss, CONCURRENTLY sharing a migration, and phase declarations. Squawk rules that cutover's
 //! phase-aware rules replace (renames, drops, type changes, NOT NULL) are turned off.
 
+use crate::learn;
 use crate::lint::{Finding, Severity, rule};
 use crate::migrations::MigrationFile;
-use crate::schema::{Column, Schema, normalize};
+use crate::schema::{Attachment, Schema, normalize};
 use crate::source::LineIndex;
 use serde::Serialize;
 use squawk_linter::{Linter, Rule, Violation};
@@ -97,12 +98,18 @@ pub struct ColumnRename {
     pub column_type: Option<String>,
     /// The old column is NOT NULL.
     pub not_null: bool,
-    /// First primary-key column of the table, when the migrations declare it.
+    /// First primary-key column of the table, when the migrations declare it, as SQL (quoted
+    /// where it needs quotes: `"CustomerNo"`).
     pub key: Option<String>,
     /// The primary key's column types, in key order, when the migrations declare them (empty
     /// for an unknown key; more than one for a composite key).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub key_types: Vec<String>,
+    /// What the migrations attach to the old column that a copy into a new column cannot carry
+    /// (its primary key, identity, foreign keys referencing it, views reading it...): the
+    /// rewrite refuses such a rename (`rename-rewrite-unsupported`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub attachments: Vec<Attachment>,
 }
 
 /// One statement of a migration.
@@ -1197,6 +1204,14 @@ const RECIPE_RENAME_TABLE: &str = "rename the table and create a view with the o
 const RECIPE_RENAME_OBJECT: &str = "create the object under its new name beside the old one (expand), move the app to it, drop the old one (contract)";
 
 fn classify(stmt: &ast::Stmt, schema: &mut Schema, in_release: bool) -> Class {
+    let c = classify_before_learning(stmt, schema, in_release);
+    // Views, indexes and DROP TABLE teach the schema model afterwards: their classification
+    // asks what the schema held before them (was the dropped table or index new?).
+    learn::statement(schema, stmt);
+    c
+}
+
+fn classify_before_learning(stmt: &ast::Stmt, schema: &mut Schema, in_release: bool) -> Class {
     use StmtPhase::*;
     let node = stmt.syntax();
     let w = words(node);
@@ -1220,7 +1235,6 @@ fn classify(stmt: &ast::Stmt, schema: &mut Schema, in_release: bool) -> Class {
                 match action {
                     ast::AlterTableAction::AddColumn(ac) => {
                         let col = text_of(ac.column_name()).unwrap_or_default();
-                        let ty = text_of(ac.ty()).unwrap_or_default();
                         let cons: Vec<ast::Constraint> = ac.constraints().collect();
                         let not_null = cons.iter().any(|k| {
                             matches!(
@@ -1250,14 +1264,7 @@ fn classify(stmt: &ast::Stmt, schema: &mut Schema, in_release: bool) -> Class {
                         }
                         inverses.push(format!("ALTER TABLE {table} DROP COLUMN IF EXISTS {col};"));
                         schema.add_new_column(&table, &col, has_default);
-                        schema.add_column(
-                            &table,
-                            Column {
-                                name: normalize(&col),
-                                ty,
-                                not_null,
-                            },
-                        );
+                        learn::add_column(schema, &table, &ac);
                     }
                     ast::AlterTableAction::AddConstraint(ac) => {
                         let name = name_after(ac.syntax(), "constraint", &[]);
@@ -1297,6 +1304,7 @@ fn classify(stmt: &ast::Stmt, schema: &mut Schema, in_release: bool) -> Class {
                                 schema.defer_constraint(&table, &not_null_key(&col));
                             }
                         }
+                        learn::add_constraint(schema, &table, &ac);
                     }
                     ast::AlterTableAction::ValidateConstraint(vc) => {
                         c.raise(Expand);
@@ -1310,6 +1318,7 @@ fn classify(stmt: &ast::Stmt, schema: &mut Schema, in_release: bool) -> Class {
                     }
                     ast::AlterTableAction::AlterColumn(ac) => {
                         let col = text_of(ac.column_name_ref()).unwrap_or_default();
+                        learn::alter_column(schema, &table, &ac);
                         match ac.option() {
                             Some(ast::AlterColumnOption::SetType(st)) => {
                                 let ty = text_of(st.ty()).unwrap_or_default();
@@ -1393,6 +1402,7 @@ fn classify(stmt: &ast::Stmt, schema: &mut Schema, in_release: bool) -> Class {
                         schema.drop_column(&table, &col);
                     }
                     ast::AlterTableAction::DropConstraint(dc) => {
+                        learn::drop_constraint(schema, &table, &dc);
                         let name = name_after(dc.syntax(), "constraint", &["if", "exists"])
                             .unwrap_or_default();
                         let key = format!("{}@{}", normalize(&name), normalize(&table));
@@ -1429,7 +1439,9 @@ fn classify(stmt: &ast::Stmt, schema: &mut Schema, in_release: bool) -> Class {
                                 to: to.clone(),
                                 column_type: col.map(|c| c.ty.clone()).filter(|ty| !ty.is_empty()),
                                 not_null: col.is_some_and(|c| c.not_null),
+                                // Normalized names are SQL as they stand (`"UserId"` keeps its quotes).
                                 key: t.and_then(|t| t.primary_key.first().cloned()),
+                                attachments: schema.attachments(&table, &from),
                                 key_types: t
                                     .map(|t| {
                                         t.primary_key
@@ -1457,7 +1469,8 @@ fn classify(stmt: &ast::Stmt, schema: &mut Schema, in_release: bool) -> Class {
                         }
                         schema.rename_table(&table, &to);
                     }
-                    ast::AlterTableAction::SetSchema(_) => {
+                    ast::AlterTableAction::SetSchema(ss) => {
+                        learn::set_schema(schema, &table, &ss);
                         c.raise(if is_new { Expand } else { Breaking });
                         if !is_new {
                             c.finding("breaking-set-schema", format!("moving `{table}` to another schema breaks the version that uses it"), RECIPE_RENAME_TABLE);
@@ -1478,7 +1491,8 @@ fn classify(stmt: &ast::Stmt, schema: &mut Schema, in_release: bool) -> Class {
                         c.raise(Contract);
                         unknown_inverse = Some(no_inverse_reason());
                     }
-                    ast::AlterTableAction::RenameConstraint(_) => {
+                    ast::AlterTableAction::RenameConstraint(rc) => {
+                        learn::rename_constraint(schema, &table, &rc);
                         c.raise(Expand);
                         unknown_inverse = Some(no_inverse_reason());
                     }
@@ -1500,47 +1514,7 @@ fn classify(stmt: &ast::Stmt, schema: &mut Schema, in_release: bool) -> Class {
         }
         ast::Stmt::CreateTable(ct) => {
             let name = text_of(ct.table_name()).unwrap_or_default();
-            let mut columns = Vec::new();
-            let mut pk = Vec::new();
-            if let Some(args) = ct.table_arg_list() {
-                for arg in args.args() {
-                    match arg {
-                        ast::TableArg::Column(col) => {
-                            let cname = normalize(&text_of(col.name()).unwrap_or_default());
-                            let ty = text_of(col.ty()).unwrap_or_default();
-                            let kinds: Vec<SyntaxKind> =
-                                col.syntax().descendants().map(|n| n.kind()).collect();
-                            if kinds.contains(&SyntaxKind::PRIMARY_KEY_CONSTRAINT) {
-                                pk.push(cname.clone());
-                            }
-                            let not_null = kinds.contains(&SyntaxKind::NOT_NULL_CONSTRAINT);
-                            columns.push(Column {
-                                name: cname,
-                                ty,
-                                not_null,
-                            });
-                        }
-                        ast::TableArg::TableConstraint(tc) => {
-                            let tw = words(tc.syntax());
-                            if let Some(p) = tw
-                                .windows(2)
-                                .position(|x| x[0] == "primary" && x[1] == "key")
-                            {
-                                pk.extend(
-                                    tw[p + 2..]
-                                        .iter()
-                                        .skip_while(|t| *t == "(")
-                                        .take_while(|t| *t != ")")
-                                        .filter(|t| *t != ",")
-                                        .map(|t| normalize(t)),
-                                );
-                            }
-                        }
-                        _ => {}
-                    }
-                }
-            }
-            schema.create_table(&name, columns, pk, in_release);
+            learn::create_table(schema, ct, in_release);
             let mut c = Class::new(
                 Expand,
                 Inverse::Sql(format!("DROP TABLE IF EXISTS {name};")),
@@ -1594,7 +1568,6 @@ fn classify(stmt: &ast::Stmt, schema: &mut Schema, in_release: bool) -> Class {
             }
             if let Some(n) = &name {
                 let key = normalize(&qualified(n));
-                schema.create_index(&key, &table);
                 schema.create_object("index", &key);
                 c.creates.push(("index", key));
             }

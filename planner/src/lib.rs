@@ -16,6 +16,7 @@ pub mod analysis;
 pub mod dag;
 pub mod duration;
 pub mod error;
+mod learn;
 pub mod lint;
 pub mod migrations;
 pub mod plan;

@@ -119,6 +119,7 @@ rules! {
     "unused-ignore", Warning, "cutover", "A `-- cutover:ignore` comment that silences nothing: a typo, an unknown rule, or a rule that no longer fires on that statement.";
     "rename-rewrite-incomplete", Warning, "cutover", "The rename rewrite copies the column's values, not its indexes, constraints or defaults.";
     "rename-type-unknown", Info, "cutover", "The renamed column's type is not in the migrations; the expand step copies it from the live catalog.";
+    "rename-rewrite-unsupported", Error, "cutover", "The renamed column is a primary key, an identity, generated or serial column, or is referenced by a foreign key or read by a view: the rename rewrite (add, copy, drop) cannot carry that, so `plan` stops; rename it in a `recreate` release, or keep the name.";
     "backfill-key-unsupported", Error, "cutover", "The rename's backfill walks an integer primary key; the table's key is not one (uuid, text, composite).";
     "recreate-runs-as-is", Info, "cutover", "A breaking statement runs unchanged because the recreate strategy stops the old version first.";
     "require-concurrent-index-creation", Error, "squawk", "CREATE INDEX without CONCURRENTLY blocks writes while it builds.";

@@ -116,7 +116,10 @@ fn blocks_online(rule: &str) -> bool {
     blocks_always(rule)
         || matches!(
             rule,
-            "mixed-phase-migration" | "unclassified-statement" | "unreadable-do-block"
+            "mixed-phase-migration"
+                | "unclassified-statement"
+                | "unreadable-do-block"
+                | "rename-rewrite-unsupported"
         )
         || (rule.starts_with("breaking-") && rule != "breaking-rename-column")
 }
@@ -132,6 +135,38 @@ fn blocks_always(rule: &str) -> bool {
             | "enum-value-in-same-transaction"
             | "concurrently-in-transaction"
     )
+}
+
+/// `rename-rewrite-unsupported` for each rename whose old column carries what the rewrite (add
+/// a plain column, copy, drop the old one) cannot: a primary key, an identity, a generated
+/// expression, a sequence default, foreign keys referencing it, views reading it. Planned, the
+/// release would end with the table's key or identity gone, or fail at the contract step after
+/// the traffic moved; so the rename has no online rewrite, like any other breaking statement.
+fn unsupported_renames(analyzed: &[(String, Vec<MigrationAnalysis>)]) -> Vec<Finding> {
+    let mut out = Vec::new();
+    for m in analyzed.iter().flat_map(|(_, ms)| ms) {
+        for s in m.renames() {
+            let r = s.rename.as_ref().expect("renames() have one");
+            if r.attachments.is_empty() {
+                continue;
+            }
+            let what: Vec<String> = r.attachments.iter().map(ToString::to_string).collect();
+            let what = match what.as_slice() {
+                [one] => one.clone(),
+                [rest @ .., last] => format!("{} and {last}", rest.join(", ")),
+                [] => unreachable!(),
+            };
+            let (table, from, to) = (&r.table, &r.from, &r.to);
+            out.push(finding(
+                "rename-rewrite-unsupported",
+                m,
+                s.line,
+                format!("renaming `{table}.{from}` to `{to}` cannot be rewritten into phases: `{from}` is {what}; the rewrite adds `{to}` as a plain column, copies the values and drops `{from}`, which loses that (or fails at the contract step, after traffic moved)"),
+                format!("keep the name `{from}` in this release (the new version can read it as `{to}` through a view, e.g. `CREATE VIEW ... AS SELECT {from} AS {to}, ...`), or rename it in a `recreate` release, where the RENAME runs as written and PostgreSQL keeps the key, identity, foreign keys and views on the renamed column"),
+            ));
+        }
+    }
+    out
 }
 
 /// Plans a release from a parsed spec and the migration files of each of its databases.
@@ -154,6 +189,10 @@ pub fn plan_release(spec: &ReleaseSpec, dbs: DatabaseFiles) -> Result<Plan, Plan
         let a = analyze(files, db.baseline, AnalyzeOptions { release: true });
         findings.extend(a.findings);
         analyzed.push((name.clone(), a.migrations));
+    }
+    // A recreate release runs renames as written: PostgreSQL keeps everything on the column.
+    if !recreate {
+        findings.extend(unsupported_renames(&analyzed));
     }
     let mut blocking = Vec::new();
     let mut kept = Vec::new();
@@ -618,8 +657,8 @@ pub fn plan_release(spec: &ReleaseSpec, dbs: DatabaseFiles) -> Result<Plan, Plan
                 for (_, r) in &renames {
                     let table_col = format!(
                         "{}.{}",
-                        crate::schema::normalize(&r.rename.table),
-                        crate::schema::normalize(&r.rename.to)
+                        crate::schema::plain(&r.rename.table),
+                        crate::schema::plain(&r.rename.to)
                     );
                     let id = format!("backfill/{}", qualify(name, &table_col));
                     let bf = b.add(

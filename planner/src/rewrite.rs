@@ -13,7 +13,7 @@
 
 use crate::analysis::ColumnRename;
 use crate::migrations::hex;
-use crate::schema::normalize;
+use crate::schema::{bare, normalize};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
@@ -91,8 +91,8 @@ pub fn rename_column(rename: &ColumnRename) -> RenameRewrite {
         None => format!(
             "-- the type of {table}.{from} is not declared in the migrations: copy it from the catalog\n\
              DO $cutover$\nBEGIN\n  EXECUTE format('ALTER TABLE %s ADD COLUMN %I %s', '{table}'::regclass, '{to_raw}',\n    (SELECT format_type(atttypid, atttypmod) FROM pg_attribute\n      WHERE attrelid = '{table}'::regclass AND attname = '{from_raw}'));\nEND\n$cutover$;",
-            to_raw = normalize(to),
-            from_raw = normalize(from),
+            to_raw = bare(to),
+            from_raw = bare(from),
         ),
     };
     let expand_sql = format!(

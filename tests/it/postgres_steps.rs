@@ -1327,3 +1327,269 @@ fn do_blocks_that_add_what_the_new_version_needs_run_in_expand() {
         "USER-DEFINED"
     );
 }
+
+/// A database whose release directory holds `m/V1__baseline.sql` (`v1`), applied and recorded
+/// in refinery's history; the test writes V2 into `m/` afterwards.
+fn baseline_db(v1: &str) -> Db {
+    let db = Db::create(|dir| {
+        std::fs::create_dir(dir.join("m")).unwrap();
+        std::fs::write(dir.join("m/V1__baseline.sql"), v1).unwrap();
+        "[release]\nname = \"schema\"\n\n[[database]]\nname = \"main\"\nurl_env = \"DATABASE_URL\"\nmigrations = \"m\"\nbaseline = 1\nbackup = { enabled = false }\nbackfill = { batch_size = 700 }\n".to_string()
+    });
+    db.baseline(&db.dir.path().join("m"));
+    db
+}
+
+/// Backfill params of the plan's one backfill step.
+fn backfill_params(plan: &Value) -> Value {
+    plan["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["kind"] == "backfill")
+        .unwrap_or_else(|| panic!("no backfill step: {plan:#}"))["params"]
+        .clone()
+}
+
+/// A baseline in pg_dump's style (field case f06): session settings, a table without
+/// constraints, a sequence owned by the key column, its default and the primary key added by
+/// `ALTER TABLE ONLY`. The key is not named `id`.
+const PG_DUMP_BASELINE: &str = r#"--
+-- PostgreSQL database dump
+--
+
+SET statement_timeout = 0;
+SET lock_timeout = 0;
+SET idle_in_transaction_session_timeout = 0;
+SET client_encoding = 'UTF8';
+SET standard_conforming_strings = on;
+SELECT pg_catalog.set_config('search_path', '', false);
+SET check_function_bodies = false;
+SET xmloption = content;
+SET client_min_messages = warning;
+SET row_security = off;
+
+SET default_tablespace = '';
+
+SET default_table_access_method = heap;
+
+CREATE TABLE public.invoices (
+    invoice_no integer NOT NULL,
+    customer text NOT NULL,
+    title character varying(200) NOT NULL,
+    total numeric(12,2)
+);
+
+CREATE SEQUENCE public.invoices_invoice_no_seq
+    AS integer
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1;
+
+ALTER SEQUENCE public.invoices_invoice_no_seq OWNED BY public.invoices.invoice_no;
+
+ALTER TABLE ONLY public.invoices ALTER COLUMN invoice_no SET DEFAULT nextval('public.invoices_invoice_no_seq'::regclass);
+
+ALTER TABLE ONLY public.invoices
+    ADD CONSTRAINT invoices_pkey PRIMARY KEY (invoice_no);
+"#;
+
+/// Field case f06: the rename's backfill walks the key pg_dump declared (`invoice_no`), not a
+/// guessed `id`, and the release succeeds on a real server with every row copied.
+#[test]
+fn a_pg_dump_baseline_rename_backfills_by_its_declared_key_on_a_real_database() {
+    let db = baseline_db(PG_DUMP_BASELINE);
+    // Keys far from 1, and gaps: the walk follows the key, not a row count.
+    db.sql("SELECT setval('invoices_invoice_no_seq', 5000)");
+    db.sql("INSERT INTO invoices (customer, title, total) SELECT 'c' || g, 'invoice ' || g, g FROM generate_series(1, 2600) g");
+    db.sql("DELETE FROM invoices WHERE invoice_no % 7 = 0");
+    let rows = db.sql("SELECT count(*) FROM invoices");
+    std::fs::write(
+        db.dir.path().join("m/V2__rename_title.sql"),
+        "ALTER TABLE invoices RENAME COLUMN title TO subject;\n",
+    )
+    .unwrap();
+
+    let plan = db.plan();
+    let params = backfill_params(&plan);
+    assert_eq!(params["key"], "invoice_no", "{params:#}");
+    assert!(
+        params["batch_sql"]
+            .as_str()
+            .unwrap()
+            .contains("ORDER BY invoice_no"),
+        "{params:#}"
+    );
+    let rules: Vec<&str> = plan["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["rule"].as_str().unwrap())
+        .collect();
+    assert!(
+        !rules.contains(&"rename-type-unknown") && !rules.contains(&"rename-rewrite-unsupported"),
+        "the key and the type are declared: {rules:?}"
+    );
+
+    let out = db.cutover(&["apply", "spec.toml"], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("finished: succeeded"),
+        "{}",
+        transcript(&out)
+    );
+    // Every row's value arrived in the new column; the old one is gone; key and default stay.
+    assert_eq!(
+        db.sql("SELECT count(*) FROM invoices WHERE subject = 'invoice ' || (invoice_no - 5000)"),
+        rows
+    );
+    assert_eq!(
+        db.sql("SELECT string_agg(column_name || ':' || is_nullable, ',' ORDER BY ordinal_position) FROM information_schema.columns WHERE table_name = 'invoices'"),
+        "invoice_no:NO,customer:NO,total:YES,subject:NO"
+    );
+    assert_eq!(
+        db.sql("SELECT conname FROM pg_constraint WHERE conrelid = 'invoices'::regclass AND contype = 'p'"),
+        "invoices_pkey"
+    );
+    assert_eq!(
+        db.sql(
+            "INSERT INTO invoices (customer, subject) VALUES ('new', 'after') RETURNING invoice_no"
+        ),
+        "7601",
+        "the sequence default still numbers new rows"
+    );
+    assert_eq!(db.history().len(), 2);
+}
+
+/// Quoted and schema-qualified names go through the rewrite as written: the key is quoted in the
+/// backfill, and a table the migrations do not declare (its type and key read from the catalog)
+/// works with quoted names too.
+#[test]
+fn quoted_schema_qualified_names_are_rewritten_and_applied_on_a_real_database() {
+    let db = baseline_db(
+        r#"CREATE SCHEMA app;
+CREATE TABLE app."Invoices" (
+    "InvoiceNo" bigint GENERATED ALWAYS AS IDENTITY,
+    "Title" text NOT NULL
+);
+ALTER TABLE ONLY app."Invoices" ADD CONSTRAINT "Invoices_pkey" PRIMARY KEY ("InvoiceNo");
+CREATE TABLE "Invoices" (id bigint PRIMARY KEY, "Title" text);
+"#,
+    );
+    // Made outside the migrations: the planner knows neither its type nor its key (`id`).
+    db.sql(r#"CREATE TABLE app."Notes" (id bigint PRIMARY KEY, "Body" varchar(80))"#);
+    db.sql(r#"INSERT INTO app."Invoices" ("Title") SELECT 'app ' || g FROM generate_series(1, 1500) g"#);
+    db.sql(r#"INSERT INTO "Invoices" SELECT g, 'public ' || g FROM generate_series(1, 900) g"#);
+    db.sql(r#"INSERT INTO app."Notes" SELECT g, 'note ' || g FROM generate_series(1, 800) g"#);
+    std::fs::write(
+        db.dir.path().join("m/V2__renames.sql"),
+        r#"ALTER TABLE app."Invoices" RENAME COLUMN "Title" TO "Subject";
+ALTER TABLE "Invoices" RENAME COLUMN "Title" TO "Subject";
+ALTER TABLE app."Notes" RENAME COLUMN "Body" TO "Text";
+"#,
+    )
+    .unwrap();
+    let plan = db.plan();
+    let keys: Vec<(String, String)> = plan["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["kind"] == "backfill")
+        .map(|s| {
+            (
+                s["params"]["table"].as_str().unwrap().to_string(),
+                s["params"]["key"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            ("app.\"Invoices\"".to_string(), "\"InvoiceNo\"".to_string()),
+            ("\"Invoices\"".to_string(), "id".to_string()),
+            ("app.\"Notes\"".to_string(), "id".to_string()),
+        ]
+    );
+    let out = db.cutover(&["apply", "spec.toml"], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
+    assert_eq!(
+        db.sql(r#"SELECT count(*) FROM app."Invoices" WHERE "Subject" = 'app ' || "InvoiceNo""#),
+        "1500"
+    );
+    assert_eq!(
+        db.sql(r#"SELECT count(*) FROM "Invoices" WHERE "Subject" = 'public ' || id"#),
+        "900"
+    );
+    assert_eq!(
+        db.sql(r#"SELECT count(*) FROM app."Notes" WHERE "Text" = 'note ' || id"#),
+        "800"
+    );
+    assert_eq!(
+        db.sql(r#"SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = 'app."Notes"'::regclass AND attname = 'Text'"#),
+        "character varying(80)",
+        "the type came from the catalog"
+    );
+    assert_eq!(
+        db.sql(r#"SELECT count(*) FROM pg_attribute WHERE attrelid IN ('app."Invoices"'::regclass, '"Invoices"'::regclass, 'app."Notes"'::regclass) AND attname IN ('Title', 'Body') AND NOT attisdropped"#),
+        "0"
+    );
+}
+
+/// Field case f07 on a real server: renaming the primary key (an identity column, with and
+/// without a foreign key referencing it) is refused before anything runs, even with
+/// --allow-error-findings, and the table keeps its key and identity.
+#[test]
+fn a_primary_key_rename_is_refused_before_anything_changes_on_a_real_database() {
+    for posts in [
+        "CREATE TABLE posts (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, member_id bigint NOT NULL REFERENCES members (id), body text);",
+        "",
+    ] {
+        let db = baseline_db(&format!(
+            "CREATE TABLE members (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, display_name text NOT NULL);\n{posts}\n"
+        ));
+        db.sql(
+            "INSERT INTO members (display_name) SELECT 'm' || g FROM generate_series(1, 1500) g",
+        );
+        std::fs::write(
+            db.dir.path().join("m/V2__rename_member_pk.sql"),
+            "-- the key gets a clearer name\nALTER TABLE members RENAME COLUMN id TO member_id;\n",
+        )
+        .unwrap();
+        let before = db.schema();
+        for args in [
+            &["apply", "spec.toml"][..],
+            &["apply", "spec.toml", "--allow-error-findings"][..],
+        ] {
+            let out = db.cutover(args, &[]);
+            let text = transcript(&out);
+            assert_eq!(out.status.code(), Some(1), "{posts}: {text}");
+            assert!(
+                text.contains("m/V2__rename_member_pk.sql:2: error [rename-rewrite-unsupported]")
+                    && text.contains("`id` is the primary key (`members_pkey`)")
+                    && text.contains("identity column"),
+                "{posts}: {text}"
+            );
+            assert_eq!(
+                text.contains("referenced by the foreign key `posts_member_id_fkey` of `posts`"),
+                !posts.is_empty(),
+                "{text}"
+            );
+        }
+        assert_eq!(db.schema(), before, "{posts}: the schema changed");
+        assert_eq!(
+            db.sql("SELECT attidentity FROM pg_attribute WHERE attrelid = 'members'::regclass AND attname = 'id'"),
+            "a"
+        );
+        assert_eq!(db.history().len(), 1);
+        assert!(
+            !db.dir.path().join(".cutover/runs").exists()
+                || std::fs::read_dir(db.dir.path().join(".cutover/runs"))
+                    .unwrap()
+                    .next()
+                    .is_none(),
+            "no run was started"
+        );
+    }
+}

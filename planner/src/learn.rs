@@ -1,0 +1,459 @@
+//! What DDL teaches the [`Schema`] model: reads squawk's syntax tree of a statement (or of one
+//! `ALTER TABLE` action) and calls the model's methods.
+//!
+//! [`crate::analysis`] decides phases and findings; this module only records what a statement
+//! declares, so that the two concerns change independently. It reads what real baselines
+//! declare, pg_dump's included: `CREATE TABLE` with inline or table-level keys, `ALTER TABLE
+//! [IF EXISTS] [ONLY] t ADD CONSTRAINT ... PRIMARY KEY | UNIQUE | FOREIGN KEY` (also `USING
+//! INDEX`), identity columns (inline, or `ALTER COLUMN ... ADD GENERATED ... AS IDENTITY`),
+//! generated columns, serial columns and `nextval` defaults, indexes, and views with what they
+//! read. Names go to the model as written; it normalizes them.
+
+use crate::schema::{Column, Identity, Schema, ViewReads, normalize};
+use squawk_syntax::ast::{self, AstNode};
+use squawk_syntax::{SyntaxKind, SyntaxNode};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// A name as written, without the spaces or comments between its parts (`app . "T"` →
+/// `app."T"`).
+fn name_of(node: &SyntaxNode) -> String {
+    node.descendants_with_tokens()
+        .filter_map(|e| e.into_token())
+        .filter(|t| !t.kind().is_trivia())
+        .map(|t| t.text().to_string())
+        .collect()
+}
+
+fn name<N: AstNode>(node: Option<N>) -> Option<String> {
+    node.map(|n| name_of(n.syntax())).filter(|n| !n.is_empty())
+}
+
+/// SQL text on one line (a type as written: `character varying(120)`).
+fn squeezed(node: &SyntaxNode) -> String {
+    node.text()
+        .to_string()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The constraint's own name (`CONSTRAINT name`), if it has one.
+fn constraint_name(clause: Option<ast::ConstraintNameClause>) -> Option<String> {
+    name(clause.and_then(|c| c.constraint_name()))
+}
+
+fn identity_of(when: Option<ast::GeneratedWhen>) -> Identity {
+    match when {
+        Some(ast::GeneratedWhen::GeneratedByDefault(_)) => Identity::ByDefault,
+        _ => Identity::Always,
+    }
+}
+
+/// Every word of an expression, normalized: a superset of the columns it reads.
+fn words_of(node: &SyntaxNode) -> BTreeSet<String> {
+    node.descendants_with_tokens()
+        .filter_map(|e| e.into_token())
+        .filter(|t| !t.kind().is_trivia())
+        .map(|t| t.text().to_string())
+        .filter(|t| t.starts_with(|c: char| c.is_alphabetic() || c == '_' || c == '"'))
+        .map(|t| normalize(&t))
+        .collect()
+}
+
+const SERIAL_TYPES: &[&str] = &[
+    "smallserial",
+    "serial",
+    "bigserial",
+    "serial2",
+    "serial4",
+    "serial8",
+];
+
+/// A column definition (of CREATE TABLE or ADD COLUMN) and its constraints, which the caller
+/// adds once the table exists.
+fn column(
+    col_name: Option<String>,
+    ty: Option<ast::Type>,
+    constraints: &[ast::Constraint],
+) -> Column {
+    let ty = ty.map(|t| squeezed(t.syntax())).unwrap_or_default();
+    let mut column = Column {
+        name: normalize(&col_name.unwrap_or_default()),
+        ..Column::default()
+    };
+    if SERIAL_TYPES.contains(&ty.to_ascii_lowercase().as_str()) {
+        column.sequence_default = Some(ty.clone());
+        column.not_null = true;
+    }
+    column.ty = ty;
+    for c in constraints {
+        match c {
+            ast::Constraint::NotNullConstraint(_) | ast::Constraint::PrimaryKeyConstraint(_) => {
+                column.not_null = true;
+            }
+            ast::Constraint::DefaultConstraint(d) => {
+                let default = d.expr().map(|e| squeezed(e.syntax())).unwrap_or_default();
+                if default.to_ascii_lowercase().contains("nextval") {
+                    column.sequence_default = Some(default);
+                }
+            }
+            ast::Constraint::GeneratedConstraint(g) => match g.generated_as() {
+                Some(ast::GeneratedAs::GeneratedIdentity(i)) => {
+                    column.identity = Some(identity_of(i.generated_when()));
+                    column.not_null = true;
+                }
+                Some(ast::GeneratedAs::GeneratedStored(s)) => {
+                    column.generated_from =
+                        Some(s.expr().map(|e| words_of(e.syntax())).unwrap_or_default());
+                }
+                None => {}
+            },
+            _ => {}
+        }
+    }
+    column
+}
+
+/// A column's own PRIMARY KEY, UNIQUE or REFERENCES.
+fn column_constraint(schema: &mut Schema, table: &str, col: &str, c: &ast::Constraint) {
+    let one = || vec![col.to_string()];
+    match c {
+        ast::Constraint::PrimaryKeyConstraint(pk) => {
+            schema.add_primary_key(
+                table,
+                constraint_name(pk.constraint_name_clause()).as_deref(),
+                one(),
+            );
+        }
+        ast::Constraint::UniqueConstraint(u) => {
+            schema.add_unique(
+                table,
+                constraint_name(u.constraint_name_clause()).as_deref(),
+                one(),
+            );
+        }
+        ast::Constraint::ReferencesConstraint(r) => {
+            if let Some(other) = name(r.table()) {
+                schema.add_foreign_key(
+                    table,
+                    constraint_name(r.constraint_name_clause()).as_deref(),
+                    one(),
+                    &other,
+                    name(r.column()).into_iter().collect(),
+                );
+            }
+        }
+        _ => {}
+    }
+}
+
+fn column_refs(refs: ast::AstChildren<ast::ColumnNameRef>) -> Vec<String> {
+    refs.filter_map(|r| name(Some(r))).collect()
+}
+
+/// A table-level PRIMARY KEY, UNIQUE or FOREIGN KEY (of CREATE TABLE or ADD CONSTRAINT).
+fn table_constraint(schema: &mut Schema, table: &str, c: &ast::Constraint) {
+    match c {
+        ast::Constraint::PrimaryKeyConstraint(pk) => {
+            let cname = constraint_name(pk.constraint_name_clause());
+            if let Some(index) = name(pk.using_index().and_then(|u| u.index_ref())) {
+                schema.add_constraint_using_index(table, cname.as_deref(), true, &index);
+            } else if let Some(list) = pk.index_parameters().and_then(|p| p.column_list()) {
+                schema.add_primary_key(
+                    table,
+                    cname.as_deref(),
+                    column_refs(list.column_name_refs()),
+                );
+            }
+        }
+        ast::Constraint::UniqueConstraint(u) => {
+            let cname = constraint_name(u.constraint_name_clause());
+            if let Some(index) = name(u.using_index().and_then(|u| u.index_ref())) {
+                schema.add_constraint_using_index(table, cname.as_deref(), false, &index);
+            } else if let Some(list) = u.index_parameters().and_then(|p| p.column_list()) {
+                schema.add_unique(
+                    table,
+                    cname.as_deref(),
+                    column_refs(list.column_name_refs()),
+                );
+            }
+        }
+        ast::Constraint::ForeignKeyConstraint(fk) => {
+            let (Some(from), Some(other)) = (fk.from_columns(), name(fk.table_name_ref())) else {
+                return;
+            };
+            schema.add_foreign_key(
+                table,
+                constraint_name(fk.constraint_name_clause()).as_deref(),
+                column_refs(from.column_name_refs()),
+                &other,
+                fk.to_columns()
+                    .map(|to| column_refs(to.column_name_refs()))
+                    .unwrap_or_default(),
+            );
+        }
+        _ => {}
+    }
+}
+
+fn is_foreign_key(c: &ast::Constraint) -> bool {
+    matches!(
+        c,
+        ast::Constraint::ForeignKeyConstraint(_) | ast::Constraint::ReferencesConstraint(_)
+    )
+}
+
+/// CREATE TABLE: columns, then keys, then foreign keys (which may reference the keys just
+/// declared, the table's own included).
+pub(crate) fn create_table(schema: &mut Schema, ct: &ast::CreateTable, in_release: bool) {
+    let Some(table) = name(ct.table_name()) else {
+        return;
+    };
+    let mut columns = Vec::new();
+    let mut constraints: Vec<(Option<String>, ast::Constraint)> = Vec::new();
+    for arg in ct.table_arg_list().into_iter().flat_map(|a| a.args()) {
+        match arg {
+            ast::TableArg::Column(col) => {
+                let cons: Vec<ast::Constraint> = col
+                    .clauses()
+                    .filter_map(|c| ast::Constraint::cast(c.syntax().clone()))
+                    .collect();
+                let column = column(name(col.name()), col.ty(), &cons);
+                constraints.extend(cons.into_iter().map(|c| (Some(column.name.clone()), c)));
+                columns.push(column);
+            }
+            ast::TableArg::TableConstraint(tc) => {
+                constraints.extend(ast::Constraint::cast(tc.syntax().clone()).map(|c| (None, c)));
+            }
+            ast::TableArg::LikeClause(_) => {}
+        }
+    }
+    schema.create_table(&table, columns, Vec::new(), in_release);
+    constraints.sort_by_key(|(_, c)| is_foreign_key(c));
+    for (col, c) in &constraints {
+        match col {
+            Some(col) => column_constraint(schema, &table, col, c),
+            None => table_constraint(schema, &table, c),
+        }
+    }
+}
+
+/// ALTER TABLE ... ADD COLUMN.
+pub(crate) fn add_column(schema: &mut Schema, table: &str, ac: &ast::AddColumn) {
+    let cons: Vec<ast::Constraint> = ac.constraints().collect();
+    let column = column(name(ac.column_name()), ac.ty(), &cons);
+    let col = column.name.clone();
+    schema.add_column(table, column);
+    for c in cons.iter().filter(|c| !is_foreign_key(c)) {
+        column_constraint(schema, table, &col, c);
+    }
+    for c in cons.iter().filter(|c| is_foreign_key(c)) {
+        column_constraint(schema, table, &col, c);
+    }
+}
+
+/// ALTER TABLE ... ADD [CONSTRAINT name] PRIMARY KEY | UNIQUE | FOREIGN KEY.
+pub(crate) fn add_constraint(schema: &mut Schema, table: &str, ac: &ast::AddConstraint) {
+    if let Some(c) = ac.constraint() {
+        table_constraint(schema, table, &c);
+    }
+}
+
+/// ALTER TABLE ... ALTER COLUMN: identity, defaults and generation (types and NOT NULL are
+/// recorded by the analysis).
+pub(crate) fn alter_column(schema: &mut Schema, table: &str, ac: &ast::AlterColumn) {
+    let Some(col) = name(ac.column_name_ref()) else {
+        return;
+    };
+    match ac.option() {
+        Some(ast::AlterColumnOption::AddGenerated(g)) => {
+            schema.set_identity(table, &col, Some(identity_of(g.generated_when())));
+        }
+        Some(ast::AlterColumnOption::SetGenerated(g)) => {
+            schema.set_identity(table, &col, Some(identity_of(g.generated_when())));
+        }
+        Some(ast::AlterColumnOption::SetGeneratedOptions(o)) => {
+            if let Some(g) = o.syntax().descendants().find_map(ast::SetGenerated::cast) {
+                schema.set_identity(table, &col, Some(identity_of(g.generated_when())));
+            }
+        }
+        Some(ast::AlterColumnOption::DropIdentity(_)) => schema.set_identity(table, &col, None),
+        Some(ast::AlterColumnOption::SetDefault(d)) => {
+            let default = d.expr().map(|e| squeezed(e.syntax()));
+            schema.set_default(table, &col, Some(default.as_deref().unwrap_or_default()));
+        }
+        Some(ast::AlterColumnOption::DropDefault(_)) => schema.set_default(table, &col, None),
+        Some(ast::AlterColumnOption::DropExpression(_)) => schema.drop_expression(table, &col),
+        _ => {}
+    }
+}
+
+/// ALTER TABLE ... DROP CONSTRAINT name.
+pub(crate) fn drop_constraint(schema: &mut Schema, table: &str, dc: &ast::DropConstraint) {
+    if let Some(n) = name(dc.constraint_name_ref()) {
+        schema.drop_constraint(table, &n);
+    }
+}
+
+/// ALTER TABLE ... RENAME CONSTRAINT a TO b.
+pub(crate) fn rename_constraint(schema: &mut Schema, table: &str, rc: &ast::RenameConstraint) {
+    if let (Some(from), Some(to)) = (name(rc.constraint_name_ref()), name(rc.constraint_name())) {
+        schema.rename_constraint(table, &from, &to);
+    }
+}
+
+/// ALTER TABLE ... SET SCHEMA s: the table under its new qualified name.
+pub(crate) fn set_schema(schema: &mut Schema, table: &str, ss: &ast::SetSchema) {
+    if let Some(to) = name(ss.schema_ref()) {
+        schema.set_schema(table, &to);
+    }
+}
+
+/// Statements that teach the model and whose classification does not read it: views,
+/// indexes, DROP TABLE.
+pub(crate) fn statement(schema: &mut Schema, stmt: &ast::Stmt) {
+    match stmt {
+        ast::Stmt::CreateView(v) => {
+            if let (Some(view), Some(q)) = (name(v.view()), v.query()) {
+                schema.create_view(&view, view_reads(q.syntax()));
+            }
+        }
+        ast::Stmt::CreateMaterializedView(v) => {
+            if let (Some(view), Some(q)) = (name(v.view()), v.query()) {
+                schema.create_view(&view, view_reads(q.syntax()));
+            }
+        }
+        ast::Stmt::DropView(d) => {
+            for v in d.view_refs() {
+                schema.drop_view(&name_of(v.syntax()));
+            }
+        }
+        ast::Stmt::DropMaterializedView(d) => {
+            for v in d.view_refs() {
+                schema.drop_view(&name_of(v.syntax()));
+            }
+        }
+        ast::Stmt::DropTable(d) => {
+            for t in d.table_name_refs() {
+                schema.drop_table(&name_of(t.syntax()));
+            }
+        }
+        ast::Stmt::CreateIndex(ci) => {
+            let (Some(index), Some(table)) = (
+                name(ci.index()),
+                name(ci.table_relation_name().and_then(|r| r.table_name_ref())),
+            ) else {
+                return;
+            };
+            let columns = ci
+                .partition_item_list()
+                .into_iter()
+                .flat_map(|l| l.partition_items())
+                .map(|item| match item.expr() {
+                    Some(ast::Expr::NameRef(n)) => Some(name_of(n.syntax())),
+                    _ => None,
+                })
+                .collect();
+            schema.create_index(&index, &table, columns);
+        }
+        ast::Stmt::DropIndex(d) => {
+            for i in d.index_refs() {
+                schema.drop_index(&name_of(i.syntax()));
+            }
+        }
+        _ => {}
+    }
+}
+
+/// What a view's query reads, per source table (or view): every name the query mentions (a
+/// superset of the columns), and "every column" where it reads `*`, `alias.*`, a whole row
+/// (`SELECT t FROM t`) or `TABLE t`, or where a `.*` cannot be tied to one source.
+fn view_reads(query: &SyntaxNode) -> BTreeMap<String, ViewReads> {
+    struct Source {
+        table: String,
+        /// Names that denote it in the query: its alias, else its unqualified name.
+        names: Vec<String>,
+        all: bool,
+    }
+    let mut sources: Vec<Source> = Vec::new();
+    for relation in query
+        .descendants()
+        .filter(|n| n.kind() == SyntaxKind::RELATION_NAME_REF)
+    {
+        // `TABLE t`: every column.
+        let all = relation
+            .parent()
+            .and_then(|p| p.parent())
+            .is_some_and(|g| g.kind() == SyntaxKind::TABLE);
+        let table = normalize(&name_of(&relation));
+        let alias = relation
+            .parent()
+            .filter(|p| p.kind() == SyntaxKind::RELATION_FROM_ITEM)
+            .and_then(|p| {
+                p.descendants()
+                    .find(|d| d.kind() == SyntaxKind::TABLE_ALIAS)
+            })
+            .and_then(|a| {
+                a.descendants_with_tokens()
+                    .filter_map(|e| e.into_token())
+                    .find(|t| !t.kind().is_trivia())
+            })
+            .map(|t| normalize(t.text()));
+        let last = table.rsplit('.').next().unwrap_or(&table).to_string();
+        let names = match alias {
+            Some(a) => vec![a],
+            None => vec![last],
+        };
+        sources.push(Source { table, names, all });
+    }
+    // `*` and `q.*`; a name that is a source's name (whole row).
+    let mut every = false;
+    for t in query
+        .descendants_with_tokens()
+        .filter_map(|e| e.into_token())
+        .filter(|t| t.kind() == SyntaxKind::STAR)
+    {
+        let Some(parent) = t.parent() else { continue };
+        match parent.kind() {
+            SyntaxKind::TARGET => every = true,
+            SyntaxKind::FIELD_EXPR => {
+                let qualifier = parent
+                    .children()
+                    .find(|c| c.kind() == SyntaxKind::NAME_REF)
+                    .map(|q| normalize(&name_of(&q)));
+                let mut matched = false;
+                for s in &mut sources {
+                    if qualifier.as_ref().is_some_and(|q| s.names.contains(q)) {
+                        s.all = true;
+                        matched = true;
+                    }
+                }
+                every |= !matched;
+            }
+            _ => {}
+        }
+    }
+    for n in query
+        .descendants()
+        .filter(|n| n.kind() == SyntaxKind::NAME_REF)
+    {
+        let qualifies = n
+            .next_sibling_or_token()
+            .is_some_and(|s| s.kind() == SyntaxKind::DOT);
+        if qualifies {
+            continue;
+        }
+        let word = normalize(&name_of(&n));
+        for s in sources.iter_mut().filter(|s| s.names.contains(&word)) {
+            s.all = true;
+        }
+    }
+    let columns = words_of(query);
+    let mut reads: BTreeMap<String, ViewReads> = BTreeMap::new();
+    for s in sources {
+        let r = reads.entry(s.table).or_default();
+        r.all |= s.all || every;
+        r.columns.extend(columns.iter().cloned());
+    }
+    reads
+}
