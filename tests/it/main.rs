@@ -1,6 +1,7 @@
 //! CLI tests: one binary, split into modules (cargo builds it once).
 
 mod bad_input;
+mod column_types;
 mod common;
 mod e2e;
 mod executor;
