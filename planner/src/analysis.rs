@@ -638,7 +638,13 @@ fn analyze_file(
                 if let Some(s) = contradicted.first() {
                     push(&mut findings, "phase-declaration-mismatch", line, format!("the file declares `{}` but line {} is {}: `{}`", d.as_str(), s.line, phase_word(s.phase), s.summary), "remove the declaration, or move that statement into a migration of the right phase".into());
                 } else if phase != Phase::Unknown {
-                    phase = phase.max(d);
+                    // Nothing contradicts an expand declaration: what is not expand is only
+                    // unclassified, and the declaration is what its finding asks for.
+                    phase = if d == Phase::Expand {
+                        Phase::Expand
+                    } else {
+                        phase.max(d)
+                    };
                 }
             }
         }
