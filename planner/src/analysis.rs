@@ -19,6 +19,8 @@
 //! loss, CONCURRENTLY sharing a migration, and phase declarations. Squawk rules that cutover's
 //! phase-aware rules replace (renames, drops, type changes, NOT NULL) are turned off.
 
+mod dml;
+
 use crate::lint::{Finding, Severity, rule};
 use crate::migrations::MigrationFile;
 use crate::schema::{Column, Schema, normalize};
@@ -1182,10 +1184,12 @@ fn classify(stmt: &ast::Stmt, schema: &mut Schema, in_release: bool) -> Class {
                 .or_else(|| name_after(node, "into", &[]))
                 .unwrap_or_default();
             schema.create_table(&name, Vec::new(), Vec::new(), in_release);
-            Class::new(
+            let mut c = Class::new(
                 Expand,
                 Inverse::Sql(format!("DROP TABLE IF EXISTS {name};")),
-            )
+            );
+            dml::add_query_writes(&mut c, node, schema);
+            c
         }
         ast::Stmt::CreateIndex(ci) => {
             let table = text_of(ci.table_relation_name().and_then(|r| r.table_name_ref()))
@@ -1297,40 +1301,21 @@ fn classify(stmt: &ast::Stmt, schema: &mut Schema, in_release: bool) -> Class {
                 "a dropped object is not re-created automatically; add a down migration".into(),
             ),
         ),
-        ast::Stmt::Insert(_) | ast::Stmt::Copy(_) | ast::Stmt::Merge(_) => Class::new(
-            Expand,
-            Inverse::Unknown(
-                "inserted rows are not removed automatically; add a down migration".into(),
-            ),
-        ),
-        ast::Stmt::Update(_) | ast::Stmt::Delete(_) => {
-            let is_delete = matches!(stmt, ast::Stmt::Delete(_));
-            let table = name_after(node, if is_delete { "from" } else { "update" }, &["only"])
-                .unwrap_or_default();
-            let whole = !w.contains(&"where".to_string());
-            let mut c = Class::new(
-                Expand,
-                Inverse::Unknown(
-                    "changed rows are not restored automatically; add a down migration".into(),
-                ),
-            );
-            c.table = Some(normalize(&table));
-            if whole && !schema.is_new(&table) {
-                c.finding("unbatched-dml", format!("this {} touches every row of `{table}` in one transaction", if is_delete { "DELETE" } else { "UPDATE" }), "batch it by primary key range (cutover's backfill steps do this) so row locks stay short");
-                if is_delete {
-                    c.raise(Contract);
-                    c.finding("data-loss", format!("DELETE without WHERE empties `{table}`"), "run it only after the old version is retired; the pre-release backup is the only way back");
-                }
-            }
-            c
+        ast::Stmt::Insert(_)
+        | ast::Stmt::Update(_)
+        | ast::Stmt::Delete(_)
+        | ast::Stmt::Merge(_) => dml::classify_dml(node, schema),
+        ast::Stmt::Copy(copy) => dml::classify_copy(copy, schema),
+        ast::Stmt::Select(_) | ast::Stmt::CompoundSelect(_) | ast::Stmt::ParenSelect(_) => {
+            dml::classify_select(node, schema)
         }
+        ast::Stmt::Explain(e) => dml::classify_explain(e, schema, in_release),
         ast::Stmt::Set(_)
         | ast::Stmt::Reset(_)
         | ast::Stmt::Begin(_)
         | ast::Stmt::Commit(_)
         | ast::Stmt::Rollback(_)
         | ast::Stmt::Show(_)
-        | ast::Stmt::Select(_)
         | ast::Stmt::SetTransaction(_)
         | ast::Stmt::SetConstraints(_)
         | ast::Stmt::Lock(_)

@@ -93,7 +93,7 @@ macro_rules! rules {
 
 rules! {
     "unparseable-statement", Error, "cutover", "A statement the SQL parser cannot read; it cannot be classified, so the migration cannot be placed in a phase.";
-    "empty-migration", Info, "cutover", "A placeholder migration (empty, comments only, or only SELECT/SET): legal in refinery, diesel and pop; applied and recorded like any other, changing no schema.";
+    "empty-migration", Info, "cutover", "A placeholder migration (empty, comments only, or only SET and SELECTs that change nothing): legal in refinery, diesel and pop; applied and recorded like any other, changing no schema.";
     "phase-declaration-mismatch", Error, "cutover", "A `-- cutover:phase=` declaration that the statements contradict.";
     "mixed-phase-migration", Error, "cutover", "One migration holds both expand and contract statements; they must run at different times.";
     "breaking-rename-column", Warning, "cutover", "RENAME COLUMN breaks the version that still uses the old name; `plan` rewrites it into expand/backfill/contract.";
