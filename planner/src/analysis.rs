@@ -19,13 +19,13 @@
 //! loss, CONCURRENTLY sharing a migration, and phase declarations. Squawk rules that cutover's
 //! phase-aware rules replace (renames, drops, type changes, NOT NULL) are turned off.
 
+mod column_type;
 mod dml;
 
 use crate::lint::{Finding, Severity, rule};
 use crate::migrations::MigrationFile;
 use crate::schema::{Column, Schema, normalize};
 use crate::source::LineIndex;
-use crate::types;
 use serde::Serialize;
 use squawk_linter::{Linter, Rule, Violation};
 use squawk_syntax::ast::{self, AstNode};
@@ -956,6 +956,7 @@ fn classify(stmt: &ast::Stmt, schema: &mut Schema, in_release: bool) -> Class {
                                 not_null,
                             },
                         );
+                        column_type::record_collation(schema, &table, &col, ac.collate());
                     }
                     ast::AlterTableAction::AddConstraint(ac) => {
                         c.raise(Expand);
@@ -979,14 +980,15 @@ fn classify(stmt: &ast::Stmt, schema: &mut Schema, in_release: bool) -> Class {
                         let col = text_of(ac.column_name_ref()).unwrap_or_default();
                         match ac.option() {
                             Some(ast::AlterColumnOption::SetType(st)) => {
-                                let ty = text_of(st.ty()).unwrap_or_default();
                                 if is_new {
                                     c.raise(Expand);
                                 } else {
-                                    classify_set_type(&mut c, schema, &table, &col, &st);
+                                    column_type::classify_set_type(
+                                        &mut c, schema, &table, &col, &st,
+                                    );
                                 }
                                 unknown_inverse = Some("the previous type is not restored automatically; add a down migration".into());
-                                schema.set_type(&table, &col, &ty);
+                                column_type::apply_set_type(schema, &table, &col, &st);
                             }
                             Some(ast::AlterColumnOption::SetNotNull(_)) => {
                                 let checked = schema
@@ -1172,6 +1174,7 @@ fn classify(stmt: &ast::Stmt, schema: &mut Schema, in_release: bool) -> Class {
                 }
             }
             schema.create_table(&name, columns, pk, in_release);
+            column_type::record_collations(schema, &name, ct);
             let mut c = Class::new(
                 Expand,
                 Inverse::Sql(format!("DROP TABLE IF EXISTS {name};")),
@@ -1367,52 +1370,6 @@ fn classify(stmt: &ast::Stmt, schema: &mut Schema, in_release: bool) -> Class {
             let mut c = Class::new(Contract, no_inverse());
             c.finding("unclassified-statement", format!("cutover does not know whether `{}` is safe while the old version runs; it is placed in the contract phase", summarize(&node.text().to_string())), "if it is safe for the old version, declare `-- cutover:phase=expand` at the top of the file");
             c
-        }
-    }
-}
-
-/// `ALTER COLUMN col TYPE ...` on a table the running version uses: expand when PostgreSQL makes
-/// the change in place and the old version cannot notice it (see [`crate::types`]), breaking
-/// otherwise. A USING clause or a COLLATE clause is always breaking: USING can change every value,
-/// and a new collation changes comparisons and rebuilds the column's indexes.
-fn classify_set_type(c: &mut Class, schema: &Schema, table: &str, col: &str, st: &ast::SetType) {
-    let ty = text_of(st.ty()).unwrap_or_default();
-    let old = schema
-        .table(table)
-        .and_then(|t| t.column(&normalize(col)))
-        .map(|c| c.ty.clone())
-        .filter(|ty| !ty.is_empty());
-    let change = if st.using_expr().is_some() {
-        Err("has a USING clause, which can change every value: PostgreSQL rewrites the table under an ACCESS EXCLUSIVE lock".to_string())
-    } else if st.collate().is_some() {
-        Err("changes the collation: comparisons and sort order change for the running version, and PostgreSQL rebuilds the column's indexes under an ACCESS EXCLUSIVE lock".to_string())
-    } else {
-        let j = types::judge(old.as_deref(), &ty);
-        j.no_rewrite.ok_or(j.why)
-    };
-    let from = old
-        .as_deref()
-        .map_or(String::new(), |o| format!(" from `{o}`"));
-    match change {
-        Ok(rule) => {
-            c.raise(StmtPhase::Expand);
-            let note = rule.note.map_or(String::new(), |n| format!(" ({n})"));
-            c.finding("alter-column-type-no-rewrite", format!("changing `{table}.{col}`{from} to `{ty}` needs no table rewrite ({}), but ALTER TABLE still takes an ACCESS EXCLUSIVE lock for a moment", rule.what), format!("safe while the old version runs: it reads and writes the column as before{note}; mind that the lock waits behind long transactions, a CHECK constraint on the column is re-checked with a full scan, and the running version's prepared statements that return the column fail with `cached plan must not change result type` until prepared again"));
-        }
-        Err(why) => {
-            c.raise(StmtPhase::Breaking);
-            let hint = if old.is_none() {
-                format!(
-                    "cutover learns column types from the migrations, and they do not declare `{table}.{col}`; {RECIPE_ALTER_TYPE}"
-                )
-            } else {
-                RECIPE_ALTER_TYPE.to_string()
-            };
-            c.finding(
-                "breaking-alter-column-type",
-                format!("changing the type of `{table}.{col}`{from} to `{ty}` {why}"),
-                hint,
-            );
         }
     }
 }

@@ -99,7 +99,7 @@ rules! {
     "breaking-rename-column", Warning, "cutover", "RENAME COLUMN breaks the version that still uses the old name; `plan` rewrites it into expand/backfill/contract.";
     "breaking-rename-table", Error, "cutover", "RENAME TABLE breaks the running version; no automatic rewrite yet.";
     "breaking-rename-object", Error, "cutover", "Renaming a view, sequence, type, function or schema breaks the running version.";
-    "breaking-alter-column-type", Error, "cutover", "ALTER COLUMN TYPE that PostgreSQL does not make in place (narrowing, a real conversion, arrays, USING, COLLATE, or an old type the migrations do not declare) rewrites the table under an exclusive lock or changes what the running version reads.";
+    "breaking-alter-column-type", Error, "cutover", "ALTER COLUMN TYPE that PostgreSQL does not make in place (narrowing, a real conversion, arrays, USING, a collation change, or an old type the migrations do not declare) rewrites the table under an exclusive lock or changes what the running version reads.";
     "alter-column-type-no-rewrite", Warning, "cutover", "ALTER COLUMN TYPE that PostgreSQL makes without a rewrite (varchar(n) to a longer varchar or text, more numeric precision, ...): expand, but it still takes an ACCESS EXCLUSIVE lock briefly and invalidates the running version's prepared statements that return the column.";
     "breaking-set-not-null", Error, "cutover", "SET NOT NULL on an existing column scans the table under an exclusive lock and fails the old version's NULL writes.";
     "breaking-add-required-column", Error, "cutover", "ADD COLUMN ... NOT NULL without a default makes the old version's inserts fail.";

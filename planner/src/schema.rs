@@ -33,6 +33,9 @@ pub struct Table {
     pub not_null_checked: BTreeSet<String>,
     /// Constraint name to column, for `CHECK (col IS NOT NULL) NOT VALID` awaiting VALIDATE.
     pub pending_not_null: BTreeMap<String, String>,
+    /// Column to collation, for columns declared with a COLLATE other than `default` (an ALTER
+    /// COLUMN TYPE without COLLATE resets it, which rebuilds the column's indexes).
+    pub collations: BTreeMap<String, String>,
 }
 
 impl Table {
@@ -72,6 +75,16 @@ pub fn normalize(ident: &str) -> String {
         })
         .collect::<Vec<_>>()
         .join(".")
+}
+
+/// A collation name as written (`"C"`, `pg_catalog."C"`), normalized like an identifier;
+/// `None` for `"default"`, which names the type's default collation.
+pub fn normalize_collation(name: &str) -> Option<String> {
+    let name = normalize(name);
+    let name = name
+        .strip_prefix("pg_catalog.")
+        .map_or(name.clone(), str::to_string);
+    (name != "default").then_some(name)
 }
 
 fn split_qualified(ident: &str) -> Vec<&str> {
@@ -154,7 +167,10 @@ impl Schema {
     /// DROP COLUMN.
     pub fn drop_column(&mut self, table: &str, column: &str) {
         let column = normalize(column);
-        self.with_table(table, |t| t.columns.retain(|c| c.name != column));
+        self.with_table(table, |t| {
+            t.columns.retain(|c| c.name != column);
+            t.collations.remove(&column);
+        });
     }
 
     /// RENAME COLUMN.
@@ -168,6 +184,31 @@ impl Schema {
                 if *pk == from {
                     *pk = to.clone();
                 }
+            }
+            if let Some(collation) = t.collations.remove(&from) {
+                t.collations.insert(to.clone(), collation);
+            }
+        });
+    }
+
+    /// The collation a column is declared with (`COLLATE "C"`, normalized); `None` for the
+    /// type's default.
+    pub fn collation(&self, table: &str, column: &str) -> Option<&str> {
+        let t = self.table(table)?;
+        t.collations.get(&normalize(column)).map(String::as_str)
+    }
+
+    /// A column's collation as written, as a CREATE TABLE, ADD COLUMN or ALTER COLUMN TYPE
+    /// leaves it (`None` or `"default"`: the type's default).
+    pub fn set_collation(&mut self, table: &str, column: &str, collation: Option<&str>) {
+        let column = normalize(column);
+        let collation = collation.and_then(normalize_collation);
+        self.with_table(table, |t| match collation {
+            Some(c) => {
+                t.collations.insert(column, c);
+            }
+            None => {
+                t.collations.remove(&column);
             }
         });
     }

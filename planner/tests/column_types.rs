@@ -21,7 +21,8 @@ const BASE: &str = "CREATE TABLE items (
     doc xml,
     label char(5),
     spent interval(0),
-    flags bit varying(8)
+    flags bit varying(8),
+    sorted text COLLATE \"C\"
 );";
 
 fn analyze_release(sql: &str, release: bool) -> Analysis {
@@ -268,6 +269,32 @@ fn type_changes_are_expand_exactly_when_postgres_makes_them_in_place() {
             Breaking,
             BREAKING,
         ),
+        // A collation change, named or by falling back to the type's default.
+        (
+            "ALTER TABLE items ALTER body TYPE varchar COLLATE \"default\"",
+            Expand,
+            NO_REWRITE,
+        ),
+        (
+            "ALTER TABLE items ALTER sorted TYPE varchar",
+            Breaking,
+            BREAKING,
+        ),
+        (
+            "ALTER TABLE items ALTER sorted TYPE varchar COLLATE \"C\"",
+            Expand,
+            NO_REWRITE,
+        ),
+        (
+            "ALTER TABLE items ALTER sorted TYPE varchar COLLATE pg_catalog.\"C\"",
+            Expand,
+            NO_REWRITE,
+        ),
+        (
+            "ALTER TABLE items ALTER sorted TYPE text COLLATE \"POSIX\"",
+            Breaking,
+            BREAKING,
+        ),
         (
             "ALTER TABLE items ALTER name TYPE app.short_text",
             Breaking,
@@ -350,7 +377,11 @@ fn breaking_type_changes_say_why() {
         ),
         (
             "ALTER TABLE items ALTER name TYPE text COLLATE \"C\"",
-            "collation",
+            "collation from the default to `C`",
+        ),
+        (
+            "ALTER TABLE items ALTER sorted TYPE text",
+            "collation from `C` to the default",
         ),
         (
             "ALTER TABLE items ALTER name TYPE app.short_text",
@@ -420,6 +451,36 @@ fn the_schema_follows_each_type_change() {
     assert_eq!(
         phases,
         [StmtPhase::Expand, StmtPhase::Breaking],
+        "{:?}",
+        a.findings
+    );
+}
+
+#[test]
+fn the_schema_follows_each_collation() {
+    use StmtPhase::*;
+    let files = vec![
+        MigrationFile::from_bytes("V1__base.sql", "V1__base.sql", BASE.as_bytes()).unwrap(),
+        MigrationFile::from_bytes(
+            "V2__add.sql",
+            "V2__add.sql",
+            b"ALTER TABLE items ADD COLUMN tag text COLLATE \"C\";\nALTER TABLE items ALTER body TYPE text COLLATE \"C\";",
+        )
+        .unwrap(),
+        MigrationFile::from_bytes(
+            "V3__alter.sql",
+            "V3__alter.sql",
+            b"ALTER TABLE items ALTER tag TYPE varchar COLLATE \"C\";\nALTER TABLE items ALTER body TYPE varchar COLLATE \"C\";\nALTER TABLE items ALTER tag TYPE text;\nALTER TABLE items ALTER tag TYPE varchar;",
+        )
+        .unwrap(),
+    ];
+    let a = analyze(&files, Some(2), AnalyzeOptions { release: true });
+    let phases: Vec<StmtPhase> = a.migrations[0].statements.iter().map(|s| s.phase).collect();
+    // Added with "C", kept; altered to "C", kept; then back to the default (breaking), after
+    // which the default is what the column has.
+    assert_eq!(
+        phases,
+        [Expand, Expand, Breaking, Expand],
         "{:?}",
         a.findings
     );
