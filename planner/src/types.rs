@@ -11,8 +11,9 @@
 //! of the table and of an index on the column before and after, so this table and the server
 //! cannot drift apart.
 //!
-//! A change in place still takes an ACCESS EXCLUSIVE lock for a moment, still re-checks CHECK
-//! constraints on the column with a full scan, and still changes the result type of prepared
+//! A change in place still takes an ACCESS EXCLUSIVE lock for a moment, still rebuilds indexes on
+//! expressions of the column or with a WHERE that uses it (only plain column indexes are kept),
+//! still re-checks CHECK constraints on the column with a full scan, and still changes the result type of prepared
 //! statements that return the column (PostgreSQL 15 answers them `cached plan must not change
 //! result type` until they are prepared again); the finding says so.
 

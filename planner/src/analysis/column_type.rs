@@ -67,7 +67,7 @@ pub(super) fn classify_set_type(
                     rule.what
                 ),
                 format!(
-                    "safe while the old version runs: it reads and writes the column as before{note}; mind that the lock waits behind long transactions, a CHECK constraint on the column is re-checked with a full scan, and the running version's prepared statements that return the column fail with `cached plan must not change result type` until prepared again"
+                    "safe while the old version runs: it reads and writes the column as before{note}; mind that the lock waits behind long transactions, that under it PostgreSQL still rebuilds indexes on expressions of the column or with a WHERE that uses it and re-checks CHECK constraints on it with a full scan, and that the running version's prepared statements that return the column fail with `cached plan must not change result type` until prepared again"
                 ),
             );
         }
