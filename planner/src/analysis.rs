@@ -20,6 +20,9 @@
 //! phase-aware rules replace (renames, drops, type changes, NOT NULL) are turned off.
 
 use crate::learn;
+mod column_type;
+mod dml;
+
 use crate::lint::{Finding, Severity, rule};
 use crate::migrations::MigrationFile;
 use crate::schema::{Attachment, Schema, normalize};
@@ -921,7 +924,13 @@ fn analyze_file(
                 if let Some(s) = contradicted.first() {
                     push(&mut findings, "phase-declaration-mismatch", line, format!("the file declares `{}` but line {} is {}: `{}`", d.as_str(), s.line, phase_word(s.phase), s.summary), "remove the declaration, or move that statement into a migration of the right phase".into());
                 } else if phase != Phase::Unknown {
-                    phase = phase.max(d);
+                    // Nothing contradicts an expand declaration: what is not expand is only
+                    // unclassified, and the declaration is what its finding asks for.
+                    phase = if d == Phase::Expand {
+                        Phase::Expand
+                    } else {
+                        phase.max(d)
+                    };
                 }
             }
         }
@@ -1265,6 +1274,7 @@ fn classify_before_learning(stmt: &ast::Stmt, schema: &mut Schema, in_release: b
                         inverses.push(format!("ALTER TABLE {table} DROP COLUMN IF EXISTS {col};"));
                         schema.add_new_column(&table, &col, has_default);
                         learn::add_column(schema, &table, &ac);
+                        column_type::record_collation(schema, &table, &col, ac.collate());
                     }
                     ast::AlterTableAction::AddConstraint(ac) => {
                         let name = name_after(ac.syntax(), "constraint", &[]);
@@ -1321,15 +1331,15 @@ fn classify_before_learning(stmt: &ast::Stmt, schema: &mut Schema, in_release: b
                         learn::alter_column(schema, &table, &ac);
                         match ac.option() {
                             Some(ast::AlterColumnOption::SetType(st)) => {
-                                let ty = text_of(st.ty()).unwrap_or_default();
                                 if is_new {
                                     c.raise(Expand);
                                 } else {
-                                    c.raise(Breaking);
-                                    c.finding("breaking-alter-column-type", format!("changing the type of `{table}.{col}` to `{ty}` rewrites the table under an ACCESS EXCLUSIVE lock and can break the running version"), RECIPE_ALTER_TYPE);
+                                    column_type::classify_set_type(
+                                        &mut c, schema, &table, &col, &st,
+                                    );
                                 }
                                 unknown_inverse = Some("the previous type is not restored automatically; add a down migration".into());
-                                schema.set_type(&table, &col, &ty);
+                                column_type::apply_set_type(schema, &table, &col, &st);
                             }
                             Some(ast::AlterColumnOption::SetNotNull(_)) => {
                                 let checked = schema
@@ -1515,6 +1525,7 @@ fn classify_before_learning(stmt: &ast::Stmt, schema: &mut Schema, in_release: b
         ast::Stmt::CreateTable(ct) => {
             let name = text_of(ct.table_name()).unwrap_or_default();
             learn::create_table(schema, ct, in_release);
+            column_type::record_collations(schema, &name, ct);
             let mut c = Class::new(
                 Expand,
                 Inverse::Sql(format!("DROP TABLE IF EXISTS {name};")),
@@ -1532,6 +1543,7 @@ fn classify_before_learning(stmt: &ast::Stmt, schema: &mut Schema, in_release: b
                 Inverse::Sql(format!("DROP TABLE IF EXISTS {name};")),
             );
             c.table = Some(normalize(&name));
+            dml::add_query_writes(&mut c, node, schema);
             c
         }
         ast::Stmt::CreateIndex(ci) => {
@@ -1733,40 +1745,21 @@ fn classify_before_learning(stmt: &ast::Stmt, schema: &mut Schema, in_release: b
                 "a dropped object is not re-created automatically; add a down migration".into(),
             ),
         ),
-        ast::Stmt::Insert(_) | ast::Stmt::Copy(_) | ast::Stmt::Merge(_) => Class::new(
-            Expand,
-            Inverse::Unknown(
-                "inserted rows are not removed automatically; add a down migration".into(),
-            ),
-        ),
-        ast::Stmt::Update(_) | ast::Stmt::Delete(_) => {
-            let is_delete = matches!(stmt, ast::Stmt::Delete(_));
-            let table = name_after(node, if is_delete { "from" } else { "update" }, &["only"])
-                .unwrap_or_default();
-            let whole = !w.contains(&"where".to_string());
-            let mut c = Class::new(
-                Expand,
-                Inverse::Unknown(
-                    "changed rows are not restored automatically; add a down migration".into(),
-                ),
-            );
-            c.table = Some(normalize(&table));
-            if whole && !schema.is_new(&table) {
-                c.finding("unbatched-dml", format!("this {} touches every row of `{table}` in one transaction", if is_delete { "DELETE" } else { "UPDATE" }), "batch it by primary key range (cutover's backfill steps do this) so row locks stay short");
-                if is_delete {
-                    c.raise(Contract);
-                    c.finding("data-loss", format!("DELETE without WHERE empties `{table}`"), "run it only after the old version is retired; the pre-release backup is the only way back");
-                }
-            }
-            c
+        ast::Stmt::Insert(_)
+        | ast::Stmt::Update(_)
+        | ast::Stmt::Delete(_)
+        | ast::Stmt::Merge(_) => dml::classify_dml(node, schema),
+        ast::Stmt::Copy(copy) => dml::classify_copy(copy, schema),
+        ast::Stmt::Select(_) | ast::Stmt::CompoundSelect(_) | ast::Stmt::ParenSelect(_) => {
+            dml::classify_select(node, schema)
         }
+        ast::Stmt::Explain(e) => dml::classify_explain(e, schema, in_release),
         ast::Stmt::Set(_)
         | ast::Stmt::Reset(_)
         | ast::Stmt::Begin(_)
         | ast::Stmt::Commit(_)
         | ast::Stmt::Rollback(_)
         | ast::Stmt::Show(_)
-        | ast::Stmt::Select(_)
         | ast::Stmt::SetTransaction(_)
         | ast::Stmt::SetConstraints(_)
         | ast::Stmt::Lock(_)
@@ -1898,11 +1891,8 @@ fn classify_before_learning(stmt: &ast::Stmt, schema: &mut Schema, in_release: b
             ),
         ),
         // Reads, cursors, notifications and session state: no schema change.
-        ast::Stmt::CompoundSelect(_)
-        | ast::Stmt::ParenSelect(_)
-        | ast::Stmt::Values(_)
+        ast::Stmt::Values(_)
         | ast::Stmt::Table(_)
-        | ast::Stmt::Explain(_)
         | ast::Stmt::Fetch(_)
         | ast::Stmt::Move(_)
         | ast::Stmt::Close(_)

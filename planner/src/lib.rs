@@ -8,6 +8,7 @@
 //! - [`migrations`]: reading `V{n}__{name}.sql` files.
 //! - [`analysis`]: classifying statements as expand, contract or breaking; findings.
 //! - [`rewrite`]: the expand/backfill/contract rewrite of breaking statements.
+//! - [`types`]: which column type changes PostgreSQL makes without a rewrite.
 //! - [`dag`]: the step graph and its invariants; [`plan`]: putting it together.
 //! - [`render`]: text, JSON, Markdown, Mermaid and DOT views of a plan or a lint run.
 #![warn(missing_docs)]
@@ -25,6 +26,7 @@ pub mod rewrite;
 pub mod schema;
 pub mod source;
 pub mod spec;
+pub mod types;
 
 pub use dag::{Plan, Step, StepKind};
 pub use error::{Diagnostic, PlanError};

@@ -93,13 +93,14 @@ macro_rules! rules {
 
 rules! {
     "unparseable-statement", Error, "cutover", "A statement the SQL parser cannot read; it cannot be classified, so the migration cannot be placed in a phase.";
-    "empty-migration", Info, "cutover", "A placeholder migration (empty, comments only, or only SELECT/SET): legal in refinery, diesel and pop; applied and recorded like any other, changing no schema.";
+    "empty-migration", Info, "cutover", "A placeholder migration (empty, comments only, or only SET and SELECTs that change nothing): legal in refinery, diesel and pop; applied and recorded like any other, changing no schema.";
     "phase-declaration-mismatch", Error, "cutover", "A `-- cutover:phase=` declaration that the statements contradict.";
     "mixed-phase-migration", Error, "cutover", "One migration holds both expand and contract statements; they must run at different times.";
     "breaking-rename-column", Warning, "cutover", "RENAME COLUMN breaks the version that still uses the old name; `plan` rewrites it into expand/backfill/contract.";
     "breaking-rename-table", Error, "cutover", "RENAME TABLE breaks the running version; no automatic rewrite yet.";
     "breaking-rename-object", Error, "cutover", "Renaming a view, sequence, type, function or schema breaks the running version.";
-    "breaking-alter-column-type", Error, "cutover", "ALTER COLUMN TYPE rewrites the table under an exclusive lock and can break the running version.";
+    "breaking-alter-column-type", Error, "cutover", "ALTER COLUMN TYPE that PostgreSQL does not make in place (narrowing, a real conversion, arrays, USING, a collation change, or an old type the migrations do not declare) rewrites the table under an exclusive lock or changes what the running version reads.";
+    "alter-column-type-no-rewrite", Warning, "cutover", "ALTER COLUMN TYPE that PostgreSQL makes without a rewrite (varchar(n) to a longer varchar or text, more numeric precision, ...): expand, but it still takes an ACCESS EXCLUSIVE lock briefly and invalidates the running version's prepared statements that return the column.";
     "breaking-set-not-null", Error, "cutover", "SET NOT NULL on an existing column scans the table under an exclusive lock and fails the old version's NULL writes.";
     "breaking-add-required-column", Error, "cutover", "ADD COLUMN ... NOT NULL without a default makes the old version's inserts fail.";
     "breaking-set-schema", Error, "cutover", "SET SCHEMA moves a table away from the running version.";

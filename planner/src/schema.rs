@@ -91,6 +91,9 @@ pub struct Table {
     pub not_null_checked: BTreeSet<String>,
     /// Constraint name to column, for `CHECK (col IS NOT NULL) NOT VALID` awaiting VALIDATE.
     pub pending_not_null: BTreeMap<String, String>,
+    /// Column to collation, for columns declared with a COLLATE other than `default` (an ALTER
+    /// COLUMN TYPE without COLLATE resets it, which rebuilds the column's indexes).
+    pub collations: BTreeMap<String, String>,
 }
 
 impl Table {
@@ -432,6 +435,16 @@ fn unqualified(normalized: &str) -> String {
         .map_or_else(String::new, |p| bare(p))
 }
 
+/// A collation name as written (`"C"`, `pg_catalog."C"`), as its bare name (`C`);
+/// `None` for `"default"`, which names the type's default collation.
+pub fn normalize_collation(name: &str) -> Option<String> {
+    let name = plain(name);
+    let name = name
+        .strip_prefix("pg_catalog.")
+        .map_or(name.clone(), str::to_string);
+    (name != "default").then_some(name)
+}
+
 fn split_qualified(ident: &str) -> Vec<&str> {
     let mut parts = Vec::new();
     let mut start = 0;
@@ -581,6 +594,7 @@ impl Schema {
             return;
         };
         t.columns.retain(|c| c.name != column);
+        t.collations.remove(&column);
         if t.primary_key.contains(&column) {
             t.primary_key.clear();
             t.primary_key_name = None;
@@ -654,6 +668,33 @@ impl Schema {
                 }
             }
         }
+        if let Some(t) = self.tables.get_mut(&table)
+            && let Some(collation) = t.collations.remove(&from)
+        {
+            t.collations.insert(to.clone(), collation);
+        }
+    }
+
+    /// The collation a column is declared with (`COLLATE "C"`, normalized); `None` for the
+    /// type's default.
+    pub fn collation(&self, table: &str, column: &str) -> Option<&str> {
+        let t = self.table(table)?;
+        t.collations.get(&normalize(column)).map(String::as_str)
+    }
+
+    /// A column's collation as written, as a CREATE TABLE, ADD COLUMN or ALTER COLUMN TYPE
+    /// leaves it (`None` or `"default"`: the type's default).
+    pub fn set_collation(&mut self, table: &str, column: &str, collation: Option<&str>) {
+        let column = normalize(column);
+        let collation = collation.and_then(normalize_collation);
+        self.with_table(table, |t| match collation {
+            Some(c) => {
+                t.collations.insert(column, c);
+            }
+            None => {
+                t.collations.remove(&column);
+            }
+        });
     }
 
     /// ALTER COLUMN TYPE.

@@ -1,7 +1,9 @@
 //! CLI tests: one binary, split into modules (cargo builds it once).
 
 mod bad_input;
+mod column_types;
 mod common;
+mod data_changes;
 mod e2e;
 mod executor;
 mod in_doubt;

@@ -208,6 +208,25 @@ impl Cluster {
     }
 }
 
+impl Cluster {
+    /// Runs each command as its own `-c` of one psql session in database `postgres` (so
+    /// `PREPARE` and `BEGIN` carry over to the next one) and stops at the first error: stdout
+    /// (trimmed) on success, stderr otherwise.
+    pub fn psql_session(&self, commands: &[&str]) -> Result<String, String> {
+        let mut cmd = Command::new(self.bin.join("psql"));
+        cmd.args(["-X", "-q", "-t", "-A", "-v", "ON_ERROR_STOP=1", &self.url()]);
+        for c in commands {
+            cmd.args(["-c", c]);
+        }
+        let out = cmd.output().expect("psql runs");
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).trim().to_string())
+        }
+    }
+}
+
 impl Drop for Cluster {
     fn drop(&mut self) {
         let data = self.dir.path().join("data");

@@ -1,0 +1,123 @@
+//! `ALTER COLUMN ... TYPE` on a table the running version uses: [`classify_set_type`] makes it
+//! expand when PostgreSQL changes the type in place and the old version cannot notice (the table
+//! in [`crate::types`]), breaking otherwise; and the schema model follows the change, collation
+//! included.
+//!
+//! A collation is part of the judgement because PostgreSQL gives the column the new type's
+//! default collation unless the ALTER names one (manual: ALTER TABLE, `SET DATA TYPE`, "the
+//! optional COLLATE clause specifies a collation for the new column; if omitted, the collation is
+//! the default for the new column type"): a column declared `COLLATE "C"` loses it, its indexes
+//! are rebuilt and its comparisons change, even between binary-coercible types.
+
+use super::{Class, RECIPE_ALTER_TYPE, StmtPhase, text_of};
+use crate::schema::{Schema, normalize, normalize_collation};
+use crate::types;
+use squawk_syntax::ast::{self, AstNode};
+
+/// The collation a SET TYPE names, as written (`None`: the type's default).
+fn named_collation(st: &ast::SetType) -> Option<String> {
+    text_of(st.collate().and_then(|c| c.collation_ref()))
+}
+
+/// Classifies `ALTER COLUMN col TYPE ...` on an existing table into `c`. A USING clause is
+/// always breaking (it can change every value); a collation change is breaking (it changes
+/// comparisons and rebuilds the column's indexes); otherwise [`types::judge`] decides.
+pub(super) fn classify_set_type(
+    c: &mut Class,
+    schema: &Schema,
+    table: &str,
+    col: &str,
+    st: &ast::SetType,
+) {
+    let ty = text_of(st.ty()).unwrap_or_default();
+    let old = schema
+        .table(table)
+        .and_then(|t| t.column(&normalize(col)))
+        .map(|c| c.ty.clone())
+        .filter(|ty| !ty.is_empty());
+    let old_collation = schema.collation(table, col).map(str::to_string);
+    let new_collation = named_collation(st).and_then(|c| normalize_collation(&c));
+    let change = if st.using_expr().is_some() {
+        Err("has a USING clause, which can change every value: PostgreSQL rewrites the table under an ACCESS EXCLUSIVE lock".to_string())
+    } else if old.is_some() && old_collation != new_collation {
+        let name = |c: &Option<String>| {
+            c.as_deref()
+                .map_or("the default".to_string(), |c| format!("`{c}`"))
+        };
+        Err(format!(
+            "changes the collation from {} to {}: comparisons and sort order change for the running version, and PostgreSQL rebuilds the column's indexes under an ACCESS EXCLUSIVE lock",
+            name(&old_collation),
+            name(&new_collation)
+        ))
+    } else {
+        let j = types::judge(old.as_deref(), &ty);
+        j.no_rewrite.ok_or(j.why)
+    };
+    let from = old
+        .as_deref()
+        .map_or(String::new(), |o| format!(" from `{o}`"));
+    match change {
+        Ok(rule) => {
+            c.raise(StmtPhase::Expand);
+            let note = rule.note.map_or(String::new(), |n| format!(" ({n})"));
+            c.finding(
+                "alter-column-type-no-rewrite",
+                format!(
+                    "changing `{table}.{col}`{from} to `{ty}` needs no table rewrite ({}), but ALTER TABLE still takes an ACCESS EXCLUSIVE lock for a moment",
+                    rule.what
+                ),
+                format!(
+                    "safe while the old version runs: it reads and writes the column as before{note}; mind that the lock waits behind long transactions, that under it PostgreSQL still rebuilds indexes on expressions of the column or with a WHERE that uses it and re-checks CHECK constraints on it with a full scan, and that the running version's prepared statements that return the column fail with `cached plan must not change result type` until prepared again"
+                ),
+            );
+        }
+        Err(why) => {
+            c.raise(StmtPhase::Breaking);
+            let hint = if old.is_none() {
+                format!(
+                    "cutover learns column types from the migrations, and they do not declare `{table}.{col}`; {RECIPE_ALTER_TYPE}"
+                )
+            } else {
+                RECIPE_ALTER_TYPE.to_string()
+            };
+            c.finding(
+                "breaking-alter-column-type",
+                format!("changing the type of `{table}.{col}`{from} to `{ty}` {why}"),
+                hint,
+            );
+        }
+    }
+}
+
+/// The schema after `ALTER COLUMN col TYPE ...`: the new type as written, and the collation it
+/// leaves.
+pub(super) fn apply_set_type(schema: &mut Schema, table: &str, col: &str, st: &ast::SetType) {
+    let ty = text_of(st.ty()).unwrap_or_default();
+    schema.set_type(table, col, &ty);
+    schema.set_collation(table, col, named_collation(st).as_deref());
+}
+
+/// Records the COLLATE clauses of a CREATE TABLE's columns.
+pub(super) fn record_collations(schema: &mut Schema, table: &str, ct: &ast::CreateTable) {
+    let Some(args) = ct.table_arg_list() else {
+        return;
+    };
+    for arg in args.args() {
+        if let ast::TableArg::Column(col) = arg {
+            let collate = col.syntax().children().find_map(ast::Collate::cast);
+            let name = text_of(col.name()).unwrap_or_default();
+            record_collation(schema, table, &name, collate);
+        }
+    }
+}
+
+/// Records the COLLATE clause of one column (ADD COLUMN, or a CREATE TABLE column).
+pub(super) fn record_collation(
+    schema: &mut Schema,
+    table: &str,
+    col: &str,
+    collate: Option<ast::Collate>,
+) {
+    let named = text_of(collate.and_then(|c| c.collation_ref()));
+    schema.set_collation(table, col, named.as_deref());
+}
