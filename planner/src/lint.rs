@@ -112,7 +112,7 @@ rules! {
     "unreadable-do-block", Error, "cutover", "A DO block whose body cutover cannot read (variables, loops, dynamic EXECUTE, function calls); the file must declare its phase. Plain statements inside a DO block, guarded by IF or EXCEPTION, are classified like any other.";
     "breaking-add-constraint", Error, "cutover", "A constraint that rejects every insert of the running version (a NULL check on a column it does not know, which it leaves NULL); NOT VALID does not help.";
     "constraint-rejects-old-writes", Warning, "cutover", "A CHECK, FOREIGN KEY, UNIQUE or PRIMARY KEY constraint (or unique index) on columns the running version writes can reject its writes; it is placed in the contract phase.";
-    "ban-drop-not-null", Warning, "squawk", "DROP NOT NULL lets the new version write NULLs the old version may not expect when it reads them.";
+    "ban-drop-not-null", Warning, "cutover", "DROP NOT NULL lets the new version write NULLs the old version may not expect when it reads them (squawk's id; cutover's own check, silent for columns the release adds).";
     "transaction-wrapper", Info, "cutover", "The file's own BEGIN ... COMMIT is left out: cutover runs each file in one transaction and records it in the same one.";
     "transaction-control-in-migration", Error, "cutover", "BEGIN, COMMIT or ROLLBACK inside a migration would commit or abort part of it: the run could no longer be recorded or undone as one.";
     "enum-value-in-same-transaction", Error, "cutover", "An enum value added by ALTER TYPE ... ADD VALUE is used in the same transaction; PostgreSQL refuses it until the transaction commits.";
