@@ -233,6 +233,9 @@ impl fmt::Display for Counts {
 }
 
 #[cfg(test)]
+mod rules_doc;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use std::str::FromStr;
