@@ -6,7 +6,7 @@ use crate::exit;
 use clap::{Parser, Subcommand, ValueEnum};
 use cutover_planner::analysis::{AnalyzeOptions, analyze};
 use cutover_planner::error::{Diagnostic, PlanError};
-use cutover_planner::lint::{RULES, Severity};
+use cutover_planner::lint::{RULES, RULES_DOC, Severity};
 use cutover_planner::migrations::{MigrationFile, load_dir};
 use cutover_planner::render;
 use serde::Serialize;
@@ -22,7 +22,7 @@ Examples:
   cutover plan plans/canary-rename.toml --format markdown pull-request comment
   cutover plan plans/canary.toml --format json            for scripts (schema: docs/json.md)
   cutover lint migrations-sample/app                      lint a migrations directory
-  cutover lint --list-rules                               every rule id and its severity
+  cutover lint --list-rules                               every rule id and its severity (docs/rules.md)
 
 Runs:
   cutover apply plans/canary-rename.toml --dry-run        walk the DAG without side effects
@@ -108,10 +108,12 @@ finding has error severity.")]
     /// lock hazards, data loss and renames, with rule ids, file:line and a fix.
     #[command(after_help = "\
 PATHS are migration directories (every V{n}__{name}.sql in them, in version order) or single
-.sql files. Silence a finding on one statement with a comment above it:
-    -- cutover:ignore require-concurrent-index-creation
+.sql files. Silence a finding on one statement with a comment above it (or at the end of its
+line); a reason may follow a colon:
+    -- cutover:ignore require-concurrent-index-creation: tiny table, built in milliseconds
 Declare a file's phase when cutover cannot know it:
     -- cutover:phase=contract
+Every rule, when it fires, a bad and a good example: docs/rules.md (each finding links to it).
 
 Exit codes: 0 no error findings; 1 bad input; 2 some finding has error severity.")]
     Lint {
@@ -121,7 +123,8 @@ Exit codes: 0 no error findings; 1 bad input; 2 some finding has error severity.
         /// Output format.
         #[arg(long, short = 'f', value_enum, default_value_t = LintFormat::Text)]
         format: LintFormat,
-        /// Print every rule id with its severity and what it catches, and exit.
+        /// Print every rule id with its severity, source and what it catches (and, in JSON, the
+        /// link to its documentation), and exit.
         #[arg(long)]
         list_rules: bool,
     },
@@ -386,6 +389,9 @@ pub(crate) fn report(err: &PlanError, json: bool) -> u8 {
         if let Some(h) = &d.hint {
             let _ = writeln!(stderr, "    hint: {h}");
         }
+        if let Some(doc) = &d.doc {
+            let _ = writeln!(stderr, "    see: {doc}");
+        }
     }
     if json {
         let doc = ErrorDoc {
@@ -497,6 +503,9 @@ fn list(format: LintFormat) -> u8 {
                 r.summary
             ));
         }
+        s.push_str(&format!(
+            "\nEach rule is documented, with a bad and a good example, at {RULES_DOC}#<rule id> (e.g. {RULES_DOC}#data-loss).\n"
+        ));
         out(&s);
     }
     exit::OK

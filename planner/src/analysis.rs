@@ -1080,33 +1080,35 @@ fn ignores_between(
         .iter()
         .filter(|(at, _)| *at >= from && *at < to)
         .filter_map(|(at, text)| Some((index.line(*at), text.split("cutover:ignore").nth(1)?)))
-        .flat_map(|(line, rest)| {
-            // Words after the ids (`-- cutover:ignore data-loss: emptied on purpose`) are the
-            // reason, not ids.
-            let mut ids = Vec::new();
-            for word in rest
-                .split([',', ' '])
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-            {
-                let (id, last) = match word.strip_suffix([':', '.', ';']) {
-                    Some(id) => (id, true),
-                    None => (word, false),
-                };
-                let is_id = !id.is_empty()
-                    && id
-                        .chars()
-                        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
-                if is_id {
-                    ids.push((canonical_rule_id(id), line));
-                }
-                if last || !is_id {
-                    break;
-                }
-            }
-            ids
-        })
+        .flat_map(|(line, rest)| ignored_ids(rest).map(move |id| (canonical_rule_id(id), line)))
         .collect()
+}
+
+/// The rule ids of an ignore comment's text after `cutover:ignore`: `a, b` or `a b`, up to a
+/// colon, after which comes the reason (`-- cutover:ignore data-loss: emptied on purpose`), or
+/// up to the first word that cannot be an id.
+fn ignored_ids(rest: &str) -> impl Iterator<Item = &str> {
+    let mut done = false;
+    rest.split([',', ' ', '\t'])
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map_while(move |word| {
+            if done {
+                return None;
+            }
+            let id = match word.split_once(':') {
+                Some((id, _)) => {
+                    done = true;
+                    id
+                }
+                None => word,
+            };
+            (!id.is_empty()
+                && id
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'))
+            .then_some(id)
+        })
 }
 
 /// A rule id as findings carry it: squawk's aliases (`prefer-timestamptz`) become the id squawk
@@ -2423,6 +2425,43 @@ fn not_null_check_column(w: &[String]) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `-- cutover:ignore a, b: reason`: the ids end at the colon, the reason is not read as ids.
+    #[test]
+    fn ignore_comments_take_a_reason_after_a_colon() {
+        fn ids(rest: &str) -> Vec<&str> {
+            ignored_ids(rest).collect()
+        }
+        assert_eq!(ids(" data-loss: emptied on purpose"), ["data-loss"]);
+        assert_eq!(
+            ids(" data-loss, unbatched-dml: small table"),
+            ["data-loss", "unbatched-dml"]
+        );
+        assert_eq!(ids(" data-loss:emptied"), ["data-loss"]);
+        assert_eq!(
+            ids(" data-loss unbatched-dml"),
+            ["data-loss", "unbatched-dml"]
+        );
+        assert_eq!(ids(" data-loss (emptied)"), ["data-loss"]);
+        assert!(ids(": no id").is_empty());
+        let files = [
+            MigrationFile::from_bytes(
+                "V1__t.sql",
+                "V1__t.sql",
+                b"CREATE TABLE t (id bigint PRIMARY KEY, a text);",
+            )
+            .unwrap(),
+            MigrationFile::from_bytes(
+                "V2__drop.sql",
+                "V2__drop.sql",
+                b"-- cutover:ignore data-loss: nothing reads it\nALTER TABLE t DROP COLUMN a;\n",
+            )
+            .unwrap(),
+        ];
+        let a = analyze(&files, Some(1), AnalyzeOptions { release: true });
+        let rules: Vec<&str> = a.findings.iter().map(|f| f.rule.as_str()).collect();
+        assert!(rules.is_empty(), "{rules:?}");
+    }
 
     /// Every squawk rule cutover runs is in the registry, so `lint --list-rules` lists exactly
     /// what `lint` can emit, with a severity and a summary.

@@ -20,6 +20,9 @@ pub struct Diagnostic {
     /// What to do about it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hint: Option<String>,
+    /// Where to read more: the rule's section of `docs/rules.md`, for a finding.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub doc: Option<String>,
 }
 
 impl Diagnostic {
@@ -29,6 +32,7 @@ impl Diagnostic {
             location,
             message: message.into(),
             hint: Some(hint.into()),
+            doc: None,
         }
     }
 }
@@ -74,6 +78,7 @@ impl PlanError {
                 location: Location::file(path.display().to_string()),
                 message: self.to_string(),
                 hint: None,
+                doc: None,
             }],
             PlanError::Invalid(d) => d.clone(),
             PlanError::Blocked(findings) => findings.iter().map(Finding::to_diagnostic).collect(),

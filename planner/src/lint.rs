@@ -4,14 +4,30 @@
 //! rules that need to know about phases and releases: unparseable statements, breaking changes,
 //! data loss, CONCURRENTLY inside a transactional migration, phase declarations. Rule ids are
 //! stable: they appear in JSON output, in `-- cutover:ignore <rule>` comments and in CI configs.
+//! Each rule is documented in [`RULES_DOC`], under a heading that is its id; every finding links
+//! there ([`doc_link`]).
 
 use crate::error::Diagnostic;
 use crate::source::Location;
-use serde::Serialize;
+use serde::ser::{Serialize, SerializeStruct, Serializer};
 use std::fmt;
 
+/// Where the rules are documented: one section per rule, whose heading is the rule id, so that
+/// `docs/rules.md#<rule id>` links to it (GitHub derives the anchor from the heading).
+///
+/// It is a path relative to the repository root, not a URL: the project has no published
+/// documentation yet (the workspace's `repository` is a placeholder). Once it has, this can
+/// become the page's full URL, which also works from a pull-request comment, where a relative
+/// path does not resolve.
+pub const RULES_DOC: &str = "docs/rules.md";
+
+/// The documentation of rule `id`: `docs/rules.md#<id>`.
+pub fn doc_link(id: &str) -> String {
+    format!("{RULES_DOC}#{id}")
+}
+
 /// How bad a finding is. `error` findings make `plan` and `lint` exit with code 2.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
     /// Worth knowing; never fails a build.
@@ -39,8 +55,8 @@ impl fmt::Display for Severity {
     }
 }
 
-/// One finding of the analysis.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// One finding of the analysis. Serialized with its rule's [`doc_link`] as `doc`.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Finding {
     /// Stable rule id, e.g. `require-concurrent-index-creation`.
     pub rule: String,
@@ -56,7 +72,6 @@ pub struct Finding {
     pub hint: String,
     /// Whether this finding stops a plan from being built (the statement cannot be placed in a
     /// phase). Not serialized: it is implied by the rule.
-    #[serde(skip)]
     pub blocking: bool,
 }
 
@@ -67,12 +82,32 @@ impl Finding {
             location: Location::line(self.file.clone(), self.line),
             message: format!("{} [{}]: {}", self.severity, self.rule, self.message),
             hint: Some(self.hint.clone()),
+            doc: Some(self.doc()),
         }
+    }
+
+    /// Where its rule is documented ([`doc_link`]).
+    pub fn doc(&self) -> String {
+        doc_link(&self.rule)
     }
 }
 
-/// Description of a rule, for `cutover lint --rules` and the docs.
-#[derive(Debug, Clone, Copy, Serialize)]
+impl Serialize for Finding {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut s = serializer.serialize_struct("Finding", 7)?;
+        s.serialize_field("rule", &self.rule)?;
+        s.serialize_field("severity", &self.severity)?;
+        s.serialize_field("file", &self.file)?;
+        s.serialize_field("line", &self.line)?;
+        s.serialize_field("message", &self.message)?;
+        s.serialize_field("hint", &self.hint)?;
+        s.serialize_field("doc", &self.doc())?;
+        s.end()
+    }
+}
+
+/// Description of a rule, for `cutover lint --list-rules` and the docs.
+#[derive(Debug, Clone, Copy, serde::Serialize)]
 pub struct RuleInfo {
     /// Stable id.
     pub id: &'static str,
@@ -82,12 +117,14 @@ pub struct RuleInfo {
     pub source: &'static str,
     /// What it catches.
     pub summary: &'static str,
+    /// Where it is documented: [`doc_link`] of the id.
+    pub doc: &'static str,
 }
 
 macro_rules! rules {
     ($($id:literal, $sev:ident, $src:literal, $sum:literal;)*) => {
         /// Every rule cutover reports, with its default severity.
-        pub const RULES: &[RuleInfo] = &[$(RuleInfo { id: $id, severity: Severity::$sev, source: $src, summary: $sum }),*];
+        pub const RULES: &[RuleInfo] = &[$(RuleInfo { id: $id, severity: Severity::$sev, source: $src, summary: $sum, doc: concat!("docs/rules.md#", $id) }),*];
     };
 }
 
@@ -113,7 +150,7 @@ rules! {
     "unreadable-do-block", Error, "cutover", "A DO block whose body cutover cannot read (variables, loops, dynamic EXECUTE, function calls); the file must declare its phase. Plain statements inside a DO block, guarded by IF or EXCEPTION, are classified like any other.";
     "breaking-add-constraint", Error, "cutover", "A constraint that rejects every insert of the running version (a NULL check on a column it does not know, which it leaves NULL); NOT VALID does not help.";
     "constraint-rejects-old-writes", Warning, "cutover", "A CHECK, FOREIGN KEY, UNIQUE or PRIMARY KEY constraint (or unique index) on columns the running version writes can reject its writes; it is placed in the contract phase.";
-    "ban-drop-not-null", Warning, "squawk", "DROP NOT NULL lets the new version write NULLs the old version may not expect when it reads them.";
+    "ban-drop-not-null", Warning, "cutover", "DROP NOT NULL lets the new version write NULLs the old version may not expect when it reads them (squawk's id; cutover's own check, silent for columns the release adds).";
     "transaction-wrapper", Info, "cutover", "The file's own BEGIN ... COMMIT is left out: cutover runs each file in one transaction and records it in the same one.";
     "transaction-control-in-migration", Error, "cutover", "BEGIN, COMMIT or ROLLBACK inside a migration would commit or abort part of it: the run could no longer be recorded or undone as one.";
     "enum-value-in-same-transaction", Error, "cutover", "An enum value added by ALTER TYPE ... ADD VALUE is used in the same transaction; PostgreSQL refuses it until the transaction commits.";
@@ -162,7 +199,7 @@ pub fn rule(id: &str) -> Option<&'static RuleInfo> {
 }
 
 /// Counts of findings per severity.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Counts {
     /// `error` findings.
     pub error: usize,
@@ -198,9 +235,46 @@ impl fmt::Display for Counts {
 }
 
 #[cfg(test)]
+mod rules_doc;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use std::str::FromStr;
+
+    /// The link every rule carries is the one findings compute, and one a heading can give.
+    #[test]
+    fn each_rule_links_to_its_section_of_the_rules_doc() {
+        for r in RULES {
+            assert_eq!(r.doc, doc_link(r.id), "{}", r.id);
+            assert!(
+                r.id.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'),
+                "`{}` is not its own GitHub anchor",
+                r.id
+            );
+        }
+        let ids: std::collections::BTreeSet<&str> = RULES.iter().map(|r| r.id).collect();
+        assert_eq!(ids.len(), RULES.len(), "a rule id is listed twice");
+    }
+
+    /// JSON findings carry the link as `doc`, after the fields they always had.
+    #[test]
+    fn a_serialized_finding_links_to_its_rule() {
+        let f = Finding {
+            rule: "data-loss".into(),
+            severity: Severity::Warning,
+            file: "V2__x.sql".into(),
+            line: 3,
+            message: "m".into(),
+            hint: "h".into(),
+            blocking: true,
+        };
+        assert_eq!(
+            serde_json::to_string(&f).unwrap(),
+            r#"{"rule":"data-loss","severity":"warning","file":"V2__x.sql","line":3,"message":"m","hint":"h","doc":"docs/rules.md#data-loss"}"#
+        );
+    }
 
     /// Every squawk rule listed is listed under the id squawk reports it with (its `Display`),
     /// so `lint --list-rules`, findings and ignore comments agree.

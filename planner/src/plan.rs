@@ -112,7 +112,7 @@ fn lexical(path: &Path) -> PathBuf {
 }
 
 /// Rules whose findings stop planning in an online release.
-fn blocks_online(rule: &str) -> bool {
+pub(crate) fn blocks_online(rule: &str) -> bool {
     blocks_always(rule)
         || matches!(
             rule,
@@ -126,7 +126,7 @@ fn blocks_online(rule: &str) -> bool {
 
 /// Findings that stop any plan, recreate included: the migration cannot run as one recorded,
 /// undoable unit.
-fn blocks_always(rule: &str) -> bool {
+pub(crate) fn blocks_always(rule: &str) -> bool {
     matches!(
         rule,
         "unparseable-statement"

@@ -507,7 +507,7 @@ impl ReleaseSpec {
             } else {
                 Some("the spec must be valid TOML; see plans/README.md".to_string())
             };
-            vec![Diagnostic { location, message: format!("invalid release spec: {message}"), hint }]
+            vec![Diagnostic { location, message: format!("invalid release spec: {message}"), hint, doc: None }]
         })?;
         let mut errors = spec.validate(text, &at);
         errors.sort_by_key(|d| (d.location.line, d.location.column));
@@ -526,6 +526,7 @@ impl ReleaseSpec {
                 location: at(span),
                 message,
                 hint: Some(hint.to_string()),
+                doc: None,
             });
         };
         if self.service.is_empty() && self.database.is_empty() && self.command.is_empty() {

@@ -177,7 +177,20 @@ fn breaking_change_without_a_rewrite_names_the_recipe() {
         &[
             "[breaking-alter-column-type]",
             "add a column of the new type",
+            "see: docs/rules.md#breaking-alter-column-type",
         ],
+    );
+    // The JSON error carries the link too.
+    let out = cutover(&[
+        "plan",
+        "tests/fixtures/breaking-without-rewrite/spec.toml",
+        "--format",
+        "json",
+    ]);
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        doc["error"]["diagnostics"][0]["doc"],
+        "docs/rules.md#breaking-alter-column-type"
     );
 }
 

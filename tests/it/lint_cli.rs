@@ -198,6 +198,37 @@ fn list_rules_names_every_rule_with_a_severity() {
     }
 }
 
+/// Every finding links to its rule's section of docs/rules.md: `doc` in JSON, a `see:` line in
+/// text; `--list-rules` gives the same link per rule.
+#[test]
+fn findings_and_listed_rules_link_to_their_section_of_the_rules_doc() {
+    let doc = fs::read_to_string(crate::common::root().join("docs/rules.md")).unwrap();
+    let section = |id: &str| doc.contains(&format!("\n### {id}\n"));
+    let (_, lint) = lint_json(&["migrations-sample/app"]);
+    let findings = lint["findings"].as_array().unwrap();
+    assert!(!findings.is_empty());
+    for f in findings {
+        let rule = f["rule"].as_str().unwrap();
+        assert_eq!(f["doc"], format!("docs/rules.md#{rule}"), "{f:#}");
+        assert!(section(rule), "docs/rules.md has no `### {rule}`");
+    }
+    let text = cutover(&["lint", "migrations-sample/app"]);
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        text.contains("\n      see: docs/rules.md#data-loss\n"),
+        "{text}"
+    );
+    let listed = cutover(&["lint", "--list-rules", "--format", "json"]);
+    let rules: Value = serde_json::from_slice(&listed.stdout).unwrap();
+    for r in rules.as_array().unwrap() {
+        let id = r["id"].as_str().unwrap();
+        assert_eq!(r["doc"], format!("docs/rules.md#{id}"));
+        assert!(section(id), "docs/rules.md has no `### {id}`");
+    }
+    let listed = cutover(&["lint", "--list-rules"]);
+    assert!(String::from_utf8_lossy(&listed.stdout).contains("docs/rules.md#<rule id>"));
+}
+
 #[test]
 fn lint_of_a_missing_path_is_bad_input() {
     let out = cutover(&["lint", "no/such/dir"]);

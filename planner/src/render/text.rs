@@ -14,6 +14,7 @@ fn findings_text(out: &mut String, findings: &[Finding]) {
             f.file, f.line, f.severity, f.rule, f.message
         );
         let _ = writeln!(out, "      hint: {}", f.hint);
+        let _ = writeln!(out, "      see: {}", f.doc());
     }
 }
 
