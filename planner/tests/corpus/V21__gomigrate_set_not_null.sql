@@ -1,0 +1,5 @@
+BEGIN;
+
+ALTER TABLE comments ALTER COLUMN author_id SET NOT NULL;
+
+COMMIT;

@@ -1,0 +1,7 @@
+BEGIN;
+ALTER TABLE orders ADD COLUMN IF NOT EXISTS currency CHAR(3) DEFAULT 'EUR';
+COMMIT;
+
+BEGIN;
+UPDATE orders SET currency = 'USD' WHERE user_id IN (SELECT id FROM users WHERE email LIKE '%.us');
+COMMIT;

@@ -1,0 +1,2 @@
+-- Intentionally empty: this version was squashed into 000001.
+SELECT 1;

@@ -1,0 +1,4 @@
+WITH touched AS (
+UPDATE "identities" SET "state" = 'active', "updated_at" = now() RETURNING "id"
+)
+SELECT count(*) FROM touched;

@@ -1,0 +1,1 @@
+CREATE UNIQUE INDEX "widgets_name_idx" ON "widgets" (name);

@@ -1,0 +1,1 @@
+ALTER TABLE public.accounts RENAME COLUMN display_name TO full_name;

@@ -1,0 +1,1 @@
+ALTER TABLE ONLY public.customers ALTER COLUMN name TYPE character varying(200);

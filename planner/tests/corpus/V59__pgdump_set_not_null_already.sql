@@ -1,0 +1,1 @@
+ALTER TABLE ONLY public.customers ALTER COLUMN customer_no SET NOT NULL;

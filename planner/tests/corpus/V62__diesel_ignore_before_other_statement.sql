@@ -1,0 +1,3 @@
+-- cutover:ignore data-loss
+SET lock_timeout = '5s';
+DROP TABLE job_queue_archive;

@@ -1,0 +1,5 @@
+DO $$
+BEGIN
+    ALTER TABLE users ADD COLUMN IF NOT EXISTS disabled BOOLEAN NULL;
+END
+$$;

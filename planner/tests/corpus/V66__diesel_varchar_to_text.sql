@@ -1,0 +1,2 @@
+-- Slugs of any length.
+ALTER TABLE posts ALTER COLUMN slug TYPE TEXT;

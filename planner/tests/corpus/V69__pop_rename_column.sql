@@ -1,0 +1,1 @@
+ALTER TABLE "identities" RENAME COLUMN "traits" TO "attributes";

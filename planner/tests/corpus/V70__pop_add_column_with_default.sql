@@ -1,0 +1,1 @@
+ALTER TABLE "widgets" ADD COLUMN "weight_grams" integer NOT NULL DEFAULT '0';

@@ -1,0 +1,2 @@
+-- AlterTable (edited by hand: Prisma would drop and re-create the column)
+ALTER TABLE "User" RENAME COLUMN "name" TO "displayName";

@@ -1,0 +1,2 @@
+-- AlterTable (edited by hand)
+ALTER TABLE "ApiToken" RENAME COLUMN "label" TO "description";
