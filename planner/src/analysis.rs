@@ -285,6 +285,9 @@ struct Class {
     /// The statement's phase needs a `-- cutover:phase=` declaration: cutover cannot see what
     /// it does (its finding is dropped when the file declares one).
     needs_declaration: bool,
+    /// Its phase is cutover's safe guess, which a `-- cutover:phase=` declaration may overrule
+    /// (a constraint the old version's writes may, but need not, violate).
+    declarable: bool,
 }
 
 impl Class {
@@ -301,6 +304,7 @@ impl Class {
             creates: Vec::new(),
             base: phase,
             needs_declaration: false,
+            declarable: false,
         }
     }
 
@@ -601,7 +605,7 @@ fn analyze_file(
             c
         };
         // What cutover cannot see into takes the file's declared phase, and needs one.
-        if class.needs_declaration
+        if (class.needs_declaration || class.declarable)
             && let Some(d) = declared_ok
         {
             class.phase = match d {
@@ -609,9 +613,14 @@ fn analyze_file(
                 _ => StmtPhase::Expand,
             };
             class.base = class.phase;
-            class
-                .findings
-                .retain(|(r, ..)| !matches!(*r, "unclassified-statement" | "unreadable-do-block"));
+            class.findings.retain(|(r, ..)| {
+                !matches!(
+                    *r,
+                    "unclassified-statement"
+                        | "unreadable-do-block"
+                        | "constraint-rejects-old-writes"
+                )
+            });
         }
         let span = spans.len();
         for (rule_id, message, hint, at) in &class.findings {
@@ -1284,7 +1293,16 @@ fn classify_before_learning(stmt: &ast::Stmt, schema: &mut Schema, in_release: b
                             Some(n) => inverses.push(format!("ALTER TABLE {table} DROP CONSTRAINT IF EXISTS {n};")),
                             None => unknown_inverse = Some("the constraint has no name; name it (ADD CONSTRAINT name ...) so it can be dropped".into()),
                         }
-                        let rejects = if is_new || has_seq(&aw, &["using", "index"]) {
+                        // Added again after this file dropped it (Prisma's DropForeignKey and
+                        // AddForeignKey to change ON DELETE): a key on the same columns rejects
+                        // what the old one did. A CHECK's expression may differ: judged anew.
+                        let replaced = name.as_deref().is_some_and(|n| {
+                            schema.was_dropped_in_file(
+                                "constraint",
+                                &format!("{}@{}", normalize(n), normalize(&table)),
+                            )
+                        }) && !aw.contains(&"check".to_string());
+                        let rejects = if is_new || replaced || has_seq(&aw, &["using", "index"]) {
                             Rejects::No
                         } else {
                             constraint_rejects(schema, &table, ac.syntax(), &aw)
@@ -1298,6 +1316,7 @@ fn classify_before_learning(stmt: &ast::Stmt, schema: &mut Schema, in_release: b
                             }
                             Rejects::May => {
                                 c.raise(Contract);
+                                c.declarable = true;
                                 c.finding("constraint-rejects-old-writes", format!("the new constraint on `{table}` can reject writes of the version still running (`NOT VALID` only skips the rows already there); cutover places it after that version is retired"), RECIPE_CONSTRAINT_OLD_WRITES);
                             }
                         }
@@ -1309,7 +1328,7 @@ fn classify_before_learning(stmt: &ast::Stmt, schema: &mut Schema, in_release: b
                             schema.create_object("constraint", &key);
                             c.creates.push(("constraint", key));
                         }
-                        if let Some(col) = not_null_check_column(&aw) {
+                        if let Some(col) = not_null_check_column(ac.syntax()) {
                             let validated = !has_seq(&aw, &["not", "valid"]);
                             schema.add_not_null_check(&table, name.as_deref(), &col, validated);
                             if deferred {
@@ -1330,6 +1349,10 @@ fn classify_before_learning(stmt: &ast::Stmt, schema: &mut Schema, in_release: b
                     }
                     ast::AlterTableAction::AlterColumn(ac) => {
                         let col = text_of(ac.column_name_ref()).unwrap_or_default();
+                        let was_not_null = schema
+                            .table(&table)
+                            .and_then(|t| t.column(&normalize(&col)))
+                            .is_some_and(|c| c.not_null);
                         learn::alter_column(schema, &table, &ac);
                         match ac.option() {
                             Some(ast::AlterColumnOption::SetType(st)) => {
@@ -1347,7 +1370,9 @@ fn classify_before_learning(stmt: &ast::Stmt, schema: &mut Schema, in_release: b
                                 let checked = schema
                                     .table(&table)
                                     .is_some_and(|t| t.not_null_checked.contains(&normalize(&col)));
-                                if is_new {
+                                if is_new || was_not_null {
+                                    // Nobody writes the table yet, or the column already is
+                                    // NOT NULL: nothing new is rejected, and nothing is scanned.
                                     c.raise(Expand);
                                 } else if checked {
                                     // A validated CHECK already rejects NULLs: nothing new is
@@ -1424,7 +1449,10 @@ fn classify_before_learning(stmt: &ast::Stmt, schema: &mut Schema, in_release: b
                             matches!(&a, ast::AlterTableAction::AddConstraint(ac)
                                 if name_after(ac.syntax(), "constraint", &[]).is_some_and(|n| normalize(&n) == normalize(&name)))
                         });
-                        if is_new || re_added || schema.is_new_object("constraint", &key) {
+                        if !name.is_empty() {
+                            schema.drop_in_file("constraint", &key);
+                        }
+                        if is_new || re_added || schema.is_new_object_in_file("constraint", &key) {
                             c.raise(Expand);
                         } else if name.is_empty() {
                             c.raise(Contract);
@@ -1576,6 +1604,7 @@ fn classify_before_learning(stmt: &ast::Stmt, schema: &mut Schema, in_release: b
                     Rejects::No => {}
                     Rejects::May | Rejects::Will(_) => {
                         c.raise(Contract);
+                        c.declarable = true;
                         c.finding("constraint-rejects-old-writes", format!("the unique index on `{table}` rejects duplicate writes of the version still running; cutover places it after that version is retired"), RECIPE_CONSTRAINT_OLD_WRITES);
                     }
                 }
@@ -1606,7 +1635,7 @@ fn classify_before_learning(stmt: &ast::Stmt, schema: &mut Schema, in_release: b
             for name in dropped.names {
                 let key = normalize(&name);
                 let on_new = schema.index_table(&key).is_some_and(|t| schema.is_new(t))
-                    || schema.is_new_object("index", &key);
+                    || schema.is_new_object_in_file("index", &key);
                 if !on_new {
                     c.raise_drop("index", key);
                 }
@@ -1624,7 +1653,7 @@ fn classify_before_learning(stmt: &ast::Stmt, schema: &mut Schema, in_release: b
             let created = created_object(node, &w);
             let new = created
                 .as_ref()
-                .is_some_and(|(kind, key)| schema.is_new_object(kind, key));
+                .is_some_and(|(kind, key)| schema.is_new_object_in_file(kind, key));
             if let Some((kind, key)) = created {
                 schema.create_object(kind, &key);
                 c.creates.push((kind, key));
@@ -1734,7 +1763,10 @@ fn classify_before_learning(stmt: &ast::Stmt, schema: &mut Schema, in_release: b
             if let Some(kind) = kind {
                 for name in dropped.names {
                     let key = object_key(&name, dropped.on.as_deref());
-                    if !schema.is_new_object(kind, &key) {
+                    // Made earlier in this transaction: nobody else has seen it. Made by an
+                    // earlier file of the release, it may be there for the old version (a view
+                    // under a renamed table's old name): contract.
+                    if !schema.is_new_object_in_file(kind, &key) {
                         c.raise_drop(kind, key);
                     }
                 }
@@ -1857,6 +1889,7 @@ fn classify_before_learning(stmt: &ast::Stmt, schema: &mut Schema, in_release: b
             if has_seq(&w, &["add", "constraint"]) || has_seq(&w, &["set", "not", "null"]) =>
         {
             let mut c = Class::new(Contract, no_inverse());
+            c.declarable = true;
             c.finding("constraint-rejects-old-writes", "the new domain constraint can reject writes of the version still running to every column of that domain; cutover places it after that version is retired".into(), RECIPE_CONSTRAINT_OLD_WRITES);
             c
         }
@@ -1978,6 +2011,18 @@ fn classify_do(d: &ast::Do, schema: &mut Schema, index: &LineIndex, lint: bool) 
                 "concurrently-in-transaction",
                 format!("`{}` cannot run inside a DO block: PostgreSQL runs the block as one function call, inside a transaction", summarize(&node.text().to_string())),
                 "write it as a plain statement in a migration file of its own; cutover runs such a file outside a transaction",
+                line,
+            );
+        }
+        // `plan` rewrites a plain RENAME COLUMN into phases; inside a block it would run as
+        // written, before traffic moves.
+        if let Some(r) = ic.rename.take() {
+            ic.findings
+                .retain(|(rule, ..)| *rule != "breaking-rename-column");
+            c.finding_at(
+                "breaking-do-block",
+                format!("the DO block renames `{}.{}` to `{}`, which breaks the version that still uses the old name, and cutover rewrites a rename into phases only as a plain statement", r.table, r.from, r.to),
+                "write the RENAME COLUMN as a plain statement (cutover rewrites it: add, sync, backfill, drop), or run the block in a `recreate` release",
                 line,
             );
         }
@@ -2410,16 +2455,21 @@ fn create_inverse(node: &SyntaxNode, w: &[String]) -> Inverse {
     }
 }
 
-/// The column of `CHECK (col IS NOT NULL)`, if that is what the constraint is.
-fn not_null_check_column(w: &[String]) -> Option<String> {
-    let p = w.iter().position(|t| t == "check")?;
-    let rest = &w[p + 1..];
+/// The column of `CHECK (col IS NOT NULL)`, as written (quotes kept), if that is what the
+/// constraint is.
+fn not_null_check_column(node: &SyntaxNode) -> Option<String> {
+    let toks: Vec<String> = node
+        .descendants_with_tokens()
+        .filter_map(|e| e.into_token())
+        .filter(|t| !t.kind().is_trivia())
+        .map(|t| t.text().to_string())
+        .collect();
+    let p = toks.iter().position(|t| t.eq_ignore_ascii_case("check"))?;
+    let rest = &toks[p + 1..];
     // ( col is not null )
-    if rest.len() >= 5 && rest[0] == "(" && rest[2] == "is" && rest[3] == "not" && rest[4] == "null"
-    {
-        return Some(rest[1].clone());
-    }
-    None
+    let is = |i: usize, word: &str| rest.get(i).is_some_and(|t| t.eq_ignore_ascii_case(word));
+    (rest.first().is_some_and(|t| t == "(") && is(2, "is") && is(3, "not") && is(4, "null"))
+        .then(|| rest[1].clone())
 }
 
 #[cfg(test)]

@@ -148,6 +148,7 @@ rules! {
     "replaces-object", Warning, "cutover", "CREATE OR REPLACE changes an object the running version already uses.";
     "unclassified-statement", Error, "cutover", "cutover does not know whether the statement is safe while the old version runs; the file must declare its phase (`-- cutover:phase=`).";
     "unreadable-do-block", Error, "cutover", "A DO block whose body cutover cannot read (variables, loops, dynamic EXECUTE, function calls); the file must declare its phase. Plain statements inside a DO block, guarded by IF or EXCEPTION, are classified like any other.";
+    "breaking-do-block", Error, "cutover", "A DO block holds a breaking statement that cutover rewrites into phases only as a plain statement (RENAME COLUMN); inside the block it would run as written.";
     "breaking-add-constraint", Error, "cutover", "A constraint that rejects every insert of the running version (a NULL check on a column it does not know, which it leaves NULL); NOT VALID does not help.";
     "constraint-rejects-old-writes", Warning, "cutover", "A CHECK, FOREIGN KEY, UNIQUE or PRIMARY KEY constraint (or unique index) on columns the running version writes can reject its writes; it is placed in the contract phase.";
     "ban-drop-not-null", Warning, "cutover", "DROP NOT NULL lets the new version write NULLs the old version may not expect when it reads them (squawk's id; cutover's own check, silent for columns the release adds).";

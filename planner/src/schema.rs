@@ -239,8 +239,12 @@ pub struct Schema {
     /// its inserts leave them NULL (or at their default).
     new_columns: BTreeMap<(String, String), bool>,
     /// Objects this release created, by kind (`view`, `index`, `function`, ...) and normalized
-    /// name: no running version uses them yet.
-    new_objects: BTreeSet<(&'static str, String)>,
+    /// name, with the number of the file that created them.
+    new_objects: BTreeMap<(&'static str, String), u64>,
+    /// Objects the file being analyzed dropped, by kind and key.
+    dropped_in_file: BTreeSet<(&'static str, String)>,
+    /// Number of the file being analyzed (counts files, from 0).
+    file_seq: u64,
     /// Constraints (by table and constraint name) placed after the old version is retired
     /// because they can reject its writes: validating one belongs there too.
     deferred_constraints: BTreeSet<(String, String)>,
@@ -1058,12 +1062,32 @@ impl Schema {
     /// `function`, `constraint`, ...); `key` its normalized name (see [`normalize`]), with
     /// `@table` for objects named per table (triggers, policies, rules, constraints).
     pub fn create_object(&mut self, kind: &'static str, key: &str) {
-        self.new_objects.insert((kind, key.to_string()));
+        self.new_objects
+            .insert((kind, key.to_string()), self.file_seq);
     }
 
-    /// Whether this release created the object (`key` as for [`Schema::create_object`]).
+    /// Whether this release created the object (`key` as for [`Schema::create_object`]). An
+    /// earlier file may have made it for the old version (a view under a renamed table's old
+    /// name), so only [`Schema::is_new_object_in_file`] says nobody uses it.
     pub fn is_new_object(&self, kind: &'static str, key: &str) -> bool {
-        self.new_objects.contains(&(kind, key.to_string()))
+        self.new_objects.contains_key(&(kind, key.to_string()))
+    }
+
+    /// Whether the file being analyzed created the object: its transaction has not committed,
+    /// so no other session can use it.
+    pub fn is_new_object_in_file(&self, kind: &'static str, key: &str) -> bool {
+        self.new_objects.get(&(kind, key.to_string())) == Some(&self.file_seq)
+    }
+
+    /// Records a drop of the file being analyzed.
+    pub fn drop_in_file(&mut self, kind: &'static str, key: &str) {
+        self.dropped_in_file.insert((kind, key.to_string()));
+    }
+
+    /// Whether the file being analyzed dropped the object before (a replace, when it is created
+    /// again).
+    pub fn was_dropped_in_file(&self, kind: &'static str, key: &str) -> bool {
+        self.dropped_in_file.contains(&(kind, key.to_string()))
     }
 
     /// The table of an index the migrations created, normalized.
@@ -1087,6 +1111,8 @@ impl Schema {
     /// applied, or `lint`, which has no release), what it created is no longer new: the running
     /// version may use it.
     pub fn end_file(&mut self, keep_new: bool) {
+        self.file_seq += 1;
+        self.dropped_in_file.clear();
         if keep_new {
             return;
         }

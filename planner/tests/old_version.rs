@@ -254,8 +254,8 @@ fn do_blocks_are_classified_by_the_statements_inside() {
         (
             "DO $$ BEGIN ALTER TABLE users RENAME COLUMN name TO full_name; END $$;",
             Breaking,
+            &["breaking-do-block"],
             &["breaking-rename-column"],
-            &[],
         ),
         (
             "DO $$ BEGIN ALTER TABLE users ADD COLUMN org_id bigint NOT NULL; END $$;",
@@ -595,4 +595,45 @@ fn an_ignore_that_silences_nothing_is_reported() {
             .iter()
             .any(|f| f.rule == "require-concurrent-index-creation")
     );
+}
+
+#[test]
+fn a_declaration_places_a_constraint_the_old_version_never_violates() {
+    // The new version needs the unique key for ON CONFLICT, and the old one never writes
+    // duplicates: the author says so, and cutover follows.
+    let (phase, rules) = one(
+        "-- cutover:phase=expand\nCREATE UNIQUE INDEX CONCURRENTLY users_email_key ON users (email);",
+    );
+    assert_eq!(phase, Phase::Expand, "{rules:?}");
+    assert!(
+        !rules
+            .iter()
+            .any(|r| r == "constraint-rejects-old-writes" || r == "phase-declaration-mismatch"),
+        "{rules:?}"
+    );
+    // A constraint that rejects every old insert is not a matter of declaration.
+    let (_, rules) = one(
+        "-- cutover:phase=expand\nALTER TABLE users ADD COLUMN org_id bigint;\nALTER TABLE users ADD CONSTRAINT org_nn CHECK (org_id IS NOT NULL) NOT VALID;",
+    );
+    assert!(
+        rules.iter().any(|r| r == "phase-declaration-mismatch"),
+        "{rules:?}"
+    );
+}
+
+#[test]
+fn what_an_earlier_file_of_the_release_made_for_the_old_version_is_dropped_after_it() {
+    // The rename-table recipe: the old name lives on as a view for the old version, and its
+    // drop must wait for that version's retirement.
+    let a = release(&[
+        (
+            "V2__rename.sql",
+            "-- cutover:phase=expand\nALTER TABLE orders RENAME TO purchases;\nCREATE VIEW orders AS SELECT * FROM purchases;",
+        ),
+        ("V3__drop_view.sql", "DROP VIEW orders;"),
+    ]);
+    assert_eq!(a.migrations[1].phase, Phase::Contract, "{:?}", a.findings);
+    // Made and dropped in one transaction, nobody saw it.
+    let (phase, _) = one("CREATE VIEW scratch AS SELECT 1;\nDROP VIEW scratch;");
+    assert_eq!(phase, Phase::Expand);
 }
