@@ -139,7 +139,15 @@ pub struct StatementAnalysis {
     /// written; preflight checks the role owns those that exist.
     #[serde(skip)]
     pub owner_of: Option<String>,
+    /// Rule ids its `-- cutover:ignore` comments name (`plan` applies them to the findings of
+    /// the rename rewrite, [`PLAN_IGNORABLE`]).
+    #[serde(skip)]
+    pub ignores: BTreeSet<String>,
 }
+
+/// Findings `plan` adds for a rewritten rename that an ignore comment on the rename may
+/// silence (they remind; they do not stop anything).
+pub const PLAN_IGNORABLE: &[&str] = &["rename-rewrite-incomplete", "rename-type-unknown"];
 
 /// One migration file, analyzed.
 #[derive(Debug, Clone, Serialize)]
@@ -682,6 +690,10 @@ fn analyze_file(
             inverse: class.inverse,
             rename: class.rename,
             owner_of: class.owner_of,
+            ignores: spans
+                .last()
+                .map(|s| s.ignores.keys().cloned().collect())
+                .unwrap_or_default(),
         });
     }
     // The tables a file of this release created stay new for the next files; elsewhere (an
@@ -731,6 +743,10 @@ fn analyze_file(
         }
     }
     let transactional = statements.iter().all(|s| s.transactional);
+    // Renames `plan` rewrites: their ignore comments may name the rewrite's findings.
+    let rename_spans: BTreeSet<usize> = (0..statements.len())
+        .filter(|&i| statements[i].rename.is_some())
+        .collect();
 
     // An enum value added in a transaction cannot be used before it commits (PostgreSQL
     // manual, ALTER TYPE, Notes: "unsafe use of new value"), unless the type itself was
@@ -809,6 +825,7 @@ fn analyze_file(
                 inverse: Inverse::Unknown("the statement could not be read".into()),
                 rename: None,
                 owner_of: None,
+                ignores: BTreeSet::new(),
             },
         );
     }
@@ -892,7 +909,9 @@ fn analyze_file(
     if report {
         for (i, s) in spans.iter().enumerate() {
             for (id, at) in &s.ignores {
-                if used.contains(&(i, id.clone())) {
+                if used.contains(&(i, id.clone()))
+                    || (rename_spans.contains(&i) && PLAN_IGNORABLE.contains(&id.as_str()))
+                {
                     continue;
                 }
                 let why = if id == "unparseable-statement" {

@@ -1098,6 +1098,17 @@ fn finish(
     mut findings: Vec<Finding>,
     analyzed: Vec<(String, Vec<MigrationAnalysis>)>,
 ) -> Result<Plan, PlanError> {
+    // The rewrite's own reminders honour the rename's ignore comments, like any finding of a
+    // statement (the blocking ones cannot be silenced: the plan would not work).
+    findings.retain(|f| {
+        !crate::analysis::PLAN_IGNORABLE.contains(&f.rule.as_str())
+            || !analyzed.iter().flat_map(|(_, ms)| ms).any(|m| {
+                m.file == f.file
+                    && m.statements
+                        .iter()
+                        .any(|s| s.line == f.line && s.ignores.contains(&f.rule))
+            })
+    });
     findings.sort_by(|a, b| (&a.file, a.line, &a.rule).cmp(&(&b.file, b.line, &b.rule)));
     let plan = Plan {
         release: spec.release.name.clone(),

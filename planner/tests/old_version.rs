@@ -637,3 +637,38 @@ fn what_an_earlier_file_of_the_release_made_for_the_old_version_is_dropped_after
     let (phase, _) = one("CREATE VIEW scratch AS SELECT 1;\nDROP VIEW scratch;");
     assert_eq!(phase, Phase::Expand);
 }
+
+#[test]
+fn ignore_comments_reach_the_findings_plan_adds_for_a_rename() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = dir.path().join("m");
+    std::fs::create_dir(&m).unwrap();
+    std::fs::write(m.join("V1__base.sql"), BASE).unwrap();
+    std::fs::write(
+        m.join("V2__rename.sql"),
+        "-- cutover:ignore rename-rewrite-incomplete: nothing is indexed on email\nALTER TABLE users RENAME COLUMN email TO email_address;\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("spec.toml"),
+        "[release]\nname = \"r\"\n\n[[database]]\nname = \"main\"\nurl_env = \"DATABASE_URL\"\nmigrations = \"m\"\nbaseline = 1\n",
+    )
+    .unwrap();
+    let plan = cutover_planner::plan_file(&dir.path().join("spec.toml")).unwrap();
+    let rules: Vec<&str> = plan.findings.iter().map(|f| f.rule.as_str()).collect();
+    assert!(rules.contains(&"breaking-rename-column"), "{rules:?}");
+    assert!(!rules.contains(&"rename-rewrite-incomplete"), "{rules:?}");
+    assert!(!rules.contains(&"unused-ignore"), "{rules:?}");
+    // Without the comment the reminder is there.
+    std::fs::write(
+        m.join("V2__rename.sql"),
+        "ALTER TABLE users RENAME COLUMN email TO email_address;\n",
+    )
+    .unwrap();
+    let plan = cutover_planner::plan_file(&dir.path().join("spec.toml")).unwrap();
+    assert!(
+        plan.findings
+            .iter()
+            .any(|f| f.rule == "rename-rewrite-incomplete")
+    );
+}
