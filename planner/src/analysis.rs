@@ -1807,6 +1807,19 @@ fn classify_before_learning(stmt: &ast::Stmt, schema: &mut Schema, in_release: b
             dml::classify_select(node, schema)
         }
         ast::Stmt::Explain(e) => dml::classify_explain(e, schema, in_release),
+        // pg_dump writes `SET lock_timeout = 0;` and `SET statement_timeout = 0;` at the top of
+        // its output: in a migration they switch off the timeouts the executor sets around each
+        // statement (and squawk's timeout rules take any SET for one).
+        ast::Stmt::Set(_) if disabled_timeout(&w).is_some() => {
+            let mut c = Class::new(Neutral, Inverse::Noop);
+            let which = disabled_timeout(&w).unwrap_or_default();
+            c.finding(
+                "timeout-disabled",
+                format!("`SET {which} = 0` switches off the {which} the executor sets around every statement: a DDL statement waiting for a lock then queues every query of the running version behind it, without limit"),
+                "remove the line (pg_dump writes it for restores, not for migrations); the database's `lock_timeout` and `statement_timeout` in the release spec apply",
+            );
+            c
+        }
         ast::Stmt::Set(_)
         | ast::Stmt::Reset(_)
         | ast::Stmt::Begin(_)
@@ -2244,6 +2257,16 @@ fn null_rejecting(w: &[String]) -> bool {
                 "coalesce" | "num_nonnulls" | "num_nulls" | "notnull" | "isnull"
             )
         })
+}
+
+/// `lock_timeout` or `statement_timeout` when `w` (a SET statement's words) sets it to 0.
+fn disabled_timeout(w: &[String]) -> Option<String> {
+    let name = w
+        .iter()
+        .take(3)
+        .find(|t| matches!(t.as_str(), "lock_timeout" | "statement_timeout"))?;
+    let value = w.iter().rev().find(|t| *t != ";")?;
+    matches!(value.as_str(), "0" | "'0'" | "'0s'" | "'0ms'").then(|| name.clone())
 }
 
 /// The pseudo constraint name under which a deferred `CHECK (col IS NOT NULL)` is remembered.

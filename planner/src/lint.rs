@@ -155,6 +155,7 @@ rules! {
     "transaction-wrapper", Info, "cutover", "The file's own BEGIN ... COMMIT is left out: cutover runs each file in one transaction and records it in the same one.";
     "transaction-control-in-migration", Error, "cutover", "BEGIN, COMMIT or ROLLBACK inside a migration would commit or abort part of it: the run could no longer be recorded or undone as one.";
     "enum-value-in-same-transaction", Error, "cutover", "An enum value added by ALTER TYPE ... ADD VALUE is used in the same transaction; PostgreSQL refuses it until the transaction commits.";
+    "timeout-disabled", Warning, "cutover", "`SET lock_timeout = 0` or `SET statement_timeout = 0` (pg_dump's header) switches off the timeouts the executor sets around every statement.";
     "unused-ignore", Warning, "cutover", "A `-- cutover:ignore` comment that silences nothing: a typo, an unknown rule, or a rule that no longer fires on that statement.";
     "rename-rewrite-incomplete", Warning, "cutover", "The rename rewrite copies the column's values, not its indexes, constraints or defaults.";
     "rename-type-unknown", Info, "cutover", "The renamed column's type is not in the migrations; the expand step copies it from the live catalog.";

@@ -672,3 +672,28 @@ fn ignore_comments_reach_the_findings_plan_adds_for_a_rename() {
             .any(|f| f.rule == "rename-rewrite-incomplete")
     );
 }
+
+#[test]
+fn switching_off_the_executors_timeouts_is_reported() {
+    use Phase::*;
+    check(&[
+        (
+            "SET statement_timeout = 0;\nSET lock_timeout = 0;\nALTER TABLE users ADD COLUMN bio text;",
+            Expand,
+            &["timeout-disabled"],
+            &[],
+        ),
+        (
+            "SET LOCAL lock_timeout = '0';\nALTER TABLE users ADD COLUMN bio text;",
+            Expand,
+            &["timeout-disabled"],
+            &[],
+        ),
+        (
+            "SET lock_timeout = '2s';\nALTER TABLE users ADD COLUMN bio text;",
+            Expand,
+            &[],
+            &["timeout-disabled"],
+        ),
+    ]);
+}
