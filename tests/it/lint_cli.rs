@@ -361,3 +361,59 @@ fn listed_rule_ids_are_the_reported_ones_and_ignores_take_aliases() {
         );
     }
 }
+
+/// A generated statement as deep as real cleanup migrations get (a 150,000-term OR chain,
+/// 20,000 nested parentheses) is analyzed, not a stack overflow: `plan` and `lint` answer with
+/// an exit code and classify it.
+#[test]
+fn deeply_nested_statements_are_analyzed_without_overflowing_the_stack() {
+    let deep = [
+        (
+            "or-chain",
+            format!(
+                "DELETE FROM items WHERE {};\n",
+                (0..150_000)
+                    .map(|i| format!("id = {i}"))
+                    .collect::<Vec<_>>()
+                    .join(" OR ")
+            ),
+            "expand",
+        ),
+        (
+            "parentheses",
+            format!(
+                "UPDATE items SET name = {}'x'{} WHERE id = 1;\n",
+                "(".repeat(20_000),
+                ")".repeat(20_000)
+            ),
+            "expand",
+        ),
+    ];
+    for (what, sql, phase) in deep {
+        let dir = tempfile::tempdir().unwrap();
+        let m = dir.path().join("m");
+        fs::create_dir(&m).unwrap();
+        fs::write(
+            m.join("V1__base.sql"),
+            "CREATE TABLE items (id bigint PRIMARY KEY, name text);\n",
+        )
+        .unwrap();
+        fs::write(m.join("V2__cleanup.sql"), &sql).unwrap();
+        fs::write(
+            dir.path().join("spec.toml"),
+            "[release]\nname = \"deep\"\n\n[[database]]\nname = \"main\"\nurl_env = \"DATABASE_URL\"\nmigrations = \"m\"\nbaseline = 1\n",
+        )
+        .unwrap();
+        let (code, doc) = lint_json(&[m.to_str().unwrap()]);
+        assert!(matches!(code, Some(0..=2)), "{what}: lint exited {code:?}");
+        assert_eq!(doc["migrations"][1]["phase"], phase, "{what}");
+        let out = cutover(&[
+            "plan",
+            dir.path().join("spec.toml").to_str().unwrap(),
+            "--format",
+            "json",
+        ]);
+        assert_no_panic(&out);
+        assert_eq!(out.status.code(), Some(0), "{what}: {}", transcript(&out));
+    }
+}
