@@ -559,6 +559,8 @@ fn analyze_file(
             blocking: false,
         }
     };
+    let source_lines: Vec<&str> = text.split('\n').collect();
+    let mut attached_comments: BTreeSet<usize> = BTreeSet::new();
     let mut prev_end = 0usize;
     for stmt in parse.tree().stmts() {
         let node = stmt.syntax();
@@ -571,9 +573,26 @@ fn analyze_file(
         // the next statement (written on the lines above it), never to one further on.
         let prev_line = (prev_end > 0).then(|| index.line(prev_end.saturating_sub(1)));
         let end_line = index.line(end.saturating_sub(1));
+        // Written above it, the comment must be in the block of comment lines right above the
+        // statement: a blank line or other text between them ends its reach.
+        let attached = |at: usize| {
+            let from = index.line(at) as usize;
+            (from + 1..line as usize).all(|l| {
+                let t = source_lines.get(l - 1).map_or("", |t| t.trim());
+                t.starts_with("--")
+                    || t.starts_with("/*")
+                    || t.starts_with('*')
+                    || t.ends_with("*/")
+            })
+        };
         let own: Vec<(usize, String)> = comments
             .iter()
-            .filter(|(at, _)| *at >= prev_end && *at < first && Some(index.line(*at)) != prev_line)
+            .filter(|(at, _)| {
+                *at >= prev_end
+                    && *at < first
+                    && Some(index.line(*at)) != prev_line
+                    && attached(*at)
+            })
             .cloned()
             .collect();
         let trailing: Vec<(usize, String)> = comments
@@ -581,6 +600,7 @@ fn analyze_file(
             .filter(|(at, _)| *at >= end && index.line(*at) == end_line)
             .cloned()
             .collect();
+        attached_comments.extend(own.iter().chain(&trailing).map(|(at, _)| *at));
         let mut ignores = ignores_between(&own, prev_end, first, &index);
         ignores.extend(ignores_between(&trailing, end, usize::MAX, &index));
         // An error in the gap before a statement (text the parser skipped, like a misspelled
@@ -907,6 +927,11 @@ fn analyze_file(
         findings.push(f);
     }
     if report {
+        for (at, comment) in &comments {
+            if comment.contains("cutover:ignore") && !attached_comments.contains(at) {
+                push(&mut findings, "unused-ignore", index.line(*at), "this ignore comment silences nothing: it is neither on a statement's line nor in the comment lines right above one".into(), "move it onto the line of the statement it is for, or right above it (no blank line between)".into());
+            }
+        }
         for (i, s) in spans.iter().enumerate() {
             for (id, at) in &s.ignores {
                 if used.contains(&(i, id.clone()))
@@ -1282,27 +1307,70 @@ fn classify_before_learning(stmt: &ast::Stmt, schema: &mut Schema, in_release: b
                                     | ast::Constraint::PrimaryKeyConstraint(_)
                             )
                         });
-                        let has_default = cons.iter().any(|k| {
-                            matches!(
-                                k,
-                                ast::Constraint::DefaultConstraint(_)
-                                    | ast::Constraint::GeneratedConstraint(_)
-                            )
+                        // `DEFAULT NULL` is no default: the old version's inserts still write NULL.
+                        let default = cons.iter().find_map(|k| match k {
+                            ast::Constraint::DefaultConstraint(d) => {
+                                let dw = words(d.syntax());
+                                (dw.get(1..) != Some(&["null".to_string()][..]))
+                                    .then(|| dw[1..].join(" "))
+                            }
+                            ast::Constraint::GeneratedConstraint(_) => Some("(generated)".into()),
+                            _ => None,
                         });
+                        let has_default = default.is_some();
+                        // A column added IF NOT EXISTS that is already there is not new.
+                        let exists = has_seq(&aw, &["if", "not", "exists"])
+                            && schema
+                                .table(&table)
+                                .is_some_and(|t| t.column(&normalize(&col)).is_some());
+                        if exists {
+                            c.raise(Expand);
+                            continue;
+                        }
                         let null_check = cons.iter().any(|k| {
                             matches!(k, ast::Constraint::CheckConstraint(ck) if null_rejecting(&words(ck.syntax())))
                         });
+                        let unique_not_distinct = has_seq(&aw, &["nulls", "not", "distinct"]);
+                        // The old version's inserts all write the default: a constant one
+                        // collides under a unique key, and a CHECK or a foreign key may reject it.
+                        let constant_default = default
+                            .as_deref()
+                            .is_some_and(|d| !d.contains('(') && d != "(generated)");
+                        // (`CHECK (col IS NOT NULL)` holds for any non-NULL default.)
+                        let checks_default = has_default
+                            && cons.iter().any(|k| match k {
+                                ast::Constraint::CheckConstraint(ck) => {
+                                    not_null_check_column(ck.syntax()).is_none()
+                                }
+                                ast::Constraint::ReferencesConstraint(_) => true,
+                                _ => false,
+                            });
+                        let unique_default = constant_default
+                            && cons.iter().any(|k| {
+                                matches!(
+                                    k,
+                                    ast::Constraint::UniqueConstraint(_)
+                                        | ast::Constraint::PrimaryKeyConstraint(_)
+                                )
+                            });
                         if not_null && !has_default && !is_new {
                             c.raise(Breaking);
                             c.finding("breaking-add-required-column", format!("`{table}.{col}` is added NOT NULL without a default: the old version's inserts will fail"), RECIPE_REQUIRED_COLUMN);
-                        } else if null_check && !has_default && !is_new {
+                        } else if (null_check || unique_not_distinct) && !has_default && !is_new {
                             c.raise(Breaking);
-                            c.finding("breaking-add-constraint", format!("the CHECK on the new column `{table}.{col}` rejects NULL, and every insert of the running version leaves it NULL: they all fail"), RECIPE_CONSTRAINT_NEW_COLUMN);
+                            c.finding("breaking-add-constraint", format!("the constraint on the new column `{table}.{col}` rejects NULL (or a second NULL), and every insert of the running version leaves it NULL: they fail"), RECIPE_CONSTRAINT_NEW_COLUMN);
+                        } else if unique_default && !is_new {
+                            c.raise(Breaking);
+                            c.finding("breaking-add-constraint", format!("every insert of the running version writes the default `{}` into the new unique column `{table}.{col}`: the second one collides", default.as_deref().unwrap_or_default()), RECIPE_CONSTRAINT_NEW_COLUMN);
+                        } else if checks_default && !is_new {
+                            c.raise(Contract);
+                            c.declarable = true;
+                            c.finding("constraint-rejects-old-writes", format!("every insert of the running version writes the default of the new column `{table}.{col}`, which its constraint may reject; cutover places it after that version is retired"), RECIPE_CONSTRAINT_OLD_WRITES);
                         } else {
                             c.raise(Expand);
                         }
                         inverses.push(format!("ALTER TABLE {table} DROP COLUMN IF EXISTS {col};"));
-                        schema.add_new_column(&table, &col, has_default);
+                        schema.add_new_column(&table, &col, default.as_deref());
                         learn::add_column(schema, &table, &ac);
                         column_type::record_collation(schema, &table, &col, ac.collate());
                     }
@@ -1321,7 +1389,33 @@ fn classify_before_learning(stmt: &ast::Stmt, schema: &mut Schema, in_release: b
                                 &format!("{}@{}", normalize(n), normalize(&table)),
                             )
                         }) && !aw.contains(&"check".to_string());
-                        let rejects = if is_new || replaced || has_seq(&aw, &["using", "index"]) {
+                        // A primary key made from a unique index also makes its columns NOT
+                        // NULL (PostgreSQL manual, ALTER TABLE, ADD table_constraint_using_index).
+                        let pk_nullable: Vec<String> = if has_seq(&aw, &["primary", "key"])
+                            && has_seq(&aw, &["using", "index"])
+                            && !is_new
+                        {
+                            let index = name_after(ac.syntax(), "index", &[]).unwrap_or_default();
+                            let t = schema.table(&table);
+                            schema
+                                .index_columns(&crate::schema::beside(&table, &index))
+                                .unwrap_or_default()
+                                .iter()
+                                .flatten()
+                                .filter(|c| {
+                                    !t.and_then(|t| t.column(c)).is_some_and(|c| c.not_null)
+                                })
+                                .cloned()
+                                .collect()
+                        } else {
+                            Vec::new()
+                        };
+                        let rejects = if !pk_nullable.is_empty() {
+                            Rejects::Will(format!(
+                                "the primary key makes `{}` NOT NULL, which the old version may leave NULL",
+                                pk_nullable.join("`, `")
+                            ))
+                        } else if is_new || replaced || has_seq(&aw, &["using", "index"]) {
                             Rejects::No
                         } else {
                             constraint_rejects(schema, &table, ac.syntax(), &aw)
@@ -1329,9 +1423,9 @@ fn classify_before_learning(stmt: &ast::Stmt, schema: &mut Schema, in_release: b
                         let deferred = matches!(rejects, Rejects::May);
                         match rejects {
                             Rejects::No => c.raise(Expand),
-                            Rejects::Will(col) => {
+                            Rejects::Will(why) => {
                                 c.raise(Breaking);
-                                c.finding("breaking-add-constraint", format!("the new constraint rejects every insert of the running version: it does not know `{table}.{col}` and leaves it NULL (`NOT VALID` only skips the rows already there)"), RECIPE_CONSTRAINT_NEW_COLUMN);
+                                c.finding("breaking-add-constraint", format!("the new constraint rejects the inserts of the running version: {why} (`NOT VALID` only skips the rows already there)"), RECIPE_CONSTRAINT_NEW_COLUMN);
                             }
                             Rejects::May => {
                                 c.raise(Contract);
@@ -1425,13 +1519,21 @@ fn classify_before_learning(stmt: &ast::Stmt, schema: &mut Schema, in_release: b
                                 schema.set_not_null(&table, &col, false);
                             }
                             Some(ast::AlterColumnOption::DropDefault(_)) => {
+                                schema.set_new_column_default(&table, &col, None);
                                 c.raise(if is_new { Expand } else { Contract });
                                 unknown_inverse = Some(
                                     "the previous default is not known; add a down migration"
                                         .into(),
                                 );
                             }
-                            Some(ast::AlterColumnOption::SetDefault(_)) => {
+                            Some(ast::AlterColumnOption::SetDefault(sd)) => {
+                                let dw = words(sd.syntax());
+                                let expr = dw
+                                    .iter()
+                                    .position(|t| t == "default")
+                                    .map(|p| dw[p + 1..].join(" "))
+                                    .filter(|e| e != "null");
+                                schema.set_new_column_default(&table, &col, expr.as_deref());
                                 c.raise(Expand);
                                 unknown_inverse = Some(
                                     "the previous default is not known; add a down migration"
@@ -1573,6 +1675,13 @@ fn classify_before_learning(stmt: &ast::Stmt, schema: &mut Schema, in_release: b
         }
         ast::Stmt::CreateTable(ct) => {
             let name = text_of(ct.table_name()).unwrap_or_default();
+            // On a table that exists, IF NOT EXISTS only issues a notice (PostgreSQL manual,
+            // CREATE TABLE): the table stays what it was, and stays live.
+            if has_seq(&w[..w.len().min(8)], &["if", "not", "exists"])
+                && schema.table(&name).is_some()
+            {
+                return Class::new(Neutral, Inverse::Noop);
+            }
             learn::create_table(schema, ct, in_release);
             column_type::record_collations(schema, &name, ct);
             let mut c = Class::new(
@@ -1621,7 +1730,17 @@ fn classify_before_learning(stmt: &ast::Stmt, schema: &mut Schema, in_release: b
             if ci.unique_token().is_some() && !schema.is_new(&table) {
                 match constraint_rejects(schema, &table, node, &w) {
                     Rejects::No => {}
-                    Rejects::May | Rejects::Will(_) => {
+                    Rejects::Will(why) => {
+                        c.raise(Breaking);
+                        c.finding(
+                            "breaking-add-constraint",
+                            format!(
+                                "the unique index rejects the inserts of the running version: {why}"
+                            ),
+                            RECIPE_CONSTRAINT_NEW_COLUMN,
+                        );
+                    }
+                    Rejects::May => {
                         c.raise(Contract);
                         c.declarable = true;
                         c.finding("constraint-rejects-old-writes", format!("the unique index on `{table}` rejects duplicate writes of the version still running; cutover places it after that version is retired"), RECIPE_CONSTRAINT_OLD_WRITES);
@@ -2181,8 +2300,9 @@ enum Rejects {
     No,
     /// It can: it checks columns the old version writes.
     May,
-    /// It rejects every insert of the old version: the column it requires is new to this
-    /// release, has no default, and the old version leaves it NULL.
+    /// It rejects every insert of the old version (after the first, for a unique key): the
+    /// column is new to this release and the old version leaves it NULL, or writes its constant
+    /// default. Column and why.
     Will(String),
 }
 
@@ -2227,20 +2347,43 @@ fn constraint_rejects(schema: &Schema, table: &str, node: &SyntaxNode, w: &[Stri
     if columns.is_empty() {
         return Rejects::May;
     }
-    let new: Vec<(String, bool)> = columns
+    let new: Vec<(String, Option<String>)> = columns
         .iter()
-        .filter_map(|c| schema.new_column(table, c).map(|d| (c.clone(), d)))
+        .filter_map(|c| {
+            schema
+                .new_column_default(table, c)
+                .map(|d| (c.clone(), d.map(str::to_string)))
+        })
         .collect();
     if new.len() < columns.len() {
         return Rejects::May;
     }
+    let is_check = w.contains(&"check".to_string());
+    let is_fk = w.contains(&"references".to_string());
+    let is_unique = w.contains(&"unique".to_string()) || has_seq(w, &["primary", "key"]);
     let requires_value = has_seq(w, &["primary", "key"])
         || has_seq(w, &["nulls", "not", "distinct"])
-        || (w.contains(&"check".to_string()) && null_rejecting(w));
-    match new.iter().find(|(_, has_default)| !has_default) {
-        Some((col, _)) if requires_value => Rejects::Will(col.clone()),
-        _ => Rejects::No,
+        || (is_check && null_rejecting(w));
+    for (col, default) in &new {
+        match default {
+            None if requires_value => {
+                return Rejects::Will(format!(
+                    "it does not know `{table}.{col}` and leaves it NULL"
+                ));
+            }
+            None => {}
+            // Every insert of the old version writes the default: a CHECK or a foreign key may
+            // reject it, and a unique key takes one constant value once.
+            Some(_) if is_check || is_fk => return Rejects::May,
+            Some(d) if is_unique && !d.contains('(') => {
+                return Rejects::Will(format!(
+                    "each of its inserts writes the default `{d}` into `{table}.{col}`, and the second one collides"
+                ));
+            }
+            Some(_) => {}
+        }
     }
+    Rejects::No
 }
 
 /// Whether a CHECK expression tests for NULL, so a NULL the old version leaves can fail it
@@ -2251,6 +2394,9 @@ fn null_rejecting(w: &[String]) -> bool {
         || has_seq(w, &["is", "null"])
         || has_seq(w, &["is", "distinct"])
         || has_seq(w, &["is", "not", "distinct"])
+        || has_seq(w, &["is", "true"])
+        || has_seq(w, &["is", "false"])
+        || has_seq(w, &["is", "not", "unknown"])
         || w.iter().any(|t| {
             matches!(
                 t.as_str(),
@@ -2510,8 +2656,13 @@ fn not_null_check_column(node: &SyntaxNode) -> Option<String> {
     let rest = &toks[p + 1..];
     // ( col is not null )
     let is = |i: usize, word: &str| rest.get(i).is_some_and(|t| t.eq_ignore_ascii_case(word));
-    (rest.first().is_some_and(|t| t == "(") && is(2, "is") && is(3, "not") && is(4, "null"))
-        .then(|| rest[1].clone())
+    // Exactly that: `CHECK (email IS NOT NULL OR status = 'guest')` proves nothing.
+    (rest.first().is_some_and(|t| t == "(")
+        && is(2, "is")
+        && is(3, "not")
+        && is(4, "null")
+        && rest.get(5).is_some_and(|t| t == ")"))
+    .then(|| rest[1].clone())
 }
 
 #[cfg(test)]

@@ -91,6 +91,9 @@ pub struct Table {
     pub not_null_checked: BTreeSet<String>,
     /// Constraint name to column, for `CHECK (col IS NOT NULL) NOT VALID` awaiting VALIDATE.
     pub pending_not_null: BTreeMap<String, String>,
+    /// Constraint name to column, for the validated checks behind `not_null_checked` (a DROP
+    /// CONSTRAINT takes the column out again).
+    pub not_null_check_names: BTreeMap<String, String>,
     /// Column to collation, for columns declared with a COLLATE other than `default` (an ALTER
     /// COLUMN TYPE without COLLATE resets it, which rebuilds the column's indexes).
     pub collations: BTreeMap<String, String>,
@@ -235,9 +238,9 @@ pub struct Schema {
     views: BTreeMap<String, View>,
     indexes: BTreeMap<String, Index>,
     /// Columns this release added to tables that existed before it, by (table, column), with
-    /// whether the column has a default: the running version neither reads nor writes them, so
-    /// its inserts leave them NULL (or at their default).
-    new_columns: BTreeMap<(String, String), bool>,
+    /// the column's default as written (`None`: none, or `DEFAULT NULL`): the running version
+    /// neither reads nor writes them, so its inserts leave them NULL (or at their default).
+    new_columns: BTreeMap<(String, String), Option<String>>,
     /// Objects this release created, by kind (`view`, `index`, `function`, ...) and normalized
     /// name, with the number of the file that created them.
     new_objects: BTreeMap<(&'static str, String), u64>,
@@ -879,6 +882,11 @@ impl Schema {
         }
         t.foreign_keys.retain(|fk| fk.name != name);
         t.pending_not_null.remove(&name);
+        if let Some(col) = t.not_null_check_names.remove(&name)
+            && !t.not_null_check_names.values().any(|c| *c == col)
+        {
+            t.not_null_checked.remove(&col);
+        }
         if let Some(key) = dropped_key {
             for t2 in self.tables.values_mut() {
                 t2.foreign_keys.retain(|fk| {
@@ -900,6 +908,9 @@ impl Schema {
             }
             for fk in t.foreign_keys.iter_mut().filter(|fk| fk.name == from) {
                 fk.name = to.clone();
+            }
+            if let Some(col) = t.not_null_check_names.remove(&from) {
+                t.not_null_check_names.insert(to.clone(), col);
             }
             if let Some(col) = t.pending_not_null.remove(&from) {
                 t.pending_not_null.insert(to.clone(), col);
@@ -947,6 +958,10 @@ impl Schema {
         let column = normalize(column);
         self.with_table(table, |t| {
             if validated {
+                if let Some(name) = constraint {
+                    t.not_null_check_names
+                        .insert(normalize(name), column.clone());
+                }
                 t.not_null_checked.insert(column);
             } else if let Some(name) = constraint {
                 t.pending_not_null.insert(normalize(name), column);
@@ -959,6 +974,7 @@ impl Schema {
         let constraint = normalize(constraint);
         self.with_table(table, |t| {
             if let Some(col) = t.pending_not_null.remove(&constraint) {
+                t.not_null_check_names.insert(constraint, col.clone());
                 t.not_null_checked.insert(col);
             }
         });
@@ -1035,26 +1051,35 @@ impl Schema {
     /// Whether `column` of `table` was added by this release to a table the running version
     /// already uses; `Some(has_default)` when it was.
     pub fn new_column(&self, table: &str, column: &str) -> Option<bool> {
-        self.new_columns
-            .get(&(normalize(table), normalize(column)))
-            .copied()
+        self.new_column_default(table, column).map(|d| d.is_some())
     }
 
-    /// Records a column this release adds (ignored for tables the release creates).
-    pub fn add_new_column(&mut self, table: &str, column: &str, has_default: bool) {
+    /// The default of a column this release added (`Some(None)`: it has none), `None` for a
+    /// column the running version knows.
+    pub fn new_column_default(&self, table: &str, column: &str) -> Option<Option<&str>> {
+        self.new_columns
+            .get(&(normalize(table), normalize(column)))
+            .map(Option::as_deref)
+    }
+
+    /// Records a column this release adds, with its default as written (ignored for tables the
+    /// release creates).
+    pub fn add_new_column(&mut self, table: &str, column: &str, default: Option<&str>) {
         if !self.is_new(table) {
-            self.new_columns
-                .insert((normalize(table), normalize(column)), has_default);
+            self.new_columns.insert(
+                (normalize(table), normalize(column)),
+                default.map(str::to_string),
+            );
         }
     }
 
-    /// Records that `column` now has (or no longer has) a default.
-    pub fn set_new_column_default(&mut self, table: &str, column: &str, has_default: bool) {
+    /// Records the default a column this release added now has (`None`: none).
+    pub fn set_new_column_default(&mut self, table: &str, column: &str, default: Option<&str>) {
         if let Some(d) = self
             .new_columns
             .get_mut(&(normalize(table), normalize(column)))
         {
-            *d = has_default;
+            *d = default.map(str::to_string);
         }
     }
 
@@ -1088,6 +1113,14 @@ impl Schema {
     /// again).
     pub fn was_dropped_in_file(&self, kind: &'static str, key: &str) -> bool {
         self.dropped_in_file.contains(&(kind, key.to_string()))
+    }
+
+    /// The key columns of an index the migrations created (normalized; `None` for an
+    /// expression).
+    pub fn index_columns(&self, name: &str) -> Option<&[Option<String>]> {
+        self.indexes
+            .get(&normalize(name))
+            .map(|i| i.columns.as_slice())
     }
 
     /// The table of an index the migrations created, normalized.

@@ -697,3 +697,129 @@ fn switching_off_the_executors_timeouts_is_reported() {
         ),
     ]);
 }
+
+/// Inputs a tester found after the first round, each of a kind fixed above.
+#[test]
+fn inputs_found_by_breaking_the_first_round() {
+    use Phase::*;
+    check(&[
+        // IF NOT EXISTS on a table that is there changes nothing: the table stays live.
+        (
+            "CREATE TABLE IF NOT EXISTS users (id bigint PRIMARY KEY, name text);\nALTER TABLE users ALTER COLUMN email SET NOT NULL;",
+            Breaking,
+            &["breaking-set-not-null"],
+            &[],
+        ),
+        (
+            "CREATE TABLE IF NOT EXISTS users (id bigint PRIMARY KEY);\nALTER TABLE users DROP COLUMN email;",
+            Contract,
+            &["data-loss"],
+            &[],
+        ),
+        (
+            "ALTER TABLE users ADD COLUMN IF NOT EXISTS email text;\nALTER TABLE users DROP COLUMN email;",
+            Contract,
+            &["data-loss"],
+            &[],
+        ),
+        // The old version's inserts write a new column's default: constraints judge it.
+        (
+            "ALTER TABLE users ADD COLUMN tier text DEFAULT 'free';\nALTER TABLE users ADD CONSTRAINT users_tier_check CHECK (tier IN ('paid', 'pro')) NOT VALID;",
+            Contract,
+            &["constraint-rejects-old-writes"],
+            &[],
+        ),
+        (
+            "ALTER TABLE users ADD COLUMN score int DEFAULT 0 CHECK (score > 0);",
+            Contract,
+            &["constraint-rejects-old-writes"],
+            &[],
+        ),
+        (
+            "ALTER TABLE users ADD COLUMN coupon_id bigint DEFAULT 0;\nALTER TABLE users ADD CONSTRAINT users_coupon_fk FOREIGN KEY (coupon_id) REFERENCES orders (id) NOT VALID;",
+            Contract,
+            &["constraint-rejects-old-writes"],
+            &[],
+        ),
+        (
+            "ALTER TABLE users ADD COLUMN slug text NOT NULL DEFAULT '';\nCREATE UNIQUE INDEX CONCURRENTLY users_slug_key ON users (slug);",
+            Breaking,
+            &["breaking-add-constraint"],
+            &[],
+        ),
+        (
+            "ALTER TABLE users ADD COLUMN token uuid NOT NULL DEFAULT gen_random_uuid();\nCREATE UNIQUE INDEX CONCURRENTLY users_token_key ON users (token);",
+            Expand,
+            &[],
+            &["breaking-add-constraint", "constraint-rejects-old-writes"],
+        ),
+        (
+            "ALTER TABLE users ADD COLUMN slug text UNIQUE NULLS NOT DISTINCT;",
+            Breaking,
+            &["breaking-add-constraint"],
+            &[],
+        ),
+        // DEFAULT NULL is no default.
+        (
+            "ALTER TABLE users ADD COLUMN x text DEFAULT NULL NOT NULL;",
+            Breaking,
+            &["breaking-add-required-column"],
+            &[],
+        ),
+        // IS TRUE / IS NOT UNKNOWN are false for NULL.
+        (
+            "ALTER TABLE users ADD COLUMN x text;\nALTER TABLE users ADD CONSTRAINT x_set CHECK ((x <> '') IS TRUE) NOT VALID;",
+            Breaking,
+            &["breaking-add-constraint"],
+            &[],
+        ),
+        // A PRIMARY KEY made from a unique index makes its columns NOT NULL.
+        (
+            "ALTER TABLE orders ADD CONSTRAINT orders_pkey2 PRIMARY KEY USING INDEX orders_user_idx;",
+            Breaking,
+            &["breaking-add-constraint"],
+            &[],
+        ),
+        // An ignore comment reaches the statement right below its comment block, not further.
+        (
+            "-- cutover:ignore breaking-set-not-null\n-- ALTER TABLE users DROP COLUMN legacy;  (next release)\n\nALTER TABLE users ALTER COLUMN email SET NOT NULL;",
+            Breaking,
+            &["breaking-set-not-null", "unused-ignore"],
+            &[],
+        ),
+        (
+            "-- cutover:ignore data-loss: never read since 0.9\n-- (kept for the audit)\nALTER TABLE users DROP COLUMN email;",
+            Contract,
+            &[],
+            &["data-loss", "unused-ignore"],
+        ),
+    ]);
+    // A CHECK that does not prove NOT NULL does not make SET NOT NULL safe, and a dropped one
+    // no longer does.
+    for base_check in [
+        "ALTER TABLE users ADD CONSTRAINT email_nn CHECK (email IS NOT NULL OR name = 'guest');",
+        "ALTER TABLE users ADD CONSTRAINT email_nn CHECK (email IS NOT NULL);\nALTER TABLE users DROP CONSTRAINT email_nn;",
+    ] {
+        let files = vec![
+            MigrationFile::from_bytes(
+                "V1__base.sql",
+                "V1__base.sql",
+                format!("{BASE}\n{base_check}").as_bytes(),
+            )
+            .unwrap(),
+            MigrationFile::from_bytes(
+                "V2__x.sql",
+                "V2__x.sql",
+                b"ALTER TABLE users ALTER COLUMN email SET NOT NULL;",
+            )
+            .unwrap(),
+        ];
+        let a = analyze(&files, Some(1), AnalyzeOptions { release: true });
+        assert_eq!(
+            a.migrations[0].phase,
+            Phase::Breaking,
+            "{base_check}: {:?}",
+            a.findings
+        );
+    }
+}
