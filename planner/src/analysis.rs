@@ -296,6 +296,9 @@ struct Class {
     /// Its phase is cutover's safe guess, which a `-- cutover:phase=` declaration may overrule
     /// (a constraint the old version's writes may, but need not, violate).
     declarable: bool,
+    /// The contents of the string literals of the statements inside a DO block (for the enum
+    /// value check across statements).
+    literals: Vec<String>,
 }
 
 impl Class {
@@ -313,6 +316,7 @@ impl Class {
             base: phase,
             needs_declaration: false,
             declarable: false,
+            literals: Vec::new(),
         }
     }
 
@@ -455,11 +459,24 @@ fn schema_of(name: &str) -> Option<&str> {
 }
 
 /// Whether a statement can run inside a transaction block.
+/// (PostgreSQL manual: each statement's page says "cannot be executed inside a transaction
+/// block".)
 fn transactional(stmt: &ast::Stmt) -> bool {
-    let concurrently = || has_seq(&words(stmt.syntax()), &["concurrently"]);
+    let w = || words(stmt.syntax());
+    let concurrently = || has_seq(&w(), &["concurrently"]);
     match stmt {
         ast::Stmt::CreateIndex(ci) => ci.concurrently_token().is_none(),
-        ast::Stmt::DropIndex(_) | ast::Stmt::Reindex(_) => !concurrently(),
+        ast::Stmt::DropIndex(_) => !concurrently(),
+        // REINDEX DATABASE and SYSTEM commit per table, like CONCURRENTLY.
+        ast::Stmt::Reindex(_) => {
+            let w = w();
+            !(has_seq(&w, &["concurrently"])
+                || has_seq(&w, &["reindex", "database"])
+                || has_seq(&w, &["reindex", "system"]))
+        }
+        // CLUSTER without a table reclusters every table, one transaction each.
+        ast::Stmt::Cluster(_) => w().iter().filter(|t| *t != ";" && *t != "verbose").count() > 1,
+        ast::Stmt::Discard(_) => !has_seq(&w(), &["discard", "all"]),
         ast::Stmt::AlterTable(at) => {
             !at.actions()
                 .any(|a| matches!(a, ast::AlterTableAction::DetachPartition(_)))
@@ -468,6 +485,10 @@ fn transactional(stmt: &ast::Stmt) -> bool {
         ast::Stmt::Vacuum(_)
         | ast::Stmt::CreateDatabase(_)
         | ast::Stmt::DropDatabase(_)
+        | ast::Stmt::CreateTablespace(_)
+        | ast::Stmt::DropTablespace(_)
+        | ast::Stmt::CreateSubscription(_)
+        | ast::Stmt::DropSubscription(_)
         | ast::Stmt::AlterSystem(_) => false,
         _ => true,
     }
@@ -667,22 +688,16 @@ fn analyze_file(
             _ if has_seq(&w, &["prepare", "transaction"]) => TxControl::Other,
             _ => TxControl::None,
         };
-        let literals: Vec<String> = node
-            .descendants_with_tokens()
-            .filter_map(|e| e.into_token())
-            .filter(|t| t.text().starts_with('\'') || t.kind() == SyntaxKind::DOLLAR_QUOTED_STRING)
-            .map(|t| t.text().to_string())
-            .collect();
+        let literals: Vec<String> = if matches!(stmt, ast::Stmt::Do(_)) {
+            std::mem::take(&mut class.literals)
+        } else {
+            literal_contents(node)
+        };
         let enum_add = match &stmt {
             ast::Stmt::AlterType(_) if has_seq(&w, &["add", "value"]) => {
-                name_after(node, "type", &[]).and_then(|ty| {
-                    let after = w.iter().position(|t| t == "value")?;
-                    let literal = literals
-                        .iter()
-                        .find(|l| w[after..].contains(&l.to_lowercase()))?
-                        .clone();
-                    Some((normalize(&ty), literal))
-                })
+                // ADD VALUE 'v' [BEFORE | AFTER 'w']: the first literal is the new value.
+                name_after(node, "type", &[])
+                    .and_then(|ty| Some((normalize(&ty), literals.first()?.clone())))
             }
             _ => None,
         };
@@ -779,7 +794,7 @@ fn analyze_file(
                 if e.literals.contains(literal)
                     && e.enum_add.as_ref().is_none_or(|(_, l)| l != literal)
                 {
-                    pending.push((Some(i), make("enum-value-in-same-transaction", statements[i].line, format!("the enum value {literal} added to `{v}` on line {at} is used here, in the same transaction: PostgreSQL refuses it (unsafe use of new value) until the transaction that added it commits"), "move the `ALTER TYPE ... ADD VALUE` into a migration of its own, before this one (cutover commits each migration separately)".into())));
+                    pending.push((Some(i), make("enum-value-in-same-transaction", statements[i].line, format!("the enum value '{literal}' added to `{v}` on line {at} is used here, in the same transaction: PostgreSQL refuses it (unsafe use of new value) until the transaction that added it commits"), "move the `ALTER TYPE ... ADD VALUE` into a migration of its own, before this one (cutover commits each migration separately)".into())));
                     break;
                 }
             }
@@ -804,15 +819,22 @@ fn analyze_file(
             if extras[i].drops.is_empty() {
                 continue;
             }
-            let recreated = extras[i].drops.iter().all(|d| {
-                extras[i + 1..]
-                    .iter()
-                    .any(|later| later.creates.contains(d))
-            });
-            if !recreated {
+            // Each dropped object must be created again later in the file; the replace takes
+            // the phase of what re-creates it (a unique index in place of a plain one is judged
+            // as the unique index).
+            let recreating: Option<Vec<usize>> = extras[i]
+                .drops
+                .iter()
+                .map(|d| (i + 1..extras.len()).find(|&j| extras[j].creates.contains(d)))
+                .collect();
+            let Some(recreating) = recreating else {
                 continue;
-            }
-            statements[i].phase = extras[i].base.max(StmtPhase::Expand);
+            };
+            let net = recreating
+                .iter()
+                .map(|&j| statements[j].phase)
+                .fold(StmtPhase::Expand, StmtPhase::max);
+            statements[i].phase = extras[i].base.max(net);
             for (kind, name) in extras[i]
                 .drops
                 .iter()
@@ -1780,6 +1802,28 @@ fn classify_before_learning(stmt: &ast::Stmt, schema: &mut Schema, in_release: b
             }
             c
         }
+        // CLUSTER and VACUUM FULL rewrite the whole table under an ACCESS EXCLUSIVE lock: no
+        // schema change, but the running version waits for the whole rewrite.
+        ast::Stmt::Cluster(_) | ast::Stmt::Vacuum(_)
+            if matches!(stmt, ast::Stmt::Cluster(_)) || has_seq(&w, &["full"]) =>
+        {
+            let mut c = Class::new(Expand, Inverse::Noop);
+            let table = w
+                .iter()
+                .skip(1)
+                .find(|t| {
+                    !matches!(
+                        t.as_str(),
+                        "verbose" | "full" | "analyze" | "freeze" | "(" | ")" | ","
+                    )
+                })
+                .cloned();
+            let new = table.as_deref().is_some_and(|t| schema.is_new(t));
+            if !new {
+                c.finding("table-rewrite", format!("`{}` rewrites {} under an ACCESS EXCLUSIVE lock: the running version's queries wait for the whole rewrite", summarize(&node.text().to_string()), table.as_deref().map_or("every table".to_string(), |t| format!("`{t}`"))), "run it in a maintenance window (a `recreate` release), or use pg_repack, which holds the lock only briefly");
+            }
+            c
+        }
         ast::Stmt::Reindex(_) | ast::Stmt::Vacuum(_) => Class::new(Neutral, Inverse::Noop),
         ast::Stmt::CreateView(_)
         | ast::Stmt::CreateFunction(_)
@@ -2091,7 +2135,6 @@ fn classify_before_learning(stmt: &ast::Stmt, schema: &mut Schema, in_release: b
         | ast::Stmt::Discard(_)
         | ast::Stmt::SetSessionAuth(_)
         | ast::Stmt::ResetSessionAuth(_)
-        | ast::Stmt::Cluster(_)
         | ast::Stmt::PrepareTransaction(_) => Class::new(Neutral, Inverse::Noop),
         ast::Stmt::AlterType(_) if has_seq(&w, &["add", "value"]) => Class::new(
             Expand,
@@ -2146,12 +2189,34 @@ fn classify_do(d: &ast::Do, schema: &mut Schema, index: &LineIndex, lint: bool) 
         return unreadable(why);
     }
     let mut c = Class::new(StmtPhase::Neutral, Inverse::Noop);
+    let mut first_expand: Option<u32> = None;
+    let mut first_contract: Option<u32> = None;
+    let mut added_values: Vec<(String, u32)> = Vec::new();
     for stmt in &inner {
         let node = stmt.syntax();
         let source = body.source_range(node.text_range());
         let line = index.line(usize::from(source.start()));
         let mut ic = classify(stmt, schema, true);
         c.raise(ic.phase);
+        match ic.phase {
+            StmtPhase::Expand => first_expand = first_expand.or(Some(line)),
+            StmtPhase::Contract => first_contract = first_contract.or(Some(line)),
+            _ => {}
+        }
+        // The block is one transaction too: an enum value it adds cannot be used in it.
+        let literals = literal_contents(node);
+        if let Some((value, at)) = added_values.iter().find(|(v, _)| literals.contains(v)) {
+            c.finding_at(
+                "enum-value-in-same-transaction",
+                format!("the enum value '{value}' added on line {at} is used here, in the same transaction: PostgreSQL refuses it (unsafe use of new value) until the transaction that added it commits"),
+                "move the `ALTER TYPE ... ADD VALUE` into a migration of its own, before this one",
+                line,
+            );
+        }
+        if matches!(stmt, ast::Stmt::AlterType(_)) && has_seq(&words(node), &["add", "value"]) {
+            added_values.extend(literals.iter().map(|v| (v.clone(), line)));
+        }
+        c.literals.extend(literals);
         c.table = c.table.take().or(ic.table.take());
         c.drops.append(&mut ic.drops);
         c.creates.append(&mut ic.creates);
@@ -2213,6 +2278,14 @@ fn classify_do(d: &ast::Do, schema: &mut Schema, index: &LineIndex, lint: bool) 
                     .push((squawk_rule, v.message.clone(), hint, Some(line)));
             }
         }
+    }
+    if let (Some(e), Some(k)) = (first_expand, first_contract) {
+        c.finding_at(
+            "mixed-phase-migration",
+            format!("this DO block mixes expand (line {e}) and contract (line {k}) statements: the whole block runs at one time"),
+            "split it into two blocks in two migrations: the expand one runs before traffic moves, the contract one after the old version is retired",
+            k,
+        );
     }
     // The guards make the block's effect depend on what the database holds: undoing it
     // blindly could drop what was there before.
@@ -2413,6 +2486,32 @@ fn disabled_timeout(w: &[String]) -> Option<String> {
         .find(|t| matches!(t.as_str(), "lock_timeout" | "statement_timeout"))?;
     let value = w.iter().rev().find(|t| *t != ";")?;
     matches!(value.as_str(), "0" | "'0'" | "'0s'" | "'0ms'").then(|| name.clone())
+}
+
+/// What the string literals of a statement say, however written: `'it''s'`, `E'x'`,
+/// `$$x$$`, `$tag$x$tag$` (the enum value check compares values, not spellings).
+fn literal_contents(node: &SyntaxNode) -> Vec<String> {
+    node.descendants_with_tokens()
+        .filter_map(|e| e.into_token())
+        .filter_map(|t| {
+            let text = t.text();
+            match t.kind() {
+                SyntaxKind::DOLLAR_QUOTED_STRING => {
+                    let tag_end = text[1..].find('$')? + 2;
+                    let tag = &text[..tag_end];
+                    text.strip_prefix(tag)?
+                        .strip_suffix(tag)
+                        .map(str::to_string)
+                }
+                SyntaxKind::STRING | SyntaxKind::ESC_STRING => {
+                    let body = text.trim_start_matches(['e', 'E']);
+                    let inner = body.strip_prefix('\'')?.strip_suffix('\'')?;
+                    Some(inner.replace("''", "'"))
+                }
+                _ => None,
+            }
+        })
+        .collect()
 }
 
 /// The pseudo constraint name under which a deferred `CHECK (col IS NOT NULL)` is remembered.

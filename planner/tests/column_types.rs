@@ -254,13 +254,19 @@ fn type_changes_are_expand_exactly_when_postgres_makes_them_in_place() {
         ),
         ("ALTER TABLE items ALTER addr TYPE inet", Breaking, BREAKING),
         // USING, COLLATE, domains
+        // A USING that is the column or its cast to the new type changes nothing (Django).
         (
             "ALTER TABLE items ALTER name TYPE varchar(40) USING name::varchar(40)",
-            Breaking,
-            BREAKING,
+            Expand,
+            NO_REWRITE,
         ),
         (
             "ALTER TABLE items ALTER name TYPE varchar(40) USING name",
+            Expand,
+            NO_REWRITE,
+        ),
+        (
+            "ALTER TABLE items ALTER name TYPE varchar(40) USING name || ''",
             Breaking,
             BREAKING,
         ),

@@ -793,6 +793,76 @@ fn inputs_found_by_breaking_the_first_round() {
             &[],
             &["data-loss", "unused-ignore"],
         ),
+        // A DO block is one transaction too, and one phase.
+        (
+            "DO $$ BEGIN ALTER TYPE mood ADD VALUE 'calm'; UPDATE users SET feeling = 'calm' WHERE id = 1; END $$;",
+            Expand,
+            &["enum-value-in-same-transaction"],
+            &[],
+        ),
+        (
+            "ALTER TYPE mood ADD VALUE 'calm';\nDO $$ BEGIN UPDATE users SET feeling = 'calm' WHERE id = 1; END $$;",
+            Expand,
+            &["enum-value-in-same-transaction"],
+            &[],
+        ),
+        (
+            "ALTER TYPE mood ADD VALUE 'calm';\nUPDATE users SET feeling = E'calm' WHERE id = 1;",
+            Expand,
+            &["enum-value-in-same-transaction"],
+            &[],
+        ),
+        (
+            "ALTER TYPE mood ADD VALUE 'calm';\nUPDATE users SET feeling = $$calm$$ WHERE id = 1;",
+            Expand,
+            &["enum-value-in-same-transaction"],
+            &[],
+        ),
+        (
+            "DO $$ BEGIN ALTER TABLE users ADD COLUMN locale text; ALTER TABLE users DROP COLUMN email; END $$;",
+            Contract,
+            &["mixed-phase-migration"],
+            &[],
+        ),
+        // More statements that cannot run in a transaction block.
+        (
+            "ALTER TABLE users ADD COLUMN bio text;\nREINDEX DATABASE app;",
+            Expand,
+            &["concurrently-in-transaction"],
+            &[],
+        ),
+        (
+            "ALTER TABLE users ADD COLUMN bio text;\nCLUSTER;",
+            Expand,
+            &["concurrently-in-transaction"],
+            &[],
+        ),
+        (
+            "ALTER TABLE users ADD COLUMN bio text;\nDISCARD ALL;",
+            Expand,
+            &["concurrently-in-transaction"],
+            &[],
+        ),
+        // A replace takes the phase of what re-creates it.
+        (
+            "DROP INDEX orders_user_idx;\nCREATE UNIQUE INDEX orders_user_idx ON orders (user_id);",
+            Contract,
+            &["constraint-rejects-old-writes"],
+            &["mixed-phase-migration"],
+        ),
+        // CLUSTER rewrites the table under its lock: not a placeholder.
+        (
+            "CLUSTER users USING users_pkey;",
+            Expand,
+            &["table-rewrite"],
+            &["empty-migration"],
+        ),
+        (
+            "VACUUM FULL users;",
+            Expand,
+            &["table-rewrite"],
+            &["empty-migration"],
+        ),
     ]);
     // A CHECK that does not prove NOT NULL does not make SET NOT NULL safe, and a dropped one
     // no longer does.
@@ -821,5 +891,43 @@ fn inputs_found_by_breaking_the_first_round() {
             "{base_check}: {:?}",
             a.findings
         );
+    }
+}
+
+#[test]
+fn a_using_clause_that_only_casts_to_the_new_type_is_no_using_clause() {
+    let files = |sql: &str| {
+        vec![
+            MigrationFile::from_bytes(
+                "V1__base.sql",
+                "V1__base.sql",
+                b"CREATE TABLE \"p\" (\"id\" bigint PRIMARY KEY, \"name\" varchar(100) NOT NULL);",
+            )
+            .unwrap(),
+            MigrationFile::from_bytes("V2__x.sql", "V2__x.sql", sql.as_bytes()).unwrap(),
+        ]
+    };
+    for (sql, phase) in [
+        // Django's CharField -> TextField.
+        (
+            "ALTER TABLE \"p\" ALTER COLUMN \"name\" TYPE text USING \"name\"::text;",
+            Phase::Expand,
+        ),
+        (
+            "ALTER TABLE p ALTER COLUMN name TYPE varchar(200) USING CAST(name AS varchar(200));",
+            Phase::Expand,
+        ),
+        // A real conversion stays breaking.
+        (
+            "ALTER TABLE p ALTER COLUMN name TYPE text USING upper(name)::text;",
+            Phase::Breaking,
+        ),
+        (
+            "ALTER TABLE p ALTER COLUMN name TYPE varchar(50) USING name::varchar(50);",
+            Phase::Breaking,
+        ),
+    ] {
+        let a = analyze(&files(sql), Some(1), AnalyzeOptions { release: true });
+        assert_eq!(a.migrations[0].phase, phase, "{sql}: {:?}", a.findings);
     }
 }

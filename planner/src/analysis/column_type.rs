@@ -20,8 +20,10 @@ fn named_collation(st: &ast::SetType) -> Option<String> {
 }
 
 /// Classifies `ALTER COLUMN col TYPE ...` on an existing table into `c`. A USING clause is
-/// always breaking (it can change every value); a collation change is breaking (it changes
-/// comparisons and rebuilds the column's indexes); otherwise [`types::judge`] decides.
+/// breaking (it can change every value) unless it is the column itself or its cast to the new
+/// type, which is what PostgreSQL does without one (Django writes `USING "col"::type`); a
+/// collation change is breaking (it changes comparisons and rebuilds the column's indexes);
+/// otherwise [`types::judge`] decides.
 pub(super) fn classify_set_type(
     c: &mut Class,
     schema: &Schema,
@@ -37,7 +39,27 @@ pub(super) fn classify_set_type(
         .filter(|ty| !ty.is_empty());
     let old_collation = schema.collation(table, col).map(str::to_string);
     let new_collation = named_collation(st).and_then(|c| normalize_collation(&c));
-    let change = if st.using_expr().is_some() {
+    // Django writes `USING "col"::newtype` on every type change: a cast of the column to the
+    // type it is changed to is what PostgreSQL does without USING.
+    let plain_cast = st.using_expr().is_some_and(|e| {
+        let squash = |s: &str| -> String {
+            s.chars()
+                .filter(|c| !c.is_whitespace())
+                .collect::<String>()
+                .to_lowercase()
+        };
+        let e = squash(&e.syntax().text().to_string());
+        let e = e.strip_prefix("using").unwrap_or(&e);
+        let target = squash(&ty);
+        let col = normalize(col);
+        let bare = col.trim_matches('"').to_lowercase();
+        [col.to_lowercase(), bare.clone(), format!("\"{bare}\"")]
+            .iter()
+            .any(|c| {
+                e == *c || e == format!("{c}::{target}") || e == format!("cast({c}as{target})")
+            })
+    });
+    let change = if st.using_expr().is_some() && !plain_cast {
         Err("has a USING clause, which can change every value: PostgreSQL rewrites the table under an ACCESS EXCLUSIVE lock".to_string())
     } else if old.is_some() && old_collation != new_collation {
         let name = |c: &Option<String>| {
