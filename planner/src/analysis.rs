@@ -1670,6 +1670,17 @@ fn classify_before_learning(stmt: &ast::Stmt, schema: &mut Schema, in_release: b
                         }
                         unknown_inverse = Some(no_inverse_reason());
                     }
+                    // Row-level security hides rows from, and rejects writes of, every role
+                    // without a policy that admits them (PostgreSQL manual, 5.9 Row Security
+                    // Policies): the old version's role may be one.
+                    ast::AlterTableAction::EnableRls(_) | ast::AlterTableAction::ForceRls(_)
+                        if !is_new =>
+                    {
+                        c.raise(Contract);
+                        c.declarable = true;
+                        c.finding("constraint-rejects-old-writes", format!("row-level security on `{table}` hides rows from and rejects writes of every role its policies do not admit, the running version's included unless a policy admits it; cutover places it after that version is retired"), RECIPE_CONSTRAINT_OLD_WRITES);
+                        unknown_inverse = Some(no_inverse_reason());
+                    }
                     ast::AlterTableAction::DetachPartition(_) => {
                         c.raise(Contract);
                         unknown_inverse = Some(no_inverse_reason());
@@ -1847,6 +1858,19 @@ fn classify_before_learning(stmt: &ast::Stmt, schema: &mut Schema, in_release: b
                 );
                 c.finding("replaces-object", "CREATE OR REPLACE changes an object the running version may already use".into(), "create it under a new name (expand), move the app to it, drop the old one (contract); or declare the file's phase if both versions work with the new definition");
             }
+            c
+        }
+        // A restrictive policy, or a policy's new condition, can reject what the running
+        // version reads or writes.
+        ast::Stmt::CreatePolicy(_) | ast::Stmt::AlterPolicy(_)
+            if (has_seq(&w, &["as", "restrictive"])
+                || (matches!(stmt, ast::Stmt::AlterPolicy(_))
+                    && (w.contains(&"using".to_string()) || has_seq(&w, &["with", "check"]))))
+                && name_after(node, "on", &[]).is_none_or(|t| !schema.is_new(&t)) =>
+        {
+            let mut c = Class::new(Contract, no_inverse());
+            c.declarable = true;
+            c.finding("constraint-rejects-old-writes", "the policy can hide rows from, or reject writes of, the version still running; cutover places it after that version is retired".into(), RECIPE_CONSTRAINT_OLD_WRITES);
             c
         }
         ast::Stmt::CreateSequence(_)

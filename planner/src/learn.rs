@@ -338,6 +338,64 @@ pub(crate) fn statement(schema: &mut Schema, stmt: &ast::Stmt) {
                 schema.drop_table(&name_of(t.syntax()));
             }
         }
+        // Policies and triggers name columns; a RENAME keeps them, a copy-and-drop cannot.
+        ast::Stmt::CreatePolicy(_) | ast::Stmt::CreateTrigger(_) => {
+            let what = if matches!(stmt, ast::Stmt::CreatePolicy(_)) {
+                "policy"
+            } else {
+                "trigger"
+            };
+            let toks: Vec<(String, bool)> = stmt
+                .syntax()
+                .descendants_with_tokens()
+                .filter_map(|e| e.into_token())
+                .filter(|t| !t.kind().is_trivia())
+                .map(|t| (t.text().to_string(), t.kind() == SyntaxKind::IDENT))
+                .collect();
+            let after = |word: &str| {
+                toks.iter()
+                    .position(|(t, _)| t.eq_ignore_ascii_case(word))
+                    .and_then(|p| toks.get(p + 1))
+                    .map(|(t, _)| t.clone())
+            };
+            let kind_word = if what == "policy" {
+                "policy"
+            } else {
+                "trigger"
+            };
+            let (Some(name), Some(on)) = (after(kind_word), after("on")) else {
+                return;
+            };
+            let columns = toks
+                .iter()
+                .filter(|(_, ident)| *ident)
+                .map(|(t, _)| t.clone());
+            schema.add_dependent(&on, what, &name, columns);
+        }
+        ast::Stmt::DropPolicy(_) | ast::Stmt::DropTrigger(_) => {
+            let what = if matches!(stmt, ast::Stmt::DropPolicy(_)) {
+                "policy"
+            } else {
+                "trigger"
+            };
+            let toks: Vec<String> = stmt
+                .syntax()
+                .descendants_with_tokens()
+                .filter_map(|e| e.into_token())
+                .filter(|t| !t.kind().is_trivia())
+                .map(|t| t.text().to_string())
+                .collect();
+            let on = toks.iter().position(|t| t.eq_ignore_ascii_case("on"));
+            let name = toks
+                .iter()
+                .skip(2)
+                .find(|t| !t.eq_ignore_ascii_case("if") && !t.eq_ignore_ascii_case("exists"));
+            if let (Some(p), Some(name)) = (on, name)
+                && let Some(table) = toks.get(p + 1)
+            {
+                schema.drop_dependent(table, what, name);
+            }
+        }
         ast::Stmt::CreateIndex(ci) => {
             let (Some(index), Some(table)) = (
                 name(ci.index()),

@@ -186,6 +186,14 @@ pub enum Attachment {
         /// The view.
         view: String,
     },
+    /// A policy (row-level security) or a trigger (`UPDATE OF`, `WHEN`) of the table names it:
+    /// PostgreSQL refuses to drop the column while it does.
+    UsedBy {
+        /// `policy` or `trigger`.
+        what: String,
+        /// Its name.
+        name: String,
+    },
 }
 
 impl fmt::Display for Attachment {
@@ -226,6 +234,7 @@ impl fmt::Display for Attachment {
                 )
             }
             Attachment::ReadByView { view } => write!(f, "read by the view `{view}`"),
+            Attachment::UsedBy { what, name } => write!(f, "used by the {what} `{name}`"),
         }
     }
 }
@@ -248,6 +257,8 @@ pub struct Schema {
     dropped_in_file: BTreeSet<(&'static str, String)>,
     /// Number of the file being analyzed (counts files, from 0).
     file_seq: u64,
+    /// Policies and triggers by (table, kind, name), with the column names they mention.
+    dependents: BTreeMap<(String, &'static str, String), BTreeSet<String>>,
     /// Constraints (by table and constraint name) placed after the old version is retired
     /// because they can reject its writes: validating one belongs there too.
     deferred_constraints: BTreeSet<(String, String)>,
@@ -1043,7 +1054,36 @@ impl Schema {
                 out.push(Attachment::ReadByView { view: name.clone() });
             }
         }
+        for ((t, what, name), columns) in &self.dependents {
+            if *t == table && columns.contains(&column) {
+                out.push(Attachment::UsedBy {
+                    what: what.to_string(),
+                    name: name.clone(),
+                });
+            }
+        }
         out
+    }
+
+    /// CREATE POLICY / CREATE TRIGGER `name` ON `table`, mentioning `columns` (names, as
+    /// written; a superset of the columns it uses is fine).
+    pub fn add_dependent(
+        &mut self,
+        table: &str,
+        what: &'static str,
+        name: &str,
+        columns: impl IntoIterator<Item = String>,
+    ) {
+        self.dependents.insert(
+            (normalize(table), what, normalize(name)),
+            columns.into_iter().map(|c| normalize(&c)).collect(),
+        );
+    }
+
+    /// DROP POLICY / DROP TRIGGER `name` ON `table`.
+    pub fn drop_dependent(&mut self, table: &str, what: &'static str, name: &str) {
+        self.dependents
+            .remove(&(normalize(table), what, normalize(name)));
     }
 }
 

@@ -863,6 +863,31 @@ fn inputs_found_by_breaking_the_first_round() {
             &["table-rewrite"],
             &["empty-migration"],
         ),
+        // Row-level security decides what the running version's role sees and writes.
+        (
+            "ALTER TABLE users ENABLE ROW LEVEL SECURITY;",
+            Contract,
+            &["constraint-rejects-old-writes"],
+            &[],
+        ),
+        (
+            "CREATE POLICY only_active ON users AS RESTRICTIVE USING (name <> '');",
+            Contract,
+            &["constraint-rejects-old-writes"],
+            &[],
+        ),
+        (
+            "CREATE POLICY read_all ON users FOR SELECT USING (true);",
+            Expand,
+            &[],
+            &["constraint-rejects-old-writes"],
+        ),
+        (
+            "CREATE TABLE notes (id bigint, owner text);\nALTER TABLE notes ENABLE ROW LEVEL SECURITY;",
+            Expand,
+            &[],
+            &["constraint-rejects-old-writes"],
+        ),
     ]);
     // A CHECK that does not prove NOT NULL does not make SET NOT NULL safe, and a dropped one
     // no longer does.
@@ -929,5 +954,45 @@ fn a_using_clause_that_only_casts_to_the_new_type_is_no_using_clause() {
     ] {
         let a = analyze(&files(sql), Some(1), AnalyzeOptions { release: true });
         assert_eq!(a.migrations[0].phase, phase, "{sql}: {:?}", a.findings);
+    }
+}
+
+#[test]
+fn a_rename_of_a_column_a_policy_or_trigger_names_stops_the_plan() {
+    for (base, why) in [
+        (
+            "CREATE POLICY own_rows ON users USING (email = current_user);",
+            "policy `own_rows`",
+        ),
+        (
+            "CREATE TRIGGER email_changed AFTER UPDATE OF email ON users FOR EACH ROW EXECUTE FUNCTION f();",
+            "trigger `email_changed`",
+        ),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let m = dir.path().join("m");
+        std::fs::create_dir(&m).unwrap();
+        std::fs::write(m.join("V1__base.sql"), format!("{BASE}\n{base}\n")).unwrap();
+        std::fs::write(
+            m.join("V2__rename.sql"),
+            "ALTER TABLE users RENAME COLUMN email TO email_address;\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("spec.toml"),
+            "[release]\nname = \"r\"\n\n[[database]]\nname = \"main\"\nurl_env = \"DATABASE_URL\"\nmigrations = \"m\"\nbaseline = 1\n",
+        )
+        .unwrap();
+        let err = cutover_planner::plan_file(&dir.path().join("spec.toml"))
+            .unwrap_err()
+            .to_string();
+        let detail = format!(
+            "{:?}",
+            cutover_planner::plan_file(&dir.path().join("spec.toml")).unwrap_err()
+        );
+        assert!(
+            detail.contains("rename-rewrite-unsupported") && detail.contains(why),
+            "{err}\n{detail}"
+        );
     }
 }
