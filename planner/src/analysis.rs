@@ -505,18 +505,36 @@ fn analyze_file(
     let index = LineIndex::new(text);
     let Prepared {
         parse,
-        mut errors,
+        errors,
         violations,
     } = prepared;
     let root = parse.syntax_node();
 
     // Comments, for ignores and the phase declaration.
-    let comments: Vec<(usize, String)> = root
+    // One pass over the tokens: comments (for ignores and the phase declaration) and where each
+    // non-trivia token starts (for placing squawk's violations), both in file order. Everything
+    // below looks them up by binary search, so a file is analyzed in time linear in its size.
+    let mut comments: Vec<(usize, String)> = Vec::new();
+    let mut token_starts: Vec<usize> = Vec::new();
+    for token in root
         .descendants_with_tokens()
         .filter_map(|e| e.into_token())
-        .filter(|t| t.kind() == SyntaxKind::COMMENT)
-        .map(|t| (usize::from(t.text_range().start()), t.text().to_string()))
-        .collect();
+    {
+        let kind = token.kind();
+        if kind == SyntaxKind::COMMENT {
+            comments.push((
+                usize::from(token.text_range().start()),
+                token.text().to_string(),
+            ));
+        } else if !kind.is_trivia() {
+            token_starts.push(usize::from(token.text_range().start()));
+        }
+    }
+    // Parse errors in offset order (ties in the parser's order); `taken` marks those a
+    // statement claimed.
+    let mut errors_by_offset: Vec<usize> = (0..errors.len()).collect();
+    errors_by_offset.sort_by_key(|&i| errors[i].0);
+    let mut taken = vec![false; errors.len()];
 
     let mut findings: Vec<Finding> = Vec::new();
     let push =
@@ -606,19 +624,19 @@ fn analyze_file(
                     || t.ends_with("*/")
             })
         };
-        let own: Vec<(usize, String)> = comments
+        let own_from = comments.partition_point(|(at, _)| *at < prev_end);
+        let own_to = comments
+            .partition_point(|(at, _)| *at < first)
+            .max(own_from);
+        let own: Vec<(usize, String)> = comments[own_from..own_to]
             .iter()
-            .filter(|(at, _)| {
-                *at >= prev_end
-                    && *at < first
-                    && Some(index.line(*at)) != prev_line
-                    && attached(*at)
-            })
+            .filter(|(at, _)| Some(index.line(*at)) != prev_line && attached(*at))
             .cloned()
             .collect();
-        let trailing: Vec<(usize, String)> = comments
+        let trailing_from = comments.partition_point(|(at, _)| *at < end);
+        let trailing: Vec<(usize, String)> = comments[trailing_from..]
             .iter()
-            .filter(|(at, _)| *at >= end && index.line(*at) == end_line)
+            .take_while(|(at, _)| index.line(*at) == end_line)
             .cloned()
             .collect();
         attached_comments.extend(own.iter().chain(&trailing).map(|(at, _)| *at));
@@ -627,13 +645,23 @@ fn analyze_file(
         // An error in the gap before a statement (text the parser skipped, like a misspelled
         // keyword) belongs to it: whatever it parsed after the garbage is not what was meant.
         let gap_start = spans.last().map_or(0, |s| s.end);
-        let owns = |at: usize| at >= gap_start && at < end.max(start + 1);
-        let stmt_errors: Vec<String> = errors
+        let owned_to = end.max(start + 1);
+        let from = errors_by_offset.partition_point(|&i| errors[i].0 < gap_start);
+        let to = errors_by_offset.partition_point(|&i| errors[i].0 < owned_to);
+        let mut owned: Vec<usize> = errors_by_offset[from..to.max(from)]
             .iter()
-            .filter(|(at, _)| owns(*at))
-            .map(|(_, m)| m.clone())
+            .copied()
+            .filter(|&i| !taken[i])
             .collect();
-        errors.retain(|(at, _)| !owns(*at));
+        // In the parser's order, as it reported them.
+        owned.sort_unstable();
+        let stmt_errors: Vec<String> = owned
+            .iter()
+            .map(|&i| {
+                taken[i] = true;
+                errors[i].1.clone()
+            })
+            .collect();
         let mut class = if stmt_errors.is_empty() {
             let mut c = match &stmt {
                 ast::Stmt::Do(d) => classify_do(d, schema, &index, report),
@@ -815,6 +843,14 @@ fn analyze_file(
     // One transaction is one unit: dropping an object and creating it again under the same
     // name is a replace, which the running version sees as one change.
     if transactional {
+        // Where each object is created, in statement order.
+        let mut created_at: std::collections::HashMap<&(&'static str, String), Vec<usize>> =
+            std::collections::HashMap::new();
+        for (j, e) in extras.iter().enumerate() {
+            for c in &e.creates {
+                created_at.entry(c).or_default().push(j);
+            }
+        }
         for i in 0..extras.len() {
             if extras[i].drops.is_empty() {
                 continue;
@@ -825,7 +861,11 @@ fn analyze_file(
             let recreating: Option<Vec<usize>> = extras[i]
                 .drops
                 .iter()
-                .map(|d| (i + 1..extras.len()).find(|&j| extras[j].creates.contains(d)))
+                .map(|d| {
+                    created_at
+                        .get(d)
+                        .and_then(|at| at.iter().copied().find(|&j| j > i))
+                })
                 .collect();
             let Some(recreating) = recreating else {
                 continue;
@@ -844,32 +884,49 @@ fn analyze_file(
             }
         }
     }
-    // Errors outside any statement: text the parser did not even start a statement for.
-    for (at, message) in &errors {
+    // Errors outside any statement: text the parser did not even start a statement for. Each
+    // line gets one unparseable statement, placed after the statements that start on or before
+    // its line, merged in one pass.
+    let mut unparseable_lines: BTreeSet<u32> = statements
+        .iter()
+        .filter(|s| s.phase == StmtPhase::Unparseable)
+        .map(|s| s.line)
+        .collect();
+    let mut orphans: Vec<StatementAnalysis> = Vec::new();
+    for (i, (at, message)) in errors.iter().enumerate() {
+        if taken[i] {
+            continue;
+        }
         let line = index.line(*at);
-        if statements
-            .iter()
-            .any(|s| s.line == line && s.phase == StmtPhase::Unparseable)
-        {
+        if !unparseable_lines.insert(line) {
             continue;
         }
         pending.push((None, make("unparseable-statement", line, format!("the SQL parser cannot read this statement: {message}"), "fix the syntax (check it with `psql`); cutover will not guess what an unreadable statement does".into())));
-        let pos = statements.partition_point(|s| s.line <= line);
         let rest = text[*at..].lines().next().unwrap_or("").trim().to_string();
-        statements.insert(
-            pos,
-            StatementAnalysis {
-                line,
-                phase: StmtPhase::Unparseable,
-                summary: summarize(&rest),
-                transactional: true,
-                sql: rest,
-                inverse: Inverse::Unknown("the statement could not be read".into()),
-                rename: None,
-                owner_of: None,
-                ignores: BTreeSet::new(),
-            },
-        );
+        orphans.push(StatementAnalysis {
+            line,
+            phase: StmtPhase::Unparseable,
+            summary: summarize(&rest),
+            transactional: true,
+            sql: rest,
+            inverse: Inverse::Unknown("the statement could not be read".into()),
+            rename: None,
+            owner_of: None,
+            ignores: BTreeSet::new(),
+        });
+    }
+    if !orphans.is_empty() {
+        orphans.sort_by_key(|s| s.line);
+        let mut merged = Vec::with_capacity(statements.len() + orphans.len());
+        let mut orphans = orphans.into_iter().peekable();
+        for s in statements {
+            while let Some(o) = orphans.next_if(|o| o.line < s.line) {
+                merged.push(o);
+            }
+            merged.push(s);
+        }
+        merged.extend(orphans);
+        statements = merged;
     }
 
     // squawk's lock-hazard rules.
@@ -880,7 +937,9 @@ fn analyze_file(
             if wrapper_spans.iter().any(|(s, e)| at >= *s && at < *e) {
                 continue;
             }
-            let span = spans.iter().position(|s| at >= s.start && at < s.end);
+            // Statements are in file order and do not overlap.
+            let span = Some(spans.partition_point(|s| s.end <= at))
+                .filter(|&i| spans.get(i).is_some_and(|s| s.start <= at));
             if let Some(s) = span.map(|i| &spans[i])
                 && SQUAWK_LOCK_RULES.contains(&id.as_str())
                 && s.table_new
@@ -914,7 +973,7 @@ fn analyze_file(
                 span,
                 make(
                     &id,
-                    index.line(first_offset_at(&root, at)),
+                    index.line(first_offset_at(&token_starts, at)),
                     v.message.clone(),
                     hint,
                 ),
@@ -986,12 +1045,17 @@ fn analyze_file(
             ),
             Ok(d) => {
                 let d = *d;
+                let unclassified: BTreeSet<u32> = findings
+                    .iter()
+                    .filter(|f| f.rule == "unclassified-statement")
+                    .map(|f| f.line)
+                    .collect();
                 let contradicted: Vec<&StatementAnalysis> = statements
                     .iter()
                     .filter(|s| match d {
                         Phase::Expand => {
                             matches!(s.phase, StmtPhase::Contract | StmtPhase::Breaking)
-                                && !is_unclassified(s, &findings)
+                                && !unclassified.contains(&s.line)
                         }
                         _ => s.phase == StmtPhase::Breaking && s.rename.is_none(),
                     })
@@ -1084,12 +1148,6 @@ fn readable_parse_error(message: &str) -> String {
         })
         .collect::<Vec<_>>()
         .join(" ")
-}
-
-fn is_unclassified(s: &StatementAnalysis, findings: &[Finding]) -> bool {
-    findings
-        .iter()
-        .any(|f| f.line == s.line && f.rule == "unclassified-statement")
 }
 
 fn phase_word(p: StmtPhase) -> &'static str {
@@ -1201,11 +1259,11 @@ fn first_token_offset(node: &SyntaxNode) -> Option<usize> {
 }
 
 /// Offset of the first non-trivia token at or after `at` (squawk ranges may start at trivia).
-fn first_offset_at(root: &SyntaxNode, at: usize) -> usize {
-    root.descendants_with_tokens()
-        .filter_map(|e| e.into_token())
-        .find(|t| usize::from(t.text_range().start()) >= at && !t.kind().is_trivia())
-        .map_or(at, |t| usize::from(t.text_range().start()))
+fn first_offset_at(token_starts: &[usize], at: usize) -> usize {
+    token_starts
+        .get(token_starts.partition_point(|&s| s < at))
+        .copied()
+        .unwrap_or(at)
 }
 
 fn summarize(sql: &str) -> String {
