@@ -27,6 +27,7 @@ use crate::lint::{Finding, Severity, rule};
 use crate::migrations::MigrationFile;
 use crate::schema::{Attachment, Schema, normalize};
 use crate::source::LineIndex;
+use rowan::{GreenNodeData, NodeOrToken};
 use serde::Serialize;
 use squawk_linter::{Linter, Rule, Violation};
 use squawk_syntax::ast::{self, AstNode};
@@ -516,20 +517,13 @@ fn analyze_file(
     // below looks them up by binary search, so a file is analyzed in time linear in its size.
     let mut comments: Vec<(usize, String)> = Vec::new();
     let mut token_starts: Vec<usize> = Vec::new();
-    for token in root
-        .descendants_with_tokens()
-        .filter_map(|e| e.into_token())
-    {
-        let kind = token.kind();
+    each_token(&root.green(), |kind, at, text| {
         if kind == SyntaxKind::COMMENT {
-            comments.push((
-                usize::from(token.text_range().start()),
-                token.text().to_string(),
-            ));
+            comments.push((at, text.to_string()));
         } else if !kind.is_trivia() {
-            token_starts.push(usize::from(token.text_range().start()));
+            token_starts.push(at);
         }
-    }
+    });
     // Parse errors in offset order (ties in the parser's order); `taken` marks those a
     // statement claimed.
     let mut errors_by_offset: Vec<usize> = (0..errors.len()).collect();
@@ -1288,11 +1282,36 @@ fn summarize(sql: &str) -> String {
 
 /// Lowercased non-trivia tokens of a node.
 fn words(node: &SyntaxNode) -> Vec<String> {
-    node.descendants_with_tokens()
-        .filter_map(|e| e.into_token())
-        .filter(|t| !t.kind().is_trivia())
-        .map(|t| t.text().to_lowercase())
-        .collect()
+    let mut out = Vec::new();
+    each_token(&node.green(), |kind, _, text| {
+        if !kind.is_trivia() {
+            out.push(text.to_lowercase());
+        }
+    });
+    out
+}
+
+/// Calls `f(kind, offset, text)` for every token of a tree, in file order, offsets counted from
+/// the tree's start. It reads squawk's green tree directly: rowan's cursors (what
+/// `descendants_with_tokens` walks) allocate per node and token, which made reading each
+/// statement's words cost more than squawk's rules on the same tree; an explicit stack keeps
+/// deeply nested statements off the call stack.
+fn each_token<'a>(node: &'a GreenNodeData, mut f: impl FnMut(SyntaxKind, usize, &'a str)) {
+    let mut offset = 0;
+    let mut stack = vec![node.children()];
+    while let Some(children) = stack.last_mut() {
+        match children.next() {
+            Some(NodeOrToken::Node(n)) => stack.push(n.children()),
+            Some(NodeOrToken::Token(t)) => {
+                let text = t.text();
+                f(SyntaxKind::from(t.kind().0), offset, text);
+                offset += text.len();
+            }
+            None => {
+                stack.pop();
+            }
+        }
+    }
 }
 
 fn has_seq(words: &[String], seq: &[&str]) -> bool {
@@ -1303,31 +1322,29 @@ fn has_seq(words: &[String], seq: &[&str]) -> bool {
 
 fn text_of<N: AstNode>(node: Option<N>) -> Option<String> {
     node.map(|n| {
-        n.syntax()
-            .text()
-            .to_string()
-            .split_whitespace()
-            .collect::<Vec<_>>()
-            .join(" ")
+        let mut text = String::new();
+        each_token(&n.syntax().green(), |_, _, t| text.push_str(t));
+        text.split_whitespace().collect::<Vec<_>>().join(" ")
     })
 }
 
 /// Text of the first token after the tokens `after`, skipping `skip` words (e.g. the name in
 /// `CREATE INDEX CONCURRENTLY IF NOT EXISTS name ON`).
 fn name_after(node: &SyntaxNode, after: &str, skip: &[&str]) -> Option<String> {
-    let toks: Vec<String> = node
-        .descendants_with_tokens()
-        .filter_map(|e| e.into_token())
-        .filter(|t| !t.kind().is_trivia())
-        .map(|t| t.text().to_string())
-        .collect();
+    let green = node.green();
+    let mut toks: Vec<&str> = Vec::new();
+    each_token(&green, |kind, _, text| {
+        if !kind.is_trivia() {
+            toks.push(text);
+        }
+    });
     let pos = toks.iter().position(|t| t.eq_ignore_ascii_case(after))?;
     let mut name = String::new();
     for t in &toks[pos + 1..] {
         if name.is_empty() && skip.iter().any(|s| t.eq_ignore_ascii_case(s)) {
             continue;
         }
-        if t == "." || name.ends_with('.') {
+        if *t == "." || name.ends_with('.') {
             name.push_str(t);
             continue;
         }
@@ -2573,25 +2590,32 @@ fn disabled_timeout(w: &[String]) -> Option<String> {
 /// What the string literals of a statement say, however written: `'it''s'`, `E'x'`,
 /// `$$x$$`, `$tag$x$tag$` (the enum value check compares values, not spellings).
 fn literal_contents(node: &SyntaxNode) -> Vec<String> {
-    node.descendants_with_tokens()
-        .filter_map(|e| e.into_token())
-        .filter_map(|t| {
-            let text = t.text();
-            match t.kind() {
-                SyntaxKind::DOLLAR_QUOTED_STRING => {
-                    let tag_end = text[1..].find('$')? + 2;
-                    let tag = &text[..tag_end];
-                    text.strip_prefix(tag)?
-                        .strip_suffix(tag)
-                        .map(str::to_string)
-                }
-                SyntaxKind::STRING | SyntaxKind::ESC_STRING => {
-                    let body = text.trim_start_matches(['e', 'E']);
-                    let inner = body.strip_prefix('\'')?.strip_suffix('\'')?;
-                    Some(inner.replace("''", "'"))
-                }
-                _ => None,
+    let green = node.green();
+    let mut tokens: Vec<(SyntaxKind, &str)> = Vec::new();
+    each_token(&green, |kind, _, text| {
+        if matches!(
+            kind,
+            SyntaxKind::DOLLAR_QUOTED_STRING | SyntaxKind::STRING | SyntaxKind::ESC_STRING
+        ) {
+            tokens.push((kind, text));
+        }
+    });
+    tokens
+        .into_iter()
+        .filter_map(|(kind, text)| match kind {
+            SyntaxKind::DOLLAR_QUOTED_STRING => {
+                let tag_end = text[1..].find('$')? + 2;
+                let tag = &text[..tag_end];
+                text.strip_prefix(tag)?
+                    .strip_suffix(tag)
+                    .map(str::to_string)
             }
+            SyntaxKind::STRING | SyntaxKind::ESC_STRING => {
+                let body = text.trim_start_matches(['e', 'E']);
+                let inner = body.strip_prefix('\'')?.strip_suffix('\'')?;
+                Some(inner.replace("''", "'"))
+            }
+            _ => None,
         })
         .collect()
 }
