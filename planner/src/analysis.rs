@@ -251,19 +251,23 @@ fn analyze_on_this_thread(
     // Version order, whatever order the caller read the files in.
     let mut files: Vec<&MigrationFile> = files.iter().collect();
     files.sort_by_key(|f| f.version);
-    // Parsing and squawk's rules need no schema, so they run on every core; the classification
-    // replays DDL into the schema model and so runs in version order afterwards.
-    let prepared = parallel_map(&files, |file| {
-        prepare(file, baseline.is_none_or(|b| file.version > b))
-    });
-    for (file, prepared) in files.into_iter().zip(prepared) {
-        let applied = baseline.is_some_and(|b| file.version <= b);
-        let (m, f) = analyze_file(file, prepared, &mut schema, !applied, opts);
-        if !applied {
-            migrations.push(m);
-            findings.extend(f);
-        }
-    }
+    // Parsing and squawk's rules need no schema, so worker threads on every core do them, file
+    // after file in version order; the classification replays DDL into the schema model, so this
+    // thread does it in version order, each file as soon as its parse is ready, while the workers
+    // run squawk's rules on it and parse the next files. One large file thus has its rules and
+    // its classification run at the same time.
+    pipeline(
+        &files,
+        |file| baseline.is_none_or(|b| file.version > b),
+        |file, parse, violations| {
+            let applied = baseline.is_some_and(|b| file.version <= b);
+            let (m, f) = analyze_file(file, parse, violations, &mut schema, !applied, opts);
+            if !applied {
+                migrations.push(m);
+                findings.extend(f);
+            }
+        },
+    );
     Analysis {
         migrations,
         findings,
@@ -385,25 +389,94 @@ const SQUAWK_LOCK_RULES: &[&str] = &[
     "require-concurrent-index-deletion",
 ];
 
-/// What can be computed for a file without the schema: its parse tree and squawk's findings.
-struct Prepared {
-    parse: Parse<SourceFile>,
-    /// Parse errors: offset and readable message.
-    errors: Vec<(usize, String)>,
-    violations: Vec<Violation>,
+/// How a worker hands one file's results to the classifying thread.
+struct Handoff {
+    parse: std::sync::mpsc::Sender<Parse<SourceFile>>,
+    violations: std::sync::mpsc::Sender<Vec<Violation>>,
 }
 
-fn prepare(file: &MigrationFile, lint: bool) -> Prepared {
-    let parse = SourceFile::parse(&file.text);
-    let violations = if lint {
-        let mut linter = Linter::with_rules(&[], SQUAWK_REPLACED);
-        // cutover runs a file in one transaction unless a statement forbids it.
-        linter.settings.assume_in_transaction = parse.tree().stmts().all(|s| transactional(&s));
-        linter.lint(&parse, &file.text)
-    } else {
-        Vec::new()
-    };
-    let errors = parse
+/// Where the classifying thread waits for one file's results.
+struct Pickup {
+    parse: std::sync::mpsc::Receiver<Parse<SourceFile>>,
+    violations: std::sync::mpsc::Receiver<Vec<Violation>>,
+}
+
+/// Parses each of `files` and then runs squawk's rules on it ([`lint_file`], where `lint` says
+/// so) on worker threads, taking the files in order; meanwhile calls `consume` on this thread
+/// for each file in order, as soon as its parse is ready, with a function that waits for the
+/// file's violations.
+fn pipeline(
+    files: &[&MigrationFile],
+    lint: impl Fn(&MigrationFile) -> bool + Sync,
+    mut consume: impl FnMut(&MigrationFile, Parse<SourceFile>, &mut dyn FnMut() -> Vec<Violation>),
+) {
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::mpsc::channel;
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let workers = threads.min(files.len());
+    // A worker takes a file's handoff: if it panics, the senders drop, and the receiving end
+    // here fails instead of waiting forever.
+    let mut handoffs: Vec<Mutex<Option<Handoff>>> = Vec::with_capacity(files.len());
+    let mut pickups: Vec<Pickup> = Vec::with_capacity(files.len());
+    for _ in files {
+        let (parse_tx, parse_rx) = channel();
+        let (violations_tx, violations_rx) = channel();
+        handoffs.push(Mutex::new(Some(Handoff {
+            parse: parse_tx,
+            violations: violations_tx,
+        })));
+        pickups.push(Pickup {
+            parse: parse_rx,
+            violations: violations_rx,
+        });
+    }
+    let next = AtomicUsize::new(0);
+    std::thread::scope(|s| {
+        for _ in 0..workers {
+            std::thread::Builder::new()
+                .name("cutover-analysis".into())
+                .stack_size(ANALYSIS_STACK)
+                .spawn_scoped(s, || {
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(file) = files.get(i) else { break };
+                        let Some(handoff) =
+                            handoffs[i].lock().unwrap_or_else(|e| e.into_inner()).take()
+                        else {
+                            break;
+                        };
+                        let parse = SourceFile::parse(&file.text);
+                        // A send fails only once the classifying thread has panicked; the
+                        // scope reports that panic.
+                        let _ = handoff.parse.send(parse.clone());
+                        let violations = if lint(file) {
+                            lint_file(&parse, &file.text)
+                        } else {
+                            Vec::new()
+                        };
+                        let _ = handoff.violations.send(violations);
+                    }
+                })
+                .expect("an analysis thread starts");
+        }
+        for (file, pickup) in files.iter().zip(pickups) {
+            let parse = pickup.parse.recv().expect("an analysis thread panicked");
+            let mut violations = || {
+                pickup
+                    .violations
+                    .recv()
+                    .expect("an analysis thread panicked")
+            };
+            consume(file, parse, &mut violations);
+        }
+    });
+}
+
+/// Parse errors: offset and readable message. They come from a walk over the whole tree
+/// (squawk's validation), which the classifying thread does while another runs squawk's rules.
+fn parse_errors(parse: &Parse<SourceFile>) -> Vec<(usize, String)> {
+    parse
         .errors()
         .iter()
         .map(|e| {
@@ -412,36 +485,15 @@ fn prepare(file: &MigrationFile, lint: bool) -> Prepared {
                 readable_parse_error(e.message()),
             )
         })
-        .collect();
-    Prepared {
-        parse,
-        errors,
-        violations,
-    }
+        .collect()
 }
 
-/// Maps `f` over `items` on all cores, keeping order.
-fn parallel_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    if threads <= 1 || items.len() < 32 {
-        return items.iter().map(f).collect();
-    }
-    let chunk = items.len().div_ceil(threads);
-    std::thread::scope(|s| {
-        let handles: Vec<_> = items
-            .chunks(chunk)
-            .map(|c| {
-                std::thread::Builder::new()
-                    .stack_size(ANALYSIS_STACK)
-                    .spawn_scoped(s, || c.iter().map(&f).collect::<Vec<R>>())
-                    .expect("an analysis thread starts")
-            })
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().expect("an analysis thread panicked"))
-            .collect()
-    })
+/// squawk's findings for a parsed file.
+fn lint_file(parse: &Parse<SourceFile>, text: &str) -> Vec<Violation> {
+    let mut linter = Linter::with_rules(&[], SQUAWK_REPLACED);
+    // cutover runs a file in one transaction unless a statement forbids it.
+    linter.settings.assume_in_transaction = parse.tree().stmts().all(|s| transactional(&s));
+    linter.lint(parse, text)
 }
 
 /// The schema part of a qualified name as written (`app.t` → `app`, `"My.App"."T"` →
@@ -495,20 +547,19 @@ fn transactional(stmt: &ast::Stmt) -> bool {
     }
 }
 
+/// Classifies one parsed file's statements and collects its findings; `violations` waits for
+/// squawk's findings on it (they are computed meanwhile on another thread).
 fn analyze_file(
     file: &MigrationFile,
-    prepared: Prepared,
+    parse: Parse<SourceFile>,
+    violations: &mut dyn FnMut() -> Vec<Violation>,
     schema: &mut Schema,
     report: bool,
     opts: AnalyzeOptions,
 ) -> (MigrationAnalysis, Vec<Finding>) {
     let text = file.text.as_str();
     let index = LineIndex::new(text);
-    let Prepared {
-        parse,
-        errors,
-        violations,
-    } = prepared;
+    let errors = parse_errors(&parse);
     let root = parse.syntax_node();
 
     // Comments, for ignores and the phase declaration.
@@ -924,6 +975,7 @@ fn analyze_file(
     }
 
     // squawk's lock-hazard rules.
+    let violations = violations();
     if report {
         for v in violations {
             let at = usize::from(v.text_range.start());
