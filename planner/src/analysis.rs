@@ -259,9 +259,10 @@ fn analyze_on_this_thread(
     pipeline(
         &files,
         |file| baseline.is_none_or(|b| file.version > b),
-        |file, parse, violations| {
+        |file, parse, errors, violations| {
             let applied = baseline.is_some_and(|b| file.version <= b);
-            let (m, f) = analyze_file(file, parse, violations, &mut schema, !applied, opts);
+            let errors = errors.unwrap_or_else(|| parse_errors(parse));
+            let (m, f) = analyze_file(file, parse, errors, violations, &mut schema, !applied, opts);
             if !applied {
                 migrations.push(m);
                 findings.extend(f);
@@ -389,15 +390,27 @@ const SQUAWK_LOCK_RULES: &[&str] = &[
     "require-concurrent-index-deletion",
 ];
 
+/// A parse tree, its parse errors when the worker read them, and where to send the tree back
+/// once classified: the worker that built it frees it, so its memory goes back to that thread's
+/// allocator arena (freeing it from another thread contends for the arena's lock).
+type Tree = (
+    Parse<SourceFile>,
+    Option<ParseErrors>,
+    std::sync::mpsc::Sender<Parse<SourceFile>>,
+);
+
+/// Parse errors: offset and readable message.
+type ParseErrors = Vec<(usize, String)>;
+
 /// How a worker hands one file's results to the classifying thread.
 struct Handoff {
-    parse: std::sync::mpsc::Sender<Parse<SourceFile>>,
+    parse: std::sync::mpsc::Sender<Tree>,
     violations: std::sync::mpsc::Sender<Vec<Violation>>,
 }
 
 /// Where the classifying thread waits for one file's results.
 struct Pickup {
-    parse: std::sync::mpsc::Receiver<Parse<SourceFile>>,
+    parse: std::sync::mpsc::Receiver<Tree>,
     violations: std::sync::mpsc::Receiver<Vec<Violation>>,
 }
 
@@ -408,7 +421,12 @@ struct Pickup {
 fn pipeline(
     files: &[&MigrationFile],
     lint: impl Fn(&MigrationFile) -> bool + Sync,
-    mut consume: impl FnMut(&MigrationFile, Parse<SourceFile>, &mut dyn FnMut() -> Vec<Violation>),
+    mut consume: impl FnMut(
+        &MigrationFile,
+        &Parse<SourceFile>,
+        Option<ParseErrors>,
+        &mut dyn FnMut() -> Vec<Violation>,
+    ),
 ) {
     use std::sync::Mutex;
     use std::sync::atomic::{AtomicUsize, Ordering};
@@ -438,7 +456,10 @@ fn pipeline(
                 .name("cutover-analysis".into())
                 .stack_size(ANALYSIS_STACK)
                 .spawn_scoped(s, || {
+                    let (done_tx, done_rx) = channel::<Parse<SourceFile>>();
                     loop {
+                        // Free the trees the classifying thread is done with.
+                        while done_rx.try_recv().is_ok() {}
                         let i = next.fetch_add(1, Ordering::Relaxed);
                         let Some(file) = files.get(i) else { break };
                         let Some(handoff) =
@@ -447,9 +468,14 @@ fn pipeline(
                             break;
                         };
                         let parse = SourceFile::parse(&file.text);
+                        // With more files than workers, the classifying thread has the most to
+                        // do: the workers also read the parse errors (a walk over the whole tree).
+                        // With one file, the classifying thread reads them while a worker runs
+                        // squawk's rules.
+                        let errors = (files.len() > workers).then(|| parse_errors(&parse));
                         // A send fails only once the classifying thread has panicked; the
                         // scope reports that panic.
-                        let _ = handoff.parse.send(parse.clone());
+                        let _ = handoff.parse.send((parse.clone(), errors, done_tx.clone()));
                         let violations = if lint(file) {
                             lint_file(&parse, &file.text)
                         } else {
@@ -457,25 +483,30 @@ fn pipeline(
                         };
                         let _ = handoff.violations.send(violations);
                     }
+                    // The last trees: the channel closes once the classifying thread is done.
+                    drop(done_tx);
+                    for tree in done_rx {
+                        drop(tree);
+                    }
                 })
                 .expect("an analysis thread starts");
         }
         for (file, pickup) in files.iter().zip(pickups) {
-            let parse = pickup.parse.recv().expect("an analysis thread panicked");
+            let (parse, errors, done) = pickup.parse.recv().expect("an analysis thread panicked");
             let mut violations = || {
                 pickup
                     .violations
                     .recv()
                     .expect("an analysis thread panicked")
             };
-            consume(file, parse, &mut violations);
+            consume(file, &parse, errors, &mut violations);
+            let _ = done.send(parse);
         }
     });
 }
 
-/// Parse errors: offset and readable message. They come from a walk over the whole tree
-/// (squawk's validation), which the classifying thread does while another runs squawk's rules.
-fn parse_errors(parse: &Parse<SourceFile>) -> Vec<(usize, String)> {
+/// A file's parse errors. They come from a walk over the whole tree (squawk's validation).
+fn parse_errors(parse: &Parse<SourceFile>) -> ParseErrors {
     parse
         .errors()
         .iter()
@@ -551,7 +582,8 @@ fn transactional(stmt: &ast::Stmt) -> bool {
 /// squawk's findings on it (they are computed meanwhile on another thread).
 fn analyze_file(
     file: &MigrationFile,
-    parse: Parse<SourceFile>,
+    parse: &Parse<SourceFile>,
+    errors: Vec<(usize, String)>,
     violations: &mut dyn FnMut() -> Vec<Violation>,
     schema: &mut Schema,
     report: bool,
@@ -559,7 +591,6 @@ fn analyze_file(
 ) -> (MigrationAnalysis, Vec<Finding>) {
     let text = file.text.as_str();
     let index = LineIndex::new(text);
-    let errors = parse_errors(&parse);
     let root = parse.syntax_node();
 
     // Comments, for ignores and the phase declaration.

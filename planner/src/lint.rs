@@ -197,7 +197,13 @@ rules! {
 
 /// Looks a rule up by id.
 pub fn rule(id: &str) -> Option<&'static RuleInfo> {
-    RULES.iter().find(|r| r.id == id)
+    // A hash lookup: it runs once or twice per finding.
+    static BY_ID: std::sync::OnceLock<std::collections::HashMap<&'static str, &'static RuleInfo>> =
+        std::sync::OnceLock::new();
+    BY_ID
+        .get_or_init(|| RULES.iter().rev().map(|r| (r.id, r)).collect())
+        .get(id)
+        .copied()
 }
 
 /// Counts of findings per severity.

@@ -406,6 +406,12 @@ pub fn bare(part: &str) -> String {
 /// `"UserId"` stays `"UserId"`; `App."My.Table"` is `app."My.Table"`. The result is valid SQL
 /// and normalizing it again changes nothing.
 pub fn normalize(ident: &str) -> String {
+    // The common case, one unquoted ASCII name: what the general path below returns, without
+    // splitting and joining.
+    let trimmed = ident.trim();
+    if trimmed.is_ascii() && !trimmed.contains(['.', '"']) {
+        return quote_ident(&trimmed.to_ascii_lowercase());
+    }
     let parts: Vec<String> = split_qualified(ident.trim())
         .into_iter()
         .map(bare)
