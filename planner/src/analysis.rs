@@ -1329,10 +1329,13 @@ fn canonical_rule_id(id: &str) -> String {
 }
 
 fn first_token_offset(node: &SyntaxNode) -> Option<usize> {
-    node.descendants_with_tokens()
-        .filter_map(|e| e.into_token())
-        .find(|t| !t.kind().is_trivia())
-        .map(|t| usize::from(t.text_range().start()))
+    let mut first = None;
+    each_token(&node.green(), |kind, at, _| {
+        if first.is_none() && !kind.is_trivia() {
+            first = Some(at);
+        }
+    });
+    first.map(|at| usize::from(node.text_range().start()) + at)
 }
 
 /// Offset of the first non-trivia token at or after `at` (squawk ranges may start at trivia).
@@ -1379,7 +1382,10 @@ fn words(node: &SyntaxNode) -> Vec<String> {
 /// `descendants_with_tokens` walks) allocate per node and token, which made reading each
 /// statement's words cost more than squawk's rules on the same tree; an explicit stack keeps
 /// deeply nested statements off the call stack.
-fn each_token<'a>(node: &'a GreenNodeData, mut f: impl FnMut(SyntaxKind, usize, &'a str)) {
+pub(crate) fn each_token<'a>(
+    node: &'a GreenNodeData,
+    mut f: impl FnMut(SyntaxKind, usize, &'a str),
+) {
     let mut offset = 0;
     let mut stack = vec![node.children()];
     while let Some(children) = stack.last_mut() {

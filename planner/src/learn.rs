@@ -17,11 +17,13 @@ use std::collections::{BTreeMap, BTreeSet};
 /// A name as written, without the spaces or comments between its parts (`app . "T"` →
 /// `app."T"`).
 fn name_of(node: &SyntaxNode) -> String {
-    node.descendants_with_tokens()
-        .filter_map(|e| e.into_token())
-        .filter(|t| !t.kind().is_trivia())
-        .map(|t| t.text().to_string())
-        .collect()
+    let mut name = String::new();
+    crate::analysis::each_token(&node.green(), |kind, _, text| {
+        if !kind.is_trivia() {
+            name.push_str(text);
+        }
+    });
+    name
 }
 
 fn name<N: AstNode>(node: Option<N>) -> Option<String> {
@@ -51,13 +53,13 @@ fn identity_of(when: Option<ast::GeneratedWhen>) -> Identity {
 
 /// Every word of an expression, normalized: a superset of the columns it reads.
 fn words_of(node: &SyntaxNode) -> BTreeSet<String> {
-    node.descendants_with_tokens()
-        .filter_map(|e| e.into_token())
-        .filter(|t| !t.kind().is_trivia())
-        .map(|t| t.text().to_string())
-        .filter(|t| t.starts_with(|c: char| c.is_alphabetic() || c == '_' || c == '"'))
-        .map(|t| normalize(&t))
-        .collect()
+    let mut words = BTreeSet::new();
+    crate::analysis::each_token(&node.green(), |kind, _, t| {
+        if !kind.is_trivia() && t.starts_with(|c: char| c.is_alphabetic() || c == '_' || c == '"') {
+            words.insert(normalize(t));
+        }
+    });
+    words
 }
 
 const SERIAL_TYPES: &[&str] = &[

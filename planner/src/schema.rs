@@ -257,6 +257,8 @@ pub struct Schema {
     dropped_in_file: BTreeSet<(&'static str, String)>,
     /// Number of the file being analyzed (counts files, from 0).
     file_seq: u64,
+    /// Tables created as new since the last [`Schema::end_file`] that let go of them.
+    created_tables: Vec<String>,
     /// Policies and triggers by (table, kind, name), with the column names they mention.
     dependents: BTreeMap<(String, &'static str, String), BTreeSet<String>>,
     /// Constraints (by table and constraint name) placed after the old version is retired
@@ -370,6 +372,14 @@ const RESERVED: &[&str] = &[
     "with",
 ];
 
+/// Whether `word` is in [`RESERVED`] (a hash lookup: it runs for every identifier).
+fn is_reserved(word: &str) -> bool {
+    static SET: std::sync::OnceLock<std::collections::HashSet<&'static str>> =
+        std::sync::OnceLock::new();
+    SET.get_or_init(|| RESERVED.iter().copied().collect())
+        .contains(word)
+}
+
 /// An identifier as SQL (PostgreSQL's `quote_ident`): as is when it is a lower-case name that
 /// needs no quotes, else in double quotes with inner quotes doubled (`UserId` → `"UserId"`,
 /// `order` → `"order"`).
@@ -381,7 +391,7 @@ pub fn quote_ident(bare: &str) -> String {
         && bare
             .chars()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '$')
-        && !RESERVED.contains(&bare);
+        && !is_reserved(bare);
     if simple {
         bare.to_string()
     } else {
@@ -534,6 +544,9 @@ impl Schema {
         in_release: bool,
     ) {
         let name = normalize(name);
+        if in_release {
+            self.created_tables.push(name.clone());
+        }
         self.tables.insert(
             name.clone(),
             Table {
@@ -1195,8 +1208,19 @@ impl Schema {
         if keep_new {
             return;
         }
-        for t in self.tables.values_mut() {
-            t.created_in_release = false;
+        // Only the tables created since, so a release of many files stays linear; one renamed
+        // or moved since is found by a full scan.
+        let mut missing = false;
+        for name in std::mem::take(&mut self.created_tables) {
+            match self.tables.get_mut(&name) {
+                Some(t) => t.created_in_release = false,
+                None => missing = true,
+            }
+        }
+        if missing {
+            for t in self.tables.values_mut() {
+                t.created_in_release = false;
+            }
         }
         self.new_columns.clear();
         self.new_objects.clear();
