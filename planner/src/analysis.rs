@@ -1712,6 +1712,24 @@ fn classify_before_learning(stmt: &ast::Stmt, schema: &mut Schema, in_release: b
                                         .into(),
                                 );
                             }
+                            // The old version's inserts that leave the column out rely on its
+                            // identity; those that give it a value rely on BY DEFAULT.
+                            Some(ast::AlterColumnOption::DropIdentity(_))
+                                if !is_new && was_not_null =>
+                            {
+                                c.raise(Breaking);
+                                c.finding("breaking-add-constraint", format!("DROP IDENTITY leaves `{table}.{col}` NOT NULL without a value: the running version's inserts, which leave it to the identity, fail"), "drop the identity in a contract migration, after the old version is retired; or give the column a default first");
+                                unknown_inverse = Some(no_inverse_reason());
+                            }
+                            Some(
+                                ast::AlterColumnOption::SetGenerated(_)
+                                | ast::AlterColumnOption::SetGeneratedOptions(_),
+                            ) if !is_new && has_seq(&aw, &["generated", "always"]) => {
+                                c.raise(Contract);
+                                c.declarable = true;
+                                c.finding("constraint-rejects-old-writes", format!("GENERATED ALWAYS makes PostgreSQL reject every insert of the running version that gives `{table}.{col}` a value; cutover places it after that version is retired"), RECIPE_CONSTRAINT_OLD_WRITES);
+                                unknown_inverse = Some(no_inverse_reason());
+                            }
                             Some(ast::AlterColumnOption::SetDefault(sd)) => {
                                 let dw = words(sd.syntax());
                                 let expr = dw
@@ -2000,6 +2018,30 @@ fn classify_before_learning(stmt: &ast::Stmt, schema: &mut Schema, in_release: b
             c
         }
         ast::Stmt::Reindex(_) | ast::Stmt::Vacuum(_) => Class::new(Neutral, Inverse::Noop),
+        // A rule rewrites, and a constraint trigger can reject, the running version's writes
+        // (PostgreSQL manual, 41 The Rule System; CREATE TRIGGER, CONSTRAINT).
+        ast::Stmt::CreateRule(_) | ast::Stmt::CreateTrigger(_)
+            if (matches!(stmt, ast::Stmt::CreateRule(_))
+                || has_seq(&w, &["constraint", "trigger"]))
+                && !has_seq(&w, &["or", "replace"])
+                && {
+                    let table = if matches!(stmt, ast::Stmt::CreateRule(_)) {
+                        name_after(node, "to", &[])
+                    } else {
+                        name_after(node, "on", &[])
+                    };
+                    table.is_some_and(|t| schema.table(&t).is_some() && !schema.is_new(&t))
+                } =>
+        {
+            let mut c = Class::new(Contract, create_inverse(node, &w));
+            if let Some((kind, key)) = created_object(node, &w) {
+                schema.create_object(kind, &key);
+                c.creates.push((kind, key));
+            }
+            c.declarable = true;
+            c.finding("constraint-rejects-old-writes", format!("`{}` changes what the running version's writes do to a table it uses (a rule rewrites them, a constraint trigger can reject them); cutover places it after that version is retired", summarize(&node.text().to_string())), RECIPE_CONSTRAINT_OLD_WRITES);
+            c
+        }
         ast::Stmt::CreateView(_)
         | ast::Stmt::CreateFunction(_)
         | ast::Stmt::CreateProcedure(_)
