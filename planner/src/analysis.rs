@@ -613,18 +613,18 @@ fn analyze_file(
     let mut taken = vec![false; errors.len()];
 
     let mut findings: Vec<Finding> = Vec::new();
+    let make = |rule_id: &str, line: u32, message: String, hint: String| Finding {
+        rule: rule_id.to_string(),
+        severity: rule(rule_id).map_or(Severity::Warning, |r| r.severity),
+        file: file.display_path.clone(),
+        line,
+        message,
+        hint,
+        blocking: false,
+    };
     let push =
         |findings: &mut Vec<Finding>, rule_id: &str, line: u32, message: String, hint: String| {
-            let info = rule(rule_id);
-            findings.push(Finding {
-                rule: rule_id.to_string(),
-                severity: info.map_or(Severity::Warning, |r| r.severity),
-                file: file.display_path.clone(),
-                line,
-                message,
-                hint,
-                blocking: false,
-            });
+            findings.push(make(rule_id, line, message, hint));
         };
 
     // The phase declaration, read first: statements cutover cannot see into take it.
@@ -662,18 +662,6 @@ fn analyze_file(
     let mut extras: Vec<Extra> = Vec::new();
     // Findings before ignore comments apply, with the statement (span) they belong to.
     let mut pending: Vec<(Option<usize>, Finding)> = Vec::new();
-    let make = |rule_id: &str, line: u32, message: String, hint: String| {
-        let info = rule(rule_id);
-        Finding {
-            rule: rule_id.to_string(),
-            severity: info.map_or(Severity::Warning, |r| r.severity),
-            file: file.display_path.clone(),
-            line,
-            message,
-            hint,
-            blocking: false,
-        }
-    };
     let source_lines: Vec<&str> = text.split('\n').collect();
     let mut attached_comments: BTreeSet<usize> = BTreeSet::new();
     let mut prev_end = 0usize;
@@ -1372,6 +1360,17 @@ fn words(node: &SyntaxNode) -> Vec<String> {
     each_token(&node.green(), |kind, _, text| {
         if !kind.is_trivia() {
             out.push(text.to_lowercase());
+        }
+    });
+    out
+}
+
+/// The non-trivia tokens of a node, as written.
+pub(crate) fn tokens(node: &SyntaxNode) -> Vec<String> {
+    let mut out = Vec::new();
+    each_token(&node.green(), |kind, _, text| {
+        if !kind.is_trivia() {
+            out.push(text.to_string());
         }
     });
     out
@@ -2185,12 +2184,6 @@ fn classify_before_learning(stmt: &ast::Stmt, schema: &mut Schema, in_release: b
             }
             c
         }
-        ast::Stmt::Revoke(_) => Class::new(
-            Contract,
-            Inverse::Unknown(
-                "a dropped object is not re-created automatically; add a down migration".into(),
-            ),
-        ),
         ast::Stmt::Insert(_)
         | ast::Stmt::Update(_)
         | ast::Stmt::Delete(_)
@@ -2344,7 +2337,8 @@ fn classify_before_learning(stmt: &ast::Stmt, schema: &mut Schema, in_release: b
         | ast::Stmt::DropTransform(_)
         | ast::Stmt::DropRoutine(_)
         | ast::Stmt::DropOwned(_)
-        | ast::Stmt::DropCollation(_) => Class::new(
+        | ast::Stmt::DropCollation(_)
+        | ast::Stmt::Revoke(_) => Class::new(
             Contract,
             Inverse::Unknown(
                 "a dropped object is not re-created automatically; add a down migration".into(),
@@ -2769,12 +2763,7 @@ struct Dropped {
 /// The names of `DROP <kind> [CONCURRENTLY] [IF EXISTS] a, b(args) [ON t] [CASCADE]`, where the
 /// kind is `kind_words` words long.
 fn dropped_names(node: &SyntaxNode, kind_words: usize) -> Dropped {
-    let toks: Vec<String> = node
-        .descendants_with_tokens()
-        .filter_map(|e| e.into_token())
-        .filter(|t| !t.kind().is_trivia())
-        .map(|t| t.text().to_string())
-        .collect();
+    let toks = tokens(node);
     let mut out = Dropped {
         names: Vec::new(),
         on: None,
@@ -2982,12 +2971,7 @@ fn create_inverse(node: &SyntaxNode, w: &[String]) -> Inverse {
 /// The column of `CHECK (col IS NOT NULL)`, as written (quotes kept), if that is what the
 /// constraint is.
 fn not_null_check_column(node: &SyntaxNode) -> Option<String> {
-    let toks: Vec<String> = node
-        .descendants_with_tokens()
-        .filter_map(|e| e.into_token())
-        .filter(|t| !t.kind().is_trivia())
-        .map(|t| t.text().to_string())
-        .collect();
+    let toks = tokens(node);
     let p = toks.iter().position(|t| t.eq_ignore_ascii_case("check"))?;
     let rest = &toks[p + 1..];
     // ( col is not null )

@@ -360,12 +360,7 @@ pub(crate) fn statement(schema: &mut Schema, stmt: &ast::Stmt) {
                     .and_then(|p| toks.get(p + 1))
                     .map(|(t, _)| t.clone())
             };
-            let kind_word = if what == "policy" {
-                "policy"
-            } else {
-                "trigger"
-            };
-            let (Some(name), Some(on)) = (after(kind_word), after("on")) else {
+            let (Some(name), Some(on)) = (after(what), after("on")) else {
                 return;
             };
             let columns = toks
@@ -380,13 +375,7 @@ pub(crate) fn statement(schema: &mut Schema, stmt: &ast::Stmt) {
             } else {
                 "trigger"
             };
-            let toks: Vec<String> = stmt
-                .syntax()
-                .descendants_with_tokens()
-                .filter_map(|e| e.into_token())
-                .filter(|t| !t.kind().is_trivia())
-                .map(|t| t.text().to_string())
-                .collect();
+            let toks = crate::analysis::tokens(stmt.syntax());
             let on = toks.iter().position(|t| t.eq_ignore_ascii_case("on"));
             let name = toks
                 .iter()
