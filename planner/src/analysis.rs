@@ -29,6 +29,7 @@ use crate::schema::{Attachment, Schema, normalize};
 use crate::source::LineIndex;
 use rowan::{GreenNodeData, NodeOrToken};
 use serde::Serialize;
+use smol_str::{SmolStr, StrExt};
 use squawk_linter::{Linter, Rule, Violation};
 use squawk_syntax::ast::{self, AstNode};
 use squawk_syntax::{Parse, SourceFile, SyntaxKind, SyntaxNode};
@@ -546,7 +547,12 @@ fn schema_of(name: &str) -> Option<&str> {
 /// (PostgreSQL manual: each statement's page says "cannot be executed inside a transaction
 /// block".)
 fn transactional(stmt: &ast::Stmt) -> bool {
-    let w = || words(stmt.syntax());
+    transactional_words(stmt, &std::cell::OnceCell::new())
+}
+
+/// [`transactional`], with the statement's [`words`] read at most once into `words`.
+fn transactional_words(stmt: &ast::Stmt, words_once: &std::cell::OnceCell<Vec<SmolStr>>) -> bool {
+    let w = || words_once.get_or_init(|| words(stmt.syntax())).as_slice();
     let concurrently = || has_seq(&w(), &["concurrently"]);
     match stmt {
         ast::Stmt::CreateIndex(ci) => ci.concurrently_token().is_none(),
@@ -669,7 +675,24 @@ fn analyze_file(
         let node = stmt.syntax();
         let range = node.text_range();
         let (start, end) = (usize::from(range.start()), usize::from(range.end()));
-        let first = first_token_offset(node).unwrap_or(start);
+        // One walk over the statement's tokens: where it starts, its words, its literals.
+        let green = node.green();
+        let (first, w, literal_tokens) = {
+            let mut first = None;
+            let mut w = Vec::new();
+            let mut literal_tokens = Vec::new();
+            each_token(&green, |kind, at, text| {
+                if kind.is_trivia() {
+                    return;
+                }
+                first.get_or_insert(at);
+                w.push(word(text));
+                if is_literal(kind) {
+                    literal_tokens.push((kind, text));
+                }
+            });
+            (first.map_or(start, |at| start + at), w, literal_tokens)
+        };
         let line = index.line(first);
         let sql = text[first..end].trim().to_string();
         // An ignore comment belongs to the statement on its own line (written after it) or to
@@ -726,12 +749,14 @@ fn analyze_file(
                 errors[i].1.clone()
             })
             .collect();
+        let words_once = std::cell::OnceCell::from(w);
+        let w: &[SmolStr] = words_once.get().map_or(&[], Vec::as_slice);
         let mut class = if stmt_errors.is_empty() {
             let mut c = match &stmt {
                 ast::Stmt::Do(d) => classify_do(d, schema, &index, report),
-                _ => classify(&stmt, schema, true),
+                _ => classify(&stmt, w, schema, true),
             };
-            c.transactional = transactional(&stmt);
+            c.transactional = transactional_words(&stmt, &words_once);
             c
         } else {
             let mut c = Class::new(
@@ -770,12 +795,11 @@ fn analyze_file(
                 make(rule_id, at.unwrap_or(line), message.clone(), hint.clone()),
             ));
         }
-        let w = words(node);
         let tx = match &stmt {
             ast::Stmt::Begin(_) => TxControl::Begin,
-            ast::Stmt::Commit(_) if !w.contains(&"prepared".to_string()) => TxControl::Commit,
+            ast::Stmt::Commit(_) if !w.iter().any(|x| x == "prepared") => TxControl::Commit,
             ast::Stmt::Commit(_) => TxControl::Other,
-            ast::Stmt::Rollback(_) if w.contains(&"to".to_string()) => TxControl::None,
+            ast::Stmt::Rollback(_) if w.iter().any(|x| x == "to") => TxControl::None,
             ast::Stmt::Rollback(_) => TxControl::Other,
             _ if has_seq(&w, &["prepare", "transaction"]) => TxControl::Other,
             _ => TxControl::None,
@@ -783,7 +807,7 @@ fn analyze_file(
         let literals: Vec<String> = if matches!(stmt, ast::Stmt::Do(_)) {
             std::mem::take(&mut class.literals)
         } else {
-            literal_contents(node)
+            literal_values(literal_tokens)
         };
         let enum_add = match &stmt {
             ast::Stmt::AlterType(_) if has_seq(&w, &["add", "value"]) => {
@@ -1354,15 +1378,29 @@ fn summarize(sql: &str) -> String {
     s.trim_end_matches(';').to_string()
 }
 
-/// Lowercased non-trivia tokens of a node.
-fn words(node: &SyntaxNode) -> Vec<String> {
+/// Lowercased non-trivia tokens of a node. Words are short, so they are kept inline
+/// ([`SmolStr`]) rather than one heap allocation each; a statement's words are read once
+/// ([`analyze_file`]) and handed to the classification.
+fn words(node: &SyntaxNode) -> Vec<SmolStr> {
     let mut out = Vec::new();
     each_token(&node.green(), |kind, _, text| {
         if !kind.is_trivia() {
-            out.push(text.to_lowercase());
+            out.push(word(text));
         }
     });
     out
+}
+
+/// One token's text, lowercased.
+fn word(text: &str) -> SmolStr {
+    if text
+        .bytes()
+        .any(|b| b.is_ascii_uppercase() || !b.is_ascii())
+    {
+        text.to_lowercase_smolstr()
+    } else {
+        SmolStr::new(text)
+    }
 }
 
 /// The non-trivia tokens of a node, as written.
@@ -1402,18 +1440,35 @@ pub(crate) fn each_token<'a>(
     }
 }
 
-fn has_seq(words: &[String], seq: &[&str]) -> bool {
+fn has_seq(words: &[SmolStr], seq: &[&str]) -> bool {
     words
         .windows(seq.len())
         .any(|w| w.iter().zip(seq).all(|(a, b)| a == b))
 }
 
 fn text_of<N: AstNode>(node: Option<N>) -> Option<String> {
-    node.map(|n| {
-        let mut text = String::new();
-        each_token(&n.syntax().green(), |_, _, t| text.push_str(t));
-        text.split_whitespace().collect::<Vec<_>>().join(" ")
-    })
+    node.map(|n| one_line(n.syntax()))
+}
+
+/// A node's SQL text on one line: each run of whitespace (comments kept) becomes one space, and
+/// none is left at either end (`character  varying(120)` → `character varying(120)`).
+pub(crate) fn one_line(node: &SyntaxNode) -> String {
+    let mut out = String::new();
+    let mut space = false;
+    each_token(&node.green(), |_, _, t| {
+        for c in t.chars() {
+            if c.is_whitespace() {
+                space = !out.is_empty();
+            } else {
+                if space {
+                    out.push(' ');
+                    space = false;
+                }
+                out.push(c);
+            }
+        }
+    });
+    out
 }
 
 /// Text of the first token after the tokens `after`, skipping `skip` words (e.g. the name in
@@ -1452,18 +1507,23 @@ const RECIPE_REQUIRED_COLUMN: &str = "add the column nullable or with a constant
 const RECIPE_RENAME_TABLE: &str = "rename the table and create a view with the old name in the same migration (the old version keeps working through the view), then drop the view in a contract migration";
 const RECIPE_RENAME_OBJECT: &str = "create the object under its new name beside the old one (expand), move the app to it, drop the old one (contract)";
 
-fn classify(stmt: &ast::Stmt, schema: &mut Schema, in_release: bool) -> Class {
-    let c = classify_before_learning(stmt, schema, in_release);
+/// Classifies `stmt`, whose [`words`] are `w`, then teaches the schema model what it did.
+fn classify(stmt: &ast::Stmt, w: &[SmolStr], schema: &mut Schema, in_release: bool) -> Class {
+    let c = classify_before_learning(stmt, w, schema, in_release);
     // Views, indexes and DROP TABLE teach the schema model afterwards: their classification
     // asks what the schema held before them (was the dropped table or index new?).
     learn::statement(schema, stmt);
     c
 }
 
-fn classify_before_learning(stmt: &ast::Stmt, schema: &mut Schema, in_release: bool) -> Class {
+fn classify_before_learning(
+    stmt: &ast::Stmt,
+    w: &[SmolStr],
+    schema: &mut Schema,
+    in_release: bool,
+) -> Class {
     use StmtPhase::*;
     let node = stmt.syntax();
-    let w = words(node);
     let no_inverse = || {
         Inverse::Unknown(
             "cutover knows no safe inverse for this statement; add a down migration".into(),
@@ -1496,7 +1556,7 @@ fn classify_before_learning(stmt: &ast::Stmt, schema: &mut Schema, in_release: b
                         let default = cons.iter().find_map(|k| match k {
                             ast::Constraint::DefaultConstraint(d) => {
                                 let dw = words(d.syntax());
-                                (dw.get(1..) != Some(&["null".to_string()][..]))
+                                (dw.get(1..) != Some(&[SmolStr::new_static("null")][..]))
                                     .then(|| dw[1..].join(" "))
                             }
                             ast::Constraint::GeneratedConstraint(_) => Some("(generated)".into()),
@@ -1573,7 +1633,7 @@ fn classify_before_learning(stmt: &ast::Stmt, schema: &mut Schema, in_release: b
                                 "constraint",
                                 &format!("{}@{}", normalize(n), normalize(&table)),
                             )
-                        }) && !aw.contains(&"check".to_string());
+                        }) && !aw.iter().any(|x| x == "check");
                         // A primary key made from a unique index also makes its columns NOT
                         // NULL (PostgreSQL manual, ALTER TABLE, ADD table_constraint_using_index).
                         let pk_nullable: Vec<String> = if has_seq(&aw, &["primary", "key"])
@@ -2070,7 +2130,7 @@ fn classify_before_learning(stmt: &ast::Stmt, schema: &mut Schema, in_release: b
         ast::Stmt::CreatePolicy(_) | ast::Stmt::AlterPolicy(_)
             if (has_seq(&w, &["as", "restrictive"])
                 || (matches!(stmt, ast::Stmt::AlterPolicy(_))
-                    && (w.contains(&"using".to_string()) || has_seq(&w, &["with", "check"]))))
+                    && (w.iter().any(|x| x == "using") || has_seq(&w, &["with", "check"]))))
                 && name_after(node, "on", &[]).is_none_or(|t| !schema.is_new(&t)) =>
         {
             let mut c = Class::new(Contract, no_inverse());
@@ -2420,7 +2480,7 @@ fn classify_do(d: &ast::Do, schema: &mut Schema, index: &LineIndex, lint: bool) 
         let node = stmt.syntax();
         let source = body.source_range(node.text_range());
         let line = index.line(usize::from(source.start()));
-        let mut ic = classify(stmt, schema, true);
+        let mut ic = classify(stmt, &words(node), schema, true);
         c.raise(ic.phase);
         match ic.phase {
             StmtPhase::Expand => first_expand = first_expand.or(Some(line)),
@@ -2605,7 +2665,7 @@ enum Rejects {
 
 /// What a constraint (ADD CONSTRAINT, or CREATE UNIQUE INDEX) on an existing `table` rejects.
 /// `node` is the constraint (or index) and `w` its words.
-fn constraint_rejects(schema: &Schema, table: &str, node: &SyntaxNode, w: &[String]) -> Rejects {
+fn constraint_rejects(schema: &Schema, table: &str, node: &SyntaxNode, w: &[SmolStr]) -> Rejects {
     // The identifiers that can be columns: not a function name (followed by `(`), a type after
     // `::`, or the name of the constraint, index or table; a foreign key constrains its own
     // columns, not the referenced ones.
@@ -2655,9 +2715,9 @@ fn constraint_rejects(schema: &Schema, table: &str, node: &SyntaxNode, w: &[Stri
     if new.len() < columns.len() {
         return Rejects::May;
     }
-    let is_check = w.contains(&"check".to_string());
-    let is_fk = w.contains(&"references".to_string());
-    let is_unique = w.contains(&"unique".to_string()) || has_seq(w, &["primary", "key"]);
+    let is_check = w.iter().any(|x| x == "check");
+    let is_fk = w.iter().any(|x| x == "references");
+    let is_unique = w.iter().any(|x| x == "unique") || has_seq(w, &["primary", "key"]);
     let requires_value = has_seq(w, &["primary", "key"])
         || has_seq(w, &["nulls", "not", "distinct"])
         || (is_check && null_rejecting(w));
@@ -2686,7 +2746,7 @@ fn constraint_rejects(schema: &Schema, table: &str, node: &SyntaxNode, w: &[Stri
 /// Whether a CHECK expression tests for NULL, so a NULL the old version leaves can fail it
 /// (a plain comparison is NULL for a NULL column, and a CHECK passes on NULL; PostgreSQL
 /// manual, 5.4.1 Check Constraints).
-fn null_rejecting(w: &[String]) -> bool {
+fn null_rejecting(w: &[SmolStr]) -> bool {
     has_seq(w, &["is", "not", "null"])
         || has_seq(w, &["is", "null"])
         || has_seq(w, &["is", "distinct"])
@@ -2703,13 +2763,13 @@ fn null_rejecting(w: &[String]) -> bool {
 }
 
 /// `lock_timeout` or `statement_timeout` when `w` (a SET statement's words) sets it to 0.
-fn disabled_timeout(w: &[String]) -> Option<String> {
+fn disabled_timeout(w: &[SmolStr]) -> Option<String> {
     let name = w
         .iter()
         .take(3)
         .find(|t| matches!(t.as_str(), "lock_timeout" | "statement_timeout"))?;
     let value = w.iter().rev().find(|t| *t != ";")?;
-    matches!(value.as_str(), "0" | "'0'" | "'0s'" | "'0ms'").then(|| name.clone())
+    matches!(value.as_str(), "0" | "'0'" | "'0s'" | "'0ms'").then(|| name.to_string())
 }
 
 /// What the string literals of a statement say, however written: `'it''s'`, `E'x'`,
@@ -2718,13 +2778,22 @@ fn literal_contents(node: &SyntaxNode) -> Vec<String> {
     let green = node.green();
     let mut tokens: Vec<(SyntaxKind, &str)> = Vec::new();
     each_token(&green, |kind, _, text| {
-        if matches!(
-            kind,
-            SyntaxKind::DOLLAR_QUOTED_STRING | SyntaxKind::STRING | SyntaxKind::ESC_STRING
-        ) {
+        if is_literal(kind) {
             tokens.push((kind, text));
         }
     });
+    literal_values(tokens)
+}
+
+fn is_literal(kind: SyntaxKind) -> bool {
+    matches!(
+        kind,
+        SyntaxKind::DOLLAR_QUOTED_STRING | SyntaxKind::STRING | SyntaxKind::ESC_STRING
+    )
+}
+
+/// The contents of string literal tokens (`'it''s'` → `it's`, `$f$x$f$` → `x`).
+fn literal_values(tokens: Vec<(SyntaxKind, &str)>) -> Vec<String> {
     tokens
         .into_iter()
         .filter_map(|(kind, text)| match kind {
@@ -2888,7 +2957,7 @@ fn object_key(name: &str, on: Option<&str>) -> String {
 }
 
 /// The object a CREATE statement makes, by kind and key.
-fn created_object(node: &SyntaxNode, w: &[String]) -> Option<(&'static str, String)> {
+fn created_object(node: &SyntaxNode, w: &[SmolStr]) -> Option<(&'static str, String)> {
     let p = w.iter().position(|t| object_kind(t, false).is_some())?;
     let materialized = p > 0 && w[p - 1] == "materialized";
     let kind = object_kind(&w[p], materialized)?;
@@ -2912,7 +2981,7 @@ fn no_inverse_reason() -> String {
 }
 
 /// `DROP <kind> <name>` for a CREATE statement, where the name can be read.
-fn create_inverse(node: &SyntaxNode, w: &[String]) -> Inverse {
+fn create_inverse(node: &SyntaxNode, w: &[SmolStr]) -> Inverse {
     let kind_pos = w.iter().position(|t| {
         matches!(
             t.as_str(),

@@ -32,11 +32,7 @@ fn name<N: AstNode>(node: Option<N>) -> Option<String> {
 
 /// SQL text on one line (a type as written: `character varying(120)`).
 fn squeezed(node: &SyntaxNode) -> String {
-    node.text()
-        .to_string()
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ")
+    crate::analysis::one_line(node)
 }
 
 /// The constraint's own name (`CONSTRAINT name`), if it has one.

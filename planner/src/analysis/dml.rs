@@ -12,7 +12,7 @@
 //! SELECT that calls one cutover does not know is unclassified, and placed in the contract phase
 //! unless the file declares its phase.
 
-use super::{Class, Inverse, StmtPhase, classify, no_inverse_reason, summarize, text_of};
+use super::{Class, Inverse, StmtPhase, classify, no_inverse_reason, summarize, text_of, words};
 use crate::schema::{Schema, normalize};
 use squawk_syntax::SyntaxKind;
 use squawk_syntax::SyntaxNode;
@@ -322,7 +322,7 @@ pub(super) fn classify_explain(e: &ast::Explain, schema: &mut Schema, in_release
         .explain_stmt()
         .and_then(|s| ast::Stmt::cast(s.syntax().clone()));
     match inner {
-        Some(stmt) if analyze => classify(&stmt, schema, in_release),
+        Some(stmt) if analyze => classify(&stmt, &words(stmt.syntax()), schema, in_release),
         _ => Class::new(StmtPhase::Neutral, Inverse::Noop),
     }
 }
