@@ -553,20 +553,20 @@ fn transactional(stmt: &ast::Stmt) -> bool {
 /// [`transactional`], with the statement's [`words`] read at most once into `words`.
 fn transactional_words(stmt: &ast::Stmt, words_once: &std::cell::OnceCell<Vec<SmolStr>>) -> bool {
     let w = || words_once.get_or_init(|| words(stmt.syntax())).as_slice();
-    let concurrently = || has_seq(&w(), &["concurrently"]);
+    let concurrently = || has_seq(w(), &["concurrently"]);
     match stmt {
         ast::Stmt::CreateIndex(ci) => ci.concurrently_token().is_none(),
         ast::Stmt::DropIndex(_) => !concurrently(),
         // REINDEX DATABASE and SYSTEM commit per table, like CONCURRENTLY.
         ast::Stmt::Reindex(_) => {
             let w = w();
-            !(has_seq(&w, &["concurrently"])
-                || has_seq(&w, &["reindex", "database"])
-                || has_seq(&w, &["reindex", "system"]))
+            !(has_seq(w, &["concurrently"])
+                || has_seq(w, &["reindex", "database"])
+                || has_seq(w, &["reindex", "system"]))
         }
         // CLUSTER without a table reclusters every table, one transaction each.
         ast::Stmt::Cluster(_) => w().iter().filter(|t| *t != ";" && *t != "verbose").count() > 1,
-        ast::Stmt::Discard(_) => !has_seq(&w(), &["discard", "all"]),
+        ast::Stmt::Discard(_) => !has_seq(w(), &["discard", "all"]),
         ast::Stmt::AlterTable(at) => {
             !at.actions()
                 .any(|a| matches!(a, ast::AlterTableAction::DetachPartition(_)))
@@ -801,7 +801,7 @@ fn analyze_file(
             ast::Stmt::Commit(_) => TxControl::Other,
             ast::Stmt::Rollback(_) if w.iter().any(|x| x == "to") => TxControl::None,
             ast::Stmt::Rollback(_) => TxControl::Other,
-            _ if has_seq(&w, &["prepare", "transaction"]) => TxControl::Other,
+            _ if has_seq(w, &["prepare", "transaction"]) => TxControl::Other,
             _ => TxControl::None,
         };
         let literals: Vec<String> = if matches!(stmt, ast::Stmt::Do(_)) {
@@ -810,7 +810,7 @@ fn analyze_file(
             literal_values(literal_tokens)
         };
         let enum_add = match &stmt {
-            ast::Stmt::AlterType(_) if has_seq(&w, &["add", "value"]) => {
+            ast::Stmt::AlterType(_) if has_seq(w, &["add", "value"]) => {
                 // ADD VALUE 'v' [BEFORE | AFTER 'w']: the first literal is the new value.
                 name_after(node, "type", &[])
                     .and_then(|ty| Some((normalize(&ty), literals.first()?.clone())))
@@ -2002,7 +2002,7 @@ fn classify_before_learning(
             let mut c = Class::new(Expand, inverse);
             // A unique index rejects duplicates the running version may still write.
             if ci.unique_token().is_some() && !schema.is_new(&table) {
-                match constraint_rejects(schema, &table, node, &w) {
+                match constraint_rejects(schema, &table, node, w) {
                     Rejects::No => {}
                     Rejects::Will(why) => {
                         c.raise(Breaking);
@@ -2057,7 +2057,7 @@ fn classify_before_learning(
         // CLUSTER and VACUUM FULL rewrite the whole table under an ACCESS EXCLUSIVE lock: no
         // schema change, but the running version waits for the whole rewrite.
         ast::Stmt::Cluster(_) | ast::Stmt::Vacuum(_)
-            if matches!(stmt, ast::Stmt::Cluster(_)) || has_seq(&w, &["full"]) =>
+            if matches!(stmt, ast::Stmt::Cluster(_)) || has_seq(w, &["full"]) =>
         {
             let mut c = Class::new(Expand, Inverse::Noop);
             let table = w
@@ -2081,8 +2081,8 @@ fn classify_before_learning(
         // (PostgreSQL manual, 41 The Rule System; CREATE TRIGGER, CONSTRAINT).
         ast::Stmt::CreateRule(_) | ast::Stmt::CreateTrigger(_)
             if (matches!(stmt, ast::Stmt::CreateRule(_))
-                || has_seq(&w, &["constraint", "trigger"]))
-                && !has_seq(&w, &["or", "replace"])
+                || has_seq(w, &["constraint", "trigger"]))
+                && !has_seq(w, &["or", "replace"])
                 && {
                     let table = if matches!(stmt, ast::Stmt::CreateRule(_)) {
                         name_after(node, "to", &[])
@@ -2092,8 +2092,8 @@ fn classify_before_learning(
                     table.is_some_and(|t| schema.table(&t).is_some() && !schema.is_new(&t))
                 } =>
         {
-            let mut c = Class::new(Contract, create_inverse(node, &w));
-            if let Some((kind, key)) = created_object(node, &w) {
+            let mut c = Class::new(Contract, create_inverse(node, w));
+            if let Some((kind, key)) = created_object(node, w) {
                 schema.create_object(kind, &key);
                 c.creates.push((kind, key));
             }
@@ -2106,9 +2106,9 @@ fn classify_before_learning(
         | ast::Stmt::CreateProcedure(_)
         | ast::Stmt::CreateTrigger(_)
         | ast::Stmt::CreateRule(_) => {
-            let or_replace = has_seq(&w, &["or", "replace"]);
-            let mut c = Class::new(Expand, create_inverse(node, &w));
-            let created = created_object(node, &w);
+            let or_replace = has_seq(w, &["or", "replace"]);
+            let mut c = Class::new(Expand, create_inverse(node, w));
+            let created = created_object(node, w);
             let new = created
                 .as_ref()
                 .is_some_and(|(kind, key)| schema.is_new_object_in_file(kind, key));
@@ -2128,9 +2128,9 @@ fn classify_before_learning(
         // A restrictive policy, or a policy's new condition, can reject what the running
         // version reads or writes.
         ast::Stmt::CreatePolicy(_) | ast::Stmt::AlterPolicy(_)
-            if (has_seq(&w, &["as", "restrictive"])
+            if (has_seq(w, &["as", "restrictive"])
                 || (matches!(stmt, ast::Stmt::AlterPolicy(_))
-                    && (w.iter().any(|x| x == "using") || has_seq(&w, &["with", "check"]))))
+                    && (w.iter().any(|x| x == "using") || has_seq(w, &["with", "check"]))))
                 && name_after(node, "on", &[]).is_none_or(|t| !schema.is_new(&t)) =>
         {
             let mut c = Class::new(Contract, no_inverse());
@@ -2148,8 +2148,8 @@ fn classify_before_learning(
         | ast::Stmt::CreateStatistics(_)
         | ast::Stmt::CreateCollation(_)
         | ast::Stmt::CreateAggregate(_) => {
-            let mut c = Class::new(Expand, create_inverse(node, &w));
-            if let Some((kind, key)) = created_object(node, &w) {
+            let mut c = Class::new(Expand, create_inverse(node, w));
+            if let Some((kind, key)) = created_object(node, w) {
                 schema.create_object(kind, &key);
                 c.creates.push((kind, key));
             }
@@ -2256,9 +2256,9 @@ fn classify_before_learning(
         // pg_dump writes `SET lock_timeout = 0;` and `SET statement_timeout = 0;` at the top of
         // its output: in a migration they switch off the timeouts the executor sets around each
         // statement (and squawk's timeout rules take any SET for one).
-        ast::Stmt::Set(_) if disabled_timeout(&w).is_some() => {
+        ast::Stmt::Set(_) if disabled_timeout(w).is_some() => {
             let mut c = Class::new(Neutral, Inverse::Noop);
-            let which = disabled_timeout(&w).unwrap_or_default();
+            let which = disabled_timeout(w).unwrap_or_default();
             c.finding(
                 "timeout-disabled",
                 format!("`SET {which} = 0` switches off the {which} the executor sets around every statement: a DDL statement waiting for a lock then queues every query of the running version behind it, without limit"),
@@ -2291,7 +2291,7 @@ fn classify_before_learning(
             );
             c
         }
-        _ if w.first().is_some_and(|t| t == "alter") && has_seq(&w, &["rename"]) => {
+        _ if w.first().is_some_and(|t| t == "alter") && has_seq(w, &["rename"]) => {
             let what = w.get(1).cloned().unwrap_or_default();
             if matches!(what.as_str(), "index" | "statistics" | "trigger" | "policy") {
                 Class::new(Expand, no_inverse())
@@ -2359,19 +2359,19 @@ fn classify_before_learning(
         | ast::Stmt::AlterLargeObject(_)
         | ast::Stmt::AlterSchema(_)
         | ast::Stmt::AlterType(_)
-            if !has_seq(&w, &["set", "schema"]) && !has_seq(&w, &["add", "value"]) =>
+            if !has_seq(w, &["set", "schema"]) && !has_seq(w, &["add", "value"]) =>
         {
             Class::new(Expand, no_inverse())
         }
         ast::Stmt::AlterDomain(_)
-            if has_seq(&w, &["add", "constraint"]) || has_seq(&w, &["set", "not", "null"]) =>
+            if has_seq(w, &["add", "constraint"]) || has_seq(w, &["set", "not", "null"]) =>
         {
             let mut c = Class::new(Contract, no_inverse());
             c.declarable = true;
             c.finding("constraint-rejects-old-writes", "the new domain constraint can reject writes of the version still running to every column of that domain; cutover places it after that version is retired".into(), RECIPE_CONSTRAINT_OLD_WRITES);
             c
         }
-        ast::Stmt::AlterDomain(_) if !has_seq(&w, &["set", "schema"]) => {
+        ast::Stmt::AlterDomain(_) if !has_seq(w, &["set", "schema"]) => {
             Class::new(Expand, no_inverse())
         }
         ast::Stmt::DropRole(_)
@@ -2420,7 +2420,7 @@ fn classify_before_learning(
         | ast::Stmt::SetSessionAuth(_)
         | ast::Stmt::ResetSessionAuth(_)
         | ast::Stmt::PrepareTransaction(_) => Class::new(Neutral, Inverse::Noop),
-        ast::Stmt::AlterType(_) if has_seq(&w, &["add", "value"]) => Class::new(
+        ast::Stmt::AlterType(_) if has_seq(w, &["add", "value"]) => Class::new(
             Expand,
             Inverse::Unknown("PostgreSQL cannot remove an enum value".into()),
         ),
@@ -2431,7 +2431,7 @@ fn classify_before_learning(
         | ast::Stmt::AlterStatistics(_)
         | ast::Stmt::AlterPolicy(_)
         | ast::Stmt::AlterTrigger(_)
-            if !has_seq(&w, &["set", "schema"]) =>
+            if !has_seq(w, &["set", "schema"]) =>
         {
             Class::new(Expand, no_inverse())
         }
