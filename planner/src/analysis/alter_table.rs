@@ -1,0 +1,507 @@
+//! ALTER TABLE: each action is judged by what the running version still does to the table,
+//! and collects its inverse for the rollback.
+
+use super::*;
+
+/// The table an ALTER TABLE works on.
+#[derive(Clone, Copy)]
+struct Target<'a> {
+    /// As written.
+    table: &'a str,
+    /// Created by this release: nobody runs against it yet.
+    is_new: bool,
+    /// The whole statement, for actions judged together (a constraint dropped and added again).
+    at: &'a ast::AlterTable,
+}
+
+/// What the actions of one ALTER TABLE add up to.
+struct Acc {
+    c: Class,
+    /// Each action's inverse SQL, in action order.
+    inverses: Vec<String>,
+    /// Why some action has no inverse cutover can write.
+    unknown_inverse: Option<String>,
+}
+
+/// ALTER TABLE: each action judged by what the running version still does to the table.
+pub(super) fn classify_alter_table(at: &ast::AlterTable, schema: &mut Schema) -> Class {
+    use StmtPhase::*;
+    let table =
+        text_of(at.table_relation_name().and_then(|r| r.table_name_ref())).unwrap_or_default();
+    let is_new = schema.is_new(&table);
+    let mut acc = Acc {
+        c: Class::new(Neutral, Inverse::Noop),
+        inverses: Vec::new(),
+        unknown_inverse: None,
+    };
+    let target = Target {
+        table: &table,
+        is_new,
+        at,
+    };
+    acc.c.table = Some(normalize(&table));
+    acc.c.owner_of = Some(table.clone()).filter(|t| !t.is_empty());
+    for action in at.actions() {
+        let aw = words(action.syntax());
+        let Acc {
+            c,
+            inverses,
+            unknown_inverse,
+        } = &mut acc;
+        match action {
+            ast::AlterTableAction::AddColumn(ac) => add_column(&ac, &aw, &target, schema, &mut acc),
+            ast::AlterTableAction::AddConstraint(ac) => {
+                add_constraint(&ac, &aw, &target, schema, &mut acc)
+            }
+            ast::AlterTableAction::ValidateConstraint(vc) => {
+                c.raise(Expand);
+                if let Some(n) = text_of(vc.constraint_name_ref()) {
+                    // Validating a constraint placed after the old version belongs there.
+                    if schema.is_deferred_constraint(&table, &n) {
+                        c.raise(Contract);
+                    }
+                    schema.validate_constraint(&table, &n);
+                }
+            }
+            ast::AlterTableAction::AlterColumn(ac) => {
+                alter_column(&ac, &aw, &target, schema, &mut acc)
+            }
+            ast::AlterTableAction::DropColumn(dc) => {
+                let col = text_of(dc.column_name_ref()).unwrap_or_default();
+                if is_new || schema.new_column(&table, &col).is_some() {
+                    // Created by this release: no running version uses it.
+                    c.raise(Expand);
+                } else {
+                    c.raise(Contract);
+                    c.finding("data-loss", format!("dropping `{table}.{col}` deletes its data"), "run it only after the old version is retired; the pre-release backup is the only way back");
+                }
+                *unknown_inverse = Some("dropped data can only come back from the backup".into());
+                schema.drop_column(&table, &col);
+            }
+            ast::AlterTableAction::DropConstraint(dc) => {
+                drop_constraint(&dc, &target, schema, &mut acc)
+            }
+            ast::AlterTableAction::RenameColumn(rc) => {
+                rename_column(&rc, &target, schema, &mut acc)
+            }
+            ast::AlterTableAction::TableRenameTo(rt) => {
+                let to = text_of(rt.table_name()).unwrap_or_default();
+                if is_new {
+                    c.raise(Expand);
+                    inverses.push(format!("ALTER TABLE {to} RENAME TO {table};"));
+                } else {
+                    c.raise(Breaking);
+                    c.finding("breaking-rename-table", format!("renaming table `{table}` to `{to}` breaks the version that still uses `{table}`"), RECIPE_RENAME_TABLE);
+                }
+                schema.rename_table(&table, &to);
+            }
+            ast::AlterTableAction::SetSchema(ss) => {
+                learn::set_schema(schema, &table, &ss);
+                c.raise(if is_new { Expand } else { Breaking });
+                if !is_new {
+                    c.finding(
+                        "breaking-set-schema",
+                        format!(
+                            "moving `{table}` to another schema breaks the version that uses it"
+                        ),
+                        RECIPE_RENAME_TABLE,
+                    );
+                }
+                *unknown_inverse = Some(no_inverse_reason());
+            }
+            ast::AlterTableAction::SetTablespace(_)
+            | ast::AlterTableAction::SetLogged(_)
+            | ast::AlterTableAction::SetUnlogged(_)
+            | ast::AlterTableAction::SetAccessMethod(_) => {
+                c.raise(Expand);
+                if !is_new {
+                    c.finding("table-rewrite", format!("this rewrites all of `{table}` under an ACCESS EXCLUSIVE lock"), "schedule it in a maintenance window (a `recreate` release) or use pg_repack");
+                }
+                *unknown_inverse = Some(no_inverse_reason());
+            }
+            // Row-level security hides rows from, and rejects writes of, every role
+            // without a policy that admits them (PostgreSQL manual, 5.9 Row Security
+            // Policies): the old version's role may be one.
+            ast::AlterTableAction::EnableRls(_) | ast::AlterTableAction::ForceRls(_) if !is_new => {
+                c.raise(Contract);
+                c.declarable = true;
+                c.finding("constraint-rejects-old-writes", format!("row-level security on `{table}` hides rows from and rejects writes of every role its policies do not admit, the running version's included unless a policy admits it; cutover places it after that version is retired"), RECIPE_CONSTRAINT_OLD_WRITES);
+                *unknown_inverse = Some(no_inverse_reason());
+            }
+            ast::AlterTableAction::DetachPartition(_) => {
+                c.raise(Contract);
+                *unknown_inverse = Some(no_inverse_reason());
+            }
+            ast::AlterTableAction::RenameConstraint(rc) => {
+                learn::rename_constraint(schema, &table, &rc);
+                c.raise(Expand);
+                *unknown_inverse = Some(no_inverse_reason());
+            }
+            _ => {
+                c.raise(Expand);
+                *unknown_inverse = Some(no_inverse_reason());
+            }
+        }
+    }
+    let Acc {
+        mut c,
+        mut inverses,
+        unknown_inverse,
+    } = acc;
+    c.inverse = match unknown_inverse {
+        Some(reason) => Inverse::Unknown(reason),
+        None if inverses.is_empty() => Inverse::Noop,
+        None => {
+            inverses.reverse();
+            Inverse::Sql(inverses.join("\n"))
+        }
+    };
+    c
+}
+
+/// ADD COLUMN: what it does to the running version, its inverse, and what the schema model learns.
+fn add_column(ac: &ast::AddColumn, aw: &[SmolStr], t: &Target, schema: &mut Schema, acc: &mut Acc) {
+    use StmtPhase::*;
+    let Target { table, is_new, .. } = *t;
+    let Acc { c, inverses, .. } = acc;
+    let col = text_of(ac.column_name()).unwrap_or_default();
+    let cons: Vec<ast::Constraint> = ac.constraints().collect();
+    let not_null = cons.iter().any(|k| {
+        matches!(
+            k,
+            ast::Constraint::NotNullConstraint(_) | ast::Constraint::PrimaryKeyConstraint(_)
+        )
+    });
+    // `DEFAULT NULL` is no default: the old version's inserts still write NULL.
+    let default = cons.iter().find_map(|k| match k {
+        ast::Constraint::DefaultConstraint(d) => {
+            let dw = words(d.syntax());
+            (dw.get(1..) != Some(&[SmolStr::new_static("null")][..])).then(|| dw[1..].join(" "))
+        }
+        ast::Constraint::GeneratedConstraint(_) => Some("(generated)".into()),
+        _ => None,
+    });
+    let has_default = default.is_some();
+    // A column added IF NOT EXISTS that is already there is not new.
+    let exists = has_seq(aw, &["if", "not", "exists"])
+        && schema
+            .table(table)
+            .is_some_and(|t| t.column(&normalize(&col)).is_some());
+    if exists {
+        c.raise(Expand);
+        return;
+    }
+    let null_check = cons.iter().any(|k| {
+            matches!(k, ast::Constraint::CheckConstraint(ck) if null_rejecting(&words(ck.syntax())))
+        });
+    let unique_not_distinct = has_seq(aw, &["nulls", "not", "distinct"]);
+    // The old version's inserts all write the default: a constant one
+    // collides under a unique key, and a CHECK or a foreign key may reject it.
+    let constant_default = default
+        .as_deref()
+        .is_some_and(|d| !d.contains('(') && d != "(generated)");
+    // (`CHECK (col IS NOT NULL)` holds for any non-NULL default.)
+    let checks_default = has_default
+        && cons.iter().any(|k| match k {
+            ast::Constraint::CheckConstraint(ck) => not_null_check_column(ck.syntax()).is_none(),
+            ast::Constraint::ReferencesConstraint(_) => true,
+            _ => false,
+        });
+    let unique_default = constant_default
+        && cons.iter().any(|k| {
+            matches!(
+                k,
+                ast::Constraint::UniqueConstraint(_) | ast::Constraint::PrimaryKeyConstraint(_)
+            )
+        });
+    if not_null && !has_default && !is_new {
+        c.raise(Breaking);
+        c.finding("breaking-add-required-column", format!("`{table}.{col}` is added NOT NULL without a default: the old version's inserts will fail"), RECIPE_REQUIRED_COLUMN);
+    } else if (null_check || unique_not_distinct) && !has_default && !is_new {
+        c.raise(Breaking);
+        c.finding("breaking-add-constraint", format!("the constraint on the new column `{table}.{col}` rejects NULL (or a second NULL), and every insert of the running version leaves it NULL: they fail"), RECIPE_CONSTRAINT_NEW_COLUMN);
+    } else if unique_default && !is_new {
+        c.raise(Breaking);
+        c.finding("breaking-add-constraint", format!("every insert of the running version writes the default `{}` into the new unique column `{table}.{col}`: the second one collides", default.as_deref().unwrap_or_default()), RECIPE_CONSTRAINT_NEW_COLUMN);
+    } else if checks_default && !is_new {
+        c.raise(Contract);
+        c.declarable = true;
+        c.finding("constraint-rejects-old-writes", format!("every insert of the running version writes the default of the new column `{table}.{col}`, which its constraint may reject; cutover places it after that version is retired"), RECIPE_CONSTRAINT_OLD_WRITES);
+    } else {
+        c.raise(Expand);
+    }
+    inverses.push(format!("ALTER TABLE {table} DROP COLUMN IF EXISTS {col};"));
+    schema.add_new_column(table, &col, default.as_deref());
+    learn::add_column(schema, table, ac);
+    column_type::record_collation(schema, table, &col, ac.collate());
+}
+
+/// ADD CONSTRAINT: what it does to the running version, its inverse, and what the schema model learns.
+fn add_constraint(
+    ac: &ast::AddConstraint,
+    aw: &[SmolStr],
+    t: &Target,
+    schema: &mut Schema,
+    acc: &mut Acc,
+) {
+    use StmtPhase::*;
+    let Target { table, is_new, .. } = *t;
+    let Acc {
+        c,
+        inverses,
+        unknown_inverse,
+    } = acc;
+    let name = name_after(ac.syntax(), "constraint", &[]);
+    match &name {
+        Some(n) => inverses.push(format!(
+            "ALTER TABLE {table} DROP CONSTRAINT IF EXISTS {n};"
+        )),
+        None => *unknown_inverse = Some(
+            "the constraint has no name; name it (ADD CONSTRAINT name ...) so it can be dropped"
+                .into(),
+        ),
+    }
+    // Added again after this file dropped it (Prisma's DropForeignKey and
+    // AddForeignKey to change ON DELETE): a key on the same columns rejects
+    // what the old one did. A CHECK's expression may differ: judged anew.
+    let replaced = name.as_deref().is_some_and(|n| {
+        schema.was_dropped_in_file(
+            "constraint",
+            &format!("{}@{}", normalize(n), normalize(table)),
+        )
+    }) && !aw.iter().any(|x| x == "check");
+    // A primary key made from a unique index also makes its columns NOT
+    // NULL (PostgreSQL manual, ALTER TABLE, ADD table_constraint_using_index).
+    let pk_nullable: Vec<String> =
+        if has_seq(aw, &["primary", "key"]) && has_seq(aw, &["using", "index"]) && !is_new {
+            let index = name_after(ac.syntax(), "index", &[]).unwrap_or_default();
+            let t = schema.table(table);
+            schema
+                .index_columns(&crate::schema::beside(table, &index))
+                .unwrap_or_default()
+                .iter()
+                .flatten()
+                .filter(|c| !t.and_then(|t| t.column(c)).is_some_and(|c| c.not_null))
+                .cloned()
+                .collect()
+        } else {
+            Vec::new()
+        };
+    let rejects = if !pk_nullable.is_empty() {
+        Rejects::Will(format!(
+            "the primary key makes `{}` NOT NULL, which the old version may leave NULL",
+            pk_nullable.join("`, `")
+        ))
+    } else if is_new || replaced || has_seq(aw, &["using", "index"]) {
+        Rejects::No
+    } else {
+        constraint_rejects(schema, table, ac.syntax(), aw)
+    };
+    let deferred = matches!(rejects, Rejects::May);
+    match rejects {
+        Rejects::No => c.raise(Expand),
+        Rejects::Will(why) => {
+            c.raise(Breaking);
+            c.finding("breaking-add-constraint", format!("the new constraint rejects the inserts of the running version: {why} (`NOT VALID` only skips the rows already there)"), RECIPE_CONSTRAINT_NEW_COLUMN);
+        }
+        Rejects::May => {
+            c.raise(Contract);
+            c.declarable = true;
+            c.finding("constraint-rejects-old-writes", format!("the new constraint on `{table}` can reject writes of the version still running (`NOT VALID` only skips the rows already there); cutover places it after that version is retired"), RECIPE_CONSTRAINT_OLD_WRITES);
+        }
+    }
+    if let Some(n) = &name {
+        let key = format!("{}@{}", normalize(n), normalize(table));
+        if deferred {
+            schema.defer_constraint(table, n);
+        }
+        schema.create_object("constraint", &key);
+        c.creates.push(("constraint", key));
+    }
+    if let Some(col) = not_null_check_column(ac.syntax()) {
+        let validated = !has_seq(aw, &["not", "valid"]);
+        schema.add_not_null_check(table, name.as_deref(), &col, validated);
+        if deferred {
+            schema.defer_constraint(table, &not_null_key(&col));
+        }
+    }
+    learn::add_constraint(schema, table, ac);
+}
+
+/// ALTER COLUMN (type, NOT NULL, default, identity, ...): what it does to the running version, its inverse, and what the schema model learns.
+fn alter_column(
+    ac: &ast::AlterColumn,
+    aw: &[SmolStr],
+    t: &Target,
+    schema: &mut Schema,
+    acc: &mut Acc,
+) {
+    use StmtPhase::*;
+    let Target { table, is_new, .. } = *t;
+    let Acc {
+        c,
+        inverses,
+        unknown_inverse,
+    } = acc;
+    let col = text_of(ac.column_name_ref()).unwrap_or_default();
+    let was_not_null = schema
+        .table(table)
+        .and_then(|t| t.column(&normalize(&col)))
+        .is_some_and(|c| c.not_null);
+    learn::alter_column(schema, table, ac);
+    match ac.option() {
+        Some(ast::AlterColumnOption::SetType(st)) => {
+            if is_new {
+                c.raise(Expand);
+            } else {
+                column_type::classify_set_type(c, schema, table, &col, &st);
+            }
+            *unknown_inverse = Some(
+                "the previous type is not restored automatically; add a down migration".into(),
+            );
+            column_type::apply_set_type(schema, table, &col, &st);
+        }
+        Some(ast::AlterColumnOption::SetNotNull(_)) => {
+            let checked = schema
+                .table(table)
+                .is_some_and(|t| t.not_null_checked.contains(&normalize(&col)));
+            if is_new || was_not_null {
+                // Nobody writes the table yet, or the column already is
+                // NOT NULL: nothing new is rejected, and nothing is scanned.
+                c.raise(Expand);
+            } else if checked {
+                // A validated CHECK already rejects NULLs: nothing new is
+                // rejected, and it runs where that check was placed.
+                c.raise(
+                    if schema.is_deferred_constraint(table, &not_null_key(&col)) {
+                        Contract
+                    } else {
+                        Expand
+                    },
+                );
+            } else {
+                c.raise(Breaking);
+                c.finding("breaking-set-not-null", format!("SET NOT NULL on `{table}.{col}` scans the table under an ACCESS EXCLUSIVE lock and fails the old version's NULL writes"), RECIPE_SET_NOT_NULL);
+            }
+            inverses.push(format!(
+                "ALTER TABLE {table} ALTER COLUMN {col} DROP NOT NULL;"
+            ));
+            schema.set_not_null(table, &col, true);
+        }
+        Some(ast::AlterColumnOption::DropNotNull(_)) => {
+            c.raise(Expand);
+            if !is_new && schema.new_column(table, &col).is_none() {
+                c.finding("ban-drop-not-null", format!("dropping NOT NULL on `{table}.{col}` lets the new version write NULLs that the version still running may not expect when it reads them"), "make sure the old version reads NULL safely before the new version writes one (or run it in a contract migration, after the old version is retired); the lock is brief");
+            }
+            inverses.push(format!(
+                "ALTER TABLE {table} ALTER COLUMN {col} SET NOT NULL;"
+            ));
+            schema.set_not_null(table, &col, false);
+        }
+        Some(ast::AlterColumnOption::DropDefault(_)) => {
+            schema.set_new_column_default(table, &col, None);
+            c.raise(if is_new { Expand } else { Contract });
+            *unknown_inverse =
+                Some("the previous default is not known; add a down migration".into());
+        }
+        // The old version's inserts that leave the column out rely on its
+        // identity; those that give it a value rely on BY DEFAULT.
+        Some(ast::AlterColumnOption::DropIdentity(_)) if !is_new && was_not_null => {
+            c.raise(Breaking);
+            c.finding("breaking-add-constraint", format!("DROP IDENTITY leaves `{table}.{col}` NOT NULL without a value: the running version's inserts, which leave it to the identity, fail"), "drop the identity in a contract migration, after the old version is retired; or give the column a default first");
+            *unknown_inverse = Some(no_inverse_reason());
+        }
+        Some(
+            ast::AlterColumnOption::SetGenerated(_)
+            | ast::AlterColumnOption::SetGeneratedOptions(_),
+        ) if !is_new && has_seq(aw, &["generated", "always"]) => {
+            c.raise(Contract);
+            c.declarable = true;
+            c.finding("constraint-rejects-old-writes", format!("GENERATED ALWAYS makes PostgreSQL reject every insert of the running version that gives `{table}.{col}` a value; cutover places it after that version is retired"), RECIPE_CONSTRAINT_OLD_WRITES);
+            *unknown_inverse = Some(no_inverse_reason());
+        }
+        Some(ast::AlterColumnOption::SetDefault(sd)) => {
+            let dw = words(sd.syntax());
+            let expr = dw
+                .iter()
+                .position(|t| t == "default")
+                .map(|p| dw[p + 1..].join(" "))
+                .filter(|e| e != "null");
+            schema.set_new_column_default(table, &col, expr.as_deref());
+            c.raise(Expand);
+            *unknown_inverse =
+                Some("the previous default is not known; add a down migration".into());
+        }
+        _ => {
+            c.raise(Expand);
+            *unknown_inverse = Some(no_inverse_reason());
+        }
+    }
+}
+
+/// DROP CONSTRAINT: what it does to the running version, its inverse, and what the schema model learns.
+fn drop_constraint(dc: &ast::DropConstraint, t: &Target, schema: &mut Schema, acc: &mut Acc) {
+    use StmtPhase::*;
+    let Target { table, is_new, at } = *t;
+    let Acc {
+        c, unknown_inverse, ..
+    } = acc;
+    learn::drop_constraint(schema, table, dc);
+    let name = name_after(dc.syntax(), "constraint", &["if", "exists"]).unwrap_or_default();
+    let key = format!("{}@{}", normalize(&name), normalize(table));
+    // Dropped and added again by the same statement: a replace, judged by
+    // the constraint it adds.
+    let re_added = at.actions().any(|a| {
+            matches!(&a, ast::AlterTableAction::AddConstraint(ac)
+                if name_after(ac.syntax(), "constraint", &[]).is_some_and(|n| normalize(&n) == normalize(&name)))
+        });
+    if !name.is_empty() {
+        schema.drop_in_file("constraint", &key);
+    }
+    if is_new || re_added || schema.is_new_object_in_file("constraint", &key) {
+        c.raise(Expand);
+    } else if name.is_empty() {
+        c.raise(Contract);
+    } else {
+        c.raise_drop("constraint", key);
+    }
+    *unknown_inverse =
+        Some("a dropped constraint is not re-created automatically; add a down migration".into());
+}
+
+/// RENAME COLUMN: what it does to the running version, its inverse, and what the schema model learns.
+fn rename_column(rc: &ast::RenameColumn, t: &Target, schema: &mut Schema, acc: &mut Acc) {
+    use StmtPhase::*;
+    let Target { table, is_new, .. } = *t;
+    let Acc { c, inverses, .. } = acc;
+    let from = text_of(rc.column_name_ref()).unwrap_or_default();
+    let to = text_of(rc.column_name()).unwrap_or_default();
+    if is_new {
+        c.raise(Expand);
+        inverses.push(format!("ALTER TABLE {table} RENAME COLUMN {to} TO {from};"));
+    } else {
+        c.raise(Breaking);
+        c.finding("breaking-rename-column", format!("renaming `{table}.{from}` to `{to}` breaks the version that still uses `{from}`"), format!("`cutover plan` rewrites it: add `{to}` with a sync trigger (expand), backfill, shift traffic, then drop `{from}` (contract)"));
+        let t = schema.table(table);
+        let col = t.and_then(|t| t.column(&normalize(&from)));
+        c.rename = Some(ColumnRename {
+            table: table.to_string(),
+            from: from.clone(),
+            to: to.clone(),
+            column_type: col.map(|c| c.ty.clone()).filter(|ty| !ty.is_empty()),
+            not_null: col.is_some_and(|c| c.not_null),
+            // Normalized names are SQL as they stand (`"UserId"` keeps its quotes).
+            key: t.and_then(|t| t.primary_key.first().cloned()),
+            attachments: schema.attachments(table, &from),
+            key_types: t
+                .map(|t| {
+                    t.primary_key
+                        .iter()
+                        .map(|k| t.column(k).map(|c| c.ty.clone()).unwrap_or_default())
+                        .collect()
+                })
+                .unwrap_or_default(),
+        });
+    }
+    schema.rename_column(table, &from, &to);
+}
