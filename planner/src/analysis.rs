@@ -29,7 +29,7 @@ mod tokens;
 use pipeline::*;
 pub(crate) use tokens::*;
 
-use crate::lint::{Finding, Severity, rule};
+use crate::lint::{Finding, RuleId, Severity, rule};
 use crate::migrations::MigrationFile;
 use crate::schema::{Attachment, Schema, normalize};
 use crate::source::LineIndex;
@@ -274,7 +274,7 @@ struct Class {
     owner_of: Option<String>,
     /// Rule, message, hint, and the line when it is not the statement's own (a statement
     /// inside a DO block).
-    findings: Vec<(&'static str, String, String, Option<u32>)>,
+    findings: Vec<(RuleId, String, String, Option<u32>)>,
     /// Objects the statement drops that the running version may use, by kind and name: a
     /// contract change, unless the same transaction creates them again (a replace).
     drops: Vec<(&'static str, String)>,
@@ -323,17 +323,11 @@ impl Class {
         self.drops.push((kind, name));
     }
 
-    fn finding(&mut self, rule: &'static str, message: String, hint: impl Into<String>) {
+    fn finding(&mut self, rule: RuleId, message: String, hint: impl Into<String>) {
         self.findings.push((rule, message, hint.into(), None));
     }
 
-    fn finding_at(
-        &mut self,
-        rule: &'static str,
-        message: String,
-        hint: impl Into<String>,
-        line: u32,
-    ) {
+    fn finding_at(&mut self, rule: RuleId, message: String, hint: impl Into<String>, line: u32) {
         self.findings.push((rule, message, hint.into(), Some(line)));
     }
 }
@@ -615,7 +609,7 @@ fn analyze_file(
                 1 => String::new(),
                 n => format!(" (and {} more parse errors)", n - 1),
             };
-            c.finding("unparseable-statement", format!("the SQL parser cannot read this statement: {}{more}", stmt_errors[0]), "fix the syntax (check it with `psql`), or split the statement; cutover will not guess what an unreadable statement does");
+            c.finding(RuleId::UnparseableStatement, format!("the SQL parser cannot read this statement: {}{more}", stmt_errors[0]), "fix the syntax (check it with `psql`), or split the statement; cutover will not guess what an unreadable statement does");
             c
         };
         // What cutover cannot see into takes the file's declared phase, and needs one.
@@ -630,9 +624,9 @@ fn analyze_file(
             class.findings.retain(|(r, ..)| {
                 !matches!(
                     *r,
-                    "unclassified-statement"
-                        | "unreadable-do-block"
-                        | "constraint-rejects-old-writes"
+                    RuleId::UnclassifiedStatement
+                        | RuleId::UnreadableDoBlock
+                        | RuleId::ConstraintRejectsOldWrites
                 )
             });
         }
@@ -640,7 +634,12 @@ fn analyze_file(
         for (rule_id, message, hint, at) in &class.findings {
             pending.push((
                 Some(span),
-                make(rule_id, at.unwrap_or(line), message.clone(), hint.clone()),
+                make(
+                    rule_id.as_str(),
+                    at.unwrap_or(line),
+                    message.clone(),
+                    hint.clone(),
+                ),
             ));
         }
         let tx = match &stmt {
@@ -1280,7 +1279,7 @@ fn classify_before_learning(
                     Rejects::Will(why) => {
                         c.raise(Breaking);
                         c.finding(
-                            "breaking-add-constraint",
+                            RuleId::BreakingAddConstraint,
                             format!(
                                 "the unique index rejects the inserts of the running version: {why}"
                             ),
@@ -1290,7 +1289,7 @@ fn classify_before_learning(
                     Rejects::May => {
                         c.raise(Contract);
                         c.declarable = true;
-                        c.finding("constraint-rejects-old-writes", format!("the unique index on `{table}` rejects duplicate writes of the version still running; cutover places it after that version is retired"), RECIPE_CONSTRAINT_OLD_WRITES);
+                        c.finding(RuleId::ConstraintRejectsOldWrites, format!("the unique index on `{table}` rejects duplicate writes of the version still running; cutover places it after that version is retired"), RECIPE_CONSTRAINT_OLD_WRITES);
                     }
                 }
             }
@@ -1345,7 +1344,7 @@ fn classify_before_learning(
                 .cloned();
             let new = table.as_deref().is_some_and(|t| schema.is_new(t));
             if !new {
-                c.finding("table-rewrite", format!("`{}` rewrites {} under an ACCESS EXCLUSIVE lock: the running version's queries wait for the whole rewrite", summarize(&node.text().to_string()), table.as_deref().map_or("every table".to_string(), |t| format!("`{t}`"))), "run it in a maintenance window (a `recreate` release), or use pg_repack, which holds the lock only briefly");
+                c.finding(RuleId::TableRewrite, format!("`{}` rewrites {} under an ACCESS EXCLUSIVE lock: the running version's queries wait for the whole rewrite", summarize(&node.text().to_string()), table.as_deref().map_or("every table".to_string(), |t| format!("`{t}`"))), "run it in a maintenance window (a `recreate` release), or use pg_repack, which holds the lock only briefly");
             }
             c
         }
@@ -1371,7 +1370,7 @@ fn classify_before_learning(
                 c.creates.push((kind, key));
             }
             c.declarable = true;
-            c.finding("constraint-rejects-old-writes", format!("`{}` changes what the running version's writes do to a table it uses (a rule rewrites them, a constraint trigger can reject them); cutover places it after that version is retired", summarize(&node.text().to_string())), RECIPE_CONSTRAINT_OLD_WRITES);
+            c.finding(RuleId::ConstraintRejectsOldWrites, format!("`{}` changes what the running version's writes do to a table it uses (a rule rewrites them, a constraint trigger can reject them); cutover places it after that version is retired", summarize(&node.text().to_string())), RECIPE_CONSTRAINT_OLD_WRITES);
             c
         }
         ast::Stmt::CreateView(_)
@@ -1394,7 +1393,7 @@ fn classify_before_learning(
                     "CREATE OR REPLACE does not keep the previous definition; add a down migration"
                         .into(),
                 );
-                c.finding("replaces-object", "CREATE OR REPLACE changes an object the running version may already use".into(), "create it under a new name (expand), move the app to it, drop the old one (contract); or declare the file's phase if both versions work with the new definition");
+                c.finding(RuleId::ReplacesObject, "CREATE OR REPLACE changes an object the running version may already use".into(), "create it under a new name (expand), move the app to it, drop the old one (contract); or declare the file's phase if both versions work with the new definition");
             }
             c
         }
@@ -1408,7 +1407,7 @@ fn classify_before_learning(
         {
             let mut c = Class::new(Contract, no_inverse());
             c.declarable = true;
-            c.finding("constraint-rejects-old-writes", "the policy can hide rows from, or reject writes of, the version still running; cutover places it after that version is retired".into(), RECIPE_CONSTRAINT_OLD_WRITES);
+            c.finding(RuleId::ConstraintRejectsOldWrites, "the policy can hide rows from, or reject writes of, the version still running; cutover places it after that version is retired".into(), RECIPE_CONSTRAINT_OLD_WRITES);
             c
         }
         ast::Stmt::CreateSequence(_)
@@ -1455,7 +1454,7 @@ fn classify_before_learning(
             );
             if !all_new {
                 let what = summarize(&node.text().to_string());
-                c.finding("data-loss", format!("`{what}` deletes data"), "run it only after the old version is retired; the pre-release backup is the only way back");
+                c.finding(RuleId::DataLoss, format!("`{what}` deletes data"), "run it only after the old version is retired; the pre-release backup is the only way back");
             }
             if matches!(stmt, ast::Stmt::DropTable(_)) {
                 for name in &dropped.names {
@@ -1472,7 +1471,7 @@ fn classify_before_learning(
                 Inverse::Unknown("dropped data can only come back from the backup".into()),
             );
             let what = summarize(&node.text().to_string());
-            c.finding("data-loss", format!("`{what}` deletes data"), "run it only after the old version is retired; the pre-release backup is the only way back");
+            c.finding(RuleId::DataLoss, format!("`{what}` deletes data"), "run it only after the old version is retired; the pre-release backup is the only way back");
             c
         }
         ast::Stmt::DropView(_)
@@ -1532,8 +1531,7 @@ fn classify_before_learning(
         ast::Stmt::Set(_) if disabled_timeout(w).is_some() => {
             let mut c = Class::new(Neutral, Inverse::Noop);
             let which = disabled_timeout(w).unwrap_or_default();
-            c.finding(
-                "timeout-disabled",
+            c.finding(RuleId::TimeoutDisabled,
                 format!("`SET {which} = 0` switches off the {which} the executor sets around every statement: a DDL statement waiting for a lock then queues every query of the running version behind it, without limit"),
                 "remove the line (pg_dump writes it for restores, not for migrations); the database's `lock_timeout` and `statement_timeout` in the release spec apply",
             );
@@ -1558,7 +1556,7 @@ fn classify_before_learning(
             let mut c = Class::new(Contract, no_inverse());
             c.needs_declaration = true;
             c.finding(
-                "unclassified-statement",
+                RuleId::UnclassifiedStatement,
                 "database-level statements are outside a release's schema phases".into(),
                 "run them outside cutover, or declare the file's phase with `-- cutover:phase=`",
             );
@@ -1571,7 +1569,7 @@ fn classify_before_learning(
             } else {
                 let mut c = Class::new(Breaking, no_inverse());
                 c.finding(
-                    "breaking-rename-object",
+                    RuleId::BreakingRenameObject,
                     format!("renaming this {what} breaks the version that still uses the old name"),
                     RECIPE_RENAME_OBJECT,
                 );
@@ -1641,7 +1639,7 @@ fn classify_before_learning(
         {
             let mut c = Class::new(Contract, no_inverse());
             c.declarable = true;
-            c.finding("constraint-rejects-old-writes", "the new domain constraint can reject writes of the version still running to every column of that domain; cutover places it after that version is retired".into(), RECIPE_CONSTRAINT_OLD_WRITES);
+            c.finding(RuleId::ConstraintRejectsOldWrites, "the new domain constraint can reject writes of the version still running to every column of that domain; cutover places it after that version is retired".into(), RECIPE_CONSTRAINT_OLD_WRITES);
             c
         }
         ast::Stmt::AlterDomain(_) if !has_seq(w, &["set", "schema"]) => {
@@ -1711,7 +1709,7 @@ fn classify_before_learning(
         _ => {
             let mut c = Class::new(Contract, no_inverse());
             c.needs_declaration = true;
-            c.finding("unclassified-statement", format!("cutover does not know whether `{}` is safe while the old version runs, and will not place it by guessing", summarize(&node.text().to_string())), "declare the file's phase at its top: `-- cutover:phase=expand` if the old version keeps working after it, `-- cutover:phase=contract` if it must wait until that version is retired");
+            c.finding(RuleId::UnclassifiedStatement, format!("cutover does not know whether `{}` is safe while the old version runs, and will not place it by guessing", summarize(&node.text().to_string())), "declare the file's phase at its top: `-- cutover:phase=expand` if the old version keeps working after it, `-- cutover:phase=contract` if it must wait until that version is retired");
             c
         }
     }
@@ -1729,7 +1727,7 @@ fn classify_do(d: &ast::Do, schema: &mut Schema, index: &LineIndex, lint: bool) 
             Inverse::Unknown("cutover cannot read the DO block".into()),
         );
         c.needs_declaration = true;
-        c.finding("unreadable-do-block", format!("cutover cannot see what this DO block does: {why}"), "declare the file's phase with `-- cutover:phase=expand` (safe while the old version runs) or `-- cutover:phase=contract` at the top of the file; or write the statements as plain SQL");
+        c.finding(RuleId::UnreadableDoBlock, format!("cutover cannot see what this DO block does: {why}"), "declare the file's phase with `-- cutover:phase=expand` (safe while the old version runs) or `-- cutover:phase=contract` at the top of the file; or write the statements as plain SQL");
         c
     };
     let Some(body) = d.plpgsql() else {
@@ -1763,8 +1761,7 @@ fn classify_do(d: &ast::Do, schema: &mut Schema, index: &LineIndex, lint: bool) 
         // The block is one transaction too: an enum value it adds cannot be used in it.
         let literals = literal_contents(node);
         if let Some((value, at)) = added_values.iter().find(|(v, _)| literals.contains(v)) {
-            c.finding_at(
-                "enum-value-in-same-transaction",
+            c.finding_at(RuleId::EnumValueInSameTransaction,
                 format!("the enum value '{value}' added on line {at} is used here, in the same transaction: PostgreSQL refuses it (unsafe use of new value) until the transaction that added it commits"),
                 "move the `ALTER TYPE ... ADD VALUE` into a migration of its own, before this one",
                 line,
@@ -1780,8 +1777,7 @@ fn classify_do(d: &ast::Do, schema: &mut Schema, index: &LineIndex, lint: bool) 
         c.owner_of = c.owner_of.take().or(ic.owner_of.take());
         c.needs_declaration |= ic.needs_declaration;
         if !transactional(stmt) {
-            c.finding_at(
-                "concurrently-in-transaction",
+            c.finding_at(RuleId::ConcurrentlyInTransaction,
                 format!("`{}` cannot run inside a DO block: PostgreSQL runs the block as one function call, inside a transaction", summarize(&node.text().to_string())),
                 "write it as a plain statement in a migration file of its own; cutover runs such a file outside a transaction",
                 line,
@@ -1791,9 +1787,8 @@ fn classify_do(d: &ast::Do, schema: &mut Schema, index: &LineIndex, lint: bool) 
         // written, before traffic moves.
         if let Some(r) = ic.rename.take() {
             ic.findings
-                .retain(|(rule, ..)| *rule != "breaking-rename-column");
-            c.finding_at(
-                "breaking-do-block",
+                .retain(|(rule, ..)| *rule != RuleId::BreakingRenameColumn);
+            c.finding_at(RuleId::BreakingDoBlock,
                 format!("the DO block renames `{}.{}` to `{}`, which breaks the version that still uses the old name, and cutover rewrites a rename into phases only as a plain statement", r.table, r.from, r.to),
                 "write the RENAME COLUMN as a plain statement (cutover rewrites it: add, sync, backfill, drop), or run the block in a `recreate` release",
                 line,
@@ -1824,21 +1819,20 @@ fn classify_do(d: &ast::Do, schema: &mut Schema, index: &LineIndex, lint: bool) 
                 ) {
                     continue;
                 }
-                let squawk_rule: &'static str = rule(&v.code.to_string()).map_or("", |r| r.id);
-                if squawk_rule.is_empty() {
+                let Some(squawk_rule) = RuleId::from_id(&v.code.to_string()) else {
                     continue;
-                }
-                let hint = v.help.clone().unwrap_or_else(|| {
-                    rule(squawk_rule).map_or(String::new(), |r| r.summary.to_string())
-                });
+                };
+                let hint = v
+                    .help
+                    .clone()
+                    .unwrap_or_else(|| squawk_rule.info().summary.to_string());
                 c.findings
                     .push((squawk_rule, v.message.clone(), hint, Some(line)));
             }
         }
     }
     if let (Some(e), Some(k)) = (first_expand, first_contract) {
-        c.finding_at(
-            "mixed-phase-migration",
+        c.finding_at(RuleId::MixedPhaseMigration,
             format!("this DO block mixes expand (line {e}) and contract (line {k}) statements: the whole block runs at one time"),
             "split it into two blocks in two migrations: the expand one runs before traffic moves, the contract one after the old version is retired",
             k,

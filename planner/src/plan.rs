@@ -21,7 +21,7 @@ use crate::dag::{
     Server, StatementRef, Step, StepKind,
 };
 use crate::error::{Diagnostic, PlanError};
-use crate::lint::{Finding, Severity};
+use crate::lint::{Finding, RuleId, Severity};
 use crate::migrations::{MigrationFile, load_dir};
 use crate::rewrite::rename_column;
 use crate::source::Location;
@@ -113,28 +113,33 @@ fn lexical(path: &Path) -> PathBuf {
 
 /// Rules whose findings stop planning in an online release.
 pub(crate) fn blocks_online(rule: &str) -> bool {
+    use RuleId::*;
     blocks_always(rule)
-        || matches!(
-            rule,
-            "mixed-phase-migration"
-                | "unclassified-statement"
-                | "unreadable-do-block"
-                | "rename-rewrite-unsupported"
-        )
-        || (rule.starts_with("breaking-") && rule != "breaking-rename-column")
+        || RuleId::from_id(rule).is_some_and(|r| {
+            matches!(
+                r,
+                MixedPhaseMigration
+                    | UnclassifiedStatement
+                    | UnreadableDoBlock
+                    | RenameRewriteUnsupported
+            ) || (r.is_breaking() && r != BreakingRenameColumn)
+        })
 }
 
 /// Findings that stop any plan, recreate included: the migration cannot run as one recorded,
 /// undoable unit.
 pub(crate) fn blocks_always(rule: &str) -> bool {
-    matches!(
-        rule,
-        "unparseable-statement"
-            | "phase-declaration-mismatch"
-            | "transaction-control-in-migration"
-            | "enum-value-in-same-transaction"
-            | "concurrently-in-transaction"
-    )
+    use RuleId::*;
+    RuleId::from_id(rule).is_some_and(|r| {
+        matches!(
+            r,
+            UnparseableStatement
+                | PhaseDeclarationMismatch
+                | TransactionControlInMigration
+                | EnumValueInSameTransaction
+                | ConcurrentlyInTransaction
+        )
+    })
 }
 
 /// `rename-rewrite-unsupported` for each rename whose old column carries what the rewrite (add
@@ -197,7 +202,7 @@ pub fn plan_release(spec: &ReleaseSpec, dbs: DatabaseFiles) -> Result<Plan, Plan
     let mut blocking = Vec::new();
     let mut kept = Vec::new();
     for mut f in findings {
-        if recreate && f.rule.starts_with("breaking-") {
+        if recreate && RuleId::from_id(&f.rule).is_some_and(RuleId::is_breaking) {
             f.message = format!(
                 "{} (runs as written: the recreate strategy stops the old version first)",
                 f.message

@@ -10,6 +10,7 @@
 //! are rebuilt and its comparisons change, even between binary-coercible types.
 
 use super::{Class, RECIPE_ALTER_TYPE, StmtPhase, text_of};
+use crate::lint::RuleId;
 use crate::schema::{Schema, normalize, normalize_collation};
 use crate::types;
 use squawk_syntax::ast::{self, AstNode};
@@ -82,8 +83,7 @@ pub(super) fn classify_set_type(
         Ok(rule) => {
             c.raise(StmtPhase::Expand);
             let note = rule.note.map_or(String::new(), |n| format!(" ({n})"));
-            c.finding(
-                "alter-column-type-no-rewrite",
+            c.finding(RuleId::AlterColumnTypeNoRewrite,
                 format!(
                     "changing `{table}.{col}`{from} to `{ty}` needs no table rewrite ({}), but ALTER TABLE still takes an ACCESS EXCLUSIVE lock for a moment",
                     rule.what
@@ -103,7 +103,7 @@ pub(super) fn classify_set_type(
                 RECIPE_ALTER_TYPE.to_string()
             };
             c.finding(
-                "breaking-alter-column-type",
+                RuleId::BreakingAlterColumnType,
                 format!("changing the type of `{table}.{col}`{from} to `{ty}` {why}"),
                 hint,
             );

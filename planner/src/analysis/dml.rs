@@ -13,6 +13,7 @@
 //! unless the file declares its phase.
 
 use super::{Class, Inverse, StmtPhase, classify, no_inverse_reason, summarize, text_of, words};
+use crate::lint::RuleId;
 use crate::schema::{Schema, normalize};
 use squawk_syntax::SyntaxKind;
 use squawk_syntax::SyntaxNode;
@@ -106,15 +107,13 @@ pub(super) fn add_writes(c: &mut Class, node: &SyntaxNode, schema: &Schema) -> b
             "UPDATE"
         };
         let place = if w.in_with { " in a WITH query" } else { "" };
-        c.finding(
-            "unbatched-dml",
+        c.finding(RuleId::UnbatchedDml,
             format!("this {verb}{place} touches every row of `{table}` in one transaction"),
             "batch it by primary key range (cutover's backfill steps do this) so row locks stay short",
         );
         if w.verb == Verb::Delete {
             c.raise(StmtPhase::Contract);
-            c.finding(
-                "data-loss",
+            c.finding(RuleId::DataLoss,
                 format!("DELETE without WHERE{place} empties `{table}`"),
                 "run it only after the old version is retired; the pre-release backup is the only way back",
             );
@@ -279,8 +278,7 @@ pub(super) fn classify_select(node: &SyntaxNode, schema: &Schema) -> Class {
             .map(|f| format!("`{f}()`"))
             .collect::<Vec<_>>()
             .join(", ");
-        c.finding(
-            "unclassified-statement",
+        c.finding(RuleId::UnclassifiedStatement,
             format!(
                 "`{}` calls {names}, which may change anything: cutover cannot see into a function and will not place it by guessing",
                 summarize(&node.text().to_string())
