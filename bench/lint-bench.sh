@@ -14,7 +14,8 @@ venv=target/squawk-venv
 squawk=$venv/bin/squawk
 want=2.70.0
 mkdir -p "$out"
-cargo build --release --quiet --ignore-rust-version -p cutover
+# The shipped build (profile `dist`: fat LTO, one codegen unit), as squawk's wheel is its release.
+cargo build --profile dist --quiet --ignore-rust-version -p cutover
 if ! "$squawk" --version 2>/dev/null | grep -qx "squawk $want"; then
   echo "installing squawk-cli==$want into $venv" >&2
   python3 -m venv "$venv" || { echo "error: cannot create a virtualenv at $venv (python3 -m venv)" >&2; exit 1; }
@@ -28,4 +29,4 @@ if ! "$squawk" --version 2>/dev/null | grep -qx "squawk $want"; then
 fi
 python3 bench/gen_lint_corpus.py "$out" "${FILES:-320}"
 python3 bench/gen_release.py "$out/release" 2000 50
-python3 bench/lint_bench.py target/release/cutover "$squawk" "$out" "${RUNS:-9}"
+python3 bench/lint_bench.py target/dist/cutover "$squawk" "$out" "${RUNS:-9}"
