@@ -43,8 +43,9 @@ pub const MAX_HEAD: usize = 16 * 1024;
 pub const MAX_BODY: usize = 64 * 1024;
 /// How long shutdown waits for open connections before giving up on them.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
-/// How long a connection may wait for its next request's head to be complete: counted from
-/// its first byte, then from the end of each response. Connections idle longer are closed.
+/// How long a connection has to complete its next request's head (hyper's header read
+/// timeout): counted from the connection's start, then from the end of each response. An idle
+/// keep-alive connection is thus closed after it, as is one that sends a head too slowly.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long a client has to send a request's body once its head has arrived (408 beyond).
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
