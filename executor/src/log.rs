@@ -342,46 +342,36 @@ pub fn read_log(path: &Path) -> Result<LogContents, LogError> {
             found: header.format_version.to_string(),
         });
     }
-    // Pass 2: parse the records, on every core (each chunk in order, chunks concatenated).
+    // Pass 2: parse the records, on every core for a long log (rayon's pool; its collect keeps
+    // the order). Which error a failed parallel collect returns is not defined, so a damaged log
+    // is read again in order, to report its earliest unreadable record as one thread would.
     let frames = &payloads[1..];
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let parse = |chunk: &[(usize, usize)], first_seq: u64| -> Result<Vec<Record>, LogError> {
-        chunk
-            .iter()
-            .enumerate()
-            .map(|(k, &(at, end))| {
-                serde_json::from_slice(&bytes[at + FRAME..end]).map_err(|e| LogError::Unreadable {
-                    path: path.to_path_buf(),
-                    offset: at as u64,
-                    seq: first_seq + k as u64,
-                    what: e.to_string(),
-                })
-            })
-            .collect()
+    let parse = |k: usize, &(at, end): &(usize, usize)| -> Result<Record, LogError> {
+        serde_json::from_slice(&bytes[at + FRAME..end]).map_err(|e| LogError::Unreadable {
+            path: path.to_path_buf(),
+            offset: at as u64,
+            seq: 1 + k as u64,
+            what: e.to_string(),
+        })
     };
-    let records: Vec<Record> = if threads <= 1 || frames.len() < 10_000 {
-        parse(frames, 1)?
+    let in_order = || frames.iter().enumerate().map(|(k, frame)| parse(k, frame));
+    let records: Vec<Record> = if frames.len() < 10_000 {
+        in_order().collect::<Result<_, _>>()?
     } else {
-        let size = frames.len().div_ceil(threads);
-        let parts: Vec<Result<Vec<Record>, LogError>> = std::thread::scope(|s| {
-            let handles: Vec<_> = frames
-                .chunks(size)
-                .enumerate()
-                .map(|(c, chunk)| s.spawn(move || parse(chunk, 1 + (c * size) as u64)))
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| h.join().expect("a log parsing thread panicked"))
-                .collect()
-        });
-        // The first chunk becomes the result, so only the others are moved.
-        let mut parts = parts.into_iter();
-        let mut all = parts.next().expect("at least one chunk")?;
-        all.reserve(frames.len() - all.len());
-        for p in parts {
-            all.extend(p?);
+        use rayon::prelude::*;
+        let parallel: Result<Vec<Record>, LogError> = frames
+            .par_iter()
+            .enumerate()
+            .map(|(k, frame)| parse(k, frame))
+            .collect();
+        match parallel {
+            Ok(records) => records,
+            Err(_) => {
+                return Err(in_order()
+                    .find_map(Result::err)
+                    .expect("a record that failed in parallel fails in order too"));
+            }
         }
-        all
     };
     Ok(LogContents {
         header,
@@ -800,6 +790,56 @@ mod tests {
         dropped.extend_from_slice(&a_bytes[fa[2].1..]);
         std::fs::write(&a, &dropped).unwrap();
         assert!(matches!(read_log(&a), Err(LogError::Corrupt { .. })));
+    }
+
+    /// A log long enough to be parsed on every core: its records come back in order, and of
+    /// several records that are intact but unreadable, the earliest is the one reported.
+    #[test]
+    fn a_long_log_is_parsed_in_parallel_with_the_serial_results() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("events.log");
+        let n = 30_000u64;
+        let mut w = LogWriter::create(&path, &header()).unwrap();
+        for i in 0..n {
+            w.append_unsynced(Event::StepStarted {
+                step: format!("command/s{i}"),
+                attempt: 1,
+            })
+            .unwrap();
+        }
+        drop(w);
+        let c = read_log(&path).unwrap();
+        assert_eq!(
+            c.records.iter().map(|r| r.seq).collect::<Vec<_>>(),
+            (1..=n).collect::<Vec<_>>()
+        );
+        assert!(
+            matches!(&c.records[29_999].event, Event::StepStarted { step, .. } if step == "command/s29999")
+        );
+
+        // Rebuild the chain with records 12,345 and 27,000 replaced by valid JSON that is no
+        // record (as a newer cutover's unknown event would be): checksums hold, parsing fails.
+        let bytes = std::fs::read(&path).unwrap();
+        let all = frames(&bytes);
+        let mut out = bytes[..all[0].1].to_vec();
+        let mut prev = frame_at(&bytes, all[0].0).2;
+        for (seq, &(at, end)) in all.iter().enumerate().skip(1) {
+            let payload: &[u8] = if seq == 12_345 || seq == 27_000 {
+                br#"{"unknown":"event"}"#
+            } else {
+                &bytes[at + FRAME..end]
+            };
+            let (framed, c) = frame(prev, seq as u64, payload);
+            out.extend_from_slice(&framed);
+            prev = c;
+        }
+        std::fs::write(&path, &out).unwrap();
+        for _ in 0..5 {
+            match read_log(&path) {
+                Err(LogError::Unreadable { seq, .. }) => assert_eq!(seq, 12_345),
+                other => panic!("an unreadable record accepted: {other:?}"),
+            }
+        }
     }
 
     /// A log of `n` records, and the bytes of the record that would come next.

@@ -15,10 +15,10 @@
 //! - `POST /users` with `{"name":"..."}`: 201 with the new user.
 //!
 //! It runs in a `FROM scratch` container, so it is built as a fully static binary and needs
-//! neither TLS nor DNS (the database is reached by IP address). The HTTP/1.1 server is
-//! written by hand over tokio's `TcpListener` (see [`http`] and [`server`]) to keep the binary
-//! and its dependency tree small. SIGTERM (`docker stop`) and SIGINT stop it gracefully: new
-//! connections are refused at once, requests in flight are finished, and it exits 0 within
+//! neither TLS nor DNS (the database is reached by IP address). The HTTP/1.1 server is hyper's
+//! (see [`server`]), the stack real services use, so the zero-downtime tests measure releases
+//! against it. SIGTERM (`docker stop`) and SIGINT stop it gracefully: new connections are
+//! refused at once, idle ones closed, requests in flight are finished, and it exits 0 within
 //! 5 s.
 //!
 //! Configuration is read from environment variables, see [`config`]. Exit codes: 0 after a

@@ -1,30 +1,41 @@
-//! The HTTP/1.1 server: accepting connections, the request/response loop of each connection,
-//! and the graceful shutdown that zero-downtime releases depend on.
+//! The HTTP/1.1 server: hyper's connections over tokio's `TcpListener`, the request handling
+//! around [`App`], and the graceful shutdown that zero-downtime releases depend on.
+//!
+//! hyper parses and frames requests (`Content-Length` or chunked bodies), keeps connections
+//! alive, answers `Expect: 100-continue` when a body is read, adds `Date`, and answers a
+//! malformed request with 400 and a head over [`MAX_HEAD`] bytes with 431, then closes. This
+//! module refuses bodies over [`MAX_BODY`] bytes with 413 and bodies not received within
+//! [`REQUEST_TIMEOUT`] with 408, closing the connection after either.
 //!
 //! Shutdown, once the `shutdown` future given to [`run`] completes (SIGTERM or SIGINT):
 //! 1. the listening socket is closed at once: new connections are refused, so a load balancer
 //!    or client moves on to the other instance;
-//! 2. connections waiting idle between keep-alive requests are closed;
+//! 2. idle connections are closed: those waiting between keep-alive requests and those that
+//!    have not sent a byte yet (hyper-util's [`GracefulShutdown`] asks hyper to);
 //! 3. requests being received or handled are finished, and their responses carry
 //!    `Connection: close`, after which the connection is closed;
 //! 4. [`run`] returns when every connection is done, or [`DRAIN_TIMEOUT`] after the signal
 //!    at the latest.
 
+use std::convert::Infallible;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use hyper::body::{Body, Bytes, Incoming};
+use hyper::header::HeaderValue;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response as HyperResponse};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio::time::{Instant, timeout, timeout_at};
 
 use crate::app::{App, RouteError, route};
-use crate::http::{
-    self, CONTINUE, HttpError, RequestHead, Response, ResponseContext, Version, http_date_now,
-    parse_head,
-};
+use crate::http::Response;
 
 /// The largest request line plus headers accepted (431 beyond).
 pub const MAX_HEAD: usize = 16 * 1024;
@@ -32,21 +43,27 @@ pub const MAX_HEAD: usize = 16 * 1024;
 pub const MAX_BODY: usize = 64 * 1024;
 /// How long shutdown waits for open connections before giving up on them.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
-/// How long a keep-alive connection may sit idle between requests.
+/// How long a connection has to complete its next request's head (hyper's header read
+/// timeout): counted from the connection's start, then from the end of each response. An idle
+/// keep-alive connection is thus closed after it, as is one that sends a head too slowly.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
-/// How long a client has to send a whole request once it has started one (408 beyond).
+/// How long a client has to send a request's body once its head has arrived (408 beyond).
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
-/// How long to keep reading (and discarding) after sending the last response; see
-/// [`lingering_close`].
-const LINGER_TIMEOUT: Duration = Duration::from_secs(2);
-/// How much to read from the socket at a time.
-const READ_CHUNK: usize = 8 * 1024;
 
 /// Serves connections from `listener` until `shutdown` completes, then drains them (see the
 /// module documentation) and closes the database pool.
 pub async fn run(listener: TcpListener, app: Arc<App>, shutdown: impl Future<Output = ()>) {
-    // `true` once shutting down; every connection watches it.
-    let (stopping_tx, stopping_rx) = watch::channel(false);
+    let mut http = http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(IDLE_TIMEOUT)
+        .max_header_size(MAX_HEAD);
+    let server = Arc::new(Server {
+        http,
+        version: HeaderValue::from_str(&app.version)
+            .expect("APP_VERSION is checked to be printable ASCII"),
+        app,
+    });
+    let graceful = GracefulShutdown::new();
     let mut connections = JoinSet::new();
     tokio::pin!(shutdown);
 
@@ -58,7 +75,7 @@ pub async fn run(listener: TcpListener, app: Arc<App>, shutdown: impl Future<Out
                 Ok((stream, _peer)) => {
                     // Responses are written in one piece; no reason to delay them.
                     let _ = stream.set_nodelay(true);
-                    connections.spawn(serve_connection(stream, app.clone(), stopping_rx.clone()));
+                    connections.spawn(serve_connection(stream, server.clone(), graceful.watcher()));
                 }
                 Err(e) => {
                     // Usually out of file descriptors: back off instead of spinning.
@@ -73,12 +90,14 @@ pub async fn run(listener: TcpListener, app: Arc<App>, shutdown: impl Future<Out
 
     let deadline = Instant::now() + DRAIN_TIMEOUT;
     drop(listener);
-    let _ = stopping_tx.send(true);
     eprintln!(
         "sample-app: stopped accepting connections, draining {} open connection(s)",
         connections.len()
     );
     let drain = async {
+        // Tells every connection to finish (idle ones, including those that have not sent a
+        // byte yet, close at once), then waits for all of them to end.
+        graceful.shutdown().await;
         while let Some(finished) = connections.join_next().await {
             log_panic(finished);
         }
@@ -92,7 +111,15 @@ pub async fn run(listener: TcpListener, app: Arc<App>, shutdown: impl Future<Out
         connections.abort_all();
     }
     // No request uses the pool any more (or the deadline has passed and it does not matter).
-    let _ = timeout_at(deadline, app.close()).await;
+    let _ = timeout_at(deadline, server.app.close()).await;
+}
+
+/// What every connection shares.
+struct Server {
+    http: http1::Builder,
+    app: Arc<App>,
+    /// `X-App-Version`, checked once.
+    version: HeaderValue,
 }
 
 /// Reports a connection task that panicked (a bug); normal ends are silent.
@@ -104,173 +131,54 @@ fn log_panic(finished: Result<(), tokio::task::JoinError>) {
     }
 }
 
-/// How reading a request ended.
-enum Read {
-    /// A whole request: its head, the head's length in the buffer and the body's length
-    /// after it.
-    Request(RequestHead, usize, usize),
-    /// The connection is to be closed without a response: the client closed it or failed,
-    /// it sat idle too long, or it was idle when shutdown began.
-    Close,
-    /// The request is unacceptable: answer with this error, then close.
-    Reject(HttpError),
-}
-
 /// Serves requests on one connection until either side closes it.
-async fn serve_connection(
-    mut stream: TcpStream,
-    app: Arc<App>,
-    mut stopping: watch::Receiver<bool>,
-) {
-    // Bytes received but not yet consumed: a partial request, or pipelined requests.
-    let mut buf: Vec<u8> = Vec::with_capacity(READ_CHUNK);
-    loop {
-        let (head, head_len, body_len) =
-            match read_request(&mut stream, &mut buf, &mut stopping).await {
-                Read::Request(head, head_len, body_len) => (head, head_len, body_len),
-                Read::Close => return,
-                Read::Reject(error) => {
-                    // The request's version is unknown here; the error response is HTTP/1.1.
-                    let response = Response::from_http_error(&error);
-                    let bytes = serialize(&app, &response, Version::Http11, false, false);
-                    if stream.write_all(&bytes).await.is_ok() {
-                        lingering_close(stream).await;
-                    }
-                    return;
-                }
-            };
-
-        let body = &buf[head_len..head_len + body_len];
-        let response = dispatch(&app, &head, body).await;
-        buf.drain(..head_len + body_len);
-
-        // Checked after handling: a request that was in flight when shutdown began is
-        // answered, and its response tells the client not to send another one here.
-        let keep_alive = head.wants_keep_alive() && !response.close && !*stopping.borrow();
-        let head_only = head.method == "HEAD";
-        let bytes = serialize(&app, &response, head.version, keep_alive, head_only);
-        if stream.write_all(&bytes).await.is_err() {
-            return;
-        }
-        if !keep_alive {
-            lingering_close(stream).await;
-            return;
-        }
-    }
+async fn serve_connection(stream: TcpStream, server: Arc<Server>, watcher: Watcher) {
+    let service = service_fn(|request| {
+        let server = server.clone();
+        async move { Ok::<_, Infallible>(respond(&server, request).await) }
+    });
+    let connection = server.http.serve_connection(TokioIo::new(stream), service);
+    // An error here is the client's (a reset, a malformed request hyper has answered, a head
+    // that took too long): the connection is over either way.
+    let _ = watcher.watch(connection).await;
 }
 
-/// Reads one whole request (head and body) into `buf`, which may already hold some or all of
-/// it.
-async fn read_request(
-    stream: &mut TcpStream,
-    buf: &mut Vec<u8>,
-    stopping: &mut watch::Receiver<bool>,
-) -> Read {
-    // Set when the first byte of the request is there: the whole request must arrive in time.
-    let mut deadline = (!buf.is_empty()).then(|| Instant::now() + REQUEST_TIMEOUT);
-
-    let (head, head_len) = loop {
-        match parse_head(buf, MAX_HEAD) {
-            Ok(Some(parsed)) => break parsed,
-            Ok(None) => {}
-            Err(error) => return Read::Reject(error),
-        }
-        buf.reserve(READ_CHUNK);
-        let read = match deadline {
-            // Between requests: wait for the next one, unless the server is shutting down.
-            // `biased` reads first, so a request that has already arrived is still served.
-            None => tokio::select! {
-                biased;
-                read = timeout(IDLE_TIMEOUT, stream.read_buf(buf)) => match read {
-                    Ok(read) => read,
-                    Err(_) => return Read::Close,
-                },
-                _ = stopping.wait_for(|stopping| *stopping) => return Read::Close,
-            },
-            Some(deadline) => match timeout_at(deadline, stream.read_buf(buf)).await {
-                Ok(read) => read,
-                Err(_) => return Read::Reject(HttpError::Timeout),
-            },
-        };
-        match read {
-            Ok(0) | Err(_) => return Read::Close,
-            Ok(_) => {
-                deadline.get_or_insert_with(|| Instant::now() + REQUEST_TIMEOUT);
+/// Routes a request, reads its body and runs its handler.
+async fn respond(server: &Server, request: Request<Incoming>) -> HyperResponse<Full<Bytes>> {
+    let response = match route(request.method().as_str(), request.uri().path()) {
+        Ok(route) => {
+            let query = request.uri().query().map(str::to_owned);
+            match read_body(request.into_body()).await {
+                Ok(body) => server.app.handle(route, query.as_deref(), &body).await,
+                Err(refused) => refused,
             }
         }
-    };
-
-    let body_len = match head.body_length(MAX_BODY) {
-        Ok(n) => n,
-        Err(error) => return Read::Reject(error),
-    };
-    let needed = head_len + body_len;
-    if buf.len() < needed {
-        if head.expects_continue() && stream.write_all(CONTINUE).await.is_err() {
-            return Read::Close;
-        }
-        buf.reserve(needed - buf.len());
-        let deadline = deadline.unwrap_or_else(|| Instant::now() + REQUEST_TIMEOUT);
-        while buf.len() < needed {
-            match timeout_at(deadline, stream.read_buf(buf)).await {
-                Ok(Ok(0) | Err(_)) => return Read::Close,
-                Ok(Ok(_)) => {}
-                Err(_) => return Read::Reject(HttpError::Timeout),
-            }
-        }
-    }
-    Read::Request(head, head_len, body_len)
-}
-
-/// Routes a request and runs its handler.
-async fn dispatch(app: &App, head: &RequestHead, body: &[u8]) -> Response {
-    match route(&head.method, head.path()) {
-        Ok(route) => app.handle(route, head.query(), body).await,
         Err(RouteError::NotFound) => Response::error(404, "not found"),
         Err(RouteError::MethodNotAllowed(allow)) => {
             Response::error(405, "method not allowed").with_header("Allow", allow.to_string())
         }
-    }
+    };
+    response.into_hyper(&server.version)
 }
 
-/// Serializes a response with this app's common headers.
-fn serialize(
-    app: &App,
-    response: &Response,
-    version: Version,
-    keep_alive: bool,
-    head_only: bool,
-) -> Vec<u8> {
-    let date = http_date_now();
-    http::serialize_response(
-        response,
-        &ResponseContext {
-            version,
-            keep_alive,
-            head_only,
-            app_version: &app.version,
-            date: &date,
-        },
-    )
-}
-
-/// Closes a connection after its last response without losing that response.
-///
-/// Closing a socket that still has unread input (the rest of a refused body, a pipelined
-/// request) makes the kernel send a reset, and a reset can make the client discard the
-/// response before reading it. So: send FIN, then read and discard until the client closes
-/// its side too, for [`LINGER_TIMEOUT`] at most.
-async fn lingering_close(mut stream: TcpStream) {
-    if stream.shutdown().await.is_err() {
-        return;
+/// The whole body of a request, at most [`MAX_BODY`] bytes, within [`REQUEST_TIMEOUT`]; or the
+/// response refusing it, after which the connection is closed (the rest of the body is unread).
+async fn read_body(body: Incoming) -> Result<Bytes, Response> {
+    // A declared length over the limit is refused before reading, and before `100 Continue`.
+    if body.size_hint().lower() > MAX_BODY as u64 {
+        return Err(Response::closing_error(413, "request body too large"));
     }
-    let mut sink = [0u8; 4096];
-    let _ = timeout(LINGER_TIMEOUT, async {
-        while let Ok(n) = stream.read(&mut sink).await
-            && n > 0
-        {}
-    })
-    .await;
+    match timeout(REQUEST_TIMEOUT, Limited::new(body, MAX_BODY).collect()).await {
+        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+        Ok(Err(e)) if e.is::<LengthLimitError>() => {
+            Err(Response::closing_error(413, "request body too large"))
+        }
+        Ok(Err(_)) => Err(Response::closing_error(
+            400,
+            "request body could not be read",
+        )),
+        Err(_) => Err(Response::closing_error(408, "request not received in time")),
+    }
 }
 
 #[cfg(test)]
@@ -283,6 +191,7 @@ mod tests {
     use crate::config::Config;
     use std::ffi::OsString;
     use std::net::SocketAddr;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::sync::oneshot;
     use tokio::task::JoinHandle;
 
@@ -475,8 +384,10 @@ mod tests {
         )
         .await;
         assert_eq!(reply.header("connection"), Some("keep-alive"));
+        // Without keep-alive an HTTP/1.0 response closes the connection; no header needed.
         let reply = exchange(&mut stream, &mut pending, "GET /x HTTP/1.0\r\n\r\n").await;
-        assert_eq!(reply.header("connection"), Some("close"));
+        assert_eq!(reply.status, 404);
+        assert_ne!(reply.header("connection"), Some("keep-alive"));
         assert_closed(&mut stream).await;
         drop(server);
     }
@@ -503,11 +414,12 @@ mod tests {
         let server = start().await;
         let cases = [
             ("GET / HTTP/1.1\r\nBad Header: x\r\n\r\n".to_string(), 400),
-            ("GET / HTTP/3.0\r\n\r\n".to_string(), 505),
+            ("GET / HTTP/3.0\r\n\r\n".to_string(), 400),
+            ("GET /\r\n\r\n".to_string(), 400),
             (
-                "POST /users HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"
+                "POST /users HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n"
                     .to_string(),
-                411,
+                400,
             ),
             (
                 format!(
@@ -525,10 +437,53 @@ mod tests {
             let mut stream = TcpStream::connect(server.addr).await.unwrap();
             stream.write_all(request.as_bytes()).await.unwrap();
             let reply = read_reply(&mut stream, &mut Vec::new(), false).await;
-            assert_eq!(reply.status, status, "{reply:?}");
-            assert_eq!(reply.header("connection"), Some("close"));
+            assert_eq!(reply.status, status, "{request:?}: {reply:?}");
             assert_closed(&mut stream).await;
         }
+    }
+
+    #[tokio::test]
+    async fn refused_bodies_get_json_errors_then_close() {
+        let server = start().await;
+        let mut stream = TcpStream::connect(server.addr).await.unwrap();
+        let request = format!(
+            "POST /users HTTP/1.1\r\nContent-Length: {}\r\n\r\n",
+            MAX_BODY + 1
+        );
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let reply = read_reply(&mut stream, &mut Vec::new(), false).await;
+        assert_eq!(reply.status, 413);
+        assert_eq!(reply.body, r#"{"error":"request body too large"}"#);
+        assert_eq!(reply.header("x-app-version"), Some("test-1"));
+        assert_eq!(reply.header("connection"), Some("close"));
+        assert_closed(&mut stream).await;
+
+        // A chunked body is read, up to the same limit.
+        let mut stream = TcpStream::connect(server.addr).await.unwrap();
+        let chunk = "a".repeat(MAX_BODY / 2 + 1);
+        let request = format!(
+            "POST /users HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n{len:x}\r\n{chunk}\r\n{len:x}\r\n{chunk}\r\n0\r\n\r\n",
+            len = chunk.len()
+        );
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let reply = read_reply(&mut stream, &mut Vec::new(), false).await;
+        assert_eq!(reply.status, 413);
+        assert_eq!(reply.header("connection"), Some("close"));
+        assert_closed(&mut stream).await;
+    }
+
+    #[tokio::test]
+    async fn chunked_bodies_within_the_limit_are_served() {
+        let server = start().await;
+        let mut stream = TcpStream::connect(server.addr).await.unwrap();
+        let mut pending = Vec::new();
+        // FAIL_RATE=1 answers 500 once the body has been read; the connection stays usable.
+        let post = "POST /users HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n6\r\n{\"name\r\n8\r\n\":\"Ada\"}\r\n0\r\n\r\n";
+        let reply = exchange(&mut stream, &mut pending, post).await;
+        assert_eq!(reply.status, 500);
+        assert_eq!(reply.header("connection"), None);
+        let reply = exchange(&mut stream, &mut pending, "GET /nope HTTP/1.1\r\n\r\n").await;
+        assert_eq!(reply.status, 404);
     }
 
     #[tokio::test]
@@ -600,6 +555,19 @@ mod tests {
         timeout(Duration::from_secs(3), &mut server.task)
             .await
             .expect("server stops once drained")
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn shutdown_closes_connections_that_sent_nothing_yet() {
+        let mut server = start().await;
+        let mut silent = TcpStream::connect(server.addr).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        server.stop.take().unwrap().send(()).unwrap();
+        assert_closed(&mut silent).await;
+        timeout(Duration::from_secs(3), &mut server.task)
+            .await
+            .expect("server stops without waiting for the silent connection")
             .unwrap();
     }
 

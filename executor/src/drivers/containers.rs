@@ -19,7 +19,6 @@ use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// How long a stopped container gets between SIGTERM and SIGKILL.
 pub const STOP_GRACE: Duration = Duration::from_secs(10);
@@ -233,7 +232,12 @@ async fn deploy(
     })
 }
 
-/// One HTTP GET to a loopback URL; the status code.
+/// One HTTP GET to a loopback URL, on a connection of its own that it closes; the status code.
+///
+/// The request is hyper's HTTP/1.1 client over a plain `TcpStream` (only loopback `http://`
+/// URLs, so no pool, DNS resolver or TLS). Errors say what happened in words: the connection
+/// refused (`connect 127.0.0.1:3333: Connection refused (os error 111)`), closed before a status
+/// line, a malformed response, or no answer within `timeout` (which covers connecting too).
 pub async fn http_status(url: &str, timeout: Duration) -> Result<u16, String> {
     let rest = url
         .strip_prefix("http://")
@@ -242,28 +246,53 @@ pub async fn http_status(url: &str, timeout: Duration) -> Result<u16, String> {
         .split_once('/')
         .map_or((rest, "/".to_string()), |(h, p)| (h, format!("/{p}")));
     let fut = async {
-        let mut s = tokio::net::TcpStream::connect(hostport)
+        let stream = tokio::net::TcpStream::connect(hostport)
             .await
             .map_err(|e| format!("connect {hostport}: {e}"))?;
-        s.write_all(format!("GET {path} HTTP/1.1\r\nHost: {hostport}\r\nConnection: close\r\nUser-Agent: cutover\r\n\r\n").as_bytes()).await.map_err(|e| e.to_string())?;
-        let mut buf = vec![0u8; 256];
-        let mut n = 0;
-        while n < 12 {
-            let r = s.read(&mut buf[n..]).await.map_err(|e| e.to_string())?;
-            if r == 0 {
-                return Err("connection closed before a status line".to_string());
-            }
-            n += r;
+        let (mut sender, connection) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+                .await
+                .map_err(|e| hyper_error(&e))?;
+        let request = hyper::Request::get(path.as_str())
+            .header(hyper::header::HOST, hostport)
+            .header(hyper::header::CONNECTION, "close")
+            .header(hyper::header::USER_AGENT, "cutover")
+            .body(http_body_util::Empty::<hyper::body::Bytes>::new())
+            .map_err(|e| format!("`{url}` cannot be requested: {e}"))?;
+        // The connection is driven here, alongside the request, until the status has arrived;
+        // the body is not read, and dropping both closes the socket. A connection that ends
+        // first may have delivered the response (or the error) on its way out.
+        tokio::pin!(connection);
+        let send = sender.send_request(request);
+        tokio::pin!(send);
+        let response = tokio::select! {
+            biased;
+            response = &mut send => response,
+            _ = &mut connection => send.await,
         }
-        let line = String::from_utf8_lossy(&buf[..n]);
-        line.split_whitespace()
-            .nth(1)
-            .and_then(|c| c.parse().ok())
-            .ok_or_else(|| format!("bad status line `{}`", line.lines().next().unwrap_or("")))
+        .map_err(|e| hyper_error(&e))?;
+        Ok(response.status().as_u16())
     };
     tokio::time::timeout(timeout, fut)
         .await
         .map_err(|_| format!("no answer within {} ms", timeout.as_millis()))?
+}
+
+/// A client error of hyper's in words, with its cause (hyper's own message leaves it out).
+fn hyper_error(e: &hyper::Error) -> String {
+    use std::error::Error as _;
+    if e.is_incomplete_message() {
+        return "connection closed before a status line".to_string();
+    }
+    let what = if e.is_parse() {
+        format!("malformed response: {e}")
+    } else {
+        e.to_string()
+    };
+    match e.source() {
+        Some(cause) => format!("{what}: {cause}"),
+        None => what,
+    }
 }
 
 /// Polls `urls` until each answers `expect`, the containers on `ports` (if any are known) run and
@@ -641,5 +670,111 @@ impl Driver for CleanupDriver {
     fn probe(&self, _step: Step, _ctx: StepContext) -> BoxFuture<Result<Option<Probe>, StepError>> {
         // Removing again is a no-op.
         Box::pin(async { Ok(Some(Probe::NotDone)) })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::http_status;
+    use std::time::Duration;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    /// A one-connection server on a free loopback port: reads the request head, then answers
+    /// `reply` (nothing when `None`: it then closes, or keeps silent with `hang`). Returns the
+    /// port and the request it read.
+    async fn serve_once(
+        reply: Option<&'static str>,
+        hang: bool,
+    ) -> (u16, tokio::task::JoinHandle<String>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let task = tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let mut head = Vec::new();
+            while !head.ends_with(b"\r\n\r\n") {
+                let mut byte = [0u8; 1];
+                if s.read(&mut byte).await.unwrap() == 0 {
+                    break;
+                }
+                head.push(byte[0]);
+            }
+            if let Some(reply) = reply {
+                s.write_all(reply.as_bytes()).await.unwrap();
+            }
+            if hang {
+                tokio::time::sleep(Duration::from_secs(5)).await;
+            }
+            String::from_utf8(head).unwrap()
+        });
+        (port, task)
+    }
+
+    #[tokio::test]
+    async fn reports_the_status_of_a_get() {
+        let (port, server) = serve_once(
+            Some("HTTP/1.1 503 Service Unavailable\r\nContent-Length: 27\r\n\r\n{\"status\":\"db-unavailable\"}"),
+            false,
+        )
+        .await;
+        let url = format!("http://127.0.0.1:{port}/health");
+        assert_eq!(http_status(&url, Duration::from_secs(5)).await, Ok(503));
+        let request = server.await.unwrap().to_ascii_lowercase();
+        assert!(request.starts_with("get /health http/1.1\r\n"), "{request}");
+        assert!(
+            request.contains(&format!("host: 127.0.0.1:{port}\r\n")),
+            "{request}"
+        );
+        assert!(request.contains("connection: close\r\n"), "{request}");
+        assert!(request.contains("user-agent: cutover\r\n"), "{request}");
+
+        // A URL without a path asks for `/`; a status without a body is enough.
+        let (port, server) = serve_once(Some("HTTP/1.1 200 OK\r\n\r\n"), true).await;
+        let url = format!("http://127.0.0.1:{port}");
+        assert_eq!(http_status(&url, Duration::from_secs(5)).await, Ok(200));
+        server.abort();
+    }
+
+    #[tokio::test]
+    async fn names_what_went_wrong() {
+        // Nothing listens on a port just released.
+        let port = {
+            let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let err = http_status(&format!("http://127.0.0.1:{port}/"), Duration::from_secs(5))
+            .await
+            .unwrap_err();
+        assert!(
+            err.starts_with(&format!("connect 127.0.0.1:{port}: ")) && err.contains("refused"),
+            "{err}"
+        );
+
+        let (port, _server) = serve_once(None, false).await;
+        let err = http_status(&format!("http://127.0.0.1:{port}/"), Duration::from_secs(5))
+            .await
+            .unwrap_err();
+        assert_eq!(err, "connection closed before a status line");
+
+        let (port, _server) = serve_once(Some("SSH-2.0-OpenSSH\r\n\r\n"), false).await;
+        let err = http_status(&format!("http://127.0.0.1:{port}/"), Duration::from_secs(5))
+            .await
+            .unwrap_err();
+        assert!(err.starts_with("malformed response: "), "{err}");
+
+        let (port, server) = serve_once(None, true).await;
+        let err = http_status(
+            &format!("http://127.0.0.1:{port}/"),
+            Duration::from_millis(300),
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(err, "no answer within 300 ms");
+        server.abort();
+
+        assert_eq!(
+            http_status("https://127.0.0.1:1/", Duration::from_secs(1)).await,
+            Err("`https://127.0.0.1:1/` is not an http:// URL".to_string())
+        );
     }
 }
