@@ -120,7 +120,7 @@ fn noop_plan(n: usize, deep: bool) -> Plan {
         step(
             "preflight".into(),
             StepKind::Preflight,
-            Params::Preflight {
+            Params::Preflight(PreflightParams {
                 databases: vec![],
                 services: vec![],
                 images: vec![],
@@ -129,7 +129,7 @@ fn noop_plan(n: usize, deep: bool) -> Plan {
                 router: None,
                 secret_env: vec![],
                 programs: vec![],
-            },
+            }),
         ),
         &[],
     );
@@ -138,10 +138,10 @@ fn noop_plan(n: usize, deep: bool) -> Plan {
         let s = step(
             format!("pause/n{i}"),
             StepKind::Pause,
-            Params::Pause {
+            Params::Pause(PauseParams {
                 service: "bench".into(),
                 duration: Duration::from_millis(0),
-            },
+            }),
         );
         prev = b.add(s, &[if deep { prev } else { root }]);
     }

@@ -1,9 +1,11 @@
 //! State saved by a step before it changes anything, in the run directory: the router's
 //! configuration before a shift, the containers a retire stops. A re-run after a crash, a probe
-//! and a rollback all start from this saved "before", however far a crashed attempt got.
+//! and a rollback all start from this saved "before", however far a crashed attempt got. Each
+//! driver saves its own serde type (e.g. [`crate::router::RouterBefore`]) as JSON.
 
 use crate::driver::StepError;
-use serde_json::Value;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 use std::path::{Path, PathBuf};
 
 /// Writes `content` to `path` atomically: a temp file in the same directory, fsync, rename,
@@ -53,7 +55,7 @@ fn saved_file(state_dir: &Path, key: &str) -> PathBuf {
 
 /// The state saved before step `key` changed anything, if it got that far: a step with no saved
 /// state changed nothing.
-pub fn saved(state_dir: &Path, key: &str) -> Option<Value> {
+pub fn saved<T: DeserializeOwned>(state_dir: &Path, key: &str) -> Option<T> {
     std::fs::read(saved_file(state_dir, key))
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok())
@@ -62,11 +64,11 @@ pub fn saved(state_dir: &Path, key: &str) -> Option<Value> {
 /// The state saved before step `key` changed anything, or `save()`d now when this is the first
 /// attempt. Kept in the run directory (fsync'ed before the step changes anything), so a re-run
 /// after a crash, a probe and a rollback all use the true "before".
-pub fn saved_before(
+pub fn saved_before<T: Serialize + DeserializeOwned>(
     state_dir: &Path,
     key: &str,
-    save: impl FnOnce() -> Result<Value, StepError>,
-) -> Result<Value, StepError> {
+    save: impl FnOnce() -> Result<T, StepError>,
+) -> Result<T, StepError> {
     let file = saved_file(state_dir, key);
     if let Some(v) = saved(state_dir, key) {
         return Ok(v);

@@ -1,9 +1,23 @@
 //! The step interface: [`Driver`] (run, undo, probe) and [`Drivers`], which maps step kinds to
 //! drivers. The runner knows nothing about PostgreSQL, Docker or routers; each is a driver here,
 //! and a later container runtime (Swarm, Kubernetes) is another driver behind the same trait.
+//!
+//! A driver is typed: it gets its own parameters (e.g. [`MigrateParams`]) and declares its undo
+//! data as a serde type. [`AnyDriver`] is the form the runner holds: it picks the step's
+//! parameters out of [`Params`] (one match, in [`StepParams`]) and turns the undo data into the
+//! JSON the log records and back.
+//!
+//! [`MigrateParams`]: cutover_planner::dag::MigrateParams
 
 use crate::redact::Redactor;
-use cutover_planner::dag::{Step, StepKind};
+use cutover_planner::analysis::Phase;
+use cutover_planner::dag::{
+    AnalysisParams, BackfillParams, BackupParams, CommandParams, DeployParams, HealthParams,
+    MigrateParams, Params, PauseParams, PreflightParams, ShiftParams, Step, StepKind,
+    VersionParams,
+};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -16,24 +30,34 @@ pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 
 /// What a step's run produced.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Done {
+pub struct Done<U = Value> {
     /// What a rollback needs to restore the exact previous state (recorded in the log).
-    pub undo: Value,
+    pub undo: U,
     /// One line for humans.
     pub detail: Option<String>,
 }
 
 /// What a probe found out about a step whose end was not recorded.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Probe {
+pub enum Probe<U = Value> {
     /// The effect is in place; here is its undo data.
-    Done(Value),
+    Done(U),
     /// The effect is not there.
     NotDone,
     /// Part of the effect is in place (a migration outside a transaction stopped between its
     /// statements). A resume runs the step again (its run must then skip what is done); a
     /// rollback undoes it with this undo data (its undo must tolerate what is missing).
-    Partial(Value),
+    Partial(U),
+}
+
+impl<U> Probe<U> {
+    fn map<V>(self, f: impl FnOnce(U) -> V) -> Probe<V> {
+        match self {
+            Probe::Done(u) => Probe::Done(f(u)),
+            Probe::NotDone => Probe::NotDone,
+            Probe::Partial(u) => Probe::Partial(f(u)),
+        }
+    }
 }
 
 /// A step failed; the message is shown to the operator and written to the log (redacted).
@@ -89,8 +113,10 @@ impl Progress {
         Self { step, tx }
     }
 
-    /// Reports `data` (the runner writes it as a `step_progress` event).
-    pub fn report(&self, data: Value) {
+    /// Reports `data`, a driver's progress struct (the runner writes it as a `step_progress`
+    /// event).
+    pub fn report(&self, data: &impl Serialize) {
+        let data = serde_json::to_value(data).expect("progress structs serialize");
         let _ = self.tx.send((self.step.clone(), data));
     }
 }
@@ -107,6 +133,67 @@ impl StepContext {
             attempt: 1,
         }
     }
+
+    /// The step's last recorded progress as the driver's progress struct `T`, when a resume runs
+    /// it again; `None` for a first attempt, or progress this driver did not write.
+    pub fn resumed<T: DeserializeOwned>(&self) -> Option<T> {
+        self.resume_from
+            .clone()
+            .and_then(|v| serde_json::from_value(v).ok())
+    }
+
+    /// Reports progress, when the runner gave this step a progress channel.
+    pub fn report(&self, data: &impl Serialize) {
+        if let Some(p) = &self.progress {
+            p.report(data);
+        }
+    }
+}
+
+/// A step as its driver gets it: the step's id and phase, and its parameters, of the driver's
+/// own type.
+#[derive(Debug, Clone)]
+pub struct Job<P> {
+    /// Step id.
+    pub id: String,
+    /// `expand` or `contract`, for `migrate` steps.
+    pub phase: Option<Phase>,
+    /// The step's parameters.
+    pub params: P,
+}
+
+/// The parameters a driver takes: one variant (two for retire and cleanup, which share theirs)
+/// of [`Params`].
+pub trait StepParams: Clone + Send + Sync + 'static {
+    /// These parameters, when `params` is of this type.
+    fn of(params: &Params) -> Option<&Self>;
+}
+
+macro_rules! step_params {
+    ($($ty:ty => $($variant:ident)|+;)*) => {$(
+        impl StepParams for $ty {
+            fn of(params: &Params) -> Option<&Self> {
+                match params {
+                    $(Params::$variant(p))|+ => Some(p),
+                    _ => None,
+                }
+            }
+        }
+    )*};
+}
+
+step_params! {
+    PreflightParams => Preflight;
+    BackupParams => Backup;
+    MigrateParams => Migrate;
+    BackfillParams => Backfill;
+    DeployParams => Deploy;
+    HealthParams => Health;
+    ShiftParams => Shift;
+    PauseParams => Pause;
+    AnalysisParams => Analysis;
+    VersionParams => Retire | Cleanup;
+    CommandParams => Command;
 }
 
 /// Runs, undoes and probes one kind of step.
@@ -114,16 +201,43 @@ impl StepContext {
 /// - `run` performs the effect and returns the undo data. The runner has already made the
 ///   `step_started` event durable.
 /// - `undo` restores the state from before `run`, using exactly the recorded undo data. It must be
-///   safe to repeat: a rollback interrupted after it ran will run it again.
+///   safe to repeat: a rollback interrupted after it ran will run it again. The default does
+///   nothing: right for steps that change nothing (checks, waits, gates).
 /// - `probe` inspects the real system for a step that started but whose end was not recorded.
-///   `None` means this step cannot be probed.
-pub trait Driver: Send + Sync {
+///   `None` means this step cannot be probed. The default answers [`Probe::NotDone`]: right for
+///   steps that leave no effect behind, which a resume simply runs again.
+pub trait Driver: Send + Sync + 'static {
+    /// The parameters of the steps it runs.
+    type Params: StepParams;
+    /// What a rollback needs to undo a run, recorded in the log as JSON (`()` when there is
+    /// nothing to undo: `null`).
+    type Undo: Serialize + DeserializeOwned + Send + 'static;
+
     /// Performs the step.
-    fn run(&self, step: Step, ctx: StepContext) -> BoxFuture<Result<Done, StepError>>;
+    fn run(
+        &self,
+        step: Job<Self::Params>,
+        ctx: StepContext,
+    ) -> BoxFuture<Result<Done<Self::Undo>, StepError>>;
+
     /// Undoes the step.
-    fn undo(&self, step: Step, undo: Value, ctx: StepContext) -> BoxFuture<Result<(), StepError>>;
+    fn undo(
+        &self,
+        _step: Job<Self::Params>,
+        _undo: Self::Undo,
+        _ctx: StepContext,
+    ) -> BoxFuture<Result<(), StepError>> {
+        Box::pin(async { Ok(()) })
+    }
+
     /// Checks whether the step's effect is in place.
-    fn probe(&self, step: Step, ctx: StepContext) -> BoxFuture<Result<Option<Probe>, StepError>>;
+    fn probe(
+        &self,
+        _step: Job<Self::Params>,
+        _ctx: StepContext,
+    ) -> BoxFuture<Result<Option<Probe<Self::Undo>>, StepError>> {
+        Box::pin(async { Ok(Some(Probe::NotDone)) })
+    }
 
     /// Makes sure nothing of an earlier attempt of `step` (by an executor that died) is still
     /// acting: its processes are gone, its database statements have ended. The runner calls it
@@ -132,7 +246,7 @@ pub trait Driver: Send + Sync {
     /// be waited for or stopped, for the operator. The default has nothing to fence.
     fn fence(
         &self,
-        _step: Step,
+        _step: Job<Self::Params>,
         _ctx: StepContext,
     ) -> BoxFuture<Result<Option<String>, StepError>> {
         Box::pin(async { Ok(None) })
@@ -150,23 +264,132 @@ pub trait Driver: Send + Sync {
     /// rollback past a pivot with `--restore-backup`.
     fn restore(
         &self,
-        step: Step,
-        _undo: Value,
+        step: Job<Self::Params>,
+        _undo: Self::Undo,
         _ctx: StepContext,
     ) -> BoxFuture<Result<String, StepError>> {
-        Box::pin(async move {
-            Err(StepError(format!(
-                "`{}` steps cannot restore anything",
-                step.kind.as_str()
-            )))
-        })
+        Box::pin(async move { Err(StepError(format!("`{}` cannot restore anything", step.id))) })
+    }
+}
+
+/// A [`Driver`] as the runner holds it: steps in, the undo data as the JSON the log records.
+/// Implemented for every driver.
+pub trait AnyDriver: Send + Sync {
+    /// [`Driver::run`].
+    fn run(&self, step: &Step, ctx: StepContext) -> BoxFuture<Result<Done, StepError>>;
+    /// [`Driver::undo`], with the undo data as recorded.
+    fn undo(&self, step: &Step, undo: Value, ctx: StepContext) -> BoxFuture<Result<(), StepError>>;
+    /// [`Driver::probe`].
+    fn probe(&self, step: &Step, ctx: StepContext) -> BoxFuture<Result<Option<Probe>, StepError>>;
+    /// [`Driver::fence`].
+    fn fence(&self, step: &Step, ctx: StepContext) -> BoxFuture<Result<Option<String>, StepError>>;
+    /// [`Driver::interruptible`].
+    fn interruptible(&self) -> bool;
+    /// [`Driver::restore`], with the undo data as recorded.
+    fn restore(
+        &self,
+        step: &Step,
+        undo: Value,
+        ctx: StepContext,
+    ) -> BoxFuture<Result<String, StepError>>;
+}
+
+/// `step` as a job for a driver of `P`, or why not (a driver registered for the wrong kind).
+fn job<P: StepParams>(step: &Step) -> Result<Job<P>, StepError> {
+    let params = P::of(&step.params).ok_or_else(|| {
+        StepError(format!(
+            "`{}` is a `{}` step, which this driver does not run",
+            step.id,
+            step.kind().as_str()
+        ))
+    })?;
+    Ok(Job {
+        id: step.id.clone(),
+        phase: step.phase,
+        params: params.clone(),
+    })
+}
+
+/// Recorded undo data as the driver's type.
+fn recorded<U: DeserializeOwned>(step: &Step, undo: Value) -> Result<U, StepError> {
+    serde_json::from_value(undo).map_err(|e| {
+        StepError(format!(
+            "the recorded undo data of `{}` is unreadable: {e}",
+            step.id
+        ))
+    })
+}
+
+fn to_json(undo: impl Serialize) -> Value {
+    serde_json::to_value(undo).expect("undo data serializes")
+}
+
+fn failed<T: Send + 'static>(e: StepError) -> BoxFuture<Result<T, StepError>> {
+    Box::pin(async move { Err(e) })
+}
+
+impl<D: Driver> AnyDriver for D {
+    fn run(&self, step: &Step, ctx: StepContext) -> BoxFuture<Result<Done, StepError>> {
+        match job(step) {
+            Ok(job) => {
+                let run = Driver::run(self, job, ctx);
+                Box::pin(async move {
+                    let done = run.await?;
+                    Ok(Done {
+                        undo: to_json(done.undo),
+                        detail: done.detail,
+                    })
+                })
+            }
+            Err(e) => failed(e),
+        }
+    }
+
+    fn undo(&self, step: &Step, undo: Value, ctx: StepContext) -> BoxFuture<Result<(), StepError>> {
+        match job(step).and_then(|job| Ok((job, recorded(step, undo)?))) {
+            Ok((job, undo)) => Driver::undo(self, job, undo, ctx),
+            Err(e) => failed(e),
+        }
+    }
+
+    fn probe(&self, step: &Step, ctx: StepContext) -> BoxFuture<Result<Option<Probe>, StepError>> {
+        match job(step) {
+            Ok(job) => {
+                let probe = Driver::probe(self, job, ctx);
+                Box::pin(async move { Ok(probe.await?.map(|p| p.map(to_json))) })
+            }
+            Err(e) => failed(e),
+        }
+    }
+
+    fn fence(&self, step: &Step, ctx: StepContext) -> BoxFuture<Result<Option<String>, StepError>> {
+        match job(step) {
+            Ok(job) => Driver::fence(self, job, ctx),
+            Err(e) => failed(e),
+        }
+    }
+
+    fn interruptible(&self) -> bool {
+        Driver::interruptible(self)
+    }
+
+    fn restore(
+        &self,
+        step: &Step,
+        undo: Value,
+        ctx: StepContext,
+    ) -> BoxFuture<Result<String, StepError>> {
+        match job(step).and_then(|job| Ok((job, recorded(step, undo)?))) {
+            Ok((job, undo)) => Driver::restore(self, job, undo, ctx),
+            Err(e) => failed(e),
+        }
     }
 }
 
 /// The driver for each step kind.
 #[derive(Clone, Default)]
 pub struct Drivers {
-    map: BTreeMap<StepKind, Arc<dyn Driver>>,
+    map: BTreeMap<StepKind, Arc<dyn AnyDriver>>,
 }
 
 impl Drivers {
@@ -179,60 +402,33 @@ impl Drivers {
     /// The built-in drivers with `runtime` for the container steps (a Swarm or Kubernetes
     /// runtime plugs in here).
     pub fn with_runtime(runtime: Arc<dyn crate::runtime::ContainerRuntime>) -> Self {
-        use crate::drivers::{containers, traffic};
+        use crate::drivers::{command, containers, pause, postgres, preflight, traffic};
         let mut d = Drivers::default();
-        d.insert(
-            StepKind::Command,
-            Arc::new(crate::drivers::command::CommandDriver),
-        );
-        d.insert(
-            StepKind::Pause,
-            Arc::new(crate::drivers::pause::PauseDriver),
-        );
+        d.insert(StepKind::Command, command::CommandDriver);
+        d.insert(StepKind::Pause, pause::PauseDriver);
         d.insert(
             StepKind::Preflight,
-            Arc::new(crate::drivers::preflight::PreflightDriver(runtime.clone())),
+            preflight::PreflightDriver(runtime.clone()),
         );
-        d.insert(
-            StepKind::Deploy,
-            Arc::new(containers::DeployDriver(runtime.clone())),
-        );
-        d.insert(
-            StepKind::Health,
-            Arc::new(containers::HealthDriver(runtime.clone())),
-        );
-        d.insert(
-            StepKind::Retire,
-            Arc::new(containers::RetireDriver(runtime.clone())),
-        );
-        d.insert(
-            StepKind::Cleanup,
-            Arc::new(containers::CleanupDriver(runtime)),
-        );
-        d.insert(StepKind::Shift, Arc::new(traffic::ShiftDriver));
-        d.insert(StepKind::Analysis, Arc::new(traffic::AnalysisDriver));
-        d.insert(
-            StepKind::Migrate,
-            Arc::new(crate::drivers::postgres::MigrateDriver),
-        );
-        d.insert(
-            StepKind::Backup,
-            Arc::new(crate::drivers::postgres::BackupDriver),
-        );
-        d.insert(
-            StepKind::Backfill,
-            Arc::new(crate::drivers::postgres::BackfillDriver),
-        );
+        d.insert(StepKind::Deploy, containers::DeployDriver(runtime.clone()));
+        d.insert(StepKind::Health, containers::HealthDriver(runtime.clone()));
+        d.insert(StepKind::Retire, containers::RetireDriver(runtime.clone()));
+        d.insert(StepKind::Cleanup, containers::CleanupDriver(runtime));
+        d.insert(StepKind::Shift, traffic::ShiftDriver);
+        d.insert(StepKind::Analysis, traffic::AnalysisDriver);
+        d.insert(StepKind::Migrate, postgres::MigrateDriver);
+        d.insert(StepKind::Backup, postgres::BackupDriver);
+        d.insert(StepKind::Backfill, postgres::BackfillDriver);
         d
     }
 
     /// Sets the driver of `kind`.
-    pub fn insert(&mut self, kind: StepKind, driver: Arc<dyn Driver>) {
-        self.map.insert(kind, driver);
+    pub fn insert(&mut self, kind: StepKind, driver: impl Driver) {
+        self.map.insert(kind, Arc::new(driver));
     }
 
     /// The driver of `kind`.
-    pub fn get(&self, kind: StepKind) -> Option<Arc<dyn Driver>> {
+    pub fn get(&self, kind: StepKind) -> Option<Arc<dyn AnyDriver>> {
         self.map.get(&kind).cloned()
     }
 }

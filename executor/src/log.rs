@@ -26,8 +26,10 @@ use std::path::{Path, PathBuf};
 
 /// First bytes of every log file.
 pub const MAGIC: &[u8; 8] = b"CUTLOG\x00\x01";
-/// Version of the framing and header.
-pub const FORMAT_VERSION: u32 = 1;
+/// Version of the log's contents, in its header: 2 since step parameters are tagged with their
+/// kind and each driver's undo data, saved state and progress are its own serde types. A log of
+/// another version is refused (its run is finished or rolled back by the cutover that started it).
+pub const FORMAT_VERSION: u32 = 2;
 const FRAME: usize = 16;
 /// Refuse records larger than this (a corrupted length must not make us allocate gigabytes).
 const MAX_RECORD: u32 = 16 * 1024 * 1024;
@@ -117,7 +119,7 @@ impl LogError {
         match self {
             LogError::Io { source, .. } => crate::error::io_hint(source),
             LogError::NotALog { .. } => "cutover writes a log's first bytes before the file appears (written, synced, then renamed into place), so something else emptied or replaced this file: restore it from a backup of the state directory; if you passed a path, pass a run id (`cutover runs` lists them), a run directory or its events.log".into(),
-            LogError::Version { .. } => "use the cutover release that wrote this run to resume, roll back or read it".into(),
+            LogError::Version { .. } => VERSION_HINT.into(),
             LogError::Header { .. } => "cutover writes a log's header before the log file appears, so something else damaged or truncated it: keep the file; the run's steps are listed in `plan.json` beside it, check them by hand".into(),
             LogError::Corrupt { offset, .. } => format!(
                 "the log is the record of what was done: do not delete or edit it. To see the steps recorded before the damage, copy the run directory, cut the copy's log with `truncate -s {offset} COPY/events.log`, and run `cutover status COPY`"
@@ -126,6 +128,9 @@ impl LogError {
         }
     }
 }
+
+/// What to do about a run recorded in another format (a log, or a recorded plan).
+pub const VERSION_HINT: &str = "finish or roll back this run with the cutover version that started it (`cutover resume RUN` or `cutover rollback RUN`); this version reads and continues only runs it started";
 
 /// What [`read_log`] found.
 #[derive(Debug)]
@@ -1049,8 +1054,35 @@ mod tests {
         LogWriter::create(&path, &hdr).unwrap();
         let msg = read_log(&path).unwrap_err().to_string();
         assert!(
-            msg.contains("format 9; this cutover reads format 1"),
+            msg.contains("format 9; this cutover reads format 2"),
             "{msg}"
         );
+    }
+
+    #[test]
+    fn a_log_of_the_format_before_typed_step_data_is_refused_with_a_hint() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("events.log");
+        let old = Header {
+            format_version: 1,
+            ..header()
+        };
+        LogWriter::create(&path, &old).unwrap();
+        let e = read_log(&path).unwrap_err();
+        let msg = e.to_string();
+        assert!(
+            msg.starts_with(&path.display().to_string())
+                && msg.contains("the event log is in format 1; this cutover reads format 2 only"),
+            "{msg}"
+        );
+        assert!(
+            e.hint()
+                .contains("finish or roll back this run with the cutover version that started it"),
+            "{}",
+            e.hint()
+        );
+        // Nothing was changed: the file is as it was written.
+        let again = read_log(&path).unwrap_err().to_string();
+        assert_eq!(again, msg);
     }
 }

@@ -229,6 +229,10 @@ impl PgStore {
             )));
         };
         let plan_json: String = plan_row.get(0);
+        crate::store::check_plan_format(
+            plan_json.as_bytes(),
+            &format!("the recorded plan of {run_id} in the PostgreSQL log"),
+        )?;
         let rec: RecordedPlan = serde_json::from_str(&plan_json).map_err(|e| {
             ExecError::State(format!(
                 "PostgreSQL log: the recorded plan of {run_id} is unreadable: {e}"
@@ -286,7 +290,7 @@ impl PgStore {
                             "PostgreSQL log of {run_id} is in format {}; this cutover reads format {FORMAT_VERSION} only",
                             h.format_version
                         ),
-                        "use the cutover release that wrote this run to resume, roll back or read it",
+                        crate::log::VERSION_HINT,
                     ));
                 }
                 header = Some(h);

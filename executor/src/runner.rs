@@ -133,7 +133,7 @@ impl Session {
 
     /// Kinds in the plan that have no driver (nothing is checked for a dry run).
     pub fn missing_drivers(&self, drivers: &Drivers) -> Vec<String> {
-        let kinds: BTreeSet<StepKind> = self.plan.steps().map(|s| s.kind).collect();
+        let kinds: BTreeSet<StepKind> = self.plan.steps().map(|s| s.kind()).collect();
         kinds
             .into_iter()
             .filter(|k| drivers.get(*k).is_none())
@@ -164,13 +164,13 @@ impl Session {
             let Some(step) = self.plan.step(&id).cloned() else {
                 continue;
             };
-            let Some(driver) = drivers.get(step.kind) else {
+            let Some(driver) = drivers.get(step.kind()) else {
                 continue;
             };
             // What the attempt recorded about itself (a command's process group) helps find it.
             let mut ctx = opts.ctx.clone();
             ctx.resume_from = self.state.steps[&id].progress.clone();
-            match driver.fence(step, ctx).await {
+            match driver.fence(&step, ctx).await {
                 Ok(Some(line)) => self.notice(&format!("{id}: {line}")),
                 Ok(None) => {}
                 Err(e) => {
@@ -195,8 +195,8 @@ impl Session {
         step: &Step,
         for_rollback: bool,
     ) -> Result<bool, ExecError> {
-        let probe = match drivers.get(step.kind) {
-            Some(d) => d.probe(step.clone(), opts.ctx.clone()).await.map_err(|e| {
+        let probe = match drivers.get(step.kind()) {
+            Some(d) => d.probe(step, opts.ctx.clone()).await.map_err(|e| {
                 ExecError::State(format!(
                     "probing `{}` failed: {}",
                     step.id,
@@ -363,9 +363,11 @@ impl Session {
                         )
                     });
                 } else {
-                    let driver = drivers.get(step.kind).ok_or_else(|| ExecError::NoDriver {
-                        kinds: vec![step.kind.as_str().into()],
-                    })?;
+                    let driver = drivers
+                        .get(step.kind())
+                        .ok_or_else(|| ExecError::NoDriver {
+                            kinds: vec![step.kind().as_str().into()],
+                        })?;
                     let mut ctx = opts.ctx.clone();
                     ctx.progress = Some(crate::driver::Progress::new(
                         step.id.clone(),
@@ -373,7 +375,7 @@ impl Session {
                     ));
                     ctx.resume_from = self.state.steps[&step.id].progress.clone();
                     ctx.attempt = attempt;
-                    let fut = driver.run(step.clone(), ctx);
+                    let fut = driver.run(step, ctx);
                     if driver.interruptible() {
                         stoppable.insert(id.clone());
                         let mut stop = stop_rx.clone();
@@ -600,8 +602,10 @@ impl Session {
                 .step(&id)
                 .cloned()
                 .ok_or_else(|| ExecError::State(format!("step `{id}` is not in the plan")))?;
-            if let Some(db) = database_of(&step).filter(|db| restored.contains(db))
-                && matches!(step.kind, StepKind::Migrate | StepKind::Backfill)
+            if let Some(db) = step
+                .database()
+                .filter(|db| restored.iter().any(|r| r == db))
+                && matches!(step.kind(), StepKind::Migrate | StepKind::Backfill)
             {
                 self.emit(Event::CompensationStarted { step: id.clone() })
                     .await?;
@@ -609,16 +613,18 @@ impl Session {
                 self.emit(Event::CompensationSucceeded { step: id }).await?;
                 continue;
             }
-            if !step.reversible && opts.restore_backup && step.kind == StepKind::Migrate {
-                let db = database_of(&step).expect("migrate steps name their database");
+            if !step.reversible && opts.restore_backup && step.kind() == StepKind::Migrate {
+                let db = step
+                    .database()
+                    .expect("migrate steps name their database")
+                    .to_string();
                 let backup = self
                     .state
                     .completed
                     .iter()
                     .find(|b| {
                         self.plan.step(b).is_some_and(|s| {
-                            s.kind == StepKind::Backup
-                                && database_of(s).as_deref() == Some(db.as_str())
+                            s.kind() == StepKind::Backup && s.database() == Some(db.as_str())
                         }) && self.state.steps[*b]
                             .undo
                             .as_ref()
@@ -655,7 +661,7 @@ impl Session {
                     Ok(format!("dry run: would restore {backup}"))
                 } else {
                     match drivers.get(StepKind::Backup) {
-                        Some(d) => d.restore(backup_step, undo, opts.ctx.clone()).await,
+                        Some(d) => d.restore(&backup_step, undo, opts.ctx.clone()).await,
                         None => Err(StepError("no backup driver".into())),
                     }
                 };
@@ -705,11 +711,11 @@ impl Session {
             let result = if self.state.dry_run {
                 Ok(())
             } else {
-                match drivers.get(step.kind) {
-                    Some(d) => d.undo(step.clone(), undo, opts.ctx.clone()).await,
+                match drivers.get(step.kind()) {
+                    Some(d) => d.undo(&step, undo, opts.ctx.clone()).await,
                     None => Err(StepError(format!(
                         "no driver for `{}` steps",
-                        step.kind.as_str()
+                        step.kind().as_str()
                     ))),
                 }
             };
@@ -765,15 +771,4 @@ pub fn rollback_order(state: &RunState, target: Option<&str>) -> Vec<String> {
         }
     }
     out
-}
-
-/// The database a step works on, if any.
-fn database_of(step: &Step) -> Option<String> {
-    use cutover_planner::dag::Params;
-    match &step.params {
-        Params::Migrate { database, .. }
-        | Params::Backup { database, .. }
-        | Params::Backfill { database, .. } => Some(database.clone()),
-        _ => None,
-    }
 }

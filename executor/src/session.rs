@@ -321,10 +321,9 @@ impl Redactor {
         let mut names = Vec::new();
         for s in plan.steps() {
             match &s.params {
-                Params::Deploy { secret_env, .. } | Params::Command { secret_env, .. } => {
-                    names.extend(secret_env.iter().cloned())
-                }
-                Params::Backup { url_env, .. } => names.push(url_env.clone()),
+                Params::Deploy(p) => names.extend(p.secret_env.iter().cloned()),
+                Params::Command(p) => names.extend(p.secret_env.iter().cloned()),
+                Params::Backup(p) => names.push(p.url_env.clone()),
                 _ => {}
             }
         }

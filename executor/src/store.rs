@@ -5,7 +5,7 @@
 use crate::error::ExecError;
 use crate::log::{Header, read_log};
 use chrono::{DateTime, Utc};
-use cutover_planner::dag::{Plan, Step};
+use cutover_planner::dag::{PLAN_FORMAT, Plan, Step};
 use cutover_planner::spec::StrategyKind;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -27,6 +27,9 @@ pub struct Store {
 /// The steps a run executes, recorded when it starts.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct RecordedPlan {
+    /// [`PLAN_FORMAT`] of the cutover that recorded it; absent from plans of format 1.
+    #[serde(default = "format_one")]
+    pub plan_format: u32,
     /// Release name.
     pub release: String,
     /// Plan hash.
@@ -37,10 +40,39 @@ pub struct RecordedPlan {
     pub steps: Vec<Step>,
 }
 
+fn format_one() -> u32 {
+    1
+}
+
+/// Refuses a recorded plan (`bytes`, the JSON of a [`RecordedPlan`]; `what` names where it is)
+/// written in another plan format than this cutover's, naming both: its steps would not read
+/// back as they were planned.
+pub fn check_plan_format(bytes: &[u8], what: &str) -> Result<(), ExecError> {
+    #[derive(Deserialize)]
+    struct Format {
+        #[serde(default = "format_one")]
+        plan_format: u32,
+    }
+    // Unreadable JSON is reported by the full parse that follows.
+    let Ok(Format { plan_format }) = serde_json::from_slice::<Format>(bytes) else {
+        return Ok(());
+    };
+    if plan_format == PLAN_FORMAT {
+        return Ok(());
+    }
+    Err(ExecError::Refused {
+        message: format!(
+            "{what} is in plan format {plan_format}; this cutover reads plan format {PLAN_FORMAT} only"
+        ),
+        hint: crate::log::VERSION_HINT.into(),
+    })
+}
+
 impl RecordedPlan {
     /// Records `plan`.
     pub fn of(plan: &Plan) -> Self {
         Self {
+            plan_format: PLAN_FORMAT,
             release: plan.release.clone(),
             plan_hash: plan.hash.clone(),
             strategies: plan.strategies.clone(),
@@ -554,6 +586,7 @@ pub fn read_plan(dir: &Path) -> Result<Plan, ExecError> {
         },
         _ => ExecError::file("read the run's recorded plan", &path, e),
     })?;
+    check_plan_format(&bytes, &path.display().to_string())?;
     let rec: RecordedPlan = serde_json::from_slice(&bytes).map_err(|e| ExecError::Damaged {
         path: path.clone(),
         why: e.to_string(),

@@ -17,8 +17,10 @@
 
 use crate::analysis::{AnalyzeOptions, Inverse, MigrationAnalysis, Phase, StmtPhase, analyze};
 use crate::dag::{
-    Builder, DatabaseCheck, Downtime, HistoryEntry, Params, Plan, ProgramCheck, RouterParams,
-    Server, StatementRef, Step, StepKind,
+    AnalysisParams, BackfillParams, BackupParams, Builder, CommandParams, DatabaseCheck,
+    DeployParams, Downtime, HealthParams, HistoryEntry, MigrateParams, Params, PauseParams, Plan,
+    PreflightParams, ProgramCheck, RouterParams, Server, ShiftParams, StatementRef, Step,
+    VersionParams,
 };
 use crate::error::{Diagnostic, PlanError};
 use crate::lint::{Finding, RuleId, Severity};
@@ -272,13 +274,12 @@ pub fn plan_release(spec: &ReleaseSpec, dbs: DatabaseFiles) -> Result<Plan, Plan
     let preflight = b.add(
         step(
             "preflight",
-            StepKind::Preflight,
             None,
             "Check connections, pending migrations, images and the router before anything changes.",
             true,
             true,
             "nothing to undo (read-only)",
-            Params::Preflight {
+            Params::Preflight(PreflightParams {
                 databases: databases
                     .iter()
                     .map(|d| {
@@ -383,7 +384,7 @@ pub fn plan_release(spec: &ReleaseSpec, dbs: DatabaseFiles) -> Result<Plan, Plan
                     BTreeMap::new()
                 },
                 shifts: Vec::new(),
-            },
+            }),
         ),
         &[],
     );
@@ -393,7 +394,7 @@ pub fn plan_release(spec: &ReleaseSpec, dbs: DatabaseFiles) -> Result<Plan, Plan
     for (name, ms) in &analyzed {
         let db = databases.iter().find(|d| &d.name == name).unwrap();
         if !ms.is_empty() && db.backup.enabled {
-            let n = b.add(step(&format!("backup/{name}"), StepKind::Backup, None, &format!("pg_dump database `{name}` (custom format) to `{}` and verify it with pg_restore --list.", db.backup.dir), true, true, "nothing to undo; the dump is kept", Params::Backup { database: name.clone(), url_env: db.url_env.clone(), dir: db.backup.dir.clone() }), &[preflight]);
+            let n = b.add(step(&format!("backup/{name}"), None, &format!("pg_dump database `{name}` (custom format) to `{}` and verify it with pg_restore --list.", db.backup.dir), true, true, "nothing to undo; the dump is kept", Params::Backup(BackupParams { database: name.clone(), url_env: db.url_env.clone(), dir: db.backup.dir.clone() })), &[preflight]);
             backup_of.insert(name.clone(), n);
         }
     }
@@ -458,13 +459,12 @@ pub fn plan_release(spec: &ReleaseSpec, dbs: DatabaseFiles) -> Result<Plan, Plan
         b.add(
             step(
                 &id,
-                StepKind::Migrate,
                 Some(phase),
                 &description,
                 false,
                 reversible,
                 &undo,
-                Params::Migrate {
+                Params::Migrate(MigrateParams {
                     database: db.name.clone(),
                     url_env: db.url_env.clone(),
                     sql,
@@ -479,7 +479,7 @@ pub fn plan_release(spec: &ReleaseSpec, dbs: DatabaseFiles) -> Result<Plan, Plan
                     statements,
                     generated_sql: generated,
                     undo_sql,
-                },
+                }),
             ),
             deps,
         )
@@ -669,7 +669,6 @@ pub fn plan_release(spec: &ReleaseSpec, dbs: DatabaseFiles) -> Result<Plan, Plan
                     let bf = b.add(
                         step(
                             &id,
-                            StepKind::Backfill,
                             None,
                             &format!(
                                 "Copy `{}` into `{}` on `{}` in batches of {} rows by `{}`.",
@@ -682,7 +681,7 @@ pub fn plan_release(spec: &ReleaseSpec, dbs: DatabaseFiles) -> Result<Plan, Plan
                             true,
                             true,
                             "nothing to undo; undoing the expand step drops the new column",
-                            Params::Backfill {
+                            Params::Backfill(BackfillParams {
                                 database: name.clone(),
                                 url_env: db.url_env.clone(),
                                 table: r.rename.table.clone(),
@@ -692,7 +691,7 @@ pub fn plan_release(spec: &ReleaseSpec, dbs: DatabaseFiles) -> Result<Plan, Plan
                                 batch_size: db.backfill.batch_size,
                                 pause: db.backfill.pause,
                                 batch_sql: r.backfill_batch_sql.clone(),
-                            },
+                            }),
                         ),
                         &[n],
                     );
@@ -867,7 +866,7 @@ pub fn plan_release(spec: &ReleaseSpec, dbs: DatabaseFiles) -> Result<Plan, Plan
                          rolling_done: Option<u32>,
                          id_suffix: &str,
                          deps: &[NodeIndex]| {
-                b.add(step(&format!("shift/{}/{}", svc.name, id_suffix), StepKind::Shift, None, &format!("Route {to}% of `{}` traffic to `{}:{}` (from {from}%).", svc.name, svc.image, svc.target), true, true, if router == RouterKind::Nginx { "restore the previous upstream file byte for byte and reload" } else { "restore the previous server weights through the admin socket, and the config file byte for byte" }, Params::Shift { service: svc.name.clone(), upstream: svc.upstream().to_string(), router: router_params.clone(), from_weight: from, to_weight: to, servers: weights(to, rolling_done) }), deps)
+                b.add(step(&format!("shift/{}/{}", svc.name, id_suffix), None, &format!("Route {to}% of `{}` traffic to `{}:{}` (from {from}%).", svc.name, svc.image, svc.target), true, true, if router == RouterKind::Nginx { "restore the previous upstream file byte for byte and reload" } else { "restore the previous server weights through the admin socket, and the config file byte for byte" }, Params::Shift(ShiftParams { service: svc.name.clone(), upstream: svc.upstream().to_string(), router: router_params.clone(), from_weight: from, to_weight: to, servers: weights(to, rolling_done) })), deps)
             };
             match st.kind {
                 StrategyKind::BlueGreen => {
@@ -893,16 +892,15 @@ pub fn plan_release(spec: &ReleaseSpec, dbs: DatabaseFiles) -> Result<Plan, Plan
                                 let n = b.add(
                                     step(
                                         &format!("pause/{}/{w}", svc.name),
-                                        StepKind::Pause,
                                         None,
                                         &format!("Hold `{}` at {w}% for {p}.", svc.name),
                                         true,
                                         true,
                                         "nothing to undo",
-                                        Params::Pause {
+                                        Params::Pause(PauseParams {
                                             service: svc.name.clone(),
                                             duration: p,
-                                        },
+                                        }),
                                     ),
                                     &prev,
                                 );
@@ -910,7 +908,7 @@ pub fn plan_release(spec: &ReleaseSpec, dbs: DatabaseFiles) -> Result<Plan, Plan
                             }
                             if let Some(a) = &st.analysis {
                                 let a = a.get_ref();
-                                let n = b.add(step(&format!("analysis/{}/{w}", svc.name), StepKind::Analysis, None, &format!("Gate: `{}` canary error rate <= {} and p99 <= {} over the last {} (at least {} requests).", svc.name, a.max_error_rate, a.max_p99_latency, a.window, a.min_requests), true, true, "nothing to undo (read-only); a failed gate rolls back", Params::Analysis { service: svc.name.clone(), weight: w, window: a.window, max_error_rate: a.max_error_rate, max_p99_latency: a.max_p99_latency, min_requests: a.min_requests, upstream: svc.upstream().to_string(), router: router_params.clone(), canary: svc.new_ports().map(addr).collect() }), &prev);
+                                let n = b.add(step(&format!("analysis/{}/{w}", svc.name), None, &format!("Gate: `{}` canary error rate <= {} and p99 <= {} over the last {} (at least {} requests).", svc.name, a.max_error_rate, a.max_p99_latency, a.window, a.min_requests), true, true, "nothing to undo (read-only); a failed gate rolls back", Params::Analysis(AnalysisParams { service: svc.name.clone(), weight: w, window: a.window, max_error_rate: a.max_error_rate, max_p99_latency: a.max_p99_latency, min_requests: a.min_requests, upstream: svc.upstream().to_string(), router: router_params.clone(), canary: svc.new_ports().map(addr).collect() })), &prev);
                                 prev = vec![n];
                             }
                         }
@@ -967,7 +965,6 @@ pub fn plan_release(spec: &ReleaseSpec, dbs: DatabaseFiles) -> Result<Plan, Plan
                             prev = vec![b.add(
                                 step(
                                     &format!("pause/{}/batch-{i}", svc.name),
-                                    StepKind::Pause,
                                     None,
                                     &format!(
                                         "Wait {delay} before the next batch of `{}`.",
@@ -976,10 +973,10 @@ pub fn plan_release(spec: &ReleaseSpec, dbs: DatabaseFiles) -> Result<Plan, Plan
                                     true,
                                     true,
                                     "nothing to undo",
-                                    Params::Pause {
+                                    Params::Pause(PauseParams {
                                         service: svc.name.clone(),
                                         duration: delay,
-                                    },
+                                    }),
                                 ),
                                 &prev,
                             )];
@@ -1216,7 +1213,6 @@ fn svc_dbs<'a>(svc: &'a Service, all: &[&'a Database]) -> Vec<&'a str> {
 #[allow(clippy::too_many_arguments)]
 fn step(
     id: &str,
-    kind: StepKind,
     phase: Option<Phase>,
     description: &str,
     idempotent: bool,
@@ -1226,14 +1222,13 @@ fn step(
 ) -> Step {
     Step {
         id: id.into(),
-        kind,
+        params,
         phase,
         depends_on: Vec::new(),
         description: description.into(),
         idempotent,
         reversible,
         undo: undo.into(),
-        params,
         hash: String::new(),
     }
 }
@@ -1256,7 +1251,6 @@ fn deploy_step(svc: &Service, ports: &[u16], batch: Batch) -> Step {
         .join(", ");
     step(
         &format!("deploy/{}{}", svc.name, batch_suffix(batch)),
-        StepKind::Deploy,
         None,
         &format!(
             "Start {} container(s) of `{}:{}` on port(s) {on}{what}.",
@@ -1267,7 +1261,7 @@ fn deploy_step(svc: &Service, ports: &[u16], batch: Batch) -> Step {
         true,
         true,
         "stop and remove the containers this step started",
-        Params::Deploy {
+        Params::Deploy(DeployParams {
             service: svc.name.clone(),
             image: format!("{}:{}", svc.image, svc.target),
             version: svc.target.clone(),
@@ -1276,7 +1270,7 @@ fn deploy_step(svc: &Service, ports: &[u16], batch: Batch) -> Step {
             batch,
             env: svc.env.clone(),
             secret_env: svc.secret_env.clone(),
-        },
+        }),
     )
 }
 
@@ -1292,7 +1286,6 @@ fn health_step(svc: &Service, ports: &[u16], batch: Batch) -> Step {
     let urls = health_urls(svc, ports);
     step(
         &format!("health/{}{}", svc.name, batch_suffix(batch)),
-        StepKind::Health,
         None,
         &format!(
             "Poll {} every {} until it answers {} (give up after {}).",
@@ -1304,19 +1297,19 @@ fn health_step(svc: &Service, ports: &[u16], batch: Batch) -> Step {
         true,
         true,
         "nothing to undo (read-only)",
-        Params::Health {
+        Params::Health(HealthParams {
             service: svc.name.clone(),
             urls,
             ports: ports.to_vec(),
             expect_status: h.expect_status,
             interval: h.interval,
             timeout: h.timeout,
-        },
+        }),
     )
 }
 
-fn version_params(svc: &Service, ports: Vec<u16>, batch: Batch) -> Params {
-    Params::Version {
+fn version_params(svc: &Service, ports: Vec<u16>, batch: Batch) -> VersionParams {
+    VersionParams {
         service: svc.name.clone(),
         image: format!("{}:{}", svc.image, svc.current),
         version: svc.current.clone(),
@@ -1333,7 +1326,6 @@ fn retire_step(svc: &Service, ports: Vec<u16>, batch: Batch) -> Step {
     let what = batch.map_or(String::new(), |(i, n)| format!(" (batch {i} of {n})"));
     step(
         &format!("retire/{}{}", svc.name, batch_suffix(batch)),
-        StepKind::Retire,
         None,
         &format!(
             "Stop {} container(s) of `{}:{}`{what}; they are kept for rollback.",
@@ -1344,14 +1336,13 @@ fn retire_step(svc: &Service, ports: Vec<u16>, batch: Batch) -> Step {
         true,
         true,
         "start the old containers again and wait for their health",
-        version_params(svc, ports, batch),
+        Params::Retire(version_params(svc, ports, batch)),
     )
 }
 
 fn cleanup_step(svc: &Service) -> Step {
     step(
         &format!("cleanup/{}", svc.name),
-        StepKind::Cleanup,
         None,
         &format!(
             "Remove the stopped containers of `{}:{}`.",
@@ -1360,7 +1351,7 @@ fn cleanup_step(svc: &Service) -> Step {
         true,
         false,
         "irreversible: the old containers are gone; a rollback would redeploy the old image",
-        version_params(svc, svc.old_ports().collect(), None),
+        Params::Cleanup(version_params(svc, svc.old_ports().collect(), None)),
     )
 }
 
@@ -1383,7 +1374,6 @@ fn hooks(b: &mut Builder, spec: &ReleaseSpec, stage: Stage, deps: &[NodeIndex]) 
         let n = b.add(
             step(
                 &format!("command/{}", c.name),
-                StepKind::Command,
                 None,
                 &format!(
                     "Run `{}` ({}, timeout {}).",
@@ -1394,7 +1384,7 @@ fn hooks(b: &mut Builder, spec: &ReleaseSpec, stage: Stage, deps: &[NodeIndex]) 
                 c.idempotent || c.read_only,
                 reversible,
                 &undo,
-                Params::Command {
+                Params::Command(CommandParams {
                     name: c.name.clone(),
                     stage,
                     argv: c.argv.get_ref().clone(),
@@ -1403,7 +1393,7 @@ fn hooks(b: &mut Builder, spec: &ReleaseSpec, stage: Stage, deps: &[NodeIndex]) 
                     secret_env: c.secret_env.clone(),
                     undo: c.undo.clone(),
                     probe: c.probe.clone(),
-                },
+                }),
             ),
             &prev,
         );

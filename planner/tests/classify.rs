@@ -192,7 +192,9 @@ fn a_down_file_undoes_a_migration_without_a_derived_inverse() {
                     s.reversible,
                     s.undo.clone(),
                     match &s.params {
-                        cutover_planner::dag::Params::Migrate { undo_sql, .. } => undo_sql.clone(),
+                        cutover_planner::dag::Params::Migrate(
+                            cutover_planner::dag::MigrateParams { undo_sql, .. },
+                        ) => undo_sql.clone(),
                         _ => None,
                     },
                 )

@@ -4,7 +4,7 @@
 //! than calling the planner's own checker, so a bug in one cannot hide a bug in the other.
 
 use cutover_planner::analysis::Phase;
-use cutover_planner::dag::{Params, Plan, StepKind};
+use cutover_planner::dag::{Params, Plan, ShiftParams, StepKind};
 use cutover_planner::migrations::MigrationFile;
 use cutover_planner::plan::plan_release;
 use cutover_planner::spec::ReleaseSpec;
@@ -256,11 +256,8 @@ proptest! {
         prop_assert!(petgraph::algo::toposort(&plan.graph, None).is_ok());
         let anc = ancestors(&plan);
         let before = |a: &str, b: &str| anc[b].contains(a);
-        let ids = |k: StepKind| steps.iter().filter(|s| s.kind == k).map(|s| s.id.clone()).collect::<Vec<_>>();
-        let db_of = |id: &str| match &plan.step(id).unwrap().params {
-            Params::Migrate { database, .. } | Params::Backup { database, .. } => database.clone(),
-            _ => unreachable!(),
-        };
+        let ids = |k: StepKind| steps.iter().filter(|s| s.kind() == k).map(|s| s.id.clone()).collect::<Vec<_>>();
+        let db_of = |id: &str| plan.step(id).unwrap().database().expect("names its database").to_string();
 
         // A backup precedes the first (every) schema change of its database.
         for m in ids(StepKind::Migrate) {
@@ -282,8 +279,8 @@ proptest! {
                 }
             }
             let d = plan.downtime.as_ref().expect("recreate reports downtime");
-            prop_assert_eq!(plan.step(&d.from).unwrap().kind, StepKind::Retire);
-            prop_assert_eq!(plan.step(&d.to).unwrap().kind, StepKind::Health);
+            prop_assert_eq!(plan.step(&d.from).unwrap().kind(), StepKind::Retire);
+            prop_assert_eq!(plan.step(&d.to).unwrap().kind(), StepKind::Health);
         } else {
             prop_assert!(plan.downtime.is_none());
             for m in ids(StepKind::Migrate) {
@@ -294,7 +291,7 @@ proptest! {
                     },
                     Some(Phase::Contract) => {
                         prop_assert!(!step.reversible, "contract {m} is marked reversible");
-                        for s in shifts.iter().filter(|s| matches!(plan.step(s).unwrap().params, Params::Shift { to_weight: 100, .. })) {
+                        for s in shifts.iter().filter(|s| matches!(plan.step(s).unwrap().params, Params::Shift(ShiftParams { to_weight: 100, .. }))) {
                             prop_assert!(before(s, &m), "contract {m} does not follow {s}");
                         }
                         for rt in &retires {
@@ -312,7 +309,7 @@ proptest! {
             // Each service's traffic only grows and ends at 100%.
             for (i, _) in r.services.iter().enumerate() {
                 let weights: Vec<(u32, u32)> = steps.iter().filter_map(|s| match &s.params {
-                    Params::Shift { service, from_weight, to_weight, .. } if *service == format!("svc{i}") => Some((*from_weight, *to_weight)),
+                    Params::Shift(ShiftParams { service, from_weight, to_weight, .. }) if *service == format!("svc{i}") => Some((*from_weight, *to_weight)),
                     _ => None,
                 }).collect();
                 prop_assert!(!weights.is_empty());

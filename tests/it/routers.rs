@@ -953,9 +953,11 @@ fn haproxy_preflight_refuses_a_static_backend_before_any_change() {
     let plan = cutover_planner::plan::plan_file(&dir.path().join("spec.toml")).unwrap();
     let first = plan.steps().next().unwrap();
     assert_eq!(first.id, "preflight", "preflight runs before anything else");
-    let cutover_planner::dag::Params::Preflight {
-        upstreams, shifts, ..
-    } = &first.params
+    let cutover_planner::dag::Params::Preflight(cutover_planner::dag::PreflightParams {
+        upstreams,
+        shifts,
+        ..
+    }) = &first.params
     else {
         panic!("not a preflight step")
     };

@@ -286,6 +286,74 @@ fn an_event_log_that_is_not_one() {
 }
 
 #[test]
+fn a_run_of_the_format_before_typed_step_data_is_refused() {
+    let dir = release();
+    let (id, run_dir) = stopped_run(dir.path(), &dir.path().join("st"));
+    let hint = "finish or roll back this run with the cutover version that started it";
+    // A plan recorded before plans named their format (format 1: untagged step parameters).
+    let plan_path = run_dir.join("plan.json");
+    let plan = std::fs::read(&plan_path).unwrap();
+    let mut old_plan: serde_json::Value = serde_json::from_slice(&plan).unwrap();
+    assert_eq!(old_plan["plan_format"], 2, "{old_plan}");
+    old_plan.as_object_mut().unwrap().remove("plan_format");
+    let old_plan = serde_json::to_vec_pretty(&old_plan).unwrap();
+    std::fs::write(&plan_path, &old_plan).unwrap();
+    for verb in ["resume", "status", "rollback"] {
+        let out = run(dir.path(), &["--state-dir", "st", verb, &id]);
+        let stderr = refused(
+            &out,
+            1,
+            &Path::new("st/runs").join(&id).join("plan.json"),
+            &[
+                "is in plan format 1; this cutover reads plan format 2 only",
+                hint,
+            ],
+        );
+        assert!(
+            stderr.trim_end().lines().last().unwrap().contains(hint),
+            "{stderr}"
+        );
+    }
+    assert_eq!(
+        std::fs::read(&plan_path).unwrap(),
+        old_plan,
+        "nothing was written"
+    );
+    std::fs::write(&plan_path, &plan).unwrap();
+    // A log of format 1.
+    let log = run_dir.join("events.log");
+    std::fs::remove_file(&log).unwrap();
+    LogWriter::create(
+        &log,
+        &Header {
+            format_version: 1,
+            run_id: id.clone(),
+            plan_hash: "h".into(),
+            dry_run: false,
+        },
+    )
+    .unwrap();
+    let bytes = std::fs::read(&log).unwrap();
+    for verb in ["resume", "status", "rollback"] {
+        let out = run(dir.path(), &["--state-dir", "st", verb, &id]);
+        let stderr = refused(
+            &out,
+            1,
+            &Path::new("st/runs").join(&id).join("events.log"),
+            &[
+                "the event log is in format 1; this cutover reads format 2 only",
+                hint,
+            ],
+        );
+        assert!(
+            stderr.trim_end().lines().last().unwrap().contains(hint),
+            "{stderr}"
+        );
+    }
+    assert_eq!(std::fs::read(&log).unwrap(), bytes, "nothing was written");
+}
+
+#[test]
 fn damage_in_the_middle_is_refused_saying_where_the_later_record_is() {
     let dir = release();
     let (id, run_dir) = stopped_run(dir.path(), &dir.path().join("st"));

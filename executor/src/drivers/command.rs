@@ -14,9 +14,9 @@
 //! that carries the step's mark (through `/proc/PID/environ`), kills each with its process group,
 //! and waits until they are gone. The probe then judges an effect that can no longer change.
 
-use crate::driver::{BoxFuture, Done, Driver, Probe, StepContext, StepError};
-use cutover_planner::dag::{Params, Step};
-use serde_json::{Value, json};
+use crate::driver::{BoxFuture, Done, Driver, Job, Probe, StepContext, StepError};
+use cutover_planner::dag::CommandParams;
+use serde::{Deserialize, Serialize};
 use std::process::Stdio;
 use std::time::Duration;
 use tokio::io::AsyncReadExt;
@@ -33,13 +33,31 @@ pub const STEP_MARK: &str = "CUTOVER_STEP";
 const FENCE_WAIT: Duration = Duration::from_secs(30);
 
 /// [`STEP_MARK`]'s value for `step` in the run `ctx` belongs to.
-pub(crate) fn mark(step: &Step, ctx: &StepContext) -> String {
+pub(crate) fn mark(step: &str, ctx: &StepContext) -> String {
     let run = ctx
         .run_dir
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    format!("{run}/{}", step.id)
+    format!("{run}/{step}")
+}
+
+/// The progress of a step that starts a process (a command, `pg_dump`): its process group, by id
+/// and its leader's start time, so a later fence finds what the attempt started even when a
+/// process drops the mark.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct ProcessGroup {
+    /// Process group id (the leader's pid).
+    pub pgid: i32,
+    /// The leader's start time, in clock ticks since boot (`/proc/PID/stat`).
+    pub pgid_start: u64,
+}
+
+/// A command's undo data: the undo argv as planned when it ran (`None`: nothing to run).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CommandUndo {
+    /// The argv.
+    pub undo: Option<Vec<String>>,
 }
 
 /// What an attempt of a step left running: every process whose environment holds
@@ -102,14 +120,9 @@ async fn stop_leftovers(s: &Spec, pid: Option<u32>) {
 /// out of reach; a cgroup per step would close that gap.
 pub(crate) async fn fence_processes(
     mark: &str,
-    recorded: Option<&Value>,
+    recorded: Option<ProcessGroup>,
 ) -> Result<Option<String>, StepError> {
-    let group = recorded.and_then(|r| {
-        Some((
-            r.get("pgid")?.as_i64()? as i32,
-            r.get("pgid_start")?.as_u64()?,
-        ))
-    });
+    let group = recorded.map(|g| (g.pgid, g.pgid_start));
     let all = || leftovers(mark, group);
     let found = all();
     if found.is_empty() {
@@ -157,26 +170,16 @@ struct Spec {
     mark: String,
 }
 
-fn spec(step: &Step, ctx: &StepContext) -> Result<Spec, StepError> {
-    match &step.params {
-        Params::Command {
-            argv,
-            timeout,
-            env,
-            secret_env,
-            undo,
-            probe,
-            ..
-        } => Ok(Spec {
-            argv: argv.clone(),
-            timeout: Duration::from_millis(timeout.as_millis()),
-            env: env.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
-            secret_env: secret_env.clone(),
-            undo: undo.clone(),
-            probe: probe.clone(),
-            mark: mark(step, ctx),
-        }),
-        _ => Err(StepError(format!("{} is not a command step", step.id))),
+fn spec(step: &Job<CommandParams>, ctx: &StepContext) -> Spec {
+    let p = &step.params;
+    Spec {
+        argv: p.argv.clone(),
+        timeout: Duration::from_millis(p.timeout.as_millis()),
+        env: p.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        secret_env: p.secret_env.clone(),
+        undo: p.undo.clone(),
+        probe: p.probe.clone(),
+        mark: mark(&step.id, ctx),
     }
 }
 
@@ -230,7 +233,10 @@ async fn run_argv(argv: &[String], s: &Spec, ctx: &StepContext) -> Result<i32, S
     if let (Some(pid), Some(progress)) = (pid, &ctx.progress)
         && let Some(start) = crate::procfs::start_ticks(pid as i32)
     {
-        progress.report(json!({ "pgid": pid, "pgid_start": start }));
+        progress.report(&ProcessGroup {
+            pgid: pid as i32,
+            pgid_start: start,
+        });
     }
     let mut stdout = child.stdout.take().expect("piped");
     let mut stderr = child.stderr.take().expect("piped");
@@ -302,14 +308,23 @@ fn tail(stderr: &[u8]) -> String {
     }
 }
 
-fn undo_data(s: &Spec) -> Value {
-    json!({ "undo": s.undo })
+fn undo_data(s: &Spec) -> CommandUndo {
+    CommandUndo {
+        undo: s.undo.clone(),
+    }
 }
 
 impl Driver for CommandDriver {
-    fn run(&self, step: Step, ctx: StepContext) -> BoxFuture<Result<Done, StepError>> {
+    type Params = CommandParams;
+    type Undo = CommandUndo;
+
+    fn run(
+        &self,
+        step: Job<CommandParams>,
+        ctx: StepContext,
+    ) -> BoxFuture<Result<Done<CommandUndo>, StepError>> {
         Box::pin(async move {
-            let s = spec(&step, &ctx)?;
+            let s = spec(&step, &ctx);
             match run_argv(&s.argv, &s, &ctx).await? {
                 0 => Ok(Done {
                     undo: undo_data(&s),
@@ -323,14 +338,16 @@ impl Driver for CommandDriver {
         })
     }
 
-    fn undo(&self, step: Step, undo: Value, ctx: StepContext) -> BoxFuture<Result<(), StepError>> {
+    fn undo(
+        &self,
+        step: Job<CommandParams>,
+        undo: CommandUndo,
+        ctx: StepContext,
+    ) -> BoxFuture<Result<(), StepError>> {
         Box::pin(async move {
-            let s = spec(&step, &ctx)?;
+            let s = spec(&step, &ctx);
             // Exactly what was recorded when the step ran.
-            let argv: Option<Vec<String>> =
-                serde_json::from_value(undo.get("undo").cloned().unwrap_or(Value::Null))
-                    .map_err(|e| StepError(format!("recorded undo data is unreadable: {e}")))?;
-            let Some(argv) = argv else { return Ok(()) };
+            let Some(argv) = undo.undo else { return Ok(()) };
             match run_argv(&argv, &s, &ctx).await? {
                 0 => Ok(()),
                 code => Err(StepError(format!(
@@ -341,9 +358,13 @@ impl Driver for CommandDriver {
         })
     }
 
-    fn probe(&self, step: Step, ctx: StepContext) -> BoxFuture<Result<Option<Probe>, StepError>> {
+    fn probe(
+        &self,
+        step: Job<CommandParams>,
+        ctx: StepContext,
+    ) -> BoxFuture<Result<Option<Probe<CommandUndo>>, StepError>> {
         Box::pin(async move {
-            let s = spec(&step, &ctx)?;
+            let s = spec(&step, &ctx);
             let Some(probe) = s.probe.clone() else {
                 return Ok(None);
             };
@@ -354,7 +375,11 @@ impl Driver for CommandDriver {
         })
     }
 
-    fn fence(&self, step: Step, ctx: StepContext) -> BoxFuture<Result<Option<String>, StepError>> {
-        Box::pin(async move { fence_processes(&mark(&step, &ctx), ctx.resume_from.as_ref()).await })
+    fn fence(
+        &self,
+        step: Job<CommandParams>,
+        ctx: StepContext,
+    ) -> BoxFuture<Result<Option<String>, StepError>> {
+        Box::pin(async move { fence_processes(&mark(&step.id, &ctx), ctx.resumed()).await })
     }
 }

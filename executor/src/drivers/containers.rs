@@ -9,13 +9,13 @@
 //!   waits for their health, so traffic can go back within seconds.
 //! - cleanup removes the retired containers once the release is through (a pivot).
 
-use crate::driver::{BoxFuture, Done, Driver, Probe, StepContext, StepError};
+use crate::driver::{BoxFuture, Done, Driver, Job, Probe, StepContext, StepError};
 use crate::runtime::{
     Container, ContainerRuntime, LABEL_PORT, LABEL_RUN, LABEL_SERVICE, LABEL_STEP, LABEL_VERSION,
     NewContainer,
 };
-use cutover_planner::dag::{Params, Step};
-use serde_json::{Value, json};
+use cutover_planner::dag::{DeployParams, HealthParams, VersionParams};
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -57,15 +57,20 @@ fn rt_err(e: crate::runtime::RuntimeError) -> StepError {
     StepError(e.0)
 }
 
-fn ids(v: &Value) -> Vec<String> {
-    v.get("containers")
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(|x| x.as_str().map(String::from))
-                .collect()
-        })
-        .unwrap_or_default()
+/// A deploy's undo data: the containers it started.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Deployed {
+    /// Their ids.
+    pub containers: Vec<String>,
+}
+
+/// The old containers a retire stops: saved before it stops any, and its undo data.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Retired {
+    /// Their ids.
+    pub containers: Vec<String>,
+    /// Their names, for humans.
+    pub names: Vec<String>,
 }
 
 /// Starts the new version.
@@ -74,7 +79,7 @@ pub struct DeployDriver(pub Arc<dyn ContainerRuntime>);
 /// Removes every container this step (any attempt of it) created.
 async fn remove_created(
     rt: &Arc<dyn ContainerRuntime>,
-    step: &Step,
+    step: &str,
     ctx: &StepContext,
     extra: Vec<String>,
 ) -> Result<(), StepError> {
@@ -82,7 +87,7 @@ async fn remove_created(
     for c in rt
         .list(labels(&[
             (LABEL_RUN, run_id(ctx)),
-            (LABEL_STEP, step.id.clone()),
+            (LABEL_STEP, step.to_string()),
         ]))
         .await
         .map_err(rt_err)?
@@ -99,14 +104,21 @@ async fn remove_created(
 }
 
 impl Driver for DeployDriver {
-    fn run(&self, step: Step, ctx: StepContext) -> BoxFuture<Result<Done, StepError>> {
+    type Params = DeployParams;
+    type Undo = Deployed;
+
+    fn run(
+        &self,
+        step: Job<DeployParams>,
+        ctx: StepContext,
+    ) -> BoxFuture<Result<Done<Deployed>, StepError>> {
         let rt = self.0.clone();
         Box::pin(async move {
             match deploy(&rt, &step, &ctx).await {
                 Ok(done) => Ok(done),
                 Err(e) => {
                     // A failed step is not undone by a rollback: leave no container behind.
-                    match remove_created(&rt, &step, &ctx, Vec::new()).await {
+                    match remove_created(&rt, &step.id, &ctx, Vec::new()).await {
                         Ok(()) => Err(e),
                         Err(e2) => Err(StepError(format!(
                             "{}; removing what it started failed too: {}",
@@ -118,20 +130,27 @@ impl Driver for DeployDriver {
         })
     }
 
-    fn undo(&self, step: Step, undo: Value, ctx: StepContext) -> BoxFuture<Result<(), StepError>> {
+    fn undo(
+        &self,
+        step: Job<DeployParams>,
+        undo: Deployed,
+        ctx: StepContext,
+    ) -> BoxFuture<Result<(), StepError>> {
         let rt = self.0.clone();
-        Box::pin(async move { remove_created(&rt, &step, &ctx, ids(&undo)).await })
+        Box::pin(async move { remove_created(&rt, &step.id, &ctx, undo.containers).await })
     }
 
-    fn probe(&self, step: Step, ctx: StepContext) -> BoxFuture<Result<Option<Probe>, StepError>> {
+    fn probe(
+        &self,
+        step: Job<DeployParams>,
+        ctx: StepContext,
+    ) -> BoxFuture<Result<Option<Probe<Deployed>>, StepError>> {
         let rt = self.0.clone();
         Box::pin(async move {
             // Every container running: done. Anything less: remove what the crashed attempt
             // created (no secrets or images needed for that) and say not done, so a resume runs
             // the step again and a rollback has nothing of it left to undo.
-            let Params::Deploy { ports, .. } = &step.params else {
-                return Ok(None);
-            };
+            let ports = &step.params.ports;
             let found = rt
                 .list(labels(&[
                     (LABEL_RUN, run_id(&ctx)),
@@ -145,11 +164,11 @@ impl Driver for DeployDriver {
                     .any(|c| c.running && c.labels.get(LABEL_PORT) == Some(&p.to_string()))
             };
             if !found.is_empty() && ports.iter().all(up) {
-                return Ok(Some(Probe::Done(
-                    json!({ "containers": found.iter().map(|c| c.id.clone()).collect::<Vec<_>>() }),
-                )));
+                return Ok(Some(Probe::Done(Deployed {
+                    containers: found.iter().map(|c| c.id.clone()).collect(),
+                })));
             }
-            remove_created(&rt, &step, &ctx, Vec::new()).await?;
+            remove_created(&rt, &step.id, &ctx, Vec::new()).await?;
             Ok(Some(Probe::NotDone))
         })
     }
@@ -157,10 +176,10 @@ impl Driver for DeployDriver {
 
 async fn deploy(
     rt: &Arc<dyn ContainerRuntime>,
-    step: &Step,
+    step: &Job<DeployParams>,
     ctx: &StepContext,
-) -> Result<Done, StepError> {
-    let Params::Deploy {
+) -> Result<Done<Deployed>, StepError> {
+    let DeployParams {
         service,
         image,
         version,
@@ -168,10 +187,7 @@ async fn deploy(
         env,
         secret_env,
         ..
-    } = &step.params
-    else {
-        return Err(StepError(format!("{} is not a deploy step", step.id)));
-    };
+    } = &step.params;
     let run = run_id(ctx);
     let mut started = Vec::new();
     for port in ports {
@@ -227,7 +243,9 @@ async fn deploy(
         .map(|p| container_name(service, version, *p))
         .collect();
     Ok(Done {
-        undo: json!({ "containers": started }),
+        undo: Deployed {
+            containers: started,
+        },
         detail: Some(format!("started {} ({image})", names.join(", "))),
     })
 }
@@ -389,20 +407,24 @@ async fn wait_healthy(rt: &Arc<dyn ContainerRuntime>, w: Wait<'_>) -> Result<Dur
 pub struct HealthDriver(pub Arc<dyn ContainerRuntime>);
 
 impl Driver for HealthDriver {
-    fn run(&self, step: Step, _ctx: StepContext) -> BoxFuture<Result<Done, StepError>> {
+    type Params = HealthParams;
+    type Undo = ();
+
+    fn run(
+        &self,
+        step: Job<HealthParams>,
+        _ctx: StepContext,
+    ) -> BoxFuture<Result<Done<()>, StepError>> {
         let rt = self.0.clone();
         Box::pin(async move {
-            let Params::Health {
+            let HealthParams {
                 service,
                 urls,
                 ports,
                 expect_status,
                 interval,
                 timeout,
-            } = &step.params
-            else {
-                return Err(StepError(format!("{} is not a health step", step.id)));
-            };
+            } = &step.params;
             let took = wait_healthy(
                 &rt,
                 Wait {
@@ -417,7 +439,7 @@ impl Driver for HealthDriver {
             )
             .await?;
             Ok(Done {
-                undo: Value::Null,
+                undo: (),
                 detail: Some(format!(
                     "{} healthy after {} ms",
                     urls.join(", "),
@@ -425,19 +447,6 @@ impl Driver for HealthDriver {
                 )),
             })
         })
-    }
-
-    fn undo(
-        &self,
-        _step: Step,
-        _undo: Value,
-        _ctx: StepContext,
-    ) -> BoxFuture<Result<(), StepError>> {
-        Box::pin(async { Ok(()) })
-    }
-
-    fn probe(&self, _step: Step, _ctx: StepContext) -> BoxFuture<Result<Option<Probe>, StepError>> {
-        Box::pin(async { Ok(Some(Probe::NotDone)) })
     }
 }
 
@@ -469,19 +478,16 @@ pub struct RetireDriver(pub Arc<dyn ContainerRuntime>);
 /// re-run, a probe and the undo all start from this list, however far a crashed attempt got.
 async fn retire_list(
     rt: &Arc<dyn ContainerRuntime>,
-    step: &Step,
+    step: &Job<VersionParams>,
     ctx: &StepContext,
-) -> Result<Value, StepError> {
-    let Params::Version {
+) -> Result<Retired, StepError> {
+    let VersionParams {
         service,
         image,
         version,
         ports,
         ..
-    } = &step.params
-    else {
-        return Err(StepError(format!("{} is not a retire step", step.id)));
-    };
+    } = &step.params;
     if let Some(saved) = crate::before::saved(&ctx.run_dir, &step.id) {
         return Ok(saved);
     }
@@ -493,7 +499,10 @@ async fn retire_list(
     }
     // Every container of the old version on these ports, stopped ones included: one a crashed
     // attempt already stopped must be started again by the undo too.
-    let list = json!({ "containers": found.iter().map(|c| c.id.clone()).collect::<Vec<_>>(), "names": found.iter().map(|c| c.name.clone()).collect::<Vec<_>>() });
+    let list = Retired {
+        containers: found.iter().map(|c| c.id.clone()).collect(),
+        names: found.iter().map(|c| c.name.clone()).collect(),
+    };
     crate::before::saved_before(&ctx.run_dir, &step.id, || Ok(list))
 }
 
@@ -501,10 +510,10 @@ async fn retire_list(
 /// only containers of the old version count).
 async fn start_all(
     rt: &Arc<dyn ContainerRuntime>,
-    step: &Step,
-    list: &Value,
+    step: &Job<VersionParams>,
+    list: &Retired,
 ) -> Result<(), StepError> {
-    let Params::Version {
+    let VersionParams {
         service,
         version,
         health_urls,
@@ -512,14 +521,11 @@ async fn start_all(
         health_status,
         health_timeout,
         ..
-    } = &step.params
-    else {
-        return Err(StepError(format!("{} is not a retire step", step.id)));
-    };
-    for id in ids(list) {
-        rt.start(id).await.map_err(rt_err)?;
+    } = &step.params;
+    for id in &list.containers {
+        rt.start(id.clone()).await.map_err(rt_err)?;
     }
-    if !ids(list).is_empty() {
+    if !list.containers.is_empty() {
         wait_healthy(
             rt,
             Wait {
@@ -537,15 +543,22 @@ async fn start_all(
     Ok(())
 }
 
-async fn stop_all(rt: &Arc<dyn ContainerRuntime>, list: &Value) -> Result<(), StepError> {
-    for id in ids(list) {
-        rt.stop(id, STOP_GRACE).await.map_err(rt_err)?;
+async fn stop_all(rt: &Arc<dyn ContainerRuntime>, list: &Retired) -> Result<(), StepError> {
+    for id in &list.containers {
+        rt.stop(id.clone(), STOP_GRACE).await.map_err(rt_err)?;
     }
     Ok(())
 }
 
 impl Driver for RetireDriver {
-    fn run(&self, step: Step, ctx: StepContext) -> BoxFuture<Result<Done, StepError>> {
+    type Params = VersionParams;
+    type Undo = Retired;
+
+    fn run(
+        &self,
+        step: Job<VersionParams>,
+        ctx: StepContext,
+    ) -> BoxFuture<Result<Done<Retired>, StepError>> {
         let rt = self.0.clone();
         Box::pin(async move {
             let list = retire_list(&rt, &step, &ctx).await?;
@@ -558,17 +571,14 @@ impl Driver for RetireDriver {
                 };
                 return Err(StepError(format!("{}{back}", e.0)));
             }
-            let names: Vec<&str> = list["names"]
-                .as_array()
-                .map(|a| a.iter().filter_map(Value::as_str).collect())
-                .unwrap_or_default();
+            let names = &list.names;
             let what = if names.is_empty() {
                 "nothing was running".to_string()
             } else {
                 format!("stopped {}", names.join(", "))
             };
             Ok(Done {
-                undo: list.clone(),
+                undo: list,
                 detail: Some(format!(
                     "{what} in {} ms (kept for rollback)",
                     t0.elapsed().as_millis()
@@ -577,31 +587,37 @@ impl Driver for RetireDriver {
         })
     }
 
-    fn undo(&self, step: Step, undo: Value, _ctx: StepContext) -> BoxFuture<Result<(), StepError>> {
+    fn undo(
+        &self,
+        step: Job<VersionParams>,
+        undo: Retired,
+        _ctx: StepContext,
+    ) -> BoxFuture<Result<(), StepError>> {
         let rt = self.0.clone();
         Box::pin(async move { start_all(&rt, &step, &undo).await })
     }
 
-    fn probe(&self, step: Step, ctx: StepContext) -> BoxFuture<Result<Option<Probe>, StepError>> {
+    fn probe(
+        &self,
+        step: Job<VersionParams>,
+        ctx: StepContext,
+    ) -> BoxFuture<Result<Option<Probe<Retired>>, StepError>> {
         let rt = self.0.clone();
         Box::pin(async move {
             // No saved list: nothing was stopped. All of the list stopped: done. Part of it:
             // start those again and say not done, so a resume stops them all (the step runs
             // again) and a rollback has nothing of it left to undo.
-            let Some(list) = crate::before::saved(&ctx.run_dir, &step.id) else {
+            let Some(list) = crate::before::saved::<Retired>(&ctx.run_dir, &step.id) else {
                 return Ok(Some(Probe::NotDone));
             };
-            let Params::Version {
+            let VersionParams {
                 service,
                 version,
                 ports,
                 ..
-            } = &step.params
-            else {
-                return Ok(None);
-            };
+            } = &step.params;
             let now = old_containers(&rt, service, version, ports).await?;
-            let wanted = ids(&list);
+            let wanted = &list.containers;
             if now
                 .iter()
                 .filter(|c| wanted.contains(&c.id))
@@ -619,18 +635,22 @@ impl Driver for RetireDriver {
 pub struct CleanupDriver(pub Arc<dyn ContainerRuntime>);
 
 impl Driver for CleanupDriver {
-    fn run(&self, step: Step, _ctx: StepContext) -> BoxFuture<Result<Done, StepError>> {
+    type Params = VersionParams;
+    type Undo = ();
+
+    fn run(
+        &self,
+        step: Job<VersionParams>,
+        _ctx: StepContext,
+    ) -> BoxFuture<Result<Done<()>, StepError>> {
         let rt = self.0.clone();
         Box::pin(async move {
-            let Params::Version {
+            let VersionParams {
                 service,
                 version,
                 ports,
                 ..
-            } = &step.params
-            else {
-                return Err(StepError(format!("{} is not a cleanup step", step.id)));
-            };
+            } = &step.params;
             let found = old_containers(&rt, service, version, ports).await?;
             if let Some(c) = found.iter().find(|c| c.running) {
                 return Err(StepError(format!(
@@ -643,7 +663,7 @@ impl Driver for CleanupDriver {
             }
             let names: Vec<&str> = found.iter().map(|c| c.name.as_str()).collect();
             Ok(Done {
-                undo: Value::Null,
+                undo: (),
                 detail: Some(if names.is_empty() {
                     "nothing left to remove".into()
                 } else {
@@ -655,8 +675,8 @@ impl Driver for CleanupDriver {
 
     fn undo(
         &self,
-        step: Step,
-        _undo: Value,
+        step: Job<VersionParams>,
+        _undo: (),
         _ctx: StepContext,
     ) -> BoxFuture<Result<(), StepError>> {
         Box::pin(async move {
@@ -667,10 +687,7 @@ impl Driver for CleanupDriver {
         })
     }
 
-    fn probe(&self, _step: Step, _ctx: StepContext) -> BoxFuture<Result<Option<Probe>, StepError>> {
-        // Removing again is a no-op.
-        Box::pin(async { Ok(Some(Probe::NotDone)) })
-    }
+    // The default probe (not done): removing again is a no-op.
 }
 
 #[cfg(test)]

@@ -7,12 +7,11 @@
 //! recorded start (as Argo Rollouts persists a pause's start). A pause whose time ran out while
 //! the run was stopped ends at once.
 
-use crate::driver::{BoxFuture, Done, Driver, Probe, StepContext, StepError};
+use crate::driver::{BoxFuture, Done, Driver, Job, StepContext, StepError};
 use chrono::{DateTime, Utc};
-use cutover_planner::dag::{Params, Step};
+use cutover_planner::dag::PauseParams;
 use cutover_planner::duration::Duration as SpecDuration;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use std::time::Duration;
 
 /// Sleeps for the step's duration, or for what is left of it.
@@ -37,22 +36,22 @@ pub fn remaining(
 }
 
 impl Driver for PauseDriver {
-    fn run(&self, step: Step, ctx: StepContext) -> BoxFuture<Result<Done, StepError>> {
+    type Params = PauseParams;
+    type Undo = ();
+
+    fn run(
+        &self,
+        step: Job<PauseParams>,
+        ctx: StepContext,
+    ) -> BoxFuture<Result<Done<()>, StepError>> {
         Box::pin(async move {
-            let Params::Pause { duration, .. } = step.params else {
-                return Err(StepError(format!("{} is not a pause step", step.id)));
-            };
-            let earlier: Option<PauseProgress> = ctx
-                .resume_from
-                .clone()
-                .and_then(|p| serde_json::from_value(p).ok());
+            let duration = step.params.duration;
+            let earlier: Option<PauseProgress> = ctx.resumed();
             let progress = earlier.unwrap_or_else(|| PauseProgress {
                 started_at: Utc::now(),
             });
-            if earlier.is_none()
-                && let Some(p) = &ctx.progress
-            {
-                p.report(serde_json::to_value(progress).map_err(|e| StepError(e.to_string()))?);
+            if earlier.is_none() {
+                ctx.report(&progress);
             }
             let left = remaining(duration, progress.started_at, Utc::now());
             if !left.is_zero() {
@@ -66,24 +65,10 @@ impl Driver for PauseDriver {
                 ),
             };
             Ok(Done {
-                undo: Value::Null,
+                undo: (),
                 detail: Some(detail),
             })
         })
-    }
-
-    fn undo(
-        &self,
-        _step: Step,
-        _undo: Value,
-        _ctx: StepContext,
-    ) -> BoxFuture<Result<(), StepError>> {
-        Box::pin(async { Ok(()) })
-    }
-
-    fn probe(&self, _step: Step, _ctx: StepContext) -> BoxFuture<Result<Option<Probe>, StepError>> {
-        // An interrupted pause is not done; its re-run waits what is left.
-        Box::pin(async { Ok(Some(Probe::NotDone)) })
     }
 
     fn interruptible(&self) -> bool {

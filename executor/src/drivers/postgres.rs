@@ -17,12 +17,12 @@
 //! - **Secrets.** Connection URLs come from the environment variable the spec names; `pg_dump`
 //!   gets the password through `PGPASSWORD`, never on its command line.
 
-use crate::driver::{BoxFuture, Done, Driver, Probe, StepContext, StepError};
+use crate::driver::{BoxFuture, Done, Driver, Job, Probe, StepContext, StepError};
 use crate::drivers::pgstmt::{self, Effect, Name};
 use crate::drivers::pgurl::ClientTarget;
-use cutover_planner::dag::{DatabaseCheck, Params, Step};
+use cutover_planner::dag::{BackfillParams, BackupParams, DatabaseCheck, MigrateParams};
 use cutover_planner::duration::Duration as SpecDuration;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use sqlx::postgres::{PgConnectOptions, PgConnection};
 use sqlx::{ConnectOptions, Connection, Row};
@@ -432,8 +432,8 @@ fn run_id(ctx: &StepContext) -> String {
         .unwrap_or_default()
 }
 
-fn migration(step: &Step) -> Result<Migration, StepError> {
-    let Params::Migrate {
+fn migration(step: &Job<MigrateParams>) -> Result<Migration, StepError> {
+    let MigrateParams {
         database,
         url_env,
         version,
@@ -447,10 +447,7 @@ fn migration(step: &Step) -> Result<Migration, StepError> {
         records_history,
         refinery_checksum,
         ..
-    } = &step.params
-    else {
-        return Err(StepError(format!("{} is not a migrate step", step.id)));
-    };
+    } = &step.params;
     let name = file
         .trim_end_matches(".sql")
         .split_once("__")
@@ -475,9 +472,30 @@ fn migration(step: &Step) -> Result<Migration, StepError> {
     })
 }
 
+/// A migration's undo data: what a rollback runs, as planned when the step ran.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MigrateUndo {
+    /// Migration version.
+    pub version: i32,
+    /// `expand` or `contract`.
+    pub phase: String,
+    /// The SQL that undoes it; `None`: it cannot be undone.
+    pub undo_sql: Option<String>,
+    /// The step wrote refinery's history row (the undo removes it).
+    pub history: bool,
+    /// The undo runs in one transaction.
+    pub transactional: bool,
+}
+
 impl Migration {
-    fn undo_data(&self) -> Value {
-        json!({ "version": self.version, "phase": self.phase, "undo_sql": self.undo_sql, "history": self.records_history, "transactional": self.transactional })
+    fn undo_data(&self) -> MigrateUndo {
+        MigrateUndo {
+            version: self.version,
+            phase: self.phase.clone(),
+            undo_sql: self.undo_sql.clone(),
+            history: self.records_history,
+            transactional: self.transactional,
+        }
     }
 
     /// Whether this phase is recorded as applied; refuses if it was applied with other content.
@@ -880,19 +898,39 @@ async fn forget(
 pub struct MigrateDriver;
 
 impl Driver for MigrateDriver {
-    fn run(&self, step: Step, ctx: StepContext) -> BoxFuture<Result<Done, StepError>> {
+    type Params = MigrateParams;
+    type Undo = MigrateUndo;
+
+    fn run(
+        &self,
+        step: Job<MigrateParams>,
+        ctx: StepContext,
+    ) -> BoxFuture<Result<Done<MigrateUndo>, StepError>> {
         Box::pin(migrate(step, run_id(&ctx), ctx.attempt))
     }
 
-    fn undo(&self, step: Step, undo: Value, _ctx: StepContext) -> BoxFuture<Result<(), StepError>> {
+    fn undo(
+        &self,
+        step: Job<MigrateParams>,
+        undo: MigrateUndo,
+        _ctx: StepContext,
+    ) -> BoxFuture<Result<(), StepError>> {
         Box::pin(unmigrate(step, undo))
     }
 
-    fn probe(&self, step: Step, ctx: StepContext) -> BoxFuture<Result<Option<Probe>, StepError>> {
+    fn probe(
+        &self,
+        step: Job<MigrateParams>,
+        ctx: StepContext,
+    ) -> BoxFuture<Result<Option<Probe<MigrateUndo>>, StepError>> {
         Box::pin(probe_migration(step, run_id(&ctx)))
     }
 
-    fn fence(&self, step: Step, ctx: StepContext) -> BoxFuture<Result<Option<String>, StepError>> {
+    fn fence(
+        &self,
+        step: Job<MigrateParams>,
+        ctx: StepContext,
+    ) -> BoxFuture<Result<Option<String>, StepError>> {
         Box::pin(async move {
             let m = migration(&step)?;
             // The dead attempt's statement runs under the step's statement_timeout, so it ends by
@@ -903,7 +941,11 @@ impl Driver for MigrateDriver {
     }
 }
 
-async fn migrate(step: Step, run_id: String, attempt: u32) -> Result<Done, StepError> {
+async fn migrate(
+    step: Job<MigrateParams>,
+    run_id: String,
+    attempt: u32,
+) -> Result<Done<MigrateUndo>, StepError> {
     let m = Migration {
         run_id,
         ..migration(&step)?
@@ -922,7 +964,11 @@ async fn migrate(step: Step, run_id: String, attempt: u32) -> Result<Done, StepE
 }
 
 impl Migration {
-    async fn apply(&self, migrator: &mut Migrator, attempt: u32) -> Result<Done, StepError> {
+    async fn apply(
+        &self,
+        migrator: &mut Migrator,
+        attempt: u32,
+    ) -> Result<Done<MigrateUndo>, StepError> {
         let conn = &mut migrator.conn;
         // A transactional migration creates the bookkeeping tables in its own transaction.
         if !self.transactional {
@@ -969,11 +1015,10 @@ impl Migration {
             let preexisting = self.run_non_transactional(conn, attempt).await?;
             if !preexisting.is_empty() {
                 let mut undo = self.undo_data();
-                undo["undo_sql"] = json!(
-                    self.undo_sql
-                        .as_deref()
-                        .map(|u| without_drops_of(u, &preexisting))
-                );
+                undo.undo_sql = self
+                    .undo_sql
+                    .as_deref()
+                    .map(|u| without_drops_of(u, &preexisting));
                 return Ok(Done {
                     undo,
                     detail: Some(format!(
@@ -1003,27 +1048,16 @@ impl Migration {
     }
 }
 
-async fn unmigrate(step: Step, undo: Value) -> Result<(), StepError> {
+async fn unmigrate(step: Job<MigrateParams>, undo: MigrateUndo) -> Result<(), StepError> {
     let m = migration(&step)?;
     // Exactly what was recorded when the step ran.
-    let undo_sql = undo
-        .get("undo_sql")
-        .and_then(Value::as_str)
-        .ok_or_else(|| {
-            StepError(format!(
-                "{} recorded no undo SQL; it cannot be undone",
-                step.id
-            ))
-        })?
-        .to_string();
-    let history = undo
-        .get("history")
-        .and_then(Value::as_bool)
-        .unwrap_or(m.records_history);
-    let transactional = undo
-        .get("transactional")
-        .and_then(Value::as_bool)
-        .unwrap_or(m.transactional);
+    let undo_sql = undo.undo_sql.ok_or_else(|| {
+        StepError(format!(
+            "{} recorded no undo SQL; it cannot be undone",
+            step.id
+        ))
+    })?;
+    let (history, transactional) = (undo.history, undo.transactional);
     let mut slot = migrator(&m.url_env, &m.database).await?;
     let conn = &mut slot
         .as_mut()
@@ -1107,7 +1141,10 @@ fn without_drops_of(undo_sql: &str, kept: &[String]) -> String {
 ///   starts clean), an index to drop when it is gone. All done: the bookkeeping the dead attempt
 ///   did not write is written now, and the step is done. None done: not done. Some: partial.
 ///   A statement the catalog cannot judge leaves the step to the operator (`None`).
-async fn probe_migration(step: Step, run_id: String) -> Result<Option<Probe>, StepError> {
+async fn probe_migration(
+    step: Job<MigrateParams>,
+    run_id: String,
+) -> Result<Option<Probe<MigrateUndo>>, StepError> {
     let m = Migration {
         run_id,
         ..migration(&step)?
@@ -1139,7 +1176,10 @@ impl Migration {
             .collect()
     }
 
-    async fn judge(&self, migrator: &mut Migrator) -> Result<Option<Probe>, StepError> {
+    async fn judge(
+        &self,
+        migrator: &mut Migrator,
+    ) -> Result<Option<Probe<MigrateUndo>>, StepError> {
         let conn = &mut migrator.conn;
         if self.applied(conn, migrator.tables_ready).await? {
             return Ok(Some(Probe::Done(self.undo_data())));
@@ -1167,7 +1207,10 @@ impl Migration {
     }
 
     /// The catalog's verdict on each statement; `Done` when all are done (the caller records it).
-    async fn judge_statements(&self, conn: &mut PgConnection) -> Result<Option<Probe>, StepError> {
+    async fn judge_statements(
+        &self,
+        conn: &mut PgConnection,
+    ) -> Result<Option<Probe<MigrateUndo>>, StepError> {
         let (mut done, mut judged) = (0, 0);
         for stmt in &self.sql {
             match pgstmt::effect(stmt) {
@@ -1257,20 +1300,35 @@ async fn run_tool(
 /// sha256 recorded.
 pub struct BackupDriver;
 
+/// A backup's undo data: the dump, which a restore past a pivot checks and reads.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BackupDump {
+    /// The dump file.
+    pub path: String,
+    /// Its size in bytes.
+    pub size: u64,
+    /// Its sha256, hex.
+    pub sha256: String,
+}
+
 impl Driver for BackupDriver {
-    fn run(&self, step: Step, ctx: StepContext) -> BoxFuture<Result<Done, StepError>> {
+    type Params = BackupParams;
+    type Undo = BackupDump;
+
+    fn run(
+        &self,
+        step: Job<BackupParams>,
+        ctx: StepContext,
+    ) -> BoxFuture<Result<Done<BackupDump>, StepError>> {
         Box::pin(async move {
-            let Params::Backup {
+            let BackupParams {
                 database,
                 url_env,
                 dir,
-            } = &step.params
-            else {
-                return Err(StepError(format!("{} is not a backup step", step.id)));
-            };
+            } = &step.params;
             let target = ClientTarget::of(&url_from_env(url_env, database)?)
                 .map_err(|e| StepError(format!("`{url_env}`: {}", e.0)))?;
-            let mark = crate::drivers::command::mark(&step, &ctx);
+            let mark = crate::drivers::command::mark(&step.id, &ctx);
             let dir = ctx.spec_dir.join(dir);
             std::fs::create_dir_all(&dir)
                 .map_err(|e| StepError(format!("cannot create {}: {e}", dir.display())))?;
@@ -1314,7 +1372,11 @@ impl Driver for BackupDriver {
                 .collect::<String>();
             let path_s = path.display().to_string();
             Ok(Done {
-                undo: json!({ "path": path_s, "size": bytes.len(), "sha256": sha }),
+                undo: BackupDump {
+                    path: path_s.clone(),
+                    size: bytes.len() as u64,
+                    sha256: sha.clone(),
+                },
                 detail: Some(format!(
                     "{path_s} ({} bytes, sha256 {})",
                     bytes.len(),
@@ -1324,35 +1386,28 @@ impl Driver for BackupDriver {
         })
     }
 
-    fn undo(
-        &self,
-        _step: Step,
-        _undo: Value,
-        _ctx: StepContext,
-    ) -> BoxFuture<Result<(), StepError>> {
-        // The dump is kept: it is what a restore past a pivot would use.
-        Box::pin(async { Ok(()) })
-    }
+    // The default undo (nothing): the dump is kept, it is what a restore past a pivot would
+    // use. The default probe (not done): dumping again is harmless (once the fence has stopped
+    // the dead attempt's pg_dump).
 
     fn restore(
         &self,
-        step: Step,
-        undo: Value,
+        step: Job<BackupParams>,
+        undo: BackupDump,
         ctx: StepContext,
     ) -> BoxFuture<Result<String, StepError>> {
         Box::pin(restore_backup(step, undo, ctx))
     }
 
-    fn probe(&self, _step: Step, _ctx: StepContext) -> BoxFuture<Result<Option<Probe>, StepError>> {
-        // Dumping again is harmless (once the fence has stopped the dead attempt's pg_dump).
-        Box::pin(async { Ok(Some(Probe::NotDone)) })
-    }
-
-    fn fence(&self, step: Step, ctx: StepContext) -> BoxFuture<Result<Option<String>, StepError>> {
+    fn fence(
+        &self,
+        step: Job<BackupParams>,
+        ctx: StepContext,
+    ) -> BoxFuture<Result<Option<String>, StepError>> {
         // A pg_dump of a dead executor would write the same .partial file as the next attempt.
         Box::pin(async move {
             crate::drivers::command::fence_processes(
-                &crate::drivers::command::mark(&step, &ctx),
+                &crate::drivers::command::mark(&step.id, &ctx),
                 None,
             )
             .await
@@ -1533,8 +1588,22 @@ struct Backfill {
     batch_sql: String,
 }
 
-fn backfill(step: &Step) -> Result<Backfill, StepError> {
-    let Params::Backfill {
+/// A backfill's progress, recorded after every batch: a resume continues after `cursor`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BackfillProgress {
+    /// The key the last committed batch ended at.
+    pub cursor: i64,
+    /// Rows changed so far.
+    pub rows: u64,
+    /// The last key when the walk began (`None`: the table was empty).
+    pub end: Option<i64>,
+    /// A line for humans, about once a second.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+fn backfill(step: &Job<BackfillParams>) -> Backfill {
+    let BackfillParams {
         database,
         url_env,
         table,
@@ -1544,11 +1613,8 @@ fn backfill(step: &Step) -> Result<Backfill, StepError> {
         batch_size,
         pause,
         batch_sql,
-    } = &step.params
-    else {
-        return Err(StepError(format!("{} is not a backfill step", step.id)));
-    };
-    Ok(Backfill {
+    } = &step.params;
+    Backfill {
         database: database.clone(),
         url_env: url_env.clone(),
         table: table.clone(),
@@ -1558,31 +1624,39 @@ fn backfill(step: &Step) -> Result<Backfill, StepError> {
         batch_size: *batch_size,
         pause: *pause,
         batch_sql: batch_sql.clone(),
-    })
+    }
 }
 
 impl Driver for BackfillDriver {
-    fn run(&self, step: Step, ctx: StepContext) -> BoxFuture<Result<Done, StepError>> {
+    type Params = BackfillParams;
+    type Undo = ();
+
+    fn run(
+        &self,
+        step: Job<BackfillParams>,
+        ctx: StepContext,
+    ) -> BoxFuture<Result<Done<()>, StepError>> {
         Box::pin(run_backfill(step, ctx))
     }
 
-    fn undo(
-        &self,
-        _step: Step,
-        _undo: Value,
-        _ctx: StepContext,
-    ) -> BoxFuture<Result<(), StepError>> {
-        // Undoing the expand step drops the new column; the copy has nothing of its own to undo.
-        Box::pin(async { Ok(()) })
-    }
+    // The default undo (nothing): undoing the expand step drops the new column; the copy has
+    // nothing of its own to undo.
 
-    fn probe(&self, step: Step, _ctx: StepContext) -> BoxFuture<Result<Option<Probe>, StepError>> {
+    fn probe(
+        &self,
+        step: Job<BackfillParams>,
+        _ctx: StepContext,
+    ) -> BoxFuture<Result<Option<Probe<()>>, StepError>> {
         Box::pin(probe_backfill(step))
     }
 
-    fn fence(&self, step: Step, ctx: StepContext) -> BoxFuture<Result<Option<String>, StepError>> {
+    fn fence(
+        &self,
+        step: Job<BackfillParams>,
+        ctx: StepContext,
+    ) -> BoxFuture<Result<Option<String>, StepError>> {
         Box::pin(async move {
-            let b = backfill(&step)?;
+            let b = backfill(&step);
             // A batch is one short statement; one still running a minute on is stuck.
             fence_database(
                 &b.url_env,
@@ -1595,32 +1669,19 @@ impl Driver for BackfillDriver {
     }
 }
 
-async fn run_backfill(step: Step, ctx: StepContext) -> Result<Done, StepError> {
-    let b = backfill(&step)?;
+async fn run_backfill(step: Job<BackfillParams>, ctx: StepContext) -> Result<Done<()>, StepError> {
+    let b = backfill(&step);
     let mut conn = connect(&b.url_env, &b.database, "backfill").await?;
     let started = std::time::Instant::now();
     // Where the last committed batch ended (a resume continues after it).
-    let mut cursor: Option<i64> = ctx
-        .resume_from
-        .as_ref()
-        .and_then(|p| p.get("cursor"))
-        .and_then(Value::as_i64);
-    let mut rows: u64 = ctx
-        .resume_from
-        .as_ref()
-        .and_then(|p| p.get("rows"))
-        .and_then(Value::as_u64)
-        .unwrap_or(0);
+    let resumed: Option<BackfillProgress> = ctx.resumed();
+    let mut cursor: Option<i64> = resumed.as_ref().map(|p| p.cursor);
+    let mut rows: u64 = resumed.as_ref().map_or(0, |p| p.rows);
     // Rows inserted after the expand step get the new column from the sync trigger, so the walk
     // ends at the last key that existed when it began (kept in the progress for resumes);
     // chasing a live table's tail would never finish under steady inserts.
     let last_key_sql = format!("SELECT max({})::bigint FROM {}", b.key, b.table);
-    let end: Option<i64> = match ctx
-        .resume_from
-        .as_ref()
-        .and_then(|p| p.get("end"))
-        .and_then(Value::as_i64)
-    {
+    let end: Option<i64> = match resumed.as_ref().and_then(|p| p.end) {
         Some(e) => Some(e),
         None => sqlx::query_scalar(&last_key_sql)
             .fetch_one(&mut *conn)
@@ -1671,7 +1732,7 @@ async fn run_backfill(step: Step, ctx: StepContext) -> Result<Done, StepError> {
             .map_err(err)?;
         if cursor.is_none() {
             return Ok(Done {
-                undo: Value::Null,
+                undo: (),
                 detail: Some(format!("`{}` is empty: nothing to copy", b.table)),
             });
         }
@@ -1738,16 +1799,21 @@ async fn run_backfill(step: Step, ctx: StepContext) -> Result<Done, StepError> {
         cursor = Some(upper);
         if let Some(p) = &ctx.progress {
             let secs = started.elapsed().as_secs_f64().max(0.001);
-            let mut data = json!({ "cursor": upper, "rows": rows, "end": end });
+            let mut data = BackfillProgress {
+                cursor: upper,
+                rows,
+                end,
+                message: None,
+            };
             // A human line about once a second; the cursor every batch.
             if last_report.elapsed() >= Duration::from_secs(1) {
                 last_report = std::time::Instant::now();
-                data["message"] = json!(format!(
+                data.message = Some(format!(
                     "{rows} of about {estimate} rows, {:.0} rows/s",
                     rows as f64 / secs
                 ));
             }
-            p.report(data);
+            p.report(&data);
         }
         if !b.pause.is_zero() {
             tokio::time::sleep(Duration::from_millis(b.pause.as_millis())).await;
@@ -1756,7 +1822,7 @@ async fn run_backfill(step: Step, ctx: StepContext) -> Result<Done, StepError> {
     let secs = started.elapsed().as_secs_f64().max(0.001);
     conn.release().await;
     Ok(Done {
-        undo: Value::Null,
+        undo: (),
         detail: Some(format!(
             "copied {} into {} on {rows} rows in {secs:.1}s ({:.0} rows/s)",
             b.from,
@@ -1766,8 +1832,8 @@ async fn run_backfill(step: Step, ctx: StepContext) -> Result<Done, StepError> {
     })
 }
 
-async fn probe_backfill(step: Step) -> Result<Option<Probe>, StepError> {
-    let b = backfill(&step)?;
+async fn probe_backfill(step: Job<BackfillParams>) -> Result<Option<Probe<()>>, StepError> {
+    let b = backfill(&step);
     let mut conn = connect(&b.url_env, &b.database, "probe").await?;
     let left: bool = sqlx::query_scalar(&format!(
         "SELECT EXISTS (SELECT 1 FROM {} WHERE {} IS DISTINCT FROM {})",
@@ -1779,28 +1845,22 @@ async fn probe_backfill(step: Step) -> Result<Option<Probe>, StepError> {
     Ok(Some(if left {
         Probe::NotDone
     } else {
-        Probe::Done(Value::Null)
+        Probe::Done(())
     }))
 }
 
 /// Restores a database from the dump a backup step recorded: checks the file against its recorded
 /// sha256, drops the database (closing its connections) and recreates it from the dump. Writes
 /// made since the backup are lost; only an explicit `rollback --restore-backup` gets here.
-async fn restore_backup(step: Step, undo: Value, ctx: StepContext) -> Result<String, StepError> {
-    let Params::Backup {
+async fn restore_backup(
+    step: Job<BackupParams>,
+    undo: BackupDump,
+    ctx: StepContext,
+) -> Result<String, StepError> {
+    let BackupParams {
         database, url_env, ..
-    } = &step.params
-    else {
-        return Err(StepError(format!("{} is not a backup step", step.id)));
-    };
-    let path = undo
-        .get("path")
-        .and_then(Value::as_str)
-        .ok_or_else(|| StepError(format!("{} recorded no dump path", step.id)))?;
-    let sha = undo
-        .get("sha256")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
+    } = &step.params;
+    let (path, sha) = (undo.path.as_str(), undo.sha256.as_str());
     let bytes = std::fs::read(path)
         .map_err(|e| StepError(format!("cannot read the backup {path}: {e}")))?;
     let actual = Sha256::digest(&bytes)
@@ -1844,7 +1904,7 @@ async fn restore_backup(step: Step, undo: Value, ctx: StepContext) -> Result<Str
         .map_err(|e| StepError(format!("cannot drop `{dbname}` to restore it: {}", err(e))))?;
     let _ = admin.close().await;
     let admin = admin_target;
-    let mark = crate::drivers::command::mark(&step, &ctx);
+    let mark = crate::drivers::command::mark(&step.id, &ctx);
     run_tool(&pg_program("pg_restore"), &["--create", "--exit-on-error", "--no-password", "--dbname", &admin.url, path], admin.password.as_deref(), &mark)
         .await
         .map_err(|e| StepError(format!("{}; database `{dbname}` was dropped and is not restored: restore it by hand with `pg_restore --create --dbname <maintenance database URL> {path}` once the cause is fixed (the dump is intact: sha256 {sha})", e.0)))?;

@@ -9,9 +9,8 @@
 //! `lock_timeout` (which would make DDL wait) are reported. Then the images and the router.
 //! Nothing to undo.
 
-use crate::driver::{BoxFuture, Done, Driver, Probe, StepContext, StepError};
-use cutover_planner::dag::{Params, ProgramCheck, Step};
-use serde_json::Value;
+use crate::driver::{BoxFuture, Done, Driver, Job, StepContext, StepError};
+use cutover_planner::dag::{Params, PreflightParams, ProgramCheck};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
@@ -153,12 +152,12 @@ pub fn check_environment(
     programs: bool,
 ) -> Result<(), StepError> {
     for step in plan.steps() {
-        if let Params::Preflight {
+        if let Params::Preflight(PreflightParams {
             databases,
             secret_env,
             programs: to_start,
             ..
-        } = &step.params
+        }) = &step.params
         {
             for db in databases {
                 check_url(&db.url_env, &db.name)?;
@@ -176,10 +175,17 @@ pub fn check_environment(
 pub struct PreflightDriver(pub std::sync::Arc<dyn crate::runtime::ContainerRuntime>);
 
 impl Driver for PreflightDriver {
-    fn run(&self, step: Step, ctx: StepContext) -> BoxFuture<Result<Done, StepError>> {
+    type Params = PreflightParams;
+    type Undo = ();
+
+    fn run(
+        &self,
+        step: Job<PreflightParams>,
+        ctx: StepContext,
+    ) -> BoxFuture<Result<Done<()>, StepError>> {
         let rt = self.0.clone();
         Box::pin(async move {
-            let Params::Preflight {
+            let PreflightParams {
                 databases,
                 images,
                 router,
@@ -188,10 +194,7 @@ impl Driver for PreflightDriver {
                 secret_env,
                 programs,
                 ..
-            } = &step.params
-            else {
-                return Err(StepError(format!("{} is not a preflight step", step.id)));
-            };
+            } = &step.params;
             let mut details = Vec::new();
             // The environment first (cheap, and the most precise message for a variable that is
             // both a `url_env` and a `secret_env`), then the servers.
@@ -238,23 +241,11 @@ impl Driver for PreflightDriver {
                 details.join("; ")
             };
             Ok(Done {
-                undo: Value::Null,
+                undo: (),
                 detail: Some(detail),
             })
         })
     }
 
-    fn undo(
-        &self,
-        _step: Step,
-        _undo: Value,
-        _ctx: StepContext,
-    ) -> BoxFuture<Result<(), StepError>> {
-        Box::pin(async { Ok(()) })
-    }
-
-    fn probe(&self, _step: Step, _ctx: StepContext) -> BoxFuture<Result<Option<Probe>, StepError>> {
-        // Checking again is harmless.
-        Box::pin(async { Ok(Some(Probe::NotDone)) })
-    }
+    // The default probe (not done): checking again is harmless.
 }

@@ -9,35 +9,28 @@
 //!   judge (inconclusive). A failed gate makes the run roll back (`on_failure = "rollback"`); an
 //!   inconclusive one pauses the run whatever `on_failure` says, as Argo Rollouts does.
 
-use crate::driver::{BoxFuture, Done, Driver, Probe, StepContext, StepError};
-use crate::router::{Observation, from_params};
-use cutover_planner::dag::{Params, Step};
-use serde_json::Value;
+use crate::driver::{BoxFuture, Done, Driver, Job, Probe, StepContext, StepError};
+use crate::router::{Observation, RouterBefore, from_params};
+use cutover_planner::dag::{AnalysisParams, ShiftParams};
 use std::sync::Arc;
 
 /// Moves traffic.
 pub struct ShiftDriver;
 
 impl Driver for ShiftDriver {
-    fn run(&self, step: Step, ctx: StepContext) -> BoxFuture<Result<Done, StepError>> {
+    type Params = ShiftParams;
+    type Undo = RouterBefore;
+
+    fn run(
+        &self,
+        step: Job<ShiftParams>,
+        ctx: StepContext,
+    ) -> BoxFuture<Result<Done<RouterBefore>, StepError>> {
         Box::pin(async move {
-            let Params::Shift {
-                upstream,
-                router,
-                servers,
-                ..
-            } = &step.params
-            else {
-                return Err(StepError(format!("{} is not a shift step", step.id)));
-            };
-            let r = from_params(router, &ctx.spec_dir)?;
+            let p = step.params;
+            let r = from_params(&p.router, &ctx.spec_dir)?;
             let (undo, detail) = r
-                .apply(
-                    upstream.clone(),
-                    servers.clone(),
-                    ctx.run_dir.clone(),
-                    step.id.clone(),
-                )
+                .apply(p.upstream, p.servers, ctx.run_dir.clone(), step.id)
                 .await?;
             Ok(Done {
                 undo,
@@ -46,29 +39,31 @@ impl Driver for ShiftDriver {
         })
     }
 
-    fn undo(&self, step: Step, undo: Value, ctx: StepContext) -> BoxFuture<Result<(), StepError>> {
+    fn undo(
+        &self,
+        step: Job<ShiftParams>,
+        undo: RouterBefore,
+        ctx: StepContext,
+    ) -> BoxFuture<Result<(), StepError>> {
         Box::pin(async move {
-            let Params::Shift { router, .. } = &step.params else {
-                return Err(StepError(format!("{} is not a shift step", step.id)));
-            };
-            from_params(router, &ctx.spec_dir)?.restore(undo).await
+            from_params(&step.params.router, &ctx.spec_dir)?
+                .restore(undo)
+                .await
         })
     }
 
-    fn probe(&self, step: Step, ctx: StepContext) -> BoxFuture<Result<Option<Probe>, StepError>> {
+    fn probe(
+        &self,
+        step: Job<ShiftParams>,
+        ctx: StepContext,
+    ) -> BoxFuture<Result<Option<Probe<RouterBefore>>, StepError>> {
         Box::pin(async move {
-            // The state before the step is saved before it changes anything: without it, nothing
-            // changed. With it, the router may be anywhere between before and after (a file
-            // written but not reloaded, some weights set): the probe puts the saved state back
-            // and says not done, so a resume runs the shift again from a known state and a
-            // rollback has nothing of it left to undo (never moving traffic forward first).
-            let Some(before) = crate::before::saved(&ctx.run_dir, &step.id) else {
+            let Some(before) = crate::before::saved::<RouterBefore>(&ctx.run_dir, &step.id) else {
                 return Ok(Some(Probe::NotDone));
             };
-            let Params::Shift { router, .. } = &step.params else {
-                return Ok(None);
-            };
-            from_params(router, &ctx.spec_dir)?.restore(before).await?;
+            from_params(&step.params.router, &ctx.spec_dir)?
+                .restore(before)
+                .await?;
             Ok(Some(Probe::NotDone))
         })
     }
@@ -135,9 +130,16 @@ pub fn verdict(
 }
 
 impl Driver for AnalysisDriver {
-    fn run(&self, step: Step, ctx: StepContext) -> BoxFuture<Result<Done, StepError>> {
+    type Params = AnalysisParams;
+    type Undo = ();
+
+    fn run(
+        &self,
+        step: Job<AnalysisParams>,
+        ctx: StepContext,
+    ) -> BoxFuture<Result<Done<()>, StepError>> {
         Box::pin(async move {
-            let Params::Analysis {
+            let AnalysisParams {
                 upstream,
                 router,
                 canary,
@@ -146,10 +148,7 @@ impl Driver for AnalysisDriver {
                 max_p99_latency,
                 min_requests,
                 ..
-            } = &step.params
-            else {
-                return Err(StepError(format!("{} is not an analysis step", step.id)));
-            };
+            } = &step.params;
             let r = from_params(router, &ctx.spec_dir)?;
             let (max_rate, min) = (*max_error_rate, u64::from(*min_requests));
             // Stop watching once enough requests show the error rate is over the line.
@@ -161,7 +160,7 @@ impl Driver for AnalysisDriver {
                 .await?;
             match verdict(&obs, *max_error_rate, max_p99_latency.into(), *min_requests) {
                 Gate::Pass(summary) => Ok(Done {
-                    undo: Value::Null,
+                    undo: (),
                     detail: Some(format!("passed: {summary}")),
                 }),
                 Gate::Inconclusive(why) => Err(StepError::inconclusive(format!(
@@ -170,20 +169,6 @@ impl Driver for AnalysisDriver {
                 Gate::Fail(why) => Err(StepError(format!("analysis gate failed: {why}"))),
             }
         })
-    }
-
-    fn undo(
-        &self,
-        _step: Step,
-        _undo: Value,
-        _ctx: StepContext,
-    ) -> BoxFuture<Result<(), StepError>> {
-        Box::pin(async { Ok(()) })
-    }
-
-    fn probe(&self, _step: Step, _ctx: StepContext) -> BoxFuture<Result<Option<Probe>, StepError>> {
-        // A gate interrupted mid-window watches a fresh window.
-        Box::pin(async { Ok(Some(Probe::NotDone)) })
     }
 
     fn interruptible(&self) -> bool {

@@ -11,10 +11,10 @@
 //! change, and preflight (`Router::check`) checks every planned weight
 //! against the backend's [`Algorithm`] before anything changes.
 
-use super::{Observation, Router, saved_before, write_atomic};
+use super::{Observation, Router, RouterBefore, other_router, saved_before, write_atomic};
 use crate::driver::{BoxFuture, StepError};
 use cutover_planner::dag::{PlannedShift, Server};
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -192,28 +192,38 @@ impl Haproxy {
     }
 }
 
+/// A backend before a shift changed it ([`RouterBefore::Haproxy`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Before {
+    /// The backend.
+    pub backend: String,
+    /// Weight of each server the shift sets.
+    pub weights: BTreeMap<String, u32>,
+    /// Admin state (`ready`, `maint`, `drain`) of each of those servers.
+    pub states: BTreeMap<String, String>,
+    /// The config file cutover rewrites, if any.
+    pub config_file: Option<PathBuf>,
+    /// Its text (`None`: no such file).
+    pub config: Option<String>,
+}
+
 impl Haproxy {
     /// Puts back the weights, admin states and config file a step saved before it changed
     /// anything. Servers that were ready are made ready first and servers that were in MAINT or
     /// DRAIN go back to it last, after the weights: traffic is never left with nowhere to go.
-    async fn put_back(&self, backend: &str, before: &Value) -> Result<(), StepError> {
-        let weights: BTreeMap<String, u32> =
-            serde_json::from_value(before.get("weights").cloned().unwrap_or_default())
-                .map_err(|e| StepError(format!("HAProxy saved state: {e}")))?;
-        // Saved by cutover since it sets admin states; absent from older runs' undo data.
-        let states: BTreeMap<String, String> =
-            serde_json::from_value(before.get("states").cloned().unwrap_or_default())
-                .map_err(|e| StepError(format!("HAProxy saved state: {e}")))?;
-        if let (Some(file), Some(content)) = (
-            before.get("config_file").and_then(Value::as_str),
-            before.get("config").and_then(Value::as_str),
-        ) {
-            let file = Path::new(file);
-            if read_opt(file)?.as_deref() != Some(content) {
-                write_atomic(file, content.as_bytes()).map_err(|e| {
-                    StepError(format!("HAProxy: cannot restore {}: {e}", file.display()))
-                })?;
-            }
+    async fn put_back(&self, before: &Before) -> Result<(), StepError> {
+        let Before {
+            backend,
+            weights,
+            states,
+            ..
+        } = before;
+        if let (Some(file), Some(content)) = (&before.config_file, &before.config)
+            && read_opt(file)?.as_deref() != Some(content.as_str())
+        {
+            write_atomic(file, content.as_bytes()).map_err(|e| {
+                StepError(format!("HAProxy: cannot restore {}: {e}", file.display()))
+            })?;
         }
         let now = self.servers(backend).await?;
         let differs = |name: &str, want: &str| {
@@ -227,7 +237,7 @@ impl Haproxy {
         {
             self.set_state(backend, name, st).await?;
         }
-        self.set_weights(backend, &weights).await?;
+        self.set_weights(backend, weights).await?;
         for (name, st) in states
             .iter()
             .filter(|(n, st)| *st != "ready" && differs(n, st))
@@ -812,7 +822,7 @@ impl Router for Haproxy {
         servers: Vec<Server>,
         state_dir: PathBuf,
         key: String,
-    ) -> BoxFuture<Result<(Value, String), StepError>> {
+    ) -> BoxFuture<Result<(RouterBefore, String), StepError>> {
         let this = self.clone();
         Box::pin(async move {
             let _g = LOCK.lock().await;
@@ -847,15 +857,25 @@ impl Router for Haproxy {
                     .filter(|l| weights.contains_key(&l.name))
                     .map(|l| (l.name.clone(), l.weight))
                     .collect();
-                let states: BTreeMap<String, &str> = live
+                let states: BTreeMap<String, String> = live
                     .iter()
                     .filter(|l| weights.contains_key(&l.name))
-                    .map(|l| (l.name.clone(), l.admin_word()))
+                    .map(|l| (l.name.clone(), l.admin_word().to_string()))
                     .collect();
-                Ok(
-                    json!({ "router": "haproxy", "backend": upstream, "weights": prev, "states": states, "config_file": config, "config": match &config { Some(c) => read_opt(c)?, None => None } }),
-                )
+                Ok(RouterBefore::Haproxy(Before {
+                    backend: upstream.clone(),
+                    weights: prev,
+                    states,
+                    config: match &config {
+                        Some(c) => read_opt(c)?,
+                        None => None,
+                    },
+                    config_file: config,
+                }))
             })?;
+            let RouterBefore::Haproxy(saved) = &before else {
+                return Err(other_router(&before, "HAProxy"));
+            };
             let t0 = Instant::now();
             let woken: Vec<String> = live
                 .iter()
@@ -865,7 +885,7 @@ impl Router for Haproxy {
             if let Err(e) = this.go_live(&upstream, &weights, &serving, &woken).await {
                 // A failed step is not undone by a rollback: go back to the state saved before
                 // the step (a crashed earlier attempt may have changed some weights already).
-                let back = match this.put_back(&upstream, &before).await {
+                let back = match this.put_back(saved).await {
                     Ok(()) => "; the weights, server states and file from before the step are back"
                         .to_string(),
                     Err(e2) => format!(
@@ -898,16 +918,14 @@ impl Router for Haproxy {
         })
     }
 
-    fn restore(&self, undo: Value) -> BoxFuture<Result<(), StepError>> {
+    fn restore(&self, undo: RouterBefore) -> BoxFuture<Result<(), StepError>> {
         let this = self.clone();
         Box::pin(async move {
+            let RouterBefore::Haproxy(before) = undo else {
+                return Err(other_router(&undo, "HAProxy"));
+            };
             let _g = LOCK.lock().await;
-            let backend = undo
-                .get("backend")
-                .and_then(Value::as_str)
-                .ok_or_else(|| StepError("HAProxy undo data names no backend".into()))?
-                .to_string();
-            this.put_back(&backend, &undo).await
+            this.put_back(&before).await
         })
     }
 

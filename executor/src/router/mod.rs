@@ -23,7 +23,7 @@ use crate::before::{saved_before, write_atomic};
 use crate::driver::{BoxFuture, StepError};
 use cutover_planner::dag::{PlannedShift, RouterParams, Server};
 use cutover_planner::spec::RouterKind;
-use serde_json::Value;
+use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -42,6 +42,34 @@ pub struct Observation {
     pub latency_kind: &'static str,
 }
 
+/// A router's state before a shift changed it: saved in the run directory before any change, and
+/// the shift's undo data. In JSON, `"router": "nginx"` or `"haproxy"` and that router's fields.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "router", rename_all = "lowercase")]
+pub enum RouterBefore {
+    /// nginx: the upstream file as it was.
+    Nginx(nginx::Before),
+    /// HAProxy: the backend's weights and admin states, and the config file as it was.
+    Haproxy(haproxy::Before),
+}
+
+impl RouterBefore {
+    fn router(&self) -> &'static str {
+        match self {
+            RouterBefore::Nginx(_) => "nginx",
+            RouterBefore::Haproxy(_) => "HAProxy",
+        }
+    }
+}
+
+/// The error for state recorded by another router than the step's.
+fn other_router(found: &RouterBefore, want: &str) -> StepError {
+    StepError(format!(
+        "the recorded router state is {}'s, but this step's router is {want}",
+        found.router()
+    ))
+}
+
 /// Moves traffic between servers and reports what the canary served.
 pub trait Router: Send + Sync {
     /// Sets the servers (and weights) of `upstream` to exactly `servers`, confirms the change
@@ -54,9 +82,9 @@ pub trait Router: Send + Sync {
         servers: Vec<Server>,
         state_dir: PathBuf,
         key: String,
-    ) -> BoxFuture<Result<(Value, String), StepError>>;
+    ) -> BoxFuture<Result<(RouterBefore, String), StepError>>;
     /// Restores the state `undo` recorded, and confirms it is live.
-    fn restore(&self, undo: Value) -> BoxFuture<Result<(), StepError>>;
+    fn restore(&self, undo: RouterBefore) -> BoxFuture<Result<(), StepError>>;
     /// Watches the canary's servers for `window` and reports what they served. Returns early
     /// once `early` says the verdict cannot change.
     fn observe(

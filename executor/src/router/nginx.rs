@@ -7,10 +7,11 @@
 //! keep-alive client connections of the old workers are closed by the reload: clients that
 //! reuse connections without retrying see failures, which is why HAProxy is offered too.
 
-use super::{Observation, Router, saved_before, write_atomic};
+use super::{Observation, Router, RouterBefore, other_router, saved_before, write_atomic};
 use crate::driver::{BoxFuture, StepError};
 use cutover_planner::dag::{PlannedShift, Server};
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -597,6 +598,15 @@ impl Nginx {
     }
 }
 
+/// The upstream file before a shift changed it ([`RouterBefore::Nginx`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Before {
+    /// The file cutover owns.
+    pub file: PathBuf,
+    /// Its text; `None` when there was no such file.
+    pub previous: Option<String>,
+}
+
 fn read_opt(path: &Path) -> Result<Option<String>, StepError> {
     super::read_opt("nginx", path)
 }
@@ -608,14 +618,20 @@ impl Router for Nginx {
         servers: Vec<Server>,
         state_dir: PathBuf,
         key: String,
-    ) -> BoxFuture<Result<(Value, String), StepError>> {
+    ) -> BoxFuture<Result<(RouterBefore, String), StepError>> {
         let this = self.clone();
         Box::pin(async move {
             let _g = LOCK.lock().await;
             let file = this.upstream_file.clone();
             let before = saved_before(&state_dir, &key, || {
-                Ok(json!({ "router": "nginx", "file": file, "previous": read_opt(&file)? }))
+                Ok(RouterBefore::Nginx(Before {
+                    file: file.clone(),
+                    previous: read_opt(&file)?,
+                }))
             })?;
+            let RouterBefore::Nginx(saved) = &before else {
+                return Err(other_router(&before, "nginx"));
+            };
             let current = read_opt(&file)?;
             let new = render(current.as_deref().unwrap_or(""), &upstream, &servers)
                 .map_err(|m| StepError(format!("nginx: {}: {m}", file.display())))?;
@@ -627,7 +643,7 @@ impl Router for Nginx {
                     // already have changed).
                     // When the file on disk already is that one (nginx -t rejected the new file,
                     // which was put back at once), nothing went live and nothing is reloaded.
-                    let previous = before.get("previous").and_then(Value::as_str);
+                    let previous = saved.previous.as_deref();
                     let back = if read_opt(&file)?.as_deref() == previous {
                         String::new()
                     } else {
@@ -658,21 +674,18 @@ impl Router for Nginx {
         })
     }
 
-    fn restore(&self, undo: Value) -> BoxFuture<Result<(), StepError>> {
+    fn restore(&self, undo: RouterBefore) -> BoxFuture<Result<(), StepError>> {
         let this = self.clone();
         Box::pin(async move {
+            let RouterBefore::Nginx(before) = undo else {
+                return Err(other_router(&undo, "nginx"));
+            };
             let _g = LOCK.lock().await;
-            let file = undo
-                .get("file")
-                .and_then(Value::as_str)
-                .map(PathBuf::from)
-                .unwrap_or_else(|| this.upstream_file.clone());
             let this = Nginx {
-                upstream_file: file,
+                upstream_file: before.file,
                 ..this
             };
-            this.go_to(undo.get("previous").and_then(Value::as_str))
-                .await?;
+            this.go_to(before.previous.as_deref()).await?;
             Ok(())
         })
     }

@@ -13,7 +13,7 @@ pub fn mermaid(plan: &Plan) -> String {
     let mut out = String::from("flowchart TD\n");
     for (i, s) in plan.steps().enumerate() {
         let l = label(plan, i);
-        let shape = match s.kind {
+        let shape = match s.kind() {
             StepKind::Health | StepKind::Analysis => format!("n{i}{{{{\"{l}\"}}}}"),
             StepKind::Backup => format!("n{i}[(\"{l}\")]"),
             StepKind::Pause => format!("n{i}([\"{l}\"])"),
@@ -34,7 +34,7 @@ pub fn mermaid(plan: &Plan) -> String {
     let gates: Vec<String> = plan
         .steps()
         .enumerate()
-        .filter(|(_, s)| matches!(s.kind, StepKind::Health | StepKind::Analysis))
+        .filter(|(_, s)| matches!(s.kind(), StepKind::Health | StepKind::Analysis))
         .map(|(i, _)| format!("n{i}"))
         .collect();
     out.push_str(
@@ -59,7 +59,7 @@ pub fn dot(plan: &Plan) -> String {
         let mut attrs = format!("label=\"{}\"", label(plan, i));
         if !s.reversible {
             attrs.push_str(", style=filled, fillcolor=\"#ffdddd\", color=\"#cc0000\"");
-        } else if matches!(s.kind, StepKind::Health | StepKind::Analysis) {
+        } else if matches!(s.kind(), StepKind::Health | StepKind::Analysis) {
             attrs.push_str(", shape=diamond");
         }
         let _ = writeln!(out, "    n{i} [{attrs}];");

@@ -1,7 +1,7 @@
 //! The pull-request review comment: summary line first, details after, under GitHub's limit.
 
 use super::{Summary, mermaid};
-use crate::dag::{Params, Plan};
+use crate::dag::{MigrateParams, Params, Plan};
 use std::fmt::Write;
 
 /// Markdown output is cut to stay under this many characters (GitHub caps a comment at 65,536).
@@ -106,10 +106,10 @@ pub fn markdown(plan: &Plan, spec_path: &str) -> String {
     let generated: Vec<_> = plan
         .steps()
         .filter_map(|s| match &s.params {
-            Params::Migrate {
+            Params::Migrate(MigrateParams {
                 generated_sql: Some(sql),
                 ..
-            } => Some((s, sql)),
+            }) => Some((s, sql)),
             _ => None,
         })
         .collect();

@@ -37,7 +37,7 @@ impl Summary {
     pub fn of(plan: &Plan) -> Self {
         let migrations = |p: Phase| {
             plan.steps()
-                .filter(|s| s.kind == StepKind::Migrate && s.phase == Some(p))
+                .filter(|s| s.kind() == StepKind::Migrate && s.phase == Some(p))
                 .count()
         };
         Summary {

@@ -2,7 +2,7 @@
 
 use super::Summary;
 use crate::analysis::MigrationAnalysis;
-use crate::dag::{Params, Plan};
+use crate::dag::{MigrateParams, Params, Plan};
 use crate::lint::{Counts, Finding};
 use std::fmt::Write;
 
@@ -55,11 +55,11 @@ pub fn plan_text(plan: &Plan) -> String {
         last_level = level;
         let mark = if s.reversible { " " } else { "!" };
         let _ = writeln!(out, "{stage} {mark} {:<width$}  {}", s.id, s.description);
-        if let Params::Migrate {
+        if let Params::Migrate(MigrateParams {
             statements,
             generated_sql,
             ..
-        } = &s.params
+        }) = &s.params
         {
             match generated_sql {
                 Some(sql) => {
