@@ -321,7 +321,12 @@ mod tests {
     fn breaking_rules_are_the_breaking_ids() {
         for info in RULES {
             let id = RuleId::from_id(info.id).unwrap();
-            assert_eq!(id.is_breaking(), info.id.starts_with("breaking-"), "{}", info.id);
+            assert_eq!(
+                id.is_breaking(),
+                info.id.starts_with("breaking-"),
+                "{}",
+                info.id
+            );
         }
     }
 
