@@ -10,7 +10,7 @@ use cutover_executor::report::Silent;
 use cutover_executor::runner::{RunOptions, Session};
 use cutover_executor::state::RunState;
 use cutover_executor::store::lock_run;
-use cutover_planner::dag::{Builder, Params, Plan, Step, StepKind};
+use cutover_planner::dag::{Builder, Params, PauseParams, Plan, PreflightParams, Step};
 use cutover_planner::duration::Duration;
 use cutover_planner::spec::OnFailure;
 use std::collections::BTreeMap;
@@ -119,7 +119,6 @@ fn noop_plan(n: usize, deep: bool) -> Plan {
     let root = b.add(
         step(
             "preflight".into(),
-            StepKind::Preflight,
             Params::Preflight(PreflightParams {
                 databases: vec![],
                 services: vec![],
@@ -137,7 +136,6 @@ fn noop_plan(n: usize, deep: bool) -> Plan {
     for i in 0..n {
         let s = step(
             format!("pause/n{i}"),
-            StepKind::Pause,
             Params::Pause(PauseParams {
                 service: "bench".into(),
                 duration: Duration::from_millis(0),
@@ -157,10 +155,9 @@ fn noop_plan(n: usize, deep: bool) -> Plan {
     }
 }
 
-fn step(id: String, kind: StepKind, params: Params) -> Step {
+fn step(id: String, params: Params) -> Step {
     Step {
         id,
-        kind,
         phase: None,
         depends_on: vec![],
         description: String::new(),
