@@ -1124,6 +1124,41 @@ fn postgres_log_backend_passes_the_same_tests() {
         "{}",
         transcript(&out)
     );
+    // A run recorded by a cutover before typed step data (plan format 1: its plan row names no
+    // format) is refused by name, with the way out, and left as it is.
+    let dir = release("", "rollback");
+    assert_eq!(
+        cutover(dir.path(), &["apply", "spec.toml"], &[])
+            .status
+            .code(),
+        Some(0)
+    );
+    let run = run_id(dir.path());
+    cluster.psql(&format!(
+        "UPDATE cutover_runs SET plan = (plan::jsonb - 'plan_format')::text WHERE run_id = '{run}'"
+    ));
+    let before = cluster.psql(&format!(
+        "SELECT md5(plan) FROM cutover_runs WHERE run_id = '{run}'"
+    ));
+    for verb in ["status", "resume", "rollback"] {
+        let out = cutover(dir.path(), &[verb, &run], &[]);
+        let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+        assert_eq!(out.status.code(), Some(1), "{verb}: {}", transcript(&out));
+        assert!(
+            stderr.contains(&format!(
+                "the recorded plan of {run} in the PostgreSQL log is in plan format 1; this cutover reads plan format 2 only"
+            )) && stderr.contains("finish or roll back this run with the cutover version that started it"),
+            "{verb}: {}",
+            transcript(&out)
+        );
+    }
+    assert_eq!(
+        cluster.psql(&format!(
+            "SELECT md5(plan) FROM cutover_runs WHERE run_id = '{run}'"
+        )),
+        before,
+        "the recorded plan was left as it is"
+    );
     LOG_URL.with(|u| *u.borrow_mut() = None);
 }
 
