@@ -236,7 +236,8 @@ fn add_column(ac: &ast::AddColumn, aw: &[SmolStr], t: &Target, schema: &mut Sche
     column_type::record_collation(schema, table, &col, ac.collate());
 }
 
-/// ADD CONSTRAINT: what it does to the running version, its inverse, and what the schema model learns.
+/// ADD CONSTRAINT: what it does to the running version, its inverse, and what the schema model
+/// learns.
 fn add_constraint(
     ac: &ast::AddConstraint,
     aw: &[SmolStr],
@@ -328,7 +329,8 @@ fn add_constraint(
     learn::add_constraint(schema, table, ac);
 }
 
-/// ALTER COLUMN (type, NOT NULL, default, identity, ...): what it does to the running version, its inverse, and what the schema model learns.
+/// ALTER COLUMN (type, NOT NULL, default, identity, ...): what it does to the running version, its
+/// inverse, and what the schema model learns.
 fn alter_column(
     ac: &ast::AlterColumn,
     aw: &[SmolStr],
@@ -439,7 +441,8 @@ fn alter_column(
     }
 }
 
-/// DROP CONSTRAINT: what it does to the running version, its inverse, and what the schema model learns.
+/// DROP CONSTRAINT: what it does to the running version, its inverse, and what the schema model
+/// learns.
 fn drop_constraint(dc: &ast::DropConstraint, t: &Target, schema: &mut Schema, acc: &mut Acc) {
     use StmtPhase::*;
     let Target { table, is_new, at } = *t;
@@ -469,7 +472,8 @@ fn drop_constraint(dc: &ast::DropConstraint, t: &Target, schema: &mut Schema, ac
         Some("a dropped constraint is not re-created automatically; add a down migration".into());
 }
 
-/// RENAME COLUMN: what it does to the running version, its inverse, and what the schema model learns.
+/// RENAME COLUMN: what it does to the running version, its inverse, and what the schema model
+/// learns.
 fn rename_column(rc: &ast::RenameColumn, t: &Target, schema: &mut Schema, acc: &mut Acc) {
     use StmtPhase::*;
     let Target { table, is_new, .. } = *t;
