@@ -389,12 +389,13 @@ fn schema_of(name: &str) -> Option<&str> {
 /// (PostgreSQL manual: each statement's page says "cannot be executed inside a transaction
 /// block".)
 fn transactional(stmt: &ast::Stmt) -> bool {
-    transactional_words(stmt, &std::cell::OnceCell::new())
+    let read = std::cell::OnceCell::new();
+    transactional_with(stmt, || read.get_or_init(|| words(stmt.syntax())))
 }
 
-/// [`transactional`], with the statement's [`words`] read at most once into `words`.
-fn transactional_words(stmt: &ast::Stmt, words_once: &std::cell::OnceCell<Vec<SmolStr>>) -> bool {
-    let w = || words_once.get_or_init(|| words(stmt.syntax())).as_slice();
+/// [`transactional`], with `w` giving the statement's [`words`] (only the statements whose
+/// answer depends on their words ask for them).
+fn transactional_with<'a>(stmt: &ast::Stmt, w: impl Fn() -> &'a [SmolStr]) -> bool {
     let concurrently = || has_seq(w(), &["concurrently"]);
     match stmt {
         ast::Stmt::CreateIndex(ci) => ci.concurrently_token().is_none(),
@@ -591,14 +592,13 @@ fn analyze_file(
                 errors[i].1.clone()
             })
             .collect();
-        let words_once = std::cell::OnceCell::from(w);
-        let w: &[SmolStr] = words_once.get().map_or(&[], Vec::as_slice);
+        let w: &[SmolStr] = &w;
         let mut class = if stmt_errors.is_empty() {
             let mut c = match &stmt {
                 ast::Stmt::Do(d) => classify_do(d, schema, &index, report),
                 _ => classify(&stmt, w, schema, true),
             };
-            c.transactional = transactional_words(&stmt, &words_once);
+            c.transactional = transactional_with(&stmt, || w);
             c
         } else {
             let mut c = Class::new(

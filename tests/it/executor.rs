@@ -70,6 +70,15 @@ fn cutover(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
     cmd.output().expect("cutover runs")
 }
 
+/// [`release`] (rollback on failure) applied to the end, and its run id.
+fn applied_release() -> (tempfile::TempDir, String) {
+    let dir = release("", "rollback");
+    let out = cutover(dir.path(), &["apply", "spec.toml"], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
+    let run = run_id(dir.path());
+    (dir, run)
+}
+
 fn run_id(dir: &Path) -> String {
     let mut ids: Vec<String> = std::fs::read_dir(dir.join(".cutover/runs"))
         .unwrap()
@@ -302,14 +311,7 @@ pub fn a_rollback_interrupted_at_every_point_finishes_exactly_once() {
     let applied = total_events(false);
     let total = total_events(true);
     for n in applied + 1..=total {
-        let dir = release("", "rollback");
-        assert_eq!(
-            cutover(dir.path(), &["apply", "spec.toml"], &[])
-                .status
-                .code(),
-            Some(0)
-        );
-        let run = run_id(dir.path());
+        let (dir, run) = applied_release();
         let out = cutover(
             dir.path(),
             &["rollback", &run],
@@ -326,14 +328,7 @@ pub fn a_rollback_interrupted_at_every_point_finishes_exactly_once() {
     }
     // And between every undo and its record.
     for (name, _) in STEPS {
-        let dir = release("", "rollback");
-        assert_eq!(
-            cutover(dir.path(), &["apply", "spec.toml"], &[])
-                .status
-                .code(),
-            Some(0)
-        );
-        let run = run_id(dir.path());
+        let (dir, run) = applied_release();
         let id = format!("command/{name}");
         let out = cutover(
             dir.path(),
@@ -1108,14 +1103,7 @@ fn postgres_log_backend_passes_the_same_tests() {
         "rows were updated or deleted"
     );
     // A row altered behind cutover's back is refused, naming where (seq 8: `command/b` started).
-    let dir = release("", "rollback");
-    assert_eq!(
-        cutover(dir.path(), &["apply", "spec.toml"], &[])
-            .status
-            .code(),
-        Some(0)
-    );
-    let run = run_id(dir.path());
+    let (dir, run) = applied_release();
     cluster.psql(&format!("UPDATE cutover_events SET payload = replace(payload, 'command/b', 'command/x') WHERE run_id = '{run}' AND seq = 8"));
     let out = cutover(dir.path(), &["status", &run], &[]);
     assert_eq!(out.status.code(), Some(1), "{}", transcript(&out));
@@ -1126,14 +1114,7 @@ fn postgres_log_backend_passes_the_same_tests() {
     );
     // A run recorded by a cutover before typed step data (plan format 1: its plan row names no
     // format) is refused by name, with the way out, and left as it is.
-    let dir = release("", "rollback");
-    assert_eq!(
-        cutover(dir.path(), &["apply", "spec.toml"], &[])
-            .status
-            .code(),
-        Some(0)
-    );
-    let run = run_id(dir.path());
+    let (dir, run) = applied_release();
     cluster.psql(&format!(
         "UPDATE cutover_runs SET plan = (plan::jsonb - 'plan_format')::text WHERE run_id = '{run}'"
     ));
