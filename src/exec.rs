@@ -561,25 +561,13 @@ pub fn log(common: &Common, run: &str) -> u8 {
         Ok(snap) => snap.contents,
         Err(e) => return fail(&e),
     };
-    for r in &contents.records {
-        let mut v = r.to_flat_json();
-        if common.mode == Mode::Json {
-            println!("{v}");
-        } else {
-            let o = v.as_object_mut().expect("records are objects");
-            let kind = o
-                .remove("type")
-                .and_then(|t| t.as_str().map(String::from))
-                .unwrap_or_default();
-            o.remove("seq");
-            o.remove("time");
-            println!(
-                "{:>5}  {}  {:<22} {}",
-                r.seq,
-                r.time.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-                kind,
-                v
-            );
+    if common.mode == Mode::Json {
+        for r in &contents.records {
+            println!("{}", r.to_flat_json());
+        }
+    } else {
+        for line in crate::progress::replay(&contents.records) {
+            println!("{line}");
         }
     }
     if let Some(t) = &contents.torn {

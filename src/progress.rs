@@ -42,12 +42,13 @@ fn secs(from: Option<chrono::DateTime<chrono::Utc>>, to: chrono::DateTime<chrono
         .unwrap_or_default()
 }
 
-impl Reporter for Progress {
-    fn event(&self, r: &Record) {
-        let line = match self.mode {
-            Mode::Quiet => return,
-            Mode::Json => r.to_flat_json().to_string(),
-            Mode::Text => {
+impl Progress {
+    /// The line the live view draws for `r` in text mode, or `None` for a record it leaves out
+    /// (an `apply`'s own attach, progress without a line for humans). It keeps the step start
+    /// times it has seen, so a step's end shows its duration: feed it the records in order.
+    pub fn text_line(&self, r: &Record) -> Option<String> {
+        {
+            {
                 let mut started = self.started.lock().expect("progress lock");
                 use std::sync::atomic::Ordering::Relaxed;
                 match &r.event {
@@ -58,7 +59,7 @@ impl Reporter for Progress {
                     _ => {}
                 }
                 let rolling_back = self.rolling_back.load(Relaxed);
-                match &r.event {
+                Some(match &r.event {
                     Event::RunStarted(rs) => format!(
                         "run {}{}",
                         rs.run_id,
@@ -71,7 +72,7 @@ impl Reporter for Progress {
                     Event::Attached { command, pid, .. } if command != "apply" => {
                         format!("attached ({command}, pid {pid})")
                     }
-                    Event::Attached { .. } => return,
+                    Event::Attached { .. } => return None,
                     Event::StepStarted { step, attempt } => {
                         started.insert(step.clone(), r.time);
                         if *attempt > 1 {
@@ -91,7 +92,7 @@ impl Reporter for Progress {
                     Event::StepProgress { step, data } => {
                         match data.get("message").and_then(|m| m.as_str()) {
                             Some(m) => format!("  ...     {step}: {m}"),
-                            None => return,
+                            None => return None,
                         }
                     }
                     Event::StepFailed { step, error } => format!(
@@ -131,8 +132,21 @@ impl Reporter for Progress {
                         format!("  UNDO FAILED {step}: {error}")
                     }
                     Event::RunFinished { outcome } => format!("finished: {}", outcome.as_str()),
-                }
+                })
             }
+        }
+    }
+}
+
+impl Reporter for Progress {
+    fn event(&self, r: &Record) {
+        let line = match self.mode {
+            Mode::Quiet => return,
+            Mode::Json => r.to_flat_json().to_string(),
+            Mode::Text => match self.text_line(r) {
+                Some(line) => line,
+                None => return,
+            },
         };
         let mut out = std::io::stdout().lock();
         let _ = writeln!(out, "{line}");
@@ -142,4 +156,30 @@ impl Reporter for Progress {
     fn notice(&self, text: &str) {
         eprintln!("cutover: {text}");
     }
+}
+
+/// `cutover log` in text: every record of a run, led by its sequence number and time, drawn by
+/// the live view's own code ([`Progress::text_line`], as nextest replays a run through its
+/// reporter). A record the live view leaves out is shown as its type and fields, so the log
+/// shows everything that was recorded.
+pub fn replay(records: &[Record]) -> Vec<String> {
+    let view = Progress::new(Mode::Text);
+    records
+        .iter()
+        .map(|r| {
+            let time = r.time.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+            let line = view.text_line(r).unwrap_or_else(|| {
+                let mut v = r.to_flat_json();
+                let o = v.as_object_mut().expect("records are objects");
+                let kind = o
+                    .remove("type")
+                    .and_then(|t| t.as_str().map(String::from))
+                    .unwrap_or_default();
+                o.remove("seq");
+                o.remove("time");
+                format!("{kind} {v}")
+            });
+            format!("{:>5}  {time}  {line}", r.seq)
+        })
+        .collect()
 }

@@ -14,3 +14,4 @@ mod postgres_steps;
 mod routers;
 mod stack;
 mod state_errors;
+mod transcripts;

@@ -1,0 +1,117 @@
+//! What an operator sees, as insta transcripts: `apply` (a release that succeeds and one that
+//! fails and rolls back), `status`, `log`, `runs` and `rollback --dry-run`, from the real binary
+//! on a release of `command` steps (no database or container needed). Run ids, times,
+//! durations, process ids and the host name change from run to run and are filtered out; all
+//! else, including the exit code, is held to the snapshot.
+
+use crate::common::transcript;
+use std::path::Path;
+use std::process::{Command, Output};
+
+/// Two hooks, each appending its name to `journal`, with a probe and an idempotent undo; the
+/// second runs `fail` first (empty: it succeeds).
+fn release(fail: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let mut spec = String::from("[release]\nname = \"hooks\"\non_failure = \"rollback\"\n\n");
+    for (name, stage, extra) in [("a", "pre-migrate", ""), ("c", "post-shift", fail)] {
+        spec += &format!(
+            "[[command]]\nname = \"{name}\"\nstage = \"{stage}\"\n\
+             argv = [\"sh\", \"-c\", \"{extra}echo {name} >> journal\"]\n\
+             probe = [\"sh\", \"-c\", \"test -e journal && grep -qx {name} journal\"]\n\
+             undo = [\"sh\", \"-c\", \"grep -qx undo-{name} journal || echo undo-{name} >> journal\"]\n\n"
+        );
+    }
+    std::fs::write(dir.path().join("spec.toml"), spec).unwrap();
+    dir
+}
+
+fn cutover(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_cutover"))
+        .args(args)
+        .current_dir(dir)
+        .env("CUTOVER_STATE_DIR", dir.join(".cutover"))
+        .env_remove("CUTOVER_LOG_DATABASE_URL")
+        .env_remove("CUTOVER_CRASH_AFTER_EVENTS")
+        .env_remove("CUTOVER_CRASH_AFTER_EFFECT")
+        .env_remove("RUST_BACKTRACE")
+        .output()
+        .expect("cutover runs")
+}
+
+fn only_run(dir: &Path) -> String {
+    let ids: Vec<String> = std::fs::read_dir(dir.join(".cutover/runs"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(ids.len(), 1, "{ids:?}");
+    ids.into_iter().next().unwrap()
+}
+
+/// Snapshots `out` under `name`, with what changes between runs replaced by placeholders.
+fn snapshot(name: &str, dir: &Path, out: &Output) {
+    let dir = dir.display().to_string();
+    let mut settings = insta::Settings::clone_current();
+    settings.add_filter(&regex_escape(&dir), "[DIR]");
+    settings.add_filter(r"\d{8}T\d{6}Z-hooks-[0-9a-f]+", "[RUN]");
+    settings.add_filter(
+        r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})",
+        "[TIME]",
+    );
+    settings.add_filter(r"\b\d+\.\ds\b", "[SECS]");
+    settings.add_filter(r#""(pid|pgid|pgid_start)":\d+"#, "\"$1\":[N]");
+    settings.add_filter(r"pid \d+", "pid [N]");
+    settings.add_filter(r#""host":"[^"]*""#, "\"host\":[HOST]");
+    settings.bind(|| insta::assert_snapshot!(name, transcript(out)));
+}
+
+fn regex_escape(s: &str) -> String {
+    s.chars()
+        .flat_map(|c| {
+            let special = "\\.+*?()|[]{}^$#&-~".contains(c);
+            special
+                .then_some('\\')
+                .into_iter()
+                .chain(std::iter::once(c))
+        })
+        .collect()
+}
+
+#[test]
+fn a_release_that_succeeds_as_the_operator_sees_it() {
+    let dir = release("");
+    let d = dir.path();
+    let apply = cutover(d, &["apply", "spec.toml"]);
+    assert_eq!(apply.status.code(), Some(0), "{}", transcript(&apply));
+    snapshot("apply-succeeded", d, &apply);
+    let run = only_run(d);
+    snapshot("status-succeeded", d, &cutover(d, &["status", &run]));
+    snapshot("log-succeeded", d, &cutover(d, &["log", &run]));
+    snapshot("runs", d, &cutover(d, &["runs"]));
+    snapshot(
+        "rollback-dry-run",
+        d,
+        &cutover(d, &["rollback", &run, "--dry-run"]),
+    );
+    // The dry run changed nothing: both hooks ran once and nothing was undone.
+    assert_eq!(
+        std::fs::read_to_string(d.join("journal")).unwrap(),
+        "a\nc\n"
+    );
+}
+
+#[test]
+fn a_release_that_fails_and_rolls_back_as_the_operator_sees_it() {
+    let dir = release("echo broken >&2; exit 3; ");
+    let d = dir.path();
+    let apply = cutover(d, &["apply", "spec.toml"]);
+    assert_ne!(apply.status.code(), Some(0), "{}", transcript(&apply));
+    snapshot("apply-rolled-back", d, &apply);
+    let run = only_run(d);
+    snapshot("status-rolled-back", d, &cutover(d, &["status", &run]));
+    snapshot("log-rolled-back", d, &cutover(d, &["log", &run]));
+    // What the transcript says happened did happen: `a` ran and was undone, `c` never wrote.
+    assert_eq!(
+        std::fs::read_to_string(d.join("journal")).unwrap(),
+        "a\nundo-a\n"
+    );
+}
