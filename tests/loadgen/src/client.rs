@@ -32,16 +32,30 @@ pub enum AttemptError {
     /// The connection was closed before any response byte arrived.
     /// `retryable` is true when that was an orderly close (EOF) or a reset,
     /// the cases RFC 9112 §9.3.1 lets a client retry idempotent requests on.
-    ClosedBeforeResponse { reason: String, retryable: bool },
+    ClosedBeforeResponse {
+        /// What the socket said (EOF, the OS error).
+        reason: String,
+        /// Whether a retry is allowed (see above).
+        retryable: bool,
+    },
     /// The connection was closed after `received` response bytes.
-    ClosedMidResponse { received: usize, reason: String },
+    ClosedMidResponse {
+        /// Response bytes read before the close.
+        received: usize,
+        /// What the socket said (EOF, the OS error).
+        reason: String,
+    },
     /// The deadline passed; `received` response bytes had arrived by then.
-    Timeout { received: usize },
+    Timeout {
+        /// Response bytes read before the deadline.
+        received: usize,
+    },
     /// The response was not valid HTTP/1.1.
     BadResponse(String),
 }
 
 impl AttemptError {
+    /// The failure class this error counts under in the summary.
     pub fn class(&self) -> FailureClass {
         match self {
             AttemptError::Connect(_) => FailureClass::ConnectError,

@@ -27,11 +27,14 @@ const MAX_CHUNK_LINE: usize = 4096;
 /// The request methods the load generator sends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Method {
+    /// `GET`: a read.
     Get,
+    /// `POST`: a write.
     Post,
 }
 
 impl Method {
+    /// The method as it is sent on the request line.
     pub fn as_str(self) -> &'static str {
         match self {
             Method::Get => "GET",
@@ -77,6 +80,7 @@ pub fn encode_request(method: Method, host: &str, path: &str, body: Option<&[u8]
 /// A complete, final (non-1xx) response.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Response {
+    /// The status code (200, 503, ...).
     pub status: u16,
     /// Header fields in arrival order, names as sent.
     pub headers: Vec<(String, String)>,
@@ -105,7 +109,12 @@ pub enum Parsed {
     Incomplete,
     /// A complete response; `consumed` bytes of the buffer belong to it
     /// (including any interim 1xx responses before it).
-    Complete { response: Response, consumed: usize },
+    Complete {
+        /// The parsed response.
+        response: Response,
+        /// Bytes of the buffer it used.
+        consumed: usize,
+    },
 }
 
 /// The response violates HTTP/1.1 or the size limits.

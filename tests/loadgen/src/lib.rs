@@ -67,6 +67,8 @@
 //! The binary (`loadgen`) only parses arguments and handles signals; the
 //! work is [`run::run`], and [`Summary`] is the type of its `--out` file.
 
+#![warn(missing_docs)]
+
 pub mod client;
 pub mod http;
 pub mod run;

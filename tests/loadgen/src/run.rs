@@ -25,6 +25,7 @@ pub const STOP_FILE_POLL: Duration = Duration::from_millis(50);
 /// Everything a run needs; the CLI fills it from its arguments.
 #[derive(Debug, Clone)]
 pub struct Config {
+    /// Where requests go (the router's address and base path).
     pub target: Target,
     /// Total requests per second over all connections.
     pub rate: f64,

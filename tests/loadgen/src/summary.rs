@@ -38,6 +38,7 @@ pub enum FailureClass {
 }
 
 impl FailureClass {
+    /// Every class, in the order the summary lists them.
     pub const ALL: [FailureClass; 7] = [
         FailureClass::ConnectError,
         FailureClass::ClosedBeforeResponse,
@@ -48,6 +49,7 @@ impl FailureClass {
         FailureClass::BadResponse,
     ];
 
+    /// The class's name in the summary's JSON (`connect_error`, ...).
     pub fn as_str(self) -> &'static str {
         match self {
             FailureClass::ConnectError => "connect_error",
@@ -70,9 +72,11 @@ impl fmt::Display for FailureClass {
 /// Counts for one request method.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MethodStats {
+    /// Requests sent (each counted once, retried or not).
     pub requests: u64,
     /// Requests answered with a 2xx status, including `retried_ok`.
     pub ok: u64,
+    /// Requests that failed (after their retry, for GETs).
     pub failed: u64,
     /// Requests (GETs only) that succeeded on their one retry.
     pub retried_ok: u64,
@@ -81,6 +85,7 @@ pub struct MethodStats {
 }
 
 impl MethodStats {
+    /// Failures of `class` (0 when none occurred).
     pub fn failures_of(&self, class: FailureClass) -> u64 {
         self.failures.get(&class).copied().unwrap_or(0)
     }
@@ -99,8 +104,10 @@ impl MethodStats {
 /// Per-method counts, keyed `"GET"` and `"POST"` in JSON.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ByMethod {
+    /// Reads.
     #[serde(rename = "GET")]
     pub get: MethodStats,
+    /// Writes.
     #[serde(rename = "POST")]
     pub post: MethodStats,
 }
@@ -119,8 +126,11 @@ pub struct AckedWrite {
 /// failed first attempt), in milliseconds. All zero when none succeeded.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct Latency {
+    /// Median.
     pub p50: f64,
+    /// 99th percentile.
     pub p99: f64,
+    /// Slowest.
     pub max: f64,
 }
 
@@ -162,11 +172,13 @@ pub struct Summary {
     pub late: u64,
     /// TCP connections opened, including reconnects.
     pub connections_opened: u64,
+    /// Counts by request method.
     pub by_method: ByMethod,
     /// Responses (any status) by their `X-App-Version` header value.
     pub versions: BTreeMap<String, u64>,
     /// Writes acknowledged with 2xx, in the order they were issued.
     pub acked_writes: Vec<AckedWrite>,
+    /// Latency of successful requests, in milliseconds.
     pub latency_ms: Latency,
     /// Seconds from the first scheduled slot until the last in-flight
     /// request finished.

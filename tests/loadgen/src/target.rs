@@ -43,16 +43,22 @@ impl std::error::Error for TargetError {}
 /// The host part of a parsed URL, before name resolution.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Host {
+    /// A literal loopback address.
     Ip(IpAddr),
+    /// `localhost`.
     Localhost,
 }
 
 /// A syntactically valid `http://` URL with a loopback host.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ParsedUrl {
+    /// The host, not yet resolved.
     pub host: Host,
+    /// The port (80 when the URL has none).
     pub port: u16,
+    /// `host:port` as the `Host` header carries it.
     pub authority: String,
+    /// The path prefix requests go under, without a trailing `/`.
     pub base_path: String,
 }
 
