@@ -1,7 +1,7 @@
 //! Terminal and JSON-lines views of the executor's events (the library reports through
 //! `cutover_executor::report::Reporter`; only this module draws).
 
-use cutover_executor::event::{Event, Record};
+use cutover_executor::event::{Event, ProbeOutcome, Record};
 use cutover_executor::report::Reporter;
 use std::collections::HashMap;
 use std::io::Write;
@@ -47,94 +47,77 @@ impl Progress {
     /// (an `apply`'s own attach, progress without a line for humans). It keeps the step start
     /// times it has seen, so a step's end shows its duration: feed it the records in order.
     pub fn text_line(&self, r: &Record) -> Option<String> {
-        {
-            {
-                let mut started = self.started.lock().expect("progress lock");
-                use std::sync::atomic::Ordering::Relaxed;
-                match &r.event {
-                    Event::Attached { command, .. } if command == "rollback" => {
-                        self.rolling_back.store(true, Relaxed)
-                    }
-                    Event::RollbackStarted { .. } => self.rolling_back.store(true, Relaxed),
-                    _ => {}
+        use std::sync::atomic::Ordering::Relaxed;
+        let mut started = self.started.lock().expect("progress lock");
+        let took = |key: &str| secs(started.get(key).copied(), r.time);
+        Some(match &r.event {
+            Event::RunStarted(rs) => format!(
+                "run {}{}",
+                rs.run_id,
+                if rs.dry_run {
+                    " (dry run: nothing is changed)"
+                } else {
+                    ""
                 }
-                let rolling_back = self.rolling_back.load(Relaxed);
-                Some(match &r.event {
-                    Event::RunStarted(rs) => format!(
-                        "run {}{}",
-                        rs.run_id,
-                        if rs.dry_run {
-                            " (dry run: nothing is changed)"
-                        } else {
-                            ""
-                        }
-                    ),
-                    Event::Attached { command, pid, .. } if command != "apply" => {
-                        format!("attached ({command}, pid {pid})")
-                    }
-                    Event::Attached { .. } => return None,
-                    Event::StepStarted { step, attempt } => {
-                        started.insert(step.clone(), r.time);
-                        if *attempt > 1 {
-                            format!("  start   {step} (attempt {attempt})")
-                        } else {
-                            format!("  start   {step}")
-                        }
-                    }
-                    Event::StepSucceeded { step, detail, .. } => format!(
-                        "  done    {step}{}{}",
-                        secs(started.get(step).copied(), r.time),
-                        detail
-                            .as_ref()
-                            .map(|d| format!(": {d}"))
-                            .unwrap_or_default()
-                    ),
-                    Event::StepProgress { step, data } => {
-                        match data.get("message").and_then(|m| m.as_str()) {
-                            Some(m) => format!("  ...     {step}: {m}"),
-                            None => return None,
-                        }
-                    }
-                    Event::StepFailed { step, error } => format!(
-                        "  FAILED  {step}{}: {error}",
-                        secs(started.get(step).copied(), r.time)
-                    ),
-                    Event::StepProbed { step, outcome, .. } => format!(
-                        "  checked {step}: {}",
-                        match (outcome, rolling_back) {
-                            (cutover_executor::event::ProbeOutcome::Done, false) =>
-                                "its effect is in place; not run again",
-                            (cutover_executor::event::ProbeOutcome::NotDone, false) =>
-                                "its effect is not there; it runs again",
-                            (cutover_executor::event::ProbeOutcome::Done, true) =>
-                                "its effect is in place; it is undone with the rest",
-                            (cutover_executor::event::ProbeOutcome::NotDone, true) =>
-                                "its effect is not there; nothing to undo",
-                        }
-                    ),
-                    Event::Paused { reason } => format!("paused: {reason}"),
-                    Event::RollbackStarted { target, reason } => format!(
-                        "rolling back{}: {reason}",
-                        target
-                            .as_ref()
-                            .map(|t| format!(" to {t}"))
-                            .unwrap_or_default()
-                    ),
-                    Event::CompensationStarted { step } => {
-                        started.insert(format!("undo:{step}"), r.time);
-                        format!("  undo    {step}")
-                    }
-                    Event::CompensationSucceeded { step } => format!(
-                        "  undone  {step}{}",
-                        secs(started.get(&format!("undo:{step}")).copied(), r.time)
-                    ),
-                    Event::CompensationFailed { step, error } => {
-                        format!("  UNDO FAILED {step}: {error}")
-                    }
-                    Event::RunFinished { outcome } => format!("finished: {}", outcome.as_str()),
-                })
+            ),
+            Event::Attached { command, pid, .. } if command != "apply" => {
+                if command == "rollback" {
+                    self.rolling_back.store(true, Relaxed);
+                }
+                format!("attached ({command}, pid {pid})")
             }
-        }
+            Event::Attached { .. } => return None,
+            Event::StepStarted { step, attempt } => {
+                started.insert(step.clone(), r.time);
+                match attempt {
+                    1 => format!("  start   {step}"),
+                    _ => format!("  start   {step} (attempt {attempt})"),
+                }
+            }
+            Event::StepSucceeded { step, detail, .. } => {
+                let detail = detail.as_ref().map(|d| format!(": {d}"));
+                format!(
+                    "  done    {step}{}{}",
+                    took(step),
+                    detail.unwrap_or_default()
+                )
+            }
+            Event::StepProgress { step, data } => {
+                let message = data.get("message").and_then(|m| m.as_str())?;
+                format!("  ...     {step}: {message}")
+            }
+            Event::StepFailed { step, error } => format!("  FAILED  {step}{}: {error}", took(step)),
+            Event::StepProbed { step, outcome, .. } => {
+                let verdict = probe_verdict(*outcome, self.rolling_back.load(Relaxed));
+                format!("  checked {step}: {verdict}")
+            }
+            Event::Paused { reason } => format!("paused: {reason}"),
+            Event::RollbackStarted { target, reason } => {
+                self.rolling_back.store(true, Relaxed);
+                let target = target.as_ref().map(|t| format!(" to {t}"));
+                format!("rolling back{}: {reason}", target.unwrap_or_default())
+            }
+            Event::CompensationStarted { step } => {
+                started.insert(format!("undo:{step}"), r.time);
+                format!("  undo    {step}")
+            }
+            Event::CompensationSucceeded { step } => {
+                format!("  undone  {step}{}", took(&format!("undo:{step}")))
+            }
+            Event::CompensationFailed { step, error } => format!("  UNDO FAILED {step}: {error}"),
+            Event::RunFinished { outcome } => format!("finished: {}", outcome.as_str()),
+        })
+    }
+}
+
+/// What a probe's answer means for the step: during a forward run, whether it runs again;
+/// during a rollback, whether it is undone.
+fn probe_verdict(outcome: ProbeOutcome, rolling_back: bool) -> &'static str {
+    match (outcome, rolling_back) {
+        (ProbeOutcome::Done, false) => "its effect is in place; not run again",
+        (ProbeOutcome::NotDone, false) => "its effect is not there; it runs again",
+        (ProbeOutcome::Done, true) => "its effect is in place; it is undone with the rest",
+        (ProbeOutcome::NotDone, true) => "its effect is not there; nothing to undo",
     }
 }
 
