@@ -339,69 +339,126 @@ async fn worker(index: usize, shared: Arc<Shared>, mut stop: watch::Receiver<boo
         .await;
         let latency_us = started.elapsed().as_micros() as u64;
 
-        // Count the outcome.
-        let m = stats.method(method);
-        m.requests += 1;
-        let (label, status, version) = match &outcome {
-            Outcome::Ok { response, retried } => {
-                m.ok += 1;
-                if *retried {
-                    m.retried_ok += 1;
-                }
-                let label = if *retried { "retry_ok" } else { "ok" };
-                (label, Some(response.status), version_of(response))
-            }
-            Outcome::Failed {
-                class,
-                status,
-                version,
-                ..
-            } => {
-                m.failed += 1;
-                *m.failures.entry(*class).or_default() += 1;
-                ("fail", *status, version.clone())
-            }
+        let attempt = Attempt {
+            index,
+            seq,
+            method,
+            path,
+            started,
+            started_unix_ms,
+            latency_us,
         };
-        shared.record_timeline(format_args!(
-            "{started_unix_ms},{method},{label},{},{},{latency_us}\n",
-            status.map(|s| s.to_string()).unwrap_or_default(),
-            version.as_deref().map(csv_safe).unwrap_or_default(),
-        ));
-
-        match outcome {
-            Outcome::Ok { response, .. } => {
-                stats.latencies_us.push(latency_us);
-                if let Some(name) = name {
-                    let id = serde_json::from_slice::<serde_json::Value>(&response.body)
-                        .ok()
-                        .and_then(|v| v.get("id").cloned())
-                        .unwrap_or(serde_json::Value::Null);
-                    stats.acked.push((seq, AckedWrite { id, name }));
-                }
-                shared.mark_ready();
-            }
-            Outcome::Failed { class, detail, .. } => {
-                let at = started.duration_since(shared.start).as_secs_f64();
-                let _ = shared.first_failure.set(format!(
-                    "{method} {path} at +{at:.3}s on connection {index}: {class}: {detail}"
-                ));
-            }
-        }
-
-        // Advance to the next slot; skip all but the latest overdue one.
-        k += 1;
-        let now = Instant::now();
-        loop {
-            let next = shared.due(index as u64 + (k + 1) * connections);
-            if next > now || !shared.within(next) || *stop.borrow() {
-                break;
-            }
-            stats.late += 1;
-            k += 1;
-        }
+        count(&shared, &mut stats, &attempt, outcome, name);
+        k = next_slot(&shared, &mut stats, index, k, &stop);
     }
     stats.opened = conn.opened();
     stats
+}
+
+/// One request as [`count`] records it.
+#[derive(Clone, Copy)]
+struct Attempt<'a> {
+    /// The connection's index.
+    index: usize,
+    /// The request's slot number.
+    seq: u64,
+    method: Method,
+    path: &'a str,
+    /// When it was sent (monotonic, and as Unix milliseconds for the timeline).
+    started: Instant,
+    started_unix_ms: u128,
+    /// Until its outcome, retry included, in microseconds.
+    latency_us: u64,
+}
+
+/// Counts one request's outcome in `stats`, writes its timeline row, and keeps the write
+/// (`name`) when the server acknowledged it, or the first failure of the run.
+fn count(
+    shared: &Shared,
+    stats: &mut WorkerStats,
+    a: &Attempt,
+    outcome: Outcome,
+    name: Option<String>,
+) {
+    let Attempt {
+        index,
+        seq,
+        method,
+        path,
+        started,
+        started_unix_ms,
+        latency_us,
+    } = *a;
+    let m = stats.method(method);
+    m.requests += 1;
+    let (label, status, version) = match &outcome {
+        Outcome::Ok { response, retried } => {
+            m.ok += 1;
+            if *retried {
+                m.retried_ok += 1;
+            }
+            let label = if *retried { "retry_ok" } else { "ok" };
+            (label, Some(response.status), version_of(response))
+        }
+        Outcome::Failed {
+            class,
+            status,
+            version,
+            ..
+        } => {
+            m.failed += 1;
+            *m.failures.entry(*class).or_default() += 1;
+            ("fail", *status, version.clone())
+        }
+    };
+    shared.record_timeline(format_args!(
+        "{started_unix_ms},{method},{label},{},{},{latency_us}\n",
+        status.map(|s| s.to_string()).unwrap_or_default(),
+        version.as_deref().map(csv_safe).unwrap_or_default(),
+    ));
+
+    match outcome {
+        Outcome::Ok { response, .. } => {
+            stats.latencies_us.push(latency_us);
+            if let Some(name) = name {
+                let id = serde_json::from_slice::<serde_json::Value>(&response.body)
+                    .ok()
+                    .and_then(|v| v.get("id").cloned())
+                    .unwrap_or(serde_json::Value::Null);
+                stats.acked.push((seq, AckedWrite { id, name }));
+            }
+            shared.mark_ready();
+        }
+        Outcome::Failed { class, detail, .. } => {
+            let at = started.duration_since(shared.start).as_secs_f64();
+            let _ = shared.first_failure.set(format!(
+                "{method} {path} at +{at:.3}s on connection {index}: {class}: {detail}"
+            ));
+        }
+    }
+}
+
+/// The next slot this connection serves after slot `k`: all but the latest overdue one are
+/// skipped and counted as `late`.
+fn next_slot(
+    shared: &Shared,
+    stats: &mut WorkerStats,
+    index: usize,
+    mut k: u64,
+    stop: &watch::Receiver<bool>,
+) -> u64 {
+    let connections = shared.config.connections as u64;
+    k += 1;
+    let now = Instant::now();
+    loop {
+        let next = shared.due(index as u64 + (k + 1) * connections);
+        if next > now || !shared.within(next) || *stop.borrow() {
+            break;
+        }
+        stats.late += 1;
+        k += 1;
+    }
+    k
 }
 
 /// Sends one request, applying the retry policy (see the crate docs): a
