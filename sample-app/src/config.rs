@@ -110,22 +110,7 @@ impl Config {
             })?,
         };
 
-        let database = match get("DATABASE_URL")? {
-            None => {
-                return Err(ConfigError(
-                    "DATABASE_URL is required (postgres://user:password@127.0.0.1:5432/db)"
-                        .to_string(),
-                ));
-            }
-            // The parse error is not shown: some of sqlx's messages quote parts of the URL,
-            // which may include the password.
-            Some(url) => PgConnectOptions::from_str(&url).map_err(|_| {
-                ConfigError(
-                    "DATABASE_URL is not a valid PostgreSQL URL (value not shown)".to_string(),
-                )
-            })?,
-        };
-
+        let database = database(get("DATABASE_URL")?)?;
         let users_column = match get("USERS_COLUMN")?.as_deref().map(str::trim) {
             None | Some("name") => UsersColumn::Name,
             Some("full_name") => UsersColumn::FullName,
@@ -136,19 +121,7 @@ impl Config {
             }
         };
 
-        let app_version = get("APP_VERSION")?.unwrap_or_else(|| "dev".to_string());
-        // It goes into a response header: visible ASCII and inner spaces only, so that it can
-        // neither break the header block nor need encoding.
-        if !app_version
-            .bytes()
-            .all(|b| b.is_ascii_graphic() || b == b' ')
-            || app_version.starts_with(' ')
-            || app_version.ends_with(' ')
-        {
-            return Err(ConfigError(format!(
-                "APP_VERSION must be printable ASCII, got {app_version:?}"
-            )));
-        }
+        let app_version = app_version(get("APP_VERSION")?)?;
 
         let fail_rate = match get("FAIL_RATE")? {
             None => 0.0,
@@ -183,6 +156,36 @@ impl Config {
             db_pool,
         })
     }
+}
+
+/// `DATABASE_URL`, required. The parse error is not shown: some of sqlx's messages quote parts
+/// of the URL, which may include the password.
+fn database(url: Option<String>) -> Result<PgConnectOptions, ConfigError> {
+    let Some(url) = url else {
+        return Err(ConfigError(
+            "DATABASE_URL is required (postgres://user:password@127.0.0.1:5432/db)".to_string(),
+        ));
+    };
+    PgConnectOptions::from_str(&url).map_err(|_| {
+        ConfigError("DATABASE_URL is not a valid PostgreSQL URL (value not shown)".to_string())
+    })
+}
+
+/// `APP_VERSION` (default `dev`). It goes into a response header: visible ASCII and inner
+/// spaces only, so that it can neither break the header block nor need encoding.
+fn app_version(value: Option<String>) -> Result<String, ConfigError> {
+    let app_version = value.unwrap_or_else(|| "dev".to_string());
+    if !app_version
+        .bytes()
+        .all(|b| b.is_ascii_graphic() || b == b' ')
+        || app_version.starts_with(' ')
+        || app_version.ends_with(' ')
+    {
+        return Err(ConfigError(format!(
+            "APP_VERSION must be printable ASCII, got {app_version:?}"
+        )));
+    }
+    Ok(app_version)
 }
 
 #[cfg(test)]
