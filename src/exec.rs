@@ -343,7 +343,7 @@ fn environment_ready(
         ExecError::Environment(format!(
             "run {}: this shell cannot run the rest of it: {}; nothing was changed",
             session.state.run_id,
-            opts.ctx.redactor.redact(&e.0)
+            opts.ctx.redactor.redact(&e.to_string())
         ))
     })
 }

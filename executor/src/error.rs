@@ -1,6 +1,18 @@
-//! [`ExecError`]: why the executor refused or stopped, with what to do about it.
+//! The executor's errors: [`ExecError`], why a command on a run refused or stopped, with what to
+//! do about it; [`StepError`], why a step (or its undo, probe, fence or restore) failed, which the
+//! runner records in the log and acts on (a [`StepError::Inconclusive`] result pauses the run).
+//!
+//! Each variant names the failure and holds what it is about (the step, the database, the file);
+//! an underlying error stays the variant's `source`, so [`chain`] (and the CLI) can print the
+//! whole cause chain.
 
+use crate::drivers::command::CommandError;
+use crate::drivers::containers::ContainerError;
+use crate::drivers::pgerror::PgError;
+use crate::drivers::preflight::EnvError;
 use crate::log::LogError;
+use crate::router::RouterError;
+use crate::runtime::RuntimeError;
 use crate::state::ReplayError;
 use crate::store::Holder;
 use std::path::{Path, PathBuf};
@@ -126,6 +138,172 @@ pub enum ExecError {
         /// The error.
         source: std::io::Error,
     },
+}
+
+/// Why a step, its undo, probe, fence or restore failed. The runner writes its
+/// [`StepError::message`], redacted, to the log and shows it to the operator; it matches [`StepError::Inconclusive`] to
+/// pause the run instead of rolling it back.
+#[derive(Debug, thiserror::Error)]
+pub enum StepError {
+    /// The step could not decide (an analysis gate saw too few requests). The run pauses then,
+    /// whatever `on_failure` says: rolling back a release nobody found fault with would be as
+    /// wrong as going on.
+    #[error("inconclusive: {reason}")]
+    Inconclusive {
+        /// What was missing to decide, and what the operator can do.
+        reason: String,
+    },
+    /// An analysis gate judged the canary and it failed.
+    #[error("analysis gate failed: {reason}")]
+    GateFailed {
+        /// Which threshold was crossed, with what the window saw.
+        reason: String,
+    },
+    /// The shell lacks a variable the step needs, or a program it starts.
+    #[error(transparent)]
+    Environment(Box<EnvError>),
+    /// PostgreSQL: connecting, a migration statement, a lock, a backup, a backfill, a restore.
+    #[error(transparent)]
+    Database(Box<PgError>),
+    /// The container engine refused or could not be reached.
+    #[error(transparent)]
+    Runtime(Box<RuntimeError>),
+    /// A container step found the containers other than it needs them.
+    #[error(transparent)]
+    Container(Box<ContainerError>),
+    /// A command step's program.
+    #[error(transparent)]
+    Command(Box<CommandError>),
+    /// nginx or HAProxy.
+    #[error(transparent)]
+    Router(Box<RouterError>),
+    /// A file of the step's own in the run or backup directory.
+    #[error("cannot {action} {}", path.display())]
+    File {
+        /// What cutover was doing, as a verb phrase ("save the router state to").
+        action: &'static str,
+        /// The file or directory.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// The step failed after changing something, and put back what it had changed (a failed step
+    /// is not undone by a rollback).
+    #[error("{}; {put_back}", chain(source))]
+    PutBack {
+        /// Why the step failed.
+        source: Box<StepError>,
+        /// What is back as it was.
+        put_back: &'static str,
+    },
+    /// The step failed after changing something, and putting that back failed too.
+    #[error("{}; {what} failed too: {}", chain(source), chain(also))]
+    PutBackFailed {
+        /// Why the step failed.
+        source: Box<StepError>,
+        /// What it tried, as a noun phrase ("removing what it started").
+        what: &'static str,
+        /// Why that failed.
+        also: Box<StepError>,
+    },
+    /// A driver was given a step of another kind (a registration mistake).
+    #[error("`{step}` is a `{kind}` step, which this driver does not run")]
+    WrongKind {
+        /// Step id.
+        step: String,
+        /// Its kind.
+        kind: &'static str,
+    },
+    /// The undo data recorded in the log does not fit the driver's type.
+    #[error("the recorded undo data of `{step}` is unreadable")]
+    UndoUnreadable {
+        /// Step id.
+        step: String,
+        /// What serde says.
+        source: serde_json::Error,
+    },
+    /// Only backup steps can restore a database.
+    #[error("`{step}` cannot restore anything")]
+    CannotRestore {
+        /// Step id.
+        step: String,
+    },
+    /// This build has no driver for the step's kind.
+    #[error("no driver for `{kind}` steps")]
+    NoDriver {
+        /// The step kind.
+        kind: &'static str,
+    },
+}
+
+// The domain errors are boxed: they carry the names an operator needs (database, table,
+// statement, file), and a step's `Result` should not be as large as its rarest failure.
+impl From<EnvError> for StepError {
+    fn from(e: EnvError) -> Self {
+        StepError::Environment(Box::new(e))
+    }
+}
+
+impl From<PgError> for StepError {
+    fn from(e: PgError) -> Self {
+        StepError::Database(Box::new(e))
+    }
+}
+
+impl From<RuntimeError> for StepError {
+    fn from(e: RuntimeError) -> Self {
+        StepError::Runtime(Box::new(e))
+    }
+}
+
+impl From<ContainerError> for StepError {
+    fn from(e: ContainerError) -> Self {
+        StepError::Container(Box::new(e))
+    }
+}
+
+impl From<CommandError> for StepError {
+    fn from(e: CommandError) -> Self {
+        StepError::Command(Box::new(e))
+    }
+}
+
+impl From<RouterError> for StepError {
+    fn from(e: RouterError) -> Self {
+        StepError::Router(Box::new(e))
+    }
+}
+
+impl StepError {
+    /// Whether the step could not decide (the run pauses, whatever `on_failure` says).
+    pub fn is_inconclusive(&self) -> bool {
+        matches!(self, StepError::Inconclusive { .. })
+    }
+
+    /// The error and its causes on one line, not yet redacted: what leaves the executor is this
+    /// text with the run's secrets removed. (Secret values are replaced before URL passwords,
+    /// so a secret URL is replaced whole, host and all.)
+    pub fn message(&self) -> String {
+        chain(self)
+    }
+}
+
+/// `e` and its causes on one line, `: ` between them. A cause whose text the line already holds
+/// is not repeated: some messages name their cause inline, where it reads best (an I/O error in
+/// the middle of a sentence, sqlx's own "error returned from database: ..."), and the chain still
+/// reaches it for code that wants it.
+pub fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut next = e.source();
+    while let Some(cause) = next {
+        let text = cause.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        next = cause.source();
+    }
+    out
 }
 
 /// The cause of an I/O error in words: the operating system's own text, which names the real

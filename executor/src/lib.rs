@@ -28,4 +28,4 @@ pub mod sink;
 pub mod state;
 pub mod store;
 
-pub use error::ExecError;
+pub use error::{ExecError, StepError};

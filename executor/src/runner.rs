@@ -176,7 +176,7 @@ impl Session {
                 Err(e) => {
                     return Err(ExecError::State(format!(
                         "cannot make sure the earlier attempt of `{id}` has stopped: {}",
-                        opts.ctx.redactor.redact(&e.0)
+                        opts.ctx.redactor.redact(&e.message())
                     )));
                 }
             }
@@ -200,7 +200,7 @@ impl Session {
                 ExecError::State(format!(
                     "probing `{}` failed: {}",
                     step.id,
-                    opts.ctx.redactor.redact(&e.0)
+                    opts.ctx.redactor.redact(&e.message())
                 ))
             })?,
             None => None,
@@ -420,7 +420,7 @@ impl Session {
                             }
                         }
                         Some(Err(e)) => {
-                            let error = opts.ctx.redactor.redact(&e.0);
+                            let error = opts.ctx.redactor.redact(&e.message());
                             self.emit(Event::StepFailed { step: id.clone(), error: error.clone() }).await?;
                             if failed.is_none() {
                                 inconclusive = e.is_inconclusive();
@@ -662,7 +662,7 @@ impl Session {
                 } else {
                     match drivers.get(StepKind::Backup) {
                         Some(d) => d.restore(&backup_step, undo, opts.ctx.clone()).await,
-                        None => Err(StepError("no backup driver".into())),
+                        None => Err(StepError::NoDriver { kind: "backup" }),
                     }
                 };
                 match result {
@@ -674,7 +674,7 @@ impl Session {
                         continue;
                     }
                     Err(e) => {
-                        let error = opts.ctx.redactor.redact(&e.0);
+                        let error = opts.ctx.redactor.redact(&e.message());
                         self.emit(Event::CompensationFailed {
                             step: id.clone(),
                             error: error.clone(),
@@ -713,10 +713,9 @@ impl Session {
             } else {
                 match drivers.get(step.kind()) {
                     Some(d) => d.undo(&step, undo, opts.ctx.clone()).await,
-                    None => Err(StepError(format!(
-                        "no driver for `{}` steps",
-                        step.kind().as_str()
-                    ))),
+                    None => Err(StepError::NoDriver {
+                        kind: step.kind().as_str(),
+                    }),
                 }
             };
             match result {
@@ -725,7 +724,7 @@ impl Session {
                     self.emit(Event::CompensationSucceeded { step: id }).await?;
                 }
                 Err(e) => {
-                    let error = opts.ctx.redactor.redact(&e.0);
+                    let error = opts.ctx.redactor.redact(&e.message());
                     self.emit(Event::CompensationFailed {
                         step: id.clone(),
                         error: error.clone(),

@@ -18,6 +18,7 @@
 //!   gets the password through `PGPASSWORD`, never on its command line.
 
 use crate::driver::{BoxFuture, Done, Driver, Job, Probe, StepContext, StepError};
+use crate::drivers::pgerror::{HistoryProblem, PgError};
 use crate::drivers::pgstmt::{self, Effect, Name};
 use crate::drivers::pgurl::ClientTarget;
 use cutover_planner::dag::{BackfillParams, BackupParams, DatabaseCheck, MigrateParams};
@@ -47,15 +48,18 @@ const LOCK_WAIT: Duration = Duration::from_secs(60);
 /// Attempts of a statement that hits `lock_timeout`.
 const LOCK_RETRIES: u32 = 6;
 
-fn err(e: impl std::fmt::Display) -> StepError {
-    StepError(crate::redact::redact_url_passwords(&e.to_string()))
+/// A query of cutover's own failed.
+fn err(e: sqlx::Error) -> StepError {
+    PgError::Query(e).into()
 }
 
 fn url_from_env(url_env: &str, database: &str) -> Result<String, StepError> {
     std::env::var(url_env).map_err(|_| {
-        StepError(format!(
-            "environment variable `{url_env}` (the URL of database `{database}`) is not set"
-        ))
+        PgError::UrlUnset {
+            url_env: url_env.to_string(),
+            database: database.to_string(),
+        }
+        .into()
     })
 }
 
@@ -167,14 +171,16 @@ impl Pooled {
 async fn open(url_env: &str, database: &str, what: &str) -> Result<PgConnection, StepError> {
     let url = url_from_env(url_env, database)?;
     let opts = PgConnectOptions::from_str(&url)
-        .map_err(|e| StepError(format!("`{url_env}` is not a PostgreSQL URL: {}", err(e))))?
+        .map_err(|source| PgError::BadUrl {
+            url_env: url_env.to_string(),
+            source,
+        })?
         .application_name(&application_name(what));
-    opts.connect().await.map_err(|e| {
-        StepError(format!(
-            "cannot connect to database `{database}` (from `{url_env}`): {}",
-            err(e)
-        ))
-    })
+    Ok(opts.connect().await.map_err(|source| PgError::Connect {
+        database: database.to_string(),
+        url_env: url_env.to_string(),
+        source,
+    })?)
 }
 
 async fn connect(url_env: &str, database: &str, what: &str) -> Result<Pooled, StepError> {
@@ -313,11 +319,12 @@ async fn migration_lock(conn: &mut PgConnection, database: &str) -> Result<(), S
             .await
             .ok()
             .flatten();
-            return Err(StepError(format!(
-                "another migrator holds the migration lock of database `{database}`{}; waited {:?} (another cutover run, or a tool that takes the same advisory lock; let it finish, or stop it, then resume)",
-                holder.map(|h| format!(": {h}")).unwrap_or_default(),
-                LOCK_WAIT
-            )));
+            return Err(PgError::MigrationLocked {
+                database: database.to_string(),
+                holder,
+                waited: LOCK_WAIT,
+            }
+            .into());
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
@@ -389,10 +396,12 @@ async fn fence_database(
             cancelled = true;
         }
         if waited >= limit + Duration::from_secs(30) {
-            return Err(StepError(format!(
-                "backends of a dead executor of this run are still in `{database}` after {waited:?} and pg_terminate_backend ({}); cutover will not judge or repeat the step while they may still act",
-                seen.join("; ")
-            )));
+            return Err(PgError::BackendsLeft {
+                database: database.to_string(),
+                waited,
+                backends: seen,
+            }
+            .into());
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -457,7 +466,7 @@ fn migration(step: &Job<MigrateParams>) -> Result<Migration, StepError> {
         database: database.clone(),
         url_env: url_env.clone(),
         version: i32::try_from(*version)
-            .map_err(|_| StepError(format!("version {version} does not fit refinery's history")))?,
+            .map_err(|_| PgError::VersionTooLarge { version: *version })?,
         name,
         phase: step.phase.map_or("expand", |p| p.as_str()).to_string(),
         checksum: checksum.clone(),
@@ -516,15 +525,22 @@ impl Migration {
         }
         let row: Option<(String, String)> = sqlx::query_as("SELECT checksum, run_id FROM cutover_migration_phases WHERE version = $1 AND phase = $2").bind(self.version).bind(&self.phase).fetch_optional(&mut *conn).await.map_err(err)?;
         match row {
-            Some((c, _)) if c != self.checksum => Err(StepError(format!(
-                "V{}__{} ({}) was applied from different content (sha256 {c}, the file now has {}); cutover will not apply it again",
-                self.version, self.name, self.phase, self.checksum
-            ))),
+            Some((c, _)) if c != self.checksum => Err(PgError::AppliedDifferently {
+                version: self.version,
+                name: self.name.clone(),
+                phase: self.phase.clone(),
+                recorded: c,
+                file: self.checksum.clone(),
+            }
+            .into()),
             Some((_, run)) if run != self.run_id && !self.run_id.is_empty() => {
-                Err(StepError(format!(
-                    "V{}__{} ({}) was applied by another run, {run}, while this one was under way; not applying it twice",
-                    self.version, self.name, self.phase
-                )))
+                Err(PgError::AppliedByOtherRun {
+                    version: self.version,
+                    name: self.name.clone(),
+                    phase: self.phase.clone(),
+                    run,
+                }
+                .into())
             }
             Some(_) => Ok(true),
             None => Ok(false),
@@ -611,7 +627,10 @@ impl Migration {
             .map_err(err)?;
         let mut preexisting = Vec::new();
         for stmt in &self.sql {
-            let failed = |e: sqlx::Error| StepError(format!("`{}`: {}", first_line(stmt), err(e)));
+            let failed = |source| PgError::Statement {
+                statement: first_line(stmt),
+                source,
+            };
             match pgstmt::effect(stmt) {
                 Effect::CreateIndex { index, table } => {
                     if !self
@@ -674,17 +693,20 @@ impl Migration {
         match index_state(conn, index, table).await? {
             IndexState::Valid => Ok(true),
             IndexState::Invalid(q) => {
-                let cleaned = cleanup_note(drop_invalid_index(conn, &q).await);
-                Err(StepError(format!(
-                    "`{}` finished, but index `{q}` is INVALID{cleaned}",
-                    first_line(stmt)
-                )))
+                let cleanup = cleanup_note(drop_invalid_index(conn, &q).await);
+                Err(PgError::IndexInvalid {
+                    statement: first_line(stmt),
+                    index: q,
+                    cleanup,
+                }
+                .into())
             }
-            IndexState::Absent => Err(StepError(format!(
-                "`{}` finished, but there is no index `{index}` on `{}` (with IF NOT EXISTS, PostgreSQL skips the build when any relation of that name exists in the schema, e.g. an index on another table); name the index uniquely",
-                first_line(stmt),
-                table.regclass()
-            ))),
+            IndexState::Absent => Err(PgError::IndexAbsent {
+                statement: first_line(stmt),
+                index: index.to_string(),
+                table: table.regclass(),
+            }
+            .into()),
         }
     }
 }
@@ -722,13 +744,20 @@ async fn index_state(
 
 async fn drop_invalid_index(conn: &mut PgConnection, qualified: &str) -> Result<(), StepError> {
     let drop = format!("DROP INDEX CONCURRENTLY IF EXISTS {qualified}");
-    exec_with_lock_retries(conn, &drop).await.map_err(|e| StepError(format!("the INVALID index {qualified} left by a failed build could not be dropped ({}); drop it with `{drop}` once nothing holds its table, then resume", err(e))))
+    exec_with_lock_retries(conn, &drop).await.map_err(|source| {
+        PgError::InvalidIndexLeft {
+            index: qualified.to_string(),
+            drop: drop.clone(),
+            source,
+        }
+        .into()
+    })
 }
 
 fn cleanup_note(dropped: Result<(), StepError>) -> String {
     match dropped {
         Ok(()) => "; the INVALID index it left was dropped".into(),
-        Err(e) => format!("; {}", e.0),
+        Err(e) => format!("; {}", crate::error::chain(&e)),
     }
 }
 
@@ -794,11 +823,20 @@ async fn exec_cleaning_invalid(
                 }
                 let waited = is_lock_timeout(&e)
                     || matches!(&e, sqlx::Error::Database(d) if d.code().as_deref() == Some("57014"));
-                let mut why = err(e).0;
+                let mut note = String::new();
                 if waited {
-                    why.push_str(&format!(" (after {attempt} attempt(s) under lock_timeout {lock_timeout}: a concurrent index build waits for every transaction older than its own snapshot to end, even one on another table{})", old_transactions(conn).await));
+                    note = format!(
+                        " (after {attempt} attempt(s) under lock_timeout {lock_timeout}: a concurrent index build waits for every transaction older than its own snapshot to end, even one on another table{})",
+                        old_transactions(conn).await
+                    );
                 }
-                return Err(StepError(format!("`{}`: {why}{left}", first_line(stmt))));
+                note.push_str(&left);
+                return Err(PgError::IndexBuild {
+                    statement: first_line(stmt),
+                    source: e,
+                    note,
+                }
+                .into());
             }
         }
     }
@@ -1000,14 +1038,14 @@ impl Migration {
                         delay *= 2;
                         attempt += 1;
                     }
-                    Err(e) => {
-                        return Err(StepError(format!(
-                            "V{}__{} ({}): {}",
-                            self.version,
-                            self.name,
-                            self.phase,
-                            err(e)
-                        )));
+                    Err(source) => {
+                        return Err(PgError::Migration {
+                            version: self.version,
+                            name: self.name.clone(),
+                            phase: self.phase.clone(),
+                            source,
+                        }
+                        .into());
                     }
                 }
             }
@@ -1051,11 +1089,8 @@ impl Migration {
 async fn unmigrate(step: Job<MigrateParams>, undo: MigrateUndo) -> Result<(), StepError> {
     let m = migration(&step)?;
     // Exactly what was recorded when the step ran.
-    let undo_sql = undo.undo_sql.ok_or_else(|| {
-        StepError(format!(
-            "{} recorded no undo SQL; it cannot be undone",
-            step.id
-        ))
+    let undo_sql = undo.undo_sql.ok_or_else(|| PgError::NoUndo {
+        step: step.id.clone(),
     })?;
     let (history, transactional) = (undo.history, undo.transactional);
     let mut slot = migrator(&m.url_env, &m.database).await?;
@@ -1077,8 +1112,10 @@ async fn unmigrate(step: Job<MigrateParams>, undo: MigrateUndo) -> Result<(), St
                 .map_err(err)?;
             sqlx::Executor::execute(&mut *tx, undo_sql.as_str())
                 .await
-                .map_err(|e| {
-                    StepError(format!("undo of V{}__{}: {}", m.version, m.name, err(e)))
+                .map_err(|source| PgError::Undo {
+                    version: m.version,
+                    name: m.name.clone(),
+                    source,
                 })?;
             sqlx::Executor::execute(&mut *tx, "RESET ALL")
                 .await
@@ -1098,9 +1135,12 @@ async fn unmigrate(step: Job<MigrateParams>, undo: MigrateUndo) -> Result<(), St
                     .map_err(err)?;
             }
             for stmt in undo_sql.lines().filter(|l| !l.trim().is_empty()) {
-                exec_with_lock_retries(conn, stmt)
-                    .await
-                    .map_err(|e| StepError(format!("undo `{stmt}`: {}", err(e))))?;
+                exec_with_lock_retries(conn, stmt).await.map_err(|source| {
+                    PgError::UndoStatement {
+                        statement: stmt.to_string(),
+                        source,
+                    }
+                })?;
             }
             sqlx::Executor::execute(&mut *conn, "RESET ALL")
                 .await
@@ -1282,16 +1322,16 @@ async fn run_tool(
     if let Some(p) = password {
         cmd.env("PGPASSWORD", p);
     }
-    let out = cmd
-        .output()
-        .await
-        .map_err(|e| StepError(format!("cannot run {}: {e}", program.display())))?;
+    let out = cmd.output().await.map_err(|source| PgError::ToolStart {
+        program: program.to_path_buf(),
+        source,
+    })?;
     if !out.status.success() {
-        return Err(err(format!(
-            "{} failed: {}",
-            program.display(),
-            String::from_utf8_lossy(&out.stderr).trim()
-        )));
+        return Err(PgError::ToolFailed {
+            program: program.to_path_buf(),
+            stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        }
+        .into());
     }
     Ok(out.stdout)
 }
@@ -1326,12 +1366,19 @@ impl Driver for BackupDriver {
                 url_env,
                 dir,
             } = &step.params;
-            let target = ClientTarget::of(&url_from_env(url_env, database)?)
-                .map_err(|e| StepError(format!("`{url_env}`: {}", e.0)))?;
+            let target = ClientTarget::of(&url_from_env(url_env, database)?).map_err(|source| {
+                PgError::ClientUrl {
+                    url_env: url_env.clone(),
+                    source,
+                }
+            })?;
             let mark = crate::drivers::command::mark(&step.id, &ctx);
             let dir = ctx.spec_dir.join(dir);
-            std::fs::create_dir_all(&dir)
-                .map_err(|e| StepError(format!("cannot create {}: {e}", dir.display())))?;
+            std::fs::create_dir_all(&dir).map_err(|source| StepError::File {
+                action: "create",
+                path: dir.clone(),
+                source,
+            })?;
             let run = ctx
                 .run_dir
                 .file_name()
@@ -1357,15 +1404,18 @@ impl Driver for BackupDriver {
             let listing =
                 run_tool(&pg_program("pg_restore"), &["--list", &tmp_s], None, &mark).await?;
             if listing.is_empty() {
-                return Err(StepError(format!(
-                    "pg_restore --list printed nothing for {}",
-                    tmp.display()
-                )));
+                return Err(PgError::EmptyDump { path: tmp }.into());
             }
-            std::fs::rename(&tmp, &path)
-                .map_err(|e| StepError(format!("cannot move the dump into place: {e}")))?;
-            let bytes = std::fs::read(&path)
-                .map_err(|e| StepError(format!("cannot read {}: {e}", path.display())))?;
+            std::fs::rename(&tmp, &path).map_err(|source| StepError::File {
+                action: "move the dump into place at",
+                path: path.clone(),
+                source,
+            })?;
+            let bytes = std::fs::read(&path).map_err(|source| StepError::File {
+                action: "read",
+                path: path.clone(),
+                source,
+            })?;
             let sha = Sha256::digest(&bytes)
                 .iter()
                 .map(|b| format!("{b:02x}"))
@@ -1406,11 +1456,11 @@ impl Driver for BackupDriver {
     ) -> BoxFuture<Result<Option<String>, StepError>> {
         // A pg_dump of a dead executor would write the same .partial file as the next attempt.
         Box::pin(async move {
-            crate::drivers::command::fence_processes(
+            Ok(crate::drivers::command::fence_processes(
                 &crate::drivers::command::mark(&step.id, &ctx),
                 None,
             )
-            .await
+            .await?)
         })
     }
 }
@@ -1432,27 +1482,35 @@ pub async fn check_database(db: &DatabaseCheck) -> Result<String, StepError> {
         .fetch_one(&mut *conn)
         .await
         .map_err(err)?;
-        let what = format!("database `{}` (from `{}`)", db.name, db.url_env);
+        let (database, url_env) = (db.name.clone(), db.url_env.clone());
         if standby {
-            return Err(StepError(format!(
-                "{what} is a standby in recovery; migrations need the primary: point `{}` at it",
-                db.url_env
-            )));
+            return Err(PgError::Standby { database, url_env }.into());
         }
         if read_only == "on" {
-            return Err(StepError(format!(
-                "{what}: sessions of role `{user}` are read-only (default_transaction_read_only); migrations need a role that may write"
-            )));
+            return Err(PgError::ReadOnly {
+                database,
+                url_env,
+                user,
+            }
+            .into());
         }
         let Some(schema) = schema else {
-            return Err(StepError(format!(
-                "{what}: no schema of the search_path `{path}` exists, so migrations would have nowhere to create tables; create the schema or fix the role's search_path"
-            )));
+            return Err(PgError::NoSchema {
+                database,
+                url_env,
+                search_path: path,
+            }
+            .into());
         };
         if create != Some(true) {
-            return Err(StepError(format!(
-                "{what}: role `{user}` may not create objects in schema `{schema}` (the first of its search_path `{path}`), so the first migration would fail; `GRANT CREATE ON SCHEMA {schema} TO {user}` (PostgreSQL 15 no longer grants it on `public`), or connect as the schema's owner"
-            )));
+            return Err(PgError::NoCreate {
+                database,
+                url_env,
+                user,
+                schema,
+                search_path: path,
+            }
+            .into());
         }
         // Only a table's owner (or a member of the owning role) may ALTER it or index it.
         let foreign: Vec<(String, String)> = sqlx::query_as(
@@ -1463,15 +1521,13 @@ pub async fn check_database(db: &DatabaseCheck) -> Result<String, StepError> {
         .await
         .map_err(err)?;
         if !foreign.is_empty() {
-            let list: Vec<String> = foreign
-                .iter()
-                .map(|(t, o)| format!("`{t}` (owned by `{o}`)"))
-                .collect();
-            return Err(StepError(format!(
-                "{what}: the migrations alter or index {}, which role `{user}` does not own, so they would fail with \"must be owner of table\"; connect as the owner, or `GRANT {} TO {user}`",
-                list.join(", "),
-                foreign[0].1
-            )));
+            return Err(PgError::NotOwner {
+                database,
+                url_env,
+                user,
+                tables: foreign,
+            }
+            .into());
         }
     }
     let has_history: Option<String> =
@@ -1494,17 +1550,13 @@ pub async fn check_database(db: &DatabaseCheck) -> Result<String, StepError> {
                 .fetch_one(&mut *conn)
                 .await
                 .map_err(err)?;
-            let list: Vec<String> = missing
-                .iter()
-                .map(|(t, p)| format!("{p} on `{t}`"))
-                .collect();
-            return Err(StepError(format!(
-                "database `{}` (from `{}`): role `{user}` lacks {}, which recording (and undoing) a migration needs; `GRANT SELECT, INSERT, DELETE ON {} TO {user}`, or connect as the tables' owner",
-                db.name,
-                db.url_env,
-                list.join(", "),
-                missing[0].0
-            )));
+            return Err(PgError::Privileges {
+                database: db.name.clone(),
+                url_env: db.url_env.clone(),
+                user,
+                missing,
+            }
+            .into());
         }
     }
     let rows: Vec<(i32, String)> = if has_history.is_some() {
@@ -1522,26 +1574,32 @@ pub async fn check_database(db: &DatabaseCheck) -> Result<String, StepError> {
     };
     let mut problems = Vec::new();
     for e in &db.applied {
+        let (version, name) = (e.version, e.name.clone());
         match rows.iter().find(|(v, _)| i64::from(*v) == e.version as i64) {
-            None => problems.push(format!("V{}__{} should already be applied (it is at or below the baseline) but is not in refinery_schema_history", e.version, e.name)),
-            Some((_, c)) if *c != e.checksum => problems.push(format!("V{}__{} was applied from different content (checksum {c}, the file has {})", e.version, e.name, e.checksum)),
+            None => problems.push(HistoryProblem::NotApplied { version, name }),
+            Some((_, c)) if *c != e.checksum => problems.push(HistoryProblem::Differs {
+                version,
+                name,
+                recorded: c.clone(),
+                file: e.checksum.clone(),
+            }),
             _ => {}
         }
     }
     for e in &db.pending {
         if rows.iter().any(|(v, _)| i64::from(*v) == e.version as i64) {
-            problems.push(format!(
-                "V{}__{} is already applied, but this release plans to apply it",
-                e.version, e.name
-            ));
+            problems.push(HistoryProblem::AlreadyApplied {
+                version: e.version,
+                name: e.name.clone(),
+            });
         }
     }
     if !problems.is_empty() {
-        return Err(StepError(format!(
-            "database `{}`: {}",
-            db.name,
-            problems.join("; ")
-        )));
+        return Err(PgError::History {
+            database: db.name.clone(),
+            problems,
+        }
+        .into());
     }
     // Who, how long and in what state; not the query text, which may hold data or secrets and
     // would end up in the run's log.
@@ -1760,15 +1818,15 @@ async fn run_backfill(step: Job<BackfillParams>, ctx: StepContext) -> Result<Don
                     delay *= 2;
                     attempt += 1;
                 }
-                Err(e) => {
-                    return Err(StepError(format!(
-                        "backfill of {}.{} after {} = {:?}: {}",
-                        b.table,
-                        b.to,
-                        b.key,
+                Err(source) => {
+                    return Err(PgError::Batch {
+                        table: b.table.clone(),
+                        column: b.to.clone(),
+                        key: b.key.clone(),
                         cursor,
-                        err(e)
-                    )));
+                        source,
+                    }
+                    .into());
                 }
             }
         };
@@ -1781,10 +1839,13 @@ async fn run_backfill(step: Job<BackfillParams>, ctx: StepContext) -> Result<Don
                 .map_err(err)?;
             if !remaining || sweeps >= 3 {
                 if remaining {
-                    return Err(StepError(format!(
-                        "{}.{} still differs from {} after {sweeps} extra sweeps",
-                        b.table, b.to, b.from
-                    )));
+                    return Err(PgError::StillDiffers {
+                        table: b.table.clone(),
+                        column: b.to.clone(),
+                        from: b.from.clone(),
+                        sweeps,
+                    }
+                    .into());
                 }
                 break;
             }
@@ -1861,27 +1922,41 @@ async fn restore_backup(
         database, url_env, ..
     } = &step.params;
     let (path, sha) = (undo.path.as_str(), undo.sha256.as_str());
-    let bytes = std::fs::read(path)
-        .map_err(|e| StepError(format!("cannot read the backup {path}: {e}")))?;
+    let bytes = std::fs::read(path).map_err(|source| StepError::File {
+        action: "read the backup",
+        path: PathBuf::from(path),
+        source,
+    })?;
     let actual = Sha256::digest(&bytes)
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect::<String>();
     if actual != sha {
-        return Err(StepError(format!(
-            "the backup {path} changed since it was taken (sha256 {actual}, recorded {sha}); refusing to restore it"
-        )));
+        return Err(PgError::BackupChanged {
+            path: path.to_string(),
+            actual,
+            recorded: sha.to_string(),
+        }
+        .into());
     }
     let url = url_from_env(url_env, database)?;
     // Everything that can be refused is checked before the database is dropped.
     let admin_target = ClientTarget::of(&url)
-        .map_err(|e| StepError(format!("`{url_env}`: {}", e.0)))?
+        .map_err(|source| PgError::ClientUrl {
+            url_env: url_env.clone(),
+            source,
+        })?
         .with_database("postgres");
-    let opts = PgConnectOptions::from_str(&url).map_err(err)?;
-    let dbname = opts
-        .get_database()
-        .map(str::to_string)
-        .ok_or_else(|| StepError(format!("`{url_env}` names no database")))?;
+    let opts = PgConnectOptions::from_str(&url).map_err(|source| PgError::BadUrl {
+        url_env: url_env.clone(),
+        source,
+    })?;
+    let dbname =
+        opts.get_database()
+            .map(str::to_string)
+            .ok_or_else(|| PgError::NoDatabaseName {
+                url_env: url_env.clone(),
+            })?;
     // Drop and recreate from a maintenance connection to the same server.
     let mut admin = opts
         .clone()
@@ -1889,11 +1964,9 @@ async fn restore_backup(
         .application_name("cutover restore")
         .connect()
         .await
-        .map_err(|e| {
-            StepError(format!(
-                "cannot connect to the server of `{database}`: {}",
-                err(e)
-            ))
+        .map_err(|source| PgError::ConnectServer {
+            database: database.clone(),
+            source,
         })?;
     let drop = format!(
         "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
@@ -1901,12 +1974,32 @@ async fn restore_backup(
     );
     sqlx::Executor::execute(&mut admin, drop.as_str())
         .await
-        .map_err(|e| StepError(format!("cannot drop `{dbname}` to restore it: {}", err(e))))?;
+        .map_err(|source| PgError::DropForRestore {
+            database: dbname.clone(),
+            source,
+        })?;
     let _ = admin.close().await;
     let admin = admin_target;
     let mark = crate::drivers::command::mark(&step.id, &ctx);
-    run_tool(&pg_program("pg_restore"), &["--create", "--exit-on-error", "--no-password", "--dbname", &admin.url, path], admin.password.as_deref(), &mark)
-        .await
-        .map_err(|e| StepError(format!("{}; database `{dbname}` was dropped and is not restored: restore it by hand with `pg_restore --create --dbname <maintenance database URL> {path}` once the cause is fixed (the dump is intact: sha256 {sha})", e.0)))?;
+    run_tool(
+        &pg_program("pg_restore"),
+        &[
+            "--create",
+            "--exit-on-error",
+            "--no-password",
+            "--dbname",
+            &admin.url,
+            path,
+        ],
+        admin.password.as_deref(),
+        &mark,
+    )
+    .await
+    .map_err(|e| PgError::NotRestored {
+        database: dbname.clone(),
+        path: path.to_string(),
+        sha256: sha.to_string(),
+        source: Box::new(e),
+    })?;
     Ok(format!("{path}, {} bytes", bytes.len()))
 }

@@ -135,18 +135,231 @@ impl ServerState {
     }
 }
 
+/// Why HAProxy could not be driven, watched or checked.
+#[derive(Debug, thiserror::Error)]
+pub enum HaproxyError {
+    /// The admin socket does not answer.
+    #[error("HAProxy: cannot connect to the admin socket {}: {source} (is HAProxy running with `stats socket {} level admin`?)", socket.display(), socket.display())]
+    Connect {
+        /// The socket.
+        socket: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// Talking to the admin socket failed.
+    #[error("HAProxy: {command}")]
+    Socket {
+        /// The runtime API command.
+        command: String,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// The admin socket did not answer in time.
+    #[error("HAProxy: `{command}` got no answer within 10s")]
+    NoAnswer {
+        /// The runtime API command.
+        command: String,
+    },
+    /// `show servers state` could not be read.
+    #[error("HAProxy: backend `{backend}`: {reason}")]
+    ServersState {
+        /// The backend.
+        backend: String,
+        /// What is wrong with the answer.
+        reason: String,
+    },
+    /// HAProxy refused a runtime command.
+    #[error("HAProxy refused `{command}`: {answer}")]
+    Refused {
+        /// The runtime API command.
+        command: String,
+        /// HAProxy's answer.
+        answer: String,
+    },
+    /// A weight did not take.
+    #[error("HAProxy: {backend}/{server} has weight {weight} after setting {wanted}")]
+    WeightNotSet {
+        /// The backend.
+        backend: String,
+        /// The server.
+        server: String,
+        /// The weight it has.
+        weight: u32,
+        /// The weight set.
+        wanted: u32,
+    },
+    /// A server vanished while its weight was set.
+    #[error("HAProxy: {backend}/{server} disappeared")]
+    Disappeared {
+        /// The backend.
+        backend: String,
+        /// The server.
+        server: String,
+    },
+    /// The config file could not be put back.
+    #[error("HAProxy: cannot restore {}", path.display())]
+    RestoreConfig {
+        /// The config file.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// The config file could not be written.
+    #[error("HAProxy: cannot write {}", path.display())]
+    WriteConfig {
+        /// The config file.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// `config_file` names no file.
+    #[error("HAProxy: config file {} does not exist; hint: fix `config_file` in [router]", path.display())]
+    NoConfigFile {
+        /// The config file.
+        path: PathBuf,
+    },
+    /// Servers a shift gives traffic to are not UP in time.
+    #[error("HAProxy: {servers} {} s after the shift asked for it, so no traffic was moved; {}", UP_WITHIN.as_secs(), up_hint(backend))]
+    NotUp {
+        /// The backend.
+        backend: String,
+        /// Each server that is not, with its state.
+        servers: String,
+    },
+    /// Servers a shift gives traffic to are down once the weights are set.
+    #[error(
+        "HAProxy: {servers} right after the weights were set; {}",
+        up_hint(backend)
+    )]
+    DownAfterShift {
+        /// The backend.
+        backend: String,
+        /// Each server that is not, with its state.
+        servers: String,
+    },
+    /// Preflight: servers the release keeps traffic on are not UP.
+    #[error("HAProxy: {servers} (waited {} s), and the release keeps traffic on it; the shifts would wait for it after the migrations ran; {}", SERVING_WITHIN.as_secs(), up_hint(backend))]
+    NotServing {
+        /// The backend.
+        backend: String,
+        /// Each server that is not, with its state.
+        servers: String,
+    },
+    /// The backend has no server at a planned address.
+    #[error("HAProxy: backend `{backend}` has no server at {addr}; declare it in the config (e.g. `server p{} {addr} weight 0`) and reload HAProxy once before the release", addr.rsplit(':').next().unwrap_or(""))]
+    NoServerAt {
+        /// The backend.
+        backend: String,
+        /// `host:port`.
+        addr: String,
+    },
+    /// A server is held in MAINT or DRAIN by something cutover does not control.
+    #[error(
+        "HAProxy: {backend}/{server} ({addr}) {why}, so cutover cannot give it traffic; hint: make it ready at its source (`show servers state {backend}`), then resume"
+    )]
+    HeldElsewhere {
+        /// The backend.
+        backend: String,
+        /// The server.
+        server: String,
+        /// `host:port`.
+        addr: String,
+        /// What holds it.
+        why: String,
+    },
+    /// Preflight: a server a shift gives traffic to is held by something cutover does not control.
+    #[error(
+        "HAProxy: {backend}/{server} ({addr}) {why}, and step {step} gives it traffic; cutover cannot make it ready itself; hint: make it ready at its source (`show servers state {backend}` on the admin socket), then run the release"
+    )]
+    HeldAtSource {
+        /// The backend.
+        backend: String,
+        /// The server.
+        server: String,
+        /// `host:port`.
+        addr: String,
+        /// What holds it.
+        why: String,
+        /// The first shift that gives it traffic.
+        step: String,
+    },
+    /// An analysis gate's canary servers are not in the backend.
+    #[error("HAProxy: backend `{backend}` has none of the canary's servers ({})", canary.join(", "))]
+    NoCanary {
+        /// The backend.
+        backend: String,
+        /// The canary's addresses.
+        canary: Vec<String>,
+    },
+    /// Preflight: planned servers are not declared.
+    #[error("HAProxy: these servers are not declared in their backends: {}; add a `server` line for each (e.g. `weight 0` for the new version) and reload HAProxy once before the release", missing.join(", "))]
+    Undeclared {
+        /// `backend: host:port` of each.
+        missing: Vec<String>,
+    },
+    /// Preflight: a shift gives weight to a `backup` server.
+    #[error(
+        "HAProxy: {backend}/{server} ({addr}) is declared `backup`, so HAProxy sends it traffic only when every other server is down, and step {step} would give it none of the weight it sets; nothing was changed; hint: remove `backup` from its `server` line and reload HAProxy before the release"
+    )]
+    BackupServer {
+        /// The backend.
+        backend: String,
+        /// The server.
+        server: String,
+        /// `host:port`.
+        addr: String,
+        /// The shift.
+        step: String,
+    },
+    /// Preflight: `balance first` cannot split traffic.
+    #[error("HAProxy: backend `{backend}` uses `balance first`, which ignores weights (it fills servers in declaration order): step {step} would give traffic to {} at once and could not split it as planned; hint: plan 0%/100% steps only (strategy `blue-green`), or use `balance roundrobin` or `leastconn`", serving.join(" and "))]
+    BalanceFirst {
+        /// The backend.
+        backend: String,
+        /// The shift.
+        step: String,
+        /// The servers it gives traffic to.
+        serving: Vec<String>,
+    },
+    /// Preflight: a static algorithm refuses the planned weights.
+    #[error("HAProxy: backend `{backend}` balances with `{algorithm}`, a static algorithm{unseen}: at runtime HAProxy accepts only weight 0 or a server's configured weight, and step {step} needs {}; nothing was changed; hint: use a dynamic algorithm (`balance roundrobin`, `leastconn`, or `hash-type consistent`), or plan 0%/100% steps only (strategy `blue-green`) with the new version's server declared at its full weight and `disabled` (cutover sets it ready)", refused.join(", "))]
+    StaticAlgorithm {
+        /// The backend.
+        backend: String,
+        /// The algorithm.
+        algorithm: String,
+        /// Why cutover may have misjudged it, or nothing.
+        unseen: &'static str,
+        /// The shift.
+        step: String,
+        /// Each weight it refuses.
+        refused: Vec<String>,
+    },
+}
+
 impl Haproxy {
     /// Sends one command to the admin socket and returns the answer.
     pub async fn command(&self, cmd: &str) -> Result<String, StepError> {
-        let mut s = tokio::net::UnixStream::connect(&self.admin_socket).await.map_err(|e| StepError(format!("HAProxy: cannot connect to the admin socket {}: {e} (is HAProxy running with `stats socket {} level admin`?)", self.admin_socket.display(), self.admin_socket.display())))?;
+        let mut s = tokio::net::UnixStream::connect(&self.admin_socket)
+            .await
+            .map_err(|source| HaproxyError::Connect {
+                socket: self.admin_socket.clone(),
+                source,
+            })?;
+        let failed = |source| HaproxyError::Socket {
+            command: cmd.to_string(),
+            source,
+        };
         s.write_all(format!("{cmd}\n").as_bytes())
             .await
-            .map_err(|e| StepError(format!("HAProxy: {cmd}: {e}")))?;
+            .map_err(failed)?;
         let mut out = String::new();
         tokio::time::timeout(Duration::from_secs(10), s.read_to_string(&mut out))
             .await
-            .map_err(|_| StepError(format!("HAProxy: `{cmd}` got no answer within 10s")))?
-            .map_err(|e| StepError(format!("HAProxy: {cmd}: {e}")))?;
+            .map_err(|_| HaproxyError::NoAnswer {
+                command: cmd.to_string(),
+            })?
+            .map_err(failed)?;
         Ok(out)
     }
 
@@ -155,8 +368,12 @@ impl Haproxy {
         let out = self
             .command(&format!("show servers state {backend}"))
             .await?;
-        parse_servers_state(&out)
-            .map_err(|m| StepError(format!("HAProxy: backend `{backend}`: {m}")))
+        Ok(
+            parse_servers_state(&out).map_err(|reason| HaproxyError::ServersState {
+                backend: backend.to_string(),
+                reason,
+            })?,
+        )
     }
 
     async fn set_weights(
@@ -169,23 +386,28 @@ impl Haproxy {
                 .command(&format!("set server {backend}/{name} weight {w}"))
                 .await?;
             if !out.trim().is_empty() {
-                return Err(StepError(format!(
-                    "HAProxy refused `set server {backend}/{name} weight {w}`: {}",
-                    out.trim()
-                )));
+                return Err(HaproxyError::Refused {
+                    command: format!("set server {backend}/{name} weight {w}"),
+                    answer: out.trim().to_string(),
+                }
+                .into());
             }
         }
         let now = self.servers(backend).await?;
         for (name, w) in weights {
+            let (backend, server) = (backend.to_string(), name.clone());
             match now.iter().find(|s| &s.name == name) {
                 Some(s) if s.weight == *w => {}
                 Some(s) => {
-                    return Err(StepError(format!(
-                        "HAProxy: {backend}/{name} has weight {} after setting {w}",
-                        s.weight
-                    )));
+                    return Err(HaproxyError::WeightNotSet {
+                        backend,
+                        server,
+                        weight: s.weight,
+                        wanted: *w,
+                    }
+                    .into());
                 }
-                None => return Err(StepError(format!("HAProxy: {backend}/{name} disappeared"))),
+                None => return Err(HaproxyError::Disappeared { backend, server }.into()),
             }
         }
         Ok(())
@@ -221,8 +443,11 @@ impl Haproxy {
         if let (Some(file), Some(content)) = (&before.config_file, &before.config)
             && read_opt(file)?.as_deref() != Some(content.as_str())
         {
-            write_atomic(file, content.as_bytes()).map_err(|e| {
-                StepError(format!("HAProxy: cannot restore {}: {e}", file.display()))
+            write_atomic(file, content.as_bytes()).map_err(|source| {
+                HaproxyError::RestoreConfig {
+                    path: file.clone(),
+                    source,
+                }
             })?;
         }
         let now = self.servers(backend).await?;
@@ -252,10 +477,11 @@ impl Haproxy {
         let cmd = format!("set server {backend}/{name} state {state}");
         let out = self.command(&cmd).await?;
         if !out.trim().is_empty() {
-            return Err(StepError(format!(
-                "HAProxy refused `{cmd}`: {}",
-                out.trim()
-            )));
+            return Err(HaproxyError::Refused {
+                command: cmd,
+                answer: out.trim().to_string(),
+            }
+            .into());
         }
         Ok(())
     }
@@ -322,12 +548,8 @@ impl Haproxy {
         woken: &[String],
     ) -> Result<(), StepError> {
         if let Some(c) = &self.config_file {
-            let current = read_opt(c)?.ok_or_else(|| {
-                StepError(format!(
-                    "HAProxy: config file {} does not exist; hint: fix `config_file` in [router]",
-                    c.display()
-                ))
-            })?;
+            let current =
+                read_opt(c)?.ok_or_else(|| HaproxyError::NoConfigFile { path: c.clone() })?;
             let park: BTreeSet<String> = match self.algorithm(backend, Some(&current)).await? {
                 Algorithm::Static(_) => weights
                     .iter()
@@ -338,34 +560,30 @@ impl Haproxy {
             };
             let new = rewrite_config(&current, backend, weights, serving, &park);
             if new != current {
-                write_atomic(c, new.as_bytes()).map_err(|e| {
-                    StepError(format!("HAProxy: cannot write {}: {e}", c.display()))
+                write_atomic(c, new.as_bytes()).map_err(|source| HaproxyError::WriteConfig {
+                    path: c.clone(),
+                    source,
                 })?;
             }
         }
         for name in woken {
             self.set_state(backend, name, "ready").await?;
         }
-        if let Err(list) = self
+        if let Err(servers) = self
             .wait_taking_traffic(backend, serving, UP_WITHIN)
             .await?
         {
-            return Err(StepError(format!(
-                "HAProxy: {list} {} s after the shift asked for it, so no traffic was moved; {}",
-                UP_WITHIN.as_secs(),
-                up_hint(backend)
-            )));
+            let backend = backend.to_string();
+            return Err(HaproxyError::NotUp { backend, servers }.into());
         }
         self.set_weights(backend, weights).await?;
         // Still so once the weights are set: a release never ends on a server that cannot answer.
-        if let Err(list) = self
+        if let Err(servers) = self
             .wait_taking_traffic(backend, serving, Duration::ZERO)
             .await?
         {
-            return Err(StepError(format!(
-                "HAProxy: {list} right after the weights were set; {}",
-                up_hint(backend)
-            )));
+            let backend = backend.to_string();
+            return Err(HaproxyError::DownAfterShift { backend, servers }.into());
         }
         Ok(())
     }
@@ -787,7 +1005,7 @@ fn set_weight(line: &str, code_end: usize, w: u32) -> String {
 }
 
 fn read_opt(path: &Path) -> Result<Option<String>, StepError> {
-    super::read_opt("HAProxy", path)
+    Ok(super::read_opt("HAProxy", path)?)
 }
 
 /// Per-server counters from `show stat`.
@@ -832,20 +1050,22 @@ impl Router for Haproxy {
             let mut serving = BTreeSet::new();
             for s in &servers {
                 let Some(l) = live.iter().find(|l| l.addr == s.addr) else {
-                    return Err(StepError(format!(
-                        "HAProxy: backend `{upstream}` has no server at {}; declare it in the config (e.g. `server p{} {} weight 0`) and reload HAProxy once before the release",
-                        s.addr,
-                        s.addr.rsplit(':').next().unwrap_or(""),
-                        s.addr
-                    )));
+                    return Err(HaproxyError::NoServerAt {
+                        backend: upstream.clone(),
+                        addr: s.addr.clone(),
+                    }
+                    .into());
                 };
                 weights.insert(l.name.clone(), s.weight.min(256));
                 if s.weight > 0 {
                     if let Some(why) = l.held_elsewhere() {
-                        return Err(StepError(format!(
-                            "HAProxy: {upstream}/{} ({}) {why}, so cutover cannot give it traffic; hint: make it ready at its source (`show servers state {upstream}`), then resume",
-                            l.name, l.addr
-                        )));
+                        return Err(HaproxyError::HeldElsewhere {
+                            backend: upstream.clone(),
+                            server: l.name.clone(),
+                            addr: l.addr.clone(),
+                            why: why.to_string(),
+                        }
+                        .into());
                     }
                     serving.insert(l.name.clone());
                 }
@@ -885,15 +1105,17 @@ impl Router for Haproxy {
             if let Err(e) = this.go_live(&upstream, &weights, &serving, &woken).await {
                 // A failed step is not undone by a rollback: go back to the state saved before
                 // the step (a crashed earlier attempt may have changed some weights already).
-                let back = match this.put_back(saved).await {
-                    Ok(()) => "; the weights, server states and file from before the step are back"
-                        .to_string(),
-                    Err(e2) => format!(
-                        "; going back to the state from before the step failed too: {}",
-                        e2.0
-                    ),
-                };
-                return Err(StepError(format!("{}{back}", e.0)));
+                return Err(match this.put_back(saved).await {
+                    Ok(()) => StepError::PutBack {
+                        source: Box::new(e),
+                        put_back: "the weights, server states and file from before the step are back",
+                    },
+                    Err(also) => StepError::PutBackFailed {
+                        source: Box::new(e),
+                        what: "going back to the state from before the step",
+                        also: Box::new(also),
+                    },
+                });
             }
             let desc = weights
                 .iter()
@@ -944,10 +1166,11 @@ impl Router for Haproxy {
                 .filter_map(|a| live.iter().find(|l| &l.addr == a).map(|l| l.name.clone()))
                 .collect();
             if names.is_empty() {
-                return Err(StepError(format!(
-                    "HAProxy: backend `{upstream}` has none of the canary's servers ({})",
-                    canary.join(", ")
-                )));
+                return Err(HaproxyError::NoCanary {
+                    backend: upstream,
+                    canary,
+                }
+                .into());
             }
             let snap = || async {
                 this.command("show stat")
@@ -1023,13 +1246,12 @@ impl Router for Haproxy {
                 live.insert(backend.clone(), servers);
             }
             if !missing.is_empty() {
-                return Err(StepError(format!(
-                    "HAProxy: these servers are not declared in their backends: {}; add a `server` line for each (e.g. `weight 0` for the new version) and reload HAProxy once before the release",
-                    missing.join(", ")
-                )));
+                return Err(HaproxyError::Undeclared { missing }.into());
             }
             let config = match &this.config_file {
-                Some(c) => Some(read_opt(c)?.ok_or_else(|| StepError(format!("HAProxy: config file {} does not exist; hint: fix `config_file` in [router]", c.display())))?),
+                Some(c) => Some(
+                    read_opt(c)?.ok_or_else(|| HaproxyError::NoConfigFile { path: c.clone() })?,
+                ),
                 None => None,
             };
             let mut notes = Vec::new();
@@ -1050,10 +1272,13 @@ impl Router for Haproxy {
                             .map(|sh| (l, sh))
                     })
                 {
-                    return Err(StepError(format!(
-                        "HAProxy: {backend}/{} ({}) is declared `backup`, so HAProxy sends it traffic only when every other server is down, and step {} would give it none of the weight it sets; nothing was changed; hint: remove `backup` from its `server` line and reload HAProxy before the release",
-                        l.name, l.addr, sh.step
-                    )));
+                    return Err(HaproxyError::BackupServer {
+                        backend: backend.clone(),
+                        server: l.name.clone(),
+                        addr: l.addr.clone(),
+                        step: sh.step.clone(),
+                    }
+                    .into());
                 }
                 // The servers the release ends on are the ones it deploys: they cannot serve yet.
                 let last = planned
@@ -1089,15 +1314,12 @@ impl Router for Haproxy {
                     })
                     .map(|l| l.name.clone())
                     .collect();
-                if let Err(list) = this
+                if let Err(servers) = this
                     .wait_taking_traffic(backend, &keeps, SERVING_WITHIN)
                     .await?
                 {
-                    return Err(StepError(format!(
-                        "HAProxy: {list} (waited {} s), and the release keeps traffic on it; the shifts would wait for it after the migrations ran; {}",
-                        SERVING_WITHIN.as_secs(),
-                        up_hint(backend)
-                    )));
+                    let backend = backend.clone();
+                    return Err(HaproxyError::NotServing { backend, servers }.into());
                 }
             }
             let mut detail = format!(
@@ -1126,7 +1348,7 @@ fn check_shifts(
     shifts: &[&PlannedShift],
     algo: &Algorithm,
     config_known: bool,
-) -> Result<(), StepError> {
+) -> Result<(), HaproxyError> {
     for sh in shifts {
         let named = |addr: &str| servers.iter().find(|l| l.addr == addr);
         match algo {
@@ -1140,11 +1362,11 @@ fn check_shifts(
                     .map(|l| l.name.clone())
                     .collect();
                 if serving.len() > 1 {
-                    return Err(StepError(format!(
-                        "HAProxy: backend `{backend}` uses `balance first`, which ignores weights (it fills servers in declaration order): step {} would give traffic to {} at once and could not split it as planned; hint: plan 0%/100% steps only (strategy `blue-green`), or use `balance roundrobin` or `leastconn`",
-                        sh.step,
-                        serving.join(" and ")
-                    )));
+                    return Err(HaproxyError::BalanceFirst {
+                        backend: backend.to_string(),
+                        step: sh.step.clone(),
+                        serving,
+                    });
                 }
             }
             Algorithm::Static(name) => {
@@ -1161,11 +1383,13 @@ fn check_shifts(
                     } else {
                         " (cutover reads `hash-type consistent` from `config_file`, which [router] does not set)"
                     };
-                    return Err(StepError(format!(
-                        "HAProxy: backend `{backend}` balances with `{name}`, a static algorithm{unseen}: at runtime HAProxy accepts only weight 0 or a server's configured weight, and step {} needs {}; nothing was changed; hint: use a dynamic algorithm (`balance roundrobin`, `leastconn`, or `hash-type consistent`), or plan 0%/100% steps only (strategy `blue-green`) with the new version's server declared at its full weight and `disabled` (cutover sets it ready)",
-                        sh.step,
-                        refused.join(", ")
-                    )));
+                    return Err(HaproxyError::StaticAlgorithm {
+                        backend: backend.to_string(),
+                        algorithm: name.clone(),
+                        unseen,
+                        step: sh.step.clone(),
+                        refused,
+                    });
                 }
             }
         }
@@ -1179,7 +1403,7 @@ fn wake_notes(
     backend: &str,
     servers: &[ServerState],
     shifts: &[&PlannedShift],
-) -> Result<Vec<String>, StepError> {
+) -> Result<Vec<String>, HaproxyError> {
     let mut notes = Vec::new();
     for l in servers {
         let Some(first) = shifts
@@ -1189,10 +1413,13 @@ fn wake_notes(
             continue;
         };
         if let Some(why) = l.held_elsewhere() {
-            return Err(StepError(format!(
-                "HAProxy: {backend}/{} ({}) {why}, and step {} gives it traffic; cutover cannot make it ready itself; hint: make it ready at its source (`show servers state {backend}` on the admin socket), then run the release",
-                l.name, l.addr, first.step
-            )));
+            return Err(HaproxyError::HeldAtSource {
+                backend: backend.to_string(),
+                server: l.name.clone(),
+                addr: l.addr.clone(),
+                why: why.to_string(),
+                step: first.step.clone(),
+            });
         }
         if l.held() || l.admin_state & admin::CMAINT != 0 {
             let disabled = if l.admin_state & admin::CMAINT != 0 {
@@ -1283,7 +1510,7 @@ mod tests {
         let canary: Vec<&PlannedShift> = canary.iter().collect();
         let e = check_shifts("api", &servers, &canary, &algorithm("source", None), true)
             .unwrap_err()
-            .0;
+            .to_string();
         assert!(
             e.contains("balances with `source`, a static algorithm")
                 && e.contains(
@@ -1318,7 +1545,7 @@ mod tests {
         assert!(
             check_shifts("api", &servers, &bg, &algorithm("static-rr", None), true)
                 .unwrap_err()
-                .0
+                .to_string()
                 .contains("p2 at 100 (configured 0)")
         );
         assert!(
@@ -1333,7 +1560,7 @@ mod tests {
         );
         let e = check_shifts("api", &servers, &canary, &algorithm("first", None), true)
             .unwrap_err()
-            .0;
+            .to_string();
         assert!(
             e.contains("`balance first`, which ignores weights") && e.contains("step shift/api/50"),
             "{e}"
