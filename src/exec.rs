@@ -203,19 +203,6 @@ pub fn apply(common: &Common, spec_path: &Path, dry_run: bool, allow_error_findi
             Ok(s) => s,
             Err(e) => return fail(&e),
         };
-        if !dry_run {
-            let missing = session.missing_drivers(&drivers);
-            if !missing.is_empty() {
-                // Refused before any step ran; the run records why.
-                let e = ExecError::NoDriver { kinds: missing };
-                let _ = session
-                    .emit(cutover_executor::event::Event::RunFinished {
-                        outcome: Outcome::Failed,
-                    })
-                    .await;
-                return fail(&e);
-            }
-        }
         let spec_dir = std::fs::canonicalize(spec_path)
             .ok()
             .and_then(|p| p.parent().map(Path::to_path_buf))
@@ -270,10 +257,10 @@ pub fn resume(common: &Common, run: &str, retry: &[String]) -> u8 {
             Err(e) => return fail(&e),
         };
         if !session.state.started() {
-            return fail(&ExecError::State(format!("run {} was created but never started (its process died before the first event); nothing ran, so start a new run with `cutover apply`", session.state.run_id)));
+            return fail(&ExecError::NeverStarted { run: session.state.run_id.clone() });
         }
         if session.state.rollback.is_some() {
-            return fail(&ExecError::State(format!("run {} is being rolled back; continue it with `cutover rollback {}`", session.state.run_id, session.state.run_id)));
+            return fail(&ExecError::RollingBack { run: session.state.run_id.clone() });
         }
         if session.state.complete() {
             eprintln!("run {} already succeeded; nothing to do", session.state.run_id);
@@ -339,12 +326,9 @@ fn environment_ready(
         &opts.ctx.spec_dir,
         programs,
     )
-    .map_err(|e| {
-        ExecError::Environment(format!(
-            "run {}: this shell cannot run the rest of it: {}; nothing was changed",
-            session.state.run_id,
-            opts.ctx.redactor.redact(&e.to_string())
-        ))
+    .map_err(|source| ExecError::Environment {
+        run: session.state.run_id.clone(),
+        source,
     })
 }
 

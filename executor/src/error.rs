@@ -87,9 +87,112 @@ pub enum ExecError {
         /// What to do.
         hint: String,
     },
-    /// The run cannot do what was asked in its current state.
-    #[error("{0}")]
-    State(String),
+    /// `resume` of a run whose process died before its first event.
+    #[error(
+        "run {run} was created but never started (its process died before the first event); nothing ran, so start a new run with `cutover apply`"
+    )]
+    NeverStarted {
+        /// Run id.
+        run: String,
+    },
+    /// `resume` of a run that is being rolled back.
+    #[error("run {run} is being rolled back; continue it with `cutover rollback {run}`")]
+    RollingBack {
+        /// Run id.
+        run: String,
+    },
+    /// `rollback --to STEP` names a step that has not succeeded.
+    #[error(
+        "`--to {target}`: that step has not succeeded in this run, so there is nothing to roll back to"
+    )]
+    NotSucceeded {
+        /// The step.
+        target: String,
+    },
+    /// `rollback --to STEP` while a rollback to another target is under way.
+    #[error("a rollback to {} is already under way; finish it first", under_way.as_deref().unwrap_or("the start"))]
+    RollbackUnderWay {
+        /// Its target (`None`: the start).
+        under_way: Option<String>,
+    },
+    /// The log names a step the recorded plan does not have.
+    #[error("step `{step}` is in the log but not in the plan")]
+    UnknownStep {
+        /// Step id.
+        step: String,
+    },
+    /// An earlier attempt of a step may still be acting, and cutover cannot stop it.
+    #[error("cannot make sure the earlier attempt of `{step}` has stopped")]
+    Fence {
+        /// Step id.
+        step: String,
+        /// Why (redacted).
+        source: StepFailure,
+    },
+    /// A probe of a step in doubt failed.
+    #[error("probing `{step}` failed")]
+    Probe {
+        /// Step id.
+        step: String,
+        /// Why (redacted).
+        source: StepFailure,
+    },
+    /// A step's task panicked (a bug in a driver).
+    #[error("a step task panicked")]
+    Panicked {
+        /// The task's error.
+        source: tokio::task::JoinError,
+    },
+    /// Steps are left that can never start (their dependencies did not succeed).
+    #[error("no step can start, but some are not done: {}", left.join(", "))]
+    Stuck {
+        /// The first few of them.
+        left: Vec<String>,
+    },
+    /// A run id with a path separator or `..`.
+    #[error("`{run}` is not a run id")]
+    BadRunId {
+        /// What was given.
+        run: String,
+    },
+    /// The PostgreSQL log failed.
+    #[error("PostgreSQL log: {action}")]
+    PgLog {
+        /// What cutover was doing ("cannot connect", "reading events").
+        action: &'static str,
+        /// sqlx's error.
+        source: sqlx::Error,
+    },
+    /// The PostgreSQL log database holds no cutover tables.
+    #[error(
+        "PostgreSQL log: no run `{run}`: this database holds no cutover runs (no cutover_runs table); check CUTOVER_LOG_DATABASE_URL"
+    )]
+    PgLogEmpty {
+        /// Run id.
+        run: String,
+    },
+    /// No such run in the PostgreSQL log.
+    #[error("no run `{run}` in the PostgreSQL log (`cutover runs` lists them)")]
+    NoSuchPgRun {
+        /// Run id.
+        run: String,
+    },
+    /// The plan row of a PostgreSQL-logged run is not JSON of a plan.
+    #[error("PostgreSQL log: the recorded plan of {run} is unreadable")]
+    PgPlanUnreadable {
+        /// Run id.
+        run: String,
+        /// serde's error.
+        source: serde_json::Error,
+    },
+    /// The plan row of a PostgreSQL-logged run is not a valid plan.
+    #[error("PostgreSQL log: the recorded plan of {run} is not a valid plan")]
+    PgPlanInvalid {
+        /// Run id.
+        run: String,
+        /// What is wrong.
+        source: cutover_planner::dag::RecordedPlanError,
+    },
     /// The event log is damaged.
     #[error(transparent)]
     Log(#[from] LogError),
@@ -102,8 +205,13 @@ pub enum ExecError {
         source: ReplayError,
     },
     /// The shell lacks what the rest of a run needs (a database URL's variable, a `secret_env`).
-    #[error("{0}")]
-    Environment(String),
+    #[error("run {run}: this shell cannot run the rest of it: {source}; nothing was changed")]
+    Environment {
+        /// Run id.
+        run: String,
+        /// What is missing (names only, never a value).
+        source: EnvError,
+    },
     /// The run's recorded plan does not match what its log recorded when the run started.
     #[error("{}: {why}; cutover will not run or undo steps it cannot trust", path.display())]
     PlanMismatch {
@@ -140,8 +248,27 @@ pub enum ExecError {
     },
 }
 
+/// A step's error as the operator may see it: its cause chain on one line, with the run's
+/// secrets removed (the form the log records). Errors of a run that carry a step's failure hold
+/// this, so no secret a step's error quoted leaves the executor.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{0}")]
+pub struct StepFailure(String);
+
+impl StepFailure {
+    /// `e`, redacted with `redactor`.
+    pub fn new(e: &StepError, redactor: &crate::redact::Redactor) -> Self {
+        StepFailure(redactor.redact(&e.message()))
+    }
+
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
 /// Why a step, its undo, probe, fence or restore failed. The runner writes its
-/// [`StepError::message`], redacted, to the log and shows it to the operator; it matches [`StepError::Inconclusive`] to
+/// [`StepFailure`] (its message, redacted) to the log and shows it to the operator; it matches [`StepError::Inconclusive`] to
 /// pause the run instead of rolling it back.
 #[derive(Debug, thiserror::Error)]
 pub enum StepError {
@@ -280,9 +407,9 @@ impl StepError {
         matches!(self, StepError::Inconclusive { .. })
     }
 
-    /// The error and its causes on one line, not yet redacted: what leaves the executor is this
-    /// text with the run's secrets removed. (Secret values are replaced before URL passwords,
-    /// so a secret URL is replaced whole, host and all.)
+    /// The error and its causes on one line, not yet redacted: what leaves the executor is a
+    /// [`StepFailure`], this text with the run's secrets removed. (Secret values are replaced
+    /// before URL passwords, so a secret URL is replaced whole, host and all.)
     pub fn message(&self) -> String {
         chain(self)
     }
@@ -367,9 +494,9 @@ impl ExecError {
             ExecError::PlanChanged { .. } => "restore the spec and migrations the run started with (e.g. `git checkout`), or roll this run back with `cutover rollback RUN` (it uses the recorded plan) and start a new one".into(),
             ExecError::InDoubt { step } if step.starts_with("migrate/") => format!("the migration ran outside a transaction and its statement is not one cutover can judge from the catalog; check in the database whether it took effect. If it did not, run `cutover resume RUN --retry {step}`. If it did, a plain retry would run it twice: undo it by hand first (e.g. re-attach the partition), then retry"),
             ExecError::InDoubt { step } => format!("check by hand whether `{step}` took effect. If it did not, run `cutover resume RUN --retry {step}`. To let cutover decide next time, give the command a `probe` argv in the spec or mark it `idempotent`"),
-            ExecError::Environment(_) => "set what it names in this shell, to the values the run started with (a resume or rollback reaches the same databases and runs the same commands), then run the same command again".into(),
+            ExecError::Environment { .. } => "set what it names in this shell, to the values the run started with (a resume or rollback reaches the same databases and runs the same commands), then run the same command again".into(),
             ExecError::PlanMismatch { .. } => "the log is intact and is the truth; plan.json was edited or damaged on disk (or the directory holds another run's files). Restore the run directory from a backup; `cutover status RUN` still shows what was done".into(),
-            ExecError::NoSuchRun { .. } => "`cutover runs` lists the runs of this state directory (`--state-dir` or CUTOVER_STATE_DIR)".into(),
+            ExecError::NoSuchRun { .. } | ExecError::NoSuchPgRun { .. } => "`cutover runs` lists the runs of this state directory (`--state-dir` or CUTOVER_STATE_DIR)".into(),
             ExecError::NoDriver { .. } => "`cutover apply SPEC --dry-run` walks the whole plan without side effects; real PostgreSQL, Docker and router steps arrive with their drivers".into(),
             ExecError::Log(e) => e.hint(),
             ExecError::Refused { hint, .. } => hint.clone(),

@@ -54,11 +54,10 @@ pub struct PgRun {
     chain: Chain,
 }
 
-fn db_err(what: &str, e: sqlx::Error) -> ExecError {
-    // sqlx errors never contain the password, but the URL may appear in some; strip it anyway.
-    ExecError::State(crate::redact::redact_url_passwords(&format!(
-        "PostgreSQL log: {what}: {e}"
-    )))
+/// sqlx errors never contain the password, but the URL may appear in some: whatever prints this
+/// error removes URL passwords (the CLI does, from every line).
+fn db_err(action: &'static str, source: sqlx::Error) -> ExecError {
+    ExecError::PgLog { action, source }
 }
 
 fn lock_key_sql() -> &'static str {
@@ -110,9 +109,9 @@ impl PgStore {
     ) -> Result<PgConnection, ExecError> {
         let mut conn = self.connect(application_name, false).await?;
         if !Self::has_tables(&mut conn).await? {
-            return Err(ExecError::State(format!(
-                "PostgreSQL log: no run `{run_id}`: this database holds no cutover runs (no cutover_runs table); check CUTOVER_LOG_DATABASE_URL"
-            )));
+            return Err(ExecError::PgLogEmpty {
+                run: run_id.to_string(),
+            });
         }
         Ok(conn)
     }
@@ -224,22 +223,25 @@ impl PgStore {
             .await
             .map_err(|e| db_err("reading the run", e))?;
         let Some(plan_row) = plan_row else {
-            return Err(ExecError::State(format!(
-                "no run `{run_id}` in the PostgreSQL log (`cutover runs` lists them)"
-            )));
+            return Err(ExecError::NoSuchPgRun {
+                run: run_id.to_string(),
+            });
         };
         let plan_json: String = plan_row.get(0);
         crate::store::check_plan_format(
             plan_json.as_bytes(),
             &format!("the recorded plan of {run_id} in the PostgreSQL log"),
         )?;
-        let rec: RecordedPlan = serde_json::from_str(&plan_json).map_err(|e| {
-            ExecError::State(format!(
-                "PostgreSQL log: the recorded plan of {run_id} is unreadable: {e}"
-            ))
-        })?;
+        let rec: RecordedPlan =
+            serde_json::from_str(&plan_json).map_err(|source| ExecError::PgPlanUnreadable {
+                run: run_id.to_string(),
+                source,
+            })?;
         let plan = Plan::from_steps(rec.release, rec.plan_hash, rec.steps, rec.strategies)
-            .map_err(|e| ExecError::State(format!("PostgreSQL log: {e}")))?;
+            .map_err(|source| ExecError::PgPlanInvalid {
+                run: run_id.to_string(),
+                source,
+            })?;
         let rows = sqlx::query(
             "SELECT seq, crc, payload FROM cutover_events WHERE run_id = $1 ORDER BY seq",
         )
@@ -360,10 +362,12 @@ impl PgStore {
         .map_err(|e| db_err("listing runs", e))?;
         let mut out = Vec::new();
         for id in ids {
-            let summary = match self.read_with(&mut conn, &id).await.and_then(|(c, _)| {
-                crate::state::RunState::replay(&c.header, &c.records)
-                    .map_err(|e| ExecError::State(e.to_string()))
-            }) {
+            let replayed = match self.read_with(&mut conn, &id).await {
+                Ok((c, _)) => crate::state::RunState::replay(&c.header, &c.records)
+                    .map_err(|e| crate::error::chain(&e)),
+                Err(e) => Err(crate::error::chain(&e)),
+            };
+            let summary = match replayed {
                 Ok(st) => {
                     let locked = self.holder(&mut conn, &id).await.is_some();
                     RunSummary::of(id, &st, locked, Default::default())

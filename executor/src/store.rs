@@ -447,7 +447,9 @@ impl Store {
     /// The local directory of a run kept in PostgreSQL (driver scratch files), created if needed.
     pub fn scratch_dir(&self, run_id: &str) -> Result<PathBuf, ExecError> {
         if run_id.contains('/') || run_id.contains("..") {
-            return Err(ExecError::State(format!("`{run_id}` is not a run id")));
+            return Err(ExecError::BadRunId {
+                run: run_id.to_string(),
+            });
         }
         let dir = self.runs.join(run_id);
         check_dir(&self.runs)?;
