@@ -185,7 +185,6 @@ pub fn apply(common: &Common, spec_path: &Path, dry_run: bool, allow_error_findi
         Err(e) => return crate::cli::report(&e, false),
     };
     let drivers = Drivers::builtin();
-    let redactor = Redactor::for_spec(&spec);
     let store = Store::new(&common.state_dir);
     let rt = runtime();
     rt.block_on(async {
@@ -195,7 +194,6 @@ pub fn apply(common: &Common, spec_path: &Path, dry_run: bool, allow_error_findi
             plan,
             spec_path,
             dry_run,
-            redactor.clone(),
             Box::new(Progress::new(common.mode)),
         )
         .await
@@ -207,6 +205,7 @@ pub fn apply(common: &Common, spec_path: &Path, dry_run: bool, allow_error_findi
             .ok()
             .and_then(|p| p.parent().map(Path::to_path_buf))
             .unwrap_or_else(|| PathBuf::from("."));
+        let redactor = Redactor::for_plan(&session.plan);
         let opts = options(
             common,
             &session,
@@ -252,7 +251,7 @@ pub fn resume(common: &Common, run: &str, retry: &[String]) -> u8 {
     let store = Store::new(&common.state_dir);
     let drivers = Drivers::builtin();
     runtime().block_on(async {
-        let mut session = match session::attach(&common.backend, &store, run, "resume", Redactor::default(), Box::new(Progress::new(common.mode))).await {
+        let mut session = match session::attach(&common.backend, &store, run, "resume", Box::new(Progress::new(common.mode))).await {
             Ok(s) => s,
             Err(e) => return fail(&e),
         };
@@ -281,7 +280,7 @@ pub fn resume(common: &Common, run: &str, retry: &[String]) -> u8 {
         if let Err(e) = session::check_plan(&session.state, &plan) {
             return fail(&e);
         }
-        let redactor = Redactor::for_spec(&spec).merge(Redactor::for_plan(&session.plan));
+        let redactor = Redactor::for_plan(&session.plan);
         let opts = options(common, &session, spec_dir_of(&session.state), redactor, spec.release.on_failure);
         if let Err(e) = environment_ready(&session, &opts, true) {
             return fail(&e);
@@ -351,7 +350,6 @@ pub fn rollback(
             &store,
             run,
             "rollback",
-            Redactor::default(),
             Box::new(Progress::new(common.mode)),
         )
         .await

@@ -15,7 +15,7 @@ use crate::state::RunState;
 use crate::store::{
     Holder, LOG_FILE, RunSummary, Store, current_holder, header, hostname, lock_run, read_plan,
 };
-use cutover_planner::dag::{Params, Plan};
+use cutover_planner::dag::Plan;
 use std::path::{Path, PathBuf};
 
 /// Who is running cutover.
@@ -40,7 +40,6 @@ pub async fn start(
     plan: Plan,
     spec_path: &Path,
     dry_run: bool,
-    redactor: Redactor,
     reporter: Box<dyn Reporter>,
 ) -> Result<Session, ExecError> {
     let (run_id, dir) = store.create(&plan)?;
@@ -55,7 +54,7 @@ pub async fn start(
         }
         Backend::Postgres(pg) => Sink::Postgres(pg.create(&run_id, &plan, &hdr, "apply").await?),
     };
-    sink.set_redactor(redactor);
+    sink.set_redactor(Redactor::for_plan(&plan));
     let state = RunState::replay(&hdr, &[]).expect("an empty log replays");
     let step_hashes = plan
         .steps()
@@ -95,7 +94,6 @@ pub async fn attach(
     store: &Store,
     run: &str,
     command: &str,
-    redactor: Redactor,
     reporter: Box<dyn Reporter>,
 ) -> Result<Session, ExecError> {
     let replay = |contents: &LogContents, describe: String| {
@@ -130,7 +128,7 @@ pub async fn attach(
             (dir, sink, state, plan)
         }
     };
-    sink.set_redactor(redactor.merge(Redactor::for_plan(&plan)));
+    sink.set_redactor(Redactor::for_plan(&plan));
     let mut session = Session::new(dir, plan, state, sink, reporter);
     session
         .emit(Event::Attached {
@@ -313,20 +311,4 @@ pub fn check_plan(state: &RunState, current: &Plan) -> Result<(), ExecError> {
         new: current.hash[..12].into(),
         changed,
     })
-}
-
-impl Redactor {
-    /// Secrets a recorded plan names: `secret_env` of deploys and commands, `url_env` of backups.
-    pub fn for_plan(plan: &Plan) -> Redactor {
-        let mut names = Vec::new();
-        for s in plan.steps() {
-            match &s.params {
-                Params::Deploy(p) => names.extend(p.secret_env.iter().cloned()),
-                Params::Command(p) => names.extend(p.secret_env.iter().cloned()),
-                Params::Backup(p) => names.push(p.url_env.clone()),
-                _ => {}
-            }
-        }
-        Redactor::new(names.iter().filter_map(|n| std::env::var(n).ok()))
-    }
 }
