@@ -407,8 +407,8 @@ pub(crate) fn report(err: &PlanError, json: bool) -> u8 {
 }
 
 fn plan(spec: &std::path::Path, format: PlanFormat) -> u8 {
-    let plan = match cutover_planner::plan_file(spec) {
-        Ok(p) => p,
+    let plan = match cutover_executor::planned::plan_file(spec) {
+        Ok(p) => p.plan,
         Err(e) => return report(&e, format == PlanFormat::Json),
     };
     let text = match format {

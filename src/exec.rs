@@ -2,11 +2,10 @@
 
 use crate::exit;
 use crate::progress::{Mode, Progress};
-use cutover_executor::driver::{Drivers, StepContext};
+use cutover_executor::driver::Drivers;
 use cutover_executor::event::Outcome;
-use cutover_executor::redact::Redactor;
 use cutover_executor::runner::{ForwardResult, RunOptions, Session};
-use cutover_executor::session::Backend;
+use cutover_executor::session::{Backend, Resumable};
 use cutover_executor::state::{RunState, StepState};
 use cutover_executor::store::Store;
 use cutover_executor::{ExecError, session};
@@ -14,7 +13,6 @@ use cutover_planner::lint::Severity;
 use cutover_planner::spec::OnFailure;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 /// Like `println!`, but a closed stdout (`cutover log RUN | head`) ends the process quietly, with
 /// exit code 0 as ripgrep does, instead of a panic.
@@ -54,21 +52,6 @@ fn runtime() -> tokio::runtime::Runtime {
         .enable_all()
         .build()
         .expect("a tokio runtime starts")
-}
-
-fn options(
-    common: &Common,
-    session: &Session,
-    spec_dir: PathBuf,
-    redactor: Redactor,
-    on_failure: OnFailure,
-) -> RunOptions {
-    RunOptions {
-        jobs: common.jobs,
-        on_failure,
-        ctx: StepContext::new(session.dir.clone(), spec_dir, Arc::new(redactor)),
-        restore_backup: false,
-    }
 }
 
 fn finish(session: &Session, r: &ForwardResult) -> u8 {
@@ -154,11 +137,12 @@ pub fn apply(common: &Common, spec_path: &Path, dry_run: bool, allow_error_findi
     if let Some(code) = refuse_non_utf8_spec(spec_path) {
         return code;
     }
-    let plan = match cutover_planner::plan_file(spec_path) {
+    let planned = match cutover_executor::planned::plan_file(spec_path) {
         Ok(p) => p,
         Err(e) => return crate::cli::report(&e, false),
     };
-    let errors: Vec<_> = plan
+    let errors: Vec<_> = planned
+        .plan
         .findings
         .iter()
         .filter(|f| f.severity == Severity::Error)
@@ -180,10 +164,7 @@ pub fn apply(common: &Common, spec_path: &Path, dry_run: bool, allow_error_findi
         );
         return exit::FINDINGS;
     }
-    let (spec, _) = match cutover_planner::plan::load(spec_path) {
-        Ok(x) => x,
-        Err(e) => return crate::cli::report(&e, false),
-    };
+    let on_failure = planned.spec.release.on_failure;
     let drivers = Drivers::builtin();
     let store = Store::new(&common.state_dir);
     let rt = runtime();
@@ -191,7 +172,7 @@ pub fn apply(common: &Common, spec_path: &Path, dry_run: bool, allow_error_findi
         let mut session = match session::start(
             &common.backend,
             &store,
-            plan,
+            planned.plan,
             spec_path,
             dry_run,
             Box::new(Progress::new(common.mode)),
@@ -205,14 +186,7 @@ pub fn apply(common: &Common, spec_path: &Path, dry_run: bool, allow_error_findi
             .ok()
             .and_then(|p| p.parent().map(Path::to_path_buf))
             .unwrap_or_else(|| PathBuf::from("."));
-        let redactor = Redactor::for_plan(&session.plan);
-        let opts = options(
-            common,
-            &session,
-            spec_dir,
-            redactor,
-            spec.release.on_failure,
-        );
+        let opts = RunOptions::new(&session, spec_dir, on_failure, common.jobs);
         let code = match session.forward(&drivers, &opts).await {
             Ok(r) => finish(&session, &r),
             Err(e) => fail(&e),
@@ -239,52 +213,22 @@ fn refuse_non_utf8_spec(spec_path: &Path) -> Option<u8> {
     Some(exit::INPUT)
 }
 
-fn spec_dir_of(state: &RunState) -> PathBuf {
-    Path::new(&state.spec_abs)
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_default()
-}
-
 /// `cutover resume RUN`.
 pub fn resume(common: &Common, run: &str, retry: &[String]) -> u8 {
     let store = Store::new(&common.state_dir);
     let drivers = Drivers::builtin();
     runtime().block_on(async {
-        let mut session = match session::attach(&common.backend, &store, run, "resume", Box::new(Progress::new(common.mode))).await {
-            Ok(s) => s,
-            Err(e) => return fail(&e),
-        };
-        if !session.state.started() {
-            return fail(&ExecError::NeverStarted { run: session.state.run_id.clone() });
-        }
-        if session.state.rollback.is_some() {
-            return fail(&ExecError::RollingBack { run: session.state.run_id.clone() });
-        }
-        if session.state.complete() {
-            eprintln!("run {} already succeeded; nothing to do", session.state.run_id);
-            return exit::OK;
-        }
-        // The spec and migrations must still be what the run started with.
-        let spec_abs = PathBuf::from(&session.state.spec_abs);
-        if !spec_abs.exists() && session.state.spec_abs.contains('\u{FFFD}') {
-            // Recorded by a cutover that accepted a spec path that is not UTF-8: its real name is lost.
-            eprintln!("error: run {}: the spec path it recorded, {}, is not the file's real name: that name was not valid UTF-8 (\u{FFFD} marks the bytes that were not)", session.state.run_id, session.state.spec_abs);
-            eprintln!("  hint: rename the spec's file or directory to the name shown (or to UTF-8 and link it there), then run `cutover resume {}` again", session.state.run_id);
-            return exit::INPUT;
-        }
-        let (plan, spec) = match cutover_planner::plan_file(&spec_abs).and_then(|p| cutover_planner::plan::load(&spec_abs).map(|(s, _)| (p, s))) {
-            Ok(x) => x,
-            Err(e) => return crate::cli::report(&e, false),
-        };
-        if let Err(e) = session::check_plan(&session.state, &plan) {
-            return fail(&e);
-        }
-        let redactor = Redactor::for_plan(&session.plan);
-        let opts = options(common, &session, spec_dir_of(&session.state), redactor, spec.release.on_failure);
-        if let Err(e) = environment_ready(&session, &opts, true) {
-            return fail(&e);
-        }
+        let reporter = Box::new(Progress::new(common.mode));
+        let (mut session, opts) =
+            match session::resume(&common.backend, &store, run, common.jobs, reporter).await {
+                Ok(Resumable::Ready(ready)) => *ready,
+                Ok(Resumable::Succeeded(run)) => {
+                    eprintln!("run {run} already succeeded; nothing to do");
+                    return exit::OK;
+                }
+                Err(ExecError::Replan { source, .. }) => return crate::cli::report(&source, false),
+                Err(e) => return fail(&e),
+            };
         if let Err(e) = session.settle_in_doubt(&drivers, &opts, retry).await {
             return fail(&e);
         }
@@ -308,27 +252,6 @@ fn snapshot(common: &Common, run: &str) -> Result<(session::Snapshot, RunState),
             }
         })?;
     Ok((snap, state))
-}
-
-/// The environment the rest of the run needs (database URLs, `secret_env`, command programs), as
-/// preflight checked it when the run started: this shell may not have what that one had.
-fn environment_ready(
-    session: &cutover_executor::runner::Session,
-    opts: &cutover_executor::runner::RunOptions,
-    programs: bool,
-) -> Result<(), ExecError> {
-    if session.state.dry_run {
-        return Ok(());
-    }
-    cutover_executor::drivers::preflight::check_environment(
-        &session.plan,
-        &opts.ctx.spec_dir,
-        programs,
-    )
-    .map_err(|source| ExecError::Environment {
-        run: session.state.run_id.clone(),
-        source,
-    })
 }
 
 /// `cutover rollback RUN`.
@@ -357,11 +280,10 @@ pub fn rollback(
             Ok(s) => s,
             Err(e) => return fail(&e),
         };
-        let redactor = Redactor::for_plan(&session.plan);
-        let spec_dir = spec_dir_of(&session.state);
-        let mut opts = options(common, &session, spec_dir, redactor, OnFailure::Pause);
+        let spec_dir = session.state.spec_dir();
+        let mut opts = RunOptions::new(&session, spec_dir, OnFailure::Pause, common.jobs);
         opts.restore_backup = restore_backup;
-        if let Err(e) = environment_ready(&session, &opts, false) {
+        if let Err(e) = session.environment_ready(&opts, false) {
             return fail(&e);
         }
         let code = match session

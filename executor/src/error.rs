@@ -101,6 +101,26 @@ pub enum ExecError {
         /// Run id.
         run: String,
     },
+    /// The spec path a run recorded is not its file's real name (that name was not UTF-8).
+    #[error(
+        "run {run}: the spec path it recorded, {spec}, is not the file's real name: that name was not valid UTF-8 (\u{FFFD} marks the bytes that were not)"
+    )]
+    SpecPathLost {
+        /// Run id.
+        run: String,
+        /// The path as recorded.
+        spec: String,
+    },
+    /// The spec or its migrations, planned again for a resume, are not valid.
+    #[error("run {run}: its spec {} cannot be planned again", spec.display())]
+    Replan {
+        /// Run id.
+        run: String,
+        /// The spec.
+        spec: PathBuf,
+        /// The planner's error, with its diagnostics.
+        source: cutover_planner::PlanError,
+    },
     /// `rollback --to STEP` names a step that has not succeeded.
     #[error(
         "`--to {target}`: that step has not succeeded in this run, so there is nothing to roll back to"
@@ -508,6 +528,8 @@ impl ExecError {
                 "the disk (or your quota) is full: free space on it (`df -h` on the path), then `cutover resume RUN` continues the run; every event before this one is on disk, and a partly written one is cut off and kept aside".into()
             }
             ExecError::Io { source, .. } | ExecError::File { source, .. } => io_hint(source),
+            ExecError::SpecPathLost { run, .. } => format!("rename the spec's file or directory to the name shown (or to UTF-8 and link it there), then run `cutover resume {run}` again"),
+            ExecError::Replan { .. } => "fix what the planner names, keeping the steps the run started with (the plan must not change), then run the same command again".into(),
             _ => return None,
         })
     }

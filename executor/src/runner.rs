@@ -18,6 +18,7 @@
 use crate::driver::{AnyDriver, Done, Drivers, Probe, StepContext, StepError};
 use crate::error::{ExecError, StepFailure};
 use crate::event::{Event, Outcome, ProbeOutcome, Record};
+use crate::redact::Redactor;
 use crate::report::Reporter;
 use crate::sink::Sink;
 use crate::state::{RunState, StepState};
@@ -41,6 +42,23 @@ pub struct RunOptions {
     /// A rollback that meets an irreversible migration restores that database's backup from
     /// this run instead of stopping (losing writes made since the backup).
     pub restore_backup: bool,
+}
+
+impl RunOptions {
+    /// Options for `session`'s run: relative paths resolve in `spec_dir`, and what drivers
+    /// report is redacted of the plan's secrets ([`Redactor::for_plan`]).
+    pub fn new(session: &Session, spec_dir: PathBuf, on_failure: OnFailure, jobs: usize) -> Self {
+        RunOptions {
+            jobs,
+            on_failure,
+            ctx: StepContext::new(
+                session.dir.clone(),
+                spec_dir,
+                std::sync::Arc::new(Redactor::for_plan(&session.plan)),
+            ),
+            restore_backup: false,
+        }
+    }
 }
 
 /// One executor attached to one run: holds its lock and is the only writer of its log.
