@@ -1,9 +1,11 @@
-//! The executor commands: `apply`, `resume`, `rollback`, `status`, `log` and `runs`.
+//! The executor commands: `apply`, `resume`, `rollback`, `status`, `log` and `runs`. Each
+//! returns `Ok` or an [`Error`] (which prints itself and owns the exit code).
 
-use crate::exit;
+use crate::error::Error;
 use crate::progress::{Mode, Progress};
 use cutover_executor::driver::Drivers;
 use cutover_executor::event::Outcome;
+use cutover_executor::planned::plan_file;
 use cutover_executor::runner::{ForwardResult, RunOptions, Session};
 use cutover_executor::session::{Backend, Resumable};
 use cutover_executor::state::{RunState, StepState};
@@ -39,14 +41,6 @@ pub struct Common {
     pub backend: Backend,
 }
 
-fn fail(e: &ExecError) -> u8 {
-    eprintln!("error: {e}");
-    if let Some(h) = e.hint() {
-        eprintln!("  hint: {h}");
-    }
-    exit::INPUT
-}
-
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -54,47 +48,22 @@ fn runtime() -> tokio::runtime::Runtime {
         .expect("a tokio runtime starts")
 }
 
-fn finish(session: &Session, r: &ForwardResult) -> u8 {
-    let run = &session.state.run_id;
+/// How a run ended, for the operator: what a success took, or the [`Error`] of the outcome.
+fn finish(session: &Session, r: &ForwardResult) -> Result<(), Error> {
+    let run = session.state.run_id.clone();
     match r.outcome {
         Outcome::Succeeded => {
-            if session.state.dry_run {
-                eprintln!(
-                    "dry run complete: {} step(s) described, nothing changed. Log: {}",
-                    session.plan.graph.node_count(),
-                    session.log_location()
-                );
-            } else if let Some(d) = &session.plan.downtime {
-                // Recreate: from the start of the step that stops the old version to the end of
-                // the health check of the new one.
-                let from = session.state.steps.get(&d.from).and_then(|s| s.started_at);
-                let to = session.state.steps.get(&d.to).and_then(|s| s.finished_at);
-                if let (Some(from), Some(to)) = (from, to) {
-                    eprintln!(
-                        "downtime window: {:.1} s (from `{}` to `{}`)",
-                        (to - from).num_milliseconds() as f64 / 1000.0,
-                        d.from,
-                        d.to
-                    );
-                }
-            }
-            exit::OK
+            succeeded(session);
+            Ok(())
         }
-        Outcome::RolledBack if r.failed.is_some() => {
-            let (step, error) = r.failed.as_ref().unwrap();
-            eprintln!("error: step `{step}` failed ({error}); the release was rolled back");
-            exit::RELEASE_FAILED
-        }
-        Outcome::RolledBack => exit::OK,
-        Outcome::Paused | Outcome::Failed => {
-            if let Some((step, error)) = &r.failed {
-                eprintln!("error: step `{step}` failed: {error}");
-            }
-            eprintln!(
-                "  hint: fix the cause, then `cutover resume {run}` retries from that step, or `cutover rollback {run}` undoes what was done"
-            );
-            exit::RELEASE_FAILED
-        }
+        Outcome::RolledBack => match r.failed.clone() {
+            Some((step, error)) => Err(Error::RolledBack { step, error }),
+            None => Ok(()),
+        },
+        Outcome::Paused | Outcome::Failed => Err(Error::Paused {
+            run,
+            failed: r.failed.clone(),
+        }),
         Outcome::RollbackStopped => {
             // Two reasons to stop: a step that cannot be undone (a pivot), or an undo that failed
             // (a database down, a command that errored), which running the rollback again retries.
@@ -103,141 +72,126 @@ fn finish(session: &Session, r: &ForwardResult) -> u8 {
                 .as_ref()
                 .and_then(|(step, _)| session.state.steps.get(step))
                 .is_some_and(|s| s.state == StepState::CompensationFailed);
-            match &r.stopped_at {
-                Some((step, why)) if undo_failed => eprintln!(
-                    "error: undoing `{step}` failed, so the rollback stopped there: {why}"
-                ),
-                Some((step, why)) => eprintln!("error: the rollback stopped at `{step}`: {why}"),
-                None => {}
-            }
-            if let Some((step, error)) = &r.failed {
-                eprintln!("  (it started because step `{step}` failed: {error})");
-            }
-            match &r.stopped_at {
-                Some((step, _)) if undo_failed => {
-                    eprintln!(
-                        "  hint: fix what made the undo of `{step}` fail (its error is above), then run `cutover rollback {run}` again: it retries that undo and continues; `cutover status {run}` shows what was undone"
-                    )
-                }
-                _ => eprintln!(
-                    "  hint: `cutover status {run}` shows what was undone; the steps before the pivot need a decision (a backup restore, or finishing the release)"
-                ),
-            }
-            exit::ROLLBACK_STOPPED
+            Err(Error::RollbackStopped {
+                run,
+                stopped_at: r.stopped_at.clone(),
+                undo_failed,
+                failed: r.failed.clone(),
+            })
         }
-        Outcome::Interrupted => {
-            eprintln!("interrupted; continue with `cutover resume {run}`");
-            exit::INTERRUPTED
+        Outcome::Interrupted => Err(Error::Interrupted { run }),
+    }
+}
+
+/// What a run that succeeded did: a dry run's step count, a recreate's downtime window.
+fn succeeded(session: &Session) {
+    if session.state.dry_run {
+        eprintln!(
+            "dry run complete: {} step(s) described, nothing changed. Log: {}",
+            session.plan.graph.node_count(),
+            session.log_location()
+        );
+    } else if let Some(d) = &session.plan.downtime {
+        // Recreate: from the start of the step that stops the old version to the end of the
+        // health check of the new one.
+        let from = session.state.steps.get(&d.from).and_then(|s| s.started_at);
+        let to = session.state.steps.get(&d.to).and_then(|s| s.finished_at);
+        if let (Some(from), Some(to)) = (from, to) {
+            eprintln!(
+                "downtime window: {:.1} s (from `{}` to `{}`)",
+                (to - from).num_milliseconds() as f64 / 1000.0,
+                d.from,
+                d.to
+            );
         }
     }
 }
 
 /// `cutover apply SPEC`.
-pub fn apply(common: &Common, spec_path: &Path, dry_run: bool, allow_error_findings: bool) -> u8 {
-    if let Some(code) = refuse_non_utf8_spec(spec_path) {
-        return code;
-    }
-    let planned = match cutover_executor::planned::plan_file(spec_path) {
-        Ok(p) => p,
-        Err(e) => return crate::cli::report(&e, false),
-    };
+pub fn apply(
+    common: &Common,
+    spec_path: &Path,
+    dry_run: bool,
+    allow_error_findings: bool,
+) -> Result<(), Error> {
+    refuse_non_utf8_spec(spec_path)?;
+    let planned = plan_file(spec_path).map_err(|source| Error::Plan {
+        source,
+        json: false,
+    })?;
     let errors: Vec<_> = planned
         .plan
         .findings
         .iter()
         .filter(|f| f.severity == Severity::Error)
+        .cloned()
         .collect();
     if !errors.is_empty() && !allow_error_findings && !dry_run {
-        eprintln!(
-            "error: the plan has {} error-severity finding(s); nothing was applied",
-            errors.len()
-        );
-        for f in errors {
-            eprintln!(
-                "  {}:{}: {}[{}] {}",
-                f.file, f.line, f.severity, f.rule, f.message
-            );
-        }
-        eprintln!(
-            "  hint: fix them (see `cutover plan {}`), or pass --allow-error-findings to apply anyway",
-            spec_path.display()
-        );
-        return exit::FINDINGS;
+        return Err(Error::FindingsRefused {
+            spec: spec_path.to_path_buf(),
+            findings: errors,
+        });
     }
     let on_failure = planned.spec.release.on_failure;
-    let drivers = Drivers::builtin();
+    let spec_dir = std::fs::canonicalize(spec_path)
+        .ok()
+        .and_then(|p| p.parent().map(Path::to_path_buf))
+        .unwrap_or_else(|| PathBuf::from("."));
     let store = Store::new(&common.state_dir);
-    let rt = runtime();
-    rt.block_on(async {
-        let mut session = match session::start(
+    runtime().block_on(async {
+        let reporter = Box::new(Progress::new(common.mode));
+        let session = session::start(
             &common.backend,
             &store,
             planned.plan,
             spec_path,
             dry_run,
-            Box::new(Progress::new(common.mode)),
+            reporter,
         )
-        .await
-        {
-            Ok(s) => s,
-            Err(e) => return fail(&e),
-        };
-        let spec_dir = std::fs::canonicalize(spec_path)
-            .ok()
-            .and_then(|p| p.parent().map(Path::to_path_buf))
-            .unwrap_or_else(|| PathBuf::from("."));
+        .await?;
         let opts = RunOptions::new(&session, spec_dir, on_failure, common.jobs);
-        let code = match session.forward(&drivers, &opts).await {
-            Ok(r) => finish(&session, &r),
-            Err(e) => fail(&e),
-        };
-        session.close().await;
-        code
+        run_forward(session, &opts).await
     })
+}
+
+/// Runs the rest of the run, says how it ended, and closes the session.
+async fn run_forward(mut session: Session, opts: &RunOptions) -> Result<(), Error> {
+    let result = session.forward(&Drivers::builtin(), opts).await;
+    let ended = result
+        .map_err(Error::from)
+        .and_then(|r| finish(&session, &r));
+    session.close().await;
+    ended
 }
 
 /// A run records its spec's path as text (`resume` plans from it again): a path that is not
 /// valid UTF-8 could not be found again, so `apply` refuses it before anything starts.
-fn refuse_non_utf8_spec(spec_path: &Path) -> Option<u8> {
+fn refuse_non_utf8_spec(spec_path: &Path) -> Result<(), Error> {
     let abs = std::fs::canonicalize(spec_path).unwrap_or_else(|_| spec_path.to_path_buf());
     if abs.to_str().is_some() {
-        return None;
+        return Ok(());
     }
-    eprintln!(
-        "error: {}: the spec's path is not valid UTF-8 (shown with \u{FFFD} for the bytes that are not); a run records its spec's path as text, so `cutover resume` could not find the file again. Nothing was started",
-        abs.display()
-    );
-    eprintln!(
-        "  hint: rename the file, or the directory holding it, to a UTF-8 name (or copy the spec and its migrations to one), then run `cutover apply` again"
-    );
-    Some(exit::INPUT)
+    Err(Error::SpecNotUtf8 { path: abs })
 }
 
 /// `cutover resume RUN`.
-pub fn resume(common: &Common, run: &str, retry: &[String]) -> u8 {
+pub fn resume(common: &Common, run: &str, retry: &[String]) -> Result<(), Error> {
     let store = Store::new(&common.state_dir);
-    let drivers = Drivers::builtin();
     runtime().block_on(async {
         let reporter = Box::new(Progress::new(common.mode));
-        let (mut session, opts) =
-            match session::resume(&common.backend, &store, run, common.jobs, reporter).await {
-                Ok(Resumable::Ready(ready)) => *ready,
-                Ok(Resumable::Succeeded(run)) => {
-                    eprintln!("run {run} already succeeded; nothing to do");
-                    return exit::OK;
-                }
-                Err(ExecError::Replan { source, .. }) => return crate::cli::report(&source, false),
-                Err(e) => return fail(&e),
-            };
-        if let Err(e) = session.settle_in_doubt(&drivers, &opts, retry).await {
-            return fail(&e);
+        match session::resume(&common.backend, &store, run, common.jobs, reporter).await? {
+            Resumable::Succeeded(run) => {
+                eprintln!("run {run} already succeeded; nothing to do");
+                Ok(())
+            }
+            Resumable::Ready(ready) => {
+                let (mut session, opts) = *ready;
+                session
+                    .settle_in_doubt(&Drivers::builtin(), &opts, retry)
+                    .await?;
+                run_forward(session, &opts).await
+            }
         }
-        let code = match session.forward(&drivers, &opts).await {
-            Ok(r) => finish(&session, &r),
-            Err(e) => fail(&e),
-        };
-        session.close().await;
-        code
     })
 }
 
@@ -261,48 +215,32 @@ pub fn rollback(
     to: Option<String>,
     dry_run: bool,
     restore_backup: bool,
-) -> u8 {
+) -> Result<(), Error> {
     if dry_run {
         return rollback_preview(common, run, to.as_deref());
     }
     let store = Store::new(&common.state_dir);
-    let drivers = Drivers::builtin();
     runtime().block_on(async {
-        let mut session = match session::attach(
-            &common.backend,
-            &store,
-            run,
-            "rollback",
-            Box::new(Progress::new(common.mode)),
-        )
-        .await
-        {
-            Ok(s) => s,
-            Err(e) => return fail(&e),
-        };
+        let reporter = Box::new(Progress::new(common.mode));
+        let mut session =
+            session::attach(&common.backend, &store, run, "rollback", reporter).await?;
         let spec_dir = session.state.spec_dir();
         let mut opts = RunOptions::new(&session, spec_dir, OnFailure::Pause, common.jobs);
         opts.restore_backup = restore_backup;
-        if let Err(e) = session.environment_ready(&opts, false) {
-            return fail(&e);
-        }
-        let code = match session
-            .rollback(&drivers, &opts, to, "requested by the operator")
-            .await
-        {
-            Ok(r) => finish(&session, &r),
-            Err(e) => fail(&e),
-        };
+        session.environment_ready(&opts, false)?;
+        let result = session
+            .rollback(&Drivers::builtin(), &opts, to, "requested by the operator")
+            .await;
+        let ended = result
+            .map_err(Error::from)
+            .and_then(|r| finish(&session, &r));
         session.close().await;
-        code
+        ended
     })
 }
 
-fn rollback_preview(common: &Common, run: &str, to: Option<&str>) -> u8 {
-    let (snap, state) = match snapshot(common, run) {
-        Ok(x) => x,
-        Err(e) => return fail(&e),
-    };
+fn rollback_preview(common: &Common, run: &str, to: Option<&str>) -> Result<(), Error> {
+    let (snap, state) = snapshot(common, run)?;
     let plan = snap.plan;
     let mut lines = Vec::new();
     for id in cutover_executor::runner::rollback_order(&state, to) {
@@ -334,7 +272,7 @@ fn rollback_preview(common: &Common, run: &str, to: Option<&str>) -> u8 {
         println!("{l}");
     }
     println!("(dry run: nothing was changed and nothing was written)");
-    exit::OK
+    Ok(())
 }
 
 #[derive(Serialize)]
@@ -361,11 +299,8 @@ struct StepDoc<'a> {
 }
 
 /// `cutover status RUN`.
-pub fn status(common: &Common, run: &str) -> u8 {
-    let (snap, st) = match snapshot(common, run) {
-        Ok(x) => x,
-        Err(e) => return fail(&e),
-    };
+pub fn status(common: &Common, run: &str) -> Result<(), Error> {
+    let (snap, st) = snapshot(common, run)?;
     let torn = snap.contents.torn.as_ref().map(Vec::len);
     let holder = snap.holder;
     let steps: Vec<StepDoc> = st
@@ -403,9 +338,20 @@ pub fn status(common: &Common, run: &str) -> u8 {
             "{}",
             serde_json::to_string_pretty(&doc).expect("status serializes")
         );
-        return exit::OK;
+    } else {
+        print_status(&st, &doc, holder.as_ref(), torn);
     }
-    let state_word = match (&holder, st.outcome) {
+    Ok(())
+}
+
+/// `cutover status RUN` as text.
+fn print_status(
+    st: &RunState,
+    doc: &StatusDoc,
+    holder: Option<&cutover_executor::store::Holder>,
+    torn: Option<usize>,
+) {
+    let state_word = match (holder, st.outcome) {
         (Some(h), _) => format!("in progress: held by {h}"),
         (None, Some(o)) => o.as_str().to_string(),
         (None, None) => "stopped before it finished (resumable with `cutover resume`)".to_string(),
@@ -455,16 +401,14 @@ pub fn status(common: &Common, run: &str) -> u8 {
             s.error.map(|e| format!("  {e}")).unwrap_or_default()
         );
     }
-    exit::OK
 }
 
 /// `cutover log RUN`.
-pub fn log(common: &Common, run: &str) -> u8 {
+pub fn log(common: &Common, run: &str) -> Result<(), Error> {
     let store = Store::new(&common.state_dir);
-    let contents = match runtime().block_on(session::read(&common.backend, &store, run)) {
-        Ok(snap) => snap.contents,
-        Err(e) => return fail(&e),
-    };
+    let contents = runtime()
+        .block_on(session::read(&common.backend, &store, run))?
+        .contents;
     for r in &contents.records {
         let mut v = r.to_flat_json();
         if common.mode == Mode::Json {
@@ -492,22 +436,19 @@ pub fn log(common: &Common, run: &str) -> u8 {
             t.len()
         );
     }
-    exit::OK
+    Ok(())
 }
 
 /// `cutover runs`.
-pub fn runs(common: &Common) -> u8 {
+pub fn runs(common: &Common) -> Result<(), Error> {
     let store = Store::new(&common.state_dir);
-    let list = match runtime().block_on(session::list(&common.backend, &store)) {
-        Ok(l) => l,
-        Err(e) => return fail(&e),
-    };
+    let list = runtime().block_on(session::list(&common.backend, &store))?;
     if common.mode == Mode::Json {
         println!(
             "{}",
             serde_json::to_string_pretty(&list).expect("runs serialize")
         );
-        return exit::OK;
+        return Ok(());
     }
     if list.is_empty() {
         eprintln!("no runs under {}", common.state_dir.join("runs").display());
@@ -521,5 +462,5 @@ pub fn runs(common: &Common) -> u8 {
             if r.dry_run { "  (dry run)" } else { "" }
         );
     }
-    exit::OK
+    Ok(())
 }
