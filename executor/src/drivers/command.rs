@@ -308,51 +308,50 @@ async fn run_argv(argv: &[String], s: &Spec, ctx: &StepContext) -> Result<i32, S
     };
     let waited =
         tokio::time::timeout(s.timeout, async { tokio::join!(child.wait(), collect) }).await;
-    match waited {
-        Err(_) => {
-            if let Some(pid) = pid {
-                // The whole group: a shell's children too.
-                unsafe { libc::kill(-(pid as i32), libc::SIGKILL) };
-            }
-            // And whatever left the group (setsid) but carries the mark: a step that failed
-            // leaves nothing behind to take effect after the rollback.
-            stop_leftovers(s, pid).await;
-            Err(CommandError::TimedOut {
-                argv: argv.join(" "),
-                timeout: s.timeout,
-            }
-            .into())
+    let Ok((status, (_out, err))) = waited else {
+        if let Some(pid) = pid {
+            // The whole group: a shell's children too.
+            unsafe { libc::kill(-(pid as i32), libc::SIGKILL) };
         }
-        Ok((status, (_out, err))) => {
-            let status = status.map_err(|source| CommandError::Wait {
-                program: program.clone(),
-                source,
-            })?;
-            if !status.success() {
-                stop_leftovers(s, pid).await;
-            }
-            match status.code() {
-                Some(code) => {
-                    if code != 0 && code != 1 {
-                        return Err(CommandError::Exited {
-                            argv: argv.join(" "),
-                            code,
-                            stderr: ctx.redactor.redact(&tail(&err)),
-                        }
-                        .into());
-                    }
-                    if code == 1 {
-                        // The caller decides whether 1 is an answer (probe) or a failure.
-                        return Ok(1);
-                    }
-                    Ok(0)
-                }
-                None => Err(CommandError::Signalled {
-                    argv: argv.join(" "),
-                }
-                .into()),
-            }
+        // And whatever left the group (setsid) but carries the mark: a step that failed
+        // leaves nothing behind to take effect after the rollback.
+        stop_leftovers(s, pid).await;
+        return Err(CommandError::TimedOut {
+            argv: argv.join(" "),
+            timeout: s.timeout,
         }
+        .into());
+    };
+    let status = status.map_err(|source| CommandError::Wait {
+        program: program.clone(),
+        source,
+    })?;
+    if !status.success() {
+        stop_leftovers(s, pid).await;
+    }
+    exit_code(argv, status, &err, ctx)
+}
+
+/// 0 or 1 (the caller decides whether 1 is an answer, for a probe, or a failure), or the error
+/// for any other status, with the last lines of stderr (redacted), or for a signal.
+fn exit_code(
+    argv: &[String],
+    status: std::process::ExitStatus,
+    stderr: &[u8],
+    ctx: &StepContext,
+) -> Result<i32, StepError> {
+    match status.code() {
+        Some(code @ (0 | 1)) => Ok(code),
+        Some(code) => Err(CommandError::Exited {
+            argv: argv.join(" "),
+            code,
+            stderr: ctx.redactor.redact(&tail(stderr)),
+        }
+        .into()),
+        None => Err(CommandError::Signalled {
+            argv: argv.join(" "),
+        }
+        .into()),
     }
 }
 
