@@ -79,13 +79,50 @@ pub enum ExecError {
         /// Step kinds without a driver.
         kinds: Vec<String>,
     },
-    /// Refused, with what to do about it (messages built where the cause is known).
-    #[error("{message}")]
-    Refused {
-        /// What is wrong, naming where.
-        message: String,
-        /// What to do.
-        hint: String,
+    /// A recorded plan in another plan format than this cutover's: its steps would not read
+    /// back as they were planned.
+    #[error(
+        "{what} is in plan format {found}; this cutover reads plan format {} only",
+        cutover_planner::dag::PLAN_FORMAT
+    )]
+    PlanFormat {
+        /// Where the plan is recorded.
+        what: String,
+        /// Its format.
+        found: u32,
+    },
+    /// A row of the PostgreSQL log is missing, altered or spliced.
+    #[error("PostgreSQL log of {run} is damaged at seq {seq}: {what}; nothing was changed")]
+    PgLogDamaged {
+        /// Run id.
+        run: String,
+        /// The first row that is not as written.
+        seq: u64,
+        /// What is wrong with it.
+        what: String,
+    },
+    /// The PostgreSQL log of a run is in another format than this cutover's.
+    #[error(
+        "PostgreSQL log of {run} is in format {found}; this cutover reads format {} only",
+        crate::log::FORMAT_VERSION
+    )]
+    PgLogFormat {
+        /// Run id.
+        run: String,
+        /// Its format.
+        found: u32,
+    },
+    /// A row of the PostgreSQL log is intact but not an event this cutover knows.
+    #[error(
+        "PostgreSQL log of {run}: the row of seq {seq} is intact (its checksum holds) but cannot be read: {source}; nothing was changed"
+    )]
+    PgRowUnreadable {
+        /// Run id.
+        run: String,
+        /// The row.
+        seq: i64,
+        /// serde's error.
+        source: serde_json::Error,
     },
     /// `resume` of a run whose process died before its first event.
     #[error(
@@ -422,6 +459,29 @@ impl From<RouterError> for StepError {
 }
 
 impl StepError {
+    /// This failure of a step that had changed something, with how putting that back went:
+    /// `back` says what is back as it was, `what` what was tried (a failed step is not undone by
+    /// a rollback, so it puts back what it changed itself).
+    pub fn put_back(
+        self,
+        result: Result<(), StepError>,
+        back: &'static str,
+        what: &'static str,
+    ) -> StepError {
+        let source = Box::new(self);
+        match result {
+            Ok(()) => StepError::PutBack {
+                source,
+                put_back: back,
+            },
+            Err(also) => StepError::PutBackFailed {
+                source,
+                what,
+                also: Box::new(also),
+            },
+        }
+    }
+
     /// Whether the step could not decide (the run pauses, whatever `on_failure` says).
     pub fn is_inconclusive(&self) -> bool {
         matches!(self, StepError::Inconclusive { .. })
@@ -519,7 +579,9 @@ impl ExecError {
             ExecError::NoSuchRun { .. } | ExecError::NoSuchPgRun { .. } => "`cutover runs` lists the runs of this state directory (`--state-dir` or CUTOVER_STATE_DIR)".into(),
             ExecError::NoDriver { .. } => "`cutover apply SPEC --dry-run` walks the whole plan without side effects; real PostgreSQL, Docker and router steps arrive with their drivers".into(),
             ExecError::Log(e) => e.hint(),
-            ExecError::Refused { hint, .. } => hint.clone(),
+            ExecError::PlanFormat { .. } | ExecError::PgLogFormat { .. } => crate::log::VERSION_HINT.into(),
+            ExecError::PgLogDamaged { .. } => "the log is the record of what was done: do not delete or edit its rows; `SELECT seq, payload FROM cutover_events WHERE run_id = 'RUN' ORDER BY seq` shows the events before the damage".into(),
+            ExecError::PgRowUnreadable { .. } => "a newer cutover may have written it (it knows more kinds of events): use that version".into(),
             ExecError::NoLog { .. } => "if the run never started, start a new one with `cutover apply`; if events.log was removed, restore it from a backup of the state directory: without it cutover cannot know what the run did".into(),
             ExecError::Damaged { .. } => "cutover writes a run's plan.json once, when the run starts, and never changes it; without it the run's steps are unknown: restore the file from a backup of the state directory".into(),
             ExecError::Replay { .. } => "every record is intact but they contradict each other, as happens when another cutover version wrote them: use that version, and keep the file".into(),

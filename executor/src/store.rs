@@ -60,11 +60,9 @@ pub fn check_plan_format(bytes: &[u8], what: &str) -> Result<(), ExecError> {
     if plan_format == PLAN_FORMAT {
         return Ok(());
     }
-    Err(ExecError::Refused {
-        message: format!(
-            "{what} is in plan format {plan_format}; this cutover reads plan format {PLAN_FORMAT} only"
-        ),
-        hint: crate::log::VERSION_HINT.into(),
+    Err(ExecError::PlanFormat {
+        what: what.to_string(),
+        found: plan_format,
     })
 }
 

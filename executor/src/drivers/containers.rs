@@ -632,17 +632,11 @@ impl Driver for RetireDriver {
             let t0 = Instant::now();
             if let Err(e) = stop_all(&rt, &list).await {
                 // A failed step is not undone by a rollback: start again what it stopped.
-                return Err(match start_all(&rt, &step, &list).await {
-                    Ok(()) => StepError::PutBack {
-                        source: Box::new(e),
-                        put_back: "the old containers were started again and are healthy",
-                    },
-                    Err(also) => StepError::PutBackFailed {
-                        source: Box::new(e),
-                        what: "starting the old containers again",
-                        also: Box::new(also),
-                    },
-                });
+                return Err(e.put_back(
+                    start_all(&rt, &step, &list).await,
+                    "the old containers were started again and are healthy",
+                    "starting the old containers again",
+                ));
             }
             let names = &list.names;
             let what = if names.is_empty() {

@@ -1033,6 +1033,65 @@ fn stat_rows(csv: &str, backend: &str) -> BTreeMap<String, BTreeMap<String, u64>
     out
 }
 
+/// The weight of each server of `backend` a shift sets (`servers`, by address; `live`, the
+/// backend now), and the servers it gives traffic to, which must not be held in MAINT or DRAIN
+/// by something cutover does not control.
+fn planned_weights(
+    backend: &str,
+    live: &[ServerState],
+    servers: &[Server],
+) -> Result<(BTreeMap<String, u32>, BTreeSet<String>), HaproxyError> {
+    let mut weights = BTreeMap::new();
+    let mut serving = BTreeSet::new();
+    for s in servers {
+        let Some(l) = live.iter().find(|l| l.addr == s.addr) else {
+            return Err(HaproxyError::NoServerAt {
+                backend: backend.to_string(),
+                addr: s.addr.clone(),
+            });
+        };
+        weights.insert(l.name.clone(), s.weight.min(256));
+        if s.weight > 0 {
+            if let Some(why) = l.held_elsewhere() {
+                return Err(HaproxyError::HeldElsewhere {
+                    backend: backend.to_string(),
+                    server: l.name.clone(),
+                    addr: l.addr.clone(),
+                    why: why.to_string(),
+                });
+            }
+            serving.insert(l.name.clone());
+        }
+    }
+    Ok((weights, serving))
+}
+
+impl Haproxy {
+    /// The state a shift of `weights` would change, as it is now: those servers' weights and
+    /// admin states in `live`, and the config file.
+    fn state_of(
+        &self,
+        backend: &str,
+        live: &[ServerState],
+        weights: &BTreeMap<String, u32>,
+    ) -> Result<RouterBefore, StepError> {
+        let changed = || live.iter().filter(|l| weights.contains_key(&l.name));
+        let config = self.config_file.clone();
+        Ok(RouterBefore::Haproxy(Before {
+            backend: backend.to_string(),
+            weights: changed().map(|l| (l.name.clone(), l.weight)).collect(),
+            states: changed()
+                .map(|l| (l.name.clone(), l.admin_word().to_string()))
+                .collect(),
+            config: match &config {
+                Some(c) => read_opt(c)?,
+                None => None,
+            },
+            config_file: config,
+        }))
+    }
+}
+
 impl Router for Haproxy {
     fn apply(
         &self,
@@ -1045,53 +1104,9 @@ impl Router for Haproxy {
         Box::pin(async move {
             let _g = LOCK.lock().await;
             let live = this.servers(&upstream).await?;
-            let mut weights = BTreeMap::new();
-            // The servers this step gives traffic to.
-            let mut serving = BTreeSet::new();
-            for s in &servers {
-                let Some(l) = live.iter().find(|l| l.addr == s.addr) else {
-                    return Err(HaproxyError::NoServerAt {
-                        backend: upstream.clone(),
-                        addr: s.addr.clone(),
-                    }
-                    .into());
-                };
-                weights.insert(l.name.clone(), s.weight.min(256));
-                if s.weight > 0 {
-                    if let Some(why) = l.held_elsewhere() {
-                        return Err(HaproxyError::HeldElsewhere {
-                            backend: upstream.clone(),
-                            server: l.name.clone(),
-                            addr: l.addr.clone(),
-                            why: why.to_string(),
-                        }
-                        .into());
-                    }
-                    serving.insert(l.name.clone());
-                }
-            }
-            let config = this.config_file.clone();
+            let (weights, serving) = planned_weights(&upstream, &live, &servers)?;
             let before = saved_before(&state_dir, &key, || {
-                let prev: BTreeMap<String, u32> = live
-                    .iter()
-                    .filter(|l| weights.contains_key(&l.name))
-                    .map(|l| (l.name.clone(), l.weight))
-                    .collect();
-                let states: BTreeMap<String, String> = live
-                    .iter()
-                    .filter(|l| weights.contains_key(&l.name))
-                    .map(|l| (l.name.clone(), l.admin_word().to_string()))
-                    .collect();
-                Ok(RouterBefore::Haproxy(Before {
-                    backend: upstream.clone(),
-                    weights: prev,
-                    states,
-                    config: match &config {
-                        Some(c) => read_opt(c)?,
-                        None => None,
-                    },
-                    config_file: config,
-                }))
+                this.state_of(&upstream, &live, &weights)
             })?;
             let RouterBefore::Haproxy(saved) = &before else {
                 return Err(other_router(&before, "HAProxy"));
@@ -1103,19 +1118,13 @@ impl Router for Haproxy {
                 .map(|l| l.name.clone())
                 .collect();
             if let Err(e) = this.go_live(&upstream, &weights, &serving, &woken).await {
-                // A failed step is not undone by a rollback: go back to the state saved before
-                // the step (a crashed earlier attempt may have changed some weights already).
-                return Err(match this.put_back(saved).await {
-                    Ok(()) => StepError::PutBack {
-                        source: Box::new(e),
-                        put_back: "the weights, server states and file from before the step are back",
-                    },
-                    Err(also) => StepError::PutBackFailed {
-                        source: Box::new(e),
-                        what: "going back to the state from before the step",
-                        also: Box::new(also),
-                    },
-                });
+                // Back to the state saved before the step (a crashed earlier attempt may have
+                // changed some weights already).
+                return Err(e.put_back(
+                    this.put_back(saved).await,
+                    "the weights, server states and file from before the step are back",
+                    "going back to the state from before the step",
+                ));
             }
             let desc = weights
                 .iter()
@@ -1259,68 +1268,11 @@ impl Router for Haproxy {
             for (backend, servers) in &live {
                 let planned: Vec<&PlannedShift> =
                     shifts.iter().filter(|sh| &sh.upstream == backend).collect();
-                // A `backup` server takes traffic only when every other server is down: a
-                // weight the release gives it would send it nothing.
-                let backups = backup_servers(&stat, backend);
-                if let Some((l, sh)) = servers
-                    .iter()
-                    .filter(|l| backups.contains(&l.name))
-                    .find_map(|l| {
-                        planned
-                            .iter()
-                            .find(|sh| sh.servers.iter().any(|s| s.addr == l.addr && s.weight > 0))
-                            .map(|sh| (l, sh))
-                    })
-                {
-                    return Err(HaproxyError::BackupServer {
-                        backend: backend.clone(),
-                        server: l.name.clone(),
-                        addr: l.addr.clone(),
-                        step: sh.step.clone(),
-                    }
-                    .into());
-                }
-                // The servers the release ends on are the ones it deploys: they cannot serve yet.
-                let last = planned
-                    .last()
-                    .map(|sh| {
-                        sh.servers
-                            .iter()
-                            .filter(|s| s.weight > 0)
-                            .map(|s| s.addr.clone())
-                            .collect::<BTreeSet<String>>()
-                    })
-                    .unwrap_or_default();
-                if !planned.is_empty() {
-                    check_shifts(
-                        backend,
-                        servers,
-                        &planned,
-                        &this.algorithm(backend, config.as_deref()).await?,
-                        config.is_some(),
-                    )?;
-                }
-                notes.extend(wake_notes(backend, servers, &planned)?);
-                // A server serving now (the old version) that the first shift naming it keeps
-                // serving must be UP now: the shift would wait for it after the migrations ran.
-                let keeps: BTreeSet<String> = servers
-                    .iter()
-                    .filter(|l| l.weight > 0 && !l.held() && !last.contains(&l.addr))
-                    .filter(|l| {
-                        planned
-                            .iter()
-                            .find_map(|sh| sh.servers.iter().find(|s| s.addr == l.addr))
-                            .is_some_and(|s| s.weight > 0)
-                    })
-                    .map(|l| l.name.clone())
-                    .collect();
-                if let Err(servers) = this
-                    .wait_taking_traffic(backend, &keeps, SERVING_WITHIN)
-                    .await?
-                {
-                    let backend = backend.clone();
-                    return Err(HaproxyError::NotServing { backend, servers }.into());
-                }
+                let config = config.as_deref();
+                notes.extend(
+                    this.check_backend(backend, servers, &planned, &stat, config)
+                        .await?,
+                );
             }
             let mut detail = format!(
                 "HAProxy admin socket {} answers; every planned server is declared",
@@ -1338,6 +1290,84 @@ impl Router for Haproxy {
             Ok(detail)
         })
     }
+}
+
+impl Haproxy {
+    /// Preflight of one backend (its servers now, `stat` from `show stat`, the config file's
+    /// text if known) against the shifts `planned` for it: no `backup` server gets weight, the
+    /// algorithm takes every planned weight, servers in MAINT or DRAIN can be set ready, and the
+    /// servers the release keeps serving are UP. Returns notes for the operator.
+    async fn check_backend(
+        &self,
+        backend: &str,
+        servers: &[ServerState],
+        planned: &[&PlannedShift],
+        stat: &str,
+        config: Option<&str>,
+    ) -> Result<Vec<String>, StepError> {
+        // A `backup` server takes traffic only when every other server is down: a weight the
+        // release gives it would send it nothing.
+        let backups = backup_servers(stat, backend);
+        let gets_weight = |l: &ServerState| {
+            planned
+                .iter()
+                .find(|sh| sh.servers.iter().any(|s| s.addr == l.addr && s.weight > 0))
+        };
+        if let Some((l, sh)) = servers
+            .iter()
+            .filter(|l| backups.contains(&l.name))
+            .find_map(|l| gets_weight(l).map(|sh| (l, sh)))
+        {
+            return Err(HaproxyError::BackupServer {
+                backend: backend.to_string(),
+                server: l.name.clone(),
+                addr: l.addr.clone(),
+                step: sh.step.clone(),
+            }
+            .into());
+        }
+        if !planned.is_empty() {
+            let algorithm = self.algorithm(backend, config).await?;
+            check_shifts(backend, servers, planned, &algorithm, config.is_some())?;
+        }
+        let notes = wake_notes(backend, servers, planned)?;
+        let keeps = kept_serving(servers, planned);
+        if let Err(servers) = self
+            .wait_taking_traffic(backend, &keeps, SERVING_WITHIN)
+            .await?
+        {
+            let backend = backend.to_string();
+            return Err(HaproxyError::NotServing { backend, servers }.into());
+        }
+        Ok(notes)
+    }
+}
+
+/// The servers serving now (the old version) that the first shift naming them keeps serving:
+/// they must be UP now, or the shift would wait for them after the migrations ran. The servers
+/// the release ends on are the ones it deploys: they cannot serve yet.
+fn kept_serving(servers: &[ServerState], planned: &[&PlannedShift]) -> BTreeSet<String> {
+    let last: BTreeSet<&str> = planned
+        .last()
+        .map(|sh| {
+            sh.servers
+                .iter()
+                .filter(|s| s.weight > 0)
+                .map(|s| s.addr.as_str())
+                .collect()
+        })
+        .unwrap_or_default();
+    servers
+        .iter()
+        .filter(|l| l.weight > 0 && !l.held() && !last.contains(l.addr.as_str()))
+        .filter(|l| {
+            planned
+                .iter()
+                .find_map(|sh| sh.servers.iter().find(|s| s.addr == l.addr))
+                .is_some_and(|s| s.weight > 0)
+        })
+        .map(|l| l.name.clone())
+        .collect()
 }
 
 /// Whether `backend` (its servers now, the algorithm it balances with) accepts every weight the

@@ -777,6 +777,98 @@ fn read_opt(path: &Path) -> Result<Option<String>, StepError> {
     Ok(super::read_opt("nginx", path)?)
 }
 
+/// Every upstream the release shifts has its block in the upstream file (`path`, holding
+/// `content`), with its `server` lines in the block itself.
+fn check_blocks(
+    path: &Path,
+    content: &str,
+    upstreams: &[(String, Vec<String>)],
+) -> Result<(), NginxError> {
+    for (u, _) in upstreams {
+        let (path, upstream) = (path.to_path_buf(), u.clone());
+        match block_directives(content, u) {
+            None => return Err(NginxError::NoUpstreamBlock { path, upstream }),
+            Some(d) if d.iter().any(|w| w == "include") => {
+                return Err(NginxError::IncludeInBlock { path, upstream });
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// What preflight says of the servers of `upstream` the release does not manage (kept as
+/// written), or nothing.
+fn unmanaged_note(content: &str, upstream: &str, addrs: &[String]) -> String {
+    let others = unmanaged(content, upstream, addrs);
+    if others.is_empty() {
+        return String::new();
+    }
+    let list = others
+        .iter()
+        .map(|(a, p)| {
+            if p.is_empty() {
+                format!("`{a}`")
+            } else {
+                format!("`{a} {p}`")
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    let serving = others
+        .iter()
+        .filter(|(_, p)| !p.split_whitespace().any(|w| w == "backup" || w == "down"))
+        .count();
+    let mut note = format!(
+        "; upstream `{upstream}` keeps {} server(s) the release does not manage, as written: {list}",
+        others.len()
+    );
+    if serving > 0 {
+        note.push_str(&format!(" ({serving} of them neither `backup` nor `down`: they keep taking a share of the traffic at every step)"));
+    }
+    note
+}
+
+impl Nginx {
+    /// nginx must load the upstream file, or every shift changes a file nothing reads: the
+    /// files `nginx -T` (the `test` argv with `-T`) lists must include it. Not checked when the
+    /// argv has no `-t` or `-T` fails.
+    async fn check_loaded(&self) -> Result<(), NginxError> {
+        let Some(pos) = self.test.iter().position(|a| a == "-t") else {
+            return Ok(());
+        };
+        let mut dump = self.test.clone();
+        dump[pos] = "-T".into();
+        let Ok(out) = tokio::process::Command::new(&dump[0])
+            .args(&dump[1..])
+            .stdin(std::process::Stdio::null())
+            .output()
+            .await
+        else {
+            return Ok(());
+        };
+        if !out.status.success() {
+            return Ok(());
+        }
+        let text = String::from_utf8_lossy(&out.stdout);
+        let real = std::fs::canonicalize(&self.upstream_file)
+            .unwrap_or_else(|_| self.upstream_file.clone());
+        let loaded = text
+            .lines()
+            .filter_map(|l| {
+                l.strip_prefix("# configuration file ")
+                    .and_then(|r| r.strip_suffix(':'))
+            })
+            .any(|f| std::fs::canonicalize(f).is_ok_and(|f| f == real));
+        if loaded {
+            return Ok(());
+        }
+        Err(NginxError::NotLoaded {
+            path: self.upstream_file.clone(),
+        })
+    }
+}
+
 impl Router for Nginx {
     fn apply(
         &self,
@@ -817,17 +909,11 @@ impl Router for Nginx {
                     if read_opt(&file)?.as_deref() == previous {
                         return Err(e);
                     }
-                    return Err(match this.go_to(previous).await {
-                        Ok(_) => StepError::PutBack {
-                            source: Box::new(e),
-                            put_back: "the file from before the step is back and live",
-                        },
-                        Err(also) => StepError::PutBackFailed {
-                            source: Box::new(e),
-                            what: "going back to the file from before the step",
-                            also: Box::new(also),
-                        },
-                    });
+                    return Err(e.put_back(
+                        this.go_to(previous).await.map(|_| ()),
+                        "the file from before the step is back and live",
+                        "going back to the file from before the step",
+                    ));
                 }
             };
             let desc = servers
@@ -916,45 +1002,10 @@ impl Router for Nginx {
                 })?;
             }
             let path = this.upstream_file.clone();
-            let file = path.display();
             let content = read_opt(&path)?
                 .ok_or_else(|| NginxError::NoUpstreamFile { path: path.clone() })?;
-            for (u, _) in &upstreams {
-                let (path, upstream) = (path.clone(), u.clone());
-                match block_directives(&content, u) {
-                    None => return Err(NginxError::NoUpstreamBlock { path, upstream }.into()),
-                    Some(d) if d.iter().any(|w| w == "include") => {
-                        return Err(NginxError::IncludeInBlock { path, upstream }.into());
-                    }
-                    _ => {}
-                }
-            }
-            // nginx must load that file, or every shift changes a file nothing reads.
-            if let Some(pos) = this.test.iter().position(|a| a == "-t") {
-                let mut dump = this.test.clone();
-                dump[pos] = "-T".into();
-                if let Ok(out) = tokio::process::Command::new(&dump[0])
-                    .args(&dump[1..])
-                    .stdin(std::process::Stdio::null())
-                    .output()
-                    .await
-                    && out.status.success()
-                {
-                    let text = String::from_utf8_lossy(&out.stdout);
-                    let real = std::fs::canonicalize(&this.upstream_file)
-                        .unwrap_or_else(|_| this.upstream_file.clone());
-                    let loaded = text
-                        .lines()
-                        .filter_map(|l| {
-                            l.strip_prefix("# configuration file ")
-                                .and_then(|r| r.strip_suffix(':'))
-                        })
-                        .any(|f| std::fs::canonicalize(f).is_ok_and(|f| f == real));
-                    if !loaded {
-                        return Err(NginxError::NotLoaded { path: path.clone() }.into());
-                    }
-                }
-            }
+            check_blocks(&path, &content, &upstreams)?;
+            this.check_loaded().await?;
             // Every planned shift, in order, on a copy: a line cutover cannot manage is found now,
             // not after the migrations ran.
             let mut sim = content.clone();
@@ -967,31 +1018,12 @@ impl Router for Nginx {
                     }
                 })?;
             }
-            let mut detail = format!("nginx master {master}, config valid; upstream file {file}");
+            let mut detail = format!(
+                "nginx master {master}, config valid; upstream file {}",
+                path.display()
+            );
             for (u, addrs) in &upstreams {
-                let others = unmanaged(&content, u, addrs);
-                if others.is_empty() {
-                    continue;
-                }
-                let list = others
-                    .iter()
-                    .map(|(a, p)| {
-                        if p.is_empty() {
-                            format!("`{a}`")
-                        } else {
-                            format!("`{a} {p}`")
-                        }
-                    })
-                    .collect::<Vec<_>>()
-                    .join(", ");
-                let serving = others
-                    .iter()
-                    .filter(|(_, p)| !p.split_whitespace().any(|w| w == "backup" || w == "down"))
-                    .count();
-                detail.push_str(&format!("; upstream `{u}` keeps {} server(s) the release does not manage, as written: {list}", others.len()));
-                if serving > 0 {
-                    detail.push_str(&format!(" ({serving} of them neither `backup` nor `down`: they keep taking a share of the traffic at every step)"));
-                }
+                detail.push_str(&unmanaged_note(&content, u, addrs));
             }
             Ok(detail)
         })
