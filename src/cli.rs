@@ -1,7 +1,9 @@
-//! Argument parsing (clap) and the commands. Each command returns an exit code; errors are
-//! printed as `error: ...` with the location and `hint:` lines, and as a JSON document on stdout
-//! when `--format json` was asked for, so machines never have to parse text.
+//! Argument parsing (clap) and the commands. Each command returns `Ok` or an [`Error`], which
+//! owns the exit code and prints itself: `error: ...` with the location, causes and `hint:`
+//! lines, and a JSON document on stdout when `--format json` was asked for, so machines never
+//! have to parse text.
 
+use crate::error::Error;
 use crate::exit;
 use clap::{Parser, Subcommand, ValueEnum};
 use cutover_planner::analysis::{AnalyzeOptions, analyze};
@@ -9,7 +11,6 @@ use cutover_planner::error::{Diagnostic, PlanError};
 use cutover_planner::lint::{RULES, RULES_DOC, Severity};
 use cutover_planner::migrations::{MigrationFile, load_dir};
 use cutover_planner::render;
-use serde::Serialize;
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -259,21 +260,38 @@ pub fn main() -> ExitCode {
             });
         }
     };
-    let backend = || match &cli.log_database_url {
-        Some(url) => {
-            cutover_executor::session::Backend::Postgres(cutover_executor::pglog::PgStore::new(
-                url,
-                std::time::Duration::from_secs(cli.lock_wait),
-            ))
+    match run(cli) {
+        Ok(()) => ExitCode::from(exit::OK),
+        Err(e) => {
+            e.print();
+            ExitCode::from(e.exit_code())
         }
-        None => cutover_executor::session::Backend::Files,
-    };
-    let common = |mode: crate::progress::Mode, jobs: usize| crate::exec::Common {
-        state_dir: cli.state_dir.clone(),
-        mode,
-        jobs,
-        backend: backend(),
-    };
+    }
+}
+
+impl Cli {
+    /// Options of the run commands: where runs live, how events are kept, what is shown.
+    fn common(&self, mode: crate::progress::Mode, jobs: usize) -> crate::exec::Common {
+        let backend = match &self.log_database_url {
+            Some(url) => {
+                cutover_executor::session::Backend::Postgres(cutover_executor::pglog::PgStore::new(
+                    url,
+                    std::time::Duration::from_secs(self.lock_wait),
+                ))
+            }
+            None => cutover_executor::session::Backend::Files,
+        };
+        crate::exec::Common {
+            state_dir: self.state_dir.clone(),
+            mode,
+            jobs,
+            backend,
+        }
+    }
+}
+
+/// Runs the command `cli` names.
+fn run(cli: Cli) -> Result<(), Error> {
     let text_or_json = |f: LintFormat| {
         if f == LintFormat::Json {
             crate::progress::Mode::Json
@@ -281,7 +299,8 @@ pub fn main() -> ExitCode {
             crate::progress::Mode::Text
         }
     };
-    let code = match cli.command {
+    let common = |mode, jobs| cli.common(mode, jobs);
+    match &cli.command {
         Command::Apply {
             spec,
             dry_run,
@@ -289,128 +308,73 @@ pub fn main() -> ExitCode {
             allow_error_findings,
             format,
         } => crate::exec::apply(
-            &common(format.into(), jobs),
-            &spec,
-            dry_run,
-            allow_error_findings,
+            &common((*format).into(), *jobs),
+            spec,
+            *dry_run,
+            *allow_error_findings,
         ),
         Command::Resume {
             run,
             retry,
             jobs,
             format,
-        } => with_run(&run, |run| {
-            crate::exec::resume(&common(format.into(), jobs), run, &retry)
-        }),
+        } => crate::exec::resume(&common((*format).into(), *jobs), run_id(run)?, retry),
         Command::Rollback {
             run,
             to,
             dry_run,
             restore_backup,
             format,
-        } => with_run(&run, |run| {
-            crate::exec::rollback(&common(format.into(), 1), run, to, dry_run, restore_backup)
-        }),
-        Command::Status { run, format } => with_run(&run, |run| {
-            crate::exec::status(&common(text_or_json(format), 1), run)
-        }),
-        Command::Log { run, format } => with_run(&run, |run| {
-            crate::exec::log(&common(text_or_json(format), 1), run)
-        }),
-        Command::Runs { format } => crate::exec::runs(&common(text_or_json(format), 1)),
-        Command::Plan { spec, format } => plan(&spec, format),
+        } => crate::exec::rollback(
+            &common((*format).into(), 1),
+            run_id(run)?,
+            to.clone(),
+            *dry_run,
+            *restore_backup,
+        ),
+        Command::Status { run, format } => {
+            crate::exec::status(&common(text_or_json(*format), 1), run_id(run)?)
+        }
+        Command::Log { run, format } => {
+            crate::exec::log(&common(text_or_json(*format), 1), run_id(run)?)
+        }
+        Command::Runs { format } => crate::exec::runs(&common(text_or_json(*format), 1)),
+        Command::Plan { spec, format } => plan(spec, *format),
         Command::Lint {
-            paths,
+            list_rules: true,
             format,
-            list_rules,
+            ..
         } => {
-            if list_rules {
-                list(format)
-            } else {
-                lint(&paths, format)
-            }
+            list(*format);
+            Ok(())
         }
-    };
-    ExitCode::from(code)
-}
-
-/// Runs `f` with the RUN argument as text; run ids are ASCII, and a path to a run that is not
-/// valid UTF-8 is refused with what to pass instead (clap's own message names neither).
-fn with_run(run: &std::ffi::OsStr, f: impl FnOnce(&str) -> u8) -> u8 {
-    match run.to_str() {
-        Some(run) => f(run),
-        None => {
-            eprintln!(
-                "error: the run `{}` is not valid UTF-8 (\u{FFFD} marks the bytes that are not); run ids are ASCII, and a run is named by its id or by a UTF-8 path",
-                run.to_string_lossy()
-            );
-            eprintln!(
-                "  hint: pass the run's id (`cutover runs` lists them) and the directory holding `runs/` with --state-dir, which may be any path"
-            );
-            exit::INPUT
-        }
+        Command::Lint { paths, format, .. } => lint(paths, *format),
     }
 }
 
-fn out(text: &str) {
+/// The RUN argument as text: run ids are ASCII, and a path to a run that is not valid UTF-8 is
+/// refused with what to pass instead (clap's own message names neither).
+fn run_id(run: &std::ffi::OsStr) -> Result<&str, Error> {
+    run.to_str().ok_or_else(|| Error::RunNotUtf8 {
+        run: run.to_string_lossy().into_owned(),
+    })
+}
+
+/// Writes `text` to stdout.
+pub(crate) fn out(text: &str) {
     let mut stdout = std::io::stdout().lock();
     // A closed pipe (`cutover plan ... | head`) is not an error worth a panic.
     let _ = stdout.write_all(text.as_bytes());
     let _ = stdout.flush();
 }
 
-#[derive(Serialize)]
-struct ErrorDoc<'a> {
-    schema_version: u32,
-    error: ErrorBody<'a>,
-}
-
-#[derive(Serialize)]
-struct ErrorBody<'a> {
-    message: String,
-    diagnostics: &'a [Diagnostic],
-}
-
-/// Prints a planning error: text on stderr, and a JSON document on stdout if asked for.
-pub(crate) fn report(err: &PlanError, json: bool) -> u8 {
-    let diagnostics = err.diagnostics();
-    let mut stderr = std::io::stderr().lock();
-    let headline = match err {
-        PlanError::Blocked(_) => format!("error: {err}; nothing was planned"),
-        PlanError::Invalid(d) if d.len() > 1 => format!(
-            "error: {} problems in the input; nothing was planned",
-            d.len()
-        ),
-        _ => "error: nothing was planned".to_string(),
-    };
-    let _ = writeln!(stderr, "{headline}");
-    for d in &diagnostics {
-        let _ = writeln!(stderr, "  {d}");
-        if let Some(h) = &d.hint {
-            let _ = writeln!(stderr, "    hint: {h}");
-        }
-        if let Some(doc) = &d.doc {
-            let _ = writeln!(stderr, "    see: {doc}");
-        }
-    }
-    if json {
-        let doc = ErrorDoc {
-            schema_version: render::JSON_SCHEMA_VERSION,
-            error: ErrorBody {
-                message: err.to_string(),
-                diagnostics: &diagnostics,
-            },
-        };
-        out(&(serde_json::to_string_pretty(&doc).expect("errors serialize") + "\n"));
-    }
-    exit::INPUT
-}
-
-fn plan(spec: &std::path::Path, format: PlanFormat) -> u8 {
-    let plan = match cutover_planner::plan_file(spec) {
-        Ok(p) => p,
-        Err(e) => return report(&e, format == PlanFormat::Json),
-    };
+fn plan(spec: &std::path::Path, format: PlanFormat) -> Result<(), Error> {
+    let plan = cutover_executor::planned::plan_file(spec)
+        .map_err(|source| Error::Plan {
+            source,
+            json: format == PlanFormat::Json,
+        })?
+        .plan;
     let text = match format {
         PlanFormat::Text => render::plan_text(&plan),
         PlanFormat::Json => render::plan_json(&plan),
@@ -420,14 +384,14 @@ fn plan(spec: &std::path::Path, format: PlanFormat) -> u8 {
     };
     out(&text);
     if plan.findings.iter().any(|f| f.severity == Severity::Error) {
-        exit::FINDINGS
-    } else {
-        exit::OK
+        return Err(Error::Findings);
     }
+    Ok(())
 }
 
-fn lint(paths: &[PathBuf], format: LintFormat) -> u8 {
+fn lint(paths: &[PathBuf], format: LintFormat) -> Result<(), Error> {
     let json = format == LintFormat::Json;
+    let report = |source| Error::Plan { source, json };
     let mut files = Vec::new();
     let mut problems = Vec::new();
     for (i, path) in paths.iter().enumerate() {
@@ -436,7 +400,7 @@ fn lint(paths: &[PathBuf], format: LintFormat) -> u8 {
             match load_dir(path, shown.trim_end_matches('/')) {
                 Ok(f) => files.extend(f),
                 Err(PlanError::Invalid(d)) => problems.extend(d),
-                Err(e) => return report(&e, json),
+                Err(e) => return Err(report(e)),
             }
         } else {
             let name = path
@@ -456,19 +420,14 @@ fn lint(paths: &[PathBuf], format: LintFormat) -> u8 {
                     ))
                 }
                 Err(source) => {
-                    return report(
-                        &PlanError::Io {
-                            path: path.clone(),
-                            source,
-                        },
-                        json,
-                    );
+                    let path = path.clone();
+                    return Err(report(PlanError::Io { path, source }));
                 }
             }
         }
     }
     if !problems.is_empty() {
-        return report(&PlanError::Invalid(problems), json);
+        return Err(report(PlanError::Invalid(problems)));
     }
     files.sort_by_key(|m| m.version);
     let analysis = analyze(&files, None, AnalyzeOptions::default());
@@ -483,13 +442,12 @@ fn lint(paths: &[PathBuf], format: LintFormat) -> u8 {
         .iter()
         .any(|f| f.severity == Severity::Error)
     {
-        exit::FINDINGS
-    } else {
-        exit::OK
+        return Err(Error::Findings);
     }
+    Ok(())
 }
 
-fn list(format: LintFormat) -> u8 {
+fn list(format: LintFormat) {
     if format == LintFormat::Json {
         out(&(serde_json::to_string_pretty(RULES).expect("rules serialize") + "\n"));
     } else {
@@ -508,5 +466,4 @@ fn list(format: LintFormat) -> u8 {
         ));
         out(&s);
     }
-    exit::OK
 }

@@ -1,12 +1,13 @@
-//! The executor commands: `apply`, `resume`, `rollback`, `status`, `log` and `runs`.
+//! The executor commands: `apply`, `resume`, `rollback`, `status`, `log` and `runs`. Each
+//! returns `Ok` or an [`Error`] (which prints itself and owns the exit code).
 
-use crate::exit;
+use crate::error::Error;
 use crate::progress::{Mode, Progress};
-use cutover_executor::driver::{Drivers, StepContext};
+use cutover_executor::driver::Drivers;
 use cutover_executor::event::Outcome;
-use cutover_executor::redact::Redactor;
+use cutover_executor::planned::plan_file;
 use cutover_executor::runner::{ForwardResult, RunOptions, Session};
-use cutover_executor::session::Backend;
+use cutover_executor::session::{Backend, Resumable};
 use cutover_executor::state::{RunState, StepState};
 use cutover_executor::store::Store;
 use cutover_executor::{ExecError, session};
@@ -14,7 +15,6 @@ use cutover_planner::lint::Severity;
 use cutover_planner::spec::OnFailure;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 /// Like `println!`, but a closed stdout (`cutover log RUN | head`) ends the process quietly, with
 /// exit code 0 as ripgrep does, instead of a panic.
@@ -41,14 +41,6 @@ pub struct Common {
     pub backend: Backend,
 }
 
-fn fail(e: &ExecError) -> u8 {
-    eprintln!("error: {e}");
-    if let Some(h) = e.hint() {
-        eprintln!("  hint: {h}");
-    }
-    exit::INPUT
-}
-
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -56,62 +48,22 @@ fn runtime() -> tokio::runtime::Runtime {
         .expect("a tokio runtime starts")
 }
 
-fn options(
-    common: &Common,
-    session: &Session,
-    spec_dir: PathBuf,
-    redactor: Redactor,
-    on_failure: OnFailure,
-) -> RunOptions {
-    RunOptions {
-        jobs: common.jobs,
-        on_failure,
-        ctx: StepContext::new(session.dir.clone(), spec_dir, Arc::new(redactor)),
-        restore_backup: false,
-    }
-}
-
-fn finish(session: &Session, r: &ForwardResult) -> u8 {
-    let run = &session.state.run_id;
+/// How a run ended, for the operator: what a success took, or the [`Error`] of the outcome.
+fn finish(session: &Session, r: &ForwardResult) -> Result<(), Error> {
+    let run = session.state.run_id.clone();
     match r.outcome {
         Outcome::Succeeded => {
-            if session.state.dry_run {
-                eprintln!(
-                    "dry run complete: {} step(s) described, nothing changed. Log: {}",
-                    session.plan.graph.node_count(),
-                    session.log_location()
-                );
-            } else if let Some(d) = &session.plan.downtime {
-                // Recreate: from the start of the step that stops the old version to the end of
-                // the health check of the new one.
-                let from = session.state.steps.get(&d.from).and_then(|s| s.started_at);
-                let to = session.state.steps.get(&d.to).and_then(|s| s.finished_at);
-                if let (Some(from), Some(to)) = (from, to) {
-                    eprintln!(
-                        "downtime window: {:.1} s (from `{}` to `{}`)",
-                        (to - from).num_milliseconds() as f64 / 1000.0,
-                        d.from,
-                        d.to
-                    );
-                }
-            }
-            exit::OK
+            succeeded(session);
+            Ok(())
         }
-        Outcome::RolledBack if r.failed.is_some() => {
-            let (step, error) = r.failed.as_ref().unwrap();
-            eprintln!("error: step `{step}` failed ({error}); the release was rolled back");
-            exit::RELEASE_FAILED
-        }
-        Outcome::RolledBack => exit::OK,
-        Outcome::Paused | Outcome::Failed => {
-            if let Some((step, error)) = &r.failed {
-                eprintln!("error: step `{step}` failed: {error}");
-            }
-            eprintln!(
-                "  hint: fix the cause, then `cutover resume {run}` retries from that step, or `cutover rollback {run}` undoes what was done"
-            );
-            exit::RELEASE_FAILED
-        }
+        Outcome::RolledBack => match r.failed.clone() {
+            Some((step, error)) => Err(Error::RolledBack { step, error }),
+            None => Ok(()),
+        },
+        Outcome::Paused | Outcome::Failed => Err(Error::Paused {
+            run,
+            failed: r.failed.clone(),
+        }),
         Outcome::RollbackStopped => {
             // Two reasons to stop: a step that cannot be undone (a pivot), or an undo that failed
             // (a database down, a command that errored), which running the rollback again retries.
@@ -120,194 +72,126 @@ fn finish(session: &Session, r: &ForwardResult) -> u8 {
                 .as_ref()
                 .and_then(|(step, _)| session.state.steps.get(step))
                 .is_some_and(|s| s.state == StepState::CompensationFailed);
-            match &r.stopped_at {
-                Some((step, why)) if undo_failed => eprintln!(
-                    "error: undoing `{step}` failed, so the rollback stopped there: {why}"
-                ),
-                Some((step, why)) => eprintln!("error: the rollback stopped at `{step}`: {why}"),
-                None => {}
-            }
-            if let Some((step, error)) = &r.failed {
-                eprintln!("  (it started because step `{step}` failed: {error})");
-            }
-            match &r.stopped_at {
-                Some((step, _)) if undo_failed => {
-                    eprintln!(
-                        "  hint: fix what made the undo of `{step}` fail (its error is above), then run `cutover rollback {run}` again: it retries that undo and continues; `cutover status {run}` shows what was undone"
-                    )
-                }
-                _ => eprintln!(
-                    "  hint: `cutover status {run}` shows what was undone; the steps before the pivot need a decision (a backup restore, or finishing the release)"
-                ),
-            }
-            exit::ROLLBACK_STOPPED
+            Err(Error::RollbackStopped {
+                run,
+                stopped_at: r.stopped_at.clone(),
+                undo_failed,
+                failed: r.failed.clone(),
+            })
         }
-        Outcome::Interrupted => {
-            eprintln!("interrupted; continue with `cutover resume {run}`");
-            exit::INTERRUPTED
+        Outcome::Interrupted => Err(Error::Interrupted { run }),
+    }
+}
+
+/// What a run that succeeded did: a dry run's step count, a recreate's downtime window.
+fn succeeded(session: &Session) {
+    if session.state.dry_run {
+        eprintln!(
+            "dry run complete: {} step(s) described, nothing changed. Log: {}",
+            session.plan.graph.node_count(),
+            session.log_location()
+        );
+    } else if let Some(d) = &session.plan.downtime {
+        // Recreate: from the start of the step that stops the old version to the end of the
+        // health check of the new one.
+        let from = session.state.steps.get(&d.from).and_then(|s| s.started_at);
+        let to = session.state.steps.get(&d.to).and_then(|s| s.finished_at);
+        if let (Some(from), Some(to)) = (from, to) {
+            eprintln!(
+                "downtime window: {:.1} s (from `{}` to `{}`)",
+                (to - from).num_milliseconds() as f64 / 1000.0,
+                d.from,
+                d.to
+            );
         }
     }
 }
 
 /// `cutover apply SPEC`.
-pub fn apply(common: &Common, spec_path: &Path, dry_run: bool, allow_error_findings: bool) -> u8 {
-    if let Some(code) = refuse_non_utf8_spec(spec_path) {
-        return code;
-    }
-    let plan = match cutover_planner::plan_file(spec_path) {
-        Ok(p) => p,
-        Err(e) => return crate::cli::report(&e, false),
-    };
-    let errors: Vec<_> = plan
+pub fn apply(
+    common: &Common,
+    spec_path: &Path,
+    dry_run: bool,
+    allow_error_findings: bool,
+) -> Result<(), Error> {
+    refuse_non_utf8_spec(spec_path)?;
+    let planned = plan_file(spec_path).map_err(|source| Error::Plan {
+        source,
+        json: false,
+    })?;
+    let errors: Vec<_> = planned
+        .plan
         .findings
         .iter()
         .filter(|f| f.severity == Severity::Error)
+        .cloned()
         .collect();
     if !errors.is_empty() && !allow_error_findings && !dry_run {
-        eprintln!(
-            "error: the plan has {} error-severity finding(s); nothing was applied",
-            errors.len()
-        );
-        for f in errors {
-            eprintln!(
-                "  {}:{}: {}[{}] {}",
-                f.file, f.line, f.severity, f.rule, f.message
-            );
-        }
-        eprintln!(
-            "  hint: fix them (see `cutover plan {}`), or pass --allow-error-findings to apply anyway",
-            spec_path.display()
-        );
-        return exit::FINDINGS;
+        return Err(Error::FindingsRefused {
+            spec: spec_path.to_path_buf(),
+            findings: errors,
+        });
     }
-    let (spec, _) = match cutover_planner::plan::load(spec_path) {
-        Ok(x) => x,
-        Err(e) => return crate::cli::report(&e, false),
-    };
-    let drivers = Drivers::builtin();
-    let redactor = Redactor::for_spec(&spec);
+    let on_failure = planned.spec.release.on_failure;
+    let spec_dir = std::fs::canonicalize(spec_path)
+        .ok()
+        .and_then(|p| p.parent().map(Path::to_path_buf))
+        .unwrap_or_else(|| PathBuf::from("."));
     let store = Store::new(&common.state_dir);
-    let rt = runtime();
-    rt.block_on(async {
-        let mut session = match session::start(
+    runtime().block_on(async {
+        let reporter = Box::new(Progress::new(common.mode));
+        let session = session::start(
             &common.backend,
             &store,
-            plan,
+            planned.plan,
             spec_path,
             dry_run,
-            redactor.clone(),
-            Box::new(Progress::new(common.mode)),
+            reporter,
         )
-        .await
-        {
-            Ok(s) => s,
-            Err(e) => return fail(&e),
-        };
-        if !dry_run {
-            let missing = session.missing_drivers(&drivers);
-            if !missing.is_empty() {
-                // Refused before any step ran; the run records why.
-                let e = ExecError::NoDriver { kinds: missing };
-                let _ = session
-                    .emit(cutover_executor::event::Event::RunFinished {
-                        outcome: Outcome::Failed,
-                    })
-                    .await;
-                return fail(&e);
-            }
-        }
-        let spec_dir = std::fs::canonicalize(spec_path)
-            .ok()
-            .and_then(|p| p.parent().map(Path::to_path_buf))
-            .unwrap_or_else(|| PathBuf::from("."));
-        let opts = options(
-            common,
-            &session,
-            spec_dir,
-            redactor,
-            spec.release.on_failure,
-        );
-        let code = match session.forward(&drivers, &opts).await {
-            Ok(r) => finish(&session, &r),
-            Err(e) => fail(&e),
-        };
-        session.close().await;
-        code
+        .await?;
+        let opts = RunOptions::new(&session, spec_dir, on_failure, common.jobs);
+        run_forward(session, &opts).await
     })
+}
+
+/// Runs the rest of the run, says how it ended, and closes the session.
+async fn run_forward(mut session: Session, opts: &RunOptions) -> Result<(), Error> {
+    let result = session.forward(&Drivers::builtin(), opts).await;
+    let ended = result
+        .map_err(Error::from)
+        .and_then(|r| finish(&session, &r));
+    session.close().await;
+    ended
 }
 
 /// A run records its spec's path as text (`resume` plans from it again): a path that is not
 /// valid UTF-8 could not be found again, so `apply` refuses it before anything starts.
-fn refuse_non_utf8_spec(spec_path: &Path) -> Option<u8> {
+fn refuse_non_utf8_spec(spec_path: &Path) -> Result<(), Error> {
     let abs = std::fs::canonicalize(spec_path).unwrap_or_else(|_| spec_path.to_path_buf());
     if abs.to_str().is_some() {
-        return None;
+        return Ok(());
     }
-    eprintln!(
-        "error: {}: the spec's path is not valid UTF-8 (shown with \u{FFFD} for the bytes that are not); a run records its spec's path as text, so `cutover resume` could not find the file again. Nothing was started",
-        abs.display()
-    );
-    eprintln!(
-        "  hint: rename the file, or the directory holding it, to a UTF-8 name (or copy the spec and its migrations to one), then run `cutover apply` again"
-    );
-    Some(exit::INPUT)
-}
-
-fn spec_dir_of(state: &RunState) -> PathBuf {
-    Path::new(&state.spec_abs)
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_default()
+    Err(Error::SpecNotUtf8 { path: abs })
 }
 
 /// `cutover resume RUN`.
-pub fn resume(common: &Common, run: &str, retry: &[String]) -> u8 {
+pub fn resume(common: &Common, run: &str, retry: &[String]) -> Result<(), Error> {
     let store = Store::new(&common.state_dir);
-    let drivers = Drivers::builtin();
     runtime().block_on(async {
-        let mut session = match session::attach(&common.backend, &store, run, "resume", Redactor::default(), Box::new(Progress::new(common.mode))).await {
-            Ok(s) => s,
-            Err(e) => return fail(&e),
-        };
-        if !session.state.started() {
-            return fail(&ExecError::State(format!("run {} was created but never started (its process died before the first event); nothing ran, so start a new run with `cutover apply`", session.state.run_id)));
+        let reporter = Box::new(Progress::new(common.mode));
+        match session::resume(&common.backend, &store, run, common.jobs, reporter).await? {
+            Resumable::Succeeded(run) => {
+                eprintln!("run {run} already succeeded; nothing to do");
+                Ok(())
+            }
+            Resumable::Ready(ready) => {
+                let (mut session, opts) = *ready;
+                session
+                    .settle_in_doubt(&Drivers::builtin(), &opts, retry)
+                    .await?;
+                run_forward(session, &opts).await
+            }
         }
-        if session.state.rollback.is_some() {
-            return fail(&ExecError::State(format!("run {} is being rolled back; continue it with `cutover rollback {}`", session.state.run_id, session.state.run_id)));
-        }
-        if session.state.complete() {
-            eprintln!("run {} already succeeded; nothing to do", session.state.run_id);
-            return exit::OK;
-        }
-        // The spec and migrations must still be what the run started with.
-        let spec_abs = PathBuf::from(&session.state.spec_abs);
-        if !spec_abs.exists() && session.state.spec_abs.contains('\u{FFFD}') {
-            // Recorded by a cutover that accepted a spec path that is not UTF-8: its real name is lost.
-            eprintln!("error: run {}: the spec path it recorded, {}, is not the file's real name: that name was not valid UTF-8 (\u{FFFD} marks the bytes that were not)", session.state.run_id, session.state.spec_abs);
-            eprintln!("  hint: rename the spec's file or directory to the name shown (or to UTF-8 and link it there), then run `cutover resume {}` again", session.state.run_id);
-            return exit::INPUT;
-        }
-        let (plan, spec) = match cutover_planner::plan_file(&spec_abs).and_then(|p| cutover_planner::plan::load(&spec_abs).map(|(s, _)| (p, s))) {
-            Ok(x) => x,
-            Err(e) => return crate::cli::report(&e, false),
-        };
-        if let Err(e) = session::check_plan(&session.state, &plan) {
-            return fail(&e);
-        }
-        let redactor = Redactor::for_spec(&spec).merge(Redactor::for_plan(&session.plan));
-        let opts = options(common, &session, spec_dir_of(&session.state), redactor, spec.release.on_failure);
-        if let Err(e) = environment_ready(&session, &opts, true) {
-            return fail(&e);
-        }
-        if let Err(e) = session.settle_in_doubt(&drivers, &opts, retry).await {
-            return fail(&e);
-        }
-        let code = match session.forward(&drivers, &opts).await {
-            Ok(r) => finish(&session, &r),
-            Err(e) => fail(&e),
-        };
-        session.close().await;
-        code
     })
 }
 
@@ -324,30 +208,6 @@ fn snapshot(common: &Common, run: &str) -> Result<(session::Snapshot, RunState),
     Ok((snap, state))
 }
 
-/// The environment the rest of the run needs (database URLs, `secret_env`, command programs), as
-/// preflight checked it when the run started: this shell may not have what that one had.
-fn environment_ready(
-    session: &cutover_executor::runner::Session,
-    opts: &cutover_executor::runner::RunOptions,
-    programs: bool,
-) -> Result<(), ExecError> {
-    if session.state.dry_run {
-        return Ok(());
-    }
-    cutover_executor::drivers::preflight::check_environment(
-        &session.plan,
-        &opts.ctx.spec_dir,
-        programs,
-    )
-    .map_err(|e| {
-        ExecError::Environment(format!(
-            "run {}: this shell cannot run the rest of it: {}; nothing was changed",
-            session.state.run_id,
-            opts.ctx.redactor.redact(&e.0)
-        ))
-    })
-}
-
 /// `cutover rollback RUN`.
 pub fn rollback(
     common: &Common,
@@ -355,50 +215,32 @@ pub fn rollback(
     to: Option<String>,
     dry_run: bool,
     restore_backup: bool,
-) -> u8 {
+) -> Result<(), Error> {
     if dry_run {
         return rollback_preview(common, run, to.as_deref());
     }
     let store = Store::new(&common.state_dir);
-    let drivers = Drivers::builtin();
     runtime().block_on(async {
-        let mut session = match session::attach(
-            &common.backend,
-            &store,
-            run,
-            "rollback",
-            Redactor::default(),
-            Box::new(Progress::new(common.mode)),
-        )
-        .await
-        {
-            Ok(s) => s,
-            Err(e) => return fail(&e),
-        };
-        let redactor = Redactor::for_plan(&session.plan);
-        let spec_dir = spec_dir_of(&session.state);
-        let mut opts = options(common, &session, spec_dir, redactor, OnFailure::Pause);
+        let reporter = Box::new(Progress::new(common.mode));
+        let mut session =
+            session::attach(&common.backend, &store, run, "rollback", reporter).await?;
+        let spec_dir = session.state.spec_dir();
+        let mut opts = RunOptions::new(&session, spec_dir, OnFailure::Pause, common.jobs);
         opts.restore_backup = restore_backup;
-        if let Err(e) = environment_ready(&session, &opts, false) {
-            return fail(&e);
-        }
-        let code = match session
-            .rollback(&drivers, &opts, to, "requested by the operator")
-            .await
-        {
-            Ok(r) => finish(&session, &r),
-            Err(e) => fail(&e),
-        };
+        session.environment_ready(&opts, false)?;
+        let result = session
+            .rollback(&Drivers::builtin(), &opts, to, "requested by the operator")
+            .await;
+        let ended = result
+            .map_err(Error::from)
+            .and_then(|r| finish(&session, &r));
         session.close().await;
-        code
+        ended
     })
 }
 
-fn rollback_preview(common: &Common, run: &str, to: Option<&str>) -> u8 {
-    let (snap, state) = match snapshot(common, run) {
-        Ok(x) => x,
-        Err(e) => return fail(&e),
-    };
+fn rollback_preview(common: &Common, run: &str, to: Option<&str>) -> Result<(), Error> {
+    let (snap, state) = snapshot(common, run)?;
     let plan = snap.plan;
     let mut lines = Vec::new();
     for id in cutover_executor::runner::rollback_order(&state, to) {
@@ -430,7 +272,7 @@ fn rollback_preview(common: &Common, run: &str, to: Option<&str>) -> u8 {
         println!("{l}");
     }
     println!("(dry run: nothing was changed and nothing was written)");
-    exit::OK
+    Ok(())
 }
 
 #[derive(Serialize)]
@@ -457,11 +299,8 @@ struct StepDoc<'a> {
 }
 
 /// `cutover status RUN`.
-pub fn status(common: &Common, run: &str) -> u8 {
-    let (snap, st) = match snapshot(common, run) {
-        Ok(x) => x,
-        Err(e) => return fail(&e),
-    };
+pub fn status(common: &Common, run: &str) -> Result<(), Error> {
+    let (snap, st) = snapshot(common, run)?;
     let torn = snap.contents.torn.as_ref().map(Vec::len);
     let holder = snap.holder;
     let steps: Vec<StepDoc> = st
@@ -499,9 +338,20 @@ pub fn status(common: &Common, run: &str) -> u8 {
             "{}",
             serde_json::to_string_pretty(&doc).expect("status serializes")
         );
-        return exit::OK;
+    } else {
+        print_status(&st, &doc, holder.as_ref(), torn);
     }
-    let state_word = match (&holder, st.outcome) {
+    Ok(())
+}
+
+/// `cutover status RUN` as text.
+fn print_status(
+    st: &RunState,
+    doc: &StatusDoc,
+    holder: Option<&cutover_executor::store::Holder>,
+    torn: Option<usize>,
+) {
+    let state_word = match (holder, st.outcome) {
         (Some(h), _) => format!("in progress: held by {h}"),
         (None, Some(o)) => o.as_str().to_string(),
         (None, None) => "stopped before it finished (resumable with `cutover resume`)".to_string(),
@@ -551,16 +401,14 @@ pub fn status(common: &Common, run: &str) -> u8 {
             s.error.map(|e| format!("  {e}")).unwrap_or_default()
         );
     }
-    exit::OK
 }
 
 /// `cutover log RUN`.
-pub fn log(common: &Common, run: &str) -> u8 {
+pub fn log(common: &Common, run: &str) -> Result<(), Error> {
     let store = Store::new(&common.state_dir);
-    let contents = match runtime().block_on(session::read(&common.backend, &store, run)) {
-        Ok(snap) => snap.contents,
-        Err(e) => return fail(&e),
-    };
+    let contents = runtime()
+        .block_on(session::read(&common.backend, &store, run))?
+        .contents;
     if common.mode == Mode::Json {
         for r in &contents.records {
             println!("{}", r.to_flat_json());
@@ -576,22 +424,19 @@ pub fn log(common: &Common, run: &str) -> u8 {
             t.len()
         );
     }
-    exit::OK
+    Ok(())
 }
 
 /// `cutover runs`.
-pub fn runs(common: &Common) -> u8 {
+pub fn runs(common: &Common) -> Result<(), Error> {
     let store = Store::new(&common.state_dir);
-    let list = match runtime().block_on(session::list(&common.backend, &store)) {
-        Ok(l) => l,
-        Err(e) => return fail(&e),
-    };
+    let list = runtime().block_on(session::list(&common.backend, &store))?;
     if common.mode == Mode::Json {
         println!(
             "{}",
             serde_json::to_string_pretty(&list).expect("runs serialize")
         );
-        return exit::OK;
+        return Ok(());
     }
     if list.is_empty() {
         eprintln!("no runs under {}", common.state_dir.join("runs").display());
@@ -605,5 +450,5 @@ pub fn runs(common: &Common) -> u8 {
             if r.dry_run { "  (dry run)" } else { "" }
         );
     }
-    exit::OK
+    Ok(())
 }

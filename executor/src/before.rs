@@ -74,17 +74,16 @@ pub fn saved_before<T: Serialize + DeserializeOwned>(
         return Ok(v);
     }
     let v = save()?;
-    std::fs::create_dir_all(file.parent().unwrap()).map_err(|e| {
-        StepError(format!(
-            "cannot create {}: {e}",
-            file.parent().unwrap().display()
-        ))
+    let dir = file.parent().expect("saved files are in a directory");
+    std::fs::create_dir_all(dir).map_err(|source| StepError::File {
+        action: "create",
+        path: dir.to_path_buf(),
+        source,
     })?;
-    write_atomic(&file, &serde_json::to_vec(&v).unwrap()).map_err(|e| {
-        StepError(format!(
-            "cannot save the router state to {}: {e}",
-            file.display()
-        ))
+    write_atomic(&file, &serde_json::to_vec(&v).unwrap()).map_err(|source| StepError::File {
+        action: "save the router state to",
+        path: file.clone(),
+        source,
     })?;
     Ok(v)
 }

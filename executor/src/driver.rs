@@ -9,6 +9,7 @@
 //!
 //! [`MigrateParams`]: cutover_planner::dag::MigrateParams
 
+pub use crate::error::StepError;
 use crate::redact::Redactor;
 use cutover_planner::analysis::Phase;
 use cutover_planner::dag::{
@@ -57,28 +58,6 @@ impl<U> Probe<U> {
             Probe::NotDone => Probe::NotDone,
             Probe::Partial(u) => Probe::Partial(f(u)),
         }
-    }
-}
-
-/// A step failed; the message is shown to the operator and written to the log (redacted).
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("{0}")]
-pub struct StepError(pub String);
-
-impl StepError {
-    /// How an inconclusive result starts: the step could not decide (an analysis gate saw too
-    /// few requests). The run pauses then, whatever `on_failure` says: rolling back a release
-    /// nobody found fault with would be as wrong as going on.
-    pub const INCONCLUSIVE: &'static str = "inconclusive: ";
-
-    /// An inconclusive result.
-    pub fn inconclusive(why: impl std::fmt::Display) -> Self {
-        Self(format!("{}{why}", Self::INCONCLUSIVE))
-    }
-
-    /// Whether this is an inconclusive result.
-    pub fn is_inconclusive(&self) -> bool {
-        self.0.starts_with(Self::INCONCLUSIVE)
     }
 }
 
@@ -268,7 +247,7 @@ pub trait Driver: Send + Sync + 'static {
         _undo: Self::Undo,
         _ctx: StepContext,
     ) -> BoxFuture<Result<String, StepError>> {
-        Box::pin(async move { Err(StepError(format!("`{}` cannot restore anything", step.id))) })
+        Box::pin(async move { Err(StepError::CannotRestore { step: step.id }) })
     }
 }
 
@@ -296,12 +275,9 @@ pub trait AnyDriver: Send + Sync {
 
 /// `step` as a job for a driver of `P`, or why not (a driver registered for the wrong kind).
 fn job<P: StepParams>(step: &Step) -> Result<Job<P>, StepError> {
-    let params = P::of(&step.params).ok_or_else(|| {
-        StepError(format!(
-            "`{}` is a `{}` step, which this driver does not run",
-            step.id,
-            step.kind().as_str()
-        ))
+    let params = P::of(&step.params).ok_or_else(|| StepError::WrongKind {
+        step: step.id.clone(),
+        kind: step.kind().as_str(),
     })?;
     Ok(Job {
         id: step.id.clone(),
@@ -312,11 +288,9 @@ fn job<P: StepParams>(step: &Step) -> Result<Job<P>, StepError> {
 
 /// Recorded undo data as the driver's type.
 fn recorded<U: DeserializeOwned>(step: &Step, undo: Value) -> Result<U, StepError> {
-    serde_json::from_value(undo).map_err(|e| {
-        StepError(format!(
-            "the recorded undo data of `{}` is unreadable: {e}",
-            step.id
-        ))
+    serde_json::from_value(undo).map_err(|source| StepError::UndoUnreadable {
+        step: step.id.clone(),
+        source,
     })
 }
 

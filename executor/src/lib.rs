@@ -7,7 +7,8 @@
 //! - [`runner`]: the coordinator that runs, resumes and rolls back; [`driver`]: the step trait.
 //! - [`store`]: run directories and the run lock; [`pglog`]: the PostgreSQL log backend;
 //!   [`sink`]: either one behind one append; [`redact`]: keeping secrets out.
-//! - [`session`]: opening a run for `apply`, `resume` and `rollback`.
+//! - [`session`]: opening a run for `apply`, `resume` and `rollback`, and checking it can go on;
+//!   [`planned`]: a spec and its plan, read once.
 #![warn(missing_docs)]
 
 pub mod before;
@@ -17,6 +18,7 @@ pub mod error;
 pub mod event;
 pub mod log;
 pub mod pglog;
+pub mod planned;
 pub mod procfs;
 pub mod redact;
 pub mod report;
@@ -28,4 +30,4 @@ pub mod sink;
 pub mod state;
 pub mod store;
 
-pub use error::ExecError;
+pub use error::{ExecError, StepError};

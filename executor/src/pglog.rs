@@ -54,11 +54,10 @@ pub struct PgRun {
     chain: Chain,
 }
 
-fn db_err(what: &str, e: sqlx::Error) -> ExecError {
-    // sqlx errors never contain the password, but the URL may appear in some; strip it anyway.
-    ExecError::State(crate::redact::redact_url_passwords(&format!(
-        "PostgreSQL log: {what}: {e}"
-    )))
+/// sqlx errors never contain the password, but the URL may appear in some: whatever prints this
+/// error removes URL passwords (the CLI does, from every line).
+fn db_err(action: &'static str, source: sqlx::Error) -> ExecError {
+    ExecError::PgLog { action, source }
 }
 
 fn lock_key_sql() -> &'static str {
@@ -110,9 +109,9 @@ impl PgStore {
     ) -> Result<PgConnection, ExecError> {
         let mut conn = self.connect(application_name, false).await?;
         if !Self::has_tables(&mut conn).await? {
-            return Err(ExecError::State(format!(
-                "PostgreSQL log: no run `{run_id}`: this database holds no cutover runs (no cutover_runs table); check CUTOVER_LOG_DATABASE_URL"
-            )));
+            return Err(ExecError::PgLogEmpty {
+                run: run_id.to_string(),
+            });
         }
         Ok(conn)
     }
@@ -218,28 +217,7 @@ impl PgStore {
         conn: &mut PgConnection,
         run_id: &str,
     ) -> Result<(LogContents, Plan), ExecError> {
-        let plan_row = sqlx::query("SELECT plan FROM cutover_runs WHERE run_id = $1")
-            .bind(run_id)
-            .fetch_optional(&mut *conn)
-            .await
-            .map_err(|e| db_err("reading the run", e))?;
-        let Some(plan_row) = plan_row else {
-            return Err(ExecError::State(format!(
-                "no run `{run_id}` in the PostgreSQL log (`cutover runs` lists them)"
-            )));
-        };
-        let plan_json: String = plan_row.get(0);
-        crate::store::check_plan_format(
-            plan_json.as_bytes(),
-            &format!("the recorded plan of {run_id} in the PostgreSQL log"),
-        )?;
-        let rec: RecordedPlan = serde_json::from_str(&plan_json).map_err(|e| {
-            ExecError::State(format!(
-                "PostgreSQL log: the recorded plan of {run_id} is unreadable: {e}"
-            ))
-        })?;
-        let plan = Plan::from_steps(rec.release, rec.plan_hash, rec.steps, rec.strategies)
-            .map_err(|e| ExecError::State(format!("PostgreSQL log: {e}")))?;
+        let plan = Self::recorded_plan(conn, run_id).await?;
         let rows = sqlx::query(
             "SELECT seq, crc, payload FROM cutover_events WHERE run_id = $1 ORDER BY seq",
         )
@@ -247,73 +225,41 @@ impl PgStore {
         .fetch_all(&mut *conn)
         .await
         .map_err(|e| db_err("reading events", e))?;
-        let refused = |message: String, hint: &str| ExecError::Refused {
-            message,
-            hint: hint.into(),
+        let rows: Vec<(i64, i64, String)> = rows
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2)))
+            .collect();
+        Ok((contents(run_id, &rows)?, plan))
+    }
+
+    /// The plan row of `run_id`, checked for its format and rebuilt.
+    async fn recorded_plan(conn: &mut PgConnection, run_id: &str) -> Result<Plan, ExecError> {
+        let plan_row = sqlx::query("SELECT plan FROM cutover_runs WHERE run_id = $1")
+            .bind(run_id)
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(|e| db_err("reading the run", e))?;
+        let Some(plan_row) = plan_row else {
+            return Err(ExecError::NoSuchPgRun {
+                run: run_id.to_string(),
+            });
         };
-        let damaged = |seq: u64, what: String| {
-            refused(
-                format!(
-                    "PostgreSQL log of {run_id} is damaged at seq {seq}: {what}; nothing was changed"
-                ),
-                "the log is the record of what was done: do not delete or edit its rows; `SELECT seq, payload FROM cutover_events WHERE run_id = 'RUN' ORDER BY seq` shows the events before the damage",
-            )
-        };
-        let mut prev = 0u32;
-        let mut header = None;
-        let mut records = Vec::with_capacity(rows.len());
-        for (i, row) in rows.iter().enumerate() {
-            let seq: i64 = row.get(0);
-            let stored: i64 = row.get(1);
-            let payload: String = row.get(2);
-            if seq != i as i64 {
-                return Err(damaged(
-                    i as u64,
-                    format!("found seq {seq}: rows are missing"),
-                ));
+        let plan_json: String = plan_row.get(0);
+        crate::store::check_plan_format(
+            plan_json.as_bytes(),
+            &format!("the recorded plan of {run_id} in the PostgreSQL log"),
+        )?;
+        let rec: RecordedPlan =
+            serde_json::from_str(&plan_json).map_err(|source| ExecError::PgPlanUnreadable {
+                run: run_id.to_string(),
+                source,
+            })?;
+        Plan::from_steps(rec.release, rec.plan_hash, rec.steps, rec.strategies).map_err(|source| {
+            ExecError::PgPlanInvalid {
+                run: run_id.to_string(),
+                source,
             }
-            let c = crc(prev, seq as u64, payload.as_bytes());
-            if i64::from(c) != stored {
-                return Err(damaged(
-                    seq as u64,
-                    "checksum mismatch (the row was altered, or rows were spliced)".into(),
-                ));
-            }
-            prev = c;
-            if seq == 0 {
-                let h: Header = serde_json::from_str(&payload).map_err(|e| {
-                    damaged(0, format!("the header row is intact but unreadable: {e}"))
-                })?;
-                if h.format_version != FORMAT_VERSION {
-                    return Err(refused(
-                        format!(
-                            "PostgreSQL log of {run_id} is in format {}; this cutover reads format {FORMAT_VERSION} only",
-                            h.format_version
-                        ),
-                        crate::log::VERSION_HINT,
-                    ));
-                }
-                header = Some(h);
-            } else {
-                records.push(serde_json::from_str::<Record>(&payload).map_err(|e| {
-                    refused(
-                        format!("PostgreSQL log of {run_id}: the row of seq {seq} is intact (its checksum holds) but cannot be read: {e}; nothing was changed"),
-                        "a newer cutover may have written it (it knows more kinds of events): use that version",
-                    )
-                })?);
-            }
-        }
-        let header = header.ok_or_else(|| damaged(0, "the header row is missing".into()))?;
-        Ok((
-            LogContents {
-                header,
-                records,
-                valid_len: rows.len() as u64,
-                last_crc: prev,
-                torn: None,
-            },
-            plan,
-        ))
+        })
     }
 
     /// Opens `run_id` for appending (takes its lock).
@@ -360,10 +306,12 @@ impl PgStore {
         .map_err(|e| db_err("listing runs", e))?;
         let mut out = Vec::new();
         for id in ids {
-            let summary = match self.read_with(&mut conn, &id).await.and_then(|(c, _)| {
-                crate::state::RunState::replay(&c.header, &c.records)
-                    .map_err(|e| ExecError::State(e.to_string()))
-            }) {
+            let replayed = match self.read_with(&mut conn, &id).await {
+                Ok((c, _)) => crate::state::RunState::replay(&c.header, &c.records)
+                    .map_err(|e| crate::error::chain(&e)),
+                Err(e) => Err(crate::error::chain(&e)),
+            };
+            let summary = match replayed {
                 Ok(st) => {
                     let locked = self.holder(&mut conn, &id).await.is_some();
                     RunSummary::of(id, &st, locked, Default::default())
@@ -382,6 +330,64 @@ impl PgStore {
         }
         Ok(out)
     }
+}
+
+/// The log of `run_id` from its rows (`seq`, `crc`, `payload`, in seq order), each checked against
+/// the chained checksum, as the file backend checks its frames.
+fn contents(run_id: &str, rows: &[(i64, i64, String)]) -> Result<LogContents, ExecError> {
+    let damaged = |seq: u64, what: String| ExecError::PgLogDamaged {
+        run: run_id.to_string(),
+        seq,
+        what,
+    };
+    let mut prev = 0u32;
+    let mut header = None;
+    let mut records = Vec::with_capacity(rows.len());
+    for (i, (seq, stored, payload)) in rows.iter().enumerate() {
+        let seq = *seq;
+        if seq != i as i64 {
+            return Err(damaged(
+                i as u64,
+                format!("found seq {seq}: rows are missing"),
+            ));
+        }
+        let c = crc(prev, seq as u64, payload.as_bytes());
+        if i64::from(c) != *stored {
+            return Err(damaged(
+                seq as u64,
+                "checksum mismatch (the row was altered, or rows were spliced)".into(),
+            ));
+        }
+        prev = c;
+        if seq == 0 {
+            let h: Header = serde_json::from_str(payload)
+                .map_err(|e| damaged(0, format!("the header row is intact but unreadable: {e}")))?;
+            if h.format_version != FORMAT_VERSION {
+                return Err(ExecError::PgLogFormat {
+                    run: run_id.to_string(),
+                    found: h.format_version,
+                });
+            }
+            header = Some(h);
+        } else {
+            let record = serde_json::from_str::<Record>(payload).map_err(|source| {
+                ExecError::PgRowUnreadable {
+                    run: run_id.to_string(),
+                    seq,
+                    source,
+                }
+            })?;
+            records.push(record);
+        }
+    }
+    let header = header.ok_or_else(|| damaged(0, "the header row is missing".into()))?;
+    Ok(LogContents {
+        header,
+        records,
+        valid_len: rows.len() as u64,
+        last_crc: prev,
+        torn: None,
+    })
 }
 
 impl PgRun {

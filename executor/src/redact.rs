@@ -1,10 +1,16 @@
 //! [`Redactor`]: keeps secrets out of the log and the terminal.
 //!
 //! Two kinds of secret are removed from every record before it is written and from every message
-//! before it is printed: the values of environment variables the spec marks secret (`secret_env`,
+//! before it is printed: the values of environment variables the plan marks secret (`secret_env`,
 //! and each database's `url_env`), and the password part of any `scheme://user:password@host` URL.
+//!
+//! [`secret_variables`] is the one list of those variables, read from the plan (which carries
+//! every one the spec names, in the preflight step and in the steps that use them): `apply`,
+//! `resume` and `rollback` redact the same secrets, whether they start from the spec or from the
+//! recorded plan.
 
-use cutover_planner::spec::ReleaseSpec;
+use cutover_planner::dag::{Params, Plan};
+use std::collections::BTreeSet;
 
 /// What replaces a secret.
 pub const REDACTED: &str = "[redacted]";
@@ -26,24 +32,13 @@ impl Redactor {
         Self { secrets }
     }
 
-    /// The secrets a spec names, read from the environment.
-    pub fn for_spec(spec: &ReleaseSpec) -> Self {
-        let mut names: Vec<String> = Vec::new();
-        for s in &spec.service {
-            names.extend(s.get_ref().secret_env.iter().cloned());
-        }
-        for c in &spec.command {
-            names.extend(c.get_ref().secret_env.iter().cloned());
-        }
-        for d in &spec.database {
-            names.push(d.get_ref().url_env.clone());
-        }
-        Self::new(names.iter().filter_map(|n| std::env::var(n).ok()))
-    }
-
-    /// Both redactors' secrets.
-    pub fn merge(self, other: Redactor) -> Redactor {
-        Redactor::new(self.secrets.into_iter().chain(other.secrets))
+    /// The secrets `plan` names ([`secret_variables`]), read from the environment.
+    pub fn for_plan(plan: &Plan) -> Self {
+        Self::new(
+            secret_variables(plan)
+                .iter()
+                .filter_map(|n| std::env::var(n).ok()),
+        )
     }
 
     /// `text` with every secret and URL password replaced.
@@ -62,6 +57,39 @@ impl Redactor {
         }
         redact_url_passwords(&out)
     }
+}
+
+/// The environment variables whose values are secret in `plan`: every database's `url_env` and
+/// every `secret_env`, of whichever step names them. Each step kind is listed, so a new kind that
+/// takes a secret cannot be forgotten here.
+pub fn secret_variables(plan: &Plan) -> BTreeSet<String> {
+    let mut names = BTreeSet::new();
+    for step in plan.steps() {
+        match &step.params {
+            Params::Preflight(p) => {
+                names.extend(p.databases.iter().map(|d| d.url_env.clone()));
+                names.extend(p.secret_env.iter().cloned());
+            }
+            Params::Backup(p) => {
+                names.insert(p.url_env.clone());
+            }
+            Params::Migrate(p) => {
+                names.insert(p.url_env.clone());
+            }
+            Params::Backfill(p) => {
+                names.insert(p.url_env.clone());
+            }
+            Params::Deploy(p) => names.extend(p.secret_env.iter().cloned()),
+            Params::Command(p) => names.extend(p.secret_env.iter().cloned()),
+            Params::Health(_)
+            | Params::Shift(_)
+            | Params::Pause(_)
+            | Params::Analysis(_)
+            | Params::Retire(_)
+            | Params::Cleanup(_) => {}
+        }
+    }
+    names
 }
 
 /// `postgres://app:hunter2@db/x` → `postgres://app:[redacted]@db/x`, anywhere in `text`.

@@ -54,10 +54,48 @@ pub struct NewContainer {
     pub labels: BTreeMap<String, String>,
 }
 
-/// A runtime failure, with what to do about it.
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("{0}")]
-pub struct RuntimeError(pub String);
+/// A container runtime failure, with what to do about it.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    /// No engine answers where cutover looked.
+    #[error(
+        "cannot reach the Docker engine at {host}: {source} (is dockerd running? set DOCKER_HOST for another engine)"
+    )]
+    Unreachable {
+        /// `DOCKER_HOST`, or the default socket.
+        host: String,
+        /// bollard's error.
+        source: bollard::errors::Error,
+    },
+    /// The image is not on the engine (cutover never pulls).
+    #[error(
+        "docker: image `{image}` not found on the engine (no registry is consulted: build or load it first, e.g. `docker load -i image.tar`)"
+    )]
+    ImageMissing {
+        /// `image:tag`.
+        image: String,
+        /// The engine's answer.
+        source: bollard::errors::Error,
+    },
+    /// A container of that name exists and is not one this step started.
+    #[error(
+        "docker: a container named `{name}` already exists and was not started by this step; remove it (`docker rm -f {name}`) or rename it"
+    )]
+    NameTaken {
+        /// The container name.
+        name: String,
+        /// The engine's answer.
+        source: bollard::errors::Error,
+    },
+    /// The engine refused or failed an operation.
+    #[error("docker: {operation}")]
+    Engine {
+        /// What cutover asked for ("inspect image api:2", "stop container 3f2a...").
+        operation: String,
+        /// The engine's answer.
+        source: bollard::errors::Error,
+    },
+}
 
 /// Starts, stops, lists and removes containers.
 pub trait ContainerRuntime: Send + Sync {
@@ -87,8 +125,11 @@ fn where_docker() -> String {
     std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".into())
 }
 
-fn err(what: &str, e: bollard::errors::Error) -> RuntimeError {
-    RuntimeError(format!("docker: {what}: {e}"))
+fn err(operation: &str, source: bollard::errors::Error) -> RuntimeError {
+    RuntimeError::Engine {
+        operation: operation.to_string(),
+        source,
+    }
 }
 
 fn not_found(e: &bollard::errors::Error) -> bool {
@@ -116,7 +157,10 @@ async fn client() -> Result<bollard::Docker, RuntimeError> {
     static SHARED: tokio::sync::OnceCell<bollard::Docker> = tokio::sync::OnceCell::const_new();
     SHARED
         .get_or_try_init(|| async {
-            let unreachable = |e: bollard::errors::Error| RuntimeError(format!("cannot reach the Docker engine at {}: {e} (is dockerd running? set DOCKER_HOST for another engine)", where_docker()));
+            let unreachable = |source| RuntimeError::Unreachable {
+                host: where_docker(),
+                source,
+            };
             let d = bollard::Docker::connect_with_defaults().map_err(unreachable)?;
             // The engine may speak an older API than bollard's default: agree on one.
             d.negotiate_version().await.map_err(unreachable)
@@ -212,11 +256,26 @@ impl ContainerRuntime for Docker {
             let opts = bollard::query_parameters::CreateContainerOptionsBuilder::new()
                 .name(&c.name)
                 .build();
-            let created = d.create_container(Some(opts), body).await.map_err(|e| match &e {
-                bollard::errors::Error::DockerResponseServerError { status_code: 404, .. } => RuntimeError(format!("docker: image `{}` not found on the engine (no registry is consulted: build or load it first, e.g. `docker load -i image.tar`)", c.image)),
-                bollard::errors::Error::DockerResponseServerError { status_code: 409, .. } => RuntimeError(format!("docker: a container named `{}` already exists and was not started by this step; remove it (`docker rm -f {}`) or rename it", c.name, c.name)),
-                _ => err(&format!("create container {}", c.name), e),
-            })?;
+            let created =
+                d.create_container(Some(opts), body)
+                    .await
+                    .map_err(|source| match &source {
+                        bollard::errors::Error::DockerResponseServerError {
+                            status_code: 404,
+                            ..
+                        } => RuntimeError::ImageMissing {
+                            image: c.image.clone(),
+                            source,
+                        },
+                        bollard::errors::Error::DockerResponseServerError {
+                            status_code: 409,
+                            ..
+                        } => RuntimeError::NameTaken {
+                            name: c.name.clone(),
+                            source,
+                        },
+                        _ => err(&format!("create container {}", c.name), source),
+                    })?;
             match d.start_container(&created.id, None).await {
                 Ok(()) => Ok(created.id),
                 Err(e) if not_modified(&e) => Ok(created.id),

@@ -2,6 +2,10 @@
 //! `rollback` (taking its lock, cutting a torn tail, replaying the log), [`read`] looks at one
 //! without locking, and [`check_plan`] refuses to continue a run whose spec or migrations changed.
 //! Each works on either [`Backend`].
+//!
+//! [`resume`] is everything `cutover resume` checks before it changes anything: the run exists
+//! and can be locked, its recorded plan is intact, it started and is neither finished nor being
+//! rolled back, its spec still plans to the same steps, and this shell has what the rest needs.
 
 use crate::error::ExecError;
 use crate::event::{Event, RunStarted};
@@ -9,13 +13,13 @@ use crate::log::{LogContents, LogWriter, read_log};
 use crate::pglog::PgStore;
 use crate::redact::Redactor;
 use crate::report::Reporter;
-use crate::runner::Session;
+use crate::runner::{RunOptions, Session};
 use crate::sink::Sink;
 use crate::state::RunState;
 use crate::store::{
     Holder, LOG_FILE, RunSummary, Store, current_holder, header, hostname, lock_run, read_plan,
 };
-use cutover_planner::dag::{Params, Plan};
+use cutover_planner::dag::Plan;
 use std::path::{Path, PathBuf};
 
 /// Who is running cutover.
@@ -40,7 +44,6 @@ pub async fn start(
     plan: Plan,
     spec_path: &Path,
     dry_run: bool,
-    redactor: Redactor,
     reporter: Box<dyn Reporter>,
 ) -> Result<Session, ExecError> {
     let (run_id, dir) = store.create(&plan)?;
@@ -55,7 +58,7 @@ pub async fn start(
         }
         Backend::Postgres(pg) => Sink::Postgres(pg.create(&run_id, &plan, &hdr, "apply").await?),
     };
-    sink.set_redactor(redactor);
+    sink.set_redactor(Redactor::for_plan(&plan));
     let state = RunState::replay(&hdr, &[]).expect("an empty log replays");
     let step_hashes = plan
         .steps()
@@ -95,7 +98,6 @@ pub async fn attach(
     store: &Store,
     run: &str,
     command: &str,
-    redactor: Redactor,
     reporter: Box<dyn Reporter>,
 ) -> Result<Session, ExecError> {
     let replay = |contents: &LogContents, describe: String| {
@@ -130,7 +132,7 @@ pub async fn attach(
             (dir, sink, state, plan)
         }
     };
-    sink.set_redactor(redactor.merge(Redactor::for_plan(&plan)));
+    sink.set_redactor(Redactor::for_plan(&plan));
     let mut session = Session::new(dir, plan, state, sink, reporter);
     session
         .emit(Event::Attached {
@@ -315,18 +317,71 @@ pub fn check_plan(state: &RunState, current: &Plan) -> Result<(), ExecError> {
     })
 }
 
-impl Redactor {
-    /// Secrets a recorded plan names: `secret_env` of deploys and commands, `url_env` of backups.
-    pub fn for_plan(plan: &Plan) -> Redactor {
-        let mut names = Vec::new();
-        for s in plan.steps() {
-            match &s.params {
-                Params::Deploy(p) => names.extend(p.secret_env.iter().cloned()),
-                Params::Command(p) => names.extend(p.secret_env.iter().cloned()),
-                Params::Backup(p) => names.push(p.url_env.clone()),
-                _ => {}
-            }
+/// What [`resume`] found.
+pub enum Resumable {
+    /// Every step succeeded already: nothing to do. Holds the run id.
+    Succeeded(String),
+    /// The run can continue: attached (its lock held), checked, with the options to continue
+    /// it with.
+    Ready(Box<(Session, RunOptions)>),
+}
+
+/// Reopens `run` for `cutover resume` and checks that it can continue, before anything changes:
+/// the run exists, its lock is free, its recorded plan is the one its log fingerprinted
+/// ([`attach`]); it started, is not being rolled back, and has not succeeded already; its spec
+/// is still where it recorded it and plans (read once) to the steps it started with
+/// ([`check_plan`]); and this shell has the variables and programs the rest of it needs.
+pub async fn resume(
+    backend: &Backend,
+    store: &Store,
+    run: &str,
+    jobs: usize,
+    reporter: Box<dyn Reporter>,
+) -> Result<Resumable, ExecError> {
+    let session = attach(backend, store, run, "resume", reporter).await?;
+    let state = &session.state;
+    let run = state.run_id.clone();
+    if !state.started() {
+        return Err(ExecError::NeverStarted { run });
+    }
+    if state.rollback.is_some() {
+        return Err(ExecError::RollingBack { run });
+    }
+    if state.complete() {
+        session.close().await;
+        return Ok(Resumable::Succeeded(run));
+    }
+    // The spec and migrations must still be what the run started with.
+    let spec = PathBuf::from(&state.spec_abs);
+    if !spec.exists() && state.spec_abs.contains('\u{FFFD}') {
+        // Recorded by a cutover that accepted a spec path that is not UTF-8: its real name is lost.
+        let spec = state.spec_abs.clone();
+        return Err(ExecError::SpecPathLost { run, spec });
+    }
+    let planned = crate::planned::plan_file(&spec).map_err(|source| ExecError::Replan {
+        run,
+        spec,
+        source,
+    })?;
+    check_plan(state, &planned.plan)?;
+    let on_failure = planned.spec.release.on_failure;
+    let opts = RunOptions::new(&session, state.spec_dir(), on_failure, jobs);
+    session.environment_ready(&opts, true)?;
+    Ok(Resumable::Ready(Box::new((session, opts))))
+}
+
+impl Session {
+    /// The environment the rest of the run needs (database URLs, `secret_env`, and with
+    /// `programs` the programs its commands start), as preflight checked it when the run
+    /// started: the shell a `resume` or `rollback` runs in may not have what that one had.
+    pub fn environment_ready(&self, opts: &RunOptions, programs: bool) -> Result<(), ExecError> {
+        if self.state.dry_run {
+            return Ok(());
         }
-        Redactor::new(names.iter().filter_map(|n| std::env::var(n).ok()))
+        crate::drivers::preflight::check_environment(&self.plan, &opts.ctx.spec_dir, programs)
+            .map_err(|source| ExecError::Environment {
+                run: self.state.run_id.clone(),
+                source,
+            })
     }
 }

@@ -317,6 +317,14 @@ impl RunState {
     pub fn complete(&self) -> bool {
         self.started() && self.steps.values().all(|s| s.state == StepState::Succeeded)
     }
+
+    /// The directory of the spec the run started from: relative paths of its steps resolve there.
+    pub fn spec_dir(&self) -> std::path::PathBuf {
+        std::path::Path::new(&self.spec_abs)
+            .parent()
+            .map(std::path::Path::to_path_buf)
+            .unwrap_or_default()
+    }
 }
 
 /// The `type` tag of an event.

@@ -60,11 +60,9 @@ pub fn check_plan_format(bytes: &[u8], what: &str) -> Result<(), ExecError> {
     if plan_format == PLAN_FORMAT {
         return Ok(());
     }
-    Err(ExecError::Refused {
-        message: format!(
-            "{what} is in plan format {plan_format}; this cutover reads plan format {PLAN_FORMAT} only"
-        ),
-        hint: crate::log::VERSION_HINT.into(),
+    Err(ExecError::PlanFormat {
+        what: what.to_string(),
+        found: plan_format,
     })
 }
 
@@ -447,7 +445,9 @@ impl Store {
     /// The local directory of a run kept in PostgreSQL (driver scratch files), created if needed.
     pub fn scratch_dir(&self, run_id: &str) -> Result<PathBuf, ExecError> {
         if run_id.contains('/') || run_id.contains("..") {
-            return Err(ExecError::State(format!("`{run_id}` is not a run id")));
+            return Err(ExecError::BadRunId {
+                run: run_id.to_string(),
+            });
         }
         let dir = self.runs.join(run_id);
         check_dir(&self.runs)?;

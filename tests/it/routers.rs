@@ -139,11 +139,11 @@ fn nginx_rejecting_the_new_file_leaves_the_live_config_untouched() {
         ))
         .unwrap_err();
     assert!(
-        err.0
+        err.message()
             .contains("nginx -t rejected the new upstream file; the live config is unchanged")
-            && err.0.contains("invalid port"),
+            && err.message().contains("invalid port"),
         "{}",
-        err.0
+        err.message()
     );
     assert_eq!(r.config_bytes(), before, "the previous file is back");
     assert_eq!(workers(&r), before_workers, "nginx was not reloaded");
@@ -218,12 +218,12 @@ fn haproxy_names_a_server_the_backend_does_not_declare() {
         ))
         .unwrap_err();
     assert!(
-        err.0.contains(&format!(
+        err.message().contains(&format!(
             "backend `api` has no server at 127.0.0.1:{}",
             p + 2
-        )) && err.0.contains("declare it"),
+        )) && err.message().contains("declare it"),
         "{}",
-        err.0
+        err.message()
     );
     let err = rt()
         .block_on(h.check(
@@ -235,9 +235,9 @@ fn haproxy_names_a_server_the_backend_does_not_declare() {
         ))
         .unwrap_err();
     assert!(
-        err.0.contains(&format!("api: 127.0.0.1:{}", p + 2)),
+        err.message().contains(&format!("api: 127.0.0.1:{}", p + 2)),
         "{}",
-        err.0
+        err.message()
     );
     // Nothing was changed on the way.
     assert_eq!(
@@ -276,12 +276,12 @@ fn nginx_a_failed_reload_puts_the_previous_file_back() {
         ))
         .unwrap_err();
     assert!(
-        err.0.starts_with("nginx reload failed")
+        err.message().starts_with("nginx reload failed")
             && err
-                .0
+                .message()
                 .contains("the file from before the step is back and live"),
         "{}",
-        err.0
+        err.message()
     );
     assert_eq!(r.config_bytes(), before);
     assert!(
@@ -473,7 +473,7 @@ fn nginx_preflight_refuses_an_upstream_it_cannot_manage_before_any_change() {
         let err = rt()
             .block_on(n.check(vec![("api".into(), addrs(&[p, p + 1]))], steps.clone()))
             .unwrap_err()
-            .0;
+            .message();
         assert!(
             err.contains(&dir.path().join("upstreams.conf").display().to_string())
                 && err.contains("step shift/api/50 would fail")
@@ -508,7 +508,7 @@ fn nginx_preflight_refuses_files_and_pids_a_shift_could_not_use() {
     // A typo in upstream_file.
     let mut typo = nginx_of(&r);
     typo.upstream_file = r.dir.join("upstream.conf");
-    let err = check(&typo).unwrap_err().0;
+    let err = check(&typo).unwrap_err().message();
     assert!(
         err.contains("upstream.conf does not exist") && err.contains("hint:"),
         "{err}"
@@ -522,7 +522,7 @@ fn nginx_preflight_refuses_files_and_pids_a_shift_could_not_use() {
     std::fs::write(&stray, &before).unwrap();
     let mut unloaded = nginx_of(&r);
     unloaded.upstream_file = stray;
-    let err = check(&unloaded).unwrap_err().0;
+    let err = check(&unloaded).unwrap_err().message();
     assert!(
         err.contains("is not part of the configuration nginx loads") && err.contains("hint:"),
         "{err}"
@@ -532,7 +532,7 @@ fn nginx_preflight_refuses_files_and_pids_a_shift_could_not_use() {
     std::fs::write(&empty, "# nothing here\n").unwrap();
     let mut blockless = nginx_of(&r);
     blockless.upstream_file = empty;
-    let err = check(&blockless).unwrap_err().0;
+    let err = check(&blockless).unwrap_err().message();
     assert!(
         err.contains("has no `upstream api") && err.contains("hint:"),
         "{err}"
@@ -544,7 +544,7 @@ fn nginx_preflight_refuses_files_and_pids_a_shift_could_not_use() {
         r.dir.display()
     );
     std::fs::write(r.dir.join("upstreams.conf"), &text).unwrap();
-    let err = check(&good).unwrap_err().0;
+    let err = check(&good).unwrap_err().message();
     assert!(
         err.contains("pulls servers in with `include`") && err.contains("hint:"),
         "{err}"
@@ -563,7 +563,7 @@ fn nginx_preflight_refuses_files_and_pids_a_shift_could_not_use() {
     std::fs::write(r.dir.join("other.pid"), other.id().to_string()).unwrap();
     let mut wrong = nginx_of(&r);
     wrong.pid_file = r.dir.join("other.pid");
-    let err = check(&wrong).unwrap_err().0;
+    let err = check(&wrong).unwrap_err().message();
     assert!(
         err.contains("which is not an nginx master") && err.contains("hint:"),
         "{err}"
@@ -809,7 +809,7 @@ fn haproxy_a_shift_never_leaves_traffic_on_a_server_that_cannot_take_it() {
             "shift/api/100".into(),
         ))
         .unwrap_err()
-        .0;
+        .message();
     assert!(
         err.contains(&format!("api/p{q} (127.0.0.1:{q}) is DOWN"))
             && err.contains("no traffic was moved")
@@ -849,7 +849,7 @@ fn haproxy_a_shift_never_leaves_traffic_on_a_server_that_cannot_take_it() {
     let err = rt()
         .block_on(haproxy_of(dir2.path()).check(vec![("api".into(), addrs(&[o, n]))], steps))
         .unwrap_err()
-        .0;
+        .message();
     assert!(
         err.contains(&format!("api/p{o} (127.0.0.1:{o}) is DOWN"))
             && err.contains("the release keeps traffic on it")
@@ -904,7 +904,7 @@ fn haproxy_a_shift_never_leaves_traffic_on_a_server_that_cannot_take_it() {
     let err = rt()
         .block_on(haproxy_of(dir4.path()).check(vec![("api".into(), addrs(&[o4, n4]))], steps))
         .unwrap_err()
-        .0;
+        .message();
     assert!(
         err.contains(&format!("api/p{n4} (127.0.0.1:{n4}) is declared `backup`"))
             && err.contains("hint:"),
@@ -969,7 +969,7 @@ fn haproxy_preflight_refuses_a_static_backend_before_any_change() {
     let err = rt()
         .block_on(h.check(upstreams.clone().into_iter().collect(), shifts.clone()))
         .unwrap_err()
-        .0;
+        .message();
     assert!(
         err.contains("backend `api` balances with `source`, a static algorithm")
             && err.contains(&format!(

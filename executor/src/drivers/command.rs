@@ -15,6 +15,7 @@
 //! and waits until they are gone. The probe then judges an effect that can no longer change.
 
 use crate::driver::{BoxFuture, Done, Driver, Job, Probe, StepContext, StepError};
+use crate::drivers::preflight::EnvError;
 use cutover_planner::dag::CommandParams;
 use serde::{Deserialize, Serialize};
 use std::process::Stdio;
@@ -23,6 +24,70 @@ use tokio::io::AsyncReadExt;
 
 /// Runs `command` steps.
 pub struct CommandDriver;
+
+/// Why a command (or its undo or probe argv) failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError {
+    /// The argv is empty.
+    #[error("empty argv")]
+    EmptyArgv,
+    /// The program could not be started.
+    #[error("cannot start `{program}`")]
+    Spawn {
+        /// The program.
+        program: String,
+        /// The operating system's error.
+        source: std::io::Error,
+    },
+    /// Waiting for the program failed.
+    #[error("waiting for `{program}`")]
+    Wait {
+        /// The program.
+        program: String,
+        /// The operating system's error.
+        source: std::io::Error,
+    },
+    /// The command ran past its timeout and was killed, with its process group.
+    #[error("`{argv}` did not finish within {timeout:?} and was killed")]
+    TimedOut {
+        /// The argv, joined.
+        argv: String,
+        /// The step's timeout.
+        timeout: Duration,
+    },
+    /// The command exited with a failure status.
+    #[error("`{argv}` exited with status {code}{stderr}")]
+    Exited {
+        /// The argv, joined.
+        argv: String,
+        /// Its exit status.
+        code: i32,
+        /// `; stderr: ` and its last lines (redacted), or nothing.
+        stderr: String,
+    },
+    /// The undo argv exited with a failure status.
+    #[error("undo `{argv}` exited with status {code}")]
+    UndoExited {
+        /// The argv, joined.
+        argv: String,
+        /// Its exit status.
+        code: i32,
+    },
+    /// The command was killed by a signal.
+    #[error("`{argv}` was killed by a signal")]
+    Signalled {
+        /// The argv, joined.
+        argv: String,
+    },
+    /// Processes of an earlier attempt survive SIGKILL (uninterruptible sleep).
+    #[error("processes of an earlier attempt are still alive {waited:?} after SIGKILL (pid {}); cutover will not judge or repeat the step while they may still act", pids.join(", "))]
+    StillAlive {
+        /// Their pids.
+        pids: Vec<String>,
+        /// How long the fence waited.
+        waited: Duration,
+    },
+}
 
 /// The environment variable every process of a command step carries: `<run id>/<step id>`.
 /// Commands may read it; cutover uses it to find what an earlier attempt left running.
@@ -121,7 +186,7 @@ async fn stop_leftovers(s: &Spec, pid: Option<u32>) {
 pub(crate) async fn fence_processes(
     mark: &str,
     recorded: Option<ProcessGroup>,
-) -> Result<Option<String>, StepError> {
+) -> Result<Option<String>, CommandError> {
     let group = recorded.map(|g| (g.pgid, g.pgid_start));
     let all = || leftovers(mark, group);
     let found = all();
@@ -149,11 +214,10 @@ pub(crate) async fn fence_processes(
             }
         }
         if tokio::time::Instant::now() >= deadline {
-            let left: Vec<String> = left.iter().map(|(p, _)| p.to_string()).collect();
-            return Err(StepError(format!(
-                "processes of an earlier attempt are still alive {FENCE_WAIT:?} after SIGKILL (pid {}); cutover will not judge or repeat the step while they may still act",
-                left.join(", ")
-            )));
+            return Err(CommandError::StillAlive {
+                pids: left.iter().map(|(p, _)| p.to_string()).collect(),
+                waited: FENCE_WAIT,
+            });
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -208,14 +272,10 @@ pub(crate) fn tie_to_step(cmd: &mut tokio::process::Command, mark: &str) {
 async fn run_argv(argv: &[String], s: &Spec, ctx: &StepContext) -> Result<i32, StepError> {
     for name in &s.secret_env {
         if std::env::var_os(name).is_none() {
-            return Err(StepError(format!(
-                "environment variable `{name}` (listed in `secret_env`) is not set"
-            )));
+            return Err(EnvError::SecretUnset { name: name.clone() }.into());
         }
     }
-    let (program, args) = argv
-        .split_first()
-        .ok_or_else(|| StepError("empty argv".into()))?;
+    let (program, args) = argv.split_first().ok_or(CommandError::EmptyArgv)?;
     let mut cmd = tokio::process::Command::new(program);
     cmd.args(args)
         .current_dir(&ctx.spec_dir)
@@ -224,9 +284,10 @@ async fn run_argv(argv: &[String], s: &Spec, ctx: &StepContext) -> Result<i32, S
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     tie_to_step(&mut cmd, &s.mark);
-    let mut child = cmd
-        .spawn()
-        .map_err(|e| StepError(format!("cannot start `{program}`: {e}")))?;
+    let mut child = cmd.spawn().map_err(|source| CommandError::Spawn {
+        program: program.clone(),
+        source,
+    })?;
     let pid = child.id();
     // The process group, recorded (as the step's progress) so that a later fence finds what
     // this attempt started even when a process drops the mark (`env -i`, `sudo`, `su -`).
@@ -247,47 +308,50 @@ async fn run_argv(argv: &[String], s: &Spec, ctx: &StepContext) -> Result<i32, S
     };
     let waited =
         tokio::time::timeout(s.timeout, async { tokio::join!(child.wait(), collect) }).await;
-    match waited {
-        Err(_) => {
-            if let Some(pid) = pid {
-                // The whole group: a shell's children too.
-                unsafe { libc::kill(-(pid as i32), libc::SIGKILL) };
-            }
-            // And whatever left the group (setsid) but carries the mark: a step that failed
-            // leaves nothing behind to take effect after the rollback.
-            stop_leftovers(s, pid).await;
-            Err(StepError(format!(
-                "`{}` did not finish within {:?} and was killed",
-                argv.join(" "),
-                s.timeout
-            )))
+    let Ok((status, (_out, err))) = waited else {
+        if let Some(pid) = pid {
+            // The whole group: a shell's children too.
+            unsafe { libc::kill(-(pid as i32), libc::SIGKILL) };
         }
-        Ok((status, (_out, err))) => {
-            let status = status.map_err(|e| StepError(format!("waiting for `{program}`: {e}")))?;
-            if !status.success() {
-                stop_leftovers(s, pid).await;
-            }
-            match status.code() {
-                Some(code) => {
-                    if code != 0 && code != 1 {
-                        let tail = tail(&err);
-                        return Err(StepError(ctx.redactor.redact(&format!(
-                            "`{}` exited with status {code}{tail}",
-                            argv.join(" ")
-                        ))));
-                    }
-                    if code == 1 {
-                        // The caller decides whether 1 is an answer (probe) or a failure.
-                        return Ok(1);
-                    }
-                    Ok(0)
-                }
-                None => Err(StepError(format!(
-                    "`{}` was killed by a signal",
-                    argv.join(" ")
-                ))),
-            }
+        // And whatever left the group (setsid) but carries the mark: a step that failed
+        // leaves nothing behind to take effect after the rollback.
+        stop_leftovers(s, pid).await;
+        return Err(CommandError::TimedOut {
+            argv: argv.join(" "),
+            timeout: s.timeout,
         }
+        .into());
+    };
+    let status = status.map_err(|source| CommandError::Wait {
+        program: program.clone(),
+        source,
+    })?;
+    if !status.success() {
+        stop_leftovers(s, pid).await;
+    }
+    exit_code(argv, status, &err, ctx)
+}
+
+/// 0 or 1 (the caller decides whether 1 is an answer, for a probe, or a failure), or the error
+/// for any other status, with the last lines of stderr (redacted), or for a signal.
+fn exit_code(
+    argv: &[String],
+    status: std::process::ExitStatus,
+    stderr: &[u8],
+    ctx: &StepContext,
+) -> Result<i32, StepError> {
+    match status.code() {
+        Some(code @ (0 | 1)) => Ok(code),
+        Some(code) => Err(CommandError::Exited {
+            argv: argv.join(" "),
+            code,
+            stderr: ctx.redactor.redact(&tail(stderr)),
+        }
+        .into()),
+        None => Err(CommandError::Signalled {
+            argv: argv.join(" "),
+        }
+        .into()),
     }
 }
 
@@ -330,10 +394,12 @@ impl Driver for CommandDriver {
                     undo: undo_data(&s),
                     detail: Some(format!("`{}` exited 0", s.argv.join(" "))),
                 }),
-                code => Err(StepError(format!(
-                    "`{}` exited with status {code}",
-                    s.argv.join(" ")
-                ))),
+                code => Err(CommandError::Exited {
+                    argv: s.argv.join(" "),
+                    code,
+                    stderr: String::new(),
+                }
+                .into()),
             }
         })
     }
@@ -350,10 +416,11 @@ impl Driver for CommandDriver {
             let Some(argv) = undo.undo else { return Ok(()) };
             match run_argv(&argv, &s, &ctx).await? {
                 0 => Ok(()),
-                code => Err(StepError(format!(
-                    "undo `{}` exited with status {code}",
-                    argv.join(" ")
-                ))),
+                code => Err(CommandError::UndoExited {
+                    argv: argv.join(" "),
+                    code,
+                }
+                .into()),
             }
         })
     }
@@ -380,6 +447,6 @@ impl Driver for CommandDriver {
         step: Job<CommandParams>,
         ctx: StepContext,
     ) -> BoxFuture<Result<Option<String>, StepError>> {
-        Box::pin(async move { fence_processes(&mark(&step.id, &ctx), ctx.resumed()).await })
+        Box::pin(async move { Ok(fence_processes(&mark(&step.id, &ctx), ctx.resumed()).await?) })
     }
 }

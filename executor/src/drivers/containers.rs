@@ -10,6 +10,7 @@
 //! - cleanup removes the retired containers once the release is through (a pivot).
 
 use crate::driver::{BoxFuture, Done, Driver, Job, Probe, StepContext, StepError};
+use crate::drivers::preflight::EnvError;
 use crate::runtime::{
     Container, ContainerRuntime, LABEL_PORT, LABEL_RUN, LABEL_SERVICE, LABEL_STEP, LABEL_VERSION,
     NewContainer,
@@ -53,8 +54,71 @@ pub fn container_name(service: &str, version: &str, port: u16) -> String {
     format!("{}-{}-{port}", clean(service), clean(version))
 }
 
-fn rt_err(e: crate::runtime::RuntimeError) -> StepError {
-    StepError(e.0)
+/// Why a container step cannot go on: the containers are not as it needs them.
+#[derive(Debug, thiserror::Error)]
+pub enum ContainerError {
+    /// Images the release deploys are not on the engine (cutover never pulls).
+    #[error("image(s) not on the container engine: {} (build or `docker load` them first; cutover never pulls)", images.join(", "))]
+    ImagesMissing {
+        /// `image:tag` of each.
+        images: Vec<String>,
+    },
+    /// Another running container of the service holds the port.
+    #[error(
+        "port {port} is taken by running container `{name}` ({image}); stop it or choose another `candidate_port`"
+    )]
+    PortTaken {
+        /// The port.
+        port: u16,
+        /// The container holding it.
+        name: String,
+        /// Its image.
+        image: String,
+    },
+    /// A container the health check waits for has exited.
+    #[error("container {name} on port {port} exited; see `docker logs {name}`")]
+    Exited {
+        /// The container.
+        name: String,
+        /// Its port.
+        port: u16,
+    },
+    /// The health check did not pass in time.
+    #[error("not healthy after {} s: {last}", timeout.as_secs_f64())]
+    NotHealthy {
+        /// How long it waited.
+        timeout: Duration,
+        /// The last answer (or failure) it saw.
+        last: String,
+    },
+    /// No container of the old version carries cutover's labels.
+    #[error(
+        "no container of `{image}` found on port(s) {ports:?}: cutover finds the old version by the labels {LABEL_SERVICE}={service}, {LABEL_VERSION}={version}, {LABEL_PORT}=<port>; add them to containers started outside cutover"
+    )]
+    OldVersionNotFound {
+        /// The image.
+        image: String,
+        /// The ports looked at.
+        ports: Vec<u16>,
+        /// The service.
+        service: String,
+        /// The old version.
+        version: String,
+    },
+    /// A retired container runs again, so cleanup will not remove it.
+    #[error(
+        "container `{name}` of the old version is running again; cleanup removes only stopped containers (stop it, or roll back)"
+    )]
+    RunningAgain {
+        /// The container.
+        name: String,
+    },
+    /// Removed containers cannot come back.
+    #[error("{step} removed the old containers; it cannot be undone")]
+    CleanupIrreversible {
+        /// Step id.
+        step: String,
+    },
 }
 
 /// A deploy's undo data: the containers it started.
@@ -89,16 +153,15 @@ async fn remove_created(
             (LABEL_RUN, run_id(ctx)),
             (LABEL_STEP, step.to_string()),
         ]))
-        .await
-        .map_err(rt_err)?
+        .await?
     {
         if !targets.contains(&c.id) {
             targets.push(c.id);
         }
     }
     for id in targets {
-        rt.stop(id.clone(), STOP_GRACE).await.map_err(rt_err)?;
-        rt.remove(id).await.map_err(rt_err)?;
+        rt.stop(id.clone(), STOP_GRACE).await?;
+        rt.remove(id).await?;
     }
     Ok(())
 }
@@ -120,10 +183,11 @@ impl Driver for DeployDriver {
                     // A failed step is not undone by a rollback: leave no container behind.
                     match remove_created(&rt, &step.id, &ctx, Vec::new()).await {
                         Ok(()) => Err(e),
-                        Err(e2) => Err(StepError(format!(
-                            "{}; removing what it started failed too: {}",
-                            e.0, e2.0
-                        ))),
+                        Err(also) => Err(StepError::PutBackFailed {
+                            source: Box::new(e),
+                            what: "removing what it started",
+                            also: Box::new(also),
+                        }),
                     }
                 }
             }
@@ -156,8 +220,7 @@ impl Driver for DeployDriver {
                     (LABEL_RUN, run_id(&ctx)),
                     (LABEL_STEP, step.id.clone()),
                 ]))
-                .await
-                .map_err(rt_err)?;
+                .await?;
             let up = |p: &u16| {
                 found
                     .iter()
@@ -196,10 +259,10 @@ async fn deploy(
             (LABEL_STEP, step.id.clone()),
             (LABEL_PORT, port.to_string()),
         ]);
-        let existing = rt.list(mine.clone()).await.map_err(rt_err)?;
+        let existing = rt.list(mine.clone()).await?;
         if let Some(c) = existing.first() {
             // A crashed attempt of this step created it: reuse it.
-            rt.start(c.id.clone()).await.map_err(rt_err)?;
+            rt.start(c.id.clone()).await?;
             started.push(c.id.clone());
             continue;
         }
@@ -209,18 +272,22 @@ async fn deploy(
                 (LABEL_SERVICE, service.clone()),
                 (LABEL_PORT, port.to_string()),
             ]))
-            .await
-            .map_err(rt_err)?;
+            .await?;
         if let Some(c) = on_port.iter().find(|c| c.running) {
-            return Err(StepError(format!(
-                "port {port} is taken by running container `{}` ({}); stop it or choose another `candidate_port`",
-                c.name, c.image
-            )));
+            return Err(ContainerError::PortTaken {
+                port: *port,
+                name: c.name.clone(),
+                image: c.image.clone(),
+            }
+            .into());
         }
         let mut vars: Vec<(String, String)> =
             env.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
         for name in secret_env {
-            let v = std::env::var(name).map_err(|_| StepError(format!("environment variable `{name}` (listed in `secret_env` of service `{service}`) is not set")))?;
+            let v = std::env::var(name).map_err(|_| EnvError::ServiceSecretUnset {
+                name: name.clone(),
+                service: service.clone(),
+            })?;
             vars.push((name.clone(), v));
         }
         vars.push(("PORT".into(), port.to_string()));
@@ -234,8 +301,7 @@ async fn deploy(
                 env: vars,
                 labels: l,
             })
-            .await
-            .map_err(rt_err)?;
+            .await?;
         started.push(id);
     }
     let names: Vec<String> = ports
@@ -365,13 +431,14 @@ async fn wait_healthy(rt: &Arc<dyn ContainerRuntime>, w: Wait<'_>) -> Result<Dur
                 if let Some(v) = version {
                     want.insert(LABEL_VERSION.into(), v.to_string());
                 }
-                let cs = rt.list(want).await.map_err(rt_err)?;
+                let cs = rt.list(want).await?;
                 let running: Vec<&Container> = cs.iter().filter(|c| c.running).collect();
                 if running.is_empty() && !cs.is_empty() && t0.elapsed() > Duration::from_secs(1) {
-                    return Err(StepError(format!(
-                        "container {} on port {port} exited; see `docker logs {}`",
-                        cs[0].name, cs[0].name
-                    )));
+                    return Err(ContainerError::Exited {
+                        name: cs[0].name.clone(),
+                        port,
+                    }
+                    .into());
                 }
                 if let Some(h) = running.iter().find_map(|c| c.health.clone())
                     && h != "healthy"
@@ -389,10 +456,7 @@ async fn wait_healthy(rt: &Arc<dyn ContainerRuntime>, w: Wait<'_>) -> Result<Dur
             return Ok(t0.elapsed());
         }
         if t0.elapsed() >= timeout {
-            return Err(StepError(format!(
-                "not healthy after {} s: {last}",
-                timeout.as_secs_f64()
-            )));
+            return Err(ContainerError::NotHealthy { timeout, last }.into());
         }
         tokio::time::sleep(
             interval
@@ -464,8 +528,7 @@ async fn old_containers(
                 (LABEL_VERSION, version.to_string()),
                 (LABEL_PORT, port.to_string()),
             ]))
-            .await
-            .map_err(rt_err)?;
+            .await?;
         out.extend(found);
     }
     Ok(out)
@@ -493,9 +556,13 @@ async fn retire_list(
     }
     let found = old_containers(rt, service, version, ports).await?;
     if found.is_empty() {
-        return Err(StepError(format!(
-            "no container of `{image}` found on port(s) {ports:?}: cutover finds the old version by the labels {LABEL_SERVICE}={service}, {LABEL_VERSION}={version}, {LABEL_PORT}=<port>; add them to containers started outside cutover"
-        )));
+        return Err(ContainerError::OldVersionNotFound {
+            image: image.clone(),
+            ports: ports.clone(),
+            service: service.clone(),
+            version: version.clone(),
+        }
+        .into());
     }
     // Every container of the old version on these ports, stopped ones included: one a crashed
     // attempt already stopped must be started again by the undo too.
@@ -523,7 +590,7 @@ async fn start_all(
         ..
     } = &step.params;
     for id in &list.containers {
-        rt.start(id.clone()).await.map_err(rt_err)?;
+        rt.start(id.clone()).await?;
     }
     if !list.containers.is_empty() {
         wait_healthy(
@@ -545,7 +612,7 @@ async fn start_all(
 
 async fn stop_all(rt: &Arc<dyn ContainerRuntime>, list: &Retired) -> Result<(), StepError> {
     for id in &list.containers {
-        rt.stop(id.clone(), STOP_GRACE).await.map_err(rt_err)?;
+        rt.stop(id.clone(), STOP_GRACE).await?;
     }
     Ok(())
 }
@@ -565,11 +632,11 @@ impl Driver for RetireDriver {
             let t0 = Instant::now();
             if let Err(e) = stop_all(&rt, &list).await {
                 // A failed step is not undone by a rollback: start again what it stopped.
-                let back = match start_all(&rt, &step, &list).await {
-                    Ok(()) => "; the old containers were started again and are healthy".to_string(),
-                    Err(e2) => format!("; starting the old containers again failed too: {}", e2.0),
-                };
-                return Err(StepError(format!("{}{back}", e.0)));
+                return Err(e.put_back(
+                    start_all(&rt, &step, &list).await,
+                    "the old containers were started again and are healthy",
+                    "starting the old containers again",
+                ));
             }
             let names = &list.names;
             let what = if names.is_empty() {
@@ -653,13 +720,13 @@ impl Driver for CleanupDriver {
             } = &step.params;
             let found = old_containers(&rt, service, version, ports).await?;
             if let Some(c) = found.iter().find(|c| c.running) {
-                return Err(StepError(format!(
-                    "container `{}` of the old version is running again; cleanup removes only stopped containers (stop it, or roll back)",
-                    c.name
-                )));
+                return Err(ContainerError::RunningAgain {
+                    name: c.name.clone(),
+                }
+                .into());
             }
             for c in &found {
-                rt.remove(c.id.clone()).await.map_err(rt_err)?;
+                rt.remove(c.id.clone()).await?;
             }
             let names: Vec<&str> = found.iter().map(|c| c.name.as_str()).collect();
             Ok(Done {
@@ -679,12 +746,7 @@ impl Driver for CleanupDriver {
         _undo: (),
         _ctx: StepContext,
     ) -> BoxFuture<Result<(), StepError>> {
-        Box::pin(async move {
-            Err(StepError(format!(
-                "{} removed the old containers; it cannot be undone",
-                step.id
-            )))
-        })
+        Box::pin(async move { Err(ContainerError::CleanupIrreversible { step: step.id }.into()) })
     }
 
     // The default probe (not done): removing again is a no-op.

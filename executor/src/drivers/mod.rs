@@ -3,6 +3,7 @@
 pub mod command;
 pub mod containers;
 pub mod pause;
+pub mod pgerror;
 pub mod pgstmt;
 pub mod pgurl;
 pub mod postgres;

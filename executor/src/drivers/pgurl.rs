@@ -11,7 +11,24 @@
 //! environment variable in libpq, so a URL that carries one is refused with a hint rather than
 //! passed on a command line.
 
-use crate::driver::StepError;
+/// Why a database URL cannot be handed to PostgreSQL's client programs.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UrlError {
+    /// No `scheme://` at all.
+    #[error("the database URL is not a `postgres://` URL")]
+    NotAUrl,
+    /// Another scheme.
+    #[error("the database URL's scheme is `{scheme}`, not `postgres` or `postgresql`")]
+    Scheme {
+        /// The scheme it has.
+        scheme: String,
+    },
+    /// A client key passphrase, which libpq's programs take only on their command line.
+    #[error(
+        "the database URL carries `sslpassword`, which PostgreSQL's client programs can only take on their command line, where every local user can read it; use a client key without a passphrase (readable only by this user), or leave `backup` off for this database"
+    )]
+    SslPassword,
+}
 
 /// A URL safe for a command line, and the password to pass through the environment.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,17 +42,15 @@ pub struct ClientTarget {
 impl ClientTarget {
     /// Splits `url` (a `postgres://` or `postgresql://` URL) into a password-free URL and its
     /// password. Errors: a URL that is not of those schemes, or one that carries `sslpassword`.
-    pub fn of(url: &str) -> Result<ClientTarget, StepError> {
+    pub fn of(url: &str) -> Result<ClientTarget, UrlError> {
         let Some(scheme_end) = url.find("://") else {
-            return Err(StepError(
-                "the database URL is not a `postgres://` URL".into(),
-            ));
+            return Err(UrlError::NotAUrl);
         };
         let scheme = &url[..scheme_end];
         if !scheme.eq_ignore_ascii_case("postgres") && !scheme.eq_ignore_ascii_case("postgresql") {
-            return Err(StepError(format!(
-                "the database URL's scheme is `{scheme}`, not `postgres` or `postgresql`"
-            )));
+            return Err(UrlError::Scheme {
+                scheme: scheme.to_string(),
+            });
         }
         let rest = &url[scheme_end + 3..];
         // The authority ends at the path or the query, whichever comes first.
@@ -68,11 +83,7 @@ impl ClientTarget {
                 // password on a command line, so every spelling leaves the URL.
                 match percent_decode(key).to_ascii_lowercase().as_str() {
                     "password" => password = Some(percent_decode(value)),
-                    "sslpassword" => {
-                        return Err(StepError(
-                            "the database URL carries `sslpassword`, which PostgreSQL's client programs can only take on their command line, where every local user can read it; use a client key without a passphrase (readable only by this user), or leave `backup` off for this database".into(),
-                        ));
-                    }
+                    "sslpassword" => return Err(UrlError::SslPassword),
                     _ => kept.push(pair),
                 }
             }
@@ -249,19 +260,20 @@ mod tests {
 
     #[test]
     fn what_cannot_be_passed_safely_is_refused() {
-        assert!(
-            ClientTarget::of("postgres://app@db/app?sslpassword=k")
-                .unwrap_err()
-                .0
-                .contains("sslpassword")
+        assert_eq!(
+            ClientTarget::of("postgres://app@db/app?sslpassword=k"),
+            Err(UrlError::SslPassword)
         );
-        assert!(
-            ClientTarget::of("mysql://app:x@db/app")
-                .unwrap_err()
-                .0
-                .contains("mysql")
+        assert_eq!(
+            ClientTarget::of("mysql://app:x@db/app"),
+            Err(UrlError::Scheme {
+                scheme: "mysql".into()
+            })
         );
-        assert!(ClientTarget::of("host=db password=x").is_err());
+        assert_eq!(
+            ClientTarget::of("host=db password=x"),
+            Err(UrlError::NotAUrl)
+        );
     }
 
     #[test]

@@ -18,6 +18,7 @@
 //!   gets the password through `PGPASSWORD`, never on its command line.
 
 use crate::driver::{BoxFuture, Done, Driver, Job, Probe, StepContext, StepError};
+use crate::drivers::pgerror::{HistoryProblem, PgError};
 use crate::drivers::pgstmt::{self, Effect, Name};
 use crate::drivers::pgurl::ClientTarget;
 use cutover_planner::dag::{BackfillParams, BackupParams, DatabaseCheck, MigrateParams};
@@ -47,15 +48,18 @@ const LOCK_WAIT: Duration = Duration::from_secs(60);
 /// Attempts of a statement that hits `lock_timeout`.
 const LOCK_RETRIES: u32 = 6;
 
-fn err(e: impl std::fmt::Display) -> StepError {
-    StepError(crate::redact::redact_url_passwords(&e.to_string()))
+/// A query of cutover's own failed.
+fn err(e: sqlx::Error) -> StepError {
+    PgError::Query(e).into()
 }
 
 fn url_from_env(url_env: &str, database: &str) -> Result<String, StepError> {
     std::env::var(url_env).map_err(|_| {
-        StepError(format!(
-            "environment variable `{url_env}` (the URL of database `{database}`) is not set"
-        ))
+        PgError::UrlUnset {
+            url_env: url_env.to_string(),
+            database: database.to_string(),
+        }
+        .into()
     })
 }
 
@@ -167,14 +171,16 @@ impl Pooled {
 async fn open(url_env: &str, database: &str, what: &str) -> Result<PgConnection, StepError> {
     let url = url_from_env(url_env, database)?;
     let opts = PgConnectOptions::from_str(&url)
-        .map_err(|e| StepError(format!("`{url_env}` is not a PostgreSQL URL: {}", err(e))))?
+        .map_err(|source| PgError::BadUrl {
+            url_env: url_env.to_string(),
+            source,
+        })?
         .application_name(&application_name(what));
-    opts.connect().await.map_err(|e| {
-        StepError(format!(
-            "cannot connect to database `{database}` (from `{url_env}`): {}",
-            err(e)
-        ))
-    })
+    Ok(opts.connect().await.map_err(|source| PgError::Connect {
+        database: database.to_string(),
+        url_env: url_env.to_string(),
+        source,
+    })?)
 }
 
 async fn connect(url_env: &str, database: &str, what: &str) -> Result<Pooled, StepError> {
@@ -313,11 +319,12 @@ async fn migration_lock(conn: &mut PgConnection, database: &str) -> Result<(), S
             .await
             .ok()
             .flatten();
-            return Err(StepError(format!(
-                "another migrator holds the migration lock of database `{database}`{}; waited {:?} (another cutover run, or a tool that takes the same advisory lock; let it finish, or stop it, then resume)",
-                holder.map(|h| format!(": {h}")).unwrap_or_default(),
-                LOCK_WAIT
-            )));
+            return Err(PgError::MigrationLocked {
+                database: database.to_string(),
+                holder,
+                waited: LOCK_WAIT,
+            }
+            .into());
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
@@ -389,10 +396,12 @@ async fn fence_database(
             cancelled = true;
         }
         if waited >= limit + Duration::from_secs(30) {
-            return Err(StepError(format!(
-                "backends of a dead executor of this run are still in `{database}` after {waited:?} and pg_terminate_backend ({}); cutover will not judge or repeat the step while they may still act",
-                seen.join("; ")
-            )));
+            return Err(PgError::BackendsLeft {
+                database: database.to_string(),
+                waited,
+                backends: seen,
+            }
+            .into());
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -457,7 +466,7 @@ fn migration(step: &Job<MigrateParams>) -> Result<Migration, StepError> {
         database: database.clone(),
         url_env: url_env.clone(),
         version: i32::try_from(*version)
-            .map_err(|_| StepError(format!("version {version} does not fit refinery's history")))?,
+            .map_err(|_| PgError::VersionTooLarge { version: *version })?,
         name,
         phase: step.phase.map_or("expand", |p| p.as_str()).to_string(),
         checksum: checksum.clone(),
@@ -516,15 +525,22 @@ impl Migration {
         }
         let row: Option<(String, String)> = sqlx::query_as("SELECT checksum, run_id FROM cutover_migration_phases WHERE version = $1 AND phase = $2").bind(self.version).bind(&self.phase).fetch_optional(&mut *conn).await.map_err(err)?;
         match row {
-            Some((c, _)) if c != self.checksum => Err(StepError(format!(
-                "V{}__{} ({}) was applied from different content (sha256 {c}, the file now has {}); cutover will not apply it again",
-                self.version, self.name, self.phase, self.checksum
-            ))),
+            Some((c, _)) if c != self.checksum => Err(PgError::AppliedDifferently {
+                version: self.version,
+                name: self.name.clone(),
+                phase: self.phase.clone(),
+                recorded: c,
+                file: self.checksum.clone(),
+            }
+            .into()),
             Some((_, run)) if run != self.run_id && !self.run_id.is_empty() => {
-                Err(StepError(format!(
-                    "V{}__{} ({}) was applied by another run, {run}, while this one was under way; not applying it twice",
-                    self.version, self.name, self.phase
-                )))
+                Err(PgError::AppliedByOtherRun {
+                    version: self.version,
+                    name: self.name.clone(),
+                    phase: self.phase.clone(),
+                    run,
+                }
+                .into())
             }
             Some(_) => Ok(true),
             None => Ok(false),
@@ -611,7 +627,10 @@ impl Migration {
             .map_err(err)?;
         let mut preexisting = Vec::new();
         for stmt in &self.sql {
-            let failed = |e: sqlx::Error| StepError(format!("`{}`: {}", first_line(stmt), err(e)));
+            let failed = |source| PgError::Statement {
+                statement: first_line(stmt),
+                source,
+            };
             match pgstmt::effect(stmt) {
                 Effect::CreateIndex { index, table } => {
                     if !self
@@ -674,17 +693,20 @@ impl Migration {
         match index_state(conn, index, table).await? {
             IndexState::Valid => Ok(true),
             IndexState::Invalid(q) => {
-                let cleaned = cleanup_note(drop_invalid_index(conn, &q).await);
-                Err(StepError(format!(
-                    "`{}` finished, but index `{q}` is INVALID{cleaned}",
-                    first_line(stmt)
-                )))
+                let cleanup = cleanup_note(drop_invalid_index(conn, &q).await);
+                Err(PgError::IndexInvalid {
+                    statement: first_line(stmt),
+                    index: q,
+                    cleanup,
+                }
+                .into())
             }
-            IndexState::Absent => Err(StepError(format!(
-                "`{}` finished, but there is no index `{index}` on `{}` (with IF NOT EXISTS, PostgreSQL skips the build when any relation of that name exists in the schema, e.g. an index on another table); name the index uniquely",
-                first_line(stmt),
-                table.regclass()
-            ))),
+            IndexState::Absent => Err(PgError::IndexAbsent {
+                statement: first_line(stmt),
+                index: index.to_string(),
+                table: table.regclass(),
+            }
+            .into()),
         }
     }
 }
@@ -722,13 +744,20 @@ async fn index_state(
 
 async fn drop_invalid_index(conn: &mut PgConnection, qualified: &str) -> Result<(), StepError> {
     let drop = format!("DROP INDEX CONCURRENTLY IF EXISTS {qualified}");
-    exec_with_lock_retries(conn, &drop).await.map_err(|e| StepError(format!("the INVALID index {qualified} left by a failed build could not be dropped ({}); drop it with `{drop}` once nothing holds its table, then resume", err(e))))
+    exec_with_lock_retries(conn, &drop).await.map_err(|source| {
+        PgError::InvalidIndexLeft {
+            index: qualified.to_string(),
+            drop: drop.clone(),
+            source,
+        }
+        .into()
+    })
 }
 
 fn cleanup_note(dropped: Result<(), StepError>) -> String {
     match dropped {
         Ok(()) => "; the INVALID index it left was dropped".into(),
-        Err(e) => format!("; {}", e.0),
+        Err(e) => format!("; {}", crate::error::chain(&e)),
     }
 }
 
@@ -794,11 +823,20 @@ async fn exec_cleaning_invalid(
                 }
                 let waited = is_lock_timeout(&e)
                     || matches!(&e, sqlx::Error::Database(d) if d.code().as_deref() == Some("57014"));
-                let mut why = err(e).0;
+                let mut note = String::new();
                 if waited {
-                    why.push_str(&format!(" (after {attempt} attempt(s) under lock_timeout {lock_timeout}: a concurrent index build waits for every transaction older than its own snapshot to end, even one on another table{})", old_transactions(conn).await));
+                    note = format!(
+                        " (after {attempt} attempt(s) under lock_timeout {lock_timeout}: a concurrent index build waits for every transaction older than its own snapshot to end, even one on another table{})",
+                        old_transactions(conn).await
+                    );
                 }
-                return Err(StepError(format!("`{}`: {why}{left}", first_line(stmt))));
+                note.push_str(&left);
+                return Err(PgError::IndexBuild {
+                    statement: first_line(stmt),
+                    source: e,
+                    note,
+                }
+                .into());
             }
         }
     }
@@ -964,6 +1002,39 @@ async fn migrate(
 }
 
 impl Migration {
+    /// The whole migration in one transaction, retried (with exponential backoff) when it hits
+    /// `lock_timeout`; PostgreSQL rolls back every failed attempt.
+    async fn apply_transactional(&self, migrator: &mut Migrator) -> Result<(), StepError> {
+        let mut delay = Duration::from_millis(250);
+        let mut attempt = 1;
+        loop {
+            let create_tables = !migrator.tables_ready;
+            match self
+                .attempt_transactional(&mut migrator.conn, create_tables)
+                .await
+            {
+                Ok(()) => {
+                    migrator.tables_ready = true;
+                    return Ok(());
+                }
+                Err(e) if is_lock_timeout(&e) && attempt < LOCK_RETRIES => {
+                    tokio::time::sleep(delay).await;
+                    delay *= 2;
+                    attempt += 1;
+                }
+                Err(source) => {
+                    return Err(PgError::Migration {
+                        version: self.version,
+                        name: self.name.clone(),
+                        phase: self.phase.clone(),
+                        source,
+                    }
+                    .into());
+                }
+            }
+        }
+    }
+
     async fn apply(
         &self,
         migrator: &mut Migrator,
@@ -984,33 +1055,7 @@ impl Migration {
             });
         }
         if self.transactional {
-            let mut delay = Duration::from_millis(250);
-            let mut attempt = 1;
-            loop {
-                match self
-                    .attempt_transactional(conn, !migrator.tables_ready)
-                    .await
-                {
-                    Ok(()) => {
-                        migrator.tables_ready = true;
-                        break;
-                    }
-                    Err(e) if is_lock_timeout(&e) && attempt < LOCK_RETRIES => {
-                        tokio::time::sleep(delay).await;
-                        delay *= 2;
-                        attempt += 1;
-                    }
-                    Err(e) => {
-                        return Err(StepError(format!(
-                            "V{}__{} ({}): {}",
-                            self.version,
-                            self.name,
-                            self.phase,
-                            err(e)
-                        )));
-                    }
-                }
-            }
+            self.apply_transactional(migrator).await?;
         } else {
             let preexisting = self.run_non_transactional(conn, attempt).await?;
             if !preexisting.is_empty() {
@@ -1051,11 +1096,8 @@ impl Migration {
 async fn unmigrate(step: Job<MigrateParams>, undo: MigrateUndo) -> Result<(), StepError> {
     let m = migration(&step)?;
     // Exactly what was recorded when the step ran.
-    let undo_sql = undo.undo_sql.ok_or_else(|| {
-        StepError(format!(
-            "{} recorded no undo SQL; it cannot be undone",
-            step.id
-        ))
+    let undo_sql = undo.undo_sql.ok_or_else(|| PgError::NoUndo {
+        step: step.id.clone(),
     })?;
     let (history, transactional) = (undo.history, undo.transactional);
     let mut slot = migrator(&m.url_env, &m.database).await?;
@@ -1077,8 +1119,10 @@ async fn unmigrate(step: Job<MigrateParams>, undo: MigrateUndo) -> Result<(), St
                 .map_err(err)?;
             sqlx::Executor::execute(&mut *tx, undo_sql.as_str())
                 .await
-                .map_err(|e| {
-                    StepError(format!("undo of V{}__{}: {}", m.version, m.name, err(e)))
+                .map_err(|source| PgError::Undo {
+                    version: m.version,
+                    name: m.name.clone(),
+                    source,
                 })?;
             sqlx::Executor::execute(&mut *tx, "RESET ALL")
                 .await
@@ -1098,9 +1142,12 @@ async fn unmigrate(step: Job<MigrateParams>, undo: MigrateUndo) -> Result<(), St
                     .map_err(err)?;
             }
             for stmt in undo_sql.lines().filter(|l| !l.trim().is_empty()) {
-                exec_with_lock_retries(conn, stmt)
-                    .await
-                    .map_err(|e| StepError(format!("undo `{stmt}`: {}", err(e))))?;
+                exec_with_lock_retries(conn, stmt).await.map_err(|source| {
+                    PgError::UndoStatement {
+                        statement: stmt.to_string(),
+                        source,
+                    }
+                })?;
             }
             sqlx::Executor::execute(&mut *conn, "RESET ALL")
                 .await
@@ -1282,16 +1329,16 @@ async fn run_tool(
     if let Some(p) = password {
         cmd.env("PGPASSWORD", p);
     }
-    let out = cmd
-        .output()
-        .await
-        .map_err(|e| StepError(format!("cannot run {}: {e}", program.display())))?;
+    let out = cmd.output().await.map_err(|source| PgError::ToolStart {
+        program: program.to_path_buf(),
+        source,
+    })?;
     if !out.status.success() {
-        return Err(err(format!(
-            "{} failed: {}",
-            program.display(),
-            String::from_utf8_lossy(&out.stderr).trim()
-        )));
+        return Err(PgError::ToolFailed {
+            program: program.to_path_buf(),
+            stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        }
+        .into());
     }
     Ok(out.stdout)
 }
@@ -1326,12 +1373,19 @@ impl Driver for BackupDriver {
                 url_env,
                 dir,
             } = &step.params;
-            let target = ClientTarget::of(&url_from_env(url_env, database)?)
-                .map_err(|e| StepError(format!("`{url_env}`: {}", e.0)))?;
+            let target = ClientTarget::of(&url_from_env(url_env, database)?).map_err(|source| {
+                PgError::ClientUrl {
+                    url_env: url_env.clone(),
+                    source,
+                }
+            })?;
             let mark = crate::drivers::command::mark(&step.id, &ctx);
             let dir = ctx.spec_dir.join(dir);
-            std::fs::create_dir_all(&dir)
-                .map_err(|e| StepError(format!("cannot create {}: {e}", dir.display())))?;
+            std::fs::create_dir_all(&dir).map_err(|source| StepError::File {
+                action: "create",
+                path: dir.clone(),
+                source,
+            })?;
             let run = ctx
                 .run_dir
                 .file_name()
@@ -1357,15 +1411,18 @@ impl Driver for BackupDriver {
             let listing =
                 run_tool(&pg_program("pg_restore"), &["--list", &tmp_s], None, &mark).await?;
             if listing.is_empty() {
-                return Err(StepError(format!(
-                    "pg_restore --list printed nothing for {}",
-                    tmp.display()
-                )));
+                return Err(PgError::EmptyDump { path: tmp }.into());
             }
-            std::fs::rename(&tmp, &path)
-                .map_err(|e| StepError(format!("cannot move the dump into place: {e}")))?;
-            let bytes = std::fs::read(&path)
-                .map_err(|e| StepError(format!("cannot read {}: {e}", path.display())))?;
+            std::fs::rename(&tmp, &path).map_err(|source| StepError::File {
+                action: "move the dump into place at",
+                path: path.clone(),
+                source,
+            })?;
+            let bytes = std::fs::read(&path).map_err(|source| StepError::File {
+                action: "read",
+                path: path.clone(),
+                source,
+            })?;
             let sha = Sha256::digest(&bytes)
                 .iter()
                 .map(|b| format!("{b:02x}"))
@@ -1406,11 +1463,11 @@ impl Driver for BackupDriver {
     ) -> BoxFuture<Result<Option<String>, StepError>> {
         // A pg_dump of a dead executor would write the same .partial file as the next attempt.
         Box::pin(async move {
-            crate::drivers::command::fence_processes(
+            Ok(crate::drivers::command::fence_processes(
                 &crate::drivers::command::mark(&step.id, &ctx),
                 None,
             )
-            .await
+            .await?)
         })
     }
 }
@@ -1424,135 +1481,11 @@ pub async fn check_database(db: &DatabaseCheck) -> Result<String, StepError> {
         .await
         .map_err(err)?;
     if !db.pending.is_empty() {
-        // The migrations will run DDL and write refinery's history: a standby, a read-only
-        // session or a role without CREATE on the schema they land in fails at the first one.
-        let (standby, read_only, user, schema, path, create): (bool, String, String, Option<String>, String, Option<bool>) = sqlx::query_as(
-            "SELECT pg_is_in_recovery(), current_setting('transaction_read_only'), current_user::text, current_schema()::text, current_setting('search_path'), has_schema_privilege(current_schema(), 'CREATE')",
-        )
-        .fetch_one(&mut *conn)
-        .await
-        .map_err(err)?;
-        let what = format!("database `{}` (from `{}`)", db.name, db.url_env);
-        if standby {
-            return Err(StepError(format!(
-                "{what} is a standby in recovery; migrations need the primary: point `{}` at it",
-                db.url_env
-            )));
-        }
-        if read_only == "on" {
-            return Err(StepError(format!(
-                "{what}: sessions of role `{user}` are read-only (default_transaction_read_only); migrations need a role that may write"
-            )));
-        }
-        let Some(schema) = schema else {
-            return Err(StepError(format!(
-                "{what}: no schema of the search_path `{path}` exists, so migrations would have nowhere to create tables; create the schema or fix the role's search_path"
-            )));
-        };
-        if create != Some(true) {
-            return Err(StepError(format!(
-                "{what}: role `{user}` may not create objects in schema `{schema}` (the first of its search_path `{path}`), so the first migration would fail; `GRANT CREATE ON SCHEMA {schema} TO {user}` (PostgreSQL 15 no longer grants it on `public`), or connect as the schema's owner"
-            )));
-        }
-        // Only a table's owner (or a member of the owning role) may ALTER it or index it.
-        let foreign: Vec<(String, String)> = sqlx::query_as(
-            "SELECT t, pg_get_userbyid(c.relowner)::text FROM unnest($1::text[]) AS t JOIN pg_class c ON c.oid = to_regclass(t) WHERE NOT pg_has_role(current_user, c.relowner, 'USAGE') ORDER BY t",
-        )
-        .bind(&db.owned_tables)
-        .fetch_all(&mut *conn)
-        .await
-        .map_err(err)?;
-        if !foreign.is_empty() {
-            let list: Vec<String> = foreign
-                .iter()
-                .map(|(t, o)| format!("`{t}` (owned by `{o}`)"))
-                .collect();
-            return Err(StepError(format!(
-                "{what}: the migrations alter or index {}, which role `{user}` does not own, so they would fail with \"must be owner of table\"; connect as the owner, or `GRANT {} TO {user}`",
-                list.join(", "),
-                foreign[0].1
-            )));
-        }
+        check_role(&mut conn, db).await?;
+        check_bookkeeping(&mut conn, db).await?;
     }
-    let has_history: Option<String> =
-        sqlx::query_scalar("SELECT to_regclass('refinery_schema_history')::text")
-            .fetch_one(&mut *conn)
-            .await
-            .map_err(err)?;
-    // The bookkeeping the migrations write (and a rollback deletes): refinery's history and
-    // cutover's phase table, where they exist already (else the role creates them, checked above).
-    if !db.pending.is_empty() {
-        let missing: Vec<(String, String)> = sqlx::query_as(
-            "SELECT t, p FROM unnest(ARRAY['refinery_schema_history', 'cutover_migration_phases']) AS t, unnest(ARRAY['SELECT', 'INSERT', 'DELETE']) AS p
-             WHERE to_regclass(t) IS NOT NULL AND NOT has_table_privilege(to_regclass(t), p) ORDER BY t, p",
-        )
-        .fetch_all(&mut *conn)
-        .await
-        .map_err(err)?;
-        if !missing.is_empty() {
-            let user: String = sqlx::query_scalar("SELECT current_user::text")
-                .fetch_one(&mut *conn)
-                .await
-                .map_err(err)?;
-            let list: Vec<String> = missing
-                .iter()
-                .map(|(t, p)| format!("{p} on `{t}`"))
-                .collect();
-            return Err(StepError(format!(
-                "database `{}` (from `{}`): role `{user}` lacks {}, which recording (and undoing) a migration needs; `GRANT SELECT, INSERT, DELETE ON {} TO {user}`, or connect as the tables' owner",
-                db.name,
-                db.url_env,
-                list.join(", "),
-                missing[0].0
-            )));
-        }
-    }
-    let rows: Vec<(i32, String)> = if has_history.is_some() {
-        sqlx::query(
-            "SELECT version, COALESCE(checksum, '') FROM refinery_schema_history ORDER BY version",
-        )
-        .fetch_all(&mut *conn)
-        .await
-        .map_err(err)?
-        .iter()
-        .map(|r| (r.get(0), r.get(1)))
-        .collect()
-    } else {
-        Vec::new()
-    };
-    let mut problems = Vec::new();
-    for e in &db.applied {
-        match rows.iter().find(|(v, _)| i64::from(*v) == e.version as i64) {
-            None => problems.push(format!("V{}__{} should already be applied (it is at or below the baseline) but is not in refinery_schema_history", e.version, e.name)),
-            Some((_, c)) if *c != e.checksum => problems.push(format!("V{}__{} was applied from different content (checksum {c}, the file has {})", e.version, e.name, e.checksum)),
-            _ => {}
-        }
-    }
-    for e in &db.pending {
-        if rows.iter().any(|(v, _)| i64::from(*v) == e.version as i64) {
-            problems.push(format!(
-                "V{}__{} is already applied, but this release plans to apply it",
-                e.version, e.name
-            ));
-        }
-    }
-    if !problems.is_empty() {
-        return Err(StepError(format!(
-            "database `{}`: {}",
-            db.name,
-            problems.join("; ")
-        )));
-    }
-    // Who, how long and in what state; not the query text, which may hold data or secrets and
-    // would end up in the run's log.
-    let long: Vec<String> = sqlx::query("SELECT pid, EXTRACT(EPOCH FROM now() - xact_start)::bigint, COALESCE(NULLIF(application_name, ''), usename::text, '?') || ', ' || COALESCE(state, '?') FROM pg_stat_activity WHERE datname = current_database() AND xact_start < now() - make_interval(secs => $1) AND pid <> pg_backend_pid() ORDER BY xact_start")
-        .bind(db.lock_timeout.as_millis() as f64 / 1000.0)
-        .fetch_all(&mut *conn)
-        .await
-        .map_err(err)?
-        .iter()
-        .map(|r| format!("pid {} open {}s: {}", r.get::<i32, _>(0), r.get::<i64, _>(1), r.get::<String, _>(2)))
-        .collect();
+    check_history(&mut conn, db).await?;
+    let long = long_transactions(&mut conn, db).await?;
     conn.release().await;
     let mut out = format!(
         "`{}`: PostgreSQL {version}, {} applied, {} pending",
@@ -1568,6 +1501,163 @@ pub async fn check_database(db: &DatabaseCheck) -> Result<String, StepError> {
         ));
     }
     Ok(out)
+}
+
+/// The migrations will run DDL and write refinery's history: a standby, a read-only session, a
+/// role without CREATE on the schema they land in, or one that does not own the tables they
+/// alter fails at the first one.
+async fn check_role(conn: &mut PgConnection, db: &DatabaseCheck) -> Result<(), StepError> {
+    let (standby, read_only, user, schema, path, create): (bool, String, String, Option<String>, String, Option<bool>) = sqlx::query_as(
+        "SELECT pg_is_in_recovery(), current_setting('transaction_read_only'), current_user::text, current_schema()::text, current_setting('search_path'), has_schema_privilege(current_schema(), 'CREATE')",
+    )
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(err)?;
+    let (database, url_env) = (db.name.clone(), db.url_env.clone());
+    if standby {
+        return Err(PgError::Standby { database, url_env }.into());
+    }
+    if read_only == "on" {
+        return Err(PgError::ReadOnly {
+            database,
+            url_env,
+            user,
+        }
+        .into());
+    }
+    let Some(schema) = schema else {
+        let search_path = path;
+        return Err(PgError::NoSchema {
+            database,
+            url_env,
+            search_path,
+        }
+        .into());
+    };
+    if create != Some(true) {
+        return Err(PgError::NoCreate {
+            database,
+            url_env,
+            user,
+            schema,
+            search_path: path,
+        }
+        .into());
+    }
+    // Only a table's owner (or a member of the owning role) may ALTER it or index it.
+    let tables: Vec<(String, String)> = sqlx::query_as(
+        "SELECT t, pg_get_userbyid(c.relowner)::text FROM unnest($1::text[]) AS t JOIN pg_class c ON c.oid = to_regclass(t) WHERE NOT pg_has_role(current_user, c.relowner, 'USAGE') ORDER BY t",
+    )
+    .bind(&db.owned_tables)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(err)?;
+    if !tables.is_empty() {
+        return Err(PgError::NotOwner {
+            database,
+            url_env,
+            user,
+            tables,
+        }
+        .into());
+    }
+    Ok(())
+}
+
+/// The bookkeeping the migrations write (and a rollback deletes): refinery's history and
+/// cutover's phase table, where they exist already (else the role creates them, which
+/// [`check_role`] checked).
+async fn check_bookkeeping(conn: &mut PgConnection, db: &DatabaseCheck) -> Result<(), StepError> {
+    let missing: Vec<(String, String)> = sqlx::query_as(
+        "SELECT t, p FROM unnest(ARRAY['refinery_schema_history', 'cutover_migration_phases']) AS t, unnest(ARRAY['SELECT', 'INSERT', 'DELETE']) AS p
+         WHERE to_regclass(t) IS NOT NULL AND NOT has_table_privilege(to_regclass(t), p) ORDER BY t, p",
+    )
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(err)?;
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let user: String = sqlx::query_scalar("SELECT current_user::text")
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(err)?;
+    Err(PgError::Privileges {
+        database: db.name.clone(),
+        url_env: db.url_env.clone(),
+        user,
+        missing,
+    }
+    .into())
+}
+
+/// refinery's history is what the plan expects: the baseline applied with the same checksums,
+/// nothing of this release applied yet.
+async fn check_history(conn: &mut PgConnection, db: &DatabaseCheck) -> Result<(), StepError> {
+    let has_history: Option<String> =
+        sqlx::query_scalar("SELECT to_regclass('refinery_schema_history')::text")
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(err)?;
+    let rows: Vec<(i32, String)> = if has_history.is_some() {
+        sqlx::query(
+            "SELECT version, COALESCE(checksum, '') FROM refinery_schema_history ORDER BY version",
+        )
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(err)?
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect()
+    } else {
+        Vec::new()
+    };
+    let recorded = |version: u64| rows.iter().find(|(v, _)| i64::from(*v) == version as i64);
+    let mut problems = Vec::new();
+    for e in &db.applied {
+        let (version, name) = (e.version, e.name.clone());
+        match recorded(e.version) {
+            None => problems.push(HistoryProblem::NotApplied { version, name }),
+            Some((_, c)) if *c != e.checksum => problems.push(HistoryProblem::Differs {
+                version,
+                name,
+                recorded: c.clone(),
+                file: e.checksum.clone(),
+            }),
+            _ => {}
+        }
+    }
+    for e in db.pending.iter().filter(|e| recorded(e.version).is_some()) {
+        problems.push(HistoryProblem::AlreadyApplied {
+            version: e.version,
+            name: e.name.clone(),
+        });
+    }
+    if problems.is_empty() {
+        return Ok(());
+    }
+    Err(PgError::History {
+        database: db.name.clone(),
+        problems,
+    }
+    .into())
+}
+
+/// Transactions open longer than the database's `lock_timeout` (DDL would wait for them): who,
+/// how long and in what state; not the query text, which may hold data or secrets and would end
+/// up in the run's log.
+async fn long_transactions(
+    conn: &mut PgConnection,
+    db: &DatabaseCheck,
+) -> Result<Vec<String>, StepError> {
+    Ok(sqlx::query("SELECT pid, EXTRACT(EPOCH FROM now() - xact_start)::bigint, COALESCE(NULLIF(application_name, ''), usename::text, '?') || ', ' || COALESCE(state, '?') FROM pg_stat_activity WHERE datname = current_database() AND xact_start < now() - make_interval(secs => $1) AND pid <> pg_backend_pid() ORDER BY xact_start")
+        .bind(db.lock_timeout.as_millis() as f64 / 1000.0)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(err)?
+        .iter()
+        .map(|r| format!("pid {} open {}s: {}", r.get::<i32, _>(0), r.get::<i64, _>(1), r.get::<String, _>(2)))
+        .collect())
 }
 
 /// Runs `backfill` steps: copies a column into its new twin in primary-key batches, each its own
@@ -1677,37 +1767,7 @@ async fn run_backfill(step: Job<BackfillParams>, ctx: StepContext) -> Result<Don
     let resumed: Option<BackfillProgress> = ctx.resumed();
     let mut cursor: Option<i64> = resumed.as_ref().map(|p| p.cursor);
     let mut rows: u64 = resumed.as_ref().map_or(0, |p| p.rows);
-    // Rows inserted after the expand step get the new column from the sync trigger, so the walk
-    // ends at the last key that existed when it began (kept in the progress for resumes);
-    // chasing a live table's tail would never finish under steady inserts.
-    let last_key_sql = format!("SELECT max({})::bigint FROM {}", b.key, b.table);
-    let end: Option<i64> = match resumed.as_ref().and_then(|p| p.end) {
-        Some(e) => Some(e),
-        None => sqlx::query_scalar(&last_key_sql)
-            .fetch_one(&mut *conn)
-            .await
-            .map_err(err)?,
-    };
-    // The progress total is an estimate: the planner's row count when the table was analyzed,
-    // else the key range. A count(*) would scan the whole table before the first batch.
-    let reltuples: Option<f32> =
-        sqlx::query_scalar("SELECT reltuples FROM pg_class WHERE oid = to_regclass($1)")
-            .bind(&b.table)
-            .fetch_optional(&mut *conn)
-            .await
-            .map_err(err)?;
-    let key_range: Option<i64> = sqlx::query_scalar(&format!(
-        "SELECT ($1::bigint - min({}))::bigint + 1 FROM {}",
-        b.key, b.table
-    ))
-    .bind(end.unwrap_or(0))
-    .fetch_one(&mut *conn)
-    .await
-    .map_err(err)?;
-    let estimate: i64 = match reltuples {
-        Some(r) if r > 0.0 => r as i64,
-        _ => key_range.unwrap_or(0).max(0),
-    };
+    let (end, estimate) = b.bounds(&mut conn, resumed.and_then(|p| p.end)).await?;
     // Batches commit without waiting for their WAL flush: much less fsync contention with the
     // application's own commits. A server crash could lose the last batches even though their
     // cursor was recorded, so the copy is verified at the end and swept again if needed.
@@ -1720,16 +1780,8 @@ async fn run_backfill(step: Job<BackfillParams>, ctx: StepContext) -> Result<Don
     )
     .await
     .map_err(err)?;
-    let first_lower = format!(
-        "SELECT (min({key}) - 1)::bigint FROM {table}",
-        key = b.key,
-        table = b.table
-    );
     if cursor.is_none() {
-        cursor = sqlx::query_scalar::<_, Option<i64>>(&first_lower)
-            .fetch_one(&mut *conn)
-            .await
-            .map_err(err)?;
+        cursor = b.before_first_key(&mut conn).await?;
         if cursor.is_none() {
             return Ok(Done {
                 undo: (),
@@ -1737,84 +1789,36 @@ async fn run_backfill(step: Job<BackfillParams>, ctx: StepContext) -> Result<Don
             });
         }
     }
-    let mut last_report = std::time::Instant::now();
-    let left = format!(
-        "SELECT EXISTS (SELECT 1 FROM {} WHERE {} IS DISTINCT FROM {})",
-        b.table, b.to, b.from
-    );
+    let mut progress = Reported {
+        started,
+        last: std::time::Instant::now(),
+        estimate,
+    };
     let mut sweeps = 0;
     loop {
-        let mut delay = Duration::from_millis(100);
-        let mut attempt = 1;
-        // One statement per batch: finds the next keys, copies them, returns the last key.
-        let (upper, changed): (Option<i64>, i64) = loop {
-            match sqlx::query_as(&b.batch_sql)
-                .bind(cursor)
-                .bind(i64::from(b.batch_size))
-                .fetch_one(&mut *conn)
-                .await
-            {
-                Ok(r) => break r,
-                Err(e) if is_lock_timeout(&e) && attempt < LOCK_RETRIES => {
-                    tokio::time::sleep(delay).await;
-                    delay *= 2;
-                    attempt += 1;
-                }
-                Err(e) => {
-                    return Err(StepError(format!(
-                        "backfill of {}.{} after {} = {:?}: {}",
-                        b.table,
-                        b.to,
-                        b.key,
-                        cursor,
-                        err(e)
-                    )));
-                }
-            }
-        };
+        let (upper, changed) = b.batch(&mut conn, cursor).await?;
         let upper = upper.filter(|_| cursor.is_some_and(|c| end.is_some_and(|e| c < e)));
         let Some(upper) = upper else {
             // Past the last key: verify, and sweep once more from the start if rows were lost.
-            let remaining: bool = sqlx::query_scalar(&left)
-                .fetch_one(&mut *conn)
-                .await
-                .map_err(err)?;
-            if !remaining || sweeps >= 3 {
-                if remaining {
-                    return Err(StepError(format!(
-                        "{}.{} still differs from {} after {sweeps} extra sweeps",
-                        b.table, b.to, b.from
-                    )));
-                }
+            if !b.differs(&mut conn).await? {
                 break;
             }
+            if sweeps >= 3 {
+                return Err(PgError::StillDiffers {
+                    table: b.table.clone(),
+                    column: b.to.clone(),
+                    from: b.from.clone(),
+                    sweeps,
+                }
+                .into());
+            }
             sweeps += 1;
-            cursor = sqlx::query_scalar::<_, Option<i64>>(&first_lower)
-                .fetch_one(&mut *conn)
-                .await
-                .map_err(err)?;
+            cursor = b.before_first_key(&mut conn).await?;
             continue;
         };
         rows += changed as u64;
         cursor = Some(upper);
-        if let Some(p) = &ctx.progress {
-            let secs = started.elapsed().as_secs_f64().max(0.001);
-            let mut data = BackfillProgress {
-                cursor: upper,
-                rows,
-                end,
-                message: None,
-            };
-            // A human line about once a second; the cursor every batch.
-            if last_report.elapsed() >= Duration::from_secs(1) {
-                last_report = std::time::Instant::now();
-                data.message = Some(format!(
-                    "{rows} of about {estimate} rows, {:.0} rows/s",
-                    rows as f64 / secs
-                ));
-            }
-            p.report(&data);
-        }
+        progress.report(&ctx, upper, rows, end);
         if !b.pause.is_zero() {
             tokio::time::sleep(Duration::from_millis(b.pause.as_millis())).await;
         }
@@ -1832,17 +1836,144 @@ async fn run_backfill(step: Job<BackfillParams>, ctx: StepContext) -> Result<Don
     })
 }
 
+/// How a backfill reports its progress: the cursor after every batch, a line for humans about
+/// once a second.
+struct Reported {
+    started: std::time::Instant,
+    last: std::time::Instant,
+    /// Rows to copy, estimated.
+    estimate: i64,
+}
+
+impl Reported {
+    fn report(&mut self, ctx: &StepContext, cursor: i64, rows: u64, end: Option<i64>) {
+        let Some(p) = &ctx.progress else { return };
+        let mut data = BackfillProgress {
+            cursor,
+            rows,
+            end,
+            message: None,
+        };
+        if self.last.elapsed() >= Duration::from_secs(1) {
+            self.last = std::time::Instant::now();
+            let secs = self.started.elapsed().as_secs_f64().max(0.001);
+            data.message = Some(format!(
+                "{rows} of about {} rows, {:.0} rows/s",
+                self.estimate,
+                rows as f64 / secs
+            ));
+        }
+        p.report(&data);
+    }
+}
+
+impl Backfill {
+    /// Where the walk ends, and how many rows it has, about. Rows inserted after the expand step
+    /// get the new column from the sync trigger, so the walk ends at the last key that existed
+    /// when it began (`end`, kept in the progress for resumes); chasing a live table's tail would
+    /// never finish under steady inserts. The total is an estimate: the planner's row count when
+    /// the table was analyzed, else the key range (a count(*) would scan the whole table first).
+    async fn bounds(
+        &self,
+        conn: &mut PgConnection,
+        end: Option<i64>,
+    ) -> Result<(Option<i64>, i64), StepError> {
+        let end: Option<i64> = match end {
+            Some(e) => Some(e),
+            None => sqlx::query_scalar(&format!(
+                "SELECT max({})::bigint FROM {}",
+                self.key, self.table
+            ))
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(err)?,
+        };
+        let reltuples: Option<f32> =
+            sqlx::query_scalar("SELECT reltuples FROM pg_class WHERE oid = to_regclass($1)")
+                .bind(&self.table)
+                .fetch_optional(&mut *conn)
+                .await
+                .map_err(err)?;
+        let key_range: Option<i64> = sqlx::query_scalar(&format!(
+            "SELECT ($1::bigint - min({}))::bigint + 1 FROM {}",
+            self.key, self.table
+        ))
+        .bind(end.unwrap_or(0))
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(err)?;
+        let estimate = match reltuples {
+            Some(r) if r > 0.0 => r as i64,
+            _ => key_range.unwrap_or(0).max(0),
+        };
+        Ok((end, estimate))
+    }
+
+    /// The key just below the first one: where a walk from the start begins (`None`: empty).
+    async fn before_first_key(&self, conn: &mut PgConnection) -> Result<Option<i64>, StepError> {
+        let sql = format!(
+            "SELECT (min({key}) - 1)::bigint FROM {table}",
+            key = self.key,
+            table = self.table
+        );
+        sqlx::query_scalar::<_, Option<i64>>(&sql)
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(err)
+    }
+
+    /// One batch after `cursor`, in one statement that finds the next keys, copies them and
+    /// returns the last key and the rows it changed; a lock timeout is retried.
+    async fn batch(
+        &self,
+        conn: &mut PgConnection,
+        cursor: Option<i64>,
+    ) -> Result<(Option<i64>, i64), StepError> {
+        let mut delay = Duration::from_millis(100);
+        let mut attempt = 1;
+        loop {
+            match sqlx::query_as(&self.batch_sql)
+                .bind(cursor)
+                .bind(i64::from(self.batch_size))
+                .fetch_one(&mut *conn)
+                .await
+            {
+                Ok(r) => return Ok(r),
+                Err(e) if is_lock_timeout(&e) && attempt < LOCK_RETRIES => {
+                    tokio::time::sleep(delay).await;
+                    delay *= 2;
+                    attempt += 1;
+                }
+                Err(source) => {
+                    return Err(PgError::Batch {
+                        table: self.table.clone(),
+                        column: self.to.clone(),
+                        key: self.key.clone(),
+                        cursor,
+                        source,
+                    }
+                    .into());
+                }
+            }
+        }
+    }
+
+    /// Whether some row's new column still differs from the old one.
+    async fn differs(&self, conn: &mut PgConnection) -> Result<bool, StepError> {
+        sqlx::query_scalar(&format!(
+            "SELECT EXISTS (SELECT 1 FROM {} WHERE {} IS DISTINCT FROM {})",
+            self.table, self.to, self.from
+        ))
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(err)
+    }
+}
+
 async fn probe_backfill(step: Job<BackfillParams>) -> Result<Option<Probe<()>>, StepError> {
     let b = backfill(&step);
     let mut conn = connect(&b.url_env, &b.database, "probe").await?;
-    let left: bool = sqlx::query_scalar(&format!(
-        "SELECT EXISTS (SELECT 1 FROM {} WHERE {} IS DISTINCT FROM {})",
-        b.table, b.to, b.from
-    ))
-    .fetch_one(&mut *conn)
-    .await
-    .map_err(err)?;
-    Ok(Some(if left {
+    Ok(Some(if b.differs(&mut conn).await? {
         Probe::NotDone
     } else {
         Probe::Done(())
@@ -1861,39 +1992,86 @@ async fn restore_backup(
         database, url_env, ..
     } = &step.params;
     let (path, sha) = (undo.path.as_str(), undo.sha256.as_str());
-    let bytes = std::fs::read(path)
-        .map_err(|e| StepError(format!("cannot read the backup {path}: {e}")))?;
+    let size = verified_dump(&undo)?;
+    let url = url_from_env(url_env, database)?;
+    // Everything that can be refused is checked before the database is dropped.
+    let admin = ClientTarget::of(&url)
+        .map_err(|source| PgError::ClientUrl {
+            url_env: url_env.clone(),
+            source,
+        })?
+        .with_database("postgres");
+    let opts = PgConnectOptions::from_str(&url).map_err(|source| PgError::BadUrl {
+        url_env: url_env.clone(),
+        source,
+    })?;
+    let dbname = opts.get_database().map(str::to_string);
+    let dbname = dbname.ok_or_else(|| PgError::NoDatabaseName {
+        url_env: url_env.clone(),
+    })?;
+    drop_database(opts, database, &dbname).await?;
+    let mark = crate::drivers::command::mark(&step.id, &ctx);
+    run_tool(
+        &pg_program("pg_restore"),
+        &[
+            "--create",
+            "--exit-on-error",
+            "--no-password",
+            "--dbname",
+            &admin.url,
+            path,
+        ],
+        admin.password.as_deref(),
+        &mark,
+    )
+    .await
+    .map_err(|e| PgError::NotRestored {
+        database: dbname.clone(),
+        path: path.to_string(),
+        sha256: sha.to_string(),
+        source: Box::new(e),
+    })?;
+    Ok(format!("{path}, {size} bytes"))
+}
+
+/// The size of the dump a backup step recorded, once its content is checked against the sha256
+/// recorded with it.
+fn verified_dump(undo: &BackupDump) -> Result<usize, StepError> {
+    let bytes = std::fs::read(&undo.path).map_err(|source| StepError::File {
+        action: "read the backup",
+        path: PathBuf::from(&undo.path),
+        source,
+    })?;
     let actual = Sha256::digest(&bytes)
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect::<String>();
-    if actual != sha {
-        return Err(StepError(format!(
-            "the backup {path} changed since it was taken (sha256 {actual}, recorded {sha}); refusing to restore it"
-        )));
+    if actual != undo.sha256 {
+        return Err(PgError::BackupChanged {
+            path: undo.path.clone(),
+            actual,
+            recorded: undo.sha256.clone(),
+        }
+        .into());
     }
-    let url = url_from_env(url_env, database)?;
-    // Everything that can be refused is checked before the database is dropped.
-    let admin_target = ClientTarget::of(&url)
-        .map_err(|e| StepError(format!("`{url_env}`: {}", e.0)))?
-        .with_database("postgres");
-    let opts = PgConnectOptions::from_str(&url).map_err(err)?;
-    let dbname = opts
-        .get_database()
-        .map(str::to_string)
-        .ok_or_else(|| StepError(format!("`{url_env}` names no database")))?;
-    // Drop and recreate from a maintenance connection to the same server.
+    Ok(bytes.len())
+}
+
+/// Drops database `dbname` (of the spec's `database`), closing its connections, from a
+/// maintenance connection to the same server (`opts` with database `postgres`).
+async fn drop_database(
+    opts: PgConnectOptions,
+    database: &str,
+    dbname: &str,
+) -> Result<(), StepError> {
     let mut admin = opts
-        .clone()
         .database("postgres")
         .application_name("cutover restore")
         .connect()
         .await
-        .map_err(|e| {
-            StepError(format!(
-                "cannot connect to the server of `{database}`: {}",
-                err(e)
-            ))
+        .map_err(|source| PgError::ConnectServer {
+            database: database.to_string(),
+            source,
         })?;
     let drop = format!(
         "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
@@ -1901,12 +2079,10 @@ async fn restore_backup(
     );
     sqlx::Executor::execute(&mut admin, drop.as_str())
         .await
-        .map_err(|e| StepError(format!("cannot drop `{dbname}` to restore it: {}", err(e))))?;
+        .map_err(|source| PgError::DropForRestore {
+            database: dbname.to_string(),
+            source,
+        })?;
     let _ = admin.close().await;
-    let admin = admin_target;
-    let mark = crate::drivers::command::mark(&step.id, &ctx);
-    run_tool(&pg_program("pg_restore"), &["--create", "--exit-on-error", "--no-password", "--dbname", &admin.url, path], admin.password.as_deref(), &mark)
-        .await
-        .map_err(|e| StepError(format!("{}; database `{dbname}` was dropped and is not restored: restore it by hand with `pg_restore --create --dbname <maintenance database URL> {path}` once the cause is fixed (the dump is intact: sha256 {sha})", e.0)))?;
-    Ok(format!("{path}, {} bytes", bytes.len()))
+    Ok(())
 }

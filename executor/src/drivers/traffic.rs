@@ -163,10 +163,12 @@ impl Driver for AnalysisDriver {
                     undo: (),
                     detail: Some(format!("passed: {summary}")),
                 }),
-                Gate::Inconclusive(why) => Err(StepError::inconclusive(format!(
-                    "analysis gate {why}; the run pauses: `cutover resume` watches a new window, `cutover rollback` undoes the release"
-                ))),
-                Gate::Fail(why) => Err(StepError(format!("analysis gate failed: {why}"))),
+                Gate::Inconclusive(why) => Err(StepError::Inconclusive {
+                    reason: format!(
+                        "analysis gate {why}; the run pauses: `cutover resume` watches a new window, `cutover rollback` undoes the release"
+                    ),
+                }),
+                Gate::Fail(reason) => Err(StepError::GateFailed { reason }),
             }
         })
     }

@@ -135,18 +135,231 @@ impl ServerState {
     }
 }
 
+/// Why HAProxy could not be driven, watched or checked.
+#[derive(Debug, thiserror::Error)]
+pub enum HaproxyError {
+    /// The admin socket does not answer.
+    #[error("HAProxy: cannot connect to the admin socket {}: {source} (is HAProxy running with `stats socket {} level admin`?)", socket.display(), socket.display())]
+    Connect {
+        /// The socket.
+        socket: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// Talking to the admin socket failed.
+    #[error("HAProxy: {command}")]
+    Socket {
+        /// The runtime API command.
+        command: String,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// The admin socket did not answer in time.
+    #[error("HAProxy: `{command}` got no answer within 10s")]
+    NoAnswer {
+        /// The runtime API command.
+        command: String,
+    },
+    /// `show servers state` could not be read.
+    #[error("HAProxy: backend `{backend}`: {reason}")]
+    ServersState {
+        /// The backend.
+        backend: String,
+        /// What is wrong with the answer.
+        reason: String,
+    },
+    /// HAProxy refused a runtime command.
+    #[error("HAProxy refused `{command}`: {answer}")]
+    Refused {
+        /// The runtime API command.
+        command: String,
+        /// HAProxy's answer.
+        answer: String,
+    },
+    /// A weight did not take.
+    #[error("HAProxy: {backend}/{server} has weight {weight} after setting {wanted}")]
+    WeightNotSet {
+        /// The backend.
+        backend: String,
+        /// The server.
+        server: String,
+        /// The weight it has.
+        weight: u32,
+        /// The weight set.
+        wanted: u32,
+    },
+    /// A server vanished while its weight was set.
+    #[error("HAProxy: {backend}/{server} disappeared")]
+    Disappeared {
+        /// The backend.
+        backend: String,
+        /// The server.
+        server: String,
+    },
+    /// The config file could not be put back.
+    #[error("HAProxy: cannot restore {}", path.display())]
+    RestoreConfig {
+        /// The config file.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// The config file could not be written.
+    #[error("HAProxy: cannot write {}", path.display())]
+    WriteConfig {
+        /// The config file.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// `config_file` names no file.
+    #[error("HAProxy: config file {} does not exist; hint: fix `config_file` in [router]", path.display())]
+    NoConfigFile {
+        /// The config file.
+        path: PathBuf,
+    },
+    /// Servers a shift gives traffic to are not UP in time.
+    #[error("HAProxy: {servers} {} s after the shift asked for it, so no traffic was moved; {}", UP_WITHIN.as_secs(), up_hint(backend))]
+    NotUp {
+        /// The backend.
+        backend: String,
+        /// Each server that is not, with its state.
+        servers: String,
+    },
+    /// Servers a shift gives traffic to are down once the weights are set.
+    #[error(
+        "HAProxy: {servers} right after the weights were set; {}",
+        up_hint(backend)
+    )]
+    DownAfterShift {
+        /// The backend.
+        backend: String,
+        /// Each server that is not, with its state.
+        servers: String,
+    },
+    /// Preflight: servers the release keeps traffic on are not UP.
+    #[error("HAProxy: {servers} (waited {} s), and the release keeps traffic on it; the shifts would wait for it after the migrations ran; {}", SERVING_WITHIN.as_secs(), up_hint(backend))]
+    NotServing {
+        /// The backend.
+        backend: String,
+        /// Each server that is not, with its state.
+        servers: String,
+    },
+    /// The backend has no server at a planned address.
+    #[error("HAProxy: backend `{backend}` has no server at {addr}; declare it in the config (e.g. `server p{} {addr} weight 0`) and reload HAProxy once before the release", addr.rsplit(':').next().unwrap_or(""))]
+    NoServerAt {
+        /// The backend.
+        backend: String,
+        /// `host:port`.
+        addr: String,
+    },
+    /// A server is held in MAINT or DRAIN by something cutover does not control.
+    #[error(
+        "HAProxy: {backend}/{server} ({addr}) {why}, so cutover cannot give it traffic; hint: make it ready at its source (`show servers state {backend}`), then resume"
+    )]
+    HeldElsewhere {
+        /// The backend.
+        backend: String,
+        /// The server.
+        server: String,
+        /// `host:port`.
+        addr: String,
+        /// What holds it.
+        why: String,
+    },
+    /// Preflight: a server a shift gives traffic to is held by something cutover does not control.
+    #[error(
+        "HAProxy: {backend}/{server} ({addr}) {why}, and step {step} gives it traffic; cutover cannot make it ready itself; hint: make it ready at its source (`show servers state {backend}` on the admin socket), then run the release"
+    )]
+    HeldAtSource {
+        /// The backend.
+        backend: String,
+        /// The server.
+        server: String,
+        /// `host:port`.
+        addr: String,
+        /// What holds it.
+        why: String,
+        /// The first shift that gives it traffic.
+        step: String,
+    },
+    /// An analysis gate's canary servers are not in the backend.
+    #[error("HAProxy: backend `{backend}` has none of the canary's servers ({})", canary.join(", "))]
+    NoCanary {
+        /// The backend.
+        backend: String,
+        /// The canary's addresses.
+        canary: Vec<String>,
+    },
+    /// Preflight: planned servers are not declared.
+    #[error("HAProxy: these servers are not declared in their backends: {}; add a `server` line for each (e.g. `weight 0` for the new version) and reload HAProxy once before the release", missing.join(", "))]
+    Undeclared {
+        /// `backend: host:port` of each.
+        missing: Vec<String>,
+    },
+    /// Preflight: a shift gives weight to a `backup` server.
+    #[error(
+        "HAProxy: {backend}/{server} ({addr}) is declared `backup`, so HAProxy sends it traffic only when every other server is down, and step {step} would give it none of the weight it sets; nothing was changed; hint: remove `backup` from its `server` line and reload HAProxy before the release"
+    )]
+    BackupServer {
+        /// The backend.
+        backend: String,
+        /// The server.
+        server: String,
+        /// `host:port`.
+        addr: String,
+        /// The shift.
+        step: String,
+    },
+    /// Preflight: `balance first` cannot split traffic.
+    #[error("HAProxy: backend `{backend}` uses `balance first`, which ignores weights (it fills servers in declaration order): step {step} would give traffic to {} at once and could not split it as planned; hint: plan 0%/100% steps only (strategy `blue-green`), or use `balance roundrobin` or `leastconn`", serving.join(" and "))]
+    BalanceFirst {
+        /// The backend.
+        backend: String,
+        /// The shift.
+        step: String,
+        /// The servers it gives traffic to.
+        serving: Vec<String>,
+    },
+    /// Preflight: a static algorithm refuses the planned weights.
+    #[error("HAProxy: backend `{backend}` balances with `{algorithm}`, a static algorithm{unseen}: at runtime HAProxy accepts only weight 0 or a server's configured weight, and step {step} needs {}; nothing was changed; hint: use a dynamic algorithm (`balance roundrobin`, `leastconn`, or `hash-type consistent`), or plan 0%/100% steps only (strategy `blue-green`) with the new version's server declared at its full weight and `disabled` (cutover sets it ready)", refused.join(", "))]
+    StaticAlgorithm {
+        /// The backend.
+        backend: String,
+        /// The algorithm.
+        algorithm: String,
+        /// Why cutover may have misjudged it, or nothing.
+        unseen: &'static str,
+        /// The shift.
+        step: String,
+        /// Each weight it refuses.
+        refused: Vec<String>,
+    },
+}
+
 impl Haproxy {
     /// Sends one command to the admin socket and returns the answer.
     pub async fn command(&self, cmd: &str) -> Result<String, StepError> {
-        let mut s = tokio::net::UnixStream::connect(&self.admin_socket).await.map_err(|e| StepError(format!("HAProxy: cannot connect to the admin socket {}: {e} (is HAProxy running with `stats socket {} level admin`?)", self.admin_socket.display(), self.admin_socket.display())))?;
+        let mut s = tokio::net::UnixStream::connect(&self.admin_socket)
+            .await
+            .map_err(|source| HaproxyError::Connect {
+                socket: self.admin_socket.clone(),
+                source,
+            })?;
+        let failed = |source| HaproxyError::Socket {
+            command: cmd.to_string(),
+            source,
+        };
         s.write_all(format!("{cmd}\n").as_bytes())
             .await
-            .map_err(|e| StepError(format!("HAProxy: {cmd}: {e}")))?;
+            .map_err(failed)?;
         let mut out = String::new();
         tokio::time::timeout(Duration::from_secs(10), s.read_to_string(&mut out))
             .await
-            .map_err(|_| StepError(format!("HAProxy: `{cmd}` got no answer within 10s")))?
-            .map_err(|e| StepError(format!("HAProxy: {cmd}: {e}")))?;
+            .map_err(|_| HaproxyError::NoAnswer {
+                command: cmd.to_string(),
+            })?
+            .map_err(failed)?;
         Ok(out)
     }
 
@@ -155,8 +368,12 @@ impl Haproxy {
         let out = self
             .command(&format!("show servers state {backend}"))
             .await?;
-        parse_servers_state(&out)
-            .map_err(|m| StepError(format!("HAProxy: backend `{backend}`: {m}")))
+        Ok(
+            parse_servers_state(&out).map_err(|reason| HaproxyError::ServersState {
+                backend: backend.to_string(),
+                reason,
+            })?,
+        )
     }
 
     async fn set_weights(
@@ -169,23 +386,28 @@ impl Haproxy {
                 .command(&format!("set server {backend}/{name} weight {w}"))
                 .await?;
             if !out.trim().is_empty() {
-                return Err(StepError(format!(
-                    "HAProxy refused `set server {backend}/{name} weight {w}`: {}",
-                    out.trim()
-                )));
+                return Err(HaproxyError::Refused {
+                    command: format!("set server {backend}/{name} weight {w}"),
+                    answer: out.trim().to_string(),
+                }
+                .into());
             }
         }
         let now = self.servers(backend).await?;
         for (name, w) in weights {
+            let (backend, server) = (backend.to_string(), name.clone());
             match now.iter().find(|s| &s.name == name) {
                 Some(s) if s.weight == *w => {}
                 Some(s) => {
-                    return Err(StepError(format!(
-                        "HAProxy: {backend}/{name} has weight {} after setting {w}",
-                        s.weight
-                    )));
+                    return Err(HaproxyError::WeightNotSet {
+                        backend,
+                        server,
+                        weight: s.weight,
+                        wanted: *w,
+                    }
+                    .into());
                 }
-                None => return Err(StepError(format!("HAProxy: {backend}/{name} disappeared"))),
+                None => return Err(HaproxyError::Disappeared { backend, server }.into()),
             }
         }
         Ok(())
@@ -221,8 +443,11 @@ impl Haproxy {
         if let (Some(file), Some(content)) = (&before.config_file, &before.config)
             && read_opt(file)?.as_deref() != Some(content.as_str())
         {
-            write_atomic(file, content.as_bytes()).map_err(|e| {
-                StepError(format!("HAProxy: cannot restore {}: {e}", file.display()))
+            write_atomic(file, content.as_bytes()).map_err(|source| {
+                HaproxyError::RestoreConfig {
+                    path: file.clone(),
+                    source,
+                }
             })?;
         }
         let now = self.servers(backend).await?;
@@ -252,10 +477,11 @@ impl Haproxy {
         let cmd = format!("set server {backend}/{name} state {state}");
         let out = self.command(&cmd).await?;
         if !out.trim().is_empty() {
-            return Err(StepError(format!(
-                "HAProxy refused `{cmd}`: {}",
-                out.trim()
-            )));
+            return Err(HaproxyError::Refused {
+                command: cmd,
+                answer: out.trim().to_string(),
+            }
+            .into());
         }
         Ok(())
     }
@@ -322,12 +548,8 @@ impl Haproxy {
         woken: &[String],
     ) -> Result<(), StepError> {
         if let Some(c) = &self.config_file {
-            let current = read_opt(c)?.ok_or_else(|| {
-                StepError(format!(
-                    "HAProxy: config file {} does not exist; hint: fix `config_file` in [router]",
-                    c.display()
-                ))
-            })?;
+            let current =
+                read_opt(c)?.ok_or_else(|| HaproxyError::NoConfigFile { path: c.clone() })?;
             let park: BTreeSet<String> = match self.algorithm(backend, Some(&current)).await? {
                 Algorithm::Static(_) => weights
                     .iter()
@@ -338,34 +560,30 @@ impl Haproxy {
             };
             let new = rewrite_config(&current, backend, weights, serving, &park);
             if new != current {
-                write_atomic(c, new.as_bytes()).map_err(|e| {
-                    StepError(format!("HAProxy: cannot write {}: {e}", c.display()))
+                write_atomic(c, new.as_bytes()).map_err(|source| HaproxyError::WriteConfig {
+                    path: c.clone(),
+                    source,
                 })?;
             }
         }
         for name in woken {
             self.set_state(backend, name, "ready").await?;
         }
-        if let Err(list) = self
+        if let Err(servers) = self
             .wait_taking_traffic(backend, serving, UP_WITHIN)
             .await?
         {
-            return Err(StepError(format!(
-                "HAProxy: {list} {} s after the shift asked for it, so no traffic was moved; {}",
-                UP_WITHIN.as_secs(),
-                up_hint(backend)
-            )));
+            let backend = backend.to_string();
+            return Err(HaproxyError::NotUp { backend, servers }.into());
         }
         self.set_weights(backend, weights).await?;
         // Still so once the weights are set: a release never ends on a server that cannot answer.
-        if let Err(list) = self
+        if let Err(servers) = self
             .wait_taking_traffic(backend, serving, Duration::ZERO)
             .await?
         {
-            return Err(StepError(format!(
-                "HAProxy: {list} right after the weights were set; {}",
-                up_hint(backend)
-            )));
+            let backend = backend.to_string();
+            return Err(HaproxyError::DownAfterShift { backend, servers }.into());
         }
         Ok(())
     }
@@ -787,7 +1005,7 @@ fn set_weight(line: &str, code_end: usize, w: u32) -> String {
 }
 
 fn read_opt(path: &Path) -> Result<Option<String>, StepError> {
-    super::read_opt("HAProxy", path)
+    Ok(super::read_opt("HAProxy", path)?)
 }
 
 /// Per-server counters from `show stat`.
@@ -815,6 +1033,65 @@ fn stat_rows(csv: &str, backend: &str) -> BTreeMap<String, BTreeMap<String, u64>
     out
 }
 
+/// The weight of each server of `backend` a shift sets (`servers`, by address; `live`, the
+/// backend now), and the servers it gives traffic to, which must not be held in MAINT or DRAIN
+/// by something cutover does not control.
+fn planned_weights(
+    backend: &str,
+    live: &[ServerState],
+    servers: &[Server],
+) -> Result<(BTreeMap<String, u32>, BTreeSet<String>), HaproxyError> {
+    let mut weights = BTreeMap::new();
+    let mut serving = BTreeSet::new();
+    for s in servers {
+        let Some(l) = live.iter().find(|l| l.addr == s.addr) else {
+            return Err(HaproxyError::NoServerAt {
+                backend: backend.to_string(),
+                addr: s.addr.clone(),
+            });
+        };
+        weights.insert(l.name.clone(), s.weight.min(256));
+        if s.weight > 0 {
+            if let Some(why) = l.held_elsewhere() {
+                return Err(HaproxyError::HeldElsewhere {
+                    backend: backend.to_string(),
+                    server: l.name.clone(),
+                    addr: l.addr.clone(),
+                    why: why.to_string(),
+                });
+            }
+            serving.insert(l.name.clone());
+        }
+    }
+    Ok((weights, serving))
+}
+
+impl Haproxy {
+    /// The state a shift of `weights` would change, as it is now: those servers' weights and
+    /// admin states in `live`, and the config file.
+    fn state_of(
+        &self,
+        backend: &str,
+        live: &[ServerState],
+        weights: &BTreeMap<String, u32>,
+    ) -> Result<RouterBefore, StepError> {
+        let changed = || live.iter().filter(|l| weights.contains_key(&l.name));
+        let config = self.config_file.clone();
+        Ok(RouterBefore::Haproxy(Before {
+            backend: backend.to_string(),
+            weights: changed().map(|l| (l.name.clone(), l.weight)).collect(),
+            states: changed()
+                .map(|l| (l.name.clone(), l.admin_word().to_string()))
+                .collect(),
+            config: match &config {
+                Some(c) => read_opt(c)?,
+                None => None,
+            },
+            config_file: config,
+        }))
+    }
+}
+
 impl Router for Haproxy {
     fn apply(
         &self,
@@ -827,51 +1104,9 @@ impl Router for Haproxy {
         Box::pin(async move {
             let _g = LOCK.lock().await;
             let live = this.servers(&upstream).await?;
-            let mut weights = BTreeMap::new();
-            // The servers this step gives traffic to.
-            let mut serving = BTreeSet::new();
-            for s in &servers {
-                let Some(l) = live.iter().find(|l| l.addr == s.addr) else {
-                    return Err(StepError(format!(
-                        "HAProxy: backend `{upstream}` has no server at {}; declare it in the config (e.g. `server p{} {} weight 0`) and reload HAProxy once before the release",
-                        s.addr,
-                        s.addr.rsplit(':').next().unwrap_or(""),
-                        s.addr
-                    )));
-                };
-                weights.insert(l.name.clone(), s.weight.min(256));
-                if s.weight > 0 {
-                    if let Some(why) = l.held_elsewhere() {
-                        return Err(StepError(format!(
-                            "HAProxy: {upstream}/{} ({}) {why}, so cutover cannot give it traffic; hint: make it ready at its source (`show servers state {upstream}`), then resume",
-                            l.name, l.addr
-                        )));
-                    }
-                    serving.insert(l.name.clone());
-                }
-            }
-            let config = this.config_file.clone();
+            let (weights, serving) = planned_weights(&upstream, &live, &servers)?;
             let before = saved_before(&state_dir, &key, || {
-                let prev: BTreeMap<String, u32> = live
-                    .iter()
-                    .filter(|l| weights.contains_key(&l.name))
-                    .map(|l| (l.name.clone(), l.weight))
-                    .collect();
-                let states: BTreeMap<String, String> = live
-                    .iter()
-                    .filter(|l| weights.contains_key(&l.name))
-                    .map(|l| (l.name.clone(), l.admin_word().to_string()))
-                    .collect();
-                Ok(RouterBefore::Haproxy(Before {
-                    backend: upstream.clone(),
-                    weights: prev,
-                    states,
-                    config: match &config {
-                        Some(c) => read_opt(c)?,
-                        None => None,
-                    },
-                    config_file: config,
-                }))
+                this.state_of(&upstream, &live, &weights)
             })?;
             let RouterBefore::Haproxy(saved) = &before else {
                 return Err(other_router(&before, "HAProxy"));
@@ -883,17 +1118,13 @@ impl Router for Haproxy {
                 .map(|l| l.name.clone())
                 .collect();
             if let Err(e) = this.go_live(&upstream, &weights, &serving, &woken).await {
-                // A failed step is not undone by a rollback: go back to the state saved before
-                // the step (a crashed earlier attempt may have changed some weights already).
-                let back = match this.put_back(saved).await {
-                    Ok(()) => "; the weights, server states and file from before the step are back"
-                        .to_string(),
-                    Err(e2) => format!(
-                        "; going back to the state from before the step failed too: {}",
-                        e2.0
-                    ),
-                };
-                return Err(StepError(format!("{}{back}", e.0)));
+                // Back to the state saved before the step (a crashed earlier attempt may have
+                // changed some weights already).
+                return Err(e.put_back(
+                    this.put_back(saved).await,
+                    "the weights, server states and file from before the step are back",
+                    "going back to the state from before the step",
+                ));
             }
             let desc = weights
                 .iter()
@@ -944,10 +1175,11 @@ impl Router for Haproxy {
                 .filter_map(|a| live.iter().find(|l| &l.addr == a).map(|l| l.name.clone()))
                 .collect();
             if names.is_empty() {
-                return Err(StepError(format!(
-                    "HAProxy: backend `{upstream}` has none of the canary's servers ({})",
-                    canary.join(", ")
-                )));
+                return Err(HaproxyError::NoCanary {
+                    backend: upstream,
+                    canary,
+                }
+                .into());
             }
             let snap = || async {
                 this.command("show stat")
@@ -1023,13 +1255,12 @@ impl Router for Haproxy {
                 live.insert(backend.clone(), servers);
             }
             if !missing.is_empty() {
-                return Err(StepError(format!(
-                    "HAProxy: these servers are not declared in their backends: {}; add a `server` line for each (e.g. `weight 0` for the new version) and reload HAProxy once before the release",
-                    missing.join(", ")
-                )));
+                return Err(HaproxyError::Undeclared { missing }.into());
             }
             let config = match &this.config_file {
-                Some(c) => Some(read_opt(c)?.ok_or_else(|| StepError(format!("HAProxy: config file {} does not exist; hint: fix `config_file` in [router]", c.display())))?),
+                Some(c) => Some(
+                    read_opt(c)?.ok_or_else(|| HaproxyError::NoConfigFile { path: c.clone() })?,
+                ),
                 None => None,
             };
             let mut notes = Vec::new();
@@ -1037,68 +1268,11 @@ impl Router for Haproxy {
             for (backend, servers) in &live {
                 let planned: Vec<&PlannedShift> =
                     shifts.iter().filter(|sh| &sh.upstream == backend).collect();
-                // A `backup` server takes traffic only when every other server is down: a
-                // weight the release gives it would send it nothing.
-                let backups = backup_servers(&stat, backend);
-                if let Some((l, sh)) = servers
-                    .iter()
-                    .filter(|l| backups.contains(&l.name))
-                    .find_map(|l| {
-                        planned
-                            .iter()
-                            .find(|sh| sh.servers.iter().any(|s| s.addr == l.addr && s.weight > 0))
-                            .map(|sh| (l, sh))
-                    })
-                {
-                    return Err(StepError(format!(
-                        "HAProxy: {backend}/{} ({}) is declared `backup`, so HAProxy sends it traffic only when every other server is down, and step {} would give it none of the weight it sets; nothing was changed; hint: remove `backup` from its `server` line and reload HAProxy before the release",
-                        l.name, l.addr, sh.step
-                    )));
-                }
-                // The servers the release ends on are the ones it deploys: they cannot serve yet.
-                let last = planned
-                    .last()
-                    .map(|sh| {
-                        sh.servers
-                            .iter()
-                            .filter(|s| s.weight > 0)
-                            .map(|s| s.addr.clone())
-                            .collect::<BTreeSet<String>>()
-                    })
-                    .unwrap_or_default();
-                if !planned.is_empty() {
-                    check_shifts(
-                        backend,
-                        servers,
-                        &planned,
-                        &this.algorithm(backend, config.as_deref()).await?,
-                        config.is_some(),
-                    )?;
-                }
-                notes.extend(wake_notes(backend, servers, &planned)?);
-                // A server serving now (the old version) that the first shift naming it keeps
-                // serving must be UP now: the shift would wait for it after the migrations ran.
-                let keeps: BTreeSet<String> = servers
-                    .iter()
-                    .filter(|l| l.weight > 0 && !l.held() && !last.contains(&l.addr))
-                    .filter(|l| {
-                        planned
-                            .iter()
-                            .find_map(|sh| sh.servers.iter().find(|s| s.addr == l.addr))
-                            .is_some_and(|s| s.weight > 0)
-                    })
-                    .map(|l| l.name.clone())
-                    .collect();
-                if let Err(list) = this
-                    .wait_taking_traffic(backend, &keeps, SERVING_WITHIN)
-                    .await?
-                {
-                    return Err(StepError(format!(
-                        "HAProxy: {list} (waited {} s), and the release keeps traffic on it; the shifts would wait for it after the migrations ran; {}",
-                        SERVING_WITHIN.as_secs(),
-                        up_hint(backend)
-                    )));
-                }
+                let config = config.as_deref();
+                notes.extend(
+                    this.check_backend(backend, servers, &planned, &stat, config)
+                        .await?,
+                );
             }
             let mut detail = format!(
                 "HAProxy admin socket {} answers; every planned server is declared",
@@ -1118,6 +1292,84 @@ impl Router for Haproxy {
     }
 }
 
+impl Haproxy {
+    /// Preflight of one backend (its servers now, `stat` from `show stat`, the config file's
+    /// text if known) against the shifts `planned` for it: no `backup` server gets weight, the
+    /// algorithm takes every planned weight, servers in MAINT or DRAIN can be set ready, and the
+    /// servers the release keeps serving are UP. Returns notes for the operator.
+    async fn check_backend(
+        &self,
+        backend: &str,
+        servers: &[ServerState],
+        planned: &[&PlannedShift],
+        stat: &str,
+        config: Option<&str>,
+    ) -> Result<Vec<String>, StepError> {
+        // A `backup` server takes traffic only when every other server is down: a weight the
+        // release gives it would send it nothing.
+        let backups = backup_servers(stat, backend);
+        let gets_weight = |l: &ServerState| {
+            planned
+                .iter()
+                .find(|sh| sh.servers.iter().any(|s| s.addr == l.addr && s.weight > 0))
+        };
+        if let Some((l, sh)) = servers
+            .iter()
+            .filter(|l| backups.contains(&l.name))
+            .find_map(|l| gets_weight(l).map(|sh| (l, sh)))
+        {
+            return Err(HaproxyError::BackupServer {
+                backend: backend.to_string(),
+                server: l.name.clone(),
+                addr: l.addr.clone(),
+                step: sh.step.clone(),
+            }
+            .into());
+        }
+        if !planned.is_empty() {
+            let algorithm = self.algorithm(backend, config).await?;
+            check_shifts(backend, servers, planned, &algorithm, config.is_some())?;
+        }
+        let notes = wake_notes(backend, servers, planned)?;
+        let keeps = kept_serving(servers, planned);
+        if let Err(servers) = self
+            .wait_taking_traffic(backend, &keeps, SERVING_WITHIN)
+            .await?
+        {
+            let backend = backend.to_string();
+            return Err(HaproxyError::NotServing { backend, servers }.into());
+        }
+        Ok(notes)
+    }
+}
+
+/// The servers serving now (the old version) that the first shift naming them keeps serving:
+/// they must be UP now, or the shift would wait for them after the migrations ran. The servers
+/// the release ends on are the ones it deploys: they cannot serve yet.
+fn kept_serving(servers: &[ServerState], planned: &[&PlannedShift]) -> BTreeSet<String> {
+    let last: BTreeSet<&str> = planned
+        .last()
+        .map(|sh| {
+            sh.servers
+                .iter()
+                .filter(|s| s.weight > 0)
+                .map(|s| s.addr.as_str())
+                .collect()
+        })
+        .unwrap_or_default();
+    servers
+        .iter()
+        .filter(|l| l.weight > 0 && !l.held() && !last.contains(l.addr.as_str()))
+        .filter(|l| {
+            planned
+                .iter()
+                .find_map(|sh| sh.servers.iter().find(|s| s.addr == l.addr))
+                .is_some_and(|s| s.weight > 0)
+        })
+        .map(|l| l.name.clone())
+        .collect()
+}
+
 /// Whether `backend` (its servers now, the algorithm it balances with) accepts every weight the
 /// planned shifts set; the first shift it would refuse, as an error with what to change.
 fn check_shifts(
@@ -1126,7 +1378,7 @@ fn check_shifts(
     shifts: &[&PlannedShift],
     algo: &Algorithm,
     config_known: bool,
-) -> Result<(), StepError> {
+) -> Result<(), HaproxyError> {
     for sh in shifts {
         let named = |addr: &str| servers.iter().find(|l| l.addr == addr);
         match algo {
@@ -1140,11 +1392,11 @@ fn check_shifts(
                     .map(|l| l.name.clone())
                     .collect();
                 if serving.len() > 1 {
-                    return Err(StepError(format!(
-                        "HAProxy: backend `{backend}` uses `balance first`, which ignores weights (it fills servers in declaration order): step {} would give traffic to {} at once and could not split it as planned; hint: plan 0%/100% steps only (strategy `blue-green`), or use `balance roundrobin` or `leastconn`",
-                        sh.step,
-                        serving.join(" and ")
-                    )));
+                    return Err(HaproxyError::BalanceFirst {
+                        backend: backend.to_string(),
+                        step: sh.step.clone(),
+                        serving,
+                    });
                 }
             }
             Algorithm::Static(name) => {
@@ -1161,11 +1413,13 @@ fn check_shifts(
                     } else {
                         " (cutover reads `hash-type consistent` from `config_file`, which [router] does not set)"
                     };
-                    return Err(StepError(format!(
-                        "HAProxy: backend `{backend}` balances with `{name}`, a static algorithm{unseen}: at runtime HAProxy accepts only weight 0 or a server's configured weight, and step {} needs {}; nothing was changed; hint: use a dynamic algorithm (`balance roundrobin`, `leastconn`, or `hash-type consistent`), or plan 0%/100% steps only (strategy `blue-green`) with the new version's server declared at its full weight and `disabled` (cutover sets it ready)",
-                        sh.step,
-                        refused.join(", ")
-                    )));
+                    return Err(HaproxyError::StaticAlgorithm {
+                        backend: backend.to_string(),
+                        algorithm: name.clone(),
+                        unseen,
+                        step: sh.step.clone(),
+                        refused,
+                    });
                 }
             }
         }
@@ -1179,7 +1433,7 @@ fn wake_notes(
     backend: &str,
     servers: &[ServerState],
     shifts: &[&PlannedShift],
-) -> Result<Vec<String>, StepError> {
+) -> Result<Vec<String>, HaproxyError> {
     let mut notes = Vec::new();
     for l in servers {
         let Some(first) = shifts
@@ -1189,10 +1443,13 @@ fn wake_notes(
             continue;
         };
         if let Some(why) = l.held_elsewhere() {
-            return Err(StepError(format!(
-                "HAProxy: {backend}/{} ({}) {why}, and step {} gives it traffic; cutover cannot make it ready itself; hint: make it ready at its source (`show servers state {backend}` on the admin socket), then run the release",
-                l.name, l.addr, first.step
-            )));
+            return Err(HaproxyError::HeldAtSource {
+                backend: backend.to_string(),
+                server: l.name.clone(),
+                addr: l.addr.clone(),
+                why: why.to_string(),
+                step: first.step.clone(),
+            });
         }
         if l.held() || l.admin_state & admin::CMAINT != 0 {
             let disabled = if l.admin_state & admin::CMAINT != 0 {
@@ -1283,7 +1540,7 @@ mod tests {
         let canary: Vec<&PlannedShift> = canary.iter().collect();
         let e = check_shifts("api", &servers, &canary, &algorithm("source", None), true)
             .unwrap_err()
-            .0;
+            .to_string();
         assert!(
             e.contains("balances with `source`, a static algorithm")
                 && e.contains(
@@ -1318,7 +1575,7 @@ mod tests {
         assert!(
             check_shifts("api", &servers, &bg, &algorithm("static-rr", None), true)
                 .unwrap_err()
-                .0
+                .to_string()
                 .contains("p2 at 100 (configured 0)")
         );
         assert!(
@@ -1333,7 +1590,7 @@ mod tests {
         );
         let e = check_shifts("api", &servers, &canary, &algorithm("first", None), true)
             .unwrap_err()
-            .0;
+            .to_string();
         assert!(
             e.contains("`balance first`, which ignores weights") && e.contains("step shift/api/50"),
             "{e}"

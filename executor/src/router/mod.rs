@@ -62,12 +62,62 @@ impl RouterBefore {
     }
 }
 
+/// Why a router could not move traffic, or could not be watched or checked.
+#[derive(Debug, thiserror::Error)]
+pub enum RouterError {
+    /// `[router]` lacks a key this router needs.
+    #[error("router: {router} needs `{key}`")]
+    Unconfigured {
+        /// `nginx` or `HAProxy`.
+        router: &'static str,
+        /// The key.
+        key: &'static str,
+    },
+    /// A file the router reads could not be read.
+    #[error("{router}: cannot read {}", path.display())]
+    Read {
+        /// `nginx` or `HAProxy`.
+        router: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// The state saved before the step is another router's.
+    #[error("the recorded router state is {found}'s, but this step's router is {want}")]
+    OtherRouter {
+        /// The router that saved it.
+        found: &'static str,
+        /// The step's router.
+        want: &'static str,
+    },
+    /// nginx.
+    #[error(transparent)]
+    Nginx(#[from] nginx::NginxError),
+    /// HAProxy.
+    #[error(transparent)]
+    Haproxy(#[from] haproxy::HaproxyError),
+}
+
+impl From<nginx::NginxError> for StepError {
+    fn from(e: nginx::NginxError) -> Self {
+        RouterError::from(e).into()
+    }
+}
+
+impl From<haproxy::HaproxyError> for StepError {
+    fn from(e: haproxy::HaproxyError) -> Self {
+        RouterError::from(e).into()
+    }
+}
+
 /// The error for state recorded by another router than the step's.
-fn other_router(found: &RouterBefore, want: &str) -> StepError {
-    StepError(format!(
-        "the recorded router state is {}'s, but this step's router is {want}",
-        found.router()
-    ))
+fn other_router(found: &RouterBefore, want: &'static str) -> StepError {
+    RouterError::OtherRouter {
+        found: found.router(),
+        want,
+    }
+    .into()
 }
 
 /// Moves traffic between servers and reports what the canary served.
@@ -108,8 +158,10 @@ pub fn from_params(p: &RouterParams, spec_dir: &Path) -> Result<Arc<dyn Router>,
     let path = |v: &Option<String>| v.as_ref().map(|v| spec_dir.join(v));
     Ok(match p.kind {
         RouterKind::Nginx => Arc::new(nginx::Nginx {
-            upstream_file: path(&p.upstream_file)
-                .ok_or_else(|| StepError("router: nginx needs `upstream_file`".into()))?,
+            upstream_file: path(&p.upstream_file).ok_or(RouterError::Unconfigured {
+                router: "nginx",
+                key: "upstream_file",
+            })?,
             pid_file: path(&p.pid_file).unwrap_or_else(|| PathBuf::from("/run/nginx.pid")),
             test: p
                 .test
@@ -119,22 +171,25 @@ pub fn from_params(p: &RouterParams, spec_dir: &Path) -> Result<Arc<dyn Router>,
             access_log: path(&p.access_log),
         }),
         RouterKind::Haproxy => Arc::new(haproxy::Haproxy {
-            admin_socket: path(&p.admin_socket)
-                .ok_or_else(|| StepError("router: HAProxy needs `admin_socket`".into()))?,
+            admin_socket: path(&p.admin_socket).ok_or(RouterError::Unconfigured {
+                router: "HAProxy",
+                key: "admin_socket",
+            })?,
             config_file: path(&p.config_file),
         }),
     })
 }
 
 /// The text of `path`, or `None` when there is no such file; `who` names the router in errors.
-pub fn read_opt(who: &str, path: &Path) -> Result<Option<String>, StepError> {
+pub fn read_opt(who: &'static str, path: &Path) -> Result<Option<String>, RouterError> {
     match std::fs::read_to_string(path) {
         Ok(s) => Ok(Some(s)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(StepError(format!(
-            "{who}: cannot read {}: {e}",
-            path.display()
-        ))),
+        Err(source) => Err(RouterError::Read {
+            router: who,
+            path: path.to_path_buf(),
+            source,
+        }),
     }
 }
 

@@ -479,29 +479,200 @@ fn children(pid: i32) -> BTreeSet<i32> {
     out
 }
 
+/// Why nginx could not be driven, watched or checked.
+#[derive(Debug, thiserror::Error)]
+pub enum NginxError {
+    /// The pid file cannot be read.
+    #[error("nginx: cannot read the pid file {}: {source} (is nginx running? set `pid_file` in [router])", path.display())]
+    PidFile {
+        /// The pid file.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// The pid file holds no pid.
+    #[error("nginx: {} does not hold a master pid (it says `{content}`)", path.display())]
+    PidFileContent {
+        /// The pid file.
+        path: PathBuf,
+        /// What it holds, trimmed.
+        content: String,
+    },
+    /// The pid file names a process that is gone.
+    #[error("nginx: the master process {pid} from {} is not running", path.display())]
+    MasterGone {
+        /// The pid.
+        pid: i32,
+        /// The pid file.
+        path: PathBuf,
+    },
+    /// The pid file names a process that is not nginx (a stale file).
+    #[error("nginx: {} names pid {pid}, which is not an nginx master (its command line: `{cmdline}`); cutover would send it SIGHUP on every shift; hint: point `pid_file` in [router] at the `pid` file of the running nginx", path.display())]
+    NotNginx {
+        /// The pid file.
+        path: PathBuf,
+        /// The pid.
+        pid: i32,
+        /// That process's command line.
+        cmdline: String,
+    },
+    /// `nginx -t` rejected the new upstream file, and putting the old one back failed.
+    #[error(
+        "nginx rejected the new upstream file and restoring the previous one failed: {source}; nginx said: {said}"
+    )]
+    RejectedNotRestored {
+        /// Why restoring failed.
+        source: std::io::Error,
+        /// nginx's words.
+        said: String,
+    },
+    /// `nginx -t` rejected the new upstream file, which was put back.
+    #[error(
+        "nginx -t rejected the new upstream file; the live config is unchanged. nginx said: {said}"
+    )]
+    Rejected {
+        /// nginx's words.
+        said: String,
+    },
+    /// The `reload` argv failed.
+    #[error("nginx reload failed: {said}")]
+    ReloadFailed {
+        /// Its words.
+        said: String,
+    },
+    /// SIGHUP could not be sent.
+    #[error("nginx: cannot signal the master process {master}")]
+    Signal {
+        /// The master's pid.
+        master: i32,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// No new worker generation after a reload.
+    #[error(
+        "nginx did not start new workers within 10s of the reload (master {master}); check nginx's error log: the new config may have failed to apply"
+    )]
+    NoNewWorkers {
+        /// The master's pid.
+        master: i32,
+    },
+    /// The upstream file could not be written.
+    #[error("nginx: cannot write {}", path.display())]
+    Write {
+        /// The upstream file.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// The upstream file could not be removed.
+    #[error("nginx: cannot remove {}", path.display())]
+    Remove {
+        /// The upstream file.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// The upstream file has a line cutover cannot rewrite.
+    #[error("nginx: {}: {reason}", path.display())]
+    Render {
+        /// The upstream file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// An analysis gate without `access_log`.
+    #[error(
+        "analysis with nginx needs `access_log` in [router], written in cutover's JSON log_format (see docs/routers.md)"
+    )]
+    NoAccessLog,
+    /// The access log cannot be read when a window starts.
+    #[error("nginx: cannot read the access log {}", path.display())]
+    AccessLog {
+        /// The access log.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// The access log cannot be read during a window.
+    #[error("nginx: {}", path.display())]
+    AccessLogRead {
+        /// The access log.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// Preflight: the access log is not readable.
+    #[error("nginx: the access log {} is not readable", path.display())]
+    AccessLogUnreadable {
+        /// The access log.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// Preflight: `nginx -t` fails already.
+    #[error("nginx -t fails before the release changes anything: {said}")]
+    TestFails {
+        /// nginx's words.
+        said: String,
+    },
+    /// Preflight: no upstream file.
+    #[error("nginx: the upstream file {} does not exist; nothing was changed; hint: set `upstream_file` in [router] to the file nginx includes that holds the `upstream` block(s)", path.display())]
+    NoUpstreamFile {
+        /// The upstream file.
+        path: PathBuf,
+    },
+    /// Preflight: the upstream file lacks a block the release shifts.
+    #[error("nginx: {} has no `upstream {upstream} {{ ... }}` block; nothing was changed; hint: `upstream_file` must be the file that declares it (with the old version's `server` line)", path.display())]
+    NoUpstreamBlock {
+        /// The upstream file.
+        path: PathBuf,
+        /// The upstream.
+        upstream: String,
+    },
+    /// Preflight: the block pulls servers in with `include`.
+    #[error("nginx: the `upstream {upstream}` block in {} pulls servers in with `include`, which cutover does not rewrite (the old version's server could keep its share); nothing was changed; hint: write the `server` lines into the block itself", path.display())]
+    IncludeInBlock {
+        /// The upstream file.
+        path: PathBuf,
+        /// The upstream.
+        upstream: String,
+    },
+    /// Preflight: nginx does not load the upstream file.
+    #[error("nginx: {} is not part of the configuration nginx loads (`nginx -T` does not list it); shifting traffic there would change nothing live; nothing was changed; hint: `include` it from nginx.conf, or set `upstream_file` to the file that is", path.display())]
+    NotLoaded {
+        /// The upstream file.
+        path: PathBuf,
+    },
+    /// Preflight: a planned shift could not be written.
+    #[error("nginx: {}: step {step} would fail: {reason}", path.display())]
+    ShiftWouldFail {
+        /// The upstream file.
+        path: PathBuf,
+        /// The shift step.
+        step: String,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
 impl Nginx {
     fn master(&self) -> Result<i32, StepError> {
-        let text = std::fs::read_to_string(&self.pid_file).map_err(|e| StepError(format!("nginx: cannot read the pid file {}: {e} (is nginx running? set `pid_file` in [router])", self.pid_file.display())))?;
-        let pid: i32 = text.trim().parse().ok().filter(|p| *p > 1).ok_or_else(|| {
-            StepError(format!(
-                "nginx: {} does not hold a master pid (it says `{}`)",
-                self.pid_file.display(),
-                text.trim()
-            ))
-        })?;
+        let path = self.pid_file.clone();
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(source) => return Err(NginxError::PidFile { path, source }.into()),
+        };
+        let Some(pid) = text.trim().parse().ok().filter(|p: &i32| *p > 1) else {
+            let content = text.trim().to_string();
+            return Err(NginxError::PidFileContent { path, content }.into());
+        };
         if unsafe { libc::kill(pid, 0) } != 0 {
-            return Err(StepError(format!(
-                "nginx: the master process {pid} from {} is not running",
-                self.pid_file.display()
-            )));
+            return Err(NginxError::MasterGone { pid, path }.into());
         }
         // A stale pid file may name another program now: cutover signals this pid (SIGHUP).
         let cmdline = crate::procfs::cmdline(pid);
         if !cmdline.contains("nginx") {
-            return Err(StepError(format!(
-                "nginx: {} names pid {pid}, which is not an nginx master (its command line: `{cmdline}`); cutover would send it SIGHUP on every shift; hint: point `pid_file` in [router] at the `pid` file of the running nginx",
-                self.pid_file.display()
-            )));
+            return Err(NginxError::NotNginx { path, pid, cmdline }.into());
         }
         Ok(pid)
     }
@@ -522,11 +693,12 @@ impl Nginx {
 
     /// Validates the file now on disk; on failure puts `restore` back and reports nginx's words.
     async fn validate_or_restore(&self, restore: Option<&str>) -> Result<(), StepError> {
-        if let Err(msg) = run_argv(&self.test).await {
-            self.put_back(restore).map_err(|e| StepError(format!("nginx rejected the new upstream file and restoring the previous one failed: {e}; nginx said: {msg}")))?;
-            return Err(StepError(format!(
-                "nginx -t rejected the new upstream file; the live config is unchanged. nginx said: {msg}"
-            )));
+        if let Err(said) = run_argv(&self.test).await {
+            return Err(match self.put_back(restore) {
+                Ok(()) => NginxError::Rejected { said },
+                Err(source) => NginxError::RejectedNotRestored { source, said },
+            }
+            .into());
         }
         Ok(())
     }
@@ -540,13 +712,11 @@ impl Nginx {
         match &self.reload {
             Some(argv) => run_argv(argv)
                 .await
-                .map_err(|m| StepError(format!("nginx reload failed: {m}")))?,
+                .map_err(|said| NginxError::ReloadFailed { said })?,
             None => {
                 if unsafe { libc::kill(master, libc::SIGHUP) } != 0 {
-                    return Err(StepError(format!(
-                        "nginx: cannot signal the master process {master}: {}",
-                        std::io::Error::last_os_error()
-                    )));
+                    let source = std::io::Error::last_os_error();
+                    return Err(NginxError::Signal { master, source }.into());
                 }
             }
         }
@@ -565,9 +735,7 @@ impl Nginx {
                 return Ok(t0.elapsed());
             }
             if Instant::now() > deadline {
-                return Err(StepError(format!(
-                    "nginx did not start new workers within 10s of the reload (master {master}); check nginx's error log: the new config may have failed to apply"
-                )));
+                return Err(NginxError::NoNewWorkers { master }.into());
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
@@ -579,17 +747,15 @@ impl Nginx {
         let current = read_opt(&self.upstream_file)?;
         if current.as_deref() != target {
             match target {
-                Some(t) => write_atomic(&self.upstream_file, t.as_bytes()).map_err(|e| {
-                    StepError(format!(
-                        "nginx: cannot write {}: {e}",
-                        self.upstream_file.display()
-                    ))
+                Some(t) => write_atomic(&self.upstream_file, t.as_bytes()).map_err(|source| {
+                    NginxError::Write {
+                        path: self.upstream_file.clone(),
+                        source,
+                    }
                 })?,
-                None => self.put_back(None).map_err(|e| {
-                    StepError(format!(
-                        "nginx: cannot remove {}: {e}",
-                        self.upstream_file.display()
-                    ))
+                None => self.put_back(None).map_err(|source| NginxError::Remove {
+                    path: self.upstream_file.clone(),
+                    source,
                 })?,
             }
             self.validate_or_restore(current.as_deref()).await?;
@@ -608,7 +774,99 @@ pub struct Before {
 }
 
 fn read_opt(path: &Path) -> Result<Option<String>, StepError> {
-    super::read_opt("nginx", path)
+    Ok(super::read_opt("nginx", path)?)
+}
+
+/// Every upstream the release shifts has its block in the upstream file (`path`, holding
+/// `content`), with its `server` lines in the block itself.
+fn check_blocks(
+    path: &Path,
+    content: &str,
+    upstreams: &[(String, Vec<String>)],
+) -> Result<(), NginxError> {
+    for (u, _) in upstreams {
+        let (path, upstream) = (path.to_path_buf(), u.clone());
+        match block_directives(content, u) {
+            None => return Err(NginxError::NoUpstreamBlock { path, upstream }),
+            Some(d) if d.iter().any(|w| w == "include") => {
+                return Err(NginxError::IncludeInBlock { path, upstream });
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// What preflight says of the servers of `upstream` the release does not manage (kept as
+/// written), or nothing.
+fn unmanaged_note(content: &str, upstream: &str, addrs: &[String]) -> String {
+    let others = unmanaged(content, upstream, addrs);
+    if others.is_empty() {
+        return String::new();
+    }
+    let list = others
+        .iter()
+        .map(|(a, p)| {
+            if p.is_empty() {
+                format!("`{a}`")
+            } else {
+                format!("`{a} {p}`")
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    let serving = others
+        .iter()
+        .filter(|(_, p)| !p.split_whitespace().any(|w| w == "backup" || w == "down"))
+        .count();
+    let mut note = format!(
+        "; upstream `{upstream}` keeps {} server(s) the release does not manage, as written: {list}",
+        others.len()
+    );
+    if serving > 0 {
+        note.push_str(&format!(" ({serving} of them neither `backup` nor `down`: they keep taking a share of the traffic at every step)"));
+    }
+    note
+}
+
+impl Nginx {
+    /// nginx must load the upstream file, or every shift changes a file nothing reads: the
+    /// files `nginx -T` (the `test` argv with `-T`) lists must include it. Not checked when the
+    /// argv has no `-t` or `-T` fails.
+    async fn check_loaded(&self) -> Result<(), NginxError> {
+        let Some(pos) = self.test.iter().position(|a| a == "-t") else {
+            return Ok(());
+        };
+        let mut dump = self.test.clone();
+        dump[pos] = "-T".into();
+        let Ok(out) = tokio::process::Command::new(&dump[0])
+            .args(&dump[1..])
+            .stdin(std::process::Stdio::null())
+            .output()
+            .await
+        else {
+            return Ok(());
+        };
+        if !out.status.success() {
+            return Ok(());
+        }
+        let text = String::from_utf8_lossy(&out.stdout);
+        let real = std::fs::canonicalize(&self.upstream_file)
+            .unwrap_or_else(|_| self.upstream_file.clone());
+        let loaded = text
+            .lines()
+            .filter_map(|l| {
+                l.strip_prefix("# configuration file ")
+                    .and_then(|r| r.strip_suffix(':'))
+            })
+            .any(|f| std::fs::canonicalize(f).is_ok_and(|f| f == real));
+        if loaded {
+            return Ok(());
+        }
+        Err(NginxError::NotLoaded {
+            path: self.upstream_file.clone(),
+        })
+    }
 }
 
 impl Router for Nginx {
@@ -633,8 +891,12 @@ impl Router for Nginx {
                 return Err(other_router(&before, "nginx"));
             };
             let current = read_opt(&file)?;
-            let new = render(current.as_deref().unwrap_or(""), &upstream, &servers)
-                .map_err(|m| StepError(format!("nginx: {}: {m}", file.display())))?;
+            let new = render(current.as_deref().unwrap_or(""), &upstream, &servers).map_err(
+                |reason| NginxError::Render {
+                    path: file.clone(),
+                    reason,
+                },
+            )?;
             let took = match this.go_to(Some(&new)).await {
                 Ok(took) => took,
                 Err(e) => {
@@ -644,18 +906,14 @@ impl Router for Nginx {
                     // When the file on disk already is that one (nginx -t rejected the new file,
                     // which was put back at once), nothing went live and nothing is reloaded.
                     let previous = saved.previous.as_deref();
-                    let back = if read_opt(&file)?.as_deref() == previous {
-                        String::new()
-                    } else {
-                        match this.go_to(previous).await {
-                            Ok(_) => "; the file from before the step is back and live".to_string(),
-                            Err(e2) => format!(
-                                "; going back to the file from before the step failed too: {}",
-                                e2.0
-                            ),
-                        }
-                    };
-                    return Err(StepError(format!("{}{back}", e.0)));
+                    if read_opt(&file)?.as_deref() == previous {
+                        return Err(e);
+                    }
+                    return Err(e.put_back(
+                        this.go_to(previous).await.map(|_| ()),
+                        "the file from before the step is back and live",
+                        "going back to the file from before the step",
+                    ));
                 }
             };
             let desc = servers
@@ -699,12 +957,12 @@ impl Router for Nginx {
     ) -> BoxFuture<Result<Observation, StepError>> {
         let log = self.access_log.clone();
         Box::pin(async move {
-            let log = log.ok_or_else(|| StepError("analysis with nginx needs `access_log` in [router], written in cutover's JSON log_format (see docs/routers.md)".into()))?;
-            let start = std::fs::metadata(&log).map(|m| m.len()).map_err(|e| {
-                StepError(format!(
-                    "nginx: cannot read the access log {}: {e}",
-                    log.display()
-                ))
+            let log = log.ok_or(NginxError::NoAccessLog)?;
+            let start = std::fs::metadata(&log).map(|m| m.len()).map_err(|source| {
+                NginxError::AccessLog {
+                    path: log.clone(),
+                    source,
+                }
             })?;
             let mut scan = Scan::new(start, canary);
             let t0 = Instant::now();
@@ -734,97 +992,38 @@ impl Router for Nginx {
         let this = self.clone();
         Box::pin(async move {
             let master = this.master()?;
-            run_argv(&this.test).await.map_err(|m| {
-                StepError(format!(
-                    "nginx -t fails before the release changes anything: {m}"
-                ))
-            })?;
+            run_argv(&this.test)
+                .await
+                .map_err(|said| NginxError::TestFails { said })?;
             if let Some(log) = &this.access_log {
-                std::fs::metadata(log).map_err(|e| {
-                    StepError(format!(
-                        "nginx: the access log {} is not readable: {e}",
-                        log.display()
-                    ))
+                std::fs::metadata(log).map_err(|source| NginxError::AccessLogUnreadable {
+                    path: log.clone(),
+                    source,
                 })?;
             }
-            let file = this.upstream_file.display();
-            let content = read_opt(&this.upstream_file)?.ok_or_else(|| StepError(format!("nginx: the upstream file {file} does not exist; nothing was changed; hint: set `upstream_file` in [router] to the file nginx includes that holds the `upstream` block(s)")))?;
-            for (u, _) in &upstreams {
-                match block_directives(&content, u) {
-                    None => {
-                        return Err(StepError(format!(
-                            "nginx: {file} has no `upstream {u} {{ ... }}` block; nothing was changed; hint: `upstream_file` must be the file that declares it (with the old version's `server` line)"
-                        )));
-                    }
-                    Some(d) if d.iter().any(|w| w == "include") => {
-                        return Err(StepError(format!(
-                            "nginx: the `upstream {u}` block in {file} pulls servers in with `include`, which cutover does not rewrite (the old version's server could keep its share); nothing was changed; hint: write the `server` lines into the block itself"
-                        )));
-                    }
-                    _ => {}
-                }
-            }
-            // nginx must load that file, or every shift changes a file nothing reads.
-            if let Some(pos) = this.test.iter().position(|a| a == "-t") {
-                let mut dump = this.test.clone();
-                dump[pos] = "-T".into();
-                if let Ok(out) = tokio::process::Command::new(&dump[0])
-                    .args(&dump[1..])
-                    .stdin(std::process::Stdio::null())
-                    .output()
-                    .await
-                    && out.status.success()
-                {
-                    let text = String::from_utf8_lossy(&out.stdout);
-                    let real = std::fs::canonicalize(&this.upstream_file)
-                        .unwrap_or_else(|_| this.upstream_file.clone());
-                    let loaded = text
-                        .lines()
-                        .filter_map(|l| {
-                            l.strip_prefix("# configuration file ")
-                                .and_then(|r| r.strip_suffix(':'))
-                        })
-                        .any(|f| std::fs::canonicalize(f).is_ok_and(|f| f == real));
-                    if !loaded {
-                        return Err(StepError(format!(
-                            "nginx: {file} is not part of the configuration nginx loads (`nginx -T` does not list it); shifting traffic there would change nothing live; nothing was changed; hint: `include` it from nginx.conf, or set `upstream_file` to the file that is"
-                        )));
-                    }
-                }
-            }
+            let path = this.upstream_file.clone();
+            let content = read_opt(&path)?
+                .ok_or_else(|| NginxError::NoUpstreamFile { path: path.clone() })?;
+            check_blocks(&path, &content, &upstreams)?;
+            this.check_loaded().await?;
             // Every planned shift, in order, on a copy: a line cutover cannot manage is found now,
             // not after the migrations ran.
             let mut sim = content.clone();
             for sh in &shifts {
-                sim = render(&sim, &sh.upstream, &sh.servers).map_err(|m| {
-                    StepError(format!("nginx: {file}: step {} would fail: {m}", sh.step))
+                sim = render(&sim, &sh.upstream, &sh.servers).map_err(|reason| {
+                    NginxError::ShiftWouldFail {
+                        path: path.clone(),
+                        step: sh.step.clone(),
+                        reason,
+                    }
                 })?;
             }
-            let mut detail = format!("nginx master {master}, config valid; upstream file {file}");
+            let mut detail = format!(
+                "nginx master {master}, config valid; upstream file {}",
+                path.display()
+            );
             for (u, addrs) in &upstreams {
-                let others = unmanaged(&content, u, addrs);
-                if others.is_empty() {
-                    continue;
-                }
-                let list = others
-                    .iter()
-                    .map(|(a, p)| {
-                        if p.is_empty() {
-                            format!("`{a}`")
-                        } else {
-                            format!("`{a} {p}`")
-                        }
-                    })
-                    .collect::<Vec<_>>()
-                    .join(", ");
-                let serving = others
-                    .iter()
-                    .filter(|(_, p)| !p.split_whitespace().any(|w| w == "backup" || w == "down"))
-                    .count();
-                detail.push_str(&format!("; upstream `{u}` keeps {} server(s) the release does not manage, as written: {list}", others.len()));
-                if serving > 0 {
-                    detail.push_str(&format!(" ({serving} of them neither `backup` nor `down`: they keep taking a share of the traffic at every step)"));
-                }
+                detail.push_str(&unmanaged_note(&content, u, addrs));
             }
             Ok(detail)
         })
@@ -890,11 +1089,15 @@ impl Scan {
     /// Reads what was appended since the last call.
     pub fn read(&mut self, log: &Path) -> Result<(), StepError> {
         use std::io::{Read, Seek, SeekFrom};
-        let mut f = std::fs::File::open(log)
-            .map_err(|e| StepError(format!("nginx: cannot open {}: {e}", log.display())))?;
-        let meta = f
-            .metadata()
-            .map_err(|e| StepError(format!("nginx: {}: {e}", log.display())))?;
+        let failed = |source| NginxError::AccessLogRead {
+            path: log.to_path_buf(),
+            source,
+        };
+        let mut f = std::fs::File::open(log).map_err(|source| NginxError::AccessLog {
+            path: log.to_path_buf(),
+            source,
+        })?;
+        let meta = f.metadata().map_err(failed)?;
         let id = {
             use std::os::unix::fs::MetadataExt;
             (meta.dev(), meta.ino())
@@ -905,11 +1108,9 @@ impl Scan {
             self.partial.clear();
         }
         self.file_id = Some(id);
-        f.seek(SeekFrom::Start(self.offset))
-            .map_err(|e| StepError(format!("nginx: {}: {e}", log.display())))?;
+        f.seek(SeekFrom::Start(self.offset)).map_err(failed)?;
         let mut buf = Vec::new();
-        f.read_to_end(&mut buf)
-            .map_err(|e| StepError(format!("nginx: {}: {e}", log.display())))?;
+        f.read_to_end(&mut buf).map_err(failed)?;
         self.offset += buf.len() as u64;
         self.partial.extend_from_slice(&buf);
         let complete = self
