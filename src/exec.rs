@@ -284,9 +284,23 @@ struct StatusDoc<'a> {
     outcome: Option<&'static str>,
     rollback: Option<Option<&'a str>>,
     paused: Option<&'a str>,
+    rollback_stopped: Option<StoppedDoc<'a>>,
+    restored: Vec<RestoredDoc<'a>>,
     lock_holder: Option<cutover_executor::store::Holder>,
     torn_tail_bytes: Option<usize>,
     steps: Vec<StepDoc<'a>>,
+}
+
+#[derive(Serialize)]
+struct StoppedDoc<'a> {
+    step: &'a str,
+    reason: &'a str,
+}
+
+#[derive(Serialize)]
+struct RestoredDoc<'a> {
+    database: &'a str,
+    backup: &'a str,
 }
 
 #[derive(Serialize)]
@@ -329,6 +343,15 @@ pub fn status(common: &Common, run: &str) -> Result<(), Error> {
         outcome: st.outcome.map(Outcome::as_str),
         rollback: st.rollback.as_ref().map(|t| t.as_deref()),
         paused: st.paused.as_deref(),
+        rollback_stopped: st
+            .rollback_stopped
+            .as_ref()
+            .map(|(step, reason)| StoppedDoc { step, reason }),
+        restored: st
+            .restored
+            .iter()
+            .map(|(database, backup)| RestoredDoc { database, backup })
+            .collect(),
         lock_holder: holder.clone(),
         torn_tail_bytes: torn,
         steps,
@@ -371,6 +394,12 @@ fn print_status(
             "rollback{} under way or done",
             t.as_ref().map(|t| format!(" to {t}")).unwrap_or_default()
         );
+    }
+    for (database, backup) in &st.restored {
+        println!("restored: database `{database}` from `{backup}`");
+    }
+    if let Some((step, reason)) = &st.rollback_stopped {
+        println!("rollback stopped at `{step}`: {reason}");
     }
     if let Some(n) = torn {
         println!(

@@ -1,7 +1,7 @@
 //! Terminal and JSON-lines views of the executor's events (the library reports through
 //! `cutover_executor::report::Reporter`; only this module draws).
 
-use cutover_executor::event::{Event, ProbeOutcome, Record};
+use cutover_executor::event::{Amount, Event, ProbeOutcome, Record};
 use cutover_executor::report::Reporter;
 use std::collections::HashMap;
 use std::io::Write;
@@ -82,10 +82,23 @@ impl Progress {
                     detail.unwrap_or_default()
                 )
             }
-            Event::StepProgress { step, data } => {
-                let message = data.get("message").and_then(|m| m.as_str())?;
-                format!("  ...     {step}: {message}")
+            Event::StepProgress {
+                step,
+                amount: Some(amount),
+                ..
+            } => {
+                let since = started.get(step).copied()?;
+                let shown = format!("progress:{step}");
+                let last = started.get(&shown).copied().unwrap_or(since);
+                // A line about once a second, from the records' own times (so `cutover log`
+                // draws the same lines as the live run did).
+                if (r.time - last).num_milliseconds() < 1000 {
+                    return None;
+                }
+                started.insert(shown, r.time);
+                format!("  ...     {step}: {}", amount_text(amount, r.time - since))
             }
+            Event::StepProgress { .. } => return None,
             Event::StepFailed { step, error } => format!("  FAILED  {step}{}: {error}", took(step)),
             Event::StepProbed { step, outcome, .. } => {
                 let verdict = probe_verdict(*outcome, self.rolling_back.load(Relaxed));
@@ -105,8 +118,34 @@ impl Progress {
                 format!("  undone  {step}{}", took(&format!("undo:{step}")))
             }
             Event::CompensationFailed { step, error } => format!("  UNDO FAILED {step}: {error}"),
+            Event::BackupRestored {
+                database,
+                backup,
+                detail,
+                ..
+            } => format!(
+                "  restored database `{database}` from `{backup}` ({detail}); writes made since \
+                 the backup are gone"
+            ),
+            Event::RollbackStopped { step, reason } => {
+                format!("rollback stopped at `{step}`: {reason}")
+            }
             Event::RunFinished { outcome } => format!("finished: {}", outcome.as_str()),
         })
+    }
+}
+
+/// `1200 of about 5000 rows (24%), 600 rows/s`: `amount` after `took` of the step.
+fn amount_text(amount: &Amount, took: chrono::TimeDelta) -> String {
+    let Amount { done, total, unit } = amount;
+    let secs = (took.num_milliseconds() as f64 / 1000.0).max(0.001);
+    let rate = format!("{:.0} {unit}/s", *done as f64 / secs);
+    match total {
+        Some(total) if *total > 0 => {
+            let pct = (*done as f64 * 100.0 / *total as f64).min(100.0);
+            format!("{done} of about {total} {unit} ({pct:.0}%), {rate}")
+        }
+        _ => format!("{done} {unit}, {rate}"),
     }
 }
 

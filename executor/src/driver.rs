@@ -79,24 +79,36 @@ pub struct StepContext {
     pub attempt: u32,
 }
 
+/// One report of a step's progress on its way to the runner: step id, the driver's progress
+/// struct as JSON, and how much is done.
+pub type Reported = (String, Value, Option<crate::event::Amount>);
+
 /// Sends a step's progress to the runner, which records it in the log.
 #[derive(Debug, Clone)]
 pub struct Progress {
     step: String,
-    tx: tokio::sync::mpsc::UnboundedSender<(String, Value)>,
+    tx: tokio::sync::mpsc::UnboundedSender<crate::driver::Reported>,
 }
 
 impl Progress {
     /// A sender for `step`'s progress.
-    pub fn new(step: String, tx: tokio::sync::mpsc::UnboundedSender<(String, Value)>) -> Self {
+    pub fn new(
+        step: String,
+        tx: tokio::sync::mpsc::UnboundedSender<crate::driver::Reported>,
+    ) -> Self {
         Self { step, tx }
     }
 
     /// Reports `data`, a driver's progress struct (the runner writes it as a `step_progress`
     /// event).
     pub fn report(&self, data: &impl Serialize) {
+        self.report_amount(data, None);
+    }
+
+    /// Reports `data` with how much of the step's work is done (shown by the views).
+    pub fn report_amount(&self, data: &impl Serialize, amount: Option<crate::event::Amount>) {
         let data = serde_json::to_value(data).expect("progress structs serialize");
-        let _ = self.tx.send((self.step.clone(), data));
+        let _ = self.tx.send((self.step.clone(), data, amount));
     }
 }
 

@@ -45,8 +45,11 @@ pub enum Event {
     StepProgress {
         /// Step id.
         step: String,
-        /// Driver-specific progress data.
+        /// Driver-specific progress data (a backfill's cursor, a process group).
         data: Value,
+        /// How much of the step's work is done, for the views (a backfill: rows).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        amount: Option<Amount>,
     },
     /// The step failed; its effect did not happen (or was cleaned up by the driver).
     StepFailed {
@@ -94,11 +97,45 @@ pub enum Event {
         /// Error, redacted.
         error: String,
     },
+    /// A rollback past an irreversible migration (`--restore-backup`) put its database back
+    /// to the backup this run took; writes made since the backup are gone.
+    BackupRestored {
+        /// The irreversible migration step this restore undoes.
+        step: String,
+        /// The database restored.
+        database: String,
+        /// The backup step whose dump was restored.
+        backup: String,
+        /// What the restore did, for humans.
+        detail: String,
+    },
+    /// A rollback stopped before undoing everything: at `step`, for `reason` (a pivot that
+    /// cannot be undone, no backup to restore, or an undo that failed). Written before the
+    /// run's `run_finished` (`rollback_stopped`).
+    RollbackStopped {
+        /// The step the rollback could not undo.
+        step: String,
+        /// Why, redacted.
+        reason: String,
+    },
     /// The run (or this attempt at it) ended.
     RunFinished {
         /// How.
         outcome: Outcome,
     },
+}
+
+/// How much of a long step's work is done: `done` of about `total` `unit`s.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Amount {
+    /// Units done so far.
+    pub done: u64,
+    /// The expected total, when known (an estimate: a backfill's row count comes from the
+    /// planner's statistics, PostgreSQL's `reltuples`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total: Option<u64>,
+    /// What is counted (`rows`).
+    pub unit: String,
 }
 
 /// The first event of a run.
@@ -215,7 +252,9 @@ impl Event {
             | Event::StepProbed { step, .. }
             | Event::CompensationStarted { step }
             | Event::CompensationSucceeded { step }
-            | Event::CompensationFailed { step, .. } => Some(step),
+            | Event::CompensationFailed { step, .. }
+            | Event::BackupRestored { step, .. }
+            | Event::RollbackStopped { step, .. } => Some(step),
             _ => None,
         }
     }

@@ -332,9 +332,9 @@ impl Session {
             tokio::select! {
                 // Progress first, so a step's last progress is in the log before its end.
                 biased;
-                Some((step, data)) = progress_rx.recv() => {
+                Some((step, data, amount)) = progress_rx.recv() => {
                     if q.running.contains(&step) {
-                        self.emit(Event::StepProgress { step, data }).await?;
+                        self.emit(Event::StepProgress { step, data, amount }).await?;
                     }
                 }
                 joined = q.tasks.join_next() => {
@@ -630,13 +630,20 @@ impl Session {
                     self.restore_database(drivers, opts, &step, &mut restored)
                         .await?
                 } else if !step.reversible {
-                    let why = format!("`{id}` cannot be undone: {}", step.undo);
-                    self.notice(&format!("rollback stops at the pivot {why}"));
-                    Err((id, why))
+                    Err((
+                        id.clone(),
+                        format!("`{id}` cannot be undone: {}", step.undo),
+                    ))
                 } else {
                     self.undo_step(drivers, opts, &step).await?
                 };
-            if let Err(stopped_at) = undone {
+            if let Err((step, reason)) = undone {
+                self.emit(Event::RollbackStopped {
+                    step: step.clone(),
+                    reason: reason.clone(),
+                })
+                .await?;
+                let stopped_at = (step, reason);
                 return self
                     .finish(Outcome::RollbackStopped, None, Some(stopped_at))
                     .await;
@@ -698,7 +705,7 @@ impl Session {
                 }),
             }
         };
-        self.compensated(id, result.map(|()| None), opts).await
+        self.compensated(id, result, opts).await
     }
 
     /// Past an irreversible migration, with `--restore-backup`: restores its database from the
@@ -719,7 +726,6 @@ impl Session {
         let Some(backup) = self.backup_of(&db) else {
             let why =
                 format!("`{id}` cannot be undone and no backup of `{db}` was taken in this run");
-            self.notice(&format!("rollback stops: {why}"));
             return Ok(Err((id, why)));
         };
         let backup_step = self.planned(&backup)?;
@@ -737,8 +743,16 @@ impl Session {
                 None => Err(StepError::NoDriver { kind: "backup" }),
             }
         };
-        let note = result.map(|detail| Some(format!("{id}: restored database `{db}` from its pre-release backup ({detail}); writes made since the backup are gone")));
-        let done = self.compensated(id, note, opts).await?;
+        if let Ok(detail) = &result {
+            self.emit(Event::BackupRestored {
+                step: id.clone(),
+                database: db.clone(),
+                backup: backup.clone(),
+                detail: opts.ctx.redactor.redact(detail),
+            })
+            .await?;
+        }
+        let done = self.compensated(id, result.map(drop), opts).await?;
         if done.is_ok() {
             restored.push(db);
         }
@@ -762,19 +776,16 @@ impl Session {
             .cloned()
     }
 
-    /// Records how the compensation of `id` ended (`Ok(note)`: done, with a line for the
-    /// operator). `Ok(Err((step, why)))` when it failed, which stops the rollback.
+    /// Records how the compensation of `id` ended. `Ok(Err((step, why)))` when it failed, which
+    /// stops the rollback.
     async fn compensated(
         &mut self,
         id: String,
-        result: Result<Option<String>, StepError>,
+        result: Result<(), StepError>,
         opts: &RunOptions,
     ) -> Result<Result<(), (String, String)>, ExecError> {
         match result {
-            Ok(note) => {
-                if let Some(note) = note {
-                    self.notice(&note);
-                }
+            Ok(()) => {
                 self.crash_point(&id);
                 self.emit(Event::CompensationSucceeded { step: id }).await?;
                 Ok(Ok(()))
@@ -813,7 +824,7 @@ struct Queue {
     /// Running steps that only wait or watch, and the switch that stops them.
     stoppable: BTreeSet<String>,
     stop_tx: tokio::sync::watch::Sender<bool>,
-    progress_tx: tokio::sync::mpsc::UnboundedSender<(String, Value)>,
+    progress_tx: tokio::sync::mpsc::UnboundedSender<crate::driver::Reported>,
     /// The first step that failed, with its (redacted) error.
     failed: Option<(String, String)>,
     /// The first failure was an inconclusive result: pause, whatever `on_failure` says.
@@ -825,7 +836,7 @@ impl Queue {
     fn new(
         plan: &Plan,
         state: &RunState,
-        progress_tx: tokio::sync::mpsc::UnboundedSender<(String, Value)>,
+        progress_tx: tokio::sync::mpsc::UnboundedSender<crate::driver::Reported>,
     ) -> Self {
         let order: Vec<Step> = plan.steps().cloned().collect();
         let index: HashMap<String, usize> = order

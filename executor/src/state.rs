@@ -95,6 +95,10 @@ pub struct RunState {
     pub outcome: Option<Outcome>,
     /// Why the run paused, if it did.
     pub paused: Option<String>,
+    /// Databases a rollback restored from this run's backup: (database, backup step).
+    pub restored: Vec<(String, String)>,
+    /// Where the last rollback stopped, and why.
+    pub rollback_stopped: Option<(String, String)>,
     /// Number of events.
     pub events: u64,
 }
@@ -129,6 +133,8 @@ impl RunState {
             rollback: None,
             outcome: None,
             paused: None,
+            restored: Vec::new(),
+            rollback_stopped: None,
             events: 0,
         };
         for r in records {
@@ -183,7 +189,10 @@ impl RunState {
                 }
             }
             Event::Attached { .. } => {
+                // A new invocation: what the last one ended with, and where its rollback
+                // stopped, no longer describe the run.
                 self.outcome = None;
+                self.rollback_stopped = None;
             }
             Event::StepStarted { step, attempt } => {
                 let s = self.steps.get_mut(step).unwrap();
@@ -206,7 +215,7 @@ impl RunState {
                 s.attempts = *attempt;
                 s.started_at = Some(r.time);
             }
-            Event::StepProgress { step, data } => {
+            Event::StepProgress { step, data, .. } => {
                 let s = self.steps.get_mut(step).unwrap();
                 if s.state != StepState::Started {
                     return Err(bad(format!(
@@ -289,6 +298,22 @@ impl RunState {
                 s.error = Some(error.clone());
                 s.finished_at = Some(r.time);
             }
+            Event::BackupRestored {
+                database, backup, ..
+            } => {
+                if self.rollback.is_none() {
+                    return Err(bad("a backup was restored outside a rollback".into()));
+                }
+                self.restored.push((database.clone(), backup.clone()));
+            }
+            Event::RollbackStopped { step, reason } => {
+                if self.rollback.is_none() {
+                    return Err(bad(format!(
+                        "a rollback stopped at `{step}` before one started"
+                    )));
+                }
+                self.rollback_stopped = Some((step.clone(), reason.clone()));
+            }
             Event::RunFinished { outcome } => self.outcome = Some(*outcome),
         }
         Ok(())
@@ -342,6 +367,8 @@ pub fn event_kind(e: &Event) -> &'static str {
         Event::CompensationStarted { .. } => "compensation_started",
         Event::CompensationSucceeded { .. } => "compensation_succeeded",
         Event::CompensationFailed { .. } => "compensation_failed",
+        Event::BackupRestored { .. } => "backup_restored",
+        Event::RollbackStopped { .. } => "rollback_stopped",
         Event::RunFinished { .. } => "run_finished",
     }
 }

@@ -145,8 +145,19 @@ fn logged(path: &Path, plan: &Plan, redactor: Redactor) -> String {
         Event::StepProgress {
             step: step.clone(),
             data: serde_json::json!({ "message": leaky() }),
+            amount: None,
         },
         Event::Paused { reason: leaky() },
+        Event::BackupRestored {
+            step: step.clone(),
+            database: "main".into(),
+            backup: "backup/main".into(),
+            detail: leaky(),
+        },
+        Event::RollbackStopped {
+            step: step.clone(),
+            reason: leaky(),
+        },
         Event::CompensationFailed {
             step,
             error: leaky(),

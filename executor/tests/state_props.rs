@@ -5,7 +5,7 @@
 //! run at all.
 
 use chrono::{TimeZone, Utc};
-use cutover_executor::event::{Event, Outcome, ProbeOutcome, Record, RunStarted};
+use cutover_executor::event::{Amount, Event, Outcome, ProbeOutcome, Record, RunStarted};
 use cutover_executor::log::{FORMAT_VERSION, Header};
 use cutover_executor::state::RunState;
 use proptest::prelude::*;
@@ -65,9 +65,16 @@ fn event() -> impl Strategy<Value = Event> {
             },
             detail: None,
         }),
-        (step(), any::<u32>()).prop_map(|(step, n)| Event::StepProgress {
-            step,
-            data: json!({"done": n}),
+        (step(), any::<u32>(), prop::option::of(any::<u64>())).prop_map(|(step, n, total)| {
+            Event::StepProgress {
+                step,
+                data: json!({"cursor": n}),
+                amount: Some(Amount {
+                    done: n.into(),
+                    total,
+                    unit: "rows".into(),
+                }),
+            }
         }),
         (step(), "[a-z ]{0,8}").prop_map(|(step, error)| Event::StepFailed { step, error }),
         (step(), any::<bool>()).prop_map(|(step, done)| Event::StepProbed {
@@ -85,6 +92,13 @@ fn event() -> impl Strategy<Value = Event> {
         step().prop_map(|step| Event::CompensationStarted { step }),
         step().prop_map(|step| Event::CompensationSucceeded { step }),
         (step(), "[a-z]{0,4}").prop_map(|(step, error)| Event::CompensationFailed { step, error }),
+        (step(), "[a-z]{0,4}").prop_map(|(step, database)| Event::BackupRestored {
+            step,
+            backup: format!("backup/{database}"),
+            database,
+            detail: String::new(),
+        }),
+        (step(), "[a-z ]{0,8}").prop_map(|(step, reason)| Event::RollbackStopped { step, reason }),
         outcome().prop_map(|outcome| Event::RunFinished { outcome }),
     ]
 }
@@ -133,7 +147,8 @@ fn plausible_run() -> impl Strategy<Value = Vec<Event>> {
                 for n in 0..progress {
                     ev.push(Event::StepProgress {
                         step: step.clone(),
-                        data: json!({ "done": n }),
+                        data: json!({ "cursor": n }),
+                        amount: None,
                     });
                 }
                 match end {

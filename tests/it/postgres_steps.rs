@@ -610,21 +610,25 @@ fn kill_9_during_a_million_row_backfill_with_a_writer_then_resume() {
         first_resumed["data"]["cursor"].as_i64().unwrap() <= resumed_from + 5000 + 1000,
         "one batch after the cursor"
     );
-    // Progress for humans: rows done of an estimated total (no count(*) scan before the first batch).
-    let message = after
+    // Progress is typed: rows done of an estimated total (no count(*) scan before the first
+    // batch), which the views turn into a line for humans.
+    let amount = after
         .iter()
         .filter(|e| e["type"] == "step_progress")
-        .find_map(|e| e["data"]["message"].as_str().map(String::from))
-        .expect("a progress line for humans");
-    let total: u64 = message
-        .split("of about ")
-        .nth(1)
-        .and_then(|t| t.split(' ').next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("{message}"));
+        .find_map(|e| e.get("amount").filter(|a| !a.is_null()).cloned())
+        .expect("the backfill reports how much is done");
+    assert_eq!(amount["unit"], "rows", "{amount}");
+    let total = amount["total"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("{amount}"));
+    assert!((900_000..=1_100_000).contains(&total), "{amount}");
+    assert!(amount["done"].as_u64().unwrap() > 0, "{amount}");
+    let log = db.cutover(&["log", &run], &[]);
+    let log = String::from_utf8_lossy(&log.stdout);
     assert!(
-        (900_000..=1_100_000).contains(&total) && message.ends_with("rows/s"),
-        "{message}"
+        log.lines()
+            .any(|l| l.contains(&format!(" of about {total} rows (")) && l.ends_with("rows/s")),
+        "no progress line in the log's text:\n{log}"
     );
     let out = db.cutover(&["resume", &run], &[]);
     assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
@@ -652,14 +656,39 @@ fn rollback_past_the_contract_pivot_restores_the_backup_on_request() {
     // Without the flag the rollback stops at the contract migration; with it, the database comes
     // back from this run's pg_dump: schema, rows and refinery history exactly as before.
     assert_eq!(db.cutover(&["rollback", &run], &[]).status.code(), Some(4));
+    // Where and why it stopped is in the log, so `status` tells it after the fact.
+    let status: Value = serde_json::from_slice(
+        &db.cutover(&["status", &run, "--format", "json"], &[])
+            .stdout,
+    )
+    .unwrap();
+    assert_eq!(status["outcome"], "rollback_stopped");
+    let stopped = &status["rollback_stopped"];
+    assert!(
+        stopped["step"]
+            .as_str()
+            .unwrap()
+            .starts_with("migrate/contract/")
+            && stopped["reason"]
+                .as_str()
+                .unwrap()
+                .contains("cannot be undone"),
+        "{status:#}"
+    );
     let out = db.cutover(&["rollback", &run, "--restore-backup"], &[]);
     assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
     assert!(
-        String::from_utf8_lossy(&out.stderr)
-            .contains("restored database `main` from its pre-release backup"),
+        String::from_utf8_lossy(&out.stdout).contains("restored database `main` from `backup/"),
         "{}",
         transcript(&out)
     );
+    let restored: Vec<Value> = db
+        .events(&run)
+        .into_iter()
+        .filter(|e| e["type"] == "backup_restored")
+        .collect();
+    assert_eq!(restored.len(), 1, "{restored:?}");
+    assert_eq!(restored[0]["database"], "main");
     assert_eq!(db.schema(), schema);
     assert_eq!(content(&db), rows);
     assert_eq!(history(&db), hist);
@@ -669,6 +698,8 @@ fn rollback_past_the_contract_pivot_restores_the_backup_on_request() {
     )
     .unwrap();
     assert_eq!(status["outcome"], "rolled_back");
+    assert_eq!(status["rollback_stopped"], Value::Null, "{status:#}");
+    assert_eq!(status["restored"][0]["database"], "main", "{status:#}");
     assert!(
         status["steps"]
             .as_array()

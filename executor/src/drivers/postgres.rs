@@ -1687,9 +1687,6 @@ pub struct BackfillProgress {
     pub rows: u64,
     /// The last key when the walk began (`None`: the table was empty).
     pub end: Option<i64>,
-    /// A line for humans, about once a second.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub message: Option<String>,
 }
 
 fn backfill(step: &Job<BackfillParams>) -> Backfill {
@@ -1789,11 +1786,7 @@ async fn run_backfill(step: Job<BackfillParams>, ctx: StepContext) -> Result<Don
             });
         }
     }
-    let mut progress = Reported {
-        started,
-        last: std::time::Instant::now(),
-        estimate,
-    };
+    let mut progress = Reported { estimate };
     let mut sweeps = 0;
     loop {
         let (upper, changed) = b.batch(&mut conn, cursor).await?;
@@ -1836,11 +1829,9 @@ async fn run_backfill(step: Job<BackfillParams>, ctx: StepContext) -> Result<Don
     })
 }
 
-/// How a backfill reports its progress: the cursor after every batch, a line for humans about
-/// once a second.
+/// How a backfill reports its progress after every batch: the cursor (for a resume) and the
+/// rows done of the estimated total (for the views, which draw the line for humans).
 struct Reported {
-    started: std::time::Instant,
-    last: std::time::Instant,
     /// Rows to copy, estimated.
     estimate: i64,
 }
@@ -1848,22 +1839,12 @@ struct Reported {
 impl Reported {
     fn report(&mut self, ctx: &StepContext, cursor: i64, rows: u64, end: Option<i64>) {
         let Some(p) = &ctx.progress else { return };
-        let mut data = BackfillProgress {
-            cursor,
-            rows,
-            end,
-            message: None,
+        let amount = crate::event::Amount {
+            done: rows,
+            total: u64::try_from(self.estimate).ok(),
+            unit: "rows".into(),
         };
-        if self.last.elapsed() >= Duration::from_secs(1) {
-            self.last = std::time::Instant::now();
-            let secs = self.started.elapsed().as_secs_f64().max(0.001);
-            data.message = Some(format!(
-                "{rows} of about {} rows, {:.0} rows/s",
-                self.estimate,
-                rows as f64 / secs
-            ));
-        }
-        p.report(&data);
+        p.report_amount(&BackfillProgress { cursor, rows, end }, Some(amount));
     }
 }
 
