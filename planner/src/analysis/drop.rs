@@ -107,3 +107,113 @@ pub(super) fn truncated_names(node: &SyntaxNode) -> Dropped {
         .collect();
     d
 }
+
+/// DROP INDEX: expand for an index of this release; contract for one the running version may
+/// use, or one cutover cannot name.
+pub(super) fn drop_index(node: &SyntaxNode, schema: &Schema) -> Class {
+    let mut c = Class::new(
+        StmtPhase::Expand,
+        Inverse::Unknown(
+            "a dropped index is not re-created automatically; add a down migration".into(),
+        ),
+    );
+    let dropped = dropped_names(node, 1);
+    if dropped.names.is_empty() || dropped.cascade {
+        c.raise(StmtPhase::Contract);
+    }
+    if let [one] = dropped.names.as_slice() {
+        c.table = schema.index_table(&normalize(one)).map(str::to_string);
+    }
+    for name in dropped.names {
+        let key = normalize(&name);
+        let on_new = schema.index_table(&key).is_some_and(|t| schema.is_new(t))
+            || schema.is_new_object_in_file("index", &key);
+        if !on_new {
+            c.raise_drop("index", key);
+        }
+    }
+    c
+}
+
+/// DROP TABLE and TRUNCATE: data loss, unless every table is new to this release.
+pub(super) fn drop_table(stmt: &ast::Stmt, schema: &mut Schema) -> Class {
+    let node = stmt.syntax();
+    let is_drop = matches!(stmt, ast::Stmt::DropTable(_));
+    let dropped = if is_drop {
+        dropped_names(node, 1)
+    } else {
+        truncated_names(node)
+    };
+    // Tables this release created hold nothing the running version wrote.
+    let all_new = !dropped.names.is_empty()
+        && !dropped.cascade
+        && dropped.names.iter().all(|n| schema.is_new(n));
+    let mut c = Class::new(
+        if all_new {
+            StmtPhase::Expand
+        } else {
+            StmtPhase::Contract
+        },
+        Inverse::Unknown("dropped data can only come back from the backup".into()),
+    );
+    if !all_new {
+        let what = summarize(&node.text().to_string());
+        c.finding(RuleId::DataLoss, format!("`{what}` deletes data"), "run it only after the old version is retired; the pre-release backup is the only way back");
+    }
+    if is_drop {
+        for name in &dropped.names {
+            schema.drop_table(name);
+        }
+    } else if let [one] = dropped.names.as_slice() {
+        c.table = Some(normalize(one));
+    }
+    c
+}
+
+/// DROP SCHEMA: contract, and data loss.
+pub(super) fn drop_schema(node: &SyntaxNode) -> Class {
+    let mut c = Class::new(
+        StmtPhase::Contract,
+        Inverse::Unknown("dropped data can only come back from the backup".into()),
+    );
+    let what = summarize(&node.text().to_string());
+    c.finding(
+        RuleId::DataLoss,
+        format!("`{what}` deletes data"),
+        "run it only after the old version is retired; the pre-release backup is the only way back",
+    );
+    c
+}
+
+/// DROP of a view, function, trigger, type or other tracked object: expand for one made
+/// earlier in this transaction, contract otherwise (and always with CASCADE).
+pub(super) fn drop_object(node: &SyntaxNode, w: &[SmolStr], schema: &Schema) -> Class {
+    let mut c = Class::new(
+        StmtPhase::Expand,
+        Inverse::Unknown(
+            "a dropped object is not re-created automatically; add a down migration".into(),
+        ),
+    );
+    let materialized = w.get(1).is_some_and(|t| t == "materialized");
+    let kind = object_kind(
+        w.get(if materialized { 2 } else { 1 }).map_or("", |k| k),
+        materialized,
+    );
+    let dropped = dropped_names(node, if materialized { 2 } else { 1 });
+    // CASCADE also drops what depends on the object: never a clean replace.
+    if dropped.names.is_empty() || dropped.cascade || kind.is_none() {
+        c.raise(StmtPhase::Contract);
+    }
+    if let Some(kind) = kind {
+        for name in dropped.names {
+            let key = object_key(&name, dropped.on.as_deref());
+            // Made earlier in this transaction: nobody else has seen it. Made by an
+            // earlier file of the release, it may be there for the old version (a view
+            // under a renamed table's old name): contract.
+            if !schema.is_new_object_in_file(kind, &key) {
+                c.raise_drop(kind, key);
+            }
+        }
+    }
+    c
+}
