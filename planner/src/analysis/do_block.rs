@@ -14,15 +14,6 @@ pub(super) fn classify_do(
     index: &LineIndex,
     lint: bool,
 ) -> Class {
-    let unreadable = |why: String| {
-        let mut c = Class::new(
-            StmtPhase::Contract,
-            Inverse::Unknown("cutover cannot read the DO block".into()),
-        );
-        c.needs_declaration = true;
-        c.finding(RuleId::UnreadableDoBlock, format!("cutover cannot see what this DO block does: {why}"), "declare the file's phase with `-- cutover:phase=expand` (safe while the old version runs) or `-- cutover:phase=contract` at the top of the file; or write the statements as plain SQL");
-        c
-    };
     let Some(body) = d.plpgsql() else {
         return unreadable("its language is not PL/pgSQL".into());
     };
@@ -64,64 +55,12 @@ pub(super) fn classify_do(
             added_values.extend(literals.iter().map(|v| (v.clone(), line)));
         }
         c.literals.extend(literals);
-        c.table = c.table.take().or(ic.table.take());
-        c.drops.append(&mut ic.drops);
-        c.creates.append(&mut ic.creates);
-        c.owner_of = c.owner_of.take().or(ic.owner_of.take());
-        c.needs_declaration |= ic.needs_declaration;
-        if !transactional(stmt) {
-            c.finding_at(RuleId::ConcurrentlyInTransaction,
-                format!("`{}` cannot run inside a DO block: PostgreSQL runs the block as one function call, inside a transaction", summarize(&node.text().to_string())),
-                "write it as a plain statement in a migration file of its own; cutover runs such a file outside a transaction",
-                line,
-            );
-        }
-        // `plan` rewrites a plain RENAME COLUMN into phases; inside a block it would run as
-        // written, before traffic moves.
-        if let Some(r) = ic.rename.take() {
-            ic.findings
-                .retain(|(rule, ..)| *rule != RuleId::BreakingRenameColumn);
-            c.finding_at(RuleId::BreakingDoBlock,
-                format!("the DO block renames `{}.{}` to `{}`, which breaks the version that still uses the old name, and cutover rewrites a rename into phases only as a plain statement", r.table, r.from, r.to),
-                "write the RENAME COLUMN as a plain statement (cutover rewrites it: add, sync, backfill, drop), or run the block in a `recreate` release",
-                line,
-            );
-        }
-        for (rule, message, hint, _) in ic.findings {
-            c.findings.push((rule, message, hint, Some(line)));
-        }
+        merge_inner(&mut c, &mut ic, stmt, line);
         // squawk's lock-hazard rules, on the statement alone.
         if lint {
-            let sql = node.text().to_string();
-            let parse = SourceFile::parse(&sql);
-            let mut linter = Linter::with_rules(&[], SQUAWK_REPLACED);
-            linter.settings.assume_in_transaction = true;
-            for v in linter.lint(&parse, &sql) {
-                if SQUAWK_LOCK_RULES.contains(&v.code.to_string().as_str())
-                    && ic
-                        .table
-                        .as_deref()
-                        .or(c.table.as_deref())
-                        .is_some_and(|t| schema.is_new(t))
-                {
-                    continue;
-                }
-                if matches!(
-                    v.code,
-                    Rule::RequireLockTimeout | Rule::RequireStatementTimeout
-                ) {
-                    continue;
-                }
-                let Some(squawk_rule) = RuleId::from_id(&v.code.to_string()) else {
-                    continue;
-                };
-                let hint = v
-                    .help
-                    .clone()
-                    .unwrap_or_else(|| squawk_rule.info().summary.to_string());
-                c.findings
-                    .push((squawk_rule, v.message.clone(), hint, Some(line)));
-            }
+            let table = ic.table.as_deref().or(c.table.as_deref());
+            let table_new = table.is_some_and(|t| schema.is_new(t));
+            c.findings.extend(lint_inner(node, table_new, line));
         }
     }
     if let (Some(e), Some(k)) = (first_expand, first_contract) {
@@ -195,4 +134,81 @@ pub(super) fn plain_statements(node: &SyntaxNode, out: &mut Vec<ast::Stmt>) -> R
         }
     }
     Ok(())
+}
+
+/// A DO block that cutover cannot read: contract, and a phase declaration is needed.
+fn unreadable(why: String) -> Class {
+    let mut c = Class::new(
+        StmtPhase::Contract,
+        Inverse::Unknown("cutover cannot read the DO block".into()),
+    );
+    c.needs_declaration = true;
+    c.finding(RuleId::UnreadableDoBlock, format!("cutover cannot see what this DO block does: {why}"), "declare the file's phase with `-- cutover:phase=expand` (safe while the old version runs) or `-- cutover:phase=contract` at the top of the file; or write the statements as plain SQL");
+    c
+}
+
+/// Adds to the block's class `c` what the class `ic` of its statement `stmt` (on `line`) found:
+/// the table, drops, creates, owner and findings, and what a statement cannot do in a block.
+fn merge_inner(c: &mut Class, ic: &mut Class, stmt: &ast::Stmt, line: u32) {
+    let node = stmt.syntax();
+    c.table = c.table.take().or(ic.table.take());
+    c.drops.append(&mut ic.drops);
+    c.creates.append(&mut ic.creates);
+    c.owner_of = c.owner_of.take().or(ic.owner_of.take());
+    c.needs_declaration |= ic.needs_declaration;
+    if !transactional(stmt) {
+        c.finding_at(RuleId::ConcurrentlyInTransaction,
+            format!("`{}` cannot run inside a DO block: PostgreSQL runs the block as one function call, inside a transaction", summarize(&node.text().to_string())),
+            "write it as a plain statement in a migration file of its own; cutover runs such a file outside a transaction",
+            line,
+        );
+    }
+    // `plan` rewrites a plain RENAME COLUMN into phases; inside a block it would run as
+    // written, before traffic moves.
+    if let Some(r) = ic.rename.take() {
+        ic.findings
+            .retain(|(rule, ..)| *rule != RuleId::BreakingRenameColumn);
+        c.finding_at(RuleId::BreakingDoBlock,
+            format!("the DO block renames `{}.{}` to `{}`, which breaks the version that still uses the old name, and cutover rewrites a rename into phases only as a plain statement", r.table, r.from, r.to),
+            "write the RENAME COLUMN as a plain statement (cutover rewrites it: add, sync, backfill, drop), or run the block in a `recreate` release",
+            line,
+        );
+    }
+    for (rule, message, hint, _) in std::mem::take(&mut ic.findings) {
+        c.findings.push((rule, message, hint, Some(line)));
+    }
+}
+
+/// squawk's lock-hazard rules on one statement of a block (placed on `line`); `table_new`: its
+/// table is new to this release, so nobody waits on its locks.
+fn lint_inner(
+    node: &SyntaxNode,
+    table_new: bool,
+    line: u32,
+) -> Vec<(RuleId, String, String, Option<u32>)> {
+    let mut out = Vec::new();
+    let sql = node.text().to_string();
+    let parse = SourceFile::parse(&sql);
+    let mut linter = Linter::with_rules(&[], SQUAWK_REPLACED);
+    linter.settings.assume_in_transaction = true;
+    for v in linter.lint(&parse, &sql) {
+        if SQUAWK_LOCK_RULES.contains(&v.code.to_string().as_str()) && table_new {
+            continue;
+        }
+        if matches!(
+            v.code,
+            Rule::RequireLockTimeout | Rule::RequireStatementTimeout
+        ) {
+            continue;
+        }
+        let Some(squawk_rule) = RuleId::from_id(&v.code.to_string()) else {
+            continue;
+        };
+        let hint = v
+            .help
+            .clone()
+            .unwrap_or_else(|| squawk_rule.info().summary.to_string());
+        out.push((squawk_rule, v.message.clone(), hint, Some(line)));
+    }
+    out
 }
