@@ -23,6 +23,27 @@ struct Acc {
     unknown_inverse: Option<String>,
 }
 
+impl Acc {
+    /// The statement's class, with the inverse of all its actions (in reverse order), or why
+    /// there is none.
+    fn into_class(self) -> Class {
+        let Acc {
+            mut c,
+            mut inverses,
+            unknown_inverse,
+        } = self;
+        c.inverse = match unknown_inverse {
+            Some(reason) => Inverse::Unknown(reason),
+            None if inverses.is_empty() => Inverse::Noop,
+            None => {
+                inverses.reverse();
+                Inverse::Sql(inverses.join("\n"))
+            }
+        };
+        c
+    }
+}
+
 /// ALTER TABLE: each action judged by what the running version still does to the table.
 pub(super) fn classify_alter_table(at: &ast::AlterTable, schema: &mut Schema) -> Class {
     use StmtPhase::*;
@@ -44,9 +65,7 @@ pub(super) fn classify_alter_table(at: &ast::AlterTable, schema: &mut Schema) ->
     for action in at.actions() {
         let aw = words(action.syntax());
         let Acc {
-            c,
-            inverses,
-            unknown_inverse,
+            c, unknown_inverse, ..
         } = &mut acc;
         match action {
             ast::AlterTableAction::AddColumn(ac) => add_column(&ac, &aw, &target, schema, &mut acc),
@@ -54,30 +73,12 @@ pub(super) fn classify_alter_table(at: &ast::AlterTable, schema: &mut Schema) ->
                 add_constraint(&ac, &aw, &target, schema, &mut acc)
             }
             ast::AlterTableAction::ValidateConstraint(vc) => {
-                c.raise(Expand);
-                if let Some(n) = text_of(vc.constraint_name_ref()) {
-                    // Validating a constraint placed after the old version belongs there.
-                    if schema.is_deferred_constraint(&table, &n) {
-                        c.raise(Contract);
-                    }
-                    schema.validate_constraint(&table, &n);
-                }
+                validate_constraint(&vc, &target, schema, &mut acc)
             }
             ast::AlterTableAction::AlterColumn(ac) => {
                 alter_column(&ac, &aw, &target, schema, &mut acc)
             }
-            ast::AlterTableAction::DropColumn(dc) => {
-                let col = text_of(dc.column_name_ref()).unwrap_or_default();
-                if is_new || schema.new_column(&table, &col).is_some() {
-                    // Created by this release: no running version uses it.
-                    c.raise(Expand);
-                } else {
-                    c.raise(Contract);
-                    c.finding(RuleId::DataLoss, format!("dropping `{table}.{col}` deletes its data"), "run it only after the old version is retired; the pre-release backup is the only way back");
-                }
-                *unknown_inverse = Some("dropped data can only come back from the backup".into());
-                schema.drop_column(&table, &col);
-            }
+            ast::AlterTableAction::DropColumn(dc) => drop_column(&dc, &target, schema, &mut acc),
             ast::AlterTableAction::DropConstraint(dc) => {
                 drop_constraint(&dc, &target, schema, &mut acc)
             }
@@ -85,30 +86,9 @@ pub(super) fn classify_alter_table(at: &ast::AlterTable, schema: &mut Schema) ->
                 rename_column(&rc, &target, schema, &mut acc)
             }
             ast::AlterTableAction::TableRenameTo(rt) => {
-                let to = text_of(rt.table_name()).unwrap_or_default();
-                if is_new {
-                    c.raise(Expand);
-                    inverses.push(format!("ALTER TABLE {to} RENAME TO {table};"));
-                } else {
-                    c.raise(Breaking);
-                    c.finding(RuleId::BreakingRenameTable, format!("renaming table `{table}` to `{to}` breaks the version that still uses `{table}`"), RECIPE_RENAME_TABLE);
-                }
-                schema.rename_table(&table, &to);
+                rename_table(&rt, &target, schema, &mut acc)
             }
-            ast::AlterTableAction::SetSchema(ss) => {
-                learn::set_schema(schema, &table, &ss);
-                c.raise(if is_new { Expand } else { Breaking });
-                if !is_new {
-                    c.finding(
-                        RuleId::BreakingSetSchema,
-                        format!(
-                            "moving `{table}` to another schema breaks the version that uses it"
-                        ),
-                        RECIPE_RENAME_TABLE,
-                    );
-                }
-                *unknown_inverse = Some(no_inverse_reason());
-            }
+            ast::AlterTableAction::SetSchema(ss) => set_schema(&ss, &target, schema, &mut acc),
             ast::AlterTableAction::SetTablespace(_)
             | ast::AlterTableAction::SetLogged(_)
             | ast::AlterTableAction::SetUnlogged(_)
@@ -143,20 +123,87 @@ pub(super) fn classify_alter_table(at: &ast::AlterTable, schema: &mut Schema) ->
             }
         }
     }
-    let Acc {
-        mut c,
-        mut inverses,
-        unknown_inverse,
-    } = acc;
-    c.inverse = match unknown_inverse {
-        Some(reason) => Inverse::Unknown(reason),
-        None if inverses.is_empty() => Inverse::Noop,
-        None => {
-            inverses.reverse();
-            Inverse::Sql(inverses.join("\n"))
+    acc.into_class()
+}
+
+/// VALIDATE CONSTRAINT: expand, or contract for a constraint placed after the old version.
+fn validate_constraint(
+    vc: &ast::ValidateConstraint,
+    t: &Target,
+    schema: &mut Schema,
+    acc: &mut Acc,
+) {
+    use StmtPhase::*;
+    let table = t.table;
+    let c = &mut acc.c;
+    c.raise(Expand);
+    if let Some(n) = text_of(vc.constraint_name_ref()) {
+        // Validating a constraint placed after the old version belongs there.
+        if schema.is_deferred_constraint(table, &n) {
+            c.raise(Contract);
         }
-    };
-    c
+        schema.validate_constraint(table, &n);
+    }
+}
+
+/// DROP COLUMN: data loss, unless the column is new to this release.
+fn drop_column(dc: &ast::DropColumn, t: &Target, schema: &mut Schema, acc: &mut Acc) {
+    use StmtPhase::*;
+    let Target { table, is_new, .. } = *t;
+    let Acc {
+        c, unknown_inverse, ..
+    } = acc;
+    let col = text_of(dc.column_name_ref()).unwrap_or_default();
+    if is_new || schema.new_column(table, &col).is_some() {
+        // Created by this release: no running version uses it.
+        c.raise(Expand);
+    } else {
+        c.raise(Contract);
+        c.finding(RuleId::DataLoss, format!("dropping `{table}.{col}` deletes its data"), "run it only after the old version is retired; the pre-release backup is the only way back");
+    }
+    *unknown_inverse = Some("dropped data can only come back from the backup".into());
+    schema.drop_column(table, &col);
+}
+
+/// RENAME TO: breaks the running version, unless the table is new to this release.
+fn rename_table(rt: &ast::TableRenameTo, t: &Target, schema: &mut Schema, acc: &mut Acc) {
+    use StmtPhase::*;
+    let Target { table, is_new, .. } = *t;
+    let Acc { c, inverses, .. } = acc;
+    let to = text_of(rt.table_name()).unwrap_or_default();
+    if is_new {
+        c.raise(Expand);
+        inverses.push(format!("ALTER TABLE {to} RENAME TO {table};"));
+    } else {
+        c.raise(Breaking);
+        c.finding(
+            RuleId::BreakingRenameTable,
+            format!(
+                "renaming table `{table}` to `{to}` breaks the version that still uses `{table}`"
+            ),
+            RECIPE_RENAME_TABLE,
+        );
+    }
+    schema.rename_table(table, &to);
+}
+
+/// SET SCHEMA: breaks the running version, unless the table is new to this release.
+fn set_schema(ss: &ast::SetSchema, t: &Target, schema: &mut Schema, acc: &mut Acc) {
+    use StmtPhase::*;
+    let Target { table, is_new, .. } = *t;
+    let Acc {
+        c, unknown_inverse, ..
+    } = acc;
+    learn::set_schema(schema, table, ss);
+    c.raise(if is_new { Expand } else { Breaking });
+    if !is_new {
+        c.finding(
+            RuleId::BreakingSetSchema,
+            format!("moving `{table}` to another schema breaks the version that uses it"),
+            RECIPE_RENAME_TABLE,
+        );
+    }
+    *unknown_inverse = Some(no_inverse_reason());
 }
 
 /// ADD COLUMN: what it does to the running version, its inverse, and what the schema model learns.
