@@ -318,23 +318,8 @@ fn add_constraint(
             &format!("{}@{}", normalize(n), normalize(table)),
         )
     }) && !aw.iter().any(|x| x == "check");
-    // A primary key made from a unique index also makes its columns NOT
-    // NULL (PostgreSQL manual, ALTER TABLE, ADD table_constraint_using_index).
-    let pk_nullable: Vec<String> =
-        if has_seq(aw, &["primary", "key"]) && has_seq(aw, &["using", "index"]) && !is_new {
-            let index = name_after(ac.syntax(), "index", &[]).unwrap_or_default();
-            let t = schema.table(table);
-            schema
-                .index_columns(&crate::schema::beside(table, &index))
-                .unwrap_or_default()
-                .iter()
-                .flatten()
-                .filter(|c| !t.and_then(|t| t.column(c)).is_some_and(|c| c.not_null))
-                .cloned()
-                .collect()
-        } else {
-            Vec::new()
-        };
+    // A primary key made from a unique index also makes its columns NOT NULL.
+    let pk_nullable = pk_nullable_columns(ac, aw, t, schema);
     let rejects = if !pk_nullable.is_empty() {
         Rejects::Will(format!(
             "the primary key makes `{}` NOT NULL, which the old version may leave NULL",
@@ -376,6 +361,32 @@ fn add_constraint(
     learn::add_constraint(schema, table, ac);
 }
 
+/// The columns a primary key made from a unique index (`ADD PRIMARY KEY USING INDEX`) makes
+/// NOT NULL that the old version may leave NULL (PostgreSQL manual, ALTER TABLE, ADD
+/// table_constraint_using_index).
+fn pk_nullable_columns(
+    ac: &ast::AddConstraint,
+    aw: &[SmolStr],
+    t: &Target,
+    schema: &Schema,
+) -> Vec<String> {
+    let Target { table, is_new, .. } = *t;
+    if has_seq(aw, &["primary", "key"]) && has_seq(aw, &["using", "index"]) && !is_new {
+        let index = name_after(ac.syntax(), "index", &[]).unwrap_or_default();
+        let t = schema.table(table);
+        schema
+            .index_columns(&crate::schema::beside(table, &index))
+            .unwrap_or_default()
+            .iter()
+            .flatten()
+            .filter(|c| !t.and_then(|t| t.column(c)).is_some_and(|c| c.not_null))
+            .cloned()
+            .collect()
+    } else {
+        Vec::new()
+    }
+}
+
 /// ALTER COLUMN (type, NOT NULL, default, identity, ...): what it does to the running version, its
 /// inverse, and what the schema model learns.
 fn alter_column(
@@ -411,31 +422,7 @@ fn alter_column(
             column_type::apply_set_type(schema, table, &col, &st);
         }
         Some(ast::AlterColumnOption::SetNotNull(_)) => {
-            let checked = schema
-                .table(table)
-                .is_some_and(|t| t.not_null_checked.contains(&normalize(&col)));
-            if is_new || was_not_null {
-                // Nobody writes the table yet, or the column already is
-                // NOT NULL: nothing new is rejected, and nothing is scanned.
-                c.raise(Expand);
-            } else if checked {
-                // A validated CHECK already rejects NULLs: nothing new is
-                // rejected, and it runs where that check was placed.
-                c.raise(
-                    if schema.is_deferred_constraint(table, &not_null_key(&col)) {
-                        Contract
-                    } else {
-                        Expand
-                    },
-                );
-            } else {
-                c.raise(Breaking);
-                c.finding(RuleId::BreakingSetNotNull, format!("SET NOT NULL on `{table}.{col}` scans the table under an ACCESS EXCLUSIVE lock and fails the old version's NULL writes"), RECIPE_SET_NOT_NULL);
-            }
-            inverses.push(format!(
-                "ALTER TABLE {table} ALTER COLUMN {col} DROP NOT NULL;"
-            ));
-            schema.set_not_null(table, &col, true);
+            set_not_null(t, &col, was_not_null, schema, acc)
         }
         Some(ast::AlterColumnOption::DropNotNull(_)) => {
             c.raise(Expand);
@@ -486,6 +473,40 @@ fn alter_column(
             *unknown_inverse = Some(no_inverse_reason());
         }
     }
+}
+
+/// SET NOT NULL: breaking (a scan under an ACCESS EXCLUSIVE lock, and the old version's NULL
+/// writes fail), unless the table is new, the column already NOT NULL, or a validated CHECK
+/// already rejects NULLs.
+fn set_not_null(t: &Target, col: &str, was_not_null: bool, schema: &mut Schema, acc: &mut Acc) {
+    use StmtPhase::*;
+    let Target { table, is_new, .. } = *t;
+    let Acc { c, inverses, .. } = acc;
+    let checked = schema
+        .table(table)
+        .is_some_and(|t| t.not_null_checked.contains(&normalize(col)));
+    if is_new || was_not_null {
+        // Nobody writes the table yet, or the column already is
+        // NOT NULL: nothing new is rejected, and nothing is scanned.
+        c.raise(Expand);
+    } else if checked {
+        // A validated CHECK already rejects NULLs: nothing new is
+        // rejected, and it runs where that check was placed.
+        c.raise(
+            if schema.is_deferred_constraint(table, &not_null_key(col)) {
+                Contract
+            } else {
+                Expand
+            },
+        );
+    } else {
+        c.raise(Breaking);
+        c.finding(RuleId::BreakingSetNotNull, format!("SET NOT NULL on `{table}.{col}` scans the table under an ACCESS EXCLUSIVE lock and fails the old version's NULL writes"), RECIPE_SET_NOT_NULL);
+    }
+    inverses.push(format!(
+        "ALTER TABLE {table} ALTER COLUMN {col} DROP NOT NULL;"
+    ));
+    schema.set_not_null(table, col, true);
 }
 
 /// DROP CONSTRAINT: what it does to the running version, its inverse, and what the schema model
