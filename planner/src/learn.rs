@@ -419,16 +419,17 @@ fn create_index(schema: &mut Schema, ci: &ast::CreateIndex) {
     schema.create_index(&index, &table, columns);
 }
 
-/// What a view's query reads, per source table (or view): every name the query mentions (a
-/// superset of the columns), and "every column" where it reads `*`, `alias.*`, a whole row
-/// (`SELECT t FROM t`) or `TABLE t`, or where a `.*` cannot be tied to one source.
-fn view_reads(query: &SyntaxNode) -> BTreeMap<String, ViewReads> {
-    struct Source {
-        table: String,
-        /// Names that denote it in the query: its alias, else its unqualified name.
-        names: Vec<String>,
-        all: bool,
-    }
+/// A table (or view) a view's query reads.
+struct Source {
+    table: String,
+    /// Names that denote it in the query: its alias, else its unqualified name.
+    names: Vec<String>,
+    /// Every column is read (`TABLE t`, `t.*`, the whole row).
+    all: bool,
+}
+
+/// The tables (or views) a view's query names, each with the names that denote it.
+fn view_sources(query: &SyntaxNode) -> Vec<Source> {
     let mut sources: Vec<Source> = Vec::new();
     for relation in query
         .descendants()
@@ -460,6 +461,14 @@ fn view_reads(query: &SyntaxNode) -> BTreeMap<String, ViewReads> {
         };
         sources.push(Source { table, names, all });
     }
+    sources
+}
+
+/// What a view's query reads, per source table (or view): every name the query mentions (a
+/// superset of the columns), and "every column" where it reads `*`, `alias.*`, a whole row
+/// (`SELECT t FROM t`) or `TABLE t`, or where a `.*` cannot be tied to one source.
+fn view_reads(query: &SyntaxNode) -> BTreeMap<String, ViewReads> {
+    let mut sources = view_sources(query);
     // `*` and `q.*`; a name that is a source's name (whole row).
     let mut every = false;
     for t in query
