@@ -831,23 +831,18 @@ impl Plan {
             out.push("the step graph has a cycle or is not in dependency order".to_string());
             return out;
         }
-        let ancestors = ancestor_sets(&self.graph);
-        let precedes = |a: NodeIndex, b: NodeIndex| ancestors[b.index()].contains(a.index());
-        let g = &self.graph;
-        let of = |k: StepKind| {
-            g.node_indices()
-                .filter(move |n| g[*n].kind() == k)
-                .collect::<Vec<_>>()
+        let o = Order {
+            g: &self.graph,
+            ancestors: ancestor_sets(&self.graph),
         };
-        let migrations = of(StepKind::Migrate);
-        let backups = of(StepKind::Backup);
-        let shifts = of(StepKind::Shift);
-        let retires = of(StepKind::Retire);
+        let g = o.g;
+        let migrations = o.of(StepKind::Migrate);
+        let backups = o.of(StepKind::Backup);
         // A backup of a database precedes every schema change of it.
         for m in &migrations {
             let db = g[*m].database();
             for b in backups.iter().filter(|b| g[**b].database() == db) {
-                if !precedes(*b, *m) {
+                if !o.precedes(*b, *m) {
                     out.push(format!("{} does not wait for {}", g[*m].id, g[*b].id));
                 }
             }
@@ -857,55 +852,12 @@ impl Plan {
             .values()
             .any(|s| *s != StrategyKind::Recreate);
         if online {
-            for m in &migrations {
-                match g[*m].phase {
-                    Some(Phase::Expand) => {
-                        for s in &shifts {
-                            if !precedes(*m, *s) {
-                                out.push(format!(
-                                    "expand step {} does not precede {}",
-                                    g[*m].id, g[*s].id
-                                ));
-                            }
-                        }
-                    }
-                    Some(Phase::Contract) => {
-                        for s in shifts.iter().filter(
-                            |s| matches!(&g[**s].params, Params::Shift(p) if p.to_weight == 100),
-                        ) {
-                            if !precedes(*s, *m) {
-                                out.push(format!(
-                                    "contract step {} does not follow {}",
-                                    g[*m].id, g[*s].id
-                                ));
-                            }
-                        }
-                        for r in &retires {
-                            if !precedes(*r, *m) {
-                                out.push(format!(
-                                    "contract step {} does not follow {}",
-                                    g[*m].id, g[*r].id
-                                ));
-                            }
-                        }
-                    }
-                    _ => out.push(format!("{} has no expand/contract phase", g[*m].id)),
-                }
-            }
-            for b in of(StepKind::Backfill) {
-                for s in &shifts {
-                    if !precedes(b, *s) {
-                        out.push(format!(
-                            "backfill {} does not precede {}",
-                            g[b].id, g[*s].id
-                        ));
-                    }
-                }
-            }
+            o.online_phases(&migrations, &mut out);
         } else {
+            let retires = o.of(StepKind::Retire);
             for m in &migrations {
                 for r in &retires {
-                    if !precedes(*r, *m) {
+                    if !o.precedes(*r, *m) {
                         out.push(format!(
                             "recreate: {} runs before the old version is stopped by {}",
                             g[*m].id,
@@ -919,6 +871,79 @@ impl Plan {
             }
         }
         out
+    }
+}
+
+/// A plan's steps by kind, and which precede which, for [`Plan::check_invariants`].
+struct Order<'g> {
+    g: &'g DiGraph<Step, ()>,
+    /// Each step's ancestors ([`ancestor_sets`]).
+    ancestors: Vec<FixedBitSet>,
+}
+
+impl Order<'_> {
+    fn precedes(&self, a: NodeIndex, b: NodeIndex) -> bool {
+        self.ancestors[b.index()].contains(a.index())
+    }
+
+    /// The steps of kind `k`, in graph order.
+    fn of(&self, k: StepKind) -> Vec<NodeIndex> {
+        let g = self.g;
+        g.node_indices().filter(|n| g[*n].kind() == k).collect()
+    }
+
+    /// Online: every expand step and backfill precedes every shift; every contract step
+    /// follows the last shifts (to 100%) and every retire.
+    fn online_phases(&self, migrations: &[NodeIndex], out: &mut Vec<String>) {
+        let g = self.g;
+        let precedes = |a, b| self.precedes(a, b);
+        let shifts = self.of(StepKind::Shift);
+        let retires = self.of(StepKind::Retire);
+        for m in migrations {
+            match g[*m].phase {
+                Some(Phase::Expand) => {
+                    for s in &shifts {
+                        if !precedes(*m, *s) {
+                            out.push(format!(
+                                "expand step {} does not precede {}",
+                                g[*m].id, g[*s].id
+                            ));
+                        }
+                    }
+                }
+                Some(Phase::Contract) => {
+                    for s in shifts.iter().filter(
+                        |s| matches!(&g[**s].params, Params::Shift(p) if p.to_weight == 100),
+                    ) {
+                        if !precedes(*s, *m) {
+                            out.push(format!(
+                                "contract step {} does not follow {}",
+                                g[*m].id, g[*s].id
+                            ));
+                        }
+                    }
+                    for r in &retires {
+                        if !precedes(*r, *m) {
+                            out.push(format!(
+                                "contract step {} does not follow {}",
+                                g[*m].id, g[*r].id
+                            ));
+                        }
+                    }
+                }
+                _ => out.push(format!("{} has no expand/contract phase", g[*m].id)),
+            }
+        }
+        for b in self.of(StepKind::Backfill) {
+            for s in &shifts {
+                if !precedes(b, *s) {
+                    out.push(format!(
+                        "backfill {} does not precede {}",
+                        g[b].id, g[*s].id
+                    ));
+                }
+            }
+        }
     }
 }
 

@@ -337,70 +337,9 @@ pub(crate) fn statement(schema: &mut Schema, stmt: &ast::Stmt) {
             }
         }
         // Policies and triggers name columns; a RENAME keeps them, a copy-and-drop cannot.
-        ast::Stmt::CreatePolicy(_) | ast::Stmt::CreateTrigger(_) => {
-            let what = if matches!(stmt, ast::Stmt::CreatePolicy(_)) {
-                "policy"
-            } else {
-                "trigger"
-            };
-            let toks: Vec<(String, bool)> = stmt
-                .syntax()
-                .descendants_with_tokens()
-                .filter_map(|e| e.into_token())
-                .filter(|t| !t.kind().is_trivia())
-                .map(|t| (t.text().to_string(), t.kind() == SyntaxKind::IDENT))
-                .collect();
-            let after = |word: &str| {
-                toks.iter()
-                    .position(|(t, _)| t.eq_ignore_ascii_case(word))
-                    .and_then(|p| toks.get(p + 1))
-                    .map(|(t, _)| t.clone())
-            };
-            let (Some(name), Some(on)) = (after(what), after("on")) else {
-                return;
-            };
-            let columns = toks
-                .iter()
-                .filter(|(_, ident)| *ident)
-                .map(|(t, _)| t.clone());
-            schema.add_dependent(&on, what, &name, columns);
-        }
-        ast::Stmt::DropPolicy(_) | ast::Stmt::DropTrigger(_) => {
-            let what = if matches!(stmt, ast::Stmt::DropPolicy(_)) {
-                "policy"
-            } else {
-                "trigger"
-            };
-            let toks = crate::analysis::tokens(stmt.syntax());
-            let on = toks.iter().position(|t| t.eq_ignore_ascii_case("on"));
-            let name = toks
-                .iter()
-                .skip(2)
-                .find(|t| !t.eq_ignore_ascii_case("if") && !t.eq_ignore_ascii_case("exists"));
-            if let (Some(p), Some(name)) = (on, name)
-                && let Some(table) = toks.get(p + 1)
-            {
-                schema.drop_dependent(table, what, name);
-            }
-        }
-        ast::Stmt::CreateIndex(ci) => {
-            let (Some(index), Some(table)) = (
-                name(ci.index()),
-                name(ci.table_relation_name().and_then(|r| r.table_name_ref())),
-            ) else {
-                return;
-            };
-            let columns = ci
-                .partition_item_list()
-                .into_iter()
-                .flat_map(|l| l.partition_items())
-                .map(|item| match item.expr() {
-                    Some(ast::Expr::NameRef(n)) => Some(name_of(n.syntax())),
-                    _ => None,
-                })
-                .collect();
-            schema.create_index(&index, &table, columns);
-        }
+        ast::Stmt::CreatePolicy(_) | ast::Stmt::CreateTrigger(_) => add_dependent(schema, stmt),
+        ast::Stmt::DropPolicy(_) | ast::Stmt::DropTrigger(_) => drop_dependent(schema, stmt),
+        ast::Stmt::CreateIndex(ci) => create_index(schema, ci),
         ast::Stmt::DropIndex(d) => {
             for i in d.index_refs() {
                 schema.drop_index(&name_of(i.syntax()));
@@ -410,16 +349,87 @@ pub(crate) fn statement(schema: &mut Schema, stmt: &ast::Stmt) {
     }
 }
 
-/// What a view's query reads, per source table (or view): every name the query mentions (a
-/// superset of the columns), and "every column" where it reads `*`, `alias.*`, a whole row
-/// (`SELECT t FROM t`) or `TABLE t`, or where a `.*` cannot be tied to one source.
-fn view_reads(query: &SyntaxNode) -> BTreeMap<String, ViewReads> {
-    struct Source {
-        table: String,
-        /// Names that denote it in the query: its alias, else its unqualified name.
-        names: Vec<String>,
-        all: bool,
+/// CREATE POLICY or TRIGGER: the columns it names depend on the table's names.
+fn add_dependent(schema: &mut Schema, stmt: &ast::Stmt) {
+    let what = if matches!(stmt, ast::Stmt::CreatePolicy(_)) {
+        "policy"
+    } else {
+        "trigger"
+    };
+    let toks: Vec<(String, bool)> = stmt
+        .syntax()
+        .descendants_with_tokens()
+        .filter_map(|e| e.into_token())
+        .filter(|t| !t.kind().is_trivia())
+        .map(|t| (t.text().to_string(), t.kind() == SyntaxKind::IDENT))
+        .collect();
+    let after = |word: &str| {
+        toks.iter()
+            .position(|(t, _)| t.eq_ignore_ascii_case(word))
+            .and_then(|p| toks.get(p + 1))
+            .map(|(t, _)| t.clone())
+    };
+    let (Some(name), Some(on)) = (after(what), after("on")) else {
+        return;
+    };
+    let columns = toks
+        .iter()
+        .filter(|(_, ident)| *ident)
+        .map(|(t, _)| t.clone());
+    schema.add_dependent(&on, what, &name, columns);
+}
+
+/// DROP POLICY or TRIGGER: its columns no longer depend on the table.
+fn drop_dependent(schema: &mut Schema, stmt: &ast::Stmt) {
+    let what = if matches!(stmt, ast::Stmt::DropPolicy(_)) {
+        "policy"
+    } else {
+        "trigger"
+    };
+    let toks = crate::analysis::tokens(stmt.syntax());
+    let on = toks.iter().position(|t| t.eq_ignore_ascii_case("on"));
+    let name = toks
+        .iter()
+        .skip(2)
+        .find(|t| !t.eq_ignore_ascii_case("if") && !t.eq_ignore_ascii_case("exists"));
+    if let (Some(p), Some(name)) = (on, name)
+        && let Some(table) = toks.get(p + 1)
+    {
+        schema.drop_dependent(table, what, name);
     }
+}
+
+/// CREATE INDEX: the index, its table and its plain columns.
+fn create_index(schema: &mut Schema, ci: &ast::CreateIndex) {
+    let (Some(index), Some(table)) = (
+        name(ci.index()),
+        name(ci.table_relation_name().and_then(|r| r.table_name_ref())),
+    ) else {
+        return;
+    };
+    let columns = ci
+        .partition_item_list()
+        .into_iter()
+        .flat_map(|l| l.partition_items())
+        .map(|item| match item.expr() {
+            Some(ast::Expr::NameRef(n)) => Some(name_of(n.syntax())),
+            _ => None,
+        })
+        .collect();
+    schema.create_index(&index, &table, columns);
+}
+
+/// A table (or view) a view's query reads.
+struct Source {
+    table: String,
+    /// Names that denote it in the query: its alias, else its unqualified name.
+    names: Vec<String>,
+    /// Every column is read (`TABLE t`, `t.*`, the whole row).
+    all: bool,
+}
+
+/// The tables (or views) a view's query names, each with the names that denote it.
+fn view_sources(query: &SyntaxNode) -> Vec<Source> {
     let mut sources: Vec<Source> = Vec::new();
     for relation in query
         .descendants()
@@ -451,6 +461,14 @@ fn view_reads(query: &SyntaxNode) -> BTreeMap<String, ViewReads> {
         };
         sources.push(Source { table, names, all });
     }
+    sources
+}
+
+/// What a view's query reads, per source table (or view): every name the query mentions (a
+/// superset of the columns), and "every column" where it reads `*`, `alias.*`, a whole row
+/// (`SELECT t FROM t`) or `TABLE t`, or where a `.*` cannot be tied to one source.
+fn view_reads(query: &SyntaxNode) -> BTreeMap<String, ViewReads> {
+    let mut sources = view_sources(query);
     // `*` and `q.*`; a name that is a source's name (whole row).
     let mut every = false;
     for t in query

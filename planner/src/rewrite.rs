@@ -60,6 +60,8 @@ fn ident(base: &str) -> String {
 }
 
 /// Builds the rewrite for `rename` (which carries what the migrations say about the column).
+// Longer than a screen on purpose: it is the rewrite's SQL templates in the order the script
+// runs (expand, its undo, the backfill batch, contract), sharing the names made at the top.
 pub fn rename_column(rename: &ColumnRename) -> RenameRewrite {
     let ColumnRename {
         table,

@@ -258,44 +258,10 @@ impl Reader {
                     return Some(plain("bit", if mods.is_empty() { vec![1] } else { mods }));
                 }
             }
-            "timestamp" | "time" => {
-                let mods = self.mods()?;
-                let tz = if self.eat("with") {
-                    true
-                } else if self.eat("without") {
-                    false
-                } else {
-                    return Some(plain(word, mods));
-                };
-                if !(self.eat("time") && self.eat("zone")) {
-                    return None;
-                }
-                let name = match (word.as_str(), tz) {
-                    ("timestamp", true) => "timestamptz",
-                    ("time", true) => "timetz",
-                    _ => word.as_str(),
-                };
-                return Some(plain(name, mods));
-            }
+            "timestamp" | "time" => return self.time(&word),
             "interval" => return self.interval(),
-            "decimal" | "dec" | "numeric" => {
-                let mods = match self.mods()?.as_slice() {
-                    [] => vec![],
-                    [p] => vec![*p, 0],
-                    [p, s] => vec![*p, *s],
-                    _ => return None,
-                };
-                return Some(plain("numeric", mods));
-            }
-            "float" => {
-                let mods = self.mods()?;
-                return match mods.as_slice() {
-                    [] => Some(plain("float8", vec![])),
-                    [1..=24] => Some(plain("float4", vec![])),
-                    [25..=53] => Some(plain("float8", vec![])),
-                    _ => None,
-                };
-            }
+            "decimal" | "dec" | "numeric" => return self.numeric(),
+            "float" => return self.float(),
             "int" | "integer" | "int4" | "serial" | "serial4" => "int4",
             "smallint" | "int2" | "smallserial" | "serial2" => "int2",
             "bigint" | "int8" | "bigserial" | "serial8" => "int8",
@@ -305,6 +271,49 @@ impl Reader {
         };
         let name = name.to_string();
         Some(plain(name, self.mods()?))
+    }
+
+    /// After `timestamp` or `time`: `(p)`, then `with[out] time zone`.
+    fn time(&mut self, word: &str) -> Option<SqlType> {
+        let mods = self.mods()?;
+        let tz = if self.eat("with") {
+            true
+        } else if self.eat("without") {
+            false
+        } else {
+            return Some(plain(word, mods));
+        };
+        if !(self.eat("time") && self.eat("zone")) {
+            return None;
+        }
+        let name = match (word, tz) {
+            ("timestamp", true) => "timestamptz",
+            ("time", true) => "timetz",
+            _ => word,
+        };
+        Some(plain(name, mods))
+    }
+
+    /// After `numeric` (`decimal`, `dec`): `(p)` or `(p, s)`.
+    fn numeric(&mut self) -> Option<SqlType> {
+        let mods = match self.mods()?.as_slice() {
+            [] => vec![],
+            [p] => vec![*p, 0],
+            [p, s] => vec![*p, *s],
+            _ => return None,
+        };
+        Some(plain("numeric", mods))
+    }
+
+    /// After `float`: `(p)`, which picks `float4` or `float8`.
+    fn float(&mut self) -> Option<SqlType> {
+        let mods = self.mods()?;
+        match mods.as_slice() {
+            [] => Some(plain("float8", vec![])),
+            [1..=24] => Some(plain("float4", vec![])),
+            [25..=53] => Some(plain("float8", vec![])),
+            _ => None,
+        }
     }
 
     /// After `interval`: `(p)`, or fields (`day to second`) with an optional `(p)` after them.

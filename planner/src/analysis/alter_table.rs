@@ -23,6 +23,27 @@ struct Acc {
     unknown_inverse: Option<String>,
 }
 
+impl Acc {
+    /// The statement's class, with the inverse of all its actions (in reverse order), or why
+    /// there is none.
+    fn into_class(self) -> Class {
+        let Acc {
+            mut c,
+            mut inverses,
+            unknown_inverse,
+        } = self;
+        c.inverse = match unknown_inverse {
+            Some(reason) => Inverse::Unknown(reason),
+            None if inverses.is_empty() => Inverse::Noop,
+            None => {
+                inverses.reverse();
+                Inverse::Sql(inverses.join("\n"))
+            }
+        };
+        c
+    }
+}
+
 /// ALTER TABLE: each action judged by what the running version still does to the table.
 pub(super) fn classify_alter_table(at: &ast::AlterTable, schema: &mut Schema) -> Class {
     use StmtPhase::*;
@@ -44,9 +65,7 @@ pub(super) fn classify_alter_table(at: &ast::AlterTable, schema: &mut Schema) ->
     for action in at.actions() {
         let aw = words(action.syntax());
         let Acc {
-            c,
-            inverses,
-            unknown_inverse,
+            c, unknown_inverse, ..
         } = &mut acc;
         match action {
             ast::AlterTableAction::AddColumn(ac) => add_column(&ac, &aw, &target, schema, &mut acc),
@@ -54,30 +73,12 @@ pub(super) fn classify_alter_table(at: &ast::AlterTable, schema: &mut Schema) ->
                 add_constraint(&ac, &aw, &target, schema, &mut acc)
             }
             ast::AlterTableAction::ValidateConstraint(vc) => {
-                c.raise(Expand);
-                if let Some(n) = text_of(vc.constraint_name_ref()) {
-                    // Validating a constraint placed after the old version belongs there.
-                    if schema.is_deferred_constraint(&table, &n) {
-                        c.raise(Contract);
-                    }
-                    schema.validate_constraint(&table, &n);
-                }
+                validate_constraint(&vc, &target, schema, &mut acc)
             }
             ast::AlterTableAction::AlterColumn(ac) => {
                 alter_column(&ac, &aw, &target, schema, &mut acc)
             }
-            ast::AlterTableAction::DropColumn(dc) => {
-                let col = text_of(dc.column_name_ref()).unwrap_or_default();
-                if is_new || schema.new_column(&table, &col).is_some() {
-                    // Created by this release: no running version uses it.
-                    c.raise(Expand);
-                } else {
-                    c.raise(Contract);
-                    c.finding(RuleId::DataLoss, format!("dropping `{table}.{col}` deletes its data"), "run it only after the old version is retired; the pre-release backup is the only way back");
-                }
-                *unknown_inverse = Some("dropped data can only come back from the backup".into());
-                schema.drop_column(&table, &col);
-            }
+            ast::AlterTableAction::DropColumn(dc) => drop_column(&dc, &target, schema, &mut acc),
             ast::AlterTableAction::DropConstraint(dc) => {
                 drop_constraint(&dc, &target, schema, &mut acc)
             }
@@ -85,30 +86,9 @@ pub(super) fn classify_alter_table(at: &ast::AlterTable, schema: &mut Schema) ->
                 rename_column(&rc, &target, schema, &mut acc)
             }
             ast::AlterTableAction::TableRenameTo(rt) => {
-                let to = text_of(rt.table_name()).unwrap_or_default();
-                if is_new {
-                    c.raise(Expand);
-                    inverses.push(format!("ALTER TABLE {to} RENAME TO {table};"));
-                } else {
-                    c.raise(Breaking);
-                    c.finding(RuleId::BreakingRenameTable, format!("renaming table `{table}` to `{to}` breaks the version that still uses `{table}`"), RECIPE_RENAME_TABLE);
-                }
-                schema.rename_table(&table, &to);
+                rename_table(&rt, &target, schema, &mut acc)
             }
-            ast::AlterTableAction::SetSchema(ss) => {
-                learn::set_schema(schema, &table, &ss);
-                c.raise(if is_new { Expand } else { Breaking });
-                if !is_new {
-                    c.finding(
-                        RuleId::BreakingSetSchema,
-                        format!(
-                            "moving `{table}` to another schema breaks the version that uses it"
-                        ),
-                        RECIPE_RENAME_TABLE,
-                    );
-                }
-                *unknown_inverse = Some(no_inverse_reason());
-            }
+            ast::AlterTableAction::SetSchema(ss) => set_schema(&ss, &target, schema, &mut acc),
             ast::AlterTableAction::SetTablespace(_)
             | ast::AlterTableAction::SetLogged(_)
             | ast::AlterTableAction::SetUnlogged(_)
@@ -143,20 +123,87 @@ pub(super) fn classify_alter_table(at: &ast::AlterTable, schema: &mut Schema) ->
             }
         }
     }
-    let Acc {
-        mut c,
-        mut inverses,
-        unknown_inverse,
-    } = acc;
-    c.inverse = match unknown_inverse {
-        Some(reason) => Inverse::Unknown(reason),
-        None if inverses.is_empty() => Inverse::Noop,
-        None => {
-            inverses.reverse();
-            Inverse::Sql(inverses.join("\n"))
+    acc.into_class()
+}
+
+/// VALIDATE CONSTRAINT: expand, or contract for a constraint placed after the old version.
+fn validate_constraint(
+    vc: &ast::ValidateConstraint,
+    t: &Target,
+    schema: &mut Schema,
+    acc: &mut Acc,
+) {
+    use StmtPhase::*;
+    let table = t.table;
+    let c = &mut acc.c;
+    c.raise(Expand);
+    if let Some(n) = text_of(vc.constraint_name_ref()) {
+        // Validating a constraint placed after the old version belongs there.
+        if schema.is_deferred_constraint(table, &n) {
+            c.raise(Contract);
         }
-    };
-    c
+        schema.validate_constraint(table, &n);
+    }
+}
+
+/// DROP COLUMN: data loss, unless the column is new to this release.
+fn drop_column(dc: &ast::DropColumn, t: &Target, schema: &mut Schema, acc: &mut Acc) {
+    use StmtPhase::*;
+    let Target { table, is_new, .. } = *t;
+    let Acc {
+        c, unknown_inverse, ..
+    } = acc;
+    let col = text_of(dc.column_name_ref()).unwrap_or_default();
+    if is_new || schema.new_column(table, &col).is_some() {
+        // Created by this release: no running version uses it.
+        c.raise(Expand);
+    } else {
+        c.raise(Contract);
+        c.finding(RuleId::DataLoss, format!("dropping `{table}.{col}` deletes its data"), "run it only after the old version is retired; the pre-release backup is the only way back");
+    }
+    *unknown_inverse = Some("dropped data can only come back from the backup".into());
+    schema.drop_column(table, &col);
+}
+
+/// RENAME TO: breaks the running version, unless the table is new to this release.
+fn rename_table(rt: &ast::TableRenameTo, t: &Target, schema: &mut Schema, acc: &mut Acc) {
+    use StmtPhase::*;
+    let Target { table, is_new, .. } = *t;
+    let Acc { c, inverses, .. } = acc;
+    let to = text_of(rt.table_name()).unwrap_or_default();
+    if is_new {
+        c.raise(Expand);
+        inverses.push(format!("ALTER TABLE {to} RENAME TO {table};"));
+    } else {
+        c.raise(Breaking);
+        c.finding(
+            RuleId::BreakingRenameTable,
+            format!(
+                "renaming table `{table}` to `{to}` breaks the version that still uses `{table}`"
+            ),
+            RECIPE_RENAME_TABLE,
+        );
+    }
+    schema.rename_table(table, &to);
+}
+
+/// SET SCHEMA: breaks the running version, unless the table is new to this release.
+fn set_schema(ss: &ast::SetSchema, t: &Target, schema: &mut Schema, acc: &mut Acc) {
+    use StmtPhase::*;
+    let Target { table, is_new, .. } = *t;
+    let Acc {
+        c, unknown_inverse, ..
+    } = acc;
+    learn::set_schema(schema, table, ss);
+    c.raise(if is_new { Expand } else { Breaking });
+    if !is_new {
+        c.finding(
+            RuleId::BreakingSetSchema,
+            format!("moving `{table}` to another schema breaks the version that uses it"),
+            RECIPE_RENAME_TABLE,
+        );
+    }
+    *unknown_inverse = Some(no_inverse_reason());
 }
 
 /// ADD COLUMN: what it does to the running version, its inverse, and what the schema model learns.
@@ -271,23 +318,8 @@ fn add_constraint(
             &format!("{}@{}", normalize(n), normalize(table)),
         )
     }) && !aw.iter().any(|x| x == "check");
-    // A primary key made from a unique index also makes its columns NOT
-    // NULL (PostgreSQL manual, ALTER TABLE, ADD table_constraint_using_index).
-    let pk_nullable: Vec<String> =
-        if has_seq(aw, &["primary", "key"]) && has_seq(aw, &["using", "index"]) && !is_new {
-            let index = name_after(ac.syntax(), "index", &[]).unwrap_or_default();
-            let t = schema.table(table);
-            schema
-                .index_columns(&crate::schema::beside(table, &index))
-                .unwrap_or_default()
-                .iter()
-                .flatten()
-                .filter(|c| !t.and_then(|t| t.column(c)).is_some_and(|c| c.not_null))
-                .cloned()
-                .collect()
-        } else {
-            Vec::new()
-        };
+    // A primary key made from a unique index also makes its columns NOT NULL.
+    let pk_nullable = pk_nullable_columns(ac, aw, t, schema);
     let rejects = if !pk_nullable.is_empty() {
         Rejects::Will(format!(
             "the primary key makes `{}` NOT NULL, which the old version may leave NULL",
@@ -329,6 +361,32 @@ fn add_constraint(
     learn::add_constraint(schema, table, ac);
 }
 
+/// The columns a primary key made from a unique index (`ADD PRIMARY KEY USING INDEX`) makes
+/// NOT NULL that the old version may leave NULL (PostgreSQL manual, ALTER TABLE, ADD
+/// table_constraint_using_index).
+fn pk_nullable_columns(
+    ac: &ast::AddConstraint,
+    aw: &[SmolStr],
+    t: &Target,
+    schema: &Schema,
+) -> Vec<String> {
+    let Target { table, is_new, .. } = *t;
+    if has_seq(aw, &["primary", "key"]) && has_seq(aw, &["using", "index"]) && !is_new {
+        let index = name_after(ac.syntax(), "index", &[]).unwrap_or_default();
+        let t = schema.table(table);
+        schema
+            .index_columns(&crate::schema::beside(table, &index))
+            .unwrap_or_default()
+            .iter()
+            .flatten()
+            .filter(|c| !t.and_then(|t| t.column(c)).is_some_and(|c| c.not_null))
+            .cloned()
+            .collect()
+    } else {
+        Vec::new()
+    }
+}
+
 /// ALTER COLUMN (type, NOT NULL, default, identity, ...): what it does to the running version, its
 /// inverse, and what the schema model learns.
 fn alter_column(
@@ -364,31 +422,7 @@ fn alter_column(
             column_type::apply_set_type(schema, table, &col, &st);
         }
         Some(ast::AlterColumnOption::SetNotNull(_)) => {
-            let checked = schema
-                .table(table)
-                .is_some_and(|t| t.not_null_checked.contains(&normalize(&col)));
-            if is_new || was_not_null {
-                // Nobody writes the table yet, or the column already is
-                // NOT NULL: nothing new is rejected, and nothing is scanned.
-                c.raise(Expand);
-            } else if checked {
-                // A validated CHECK already rejects NULLs: nothing new is
-                // rejected, and it runs where that check was placed.
-                c.raise(
-                    if schema.is_deferred_constraint(table, &not_null_key(&col)) {
-                        Contract
-                    } else {
-                        Expand
-                    },
-                );
-            } else {
-                c.raise(Breaking);
-                c.finding(RuleId::BreakingSetNotNull, format!("SET NOT NULL on `{table}.{col}` scans the table under an ACCESS EXCLUSIVE lock and fails the old version's NULL writes"), RECIPE_SET_NOT_NULL);
-            }
-            inverses.push(format!(
-                "ALTER TABLE {table} ALTER COLUMN {col} DROP NOT NULL;"
-            ));
-            schema.set_not_null(table, &col, true);
+            set_not_null(t, &col, was_not_null, schema, acc)
         }
         Some(ast::AlterColumnOption::DropNotNull(_)) => {
             c.raise(Expand);
@@ -439,6 +473,40 @@ fn alter_column(
             *unknown_inverse = Some(no_inverse_reason());
         }
     }
+}
+
+/// SET NOT NULL: breaking (a scan under an ACCESS EXCLUSIVE lock, and the old version's NULL
+/// writes fail), unless the table is new, the column already NOT NULL, or a validated CHECK
+/// already rejects NULLs.
+fn set_not_null(t: &Target, col: &str, was_not_null: bool, schema: &mut Schema, acc: &mut Acc) {
+    use StmtPhase::*;
+    let Target { table, is_new, .. } = *t;
+    let Acc { c, inverses, .. } = acc;
+    let checked = schema
+        .table(table)
+        .is_some_and(|t| t.not_null_checked.contains(&normalize(col)));
+    if is_new || was_not_null {
+        // Nobody writes the table yet, or the column already is
+        // NOT NULL: nothing new is rejected, and nothing is scanned.
+        c.raise(Expand);
+    } else if checked {
+        // A validated CHECK already rejects NULLs: nothing new is
+        // rejected, and it runs where that check was placed.
+        c.raise(
+            if schema.is_deferred_constraint(table, &not_null_key(col)) {
+                Contract
+            } else {
+                Expand
+            },
+        );
+    } else {
+        c.raise(Breaking);
+        c.finding(RuleId::BreakingSetNotNull, format!("SET NOT NULL on `{table}.{col}` scans the table under an ACCESS EXCLUSIVE lock and fails the old version's NULL writes"), RECIPE_SET_NOT_NULL);
+    }
+    inverses.push(format!(
+        "ALTER TABLE {table} ALTER COLUMN {col} DROP NOT NULL;"
+    ));
+    schema.set_not_null(table, col, true);
 }
 
 /// DROP CONSTRAINT: what it does to the running version, its inverse, and what the schema model

@@ -2,6 +2,7 @@
 //! the calling thread classifies the files in version order.
 
 use super::*;
+use std::sync::Mutex;
 
 /// The stack of the threads that parse and classify. A deeply nested statement (a generated
 /// 150,000-term `OR` chain, 20,000 nested parentheses) makes squawk's syntax tree as deep, and
@@ -61,27 +62,13 @@ pub(super) fn pipeline(
         &mut dyn FnMut() -> Vec<Violation>,
     ),
 ) {
-    use std::sync::Mutex;
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::mpsc::channel;
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let workers = threads.min(files.len());
     // A worker takes a file's handoff: if it panics, the senders drop, and the receiving end
     // here fails instead of waiting forever.
-    let mut handoffs: Vec<Mutex<Option<Handoff>>> = Vec::with_capacity(files.len());
-    let mut pickups: Vec<Pickup> = Vec::with_capacity(files.len());
-    for _ in files {
-        let (parse_tx, parse_rx) = channel();
-        let (violations_tx, violations_rx) = channel();
-        handoffs.push(Mutex::new(Some(Handoff {
-            parse: parse_tx,
-            violations: violations_tx,
-        })));
-        pickups.push(Pickup {
-            parse: parse_rx,
-            violations: violations_rx,
-        });
-    }
+    let (handoffs, pickups) = channels(files.len());
     let next = AtomicUsize::new(0);
     std::thread::scope(|s| {
         for _ in 0..workers {
@@ -136,6 +123,25 @@ pub(super) fn pipeline(
             let _ = done.send(parse);
         }
     });
+}
+
+/// One handoff (for the workers) and one pickup (for the classifying thread) per file.
+fn channels(n: usize) -> (Vec<Mutex<Option<Handoff>>>, Vec<Pickup>) {
+    let mut handoffs: Vec<Mutex<Option<Handoff>>> = Vec::with_capacity(n);
+    let mut pickups: Vec<Pickup> = Vec::with_capacity(n);
+    for _ in 0..n {
+        let (parse_tx, parse_rx) = std::sync::mpsc::channel();
+        let (violations_tx, violations_rx) = std::sync::mpsc::channel();
+        handoffs.push(Mutex::new(Some(Handoff {
+            parse: parse_tx,
+            violations: violations_tx,
+        })));
+        pickups.push(Pickup {
+            parse: parse_rx,
+            violations: violations_rx,
+        });
+    }
+    (handoffs, pickups)
 }
 
 /// A file's parse errors. They come from a walk over the whole tree (squawk's validation).

@@ -206,3 +206,25 @@ pub(super) fn literal_values(tokens: Vec<(SyntaxKind, &str)>) -> Vec<String> {
         })
         .collect()
 }
+
+/// One walk over a statement's tokens (`green`, starting at offset `start`): where its first
+/// token starts, its [`word`]s, and its literal tokens.
+pub(super) fn statement_tokens(
+    green: &GreenNodeData,
+    start: usize,
+) -> (usize, Vec<SmolStr>, Vec<(SyntaxKind, &str)>) {
+    let mut first = None;
+    let mut w = Vec::new();
+    let mut literal_tokens = Vec::new();
+    each_token(green, |kind, at, text| {
+        if kind.is_trivia() {
+            return;
+        }
+        first.get_or_insert(at);
+        w.push(word(text));
+        if is_literal(kind) {
+            literal_tokens.push((kind, text));
+        }
+    });
+    (first.map_or(start, |at| start + at), w, literal_tokens)
+}

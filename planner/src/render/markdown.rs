@@ -61,6 +61,33 @@ pub fn markdown(plan: &Plan, spec_path: &str) -> String {
             d.steps.len()
         );
     }
+    findings_table(&mut out, plan);
+    out.push_str("<details><summary>Release DAG</summary>\n\n```mermaid\n");
+    out.push_str(&mermaid(plan));
+    out.push_str("```\n\n</details>\n\n");
+    out.push_str("<details><summary>Steps</summary>\n\n| # | Step | What it does | Undo | Pivot |\n|---|---|---|---|---|\n");
+    for (i, s) in plan.steps().enumerate() {
+        let _ = writeln!(
+            out,
+            "| {} | `{}` | {} | {} | {} |",
+            i + 1,
+            s.id,
+            cell(&s.description),
+            cell(&s.undo),
+            if s.reversible { "" } else { "**yes**" }
+        );
+    }
+    out.push_str("\n</details>\n\n");
+    generated_sql(&mut out, plan);
+    let _ = writeln!(
+        out,
+        "Re-plan: `cutover plan {spec_path} --format markdown` · dry run: `cutover apply {spec_path} --dry-run`"
+    );
+    truncate(out)
+}
+
+/// The findings, most severe first, up to [`FINDINGS_SHOWN`].
+fn findings_table(out: &mut String, plan: &Plan) {
     if !plan.findings.is_empty() {
         out.push_str("#### Findings\n\n| Severity | Rule | Location | Message | Fix |\n|---|---|---|---|---|\n");
         // Most severe first; a long tail would push the DAG and the steps out of the comment.
@@ -87,22 +114,10 @@ pub fn markdown(plan: &Plan, spec_path: &str) -> String {
         }
         out.push('\n');
     }
-    out.push_str("<details><summary>Release DAG</summary>\n\n```mermaid\n");
-    out.push_str(&mermaid(plan));
-    out.push_str("```\n\n</details>\n\n");
-    out.push_str("<details><summary>Steps</summary>\n\n| # | Step | What it does | Undo | Pivot |\n|---|---|---|---|---|\n");
-    for (i, s) in plan.steps().enumerate() {
-        let _ = writeln!(
-            out,
-            "| {} | `{}` | {} | {} | {} |",
-            i + 1,
-            s.id,
-            cell(&s.description),
-            cell(&s.undo),
-            if s.reversible { "" } else { "**yes**" }
-        );
-    }
-    out.push_str("\n</details>\n\n");
+}
+
+/// The SQL the rename rewrite generated, per step.
+fn generated_sql(out: &mut String, plan: &Plan) {
     let generated: Vec<_> = plan
         .steps()
         .filter_map(|s| match &s.params {
@@ -120,11 +135,6 @@ pub fn markdown(plan: &Plan, spec_path: &str) -> String {
         }
         out.push_str("</details>\n\n");
     }
-    let _ = writeln!(
-        out,
-        "Re-plan: `cutover plan {spec_path} --format markdown` · dry run: `cutover apply {spec_path} --dry-run`"
-    );
-    truncate(out)
 }
 
 fn truncate(mut out: String) -> String {

@@ -8,7 +8,7 @@
 //! What only the environment can tell (is `url_env` set, does its URL connect, may the role run
 //! DDL) is checked by the `preflight` step, which also runs before anything changes.
 
-use super::{Command, Database, ReleaseSpec, Router, RouterKind, Service, StrategyKind};
+use super::{Command, Database, Health, ReleaseSpec, Router, RouterKind, Service, StrategyKind};
 use std::collections::BTreeMap;
 use std::ops::Range;
 
@@ -229,6 +229,7 @@ pub(super) fn check(spec: &ReleaseSpec, text: &str, err: &mut Report) {
     }
 }
 
+/// A service's values: image, tags, ports, environment, upstream, health, analysis gate.
 fn check_service(svc: &Service, text: &str, span: &Range<usize>, err: &mut Report) {
     let what = format!("service `{}`", svc.name);
     if let Some(why) = image_problem(&svc.image) {
@@ -274,7 +275,22 @@ fn check_service(svc: &Service, text: &str, span: &Range<usize>, err: &mut Repor
             "use letters, digits, `-`, `_`, `.` and `:`, exactly as the upstream (nginx) or backend (HAProxy) is named",
         );
     }
-    let h = &svc.health;
+    check_health(&what, &svc.health, text, span, err);
+    let st = svc.strategy.get_ref();
+    if let (StrategyKind::Canary, Some(a)) = (st.kind, &st.analysis)
+        && a.get_ref().max_p99_latency.is_zero()
+    {
+        err(
+            key_span(text, &a.span(), "max_p99_latency"),
+            format!("{what}: analysis `max_p99_latency` is 0s"),
+            "every request takes some time, so the gate would always fail; use e.g. `max_p99_latency = \"500ms\"`",
+        );
+    }
+}
+
+/// A service's health check: an HTTP path, a pause between polls, time to become healthy, an
+/// HTTP status.
+fn check_health(what: &str, h: &Health, text: &str, span: &Range<usize>, err: &mut Report) {
     if !h.path.starts_with('/') || h.path.chars().any(|c| c.is_whitespace() || c.is_control()) {
         err(
             key_span(text, span, "path"),
@@ -304,16 +320,6 @@ fn check_service(svc: &Service, text: &str, span: &Range<usize>, err: &mut Repor
                 h.expect_status
             ),
             "use a status from 100 to 599, e.g. 200",
-        );
-    }
-    let st = svc.strategy.get_ref();
-    if let (StrategyKind::Canary, Some(a)) = (st.kind, &st.analysis)
-        && a.get_ref().max_p99_latency.is_zero()
-    {
-        err(
-            key_span(text, &a.span(), "max_p99_latency"),
-            format!("{what}: analysis `max_p99_latency` is 0s"),
-            "every request takes some time, so the gate would always fail; use e.g. `max_p99_latency = \"500ms\"`",
         );
     }
 }

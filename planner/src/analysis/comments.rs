@@ -1,0 +1,81 @@
+//! The comments cutover reads in a migration: the phase declaration (`-- cutover:phase=`) and
+//! the ignore comments (`-- cutover:ignore rule-id: reason`).
+
+use super::*;
+
+/// `-- cutover:phase=contract` among the comments before the first statement.
+pub(super) fn declared_phase(
+    comments: &[(usize, String)],
+    first_stmt_line: Option<u32>,
+    index: &LineIndex,
+) -> Option<(Result<Phase, String>, u32)> {
+    for (at, text) in comments {
+        let line = index.line(*at);
+        if first_stmt_line.is_some_and(|l| line > l) {
+            break;
+        }
+        if let Some(rest) = text.split("cutover:phase=").nth(1) {
+            let value: String = rest
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '-')
+                .collect();
+            let phase = match value.as_str() {
+                "expand" => Ok(Phase::Expand),
+                "contract" => Ok(Phase::Contract),
+                _ => Err(value),
+            };
+            return Some((phase, line));
+        }
+    }
+    None
+}
+
+/// Rule ids named by `-- cutover:ignore a, b` comments between two offsets, with the line of
+/// the comment naming each.
+pub(super) fn ignores_between(
+    comments: &[(usize, String)],
+    from: usize,
+    to: usize,
+    index: &LineIndex,
+) -> BTreeMap<String, u32> {
+    comments
+        .iter()
+        .filter(|(at, _)| *at >= from && *at < to)
+        .filter_map(|(at, text)| Some((index.line(*at), text.split("cutover:ignore").nth(1)?)))
+        .flat_map(|(line, rest)| ignored_ids(rest).map(move |id| (canonical_rule_id(id), line)))
+        .collect()
+}
+
+/// The rule ids of an ignore comment's text after `cutover:ignore`: `a, b` or `a b`, up to a
+/// colon, after which comes the reason (`-- cutover:ignore data-loss: emptied on purpose`), or
+/// up to the first word that cannot be an id.
+pub(super) fn ignored_ids(rest: &str) -> impl Iterator<Item = &str> {
+    let mut done = false;
+    rest.split([',', ' ', '\t'])
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map_while(move |word| {
+            if done {
+                return None;
+            }
+            let id = match word.split_once(':') {
+                Some((id, _)) => {
+                    done = true;
+                    id
+                }
+                None => word,
+            };
+            (!id.is_empty()
+                && id
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'))
+            .then_some(id)
+        })
+}
+
+/// A rule id as findings carry it: squawk's aliases (`prefer-timestamptz`) become the id squawk
+/// reports (`prefer-timestamp-tz`); cutover's own ids stay as written.
+pub(super) fn canonical_rule_id(id: &str) -> String {
+    use std::str::FromStr;
+    squawk_linter::Rule::from_str(id).map_or_else(|_| id.to_string(), |r| r.to_string())
+}

@@ -1,0 +1,270 @@
+//! CREATE statements: tables, indexes, views, functions, triggers, rules and the other objects
+//! the schema model tracks, each with the DROP that undoes it.
+
+use super::*;
+
+/// The schema part of a qualified name as written (`app.t` → `app`, `"My.App"."T"` →
+/// `"My.App"`), `None` for an unqualified one.
+pub(super) fn schema_of(name: &str) -> Option<&str> {
+    let mut quoted = false;
+    let mut last_dot = None;
+    for (i, c) in name.char_indices() {
+        match c {
+            '"' => quoted = !quoted,
+            '.' if !quoted => last_dot = Some(i),
+            _ => {}
+        }
+    }
+    last_dot.map(|i| &name[..i])
+}
+
+/// The kind of object a DROP or CREATE keyword names, as cutover tracks it (`None` for kinds it
+/// does not).
+pub(super) fn object_kind(word: &str, materialized: bool) -> Option<&'static str> {
+    Some(match word {
+        "view" if materialized => "materialized view",
+        "view" => "view",
+        "function" => "function",
+        "procedure" => "procedure",
+        "trigger" => "trigger",
+        "sequence" => "sequence",
+        "type" => "type",
+        "domain" => "domain",
+        "policy" => "policy",
+        "extension" => "extension",
+        "rule" => "rule",
+        "statistics" => "statistics",
+        "aggregate" => "aggregate",
+        "collation" => "collation",
+        "schema" => "schema",
+        _ => return None,
+    })
+}
+
+/// The key of an object in [`Schema::create_object`]: its normalized name, with `@table` for
+/// objects named per table.
+pub(super) fn object_key(name: &str, on: Option<&str>) -> String {
+    match on {
+        Some(table) => format!("{}@{}", normalize(name), normalize(table)),
+        None => normalize(name),
+    }
+}
+
+/// The object a CREATE statement makes, by kind and key.
+pub(super) fn created_object(node: &SyntaxNode, w: &[SmolStr]) -> Option<(&'static str, String)> {
+    let p = w.iter().position(|t| object_kind(t, false).is_some())?;
+    let materialized = p > 0 && w[p - 1] == "materialized";
+    let kind = object_kind(&w[p], materialized)?;
+    let name = name_after(node, &w[p], &["if", "not", "exists"])?;
+    let on = matches!(kind, "trigger" | "rule" | "policy")
+        .then(|| name_after(node, "on", &[]))
+        .flatten();
+    Some((kind, object_key(&name, on.as_deref())))
+}
+
+/// `DROP <kind> <name>` for a CREATE statement, where the name can be read.
+pub(super) fn create_inverse(node: &SyntaxNode, w: &[SmolStr]) -> Inverse {
+    let kind_pos = w.iter().position(|t| {
+        matches!(
+            t.as_str(),
+            "view"
+                | "function"
+                | "procedure"
+                | "trigger"
+                | "rule"
+                | "sequence"
+                | "type"
+                | "schema"
+                | "extension"
+                | "domain"
+                | "policy"
+                | "statistics"
+                | "collation"
+                | "aggregate"
+        )
+    });
+    let Some(p) = kind_pos else {
+        return Inverse::Unknown(no_inverse_reason());
+    };
+    let kind = w[p].as_str();
+    let materialized = p > 0 && w[p - 1] == "materialized";
+    let Some(name) = name_after(node, kind, &["if", "not", "exists"]) else {
+        return Inverse::Unknown(no_inverse_reason());
+    };
+    let kw = if materialized {
+        "MATERIALIZED VIEW".to_string()
+    } else {
+        kind.to_uppercase()
+    };
+    match kind {
+        "function" | "procedure" | "aggregate" => {
+            let params = node
+                .descendants()
+                .find(|n| n.kind() == SyntaxKind::PARAM_LIST)
+                .map(|n| n.text().to_string());
+            match params {
+                Some(p) if !p.to_lowercase().contains("default") && !p.contains('=') => {
+                    Inverse::Sql(format!("DROP {kw} IF EXISTS {name}{p};"))
+                }
+                _ => Inverse::Unknown(
+                    "the function's argument list has defaults; add a down migration".into(),
+                ),
+            }
+        }
+        "trigger" | "rule" | "policy" => match name_after(node, "on", &[]) {
+            Some(table) => Inverse::Sql(format!("DROP {kw} IF EXISTS {name} ON {table};")),
+            None => Inverse::Unknown(no_inverse_reason()),
+        },
+        _ => Inverse::Sql(format!("DROP {kw} IF EXISTS {name};")),
+    }
+}
+
+/// CREATE TABLE: expand, undone by DROP TABLE; the schema model learns the table.
+pub(super) fn create_table(
+    ct: &ast::CreateTable,
+    w: &[SmolStr],
+    schema: &mut Schema,
+    in_release: bool,
+) -> Class {
+    let name = text_of(ct.table_name()).unwrap_or_default();
+    // On a table that exists, IF NOT EXISTS only issues a notice (PostgreSQL manual,
+    // CREATE TABLE): the table stays what it was, and stays live.
+    if has_seq(&w[..w.len().min(8)], &["if", "not", "exists"]) && schema.table(&name).is_some() {
+        return Class::new(StmtPhase::Neutral, Inverse::Noop);
+    }
+    learn::create_table(schema, ct, in_release);
+    column_type::record_collations(schema, &name, ct);
+    let mut c = Class::new(
+        StmtPhase::Expand,
+        Inverse::Sql(format!("DROP TABLE IF EXISTS {name};")),
+    );
+    c.table = Some(normalize(&name));
+    c
+}
+
+/// CREATE TABLE AS and SELECT INTO: a new table, and whatever its query writes.
+pub(super) fn create_table_as(node: &SyntaxNode, schema: &mut Schema, in_release: bool) -> Class {
+    let name = name_after(node, "table", &["if", "not", "exists"])
+        .or_else(|| name_after(node, "into", &[]))
+        .unwrap_or_default();
+    schema.create_table(&name, Vec::new(), Vec::new(), in_release);
+    let mut c = Class::new(
+        StmtPhase::Expand,
+        Inverse::Sql(format!("DROP TABLE IF EXISTS {name};")),
+    );
+    c.table = Some(normalize(&name));
+    dml::add_query_writes(&mut c, node, schema);
+    c
+}
+
+/// CREATE INDEX: expand, unless a unique index rejects what the running version writes.
+pub(super) fn create_index(ci: &ast::CreateIndex, w: &[SmolStr], schema: &mut Schema) -> Class {
+    use StmtPhase::*;
+    let node = ci.syntax();
+    let table =
+        text_of(ci.table_relation_name().and_then(|r| r.table_name_ref())).unwrap_or_default();
+    let concurrent = ci.concurrently_token().is_some();
+    let name = name_after(node, "index", &["concurrently", "if", "not", "exists"])
+        .filter(|n| !n.eq_ignore_ascii_case("on"));
+    // The index lives in its table's schema: a qualified table qualifies the drop.
+    let qualified = |n: &str| match schema_of(&table) {
+        Some(schema) if !n.contains('.') => format!("{schema}.{n}"),
+        _ => n.to_string(),
+    };
+    let inverse = match &name {
+        Some(n) => Inverse::Sql(format!(
+            "DROP INDEX {}IF EXISTS {};",
+            if concurrent { "CONCURRENTLY " } else { "" },
+            qualified(n)
+        )),
+        None => Inverse::Unknown("the index has no name; name it so it can be dropped".into()),
+    };
+    let mut c = Class::new(Expand, inverse);
+    // A unique index rejects duplicates the running version may still write.
+    if ci.unique_token().is_some() && !schema.is_new(&table) {
+        match constraint_rejects(schema, &table, node, w) {
+            Rejects::No => {}
+            Rejects::Will(why) => {
+                c.raise(Breaking);
+                c.finding(
+                    RuleId::BreakingAddConstraint,
+                    format!("the unique index rejects the inserts of the running version: {why}"),
+                    RECIPE_CONSTRAINT_NEW_COLUMN,
+                );
+            }
+            Rejects::May => {
+                c.raise(Contract);
+                c.declarable = true;
+                c.finding(RuleId::ConstraintRejectsOldWrites, format!("the unique index on `{table}` rejects duplicate writes of the version still running; cutover places it after that version is retired"), RECIPE_CONSTRAINT_OLD_WRITES);
+            }
+        }
+    }
+    if let Some(n) = &name {
+        let key = normalize(&qualified(n));
+        schema.create_object("index", &key);
+        c.creates.push(("index", key));
+    }
+    c.table = Some(normalize(&table));
+    c.owner_of = Some(table).filter(|t| !t.is_empty());
+    c
+}
+
+/// Whether `stmt` (CREATE RULE or CREATE TRIGGER) is a new rule, or a new constraint trigger,
+/// on a table the running version uses: a rule rewrites, and a constraint trigger can reject,
+/// that version's writes (PostgreSQL manual, 41 The Rule System; CREATE TRIGGER, CONSTRAINT).
+pub(super) fn changes_old_writes(stmt: &ast::Stmt, w: &[SmolStr], schema: &Schema) -> bool {
+    let node = stmt.syntax();
+    let rule = matches!(stmt, ast::Stmt::CreateRule(_));
+    (rule || has_seq(w, &["constraint", "trigger"])) && !has_seq(w, &["or", "replace"]) && {
+        let table = if rule {
+            name_after(node, "to", &[])
+        } else {
+            name_after(node, "on", &[])
+        };
+        table.is_some_and(|t| schema.table(&t).is_some() && !schema.is_new(&t))
+    }
+}
+
+/// A rule or constraint trigger that [`changes_old_writes`]: contract, unless declared.
+pub(super) fn create_write_rule(node: &SyntaxNode, w: &[SmolStr], schema: &mut Schema) -> Class {
+    let mut c = Class::new(StmtPhase::Contract, create_inverse(node, w));
+    if let Some((kind, key)) = created_object(node, w) {
+        schema.create_object(kind, &key);
+        c.creates.push((kind, key));
+    }
+    c.declarable = true;
+    c.finding(RuleId::ConstraintRejectsOldWrites, format!("`{}` changes what the running version's writes do to a table it uses (a rule rewrites them, a constraint trigger can reject them); cutover places it after that version is retired", summarize(&node.text().to_string())), RECIPE_CONSTRAINT_OLD_WRITES);
+    c
+}
+
+/// A view, function, procedure, trigger or rule: expand, but CREATE OR REPLACE of one the
+/// running version may use changes it under that version.
+pub(super) fn create_replaceable(node: &SyntaxNode, w: &[SmolStr], schema: &mut Schema) -> Class {
+    let or_replace = has_seq(w, &["or", "replace"]);
+    let mut c = Class::new(StmtPhase::Expand, create_inverse(node, w));
+    let created = created_object(node, w);
+    let new = created
+        .as_ref()
+        .is_some_and(|(kind, key)| schema.is_new_object_in_file(kind, key));
+    if let Some((kind, key)) = created {
+        schema.create_object(kind, &key);
+        c.creates.push((kind, key));
+    }
+    if or_replace && !new {
+        c.inverse = Inverse::Unknown(
+            "CREATE OR REPLACE does not keep the previous definition; add a down migration".into(),
+        );
+        c.finding(RuleId::ReplacesObject, "CREATE OR REPLACE changes an object the running version may already use".into(), "create it under a new name (expand), move the app to it, drop the old one (contract); or declare the file's phase if both versions work with the new definition");
+    }
+    c
+}
+
+/// Any other object the schema model tracks (a sequence, type, schema, extension...): expand.
+pub(super) fn create_object(node: &SyntaxNode, w: &[SmolStr], schema: &mut Schema) -> Class {
+    let mut c = Class::new(StmtPhase::Expand, create_inverse(node, w));
+    if let Some((kind, key)) = created_object(node, w) {
+        schema.create_object(kind, &key);
+        c.creates.push((kind, key));
+    }
+    c
+}

@@ -1,0 +1,832 @@
+//! Analyzing one file: [`analyze_file`] classifies each statement (with its ignore comments and
+//! parse errors), then runs the checks that look at the file as a whole: transaction control,
+//! enum values used in the transaction that adds them, drop-and-create replaces, errors outside
+//! any statement, squawk's lock-hazard rules, statements that cannot share a transaction, unused
+//! ignores and the file's phase. Each check is a method of [`FileCheck`], run in that order.
+
+use super::*;
+
+/// Classifies one parsed file's statements and collects its findings; `violations` waits for
+/// squawk's findings on it (they are computed meanwhile on another thread).
+pub(super) fn analyze_file(
+    file: &MigrationFile,
+    parse: &Parse<SourceFile>,
+    errors: Vec<(usize, String)>,
+    violations: &mut dyn FnMut() -> Vec<Violation>,
+    schema: &mut Schema,
+    report: bool,
+    opts: AnalyzeOptions,
+) -> (MigrationAnalysis, Vec<Finding>) {
+    let mut fc = FileCheck::new(file, parse, report);
+    let mut errors = ErrorClaims::new(errors);
+
+    // The phase declaration, read first: statements cutover cannot see into take it.
+    let first_line = parse
+        .tree()
+        .stmts()
+        .next()
+        .and_then(|s| first_token_offset(s.syntax()))
+        .map(|o| fc.index.line(o));
+    let declared = declared_phase(&fc.comments, first_line, &fc.index);
+    let declared_ok: Option<Phase> = declared.as_ref().and_then(|(d, _)| d.clone().ok());
+
+    let mut prev_end = 0usize;
+    for stmt in parse.tree().stmts() {
+        prev_end = fc.statement(&stmt, prev_end, &mut errors, schema, declared_ok);
+    }
+    // The tables a file of this release created stay new for the next files; elsewhere (an
+    // applied file, `lint`) they are live from now on.
+    schema.end_file(report && opts.release);
+
+    let wrapper_spans = fc.transaction_control();
+    let wrapper = !wrapper_spans.is_empty();
+    let transactional = fc.statements.iter().all(|s| s.transactional);
+    // Renames `plan` rewrites: their ignore comments may name the rewrite's findings.
+    let rename_spans: BTreeSet<usize> = (0..fc.statements.len())
+        .filter(|&i| fc.statements[i].rename.is_some())
+        .collect();
+    if transactional {
+        fc.enum_values_in_one_transaction();
+        fc.replaces();
+    }
+    fc.orphan_errors(&errors);
+    let violations = violations();
+    if report {
+        fc.squawk_violations(violations, &wrapper_spans, wrapper, opts);
+    }
+    if !transactional {
+        fc.not_alone();
+    }
+    let mut findings = fc.apply_ignores(&rename_spans);
+    let phase = file_phase(&fc, &declared, &mut findings);
+    let FileCheck { mut statements, .. } = fc;
+    tidy(&mut findings, &mut statements);
+    (
+        MigrationAnalysis {
+            file: file.display_path.clone(),
+            version: file.version,
+            name: file.name.clone(),
+            phase,
+            declared_phase: declared.and_then(|(d, _)| d.ok()),
+            transactional,
+            checksum: file.checksum.clone(),
+            statements,
+            file_name: file.file_name.clone(),
+            refinery_checksum: file.refinery_checksum,
+            down: file.down.clone(),
+        },
+        findings,
+    )
+}
+
+/// Where a statement is, for mapping squawk's violations to it.
+struct Span {
+    start: usize,
+    end: usize,
+    /// The table it works on was created by this release (or file): nobody waits on its locks.
+    table_new: bool,
+    /// Rule ids its ignore comments name, with the comment's line.
+    ignores: BTreeMap<String, u32>,
+}
+
+/// What the file-level checks need of each statement.
+struct Extra {
+    drops: Vec<(&'static str, String)>,
+    creates: Vec<(&'static str, String)>,
+    base: StmtPhase,
+    tx: TxControl,
+    /// Its string literals, as written (`'x'`).
+    literals: Vec<String>,
+    /// `ALTER TYPE t ADD VALUE 'v'`: the type's key and the literal.
+    enum_add: Option<(String, String)>,
+}
+
+/// A file's parse errors in offset order (ties in the parser's order); `taken` marks those a
+/// statement claimed.
+struct ErrorClaims {
+    errors: Vec<(usize, String)>,
+    by_offset: Vec<usize>,
+    taken: Vec<bool>,
+}
+
+impl ErrorClaims {
+    fn new(errors: Vec<(usize, String)>) -> Self {
+        let mut by_offset: Vec<usize> = (0..errors.len()).collect();
+        by_offset.sort_by_key(|&i| errors[i].0);
+        let taken = vec![false; errors.len()];
+        ErrorClaims {
+            errors,
+            by_offset,
+            taken,
+        }
+    }
+
+    /// Claims the unclaimed errors at offsets in `from..to`; their messages in the parser's
+    /// order, as it reported them.
+    fn claim(&mut self, from: usize, to: usize) -> Vec<String> {
+        let errors = &self.errors;
+        let lo = self.by_offset.partition_point(|&i| errors[i].0 < from);
+        let hi = self.by_offset.partition_point(|&i| errors[i].0 < to);
+        let mut owned: Vec<usize> = self.by_offset[lo..hi.max(lo)]
+            .iter()
+            .copied()
+            .filter(|&i| !self.taken[i])
+            .collect();
+        owned.sort_unstable();
+        owned
+            .iter()
+            .map(|&i| {
+                self.taken[i] = true;
+                errors[i].1.clone()
+            })
+            .collect()
+    }
+}
+
+/// A file being analyzed: its text and comments, and what its statements and checks found.
+struct FileCheck<'a> {
+    file: &'a MigrationFile,
+    text: &'a str,
+    source_lines: Vec<&'a str>,
+    index: LineIndex,
+    /// Findings are reported (not an applied file).
+    report: bool,
+    /// Comments in file order, with their offsets (for ignores and the phase declaration).
+    comments: Vec<(usize, String)>,
+    /// Where each non-trivia token starts, in file order (for placing squawk's violations).
+    token_starts: Vec<usize>,
+    statements: Vec<StatementAnalysis>,
+    spans: Vec<Span>,
+    extras: Vec<Extra>,
+    /// Findings before ignore comments apply, with the statement (span) they belong to.
+    pending: Vec<(Option<usize>, Finding)>,
+    /// The offsets of the comments attached to a statement.
+    attached_comments: BTreeSet<usize>,
+}
+
+impl<'a> FileCheck<'a> {
+    fn new(file: &'a MigrationFile, parse: &Parse<SourceFile>, report: bool) -> Self {
+        let text = file.text.as_str();
+        let root = parse.syntax_node();
+        // One pass over the tokens: comments (for ignores and the phase declaration) and where
+        // each non-trivia token starts (for placing squawk's violations), both in file order.
+        // Everything below looks them up by binary search, so a file is analyzed in time linear
+        // in its size.
+        let mut comments: Vec<(usize, String)> = Vec::new();
+        let mut token_starts: Vec<usize> = Vec::new();
+        each_token(&root.green(), |kind, at, text| {
+            if kind == SyntaxKind::COMMENT {
+                comments.push((at, text.to_string()));
+            } else if !kind.is_trivia() {
+                token_starts.push(at);
+            }
+        });
+        FileCheck {
+            file,
+            text,
+            source_lines: text.split('\n').collect(),
+            index: LineIndex::new(text),
+            report,
+            comments,
+            token_starts,
+            statements: Vec::new(),
+            spans: Vec::new(),
+            extras: Vec::new(),
+            pending: Vec::new(),
+            attached_comments: BTreeSet::new(),
+        }
+    }
+
+    /// A finding of this file.
+    fn make(&self, rule_id: &str, line: u32, message: String, hint: String) -> Finding {
+        Finding {
+            rule: rule_id.to_string(),
+            severity: rule(rule_id).map_or(Severity::Warning, |r| r.severity),
+            file: self.file.display_path.clone(),
+            line,
+            message,
+            hint,
+            blocking: false,
+        }
+    }
+
+    /// Classifies `stmt`, which follows a statement ending at `prev_end`, and records it with
+    /// its findings; returns where it ends.
+    fn statement(
+        &mut self,
+        stmt: &ast::Stmt,
+        prev_end: usize,
+        errors: &mut ErrorClaims,
+        schema: &mut Schema,
+        declared: Option<Phase>,
+    ) -> usize {
+        let node = stmt.syntax();
+        let range = node.text_range();
+        let (start, end) = (usize::from(range.start()), usize::from(range.end()));
+        let green = node.green();
+        let (first, w, literal_tokens) = statement_tokens(&green, start);
+        let line = self.index.line(first);
+        let sql = self.text[first..end].trim().to_string();
+        let ignores = self.ignores_of(prev_end, first, end, line);
+        // An error in the gap before a statement (text the parser skipped, like a misspelled
+        // keyword) belongs to it: whatever it parsed after the garbage is not what was meant.
+        let gap_start = self.spans.last().map_or(0, |s| s.end);
+        let stmt_errors = errors.claim(gap_start, end.max(start + 1));
+        let w: &[SmolStr] = &w;
+        let mut class = classify_statement(stmt, w, &stmt_errors, schema, &self.index, self.report);
+        take_declared_phase(&mut class, declared);
+        let span = self.spans.len();
+        for (rule_id, message, hint, at) in &class.findings {
+            let f = self.make(
+                rule_id.as_str(),
+                at.unwrap_or(line),
+                message.clone(),
+                hint.clone(),
+            );
+            self.pending.push((Some(span), f));
+        }
+        let literals: Vec<String> = if matches!(stmt, ast::Stmt::Do(_)) {
+            std::mem::take(&mut class.literals)
+        } else {
+            literal_values(literal_tokens)
+        };
+        let enum_add = match stmt {
+            ast::Stmt::AlterType(_) if has_seq(w, &["add", "value"]) => {
+                // ADD VALUE 'v' [BEFORE | AFTER 'w']: the first literal is the new value.
+                name_after(node, "type", &[])
+                    .and_then(|ty| Some((normalize(&ty), literals.first()?.clone())))
+            }
+            _ => None,
+        };
+        self.spans.push(Span {
+            start,
+            end,
+            table_new: class.table.as_deref().is_some_and(|t| schema.is_new(t)),
+            ignores,
+        });
+        self.extras.push(Extra {
+            drops: std::mem::take(&mut class.drops),
+            creates: std::mem::take(&mut class.creates),
+            base: class.base,
+            tx: tx_control(stmt, w),
+            literals,
+            enum_add,
+        });
+        self.statements.push(StatementAnalysis {
+            line,
+            phase: class.phase,
+            summary: summarize(&sql),
+            transactional: class.transactional,
+            sql,
+            inverse: class.inverse,
+            rename: class.rename,
+            owner_of: class.owner_of,
+            ignores: self
+                .spans
+                .last()
+                .map(|s| s.ignores.keys().cloned().collect())
+                .unwrap_or_default(),
+        });
+        end
+    }
+
+    /// The rule ids the ignore comments of the statement at `first..end` (on `line`, after a
+    /// statement ending at `prev_end`) name; marks those comments attached.
+    fn ignores_of(
+        &mut self,
+        prev_end: usize,
+        first: usize,
+        end: usize,
+        line: u32,
+    ) -> BTreeMap<String, u32> {
+        let (index, comments) = (&self.index, &self.comments);
+        // An ignore comment belongs to the statement on its own line (written after it) or to
+        // the next statement (written on the lines above it), never to one further on.
+        let prev_line = (prev_end > 0).then(|| index.line(prev_end.saturating_sub(1)));
+        let end_line = index.line(end.saturating_sub(1));
+        // Written above it, the comment must be in the block of comment lines right above the
+        // statement: a blank line or other text between them ends its reach.
+        let attached = |at: usize| {
+            let from = index.line(at) as usize;
+            (from + 1..line as usize).all(|l| {
+                let t = self.source_lines.get(l - 1).map_or("", |t| t.trim());
+                t.starts_with("--")
+                    || t.starts_with("/*")
+                    || t.starts_with('*')
+                    || t.ends_with("*/")
+            })
+        };
+        let own_from = comments.partition_point(|(at, _)| *at < prev_end);
+        let own_to = comments
+            .partition_point(|(at, _)| *at < first)
+            .max(own_from);
+        let own: Vec<(usize, String)> = comments[own_from..own_to]
+            .iter()
+            .filter(|(at, _)| Some(index.line(*at)) != prev_line && attached(*at))
+            .cloned()
+            .collect();
+        let trailing_from = comments.partition_point(|(at, _)| *at < end);
+        let trailing: Vec<(usize, String)> = comments[trailing_from..]
+            .iter()
+            .take_while(|(at, _)| index.line(*at) == end_line)
+            .cloned()
+            .collect();
+        let mut ignores = ignores_between(&own, prev_end, first, index);
+        ignores.extend(ignores_between(&trailing, end, usize::MAX, index));
+        self.attached_comments
+            .extend(own.iter().chain(&trailing).map(|(at, _)| *at));
+        ignores
+    }
+
+    /// Transaction control. A file wrapped in its own BEGIN ... COMMIT (golang-migrate's and
+    /// pop's habit) is one transaction as cutover runs it anyway: the wrapper is left out, so
+    /// the file and its history row commit together. Any other BEGIN, COMMIT or ROLLBACK would
+    /// commit or abort part of the file: the run could not be recorded or undone as one.
+    /// Returns the spans of the wrapper left out (none when there is no wrapper).
+    fn transaction_control(&mut self) -> Vec<(usize, usize)> {
+        let control: Vec<usize> = (0..self.extras.len())
+            .filter(|&i| self.extras[i].tx != TxControl::None)
+            .collect();
+        let wrapper = match control.as_slice() {
+            [b, c] => {
+                self.extras[*b].tx == TxControl::Begin
+                    && self.extras[*c].tx == TxControl::Commit
+                    && *c == self.statements.len() - 1
+                    && self.statements[..*b]
+                        .iter()
+                        .all(|s| s.phase == StmtPhase::Neutral)
+            }
+            _ => false,
+        };
+        let mut wrapper_spans: Vec<(usize, usize)> = Vec::new();
+        if !wrapper {
+            for &i in &control {
+                let s = &self.statements[i];
+                let f = self.make("transaction-control-in-migration", s.line, format!("`{}` ends or opens a transaction inside the migration: what ran before it would commit (or roll back) on its own, so a failure after it leaves the file half applied while the run reports it undone", s.summary), "remove it: cutover runs each file in one transaction; split the file into several migrations where parts must commit separately".into());
+                self.pending.push((Some(i), f));
+            }
+            return wrapper_spans;
+        }
+        for &i in control.iter().rev() {
+            wrapper_spans.push((self.spans[i].start, self.spans[i].end));
+            let s = &self.statements[i];
+            let f = self.make("transaction-wrapper", s.line, format!("`{}` is left out: cutover runs the file in one transaction of its own and records it in refinery's history in that same transaction", s.summary), "nothing to do; the file runs exactly once, all or nothing".into());
+            self.pending.push((None, f));
+            self.statements.remove(i);
+            self.spans.remove(i);
+            self.extras.remove(i);
+            for (s, _) in self.pending.iter_mut() {
+                *s = match *s {
+                    Some(x) if x == i => None,
+                    Some(x) if x > i => Some(x - 1),
+                    other => other,
+                };
+            }
+        }
+        wrapper_spans
+    }
+
+    /// An enum value added in a transaction cannot be used before it commits (PostgreSQL
+    /// manual, ALTER TYPE, Notes: "unsafe use of new value"), unless the type itself was
+    /// created in the same transaction.
+    fn enum_values_in_one_transaction(&mut self) {
+        let mut added: Vec<(String, String, u32)> = Vec::new();
+        let mut created_types: BTreeSet<String> = BTreeSet::new();
+        for (i, e) in self.extras.iter().enumerate() {
+            for (v, literal, at) in &added {
+                if e.literals.contains(literal)
+                    && e.enum_add.as_ref().is_none_or(|(_, l)| l != literal)
+                {
+                    let f = self.make("enum-value-in-same-transaction", self.statements[i].line, format!("the enum value '{literal}' added to `{v}` on line {at} is used here, in the same transaction: PostgreSQL refuses it (unsafe use of new value) until the transaction that added it commits"), "move the `ALTER TYPE ... ADD VALUE` into a migration of its own, before this one (cutover commits each migration separately)".into());
+                    self.pending.push((Some(i), f));
+                    break;
+                }
+            }
+            if let Some((ty, literal)) = &e.enum_add
+                && !created_types.contains(ty)
+            {
+                added.push((ty.clone(), literal.clone(), self.statements[i].line));
+            }
+            created_types.extend(
+                e.creates
+                    .iter()
+                    .filter(|(k, _)| *k == "type")
+                    .map(|(_, n)| n.clone()),
+            );
+        }
+    }
+
+    /// One transaction is one unit: dropping an object and creating it again under the same
+    /// name is a replace, which the running version sees as one change.
+    fn replaces(&mut self) {
+        let extras = &self.extras;
+        // Where each object is created, in statement order.
+        let mut created_at: std::collections::HashMap<&(&'static str, String), Vec<usize>> =
+            std::collections::HashMap::new();
+        for (j, e) in extras.iter().enumerate() {
+            for c in &e.creates {
+                created_at.entry(c).or_default().push(j);
+            }
+        }
+        for (i, e) in extras.iter().enumerate() {
+            if e.drops.is_empty() {
+                continue;
+            }
+            // Each dropped object must be created again later in the file; the replace takes
+            // the phase of what re-creates it (a unique index in place of a plain one is judged
+            // as the unique index).
+            let recreating: Option<Vec<usize>> = extras[i]
+                .drops
+                .iter()
+                .map(|d| {
+                    created_at
+                        .get(d)
+                        .and_then(|at| at.iter().copied().find(|&j| j > i))
+                })
+                .collect();
+            let Some(recreating) = recreating else {
+                continue;
+            };
+            let net = recreating
+                .iter()
+                .map(|&j| self.statements[j].phase)
+                .fold(StmtPhase::Expand, StmtPhase::max);
+            self.statements[i].phase = e.base.max(net);
+            for (kind, name) in extras[i]
+                .drops
+                .iter()
+                .filter(|(k, _)| replace_is_visible(k))
+            {
+                let f = self.make("replaces-object", self.statements[i].line, format!("this migration drops and re-creates the {kind} `{name}` in one transaction: the running version sees the new definition from the moment it commits"), "make sure the old version works with the new definition (a view that only gains columns does); otherwise create it under a new name (expand) and drop the old one in a contract migration".into());
+                self.pending.push((Some(i), f));
+            }
+        }
+    }
+
+    /// Errors outside any statement: text the parser did not even start a statement for. Each
+    /// line gets one unparseable statement, placed after the statements that start on or before
+    /// its line, merged in one pass.
+    fn orphan_errors(&mut self, errors: &ErrorClaims) {
+        let mut unparseable_lines: BTreeSet<u32> = self
+            .statements
+            .iter()
+            .filter(|s| s.phase == StmtPhase::Unparseable)
+            .map(|s| s.line)
+            .collect();
+        let mut orphans: Vec<StatementAnalysis> = Vec::new();
+        for (i, (at, message)) in errors.errors.iter().enumerate() {
+            if errors.taken[i] {
+                continue;
+            }
+            let line = self.index.line(*at);
+            if !unparseable_lines.insert(line) {
+                continue;
+            }
+            let f = self.make("unparseable-statement", line, format!("the SQL parser cannot read this statement: {message}"), "fix the syntax (check it with `psql`); cutover will not guess what an unreadable statement does".into());
+            self.pending.push((None, f));
+            let rest = self.text[*at..]
+                .lines()
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_string();
+            orphans.push(StatementAnalysis {
+                line,
+                phase: StmtPhase::Unparseable,
+                summary: summarize(&rest),
+                transactional: true,
+                sql: rest,
+                inverse: Inverse::Unknown("the statement could not be read".into()),
+                rename: None,
+                owner_of: None,
+                ignores: BTreeSet::new(),
+            });
+        }
+        if orphans.is_empty() {
+            return;
+        }
+        orphans.sort_by_key(|s| s.line);
+        let statements = std::mem::take(&mut self.statements);
+        let mut merged = Vec::with_capacity(statements.len() + orphans.len());
+        let mut orphans = orphans.into_iter().peekable();
+        for s in statements {
+            while let Some(o) = orphans.next_if(|o| o.line < s.line) {
+                merged.push(o);
+            }
+            merged.push(s);
+        }
+        merged.extend(orphans);
+        self.statements = merged;
+    }
+
+    /// squawk's lock-hazard rules, placed on the statement they are in; `wrapper_spans` are
+    /// the transaction wrapper left out.
+    fn squawk_violations(
+        &mut self,
+        violations: Vec<Violation>,
+        wrapper_spans: &[(usize, usize)],
+        wrapper: bool,
+        opts: AnalyzeOptions,
+    ) {
+        for v in violations {
+            let at = usize::from(v.text_range.start());
+            let id = v.code.to_string();
+            if wrapper_spans.iter().any(|(s, e)| at >= *s && at < *e) {
+                continue;
+            }
+            // Statements are in file order and do not overlap.
+            let spans = &self.spans;
+            let span = Some(spans.partition_point(|s| s.end <= at))
+                .filter(|&i| spans.get(i).is_some_and(|s| s.start <= at));
+            if let Some(s) = span.map(|i| &spans[i])
+                && SQUAWK_LOCK_RULES.contains(&id.as_str())
+                && s.table_new
+            {
+                continue;
+            }
+            // Inside a plan the executor sets the database's lock_timeout and statement_timeout
+            // around every statement, so a file without its own SET has nothing to fix.
+            if opts.release
+                && matches!(
+                    v.code,
+                    Rule::RequireLockTimeout | Rule::RequireStatementTimeout
+                )
+            {
+                continue;
+            }
+            // With its wrapper left out, the file no longer nests transactions.
+            if wrapper
+                && matches!(
+                    v.code,
+                    Rule::TransactionNesting | Rule::BanConcurrentIndexCreationInTransaction
+                )
+            {
+                continue;
+            }
+            let hint = v
+                .help
+                .clone()
+                .unwrap_or_else(|| rule(&id).map_or(String::new(), |r| r.summary.to_string()));
+            let line = self.index.line(first_offset_at(&self.token_starts, at));
+            let f = self.make(&id, line, v.message.clone(), hint);
+            self.pending.push((span, f));
+        }
+    }
+
+    /// A statement that cannot run in a transaction must be alone (SET/RESET aside).
+    fn not_alone(&mut self) {
+        let others = self
+            .statements
+            .iter()
+            .filter(|s| s.transactional && s.phase != StmtPhase::Neutral)
+            .count();
+        if others == 0 {
+            return;
+        }
+        for s in self.statements.iter().filter(|s| !s.transactional) {
+            let f = self.make("concurrently-in-transaction", s.line, format!("`{}` cannot run inside a transaction, but this migration has {others} other statement(s) that would share its run", s.summary), "move it into a migration file of its own; cutover runs such a file statement by statement outside a transaction".into());
+            self.pending.push((None, f));
+        }
+    }
+
+    /// Ignore comments: each silences the rules it names on its own statement, and one that
+    /// silences nothing is reported (a typo, or a rule that no longer fires). The findings that
+    /// remain.
+    fn apply_ignores(&mut self, rename_spans: &BTreeSet<usize>) -> Vec<Finding> {
+        let mut findings: Vec<Finding> = Vec::new();
+        let mut used: BTreeSet<(usize, String)> = BTreeSet::new();
+        for (span, f) in std::mem::take(&mut self.pending) {
+            if let Some(i) = span
+                && f.rule != "unparseable-statement"
+                && self.spans[i].ignores.contains_key(&f.rule)
+            {
+                used.insert((i, f.rule));
+                continue;
+            }
+            findings.push(f);
+        }
+        if !self.report {
+            return findings;
+        }
+        for (at, comment) in &self.comments {
+            if comment.contains("cutover:ignore") && !self.attached_comments.contains(at) {
+                findings.push(self.make("unused-ignore", self.index.line(*at), "this ignore comment silences nothing: it is neither on a statement's line nor in the comment lines right above one".into(), "move it onto the line of the statement it is for, or right above it (no blank line between)".into()));
+            }
+        }
+        for (i, s) in self.spans.iter().enumerate() {
+            for (id, at) in &s.ignores {
+                if used.contains(&(i, id.clone()))
+                    || (rename_spans.contains(&i) && PLAN_IGNORABLE.contains(&id.as_str()))
+                {
+                    continue;
+                }
+                let why = if id == "unparseable-statement" {
+                    "an unreadable statement cannot be ignored".to_string()
+                } else if rule(id).is_none() {
+                    format!("there is no rule `{id}` (`cutover lint --list-rules` lists them)")
+                } else {
+                    format!("`{id}` reports nothing on this statement")
+                };
+                findings.push(self.make("unused-ignore", *at, format!("this ignore comment silences nothing: {why}"), "remove it, or fix the rule id; an ignore applies to the statement on its own line or on the next line".into()));
+            }
+        }
+        findings
+    }
+}
+
+/// A statement's [`Class`]: classified when it parsed, unparseable with its parse errors
+/// otherwise.
+fn classify_statement(
+    stmt: &ast::Stmt,
+    w: &[SmolStr],
+    stmt_errors: &[String],
+    schema: &mut Schema,
+    index: &LineIndex,
+    report: bool,
+) -> Class {
+    if stmt_errors.is_empty() {
+        let mut c = match stmt {
+            ast::Stmt::Do(d) => classify_do(d, schema, index, report),
+            _ => classify(stmt, w, schema, true),
+        };
+        c.transactional = transactional_with(stmt, || w);
+        return c;
+    }
+    let mut c = Class::new(
+        StmtPhase::Unparseable,
+        Inverse::Unknown("the statement could not be read".into()),
+    );
+    let more = match stmt_errors.len() {
+        1 => String::new(),
+        n => format!(" (and {} more parse errors)", n - 1),
+    };
+    c.finding(RuleId::UnparseableStatement, format!("the SQL parser cannot read this statement: {}{more}", stmt_errors[0]), "fix the syntax (check it with `psql`), or split the statement; cutover will not guess what an unreadable statement does");
+    c
+}
+
+/// What cutover cannot see into takes the file's declared phase, and needs one.
+fn take_declared_phase(class: &mut Class, declared: Option<Phase>) {
+    if (class.needs_declaration || class.declarable)
+        && let Some(d) = declared
+    {
+        class.phase = match d {
+            Phase::Contract => StmtPhase::Contract,
+            _ => StmtPhase::Expand,
+        };
+        class.base = class.phase;
+        class.findings.retain(|(r, ..)| {
+            !matches!(
+                *r,
+                RuleId::UnclassifiedStatement
+                    | RuleId::UnreadableDoBlock
+                    | RuleId::ConstraintRejectsOldWrites
+            )
+        });
+    }
+}
+
+/// A statement's effect on the transaction it runs in.
+fn tx_control(stmt: &ast::Stmt, w: &[SmolStr]) -> TxControl {
+    match stmt {
+        ast::Stmt::Begin(_) => TxControl::Begin,
+        ast::Stmt::Commit(_) if !w.iter().any(|x| x == "prepared") => TxControl::Commit,
+        ast::Stmt::Commit(_) => TxControl::Other,
+        ast::Stmt::Rollback(_) if w.iter().any(|x| x == "to") => TxControl::None,
+        ast::Stmt::Rollback(_) => TxControl::Other,
+        _ if has_seq(w, &["prepare", "transaction"]) => TxControl::Other,
+        _ => TxControl::None,
+    }
+}
+
+/// The file's phase from its statements and its declaration (with the findings on a
+/// declaration that is unknown or contradicted), and the mixed-phase and placeholder findings.
+fn file_phase(
+    fc: &FileCheck,
+    declared: &Option<(Result<Phase, String>, u32)>,
+    findings: &mut Vec<Finding>,
+) -> Phase {
+    let statements = &fc.statements;
+    let mut phase = migration_phase(statements);
+    if let Some((decl, line)) = declared {
+        let line = *line;
+        match decl {
+            Err(value) => findings.push(fc.make(
+                "phase-declaration-mismatch",
+                line,
+                format!("unknown phase `{value}` in `-- cutover:phase=`"),
+                "declare `expand` or `contract`".into(),
+            )),
+            Ok(d) => {
+                let d = *d;
+                let unclassified: BTreeSet<u32> = findings
+                    .iter()
+                    .filter(|f| f.rule == "unclassified-statement")
+                    .map(|f| f.line)
+                    .collect();
+                let contradicted: Vec<&StatementAnalysis> = statements
+                    .iter()
+                    .filter(|s| match d {
+                        Phase::Expand => {
+                            matches!(s.phase, StmtPhase::Contract | StmtPhase::Breaking)
+                                && !unclassified.contains(&s.line)
+                        }
+                        _ => s.phase == StmtPhase::Breaking && s.rename.is_none(),
+                    })
+                    .collect();
+                if let Some(s) = contradicted.first() {
+                    findings.push(fc.make("phase-declaration-mismatch", line, format!("the file declares `{}` but line {} is {}: `{}`", d.as_str(), s.line, phase_word(s.phase), s.summary), "remove the declaration, or move that statement into a migration of the right phase".into()));
+                } else if phase != Phase::Unknown {
+                    // Nothing contradicts an expand declaration: what is not expand is only
+                    // unclassified, and the declaration is what its finding asks for.
+                    phase = if d == Phase::Expand {
+                        Phase::Expand
+                    } else {
+                        phase.max(d)
+                    };
+                }
+            }
+        }
+    }
+    if phase == Phase::Expand || phase == Phase::Contract {
+        let expand = statements.iter().find(|s| s.phase == StmtPhase::Expand);
+        let contract = statements.iter().find(|s| s.phase == StmtPhase::Contract);
+        if let (Some(e), Some(c)) = (expand, contract)
+            && declared.is_none()
+        {
+            findings.push(fc.make("mixed-phase-migration", c.line, format!("this migration mixes expand (line {}: `{}`) and contract (line {}: `{}`) statements", e.line, e.summary, c.line, c.summary), "split it: expand statements run before traffic moves, contract statements after the old version is retired".into()));
+        }
+    }
+    if statements.iter().all(|s| s.phase == StmtPhase::Neutral) {
+        findings.push(fc.make("empty-migration", 1, "a placeholder migration: it changes no schema (empty, comments only, or only SELECT/SET); it is applied and recorded in refinery's history like any other".into(), "nothing to do; refinery, diesel and pop accept placeholders too".into()));
+    }
+    phase
+}
+
+/// Findings in line order, one per unreadable line however many errors the parser had on it;
+/// one unparseable statement per line.
+fn tidy(findings: &mut Vec<Finding>, statements: &mut Vec<StatementAnalysis>) {
+    findings.sort_by(|a, b| (a.line, &a.rule).cmp(&(b.line, &b.rule)));
+    findings.dedup_by(|later, first| {
+        let same = first.line == later.line && first.rule == later.rule;
+        if same && first.rule == "unparseable-statement" && first.message != later.message {
+            let extra = later
+                .message
+                .split(": ")
+                .skip(1)
+                .collect::<Vec<_>>()
+                .join(": ");
+            first.message = format!("{}; {extra}", first.message);
+        }
+        same && (first.rule == "unparseable-statement" || first.message == later.message)
+    });
+    statements.dedup_by(|later, first| {
+        later.line == first.line
+            && later.phase == StmtPhase::Unparseable
+            && first.phase == StmtPhase::Unparseable
+    });
+}
+
+pub(super) fn phase_word(p: StmtPhase) -> &'static str {
+    match p {
+        StmtPhase::Neutral => "neutral",
+        StmtPhase::Expand => "an expand statement",
+        StmtPhase::Contract => "a contract statement",
+        StmtPhase::Breaking => "a breaking statement",
+        StmtPhase::Unparseable => "unparseable",
+    }
+}
+
+pub(super) fn migration_phase(statements: &[StatementAnalysis]) -> Phase {
+    let mut phase = Phase::Expand;
+    for s in statements {
+        let p = match s.phase {
+            StmtPhase::Neutral | StmtPhase::Expand => Phase::Expand,
+            StmtPhase::Contract => Phase::Contract,
+            StmtPhase::Breaking => Phase::Breaking,
+            StmtPhase::Unparseable => return Phase::Unknown,
+        };
+        phase = phase.max(p);
+    }
+    phase
+}
+
+/// A statement's effect on the transaction it runs in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum TxControl {
+    /// None (SAVEPOINT and ROLLBACK TO SAVEPOINT included: they stay inside it).
+    None,
+    /// BEGIN / START TRANSACTION.
+    Begin,
+    /// COMMIT / END.
+    Commit,
+    /// ROLLBACK, ABORT, PREPARE TRANSACTION, COMMIT PREPARED: never part of a migration.
+    Other,
+}
+
+/// Kinds whose replacement changes what the running version sees (a definition it uses).
+pub(super) fn replace_is_visible(kind: &str) -> bool {
+    matches!(
+        kind,
+        "view" | "materialized view" | "function" | "procedure" | "trigger" | "rule" | "policy"
+    )
+}

@@ -1,0 +1,142 @@
+//! The schema phases of an online release. Expand: each database's migrations in version order,
+//! after its backup, with a rewritten rename's backfills after its expand step; contract
+//! migrations (and the contract parts of rewritten ones) are set aside. Contract: after every
+//! old version is retired, then each service's cleanup and the post-release hooks.
+
+use super::migrate::{Migrate, migrate_step, refs};
+use super::preflight::Start;
+use super::rename::rewrite_renames;
+use super::steps::{cleanup_step, hooks, or_else, svc_dbs};
+use super::{ContractPart, Ctx};
+use crate::analysis::Phase;
+use crate::dag::Builder;
+use crate::lint::Finding;
+use crate::spec::Stage;
+use petgraph::graph::NodeIndex;
+use std::collections::BTreeMap;
+
+/// What the expand phase added, per database.
+pub(super) struct Expanded<'a> {
+    /// The last expand steps of each database.
+    pub end: BTreeMap<String, Vec<NodeIndex>>,
+    /// The backfills of each database's rewritten renames.
+    pub backfills: BTreeMap<String, Vec<NodeIndex>>,
+    /// What each database runs in the contract phase, in version order.
+    pub contract_parts: BTreeMap<String, Vec<ContractPart<'a>>>,
+}
+
+impl Expanded<'_> {
+    /// Every last expand step and every backfill: what traffic waits for.
+    pub fn all_done(&self) -> (Vec<NodeIndex>, Vec<NodeIndex>) {
+        (
+            self.end.values().flatten().copied().collect(),
+            self.backfills.values().flatten().copied().collect(),
+        )
+    }
+}
+
+/// Expand phase per database, with backfills after their migration.
+pub(super) fn expand<'a>(
+    cx: &Ctx<'a>,
+    b: &mut Builder,
+    start: &Start,
+    findings: &mut Vec<Finding>,
+) -> Expanded<'a> {
+    let mut out = Expanded {
+        end: BTreeMap::new(),
+        backfills: BTreeMap::new(),
+        contract_parts: BTreeMap::new(),
+    };
+    for (name, ms) in cx.analyzed {
+        let db = cx.db(name);
+        // A database's migrations wait for its own backup (and the pre-migrate hooks, which
+        // wait for every backup), not for the other databases' backups.
+        let mut prev = if cx.has_hooks(Stage::PreMigrate) {
+            start.pre_migrate.clone()
+        } else {
+            vec![start.preflight]
+        };
+        prev.extend(start.backup_of.get(name));
+        for m in ms {
+            if m.renames().next().is_none() {
+                if m.phase == Phase::Contract {
+                    out.contract_parts.entry(name.clone()).or_default().push((
+                        m,
+                        None,
+                        refs(m, |_| true),
+                    ));
+                    continue;
+                }
+                let n = migrate_step(cx, b, Migrate::whole(db, m, Phase::Expand), &prev);
+                prev = vec![n];
+                continue;
+            }
+            // Split a migration holding renames into generated expand and contract parts.
+            let split = rewrite_renames(cx, b, db, m, &prev, findings);
+            prev = vec![split.expand];
+            out.backfills
+                .entry(name.clone())
+                .or_default()
+                .extend(split.backfills);
+            out.contract_parts
+                .entry(name.clone())
+                .or_default()
+                .push(split.contract);
+        }
+        out.end.insert(name.clone(), prev);
+    }
+    out
+}
+
+/// Contract phase per database, after every service is retired (`retired`, or `post_shift` when
+/// there are no services); then each service's cleanup and the post-release hooks.
+pub(super) fn contract(
+    cx: &Ctx,
+    b: &mut Builder,
+    start: &Start,
+    contract_parts: &BTreeMap<String, Vec<ContractPart>>,
+    retired: &BTreeMap<String, NodeIndex>,
+    post_shift: &[NodeIndex],
+) {
+    let mut contract_end: BTreeMap<String, NodeIndex> = BTreeMap::new();
+    for (name, parts) in contract_parts {
+        let db = cx.db(name);
+        // Every old version is gone before anything is contracted: a service that does not
+        // declare the database may still reach it through another.
+        let mut prev: Vec<NodeIndex> = retired.values().copied().collect();
+        if prev.is_empty() {
+            prev = post_shift.to_vec();
+        }
+        prev.extend(start.backup_of.get(name));
+        for (m, generated, statements) in parts {
+            let step = Migrate {
+                db,
+                m,
+                phase: Phase::Contract,
+                statements: statements.clone(),
+                generated: generated.clone(),
+                undo_sql: None,
+                reversible_note: None,
+            };
+            let n = migrate_step(cx, b, step, &prev);
+            prev = vec![n];
+        }
+        contract_end.insert(name.clone(), prev[0]);
+    }
+    let mut cleanups = Vec::new();
+    for svc in &cx.services {
+        let mut deps: Vec<NodeIndex> = svc_dbs(svc, &cx.databases)
+            .iter()
+            .filter_map(|d| contract_end.get(*d).copied())
+            .collect();
+        deps.push(retired[&svc.name]);
+        cleanups.push(b.add(cleanup_step(svc), &deps));
+    }
+    let contracted: Vec<NodeIndex> = contract_end.values().copied().collect();
+    hooks(
+        b,
+        cx.spec,
+        Stage::PostRelease,
+        or_else(&cleanups, or_else(&contracted, post_shift)),
+    );
+}

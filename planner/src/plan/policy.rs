@@ -1,0 +1,169 @@
+//! The findings policy of a plan: which findings stop planning ([`blocks_online`],
+//! [`blocks_always`]), how a recreate release restates the breaking ones, the renames the
+//! rewrite cannot carry, and the version-order check of expand and contract migrations.
+
+use super::Analyzed;
+use crate::analysis::{MigrationAnalysis, Phase};
+use crate::error::{Diagnostic, PlanError};
+use crate::lint::{Finding, RuleId, Severity};
+use crate::source::Location;
+
+/// Rules whose findings stop planning in an online release.
+pub(crate) fn blocks_online(rule: &str) -> bool {
+    use RuleId::*;
+    blocks_always(rule)
+        || RuleId::from_id(rule).is_some_and(|r| {
+            matches!(
+                r,
+                MixedPhaseMigration
+                    | UnclassifiedStatement
+                    | UnreadableDoBlock
+                    | RenameRewriteUnsupported
+            ) || (r.is_breaking() && r != BreakingRenameColumn)
+        })
+}
+
+/// Findings that stop any plan, recreate included: the migration cannot run as one recorded,
+/// undoable unit.
+pub(crate) fn blocks_always(rule: &str) -> bool {
+    use RuleId::*;
+    RuleId::from_id(rule).is_some_and(|r| {
+        matches!(
+            r,
+            UnparseableStatement
+                | PhaseDeclarationMismatch
+                | TransactionControlInMigration
+                | EnumValueInSameTransaction
+                | ConcurrentlyInTransaction
+        )
+    })
+}
+
+/// `rename-rewrite-unsupported` for each rename whose old column carries what the rewrite (add
+/// a plain column, copy, drop the old one) cannot: a primary key, an identity, a generated
+/// expression, a sequence default, foreign keys referencing it, views reading it. Planned, the
+/// release would end with the table's key or identity gone, or fail at the contract step after
+/// the traffic moved; so the rename has no online rewrite, like any other breaking statement.
+pub(super) fn unsupported_renames(analyzed: &Analyzed) -> Vec<Finding> {
+    let mut out = Vec::new();
+    for m in analyzed.iter().flat_map(|(_, ms)| ms) {
+        for s in m.renames() {
+            let r = s.rename.as_ref().expect("renames() have one");
+            if r.attachments.is_empty() {
+                continue;
+            }
+            let what: Vec<String> = r.attachments.iter().map(ToString::to_string).collect();
+            let what = match what.as_slice() {
+                [one] => one.clone(),
+                [rest @ .., last] => format!("{} and {last}", rest.join(", ")),
+                [] => unreachable!(),
+            };
+            let (table, from, to) = (&r.table, &r.from, &r.to);
+            out.push(finding(
+                "rename-rewrite-unsupported",
+                m,
+                s.line,
+                format!("renaming `{table}.{from}` to `{to}` cannot be rewritten into phases: `{from}` is {what}; the rewrite adds `{to}` as a plain column, copies the values and drops `{from}`, which loses that (or fails at the contract step, after traffic moved)"),
+                format!("keep the name `{from}` in this release (the new version can read it as `{to}` through a view, e.g. `CREATE VIEW ... AS SELECT {from} AS {to}, ...`), or rename it in a `recreate` release, where the RENAME runs as written and PostgreSQL keeps the key, identity, foreign keys and views on the renamed column"),
+            ));
+        }
+    }
+    out
+}
+
+/// Splits the analysis findings into those kept in the plan and those that stop it: the
+/// blocking ones are the error. A recreate release runs breaking statements as written, so
+/// their findings become `recreate-runs-as-is` notes, and mixing phases in a file is no concern.
+pub(super) fn settle(findings: Vec<Finding>, recreate: bool) -> Result<Vec<Finding>, PlanError> {
+    let mut blocking = Vec::new();
+    let mut kept = Vec::new();
+    for mut f in findings {
+        if recreate && RuleId::from_id(&f.rule).is_some_and(RuleId::is_breaking) {
+            f.message = format!(
+                "{} (runs as written: the recreate strategy stops the old version first)",
+                f.message
+            );
+            f.rule = "recreate-runs-as-is".into();
+            f.severity = Severity::Info;
+            f.hint = "nothing to do; an online strategy would need the phased recipe".into();
+        }
+        if recreate && f.rule == "mixed-phase-migration" {
+            continue;
+        }
+        let blocks = if recreate {
+            blocks_always(&f.rule)
+        } else {
+            blocks_online(&f.rule)
+        };
+        if blocks {
+            f.blocking = true;
+            blocking.push(f);
+        } else {
+            kept.push(f);
+        }
+    }
+    if !blocking.is_empty() {
+        return Err(PlanError::Blocked(blocking));
+    }
+    Ok(kept)
+}
+
+/// Online releases apply migrations in version order: expand ones must come first.
+pub(super) fn check_expand_order(analyzed: &Analyzed) -> Result<(), PlanError> {
+    let mut problems = Vec::new();
+    for (_, ms) in analyzed {
+        let mut contract: Option<&MigrationAnalysis> = None;
+        for m in ms {
+            let split = m.renames().next().is_some();
+            match m.phase {
+                Phase::Contract if !split => contract = contract.or(Some(m)),
+                Phase::Expand if !split => {
+                    if let Some(c) = contract {
+                        problems.push(Diagnostic::new(
+                            Location::file(m.file.clone()),
+                            format!("expand migration `{}` is numbered after contract migration `{}`", m.file_name, c.file_name),
+                            "migrations apply in version order, but expand runs before traffic moves and contract after the old version is retired: renumber so every expand migration comes first",
+                        ));
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    if !problems.is_empty() {
+        return Err(PlanError::Invalid(problems));
+    }
+    Ok(())
+}
+
+/// Drops the rewrite's own reminders that the rename's ignore comments name, like any finding
+/// of a statement (the blocking ones cannot be silenced: the plan would not work).
+pub(super) fn drop_ignored(findings: &mut Vec<Finding>, analyzed: &Analyzed) {
+    findings.retain(|f| {
+        !crate::analysis::PLAN_IGNORABLE.contains(&f.rule.as_str())
+            || !analyzed.iter().flat_map(|(_, ms)| ms).any(|m| {
+                m.file == f.file
+                    && m.statements
+                        .iter()
+                        .any(|s| s.line == f.line && s.ignores.contains(&f.rule))
+            })
+    });
+}
+
+pub(super) fn finding(
+    rule_id: &str,
+    m: &MigrationAnalysis,
+    line: u32,
+    message: String,
+    hint: impl Into<String>,
+) -> Finding {
+    Finding {
+        rule: rule_id.into(),
+        severity: crate::lint::rule(rule_id).map_or(Severity::Warning, |r| r.severity),
+        file: m.file.clone(),
+        line,
+        message,
+        hint: hint.into(),
+        blocking: false,
+    }
+}

@@ -1,0 +1,184 @@
+//! The online rewrite of `RENAME COLUMN`: a migration holding renames is split into a generated
+//! expand part (add the new column, keep both in sync), a `backfill/<table>.<column>` step per
+//! rename, and a generated contract part (drop the old column) that runs after the old version
+//! is retired. The rewrite's own reminders (what it does not carry over) become findings.
+
+use super::migrate::{Migrate, migrate_step, refs, terminated};
+use super::policy::finding;
+use super::steps::step;
+use super::{ContractPart, Ctx};
+use crate::analysis::{Inverse, MigrationAnalysis, Phase, StmtPhase};
+use crate::dag::{BackfillParams, Builder, Params};
+use crate::lint::Finding;
+use crate::rewrite::{RenameRewrite, rename_column};
+use crate::spec::Database;
+use petgraph::graph::NodeIndex;
+
+/// The steps of a rewritten migration.
+pub(super) struct Split<'a> {
+    /// Its generated expand step.
+    pub expand: NodeIndex,
+    /// One backfill per rename, after the expand step.
+    pub backfills: Vec<NodeIndex>,
+    /// What it runs in the contract phase.
+    pub contract: ContractPart<'a>,
+}
+
+/// Adds the expand step and the backfills of `m`, which holds renames, after `prev`.
+pub(super) fn rewrite_renames<'a>(
+    cx: &Ctx,
+    b: &mut Builder,
+    db: &Database,
+    m: &'a MigrationAnalysis,
+    prev: &[NodeIndex],
+    findings: &mut Vec<Finding>,
+) -> Split<'a> {
+    let renames: Vec<_> = m
+        .renames()
+        .map(|s| (s.line, rename_column(s.rename.as_ref().unwrap())))
+        .collect();
+    let mut expand_sql = Vec::new();
+    let mut expand_undo = Vec::new();
+    let mut contract_sql = Vec::new();
+    let mut undo_known = true;
+    for s in &m.statements {
+        match (&s.rename, s.phase) {
+            (Some(_), _) => {
+                let r = &renames.iter().find(|(l, _)| *l == s.line).unwrap().1;
+                expand_sql.push(format!(
+                    "-- line {}: {}\n{}",
+                    s.line, s.summary, r.expand_sql
+                ));
+                expand_undo.push(r.expand_undo_sql.clone());
+                contract_sql.push(format!(
+                    "-- line {}: {}\n{}",
+                    s.line, s.summary, r.contract_sql
+                ));
+            }
+            (None, StmtPhase::Neutral) => {
+                expand_sql.push(terminated(&s.sql));
+                contract_sql.push(terminated(&s.sql));
+            }
+            (None, StmtPhase::Contract) => contract_sql.push(terminated(&s.sql)),
+            (None, _) => {
+                expand_sql.push(terminated(&s.sql));
+                match &s.inverse {
+                    Inverse::Sql(sql) => expand_undo.push(sql.clone()),
+                    Inverse::Noop => {}
+                    Inverse::Unknown(_) => undo_known = false,
+                }
+            }
+        }
+    }
+    expand_undo.reverse();
+    let undo = undo_known.then(|| expand_undo.join("\n"));
+    let expand = Migrate {
+        db,
+        m,
+        phase: Phase::Expand,
+        statements: refs(m, |s| s.phase != StmtPhase::Contract),
+        generated: Some(expand_sql.join("\n")),
+        undo_sql: undo,
+        reversible_note: None,
+    };
+    let n = migrate_step(cx, b, expand, prev);
+    let mut backfills = Vec::new();
+    for (_, r) in &renames {
+        backfills.push(backfill_step(cx, b, db, r, n));
+        rename_findings(m, r, findings);
+    }
+    Split {
+        expand: n,
+        backfills,
+        contract: (
+            m,
+            Some(contract_sql.join("\n")),
+            refs(m, |s| s.phase != StmtPhase::Expand),
+        ),
+    }
+}
+
+/// The step copying a renamed column's values into the new column, after the expand step `n`.
+fn backfill_step(
+    cx: &Ctx,
+    b: &mut Builder,
+    db: &Database,
+    r: &RenameRewrite,
+    n: NodeIndex,
+) -> NodeIndex {
+    let name = &db.name;
+    let table_col = format!(
+        "{}.{}",
+        crate::schema::plain(&r.rename.table),
+        crate::schema::plain(&r.rename.to)
+    );
+    let id = format!("backfill/{}", cx.qualify(name, &table_col));
+    b.add(
+        step(
+            &id,
+            None,
+            &format!(
+                "Copy `{}` into `{}` on `{}` in batches of {} rows by `{}`.",
+                r.rename.from, r.rename.to, r.rename.table, db.backfill.batch_size, r.key
+            ),
+            true,
+            true,
+            "nothing to undo; undoing the expand step drops the new column",
+            Params::Backfill(BackfillParams {
+                database: name.clone(),
+                url_env: db.url_env.clone(),
+                table: r.rename.table.clone(),
+                key: r.key.clone(),
+                from_column: r.rename.from.clone(),
+                to_column: r.rename.to.clone(),
+                batch_size: db.backfill.batch_size,
+                pause: db.backfill.pause,
+                batch_sql: r.backfill_batch_sql.clone(),
+            }),
+        ),
+        &[n],
+    )
+}
+
+/// What the rewrite of `r` in `m` does not carry over: indexes and constraints, a type or key
+/// the migrations do not declare, a key the batches cannot walk.
+fn rename_findings(m: &MigrationAnalysis, r: &RenameRewrite, findings: &mut Vec<Finding>) {
+    let line = m
+        .renames()
+        .find(|s| s.rename.as_ref().is_some_and(|x| x == &r.rename))
+        .map_or(1, |s| s.line);
+    findings.push(finding("rename-rewrite-incomplete", m, line, format!("the rewrite of `{}.{}` → `{}` copies values only; indexes, constraints and defaults on `{}` are not recreated on `{}`", r.rename.table, r.rename.from, r.rename.to, r.rename.from, r.rename.to), format!("if `{}` has indexes or constraints, add them for `{}` in an expand migration (CREATE INDEX CONCURRENTLY, ADD CONSTRAINT ... NOT VALID)", r.rename.from, r.rename.to)));
+    if r.column_type.is_none() {
+        findings.push(finding("rename-type-unknown", m, line, format!("the type of `{}.{}` is not declared in the migrations; the expand step copies it from the live catalog", r.rename.table, r.rename.from), "declare the table in the migrations (or a baseline migration) to see the exact type in the plan"));
+    }
+    let integer = |ty: &str| {
+        matches!(
+            ty.trim().to_ascii_lowercase().as_str(),
+            "smallint"
+                | "integer"
+                | "int"
+                | "bigint"
+                | "int2"
+                | "int4"
+                | "int8"
+                | "smallserial"
+                | "serial"
+                | "bigserial"
+                | "serial2"
+                | "serial4"
+                | "serial8"
+        )
+    };
+    let kt = &r.rename.key_types;
+    if kt.len() > 1 || kt.first().is_some_and(|ty| !ty.is_empty() && !integer(ty)) {
+        let what = if kt.len() > 1 {
+            format!("a composite key ({})", kt.join(", "))
+        } else {
+            format!("`{}` of type {}", r.key, kt[0])
+        };
+        findings.push(finding("backfill-key-unsupported", m, line, format!("the backfill of `{}.{}` walks the primary key in integer ranges, but `{}` has {what}", r.rename.table, r.rename.to, r.rename.table), "give the table an integer key (e.g. a bigint identity column) before this release, or copy the column yourself in batches and rename without the rewrite"));
+    }
+    if !r.key_known {
+        findings.push(finding("rename-type-unknown", m, line, format!("the primary key of `{}` is not declared in the migrations; the backfill assumes `id`", r.rename.table), "declare the table's primary key in the migrations (or a baseline migration)"));
+    }
+}

@@ -1,0 +1,346 @@
+//! The service side of an online release: each service's new version is deployed and found
+//! healthy (its [`Lane`]), traffic moves to it per strategy (blue-green, canary with pauses and
+//! analysis gates, rolling batches), and the old version is retired.
+
+use super::Ctx;
+use super::phases::Expanded;
+use super::steps::{
+    Batch, addr, deploy_step, health_step, hooks, or_else, retire_step, step, svc_dbs,
+};
+use crate::dag::{AnalysisParams, Builder, Params, PauseParams, RouterParams, Server, ShiftParams};
+use crate::duration::Duration;
+use crate::spec::{RouterKind, Service, Stage, Strategy, StrategyKind};
+use petgraph::graph::NodeIndex;
+use std::collections::BTreeMap;
+
+/// A service up to its first traffic change.
+pub(super) struct Lane<'a> {
+    svc: &'a Service,
+    /// What its first shift waits for: its new version's health, and every expand step and
+    /// backfill of the release.
+    pub ready: Vec<NodeIndex>,
+}
+
+/// A service's last traffic shift, and its rolling batch (`None` for the other strategies).
+pub(super) type Final<'a> = (&'a Service, NodeIndex, Batch);
+
+/// Per service: everything up to the first traffic change (the first batch of a rolling one).
+pub(super) fn lanes<'a>(
+    cx: &Ctx<'a>,
+    b: &mut Builder,
+    expanded: &Expanded,
+    pre_deploy: &[NodeIndex],
+    pre_migrate: &[NodeIndex],
+) -> Vec<Lane<'a>> {
+    let (all_expanded, all_backfills) = expanded.all_done();
+    let mut lanes = Vec::new();
+    for svc in &cx.services {
+        let dbs = svc_dbs(svc, &cx.databases);
+        let mut deps: Vec<NodeIndex> = if cx.has_hooks(Stage::PreDeploy) {
+            pre_deploy.to_vec()
+        } else {
+            dbs.iter()
+                .filter_map(|d| expanded.end.get(*d))
+                .flatten()
+                .copied()
+                .collect()
+        };
+        if deps.is_empty() {
+            deps = pre_migrate.to_vec();
+        }
+        let st = svc.strategy.get_ref();
+        let new: Vec<u16> = svc.new_ports().collect();
+        let (ports, batch) = match st.kind {
+            StrategyKind::Rolling => {
+                let size = st.batch_size.as_ref().map_or(1, |b| *b.get_ref());
+                let count = svc.replicas.div_ceil(size);
+                (
+                    new[..size.min(svc.replicas) as usize].to_vec(),
+                    Some((1, count)),
+                )
+            }
+            _ => (new, None),
+        };
+        let d = b.add(deploy_step(svc, &ports, batch), &deps);
+        let h = b.add(health_step(svc, &ports, batch), &[d]);
+        // Traffic moves only once every expand migration and backfill of the release is done:
+        // the new version may read any of them, and a rollback point is simpler to reason
+        // about when no schema work overlaps traffic changes.
+        let mut ready = vec![h];
+        ready.extend(all_expanded.iter().copied());
+        ready.extend(all_backfills.iter().copied());
+        lanes.push(Lane { svc, ready });
+    }
+    lanes
+}
+
+/// The router the shifts and analysis gates talk to: the spec's, or nginx without files when
+/// there is none.
+fn router_params(cx: &Ctx) -> RouterParams {
+    cx.spec
+        .router
+        .as_ref()
+        .map(|r| RouterParams::from(r.get_ref()))
+        .unwrap_or(RouterParams {
+            kind: RouterKind::Nginx,
+            upstream_file: None,
+            pid_file: None,
+            test: None,
+            reload: None,
+            access_log: None,
+            admin_socket: None,
+            config_file: None,
+        })
+}
+
+/// Traffic steps, per strategy, after each lane is ready (or after the post-deploy hooks);
+/// each service's last shift.
+pub(super) fn shifts<'a>(
+    cx: &Ctx,
+    b: &mut Builder,
+    lanes: &[Lane<'a>],
+    post_deploy: &[NodeIndex],
+) -> Vec<Final<'a>> {
+    let router = router_params(cx);
+    let mut finals: Vec<Final> = Vec::new();
+    for lane in lanes {
+        let svc = lane.svc;
+        let st = svc.strategy.get_ref();
+        let prev: Vec<NodeIndex> = if cx.has_hooks(Stage::PostDeploy) {
+            post_deploy.to_vec()
+        } else {
+            lane.ready.clone()
+        };
+        let t = Shifter {
+            svc,
+            router: &router,
+            old: svc.old_ports().collect(),
+            new: svc.new_ports().collect(),
+        };
+        match st.kind {
+            StrategyKind::BlueGreen => {
+                let s = t.shift(b, 0, 100, None, "100", &prev);
+                finals.push((svc, s, None));
+            }
+            StrategyKind::Canary => finals.push((svc, canary(b, &t, st, prev), None)),
+            StrategyKind::Rolling => {
+                let (s, batch) = rolling(b, &t, st, prev);
+                finals.push((svc, s, batch));
+            }
+            StrategyKind::Recreate => unreachable!("recreate is planned separately"),
+        }
+    }
+    finals
+}
+
+/// Adds the shifts of one service.
+struct Shifter<'a> {
+    svc: &'a Service,
+    router: &'a RouterParams,
+    /// The old version's ports.
+    old: Vec<u16>,
+    /// The new version's ports.
+    new: Vec<u16>,
+}
+
+impl Shifter<'_> {
+    /// Canary and blue-green: every old server gets `100 - to`, every new one `to`.
+    /// Rolling: each replica weighs 1, the old ones of finished batches 0.
+    fn weights(&self, to: u32, rolling_done: Option<u32>) -> Vec<Server> {
+        let w_old = |i: usize| rolling_done.map_or(100 - to, |done| u32::from(i as u32 >= done));
+        let w_new = |i: usize| rolling_done.map_or(to, |done| u32::from((i as u32) < done));
+        self.old
+            .iter()
+            .enumerate()
+            .map(|(i, p)| Server {
+                addr: addr(*p),
+                weight: w_old(i),
+            })
+            .chain(self.new.iter().enumerate().map(|(i, p)| Server {
+                addr: addr(*p),
+                weight: w_new(i),
+            }))
+            .collect()
+    }
+
+    /// Adds `shift/<svc>/<id_suffix>`, moving the new version's share from `from` to `to`.
+    fn shift(
+        &self,
+        b: &mut Builder,
+        from: u32,
+        to: u32,
+        rolling_done: Option<u32>,
+        id_suffix: &str,
+        deps: &[NodeIndex],
+    ) -> NodeIndex {
+        let svc = self.svc;
+        let router_params = self.router;
+        let router = router_params.kind;
+        b.add(step(&format!("shift/{}/{}", svc.name, id_suffix), None, &format!("Route {to}% of `{}` traffic to `{}:{}` (from {from}%).", svc.name, svc.image, svc.target), true, true, if router == RouterKind::Nginx { "restore the previous upstream file byte for byte and reload" } else { "restore the previous server weights through the admin socket, and the config file byte for byte" }, Params::Shift(ShiftParams { service: svc.name.clone(), upstream: svc.upstream().to_string(), router: router_params.clone(), from_weight: from, to_weight: to, servers: self.weights(to, rolling_done) })), deps)
+    }
+}
+
+/// A `pause/<svc>/<at>` step holding for `duration`.
+fn pause_step(
+    b: &mut Builder,
+    svc: &Service,
+    at: &str,
+    description: &str,
+    duration: Duration,
+    deps: &[NodeIndex],
+) -> NodeIndex {
+    b.add(
+        step(
+            &format!("pause/{}/{at}", svc.name),
+            None,
+            description,
+            true,
+            true,
+            "nothing to undo",
+            Params::Pause(PauseParams {
+                service: svc.name.clone(),
+                duration,
+            }),
+        ),
+        deps,
+    )
+}
+
+/// Canary: a shift per declared weight, each below 100% followed by its pause and its
+/// analysis gate; the last shift.
+fn canary(b: &mut Builder, t: &Shifter, st: &Strategy, mut prev: Vec<NodeIndex>) -> NodeIndex {
+    let svc = t.svc;
+    let steps = st
+        .steps
+        .as_ref()
+        .map(|s| s.get_ref().clone())
+        .unwrap_or_else(|| vec![100]);
+    let mut from = 0;
+    let mut last = None;
+    for w in steps {
+        let s = t.shift(b, from, w, None, &w.to_string(), &prev);
+        prev = vec![s];
+        last = Some(s);
+        from = w;
+        if w < 100 {
+            if let Some(p) = st.pause.as_ref().filter(|p| !p.get_ref().is_zero()) {
+                let p = *p.get_ref();
+                let description = format!("Hold `{}` at {w}% for {p}.", svc.name);
+                prev = vec![pause_step(b, svc, &w.to_string(), &description, p, &prev)];
+            }
+            if let Some(a) = &st.analysis {
+                let a = a.get_ref();
+                let n = b.add(step(&format!("analysis/{}/{w}", svc.name), None, &format!("Gate: `{}` canary error rate <= {} and p99 <= {} over the last {} (at least {} requests).", svc.name, a.max_error_rate, a.max_p99_latency, a.window, a.min_requests), true, true, "nothing to undo (read-only); a failed gate rolls back", Params::Analysis(AnalysisParams { service: svc.name.clone(), weight: w, window: a.window, max_error_rate: a.max_error_rate, max_p99_latency: a.max_p99_latency, min_requests: a.min_requests, upstream: svc.upstream().to_string(), router: t.router.clone(), canary: svc.new_ports().map(addr).collect() })), &prev);
+                prev = vec![n];
+            }
+        }
+    }
+    last.unwrap()
+}
+
+/// Rolling: per batch, deploy and check it (the first batch is the lane's), shift, retire the
+/// old batch and wait the delay; the last shift and its batch.
+fn rolling(
+    b: &mut Builder,
+    t: &Shifter,
+    st: &Strategy,
+    mut prev: Vec<NodeIndex>,
+) -> (NodeIndex, Batch) {
+    let svc = t.svc;
+    let (old, new) = (&t.old, &t.new);
+    let size = st.batch_size.as_ref().map_or(1, |b| *b.get_ref());
+    let count = svc.replicas.div_ceil(size);
+    let delay = st
+        .delay
+        .as_ref()
+        .map(|d| *d.get_ref())
+        .filter(|d| !d.is_zero());
+    let mut from = 0;
+    for i in 1..=count {
+        let done = (i * size).min(svc.replicas);
+        let weight = if i == count {
+            100
+        } else {
+            done * 100 / svc.replicas
+        };
+        let batch_ports = ((i - 1) * size) as usize..done as usize;
+        if i > 1 {
+            let d = b.add(
+                deploy_step(svc, &new[batch_ports.clone()], Some((i, count))),
+                &prev,
+            );
+            prev = vec![b.add(
+                health_step(svc, &new[batch_ports.clone()], Some((i, count))),
+                &[d],
+            )];
+        }
+        // Named by batch: with many replicas two batches can round to the same percent.
+        let s = t.shift(b, from, weight, Some(done), &format!("batch-{i}"), &prev);
+        from = weight;
+        if i == count {
+            return (s, Some((i, count)));
+        }
+        let r = b.add(
+            retire_step(svc, old[batch_ports].to_vec(), Some((i, count))),
+            &[s],
+        );
+        prev = vec![r];
+        if let Some(delay) = delay {
+            let description = format!("Wait {delay} before the next batch of `{}`.", svc.name);
+            prev = vec![pause_step(
+                b,
+                svc,
+                &format!("batch-{i}"),
+                &description,
+                delay,
+                &prev,
+            )];
+        }
+    }
+    unreachable!("a rolling service has at least one batch")
+}
+
+/// After the last shifts (and the post-shift hooks, added here), each service's remaining old
+/// containers are retired; the retire step of each service, and the post-shift hooks' end.
+pub(super) fn retire<'a>(
+    cx: &Ctx,
+    b: &mut Builder,
+    finals: &[Final<'a>],
+    post_deploy: &[NodeIndex],
+) -> (BTreeMap<String, NodeIndex>, Vec<NodeIndex>) {
+    let last_shifts: Vec<NodeIndex> = finals.iter().map(|f| f.1).collect();
+    let post_shift = hooks(
+        b,
+        cx.spec,
+        Stage::PostShift,
+        or_else(&last_shifts, post_deploy),
+    );
+    let mut retired: BTreeMap<String, NodeIndex> = BTreeMap::new();
+    for (svc, last, batch) in finals {
+        let first = match batch {
+            Some((i, _)) => {
+                ((i - 1)
+                    * svc
+                        .strategy
+                        .get_ref()
+                        .batch_size
+                        .as_ref()
+                        .map_or(1, |b| *b.get_ref())) as usize
+            }
+            None => 0,
+        };
+        let deps = if cx.has_hooks(Stage::PostShift) {
+            post_shift.clone()
+        } else {
+            vec![*last]
+        };
+        retired.insert(
+            svc.name.clone(),
+            b.add(
+                retire_step(svc, svc.old_ports().skip(first).collect(), *batch),
+                &deps,
+            ),
+        );
+    }
+    (retired, post_shift)
+}
