@@ -46,6 +46,8 @@ impl Progress {
     /// The line the live view draws for `r` in text mode, or `None` for a record it leaves out
     /// (an `apply`'s own attach, progress without a line for humans). It keeps the step start
     /// times it has seen, so a step's end shows its duration: feed it the records in order.
+    /// (One arm per event type, a flat table: it stays one function so every type is drawn in
+    /// one place.)
     pub fn text_line(&self, r: &Record) -> Option<String> {
         use std::sync::atomic::Ordering::Relaxed;
         let mut started = self.started.lock().expect("progress lock");
