@@ -369,7 +369,7 @@ pub(crate) fn out(text: &str) {
 }
 
 fn plan(spec: &std::path::Path, format: PlanFormat) -> Result<(), Error> {
-    let plan = cutover_executor::planned::plan_file(spec)
+    let plan = cutover_planner::plan_file(spec)
         .map_err(|source| Error::Plan {
             source,
             json: format == PlanFormat::Json,

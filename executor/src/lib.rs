@@ -7,8 +7,7 @@
 //! - [`runner`]: the coordinator that runs, resumes and rolls back; [`driver`]: the step trait.
 //! - [`store`]: run directories and the run lock; [`pglog`]: the PostgreSQL log backend;
 //!   [`sink`]: either one behind one append; [`redact`]: keeping secrets out.
-//! - [`session`]: opening a run for `apply`, `resume` and `rollback`, and checking it can go on;
-//!   [`planned`]: a spec and its plan, read once.
+//! - [`session`]: opening a run for `apply`, `resume` and `rollback`, and checking it can go on.
 #![warn(missing_docs)]
 
 pub mod before;
@@ -18,7 +17,6 @@ pub mod error;
 pub mod event;
 pub mod log;
 pub mod pglog;
-pub mod planned;
 pub mod procfs;
 pub mod redact;
 pub mod report;

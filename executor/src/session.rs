@@ -358,7 +358,7 @@ pub async fn resume(
         let spec = state.spec_abs.clone();
         return Err(ExecError::SpecPathLost { run, spec });
     }
-    let planned = crate::planned::plan_file(&spec).map_err(|source| ExecError::Replan {
+    let planned = cutover_planner::plan_file(&spec).map_err(|source| ExecError::Replan {
         run,
         spec,
         source,

@@ -93,7 +93,9 @@ fn planned(dir: &Path) -> Plan {
         std::env::set_var("REDACTION_API_TOKEN", API_TOKEN);
         std::env::set_var("REDACTION_HOOK_TOKEN", HOOK_TOKEN);
     }
-    cutover_planner::plan_file(&dir.join("spec.toml")).unwrap()
+    cutover_planner::plan_file(&dir.join("spec.toml"))
+        .unwrap()
+        .plan
 }
 
 /// `step` alone, as a plan: what a resume or rollback of a run that has only it would redact.

@@ -30,4 +30,4 @@ pub mod types;
 
 pub use dag::{Plan, Step, StepKind};
 pub use error::{Diagnostic, PlanError};
-pub use plan::{plan_file, plan_release};
+pub use plan::{Planned, plan_file, plan_release};

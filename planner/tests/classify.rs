@@ -202,7 +202,9 @@ fn a_down_file_undoes_a_migration_without_a_derived_inverse() {
             .unwrap()
     };
     // Without a down file the previous default is unknown: irreversible.
-    let plan = cutover_planner::plan_file(&dir.path().join("spec.toml")).unwrap();
+    let plan = cutover_planner::plan_file(&dir.path().join("spec.toml"))
+        .unwrap()
+        .plan;
     assert!(!undo(&plan).0);
     // With one, the step is reversible and runs exactly that file.
     std::fs::write(
@@ -210,7 +212,9 @@ fn a_down_file_undoes_a_migration_without_a_derived_inverse() {
         "ALTER TABLE users ALTER COLUMN email DROP DEFAULT;\n",
     )
     .unwrap();
-    let plan = cutover_planner::plan_file(&dir.path().join("spec.toml")).unwrap();
+    let plan = cutover_planner::plan_file(&dir.path().join("spec.toml"))
+        .unwrap()
+        .plan;
     let (reversible, how, sql) = undo(&plan);
     assert!(reversible);
     assert!(how.contains("V2__default_email.down.sql"), "{how}");

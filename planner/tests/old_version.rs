@@ -654,7 +654,9 @@ fn ignore_comments_reach_the_findings_plan_adds_for_a_rename() {
         "[release]\nname = \"r\"\n\n[[database]]\nname = \"main\"\nurl_env = \"DATABASE_URL\"\nmigrations = \"m\"\nbaseline = 1\n",
     )
     .unwrap();
-    let plan = cutover_planner::plan_file(&dir.path().join("spec.toml")).unwrap();
+    let plan = cutover_planner::plan_file(&dir.path().join("spec.toml"))
+        .unwrap()
+        .plan;
     let rules: Vec<&str> = plan.findings.iter().map(|f| f.rule.as_str()).collect();
     assert!(rules.contains(&"breaking-rename-column"), "{rules:?}");
     assert!(!rules.contains(&"rename-rewrite-incomplete"), "{rules:?}");
@@ -665,7 +667,9 @@ fn ignore_comments_reach_the_findings_plan_adds_for_a_rename() {
         "ALTER TABLE users RENAME COLUMN email TO email_address;\n",
     )
     .unwrap();
-    let plan = cutover_planner::plan_file(&dir.path().join("spec.toml")).unwrap();
+    let plan = cutover_planner::plan_file(&dir.path().join("spec.toml"))
+        .unwrap()
+        .plan;
     assert!(
         plan.findings
             .iter()

@@ -950,7 +950,9 @@ fn haproxy_preflight_refuses_a_static_backend_before_any_change() {
         "[release]\nname = \"static\"\n\n[[service]]\nname = \"api\"\nimage = \"app\"\ncurrent = \"1.0.0\"\ntarget = \"1.1.0\"\nport = {p}\ncandidate_port = {q}\n\n[service.health]\npath = \"/health\"\n\n[service.strategy]\nkind = \"canary\"\nsteps = [50, 100]\n\n[[database]]\nname = \"main\"\nurl_env = \"DATABASE_URL\"\nmigrations = \"m\"\nbaseline = 1\nbackup = {{ enabled = false }}\n\n[router]\nkind = \"haproxy\"\nadmin_socket = \"{d}/admin.sock\"\nconfig_file = \"{d}/haproxy.cfg\"\n"
     );
     std::fs::write(dir.path().join("spec.toml"), spec).unwrap();
-    let plan = cutover_planner::plan::plan_file(&dir.path().join("spec.toml")).unwrap();
+    let plan = cutover_planner::plan_file(&dir.path().join("spec.toml"))
+        .unwrap()
+        .plan;
     let first = plan.steps().next().unwrap();
     assert_eq!(first.id, "preflight", "preflight runs before anything else");
     let cutover_planner::dag::Params::Preflight(cutover_planner::dag::PreflightParams {

@@ -50,10 +50,25 @@ use petgraph::graph::{DiGraph, NodeIndex};
 use preflight::Start;
 use std::path::Path;
 
-/// Reads the spec at `spec_path` and the migrations it names, and plans the release.
-pub fn plan_file(spec_path: &Path) -> Result<Plan, PlanError> {
+/// A release spec and the plan built from it, read once: `cutover plan`, `apply` and `resume`
+/// need the plan, `apply` and `resume` the spec too (its `on_failure`), and reading the files
+/// twice could see two versions of them.
+#[derive(Debug, Clone)]
+pub struct Planned {
+    /// The spec as read.
+    pub spec: ReleaseSpec,
+    /// The plan built from it and its migrations.
+    pub plan: Plan,
+}
+
+/// Reads the spec at `spec_path` and the migrations it names, once, and plans the release.
+///
+/// Errors: the spec or a migration cannot be read or is invalid, or the plan is refused
+/// ([`PlanError`] names the file, line or key).
+pub fn plan_file(spec_path: &Path) -> Result<Planned, PlanError> {
     let (spec, dbs) = load(spec_path)?;
-    plan_release(&spec, dbs)
+    let plan = plan_release(&spec, dbs)?;
+    Ok(Planned { spec, plan })
 }
 
 /// The migration files of each database, by database name.
