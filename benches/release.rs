@@ -75,7 +75,16 @@ fn strategy_run(kind: Kind, strategy: &str) -> Value {
     let out = w.cutover(&["apply", "spec.toml"]);
     let s = load.stop_any_rate();
     assert_eq!(out.status.code(), Some(0), "{}", common::transcript(&out));
-    let mut v = json!({ "router": name(kind), "strategy": strategy, "requests": s.requests, "failed": s.failed, "failed_get": s.by_method.get.failed, "failed_post": s.by_method.post.failed, "get_retried_ok": s.retried_ok, "max_latency_ms": s.latency_ms.max });
+    let mut v = json!({
+        "router": name(kind),
+        "strategy": strategy,
+        "requests": s.requests,
+        "failed": s.failed,
+        "failed_get": s.by_method.get.failed,
+        "failed_post": s.by_method.post.failed,
+        "get_retried_ok": s.retried_ok,
+        "max_latency_ms": s.latency_ms.max,
+    });
     if strategy == "blue-green" {
         let lines = timeline(timeline_file.path());
         let first_new = lines
@@ -112,7 +121,11 @@ fn rollback_run(kind: Kind) -> Value {
     w.write_spec("canary", "");
     // Hold the canary at 50% for a minute: the operator rolls back from there.
     let spec = std::fs::read_to_string(w.path().join("spec.toml")).unwrap();
-    let spec = spec.replace("steps = [10, 25, 50, 100]\npause = \"1s\"\nanalysis = { window = \"2s\", max_error_rate = 0.01, max_p99_latency = \"500ms\", min_requests = 5 }", "steps = [50, 100]\npause = \"60s\"");
+    let spec = spec.replace(
+        "steps = [10, 25, 50, 100]\npause = \"1s\"\nanalysis = { window = \"2s\", max_error_rate = \
+         0.01, max_p99_latency = \"500ms\", min_requests = 5 }",
+        "steps = [50, 100]\npause = \"60s\"",
+    );
     std::fs::write(w.path().join("spec.toml"), spec).unwrap();
     let timeline_file = tempfile::NamedTempFile::new().unwrap();
     let load = Load::start_with(
@@ -153,7 +166,13 @@ fn rollback_run(kind: Kind) -> Value {
         .map(|(t, _)| *t)
         .max()
         .unwrap_or(0);
-    json!({ "router": name(kind), "rollback_to_100pct_stable_ms": last_new.saturating_sub(start), "rollback_command_total_ms": rollback_total, "failed": s.failed, "requests": s.requests })
+    json!({
+        "router": name(kind),
+        "rollback_to_100pct_stable_ms": last_new.saturating_sub(start),
+        "rollback_command_total_ms": rollback_total,
+        "failed": s.failed,
+        "requests": s.requests,
+    })
 }
 
 fn main() {
@@ -180,7 +199,8 @@ fn main() {
     for r in &results {
         let notes = if let Some(ms) = r.get("rollback_to_100pct_stable_ms") {
             format!(
-                "rollback: 100% on 1.0.0 {ms} ms after `cutover rollback` started (command total {} ms)",
+                "rollback: 100% on 1.0.0 {ms} ms after `cutover rollback` started (command total {} \
+                 ms)",
                 r["rollback_command_total_ms"]
             )
         } else if let Some(ms) = r.get("switch_step_ms") {

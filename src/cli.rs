@@ -15,7 +15,8 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-const ABOUT: &str = "Plan and run schema-changing releases: expand/contract migrations, canary and blue-green traffic steps, one resumable DAG.";
+const ABOUT: &str = "Plan and run schema-changing releases: expand/contract migrations, canary and \
+                     blue-green traffic steps, one resumable DAG.";
 
 const AFTER_HELP: &str = "\
 Examples:
@@ -23,7 +24,8 @@ Examples:
   cutover plan plans/canary-rename.toml --format markdown pull-request comment
   cutover plan plans/canary.toml --format json            for scripts (schema: docs/json.md)
   cutover lint migrations-sample/app                      lint a migrations directory
-  cutover lint --list-rules                               every rule id and its severity (docs/rules.md)
+  cutover lint --list-rules                               every rule id and its severity \
+    (docs/rules.md)
 
 Runs:
   cutover apply plans/canary-rename.toml --dry-run        walk the DAG without side effects
@@ -462,7 +464,8 @@ fn list(format: LintFormat) {
             ));
         }
         s.push_str(&format!(
-            "\nEach rule is documented, with a bad and a good example, at {RULES_DOC}#<rule id> (e.g. {RULES_DOC}#data-loss).\n"
+            "\nEach rule is documented, with a bad and a good example, at {RULES_DOC}#<rule id> \
+             (e.g. {RULES_DOC}#data-loss).\n"
         ));
         out(&s);
     }

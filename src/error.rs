@@ -42,14 +42,17 @@ pub enum Error {
     },
     /// A run records its spec's path as text, so a spec whose path is not UTF-8 could not be
     /// found again by `resume`.
-    #[error("{}: the spec's path is not valid UTF-8 (shown with \u{FFFD} for the bytes that are not); a run records its spec's path as text, so `cutover resume` could not find the file again. Nothing was started", path.display())]
+    #[error("{}: the spec's path is not valid UTF-8 (shown with \u{FFFD} for the bytes that are \
+             not); a run records its spec's path as text, so `cutover resume` could not find the \
+             file again. Nothing was started", path.display())]
     SpecNotUtf8 {
         /// The spec's absolute path.
         path: PathBuf,
     },
     /// The RUN argument is not UTF-8 (run ids are ASCII).
     #[error(
-        "the run `{run}` is not valid UTF-8 (\u{FFFD} marks the bytes that are not); run ids are ASCII, and a run is named by its id or by a UTF-8 path"
+        "the run `{run}` is not valid UTF-8 (\u{FFFD} marks the bytes that are not); run ids are \
+         ASCII, and a run is named by its id or by a UTF-8 path"
     )]
     RunNotUtf8 {
         /// The argument, lossily.
@@ -67,7 +70,10 @@ pub enum Error {
         error: String,
     },
     /// A step failed and the run paused (by `on_failure`, or because a gate could not decide).
-    #[error("{}", failed.as_ref().map_or(format!("run {run} stopped before it finished"), |(step, error)| format!("step `{step}` failed: {error}")))]
+    #[error("{}", failed.as_ref().map_or(
+        format!("run {run} stopped before it finished"),
+        |(step, error)| format!("step `{step}` failed: {error}")
+    ))]
     Paused {
         /// Run id.
         run: String,
@@ -224,16 +230,34 @@ impl Error {
                 "fix them (see `cutover plan {}`), or pass --allow-error-findings to apply anyway",
                 spec.display()
             )),
-            Error::SpecNotUtf8 { .. } => Some("rename the file, or the directory holding it, to a UTF-8 name (or copy the spec and its migrations to one), then run `cutover apply` again".into()),
-            Error::RunNotUtf8 { .. } => Some("pass the run's id (`cutover runs` lists them) and the directory holding `runs/` with --state-dir, which may be any path".into()),
-            Error::Paused { run, .. } => Some(format!("fix the cause, then `cutover resume {run}` retries from that step, or `cutover rollback {run}` undoes what was done")),
+            Error::SpecNotUtf8 { .. } => Some(
+                "rename the file, or the directory holding it, to a UTF-8 name (or copy the spec \
+                 and its migrations to one), then run `cutover apply` again"
+                    .into(),
+            ),
+            Error::RunNotUtf8 { .. } => Some(
+                "pass the run's id (`cutover runs` lists them) and the directory holding `runs/` \
+                 with --state-dir, which may be any path"
+                    .into(),
+            ),
+            Error::Paused { run, .. } => Some(format!(
+                "fix the cause, then `cutover resume {run}` retries from that step, or `cutover \
+                 rollback {run}` undoes what was done"
+            )),
             Error::RollbackStopped {
                 run,
                 stopped_at: Some((step, _)),
                 undo_failed: true,
                 ..
-            } => Some(format!("fix what made the undo of `{step}` fail (its error is above), then run `cutover rollback {run}` again: it retries that undo and continues; `cutover status {run}` shows what was undone")),
-            Error::RollbackStopped { run, .. } => Some(format!("`cutover status {run}` shows what was undone; the steps before the pivot need a decision (a backup restore, or finishing the release)")),
+            } => Some(format!(
+                "fix what made the undo of `{step}` fail (its error is above), then run `cutover \
+                 rollback {run}` again: it retries that undo and continues; `cutover status {run}` \
+                 shows what was undone"
+            )),
+            Error::RollbackStopped { run, .. } => Some(format!(
+                "`cutover status {run}` shows what was undone; the steps before the pivot need a \
+                 decision (a backup restore, or finishing the release)"
+            )),
             Error::Plan { .. }
             | Error::Findings
             | Error::RolledBack { .. }
@@ -299,7 +323,8 @@ mod tests {
         assert_eq!(
             paused.render(),
             format!(
-                "error: step `migrate/x` failed: boom\n  hint: fix the cause, then `cutover resume {run}` retries from that step, or `cutover rollback {run}` undoes what was done\n"
+                "error: step `migrate/x` failed: boom\n  hint: fix the cause, then `cutover resume \
+                 {run}` retries from that step, or `cutover rollback {run}` undoes what was done\n"
             )
         );
         let stopped = Error::RollbackStopped {
@@ -343,7 +368,13 @@ mod tests {
         ));
         let text = e.render();
         assert_eq!(text.lines().count(), 2, "{text}");
-        assert!(text.starts_with("error: /st/runs/r/events.log: cannot append an event to the event log: No space left on device"), "{text}");
+        assert!(
+            text.starts_with(
+                "error: /st/runs/r/events.log: cannot append an event to the event log: No space \
+                 left on device"
+            ),
+            "{text}"
+        );
         assert!(
             text.lines()
                 .last()

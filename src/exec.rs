@@ -403,7 +403,8 @@ fn print_status(
     }
     if let Some(n) = torn {
         println!(
-            "note: the log ends in a torn record ({n} bytes); the next resume or rollback cuts it off"
+            "note: the log ends in a torn record ({n} bytes); the next resume or rollback cuts it \
+             off"
         );
     }
     let width = doc.steps.iter().map(|s| s.id.len()).max().unwrap_or(0);

@@ -44,7 +44,8 @@ impl Duration {
         let (num, unit) = t.split_at(split);
         let bad = || {
             format!(
-                "invalid duration `{text}`: write a whole number and a unit (ms, s, m or h), e.g. \"30s\""
+                "invalid duration `{text}`: write a whole number and a unit (ms, s, m or h), \
+                 e.g. \"30s\""
             )
         };
         let n: u64 = num.parse().map_err(|_| bad())?;
@@ -61,7 +62,8 @@ impl Duration {
             .ok_or_else(bad)?;
         if d > Self::MAX {
             return Err(format!(
-                "duration `{text}` is longer than {}ms (about 24.8 days), the most cutover accepts: PostgreSQL's timeouts stop there",
+                "duration `{text}` is longer than {}ms (about 24.8 days), the most cutover accepts: \
+                 PostgreSQL's timeouts stop there",
                 Self::MAX.millis
             ));
         }

@@ -124,7 +124,13 @@ pub struct RuleInfo {
 macro_rules! rules {
     ($($variant:ident = $id:literal, $sev:ident, $src:literal, $sum:literal;)*) => {
         /// Every rule cutover reports, with its default severity, in [`RuleId`] order.
-        pub const RULES: &[RuleInfo] = &[$(RuleInfo { id: $id, severity: Severity::$sev, source: $src, summary: $sum, doc: concat!("docs/rules.md#", $id) }),*];
+        pub const RULES: &[RuleInfo] = &[$(RuleInfo {
+            id: $id,
+            severity: Severity::$sev,
+            source: $src,
+            summary: $sum,
+            doc: concat!("docs/rules.md#", $id),
+        }),*];
 
         /// A rule cutover knows (its own and the squawk rules it reports), by name: what the
         /// planner matches on instead of comparing id strings. [`RuleId::as_str`] is the stable
@@ -162,70 +168,158 @@ macro_rules! rules {
 }
 
 rules! {
-    UnparseableStatement = "unparseable-statement", Error, "cutover", "A statement the SQL parser cannot read; it cannot be classified, so the migration cannot be placed in a phase.";
-    EmptyMigration = "empty-migration", Info, "cutover", "A placeholder migration (empty, comments only, or only SET and SELECTs that change nothing): legal in refinery, diesel and pop; applied and recorded like any other, changing no schema.";
-    PhaseDeclarationMismatch = "phase-declaration-mismatch", Error, "cutover", "A `-- cutover:phase=` declaration that the statements contradict.";
-    MixedPhaseMigration = "mixed-phase-migration", Error, "cutover", "One migration holds both expand and contract statements; they must run at different times.";
-    BreakingRenameColumn = "breaking-rename-column", Warning, "cutover", "RENAME COLUMN breaks the version that still uses the old name; `plan` rewrites it into expand/backfill/contract.";
-    BreakingRenameTable = "breaking-rename-table", Error, "cutover", "RENAME TABLE breaks the running version; no automatic rewrite yet.";
-    BreakingRenameObject = "breaking-rename-object", Error, "cutover", "Renaming a view, sequence, type, function or schema breaks the running version.";
-    BreakingAlterColumnType = "breaking-alter-column-type", Error, "cutover", "ALTER COLUMN TYPE that PostgreSQL does not make in place (narrowing, a real conversion, arrays, USING, a collation change, or an old type the migrations do not declare) rewrites the table under an exclusive lock or changes what the running version reads.";
-    AlterColumnTypeNoRewrite = "alter-column-type-no-rewrite", Warning, "cutover", "ALTER COLUMN TYPE that PostgreSQL makes without a rewrite (varchar(n) to a longer varchar or text, more numeric precision, ...): expand, but it still takes an ACCESS EXCLUSIVE lock briefly and invalidates the running version's prepared statements that return the column.";
-    BreakingSetNotNull = "breaking-set-not-null", Error, "cutover", "SET NOT NULL on an existing column scans the table under an exclusive lock and fails the old version's NULL writes.";
-    BreakingAddRequiredColumn = "breaking-add-required-column", Error, "cutover", "ADD COLUMN ... NOT NULL without a default makes the old version's inserts fail.";
-    BreakingSetSchema = "breaking-set-schema", Error, "cutover", "SET SCHEMA moves a table away from the running version.";
-    DataLoss = "data-loss", Warning, "cutover", "The statement deletes data (DROP TABLE/COLUMN, TRUNCATE, DELETE without WHERE); it is a pivot: only a backup restore undoes it.";
-    ConcurrentlyInTransaction = "concurrently-in-transaction", Error, "cutover", "CREATE/DROP INDEX CONCURRENTLY (or another statement that cannot run in a transaction) shares its migration with other statements.";
-    UnbatchedDml = "unbatched-dml", Warning, "cutover", "UPDATE or DELETE of a whole existing table in one transaction holds row locks for the whole run.";
-    TableRewrite = "table-rewrite", Warning, "cutover", "The statement rewrites the whole table under an ACCESS EXCLUSIVE lock.";
-    ReplacesObject = "replaces-object", Warning, "cutover", "CREATE OR REPLACE changes an object the running version already uses.";
-    UnclassifiedStatement = "unclassified-statement", Error, "cutover", "cutover does not know whether the statement is safe while the old version runs; the file must declare its phase (`-- cutover:phase=`).";
-    UnreadableDoBlock = "unreadable-do-block", Error, "cutover", "A DO block whose body cutover cannot read (variables, loops, dynamic EXECUTE, function calls); the file must declare its phase. Plain statements inside a DO block, guarded by IF or EXCEPTION, are classified like any other.";
-    BreakingDoBlock = "breaking-do-block", Error, "cutover", "A DO block holds a breaking statement that cutover rewrites into phases only as a plain statement (RENAME COLUMN); inside the block it would run as written.";
-    BreakingAddConstraint = "breaking-add-constraint", Error, "cutover", "A constraint that rejects every insert of the running version (a NULL check on a column it does not know, which it leaves NULL); NOT VALID does not help.";
-    ConstraintRejectsOldWrites = "constraint-rejects-old-writes", Warning, "cutover", "A CHECK, FOREIGN KEY, UNIQUE or PRIMARY KEY constraint (or unique index) on columns the running version writes can reject its writes; it is placed in the contract phase.";
-    BanDropNotNull = "ban-drop-not-null", Warning, "cutover", "DROP NOT NULL lets the new version write NULLs the old version may not expect when it reads them (squawk's id; cutover's own check, silent for columns the release adds).";
-    TransactionWrapper = "transaction-wrapper", Info, "cutover", "The file's own BEGIN ... COMMIT is left out: cutover runs each file in one transaction and records it in the same one.";
-    TransactionControlInMigration = "transaction-control-in-migration", Error, "cutover", "BEGIN, COMMIT or ROLLBACK inside a migration would commit or abort part of it: the run could no longer be recorded or undone as one.";
-    EnumValueInSameTransaction = "enum-value-in-same-transaction", Error, "cutover", "An enum value added by ALTER TYPE ... ADD VALUE is used in the same transaction; PostgreSQL refuses it until the transaction commits.";
-    TimeoutDisabled = "timeout-disabled", Warning, "cutover", "`SET lock_timeout = 0` or `SET statement_timeout = 0` (pg_dump's header) switches off the timeouts the executor sets around every statement.";
-    UnusedIgnore = "unused-ignore", Warning, "cutover", "A `-- cutover:ignore` comment that silences nothing: a typo, an unknown rule, or a rule that no longer fires on that statement.";
-    RenameRewriteIncomplete = "rename-rewrite-incomplete", Warning, "cutover", "The rename rewrite copies the column's values, not its indexes, constraints or defaults.";
-    RenameTypeUnknown = "rename-type-unknown", Info, "cutover", "The renamed column's type is not in the migrations; the expand step copies it from the live catalog.";
-    RenameRewriteUnsupported = "rename-rewrite-unsupported", Error, "cutover", "The renamed column is a primary key, an identity, generated or serial column, or is referenced by a foreign key or read by a view: the rename rewrite (add, copy, drop) cannot carry that, so `plan` stops; rename it in a `recreate` release, or keep the name.";
-    BackfillKeyUnsupported = "backfill-key-unsupported", Error, "cutover", "The rename's backfill walks an integer primary key; the table's key is not one (uuid, text, composite).";
-    RecreateRunsAsIs = "recreate-runs-as-is", Info, "cutover", "A breaking statement runs unchanged because the recreate strategy stops the old version first.";
-    RequireConcurrentIndexCreation = "require-concurrent-index-creation", Error, "squawk", "CREATE INDEX without CONCURRENTLY blocks writes while it builds.";
-    RequireConcurrentIndexDeletion = "require-concurrent-index-deletion", Warning, "squawk", "DROP INDEX without CONCURRENTLY blocks reads and writes.";
-    RequireConcurrentReindex = "require-concurrent-reindex", Warning, "squawk", "REINDEX without CONCURRENTLY blocks writes.";
-    RequireConcurrentPartitionDetach = "require-concurrent-partition-detach", Warning, "squawk", "DETACH PARTITION without CONCURRENTLY takes an exclusive lock.";
-    ConstraintMissingNotValid = "constraint-missing-not-valid", Error, "squawk", "Adding a CHECK or FOREIGN KEY constraint without NOT VALID scans the table under a lock.";
-    AddingForeignKeyConstraint = "adding-foreign-key-constraint", Error, "squawk", "A foreign key added without NOT VALID locks both tables while it validates.";
-    AddingFieldWithDefault = "adding-field-with-default", Error, "squawk", "ADD COLUMN with a volatile default rewrites the table.";
-    AddingSerialPrimaryKeyField = "adding-serial-primary-key-field", Error, "squawk", "Adding a primary key builds an index under an exclusive lock.";
-    DisallowedUniqueConstraint = "disallowed-unique-constraint", Error, "squawk", "ADD CONSTRAINT UNIQUE builds its index under an exclusive lock; build it CONCURRENTLY first.";
-    BanConcurrentIndexCreationInTransaction = "ban-concurrent-index-creation-in-transaction", Error, "squawk", "CONCURRENTLY inside an explicit transaction fails at run time.";
-    BanUncommittedTransaction = "ban-uncommitted-transaction", Error, "squawk", "A BEGIN without COMMIT.";
-    TransactionNesting = "transaction-nesting", Warning, "squawk", "BEGIN/COMMIT inside a migration that already runs in a transaction.";
+    UnparseableStatement = "unparseable-statement", Error, "cutover", "A statement the SQL \
+        parser cannot read; it cannot be classified, so the migration cannot be placed in a \
+        phase.";
+    EmptyMigration = "empty-migration", Info, "cutover", "A placeholder migration (empty, \
+        comments only, or only SET and SELECTs that change nothing): legal in refinery, diesel \
+        and pop; applied and recorded like any other, changing no schema.";
+    PhaseDeclarationMismatch = "phase-declaration-mismatch", Error, "cutover", "A `-- \
+        cutover:phase=` declaration that the statements contradict.";
+    MixedPhaseMigration = "mixed-phase-migration", Error, "cutover", "One migration holds both \
+        expand and contract statements; they must run at different times.";
+    BreakingRenameColumn = "breaking-rename-column", Warning, "cutover", "RENAME COLUMN breaks \
+        the version that still uses the old name; `plan` rewrites it into \
+        expand/backfill/contract.";
+    BreakingRenameTable = "breaking-rename-table", Error, "cutover", "RENAME TABLE breaks the \
+        running version; no automatic rewrite yet.";
+    BreakingRenameObject = "breaking-rename-object", Error, "cutover", "Renaming a view, \
+        sequence, type, function or schema breaks the running version.";
+    BreakingAlterColumnType = "breaking-alter-column-type", Error, "cutover", "ALTER COLUMN \
+        TYPE that PostgreSQL does not make in place (narrowing, a real conversion, arrays, \
+        USING, a collation change, or an old type the migrations do not declare) rewrites the \
+        table under an exclusive lock or changes what the running version reads.";
+    AlterColumnTypeNoRewrite = "alter-column-type-no-rewrite", Warning, "cutover", "ALTER \
+        COLUMN TYPE that PostgreSQL makes without a rewrite (varchar(n) to a longer varchar or \
+        text, more numeric precision, ...): expand, but it still takes an ACCESS EXCLUSIVE lock \
+        briefly and invalidates the running version's prepared statements that return the \
+        column.";
+    BreakingSetNotNull = "breaking-set-not-null", Error, "cutover", "SET NOT NULL on an \
+        existing column scans the table under an exclusive lock and fails the old version's \
+        NULL writes.";
+    BreakingAddRequiredColumn = "breaking-add-required-column", Error, "cutover", "ADD COLUMN \
+        ... NOT NULL without a default makes the old version's inserts fail.";
+    BreakingSetSchema = "breaking-set-schema", Error, "cutover", "SET SCHEMA moves a table away \
+        from the running version.";
+    DataLoss = "data-loss", Warning, "cutover", "The statement deletes data (DROP TABLE/COLUMN, \
+        TRUNCATE, DELETE without WHERE); it is a pivot: only a backup restore undoes it.";
+    ConcurrentlyInTransaction = "concurrently-in-transaction", Error, "cutover", "CREATE/DROP \
+        INDEX CONCURRENTLY (or another statement that cannot run in a transaction) shares its \
+        migration with other statements.";
+    UnbatchedDml = "unbatched-dml", Warning, "cutover", "UPDATE or DELETE of a whole existing \
+        table in one transaction holds row locks for the whole run.";
+    TableRewrite = "table-rewrite", Warning, "cutover", "The statement rewrites the whole table \
+        under an ACCESS EXCLUSIVE lock.";
+    ReplacesObject = "replaces-object", Warning, "cutover", "CREATE OR REPLACE changes an \
+        object the running version already uses.";
+    UnclassifiedStatement = "unclassified-statement", Error, "cutover", "cutover does not know \
+        whether the statement is safe while the old version runs; the file must declare its \
+        phase (`-- cutover:phase=`).";
+    UnreadableDoBlock = "unreadable-do-block", Error, "cutover", "A DO block whose body cutover \
+        cannot read (variables, loops, dynamic EXECUTE, function calls); the file must declare \
+        its phase. Plain statements inside a DO block, guarded by IF or EXCEPTION, are \
+        classified like any other.";
+    BreakingDoBlock = "breaking-do-block", Error, "cutover", "A DO block holds a breaking \
+        statement that cutover rewrites into phases only as a plain statement (RENAME COLUMN); \
+        inside the block it would run as written.";
+    BreakingAddConstraint = "breaking-add-constraint", Error, "cutover", "A constraint that \
+        rejects every insert of the running version (a NULL check on a column it does not know, \
+        which it leaves NULL); NOT VALID does not help.";
+    ConstraintRejectsOldWrites = "constraint-rejects-old-writes", Warning, "cutover", "A CHECK, \
+        FOREIGN KEY, UNIQUE or PRIMARY KEY constraint (or unique index) on columns the running \
+        version writes can reject its writes; it is placed in the contract phase.";
+    BanDropNotNull = "ban-drop-not-null", Warning, "cutover", "DROP NOT NULL lets the new \
+        version write NULLs the old version may not expect when it reads them (squawk's id; \
+        cutover's own check, silent for columns the release adds).";
+    TransactionWrapper = "transaction-wrapper", Info, "cutover", "The file's own BEGIN ... \
+        COMMIT is left out: cutover runs each file in one transaction and records it in the \
+        same one.";
+    TransactionControlInMigration = "transaction-control-in-migration", Error, "cutover", "BEGIN, \
+        COMMIT or ROLLBACK inside a migration would commit or abort part of it: the run could \
+        no longer be recorded or undone as one.";
+    EnumValueInSameTransaction = "enum-value-in-same-transaction", Error, "cutover", "An enum \
+        value added by ALTER TYPE ... ADD VALUE is used in the same transaction; PostgreSQL \
+        refuses it until the transaction commits.";
+    TimeoutDisabled = "timeout-disabled", Warning, "cutover", "`SET lock_timeout = 0` or `SET \
+        statement_timeout = 0` (pg_dump's header) switches off the timeouts the executor sets \
+        around every statement.";
+    UnusedIgnore = "unused-ignore", Warning, "cutover", "A `-- cutover:ignore` comment that \
+        silences nothing: a typo, an unknown rule, or a rule that no longer fires on that \
+        statement.";
+    RenameRewriteIncomplete = "rename-rewrite-incomplete", Warning, "cutover", "The rename \
+        rewrite copies the column's values, not its indexes, constraints or defaults.";
+    RenameTypeUnknown = "rename-type-unknown", Info, "cutover", "The renamed column's type is \
+        not in the migrations; the expand step copies it from the live catalog.";
+    RenameRewriteUnsupported = "rename-rewrite-unsupported", Error, "cutover", "The renamed \
+        column is a primary key, an identity, generated or serial column, or is referenced by a \
+        foreign key or read by a view: the rename rewrite (add, copy, drop) cannot carry that, \
+        so `plan` stops; rename it in a `recreate` release, or keep the name.";
+    BackfillKeyUnsupported = "backfill-key-unsupported", Error, "cutover", "The rename's \
+        backfill walks an integer primary key; the table's key is not one (uuid, text, \
+        composite).";
+    RecreateRunsAsIs = "recreate-runs-as-is", Info, "cutover", "A breaking statement runs \
+        unchanged because the recreate strategy stops the old version first.";
+    RequireConcurrentIndexCreation = "require-concurrent-index-creation", Error, "squawk", "CREATE \
+        INDEX without CONCURRENTLY blocks writes while it builds.";
+    RequireConcurrentIndexDeletion = "require-concurrent-index-deletion", Warning, "squawk", "DROP \
+        INDEX without CONCURRENTLY blocks reads and writes.";
+    RequireConcurrentReindex = "require-concurrent-reindex", Warning, "squawk", "REINDEX \
+        without CONCURRENTLY blocks writes.";
+    RequireConcurrentPartitionDetach = "require-concurrent-partition-detach", Warning, "squawk", "DETACH \
+        PARTITION without CONCURRENTLY takes an exclusive lock.";
+    ConstraintMissingNotValid = "constraint-missing-not-valid", Error, "squawk", "Adding a \
+        CHECK or FOREIGN KEY constraint without NOT VALID scans the table under a lock.";
+    AddingForeignKeyConstraint = "adding-foreign-key-constraint", Error, "squawk", "A foreign \
+        key added without NOT VALID locks both tables while it validates.";
+    AddingFieldWithDefault = "adding-field-with-default", Error, "squawk", "ADD COLUMN with a \
+        volatile default rewrites the table.";
+    AddingSerialPrimaryKeyField = "adding-serial-primary-key-field", Error, "squawk", "Adding a \
+        primary key builds an index under an exclusive lock.";
+    DisallowedUniqueConstraint = "disallowed-unique-constraint", Error, "squawk", "ADD \
+        CONSTRAINT UNIQUE builds its index under an exclusive lock; build it CONCURRENTLY first.";
+    BanConcurrentIndexCreationInTransaction = "ban-concurrent-index-creation-in-transaction", Error, "squawk",
+        "CONCURRENTLY inside an explicit transaction fails at run time.";
+    BanUncommittedTransaction = "ban-uncommitted-transaction", Error, "squawk", "A BEGIN \
+        without COMMIT.";
+    TransactionNesting = "transaction-nesting", Warning, "squawk", "BEGIN/COMMIT inside a \
+        migration that already runs in a transaction.";
     BanDropDatabase = "ban-drop-database", Error, "squawk", "DROP DATABASE in a migration.";
-    BanTruncateCascade = "ban-truncate-cascade", Warning, "squawk", "TRUNCATE ... CASCADE empties other tables too.";
-    BanDuplicateColumnAssignments = "ban-duplicate-column-assignments", Error, "squawk", "The same column is assigned twice.";
-    IdentifierTooLong = "identifier-too-long", Error, "squawk", "PostgreSQL silently truncates identifiers longer than 63 bytes.";
-    RequireLockTimeout = "require-lock-timeout", Warning, "squawk", "No lock_timeout: a blocked DDL statement queues every query behind it. Not reported by `plan`: the executor sets the database's `lock_timeout` around every statement.";
-    RequireStatementTimeout = "require-statement-timeout", Warning, "squawk", "No statement_timeout. Not reported by `plan`: the executor sets the database's `statement_timeout`.";
-    BanCreateDomainWithConstraint = "ban-create-domain-with-constraint", Warning, "squawk", "Domain constraints cannot be added safely later.";
-    BanAlterDomainWithAddConstraint = "ban-alter-domain-with-add-constraint", Warning, "squawk", "ALTER DOMAIN ADD CONSTRAINT validates every column using the domain.";
-    PreferRobustStmts = "prefer-robust-stmts", Info, "squawk", "IF [NOT] EXISTS lets a half-done migration be retried.";
+    BanTruncateCascade = "ban-truncate-cascade", Warning, "squawk", "TRUNCATE ... CASCADE \
+        empties other tables too.";
+    BanDuplicateColumnAssignments = "ban-duplicate-column-assignments", Error, "squawk", "The \
+        same column is assigned twice.";
+    IdentifierTooLong = "identifier-too-long", Error, "squawk", "PostgreSQL silently truncates \
+        identifiers longer than 63 bytes.";
+    RequireLockTimeout = "require-lock-timeout", Warning, "squawk", "No lock_timeout: a blocked \
+        DDL statement queues every query behind it. Not reported by `plan`: the executor sets \
+        the database's `lock_timeout` around every statement.";
+    RequireStatementTimeout = "require-statement-timeout", Warning, "squawk", "No \
+        statement_timeout. Not reported by `plan`: the executor sets the database's \
+        `statement_timeout`.";
+    BanCreateDomainWithConstraint = "ban-create-domain-with-constraint", Warning, "squawk", "Domain \
+        constraints cannot be added safely later.";
+    BanAlterDomainWithAddConstraint = "ban-alter-domain-with-add-constraint", Warning, "squawk", "ALTER \
+        DOMAIN ADD CONSTRAINT validates every column using the domain.";
+    PreferRobustStmts = "prefer-robust-stmts", Info, "squawk", "IF [NOT] EXISTS lets a \
+        half-done migration be retried.";
     PreferBigintOverInt = "prefer-bigint-over-int", Info, "squawk", "int primary keys run out.";
-    PreferBigintOverSmallint = "prefer-bigint-over-smallint", Info, "squawk", "smallint columns run out.";
+    PreferBigintOverSmallint = "prefer-bigint-over-smallint", Info, "squawk", "smallint columns \
+        run out.";
     PreferIdentity = "prefer-identity", Info, "squawk", "Prefer identity columns to serial.";
-    PreferTextField = "prefer-text-field", Info, "squawk", "varchar(n) limits need a rewrite to change.";
-    PreferTimestampTz = "prefer-timestamp-tz", Info, "squawk", "timestamp without time zone loses the offset.";
+    PreferTextField = "prefer-text-field", Info, "squawk", "varchar(n) limits need a rewrite to \
+        change.";
+    PreferTimestampTz = "prefer-timestamp-tz", Info, "squawk", "timestamp without time zone \
+        loses the offset.";
     BanCharField = "ban-char-field", Info, "squawk", "char(n) pads values.";
-    RequireEnumValueOrdering = "require-enum-value-ordering", Info, "squawk", "New enum values should say where they go.";
-    PreferRepack = "prefer-repack", Info, "squawk", "VACUUM FULL / CLUSTER lock the table; pg_repack does not.";
-    BanDropGeneratedExpression = "ban-drop-generated-expression", Warning, "squawk", "DROP EXPRESSION turns a generated column into a plain one: the new version may write values the old version expects computed.";
-    BanAlterIdentity = "ban-alter-identity", Warning, "squawk", "Changing a column's identity may break inserts of the running version.";
+    RequireEnumValueOrdering = "require-enum-value-ordering", Info, "squawk", "New enum values \
+        should say where they go.";
+    PreferRepack = "prefer-repack", Info, "squawk", "VACUUM FULL / CLUSTER lock the table; \
+        pg_repack does not.";
+    BanDropGeneratedExpression = "ban-drop-generated-expression", Warning, "squawk", "DROP \
+        EXPRESSION turns a generated column into a plain one: the new version may write values \
+        the old version expects computed.";
+    BanAlterIdentity = "ban-alter-identity", Warning, "squawk", "Changing a column's identity \
+        may break inserts of the running version.";
 }
 
 impl RuleId {
@@ -360,7 +454,10 @@ mod tests {
         };
         assert_eq!(
             serde_json::to_string(&f).unwrap(),
-            r#"{"rule":"data-loss","severity":"warning","file":"V2__x.sql","line":3,"message":"m","hint":"h","doc":"docs/rules.md#data-loss"}"#
+            concat!(
+                r#"{"rule":"data-loss","severity":"warning","file":"V2__x.sql","line":3,"#,
+                r#""message":"m","hint":"h","doc":"docs/rules.md#data-loss"}"#
+            )
         );
     }
 

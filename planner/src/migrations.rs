@@ -64,7 +64,14 @@ impl MigrationFile {
         })?;
         let checksum = hex(&Sha256::digest(bytes));
         let refinery_version = i32::try_from(version).map_err(|_| {
-            Diagnostic::new(Location::file(display_path), format!("migration version {version} does not fit refinery's history table (a 32-bit integer)"), "use versions below 2,147,483,648")
+            Diagnostic::new(
+                Location::file(display_path),
+                format!(
+                    "migration version {version} does not fit refinery's history table (a 32-bit \
+                     integer)"
+                ),
+                "use versions below 2,147,483,648",
+            )
         })?;
         Ok(Self {
             version,
@@ -124,7 +131,10 @@ pub fn hex(bytes: &[u8]) -> String {
 }
 
 fn parse_file_name(file_name: &str) -> Result<(u64, String), (String, String)> {
-    let hint = "name migrations `V{version}__{name}.sql`, e.g. `V2__add_full_name.sql` (refinery's convention), and their undo `V2__add_full_name.down.sql`".to_string();
+    let hint =
+        "name migrations `V{version}__{name}.sql`, e.g. `V2__add_full_name.sql` (refinery's \
+                convention), and their undo `V2__add_full_name.down.sql`"
+            .to_string();
     if let Some(up) = file_name.strip_suffix(".down.sql") {
         return parse_file_name(&format!("{up}.sql"));
     }
@@ -216,12 +226,19 @@ pub fn load_dir(dir: &Path, display: &str) -> Result<Vec<MigrationFile>, PlanErr
     out.sort_by_key(|m: &MigrationFile| m.version);
     for d in downs {
         let up_name = d.name.as_str();
-        match out.iter_mut().find(|m| m.version == d.version && m.name == up_name) {
+        match out
+            .iter_mut()
+            .find(|m| m.version == d.version && m.name == up_name)
+        {
             Some(m) => m.down = Some(d.text),
             None => problems.push(Diagnostic::new(
                 Location::file(d.display_path.clone()),
-                format!("`{}` has no migration to undo: no `V{}__{up_name}.sql` beside it", d.file_name, d.version),
-                "name a down file after its migration: `V2__add_email.sql` is undone by `V2__add_email.down.sql`",
+                format!(
+                    "`{}` has no migration to undo: no `V{}__{up_name}.sql` beside it",
+                    d.file_name, d.version
+                ),
+                "name a down file after its migration: `V2__add_email.sql` is undone by \
+                 `V2__add_email.down.sql`",
             )),
         }
     }
@@ -272,7 +289,12 @@ fn walk(
         let path = entry.path();
         let Some(name) = entry.file_name().to_str().map(str::to_string) else {
             let lossy = entry.file_name().to_string_lossy().into_owned();
-            problems.push(Diagnostic::new(Location::file(format!("{shown_dir}/{lossy}")), "the name is not valid UTF-8, so cutover cannot tell whether it is a migration", "rename it in UTF-8 (refinery's names are `V{version}__{name}.sql`), or move it out of the migrations folder"));
+            problems.push(Diagnostic::new(
+                Location::file(format!("{shown_dir}/{lossy}")),
+                "the name is not valid UTF-8, so cutover cannot tell whether it is a migration",
+                "rename it in UTF-8 (refinery's names are `V{version}__{name}.sql`), or move it out \
+                 of the migrations folder",
+            ));
             continue;
         };
         let shown = format!("{shown_dir}/{name}");
@@ -364,7 +386,13 @@ mod tests {
                 .any(|t| t.contains("m/V4__gone.sql") && t.contains("symbolic link to nothing")),
             "{text:?}"
         );
-        assert!(text.iter().any(|t| t.contains("m/V5__dir.sql") && t.contains("folder named like a migration")), "{text:?}");
+        assert!(
+            text.iter().any(|t| t.contains("m/V5__dir.sql")
+                && t.contains(
+                    "folder named like a migration"
+                )),
+            "{text:?}"
+        );
         assert!(
             text.iter()
                 .any(|t| t.contains("duplicate migration version 1")),

@@ -91,59 +91,51 @@ pub fn rename_column(rename: &ColumnRename) -> RenameRewrite {
     let add_column = match &column_type {
         Some(ty) => format!("ALTER TABLE {table} ADD COLUMN {to} {ty};"),
         None => format!(
-            "-- the type of {table}.{from} is not declared in the migrations: copy it from the catalog\n\
-             DO $cutover$\nBEGIN\n  EXECUTE format('ALTER TABLE %s ADD COLUMN %I %s', '{table}'::regclass, '{to_raw}',\n    (SELECT format_type(atttypid, atttypmod) FROM pg_attribute\n      WHERE attrelid = '{table}'::regclass AND attname = '{from_raw}'));\nEND\n$cutover$;",
+            "-- the type of {table}.{from} is not declared in the migrations: copy it from the \
+             catalog\nDO $cutover$\nBEGIN\n  EXECUTE format('ALTER TABLE %s ADD COLUMN %I %s', \
+             '{table}'::regclass, '{to_raw}',\n    (SELECT format_type(atttypid, atttypmod) FROM \
+             pg_attribute\n      WHERE attrelid = '{table}'::regclass AND attname = \
+             '{from_raw}'));\nEND\n$cutover$;",
             to_raw = bare(to),
             from_raw = bare(from),
         ),
     };
     let expand_sql = format!(
-        "{add_column}\n\
-         CREATE FUNCTION {func}() RETURNS trigger LANGUAGE plpgsql AS $cutover$\n\
-         BEGIN\n\
-         \x20 -- old version writes {from}, new version writes {to}: keep both equal\n\
-         \x20 IF TG_OP = 'INSERT' THEN\n\
-         \x20   IF NEW.{to} IS NULL THEN NEW.{to} := NEW.{from};\n\
-         \x20   ELSIF NEW.{from} IS NULL THEN NEW.{from} := NEW.{to};\n\
-         \x20   END IF;\n\
-         \x20 ELSIF NEW.{from} IS DISTINCT FROM OLD.{from} AND NEW.{to} IS NOT DISTINCT FROM OLD.{to} THEN\n\
-         \x20   NEW.{to} := NEW.{from};\n\
-         \x20 ELSIF NEW.{to} IS DISTINCT FROM OLD.{to} AND NEW.{from} IS NOT DISTINCT FROM OLD.{from} THEN\n\
-         \x20   NEW.{from} := NEW.{to};\n\
-         \x20 END IF;\n\
-         \x20 RETURN NEW;\n\
-         END\n\
-         $cutover$;\n\
-         CREATE TRIGGER {on_insert} BEFORE INSERT ON {table}\n\
-         \x20 FOR EACH ROW EXECUTE FUNCTION {func}();\n\
-         -- Only updates that leave the columns apart need the function: the backfill's own\n\
-         -- updates (which make them equal) skip it.\n\
-         CREATE TRIGGER {on_update} BEFORE UPDATE ON {table}\n\
-         \x20 FOR EACH ROW WHEN (NEW.{from} IS DISTINCT FROM OLD.{from} OR NEW.{to} IS DISTINCT FROM NEW.{from})\n\
-         \x20 EXECUTE FUNCTION {func}();"
+        "{add_column}\nCREATE FUNCTION {func}() RETURNS trigger LANGUAGE plpgsql AS \
+         $cutover$\nBEGIN\n\x20 -- old version writes {from}, new version writes {to}: keep both \
+         equal\n\x20 IF TG_OP = 'INSERT' THEN\n\x20   IF NEW.{to} IS NULL THEN NEW.{to} := \
+         NEW.{from};\n\x20   ELSIF NEW.{from} IS NULL THEN NEW.{from} := NEW.{to};\n\x20   END \
+         IF;\n\x20 ELSIF NEW.{from} IS DISTINCT FROM OLD.{from} AND NEW.{to} IS NOT DISTINCT FROM \
+         OLD.{to} THEN\n\x20   NEW.{to} := NEW.{from};\n\x20 ELSIF NEW.{to} IS DISTINCT FROM \
+         OLD.{to} AND NEW.{from} IS NOT DISTINCT FROM OLD.{from} THEN\n\x20   NEW.{from} := \
+         NEW.{to};\n\x20 END IF;\n\x20 RETURN NEW;\nEND\n$cutover$;\nCREATE TRIGGER {on_insert} \
+         BEFORE INSERT ON {table}\n\x20 FOR EACH ROW EXECUTE FUNCTION {func}();\n-- Only updates \
+         that leave the columns apart need the function: the backfill's own\n-- updates (which make \
+         them equal) skip it.\nCREATE TRIGGER {on_update} BEFORE UPDATE ON {table}\n\x20 FOR EACH \
+         ROW WHEN (NEW.{from} IS DISTINCT FROM OLD.{from} OR NEW.{to} IS DISTINCT FROM \
+         NEW.{from})\n\x20 EXECUTE FUNCTION {func}();"
     );
     let drop_sync = format!(
-        "DROP TRIGGER IF EXISTS {on_insert} ON {table};\n\
-         DROP TRIGGER IF EXISTS {on_update} ON {table};\n\
-         DROP FUNCTION IF EXISTS {func}();\n"
+        "DROP TRIGGER IF EXISTS {on_insert} ON {table};\nDROP TRIGGER IF EXISTS {on_update} ON \
+         {table};\nDROP FUNCTION IF EXISTS {func}();\n"
     );
     let expand_undo_sql = format!("{drop_sync}ALTER TABLE {table} DROP COLUMN IF EXISTS {to};");
     // One round trip per batch: the next `$2` keys after `$1`, copied where they differ; returns
     // the batch's last key (NULL when there is none left) and the rows changed. The bound is a
     // scalar subquery, not a join, so the UPDATE is an index range scan even without statistics.
     let backfill_batch_sql = format!(
-        "WITH bound AS (SELECT max({key}) AS hi FROM (SELECT {key} FROM {table} WHERE {key} > $1 ORDER BY {key} LIMIT $2) s), \
-         changed AS (UPDATE {table} SET {to} = {from} WHERE {key} > $1 AND {key} <= (SELECT hi FROM bound) AND {to} IS DISTINCT FROM {from} RETURNING 1) \
-         SELECT (SELECT hi FROM bound)::bigint, (SELECT count(*) FROM changed)"
+        "WITH bound AS (SELECT max({key}) AS hi FROM (SELECT {key} FROM {table} WHERE {key} > $1 \
+         ORDER BY {key} LIMIT $2) s), changed AS (UPDATE {table} SET {to} = {from} WHERE {key} > $1 \
+         AND {key} <= (SELECT hi FROM bound) AND {to} IS DISTINCT FROM {from} RETURNING 1) SELECT \
+         (SELECT hi FROM bound)::bigint, (SELECT count(*) FROM changed)"
     );
     let mut contract_sql = drop_sync;
     if not_null {
         contract_sql.push_str(&format!(
-            "-- {from} was NOT NULL: enforce it on {to} without a long lock\n\
-             ALTER TABLE {table} ADD CONSTRAINT {check} CHECK ({to} IS NOT NULL) NOT VALID;\n\
-             ALTER TABLE {table} VALIDATE CONSTRAINT {check};\n\
-             ALTER TABLE {table} ALTER COLUMN {to} SET NOT NULL;\n\
-             ALTER TABLE {table} DROP CONSTRAINT {check};\n"
+            "-- {from} was NOT NULL: enforce it on {to} without a long lock\nALTER TABLE {table} \
+             ADD CONSTRAINT {check} CHECK ({to} IS NOT NULL) NOT VALID;\nALTER TABLE {table} \
+             VALIDATE CONSTRAINT {check};\nALTER TABLE {table} ALTER COLUMN {to} SET NOT \
+             NULL;\nALTER TABLE {table} DROP CONSTRAINT {check};\n"
         ));
     }
     contract_sql.push_str(&format!("ALTER TABLE {table} DROP COLUMN {from};"));

@@ -458,16 +458,29 @@ fn hint_for_unknown_key(message: &str) -> Option<String> {
     let key = message.split('`').nth(1)?;
     let hint = match key {
         "url" | "password" | "dsn" | "connection" | "connection_string" => {
-            "cutover never reads a connection string from the spec: export it in an environment variable and name that variable with `url_env = \"DATABASE_URL\"`".to_string()
+            "cutover never reads a connection string from the spec: export it in an environment \
+             variable and name that variable with `url_env = \"DATABASE_URL\"`"
+                .to_string()
         }
         "cmd" | "shell" | "script" | "run" => {
-            "commands are argv lists run without a shell: `argv = [\"./smoke.sh\", \"--fast\"]`".to_string()
+            "commands are argv lists run without a shell: `argv = [\"./smoke.sh\", \"--fast\"]`"
+                .to_string()
         }
         "weights" => "canary weights are written `steps = [10, 25, 50, 100]`".to_string(),
-        "strategy" => "`strategy` belongs to a service: `[service.strategy]` under `[[service]]`".to_string(),
+        "strategy" => {
+            "`strategy` belongs to a service: `[service.strategy]` under `[[service]]`".to_string()
+        }
         _ => {
-            let expected = message.split("expected").nth(1)?.trim().trim_start_matches("one of").trim();
-            format!("check the spelling; the keys allowed here are {}", expected.trim_end_matches('.'))
+            let expected = message
+                .split("expected")
+                .nth(1)?
+                .trim()
+                .trim_start_matches("one of")
+                .trim();
+            format!(
+                "check the spelling; the keys allowed here are {}",
+                expected.trim_end_matches('.')
+            )
         }
     };
     Some(hint)
@@ -493,22 +506,38 @@ impl ReleaseSpec {
                     .nth(1)
                     .map(|rest| format!("use {}", rest.trim().trim_end_matches('.')))
             } else if message.starts_with("invalid type") {
-                let expected = message.split("expected").nth(1).unwrap_or("another type").trim();
+                let expected = message
+                    .split("expected")
+                    .nth(1)
+                    .unwrap_or("another type")
+                    .trim();
                 let expected = match expected {
                     "u16" => "a whole number from 0 to 65535",
                     "u32" | "u64" => "a whole number",
                     "a sequence" => "a list, e.g. [\"a\", \"b\"]",
                     other => other,
                 };
-                Some(format!("this key takes {expected}: numbers and true/false are written without quotes, durations as strings like \"30s\""))
+                Some(format!(
+                    "this key takes {expected}: numbers and true/false are written without quotes, \
+                     durations as strings like \"30s\""
+                ))
             } else if message.contains("duration `") {
-                Some("durations are a whole number and one unit (ms, s, m or h), at most 596h, e.g. \"30s\"".to_string())
+                Some(
+                    "durations are a whole number and one unit (ms, s, m or h), at most 596h, \
+                     e.g. \"30s\""
+                        .to_string(),
+                )
             } else if message.starts_with("missing field") {
                 Some("see plans/README.md for every key of a release spec".to_string())
             } else {
                 Some("the spec must be valid TOML; see plans/README.md".to_string())
             };
-            vec![Diagnostic { location, message: format!("invalid release spec: {message}"), hint, doc: None }]
+            vec![Diagnostic {
+                location,
+                message: format!("invalid release spec: {message}"),
+                hint,
+                doc: None,
+            }]
         })?;
         let mut errors = spec.validate(text, &at);
         errors.sort_by_key(|d| (d.location.line, d.location.column));

@@ -412,7 +412,8 @@ pub const NO_REWRITE: &[NoRewrite] = &[
     },
     NoRewrite {
         id: "varchar-longer",
-        what: "varchar(n) to a longer varchar or to varchar without a limit: binary coercible, and the length check can only pass",
+        what: "varchar(n) to a longer varchar or to varchar without a limit: binary coercible, and \
+               the length check can only pass",
         note: None,
         examples: &[
             ("varchar(10)", "varchar(20)"),
@@ -454,9 +455,11 @@ pub const NO_REWRITE: &[NoRewrite] = &[
     },
     NoRewrite {
         id: "numeric-precision",
-        what: "numeric(p,s) to numeric with more digits and the same scale, or to numeric without a limit: the same type, and every value still fits unchanged",
+        what: "numeric(p,s) to numeric with more digits and the same scale, or to numeric without a \
+               limit: the same type, and every value still fits unchanged",
         note: Some(
-            "to numeric without a limit, new values are no longer rounded to the old scale, the old version's writes included",
+            "to numeric without a limit, new values are no longer rounded to the old scale, the old \
+             version's writes included",
         ),
         examples: &[
             ("numeric(10,2)", "numeric(12,2)"),
@@ -475,7 +478,8 @@ pub const NO_REWRITE: &[NoRewrite] = &[
     },
     NoRewrite {
         id: "varbit-longer",
-        what: "bit varying(n) to a longer bit varying or to one without a limit: the same type, and the length check can only pass",
+        what: "bit varying(n) to a longer bit varying or to one without a limit: the same type, and \
+               the length check can only pass",
         note: None,
         examples: &[("varbit(5)", "varbit(10)"), ("bit varying(5)", "varbit")],
         holds: |old, new| {
@@ -490,7 +494,8 @@ pub const NO_REWRITE: &[NoRewrite] = &[
     },
     NoRewrite {
         id: "datetime-precision",
-        what: "timestamp, timestamptz, time or timetz to the same type with at least as many fractional digits (unconstrained is 6): the same type, no value is rounded",
+        what: "timestamp, timestamptz, time or timetz to the same type with at least as many \
+               fractional digits (unconstrained is 6): the same type, no value is rounded",
         note: Some(
             "new values keep the extra fractional digits, the old version's writes included",
         ),
@@ -512,7 +517,8 @@ pub const NO_REWRITE: &[NoRewrite] = &[
     },
     NoRewrite {
         id: "interval-precision",
-        what: "interval to interval with the same fields and at least as many fractional digits, or to plain interval: the same type, no value is truncated",
+        what: "interval to interval with the same fields and at least as many fractional digits, or \
+               to plain interval: the same type, no value is truncated",
         note: None,
         examples: &[
             ("interval(0)", "interval(3)"),
@@ -622,7 +628,8 @@ pub fn judge(old: Option<&str>, new: &str) -> TypeChange {
     use Server::*;
     let Some(old_text) = old else {
         return TypeChange::breaking(
-            "cannot be judged: the migrations do not declare the column's current type, so cutover assumes PostgreSQL rewrites the table under an ACCESS EXCLUSIVE lock",
+            "cannot be judged: the migrations do not declare the column's current type, so cutover \
+             assumes PostgreSQL rewrites the table under an ACCESS EXCLUSIVE lock",
             Depends,
         );
     };
@@ -643,7 +650,9 @@ pub fn judge(old: Option<&str>, new: &str) -> TypeChange {
         if !KNOWN.contains(&t.name.as_str()) {
             return TypeChange::breaking(
                 format!(
-                    "cannot be judged: `{}` is not a built-in type cutover knows (a domain, an enum or an extension's type), so cutover assumes PostgreSQL rewrites the table under an ACCESS EXCLUSIVE lock",
+                    "cannot be judged: `{}` is not a built-in type cutover knows (a domain, an enum \
+                     or an extension's type), so cutover assumes PostgreSQL rewrites the table \
+                     under an ACCESS EXCLUSIVE lock",
                     t.name
                 ),
                 Depends,
@@ -663,56 +672,72 @@ fn breaking(o: &SqlType, n: &SqlType) -> (&'static str, Server) {
         || (o.name == "xml" && n.name == "varchar");
     match (o.name.as_str(), n.name.as_str()) {
         _ if o.array || n.array => (
-            "converts an array element by element: PostgreSQL rewrites the table under an ACCESS EXCLUSIVE lock even when the element types are binary coercible",
+            "converts an array element by element: PostgreSQL rewrites the table under an ACCESS \
+             EXCLUSIVE lock even when the element types are binary coercible",
             Rebuilds,
         ),
         ("timestamp", "timestamptz") | ("timestamptz", "timestamp") => (
-            "reinterprets every value in the session's TimeZone: the running version reads another type and other values; PostgreSQL rebuilds the column's indexes and, unless TimeZone is UTC, rewrites the table under an ACCESS EXCLUSIVE lock",
+            "reinterprets every value in the session's TimeZone: the running version reads another \
+             type and other values; PostgreSQL rebuilds the column's indexes and, unless TimeZone \
+             is UTC, rewrites the table under an ACCESS EXCLUSIVE lock",
             Rebuilds,
         ),
         ("cidr", "inet") => (
-            "needs no rewrite, but the running version reads host addresses without their `/32` or `/128` suffix",
+            "needs no rewrite, but the running version reads host addresses without their `/32` or \
+             `/128` suffix",
             Keeps,
         ),
         ("bpchar", "bpchar") if n.mods.is_empty() => (
-            "needs no rewrite, but new values are no longer padded with spaces to the old length, the old version's writes included",
+            "needs no rewrite, but new values are no longer padded with spaces to the old length, \
+             the old version's writes included",
             Keeps,
         ),
         // text to bpchar keeps the table and rebuilds the index; xml has no index to rebuild.
         (_, "bpchar") if n.mods.is_empty() => (
-            "makes values compare ignoring trailing spaces, so the running version's comparisons change; PostgreSQL rebuilds the column's indexes under an ACCESS EXCLUSIVE lock",
+            "makes values compare ignoring trailing spaces, so the running version's comparisons \
+             change; PostgreSQL rebuilds the column's indexes under an ACCESS EXCLUSIVE lock",
             Depends,
         ),
         ("bpchar", _) | (_, "bpchar") => (
-            "converts to or from char(n), which pads values with spaces: PostgreSQL converts every row, rewriting the table under an ACCESS EXCLUSIVE lock",
+            "converts to or from char(n), which pads values with spaces: PostgreSQL converts every \
+             row, rewriting the table under an ACCESS EXCLUSIVE lock",
             Rebuilds,
         ),
         ("bit", "bit") => (
-            "changes a fixed length: bit(n) holds exactly n bits, so PostgreSQL refuses the existing values",
+            "changes a fixed length: bit(n) holds exactly n bits, so PostgreSQL refuses the \
+             existing values",
             Rebuilds,
         ),
         ("bit", "varbit") => (
-            "changes bit(n) to bit varying: PostgreSQL rebuilds the column's indexes (another operator class) and, for a limited length, rewrites the table under an ACCESS EXCLUSIVE lock",
+            "changes bit(n) to bit varying: PostgreSQL rebuilds the column's indexes (another \
+             operator class) and, for a limited length, rewrites the table under an ACCESS \
+             EXCLUSIVE lock",
             Rebuilds,
         ),
         ("numeric", "numeric")
             if o.mods.len() == 2 && n.mods.len() == 2 && o.mods[1] != n.mods[1] =>
         {
             (
-                "changes the scale: PostgreSQL rounds every value, rewriting the table under an ACCESS EXCLUSIVE lock",
+                "changes the scale: PostgreSQL rounds every value, rewriting the table under an \
+                 ACCESS EXCLUSIVE lock",
                 Rebuilds,
             )
         }
         ("interval", "interval") if o.fields != n.fields => (
-            "changes an interval's fields: cutover does not judge which of those PostgreSQL makes in place, so it assumes a rewrite under an ACCESS EXCLUSIVE lock",
+            "changes an interval's fields: cutover does not judge which of those PostgreSQL makes \
+             in place, so it assumes a rewrite under an ACCESS EXCLUSIVE lock",
             Depends,
         ),
         _ if narrowing => (
-            "narrows the type: the old version may write values the new type rejects or rounds, and PostgreSQL checks or converts every row, rewriting the table under an ACCESS EXCLUSIVE lock",
+            "narrows the type: the old version may write values the new type rejects or rounds, and \
+             PostgreSQL checks or converts every row, rewriting the table under an ACCESS EXCLUSIVE \
+             lock",
             Rebuilds,
         ),
         _ => (
-            "converts every value (the types are not binary coercible): PostgreSQL rewrites the table and its indexes under an ACCESS EXCLUSIVE lock, or refuses the change without USING",
+            "converts every value (the types are not binary coercible): PostgreSQL rewrites the \
+             table and its indexes under an ACCESS EXCLUSIVE lock, or refuses the change without \
+             USING",
             Rebuilds,
         ),
     }

@@ -85,7 +85,9 @@ fn statements_land_in_the_right_phase() {
 fn set_not_null_after_a_validated_check_runs_with_the_check_after_the_old_version() {
     // The check rejects the NULLs the old version may write, so the recipe runs in contract;
     // SET NOT NULL after it rejects nothing new and skips the scan.
-    let sql = "ALTER TABLE users ADD CONSTRAINT email_nn CHECK (email IS NOT NULL) NOT VALID;\nALTER TABLE users VALIDATE CONSTRAINT email_nn;\nALTER TABLE users ALTER COLUMN email SET NOT NULL;";
+    let sql = "ALTER TABLE users ADD CONSTRAINT email_nn CHECK (email IS NOT NULL) NOT \
+               VALID;\nALTER TABLE users VALIDATE CONSTRAINT email_nn;\nALTER TABLE users ALTER \
+               COLUMN email SET NOT NULL;";
     let (phase, rules, file) = classify(sql);
     assert_eq!(phase, StmtPhase::Contract, "{rules:?}");
     assert_eq!(file, Phase::Contract, "{rules:?}");
@@ -150,7 +152,14 @@ fn derived_inverses_undo_expand_statements() {
     use cutover_planner::analysis::Inverse;
     let files = vec![
         MigrationFile::from_bytes("V1__base.sql", "V1__base.sql", BASE.as_bytes()).unwrap(),
-        MigrationFile::from_bytes("V2__x.sql", "V2__x.sql", b"ALTER TABLE users ADD COLUMN n text;\nCREATE INDEX CONCURRENTLY users_n ON users (n);\nCREATE TABLE t (id int);\nALTER TABLE users ADD CONSTRAINT c CHECK (n <> '') NOT VALID;").unwrap(),
+        MigrationFile::from_bytes(
+            "V2__x.sql",
+            "V2__x.sql",
+            b"ALTER TABLE users ADD COLUMN n text;\nCREATE INDEX CONCURRENTLY users_n ON users \
+              (n);\nCREATE TABLE t (id int);\nALTER TABLE users ADD CONSTRAINT c CHECK (n <> '') \
+              NOT VALID;",
+        )
+        .unwrap(),
     ];
     let a = analyze(&files, Some(1), AnalyzeOptions { release: true });
     let inv: Vec<String> = a.migrations[0]
@@ -183,7 +192,8 @@ fn a_down_file_undoes_a_migration_without_a_derived_inverse() {
         "ALTER TABLE users ALTER COLUMN email SET DEFAULT 'none';\n",
     )
     .unwrap();
-    let spec = "[release]\nname = \"d\"\n\n[[database]]\nname = \"main\"\nurl_env = \"DATABASE_URL\"\nmigrations = \"m\"\nbaseline = 1\n";
+    let spec = "[release]\nname = \"d\"\n\n[[database]]\nname = \"main\"\nurl_env \
+                = \"DATABASE_URL\"\nmigrations = \"m\"\nbaseline = 1\n";
     std::fs::write(dir.path().join("spec.toml"), spec).unwrap();
     let undo = |plan: &cutover_planner::Plan| {
         plan.step("migrate/expand/V2__default_email")

@@ -430,11 +430,13 @@ fn an_old_type_the_migrations_do_not_declare_is_breaking_and_the_hint_says_so() 
 fn the_schema_follows_each_type_change() {
     // After varchar(20) -> varchar(40), going to varchar(30) narrows; to varchar(50) widens.
     let (phase, _) = classify(
-        "ALTER TABLE items ALTER name TYPE varchar(40);\nALTER TABLE items ALTER name TYPE varchar(30);",
+        "ALTER TABLE items ALTER name TYPE varchar(40);\nALTER TABLE items ALTER name TYPE \
+         varchar(30);",
     );
     assert_eq!(phase, StmtPhase::Breaking);
     let (phase, _) = classify(
-        "ALTER TABLE items ALTER name TYPE varchar(40);\nALTER TABLE items ALTER name TYPE varchar(50);",
+        "ALTER TABLE items ALTER name TYPE varchar(40);\nALTER TABLE items ALTER name TYPE \
+         varchar(50);",
     );
     assert_eq!(phase, StmtPhase::Expand);
     // A column added by an applied migration is known with its type.
@@ -449,7 +451,8 @@ fn the_schema_follows_each_type_change() {
         MigrationFile::from_bytes(
             "V3__widen.sql",
             "V3__widen.sql",
-            b"ALTER TABLE items ALTER note TYPE varchar(9);\nALTER TABLE items ALTER note TYPE varchar(7);",
+            b"ALTER TABLE items ALTER note TYPE varchar(9);\nALTER TABLE items ALTER note TYPE \
+              varchar(7);",
         )
         .unwrap(),
     ];
@@ -471,13 +474,16 @@ fn the_schema_follows_each_collation() {
         MigrationFile::from_bytes(
             "V2__add.sql",
             "V2__add.sql",
-            b"ALTER TABLE items ADD COLUMN tag text COLLATE \"C\";\nALTER TABLE items ALTER body TYPE text COLLATE \"C\";",
+            b"ALTER TABLE items ADD COLUMN tag text COLLATE \"C\";\nALTER TABLE items ALTER body \
+              TYPE text COLLATE \"C\";",
         )
         .unwrap(),
         MigrationFile::from_bytes(
             "V3__alter.sql",
             "V3__alter.sql",
-            b"ALTER TABLE items ALTER tag TYPE varchar COLLATE \"C\";\nALTER TABLE items ALTER body TYPE varchar COLLATE \"C\";\nALTER TABLE items ALTER tag TYPE text;\nALTER TABLE items ALTER tag TYPE varchar;",
+            b"ALTER TABLE items ALTER tag TYPE varchar COLLATE \"C\";\nALTER TABLE items ALTER body \
+              TYPE varchar COLLATE \"C\";\nALTER TABLE items ALTER tag TYPE text;\nALTER TABLE \
+              items ALTER tag TYPE varchar;",
         )
         .unwrap(),
     ];

@@ -68,7 +68,8 @@ fn rows() -> Vec<Row> {
         assert_eq!(
             cols.len(),
             5,
-            "expected.tsv:{line}: want 5 tab-separated columns (file, phase, present, absent, why), got {}: {raw:?}",
+            "expected.tsv:{line}: want 5 tab-separated columns (file, phase, present, absent, why), \
+             got {}: {raw:?}",
             cols.len()
         );
         rows.push(Row {
@@ -94,7 +95,8 @@ fn baseline() -> MigrationFile {
     migration(&dir().join("baseline").join(BASELINE))
 }
 
-const SPEC: &str = "[release]\nname = \"corpus\"\n\n[[database]]\nname = \"main\"\nurl_env = \"DATABASE_URL\"\nmigrations = \"m\"\nbaseline = 0\n";
+const SPEC: &str = "[release]\nname = \"corpus\"\n\n[[database]]\nname = \"main\"\nurl_env \
+                    = \"DATABASE_URL\"\nmigrations = \"m\"\nbaseline = 0\n";
 
 /// What cutover says about one file: the file's phase and every finding (`analyze`'s, plus those
 /// `plan` adds), or a note when planning failed for another reason than blocking findings.

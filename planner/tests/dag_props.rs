@@ -112,7 +112,8 @@ fn spec_text(r: &Release) -> String {
     let mut t = String::from("[release]\nname = \"generated\"\n\n");
     for (i, s) in r.services.iter().enumerate() {
         t += &format!(
-            "[[service]]\nname = \"svc{i}\"\nimage = \"img{i}\"\ncurrent = \"1\"\ntarget = \"2\"\nport = {}\nreplicas = {}\n",
+            "[[service]]\nname = \"svc{i}\"\nimage = \"img{i}\"\ncurrent = \"1\"\ntarget \
+             = \"2\"\nport = {}\nreplicas = {}\n",
             4000 + i * 10,
             s.replicas
         );
@@ -155,7 +156,8 @@ fn spec_text(r: &Release) -> String {
     }
     for j in 0..r.dbs.len() {
         t += &format!(
-            "[[database]]\nname = \"db{j}\"\nurl_env = \"DB{j}_URL\"\nmigrations = \"m{j}\"\nbaseline = 1\n\n"
+            "[[database]]\nname = \"db{j}\"\nurl_env = \"DB{j}_URL\"\nmigrations \
+             = \"m{j}\"\nbaseline = 1\n\n"
         );
     }
     if !r.recreate {
@@ -275,7 +277,8 @@ proptest! {
             prop_assert!(shifts.is_empty());
             for m in ids(StepKind::Migrate) {
                 for rt in &retires {
-                    prop_assert!(before(rt, &m), "recreate: {m} runs before {rt} stops the old version");
+                    prop_assert!(before(rt, &m), "recreate: {m} runs before {rt} stops the old \
+                                                  version");
                 }
             }
             let d = plan.downtime.as_ref().expect("recreate reports downtime");
@@ -291,7 +294,11 @@ proptest! {
                     },
                     Some(Phase::Contract) => {
                         prop_assert!(!step.reversible, "contract {m} is marked reversible");
-                        for s in shifts.iter().filter(|s| matches!(plan.step(s).unwrap().params, Params::Shift(ShiftParams { to_weight: 100, .. }))) {
+                        let full = |s: &&String| matches!(
+                            plan.step(s).unwrap().params,
+                            Params::Shift(ShiftParams { to_weight: 100, .. })
+                        );
+                        for s in shifts.iter().filter(full) {
                             prop_assert!(before(s, &m), "contract {m} does not follow {s}");
                         }
                         for rt in &retires {
@@ -309,7 +316,8 @@ proptest! {
             // Each service's traffic only grows and ends at 100%.
             for (i, _) in r.services.iter().enumerate() {
                 let weights: Vec<(u32, u32)> = steps.iter().filter_map(|s| match &s.params {
-                    Params::Shift(ShiftParams { service, from_weight, to_weight, .. }) if *service == format!("svc{i}") => Some((*from_weight, *to_weight)),
+                    Params::Shift(ShiftParams { service, from_weight, to_weight, .. })
+                        if *service == format!("svc{i}") => Some((*from_weight, *to_weight)),
                     _ => None,
                 }).collect();
                 prop_assert!(!weights.is_empty());
@@ -327,7 +335,8 @@ proptest! {
         let a = build(&r, false);
         let b = build(&r, true);
         prop_assert_eq!(&a.hash, &b.hash);
-        prop_assert_eq!(a.steps().map(|s| s.hash.clone()).collect::<Vec<_>>(), b.steps().map(|s| s.hash.clone()).collect::<Vec<_>>());
+        let hashes = |p: &Plan| p.steps().map(|s| s.hash.clone()).collect::<Vec<_>>();
+        prop_assert_eq!(hashes(&a), hashes(&b));
     }
 }
 

@@ -57,7 +57,8 @@ fn data_changes_are_classified_by_every_dml_they_hold() {
             LOSS,
         ),
         (
-            "WITH gone AS (DELETE FROM users WHERE id < 10 RETURNING *) INSERT INTO archive SELECT * FROM gone;",
+            "WITH gone AS (DELETE FROM users WHERE id < 10 RETURNING *) INSERT INTO archive SELECT \
+             * FROM gone;",
             Expand,
             NONE,
         ),
@@ -82,17 +83,20 @@ fn data_changes_are_classified_by_every_dml_they_hold() {
             NONE,
         ),
         (
-            "WITH a AS (DELETE FROM archive RETURNING id), b AS (UPDATE users SET email = NULL WHERE id IN (SELECT id FROM a) RETURNING id) SELECT * FROM b;",
+            "WITH a AS (DELETE FROM archive RETURNING id), b AS (UPDATE users SET email = NULL \
+             WHERE id IN (SELECT id FROM a) RETURNING id) SELECT * FROM b;",
             Contract,
             LOSS,
         ),
         (
-            "WITH x AS (DELETE FROM archive RETURNING *) UPDATE users SET email = NULL WHERE id IN (SELECT id FROM x);",
+            "WITH x AS (DELETE FROM archive RETURNING *) UPDATE users SET email = NULL WHERE id IN \
+             (SELECT id FROM x);",
             Contract,
             LOSS,
         ),
         (
-            "WITH x AS (DELETE FROM users RETURNING *) DELETE FROM archive WHERE id IN (SELECT id FROM x);",
+            "WITH x AS (DELETE FROM users RETURNING *) DELETE FROM archive WHERE id IN (SELECT id \
+             FROM x);",
             Contract,
             LOSS,
         ),
@@ -103,13 +107,15 @@ fn data_changes_are_classified_by_every_dml_they_hold() {
             LOSS,
         ),
         (
-            "SELECT 1 UNION ALL (WITH x AS (UPDATE users SET name = 'z' RETURNING id) SELECT id FROM x);",
+            "SELECT 1 UNION ALL (WITH x AS (UPDATE users SET name = 'z' RETURNING id) SELECT id \
+             FROM x);",
             Expand,
             WHOLE,
         ),
         // Statements that run a query: CREATE TABLE AS, SELECT INTO, COPY (query) TO.
         (
-            "CREATE TABLE snapshot AS WITH gone AS (DELETE FROM users RETURNING *) SELECT * FROM gone;",
+            "CREATE TABLE snapshot AS WITH gone AS (DELETE FROM users RETURNING *) SELECT * FROM \
+             gone;",
             Contract,
             LOSS,
         ),
@@ -239,7 +245,8 @@ fn a_file_of_a_select_that_changes_data_is_no_placeholder() {
     }
     // pg_dump's session header stays a placeholder.
     let a = analyze_one(
-        "SET statement_timeout = 0;\nSELECT pg_catalog.set_config('search_path', '', false);\nSET check_function_bodies = false;\n",
+        "SET statement_timeout = 0;\nSELECT pg_catalog.set_config('search_path', '', false);\nSET \
+         check_function_bodies = false;\n",
     );
     assert!(a.findings.iter().any(|f| f.rule == "empty-migration"));
 }
@@ -276,7 +283,10 @@ fn an_opaque_function_call_asks_for_a_declaration_and_honours_one() {
 #[test]
 fn data_changes_have_no_automatic_inverse() {
     let a = analyze_one(
-        "WITH gone AS (DELETE FROM users WHERE id < 10 RETURNING *) INSERT INTO archive SELECT * FROM gone;\nCREATE TABLE snap AS WITH g AS (DELETE FROM archive WHERE id = 1 RETURNING *) SELECT * FROM g;\nCREATE TABLE plain AS SELECT * FROM users;\nSELECT setval('users_seq', 42);",
+        "WITH gone AS (DELETE FROM users WHERE id < 10 RETURNING *) INSERT INTO archive SELECT * \
+         FROM gone;\nCREATE TABLE snap AS WITH g AS (DELETE FROM archive WHERE id = 1 RETURNING *) \
+         SELECT * FROM g;\nCREATE TABLE plain AS SELECT * FROM users;\nSELECT setval('users_seq', \
+         42);",
     );
     let inverses: Vec<&Inverse> = a.migrations[0]
         .statements

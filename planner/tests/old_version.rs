@@ -46,7 +46,10 @@ fn check(cases: &[(&str, Phase, &[&str], &[&str])]) {
             .filter(|r| rules.iter().any(|x| x == *r))
             .collect();
         if got != *phase || !missing.is_empty() || !extra.is_empty() {
-            wrong.push(format!("{sql}\n  want {phase:?} with {present:?} without {absent:?}\n  got  {got:?} with {rules:?}"));
+            wrong.push(format!(
+                "{sql}\n  want {phase:?} with {present:?} without {absent:?}\n  got  {got:?} with \
+                 {rules:?}"
+            ));
         }
     }
     assert!(
@@ -63,7 +66,8 @@ fn constraints_are_judged_by_the_old_versions_writes() {
     check(&[
         // Rejects every insert of the old version, which leaves the new column NULL.
         (
-            "ALTER TABLE users ADD COLUMN org_id bigint;\nALTER TABLE users ADD CONSTRAINT org_nn CHECK (org_id IS NOT NULL) NOT VALID;",
+            "ALTER TABLE users ADD COLUMN org_id bigint;\nALTER TABLE users ADD CONSTRAINT org_nn \
+             CHECK (org_id IS NOT NULL) NOT VALID;",
             Breaking,
             &["breaking-add-constraint"],
             &[],
@@ -75,7 +79,8 @@ fn constraints_are_judged_by_the_old_versions_writes() {
             &[],
         ),
         (
-            "ALTER TABLE users ADD COLUMN org_id bigint CONSTRAINT org_set CHECK (num_nonnulls(org_id) = 1);",
+            "ALTER TABLE users ADD COLUMN org_id bigint CONSTRAINT org_set CHECK \
+             (num_nonnulls(org_id) = 1);",
             Breaking,
             &["breaking-add-constraint"],
             &[],
@@ -107,13 +112,15 @@ fn constraints_are_judged_by_the_old_versions_writes() {
             &["constraint-rejects-old-writes"],
         ),
         (
-            "ALTER TABLE users ADD COLUMN handle text;\nALTER TABLE users ADD CONSTRAINT users_handle_key UNIQUE (handle);",
+            "ALTER TABLE users ADD COLUMN handle text;\nALTER TABLE users ADD CONSTRAINT \
+             users_handle_key UNIQUE (handle);",
             Expand,
             &[],
             &["constraint-rejects-old-writes"],
         ),
         (
-            "ALTER TABLE orders ADD COLUMN coupon text;\nCREATE UNIQUE INDEX CONCURRENTLY orders_coupon_key ON orders (coupon);",
+            "ALTER TABLE orders ADD COLUMN coupon text;\nCREATE UNIQUE INDEX CONCURRENTLY \
+             orders_coupon_key ON orders (coupon);",
             Expand,
             &[],
             &["constraint-rejects-old-writes"],
@@ -126,7 +133,8 @@ fn constraints_are_judged_by_the_old_versions_writes() {
             &[],
         ),
         (
-            "ALTER TABLE orders ADD CONSTRAINT orders_user_fk FOREIGN KEY (user_id) REFERENCES users (id) NOT VALID;",
+            "ALTER TABLE orders ADD CONSTRAINT orders_user_fk FOREIGN KEY (user_id) REFERENCES \
+             users (id) NOT VALID;",
             Contract,
             &["constraint-rejects-old-writes"],
             &[],
@@ -177,14 +185,16 @@ fn constraints_are_judged_by_the_old_versions_writes() {
             &[],
         ),
         (
-            "CREATE TABLE notes (id bigint, body text NOT NULL);\nALTER TABLE notes ALTER COLUMN body DROP NOT NULL;",
+            "CREATE TABLE notes (id bigint, body text NOT NULL);\nALTER TABLE notes ALTER COLUMN \
+             body DROP NOT NULL;",
             Expand,
             &[],
             &["ban-drop-not-null"],
         ),
         // On a table the release creates nobody writes yet.
         (
-            "CREATE TABLE notes (id bigint, body text);\nALTER TABLE notes ADD CONSTRAINT body_nn CHECK (body IS NOT NULL);",
+            "CREATE TABLE notes (id bigint, body text);\nALTER TABLE notes ADD CONSTRAINT body_nn \
+             CHECK (body IS NOT NULL);",
             Expand,
             &[],
             &["breaking-add-constraint", "constraint-rejects-old-writes"],
@@ -212,7 +222,8 @@ fn validating_a_deferred_constraint_runs_after_the_old_version_too() {
     let a = release(&[
         (
             "V2__fk.sql",
-            "ALTER TABLE orders ADD CONSTRAINT orders_user_fk FOREIGN KEY (user_id) REFERENCES users (id) NOT VALID;",
+            "ALTER TABLE orders ADD CONSTRAINT orders_user_fk FOREIGN KEY (user_id) REFERENCES \
+             users (id) NOT VALID;",
         ),
         (
             "V3__validate.sql",
@@ -228,13 +239,16 @@ fn do_blocks_are_classified_by_the_statements_inside() {
     use Phase::*;
     check(&[
         (
-            "DO $$ BEGIN\n  CREATE TYPE status AS ENUM ('new', 'done');\nEXCEPTION\n  WHEN duplicate_object THEN NULL;\nEND $$;",
+            "DO $$ BEGIN\n  CREATE TYPE status AS ENUM ('new', 'done');\nEXCEPTION\n  WHEN \
+             duplicate_object THEN NULL;\nEND $$;",
             Expand,
             &[],
             &["unreadable-do-block", "unclassified-statement"],
         ),
         (
-            "DO $$\nBEGIN\n  IF NOT EXISTS (SELECT 1 FROM information_schema.columns WHERE table_name = 'users' AND column_name = 'nick') THEN\n    ALTER TABLE users ADD COLUMN nick text;\n  END IF;\nEND\n$$;",
+            "DO $$\nBEGIN\n  IF NOT EXISTS (SELECT 1 FROM information_schema.columns WHERE \
+             table_name = 'users' AND column_name = 'nick') THEN\n    ALTER TABLE users ADD COLUMN \
+             nick text;\n  END IF;\nEND\n$$;",
             Expand,
             &[],
             &["unreadable-do-block"],
@@ -283,7 +297,8 @@ fn do_blocks_are_classified_by_the_statements_inside() {
         ),
         // What cutover cannot read stops until the file says its phase.
         (
-            "DO $$ DECLARE r record; BEGIN FOR r IN SELECT id FROM users LOOP UPDATE orders SET total = 0 WHERE user_id = r.id; END LOOP; END $$;",
+            "DO $$ DECLARE r record; BEGIN FOR r IN SELECT id FROM users LOOP UPDATE orders SET \
+             total = 0 WHERE user_id = r.id; END LOOP; END $$;",
             Contract,
             &["unreadable-do-block"],
             &[],
@@ -301,13 +316,15 @@ fn do_blocks_are_classified_by_the_statements_inside() {
             &[],
         ),
         (
-            "-- cutover:phase=expand\nDO $$ BEGIN EXECUTE format('CREATE TABLE IF NOT EXISTS %I (id bigint)', 'audit_2026'); END $$;",
+            "-- cutover:phase=expand\nDO $$ BEGIN EXECUTE format('CREATE TABLE IF NOT EXISTS %I (id \
+             bigint)', 'audit_2026'); END $$;",
             Expand,
             &[],
             &["unreadable-do-block"],
         ),
         (
-            "-- cutover:phase=contract\nDO $$ DECLARE n int; BEGIN SELECT count(*) INTO n FROM users; END $$;",
+            "-- cutover:phase=contract\nDO $$ DECLARE n int; BEGIN SELECT count(*) INTO n FROM \
+             users; END $$;",
             Contract,
             &[],
             &["unreadable-do-block"],
@@ -329,7 +346,8 @@ fn do_blocks_are_classified_by_the_statements_inside() {
     let (_, findings) = {
         let a = release(&[(
             "V2__x.sql",
-            "DO $$\nBEGIN\n  IF true THEN\n    ALTER TABLE users DROP COLUMN email;\n  END IF;\nEND $$;",
+            "DO $$\nBEGIN\n  IF true THEN\n    ALTER TABLE users DROP COLUMN email;\n  END IF;\nEND \
+             $$;",
         )]);
         (a.migrations[0].phase, a.findings)
     };
@@ -357,13 +375,15 @@ fn one_transaction_is_one_unit() {
             &["mixed-phase-migration"],
         ),
         (
-            "DROP FUNCTION IF EXISTS total_of(bigint);\nCREATE FUNCTION total_of(o bigint) RETURNS numeric LANGUAGE sql AS $$ SELECT total FROM orders WHERE id = o $$;",
+            "DROP FUNCTION IF EXISTS total_of(bigint);\nCREATE FUNCTION total_of(o bigint) RETURNS \
+             numeric LANGUAGE sql AS $$ SELECT total FROM orders WHERE id = o $$;",
             Expand,
             &["replaces-object"],
             &[],
         ),
         (
-            "ALTER TABLE orders DROP CONSTRAINT IF EXISTS total_positive, ADD CONSTRAINT total_positive CHECK (total >= 0) NOT VALID;",
+            "ALTER TABLE orders DROP CONSTRAINT IF EXISTS total_positive, ADD CONSTRAINT \
+             total_positive CHECK (total >= 0) NOT VALID;",
             Contract,
             &["constraint-rejects-old-writes"],
             &["mixed-phase-migration"],
@@ -383,7 +403,9 @@ fn one_transaction_is_one_unit() {
         ),
         // Objects the release creates are nobody's yet, whatever the statement.
         (
-            "CREATE TABLE audit (id bigint, note text);\nCREATE INDEX audit_note ON audit (note);\nDROP INDEX audit_note;\nALTER TABLE audit DROP COLUMN note;\nTRUNCATE audit;\nDROP TABLE audit;",
+            "CREATE TABLE audit (id bigint, note text);\nCREATE INDEX audit_note ON audit \
+             (note);\nDROP INDEX audit_note;\nALTER TABLE audit DROP COLUMN note;\nTRUNCATE \
+             audit;\nDROP TABLE audit;",
             Expand,
             &[],
             &[
@@ -393,7 +415,8 @@ fn one_transaction_is_one_unit() {
             ],
         ),
         (
-            "CREATE TABLE archive AS SELECT * FROM orders WHERE false;\nCREATE INDEX archive_user ON archive (user_id);",
+            "CREATE TABLE archive AS SELECT * FROM orders WHERE false;\nCREATE INDEX archive_user \
+             ON archive (user_id);",
             Expand,
             &[],
             &["require-concurrent-index-creation"],
@@ -434,10 +457,13 @@ fn one_transaction_is_one_unit() {
 
 #[test]
 fn lint_treats_tables_created_earlier_in_the_file_as_new() {
-    let files = vec![MigrationFile::from_bytes(
+    let files =
+        vec![MigrationFile::from_bytes(
         "V7__t.sql",
         "V7__t.sql",
-        b"CREATE TABLE actions (person_id bigint, post_id bigint);\nALTER TABLE actions ALTER COLUMN person_id SET NOT NULL, ALTER COLUMN post_id SET NOT NULL;\nCREATE INDEX actions_person ON actions (person_id);",
+        b"CREATE TABLE actions (person_id bigint, post_id bigint);\nALTER TABLE actions ALTER \
+          COLUMN person_id SET NOT NULL, ALTER COLUMN post_id SET NOT NULL;\nCREATE INDEX \
+          actions_person ON actions (person_id);",
     )
     .unwrap()];
     let a = analyze(&files, None, AnalyzeOptions::default());
@@ -455,20 +481,23 @@ fn what_one_transaction_cannot_hold_stops_or_is_handled() {
     use Phase::*;
     check(&[
         (
-            "ALTER TYPE mood ADD VALUE 'calm';\nALTER TABLE users ALTER COLUMN feeling SET DEFAULT 'calm';",
+            "ALTER TYPE mood ADD VALUE 'calm';\nALTER TABLE users ALTER COLUMN feeling SET DEFAULT \
+             'calm';",
             Expand,
             &["enum-value-in-same-transaction"],
             &[],
         ),
         (
-            "ALTER TYPE mood ADD VALUE IF NOT EXISTS 'calm';\nUPDATE users SET feeling = 'calm'::mood WHERE feeling IS NULL;",
+            "ALTER TYPE mood ADD VALUE IF NOT EXISTS 'calm';\nUPDATE users SET feeling = \
+             'calm'::mood WHERE feeling IS NULL;",
             Expand,
             &["enum-value-in-same-transaction"],
             &[],
         ),
         // A type created in the same transaction may use its new values.
         (
-            "CREATE TYPE size AS ENUM ('s');\nALTER TYPE size ADD VALUE 'm';\nALTER TABLE orders ADD COLUMN size size DEFAULT 'm';",
+            "CREATE TYPE size AS ENUM ('s');\nALTER TYPE size ADD VALUE 'm';\nALTER TABLE orders \
+             ADD COLUMN size size DEFAULT 'm';",
             Expand,
             &[],
             &["enum-value-in-same-transaction"],
@@ -494,7 +523,8 @@ fn what_one_transaction_cannot_hold_stops_or_is_handled() {
         ),
         // Anything else commits or aborts part of the file.
         (
-            "ALTER TABLE users ADD COLUMN nick text;\nCOMMIT;\nALTER TABLE users ADD COLUMN bio text;",
+            "ALTER TABLE users ADD COLUMN nick text;\nCOMMIT;\nALTER TABLE users ADD COLUMN bio \
+             text;",
             Expand,
             &["transaction-control-in-migration"],
             &[],
@@ -564,11 +594,11 @@ fn what_one_transaction_cannot_hold_stops_or_is_handled() {
 fn an_ignore_that_silences_nothing_is_reported() {
     let a = release(&[(
         "V2__i.sql",
-        "CREATE INDEX users_name_idx ON users (name); -- cutover:ignore require-concurrent-index-creation\n\
-         -- cutover:ignore data-loss: the column was never read\n\
-         ALTER TABLE users ADD COLUMN nick text;\n\
-         -- cutover:ignore require-concurent-index-creation\n\
-         CREATE INDEX CONCURRENTLY users_nick_idx ON users (nick);\n",
+        "CREATE INDEX users_name_idx ON users (name); -- cutover:ignore \
+         require-concurrent-index-creation\n-- cutover:ignore data-loss: the column was never \
+         read\nALTER TABLE users ADD COLUMN nick text;\n-- cutover:ignore \
+         require-concurent-index-creation\nCREATE INDEX CONCURRENTLY users_nick_idx ON users \
+         (nick);\n",
     )]);
     let unused: Vec<(u32, &str)> = a
         .findings
@@ -613,7 +643,8 @@ fn a_declaration_places_a_constraint_the_old_version_never_violates() {
     );
     // A constraint that rejects every old insert is not a matter of declaration.
     let (_, rules) = one(
-        "-- cutover:phase=expand\nALTER TABLE users ADD COLUMN org_id bigint;\nALTER TABLE users ADD CONSTRAINT org_nn CHECK (org_id IS NOT NULL) NOT VALID;",
+        "-- cutover:phase=expand\nALTER TABLE users ADD COLUMN org_id bigint;\nALTER TABLE users \
+         ADD CONSTRAINT org_nn CHECK (org_id IS NOT NULL) NOT VALID;",
     );
     assert!(
         rules.iter().any(|r| r == "phase-declaration-mismatch"),
@@ -628,7 +659,8 @@ fn what_an_earlier_file_of_the_release_made_for_the_old_version_is_dropped_after
     let a = release(&[
         (
             "V2__rename.sql",
-            "-- cutover:phase=expand\nALTER TABLE orders RENAME TO purchases;\nCREATE VIEW orders AS SELECT * FROM purchases;",
+            "-- cutover:phase=expand\nALTER TABLE orders RENAME TO purchases;\nCREATE VIEW orders \
+             AS SELECT * FROM purchases;",
         ),
         ("V3__drop_view.sql", "DROP VIEW orders;"),
     ]);
@@ -646,12 +678,14 @@ fn ignore_comments_reach_the_findings_plan_adds_for_a_rename() {
     std::fs::write(m.join("V1__base.sql"), BASE).unwrap();
     std::fs::write(
         m.join("V2__rename.sql"),
-        "-- cutover:ignore rename-rewrite-incomplete: nothing is indexed on email\nALTER TABLE users RENAME COLUMN email TO email_address;\n",
+        "-- cutover:ignore rename-rewrite-incomplete: nothing is indexed on email\nALTER TABLE \
+         users RENAME COLUMN email TO email_address;\n",
     )
     .unwrap();
     std::fs::write(
         dir.path().join("spec.toml"),
-        "[release]\nname = \"r\"\n\n[[database]]\nname = \"main\"\nurl_env = \"DATABASE_URL\"\nmigrations = \"m\"\nbaseline = 1\n",
+        "[release]\nname = \"r\"\n\n[[database]]\nname = \"main\"\nurl_env \
+         = \"DATABASE_URL\"\nmigrations = \"m\"\nbaseline = 1\n",
     )
     .unwrap();
     let plan = cutover_planner::plan_file(&dir.path().join("spec.toml"))
@@ -682,7 +716,8 @@ fn switching_off_the_executors_timeouts_is_reported() {
     use Phase::*;
     check(&[
         (
-            "SET statement_timeout = 0;\nSET lock_timeout = 0;\nALTER TABLE users ADD COLUMN bio text;",
+            "SET statement_timeout = 0;\nSET lock_timeout = 0;\nALTER TABLE users ADD COLUMN bio \
+             text;",
             Expand,
             &["timeout-disabled"],
             &[],
@@ -709,26 +744,30 @@ fn inputs_found_by_breaking_the_first_round() {
     check(&[
         // IF NOT EXISTS on a table that is there changes nothing: the table stays live.
         (
-            "CREATE TABLE IF NOT EXISTS users (id bigint PRIMARY KEY, name text);\nALTER TABLE users ALTER COLUMN email SET NOT NULL;",
+            "CREATE TABLE IF NOT EXISTS users (id bigint PRIMARY KEY, name text);\nALTER TABLE \
+             users ALTER COLUMN email SET NOT NULL;",
             Breaking,
             &["breaking-set-not-null"],
             &[],
         ),
         (
-            "CREATE TABLE IF NOT EXISTS users (id bigint PRIMARY KEY);\nALTER TABLE users DROP COLUMN email;",
+            "CREATE TABLE IF NOT EXISTS users (id bigint PRIMARY KEY);\nALTER TABLE users DROP \
+             COLUMN email;",
             Contract,
             &["data-loss"],
             &[],
         ),
         (
-            "ALTER TABLE users ADD COLUMN IF NOT EXISTS email text;\nALTER TABLE users DROP COLUMN email;",
+            "ALTER TABLE users ADD COLUMN IF NOT EXISTS email text;\nALTER TABLE users DROP COLUMN \
+             email;",
             Contract,
             &["data-loss"],
             &[],
         ),
         // The old version's inserts write a new column's default: constraints judge it.
         (
-            "ALTER TABLE users ADD COLUMN tier text DEFAULT 'free';\nALTER TABLE users ADD CONSTRAINT users_tier_check CHECK (tier IN ('paid', 'pro')) NOT VALID;",
+            "ALTER TABLE users ADD COLUMN tier text DEFAULT 'free';\nALTER TABLE users ADD \
+             CONSTRAINT users_tier_check CHECK (tier IN ('paid', 'pro')) NOT VALID;",
             Contract,
             &["constraint-rejects-old-writes"],
             &[],
@@ -740,19 +779,22 @@ fn inputs_found_by_breaking_the_first_round() {
             &[],
         ),
         (
-            "ALTER TABLE users ADD COLUMN coupon_id bigint DEFAULT 0;\nALTER TABLE users ADD CONSTRAINT users_coupon_fk FOREIGN KEY (coupon_id) REFERENCES orders (id) NOT VALID;",
+            "ALTER TABLE users ADD COLUMN coupon_id bigint DEFAULT 0;\nALTER TABLE users ADD \
+             CONSTRAINT users_coupon_fk FOREIGN KEY (coupon_id) REFERENCES orders (id) NOT VALID;",
             Contract,
             &["constraint-rejects-old-writes"],
             &[],
         ),
         (
-            "ALTER TABLE users ADD COLUMN slug text NOT NULL DEFAULT '';\nCREATE UNIQUE INDEX CONCURRENTLY users_slug_key ON users (slug);",
+            "ALTER TABLE users ADD COLUMN slug text NOT NULL DEFAULT '';\nCREATE UNIQUE INDEX \
+             CONCURRENTLY users_slug_key ON users (slug);",
             Breaking,
             &["breaking-add-constraint"],
             &[],
         ),
         (
-            "ALTER TABLE users ADD COLUMN token uuid NOT NULL DEFAULT gen_random_uuid();\nCREATE UNIQUE INDEX CONCURRENTLY users_token_key ON users (token);",
+            "ALTER TABLE users ADD COLUMN token uuid NOT NULL DEFAULT gen_random_uuid();\nCREATE \
+             UNIQUE INDEX CONCURRENTLY users_token_key ON users (token);",
             Expand,
             &[],
             &["breaking-add-constraint", "constraint-rejects-old-writes"],
@@ -772,7 +814,8 @@ fn inputs_found_by_breaking_the_first_round() {
         ),
         // IS TRUE / IS NOT UNKNOWN are false for NULL.
         (
-            "ALTER TABLE users ADD COLUMN x text;\nALTER TABLE users ADD CONSTRAINT x_set CHECK ((x <> '') IS TRUE) NOT VALID;",
+            "ALTER TABLE users ADD COLUMN x text;\nALTER TABLE users ADD CONSTRAINT x_set CHECK ((x \
+             <> '') IS TRUE) NOT VALID;",
             Breaking,
             &["breaking-add-constraint"],
             &[],
@@ -786,26 +829,30 @@ fn inputs_found_by_breaking_the_first_round() {
         ),
         // An ignore comment reaches the statement right below its comment block, not further.
         (
-            "-- cutover:ignore breaking-set-not-null\n-- ALTER TABLE users DROP COLUMN legacy;  (next release)\n\nALTER TABLE users ALTER COLUMN email SET NOT NULL;",
+            "-- cutover:ignore breaking-set-not-null\n-- ALTER TABLE users DROP COLUMN legacy;  \
+             (next release)\n\nALTER TABLE users ALTER COLUMN email SET NOT NULL;",
             Breaking,
             &["breaking-set-not-null", "unused-ignore"],
             &[],
         ),
         (
-            "-- cutover:ignore data-loss: never read since 0.9\n-- (kept for the audit)\nALTER TABLE users DROP COLUMN email;",
+            "-- cutover:ignore data-loss: never read since 0.9\n-- (kept for the audit)\nALTER \
+             TABLE users DROP COLUMN email;",
             Contract,
             &[],
             &["data-loss", "unused-ignore"],
         ),
         // A DO block is one transaction too, and one phase.
         (
-            "DO $$ BEGIN ALTER TYPE mood ADD VALUE 'calm'; UPDATE users SET feeling = 'calm' WHERE id = 1; END $$;",
+            "DO $$ BEGIN ALTER TYPE mood ADD VALUE 'calm'; UPDATE users SET feeling = 'calm' WHERE \
+             id = 1; END $$;",
             Expand,
             &["enum-value-in-same-transaction"],
             &[],
         ),
         (
-            "ALTER TYPE mood ADD VALUE 'calm';\nDO $$ BEGIN UPDATE users SET feeling = 'calm' WHERE id = 1; END $$;",
+            "ALTER TYPE mood ADD VALUE 'calm';\nDO $$ BEGIN UPDATE users SET feeling = 'calm' WHERE \
+             id = 1; END $$;",
             Expand,
             &["enum-value-in-same-transaction"],
             &[],
@@ -823,7 +870,8 @@ fn inputs_found_by_breaking_the_first_round() {
             &[],
         ),
         (
-            "DO $$ BEGIN ALTER TABLE users ADD COLUMN locale text; ALTER TABLE users DROP COLUMN email; END $$;",
+            "DO $$ BEGIN ALTER TABLE users ADD COLUMN locale text; ALTER TABLE users DROP COLUMN \
+             email; END $$;",
             Contract,
             &["mixed-phase-migration"],
             &[],
@@ -887,7 +935,8 @@ fn inputs_found_by_breaking_the_first_round() {
             &["constraint-rejects-old-writes"],
         ),
         (
-            "CREATE TABLE notes (id bigint, owner text);\nALTER TABLE notes ENABLE ROW LEVEL SECURITY;",
+            "CREATE TABLE notes (id bigint, owner text);\nALTER TABLE notes ENABLE ROW LEVEL \
+             SECURITY;",
             Expand,
             &[],
             &["constraint-rejects-old-writes"],
@@ -897,7 +946,8 @@ fn inputs_found_by_breaking_the_first_round() {
     // no longer does.
     for base_check in [
         "ALTER TABLE users ADD CONSTRAINT email_nn CHECK (email IS NOT NULL OR name = 'guest');",
-        "ALTER TABLE users ADD CONSTRAINT email_nn CHECK (email IS NOT NULL);\nALTER TABLE users DROP CONSTRAINT email_nn;",
+        "ALTER TABLE users ADD CONSTRAINT email_nn CHECK (email IS NOT NULL);\nALTER TABLE users \
+         DROP CONSTRAINT email_nn;",
     ] {
         let files = vec![
             MigrationFile::from_bytes(
@@ -969,7 +1019,8 @@ fn a_rename_of_a_column_a_policy_or_trigger_names_stops_the_plan() {
             "policy `own_rows`",
         ),
         (
-            "CREATE TRIGGER email_changed AFTER UPDATE OF email ON users FOR EACH ROW EXECUTE FUNCTION f();",
+            "CREATE TRIGGER email_changed AFTER UPDATE OF email ON users FOR EACH ROW EXECUTE \
+             FUNCTION f();",
             "trigger `email_changed`",
         ),
     ] {
@@ -984,7 +1035,8 @@ fn a_rename_of_a_column_a_policy_or_trigger_names_stops_the_plan() {
         .unwrap();
         std::fs::write(
             dir.path().join("spec.toml"),
-            "[release]\nname = \"r\"\n\n[[database]]\nname = \"main\"\nurl_env = \"DATABASE_URL\"\nmigrations = \"m\"\nbaseline = 1\n",
+            "[release]\nname = \"r\"\n\n[[database]]\nname = \"main\"\nurl_env \
+             = \"DATABASE_URL\"\nmigrations = \"m\"\nbaseline = 1\n",
         )
         .unwrap();
         let err = cutover_planner::plan_file(&dir.path().join("spec.toml"))
@@ -1024,19 +1076,22 @@ fn identity_changes_rules_and_constraint_triggers_judge_the_old_versions_writes(
             &[],
         ),
         (
-            "CREATE CONSTRAINT TRIGGER orders_check AFTER INSERT ON orders FOR EACH ROW EXECUTE FUNCTION check_order();",
+            "CREATE CONSTRAINT TRIGGER orders_check AFTER INSERT ON orders FOR EACH ROW EXECUTE \
+             FUNCTION check_order();",
             Contract,
             &["constraint-rejects-old-writes"],
             &[],
         ),
         (
-            "CREATE TRIGGER orders_touch BEFORE UPDATE ON orders FOR EACH ROW EXECUTE FUNCTION touch();",
+            "CREATE TRIGGER orders_touch BEFORE UPDATE ON orders FOR EACH ROW EXECUTE FUNCTION \
+             touch();",
             Expand,
             &[],
             &["constraint-rejects-old-writes"],
         ),
         (
-            "CREATE TABLE notes (id bigint GENERATED BY DEFAULT AS IDENTITY);\nALTER TABLE notes ALTER COLUMN id SET GENERATED ALWAYS;",
+            "CREATE TABLE notes (id bigint GENERATED BY DEFAULT AS IDENTITY);\nALTER TABLE notes \
+             ALTER COLUMN id SET GENERATED ALWAYS;",
             Expand,
             &[],
             &["constraint-rejects-old-writes"],

@@ -78,7 +78,8 @@ ALTER TABLE public.customers ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
     CACHE 1
 );
 
-ALTER TABLE ONLY public.invoices ALTER COLUMN invoice_no SET DEFAULT nextval('public.invoices_invoice_no_seq'::regclass);
+ALTER TABLE ONLY public.invoices ALTER COLUMN invoice_no
+    SET DEFAULT nextval('public.invoices_invoice_no_seq'::regclass);
 
 ALTER TABLE ONLY public.customers
     ADD CONSTRAINT customers_pkey PRIMARY KEY (id);
@@ -179,7 +180,8 @@ fn alter_table_if_exists_only_and_using_index_declare_keys() {
     let base = "CREATE TABLE orders (order_no bigint NOT NULL, ref text NOT NULL, note text);
 CREATE UNIQUE INDEX CONCURRENTLY orders_no_idx ON orders (order_no);
 CREATE UNIQUE INDEX orders_ref_idx ON public.orders USING btree (ref);
-ALTER TABLE IF EXISTS ONLY public.orders ADD CONSTRAINT orders_pkey PRIMARY KEY USING INDEX orders_no_idx;
+ALTER TABLE IF EXISTS ONLY public.orders ADD CONSTRAINT orders_pkey PRIMARY KEY USING INDEX \
+    orders_no_idx;
 ALTER TABLE ONLY orders ADD UNIQUE USING INDEX orders_ref_idx;";
     let (schema, _) = replay(&[base]);
     let orders = schema.table("orders").unwrap();
@@ -437,7 +439,8 @@ CREATE MATERIALIZED VIEW order_rows AS SELECT row_to_json(orders) FROM orders;";
     assert!(schema.view("everything").is_some());
     // `SELECT *` and `TABLE t`.
     let r = rename_after(
-        "CREATE TABLE t (a int, b int); CREATE VIEW v1 AS SELECT * FROM ONLY t; CREATE VIEW v2 AS TABLE t;",
+        "CREATE TABLE t (a int, b int); CREATE VIEW v1 AS SELECT * FROM ONLY t; CREATE VIEW v2 AS \
+         TABLE t;",
         "ALTER TABLE t RENAME COLUMN b TO c;",
     );
     assert_eq!(r.attachments.len(), 2, "{:?}", r.attachments);
@@ -445,8 +448,10 @@ CREATE MATERIALIZED VIEW order_rows AS SELECT row_to_json(orders) FROM orders;";
 
 #[test]
 fn drops_and_renames_keep_the_model_in_step() {
-    let base = "CREATE TABLE members (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, handle text UNIQUE);
-CREATE TABLE posts (id bigint PRIMARY KEY, member_id bigint CONSTRAINT posts_author_fk REFERENCES members (id), body text);
+    let base = "CREATE TABLE members (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, \
+        handle text UNIQUE);
+CREATE TABLE posts (id bigint PRIMARY KEY, member_id bigint CONSTRAINT posts_author_fk REFERENCES \
+    members (id), body text);
 CREATE VIEW handles AS SELECT handle FROM members;";
     // The table renamed: foreign keys and views follow it.
     let r = rename_after(
@@ -477,7 +482,8 @@ CREATE VIEW handles AS SELECT handle FROM members;";
     // DROP CONSTRAINT, DROP VIEW and DROP TABLE remove what they added.
     let r = rename_after(
         &format!(
-            "{base}\nALTER TABLE posts DROP CONSTRAINT posts_author_fk;\nDROP VIEW handles;\nALTER TABLE members DROP CONSTRAINT members_pkey;"
+            "{base}\nALTER TABLE posts DROP CONSTRAINT posts_author_fk;\nDROP VIEW handles;\nALTER \
+             TABLE members DROP CONSTRAINT members_pkey;"
         ),
         "ALTER TABLE members RENAME COLUMN handle TO nick;",
     );

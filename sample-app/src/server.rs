@@ -462,7 +462,8 @@ mod tests {
         let mut stream = TcpStream::connect(server.addr).await.unwrap();
         let chunk = "a".repeat(MAX_BODY / 2 + 1);
         let request = format!(
-            "POST /users HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n{len:x}\r\n{chunk}\r\n{len:x}\r\n{chunk}\r\n0\r\n\r\n",
+            "POST /users HTTP/1.1\r\nTransfer-Encoding: \
+             chunked\r\n\r\n{len:x}\r\n{chunk}\r\n{len:x}\r\n{chunk}\r\n0\r\n\r\n",
             len = chunk.len()
         );
         stream.write_all(request.as_bytes()).await.unwrap();
@@ -478,7 +479,8 @@ mod tests {
         let mut stream = TcpStream::connect(server.addr).await.unwrap();
         let mut pending = Vec::new();
         // FAIL_RATE=1 answers 500 once the body has been read; the connection stays usable.
-        let post = "POST /users HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n6\r\n{\"name\r\n8\r\n\":\"Ada\"}\r\n0\r\n\r\n";
+        let post = "POST /users HTTP/1.1\r\nTransfer-Encoding: \
+                    chunked\r\n\r\n6\r\n{\"name\r\n8\r\n\":\"Ada\"}\r\n0\r\n\r\n";
         let reply = exchange(&mut stream, &mut pending, post).await;
         assert_eq!(reply.status, 500);
         assert_eq!(reply.header("connection"), None);

@@ -275,7 +275,16 @@ fn values_that_would_fail_mid_release_are_refused_by_plan() {
 
 /// A valid spec (canary behind nginx, one database) with `edit` applied: (old, new) replacements.
 fn spec_with(edits: &[(&str, &str)]) -> (tempfile::TempDir, String) {
-    let mut spec = "[release]\nname = \"values\"\n\n[[service]]\nname = \"api\"\nimage = \"api\"\ncurrent = \"1\"\ntarget = \"2\"\nport = 3333\n\n[service.strategy]\nkind = \"canary\"\nsteps = [50, 100]\npause = \"1s\"\n\n[[service]]\nname = \"web\"\nimage = \"web\"\ncurrent = \"1\"\ntarget = \"2\"\nport = 4000\n\n[service.strategy]\nkind = \"blue-green\"\n\n[[database]]\nname = \"main\"\nurl_env = \"DATABASE_URL\"\nmigrations = \"MIGRATIONS\"\nbaseline = 1\n\n[router]\nkind = \"nginx\"\nupstream_file = \"/tmp/u.conf\"\n\n[[command]]\nname = \"smoke\"\nstage = \"post-deploy\"\nargv = [\"true\"]\nread_only = true\n".to_string();
+    let mut spec = "[release]\nname = \"values\"\n\n[[service]]\nname = \"api\"\nimage \
+                    = \"api\"\ncurrent = \"1\"\ntarget = \"2\"\nport = \
+                    3333\n\n[service.strategy]\nkind = \"canary\"\nsteps = [50, 100]\npause \
+                    = \"1s\"\n\n[[service]]\nname = \"web\"\nimage = \"web\"\ncurrent \
+                    = \"1\"\ntarget = \"2\"\nport = 4000\n\n[service.strategy]\nkind \
+                    = \"blue-green\"\n\n[[database]]\nname = \"main\"\nurl_env \
+                    = \"DATABASE_URL\"\nmigrations = \"MIGRATIONS\"\nbaseline = 1\n\n[router]\nkind \
+                    = \"nginx\"\nupstream_file = \"/tmp/u.conf\"\n\n[[command]]\nname \
+                    = \"smoke\"\nstage = \"post-deploy\"\nargv = [\"true\"]\nread_only = true\n"
+        .to_string();
     spec = spec.replace(
         "MIGRATIONS",
         &crate::common::root()

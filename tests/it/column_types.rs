@@ -56,7 +56,8 @@ fn sample(ty: &SqlType) -> String {
 /// `pg_relation_filenode` of the table and of its index (`-` without one).
 fn filenodes(cluster: &Cluster, table: &str) -> String {
     cluster.psql(&format!(
-        "SELECT pg_relation_filenode('{table}') || ' ' || coalesce(pg_relation_filenode(to_regclass('{table}_c'))::text, '-')"
+        "SELECT pg_relation_filenode('{table}') || ' ' || \
+         coalesce(pg_relation_filenode(to_regclass('{table}_c'))::text, '-')"
     ))
 }
 
@@ -68,7 +69,8 @@ fn observe(cluster: &Cluster, n: usize, from: &str, to: &str) -> (Server, String
     let ty = types::parse(base).unwrap_or_else(|| panic!("the planner cannot read `{base}`"));
     let table = format!("tc{n}");
     cluster.psql(&format!(
-        "CREATE TABLE {table} (id int, c {from}); INSERT INTO {table} SELECT g, {} FROM generate_series(1, 200) g",
+        "CREATE TABLE {table} (id int, c {from}); INSERT INTO {table} SELECT g, {} FROM \
+         generate_series(1, 200) g",
         sample(&ty)
     ));
     let index = cluster.psql_session(&[&format!("CREATE INDEX {table}_c ON {table} (c)")]);
@@ -122,7 +124,8 @@ fn type_changes_the_planner_calls_expand_are_the_ones_postgres_makes_in_place() 
         };
         if phase != want_phase || !rules.iter().any(|r| r == want_rule) {
             wrong.push(format!(
-                "{from} -> {to}: the planner says {phase:?} {rules:?}, the table {want_phase:?} {want_rule}"
+                "{from} -> {to}: the planner says {phase:?} {rules:?}, the table {want_phase:?} \
+                 {want_rule}"
             ));
         }
         let (seen, what) = observe(&cluster, n, from, to);
@@ -225,7 +228,8 @@ fn a_change_in_place_still_has_the_costs_its_finding_names() {
     assert_eq!(phase, StmtPhase::Expand);
     let cluster = Cluster::start();
     cluster.psql(
-        "CREATE TABLE p (id int, c varchar(10) CHECK (length(c) > 0), d varchar(10)); INSERT INTO p SELECT g, 'abc', 'x' FROM generate_series(1, 100) g",
+        "CREATE TABLE p (id int, c varchar(10) CHECK (length(c) > 0), d varchar(10)); INSERT INTO p \
+         SELECT g, 'abc', 'x' FROM generate_series(1, 100) g",
     );
     let unrelated = cluster.psql_session(&[
         "PREPARE returns_id AS SELECT id FROM p WHERE id = 1",
@@ -257,9 +261,12 @@ fn a_change_in_place_still_has_the_costs_its_finding_names() {
         .unwrap();
     assert_eq!(scans.lines().collect::<Vec<_>>(), ["0", "1"], "{scans}");
     cluster.psql(
-        "CREATE TABLE q (k int, c varchar(10)); INSERT INTO q SELECT g, 'abc' FROM generate_series(1, 100) g; CREATE INDEX q_plain ON q (c); CREATE INDEX q_expr ON q (lower(c)); CREATE INDEX q_part ON q (k) WHERE c <> ''",
+        "CREATE TABLE q (k int, c varchar(10)); INSERT INTO q SELECT g, 'abc' FROM \
+         generate_series(1, 100) g; CREATE INDEX q_plain ON q (c); CREATE INDEX q_expr ON q \
+         (lower(c)); CREATE INDEX q_part ON q (k) WHERE c <> ''",
     );
-    let nodes = "SELECT concat_ws(' ', pg_relation_filenode('q'), pg_relation_filenode('q_plain'), pg_relation_filenode('q_expr'), pg_relation_filenode('q_part'))";
+    let nodes = "SELECT concat_ws(' ', pg_relation_filenode('q'), pg_relation_filenode('q_plain'), \
+                 pg_relation_filenode('q_expr'), pg_relation_filenode('q_part'))";
     let before = cluster.psql(nodes);
     cluster.psql("ALTER TABLE q ALTER COLUMN c TYPE varchar(20)");
     let after = cluster.psql(nodes);

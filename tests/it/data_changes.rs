@@ -62,11 +62,14 @@ fn statements_that_change_data_are_never_neutral() {
         ),
         ("SELECT count(*) FROM users", StmtPhase::Neutral),
     ];
-    let state = "SELECT (SELECT count(*) FROM users) || ' ' || (SELECT count(*) FROM users WHERE name = 'x') || ' ' || (SELECT count(*) FROM archive) || ' ' || (SELECT last_value FROM users_seq)";
+    let state = "SELECT (SELECT count(*) FROM users) || ' ' || (SELECT count(*) FROM users WHERE \
+                 name = 'x') || ' ' || (SELECT count(*) FROM archive) || ' ' || (SELECT last_value \
+                 FROM users_seq)";
     let mut wrong = Vec::new();
     for (sql, want) in cases {
         cluster.psql(&format!(
-            "DROP TABLE IF EXISTS users, archive, snap; DROP SEQUENCE IF EXISTS users_seq; {BASE} INSERT INTO users SELECT g, 'x' FROM generate_series(1, 10) g"
+            "DROP TABLE IF EXISTS users, archive, snap; DROP SEQUENCE IF EXISTS users_seq; {BASE} \
+             INSERT INTO users SELECT g, 'x' FROM generate_series(1, 10) g"
         ));
         let before = cluster.psql(state);
         cluster
@@ -77,7 +80,8 @@ fn statements_that_change_data_are_never_neutral() {
         let phase = planned(&format!("{sql};"));
         if phase != *want || changed != (phase != StmtPhase::Neutral) {
             wrong.push(format!(
-                "{sql}: the planner says {phase:?} (want {want:?}); the server went from {before} to {after}"
+                "{sql}: the planner says {phase:?} (want {want:?}); the server went from {before} \
+                 to {after}"
             ));
         }
     }

@@ -65,13 +65,19 @@ impl World {
             &std::fs::read_to_string(root().join("migrations-sample/rename/V1__create_users.sql"))
                 .unwrap(),
         );
-        w.sql(&format!("INSERT INTO users (name, email) SELECT 'user ' || g, 'u' || g || '@example.com' FROM generate_series(1, {rows}) g"));
+        w.sql(&format!(
+            "INSERT INTO users (name, email) SELECT 'user ' || g, 'u' || g || '@example.com' FROM \
+             generate_series(1, {rows}) g"
+        ));
         // refinery's history at the baseline, with refinery's checksum as the plan computes it.
         w.write_spec("canary", "");
         let plan = w.cutover(&["plan", "spec.toml", "--format", "json"]);
         let plan: Value = serde_json::from_slice(&plan.stdout).unwrap();
         let v1 = &plan["steps"][0]["params"]["databases"][0]["applied"][0];
-        w.sql("CREATE TABLE refinery_schema_history (version INT4 PRIMARY KEY, name VARCHAR(255), applied_on VARCHAR(255), checksum VARCHAR(255))");
+        w.sql(
+            "CREATE TABLE refinery_schema_history (version INT4 PRIMARY KEY, name VARCHAR(255), \
+             applied_on VARCHAR(255), checksum VARCHAR(255))",
+        );
         w.sql(&format!(
             "INSERT INTO refinery_schema_history VALUES (1, '{}', '2026-01-01T00:00:00Z', '{}')",
             v1["name"].as_str().unwrap(),
@@ -90,7 +96,12 @@ impl World {
     /// Writes `spec.toml` for `strategy`; `env` is extra TOML for the new version's env table.
     pub(crate) fn write_spec(&self, strategy: &str, env: &str) {
         let strategy = match strategy {
-            "canary" => "kind = \"canary\"\nsteps = [10, 25, 50, 100]\npause = \"1s\"\nanalysis = { window = \"2s\", max_error_rate = 0.01, max_p99_latency = \"500ms\", min_requests = 5 }".to_string(),
+            "canary" => {
+                "kind = \"canary\"\nsteps = [10, 25, 50, 100]\npause = \"1s\"\nanalysis = { \
+                         window = \"2s\", max_error_rate = 0.01, max_p99_latency = \"500ms\", \
+                         min_requests = 5 }"
+                    .to_string()
+            }
             "blue-green" => "kind = \"blue-green\"".to_string(),
             "rolling" => "kind = \"rolling\"\nbatch_size = 1\ndelay = \"1s\"".to_string(),
             "recreate" => "kind = \"recreate\"".to_string(),
@@ -98,7 +109,15 @@ impl World {
         };
         let router = self.router.spec();
         let spec = format!(
-            "[release]\nname = \"users-full-name\"\non_failure = \"rollback\"\n\n[[service]]\nname = \"{svc}\"\nimage = \"cutover-sample-app\"\ncurrent = \"1.0.0\"\ntarget = \"1.1.0\"\nport = {port}\ncandidate_port = {candidate}\nreplicas = {replicas}\nupstream = \"{UPSTREAM}\"\nsecret_env = [\"DATABASE_URL\"]\nenv = {{ {env} }}\n\n[service.health]\npath = \"/health\"\ninterval = \"200ms\"\ntimeout = \"20s\"\n\n[service.strategy]\n{strategy}\n\n[[database]]\nname = \"main\"\nurl_env = \"DATABASE_URL\"\nmigrations = \"{migrations}\"\nbaseline = 1\nlock_timeout = \"2s\"\nbackup = {{ dir = \"backups\" }}\nbackfill = {{ batch_size = 500 }}\n\n{router}",
+            "[release]\nname = \"users-full-name\"\non_failure = \"rollback\"\n\n[[service]]\nname \
+             = \"{svc}\"\nimage = \"cutover-sample-app\"\ncurrent = \"1.0.0\"\ntarget \
+             = \"1.1.0\"\nport = {port}\ncandidate_port = {candidate}\nreplicas = \
+             {replicas}\nupstream = \"{UPSTREAM}\"\nsecret_env = [\"DATABASE_URL\"]\nenv = {{ {env} \
+             }}\n\n[service.health]\npath = \"/health\"\ninterval = \"200ms\"\ntimeout \
+             = \"20s\"\n\n[service.strategy]\n{strategy}\n\n[[database]]\nname = \"main\"\nurl_env \
+             = \"DATABASE_URL\"\nmigrations = \"{migrations}\"\nbaseline = 1\nlock_timeout \
+             = \"2s\"\nbackup = {{ dir = \"backups\" }}\nbackfill = {{ batch_size = 500 \
+             }}\n\n{router}",
             svc = self.apps.service,
             port = self.port,
             candidate = self.candidate,
@@ -145,7 +164,10 @@ impl World {
     }
 
     pub(crate) fn columns(&self) -> String {
-        self.sql("SELECT string_agg(column_name, ',' ORDER BY column_name) FROM information_schema.columns WHERE table_name = 'users'")
+        self.sql(
+            "SELECT string_agg(column_name, ',' ORDER BY column_name) FROM \
+             information_schema.columns WHERE table_name = 'users'",
+        )
     }
 
     pub(crate) fn history(&self) -> String {
@@ -311,7 +333,8 @@ impl Load {
             serde_json::from_slice(&std::fs::read(self.dir.path().join("summary.json")).unwrap())
                 .unwrap();
         eprintln!(
-            "load: {} requests in {:.1} s ({:.0}/s), {} failed ({} GET, {} POST), {} GET retried ok, {} late, max latency {:.0} ms, versions {:?}, first failure: {:?}",
+            "load: {} requests in {:.1} s ({:.0}/s), {} failed ({} GET, {} POST), {} GET retried \
+             ok, {} late, max latency {:.0} ms, versions {:?}, first failure: {:?}",
             s.requests,
             s.duration_s,
             s.requests as f64 / s.duration_s,
@@ -402,7 +425,8 @@ fn canary_release(kind: Kind) {
             assert_eq!(
                 up,
                 format!(
-                    "upstream {UPSTREAM} {{\n    keepalive 16;\n    server 127.0.0.1:{} weight=100;\n}}\n",
+                    "upstream {UPSTREAM} {{\n    keepalive 16;\n    server 127.0.0.1:{} \
+                     weight=100;\n}}\n",
                     w.candidate
                 )
             );
@@ -641,7 +665,8 @@ fn recreate_reports_its_downtime() {
         "recreate runs the rename as written"
     );
     eprintln!(
-        "recreate: downtime window {window} s; the load generator saw {} failed requests and a worst latency of {:.0} ms",
+        "recreate: downtime window {window} s; the load generator saw {} failed requests and a \
+         worst latency of {:.0} ms",
         s.failed, s.latency_ms.max
     );
     assert!(
@@ -773,7 +798,8 @@ fn a_crash_after_a_shift_is_rolled_back_exactly_behind_nginx() {
 fn interrupt_inside(w: &World, strategy: &str, step: &str, after: Duration) -> Duration {
     w.write_spec("canary", "");
     let spec = std::fs::read_to_string(w.path().join("spec.toml")).unwrap();
-    let sample = "steps = [10, 25, 50, 100]\npause = \"1s\"\nanalysis = { window = \"2s\", max_error_rate = 0.01, max_p99_latency = \"500ms\", min_requests = 5 }";
+    let sample = "steps = [10, 25, 50, 100]\npause = \"1s\"\nanalysis = { window = \"2s\", \
+                  max_error_rate = 0.01, max_p99_latency = \"500ms\", min_requests = 5 }";
     assert!(spec.contains(sample));
     std::fs::write(w.path().join("spec.toml"), spec.replace(sample, strategy)).unwrap();
     let child = w
@@ -840,7 +866,8 @@ fn ctrl_c_during_a_canary_pause_stops_it_and_resume_waits_what_is_left() {
         .to_std()
         .unwrap();
     eprintln!(
-        "stopped {stopped_in:?} after the signal; the resumed pause waited {waited:?}; resume took {resume_took:?}"
+        "stopped {stopped_in:?} after the signal; the resumed pause waited {waited:?}; resume took \
+         {resume_took:?}"
     );
     assert!(
         waited >= Duration::from_secs(8) && waited <= Duration::from_secs(16),
@@ -868,7 +895,8 @@ fn ctrl_c_during_an_analysis_window_stops_it_at_once() {
     let gate = format!("analysis/{}/50", w.apps.service);
     let stopped_in = interrupt_inside(
         &w,
-        "steps = [50, 100]\npause = \"0s\"\nanalysis = { window = \"60s\", max_error_rate = 0.01, max_p99_latency = \"500ms\", min_requests = 5 }",
+        "steps = [50, 100]\npause = \"0s\"\nanalysis = { window = \"60s\", max_error_rate = 0.01, \
+         max_p99_latency = \"500ms\", min_requests = 5 }",
         &gate,
         Duration::from_secs(2),
     );

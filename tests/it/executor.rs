@@ -45,7 +45,10 @@ const STEPS: &[(&str, &str)] = &[
 
 fn command(name: &str, stage: &str, extra: &str) -> String {
     format!(
-        "[[command]]\nname = \"{name}\"\nstage = \"{stage}\"\nargv = [\"sh\", \"-c\", \"{extra}echo {name} >> journal\"]\nprobe = [\"sh\", \"-c\", \"test -e journal && grep -qx {name} journal\"]\nundo = [\"sh\", \"-c\", \"grep -qx undo-{name} journal || echo undo-{name} >> journal\"]\n\n"
+        "[[command]]\nname = \"{name}\"\nstage = \"{stage}\"\nargv = [\"sh\", \"-c\", \"{extra}echo \
+         {name} >> journal\"]\nprobe = [\"sh\", \"-c\", \"test -e journal && grep -qx {name} \
+         journal\"]\nundo = [\"sh\", \"-c\", \"grep -qx undo-{name} journal || echo undo-{name} >> \
+         journal\"]\n\n"
     )
 }
 
@@ -386,7 +389,8 @@ pub fn sigkill_at_seeded_random_moments_then_resume() {
             // Nothing ran, or this round would start the release over on top of what did.
             assert!(
                 journal(dir.path()).is_empty(),
-                "round {round}: the run looks unstarted but steps ran: {:?}; status said:\n{status_seen}",
+                "round {round}: the run looks unstarted but steps ran: {:?}; status \
+                 said:\n{status_seen}",
                 journal(dir.path())
             );
             // Killed before the run's first event: nothing ran, and resume says so.
@@ -713,7 +717,9 @@ pub fn a_step_in_doubt_without_probe_stops_the_resume_and_retry_continues() {
 
 pub fn secrets_never_reach_the_log_or_the_terminal() {
     let dir = tempfile::tempdir().unwrap();
-    let spec = "[release]\nname = \"secret\"\n\n[[command]]\nname = \"leak\"\nstage = \"pre-migrate\"\nsecret_env = [\"API_TOKEN\"]\nargv = [\"sh\", \"-c\", \"echo token=$API_TOKEN url=postgres://app:hunter2-pw@db/app >&2; exit 3\"]\n";
+    let spec = "[release]\nname = \"secret\"\n\n[[command]]\nname = \"leak\"\nstage \
+                = \"pre-migrate\"\nsecret_env = [\"API_TOKEN\"]\nargv = [\"sh\", \"-c\", \"echo \
+                token=$API_TOKEN url=postgres://app:hunter2-pw@db/app >&2; exit 3\"]\n";
     std::fs::write(dir.path().join("spec.toml"), spec).unwrap();
     mark(dir.path());
     let out = cutover(
@@ -1096,7 +1102,10 @@ fn postgres_log_backend_passes_the_same_tests() {
     a_step_in_doubt_without_probe_stops_the_resume_and_retry_continues();
     secrets_never_reach_the_log_or_the_terminal();
     // cutover never updates or deletes a row of its log.
-    let changed = cluster.psql("SELECT n_tup_upd + n_tup_del FROM pg_stat_user_tables WHERE relname IN ('cutover_events', 'cutover_runs') ORDER BY relname");
+    let changed = cluster.psql(
+        "SELECT n_tup_upd + n_tup_del FROM pg_stat_user_tables WHERE relname IN ('cutover_events', \
+         'cutover_runs') ORDER BY relname",
+    );
     assert_eq!(
         changed.lines().map(str::trim).collect::<Vec<_>>(),
         vec!["0", "0"],
@@ -1104,7 +1113,10 @@ fn postgres_log_backend_passes_the_same_tests() {
     );
     // A row altered behind cutover's back is refused, naming where (seq 8: `command/b` started).
     let (dir, run) = applied_release();
-    cluster.psql(&format!("UPDATE cutover_events SET payload = replace(payload, 'command/b', 'command/x') WHERE run_id = '{run}' AND seq = 8"));
+    cluster.psql(&format!(
+        "UPDATE cutover_events SET payload = replace(payload, 'command/b', 'command/x') WHERE \
+         run_id = '{run}' AND seq = 8"
+    ));
     let out = cutover(dir.path(), &["status", &run], &[]);
     assert_eq!(out.status.code(), Some(1), "{}", transcript(&out));
     assert!(
@@ -1127,8 +1139,11 @@ fn postgres_log_backend_passes_the_same_tests() {
         assert_eq!(out.status.code(), Some(1), "{verb}: {}", transcript(&out));
         assert!(
             stderr.contains(&format!(
-                "the recorded plan of {run} in the PostgreSQL log is in plan format 1; this cutover reads plan format 2 only"
-            )) && stderr.contains("finish or roll back this run with the cutover version that started it"),
+                "the recorded plan of {run} in the PostgreSQL log is in plan format 1; this cutover \
+                 reads plan format 2 only"
+            )) && stderr.contains(
+                "finish or roll back this run with the cutover version that started it"
+            ),
             "{verb}: {}",
             transcript(&out)
         );

@@ -104,7 +104,9 @@ fn grandchildren_write_once(log_url: Option<&str>, rounds: u32, seed: u64) -> (u
     let mut spec = String::from("[release]\nname = \"late-writers\"\n\n");
     for n in names {
         spec += &format!(
-            "[[command]]\nname = \"{n}\"\nstage = \"pre-migrate\"\nargv = [\"sh\", \"-c\", \"sh -c 'sleep 0.04; echo {n} >> journal' & wait\"]\nprobe = [\"sh\", \"-c\", \"test -e journal && grep -qx {n} journal\"]\n\n"
+            "[[command]]\nname = \"{n}\"\nstage = \"pre-migrate\"\nargv = [\"sh\", \"-c\", \"sh -c \
+             'sleep 0.04; echo {n} >> journal' & wait\"]\nprobe = [\"sh\", \"-c\", \"test -e \
+             journal && grep -qx {n} journal\"]\n\n"
         );
     }
     let env: Vec<(&str, &str)> = log_url
@@ -148,7 +150,8 @@ fn grandchildren_write_once(log_url: Option<&str>, rounds: u32, seed: u64) -> (u
         assert_eq!(
             journal(dir.path()),
             vec!["a", "b", "c"],
-            "round {round}: killed at {kind} of {target} + {delay:?}; an effect happened twice or never"
+            "round {round}: killed at {kind} of {target} + {delay:?}; an effect happened twice or \
+             never"
         );
     }
     (kills, fenced)
@@ -161,7 +164,8 @@ fn kill_9_around_command_steps_never_runs_an_effect_twice_on_either_log_backend(
     let (kills_pg, fenced_pg) =
         grandchildren_write_once(Some(&cluster.url()), 100, 0x0c0f_fee0_0000_0003);
     eprintln!(
-        "files: {kills_files} kills, {fenced_files} fences; postgres: {kills_pg} kills, {fenced_pg} fences"
+        "files: {kills_files} kills, {fenced_files} fences; postgres: {kills_pg} kills, {fenced_pg} \
+         fences"
     );
     // Most kills land on a live run (one aimed just after the last step may find it exited), and
     // many leave a grandchild for the fence to stop
@@ -194,12 +198,23 @@ impl Release {
         for (name, sql) in migrations {
             std::fs::write(m.join(name), sql).unwrap();
         }
-        std::fs::write(dir.path().join("spec.toml"), format!("[release]\nname = \"db\"\n{extra_spec}\n[[database]]\nname = \"main\"\nurl_env = \"DATABASE_URL\"\nmigrations = \"m\"\nbaseline = 1\nbackup = {{ enabled = false }}\n")).unwrap();
+        std::fs::write(
+            dir.path().join("spec.toml"),
+            format!(
+                "[release]\nname = \"db\"\n{extra_spec}\n[[database]]\nname = \"main\"\nurl_env \
+                 = \"DATABASE_URL\"\nmigrations = \"m\"\nbaseline = 1\nbackup = {{ enabled = false \
+                 }}\n"
+            ),
+        )
+        .unwrap();
         let r = Release { cluster, dir };
         let plan = r.plan();
         let v1 = &plan["steps"][0]["params"]["databases"][0]["applied"][0];
         r.sql(migrations[0].1);
-        r.sql("CREATE TABLE refinery_schema_history (version INT4 PRIMARY KEY, name VARCHAR(255), applied_on VARCHAR(255), checksum VARCHAR(255))");
+        r.sql(
+            "CREATE TABLE refinery_schema_history (version INT4 PRIMARY KEY, name VARCHAR(255), \
+             applied_on VARCHAR(255), checksum VARCHAR(255))",
+        );
         r.sql(&format!(
             "INSERT INTO refinery_schema_history VALUES (1, '{}', '2026-01-01T00:00:00Z', '{}')",
             v1["name"].as_str().unwrap(),
@@ -235,7 +250,11 @@ impl Release {
     /// resume or rollback must end at.
     fn state(&self) -> String {
         self.sql(
-            "SELECT coalesce((SELECT string_agg(c.relname || CASE WHEN i.indisvalid THEN '' ELSE ' INVALID' END, ',' ORDER BY c.relname) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'public' AND c.relname NOT LIKE '%pkey'), '-') || ' | ' || (SELECT string_agg(version::text, ',' ORDER BY version) FROM refinery_schema_history)",
+            "SELECT coalesce((SELECT string_agg(c.relname || CASE WHEN i.indisvalid THEN '' ELSE ' \
+             INVALID' END, ',' ORDER BY c.relname) FROM pg_index i JOIN pg_class c ON c.oid = \
+             i.indexrelid JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'public' \
+             AND c.relname NOT LIKE '%pkey'), '-') || ' | ' || (SELECT string_agg(version::text, \
+             ',' ORDER BY version) FROM refinery_schema_history)",
         )
     }
 
@@ -306,7 +325,13 @@ fn a_rename_and_two_more_expand_migrations_succeed_with_the_default_jobs_each_on
         ),
         "1,2,3,4"
     );
-    assert_eq!(r.sql("SELECT string_agg(version || phase, ',' ORDER BY version, phase) FROM cutover_migration_phases"), "2contract,2expand,3expand,4expand");
+    assert_eq!(
+        r.sql(
+            "SELECT string_agg(version || phase, ',' ORDER BY version, phase) FROM \
+             cutover_migration_phases"
+        ),
+        "2contract,2expand,3expand,4expand"
+    );
     assert_eq!(
         r.sql("SELECT count(*) FROM people WHERE full_name IS NULL"),
         "0"
@@ -329,8 +354,15 @@ fn blocker(r: &Release, table: &str, secs: f64) -> std::process::Child {
         .spawn()
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
-    while r.sql("SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%pg_sleep%' AND pid <> pg_backend_pid()") == "0" {
-        assert!(Instant::now() < deadline, "the blocking transaction did not start");
+    while r.sql(
+        "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%pg_sleep%' AND pid <> \
+         pg_backend_pid()",
+    ) == "0"
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the blocking transaction did not start"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     child
@@ -342,7 +374,8 @@ fn a_drop_index_concurrently_finished_by_the_server_after_kill_9_resumes_to_succ
         &[
             (
                 "V1__events.sql",
-                "CREATE TABLE events (id bigint PRIMARY KEY, kind text); CREATE INDEX events_kind_idx ON events (kind);",
+                "CREATE TABLE events (id bigint PRIMARY KEY, kind text); CREATE INDEX \
+                 events_kind_idx ON events (kind);",
             ),
             (
                 "V2__drop_kind_index.sql",
@@ -425,12 +458,14 @@ fn a_concurrent_index_build_that_times_out_leaves_no_invalid_index_and_is_not_re
             &[
                 (
                     "V1__base.sql",
-                    "CREATE TABLE event_log (id bigint PRIMARY KEY, occurred_at timestamptz NOT NULL DEFAULT now()); CREATE TABLE job_queue (id bigint PRIMARY KEY);",
+                    "CREATE TABLE event_log (id bigint PRIMARY KEY, occurred_at timestamptz NOT \
+                     NULL DEFAULT now()); CREATE TABLE job_queue (id bigint PRIMARY KEY);",
                 ),
                 (
                     "V2__idx.sql",
                     &format!(
-                        "CREATE INDEX CONCURRENTLY {if_not_exists}event_log_occurred_idx ON event_log (occurred_at);"
+                        "CREATE INDEX CONCURRENTLY {if_not_exists}event_log_occurred_idx ON \
+                         event_log (occurred_at);"
                     ),
                 ),
             ],
@@ -440,10 +475,20 @@ fn a_concurrent_index_build_that_times_out_leaves_no_invalid_index_and_is_not_re
             .unwrap()
             .replace("baseline = 1\n", "baseline = 1\nlock_timeout = \"300ms\"\n");
         std::fs::write(r.dir.path().join("spec.toml"), spec).unwrap();
-        r.sql("INSERT INTO event_log SELECT g FROM generate_series(1, 20000) g; INSERT INTO job_queue SELECT g FROM generate_series(1, 100) g");
+        r.sql(
+            "INSERT INTO event_log SELECT g FROM generate_series(1, 20000) g; INSERT INTO job_queue \
+             SELECT g FROM generate_series(1, 100) g",
+        );
         let before = r.state();
         let mut worker = Command::new("psql")
-            .args(["-X", "-q", &r.url(), "-c", "BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT count(*) FROM job_queue; SELECT pg_sleep(60); COMMIT;"])
+            .args([
+                "-X",
+                "-q",
+                &r.url(),
+                "-c",
+                "BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT count(*) FROM job_queue; SELECT \
+                 pg_sleep(60); COMMIT;",
+            ])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -463,7 +508,10 @@ fn a_concurrent_index_build_that_times_out_leaves_no_invalid_index_and_is_not_re
             before,
             "{if_not_exists}: an INVALID index or a history row was left"
         );
-        r.sql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(60)%' AND pid <> pg_backend_pid()");
+        r.sql(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE \
+             '%pg_sleep(60)%' AND pid <> pg_backend_pid()",
+        );
         let _ = worker.wait();
         std::fs::remove_dir_all(r.dir.path().join(".cutover")).unwrap();
         let out = r.cutover(&["apply", "spec.toml"]);
@@ -472,7 +520,8 @@ fn a_concurrent_index_build_that_times_out_leaves_no_invalid_index_and_is_not_re
     }
 }
 
-/// Kill -9 at seeded moments (0-120 ms after a step's start) inside two `CREATE INDEX CONCURRENTLY` migrations of a 200k-row
+/// Kill -9 at seeded moments (0-120 ms after a step's start) inside two `CREATE INDEX
+/// CONCURRENTLY` migrations of a 200k-row
 /// table, then resume or roll back at once (PostgreSQL may still be building): resume always
 /// ends with both indexes valid and recorded once, rollback with neither and no INVALID leftover.
 #[test]
@@ -489,12 +538,16 @@ fn kill_9_inside_concurrent_index_builds_then_resume_or_rollback_ends_at_the_ref
             ),
             (
                 "V3__created_idx.sql",
-                "CREATE INDEX CONCURRENTLY IF NOT EXISTS accounts_created_idx ON accounts (created_at);",
+                "CREATE INDEX CONCURRENTLY IF NOT EXISTS accounts_created_idx ON accounts \
+                 (created_at);",
             ),
         ],
         "",
     );
-    r.sql("INSERT INTO accounts SELECT g, 'user' || g || '@example.com', now() - g * interval '1 minute' FROM generate_series(1, 200000) g");
+    r.sql(
+        "INSERT INTO accounts SELECT g, 'user' || g || '@example.com', now() - g * interval '1 \
+         minute' FROM generate_series(1, 200000) g",
+    );
     let before = r.state();
     let after = "accounts_created_idx,accounts_email_idx | 1,2,3";
     let env = r.env();
@@ -549,12 +602,16 @@ fn kill_9_inside_concurrent_index_builds_then_resume_or_rollback_ends_at_the_ref
                 "round {round}"
             );
             // Back to the baseline for the next round.
-            r.sql("DROP INDEX accounts_email_idx, accounts_created_idx; DELETE FROM refinery_schema_history WHERE version > 1; DELETE FROM cutover_migration_phases");
+            r.sql(
+                "DROP INDEX accounts_email_idx, accounts_created_idx; DELETE FROM \
+                 refinery_schema_history WHERE version > 1; DELETE FROM cutover_migration_phases",
+            );
         }
         std::fs::remove_dir_all(r.dir.path().join(".cutover")).unwrap();
     }
     eprintln!(
-        "{rounds} rounds: {hits} kills inside a live run, {fenced} waits for a dead executor's statement, {partial} partial"
+        "{rounds} rounds: {hits} kills inside a live run, {fenced} waits for a dead executor's \
+         statement, {partial} partial"
     );
     // A build of 200k rows takes about 100-300 ms here: most kills land inside one, some after
     // the release ended (those rounds still check that a finished run resumes and rolls back).
@@ -597,7 +654,10 @@ fn resume_and_rollback_refuse_a_recorded_plan_that_differs_from_the_log() {
     let plan_path = run_dir.join("plan.json");
     let original = std::fs::read_to_string(&plan_path).unwrap();
     let columns = || {
-        r.sql("SELECT string_agg(column_name, ',' ORDER BY column_name) FROM information_schema.columns WHERE table_name = 't'")
+        r.sql(
+            "SELECT string_agg(column_name, ',' ORDER BY column_name) FROM \
+             information_schema.columns WHERE table_name = 't'",
+        )
     };
     let cols = columns();
     for (what, edited, names) in [
@@ -687,13 +747,23 @@ fn no_password_form_reaches_a_client_programs_command_line() {
         let url = forms(&db)[i].clone();
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir(dir.path().join("m")).unwrap();
-        std::fs::write(dir.path().join("m/V1__t.sql"), "CREATE TABLE t (id bigint PRIMARY KEY, body text);\nINSERT INTO t SELECT g, repeat('x', 300) FROM generate_series(1, 150000) g;").unwrap();
+        std::fs::write(
+            dir.path().join("m/V1__t.sql"),
+            "CREATE TABLE t (id bigint PRIMARY KEY, body text);\nINSERT INTO t SELECT g, \
+             repeat('x', 300) FROM generate_series(1, 150000) g;",
+        )
+        .unwrap();
         std::fs::write(
             dir.path().join("m/V2__drop.sql"),
             "-- cutover:phase=contract\nALTER TABLE t DROP COLUMN body;",
         )
         .unwrap();
-        std::fs::write(dir.path().join("spec.toml"), "[release]\nname = \"pw\"\n\n[[database]]\nname = \"main\"\nurl_env = \"DATABASE_URL\"\nmigrations = \"m\"\nbackup = { dir = \"backups\" }\n").unwrap();
+        std::fs::write(
+            dir.path().join("spec.toml"),
+            "[release]\nname = \"pw\"\n\n[[database]]\nname = \"main\"\nurl_env \
+             = \"DATABASE_URL\"\nmigrations = \"m\"\nbackup = { dir = \"backups\" }\n",
+        )
+        .unwrap();
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let watcher = {
             let stop = stop.clone();
@@ -799,7 +869,10 @@ fn one_database_under_two_url_spellings_shares_the_runs_migration_lock() {
     }
     std::fs::write(
         dir.path().join("spec.toml"),
-        "[release]\nname = \"two-spellings\"\n\n[[database]]\nname = \"app\"\nurl_env = \"A_URL\"\nmigrations = \"ma\"\nbaseline = 1\nbackup = { enabled = false }\n\n[[database]]\nname = \"audit\"\nurl_env = \"B_URL\"\nmigrations = \"mb\"\nbaseline = 11\nbackup = { enabled = false }\n",
+        "[release]\nname = \"two-spellings\"\n\n[[database]]\nname = \"app\"\nurl_env \
+         = \"A_URL\"\nmigrations = \"ma\"\nbaseline = 1\nbackup = { enabled = false \
+         }\n\n[[database]]\nname = \"audit\"\nurl_env = \"B_URL\"\nmigrations = \"mb\"\nbaseline = \
+         11\nbackup = { enabled = false }\n",
     )
     .unwrap();
     let b_url = format!("{url}?sslmode=disable");
@@ -810,7 +883,9 @@ fn one_database_under_two_url_spellings_shares_the_runs_migration_lock() {
     .unwrap();
     let sql = |s: &str| cluster.psql_in("app", s);
     sql(
-        "CREATE TABLE t_a (id bigint PRIMARY KEY); CREATE TABLE t_b (id bigint PRIMARY KEY); CREATE TABLE refinery_schema_history (version INT4 PRIMARY KEY, name VARCHAR(255), applied_on VARCHAR(255), checksum VARCHAR(255))",
+        "CREATE TABLE t_a (id bigint PRIMARY KEY); CREATE TABLE t_b (id bigint PRIMARY KEY); CREATE \
+         TABLE refinery_schema_history (version INT4 PRIMARY KEY, name VARCHAR(255), applied_on \
+         VARCHAR(255), checksum VARCHAR(255))",
     );
     for i in 0..2 {
         let a = &plan["steps"][0]["params"]["databases"][i]["applied"][0];
@@ -847,7 +922,13 @@ fn a_helper_with_a_cleared_environment_or_its_own_session_does_not_act_twice_or_
         "env -i PATH=/usr/bin:/bin sh -c 'sleep 0.5; echo notified >> journal' &\necho hook done\n",
     )
     .unwrap();
-    std::fs::write(dir.path().join("spec.toml"), "[release]\nname = \"env-i\"\n\n[[command]]\nname = \"notify\"\nstage = \"pre-migrate\"\nargv = [\"sh\", \"hook.sh\"]\nprobe = [\"sh\", \"-c\", \"test -e journal && grep -qx notified journal\"]\n").unwrap();
+    std::fs::write(
+        dir.path().join("spec.toml"),
+        "[release]\nname = \"env-i\"\n\n[[command]]\nname = \"notify\"\nstage \
+         = \"pre-migrate\"\nargv = [\"sh\", \"hook.sh\"]\nprobe = [\"sh\", \"-c\", \"test -e \
+         journal && grep -qx notified journal\"]\n",
+    )
+    .unwrap();
     let (run, hit) = apply_and_kill_at(
         dir.path(),
         &[],
@@ -867,7 +948,13 @@ fn a_helper_with_a_cleared_environment_or_its_own_session_does_not_act_twice_or_
     );
     // setsid + a timeout: the step fails, the release rolls back, and nothing writes afterwards.
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("spec.toml"), "[release]\nname = \"setsid\"\n\n[[command]]\nname = \"hook\"\nstage = \"pre-migrate\"\nargv = [\"sh\", \"-c\", \"setsid sh -c 'sleep 1.5; echo effect >> journal' & sleep 5\"]\ntimeout = \"500ms\"\n").unwrap();
+    std::fs::write(
+        dir.path().join("spec.toml"),
+        "[release]\nname = \"setsid\"\n\n[[command]]\nname = \"hook\"\nstage \
+         = \"pre-migrate\"\nargv = [\"sh\", \"-c\", \"setsid sh -c 'sleep 1.5; echo effect >> \
+         journal' & sleep 5\"]\ntimeout = \"500ms\"\n",
+    )
+    .unwrap();
     let out = cutover(dir.path(), &["apply", "spec.toml"], &[]);
     assert_eq!(out.status.code(), Some(3), "{}", transcript(&out));
     std::thread::sleep(Duration::from_millis(2000));
@@ -887,7 +974,8 @@ fn failed_reindex_and_unnamed_index_builds_leave_no_invalid_index() {
     for (name, v2) in [
         (
             "reindex",
-            "REINDEX INDEX CONCURRENTLY ev_kind_idx;\nCREATE INDEX CONCURRENTLY ev_id_kind_idx ON ev (id, kind);",
+            "REINDEX INDEX CONCURRENTLY ev_kind_idx;\nCREATE INDEX CONCURRENTLY ev_id_kind_idx ON \
+             ev (id, kind);",
         ),
         ("unnamed", "CREATE INDEX CONCURRENTLY ON ev (id, kind);"),
     ] {
@@ -895,7 +983,8 @@ fn failed_reindex_and_unnamed_index_builds_leave_no_invalid_index() {
             &[
                 (
                     "V1__ev.sql",
-                    "CREATE TABLE ev (id bigint PRIMARY KEY, kind text); CREATE INDEX ev_kind_idx ON ev (kind); CREATE TABLE jobq (id int);",
+                    "CREATE TABLE ev (id bigint PRIMARY KEY, kind text); CREATE INDEX ev_kind_idx \
+                     ON ev (kind); CREATE TABLE jobq (id int);",
                 ),
                 ("V2__work.sql", v2),
             ],
@@ -906,7 +995,19 @@ fn failed_reindex_and_unnamed_index_builds_leave_no_invalid_index() {
             .replace("baseline = 1\n", "baseline = 1\nlock_timeout = \"200ms\"\n");
         std::fs::write(r.dir.path().join("spec.toml"), spec).unwrap();
         let before = r.state();
-        let mut worker = Command::new("psql").args(["-X", "-q", &r.url(), "-c", "BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT count(*) FROM jobq; SELECT pg_sleep(60); COMMIT;"]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+        let mut worker = Command::new("psql")
+            .args([
+                "-X",
+                "-q",
+                &r.url(),
+                "-c",
+                "BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT count(*) FROM jobq; SELECT \
+                 pg_sleep(60); COMMIT;",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
         std::thread::sleep(Duration::from_millis(500));
         let out = r.cutover(&["apply", "spec.toml"]);
         assert_eq!(out.status.code(), Some(3), "{name}: {}", transcript(&out));
@@ -915,7 +1016,10 @@ fn failed_reindex_and_unnamed_index_builds_leave_no_invalid_index() {
             before,
             "{name}: INVALID indexes or a history row were left"
         );
-        r.sql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(60)%' AND pid <> pg_backend_pid()");
+        r.sql(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE \
+             '%pg_sleep(60)%' AND pid <> pg_backend_pid()",
+        );
         let _ = worker.wait();
     }
 }
@@ -932,7 +1036,8 @@ fn names_in_concurrent_index_migrations_resolve_as_postgresql_resolves_them() {
         &[
             (
                 "V1__s.sql",
-                "CREATE SCHEMA app; CREATE TABLE app.ev (id bigint PRIMARY KEY, kind text); CREATE TABLE ev (id int, x int);",
+                "CREATE SCHEMA app; CREATE TABLE app.ev (id bigint PRIMARY KEY, kind text); CREATE \
+                 TABLE ev (id int, x int);",
             ),
             (
                 "V2__idx.sql",
@@ -961,7 +1066,8 @@ fn names_in_concurrent_index_migrations_resolve_as_postgresql_resolves_them() {
         &[
             (
                 "V1__s.sql",
-                "CREATE SCHEMA app; CREATE TABLE app.ev (id bigint PRIMARY KEY, kind text); CREATE TABLE ev (id int, x int);",
+                "CREATE SCHEMA app; CREATE TABLE app.ev (id bigint PRIMARY KEY, kind text); CREATE \
+                 TABLE ev (id int, x int);",
             ),
             (
                 "V2__idx.sql",
@@ -1008,7 +1114,9 @@ fn names_in_concurrent_index_migrations_resolve_as_postgresql_resolves_them() {
         &[
             (
                 "V1__t.sql",
-                "CREATE TABLE orders (id bigint PRIMARY KEY, created_at timestamptz); CREATE TABLE invoices (id bigint PRIMARY KEY, created_at timestamptz); CREATE INDEX created_at_idx ON orders (created_at);",
+                "CREATE TABLE orders (id bigint PRIMARY KEY, created_at timestamptz); CREATE TABLE \
+                 invoices (id bigint PRIMARY KEY, created_at timestamptz); CREATE INDEX \
+                 created_at_idx ON orders (created_at);",
             ),
             (
                 "V2__idx.sql",
@@ -1024,7 +1132,13 @@ fn names_in_concurrent_index_migrations_resolve_as_postgresql_resolves_them() {
         "{}",
         transcript(&out)
     );
-    assert_eq!(r.sql("SELECT indrelid::regclass::text FROM pg_index WHERE indexrelid = 'created_at_idx'::regclass"), "orders");
+    assert_eq!(
+        r.sql(
+            "SELECT indrelid::regclass::text FROM pg_index WHERE indexrelid = \
+             'created_at_idx'::regclass"
+        ),
+        "orders"
+    );
 }
 
 /// `resume` and `rollback` in a shell that lacks what the rest of the run needs (the database

@@ -145,7 +145,12 @@ fn concurrently_sharing_a_migration_is_an_error() {
 #[test]
 fn ignore_comments_silence_one_statement_only() {
     let dir = tempfile::tempdir().unwrap();
-    fs::write(dir.path().join("V3__idx.sql"), "-- cutover:ignore require-concurrent-index-creation\nCREATE INDEX a_idx ON users (a);\nCREATE INDEX b_idx ON users (b);\n").unwrap();
+    fs::write(
+        dir.path().join("V3__idx.sql"),
+        "-- cutover:ignore require-concurrent-index-creation\nCREATE INDEX a_idx ON users \
+         (a);\nCREATE INDEX b_idx ON users (b);\n",
+    )
+    .unwrap();
     let (_, doc) = lint_json(&[dir.path().to_str().unwrap()]);
     let hits: Vec<u64> = rules(&doc)
         .into_iter()
@@ -158,7 +163,12 @@ fn ignore_comments_silence_one_statement_only() {
 #[test]
 fn unparseable_statement_is_a_finding_and_neighbours_are_still_checked() {
     let dir = tempfile::tempdir().unwrap();
-    fs::write(dir.path().join("V4__typo.sql"), "CREATE INDEX a_idx ON users (a);\nALTERR TABLE users ADD COLUMN b int;\nALTER TABLE users DROP COLUMN c;\n").unwrap();
+    fs::write(
+        dir.path().join("V4__typo.sql"),
+        "CREATE INDEX a_idx ON users (a);\nALTERR TABLE users ADD COLUMN b int;\nALTER TABLE users \
+         DROP COLUMN c;\n",
+    )
+    .unwrap();
     let (code, doc) = lint_json(&[dir.path().to_str().unwrap()]);
     assert_eq!(code, Some(2));
     let r = rules(&doc);
@@ -263,7 +273,12 @@ fn a_trailing_ignore_comment_silences_its_own_line_only() {
         "CREATE TABLE t (id bigint PRIMARY KEY, a int, b int);\n",
     )
     .unwrap();
-    fs::write(dir.path().join("V2__idx.sql"), "CREATE INDEX a_idx ON t (a); -- cutover:ignore require-concurrent-index-creation\nCREATE INDEX b_idx ON t (b);\n").unwrap();
+    fs::write(
+        dir.path().join("V2__idx.sql"),
+        "CREATE INDEX a_idx ON t (a); -- cutover:ignore require-concurrent-index-creation\nCREATE \
+         INDEX b_idx ON t (b);\n",
+    )
+    .unwrap();
     let out = cutover(&["lint", dir.path().to_str().unwrap(), "--format", "json"]);
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let lines: Vec<u64> = doc["findings"]
@@ -401,7 +416,8 @@ fn deeply_nested_statements_are_analyzed_without_overflowing_the_stack() {
         fs::write(m.join("V2__cleanup.sql"), &sql).unwrap();
         fs::write(
             dir.path().join("spec.toml"),
-            "[release]\nname = \"deep\"\n\n[[database]]\nname = \"main\"\nurl_env = \"DATABASE_URL\"\nmigrations = \"m\"\nbaseline = 1\n",
+            "[release]\nname = \"deep\"\n\n[[database]]\nname = \"main\"\nurl_env \
+             = \"DATABASE_URL\"\nmigrations = \"m\"\nbaseline = 1\n",
         )
         .unwrap();
         let (code, doc) = lint_json(&[m.to_str().unwrap()]);

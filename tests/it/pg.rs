@@ -15,7 +15,12 @@ pub struct Cluster {
 
 fn pg_bin() -> PathBuf {
     let mut versions: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
-        .unwrap_or_else(|e| panic!("PostgreSQL is not installed (/usr/lib/postgresql: {e}); run scripts/test, which installs Debian's `postgresql` package"))
+        .unwrap_or_else(|e| {
+            panic!(
+                "PostgreSQL is not installed (/usr/lib/postgresql: {e}); run scripts/test, which \
+                 installs Debian's `postgresql` package"
+            )
+        })
         .filter_map(|e| e.ok().map(|e| e.path().join("bin")))
         .filter(|b| b.join("initdb").exists())
         .collect();

@@ -42,7 +42,10 @@ impl Db {
             .find(|p| p.file_name().unwrap().to_string_lossy().starts_with("V1__"))
             .unwrap();
         self.sql(&std::fs::read_to_string(file).unwrap());
-        self.sql("CREATE TABLE refinery_schema_history (version INT4 PRIMARY KEY, name VARCHAR(255), applied_on VARCHAR(255), checksum VARCHAR(255))");
+        self.sql(
+            "CREATE TABLE refinery_schema_history (version INT4 PRIMARY KEY, name VARCHAR(255), \
+             applied_on VARCHAR(255), checksum VARCHAR(255))",
+        );
         self.sql(&format!(
             "INSERT INTO refinery_schema_history VALUES (1, '{}', '2026-01-01T00:00:00Z', '{}')",
             v1["name"].as_str().unwrap(),
@@ -55,7 +58,9 @@ impl Db {
         let migrations = root().join("migrations-sample/app");
         let db = Db::create(|_| {
             format!(
-                "[release]\nname = \"schema-only\"\n\n[[database]]\nname = \"main\"\nurl_env = \"DATABASE_URL\"\nmigrations = \"{}\"\nbaseline = 1\nlock_timeout = \"2s\"\nbackup = {{ dir = \"backups\" }}\n",
+                "[release]\nname = \"schema-only\"\n\n[[database]]\nname = \"main\"\nurl_env \
+                 = \"DATABASE_URL\"\nmigrations = \"{}\"\nbaseline = 1\nlock_timeout \
+                 = \"2s\"\nbackup = {{ dir = \"backups\" }}\n",
                 migrations.display()
             )
         });
@@ -192,9 +197,28 @@ fn a_schema_release_applies_expand_and_contract_with_backup_and_history() {
         db.sql("SELECT count(*) FROM information_schema.tables WHERE table_name = 'orders'"),
         "1"
     );
-    assert_eq!(db.sql("SELECT count(*) FROM information_schema.columns WHERE table_name = 'users' AND column_name = 'last_login_at'"), "1");
-    assert_eq!(db.sql("SELECT count(*) FROM information_schema.columns WHERE table_name = 'users' AND column_name = 'legacy_flags'"), "0", "the contract migration dropped it");
-    assert_eq!(db.sql("SELECT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid WHERE c.relname = 'users_email_idx'"), "t");
+    assert_eq!(
+        db.sql(
+            "SELECT count(*) FROM information_schema.columns WHERE table_name = 'users' AND \
+             column_name = 'last_login_at'"
+        ),
+        "1"
+    );
+    assert_eq!(
+        db.sql(
+            "SELECT count(*) FROM information_schema.columns WHERE table_name = 'users' AND \
+             column_name = 'legacy_flags'"
+        ),
+        "0",
+        "the contract migration dropped it"
+    );
+    assert_eq!(
+        db.sql(
+            "SELECT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid WHERE \
+             c.relname = 'users_email_idx'"
+        ),
+        "t"
+    );
     assert_eq!(
         db.sql("SELECT convalidated FROM pg_constraint WHERE conname = 'orders_user_id_fk'"),
         "t"
@@ -342,7 +366,13 @@ fn a_failed_concurrent_index_build_leaves_no_invalid_index_and_resumes_clean() {
         "CREATE UNIQUE INDEX CONCURRENTLY codes_code_key ON codes (code);\n",
     )
     .unwrap();
-    std::fs::write(dir.path().join("spec.toml"), "[release]\nname = \"unique\"\non_failure = \"pause\"\n\n[[database]]\nname = \"main\"\nurl_env = \"DATABASE_URL\"\nmigrations = \"migrations\"\nbaseline = 1\nbackup = { enabled = false }\n").unwrap();
+    std::fs::write(
+        dir.path().join("spec.toml"),
+        "[release]\nname = \"unique\"\non_failure = \"pause\"\n\n[[database]]\nname \
+         = \"main\"\nurl_env = \"DATABASE_URL\"\nmigrations = \"migrations\"\nbaseline = 1\nbackup \
+         = { enabled = false }\n",
+    )
+    .unwrap();
     let psql = |sql: &str| {
         let out = Command::new("psql")
             .args([
@@ -384,7 +414,9 @@ fn a_failed_concurrent_index_build_leaves_no_invalid_index_and_resumes_clean() {
         .to_string();
     psql("CREATE TABLE codes (id bigint PRIMARY KEY, code text)");
     psql(&format!(
-        "CREATE TABLE refinery_schema_history (version INT4 PRIMARY KEY, name VARCHAR(255), applied_on VARCHAR(255), checksum VARCHAR(255)); INSERT INTO refinery_schema_history VALUES (1, 'codes', 'x', '{v1}')"
+        "CREATE TABLE refinery_schema_history (version INT4 PRIMARY KEY, name VARCHAR(255), \
+         applied_on VARCHAR(255), checksum VARCHAR(255)); INSERT INTO refinery_schema_history \
+         VALUES (1, 'codes', 'x', '{v1}')"
     ));
     psql("INSERT INTO codes VALUES (1, 'a'), (2, 'a'), (3, 'b')");
 
@@ -420,7 +452,8 @@ fn a_failed_concurrent_index_build_leaves_no_invalid_index_and_resumes_clean() {
     assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
     assert_eq!(
         psql(
-            "SELECT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid WHERE c.relname = 'codes_code_key'"
+            "SELECT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid WHERE \
+             c.relname = 'codes_code_key'"
         ),
         "t"
     );
@@ -440,17 +473,25 @@ fn rename_db(rows: u64, batch: u32) -> Db {
     let migrations = root().join("migrations-sample/rename");
     let db = Db::create(|_| {
         format!(
-            "[release]\nname = \"rename\"\n\n[[database]]\nname = \"main\"\nurl_env = \"DATABASE_URL\"\nmigrations = \"{}\"\nbaseline = 1\nbackup = {{ enabled = false }}\nbackfill = {{ batch_size = {batch} }}\n",
+            "[release]\nname = \"rename\"\n\n[[database]]\nname = \"main\"\nurl_env \
+             = \"DATABASE_URL\"\nmigrations = \"{}\"\nbaseline = 1\nbackup = {{ enabled = false \
+             }}\nbackfill = {{ batch_size = {batch} }}\n",
             migrations.display()
         )
     });
     db.baseline(&migrations);
-    db.sql(&format!("INSERT INTO users (name, email) SELECT 'user ' || g, 'u' || g || '@example.com' FROM generate_series(1, {rows}) g"));
+    db.sql(&format!(
+        "INSERT INTO users (name, email) SELECT 'user ' || g, 'u' || g || '@example.com' FROM \
+         generate_series(1, {rows}) g"
+    ));
     db
 }
 
 fn columns(db: &Db) -> String {
-    db.sql("SELECT string_agg(column_name || ':' || is_nullable, ',' ORDER BY column_name) FROM information_schema.columns WHERE table_name = 'users'")
+    db.sql(
+        "SELECT string_agg(column_name || ':' || is_nullable, ',' ORDER BY column_name) FROM \
+         information_schema.columns WHERE table_name = 'users'",
+    )
 }
 
 #[test]
@@ -513,7 +554,13 @@ fn the_seed_rename_runs_expand_backfill_and_contract_on_a_real_database() {
         "renamed by v1"
     );
     assert_eq!(db.history().len(), 2);
-    assert_eq!(db.sql("SELECT string_agg(version || phase, ',' ORDER BY version, phase) FROM cutover_migration_phases"), "2contract,2expand");
+    assert_eq!(
+        db.sql(
+            "SELECT string_agg(version || phase, ',' ORDER BY version, phase) FROM \
+             cutover_migration_phases"
+        ),
+        "2contract,2expand"
+    );
 }
 
 #[test]
@@ -521,7 +568,10 @@ fn kill_9_during_a_million_row_backfill_with_a_writer_then_resume() {
     let db = rename_db(1_000_000, 5000);
     let url = db.url();
     let checksum = |db: &Db| {
-        db.sql("SELECT md5(string_agg(coalesce(full_name, '-'), ',' ORDER BY id)) || ' ' || md5(string_agg(name, ',' ORDER BY id)) || ' ' || count(*) FROM users")
+        db.sql(
+            "SELECT md5(string_agg(coalesce(full_name, '-'), ',' ORDER BY id)) || ' ' || \
+             md5(string_agg(name, ',' ORDER BY id)) || ' ' || count(*) FROM users",
+        )
     };
     let mut apply = Command::new(env!("CARGO_BIN_EXE_cutover"))
         .args(["apply", "spec.toml", "--format", "quiet"])
@@ -540,7 +590,8 @@ fn kill_9_during_a_million_row_backfill_with_a_writer_then_resume() {
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                 n += 1;
                 let sql = format!(
-                    "INSERT INTO users (name) VALUES ('writer {n}'); UPDATE users SET name = 'updated {n}' WHERE id = {}",
+                    "INSERT INTO users (name) VALUES ('writer {n}'); UPDATE users SET name = \
+                     'updated {n}' WHERE id = {}",
                     1 + (n * 7919) % 1_000_000
                 );
                 let _ = Command::new("psql")
@@ -555,8 +606,19 @@ fn kill_9_during_a_million_row_backfill_with_a_writer_then_resume() {
     let mut progressed = false;
     for _ in 0..600 {
         std::thread::sleep(std::time::Duration::from_millis(50));
-        let done: i64 = db.sql("SELECT count(*) FROM information_schema.columns WHERE table_name = 'users' AND column_name = 'full_name'").parse().unwrap();
-        if done == 1 && db.sql("SELECT count(*) FROM (SELECT 1 FROM users WHERE full_name IS NOT NULL LIMIT 50000) s") == "50000" {
+        let done: i64 = db
+            .sql(
+                "SELECT count(*) FROM information_schema.columns WHERE table_name = 'users' AND \
+                 column_name = 'full_name'",
+            )
+            .parse()
+            .unwrap();
+        if done == 1
+            && db.sql(
+                "SELECT count(*) FROM (SELECT 1 FROM users WHERE full_name IS NOT NULL LIMIT 50000) \
+                 s",
+            ) == "50000"
+        {
             progressed = true;
             break;
         }
@@ -641,12 +703,21 @@ fn kill_9_during_a_million_row_backfill_with_a_writer_then_resume() {
 #[test]
 fn rollback_past_the_contract_pivot_restores_the_backup_on_request() {
     let db = Db::app();
-    db.sql("INSERT INTO users (name, email, legacy_flags) SELECT 'user ' || g, 'u' || g || '@example.com', g % 7 FROM generate_series(1, 5000) g");
+    db.sql(
+        "INSERT INTO users (name, email, legacy_flags) SELECT 'user ' || g, 'u' || g || \
+         '@example.com', g % 7 FROM generate_series(1, 5000) g",
+    );
     let content = |db: &Db| {
-        db.sql("SELECT count(*) || ' ' || md5(string_agg(id || name || coalesce(email, '') || coalesce(legacy_flags::text, ''), ',' ORDER BY id)) FROM users")
+        db.sql(
+            "SELECT count(*) || ' ' || md5(string_agg(id || name || coalesce(email, '') || \
+             coalesce(legacy_flags::text, ''), ',' ORDER BY id)) FROM users",
+        )
     };
     let history = |db: &Db| {
-        db.sql("SELECT string_agg(version || ' ' || checksum, ',' ORDER BY version) FROM refinery_schema_history")
+        db.sql(
+            "SELECT string_agg(version || ' ' || checksum, ',' ORDER BY version) FROM \
+             refinery_schema_history",
+        )
     };
     let (schema, rows, hist) = (db.schema(), content(&db), history(&db));
     let out = db.cutover(&["apply", "spec.toml"], &[]);
@@ -773,7 +844,9 @@ fn custom_db(files: &[(&str, &str)], lock_timeout: &str) -> Db {
             std::fs::write(migrations.join(name), sql).unwrap();
         }
         format!(
-            "[release]\nname = \"custom\"\non_failure = \"pause\"\n\n[[database]]\nname = \"main\"\nurl_env = \"DATABASE_URL\"\nmigrations = \"migrations\"\nbaseline = 1\nlock_timeout = \"{lock_timeout}\"\nbackup = {{ enabled = false }}\n"
+            "[release]\nname = \"custom\"\non_failure = \"pause\"\n\n[[database]]\nname \
+             = \"main\"\nurl_env = \"DATABASE_URL\"\nmigrations = \"migrations\"\nbaseline = \
+             1\nlock_timeout = \"{lock_timeout}\"\nbackup = {{ enabled = false }}\n"
         )
     });
     db.baseline(&db.dir.path().join("migrations"));
@@ -785,7 +858,8 @@ fn kill_9_during_a_long_migration_then_resume() {
     let db = custom_db(
         &[(
             "V2__slow.sql",
-            "CREATE TABLE slow (id int);\nSELECT pg_sleep(1.5);\nALTER TABLE users ADD COLUMN nickname text;\n",
+            "CREATE TABLE slow (id int);\nSELECT pg_sleep(1.5);\nALTER TABLE users ADD COLUMN \
+             nickname text;\n",
         )],
         "2s",
     );
@@ -822,7 +896,13 @@ fn kill_9_during_a_long_migration_then_resume() {
         transcript(&out)
     );
     assert_eq!(db.history().len(), 2);
-    assert_eq!(db.sql("SELECT count(*) FROM information_schema.columns WHERE table_name = 'users' AND column_name = 'nickname'"), "1");
+    assert_eq!(
+        db.sql(
+            "SELECT count(*) FROM information_schema.columns WHERE table_name = 'users' AND \
+             column_name = 'nickname'"
+        ),
+        "1"
+    );
 }
 
 #[test]
@@ -921,7 +1001,17 @@ fn preflight_lists_transactions_older_than_the_lock_timeout() {
         "1s",
     );
     // A session that opened a transaction two seconds ago and is still in it.
-    let holder = Command::new("psql").args(["-X", "-q", &db.url(), "-c", "SET application_name = 'report-job'; BEGIN; SELECT count(*) FROM refinery_schema_history; SELECT pg_sleep(4); COMMIT;"]).spawn().unwrap();
+    let holder = Command::new("psql")
+        .args([
+            "-X",
+            "-q",
+            &db.url(),
+            "-c",
+            "SET application_name = 'report-job'; BEGIN; SELECT count(*) FROM \
+             refinery_schema_history; SELECT pg_sleep(4); COMMIT;",
+        ])
+        .spawn()
+        .unwrap();
     std::thread::sleep(std::time::Duration::from_millis(2000));
     let out = db.cutover(&["apply", "spec.toml", "--jobs", "1"], &[]);
     let _ = { holder }.wait();
@@ -942,7 +1032,15 @@ fn with_a_password_the_backup_works_and_the_password_is_never_written() {
         .url_for("postgres")
         .replace("postgres@", &format!("postgres:{password}@"));
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("spec.toml"), format!("[release]\nname = \"pw\"\n\n[[database]]\nname = \"main\"\nurl_env = \"DATABASE_URL\"\nmigrations = \"{}\"\nbackup = {{ dir = \"backups\" }}\n", root().join("migrations-sample/rename").display())).unwrap();
+    std::fs::write(
+        dir.path().join("spec.toml"),
+        format!(
+            "[release]\nname = \"pw\"\n\n[[database]]\nname = \"main\"\nurl_env \
+             = \"DATABASE_URL\"\nmigrations = \"{}\"\nbackup = {{ dir = \"backups\" }}\n",
+            root().join("migrations-sample/rename").display()
+        ),
+    )
+    .unwrap();
     let cutover = |args: &[&str]| {
         Command::new(env!("CARGO_BIN_EXE_cutover"))
             .args(args)
@@ -1012,8 +1110,22 @@ fn preflight_refuses_environments_that_would_fail_mid_release_and_nothing_change
     );
     let spec = db.dir.path().join("spec.toml");
     let text = std::fs::read_to_string(&spec).unwrap();
-    std::fs::write(&spec, format!("{text}\n[[command]]\nname = \"hook\"\nstage = \"pre-migrate\"\nargv = [\"sh\", \"-c\", \"echo ran >> hook-ran\"]\nsecret_env = [\"HOOK_TOKEN\"]\nundo = [\"true\"]\n")).unwrap();
-    db.sql("CREATE ROLE no_create LOGIN; CREATE ROLE read_only LOGIN; GRANT CREATE ON SCHEMA public TO read_only; ALTER ROLE read_only SET default_transaction_read_only = on; CREATE ROLE not_owner LOGIN; GRANT CREATE ON SCHEMA public TO not_owner; CREATE ROLE no_history LOGIN; GRANT CREATE ON SCHEMA public TO no_history; ALTER TABLE users OWNER TO no_history; GRANT SELECT ON refinery_schema_history TO no_history");
+    std::fs::write(
+        &spec,
+        format!(
+            "{text}\n[[command]]\nname = \"hook\"\nstage = \"pre-migrate\"\nargv = \
+             [\"sh\", \"-c\", \"echo ran >> hook-ran\"]\nsecret_env = [\"HOOK_TOKEN\"]\nundo = \
+             [\"true\"]\n"
+        ),
+    )
+    .unwrap();
+    db.sql(
+        "CREATE ROLE no_create LOGIN; CREATE ROLE read_only LOGIN; GRANT CREATE ON SCHEMA public TO \
+         read_only; ALTER ROLE read_only SET default_transaction_read_only = on; CREATE ROLE \
+         not_owner LOGIN; GRANT CREATE ON SCHEMA public TO not_owner; CREATE ROLE no_history LOGIN; \
+         GRANT CREATE ON SCHEMA public TO no_history; ALTER TABLE users OWNER TO no_history; GRANT \
+         SELECT ON refinery_schema_history TO no_history",
+    );
     let (history, schema) = (db.history(), db.schema());
     let url = db.url();
     let secret = "pw-9f8e7d";
@@ -1078,7 +1190,8 @@ fn preflight_refuses_environments_that_would_fail_mid_release_and_nothing_change
             "no INSERT on refinery's history",
             Some(as_role("no_history")),
             Some("t"),
-            "role `no_history` lacks DELETE on `refinery_schema_history`, INSERT on `refinery_schema_history`",
+            "role `no_history` lacks DELETE on `refinery_schema_history`, INSERT on \
+             `refinery_schema_history`",
         ),
         (
             "several hosts",
@@ -1204,7 +1317,8 @@ fn a_files_own_begin_commit_wrapper_runs_as_one_transaction_with_its_history_row
     let db = custom_db(
         &[(
             "V2__wrapped.sql",
-            "BEGIN;\nALTER TABLE users ADD COLUMN nick text;\nCREATE TABLE wrapped (id int);\nCOMMIT;\n",
+            "BEGIN;\nALTER TABLE users ADD COLUMN nick text;\nCREATE TABLE wrapped (id \
+             int);\nCOMMIT;\n",
         )],
         "2s",
     );
@@ -1221,7 +1335,10 @@ fn a_files_own_begin_commit_wrapper_runs_as_one_transaction_with_its_history_row
     assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
     assert_eq!(db.history().len(), 2);
     assert_eq!(
-        db.sql("SELECT count(*) FROM information_schema.columns WHERE table_name = 'users' AND column_name = 'nick'"),
+        db.sql(
+            "SELECT count(*) FROM information_schema.columns WHERE table_name = 'users' AND \
+             column_name = 'nick'"
+        ),
         "1"
     );
     let run = db.run_id();
@@ -1241,7 +1358,8 @@ fn a_wrapped_file_that_fails_half_way_leaves_nothing_committed() {
     let db = custom_db(
         &[(
             "V2__half.sql",
-            "BEGIN;\nCREATE TABLE half (id int);\nALTER TABLE users ADD COLUMN half_done text;\nSELECT 1 / 0;\nCOMMIT;\n",
+            "BEGIN;\nCREATE TABLE half (id int);\nALTER TABLE users ADD COLUMN half_done \
+             text;\nSELECT 1 / 0;\nCOMMIT;\n",
         )],
         "2s",
     );
@@ -1276,7 +1394,10 @@ fn a_commit_inside_a_migration_stops_the_plan_and_the_apply() {
     let out = db.cutover(&["apply", "spec.toml"], &[]);
     assert_ne!(out.status.code(), Some(0), "{}", transcript(&out));
     assert_eq!(
-        db.sql("SELECT count(*) FROM information_schema.tables WHERE table_name IN ('first_half', 'second_half')"),
+        db.sql(
+            "SELECT count(*) FROM information_schema.tables WHERE table_name IN ('first_half', \
+             'second_half')"
+        ),
         "0"
     );
     assert_eq!(db.history().len(), 1);
@@ -1286,11 +1407,13 @@ fn a_commit_inside_a_migration_stops_the_plan_and_the_apply() {
 /// `plan` says so on the line that uses it; the same statements in two files apply.
 #[test]
 fn an_enum_value_used_where_it_is_added_stops_the_plan_and_two_files_apply() {
-    let base = "CREATE TYPE plan_tier AS ENUM ('free');\nALTER TABLE users ADD COLUMN tier plan_tier NOT NULL DEFAULT 'free';\n";
+    let base = "CREATE TYPE plan_tier AS ENUM ('free');\nALTER TABLE users ADD COLUMN tier \
+                plan_tier NOT NULL DEFAULT 'free';\n";
     let db = custom_db(&[("V2__tier.sql", base)], "2s");
     std::fs::write(
         db.dir.path().join("migrations/V3__pro.sql"),
-        "ALTER TYPE plan_tier ADD VALUE 'pro';\nALTER TABLE users ALTER COLUMN tier SET DEFAULT 'pro';\n",
+        "ALTER TYPE plan_tier ADD VALUE 'pro';\nALTER TABLE users ALTER COLUMN tier SET DEFAULT \
+         'pro';\n",
     )
     .unwrap();
     let out = db.cutover(&["plan", "spec.toml"], &[]);
@@ -1317,7 +1440,10 @@ fn an_enum_value_used_where_it_is_added_stops_the_plan_and_two_files_apply() {
     assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
     assert_eq!(db.history().len(), 4);
     assert_eq!(
-        db.sql("SELECT column_default FROM information_schema.columns WHERE table_name = 'users' AND column_name = 'tier'"),
+        db.sql(
+            "SELECT column_default FROM information_schema.columns WHERE table_name = 'users' AND \
+             column_name = 'tier'"
+        ),
         "'pro'::plan_tier"
     );
 }
@@ -1330,11 +1456,14 @@ fn do_blocks_that_add_what_the_new_version_needs_run_in_expand() {
         &[
             (
                 "V2__status_type.sql",
-                "DO $$ BEGIN\n  CREATE TYPE account_status AS ENUM ('active', 'closed');\nEXCEPTION\n  WHEN duplicate_object THEN NULL;\nEND $$;\n",
+                "DO $$ BEGIN\n  CREATE TYPE account_status AS ENUM ('active', \
+                 'closed');\nEXCEPTION\n  WHEN duplicate_object THEN NULL;\nEND $$;\n",
             ),
             (
                 "V3__status_column.sql",
-                "DO $$\nBEGIN\n  IF NOT EXISTS (SELECT 1 FROM information_schema.columns WHERE table_name = 'users' AND column_name = 'status') THEN\n    ALTER TABLE users ADD COLUMN status account_status;\n  END IF;\nEND\n$$;\n",
+                "DO $$\nBEGIN\n  IF NOT EXISTS (SELECT 1 FROM information_schema.columns WHERE \
+                 table_name = 'users' AND column_name = 'status') THEN\n    ALTER TABLE users ADD \
+                 COLUMN status account_status;\n  END IF;\nEND\n$$;\n",
             ),
         ],
         "2s",
@@ -1354,7 +1483,10 @@ fn do_blocks_that_add_what_the_new_version_needs_run_in_expand() {
     let out = db.cutover(&["apply", "spec.toml"], &[]);
     assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
     assert_eq!(
-        db.sql("SELECT data_type FROM information_schema.columns WHERE table_name = 'users' AND column_name = 'status'"),
+        db.sql(
+            "SELECT data_type FROM information_schema.columns WHERE table_name = 'users' AND \
+             column_name = 'status'"
+        ),
         "USER-DEFINED"
     );
 }
@@ -1365,7 +1497,10 @@ fn baseline_db(v1: &str) -> Db {
     let db = Db::create(|dir| {
         std::fs::create_dir(dir.join("m")).unwrap();
         std::fs::write(dir.join("m/V1__baseline.sql"), v1).unwrap();
-        "[release]\nname = \"schema\"\n\n[[database]]\nname = \"main\"\nurl_env = \"DATABASE_URL\"\nmigrations = \"m\"\nbaseline = 1\nbackup = { enabled = false }\nbackfill = { batch_size = 700 }\n".to_string()
+        "[release]\nname = \"schema\"\n\n[[database]]\nname = \"main\"\nurl_env \
+         = \"DATABASE_URL\"\nmigrations = \"m\"\nbaseline = 1\nbackup = { enabled = false \
+         }\nbackfill = { batch_size = 700 }\n"
+            .to_string()
     });
     db.baseline(&db.dir.path().join("m"));
     db
@@ -1421,7 +1556,8 @@ CREATE SEQUENCE public.invoices_invoice_no_seq
 
 ALTER SEQUENCE public.invoices_invoice_no_seq OWNED BY public.invoices.invoice_no;
 
-ALTER TABLE ONLY public.invoices ALTER COLUMN invoice_no SET DEFAULT nextval('public.invoices_invoice_no_seq'::regclass);
+ALTER TABLE ONLY public.invoices ALTER COLUMN invoice_no
+    SET DEFAULT nextval('public.invoices_invoice_no_seq'::regclass);
 
 ALTER TABLE ONLY public.invoices
     ADD CONSTRAINT invoices_pkey PRIMARY KEY (invoice_no);
@@ -1434,7 +1570,10 @@ fn a_pg_dump_baseline_rename_backfills_by_its_declared_key_on_a_real_database() 
     let db = baseline_db(PG_DUMP_BASELINE);
     // Keys far from 1, and gaps: the walk follows the key, not a row count.
     db.sql("SELECT setval('invoices_invoice_no_seq', 5000)");
-    db.sql("INSERT INTO invoices (customer, title, total) SELECT 'c' || g, 'invoice ' || g, g FROM generate_series(1, 2600) g");
+    db.sql(
+        "INSERT INTO invoices (customer, title, total) SELECT 'c' || g, 'invoice ' || g, g FROM \
+         generate_series(1, 2600) g",
+    );
     db.sql("DELETE FROM invoices WHERE invoice_no % 7 = 0");
     let rows = db.sql("SELECT count(*) FROM invoices");
     std::fs::write(
@@ -1477,11 +1616,17 @@ fn a_pg_dump_baseline_rename_backfills_by_its_declared_key_on_a_real_database() 
         rows
     );
     assert_eq!(
-        db.sql("SELECT string_agg(column_name || ':' || is_nullable, ',' ORDER BY ordinal_position) FROM information_schema.columns WHERE table_name = 'invoices'"),
+        db.sql(
+            "SELECT string_agg(column_name || ':' || is_nullable, ',' ORDER BY ordinal_position) \
+             FROM information_schema.columns WHERE table_name = 'invoices'"
+        ),
         "invoice_no:NO,customer:NO,total:YES,subject:NO"
     );
     assert_eq!(
-        db.sql("SELECT conname FROM pg_constraint WHERE conrelid = 'invoices'::regclass AND contype = 'p'"),
+        db.sql(
+            "SELECT conname FROM pg_constraint WHERE conrelid = 'invoices'::regclass AND contype = \
+             'p'"
+        ),
         "invoices_pkey"
     );
     assert_eq!(
@@ -1558,12 +1703,19 @@ ALTER TABLE app."Notes" RENAME COLUMN "Body" TO "Text";
         "800"
     );
     assert_eq!(
-        db.sql(r#"SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = 'app."Notes"'::regclass AND attname = 'Text'"#),
+        db.sql(concat!(
+            r#"SELECT format_type(atttypid, atttypmod) FROM pg_attribute "#,
+            r#"WHERE attrelid = 'app."Notes"'::regclass AND attname = 'Text'"#
+        )),
         "character varying(80)",
         "the type came from the catalog"
     );
     assert_eq!(
-        db.sql(r#"SELECT count(*) FROM pg_attribute WHERE attrelid IN ('app."Invoices"'::regclass, '"Invoices"'::regclass, 'app."Notes"'::regclass) AND attname IN ('Title', 'Body') AND NOT attisdropped"#),
+        db.sql(concat!(
+            r#"SELECT count(*) FROM pg_attribute WHERE attrelid IN ('app."Invoices"'::regclass, "#,
+            r#"'"Invoices"'::regclass, 'app."Notes"'::regclass) AND attname IN ('Title', 'Body') "#,
+            r#"AND NOT attisdropped"#
+        )),
         "0"
     );
 }
@@ -1574,11 +1726,13 @@ ALTER TABLE app."Notes" RENAME COLUMN "Body" TO "Text";
 #[test]
 fn a_primary_key_rename_is_refused_before_anything_changes_on_a_real_database() {
     for posts in [
-        "CREATE TABLE posts (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, member_id bigint NOT NULL REFERENCES members (id), body text);",
+        "CREATE TABLE posts (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, member_id bigint \
+         NOT NULL REFERENCES members (id), body text);",
         "",
     ] {
         let db = baseline_db(&format!(
-            "CREATE TABLE members (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, display_name text NOT NULL);\n{posts}\n"
+            "CREATE TABLE members (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, display_name \
+             text NOT NULL);\n{posts}\n"
         ));
         db.sql(
             "INSERT INTO members (display_name) SELECT 'm' || g FROM generate_series(1, 1500) g",
@@ -1610,7 +1764,10 @@ fn a_primary_key_rename_is_refused_before_anything_changes_on_a_real_database() 
         }
         assert_eq!(db.schema(), before, "{posts}: the schema changed");
         assert_eq!(
-            db.sql("SELECT attidentity FROM pg_attribute WHERE attrelid = 'members'::regclass AND attname = 'id'"),
+            db.sql(
+                "SELECT attidentity FROM pg_attribute WHERE attrelid = 'members'::regclass AND \
+                 attname = 'id'"
+            ),
             "a"
         );
         assert_eq!(db.history().len(), 1);

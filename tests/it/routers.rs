@@ -79,7 +79,8 @@ fn nginx_shift_is_validated_reloaded_and_restored_byte_for_byte() {
     assert_eq!(
         r.config_bytes(),
         format!(
-            "upstream api {{\n    keepalive 16;\n    server 127.0.0.1:{p} weight=90;\n    server 127.0.0.1:{} weight=10;\n}}\n",
+            "upstream api {{\n    keepalive 16;\n    server 127.0.0.1:{p} weight=90;\n    server \
+             127.0.0.1:{} weight=10;\n}}\n",
             p + 1
         )
     );
@@ -308,7 +309,13 @@ fn serve(port: u16, status: &'static str, body: &'static str) {
                         Ok(n) => got.extend_from_slice(&buf[..n]),
                     }
                 }
-                let _ = c.write_all(format!("HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len()).as_bytes());
+                let _ = c.write_all(
+                    format!(
+                        "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                        body.len()
+                    )
+                    .as_bytes(),
+                );
             });
         }
     });
@@ -366,7 +373,8 @@ fn nginx_keeps_a_backup_server_and_the_parameters_of_a_localhost_line_at_every_s
     let r = Router::nginx(dir.path(), "api", &[(p, 100)]);
     let backup = format!("    server 127.0.0.1:{maint} backup;\n");
     let before = format!(
-        "upstream api {{\n    server localhost:{p} max_fails=1 fail_timeout=1s;\n{backup}    keepalive 16;\n}}\n"
+        "upstream api {{\n    server localhost:{p} max_fails=1 fail_timeout=1s;\n{backup}    \
+         keepalive 16;\n}}\n"
     );
     std::fs::write(dir.path().join("upstreams.conf"), &before).unwrap();
     let n = nginx_of(&r);
@@ -399,7 +407,9 @@ fn nginx_keeps_a_backup_server_and_the_parameters_of_a_localhost_line_at_every_s
     assert_eq!(
         at50,
         format!(
-            "upstream api {{\n    server localhost:{p} weight=50 max_fails=1 fail_timeout=1s;\n    server 127.0.0.1:{new} weight=50 max_fails=1 fail_timeout=1s;\n{backup}    keepalive 16;\n}}\n"
+            "upstream api {{\n    server localhost:{p} weight=50 max_fails=1 fail_timeout=1s;\n    \
+             server 127.0.0.1:{new} weight=50 max_fails=1 fail_timeout=1s;\n{backup}    keepalive \
+             16;\n}}\n"
         )
     );
     for _ in 0..4 {
@@ -420,7 +430,8 @@ fn nginx_keeps_a_backup_server_and_the_parameters_of_a_localhost_line_at_every_s
     assert_eq!(
         r.config_bytes(),
         format!(
-            "upstream api {{\n    server 127.0.0.1:{new} weight=100 max_fails=1 fail_timeout=1s;\n{backup}    keepalive 16;\n}}\n"
+            "upstream api {{\n    server 127.0.0.1:{new} weight=100 max_fails=1 \
+             fail_timeout=1s;\n{backup}    keepalive 16;\n}}\n"
         )
     );
     assert_eq!(
@@ -457,7 +468,8 @@ fn nginx_preflight_refuses_an_upstream_it_cannot_manage_before_any_change() {
     for (file, want) in [
         (
             format!(
-                "upstream api {{\n    server localhost:{p};\n    server 127.0.0.1:{p} max_fails=2;\n}}\n"
+                "upstream api {{\n    server localhost:{p};\n    server 127.0.0.1:{p} \
+                 max_fails=2;\n}}\n"
             ),
             format!("two `server` lines for 127.0.0.1:{p}"),
         ),
@@ -657,7 +669,9 @@ fn haproxy_a_maint_slot_is_set_ready_confirmed_up_and_put_back_by_the_rollback()
         dir.path(),
         "api",
         &format!(
-            "    balance roundrobin\n    server p{p} 127.0.0.1:{p} weight 100 check inter 200ms\n    # slot for the next version, kept out of rotation until release day\n    server p{q} 127.0.0.1:{q} weight 0 check inter 200ms disabled\n"
+            "    balance roundrobin\n    server p{p} 127.0.0.1:{p} weight 100 check inter \
+             200ms\n    # slot for the next version, kept out of rotation until release day\n    \
+             server p{q} 127.0.0.1:{q} weight 0 check inter 200ms disabled\n"
         ),
     );
     let before = r.config_bytes();
@@ -747,7 +761,8 @@ fn haproxy_a_drained_server_is_made_ready_and_drained_again_by_the_rollback() {
         dir.path(),
         "api",
         &format!(
-            "    balance leastconn\n    server p{p} 127.0.0.1:{p} weight 100 check inter 200ms\n    server p{q} 127.0.0.1:{q} weight 0 check inter 200ms\n"
+            "    balance leastconn\n    server p{p} 127.0.0.1:{p} weight 100 check inter 200ms\n    \
+             server p{q} 127.0.0.1:{q} weight 0 check inter 200ms\n"
         ),
     );
     let h = haproxy_of(dir.path());
@@ -795,7 +810,8 @@ fn haproxy_a_shift_never_leaves_traffic_on_a_server_that_cannot_take_it() {
         dir.path(),
         "api",
         &format!(
-            "    balance roundrobin\n    server p{p} 127.0.0.1:{p} weight 100 check inter 200ms\n    server p{q} 127.0.0.1:{q} weight 0 check inter 200ms disabled\n"
+            "    balance roundrobin\n    server p{p} 127.0.0.1:{p} weight 100 check inter \
+             200ms\n    server p{q} 127.0.0.1:{q} weight 0 check inter 200ms disabled\n"
         ),
     );
     let before = r.config_bytes();
@@ -836,7 +852,8 @@ fn haproxy_a_shift_never_leaves_traffic_on_a_server_that_cannot_take_it() {
         dir2.path(),
         "api",
         &format!(
-            "    balance roundrobin\n    server p{o} 127.0.0.1:{o} weight 100 check inter 200ms\n    server p{n} 127.0.0.1:{n} weight 0 check inter 200ms\n"
+            "    balance roundrobin\n    server p{o} 127.0.0.1:{o} weight 100 check inter \
+             200ms\n    server p{n} 127.0.0.1:{n} weight 0 check inter 200ms\n"
         ),
     );
     let steps = planned(
@@ -868,7 +885,8 @@ fn haproxy_a_shift_never_leaves_traffic_on_a_server_that_cannot_take_it() {
         dir3.path(),
         "api",
         &format!(
-            "    balance roundrobin\n    server p{o3} 127.0.0.1:{o3} weight 100 check inter 200ms\n    server p{n3} 127.0.0.1:{n3} weight 100 check inter 200ms\n"
+            "    balance roundrobin\n    server p{o3} 127.0.0.1:{o3} weight 100 check inter \
+             200ms\n    server p{n3} 127.0.0.1:{n3} weight 100 check inter 200ms\n"
         ),
     );
     let steps = planned(
@@ -891,7 +909,8 @@ fn haproxy_a_shift_never_leaves_traffic_on_a_server_that_cannot_take_it() {
         dir4.path(),
         "api",
         &format!(
-            "    balance roundrobin\n    server p{o4} 127.0.0.1:{o4} weight 100 check inter 200ms\n    server p{n4} 127.0.0.1:{n4} weight 0 check inter 200ms backup\n"
+            "    balance roundrobin\n    server p{o4} 127.0.0.1:{o4} weight 100 check inter \
+             200ms\n    server p{n4} 127.0.0.1:{n4} weight 0 check inter 200ms backup\n"
         ),
     );
     let steps = planned(
@@ -929,7 +948,8 @@ fn haproxy_preflight_refuses_a_static_backend_before_any_change() {
         dir.path(),
         "api",
         &format!(
-            "    balance source\n{servers}\nbackend api2\n    balance source\n    hash-type consistent\n{servers}"
+            "    balance source\n{servers}\nbackend api2\n    balance source\n    hash-type \
+             consistent\n{servers}"
         ),
     );
     let before = r.config_bytes();
@@ -947,7 +967,13 @@ fn haproxy_preflight_refuses_a_static_backend_before_any_change() {
     )
     .unwrap();
     let spec = format!(
-        "[release]\nname = \"static\"\n\n[[service]]\nname = \"api\"\nimage = \"app\"\ncurrent = \"1.0.0\"\ntarget = \"1.1.0\"\nport = {p}\ncandidate_port = {q}\n\n[service.health]\npath = \"/health\"\n\n[service.strategy]\nkind = \"canary\"\nsteps = [50, 100]\n\n[[database]]\nname = \"main\"\nurl_env = \"DATABASE_URL\"\nmigrations = \"m\"\nbaseline = 1\nbackup = {{ enabled = false }}\n\n[router]\nkind = \"haproxy\"\nadmin_socket = \"{d}/admin.sock\"\nconfig_file = \"{d}/haproxy.cfg\"\n"
+        "[release]\nname = \"static\"\n\n[[service]]\nname = \"api\"\nimage = \"app\"\ncurrent \
+         = \"1.0.0\"\ntarget = \"1.1.0\"\nport = {p}\ncandidate_port = \
+         {q}\n\n[service.health]\npath = \"/health\"\n\n[service.strategy]\nkind \
+         = \"canary\"\nsteps = [50, 100]\n\n[[database]]\nname = \"main\"\nurl_env \
+         = \"DATABASE_URL\"\nmigrations = \"m\"\nbaseline = 1\nbackup = {{ enabled = false \
+         }}\n\n[router]\nkind = \"haproxy\"\nadmin_socket = \"{d}/admin.sock\"\nconfig_file \
+         = \"{d}/haproxy.cfg\"\n"
     );
     std::fs::write(dir.path().join("spec.toml"), spec).unwrap();
     let plan = cutover_planner::plan_file(&dir.path().join("spec.toml"))
@@ -1060,7 +1086,8 @@ fn haproxy_static_blue_green_survives_a_restart_and_the_next_release() {
         dir.path(),
         "api",
         &format!(
-            "    balance source\n    server p{p} 127.0.0.1:{p} weight 100 check inter 200ms\n    server p{q} 127.0.0.1:{q} weight 100 check inter 200ms disabled\n"
+            "    balance source\n    server p{p} 127.0.0.1:{p} weight 100 check inter 200ms\n    \
+             server p{q} 127.0.0.1:{q} weight 100 check inter 200ms disabled\n"
         ),
     );
     let port = r.port;

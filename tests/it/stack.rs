@@ -98,18 +98,37 @@ pub fn ensure_images() {
     let lock = std::fs::File::create(root().join("target/static/.image-lock")).unwrap();
     lock.lock().unwrap();
     rt().block_on(async {
-        let docker = bollard::Docker::connect_with_defaults().expect("no Docker engine: these tests need one (DOCKER_HOST or /var/run/docker.sock)").negotiate_version().await.expect("the Docker engine does not answer: these tests need one running");
+        let docker = bollard::Docker::connect_with_defaults()
+            .expect("no Docker engine: these tests need one (DOCKER_HOST or /var/run/docker.sock)")
+            .negotiate_version()
+            .await
+            .expect("the Docker engine does not answer: these tests need one running");
         for (tag, column) in [("1.0.0", "name"), ("1.1.0", "full_name")] {
             let image = format!("{IMAGE}:{tag}");
             if let Ok(i) = docker.inspect_image(&image).await
-                && i.config.and_then(|c| c.labels).and_then(|l| l.get("cutover.test.binary").cloned()).as_deref() == Some(digest.as_str())
+                && i.config
+                    .and_then(|c| c.labels)
+                    .and_then(|l| l.get("cutover.test.binary").cloned())
+                    .as_deref()
+                    == Some(digest.as_str())
             {
                 continue;
             }
-            let dockerfile = format!("FROM scratch\nCOPY sample-app /sample-app\nENV USERS_COLUMN={column} APP_VERSION={tag}\nLABEL cutover.test.binary={digest}\nENTRYPOINT [\"/sample-app\"]\n");
-            let context = tar(&[("Dockerfile", 0o644, dockerfile.as_bytes()), ("sample-app", 0o755, &bytes)]);
-            let opts = bollard::query_parameters::BuildImageOptionsBuilder::new().t(&image).rm(true).build();
-            let mut stream = docker.build_image(opts, None, Some(bollard::body_full(context.into())));
+            let dockerfile = format!(
+                "FROM scratch\nCOPY sample-app /sample-app\nENV USERS_COLUMN={column} \
+                 APP_VERSION={tag}\nLABEL cutover.test.binary={digest}\nENTRYPOINT \
+                 [\"/sample-app\"]\n"
+            );
+            let context = tar(&[
+                ("Dockerfile", 0o644, dockerfile.as_bytes()),
+                ("sample-app", 0o755, &bytes),
+            ]);
+            let opts = bollard::query_parameters::BuildImageOptionsBuilder::new()
+                .t(&image)
+                .rm(true)
+                .build();
+            let mut stream =
+                docker.build_image(opts, None, Some(bollard::body_full(context.into())));
             while let Some(item) = stream.next().await {
                 let info = item.unwrap_or_else(|e| panic!("building {image} failed: {e}"));
                 if let Some(e) = info.error_detail {
@@ -224,7 +243,8 @@ fn need(program: &str, package: &str) -> PathBuf {
         }
     }
     panic!(
-        "`{program}` is not installed: these tests need Debian's `{package}` package (scripts/test installs it)"
+        "`{program}` is not installed: these tests need Debian's `{package}` package (scripts/test \
+         installs it)"
     );
 }
 
@@ -246,7 +266,20 @@ impl Router {
         std::fs::write(
             dir.join("nginx.conf"),
             format!(
-                "user root;\nworker_processes 1;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\nevents {{ worker_connections 1024; }}\nhttp {{\n    access_log off;\n    client_body_temp_path {d}/body; proxy_temp_path {d}/proxy; fastcgi_temp_path {d}/fcgi; uwsgi_temp_path {d}/uwsgi; scgi_temp_path {d}/scgi;\n    log_format cutover_json escape=json '{{\"time\":$msec,\"upstream\":\"$upstream_addr\",\"upstream_status\":\"$upstream_status\",\"status\":$status,\"request_time\":$request_time}}';\n    include {d}/upstreams.conf;\n    server {{\n        listen 127.0.0.1:{port};\n        access_log {d}/access.json cutover_json;\n        location / {{\n            proxy_pass http://{upstream};\n            proxy_http_version 1.1;\n            proxy_set_header Connection \"\";\n            proxy_next_upstream error timeout http_502;\n        }}\n    }}\n}}\n"
+                "user root;\nworker_processes 1;\npid {d}/nginx.pid;\nerror_log \
+                 {d}/error.log;\nevents {{ worker_connections 1024; }}\nhttp {{\n    access_log \
+                 off;\n    client_body_temp_path {d}/body; proxy_temp_path {d}/proxy; \
+                 fastcgi_temp_path {d}/fcgi; uwsgi_temp_path {d}/uwsgi; scgi_temp_path \
+                 {d}/scgi;\n    log_format cutover_json escape=json \
+                 '{{\"time\":$msec,\"upstream\":\"$upstream_addr\",' \
+                    '\"upstream_status\":\"$upstream_status\",\"status\":$status,' \
+                    '\"request_time\":$request_time}}';\n    \
+                 include {d}/upstreams.conf;\n    server {{\n        listen \
+                 127.0.0.1:{port};\n        access_log {d}/access.json cutover_json;\n        \
+                 location / {{\n            proxy_pass http://{upstream};\n            \
+                 proxy_http_version 1.1;\n            proxy_set_header \
+                 Connection \"\";\n            proxy_next_upstream error timeout http_502;\n        \
+                 }}\n    }}\n}}\n"
             ),
         )
         .unwrap();
@@ -287,7 +320,12 @@ impl Router {
         std::fs::write(
             dir.join("haproxy.cfg"),
             format!(
-                "global\n    stats socket {d}/admin.sock mode 600 level admin\n    pidfile {d}/haproxy.pid\n\ndefaults\n    mode http\n    timeout connect 2s\n    timeout client 30s\n    timeout server 30s\n    option http-keep-alive\n    retries 2\n    retry-on conn-failure empty-response\n    option redispatch\n\nfrontend fe\n    bind 127.0.0.1:{port}\n    default_backend {upstream}\n\nbackend {upstream}\n{backend}"
+                "global\n    stats socket {d}/admin.sock mode 600 level admin\n    pidfile \
+                 {d}/haproxy.pid\n\ndefaults\n    mode http\n    timeout connect 2s\n    timeout \
+                 client 30s\n    timeout server 30s\n    option http-keep-alive\n    retries 2\n    \
+                 retry-on conn-failure empty-response\n    option redispatch\n\nfrontend fe\n    \
+                 bind 127.0.0.1:{port}\n    default_backend {upstream}\n\nbackend \
+                 {upstream}\n{backend}"
             ),
         )
         .unwrap();
@@ -335,10 +373,14 @@ impl Router {
         let d = self.dir.display();
         match self.kind {
             Kind::Nginx => format!(
-                "[router]\nkind = \"nginx\"\nupstream_file = \"{d}/upstreams.conf\"\npid_file = \"{d}/nginx.pid\"\ntest = [\"nginx\", \"-t\", \"-q\", \"-c\", \"{d}/nginx.conf\", \"-p\", \"{d}\"]\naccess_log = \"{d}/access.json\"\n"
+                "[router]\nkind = \"nginx\"\nupstream_file = \"{d}/upstreams.conf\"\npid_file \
+                 = \"{d}/nginx.pid\"\ntest = \
+                 [\"nginx\", \"-t\", \"-q\", \"-c\", \"{d}/nginx.conf\", \"-p\", \"{d}\"]\naccess_log \
+                 = \"{d}/access.json\"\n"
             ),
             Kind::Haproxy => format!(
-                "[router]\nkind = \"haproxy\"\nadmin_socket = \"{d}/admin.sock\"\nconfig_file = \"{d}/haproxy.cfg\"\n"
+                "[router]\nkind = \"haproxy\"\nadmin_socket = \"{d}/admin.sock\"\nconfig_file \
+                 = \"{d}/haproxy.cfg\"\n"
             ),
         }
     }

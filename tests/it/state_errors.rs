@@ -495,14 +495,16 @@ fn a_failed_undo_is_not_called_a_pivot() {
     // Step b's undo fails while the "database" is down; step c fails, so the release rolls back.
     let undo = |n: &str| {
         format!(
-            "undo = [\"sh\", \"-c\", \"test -e db-up || {{ echo 'could not connect to the database' >&2; exit 2; }}; echo undo-{n} >> journal\"]\n"
+            "undo = [\"sh\", \"-c\", \"test -e db-up || {{ echo 'could not connect to the database' \
+             >&2; exit 2; }}; echo undo-{n} >> journal\"]\n"
         )
     };
     let spec = SPEC.replace(
         "grep -qx a journal\"]\n",
         &format!("grep -qx a journal\"]\n{}", undo("a")),
     ) + &undo("b")
-        + "\n[[command]]\nname = \"c\"\nstage = \"post-release\"\nargv = [\"sh\", \"-c\", \"exit 1\"]\n";
+        + "\n[[command]]\nname = \"c\"\nstage = \"post-release\"\nargv = [\"sh\", \"-c\", \"exit \
+           1\"]\n";
     std::fs::write(dir.path().join("spec.toml"), spec).unwrap();
     let out = run(dir.path(), &["--state-dir", "st", "apply", "spec.toml"]);
     let id = std::fs::read_dir(dir.path().join("st/runs"))
@@ -575,7 +577,9 @@ fn a_full_disk() {
             ""
         };
         spec += &format!(
-            "[[command]]\nname = \"s{i}\"\nstage = \"pre-migrate\"\nargv = [\"sh\", \"-c\", \"echo s{i} >> journal{fill}\"]\nprobe = [\"sh\", \"-c\", \"test -e journal && grep -qx s{i} journal\"]\n\n"
+            "[[command]]\nname = \"s{i}\"\nstage = \"pre-migrate\"\nargv = [\"sh\", \"-c\", \"echo \
+             s{i} >> journal{fill}\"]\nprobe = [\"sh\", \"-c\", \"test -e journal && grep -qx s{i} \
+             journal\"]\n\n"
         );
     }
     std::fs::write(dir.path().join("spec.toml"), spec).unwrap();
@@ -593,7 +597,8 @@ fn a_full_disk() {
     "#;
     let Some(out) = on_tiny_tmpfs(dir.path(), script) else {
         panic!(
-            "this machine cannot mount a tmpfs in a private namespace (`unshare -rm`, util-linux): the full-disk test needs it"
+            "this machine cannot mount a tmpfs in a private namespace (`unshare -rm`, util-linux): \
+             the full-disk test needs it"
         );
     };
     assert!(

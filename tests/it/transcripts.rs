@@ -15,10 +15,10 @@ fn release(fail: &str) -> tempfile::TempDir {
     let mut spec = String::from("[release]\nname = \"hooks\"\non_failure = \"rollback\"\n\n");
     for (name, stage, extra) in [("a", "pre-migrate", ""), ("c", "post-shift", fail)] {
         spec += &format!(
-            "[[command]]\nname = \"{name}\"\nstage = \"{stage}\"\n\
-             argv = [\"sh\", \"-c\", \"{extra}echo {name} >> journal\"]\n\
-             probe = [\"sh\", \"-c\", \"test -e journal && grep -qx {name} journal\"]\n\
-             undo = [\"sh\", \"-c\", \"grep -qx undo-{name} journal || echo undo-{name} >> journal\"]\n\n"
+            "[[command]]\nname = \"{name}\"\nstage = \"{stage}\"\nargv = \
+             [\"sh\", \"-c\", \"{extra}echo {name} >> journal\"]\nprobe = [\"sh\", \"-c\", \"test \
+             -e journal && grep -qx {name} journal\"]\nundo = [\"sh\", \"-c\", \"grep -qx \
+             undo-{name} journal || echo undo-{name} >> journal\"]\n\n"
         );
     }
     std::fs::write(dir.path().join("spec.toml"), spec).unwrap();

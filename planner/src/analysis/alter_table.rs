@@ -95,7 +95,13 @@ pub(super) fn classify_alter_table(at: &ast::AlterTable, schema: &mut Schema) ->
             | ast::AlterTableAction::SetAccessMethod(_) => {
                 c.raise(Expand);
                 if !is_new {
-                    c.finding(RuleId::TableRewrite, format!("this rewrites all of `{table}` under an ACCESS EXCLUSIVE lock"), "schedule it in a maintenance window (a `recreate` release) or use pg_repack");
+                    c.finding(
+                        RuleId::TableRewrite,
+                        format!(
+                            "this rewrites all of `{table}` under an ACCESS EXCLUSIVE lock"
+                        ),
+                        "schedule it in a maintenance window (a `recreate` release) or use pg_repack",
+                    );
                 }
                 *unknown_inverse = Some(no_inverse_reason());
             }
@@ -105,7 +111,15 @@ pub(super) fn classify_alter_table(at: &ast::AlterTable, schema: &mut Schema) ->
             ast::AlterTableAction::EnableRls(_) | ast::AlterTableAction::ForceRls(_) if !is_new => {
                 c.raise(Contract);
                 c.declarable = true;
-                c.finding(RuleId::ConstraintRejectsOldWrites, format!("row-level security on `{table}` hides rows from and rejects writes of every role its policies do not admit, the running version's included unless a policy admits it; cutover places it after that version is retired"), RECIPE_CONSTRAINT_OLD_WRITES);
+                c.finding(
+                    RuleId::ConstraintRejectsOldWrites,
+                    format!(
+                        "row-level security on `{table}` hides rows from and rejects writes of \
+                         every role its policies do not admit, the running version's included \
+                         unless a policy admits it; cutover places it after that version is retired"
+                    ),
+                    RECIPE_CONSTRAINT_OLD_WRITES,
+                );
                 *unknown_inverse = Some(no_inverse_reason());
             }
             ast::AlterTableAction::DetachPartition(_) => {
@@ -159,7 +173,12 @@ fn drop_column(dc: &ast::DropColumn, t: &Target, schema: &mut Schema, acc: &mut 
         c.raise(Expand);
     } else {
         c.raise(Contract);
-        c.finding(RuleId::DataLoss, format!("dropping `{table}.{col}` deletes its data"), "run it only after the old version is retired; the pre-release backup is the only way back");
+        c.finding(
+            RuleId::DataLoss,
+            format!("dropping `{table}.{col}` deletes its data"),
+            "run it only after the old version is retired; the pre-release backup is the only way \
+             back",
+        );
     }
     *unknown_inverse = Some("dropped data can only come back from the backup".into());
     schema.drop_column(table, &col);
@@ -263,17 +282,47 @@ fn add_column(ac: &ast::AddColumn, aw: &[SmolStr], t: &Target, schema: &mut Sche
         });
     if not_null && !has_default && !is_new {
         c.raise(Breaking);
-        c.finding(RuleId::BreakingAddRequiredColumn, format!("`{table}.{col}` is added NOT NULL without a default: the old version's inserts will fail"), RECIPE_REQUIRED_COLUMN);
+        c.finding(
+            RuleId::BreakingAddRequiredColumn,
+            format!(
+                "`{table}.{col}` is added NOT NULL without a default: the old version's inserts \
+                 will fail"
+            ),
+            RECIPE_REQUIRED_COLUMN,
+        );
     } else if (null_check || unique_not_distinct) && !has_default && !is_new {
         c.raise(Breaking);
-        c.finding(RuleId::BreakingAddConstraint, format!("the constraint on the new column `{table}.{col}` rejects NULL (or a second NULL), and every insert of the running version leaves it NULL: they fail"), RECIPE_CONSTRAINT_NEW_COLUMN);
+        c.finding(
+            RuleId::BreakingAddConstraint,
+            format!(
+                "the constraint on the new column `{table}.{col}` rejects NULL (or a second NULL), \
+                 and every insert of the running version leaves it NULL: they fail"
+            ),
+            RECIPE_CONSTRAINT_NEW_COLUMN,
+        );
     } else if unique_default && !is_new {
         c.raise(Breaking);
-        c.finding(RuleId::BreakingAddConstraint, format!("every insert of the running version writes the default `{}` into the new unique column `{table}.{col}`: the second one collides", default.as_deref().unwrap_or_default()), RECIPE_CONSTRAINT_NEW_COLUMN);
+        c.finding(
+            RuleId::BreakingAddConstraint,
+            format!(
+                "every insert of the running version writes the default `{}` into the new unique \
+                 column `{table}.{col}`: the second one collides",
+                default.as_deref().unwrap_or_default()
+            ),
+            RECIPE_CONSTRAINT_NEW_COLUMN,
+        );
     } else if checks_default && !is_new {
         c.raise(Contract);
         c.declarable = true;
-        c.finding(RuleId::ConstraintRejectsOldWrites, format!("every insert of the running version writes the default of the new column `{table}.{col}`, which its constraint may reject; cutover places it after that version is retired"), RECIPE_CONSTRAINT_OLD_WRITES);
+        c.finding(
+            RuleId::ConstraintRejectsOldWrites,
+            format!(
+                "every insert of the running version writes the default of the new column \
+                 `{table}.{col}`, which its constraint may reject; cutover places it after that \
+                 version is retired"
+            ),
+            RECIPE_CONSTRAINT_OLD_WRITES,
+        );
     } else {
         c.raise(Expand);
     }
@@ -335,12 +384,27 @@ fn add_constraint(
         Rejects::No => c.raise(Expand),
         Rejects::Will(why) => {
             c.raise(Breaking);
-            c.finding(RuleId::BreakingAddConstraint, format!("the new constraint rejects the inserts of the running version: {why} (`NOT VALID` only skips the rows already there)"), RECIPE_CONSTRAINT_NEW_COLUMN);
+            c.finding(
+                RuleId::BreakingAddConstraint,
+                format!(
+                    "the new constraint rejects the inserts of the running version: {why} (`NOT \
+                     VALID` only skips the rows already there)"
+                ),
+                RECIPE_CONSTRAINT_NEW_COLUMN,
+            );
         }
         Rejects::May => {
             c.raise(Contract);
             c.declarable = true;
-            c.finding(RuleId::ConstraintRejectsOldWrites, format!("the new constraint on `{table}` can reject writes of the version still running (`NOT VALID` only skips the rows already there); cutover places it after that version is retired"), RECIPE_CONSTRAINT_OLD_WRITES);
+            c.finding(
+                RuleId::ConstraintRejectsOldWrites,
+                format!(
+                    "the new constraint on `{table}` can reject writes of the version still running \
+                     (`NOT VALID` only skips the rows already there); cutover places it after that \
+                     version is retired"
+                ),
+                RECIPE_CONSTRAINT_OLD_WRITES,
+            );
         }
     }
     if let Some(n) = &name {
@@ -427,7 +491,16 @@ fn alter_column(
         Some(ast::AlterColumnOption::DropNotNull(_)) => {
             c.raise(Expand);
             if !is_new && schema.new_column(table, &col).is_none() {
-                c.finding(RuleId::BanDropNotNull, format!("dropping NOT NULL on `{table}.{col}` lets the new version write NULLs that the version still running may not expect when it reads them"), "make sure the old version reads NULL safely before the new version writes one (or run it in a contract migration, after the old version is retired); the lock is brief");
+                c.finding(
+                    RuleId::BanDropNotNull,
+                    format!(
+                        "dropping NOT NULL on `{table}.{col}` lets the new version write NULLs that \
+                         the version still running may not expect when it reads them"
+                    ),
+                    "make sure the old version reads NULL safely before the new version writes one \
+                     (or run it in a contract migration, after the old version is retired); the \
+                     lock is brief",
+                );
             }
             inverses.push(format!(
                 "ALTER TABLE {table} ALTER COLUMN {col} SET NOT NULL;"
@@ -444,7 +517,15 @@ fn alter_column(
         // identity; those that give it a value rely on BY DEFAULT.
         Some(ast::AlterColumnOption::DropIdentity(_)) if !is_new && was_not_null => {
             c.raise(Breaking);
-            c.finding(RuleId::BreakingAddConstraint, format!("DROP IDENTITY leaves `{table}.{col}` NOT NULL without a value: the running version's inserts, which leave it to the identity, fail"), "drop the identity in a contract migration, after the old version is retired; or give the column a default first");
+            c.finding(
+                RuleId::BreakingAddConstraint,
+                format!(
+                    "DROP IDENTITY leaves `{table}.{col}` NOT NULL without a value: the running \
+                     version's inserts, which leave it to the identity, fail"
+                ),
+                "drop the identity in a contract migration, after the old version is retired; or \
+                 give the column a default first",
+            );
             *unknown_inverse = Some(no_inverse_reason());
         }
         Some(
@@ -453,7 +534,15 @@ fn alter_column(
         ) if !is_new && has_seq(aw, &["generated", "always"]) => {
             c.raise(Contract);
             c.declarable = true;
-            c.finding(RuleId::ConstraintRejectsOldWrites, format!("GENERATED ALWAYS makes PostgreSQL reject every insert of the running version that gives `{table}.{col}` a value; cutover places it after that version is retired"), RECIPE_CONSTRAINT_OLD_WRITES);
+            c.finding(
+                RuleId::ConstraintRejectsOldWrites,
+                format!(
+                    "GENERATED ALWAYS makes PostgreSQL reject every insert of the running version \
+                     that gives `{table}.{col}` a value; cutover places it after that version is \
+                     retired"
+                ),
+                RECIPE_CONSTRAINT_OLD_WRITES,
+            );
             *unknown_inverse = Some(no_inverse_reason());
         }
         Some(ast::AlterColumnOption::SetDefault(sd)) => {
@@ -501,7 +590,14 @@ fn set_not_null(t: &Target, col: &str, was_not_null: bool, schema: &mut Schema, 
         );
     } else {
         c.raise(Breaking);
-        c.finding(RuleId::BreakingSetNotNull, format!("SET NOT NULL on `{table}.{col}` scans the table under an ACCESS EXCLUSIVE lock and fails the old version's NULL writes"), RECIPE_SET_NOT_NULL);
+        c.finding(
+            RuleId::BreakingSetNotNull,
+            format!(
+                "SET NOT NULL on `{table}.{col}` scans the table under an ACCESS EXCLUSIVE lock and \
+                 fails the old version's NULL writes"
+            ),
+            RECIPE_SET_NOT_NULL,
+        );
     }
     inverses.push(format!(
         "ALTER TABLE {table} ALTER COLUMN {col} DROP NOT NULL;"
@@ -553,7 +649,16 @@ fn rename_column(rc: &ast::RenameColumn, t: &Target, schema: &mut Schema, acc: &
         inverses.push(format!("ALTER TABLE {table} RENAME COLUMN {to} TO {from};"));
     } else {
         c.raise(Breaking);
-        c.finding(RuleId::BreakingRenameColumn, format!("renaming `{table}.{from}` to `{to}` breaks the version that still uses `{from}`"), format!("`cutover plan` rewrites it: add `{to}` with a sync trigger (expand), backfill, shift traffic, then drop `{from}` (contract)"));
+        c.finding(
+            RuleId::BreakingRenameColumn,
+            format!(
+                "renaming `{table}.{from}` to `{to}` breaks the version that still uses `{from}`"
+            ),
+            format!(
+                "`cutover plan` rewrites it: add `{to}` with a sync trigger (expand), backfill, \
+                 shift traffic, then drop `{from}` (contract)"
+            ),
+        );
         let t = schema.table(table);
         let col = t.and_then(|t| t.column(&normalize(&from)));
         c.rename = Some(ColumnRename {

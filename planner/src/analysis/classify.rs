@@ -82,19 +82,44 @@ impl Class {
     }
 }
 
-pub(super) const RECIPE_ALTER_TYPE: &str = "change a type in phases: add a column of the new type with a trigger keeping both in sync (expand), backfill it, move the app to it, drop the old column (contract); or run it in a `recreate` release";
+pub(super) const RECIPE_ALTER_TYPE: &str = "change a type in phases: add a column of the new type \
+                                            with a trigger keeping both in sync (expand), backfill \
+                                            it, move the app to it, drop the old column (contract); \
+                                            or run it in a `recreate` release";
 
-pub(super) const RECIPE_SET_NOT_NULL: &str = "the old version may still write NULL: enforce it in a contract migration (after that version is retired) as ADD CONSTRAINT c CHECK (col IS NOT NULL) NOT VALID, VALIDATE CONSTRAINT c, then SET NOT NULL, which skips the scan; NOT VALID alone does not make it safe earlier: it skips only the rows already there";
+pub(super) const RECIPE_SET_NOT_NULL: &str = "the old version may still write NULL: enforce it in a \
+                                              contract migration (after that version is retired) as \
+                                              ADD CONSTRAINT c CHECK (col IS NOT NULL) NOT VALID, \
+                                              VALIDATE CONSTRAINT c, then SET NOT NULL, which skips \
+                                              the scan; NOT VALID alone does not make it safe \
+                                              earlier: it skips only the rows already there";
 
-pub(super) const RECIPE_CONSTRAINT_NEW_COLUMN: &str = "add the constraint in a contract migration (it runs after the old version is retired), or give the column a DEFAULT the constraint accepts so the old version's inserts pass; NOT VALID does not help: it skips only the rows already there";
+pub(super) const RECIPE_CONSTRAINT_NEW_COLUMN: &str = "add the constraint in a contract migration \
+                                                       (it runs after the old version is retired), \
+                                                       or give the column a DEFAULT the constraint \
+                                                       accepts so the old version's inserts pass; \
+                                                       NOT VALID does not help: it skips only the \
+                                                       rows already there";
 
-pub(super) const RECIPE_CONSTRAINT_OLD_WRITES: &str = "nothing to do if it may wait until the old version is retired; if the new version needs it earlier (ON CONFLICT on a unique key) and the old version never writes rows it rejects, declare `-- cutover:phase=expand` at the top of the file";
+pub(super) const RECIPE_CONSTRAINT_OLD_WRITES: &str = "nothing to do if it may wait until the old \
+                                                       version is retired; if the new version needs \
+                                                       it earlier (ON CONFLICT on a unique key) and \
+                                                       the old version never writes rows it \
+                                                       rejects, declare `-- cutover:phase=expand` \
+                                                       at the top of the file";
 
-pub(super) const RECIPE_REQUIRED_COLUMN: &str = "add the column nullable or with a constant DEFAULT (expand), backfill it, then enforce NOT NULL with a validated CHECK";
+pub(super) const RECIPE_REQUIRED_COLUMN: &str = "add the column nullable or with a constant DEFAULT \
+                                                 (expand), backfill it, then enforce NOT NULL with \
+                                                 a validated CHECK";
 
-pub(super) const RECIPE_RENAME_TABLE: &str = "rename the table and create a view with the old name in the same migration (the old version keeps working through the view), then drop the view in a contract migration";
+pub(super) const RECIPE_RENAME_TABLE: &str = "rename the table and create a view with the old name \
+                                              in the same migration (the old version keeps working \
+                                              through the view), then drop the view in a contract \
+                                              migration";
 
-pub(super) const RECIPE_RENAME_OBJECT: &str = "create the object under its new name beside the old one (expand), move the app to it, drop the old one (contract)";
+pub(super) const RECIPE_RENAME_OBJECT: &str = "create the object under its new name beside the old \
+                                               one (expand), move the app to it, drop the old one \
+                                               (contract)";
 
 /// Classifies `stmt`, whose [`words`] are `w`, then teaches the schema model what it did.
 pub(super) fn classify(
@@ -240,7 +265,19 @@ fn table_rewrite(node: &SyntaxNode, w: &[SmolStr], schema: &Schema) -> Class {
         .cloned();
     let new = table.as_deref().is_some_and(|t| schema.is_new(t));
     if !new {
-        c.finding(RuleId::TableRewrite, format!("`{}` rewrites {} under an ACCESS EXCLUSIVE lock: the running version's queries wait for the whole rewrite", summarize(&node.text().to_string()), table.as_deref().map_or("every table".to_string(), |t| format!("`{t}`"))), "run it in a maintenance window (a `recreate` release), or use pg_repack, which holds the lock only briefly");
+        c.finding(
+            RuleId::TableRewrite,
+            format!(
+                "`{}` rewrites {} under an ACCESS EXCLUSIVE lock: the running version's queries \
+                 wait for the whole rewrite",
+                summarize(&node.text().to_string()),
+                table
+                    .as_deref()
+                    .map_or("every table".to_string(), |t| format!("`{t}`"))
+            ),
+            "run it in a maintenance window (a `recreate` release), or use pg_repack, which holds \
+             the lock only briefly",
+        );
     }
     c
 }
@@ -258,7 +295,13 @@ fn policy_restricts(stmt: &ast::Stmt, w: &[SmolStr], schema: &Schema) -> bool {
 fn restrictive_policy() -> Class {
     let mut c = Class::new(StmtPhase::Contract, no_inverse());
     c.declarable = true;
-    c.finding(RuleId::ConstraintRejectsOldWrites, "the policy can hide rows from, or reject writes of, the version still running; cutover places it after that version is retired".into(), RECIPE_CONSTRAINT_OLD_WRITES);
+    c.finding(
+        RuleId::ConstraintRejectsOldWrites,
+        "the policy can hide rows from, or reject writes of, the version still running; cutover \
+         places it after that version is retired"
+            .into(),
+        RECIPE_CONSTRAINT_OLD_WRITES,
+    );
     c
 }
 
@@ -268,9 +311,15 @@ fn restrictive_policy() -> Class {
 fn timeout_disabled(w: &[SmolStr]) -> Class {
     let mut c = Class::new(StmtPhase::Neutral, Inverse::Noop);
     let which = disabled_timeout(w).unwrap_or_default();
-    c.finding(RuleId::TimeoutDisabled,
-        format!("`SET {which} = 0` switches off the {which} the executor sets around every statement: a DDL statement waiting for a lock then queues every query of the running version behind it, without limit"),
-        "remove the line (pg_dump writes it for restores, not for migrations); the database's `lock_timeout` and `statement_timeout` in the release spec apply",
+    c.finding(
+        RuleId::TimeoutDisabled,
+        format!(
+            "`SET {which} = 0` switches off the {which} the executor sets around every statement: a \
+             DDL statement waiting for a lock then queues every query of the running version behind \
+             it, without limit"
+        ),
+        "remove the line (pg_dump writes it for restores, not for migrations); the database's \
+         `lock_timeout` and `statement_timeout` in the release spec apply",
     );
     c
 }
@@ -391,7 +440,13 @@ fn is_beside_the_schema(stmt: &ast::Stmt) -> bool {
 fn domain_constraint() -> Class {
     let mut c = Class::new(StmtPhase::Contract, no_inverse());
     c.declarable = true;
-    c.finding(RuleId::ConstraintRejectsOldWrites, "the new domain constraint can reject writes of the version still running to every column of that domain; cutover places it after that version is retired".into(), RECIPE_CONSTRAINT_OLD_WRITES);
+    c.finding(
+        RuleId::ConstraintRejectsOldWrites,
+        "the new domain constraint can reject writes of the version still running to every column \
+         of that domain; cutover places it after that version is retired"
+            .into(),
+        RECIPE_CONSTRAINT_OLD_WRITES,
+    );
     c
 }
 
@@ -455,7 +510,16 @@ fn is_read_or_session_state(stmt: &ast::Stmt) -> bool {
 fn unclassified(node: &SyntaxNode) -> Class {
     let mut c = Class::new(StmtPhase::Contract, no_inverse());
     c.needs_declaration = true;
-    c.finding(RuleId::UnclassifiedStatement, format!("cutover does not know whether `{}` is safe while the old version runs, and will not place it by guessing", summarize(&node.text().to_string())), "declare the file's phase at its top: `-- cutover:phase=expand` if the old version keeps working after it, `-- cutover:phase=contract` if it must wait until that version is retired");
+    c.finding(
+        RuleId::UnclassifiedStatement,
+        format!(
+            "cutover does not know whether `{}` is safe while the old version runs, and will not \
+             place it by guessing",
+            summarize(&node.text().to_string())
+        ),
+        "declare the file's phase at its top: `-- cutover:phase=expand` if the old version keeps \
+         working after it, `-- cutover:phase=contract` if it must wait until that version is retired",
+    );
     c
 }
 

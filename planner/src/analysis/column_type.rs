@@ -61,14 +61,19 @@ pub(super) fn classify_set_type(
             })
     });
     let change = if st.using_expr().is_some() && !plain_cast {
-        Err("has a USING clause, which can change every value: PostgreSQL rewrites the table under an ACCESS EXCLUSIVE lock".to_string())
+        Err(
+            "has a USING clause, which can change every value: PostgreSQL rewrites the table under \
+             an ACCESS EXCLUSIVE lock"
+                .to_string(),
+        )
     } else if old.is_some() && old_collation != new_collation {
         let name = |c: &Option<String>| {
             c.as_deref()
                 .map_or("the default".to_string(), |c| format!("`{c}`"))
         };
         Err(format!(
-            "changes the collation from {} to {}: comparisons and sort order change for the running version, and PostgreSQL rebuilds the column's indexes under an ACCESS EXCLUSIVE lock",
+            "changes the collation from {} to {}: comparisons and sort order change for the running \
+             version, and PostgreSQL rebuilds the column's indexes under an ACCESS EXCLUSIVE lock",
             name(&old_collation),
             name(&new_collation)
         ))
@@ -83,13 +88,20 @@ pub(super) fn classify_set_type(
         Ok(rule) => {
             c.raise(StmtPhase::Expand);
             let note = rule.note.map_or(String::new(), |n| format!(" ({n})"));
-            c.finding(RuleId::AlterColumnTypeNoRewrite,
+            c.finding(
+                RuleId::AlterColumnTypeNoRewrite,
                 format!(
-                    "changing `{table}.{col}`{from} to `{ty}` needs no table rewrite ({}), but ALTER TABLE still takes an ACCESS EXCLUSIVE lock for a moment",
+                    "changing `{table}.{col}`{from} to `{ty}` needs no table rewrite ({}), but \
+                     ALTER TABLE still takes an ACCESS EXCLUSIVE lock for a moment",
                     rule.what
                 ),
                 format!(
-                    "safe while the old version runs: it reads and writes the column as before{note}; mind that the lock waits behind long transactions, that under it PostgreSQL still rebuilds indexes on expressions of the column or with a WHERE that uses it and re-checks CHECK constraints on it with a full scan, and that the running version's prepared statements that return the column fail with `cached plan must not change result type` until prepared again"
+                    "safe while the old version runs: it reads and writes the column as \
+                     before{note}; mind that the lock waits behind long transactions, that under it \
+                     PostgreSQL still rebuilds indexes on expressions of the column or with a WHERE \
+                     that uses it and re-checks CHECK constraints on it with a full scan, and that \
+                     the running version's prepared statements that return the column fail with \
+                     `cached plan must not change result type` until prepared again"
                 ),
             );
         }
@@ -97,7 +109,8 @@ pub(super) fn classify_set_type(
             c.raise(StmtPhase::Breaking);
             let hint = if old.is_none() {
                 format!(
-                    "cutover learns column types from the migrations, and they do not declare `{table}.{col}`; {RECIPE_ALTER_TYPE}"
+                    "cutover learns column types from the migrations, and they do not declare \
+                     `{table}.{col}`; {RECIPE_ALTER_TYPE}"
                 )
             } else {
                 RECIPE_ALTER_TYPE.to_string()

@@ -92,7 +92,8 @@ pub(super) fn constraint_rejects(
             Some(_) if is_check || is_fk => return Rejects::May,
             Some(d) if is_unique && !d.contains('(') => {
                 return Rejects::Will(format!(
-                    "each of its inserts writes the default `{d}` into `{table}.{col}`, and the second one collides"
+                    "each of its inserts writes the default `{d}` into `{table}.{col}`, and the \
+                     second one collides"
                 ));
             }
             Some(_) => {}

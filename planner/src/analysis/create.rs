@@ -195,7 +195,14 @@ pub(super) fn create_index(ci: &ast::CreateIndex, w: &[SmolStr], schema: &mut Sc
             Rejects::May => {
                 c.raise(Contract);
                 c.declarable = true;
-                c.finding(RuleId::ConstraintRejectsOldWrites, format!("the unique index on `{table}` rejects duplicate writes of the version still running; cutover places it after that version is retired"), RECIPE_CONSTRAINT_OLD_WRITES);
+                c.finding(
+                    RuleId::ConstraintRejectsOldWrites,
+                    format!(
+                        "the unique index on `{table}` rejects duplicate writes of the version \
+                         still running; cutover places it after that version is retired"
+                    ),
+                    RECIPE_CONSTRAINT_OLD_WRITES,
+                );
             }
         }
     }
@@ -233,7 +240,16 @@ pub(super) fn create_write_rule(node: &SyntaxNode, w: &[SmolStr], schema: &mut S
         c.creates.push((kind, key));
     }
     c.declarable = true;
-    c.finding(RuleId::ConstraintRejectsOldWrites, format!("`{}` changes what the running version's writes do to a table it uses (a rule rewrites them, a constraint trigger can reject them); cutover places it after that version is retired", summarize(&node.text().to_string())), RECIPE_CONSTRAINT_OLD_WRITES);
+    c.finding(
+        RuleId::ConstraintRejectsOldWrites,
+        format!(
+            "`{}` changes what the running version's writes do to a table it uses (a rule rewrites \
+             them, a constraint trigger can reject them); cutover places it after that version is \
+             retired",
+            summarize(&node.text().to_string())
+        ),
+        RECIPE_CONSTRAINT_OLD_WRITES,
+    );
     c
 }
 
@@ -254,7 +270,12 @@ pub(super) fn create_replaceable(node: &SyntaxNode, w: &[SmolStr], schema: &mut 
         c.inverse = Inverse::Unknown(
             "CREATE OR REPLACE does not keep the previous definition; add a down migration".into(),
         );
-        c.finding(RuleId::ReplacesObject, "CREATE OR REPLACE changes an object the running version may already use".into(), "create it under a new name (expand), move the app to it, drop the old one (contract); or declare the file's phase if both versions work with the new definition");
+        c.finding(
+            RuleId::ReplacesObject,
+            "CREATE OR REPLACE changes an object the running version may already use".into(),
+            "create it under a new name (expand), move the app to it, drop the old one (contract); \
+             or declare the file's phase if both versions work with the new definition",
+        );
     }
     c
 }

@@ -107,15 +107,19 @@ pub(super) fn add_writes(c: &mut Class, node: &SyntaxNode, schema: &Schema) -> b
             "UPDATE"
         };
         let place = if w.in_with { " in a WITH query" } else { "" };
-        c.finding(RuleId::UnbatchedDml,
+        c.finding(
+            RuleId::UnbatchedDml,
             format!("this {verb}{place} touches every row of `{table}` in one transaction"),
-            "batch it by primary key range (cutover's backfill steps do this) so row locks stay short",
+            "batch it by primary key range (cutover's backfill steps do this) so row locks stay \
+             short",
         );
         if w.verb == Verb::Delete {
             c.raise(StmtPhase::Contract);
-            c.finding(RuleId::DataLoss,
+            c.finding(
+                RuleId::DataLoss,
                 format!("DELETE without WHERE{place} empties `{table}`"),
-                "run it only after the old version is retired; the pre-release backup is the only way back",
+                "run it only after the old version is retired; the pre-release backup is the only \
+                 way back",
             );
         }
     }
@@ -261,7 +265,8 @@ pub(super) fn classify_select(node: &SyntaxNode, schema: &Schema) -> Class {
             c.raise(StmtPhase::Expand);
             if c.inverse == Inverse::Noop {
                 c.inverse = Inverse::Unknown(
-                    "the sequence's previous value is not restored automatically; add a down migration"
+                    "the sequence's previous value is not restored automatically; add a down \
+                     migration"
                         .into(),
                 );
             }
@@ -278,12 +283,16 @@ pub(super) fn classify_select(node: &SyntaxNode, schema: &Schema) -> Class {
             .map(|f| format!("`{f}()`"))
             .collect::<Vec<_>>()
             .join(", ");
-        c.finding(RuleId::UnclassifiedStatement,
+        c.finding(
+            RuleId::UnclassifiedStatement,
             format!(
-                "`{}` calls {names}, which may change anything: cutover cannot see into a function and will not place it by guessing",
+                "`{}` calls {names}, which may change anything: cutover cannot see into a function \
+                 and will not place it by guessing",
                 summarize(&node.text().to_string())
             ),
-            "declare the file's phase at its top: `-- cutover:phase=expand` if the old version keeps working after it, `-- cutover:phase=contract` if it must wait until that version is retired",
+            "declare the file's phase at its top: `-- cutover:phase=expand` if the old version \
+             keeps working after it, `-- cutover:phase=contract` if it must wait until that version \
+             is retired",
         );
     }
     c

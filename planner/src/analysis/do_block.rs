@@ -45,8 +45,13 @@ pub(super) fn classify_do(
         // The block is one transaction too: an enum value it adds cannot be used in it.
         let literals = literal_contents(node);
         if let Some((value, at)) = added_values.iter().find(|(v, _)| literals.contains(v)) {
-            c.finding_at(RuleId::EnumValueInSameTransaction,
-                format!("the enum value '{value}' added on line {at} is used here, in the same transaction: PostgreSQL refuses it (unsafe use of new value) until the transaction that added it commits"),
+            c.finding_at(
+                RuleId::EnumValueInSameTransaction,
+                format!(
+                    "the enum value '{value}' added on line {at} is used here, in the same \
+                     transaction: PostgreSQL refuses it (unsafe use of new value) until the \
+                     transaction that added it commits"
+                ),
                 "move the `ALTER TYPE ... ADD VALUE` into a migration of its own, before this one",
                 line,
             );
@@ -64,9 +69,14 @@ pub(super) fn classify_do(
         }
     }
     if let (Some(e), Some(k)) = (first_expand, first_contract) {
-        c.finding_at(RuleId::MixedPhaseMigration,
-            format!("this DO block mixes expand (line {e}) and contract (line {k}) statements: the whole block runs at one time"),
-            "split it into two blocks in two migrations: the expand one runs before traffic moves, the contract one after the old version is retired",
+        c.finding_at(
+            RuleId::MixedPhaseMigration,
+            format!(
+                "this DO block mixes expand (line {e}) and contract (line {k}) statements: the \
+                 whole block runs at one time"
+            ),
+            "split it into two blocks in two migrations: the expand one runs before traffic moves, \
+             the contract one after the old version is retired",
             k,
         );
     }
@@ -104,7 +114,10 @@ pub(super) fn plain_statements(node: &SyntaxNode, out: &mut Vec<ast::Stmt>) -> R
                 None => return Err("a statement it cannot read".into()),
             },
             SyntaxKind::PLPGSQL_DECLARE_SECTION => {
-                return Err("it declares variables, so its statements depend on values computed at run time".into());
+                return Err(
+                    "it declares variables, so its statements depend on values computed at run time"
+                        .into(),
+                );
             }
             SyntaxKind::PLPGSQL_DYN_EXECUTE_STMT => {
                 return Err("it EXECUTEs SQL built at run time".into());
@@ -143,7 +156,12 @@ fn unreadable(why: String) -> Class {
         Inverse::Unknown("cutover cannot read the DO block".into()),
     );
     c.needs_declaration = true;
-    c.finding(RuleId::UnreadableDoBlock, format!("cutover cannot see what this DO block does: {why}"), "declare the file's phase with `-- cutover:phase=expand` (safe while the old version runs) or `-- cutover:phase=contract` at the top of the file; or write the statements as plain SQL");
+    c.finding(
+        RuleId::UnreadableDoBlock,
+        format!("cutover cannot see what this DO block does: {why}"),
+        "declare the file's phase with `-- cutover:phase=expand` (safe while the old version runs) \
+         or `-- cutover:phase=contract` at the top of the file; or write the statements as plain SQL",
+    );
     c
 }
 
@@ -157,9 +175,15 @@ fn merge_inner(c: &mut Class, ic: &mut Class, stmt: &ast::Stmt, line: u32) {
     c.owner_of = c.owner_of.take().or(ic.owner_of.take());
     c.needs_declaration |= ic.needs_declaration;
     if !transactional(stmt) {
-        c.finding_at(RuleId::ConcurrentlyInTransaction,
-            format!("`{}` cannot run inside a DO block: PostgreSQL runs the block as one function call, inside a transaction", summarize(&node.text().to_string())),
-            "write it as a plain statement in a migration file of its own; cutover runs such a file outside a transaction",
+        c.finding_at(
+            RuleId::ConcurrentlyInTransaction,
+            format!(
+                "`{}` cannot run inside a DO block: PostgreSQL runs the block as one function call, \
+                 inside a transaction",
+                summarize(&node.text().to_string())
+            ),
+            "write it as a plain statement in a migration file of its own; cutover runs such a file \
+             outside a transaction",
             line,
         );
     }
@@ -168,9 +192,15 @@ fn merge_inner(c: &mut Class, ic: &mut Class, stmt: &ast::Stmt, line: u32) {
     if let Some(r) = ic.rename.take() {
         ic.findings
             .retain(|(rule, ..)| *rule != RuleId::BreakingRenameColumn);
-        c.finding_at(RuleId::BreakingDoBlock,
-            format!("the DO block renames `{}.{}` to `{}`, which breaks the version that still uses the old name, and cutover rewrites a rename into phases only as a plain statement", r.table, r.from, r.to),
-            "write the RENAME COLUMN as a plain statement (cutover rewrites it: add, sync, backfill, drop), or run the block in a `recreate` release",
+        c.finding_at(
+            RuleId::BreakingDoBlock,
+            format!(
+                "the DO block renames `{}.{}` to `{}`, which breaks the version that still uses the \
+                 old name, and cutover rewrites a rename into phases only as a plain statement",
+                r.table, r.from, r.to
+            ),
+            "write the RENAME COLUMN as a plain statement (cutover rewrites it: add, sync, \
+             backfill, drop), or run the block in a `recreate` release",
             line,
         );
     }

@@ -158,7 +158,12 @@ pub(super) fn drop_table(stmt: &ast::Stmt, schema: &mut Schema) -> Class {
     );
     if !all_new {
         let what = summarize(&node.text().to_string());
-        c.finding(RuleId::DataLoss, format!("`{what}` deletes data"), "run it only after the old version is retired; the pre-release backup is the only way back");
+        c.finding(
+            RuleId::DataLoss,
+            format!("`{what}` deletes data"),
+            "run it only after the old version is retired; the pre-release backup is the only way \
+             back",
+        );
     }
     if is_drop {
         for name in &dropped.names {

@@ -362,7 +362,19 @@ impl<'a> FileCheck<'a> {
         if !wrapper {
             for &i in &control {
                 let s = &self.statements[i];
-                let f = self.make("transaction-control-in-migration", s.line, format!("`{}` ends or opens a transaction inside the migration: what ran before it would commit (or roll back) on its own, so a failure after it leaves the file half applied while the run reports it undone", s.summary), "remove it: cutover runs each file in one transaction; split the file into several migrations where parts must commit separately".into());
+                let f = self.make(
+                    "transaction-control-in-migration",
+                    s.line,
+                    format!(
+                        "`{}` ends or opens a transaction inside the migration: what ran before it \
+                         would commit (or roll back) on its own, so a failure after it leaves the \
+                         file half applied while the run reports it undone",
+                        s.summary
+                    ),
+                    "remove it: cutover runs each file in one transaction; split the file into \
+                     several migrations where parts must commit separately"
+                        .into(),
+                );
                 self.pending.push((Some(i), f));
             }
             return wrapper_spans;
@@ -370,7 +382,16 @@ impl<'a> FileCheck<'a> {
         for &i in control.iter().rev() {
             wrapper_spans.push((self.spans[i].start, self.spans[i].end));
             let s = &self.statements[i];
-            let f = self.make("transaction-wrapper", s.line, format!("`{}` is left out: cutover runs the file in one transaction of its own and records it in refinery's history in that same transaction", s.summary), "nothing to do; the file runs exactly once, all or nothing".into());
+            let f = self.make(
+                "transaction-wrapper",
+                s.line,
+                format!(
+                    "`{}` is left out: cutover runs the file in one transaction of its own and \
+                     records it in refinery's history in that same transaction",
+                    s.summary
+                ),
+                "nothing to do; the file runs exactly once, all or nothing".into(),
+            );
             self.pending.push((None, f));
             self.statements.remove(i);
             self.spans.remove(i);
@@ -397,7 +418,18 @@ impl<'a> FileCheck<'a> {
                 if e.literals.contains(literal)
                     && e.enum_add.as_ref().is_none_or(|(_, l)| l != literal)
                 {
-                    let f = self.make("enum-value-in-same-transaction", self.statements[i].line, format!("the enum value '{literal}' added to `{v}` on line {at} is used here, in the same transaction: PostgreSQL refuses it (unsafe use of new value) until the transaction that added it commits"), "move the `ALTER TYPE ... ADD VALUE` into a migration of its own, before this one (cutover commits each migration separately)".into());
+                    let f = self.make(
+                        "enum-value-in-same-transaction",
+                        self.statements[i].line,
+                        format!(
+                            "the enum value '{literal}' added to `{v}` on line {at} is used here, \
+                             in the same transaction: PostgreSQL refuses it (unsafe use of new \
+                             value) until the transaction that added it commits"
+                        ),
+                        "move the `ALTER TYPE ... ADD VALUE` into a migration of its own, before \
+                         this one (cutover commits each migration separately)"
+                            .into(),
+                    );
                     self.pending.push((Some(i), f));
                     break;
                 }
@@ -457,7 +489,19 @@ impl<'a> FileCheck<'a> {
                 .iter()
                 .filter(|(k, _)| replace_is_visible(k))
             {
-                let f = self.make("replaces-object", self.statements[i].line, format!("this migration drops and re-creates the {kind} `{name}` in one transaction: the running version sees the new definition from the moment it commits"), "make sure the old version works with the new definition (a view that only gains columns does); otherwise create it under a new name (expand) and drop the old one in a contract migration".into());
+                let f = self.make(
+                    "replaces-object",
+                    self.statements[i].line,
+                    format!(
+                        "this migration drops and re-creates the {kind} `{name}` in one \
+                         transaction: the running version sees the new definition from the moment \
+                         it commits"
+                    ),
+                    "make sure the old version works with the new definition (a view that only \
+                     gains columns does); otherwise create it under a new name (expand) and drop \
+                     the old one in a contract migration"
+                        .into(),
+                );
                 self.pending.push((Some(i), f));
             }
         }
@@ -482,7 +526,14 @@ impl<'a> FileCheck<'a> {
             if !unparseable_lines.insert(line) {
                 continue;
             }
-            let f = self.make("unparseable-statement", line, format!("the SQL parser cannot read this statement: {message}"), "fix the syntax (check it with `psql`); cutover will not guess what an unreadable statement does".into());
+            let f = self.make(
+                "unparseable-statement",
+                line,
+                format!("the SQL parser cannot read this statement: {message}"),
+                "fix the syntax (check it with `psql`); cutover will not guess what an unreadable \
+                 statement does"
+                    .into(),
+            );
             self.pending.push((None, f));
             let rest = self.text[*at..]
                 .lines()
@@ -584,7 +635,18 @@ impl<'a> FileCheck<'a> {
             return;
         }
         for s in self.statements.iter().filter(|s| !s.transactional) {
-            let f = self.make("concurrently-in-transaction", s.line, format!("`{}` cannot run inside a transaction, but this migration has {others} other statement(s) that would share its run", s.summary), "move it into a migration file of its own; cutover runs such a file statement by statement outside a transaction".into());
+            let f = self.make(
+                "concurrently-in-transaction",
+                s.line,
+                format!(
+                    "`{}` cannot run inside a transaction, but this migration has {others} other \
+                     statement(s) that would share its run",
+                    s.summary
+                ),
+                "move it into a migration file of its own; cutover runs such a file statement by \
+                 statement outside a transaction"
+                    .into(),
+            );
             self.pending.push((None, f));
         }
     }
@@ -610,7 +672,18 @@ impl<'a> FileCheck<'a> {
         }
         for (at, comment) in &self.comments {
             if comment.contains("cutover:ignore") && !self.attached_comments.contains(at) {
-                findings.push(self.make("unused-ignore", self.index.line(*at), "this ignore comment silences nothing: it is neither on a statement's line nor in the comment lines right above one".into(), "move it onto the line of the statement it is for, or right above it (no blank line between)".into()));
+                findings.push(
+                    self.make(
+                        "unused-ignore",
+                        self.index.line(*at),
+                        "this ignore comment silences nothing: it is neither on a statement's line \
+                         nor in the comment lines right above one"
+                            .into(),
+                        "move it onto the line of the statement it is for, or right above it (no \
+                         blank line between)"
+                            .into(),
+                    ),
+                );
             }
         }
         for (i, s) in self.spans.iter().enumerate() {
@@ -627,7 +700,16 @@ impl<'a> FileCheck<'a> {
                 } else {
                     format!("`{id}` reports nothing on this statement")
                 };
-                findings.push(self.make("unused-ignore", *at, format!("this ignore comment silences nothing: {why}"), "remove it, or fix the rule id; an ignore applies to the statement on its own line or on the next line".into()));
+                findings.push(
+                    self.make(
+                        "unused-ignore",
+                        *at,
+                        format!("this ignore comment silences nothing: {why}"),
+                        "remove it, or fix the rule id; an ignore applies to the statement on its \
+                         own line or on the next line"
+                            .into(),
+                    ),
+                );
             }
         }
         findings
@@ -660,7 +742,15 @@ fn classify_statement(
         1 => String::new(),
         n => format!(" (and {} more parse errors)", n - 1),
     };
-    c.finding(RuleId::UnparseableStatement, format!("the SQL parser cannot read this statement: {}{more}", stmt_errors[0]), "fix the syntax (check it with `psql`), or split the statement; cutover will not guess what an unreadable statement does");
+    c.finding(
+        RuleId::UnparseableStatement,
+        format!(
+            "the SQL parser cannot read this statement: {}{more}",
+            stmt_errors[0]
+        ),
+        "fix the syntax (check it with `psql`), or split the statement; cutover will not guess what \
+         an unreadable statement does",
+    );
     c
 }
 
@@ -734,7 +824,22 @@ fn file_phase(
                     })
                     .collect();
                 if let Some(s) = contradicted.first() {
-                    findings.push(fc.make("phase-declaration-mismatch", line, format!("the file declares `{}` but line {} is {}: `{}`", d.as_str(), s.line, phase_word(s.phase), s.summary), "remove the declaration, or move that statement into a migration of the right phase".into()));
+                    findings.push(
+                        fc.make(
+                            "phase-declaration-mismatch",
+                            line,
+                            format!(
+                                "the file declares `{}` but line {} is {}: `{}`",
+                                d.as_str(),
+                                s.line,
+                                phase_word(s.phase),
+                                s.summary
+                            ),
+                            "remove the declaration, or move that statement into a migration of the \
+                             right phase"
+                                .into(),
+                        ),
+                    );
                 } else if phase != Phase::Unknown {
                     // Nothing contradicts an expand declaration: what is not expand is only
                     // unclassified, and the declaration is what its finding asks for.
@@ -753,11 +858,33 @@ fn file_phase(
         if let (Some(e), Some(c)) = (expand, contract)
             && declared.is_none()
         {
-            findings.push(fc.make("mixed-phase-migration", c.line, format!("this migration mixes expand (line {}: `{}`) and contract (line {}: `{}`) statements", e.line, e.summary, c.line, c.summary), "split it: expand statements run before traffic moves, contract statements after the old version is retired".into()));
+            findings.push(
+                fc.make(
+                    "mixed-phase-migration",
+                    c.line,
+                    format!(
+                        "this migration mixes expand (line {}: `{}`) and contract (line {}: `{}`) \
+                         statements",
+                        e.line, e.summary, c.line, c.summary
+                    ),
+                    "split it: expand statements run before traffic moves, contract statements \
+                     after the old version is retired"
+                        .into(),
+                ),
+            );
         }
     }
     if statements.iter().all(|s| s.phase == StmtPhase::Neutral) {
-        findings.push(fc.make("empty-migration", 1, "a placeholder migration: it changes no schema (empty, comments only, or only SELECT/SET); it is applied and recorded in refinery's history like any other".into(), "nothing to do; refinery, diesel and pop accept placeholders too".into()));
+        findings.push(
+            fc.make(
+                "empty-migration",
+                1,
+                "a placeholder migration: it changes no schema (empty, comments only, or only \
+                 SELECT/SET); it is applied and recorded in refinery's history like any other"
+                    .into(),
+                "nothing to do; refinery, diesel and pop accept placeholders too".into(),
+            ),
+        );
     }
     phase
 }

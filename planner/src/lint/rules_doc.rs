@@ -137,12 +137,14 @@ fn run(baseline: &str, block: &str, recreate: bool) -> Outcome {
         .map(|f| (f.rule.clone(), f.severity))
         .collect();
     let service = if recreate {
-        "[[service]]\nname = \"api\"\nimage = \"api\"\ncurrent = \"1.0.0\"\ntarget = \"1.1.0\"\nport = 3333\n\n[service.strategy]\nkind = \"recreate\"\n\n"
+        "[[service]]\nname = \"api\"\nimage = \"api\"\ncurrent = \"1.0.0\"\ntarget \
+         = \"1.1.0\"\nport = 3333\n\n[service.strategy]\nkind = \"recreate\"\n\n"
     } else {
         ""
     };
     let spec = format!(
-        "[release]\nname = \"docs\"\n\n{service}[[database]]\nname = \"main\"\nurl_env = \"DATABASE_URL\"\nmigrations = \"m\"\nbaseline = 1\n"
+        "[release]\nname = \"docs\"\n\n{service}[[database]]\nname = \"main\"\nurl_env \
+         = \"DATABASE_URL\"\nmigrations = \"m\"\nbaseline = 1\n"
     );
     let spec = ReleaseSpec::parse("docs.toml", &spec).expect("the examples' spec is valid");
     let phases = match plan_release(&spec, vec![("main".into(), files)]) {
@@ -221,7 +223,8 @@ fn every_rule_has_a_section_headed_by_its_id() {
         .collect();
     assert!(
         unknown.is_empty(),
-        "docs/rules.md has `###` sections for ids that are not rules (`###` is for rules only): {unknown:?}"
+        "docs/rules.md has `###` sections for ids that are not rules (`###` is for rules only): \
+         {unknown:?}"
     );
     let distinct: BTreeSet<&str> = headings.iter().copied().collect();
     assert_eq!(distinct.len(), headings.len(), "a rule has two sections");

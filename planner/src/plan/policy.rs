@@ -63,8 +63,19 @@ pub(super) fn unsupported_renames(analyzed: &Analyzed) -> Vec<Finding> {
                 "rename-rewrite-unsupported",
                 m,
                 s.line,
-                format!("renaming `{table}.{from}` to `{to}` cannot be rewritten into phases: `{from}` is {what}; the rewrite adds `{to}` as a plain column, copies the values and drops `{from}`, which loses that (or fails at the contract step, after traffic moved)"),
-                format!("keep the name `{from}` in this release (the new version can read it as `{to}` through a view, e.g. `CREATE VIEW ... AS SELECT {from} AS {to}, ...`), or rename it in a `recreate` release, where the RENAME runs as written and PostgreSQL keeps the key, identity, foreign keys and views on the renamed column"),
+                format!(
+                    "renaming `{table}.{from}` to `{to}` cannot be rewritten into phases: `{from}` \
+                     is {what}; the rewrite adds `{to}` as a plain column, copies the values and \
+                     drops `{from}`, which loses that (or fails at the contract step, after traffic \
+                     moved)"
+                ),
+                format!(
+                    "keep the name `{from}` in this release (the new version can read it as `{to}` \
+                     through a view, e.g. `CREATE VIEW ... AS SELECT {from} AS {to}, ...`), or \
+                     rename it in a `recreate` release, where the RENAME runs as written and \
+                     PostgreSQL keeps the key, identity, foreign keys and views on the renamed \
+                     column"
+                ),
             ));
         }
     }
@@ -121,8 +132,13 @@ pub(super) fn check_expand_order(analyzed: &Analyzed) -> Result<(), PlanError> {
                     if let Some(c) = contract {
                         problems.push(Diagnostic::new(
                             Location::file(m.file.clone()),
-                            format!("expand migration `{}` is numbered after contract migration `{}`", m.file_name, c.file_name),
-                            "migrations apply in version order, but expand runs before traffic moves and contract after the old version is retired: renumber so every expand migration comes first",
+                            format!(
+                                "expand migration `{}` is numbered after contract migration `{}`",
+                                m.file_name, c.file_name
+                            ),
+                            "migrations apply in version order, but expand runs before traffic \
+                             moves and contract after the old version is retired: renumber so every \
+                             expand migration comes first",
                         ));
                     }
                 }

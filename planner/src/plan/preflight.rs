@@ -42,7 +42,26 @@ pub(super) fn start(cx: &Ctx, b: &mut Builder) -> Start {
     for (name, ms) in cx.analyzed {
         let db = cx.db(name);
         if !ms.is_empty() && db.backup.enabled {
-            let n = b.add(step(&format!("backup/{name}"), None, &format!("pg_dump database `{name}` (custom format) to `{}` and verify it with pg_restore --list.", db.backup.dir), true, true, "nothing to undo; the dump is kept", Params::Backup(BackupParams { database: name.clone(), url_env: db.url_env.clone(), dir: db.backup.dir.clone() })), &[preflight]);
+            let n = b.add(
+                step(
+                    &format!("backup/{name}"),
+                    None,
+                    &format!(
+                        "pg_dump database `{name}` (custom format) to `{}` and verify it with \
+                         pg_restore --list.",
+                        db.backup.dir
+                    ),
+                    true,
+                    true,
+                    "nothing to undo; the dump is kept",
+                    Params::Backup(BackupParams {
+                        database: name.clone(),
+                        url_env: db.url_env.clone(),
+                        dir: db.backup.dir.clone(),
+                    }),
+                ),
+                &[preflight],
+            );
             backup_of.insert(name.clone(), n);
         }
     }

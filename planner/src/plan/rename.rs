@@ -147,9 +147,34 @@ fn rename_findings(m: &MigrationAnalysis, r: &RenameRewrite, findings: &mut Vec<
         .renames()
         .find(|s| s.rename.as_ref().is_some_and(|x| x == &r.rename))
         .map_or(1, |s| s.line);
-    findings.push(finding("rename-rewrite-incomplete", m, line, format!("the rewrite of `{}.{}` → `{}` copies values only; indexes, constraints and defaults on `{}` are not recreated on `{}`", r.rename.table, r.rename.from, r.rename.to, r.rename.from, r.rename.to), format!("if `{}` has indexes or constraints, add them for `{}` in an expand migration (CREATE INDEX CONCURRENTLY, ADD CONSTRAINT ... NOT VALID)", r.rename.from, r.rename.to)));
+    findings.push(finding(
+        "rename-rewrite-incomplete",
+        m,
+        line,
+        format!(
+            "the rewrite of `{}.{}` → `{}` copies values only; indexes, constraints and defaults on \
+             `{}` are not recreated on `{}`",
+            r.rename.table, r.rename.from, r.rename.to, r.rename.from, r.rename.to
+        ),
+        format!(
+            "if `{}` has indexes or constraints, add them for `{}` in an expand migration (CREATE \
+             INDEX CONCURRENTLY, ADD CONSTRAINT ... NOT VALID)",
+            r.rename.from, r.rename.to
+        ),
+    ));
     if r.column_type.is_none() {
-        findings.push(finding("rename-type-unknown", m, line, format!("the type of `{}.{}` is not declared in the migrations; the expand step copies it from the live catalog", r.rename.table, r.rename.from), "declare the table in the migrations (or a baseline migration) to see the exact type in the plan"));
+        findings.push(finding(
+            "rename-type-unknown",
+            m,
+            line,
+            format!(
+                "the type of `{}.{}` is not declared in the migrations; the expand step copies it \
+                 from the live catalog",
+                r.rename.table, r.rename.from
+            ),
+            "declare the table in the migrations (or a baseline migration) to see the exact type in \
+             the plan",
+        ));
     }
     let integer = |ty: &str| {
         matches!(
@@ -176,9 +201,30 @@ fn rename_findings(m: &MigrationAnalysis, r: &RenameRewrite, findings: &mut Vec<
         } else {
             format!("`{}` of type {}", r.key, kt[0])
         };
-        findings.push(finding("backfill-key-unsupported", m, line, format!("the backfill of `{}.{}` walks the primary key in integer ranges, but `{}` has {what}", r.rename.table, r.rename.to, r.rename.table), "give the table an integer key (e.g. a bigint identity column) before this release, or copy the column yourself in batches and rename without the rewrite"));
+        findings.push(finding(
+            "backfill-key-unsupported",
+            m,
+            line,
+            format!(
+                "the backfill of `{}.{}` walks the primary key in integer ranges, but `{}` has \
+                 {what}",
+                r.rename.table, r.rename.to, r.rename.table
+            ),
+            "give the table an integer key (e.g. a bigint identity column) before this release, or \
+             copy the column yourself in batches and rename without the rewrite",
+        ));
     }
     if !r.key_known {
-        findings.push(finding("rename-type-unknown", m, line, format!("the primary key of `{}` is not declared in the migrations; the backfill assumes `id`", r.rename.table), "declare the table's primary key in the migrations (or a baseline migration)"));
+        findings.push(finding(
+            "rename-type-unknown",
+            m,
+            line,
+            format!(
+                "the primary key of `{}` is not declared in the migrations; the backfill assumes \
+                 `id`",
+                r.rename.table
+            ),
+            "declare the table's primary key in the migrations (or a baseline migration)",
+        ));
     }
 }

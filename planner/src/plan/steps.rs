@@ -179,7 +179,12 @@ pub(super) fn hooks(
         } else if let Some(u) = &c.undo {
             (true, format!("run {u:?}"))
         } else {
-            (false, "irreversible (pivot): the command has no `undo`; mark it `read_only` or give it an `undo` argv".to_string())
+            (
+                false,
+                "irreversible (pivot): the command has no `undo`; mark it `read_only` or give it an \
+                 `undo` argv"
+                    .to_string(),
+            )
         };
         let n = b.add(
             step(

@@ -176,7 +176,33 @@ impl Shifter<'_> {
         let svc = self.svc;
         let router_params = self.router;
         let router = router_params.kind;
-        b.add(step(&format!("shift/{}/{}", svc.name, id_suffix), None, &format!("Route {to}% of `{}` traffic to `{}:{}` (from {from}%).", svc.name, svc.image, svc.target), true, true, if router == RouterKind::Nginx { "restore the previous upstream file byte for byte and reload" } else { "restore the previous server weights through the admin socket, and the config file byte for byte" }, Params::Shift(ShiftParams { service: svc.name.clone(), upstream: svc.upstream().to_string(), router: router_params.clone(), from_weight: from, to_weight: to, servers: self.weights(to, rolling_done) })), deps)
+        b.add(
+            step(
+                &format!("shift/{}/{}", svc.name, id_suffix),
+                None,
+                &format!(
+                    "Route {to}% of `{}` traffic to `{}:{}` (from {from}%).",
+                    svc.name, svc.image, svc.target
+                ),
+                true,
+                true,
+                if router == RouterKind::Nginx {
+                    "restore the previous upstream file byte for byte and reload"
+                } else {
+                    "restore the previous server weights through the admin socket, and the config \
+                     file byte for byte"
+                },
+                Params::Shift(ShiftParams {
+                    service: svc.name.clone(),
+                    upstream: svc.upstream().to_string(),
+                    router: router_params.clone(),
+                    from_weight: from,
+                    to_weight: to,
+                    servers: self.weights(to, rolling_done),
+                }),
+            ),
+            deps,
+        )
     }
 }
 
@@ -230,7 +256,32 @@ fn canary(b: &mut Builder, t: &Shifter, st: &Strategy, mut prev: Vec<NodeIndex>)
             }
             if let Some(a) = &st.analysis {
                 let a = a.get_ref();
-                let n = b.add(step(&format!("analysis/{}/{w}", svc.name), None, &format!("Gate: `{}` canary error rate <= {} and p99 <= {} over the last {} (at least {} requests).", svc.name, a.max_error_rate, a.max_p99_latency, a.window, a.min_requests), true, true, "nothing to undo (read-only); a failed gate rolls back", Params::Analysis(AnalysisParams { service: svc.name.clone(), weight: w, window: a.window, max_error_rate: a.max_error_rate, max_p99_latency: a.max_p99_latency, min_requests: a.min_requests, upstream: svc.upstream().to_string(), router: t.router.clone(), canary: svc.new_ports().map(addr).collect() })), &prev);
+                let n = b.add(
+                    step(
+                        &format!("analysis/{}/{w}", svc.name),
+                        None,
+                        &format!(
+                            "Gate: `{}` canary error rate <= {} and p99 <= {} over the last {} (at \
+                             least {} requests).",
+                            svc.name, a.max_error_rate, a.max_p99_latency, a.window, a.min_requests
+                        ),
+                        true,
+                        true,
+                        "nothing to undo (read-only); a failed gate rolls back",
+                        Params::Analysis(AnalysisParams {
+                            service: svc.name.clone(),
+                            weight: w,
+                            window: a.window,
+                            max_error_rate: a.max_error_rate,
+                            max_p99_latency: a.max_p99_latency,
+                            min_requests: a.min_requests,
+                            upstream: svc.upstream().to_string(),
+                            router: t.router.clone(),
+                            canary: svc.new_ports().map(addr).collect(),
+                        }),
+                    ),
+                    &prev,
+                );
                 prev = vec![n];
             }
         }

@@ -21,7 +21,8 @@ pub fn markdown(plan: &Plan, spec_path: &str) -> String {
     let f = &sum.findings;
     let _ = writeln!(
         out,
-        "### cutover plan `{}`: {} steps, {} expand / {} contract migration(s), {} irreversible, findings: {} error · {} warning · {} info\n",
+        "### cutover plan `{}`: {} steps, {} expand / {} contract migration(s), {} irreversible, \
+         findings: {} error · {} warning · {} info\n",
         plan.release,
         sum.steps,
         sum.expand_migrations,
@@ -65,7 +66,10 @@ pub fn markdown(plan: &Plan, spec_path: &str) -> String {
     out.push_str("<details><summary>Release DAG</summary>\n\n```mermaid\n");
     out.push_str(&mermaid(plan));
     out.push_str("```\n\n</details>\n\n");
-    out.push_str("<details><summary>Steps</summary>\n\n| # | Step | What it does | Undo | Pivot |\n|---|---|---|---|---|\n");
+    out.push_str(
+        "<details><summary>Steps</summary>\n\n| # | Step | What it does | Undo | Pivot \
+         |\n|---|---|---|---|---|\n",
+    );
     for (i, s) in plan.steps().enumerate() {
         let _ = writeln!(
             out,
@@ -81,7 +85,8 @@ pub fn markdown(plan: &Plan, spec_path: &str) -> String {
     generated_sql(&mut out, plan);
     let _ = writeln!(
         out,
-        "Re-plan: `cutover plan {spec_path} --format markdown` · dry run: `cutover apply {spec_path} --dry-run`"
+        "Re-plan: `cutover plan {spec_path} --format markdown` · dry run: `cutover apply \
+         {spec_path} --dry-run`"
     );
     truncate(out)
 }
@@ -89,7 +94,10 @@ pub fn markdown(plan: &Plan, spec_path: &str) -> String {
 /// The findings, most severe first, up to [`FINDINGS_SHOWN`].
 fn findings_table(out: &mut String, plan: &Plan) {
     if !plan.findings.is_empty() {
-        out.push_str("#### Findings\n\n| Severity | Rule | Location | Message | Fix |\n|---|---|---|---|---|\n");
+        out.push_str(
+            "#### Findings\n\n| Severity | Rule | Location | Message | Fix \
+             |\n|---|---|---|---|---|\n",
+        );
         // Most severe first; a long tail would push the DAG and the steps out of the comment.
         let mut findings: Vec<_> = plan.findings.iter().collect();
         findings.sort_by_key(|f| std::cmp::Reverse(f.severity));
@@ -141,7 +149,8 @@ fn truncate(mut out: String) -> String {
     if out.len() <= MARKDOWN_LIMIT {
         return out;
     }
-    let notice = "\n\n> **Truncated**: this plan is longer than a pull-request comment allows. Run `cutover plan SPEC` (text) or `cutover plan SPEC --format json` for all of it.\n";
+    let notice = "\n\n> **Truncated**: this plan is longer than a pull-request comment allows. Run \
+                  `cutover plan SPEC` (text) or `cutover plan SPEC --format json` for all of it.\n";
     // Room for the notice and for closing an open code block and <details>.
     let mut cut = MARKDOWN_LIMIT - notice.len() - 32;
     while !out.is_char_boundary(cut) {

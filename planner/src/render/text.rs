@@ -79,7 +79,8 @@ pub fn plan_text(plan: &Plan) -> String {
     let _ = writeln!(out);
     let _ = writeln!(
         out,
-        "Stages run in order; steps in one stage may run at the same time. `!` marks a step a rollback cannot undo."
+        "Stages run in order; steps in one stage may run at the same time. `!` marks a step a \
+         rollback cannot undo."
     );
     match plan.point_of_no_return() {
         Some(p) => {

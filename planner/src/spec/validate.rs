@@ -29,7 +29,8 @@ impl ReleaseSpec {
             err(
                 0..0,
                 "the spec describes nothing to do".into(),
-                "add a `[[service]]` (name, image, current, target, port, [service.strategy]), a `[[database]]` with migrations, or `[[command]]` hooks",
+                "add a `[[service]]` (name, image, current, target, port, [service.strategy]), a \
+                 `[[database]]` with migrations, or `[[command]]` hooks",
             );
         }
         check_names(
@@ -71,7 +72,8 @@ impl ReleaseSpec {
             err(
                 0..0,
                 "the spec mixes `recreate` with online strategies".into(),
-                "a recreate release stops every service it changes while migrations run; release the other services in a separate spec",
+                "a recreate release stops every service it changes while migrations run; release \
+                 the other services in a separate spec",
             );
         }
         if let Some(r) = &self.router {
@@ -130,7 +132,8 @@ impl ReleaseSpec {
                         "service `{}`: `{name}` is in both `env` and `secret_env`",
                         svc.name
                     ),
-                    "keep secret values out of the spec: remove it from `env`; cutover passes it through from its own environment",
+                    "keep secret values out of the spec: remove it from `env`; cutover passes it \
+                     through from its own environment",
                 );
             }
         }
@@ -144,7 +147,8 @@ impl ReleaseSpec {
                     svc.name,
                     kind.as_str()
                 ),
-                "add `[router]` with `kind = \"nginx\"` (and `upstream_file`) or `kind = \"haproxy\"` (and `admin_socket`)",
+                "add `[router]` with `kind = \"nginx\"` (and `upstream_file`) or `kind \
+                 = \"haproxy\"` (and `admin_socket`)",
             );
         }
         check_ports(s, err);
@@ -167,7 +171,24 @@ fn check_ports(s: &Spanned<Service>, err: &mut Report) {
     } else if kind != StrategyKind::Recreate
         && svc.new_ports().any(|p| svc.old_ports().any(|q| q == p))
     {
-        err(s.span(), format!("service `{}`: the {} replica(s) use ports {}..={} and {}..={}, which overlap", svc.name, svc.replicas, svc.port, svc.port as u32 + svc.replicas - 1, svc.candidate_port(), svc.candidate_port() as u32 + svc.replicas - 1), format!("replica i of the current version listens on `port + i` and of the new one on `candidate_port + i`; set `candidate_port = {}` or higher", svc.port as u32 + svc.replicas).as_str());
+        err(
+            s.span(),
+            format!(
+                "service `{}`: the {} replica(s) use ports {}..={} and {}..={}, which overlap",
+                svc.name,
+                svc.replicas,
+                svc.port,
+                svc.port as u32 + svc.replicas - 1,
+                svc.candidate_port(),
+                svc.candidate_port() as u32 + svc.replicas - 1
+            ),
+            format!(
+                "replica i of the current version listens on `port + i` and of the new one on \
+                 `candidate_port + i`; set `candidate_port = {}` or higher",
+                svc.port as u32 + svc.replicas
+            )
+            .as_str(),
+        );
     }
     if u32::from(svc.port).max(u32::from(svc.candidate_port())) + svc.replicas > 65536 {
         err(
@@ -202,7 +223,8 @@ fn check_strategy(svc: &Service, err: &mut Report) {
                         b.get_ref(),
                         svc.replicas
                     ),
-                    "a batch replaces that many replicas at once; raise `replicas` or lower `batch_size`",
+                    "a batch replaces that many replicas at once; raise `replicas` or lower \
+                     `batch_size`",
                 );
             }
         }
@@ -309,7 +331,8 @@ fn canary_steps(svc: &Service, steps: &Spanned<Vec<u32>>, err: &mut Report) {
                 "service `{}`: canary `steps` {w:?} must increase strictly",
                 svc.name
             ),
-            "each step sends more traffic to the new version than the one before, e.g. `steps = [10, 25, 50, 100]`",
+            "each step sends more traffic to the new version than the one before, e.g. `steps = \
+             [10, 25, 50, 100]`",
         );
     }
 }
@@ -338,7 +361,8 @@ fn check_router(r: &Spanned<Router>, err: &mut Report) {
         RouterKind::Nginx => (
             &haproxy_only,
             "upstream_file",
-            "nginx needs the file cutover owns: `upstream_file = \"/etc/nginx/conf.d/cutover-upstreams.conf\"`",
+            "nginx needs the file cutover owns: `upstream_file \
+             = \"/etc/nginx/conf.d/cutover-upstreams.conf\"`",
         ),
         RouterKind::Haproxy => (
             &nginx_only,
@@ -358,7 +382,8 @@ fn check_router(r: &Spanned<Router>, err: &mut Report) {
                         "haproxy"
                     }
                 ),
-                "nginx takes upstream_file, pid_file, test, reload, access_log; haproxy takes admin_socket, config_file",
+                "nginx takes upstream_file, pid_file, test, reload, access_log; haproxy takes \
+                 admin_socket, config_file",
             );
         }
     }
@@ -387,7 +412,8 @@ fn check_command(c: &Spanned<Command>, err: &mut Report) {
         err(
             cmd.argv.span(),
             format!("command `{}`: `argv` is empty", cmd.name),
-            "write the program and its arguments, e.g. `argv = [\"./scripts/smoke.sh\", \"http://127.0.0.1:3334\"]`",
+            "write the program and its arguments, e.g. `argv = \
+             [\"./scripts/smoke.sh\", \"http://127.0.0.1:3334\"]`",
         );
     }
     if cmd.argv.get_ref().len() == 1 && cmd.argv.get_ref()[0].contains(' ') {
@@ -439,7 +465,8 @@ fn check_database(d: &Spanned<Database>, err: &mut Report) {
                 "database `{}`: `url_env` looks like a connection string, not a variable name",
                 db.name
             ),
-            "put the URL in an environment variable and write its name here, e.g. `url_env = \"DATABASE_URL\"`; cutover never prints it",
+            "put the URL in an environment variable and write its name here, e.g. `url_env \
+             = \"DATABASE_URL\"`; cutover never prints it",
         );
     }
     if db.backfill.batch_size == 0 {

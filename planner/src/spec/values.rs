@@ -74,7 +74,8 @@ fn env_name_problem(name: &str) -> Option<&'static str> {
     }
 }
 
-const ENV_HINT: &str = "environment variable names are letters, digits and `_`, e.g. `DATABASE_URL`; values may not hold NUL bytes";
+const ENV_HINT: &str = "environment variable names are letters, digits and `_`, e.g. \
+                        `DATABASE_URL`; values may not hold NUL bytes";
 const NUL_HINT: &str =
     "a NUL byte (`\\u0000`) cannot be passed to a program, a path or PostgreSQL; remove it";
 
@@ -99,7 +100,8 @@ fn check_env(
             err(
                 key_span(text, span, k),
                 format!("{what}: `env` sets `{k}`, which cutover sets itself"),
-                "cutover gives each container its port in `PORT`; drop the key (the port comes from `port` and `candidate_port`)",
+                "cutover gives each container its port in `PORT`; drop the key (the port comes from \
+                 `port` and `candidate_port`)",
             );
         }
         if v.contains('\0') {
@@ -236,7 +238,8 @@ fn check_service(svc: &Service, text: &str, span: &Range<usize>, err: &mut Repor
         err(
             key_span(text, span, "image"),
             format!("{what}: `image = {:?}` {why}", svc.image),
-            "write the repository alone, lowercase, e.g. `image = \"registry.local:5000/api\"`, and the versions in `current` and `target`",
+            "write the repository alone, lowercase, e.g. `image = \"registry.local:5000/api\"`, and \
+             the versions in `current` and `target`",
         );
     }
     for (key, tag) in [("current", &svc.current), ("target", &svc.target)] {
@@ -244,7 +247,8 @@ fn check_service(svc: &Service, text: &str, span: &Range<usize>, err: &mut Repor
             err(
                 key_span(text, span, key),
                 format!("{what}: `{key} = {tag:?}` is not a Docker tag"),
-                "a tag is up to 128 letters, digits, `_`, `.` and `-`, not starting with `.` or `-`, e.g. `\"1.4.2\"`",
+                "a tag is up to 128 letters, digits, `_`, `.` and `-`, not starting with `.` or \
+                 `-`, e.g. `\"1.4.2\"`",
             );
         }
     }
@@ -252,14 +256,16 @@ fn check_service(svc: &Service, text: &str, span: &Range<usize>, err: &mut Repor
         err(
             key_span(text, span, "port"),
             format!("{what}: `port` is 0"),
-            "0 asks the OS for any free port, so neither cutover nor the router would know where the service listens; use a fixed port, e.g. 3333",
+            "0 asks the OS for any free port, so neither cutover nor the router would know where \
+             the service listens; use a fixed port, e.g. 3333",
         );
     }
     if svc.candidate_port == Some(0) {
         err(
             key_span(text, span, "candidate_port"),
             format!("{what}: `candidate_port` is 0"),
-            "use a fixed port past the current replicas' ports, or leave the key out (`port + replicas`)",
+            "use a fixed port past the current replicas' ports, or leave the key out (`port + \
+             replicas`)",
         );
     }
     check_env(&what, &svc.env, &svc.secret_env, &["PORT"], text, span, err);
@@ -272,7 +278,8 @@ fn check_service(svc: &Service, text: &str, span: &Range<usize>, err: &mut Repor
         err(
             key_span(text, span, "upstream"),
             format!("{what}: `upstream = {up:?}` is not a name nginx or HAProxy accept"),
-            "use letters, digits, `-`, `_`, `.` and `:`, exactly as the upstream (nginx) or backend (HAProxy) is named",
+            "use letters, digits, `-`, `_`, `.` and `:`, exactly as the upstream (nginx) or backend \
+             (HAProxy) is named",
         );
     }
     check_health(&what, &svc.health, text, span, err);
@@ -283,7 +290,8 @@ fn check_service(svc: &Service, text: &str, span: &Range<usize>, err: &mut Repor
         err(
             key_span(text, &a.span(), "max_p99_latency"),
             format!("{what}: analysis `max_p99_latency` is 0s"),
-            "every request takes some time, so the gate would always fail; use e.g. `max_p99_latency = \"500ms\"`",
+            "every request takes some time, so the gate would always fail; use e.g. \
+             `max_p99_latency = \"500ms\"`",
         );
     }
 }
@@ -295,7 +303,8 @@ fn check_health(what: &str, h: &Health, text: &str, span: &Range<usize>, err: &m
         err(
             key_span(text, span, "path"),
             format!("{what}: health `path = {:?}` is not an HTTP path", h.path),
-            "write the path the health check requests, starting with `/`, without spaces, e.g. `path = \"/health\"`",
+            "write the path the health check requests, starting with `/`, without spaces, e.g. \
+             `path = \"/health\"`",
         );
     }
     if h.interval.is_zero() {
@@ -339,7 +348,8 @@ fn check_port_overlap(spec: &ReleaseSpec, text: &str, err: &mut Report) {
                     "service `{}` uses port {p}, which service `{other}` uses too",
                     svc.name
                 ),
-                "replica i of a service listens on `port + i` and, while both versions run, on `candidate_port + i`; give each service its own range",
+                "replica i of a service listens on `port + i` and, while both versions run, on \
+                 `candidate_port + i`; give each service its own range",
             );
             continue;
         }
@@ -367,7 +377,8 @@ fn check_shared_routing(spec: &ReleaseSpec, text: &str, err: &mut Report) {
                     svc.name,
                     svc.upstream()
                 ),
-                "each service's weights are set in its own upstream (nginx) or backend (HAProxy); give each service its own `upstream`",
+                "each service's weights are set in its own upstream (nginx) or backend (HAProxy); \
+                 give each service its own `upstream`",
             );
         }
         if let (Some(a), Some(r)) = (&st.analysis, &spec.router)
@@ -380,7 +391,8 @@ fn check_shared_routing(spec: &ReleaseSpec, text: &str, err: &mut Report) {
                     "service `{}`: an analysis gate behind nginx needs `access_log` in `[router]`",
                     svc.name
                 ),
-                "the gate reads the canary's requests from nginx's JSON access log; add `access_log = \"/var/log/nginx/cutover.json\"` with the log_format of docs/routers.md",
+                "the gate reads the canary's requests from nginx's JSON access log; add `access_log \
+                 = \"/var/log/nginx/cutover.json\"` with the log_format of docs/routers.md",
             );
         }
     }
@@ -406,14 +418,18 @@ fn check_database(db: &Database, text: &str, span: &Range<usize>, err: &mut Repo
             err(
                 key_span(text, span, key),
                 format!(
-                    "{what}: `{key} = \"0s\"` turns the timeout off: PostgreSQL reads 0 as \"no timeout\""
+                    "{what}: `{key} = \"0s\"` turns the timeout off: PostgreSQL reads 0 as \"no \
+                     timeout\""
                 ),
                 match key {
                     "lock_timeout" => {
-                        "without a lock timeout, DDL queues behind a long transaction and every query on the table queues behind it; use a short one, e.g. `lock_timeout = \"3s\"` (cutover retries)"
+                        "without a lock timeout, DDL queues behind a long transaction and every \
+                         query on the table queues behind it; use a short one, e.g. `lock_timeout \
+                         = \"3s\"` (cutover retries)"
                     }
                     _ => {
-                        "give migrations a limit, as long as the slowest needs, e.g. `statement_timeout = \"30m\"`"
+                        "give migrations a limit, as long as the slowest needs, e.g. \
+                         `statement_timeout = \"30m\"`"
                     }
                 },
             );

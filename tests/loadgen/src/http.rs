@@ -455,7 +455,8 @@ mod tests {
 
     #[test]
     fn content_length_body() {
-        let raw = b"HTTP/1.1 201 Created\r\nContent-Type: application/json\r\nX-App-Version: 1.2.0\r\nContent-Length: 8\r\n\r\n{\"id\":7}";
+        let raw = b"HTTP/1.1 201 Created\r\nContent-Type: application/json\r\nX-App-Version: \
+                    1.2.0\r\nContent-Length: 8\r\n\r\n{\"id\":7}";
         let (resp, consumed) = complete(raw);
         assert_eq!(resp.status, 201);
         assert_eq!(resp.body, b"{\"id\":7}");
@@ -475,7 +476,9 @@ mod tests {
 
     #[test]
     fn chunked_body_with_extension_and_trailer() {
-        let raw = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4;ext=1\r\nWiki\r\n5\r\npedia\r\nE\r\n in\r\n\r\nchunks.\r\n0\r\nX-Trailer: yes\r\n\r\n";
+        let raw = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: \
+                    chunked\r\n\r\n4;ext=1\r\nWiki\r\n5\r\npedia\r\nE\r\n \
+                    in\r\n\r\nchunks.\r\n0\r\nX-Trailer: yes\r\n\r\n";
         let (resp, consumed) = complete(raw);
         assert_eq!(resp.body, b"Wikipedia in\r\n\r\nchunks.");
         assert_eq!(consumed, raw.len());
@@ -485,7 +488,8 @@ mod tests {
 
     #[test]
     fn chunked_empty_body_and_uppercase_hex() {
-        let raw = b"HTTP/1.1 200 OK\r\ntransfer-encoding: gzip, Chunked\r\n\r\nA\r\n0123456789\r\n0\r\n\r\n";
+        let raw = b"HTTP/1.1 200 OK\r\ntransfer-encoding: gzip, \
+                    Chunked\r\n\r\nA\r\n0123456789\r\n0\r\n\r\n";
         let (resp, _) = complete(raw);
         assert_eq!(resp.body, b"0123456789");
         let (resp, _) = complete(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n");
@@ -557,7 +561,8 @@ mod tests {
     fn no_body_statuses_and_interim_responses() {
         let (resp, _) = complete(b"HTTP/1.1 204 No Content\r\n\r\n");
         assert_eq!(resp.status, 204);
-        let raw = b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\nHTTP/1.1 500 Internal Server Error\r\nContent-Length: 1\r\n\r\nx";
+        let raw = b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: \
+                    </a>\r\n\r\nHTTP/1.1 500 Internal Server Error\r\nContent-Length: 1\r\n\r\nx";
         let (resp, consumed) = complete(raw);
         assert_eq!(resp.status, 500);
         assert_eq!(resp.body, b"x");

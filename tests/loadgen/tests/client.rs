@@ -70,9 +70,12 @@ async fn connection_close_header_makes_the_next_request_reconnect() {
         for _ in 0..2 {
             let (mut s, _) = l.accept().await.unwrap();
             read_request(&mut s).await;
-            s.write_all(b"HTTP/1.1 200 OK\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n")
-                .await
-                .unwrap();
+            s.write_all(
+                b"HTTP/1.1 200 OK\r\nConnection: close\r\nTransfer-Encoding: \
+                  chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n",
+            )
+            .await
+            .unwrap();
             // Keep the socket open: the client must leave on its own.
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
