@@ -568,3 +568,44 @@ CREATE VIEW member_names AS SELECT m.id, m.display_name FROM members m;";
         );
     }
 }
+
+/// Durations as Go, Argo Rollouts and Kamal users write them plan like their one-unit spelling;
+/// a duration that is not one is refused naming the file, the key and an example.
+#[test]
+fn durations_are_read_as_users_of_go_argo_and_kamal_write_them() {
+    let root = crate::common::root();
+    let canary = std::fs::read_to_string(root.join("plans/canary.toml")).unwrap();
+    let migrations = root.join("migrations-sample/app");
+    let plan_with = |pause: &str, p99: &str| {
+        let dir = tempfile::tempdir().unwrap();
+        let spec = canary
+            .replace("pause = \"1m\"", &format!("pause = \"{pause}\""))
+            .replace(
+                "max_p99_latency = \"300ms\"",
+                &format!("max_p99_latency = \"{p99}\""),
+            )
+            .replace("../migrations-sample/app", migrations.to_str().unwrap());
+        std::fs::write(dir.path().join("spec.toml"), spec).unwrap();
+        let out = crate::common::cutover_in(dir.path(), &["plan", "spec.toml", "--format", "json"]);
+        (out, dir)
+    };
+    let hash = |out: &std::process::Output| -> Value {
+        serde_json::from_slice::<Value>(&out.stdout).unwrap()["plan_hash"].clone()
+    };
+    let (plain, _d1) = plan_with("90s", "300ms");
+    let (go, _d2) = plan_with("1m30s", "0.3s");
+    assert_eq!(plain.status.code(), Some(0), "{}", transcript(&plain));
+    assert_eq!(go.status.code(), Some(0), "{}", transcript(&go));
+    assert_eq!(
+        hash(&plain),
+        hash(&go),
+        "1m30s and 0.3s must plan as 90s and 300ms"
+    );
+    let (bad, _d3) = plan_with("1m30", "300ms");
+    assert_eq!(bad.status.code(), Some(1), "{}", transcript(&bad));
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        stderr.contains("spec.toml") && stderr.contains("1m30") && stderr.contains("e.g. \"30s\""),
+        "{stderr}"
+    );
+}
