@@ -231,6 +231,13 @@ Exit codes: 0 rolled back; 1 refused; 4 stopped at a pivot or a failed undo.")]
         #[arg(long, short = 'f', value_enum, default_value_t = LintFormat::Text)]
         format: LintFormat,
     },
+    /// Print a shell completion script, e.g. `cutover completions bash >
+    /// ~/.local/share/bash-completion/completions/cutover`, or for zsh into a directory of
+    /// your `fpath` as `_cutover`.
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -351,6 +358,13 @@ fn run(cli: Cli) -> Result<(), Error> {
             Ok(())
         }
         Command::Lint { paths, format, .. } => lint(paths, *format),
+        Command::Completions { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            let mut out = Vec::new();
+            clap_complete::generate(*shell, &mut cmd, "cutover", &mut out);
+            self::out(&String::from_utf8_lossy(&out));
+            Ok(())
+        }
     }
 }
 

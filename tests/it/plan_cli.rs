@@ -609,3 +609,36 @@ fn durations_are_read_as_users_of_go_argo_and_kamal_write_them() {
         "{stderr}"
     );
 }
+
+/// `cutover completions bash` is a script bash loads, and it completes every command.
+#[test]
+fn completions_load_in_bash_and_complete_every_command() {
+    let out = crate::common::cutover(&["completions", "bash"]);
+    assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
+    let script = String::from_utf8(out.stdout).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cutover.bash");
+    std::fs::write(&path, &script).unwrap();
+    // Load it, then ask its completion function for the words after `cutover `.
+    let probe = format!(
+        "source {}; COMP_WORDS=(cutover ''); COMP_CWORD=1; COMP_LINE='cutover '; COMP_POINT=8; \
+         _cutover cutover '' cutover; printf '%s\\n' \"${{COMPREPLY[@]}}\"",
+        path.display()
+    );
+    let bash = std::process::Command::new("bash")
+        .args(["-c", &probe])
+        .output()
+        .unwrap();
+    assert!(bash.status.success(), "{}", transcript(&bash));
+    let words = String::from_utf8_lossy(&bash.stdout);
+    for command in [
+        "plan", "lint", "apply", "resume", "rollback", "status", "log", "runs",
+    ] {
+        assert!(
+            words.lines().any(|w| w == command),
+            "`{command}` not offered:\n{words}"
+        );
+    }
+    let bad = crate::common::cutover(&["completions", "tcsh"]);
+    assert_eq!(bad.status.code(), Some(1), "{}", transcript(&bad));
+}
