@@ -77,6 +77,20 @@ pub struct StepContext {
     pub resume_from: Option<Value>,
     /// Which attempt of the step this is (1 for the first; the runner sets it).
     pub attempt: u32,
+    /// The run the step belongs to (what hooks see in their environment).
+    pub run: RunInfo,
+}
+
+/// The run a step belongs to, as commands see it in their environment (`CUTOVER_RUN_ID`,
+/// `CUTOVER_RELEASE`, `CUTOVER_DRY_RUN`).
+#[derive(Debug, Clone, Default)]
+pub struct RunInfo {
+    /// Run id.
+    pub run_id: String,
+    /// Release name.
+    pub release: String,
+    /// A describe-only run.
+    pub dry_run: bool,
 }
 
 /// One report of a step's progress on its way to the runner: step id, the driver's progress
@@ -122,6 +136,7 @@ impl StepContext {
             progress: None,
             resume_from: None,
             attempt: 1,
+            run: RunInfo::default(),
         }
     }
 

@@ -51,11 +51,18 @@ impl RunOptions {
         RunOptions {
             jobs,
             on_failure,
-            ctx: StepContext::new(
-                session.dir.clone(),
-                spec_dir,
-                std::sync::Arc::new(Redactor::for_plan(&session.plan)),
-            ),
+            ctx: StepContext {
+                run: crate::driver::RunInfo {
+                    run_id: session.state.run_id.clone(),
+                    release: session.state.release.clone(),
+                    dry_run: session.state.dry_run,
+                },
+                ..StepContext::new(
+                    session.dir.clone(),
+                    spec_dir,
+                    std::sync::Arc::new(Redactor::for_plan(&session.plan)),
+                )
+            },
             restore_backup: false,
         }
     }

@@ -123,7 +123,7 @@ fn failure_text(redactor: &Redactor) -> String {
     let e = StepError::from(CommandError::Exited {
         argv: "sh -c env".into(),
         code: 2,
-        stderr: format!("; stderr: {}", leaky()),
+        output: format!("; stderr: {}", leaky()),
     });
     StepFailure::new(&e, redactor).as_str().to_string()
 }

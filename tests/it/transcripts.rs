@@ -115,3 +115,33 @@ fn a_release_that_fails_and_rolls_back_as_the_operator_sees_it() {
         "a\nundo-a\n"
     );
 }
+
+/// A hook learns its run and step from its environment, and a hook that fails with status 1
+/// says why: the last lines it printed on stderr and stdout are in the error.
+#[test]
+fn a_hook_sees_its_run_and_its_failure_shows_what_it_printed() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let spec = "[release]\nname = \"hooks\"\non_failure = \"pause\"\n\n\
+        [[command]]\nname = \"env\"\nstage = \"pre-migrate\"\nread_only = true\n\
+        argv = [\"sh\", \"-c\", \"env | grep -E '^CUTOVER_(RUN_ID|RELEASE|STEP|DRY_RUN)=' | sort > seen\"]\n\n\
+        [[command]]\nname = \"check\"\nstage = \"post-shift\"\nread_only = true\n\
+        argv = [\"sh\", \"-c\", \"echo 3 rows fail the check; echo see report.txt >&2; exit 1\"]\n";
+    std::fs::write(d.join("spec.toml"), spec).unwrap();
+    let out = cutover(d, &["apply", "spec.toml"]);
+    assert_ne!(out.status.code(), Some(0), "{}", transcript(&out));
+    let run = only_run(d);
+    let seen = std::fs::read_to_string(d.join("seen")).unwrap();
+    assert_eq!(
+        seen,
+        format!(
+            "CUTOVER_DRY_RUN=0\nCUTOVER_RELEASE=hooks\nCUTOVER_RUN_ID={run}\n\
+             CUTOVER_STEP=command/env\n"
+        )
+    );
+    let all = transcript(&out);
+    assert!(
+        all.contains("exited with status 1; stderr: see report.txt; stdout: 3 rows fail the check"),
+        "{all}"
+    );
+}

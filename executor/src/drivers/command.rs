@@ -56,22 +56,24 @@ pub enum CommandError {
         timeout: Duration,
     },
     /// The command exited with a failure status.
-    #[error("`{argv}` exited with status {code}{stderr}")]
+    #[error("`{argv}` exited with status {code}{output}")]
     Exited {
         /// The argv, joined.
         argv: String,
         /// Its exit status.
         code: i32,
-        /// `; stderr: ` and its last lines (redacted), or nothing.
-        stderr: String,
+        /// The last lines it printed (see [`Ran::output`]).
+        output: String,
     },
     /// The undo argv exited with a failure status.
-    #[error("undo `{argv}` exited with status {code}")]
+    #[error("undo `{argv}` exited with status {code}{output}")]
     UndoExited {
         /// The argv, joined.
         argv: String,
         /// Its exit status.
         code: i32,
+        /// The last lines it printed (see [`Ran::output`]).
+        output: String,
     },
     /// The command was killed by a signal.
     #[error("`{argv}` was killed by a signal")]
@@ -89,9 +91,9 @@ pub enum CommandError {
     },
 }
 
-/// The environment variable every process of a command step carries: `<run id>/<step id>`.
-/// Commands may read it; cutover uses it to find what an earlier attempt left running.
-pub const STEP_MARK: &str = "CUTOVER_STEP";
+/// The environment variable every process of a step carries: `<run id>/<step id>`. cutover uses
+/// it to find what an earlier attempt left running.
+pub const STEP_MARK: &str = "CUTOVER_STEP_MARK";
 
 /// How long the fence waits for killed processes to disappear (a process in uninterruptible
 /// sleep, e.g. on a hung NFS mount, may take this long).
@@ -232,6 +234,9 @@ struct Spec {
     probe: Option<Vec<String>>,
     /// [`STEP_MARK`]'s value for this step.
     mark: String,
+    /// What a hook learns of its run and step, as Kamal gives its hooks: `CUTOVER_RUN_ID`,
+    /// `CUTOVER_RELEASE`, `CUTOVER_STEP` (the step id), `CUTOVER_DRY_RUN` (`1` or `0`).
+    hook_env: Vec<(&'static str, String)>,
 }
 
 fn spec(step: &Job<CommandParams>, ctx: &StepContext) -> Spec {
@@ -244,6 +249,15 @@ fn spec(step: &Job<CommandParams>, ctx: &StepContext) -> Spec {
         undo: p.undo.clone(),
         probe: p.probe.clone(),
         mark: mark(&step.id, ctx),
+        hook_env: vec![
+            ("CUTOVER_RUN_ID", ctx.run.run_id.clone()),
+            ("CUTOVER_RELEASE", ctx.run.release.clone()),
+            ("CUTOVER_STEP", step.id.clone()),
+            (
+                "CUTOVER_DRY_RUN",
+                if ctx.run.dry_run { "1" } else { "0" }.into(),
+            ),
+        ],
     }
 }
 
@@ -268,8 +282,17 @@ pub(crate) fn tie_to_step(cmd: &mut tokio::process::Command, mark: &str) {
     }
 }
 
-/// Runs `argv` and returns its exit code, or an error naming what went wrong.
-async fn run_argv(argv: &[String], s: &Spec, ctx: &StepContext) -> Result<i32, StepError> {
+/// How a command that exited 0 or 1 ended (any other status is an error).
+struct Ran {
+    /// 0 or 1: the caller decides whether 1 is an answer (a probe) or a failure.
+    code: i32,
+    /// `; stderr: ...; stdout: ...`: the last lines of each (redacted), or empty, so a failure
+    /// always says what the command printed.
+    output: String,
+}
+
+/// Runs `argv` and returns how it ended, or an error naming what went wrong.
+async fn run_argv(argv: &[String], s: &Spec, ctx: &StepContext) -> Result<Ran, StepError> {
     for name in &s.secret_env {
         if std::env::var_os(name).is_none() {
             return Err(EnvError::SecretUnset { name: name.clone() }.into());
@@ -279,6 +302,7 @@ async fn run_argv(argv: &[String], s: &Spec, ctx: &StepContext) -> Result<i32, S
     let mut cmd = tokio::process::Command::new(program);
     cmd.args(args)
         .current_dir(&ctx.spec_dir)
+        .envs(s.hook_env.iter().map(|(k, v)| (*k, v.as_str())))
         .envs(s.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -308,7 +332,7 @@ async fn run_argv(argv: &[String], s: &Spec, ctx: &StepContext) -> Result<i32, S
     };
     let waited =
         tokio::time::timeout(s.timeout, async { tokio::join!(child.wait(), collect) }).await;
-    let Ok((status, (_out, err))) = waited else {
+    let Ok((status, (out, err))) = waited else {
         if let Some(pid) = pid {
             // The whole group: a shell's children too.
             unsafe { libc::kill(-(pid as i32), libc::SIGKILL) };
@@ -329,23 +353,25 @@ async fn run_argv(argv: &[String], s: &Spec, ctx: &StepContext) -> Result<i32, S
     if !status.success() {
         stop_leftovers(s, pid).await;
     }
-    exit_code(argv, status, &err, ctx)
+    let output = ctx
+        .redactor
+        .redact(&format!("{}{}", tail("stderr", &err), tail("stdout", &out)));
+    exit_code(argv, status, output)
 }
 
 /// 0 or 1 (the caller decides whether 1 is an answer, for a probe, or a failure), or the error
-/// for any other status, with the last lines of stderr (redacted), or for a signal.
+/// for any other status, with what the command printed last, or for a signal.
 fn exit_code(
     argv: &[String],
     status: std::process::ExitStatus,
-    stderr: &[u8],
-    ctx: &StepContext,
-) -> Result<i32, StepError> {
+    output: String,
+) -> Result<Ran, StepError> {
     match status.code() {
-        Some(code @ (0 | 1)) => Ok(code),
+        Some(code @ (0 | 1)) => Ok(Ran { code, output }),
         Some(code) => Err(CommandError::Exited {
             argv: argv.join(" "),
             code,
-            stderr: ctx.redactor.redact(&tail(stderr)),
+            output,
         }
         .into()),
         None => Err(CommandError::Signalled {
@@ -355,20 +381,15 @@ fn exit_code(
     }
 }
 
-fn tail(stderr: &[u8]) -> String {
-    let text = String::from_utf8_lossy(stderr);
-    let lines: Vec<&str> = text
-        .lines()
-        .rev()
-        .take(10)
-        .collect::<Vec<_>>()
-        .into_iter()
-        .rev()
-        .collect();
-    if lines.is_empty() {
+/// `; {stream}: ` and the last 10 lines of `bytes` joined by ` | `, or nothing when it is empty.
+fn tail(stream: &str, bytes: &[u8]) -> String {
+    let text = String::from_utf8_lossy(bytes);
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    let last = &lines[lines.len().saturating_sub(10)..];
+    if last.is_empty() {
         String::new()
     } else {
-        format!("; stderr: {}", lines.join(" | "))
+        format!("; {stream}: {}", last.join(" | "))
     }
 }
 
@@ -390,14 +411,14 @@ impl Driver for CommandDriver {
         Box::pin(async move {
             let s = spec(&step, &ctx);
             match run_argv(&s.argv, &s, &ctx).await? {
-                0 => Ok(Done {
+                Ran { code: 0, .. } => Ok(Done {
                     undo: undo_data(&s),
                     detail: Some(format!("`{}` exited 0", s.argv.join(" "))),
                 }),
-                code => Err(CommandError::Exited {
+                Ran { code, output } => Err(CommandError::Exited {
                     argv: s.argv.join(" "),
                     code,
-                    stderr: String::new(),
+                    output,
                 }
                 .into()),
             }
@@ -415,10 +436,11 @@ impl Driver for CommandDriver {
             // Exactly what was recorded when the step ran.
             let Some(argv) = undo.undo else { return Ok(()) };
             match run_argv(&argv, &s, &ctx).await? {
-                0 => Ok(()),
-                code => Err(CommandError::UndoExited {
+                Ran { code: 0, .. } => Ok(()),
+                Ran { code, output } => Err(CommandError::UndoExited {
                     argv: argv.join(" "),
                     code,
+                    output,
                 }
                 .into()),
             }
@@ -435,7 +457,7 @@ impl Driver for CommandDriver {
             let Some(probe) = s.probe.clone() else {
                 return Ok(None);
             };
-            match run_argv(&probe, &s, &ctx).await? {
+            match run_argv(&probe, &s, &ctx).await?.code {
                 0 => Ok(Some(Probe::Done(undo_data(&s)))),
                 _ => Ok(Some(Probe::NotDone)),
             }
