@@ -385,12 +385,20 @@ pub(crate) fn out(text: &str) {
 }
 
 fn plan(spec: &std::path::Path, format: PlanFormat) -> Result<(), Error> {
-    let plan = cutover_planner::plan_file(spec)
-        .map_err(|source| Error::Plan {
-            source,
-            json: format == PlanFormat::Json,
-        })?
-        .plan;
+    let plan = match cutover_planner::plan_file(spec) {
+        Ok(planned) => planned.plan,
+        Err(source) => {
+            // A pull request whose migrations stop planning still gets its comment: why.
+            if let (PlanFormat::Markdown, PlanError::Blocked(findings)) = (format, &source) {
+                out(&render::blocked_markdown(
+                    &spec.display().to_string(),
+                    findings,
+                ));
+            }
+            let json = format == PlanFormat::Json;
+            return Err(Error::Plan { source, json });
+        }
+    };
     let text = match format {
         PlanFormat::Text => render::plan_text(&plan),
         PlanFormat::Json => render::plan_json(&plan),

@@ -128,6 +128,11 @@ impl Error {
     /// The documented exit code ([`crate::exit`], README "Exit codes").
     pub fn exit_code(&self) -> u8 {
         match self {
+            // Findings stop the plan: the input is readable, the migrations are not safe.
+            Error::Plan {
+                source: PlanError::Blocked(_),
+                ..
+            } => exit::FINDINGS,
             Error::Plan { .. }
             | Error::SpecNotUtf8 { .. }
             | Error::RunNotUtf8 { .. }

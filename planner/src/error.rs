@@ -23,6 +23,19 @@ pub struct Diagnostic {
     /// Where to read more: the rule's section of `docs/rules.md`, for a finding.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub doc: Option<String>,
+    /// For a finding: its rule and severity (`rule`, `severity` in JSON). Boxed: most
+    /// diagnostics are not findings, and results carrying one stay small.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub finding: Option<Box<FindingRef>>,
+}
+
+/// The rule a finding diagnostic comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FindingRef {
+    /// The rule's id.
+    pub rule: String,
+    /// The finding's severity.
+    pub severity: crate::lint::Severity,
 }
 
 impl Diagnostic {
@@ -33,6 +46,7 @@ impl Diagnostic {
             message: message.into(),
             hint: Some(hint.into()),
             doc: None,
+            finding: None,
         }
     }
 }
@@ -79,6 +93,7 @@ impl PlanError {
                 message: self.to_string(),
                 hint: None,
                 doc: None,
+                finding: None,
             }],
             PlanError::Invalid(d) => d.clone(),
             PlanError::Blocked(findings) => findings.iter().map(Finding::to_diagnostic).collect(),

@@ -83,6 +83,10 @@ impl Finding {
             message: format!("{} [{}]: {}", self.severity, self.rule, self.message),
             hint: Some(self.hint.clone()),
             doc: Some(self.doc()),
+            finding: Some(Box::new(crate::error::FindingRef {
+                rule: self.rule.clone(),
+                severity: self.severity,
+            })),
         }
     }
 

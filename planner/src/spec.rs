@@ -537,6 +537,7 @@ impl ReleaseSpec {
                 message: format!("invalid release spec: {message}"),
                 hint,
                 doc: None,
+                finding: None,
             }]
         })?;
         let mut errors = spec.validate(text, &at);

@@ -1,14 +1,31 @@
-//! Bad input: every case gets a clear message naming the file and line, a hint, exit code 1 and
-//! no panic. The fixtures live in `tests/fixtures/<case>/` (one folder per edge case).
+//! Bad input: every case gets a clear message naming the file and line, a hint, exit code 1 (2
+//! when findings in readable migrations stop the plan) and no panic. The fixtures live in
+//! `tests/fixtures/<case>/` (one folder per edge case).
 
 use crate::common::{assert_no_panic, cutover, transcript};
 
-/// Plans `tests/fixtures/<case>/spec.toml` and checks the failure; returns stderr.
+/// Plans `tests/fixtures/<case>/spec.toml` and checks the failure (exit 1: bad input); returns
+/// stderr.
 fn fails(case: &str, location: &str, needles: &[&str]) -> String {
+    fails_with(1, case, location, needles)
+}
+
+/// As [`fails`], for migrations that are read but whose findings stop the plan (exit 2, as any
+/// error finding).
+fn blocked(case: &str, location: &str, needles: &[&str]) -> String {
+    fails_with(2, case, location, needles)
+}
+
+fn fails_with(code: i32, case: &str, location: &str, needles: &[&str]) -> String {
     let spec = format!("tests/fixtures/{case}/spec.toml");
     let out = cutover(&["plan", &spec]);
     assert_no_panic(&out);
-    assert_eq!(out.status.code(), Some(1), "{case}: {}", transcript(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "{case}: {}",
+        transcript(&out)
+    );
     assert!(
         out.stdout.is_empty(),
         "{case}: nothing is planned, so nothing goes to stdout"
@@ -131,7 +148,7 @@ fn missing_migrations_dir() {
 
 #[test]
 fn unparseable_sql() {
-    fails(
+    blocked(
         "unparseable-sql",
         "tests/fixtures/unparseable-sql/migrations/V2__typo.sql:3",
         &["[unparseable-statement]"],
@@ -141,7 +158,7 @@ fn unparseable_sql() {
 #[test]
 fn bom_and_crlf_keep_line_numbers_right() {
     // The unreadable statement is on line 3 as an editor shows it, BOM and CRLF notwithstanding.
-    fails(
+    blocked(
         "bom-crlf-unparseable",
         "tests/fixtures/bom-crlf-unparseable/migrations/V2__bom_crlf.sql:3",
         &["[unparseable-statement]"],
@@ -171,7 +188,7 @@ fn bom_and_crlf_files_that_are_fine_plan_fine() {
 
 #[test]
 fn breaking_change_without_a_rewrite_names_the_recipe() {
-    fails(
+    blocked(
         "breaking-without-rewrite",
         "tests/fixtures/breaking-without-rewrite/migrations/V2__email_type.sql:1",
         &[
@@ -196,7 +213,7 @@ fn breaking_change_without_a_rewrite_names_the_recipe() {
 
 #[test]
 fn contradicted_phase_declaration() {
-    fails(
+    blocked(
         "phase-declaration-mismatch",
         "tests/fixtures/phase-declaration-mismatch/migrations/V2__declared.sql:1",
         &["declares `expand` but line 2 is a contract statement"],

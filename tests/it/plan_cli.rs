@@ -470,7 +470,7 @@ ALTER TABLE ONLY app.\"Members\" ADD CONSTRAINT \"Members_pkey\" PRIMARY KEY (\"
         let out = cutover(&["plan", spec.to_str().unwrap()]);
         assert_no_panic(&out);
         let text = transcript(&out);
-        assert_eq!(out.status.code(), Some(1), "{what}: {text}");
+        assert_eq!(out.status.code(), Some(2), "{what}: {text}");
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(
             stderr.contains("nothing was planned")
@@ -485,7 +485,7 @@ ALTER TABLE ONLY app.\"Members\" ADD CONSTRAINT \"Members_pkey\" PRIMARY KEY (\"
         assert!(out.stdout.is_empty(), "{what}: {text}");
 
         let out = cutover(&["plan", spec.to_str().unwrap(), "--format", "json"]);
-        assert_eq!(out.status.code(), Some(1), "{what}: {}", transcript(&out));
+        assert_eq!(out.status.code(), Some(2), "{what}: {}", transcript(&out));
         let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
         let d = &doc["error"]["diagnostics"][0];
         assert!(
@@ -641,4 +641,89 @@ fn completions_load_in_bash_and_complete_every_command() {
     }
     let bad = crate::common::cutover(&["completions", "tcsh"]);
     assert_eq!(bad.status.code(), Some(1), "{}", transcript(&bad));
+}
+
+/// A pull request whose migrations stop planning still gets its comment: the verdict and the
+/// findings, on stdout, exit 2 (findings, not bad input); the JSON error names rule and severity.
+#[test]
+fn a_blocked_plan_still_renders_its_comment_and_exits_2() {
+    let spec = "tests/fixtures/breaking-without-rewrite/spec.toml";
+    let out = cutover(&["plan", spec, "--format", "markdown"]);
+    assert_eq!(out.status.code(), Some(2), "{}", transcript(&out));
+    let md = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        md.starts_with("### cutover plan `") && md.contains("**blocked**"),
+        "{md}"
+    );
+    assert!(
+        md.contains(
+            "| error | `breaking-alter-column-type` | `tests/fixtures/breaking-without-rewrite/"
+        ),
+        "{md}"
+    );
+    let out = cutover(&["plan", spec, "--format", "json"]);
+    assert_eq!(out.status.code(), Some(2), "{}", transcript(&out));
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let d = &doc["error"]["diagnostics"][0];
+    assert_eq!(d["rule"], "breaking-alter-column-type", "{doc:#}");
+    assert_eq!(d["severity"], "error", "{doc:#}");
+    assert_eq!(d["line"], 1, "{doc:#}");
+}
+
+/// The comment leads with a verdict, shows the schema changes as SQL and the traffic plan with
+/// its expected duration, and a release of hundreds of steps is summarised, not cut: its
+/// contract migration is still there, under GitHub's comment limit.
+#[test]
+fn the_comment_of_a_large_release_keeps_what_matters() {
+    let root = crate::common::root();
+    let canary = std::fs::read_to_string(root.join("plans/canary.toml")).unwrap();
+    let (head, rest) = canary.split_once("[[service]]").unwrap();
+    let (service, tail) = rest.split_once("[[database]]").unwrap();
+    let mut spec = head.to_string();
+    for i in 0..40 {
+        spec += &format!("[[service]]{service}")
+            .replace("name = \"api\"", &format!("name = \"api{i}\""))
+            .replace("port = 3333", &format!("port = {}", 4000 + 2 * i))
+            .replace(
+                "candidate_port = 3334",
+                &format!("candidate_port = {}", 4001 + 2 * i),
+            );
+    }
+    spec += &format!("[[database]]{tail}").replace(
+        "../migrations-sample/app",
+        root.join("migrations-sample/app").to_str().unwrap(),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("spec.toml"), spec).unwrap();
+    let out = crate::common::cutover_in(dir.path(), &["plan", "spec.toml", "--format", "markdown"]);
+    assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
+    let md = String::from_utf8(out.stdout).unwrap();
+    let steps = md.lines().next().unwrap().to_string();
+    assert!(steps.contains("**needs review**"), "{steps}");
+    assert!(
+        md.len() <= cutover_planner::render::MARKDOWN_LIMIT,
+        "{} bytes",
+        md.len()
+    );
+    assert!(
+        !md.contains("Truncated"),
+        "a large plan is summarised, not cut"
+    );
+    assert!(
+        md.contains("`migrate/contract/V7__drop_users_legacy_flags`"),
+        "contract step lost"
+    );
+    assert!(
+        md.contains("DROP COLUMN"),
+        "the schema changes show the contract's SQL"
+    );
+    assert!(
+        md.contains("Not listed:") && md.contains("deploy"),
+        "the rest is counted by kind"
+    );
+    assert!(
+        md.contains("- `api39`: 10% → pause 1m → gate"),
+        "traffic plan per service"
+    );
+    assert!(md.contains("Expected duration: at least"), "{md}");
 }

@@ -1,7 +1,9 @@
 //! The pull-request review comment: summary line first, details after, under GitHub's limit.
 
 use super::{Summary, mermaid};
-use crate::dag::{MigrateParams, Params, Plan};
+use crate::dag::{AnalysisParams, MigrateParams, Params, PauseParams, Plan, ShiftParams, Step};
+use crate::duration::Duration;
+use crate::lint::Finding;
 use std::fmt::Write;
 
 /// Markdown output is cut to stay under this many characters (GitHub caps a comment at 65,536).
@@ -14,16 +16,33 @@ fn cell(s: &str) -> String {
     s.replace('|', "\\|").replace('\n', " ")
 }
 
+/// Steps listed one by one in the comment; a larger release lists its migrations, gates,
+/// traffic shifts and pivots and counts the rest by kind, so nothing that matters is cut.
+const STEPS_LISTED: usize = 80;
+
+/// How a reviewer should read the plan, first line of the comment.
+fn verdict(plan: &Plan, sum: &Summary) -> &'static str {
+    if sum.findings.error > 0 {
+        "⛔ **blocked**: error findings stop `apply` (see Findings)"
+    } else if sum.findings.warning > 0 || sum.irreversible_steps > 0 || plan.downtime.is_some() {
+        "⚠️ **needs review**: warnings, downtime or steps that cannot be rolled back"
+    } else {
+        "✅ **safe**: no warning, and every step can be rolled back"
+    }
+}
+
 /// The plan as a pull-request comment. `spec_path` is shown in the commands to re-plan and apply.
+/// Order: verdict, summary, findings, schema changes (SQL), traffic, steps, the DAG (collapsed).
 pub fn markdown(plan: &Plan, spec_path: &str) -> String {
     let sum = Summary::of(plan);
     let mut out = String::new();
     let f = &sum.findings;
     let _ = writeln!(
         out,
-        "### cutover plan `{}`: {} steps, {} expand / {} contract migration(s), {} irreversible, \
-         findings: {} error · {} warning · {} info\n",
+        "### cutover plan `{}`: {}\n\n{} steps, {} expand / {} contract migration(s), {} \
+         irreversible, findings: {} error · {} warning · {} info\n",
         plan.release,
+        verdict(plan, &sum),
         sum.steps,
         sum.expand_migrations,
         sum.contract_migrations,
@@ -62,27 +81,20 @@ pub fn markdown(plan: &Plan, spec_path: &str) -> String {
             d.steps.len()
         );
     }
-    findings_table(&mut out, plan);
-    out.push_str("<details><summary>Release DAG</summary>\n\n```mermaid\n");
-    out.push_str(&mermaid(plan));
-    out.push_str("```\n\n</details>\n\n");
-    out.push_str(
-        "<details><summary>Steps</summary>\n\n| # | Step | What it does | Undo | Pivot \
-         |\n|---|---|---|---|---|\n",
-    );
-    for (i, s) in plan.steps().enumerate() {
-        let _ = writeln!(
-            out,
-            "| {} | `{}` | {} | {} | {} |",
-            i + 1,
-            s.id,
-            cell(&s.description),
-            cell(&s.undo),
-            if s.reversible { "" } else { "**yes**" }
+    findings_table(&mut out, &plan.findings);
+    schema_changes(&mut out, plan);
+    traffic(&mut out, plan);
+    steps_table(&mut out, plan);
+    if plan.graph.node_count() <= STEPS_LISTED {
+        out.push_str("<details><summary>Release DAG</summary>\n\n```mermaid\n");
+        out.push_str(&mermaid(plan));
+        out.push_str("```\n\n</details>\n\n");
+    } else {
+        out.push_str(
+            "The DAG is too large to draw here: `cutover plan SPEC --format mermaid` (or \
+             `dot`) draws it.\n\n",
         );
     }
-    out.push_str("\n</details>\n\n");
-    generated_sql(&mut out, plan);
     let _ = writeln!(
         out,
         "Re-plan: `cutover plan {spec_path} --format markdown` · dry run: `cutover apply \
@@ -92,14 +104,14 @@ pub fn markdown(plan: &Plan, spec_path: &str) -> String {
 }
 
 /// The findings, most severe first, up to [`FINDINGS_SHOWN`].
-fn findings_table(out: &mut String, plan: &Plan) {
-    if !plan.findings.is_empty() {
+fn findings_table(out: &mut String, all: &[Finding]) {
+    if !all.is_empty() {
         out.push_str(
             "#### Findings\n\n| Severity | Rule | Location | Message | Fix \
              |\n|---|---|---|---|---|\n",
         );
         // Most severe first; a long tail would push the DAG and the steps out of the comment.
-        let mut findings: Vec<_> = plan.findings.iter().collect();
+        let mut findings: Vec<_> = all.iter().collect();
         findings.sort_by_key(|f| std::cmp::Reverse(f.severity));
         for f in findings.iter().take(FINDINGS_SHOWN) {
             let _ = writeln!(
@@ -124,25 +136,137 @@ fn findings_table(out: &mut String, plan: &Plan) {
     }
 }
 
-/// The SQL the rename rewrite generated, per step.
-fn generated_sql(out: &mut String, plan: &Plan) {
-    let generated: Vec<_> = plan
+/// Every migration step with the SQL it runs, in plan order: what the release does to the
+/// schema, phase by phase.
+fn schema_changes(out: &mut String, plan: &Plan) {
+    let migrations: Vec<(&Step, &MigrateParams)> = plan
         .steps()
         .filter_map(|s| match &s.params {
-            Params::Migrate(MigrateParams {
-                generated_sql: Some(sql),
-                ..
-            }) => Some((s, sql)),
+            Params::Migrate(m) => Some((s, m)),
             _ => None,
         })
         .collect();
-    if !generated.is_empty() {
-        out.push_str("<details><summary>Generated SQL</summary>\n\n");
-        for (s, sql) in generated {
-            let _ = writeln!(out, "`{}`\n\n```sql\n{}\n```\n", s.id, sql);
-        }
-        out.push_str("</details>\n\n");
+    if migrations.is_empty() {
+        return;
     }
+    out.push_str("<details open><summary>Schema changes</summary>\n\n");
+    for (s, m) in migrations {
+        let phase = s.phase.map_or("", |p| p.as_str());
+        let _ = writeln!(out, "`{}` ({phase}, database `{}`)\n", m.file, m.database);
+        out.push_str("```sql\n");
+        for sql in &m.sql {
+            let _ = writeln!(out, "{};", sql.trim_end().trim_end_matches(';'));
+        }
+        out.push_str("```\n\n");
+    }
+    out.push_str("</details>\n\n");
+}
+
+/// Each service's traffic steps and gates, and how long the release holds traffic at least (the
+/// sum of its pauses and analysis windows; deploys, health checks and backfills come on top).
+fn traffic(out: &mut String, plan: &Plan) {
+    let mut lines: Vec<(String, Vec<String>)> = Vec::new();
+    let mut held = 0u64;
+    for s in plan.steps() {
+        let (service, what) = match &s.params {
+            Params::Shift(ShiftParams {
+                service, to_weight, ..
+            }) => (service, format!("{to_weight}%")),
+            Params::Pause(PauseParams { service, duration }) => {
+                held += duration.as_millis();
+                (service, format!("pause {duration}"))
+            }
+            Params::Analysis(AnalysisParams {
+                service,
+                window,
+                max_error_rate,
+                max_p99_latency,
+                ..
+            }) => {
+                held += window.as_millis();
+                let rate = max_error_rate * 100.0;
+                (
+                    service,
+                    format!("gate (errors ≤ {rate}%, p99 ≤ {max_p99_latency}, {window})"),
+                )
+            }
+            _ => continue,
+        };
+        match lines.iter_mut().find(|(name, _)| name == service) {
+            Some((_, parts)) => parts.push(what),
+            None => lines.push((service.clone(), vec![what])),
+        }
+    }
+    if lines.is_empty() {
+        return;
+    }
+    out.push_str("#### Traffic\n\n");
+    for (service, parts) in lines {
+        let _ = writeln!(out, "- `{service}`: {}", parts.join(" → "));
+    }
+    let _ = writeln!(
+        out,
+        "\nExpected duration: at least {} of pauses and analysis windows, plus deploys, health \
+         checks and backfills.\n",
+        Duration::from_millis(held)
+    );
+}
+
+/// The steps, one row each; a release of more than [`STEPS_LISTED`] steps lists the ones the
+/// other sections do not summarise (migrations, backfills, pivots; traffic has its own section)
+/// and counts the rest by kind.
+fn steps_table(out: &mut String, plan: &Plan) {
+    let all: Vec<&Step> = plan.steps().collect();
+    let large = all.len() > STEPS_LISTED;
+    let listed = |s: &Step| {
+        !large || !s.reversible || matches!(s.params, Params::Migrate(_) | Params::Backfill(_))
+    };
+    out.push_str(
+        "<details><summary>Steps</summary>\n\n| # | Step | What it does | Undo | Pivot \
+         |\n|---|---|---|---|---|\n",
+    );
+    let mut rest: std::collections::BTreeMap<&str, usize> = std::collections::BTreeMap::new();
+    for (i, s) in all.iter().enumerate() {
+        if !listed(s) {
+            *rest.entry(s.kind().as_str()).or_default() += 1;
+            continue;
+        }
+        let _ = writeln!(
+            out,
+            "| {} | `{}` | {} | {} | {} |",
+            i + 1,
+            s.id,
+            cell(&s.description),
+            cell(&s.undo),
+            if s.reversible { "" } else { "**yes**" }
+        );
+    }
+    if !rest.is_empty() {
+        let counts: Vec<String> = rest.iter().map(|(k, n)| format!("{n} {k}")).collect();
+        let _ = writeln!(
+            out,
+            "\nNot listed: {} (`cutover plan SPEC` lists every step).",
+            counts.join(", ")
+        );
+    }
+    out.push_str("\n</details>\n\n");
+}
+
+/// The comment for a plan that findings stop: the verdict and the findings, so the pull
+/// request shows why nothing was planned.
+pub fn blocked_markdown(spec_path: &str, findings: &[Finding]) -> String {
+    let mut out = format!(
+        "### cutover plan `{spec_path}`: ⛔ **blocked**: {} finding(s) stop planning; nothing \
+         was planned\n\n",
+        findings.len()
+    );
+    findings_table(&mut out, findings);
+    let _ = writeln!(
+        out,
+        "Each finding links its fix in `docs/rules.md`. Re-plan: `cutover plan {spec_path} \
+         --format markdown`"
+    );
+    truncate(out)
 }
 
 fn truncate(mut out: String) -> String {

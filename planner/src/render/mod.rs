@@ -9,7 +9,7 @@ mod text;
 
 pub use graph::{dot, mermaid};
 pub use json::{JSON_SCHEMA_VERSION, lint_json, plan_json};
-pub use markdown::{MARKDOWN_LIMIT, markdown};
+pub use markdown::{MARKDOWN_LIMIT, blocked_markdown, markdown};
 pub use text::{lint_text, plan_text};
 
 use crate::analysis::Phase;

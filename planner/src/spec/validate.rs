@@ -23,6 +23,7 @@ impl ReleaseSpec {
                 message,
                 hint: Some(hint.to_string()),
                 doc: None,
+                finding: None,
             });
         };
         if self.service.is_empty() && self.database.is_empty() && self.command.is_empty() {
