@@ -472,8 +472,16 @@ pub fn runs(common: &Common) -> Result<(), Error> {
         eprintln!("no runs under {}", common.state_dir.join("runs").display());
     }
     for r in list {
+        let started = r.started_at.map_or("-".to_string(), |t| {
+            t.format("%Y-%m-%d %H:%M:%SZ").to_string()
+        });
+        let stopped = r
+            .stopped_at
+            .map(|s| format!("  at {s}"))
+            .unwrap_or_default();
+        let user = if r.user.is_empty() { "-" } else { &r.user };
         println!(
-            "{}  {:<20}  {}{}",
+            "{}  {started}  {user:<10}  {:<20}  {}{}{stopped}",
             r.run_id,
             r.state,
             r.release,

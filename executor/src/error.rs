@@ -67,6 +67,14 @@ pub enum ExecError {
         /// Where runs live.
         runs_dir: PathBuf,
     },
+    /// A run id prefix that more than one run starts with.
+    #[error("`{run}` is the start of {} run ids: {}", candidates.len(), candidates.join(", "))]
+    AmbiguousRun {
+        /// What was asked for.
+        run: String,
+        /// The run ids it could mean, newest first.
+        candidates: Vec<String>,
+    },
     /// A run directory without its event log.
     #[error("{}: the run has no event log (events.log is missing); cutover creates it right after the run directory, so either the process that started the run stopped in between (then no step ran) or the file was removed", dir.display())]
     NoLog {
@@ -576,7 +584,8 @@ impl ExecError {
             ExecError::InDoubt { step } => format!("check by hand whether `{step}` took effect. If it did not, run `cutover resume RUN --retry {step}`. To let cutover decide next time, give the command a `probe` argv in the spec or mark it `idempotent`"),
             ExecError::Environment { .. } => "set what it names in this shell, to the values the run started with (a resume or rollback reaches the same databases and runs the same commands), then run the same command again".into(),
             ExecError::PlanMismatch { .. } => "the log is intact and is the truth; plan.json was edited or damaged on disk (or the directory holds another run's files). Restore the run directory from a backup; `cutover status RUN` still shows what was done".into(),
-            ExecError::NoSuchRun { .. } | ExecError::NoSuchPgRun { .. } => "`cutover runs` lists the runs of this state directory (`--state-dir` or CUTOVER_STATE_DIR)".into(),
+            ExecError::NoSuchRun { .. } | ExecError::NoSuchPgRun { .. } => "`cutover runs` lists the runs of this state directory (`--state-dir` or CUTOVER_STATE_DIR); a RUN can also be `latest`, a release name (its newest run) or the start of a run id".into(),
+            ExecError::AmbiguousRun { .. } => "give more of the run id (`cutover runs` lists them)".into(),
             ExecError::NoDriver { .. } => "`cutover apply SPEC --dry-run` walks the whole plan without side effects; real PostgreSQL, Docker and router steps arrive with their drivers".into(),
             ExecError::Log(e) => e.hint(),
             ExecError::PlanFormat { .. } | ExecError::PgLogFormat { .. } => crate::log::VERSION_HINT.into(),

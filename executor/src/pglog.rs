@@ -322,6 +322,8 @@ impl PgStore {
                     started_at: None,
                     updated_at: None,
                     state: format!("unreadable: {e}"),
+                    user: String::new(),
+                    stopped_at: None,
                     dry_run: false,
                     dir: Default::default(),
                 },

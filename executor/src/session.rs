@@ -92,7 +92,8 @@ pub async fn start(
     Ok(session)
 }
 
-/// Reopens the run `run` (an id, or for files a path) for `command` (`resume` or `rollback`).
+/// Reopens the run `run` (any name [`resolve_run`] takes) for `command` (`resume` or
+/// `rollback`).
 pub async fn attach(
     backend: &Backend,
     store: &Store,
@@ -100,6 +101,7 @@ pub async fn attach(
     command: &str,
     reporter: Box<dyn Reporter>,
 ) -> Result<Session, ExecError> {
+    let run = &resolve_run(backend, store, run).await?;
     let replay = |contents: &LogContents, describe: String| {
         RunState::replay(&contents.header, &contents.records).map_err(|source| ExecError::Replay {
             path: PathBuf::from(describe),
@@ -251,8 +253,52 @@ pub struct Snapshot {
     pub holder: Option<Holder>,
 }
 
-/// Reads `run` without locking it.
+/// The run `run` names, as the backends know it: a run id (or, with files, a run directory or
+/// `events.log` path) as given; else `latest` (the newest run), a release name (its newest run),
+/// or the start of exactly one run id, as `cutover runs` lists them.
+///
+/// Errors: [`ExecError::NoSuchRun`] when nothing matches (with files; the PostgreSQL reader
+/// refuses an unknown name itself), [`ExecError::AmbiguousRun`] for a prefix of several run ids.
+pub async fn resolve_run(backend: &Backend, store: &Store, run: &str) -> Result<String, ExecError> {
+    // What an exact lookup says when nothing else matches: the files' error, or for PostgreSQL
+    // the name itself, which its reader then refuses with what it found.
+    let exact = match backend {
+        Backend::Files => match store.resolve(run) {
+            Ok(_) => return Ok(run.to_string()),
+            Err(e @ ExecError::NoSuchRun { .. }) => Err(e),
+            Err(e) => return Err(e),
+        },
+        Backend::Postgres(_) => Ok(run.to_string()),
+    };
+    let runs = list(backend, store).await?;
+    if runs.iter().any(|r| r.run_id == run) {
+        return Ok(run.to_string());
+    }
+    let newest = |found: Option<&RunSummary>| found.map(|r| r.run_id.clone());
+    if let Some(id) = match run {
+        "latest" => newest(runs.first()),
+        _ => newest(runs.iter().find(|r| r.release == run)),
+    } {
+        return Ok(id);
+    }
+    let candidates: Vec<String> = runs
+        .iter()
+        .filter(|r| r.run_id.starts_with(run))
+        .map(|r| r.run_id.clone())
+        .collect();
+    match candidates.as_slice() {
+        [one] => Ok(one.clone()),
+        [] => exact,
+        _ => Err(ExecError::AmbiguousRun {
+            run: run.into(),
+            candidates,
+        }),
+    }
+}
+
+/// Reads `run` (any name [`resolve_run`] takes) without locking it.
 pub async fn read(backend: &Backend, store: &Store, run: &str) -> Result<Snapshot, ExecError> {
+    let run = &resolve_run(backend, store, run).await?;
     match backend {
         Backend::Files => {
             let dir = store.resolve(run)?;

@@ -75,6 +75,8 @@ pub struct RunState {
     pub step_hashes: Vec<(String, String)>,
     /// Release name.
     pub release: String,
+    /// Who started the run.
+    pub user: String,
     /// Spec path as given.
     pub spec_path: String,
     /// Absolute spec path.
@@ -123,6 +125,7 @@ impl RunState {
             plan_hash: header.plan_hash.clone(),
             step_hashes: Vec::new(),
             release: String::new(),
+            user: String::new(),
             spec_path: String::new(),
             spec_abs: String::new(),
             dry_run: header.dry_run,
@@ -171,6 +174,7 @@ impl RunState {
                     spec_path,
                     spec_abs,
                     dry_run,
+                    user,
                     ..
                 } = rs.as_ref();
                 if r.seq != 1 {
@@ -181,6 +185,7 @@ impl RunState {
                 }
                 self.step_hashes = step_hashes.clone();
                 self.release = release.clone();
+                self.user = user.clone();
                 self.spec_path = spec_path.clone();
                 self.spec_abs = spec_abs.clone();
                 self.dry_run = *dry_run;
@@ -317,6 +322,25 @@ impl RunState {
             Event::RunFinished { outcome } => self.outcome = Some(*outcome),
         }
         Ok(())
+    }
+
+    /// The step a run that did not succeed stopped at: where its rollback stopped, else the
+    /// step that failed, else the first step left in doubt.
+    pub fn stopped_at(&self) -> Option<&str> {
+        if let Some((step, _)) = &self.rollback_stopped {
+            return Some(step);
+        }
+        let failed = self
+            .step_hashes
+            .iter()
+            .map(|(id, _)| id.as_str())
+            .find(|id| {
+                matches!(
+                    self.steps.get(*id).map(|s| s.state),
+                    Some(StepState::Failed | StepState::CompensationFailed)
+                )
+            });
+        failed.or_else(|| self.in_doubt().first().copied())
     }
 
     /// Ids of steps started but not ended.

@@ -359,6 +359,12 @@ pub struct RunSummary {
     pub updated_at: Option<DateTime<Utc>>,
     /// `succeeded`, `rolled_back`, ..., or `in progress` / `stopped`.
     pub state: String,
+    /// Who started it.
+    pub user: String,
+    /// The step it stopped at, when it did not succeed ([`RunState::stopped_at`]).
+    ///
+    /// [`RunState::stopped_at`]: crate::state::RunState::stopped_at
+    pub stopped_at: Option<String>,
     /// Describe-only run.
     pub dry_run: bool,
     /// Directory.
@@ -379,6 +385,12 @@ impl RunSummary {
             started_at: st.started_at,
             updated_at: st.updated_at,
             state,
+            user: st.user.clone(),
+            stopped_at: if st.outcome == Some(crate::event::Outcome::Succeeded) {
+                None
+            } else {
+                st.stopped_at().map(String::from)
+            },
             dry_run: st.dry_run,
             dir,
         }
@@ -570,6 +582,8 @@ fn summarize(dir: &Path) -> RunSummary {
             started_at: None,
             updated_at: None,
             state: format!("unreadable: {e}"),
+            user: String::new(),
+            stopped_at: None,
             dry_run: false,
             dir: dir.to_path_buf(),
         },

@@ -58,6 +58,10 @@ fn snapshot(name: &str, dir: &Path, out: &Output) {
         "[TIME]",
     );
     settings.add_filter(r"\b\d+\.\ds\b", "[SECS]");
+    settings.add_filter(
+        r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}Z  \S+( \d+)? +",
+        "[STARTED]  [USER]  ",
+    );
     settings.add_filter(r#""(pid|pgid|pgid_start)":\d+"#, "\"$1\":[N]");
     settings.add_filter(r"pid \d+", "pid [N]");
     settings.add_filter(r#""host":"[^"]*""#, "\"host\":[HOST]");
@@ -143,5 +147,67 @@ fn a_hook_sees_its_run_and_its_failure_shows_what_it_printed() {
     assert!(
         all.contains("exited with status 1; stderr: see report.txt; stdout: 3 rows fail the check"),
         "{all}"
+    );
+}
+
+/// Wherever a RUN is taken, `latest`, the release name (its newest run) or the start of one run
+/// id name a run; the start of several is refused with their ids. `runs` shows who started each
+/// and the step a run that did not succeed stopped at.
+#[test]
+fn runs_are_addressed_by_latest_release_name_or_a_unique_prefix() {
+    let dir = release("echo broken >&2; exit 3; ");
+    let d = dir.path();
+    let first = cutover(d, &["apply", "spec.toml"]);
+    assert_ne!(first.status.code(), Some(0), "{}", transcript(&first));
+    let older = only_run(d);
+    // Run ids carry the second they started in: make the second run's id sort after the first.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    std::fs::write(
+        d.join("spec.toml"),
+        std::fs::read_to_string(d.join("spec.toml"))
+            .unwrap()
+            .replace("echo broken >&2; exit 3; ", ""),
+    )
+    .unwrap();
+    let second = cutover(d, &["apply", "spec.toml"]);
+    assert_eq!(second.status.code(), Some(0), "{}", transcript(&second));
+    let mut ids: Vec<String> = std::fs::read_dir(d.join(".cutover/runs"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    ids.sort();
+    let newer = ids.iter().find(|i| **i != older).unwrap().clone();
+    let named = |run: &str| {
+        let out = cutover(d, &["status", run, "--format", "json"]);
+        assert_eq!(out.status.code(), Some(0), "{run}: {}", transcript(&out));
+        let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        doc["run_id"].as_str().unwrap().to_string()
+    };
+    assert_eq!(named("latest"), newer);
+    assert_eq!(named("hooks"), newer);
+    assert_eq!(named(&older[..18]), older, "the start of one run id");
+    assert_eq!(named(&newer), newer);
+    let both = cutover(d, &["status", &older[..4]]);
+    assert_eq!(both.status.code(), Some(1), "{}", transcript(&both));
+    let err = String::from_utf8_lossy(&both.stderr);
+    assert!(
+        err.contains(&older) && err.contains(&newer) && err.contains("give more of the run id"),
+        "{err}"
+    );
+    let runs = cutover(d, &["runs"]);
+    let text = String::from_utf8_lossy(&runs.stdout);
+    let line = |id: &str| {
+        text.lines()
+            .find(|l| l.starts_with(id))
+            .unwrap()
+            .to_string()
+    };
+    assert!(
+        line(&older).contains("rolled_back") && line(&older).ends_with("at command/c"),
+        "{text}"
+    );
+    assert!(
+        line(&newer).contains("succeeded") && !line(&newer).contains(" at "),
+        "{text}"
     );
 }
