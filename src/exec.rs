@@ -219,6 +219,10 @@ pub fn rollback(
     if dry_run {
         return rollback_preview(common, run, to.as_deref());
     }
+    // A `--to` the rollback would refuse is refused before attaching, so the run's log is left
+    // exactly as it was.
+    let (_, state) = snapshot(common, run)?;
+    cutover_executor::runner::check_rollback_target(&state, to.as_deref())?;
     let store = Store::new(&common.state_dir);
     runtime().block_on(async {
         let reporter = Box::new(Progress::new(common.mode));
@@ -241,6 +245,7 @@ pub fn rollback(
 
 fn rollback_preview(common: &Common, run: &str, to: Option<&str>) -> Result<(), Error> {
     let (snap, state) = snapshot(common, run)?;
+    cutover_executor::runner::check_rollback_target(&state, to)?;
     let plan = snap.plan;
     let mut lines = Vec::new();
     for id in cutover_executor::runner::rollback_order(&state, to) {

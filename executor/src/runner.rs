@@ -575,17 +575,8 @@ impl Session {
         target: Option<String>,
         reason: &str,
     ) -> Result<ForwardResult, ExecError> {
-        if let Some(t) = &target
-            && !self.state.completed.contains(t)
-        {
-            return Err(ExecError::NotSucceeded { target: t.clone() });
-        }
+        check_rollback_target(&self.state, target.as_deref())?;
         match &self.state.rollback {
-            Some(existing) if *existing != target && target.is_some() => {
-                return Err(ExecError::RollbackUnderWay {
-                    under_way: existing.clone(),
-                });
-            }
             Some(_) => {}
             None => {
                 self.emit(Event::RollbackStarted {
@@ -809,6 +800,24 @@ impl Session {
                 Ok(Err((id, error)))
             }
         }
+    }
+}
+
+/// Refuses `rollback --to target` for `state` before anything is written: the step must have
+/// succeeded in this run, and a rollback already under way to another target finishes first.
+/// `rollback --dry-run` and the real rollback check the same way.
+///
+/// Errors: [`ExecError::NotSucceeded`], [`ExecError::RollbackUnderWay`].
+pub fn check_rollback_target(state: &RunState, target: Option<&str>) -> Result<(), ExecError> {
+    let Some(t) = target else { return Ok(()) };
+    if !state.completed.iter().any(|c| c == t) {
+        return Err(ExecError::NotSucceeded { target: t.into() });
+    }
+    match &state.rollback {
+        Some(existing) if existing.as_deref() != Some(t) => Err(ExecError::RollbackUnderWay {
+            under_way: existing.clone(),
+        }),
+        _ => Ok(()),
     }
 }
 

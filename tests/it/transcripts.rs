@@ -211,3 +211,83 @@ fn runs_are_addressed_by_latest_release_name_or_a_unique_prefix() {
         "{text}"
     );
 }
+
+/// A database that cannot be reached is named with its host and port, never its password.
+#[test]
+fn an_unreachable_database_is_named_by_host_and_port_without_its_password() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let migrations = crate::common::root().join("migrations-sample/app");
+    let spec = format!(
+        "[release]\nname = \"schema\"\n\n[[database]]\nname = \"main\"\nurl_env = \"DATABASE_URL\"\n\
+         migrations = \"{}\"\nbaseline = 1\n",
+        migrations.display()
+    );
+    std::fs::write(d.join("spec.toml"), spec).unwrap();
+    // A loopback port nothing listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let out = Command::new(env!("CARGO_BIN_EXE_cutover"))
+        .args(["apply", "spec.toml"])
+        .current_dir(d)
+        .env("CUTOVER_STATE_DIR", d.join(".cutover"))
+        .env(
+            "DATABASE_URL",
+            format!("postgres://app:hunter2secret@127.0.0.1:{port}/app"),
+        )
+        .env_remove("CUTOVER_LOG_DATABASE_URL")
+        .output()
+        .unwrap();
+    let all = transcript(&out);
+    assert_ne!(out.status.code(), Some(0), "{all}");
+    assert!(
+        all.contains(&format!(
+            "cannot connect to database `main` at 127.0.0.1:{port} (from `DATABASE_URL`)"
+        )),
+        "{all}"
+    );
+    assert!(!all.contains("hunter2secret"), "{all}");
+    let log = cutover(d, &["log", &only_run(d), "--format", "json"]);
+    assert!(!String::from_utf8_lossy(&log.stdout).contains("hunter2secret"));
+}
+
+/// A `rollback --to` naming a step that did not succeed is refused before anything is written:
+/// the run's log and state stay as they were; `--dry-run` refuses it the same way.
+#[test]
+fn a_refused_rollback_target_leaves_the_run_untouched() {
+    let dir = release("");
+    let d = dir.path();
+    assert_eq!(cutover(d, &["apply", "spec.toml"]).status.code(), Some(0));
+    let run = only_run(d);
+    let log_before = cutover(d, &["log", &run, "--format", "json"]).stdout;
+    for extra in [&[][..], &["--dry-run"][..]] {
+        let mut args = vec!["rollback", run.as_str(), "--to", "command/nope"];
+        args.extend_from_slice(extra);
+        let out = cutover(d, &args);
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "{extra:?}: {}",
+            transcript(&out)
+        );
+        assert!(
+            String::from_utf8_lossy(&out.stderr)
+                .contains("`--to command/nope`: that step has not succeeded"),
+            "{extra:?}: {}",
+            transcript(&out)
+        );
+    }
+    assert_eq!(
+        cutover(d, &["log", &run, "--format", "json"]).stdout,
+        log_before
+    );
+    let status = cutover(d, &["status", &run]);
+    assert!(
+        String::from_utf8_lossy(&status.stdout).contains("state: succeeded"),
+        "{}",
+        transcript(&status)
+    );
+}

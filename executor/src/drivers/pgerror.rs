@@ -40,10 +40,12 @@ pub enum PgError {
         url_env: String,
     },
     /// Connecting failed.
-    #[error("cannot connect to database `{database}` (from `{url_env}`)")]
+    #[error("cannot connect to database `{database}` at {at} (from `{url_env}`)")]
     Connect {
         /// The database.
         database: String,
+        /// `host:port` (or the socket directory) from the URL, never its password.
+        at: String,
         /// The variable holding its URL.
         url_env: String,
         /// sqlx's error.

@@ -177,6 +177,7 @@ async fn open(url_env: &str, database: &str, what: &str) -> Result<PgConnection,
         })?
         .application_name(&application_name(what));
     Ok(opts.connect().await.map_err(|source| PgError::Connect {
+        at: format!("{}:{}", opts.get_host(), opts.get_port()),
         database: database.to_string(),
         url_env: url_env.to_string(),
         source,
