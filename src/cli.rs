@@ -214,22 +214,22 @@ Exit codes: 0 rolled back; 1 refused; 4 stopped at a pivot or a failed undo.")]
         /// Run id, run directory or events.log path.
         run: std::ffi::OsString,
         /// Output.
-        #[arg(long, short = 'f', value_enum, default_value_t = LintFormat::Text)]
-        format: LintFormat,
+        #[arg(long, short = 'f', value_enum, default_value_t = ViewFormat::Text)]
+        format: ViewFormat,
     },
     /// Print a run's events.
     Log {
         /// Run id, run directory or events.log path.
         run: std::ffi::OsString,
         /// Output.
-        #[arg(long, short = 'f', value_enum, default_value_t = LintFormat::Text)]
-        format: LintFormat,
+        #[arg(long, short = 'f', value_enum, default_value_t = ViewFormat::Text)]
+        format: ViewFormat,
     },
     /// List runs, newest first.
     Runs {
         /// Output.
-        #[arg(long, short = 'f', value_enum, default_value_t = LintFormat::Text)]
-        format: LintFormat,
+        #[arg(long, short = 'f', value_enum, default_value_t = ViewFormat::Text)]
+        format: ViewFormat,
     },
     /// Print a shell completion script, e.g. `cutover completions bash >
     /// ~/.local/share/bash-completion/completions/cutover`, or for zsh into a directory of
@@ -251,7 +251,22 @@ enum PlanFormat {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum LintFormat {
+    /// A line per migration and per finding.
     Text,
+    /// One JSON document (docs/json.md).
+    Json,
+    /// GitHub Actions workflow commands: annotations on the pull request's diff.
+    Github,
+    /// SARIF 2.1.0, for code scanning (GitHub, GitLab, Azure DevOps).
+    Sarif,
+}
+
+/// The output of `status`, `log` and `runs`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ViewFormat {
+    /// For people.
+    Text,
+    /// For machines (docs/json.md).
     Json,
 }
 
@@ -301,8 +316,8 @@ impl Cli {
 
 /// Runs the command `cli` names.
 fn run(cli: Cli) -> Result<(), Error> {
-    let text_or_json = |f: LintFormat| {
-        if f == LintFormat::Json {
+    let text_or_json = |f: ViewFormat| {
+        if f == ViewFormat::Json {
             crate::progress::Mode::Json
         } else {
             crate::progress::Mode::Text
@@ -455,10 +470,11 @@ fn lint(paths: &[PathBuf], format: LintFormat) -> Result<(), Error> {
     }
     files.sort_by_key(|m| m.version);
     let analysis = analyze(&files, None, AnalyzeOptions::default());
-    let text = if json {
-        render::lint_json(&analysis.migrations, &analysis.findings)
-    } else {
-        render::lint_text(&analysis.migrations, &analysis.findings)
+    let text = match format {
+        LintFormat::Json => render::lint_json(&analysis.migrations, &analysis.findings),
+        LintFormat::Text => render::lint_text(&analysis.migrations, &analysis.findings),
+        LintFormat::Github => render::lint_github(&analysis.findings),
+        LintFormat::Sarif => render::lint_sarif(&analysis.findings),
     };
     out(&text);
     if analysis

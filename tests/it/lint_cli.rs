@@ -433,3 +433,52 @@ fn deeply_nested_statements_are_analyzed_without_overflowing_the_stack() {
         assert_eq!(out.status.code(), Some(0), "{what}: {}", transcript(&out));
     }
 }
+
+/// In CI: `--format github` writes one workflow command per finding (an annotation on the
+/// diff) and `--format sarif` a SARIF 2.1.0 log; both keep lint's exit code.
+#[test]
+fn github_annotations_and_sarif_carry_every_finding() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("V1__base.sql"),
+        "CREATE TABLE users (id bigint PRIMARY KEY, email text);\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("V2__tighten.sql"),
+        "ALTER TABLE users ALTER COLUMN email SET NOT NULL;\n",
+    )
+    .unwrap();
+    let path = dir.path().to_str().unwrap();
+    let json = crate::common::cutover(&["lint", path, "--format", "json"]);
+    let doc: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    let findings = doc["findings"].as_array().unwrap();
+    assert!(!findings.is_empty());
+
+    let gh = crate::common::cutover(&["lint", path, "--format", "github"]);
+    assert_eq!(gh.status.code(), json.status.code(), "{}", transcript(&gh));
+    assert_eq!(
+        gh.status.code(),
+        Some(2),
+        "an error finding: {}",
+        transcript(&gh)
+    );
+    let text = String::from_utf8(gh.stdout).unwrap();
+    assert_eq!(text.lines().count(), findings.len(), "{text}");
+    assert!(
+        text.lines().any(|l| l.starts_with("::error file=")
+            && l.contains("V2__tighten.sql,line=1,title=cutover breaking-set-not-null::")),
+        "{text}"
+    );
+
+    let sarif = crate::common::cutover(&["lint", path, "--format", "sarif"]);
+    assert_eq!(sarif.status.code(), Some(2), "{}", transcript(&sarif));
+    let log: serde_json::Value = serde_json::from_slice(&sarif.stdout).unwrap();
+    let results = log["runs"][0]["results"].as_array().unwrap();
+    assert_eq!(results.len(), findings.len());
+    assert!(
+        results
+            .iter()
+            .any(|r| r["ruleId"] == "breaking-set-not-null" && r["level"] == "error")
+    );
+}

@@ -2,11 +2,13 @@
 //! pull-request comments, Mermaid and DOT for diagrams. All are pure functions of the value, so
 //! `plan`, `apply --dry-run` and the snapshot tests see the same output.
 
+mod ci;
 mod graph;
 mod json;
 mod markdown;
 mod text;
 
+pub use ci::{lint_github, lint_sarif};
 pub use graph::{dot, mermaid};
 pub use json::{JSON_SCHEMA_VERSION, lint_json, plan_json};
 pub use markdown::{MARKDOWN_LIMIT, blocked_markdown, markdown};
