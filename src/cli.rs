@@ -106,6 +106,10 @@ finding has error severity.")]
         /// Output format.
         #[arg(long, short = 'f', value_enum, default_value_t = PlanFormat::Text)]
         format: PlanFormat,
+        /// Also save the plan to FILE, for `cutover apply --plan FILE` (which runs it only if
+        /// the spec and its migrations still plan the same steps).
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
     },
     /// Lint SQL migrations: classify each statement as expand, contract or breaking and report
     /// lock hazards, data loss and renames, with rule ids, file:line and a fix.
@@ -144,11 +148,27 @@ engine at DOCKER_HOST (default: the local socket), with both images already ther
 pulled); nginx or HAProxy as `[router]` says (docs/routers.md). Preflight checks all of it
 before anything changes.
 
+Apply exactly what was reviewed: `cutover plan SPEC --out FILE`, review, then `cutover apply
+--plan FILE`, refused when the spec or its migrations now plan other steps; in CI,
+`--expect-hash HASH`. On a terminal, apply shows the plan's hash and summary and asks for `yes`.
+
 Exit codes: 0 succeeded; 1 bad input or refused; 2 the plan has error findings (nothing ran);
 3 a step failed (rolled back or paused); 4 a rollback stopped at a pivot; 130 interrupted.")]
     Apply {
-        /// Release spec (TOML).
-        spec: PathBuf,
+        /// Release spec (TOML); optional with --plan, which names it.
+        #[arg(required_unless_present = "plan")]
+        spec: Option<PathBuf>,
+        /// Run the plan saved by `cutover plan SPEC --out FILE`, and refuse, naming the steps,
+        /// when the spec or its migrations plan other steps now (a stale plan).
+        #[arg(long, value_name = "FILE")]
+        plan: Option<PathBuf>,
+        /// Refuse unless the plan's hash is HASH (the full hash or at least its first 8 hex
+        /// digits, as `cutover plan` prints it): for CI, which applies what was reviewed.
+        #[arg(long, value_name = "HASH")]
+        expect_hash: Option<String>,
+        /// Do not ask for confirmation (asked only when standard input is a terminal).
+        #[arg(long, short = 'y')]
+        yes: bool,
         /// Walk the whole DAG describing each step without doing it; writes a real event log
         /// marked dry-run.
         #[arg(long)]
@@ -327,15 +347,23 @@ fn run(cli: Cli) -> Result<(), Error> {
     match &cli.command {
         Command::Apply {
             spec,
+            plan,
+            expect_hash,
+            yes,
             dry_run,
             jobs,
             allow_error_findings,
             format,
         } => crate::exec::apply(
             &common((*format).into(), *jobs),
-            spec,
-            *dry_run,
-            *allow_error_findings,
+            &crate::exec::ApplyArgs {
+                spec: spec.clone(),
+                saved: plan.clone(),
+                expect_hash: expect_hash.clone(),
+                yes: *yes,
+                dry_run: *dry_run,
+                allow_error_findings: *allow_error_findings,
+            },
         ),
         Command::Resume {
             run,
@@ -363,7 +391,7 @@ fn run(cli: Cli) -> Result<(), Error> {
             crate::exec::log(&common(text_or_json(*format), 1), run_id(run)?)
         }
         Command::Runs { format } => crate::exec::runs(&common(text_or_json(*format), 1)),
-        Command::Plan { spec, format } => plan(spec, *format),
+        Command::Plan { spec, format, out } => plan(spec, *format, out.as_deref()),
         Command::Lint {
             list_rules: true,
             format,
@@ -399,7 +427,11 @@ pub(crate) fn out(text: &str) {
     let _ = stdout.flush();
 }
 
-fn plan(spec: &std::path::Path, format: PlanFormat) -> Result<(), Error> {
+fn plan(
+    spec: &std::path::Path,
+    format: PlanFormat,
+    save: Option<&std::path::Path>,
+) -> Result<(), Error> {
     let plan = match cutover_planner::plan_file(spec) {
         Ok(planned) => planned.plan,
         Err(source) => {
@@ -422,6 +454,9 @@ fn plan(spec: &std::path::Path, format: PlanFormat) -> Result<(), Error> {
         PlanFormat::Dot => render::dot(&plan),
     };
     out(&text);
+    if let Some(file) = save {
+        crate::saved::write(&plan, spec, file)?;
+    }
     if plan.findings.iter().any(|f| f.severity == Severity::Error) {
         return Err(Error::Findings);
     }

@@ -32,6 +32,39 @@ pub enum Error {
     /// `plan` or `lint` printed findings of error severity (exit 2; nothing more to say).
     #[error("a finding has error severity")]
     Findings,
+    /// `apply --plan FILE`: the spec or its migrations changed since the plan was saved.
+    #[error("{}: the saved plan is stale: planning {} now gives other steps; nothing was applied",
+            file.display(), spec.display())]
+    StalePlan {
+        /// The saved plan.
+        file: PathBuf,
+        /// The spec it names.
+        spec: PathBuf,
+        /// `added STEP`, `removed STEP`, `changed STEP`.
+        drift: Vec<String>,
+    },
+    /// `apply --plan FILE`: the file is not a plan `plan --out` wrote.
+    #[error("{}: not a saved plan this cutover can read: {why}", file.display())]
+    SavedPlanUnreadable {
+        /// The file.
+        file: PathBuf,
+        /// What is wrong.
+        why: String,
+    },
+    /// `apply --expect-hash HASH`: the plan has another hash.
+    #[error(
+        "the plan's hash is {actual}, not {expected}: the spec or its migrations are not \
+             what was reviewed; nothing was applied"
+    )]
+    HashMismatch {
+        /// What was expected.
+        expected: String,
+        /// The plan's hash.
+        actual: String,
+    },
+    /// `apply` asked for confirmation on a terminal and did not get `yes`.
+    #[error("not confirmed; nothing was applied")]
+    NotConfirmed,
     /// `apply` refused a plan with error-severity findings.
     #[error("the plan has {} error-severity finding(s); nothing was applied", findings.len())]
     FindingsRefused {
@@ -136,6 +169,10 @@ impl Error {
             Error::Plan { .. }
             | Error::SpecNotUtf8 { .. }
             | Error::RunNotUtf8 { .. }
+            | Error::StalePlan { .. }
+            | Error::SavedPlanUnreadable { .. }
+            | Error::HashMismatch { .. }
+            | Error::NotConfirmed
             | Error::Exec(_) => exit::INPUT,
             Error::Findings | Error::FindingsRefused { .. } => exit::FINDINGS,
             Error::RolledBack { .. } | Error::Paused { .. } => exit::RELEASE_FAILED,
@@ -208,6 +245,7 @@ impl Error {
             Error::Exec(ExecError::Replan { source, .. }) => {
                 diagnostic_lines(&source.diagnostics())
             }
+            Error::StalePlan { drift, .. } => drift.clone(),
             Error::FindingsRefused { findings, .. } => findings
                 .iter()
                 .map(|f| {
@@ -235,6 +273,21 @@ impl Error {
                 "fix them (see `cutover plan {}`), or pass --allow-error-findings to apply anyway",
                 spec.display()
             )),
+            Error::StalePlan { spec, .. } => Some(format!(
+                "review the plan again (`cutover plan {} --out FILE`) and apply that file",
+                spec.display()
+            )),
+            Error::SavedPlanUnreadable { .. } => {
+                Some("write it again with `cutover plan SPEC --out FILE`".into())
+            }
+            Error::HashMismatch { .. } => Some(
+                "`cutover plan SPEC` prints the plan's hash; pass the one that was reviewed".into(),
+            ),
+            Error::NotConfirmed => Some(
+                "answer `yes` to apply, or pass --yes (scripts and CI, where standard input is \
+                 not a terminal, are not asked)"
+                    .into(),
+            ),
             Error::SpecNotUtf8 { .. } => Some(
                 "rename the file, or the directory holding it, to a UTF-8 name (or copy the spec \
                  and its migrations to one), then run `cutover apply` again"

@@ -107,18 +107,39 @@ fn succeeded(session: &Session) {
     }
 }
 
-/// `cutover apply SPEC`.
-pub fn apply(
-    common: &Common,
-    spec_path: &Path,
-    dry_run: bool,
-    allow_error_findings: bool,
-) -> Result<(), Error> {
+/// What `cutover apply` was asked.
+pub struct ApplyArgs {
+    /// The spec, when given.
+    pub spec: Option<PathBuf>,
+    /// `--plan FILE`: a saved plan to run (its spec is planned again and must match).
+    pub saved: Option<PathBuf>,
+    /// `--expect-hash HASH`.
+    pub expect_hash: Option<String>,
+    /// `--yes`: do not ask.
+    pub yes: bool,
+    /// `--dry-run`.
+    pub dry_run: bool,
+    /// `--allow-error-findings`.
+    pub allow_error_findings: bool,
+}
+
+/// `cutover apply SPEC` (or `--plan FILE`).
+pub fn apply(common: &Common, args: &ApplyArgs) -> Result<(), Error> {
+    let saved = args.saved.as_deref().map(crate::saved::read).transpose()?;
+    let spec_path = match (&args.spec, &saved) {
+        (Some(spec), _) => spec.clone(),
+        (None, Some(s)) => s.spec.clone(),
+        (None, None) => unreachable!("clap requires SPEC without --plan"),
+    };
+    let spec_path = spec_path.as_path();
+    let dry_run = args.dry_run;
     refuse_non_utf8_spec(spec_path)?;
     let planned = plan_file(spec_path).map_err(|source| Error::Plan {
         source,
         json: false,
     })?;
+    check_reviewed(&planned.plan, spec_path, args, saved.as_ref())?;
+    let allow_error_findings = args.allow_error_findings;
     let errors: Vec<_> = planned
         .plan
         .findings
@@ -152,6 +173,53 @@ pub fn apply(
         let opts = RunOptions::new(&session, spec_dir, on_failure, common.jobs);
         run_forward(session, &opts).await
     })
+}
+
+/// Refuses a plan other than the one reviewed (`--plan FILE` gone stale, `--expect-hash`), then
+/// shows the plan's hash and summary and, on a terminal, asks before anything starts.
+fn check_reviewed(
+    plan: &cutover_planner::dag::Plan,
+    spec: &Path,
+    args: &ApplyArgs,
+    saved: Option<&crate::saved::SavedPlan>,
+) -> Result<(), Error> {
+    if let (Some(file), Some(saved)) = (&args.saved, saved) {
+        let drift = saved.drift(plan);
+        if !drift.is_empty() {
+            return Err(Error::StalePlan {
+                file: file.clone(),
+                spec: spec.to_path_buf(),
+                drift,
+            });
+        }
+    }
+    if let Some(expected) = &args.expect_hash
+        && !crate::saved::hash_matches(plan, expected)
+    {
+        return Err(Error::HashMismatch {
+            expected: expected.clone(),
+            actual: plan.hash.clone(),
+        });
+    }
+    let summary = format!(
+        "plan {} for release `{}`: {}",
+        &plan.hash[..16],
+        plan.release,
+        cutover_planner::render::Summary::of(plan).line()
+    );
+    eprintln!("{summary}");
+    use std::io::IsTerminal;
+    if args.yes || args.dry_run || !std::io::stdin().is_terminal() {
+        return Ok(());
+    }
+    eprint!("Apply this release? Only `yes` is accepted: ");
+    let mut answer = String::new();
+    let _ = std::io::stdin().read_line(&mut answer);
+    if answer.trim() == "yes" {
+        Ok(())
+    } else {
+        Err(Error::NotConfirmed)
+    }
 }
 
 /// Runs the rest of the run, says how it ended, and closes the session.

@@ -10,3 +10,4 @@ pub mod error;
 pub mod exec;
 pub mod exit;
 pub mod progress;
+pub mod saved;

@@ -58,6 +58,7 @@ fn snapshot(name: &str, dir: &Path, out: &Output) {
         "[TIME]",
     );
     settings.add_filter(r"\b\d+\.\ds\b", "[SECS]");
+    settings.add_filter(r"plan [0-9a-f]{16} for", "plan [HASH] for");
     settings.add_filter(
         r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}Z  \S+( \d+)? +",
         "[STARTED]  [USER]  ",
@@ -290,4 +291,90 @@ fn a_refused_rollback_target_leaves_the_run_untouched() {
         "{}",
         transcript(&status)
     );
+}
+
+/// Apply exactly what was reviewed: `plan --out FILE` saves the plan, `apply --plan FILE` runs
+/// it, and refuses, naming the steps, once the spec plans other steps; `--expect-hash` refuses
+/// another hash; on a terminal `apply` asks and anything but `yes` changes nothing.
+#[test]
+fn apply_runs_the_reviewed_plan_or_nothing() {
+    let dir = release("");
+    let d = dir.path();
+    let plan = cutover(d, &["plan", "spec.toml", "--out", "reviewed.json"]);
+    assert_eq!(plan.status.code(), Some(0), "{}", transcript(&plan));
+    // The spec moves on after the review: the saved plan is stale.
+    let spec = std::fs::read_to_string(d.join("spec.toml")).unwrap();
+    std::fs::write(d.join("spec.toml"), spec.replace("echo c >>", "echo C >>")).unwrap();
+    let stale = cutover(d, &["apply", "--plan", "reviewed.json"]);
+    assert_eq!(stale.status.code(), Some(1), "{}", transcript(&stale));
+    let err = String::from_utf8_lossy(&stale.stderr);
+    assert!(
+        err.contains("the saved plan is stale") && err.contains("changed command/c"),
+        "{err}"
+    );
+    assert!(
+        !d.join(".cutover/runs").exists() || only_runs(d).is_empty(),
+        "nothing may start"
+    );
+    assert!(!d.join("journal").exists());
+    // Back as reviewed: it runs, and says which plan at its start.
+    std::fs::write(d.join("spec.toml"), spec).unwrap();
+    let ok = cutover(d, &["apply", "--plan", "reviewed.json"]);
+    assert_eq!(ok.status.code(), Some(0), "{}", transcript(&ok));
+    let said = String::from_utf8_lossy(&ok.stderr).to_string();
+    assert!(said.starts_with("plan "), "{said}");
+    let json = cutover(d, &["plan", "spec.toml", "--format", "json"]);
+    let doc: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    let short = &doc["plan_hash"].as_str().unwrap()[..12];
+    let again = cutover(
+        d,
+        &["apply", "spec.toml", "--expect-hash", short, "--dry-run"],
+    );
+    assert_eq!(
+        again.status.code(),
+        Some(0),
+        "{short}: {}",
+        transcript(&again)
+    );
+    let wrong = cutover(
+        d,
+        &["apply", "spec.toml", "--expect-hash", "0123456789abcdef"],
+    );
+    assert_eq!(wrong.status.code(), Some(1), "{}", transcript(&wrong));
+    assert!(String::from_utf8_lossy(&wrong.stderr).contains("not 0123456789abcdef"));
+    // On a terminal (script(1) gives it one), `no` applies nothing.
+    let before = only_runs(d).len();
+    let bin = env!("CARGO_BIN_EXE_cutover");
+    let tty = Command::new("script")
+        .args(["-qec", &format!("{bin} apply spec.toml"), "/dev/null"])
+        .current_dir(d)
+        .env("CUTOVER_STATE_DIR", d.join(".cutover"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("script(1) from util-linux runs the command on a pseudo-terminal");
+    use std::io::Write;
+    let mut tty = tty;
+    tty.stdin.take().unwrap().write_all(b"no\n").unwrap();
+    let out = tty.wait_with_output().unwrap();
+    let all = transcript(&out);
+    assert!(
+        all.contains("Apply this release?") && all.contains("not confirmed"),
+        "{all}"
+    );
+    assert_eq!(
+        only_runs(d).len(),
+        before,
+        "a refused confirmation starts no run"
+    );
+}
+
+fn only_runs(dir: &Path) -> Vec<String> {
+    match std::fs::read_dir(dir.join(".cutover/runs")) {
+        Ok(entries) => entries
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect(),
+        Err(_) => Vec::new(),
+    }
 }
