@@ -113,6 +113,17 @@ pub enum Error {
         /// The step that failed, with its error.
         failed: Option<(String, String)>,
     },
+    /// A step failed before anything with an effect succeeded (preflight, or a dry run): there
+    /// was nothing to roll back.
+    #[error("step `{}` failed: {}; nothing was changed", failed.0, failed.1)]
+    NothingChanged {
+        /// Run id.
+        run: String,
+        /// The step that failed, with its error.
+        failed: (String, String),
+        /// A dry run.
+        dry_run: bool,
+    },
     /// A rollback stopped: at a pivot, or at an undo that failed.
     #[error("{}", rollback_headline(run, stopped_at.as_ref(), *undo_failed))]
     RollbackStopped {
@@ -175,7 +186,9 @@ impl Error {
             | Error::NotConfirmed
             | Error::Exec(_) => exit::INPUT,
             Error::Findings | Error::FindingsRefused { .. } => exit::FINDINGS,
-            Error::RolledBack { .. } | Error::Paused { .. } => exit::RELEASE_FAILED,
+            Error::RolledBack { .. } | Error::Paused { .. } | Error::NothingChanged { .. } => {
+                exit::RELEASE_FAILED
+            }
             Error::RollbackStopped { .. } => exit::ROLLBACK_STOPPED,
             Error::Interrupted { .. } => exit::INTERRUPTED,
         }
@@ -298,6 +311,13 @@ impl Error {
                  with --state-dir, which may be any path"
                     .into(),
             ),
+            Error::NothingChanged { dry_run: true, .. } => Some(
+                "fix it, then run the dry run again: it passes when the real run can start".into(),
+            ),
+            Error::NothingChanged { run, .. } => Some(format!(
+                "fix it, then `cutover resume {run}` starts the run again (or `cutover apply` \
+                 starts a new one)"
+            )),
             Error::Paused { run, .. } => Some(format!(
                 "fix the cause, then `cutover resume {run}` retries from that step, or `cutover \
                  rollback {run}` undoes what was done"

@@ -60,6 +60,11 @@ fn finish(session: &Session, r: &ForwardResult) -> Result<(), Error> {
             Some((step, error)) => Err(Error::RolledBack { step, error }),
             None => Ok(()),
         },
+        Outcome::Failed if r.failed.is_some() => Err(Error::NothingChanged {
+            run,
+            failed: r.failed.clone().expect("checked"),
+            dry_run: session.state.dry_run,
+        }),
         Outcome::Paused | Outcome::Failed => Err(Error::Paused {
             run,
             failed: r.failed.clone(),

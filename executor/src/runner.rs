@@ -404,7 +404,10 @@ impl Session {
             })
             .await?;
             q.running.insert(id.clone());
-            if self.state.dry_run {
+            // A dry run describes every step but preflight, which only reads: it checks the world
+            // for real (variables, databases, history, images, router), so a dry run that passes
+            // means the real run can start.
+            if self.state.dry_run && kind != StepKind::Preflight {
                 let detail = format!("dry run: {}", q.order[i].description);
                 q.tasks.spawn(async move {
                     let done = Done {
@@ -524,6 +527,20 @@ impl Session {
         (step, error): (String, String),
         inconclusive: bool,
     ) -> Result<ForwardResult, ExecError> {
+        // Nothing with an effect succeeded (only preflight ran, or this is a dry run): there is
+        // nothing to undo, and "rolled back" would say something happened. The run fails as it
+        // stands; `resume` starts it again once the cause is fixed.
+        let changed = !self.state.dry_run
+            && self.state.completed.iter().any(|id| {
+                self.plan
+                    .step(id)
+                    .is_some_and(|s| s.kind() != StepKind::Preflight)
+            });
+        if !changed && !inconclusive {
+            return self
+                .finish(Outcome::Failed, Some((step, error)), None)
+                .await;
+        }
         let reason = format!("step `{step}` failed: {error}");
         let on_failure = if inconclusive {
             OnFailure::Pause

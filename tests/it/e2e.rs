@@ -372,6 +372,7 @@ pub(crate) fn assert_release_done(w: &World, out: &Output) {
 fn canary_release(kind: Kind) {
     let w = World::new(kind, 1, 5000);
     w.write_spec("canary", "");
+    dry_run_checks_the_world_and_walks_the_release(&w);
     let load = Load::start(w.router.port, 150);
     let out = w.cutover(&["apply", "spec.toml"]);
     let s = load.stop();
@@ -432,6 +433,50 @@ fn canary_release(kind: Kind) {
             );
         }
     }
+}
+
+/// `apply --dry-run` against the real world: preflight runs for real (database, history,
+/// images, router) and passes, every other step is described, the log is marked dry-run, and a
+/// rollback preview of it stops at the first pivot it meets. Nothing changes.
+fn dry_run_checks_the_world_and_walks_the_release(w: &World) {
+    let state = tempfile::tempdir().unwrap();
+    let schema = w.schema();
+    let mut dry = w.command(&["apply", "spec.toml", "--dry-run", "--state-dir"]);
+    let out = dry.arg(state.path()).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("(dry run: nothing is changed)")
+            && stdout.contains("done    preflight")
+            && !stdout.contains("done    preflight (0.0s): dry run")
+            && stdout.contains("done    migrate/expand/V2__rename_name_to_full_name"),
+        "{stdout}"
+    );
+    assert_eq!(w.schema(), schema, "a dry run changes nothing");
+    let run_dir = std::fs::read_dir(state.path().join("runs"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let preview = |extra: &[&str]| {
+        let out = w
+            .command(&["rollback", "--dry-run"])
+            .args(extra)
+            .arg(run_dir.join("events.log"))
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    let svc = &w.apps.service;
+    let text = preview(&[]);
+    assert!(text.contains(&format!("stop at cleanup/{svc}")), "{text}");
+    let text = preview(&["--to", &format!("shift/{svc}/100")]);
+    assert!(
+        text.contains(&format!("stop at cleanup/{svc}"))
+            && !text.contains(&format!("retire/{svc}")),
+        "{text}"
+    );
 }
 
 #[test]

@@ -764,73 +764,62 @@ pub fn secrets_never_reach_the_log_or_the_terminal() {
     assert!(!String::from_utf8_lossy(&status.stdout).contains("tok-9f8e7d6c5b"));
 }
 
+/// `apply --dry-run` checks the world for real: without `DATABASE_URL` it fails at preflight,
+/// says nothing was changed (no rollback), and its log is marked dry-run; a real apply stops at
+/// the same place the same way. (The walk through a whole release that passes preflight is in
+/// the end-to-end tests, against a real database, images and router.)
 pub fn dry_run_walks_the_seed_release_and_writes_a_marked_log() {
     let root = crate::common::root();
     let state = tempfile::tempdir().unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_cutover"))
-        .args([
-            "apply",
-            "plans/canary-rename.toml",
-            "--dry-run",
-            "--state-dir",
-        ])
-        .arg(state.path())
-        .current_dir(&root)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        stdout.contains("(dry run: nothing is changed)")
-            && stdout.contains("done    migrate/expand/V2__rename_name_to_full_name"),
-        "{stdout}"
-    );
-    let runs: Vec<_> = std::fs::read_dir(state.path().join("runs"))
-        .unwrap()
-        .collect();
-    let run_dir = runs[0].as_ref().unwrap().path();
-    let status = Command::new(env!("CARGO_BIN_EXE_cutover"))
-        .args(["status", "--format", "json"])
-        .arg(&run_dir)
-        .output()
-        .unwrap();
-    let doc: Value = serde_json::from_slice(&status.stdout).unwrap();
-    assert_eq!(doc["dry_run"], true);
-    assert_eq!(doc["steps"].as_array().unwrap().len(), 20);
-    // What a rollback would do from there: stop at once, at the removal of the old containers
-    // (a pivot); `--to` the last shift still meets the contract migration first.
-    let preview = Command::new(env!("CARGO_BIN_EXE_cutover"))
-        .args(["rollback", "--dry-run"])
-        .arg(run_dir.join("events.log"))
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&preview.stdout);
-    assert!(text.contains("stop at cleanup/api"), "{text}");
-    let preview = Command::new(env!("CARGO_BIN_EXE_cutover"))
-        .args(["rollback", "--dry-run", "--to", "shift/api/100"])
-        .arg(run_dir.join("events.log"))
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&preview.stdout);
-    assert!(
-        text.contains("stop at cleanup/api") && !text.contains("retire/api"),
-        "{text}"
-    );
-    // A real apply stops at preflight, before anything changes, and names what is missing.
-    let out = Command::new(env!("CARGO_BIN_EXE_cutover"))
-        .args(["apply", "plans/canary-rename.toml", "--state-dir"])
-        .arg(state.path())
-        .current_dir(&root)
-        .env_remove("DATABASE_URL")
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(3), "{}", transcript(&out));
-    assert!(
-        String::from_utf8_lossy(&out.stderr)
-            .contains("step `preflight` failed (environment variable `DATABASE_URL`"),
-        "{}",
-        transcript(&out)
-    );
+    for dry in [true, false] {
+        let mut args = vec!["apply", "plans/canary-rename.toml"];
+        if dry {
+            args.push("--dry-run");
+        }
+        let out = Command::new(env!("CARGO_BIN_EXE_cutover"))
+            .args(&args)
+            .arg("--state-dir")
+            .arg(state.path())
+            .current_dir(&root)
+            .env_remove("DATABASE_URL")
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(3), "{}", transcript(&out));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("step `preflight` failed: environment variable `DATABASE_URL`")
+                && stderr.contains("nothing was changed")
+                && !stderr.contains("rolled back"),
+            "{}",
+            transcript(&out)
+        );
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            !stdout.contains("rolling back") && stdout.contains("finished: failed"),
+            "{stdout}"
+        );
+        assert_eq!(
+            stdout.contains("(dry run: nothing is changed)"),
+            dry,
+            "{stdout}"
+        );
+    }
+    for run in std::fs::read_dir(state.path().join("runs")).unwrap() {
+        let status = Command::new(env!("CARGO_BIN_EXE_cutover"))
+            .args(["status", "--format", "json"])
+            .arg(run.unwrap().path())
+            .output()
+            .unwrap();
+        let doc: Value = serde_json::from_slice(&status.stdout).unwrap();
+        assert_eq!(doc["outcome"], "failed", "{doc:#}");
+        let started: Vec<&Value> = doc["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| s["state"] != "pending")
+            .collect();
+        assert_eq!(started.len(), 1, "only preflight ran: {doc:#}");
+    }
 }
 
 pub fn a_torn_tail_is_cut_and_the_run_continues() {

@@ -1749,7 +1749,7 @@ fn a_primary_key_rename_is_refused_before_anything_changes_on_a_real_database() 
         ] {
             let out = db.cutover(args, &[]);
             let text = transcript(&out);
-            assert_eq!(out.status.code(), Some(1), "{posts}: {text}");
+            assert_eq!(out.status.code(), Some(2), "{posts}: {text}");
             assert!(
                 text.contains("m/V2__rename_member_pk.sql:2: error [rename-rewrite-unsupported]")
                     && text.contains("`id` is the primary key (`members_pkey`)")
