@@ -233,6 +233,10 @@ Exit codes: 0 rolled back; 1 refused; 4 stopped at a pivot or a failed undo.")]
     Status {
         /// Run id, run directory or events.log path.
         run: std::ffi::OsString,
+        /// Show it again every second until no executor holds the run, then exit by its state
+        /// (as Argo Rollouts' `status --watch`).
+        #[arg(long, short = 'w')]
+        watch: bool,
         /// Output.
         #[arg(long, short = 'f', value_enum, default_value_t = ViewFormat::Text)]
         format: ViewFormat,
@@ -384,8 +388,8 @@ fn run(cli: Cli) -> Result<(), Error> {
             *dry_run,
             *restore_backup,
         ),
-        Command::Status { run, format } => {
-            crate::exec::status(&common(text_or_json(*format), 1), run_id(run)?)
+        Command::Status { run, format, watch } => {
+            crate::exec::status(&common(text_or_json(*format), 1), run_id(run)?, *watch)
         }
         Command::Log { run, format } => {
             crate::exec::log(&common(text_or_json(*format), 1), run_id(run)?)

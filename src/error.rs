@@ -32,6 +32,13 @@ pub enum Error {
     /// `plan` or `lint` printed findings of error severity (exit 2; nothing more to say).
     #[error("a finding has error severity")]
     Findings,
+    /// `status` showed a run that did not succeed: its exit code says how it stands (as
+    /// `apply` would have ended), with nothing more to print.
+    #[error("the run did not succeed")]
+    RunState {
+        /// [`exit::RELEASE_FAILED`], [`exit::ROLLBACK_STOPPED`] or [`exit::INTERRUPTED`].
+        code: u8,
+    },
     /// `apply --plan FILE`: the spec or its migrations changed since the plan was saved.
     #[error("{}: the saved plan is stale: planning {} now gives other steps; nothing was applied",
             file.display(), spec.display())]
@@ -186,6 +193,7 @@ impl Error {
             | Error::NotConfirmed
             | Error::Exec(_) => exit::INPUT,
             Error::Findings | Error::FindingsRefused { .. } => exit::FINDINGS,
+            Error::RunState { code } => *code,
             Error::RolledBack { .. } | Error::Paused { .. } | Error::NothingChanged { .. } => {
                 exit::RELEASE_FAILED
             }
@@ -208,7 +216,7 @@ impl Error {
     pub fn render(&self) -> String {
         let mut out = String::new();
         match self {
-            Error::Findings => return out,
+            Error::Findings | Error::RunState { .. } => return out,
             Error::Interrupted { .. } => return format!("{self}\n"),
             _ => {}
         }
@@ -338,6 +346,7 @@ impl Error {
             )),
             Error::Plan { .. }
             | Error::Findings
+            | Error::RunState { .. }
             | Error::RolledBack { .. }
             | Error::Interrupted { .. } => None,
         };

@@ -390,9 +390,45 @@ struct StepDoc<'a> {
     error: Option<&'a str>,
 }
 
-/// `cutover status RUN`.
-pub fn status(common: &Common, run: &str) -> Result<(), Error> {
-    let (snap, st) = snapshot(common, run)?;
+/// `cutover status RUN [--watch]`: shows the run (with `watch`, again every second until no
+/// executor holds it), then exits by how it stands: 0 succeeded or still running, 3 failed,
+/// paused or rolled back, 4 a rollback stopped, 130 stopped before it finished (resumable).
+pub fn status(common: &Common, run: &str, watch: bool) -> Result<(), Error> {
+    use std::io::IsTerminal;
+    let tty = std::io::stdout().is_terminal();
+    let mut shown_events = None;
+    loop {
+        let (snap, st) = snapshot(common, run)?;
+        let held = snap.holder.is_some();
+        // Redraw on a terminal; elsewhere print again only when something happened.
+        if shown_events != Some((st.events, held)) {
+            if watch && tty {
+                print!("\x1b[2J\x1b[H");
+            }
+            show_status(common, snap, &st);
+            shown_events = Some((st.events, held));
+        }
+        if !watch || !held {
+            return exit_by_state(&st, held);
+        }
+        std::thread::sleep(std::time::Duration::from_secs(1));
+    }
+}
+
+/// `status`'s exit code for a run: as `apply` ended it, or 0 while an executor holds it.
+fn exit_by_state(st: &RunState, held: bool) -> Result<(), Error> {
+    let code = match (held, st.outcome) {
+        (true, _) | (false, Some(Outcome::Succeeded)) => return Ok(()),
+        (false, Some(Outcome::RollbackStopped)) => crate::exit::ROLLBACK_STOPPED,
+        (false, Some(Outcome::Interrupted) | None) => crate::exit::INTERRUPTED,
+        (false, Some(_)) => crate::exit::RELEASE_FAILED,
+    };
+    Err(Error::RunState { code })
+}
+
+/// Prints one view of a run (text or JSON).
+fn show_status(common: &Common, snap: session::Snapshot, st: &RunState) {
+    let st = st.clone();
     let torn = snap.contents.torn.as_ref().map(Vec::len);
     let holder = snap.holder;
     let steps: Vec<StepDoc> = st
@@ -442,7 +478,6 @@ pub fn status(common: &Common, run: &str) -> Result<(), Error> {
     } else {
         print_status(&st, &doc, holder.as_ref(), torn);
     }
-    Ok(())
 }
 
 /// `cutover status RUN` as text.

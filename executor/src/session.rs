@@ -302,9 +302,11 @@ pub async fn read(backend: &Backend, store: &Store, run: &str) -> Result<Snapsho
     match backend {
         Backend::Files => {
             let dir = store.resolve(run)?;
+            // The holder before the log: an executor writes its last event before it lets go,
+            // so a run seen unheld is never read without its end.
+            let holder = current_holder(&dir);
             let contents = read_log(&dir.join(LOG_FILE))?;
             let plan = read_plan(&dir)?;
-            let holder = current_holder(&dir);
             Ok(Snapshot {
                 dir,
                 contents,

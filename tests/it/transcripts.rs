@@ -179,8 +179,8 @@ fn runs_are_addressed_by_latest_release_name_or_a_unique_prefix() {
     ids.sort();
     let newer = ids.iter().find(|i| **i != older).unwrap().clone();
     let named = |run: &str| {
+        // (Its exit code is the run's state: 3 for the one that rolled back.)
         let out = cutover(d, &["status", run, "--format", "json"]);
-        assert_eq!(out.status.code(), Some(0), "{run}: {}", transcript(&out));
         let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         doc["run_id"].as_str().unwrap().to_string()
     };
@@ -376,5 +376,56 @@ fn only_runs(dir: &Path) -> Vec<String> {
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .collect(),
         Err(_) => Vec::new(),
+    }
+}
+
+/// `status` exits by the run's state (0 succeeded, 3 failed or rolled back, 130 stopped before
+/// it finished); `status --watch` follows a running release until it ends, then does the same.
+#[test]
+fn status_exits_by_the_run_state_and_watch_follows_it_to_the_end() {
+    let dir = release("sleep 1; ");
+    let d = dir.path();
+    let apply = Command::new(env!("CARGO_BIN_EXE_cutover"))
+        .args(["apply", "spec.toml"])
+        .current_dir(d)
+        .env("CUTOVER_STATE_DIR", d.join(".cutover"))
+        .env_remove("CUTOVER_LOG_DATABASE_URL")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait for the run to exist, then watch it from another process.
+    let t0 = std::time::Instant::now();
+    while only_runs(d).is_empty() {
+        assert!(t0.elapsed().as_secs() < 20, "the run never started");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let watch = cutover(d, &["status", "latest", "--watch"]);
+    let mut apply = apply;
+    assert!(apply.wait().unwrap().success());
+    assert_eq!(watch.status.code(), Some(0), "{}", transcript(&watch));
+    let text = String::from_utf8_lossy(&watch.stdout);
+    assert!(
+        text.contains("state: in progress"),
+        "it saw the run going: {text}"
+    );
+    assert!(
+        text.trim_end().contains("state: succeeded"),
+        "and followed it to its end: {text}"
+    );
+    // A release that fails and rolls back: 3; `--watch` on an ended run returns at once.
+    let failing = release("echo broken >&2; exit 3; ");
+    assert_ne!(
+        cutover(failing.path(), &["apply", "spec.toml"])
+            .status
+            .code(),
+        Some(0)
+    );
+    for args in [
+        &["status", "latest"][..],
+        &["status", "latest", "--watch"][..],
+    ] {
+        let out = cutover(failing.path(), args);
+        assert_eq!(out.status.code(), Some(3), "{args:?}: {}", transcript(&out));
     }
 }
