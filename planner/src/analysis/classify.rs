@@ -179,7 +179,8 @@ pub(super) fn classify_before_learning(
         | S::CreateStatistics(_)
         | S::CreateCollation(_)
         | S::CreateAggregate(_) => create_object(node, w, schema),
-        S::CommentOn(_) | S::Grant(_) | S::Refresh(_) => Class::new(Expand, Inverse::Noop),
+        S::Refresh(r) => refresh(r, schema),
+        S::CommentOn(_) | S::Grant(_) => Class::new(Expand, Inverse::Noop),
         S::Analyze(_) => Class::new(Neutral, Inverse::Noop),
         S::DropTable(_) | S::Truncate(_) => drop_table(stmt, schema),
         S::DropSchema(_) => drop_schema(node),
@@ -277,6 +278,27 @@ fn table_rewrite(node: &SyntaxNode, w: &[SmolStr], schema: &Schema) -> Class {
             ),
             "run it in a maintenance window (a `recreate` release), or use pg_repack, which holds \
              the lock only briefly",
+        );
+    }
+    c
+}
+
+/// REFRESH MATERIALIZED VIEW: without CONCURRENTLY it takes an ACCESS EXCLUSIVE lock on the
+/// view for the whole query (PostgreSQL manual, REFRESH MATERIALIZED VIEW; 13.3.1 Table-Level
+/// Locks), so the running version's reads of it wait.
+fn refresh(r: &ast::Refresh, schema: &Schema) -> Class {
+    let mut c = Class::new(StmtPhase::Expand, Inverse::Noop);
+    let view = text_of(r.view_ref()).unwrap_or_default();
+    let new = schema.is_new_object("materialized view", &object_key(&view, None));
+    if r.concurrently_token().is_none() && !new {
+        c.finding(
+            RuleId::TableRewrite,
+            format!(
+                "REFRESH MATERIALIZED VIEW `{view}` without CONCURRENTLY rewrites it under an \
+                 ACCESS EXCLUSIVE lock: the running version's reads of it wait for the whole query"
+            ),
+            "use REFRESH MATERIALIZED VIEW CONCURRENTLY (it needs a unique index on the view), \
+             or refresh it in a maintenance window",
         );
     }
     c
