@@ -326,6 +326,28 @@ fn add_column(ac: &ast::AddColumn, aw: &[SmolStr], t: &Target, schema: &mut Sche
     } else {
         c.raise(Expand);
     }
+    // A serial column's default is nextval(), which is volatile: PostgreSQL fills every row,
+    // rewriting the table under an ACCESS EXCLUSIVE lock (PostgreSQL manual, ALTER TABLE,
+    // Notes; 8.1.4 Serial Types). squawk's rule looks at DEFAULT clauses only, and a serial
+    // type has none written.
+    let serial = ac.ty().map(|ty| words(ty.syntax())).is_some_and(|tw| {
+        matches!(
+            tw.first().map(SmolStr::as_str),
+            Some("serial" | "bigserial" | "smallserial" | "serial2" | "serial4" | "serial8")
+        )
+    });
+    if serial && !is_new {
+        c.finding(
+            RuleId::AddingFieldWithDefault,
+            format!(
+                "`{table}.{col}` is a serial column: its default nextval() is volatile, so \
+                 PostgreSQL writes a value into every row, rewriting `{table}` under an ACCESS \
+                 EXCLUSIVE lock"
+            ),
+            "add the column as a plain integer, attach a sequence with ALTER COLUMN ... SET \
+             DEFAULT nextval(...) (no rewrite), and backfill the existing rows in batches",
+        );
+    }
     inverses.push(format!("ALTER TABLE {table} DROP COLUMN IF EXISTS {col};"));
     schema.add_new_column(table, &col, default.as_deref());
     learn::add_column(schema, table, ac);
