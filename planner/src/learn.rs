@@ -416,7 +416,7 @@ fn create_index(schema: &mut Schema, ci: &ast::CreateIndex) {
             _ => None,
         })
         .collect();
-    schema.create_index(&index, &table, columns);
+    schema.create_index(&index, &table, columns, ci.unique_token().is_some());
 }
 
 /// A table (or view) a view's query reads.

@@ -141,6 +141,8 @@ pub struct Index {
     pub table: String,
     /// Its key columns, normalized; `None` where a key is an expression.
     pub columns: Vec<Option<String>>,
+    /// A unique index (CREATE UNIQUE INDEX).
+    pub unique: bool,
 }
 
 /// Something attached to a column by identity rather than by name: PostgreSQL keeps it through
@@ -950,8 +952,15 @@ impl Schema {
 
     /// CREATE [UNIQUE] INDEX name ON table (keys): `columns` holds each key's column
     /// (normalized), `None` for an expression. An unqualified name lives in the table's schema.
-    pub fn create_index(&mut self, name: &str, table: &str, columns: Vec<Option<String>>) {
+    pub fn create_index(
+        &mut self,
+        name: &str,
+        table: &str,
+        columns: Vec<Option<String>>,
+        unique: bool,
+    ) {
         let index = Index {
+            unique,
             table: normalize(table),
             columns: columns
                 .into_iter()
@@ -1180,6 +1189,27 @@ impl Schema {
         self.indexes
             .get(&normalize(name))
             .map(|i| i.columns.as_slice())
+    }
+
+    /// The name of a unique key whose only column is `column` of `table`: its primary key, a
+    /// UNIQUE constraint or a unique index.
+    pub fn single_column_key(&self, table: &str, column: &str) -> Option<String> {
+        let (table, column) = (normalize(table), normalize(column));
+        let t = self.tables.get(&table)?;
+        if t.primary_key == [column.clone()] {
+            return Some(
+                t.primary_key_name
+                    .clone()
+                    .unwrap_or_else(|| format!("{table}_pkey")),
+            );
+        }
+        if let Some(u) = t.unique.iter().find(|u| u.columns == [column.clone()]) {
+            return Some(u.name.clone());
+        }
+        self.indexes
+            .iter()
+            .find(|(_, i)| i.unique && i.table == table && i.columns == [Some(column.clone())])
+            .map(|(name, _)| name.clone())
     }
 
     /// The table of an index the migrations created, normalized.

@@ -576,6 +576,29 @@ fn alter_column(
                 .filter(|e| e != "null");
             schema.set_new_column_default(table, &col, expr.as_deref());
             c.raise(Expand);
+            // Every insert that leaves the column out writes the default: a constant one
+            // collides under a unique key on that column from the second insert on (a
+            // volatile one, nextval() or gen_random_uuid(), does not).
+            let constant = expr.as_deref().is_some_and(|e| {
+                !e.contains('(') && !e.contains("current_") && !e.contains("localtime")
+            });
+            if let Some(key) = constant
+                .then(|| schema.single_column_key(table, &col))
+                .flatten()
+                .filter(|_| !is_new)
+            {
+                c.raise(Breaking);
+                c.finding(
+                    RuleId::BreakingAddConstraint,
+                    format!(
+                        "every insert that leaves `{table}.{col}` out writes the constant default \
+                         `{}`, and `{key}` keeps the column unique: the second such insert of the \
+                         running version collides",
+                        expr.as_deref().unwrap_or_default()
+                    ),
+                    "give the column a volatile default (nextval(), gen_random_uuid()), or none",
+                );
+            }
             *unknown_inverse =
                 Some("the previous default is not known; add a down migration".into());
         }
