@@ -1212,6 +1212,23 @@ impl Schema {
             .map(|(name, _)| name.clone())
     }
 
+    /// The table whose primary key or UNIQUE constraint is named `name` (its index has the same
+    /// name), normalized; the schema part of a qualified `name` is ignored.
+    pub fn constraint_of_index(&self, name: &str) -> Option<&str> {
+        let n = normalize(name);
+        let last = split_qualified(&n)
+            .last()
+            .map(|p| p.to_string())
+            .unwrap_or(n);
+        self.tables
+            .iter()
+            .find(|(_, t)| {
+                t.primary_key_name.as_deref() == Some(last.as_str())
+                    || t.unique.iter().any(|u| u.name == last)
+            })
+            .map(|(table, _)| table.as_str())
+    }
+
     /// The table of an index the migrations created, normalized.
     pub fn index_table(&self, name: &str) -> Option<&str> {
         self.indexes.get(&normalize(name)).map(|i| i.table.as_str())

@@ -126,9 +126,26 @@ pub(super) fn classify_alter_table(at: &ast::AlterTable, schema: &mut Schema) ->
                 c.raise(Contract);
                 *unknown_inverse = Some(no_inverse_reason());
             }
+            // The old version may name a constraint: `ON CONFLICT ON CONSTRAINT name`, or
+            // an error it matches by constraint name (PostgreSQL manual, INSERT, ON CONFLICT).
             ast::AlterTableAction::RenameConstraint(rc) => {
+                let from = text_of(rc.constraint_name_ref()).unwrap_or_default();
+                let key = format!("{}@{}", normalize(&from), normalize(&table));
+                if is_new || schema.is_new_object("constraint", &key) {
+                    c.raise(Expand);
+                } else {
+                    c.raise(Breaking);
+                    c.finding(
+                        RuleId::BreakingRenameObject,
+                        format!(
+                            "renaming constraint `{from}` of `{table}` breaks the running version \
+                             where it names it (`ON CONFLICT ON CONSTRAINT {from}`, an error it \
+                             matches by constraint name)"
+                        ),
+                        RECIPE_RENAME_CONSTRAINT,
+                    );
+                }
                 learn::rename_constraint(schema, &table, &rc);
-                c.raise(Expand);
                 *unknown_inverse = Some(no_inverse_reason());
             }
             _ => {

@@ -206,7 +206,9 @@ pub(super) fn classify_before_learning(
         S::Set(_) if disabled_timeout(w).is_some() => timeout_disabled(w),
         _ if is_session_statement(stmt) => Class::new(Neutral, Inverse::Noop),
         S::CreateDatabase(_) | S::DropDatabase(_) | S::AlterSystem(_) => database_level(),
-        _ if w.first().is_some_and(|t| t == "alter") && has_seq(w, &["rename"]) => rename_object(w),
+        _ if w.first().is_some_and(|t| t == "alter") && has_seq(w, &["rename"]) => {
+            rename_object(node, w, schema)
+        }
         _ if is_beside_the_schema(stmt)
             && !has_seq(w, &["set", "schema"])
             && !has_seq(w, &["add", "value"]) =>
@@ -381,10 +383,22 @@ fn database_level() -> Class {
     c
 }
 
-/// `ALTER <kind> ... RENAME`: breaking for what the running version names (indexes,
-/// statistics, triggers and policies it does not).
-fn rename_object(w: &[SmolStr]) -> Class {
+pub(super) const RECIPE_RENAME_CONSTRAINT: &str = "keep the constraint's name; or move the app \
+                                                   off the old name first (ON CONFLICT (columns) \
+                                                   instead of ON CONFLICT ON CONSTRAINT) and \
+                                                   rename it in a contract migration";
+
+/// `ALTER <kind> ... RENAME`: breaking for what the running version names (statistics,
+/// triggers, policies and plain indexes it does not; an index that backs a primary key or
+/// UNIQUE constraint renames the constraint too, which it may name).
+fn rename_object(node: &SyntaxNode, w: &[SmolStr], schema: &mut Schema) -> Class {
     let what = w.get(1).cloned().unwrap_or_default();
+    if what == "index"
+        && !has_seq(w, &["rename", "column"])
+        && let Some(c) = rename_constraint_index(node, schema)
+    {
+        return c;
+    }
     if matches!(what.as_str(), "index" | "statistics" | "trigger" | "policy") {
         return Class::new(StmtPhase::Expand, no_inverse());
     }
@@ -395,6 +409,32 @@ fn rename_object(w: &[SmolStr]) -> Class {
         RECIPE_RENAME_OBJECT,
     );
     c
+}
+
+/// `ALTER INDEX name RENAME TO new` of the index of a primary key or UNIQUE constraint of a
+/// table the running version uses: PostgreSQL renames the constraint with it (PostgreSQL
+/// manual, ALTER INDEX; ALTER TABLE, RENAME), so it is a constraint rename.
+fn rename_constraint_index(node: &SyntaxNode, schema: &mut Schema) -> Option<Class> {
+    let from = name_after(node, "index", &["if", "exists"])?;
+    let to = name_after(node, "to", &[])?;
+    let table = schema.constraint_of_index(&from)?.to_string();
+    let last = from.rsplit('.').next().unwrap_or(&from).to_string();
+    schema.rename_constraint(&table, &last, &to);
+    let key = format!("{}@{}", normalize(&last), table);
+    if schema.is_new(&table) || schema.is_new_object("constraint", &key) {
+        return None;
+    }
+    let mut c = Class::new(StmtPhase::Breaking, no_inverse());
+    c.finding(
+        RuleId::BreakingRenameObject,
+        format!(
+            "`{from}` is the index of constraint `{last}` on `{table}`: renaming it renames the \
+             constraint, which breaks the running version where it names it (`ON CONFLICT ON \
+             CONSTRAINT {last}`)"
+        ),
+        RECIPE_RENAME_CONSTRAINT,
+    );
+    Some(c)
 }
 
 /// Roles, privileges, ownership, foreign data, publications, operators and the like: they add
