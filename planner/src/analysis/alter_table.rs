@@ -122,6 +122,25 @@ pub(super) fn classify_alter_table(at: &ast::AlterTable, schema: &mut Schema) ->
                 );
                 *unknown_inverse = Some(no_inverse_reason());
             }
+            // The new owner takes the table's privileges from the old one, the running
+            // version's role maybe (PostgreSQL manual, ALTER TABLE, OWNER TO; 5.8 Privileges):
+            // like REVOKE, after that version is retired.
+            ast::AlterTableAction::OwnerTo(_) if !is_new && schema.table(&table).is_some() => {
+                c.raise(Contract);
+                *unknown_inverse = Some(no_inverse_reason());
+            }
+            // Without a replica identity, UPDATE and DELETE of a table a publication publishes
+            // fail (PostgreSQL manual, 31.1 Publication; ALTER TABLE, REPLICA IDENTITY): FULL or
+            // an index only adds one, NOTHING or DEFAULT (no primary key) can take it away.
+            ast::AlterTableAction::ReplicaIdentity(_)
+                if !is_new && !aw.iter().any(|x| x == "full" || x == "index") =>
+            {
+                let u = unclassified(at.syntax());
+                c.raise(Contract);
+                c.needs_declaration = true;
+                c.findings.extend(u.findings);
+                *unknown_inverse = Some(no_inverse_reason());
+            }
             ast::AlterTableAction::DetachPartition(_) => {
                 c.raise(Contract);
                 *unknown_inverse = Some(no_inverse_reason());

@@ -206,6 +206,19 @@ pub(super) fn classify_before_learning(
         S::Set(_) if disabled_timeout(w).is_some() => timeout_disabled(w),
         _ if is_session_statement(stmt) => Class::new(Neutral, Inverse::Noop),
         S::CreateDatabase(_) | S::DropDatabase(_) | S::AlterSystem(_) => database_level(),
+        // A role's settings, password, login and memberships are what the running version
+        // connects with (PostgreSQL manual, ALTER ROLE); publishing a table makes its UPDATE and
+        // DELETE fail without a replica identity (31.1 Publication).
+        S::AlterRole(_) | S::AlterUser(_) | S::AlterGroup(_) if !has_seq(w, &["rename"]) => {
+            unclassified(node)
+        }
+        S::CreatePublication(_) if w.iter().any(|t| t == "for") => unclassified(node),
+        S::AlterPublication(_)
+            if w.iter().any(|t| t == "add" || t == "set")
+                && w.iter().any(|t| t == "table" || t == "tables") =>
+        {
+            unclassified(node)
+        }
         _ if w.first().is_some_and(|t| t == "alter") && has_seq(w, &["rename"]) => {
             rename_object(node, w, schema)
         }
@@ -569,7 +582,7 @@ fn is_read_or_session_state(stmt: &ast::Stmt) -> bool {
 }
 
 /// What cutover does not know: contract, and a phase declaration is needed.
-fn unclassified(node: &SyntaxNode) -> Class {
+pub(super) fn unclassified(node: &SyntaxNode) -> Class {
     let mut c = Class::new(StmtPhase::Contract, no_inverse());
     c.needs_declaration = true;
     c.finding(
