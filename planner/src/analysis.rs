@@ -31,6 +31,7 @@ mod do_block;
 mod drop;
 mod file;
 mod pipeline;
+mod sequence;
 mod tokens;
 
 use classify::*;

@@ -232,6 +232,10 @@ rules! {
     ConstraintRejectsOldWrites = "constraint-rejects-old-writes", Warning, "cutover", "A CHECK, \
         FOREIGN KEY, UNIQUE or PRIMARY KEY constraint (or unique index) on columns the running \
         version writes can reject its writes; it is placed in the contract phase.";
+    SequenceMoved = "sequence-moved", Error, "cutover", "setval, RESTART, a MAXVALUE, MINVALUE \
+        or CYCLE, a narrower AS type or a negative INCREMENT on a sequence or identity the \
+        running version inserts with: it may move behind keys already issued or cap it; the file \
+        must declare its phase.";
     BanDropNotNull = "ban-drop-not-null", Warning, "cutover", "DROP NOT NULL lets the new \
         version write NULLs the old version may not expect when it reads them (squawk's id; \
         cutover's own check, silent for columns the release adds).";

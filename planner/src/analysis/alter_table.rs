@@ -638,6 +638,14 @@ fn alter_column(
             *unknown_inverse =
                 Some("the previous default is not known; add a down migration".into());
         }
+        // RESTART, SET MAXVALUE, SET CYCLE ... of an identity column's sequence.
+        _ if !is_new && super::sequence::moves(aw) => {
+            super::sequence::moved(
+                c,
+                format!("`ALTER COLUMN {col}` moves the identity of `{table}.{col}`"),
+            );
+            *unknown_inverse = Some(no_inverse_reason());
+        }
         _ => {
             c.raise(Expand);
             *unknown_inverse = Some(no_inverse_reason());

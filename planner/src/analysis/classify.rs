@@ -245,6 +245,10 @@ pub(super) fn classify_before_learning(
             Expand,
             Inverse::Unknown("PostgreSQL cannot remove an enum value".into()),
         ),
+        S::AlterSequence(_) if sequence::moves(w) && !has_seq(w, &["rename"]) => {
+            sequence::alter_sequence(node, w, schema)
+                .unwrap_or_else(|| Class::new(Expand, no_inverse()))
+        }
         S::AlterIndex(_)
         | S::AlterSequence(_)
         | S::AlterView(_)

@@ -299,6 +299,9 @@ pub(super) fn classify_select(node: &SyntaxNode, schema: &Schema) -> Class {
             c.inverse = Inverse::Unknown(no_inverse_reason());
         } else if SEQUENCE_FUNCTIONS.contains(&f.as_str()) {
             c.raise(StmtPhase::Expand);
+            if f == "setval" {
+                super::sequence::set_value(&mut c, node, schema);
+            }
             if c.inverse == Inverse::Noop {
                 c.inverse = Inverse::Unknown(
                     "the sequence's previous value is not restored automatically; add a down \

@@ -797,6 +797,7 @@ fn take_declared_phase(class: &mut Class, declared: Option<Phase>) {
                 RuleId::UnclassifiedStatement
                     | RuleId::UnreadableDoBlock
                     | RuleId::ConstraintRejectsOldWrites
+                    | RuleId::SequenceMoved
             )
         });
     }
