@@ -141,6 +141,32 @@ pub(super) fn classify_alter_table(at: &ast::AlterTable, schema: &mut Schema) ->
                 c.findings.extend(u.findings);
                 *unknown_inverse = Some(no_inverse_reason());
             }
+            // Disabling a trigger takes away what it did for the running version's writes,
+            // like DROP TRIGGER (ALL also stops the foreign keys' system triggers); enabling
+            // one runs it on them, like CREATE TRIGGER (PostgreSQL manual, ALTER TABLE,
+            // DISABLE/ENABLE TRIGGER).
+            ast::AlterTableAction::DisableTrigger(_) if !is_new => {
+                c.raise(Contract);
+                *unknown_inverse = Some(no_inverse_reason());
+            }
+            ast::AlterTableAction::EnableTrigger(_)
+            | ast::AlterTableAction::EnableAlwaysTrigger(_)
+            | ast::AlterTableAction::EnableReplicaTrigger(_)
+                if !is_new =>
+            {
+                c.raise(Contract);
+                c.declarable = true;
+                c.finding(
+                    RuleId::ConstraintRejectsOldWrites,
+                    format!(
+                        "the trigger enabled on `{table}` runs a function cutover cannot read on the \
+                         running version's writes, which it can change or reject; cutover places it \
+                         after that version is retired"
+                    ),
+                    RECIPE_CONSTRAINT_OLD_WRITES,
+                );
+                *unknown_inverse = Some(no_inverse_reason());
+            }
             ast::AlterTableAction::DetachPartition(_) => {
                 c.raise(Contract);
                 *unknown_inverse = Some(no_inverse_reason());
