@@ -30,6 +30,7 @@ mod dml;
 mod do_block;
 mod drop;
 mod file;
+pub(crate) mod function;
 mod pipeline;
 mod sequence;
 mod tokens;

@@ -134,6 +134,16 @@ pub struct View {
     pub reads: BTreeMap<String, ViewReads>,
 }
 
+/// A function's signature, as calls resolve it: the types of its IN, INOUT and VARIADIC
+/// parameters (PostgreSQL's names, no modifiers), and how many trailing ones have defaults.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FunctionSig {
+    /// Argument types, in order.
+    pub args: Vec<String>,
+    /// How many of the last arguments have a DEFAULT.
+    pub defaults: usize,
+}
+
 /// An index, as far as constraints built from it (`ADD CONSTRAINT ... USING INDEX`) need it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Index {
@@ -263,6 +273,8 @@ pub struct Schema {
     created_tables: Vec<String>,
     /// Policies and triggers by (table, kind, name), with the column names they mention.
     dependents: BTreeMap<(String, &'static str, String), BTreeSet<String>>,
+    /// Functions and procedures by name (normalized, without `public.`), each signature once.
+    functions: BTreeMap<String, Vec<FunctionSig>>,
     /// Constraints (by table and constraint name) placed after the old version is retired
     /// because they can reject its writes: validating one belongs there too.
     deferred_constraints: BTreeSet<(String, String)>,
@@ -1227,6 +1239,26 @@ impl Schema {
                     || t.unique.iter().any(|u| u.name == last)
             })
             .map(|(table, _)| table.as_str())
+    }
+
+    /// The signatures of the functions named `name` (as [`crate::analysis::function::key`]
+    /// makes it).
+    pub fn functions(&self, name: &str) -> &[FunctionSig] {
+        self.functions.get(name).map_or(&[], Vec::as_slice)
+    }
+
+    /// CREATE [OR REPLACE] FUNCTION: one signature more (or the same one again).
+    pub fn add_function(&mut self, name: &str, sig: FunctionSig) {
+        let sigs = self.functions.entry(name.to_string()).or_default();
+        sigs.retain(|s| s.args != sig.args);
+        sigs.push(sig);
+    }
+
+    /// DROP FUNCTION name(args), or every signature when `args` is `None`.
+    pub fn drop_function(&mut self, name: &str, args: Option<&[String]>) {
+        if let Some(sigs) = self.functions.get_mut(name) {
+            sigs.retain(|s| args.is_some_and(|a| a != s.args.as_slice()));
+        }
     }
 
     /// The table of an index the migrations created, normalized.

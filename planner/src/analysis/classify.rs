@@ -161,6 +161,9 @@ pub(super) fn classify_before_learning(
         S::CreateRule(_) | S::CreateTrigger(_) if changes_old_writes(stmt, w, schema) => {
             create_write_rule(node, w, schema)
         }
+        S::CreateFunction(cf) if function::is_overload(cf, schema) => {
+            function::overload(cf, node, w, schema)
+        }
         S::CreateView(_)
         | S::CreateFunction(_)
         | S::CreateProcedure(_)
