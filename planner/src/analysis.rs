@@ -30,7 +30,9 @@ mod dml;
 mod do_block;
 mod drop;
 mod file;
+pub(crate) mod function;
 mod pipeline;
+mod sequence;
 mod tokens;
 
 use classify::*;

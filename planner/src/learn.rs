@@ -340,6 +340,22 @@ pub(crate) fn statement(schema: &mut Schema, stmt: &ast::Stmt) {
         ast::Stmt::CreatePolicy(_) | ast::Stmt::CreateTrigger(_) => add_dependent(schema, stmt),
         ast::Stmt::DropPolicy(_) | ast::Stmt::DropTrigger(_) => drop_dependent(schema, stmt),
         ast::Stmt::CreateIndex(ci) => create_index(schema, ci),
+        ast::Stmt::CreateFunction(cf) => {
+            if let Some(n) = name(cf.name()) {
+                let sig = crate::analysis::function::signature(cf.param_list());
+                schema.add_function(&crate::analysis::function::key(&n), sig);
+            }
+        }
+        ast::Stmt::DropFunction(d) => {
+            for f in d.function_sig_list().iter().flat_map(|l| l.function_sigs()) {
+                if let Some(n) = name(f.function_name_ref()) {
+                    let args = f
+                        .param_list()
+                        .map(|p| crate::analysis::function::signature(Some(p)).args);
+                    schema.drop_function(&crate::analysis::function::key(&n), args.as_deref());
+                }
+            }
+        }
         ast::Stmt::DropIndex(d) => {
             for i in d.index_refs() {
                 schema.drop_index(&name_of(i.syntax()));
@@ -416,7 +432,7 @@ fn create_index(schema: &mut Schema, ci: &ast::CreateIndex) {
             _ => None,
         })
         .collect();
-    schema.create_index(&index, &table, columns);
+    schema.create_index(&index, &table, columns, ci.unique_token().is_some());
 }
 
 /// A table (or view) a view's query reads.

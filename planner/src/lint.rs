@@ -232,6 +232,16 @@ rules! {
     ConstraintRejectsOldWrites = "constraint-rejects-old-writes", Warning, "cutover", "A CHECK, \
         FOREIGN KEY, UNIQUE or PRIMARY KEY constraint (or unique index) on columns the running \
         version writes can reject its writes; it is placed in the contract phase.";
+    BreakingFunctionOverload = "breaking-function-overload", Error, "cutover", "CREATE FUNCTION \
+        of a new overload whose parameters, defaults counted, also take the calls of an existing \
+        function of that name: PostgreSQL refuses those calls as ambiguous.";
+    FunctionOverload = "function-overload", Warning, "cutover", "CREATE FUNCTION of a new \
+        overload of a function the running version may call: its calls with inexact argument \
+        types may resolve to the new one.";
+    SequenceMoved = "sequence-moved", Error, "cutover", "setval, RESTART, a MAXVALUE, MINVALUE \
+        or CYCLE, a narrower AS type or a negative INCREMENT on a sequence or identity the \
+        running version inserts with: it may move behind keys already issued or cap it; the file \
+        must declare its phase.";
     BanDropNotNull = "ban-drop-not-null", Warning, "cutover", "DROP NOT NULL lets the new \
         version write NULLs the old version may not expect when it reads them (squawk's id; \
         cutover's own check, silent for columns the release adds).";
@@ -342,6 +352,7 @@ impl RuleId {
                 | BreakingSetSchema
                 | BreakingDoBlock
                 | BreakingAddConstraint
+                | BreakingFunctionOverload
         )
     }
 }

@@ -134,6 +134,16 @@ pub struct View {
     pub reads: BTreeMap<String, ViewReads>,
 }
 
+/// A function's signature, as calls resolve it: the types of its IN, INOUT and VARIADIC
+/// parameters (PostgreSQL's names, no modifiers), and how many trailing ones have defaults.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FunctionSig {
+    /// Argument types, in order.
+    pub args: Vec<String>,
+    /// How many of the last arguments have a DEFAULT.
+    pub defaults: usize,
+}
+
 /// An index, as far as constraints built from it (`ADD CONSTRAINT ... USING INDEX`) need it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Index {
@@ -141,6 +151,8 @@ pub struct Index {
     pub table: String,
     /// Its key columns, normalized; `None` where a key is an expression.
     pub columns: Vec<Option<String>>,
+    /// A unique index (CREATE UNIQUE INDEX).
+    pub unique: bool,
 }
 
 /// Something attached to a column by identity rather than by name: PostgreSQL keeps it through
@@ -261,6 +273,8 @@ pub struct Schema {
     created_tables: Vec<String>,
     /// Policies and triggers by (table, kind, name), with the column names they mention.
     dependents: BTreeMap<(String, &'static str, String), BTreeSet<String>>,
+    /// Functions and procedures by name (normalized, without `public.`), each signature once.
+    functions: BTreeMap<String, Vec<FunctionSig>>,
     /// Constraints (by table and constraint name) placed after the old version is retired
     /// because they can reject its writes: validating one belongs there too.
     deferred_constraints: BTreeSet<(String, String)>,
@@ -950,8 +964,15 @@ impl Schema {
 
     /// CREATE [UNIQUE] INDEX name ON table (keys): `columns` holds each key's column
     /// (normalized), `None` for an expression. An unqualified name lives in the table's schema.
-    pub fn create_index(&mut self, name: &str, table: &str, columns: Vec<Option<String>>) {
+    pub fn create_index(
+        &mut self,
+        name: &str,
+        table: &str,
+        columns: Vec<Option<String>>,
+        unique: bool,
+    ) {
         let index = Index {
+            unique,
             table: normalize(table),
             columns: columns
                 .into_iter()
@@ -1180,6 +1201,64 @@ impl Schema {
         self.indexes
             .get(&normalize(name))
             .map(|i| i.columns.as_slice())
+    }
+
+    /// The name of a unique key whose only column is `column` of `table`: its primary key, a
+    /// UNIQUE constraint or a unique index.
+    pub fn single_column_key(&self, table: &str, column: &str) -> Option<String> {
+        let (table, column) = (normalize(table), normalize(column));
+        let t = self.tables.get(&table)?;
+        if t.primary_key == [column.clone()] {
+            return Some(
+                t.primary_key_name
+                    .clone()
+                    .unwrap_or_else(|| format!("{table}_pkey")),
+            );
+        }
+        if let Some(u) = t.unique.iter().find(|u| u.columns == [column.clone()]) {
+            return Some(u.name.clone());
+        }
+        self.indexes
+            .iter()
+            .find(|(_, i)| i.unique && i.table == table && i.columns == [Some(column.clone())])
+            .map(|(name, _)| name.clone())
+    }
+
+    /// The table whose primary key or UNIQUE constraint is named `name` (its index has the same
+    /// name), normalized; the schema part of a qualified `name` is ignored.
+    pub fn constraint_of_index(&self, name: &str) -> Option<&str> {
+        let n = normalize(name);
+        let last = split_qualified(&n)
+            .last()
+            .map(|p| p.to_string())
+            .unwrap_or(n);
+        self.tables
+            .iter()
+            .find(|(_, t)| {
+                t.primary_key_name.as_deref() == Some(last.as_str())
+                    || t.unique.iter().any(|u| u.name == last)
+            })
+            .map(|(table, _)| table.as_str())
+    }
+
+    /// The signatures of the functions named `name` (as [`crate::analysis::function::key`]
+    /// makes it).
+    pub fn functions(&self, name: &str) -> &[FunctionSig] {
+        self.functions.get(name).map_or(&[], Vec::as_slice)
+    }
+
+    /// CREATE [OR REPLACE] FUNCTION: one signature more (or the same one again).
+    pub fn add_function(&mut self, name: &str, sig: FunctionSig) {
+        let sigs = self.functions.entry(name.to_string()).or_default();
+        sigs.retain(|s| s.args != sig.args);
+        sigs.push(sig);
+    }
+
+    /// DROP FUNCTION name(args), or every signature when `args` is `None`.
+    pub fn drop_function(&mut self, name: &str, args: Option<&[String]>) {
+        if let Some(sigs) = self.functions.get_mut(name) {
+            sigs.retain(|s| args.is_some_and(|a| a != s.args.as_slice()));
+        }
     }
 
     /// The table of an index the migrations created, normalized.

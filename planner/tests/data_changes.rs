@@ -150,11 +150,16 @@ fn data_changes_are_classified_by_every_dml_they_hold() {
         ),
         ("EXPLAIN DELETE FROM users;", Neutral, &["empty-migration"]),
         // SELECTs that change things, and those that do not.
-        ("SELECT setval('users_seq', 42);", Expand, NONE),
+        // setval may move the sequence behind keys the running version already has (issue 10).
+        (
+            "SELECT setval('users_seq', 42);",
+            Contract,
+            &["sequence-moved"],
+        ),
         (
             "SELECT pg_catalog.setval('public.users_seq', 42, true);",
-            Expand,
-            NONE,
+            Contract,
+            &["sequence-moved"],
         ),
         ("SELECT nextval('users_seq');", Expand, NONE),
         (

@@ -55,7 +55,7 @@ fn statements_that_change_data_are_never_neutral() {
             StmtPhase::Contract,
         ),
         ("EXPLAIN (COSTS OFF) DELETE FROM users", StmtPhase::Neutral),
-        ("SELECT setval('users_seq', 42)", StmtPhase::Expand),
+        ("SELECT setval('users_seq', 42)", StmtPhase::Contract),
         (
             "SELECT pg_catalog.set_config('search_path', 'public', false)",
             StmtPhase::Neutral,

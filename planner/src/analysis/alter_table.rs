@@ -122,13 +122,75 @@ pub(super) fn classify_alter_table(at: &ast::AlterTable, schema: &mut Schema) ->
                 );
                 *unknown_inverse = Some(no_inverse_reason());
             }
+            // The new owner takes the table's privileges from the old one, the running
+            // version's role maybe (PostgreSQL manual, ALTER TABLE, OWNER TO; 5.8 Privileges):
+            // like REVOKE, after that version is retired.
+            ast::AlterTableAction::OwnerTo(_) if !is_new && schema.table(&table).is_some() => {
+                c.raise(Contract);
+                *unknown_inverse = Some(no_inverse_reason());
+            }
+            // Without a replica identity, UPDATE and DELETE of a table a publication publishes
+            // fail (PostgreSQL manual, 31.1 Publication; ALTER TABLE, REPLICA IDENTITY): FULL or
+            // an index only adds one, NOTHING or DEFAULT (no primary key) can take it away.
+            ast::AlterTableAction::ReplicaIdentity(_)
+                if !is_new && !aw.iter().any(|x| x == "full" || x == "index") =>
+            {
+                let u = unclassified(at.syntax());
+                c.raise(Contract);
+                c.needs_declaration = true;
+                c.findings.extend(u.findings);
+                *unknown_inverse = Some(no_inverse_reason());
+            }
+            // Disabling a trigger takes away what it did for the running version's writes,
+            // like DROP TRIGGER (ALL also stops the foreign keys' system triggers); enabling
+            // one runs it on them, like CREATE TRIGGER (PostgreSQL manual, ALTER TABLE,
+            // DISABLE/ENABLE TRIGGER).
+            ast::AlterTableAction::DisableTrigger(_) if !is_new => {
+                c.raise(Contract);
+                *unknown_inverse = Some(no_inverse_reason());
+            }
+            ast::AlterTableAction::EnableTrigger(_)
+            | ast::AlterTableAction::EnableAlwaysTrigger(_)
+            | ast::AlterTableAction::EnableReplicaTrigger(_)
+                if !is_new =>
+            {
+                c.raise(Contract);
+                c.declarable = true;
+                c.finding(
+                    RuleId::ConstraintRejectsOldWrites,
+                    format!(
+                        "the trigger enabled on `{table}` runs a function cutover cannot read on the \
+                         running version's writes, which it can change or reject; cutover places it \
+                         after that version is retired"
+                    ),
+                    RECIPE_CONSTRAINT_OLD_WRITES,
+                );
+                *unknown_inverse = Some(no_inverse_reason());
+            }
             ast::AlterTableAction::DetachPartition(_) => {
                 c.raise(Contract);
                 *unknown_inverse = Some(no_inverse_reason());
             }
+            // The old version may name a constraint: `ON CONFLICT ON CONSTRAINT name`, or
+            // an error it matches by constraint name (PostgreSQL manual, INSERT, ON CONFLICT).
             ast::AlterTableAction::RenameConstraint(rc) => {
+                let from = text_of(rc.constraint_name_ref()).unwrap_or_default();
+                let key = format!("{}@{}", normalize(&from), normalize(&table));
+                if is_new || schema.is_new_object("constraint", &key) {
+                    c.raise(Expand);
+                } else {
+                    c.raise(Breaking);
+                    c.finding(
+                        RuleId::BreakingRenameObject,
+                        format!(
+                            "renaming constraint `{from}` of `{table}` breaks the running version \
+                             where it names it (`ON CONFLICT ON CONSTRAINT {from}`, an error it \
+                             matches by constraint name)"
+                        ),
+                        RECIPE_RENAME_CONSTRAINT,
+                    );
+                }
                 learn::rename_constraint(schema, &table, &rc);
-                c.raise(Expand);
                 *unknown_inverse = Some(no_inverse_reason());
             }
             _ => {
@@ -325,6 +387,28 @@ fn add_column(ac: &ast::AddColumn, aw: &[SmolStr], t: &Target, schema: &mut Sche
         );
     } else {
         c.raise(Expand);
+    }
+    // A serial column's default is nextval(), which is volatile: PostgreSQL fills every row,
+    // rewriting the table under an ACCESS EXCLUSIVE lock (PostgreSQL manual, ALTER TABLE,
+    // Notes; 8.1.4 Serial Types). squawk's rule looks at DEFAULT clauses only, and a serial
+    // type has none written.
+    let serial = ac.ty().map(|ty| words(ty.syntax())).is_some_and(|tw| {
+        matches!(
+            tw.first().map(SmolStr::as_str),
+            Some("serial" | "bigserial" | "smallserial" | "serial2" | "serial4" | "serial8")
+        )
+    });
+    if serial && !is_new {
+        c.finding(
+            RuleId::AddingFieldWithDefault,
+            format!(
+                "`{table}.{col}` is a serial column: its default nextval() is volatile, so \
+                 PostgreSQL writes a value into every row, rewriting `{table}` under an ACCESS \
+                 EXCLUSIVE lock"
+            ),
+            "add the column as a plain integer, attach a sequence with ALTER COLUMN ... SET \
+             DEFAULT nextval(...) (no rewrite), and backfill the existing rows in batches",
+        );
     }
     inverses.push(format!("ALTER TABLE {table} DROP COLUMN IF EXISTS {col};"));
     schema.add_new_column(table, &col, default.as_deref());
@@ -554,8 +638,39 @@ fn alter_column(
                 .filter(|e| e != "null");
             schema.set_new_column_default(table, &col, expr.as_deref());
             c.raise(Expand);
+            // Every insert that leaves the column out writes the default: a constant one
+            // collides under a unique key on that column from the second insert on (a
+            // volatile one, nextval() or gen_random_uuid(), does not).
+            let constant = expr.as_deref().is_some_and(|e| {
+                !e.contains('(') && !e.contains("current_") && !e.contains("localtime")
+            });
+            if let Some(key) = constant
+                .then(|| schema.single_column_key(table, &col))
+                .flatten()
+                .filter(|_| !is_new)
+            {
+                c.raise(Breaking);
+                c.finding(
+                    RuleId::BreakingAddConstraint,
+                    format!(
+                        "every insert that leaves `{table}.{col}` out writes the constant default \
+                         `{}`, and `{key}` keeps the column unique: the second such insert of the \
+                         running version collides",
+                        expr.as_deref().unwrap_or_default()
+                    ),
+                    "give the column a volatile default (nextval(), gen_random_uuid()), or none",
+                );
+            }
             *unknown_inverse =
                 Some("the previous default is not known; add a down migration".into());
+        }
+        // RESTART, SET MAXVALUE, SET CYCLE ... of an identity column's sequence.
+        _ if !is_new && super::sequence::moves(aw) => {
+            super::sequence::moved(
+                c,
+                format!("`ALTER COLUMN {col}` moves the identity of `{table}.{col}`"),
+            );
+            *unknown_inverse = Some(no_inverse_reason());
         }
         _ => {
             c.raise(Expand);

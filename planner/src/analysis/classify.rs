@@ -161,6 +161,9 @@ pub(super) fn classify_before_learning(
         S::CreateRule(_) | S::CreateTrigger(_) if changes_old_writes(stmt, w, schema) => {
             create_write_rule(node, w, schema)
         }
+        S::CreateFunction(cf) if function::is_overload(cf, schema) => {
+            function::overload(cf, node, w, schema)
+        }
         S::CreateView(_)
         | S::CreateFunction(_)
         | S::CreateProcedure(_)
@@ -179,7 +182,8 @@ pub(super) fn classify_before_learning(
         | S::CreateStatistics(_)
         | S::CreateCollation(_)
         | S::CreateAggregate(_) => create_object(node, w, schema),
-        S::CommentOn(_) | S::Grant(_) | S::Refresh(_) => Class::new(Expand, Inverse::Noop),
+        S::Refresh(r) => refresh(r, schema),
+        S::CommentOn(_) | S::Grant(_) => Class::new(Expand, Inverse::Noop),
         S::Analyze(_) => Class::new(Neutral, Inverse::Noop),
         S::DropTable(_) | S::Truncate(_) => drop_table(stmt, schema),
         S::DropSchema(_) => drop_schema(node),
@@ -205,7 +209,22 @@ pub(super) fn classify_before_learning(
         S::Set(_) if disabled_timeout(w).is_some() => timeout_disabled(w),
         _ if is_session_statement(stmt) => Class::new(Neutral, Inverse::Noop),
         S::CreateDatabase(_) | S::DropDatabase(_) | S::AlterSystem(_) => database_level(),
-        _ if w.first().is_some_and(|t| t == "alter") && has_seq(w, &["rename"]) => rename_object(w),
+        // A role's settings, password, login and memberships are what the running version
+        // connects with (PostgreSQL manual, ALTER ROLE); publishing a table makes its UPDATE and
+        // DELETE fail without a replica identity (31.1 Publication).
+        S::AlterRole(_) | S::AlterUser(_) | S::AlterGroup(_) if !has_seq(w, &["rename"]) => {
+            unclassified(node)
+        }
+        S::CreatePublication(_) if w.iter().any(|t| t == "for") => unclassified(node),
+        S::AlterPublication(_)
+            if w.iter().any(|t| t == "add" || t == "set")
+                && w.iter().any(|t| t == "table" || t == "tables") =>
+        {
+            unclassified(node)
+        }
+        _ if w.first().is_some_and(|t| t == "alter") && has_seq(w, &["rename"]) => {
+            rename_object(node, w, schema)
+        }
         _ if is_beside_the_schema(stmt)
             && !has_seq(w, &["set", "schema"])
             && !has_seq(w, &["add", "value"]) =>
@@ -229,6 +248,10 @@ pub(super) fn classify_before_learning(
             Expand,
             Inverse::Unknown("PostgreSQL cannot remove an enum value".into()),
         ),
+        S::AlterSequence(_) if sequence::moves(w) && !has_seq(w, &["rename"]) => {
+            sequence::alter_sequence(node, w, schema)
+                .unwrap_or_else(|| Class::new(Expand, no_inverse()))
+        }
         S::AlterIndex(_)
         | S::AlterSequence(_)
         | S::AlterView(_)
@@ -277,6 +300,27 @@ fn table_rewrite(node: &SyntaxNode, w: &[SmolStr], schema: &Schema) -> Class {
             ),
             "run it in a maintenance window (a `recreate` release), or use pg_repack, which holds \
              the lock only briefly",
+        );
+    }
+    c
+}
+
+/// REFRESH MATERIALIZED VIEW: without CONCURRENTLY it takes an ACCESS EXCLUSIVE lock on the
+/// view for the whole query (PostgreSQL manual, REFRESH MATERIALIZED VIEW; 13.3.1 Table-Level
+/// Locks), so the running version's reads of it wait.
+fn refresh(r: &ast::Refresh, schema: &Schema) -> Class {
+    let mut c = Class::new(StmtPhase::Expand, Inverse::Noop);
+    let view = text_of(r.view_ref()).unwrap_or_default();
+    let new = schema.is_new_object("materialized view", &object_key(&view, None));
+    if r.concurrently_token().is_none() && !new {
+        c.finding(
+            RuleId::TableRewrite,
+            format!(
+                "REFRESH MATERIALIZED VIEW `{view}` without CONCURRENTLY rewrites it under an \
+                 ACCESS EXCLUSIVE lock: the running version's reads of it wait for the whole query"
+            ),
+            "use REFRESH MATERIALIZED VIEW CONCURRENTLY (it needs a unique index on the view), \
+             or refresh it in a maintenance window",
         );
     }
     c
@@ -359,10 +403,22 @@ fn database_level() -> Class {
     c
 }
 
-/// `ALTER <kind> ... RENAME`: breaking for what the running version names (indexes,
-/// statistics, triggers and policies it does not).
-fn rename_object(w: &[SmolStr]) -> Class {
+pub(super) const RECIPE_RENAME_CONSTRAINT: &str = "keep the constraint's name; or move the app \
+                                                   off the old name first (ON CONFLICT (columns) \
+                                                   instead of ON CONFLICT ON CONSTRAINT) and \
+                                                   rename it in a contract migration";
+
+/// `ALTER <kind> ... RENAME`: breaking for what the running version names (statistics,
+/// triggers, policies and plain indexes it does not; an index that backs a primary key or
+/// UNIQUE constraint renames the constraint too, which it may name).
+fn rename_object(node: &SyntaxNode, w: &[SmolStr], schema: &mut Schema) -> Class {
     let what = w.get(1).cloned().unwrap_or_default();
+    if what == "index"
+        && !has_seq(w, &["rename", "column"])
+        && let Some(c) = rename_constraint_index(node, schema)
+    {
+        return c;
+    }
     if matches!(what.as_str(), "index" | "statistics" | "trigger" | "policy") {
         return Class::new(StmtPhase::Expand, no_inverse());
     }
@@ -373,6 +429,32 @@ fn rename_object(w: &[SmolStr]) -> Class {
         RECIPE_RENAME_OBJECT,
     );
     c
+}
+
+/// `ALTER INDEX name RENAME TO new` of the index of a primary key or UNIQUE constraint of a
+/// table the running version uses: PostgreSQL renames the constraint with it (PostgreSQL
+/// manual, ALTER INDEX; ALTER TABLE, RENAME), so it is a constraint rename.
+fn rename_constraint_index(node: &SyntaxNode, schema: &mut Schema) -> Option<Class> {
+    let from = name_after(node, "index", &["if", "exists"])?;
+    let to = name_after(node, "to", &[])?;
+    let table = schema.constraint_of_index(&from)?.to_string();
+    let last = from.rsplit('.').next().unwrap_or(&from).to_string();
+    schema.rename_constraint(&table, &last, &to);
+    let key = format!("{}@{}", normalize(&last), table);
+    if schema.is_new(&table) || schema.is_new_object("constraint", &key) {
+        return None;
+    }
+    let mut c = Class::new(StmtPhase::Breaking, no_inverse());
+    c.finding(
+        RuleId::BreakingRenameObject,
+        format!(
+            "`{from}` is the index of constraint `{last}` on `{table}`: renaming it renames the \
+             constraint, which breaks the running version where it names it (`ON CONFLICT ON \
+             CONSTRAINT {last}`)"
+        ),
+        RECIPE_RENAME_CONSTRAINT,
+    );
+    Some(c)
 }
 
 /// Roles, privileges, ownership, foreign data, publications, operators and the like: they add
@@ -507,7 +589,7 @@ fn is_read_or_session_state(stmt: &ast::Stmt) -> bool {
 }
 
 /// What cutover does not know: contract, and a phase declaration is needed.
-fn unclassified(node: &SyntaxNode) -> Class {
+pub(super) fn unclassified(node: &SyntaxNode) -> Class {
     let mut c = Class::new(StmtPhase::Contract, no_inverse());
     c.needs_declaration = true;
     c.finding(

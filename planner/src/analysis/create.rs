@@ -216,13 +216,14 @@ pub(super) fn create_index(ci: &ast::CreateIndex, w: &[SmolStr], schema: &mut Sc
     c
 }
 
-/// Whether `stmt` (CREATE RULE or CREATE TRIGGER) is a new rule, or a new constraint trigger,
-/// on a table the running version uses: a rule rewrites, and a constraint trigger can reject,
-/// that version's writes (PostgreSQL manual, 41 The Rule System; CREATE TRIGGER, CONSTRAINT).
+/// Whether `stmt` (CREATE RULE or CREATE TRIGGER) is a new rule or trigger on a table the
+/// running version uses: a rule rewrites that version's writes, and a trigger runs a function
+/// cutover cannot read on them, which can change the row (BEFORE), reject it (an exception) or
+/// write elsewhere (PostgreSQL manual, 41 The Rule System; 37.1 Overview of Trigger Behavior).
 pub(super) fn changes_old_writes(stmt: &ast::Stmt, w: &[SmolStr], schema: &Schema) -> bool {
     let node = stmt.syntax();
     let rule = matches!(stmt, ast::Stmt::CreateRule(_));
-    (rule || has_seq(w, &["constraint", "trigger"])) && !has_seq(w, &["or", "replace"]) && {
+    !has_seq(w, &["or", "replace"]) && {
         let table = if rule {
             name_after(node, "to", &[])
         } else {
@@ -244,8 +245,8 @@ pub(super) fn create_write_rule(node: &SyntaxNode, w: &[SmolStr], schema: &mut S
         RuleId::ConstraintRejectsOldWrites,
         format!(
             "`{}` changes what the running version's writes do to a table it uses (a rule rewrites \
-             them, a constraint trigger can reject them); cutover places it after that version is \
-             retired",
+             them; a trigger's function, which cutover cannot read, can change or reject them); \
+             cutover places it after that version is retired",
             summarize(&node.text().to_string())
         ),
         RECIPE_CONSTRAINT_OLD_WRITES,

@@ -15,6 +15,7 @@
 use super::{Class, Inverse, StmtPhase, classify, no_inverse_reason, summarize, text_of, words};
 use crate::lint::RuleId;
 use crate::schema::{Schema, normalize};
+use smol_str::SmolStr;
 use squawk_syntax::SyntaxKind;
 use squawk_syntax::SyntaxNode;
 use squawk_syntax::ast::{self, AstNode};
@@ -33,10 +34,36 @@ struct Write {
     verb: Verb,
     /// Target table as written.
     table: String,
-    /// An UPDATE or DELETE without WHERE.
+    /// An UPDATE or DELETE without WHERE, or with a WHERE that is constant true.
     whole: bool,
     /// Inside a WITH query rather than the statement itself.
     in_with: bool,
+    /// `whole` because of a WHERE that is constant true.
+    where_true: bool,
+}
+
+/// An UPDATE's or DELETE's WHERE selects every row: there is none, or its condition is a
+/// constant that is true (`WHERE true`, `WHERE 1 = 1`, `WHERE NOT false`), which PostgreSQL
+/// folds away before it reads a row.
+fn whole_table(clause: Option<ast::WhereClauseOrCurrentOf>) -> bool {
+    let Some(ast::WhereClauseOrCurrentOf::WhereClause(wc)) = clause else {
+        return clause.is_none();
+    };
+    let w: Vec<SmolStr> = words(wc.syntax())
+        .into_iter()
+        .skip(1)
+        .filter(|t| !matches!(t.as_str(), "(" | ")"))
+        .collect();
+    let constant = |t: &SmolStr| {
+        t.starts_with('\'') || t.bytes().all(|b| b.is_ascii_digit() || b == b'.') && !t.is_empty()
+    };
+    match w.as_slice() {
+        [t] => t == "true" || t == "'t'" || t == "'true'",
+        [not, f] => not == "not" && f == "false",
+        [a, op, b] if op == "is" => a == "true" && b == "true",
+        [a, op, b] => constant(a) && constant(b) && (op == "=" && a == b || op == "<>" && a != b),
+        _ => false,
+    }
 }
 
 /// Every INSERT, UPDATE, DELETE and MERGE in `node` (itself included), in text order.
@@ -54,7 +81,7 @@ fn writes(node: &SyntaxNode) -> Vec<Write> {
                     (
                         Verb::Update,
                         table,
-                        u.where_clause_or_current_of().is_none(),
+                        whole_table(u.where_clause_or_current_of()),
                     )
                 }
                 SyntaxKind::DELETE => {
@@ -63,7 +90,7 @@ fn writes(node: &SyntaxNode) -> Vec<Write> {
                     (
                         Verb::Delete,
                         table,
-                        d.where_clause_or_current_of().is_none(),
+                        whole_table(d.where_clause_or_current_of()),
                     )
                 }
                 SyntaxKind::MERGE => {
@@ -77,11 +104,13 @@ fn writes(node: &SyntaxNode) -> Vec<Write> {
                 .ancestors()
                 .take_while(|a| a != node)
                 .any(|a| a.kind() == SyntaxKind::WITH_TABLE);
+            let where_true = whole && n.children().any(|c| c.kind() == SyntaxKind::WHERE_CLAUSE);
             Some(Write {
                 verb,
                 table: table.unwrap_or_default(),
                 whole,
                 in_with,
+                where_true,
             })
         })
         .collect()
@@ -117,7 +146,14 @@ pub(super) fn add_writes(c: &mut Class, node: &SyntaxNode, schema: &Schema) -> b
             c.raise(StmtPhase::Contract);
             c.finding(
                 RuleId::DataLoss,
-                format!("DELETE without WHERE{place} empties `{table}`"),
+                format!(
+                    "DELETE {}{place} empties `{table}`",
+                    if w.where_true {
+                        "with a WHERE that is always true"
+                    } else {
+                        "without WHERE"
+                    }
+                ),
                 "run it only after the old version is retired; the pre-release backup is the only \
                  way back",
             );
@@ -263,6 +299,9 @@ pub(super) fn classify_select(node: &SyntaxNode, schema: &Schema) -> Class {
             c.inverse = Inverse::Unknown(no_inverse_reason());
         } else if SEQUENCE_FUNCTIONS.contains(&f.as_str()) {
             c.raise(StmtPhase::Expand);
+            if f == "setval" {
+                super::sequence::set_value(&mut c, node, schema);
+            }
             if c.inverse == Inverse::Noop {
                 c.inverse = Inverse::Unknown(
                     "the sequence's previous value is not restored automatically; add a down \

@@ -50,7 +50,10 @@ pub(super) fn analyze_file(
         fc.replaces();
     }
     fc.orphan_errors(&errors);
-    let violations = violations();
+    let mut violations = violations();
+    if !fc.noop_creates.is_empty() {
+        violations = lint_without(fc.text, &fc.noop_creates);
+    }
     if report {
         fc.squawk_violations(violations, &wrapper_spans, wrapper, opts);
     }
@@ -77,6 +80,23 @@ pub(super) fn analyze_file(
         },
         findings,
     )
+}
+
+/// squawk's findings for `text` with the statements at `spans` blanked out (offsets kept), so
+/// that a no-op `CREATE TABLE IF NOT EXISTS` does not make squawk take a live table for a new
+/// one (PostgreSQL manual, CREATE TABLE, IF NOT EXISTS: "a notice is issued ... the existing
+/// relation is not modified").
+fn lint_without(text: &str, spans: &[(usize, usize)]) -> Vec<Violation> {
+    let mut blanked = String::with_capacity(text.len());
+    for (at, ch) in text.char_indices() {
+        if spans.iter().any(|&(s, e)| at >= s && at < e) {
+            blanked.extend(std::iter::repeat_n(' ', ch.len_utf8()));
+        } else {
+            blanked.push(ch);
+        }
+    }
+    let parse = SourceFile::parse(&blanked);
+    lint_file(&parse, &blanked)
 }
 
 /// Where a statement is, for mapping squawk's violations to it.
@@ -162,6 +182,9 @@ struct FileCheck<'a> {
     pending: Vec<(Option<usize>, Finding)>,
     /// The offsets of the comments attached to a statement.
     attached_comments: BTreeSet<usize>,
+    /// Where the `CREATE TABLE IF NOT EXISTS` statements on tables that already exist are: no-ops,
+    /// which squawk nonetheless takes for new tables (and stays silent about their locks).
+    noop_creates: Vec<(usize, usize)>,
 }
 
 impl<'a> FileCheck<'a> {
@@ -194,6 +217,7 @@ impl<'a> FileCheck<'a> {
             extras: Vec::new(),
             pending: Vec::new(),
             attached_comments: BTreeSet::new(),
+            noop_creates: Vec::new(),
         }
     }
 
@@ -235,6 +259,9 @@ impl<'a> FileCheck<'a> {
         let w: &[SmolStr] = &w;
         let mut class = classify_statement(stmt, w, &stmt_errors, schema, &self.index, self.report);
         take_declared_phase(&mut class, declared);
+        if matches!(stmt, ast::Stmt::CreateTable(_)) && class.phase == StmtPhase::Neutral {
+            self.noop_creates.push((start, end));
+        }
         let span = self.spans.len();
         for (rule_id, message, hint, at) in &class.findings {
             let f = self.make(
@@ -770,6 +797,7 @@ fn take_declared_phase(class: &mut Class, declared: Option<Phase>) {
                 RuleId::UnclassifiedStatement
                     | RuleId::UnreadableDoBlock
                     | RuleId::ConstraintRejectsOldWrites
+                    | RuleId::SequenceMoved
             )
         });
     }

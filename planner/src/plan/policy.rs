@@ -18,6 +18,7 @@ pub(crate) fn blocks_online(rule: &str) -> bool {
                 MixedPhaseMigration
                     | UnclassifiedStatement
                     | UnreadableDoBlock
+                    | SequenceMoved
                     | RenameRewriteUnsupported
             ) || (r.is_breaking() && r != BreakingRenameColumn)
         })

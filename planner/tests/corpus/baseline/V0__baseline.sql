@@ -299,3 +299,8 @@ ALTER TABLE ONLY billing.invoices
     ADD CONSTRAINT invoices_customer_no_fkey FOREIGN KEY (customer_no) REFERENCES public.customers(customer_no);
 
 COMMENT ON TABLE public.customers IS 'One row per paying customer.';
+
+-- A materialized view the old version reads (report kind 9: REFRESH without CONCURRENTLY).
+CREATE MATERIALIZED VIEW post_counts AS
+SELECT user_id, count(*) AS posts FROM posts GROUP BY user_id;
+CREATE UNIQUE INDEX post_counts_user_id_key ON post_counts (user_id);

@@ -1,0 +1,2 @@
+-- Clear the sessions table (a "filtered" delete whose filter is always true).
+DELETE FROM sessions WHERE true;

@@ -1,0 +1,2 @@
+-- Handles are optional now.
+ALTER TABLE public.accounts ALTER COLUMN handle SET DEFAULT 'anonymous';

@@ -1,0 +1,1 @@
+ALTER TABLE ONLY public.accounts RENAME CONSTRAINT accounts_pkey TO accounts_uuid_pkey;

@@ -1,0 +1,1 @@
+ALTER TABLE public.accounts OWNER TO billing_admin;

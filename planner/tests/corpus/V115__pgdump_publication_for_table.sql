@@ -1,0 +1,1 @@
+CREATE PUBLICATION app_pub FOR TABLE public.event_log;

@@ -1,0 +1,1 @@
+ALTER TABLE public.event_log REPLICA IDENTITY NOTHING;
