@@ -98,10 +98,6 @@ impl Session {
         let crash_after_effect = std::env::var("CUTOVER_CRASH_AFTER_EFFECT")
             .ok()
             .filter(|s| !s.is_empty());
-        // Every database connection of this process names the run (see `drivers::postgres`).
-        if let Some(run) = dir.file_name() {
-            crate::drivers::postgres::attach_run(&run.to_string_lossy());
-        }
         Session {
             dir,
             plan,

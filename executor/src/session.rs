@@ -37,6 +37,22 @@ pub enum Backend {
     Postgres(PgStore),
 }
 
+/// The session of the run in `dir`. Every database connection this process opens from now on
+/// names the run (see [`crate::drivers::postgres::attach_run`]), so a later executor of the
+/// same run can find what this one left running.
+fn open_session(
+    dir: PathBuf,
+    plan: Plan,
+    state: RunState,
+    sink: Sink,
+    reporter: Box<dyn Reporter>,
+) -> Session {
+    if let Some(run) = dir.file_name() {
+        crate::drivers::postgres::attach_run(&run.to_string_lossy());
+    }
+    Session::new(dir, plan, state, sink, reporter)
+}
+
 /// Creates a run for `plan` and attaches to it.
 pub async fn start(
     backend: &Backend,
@@ -67,7 +83,7 @@ pub async fn start(
     let spec_abs = std::fs::canonicalize(spec_path).unwrap_or_else(|_| spec_path.to_path_buf());
     let release = plan.release.clone();
     let plan_hash = plan.hash.clone();
-    let mut session = Session::new(dir, plan, state, sink, reporter);
+    let mut session = open_session(dir, plan, state, sink, reporter);
     session
         .emit(Event::RunStarted(Box::new(RunStarted {
             run_id,
@@ -133,7 +149,7 @@ pub async fn attach(
         }
     };
     sink.set_redactor(Redactor::for_plan(&plan));
-    let mut session = Session::new(dir, plan, state, sink, reporter);
+    let mut session = open_session(dir, plan, state, sink, reporter);
     session
         .emit(Event::Attached {
             pid: std::process::id(),
