@@ -3,9 +3,8 @@
 //! without locking, and [`check_plan`] refuses to continue a run whose spec or migrations changed.
 //! Each works on either [`Backend`].
 //!
-//! [`resume`] is everything `cutover resume` checks before it changes anything: the run exists
-//! and can be locked, its recorded plan is intact, it started and is neither finished nor being
-//! rolled back, its spec still plans to the same steps, and this shell has what the rest needs.
+//! What `cutover resume` checks before it changes anything, and what it does with each step, is
+//! [`crate::resume`]'s.
 
 use crate::error::ExecError;
 use crate::event::{Event, RunStarted};
@@ -331,59 +330,6 @@ pub fn check_plan(state: &RunState, current: &Plan) -> Result<(), ExecError> {
         new: current.hash[..12].into(),
         changed,
     })
-}
-
-/// What [`resume`] found.
-pub enum Resumable {
-    /// Every step succeeded already: nothing to do. Holds the run id.
-    Succeeded(String),
-    /// The run can continue: attached (its lock held), checked, with the options to continue
-    /// it with.
-    Ready(Box<(Session, RunOptions)>),
-}
-
-/// Reopens `run` for `cutover resume` and checks that it can continue, before anything changes:
-/// the run exists, its lock is free, its recorded plan is the one its log fingerprinted
-/// ([`attach`]); it started, is not being rolled back, and has not succeeded already; its spec
-/// is still where it recorded it and plans (read once) to the steps it started with
-/// ([`check_plan`]); and this shell has the variables and programs the rest of it needs.
-pub async fn resume(
-    backend: &Backend,
-    store: &Store,
-    run: &str,
-    jobs: usize,
-    reporter: Box<dyn Reporter>,
-) -> Result<Resumable, ExecError> {
-    let session = attach(backend, store, run, "resume", reporter).await?;
-    let state = &session.state;
-    let run = state.run_id.clone();
-    if !state.started() {
-        return Err(ExecError::NeverStarted { run });
-    }
-    if state.rollback.is_some() {
-        return Err(ExecError::RollingBack { run });
-    }
-    if state.complete() {
-        session.close().await;
-        return Ok(Resumable::Succeeded(run));
-    }
-    // The spec and migrations must still be what the run started with.
-    let spec = PathBuf::from(&state.spec_abs);
-    if !spec.exists() && state.spec_abs.contains('\u{FFFD}') {
-        // Recorded by a cutover that accepted a spec path that is not UTF-8: its real name is lost.
-        let spec = state.spec_abs.clone();
-        return Err(ExecError::SpecPathLost { run, spec });
-    }
-    let planned = crate::planned::plan_file(&spec).map_err(|source| ExecError::Replan {
-        run,
-        spec,
-        source,
-    })?;
-    check_plan(state, &planned.plan)?;
-    let on_failure = planned.spec.release.on_failure;
-    let opts = RunOptions::new(&session, state.spec_dir(), on_failure, jobs);
-    session.environment_ready(&opts, true)?;
-    Ok(Resumable::Ready(Box::new((session, opts))))
 }
 
 impl Session {
