@@ -170,31 +170,54 @@ pub fn verify_recorded_plan(
     state: &RunState,
     plan: &Plan,
 ) -> Result<(), ExecError> {
-    use cutover_planner::dag::{plan_hash, step_fingerprint};
+    use cutover_planner::dag::plan_hash;
     let plan_path = match backend {
-        Backend::Files => dir.join("plan.json"),
+        Backend::Files => {
+            log_belongs_here(dir, state)?;
+            dir.join("plan.json")
+        }
         Backend::Postgres(_) => PathBuf::from(format!("the recorded plan of run {}", state.run_id)),
     };
     let mismatch = |why: String| ExecError::PlanMismatch {
         path: plan_path.clone(),
         why,
     };
-    if matches!(backend, Backend::Files) {
-        let dir_name = dir
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        if dir_name != state.run_id {
-            return Err(ExecError::PlanMismatch {
-                path: dir.join(LOG_FILE),
-                why: format!(
-                    "the log belongs to run `{}`, but it is in the directory of run `{dir_name}`",
-                    state.run_id
-                ),
-            });
-        }
-    }
     let recorded: Vec<&cutover_planner::dag::Step> = plan.steps().collect();
+    steps_as_logged(&recorded, state).map_err(mismatch)?;
+    if plan_hash(recorded.iter().copied()) != state.plan_hash || plan.hash != state.plan_hash {
+        return Err(mismatch(format!(
+            "its plan hash is not the log's ({})",
+            &state.plan_hash[..12.min(state.plan_hash.len())]
+        )));
+    }
+    Ok(())
+}
+
+/// A file log is in the directory of the run it belongs to.
+fn log_belongs_here(dir: &Path, state: &RunState) -> Result<(), ExecError> {
+    let dir_name = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    if dir_name == state.run_id {
+        return Ok(());
+    }
+    Err(ExecError::PlanMismatch {
+        path: dir.join(LOG_FILE),
+        why: format!(
+            "the log belongs to run `{}`, but it is in the directory of run `{dir_name}`",
+            state.run_id
+        ),
+    })
+}
+
+/// The recorded steps are the ones `run_started` fingerprinted, in its order, and each one's
+/// content still has that fingerprint; `Err`: why not.
+fn steps_as_logged(
+    recorded: &[&cutover_planner::dag::Step],
+    state: &RunState,
+) -> Result<(), String> {
+    use cutover_planner::dag::step_fingerprint;
     let ids: Vec<&str> = recorded.iter().map(|s| s.id.as_str()).collect();
     let logged: Vec<&str> = state
         .step_hashes
@@ -202,7 +225,7 @@ pub fn verify_recorded_plan(
         .map(|(id, _)| id.as_str())
         .collect();
     // A log cut before its `run_started` event (the run died before it began) has no step
-    // fingerprints; the header's plan hash below still has to match.
+    // fingerprints; the header's plan hash still has to match.
     if !logged.is_empty() && ids != logged {
         let missing: Vec<&str> = logged
             .iter()
@@ -214,11 +237,11 @@ pub fn verify_recorded_plan(
             .filter(|i| !logged.contains(i))
             .copied()
             .collect();
-        return Err(mismatch(format!(
+        return Err(format!(
             "its steps are not the ones the log recorded at the start (missing: {}; not in the log: {}; or in another order)",
             list_or_none(&missing),
             list_or_none(&extra)
-        )));
+        ));
     }
     let mut changed = Vec::new();
     for (i, step) in recorded.iter().enumerate() {
@@ -232,16 +255,10 @@ pub fn verify_recorded_plan(
         }
     }
     if !changed.is_empty() {
-        return Err(mismatch(format!(
+        return Err(format!(
             "the content of step(s) {} differs from the fingerprint the log recorded at the start",
             changed.join(", ")
-        )));
-    }
-    if plan_hash(recorded.iter().copied()) != state.plan_hash || plan.hash != state.plan_hash {
-        return Err(mismatch(format!(
-            "its plan hash is not the log's ({})",
-            &state.plan_hash[..12.min(state.plan_hash.len())]
-        )));
+        ));
     }
     Ok(())
 }
