@@ -223,8 +223,8 @@ impl Cursor {
     }
 }
 
-/// The effect of one statement: by its first word, then [`reindex`], [`create_index`] or
-/// [`drop_index`] read the rest.
+/// The effect of one statement: by its first word, then `reindex`, `create_index` or
+/// `drop_index` read the rest.
 pub fn effect(sql: &str) -> Effect {
     let toks = tokens(sql);
     let first = match toks.first() {

@@ -3,15 +3,15 @@
 //!
 //! | module | what |
 //! |---|---|
-//! | [`connection`] | `application_name`s that name the run, the idle-connection cache, the per-database migrator holding the migration lock |
-//! | [`fence`] | waiting for (then stopping) the backends a dead executor of the run left at work |
-//! | [`retry`] | the one lock-timeout backoff every retried statement goes through |
-//! | [`migrate`] | [`MigrateDriver`]: apply, undo and probe a migration phase |
-//! | [`history`] | the bookkeeping a migration writes: refinery's history and cutover's phase table |
-//! | [`indexes`] | concurrent index builds and the INVALID indexes a failed one leaves |
-//! | [`backup`] | [`BackupDriver`]: `pg_dump`, and the restore past a pivot |
-//! | [`backfill`] | [`BackfillDriver`]: the batched copy into a new column |
-//! | [`preflight`] | [`check_database`]: what preflight checks in each database |
+//! | `connection` | `application_name`s that name the run, the idle-connection cache, the per-database migrator holding the migration lock |
+//! | `fence` | waiting for (then stopping) the backends a dead executor of the run left at work |
+//! | `retry` | the one lock-timeout backoff every retried statement goes through |
+//! | `migrate` | [`MigrateDriver`]: apply, undo and probe a migration phase |
+//! | `history` | the bookkeeping a migration writes: refinery's history and cutover's phase table |
+//! | `indexes` | concurrent index builds and the INVALID indexes a failed one leaves |
+//! | `backup` | [`BackupDriver`]: `pg_dump`, and the restore past a pivot |
+//! | `backfill` | [`BackfillDriver`]: the batched copy into a new column |
+//! | `preflight` | [`check_database`]: what preflight checks in each database |
 //!
 //! - **History.** refinery's `refinery_schema_history` stays the record of applied migrations,
 //!   with refinery's own checksum, written when a migration completes (a rewritten migration
