@@ -8,6 +8,7 @@ use cutover_executor::event::Outcome;
 use cutover_executor::planned::plan_file;
 use cutover_executor::resume::Resumable;
 use cutover_executor::runner::{ForwardResult, RunOptions, Session};
+use cutover_executor::scheduler::{self, Compensation};
 use cutover_executor::session::Backend;
 use cutover_executor::state::{RunState, StepState};
 use cutover_executor::store::Store;
@@ -246,10 +247,10 @@ fn rollback_preview(common: &Common, run: &str, to: Option<&str>) -> Result<(), 
     let (snap, state) = snapshot(common, run)?;
     let plan = snap.plan;
     let mut lines = Vec::new();
-    for id in cutover_executor::scheduler::rollback_order(&state, to) {
-        let step = plan.step(&id);
-        match step {
-            Some(s) if !s.reversible => {
+    for id in scheduler::rollback_order(&state, to) {
+        // The rollback's own rule, without `--restore-backup`: undo, or stop at a pivot.
+        match plan.step(&id) {
+            Some(s) if scheduler::compensation(s, &[], false) == Compensation::Pivot => {
                 lines.push(format!("  stop at {id}: {}", s.undo));
                 break;
             }
