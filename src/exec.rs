@@ -5,8 +5,10 @@ use crate::error::Error;
 use crate::progress::{Mode, Progress};
 use cutover_executor::driver::Drivers;
 use cutover_executor::event::Outcome;
+use cutover_executor::resume::Resumable;
 use cutover_executor::runner::{ForwardResult, RunOptions, Session};
-use cutover_executor::session::{Backend, Resumable};
+use cutover_executor::scheduler::{self, Compensation};
+use cutover_executor::session::Backend;
 use cutover_executor::state::{RunState, StepState};
 use cutover_executor::store::Store;
 use cutover_executor::{ExecError, session};
@@ -252,7 +254,9 @@ pub fn resume(common: &Common, run: &str, retry: &[String]) -> Result<(), Error>
     let store = Store::new(&common.state_dir);
     runtime().block_on(async {
         let reporter = Box::new(Progress::new(common.mode));
-        match session::resume(&common.backend, &store, run, common.jobs, reporter).await? {
+        match cutover_executor::resume::resume(&common.backend, &store, run, common.jobs, reporter)
+            .await?
+        {
             Resumable::Succeeded(run) => {
                 eprintln!("run {run} already succeeded; nothing to do");
                 Ok(())
@@ -321,10 +325,10 @@ fn rollback_preview(common: &Common, run: &str, to: Option<&str>) -> Result<(), 
     cutover_executor::runner::check_rollback_target(&state, to)?;
     let plan = snap.plan;
     let mut lines = Vec::new();
-    for id in cutover_executor::runner::rollback_order(&state, to) {
-        let step = plan.step(&id);
-        match step {
-            Some(s) if !s.reversible => {
+    for id in scheduler::rollback_order(&state, to) {
+        // The rollback's own rule, without `--restore-backup`: undo, or stop at a pivot.
+        match plan.step(&id) {
+            Some(s) if scheduler::compensation(s, &[], false) == Compensation::Pivot => {
                 lines.push(format!("  stop at {id}: {}", s.undo));
                 break;
             }

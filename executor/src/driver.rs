@@ -1,6 +1,9 @@
 //! The step interface: [`Driver`] (run, undo, probe) and [`Drivers`], which maps step kinds to
-//! drivers. The runner knows nothing about PostgreSQL, Docker or routers; each is a driver here,
-//! and a later container runtime (Swarm, Kubernetes) is another driver behind the same trait.
+//! drivers. The runner knows nothing about PostgreSQL, Docker or routers; each is a driver in
+//! [`crate::drivers`], and a later container runtime (Swarm, Kubernetes) is another driver behind
+//! the same trait. This module names no concrete driver: the built-in set,
+//! [`Drivers::builtin`], is assembled in [`crate::drivers`], so the trait does not depend on
+//! what implements it.
 //!
 //! A driver is typed: it gets its own parameters (e.g. [`MigrateParams`]) and declares its undo
 //! data as a serde type. [`AnyDriver`] is the form the runner holds: it picks the step's
@@ -394,35 +397,6 @@ pub struct Drivers {
 }
 
 impl Drivers {
-    /// The drivers this build has: commands, pauses, preflight, PostgreSQL migrations, backups
-    /// and backfills, containers on the Docker engine, and nginx/HAProxy traffic steps.
-    pub fn builtin() -> Self {
-        Self::with_runtime(crate::runtime::Docker::new())
-    }
-
-    /// The built-in drivers with `runtime` for the container steps (a Swarm or Kubernetes
-    /// runtime plugs in here).
-    pub fn with_runtime(runtime: Arc<dyn crate::runtime::ContainerRuntime>) -> Self {
-        use crate::drivers::{command, containers, pause, postgres, preflight, traffic};
-        let mut d = Drivers::default();
-        d.insert(StepKind::Command, command::CommandDriver);
-        d.insert(StepKind::Pause, pause::PauseDriver);
-        d.insert(
-            StepKind::Preflight,
-            preflight::PreflightDriver(runtime.clone()),
-        );
-        d.insert(StepKind::Deploy, containers::DeployDriver(runtime.clone()));
-        d.insert(StepKind::Health, containers::HealthDriver(runtime.clone()));
-        d.insert(StepKind::Retire, containers::RetireDriver(runtime.clone()));
-        d.insert(StepKind::Cleanup, containers::CleanupDriver(runtime));
-        d.insert(StepKind::Shift, traffic::ShiftDriver);
-        d.insert(StepKind::Analysis, traffic::AnalysisDriver);
-        d.insert(StepKind::Migrate, postgres::MigrateDriver);
-        d.insert(StepKind::Backup, postgres::BackupDriver);
-        d.insert(StepKind::Backfill, postgres::BackfillDriver);
-        d
-    }
-
     /// Sets the driver of `kind`.
     pub fn insert(&mut self, kind: StepKind, driver: impl Driver) {
         self.map.insert(kind, Arc::new(driver));

@@ -4,7 +4,9 @@
 //!
 //! - [`log`]: the framed, checksum-chained event log and its recovery.
 //! - [`event`]: the one event type every view is built from; [`state`] replays it.
-//! - [`runner`]: the coordinator that runs, resumes and rolls back; [`driver`]: the step trait.
+//! - [`runner`]: the coordinator that runs, resumes and rolls back, carrying out what
+//!   [`scheduler`] decides (pure: no I/O); [`resume`]: the rules for a run that stopped and its
+//!   steps in doubt; [`driver`]: the step trait; [`drivers`]: the built-in drivers.
 //! - [`store`]: run directories and the run lock; [`pglog`]: the PostgreSQL log backend;
 //!   [`sink`]: either one behind one append; [`redact`]: keeping secrets out.
 //! - [`session`]: opening a run for `apply`, `resume` and `rollback`, and checking it can go on.
@@ -20,9 +22,11 @@ pub mod pglog;
 pub mod procfs;
 pub mod redact;
 pub mod report;
+pub mod resume;
 pub mod router;
 pub mod runner;
 pub mod runtime;
+pub mod scheduler;
 pub mod session;
 pub mod sink;
 pub mod state;

@@ -262,7 +262,33 @@ pub fn read_log(path: &Path) -> Result<LogContents, LogError> {
             source,
         })?;
     check_magic(path, &bytes)?;
-    // Pass 1: walk the frames and verify the checksum chain (sequential by nature, and cheap).
+    let frames = walk_frames(path, &bytes)?;
+    let header = read_header(path, &bytes, &frames)?;
+    let records = parse_records(path, &bytes, &frames.payloads[1..])?;
+    Ok(LogContents {
+        header,
+        records,
+        valid_len: frames.valid_len,
+        last_crc: frames.last_crc,
+        torn: frames.torn,
+    })
+}
+
+/// The frames of a log whose checksum chain holds, found by [`walk_frames`].
+struct Frames {
+    /// Where each valid frame starts and ends, the header's first.
+    payloads: Vec<(usize, usize)>,
+    /// Where the valid records end.
+    valid_len: u64,
+    /// The last valid record's checksum.
+    last_crc: u32,
+    /// The bytes after them, when no valid record follows.
+    torn: Option<Vec<u8>>,
+}
+
+/// Pass 1: walks the frames after the magic and verifies the checksum chain (sequential by
+/// nature, and cheap); stops at a torn tail, refuses damage with a valid record after it.
+fn walk_frames(path: &Path, bytes: &[u8]) -> Result<Frames, LogError> {
     let mut pos = MAGIC.len();
     let mut prev = 0u32;
     let mut payloads: Vec<(usize, usize)> = Vec::new();
@@ -276,7 +302,7 @@ pub fn read_log(path: &Path) -> Result<LogContents, LogError> {
             // Too short to hold a frame, or zeros: no record can be in there.
             break Some(bytes[pos..].to_vec());
         }
-        let (len, rseq, rcrc) = frame_at(&bytes, pos);
+        let (len, rseq, rcrc) = frame_at(bytes, pos);
         let end = pos + FRAME + len as usize;
         let whole = len <= MAX_RECORD && end <= total;
         let computed = whole.then(|| crc(prev, seq, &bytes[pos + FRAME..end]));
@@ -292,23 +318,8 @@ pub fn read_log(path: &Path) -> Result<LogContents, LogError> {
         // record follows it. A whole frame from later in the sequence is such a record: a torn
         // write never leaves one, so records in between were lost.
         let prevs: Vec<u32> = std::iter::once(rcrc).chain(computed).collect();
-        if let Some(later) = later_record(&bytes, pos, seq, prev, &prevs) {
-            let what = if frame_at(&bytes, later).1 == seq {
-                format!(
-                    "{} bytes that are no record stand before record {seq}, which is intact after them",
-                    later - pos
-                )
-            } else if later == pos {
-                format!(
-                    "record {rseq} is where record {seq} was expected: records in between are missing"
-                )
-            } else if !whole {
-                "a record length runs past the end of the file".to_string()
-            } else if rseq != seq {
-                format!("sequence number {rseq} where {seq} was expected")
-            } else {
-                "checksum mismatch".to_string()
-            };
+        if let Some(later) = later_record(bytes, pos, seq, prev, &prevs) {
+            let what = damage(bytes, pos, later, seq, rseq, whole);
             return Err(LogError::Corrupt {
                 path: path.to_path_buf(),
                 offset: pos as u64,
@@ -319,8 +330,37 @@ pub fn read_log(path: &Path) -> Result<LogContents, LogError> {
         }
         break Some(bytes[pos..].to_vec());
     };
-    let Some(&(h_at, h_end)) = payloads.first() else {
-        let what = match &torn {
+    Ok(Frames {
+        payloads,
+        valid_len: pos as u64,
+        last_crc: prev,
+        torn,
+    })
+}
+
+/// What is wrong with the frame at `pos` (expected: record `seq`; it says `rseq`, and `whole`
+/// says whether its length fits the file), given the valid record found at `later`.
+fn damage(bytes: &[u8], pos: usize, later: usize, seq: u64, rseq: u64, whole: bool) -> String {
+    if frame_at(bytes, later).1 == seq {
+        format!(
+            "{} bytes that are no record stand before record {seq}, which is intact after them",
+            later - pos
+        )
+    } else if later == pos {
+        format!("record {rseq} is where record {seq} was expected: records in between are missing")
+    } else if !whole {
+        "a record length runs past the end of the file".to_string()
+    } else if rseq != seq {
+        format!("sequence number {rseq} where {seq} was expected")
+    } else {
+        "checksum mismatch".to_string()
+    }
+}
+
+/// The log's header, its first record: there, readable, and of this build's format.
+fn read_header(path: &Path, bytes: &[u8], frames: &Frames) -> Result<Header, LogError> {
+    let Some(&(h_at, h_end)) = frames.payloads.first() else {
+        let what = match &frames.torn {
             Some(t) if t.iter().all(|&b| b == 0) => format!(
                 "never reached the disk: the file holds {} zero bytes after its magic",
                 t.len()
@@ -347,10 +387,18 @@ pub fn read_log(path: &Path) -> Result<LogContents, LogError> {
             found: header.format_version.to_string(),
         });
     }
-    // Pass 2: parse the records, on every core for a long log (rayon's pool; its collect keeps
-    // the order). Which error a failed parallel collect returns is not defined, so a damaged log
-    // is read again in order, to report its earliest unreadable record as one thread would.
-    let frames = &payloads[1..];
+    Ok(header)
+}
+
+/// Pass 2: parses the records of `frames`, on every core for a long log (rayon's pool; its
+/// collect keeps the order). Which error a failed parallel collect returns is not defined, so a
+/// damaged log is read again in order, to report its earliest unreadable record as one thread
+/// would.
+fn parse_records(
+    path: &Path,
+    bytes: &[u8],
+    frames: &[(usize, usize)],
+) -> Result<Vec<Record>, LogError> {
     let parse = |k: usize, &(at, end): &(usize, usize)| -> Result<Record, LogError> {
         serde_json::from_slice(&bytes[at + FRAME..end]).map_err(|e| LogError::Unreadable {
             path: path.to_path_buf(),
@@ -360,30 +408,19 @@ pub fn read_log(path: &Path) -> Result<LogContents, LogError> {
         })
     };
     let in_order = || frames.iter().enumerate().map(|(k, frame)| parse(k, frame));
-    let records: Vec<Record> = if frames.len() < 10_000 {
-        in_order().collect::<Result<_, _>>()?
-    } else {
-        use rayon::prelude::*;
-        let parallel: Result<Vec<Record>, LogError> = frames
-            .par_iter()
-            .enumerate()
-            .map(|(k, frame)| parse(k, frame))
-            .collect();
-        match parallel {
-            Ok(records) => records,
-            Err(_) => {
-                return Err(in_order()
-                    .find_map(Result::err)
-                    .expect("a record that failed in parallel fails in order too"));
-            }
-        }
-    };
-    Ok(LogContents {
-        header,
-        records,
-        valid_len: pos as u64,
-        last_crc: prev,
-        torn,
+    if frames.len() < 10_000 {
+        return in_order().collect();
+    }
+    use rayon::prelude::*;
+    let parallel: Result<Vec<Record>, LogError> = frames
+        .par_iter()
+        .enumerate()
+        .map(|(k, frame)| parse(k, frame))
+        .collect();
+    parallel.map_err(|_| {
+        in_order()
+            .find_map(Result::err)
+            .expect("a record that failed in parallel fails in order too")
     })
 }
 

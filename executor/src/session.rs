@@ -3,9 +3,8 @@
 //! without locking, and [`check_plan`] refuses to continue a run whose spec or migrations changed.
 //! Each works on either [`Backend`].
 //!
-//! [`resume`] is everything `cutover resume` checks before it changes anything: the run exists
-//! and can be locked, its recorded plan is intact, it started and is neither finished nor being
-//! rolled back, its spec still plans to the same steps, and this shell has what the rest needs.
+//! What `cutover resume` checks before it changes anything, and what it does with each step, is
+//! [`crate::resume`]'s.
 
 use crate::error::ExecError;
 use crate::event::{Event, RunStarted};
@@ -35,6 +34,22 @@ pub enum Backend {
     Files,
     /// A PostgreSQL database (the state directory still holds each run's scratch files).
     Postgres(PgStore),
+}
+
+/// The session of the run in `dir`. Every database connection this process opens from now on
+/// names the run (see [`crate::drivers::postgres::attach_run`]), so a later executor of the
+/// same run can find what this one left running.
+fn open_session(
+    dir: PathBuf,
+    plan: Plan,
+    state: RunState,
+    sink: Sink,
+    reporter: Box<dyn Reporter>,
+) -> Session {
+    if let Some(run) = dir.file_name() {
+        crate::drivers::postgres::attach_run(&run.to_string_lossy());
+    }
+    Session::new(dir, plan, state, sink, reporter)
 }
 
 /// Creates a run for `plan` and attaches to it.
@@ -67,7 +82,7 @@ pub async fn start(
     let spec_abs = std::fs::canonicalize(spec_path).unwrap_or_else(|_| spec_path.to_path_buf());
     let release = plan.release.clone();
     let plan_hash = plan.hash.clone();
-    let mut session = Session::new(dir, plan, state, sink, reporter);
+    let mut session = open_session(dir, plan, state, sink, reporter);
     session
         .emit(Event::RunStarted(Box::new(RunStarted {
             run_id,
@@ -135,7 +150,7 @@ pub async fn attach(
         }
     };
     sink.set_redactor(Redactor::for_plan(&plan));
-    let mut session = Session::new(dir, plan, state, sink, reporter);
+    let mut session = open_session(dir, plan, state, sink, reporter);
     session
         .emit(Event::Attached {
             pid: std::process::id(),
@@ -157,31 +172,54 @@ pub fn verify_recorded_plan(
     state: &RunState,
     plan: &Plan,
 ) -> Result<(), ExecError> {
-    use cutover_planner::dag::{plan_hash, step_fingerprint};
+    use cutover_planner::dag::plan_hash;
     let plan_path = match backend {
-        Backend::Files => dir.join("plan.json"),
+        Backend::Files => {
+            log_belongs_here(dir, state)?;
+            dir.join("plan.json")
+        }
         Backend::Postgres(_) => PathBuf::from(format!("the recorded plan of run {}", state.run_id)),
     };
     let mismatch = |why: String| ExecError::PlanMismatch {
         path: plan_path.clone(),
         why,
     };
-    if matches!(backend, Backend::Files) {
-        let dir_name = dir
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        if dir_name != state.run_id {
-            return Err(ExecError::PlanMismatch {
-                path: dir.join(LOG_FILE),
-                why: format!(
-                    "the log belongs to run `{}`, but it is in the directory of run `{dir_name}`",
-                    state.run_id
-                ),
-            });
-        }
-    }
     let recorded: Vec<&cutover_planner::dag::Step> = plan.steps().collect();
+    steps_as_logged(&recorded, state).map_err(mismatch)?;
+    if plan_hash(recorded.iter().copied()) != state.plan_hash || plan.hash != state.plan_hash {
+        return Err(mismatch(format!(
+            "its plan hash is not the log's ({})",
+            &state.plan_hash[..12.min(state.plan_hash.len())]
+        )));
+    }
+    Ok(())
+}
+
+/// A file log is in the directory of the run it belongs to.
+fn log_belongs_here(dir: &Path, state: &RunState) -> Result<(), ExecError> {
+    let dir_name = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    if dir_name == state.run_id {
+        return Ok(());
+    }
+    Err(ExecError::PlanMismatch {
+        path: dir.join(LOG_FILE),
+        why: format!(
+            "the log belongs to run `{}`, but it is in the directory of run `{dir_name}`",
+            state.run_id
+        ),
+    })
+}
+
+/// The recorded steps are the ones `run_started` fingerprinted, in its order, and each one's
+/// content still has that fingerprint; `Err`: why not.
+fn steps_as_logged(
+    recorded: &[&cutover_planner::dag::Step],
+    state: &RunState,
+) -> Result<(), String> {
+    use cutover_planner::dag::step_fingerprint;
     let ids: Vec<&str> = recorded.iter().map(|s| s.id.as_str()).collect();
     let logged: Vec<&str> = state
         .step_hashes
@@ -189,7 +227,7 @@ pub fn verify_recorded_plan(
         .map(|(id, _)| id.as_str())
         .collect();
     // A log cut before its `run_started` event (the run died before it began) has no step
-    // fingerprints; the header's plan hash below still has to match.
+    // fingerprints; the header's plan hash still has to match.
     if !logged.is_empty() && ids != logged {
         let missing: Vec<&str> = logged
             .iter()
@@ -201,11 +239,11 @@ pub fn verify_recorded_plan(
             .filter(|i| !logged.contains(i))
             .copied()
             .collect();
-        return Err(mismatch(format!(
+        return Err(format!(
             "its steps are not the ones the log recorded at the start (missing: {}; not in the log: {}; or in another order)",
             list_or_none(&missing),
             list_or_none(&extra)
-        )));
+        ));
     }
     let mut changed = Vec::new();
     for (i, step) in recorded.iter().enumerate() {
@@ -219,16 +257,10 @@ pub fn verify_recorded_plan(
         }
     }
     if !changed.is_empty() {
-        return Err(mismatch(format!(
+        return Err(format!(
             "the content of step(s) {} differs from the fingerprint the log recorded at the start",
             changed.join(", ")
-        )));
-    }
-    if plan_hash(recorded.iter().copied()) != state.plan_hash || plan.hash != state.plan_hash {
-        return Err(mismatch(format!(
-            "its plan hash is not the log's ({})",
-            &state.plan_hash[..12.min(state.plan_hash.len())]
-        )));
+        ));
     }
     Ok(())
 }
@@ -363,59 +395,6 @@ pub fn check_plan(state: &RunState, current: &Plan) -> Result<(), ExecError> {
         new: current.hash[..12].into(),
         changed,
     })
-}
-
-/// What [`resume`] found.
-pub enum Resumable {
-    /// Every step succeeded already: nothing to do. Holds the run id.
-    Succeeded(String),
-    /// The run can continue: attached (its lock held), checked, with the options to continue
-    /// it with.
-    Ready(Box<(Session, RunOptions)>),
-}
-
-/// Reopens `run` for `cutover resume` and checks that it can continue, before anything changes:
-/// the run exists, its lock is free, its recorded plan is the one its log fingerprinted
-/// ([`attach`]); it started, is not being rolled back, and has not succeeded already; its spec
-/// is still where it recorded it and plans (read once) to the steps it started with
-/// ([`check_plan`]); and this shell has the variables and programs the rest of it needs.
-pub async fn resume(
-    backend: &Backend,
-    store: &Store,
-    run: &str,
-    jobs: usize,
-    reporter: Box<dyn Reporter>,
-) -> Result<Resumable, ExecError> {
-    let session = attach(backend, store, run, "resume", reporter).await?;
-    let state = &session.state;
-    let run = state.run_id.clone();
-    if !state.started() {
-        return Err(ExecError::NeverStarted { run });
-    }
-    if state.rollback.is_some() {
-        return Err(ExecError::RollingBack { run });
-    }
-    if state.complete() {
-        session.close().await;
-        return Ok(Resumable::Succeeded(run));
-    }
-    // The spec and migrations must still be what the run started with.
-    let spec = PathBuf::from(&state.spec_abs);
-    if !spec.exists() && state.spec_abs.contains('\u{FFFD}') {
-        // Recorded by a cutover that accepted a spec path that is not UTF-8: its real name is lost.
-        let spec = state.spec_abs.clone();
-        return Err(ExecError::SpecPathLost { run, spec });
-    }
-    let planned = cutover_planner::plan_file(&spec).map_err(|source| ExecError::Replan {
-        run,
-        spec,
-        source,
-    })?;
-    check_plan(state, &planned.plan)?;
-    let on_failure = planned.spec.release.on_failure;
-    let opts = RunOptions::new(&session, state.spec_dir(), on_failure, jobs);
-    session.environment_ready(&opts, true)?;
-    Ok(Resumable::Ready(Box::new((session, opts))))
 }
 
 impl Session {

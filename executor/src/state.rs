@@ -64,6 +64,121 @@ impl Default for StepStatus {
     }
 }
 
+/// How each event moves a step (`step` is its id, for the refusal). `Err`: the event does not
+/// fit where the step stands.
+impl StepStatus {
+    fn start(&mut self, step: &str, attempt: u32, time: DateTime<Utc>) -> Result<(), String> {
+        if !matches!(
+            self.state,
+            StepState::Pending | StepState::Failed | StepState::Started
+        ) {
+            return Err(format!(
+                "step `{step}` started again while {:?}",
+                self.state
+            ));
+        }
+        if attempt != self.attempts + 1 {
+            return Err(format!(
+                "step `{step}` attempt {attempt} after {} attempts",
+                self.attempts
+            ));
+        }
+        self.state = StepState::Started;
+        self.attempts = attempt;
+        self.started_at = Some(time);
+        Ok(())
+    }
+
+    fn progress(&mut self, step: &str, data: &Value) -> Result<(), String> {
+        if self.state != StepState::Started {
+            return Err(format!("step `{step}` reported progress while not running"));
+        }
+        self.progress = Some(data.clone());
+        Ok(())
+    }
+
+    fn succeed(
+        &mut self,
+        step: &str,
+        undo: &Value,
+        detail: &Option<String>,
+        time: DateTime<Utc>,
+    ) -> Result<(), String> {
+        if self.state != StepState::Started {
+            return Err(format!(
+                "step `{step}` succeeded without being started (it was {:?})",
+                self.state
+            ));
+        }
+        self.state = StepState::Succeeded;
+        self.undo = Some(undo.clone());
+        self.detail = detail.clone();
+        self.finished_at = Some(time);
+        Ok(())
+    }
+
+    fn fail(&mut self, step: &str, error: &str, time: DateTime<Utc>) -> Result<(), String> {
+        if self.state != StepState::Started {
+            return Err(format!("step `{step}` failed without being started"));
+        }
+        self.state = StepState::Failed;
+        self.error = Some(error.to_string());
+        self.finished_at = Some(time);
+        Ok(())
+    }
+
+    /// `Ok(true)`: the probe found it done (it counts as succeeded).
+    fn probed(
+        &mut self,
+        step: &str,
+        outcome: ProbeOutcome,
+        undo: &Value,
+        time: DateTime<Utc>,
+    ) -> Result<bool, String> {
+        if self.state != StepState::Started {
+            return Err(format!("step `{step}` probed while not in doubt"));
+        }
+        match outcome {
+            ProbeOutcome::Done => {
+                self.state = StepState::Succeeded;
+                self.undo = Some(undo.clone());
+                self.finished_at = Some(time);
+                Ok(true)
+            }
+            ProbeOutcome::NotDone => {
+                self.state = StepState::Failed;
+                Ok(false)
+            }
+        }
+    }
+
+    fn compensating(&mut self, step: &str) -> Result<(), String> {
+        if !matches!(
+            self.state,
+            StepState::Succeeded | StepState::Compensating | StepState::CompensationFailed
+        ) {
+            return Err(format!("step `{step}` compensated while {:?}", self.state));
+        }
+        self.state = StepState::Compensating;
+        Ok(())
+    }
+
+    fn compensated(&mut self, step: &str, time: DateTime<Utc>) -> Result<(), String> {
+        if self.state != StepState::Compensating {
+            return Err(format!("step `{step}` compensated without a start"));
+        }
+        self.state = StepState::Compensated;
+        self.finished_at = Some(time);
+        Ok(())
+    }
+
+    fn compensation_failed(&mut self, error: &str, time: DateTime<Utc>) {
+        self.state = StepState::CompensationFailed;
+        self.error = Some(error.to_string());
+        self.finished_at = Some(time);
+    }
+}
+
 /// A run replayed from its log.
 #[derive(Debug, Clone, Serialize)]
 pub struct RunState {
@@ -146,7 +261,8 @@ impl RunState {
         Ok(st)
     }
 
-    /// Applies one record.
+    /// Applies one record: each event moves one step (or the run) from where it stands, and an
+    /// event that does not fit where it stands is refused ([`ReplayError`]).
     pub fn apply(&mut self, r: &Record) -> Result<(), ReplayError> {
         let bad = |why: String| ReplayError {
             seq: r.seq,
@@ -164,111 +280,35 @@ impl RunState {
             }
             self.steps.insert(step.to_string(), StepStatus::default());
         }
+        self.apply_event(r).map_err(bad)
+    }
+
+    /// [`RunState::apply`] once the event's step is known: one arm per event type, each
+    /// delegating to the run or to the step's [`StepStatus`].
+    fn apply_event(&mut self, r: &Record) -> Result<(), String> {
+        let time = r.time;
         match &r.event {
-            Event::RunStarted(rs) => {
-                let RunStarted {
-                    run_id,
-                    plan_hash,
-                    step_hashes,
-                    release,
-                    spec_path,
-                    spec_abs,
-                    dry_run,
-                    user,
-                    ..
-                } = rs.as_ref();
-                if r.seq != 1 {
-                    return Err(bad("a run starts only once".into()));
-                }
-                if *run_id != self.run_id || *plan_hash != self.plan_hash {
-                    return Err(bad("run id or plan hash differs from the log header".into()));
-                }
-                self.step_hashes = step_hashes.clone();
-                self.release = release.clone();
-                self.user = user.clone();
-                self.spec_path = spec_path.clone();
-                self.spec_abs = spec_abs.clone();
-                self.dry_run = *dry_run;
-                for (id, _) in step_hashes {
-                    self.steps.insert(id.clone(), StepStatus::default());
-                }
-            }
+            Event::RunStarted(rs) => self.run_started(r.seq, rs)?,
             Event::Attached { .. } => {
                 // A new invocation: what the last one ended with, and where its rollback
                 // stopped, no longer describe the run.
                 self.outcome = None;
                 self.rollback_stopped = None;
             }
-            Event::StepStarted { step, attempt } => {
-                let s = self.steps.get_mut(step).unwrap();
-                if !matches!(
-                    s.state,
-                    StepState::Pending | StepState::Failed | StepState::Started
-                ) {
-                    return Err(bad(format!(
-                        "step `{step}` started again while {:?}",
-                        s.state
-                    )));
-                }
-                if *attempt != s.attempts + 1 {
-                    return Err(bad(format!(
-                        "step `{step}` attempt {attempt} after {} attempts",
-                        s.attempts
-                    )));
-                }
-                s.state = StepState::Started;
-                s.attempts = *attempt;
-                s.started_at = Some(r.time);
-            }
-            Event::StepProgress { step, data, .. } => {
-                let s = self.steps.get_mut(step).unwrap();
-                if s.state != StepState::Started {
-                    return Err(bad(format!(
-                        "step `{step}` reported progress while not running"
-                    )));
-                }
-                s.progress = Some(data.clone());
-            }
+            Event::StepStarted { step, attempt } => self.step(step).start(step, *attempt, time)?,
+            Event::StepProgress { step, data, .. } => self.step(step).progress(step, data)?,
             Event::StepSucceeded { step, undo, detail } => {
-                let s = self.steps.get_mut(step).unwrap();
-                if s.state != StepState::Started {
-                    return Err(bad(format!(
-                        "step `{step}` succeeded without being started (it was {:?})",
-                        s.state
-                    )));
-                }
-                s.state = StepState::Succeeded;
-                s.undo = Some(undo.clone());
-                s.detail = detail.clone();
-                s.finished_at = Some(r.time);
+                self.step(step).succeed(step, undo, detail, time)?;
                 self.completed.push(step.clone());
             }
-            Event::StepFailed { step, error } => {
-                let s = self.steps.get_mut(step).unwrap();
-                if s.state != StepState::Started {
-                    return Err(bad(format!("step `{step}` failed without being started")));
-                }
-                s.state = StepState::Failed;
-                s.error = Some(error.clone());
-                s.finished_at = Some(r.time);
-            }
+            Event::StepFailed { step, error } => self.step(step).fail(step, error, time)?,
             Event::StepProbed {
                 step,
                 outcome,
                 undo,
             } => {
-                let s = self.steps.get_mut(step).unwrap();
-                if s.state != StepState::Started {
-                    return Err(bad(format!("step `{step}` probed while not in doubt")));
-                }
-                match outcome {
-                    ProbeOutcome::Done => {
-                        s.state = StepState::Succeeded;
-                        s.undo = Some(undo.clone());
-                        s.finished_at = Some(r.time);
-                        self.completed.push(step.clone());
-                    }
-                    ProbeOutcome::NotDone => s.state = StepState::Failed,
+                if self.step(step).probed(step, *outcome, undo, time)? {
+                    self.completed.push(step.clone());
                 }
             }
             Event::Paused { reason } => self.paused = Some(reason.clone()),
@@ -276,50 +316,64 @@ impl RunState {
                 self.rollback = Some(target.clone());
                 self.paused = None;
             }
-            Event::CompensationStarted { step } => {
-                let s = self.steps.get_mut(step).unwrap();
-                if !matches!(
-                    s.state,
-                    StepState::Succeeded | StepState::Compensating | StepState::CompensationFailed
-                ) {
-                    return Err(bad(format!(
-                        "step `{step}` compensated while {:?}",
-                        s.state
-                    )));
-                }
-                s.state = StepState::Compensating;
-            }
-            Event::CompensationSucceeded { step } => {
-                let s = self.steps.get_mut(step).unwrap();
-                if s.state != StepState::Compensating {
-                    return Err(bad(format!("step `{step}` compensated without a start")));
-                }
-                s.state = StepState::Compensated;
-                s.finished_at = Some(r.time);
-            }
+            Event::CompensationStarted { step } => self.step(step).compensating(step)?,
+            Event::CompensationSucceeded { step } => self.step(step).compensated(step, time)?,
             Event::CompensationFailed { step, error } => {
-                let s = self.steps.get_mut(step).unwrap();
-                s.state = StepState::CompensationFailed;
-                s.error = Some(error.clone());
-                s.finished_at = Some(r.time);
+                self.step(step).compensation_failed(error, time)
             }
             Event::BackupRestored {
                 database, backup, ..
             } => {
                 if self.rollback.is_none() {
-                    return Err(bad("a backup was restored outside a rollback".into()));
+                    return Err("a backup was restored outside a rollback".into());
                 }
                 self.restored.push((database.clone(), backup.clone()));
             }
             Event::RollbackStopped { step, reason } => {
                 if self.rollback.is_none() {
-                    return Err(bad(format!(
-                        "a rollback stopped at `{step}` before one started"
-                    )));
+                    return Err(format!("a rollback stopped at `{step}` before one started"));
                 }
                 self.rollback_stopped = Some((step.clone(), reason.clone()));
             }
             Event::RunFinished { outcome } => self.outcome = Some(*outcome),
+        }
+        Ok(())
+    }
+
+    /// The step an event names ([`RunState::apply`] made sure it is known).
+    fn step(&mut self, id: &str) -> &mut StepStatus {
+        self.steps
+            .get_mut(id)
+            .expect("apply inserted every step it meets")
+    }
+
+    /// `run_started`: the first record, matching the log's header; every step is pending.
+    fn run_started(&mut self, seq: u64, rs: &RunStarted) -> Result<(), String> {
+        let RunStarted {
+            run_id,
+            plan_hash,
+            step_hashes,
+            release,
+            spec_path,
+            spec_abs,
+            dry_run,
+            user,
+            ..
+        } = rs;
+        if seq != 1 {
+            return Err("a run starts only once".into());
+        }
+        if *run_id != self.run_id || *plan_hash != self.plan_hash {
+            return Err("run id or plan hash differs from the log header".into());
+        }
+        self.step_hashes = step_hashes.clone();
+        self.release = release.clone();
+        self.user = user.clone();
+        self.spec_path = spec_path.clone();
+        self.spec_abs = spec_abs.clone();
+        self.dry_run = *dry_run;
+        for (id, _) in step_hashes {
+            self.steps.insert(id.clone(), StepStatus::default());
         }
         Ok(())
     }

@@ -223,7 +223,8 @@ impl Cursor {
     }
 }
 
-/// The effect of one statement.
+/// The effect of one statement: by its first word, then `reindex`, `create_index` or
+/// `drop_index` read the rest.
 pub fn effect(sql: &str) -> Effect {
     let toks = tokens(sql);
     let first = match toks.first() {
@@ -232,96 +233,93 @@ pub fn effect(sql: &str) -> Effect {
         _ => return Effect::Unknown,
     };
     let mut c = Cursor { toks, at: 1 };
-    match first.as_str() {
+    let effect = match first.as_str() {
         "set" | "reset" | "select" | "show" | "analyze" | "analyse" | "vacuum" => {
-            Effect::Repeatable
+            Some(Effect::Repeatable)
         }
-        "reindex" => {
-            // REINDEX [ ( options ) ] { INDEX | TABLE | SCHEMA | DATABASE | SYSTEM } [ CONCURRENTLY ] name
-            if c.punct('(') {
-                while !c.punct(')') {
-                    if c.at >= c.toks.len() {
-                        return Effect::Unknown;
-                    }
-                    c.at += 1;
-                }
+        "reindex" => reindex(&mut c),
+        "create" => create_index(&mut c),
+        "drop" => drop_index(&mut c),
+        _ => None,
+    };
+    effect.unwrap_or(Effect::Unknown)
+}
+
+/// `REINDEX [ ( options ) ] { INDEX | TABLE | SCHEMA | DATABASE | SYSTEM } [ CONCURRENTLY ]
+/// name`, after `REINDEX`; `None`: unknown.
+fn reindex(c: &mut Cursor) -> Option<Effect> {
+    if c.punct('(') {
+        while !c.punct(')') {
+            if c.at >= c.toks.len() {
+                return None;
             }
-            let table = if c.word("index") {
-                false
-            } else if c.word("table") {
-                true
-            } else {
-                // A schema or the whole database: repeatable, and its leftovers are too many to
-                // name; left to the operator if it fails.
-                return if c
-                    .toks
-                    .iter()
-                    .any(|t| matches!(t, Tok::Word(w) if w == "concurrently"))
-                {
-                    Effect::Unknown
-                } else {
-                    Effect::Repeatable
-                };
-            };
-            if !c.word("concurrently") {
-                return Effect::Repeatable;
-            }
-            match c.name() {
-                Some(target) => Effect::Reindex { target, table },
-                None => Effect::Unknown,
-            }
+            c.at += 1;
         }
-        "create" => {
-            c.word("unique");
-            if !c.words(&["index", "concurrently"]) {
-                return Effect::Unknown;
-            }
-            c.words(&["if", "not", "exists"]);
-            if c.word("on") {
-                // Unnamed: PostgreSQL picks the name, so the catalog cannot be asked by name.
-                c.word("only");
-                return match c.name() {
-                    Some(table) => Effect::CreateUnnamedIndex { table },
-                    None => Effect::Unknown,
-                };
-            }
-            let Some(index) = c.ident() else {
-                return Effect::Unknown;
-            };
-            if !c.word("on") {
-                return Effect::Unknown;
-            }
-            c.word("only");
-            match c.name() {
-                Some(table) => Effect::CreateIndex { index, table },
-                None => Effect::Unknown,
-            }
-        }
-        "drop" => {
-            if !c.words(&["index", "concurrently"]) {
-                return Effect::Unknown;
-            }
-            c.words(&["if", "exists"]);
-            let mut indexes = Vec::new();
-            loop {
-                let Some(n) = c.name() else {
-                    return Effect::Unknown;
-                };
-                indexes.push(n);
-                if !c.punct(',') {
-                    break;
-                }
-            }
-            c.word("cascade");
-            c.word("restrict");
-            c.punct(';');
-            if c.at != c.toks.len() {
-                return Effect::Unknown;
-            }
-            Effect::DropIndex { indexes }
-        }
-        _ => Effect::Unknown,
     }
+    let table = if c.word("index") {
+        false
+    } else if c.word("table") {
+        true
+    } else {
+        // A schema or the whole database: repeatable, and its leftovers are too many to name;
+        // left to the operator if it fails.
+        let concurrently = c
+            .toks
+            .iter()
+            .any(|t| matches!(t, Tok::Word(w) if w == "concurrently"));
+        return (!concurrently).then_some(Effect::Repeatable);
+    };
+    if !c.word("concurrently") {
+        return Some(Effect::Repeatable);
+    }
+    Some(Effect::Reindex {
+        target: c.name()?,
+        table,
+    })
+}
+
+/// `CREATE [ UNIQUE ] INDEX CONCURRENTLY [ IF NOT EXISTS ] [ name ] ON [ ONLY ] table ...`,
+/// after `CREATE`; `None`: unknown (any other CREATE too).
+fn create_index(c: &mut Cursor) -> Option<Effect> {
+    c.word("unique");
+    if !c.words(&["index", "concurrently"]) {
+        return None;
+    }
+    c.words(&["if", "not", "exists"]);
+    if c.word("on") {
+        // Unnamed: PostgreSQL picks the name, so the catalog cannot be asked by name.
+        c.word("only");
+        return Some(Effect::CreateUnnamedIndex { table: c.name()? });
+    }
+    let index = c.ident()?;
+    if !c.word("on") {
+        return None;
+    }
+    c.word("only");
+    Some(Effect::CreateIndex {
+        index,
+        table: c.name()?,
+    })
+}
+
+/// `DROP INDEX CONCURRENTLY [ IF EXISTS ] name [, ...] [ CASCADE | RESTRICT ]`, after `DROP`;
+/// `None`: unknown (any other DROP too).
+fn drop_index(c: &mut Cursor) -> Option<Effect> {
+    if !c.words(&["index", "concurrently"]) {
+        return None;
+    }
+    c.words(&["if", "exists"]);
+    let mut indexes = Vec::new();
+    loop {
+        indexes.push(c.name()?);
+        if !c.punct(',') {
+            break;
+        }
+    }
+    c.word("cascade");
+    c.word("restrict");
+    c.punct(';');
+    (c.at == c.toks.len()).then_some(Effect::DropIndex { indexes })
 }
 
 #[cfg(test)]

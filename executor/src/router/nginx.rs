@@ -278,43 +278,9 @@ pub fn render(content: &str, upstream: &str, servers: &[Server]) -> Result<Strin
     }
     let toks = tokens(content);
     let Some((open, close)) = find_block(&toks, content, upstream) else {
-        let mut out = content.to_string();
-        if !out.is_empty() && !out.ends_with('\n') {
-            out.push('\n');
-        }
-        out.push_str(&format!("upstream {upstream} {{\n"));
-        for s in &live {
-            out.push_str(&format!("    server {} weight={};\n", s.addr, s.weight));
-        }
-        out.push_str("}\n");
-        return Ok(out);
+        return Ok(with_block_appended(content, upstream, &live));
     };
-    let planned: BTreeMap<String, &Server> =
-        servers.iter().map(|s| (same_addr(&s.addr), s)).collect();
-    // The block's statements for the release's servers, each with its planned server.
-    let mut ours: Vec<(ServerStmt, &Server)> = Vec::new();
-    for st in server_stmts(&toks, content, open, close) {
-        let Some(p) = st.word(content, 1).and_then(|a| planned.get(&same_addr(a))) else {
-            continue;
-        };
-        let written = st.word(content, 1).unwrap_or("");
-        if let Some((other, _)) = ours
-            .iter()
-            .find(|(o, _)| same_addr(o.word(content, 1).unwrap_or("")) == same_addr(written))
-        {
-            return Err(format!(
-                "upstream `{upstream}` has two `server` lines for {} (`{}` and `{written}`): nginx would count it twice; hint: keep one of the two lines",
-                p.addr,
-                other.word(content, 1).unwrap_or("")
-            ));
-        }
-        if st.params(content).contains(&"backup") {
-            return Err(format!(
-                "upstream `{upstream}`: the release's server `{written}` is marked `backup`, which gets traffic only when every other server is down, so no shift could move traffic to or from it; hint: remove `backup` from that line (a maintenance server on a port the release does not use may stay `backup`)"
-            ));
-        }
-        ours.push((st, p));
-    }
+    let ours = release_lines(content, &toks, (open, close), upstream, servers)?;
     let block = (toks[open].1, toks[close].1);
     let eol = if content.contains("\r\n") {
         "\r\n"
@@ -338,54 +304,139 @@ pub fn render(content: &str, upstream: &str, servers: &[Server]) -> Result<Strin
         .map(|s| format!("server {} weight={}{inherited};", s.addr, s.weight))
         .collect();
     // Edits as (from, to, replacement), in file order and not overlapping.
-    let mut edits: Vec<(usize, usize, String)> = Vec::new();
+    let mut edits: Vec<Edit> = Vec::new();
     for (i, (st, p)) in ours.iter().enumerate() {
-        let lines = st.whole_lines(content, block);
-        let (from, to) = lines.unwrap_or(st.span);
-        let mut text = if p.weight == 0 {
-            String::new()
-        } else {
-            content[from..st.span.0].to_string()
-                + &set_weight(content, st, p.weight)
-                + &content[st.span.1..to]
-        };
-        if i + 1 == ours.len() && !new.is_empty() {
-            match lines {
-                Some(_) => {
-                    let indent = &content[from..st.span.0];
-                    new.iter()
-                        .for_each(|l| text.push_str(&format!("{indent}{l}{eol}")));
-                }
-                None if text.is_empty() => text = new.join(" "),
-                None => text = format!("{text} {}", new.join(" ")),
-            }
-        }
-        // A statement that goes from inside a line takes the blanks after it along.
-        let to = if lines.is_none() && text.is_empty() {
-            to + content[to..].len() - content[to..].trim_start_matches([' ', '\t']).len()
-        } else {
-            to
-        };
-        edits.push((from, to, text));
+        let last = i + 1 == ours.len();
+        edits.push(line_edit(
+            content,
+            block,
+            st,
+            p.weight,
+            if last { &new } else { &[] },
+            eol,
+        ));
     }
     if ours.is_empty() {
-        let at = block.1;
-        let ls = line_start(content, at);
-        if content[ls..at].trim().is_empty() && ls > block.0 {
-            edits.push((
-                ls,
-                ls,
-                new.iter().map(|l| format!("    {l}{eol}")).collect(),
+        edits.push(insertion(content, block, &new, eol));
+    }
+    Ok(edited(content, edits))
+}
+
+/// A replacement of `content[from..to]`.
+type Edit = (usize, usize, String);
+
+/// `content` with a new `upstream` block of the `live` servers at its end.
+fn with_block_appended(content: &str, upstream: &str, live: &[&Server]) -> String {
+    let mut out = content.to_string();
+    if !out.is_empty() && !out.ends_with('\n') {
+        out.push('\n');
+    }
+    out.push_str(&format!("upstream {upstream} {{\n"));
+    for s in live {
+        out.push_str(&format!("    server {} weight={};\n", s.addr, s.weight));
+    }
+    out.push_str("}\n");
+    out
+}
+
+/// The statements of the block (`open`, `close`: its braces' tokens) for the release's servers,
+/// each with its planned server; refuses a server written twice and one marked `backup`.
+fn release_lines<'s>(
+    content: &str,
+    toks: &[(Tok, usize, usize)],
+    (open, close): (usize, usize),
+    upstream: &str,
+    servers: &'s [Server],
+) -> Result<Vec<(ServerStmt, &'s Server)>, String> {
+    let planned: BTreeMap<String, &Server> =
+        servers.iter().map(|s| (same_addr(&s.addr), s)).collect();
+    let mut ours: Vec<(ServerStmt, &Server)> = Vec::new();
+    for st in server_stmts(toks, content, open, close) {
+        let Some(p) = st.word(content, 1).and_then(|a| planned.get(&same_addr(a))) else {
+            continue;
+        };
+        let written = st.word(content, 1).unwrap_or("");
+        if let Some((other, _)) = ours
+            .iter()
+            .find(|(o, _)| same_addr(o.word(content, 1).unwrap_or("")) == same_addr(written))
+        {
+            return Err(format!(
+                "upstream `{upstream}` has two `server` lines for {} (`{}` and `{written}`): nginx would count it twice; hint: keep one of the two lines",
+                p.addr,
+                other.word(content, 1).unwrap_or("")
             ));
-        } else {
-            let sep = if content[..at].ends_with(' ') {
-                ""
-            } else {
-                " "
-            };
-            edits.push((at, at, format!("{sep}{} ", new.join(" "))));
+        }
+        if st.params(content).contains(&"backup") {
+            return Err(format!(
+                "upstream `{upstream}`: the release's server `{written}` is marked `backup`, which gets traffic only when every other server is down, so no shift could move traffic to or from it; hint: remove `backup` from that line (a maintenance server on a port the release does not use may stay `backup`)"
+            ));
+        }
+        ours.push((st, p));
+    }
+    Ok(ours)
+}
+
+/// The edit of one of the release's server statements: its weight set (gone at weight 0), then
+/// the `new` servers' lines after it (the release's last line gets them), with its indentation.
+fn line_edit(
+    content: &str,
+    block: (usize, usize),
+    st: &ServerStmt,
+    weight: u32,
+    new: &[String],
+    eol: &str,
+) -> Edit {
+    let lines = st.whole_lines(content, block);
+    let (from, to) = lines.unwrap_or(st.span);
+    let mut text = if weight == 0 {
+        String::new()
+    } else {
+        content[from..st.span.0].to_string()
+            + &set_weight(content, st, weight)
+            + &content[st.span.1..to]
+    };
+    if !new.is_empty() {
+        match lines {
+            Some(_) => {
+                let indent = &content[from..st.span.0];
+                new.iter()
+                    .for_each(|l| text.push_str(&format!("{indent}{l}{eol}")));
+            }
+            None if text.is_empty() => text = new.join(" "),
+            None => text = format!("{text} {}", new.join(" ")),
         }
     }
+    // A statement that goes from inside a line takes the blanks after it along.
+    let to = if lines.is_none() && text.is_empty() {
+        to + content[to..].len() - content[to..].trim_start_matches([' ', '\t']).len()
+    } else {
+        to
+    };
+    (from, to, text)
+}
+
+/// The `new` servers' lines in a block that has none of the release's yet: before its closing
+/// brace, on lines of their own when the brace has one.
+fn insertion(content: &str, block: (usize, usize), new: &[String], eol: &str) -> Edit {
+    let at = block.1;
+    let ls = line_start(content, at);
+    if content[ls..at].trim().is_empty() && ls > block.0 {
+        return (
+            ls,
+            ls,
+            new.iter().map(|l| format!("    {l}{eol}")).collect(),
+        );
+    }
+    let sep = if content[..at].ends_with(' ') {
+        ""
+    } else {
+        " "
+    };
+    (at, at, format!("{sep}{} ", new.join(" ")))
+}
+
+/// `content` with `edits` (in file order, not overlapping) made.
+fn edited(content: &str, edits: Vec<Edit>) -> String {
     let mut out = String::with_capacity(content.len() + 64);
     let mut pos = 0;
     for (from, to, text) in edits {
@@ -394,7 +445,7 @@ pub fn render(content: &str, upstream: &str, servers: &[Server]) -> Result<Strin
         pos = to;
     }
     out.push_str(&content[pos..]);
-    Ok(out)
+    out
 }
 
 /// The statement `st` with its `weight=` set to `w` (in place, or after the address) and
