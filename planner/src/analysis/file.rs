@@ -852,18 +852,28 @@ fn file_phase(
             }
         }
     }
-    if phase == Phase::Expand || phase == Phase::Contract {
-        let expand = statements.iter().find(|s| s.phase == StmtPhase::Expand);
+    // A breaking statement (its finding ignored, or not) runs as written with the rest of a
+    // file that is not contract, before traffic moves: a contract statement beside it would
+    // run there too. Only a rewritten rename is split by the plan.
+    if phase != Phase::Unknown {
+        let expand = statements.iter().find(|s| {
+            s.phase == StmtPhase::Expand || (s.phase == StmtPhase::Breaking && s.rename.is_none())
+        });
         let contract = statements.iter().find(|s| s.phase == StmtPhase::Contract);
         if let (Some(e), Some(c)) = (expand, contract)
             && declared.is_none()
         {
+            let what = if e.phase == StmtPhase::Expand {
+                "expand"
+            } else {
+                "breaking (run before traffic moves)"
+            };
             findings.push(
                 fc.make(
                     "mixed-phase-migration",
                     c.line,
                     format!(
-                        "this migration mixes expand (line {}: `{}`) and contract (line {}: `{}`) \
+                        "this migration mixes {what} (line {}: `{}`) and contract (line {}: `{}`) \
                          statements",
                         e.line, e.summary, c.line, c.summary
                     ),

@@ -1,0 +1,94 @@
+//! Structural classification (issue 10): ignore comments and the file's phase, search_path,
+//! replaces by drop and create, statements that depend on a contract statement, what the rename
+//! rewrite cannot carry, enum values added in DO blocks, partitioned tables and column types
+//! that views read. Each case is a release against a baseline where every object already serves
+//! the old version.
+
+use cutover_planner::analysis::{Analysis, AnalyzeOptions, Phase, analyze};
+use cutover_planner::migrations::MigrationFile;
+
+const BASE: &str = "\
+CREATE TYPE order_state AS ENUM ('new', 'paid');
+CREATE TABLE users (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, name text, email text UNIQUE,
+  nickname text, status text, legacy_flags int, score int, created_at timestamptz DEFAULT now());
+CREATE FUNCTION touch() RETURNS trigger AS $$ BEGIN NEW.created_at := now(); RETURN NEW; END $$
+  LANGUAGE plpgsql;
+CREATE TRIGGER users_touch BEFORE UPDATE ON users FOR EACH ROW EXECUTE FUNCTION touch();
+CREATE TABLE orders (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, user_id bigint REFERENCES users (id),
+  state order_state, total numeric, note varchar(100));
+CREATE FUNCTION order_count(uid bigint) RETURNS bigint LANGUAGE sql
+  AS $$ SELECT count(*) FROM orders WHERE user_id = uid $$;
+CREATE VIEW active_users AS SELECT id, name, email FROM users;
+CREATE TABLE events (id bigint, at timestamptz NOT NULL, payload jsonb) PARTITION BY RANGE (at);
+CREATE TABLE events_2026 PARTITION OF events FOR VALUES FROM ('2026-01-01') TO ('2027-01-01');
+CREATE SCHEMA billing;
+CREATE TABLE billing.invoices (id bigint PRIMARY KEY, total numeric);
+CREATE MATERIALIZED VIEW user_stats AS SELECT status, count(*) AS n FROM users GROUP BY status;
+";
+
+/// Analyzes `files` (name, SQL) as one release after the baseline.
+fn release(files: &[(&str, &str)]) -> Analysis {
+    let mut all =
+        vec![MigrationFile::from_bytes("V1__base.sql", "V1__base.sql", BASE.as_bytes()).unwrap()];
+    for (name, sql) in files {
+        all.push(MigrationFile::from_bytes(name, name, sql.as_bytes()).unwrap());
+    }
+    analyze(&all, Some(1), AnalyzeOptions { release: true })
+}
+
+/// Checks each case (SQL, phase, rules present, rules absent) as a one-file release.
+fn check(cases: &[(&str, Phase, &[&str], &[&str])]) {
+    let mut wrong = Vec::new();
+    for (sql, phase, present, absent) in cases {
+        let a = release(&[("V2__x.sql", sql)]);
+        let got = a.migrations[0].phase;
+        let rules: Vec<String> = a.findings.iter().map(|f| f.rule.clone()).collect();
+        let missing: Vec<&&str> = present
+            .iter()
+            .filter(|r| !rules.iter().any(|x| x == *r))
+            .collect();
+        let extra: Vec<&&str> = absent
+            .iter()
+            .filter(|r| rules.iter().any(|x| x == *r))
+            .collect();
+        if got != *phase || !missing.is_empty() || !extra.is_empty() {
+            wrong.push(format!(
+                "{sql}\n  want {phase:?} with {present:?} without {absent:?}\n  got  {got:?} with \
+                 {rules:?}"
+            ));
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "{} case(s) wrong:\n{}",
+        wrong.len(),
+        wrong.join("\n")
+    );
+}
+
+#[test]
+fn an_ignored_breaking_statement_keeps_the_mixed_phase_check() {
+    use Phase::*;
+    check(&[
+        (
+            "-- cutover:ignore breaking-rename-table\nALTER TABLE users RENAME TO members;\n\
+             CREATE VIEW users AS SELECT * FROM members;\nALTER TABLE orders DROP COLUMN note;",
+            Breaking,
+            &["mixed-phase-migration"],
+            &["breaking-rename-table"],
+        ),
+        (
+            "-- cutover:ignore breaking-rename-table\nALTER TABLE users RENAME TO members;\n\
+             CREATE VIEW users AS SELECT * FROM members;",
+            Breaking,
+            &[],
+            &["mixed-phase-migration", "breaking-rename-table"],
+        ),
+        (
+            "CREATE TABLE tags (id bigint);\nALTER TABLE orders DROP COLUMN note;",
+            Contract,
+            &["mixed-phase-migration"],
+            &[],
+        ),
+    ]);
+}
