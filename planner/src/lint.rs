@@ -193,6 +193,9 @@ rules! {
         TYPE that PostgreSQL does not make in place (narrowing, a real conversion, arrays, \
         USING, a collation change, or an old type the migrations do not declare) rewrites the \
         table under an exclusive lock or changes what the running version reads.";
+    ColumnTypeUsedByView = "column-type-used-by-view", Error, "cutover", "ALTER COLUMN TYPE on \
+        a column a view or materialized view reads: PostgreSQL refuses it (\"cannot alter type \
+        of a column used by a view or rule\"), even for a widening.";
     AlterColumnTypeNoRewrite = "alter-column-type-no-rewrite", Warning, "cutover", "ALTER \
         COLUMN TYPE that PostgreSQL makes without a rewrite (varchar(n) to a longer varchar or \
         text, more numeric precision, ...): expand, but it still takes an ACCESS EXCLUSIVE lock \

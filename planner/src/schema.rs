@@ -972,6 +972,16 @@ impl Schema {
         self.views.insert(normalize(name), View { reads });
     }
 
+    /// The views and materialized views (normalized names) that read `table.column`.
+    pub fn views_reading(&self, table: &str, column: &str) -> Vec<String> {
+        let (table, column) = (normalize(table), normalize(column));
+        self.views
+            .iter()
+            .filter(|(_, v)| v.reads.get(&table).is_some_and(|r| r.reads(&column)))
+            .map(|(name, _)| name.clone())
+            .collect()
+    }
+
     /// DROP [MATERIALIZED] VIEW name.
     pub fn drop_view(&mut self, name: &str) {
         self.views.remove(&normalize(name));

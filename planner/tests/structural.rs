@@ -92,3 +92,46 @@ fn an_ignored_breaking_statement_keeps_the_mixed_phase_check() {
         ),
     ]);
 }
+
+#[test]
+fn changing_the_type_of_a_column_a_view_reads_fails() {
+    use Phase::*;
+    check(&[
+        (
+            "ALTER TABLE users ALTER COLUMN email TYPE varchar(320);",
+            Breaking,
+            &["column-type-used-by-view"],
+            &[],
+        ),
+        // A materialized view reads it too.
+        (
+            "ALTER TABLE users ALTER COLUMN status TYPE varchar(50);",
+            Breaking,
+            &["column-type-used-by-view"],
+            &[],
+        ),
+        // A widening PostgreSQL makes in place still fails on a viewed column.
+        (
+            "CREATE VIEW order_notes AS SELECT id, note FROM orders;\n\
+             ALTER TABLE orders ALTER COLUMN note TYPE varchar(200);",
+            Breaking,
+            &["column-type-used-by-view"],
+            &[],
+        ),
+        // A column no view reads.
+        (
+            "ALTER TABLE orders ALTER COLUMN note TYPE varchar(200);",
+            Expand,
+            &[],
+            &["column-type-used-by-view"],
+        ),
+        // The view is dropped first (and created again after).
+        (
+            "DROP VIEW active_users;\nALTER TABLE users ALTER COLUMN email TYPE varchar(320);\n\
+             CREATE VIEW active_users AS SELECT id, name, email FROM users;",
+            Breaking,
+            &[],
+            &["column-type-used-by-view"],
+        ),
+    ]);
+}

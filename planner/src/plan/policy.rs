@@ -35,6 +35,7 @@ pub(crate) fn blocks_always(rule: &str) -> bool {
                 | TransactionControlInMigration
                 | EnumValueInSameTransaction
                 | ConcurrentlyInTransaction
+                | ColumnTypeUsedByView
         )
     })
 }
