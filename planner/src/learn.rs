@@ -227,6 +227,15 @@ pub(crate) fn create_table(schema: &mut Schema, ct: &ast::CreateTable, in_releas
         }
     }
     schema.create_table(&table, columns, Vec::new(), in_release);
+    if let Some(pb) = ct.partition_by() {
+        let names = pb
+            .syntax()
+            .descendants()
+            .filter_map(ast::NameRef::cast)
+            .map(|n| normalize(&name_of(n.syntax())))
+            .collect();
+        schema.set_partition_key(&table, names);
+    }
     constraints.sort_by_key(|(_, c)| is_foreign_key(c));
     for (col, c) in &constraints {
         match col {

@@ -193,6 +193,9 @@ rules! {
         TYPE that PostgreSQL does not make in place (narrowing, a real conversion, arrays, \
         USING, a collation change, or an old type the migrations do not declare) rewrites the \
         table under an exclusive lock or changes what the running version reads.";
+    ConcurrentIndexOnPartitionedTable = "concurrent-index-on-partitioned-table", Error,
+        "cutover", "CREATE INDEX CONCURRENTLY on a partitioned table: PostgreSQL refuses it; \
+        index ON ONLY the parent, each partition concurrently, then attach them.";
     ColumnTypeUsedByView = "column-type-used-by-view", Error, "cutover", "ALTER COLUMN TYPE on \
         a column a view or materialized view reads: PostgreSQL refuses it (\"cannot alter type \
         of a column used by a view or rule\"), even for a widening.";

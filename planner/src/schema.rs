@@ -97,6 +97,9 @@ pub struct Table {
     /// Column to collation, for columns declared with a COLLATE other than `default` (an ALTER
     /// COLUMN TYPE without COLLATE resets it, which rebuilds the column's indexes).
     pub collations: BTreeMap<String, String>,
+    /// `PARTITION BY`: a partitioned table, with the names its partition key mentions
+    /// (normalized; an expression key's identifiers, function names included).
+    pub partition_key: Option<BTreeSet<String>>,
 }
 
 impl Table {
@@ -705,11 +708,26 @@ impl Schema {
                 }
             }
         }
-        if let Some(t) = self.tables.get_mut(&table)
-            && let Some(collation) = t.collations.remove(&from)
-        {
-            t.collations.insert(to.clone(), collation);
+        if let Some(t) = self.tables.get_mut(&table) {
+            if let Some(collation) = t.collations.remove(&from) {
+                t.collations.insert(to.clone(), collation);
+            }
+            if let Some(k) = &mut t.partition_key
+                && k.remove(&from)
+            {
+                k.insert(to.clone());
+            }
         }
+    }
+
+    /// CREATE TABLE ... PARTITION BY: the table is partitioned, by a key mentioning `names`.
+    pub fn set_partition_key(&mut self, table: &str, names: BTreeSet<String>) {
+        self.with_table(table, |t| t.partition_key = Some(names));
+    }
+
+    /// Whether the migrations declare `table` partitioned (`PARTITION BY`).
+    pub fn is_partitioned(&self, table: &str) -> bool {
+        self.table(table).is_some_and(|t| t.partition_key.is_some())
     }
 
     /// The collation a column is declared with (`COLLATE "C"`, normalized); `None` for the

@@ -135,3 +135,41 @@ fn changing_the_type_of_a_column_a_view_reads_fails() {
         ),
     ]);
 }
+
+#[test]
+fn a_partitioned_table_is_not_indexed_concurrently() {
+    use Phase::*;
+    check(&[
+        (
+            "CREATE INDEX CONCURRENTLY events_id_idx ON events (id);",
+            Breaking,
+            &["concurrent-index-on-partitioned-table"],
+            &[],
+        ),
+        // A partition is a plain table.
+        (
+            "CREATE INDEX CONCURRENTLY events_2026_id_idx ON events_2026 (id);",
+            Expand,
+            &[],
+            &["concurrent-index-on-partitioned-table"],
+        ),
+        // ON ONLY the parent builds nothing.
+        (
+            "CREATE INDEX events_id_idx ON ONLY events (id);",
+            Expand,
+            &[],
+            &[
+                "concurrent-index-on-partitioned-table",
+                "require-concurrent-index-creation",
+            ],
+        ),
+    ]);
+    // A plain CREATE INDEX on the parent: the hint is the recipe, not CONCURRENTLY.
+    let a = release(&[("V2__x.sql", "CREATE INDEX events_id_idx ON events (id);")]);
+    let f = a
+        .findings
+        .iter()
+        .find(|f| f.rule == "require-concurrent-index-creation")
+        .expect("a plain index on the parent blocks writes");
+    assert!(f.hint.contains("ON ONLY"), "{}", f.hint);
+}

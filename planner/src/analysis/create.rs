@@ -157,6 +157,12 @@ pub(super) fn create_table_as(node: &SyntaxNode, schema: &mut Schema, in_release
     c
 }
 
+/// How to index a partitioned table without blocking writes (PostgreSQL manual, 5.12.2.2).
+pub(super) const RECIPE_PARTITIONED_INDEX: &str = "create the index ON ONLY the parent (`CREATE INDEX \
+     parent_idx ON ONLY parent (...)`: invalid, no data to build), then `CREATE INDEX CONCURRENTLY` \
+     on each partition (one migration each), then `ALTER INDEX parent_idx ATTACH PARTITION \
+     child_idx` for each; the parent's index becomes valid once every partition's is attached";
+
 /// CREATE INDEX: expand, unless a unique index rejects what the running version writes.
 pub(super) fn create_index(ci: &ast::CreateIndex, w: &[SmolStr], schema: &mut Schema) -> Class {
     use StmtPhase::*;
@@ -180,6 +186,17 @@ pub(super) fn create_index(ci: &ast::CreateIndex, w: &[SmolStr], schema: &mut Sc
         None => Inverse::Unknown("the index has no name; name it so it can be dropped".into()),
     };
     let mut c = Class::new(Expand, inverse);
+    if concurrent && schema.is_partitioned(&table) {
+        c.raise(Breaking);
+        c.finding(
+            RuleId::ConcurrentIndexOnPartitionedTable,
+            format!(
+                "`{table}` is partitioned: PostgreSQL cannot create an index on a partitioned \
+                 table concurrently, so this statement fails"
+            ),
+            RECIPE_PARTITIONED_INDEX,
+        );
+    }
     // A unique index rejects duplicates the running version may still write.
     if ci.unique_token().is_some() && !schema.is_new(&table) {
         match constraint_rejects(schema, &table, node, w) {

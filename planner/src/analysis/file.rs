@@ -87,6 +87,9 @@ struct Span {
     table_new: bool,
     /// Rule ids its ignore comments name, with the comment's line.
     ignores: BTreeMap<String, u32>,
+    /// CREATE INDEX on a partitioned table: `Some(true)` for `ON ONLY` the parent (an invalid
+    /// index, built by attaching the partitions' indexes: nothing to build, nothing to lock long).
+    partitioned_index: Option<bool>,
 }
 
 /// What the file-level checks need of each statement.
@@ -263,6 +266,12 @@ impl<'a> FileCheck<'a> {
             end,
             table_new: class.table.as_deref().is_some_and(|t| schema.is_new(t)),
             ignores,
+            partitioned_index: (matches!(stmt, ast::Stmt::CreateIndex(_))
+                && class
+                    .table
+                    .as_deref()
+                    .is_some_and(|t| schema.is_partitioned(t)))
+            .then(|| has_seq(w, &["on", "only"])),
         });
         self.extras.push(Extra {
             drops: std::mem::take(&mut class.drops),
@@ -595,6 +604,10 @@ impl<'a> FileCheck<'a> {
             {
                 continue;
             }
+            let partitioned = span.and_then(|i| spans[i].partitioned_index);
+            if v.code == Rule::RequireConcurrentIndexCreation && partitioned == Some(true) {
+                continue;
+            }
             // Inside a plan the executor sets the database's lock_timeout and statement_timeout
             // around every statement, so a file without its own SET has nothing to fix.
             if opts.release
@@ -614,10 +627,14 @@ impl<'a> FileCheck<'a> {
             {
                 continue;
             }
-            let hint = v
-                .help
-                .clone()
-                .unwrap_or_else(|| rule(&id).map_or(String::new(), |r| r.summary.to_string()));
+            // CONCURRENTLY fails on a partitioned table: the recipe is the partitions' way.
+            let hint = if v.code == Rule::RequireConcurrentIndexCreation && partitioned.is_some() {
+                super::create::RECIPE_PARTITIONED_INDEX.to_string()
+            } else {
+                v.help
+                    .clone()
+                    .unwrap_or_else(|| rule(&id).map_or(String::new(), |r| r.summary.to_string()))
+            };
             let line = self.index.line(first_offset_at(&self.token_starts, at));
             let f = self.make(&id, line, v.message.clone(), hint);
             self.pending.push((span, f));

@@ -36,6 +36,7 @@ pub(crate) fn blocks_always(rule: &str) -> bool {
                 | EnumValueInSameTransaction
                 | ConcurrentlyInTransaction
                 | ColumnTypeUsedByView
+                | ConcurrentIndexOnPartitionedTable
         )
     })
 }
