@@ -267,6 +267,10 @@ pub struct Schema {
     /// Constraints (by table and constraint name) placed after the old version is retired
     /// because they can reject its writes: validating one belongs there too.
     deferred_constraints: BTreeSet<(String, String)>,
+    /// The file being analyzed changed `search_path` (`SET search_path`, pg_dump's
+    /// `set_config('search_path', ...)`): an unqualified name may resolve to another schema's
+    /// object, so it is never taken for one this release created.
+    search_path_set: bool,
 }
 
 /// Keywords PostgreSQL reserves (`reserved` and `reserved (can be function or type)` in the
@@ -531,9 +535,26 @@ impl Schema {
         self.indexes.get(&normalize(name))
     }
 
-    /// Whether `name` was created by a migration of this release.
+    /// Whether `name` was created by a migration of this release. After the file changed
+    /// `search_path`, an unqualified name is an existing object.
     pub fn is_new(&self, name: &str) -> bool {
-        self.table(name).is_some_and(|t| t.created_in_release)
+        !self.path_hides(name) && self.table(name).is_some_and(|t| t.created_in_release)
+    }
+
+    /// The file changed `search_path` from here on (see [`Schema::is_new`]).
+    pub fn set_search_path(&mut self) {
+        self.search_path_set = true;
+    }
+
+    /// Whether the file being analyzed changed `search_path` so far.
+    pub fn search_path_changed(&self) -> bool {
+        self.search_path_set
+    }
+
+    /// Whether `name` (as written) is unqualified after the file changed `search_path`: it
+    /// cannot be matched to what the release created, nor to the default schema.
+    fn path_hides(&self, name: &str) -> bool {
+        self.search_path_set && split_qualified(name.trim()).len() < 2
     }
 
     /// CREATE TABLE: the columns (normalized names) and the primary key (normalized column
@@ -1144,6 +1165,9 @@ impl Schema {
     /// The default of a column this release added (`Some(None)`: it has none), `None` for a
     /// column the running version knows.
     pub fn new_column_default(&self, table: &str, column: &str) -> Option<Option<&str>> {
+        if self.path_hides(table) {
+            return None;
+        }
         self.new_columns
             .get(&(normalize(table), normalize(column)))
             .map(Option::as_deref)
@@ -1182,13 +1206,14 @@ impl Schema {
     /// earlier file may have made it for the old version (a view under a renamed table's old
     /// name), so only [`Schema::is_new_object_in_file`] says nobody uses it.
     pub fn is_new_object(&self, kind: &'static str, key: &str) -> bool {
-        self.new_objects.contains_key(&(kind, key.to_string()))
+        !self.path_hides(key) && self.new_objects.contains_key(&(kind, key.to_string()))
     }
 
     /// Whether the file being analyzed created the object: its transaction has not committed,
     /// so no other session can use it.
     pub fn is_new_object_in_file(&self, kind: &'static str, key: &str) -> bool {
-        self.new_objects.get(&(kind, key.to_string())) == Some(&self.file_seq)
+        !self.path_hides(key)
+            && self.new_objects.get(&(kind, key.to_string())) == Some(&self.file_seq)
     }
 
     /// Records a drop of the file being analyzed.
@@ -1233,6 +1258,7 @@ impl Schema {
     pub fn end_file(&mut self, keep_new: bool) {
         self.file_seq += 1;
         self.dropped_in_file.clear();
+        self.search_path_set = false;
         if keep_new {
             return;
         }

@@ -173,3 +173,38 @@ fn a_partitioned_table_is_not_indexed_concurrently() {
         .expect("a plain index on the parent blocks writes");
     assert!(f.hint.contains("ON ONLY"), "{}", f.hint);
 }
+
+#[test]
+fn after_a_search_path_change_unqualified_names_are_existing_objects() {
+    use Phase::*;
+    check(&[
+        (
+            "CREATE TABLE scratch (id bigint);\nSET search_path = billing, public;\nDROP TABLE scratch;",
+            Contract,
+            &["data-loss"],
+            &[],
+        ),
+        (
+            "CREATE TABLE scratch (id bigint);\nSELECT pg_catalog.set_config('search_path', 'billing', false);\n\
+             CREATE INDEX scratch_id_idx ON scratch (id);",
+            Expand,
+            &["require-concurrent-index-creation"],
+            &[],
+        ),
+        // Qualified names still resolve.
+        (
+            "CREATE TABLE billing.scratch (id bigint);\nSELECT pg_catalog.set_config('search_path', '', false);\n\
+             CREATE INDEX scratch_id_idx ON billing.scratch (id);\nDROP TABLE billing.scratch;",
+            Expand,
+            &[],
+            &["require-concurrent-index-creation", "data-loss"],
+        ),
+        // Without the change, the file's own table is new.
+        (
+            "CREATE TABLE scratch (id bigint);\nCREATE INDEX scratch_id_idx ON scratch (id);",
+            Expand,
+            &[],
+            &["require-concurrent-index-creation"],
+        ),
+    ]);
+}

@@ -53,6 +53,7 @@ pub(super) fn analyze_file(
     let violations = violations();
     if report {
         fc.squawk_violations(violations, &wrapper_spans, wrapper, opts);
+        fc.hidden_index_locks();
     }
     if !transactional {
         fc.not_alone();
@@ -90,6 +91,9 @@ struct Span {
     /// CREATE INDEX on a partitioned table: `Some(true)` for `ON ONLY` the parent (an invalid
     /// index, built by attaching the partitions' indexes: nothing to build, nothing to lock long).
     partitioned_index: Option<bool>,
+    /// A plain CREATE INDEX on a table the file created, after a `search_path` change: squawk
+    /// takes the table for the file's own, cutover cannot (see [`Schema::is_new`]).
+    index_lock_hidden: bool,
 }
 
 /// What the file-level checks need of each statement.
@@ -237,6 +241,9 @@ impl<'a> FileCheck<'a> {
         let stmt_errors = errors.claim(gap_start, end.max(start + 1));
         let w: &[SmolStr] = &w;
         let mut class = classify_statement(stmt, w, &stmt_errors, schema, &self.index, self.report);
+        if changes_search_path(w, &sql) {
+            schema.set_search_path();
+        }
         take_declared_phase(&mut class, declared);
         let span = self.spans.len();
         for (rule_id, message, hint, at) in &class.findings {
@@ -267,11 +274,11 @@ impl<'a> FileCheck<'a> {
             table_new: class.table.as_deref().is_some_and(|t| schema.is_new(t)),
             ignores,
             partitioned_index: (matches!(stmt, ast::Stmt::CreateIndex(_))
-                && class
-                    .table
-                    .as_deref()
-                    .is_some_and(|t| schema.is_partitioned(t)))
+                && class.table.as_deref().is_some_and(|t| schema.is_partitioned(t)))
             .then(|| has_seq(w, &["on", "only"])),
+            index_lock_hidden: matches!(stmt, ast::Stmt::CreateIndex(ci) if ci.concurrently_token().is_none())
+                && schema.search_path_changed()
+                && class.table.as_deref().is_some_and(|t| !schema.is_new(t)),
         });
         self.extras.push(Extra {
             drops: std::mem::take(&mut class.drops),
@@ -641,6 +648,31 @@ impl<'a> FileCheck<'a> {
         }
     }
 
+    /// squawk's lock finding on a plain CREATE INDEX it took for one on the file's own table,
+    /// where a `search_path` change means cutover cannot tell which table it is.
+    fn hidden_index_locks(&mut self) {
+        for i in 0..self.spans.len() {
+            let reported = self
+                .pending
+                .iter()
+                .any(|(s, f)| *s == Some(i) && f.rule == "require-concurrent-index-creation");
+            if !self.spans[i].index_lock_hidden || reported {
+                continue;
+            }
+            let f = self.make(
+                "require-concurrent-index-creation",
+                self.statements[i].line,
+                "the file changed `search_path`, so this unqualified table may be one the running \
+                 version uses: a plain CREATE INDEX blocks its writes while the index builds"
+                    .into(),
+                "qualify the table with its schema, or create the index CONCURRENTLY in a \
+                 migration of its own"
+                    .into(),
+            );
+            self.pending.push((Some(i), f));
+        }
+    }
+
     /// A statement that cannot run in a transaction must be alone (SET/RESET aside).
     fn not_alone(&mut self) {
         let others = self
@@ -790,6 +822,13 @@ fn take_declared_phase(class: &mut Class, declared: Option<Phase>) {
             )
         });
     }
+}
+
+/// `SET [LOCAL | SESSION] search_path ...` or pg_dump's `SELECT set_config('search_path', ...)`.
+fn changes_search_path(w: &[SmolStr], sql: &str) -> bool {
+    let set = w.first().is_some_and(|x| x == "set") && w.iter().take(3).any(|x| x == "search_path");
+    set || (w.iter().any(|x| x == "set_config")
+        && sql.to_ascii_lowercase().contains("'search_path'"))
 }
 
 /// A statement's effect on the transaction it runs in.
