@@ -208,3 +208,31 @@ fn after_a_search_path_change_unqualified_names_are_existing_objects() {
         ),
     ]);
 }
+
+#[test]
+fn create_or_replace_then_drop_drops_what_the_old_version_uses() {
+    use Phase::*;
+    check(&[
+        (
+            "CREATE OR REPLACE VIEW active_users AS SELECT id, name, email FROM users;\n\
+             DROP VIEW active_users;",
+            Contract,
+            &[],
+            &[],
+        ),
+        (
+            "CREATE OR REPLACE FUNCTION order_count(uid bigint) RETURNS bigint LANGUAGE sql\n\
+             AS $$ SELECT 0::bigint $$;\nDROP FUNCTION order_count(bigint);",
+            Contract,
+            &[],
+            &[],
+        ),
+        // A plain CREATE makes a new object: dropping it again drops nothing anyone uses.
+        (
+            "CREATE VIEW recent_orders AS SELECT id FROM orders;\nDROP VIEW recent_orders;",
+            Expand,
+            &[],
+            &[],
+        ),
+    ]);
+}

@@ -280,7 +280,11 @@ pub(super) fn create_replaceable(node: &SyntaxNode, w: &[SmolStr], schema: &mut 
         .as_ref()
         .is_some_and(|(kind, key)| schema.is_new_object_in_file(kind, key));
     if let Some((kind, key)) = created {
-        schema.create_object(kind, &key);
+        // CREATE OR REPLACE of an object that may exist keeps it what it was: one the running
+        // version may use, so a later DROP of it in the file is no drop of a new object.
+        if !or_replace || new {
+            schema.create_object(kind, &key);
+        }
         c.creates.push((kind, key));
     }
     if or_replace && !new {
