@@ -349,12 +349,41 @@ pub(crate) fn statement(schema: &mut Schema, stmt: &ast::Stmt) {
         ast::Stmt::CreatePolicy(_) | ast::Stmt::CreateTrigger(_) => add_dependent(schema, stmt),
         ast::Stmt::DropPolicy(_) | ast::Stmt::DropTrigger(_) => drop_dependent(schema, stmt),
         ast::Stmt::CreateIndex(ci) => create_index(schema, ci),
+        ast::Stmt::CreateFunction(_) | ast::Stmt::CreateProcedure(_) => {
+            create_function(schema, stmt)
+        }
         ast::Stmt::DropIndex(d) => {
             for i in d.index_refs() {
                 schema.drop_index(&name_of(i.syntax()));
             }
         }
         _ => {}
+    }
+}
+
+/// CREATE FUNCTION or PROCEDURE: its name and the words of its definition (body included),
+/// lower case: a conservative superset of the tables and columns it reads.
+fn create_function(schema: &mut Schema, stmt: &ast::Stmt) {
+    let text = stmt.syntax().text().to_string();
+    let lower = text.to_ascii_lowercase();
+    let words: BTreeSet<String> = lower
+        .split(|c: char| !(c.is_alphanumeric() || c == '_' || c == '$'))
+        .filter(|w| !w.is_empty())
+        .map(str::to_string)
+        .collect();
+    let Some(at) = ["function", "procedure"]
+        .iter()
+        .filter_map(|k| lower.find(k).map(|p| p + k.len()))
+        .min()
+    else {
+        return;
+    };
+    let Some(open) = text[at..].find('(') else {
+        return;
+    };
+    let name = text[at..at + open].trim();
+    if !name.is_empty() {
+        schema.create_function(name, words);
     }
 }
 

@@ -262,7 +262,8 @@ rules! {
         not in the migrations; the expand step copies it from the live catalog.";
     RenameRewriteUnsupported = "rename-rewrite-unsupported", Error, "cutover", "The renamed \
         column is a primary key, an identity, generated or serial column, or is referenced by a \
-        foreign key or read by a view: the rename rewrite (add, copy, drop) cannot carry that, \
+        foreign key, read by a view or a function's body (a trigger's function included), or \
+        part of a partition key: the rename rewrite (add, copy, drop) cannot carry that, \
         so `plan` stops; rename it in a `recreate` release, or keep the name.";
     BackfillKeyUnsupported = "backfill-key-unsupported", Error, "cutover", "The rename's \
         backfill walks an integer primary key; the table's key is not one (uuid, text, \

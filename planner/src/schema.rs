@@ -189,10 +189,12 @@ pub enum Attachment {
         /// The view.
         view: String,
     },
+    /// The table is partitioned by a key that mentions it.
+    PartitionKey,
     /// A policy (row-level security) or a trigger (`UPDATE OF`, `WHEN`) of the table names it:
-    /// PostgreSQL refuses to drop the column while it does.
+    /// PostgreSQL refuses to drop the column while it does. Or a function's body mentions it.
     UsedBy {
-        /// `policy` or `trigger`.
+        /// `policy`, `trigger` or `function`.
         what: String,
         /// Its name.
         name: String,
@@ -237,6 +239,7 @@ impl fmt::Display for Attachment {
                 )
             }
             Attachment::ReadByView { view } => write!(f, "read by the view `{view}`"),
+            Attachment::PartitionKey => f.write_str("part of the table's partition key"),
             Attachment::UsedBy { what, name } => write!(f, "used by the {what} `{name}`"),
         }
     }
@@ -271,6 +274,9 @@ pub struct Schema {
     /// `set_config('search_path', ...)`): an unqualified name may resolve to another schema's
     /// object, so it is never taken for one this release created.
     search_path_set: bool,
+    /// Functions and procedures by normalized name, with the words of their definition
+    /// (lower case): what their bodies may read.
+    functions: BTreeMap<String, BTreeSet<String>>,
 }
 
 /// Keywords PostgreSQL reserves (`reserved` and `reserved (can be function or type)` in the
@@ -1122,6 +1128,28 @@ impl Schema {
                 out.push(Attachment::ReadByView { view: name.clone() });
             }
         }
+        if t.partition_key
+            .as_ref()
+            .is_some_and(|k| k.contains(&column))
+        {
+            out.push(Attachment::PartitionKey);
+        }
+        // A function reading the column: one whose body names the table, or one a trigger of
+        // the table runs (its body reads NEW.col / OLD.col). A word match is enough to refuse.
+        let word = |n: &str| bare(split_qualified(n).last().copied().unwrap_or(n)).to_lowercase();
+        let (table_word, column_word) = (word(&table), word(&column));
+        for (f, words) in &self.functions {
+            let fw = word(f);
+            let by_trigger = self.dependents.iter().any(|((t2, what, _), cols)| {
+                *t2 == table && *what == "trigger" && cols.iter().any(|c| word(c) == fw)
+            });
+            if (by_trigger || words.contains(&table_word)) && words.contains(&column_word) {
+                out.push(Attachment::UsedBy {
+                    what: "function".into(),
+                    name: f.clone(),
+                });
+            }
+        }
         for ((t, what, name), columns) in &self.dependents {
             if *t == table && columns.contains(&column) {
                 out.push(Attachment::UsedBy {
@@ -1146,6 +1174,11 @@ impl Schema {
             (normalize(table), what, normalize(name)),
             columns.into_iter().map(|c| normalize(&c)).collect(),
         );
+    }
+
+    /// CREATE [OR REPLACE] FUNCTION / PROCEDURE `name`, with the words of its definition.
+    pub fn create_function(&mut self, name: &str, words: BTreeSet<String>) {
+        self.functions.insert(normalize(name), words);
     }
 
     /// DROP POLICY / DROP TRIGGER `name` ON `table`.

@@ -236,3 +236,56 @@ fn create_or_replace_then_drop_drops_what_the_old_version_uses() {
         ),
     ]);
 }
+
+/// Plans `rename` (a migration) on top of the baseline: the plan error's detail, or `None` when
+/// the plan is built.
+fn plan_error(rename: &str) -> Option<String> {
+    let dir = tempfile::tempdir().unwrap();
+    let m = dir.path().join("m");
+    std::fs::create_dir(&m).unwrap();
+    std::fs::write(m.join("V1__base.sql"), BASE).unwrap();
+    std::fs::write(m.join("V2__rename.sql"), rename).unwrap();
+    std::fs::write(
+        dir.path().join("spec.toml"),
+        "[release]\nname = \"r\"\n\n[[database]]\nname = \"main\"\nurl_env \
+         = \"DATABASE_URL\"\nmigrations = \"m\"\nbaseline = 1\n",
+    )
+    .unwrap();
+    cutover_planner::plan_file(&dir.path().join("spec.toml"))
+        .err()
+        .map(|e| format!("{e:?}"))
+}
+
+#[test]
+fn the_rename_rewrite_refuses_columns_functions_and_partition_keys_use() {
+    for (rename, why) in [
+        // The trigger users_touch runs touch(), whose body sets NEW.created_at.
+        (
+            "ALTER TABLE users RENAME COLUMN created_at TO created;\n",
+            "function `touch`",
+        ),
+        // order_count's SQL body reads orders.user_id.
+        (
+            "ALTER TABLE orders RENAME COLUMN user_id TO customer_id;\n",
+            "function `order_count`",
+        ),
+        (
+            "ALTER TABLE events RENAME COLUMN at TO happened_at;\n",
+            "partition key",
+        ),
+    ] {
+        let detail = plan_error(rename).unwrap_or_else(|| panic!("{rename}: planned"));
+        assert!(
+            detail.contains("rename-rewrite-unsupported") && detail.contains(why),
+            "{rename}: {detail}"
+        );
+    }
+    // A column no function, trigger or partition key reads is rewritten.
+    let detail = plan_error("ALTER TABLE users RENAME COLUMN legacy_flags TO flags;\n");
+    assert!(
+        detail
+            .as_deref()
+            .is_none_or(|d| !d.contains("rename-rewrite-unsupported")),
+        "{detail:?}"
+    );
+}
