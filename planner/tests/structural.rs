@@ -289,3 +289,23 @@ fn the_rename_rewrite_refuses_columns_functions_and_partition_keys_use() {
         "{detail:?}"
     );
 }
+
+#[test]
+fn an_enum_value_a_do_block_adds_is_not_used_after_it() {
+    use Phase::*;
+    check(&[
+        (
+            "DO $$ BEGIN ALTER TYPE order_state ADD VALUE 'refunded'; END $$;\n\
+             UPDATE orders SET state = 'refunded' WHERE id = 1;",
+            Expand,
+            &["enum-value-in-same-transaction"],
+            &[],
+        ),
+        (
+            "DO $$ BEGIN ALTER TYPE order_state ADD VALUE 'refunded'; END $$;",
+            Expand,
+            &[],
+            &["enum-value-in-same-transaction"],
+        ),
+    ]);
+}

@@ -104,8 +104,8 @@ struct Extra {
     tx: TxControl,
     /// Its string literals, as written (`'x'`).
     literals: Vec<String>,
-    /// `ALTER TYPE t ADD VALUE 'v'`: the type's key and the literal.
-    enum_add: Option<(String, String)>,
+    /// `ALTER TYPE t ADD VALUE 'v'` (or those of a DO block): the type's key and the literal.
+    enum_add: Vec<(String, String)>,
 }
 
 /// A file's parse errors in offset order (ties in the parser's order); `taken` marks those a
@@ -265,8 +265,11 @@ impl<'a> FileCheck<'a> {
                 // ADD VALUE 'v' [BEFORE | AFTER 'w']: the first literal is the new value.
                 name_after(node, "type", &[])
                     .and_then(|ty| Some((normalize(&ty), literals.first()?.clone())))
+                    .into_iter()
+                    .collect()
             }
-            _ => None,
+            ast::Stmt::Do(_) => std::mem::take(&mut class.enum_adds),
+            _ => Vec::new(),
         };
         self.spans.push(Span {
             start,
@@ -431,9 +434,7 @@ impl<'a> FileCheck<'a> {
         let mut created_types: BTreeSet<String> = BTreeSet::new();
         for (i, e) in self.extras.iter().enumerate() {
             for (v, literal, at) in &added {
-                if e.literals.contains(literal)
-                    && e.enum_add.as_ref().is_none_or(|(_, l)| l != literal)
-                {
+                if e.literals.contains(literal) && !e.enum_add.iter().any(|(_, l)| l == literal) {
                     let f = self.make(
                         "enum-value-in-same-transaction",
                         self.statements[i].line,
@@ -450,10 +451,10 @@ impl<'a> FileCheck<'a> {
                     break;
                 }
             }
-            if let Some((ty, literal)) = &e.enum_add
-                && !created_types.contains(ty)
-            {
-                added.push((ty.clone(), literal.clone(), self.statements[i].line));
+            for (ty, literal) in &e.enum_add {
+                if !created_types.contains(ty) {
+                    added.push((ty.clone(), literal.clone(), self.statements[i].line));
+                }
             }
             created_types.extend(
                 e.creates
