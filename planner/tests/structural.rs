@@ -309,3 +309,51 @@ fn an_enum_value_a_do_block_adds_is_not_used_after_it() {
         ),
     ]);
 }
+
+#[test]
+fn the_phase_split_does_not_reorder_what_depends_on_a_contract_statement() {
+    // A contract migration numbered before a rename's expand part.
+    let dir = tempfile::tempdir().unwrap();
+    let m = dir.path().join("m");
+    std::fs::create_dir(&m).unwrap();
+    std::fs::write(m.join("V1__base.sql"), BASE).unwrap();
+    std::fs::write(
+        m.join("V2__drop.sql"),
+        "ALTER TABLE users DROP COLUMN nickname;\n",
+    )
+    .unwrap();
+    std::fs::write(
+        m.join("V3__rename.sql"),
+        "ALTER TABLE users RENAME COLUMN legacy_flags TO nickname;\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("spec.toml"),
+        "[release]\nname = \"r\"\n\n[[database]]\nname = \"main\"\nurl_env \
+         = \"DATABASE_URL\"\nmigrations = \"m\"\nbaseline = 1\n",
+    )
+    .unwrap();
+    let err = cutover_planner::plan_file(&dir.path().join("spec.toml"))
+        .err()
+        .map(|e| format!("{e:?}"))
+        .expect("the rename's expand part would run before the drop");
+    assert!(err.contains("numbered after contract migration"), "{err}");
+    // Within one file: the split would run the ADD before the DROP.
+    let detail = plan_error(
+        "ALTER TABLE users RENAME COLUMN legacy_flags TO flags;\nALTER TABLE orders DROP COLUMN \
+         note;\nALTER TABLE orders ADD COLUMN IF NOT EXISTS note jsonb;\n",
+    )
+    .expect("refused");
+    assert!(detail.contains("mixed-phase-migration"), "{detail}");
+    // Expand before contract keeps the file's order: split as before.
+    let detail = plan_error(
+        "ALTER TABLE users RENAME COLUMN legacy_flags TO flags;\nALTER TABLE orders ADD COLUMN \
+         memo text;\nALTER TABLE orders DROP COLUMN note;\n",
+    );
+    assert!(
+        detail
+            .as_deref()
+            .is_none_or(|d| !d.contains("mixed-phase-migration")),
+        "{detail:?}"
+    );
+}

@@ -917,8 +917,19 @@ fn file_phase(
             s.phase == StmtPhase::Expand || (s.phase == StmtPhase::Breaking && s.rename.is_none())
         });
         let contract = statements.iter().find(|s| s.phase == StmtPhase::Contract);
+        // A file holding a rewritten rename is split by the plan: its expand statements run
+        // first, its contract ones after the old version is retired. That keeps the file's
+        // order unless a contract statement comes before an expand one (which may depend on
+        // it: DROP COLUMN c, then ADD COLUMN IF NOT EXISTS c).
+        let split = statements.iter().any(|s| s.rename.is_some());
+        let reordered = contract.is_some_and(|c| {
+            statements
+                .iter()
+                .any(|s| s.line > c.line && s.rename.is_none() && s.phase == StmtPhase::Expand)
+        });
         if let (Some(e), Some(c)) = (expand, contract)
             && declared.is_none()
+            && (!split || reordered)
         {
             let what = if e.phase == StmtPhase::Expand {
                 "expand"
