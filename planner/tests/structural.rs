@@ -357,3 +357,25 @@ fn the_phase_split_does_not_reorder_what_depends_on_a_contract_statement() {
         "{detail:?}"
     );
 }
+
+#[test]
+fn dropping_a_function_and_creating_another_overload_is_no_replace() {
+    use Phase::*;
+    check(&[
+        (
+            "DROP FUNCTION order_count(bigint);\nCREATE FUNCTION order_count(uid bigint, since \
+             timestamptz) RETURNS bigint LANGUAGE sql AS $$ SELECT 0::bigint $$;",
+            Contract,
+            &["mixed-phase-migration"],
+            &[],
+        ),
+        // The same argument types: a replace, as before.
+        (
+            "DROP FUNCTION order_count(bigint);\nCREATE FUNCTION order_count(uid bigint) RETURNS \
+             bigint LANGUAGE sql AS $$ SELECT 0::bigint $$;",
+            Expand,
+            &["replaces-object"],
+            &["mixed-phase-migration"],
+        ),
+    ]);
+}

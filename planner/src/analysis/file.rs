@@ -488,9 +488,16 @@ impl<'a> FileCheck<'a> {
                 .drops
                 .iter()
                 .map(|d| {
-                    created_at
-                        .get(d)
-                        .and_then(|at| at.iter().copied().find(|&j| j > i))
+                    created_at.get(d).and_then(|at| {
+                        at.iter().copied().find(|&j| {
+                            j > i
+                                && same_signature(
+                                    d.0,
+                                    &self.statements[i].sql,
+                                    &self.statements[j].sql,
+                                )
+                        })
+                    })
                 })
                 .collect();
             let Some(recreating) = recreating else {
@@ -823,6 +830,79 @@ fn take_declared_phase(class: &mut Class, declared: Option<Phase>) {
             )
         });
     }
+}
+
+/// Whether a DROP and a CREATE of one name are of the same object: a function or procedure is
+/// known by its argument types too (PostgreSQL manual, CREATE FUNCTION: overloading), so one
+/// created with other arguments is a new overload, and the old callers' one is gone. Unknown
+/// (no argument list written) counts as the same.
+fn same_signature(kind: &str, drop: &str, create: &str) -> bool {
+    if !matches!(kind, "function" | "procedure") {
+        return true;
+    }
+    match (arg_types(drop), arg_types(create)) {
+        (Some(a), Some(b)) => a == b,
+        _ => true,
+    }
+}
+
+/// The input argument types of the first argument list in `sql`, lower case, names, modes,
+/// defaults and OUT arguments left out; `None` without one.
+fn arg_types(sql: &str) -> Option<Vec<String>> {
+    let open = sql.find('(')?;
+    let mut depth = 0usize;
+    let mut args = vec![String::new()];
+    for ch in sql[open + 1..].chars() {
+        match ch {
+            '(' => depth += 1,
+            ')' if depth == 0 => break,
+            ')' => depth -= 1,
+            ',' if depth == 0 => {
+                args.push(String::new());
+                continue;
+            }
+            _ => {}
+        }
+        args.last_mut()?.push(ch);
+    }
+    const TYPE_START: &[&str] = &[
+        "double",
+        "character",
+        "char",
+        "bit",
+        "timestamp",
+        "time",
+        "national",
+        "varchar",
+        "interval",
+    ];
+    let mut out = Vec::new();
+    for a in args {
+        let lower = a.to_ascii_lowercase();
+        let mut w: Vec<&str> = lower
+            .split(" default ")
+            .next()
+            .unwrap_or("")
+            .split('=')
+            .next()
+            .unwrap_or("")
+            .split_whitespace()
+            .collect();
+        match w.first().copied() {
+            Some("out") => continue,
+            Some("in" | "inout" | "variadic") => {
+                w.remove(0);
+            }
+            _ => {}
+        }
+        if w.len() >= 2 && !TYPE_START.contains(&w[0]) {
+            w.remove(0);
+        }
+        if !w.is_empty() {
+            out.push(w.join(" "));
+        }
+    }
+    Some(out)
 }
 
 /// `SET [LOCAL | SESSION] search_path ...` or pg_dump's `SELECT set_config('search_path', ...)`.
