@@ -227,6 +227,15 @@ pub(crate) fn create_table(schema: &mut Schema, ct: &ast::CreateTable, in_releas
         }
     }
     schema.create_table(&table, columns, Vec::new(), in_release);
+    if let Some(pb) = ct.partition_by() {
+        let names = pb
+            .syntax()
+            .descendants()
+            .filter_map(ast::NameRef::cast)
+            .map(|n| normalize(&name_of(n.syntax())))
+            .collect();
+        schema.set_partition_key(&table, names);
+    }
     constraints.sort_by_key(|(_, c)| is_foreign_key(c));
     for (col, c) in &constraints {
         match col {
@@ -345,7 +354,9 @@ pub(crate) fn statement(schema: &mut Schema, stmt: &ast::Stmt) {
                 let sig = crate::analysis::function::signature(cf.param_list());
                 schema.add_function(&crate::analysis::function::key(&n), sig);
             }
+            create_function(schema, stmt);
         }
+        ast::Stmt::CreateProcedure(_) => create_function(schema, stmt),
         ast::Stmt::DropFunction(d) => {
             for f in d.function_sig_list().iter().flat_map(|l| l.function_sigs()) {
                 if let Some(n) = name(f.function_name_ref()) {
@@ -362,6 +373,32 @@ pub(crate) fn statement(schema: &mut Schema, stmt: &ast::Stmt) {
             }
         }
         _ => {}
+    }
+}
+
+/// CREATE FUNCTION or PROCEDURE: its name and the words of its definition (body included),
+/// lower case: a conservative superset of the tables and columns it reads.
+fn create_function(schema: &mut Schema, stmt: &ast::Stmt) {
+    let text = stmt.syntax().text().to_string();
+    let lower = text.to_ascii_lowercase();
+    let words: BTreeSet<String> = lower
+        .split(|c: char| !(c.is_alphanumeric() || c == '_' || c == '$'))
+        .filter(|w| !w.is_empty())
+        .map(str::to_string)
+        .collect();
+    let Some(at) = ["function", "procedure"]
+        .iter()
+        .filter_map(|k| lower.find(k).map(|p| p + k.len()))
+        .min()
+    else {
+        return;
+    };
+    let Some(open) = text[at..].find('(') else {
+        return;
+    };
+    let name = text[at..at + open].trim();
+    if !name.is_empty() {
+        schema.create_function(name, words);
     }
 }
 

@@ -193,6 +193,12 @@ rules! {
         TYPE that PostgreSQL does not make in place (narrowing, a real conversion, arrays, \
         USING, a collation change, or an old type the migrations do not declare) rewrites the \
         table under an exclusive lock or changes what the running version reads.";
+    ConcurrentIndexOnPartitionedTable = "concurrent-index-on-partitioned-table", Error,
+        "cutover", "CREATE INDEX CONCURRENTLY on a partitioned table: PostgreSQL refuses it; \
+        index ON ONLY the parent, each partition concurrently, then attach them.";
+    ColumnTypeUsedByView = "column-type-used-by-view", Error, "cutover", "ALTER COLUMN TYPE on \
+        a column a view or materialized view reads: PostgreSQL refuses it (\"cannot alter type \
+        of a column used by a view or rule\"), even for a widening.";
     AlterColumnTypeNoRewrite = "alter-column-type-no-rewrite", Warning, "cutover", "ALTER \
         COLUMN TYPE that PostgreSQL makes without a rewrite (varchar(n) to a longer varchar or \
         text, more numeric precision, ...): expand, but it still takes an ACCESS EXCLUSIVE lock \
@@ -266,7 +272,8 @@ rules! {
         not in the migrations; the expand step copies it from the live catalog.";
     RenameRewriteUnsupported = "rename-rewrite-unsupported", Error, "cutover", "The renamed \
         column is a primary key, an identity, generated or serial column, or is referenced by a \
-        foreign key or read by a view: the rename rewrite (add, copy, drop) cannot carry that, \
+        foreign key, read by a view or a function's body (a trigger's function included), or \
+        part of a partition key: the rename rewrite (add, copy, drop) cannot carry that, \
         so `plan` stops; rename it in a `recreate` release, or keep the name.";
     BackfillKeyUnsupported = "backfill-key-unsupported", Error, "cutover", "The rename's \
         backfill walks an integer primary key; the table's key is not one (uuid, text, \

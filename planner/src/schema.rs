@@ -97,6 +97,9 @@ pub struct Table {
     /// Column to collation, for columns declared with a COLLATE other than `default` (an ALTER
     /// COLUMN TYPE without COLLATE resets it, which rebuilds the column's indexes).
     pub collations: BTreeMap<String, String>,
+    /// `PARTITION BY`: a partitioned table, with the names its partition key mentions
+    /// (normalized; an expression key's identifiers, function names included).
+    pub partition_key: Option<BTreeSet<String>>,
 }
 
 impl Table {
@@ -198,10 +201,12 @@ pub enum Attachment {
         /// The view.
         view: String,
     },
+    /// The table is partitioned by a key that mentions it.
+    PartitionKey,
     /// A policy (row-level security) or a trigger (`UPDATE OF`, `WHEN`) of the table names it:
-    /// PostgreSQL refuses to drop the column while it does.
+    /// PostgreSQL refuses to drop the column while it does. Or a function's body mentions it.
     UsedBy {
-        /// `policy` or `trigger`.
+        /// `policy`, `trigger` or `function`.
         what: String,
         /// Its name.
         name: String,
@@ -246,6 +251,7 @@ impl fmt::Display for Attachment {
                 )
             }
             Attachment::ReadByView { view } => write!(f, "read by the view `{view}`"),
+            Attachment::PartitionKey => f.write_str("part of the table's partition key"),
             Attachment::UsedBy { what, name } => write!(f, "used by the {what} `{name}`"),
         }
     }
@@ -278,6 +284,13 @@ pub struct Schema {
     /// Constraints (by table and constraint name) placed after the old version is retired
     /// because they can reject its writes: validating one belongs there too.
     deferred_constraints: BTreeSet<(String, String)>,
+    /// The file being analyzed changed `search_path` (`SET search_path`, pg_dump's
+    /// `set_config('search_path', ...)`): an unqualified name may resolve to another schema's
+    /// object, so it is never taken for one this release created.
+    search_path_set: bool,
+    /// Functions and procedures by normalized name, with the words of their definition
+    /// (lower case): what their bodies may read.
+    function_words: BTreeMap<String, BTreeSet<String>>,
 }
 
 /// Keywords PostgreSQL reserves (`reserved` and `reserved (can be function or type)` in the
@@ -542,9 +555,26 @@ impl Schema {
         self.indexes.get(&normalize(name))
     }
 
-    /// Whether `name` was created by a migration of this release.
+    /// Whether `name` was created by a migration of this release. After the file changed
+    /// `search_path`, an unqualified name is an existing object.
     pub fn is_new(&self, name: &str) -> bool {
-        self.table(name).is_some_and(|t| t.created_in_release)
+        !self.path_hides(name) && self.table(name).is_some_and(|t| t.created_in_release)
+    }
+
+    /// The file changed `search_path` from here on (see [`Schema::is_new`]).
+    pub fn set_search_path(&mut self) {
+        self.search_path_set = true;
+    }
+
+    /// Whether the file being analyzed changed `search_path` so far.
+    pub fn search_path_changed(&self) -> bool {
+        self.search_path_set
+    }
+
+    /// Whether `name` (as written) is unqualified after the file changed `search_path`: it
+    /// cannot be matched to what the release created, nor to the default schema.
+    fn path_hides(&self, name: &str) -> bool {
+        self.search_path_set && split_qualified(name.trim()).len() < 2
     }
 
     /// CREATE TABLE: the columns (normalized names) and the primary key (normalized column
@@ -719,11 +749,26 @@ impl Schema {
                 }
             }
         }
-        if let Some(t) = self.tables.get_mut(&table)
-            && let Some(collation) = t.collations.remove(&from)
-        {
-            t.collations.insert(to.clone(), collation);
+        if let Some(t) = self.tables.get_mut(&table) {
+            if let Some(collation) = t.collations.remove(&from) {
+                t.collations.insert(to.clone(), collation);
+            }
+            if let Some(k) = &mut t.partition_key
+                && k.remove(&from)
+            {
+                k.insert(to.clone());
+            }
         }
+    }
+
+    /// CREATE TABLE ... PARTITION BY: the table is partitioned, by a key mentioning `names`.
+    pub fn set_partition_key(&mut self, table: &str, names: BTreeSet<String>) {
+        self.with_table(table, |t| t.partition_key = Some(names));
+    }
+
+    /// Whether the migrations declare `table` partitioned (`PARTITION BY`).
+    pub fn is_partitioned(&self, table: &str) -> bool {
+        self.table(table).is_some_and(|t| t.partition_key.is_some())
     }
 
     /// The collation a column is declared with (`COLLATE "C"`, normalized); `None` for the
@@ -993,6 +1038,16 @@ impl Schema {
         self.views.insert(normalize(name), View { reads });
     }
 
+    /// The views and materialized views (normalized names) that read `table.column`.
+    pub fn views_reading(&self, table: &str, column: &str) -> Vec<String> {
+        let (table, column) = (normalize(table), normalize(column));
+        self.views
+            .iter()
+            .filter(|(_, v)| v.reads.get(&table).is_some_and(|r| r.reads(&column)))
+            .map(|(name, _)| name.clone())
+            .collect()
+    }
+
     /// DROP [MATERIALIZED] VIEW name.
     pub fn drop_view(&mut self, name: &str) {
         self.views.remove(&normalize(name));
@@ -1094,6 +1149,28 @@ impl Schema {
                 out.push(Attachment::ReadByView { view: name.clone() });
             }
         }
+        if t.partition_key
+            .as_ref()
+            .is_some_and(|k| k.contains(&column))
+        {
+            out.push(Attachment::PartitionKey);
+        }
+        // A function reading the column: one whose body names the table, or one a trigger of
+        // the table runs (its body reads NEW.col / OLD.col). A word match is enough to refuse.
+        let word = |n: &str| bare(split_qualified(n).last().copied().unwrap_or(n)).to_lowercase();
+        let (table_word, column_word) = (word(&table), word(&column));
+        for (f, words) in &self.function_words {
+            let fw = word(f);
+            let by_trigger = self.dependents.iter().any(|((t2, what, _), cols)| {
+                *t2 == table && *what == "trigger" && cols.iter().any(|c| word(c) == fw)
+            });
+            if (by_trigger || words.contains(&table_word)) && words.contains(&column_word) {
+                out.push(Attachment::UsedBy {
+                    what: "function".into(),
+                    name: f.clone(),
+                });
+            }
+        }
         for ((t, what, name), columns) in &self.dependents {
             if *t == table && columns.contains(&column) {
                 out.push(Attachment::UsedBy {
@@ -1120,6 +1197,11 @@ impl Schema {
         );
     }
 
+    /// CREATE [OR REPLACE] FUNCTION / PROCEDURE `name`, with the words of its definition.
+    pub fn create_function(&mut self, name: &str, words: BTreeSet<String>) {
+        self.function_words.insert(normalize(name), words);
+    }
+
     /// DROP POLICY / DROP TRIGGER `name` ON `table`.
     pub fn drop_dependent(&mut self, table: &str, what: &'static str, name: &str) {
         self.dependents
@@ -1137,6 +1219,9 @@ impl Schema {
     /// The default of a column this release added (`Some(None)`: it has none), `None` for a
     /// column the running version knows.
     pub fn new_column_default(&self, table: &str, column: &str) -> Option<Option<&str>> {
+        if self.path_hides(table) {
+            return None;
+        }
         self.new_columns
             .get(&(normalize(table), normalize(column)))
             .map(Option::as_deref)
@@ -1175,13 +1260,14 @@ impl Schema {
     /// earlier file may have made it for the old version (a view under a renamed table's old
     /// name), so only [`Schema::is_new_object_in_file`] says nobody uses it.
     pub fn is_new_object(&self, kind: &'static str, key: &str) -> bool {
-        self.new_objects.contains_key(&(kind, key.to_string()))
+        !self.path_hides(key) && self.new_objects.contains_key(&(kind, key.to_string()))
     }
 
     /// Whether the file being analyzed created the object: its transaction has not committed,
     /// so no other session can use it.
     pub fn is_new_object_in_file(&self, kind: &'static str, key: &str) -> bool {
-        self.new_objects.get(&(kind, key.to_string())) == Some(&self.file_seq)
+        !self.path_hides(key)
+            && self.new_objects.get(&(kind, key.to_string())) == Some(&self.file_seq)
     }
 
     /// Records a drop of the file being analyzed.
@@ -1284,6 +1370,7 @@ impl Schema {
     pub fn end_file(&mut self, keep_new: bool) {
         self.file_seq += 1;
         self.dropped_in_file.clear();
+        self.search_path_set = false;
         if keep_new {
             return;
         }

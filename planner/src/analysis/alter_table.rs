@@ -559,6 +559,26 @@ fn alter_column(
     learn::alter_column(schema, table, ac);
     match ac.option() {
         Some(ast::AlterColumnOption::SetType(st)) => {
+            let views = schema.views_reading(table, &col);
+            if !views.is_empty() {
+                c.raise(Breaking);
+                let views = views
+                    .iter()
+                    .map(|v| format!("`{v}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                c.finding(
+                    RuleId::ColumnTypeUsedByView,
+                    format!(
+                        "`{table}.{col}` is read by {views}: PostgreSQL refuses to change its type \
+                         (\"cannot alter type of a column used by a view or rule\"), even a widening \
+                         that needs no rewrite"
+                    ),
+                    "drop the view, change the type and create the view again in one migration \
+                     (the old version must not read the view meanwhile), or add a column of the new \
+                     type beside the old one and move readers to it",
+                );
+            }
             if is_new {
                 c.raise(Expand);
             } else {

@@ -35,6 +35,8 @@ pub(super) struct Class {
     /// The contents of the string literals of the statements inside a DO block (for the enum
     /// value check across statements).
     pub(super) literals: Vec<String>,
+    /// Enum values a DO block adds (`ALTER TYPE t ADD VALUE 'v'` inside it): type key, value.
+    pub(super) enum_adds: Vec<(String, String)>,
 }
 
 impl Class {
@@ -53,6 +55,7 @@ impl Class {
             needs_declaration: false,
             declarable: false,
             literals: Vec::new(),
+            enum_adds: Vec::new(),
         }
     }
 

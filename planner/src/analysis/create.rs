@@ -157,6 +157,12 @@ pub(super) fn create_table_as(node: &SyntaxNode, schema: &mut Schema, in_release
     c
 }
 
+/// How to index a partitioned table without blocking writes (PostgreSQL manual, 5.12.2.2).
+pub(super) const RECIPE_PARTITIONED_INDEX: &str = "create the index ON ONLY the parent (`CREATE INDEX \
+     parent_idx ON ONLY parent (...)`: invalid, no data to build), then `CREATE INDEX CONCURRENTLY` \
+     on each partition (one migration each), then `ALTER INDEX parent_idx ATTACH PARTITION \
+     child_idx` for each; the parent's index becomes valid once every partition's is attached";
+
 /// CREATE INDEX: expand, unless a unique index rejects what the running version writes.
 pub(super) fn create_index(ci: &ast::CreateIndex, w: &[SmolStr], schema: &mut Schema) -> Class {
     use StmtPhase::*;
@@ -180,6 +186,17 @@ pub(super) fn create_index(ci: &ast::CreateIndex, w: &[SmolStr], schema: &mut Sc
         None => Inverse::Unknown("the index has no name; name it so it can be dropped".into()),
     };
     let mut c = Class::new(Expand, inverse);
+    if concurrent && schema.is_partitioned(&table) {
+        c.raise(Breaking);
+        c.finding(
+            RuleId::ConcurrentIndexOnPartitionedTable,
+            format!(
+                "`{table}` is partitioned: PostgreSQL cannot create an index on a partitioned \
+                 table concurrently, so this statement fails"
+            ),
+            RECIPE_PARTITIONED_INDEX,
+        );
+    }
     // A unique index rejects duplicates the running version may still write.
     if ci.unique_token().is_some() && !schema.is_new(&table) {
         match constraint_rejects(schema, &table, node, w) {
@@ -264,7 +281,11 @@ pub(super) fn create_replaceable(node: &SyntaxNode, w: &[SmolStr], schema: &mut 
         .as_ref()
         .is_some_and(|(kind, key)| schema.is_new_object_in_file(kind, key));
     if let Some((kind, key)) = created {
-        schema.create_object(kind, &key);
+        // CREATE OR REPLACE of an object that may exist keeps it what it was: one the running
+        // version may use, so a later DROP of it in the file is no drop of a new object.
+        if !or_replace || new {
+            schema.create_object(kind, &key);
+        }
         c.creates.push((kind, key));
     }
     if or_replace && !new {

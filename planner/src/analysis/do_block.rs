@@ -58,6 +58,10 @@ pub(super) fn classify_do(
         }
         if matches!(stmt, ast::Stmt::AlterType(_)) && has_seq(&words(node), &["add", "value"]) {
             added_values.extend(literals.iter().map(|v| (v.clone(), line)));
+            // The statements after the block, in the file's transaction, cannot use it either.
+            if let (Some(ty), Some(v)) = (name_after(node, "type", &[]), literals.first()) {
+                c.enum_adds.push((normalize(&ty), v.clone()));
+            }
         }
         c.literals.extend(literals);
         merge_inner(&mut c, &mut ic, stmt, line);

@@ -56,6 +56,7 @@ pub(super) fn analyze_file(
     }
     if report {
         fc.squawk_violations(violations, &wrapper_spans, wrapper, opts);
+        fc.hidden_index_locks();
     }
     if !transactional {
         fc.not_alone();
@@ -107,6 +108,12 @@ struct Span {
     table_new: bool,
     /// Rule ids its ignore comments name, with the comment's line.
     ignores: BTreeMap<String, u32>,
+    /// CREATE INDEX on a partitioned table: `Some(true)` for `ON ONLY` the parent (an invalid
+    /// index, built by attaching the partitions' indexes: nothing to build, nothing to lock long).
+    partitioned_index: Option<bool>,
+    /// A plain CREATE INDEX on a table the file created, after a `search_path` change: squawk
+    /// takes the table for the file's own, cutover cannot (see [`Schema::is_new`]).
+    index_lock_hidden: bool,
 }
 
 /// What the file-level checks need of each statement.
@@ -117,8 +124,8 @@ struct Extra {
     tx: TxControl,
     /// Its string literals, as written (`'x'`).
     literals: Vec<String>,
-    /// `ALTER TYPE t ADD VALUE 'v'`: the type's key and the literal.
-    enum_add: Option<(String, String)>,
+    /// `ALTER TYPE t ADD VALUE 'v'` (or those of a DO block): the type's key and the literal.
+    enum_add: Vec<(String, String)>,
 }
 
 /// A file's parse errors in offset order (ties in the parser's order); `taken` marks those a
@@ -258,6 +265,9 @@ impl<'a> FileCheck<'a> {
         let stmt_errors = errors.claim(gap_start, end.max(start + 1));
         let w: &[SmolStr] = &w;
         let mut class = classify_statement(stmt, w, &stmt_errors, schema, &self.index, self.report);
+        if changes_search_path(w, &sql) {
+            schema.set_search_path();
+        }
         take_declared_phase(&mut class, declared);
         if matches!(stmt, ast::Stmt::CreateTable(_)) && class.phase == StmtPhase::Neutral {
             self.noop_creates.push((start, end));
@@ -282,14 +292,23 @@ impl<'a> FileCheck<'a> {
                 // ADD VALUE 'v' [BEFORE | AFTER 'w']: the first literal is the new value.
                 name_after(node, "type", &[])
                     .and_then(|ty| Some((normalize(&ty), literals.first()?.clone())))
+                    .into_iter()
+                    .collect()
             }
-            _ => None,
+            ast::Stmt::Do(_) => std::mem::take(&mut class.enum_adds),
+            _ => Vec::new(),
         };
         self.spans.push(Span {
             start,
             end,
             table_new: class.table.as_deref().is_some_and(|t| schema.is_new(t)),
             ignores,
+            partitioned_index: (matches!(stmt, ast::Stmt::CreateIndex(_))
+                && class.table.as_deref().is_some_and(|t| schema.is_partitioned(t)))
+            .then(|| has_seq(w, &["on", "only"])),
+            index_lock_hidden: matches!(stmt, ast::Stmt::CreateIndex(ci) if ci.concurrently_token().is_none())
+                && schema.search_path_changed()
+                && class.table.as_deref().is_some_and(|t| !schema.is_new(t)),
         });
         self.extras.push(Extra {
             drops: std::mem::take(&mut class.drops),
@@ -442,9 +461,7 @@ impl<'a> FileCheck<'a> {
         let mut created_types: BTreeSet<String> = BTreeSet::new();
         for (i, e) in self.extras.iter().enumerate() {
             for (v, literal, at) in &added {
-                if e.literals.contains(literal)
-                    && e.enum_add.as_ref().is_none_or(|(_, l)| l != literal)
-                {
+                if e.literals.contains(literal) && !e.enum_add.iter().any(|(_, l)| l == literal) {
                     let f = self.make(
                         "enum-value-in-same-transaction",
                         self.statements[i].line,
@@ -461,10 +478,10 @@ impl<'a> FileCheck<'a> {
                     break;
                 }
             }
-            if let Some((ty, literal)) = &e.enum_add
-                && !created_types.contains(ty)
-            {
-                added.push((ty.clone(), literal.clone(), self.statements[i].line));
+            for (ty, literal) in &e.enum_add {
+                if !created_types.contains(ty) {
+                    added.push((ty.clone(), literal.clone(), self.statements[i].line));
+                }
             }
             created_types.extend(
                 e.creates
@@ -498,9 +515,16 @@ impl<'a> FileCheck<'a> {
                 .drops
                 .iter()
                 .map(|d| {
-                    created_at
-                        .get(d)
-                        .and_then(|at| at.iter().copied().find(|&j| j > i))
+                    created_at.get(d).and_then(|at| {
+                        at.iter().copied().find(|&j| {
+                            j > i
+                                && same_signature(
+                                    d.0,
+                                    &self.statements[i].sql,
+                                    &self.statements[j].sql,
+                                )
+                        })
+                    })
                 })
                 .collect();
             let Some(recreating) = recreating else {
@@ -622,6 +646,10 @@ impl<'a> FileCheck<'a> {
             {
                 continue;
             }
+            let partitioned = span.and_then(|i| spans[i].partitioned_index);
+            if v.code == Rule::RequireConcurrentIndexCreation && partitioned == Some(true) {
+                continue;
+            }
             // Inside a plan the executor sets the database's lock_timeout and statement_timeout
             // around every statement, so a file without its own SET has nothing to fix.
             if opts.release
@@ -641,13 +669,42 @@ impl<'a> FileCheck<'a> {
             {
                 continue;
             }
-            let hint = v
-                .help
-                .clone()
-                .unwrap_or_else(|| rule(&id).map_or(String::new(), |r| r.summary.to_string()));
+            // CONCURRENTLY fails on a partitioned table: the recipe is the partitions' way.
+            let hint = if v.code == Rule::RequireConcurrentIndexCreation && partitioned.is_some() {
+                super::create::RECIPE_PARTITIONED_INDEX.to_string()
+            } else {
+                v.help
+                    .clone()
+                    .unwrap_or_else(|| rule(&id).map_or(String::new(), |r| r.summary.to_string()))
+            };
             let line = self.index.line(first_offset_at(&self.token_starts, at));
             let f = self.make(&id, line, v.message.clone(), hint);
             self.pending.push((span, f));
+        }
+    }
+
+    /// squawk's lock finding on a plain CREATE INDEX it took for one on the file's own table,
+    /// where a `search_path` change means cutover cannot tell which table it is.
+    fn hidden_index_locks(&mut self) {
+        for i in 0..self.spans.len() {
+            let reported = self
+                .pending
+                .iter()
+                .any(|(s, f)| *s == Some(i) && f.rule == "require-concurrent-index-creation");
+            if !self.spans[i].index_lock_hidden || reported {
+                continue;
+            }
+            let f = self.make(
+                "require-concurrent-index-creation",
+                self.statements[i].line,
+                "the file changed `search_path`, so this unqualified table may be one the running \
+                 version uses: a plain CREATE INDEX blocks its writes while the index builds"
+                    .into(),
+                "qualify the table with its schema, or create the index CONCURRENTLY in a \
+                 migration of its own"
+                    .into(),
+            );
+            self.pending.push((Some(i), f));
         }
     }
 
@@ -803,6 +860,86 @@ fn take_declared_phase(class: &mut Class, declared: Option<Phase>) {
     }
 }
 
+/// Whether a DROP and a CREATE of one name are of the same object: a function or procedure is
+/// known by its argument types too (PostgreSQL manual, CREATE FUNCTION: overloading), so one
+/// created with other arguments is a new overload, and the old callers' one is gone. Unknown
+/// (no argument list written) counts as the same.
+fn same_signature(kind: &str, drop: &str, create: &str) -> bool {
+    if !matches!(kind, "function" | "procedure") {
+        return true;
+    }
+    match (arg_types(drop), arg_types(create)) {
+        (Some(a), Some(b)) => a == b,
+        _ => true,
+    }
+}
+
+/// The input argument types of the first argument list in `sql`, lower case, names, modes,
+/// defaults and OUT arguments left out; `None` without one.
+fn arg_types(sql: &str) -> Option<Vec<String>> {
+    let open = sql.find('(')?;
+    let mut depth = 0usize;
+    let mut args = vec![String::new()];
+    for ch in sql[open + 1..].chars() {
+        match ch {
+            '(' => depth += 1,
+            ')' if depth == 0 => break,
+            ')' => depth -= 1,
+            ',' if depth == 0 => {
+                args.push(String::new());
+                continue;
+            }
+            _ => {}
+        }
+        args.last_mut()?.push(ch);
+    }
+    const TYPE_START: &[&str] = &[
+        "double",
+        "character",
+        "char",
+        "bit",
+        "timestamp",
+        "time",
+        "national",
+        "varchar",
+        "interval",
+    ];
+    let mut out = Vec::new();
+    for a in args {
+        let lower = a.to_ascii_lowercase();
+        let mut w: Vec<&str> = lower
+            .split(" default ")
+            .next()
+            .unwrap_or("")
+            .split('=')
+            .next()
+            .unwrap_or("")
+            .split_whitespace()
+            .collect();
+        match w.first().copied() {
+            Some("out") => continue,
+            Some("in" | "inout" | "variadic") => {
+                w.remove(0);
+            }
+            _ => {}
+        }
+        if w.len() >= 2 && !TYPE_START.contains(&w[0]) {
+            w.remove(0);
+        }
+        if !w.is_empty() {
+            out.push(w.join(" "));
+        }
+    }
+    Some(out)
+}
+
+/// `SET [LOCAL | SESSION] search_path ...` or pg_dump's `SELECT set_config('search_path', ...)`.
+fn changes_search_path(w: &[SmolStr], sql: &str) -> bool {
+    let set = w.first().is_some_and(|x| x == "set") && w.iter().take(3).any(|x| x == "search_path");
+    set || (w.iter().any(|x| x == "set_config")
+        && sql.to_ascii_lowercase().contains("'search_path'"))
+}
+
 /// A statement's effect on the transaction it runs in.
 fn tx_control(stmt: &ast::Stmt, w: &[SmolStr]) -> TxControl {
     match stmt {
@@ -880,18 +1017,39 @@ fn file_phase(
             }
         }
     }
-    if phase == Phase::Expand || phase == Phase::Contract {
-        let expand = statements.iter().find(|s| s.phase == StmtPhase::Expand);
+    // A breaking statement (its finding ignored, or not) runs as written with the rest of a
+    // file that is not contract, before traffic moves: a contract statement beside it would
+    // run there too. Only a rewritten rename is split by the plan.
+    if phase != Phase::Unknown {
+        let expand = statements.iter().find(|s| {
+            s.phase == StmtPhase::Expand || (s.phase == StmtPhase::Breaking && s.rename.is_none())
+        });
         let contract = statements.iter().find(|s| s.phase == StmtPhase::Contract);
+        // A file holding a rewritten rename is split by the plan: its expand statements run
+        // first, its contract ones after the old version is retired. That keeps the file's
+        // order unless a contract statement comes before an expand one (which may depend on
+        // it: DROP COLUMN c, then ADD COLUMN IF NOT EXISTS c).
+        let split = statements.iter().any(|s| s.rename.is_some());
+        let reordered = contract.is_some_and(|c| {
+            statements
+                .iter()
+                .any(|s| s.line > c.line && s.rename.is_none() && s.phase == StmtPhase::Expand)
+        });
         if let (Some(e), Some(c)) = (expand, contract)
             && declared.is_none()
+            && (!split || reordered)
         {
+            let what = if e.phase == StmtPhase::Expand {
+                "expand"
+            } else {
+                "breaking (run before traffic moves)"
+            };
             findings.push(
                 fc.make(
                     "mixed-phase-migration",
                     c.line,
                     format!(
-                        "this migration mixes expand (line {}: `{}`) and contract (line {}: `{}`) \
+                        "this migration mixes {what} (line {}: `{}`) and contract (line {}: `{}`) \
                          statements",
                         e.line, e.summary, c.line, c.summary
                     ),

@@ -36,6 +36,8 @@ pub(crate) fn blocks_always(rule: &str) -> bool {
                 | TransactionControlInMigration
                 | EnumValueInSameTransaction
                 | ConcurrentlyInTransaction
+                | ColumnTypeUsedByView
+                | ConcurrentIndexOnPartitionedTable
         )
     })
 }
@@ -129,7 +131,10 @@ pub(super) fn check_expand_order(analyzed: &Analyzed) -> Result<(), PlanError> {
             let split = m.renames().next().is_some();
             match m.phase {
                 Phase::Contract if !split => contract = contract.or(Some(m)),
-                Phase::Expand if !split => {
+                // A rewritten rename's expand part (ADD COLUMN new) runs before the contract
+                // migrations numbered before it too (V2 drops `nickname`, V3 renames a column
+                // to `nickname`: the add would run before the drop).
+                _ if split || m.phase == Phase::Expand => {
                     if let Some(c) = contract {
                         problems.push(Diagnostic::new(
                             Location::file(m.file.clone()),

@@ -1,0 +1,381 @@
+//! Structural classification (issue 10): ignore comments and the file's phase, search_path,
+//! replaces by drop and create, statements that depend on a contract statement, what the rename
+//! rewrite cannot carry, enum values added in DO blocks, partitioned tables and column types
+//! that views read. Each case is a release against a baseline where every object already serves
+//! the old version.
+
+use cutover_planner::analysis::{Analysis, AnalyzeOptions, Phase, analyze};
+use cutover_planner::migrations::MigrationFile;
+
+const BASE: &str = "\
+CREATE TYPE order_state AS ENUM ('new', 'paid');
+CREATE TABLE users (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, name text, email text UNIQUE,
+  nickname text, status text, legacy_flags int, score int, created_at timestamptz DEFAULT now());
+CREATE FUNCTION touch() RETURNS trigger AS $$ BEGIN NEW.created_at := now(); RETURN NEW; END $$
+  LANGUAGE plpgsql;
+CREATE TRIGGER users_touch BEFORE UPDATE ON users FOR EACH ROW EXECUTE FUNCTION touch();
+CREATE TABLE orders (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, user_id bigint REFERENCES users (id),
+  state order_state, total numeric, note varchar(100));
+CREATE FUNCTION order_count(uid bigint) RETURNS bigint LANGUAGE sql
+  AS $$ SELECT count(*) FROM orders WHERE user_id = uid $$;
+CREATE VIEW active_users AS SELECT id, name, email FROM users;
+CREATE TABLE events (id bigint, at timestamptz NOT NULL, payload jsonb) PARTITION BY RANGE (at);
+CREATE TABLE events_2026 PARTITION OF events FOR VALUES FROM ('2026-01-01') TO ('2027-01-01');
+CREATE SCHEMA billing;
+CREATE TABLE billing.invoices (id bigint PRIMARY KEY, total numeric);
+CREATE MATERIALIZED VIEW user_stats AS SELECT status, count(*) AS n FROM users GROUP BY status;
+";
+
+/// Analyzes `files` (name, SQL) as one release after the baseline.
+fn release(files: &[(&str, &str)]) -> Analysis {
+    let mut all =
+        vec![MigrationFile::from_bytes("V1__base.sql", "V1__base.sql", BASE.as_bytes()).unwrap()];
+    for (name, sql) in files {
+        all.push(MigrationFile::from_bytes(name, name, sql.as_bytes()).unwrap());
+    }
+    analyze(&all, Some(1), AnalyzeOptions { release: true })
+}
+
+/// Checks each case (SQL, phase, rules present, rules absent) as a one-file release.
+fn check(cases: &[(&str, Phase, &[&str], &[&str])]) {
+    let mut wrong = Vec::new();
+    for (sql, phase, present, absent) in cases {
+        let a = release(&[("V2__x.sql", sql)]);
+        let got = a.migrations[0].phase;
+        let rules: Vec<String> = a.findings.iter().map(|f| f.rule.clone()).collect();
+        let missing: Vec<&&str> = present
+            .iter()
+            .filter(|r| !rules.iter().any(|x| x == *r))
+            .collect();
+        let extra: Vec<&&str> = absent
+            .iter()
+            .filter(|r| rules.iter().any(|x| x == *r))
+            .collect();
+        if got != *phase || !missing.is_empty() || !extra.is_empty() {
+            wrong.push(format!(
+                "{sql}\n  want {phase:?} with {present:?} without {absent:?}\n  got  {got:?} with \
+                 {rules:?}"
+            ));
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "{} case(s) wrong:\n{}",
+        wrong.len(),
+        wrong.join("\n")
+    );
+}
+
+#[test]
+fn an_ignored_breaking_statement_keeps_the_mixed_phase_check() {
+    use Phase::*;
+    check(&[
+        (
+            "-- cutover:ignore breaking-rename-table\nALTER TABLE users RENAME TO members;\n\
+             CREATE VIEW users AS SELECT * FROM members;\nALTER TABLE orders DROP COLUMN note;",
+            Breaking,
+            &["mixed-phase-migration"],
+            &["breaking-rename-table"],
+        ),
+        (
+            "-- cutover:ignore breaking-rename-table\nALTER TABLE users RENAME TO members;\n\
+             CREATE VIEW users AS SELECT * FROM members;",
+            Breaking,
+            &[],
+            &["mixed-phase-migration", "breaking-rename-table"],
+        ),
+        (
+            "CREATE TABLE tags (id bigint);\nALTER TABLE orders DROP COLUMN note;",
+            Contract,
+            &["mixed-phase-migration"],
+            &[],
+        ),
+    ]);
+}
+
+#[test]
+fn changing_the_type_of_a_column_a_view_reads_fails() {
+    use Phase::*;
+    check(&[
+        (
+            "ALTER TABLE users ALTER COLUMN email TYPE varchar(320);",
+            Breaking,
+            &["column-type-used-by-view"],
+            &[],
+        ),
+        // A materialized view reads it too.
+        (
+            "ALTER TABLE users ALTER COLUMN status TYPE varchar(50);",
+            Breaking,
+            &["column-type-used-by-view"],
+            &[],
+        ),
+        // A widening PostgreSQL makes in place still fails on a viewed column.
+        (
+            "CREATE VIEW order_notes AS SELECT id, note FROM orders;\n\
+             ALTER TABLE orders ALTER COLUMN note TYPE varchar(200);",
+            Breaking,
+            &["column-type-used-by-view"],
+            &[],
+        ),
+        // A column no view reads.
+        (
+            "ALTER TABLE orders ALTER COLUMN note TYPE varchar(200);",
+            Expand,
+            &[],
+            &["column-type-used-by-view"],
+        ),
+        // The view is dropped first (and created again after).
+        (
+            "DROP VIEW active_users;\nALTER TABLE users ALTER COLUMN email TYPE varchar(320);\n\
+             CREATE VIEW active_users AS SELECT id, name, email FROM users;",
+            Breaking,
+            &[],
+            &["column-type-used-by-view"],
+        ),
+    ]);
+}
+
+#[test]
+fn a_partitioned_table_is_not_indexed_concurrently() {
+    use Phase::*;
+    check(&[
+        (
+            "CREATE INDEX CONCURRENTLY events_id_idx ON events (id);",
+            Breaking,
+            &["concurrent-index-on-partitioned-table"],
+            &[],
+        ),
+        // A partition is a plain table.
+        (
+            "CREATE INDEX CONCURRENTLY events_2026_id_idx ON events_2026 (id);",
+            Expand,
+            &[],
+            &["concurrent-index-on-partitioned-table"],
+        ),
+        // ON ONLY the parent builds nothing.
+        (
+            "CREATE INDEX events_id_idx ON ONLY events (id);",
+            Expand,
+            &[],
+            &[
+                "concurrent-index-on-partitioned-table",
+                "require-concurrent-index-creation",
+            ],
+        ),
+    ]);
+    // A plain CREATE INDEX on the parent: the hint is the recipe, not CONCURRENTLY.
+    let a = release(&[("V2__x.sql", "CREATE INDEX events_id_idx ON events (id);")]);
+    let f = a
+        .findings
+        .iter()
+        .find(|f| f.rule == "require-concurrent-index-creation")
+        .expect("a plain index on the parent blocks writes");
+    assert!(f.hint.contains("ON ONLY"), "{}", f.hint);
+}
+
+#[test]
+fn after_a_search_path_change_unqualified_names_are_existing_objects() {
+    use Phase::*;
+    check(&[
+        (
+            "CREATE TABLE scratch (id bigint);\nSET search_path = billing, public;\nDROP TABLE scratch;",
+            Contract,
+            &["data-loss"],
+            &[],
+        ),
+        (
+            "CREATE TABLE scratch (id bigint);\nSELECT pg_catalog.set_config('search_path', 'billing', false);\n\
+             CREATE INDEX scratch_id_idx ON scratch (id);",
+            Expand,
+            &["require-concurrent-index-creation"],
+            &[],
+        ),
+        // Qualified names still resolve.
+        (
+            "CREATE TABLE billing.scratch (id bigint);\nSELECT pg_catalog.set_config('search_path', '', false);\n\
+             CREATE INDEX scratch_id_idx ON billing.scratch (id);\nDROP TABLE billing.scratch;",
+            Expand,
+            &[],
+            &["require-concurrent-index-creation", "data-loss"],
+        ),
+        // Without the change, the file's own table is new.
+        (
+            "CREATE TABLE scratch (id bigint);\nCREATE INDEX scratch_id_idx ON scratch (id);",
+            Expand,
+            &[],
+            &["require-concurrent-index-creation"],
+        ),
+    ]);
+}
+
+#[test]
+fn create_or_replace_then_drop_drops_what_the_old_version_uses() {
+    use Phase::*;
+    check(&[
+        (
+            "CREATE OR REPLACE VIEW active_users AS SELECT id, name, email FROM users;\n\
+             DROP VIEW active_users;",
+            Contract,
+            &[],
+            &[],
+        ),
+        (
+            "CREATE OR REPLACE FUNCTION order_count(uid bigint) RETURNS bigint LANGUAGE sql\n\
+             AS $$ SELECT 0::bigint $$;\nDROP FUNCTION order_count(bigint);",
+            Contract,
+            &[],
+            &[],
+        ),
+        // A plain CREATE makes a new object: dropping it again drops nothing anyone uses.
+        (
+            "CREATE VIEW recent_orders AS SELECT id FROM orders;\nDROP VIEW recent_orders;",
+            Expand,
+            &[],
+            &[],
+        ),
+    ]);
+}
+
+/// Plans `rename` (a migration) on top of the baseline: the plan error's detail, or `None` when
+/// the plan is built.
+fn plan_error(rename: &str) -> Option<String> {
+    let dir = tempfile::tempdir().unwrap();
+    let m = dir.path().join("m");
+    std::fs::create_dir(&m).unwrap();
+    std::fs::write(m.join("V1__base.sql"), BASE).unwrap();
+    std::fs::write(m.join("V2__rename.sql"), rename).unwrap();
+    std::fs::write(
+        dir.path().join("spec.toml"),
+        "[release]\nname = \"r\"\n\n[[database]]\nname = \"main\"\nurl_env \
+         = \"DATABASE_URL\"\nmigrations = \"m\"\nbaseline = 1\n",
+    )
+    .unwrap();
+    cutover_planner::plan_file(&dir.path().join("spec.toml"))
+        .err()
+        .map(|e| format!("{e:?}"))
+}
+
+#[test]
+fn the_rename_rewrite_refuses_columns_functions_and_partition_keys_use() {
+    for (rename, why) in [
+        // The trigger users_touch runs touch(), whose body sets NEW.created_at.
+        (
+            "ALTER TABLE users RENAME COLUMN created_at TO created;\n",
+            "function `touch`",
+        ),
+        // order_count's SQL body reads orders.user_id.
+        (
+            "ALTER TABLE orders RENAME COLUMN user_id TO customer_id;\n",
+            "function `order_count`",
+        ),
+        (
+            "ALTER TABLE events RENAME COLUMN at TO happened_at;\n",
+            "partition key",
+        ),
+    ] {
+        let detail = plan_error(rename).unwrap_or_else(|| panic!("{rename}: planned"));
+        assert!(
+            detail.contains("rename-rewrite-unsupported") && detail.contains(why),
+            "{rename}: {detail}"
+        );
+    }
+    // A column no function, trigger or partition key reads is rewritten.
+    let detail = plan_error("ALTER TABLE users RENAME COLUMN legacy_flags TO flags;\n");
+    assert!(
+        detail
+            .as_deref()
+            .is_none_or(|d| !d.contains("rename-rewrite-unsupported")),
+        "{detail:?}"
+    );
+}
+
+#[test]
+fn an_enum_value_a_do_block_adds_is_not_used_after_it() {
+    use Phase::*;
+    check(&[
+        (
+            "DO $$ BEGIN ALTER TYPE order_state ADD VALUE 'refunded'; END $$;\n\
+             UPDATE orders SET state = 'refunded' WHERE id = 1;",
+            Expand,
+            &["enum-value-in-same-transaction"],
+            &[],
+        ),
+        (
+            "DO $$ BEGIN ALTER TYPE order_state ADD VALUE 'refunded'; END $$;",
+            Expand,
+            &[],
+            &["enum-value-in-same-transaction"],
+        ),
+    ]);
+}
+
+#[test]
+fn the_phase_split_does_not_reorder_what_depends_on_a_contract_statement() {
+    // A contract migration numbered before a rename's expand part.
+    let dir = tempfile::tempdir().unwrap();
+    let m = dir.path().join("m");
+    std::fs::create_dir(&m).unwrap();
+    std::fs::write(m.join("V1__base.sql"), BASE).unwrap();
+    std::fs::write(
+        m.join("V2__drop.sql"),
+        "ALTER TABLE users DROP COLUMN nickname;\n",
+    )
+    .unwrap();
+    std::fs::write(
+        m.join("V3__rename.sql"),
+        "ALTER TABLE users RENAME COLUMN legacy_flags TO nickname;\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("spec.toml"),
+        "[release]\nname = \"r\"\n\n[[database]]\nname = \"main\"\nurl_env \
+         = \"DATABASE_URL\"\nmigrations = \"m\"\nbaseline = 1\n",
+    )
+    .unwrap();
+    let err = cutover_planner::plan_file(&dir.path().join("spec.toml"))
+        .err()
+        .map(|e| format!("{e:?}"))
+        .expect("the rename's expand part would run before the drop");
+    assert!(err.contains("numbered after contract migration"), "{err}");
+    // Within one file: the split would run the ADD before the DROP.
+    let detail = plan_error(
+        "ALTER TABLE users RENAME COLUMN legacy_flags TO flags;\nALTER TABLE orders DROP COLUMN \
+         note;\nALTER TABLE orders ADD COLUMN IF NOT EXISTS note jsonb;\n",
+    )
+    .expect("refused");
+    assert!(detail.contains("mixed-phase-migration"), "{detail}");
+    // Expand before contract keeps the file's order: split as before.
+    let detail = plan_error(
+        "ALTER TABLE users RENAME COLUMN legacy_flags TO flags;\nALTER TABLE orders ADD COLUMN \
+         memo text;\nALTER TABLE orders DROP COLUMN note;\n",
+    );
+    assert!(
+        detail
+            .as_deref()
+            .is_none_or(|d| !d.contains("mixed-phase-migration")),
+        "{detail:?}"
+    );
+}
+
+#[test]
+fn dropping_a_function_and_creating_another_overload_is_no_replace() {
+    use Phase::*;
+    check(&[
+        (
+            "DROP FUNCTION order_count(bigint);\nCREATE FUNCTION order_count(uid bigint, since \
+             timestamptz) RETURNS bigint LANGUAGE sql AS $$ SELECT 0::bigint $$;",
+            Contract,
+            &["mixed-phase-migration"],
+            &[],
+        ),
+        // The same argument types: a replace, as before.
+        (
+            "DROP FUNCTION order_count(bigint);\nCREATE FUNCTION order_count(uid bigint) RETURNS \
+             bigint LANGUAGE sql AS $$ SELECT 0::bigint $$;",
+            Expand,
+            &["replaces-object"],
+            &["mixed-phase-migration"],
+        ),
+    ]);
+}
