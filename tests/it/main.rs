@@ -4,6 +4,7 @@ mod bad_input;
 mod column_types;
 mod common;
 mod data_changes;
+mod demo;
 mod e2e;
 mod executor;
 mod in_doubt;

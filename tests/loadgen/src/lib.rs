@@ -64,6 +64,12 @@
 //! in the summary with the `"id"` of the JSON response, so a test can check
 //! that every acknowledged write survived the release.
 //!
+//! # Live figures
+//!
+//! With `--progress`, a line per second on stderr: requests and failures
+//! by class so far, and how the last second's responses split between
+//! versions (see [`progress`]).
+//!
 //! The binary (`loadgen`) only parses arguments and handles signals; the
 //! work is [`run::run`], and [`Summary`] is the type of its `--out` file.
 
@@ -71,6 +77,7 @@
 
 pub mod client;
 pub mod http;
+pub mod progress;
 pub mod run;
 pub mod summary;
 pub mod target;

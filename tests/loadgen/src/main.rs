@@ -67,6 +67,11 @@ struct Cli {
     /// Create this file once the first request succeeded
     #[arg(long)]
     ready_file: Option<PathBuf>,
+
+    /// Print a line of live figures to stderr every second: requests, failures by class, and
+    /// the last second's responses by version
+    #[arg(long)]
+    progress: bool,
 }
 
 fn main() -> ExitCode {
@@ -114,6 +119,7 @@ async fn async_main(cli: Cli) -> ExitCode {
         timeout: cli.timeout,
         timeline: cli.timeline,
         ready_file: cli.ready_file,
+        progress: cli.progress,
     };
     let summary = match run(config, shutdown_signal()).await {
         Ok(s) => s,

@@ -16,6 +16,7 @@ use tokio::time::{Instant, sleep, sleep_until};
 
 use crate::client::Connection;
 use crate::http::{Method, Response};
+use crate::progress::{Figures, Live, line};
 use crate::summary::{AckedWrite, ByMethod, FailureClass, Latency, MethodStats, Summary};
 use crate::target::Target;
 
@@ -49,6 +50,8 @@ pub struct Config {
     pub timeline: Option<PathBuf>,
     /// Create this file once the first request succeeded.
     pub ready_file: Option<PathBuf>,
+    /// Print a line of live figures to stderr every second ([`crate::progress`]).
+    pub progress: bool,
 }
 
 /// Runs load until the duration elapses, the stop file appears, or
@@ -84,6 +87,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> io::Resu
         timeline,
         ready: AtomicBool::new(false),
         first_failure: OnceLock::new(),
+        live: config.progress.then(Live::default),
         config,
     });
 
@@ -92,6 +96,11 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> io::Resu
     for index in 0..shared.config.connections {
         workers.spawn(worker(index, Arc::clone(&shared), stop_rx.clone()));
     }
+
+    let ticker = shared
+        .live
+        .is_some()
+        .then(|| tokio::spawn(print_progress(Arc::clone(&shared))));
 
     let stopped_by = wait_for_stop(&shared, shutdown).await;
     if stopped_by != "duration" {
@@ -105,6 +114,9 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> io::Resu
     let mut totals = WorkerStats::default();
     while let Some(joined) = workers.join_next().await {
         totals.merge(joined.expect("load worker panicked"));
+    }
+    if let Some(ticker) = ticker {
+        ticker.abort();
     }
     let duration_s = start.elapsed().as_secs_f64();
 
@@ -168,6 +180,8 @@ struct Shared {
     /// Set once the ready file was created (or attempted).
     ready: AtomicBool,
     first_failure: OnceLock<String>,
+    /// The shared tally `--progress` prints from.
+    live: Option<Live>,
 }
 
 struct Timeline {
@@ -223,6 +237,24 @@ impl Shared {
                 path.display()
             );
         }
+    }
+}
+
+/// Prints a line of live figures to stderr every second until aborted.
+async fn print_progress(shared: Arc<Shared>) {
+    let live = shared.live.as_ref().expect("only started with --progress");
+    let mut before = Figures::default();
+    let mut tick = tokio::time::interval_at(
+        shared.start + Duration::from_secs(1),
+        Duration::from_secs(1),
+    );
+    loop {
+        tick.tick().await;
+        let now = live.figures();
+        let text = line(shared.start.elapsed(), &now, &before);
+        // A closed stderr must not end the run: the figures are only for watching.
+        let _ = writeln!(io::stderr().lock(), "{text}");
+        before = now;
     }
 }
 
@@ -411,6 +443,13 @@ fn count(
             ("fail", *status, version.clone())
         }
     };
+    if let Some(live) = &shared.live {
+        let failure = match &outcome {
+            Outcome::Ok { .. } => None,
+            Outcome::Failed { class, .. } => Some(*class),
+        };
+        live.record(failure, version.as_deref());
+    }
     shared.record_timeline(format_args!(
         "{started_unix_ms},{method},{label},{},{},{latency_us}\n",
         status.map(|s| s.to_string()).unwrap_or_default(),

@@ -632,3 +632,70 @@ async fn an_existing_stop_file_is_refused() {
     assert_eq!(output.status.code(), Some(2), "{output:?}");
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// `--progress` prints a line a second on stderr while the run goes on: totals that never go down,
+/// failures by the same classes the summary counts, and the last second split by version.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn progress_prints_a_line_of_figures_every_second() {
+    let server = Server::start(Mode::Faulty).await;
+    let dir = scratch("progress");
+    let out = dir.join("s.json");
+    let args: Vec<String> = [
+        "--url",
+        &server.url(),
+        "--rate",
+        "100",
+        "--duration",
+        "3500ms",
+        "--progress",
+        "--out",
+        out.to_str().unwrap(),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let output = run_loadgen(args).await;
+    assert!(output.status.success(), "{output:?}");
+    let s = read_summary(&out);
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    let lines: Vec<&str> = stderr.lines().collect();
+    // One line per whole second of a 3.5 s run (a tick delayed past the end on a busy
+    // machine is not printed).
+    assert!(
+        (2..=3).contains(&lines.len()),
+        "one line per second: {stderr}"
+    );
+    let (mut before, mut second) = (0, 0);
+    for line in &lines {
+        let (at, rest) = line
+            .strip_prefix("load +")
+            .and_then(|l| l.split_once("s: "))
+            .unwrap_or_else(|| panic!("{line}"));
+        let at: u64 = at.parse().unwrap();
+        let requests: u64 = rest.split(' ').next().unwrap().parse().unwrap();
+        assert!(at >= second && at >= 1, "{stderr}");
+        assert!(requests >= before && requests <= s.requests, "{line}");
+        (before, second) = (requests, at);
+        assert!(line.contains("; last second: "), "{line}");
+        // The test server answers 1.0.0 two times in three and 1.1.0 the third.
+        assert!(
+            line.contains(" 1.0.0 ") && line.contains(" 1.1.0 "),
+            "{line}"
+        );
+    }
+    let last = lines[lines.len() - 1];
+    assert!(before > 0, "{stderr}");
+    assert!(
+        s.failed > 0 && last.contains(" failed ("),
+        "the faulty server's failures show by class: {last}"
+    );
+    for class in FailureClass::ALL {
+        if last.contains(&format!("{class} ")) {
+            assert!(
+                s.by_method.get.failures_of(class) + s.by_method.post.failures_of(class) > 0,
+                "{class} in {last} but not in the summary"
+            );
+        }
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}
