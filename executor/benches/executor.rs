@@ -232,7 +232,8 @@ fn runner(dir: &std::path::Path, n: usize, deep: bool, fsync_s: f64) {
     let per_step = total / (n + 1) as f64;
     let beyond = (total - events * fsync_s) / (n + 1) as f64;
     println!(
-        "  runner, {} DAG of {n} no-op steps: {:.2} s total, {:.0} µs per step, {:.0} µs of it beyond its 2 fsync'ed events",
+        "  runner, {} DAG of {n} no-op steps: {:.2} s total, {:.0} µs per step, {:.0} µs of it \
+         beyond its 2 fsync'ed events",
         if deep { "deep (chain)" } else { "wide" },
         total,
         per_step * 1e6,
@@ -264,7 +265,8 @@ fn main() {
     }
     let (raw, app) = (median(raws), median(apps));
     println!(
-        "raw 200-byte write + fdatasync: {raw:.0}/s; durable event append: {app:.0}/s ({:.0}% of raw; medians of 7 alternating rounds of 500)",
+        "raw 200-byte write + fdatasync: {raw:.0}/s; durable event append: {app:.0}/s ({:.0}% of \
+         raw; medians of 7 alternating rounds of 500)",
         app / raw * 100.0
     );
     replay(dir.path());

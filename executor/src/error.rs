@@ -53,7 +53,8 @@ pub enum ExecError {
     },
     /// A step started but its end was not recorded, and it can be neither probed nor re-run.
     #[error(
-        "step `{step}` started but its end was not recorded, and it cannot be checked automatically (no probe) nor safely run twice (not idempotent)"
+        "step `{step}` started but its end was not recorded, and it cannot be checked automatically \
+         (no probe) nor safely run twice (not idempotent)"
     )]
     InDoubt {
         /// Step id.
@@ -76,7 +77,9 @@ pub enum ExecError {
         candidates: Vec<String>,
     },
     /// A run directory without its event log.
-    #[error("{}: the run has no event log (events.log is missing); cutover creates it right after the run directory, so either the process that started the run stopped in between (then no step ran) or the file was removed", dir.display())]
+    #[error("{}: the run has no event log (events.log is missing); cutover creates it right after \
+             the run directory, so either the process that started the run stopped in between (then \
+             no step ran) or the file was removed", dir.display())]
     NoLog {
         /// The run directory.
         dir: PathBuf,
@@ -122,7 +125,8 @@ pub enum ExecError {
     },
     /// A row of the PostgreSQL log is intact but not an event this cutover knows.
     #[error(
-        "PostgreSQL log of {run}: the row of seq {seq} is intact (its checksum holds) but cannot be read: {source}; nothing was changed"
+        "PostgreSQL log of {run}: the row of seq {seq} is intact (its checksum holds) but cannot be \
+         read: {source}; nothing was changed"
     )]
     PgRowUnreadable {
         /// Run id.
@@ -134,7 +138,8 @@ pub enum ExecError {
     },
     /// `resume` of a run whose process died before its first event.
     #[error(
-        "run {run} was created but never started (its process died before the first event); nothing ran, so start a new run with `cutover apply`"
+        "run {run} was created but never started (its process died before the first event); nothing \
+         ran, so start a new run with `cutover apply`"
     )]
     NeverStarted {
         /// Run id.
@@ -148,7 +153,8 @@ pub enum ExecError {
     },
     /// The spec path a run recorded is not its file's real name (that name was not UTF-8).
     #[error(
-        "run {run}: the spec path it recorded, {spec}, is not the file's real name: that name was not valid UTF-8 (\u{FFFD} marks the bytes that were not)"
+        "run {run}: the spec path it recorded, {spec}, is not the file's real name: that name was \
+         not valid UTF-8 (\u{FFFD} marks the bytes that were not)"
     )]
     SpecPathLost {
         /// Run id.
@@ -168,7 +174,8 @@ pub enum ExecError {
     },
     /// `rollback --to STEP` names a step that has not succeeded.
     #[error(
-        "`--to {target}`: that step has not succeeded in this run, so there is nothing to roll back to"
+        "`--to {target}`: that step has not succeeded in this run, so there is nothing to roll back \
+         to"
     )]
     NotSucceeded {
         /// The step.
@@ -230,7 +237,8 @@ pub enum ExecError {
     },
     /// The PostgreSQL log database holds no cutover tables.
     #[error(
-        "PostgreSQL log: no run `{run}`: this database holds no cutover runs (no cutover_runs table); check CUTOVER_LOG_DATABASE_URL"
+        "PostgreSQL log: no run `{run}`: this database holds no cutover runs (no cutover_runs \
+         table); check CUTOVER_LOG_DATABASE_URL"
     )]
     PgLogEmpty {
         /// Run id.
@@ -333,7 +341,8 @@ impl StepFailure {
 }
 
 /// Why a step, its undo, probe, fence or restore failed. The runner writes its
-/// [`StepFailure`] (its message, redacted) to the log and shows it to the operator; it matches [`StepError::Inconclusive`] to
+/// [`StepFailure`] (its message, redacted) to the log and shows it to the operator; it matches
+/// [`StepError::Inconclusive`] to
 /// pause the run instead of rolling it back.
 #[derive(Debug, thiserror::Error)]
 pub enum StepError {
@@ -540,15 +549,30 @@ fn is_full(e: &std::io::Error) -> bool {
 pub fn io_hint(e: &std::io::Error) -> String {
     use std::io::ErrorKind as K;
     match e.kind() {
-        K::NotFound => "check the path; `--state-dir` (or CUTOVER_STATE_DIR) says where runs live, and `cutover runs` lists them".into(),
+        K::NotFound => {
+            "check the path; `--state-dir` (or CUTOVER_STATE_DIR) says where runs live, \
+                        and `cutover runs` lists them"
+                .into()
+        }
         K::PermissionDenied => format!(
-            "the user running cutover (uid {}) may not do this: fix the owner or mode (`ls -ld` on the path and its directory), or choose another state directory with --state-dir (apply, resume and rollback write in it; status, log and runs only read)",
+            "the user running cutover (uid {}) may not do this: fix the owner or mode (`ls -ld` on \
+             the path and its directory), or choose another state directory with --state-dir \
+             (apply, resume and rollback write in it; status, log and runs only read)",
             unsafe { libc::geteuid() }
         ),
-        K::ReadOnlyFilesystem => "the file system is mounted read-only: remount it read-write, or choose another state directory with --state-dir".into(),
-        K::StorageFull | K::QuotaExceeded | K::FileTooLarge => "the disk (or your quota) is full: free space on it (`df -h` on the path), then run the command again".into(),
-        K::IsADirectory => "a directory is where cutover expects a file: move it away (cutover never deletes it)".into(),
-        K::NotADirectory => "a file is where cutover expects a directory: move it away or choose another state directory with --state-dir".into(),
+        K::ReadOnlyFilesystem => "the file system is mounted read-only: remount it read-write, or \
+                                  choose another state directory with --state-dir"
+            .into(),
+        K::StorageFull | K::QuotaExceeded | K::FileTooLarge => "the disk (or your quota) is full: \
+                                                                free space on it (`df -h` on the \
+                                                                path), then run the command again"
+            .into(),
+        K::IsADirectory => "a directory is where cutover expects a file: move it away (cutover \
+                            never deletes it)"
+            .into(),
+        K::NotADirectory => "a file is where cutover expects a directory: move it away or choose \
+                             another state directory with --state-dir"
+            .into(),
         _ => "check the file system (`dmesg` may say more), then run the same command again".into(),
     }
 }
@@ -575,32 +599,105 @@ impl ExecError {
     pub fn hint(&self) -> Option<String> {
         Some(match self {
             ExecError::Locked { holder, .. } => match holder {
-                Some(h) => format!("wait for pid {} to finish, or stop it; the lock is released the moment that process exits, even on kill -9", h.pid),
-                None => "wait for the other process to finish; the lock is released when it exits".into(),
+                Some(h) => format!(
+                    "wait for pid {} to finish, or stop it; the lock is released the moment that \
+                     process exits, even on kill -9",
+                    h.pid
+                ),
+                None => "wait for the other process to finish; the lock is released when it exits"
+                    .into(),
             },
-            ExecError::LockedByPid { pid, .. } => format!("wait for pid {pid} to finish, or stop it; the lock is released the moment that process exits, even on kill -9"),
-            ExecError::PlanChanged { .. } => "restore the spec and migrations the run started with (e.g. `git checkout`), or roll this run back with `cutover rollback RUN` (it uses the recorded plan) and start a new one".into(),
-            ExecError::InDoubt { step } if step.starts_with("migrate/") => format!("the migration ran outside a transaction and its statement is not one cutover can judge from the catalog; check in the database whether it took effect. If it did not, run `cutover resume RUN --retry {step}`. If it did, a plain retry would run it twice: undo it by hand first (e.g. re-attach the partition), then retry"),
-            ExecError::InDoubt { step } => format!("check by hand whether `{step}` took effect. If it did not, run `cutover resume RUN --retry {step}`. To let cutover decide next time, give the command a `probe` argv in the spec or mark it `idempotent`"),
-            ExecError::Environment { .. } => "set what it names in this shell, to the values the run started with (a resume or rollback reaches the same databases and runs the same commands), then run the same command again".into(),
-            ExecError::PlanMismatch { .. } => "the log is intact and is the truth; plan.json was edited or damaged on disk (or the directory holds another run's files). Restore the run directory from a backup; `cutover status RUN` still shows what was done".into(),
-            ExecError::NoSuchRun { .. } | ExecError::NoSuchPgRun { .. } => "`cutover runs` lists the runs of this state directory (`--state-dir` or CUTOVER_STATE_DIR); a RUN can also be `latest`, a release name (its newest run) or the start of a run id".into(),
-            ExecError::AmbiguousRun { .. } => "give more of the run id (`cutover runs` lists them)".into(),
-            ExecError::NoDriver { .. } => "`cutover apply SPEC --dry-run` walks the whole plan without side effects; real PostgreSQL, Docker and router steps arrive with their drivers".into(),
+            ExecError::LockedByPid { pid, .. } => format!(
+                "wait for pid {pid} to finish, or stop it; the lock is released the moment that \
+                 process exits, even on kill -9"
+            ),
+            ExecError::PlanChanged { .. } => "restore the spec and migrations the run started with \
+                                              (e.g. `git checkout`), or roll this run back with \
+                                              `cutover rollback RUN` (it uses the recorded plan) \
+                                              and start a new one"
+                .into(),
+            ExecError::InDoubt { step } if step.starts_with("migrate/") => format!(
+                "the migration ran outside a transaction and its statement is not one cutover can \
+                 judge from the catalog; check in the database whether it took effect. If it did \
+                 not, run `cutover resume RUN --retry {step}`. If it did, a plain retry would run \
+                 it twice: undo it by hand first (e.g. re-attach the partition), then retry"
+            ),
+            ExecError::InDoubt { step } => format!(
+                "check by hand whether `{step}` took effect. If it did not, run `cutover resume RUN \
+                 --retry {step}`. To let cutover decide next time, give the command a `probe` argv \
+                 in the spec or mark it `idempotent`"
+            ),
+            ExecError::Environment { .. } => "set what it names in this shell, to the values the \
+                                              run started with (a resume or rollback reaches the \
+                                              same databases and runs the same commands), then run \
+                                              the same command again"
+                .into(),
+            ExecError::PlanMismatch { .. } => "the log is intact and is the truth; plan.json was \
+                                               edited or damaged on disk (or the directory holds \
+                                               another run's files). Restore the run directory from \
+                                               a backup; `cutover status RUN` still shows what was \
+                                               done"
+                .into(),
+            ExecError::NoSuchRun { .. } | ExecError::NoSuchPgRun { .. } => "`cutover runs` lists \
+                                                                            the runs of this state \
+                                                                            directory (`--state-dir` \
+                                                                            or CUTOVER_STATE_DIR); \
+                                                                            a RUN can also be \
+                                                                            `latest`, a release \
+                                                                            name (its newest run) \
+                                                                            or the start of a run id"
+            .into(),
+            ExecError::AmbiguousRun { .. } => {
+                "give more of the run id (`cutover runs` lists them)".into()
+            }
+            ExecError::NoDriver { .. } => "`cutover apply SPEC --dry-run` walks the whole plan \
+                                           without side effects; real PostgreSQL, Docker and router \
+                                           steps arrive with their drivers"
+                .into(),
             ExecError::Log(e) => e.hint(),
-            ExecError::PlanFormat { .. } | ExecError::PgLogFormat { .. } => crate::log::VERSION_HINT.into(),
-            ExecError::PgLogDamaged { .. } => "the log is the record of what was done: do not delete or edit its rows; `SELECT seq, payload FROM cutover_events WHERE run_id = 'RUN' ORDER BY seq` shows the events before the damage".into(),
-            ExecError::PgRowUnreadable { .. } => "a newer cutover may have written it (it knows more kinds of events): use that version".into(),
-            ExecError::NoLog { .. } => "if the run never started, start a new one with `cutover apply`; if events.log was removed, restore it from a backup of the state directory: without it cutover cannot know what the run did".into(),
-            ExecError::Damaged { .. } => "cutover writes a run's plan.json once, when the run starts, and never changes it; without it the run's steps are unknown: restore the file from a backup of the state directory".into(),
-            ExecError::Replay { .. } => "every record is intact but they contradict each other, as happens when another cutover version wrote them: use that version, and keep the file".into(),
+            ExecError::PlanFormat { .. } | ExecError::PgLogFormat { .. } => {
+                crate::log::VERSION_HINT.into()
+            }
+            ExecError::PgLogDamaged { .. } => "the log is the record of what was done: do not \
+                                               delete or edit its rows; `SELECT seq, payload FROM \
+                                               cutover_events WHERE run_id = 'RUN' ORDER BY seq` \
+                                               shows the events before the damage"
+                .into(),
+            ExecError::PgRowUnreadable { .. } => "a newer cutover may have written it (it knows \
+                                                  more kinds of events): use that version"
+                .into(),
+            ExecError::NoLog { .. } => "if the run never started, start a new one with `cutover \
+                                        apply`; if events.log was removed, restore it from a backup \
+                                        of the state directory: without it cutover cannot know what \
+                                        the run did"
+                .into(),
+            ExecError::Damaged { .. } => "cutover writes a run's plan.json once, when the run \
+                                          starts, and never changes it; without it the run's steps \
+                                          are unknown: restore the file from a backup of the state \
+                                          directory"
+                .into(),
+            ExecError::Replay { .. } => "every record is intact but they contradict each other, as \
+                                         happens when another cutover version wrote them: use that \
+                                         version, and keep the file"
+                .into(),
             // A run stopped by a failed append continues where it stopped, not from the start.
-            ExecError::File { action, source, .. } if action.starts_with("append") && is_full(source) => {
-                "the disk (or your quota) is full: free space on it (`df -h` on the path), then `cutover resume RUN` continues the run; every event before this one is on disk, and a partly written one is cut off and kept aside".into()
+            ExecError::File { action, source, .. }
+                if action.starts_with("append") && is_full(source) =>
+            {
+                "the disk (or your quota) is full: free space on it (`df -h` on the path), then \
+                 `cutover resume RUN` continues the run; every event before this one is on disk, \
+                 and a partly written one is cut off and kept aside"
+                    .into()
             }
             ExecError::Io { source, .. } | ExecError::File { source, .. } => io_hint(source),
-            ExecError::SpecPathLost { run, .. } => format!("rename the spec's file or directory to the name shown (or to UTF-8 and link it there), then run `cutover resume {run}` again"),
-            ExecError::Replan { .. } => "fix what the planner names, keeping the steps the run started with (the plan must not change), then run the same command again".into(),
+            ExecError::SpecPathLost { run, .. } => format!(
+                "rename the spec's file or directory to the name shown (or to UTF-8 and link it \
+                 there), then run `cutover resume {run}` again"
+            ),
+            ExecError::Replan { .. } => "fix what the planner names, keeping the steps the run \
+                                         started with (the plan must not change), then run the same \
+                                         command again"
+                .into(),
             _ => return None,
         })
     }

@@ -86,7 +86,8 @@ pub enum LogError {
         what: String,
     },
     /// Damage before a valid record: refused, never skipped.
-    #[error("{}: the log is damaged at byte {offset} (record {seq}): {what}; a valid later record starts at byte {later}, so this is not a torn write. Nothing was changed", path.display())]
+    #[error("{}: the log is damaged at byte {offset} (record {seq}): {what}; a valid later record \
+             starts at byte {later}, so this is not a torn write. Nothing was changed", path.display())]
     Corrupt {
         /// The log.
         path: PathBuf,
@@ -100,7 +101,8 @@ pub enum LogError {
         later: u64,
     },
     /// A record whose checksum holds but whose contents this build cannot read.
-    #[error("{}: record {seq} at byte {offset} is intact (its checksum holds) but cannot be read: {what}. Nothing was changed", path.display())]
+    #[error("{}: record {seq} at byte {offset} is intact (its checksum holds) but cannot be read: \
+             {what}. Nothing was changed", path.display())]
     Unreadable {
         /// The log.
         path: PathBuf,
@@ -118,19 +120,40 @@ impl LogError {
     pub fn hint(&self) -> String {
         match self {
             LogError::Io { source, .. } => crate::error::io_hint(source),
-            LogError::NotALog { .. } => "cutover writes a log's first bytes before the file appears (written, synced, then renamed into place), so something else emptied or replaced this file: restore it from a backup of the state directory; if you passed a path, pass a run id (`cutover runs` lists them), a run directory or its events.log".into(),
+            LogError::NotALog { .. } => {
+                "cutover writes a log's first bytes before the file appears \
+                                         (written, synced, then renamed into place), so something \
+                                         else emptied or replaced this file: restore it from a \
+                                         backup of the state directory; if you passed a path, pass \
+                                         a run id (`cutover runs` lists them), a run directory or \
+                                         its events.log"
+                    .into()
+            }
             LogError::Version { .. } => VERSION_HINT.into(),
-            LogError::Header { .. } => "cutover writes a log's header before the log file appears, so something else damaged or truncated it: keep the file; the run's steps are listed in `plan.json` beside it, check them by hand".into(),
+            LogError::Header { .. } => {
+                "cutover writes a log's header before the log file appears, \
+                                        so something else damaged or truncated it: keep the file; \
+                                        the run's steps are listed in `plan.json` beside it, check \
+                                        them by hand"
+                    .into()
+            }
             LogError::Corrupt { offset, .. } => format!(
-                "the log is the record of what was done: do not delete or edit it. To see the steps recorded before the damage, copy the run directory, cut the copy's log with `truncate -s {offset} COPY/events.log`, and run `cutover status COPY`"
+                "the log is the record of what was done: do not delete or edit it. To see the steps \
+                 recorded before the damage, copy the run directory, cut the copy's log with \
+                 `truncate -s {offset} COPY/events.log`, and run `cutover status COPY`"
             ),
-            LogError::Unreadable { .. } => "a newer cutover may have written it (it knows more kinds of events): use that version; otherwise keep the file for investigation".into(),
+            LogError::Unreadable { .. } => "a newer cutover may have written it (it knows more \
+                                            kinds of events): use that version; otherwise keep the \
+                                            file for investigation"
+                .into(),
         }
     }
 }
 
 /// What to do about a run recorded in another format (a log, or a recorded plan).
-pub const VERSION_HINT: &str = "finish or roll back this run with the cutover version that started it (`cutover resume RUN` or `cutover rollback RUN`); this version reads and continues only runs it started";
+pub const VERSION_HINT: &str = "finish or roll back this run with the cutover version that started \
+                                it (`cutover resume RUN` or `cutover rollback RUN`); this version \
+                                reads and continues only runs it started";
 
 /// What [`read_log`] found.
 #[derive(Debug)]
@@ -659,11 +682,13 @@ pub fn torn_notice(torn: &[u8], kept: &Path) -> String {
     let (n, kept) = (torn.len(), kept.display());
     if torn.iter().all(|&b| b == 0) {
         format!(
-            "the log ended in a torn record of {n} zero bytes (a crash after the file's new size reached the disk, before its data did); they were cut off and kept in {kept}"
+            "the log ended in a torn record of {n} zero bytes (a crash after the file's new size \
+             reached the disk, before its data did); they were cut off and kept in {kept}"
         )
     } else {
         format!(
-            "the log ended in a torn record ({n} bytes: a write that did not finish, from a crash or a full disk); they were cut off and kept in {kept}"
+            "the log ended in a torn record ({n} bytes: a write that did not finish, from a crash \
+             or a full disk); they were cut off and kept in {kept}"
         )
     }
 }

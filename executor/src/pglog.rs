@@ -98,7 +98,13 @@ impl PgStore {
 
     /// Whether this database holds a cutover log at all.
     async fn has_tables(conn: &mut PgConnection) -> Result<bool, ExecError> {
-        sqlx::query_scalar("SELECT to_regclass('cutover_events') IS NOT NULL AND to_regclass('cutover_runs') IS NOT NULL").fetch_one(&mut *conn).await.map_err(|e| db_err("reading the catalog", e))
+        sqlx::query_scalar(
+            "SELECT to_regclass('cutover_events') IS NOT NULL AND to_regclass('cutover_runs') IS \
+             NOT NULL",
+        )
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(|e| db_err("reading the catalog", e))
     }
 
     /// Connects to read or continue `run_id`, which must exist.
@@ -153,8 +159,10 @@ impl PgStore {
 
     async fn holder(&self, conn: &mut PgConnection, run_id: &str) -> Option<Holder> {
         let sql = format!(
-            "SELECT a.application_name, a.backend_start FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
-             WHERE l.locktype = 'advisory' AND l.granted AND ((l.classid::bigint << 32) | l.objid::bigint) = ({}) LIMIT 1",
+            "SELECT a.application_name, a.backend_start FROM pg_locks l JOIN pg_stat_activity a \
+                ON a.pid = l.pid
+             WHERE l.locktype = 'advisory' AND l.granted AND ((l.classid::bigint << 32) | \
+             l.objid::bigint) = ({}) LIMIT 1",
             lock_key_sql()
         );
         let row = sqlx::query(&sql)

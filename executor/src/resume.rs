@@ -9,15 +9,16 @@
 //! rolled back, is refused; one whose every step succeeded has nothing to do; one whose spec or
 //! migrations changed since it started is refused, naming the steps that changed.
 //!
-//! Each step, by where the log left it:
+//! Each step, by where the log left it (the order of a rollback: [`crate::scheduler::compensation`];
+//! a step that cannot be judged: `ExecError::InDoubt`, checked by hand, then `--retry`):
 //!
 //! | the log says | a resume | a rollback |
 //! |---|---|---|
 //! | pending | runs it | has nothing to undo |
 //! | failed | runs it again (the next attempt) | has nothing to undo |
-//! | succeeded | skips it | undoes it, newest first, with its recorded undo data ([`crate::scheduler::compensation`]) |
-//! | started, no end (in doubt) | fences it, then settles it (below) before anything runs | fences it, then settles it (below) before anything is undone |
-//! | compensating, compensation failed | refuses (the run is being rolled back) | fences it, then undoes it again (undo actions are safe to repeat) |
+//! | succeeded | skips it | undoes it with its recorded undo data, newest first |
+//! | started, no end (in doubt) | fences and settles it (below) first | fences and settles it first |
+//! | compensating, compensation failed | refuses (being rolled back) | fences it, undoes it again |
 //! | compensated | refuses (the run is being rolled back) | skips it |
 //!
 //! Settling a step in doubt: first [`crate::driver::Driver::fence`] makes sure nothing of the
@@ -31,7 +32,7 @@
 //! | done | counts it succeeded, with the undo data the probe found | undoes it |
 //! | not done | runs it again | has nothing to undo |
 //! | partly done | runs it again; the step skips what is there | undoes it; the undo tolerates what is missing |
-//! | cannot tell (no probe) | runs it again if it is idempotent, else refuses (`ExecError::InDoubt`: check by hand, then `--retry`) | refuses (`ExecError::InDoubt`) |
+//! | cannot tell (no probe) | runs it again if idempotent, else refuses (`InDoubt`; then `--retry`) | refuses |
 //!
 //! Every decision is written to the log first (`step_probed`, or `step_failed` "interrupted
 //! before its end was recorded; ..." for a step that runs again), so a resume interrupted while

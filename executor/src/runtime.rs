@@ -59,7 +59,8 @@ pub struct NewContainer {
 pub enum RuntimeError {
     /// No engine answers where cutover looked.
     #[error(
-        "cannot reach the Docker engine at {host}: {source} (is dockerd running? set DOCKER_HOST for another engine)"
+        "cannot reach the Docker engine at {host}: {source} (is dockerd running? set DOCKER_HOST \
+         for another engine)"
     )]
     Unreachable {
         /// `DOCKER_HOST`, or the default socket.
@@ -69,7 +70,8 @@ pub enum RuntimeError {
     },
     /// The image is not on the engine (cutover never pulls).
     #[error(
-        "docker: image `{image}` not found on the engine (no registry is consulted: build or load it first, e.g. `docker load -i image.tar`)"
+        "docker: image `{image}` not found on the engine (no registry is consulted: build or load \
+         it first, e.g. `docker load -i image.tar`)"
     )]
     ImageMissing {
         /// `image:tag`.
@@ -79,7 +81,8 @@ pub enum RuntimeError {
     },
     /// A container of that name exists and is not one this step started.
     #[error(
-        "docker: a container named `{name}` already exists and was not started by this step; remove it (`docker rm -f {name}`) or rename it"
+        "docker: a container named `{name}` already exists and was not started by this step; remove \
+         it (`docker rm -f {name}`) or rename it"
     )]
     NameTaken {
         /// The container name.

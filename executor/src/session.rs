@@ -240,7 +240,8 @@ fn steps_as_logged(
             .copied()
             .collect();
         return Err(format!(
-            "its steps are not the ones the log recorded at the start (missing: {}; not in the log: {}; or in another order)",
+            "its steps are not the ones the log recorded at the start (missing: {}; not in the log: \
+             {}; or in another order)",
             list_or_none(&missing),
             list_or_none(&extra)
         ));

@@ -97,9 +97,8 @@ impl World {
     pub(crate) fn write_spec(&self, strategy: &str, env: &str) {
         let strategy = match strategy {
             "canary" => {
-                "kind = \"canary\"\nsteps = [10, 25, 50, 100]\npause = \"1s\"\nanalysis = { \
-                         window = \"2s\", max_error_rate = 0.01, max_p99_latency = \"500ms\", \
-                         min_requests = 5 }"
+                "kind = \"canary\"\nsteps = [10, 25, 50, 100]\npause = \"1s\"\nanalysis = { window \
+                 = \"2s\", max_error_rate = 0.01, max_p99_latency = \"500ms\", min_requests = 5 }"
                     .to_string()
             }
             "blue-green" => "kind = \"blue-green\"".to_string(),

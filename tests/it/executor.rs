@@ -1136,9 +1136,8 @@ fn postgres_log_backend_passes_the_same_tests() {
             stderr.contains(&format!(
                 "the recorded plan of {run} in the PostgreSQL log is in plan format 1; this cutover \
                  reads plan format 2 only"
-            )) && stderr.contains(
-                "finish or roll back this run with the cutover version that started it"
-            ),
+            )) && stderr
+                .contains("finish or roll back this run with the cutover version that started it"),
             "{verb}: {}",
             transcript(&out)
         );

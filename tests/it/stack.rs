@@ -272,14 +272,13 @@ impl Router {
                  fastcgi_temp_path {d}/fcgi; uwsgi_temp_path {d}/uwsgi; scgi_temp_path \
                  {d}/scgi;\n    log_format cutover_json escape=json \
                  '{{\"time\":$msec,\"upstream\":\"$upstream_addr\",' \
-                    '\"upstream_status\":\"$upstream_status\",\"status\":$status,' \
-                    '\"request_time\":$request_time}}';\n    \
-                 include {d}/upstreams.conf;\n    server {{\n        listen \
-                 127.0.0.1:{port};\n        access_log {d}/access.json cutover_json;\n        \
-                 location / {{\n            proxy_pass http://{upstream};\n            \
-                 proxy_http_version 1.1;\n            proxy_set_header \
-                 Connection \"\";\n            proxy_next_upstream error timeout http_502;\n        \
-                 }}\n    }}\n}}\n"
+                 '\"upstream_status\":\"$upstream_status\",\"status\":$status,' \
+                 '\"request_time\":$request_time}}';\n    include {d}/upstreams.conf;\n    server \
+                 {{\n        listen 127.0.0.1:{port};\n        access_log {d}/access.json \
+                 cutover_json;\n        location / {{\n            proxy_pass \
+                 http://{upstream};\n            proxy_http_version 1.1;\n            \
+                 proxy_set_header Connection \"\";\n            proxy_next_upstream error timeout \
+                 http_502;\n        }}\n    }}\n}}\n"
             ),
         )
         .unwrap();

@@ -127,11 +127,12 @@ fn a_release_that_fails_and_rolls_back_as_the_operator_sees_it() {
 fn a_hook_sees_its_run_and_its_failure_shows_what_it_printed() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let spec = "[release]\nname = \"hooks\"\non_failure = \"pause\"\n\n\
-        [[command]]\nname = \"env\"\nstage = \"pre-migrate\"\nread_only = true\n\
-        argv = [\"sh\", \"-c\", \"env | grep -E '^CUTOVER_(RUN_ID|RELEASE|STEP|DRY_RUN)=' | sort > seen\"]\n\n\
-        [[command]]\nname = \"check\"\nstage = \"post-shift\"\nread_only = true\n\
-        argv = [\"sh\", \"-c\", \"echo 3 rows fail the check; echo see report.txt >&2; exit 1\"]\n";
+    let spec = "[release]\nname = \"hooks\"\non_failure = \"pause\"\n\n[[command]]\nname \
+                = \"env\"\nstage = \"pre-migrate\"\nread_only = true\nargv = [\"sh\", \"-c\", \"env \
+                | grep -E '^CUTOVER_(RUN_ID|RELEASE|STEP|DRY_RUN)=' | sort > \
+                seen\"]\n\n[[command]]\nname = \"check\"\nstage = \"post-shift\"\nread_only = \
+                true\nargv = [\"sh\", \"-c\", \"echo 3 rows fail the check; echo see report.txt \
+                >&2; exit 1\"]\n";
     std::fs::write(d.join("spec.toml"), spec).unwrap();
     let out = cutover(d, &["apply", "spec.toml"]);
     assert_ne!(out.status.code(), Some(0), "{}", transcript(&out));
@@ -140,8 +141,7 @@ fn a_hook_sees_its_run_and_its_failure_shows_what_it_printed() {
     assert_eq!(
         seen,
         format!(
-            "CUTOVER_DRY_RUN=0\nCUTOVER_RELEASE=hooks\nCUTOVER_RUN_ID={run}\n\
-             CUTOVER_STEP=command/env\n"
+            "CUTOVER_DRY_RUN=0\nCUTOVER_RELEASE=hooks\nCUTOVER_RUN_ID={run}\nCUTOVER_STEP=command/env\n"
         )
     );
     let all = transcript(&out);
@@ -220,8 +220,8 @@ fn an_unreachable_database_is_named_by_host_and_port_without_its_password() {
     let d = dir.path();
     let migrations = crate::common::root().join("migrations-sample/app");
     let spec = format!(
-        "[release]\nname = \"schema\"\n\n[[database]]\nname = \"main\"\nurl_env = \"DATABASE_URL\"\n\
-         migrations = \"{}\"\nbaseline = 1\n",
+        "[release]\nname = \"schema\"\n\n[[database]]\nname = \"main\"\nurl_env \
+         = \"DATABASE_URL\"\nmigrations = \"{}\"\nbaseline = 1\n",
         migrations.display()
     );
     std::fs::write(d.join("spec.toml"), spec).unwrap();

@@ -62,7 +62,7 @@ pub enum CommandError {
         argv: String,
         /// Its exit status.
         code: i32,
-        /// The last lines it printed (see [`Ran::output`]).
+        /// `; stderr: ...; stdout: ...`: the last lines it printed, redacted, or empty.
         output: String,
     },
     /// The undo argv exited with a failure status.
@@ -72,7 +72,7 @@ pub enum CommandError {
         argv: String,
         /// Its exit status.
         code: i32,
-        /// The last lines it printed (see [`Ran::output`]).
+        /// `; stderr: ...; stdout: ...`: the last lines it printed, redacted, or empty.
         output: String,
     },
     /// The command was killed by a signal.
@@ -82,7 +82,8 @@ pub enum CommandError {
         argv: String,
     },
     /// Processes of an earlier attempt survive SIGKILL (uninterruptible sleep).
-    #[error("processes of an earlier attempt are still alive {waited:?} after SIGKILL (pid {}); cutover will not judge or repeat the step while they may still act", pids.join(", "))]
+    #[error("processes of an earlier attempt are still alive {waited:?} after SIGKILL (pid {}); \
+             cutover will not judge or repeat the step while they may still act", pids.join(", "))]
     StillAlive {
         /// Their pids.
         pids: Vec<String>,

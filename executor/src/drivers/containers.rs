@@ -58,14 +58,16 @@ pub fn container_name(service: &str, version: &str, port: u16) -> String {
 #[derive(Debug, thiserror::Error)]
 pub enum ContainerError {
     /// Images the release deploys are not on the engine (cutover never pulls).
-    #[error("image(s) not on the container engine: {} (build or `docker load` them first; cutover never pulls)", images.join(", "))]
+    #[error("image(s) not on the container engine: {} (build or `docker load` them first; cutover \
+             never pulls)", images.join(", "))]
     ImagesMissing {
         /// `image:tag` of each.
         images: Vec<String>,
     },
     /// Another running container of the service holds the port.
     #[error(
-        "port {port} is taken by running container `{name}` ({image}); stop it or choose another `candidate_port`"
+        "port {port} is taken by running container `{name}` ({image}); stop it or choose another \
+         `candidate_port`"
     )]
     PortTaken {
         /// The port.
@@ -93,7 +95,9 @@ pub enum ContainerError {
     },
     /// No container of the old version carries cutover's labels.
     #[error(
-        "no container of `{image}` found on port(s) {ports:?}: cutover finds the old version by the labels {LABEL_SERVICE}={service}, {LABEL_VERSION}={version}, {LABEL_PORT}=<port>; add them to containers started outside cutover"
+        "no container of `{image}` found on port(s) {ports:?}: cutover finds the old version by the \
+         labels {LABEL_SERVICE}={service}, {LABEL_VERSION}={version}, {LABEL_PORT}=<port>; add them \
+         to containers started outside cutover"
     )]
     OldVersionNotFound {
         /// The image.
@@ -107,7 +111,8 @@ pub enum ContainerError {
     },
     /// A retired container runs again, so cleanup will not remove it.
     #[error(
-        "container `{name}` of the old version is running again; cleanup removes only stopped containers (stop it, or roll back)"
+        "container `{name}` of the old version is running again; cleanup removes only stopped \
+         containers (stop it, or roll back)"
     )]
     RunningAgain {
         /// The container.
@@ -792,7 +797,10 @@ mod tests {
     #[tokio::test]
     async fn reports_the_status_of_a_get() {
         let (port, server) = serve_once(
-            Some("HTTP/1.1 503 Service Unavailable\r\nContent-Length: 27\r\n\r\n{\"status\":\"db-unavailable\"}"),
+            Some(
+                "HTTP/1.1 503 Service Unavailable\r\nContent-Length: \
+                 27\r\n\r\n{\"status\":\"db-unavailable\"}",
+            ),
             false,
         )
         .await;

@@ -63,7 +63,9 @@ pub enum PgError {
     #[error(transparent)]
     Query(#[from] sqlx::Error),
     /// Another process holds the database's migration lock.
-    #[error("another migrator holds the migration lock of database `{database}`{}; waited {waited:?} (another cutover run, or a tool that takes the same advisory lock; let it finish, or stop it, then resume)", holder.as_ref().map(|h| format!(": {h}")).unwrap_or_default())]
+    #[error("another migrator holds the migration lock of database `{database}`{}; waited \
+             {waited:?} (another cutover run, or a tool that takes the same advisory lock; let it \
+             finish, or stop it, then resume)", holder.as_ref().map(|h| format!(": {h}")).unwrap_or_default())]
     MigrationLocked {
         /// The database.
         database: String,
@@ -73,7 +75,9 @@ pub enum PgError {
         waited: Duration,
     },
     /// Backends of a dead executor of the run survive pg_terminate_backend.
-    #[error("backends of a dead executor of this run are still in `{database}` after {waited:?} and pg_terminate_backend ({}); cutover will not judge or repeat the step while they may still act", backends.join("; "))]
+    #[error("backends of a dead executor of this run are still in `{database}` after {waited:?} and \
+             pg_terminate_backend ({}); cutover will not judge or repeat the step while they may \
+             still act", backends.join("; "))]
     BackendsLeft {
         /// The database.
         database: String,
@@ -90,7 +94,8 @@ pub enum PgError {
     },
     /// The phase was applied from other content.
     #[error(
-        "V{version}__{name} ({phase}) was applied from different content (sha256 {recorded}, the file now has {file}); cutover will not apply it again"
+        "V{version}__{name} ({phase}) was applied from different content (sha256 {recorded}, the \
+         file now has {file}); cutover will not apply it again"
     )]
     AppliedDifferently {
         /// Migration version.
@@ -106,7 +111,8 @@ pub enum PgError {
     },
     /// Another run applied the phase while this one was under way.
     #[error(
-        "V{version}__{name} ({phase}) was applied by another run, {run}, while this one was under way; not applying it twice"
+        "V{version}__{name} ({phase}) was applied by another run, {run}, while this one was under \
+         way; not applying it twice"
     )]
     AppliedByOtherRun {
         /// Migration version.
@@ -161,7 +167,9 @@ pub enum PgError {
     },
     /// A concurrent index build finished without building anything.
     #[error(
-        "`{statement}` finished, but there is no index `{index}` on `{table}` (with IF NOT EXISTS, PostgreSQL skips the build when any relation of that name exists in the schema, e.g. an index on another table); name the index uniquely"
+        "`{statement}` finished, but there is no index `{index}` on `{table}` (with IF NOT EXISTS, \
+         PostgreSQL skips the build when any relation of that name exists in the schema, e.g. an \
+         index on another table); name the index uniquely"
     )]
     IndexAbsent {
         /// Its first words.
@@ -173,7 +181,8 @@ pub enum PgError {
     },
     /// An INVALID index left by a failed build could not be dropped.
     #[error(
-        "the INVALID index {index} left by a failed build could not be dropped ({source}); drop it with `{drop}` once nothing holds its table, then resume"
+        "the INVALID index {index} left by a failed build could not be dropped ({source}); drop it \
+         with `{drop}` once nothing holds its table, then resume"
     )]
     InvalidIndexLeft {
         /// The index, schema-qualified.
@@ -231,7 +240,8 @@ pub enum PgError {
     },
     /// The dump changed since the backup step recorded its checksum.
     #[error(
-        "the backup {path} changed since it was taken (sha256 {actual}, recorded {recorded}); refusing to restore it"
+        "the backup {path} changed since it was taken (sha256 {actual}, recorded {recorded}); \
+         refusing to restore it"
     )]
     BackupChanged {
         /// The dump.
@@ -251,7 +261,9 @@ pub enum PgError {
     },
     /// The database was dropped, and restoring the dump failed.
     #[error(
-        "{}; database `{database}` was dropped and is not restored: restore it by hand with `pg_restore --create --dbname <maintenance database URL> {path}` once the cause is fixed (the dump is intact: sha256 {sha256})",
+        "{}; database `{database}` was dropped and is not restored: restore it by hand with \
+         `pg_restore --create --dbname <maintenance database URL> {path}` once the cause is fixed \
+         (the dump is intact: sha256 {sha256})",
         crate::error::chain(source)
     )]
     NotRestored {
@@ -266,7 +278,8 @@ pub enum PgError {
     },
     /// Preflight: the database is a standby.
     #[error(
-        "database `{database}` (from `{url_env}`) is a standby in recovery; migrations need the primary: point `{url_env}` at it"
+        "database `{database}` (from `{url_env}`) is a standby in recovery; migrations need the \
+         primary: point `{url_env}` at it"
     )]
     Standby {
         /// The database.
@@ -276,7 +289,8 @@ pub enum PgError {
     },
     /// Preflight: the role's sessions are read-only.
     #[error(
-        "database `{database}` (from `{url_env}`): sessions of role `{user}` are read-only (default_transaction_read_only); migrations need a role that may write"
+        "database `{database}` (from `{url_env}`): sessions of role `{user}` are read-only \
+         (default_transaction_read_only); migrations need a role that may write"
     )]
     ReadOnly {
         /// The database.
@@ -288,7 +302,9 @@ pub enum PgError {
     },
     /// Preflight: no schema of the search_path exists.
     #[error(
-        "database `{database}` (from `{url_env}`): no schema of the search_path `{search_path}` exists, so migrations would have nowhere to create tables; create the schema or fix the role's search_path"
+        "database `{database}` (from `{url_env}`): no schema of the search_path `{search_path}` \
+         exists, so migrations would have nowhere to create tables; create the schema or fix the \
+         role's search_path"
     )]
     NoSchema {
         /// The database.
@@ -300,7 +316,10 @@ pub enum PgError {
     },
     /// Preflight: the role may not create objects in its first schema.
     #[error(
-        "database `{database}` (from `{url_env}`): role `{user}` may not create objects in schema `{schema}` (the first of its search_path `{search_path}`), so the first migration would fail; `GRANT CREATE ON SCHEMA {schema} TO {user}` (PostgreSQL 15 no longer grants it on `public`), or connect as the schema's owner"
+        "database `{database}` (from `{url_env}`): role `{user}` may not create objects in schema \
+         `{schema}` (the first of its search_path `{search_path}`), so the first migration would \
+         fail; `GRANT CREATE ON SCHEMA {schema} TO {user}` (PostgreSQL 15 no longer grants it on \
+         `public`), or connect as the schema's owner"
     )]
     NoCreate {
         /// The database.
@@ -315,7 +334,9 @@ pub enum PgError {
         search_path: String,
     },
     /// Preflight: the migrations alter tables the role does not own.
-    #[error("database `{database}` (from `{url_env}`): the migrations alter or index {}, which role `{user}` does not own, so they would fail with \"must be owner of table\"; connect as the owner, or `GRANT {} TO {user}`", owned_by(tables), tables.first().map_or("", |(_, o)| o.as_str()))]
+    #[error("database `{database}` (from `{url_env}`): the migrations alter or index {}, which role \
+             `{user}` does not own, so they would fail with \"must be owner of table\"; connect as \
+             the owner, or `GRANT {} TO {user}`", owned_by(tables), tables.first().map_or("", |(_, o)| o.as_str()))]
     NotOwner {
         /// The database.
         database: String,
@@ -327,7 +348,12 @@ pub enum PgError {
         tables: Vec<(String, String)>,
     },
     /// Preflight: the role lacks privileges on the bookkeeping tables.
-    #[error("database `{database}` (from `{url_env}`): role `{user}` lacks {}, which recording (and undoing) a migration needs; `GRANT SELECT, INSERT, DELETE ON {} TO {user}`, or connect as the tables' owner", missing.iter().map(|(t, p)| format!("{p} on `{t}`")).collect::<Vec<_>>().join(", "), missing.first().map_or("", |(t, _)| t.as_str()))]
+    #[error("database `{database}` (from `{url_env}`): role `{user}` lacks {}, which recording (and \
+             undoing) a migration needs; `GRANT SELECT, INSERT, DELETE ON {} TO {user}`, or connect \
+             as the tables' owner",
+                 missing.iter().map(|(t, p)| format!("{p} on `{t}`")).collect::<Vec<_>>().join(", "),
+                 missing.first().map_or("", |(t, _)| t.as_str())
+             )]
     Privileges {
         /// The database.
         database: String,
@@ -379,7 +405,8 @@ pub enum PgError {
 pub enum HistoryProblem {
     /// A migration at or below the baseline is not recorded.
     #[error(
-        "V{version}__{name} should already be applied (it is at or below the baseline) but is not in refinery_schema_history"
+        "V{version}__{name} should already be applied (it is at or below the baseline) but is not \
+         in refinery_schema_history"
     )]
     NotApplied {
         /// Version.
@@ -389,7 +416,8 @@ pub enum HistoryProblem {
     },
     /// A migration was applied from other content.
     #[error(
-        "V{version}__{name} was applied from different content (checksum {recorded}, the file has {file})"
+        "V{version}__{name} was applied from different content (checksum {recorded}, the file has \
+         {file})"
     )]
     Differs {
         /// Version.

@@ -345,7 +345,8 @@ mod tests {
         // Unquoted names fold to lower case; quoted ones keep their case and escaped quotes.
         assert_eq!(
             effect(
-                "create UNIQUE index concurrently Users_Email ON Public.Users USING btree (lower(email))"
+                "create UNIQUE index concurrently Users_Email ON Public.Users USING btree \
+                 (lower(email))"
             ),
             Effect::CreateIndex {
                 index: "users_email".into(),
@@ -362,7 +363,8 @@ mod tests {
         // Comments before and inside.
         assert_eq!(
             effect(
-                "-- speeds up the feed\n/* a /* nested */ note */ CREATE INDEX CONCURRENTLY feed_idx -- why\n ON feed (created_at)"
+                "-- speeds up the feed\n/* a /* nested */ note */ CREATE INDEX CONCURRENTLY \
+                 feed_idx -- why\n ON feed (created_at)"
             ),
             Effect::CreateIndex {
                 index: "feed_idx".into(),

@@ -25,7 +25,9 @@ pub enum UrlError {
     },
     /// A client key passphrase, which libpq's programs take only on their command line.
     #[error(
-        "the database URL carries `sslpassword`, which PostgreSQL's client programs can only take on their command line, where every local user can read it; use a client key without a passphrase (readable only by this user), or leave `backup` off for this database"
+        "the database URL carries `sslpassword`, which PostgreSQL's client programs can only take \
+         on their command line, where every local user can read it; use a client key without a \
+         passphrase (readable only by this user), or leave `backup` off for this database"
     )]
     SslPassword,
 }

@@ -19,7 +19,8 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum EnvError {
     /// `secret_env` variables that are not set.
-    #[error("environment variable(s) listed in `secret_env` are not set: {} (export them in the shell that runs cutover; their values are passed through, never written)", names.join(", "))]
+    #[error("environment variable(s) listed in `secret_env` are not set: {} (export them in the \
+             shell that runs cutover; their values are passed through, never written)", names.join(", "))]
     SecretsUnset {
         /// The variables.
         names: Vec<String>,
@@ -47,14 +48,17 @@ pub enum EnvError {
         service: String,
     },
     /// Programs the command steps start are missing or not executable.
-    #[error("command programs cannot be started: {}", problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    #[error("command programs cannot be started: {}",
+        problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+    )]
     Programs {
         /// One per program.
         problems: Vec<ProgramProblem>,
     },
     /// A database's `url_env` is not set.
     #[error(
-        "environment variable `{url_env}` (the URL of database `{database}`) is not set; export it, e.g. `export {url_env}=postgres://app@db.internal:5432/app`"
+        "environment variable `{url_env}` (the URL of database `{database}`) is not set; export it, \
+         e.g. `export {url_env}=postgres://app@db.internal:5432/app`"
     )]
     UrlUnset {
         /// The variable.
@@ -64,7 +68,8 @@ pub enum EnvError {
     },
     /// A database's `url_env` is not UTF-8.
     #[error(
-        "environment variable `{url_env}` (the URL of database `{database}`) does not hold valid UTF-8"
+        "environment variable `{url_env}` (the URL of database `{database}`) does not hold valid \
+         UTF-8"
     )]
     UrlNotUtf8 {
         /// The variable.
@@ -74,7 +79,8 @@ pub enum EnvError {
     },
     /// A database's `url_env` is empty.
     #[error(
-        "environment variable `{url_env}` (the URL of database `{database}`) is set but empty; it must hold a URL such as postgres://app@db.internal:5432/app"
+        "environment variable `{url_env}` (the URL of database `{database}`) is set but empty; it \
+         must hold a URL such as postgres://app@db.internal:5432/app"
     )]
     UrlEmpty {
         /// The variable.
@@ -84,7 +90,8 @@ pub enum EnvError {
     },
     /// A database's URL holds white space or a control character.
     #[error(
-        "environment variable `{url_env}` (the URL of database `{database}`) contains whitespace or a control character; a URL has none (percent-encode them, e.g. %20)"
+        "environment variable `{url_env}` (the URL of database `{database}`) contains whitespace or \
+         a control character; a URL has none (percent-encode them, e.g. %20)"
     )]
     UrlWhitespace {
         /// The variable.
@@ -94,7 +101,9 @@ pub enum EnvError {
     },
     /// A database's URL names several hosts.
     #[error(
-        "environment variable `{url_env}` (the URL of database `{database}`) names several hosts; libpq accepts that, but cutover's PostgreSQL client (sqlx) connects to one host only: point `{url_env}` at the primary (e.g. postgres://app@primary.internal:5432/app)"
+        "environment variable `{url_env}` (the URL of database `{database}`) names several hosts; \
+         libpq accepts that, but cutover's PostgreSQL client (sqlx) connects to one host only: \
+         point `{url_env}` at the primary (e.g. postgres://app@primary.internal:5432/app)"
     )]
     UrlSeveralHosts {
         /// The variable.
@@ -104,7 +113,9 @@ pub enum EnvError {
     },
     /// A database's URL has another scheme.
     #[error(
-        "environment variable `{url_env}` (the URL of database `{database}`) is a `{scheme}://` URL; cutover and pg_dump need `postgres://` or `postgresql://` (a driver prefix such as `postgresql+psycopg2://` or `jdbc:` is not part of a libpq URL)"
+        "environment variable `{url_env}` (the URL of database `{database}`) is a `{scheme}://` \
+         URL; cutover and pg_dump need `postgres://` or `postgresql://` (a driver prefix such as \
+         `postgresql+psycopg2://` or `jdbc:` is not part of a libpq URL)"
     )]
     UrlScheme {
         /// The variable.
@@ -116,7 +127,8 @@ pub enum EnvError {
     },
     /// A database's variable does not hold a URL.
     #[error(
-        "environment variable `{url_env}` (the URL of database `{database}`) does not hold a URL; it must look like postgres://user:password@host:5432/dbname"
+        "environment variable `{url_env}` (the URL of database `{database}`) does not hold a URL; \
+         it must look like postgres://user:password@host:5432/dbname"
     )]
     NotAUrl {
         /// The variable.
@@ -130,7 +142,9 @@ pub enum EnvError {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ProgramProblem {
     /// A path that does not exist.
-    #[error("{what}: `{program}` does not exist (relative paths start at the spec's directory, {})", spec_dir.display())]
+    #[error("{what}: `{program}` does not exist (relative paths start at the spec's directory, {})",
+        spec_dir.display()
+    )]
     Missing {
         /// Which step starts it, and how.
         what: String,
@@ -141,7 +155,8 @@ pub enum ProgramProblem {
     },
     /// A file without an execute bit.
     #[error(
-        "{what}: `{program}` is not an executable file (`chmod +x` it, or run it through its interpreter, e.g. `[\"sh\", \"{program}\"]`)"
+        "{what}: `{program}` is not an executable file (`chmod +x` it, or run it through its \
+         interpreter, e.g. `[\"sh\", \"{program}\"]`)"
     )]
     NotExecutable {
         /// Which step starts it, and how.

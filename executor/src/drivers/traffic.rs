@@ -107,7 +107,8 @@ pub fn verdict(
     );
     if obs.requests < u64::from(min_requests) {
         return Gate::Inconclusive(format!(
-            "{summary}; the gate needs at least {min_requests} requests (send traffic, lengthen `window`, or lower `min_requests`)"
+            "{summary}; the gate needs at least {min_requests} requests (send traffic, lengthen \
+             `window`, or lower `min_requests`)"
         ));
     }
     if rate > max_error_rate {
@@ -165,7 +166,8 @@ impl Driver for AnalysisDriver {
                 }),
                 Gate::Inconclusive(why) => Err(StepError::Inconclusive {
                     reason: format!(
-                        "analysis gate {why}; the run pauses: `cutover resume` watches a new window, `cutover rollback` undoes the release"
+                        "analysis gate {why}; the run pauses: `cutover resume` watches a new \
+                         window, `cutover rollback` undoes the release"
                     ),
                 }),
                 Gate::Fail(reason) => Err(StepError::GateFailed { reason }),

@@ -139,7 +139,8 @@ impl ServerState {
 #[derive(Debug, thiserror::Error)]
 pub enum HaproxyError {
     /// The admin socket does not answer.
-    #[error("HAProxy: cannot connect to the admin socket {}: {source} (is HAProxy running with `stats socket {} level admin`?)", socket.display(), socket.display())]
+    #[error("HAProxy: cannot connect to the admin socket {}: {source} (is HAProxy running with \
+             `stats socket {} level admin`?)", socket.display(), socket.display())]
     Connect {
         /// The socket.
         socket: PathBuf,
@@ -219,7 +220,10 @@ pub enum HaproxyError {
         path: PathBuf,
     },
     /// Servers a shift gives traffic to are not UP in time.
-    #[error("HAProxy: {servers} {} s after the shift asked for it, so no traffic was moved; {}", UP_WITHIN.as_secs(), up_hint(backend))]
+    #[error("HAProxy: {servers} {} s after the shift asked for it, so no traffic was moved; {}",
+        UP_WITHIN.as_secs(),
+        up_hint(backend)
+    )]
     NotUp {
         /// The backend.
         backend: String,
@@ -238,7 +242,8 @@ pub enum HaproxyError {
         servers: String,
     },
     /// Preflight: servers the release keeps traffic on are not UP.
-    #[error("HAProxy: {servers} (waited {} s), and the release keeps traffic on it; the shifts would wait for it after the migrations ran; {}", SERVING_WITHIN.as_secs(), up_hint(backend))]
+    #[error("HAProxy: {servers} (waited {} s), and the release keeps traffic on it; the shifts \
+             would wait for it after the migrations ran; {}", SERVING_WITHIN.as_secs(), up_hint(backend))]
     NotServing {
         /// The backend.
         backend: String,
@@ -246,7 +251,10 @@ pub enum HaproxyError {
         servers: String,
     },
     /// The backend has no server at a planned address.
-    #[error("HAProxy: backend `{backend}` has no server at {addr}; declare it in the config (e.g. `server p{} {addr} weight 0`) and reload HAProxy once before the release", addr.rsplit(':').next().unwrap_or(""))]
+    #[error("HAProxy: backend `{backend}` has no server at {addr}; declare it in the config (e.g. \
+             `server p{} {addr} weight 0`) and reload HAProxy once before the release",
+                 addr.rsplit(':').next().unwrap_or("")
+             )]
     NoServerAt {
         /// The backend.
         backend: String,
@@ -255,7 +263,8 @@ pub enum HaproxyError {
     },
     /// A server is held in MAINT or DRAIN by something cutover does not control.
     #[error(
-        "HAProxy: {backend}/{server} ({addr}) {why}, so cutover cannot give it traffic; hint: make it ready at its source (`show servers state {backend}`), then resume"
+        "HAProxy: {backend}/{server} ({addr}) {why}, so cutover cannot give it traffic; hint: make \
+         it ready at its source (`show servers state {backend}`), then resume"
     )]
     HeldElsewhere {
         /// The backend.
@@ -269,7 +278,9 @@ pub enum HaproxyError {
     },
     /// Preflight: a server a shift gives traffic to is held by something cutover does not control.
     #[error(
-        "HAProxy: {backend}/{server} ({addr}) {why}, and step {step} gives it traffic; cutover cannot make it ready itself; hint: make it ready at its source (`show servers state {backend}` on the admin socket), then run the release"
+        "HAProxy: {backend}/{server} ({addr}) {why}, and step {step} gives it traffic; cutover \
+         cannot make it ready itself; hint: make it ready at its source (`show servers state \
+         {backend}` on the admin socket), then run the release"
     )]
     HeldAtSource {
         /// The backend.
@@ -292,14 +303,20 @@ pub enum HaproxyError {
         canary: Vec<String>,
     },
     /// Preflight: planned servers are not declared.
-    #[error("HAProxy: these servers are not declared in their backends: {}; add a `server` line for each (e.g. `weight 0` for the new version) and reload HAProxy once before the release", missing.join(", "))]
+    #[error("HAProxy: these servers are not declared in their backends: {}; add a `server` line for \
+             each (e.g. `weight 0` for the new version) and reload HAProxy once before the release",
+                 missing.join(", ")
+             )]
     Undeclared {
         /// `backend: host:port` of each.
         missing: Vec<String>,
     },
     /// Preflight: a shift gives weight to a `backup` server.
     #[error(
-        "HAProxy: {backend}/{server} ({addr}) is declared `backup`, so HAProxy sends it traffic only when every other server is down, and step {step} would give it none of the weight it sets; nothing was changed; hint: remove `backup` from its `server` line and reload HAProxy before the release"
+        "HAProxy: {backend}/{server} ({addr}) is declared `backup`, so HAProxy sends it traffic \
+         only when every other server is down, and step {step} would give it none of the weight it \
+         sets; nothing was changed; hint: remove `backup` from its `server` line and reload HAProxy \
+         before the release"
     )]
     BackupServer {
         /// The backend.
@@ -312,7 +329,10 @@ pub enum HaproxyError {
         step: String,
     },
     /// Preflight: `balance first` cannot split traffic.
-    #[error("HAProxy: backend `{backend}` uses `balance first`, which ignores weights (it fills servers in declaration order): step {step} would give traffic to {} at once and could not split it as planned; hint: plan 0%/100% steps only (strategy `blue-green`), or use `balance roundrobin` or `leastconn`", serving.join(" and "))]
+    #[error("HAProxy: backend `{backend}` uses `balance first`, which ignores weights (it fills \
+             servers in declaration order): step {step} would give traffic to {} at once and could \
+             not split it as planned; hint: plan 0%/100% steps only (strategy `blue-green`), or use \
+             `balance roundrobin` or `leastconn`", serving.join(" and "))]
     BalanceFirst {
         /// The backend.
         backend: String,
@@ -322,7 +342,12 @@ pub enum HaproxyError {
         serving: Vec<String>,
     },
     /// Preflight: a static algorithm refuses the planned weights.
-    #[error("HAProxy: backend `{backend}` balances with `{algorithm}`, a static algorithm{unseen}: at runtime HAProxy accepts only weight 0 or a server's configured weight, and step {step} needs {}; nothing was changed; hint: use a dynamic algorithm (`balance roundrobin`, `leastconn`, or `hash-type consistent`), or plan 0%/100% steps only (strategy `blue-green`) with the new version's server declared at its full weight and `disabled` (cutover sets it ready)", refused.join(", "))]
+    #[error("HAProxy: backend `{backend}` balances with `{algorithm}`, a static algorithm{unseen}: \
+             at runtime HAProxy accepts only weight 0 or a server's configured weight, and step \
+             {step} needs {}; nothing was changed; hint: use a dynamic algorithm (`balance \
+             roundrobin`, `leastconn`, or `hash-type consistent`), or plan 0%/100% steps only \
+             (strategy `blue-green`) with the new version's server declared at its full weight and \
+             `disabled` (cutover sets it ready)", refused.join(", "))]
     StaticAlgorithm {
         /// The backend.
         backend: String,
@@ -531,7 +556,8 @@ impl Haproxy {
 /// The hint for a server that does not take traffic.
 fn up_hint(backend: &str) -> String {
     format!(
-        "hint: check that the server answers HAProxy's health check (`show servers state {backend}` on the admin socket)"
+        "hint: check that the server answers HAProxy's health check (`show servers state {backend}` \
+         on the admin socket)"
     )
 }
 
@@ -1142,7 +1168,8 @@ impl Router for Haproxy {
             Ok((
                 before,
                 format!(
-                    "backend {upstream}: {desc}{woke}; live through the admin socket in {} ms, no reload",
+                    "backend {upstream}: {desc}{woke}; live through the admin socket in {} ms, no \
+                     reload",
                     t0.elapsed().as_millis()
                 ),
             ))
@@ -1411,7 +1438,8 @@ fn check_shifts(
                     let unseen = if config_known || name == "static-rr" {
                         ""
                     } else {
-                        " (cutover reads `hash-type consistent` from `config_file`, which [router] does not set)"
+                        " (cutover reads `hash-type consistent` from `config_file`, which [router] \
+                         does not set)"
                     };
                     return Err(HaproxyError::StaticAlgorithm {
                         backend: backend.to_string(),
@@ -1457,7 +1485,14 @@ fn wake_notes(
             } else {
                 ""
             };
-            notes.push(format!("{backend}/{} is {}{disabled}: step {} sets it ready and confirms it UP before moving traffic (and drops `disabled` from the config file), and a rollback puts it back", l.name, l.describe(), first.step));
+            notes.push(format!(
+                "{backend}/{} is {}{disabled}: step {} sets it ready and confirms it UP before \
+                 moving traffic (and drops `disabled` from the config file), and a rollback puts it \
+                 back",
+                l.name,
+                l.describe(),
+                first.step
+            ));
         }
     }
     Ok(notes)
@@ -1490,7 +1525,10 @@ mod tests {
                 "{a}"
             );
         }
-        let cfg = "defaults\n    hash-type consistent\nbackend a\n    balance source\nbackend b\n    balance source\n    hash-type map-based\ndefaults named\n    mode http\nbackend c\n    balance uri\nbackend d from unnamed # comment\n    balance uri\n";
+        let cfg = "defaults\n    hash-type consistent\nbackend a\n    balance source\nbackend \
+                   b\n    balance source\n    hash-type map-based\ndefaults named\n    mode \
+                   http\nbackend c\n    balance uri\nbackend d from unnamed # comment\n    balance \
+                   uri\n";
         assert_eq!(
             hash_type(cfg, "a").as_deref(),
             Some("consistent"),
@@ -1599,7 +1637,13 @@ mod tests {
 
     #[test]
     fn parses_servers_state() {
-        let out = "1\n# be_id be_name srv_id srv_name srv_addr srv_op_state srv_admin_state srv_uweight srv_iweight srv_time_since_last_change srv_check_status srv_check_result srv_check_health srv_check_state srv_agent_state bk_f_forced_id srv_f_forced_id srv_fqdn srv_port srvrecord srv_use_ssl srv_check_port srv_check_addr srv_agent_addr srv_agent_port\n3 api 1 p3333 127.0.0.1 2 0 90 100 10 1 0 3 0 0 0 0 - 3333 - 0 0 - - 0\n3 api 2 p3334 127.0.0.1 2 0 10 0 10 1 0 3 0 0 0 0 - 3334 - 0 0 - - 0\n";
+        let out = "1\n# be_id be_name srv_id srv_name srv_addr srv_op_state srv_admin_state \
+                   srv_uweight srv_iweight srv_time_since_last_change srv_check_status \
+                   srv_check_result srv_check_health srv_check_state srv_agent_state bk_f_forced_id \
+                   srv_f_forced_id srv_fqdn srv_port srvrecord srv_use_ssl srv_check_port \
+                   srv_check_addr srv_agent_addr srv_agent_port\n3 api 1 p3333 127.0.0.1 2 0 90 100 \
+                   10 1 0 3 0 0 0 0 - 3333 - 0 0 - - 0\n3 api 2 p3334 127.0.0.1 2 0 10 0 10 1 0 3 0 \
+                   0 0 0 - 3334 - 0 0 - - 0\n";
         let s = parse_servers_state(out).unwrap();
         let got: Vec<(&str, &str, u32, u32, u8)> = s
             .iter()
@@ -1662,19 +1706,25 @@ mod tests {
     #[test]
     fn rewrites_only_the_backend_weights() {
         let none = BTreeSet::new();
-        let cfg = "global\n  stats socket /run/h.sock level admin\nbackend web\n  server p3333 127.0.0.1:3333 weight 5\nbackend api\n  balance roundrobin\n  server p3333 127.0.0.1:3333 weight 100 check\n  server p3334 127.0.0.1:3334\n";
+        let cfg = "global\n  stats socket /run/h.sock level admin\nbackend web\n  server p3333 \
+                   127.0.0.1:3333 weight 5\nbackend api\n  balance roundrobin\n  server p3333 \
+                   127.0.0.1:3333 weight 100 check\n  server p3334 127.0.0.1:3334\n";
         let w = BTreeMap::from([("p3333".to_string(), 90), ("p3334".to_string(), 10)]);
         let out = rewrite_config(cfg, "api", &w, &none, &none);
         assert_eq!(
             out,
-            "global\n  stats socket /run/h.sock level admin\nbackend web\n  server p3333 127.0.0.1:3333 weight 5\nbackend api\n  balance roundrobin\n  server p3333 127.0.0.1:3333 weight 90 check\n  server p3334 127.0.0.1:3334 weight 10\n"
+            "global\n  stats socket /run/h.sock level admin\nbackend web\n  server p3333 \
+             127.0.0.1:3333 weight 5\nbackend api\n  balance roundrobin\n  server p3333 \
+             127.0.0.1:3333 weight 90 check\n  server p3334 127.0.0.1:3334 weight 10\n"
         );
         // Whitespace and comments stay; the weight goes before a comment.
-        let cfg = "backend api\n\tserver\tp3333  127.0.0.1:3333\tweight  100   check # old\n    server p3334 127.0.0.1:3334 check  # new one\n";
+        let cfg = "backend api\n\tserver\tp3333  127.0.0.1:3333\tweight  100   check # old\n    \
+                   server p3334 127.0.0.1:3334 check  # new one\n";
         let out = rewrite_config(cfg, "api", &w, &none, &none);
         assert_eq!(
             out,
-            "backend api\n\tserver\tp3333  127.0.0.1:3333\tweight  90   check # old\n    server p3334 127.0.0.1:3334 check weight 10  # new one\n"
+            "backend api\n\tserver\tp3333  127.0.0.1:3333\tweight  90   check # old\n    server \
+             p3334 127.0.0.1:3334 check weight 10  # new one\n"
         );
         // A server named `weight` keeps its address; the last `weight` keyword is the one set.
         let odd = BTreeMap::from([("weight".to_string(), 7)]);
@@ -1700,7 +1750,9 @@ mod tests {
         );
         // `disabled` as a cookie's value is no keyword; a default-server's `disabled` takes
         // `enabled` on the server that gets traffic.
-        let cfg = "backend api\n    default-server check disabled\n    server p1 127.0.0.1:1 weight 100 cookie disabled\n    server p2 127.0.0.1:2 cookie disabled weight 0 check disabled # slot\n";
+        let cfg = "backend api\n    default-server check disabled\n    server p1 127.0.0.1:1 weight \
+                   100 cookie disabled\n    server p2 127.0.0.1:2 cookie disabled weight 0 check \
+                   disabled # slot\n";
         let cookies = rewrite_config(
             cfg,
             "api",
@@ -1710,19 +1762,24 @@ mod tests {
         );
         assert_eq!(
             cookies,
-            "backend api\n    default-server check disabled\n    server p1 127.0.0.1:1 weight 0 cookie disabled\n    server p2 127.0.0.1:2 cookie disabled weight 100 check enabled # slot\n"
+            "backend api\n    default-server check disabled\n    server p1 127.0.0.1:1 weight 0 \
+             cookie disabled\n    server p2 127.0.0.1:2 cookie disabled weight 100 check enabled # \
+             slot\n"
         );
         // A server that gets traffic loses `disabled` (a restart keeps it ready); nothing else moves.
-        let cfg = "backend api\n    server p1 127.0.0.1:1 weight 100 check\n    server p2 127.0.0.1:2 weight 0 check inter 500ms disabled # slot\n";
+        let cfg = "backend api\n    server p1 127.0.0.1:1 weight 100 check\n    server p2 \
+                   127.0.0.1:2 weight 0 check inter 500ms disabled # slot\n";
         let on = BTreeSet::from(["p2".to_string()]);
         let w2 = BTreeMap::from([("p1".to_string(), 50), ("p2".to_string(), 50)]);
         assert_eq!(
             rewrite_config(cfg, "api", &w2, &on, &none),
-            "backend api\n    server p1 127.0.0.1:1 weight 50 check\n    server p2 127.0.0.1:2 weight 50 check inter 500ms # slot\n"
+            "backend api\n    server p1 127.0.0.1:1 weight 50 check\n    server p2 127.0.0.1:2 \
+             weight 50 check inter 500ms # slot\n"
         );
         // Static algorithm, blue-green: the old server keeps its weight in the file and is parked
         // `disabled` (once only); the new one loses `disabled`.
-        let cfg = "backend api\n    balance source\n    server p1 127.0.0.1:1 weight 100 check # v1\n    server p2 127.0.0.1:2 weight 100 check disabled\n";
+        let cfg = "backend api\n    balance source\n    server p1 127.0.0.1:1 weight 100 check # \
+                   v1\n    server p2 127.0.0.1:2 weight 100 check disabled\n";
         let bg = BTreeMap::from([("p1".to_string(), 0), ("p2".to_string(), 100)]);
         let parked = rewrite_config(
             cfg,
@@ -1733,7 +1790,8 @@ mod tests {
         );
         assert_eq!(
             parked,
-            "backend api\n    balance source\n    server p1 127.0.0.1:1 weight 100 check disabled # v1\n    server p2 127.0.0.1:2 weight 100 check\n"
+            "backend api\n    balance source\n    server p1 127.0.0.1:1 weight 100 check disabled # \
+             v1\n    server p2 127.0.0.1:2 weight 100 check\n"
         );
         assert_eq!(
             rewrite_config(

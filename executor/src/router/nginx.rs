@@ -273,7 +273,8 @@ pub fn render(content: &str, upstream: &str, servers: &[Server]) -> Result<Strin
     let live: Vec<&Server> = servers.iter().filter(|s| s.weight > 0).collect();
     if live.is_empty() {
         return Err(format!(
-            "upstream `{upstream}` would have no server with a weight above 0; hint: every shift must leave at least one server with traffic"
+            "upstream `{upstream}` would have no server with a weight above 0; hint: every shift \
+             must leave at least one server with traffic"
         ));
     }
     let toks = tokens(content);
@@ -361,14 +362,18 @@ fn release_lines<'s>(
             .find(|(o, _)| same_addr(o.word(content, 1).unwrap_or("")) == same_addr(written))
         {
             return Err(format!(
-                "upstream `{upstream}` has two `server` lines for {} (`{}` and `{written}`): nginx would count it twice; hint: keep one of the two lines",
+                "upstream `{upstream}` has two `server` lines for {} (`{}` and `{written}`): nginx \
+                 would count it twice; hint: keep one of the two lines",
                 p.addr,
                 other.word(content, 1).unwrap_or("")
             ));
         }
         if st.params(content).contains(&"backup") {
             return Err(format!(
-                "upstream `{upstream}`: the release's server `{written}` is marked `backup`, which gets traffic only when every other server is down, so no shift could move traffic to or from it; hint: remove `backup` from that line (a maintenance server on a port the release does not use may stay `backup`)"
+                "upstream `{upstream}`: the release's server `{written}` is marked `backup`, which \
+                 gets traffic only when every other server is down, so no shift could move traffic \
+                 to or from it; hint: remove `backup` from that line (a maintenance server on a \
+                 port the release does not use may stay `backup`)"
             ));
         }
         ours.push((st, p));
@@ -534,7 +539,8 @@ fn children(pid: i32) -> BTreeSet<i32> {
 #[derive(Debug, thiserror::Error)]
 pub enum NginxError {
     /// The pid file cannot be read.
-    #[error("nginx: cannot read the pid file {}: {source} (is nginx running? set `pid_file` in [router])", path.display())]
+    #[error("nginx: cannot read the pid file {}: {source} (is nginx running? set `pid_file` in \
+             [router])", path.display())]
     PidFile {
         /// The pid file.
         path: PathBuf,
@@ -558,7 +564,9 @@ pub enum NginxError {
         path: PathBuf,
     },
     /// The pid file names a process that is not nginx (a stale file).
-    #[error("nginx: {} names pid {pid}, which is not an nginx master (its command line: `{cmdline}`); cutover would send it SIGHUP on every shift; hint: point `pid_file` in [router] at the `pid` file of the running nginx", path.display())]
+    #[error("nginx: {} names pid {pid}, which is not an nginx master (its command line: \
+             `{cmdline}`); cutover would send it SIGHUP on every shift; hint: point `pid_file` in \
+             [router] at the `pid` file of the running nginx", path.display())]
     NotNginx {
         /// The pid file.
         path: PathBuf,
@@ -569,7 +577,8 @@ pub enum NginxError {
     },
     /// `nginx -t` rejected the new upstream file, and putting the old one back failed.
     #[error(
-        "nginx rejected the new upstream file and restoring the previous one failed: {source}; nginx said: {said}"
+        "nginx rejected the new upstream file and restoring the previous one failed: {source}; \
+         nginx said: {said}"
     )]
     RejectedNotRestored {
         /// Why restoring failed.
@@ -601,7 +610,8 @@ pub enum NginxError {
     },
     /// No new worker generation after a reload.
     #[error(
-        "nginx did not start new workers within 10s of the reload (master {master}); check nginx's error log: the new config may have failed to apply"
+        "nginx did not start new workers within 10s of the reload (master {master}); check nginx's \
+         error log: the new config may have failed to apply"
     )]
     NoNewWorkers {
         /// The master's pid.
@@ -633,7 +643,8 @@ pub enum NginxError {
     },
     /// An analysis gate without `access_log`.
     #[error(
-        "analysis with nginx needs `access_log` in [router], written in cutover's JSON log_format (see docs/routers.md)"
+        "analysis with nginx needs `access_log` in [router], written in cutover's JSON log_format \
+         (see docs/routers.md)"
     )]
     NoAccessLog,
     /// The access log cannot be read when a window starts.
@@ -667,13 +678,17 @@ pub enum NginxError {
         said: String,
     },
     /// Preflight: no upstream file.
-    #[error("nginx: the upstream file {} does not exist; nothing was changed; hint: set `upstream_file` in [router] to the file nginx includes that holds the `upstream` block(s)", path.display())]
+    #[error("nginx: the upstream file {} does not exist; nothing was changed; hint: set \
+             `upstream_file` in [router] to the file nginx includes that holds the `upstream` \
+             block(s)", path.display())]
     NoUpstreamFile {
         /// The upstream file.
         path: PathBuf,
     },
     /// Preflight: the upstream file lacks a block the release shifts.
-    #[error("nginx: {} has no `upstream {upstream} {{ ... }}` block; nothing was changed; hint: `upstream_file` must be the file that declares it (with the old version's `server` line)", path.display())]
+    #[error("nginx: {} has no `upstream {upstream} {{ ... }}` block; nothing was changed; hint: \
+             `upstream_file` must be the file that declares it (with the old version's `server` \
+             line)", path.display())]
     NoUpstreamBlock {
         /// The upstream file.
         path: PathBuf,
@@ -681,7 +696,9 @@ pub enum NginxError {
         upstream: String,
     },
     /// Preflight: the block pulls servers in with `include`.
-    #[error("nginx: the `upstream {upstream}` block in {} pulls servers in with `include`, which cutover does not rewrite (the old version's server could keep its share); nothing was changed; hint: write the `server` lines into the block itself", path.display())]
+    #[error("nginx: the `upstream {upstream}` block in {} pulls servers in with `include`, which \
+             cutover does not rewrite (the old version's server could keep its share); nothing was \
+             changed; hint: write the `server` lines into the block itself", path.display())]
     IncludeInBlock {
         /// The upstream file.
         path: PathBuf,
@@ -689,7 +706,9 @@ pub enum NginxError {
         upstream: String,
     },
     /// Preflight: nginx does not load the upstream file.
-    #[error("nginx: {} is not part of the configuration nginx loads (`nginx -T` does not list it); shifting traffic there would change nothing live; nothing was changed; hint: `include` it from nginx.conf, or set `upstream_file` to the file that is", path.display())]
+    #[error("nginx: {} is not part of the configuration nginx loads (`nginx -T` does not list it); \
+             shifting traffic there would change nothing live; nothing was changed; hint: `include` \
+             it from nginx.conf, or set `upstream_file` to the file that is", path.display())]
     NotLoaded {
         /// The upstream file.
         path: PathBuf,
@@ -875,7 +894,10 @@ fn unmanaged_note(content: &str, upstream: &str, addrs: &[String]) -> String {
         others.len()
     );
     if serving > 0 {
-        note.push_str(&format!(" ({serving} of them neither `backup` nor `down`: they keep taking a share of the traffic at every step)"));
+        note.push_str(&format!(
+            " ({serving} of them neither `backup` nor `down`: they keep taking a share of the \
+             traffic at every step)"
+        ));
     }
     note
 }
@@ -1105,8 +1127,12 @@ fn block_directives(content: &str, name: &str) -> Option<Vec<String>> {
 /// The canary's requests in the access log, read incrementally from a byte offset: each poll
 /// reads only what was appended since the last one.
 ///
-/// Each line is one JSON object, from this `log_format`:
-/// `{"time":$msec,"upstream":"$upstream_addr","upstream_status":"$upstream_status","status":$status,"request_time":$request_time}`.
+/// Each line is one JSON object, from this `log_format` (one line in the config):
+///
+/// ```text
+/// {"time":$msec,"upstream":"$upstream_addr","upstream_status":"$upstream_status",
+///  "status":$status,"request_time":$request_time}
+/// ```
 /// When nginx tried several servers for one request, `upstream` and `upstream_status` list each
 /// attempt (`, ` between attempts, ` : ` between upstream groups); every attempt at a canary
 /// server counts, and a failed attempt is an error even when a retry elsewhere succeeded.
@@ -1247,7 +1273,8 @@ mod tests {
 
     #[test]
     fn render_keeps_other_directives_and_blocks() {
-        let before = "# mine\nupstream web {\n    server 10.0.0.1:80;\n}\nupstream api {\n    keepalive 16;\n    server 127.0.0.1:3333 weight=100;\n}\n";
+        let before = "# mine\nupstream web {\n    server 10.0.0.1:80;\n}\nupstream api {\n    \
+                      keepalive 16;\n    server 127.0.0.1:3333 weight=100;\n}\n";
         let out = render(
             before,
             "api",
@@ -1256,7 +1283,8 @@ mod tests {
         .unwrap();
         assert_eq!(
             out,
-            "# mine\nupstream web {\n    server 10.0.0.1:80;\n}\nupstream api {\n    keepalive 16;\n    server 127.0.0.1:3333 weight=90;\n    server 127.0.0.1:3334 weight=10;\n}\n"
+            "# mine\nupstream web {\n    server 10.0.0.1:80;\n}\nupstream api {\n    keepalive \
+             16;\n    server 127.0.0.1:3333 weight=90;\n    server 127.0.0.1:3334 weight=10;\n}\n"
         );
         let back = render(
             &out,
@@ -1270,7 +1298,8 @@ mod tests {
     #[test]
     fn render_handles_comments_one_line_blocks_continued_lines_and_server_parameters() {
         // A `}` in a comment does not end the block; the comment stays.
-        let c = "upstream api {\n    # was: server 10.0.0.9:80; }\n    server 127.0.0.1:3333 weight=100 max_fails=3 fail_timeout=5s;\n}\n";
+        let c = "upstream api {\n    # was: server 10.0.0.9:80; }\n    server 127.0.0.1:3333 \
+                 weight=100 max_fails=3 fail_timeout=5s;\n}\n";
         // The new server takes the release's parameters.
         assert_eq!(
             render(
@@ -1279,7 +1308,9 @@ mod tests {
                 &[s("127.0.0.1:3333", 90), s("127.0.0.1:3334", 10)]
             )
             .unwrap(),
-            "upstream api {\n    # was: server 10.0.0.9:80; }\n    server 127.0.0.1:3333 weight=90 max_fails=3 fail_timeout=5s;\n    server 127.0.0.1:3334 weight=10 max_fails=3 fail_timeout=5s;\n}\n"
+            "upstream api {\n    # was: server 10.0.0.9:80; }\n    server 127.0.0.1:3333 weight=90 \
+             max_fails=3 fail_timeout=5s;\n    server 127.0.0.1:3334 weight=10 max_fails=3 \
+             fail_timeout=5s;\n}\n"
         );
         // One line: other directives survive.
         let c = "upstream api { server 127.0.0.1:3333; keepalive 8; }\n";
@@ -1305,17 +1336,20 @@ mod tests {
             "upstream api{\n    server 127.0.0.1:3334 weight=100;\n    keepalive 4;\n}\n"
         );
         // Another upstream whose name starts the same is not touched; `down` is cutover's.
-        let c = "upstream api2 {\n    server 10.0.0.1:80;\n}\nupstream api {\n    server 127.0.0.1:3333 down;\n}\n";
+        let c = "upstream api2 {\n    server 10.0.0.1:80;\n}\nupstream api {\n    server \
+                 127.0.0.1:3333 down;\n}\n";
         assert_eq!(
             render(c, "api", &[s("127.0.0.1:3333", 5)]).unwrap(),
-            "upstream api2 {\n    server 10.0.0.1:80;\n}\nupstream api {\n    server 127.0.0.1:3333 weight=5;\n}\n"
+            "upstream api2 {\n    server 10.0.0.1:80;\n}\nupstream api {\n    server 127.0.0.1:3333 \
+             weight=5;\n}\n"
         );
         // `#` inside a word is not a comment (as in nginx); CRLF files get CRLF lines; a server
         // the plan does not name stays.
         let c = "upstream api {\r\n    server unix:/run/a#1.sock;\r\n}\r\n";
         assert_eq!(
             render(c, "api", &[s("127.0.0.1:1", 1)]).unwrap(),
-            "upstream api {\r\n    server unix:/run/a#1.sock;\r\n    server 127.0.0.1:1 weight=1;\r\n}\r\n"
+            "upstream api {\r\n    server unix:/run/a#1.sock;\r\n    server 127.0.0.1:1 \
+             weight=1;\r\n}\r\n"
         );
         // A block without servers gets them before its closing brace.
         let c = "upstream api {\n    keepalive 4;\n}\n";
@@ -1345,7 +1379,8 @@ mod tests {
     /// The field case: a hostname line with parameters, a `backup` maintenance server.
     #[test]
     fn render_changes_only_the_release_servers_and_keeps_their_parameters() {
-        let c = "upstream api {\n    server localhost:21100 max_fails=1 fail_timeout=1s;\n    server 127.0.0.1:21190 backup;\n    keepalive 16;\n}\n";
+        let c = "upstream api {\n    server localhost:21100 max_fails=1 fail_timeout=1s;\n    \
+                 server 127.0.0.1:21190 backup;\n    keepalive 16;\n}\n";
         let at50 = render(
             c,
             "api",
@@ -1354,7 +1389,9 @@ mod tests {
         .unwrap();
         assert_eq!(
             at50,
-            "upstream api {\n    server localhost:21100 weight=50 max_fails=1 fail_timeout=1s;\n    server 127.0.0.1:21101 weight=50 max_fails=1 fail_timeout=1s;\n    server 127.0.0.1:21190 backup;\n    keepalive 16;\n}\n"
+            "upstream api {\n    server localhost:21100 weight=50 max_fails=1 fail_timeout=1s;\n    \
+             server 127.0.0.1:21101 weight=50 max_fails=1 fail_timeout=1s;\n    server \
+             127.0.0.1:21190 backup;\n    keepalive 16;\n}\n"
         );
         let at100 = render(
             &at50,
@@ -1364,7 +1401,8 @@ mod tests {
         .unwrap();
         assert_eq!(
             at100,
-            "upstream api {\n    server 127.0.0.1:21101 weight=100 max_fails=1 fail_timeout=1s;\n    server 127.0.0.1:21190 backup;\n    keepalive 16;\n}\n"
+            "upstream api {\n    server 127.0.0.1:21101 weight=100 max_fails=1 \
+             fail_timeout=1s;\n    server 127.0.0.1:21190 backup;\n    keepalive 16;\n}\n"
         );
         // The next release finds its parameters on the line the last one left.
         let next = render(
@@ -1390,7 +1428,8 @@ mod tests {
             "server unix:/run/x.sock backup;",
         ];
         let c = format!(
-            "upstream api {{\n    zone api 64k;\n    {}\n    server [::1]:21100 weight=100 max_conns=50 slow_start=30s;\n    {}\n    {}\n    {}\n}}\n",
+            "upstream api {{\n    zone api 64k;\n    {}\n    server [::1]:21100 weight=100 \
+             max_conns=50 slow_start=30s;\n    {}\n    {}\n    {}\n}}\n",
             others[0], others[1], others[2], others[3]
         );
         for step in [
@@ -1428,7 +1467,8 @@ mod tests {
     #[test]
     fn render_gives_a_down_server_of_the_release_its_weight_and_refuses_what_it_cannot_manage() {
         // A slot kept `down` until release day: it loses `down` when it gets traffic, keeps the rest.
-        let c = "upstream api {\n    server 127.0.0.1:21100;\n    server 127.0.0.1:21101 down max_fails=2;\n}\n";
+        let c = "upstream api {\n    server 127.0.0.1:21100;\n    server 127.0.0.1:21101 down \
+                 max_fails=2;\n}\n";
         assert_eq!(
             render(
                 c,
@@ -1436,7 +1476,8 @@ mod tests {
                 &[s("127.0.0.1:21100", 50), s("127.0.0.1:21101", 50)]
             )
             .unwrap(),
-            "upstream api {\n    server 127.0.0.1:21100 weight=50;\n    server 127.0.0.1:21101 weight=50 max_fails=2;\n}\n"
+            "upstream api {\n    server 127.0.0.1:21100 weight=50;\n    server 127.0.0.1:21101 \
+             weight=50 max_fails=2;\n}\n"
         );
         // Two lines for one server: nginx would count it twice.
         let e = render(
@@ -1487,7 +1528,8 @@ mod tests {
         .unwrap();
         assert_eq!(
             at50,
-            "upstream api { server localhost:21100 weight=50; server 127.0.0.1:21101 weight=50; server 127.0.0.1:21190 backup; }\n"
+            "upstream api { server localhost:21100 weight=50; server 127.0.0.1:21101 weight=50; \
+             server 127.0.0.1:21190 backup; }\n"
         );
         assert_eq!(
             render(
@@ -1499,7 +1541,8 @@ mod tests {
             "upstream api { server 127.0.0.1:21101 weight=100; server 127.0.0.1:21190 backup; }\n"
         );
         // A comment on the line of a server that goes: the comment stays.
-        let c = "upstream api {\n    server 127.0.0.1:21100; # v1\n    server 127.0.0.1:21190 backup; # maintenance\n}\n";
+        let c = "upstream api {\n    server 127.0.0.1:21100; # v1\n    server 127.0.0.1:21190 \
+                 backup; # maintenance\n}\n";
         let out = render(
             c,
             "api",
@@ -1508,13 +1551,15 @@ mod tests {
         .unwrap();
         assert_eq!(
             out,
-            "upstream api {\n    server 127.0.0.1:21101 weight=100; # v1\n    server 127.0.0.1:21190 backup; # maintenance\n}\n"
+            "upstream api {\n    server 127.0.0.1:21101 weight=100; # v1\n    server \
+             127.0.0.1:21190 backup; # maintenance\n}\n"
         );
     }
 
     #[test]
     fn unmanaged_lists_the_servers_a_release_leaves_alone() {
-        let c = "upstream api {\n    server localhost:21100 max_fails=1;\n    server 127.0.0.1:21190 backup;\n}\n";
+        let c = "upstream api {\n    server localhost:21100 max_fails=1;\n    server \
+                 127.0.0.1:21190 backup;\n}\n";
         assert_eq!(
             unmanaged(
                 c,
@@ -1529,7 +1574,13 @@ mod tests {
     fn scan_splits_attempts_and_groups_and_reads_incrementally() {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("a.json");
-        std::fs::write(&log, "{\"upstream\":\"unix:/tmp/x.sock, 127.0.0.1:3334 : 127.0.0.1:3335\",\"upstream_status\":\"502, 200 : 200\",\"request_time\":0.5}\n{\"upstream\":\"127.0.0.1:33").unwrap();
+        std::fs::write(
+            &log,
+            "{\"upstream\":\"unix:/tmp/x.sock, 127.0.0.1:3334 : \
+             127.0.0.1:3335\",\"upstream_status\":\"502, 200 : \
+             200\",\"request_time\":0.5}\n{\"upstream\":\"127.0.0.1:33",
+        )
+        .unwrap();
         let mut sc = Scan::new(0, vec!["127.0.0.1:3334".into()]);
         sc.read(&log).unwrap();
         assert_eq!(
@@ -1562,12 +1613,20 @@ mod tests {
     fn scan_counts_canary_attempts() {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("a.json");
-        std::fs::write(&log, concat!(
-            "{\"time\":1.0,\"upstream\":\"127.0.0.1:3334\",\"upstream_status\":\"200\",\"status\":200,\"request_time\":0.010}\n",
-            "{\"time\":1.1,\"upstream\":\"127.0.0.1:3333\",\"upstream_status\":\"500\",\"status\":500,\"request_time\":0.020}\n",
-            "{\"time\":1.2,\"upstream\":\"127.0.0.1:3334, 127.0.0.1:3333\",\"upstream_status\":\"502, 200\",\"status\":200,\"request_time\":0.030}\n",
-            "not json\n",
-        )).unwrap();
+        std::fs::write(
+            &log,
+            concat!(
+                "{\"time\":1.0,\"upstream\":\"127.0.0.1:3334\",\"upstream_status\":\"200\",",
+                "\"status\":200,\"request_time\":0.010}\n",
+                "{\"time\":1.1,\"upstream\":\"127.0.0.1:3333\",\"upstream_status\":\"500\",",
+                "\"status\":500,\"request_time\":0.020}\n",
+                "{\"time\":1.2,\"upstream\":\"127.0.0.1:3334, \
+             127.0.0.1:3333\",\"upstream_status\":\"502, \
+             200\",\"status\":200,\"request_time\":0.030}\n",
+                "not json\n",
+            ),
+        )
+        .unwrap();
         let obs = scan(&log, 0, &["127.0.0.1:3334".into()]).unwrap();
         assert_eq!((obs.requests, obs.errors), (2, 1));
         // A canary line written `localhost:3334` or `[::1]:3334` is logged by the address nginx used.

@@ -221,7 +221,10 @@ impl Session {
                     // Pauses and gates stop now; steps with effects finish.
                     tasks.stop_watching();
                     if effectful > 0 {
-                        self.notice(&format!("interrupted: waiting for {effectful} running step(s) to finish (signal again to stop them now; the run stays resumable)"));
+                        self.notice(&format!(
+                            "interrupted: waiting for {effectful} running step(s) to finish (signal \
+                             again to stop them now; the run stays resumable)"
+                        ));
                     }
                 }
                 Interrupt::StopAll => {

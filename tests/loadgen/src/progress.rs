@@ -124,7 +124,8 @@ mod tests {
         live.record(Some(FailureClass::ConnectError), None);
         assert_eq!(
             line(Duration::from_secs(2), &live.figures(), &before),
-            "load +2s: 15 requests, 2 failed (connect_error 1, http_5xx 1); last second: 5 requests, 1.0.0 75% 1.1.0 25%"
+            "load +2s: 15 requests, 2 failed (connect_error 1, http_5xx 1); last second: 5 \
+             requests, 1.0.0 75% 1.1.0 25%"
         );
         assert_eq!(
             line(Duration::from_secs(3), &live.figures(), &live.figures()),

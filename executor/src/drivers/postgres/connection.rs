@@ -211,7 +211,13 @@ static IDENTITIES: std::sync::Mutex<Vec<(String, String)>> = std::sync::Mutex::n
 /// the server's start time (`pg_postmaster_start_time()`, to the microsecond: two servers are
 /// not started at the same instant on the same port).
 async fn database_identity(conn: &mut PgConnection) -> Result<String, StepError> {
-    sqlx::query_scalar("SELECT current_database() || ' ' || coalesce(inet_server_port()::text, current_setting('port')) || ' ' || pg_postmaster_start_time()::text").fetch_one(&mut *conn).await.map_err(err)
+    sqlx::query_scalar(
+        "SELECT current_database() || ' ' || coalesce(inet_server_port()::text, \
+         current_setting('port')) || ' ' || pg_postmaster_start_time()::text",
+    )
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(err)
 }
 
 /// This process's migrator of the database at `url_env`, connected and holding the migration
@@ -286,8 +292,11 @@ async fn migration_lock(conn: &mut PgConnection, database: &str) -> Result<(), S
         }
         if tokio::time::Instant::now() >= deadline {
             let holder: Option<String> = sqlx::query_scalar(
-                "SELECT COALESCE(NULLIF(a.application_name, ''), a.usename::text, '?') || ' (backend pid ' || a.pid || COALESCE(', from ' || host(a.client_addr), '') || ')' FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
-                 WHERE l.locktype = 'advisory' AND l.granted AND ((l.classid::bigint << 32) | l.objid::bigint) = hashtextextended('cutover-migrate', 0)
+                "SELECT COALESCE(NULLIF(a.application_name, ''), a.usename::text, '?') || ' \
+                    (backend pid ' || a.pid || COALESCE(', from ' || host(a.client_addr), '') \
+                    || ')' FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+                 WHERE l.locktype = 'advisory' AND l.granted AND ((l.classid::bigint << 32) | \
+                 l.objid::bigint) = hashtextextended('cutover-migrate', 0)
                    AND a.application_name NOT LIKE '%' || $1 LIMIT 1",
             )
             .bind(own_suffix())

@@ -27,7 +27,8 @@ pub(super) async fn fence_database(
     let mut cancelled = false;
     loop {
         let rows: Vec<(i32, String, Option<String>)> = sqlx::query_as(
-            "SELECT pid, application_name, state FROM pg_stat_activity WHERE application_name LIKE $1 AND application_name NOT LIKE '%' || $2 AND pid <> pg_backend_pid()",
+            "SELECT pid, application_name, state FROM pg_stat_activity WHERE application_name LIKE \
+             $1 AND application_name NOT LIKE '%' || $2 AND pid <> pg_backend_pid()",
         )
         .bind(&pattern)
         .bind(own_suffix())
@@ -41,7 +42,8 @@ pub(super) async fn fence_database(
             }
             let how = if cancelled { "stopped" } else { "waited for" };
             return Ok(Some(format!(
-                "{how} the database work a dead executor left running in `{database}` ({}) for {:.1}s before checking it",
+                "{how} the database work a dead executor left running in `{database}` ({}) for \
+                 {:.1}s before checking it",
                 seen.join("; "),
                 started.elapsed().as_secs_f64()
             )));

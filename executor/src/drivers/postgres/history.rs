@@ -42,7 +42,14 @@ impl Migration {
                 return Ok(false);
             }
         }
-        let row: Option<(String, String)> = sqlx::query_as("SELECT checksum, run_id FROM cutover_migration_phases WHERE version = $1 AND phase = $2").bind(self.version).bind(&self.phase).fetch_optional(&mut *conn).await.map_err(err)?;
+        let row: Option<(String, String)> = sqlx::query_as(
+            "SELECT checksum, run_id FROM cutover_migration_phases WHERE version = $1 AND phase = $2",
+        )
+        .bind(self.version)
+        .bind(&self.phase)
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(err)?;
         match row {
             Some((c, _)) if c != self.checksum => Err(PgError::AppliedDifferently {
                 version: self.version,
@@ -76,8 +83,9 @@ impl Migration {
             // Both rows in one statement.
             let applied_on = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
             sqlx::query(
-                "WITH phase AS (INSERT INTO cutover_migration_phases (version, phase, checksum, run_id) VALUES ($1, $2, $3, $4)) \
-                 INSERT INTO refinery_schema_history (version, name, applied_on, checksum) VALUES ($1, $5, $6, $7)",
+                "WITH phase AS (INSERT INTO cutover_migration_phases (version, phase, checksum, \
+                 run_id) VALUES ($1, $2, $3, $4)) INSERT INTO refinery_schema_history (version, \
+                 name, applied_on, checksum) VALUES ($1, $5, $6, $7)",
             )
             .bind(self.version)
             .bind(&self.phase)
@@ -89,7 +97,16 @@ impl Migration {
             .execute(&mut **conn)
             .await?;
         } else {
-            sqlx::query("INSERT INTO cutover_migration_phases (version, phase, checksum, run_id) VALUES ($1, $2, $3, $4)").bind(self.version).bind(&self.phase).bind(&self.checksum).bind(&self.run_id).execute(&mut **conn).await?;
+            sqlx::query(
+                "INSERT INTO cutover_migration_phases (version, phase, checksum, run_id) VALUES \
+                 ($1, $2, $3, $4)",
+            )
+            .bind(self.version)
+            .bind(&self.phase)
+            .bind(&self.checksum)
+            .bind(&self.run_id)
+            .execute(&mut **conn)
+            .await?;
         }
         Ok(())
     }

@@ -69,7 +69,8 @@ pub(super) async fn index_state(
     table: &Name,
 ) -> Result<IndexState, StepError> {
     let row: Option<(bool, String)> = sqlx::query_as(
-        "SELECT i.indisvalid, format('%I.%I', n.nspname, c.relname) FROM pg_class c JOIN pg_index i ON i.indexrelid = c.oid JOIN pg_namespace n ON n.oid = c.relnamespace
+        "SELECT i.indisvalid, format('%I.%I', n.nspname, c.relname) FROM pg_class c JOIN \
+            pg_index i ON i.indexrelid = c.oid JOIN pg_namespace n ON n.oid = c.relnamespace
          WHERE c.relname = $1 AND i.indrelid = to_regclass($2)",
     )
     .bind(index)
@@ -111,11 +112,15 @@ pub(super) async fn invalid_indexes(
     conn: &mut PgConnection,
     table: &str,
 ) -> Result<Vec<String>, StepError> {
-    sqlx::query_scalar("SELECT format('%I.%I', n.nspname, c.relname) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_namespace n ON n.oid = c.relnamespace WHERE i.indrelid = to_regclass($1) AND NOT i.indisvalid")
-        .bind(table)
-        .fetch_all(&mut *conn)
-        .await
-        .map_err(err)
+    sqlx::query_scalar(
+        "SELECT format('%I.%I', n.nspname, c.relname) FROM pg_index i JOIN pg_class c ON c.oid = \
+         i.indexrelid JOIN pg_namespace n ON n.oid = c.relnamespace WHERE i.indrelid = \
+         to_regclass($1) AND NOT i.indisvalid",
+    )
+    .bind(table)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(err)
 }
 
 /// The table a `REINDEX {TABLE|INDEX} CONCURRENTLY target` works on, as a regclass text: the
@@ -193,7 +198,9 @@ async fn index_build_failed(
     let mut note = String::new();
     if waited {
         note = format!(
-            " (after {attempts} attempt(s) under lock_timeout {lock_timeout}: a concurrent index build waits for every transaction older than its own snapshot to end, even one on another table{})",
+            " (after {attempts} attempt(s) under lock_timeout {lock_timeout}: a concurrent index \
+             build waits for every transaction older than its own snapshot to end, even one on \
+             another table{})",
             old_transactions(conn).await
         );
     }
@@ -226,8 +233,12 @@ pub(super) async fn indexes_present(
 /// long, in what state; never their query text.
 async fn old_transactions(conn: &mut PgConnection) -> String {
     let rows: Vec<(i32, i64, String)> = sqlx::query_as(
-        "SELECT pid, EXTRACT(EPOCH FROM now() - xact_start)::bigint, COALESCE(NULLIF(application_name, ''), usename::text, '?') || ', ' || COALESCE(state, '?') || COALESCE(', database ' || datname, '')
-         FROM pg_stat_activity WHERE xact_start IS NOT NULL AND backend_xmin IS NOT NULL AND pid <> pg_backend_pid() ORDER BY xact_start LIMIT 5",
+        "SELECT pid, EXTRACT(EPOCH FROM now() - xact_start)::bigint, \
+            COALESCE(NULLIF(application_name, ''), usename::text, '?') || ', ' || \
+            COALESCE(state, '?') || COALESCE(', database ' || datname, '')
+         FROM pg_stat_activity WHERE xact_start IS NOT NULL AND backend_xmin IS NOT NULL AND pid \
+         <> \
+         pg_backend_pid() ORDER BY xact_start LIMIT 5",
     )
     .fetch_all(&mut *conn)
     .await
@@ -240,7 +251,8 @@ async fn old_transactions(conn: &mut PgConnection) -> String {
         .map(|(pid, secs, what)| format!("pid {pid} open {secs}s ({what})"))
         .collect();
     format!(
-        "; open now: {}: let them finish, or end them (pg_terminate_backend), before the next attempt",
+        "; open now: {}: let them finish, or end them (pg_terminate_backend), before the next \
+         attempt",
         list.join("; ")
     )
 }

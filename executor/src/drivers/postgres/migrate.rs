@@ -336,7 +336,8 @@ impl Migration {
                 return Ok(Done {
                     undo,
                     detail: Some(format!(
-                        "V{}__{} {} applied; index(es) {} were already there before the release and are kept by a rollback",
+                        "V{}__{} {} applied; index(es) {} were already there before the release and \
+                         are kept by a rollback",
                         self.version,
                         self.name,
                         self.phase,

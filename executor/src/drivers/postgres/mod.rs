@@ -3,7 +3,7 @@
 //!
 //! | module | what |
 //! |---|---|
-//! | `connection` | `application_name`s that name the run, the idle-connection cache, the per-database migrator holding the migration lock |
+//! | `connection` | connections named for the run, their idle cache, each database's migrator |
 //! | `fence` | waiting for (then stopping) the backends a dead executor of the run left at work |
 //! | `retry` | the one lock-timeout backoff every retried statement goes through |
 //! | `migrate` | [`MigrateDriver`]: apply, undo and probe a migration phase |

@@ -45,8 +45,17 @@ pub async fn check_database(db: &DatabaseCheck) -> Result<String, StepError> {
 /// role without CREATE on the schema they land in, or one that does not own the tables they
 /// alter fails at the first one.
 async fn check_role(conn: &mut PgConnection, db: &DatabaseCheck) -> Result<(), StepError> {
-    let (standby, read_only, user, schema, path, create): (bool, String, String, Option<String>, String, Option<bool>) = sqlx::query_as(
-        "SELECT pg_is_in_recovery(), current_setting('transaction_read_only'), current_user::text, current_schema()::text, current_setting('search_path'), has_schema_privilege(current_schema(), 'CREATE')",
+    let (standby, read_only, user, schema, path, create): (
+        bool,
+        String,
+        String,
+        Option<String>,
+        String,
+        Option<bool>,
+    ) = sqlx::query_as(
+        "SELECT pg_is_in_recovery(), current_setting('transaction_read_only'), current_user::text, \
+         current_schema()::text, current_setting('search_path'), \
+         has_schema_privilege(current_schema(), 'CREATE')",
     )
     .fetch_one(&mut *conn)
     .await
@@ -84,7 +93,9 @@ async fn check_role(conn: &mut PgConnection, db: &DatabaseCheck) -> Result<(), S
     }
     // Only a table's owner (or a member of the owning role) may ALTER it or index it.
     let tables: Vec<(String, String)> = sqlx::query_as(
-        "SELECT t, pg_get_userbyid(c.relowner)::text FROM unnest($1::text[]) AS t JOIN pg_class c ON c.oid = to_regclass(t) WHERE NOT pg_has_role(current_user, c.relowner, 'USAGE') ORDER BY t",
+        "SELECT t, pg_get_userbyid(c.relowner)::text FROM unnest($1::text[]) AS t JOIN pg_class c \
+         ON c.oid = to_regclass(t) WHERE NOT pg_has_role(current_user, c.relowner, 'USAGE') ORDER \
+         BY t",
     )
     .bind(&db.owned_tables)
     .fetch_all(&mut *conn)
@@ -107,8 +118,10 @@ async fn check_role(conn: &mut PgConnection, db: &DatabaseCheck) -> Result<(), S
 /// [`check_role`] checked).
 async fn check_bookkeeping(conn: &mut PgConnection, db: &DatabaseCheck) -> Result<(), StepError> {
     let missing: Vec<(String, String)> = sqlx::query_as(
-        "SELECT t, p FROM unnest(ARRAY['refinery_schema_history', 'cutover_migration_phases']) AS t, unnest(ARRAY['SELECT', 'INSERT', 'DELETE']) AS p
-         WHERE to_regclass(t) IS NOT NULL AND NOT has_table_privilege(to_regclass(t), p) ORDER BY t, p",
+        "SELECT t, p FROM unnest(ARRAY['refinery_schema_history', 'cutover_migration_phases']) \
+            AS t, unnest(ARRAY['SELECT', 'INSERT', 'DELETE']) AS p
+         WHERE to_regclass(t) IS NOT NULL AND NOT has_table_privilege(to_regclass(t), p) ORDER BY \
+         t, p",
     )
     .fetch_all(&mut *conn)
     .await
@@ -188,12 +201,24 @@ async fn long_transactions(
     conn: &mut PgConnection,
     db: &DatabaseCheck,
 ) -> Result<Vec<String>, StepError> {
-    Ok(sqlx::query("SELECT pid, EXTRACT(EPOCH FROM now() - xact_start)::bigint, COALESCE(NULLIF(application_name, ''), usename::text, '?') || ', ' || COALESCE(state, '?') FROM pg_stat_activity WHERE datname = current_database() AND xact_start < now() - make_interval(secs => $1) AND pid <> pg_backend_pid() ORDER BY xact_start")
-        .bind(db.lock_timeout.as_millis() as f64 / 1000.0)
-        .fetch_all(&mut *conn)
-        .await
-        .map_err(err)?
-        .iter()
-        .map(|r| format!("pid {} open {}s: {}", r.get::<i32, _>(0), r.get::<i64, _>(1), r.get::<String, _>(2)))
-        .collect())
+    Ok(sqlx::query(
+        "SELECT pid, EXTRACT(EPOCH FROM now() - xact_start)::bigint, \
+         COALESCE(NULLIF(application_name, ''), usename::text, '?') || ', ' || COALESCE(state, '?') \
+         FROM pg_stat_activity WHERE datname = current_database() AND xact_start < now() - \
+         make_interval(secs => $1) AND pid <> pg_backend_pid() ORDER BY xact_start",
+    )
+    .bind(db.lock_timeout.as_millis() as f64 / 1000.0)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(err)?
+    .iter()
+    .map(|r| {
+        format!(
+            "pid {} open {}s: {}",
+            r.get::<i32, _>(0),
+            r.get::<i64, _>(1),
+            r.get::<String, _>(2)
+        )
+    })
+    .collect())
 }
