@@ -48,23 +48,15 @@ impl SavedPlan {
         if now.hash == self.plan_hash {
             return Vec::new();
         }
-        let current: Vec<(String, String)> = now
-            .steps()
-            .map(|s| (s.id.clone(), s.hash.clone()))
+        use cutover_executor::session::{StepDrift, step_drift};
+        let mut out: Vec<String> = step_drift(&self.steps, now)
+            .into_iter()
+            .map(|d| match d {
+                StepDrift::Changed(id) => format!("changed {id}"),
+                StepDrift::Removed(id) => format!("removed {id}"),
+                StepDrift::Added(id) => format!("added {id}"),
+            })
             .collect();
-        let mut out = Vec::new();
-        for (id, hash) in &self.steps {
-            match current.iter().find(|(c, _)| c == id) {
-                None => out.push(format!("removed {id}")),
-                Some((_, h)) if h != hash => out.push(format!("changed {id}")),
-                Some(_) => {}
-            }
-        }
-        for (id, _) in &current {
-            if !self.steps.iter().any(|(s, _)| s == id) {
-                out.push(format!("added {id}"));
-            }
-        }
         if out.is_empty() {
             // Same steps, other order or release-level settings.
             out.push("the plan as a whole (same steps, other order or settings)".into());

@@ -373,23 +373,14 @@ pub fn check_plan(state: &RunState, current: &Plan) -> Result<(), ExecError> {
     if current.hash == state.plan_hash {
         return Ok(());
     }
-    let now: Vec<(String, String)> = current
-        .steps()
-        .map(|s| (s.id.clone(), s.hash.clone()))
+    let changed = step_drift(&state.step_hashes, current)
+        .into_iter()
+        .map(|d| match d {
+            StepDrift::Changed(id) => format!("{id} (changed)"),
+            StepDrift::Removed(id) => format!("{id} (removed)"),
+            StepDrift::Added(id) => format!("{id} (new)"),
+        })
         .collect();
-    let mut changed = Vec::new();
-    for (id, h) in &state.step_hashes {
-        match now.iter().find(|(i, _)| i == id) {
-            Some((_, h2)) if h2 == h => {}
-            Some(_) => changed.push(format!("{id} (changed)")),
-            None => changed.push(format!("{id} (removed)")),
-        }
-    }
-    for (id, _) in &now {
-        if !state.step_hashes.iter().any(|(i, _)| i == id) {
-            changed.push(format!("{id} (new)"));
-        }
-    }
     Err(ExecError::PlanChanged {
         run: state.run_id.clone(),
         old: state.plan_hash[..12.min(state.plan_hash.len())].into(),
@@ -412,4 +403,39 @@ impl Session {
                 source,
             })
     }
+}
+
+/// How one step differs between recorded step fingerprints and a plan made now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StepDrift {
+    /// The step is in both, with another fingerprint.
+    Changed(String),
+    /// The step was recorded and is no longer planned.
+    Removed(String),
+    /// The step is planned now and was not recorded.
+    Added(String),
+}
+
+/// What differs between `recorded` (step id and fingerprint, in plan order) and `current`:
+/// changed and removed steps in recorded order, then added ones in plan order. Used by a resume
+/// ([`check_plan`]) and by `apply --plan` against a saved plan.
+pub fn step_drift(recorded: &[(String, String)], current: &Plan) -> Vec<StepDrift> {
+    let now: Vec<(&str, &str)> = current
+        .steps()
+        .map(|s| (s.id.as_str(), s.hash.as_str()))
+        .collect();
+    let mut out = Vec::new();
+    for (id, h) in recorded {
+        match now.iter().find(|(i, _)| i == id) {
+            Some((_, h2)) if h2 == h => {}
+            Some(_) => out.push(StepDrift::Changed(id.clone())),
+            None => out.push(StepDrift::Removed(id.clone())),
+        }
+    }
+    for (id, _) in &now {
+        if !recorded.iter().any(|(i, _)| i == id) {
+            out.push(StepDrift::Added((*id).to_string()));
+        }
+    }
+    out
 }
