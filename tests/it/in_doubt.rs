@@ -581,7 +581,9 @@ fn kill_9_inside_concurrent_index_builds_then_resume_or_rollback_ends_at_the_ref
         assert_eq!(
             out.status.code(),
             Some(0),
-            "round {round} ({verb} after a kill at {kind} of {target} + {delay:?}): {text}"
+            "round {round} ({verb} after a kill at {kind} of {target} + {delay:?}): {text}\n\
+             server log:\n{}",
+            r.cluster.log_tail(40)
         );
         fenced += u32::from(text.contains("a dead executor left running"));
         partial += u32::from(text.contains("part of its effect"));

@@ -178,6 +178,14 @@ impl Cluster {
         self.url_for("postgres")
     }
 
+    /// The last `lines` lines of the server's log, for a failure message: what PostgreSQL said
+    /// about a connection it closed or a backend that died.
+    pub fn log_tail(&self, lines: usize) -> String {
+        let log = std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default();
+        let all: Vec<&str> = log.lines().collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
+    }
+
     /// The URL of database `db` on this cluster.
     pub fn url_for(&self, db: &str) -> String {
         format!("postgres://postgres@127.0.0.1:{}/{db}", self.port)

@@ -8,6 +8,9 @@ use crate::driver::StepError;
 use crate::drivers::pgerror::PgError;
 use std::time::Duration;
 
+/// Connections the fence replaces in a row, after each was lost at the transport, before it fails.
+const LOST_CONNECTIONS: u32 = 3;
+
 /// Waits until no backend of an earlier executor of run `run_id` is still at work in the
 /// database at `url_env`; past `limit`, cancels their statements (`pg_cancel_backend`) and then
 /// terminates them (`pg_terminate_backend`; PostgreSQL manual, "Server Signaling Functions",
@@ -25,8 +28,9 @@ pub(super) async fn fence_database(
     let started = tokio::time::Instant::now();
     let mut seen: Vec<String> = Vec::new();
     let mut cancelled = false;
+    let mut lost = 0;
     loop {
-        let rows: Vec<(i32, String, Option<String>)> = sqlx::query_as(
+        let rows: Vec<(i32, String, Option<String>)> = match sqlx::query_as(
             "SELECT pid, application_name, state FROM pg_stat_activity WHERE application_name LIKE \
              $1 AND application_name NOT LIKE '%' || $2 AND pid <> pg_backend_pid()",
         )
@@ -34,7 +38,22 @@ pub(super) async fn fence_database(
         .bind(own_suffix())
         .fetch_all(&mut *conn)
         .await
-        .map_err(err)?;
+        {
+            Ok(rows) => {
+                lost = 0;
+                rows
+            }
+            // The poll only reads pg_stat_activity, so asking again on a new connection is
+            // safe. A connection lost at the transport (reset by the peer, a broken pipe) is
+            // replaced a few times before the fence gives up.
+            Err(sqlx::Error::Io(_)) if lost < LOST_CONNECTIONS => {
+                lost += 1;
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                conn = connect(url_env, database, "fence").await?;
+                continue;
+            }
+            Err(e) => return Err(err(e)),
+        };
         if rows.is_empty() {
             conn.release().await;
             if seen.is_empty() {
