@@ -88,18 +88,7 @@ impl Progress {
                 step,
                 amount: Some(amount),
                 ..
-            } => {
-                let since = started.get(step).copied()?;
-                let shown = format!("progress:{step}");
-                let last = started.get(&shown).copied().unwrap_or(since);
-                // A line about once a second, from the records' own times (so `cutover log`
-                // draws the same lines as the live run did).
-                if (r.time - last).num_milliseconds() < 1000 {
-                    return None;
-                }
-                started.insert(shown, r.time);
-                format!("  ...     {step}: {}", amount_text(amount, r.time - since))
-            }
+            } => return progress_line(&mut started, step, amount, r.time),
             Event::StepProgress { .. } => return None,
             Event::StepFailed { step, error } => format!("  FAILED  {step}{}: {error}", took(step)),
             Event::StepProbed { step, outcome, .. } => {
@@ -135,6 +124,29 @@ impl Progress {
             Event::RunFinished { outcome } => format!("finished: {}", outcome.as_str()),
         })
     }
+}
+
+/// `  ...     STEP: AMOUNT` for a step's progress at `time`, about once a second by the records'
+/// own times (so `cutover log` draws the same lines as the live run did); `None` for a record
+/// within a second of the last line, or of a step not seen starting. `started` holds the step
+/// start times and, under `progress:STEP`, when its last line was drawn.
+fn progress_line(
+    started: &mut HashMap<String, chrono::DateTime<chrono::Utc>>,
+    step: &str,
+    amount: &Amount,
+    time: chrono::DateTime<chrono::Utc>,
+) -> Option<String> {
+    let since = started.get(step).copied()?;
+    let shown = format!("progress:{step}");
+    let last = started.get(&shown).copied().unwrap_or(since);
+    if (time - last).num_milliseconds() < 1000 {
+        return None;
+    }
+    started.insert(shown, time);
+    Some(format!(
+        "  ...     {step}: {}",
+        amount_text(amount, time - since)
+    ))
 }
 
 /// `1200 of about 5000 rows (24%), 600 rows/s`: `amount` after `took` of the step.

@@ -595,8 +595,12 @@ impl ExecError {
         }
     }
 
-    /// What to do about it.
+    /// What to do about it: the `hint:` line printed under the error, or `None` when the message
+    /// says it all.
     pub fn hint(&self) -> Option<String> {
+        if let Some(fixed) = self.fixed_hint() {
+            return Some(fixed.into());
+        }
         Some(match self {
             ExecError::Locked { holder, .. } => match holder {
                 Some(h) => format!(
@@ -611,11 +615,6 @@ impl ExecError {
                 "wait for pid {pid} to finish, or stop it; the lock is released the moment that \
                  process exits, even on kill -9"
             ),
-            ExecError::PlanChanged { .. } => "restore the spec and migrations the run started with \
-                                              (e.g. `git checkout`), or roll this run back with \
-                                              `cutover rollback RUN` (it uses the recorded plan) \
-                                              and start a new one"
-                .into(),
             ExecError::InDoubt { step } if step.starts_with("migrate/") => format!(
                 "the migration ran outside a transaction and its statement is not one cutover can \
                  judge from the catalog; check in the database whether it took effect. If it did \
@@ -627,59 +626,10 @@ impl ExecError {
                  --retry {step}`. To let cutover decide next time, give the command a `probe` argv \
                  in the spec or mark it `idempotent`"
             ),
-            ExecError::Environment { .. } => "set what it names in this shell, to the values the \
-                                              run started with (a resume or rollback reaches the \
-                                              same databases and runs the same commands), then run \
-                                              the same command again"
-                .into(),
-            ExecError::PlanMismatch { .. } => "the log is intact and is the truth; plan.json was \
-                                               edited or damaged on disk (or the directory holds \
-                                               another run's files). Restore the run directory from \
-                                               a backup; `cutover status RUN` still shows what was \
-                                               done"
-                .into(),
-            ExecError::NoSuchRun { .. } | ExecError::NoSuchPgRun { .. } => "`cutover runs` lists \
-                                                                            the runs of this state \
-                                                                            directory (`--state-dir` \
-                                                                            or CUTOVER_STATE_DIR); \
-                                                                            a RUN can also be \
-                                                                            `latest`, a release \
-                                                                            name (its newest run) \
-                                                                            or the start of a run id"
-            .into(),
-            ExecError::AmbiguousRun { .. } => {
-                "give more of the run id (`cutover runs` lists them)".into()
-            }
-            ExecError::NoDriver { .. } => "`cutover apply SPEC --dry-run` walks the whole plan \
-                                           without side effects; real PostgreSQL, Docker and router \
-                                           steps arrive with their drivers"
-                .into(),
             ExecError::Log(e) => e.hint(),
             ExecError::PlanFormat { .. } | ExecError::PgLogFormat { .. } => {
                 crate::log::VERSION_HINT.into()
             }
-            ExecError::PgLogDamaged { .. } => "the log is the record of what was done: do not \
-                                               delete or edit its rows; `SELECT seq, payload FROM \
-                                               cutover_events WHERE run_id = 'RUN' ORDER BY seq` \
-                                               shows the events before the damage"
-                .into(),
-            ExecError::PgRowUnreadable { .. } => "a newer cutover may have written it (it knows \
-                                                  more kinds of events): use that version"
-                .into(),
-            ExecError::NoLog { .. } => "if the run never started, start a new one with `cutover \
-                                        apply`; if events.log was removed, restore it from a backup \
-                                        of the state directory: without it cutover cannot know what \
-                                        the run did"
-                .into(),
-            ExecError::Damaged { .. } => "cutover writes a run's plan.json once, when the run \
-                                          starts, and never changes it; without it the run's steps \
-                                          are unknown: restore the file from a backup of the state \
-                                          directory"
-                .into(),
-            ExecError::Replay { .. } => "every record is intact but they contradict each other, as \
-                                         happens when another cutover version wrote them: use that \
-                                         version, and keep the file"
-                .into(),
             // A run stopped by a failed append continues where it stopped, not from the start.
             ExecError::File { action, source, .. }
                 if action.starts_with("append") && is_full(source) =>
@@ -694,10 +644,65 @@ impl ExecError {
                 "rename the spec's file or directory to the name shown (or to UTF-8 and link it \
                  there), then run `cutover resume {run}` again"
             ),
-            ExecError::Replan { .. } => "fix what the planner names, keeping the steps the run \
-                                         started with (the plan must not change), then run the same \
-                                         command again"
-                .into(),
+            _ => return None,
+        })
+    }
+
+    /// The hints that name nothing of the error's own (no step, pid or path).
+    fn fixed_hint(&self) -> Option<&'static str> {
+        Some(match self {
+            ExecError::PlanChanged { .. } => {
+                "restore the spec and migrations the run started with (e.g. `git checkout`), or \
+                 roll this run back with `cutover rollback RUN` (it uses the recorded plan) and \
+                 start a new one"
+            }
+            ExecError::Environment { .. } => {
+                "set what it names in this shell, to the values the run started with (a resume or \
+                 rollback reaches the same databases and runs the same commands), then run the \
+                 same command again"
+            }
+            ExecError::PlanMismatch { .. } => {
+                "the log is intact and is the truth; plan.json was edited or damaged on disk (or \
+                 the directory holds another run's files). Restore the run directory from a \
+                 backup; `cutover status RUN` still shows what was done"
+            }
+            ExecError::NoSuchRun { .. } | ExecError::NoSuchPgRun { .. } => {
+                "`cutover runs` lists the runs of this state directory (`--state-dir` or \
+                 CUTOVER_STATE_DIR); a RUN can also be `latest`, a release name (its newest run) \
+                 or the start of a run id"
+            }
+            ExecError::AmbiguousRun { .. } => "give more of the run id (`cutover runs` lists them)",
+            ExecError::NoDriver { .. } => {
+                "`cutover apply SPEC --dry-run` walks the whole plan without side effects; real \
+                 PostgreSQL, Docker and router steps arrive with their drivers"
+            }
+            ExecError::PgLogDamaged { .. } => {
+                "the log is the record of what was done: do not delete or edit its rows; `SELECT \
+                 seq, payload FROM cutover_events WHERE run_id = 'RUN' ORDER BY seq` shows the \
+                 events before the damage"
+            }
+            ExecError::PgRowUnreadable { .. } => {
+                "a newer cutover may have written it (it knows more kinds of events): use that \
+                 version"
+            }
+            ExecError::NoLog { .. } => {
+                "if the run never started, start a new one with `cutover apply`; if events.log \
+                 was removed, restore it from a backup of the state directory: without it cutover \
+                 cannot know what the run did"
+            }
+            ExecError::Damaged { .. } => {
+                "cutover writes a run's plan.json once, when the run starts, and never changes \
+                 it; without it the run's steps are unknown: restore the file from a backup of \
+                 the state directory"
+            }
+            ExecError::Replay { .. } => {
+                "every record is intact but they contradict each other, as happens when another \
+                 cutover version wrote them: use that version, and keep the file"
+            }
+            ExecError::Replan { .. } => {
+                "fix what the planner names, keeping the steps the run started with (the plan \
+                 must not change), then run the same command again"
+            }
             _ => return None,
         })
     }

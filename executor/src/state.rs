@@ -28,6 +28,19 @@ pub enum StepState {
     CompensationFailed,
 }
 
+impl StepState {
+    /// Every state, in the order a step moves through them.
+    pub const ALL: [StepState; 7] = [
+        StepState::Pending,
+        StepState::Started,
+        StepState::Succeeded,
+        StepState::Failed,
+        StepState::Compensating,
+        StepState::Compensated,
+        StepState::CompensationFailed,
+    ];
+}
+
 /// One step's history.
 #[derive(Debug, Clone, Serialize)]
 pub struct StepStatus {

@@ -274,6 +274,23 @@ async fn started(
     (dir, session, opts)
 }
 
+/// `plan` run forward to its end with `jobs` at once and `on_failure = "rollback"`, the drivers
+/// acting as `script` says: the state directory (kept while the test lives), the session, and
+/// the run's result.
+async fn forward(
+    plan: Plan,
+    script: &Script,
+    jobs: usize,
+) -> (tempfile::TempDir, Session, crate::runner::ForwardResult) {
+    let (drivers, _started) = script.drivers(Drivers::default());
+    let (dir, mut session, opts) = started(plan, jobs, OnFailure::Rollback).await;
+    let r = session
+        .forward_until(&drivers, &opts, no_stops())
+        .await
+        .unwrap();
+    (dir, session, r)
+}
+
 fn state_of(session: &Session, id: &str) -> StepState {
     session.state.steps[id].state
 }
@@ -303,12 +320,7 @@ async fn a_failed_step_rolls_back_what_succeeded_newest_first_with_its_undo_data
         (command("command/d"), &["command/c"]),
     ]);
     let script = Script::default().act("command/c", Act::Fail);
-    let (drivers, _started) = script.drivers(Drivers::default());
-    let (_dir, mut session, opts) = started(p, 4, OnFailure::Rollback).await;
-    let r = session
-        .forward_until(&drivers, &opts, no_stops())
-        .await
-        .unwrap();
+    let (_dir, session, r) = forward(p, &script, 4).await;
     assert_eq!(r.outcome, Outcome::RolledBack);
     assert_eq!(
         r.failed,
@@ -346,12 +358,7 @@ async fn a_rollback_stops_at_a_pivot() {
         (command("command/c"), &["command/b"]),
     ]);
     let script = Script::default().act("command/c", Act::Fail);
-    let (drivers, _started) = script.drivers(Drivers::default());
-    let (_dir, mut session, opts) = started(p, 1, OnFailure::Rollback).await;
-    let r = session
-        .forward_until(&drivers, &opts, no_stops())
-        .await
-        .unwrap();
+    let (_dir, session, r) = forward(p, &script, 1).await;
     assert_eq!(r.outcome, Outcome::RollbackStopped);
     assert_eq!(
         r.stopped_at,
@@ -372,12 +379,7 @@ async fn an_inconclusive_gate_pauses_the_run_whatever_on_failure_says() {
         (command("command/b"), &["command/gate"]),
     ]);
     let script = Script::default().act("command/gate", Act::Inconclusive);
-    let (drivers, _started) = script.drivers(Drivers::default());
-    let (_dir, mut session, opts) = started(p, 2, OnFailure::Rollback).await;
-    let r = session
-        .forward_until(&drivers, &opts, no_stops())
-        .await
-        .unwrap();
+    let (_dir, session, r) = forward(p, &script, 2).await;
     assert_eq!(r.outcome, Outcome::Paused);
     assert_eq!(
         session.state.paused.as_deref(),
@@ -396,12 +398,7 @@ async fn no_more_steps_run_at_once_than_jobs() {
     for id in &ids {
         script = script.act(id, Act::Succeed(30));
     }
-    let (drivers, _started) = script.drivers(Drivers::default());
-    let (_dir, mut session, opts) = started(p, 2, OnFailure::Rollback).await;
-    let r = session
-        .forward_until(&drivers, &opts, no_stops())
-        .await
-        .unwrap();
+    let (_dir, session, r) = forward(p, &script, 2).await;
     assert_eq!(r.outcome, Outcome::Succeeded);
     assert_eq!(script.most.load(Ordering::SeqCst), 2);
     // Started in plan order.

@@ -68,14 +68,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> io::Resu
     assert!(config.connections > 0, "at least one connection");
 
     let timeline = match &config.timeline {
-        Some(path) => {
-            let mut w = BufWriter::new(File::create(path)?);
-            writeln!(w, "unix_ms,method,outcome,status,version,latency_us")?;
-            Some(Mutex::new(Timeline {
-                out: w,
-                error: None,
-            }))
-        }
+        Some(path) => Some(open_timeline(path)?),
         None => None,
     };
 
@@ -128,12 +121,37 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> io::Resu
         t.out.flush()?;
     }
 
+    Ok(summarize(
+        totals,
+        duration_s,
+        stopped_by,
+        shared.first_failure.get().cloned(),
+    ))
+}
+
+/// The timeline CSV at `path`, created with its header row.
+fn open_timeline(path: &std::path::Path) -> io::Result<Mutex<Timeline>> {
+    let mut w = BufWriter::new(File::create(path)?);
+    writeln!(w, "unix_ms,method,outcome,status,version,latency_us")?;
+    Ok(Mutex::new(Timeline {
+        out: w,
+        error: None,
+    }))
+}
+
+/// The run's summary from the workers' merged counts.
+fn summarize(
+    mut totals: WorkerStats,
+    duration_s: f64,
+    stopped_by: &str,
+    first_failure: Option<String>,
+) -> Summary {
     totals.acked.sort_by_key(|(seq, _)| *seq);
     let by_method = ByMethod {
         get: totals.get,
         post: totals.post,
     };
-    Ok(Summary {
+    Summary {
         requests: by_method.get.requests + by_method.post.requests,
         ok: by_method.get.ok + by_method.post.ok,
         failed: by_method.get.failed + by_method.post.failed,
@@ -147,8 +165,8 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> io::Resu
         latency_ms: Latency::from_micros(&mut totals.latencies_us),
         duration_s,
         stopped_by: stopped_by.to_string(),
-        first_failure: shared.first_failure.get().cloned(),
-    })
+        first_failure,
+    }
 }
 
 /// Waits for the first of: duration elapsed, stop file present, shutdown.

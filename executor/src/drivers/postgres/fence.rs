@@ -2,7 +2,7 @@
 //! undone, nothing of that executor's attempt may still be at work in the database. Its
 //! backends are found by the run tag in their `application_name` (see [`super::connection`]).
 
-use super::connection::{connect, own_suffix, run_tag};
+use super::connection::{Pooled, connect, own_suffix, run_tag};
 use super::err;
 use crate::driver::StepError;
 use crate::drivers::pgerror::PgError;
@@ -28,32 +28,8 @@ pub(super) async fn fence_database(
     let started = tokio::time::Instant::now();
     let mut seen: Vec<String> = Vec::new();
     let mut cancelled = false;
-    let mut lost = 0;
     loop {
-        let rows: Vec<(i32, String, Option<String>)> = match sqlx::query_as(
-            "SELECT pid, application_name, state FROM pg_stat_activity WHERE application_name LIKE \
-             $1 AND application_name NOT LIKE '%' || $2 AND pid <> pg_backend_pid()",
-        )
-        .bind(&pattern)
-        .bind(own_suffix())
-        .fetch_all(&mut *conn)
-        .await
-        {
-            Ok(rows) => {
-                lost = 0;
-                rows
-            }
-            // The poll only reads pg_stat_activity, so asking again on a new connection is
-            // safe. A connection lost at the transport (reset by the peer, a broken pipe) is
-            // replaced a few times before the fence gives up.
-            Err(sqlx::Error::Io(_)) if lost < LOST_CONNECTIONS => {
-                lost += 1;
-                tokio::time::sleep(Duration::from_millis(200)).await;
-                conn = connect(url_env, database, "fence").await?;
-                continue;
-            }
-            Err(e) => return Err(err(e)),
-        };
+        let rows = poll(&mut conn, url_env, database, &pattern).await?;
         if rows.is_empty() {
             conn.release().await;
             if seen.is_empty() {
@@ -68,15 +44,12 @@ pub(super) async fn fence_database(
             )));
         }
         for (pid, name, state) in &rows {
-            let line = format!(
-                "backend pid {pid}, `{name}`, {}",
-                state.as_deref().unwrap_or("?")
-            );
             if !seen
                 .iter()
                 .any(|s| s.starts_with(&format!("backend pid {pid},")))
             {
-                seen.push(line);
+                let state = state.as_deref().unwrap_or("?");
+                seen.push(format!("backend pid {pid}, `{name}`, {state}"));
             }
         }
         let waited = started.elapsed();
@@ -103,5 +76,40 @@ pub(super) async fn fence_database(
             .into());
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A backend of an earlier executor: pid, `application_name`, state (`pg_stat_activity`).
+type Backend = (i32, String, Option<String>);
+
+/// The backends whose `application_name` matches `pattern`, other than this process's own. The
+/// poll only reads `pg_stat_activity`, so asking again on a new connection is safe: a connection
+/// lost at the transport (reset by the peer, a broken pipe) is replaced, up to
+/// [`LOST_CONNECTIONS`] times in a row, before the fence gives up.
+async fn poll(
+    conn: &mut Pooled,
+    url_env: &str,
+    database: &str,
+    pattern: &str,
+) -> Result<Vec<Backend>, StepError> {
+    let mut lost = 0;
+    loop {
+        let rows = sqlx::query_as(
+            "SELECT pid, application_name, state FROM pg_stat_activity WHERE application_name LIKE \
+             $1 AND application_name NOT LIKE '%' || $2 AND pid <> pg_backend_pid()",
+        )
+        .bind(pattern)
+        .bind(own_suffix())
+        .fetch_all(&mut **conn)
+        .await;
+        match rows {
+            Ok(rows) => return Ok(rows),
+            Err(sqlx::Error::Io(_)) if lost < LOST_CONNECTIONS => {
+                lost += 1;
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                *conn = connect(url_env, database, "fence").await?;
+            }
+            Err(e) => return Err(err(e)),
+        }
     }
 }
