@@ -325,9 +325,7 @@ fn add_column(ac: &ast::AddColumn, aw: &[SmolStr], t: &Target, schema: &mut Sche
     let unique_not_distinct = has_seq(aw, &["nulls", "not", "distinct"]);
     // The old version's inserts all write the default: a constant one
     // collides under a unique key, and a CHECK or a foreign key may reject it.
-    let constant_default = default
-        .as_deref()
-        .is_some_and(|d| !d.contains('(') && d != "(generated)");
+    let constant = default.as_deref().is_some_and(constant_default);
     // (`CHECK (col IS NOT NULL)` holds for any non-NULL default.)
     let checks_default = has_default
         && cons.iter().any(|k| match k {
@@ -335,7 +333,7 @@ fn add_column(ac: &ast::AddColumn, aw: &[SmolStr], t: &Target, schema: &mut Sche
             ast::Constraint::ReferencesConstraint(_) => true,
             _ => false,
         });
-    let unique_default = constant_default
+    let unique_default = constant
         && cons.iter().any(|k| {
             matches!(
                 k,
@@ -662,7 +660,7 @@ fn alter_column(
             // collides under a unique key on that column from the second insert on (a
             // volatile one, nextval() or gen_random_uuid(), does not).
             let constant = expr.as_deref().is_some_and(|e| {
-                !e.contains('(') && !e.contains("current_") && !e.contains("localtime")
+                constant_default(e) && !e.contains("current_") && !e.contains("localtime")
             });
             if let Some(key) = constant
                 .then(|| schema.single_column_key(table, &col))

@@ -56,7 +56,7 @@ pub(super) fn constraint_rejects(
             // Every insert of the old version writes the default: a CHECK or a foreign key may
             // reject it, and a unique key takes one constant value once.
             Some(_) if is_check || is_fk => return Rejects::May,
-            Some(d) if is_unique && !d.contains('(') => {
+            Some(d) if is_unique && constant_default(d) => {
                 return Rejects::Will(format!(
                     "each of its inserts writes the default `{d}` into `{table}.{col}`, and the \
                      second one collides"
@@ -105,6 +105,16 @@ fn constrained_columns(schema: &Schema, table: &str, node: &SyntaxNode) -> Vec<S
             .collect(),
         None => candidates,
     }
+}
+
+/// Whether a new column's default, as written, is one constant value: no function call
+/// (`nextval(...)`, `gen_random_uuid()`, `now()`, nor a generated column, written
+/// `(generated)`). Every insert of the running version that leaves the column out writes it, so
+/// a unique key on the column collides from the second one on. ADD COLUMN ... DEFAULT and a
+/// constraint on a column added by this release judge it so; SET DEFAULT also takes the
+/// `current_...` and `localtime...` keywords for volatile.
+pub(super) fn constant_default(default: &str) -> bool {
+    !default.contains('(')
 }
 
 /// Whether a CHECK expression tests for NULL, so a NULL the old version leaves can fail it
