@@ -64,142 +64,144 @@ pub(super) fn classify_alter_table(at: &ast::AlterTable, schema: &mut Schema) ->
     acc.c.owner_of = Some(table.clone()).filter(|t| !t.is_empty());
     for action in at.actions() {
         let aw = words(action.syntax());
-        let Acc {
-            c, unknown_inverse, ..
-        } = &mut acc;
+        let (t, acc) = (&target, &mut acc);
         match action {
-            ast::AlterTableAction::AddColumn(ac) => add_column(&ac, &aw, &target, schema, &mut acc),
-            ast::AlterTableAction::AddConstraint(ac) => {
-                add_constraint(&ac, &aw, &target, schema, &mut acc)
-            }
+            ast::AlterTableAction::AddColumn(ac) => add_column(&ac, &aw, t, schema, acc),
+            ast::AlterTableAction::AddConstraint(ac) => add_constraint(&ac, &aw, t, schema, acc),
             ast::AlterTableAction::ValidateConstraint(vc) => {
-                validate_constraint(&vc, &target, schema, &mut acc)
+                validate_constraint(&vc, t, schema, acc)
             }
-            ast::AlterTableAction::AlterColumn(ac) => {
-                alter_column(&ac, &aw, &target, schema, &mut acc)
-            }
-            ast::AlterTableAction::DropColumn(dc) => drop_column(&dc, &target, schema, &mut acc),
-            ast::AlterTableAction::DropConstraint(dc) => {
-                drop_constraint(&dc, &target, schema, &mut acc)
-            }
-            ast::AlterTableAction::RenameColumn(rc) => {
-                rename_column(&rc, &target, schema, &mut acc)
-            }
-            ast::AlterTableAction::TableRenameTo(rt) => {
-                rename_table(&rt, &target, schema, &mut acc)
-            }
-            ast::AlterTableAction::SetSchema(ss) => set_schema(&ss, &target, schema, &mut acc),
-            ast::AlterTableAction::SetTablespace(_)
-            | ast::AlterTableAction::SetLogged(_)
-            | ast::AlterTableAction::SetUnlogged(_)
-            | ast::AlterTableAction::SetAccessMethod(_) => {
-                c.raise(Expand);
-                if !is_new {
-                    c.finding(
-                        RuleId::TableRewrite,
-                        format!(
-                            "this rewrites all of `{table}` under an ACCESS EXCLUSIVE lock"
-                        ),
-                        "schedule it in a maintenance window (a `recreate` release) or use pg_repack",
-                    );
-                }
-                *unknown_inverse = Some(no_inverse_reason());
-            }
-            // Row-level security hides rows from, and rejects writes of, every role
-            // without a policy that admits them (PostgreSQL manual, 5.9 Row Security
-            // Policies): the old version's role may be one.
-            ast::AlterTableAction::EnableRls(_) | ast::AlterTableAction::ForceRls(_) if !is_new => {
-                c.raise(Contract);
-                c.declarable = true;
-                c.finding(
-                    RuleId::ConstraintRejectsOldWrites,
-                    format!(
-                        "row-level security on `{table}` hides rows from and rejects writes of \
-                         every role its policies do not admit, the running version's included \
-                         unless a policy admits it; cutover places it after that version is retired"
-                    ),
-                    RECIPE_CONSTRAINT_OLD_WRITES,
-                );
-                *unknown_inverse = Some(no_inverse_reason());
-            }
-            // The new owner takes the table's privileges from the old one, the running
-            // version's role maybe (PostgreSQL manual, ALTER TABLE, OWNER TO; 5.8 Privileges):
-            // like REVOKE, after that version is retired.
-            ast::AlterTableAction::OwnerTo(_) if !is_new && schema.table(&table).is_some() => {
-                c.raise(Contract);
-                *unknown_inverse = Some(no_inverse_reason());
-            }
-            // Without a replica identity, UPDATE and DELETE of a table a publication publishes
-            // fail (PostgreSQL manual, 31.1 Publication; ALTER TABLE, REPLICA IDENTITY): FULL or
-            // an index only adds one, NOTHING or DEFAULT (no primary key) can take it away.
-            ast::AlterTableAction::ReplicaIdentity(_)
-                if !is_new && !aw.iter().any(|x| x == "full" || x == "index") =>
-            {
-                let u = unclassified(at.syntax());
-                c.raise(Contract);
-                c.needs_declaration = true;
-                c.findings.extend(u.findings);
-                *unknown_inverse = Some(no_inverse_reason());
-            }
-            // Disabling a trigger takes away what it did for the running version's writes,
-            // like DROP TRIGGER (ALL also stops the foreign keys' system triggers); enabling
-            // one runs it on them, like CREATE TRIGGER (PostgreSQL manual, ALTER TABLE,
-            // DISABLE/ENABLE TRIGGER).
-            ast::AlterTableAction::DisableTrigger(_) if !is_new => {
-                c.raise(Contract);
-                *unknown_inverse = Some(no_inverse_reason());
-            }
-            ast::AlterTableAction::EnableTrigger(_)
-            | ast::AlterTableAction::EnableAlwaysTrigger(_)
-            | ast::AlterTableAction::EnableReplicaTrigger(_)
-                if !is_new =>
-            {
-                c.raise(Contract);
-                c.declarable = true;
-                c.finding(
-                    RuleId::ConstraintRejectsOldWrites,
-                    format!(
-                        "the trigger enabled on `{table}` runs a function cutover cannot read on the \
-                         running version's writes, which it can change or reject; cutover places it \
-                         after that version is retired"
-                    ),
-                    RECIPE_CONSTRAINT_OLD_WRITES,
-                );
-                *unknown_inverse = Some(no_inverse_reason());
-            }
-            ast::AlterTableAction::DetachPartition(_) => {
-                c.raise(Contract);
-                *unknown_inverse = Some(no_inverse_reason());
-            }
-            // The old version may name a constraint: `ON CONFLICT ON CONSTRAINT name`, or
-            // an error it matches by constraint name (PostgreSQL manual, INSERT, ON CONFLICT).
-            ast::AlterTableAction::RenameConstraint(rc) => {
-                let from = text_of(rc.constraint_name_ref()).unwrap_or_default();
-                let key = format!("{}@{}", normalize(&from), normalize(&table));
-                if is_new || schema.is_new_object("constraint", &key) {
-                    c.raise(Expand);
-                } else {
-                    c.raise(Breaking);
-                    c.finding(
-                        RuleId::BreakingRenameObject,
-                        format!(
-                            "renaming constraint `{from}` of `{table}` breaks the running version \
-                             where it names it (`ON CONFLICT ON CONSTRAINT {from}`, an error it \
-                             matches by constraint name)"
-                        ),
-                        RECIPE_RENAME_CONSTRAINT,
-                    );
-                }
-                learn::rename_constraint(schema, &table, &rc);
-                *unknown_inverse = Some(no_inverse_reason());
-            }
-            _ => {
-                c.raise(Expand);
-                *unknown_inverse = Some(no_inverse_reason());
+            ast::AlterTableAction::AlterColumn(ac) => alter_column(&ac, &aw, t, schema, acc),
+            ast::AlterTableAction::DropColumn(dc) => drop_column(&dc, t, schema, acc),
+            ast::AlterTableAction::DropConstraint(dc) => drop_constraint(&dc, t, schema, acc),
+            ast::AlterTableAction::RenameColumn(rc) => rename_column(&rc, t, schema, acc),
+            ast::AlterTableAction::TableRenameTo(rt) => rename_table(&rt, t, schema, acc),
+            ast::AlterTableAction::SetSchema(ss) => set_schema(&ss, t, schema, acc),
+            other => {
+                table_action(other, &aw, t, schema, &mut acc.c);
+                acc.unknown_inverse = Some(no_inverse_reason());
             }
         }
     }
     acc.into_class()
+}
+
+/// The actions that change no column or constraint of the table (its storage, row security,
+/// owner, replica identity, triggers, partitions, a constraint's name, and any other), judged
+/// into `c`. None has an inverse cutover writes.
+fn table_action(
+    action: ast::AlterTableAction,
+    aw: &[SmolStr],
+    t: &Target,
+    schema: &mut Schema,
+    c: &mut Class,
+) {
+    use StmtPhase::*;
+    let Target { table, is_new, at } = *t;
+    match action {
+        ast::AlterTableAction::SetTablespace(_)
+        | ast::AlterTableAction::SetLogged(_)
+        | ast::AlterTableAction::SetUnlogged(_)
+        | ast::AlterTableAction::SetAccessMethod(_) => {
+            c.raise(Expand);
+            if !is_new {
+                c.finding(
+                    RuleId::TableRewrite,
+                    format!("this rewrites all of `{table}` under an ACCESS EXCLUSIVE lock"),
+                    "schedule it in a maintenance window (a `recreate` release) or use pg_repack",
+                );
+            }
+        }
+        // Row-level security hides rows from, and rejects writes of, every role
+        // without a policy that admits them (PostgreSQL manual, 5.9 Row Security
+        // Policies): the old version's role may be one.
+        ast::AlterTableAction::EnableRls(_) | ast::AlterTableAction::ForceRls(_) if !is_new => {
+            rejects_old_writes(
+                c,
+                format!(
+                    "row-level security on `{table}` hides rows from and rejects writes of \
+                     every role its policies do not admit, the running version's included \
+                     unless a policy admits it; cutover places it after that version is retired"
+                ),
+            )
+        }
+        // The new owner takes the table's privileges from the old one, the running
+        // version's role maybe (PostgreSQL manual, ALTER TABLE, OWNER TO; 5.8 Privileges):
+        // like REVOKE, after that version is retired.
+        ast::AlterTableAction::OwnerTo(_) if !is_new && schema.table(table).is_some() => {
+            c.raise(Contract);
+        }
+        // Without a replica identity, UPDATE and DELETE of a table a publication publishes
+        // fail (PostgreSQL manual, 31.1 Publication; ALTER TABLE, REPLICA IDENTITY): FULL or
+        // an index only adds one, NOTHING or DEFAULT (no primary key) can take it away.
+        ast::AlterTableAction::ReplicaIdentity(_)
+            if !is_new && !aw.iter().any(|x| x == "full" || x == "index") =>
+        {
+            let u = unclassified(at.syntax());
+            c.raise(Contract);
+            c.needs_declaration = true;
+            c.findings.extend(u.findings);
+        }
+        // Disabling a trigger takes away what it did for the running version's writes,
+        // like DROP TRIGGER (ALL also stops the foreign keys' system triggers); enabling
+        // one runs it on them, like CREATE TRIGGER (PostgreSQL manual, ALTER TABLE,
+        // DISABLE/ENABLE TRIGGER).
+        ast::AlterTableAction::DisableTrigger(_) if !is_new => c.raise(Contract),
+        ast::AlterTableAction::EnableTrigger(_)
+        | ast::AlterTableAction::EnableAlwaysTrigger(_)
+        | ast::AlterTableAction::EnableReplicaTrigger(_)
+            if !is_new =>
+        {
+            rejects_old_writes(
+                c,
+                format!(
+                    "the trigger enabled on `{table}` runs a function cutover cannot read on the \
+                     running version's writes, which it can change or reject; cutover places it \
+                     after that version is retired"
+                ),
+            )
+        }
+        ast::AlterTableAction::DetachPartition(_) => c.raise(Contract),
+        ast::AlterTableAction::RenameConstraint(rc) => rename_constraint(&rc, t, schema, c),
+        _ => c.raise(Expand),
+    }
+}
+
+/// Contract, declarable, with the finding `message` that the action can reject (or change) the
+/// running version's writes: cutover places it after that version is retired.
+fn rejects_old_writes(c: &mut Class, message: String) {
+    c.raise(StmtPhase::Contract);
+    c.declarable = true;
+    c.finding(
+        RuleId::ConstraintRejectsOldWrites,
+        message,
+        RECIPE_CONSTRAINT_OLD_WRITES,
+    );
+}
+
+/// RENAME CONSTRAINT: breaks the running version, which may name the constraint (`ON CONFLICT
+/// ON CONSTRAINT name`, or an error it matches by constraint name; PostgreSQL manual, INSERT,
+/// ON CONFLICT), unless the table or the constraint is new to this release.
+fn rename_constraint(rc: &ast::RenameConstraint, t: &Target, schema: &mut Schema, c: &mut Class) {
+    use StmtPhase::*;
+    let Target { table, is_new, .. } = *t;
+    let from = text_of(rc.constraint_name_ref()).unwrap_or_default();
+    let key = format!("{}@{}", normalize(&from), normalize(table));
+    if is_new || schema.is_new_object("constraint", &key) {
+        c.raise(Expand);
+    } else {
+        c.raise(Breaking);
+        c.finding(
+            RuleId::BreakingRenameObject,
+            format!(
+                "renaming constraint `{from}` of `{table}` breaks the running version \
+                 where it names it (`ON CONFLICT ON CONSTRAINT {from}`, an error it \
+                 matches by constraint name)"
+            ),
+            RECIPE_RENAME_CONSTRAINT,
+        );
+    }
+    learn::rename_constraint(schema, table, rc);
 }
 
 /// VALIDATE CONSTRAINT: expand, or contract for a constraint placed after the old version.
