@@ -295,23 +295,7 @@ fn add_column(ac: &ast::AddColumn, aw: &[SmolStr], t: &Target, schema: &mut Sche
     let Target { table, is_new, .. } = *t;
     let Acc { c, inverses, .. } = acc;
     let col = text_of(ac.column_name()).unwrap_or_default();
-    let cons: Vec<ast::Constraint> = ac.constraints().collect();
-    let not_null = cons.iter().any(|k| {
-        matches!(
-            k,
-            ast::Constraint::NotNullConstraint(_) | ast::Constraint::PrimaryKeyConstraint(_)
-        )
-    });
-    // `DEFAULT NULL` is no default: the old version's inserts still write NULL.
-    let default = cons.iter().find_map(|k| match k {
-        ast::Constraint::DefaultConstraint(d) => {
-            let dw = words(d.syntax());
-            (dw.get(1..) != Some(&[SmolStr::new_static("null")][..])).then(|| dw[1..].join(" "))
-        }
-        ast::Constraint::GeneratedConstraint(_) => Some("(generated)".into()),
-        _ => None,
-    });
-    let has_default = default.is_some();
+    let new = NewColumn::read(ac, aw);
     // A column added IF NOT EXISTS that is already there is not new.
     let exists = has_seq(aw, &["if", "not", "exists"])
         && schema
@@ -321,84 +305,155 @@ fn add_column(ac: &ast::AddColumn, aw: &[SmolStr], t: &Target, schema: &mut Sche
         c.raise(Expand);
         return;
     }
-    let null_check = cons.iter().any(|k| {
-            matches!(k, ast::Constraint::CheckConstraint(ck) if null_rejecting(&words(ck.syntax())))
-        });
-    let unique_not_distinct = has_seq(aw, &["nulls", "not", "distinct"]);
-    // The old version's inserts all write the default: a constant one
-    // collides under a unique key, and a CHECK or a foreign key may reject it.
-    let constant = default.as_deref().is_some_and(constant_default);
-    // (`CHECK (col IS NOT NULL)` holds for any non-NULL default.)
-    let checks_default = has_default
-        && cons.iter().any(|k| match k {
-            ast::Constraint::CheckConstraint(ck) => not_null_check_column(ck.syntax()).is_none(),
-            ast::Constraint::ReferencesConstraint(_) => true,
-            _ => false,
-        });
-    let unique_default = constant
-        && cons.iter().any(|k| {
+    if is_new {
+        c.raise(Expand);
+    } else {
+        new.judge(c, table, &col);
+        serial_rewrite(ac, c, table, &col);
+    }
+    inverses.push(format!("ALTER TABLE {table} DROP COLUMN IF EXISTS {col};"));
+    schema.add_new_column(table, &col, new.default.as_deref());
+    learn::add_column(schema, table, ac);
+    column_type::record_collation(schema, table, &col, ac.collate());
+}
+
+/// What an added column's constraints and default mean for the running version's inserts,
+/// which leave the column out.
+struct NewColumn {
+    /// NOT NULL or PRIMARY KEY.
+    not_null: bool,
+    /// The default as written, `(generated)` for a generated column; `None` for none or `DEFAULT
+    /// NULL`.
+    default: Option<String>,
+    /// A CHECK that rejects NULL, or a unique key with NULLS NOT DISTINCT.
+    rejects_null: bool,
+    /// With a default: a CHECK (other than `col IS NOT NULL`) or a foreign key may reject it.
+    checks_default: bool,
+    /// A constant default under a unique key or primary key: the second insert collides.
+    unique_default: bool,
+}
+
+impl NewColumn {
+    /// Reads the constraints of ADD COLUMN `ac`, whose words are `aw`.
+    fn read(ac: &ast::AddColumn, aw: &[SmolStr]) -> Self {
+        let cons: Vec<ast::Constraint> = ac.constraints().collect();
+        let not_null = cons.iter().any(|k| {
             matches!(
                 k,
-                ast::Constraint::UniqueConstraint(_) | ast::Constraint::PrimaryKeyConstraint(_)
+                ast::Constraint::NotNullConstraint(_) | ast::Constraint::PrimaryKeyConstraint(_)
             )
         });
-    if not_null && !has_default && !is_new {
-        c.raise(Breaking);
-        c.finding(
-            RuleId::BreakingAddRequiredColumn,
-            format!(
-                "`{table}.{col}` is added NOT NULL without a default: the old version's inserts \
-                 will fail"
-            ),
-            RECIPE_REQUIRED_COLUMN,
-        );
-    } else if (null_check || unique_not_distinct) && !has_default && !is_new {
-        c.raise(Breaking);
-        c.finding(
-            RuleId::BreakingAddConstraint,
-            format!(
-                "the constraint on the new column `{table}.{col}` rejects NULL (or a second NULL), \
-                 and every insert of the running version leaves it NULL: they fail"
-            ),
-            RECIPE_CONSTRAINT_NEW_COLUMN,
-        );
-    } else if unique_default && !is_new {
-        c.raise(Breaking);
-        c.finding(
-            RuleId::BreakingAddConstraint,
-            format!(
-                "every insert of the running version writes the default `{}` into the new unique \
-                 column `{table}.{col}`: the second one collides",
-                default.as_deref().unwrap_or_default()
-            ),
-            RECIPE_CONSTRAINT_NEW_COLUMN,
-        );
-    } else if checks_default && !is_new {
-        c.raise(Contract);
-        c.declarable = true;
-        c.finding(
-            RuleId::ConstraintRejectsOldWrites,
-            format!(
-                "every insert of the running version writes the default of the new column \
-                 `{table}.{col}`, which its constraint may reject; cutover places it after that \
-                 version is retired"
-            ),
-            RECIPE_CONSTRAINT_OLD_WRITES,
-        );
-    } else {
-        c.raise(Expand);
+        // `DEFAULT NULL` is no default: the old version's inserts still write NULL.
+        let default = cons.iter().find_map(|k| match k {
+            ast::Constraint::DefaultConstraint(d) => {
+                let dw = words(d.syntax());
+                (dw.get(1..) != Some(&[SmolStr::new_static("null")][..])).then(|| dw[1..].join(" "))
+            }
+            ast::Constraint::GeneratedConstraint(_) => Some("(generated)".into()),
+            _ => None,
+        });
+        let has_default = default.is_some();
+        let null_check = cons.iter().any(|k| {
+            matches!(k, ast::Constraint::CheckConstraint(ck) if null_rejecting(&words(ck.syntax())))
+        });
+        let unique_not_distinct = has_seq(aw, &["nulls", "not", "distinct"]);
+        // The old version's inserts all write the default: a constant one
+        // collides under a unique key, and a CHECK or a foreign key may reject it.
+        let constant = default.as_deref().is_some_and(constant_default);
+        // (`CHECK (col IS NOT NULL)` holds for any non-NULL default.)
+        let checks_default = has_default
+            && cons.iter().any(|k| match k {
+                ast::Constraint::CheckConstraint(ck) => {
+                    not_null_check_column(ck.syntax()).is_none()
+                }
+                ast::Constraint::ReferencesConstraint(_) => true,
+                _ => false,
+            });
+        let unique_default = constant
+            && cons.iter().any(|k| {
+                matches!(
+                    k,
+                    ast::Constraint::UniqueConstraint(_) | ast::Constraint::PrimaryKeyConstraint(_)
+                )
+            });
+        NewColumn {
+            not_null,
+            default,
+            rejects_null: null_check || unique_not_distinct,
+            checks_default,
+            unique_default,
+        }
     }
-    // A serial column's default is nextval(), which is volatile: PostgreSQL fills every row,
-    // rewriting the table under an ACCESS EXCLUSIVE lock (PostgreSQL manual, ALTER TABLE,
-    // Notes; 8.1.4 Serial Types). squawk's rule looks at DEFAULT clauses only, and a serial
-    // type has none written.
+
+    /// Judges the column `table.col`, added to a table the running version uses, into `c`:
+    /// breaking when that version's inserts fail (NOT NULL or a NULL-rejecting constraint
+    /// without a default, a constant default under a unique key), contract when a constraint
+    /// may reject its default, expand otherwise.
+    fn judge(&self, c: &mut Class, table: &str, col: &str) {
+        use StmtPhase::*;
+        let has_default = self.default.is_some();
+        if self.not_null && !has_default {
+            c.raise(Breaking);
+            c.finding(
+                RuleId::BreakingAddRequiredColumn,
+                format!(
+                    "`{table}.{col}` is added NOT NULL without a default: the old version's \
+                     inserts will fail"
+                ),
+                RECIPE_REQUIRED_COLUMN,
+            );
+        } else if self.rejects_null && !has_default {
+            c.raise(Breaking);
+            c.finding(
+                RuleId::BreakingAddConstraint,
+                format!(
+                    "the constraint on the new column `{table}.{col}` rejects NULL (or a second \
+                     NULL), and every insert of the running version leaves it NULL: they fail"
+                ),
+                RECIPE_CONSTRAINT_NEW_COLUMN,
+            );
+        } else if self.unique_default {
+            c.raise(Breaking);
+            c.finding(
+                RuleId::BreakingAddConstraint,
+                format!(
+                    "every insert of the running version writes the default `{}` into the new \
+                     unique column `{table}.{col}`: the second one collides",
+                    self.default.as_deref().unwrap_or_default()
+                ),
+                RECIPE_CONSTRAINT_NEW_COLUMN,
+            );
+        } else if self.checks_default {
+            c.raise(Contract);
+            c.declarable = true;
+            c.finding(
+                RuleId::ConstraintRejectsOldWrites,
+                format!(
+                    "every insert of the running version writes the default of the new column \
+                     `{table}.{col}`, which its constraint may reject; cutover places it after \
+                     that version is retired"
+                ),
+                RECIPE_CONSTRAINT_OLD_WRITES,
+            );
+        } else {
+            c.raise(Expand);
+        }
+    }
+}
+
+/// The finding on a serial column `table.col` added to a table the running version uses, if
+/// `ac` adds one: a serial column's default is nextval(), which is volatile, so PostgreSQL fills
+/// every row, rewriting the table under an ACCESS EXCLUSIVE lock (PostgreSQL manual, ALTER
+/// TABLE, Notes; 8.1.4 Serial Types). squawk's rule looks at DEFAULT clauses only, and a serial
+/// type has none written.
+fn serial_rewrite(ac: &ast::AddColumn, c: &mut Class, table: &str, col: &str) {
     let serial = ac.ty().map(|ty| words(ty.syntax())).is_some_and(|tw| {
         matches!(
             tw.first().map(SmolStr::as_str),
             Some("serial" | "bigserial" | "smallserial" | "serial2" | "serial4" | "serial8")
         )
     });
-    if serial && !is_new {
+    if serial {
         c.finding(
             RuleId::AddingFieldWithDefault,
             format!(
@@ -410,10 +465,6 @@ fn add_column(ac: &ast::AddColumn, aw: &[SmolStr], t: &Target, schema: &mut Sche
              DEFAULT nextval(...) (no rewrite), and backfill the existing rows in batches",
         );
     }
-    inverses.push(format!("ALTER TABLE {table} DROP COLUMN IF EXISTS {col};"));
-    schema.add_new_column(table, &col, default.as_deref());
-    learn::add_column(schema, table, ac);
-    column_type::record_collation(schema, table, &col, ac.collate());
 }
 
 /// ADD CONSTRAINT: what it does to the running version, its inverse, and what the schema model
@@ -483,9 +534,9 @@ fn add_constraint(
             c.finding(
                 RuleId::ConstraintRejectsOldWrites,
                 format!(
-                    "the new constraint on `{table}` can reject writes of the version still running \
-                     (`NOT VALID` only skips the rows already there); cutover places it after that \
-                     version is retired"
+                    "the new constraint on `{table}` can reject writes of the version still \
+                     running (`NOT VALID` only skips the rows already there); cutover places it \
+                     after that version is retired"
                 ),
                 RECIPE_CONSTRAINT_OLD_WRITES,
             );
