@@ -476,8 +476,7 @@ fn add_constraint(
     schema: &mut Schema,
     acc: &mut Acc,
 ) {
-    use StmtPhase::*;
-    let Target { table, is_new, .. } = *t;
+    let table = t.table;
     let Acc {
         c,
         inverses,
@@ -493,10 +492,43 @@ fn add_constraint(
                 .into(),
         ),
     }
+    let rejects = new_constraint_rejects(ac, aw, name.as_deref(), t, schema);
+    let deferred = matches!(rejects, Rejects::May);
+    raise_for_rejects(c, rejects, table);
+    if let Some(n) = &name {
+        let key = format!("{}@{}", normalize(n), normalize(table));
+        if deferred {
+            schema.defer_constraint(table, n);
+        }
+        schema.create_object("constraint", &key);
+        c.creates.push(("constraint", key));
+    }
+    if let Some(col) = not_null_check_column(ac.syntax()) {
+        let validated = !has_seq(aw, &["not", "valid"]);
+        schema.add_not_null_check(table, name.as_deref(), &col, validated);
+        if deferred {
+            schema.defer_constraint(table, &not_null_key(&col));
+        }
+    }
+    learn::add_constraint(schema, table, ac);
+}
+
+/// What the constraint ADD CONSTRAINT `ac` (named `name`, with words `aw`) adds to `t` rejects
+/// of the running version's writes: what a primary key made from a unique index makes NOT NULL;
+/// else nothing on a new table, for a constraint added again after this file dropped it (but a
+/// CHECK) or for one made from an existing index; else what [`constraint_rejects`] finds.
+fn new_constraint_rejects(
+    ac: &ast::AddConstraint,
+    aw: &[SmolStr],
+    name: Option<&str>,
+    t: &Target,
+    schema: &Schema,
+) -> Rejects {
+    let Target { table, is_new, .. } = *t;
     // Added again after this file dropped it (Prisma's DropForeignKey and
     // AddForeignKey to change ON DELETE): a key on the same columns rejects
     // what the old one did. A CHECK's expression may differ: judged anew.
-    let replaced = name.as_deref().is_some_and(|n| {
+    let replaced = name.is_some_and(|n| {
         schema.was_dropped_in_file(
             "constraint",
             &format!("{}@{}", normalize(n), normalize(table)),
@@ -504,7 +536,7 @@ fn add_constraint(
     }) && !aw.iter().any(|x| x == "check");
     // A primary key made from a unique index also makes its columns NOT NULL.
     let pk_nullable = pk_nullable_columns(ac, aw, t, schema);
-    let rejects = if !pk_nullable.is_empty() {
+    if !pk_nullable.is_empty() {
         Rejects::Will(format!(
             "the primary key makes `{}` NOT NULL, which the old version may leave NULL",
             pk_nullable.join("`, `")
@@ -513,8 +545,14 @@ fn add_constraint(
         Rejects::No
     } else {
         constraint_rejects(schema, table, ac.syntax(), aw)
-    };
-    let deferred = matches!(rejects, Rejects::May);
+    }
+}
+
+/// Raises `c` for what a new constraint on `table` [`Rejects`]: expand when nothing, breaking
+/// when it rejects the running version's inserts, contract (declarable) when it may reject its
+/// writes.
+fn raise_for_rejects(c: &mut Class, rejects: Rejects, table: &str) {
+    use StmtPhase::*;
     match rejects {
         Rejects::No => c.raise(Expand),
         Rejects::Will(why) => {
@@ -542,22 +580,6 @@ fn add_constraint(
             );
         }
     }
-    if let Some(n) = &name {
-        let key = format!("{}@{}", normalize(n), normalize(table));
-        if deferred {
-            schema.defer_constraint(table, n);
-        }
-        schema.create_object("constraint", &key);
-        c.creates.push(("constraint", key));
-    }
-    if let Some(col) = not_null_check_column(ac.syntax()) {
-        let validated = !has_seq(aw, &["not", "valid"]);
-        schema.add_not_null_check(table, name.as_deref(), &col, validated);
-        if deferred {
-            schema.defer_constraint(table, &not_null_key(&col));
-        }
-    }
-    learn::add_constraint(schema, table, ac);
 }
 
 /// The columns a primary key made from a unique index (`ADD PRIMARY KEY USING INDEX`) makes
