@@ -609,7 +609,7 @@ fn pk_nullable_columns(
 }
 
 /// ALTER COLUMN (type, NOT NULL, default, identity, ...): what it does to the running version, its
-/// inverse, and what the schema model learns.
+/// inverse, and what the schema model learns; one helper per form.
 fn alter_column(
     ac: &ast::AlterColumn,
     aw: &[SmolStr],
@@ -619,71 +619,21 @@ fn alter_column(
 ) {
     use StmtPhase::*;
     let Target { table, is_new, .. } = *t;
-    let Acc {
-        c,
-        inverses,
-        unknown_inverse,
-    } = acc;
     let col = text_of(ac.column_name_ref()).unwrap_or_default();
     let was_not_null = schema
         .table(table)
         .and_then(|t| t.column(&normalize(&col)))
         .is_some_and(|c| c.not_null);
     learn::alter_column(schema, table, ac);
+    let Acc {
+        c, unknown_inverse, ..
+    } = acc;
     match ac.option() {
-        Some(ast::AlterColumnOption::SetType(st)) => {
-            let views = schema.views_reading(table, &col);
-            if !views.is_empty() {
-                c.raise(Breaking);
-                let views = views
-                    .iter()
-                    .map(|v| format!("`{v}`"))
-                    .collect::<Vec<_>>()
-                    .join(", ");
-                c.finding(
-                    RuleId::ColumnTypeUsedByView,
-                    format!(
-                        "`{table}.{col}` is read by {views}: PostgreSQL refuses to change its type \
-                         (\"cannot alter type of a column used by a view or rule\"), even a widening \
-                         that needs no rewrite"
-                    ),
-                    "drop the view, change the type and create the view again in one migration \
-                     (the old version must not read the view meanwhile), or add a column of the new \
-                     type beside the old one and move readers to it",
-                );
-            }
-            if is_new {
-                c.raise(Expand);
-            } else {
-                column_type::classify_set_type(c, schema, table, &col, &st);
-            }
-            *unknown_inverse = Some(
-                "the previous type is not restored automatically; add a down migration".into(),
-            );
-            column_type::apply_set_type(schema, table, &col, &st);
-        }
+        Some(ast::AlterColumnOption::SetType(st)) => set_type(&st, t, &col, schema, acc),
         Some(ast::AlterColumnOption::SetNotNull(_)) => {
             set_not_null(t, &col, was_not_null, schema, acc)
         }
-        Some(ast::AlterColumnOption::DropNotNull(_)) => {
-            c.raise(Expand);
-            if !is_new && schema.new_column(table, &col).is_none() {
-                c.finding(
-                    RuleId::BanDropNotNull,
-                    format!(
-                        "dropping NOT NULL on `{table}.{col}` lets the new version write NULLs that \
-                         the version still running may not expect when it reads them"
-                    ),
-                    "make sure the old version reads NULL safely before the new version writes one \
-                     (or run it in a contract migration, after the old version is retired); the \
-                     lock is brief",
-                );
-            }
-            inverses.push(format!(
-                "ALTER TABLE {table} ALTER COLUMN {col} SET NOT NULL;"
-            ));
-            schema.set_not_null(table, &col, false);
-        }
+        Some(ast::AlterColumnOption::DropNotNull(_)) => drop_not_null(t, &col, schema, acc),
         Some(ast::AlterColumnOption::DropDefault(_)) => {
             schema.set_new_column_default(table, &col, None);
             c.raise(if is_new { Expand } else { Contract });
@@ -693,70 +643,17 @@ fn alter_column(
         // The old version's inserts that leave the column out rely on its
         // identity; those that give it a value rely on BY DEFAULT.
         Some(ast::AlterColumnOption::DropIdentity(_)) if !is_new && was_not_null => {
-            c.raise(Breaking);
-            c.finding(
-                RuleId::BreakingAddConstraint,
-                format!(
-                    "DROP IDENTITY leaves `{table}.{col}` NOT NULL without a value: the running \
-                     version's inserts, which leave it to the identity, fail"
-                ),
-                "drop the identity in a contract migration, after the old version is retired; or \
-                 give the column a default first",
-            );
+            drop_identity(c, table, &col);
             *unknown_inverse = Some(no_inverse_reason());
         }
         Some(
             ast::AlterColumnOption::SetGenerated(_)
             | ast::AlterColumnOption::SetGeneratedOptions(_),
         ) if !is_new && has_seq(aw, &["generated", "always"]) => {
-            c.raise(Contract);
-            c.declarable = true;
-            c.finding(
-                RuleId::ConstraintRejectsOldWrites,
-                format!(
-                    "GENERATED ALWAYS makes PostgreSQL reject every insert of the running version \
-                     that gives `{table}.{col}` a value; cutover places it after that version is \
-                     retired"
-                ),
-                RECIPE_CONSTRAINT_OLD_WRITES,
-            );
+            generated_always(c, table, &col);
             *unknown_inverse = Some(no_inverse_reason());
         }
-        Some(ast::AlterColumnOption::SetDefault(sd)) => {
-            let dw = words(sd.syntax());
-            let expr = dw
-                .iter()
-                .position(|t| t == "default")
-                .map(|p| dw[p + 1..].join(" "))
-                .filter(|e| e != "null");
-            schema.set_new_column_default(table, &col, expr.as_deref());
-            c.raise(Expand);
-            // Every insert that leaves the column out writes the default: a constant one
-            // collides under a unique key on that column from the second insert on (a
-            // volatile one, nextval() or gen_random_uuid(), does not).
-            let constant = expr.as_deref().is_some_and(|e| {
-                constant_default(e) && !e.contains("current_") && !e.contains("localtime")
-            });
-            if let Some(key) = constant
-                .then(|| schema.single_column_key(table, &col))
-                .flatten()
-                .filter(|_| !is_new)
-            {
-                c.raise(Breaking);
-                c.finding(
-                    RuleId::BreakingAddConstraint,
-                    format!(
-                        "every insert that leaves `{table}.{col}` out writes the constant default \
-                         `{}`, and `{key}` keeps the column unique: the second such insert of the \
-                         running version collides",
-                        expr.as_deref().unwrap_or_default()
-                    ),
-                    "give the column a volatile default (nextval(), gen_random_uuid()), or none",
-                );
-            }
-            *unknown_inverse =
-                Some("the previous default is not known; add a down migration".into());
-        }
+        Some(ast::AlterColumnOption::SetDefault(sd)) => set_default(&sd, t, &col, schema, acc),
         // RESTART, SET MAXVALUE, SET CYCLE ... of an identity column's sequence.
         _ if !is_new && super::sequence::moves(aw) => {
             super::sequence::moved(
@@ -770,6 +667,144 @@ fn alter_column(
             *unknown_inverse = Some(no_inverse_reason());
         }
     }
+}
+
+/// SET TYPE: breaking when a view reads the column (PostgreSQL refuses the change), else what
+/// [`column_type::classify_set_type`] makes of it (expand on a new table); no inverse, and the
+/// schema model learns the new type.
+fn set_type(st: &ast::SetType, t: &Target, col: &str, schema: &mut Schema, acc: &mut Acc) {
+    use StmtPhase::*;
+    let Target { table, is_new, .. } = *t;
+    let Acc {
+        c, unknown_inverse, ..
+    } = acc;
+    let views = schema.views_reading(table, col);
+    if !views.is_empty() {
+        c.raise(Breaking);
+        let views = views
+            .iter()
+            .map(|v| format!("`{v}`"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        c.finding(
+            RuleId::ColumnTypeUsedByView,
+            format!(
+                "`{table}.{col}` is read by {views}: PostgreSQL refuses to change its type \
+                 (\"cannot alter type of a column used by a view or rule\"), even a widening \
+                 that needs no rewrite"
+            ),
+            "drop the view, change the type and create the view again in one migration \
+             (the old version must not read the view meanwhile), or add a column of the new \
+             type beside the old one and move readers to it",
+        );
+    }
+    if is_new {
+        c.raise(Expand);
+    } else {
+        column_type::classify_set_type(c, schema, table, col, st);
+    }
+    *unknown_inverse =
+        Some("the previous type is not restored automatically; add a down migration".into());
+    column_type::apply_set_type(schema, table, col, st);
+}
+
+/// DROP NOT NULL: expand, with a finding when the running version, which may not expect NULLs,
+/// reads the column; undone by SET NOT NULL.
+fn drop_not_null(t: &Target, col: &str, schema: &mut Schema, acc: &mut Acc) {
+    use StmtPhase::*;
+    let Target { table, is_new, .. } = *t;
+    let Acc { c, inverses, .. } = acc;
+    c.raise(Expand);
+    if !is_new && schema.new_column(table, col).is_none() {
+        c.finding(
+            RuleId::BanDropNotNull,
+            format!(
+                "dropping NOT NULL on `{table}.{col}` lets the new version write NULLs that \
+                 the version still running may not expect when it reads them"
+            ),
+            "make sure the old version reads NULL safely before the new version writes one \
+             (or run it in a contract migration, after the old version is retired); the \
+             lock is brief",
+        );
+    }
+    inverses.push(format!(
+        "ALTER TABLE {table} ALTER COLUMN {col} SET NOT NULL;"
+    ));
+    schema.set_not_null(table, col, false);
+}
+
+/// DROP IDENTITY of a NOT NULL column the running version writes: breaking, as its inserts
+/// that leave the column to the identity fail.
+fn drop_identity(c: &mut Class, table: &str, col: &str) {
+    c.raise(StmtPhase::Breaking);
+    c.finding(
+        RuleId::BreakingAddConstraint,
+        format!(
+            "DROP IDENTITY leaves `{table}.{col}` NOT NULL without a value: the running \
+             version's inserts, which leave it to the identity, fail"
+        ),
+        "drop the identity in a contract migration, after the old version is retired; or \
+         give the column a default first",
+    );
+}
+
+/// SET GENERATED ALWAYS on a column the running version writes: contract (declarable), as
+/// PostgreSQL rejects its inserts that give the column a value.
+fn generated_always(c: &mut Class, table: &str, col: &str) {
+    c.raise(StmtPhase::Contract);
+    c.declarable = true;
+    c.finding(
+        RuleId::ConstraintRejectsOldWrites,
+        format!(
+            "GENERATED ALWAYS makes PostgreSQL reject every insert of the running version \
+             that gives `{table}.{col}` a value; cutover places it after that version is \
+             retired"
+        ),
+        RECIPE_CONSTRAINT_OLD_WRITES,
+    );
+}
+
+/// SET DEFAULT: expand, but breaking when the default is a constant and the column alone is a
+/// unique key, so the running version's inserts that leave it out collide; no inverse (the
+/// previous default is not known), and the schema model learns the default of a new column.
+fn set_default(sd: &ast::SetDefault, t: &Target, col: &str, schema: &mut Schema, acc: &mut Acc) {
+    use StmtPhase::*;
+    let Target { table, is_new, .. } = *t;
+    let Acc {
+        c, unknown_inverse, ..
+    } = acc;
+    let dw = words(sd.syntax());
+    let expr = dw
+        .iter()
+        .position(|t| t == "default")
+        .map(|p| dw[p + 1..].join(" "))
+        .filter(|e| e != "null");
+    schema.set_new_column_default(table, col, expr.as_deref());
+    c.raise(Expand);
+    // Every insert that leaves the column out writes the default: a constant one
+    // collides under a unique key on that column from the second insert on (a
+    // volatile one, nextval() or gen_random_uuid(), does not).
+    let constant = expr.as_deref().is_some_and(|e| {
+        constant_default(e) && !e.contains("current_") && !e.contains("localtime")
+    });
+    if let Some(key) = constant
+        .then(|| schema.single_column_key(table, col))
+        .flatten()
+        .filter(|_| !is_new)
+    {
+        c.raise(Breaking);
+        c.finding(
+            RuleId::BreakingAddConstraint,
+            format!(
+                "every insert that leaves `{table}.{col}` out writes the constant default \
+                 `{}`, and `{key}` keeps the column unique: the second such insert of the \
+                 running version collides",
+                expr.as_deref().unwrap_or_default()
+            ),
+            "give the column a volatile default (nextval(), gen_random_uuid()), or none",
+        );
+    }
+    *unknown_inverse = Some("the previous default is not known; add a down migration".into());
 }
 
 /// SET NOT NULL: breaking (a scan under an ACCESS EXCLUSIVE lock, and the old version's NULL
