@@ -64,142 +64,144 @@ pub(super) fn classify_alter_table(at: &ast::AlterTable, schema: &mut Schema) ->
     acc.c.owner_of = Some(table.clone()).filter(|t| !t.is_empty());
     for action in at.actions() {
         let aw = words(action.syntax());
-        let Acc {
-            c, unknown_inverse, ..
-        } = &mut acc;
+        let (t, acc) = (&target, &mut acc);
         match action {
-            ast::AlterTableAction::AddColumn(ac) => add_column(&ac, &aw, &target, schema, &mut acc),
-            ast::AlterTableAction::AddConstraint(ac) => {
-                add_constraint(&ac, &aw, &target, schema, &mut acc)
-            }
+            ast::AlterTableAction::AddColumn(ac) => add_column(&ac, &aw, t, schema, acc),
+            ast::AlterTableAction::AddConstraint(ac) => add_constraint(&ac, &aw, t, schema, acc),
             ast::AlterTableAction::ValidateConstraint(vc) => {
-                validate_constraint(&vc, &target, schema, &mut acc)
+                validate_constraint(&vc, t, schema, acc)
             }
-            ast::AlterTableAction::AlterColumn(ac) => {
-                alter_column(&ac, &aw, &target, schema, &mut acc)
-            }
-            ast::AlterTableAction::DropColumn(dc) => drop_column(&dc, &target, schema, &mut acc),
-            ast::AlterTableAction::DropConstraint(dc) => {
-                drop_constraint(&dc, &target, schema, &mut acc)
-            }
-            ast::AlterTableAction::RenameColumn(rc) => {
-                rename_column(&rc, &target, schema, &mut acc)
-            }
-            ast::AlterTableAction::TableRenameTo(rt) => {
-                rename_table(&rt, &target, schema, &mut acc)
-            }
-            ast::AlterTableAction::SetSchema(ss) => set_schema(&ss, &target, schema, &mut acc),
-            ast::AlterTableAction::SetTablespace(_)
-            | ast::AlterTableAction::SetLogged(_)
-            | ast::AlterTableAction::SetUnlogged(_)
-            | ast::AlterTableAction::SetAccessMethod(_) => {
-                c.raise(Expand);
-                if !is_new {
-                    c.finding(
-                        RuleId::TableRewrite,
-                        format!(
-                            "this rewrites all of `{table}` under an ACCESS EXCLUSIVE lock"
-                        ),
-                        "schedule it in a maintenance window (a `recreate` release) or use pg_repack",
-                    );
-                }
-                *unknown_inverse = Some(no_inverse_reason());
-            }
-            // Row-level security hides rows from, and rejects writes of, every role
-            // without a policy that admits them (PostgreSQL manual, 5.9 Row Security
-            // Policies): the old version's role may be one.
-            ast::AlterTableAction::EnableRls(_) | ast::AlterTableAction::ForceRls(_) if !is_new => {
-                c.raise(Contract);
-                c.declarable = true;
-                c.finding(
-                    RuleId::ConstraintRejectsOldWrites,
-                    format!(
-                        "row-level security on `{table}` hides rows from and rejects writes of \
-                         every role its policies do not admit, the running version's included \
-                         unless a policy admits it; cutover places it after that version is retired"
-                    ),
-                    RECIPE_CONSTRAINT_OLD_WRITES,
-                );
-                *unknown_inverse = Some(no_inverse_reason());
-            }
-            // The new owner takes the table's privileges from the old one, the running
-            // version's role maybe (PostgreSQL manual, ALTER TABLE, OWNER TO; 5.8 Privileges):
-            // like REVOKE, after that version is retired.
-            ast::AlterTableAction::OwnerTo(_) if !is_new && schema.table(&table).is_some() => {
-                c.raise(Contract);
-                *unknown_inverse = Some(no_inverse_reason());
-            }
-            // Without a replica identity, UPDATE and DELETE of a table a publication publishes
-            // fail (PostgreSQL manual, 31.1 Publication; ALTER TABLE, REPLICA IDENTITY): FULL or
-            // an index only adds one, NOTHING or DEFAULT (no primary key) can take it away.
-            ast::AlterTableAction::ReplicaIdentity(_)
-                if !is_new && !aw.iter().any(|x| x == "full" || x == "index") =>
-            {
-                let u = unclassified(at.syntax());
-                c.raise(Contract);
-                c.needs_declaration = true;
-                c.findings.extend(u.findings);
-                *unknown_inverse = Some(no_inverse_reason());
-            }
-            // Disabling a trigger takes away what it did for the running version's writes,
-            // like DROP TRIGGER (ALL also stops the foreign keys' system triggers); enabling
-            // one runs it on them, like CREATE TRIGGER (PostgreSQL manual, ALTER TABLE,
-            // DISABLE/ENABLE TRIGGER).
-            ast::AlterTableAction::DisableTrigger(_) if !is_new => {
-                c.raise(Contract);
-                *unknown_inverse = Some(no_inverse_reason());
-            }
-            ast::AlterTableAction::EnableTrigger(_)
-            | ast::AlterTableAction::EnableAlwaysTrigger(_)
-            | ast::AlterTableAction::EnableReplicaTrigger(_)
-                if !is_new =>
-            {
-                c.raise(Contract);
-                c.declarable = true;
-                c.finding(
-                    RuleId::ConstraintRejectsOldWrites,
-                    format!(
-                        "the trigger enabled on `{table}` runs a function cutover cannot read on the \
-                         running version's writes, which it can change or reject; cutover places it \
-                         after that version is retired"
-                    ),
-                    RECIPE_CONSTRAINT_OLD_WRITES,
-                );
-                *unknown_inverse = Some(no_inverse_reason());
-            }
-            ast::AlterTableAction::DetachPartition(_) => {
-                c.raise(Contract);
-                *unknown_inverse = Some(no_inverse_reason());
-            }
-            // The old version may name a constraint: `ON CONFLICT ON CONSTRAINT name`, or
-            // an error it matches by constraint name (PostgreSQL manual, INSERT, ON CONFLICT).
-            ast::AlterTableAction::RenameConstraint(rc) => {
-                let from = text_of(rc.constraint_name_ref()).unwrap_or_default();
-                let key = format!("{}@{}", normalize(&from), normalize(&table));
-                if is_new || schema.is_new_object("constraint", &key) {
-                    c.raise(Expand);
-                } else {
-                    c.raise(Breaking);
-                    c.finding(
-                        RuleId::BreakingRenameObject,
-                        format!(
-                            "renaming constraint `{from}` of `{table}` breaks the running version \
-                             where it names it (`ON CONFLICT ON CONSTRAINT {from}`, an error it \
-                             matches by constraint name)"
-                        ),
-                        RECIPE_RENAME_CONSTRAINT,
-                    );
-                }
-                learn::rename_constraint(schema, &table, &rc);
-                *unknown_inverse = Some(no_inverse_reason());
-            }
-            _ => {
-                c.raise(Expand);
-                *unknown_inverse = Some(no_inverse_reason());
+            ast::AlterTableAction::AlterColumn(ac) => alter_column(&ac, &aw, t, schema, acc),
+            ast::AlterTableAction::DropColumn(dc) => drop_column(&dc, t, schema, acc),
+            ast::AlterTableAction::DropConstraint(dc) => drop_constraint(&dc, t, schema, acc),
+            ast::AlterTableAction::RenameColumn(rc) => rename_column(&rc, t, schema, acc),
+            ast::AlterTableAction::TableRenameTo(rt) => rename_table(&rt, t, schema, acc),
+            ast::AlterTableAction::SetSchema(ss) => set_schema(&ss, t, schema, acc),
+            other => {
+                table_action(other, &aw, t, schema, &mut acc.c);
+                acc.unknown_inverse = Some(no_inverse_reason());
             }
         }
     }
     acc.into_class()
+}
+
+/// The actions that change no column or constraint of the table (its storage, row security,
+/// owner, replica identity, triggers, partitions, a constraint's name, and any other), judged
+/// into `c`. None has an inverse cutover writes.
+fn table_action(
+    action: ast::AlterTableAction,
+    aw: &[SmolStr],
+    t: &Target,
+    schema: &mut Schema,
+    c: &mut Class,
+) {
+    use StmtPhase::*;
+    let Target { table, is_new, at } = *t;
+    match action {
+        ast::AlterTableAction::SetTablespace(_)
+        | ast::AlterTableAction::SetLogged(_)
+        | ast::AlterTableAction::SetUnlogged(_)
+        | ast::AlterTableAction::SetAccessMethod(_) => {
+            c.raise(Expand);
+            if !is_new {
+                c.finding(
+                    RuleId::TableRewrite,
+                    format!("this rewrites all of `{table}` under an ACCESS EXCLUSIVE lock"),
+                    "schedule it in a maintenance window (a `recreate` release) or use pg_repack",
+                );
+            }
+        }
+        // Row-level security hides rows from, and rejects writes of, every role
+        // without a policy that admits them (PostgreSQL manual, 5.9 Row Security
+        // Policies): the old version's role may be one.
+        ast::AlterTableAction::EnableRls(_) | ast::AlterTableAction::ForceRls(_) if !is_new => {
+            rejects_old_writes(
+                c,
+                format!(
+                    "row-level security on `{table}` hides rows from and rejects writes of \
+                     every role its policies do not admit, the running version's included \
+                     unless a policy admits it; cutover places it after that version is retired"
+                ),
+            )
+        }
+        // The new owner takes the table's privileges from the old one, the running
+        // version's role maybe (PostgreSQL manual, ALTER TABLE, OWNER TO; 5.8 Privileges):
+        // like REVOKE, after that version is retired.
+        ast::AlterTableAction::OwnerTo(_) if !is_new && schema.table(table).is_some() => {
+            c.raise(Contract);
+        }
+        // Without a replica identity, UPDATE and DELETE of a table a publication publishes
+        // fail (PostgreSQL manual, 31.1 Publication; ALTER TABLE, REPLICA IDENTITY): FULL or
+        // an index only adds one, NOTHING or DEFAULT (no primary key) can take it away.
+        ast::AlterTableAction::ReplicaIdentity(_)
+            if !is_new && !aw.iter().any(|x| x == "full" || x == "index") =>
+        {
+            let u = unclassified(at.syntax());
+            c.raise(Contract);
+            c.needs_declaration = true;
+            c.findings.extend(u.findings);
+        }
+        // Disabling a trigger takes away what it did for the running version's writes,
+        // like DROP TRIGGER (ALL also stops the foreign keys' system triggers); enabling
+        // one runs it on them, like CREATE TRIGGER (PostgreSQL manual, ALTER TABLE,
+        // DISABLE/ENABLE TRIGGER).
+        ast::AlterTableAction::DisableTrigger(_) if !is_new => c.raise(Contract),
+        ast::AlterTableAction::EnableTrigger(_)
+        | ast::AlterTableAction::EnableAlwaysTrigger(_)
+        | ast::AlterTableAction::EnableReplicaTrigger(_)
+            if !is_new =>
+        {
+            rejects_old_writes(
+                c,
+                format!(
+                    "the trigger enabled on `{table}` runs a function cutover cannot read on the \
+                     running version's writes, which it can change or reject; cutover places it \
+                     after that version is retired"
+                ),
+            )
+        }
+        ast::AlterTableAction::DetachPartition(_) => c.raise(Contract),
+        ast::AlterTableAction::RenameConstraint(rc) => rename_constraint(&rc, t, schema, c),
+        _ => c.raise(Expand),
+    }
+}
+
+/// Contract, declarable, with the finding `message` that the action can reject (or change) the
+/// running version's writes: cutover places it after that version is retired.
+fn rejects_old_writes(c: &mut Class, message: String) {
+    c.raise(StmtPhase::Contract);
+    c.declarable = true;
+    c.finding(
+        RuleId::ConstraintRejectsOldWrites,
+        message,
+        RECIPE_CONSTRAINT_OLD_WRITES,
+    );
+}
+
+/// RENAME CONSTRAINT: breaks the running version, which may name the constraint (`ON CONFLICT
+/// ON CONSTRAINT name`, or an error it matches by constraint name; PostgreSQL manual, INSERT,
+/// ON CONFLICT), unless the table or the constraint is new to this release.
+fn rename_constraint(rc: &ast::RenameConstraint, t: &Target, schema: &mut Schema, c: &mut Class) {
+    use StmtPhase::*;
+    let Target { table, is_new, .. } = *t;
+    let from = text_of(rc.constraint_name_ref()).unwrap_or_default();
+    let key = format!("{}@{}", normalize(&from), normalize(table));
+    if is_new || schema.is_new_object("constraint", &key) {
+        c.raise(Expand);
+    } else {
+        c.raise(Breaking);
+        c.finding(
+            RuleId::BreakingRenameObject,
+            format!(
+                "renaming constraint `{from}` of `{table}` breaks the running version \
+                 where it names it (`ON CONFLICT ON CONSTRAINT {from}`, an error it \
+                 matches by constraint name)"
+            ),
+            RECIPE_RENAME_CONSTRAINT,
+        );
+    }
+    learn::rename_constraint(schema, table, rc);
 }
 
 /// VALIDATE CONSTRAINT: expand, or contract for a constraint placed after the old version.
@@ -293,23 +295,7 @@ fn add_column(ac: &ast::AddColumn, aw: &[SmolStr], t: &Target, schema: &mut Sche
     let Target { table, is_new, .. } = *t;
     let Acc { c, inverses, .. } = acc;
     let col = text_of(ac.column_name()).unwrap_or_default();
-    let cons: Vec<ast::Constraint> = ac.constraints().collect();
-    let not_null = cons.iter().any(|k| {
-        matches!(
-            k,
-            ast::Constraint::NotNullConstraint(_) | ast::Constraint::PrimaryKeyConstraint(_)
-        )
-    });
-    // `DEFAULT NULL` is no default: the old version's inserts still write NULL.
-    let default = cons.iter().find_map(|k| match k {
-        ast::Constraint::DefaultConstraint(d) => {
-            let dw = words(d.syntax());
-            (dw.get(1..) != Some(&[SmolStr::new_static("null")][..])).then(|| dw[1..].join(" "))
-        }
-        ast::Constraint::GeneratedConstraint(_) => Some("(generated)".into()),
-        _ => None,
-    });
-    let has_default = default.is_some();
+    let new = NewColumn::read(ac, aw);
     // A column added IF NOT EXISTS that is already there is not new.
     let exists = has_seq(aw, &["if", "not", "exists"])
         && schema
@@ -319,86 +305,155 @@ fn add_column(ac: &ast::AddColumn, aw: &[SmolStr], t: &Target, schema: &mut Sche
         c.raise(Expand);
         return;
     }
-    let null_check = cons.iter().any(|k| {
-            matches!(k, ast::Constraint::CheckConstraint(ck) if null_rejecting(&words(ck.syntax())))
-        });
-    let unique_not_distinct = has_seq(aw, &["nulls", "not", "distinct"]);
-    // The old version's inserts all write the default: a constant one
-    // collides under a unique key, and a CHECK or a foreign key may reject it.
-    let constant_default = default
-        .as_deref()
-        .is_some_and(|d| !d.contains('(') && d != "(generated)");
-    // (`CHECK (col IS NOT NULL)` holds for any non-NULL default.)
-    let checks_default = has_default
-        && cons.iter().any(|k| match k {
-            ast::Constraint::CheckConstraint(ck) => not_null_check_column(ck.syntax()).is_none(),
-            ast::Constraint::ReferencesConstraint(_) => true,
-            _ => false,
-        });
-    let unique_default = constant_default
-        && cons.iter().any(|k| {
+    if is_new {
+        c.raise(Expand);
+    } else {
+        new.judge(c, table, &col);
+        serial_rewrite(ac, c, table, &col);
+    }
+    inverses.push(format!("ALTER TABLE {table} DROP COLUMN IF EXISTS {col};"));
+    schema.add_new_column(table, &col, new.default.as_deref());
+    learn::add_column(schema, table, ac);
+    column_type::record_collation(schema, table, &col, ac.collate());
+}
+
+/// What an added column's constraints and default mean for the running version's inserts,
+/// which leave the column out.
+struct NewColumn {
+    /// NOT NULL or PRIMARY KEY.
+    not_null: bool,
+    /// The default as written, `(generated)` for a generated column; `None` for none or `DEFAULT
+    /// NULL`.
+    default: Option<String>,
+    /// A CHECK that rejects NULL, or a unique key with NULLS NOT DISTINCT.
+    rejects_null: bool,
+    /// With a default: a CHECK (other than `col IS NOT NULL`) or a foreign key may reject it.
+    checks_default: bool,
+    /// A constant default under a unique key or primary key: the second insert collides.
+    unique_default: bool,
+}
+
+impl NewColumn {
+    /// Reads the constraints of ADD COLUMN `ac`, whose words are `aw`.
+    fn read(ac: &ast::AddColumn, aw: &[SmolStr]) -> Self {
+        let cons: Vec<ast::Constraint> = ac.constraints().collect();
+        let not_null = cons.iter().any(|k| {
             matches!(
                 k,
-                ast::Constraint::UniqueConstraint(_) | ast::Constraint::PrimaryKeyConstraint(_)
+                ast::Constraint::NotNullConstraint(_) | ast::Constraint::PrimaryKeyConstraint(_)
             )
         });
-    if not_null && !has_default && !is_new {
-        c.raise(Breaking);
-        c.finding(
-            RuleId::BreakingAddRequiredColumn,
-            format!(
-                "`{table}.{col}` is added NOT NULL without a default: the old version's inserts \
-                 will fail"
-            ),
-            RECIPE_REQUIRED_COLUMN,
-        );
-    } else if (null_check || unique_not_distinct) && !has_default && !is_new {
-        c.raise(Breaking);
-        c.finding(
-            RuleId::BreakingAddConstraint,
-            format!(
-                "the constraint on the new column `{table}.{col}` rejects NULL (or a second NULL), \
-                 and every insert of the running version leaves it NULL: they fail"
-            ),
-            RECIPE_CONSTRAINT_NEW_COLUMN,
-        );
-    } else if unique_default && !is_new {
-        c.raise(Breaking);
-        c.finding(
-            RuleId::BreakingAddConstraint,
-            format!(
-                "every insert of the running version writes the default `{}` into the new unique \
-                 column `{table}.{col}`: the second one collides",
-                default.as_deref().unwrap_or_default()
-            ),
-            RECIPE_CONSTRAINT_NEW_COLUMN,
-        );
-    } else if checks_default && !is_new {
-        c.raise(Contract);
-        c.declarable = true;
-        c.finding(
-            RuleId::ConstraintRejectsOldWrites,
-            format!(
-                "every insert of the running version writes the default of the new column \
-                 `{table}.{col}`, which its constraint may reject; cutover places it after that \
-                 version is retired"
-            ),
-            RECIPE_CONSTRAINT_OLD_WRITES,
-        );
-    } else {
-        c.raise(Expand);
+        // `DEFAULT NULL` is no default: the old version's inserts still write NULL.
+        let default = cons.iter().find_map(|k| match k {
+            ast::Constraint::DefaultConstraint(d) => {
+                let dw = words(d.syntax());
+                (dw.get(1..) != Some(&[SmolStr::new_static("null")][..])).then(|| dw[1..].join(" "))
+            }
+            ast::Constraint::GeneratedConstraint(_) => Some("(generated)".into()),
+            _ => None,
+        });
+        let has_default = default.is_some();
+        let null_check = cons.iter().any(|k| {
+            matches!(k, ast::Constraint::CheckConstraint(ck) if null_rejecting(&words(ck.syntax())))
+        });
+        let unique_not_distinct = has_seq(aw, &["nulls", "not", "distinct"]);
+        // The old version's inserts all write the default: a constant one
+        // collides under a unique key, and a CHECK or a foreign key may reject it.
+        let constant = default.as_deref().is_some_and(constant_default);
+        // (`CHECK (col IS NOT NULL)` holds for any non-NULL default.)
+        let checks_default = has_default
+            && cons.iter().any(|k| match k {
+                ast::Constraint::CheckConstraint(ck) => {
+                    not_null_check_column(ck.syntax()).is_none()
+                }
+                ast::Constraint::ReferencesConstraint(_) => true,
+                _ => false,
+            });
+        let unique_default = constant
+            && cons.iter().any(|k| {
+                matches!(
+                    k,
+                    ast::Constraint::UniqueConstraint(_) | ast::Constraint::PrimaryKeyConstraint(_)
+                )
+            });
+        NewColumn {
+            not_null,
+            default,
+            rejects_null: null_check || unique_not_distinct,
+            checks_default,
+            unique_default,
+        }
     }
-    // A serial column's default is nextval(), which is volatile: PostgreSQL fills every row,
-    // rewriting the table under an ACCESS EXCLUSIVE lock (PostgreSQL manual, ALTER TABLE,
-    // Notes; 8.1.4 Serial Types). squawk's rule looks at DEFAULT clauses only, and a serial
-    // type has none written.
+
+    /// Judges the column `table.col`, added to a table the running version uses, into `c`:
+    /// breaking when that version's inserts fail (NOT NULL or a NULL-rejecting constraint
+    /// without a default, a constant default under a unique key), contract when a constraint
+    /// may reject its default, expand otherwise.
+    fn judge(&self, c: &mut Class, table: &str, col: &str) {
+        use StmtPhase::*;
+        let has_default = self.default.is_some();
+        if self.not_null && !has_default {
+            c.raise(Breaking);
+            c.finding(
+                RuleId::BreakingAddRequiredColumn,
+                format!(
+                    "`{table}.{col}` is added NOT NULL without a default: the old version's \
+                     inserts will fail"
+                ),
+                RECIPE_REQUIRED_COLUMN,
+            );
+        } else if self.rejects_null && !has_default {
+            c.raise(Breaking);
+            c.finding(
+                RuleId::BreakingAddConstraint,
+                format!(
+                    "the constraint on the new column `{table}.{col}` rejects NULL (or a second \
+                     NULL), and every insert of the running version leaves it NULL: they fail"
+                ),
+                RECIPE_CONSTRAINT_NEW_COLUMN,
+            );
+        } else if self.unique_default {
+            c.raise(Breaking);
+            c.finding(
+                RuleId::BreakingAddConstraint,
+                format!(
+                    "every insert of the running version writes the default `{}` into the new \
+                     unique column `{table}.{col}`: the second one collides",
+                    self.default.as_deref().unwrap_or_default()
+                ),
+                RECIPE_CONSTRAINT_NEW_COLUMN,
+            );
+        } else if self.checks_default {
+            c.raise(Contract);
+            c.declarable = true;
+            c.finding(
+                RuleId::ConstraintRejectsOldWrites,
+                format!(
+                    "every insert of the running version writes the default of the new column \
+                     `{table}.{col}`, which its constraint may reject; cutover places it after \
+                     that version is retired"
+                ),
+                RECIPE_CONSTRAINT_OLD_WRITES,
+            );
+        } else {
+            c.raise(Expand);
+        }
+    }
+}
+
+/// The finding on a serial column `table.col` added to a table the running version uses, if
+/// `ac` adds one: a serial column's default is nextval(), which is volatile, so PostgreSQL fills
+/// every row, rewriting the table under an ACCESS EXCLUSIVE lock (PostgreSQL manual, ALTER
+/// TABLE, Notes; 8.1.4 Serial Types). squawk's rule looks at DEFAULT clauses only, and a serial
+/// type has none written.
+fn serial_rewrite(ac: &ast::AddColumn, c: &mut Class, table: &str, col: &str) {
     let serial = ac.ty().map(|ty| words(ty.syntax())).is_some_and(|tw| {
         matches!(
             tw.first().map(SmolStr::as_str),
             Some("serial" | "bigserial" | "smallserial" | "serial2" | "serial4" | "serial8")
         )
     });
-    if serial && !is_new {
+    if serial {
         c.finding(
             RuleId::AddingFieldWithDefault,
             format!(
@@ -410,10 +465,6 @@ fn add_column(ac: &ast::AddColumn, aw: &[SmolStr], t: &Target, schema: &mut Sche
              DEFAULT nextval(...) (no rewrite), and backfill the existing rows in batches",
         );
     }
-    inverses.push(format!("ALTER TABLE {table} DROP COLUMN IF EXISTS {col};"));
-    schema.add_new_column(table, &col, default.as_deref());
-    learn::add_column(schema, table, ac);
-    column_type::record_collation(schema, table, &col, ac.collate());
 }
 
 /// ADD CONSTRAINT: what it does to the running version, its inverse, and what the schema model
@@ -425,8 +476,7 @@ fn add_constraint(
     schema: &mut Schema,
     acc: &mut Acc,
 ) {
-    use StmtPhase::*;
-    let Target { table, is_new, .. } = *t;
+    let table = t.table;
     let Acc {
         c,
         inverses,
@@ -442,10 +492,43 @@ fn add_constraint(
                 .into(),
         ),
     }
+    let rejects = new_constraint_rejects(ac, aw, name.as_deref(), t, schema);
+    let deferred = matches!(rejects, Rejects::May);
+    raise_for_rejects(c, rejects, table);
+    if let Some(n) = &name {
+        let key = format!("{}@{}", normalize(n), normalize(table));
+        if deferred {
+            schema.defer_constraint(table, n);
+        }
+        schema.create_object("constraint", &key);
+        c.creates.push(("constraint", key));
+    }
+    if let Some(col) = not_null_check_column(ac.syntax()) {
+        let validated = !has_seq(aw, &["not", "valid"]);
+        schema.add_not_null_check(table, name.as_deref(), &col, validated);
+        if deferred {
+            schema.defer_constraint(table, &not_null_key(&col));
+        }
+    }
+    learn::add_constraint(schema, table, ac);
+}
+
+/// What the constraint ADD CONSTRAINT `ac` (named `name`, with words `aw`) adds to `t` rejects
+/// of the running version's writes: what a primary key made from a unique index makes NOT NULL;
+/// else nothing on a new table, for a constraint added again after this file dropped it (but a
+/// CHECK) or for one made from an existing index; else what [`constraint_rejects`] finds.
+fn new_constraint_rejects(
+    ac: &ast::AddConstraint,
+    aw: &[SmolStr],
+    name: Option<&str>,
+    t: &Target,
+    schema: &Schema,
+) -> Rejects {
+    let Target { table, is_new, .. } = *t;
     // Added again after this file dropped it (Prisma's DropForeignKey and
     // AddForeignKey to change ON DELETE): a key on the same columns rejects
     // what the old one did. A CHECK's expression may differ: judged anew.
-    let replaced = name.as_deref().is_some_and(|n| {
+    let replaced = name.is_some_and(|n| {
         schema.was_dropped_in_file(
             "constraint",
             &format!("{}@{}", normalize(n), normalize(table)),
@@ -453,7 +536,7 @@ fn add_constraint(
     }) && !aw.iter().any(|x| x == "check");
     // A primary key made from a unique index also makes its columns NOT NULL.
     let pk_nullable = pk_nullable_columns(ac, aw, t, schema);
-    let rejects = if !pk_nullable.is_empty() {
+    if !pk_nullable.is_empty() {
         Rejects::Will(format!(
             "the primary key makes `{}` NOT NULL, which the old version may leave NULL",
             pk_nullable.join("`, `")
@@ -462,8 +545,14 @@ fn add_constraint(
         Rejects::No
     } else {
         constraint_rejects(schema, table, ac.syntax(), aw)
-    };
-    let deferred = matches!(rejects, Rejects::May);
+    }
+}
+
+/// Raises `c` for what a new constraint on `table` [`Rejects`]: expand when nothing, breaking
+/// when it rejects the running version's inserts, contract (declarable) when it may reject its
+/// writes.
+fn raise_for_rejects(c: &mut Class, rejects: Rejects, table: &str) {
+    use StmtPhase::*;
     match rejects {
         Rejects::No => c.raise(Expand),
         Rejects::Will(why) => {
@@ -483,30 +572,14 @@ fn add_constraint(
             c.finding(
                 RuleId::ConstraintRejectsOldWrites,
                 format!(
-                    "the new constraint on `{table}` can reject writes of the version still running \
-                     (`NOT VALID` only skips the rows already there); cutover places it after that \
-                     version is retired"
+                    "the new constraint on `{table}` can reject writes of the version still \
+                     running (`NOT VALID` only skips the rows already there); cutover places it \
+                     after that version is retired"
                 ),
                 RECIPE_CONSTRAINT_OLD_WRITES,
             );
         }
     }
-    if let Some(n) = &name {
-        let key = format!("{}@{}", normalize(n), normalize(table));
-        if deferred {
-            schema.defer_constraint(table, n);
-        }
-        schema.create_object("constraint", &key);
-        c.creates.push(("constraint", key));
-    }
-    if let Some(col) = not_null_check_column(ac.syntax()) {
-        let validated = !has_seq(aw, &["not", "valid"]);
-        schema.add_not_null_check(table, name.as_deref(), &col, validated);
-        if deferred {
-            schema.defer_constraint(table, &not_null_key(&col));
-        }
-    }
-    learn::add_constraint(schema, table, ac);
 }
 
 /// The columns a primary key made from a unique index (`ADD PRIMARY KEY USING INDEX`) makes
@@ -536,7 +609,7 @@ fn pk_nullable_columns(
 }
 
 /// ALTER COLUMN (type, NOT NULL, default, identity, ...): what it does to the running version, its
-/// inverse, and what the schema model learns.
+/// inverse, and what the schema model learns; one helper per form.
 fn alter_column(
     ac: &ast::AlterColumn,
     aw: &[SmolStr],
@@ -546,71 +619,21 @@ fn alter_column(
 ) {
     use StmtPhase::*;
     let Target { table, is_new, .. } = *t;
-    let Acc {
-        c,
-        inverses,
-        unknown_inverse,
-    } = acc;
     let col = text_of(ac.column_name_ref()).unwrap_or_default();
     let was_not_null = schema
         .table(table)
         .and_then(|t| t.column(&normalize(&col)))
         .is_some_and(|c| c.not_null);
     learn::alter_column(schema, table, ac);
+    let Acc {
+        c, unknown_inverse, ..
+    } = acc;
     match ac.option() {
-        Some(ast::AlterColumnOption::SetType(st)) => {
-            let views = schema.views_reading(table, &col);
-            if !views.is_empty() {
-                c.raise(Breaking);
-                let views = views
-                    .iter()
-                    .map(|v| format!("`{v}`"))
-                    .collect::<Vec<_>>()
-                    .join(", ");
-                c.finding(
-                    RuleId::ColumnTypeUsedByView,
-                    format!(
-                        "`{table}.{col}` is read by {views}: PostgreSQL refuses to change its type \
-                         (\"cannot alter type of a column used by a view or rule\"), even a widening \
-                         that needs no rewrite"
-                    ),
-                    "drop the view, change the type and create the view again in one migration \
-                     (the old version must not read the view meanwhile), or add a column of the new \
-                     type beside the old one and move readers to it",
-                );
-            }
-            if is_new {
-                c.raise(Expand);
-            } else {
-                column_type::classify_set_type(c, schema, table, &col, &st);
-            }
-            *unknown_inverse = Some(
-                "the previous type is not restored automatically; add a down migration".into(),
-            );
-            column_type::apply_set_type(schema, table, &col, &st);
-        }
+        Some(ast::AlterColumnOption::SetType(st)) => set_type(&st, t, &col, schema, acc),
         Some(ast::AlterColumnOption::SetNotNull(_)) => {
             set_not_null(t, &col, was_not_null, schema, acc)
         }
-        Some(ast::AlterColumnOption::DropNotNull(_)) => {
-            c.raise(Expand);
-            if !is_new && schema.new_column(table, &col).is_none() {
-                c.finding(
-                    RuleId::BanDropNotNull,
-                    format!(
-                        "dropping NOT NULL on `{table}.{col}` lets the new version write NULLs that \
-                         the version still running may not expect when it reads them"
-                    ),
-                    "make sure the old version reads NULL safely before the new version writes one \
-                     (or run it in a contract migration, after the old version is retired); the \
-                     lock is brief",
-                );
-            }
-            inverses.push(format!(
-                "ALTER TABLE {table} ALTER COLUMN {col} SET NOT NULL;"
-            ));
-            schema.set_not_null(table, &col, false);
-        }
+        Some(ast::AlterColumnOption::DropNotNull(_)) => drop_not_null(t, &col, schema, acc),
         Some(ast::AlterColumnOption::DropDefault(_)) => {
             schema.set_new_column_default(table, &col, None);
             c.raise(if is_new { Expand } else { Contract });
@@ -620,70 +643,17 @@ fn alter_column(
         // The old version's inserts that leave the column out rely on its
         // identity; those that give it a value rely on BY DEFAULT.
         Some(ast::AlterColumnOption::DropIdentity(_)) if !is_new && was_not_null => {
-            c.raise(Breaking);
-            c.finding(
-                RuleId::BreakingAddConstraint,
-                format!(
-                    "DROP IDENTITY leaves `{table}.{col}` NOT NULL without a value: the running \
-                     version's inserts, which leave it to the identity, fail"
-                ),
-                "drop the identity in a contract migration, after the old version is retired; or \
-                 give the column a default first",
-            );
+            drop_identity(c, table, &col);
             *unknown_inverse = Some(no_inverse_reason());
         }
         Some(
             ast::AlterColumnOption::SetGenerated(_)
             | ast::AlterColumnOption::SetGeneratedOptions(_),
         ) if !is_new && has_seq(aw, &["generated", "always"]) => {
-            c.raise(Contract);
-            c.declarable = true;
-            c.finding(
-                RuleId::ConstraintRejectsOldWrites,
-                format!(
-                    "GENERATED ALWAYS makes PostgreSQL reject every insert of the running version \
-                     that gives `{table}.{col}` a value; cutover places it after that version is \
-                     retired"
-                ),
-                RECIPE_CONSTRAINT_OLD_WRITES,
-            );
+            generated_always(c, table, &col);
             *unknown_inverse = Some(no_inverse_reason());
         }
-        Some(ast::AlterColumnOption::SetDefault(sd)) => {
-            let dw = words(sd.syntax());
-            let expr = dw
-                .iter()
-                .position(|t| t == "default")
-                .map(|p| dw[p + 1..].join(" "))
-                .filter(|e| e != "null");
-            schema.set_new_column_default(table, &col, expr.as_deref());
-            c.raise(Expand);
-            // Every insert that leaves the column out writes the default: a constant one
-            // collides under a unique key on that column from the second insert on (a
-            // volatile one, nextval() or gen_random_uuid(), does not).
-            let constant = expr.as_deref().is_some_and(|e| {
-                !e.contains('(') && !e.contains("current_") && !e.contains("localtime")
-            });
-            if let Some(key) = constant
-                .then(|| schema.single_column_key(table, &col))
-                .flatten()
-                .filter(|_| !is_new)
-            {
-                c.raise(Breaking);
-                c.finding(
-                    RuleId::BreakingAddConstraint,
-                    format!(
-                        "every insert that leaves `{table}.{col}` out writes the constant default \
-                         `{}`, and `{key}` keeps the column unique: the second such insert of the \
-                         running version collides",
-                        expr.as_deref().unwrap_or_default()
-                    ),
-                    "give the column a volatile default (nextval(), gen_random_uuid()), or none",
-                );
-            }
-            *unknown_inverse =
-                Some("the previous default is not known; add a down migration".into());
-        }
+        Some(ast::AlterColumnOption::SetDefault(sd)) => set_default(&sd, t, &col, schema, acc),
         // RESTART, SET MAXVALUE, SET CYCLE ... of an identity column's sequence.
         _ if !is_new && super::sequence::moves(aw) => {
             super::sequence::moved(
@@ -697,6 +667,144 @@ fn alter_column(
             *unknown_inverse = Some(no_inverse_reason());
         }
     }
+}
+
+/// SET TYPE: breaking when a view reads the column (PostgreSQL refuses the change), else what
+/// [`column_type::classify_set_type`] makes of it (expand on a new table); no inverse, and the
+/// schema model learns the new type.
+fn set_type(st: &ast::SetType, t: &Target, col: &str, schema: &mut Schema, acc: &mut Acc) {
+    use StmtPhase::*;
+    let Target { table, is_new, .. } = *t;
+    let Acc {
+        c, unknown_inverse, ..
+    } = acc;
+    let views = schema.views_reading(table, col);
+    if !views.is_empty() {
+        c.raise(Breaking);
+        let views = views
+            .iter()
+            .map(|v| format!("`{v}`"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        c.finding(
+            RuleId::ColumnTypeUsedByView,
+            format!(
+                "`{table}.{col}` is read by {views}: PostgreSQL refuses to change its type \
+                 (\"cannot alter type of a column used by a view or rule\"), even a widening \
+                 that needs no rewrite"
+            ),
+            "drop the view, change the type and create the view again in one migration \
+             (the old version must not read the view meanwhile), or add a column of the new \
+             type beside the old one and move readers to it",
+        );
+    }
+    if is_new {
+        c.raise(Expand);
+    } else {
+        column_type::classify_set_type(c, schema, table, col, st);
+    }
+    *unknown_inverse =
+        Some("the previous type is not restored automatically; add a down migration".into());
+    column_type::apply_set_type(schema, table, col, st);
+}
+
+/// DROP NOT NULL: expand, with a finding when the running version, which may not expect NULLs,
+/// reads the column; undone by SET NOT NULL.
+fn drop_not_null(t: &Target, col: &str, schema: &mut Schema, acc: &mut Acc) {
+    use StmtPhase::*;
+    let Target { table, is_new, .. } = *t;
+    let Acc { c, inverses, .. } = acc;
+    c.raise(Expand);
+    if !is_new && schema.new_column(table, col).is_none() {
+        c.finding(
+            RuleId::BanDropNotNull,
+            format!(
+                "dropping NOT NULL on `{table}.{col}` lets the new version write NULLs that \
+                 the version still running may not expect when it reads them"
+            ),
+            "make sure the old version reads NULL safely before the new version writes one \
+             (or run it in a contract migration, after the old version is retired); the \
+             lock is brief",
+        );
+    }
+    inverses.push(format!(
+        "ALTER TABLE {table} ALTER COLUMN {col} SET NOT NULL;"
+    ));
+    schema.set_not_null(table, col, false);
+}
+
+/// DROP IDENTITY of a NOT NULL column the running version writes: breaking, as its inserts
+/// that leave the column to the identity fail.
+fn drop_identity(c: &mut Class, table: &str, col: &str) {
+    c.raise(StmtPhase::Breaking);
+    c.finding(
+        RuleId::BreakingAddConstraint,
+        format!(
+            "DROP IDENTITY leaves `{table}.{col}` NOT NULL without a value: the running \
+             version's inserts, which leave it to the identity, fail"
+        ),
+        "drop the identity in a contract migration, after the old version is retired; or \
+         give the column a default first",
+    );
+}
+
+/// SET GENERATED ALWAYS on a column the running version writes: contract (declarable), as
+/// PostgreSQL rejects its inserts that give the column a value.
+fn generated_always(c: &mut Class, table: &str, col: &str) {
+    c.raise(StmtPhase::Contract);
+    c.declarable = true;
+    c.finding(
+        RuleId::ConstraintRejectsOldWrites,
+        format!(
+            "GENERATED ALWAYS makes PostgreSQL reject every insert of the running version \
+             that gives `{table}.{col}` a value; cutover places it after that version is \
+             retired"
+        ),
+        RECIPE_CONSTRAINT_OLD_WRITES,
+    );
+}
+
+/// SET DEFAULT: expand, but breaking when the default is a constant and the column alone is a
+/// unique key, so the running version's inserts that leave it out collide; no inverse (the
+/// previous default is not known), and the schema model learns the default of a new column.
+fn set_default(sd: &ast::SetDefault, t: &Target, col: &str, schema: &mut Schema, acc: &mut Acc) {
+    use StmtPhase::*;
+    let Target { table, is_new, .. } = *t;
+    let Acc {
+        c, unknown_inverse, ..
+    } = acc;
+    let dw = words(sd.syntax());
+    let expr = dw
+        .iter()
+        .position(|t| t == "default")
+        .map(|p| dw[p + 1..].join(" "))
+        .filter(|e| e != "null");
+    schema.set_new_column_default(table, col, expr.as_deref());
+    c.raise(Expand);
+    // Every insert that leaves the column out writes the default: a constant one
+    // collides under a unique key on that column from the second insert on (a
+    // volatile one, nextval() or gen_random_uuid(), does not).
+    let constant = expr.as_deref().is_some_and(|e| {
+        constant_default(e) && !e.contains("current_") && !e.contains("localtime")
+    });
+    if let Some(key) = constant
+        .then(|| schema.single_column_key(table, col))
+        .flatten()
+        .filter(|_| !is_new)
+    {
+        c.raise(Breaking);
+        c.finding(
+            RuleId::BreakingAddConstraint,
+            format!(
+                "every insert that leaves `{table}.{col}` out writes the constant default \
+                 `{}`, and `{key}` keeps the column unique: the second such insert of the \
+                 running version collides",
+                expr.as_deref().unwrap_or_default()
+            ),
+            "give the column a volatile default (nextval(), gen_random_uuid()), or none",
+        );
+    }
+    *unknown_inverse = Some("the previous default is not known; add a down migration".into());
 }
 
 /// SET NOT NULL: breaking (a scan under an ACCESS EXCLUSIVE lock, and the old version's NULL

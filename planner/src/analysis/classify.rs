@@ -138,20 +138,35 @@ pub(super) fn classify(
     c
 }
 
-/// The dispatch table of statement kinds. Arms are tried in order, and the order matters: a
-/// guarded arm (`CLUSTER` / `VACUUM FULL`, a rule that changes the old version's writes, a
-/// restrictive policy, `SET lock_timeout = 0`, `ALTER ... RENAME`) must come before the general
-/// arm of the same kinds. (A flat table of one-line arms, longer than a screen on purpose.)
+/// The dispatch table of statement kinds, in two halves tried in order: [`classify_data`]
+/// (tables, indexes, the objects cutover tracks, data), then [`classify_settings`] (session and
+/// server settings, roles, renames, ALTER of objects beside the schema). Within each, arms are
+/// tried in order, and the order matters: a guarded arm (`CLUSTER` / `VACUUM FULL`, a rule that
+/// changes the old version's writes, a restrictive policy, `SET lock_timeout = 0`, `ALTER ...
+/// RENAME`) must come before the general arm of the same kinds.
 pub(super) fn classify_before_learning(
     stmt: &ast::Stmt,
     w: &[SmolStr],
     schema: &mut Schema,
     in_release: bool,
 ) -> Class {
+    classify_data(stmt, w, schema, in_release).unwrap_or_else(|| classify_settings(stmt, w, schema))
+}
+
+/// The first half of the dispatch table: CREATE, DROP, ALTER TABLE and maintenance of tables,
+/// indexes and the objects the schema model tracks, and statements that read or write data.
+/// `None` for any other statement, which [`classify_settings`] classifies. (A flat table of
+/// one-line arms.)
+fn classify_data(
+    stmt: &ast::Stmt,
+    w: &[SmolStr],
+    schema: &mut Schema,
+    in_release: bool,
+) -> Option<Class> {
     use StmtPhase::*;
     use ast::Stmt as S;
     let node = stmt.syntax();
-    match stmt {
+    Some(match stmt {
         S::AlterTable(at) => alter_table::classify_alter_table(at, schema),
         S::CreateTable(ct) => create_table(ct, w, schema, in_release),
         S::CreateTableAs(_) | S::SelectInto(_) => create_table_as(node, schema, in_release),
@@ -209,6 +224,18 @@ pub(super) fn classify_before_learning(
             dml::classify_select(node, schema)
         }
         S::Explain(e) => dml::classify_explain(e, schema, in_release),
+        _ => return None,
+    })
+}
+
+/// The second half of the dispatch table, for what [`classify_data`] leaves: session and
+/// server-level settings, roles and publications, renames, and ALTER of objects beside the
+/// schema; anything else is unclassified. (A flat table of one-line arms.)
+fn classify_settings(stmt: &ast::Stmt, w: &[SmolStr], schema: &mut Schema) -> Class {
+    use StmtPhase::*;
+    use ast::Stmt as S;
+    let node = stmt.syntax();
+    match stmt {
         S::Set(_) if disabled_timeout(w).is_some() => timeout_disabled(w),
         _ if is_session_statement(stmt) => Class::new(Neutral, Inverse::Noop),
         S::CreateDatabase(_) | S::DropDatabase(_) | S::AlterSystem(_) => database_level(),

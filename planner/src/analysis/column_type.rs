@@ -20,11 +20,8 @@ fn named_collation(st: &ast::SetType) -> Option<String> {
     text_of(st.collate().and_then(|c| c.collation_ref()))
 }
 
-/// Classifies `ALTER COLUMN col TYPE ...` on an existing table into `c`. A USING clause is
-/// breaking (it can change every value) unless it is the column itself or its cast to the new
-/// type, which is what PostgreSQL does without one (Django writes `USING "col"::type`); a
-/// collation change is breaking (it changes comparisons and rebuilds the column's indexes);
-/// otherwise [`types::judge`] decides.
+/// Classifies `ALTER COLUMN col TYPE ...` on an existing table into `c`: expand with a note
+/// when [`type_change`] finds the change in place, breaking with its reason otherwise.
 pub(super) fn classify_set_type(
     c: &mut Class,
     schema: &Schema,
@@ -38,49 +35,7 @@ pub(super) fn classify_set_type(
         .and_then(|t| t.column(&normalize(col)))
         .map(|c| c.ty.clone())
         .filter(|ty| !ty.is_empty());
-    let old_collation = schema.collation(table, col).map(str::to_string);
-    let new_collation = named_collation(st).and_then(|c| normalize_collation(&c));
-    // Django writes `USING "col"::newtype` on every type change: a cast of the column to the
-    // type it is changed to is what PostgreSQL does without USING.
-    let plain_cast = st.using_expr().is_some_and(|e| {
-        let squash = |s: &str| -> String {
-            s.chars()
-                .filter(|c| !c.is_whitespace())
-                .collect::<String>()
-                .to_lowercase()
-        };
-        let e = squash(&e.syntax().text().to_string());
-        let e = e.strip_prefix("using").unwrap_or(&e);
-        let target = squash(&ty);
-        let col = normalize(col);
-        let bare = col.trim_matches('"').to_lowercase();
-        [col.to_lowercase(), bare.clone(), format!("\"{bare}\"")]
-            .iter()
-            .any(|c| {
-                e == *c || e == format!("{c}::{target}") || e == format!("cast({c}as{target})")
-            })
-    });
-    let change = if st.using_expr().is_some() && !plain_cast {
-        Err(
-            "has a USING clause, which can change every value: PostgreSQL rewrites the table under \
-             an ACCESS EXCLUSIVE lock"
-                .to_string(),
-        )
-    } else if old.is_some() && old_collation != new_collation {
-        let name = |c: &Option<String>| {
-            c.as_deref()
-                .map_or("the default".to_string(), |c| format!("`{c}`"))
-        };
-        Err(format!(
-            "changes the collation from {} to {}: comparisons and sort order change for the running \
-             version, and PostgreSQL rebuilds the column's indexes under an ACCESS EXCLUSIVE lock",
-            name(&old_collation),
-            name(&new_collation)
-        ))
-    } else {
-        let j = types::judge(old.as_deref(), &ty);
-        j.no_rewrite.ok_or(j.why)
-    };
+    let change = type_change(schema, table, col, st, old.as_deref(), &ty);
     let from = old
         .as_deref()
         .map_or(String::new(), |o| format!(" from `{o}`"));
@@ -122,6 +77,69 @@ pub(super) fn classify_set_type(
             );
         }
     }
+}
+
+/// Whether `ALTER COLUMN col TYPE ty` on a column of type `old` changes it in place: the
+/// [`types::NoRewrite`] row it matches, or why it does not. A USING clause is breaking (it can
+/// change every value) unless it is the column itself or its cast to the new type, which is what
+/// PostgreSQL does without one (Django writes `USING "col"::type`); a collation change is
+/// breaking (it changes comparisons and rebuilds the column's indexes); otherwise
+/// [`types::judge`] decides.
+fn type_change(
+    schema: &Schema,
+    table: &str,
+    col: &str,
+    st: &ast::SetType,
+    old: Option<&str>,
+    ty: &str,
+) -> Result<&'static types::NoRewrite, String> {
+    let old_collation = schema.collation(table, col).map(str::to_string);
+    let new_collation = named_collation(st).and_then(|c| normalize_collation(&c));
+    if st.using_expr().is_some() && !is_plain_cast(st, col, ty) {
+        Err(
+            "has a USING clause, which can change every value: PostgreSQL rewrites the table under \
+             an ACCESS EXCLUSIVE lock"
+                .to_string(),
+        )
+    } else if old.is_some() && old_collation != new_collation {
+        let name = |c: &Option<String>| {
+            c.as_deref()
+                .map_or("the default".to_string(), |c| format!("`{c}`"))
+        };
+        Err(format!(
+            "changes the collation from {} to {}: comparisons and sort order change for the running \
+             version, and PostgreSQL rebuilds the column's indexes under an ACCESS EXCLUSIVE lock",
+            name(&old_collation),
+            name(&new_collation)
+        ))
+    } else {
+        let j = types::judge(old, ty);
+        j.no_rewrite.ok_or(j.why)
+    }
+}
+
+/// Whether the USING clause of a SET TYPE to `ty` is the column `col` itself or its cast to
+/// `ty`: what PostgreSQL does without USING, and what Django writes on every type change
+/// (`USING "col"::newtype`). `false` without a USING clause.
+fn is_plain_cast(st: &ast::SetType, col: &str, ty: &str) -> bool {
+    st.using_expr().is_some_and(|e| {
+        let squash = |s: &str| -> String {
+            s.chars()
+                .filter(|c| !c.is_whitespace())
+                .collect::<String>()
+                .to_lowercase()
+        };
+        let e = squash(&e.syntax().text().to_string());
+        let e = e.strip_prefix("using").unwrap_or(&e);
+        let target = squash(ty);
+        let col = normalize(col);
+        let bare = col.trim_matches('"').to_lowercase();
+        [col.to_lowercase(), bare.clone(), format!("\"{bare}\"")]
+            .iter()
+            .any(|c| {
+                e == *c || e == format!("{c}::{target}") || e == format!("cast({c}as{target})")
+            })
+    })
 }
 
 /// The schema after `ALTER COLUMN col TYPE ...`: the new type as written, and the collation it

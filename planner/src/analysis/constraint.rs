@@ -24,41 +24,7 @@ pub(super) fn constraint_rejects(
     node: &SyntaxNode,
     w: &[SmolStr],
 ) -> Rejects {
-    // The identifiers that can be columns: not a function name (followed by `(`), a type after
-    // `::`, or the name of the constraint, index or table; a foreign key constrains its own
-    // columns, not the referenced ones.
-    let toks: Vec<_> = node
-        .descendants_with_tokens()
-        .filter_map(|e| e.into_token())
-        .filter(|t| !t.kind().is_trivia())
-        .take_while(|t| !t.text().eq_ignore_ascii_case("references"))
-        .collect();
-    let mut candidates: Vec<String> = Vec::new();
-    for (i, t) in toks.iter().enumerate() {
-        if t.kind() != SyntaxKind::IDENT {
-            continue;
-        }
-        let prev = i.checked_sub(1).map(|p| toks[p].text().to_lowercase());
-        let next = toks.get(i + 1).map(|n| n.text().to_string());
-        if next.as_deref() == Some("(")
-            || next.as_deref() == Some(".")
-            || matches!(
-                prev.as_deref(),
-                Some("::" | "constraint" | "index" | "on" | "exists" | ".")
-            )
-        {
-            continue;
-        }
-        candidates.push(normalize(t.text()));
-    }
-    let known = schema.table(table);
-    let columns: Vec<String> = match known {
-        Some(t) => candidates
-            .into_iter()
-            .filter(|c| t.column(c).is_some() || schema.new_column(table, c).is_some())
-            .collect(),
-        None => candidates,
-    };
+    let columns = constrained_columns(schema, table, node);
     if columns.is_empty() {
         return Rejects::May;
     }
@@ -90,7 +56,7 @@ pub(super) fn constraint_rejects(
             // Every insert of the old version writes the default: a CHECK or a foreign key may
             // reject it, and a unique key takes one constant value once.
             Some(_) if is_check || is_fk => return Rejects::May,
-            Some(d) if is_unique && !d.contains('(') => {
+            Some(d) if is_unique && constant_default(d) => {
                 return Rejects::Will(format!(
                     "each of its inserts writes the default `{d}` into `{table}.{col}`, and the \
                      second one collides"
@@ -100,6 +66,55 @@ pub(super) fn constraint_rejects(
         }
     }
     Rejects::No
+}
+
+/// The columns of `table` that a constraint (or index) `node` constrains, normalized; when the
+/// schema model knows the table, only the columns it knows. Empty when none can be told.
+fn constrained_columns(schema: &Schema, table: &str, node: &SyntaxNode) -> Vec<String> {
+    // The identifiers that can be columns: not a function name (followed by `(`), a type after
+    // `::`, or the name of the constraint, index or table; a foreign key constrains its own
+    // columns, not the referenced ones.
+    let toks: Vec<_> = node
+        .descendants_with_tokens()
+        .filter_map(|e| e.into_token())
+        .filter(|t| !t.kind().is_trivia())
+        .take_while(|t| !t.text().eq_ignore_ascii_case("references"))
+        .collect();
+    let mut candidates: Vec<String> = Vec::new();
+    for (i, t) in toks.iter().enumerate() {
+        if t.kind() != SyntaxKind::IDENT {
+            continue;
+        }
+        let prev = i.checked_sub(1).map(|p| toks[p].text().to_lowercase());
+        let next = toks.get(i + 1).map(|n| n.text().to_string());
+        if next.as_deref() == Some("(")
+            || next.as_deref() == Some(".")
+            || matches!(
+                prev.as_deref(),
+                Some("::" | "constraint" | "index" | "on" | "exists" | ".")
+            )
+        {
+            continue;
+        }
+        candidates.push(normalize(t.text()));
+    }
+    match schema.table(table) {
+        Some(t) => candidates
+            .into_iter()
+            .filter(|c| t.column(c).is_some() || schema.new_column(table, c).is_some())
+            .collect(),
+        None => candidates,
+    }
+}
+
+/// Whether a new column's default, as written, is one constant value: no function call
+/// (`nextval(...)`, `gen_random_uuid()`, `now()`, nor a generated column, written
+/// `(generated)`). Every insert of the running version that leaves the column out writes it, so
+/// a unique key on the column collides from the second one on. ADD COLUMN ... DEFAULT and a
+/// constraint on a column added by this release judge it so; SET DEFAULT also takes the
+/// `current_...` and `localtime...` keywords for volatile.
+pub(super) fn constant_default(default: &str) -> bool {
+    !default.contains('(')
 }
 
 /// Whether a CHECK expression tests for NULL, so a NULL the old version leaves can fail it

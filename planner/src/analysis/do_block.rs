@@ -42,27 +42,8 @@ pub(super) fn classify_do(
             StmtPhase::Contract => first_contract = first_contract.or(Some(line)),
             _ => {}
         }
-        // The block is one transaction too: an enum value it adds cannot be used in it.
         let literals = literal_contents(node);
-        if let Some((value, at)) = added_values.iter().find(|(v, _)| literals.contains(v)) {
-            c.finding_at(
-                RuleId::EnumValueInSameTransaction,
-                format!(
-                    "the enum value '{value}' added on line {at} is used here, in the same \
-                     transaction: PostgreSQL refuses it (unsafe use of new value) until the \
-                     transaction that added it commits"
-                ),
-                "move the `ALTER TYPE ... ADD VALUE` into a migration of its own, before this one",
-                line,
-            );
-        }
-        if matches!(stmt, ast::Stmt::AlterType(_)) && has_seq(&words(node), &["add", "value"]) {
-            added_values.extend(literals.iter().map(|v| (v.clone(), line)));
-            // The statements after the block, in the file's transaction, cannot use it either.
-            if let (Some(ty), Some(v)) = (name_after(node, "type", &[]), literals.first()) {
-                c.enum_adds.push((normalize(&ty), v.clone()));
-            }
-        }
+        enum_values(&mut c, &mut added_values, stmt, &literals, line);
         c.literals.extend(literals);
         merge_inner(&mut c, &mut ic, stmt, line);
         // squawk's lock-hazard rules, on the statement alone.
@@ -73,16 +54,7 @@ pub(super) fn classify_do(
         }
     }
     if let (Some(e), Some(k)) = (first_expand, first_contract) {
-        c.finding_at(
-            RuleId::MixedPhaseMigration,
-            format!(
-                "this DO block mixes expand (line {e}) and contract (line {k}) statements: the \
-                 whole block runs at one time"
-            ),
-            "split it into two blocks in two migrations: the expand one runs before traffic moves, \
-             the contract one after the old version is retired",
-            k,
-        );
+        mixed_phases(&mut c, e, k);
     }
     // The guards make the block's effect depend on what the database holds: undoing it
     // blindly could drop what was there before.
@@ -90,6 +62,55 @@ pub(super) fn classify_do(
         "a DO block's effect depends on its conditions; add a down migration".into(),
     );
     c
+}
+
+/// The enum values a block's statement `stmt` (on `line`, with string `literals`) adds or uses:
+/// the block is one transaction too, so a value added earlier in it (`added`: value and line)
+/// cannot be used in it, a finding on `c`; an `ALTER TYPE ... ADD VALUE` adds its values to
+/// `added`, and to `c.enum_adds` for the statements after the block.
+fn enum_values(
+    c: &mut Class,
+    added: &mut Vec<(String, u32)>,
+    stmt: &ast::Stmt,
+    literals: &[String],
+    line: u32,
+) {
+    let node = stmt.syntax();
+    // The block is one transaction too: an enum value it adds cannot be used in it.
+    if let Some((value, at)) = added.iter().find(|(v, _)| literals.contains(v)) {
+        c.finding_at(
+            RuleId::EnumValueInSameTransaction,
+            format!(
+                "the enum value '{value}' added on line {at} is used here, in the same \
+                 transaction: PostgreSQL refuses it (unsafe use of new value) until the \
+                 transaction that added it commits"
+            ),
+            "move the `ALTER TYPE ... ADD VALUE` into a migration of its own, before this one",
+            line,
+        );
+    }
+    if matches!(stmt, ast::Stmt::AlterType(_)) && has_seq(&words(node), &["add", "value"]) {
+        added.extend(literals.iter().map(|v| (v.clone(), line)));
+        // The statements after the block, in the file's transaction, cannot use it either.
+        if let (Some(ty), Some(v)) = (name_after(node, "type", &[]), literals.first()) {
+            c.enum_adds.push((normalize(&ty), v.clone()));
+        }
+    }
+}
+
+/// The finding on a DO block whose first expand statement is on line `e` and first contract
+/// statement on line `k`: the block runs at one time, so it fits neither phase.
+fn mixed_phases(c: &mut Class, e: u32, k: u32) {
+    c.finding_at(
+        RuleId::MixedPhaseMigration,
+        format!(
+            "this DO block mixes expand (line {e}) and contract (line {k}) statements: the \
+             whole block runs at one time"
+        ),
+        "split it into two blocks in two migrations: the expand one runs before traffic moves, \
+         the contract one after the old version is retired",
+        k,
+    );
 }
 
 /// Collects the plain SQL statements of a PL/pgSQL body, or says what cutover cannot read.
