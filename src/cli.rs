@@ -6,6 +6,7 @@
 use crate::error::Error;
 use crate::exit;
 use clap::{Parser, Subcommand, ValueEnum};
+use cutover_executor::resume::Continue;
 use cutover_planner::analysis::{AnalyzeOptions, analyze};
 use cutover_planner::error::{Diagnostic, PlanError};
 use cutover_planner::lint::{RULES, RULES_DOC, Severity};
@@ -152,8 +153,14 @@ Apply exactly what was reviewed: `cutover plan SPEC --out FILE`, review, then `c
 --plan FILE`, refused when the spec or its migrations now plan other steps; in CI,
 `--expect-hash HASH`. On a terminal, apply shows the plan's hash and summary and asks for `yes`.
 
+Gates: a canary with `pause = \"manual\"` stops at each of its pauses, and `--hold` (or
+`[release] hold = true`) stops before the point of no return (the first contract migration or
+other step that cannot be undone), both until `cutover promote RUN`; the run holds no lock
+while it waits, and `cutover abort RUN` rolls it back instead.
+
 Exit codes: 0 succeeded; 1 bad input or refused; 2 the plan has error findings (nothing ran);
-3 a step failed (rolled back or paused); 4 a rollback stopped at a pivot; 130 interrupted.")]
+3 a step failed (rolled back or paused); 4 a rollback stopped at a pivot; 5 waiting at a gate
+for `cutover promote`; 130 interrupted.")]
     Apply {
         /// Release spec (TOML); optional with --plan, which names it.
         #[arg(required_unless_present = "plan")]
@@ -173,6 +180,10 @@ Exit codes: 0 succeeded; 1 bad input or refused; 2 the plan has error findings (
         /// marked dry-run.
         #[arg(long)]
         dry_run: bool,
+        /// Stop before the point of no return (the first contract migration, or any step that
+        /// cannot be undone) until `cutover promote RUN`, as `[release] hold = true` does.
+        #[arg(long)]
+        hold: bool,
         /// Steps that may run at the same time.
         #[arg(long, default_value_t = 4, value_name = "N")]
         jobs: usize,
@@ -200,6 +211,44 @@ Exit codes: as for `apply`.")]
         /// Steps that may run at the same time.
         #[arg(long, default_value_t = 4, value_name = "N")]
         jobs: usize,
+        /// Output.
+        #[arg(long, short = 'f', value_enum, default_value_t = RunFormat::Text)]
+        format: RunFormat,
+    },
+    /// Continue a run that waits at a gate: a canary's manual pause (`pause = "manual"`) or the
+    /// hold before the point of no return (`[release] hold`, `apply --hold`).
+    #[command(after_help = "\
+As Argo Rollouts' `promote` and pgroll's `complete`: the run continues in this process from the
+gate it waits at, after the same checks as `cutover resume` (spec and migrations unchanged, the
+environment ready); the release is recorded in the log (`promoted`, with who). A later gate
+stops the run again. `--full` also passes every later pause and analysis without waiting (the
+hold before the point of no return still holds). A run that paused after a failure is not at a
+gate: `cutover resume` or `cutover abort` it.
+
+Exit codes: as for `apply`; 5 when it stops at the next gate.")]
+    Promote {
+        /// Run id (see `cutover runs`), `latest`, a release name or the start of a run id.
+        run: std::ffi::OsString,
+        /// Skip the remaining pauses and analyses too (Argo's `promote --full`).
+        #[arg(long)]
+        full: bool,
+        /// Steps that may run at the same time.
+        #[arg(long, default_value_t = 4, value_name = "N")]
+        jobs: usize,
+        /// Output.
+        #[arg(long, short = 'f', value_enum, default_value_t = RunFormat::Text)]
+        format: RunFormat,
+    },
+    /// Roll a run back now (Argo Rollouts' `abort`): the same as `cutover rollback RUN`, recorded
+    /// as aborted by the operator. Works on a run at a gate, paused, failed or interrupted.
+    #[command(after_help = "Exit codes: as for `rollback`.")]
+    Abort {
+        /// Run id, `latest`, a release name or the start of a run id.
+        run: std::ffi::OsString,
+        /// Past an irreversible migration, restore that database from the backup this run took
+        /// (pg_restore of the whole database: writes made since the backup are lost).
+        #[arg(long)]
+        restore_backup: bool,
         /// Output.
         #[arg(long, short = 'f', value_enum, default_value_t = RunFormat::Text)]
         format: RunFormat,
@@ -355,6 +404,7 @@ fn run(cli: Cli) -> Result<(), Error> {
             expect_hash,
             yes,
             dry_run,
+            hold,
             jobs,
             allow_error_findings,
             format,
@@ -366,6 +416,7 @@ fn run(cli: Cli) -> Result<(), Error> {
                 expect_hash: expect_hash.clone(),
                 yes: *yes,
                 dry_run: *dry_run,
+                hold: *hold,
                 allow_error_findings: *allow_error_findings,
             },
         ),
@@ -374,7 +425,35 @@ fn run(cli: Cli) -> Result<(), Error> {
             retry,
             jobs,
             format,
-        } => crate::exec::resume(&common((*format).into(), *jobs), run_id(run)?, retry),
+        } => crate::exec::resume(
+            &common((*format).into(), *jobs),
+            run_id(run)?,
+            retry,
+            Continue::Resume,
+        ),
+        Command::Promote {
+            run,
+            full,
+            jobs,
+            format,
+        } => crate::exec::resume(
+            &common((*format).into(), *jobs),
+            run_id(run)?,
+            &[],
+            Continue::Promote { full: *full },
+        ),
+        Command::Abort {
+            run,
+            restore_backup,
+            format,
+        } => crate::exec::rollback(
+            &common((*format).into(), 1),
+            run_id(run)?,
+            None,
+            false,
+            *restore_backup,
+            "aborted by the operator",
+        ),
         Command::Rollback {
             run,
             to,
@@ -387,6 +466,7 @@ fn run(cli: Cli) -> Result<(), Error> {
             to.clone(),
             *dry_run,
             *restore_backup,
+            "requested by the operator",
         ),
         Command::Status { run, format, watch } => {
             crate::exec::status(&common(text_or_json(*format), 1), run_id(run)?, *watch)

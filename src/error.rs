@@ -120,6 +120,14 @@ pub enum Error {
         /// The step that failed, with its error.
         failed: Option<(String, String)>,
     },
+    /// The run waits at a gate for `cutover promote` (nothing failed).
+    #[error("run {run} is paused: {reason}")]
+    AwaitingPromotion {
+        /// Run id.
+        run: String,
+        /// What it waits for ([`cutover_executor::event::Gate::reason`]).
+        reason: String,
+    },
     /// A step failed before anything with an effect succeeded (preflight, or a dry run): there
     /// was nothing to roll back.
     #[error("step `{}` failed: {}; nothing was changed", failed.0, failed.1)]
@@ -198,6 +206,7 @@ impl Error {
                 exit::RELEASE_FAILED
             }
             Error::RollbackStopped { .. } => exit::ROLLBACK_STOPPED,
+            Error::AwaitingPromotion { .. } => exit::AWAITING_PROMOTION,
             Error::Interrupted { .. } => exit::INTERRUPTED,
         }
     }
@@ -325,6 +334,11 @@ impl Error {
             Error::NothingChanged { run, .. } => Some(format!(
                 "fix it, then `cutover resume {run}` starts the run again (or `cutover apply` \
                  starts a new one)"
+            )),
+            Error::AwaitingPromotion { run, .. } => Some(format!(
+                "the run holds no lock while it waits; `cutover status {run}` shows it, `cutover \
+                 promote {run}` continues (`--full` also skips the remaining pauses and \
+                 analyses), `cutover abort {run}` rolls back"
             )),
             Error::Paused { run, .. } => Some(format!(
                 "fix the cause, then `cutover resume {run}` retries from that step, or `cutover \

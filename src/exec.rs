@@ -5,7 +5,7 @@ use crate::error::Error;
 use crate::progress::{Mode, Progress};
 use cutover_executor::driver::Drivers;
 use cutover_executor::event::Outcome;
-use cutover_executor::resume::Resumable;
+use cutover_executor::resume::{Continue, Resumable};
 use cutover_executor::runner::{ForwardResult, RunOptions, Session};
 use cutover_executor::scheduler::{self, Compensation};
 use cutover_executor::session::Backend;
@@ -67,6 +67,10 @@ fn finish(session: &Session, r: &ForwardResult) -> Result<(), Error> {
             failed: r.failed.clone().expect("checked"),
             dry_run: session.state.dry_run,
         }),
+        Outcome::Paused if session.state.gate.is_some() => Err(Error::AwaitingPromotion {
+            run,
+            reason: session.state.paused.clone().unwrap_or_default(),
+        }),
         Outcome::Paused | Outcome::Failed => Err(Error::Paused {
             run,
             failed: r.failed.clone(),
@@ -126,6 +130,8 @@ pub struct ApplyArgs {
     pub yes: bool,
     /// `--dry-run`.
     pub dry_run: bool,
+    /// `--hold`: stop before the point of no return until `cutover promote`.
+    pub hold: bool,
     /// `--allow-error-findings`.
     pub allow_error_findings: bool,
 }
@@ -173,7 +179,10 @@ pub fn apply(common: &Common, args: &ApplyArgs) -> Result<(), Error> {
             &store,
             planned.plan,
             spec_path,
-            dry_run,
+            session::NewRun {
+                dry_run,
+                hold: args.hold || planned.spec.release.hold,
+            },
             reporter,
         )
         .await?;
@@ -249,14 +258,24 @@ fn refuse_non_utf8_spec(spec_path: &Path) -> Result<(), Error> {
     Err(Error::SpecNotUtf8 { path: abs })
 }
 
-/// `cutover resume RUN`.
-pub fn resume(common: &Common, run: &str, retry: &[String]) -> Result<(), Error> {
+/// `cutover resume RUN`, or with `Continue::Promote`, `cutover promote RUN [--full]`.
+pub fn resume(common: &Common, run: &str, retry: &[String], how: Continue) -> Result<(), Error> {
+    if how != Continue::Resume {
+        // A promote the run cannot take is refused before attaching: the log stays as it was.
+        let (_, state) = snapshot(common, run)?;
+        if state.gate.is_none() {
+            return Err(ExecError::NotAtGate {
+                run: state.run_id,
+                paused: state.paused,
+            }
+            .into());
+        }
+    }
     let store = Store::new(&common.state_dir);
     runtime().block_on(async {
         let reporter = Box::new(Progress::new(common.mode));
-        match cutover_executor::resume::resume(&common.backend, &store, run, common.jobs, reporter)
-            .await?
-        {
+        let (backend, jobs) = (&common.backend, common.jobs);
+        match cutover_executor::resume::resume(backend, &store, run, jobs, how, reporter).await? {
             Resumable::Succeeded(run) => {
                 eprintln!("run {run} already succeeded; nothing to do");
                 Ok(())
@@ -286,12 +305,16 @@ fn snapshot(common: &Common, run: &str) -> Result<(session::Snapshot, RunState),
 }
 
 /// `cutover rollback RUN`.
+///
+/// `reason` goes into the log's `rollback_started` event: `requested by the operator`, or for
+/// `cutover abort`, `aborted by the operator`.
 pub fn rollback(
     common: &Common,
     run: &str,
     to: Option<String>,
     dry_run: bool,
     restore_backup: bool,
+    reason: &str,
 ) -> Result<(), Error> {
     if dry_run {
         return rollback_preview(common, run, to.as_deref());
@@ -310,7 +333,7 @@ pub fn rollback(
         opts.restore_backup = restore_backup;
         session.environment_ready(&opts, false)?;
         let result = session
-            .rollback(&Drivers::builtin(), &opts, to, "requested by the operator")
+            .rollback(&Drivers::builtin(), &opts, to, reason)
             .await;
         let ended = result
             .map_err(Error::from)
@@ -366,6 +389,12 @@ struct StatusDoc<'a> {
     outcome: Option<&'static str>,
     rollback: Option<Option<&'a str>>,
     paused: Option<&'a str>,
+    /// When it paused (RFC 3339).
+    paused_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// The gate it waits at for `cutover promote`: `{"kind": "manual"|"hold", "step": ...}`.
+    gate: Option<&'a cutover_executor::event::Gate>,
+    /// It holds before the point of no return until promoted.
+    hold: bool,
     rollback_stopped: Option<StoppedDoc<'a>>,
     restored: Vec<RestoredDoc<'a>>,
     lock_holder: Option<cutover_executor::store::Holder>,
@@ -396,7 +425,8 @@ struct StepDoc<'a> {
 
 /// `cutover status RUN [--watch]`: shows the run (with `watch`, again every second until no
 /// executor holds it), then exits by how it stands: 0 succeeded or still running, 3 failed,
-/// paused or rolled back, 4 a rollback stopped, 130 stopped before it finished (resumable).
+/// paused after a failure or rolled back, 4 a rollback stopped, 5 waiting at a gate for
+/// `cutover promote`, 130 stopped before it finished (resumable).
 pub fn status(common: &Common, run: &str, watch: bool) -> Result<(), Error> {
     use std::io::IsTerminal;
     let tty = std::io::stdout().is_terminal();
@@ -424,6 +454,7 @@ fn exit_by_state(st: &RunState, held: bool) -> Result<(), Error> {
     let code = match (held, st.outcome) {
         (true, _) | (false, Some(Outcome::Succeeded)) => return Ok(()),
         (false, Some(Outcome::RollbackStopped)) => crate::exit::ROLLBACK_STOPPED,
+        (false, Some(Outcome::Paused)) if st.gate.is_some() => crate::exit::AWAITING_PROMOTION,
         (false, Some(Outcome::Interrupted) | None) => crate::exit::INTERRUPTED,
         (false, Some(_)) => crate::exit::RELEASE_FAILED,
     };
@@ -461,6 +492,9 @@ fn show_status(common: &Common, snap: session::Snapshot, st: &RunState) {
         outcome: st.outcome.map(Outcome::as_str),
         rollback: st.rollback.as_ref().map(|t| t.as_deref()),
         paused: st.paused.as_deref(),
+        paused_at: st.paused_at,
+        gate: st.gate.as_ref(),
+        hold: st.hold,
         rollback_stopped: st
             .rollback_stopped
             .as_ref()
@@ -504,7 +538,19 @@ fn print_status(
     );
     println!("state: {state_word}");
     if let Some(r) = &st.paused {
-        println!("paused: {r}");
+        match st.paused_at {
+            Some(at) => {
+                let ago = (chrono::Utc::now() - at).num_seconds().max(0);
+                let ago = cutover_planner::duration::Duration::from_secs(ago as u64);
+                let at = at.format("%Y-%m-%d %H:%M:%S UTC");
+                println!("paused since {at} ({ago} ago): {r}");
+            }
+            None => println!("paused: {r}"),
+        }
+        if st.gate.is_some() {
+            let run = &st.run_id;
+            println!("next: `cutover promote {run}` continues, `cutover abort {run}` rolls back");
+        }
     }
     if let Some(t) = &st.rollback {
         println!(

@@ -13,5 +13,8 @@ pub const RELEASE_FAILED: u8 = 3;
 /// A rollback stopped before it finished: at a pivot (an irreversible step) or because undoing a
 /// step failed. `cutover status RUN` shows where.
 pub const ROLLBACK_STOPPED: u8 = 4;
+/// `apply`/`resume`/`promote`: the run waits at a manual gate or at its hold before the point of
+/// no return, for `cutover promote RUN` (or `cutover abort RUN`). Nothing failed.
+pub const AWAITING_PROMOTION: u8 = 5;
 /// Stopped by SIGINT/SIGTERM; the run is resumable.
 pub const INTERRUPTED: u8 = 130;

@@ -95,7 +95,11 @@ impl Progress {
                 let verdict = probe_verdict(*outcome, self.rolling_back.load(Relaxed));
                 format!("  checked {step}: {verdict}")
             }
-            Event::Paused { reason } => format!("paused: {reason}"),
+            Event::Paused { reason, .. } => format!("paused: {reason}"),
+            Event::Promoted { gate, full, user } => {
+                let full = if *full { " (--full)" } else { "" };
+                format!("promoted `{}` by {user}{full}", gate.step())
+            }
             Event::RollbackStarted { target, reason } => {
                 self.rolling_back.store(true, Relaxed);
                 let target = target.as_ref().map(|t| format!(" to {t}"));

@@ -71,6 +71,7 @@ fn replay(dir: &std::path::Path) {
             user: "bench".into(),
             host: "bench".into(),
             dry_run: false,
+            hold: false,
         },
     )))
     .unwrap();
@@ -138,7 +139,7 @@ fn noop_plan(n: usize, deep: bool) -> Plan {
             format!("pause/n{i}"),
             Params::Pause(PauseParams {
                 service: "bench".into(),
-                duration: Duration::from_millis(0),
+                duration: Some(Duration::from_millis(0)),
             }),
         );
         prev = b.add(s, &[if deep { prev } else { root }]);
@@ -210,6 +211,7 @@ fn runner(dir: &std::path::Path, n: usize, deep: bool, fsync_s: f64) {
             user: "b".into(),
             host: "b".into(),
             dry_run: false,
+            hold: false,
         },
     ))))
     .unwrap();

@@ -145,6 +145,17 @@ pub enum ExecError {
         /// Run id.
         run: String,
     },
+    /// `promote` of a run that does not wait at a gate.
+    #[error("run {run} does not wait at a gate{}", match paused {
+        Some(why) => format!(": it paused after a failure ({why})"),
+        None => String::new(),
+    })]
+    NotAtGate {
+        /// Run id.
+        run: String,
+        /// Why it paused, if it did.
+        paused: Option<String>,
+    },
     /// `resume` of a run that is being rolled back.
     #[error("run {run} is being rolled back; continue it with `cutover rollback {run}`")]
     RollingBack {
@@ -640,6 +651,13 @@ impl ExecError {
                     .into()
             }
             ExecError::Io { source, .. } | ExecError::File { source, .. } => io_hint(source),
+            ExecError::NotAtGate { run, paused } => match paused {
+                Some(_) => format!(
+                    "`cutover resume {run}` runs the failed step again; `cutover abort {run}` \
+                     rolls back"
+                ),
+                None => format!("`cutover status {run}` shows where it stands"),
+            },
             ExecError::SpecPathLost { run, .. } => format!(
                 "rename the spec's file or directory to the name shown (or to UTF-8 and link it \
                  there), then run `cutover resume {run}` again"

@@ -19,7 +19,7 @@ pub enum Event {
         pid: u32,
         /// Host.
         host: String,
-        /// `apply`, `resume` or `rollback`.
+        /// `apply`, `resume`, `promote` or `rollback`.
         command: String,
     },
     /// A step is about to run; written (and fsync'ed) before its side effect starts.
@@ -72,6 +72,18 @@ pub enum Event {
     Paused {
         /// Why.
         reason: String,
+        /// The gate it waits at, when it waits for `cutover promote` rather than after a failure.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        gate: Option<Gate>,
+    },
+    /// An operator released the gate the run waited at (`cutover promote`).
+    Promoted {
+        /// The gate released.
+        gate: Gate,
+        /// `--full`: the remaining pauses and analyses are skipped too.
+        full: bool,
+        /// Who promoted.
+        user: String,
     },
     /// A rollback began.
     RollbackStarted {
@@ -161,6 +173,48 @@ pub struct RunStarted {
     pub host: String,
     /// Describe-only run.
     pub dry_run: bool,
+    /// Stop before the point of no return until `cutover promote` (`[release] hold`, `apply
+    /// --hold`).
+    #[serde(default)]
+    pub hold: bool,
+}
+
+/// Where a run waits for a person, until `cutover promote RUN`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Gate {
+    /// A manual gate: the pause step `step` (a canary's `pause = "manual"`; Argo Rollouts'
+    /// `pause: {}`).
+    Manual {
+        /// The pause step.
+        step: String,
+    },
+    /// The hold before the point of no return: `step` is the first step that cannot be undone
+    /// (a contract migration or another pivot); nothing after it starts until promoted.
+    Hold {
+        /// The first step that cannot be undone.
+        step: String,
+    },
+}
+
+impl Gate {
+    /// The step the gate holds back.
+    pub fn step(&self) -> &str {
+        match self {
+            Gate::Manual { step } | Gate::Hold { step } => step,
+        }
+    }
+
+    /// What the run waits for, for `status`, the pause event and the terminal.
+    pub fn reason(&self) -> String {
+        match self {
+            Gate::Manual { step } => format!("manual gate `{step}`: waiting for `cutover promote`"),
+            Gate::Hold { step } => format!(
+                "hold before `{step}`, the first step that cannot be undone (the old and the new \
+                 version both work now): waiting for `cutover promote`"
+            ),
+        }
+    }
 }
 
 /// What a probe found.

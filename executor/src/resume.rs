@@ -157,14 +157,23 @@ pub enum Resumable {
 /// ([`attach`]); it started, is not being rolled back, and has not succeeded already; its spec
 /// is still where it recorded it and plans (read once) to the steps it started with
 /// ([`check_plan`]); and this shell has the variables and programs the rest of it needs.
+///
+/// With [`Continue::Promote`], the run must wait at a gate ([`crate::event::Gate`];
+/// `ExecError::NotAtGate` otherwise), and once every check passed the gate is released
+/// (`promoted`, recorded in the log) before the caller runs the rest.
 pub async fn resume(
     backend: &Backend,
     store: &Store,
     run: &str,
     jobs: usize,
+    how: Continue,
     reporter: Box<dyn Reporter>,
 ) -> Result<Resumable, ExecError> {
-    let session = attach(backend, store, run, "resume", reporter).await?;
+    let command = match how {
+        Continue::Resume => "resume",
+        Continue::Promote { .. } => "promote",
+    };
+    let mut session = attach(backend, store, run, command, reporter).await?;
     let state = &session.state;
     let run = state.run_id.clone();
     if !state.started() {
@@ -193,7 +202,39 @@ pub async fn resume(
     let on_failure = planned.spec.release.on_failure;
     let opts = RunOptions::new(&session, state.spec_dir(), on_failure, jobs);
     session.environment_ready(&opts, true)?;
+    if let Continue::Promote { full } = how {
+        session.promote(full).await?;
+    }
     Ok(Resumable::Ready(Box::new((session, opts))))
+}
+
+/// What continues a stopped run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Continue {
+    /// `cutover resume`: where it stopped; a gate it waits at still holds.
+    Resume,
+    /// `cutover promote [--full]`: past the gate it waits at (with `full`, past every later
+    /// pause and analysis too).
+    Promote {
+        /// `--full`.
+        full: bool,
+    },
+}
+
+impl Session {
+    /// Releases the gate the run waits at (`promoted` in the log).
+    pub(crate) async fn promote(&mut self, full: bool) -> Result<(), ExecError> {
+        let Some(gate) = self.state.gate.clone() else {
+            return Err(ExecError::NotAtGate {
+                run: self.state.run_id.clone(),
+                paused: self.state.paused.clone(),
+            });
+        };
+        let user = crate::session::user();
+        self.notice(&format!("promoted `{}` ({user})", gate.step()));
+        self.emit(Event::Promoted { gate, full, user }).await?;
+        Ok(())
+    }
 }
 
 impl Session {

@@ -18,9 +18,11 @@
 //! Which steps a pass runs at all (pending and failed ones; not succeeded ones, and never one in
 //! doubt) is a resume rule: [`crate::resume::runs_forward`].
 
+use crate::event::Gate;
 use crate::resume::runs_forward;
 use crate::state::{RunState, StepState};
-use cutover_planner::dag::{Plan, Step, StepKind};
+use cutover_planner::analysis::Phase;
+use cutover_planner::dag::{Params, PauseParams, Plan, Step, StepKind};
 use cutover_planner::spec::OnFailure;
 use std::collections::{BTreeSet, HashMap};
 
@@ -84,6 +86,12 @@ pub enum Verdict {
         /// The first failure.
         failed: Failure,
     },
+    /// Nothing failed, and what is left waits behind a gate for `cutover promote` (the first in
+    /// plan order).
+    AwaitPromotion {
+        /// The gate.
+        gate: Gate,
+    },
 }
 
 /// The state of one forward pass: which steps wait for which, which are ready and running, what
@@ -114,6 +122,36 @@ pub struct Scheduler {
     dry_run: bool,
     /// A step with an effect (anything but preflight) succeeded in this run, in a real run.
     changed: bool,
+    /// The gate each step waits behind, if any ([`gate_of`]).
+    gates: Vec<Option<Gate>>,
+    /// Ready steps held back by their gate, never started in this pass.
+    held: BTreeSet<usize>,
+    /// `cutover promote --full` was given: pauses and analyses are passed without running.
+    promoted_full: bool,
+}
+
+/// The gate step `step` waits behind in a run standing at `state`, if any: a manual pause not
+/// promoted (and no `promote --full`), or, in a run that holds, the first step past the point of
+/// no return (a contract migration or any step that cannot be undone) while the hold is not
+/// promoted. A dry run waits for nobody.
+pub fn gate_of(step: &Step, state: &RunState) -> Option<Gate> {
+    if state.dry_run {
+        return None;
+    }
+    if let Params::Pause(PauseParams { duration: None, .. }) = &step.params {
+        let gate = Gate::Manual {
+            step: step.id.clone(),
+        };
+        return (!state.promoted_full && !state.promoted.contains(&gate)).then_some(gate);
+    }
+    let no_return = step.phase == Some(Phase::Contract) || !step.reversible;
+    let hold_released = state
+        .promoted
+        .iter()
+        .any(|g| matches!(g, Gate::Hold { .. }));
+    (state.hold && no_return && !hold_released).then(|| Gate::Hold {
+        step: step.id.clone(),
+    })
 }
 
 impl Scheduler {
@@ -138,6 +176,7 @@ impl Scheduler {
             }
         }
         let runnable: Vec<bool> = order.iter().map(|s| runs_forward(stands(&s.id))).collect();
+        let gates = order.iter().map(|s| gate_of(s, state)).collect();
         let ready = (0..order.len())
             .filter(|i| waiting[*i] == 0 && runnable[*i])
             .collect();
@@ -161,6 +200,9 @@ impl Scheduler {
                     plan.step(id)
                         .is_some_and(|s| s.kind() != cutover_planner::dag::StepKind::Preflight)
                 }),
+            gates,
+            held: BTreeSet::new(),
+            promoted_full: state.promoted_full,
         }
     }
 
@@ -170,9 +212,21 @@ impl Scheduler {
         if self.failed.is_some() || self.stops > 0 || self.running.len() >= self.jobs {
             return None;
         }
-        let i = self.ready.pop_first()?;
-        self.running.insert(self.order[i].id.clone());
-        Some(i)
+        loop {
+            let i = self.ready.pop_first()?;
+            if self.gates[i].is_some() {
+                self.held.insert(i);
+                continue;
+            }
+            self.running.insert(self.order[i].id.clone());
+            return Some(i);
+        }
+    }
+
+    /// Whether step `i`, now starting, is passed without running: a pause or an analysis after
+    /// `cutover promote --full` (Argo Rollouts' full promotion).
+    pub fn skipped(&self, i: usize) -> bool {
+        self.promoted_full && matches!(self.order[i].kind(), StepKind::Pause | StepKind::Analysis)
     }
 
     /// Step `i` of the plan order.
@@ -255,8 +309,12 @@ impl Scheduler {
                 failed: self.failed,
             };
         }
+        let held = self.held.first().and_then(|&i| self.gates[i].clone());
         match self.failed {
-            None => Verdict::Complete,
+            None => match held {
+                Some(gate) => Verdict::AwaitPromotion { gate },
+                None => Verdict::Complete,
+            },
             Some(failed) if self.inconclusive => Verdict::Pause { failed },
             Some(failed) if !self.changed => Verdict::Fail { failed },
             Some(failed) if self.on_failure == OnFailure::Pause => Verdict::Pause { failed },
@@ -396,6 +454,7 @@ mod tests {
             user: "u".into(),
             host: "h".into(),
             dry_run: false,
+            hold: false,
         }));
         let records: Vec<Record> = std::iter::once(started)
             .chain(events)

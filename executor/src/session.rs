@@ -22,7 +22,7 @@ use cutover_planner::dag::Plan;
 use std::path::{Path, PathBuf};
 
 /// Who is running cutover.
-fn user() -> String {
+pub(crate) fn user() -> String {
     std::env::var("USER")
         .or_else(|_| std::env::var("LOGNAME"))
         .unwrap_or_else(|_| format!("uid {}", unsafe { libc::getuid() }))
@@ -52,15 +52,25 @@ fn open_session(
     Session::new(dir, plan, state, sink, reporter)
 }
 
+/// How a new run runs, recorded in its first event.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NewRun {
+    /// Describe every step, change nothing (preflight still checks the world, read-only).
+    pub dry_run: bool,
+    /// Stop before the point of no return until `cutover promote` ([`crate::event::Gate::Hold`]).
+    pub hold: bool,
+}
+
 /// Creates a run for `plan` and attaches to it.
 pub async fn start(
     backend: &Backend,
     store: &Store,
     plan: Plan,
     spec_path: &Path,
-    dry_run: bool,
+    how: NewRun,
     reporter: Box<dyn Reporter>,
 ) -> Result<Session, ExecError> {
+    let NewRun { dry_run, hold } = how;
     let (run_id, dir) = store.create(&plan)?;
     let hdr = header(&run_id, &plan, dry_run);
     let mut sink = match backend {
@@ -95,6 +105,7 @@ pub async fn start(
             user: user(),
             host: hostname(),
             dry_run,
+            hold,
         })))
         .await?;
     session

@@ -1,7 +1,7 @@
 //! [`RunState`]: a run as its log tells it. `status`, `resume` and `rollback` all start here, so
 //! they can never disagree about where a run stands.
 
-use crate::event::{Event, Outcome, ProbeOutcome, Record, RunStarted};
+use crate::event::{Event, Gate, Outcome, ProbeOutcome, Record, RunStarted};
 use crate::log::Header;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -225,6 +225,16 @@ pub struct RunState {
     pub outcome: Option<Outcome>,
     /// Why the run paused, if it did.
     pub paused: Option<String>,
+    /// When it paused.
+    pub paused_at: Option<DateTime<Utc>>,
+    /// The gate it waits at for `cutover promote`, if it does.
+    pub gate: Option<Gate>,
+    /// The run holds before the point of no return until promoted (`RunStarted::hold`).
+    pub hold: bool,
+    /// Gates released by `cutover promote`.
+    pub promoted: Vec<Gate>,
+    /// `cutover promote --full` was given: the remaining pauses and analyses are skipped.
+    pub promoted_full: bool,
     /// Databases a rollback restored from this run's backup: (database, backup step).
     pub restored: Vec<(String, String)>,
     /// Where the last rollback stopped, and why.
@@ -264,6 +274,11 @@ impl RunState {
             rollback: None,
             outcome: None,
             paused: None,
+            paused_at: None,
+            gate: None,
+            hold: false,
+            promoted: Vec::new(),
+            promoted_full: false,
             restored: Vec::new(),
             rollback_stopped: None,
             events: 0,
@@ -324,10 +339,25 @@ impl RunState {
                     self.completed.push(step.clone());
                 }
             }
-            Event::Paused { reason } => self.paused = Some(reason.clone()),
+            Event::Paused { reason, gate } => {
+                self.paused = Some(reason.clone());
+                self.paused_at = Some(time);
+                self.gate = gate.clone();
+            }
+            Event::Promoted { gate, full, .. } => {
+                if self.gate.as_ref() != Some(gate) {
+                    return Err(format!(
+                        "promoted `{}`, not the gate the run waits at",
+                        gate.step()
+                    ));
+                }
+                self.promoted.push(gate.clone());
+                self.promoted_full |= *full;
+                (self.paused, self.paused_at, self.gate) = (None, None, None);
+            }
             Event::RollbackStarted { target, .. } => {
                 self.rollback = Some(target.clone());
-                self.paused = None;
+                (self.paused, self.paused_at, self.gate) = (None, None, None);
             }
             Event::CompensationStarted { step } => self.step(step).compensating(step)?,
             Event::CompensationSucceeded { step } => self.step(step).compensated(step, time)?,
@@ -385,6 +415,7 @@ impl RunState {
         self.spec_path = spec_path.clone();
         self.spec_abs = spec_abs.clone();
         self.dry_run = *dry_run;
+        self.hold = rs.hold;
         for (id, _) in step_hashes {
             self.steps.insert(id.clone(), StepStatus::default());
         }
@@ -454,6 +485,7 @@ pub fn event_kind(e: &Event) -> &'static str {
         Event::StepFailed { .. } => "step_failed",
         Event::StepProbed { .. } => "step_probed",
         Event::Paused { .. } => "paused",
+        Event::Promoted { .. } => "promoted",
         Event::RollbackStarted { .. } => "rollback_started",
         Event::CompensationStarted { .. } => "compensation_started",
         Event::CompensationSucceeded { .. } => "compensation_succeeded",

@@ -149,7 +149,10 @@ fn logged(path: &Path, plan: &Plan, redactor: Redactor) -> String {
             data: serde_json::json!({ "message": leaky() }),
             amount: None,
         },
-        Event::Paused { reason: leaky() },
+        Event::Paused {
+            reason: leaky(),
+            gate: None,
+        },
         Event::BackupRestored {
             step: step.clone(),
             database: "main".into(),

@@ -5,7 +5,7 @@
 //! run at all.
 
 use chrono::{TimeZone, Utc};
-use cutover_executor::event::{Amount, Event, Outcome, ProbeOutcome, Record, RunStarted};
+use cutover_executor::event::{Amount, Event, Gate, Outcome, ProbeOutcome, Record, RunStarted};
 use cutover_executor::log::{FORMAT_VERSION, Header};
 use cutover_executor::state::RunState;
 use proptest::prelude::*;
@@ -44,7 +44,18 @@ fn run_started(dry_run: bool) -> Event {
         user: "u".into(),
         host: "h".into(),
         dry_run,
+        hold: !dry_run,
     }))
+}
+
+fn gate() -> impl Strategy<Value = Gate> {
+    (step(), any::<bool>()).prop_map(|(step, manual)| {
+        if manual {
+            Gate::Manual { step }
+        } else {
+            Gate::Hold { step }
+        }
+    })
 }
 
 fn event() -> impl Strategy<Value = Event> {
@@ -86,7 +97,13 @@ fn event() -> impl Strategy<Value = Event> {
             },
             undo: json!(null),
         }),
-        "[a-z ]{0,8}".prop_map(|reason| Event::Paused { reason }),
+        ("[a-z ]{0,8}", prop::option::of(gate()))
+            .prop_map(|(reason, gate)| Event::Paused { reason, gate }),
+        (gate(), any::<bool>()).prop_map(|(gate, full)| Event::Promoted {
+            gate,
+            full,
+            user: "u".into()
+        }),
         (prop::option::of(step()), "[a-z]{0,4}")
             .prop_map(|(target, reason)| Event::RollbackStarted { target, reason }),
         step().prop_map(|step| Event::CompensationStarted { step }),

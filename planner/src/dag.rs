@@ -278,13 +278,16 @@ pub struct ShiftParams {
     pub servers: Vec<Server>,
 }
 
-/// Parameters of a `pause` step.
+/// Parameters of a `pause` step. Unknown fields are refused: with `duration` optional, another
+/// kind's parameters would otherwise read as a manual gate.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct PauseParams {
     /// Service.
     pub service: String,
-    /// How long.
-    pub duration: Duration,
+    /// How long; `None`: until `cutover promote RUN` (a manual gate, Argo Rollouts' `pause: {}`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration: Option<Duration>,
 }
 
 /// Parameters of a `analysis` step.
@@ -987,7 +990,7 @@ mod tests {
             "pause/api/10",
             Params::Pause(PauseParams {
                 service: "api".into(),
-                duration: Duration::from_secs(5),
+                duration: Some(Duration::from_secs(5)),
             }),
         );
         assert_eq!(pause.kind(), StepKind::Pause);
@@ -1038,7 +1041,7 @@ mod tests {
         let e = serde_json::from_value::<Step>(json)
             .unwrap_err()
             .to_string();
-        assert!(e.contains("missing field `duration`"), "{e}");
+        assert!(e.contains("unknown field"), "{e}");
         let mut json =
             serde_json::to_value(step("cleanup/api", Params::Cleanup(version()))).unwrap();
         json["kind"] = "teleport".into();

@@ -49,6 +49,43 @@ pub struct Release {
     /// What the executor does when a step fails: `rollback` (default) or `pause`.
     #[serde(default)]
     pub on_failure: OnFailure,
+    /// Stop before the point of no return (the first contract migration or other step that
+    /// cannot be undone) until `cutover promote RUN`: both schema versions stay usable for as
+    /// long as the operator needs (pgroll's start/complete). `apply --hold` asks for it per run.
+    #[serde(default)]
+    pub hold: bool,
+}
+
+/// A canary's pause after each weight below 100.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CanaryPause {
+    /// Hold for this long, then go on.
+    For(Duration),
+    /// Wait for a person: `cutover promote RUN` (`"manual"` in the spec).
+    Manual,
+}
+
+impl Serialize for CanaryPause {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            CanaryPause::For(d) => d.serialize(s),
+            CanaryPause::Manual => s.serialize_str("manual"),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for CanaryPause {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        if s.trim() == "manual" {
+            return Ok(CanaryPause::Manual);
+        }
+        Duration::parse(&s).map(CanaryPause::For).map_err(|e| {
+            serde::de::Error::custom(format!(
+                "{e} (or \"manual\", to wait for `cutover promote`)"
+            ))
+        })
+    }
 }
 
 /// Failure policy of a release.
@@ -190,9 +227,10 @@ pub struct Strategy {
     /// canary: traffic weights (percent to the new version), increasing, ending at 100.
     #[serde(default)]
     pub steps: Option<Spanned<Vec<u32>>>,
-    /// canary: pause after each weight below 100.
+    /// canary: pause after each weight below 100: a duration, or `"manual"` to wait for
+    /// `cutover promote` (Argo Rollouts' `pause: {}`).
     #[serde(default)]
-    pub pause: Option<Spanned<Duration>>,
+    pub pause: Option<Spanned<CanaryPause>>,
     /// canary: analysis gate run after each pause.
     #[serde(default)]
     pub analysis: Option<Spanned<Analysis>>,

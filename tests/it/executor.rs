@@ -684,6 +684,134 @@ pub fn a_paused_run_resumes_after_the_cause_is_fixed() {
     assert_eq!(journal(dir.path()), forward_journal());
 }
 
+/// [`release`] whose step `c` cannot be undone (no `undo`): the point of no return.
+fn release_with_pivot(release_table_extra: &str) -> tempfile::TempDir {
+    let dir = release("", "rollback");
+    let path = dir.path().join("spec.toml");
+    let spec = std::fs::read_to_string(&path).unwrap();
+    let undo_c = "undo = [\"sh\", \"-c\", \"grep -qx undo-c journal || echo undo-c >> journal\"]\n";
+    assert!(spec.contains(undo_c));
+    let spec = spec.replace(undo_c, "").replace(
+        "on_failure = \"rollback\"\n",
+        &format!("on_failure = \"rollback\"\n{release_table_extra}"),
+    );
+    std::fs::write(&path, spec).unwrap();
+    dir
+}
+
+fn kinds(dir: &Path, run: &str) -> Vec<String> {
+    events(dir, run)
+        .iter()
+        .map(|e| e["type"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+pub fn a_hold_stops_before_the_point_of_no_return_until_promoted() {
+    let dir = release_with_pivot("");
+    let out = cutover(dir.path(), &["apply", "spec.toml", "--hold"], &[]);
+    let text = transcript(&out);
+    assert_eq!(out.status.code(), Some(5), "{text}");
+    assert!(
+        text.contains("hold before `command/c`") && text.contains("cutover promote"),
+        "{text}"
+    );
+    assert_eq!(journal(dir.path()), ["a", "b"]);
+    let run = run_id(dir.path());
+    let status = cutover(dir.path(), &["status", &run, "--format", "json"], &[]);
+    assert_eq!(status.status.code(), Some(5), "{}", transcript(&status));
+    let doc: Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(doc["gate"]["kind"], "hold", "{doc}");
+    assert_eq!(doc["gate"]["step"], "command/c", "{doc}");
+    assert!(doc["paused_at"].is_string(), "{doc}");
+    let status = cutover(dir.path(), &["status", &run], &[]);
+    let text = String::from_utf8_lossy(&status.stdout);
+    assert!(
+        text.contains("paused since") && text.contains("ago)"),
+        "{text}"
+    );
+    // A resume does not pass the gate: it stops there again, having run nothing.
+    let out = cutover(dir.path(), &["resume", &run], &[]);
+    assert_eq!(out.status.code(), Some(5), "{}", transcript(&out));
+    assert_eq!(journal(dir.path()), ["a", "b"]);
+    let out = cutover(dir.path(), &["promote", &run], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
+    assert_eq!(journal(dir.path()), forward_journal());
+    let promoted: Vec<Value> = events(dir.path(), &run)
+        .into_iter()
+        .filter(|e| e["type"] == "promoted")
+        .collect();
+    assert_eq!(promoted.len(), 1, "{promoted:?}");
+    assert_eq!(promoted[0]["gate"]["step"], "command/c");
+    assert!(promoted[0]["user"].is_string());
+    // Nothing waits at a gate now: refused, and the log is left as it was.
+    let before = kinds(dir.path(), &run);
+    let out = cutover(dir.path(), &["promote", &run], &[]);
+    let text = transcript(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("does not wait at a gate") && text.contains("hint:"),
+        "{text}"
+    );
+    assert_eq!(kinds(dir.path(), &run), before);
+}
+
+pub fn a_run_aborted_at_its_hold_rolls_back_what_was_done() {
+    let dir = release_with_pivot("hold = true\n");
+    let out = cutover(dir.path(), &["apply", "spec.toml"], &[]);
+    assert_eq!(out.status.code(), Some(5), "{}", transcript(&out));
+    let run = run_id(dir.path());
+    let out = cutover(dir.path(), &["abort", &run], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
+    assert_eq!(journal(dir.path()), ["a", "b", "undo-b", "undo-a"]);
+    let started: Vec<Value> = events(dir.path(), &run)
+        .into_iter()
+        .filter(|e| e["type"] == "rollback_started")
+        .collect();
+    assert_eq!(
+        started[0]["reason"], "aborted by the operator",
+        "{started:?}"
+    );
+}
+
+pub fn status_watch_follows_a_promote_run_by_another_process() {
+    let dir = release_with_pivot("");
+    let path = dir.path().join("spec.toml");
+    let spec = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(
+        &path,
+        spec.replace("\"echo c >> journal\"", "\"sleep 2; echo c >> journal\""),
+    )
+    .unwrap();
+    let out = cutover(dir.path(), &["apply", "spec.toml", "--hold"], &[]);
+    assert_eq!(out.status.code(), Some(5), "{}", transcript(&out));
+    let run = run_id(dir.path());
+    let promote = command_for(dir.path())
+        .args(["promote", &run])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Once the promote is recorded, its process holds the run while `c` sleeps.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !kinds(dir.path(), &run).iter().any(|k| k == "promoted") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the promote was never recorded"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let watch = cutover(dir.path(), &["status", &run, "--watch"], &[]);
+    let text = transcript(&watch);
+    assert_eq!(watch.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains("in progress") && text.contains("state: succeeded"),
+        "{text}"
+    );
+    let promoted = promote.wait_with_output().unwrap();
+    assert_eq!(promoted.status.code(), Some(0), "{}", transcript(&promoted));
+    assert_eq!(journal(dir.path()), forward_journal());
+}
+
 pub fn a_step_in_doubt_without_probe_stops_the_resume_and_retry_continues() {
     let dir = release("", "rollback");
     let spec = std::fs::read_to_string(dir.path().join("spec.toml")).unwrap();
@@ -981,6 +1109,21 @@ pub fn ctrl_c_lets_the_running_step_finish_and_leaves_the_run_resumable() {
 
 /// Every scenario with the file log.
 mod files {
+    #[test]
+    fn a_hold_stops_before_the_point_of_no_return_until_promoted() {
+        super::a_hold_stops_before_the_point_of_no_return_until_promoted();
+    }
+
+    #[test]
+    fn a_run_aborted_at_its_hold_rolls_back_what_was_done() {
+        super::a_run_aborted_at_its_hold_rolls_back_what_was_done();
+    }
+
+    #[test]
+    fn status_watch_follows_a_promote_run_by_another_process() {
+        super::status_watch_follows_a_promote_run_by_another_process();
+    }
+
     #[test]
     fn a_closed_stdout_is_not_a_panic() {
         super::a_closed_stdout_is_not_a_panic();

@@ -727,3 +727,57 @@ fn the_comment_of_a_large_release_keeps_what_matters() {
     );
     assert!(md.contains("Expected duration: at least"), "{md}");
 }
+
+/// `plans/canary.toml` with `pause = PAUSE`, in a temporary directory.
+fn canary_with_pause(pause: &str) -> (tempfile::TempDir, std::path::PathBuf) {
+    let root = crate::common::root();
+    let spec = std::fs::read_to_string(root.join("plans/canary.toml"))
+        .unwrap()
+        .replace("pause = \"1m\"", &format!("pause = {pause}"))
+        .replace(
+            "\"../migrations-sample/app\"",
+            &format!("\"{}\"", root.join("migrations-sample/app").display()),
+        );
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("canary.toml");
+    std::fs::write(&path, spec).unwrap();
+    (dir, path)
+}
+
+#[test]
+fn a_manual_canary_pause_is_a_gate_in_the_plan_and_a_wrong_value_names_the_choices() {
+    let (_dir, spec) = canary_with_pause("\"manual\"");
+    let spec = spec.to_str().unwrap();
+    let out = cutover(&["plan", spec, "--format", "json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let pauses: Vec<&Value> = doc["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["kind"] == "pause")
+        .collect();
+    assert_eq!(pauses.len(), 3, "one per weight below 100");
+    for p in &pauses {
+        assert!(p["params"].get("duration").is_none(), "{p}");
+        assert!(
+            p["description"]
+                .as_str()
+                .unwrap()
+                .contains("cutover promote"),
+            "{p}"
+        );
+    }
+    let md = cutover(&["plan", spec, "--format", "markdown"]);
+    let md = String::from_utf8_lossy(&md.stdout);
+    assert!(md.contains("manual gate (`cutover promote`)"), "{md}");
+
+    let (_dir, spec) = canary_with_pause("\"soon\"");
+    let out = cutover(&["plan", spec.to_str().unwrap()]);
+    let text = transcript(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("canary.toml") && text.contains("\"manual\""),
+        "{text}"
+    );
+}

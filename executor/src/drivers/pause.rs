@@ -45,7 +45,14 @@ impl Driver for PauseDriver {
         ctx: StepContext,
     ) -> BoxFuture<Result<Done<()>, StepError>> {
         Box::pin(async move {
-            let duration = step.params.duration;
+            // A manual gate is passed by `cutover promote`, which the runner records without
+            // running this driver; one that reaches it anyway has nothing to wait for.
+            let Some(duration) = step.params.duration else {
+                return Ok(Done {
+                    undo: (),
+                    detail: Some("manual gate: promoted".into()),
+                });
+            };
             let earlier: Option<PauseProgress> = ctx.resumed();
             let progress = earlier.unwrap_or_else(|| PauseProgress {
                 started_at: Utc::now(),

@@ -283,6 +283,10 @@ impl Session {
                 tasks.describe(id, format!("dry run: {}", step.description));
                 continue;
             }
+            if sched.skipped(i) {
+                tasks.describe(id, "skipped: promoted with --full".into());
+                continue;
+            }
             let driver = drivers.get(kind).ok_or_else(|| ExecError::NoDriver {
                 kinds: vec![kind.as_str().into()],
             })?;
@@ -352,8 +356,17 @@ impl Session {
             Verdict::Fail { failed } => self.finish(Outcome::Failed, Some(failed), None).await,
             Verdict::Pause { failed } => {
                 let reason = failure_reason(&failed);
-                self.emit(Event::Paused { reason }).await?;
+                self.emit(Event::Paused { reason, gate: None }).await?;
                 self.finish(Outcome::Paused, Some(failed), None).await
+            }
+            Verdict::AwaitPromotion { gate } => {
+                let reason = gate.reason();
+                self.emit(Event::Paused {
+                    reason,
+                    gate: Some(gate),
+                })
+                .await?;
+                self.finish(Outcome::Paused, None, None).await
             }
             Verdict::RollBack { failed } => {
                 let reason = failure_reason(&failed);

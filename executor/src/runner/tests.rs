@@ -199,7 +199,18 @@ fn pause(id: &str) -> Step {
         id,
         Params::Pause(PauseParams {
             service: "api".into(),
-            duration: SpecDuration::from_millis(60_000),
+            duration: Some(SpecDuration::from_millis(60_000)),
+        }),
+    )
+}
+
+/// A manual gate: a pause without a duration (`pause = "manual"`).
+fn manual_pause(id: &str) -> Step {
+    step(
+        id,
+        Params::Pause(PauseParams {
+            service: "api".into(),
+            duration: None,
         }),
     )
 }
@@ -256,7 +267,7 @@ async fn started(
         &store,
         plan,
         &spec,
-        false,
+        crate::session::NewRun::default(),
         Box::new(Silent),
     )
     .await
@@ -264,14 +275,23 @@ async fn started(
     let opts = RunOptions {
         jobs,
         on_failure,
+        ..started_opts(&session)
+    };
+    (dir, session, opts)
+}
+
+/// Options for a pass over `session`: one step at a time, rollback on failure.
+fn started_opts(session: &Session) -> RunOptions {
+    RunOptions {
+        jobs: 1,
+        on_failure: OnFailure::Rollback,
         ctx: StepContext::new(
             session.dir.clone(),
-            dir.path().to_path_buf(),
+            session.dir.clone(),
             Arc::new(Redactor::default()),
         ),
         restore_backup: false,
-    };
-    (dir, session, opts)
+    }
 }
 
 /// `plan` run forward to its end with `jobs` at once and `on_failure = "rollback"`, the drivers
@@ -628,4 +648,111 @@ async fn a_rollback_removes_the_containers_a_deploy_started() {
     );
     assert!(runtime.containers.lock().unwrap().is_empty());
     assert_eq!(state_of(&session, "deploy/api"), StepState::Compensated);
+}
+
+#[tokio::test]
+async fn a_manual_gate_holds_what_follows_it_until_promoted_and_full_skips_the_later_pauses() {
+    use crate::event::Gate;
+    let p = plan(vec![
+        (command("command/a"), &[]),
+        (manual_pause("pause/api/10"), &["command/a"]),
+        (command("command/b"), &["pause/api/10"]),
+        (pause("pause/api/50"), &["command/b"]),
+        (command("command/c"), &["pause/api/50"]),
+        // Beside the gate, not behind it: runs before the pass stops.
+        (command("command/side"), &[]),
+    ]);
+    let script = Script::default();
+    let (_dir, mut session, r) = forward(p, &script, 1).await;
+    assert_eq!(r.outcome, Outcome::Paused);
+    let gate = Gate::Manual {
+        step: "pause/api/10".into(),
+    };
+    assert_eq!(session.state.gate, Some(gate.clone()));
+    assert_eq!(
+        script.journal.lines(),
+        ["run command/a", "run command/side"]
+    );
+    assert_eq!(state_of(&session, "pause/api/10"), StepState::Pending);
+    // A pass that is not promoted stops at the same gate, running nothing.
+    let (drivers, _started) = script.drivers(Drivers::default());
+    let opts = started_opts(&session);
+    let again = session
+        .forward_until(&drivers, &opts, no_stops())
+        .await
+        .unwrap();
+    assert_eq!(again.outcome, Outcome::Paused);
+    assert_eq!(script.journal.lines().len(), 2);
+    // Promoted with --full: the gate opens and the timed pause is passed without waiting.
+    session.promote(true).await.unwrap();
+    assert_eq!(session.state.gate, None);
+    let r = session
+        .forward_until(&drivers, &opts, no_stops())
+        .await
+        .unwrap();
+    assert_eq!(r.outcome, Outcome::Succeeded);
+    assert_eq!(
+        script.journal.lines(),
+        [
+            "run command/a",
+            "run command/side",
+            "run command/b",
+            "run command/c"
+        ]
+    );
+    assert_eq!(
+        session.state.steps["pause/api/10"].detail.as_deref(),
+        Some("skipped: promoted with --full")
+    );
+    assert_eq!(
+        session.state.steps["pause/api/50"].detail.as_deref(),
+        Some("skipped: promoted with --full")
+    );
+}
+
+#[tokio::test]
+async fn a_hold_stops_before_the_first_step_that_cannot_be_undone() {
+    let mut pivot = command("command/drop");
+    pivot.reversible = false;
+    let p = plan(vec![
+        (command("command/a"), &[]),
+        (pivot, &["command/a"]),
+        (command("command/b"), &["command/drop"]),
+    ]);
+    let script = Script::default();
+    let (drivers, _started) = script.drivers(Drivers::default());
+    let dir = tempfile::tempdir().unwrap();
+    let spec = dir.path().join("spec.toml");
+    std::fs::write(&spec, "").unwrap();
+    let store = Store::new(&dir.path().join("state"));
+    let how = crate::session::NewRun {
+        dry_run: false,
+        hold: true,
+    };
+    let mut session = start(&Backend::Files, &store, p, &spec, how, Box::new(Silent))
+        .await
+        .unwrap();
+    let opts = started_opts(&session);
+    let r = session
+        .forward_until(&drivers, &opts, no_stops())
+        .await
+        .unwrap();
+    assert_eq!(r.outcome, Outcome::Paused);
+    assert_eq!(
+        session.state.gate,
+        Some(crate::event::Gate::Hold {
+            step: "command/drop".into()
+        })
+    );
+    assert_eq!(script.journal.lines(), ["run command/a"]);
+    session.promote(false).await.unwrap();
+    let r = session
+        .forward_until(&drivers, &opts, no_stops())
+        .await
+        .unwrap();
+    assert_eq!(r.outcome, Outcome::Succeeded);
+    assert_eq!(
+        script.journal.lines(),
+        ["run command/a", "run command/drop", "run command/b"]
+    );
 }

@@ -9,7 +9,7 @@ use super::steps::{
 };
 use crate::dag::{AnalysisParams, Builder, Params, PauseParams, RouterParams, Server, ShiftParams};
 use crate::duration::Duration;
-use crate::spec::{RouterKind, Service, Stage, Strategy, StrategyKind};
+use crate::spec::{CanaryPause, RouterKind, Service, Stage, Strategy, StrategyKind};
 use petgraph::graph::NodeIndex;
 use std::collections::BTreeMap;
 
@@ -206,13 +206,13 @@ impl Shifter<'_> {
     }
 }
 
-/// A `pause/<svc>/<at>` step holding for `duration`.
+/// A `pause/<svc>/<at>` step holding for `duration` (`None`: until promoted).
 fn pause_step(
     b: &mut Builder,
     svc: &Service,
     at: &str,
     description: &str,
-    duration: Duration,
+    duration: Option<Duration>,
     deps: &[NodeIndex],
 ) -> NodeIndex {
     b.add(
@@ -249,10 +249,30 @@ fn canary(b: &mut Builder, t: &Shifter, st: &Strategy, mut prev: Vec<NodeIndex>)
         last = Some(s);
         from = w;
         if w < 100 {
-            if let Some(p) = st.pause.as_ref().filter(|p| !p.get_ref().is_zero()) {
-                let p = *p.get_ref();
-                let description = format!("Hold `{}` at {w}% for {p}.", svc.name);
-                prev = vec![pause_step(b, svc, &w.to_string(), &description, p, &prev)];
+            let pause = st.pause.as_ref().map(|p| *p.get_ref());
+            let (description, duration) = match pause {
+                Some(CanaryPause::For(p)) if !p.is_zero() => {
+                    (format!("Hold `{}` at {w}% for {p}.", svc.name), Some(p))
+                }
+                Some(CanaryPause::Manual) => (
+                    format!(
+                        "Manual gate: hold `{}` at {w}% until `cutover promote RUN` (or `cutover \
+                         abort RUN` to roll back).",
+                        svc.name
+                    ),
+                    None,
+                ),
+                _ => (String::new(), Some(Duration::default())),
+            };
+            if duration.is_none_or(|d| !d.is_zero()) {
+                prev = vec![pause_step(
+                    b,
+                    svc,
+                    &w.to_string(),
+                    &description,
+                    duration,
+                    &prev,
+                )];
             }
             if let Some(a) = &st.analysis {
                 let a = a.get_ref();
@@ -343,7 +363,7 @@ fn rolling(
                 svc,
                 &format!("batch-{i}"),
                 &description,
-                delay,
+                Some(delay),
                 &prev,
             )];
         }

@@ -172,10 +172,17 @@ fn traffic(out: &mut String, plan: &Plan) {
             Params::Shift(ShiftParams {
                 service, to_weight, ..
             }) => (service, format!("{to_weight}%")),
-            Params::Pause(PauseParams { service, duration }) => {
+            Params::Pause(PauseParams {
+                service,
+                duration: Some(duration),
+            }) => {
                 held += duration.as_millis();
                 (service, format!("pause {duration}"))
             }
+            Params::Pause(PauseParams {
+                service,
+                duration: None,
+            }) => (service, "manual gate (`cutover promote`)".to_string()),
             Params::Analysis(AnalysisParams {
                 service,
                 window,
