@@ -272,6 +272,20 @@ impl<'a> FileCheck<'a> {
         if matches!(stmt, ast::Stmt::CreateTable(_)) && class.phase == StmtPhase::Neutral {
             self.noop_creates.push((start, end));
         }
+        self.pend_findings(&class, line);
+        let extra = extra_of(stmt, w, literal_tokens, &mut class);
+        let span = span_of(stmt, w, (start, end), &class, schema, ignores);
+        let ignored = span.ignores.keys().cloned().collect();
+        self.spans.push(span);
+        self.extras.push(extra);
+        self.statements
+            .push(statement_analysis(line, sql, class, ignored));
+        end
+    }
+
+    /// Records `class`'s findings as pending for the statement about to be recorded (the next
+    /// span), on `line` unless a finding names its own.
+    fn pend_findings(&mut self, class: &Class, line: u32) {
         let span = self.spans.len();
         for (rule_id, message, hint, at) in &class.findings {
             let f = self.make(
@@ -282,58 +296,6 @@ impl<'a> FileCheck<'a> {
             );
             self.pending.push((Some(span), f));
         }
-        let literals: Vec<String> = if matches!(stmt, ast::Stmt::Do(_)) {
-            std::mem::take(&mut class.literals)
-        } else {
-            literal_values(literal_tokens)
-        };
-        let enum_add = match stmt {
-            ast::Stmt::AlterType(_) if has_seq(w, &["add", "value"]) => {
-                // ADD VALUE 'v' [BEFORE | AFTER 'w']: the first literal is the new value.
-                name_after(node, "type", &[])
-                    .and_then(|ty| Some((normalize(&ty), literals.first()?.clone())))
-                    .into_iter()
-                    .collect()
-            }
-            ast::Stmt::Do(_) => std::mem::take(&mut class.enum_adds),
-            _ => Vec::new(),
-        };
-        self.spans.push(Span {
-            start,
-            end,
-            table_new: class.table.as_deref().is_some_and(|t| schema.is_new(t)),
-            ignores,
-            partitioned_index: (matches!(stmt, ast::Stmt::CreateIndex(_))
-                && class.table.as_deref().is_some_and(|t| schema.is_partitioned(t)))
-            .then(|| has_seq(w, &["on", "only"])),
-            index_lock_hidden: matches!(stmt, ast::Stmt::CreateIndex(ci) if ci.concurrently_token().is_none())
-                && schema.search_path_changed()
-                && class.table.as_deref().is_some_and(|t| !schema.is_new(t)),
-        });
-        self.extras.push(Extra {
-            drops: std::mem::take(&mut class.drops),
-            creates: std::mem::take(&mut class.creates),
-            base: class.base,
-            tx: tx_control(stmt, w),
-            literals,
-            enum_add,
-        });
-        self.statements.push(StatementAnalysis {
-            line,
-            phase: class.phase,
-            summary: summarize(&sql),
-            transactional: class.transactional,
-            sql,
-            inverse: class.inverse,
-            rename: class.rename,
-            owner_of: class.owner_of,
-            ignores: self
-                .spans
-                .last()
-                .map(|s| s.ignores.keys().cloned().collect())
-                .unwrap_or_default(),
-        });
-        end
     }
 
     /// The rule ids the ignore comments of the statement at `first..end` (on `line`, after a
@@ -797,6 +759,89 @@ impl<'a> FileCheck<'a> {
             }
         }
         findings
+    }
+}
+
+/// What the file-level checks need of a statement: its drops and creates (taken from `class`),
+/// its transaction control, its string literals (a DO block's from `class`, otherwise from
+/// `literal_tokens`) and the enum values it adds.
+fn extra_of(
+    stmt: &ast::Stmt,
+    w: &[SmolStr],
+    literal_tokens: Vec<(SyntaxKind, &str)>,
+    class: &mut Class,
+) -> Extra {
+    let literals: Vec<String> = if matches!(stmt, ast::Stmt::Do(_)) {
+        std::mem::take(&mut class.literals)
+    } else {
+        literal_values(literal_tokens)
+    };
+    let enum_add = match stmt {
+        ast::Stmt::AlterType(_) if has_seq(w, &["add", "value"]) => {
+            // ADD VALUE 'v' [BEFORE | AFTER 'w']: the first literal is the new value.
+            name_after(stmt.syntax(), "type", &[])
+                .and_then(|ty| Some((normalize(&ty), literals.first()?.clone())))
+                .into_iter()
+                .collect()
+        }
+        ast::Stmt::Do(_) => std::mem::take(&mut class.enum_adds),
+        _ => Vec::new(),
+    };
+    Extra {
+        drops: std::mem::take(&mut class.drops),
+        creates: std::mem::take(&mut class.creates),
+        base: class.base,
+        tx: tx_control(stmt, w),
+        literals,
+        enum_add,
+    }
+}
+
+/// Where the statement at `start..end` is, with its ignore comments, and whether its table is
+/// new, partitioned (for CREATE INDEX) or hidden behind a `search_path` change.
+fn span_of(
+    stmt: &ast::Stmt,
+    w: &[SmolStr],
+    (start, end): (usize, usize),
+    class: &Class,
+    schema: &Schema,
+    ignores: BTreeMap<String, u32>,
+) -> Span {
+    let table = class.table.as_deref();
+    let index = matches!(stmt, ast::Stmt::CreateIndex(_));
+    let plain_index =
+        matches!(stmt, ast::Stmt::CreateIndex(ci) if ci.concurrently_token().is_none());
+    Span {
+        start,
+        end,
+        table_new: table.is_some_and(|t| schema.is_new(t)),
+        ignores,
+        partitioned_index: (index && table.is_some_and(|t| schema.is_partitioned(t)))
+            .then(|| has_seq(w, &["on", "only"])),
+        index_lock_hidden: plain_index
+            && schema.search_path_changed()
+            && table.is_some_and(|t| !schema.is_new(t)),
+    }
+}
+
+/// The analysis a statement on `line` reports: `class`'s phase, inverse, rename and owner, and
+/// the rule ids its ignore comments name.
+fn statement_analysis(
+    line: u32,
+    sql: String,
+    class: Class,
+    ignores: BTreeSet<String>,
+) -> StatementAnalysis {
+    StatementAnalysis {
+        line,
+        phase: class.phase,
+        summary: summarize(&sql),
+        transactional: class.transactional,
+        sql,
+        inverse: class.inverse,
+        rename: class.rename,
+        owner_of: class.owner_of,
+        ignores,
     }
 }
 
