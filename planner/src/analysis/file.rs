@@ -1008,102 +1008,13 @@ fn file_phase(
     let statements = &fc.statements;
     let mut phase = migration_phase(statements);
     if let Some((decl, line)) = declared {
-        let line = *line;
-        match decl {
-            Err(value) => findings.push(fc.make(
-                "phase-declaration-mismatch",
-                line,
-                format!("unknown phase `{value}` in `-- cutover:phase=`"),
-                "declare `expand` or `contract`".into(),
-            )),
-            Ok(d) => {
-                let d = *d;
-                let unclassified: BTreeSet<u32> = findings
-                    .iter()
-                    .filter(|f| f.rule == "unclassified-statement")
-                    .map(|f| f.line)
-                    .collect();
-                let contradicted: Vec<&StatementAnalysis> = statements
-                    .iter()
-                    .filter(|s| match d {
-                        Phase::Expand => {
-                            matches!(s.phase, StmtPhase::Contract | StmtPhase::Breaking)
-                                && !unclassified.contains(&s.line)
-                        }
-                        _ => s.phase == StmtPhase::Breaking && s.rename.is_none(),
-                    })
-                    .collect();
-                if let Some(s) = contradicted.first() {
-                    findings.push(
-                        fc.make(
-                            "phase-declaration-mismatch",
-                            line,
-                            format!(
-                                "the file declares `{}` but line {} is {}: `{}`",
-                                d.as_str(),
-                                s.line,
-                                phase_word(s.phase),
-                                s.summary
-                            ),
-                            "remove the declaration, or move that statement into a migration of the \
-                             right phase"
-                                .into(),
-                        ),
-                    );
-                } else if phase != Phase::Unknown {
-                    // Nothing contradicts an expand declaration: what is not expand is only
-                    // unclassified, and the declaration is what its finding asks for.
-                    phase = if d == Phase::Expand {
-                        Phase::Expand
-                    } else {
-                        phase.max(d)
-                    };
-                }
-            }
-        }
+        phase = declared_file_phase(fc, decl, *line, phase, findings);
     }
-    // A breaking statement (its finding ignored, or not) runs as written with the rest of a
-    // file that is not contract, before traffic moves: a contract statement beside it would
-    // run there too. Only a rewritten rename is split by the plan.
-    if phase != Phase::Unknown {
-        let expand = statements.iter().find(|s| {
-            s.phase == StmtPhase::Expand || (s.phase == StmtPhase::Breaking && s.rename.is_none())
-        });
-        let contract = statements.iter().find(|s| s.phase == StmtPhase::Contract);
-        // A file holding a rewritten rename is split by the plan: its expand statements run
-        // first, its contract ones after the old version is retired. That keeps the file's
-        // order unless a contract statement comes before an expand one (which may depend on
-        // it: DROP COLUMN c, then ADD COLUMN IF NOT EXISTS c).
-        let split = statements.iter().any(|s| s.rename.is_some());
-        let reordered = contract.is_some_and(|c| {
-            statements
-                .iter()
-                .any(|s| s.line > c.line && s.rename.is_none() && s.phase == StmtPhase::Expand)
-        });
-        if let (Some(e), Some(c)) = (expand, contract)
-            && declared.is_none()
-            && (!split || reordered)
-        {
-            let what = if e.phase == StmtPhase::Expand {
-                "expand"
-            } else {
-                "breaking (run before traffic moves)"
-            };
-            findings.push(
-                fc.make(
-                    "mixed-phase-migration",
-                    c.line,
-                    format!(
-                        "this migration mixes {what} (line {}: `{}`) and contract (line {}: `{}`) \
-                         statements",
-                        e.line, e.summary, c.line, c.summary
-                    ),
-                    "split it: expand statements run before traffic moves, contract statements \
-                     after the old version is retired"
-                        .into(),
-                ),
-            );
-        }
+    if phase != Phase::Unknown
+        && declared.is_none()
+        && let Some(f) = mixed_phase(fc)
+    {
+        findings.push(f);
     }
     if statements.iter().all(|s| s.phase == StmtPhase::Neutral) {
         findings.push(
@@ -1118,6 +1029,129 @@ fn file_phase(
         );
     }
     phase
+}
+
+/// The file's phase once its declaration `decl` (on `line`) is taken into account: `phase`
+/// (the statements' own) unless the declaration is known, uncontradicted and the statements'
+/// phase known. Pushes the finding on an unknown or contradicted declaration.
+fn declared_file_phase(
+    fc: &FileCheck,
+    decl: &Result<Phase, String>,
+    line: u32,
+    phase: Phase,
+    findings: &mut Vec<Finding>,
+) -> Phase {
+    let d = match decl {
+        Err(value) => {
+            findings.push(fc.make(
+                "phase-declaration-mismatch",
+                line,
+                format!("unknown phase `{value}` in `-- cutover:phase=`"),
+                "declare `expand` or `contract`".into(),
+            ));
+            return phase;
+        }
+        Ok(d) => *d,
+    };
+    if let Some(s) = contradiction(&fc.statements, d, findings) {
+        findings.push(
+            fc.make(
+                "phase-declaration-mismatch",
+                line,
+                format!(
+                    "the file declares `{}` but line {} is {}: `{}`",
+                    d.as_str(),
+                    s.line,
+                    phase_word(s.phase),
+                    s.summary
+                ),
+                "remove the declaration, or move that statement into a migration of the \
+                 right phase"
+                    .into(),
+            ),
+        );
+        phase
+    } else if phase != Phase::Unknown {
+        // Nothing contradicts an expand declaration: what is not expand is only
+        // unclassified, and the declaration is what its finding asks for.
+        if d == Phase::Expand {
+            Phase::Expand
+        } else {
+            phase.max(d)
+        }
+    } else {
+        phase
+    }
+}
+
+/// The first statement that contradicts the declared phase `d`: for `expand`, a contract or
+/// breaking statement without an unclassified-statement finding (in `findings`); otherwise a
+/// breaking statement that is not a rewritten rename.
+fn contradiction<'s>(
+    statements: &'s [StatementAnalysis],
+    d: Phase,
+    findings: &[Finding],
+) -> Option<&'s StatementAnalysis> {
+    let unclassified: BTreeSet<u32> = findings
+        .iter()
+        .filter(|f| f.rule == "unclassified-statement")
+        .map(|f| f.line)
+        .collect();
+    statements.iter().find(|s| match d {
+        Phase::Expand => {
+            matches!(s.phase, StmtPhase::Contract | StmtPhase::Breaking)
+                && !unclassified.contains(&s.line)
+        }
+        _ => s.phase == StmtPhase::Breaking && s.rename.is_none(),
+    })
+}
+
+/// The mixed-phase finding of an undeclared file whose phase is known, if it mixes expand (or
+/// breaking) and contract statements in a way the plan does not split.
+fn mixed_phase(fc: &FileCheck) -> Option<Finding> {
+    let statements = &fc.statements;
+    // A breaking statement (its finding ignored, or not) runs as written with the rest of a
+    // file that is not contract, before traffic moves: a contract statement beside it would
+    // run there too. Only a rewritten rename is split by the plan.
+    let expand = statements.iter().find(|s| {
+        s.phase == StmtPhase::Expand || (s.phase == StmtPhase::Breaking && s.rename.is_none())
+    });
+    let contract = statements.iter().find(|s| s.phase == StmtPhase::Contract);
+    // A file holding a rewritten rename is split by the plan: its expand statements run
+    // first, its contract ones after the old version is retired. That keeps the file's
+    // order unless a contract statement comes before an expand one (which may depend on
+    // it: DROP COLUMN c, then ADD COLUMN IF NOT EXISTS c).
+    let split = statements.iter().any(|s| s.rename.is_some());
+    let reordered = contract.is_some_and(|c| {
+        statements
+            .iter()
+            .any(|s| s.line > c.line && s.rename.is_none() && s.phase == StmtPhase::Expand)
+    });
+    let (Some(e), Some(c)) = (expand, contract) else {
+        return None;
+    };
+    if split && !reordered {
+        return None;
+    }
+    let what = if e.phase == StmtPhase::Expand {
+        "expand"
+    } else {
+        "breaking (run before traffic moves)"
+    };
+    Some(
+        fc.make(
+            "mixed-phase-migration",
+            c.line,
+            format!(
+                "this migration mixes {what} (line {}: `{}`) and contract (line {}: `{}`) \
+                 statements",
+                e.line, e.summary, c.line, c.summary
+            ),
+            "split it: expand statements run before traffic moves, contract statements \
+             after the old version is retired"
+                .into(),
+        ),
+    )
 }
 
 /// Findings in line order, one per unreadable line however many errors the parser had on it;
