@@ -179,20 +179,7 @@ fn parse_file_name(file_name: &str) -> Result<(u64, String), (String, String)> {
 /// `display` is how the directory is shown in messages (as the user wrote it). Every problem is
 /// collected, so one run shows them all.
 pub fn load_dir(dir: &Path, display: &str) -> Result<Vec<MigrationFile>, PlanError> {
-    let entries = std::fs::read_dir(dir).map_err(|source| {
-        if source.kind() == std::io::ErrorKind::NotFound {
-            PlanError::Invalid(vec![Diagnostic::new(
-                Location::file(display),
-                format!("the migrations directory `{display}` does not exist"),
-                "`migrations` in `[[database]]` is relative to the spec file; check the path",
-            )])
-        } else {
-            PlanError::Io {
-                path: dir.to_path_buf(),
-                source,
-            }
-        }
-    })?;
+    let entries = open_dir(dir, display)?;
     // refinery reads the folder and every folder below it (a team may group files:
     // `migrations/schema_v2/V3__users.sql`); so does cutover. What it cannot read is an error
     // naming the entry, never silently left out.
@@ -208,6 +195,48 @@ pub fn load_dir(dir: &Path, display: &str) -> Result<Vec<MigrationFile>, PlanErr
     )?;
     // Sorted so problems are reported in the same order on every machine.
     files.sort_by(|a, b| a.2.cmp(&b.2));
+    let out = read_files(files, &mut problems)?;
+    let out = attach_downs(out, &mut problems);
+    duplicate_versions(&out, &mut problems);
+    if out.is_empty() && problems.is_empty() {
+        problems.push(Diagnostic::new(
+            Location::file(display),
+            format!("the migrations directory `{display}` has no `V{{n}}__{{name}}.sql` files"),
+            "add migrations, or drop the `[[database]]` table if this release changes no schema",
+        ));
+    }
+    if problems.is_empty() {
+        Ok(out)
+    } else {
+        Err(PlanError::Invalid(problems))
+    }
+}
+
+/// The entries of the migrations directory `dir` (shown as `display`); a directory that does
+/// not exist is a problem with a hint, any other failure an I/O error.
+fn open_dir(dir: &Path, display: &str) -> Result<std::fs::ReadDir, PlanError> {
+    std::fs::read_dir(dir).map_err(|source| {
+        if source.kind() == std::io::ErrorKind::NotFound {
+            PlanError::Invalid(vec![Diagnostic::new(
+                Location::file(display),
+                format!("the migrations directory `{display}` does not exist"),
+                "`migrations` in `[[database]]` is relative to the spec file; check the path",
+            )])
+        } else {
+            PlanError::Io {
+                path: dir.to_path_buf(),
+                source,
+            }
+        }
+    })
+}
+
+/// Reads the `files` [`walk`] found (path, file name, shown path), in their order; a file
+/// that is not a migration is a problem, one that cannot be read an I/O error.
+fn read_files(
+    files: Vec<(std::path::PathBuf, String, String)>,
+    problems: &mut Vec<Diagnostic>,
+) -> Result<Vec<MigrationFile>, PlanError> {
     let mut out = Vec::new();
     for (path, name, shown) in files {
         let bytes = std::fs::read(&path).map_err(|source| PlanError::Io {
@@ -219,8 +248,14 @@ pub fn load_dir(dir: &Path, display: &str) -> Result<Vec<MigrationFile>, PlanErr
             Err(d) => problems.push(d),
         }
     }
-    // Down files: `V2__add_email.down.sql` undoes `V2__add_email.sql`.
-    let (downs, mut out): (Vec<MigrationFile>, Vec<MigrationFile>) = out
+    Ok(out)
+}
+
+/// The migrations of `files` sorted by version, each with the text of its down file
+/// (`V2__add_email.down.sql` undoes `V2__add_email.sql`); a down file with no migration to
+/// undo is a problem.
+fn attach_downs(files: Vec<MigrationFile>, problems: &mut Vec<Diagnostic>) -> Vec<MigrationFile> {
+    let (downs, mut out): (Vec<MigrationFile>, Vec<MigrationFile>) = files
         .into_iter()
         .partition(|m| m.file_name.ends_with(".down.sql"));
     out.sort_by_key(|m: &MigrationFile| m.version);
@@ -242,6 +277,12 @@ pub fn load_dir(dir: &Path, display: &str) -> Result<Vec<MigrationFile>, PlanErr
             )),
         }
     }
+    out
+}
+
+/// A problem for each migration of `out` (sorted by version) whose version the one before it
+/// has too.
+fn duplicate_versions(out: &[MigrationFile], problems: &mut Vec<Diagnostic>) {
     for pair in out.windows(2) {
         if pair[0].version == pair[1].version {
             problems.push(Diagnostic::new(
@@ -253,18 +294,6 @@ pub fn load_dir(dir: &Path, display: &str) -> Result<Vec<MigrationFile>, PlanErr
                 "each version is applied once; renumber one of the files",
             ));
         }
-    }
-    if out.is_empty() && problems.is_empty() {
-        problems.push(Diagnostic::new(
-            Location::file(display),
-            format!("the migrations directory `{display}` has no `V{{n}}__{{name}}.sql` files"),
-            "add migrations, or drop the `[[database]]` table if this release changes no schema",
-        ));
-    }
-    if problems.is_empty() {
-        Ok(out)
-    } else {
-        Err(PlanError::Invalid(problems))
     }
 }
 

@@ -60,35 +60,71 @@ fn ident(base: &str) -> String {
 }
 
 /// Builds the rewrite for `rename` (which carries what the migrations say about the column).
-// Longer than a screen on purpose: it is the rewrite's SQL templates in the order the script
-// runs (expand, its undo, the backfill batch, contract), sharing the names made at the top.
+/// The SQL templates are the helpers below, in the order the script runs (expand, its undo, the
+/// backfill batch, contract), sharing the names of [`SyncNames`].
 pub fn rename_column(rename: &ColumnRename) -> RenameRewrite {
+    let (key, key_known) = match &rename.key {
+        Some(k) => (k.clone(), true),
+        None => ("id".to_string(), false),
+    };
+    let names = SyncNames::new(rename);
+    let drop_sync = drop_sync_sql(rename, &names);
+    let expand_undo_sql = format!(
+        "{drop_sync}ALTER TABLE {} DROP COLUMN IF EXISTS {};",
+        rename.table, rename.to
+    );
+    RenameRewrite {
+        rename: rename.clone(),
+        expand_sql: expand_sql(rename, &names),
+        expand_undo_sql,
+        backfill_batch_sql: backfill_batch_sql(rename, &key),
+        key,
+        contract_sql: contract_sql(rename, &names, drop_sync),
+        column_type: rename.column_type.clone(),
+        key_known,
+    }
+}
+
+/// The names a rewrite generates (at most 63 bytes, see [`ident`]): the sync function, its
+/// insert and update triggers, and the NOT NULL check of contract.
+struct SyncNames {
+    func: String,
+    on_insert: String,
+    on_update: String,
+    check: String,
+}
+
+impl SyncNames {
+    /// The names for `rename`, made from its table and both column names.
+    fn new(rename: &ColumnRename) -> Self {
+        let ColumnRename {
+            table, from, to, ..
+        } = rename;
+        let base = format!("{}_{}_{}", normalize(table), normalize(from), normalize(to));
+        SyncNames {
+            func: ident(&format!("cutover_sync_{base}")),
+            on_insert: ident(&format!("cutover_sync_{base}_ins")),
+            on_update: ident(&format!("cutover_sync_{base}_upd")),
+            check: ident(&format!(
+                "cutover_nn_{}_{}",
+                normalize(table),
+                normalize(to)
+            )),
+        }
+    }
+}
+
+/// The ADD COLUMN of the new column: of the old column's type when the migrations declare it,
+/// otherwise a DO block that copies the type from the catalog.
+fn add_column_sql(rename: &ColumnRename) -> String {
     let ColumnRename {
         table,
         from,
         to,
         column_type,
-        not_null,
-        key,
         ..
     } = rename;
-    let column_type = column_type.clone();
-    let not_null = *not_null;
-    let (key, key_known) = match key {
-        Some(k) => (k.clone(), true),
-        None => ("id".to_string(), false),
-    };
-    let base = format!("{}_{}_{}", normalize(table), normalize(from), normalize(to));
-    let func = ident(&format!("cutover_sync_{base}"));
-    let on_insert = ident(&format!("cutover_sync_{base}_ins"));
-    let on_update = ident(&format!("cutover_sync_{base}_upd"));
-    let check = ident(&format!(
-        "cutover_nn_{}_{}",
-        normalize(table),
-        normalize(to)
-    ));
-
-    let add_column = match &column_type {
+    match column_type {
         Some(ty) => format!("ALTER TABLE {table} ADD COLUMN {to} {ty};"),
         None => format!(
             "-- the type of {table}.{from} is not declared in the migrations: copy it from the \
@@ -99,8 +135,23 @@ pub fn rename_column(rename: &ColumnRename) -> RenameRewrite {
             to_raw = bare(to),
             from_raw = bare(from),
         ),
-    };
-    let expand_sql = format!(
+    }
+}
+
+/// The expand step: the new column, and the function and triggers that keep both columns
+/// equal whichever version writes.
+fn expand_sql(rename: &ColumnRename, names: &SyncNames) -> String {
+    let ColumnRename {
+        table, from, to, ..
+    } = rename;
+    let SyncNames {
+        func,
+        on_insert,
+        on_update,
+        ..
+    } = names;
+    let add_column = add_column_sql(rename);
+    format!(
         "{add_column}\nCREATE FUNCTION {func}() RETURNS trigger LANGUAGE plpgsql AS \
          $cutover$\nBEGIN\n\x20 -- old version writes {from}, new version writes {to}: keep both \
          equal\n\x20 IF TG_OP = 'INSERT' THEN\n\x20   IF NEW.{to} IS NULL THEN NEW.{to} := \
@@ -114,23 +165,49 @@ pub fn rename_column(rename: &ColumnRename) -> RenameRewrite {
          them equal) skip it.\nCREATE TRIGGER {on_update} BEFORE UPDATE ON {table}\n\x20 FOR EACH \
          ROW WHEN (NEW.{from} IS DISTINCT FROM OLD.{from} OR NEW.{to} IS DISTINCT FROM \
          NEW.{from})\n\x20 EXECUTE FUNCTION {func}();"
-    );
-    let drop_sync = format!(
+    )
+}
+
+/// Drops the triggers and function of expand (the start of its undo and of contract).
+fn drop_sync_sql(rename: &ColumnRename, names: &SyncNames) -> String {
+    let table = &rename.table;
+    let SyncNames {
+        func,
+        on_insert,
+        on_update,
+        ..
+    } = names;
+    format!(
         "DROP TRIGGER IF EXISTS {on_insert} ON {table};\nDROP TRIGGER IF EXISTS {on_update} ON \
          {table};\nDROP FUNCTION IF EXISTS {func}();\n"
-    );
-    let expand_undo_sql = format!("{drop_sync}ALTER TABLE {table} DROP COLUMN IF EXISTS {to};");
-    // One round trip per batch: the next `$2` keys after `$1`, copied where they differ; returns
-    // the batch's last key (NULL when there is none left) and the rows changed. The bound is a
-    // scalar subquery, not a join, so the UPDATE is an index range scan even without statistics.
-    let backfill_batch_sql = format!(
+    )
+}
+
+/// One backfill batch over `key`: the next `$2` keys after `$1`, copied where they differ;
+/// returns the batch's last key (NULL when there is none left) and the rows changed.
+fn backfill_batch_sql(rename: &ColumnRename, key: &str) -> String {
+    let ColumnRename {
+        table, from, to, ..
+    } = rename;
+    // One round trip per batch. The bound is a scalar subquery, not a join, so the UPDATE is an
+    // index range scan even without statistics.
+    format!(
         "WITH bound AS (SELECT max({key}) AS hi FROM (SELECT {key} FROM {table} WHERE {key} > $1 \
          ORDER BY {key} LIMIT $2) s), changed AS (UPDATE {table} SET {to} = {from} WHERE {key} > $1 \
          AND {key} <= (SELECT hi FROM bound) AND {to} IS DISTINCT FROM {from} RETURNING 1) SELECT \
          (SELECT hi FROM bound)::bigint, (SELECT count(*) FROM changed)"
-    );
+    )
+}
+
+/// The contract step after `drop_sync`: NOT NULL carried over through a validated CHECK when
+/// the old column had it, then the old column dropped.
+fn contract_sql(rename: &ColumnRename, names: &SyncNames, drop_sync: String) -> String {
+    let ColumnRename {
+        table, from, to, ..
+    } = rename;
+    let check = &names.check;
     let mut contract_sql = drop_sync;
-    if not_null {
+    if rename.not_null {
         contract_sql.push_str(&format!(
             "-- {from} was NOT NULL: enforce it on {to} without a long lock\nALTER TABLE {table} \
              ADD CONSTRAINT {check} CHECK ({to} IS NOT NULL) NOT VALID;\nALTER TABLE {table} \
@@ -139,16 +216,7 @@ pub fn rename_column(rename: &ColumnRename) -> RenameRewrite {
         ));
     }
     contract_sql.push_str(&format!("ALTER TABLE {table} DROP COLUMN {from};"));
-    RenameRewrite {
-        rename: rename.clone(),
-        expand_sql,
-        expand_undo_sql,
-        key,
-        backfill_batch_sql,
-        contract_sql,
-        column_type,
-        key_known,
-    }
+    contract_sql
 }
 
 #[cfg(test)]

@@ -1096,39 +1096,27 @@ impl Schema {
         let Some(t) = self.tables.get(&table) else {
             return out;
         };
-        if t.primary_key.contains(&column) {
-            out.push(Attachment::PrimaryKey {
-                constraint: t
-                    .primary_key_name
-                    .clone()
-                    .unwrap_or_else(|| default_constraint_name(&table, &[], "pkey")),
-                columns: t.primary_key.clone(),
-            });
+        own_attachments(&table, t, &column, &mut out);
+        self.referencing_attachments(&table, t, &column, &mut out);
+        if t.partition_key
+            .as_ref()
+            .is_some_and(|k| k.contains(&column))
+        {
+            out.push(Attachment::PartitionKey);
         }
-        if let Some(c) = t.column(&column) {
-            if let Some(identity) = c.identity {
-                out.push(Attachment::Identity { identity });
-            }
-            if c.generated_from.is_some() {
-                out.push(Attachment::Generated);
-            }
-            if let Some(default) = &c.sequence_default {
-                out.push(Attachment::SequenceDefault {
-                    default: default.clone(),
-                });
-            }
-        }
-        for c in &t.columns {
-            if c.name != column
-                && c.generated_from
-                    .as_ref()
-                    .is_some_and(|g| g.contains(&column))
-            {
-                out.push(Attachment::GeneratedFrom {
-                    column: c.name.clone(),
-                });
-            }
-        }
+        self.user_attachments(&table, &column, &mut out);
+        out
+    }
+
+    /// Appends to `out` the foreign keys that reference `table.column` (`t` is the table) and
+    /// the views that read it, in that order.
+    fn referencing_attachments(
+        &self,
+        table: &str,
+        t: &Table,
+        column: &str,
+        out: &mut Vec<Attachment>,
+    ) {
         for (name, t2) in &self.tables {
             for fk in t2.foreign_keys.iter().filter(|fk| fk.references == table) {
                 let referenced = if fk.referenced_columns.is_empty() {
@@ -1136,7 +1124,7 @@ impl Schema {
                 } else {
                     &fk.referenced_columns
                 };
-                if referenced.contains(&column) {
+                if referenced.iter().any(|c| c == column) {
                     out.push(Attachment::ReferencedBy {
                         table: name.clone(),
                         constraint: fk.name.clone(),
@@ -1145,20 +1133,19 @@ impl Schema {
             }
         }
         for (name, v) in &self.views {
-            if v.reads.get(&table).is_some_and(|r| r.reads(&column)) {
+            if v.reads.get(table).is_some_and(|r| r.reads(column)) {
                 out.push(Attachment::ReadByView { view: name.clone() });
             }
         }
-        if t.partition_key
-            .as_ref()
-            .is_some_and(|k| k.contains(&column))
-        {
-            out.push(Attachment::PartitionKey);
-        }
+    }
+
+    /// Appends to `out` the functions that read `table.column` (by a word match on their body,
+    /// see [`Schema::attachments`]), then the policies and triggers that use it.
+    fn user_attachments(&self, table: &str, column: &str, out: &mut Vec<Attachment>) {
         // A function reading the column: one whose body names the table, or one a trigger of
         // the table runs (its body reads NEW.col / OLD.col). A word match is enough to refuse.
         let word = |n: &str| bare(split_qualified(n).last().copied().unwrap_or(n)).to_lowercase();
-        let (table_word, column_word) = (word(&table), word(&column));
+        let (table_word, column_word) = (word(table), word(column));
         for (f, words) in &self.function_words {
             let fw = word(f);
             let by_trigger = self.dependents.iter().any(|((t2, what, _), cols)| {
@@ -1172,14 +1159,13 @@ impl Schema {
             }
         }
         for ((t, what, name), columns) in &self.dependents {
-            if *t == table && columns.contains(&column) {
+            if *t == table && columns.contains(column) {
                 out.push(Attachment::UsedBy {
                     what: what.to_string(),
                     name: name.clone(),
                 });
             }
         }
-        out
     }
 
     /// CREATE POLICY / CREATE TRIGGER `name` ON `table`, mentioning `columns` (names, as
@@ -1391,6 +1377,45 @@ impl Schema {
         self.new_columns.clear();
         self.new_objects.clear();
         self.deferred_constraints.clear();
+    }
+}
+
+/// Appends to `out` what `table.column` (`t` is the table) carries itself: the primary key it
+/// is part of, its identity, generation and sequence default, then the generated columns
+/// computed from it.
+fn own_attachments(table: &str, t: &Table, column: &str, out: &mut Vec<Attachment>) {
+    if t.primary_key.iter().any(|c| c == column) {
+        out.push(Attachment::PrimaryKey {
+            constraint: t
+                .primary_key_name
+                .clone()
+                .unwrap_or_else(|| default_constraint_name(table, &[], "pkey")),
+            columns: t.primary_key.clone(),
+        });
+    }
+    if let Some(c) = t.column(column) {
+        if let Some(identity) = c.identity {
+            out.push(Attachment::Identity { identity });
+        }
+        if c.generated_from.is_some() {
+            out.push(Attachment::Generated);
+        }
+        if let Some(default) = &c.sequence_default {
+            out.push(Attachment::SequenceDefault {
+                default: default.clone(),
+            });
+        }
+    }
+    for c in &t.columns {
+        if c.name != column
+            && c.generated_from
+                .as_ref()
+                .is_some_and(|g| g.contains(column))
+        {
+            out.push(Attachment::GeneratedFrom {
+                column: c.name.clone(),
+            });
+        }
     }
 }
 

@@ -6,6 +6,8 @@
 use cutover_planner::analysis::{Analysis, AnalyzeOptions, Phase, StmtPhase, analyze};
 use cutover_planner::migrations::MigrationFile;
 
+mod common;
+
 const BASE: &str = "\
 CREATE TYPE mood AS ENUM ('happy', 'sad');
 CREATE TABLE users (id bigint PRIMARY KEY, name text NOT NULL, email text, feeling mood);
@@ -16,48 +18,17 @@ CREATE VIEW active_users AS SELECT id, name FROM users;
 
 /// Analyzes `files` (name, SQL) as one release after the baseline.
 fn release(files: &[(&str, &str)]) -> Analysis {
-    let mut all =
-        vec![MigrationFile::from_bytes("V1__base.sql", "V1__base.sql", BASE.as_bytes()).unwrap()];
-    for (name, sql) in files {
-        all.push(MigrationFile::from_bytes(name, name, sql.as_bytes()).unwrap());
-    }
-    analyze(&all, Some(1), AnalyzeOptions { release: true })
+    common::release(BASE, files)
 }
 
 /// One file's phase and its findings' rule ids.
 fn one(sql: &str) -> (Phase, Vec<String>) {
-    let a = release(&[("V2__x.sql", sql)]);
-    (
-        a.migrations[0].phase,
-        a.findings.iter().map(|f| f.rule.clone()).collect(),
-    )
+    common::one(BASE, sql)
 }
 
+/// Checks each case (SQL, phase, rules present, rules absent) as a one-file release.
 fn check(cases: &[(&str, Phase, &[&str], &[&str])]) {
-    let mut wrong = Vec::new();
-    for (sql, phase, present, absent) in cases {
-        let (got, rules) = one(sql);
-        let missing: Vec<&&str> = present
-            .iter()
-            .filter(|r| !rules.iter().any(|x| x == *r))
-            .collect();
-        let extra: Vec<&&str> = absent
-            .iter()
-            .filter(|r| rules.iter().any(|x| x == *r))
-            .collect();
-        if got != *phase || !missing.is_empty() || !extra.is_empty() {
-            wrong.push(format!(
-                "{sql}\n  want {phase:?} with {present:?} without {absent:?}\n  got  {got:?} with \
-                 {rules:?}"
-            ));
-        }
-    }
-    assert!(
-        wrong.is_empty(),
-        "{} case(s) wrong:\n{}",
-        wrong.len(),
-        wrong.join("\n")
-    );
+    common::check(BASE, cases)
 }
 
 #[test]
@@ -672,22 +643,15 @@ fn what_an_earlier_file_of_the_release_made_for_the_old_version_is_dropped_after
 
 #[test]
 fn ignore_comments_reach_the_findings_plan_adds_for_a_rename() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = common::release_dir(
+        BASE,
+        &[(
+            "V2__rename.sql",
+            "-- cutover:ignore rename-rewrite-incomplete: nothing is indexed on email\nALTER TABLE \
+             users RENAME COLUMN email TO email_address;\n",
+        )],
+    );
     let m = dir.path().join("m");
-    std::fs::create_dir(&m).unwrap();
-    std::fs::write(m.join("V1__base.sql"), BASE).unwrap();
-    std::fs::write(
-        m.join("V2__rename.sql"),
-        "-- cutover:ignore rename-rewrite-incomplete: nothing is indexed on email\nALTER TABLE \
-         users RENAME COLUMN email TO email_address;\n",
-    )
-    .unwrap();
-    std::fs::write(
-        dir.path().join("spec.toml"),
-        "[release]\nname = \"r\"\n\n[[database]]\nname = \"main\"\nurl_env \
-         = \"DATABASE_URL\"\nmigrations = \"m\"\nbaseline = 1\n",
-    )
-    .unwrap();
     let plan = cutover_planner::plan_file(&dir.path().join("spec.toml"))
         .unwrap()
         .plan;
@@ -1024,21 +988,13 @@ fn a_rename_of_a_column_a_policy_or_trigger_names_stops_the_plan() {
             "trigger `email_changed`",
         ),
     ] {
-        let dir = tempfile::tempdir().unwrap();
-        let m = dir.path().join("m");
-        std::fs::create_dir(&m).unwrap();
-        std::fs::write(m.join("V1__base.sql"), format!("{BASE}\n{base}\n")).unwrap();
-        std::fs::write(
-            m.join("V2__rename.sql"),
-            "ALTER TABLE users RENAME COLUMN email TO email_address;\n",
-        )
-        .unwrap();
-        std::fs::write(
-            dir.path().join("spec.toml"),
-            "[release]\nname = \"r\"\n\n[[database]]\nname = \"main\"\nurl_env \
-             = \"DATABASE_URL\"\nmigrations = \"m\"\nbaseline = 1\n",
-        )
-        .unwrap();
+        let dir = common::release_dir(
+            &format!("{BASE}\n{base}\n"),
+            &[(
+                "V2__rename.sql",
+                "ALTER TABLE users RENAME COLUMN email TO email_address;\n",
+            )],
+        );
         let err = cutover_planner::plan_file(&dir.path().join("spec.toml"))
             .unwrap_err()
             .to_string();

@@ -4,8 +4,9 @@
 //! that views read. Each case is a release against a baseline where every object already serves
 //! the old version.
 
-use cutover_planner::analysis::{Analysis, AnalyzeOptions, Phase, analyze};
-use cutover_planner::migrations::MigrationFile;
+use cutover_planner::analysis::{Analysis, Phase};
+
+mod common;
 
 const BASE: &str = "\
 CREATE TYPE order_state AS ENUM ('new', 'paid');
@@ -28,42 +29,12 @@ CREATE MATERIALIZED VIEW user_stats AS SELECT status, count(*) AS n FROM users G
 
 /// Analyzes `files` (name, SQL) as one release after the baseline.
 fn release(files: &[(&str, &str)]) -> Analysis {
-    let mut all =
-        vec![MigrationFile::from_bytes("V1__base.sql", "V1__base.sql", BASE.as_bytes()).unwrap()];
-    for (name, sql) in files {
-        all.push(MigrationFile::from_bytes(name, name, sql.as_bytes()).unwrap());
-    }
-    analyze(&all, Some(1), AnalyzeOptions { release: true })
+    common::release(BASE, files)
 }
 
 /// Checks each case (SQL, phase, rules present, rules absent) as a one-file release.
 fn check(cases: &[(&str, Phase, &[&str], &[&str])]) {
-    let mut wrong = Vec::new();
-    for (sql, phase, present, absent) in cases {
-        let a = release(&[("V2__x.sql", sql)]);
-        let got = a.migrations[0].phase;
-        let rules: Vec<String> = a.findings.iter().map(|f| f.rule.clone()).collect();
-        let missing: Vec<&&str> = present
-            .iter()
-            .filter(|r| !rules.iter().any(|x| x == *r))
-            .collect();
-        let extra: Vec<&&str> = absent
-            .iter()
-            .filter(|r| rules.iter().any(|x| x == *r))
-            .collect();
-        if got != *phase || !missing.is_empty() || !extra.is_empty() {
-            wrong.push(format!(
-                "{sql}\n  want {phase:?} with {present:?} without {absent:?}\n  got  {got:?} with \
-                 {rules:?}"
-            ));
-        }
-    }
-    assert!(
-        wrong.is_empty(),
-        "{} case(s) wrong:\n{}",
-        wrong.len(),
-        wrong.join("\n")
-    );
+    common::check(BASE, cases)
 }
 
 #[test]
@@ -240,17 +211,7 @@ fn create_or_replace_then_drop_drops_what_the_old_version_uses() {
 /// Plans `rename` (a migration) on top of the baseline: the plan error's detail, or `None` when
 /// the plan is built.
 fn plan_error(rename: &str) -> Option<String> {
-    let dir = tempfile::tempdir().unwrap();
-    let m = dir.path().join("m");
-    std::fs::create_dir(&m).unwrap();
-    std::fs::write(m.join("V1__base.sql"), BASE).unwrap();
-    std::fs::write(m.join("V2__rename.sql"), rename).unwrap();
-    std::fs::write(
-        dir.path().join("spec.toml"),
-        "[release]\nname = \"r\"\n\n[[database]]\nname = \"main\"\nurl_env \
-         = \"DATABASE_URL\"\nmigrations = \"m\"\nbaseline = 1\n",
-    )
-    .unwrap();
+    let dir = common::release_dir(BASE, &[("V2__rename.sql", rename)]);
     cutover_planner::plan_file(&dir.path().join("spec.toml"))
         .err()
         .map(|e| format!("{e:?}"))
@@ -313,26 +274,16 @@ fn an_enum_value_a_do_block_adds_is_not_used_after_it() {
 #[test]
 fn the_phase_split_does_not_reorder_what_depends_on_a_contract_statement() {
     // A contract migration numbered before a rename's expand part.
-    let dir = tempfile::tempdir().unwrap();
-    let m = dir.path().join("m");
-    std::fs::create_dir(&m).unwrap();
-    std::fs::write(m.join("V1__base.sql"), BASE).unwrap();
-    std::fs::write(
-        m.join("V2__drop.sql"),
-        "ALTER TABLE users DROP COLUMN nickname;\n",
-    )
-    .unwrap();
-    std::fs::write(
-        m.join("V3__rename.sql"),
-        "ALTER TABLE users RENAME COLUMN legacy_flags TO nickname;\n",
-    )
-    .unwrap();
-    std::fs::write(
-        dir.path().join("spec.toml"),
-        "[release]\nname = \"r\"\n\n[[database]]\nname = \"main\"\nurl_env \
-         = \"DATABASE_URL\"\nmigrations = \"m\"\nbaseline = 1\n",
-    )
-    .unwrap();
+    let dir = common::release_dir(
+        BASE,
+        &[
+            ("V2__drop.sql", "ALTER TABLE users DROP COLUMN nickname;\n"),
+            (
+                "V3__rename.sql",
+                "ALTER TABLE users RENAME COLUMN legacy_flags TO nickname;\n",
+            ),
+        ],
+    );
     let err = cutover_planner::plan_file(&dir.path().join("spec.toml"))
         .err()
         .map(|e| format!("{e:?}"))

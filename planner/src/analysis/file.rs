@@ -272,6 +272,20 @@ impl<'a> FileCheck<'a> {
         if matches!(stmt, ast::Stmt::CreateTable(_)) && class.phase == StmtPhase::Neutral {
             self.noop_creates.push((start, end));
         }
+        self.pend_findings(&class, line);
+        let extra = extra_of(stmt, w, literal_tokens, &mut class);
+        let span = span_of(stmt, w, (start, end), &class, schema, ignores);
+        let ignored = span.ignores.keys().cloned().collect();
+        self.spans.push(span);
+        self.extras.push(extra);
+        self.statements
+            .push(statement_analysis(line, sql, class, ignored));
+        end
+    }
+
+    /// Records `class`'s findings as pending for the statement about to be recorded (the next
+    /// span), on `line` unless a finding names its own.
+    fn pend_findings(&mut self, class: &Class, line: u32) {
         let span = self.spans.len();
         for (rule_id, message, hint, at) in &class.findings {
             let f = self.make(
@@ -282,58 +296,6 @@ impl<'a> FileCheck<'a> {
             );
             self.pending.push((Some(span), f));
         }
-        let literals: Vec<String> = if matches!(stmt, ast::Stmt::Do(_)) {
-            std::mem::take(&mut class.literals)
-        } else {
-            literal_values(literal_tokens)
-        };
-        let enum_add = match stmt {
-            ast::Stmt::AlterType(_) if has_seq(w, &["add", "value"]) => {
-                // ADD VALUE 'v' [BEFORE | AFTER 'w']: the first literal is the new value.
-                name_after(node, "type", &[])
-                    .and_then(|ty| Some((normalize(&ty), literals.first()?.clone())))
-                    .into_iter()
-                    .collect()
-            }
-            ast::Stmt::Do(_) => std::mem::take(&mut class.enum_adds),
-            _ => Vec::new(),
-        };
-        self.spans.push(Span {
-            start,
-            end,
-            table_new: class.table.as_deref().is_some_and(|t| schema.is_new(t)),
-            ignores,
-            partitioned_index: (matches!(stmt, ast::Stmt::CreateIndex(_))
-                && class.table.as_deref().is_some_and(|t| schema.is_partitioned(t)))
-            .then(|| has_seq(w, &["on", "only"])),
-            index_lock_hidden: matches!(stmt, ast::Stmt::CreateIndex(ci) if ci.concurrently_token().is_none())
-                && schema.search_path_changed()
-                && class.table.as_deref().is_some_and(|t| !schema.is_new(t)),
-        });
-        self.extras.push(Extra {
-            drops: std::mem::take(&mut class.drops),
-            creates: std::mem::take(&mut class.creates),
-            base: class.base,
-            tx: tx_control(stmt, w),
-            literals,
-            enum_add,
-        });
-        self.statements.push(StatementAnalysis {
-            line,
-            phase: class.phase,
-            summary: summarize(&sql),
-            transactional: class.transactional,
-            sql,
-            inverse: class.inverse,
-            rename: class.rename,
-            owner_of: class.owner_of,
-            ignores: self
-                .spans
-                .last()
-                .map(|s| s.ignores.keys().cloned().collect())
-                .unwrap_or_default(),
-        });
-        end
     }
 
     /// The rule ids the ignore comments of the statement at `first..end` (on `line`, after a
@@ -800,6 +762,89 @@ impl<'a> FileCheck<'a> {
     }
 }
 
+/// What the file-level checks need of a statement: its drops and creates (taken from `class`),
+/// its transaction control, its string literals (a DO block's from `class`, otherwise from
+/// `literal_tokens`) and the enum values it adds.
+fn extra_of(
+    stmt: &ast::Stmt,
+    w: &[SmolStr],
+    literal_tokens: Vec<(SyntaxKind, &str)>,
+    class: &mut Class,
+) -> Extra {
+    let literals: Vec<String> = if matches!(stmt, ast::Stmt::Do(_)) {
+        std::mem::take(&mut class.literals)
+    } else {
+        literal_values(literal_tokens)
+    };
+    let enum_add = match stmt {
+        ast::Stmt::AlterType(_) if has_seq(w, &["add", "value"]) => {
+            // ADD VALUE 'v' [BEFORE | AFTER 'w']: the first literal is the new value.
+            name_after(stmt.syntax(), "type", &[])
+                .and_then(|ty| Some((normalize(&ty), literals.first()?.clone())))
+                .into_iter()
+                .collect()
+        }
+        ast::Stmt::Do(_) => std::mem::take(&mut class.enum_adds),
+        _ => Vec::new(),
+    };
+    Extra {
+        drops: std::mem::take(&mut class.drops),
+        creates: std::mem::take(&mut class.creates),
+        base: class.base,
+        tx: tx_control(stmt, w),
+        literals,
+        enum_add,
+    }
+}
+
+/// Where the statement at `start..end` is, with its ignore comments, and whether its table is
+/// new, partitioned (for CREATE INDEX) or hidden behind a `search_path` change.
+fn span_of(
+    stmt: &ast::Stmt,
+    w: &[SmolStr],
+    (start, end): (usize, usize),
+    class: &Class,
+    schema: &Schema,
+    ignores: BTreeMap<String, u32>,
+) -> Span {
+    let table = class.table.as_deref();
+    let index = matches!(stmt, ast::Stmt::CreateIndex(_));
+    let plain_index =
+        matches!(stmt, ast::Stmt::CreateIndex(ci) if ci.concurrently_token().is_none());
+    Span {
+        start,
+        end,
+        table_new: table.is_some_and(|t| schema.is_new(t)),
+        ignores,
+        partitioned_index: (index && table.is_some_and(|t| schema.is_partitioned(t)))
+            .then(|| has_seq(w, &["on", "only"])),
+        index_lock_hidden: plain_index
+            && schema.search_path_changed()
+            && table.is_some_and(|t| !schema.is_new(t)),
+    }
+}
+
+/// The analysis a statement on `line` reports: `class`'s phase, inverse, rename and owner, and
+/// the rule ids its ignore comments name.
+fn statement_analysis(
+    line: u32,
+    sql: String,
+    class: Class,
+    ignores: BTreeSet<String>,
+) -> StatementAnalysis {
+    StatementAnalysis {
+        line,
+        phase: class.phase,
+        summary: summarize(&sql),
+        transactional: class.transactional,
+        sql,
+        inverse: class.inverse,
+        rename: class.rename,
+        owner_of: class.owner_of,
+        ignores,
+    }
+}
+
 /// A statement's [`Class`]: classified when it parsed, unparseable with its parse errors
 /// otherwise.
 fn classify_statement(
@@ -963,102 +1008,13 @@ fn file_phase(
     let statements = &fc.statements;
     let mut phase = migration_phase(statements);
     if let Some((decl, line)) = declared {
-        let line = *line;
-        match decl {
-            Err(value) => findings.push(fc.make(
-                "phase-declaration-mismatch",
-                line,
-                format!("unknown phase `{value}` in `-- cutover:phase=`"),
-                "declare `expand` or `contract`".into(),
-            )),
-            Ok(d) => {
-                let d = *d;
-                let unclassified: BTreeSet<u32> = findings
-                    .iter()
-                    .filter(|f| f.rule == "unclassified-statement")
-                    .map(|f| f.line)
-                    .collect();
-                let contradicted: Vec<&StatementAnalysis> = statements
-                    .iter()
-                    .filter(|s| match d {
-                        Phase::Expand => {
-                            matches!(s.phase, StmtPhase::Contract | StmtPhase::Breaking)
-                                && !unclassified.contains(&s.line)
-                        }
-                        _ => s.phase == StmtPhase::Breaking && s.rename.is_none(),
-                    })
-                    .collect();
-                if let Some(s) = contradicted.first() {
-                    findings.push(
-                        fc.make(
-                            "phase-declaration-mismatch",
-                            line,
-                            format!(
-                                "the file declares `{}` but line {} is {}: `{}`",
-                                d.as_str(),
-                                s.line,
-                                phase_word(s.phase),
-                                s.summary
-                            ),
-                            "remove the declaration, or move that statement into a migration of the \
-                             right phase"
-                                .into(),
-                        ),
-                    );
-                } else if phase != Phase::Unknown {
-                    // Nothing contradicts an expand declaration: what is not expand is only
-                    // unclassified, and the declaration is what its finding asks for.
-                    phase = if d == Phase::Expand {
-                        Phase::Expand
-                    } else {
-                        phase.max(d)
-                    };
-                }
-            }
-        }
+        phase = declared_file_phase(fc, decl, *line, phase, findings);
     }
-    // A breaking statement (its finding ignored, or not) runs as written with the rest of a
-    // file that is not contract, before traffic moves: a contract statement beside it would
-    // run there too. Only a rewritten rename is split by the plan.
-    if phase != Phase::Unknown {
-        let expand = statements.iter().find(|s| {
-            s.phase == StmtPhase::Expand || (s.phase == StmtPhase::Breaking && s.rename.is_none())
-        });
-        let contract = statements.iter().find(|s| s.phase == StmtPhase::Contract);
-        // A file holding a rewritten rename is split by the plan: its expand statements run
-        // first, its contract ones after the old version is retired. That keeps the file's
-        // order unless a contract statement comes before an expand one (which may depend on
-        // it: DROP COLUMN c, then ADD COLUMN IF NOT EXISTS c).
-        let split = statements.iter().any(|s| s.rename.is_some());
-        let reordered = contract.is_some_and(|c| {
-            statements
-                .iter()
-                .any(|s| s.line > c.line && s.rename.is_none() && s.phase == StmtPhase::Expand)
-        });
-        if let (Some(e), Some(c)) = (expand, contract)
-            && declared.is_none()
-            && (!split || reordered)
-        {
-            let what = if e.phase == StmtPhase::Expand {
-                "expand"
-            } else {
-                "breaking (run before traffic moves)"
-            };
-            findings.push(
-                fc.make(
-                    "mixed-phase-migration",
-                    c.line,
-                    format!(
-                        "this migration mixes {what} (line {}: `{}`) and contract (line {}: `{}`) \
-                         statements",
-                        e.line, e.summary, c.line, c.summary
-                    ),
-                    "split it: expand statements run before traffic moves, contract statements \
-                     after the old version is retired"
-                        .into(),
-                ),
-            );
-        }
+    if phase != Phase::Unknown
+        && declared.is_none()
+        && let Some(f) = mixed_phase(fc)
+    {
+        findings.push(f);
     }
     if statements.iter().all(|s| s.phase == StmtPhase::Neutral) {
         findings.push(
@@ -1073,6 +1029,129 @@ fn file_phase(
         );
     }
     phase
+}
+
+/// The file's phase once its declaration `decl` (on `line`) is taken into account: `phase`
+/// (the statements' own) unless the declaration is known, uncontradicted and the statements'
+/// phase known. Pushes the finding on an unknown or contradicted declaration.
+fn declared_file_phase(
+    fc: &FileCheck,
+    decl: &Result<Phase, String>,
+    line: u32,
+    phase: Phase,
+    findings: &mut Vec<Finding>,
+) -> Phase {
+    let d = match decl {
+        Err(value) => {
+            findings.push(fc.make(
+                "phase-declaration-mismatch",
+                line,
+                format!("unknown phase `{value}` in `-- cutover:phase=`"),
+                "declare `expand` or `contract`".into(),
+            ));
+            return phase;
+        }
+        Ok(d) => *d,
+    };
+    if let Some(s) = contradiction(&fc.statements, d, findings) {
+        findings.push(
+            fc.make(
+                "phase-declaration-mismatch",
+                line,
+                format!(
+                    "the file declares `{}` but line {} is {}: `{}`",
+                    d.as_str(),
+                    s.line,
+                    phase_word(s.phase),
+                    s.summary
+                ),
+                "remove the declaration, or move that statement into a migration of the \
+                 right phase"
+                    .into(),
+            ),
+        );
+        phase
+    } else if phase != Phase::Unknown {
+        // Nothing contradicts an expand declaration: what is not expand is only
+        // unclassified, and the declaration is what its finding asks for.
+        if d == Phase::Expand {
+            Phase::Expand
+        } else {
+            phase.max(d)
+        }
+    } else {
+        phase
+    }
+}
+
+/// The first statement that contradicts the declared phase `d`: for `expand`, a contract or
+/// breaking statement without an unclassified-statement finding (in `findings`); otherwise a
+/// breaking statement that is not a rewritten rename.
+fn contradiction<'s>(
+    statements: &'s [StatementAnalysis],
+    d: Phase,
+    findings: &[Finding],
+) -> Option<&'s StatementAnalysis> {
+    let unclassified: BTreeSet<u32> = findings
+        .iter()
+        .filter(|f| f.rule == "unclassified-statement")
+        .map(|f| f.line)
+        .collect();
+    statements.iter().find(|s| match d {
+        Phase::Expand => {
+            matches!(s.phase, StmtPhase::Contract | StmtPhase::Breaking)
+                && !unclassified.contains(&s.line)
+        }
+        _ => s.phase == StmtPhase::Breaking && s.rename.is_none(),
+    })
+}
+
+/// The mixed-phase finding of an undeclared file whose phase is known, if it mixes expand (or
+/// breaking) and contract statements in a way the plan does not split.
+fn mixed_phase(fc: &FileCheck) -> Option<Finding> {
+    let statements = &fc.statements;
+    // A breaking statement (its finding ignored, or not) runs as written with the rest of a
+    // file that is not contract, before traffic moves: a contract statement beside it would
+    // run there too. Only a rewritten rename is split by the plan.
+    let expand = statements.iter().find(|s| {
+        s.phase == StmtPhase::Expand || (s.phase == StmtPhase::Breaking && s.rename.is_none())
+    });
+    let contract = statements.iter().find(|s| s.phase == StmtPhase::Contract);
+    // A file holding a rewritten rename is split by the plan: its expand statements run
+    // first, its contract ones after the old version is retired. That keeps the file's
+    // order unless a contract statement comes before an expand one (which may depend on
+    // it: DROP COLUMN c, then ADD COLUMN IF NOT EXISTS c).
+    let split = statements.iter().any(|s| s.rename.is_some());
+    let reordered = contract.is_some_and(|c| {
+        statements
+            .iter()
+            .any(|s| s.line > c.line && s.rename.is_none() && s.phase == StmtPhase::Expand)
+    });
+    let (Some(e), Some(c)) = (expand, contract) else {
+        return None;
+    };
+    if split && !reordered {
+        return None;
+    }
+    let what = if e.phase == StmtPhase::Expand {
+        "expand"
+    } else {
+        "breaking (run before traffic moves)"
+    };
+    Some(
+        fc.make(
+            "mixed-phase-migration",
+            c.line,
+            format!(
+                "this migration mixes {what} (line {}: `{}`) and contract (line {}: `{}`) \
+                 statements",
+                e.line, e.summary, c.line, c.summary
+            ),
+            "split it: expand statements run before traffic moves, contract statements \
+             after the old version is retired"
+                .into(),
+        ),
+    )
 }
 
 /// Findings in line order, one per unreadable line however many errors the parser had on it;

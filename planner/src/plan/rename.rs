@@ -176,43 +176,8 @@ fn rename_findings(m: &MigrationAnalysis, r: &RenameRewrite, findings: &mut Vec<
              the plan",
         ));
     }
-    let integer = |ty: &str| {
-        matches!(
-            ty.trim().to_ascii_lowercase().as_str(),
-            "smallint"
-                | "integer"
-                | "int"
-                | "bigint"
-                | "int2"
-                | "int4"
-                | "int8"
-                | "smallserial"
-                | "serial"
-                | "bigserial"
-                | "serial2"
-                | "serial4"
-                | "serial8"
-        )
-    };
-    let kt = &r.rename.key_types;
-    if kt.len() > 1 || kt.first().is_some_and(|ty| !ty.is_empty() && !integer(ty)) {
-        let what = if kt.len() > 1 {
-            format!("a composite key ({})", kt.join(", "))
-        } else {
-            format!("`{}` of type {}", r.key, kt[0])
-        };
-        findings.push(finding(
-            "backfill-key-unsupported",
-            m,
-            line,
-            format!(
-                "the backfill of `{}.{}` walks the primary key in integer ranges, but `{}` has \
-                 {what}",
-                r.rename.table, r.rename.to, r.rename.table
-            ),
-            "give the table an integer key (e.g. a bigint identity column) before this release, or \
-             copy the column yourself in batches and rename without the rewrite",
-        ));
+    if let Some(f) = backfill_key_finding(m, r, line) {
+        findings.push(f);
     }
     if !r.key_known {
         findings.push(finding(
@@ -227,4 +192,55 @@ fn rename_findings(m: &MigrationAnalysis, r: &RenameRewrite, findings: &mut Vec<
             "declare the table's primary key in the migrations (or a baseline migration)",
         ));
     }
+}
+
+/// The finding on a key the backfill of `r` (in `m`, on `line`) cannot walk in integer ranges:
+/// a composite key, or one of a declared type that is not an integer. None otherwise.
+fn backfill_key_finding(m: &MigrationAnalysis, r: &RenameRewrite, line: u32) -> Option<Finding> {
+    let kt = &r.rename.key_types;
+    if !(kt.len() > 1
+        || kt
+            .first()
+            .is_some_and(|ty| !ty.is_empty() && !is_integer(ty)))
+    {
+        return None;
+    }
+    let what = if kt.len() > 1 {
+        format!("a composite key ({})", kt.join(", "))
+    } else {
+        format!("`{}` of type {}", r.key, kt[0])
+    };
+    Some(finding(
+        "backfill-key-unsupported",
+        m,
+        line,
+        format!(
+            "the backfill of `{}.{}` walks the primary key in integer ranges, but `{}` has \
+             {what}",
+            r.rename.table, r.rename.to, r.rename.table
+        ),
+        "give the table an integer key (e.g. a bigint identity column) before this release, or \
+         copy the column yourself in batches and rename without the rewrite",
+    ))
+}
+
+/// Whether the type `ty` (as the migrations write it) is one of PostgreSQL's integer types or
+/// their serial forms.
+fn is_integer(ty: &str) -> bool {
+    matches!(
+        ty.trim().to_ascii_lowercase().as_str(),
+        "smallint"
+            | "integer"
+            | "int"
+            | "bigint"
+            | "int2"
+            | "int4"
+            | "int8"
+            | "smallserial"
+            | "serial"
+            | "bigserial"
+            | "serial2"
+            | "serial4"
+            | "serial8"
+    )
 }
