@@ -398,6 +398,42 @@ fn run(cli: Cli) -> Result<(), Error> {
     };
     let common = |mode, jobs| cli.common(mode, jobs);
     match &cli.command {
+        Command::Apply { .. }
+        | Command::Resume { .. }
+        | Command::Promote { .. }
+        | Command::Abort { .. }
+        | Command::Rollback { .. } => run_release(&cli),
+        Command::Status { run, format, watch } => {
+            crate::exec::status(&common(text_or_json(*format), 1), run_id(run)?, *watch)
+        }
+        Command::Log { run, format } => {
+            crate::exec::log(&common(text_or_json(*format), 1), run_id(run)?)
+        }
+        Command::Runs { format } => crate::exec::runs(&common(text_or_json(*format), 1)),
+        Command::Plan { spec, format, out } => plan(spec, *format, out.as_deref()),
+        Command::Lint {
+            list_rules: true,
+            format,
+            ..
+        } => {
+            list(*format);
+            Ok(())
+        }
+        Command::Lint { paths, format, .. } => lint(paths, *format),
+        Command::Completions { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            let mut out = Vec::new();
+            clap_complete::generate(*shell, &mut cmd, "cutover", &mut out);
+            self::out(&String::from_utf8_lossy(&out));
+            Ok(())
+        }
+    }
+}
+
+/// The commands that act on a run: `apply`, `resume`, `promote`, `abort`, `rollback`.
+fn run_release(cli: &Cli) -> Result<(), Error> {
+    let common = |mode, jobs| cli.common(mode, jobs);
+    match &cli.command {
         Command::Apply {
             spec,
             plan,
@@ -468,30 +504,7 @@ fn run(cli: Cli) -> Result<(), Error> {
             *restore_backup,
             "requested by the operator",
         ),
-        Command::Status { run, format, watch } => {
-            crate::exec::status(&common(text_or_json(*format), 1), run_id(run)?, *watch)
-        }
-        Command::Log { run, format } => {
-            crate::exec::log(&common(text_or_json(*format), 1), run_id(run)?)
-        }
-        Command::Runs { format } => crate::exec::runs(&common(text_or_json(*format), 1)),
-        Command::Plan { spec, format, out } => plan(spec, *format, out.as_deref()),
-        Command::Lint {
-            list_rules: true,
-            format,
-            ..
-        } => {
-            list(*format);
-            Ok(())
-        }
-        Command::Lint { paths, format, .. } => lint(paths, *format),
-        Command::Completions { shell } => {
-            let mut cmd = <Cli as clap::CommandFactory>::command();
-            let mut out = Vec::new();
-            clap_complete::generate(*shell, &mut cmd, "cutover", &mut out);
-            self::out(&String::from_utf8_lossy(&out));
-            Ok(())
-        }
+        _ => unreachable!("run() sends only the commands that act on a run here"),
     }
 }
 
