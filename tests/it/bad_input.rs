@@ -57,8 +57,50 @@ fn unknown_key() {
     fails(
         "unknown-key",
         "tests/fixtures/unknown-key/spec.toml:10:1",
-        &["unknown field `colour`", "the keys allowed here are"],
+        &[
+            "unknown key `colour` in [[service]]",
+            "the keys allowed here are",
+        ],
     );
+}
+
+#[test]
+fn three_mistakes_are_reported_in_one_run_each_at_its_line() {
+    let stderr = fails(
+        "three-mistakes",
+        "tests/fixtures/three-mistakes/spec.toml:5:3",
+        &["3 problems"],
+    );
+    for (at, needle) in [
+        (
+            "spec.toml:5:3:",
+            "unknown table `[[services]]`; did you mean `[[service]]`?",
+        ),
+        (
+            "spec.toml:10:1:",
+            "unknown key `prot` in [[service]]; did you mean `port`?",
+        ),
+        ("spec.toml:19:16:", "invalid type: integer `3`"),
+    ] {
+        assert!(
+            stderr.lines().any(|l| l.contains(at) && l.contains(needle)),
+            "expected {needle:?} at {at} in:\n{stderr}"
+        );
+    }
+    assert_eq!(stderr.matches("hint: ").count(), 3, "{stderr}");
+}
+
+#[test]
+fn a_misspelt_key_does_not_hide_the_checks_of_the_values() {
+    let stderr = fails(
+        "misspelt-and-unworkable",
+        "tests/fixtures/misspelt-and-unworkable/spec.toml:4:1",
+        &[
+            "unknown key `on_falure` in [release]; did you mean `on_failure`?",
+            "2 problems",
+        ],
+    );
+    assert!(stderr.contains("spec.toml:15:"), "{stderr}");
 }
 
 #[test]
@@ -246,6 +288,31 @@ fn errors_are_json_on_stdout_when_json_was_asked_for() {
     assert_eq!(d["file"], "tests/fixtures/unknown-key/spec.toml");
     assert_eq!(d["line"], 10);
     assert!(d["hint"].as_str().unwrap().contains("keys allowed"));
+}
+
+#[test]
+fn every_diagnostic_of_a_spec_is_in_the_json_error() {
+    let out = cutover(&[
+        "plan",
+        "tests/fixtures/three-mistakes/spec.toml",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let doc: serde_json::Value =
+        serde_json::from_slice(&out.stdout).expect("a JSON error document");
+    let lines: Vec<_> = doc["error"]["diagnostics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| (d["line"].as_u64().unwrap(), d["hint"].is_string()))
+        .collect();
+    assert_eq!(lines, [(5, true), (10, true), (19, true)]);
+    let first = &doc["error"]["diagnostics"][0]["message"];
+    assert_eq!(
+        first,
+        "unknown table `[[services]]`; did you mean `[[service]]`?"
+    );
 }
 
 #[test]
