@@ -311,6 +311,18 @@ Exit codes: 0 rolled back; 1 refused; 4 stopped at a pivot or a failed undo.")]
         /// bash, zsh, fish, elvish or powershell.
         shell: clap_complete::Shell,
     },
+    /// Print the JSON Schema of an input file, for editors and CI, e.g. `cutover schema spec >
+    /// spec.schema.json` (the same as docs/spec.schema.json).
+    Schema {
+        /// Which schema: `spec`, a release spec (plans/*.toml).
+        which: SchemaKind,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum SchemaKind {
+    /// A release spec (TOML).
+    Spec,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -425,6 +437,12 @@ fn run(cli: Cli) -> Result<(), Error> {
             let mut out = Vec::new();
             clap_complete::generate(*shell, &mut cmd, "cutover", &mut out);
             self::out(&String::from_utf8_lossy(&out));
+            Ok(())
+        }
+        Command::Schema {
+            which: SchemaKind::Spec,
+        } => {
+            self::out(&cutover_planner::spec::json_schema());
             Ok(())
         }
     }

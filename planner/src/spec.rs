@@ -10,6 +10,7 @@
 use crate::duration::Duration;
 use crate::error::Diagnostic;
 use crate::source::{LineIndex, Location};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::ops::Range;
@@ -17,30 +18,37 @@ use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
 mod keys;
+mod schema;
 mod validate;
 mod values;
 
+pub use schema::json_schema;
+
 /// A whole release spec, as written.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReleaseSpec {
     /// `[release]`: name and policy.
     pub release: Release,
     /// `[[service]]`: the services this release changes.
     #[serde(default)]
+    #[schemars(with = "Vec<Service>")]
     pub service: Vec<Spanned<Service>>,
     /// `[[database]]`: databases whose migrations ship with the release.
     #[serde(default)]
+    #[schemars(with = "Vec<Database>")]
     pub database: Vec<Spanned<Database>>,
     /// `[router]`: the traffic router in front of the services.
+    #[schemars(with = "Option<Router>")]
     pub router: Option<Spanned<Router>>,
     /// `[[command]]`: hooks run at fixed stages of the release.
     #[serde(default)]
+    #[schemars(with = "Vec<Command>")]
     pub command: Vec<Spanned<Command>>,
 }
 
 /// `[release]`.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Release {
     /// Short name, used in run ids and reports.
@@ -91,7 +99,7 @@ impl<'de> Deserialize<'de> for CanaryPause {
 }
 
 /// Failure policy of a release.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum OnFailure {
     /// Undo what was done, in reverse, up to the last pivot.
@@ -102,7 +110,7 @@ pub enum OnFailure {
 }
 
 /// `[[service]]`: one service and the versions it moves between.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Service {
     /// Service name, unique in the spec; used in step ids.
@@ -138,6 +146,7 @@ pub struct Service {
     #[serde(default)]
     pub health: Health,
     /// How traffic moves to the new version.
+    #[schemars(with = "Strategy")]
     pub strategy: Spanned<Strategy>,
 }
 
@@ -146,7 +155,7 @@ fn one() -> u32 {
 }
 
 /// `[service.health]`.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Health {
     /// HTTP path polled on the container's port.
@@ -188,7 +197,7 @@ fn default_status() -> u16 {
 }
 
 /// The four strategies of the seed document.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum StrategyKind {
     /// Stop the old version, migrate, start the new one: downtime.
@@ -215,31 +224,36 @@ impl StrategyKind {
 
 /// `[service.strategy]`. Which keys apply depends on `kind`; the rest are rejected by
 /// [`ReleaseSpec::validate`].
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Strategy {
     /// Which strategy.
     pub kind: StrategyKind,
     /// rolling: replicas replaced per batch.
     #[serde(default)]
+    #[schemars(with = "Option<u32>")]
     pub batch_size: Option<Spanned<u32>>,
     /// rolling: wait between batches.
     #[serde(default)]
+    #[schemars(with = "Option<Duration>")]
     pub delay: Option<Spanned<Duration>>,
     /// canary: traffic weights (percent to the new version), increasing, ending at 100.
     #[serde(default)]
+    #[schemars(with = "Option<Vec<u32>>")]
     pub steps: Option<Spanned<Vec<u32>>>,
     /// canary: pause after each weight below 100: a duration, or `"manual"` to wait for
     /// `cutover promote` (Argo Rollouts' `pause: {}`).
     #[serde(default)]
+    #[schemars(with = "Option<CanaryPause>")]
     pub pause: Option<Spanned<CanaryPause>>,
     /// canary: analysis gate run after each pause.
     #[serde(default)]
+    #[schemars(with = "Option<Analysis>")]
     pub analysis: Option<Spanned<Analysis>>,
 }
 
 /// Thresholds of a canary analysis gate, computed from the router's own data.
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Analysis {
     /// Window of router data looked at.
@@ -262,7 +276,7 @@ fn default_min_requests() -> u32 {
 }
 
 /// `[[database]]`.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Database {
     /// Name used in step ids (`backup/main`).
@@ -296,7 +310,7 @@ fn default_statement_timeout() -> Duration {
 }
 
 /// `[database.backup]`.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Backup {
     /// Take a `pg_dump` before the first schema change.
@@ -324,7 +338,7 @@ fn default_backup_dir() -> String {
 }
 
 /// `[database.backfill]`.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Backfill {
     /// Rows per batch (each batch its own transaction).
@@ -349,7 +363,7 @@ fn default_batch() -> u32 {
 }
 
 /// Router kinds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum RouterKind {
     /// nginx: upstream file written atomically, `nginx -t`, reload.
@@ -359,36 +373,45 @@ pub enum RouterKind {
 }
 
 /// `[router]`. Which keys apply depends on `kind`.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Router {
     /// Which router.
     pub kind: RouterKind,
     /// nginx: file holding the `upstream` blocks cutover owns.
     #[serde(default)]
+    #[schemars(with = "Option<String>")]
     pub upstream_file: Option<Spanned<String>>,
     /// nginx: pid file of the master process.
     #[serde(default)]
+    #[schemars(with = "Option<String>")]
     pub pid_file: Option<Spanned<String>>,
     /// nginx: argv that validates the config (default `["nginx", "-t"]`).
     #[serde(default)]
+    #[schemars(with = "Option<Vec<String>>")]
     pub test: Option<Spanned<Vec<String>>>,
     /// nginx: argv that reloads (default: SIGHUP to the master process named by `pid_file`).
     #[serde(default)]
+    #[schemars(with = "Option<Vec<String>>")]
     pub reload: Option<Spanned<Vec<String>>>,
     /// nginx: JSON access log read by analysis gates.
     #[serde(default)]
+    #[schemars(with = "Option<String>")]
     pub access_log: Option<Spanned<String>>,
     /// HAProxy: admin socket path.
     #[serde(default)]
+    #[schemars(with = "Option<String>")]
     pub admin_socket: Option<Spanned<String>>,
     /// HAProxy: config file rewritten so a restart keeps the state.
     #[serde(default)]
+    #[schemars(with = "Option<String>")]
     pub config_file: Option<Spanned<String>>,
 }
 
 /// When a `command` hook runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, Serialize, JsonSchema,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum Stage {
     /// After backups, before the first migration.
@@ -417,7 +440,7 @@ impl Stage {
 }
 
 /// `[[command]]`: a hook. Runs an argv directly (no shell, no interpolation).
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Command {
     /// Name, unique among commands; the step id is `command/<name>`.
@@ -425,6 +448,7 @@ pub struct Command {
     /// When it runs.
     pub stage: Stage,
     /// Program and arguments.
+    #[schemars(with = "Vec<String>")]
     pub argv: Spanned<Vec<String>>,
     /// Killed after this long.
     #[serde(default = "default_command_timeout")]

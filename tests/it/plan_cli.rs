@@ -781,3 +781,18 @@ fn a_manual_canary_pause_is_a_gate_in_the_plan_and_a_wrong_value_names_the_choic
         "{text}"
     );
 }
+
+#[test]
+fn schema_spec_prints_the_committed_json_schema() {
+    let out = cutover(&["schema", "spec"]);
+    assert_no_panic(&out);
+    assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
+    let committed = std::fs::read(crate::common::root().join("docs/spec.schema.json")).unwrap();
+    assert!(
+        out.stdout == committed,
+        "docs/spec.schema.json is stale: run `cutover schema spec > docs/spec.schema.json`"
+    );
+    let schema: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(schema["required"], serde_json::json!(["release"]));
+    assert_eq!(schema["additionalProperties"], false);
+}
