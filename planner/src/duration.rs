@@ -99,9 +99,28 @@ impl Serialize for Duration {
 
 impl<'de> Deserialize<'de> for Duration {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
+        let s = text(d, "a duration in quotes, e.g. \"30s\"")?;
         Duration::parse(&s).map_err(serde::de::Error::custom)
     }
+}
+
+/// A string, or an error that says what the string should hold (`expected a duration in quotes,
+/// e.g. "30s"`) rather than serde's `expected a string`.
+pub(crate) fn text<'de, D: Deserializer<'de>>(
+    d: D,
+    expecting: &'static str,
+) -> Result<String, D::Error> {
+    struct Text(&'static str);
+    impl serde::de::Visitor<'_> for Text {
+        type Value = String;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str(self.0)
+        }
+        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<String, E> {
+            Ok(v.to_string())
+        }
+    }
+    d.deserialize_string(Text(expecting))
 }
 
 impl From<Duration> for std::time::Duration {

@@ -86,7 +86,7 @@ impl Serialize for CanaryPause {
 
 impl<'de> Deserialize<'de> for CanaryPause {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
+        let s = crate::duration::text(d, "a duration in quotes, e.g. \"30s\", or \"manual\"")?;
         if s.trim() == "manual" {
             return Ok(CanaryPause::Manual);
         }
@@ -560,6 +560,11 @@ fn hint_for_error(message: &str) -> String {
             "a sequence" => "a list, e.g. [\"a\", \"b\"]",
             other => other,
         };
+        if expected.starts_with("a duration") {
+            return "durations are strings: a number and a unit (ms, s, m or h) in quotes, e.g. \
+                    \"30s\" or \"1m30s\""
+                .to_string();
+        }
         format!(
             "this key takes {expected}: numbers and true/false are written without quotes, \
              durations as strings like \"30s\""

@@ -80,7 +80,10 @@ fn three_mistakes_are_reported_in_one_run_each_at_its_line() {
             "spec.toml:10:1:",
             "unknown key `prot` in [[service]]; did you mean `port`?",
         ),
-        ("spec.toml:19:16:", "invalid type: integer `3`"),
+        (
+            "spec.toml:19:16:",
+            "invalid type: integer `3`, expected a duration in quotes",
+        ),
     ] {
         assert!(
             stderr.lines().any(|l| l.contains(at) && l.contains(needle)),
