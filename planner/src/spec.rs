@@ -644,7 +644,8 @@ impl ReleaseSpec {
     ///
     /// Reports every problem it can find in one go: all unknown keys and tables (with the
     /// closest valid name), the first type error of each table, and, when the types are right,
-    /// every failed check of [`ReleaseSpec::validate`]. A TOML syntax error stops at itself.
+    /// every failed check of [`ReleaseSpec::validate`]. TOML syntax errors are reported alone
+    /// (every one the parser finds): the tables around them are not known for sure.
     pub fn parse(file: &str, text: &str) -> Result<Self, Vec<Diagnostic>> {
         let text = crate::source::strip_bom(text);
         let loc = Locator {
@@ -652,7 +653,13 @@ impl ReleaseSpec {
             text,
             index: LineIndex::new(text),
         };
-        let mut root = DeTable::parse(text).map_err(|e| vec![loc.error(&e)])?;
+        let (mut root, syntax) = DeTable::parse_recoverable(text);
+        if !syntax.is_empty() {
+            // What a syntax error leaves of the tables is a guess: report the errors alone.
+            let mut errors: Vec<Diagnostic> = syntax.iter().map(|e| loc.error(e)).collect();
+            errors.sort_by_key(|d| (d.location.line, d.location.column));
+            return Err(errors);
+        }
         let mut unknown = Vec::new();
         keys::check(root.get_mut(), &keys::ROOT, &mut unknown);
         let mut errors: Vec<Diagnostic> = unknown

@@ -53,6 +53,18 @@ fn malformed_toml() {
 }
 
 #[test]
+fn every_syntax_error_of_a_file_is_reported() {
+    fails(
+        "two-syntax-errors",
+        "tests/fixtures/two-syntax-errors/spec.toml:2:16",
+        &[
+            "2 problems",
+            "spec.toml:12:8: invalid release spec: unclosed table",
+        ],
+    );
+}
+
+#[test]
 fn unknown_key() {
     fails(
         "unknown-key",
