@@ -4,7 +4,7 @@
 //! The key lists are the serde field names of the spec's types; a unit test compares each with
 //! the list serde's `deny_unknown_fields` error gives, so the two cannot drift apart.
 
-use crate::spec::hint_for_unknown_key;
+use super::parse::hint_for_unknown_key;
 use std::borrow::Cow;
 use std::ops::Range;
 use toml::Spanned;
