@@ -21,7 +21,7 @@ pub(super) struct Shape {
 }
 
 pub(super) static ROOT: Shape = Shape {
-    header: "the top level",
+    header: "the spec's top level",
     keys: &["release", "service", "database", "router", "command"],
     nested: &[
         ("release", &RELEASE),
@@ -189,12 +189,14 @@ fn describe(shape: &Shape, key: &str, value: &DeValue<'_>, best: Option<&str>) -
             None => format!("unknown table `{written}`"),
         }
     } else {
+        let place = if std::ptr::eq(shape, &ROOT) {
+            "at the spec's top level".to_string()
+        } else {
+            format!("in {}", shape.header)
+        };
         match best {
-            Some(b) => format!(
-                "unknown key `{key}` in {}; did you mean `{b}`?",
-                shape.header
-            ),
-            None => format!("unknown key `{key}` in {}", shape.header),
+            Some(b) => format!("unknown key `{key}` {place}; did you mean `{b}`?"),
+            None => format!("unknown key `{key}` {place}"),
         }
     };
     let allowed = shape
@@ -317,9 +319,11 @@ mod tests {
         let text = "[release]\nname = \"r\"\nhodl = true\n\n[[services]]\nnmae = \"api\"\n\n\
                     [services.helth]\npath = \"/\"\n\n[services.strategy]\nkind = \"canary\"\n\
                     [services.strategy.analysis]\nwindw = \"1s\"\n\n[[database]]\nurl = \"x\"\n";
+        let text = format!("nmae = \"x\"\n{text}");
         assert_eq!(
-            unknown_in(text),
+            unknown_in(&text),
             [
+                "unknown key `nmae` at the spec's top level",
                 "unknown key `hodl` in [release]; did you mean `hold`?",
                 "unknown table `[[services]]`; did you mean `[[service]]`?",
                 "unknown key `nmae` in [[service]]; did you mean `name`?",
