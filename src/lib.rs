@@ -9,5 +9,6 @@ pub mod cli;
 pub mod error;
 pub mod exec;
 pub mod exit;
+pub mod live;
 pub mod progress;
 pub mod saved;

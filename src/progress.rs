@@ -7,6 +7,8 @@ use std::collections::HashMap;
 use std::io::Write;
 use std::sync::Mutex;
 
+use crate::live::{Live, StillRunning};
+
 /// How progress is shown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -21,6 +23,10 @@ pub enum Mode {
 /// Draws events.
 pub struct Progress {
     mode: Mode,
+    /// Bars of the running steps, on a terminal ([`Progress::for_run`]).
+    live: Option<Live>,
+    /// `still running` lines off a terminal ([`Progress::for_run`]).
+    still: Option<StillRunning>,
     started: Mutex<HashMap<String, chrono::DateTime<chrono::Utc>>>,
     /// A rollback is under way (what a probe's answer leads to differs).
     rolling_back: std::sync::atomic::AtomicBool,
@@ -31,8 +37,62 @@ impl Progress {
     pub fn new(mode: Mode) -> Self {
         Self {
             mode,
+            live: None,
+            still: None,
             started: Mutex::new(HashMap::new()),
             rolling_back: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+}
+
+impl Progress {
+    /// The reporter of a live run in `mode`: in text mode, bars on a terminal (stdout is one and
+    /// `TERM` is not `dumb`), else `still running` lines.
+    pub fn for_run(mode: Mode) -> Self {
+        use std::io::IsTerminal;
+        let mut p = Self::new(mode);
+        if mode != Mode::Text {
+            return p;
+        }
+        let dumb = std::env::var("TERM").is_ok_and(|t| t == "dumb");
+        if std::io::stdout().is_terminal() && !dumb {
+            p.live = Some(Live::new(indicatif::ProgressDrawTarget::stdout()));
+        } else {
+            p.still = Some(StillRunning::start());
+        }
+        p
+    }
+
+    /// Moves the bars (or the `still running` clock) for `r`.
+    fn track(&self, r: &Record) {
+        let (started, ended): (Option<String>, Option<String>) = match &r.event {
+            Event::StepStarted { step, .. } => (Some(step.clone()), None),
+            Event::StepSucceeded { step, .. } | Event::StepFailed { step, .. } => {
+                (None, Some(step.clone()))
+            }
+            Event::CompensationStarted { step } => (Some(format!("undo {step}")), None),
+            Event::CompensationSucceeded { step } | Event::CompensationFailed { step, .. } => {
+                (None, Some(format!("undo {step}")))
+            }
+            Event::StepProgress {
+                step,
+                amount: Some(amount),
+                ..
+            } => {
+                if let Some(live) = &self.live {
+                    live.progress(step, amount);
+                }
+                (None, None)
+            }
+            _ => (None, None),
+        };
+        if let Some(step) = ended {
+            self.live.iter().for_each(|l| l.ended(&step));
+            self.still.iter().for_each(|s| s.ended(&step));
+        }
+        if let Some(step) = started {
+            self.live.iter().for_each(|l| l.started(&step));
+            self.still.iter().for_each(|s| s.started(&step));
         }
     }
 }
@@ -183,11 +243,21 @@ impl Reporter for Progress {
         let line = match self.mode {
             Mode::Quiet => return,
             Mode::Json => r.to_flat_json().to_string(),
-            Mode::Text => match self.text_line(r) {
-                Some(line) => line,
-                None => return,
-            },
+            Mode::Text => {
+                self.track(r);
+                // On a terminal the bar shows a step's progress; its lines would only scroll.
+                let bar_shows_it = matches!(r.event, Event::StepProgress { .. });
+                match self.text_line(r) {
+                    Some(_) if bar_shows_it && self.live.is_some() => return,
+                    Some(line) => line,
+                    None => return,
+                }
+            }
         };
+        if let Some(live) = &self.live {
+            live.println(&line);
+            return;
+        }
         let mut out = std::io::stdout().lock();
         let _ = writeln!(out, "{line}");
         let _ = out.flush();
@@ -195,6 +265,12 @@ impl Reporter for Progress {
 
     fn notice(&self, text: &str) {
         eprintln!("cutover: {text}");
+    }
+
+    fn plan(&self, plan: &cutover_planner::dag::Plan) {
+        if let Some(live) = &self.live {
+            live.plan(plan);
+        }
     }
 }
 
