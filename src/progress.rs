@@ -75,12 +75,13 @@ impl Progress {
                 (None, Some(format!("undo {step}")))
             }
             Event::StepProgress {
-                step,
-                amount: Some(amount),
-                ..
+                step, amount, data, ..
             } => {
                 if let Some(live) = &self.live {
-                    live.progress(step, amount);
+                    match amount {
+                        Some(amount) => live.progress(step, amount),
+                        None => observation_text(data).map_or((), |o| live.observed(step, &o)),
+                    }
                 }
                 (None, None)
             }
@@ -145,11 +146,13 @@ impl Progress {
                 )
             }
             Event::StepProgress {
-                step,
-                amount: Some(amount),
-                ..
-            } => return progress_line(&mut started, step, amount, r.time),
-            Event::StepProgress { .. } => return None,
+                step, amount, data, ..
+            } => {
+                return match amount {
+                    Some(amount) => progress_line(&mut started, step, amount, r.time),
+                    None => observation_text(data).map(|o| format!("  ...     {step}: {o}")),
+                };
+            }
             Event::StepFailed { step, error } => format!("  FAILED  {step}{}: {error}", took(step)),
             Event::StepProbed { step, outcome, .. } => {
                 let verdict = probe_verdict(*outcome, self.rolling_back.load(Relaxed));
@@ -210,6 +213,28 @@ fn progress_line(
     Some(format!(
         "  ...     {step}: {}",
         amount_text(amount, time - since)
+    ))
+}
+
+/// `523 requests, 2 errors (0.4%), p99 120ms`: what an analysis window has seen so far, from
+/// its `step_progress` data; `None` for another step's data.
+pub fn observation_text(data: &serde_json::Value) -> Option<String> {
+    let requests = data.get("requests")?.as_u64()?;
+    let errors = data.get("errors")?.as_u64()?;
+    let rate = if requests > 0 {
+        format!(" ({:.1}%)", errors as f64 * 100.0 / requests as f64)
+    } else {
+        String::new()
+    };
+    let latency = match (
+        data.get("latency_ms").and_then(|v| v.as_u64()),
+        data.get("latency_kind"),
+    ) {
+        (Some(ms), Some(kind)) => format!(", {} {ms}ms", kind.as_str().unwrap_or("latency")),
+        _ => String::new(),
+    };
+    Some(format!(
+        "{requests} requests, {errors} errors{rate}{latency}"
     ))
 }
 
@@ -298,4 +323,40 @@ pub fn replay(records: &[Record]) -> Vec<String> {
             format!("{:>5}  {time}  {line}", r.seq)
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_analysis_window_so_far_is_a_line_and_other_progress_data_is_not() {
+        let data = serde_json::json!({
+            "requests": 523, "errors": 2, "latency_ms": 120, "latency_kind": "p99"
+        });
+        assert_eq!(
+            observation_text(&data).as_deref(),
+            Some("523 requests, 2 errors (0.4%), p99 120ms")
+        );
+        let none_yet = serde_json::json!({"requests": 0, "errors": 0, "latency_ms": null,
+            "latency_kind": "p99"});
+        assert_eq!(
+            observation_text(&none_yet).as_deref(),
+            Some("0 requests, 0 errors")
+        );
+        assert_eq!(observation_text(&serde_json::json!({"pgid": 7})), None);
+        let record = Record {
+            seq: 9,
+            time: chrono::Utc::now(),
+            event: Event::StepProgress {
+                step: "analysis/api/bake".into(),
+                data,
+                amount: None,
+            },
+        };
+        assert_eq!(
+            Progress::new(Mode::Text).text_line(&record).as_deref(),
+            Some("  ...     analysis/api/bake: 523 requests, 2 errors (0.4%), p99 120ms")
+        );
+    }
 }
