@@ -145,13 +145,8 @@ impl Progress {
                     detail.unwrap_or_default()
                 )
             }
-            Event::StepProgress {
-                step, amount, data, ..
-            } => {
-                return match amount {
-                    Some(amount) => progress_line(&mut started, step, amount, r.time),
-                    None => observation_text(data).map(|o| format!("  ...     {step}: {o}")),
-                };
+            Event::StepProgress { step, amount, data } => {
+                return progress_line(&mut started, step, amount.as_ref(), data, r.time);
             }
             Event::StepFailed { step, error } => format!("  FAILED  {step}{}: {error}", took(step)),
             Event::StepProbed { step, outcome, .. } => {
@@ -196,13 +191,18 @@ impl Progress {
 /// `  ...     STEP: AMOUNT` for a step's progress at `time`, about once a second by the records'
 /// own times (so `cutover log` draws the same lines as the live run did); `None` for a record
 /// within a second of the last line, or of a step not seen starting. `started` holds the step
-/// start times and, under `progress:STEP`, when its last line was drawn.
+/// start times and, under `progress:STEP`, when its last line was drawn. Progress without an
+/// amount is an analysis window's figures so far (every one drawn), or nothing to draw.
 fn progress_line(
     started: &mut HashMap<String, chrono::DateTime<chrono::Utc>>,
     step: &str,
-    amount: &Amount,
+    amount: Option<&Amount>,
+    data: &serde_json::Value,
     time: chrono::DateTime<chrono::Utc>,
 ) -> Option<String> {
+    let Some(amount) = amount else {
+        return observation_text(data).map(|o| format!("  ...     {step}: {o}"));
+    };
     let since = started.get(step).copied()?;
     let shown = format!("progress:{step}");
     let last = started.get(&shown).copied().unwrap_or(since);
