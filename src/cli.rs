@@ -3,6 +3,7 @@
 //! lines, and a JSON document on stdout when `--format json` was asked for, so machines never
 //! have to parse text.
 
+use crate::config::Project;
 use crate::error::Error;
 use crate::exit;
 use clap::{Parser, Subcommand, ValueEnum};
@@ -13,7 +14,7 @@ use cutover_planner::lint::{RULES, RULES_DOC, Severity};
 use cutover_planner::migrations::{MigrationFile, load_dir};
 use cutover_planner::render;
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 const ABOUT: &str = "Plan and run schema-changing releases: expand/contract migrations, canary and \
@@ -41,15 +42,11 @@ apply/resume/rollback add 3 (a step failed), 4 (rollback stopped at a pivot), 13
 #[derive(Debug, Parser)]
 #[command(name = "cutover", version, about = ABOUT, after_help = AFTER_HELP, propagate_version = true)]
 pub struct Cli {
-    /// Where runs are kept (each in `<dir>/runs/<run id>/`).
-    #[arg(
-        long,
-        global = true,
-        env = "CUTOVER_STATE_DIR",
-        default_value = ".cutover",
-        value_name = "DIR"
-    )]
-    state_dir: PathBuf,
+    /// Where runs are kept (each in `<dir>/runs/<run id>/`). Default: `state_dir` of the
+    /// nearest cutover.toml; else the nearest `.cutover` with runs, walking up from here; else
+    /// `.cutover` beside cutover.toml, or here.
+    #[arg(long, global = true, env = "CUTOVER_STATE_DIR", value_name = "DIR")]
+    state_dir: Option<PathBuf>,
     /// Keep run events in this PostgreSQL database instead of files (prefer the environment
     /// variable: a command line is visible to every user of the machine).
     #[arg(
@@ -380,8 +377,23 @@ pub fn main() -> ExitCode {
 
 impl Cli {
     /// Options of the run commands: where runs live, how events are kept, what is shown.
-    fn common(&self, mode: crate::progress::Mode, jobs: usize) -> crate::exec::Common {
-        let backend = match &self.log_database_url {
+    ///
+    /// Errors: cutover.toml is invalid, or names a log database variable that is not set.
+    fn common(
+        &self,
+        mode: crate::progress::Mode,
+        jobs: usize,
+    ) -> Result<crate::exec::Common, Error> {
+        let bad_settings = |source| Error::Plan {
+            source,
+            json: false,
+        };
+        let project = Project::discover().map_err(bad_settings)?;
+        let log_database_url = match &self.log_database_url {
+            Some(url) => Some(url.clone()),
+            None => project.log_database_url().map_err(bad_settings)?,
+        };
+        let backend = match &log_database_url {
             Some(url) => {
                 cutover_executor::session::Backend::Postgres(cutover_executor::pglog::PgStore::new(
                     url,
@@ -390,12 +402,15 @@ impl Cli {
             }
             None => cutover_executor::session::Backend::Files,
         };
-        crate::exec::Common {
-            state_dir: self.state_dir.clone(),
+        Ok(crate::exec::Common {
+            state_dir: self
+                .state_dir
+                .clone()
+                .unwrap_or_else(|| project.state_dir()),
             mode,
             jobs,
             backend,
-        }
+        })
     }
 }
 
@@ -416,12 +431,12 @@ fn run(cli: Cli) -> Result<(), Error> {
         | Command::Abort { .. }
         | Command::Rollback { .. } => run_release(&cli),
         Command::Status { run, format, watch } => {
-            crate::exec::status(&common(text_or_json(*format), 1), run_id(run)?, *watch)
+            crate::exec::status(&common(text_or_json(*format), 1)?, run_id(run)?, *watch)
         }
         Command::Log { run, format } => {
-            crate::exec::log(&common(text_or_json(*format), 1), run_id(run)?)
+            crate::exec::log(&common(text_or_json(*format), 1)?, run_id(run)?)
         }
-        Command::Runs { format } => crate::exec::runs(&common(text_or_json(*format), 1)),
+        Command::Runs { format } => crate::exec::runs(&common(text_or_json(*format), 1)?),
         Command::Plan { spec, format, out } => plan(spec, *format, out.as_deref()),
         Command::Lint {
             list_rules: true,
@@ -463,7 +478,7 @@ fn run_release(cli: &Cli) -> Result<(), Error> {
             allow_error_findings,
             format,
         } => crate::exec::apply(
-            &common((*format).into(), *jobs),
+            &common((*format).into(), *jobs)?,
             &crate::exec::ApplyArgs {
                 spec: spec.clone(),
                 saved: plan.clone(),
@@ -480,7 +495,7 @@ fn run_release(cli: &Cli) -> Result<(), Error> {
             jobs,
             format,
         } => crate::exec::resume(
-            &common((*format).into(), *jobs),
+            &common((*format).into(), *jobs)?,
             run_id(run)?,
             retry,
             Continue::Resume,
@@ -491,7 +506,7 @@ fn run_release(cli: &Cli) -> Result<(), Error> {
             jobs,
             format,
         } => crate::exec::resume(
-            &common((*format).into(), *jobs),
+            &common((*format).into(), *jobs)?,
             run_id(run)?,
             &[],
             Continue::Promote { full: *full },
@@ -501,7 +516,7 @@ fn run_release(cli: &Cli) -> Result<(), Error> {
             restore_backup,
             format,
         } => crate::exec::rollback(
-            &common((*format).into(), 1),
+            &common((*format).into(), 1)?,
             run_id(run)?,
             None,
             false,
@@ -515,7 +530,7 @@ fn run_release(cli: &Cli) -> Result<(), Error> {
             restore_backup,
             format,
         } => crate::exec::rollback(
-            &common((*format).into(), 1),
+            &common((*format).into(), 1)?,
             run_id(run)?,
             to.clone(),
             *dry_run,
@@ -581,6 +596,7 @@ fn plan(
 fn lint(paths: &[PathBuf], format: LintFormat) -> Result<(), Error> {
     let json = format == LintFormat::Json;
     let report = |source| Error::Plan { source, json };
+    let project = Project::discover().map_err(report)?;
     let mut files = Vec::new();
     let mut problems = Vec::new();
     for (i, path) in paths.iter().enumerate() {
@@ -618,8 +634,10 @@ fn lint(paths: &[PathBuf], format: LintFormat) -> Result<(), Error> {
     if !problems.is_empty() {
         return Err(report(PlanError::Invalid(problems)));
     }
+    files.retain(|m| !project.excluded(Path::new(&m.display_path)));
     files.sort_by_key(|m| m.version);
-    let analysis = analyze(&files, None, AnalyzeOptions::default());
+    let mut analysis = analyze(&files, None, AnalyzeOptions::default());
+    analysis.findings = project.apply_rules(std::mem::take(&mut analysis.findings));
     let text = match format {
         LintFormat::Json => render::lint_json(&analysis.migrations, &analysis.findings),
         LintFormat::Text => render::lint_text(&analysis.migrations, &analysis.findings),

@@ -173,7 +173,7 @@ pub fn apply(common: &Common, args: &ApplyArgs) -> Result<(), Error> {
         .unwrap_or_else(|| PathBuf::from("."));
     let store = Store::new(&common.state_dir);
     runtime().block_on(async {
-        let reporter = Box::new(Progress::new(common.mode));
+        let reporter = Box::new(Progress::for_run(common.mode));
         let session = session::start(
             &common.backend,
             &store,
@@ -273,7 +273,7 @@ pub fn resume(common: &Common, run: &str, retry: &[String], how: Continue) -> Re
     }
     let store = Store::new(&common.state_dir);
     runtime().block_on(async {
-        let reporter = Box::new(Progress::new(common.mode));
+        let reporter = Box::new(Progress::for_run(common.mode));
         let (backend, jobs) = (&common.backend, common.jobs);
         match cutover_executor::resume::resume(backend, &store, run, jobs, how, reporter).await? {
             Resumable::Succeeded(run) => {
@@ -325,7 +325,7 @@ pub fn rollback(
     cutover_executor::runner::check_rollback_target(&state, to.as_deref())?;
     let store = Store::new(&common.state_dir);
     runtime().block_on(async {
-        let reporter = Box::new(Progress::new(common.mode));
+        let reporter = Box::new(Progress::for_run(common.mode));
         let mut session =
             session::attach(&common.backend, &store, run, "rollback", reporter).await?;
         let spec_dir = session.state.spec_dir();

@@ -6,8 +6,10 @@
 #![warn(missing_docs)]
 
 pub mod cli;
+pub mod config;
 pub mod error;
 pub mod exec;
 pub mod exit;
+pub mod live;
 pub mod progress;
 pub mod saved;

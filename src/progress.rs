@@ -7,6 +7,8 @@ use std::collections::HashMap;
 use std::io::Write;
 use std::sync::Mutex;
 
+use crate::live::{Live, StillRunning};
+
 /// How progress is shown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -21,6 +23,10 @@ pub enum Mode {
 /// Draws events.
 pub struct Progress {
     mode: Mode,
+    /// Bars of the running steps, on a terminal ([`Progress::for_run`]).
+    live: Option<Live>,
+    /// `still running` lines off a terminal ([`Progress::for_run`]).
+    still: Option<StillRunning>,
     started: Mutex<HashMap<String, chrono::DateTime<chrono::Utc>>>,
     /// A rollback is under way (what a probe's answer leads to differs).
     rolling_back: std::sync::atomic::AtomicBool,
@@ -31,8 +37,63 @@ impl Progress {
     pub fn new(mode: Mode) -> Self {
         Self {
             mode,
+            live: None,
+            still: None,
             started: Mutex::new(HashMap::new()),
             rolling_back: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+}
+
+impl Progress {
+    /// The reporter of a live run in `mode`: in text mode, bars on a terminal (stdout is one and
+    /// `TERM` is not `dumb`), else `still running` lines.
+    pub fn for_run(mode: Mode) -> Self {
+        use std::io::IsTerminal;
+        let mut p = Self::new(mode);
+        if mode != Mode::Text {
+            return p;
+        }
+        let dumb = std::env::var("TERM").is_ok_and(|t| t == "dumb");
+        if std::io::stdout().is_terminal() && !dumb {
+            p.live = Some(Live::new(indicatif::ProgressDrawTarget::stdout()));
+        } else {
+            p.still = Some(StillRunning::start());
+        }
+        p
+    }
+
+    /// Moves the bars (or the `still running` clock) for `r`.
+    fn track(&self, r: &Record) {
+        let (started, ended): (Option<String>, Option<String>) = match &r.event {
+            Event::StepStarted { step, .. } => (Some(step.clone()), None),
+            Event::StepSucceeded { step, .. } | Event::StepFailed { step, .. } => {
+                (None, Some(step.clone()))
+            }
+            Event::CompensationStarted { step } => (Some(format!("undo {step}")), None),
+            Event::CompensationSucceeded { step } | Event::CompensationFailed { step, .. } => {
+                (None, Some(format!("undo {step}")))
+            }
+            Event::StepProgress {
+                step, amount, data, ..
+            } => {
+                if let Some(live) = &self.live {
+                    match amount {
+                        Some(amount) => live.progress(step, amount),
+                        None => observation_text(data).map_or((), |o| live.observed(step, &o)),
+                    }
+                }
+                (None, None)
+            }
+            _ => (None, None),
+        };
+        if let Some(step) = ended {
+            self.live.iter().for_each(|l| l.ended(&step));
+            self.still.iter().for_each(|s| s.ended(&step));
+        }
+        if let Some(step) = started {
+            self.live.iter().for_each(|l| l.started(&step));
+            self.still.iter().for_each(|s| s.started(&step));
         }
     }
 }
@@ -84,12 +145,9 @@ impl Progress {
                     detail.unwrap_or_default()
                 )
             }
-            Event::StepProgress {
-                step,
-                amount: Some(amount),
-                ..
-            } => return progress_line(&mut started, step, amount, r.time),
-            Event::StepProgress { .. } => return None,
+            Event::StepProgress { step, amount, data } => {
+                return progress_line(&mut started, step, amount.as_ref(), data, r.time);
+            }
             Event::StepFailed { step, error } => format!("  FAILED  {step}{}: {error}", took(step)),
             Event::StepProbed { step, outcome, .. } => {
                 let verdict = probe_verdict(*outcome, self.rolling_back.load(Relaxed));
@@ -133,13 +191,18 @@ impl Progress {
 /// `  ...     STEP: AMOUNT` for a step's progress at `time`, about once a second by the records'
 /// own times (so `cutover log` draws the same lines as the live run did); `None` for a record
 /// within a second of the last line, or of a step not seen starting. `started` holds the step
-/// start times and, under `progress:STEP`, when its last line was drawn.
+/// start times and, under `progress:STEP`, when its last line was drawn. Progress without an
+/// amount is an analysis window's figures so far (every one drawn), or nothing to draw.
 fn progress_line(
     started: &mut HashMap<String, chrono::DateTime<chrono::Utc>>,
     step: &str,
-    amount: &Amount,
+    amount: Option<&Amount>,
+    data: &serde_json::Value,
     time: chrono::DateTime<chrono::Utc>,
 ) -> Option<String> {
+    let Some(amount) = amount else {
+        return observation_text(data).map(|o| format!("  ...     {step}: {o}"));
+    };
     let since = started.get(step).copied()?;
     let shown = format!("progress:{step}");
     let last = started.get(&shown).copied().unwrap_or(since);
@@ -150,6 +213,28 @@ fn progress_line(
     Some(format!(
         "  ...     {step}: {}",
         amount_text(amount, time - since)
+    ))
+}
+
+/// `523 requests, 2 errors (0.4%), p99 120ms`: what an analysis window has seen so far, from
+/// its `step_progress` data; `None` for another step's data.
+pub fn observation_text(data: &serde_json::Value) -> Option<String> {
+    let requests = data.get("requests")?.as_u64()?;
+    let errors = data.get("errors")?.as_u64()?;
+    let rate = if requests > 0 {
+        format!(" ({:.1}%)", errors as f64 * 100.0 / requests as f64)
+    } else {
+        String::new()
+    };
+    let latency = match (
+        data.get("latency_ms").and_then(|v| v.as_u64()),
+        data.get("latency_kind"),
+    ) {
+        (Some(ms), Some(kind)) => format!(", {} {ms}ms", kind.as_str().unwrap_or("latency")),
+        _ => String::new(),
+    };
+    Some(format!(
+        "{requests} requests, {errors} errors{rate}{latency}"
     ))
 }
 
@@ -183,11 +268,21 @@ impl Reporter for Progress {
         let line = match self.mode {
             Mode::Quiet => return,
             Mode::Json => r.to_flat_json().to_string(),
-            Mode::Text => match self.text_line(r) {
-                Some(line) => line,
-                None => return,
-            },
+            Mode::Text => {
+                self.track(r);
+                // On a terminal the bar shows a step's progress; its lines would only scroll.
+                let bar_shows_it = matches!(r.event, Event::StepProgress { .. });
+                match self.text_line(r) {
+                    Some(_) if bar_shows_it && self.live.is_some() => return,
+                    Some(line) => line,
+                    None => return,
+                }
+            }
         };
+        if let Some(live) = &self.live {
+            live.println(&line);
+            return;
+        }
         let mut out = std::io::stdout().lock();
         let _ = writeln!(out, "{line}");
         let _ = out.flush();
@@ -195,6 +290,12 @@ impl Reporter for Progress {
 
     fn notice(&self, text: &str) {
         eprintln!("cutover: {text}");
+    }
+
+    fn plan(&self, plan: &cutover_planner::dag::Plan) {
+        if let Some(live) = &self.live {
+            live.plan(plan);
+        }
     }
 }
 
@@ -222,4 +323,40 @@ pub fn replay(records: &[Record]) -> Vec<String> {
             format!("{:>5}  {time}  {line}", r.seq)
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_analysis_window_so_far_is_a_line_and_other_progress_data_is_not() {
+        let data = serde_json::json!({
+            "requests": 523, "errors": 2, "latency_ms": 120, "latency_kind": "p99"
+        });
+        assert_eq!(
+            observation_text(&data).as_deref(),
+            Some("523 requests, 2 errors (0.4%), p99 120ms")
+        );
+        let none_yet = serde_json::json!({"requests": 0, "errors": 0, "latency_ms": null,
+            "latency_kind": "p99"});
+        assert_eq!(
+            observation_text(&none_yet).as_deref(),
+            Some("0 requests, 0 errors")
+        );
+        assert_eq!(observation_text(&serde_json::json!({"pgid": 7})), None);
+        let record = Record {
+            seq: 9,
+            time: chrono::Utc::now(),
+            event: Event::StepProgress {
+                step: "analysis/api/bake".into(),
+                data,
+                amount: None,
+            },
+        };
+        assert_eq!(
+            Progress::new(Mode::Text).text_line(&record).as_deref(),
+            Some("  ...     analysis/api/bake: 523 requests, 2 errors (0.4%), p99 120ms")
+        );
+    }
 }

@@ -9,6 +9,9 @@ pub trait Reporter: Send + Sync {
     fn event(&self, record: &Record);
     /// Something worth telling the operator that is not an event (e.g. "waiting for 2 steps").
     fn notice(&self, text: &str);
+    /// The run's plan, once it is known and before this invocation's first event: a live view
+    /// learns from it how long each pause and analysis window lasts.
+    fn plan(&self, _plan: &cutover_planner::dag::Plan) {}
 }
 
 /// Reports nothing.

@@ -49,6 +49,7 @@ fn open_session(
     if let Some(run) = dir.file_name() {
         crate::drivers::postgres::attach_run(&run.to_string_lossy());
     }
+    reporter.plan(&plan);
     Session::new(dir, plan, state, sink, reporter)
 }
 

@@ -16,7 +16,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 /// A name as written, without the spaces or comments between its parts (`app . "T"` →
 /// `app."T"`).
-fn name_of(node: &SyntaxNode) -> String {
+pub(crate) fn name_of(node: &SyntaxNode) -> String {
     let mut name = String::new();
     crate::analysis::each_token(&node.green(), |kind, _, text| {
         if !kind.is_trivia() {
@@ -322,12 +322,14 @@ pub(crate) fn statement(schema: &mut Schema, stmt: &ast::Stmt) {
     match stmt {
         ast::Stmt::CreateView(v) => {
             if let (Some(view), Some(q)) = (name(v.view()), v.query()) {
-                schema.create_view(&view, view_reads(q.syntax()));
+                let columns = view_columns(v.syntax(), q.syntax());
+                schema.create_view(&view, view_reads(q.syntax()), columns);
             }
         }
         ast::Stmt::CreateMaterializedView(v) => {
             if let (Some(view), Some(q)) = (name(v.view()), v.query()) {
-                schema.create_view(&view, view_reads(q.syntax()));
+                let columns = view_columns(v.syntax(), q.syntax());
+                schema.create_view(&view, view_reads(q.syntax()), columns);
             }
         }
         ast::Stmt::DropView(d) => {
@@ -520,6 +522,68 @@ fn view_sources(query: &SyntaxNode) -> Vec<Source> {
 /// What a view's query reads, per source table (or view): every name the query mentions (a
 /// superset of the columns), and "every column" where it reads `*`, `alias.*`, a whole row
 /// (`SELECT t FROM t`) or `TABLE t`, or where a `.*` cannot be tied to one source.
+/// The output columns of the view `create` (a CREATE [MATERIALIZED] VIEW) whose query is
+/// `query`, normalized and in order: the names its column list gives, then those of the first
+/// SELECT's targets (an alias, a column's own name, a function's name, as PostgreSQL names
+/// them). `None` when one is not known: `*`, or another expression without an alias.
+pub(crate) fn view_columns(create: &SyntaxNode, query: &SyntaxNode) -> Option<Vec<String>> {
+    let listed: Vec<String> = create
+        .children()
+        .find(|c| c.kind() == SyntaxKind::COLUMN_LIST)
+        .map(|l| {
+            l.children()
+                .filter(|c| c.kind() == SyntaxKind::COLUMN_NAME)
+                .map(|c| normalize(&name_of(&c)))
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut select = query.clone();
+    while select.kind() != SyntaxKind::SELECT {
+        select = select
+            .children()
+            .find(|c| matches!(c.kind(), SyntaxKind::SELECT | SyntaxKind::COMPOUND_SELECT))?;
+    }
+    let targets = select
+        .children()
+        .find(|c| c.kind() == SyntaxKind::SELECT_CLAUSE)?
+        .children()
+        .find(|c| c.kind() == SyntaxKind::TARGET_LIST)?;
+    let mut out = Vec::new();
+    for (i, target) in targets.children().enumerate() {
+        if let Some(name) = listed.get(i) {
+            out.push(name.clone());
+            continue;
+        }
+        out.push(normalize(&target_name(&target)?));
+    }
+    Some(out)
+}
+
+/// The name PostgreSQL gives a SELECT target: its alias, a column's name (the last part of
+/// `t.col`), a function call's name; `None` for `*` and other expressions.
+fn target_name(target: &SyntaxNode) -> Option<String> {
+    if let Some(alias) = target.children().find(|c| c.kind() == SyntaxKind::AS_NAME) {
+        let col = alias
+            .children()
+            .find(|c| c.kind() == SyntaxKind::COLUMN_NAME)?;
+        return Some(name_of(&col));
+    }
+    let expr = target.children().next()?;
+    let name_ref = match expr.kind() {
+        SyntaxKind::NAME_REF => Some(expr),
+        SyntaxKind::FIELD_EXPR => expr
+            .children()
+            .filter(|c| c.kind() == SyntaxKind::NAME_REF)
+            .last(),
+        SyntaxKind::CALL_EXPR => expr.children().find(|c| c.kind() == SyntaxKind::NAME_REF),
+        _ => None,
+    }?;
+    let star = target
+        .descendants_with_tokens()
+        .any(|e| e.kind() == SyntaxKind::STAR);
+    (!star).then(|| name_of(&name_ref))
+}
+
 fn view_reads(query: &SyntaxNode) -> BTreeMap<String, ViewReads> {
     let mut sources = view_sources(query);
     // `*` and `q.*`; a name that is a source's name (whole row).

@@ -222,6 +222,12 @@ rules! {
         under an ACCESS EXCLUSIVE lock.";
     ReplacesObject = "replaces-object", Warning, "cutover", "CREATE OR REPLACE changes an \
         object the running version already uses.";
+    ViewDropsColumns = "view-drops-columns", Warning, "cutover", "A view dropped and created \
+        again without some of its columns: the running version may read them, so the migration \
+        runs after it is retired (contract).";
+    BreakingViewColumns = "breaking-view-columns", Error, "cutover", "A view dropped and \
+        created again with other columns (some gone, some new): the old version reads the old \
+        ones, the new version the new ones, and one view cannot serve both.";
     UnclassifiedStatement = "unclassified-statement", Error, "cutover", "cutover does not know \
         whether the statement is safe while the old version runs; the file must declare its \
         phase (`-- cutover:phase=`).";
@@ -360,6 +366,7 @@ impl RuleId {
                 | BreakingDoBlock
                 | BreakingAddConstraint
                 | BreakingFunctionOverload
+                | BreakingViewColumns
         )
     }
 }

@@ -366,14 +366,55 @@ fn walk(
             walk(&path, &shown, inner, depth + 1, files, problems)?;
         } else if name.ends_with(".sql") {
             files.push((path, name, shown));
+        } else if let Some(rest) = migration_like(&name) {
+            // `V3__users.SQL`, `V3__users.sql.bak`, `V3__users.rs`: left out silently, the
+            // migration would never run while the plan looks complete.
+            problems.push(Diagnostic::new(
+                Location::file(shown),
+                format!(
+                    "named like a migration, but `{rest}` is not `.sql`: neither refinery nor \
+                     cutover would run it"
+                ),
+                "rename it to end in `.sql` to apply it (cutover runs SQL migrations only), or \
+                 move it out of the migrations folder (a copy or backup belongs elsewhere)",
+            ));
         }
     }
     Ok(())
 }
 
+/// For a file name that starts like a refinery migration (`V` or `U`, a version, `__`, a name)
+/// and does not end in `.sql`: what follows the name's first `.` (`SQL`, `sql.bak`, `rs`).
+fn migration_like(name: &str) -> Option<&str> {
+    let rest = name.strip_prefix(['V', 'U'])?;
+    let digits = rest.len() - rest.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+    let after = rest[digits..].trim_start_matches(|c: char| c == '.' || c.is_ascii_digit());
+    if digits == 0 || !after.starts_with("__") {
+        return None;
+    }
+    let (_, ext) = after.split_once('.')?;
+    Some(ext)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn files_named_like_migrations_that_are_not_sql_are_recognised() {
+        for (name, ext) in [
+            ("V3__users.SQL", Some("SQL")),
+            ("V3__users.sql.bak", Some("sql.bak")),
+            ("V3__users.rs", Some("rs")),
+            ("U4.1__undo_x.Sql", Some("Sql")),
+            ("V3__users", None),
+            ("README.md", None),
+            ("Vendor__notes.txt", None),
+            ("V__x.txt", None),
+        ] {
+            assert_eq!(migration_like(name), ext, "{name}");
+        }
+    }
 
     #[test]
     fn sub_folders_are_read_and_what_cannot_be_read_is_named() {
@@ -388,6 +429,17 @@ mod tests {
         )
         .unwrap();
         std::fs::write(d.join("README.md"), "not a migration").unwrap();
+        std::fs::write(d.join("V1__a.sql.md"), "notes").unwrap();
+        let got = load_dir(d, "m");
+        let Err(PlanError::Invalid(problems)) = got else {
+            panic!("a file named like a migration but not .sql must be named: {got:?}");
+        };
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(
+            problems[0].to_string().contains("`sql.md` is not `.sql`"),
+            "{problems:?}"
+        );
+        std::fs::remove_file(d.join("V1__a.sql.md")).unwrap();
         let got = load_dir(d, "m").unwrap();
         assert_eq!(
             got.iter()

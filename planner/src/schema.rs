@@ -135,6 +135,9 @@ impl ViewReads {
 pub struct View {
     /// Sources by normalized name.
     pub reads: BTreeMap<String, ViewReads>,
+    /// Its output columns (normalized), in order, when every one is known (no `*`, no
+    /// unnamed expression other than a plain function call).
+    pub columns: Option<Vec<String>>,
 }
 
 /// A function's signature, as calls resolve it: the types of its IN, INOUT and VARIADIC
@@ -273,6 +276,8 @@ pub struct Schema {
     new_objects: BTreeMap<(&'static str, String), u64>,
     /// Objects the file being analyzed dropped, by kind and key.
     dropped_in_file: BTreeSet<(&'static str, String)>,
+    /// Views the file being analyzed dropped, as they were, by normalized name.
+    views_dropped_in_file: BTreeMap<String, View>,
     /// Number of the file being analyzed (counts files, from 0).
     file_seq: u64,
     /// Tables created as new since the last [`Schema::end_file`] that let go of them.
@@ -1034,8 +1039,18 @@ impl Schema {
 
     /// CREATE [OR REPLACE] [MATERIALIZED] VIEW name: what it reads, by table or view name
     /// (normalized).
-    pub fn create_view(&mut self, name: &str, reads: BTreeMap<String, ViewReads>) {
-        self.views.insert(normalize(name), View { reads });
+    pub fn create_view(
+        &mut self,
+        name: &str,
+        reads: BTreeMap<String, ViewReads>,
+        columns: Option<Vec<String>>,
+    ) {
+        self.views.insert(normalize(name), View { reads, columns });
+    }
+
+    /// The view `name` as it was before the file being analyzed dropped it, if it did.
+    pub fn view_dropped_in_file(&self, name: &str) -> Option<&View> {
+        self.views_dropped_in_file.get(&normalize(name))
     }
 
     /// The views and materialized views (normalized names) that read `table.column`.
@@ -1050,7 +1065,9 @@ impl Schema {
 
     /// DROP [MATERIALIZED] VIEW name.
     pub fn drop_view(&mut self, name: &str) {
-        self.views.remove(&normalize(name));
+        if let Some(v) = self.views.remove(&normalize(name)) {
+            self.views_dropped_in_file.insert(normalize(name), v);
+        }
     }
 
     /// ADD CONSTRAINT name CHECK (column IS NOT NULL) [NOT VALID].
@@ -1356,6 +1373,7 @@ impl Schema {
     pub fn end_file(&mut self, keep_new: bool) {
         self.file_seq += 1;
         self.dropped_in_file.clear();
+        self.views_dropped_in_file.clear();
         self.search_path_set = false;
         if keep_new {
             return;

@@ -249,6 +249,21 @@ pub struct Strategy {
     #[serde(default)]
     #[schemars(with = "Option<Analysis>")]
     pub analysis: Option<Spanned<Analysis>>,
+    /// rolling, blue-green, canary: a bake window once all traffic is on the new version, before
+    /// the old version is retired and the contract phase runs (the seed's "monitor for 15-30
+    /// minutes"): an analysis gate over the new version's requests; failing it rolls back.
+    #[serde(default)]
+    #[schemars(with = "Option<Analysis>")]
+    pub bake: Option<Spanned<Analysis>>,
+}
+
+impl Strategy {
+    /// The strategy's analysis gates, by key: `analysis` (canary) and `bake`.
+    pub fn gates(&self) -> impl Iterator<Item = (&'static str, &Spanned<Analysis>)> {
+        [("analysis", &self.analysis), ("bake", &self.bake)]
+            .into_iter()
+            .filter_map(|(key, a)| a.as_ref().map(|a| (key, a)))
+    }
 }
 
 /// Thresholds of a canary analysis gate, computed from the router's own data.

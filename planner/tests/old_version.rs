@@ -366,11 +366,21 @@ fn one_transaction_is_one_unit() {
             &[],
             &["replaces-object"],
         ),
+        // Created again without `name` and `email`: both statements belong after the old
+        // version (which may read them) is retired, so the file is one contract migration.
         (
             "DROP VIEW active_users CASCADE;\nCREATE VIEW active_users AS SELECT id FROM users;",
             Contract,
+            &["view-drops-columns"],
             &["mixed-phase-migration"],
-            &[],
+        ),
+        // Created again with every column it had: a replace, in expand.
+        (
+            "DROP VIEW active_users;\nCREATE VIEW active_users AS SELECT id, name, email, 1 AS \
+             tier FROM users;",
+            Expand,
+            &["replaces-object"],
+            &["view-drops-columns", "breaking-view-columns"],
         ),
         // Objects the release creates are nobody's yet, whatever the statement.
         (

@@ -12,6 +12,7 @@ mod lint_cli;
 mod pg;
 mod plan_cli;
 mod postgres_steps;
+mod project_config;
 mod routers;
 mod stack;
 mod state_errors;

@@ -796,3 +796,82 @@ fn schema_spec_prints_the_committed_json_schema() {
     assert_eq!(schema["required"], serde_json::json!(["release"]));
     assert_eq!(schema["additionalProperties"], false);
 }
+
+/// `plans/SAMPLE.toml` with `extra` added to its `[service.strategy]` table, in a temporary
+/// directory (its migrations found where they are).
+fn sample_with_strategy(sample: &str, extra: &str) -> (tempfile::TempDir, std::path::PathBuf) {
+    let root = crate::common::root();
+    let spec = std::fs::read_to_string(root.join(format!("plans/{sample}.toml")))
+        .unwrap()
+        .replace(
+            "[service.strategy]\n",
+            &format!("[service.strategy]\n{extra}\n"),
+        )
+        .replace(
+            "\"../migrations-sample/",
+            &format!("\"{}/migrations-sample/", root.display()),
+        );
+    assert!(
+        spec.contains(extra),
+        "{sample} has a [service.strategy] table"
+    );
+    // A gate behind nginx reads its JSON access log.
+    let spec = if spec.contains("kind = \"nginx\"") && !spec.contains("access_log") {
+        spec.replace(
+            "[router]\n",
+            "[router]\naccess_log = \"/var/log/nginx/cutover.json\"\n",
+        )
+    } else {
+        spec
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(format!("{sample}.toml"));
+    std::fs::write(&path, spec).unwrap();
+    (dir, path)
+}
+
+#[test]
+fn a_bake_window_holds_retire_and_contract_until_the_new_version_took_all_traffic() {
+    let bake = "bake = { window = \"15m\", max_error_rate = 0.005, max_p99_latency = \"300ms\" }";
+    for sample in ["canary", "blue-green", "rolling"] {
+        let (_dir, spec) = sample_with_strategy(sample, bake);
+        let out = cutover(&["plan", spec.to_str().unwrap(), "--format", "json"]);
+        assert_eq!(out.status.code(), Some(0), "{sample}: {}", transcript(&out));
+        let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let steps = doc["steps"].as_array().unwrap();
+        let by_id = |id: &str| steps.iter().find(|s| s["id"] == id);
+        let bake_step = steps
+            .iter()
+            .find(|s| s["id"].as_str().unwrap().ends_with("/bake"))
+            .unwrap_or_else(|| panic!("{sample}: no bake step"));
+        assert_eq!(bake_step["kind"], "analysis", "{sample}");
+        assert_eq!(bake_step["params"]["weight"], 100, "{sample}");
+        let last_shift = bake_step["depends_on"][0].as_str().unwrap();
+        assert!(last_shift.starts_with("shift/"), "{sample}: {last_shift}");
+        assert!(by_id(last_shift).is_some());
+        // Every retire step is after the bake (directly or through another step).
+        let retire = steps
+            .iter()
+            .rfind(|s| s["id"].as_str().unwrap().starts_with("retire/"))
+            .unwrap();
+        assert!(
+            retire["depends_on"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|d| d == &bake_step["id"]),
+            "{sample}: {retire}"
+        );
+    }
+    let (_dir, spec) = sample_with_strategy(
+        "recreate",
+        "bake = { window = \"1m\", max_error_rate = 0.01, max_p99_latency = \"300ms\" }",
+    );
+    let out = cutover(&["plan", spec.to_str().unwrap()]);
+    let text = transcript(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("`bake` does not apply to a recreate strategy") && text.contains("hint:"),
+        "{text}"
+    );
+}

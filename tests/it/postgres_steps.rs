@@ -1781,3 +1781,39 @@ fn a_primary_key_rename_is_refused_before_anything_changes_on_a_real_database() 
         );
     }
 }
+
+/// Under a pseudo-terminal (util-linux `script`), a backfill is drawn as a bar with its rate and
+/// ETA while it runs; the lines of finished steps are still printed, as off a terminal.
+#[test]
+fn on_a_terminal_a_backfill_is_drawn_as_a_bar_with_rate_and_eta() {
+    let db = rename_db(20_000, 500);
+    let spec = db.dir.path().join("spec.toml");
+    let text = std::fs::read_to_string(&spec).unwrap();
+    std::fs::write(
+        &spec,
+        text.replace("batch_size = 500", "batch_size = 500, pause = \"50ms\""),
+    )
+    .unwrap();
+    let command = format!("{} apply spec.toml --yes", env!("CARGO_BIN_EXE_cutover"));
+    let out = Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .current_dir(db.dir.path())
+        .env("CUTOVER_STATE_DIR", db.dir.path().join(".cutover"))
+        .env("DATABASE_URL", db.url())
+        .env("TERM", "xterm")
+        .output()
+        .expect("util-linux `script` runs (Debian's bsdutils)");
+    let screen = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{screen}");
+    assert!(
+        screen.contains("backfill/users.full_name [")
+            && screen.contains("/20000 rows (")
+            && screen.contains("ETA"),
+        "no backfill bar:\n{screen}"
+    );
+    assert!(
+        screen.contains("done    backfill/users.full_name")
+            && screen.contains("finished: succeeded"),
+        "{screen}"
+    );
+}

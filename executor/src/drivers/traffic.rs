@@ -130,6 +130,41 @@ pub fn verdict(
     Gate::Pass(summary)
 }
 
+/// An analysis window so far, as a `step_progress` event: requests the new version answered,
+/// errors among them, and the latency statistic the router keeps.
+#[derive(serde::Serialize)]
+struct AnalysisProgress {
+    requests: u64,
+    errors: u64,
+    latency_ms: Option<u64>,
+    latency_kind: &'static str,
+}
+
+/// How often an analysis window's figures are recorded while it runs.
+const OBSERVATION_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Reports `o` unless one was reported less than [`OBSERVATION_EVERY`] ago (`last`).
+fn report_observation(
+    progress: Option<&crate::driver::Progress>,
+    last: &std::sync::Mutex<Option<std::time::Instant>>,
+    o: &Observation,
+) {
+    let Some(progress) = progress else { return };
+    let mut last = last
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if last.is_some_and(|t| t.elapsed() < OBSERVATION_EVERY) {
+        return;
+    }
+    *last = Some(std::time::Instant::now());
+    progress.report(&AnalysisProgress {
+        requests: o.requests,
+        errors: o.errors,
+        latency_ms: o.latency.map(|l| l.as_millis() as u64),
+        latency_kind: o.latency_kind,
+    });
+}
+
 impl Driver for AnalysisDriver {
     type Params = AnalysisParams;
     type Undo = ();
@@ -152,8 +187,12 @@ impl Driver for AnalysisDriver {
             } = &step.params;
             let r = from_params(router, &ctx.spec_dir)?;
             let (max_rate, min) = (*max_error_rate, u64::from(*min_requests));
+            // What the window shows so far, for the views, every few seconds.
+            let progress = ctx.progress.clone();
+            let last = std::sync::Mutex::new(None::<std::time::Instant>);
             // Stop watching once enough requests show the error rate is over the line.
             let early = Arc::new(move |o: &Observation| {
+                report_observation(progress.as_ref(), &last, o);
                 o.requests >= min && o.errors as f64 / o.requests as f64 > max_rate
             });
             let obs = r

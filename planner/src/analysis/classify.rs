@@ -182,6 +182,9 @@ fn classify_data(
         S::CreateFunction(cf) if function::is_overload(cf, schema) => {
             function::overload(cf, node, w, schema)
         }
+        S::CreateView(cv) if create::view_columns_change(cv, schema).is_some() => {
+            create::reshaped_view(cv, node, w, schema)
+        }
         S::CreateView(_)
         | S::CreateFunction(_)
         | S::CreateProcedure(_)

@@ -311,3 +311,68 @@ pub(super) fn create_object(node: &SyntaxNode, w: &[SmolStr], schema: &mut Schem
     }
     c
 }
+
+/// For a CREATE VIEW of a view this file dropped: the columns the old definition had and the
+/// new one lacks, and those it adds, when both definitions' columns are known and some are
+/// lacking; `None` otherwise (a view that only gains columns serves the old version too).
+pub(super) fn view_columns_change(
+    cv: &ast::CreateView,
+    schema: &Schema,
+) -> Option<(Vec<String>, Vec<String>)> {
+    let name = crate::learn::name_of(cv.view()?.syntax());
+    let old = schema.view_dropped_in_file(&name)?.columns.as_ref()?;
+    let new = crate::learn::view_columns(cv.syntax(), cv.query()?.syntax())?;
+    let lacking: Vec<String> = old.iter().filter(|c| !new.contains(c)).cloned().collect();
+    let added: Vec<String> = new.iter().filter(|c| !old.contains(c)).cloned().collect();
+    (!lacking.is_empty()).then_some((lacking, added))
+}
+
+/// A CREATE VIEW that re-creates a dropped view without some of its columns: contract (the
+/// running version may read them) with `view-drops-columns`; with new columns too, breaking
+/// (`breaking-view-columns`): the new version needs them before the old one is gone.
+pub(super) fn reshaped_view(
+    cv: &ast::CreateView,
+    node: &SyntaxNode,
+    w: &[SmolStr],
+    schema: &mut Schema,
+) -> Class {
+    let (lacking, added) = view_columns_change(cv, schema).expect("checked by the caller");
+    let name = cv
+        .view()
+        .map(|v| crate::learn::name_of(v.syntax()))
+        .unwrap_or_default();
+    let mut c = create_replaceable(node, w, schema);
+    let list = |cols: &[String]| {
+        cols.iter()
+            .map(|c| format!("`{c}`"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    if added.is_empty() {
+        c.raise(StmtPhase::Contract);
+        c.finding(
+            RuleId::ViewDropsColumns,
+            format!(
+                "the view `{name}` is created again without {}, which the running version may \
+                 read: this migration runs after it is retired",
+                list(&lacking)
+            ),
+            "nothing to do if that is the intent; to drop them while the old version runs, \
+             it must not read them",
+        );
+    } else {
+        c.raise(StmtPhase::Breaking);
+        c.finding(
+            RuleId::BreakingViewColumns,
+            format!(
+                "the view `{name}` is created again without {} and with {}: the old version \
+                 reads the first, the new version the second, and one view cannot serve both",
+                list(&lacking),
+                list(&added)
+            ),
+            "create the new shape under a new name in an expand migration, move the new \
+             version to it, and drop the old view in a contract migration",
+        );
+    }
+    c
+}

@@ -9,7 +9,7 @@ use super::steps::{
 };
 use crate::dag::{AnalysisParams, Builder, Params, PauseParams, RouterParams, Server, ShiftParams};
 use crate::duration::Duration;
-use crate::spec::{CanaryPause, RouterKind, Service, Stage, Strategy, StrategyKind};
+use crate::spec::{Analysis, CanaryPause, RouterKind, Service, Stage, Strategy, StrategyKind};
 use petgraph::graph::NodeIndex;
 use std::collections::BTreeMap;
 
@@ -120,12 +120,15 @@ pub(super) fn shifts<'a>(
         match st.kind {
             StrategyKind::BlueGreen => {
                 let s = t.shift(b, 0, 100, None, "100", &prev);
-                finals.push((svc, s, None));
+                finals.push((svc, t.bake(b, st, s), None));
             }
-            StrategyKind::Canary => finals.push((svc, canary(b, &t, st, prev), None)),
+            StrategyKind::Canary => {
+                let s = canary(b, &t, st, prev);
+                finals.push((svc, t.bake(b, st, s), None));
+            }
             StrategyKind::Rolling => {
                 let (s, batch) = rolling(b, &t, st, prev);
-                finals.push((svc, s, batch));
+                finals.push((svc, t.bake(b, st, s), batch));
             }
             StrategyKind::Recreate => unreachable!("recreate is planned separately"),
         }
@@ -144,6 +147,56 @@ struct Shifter<'a> {
 }
 
 impl Shifter<'_> {
+    /// Adds `analysis/<svc>/<id_suffix>`: a gate on the new version's requests at `weight`
+    /// over `a`'s window, after `deps`; failing it rolls back.
+    fn gate(
+        &self,
+        b: &mut Builder,
+        a: &Analysis,
+        id_suffix: &str,
+        weight: u32,
+        description: &str,
+        deps: &[NodeIndex],
+    ) -> NodeIndex {
+        let svc = self.svc;
+        b.add(
+            step(
+                &format!("analysis/{}/{id_suffix}", svc.name),
+                None,
+                description,
+                true,
+                true,
+                "nothing to undo (read-only); a failed gate rolls back",
+                Params::Analysis(AnalysisParams {
+                    service: svc.name.clone(),
+                    weight,
+                    window: a.window,
+                    max_error_rate: a.max_error_rate,
+                    max_p99_latency: a.max_p99_latency,
+                    min_requests: a.min_requests,
+                    upstream: svc.upstream().to_string(),
+                    router: self.router.clone(),
+                    canary: svc.new_ports().map(addr).collect(),
+                }),
+            ),
+            deps,
+        )
+    }
+
+    /// With a `bake` window: its gate after `last`, the service's last shift, so that the old
+    /// version is retired (and the contract phase runs) only once the new one has taken all
+    /// traffic for the whole window; without one, `last`.
+    fn bake(&self, b: &mut Builder, st: &Strategy, last: NodeIndex) -> NodeIndex {
+        let Some(a) = &st.bake else { return last };
+        let a = a.get_ref();
+        let description = format!(
+            "Bake: `{}` takes all traffic for {}; error rate <= {} and p99 <= {} (at least {} \
+             requests) before the old version is retired.",
+            self.svc.name, a.window, a.max_error_rate, a.max_p99_latency, a.min_requests
+        );
+        self.gate(b, a, "bake", 100, &description, &[last])
+    }
+
     /// Canary and blue-green: every old server gets `100 - to`, every new one `to`.
     /// Rolling: each replica weighs 1, the old ones of finished batches 0.
     fn weights(&self, to: u32, rolling_done: Option<u32>) -> Vec<Server> {
@@ -275,34 +328,16 @@ fn canary(b: &mut Builder, t: &Shifter, st: &Strategy, mut prev: Vec<NodeIndex>)
                 )];
             }
             if let Some(a) = &st.analysis {
-                let a = a.get_ref();
-                let n = b.add(
-                    step(
-                        &format!("analysis/{}/{w}", svc.name),
-                        None,
-                        &format!(
-                            "Gate: `{}` canary error rate <= {} and p99 <= {} over the last {} (at \
-                             least {} requests).",
-                            svc.name, a.max_error_rate, a.max_p99_latency, a.window, a.min_requests
-                        ),
-                        true,
-                        true,
-                        "nothing to undo (read-only); a failed gate rolls back",
-                        Params::Analysis(AnalysisParams {
-                            service: svc.name.clone(),
-                            weight: w,
-                            window: a.window,
-                            max_error_rate: a.max_error_rate,
-                            max_p99_latency: a.max_p99_latency,
-                            min_requests: a.min_requests,
-                            upstream: svc.upstream().to_string(),
-                            router: t.router.clone(),
-                            canary: svc.new_ports().map(addr).collect(),
-                        }),
-                    ),
-                    &prev,
+                let description = format!(
+                    "Gate: `{}` canary error rate <= {} and p99 <= {} over the last {} (at least {} \
+                     requests).",
+                    svc.name,
+                    a.get_ref().max_error_rate,
+                    a.get_ref().max_p99_latency,
+                    a.get_ref().window,
+                    a.get_ref().min_requests
                 );
-                prev = vec![n];
+                prev = vec![t.gate(b, a.get_ref(), &w.to_string(), w, &description, &prev)];
             }
         }
     }

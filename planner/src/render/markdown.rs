@@ -192,9 +192,14 @@ fn traffic(out: &mut String, plan: &Plan) {
             }) => {
                 held += window.as_millis();
                 let rate = max_error_rate * 100.0;
+                let what = if s.id.ends_with("/bake") {
+                    "bake"
+                } else {
+                    "gate"
+                };
                 (
                     service,
-                    format!("gate (errors ≤ {rate}%, p99 ≤ {max_p99_latency}, {window})"),
+                    format!("{what} (errors ≤ {rate}%, p99 ≤ {max_p99_latency}, {window})"),
                 )
             }
             _ => continue,

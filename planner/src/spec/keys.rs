@@ -62,8 +62,16 @@ pub(super) static HEALTH: Shape = Shape {
 };
 pub(super) static STRATEGY: Shape = Shape {
     header: "[service.strategy]",
-    keys: &["kind", "batch_size", "delay", "steps", "pause", "analysis"],
-    nested: &[("analysis", &ANALYSIS)],
+    keys: &[
+        "kind",
+        "batch_size",
+        "delay",
+        "steps",
+        "pause",
+        "analysis",
+        "bake",
+    ],
+    nested: &[("analysis", &ANALYSIS), ("bake", &BAKE)],
 };
 pub(super) static ANALYSIS: Shape = Shape {
     header: "[service.strategy.analysis]",
@@ -73,6 +81,11 @@ pub(super) static ANALYSIS: Shape = Shape {
         "max_p99_latency",
         "min_requests",
     ],
+    nested: &[],
+};
+pub(super) static BAKE: Shape = Shape {
+    header: "[service.strategy.bake]",
+    keys: ANALYSIS.keys,
     nested: &[],
 };
 pub(super) static DATABASE: Shape = Shape {
@@ -277,13 +290,14 @@ mod tests {
 
     #[test]
     fn each_shape_lists_exactly_the_fields_of_its_type() {
-        let pairs: [(&Shape, Vec<String>); 11] = [
+        let pairs: [(&Shape, Vec<String>); 12] = [
             (&ROOT, serde_keys::<ReleaseSpec>()),
             (&RELEASE, serde_keys::<Release>()),
             (&SERVICE, serde_keys::<Service>()),
             (&HEALTH, serde_keys::<Health>()),
             (&STRATEGY, serde_keys::<Strategy>()),
             (&ANALYSIS, serde_keys::<Analysis>()),
+            (&BAKE, serde_keys::<Analysis>()),
             (&DATABASE, serde_keys::<Database>()),
             (&BACKUP, serde_keys::<Backup>()),
             (&BACKFILL, serde_keys::<Backfill>()),

@@ -239,7 +239,7 @@ fn check_strategy(svc: &Service, err: &mut Report) {
         },
         _ => {}
     }
-    if let Some(a) = &st.analysis {
+    for (key, a) in st.gates() {
         let an = a.get_ref();
         if !(0.0..=1.0).contains(&an.max_error_rate) {
             err(
@@ -254,7 +254,7 @@ fn check_strategy(svc: &Service, err: &mut Report) {
         if an.window.is_zero() {
             err(
                 a.span(),
-                format!("service `{}`: analysis `window` is 0s", svc.name),
+                format!("service `{}`: {key} `window` is 0s", svc.name),
                 "give the gate a window of router data to look at, e.g. `window = \"30s\"`",
             );
         }
@@ -277,6 +277,10 @@ fn misplaced_keys(svc: &Service, err: &mut Report) {
             ),
             match key {
                 "batch_size" | "delay" => "`batch_size` and `delay` belong to `kind = \"rolling\"`",
+                "bake" => {
+                    "a bake window watches traffic through the router after the switch: \
+                           rolling, blue-green and canary have one, recreate does not"
+                }
                 _ => "`steps`, `pause` and `analysis` belong to `kind = \"canary\"`",
             },
         );
@@ -288,6 +292,9 @@ fn misplaced_keys(svc: &Service, err: &mut Report) {
         if let Some(v) = &st.delay {
             misplaced("delay", v.span(), err);
         }
+    }
+    if let (StrategyKind::Recreate, Some(v)) = (kind, &st.bake) {
+        misplaced("bake", v.span(), err);
     }
     if kind != StrategyKind::Canary {
         if let Some(v) = &st.steps {

@@ -284,15 +284,15 @@ fn check_service(svc: &Service, text: &str, span: &Range<usize>, err: &mut Repor
     }
     check_health(&what, &svc.health, text, span, err);
     let st = svc.strategy.get_ref();
-    if let (StrategyKind::Canary, Some(a)) = (st.kind, &st.analysis)
-        && a.get_ref().max_p99_latency.is_zero()
-    {
-        err(
-            key_span(text, &a.span(), "max_p99_latency"),
-            format!("{what}: analysis `max_p99_latency` is 0s"),
-            "every request takes some time, so the gate would always fail; use e.g. \
-             `max_p99_latency = \"500ms\"`",
-        );
+    for (key, a) in st.gates() {
+        if a.get_ref().max_p99_latency.is_zero() {
+            err(
+                key_span(text, &a.span(), "max_p99_latency"),
+                format!("{what}: {key} `max_p99_latency` is 0s"),
+                "every request takes some time, so the gate would always fail; use e.g. \
+                 `max_p99_latency = \"500ms\"`",
+            );
+        }
     }
 }
 
@@ -381,7 +381,7 @@ fn check_shared_routing(spec: &ReleaseSpec, text: &str, err: &mut Report) {
                  give each service its own `upstream`",
             );
         }
-        if let (Some(a), Some(r)) = (&st.analysis, &spec.router)
+        if let (Some((_, a)), Some(r)) = (st.gates().next(), &spec.router)
             && r.get_ref().kind == RouterKind::Nginx
             && r.get_ref().access_log.is_none()
         {
