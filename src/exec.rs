@@ -304,6 +304,24 @@ fn snapshot(common: &Common, run: &str) -> Result<(session::Snapshot, RunState),
     Ok((snap, state))
 }
 
+/// `cutover abort RUN`: a rollback of a run in flight (at a gate, paused, failed, interrupted);
+/// a run that succeeded is refused before attaching, its log left as it was (`cutover rollback`
+/// undoes a finished release).
+pub fn abort(common: &Common, run: &str, restore_backup: bool) -> Result<(), Error> {
+    let (_, state) = snapshot(common, run)?;
+    if state.complete() && state.rollback.is_none() && !state.dry_run {
+        return Err(ExecError::NothingToAbort { run: state.run_id }.into());
+    }
+    rollback(
+        common,
+        run,
+        None,
+        false,
+        restore_backup,
+        "aborted by the operator",
+    )
+}
+
 /// `cutover rollback RUN`.
 ///
 /// `reason` goes into the log's `rollback_started` event: `requested by the operator`, or for

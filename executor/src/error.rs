@@ -156,6 +156,12 @@ pub enum ExecError {
         /// Why it paused, if it did.
         paused: Option<String>,
     },
+    /// `abort` of a run that already succeeded: there is no release in flight to abort.
+    #[error("run {run} already succeeded: there is nothing in flight to abort")]
+    NothingToAbort {
+        /// Run id.
+        run: String,
+    },
     /// `resume` of a run that is being rolled back.
     #[error("run {run} is being rolled back; continue it with `cutover rollback {run}`")]
     RollingBack {
@@ -651,6 +657,9 @@ impl ExecError {
                     .into()
             }
             ExecError::Io { source, .. } | ExecError::File { source, .. } => io_hint(source),
+            ExecError::NothingToAbort { run } => format!(
+                "the log is left as it was; to undo the finished release, `cutover rollback {run}`"
+            ),
             ExecError::NotAtGate { run, paused } => match paused {
                 Some(_) => format!(
                     "`cutover resume {run}` runs the failed step again; `cutover abort {run}` \

@@ -773,6 +773,22 @@ pub fn a_run_aborted_at_its_hold_rolls_back_what_was_done() {
     );
 }
 
+pub fn abort_refuses_a_run_that_already_succeeded() {
+    // `abort` stops a release in flight (Argo's abort); `cutover abort latest` typed after the
+    // release finished must not roll the finished release back.
+    let (dir, run) = applied_release();
+    let before = kinds(dir.path(), &run);
+    let out = cutover(dir.path(), &["abort", &run], &[]);
+    let text = transcript(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("already succeeded") && text.contains("cutover rollback"),
+        "{text}"
+    );
+    assert_eq!(journal(dir.path()), forward_journal());
+    assert_eq!(kinds(dir.path(), &run), before);
+}
+
 pub fn status_watch_follows_a_promote_run_by_another_process() {
     let dir = release_with_pivot("");
     let path = dir.path().join("spec.toml");
@@ -1117,6 +1133,11 @@ mod files {
     #[test]
     fn a_run_aborted_at_its_hold_rolls_back_what_was_done() {
         super::a_run_aborted_at_its_hold_rolls_back_what_was_done();
+    }
+
+    #[test]
+    fn abort_refuses_a_run_that_already_succeeded() {
+        super::abort_refuses_a_run_that_already_succeeded();
     }
 
     #[test]
