@@ -114,8 +114,10 @@ pub enum ExecError {
     },
     /// The PostgreSQL log of a run is in another format than this cutover's.
     #[error(
-        "PostgreSQL log of {run} is in format {found}; this cutover reads format {} only",
-        crate::log::FORMAT_VERSION
+        "PostgreSQL log of {run} is in format {found}; this cutover reads format {} (and {}, a \
+         run with gates) only",
+        crate::log::FORMAT_VERSION,
+        crate::log::GATED_FORMAT_VERSION
     )]
     PgLogFormat {
         /// Run id.

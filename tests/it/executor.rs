@@ -773,6 +773,35 @@ pub fn a_run_aborted_at_its_hold_rolls_back_what_was_done() {
     );
 }
 
+pub fn a_held_run_is_in_a_log_format_a_cutover_older_than_gates_refuses() {
+    // A cutover older than gates ignores `hold` (and `paused.gate`): its `resume` would run the
+    // step behind the hold without a promote. A run that can wait at a gate is written in a
+    // format it refuses; a run without one stays readable by it.
+    let format = |dir: &Path, run: &str| {
+        let log = dir.join(".cutover/runs").join(run).join("events.log");
+        cutover_executor::log::read_log(&log)
+            .unwrap()
+            .header
+            .format_version
+    };
+    let (plain, run) = applied_release();
+    assert_eq!(
+        format(plain.path(), &run),
+        cutover_executor::log::FORMAT_VERSION
+    );
+    let dir = release_with_pivot("");
+    let out = cutover(dir.path(), &["apply", "spec.toml", "--hold"], &[]);
+    assert_eq!(out.status.code(), Some(5), "{}", transcript(&out));
+    let run = run_id(dir.path());
+    assert_eq!(
+        format(dir.path(), &run),
+        cutover_executor::log::GATED_FORMAT_VERSION
+    );
+    let out = cutover(dir.path(), &["promote", &run], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
+    assert_eq!(journal(dir.path()), forward_journal());
+}
+
 pub fn abort_refuses_a_run_that_already_succeeded() {
     // `abort` stops a release in flight (Argo's abort); `cutover abort latest` typed after the
     // release finished must not roll the finished release back.
@@ -1138,6 +1167,11 @@ mod files {
     #[test]
     fn abort_refuses_a_run_that_already_succeeded() {
         super::abort_refuses_a_run_that_already_succeeded();
+    }
+
+    #[test]
+    fn a_held_run_is_in_a_log_format_a_cutover_older_than_gates_refuses() {
+        super::a_held_run_is_in_a_log_format_a_cutover_older_than_gates_refuses();
     }
 
     #[test]
