@@ -472,7 +472,11 @@ fn exit_by_state(st: &RunState, held: bool) -> Result<(), Error> {
     let code = match (held, st.outcome) {
         (true, _) | (false, Some(Outcome::Succeeded)) => return Ok(()),
         (false, Some(Outcome::RollbackStopped)) => crate::exit::ROLLBACK_STOPPED,
-        (false, Some(Outcome::Paused)) if st.gate.is_some() => crate::exit::AWAITING_PROMOTION,
+        // A gate recorded by an invocation that died before `run_finished` (or one that
+        // attached and died at it) still holds: nothing else is left to run.
+        (false, Some(Outcome::Paused) | None) if st.gate.is_some() => {
+            crate::exit::AWAITING_PROMOTION
+        }
         (false, Some(Outcome::Interrupted) | None) => crate::exit::INTERRUPTED,
         (false, Some(_)) => crate::exit::RELEASE_FAILED,
     };
@@ -545,6 +549,9 @@ fn print_status(
 ) {
     let state_word = match (holder, st.outcome) {
         (Some(h), _) => format!("in progress: held by {h}"),
+        (None, Some(Outcome::Paused) | None) if st.gate.is_some() => {
+            "paused at a gate (`cutover promote` continues)".to_string()
+        }
         (None, Some(o)) => o.as_str().to_string(),
         (None, None) => "stopped before it finished (resumable with `cutover resume`)".to_string(),
     };

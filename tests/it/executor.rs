@@ -802,6 +802,27 @@ pub fn a_held_run_is_in_a_log_format_a_cutover_older_than_gates_refuses() {
     assert_eq!(journal(dir.path()), forward_journal());
 }
 
+pub fn a_crash_right_after_the_gate_is_recorded_leaves_the_run_at_the_gate() {
+    let dir = release_with_pivot("");
+    // Events: run_started, attached, preflight, a and b (started, progress, succeeded), then
+    // `paused` at the hold: the crash comes before `run_finished`.
+    let out = cutover(
+        dir.path(),
+        &["apply", "spec.toml", "--hold"],
+        &[("CUTOVER_CRASH_AFTER_EVENTS", "11")],
+    );
+    assert_eq!(out.status.code(), None, "{}", transcript(&out));
+    let run = run_id(dir.path());
+    assert_eq!(kinds(dir.path(), &run).last().unwrap(), "paused");
+    let status = cutover(dir.path(), &["status", &run], &[]);
+    let text = transcript(&status);
+    assert_eq!(status.status.code(), Some(5), "{text}");
+    assert!(text.contains("state: paused at a gate"), "{text}");
+    let out = cutover(dir.path(), &["promote", &run], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
+    assert_eq!(journal(dir.path()), forward_journal());
+}
+
 pub fn abort_refuses_a_run_that_already_succeeded() {
     // `abort` stops a release in flight (Argo's abort); `cutover abort latest` typed after the
     // release finished must not roll the finished release back.
@@ -1167,6 +1188,11 @@ mod files {
     #[test]
     fn abort_refuses_a_run_that_already_succeeded() {
         super::abort_refuses_a_run_that_already_succeeded();
+    }
+
+    #[test]
+    fn a_crash_right_after_the_gate_is_recorded_leaves_the_run_at_the_gate() {
+        super::a_crash_right_after_the_gate_is_recorded_leaves_the_run_at_the_gate();
     }
 
     #[test]
