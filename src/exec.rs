@@ -166,6 +166,14 @@ pub fn apply(common: &Common, args: &ApplyArgs) -> Result<(), Error> {
             findings: errors,
         });
     }
+    let hold = args.hold || planned.spec.release.hold;
+    if hold && !dry_run && planned.plan.steps().all(scheduler::undoable) {
+        eprintln!(
+            "cutover: the hold has nothing to stop before: every step of this plan can be undone \
+             (no contract migration, no pivot), so the run goes to the end; `cutover rollback \
+             RUN` undoes it"
+        );
+    }
     let on_failure = planned.spec.release.on_failure;
     let spec_dir = std::fs::canonicalize(spec_path)
         .ok()
@@ -179,10 +187,7 @@ pub fn apply(common: &Common, args: &ApplyArgs) -> Result<(), Error> {
             &store,
             planned.plan,
             spec_path,
-            session::NewRun {
-                dry_run,
-                hold: args.hold || planned.spec.release.hold,
-            },
+            session::NewRun { dry_run, hold },
             reporter,
         )
         .await?;

@@ -823,6 +823,20 @@ pub fn a_crash_right_after_the_gate_is_recorded_leaves_the_run_at_the_gate() {
     assert_eq!(journal(dir.path()), forward_journal());
 }
 
+pub fn a_hold_with_nothing_irreversible_says_it_will_not_stop() {
+    // Every step has an undo: there is no point of no return to stop before. The run goes to
+    // the end (a rollback undoes all of it), and says so rather than ignore `--hold` silently.
+    let dir = release("", "rollback");
+    let out = cutover(dir.path(), &["apply", "spec.toml", "--hold"], &[]);
+    let text = transcript(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains("the hold has nothing to stop before"),
+        "{text}"
+    );
+    assert_eq!(journal(dir.path()), forward_journal());
+}
+
 pub fn abort_refuses_a_run_that_already_succeeded() {
     // `abort` stops a release in flight (Argo's abort); `cutover abort latest` typed after the
     // release finished must not roll the finished release back.
@@ -1188,6 +1202,11 @@ mod files {
     #[test]
     fn abort_refuses_a_run_that_already_succeeded() {
         super::abort_refuses_a_run_that_already_succeeded();
+    }
+
+    #[test]
+    fn a_hold_with_nothing_irreversible_says_it_will_not_stop() {
+        super::a_hold_with_nothing_irreversible_says_it_will_not_stop();
     }
 
     #[test]
