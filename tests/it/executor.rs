@@ -837,6 +837,27 @@ pub fn a_hold_with_nothing_irreversible_says_it_will_not_stop() {
     assert_eq!(journal(dir.path()), forward_journal());
 }
 
+pub fn a_hold_says_what_is_true_whatever_ran_before_it() {
+    // The first step cannot be undone: nothing was deployed, so "the old and the new version
+    // both work now" would be false (as it is for a recreate, whose old version is stopped).
+    let dir = release("", "rollback");
+    let path = dir.path().join("spec.toml");
+    let spec = std::fs::read_to_string(&path).unwrap();
+    let undo_a = "undo = [\"sh\", \"-c\", \"grep -qx undo-a journal || echo undo-a >> journal\"]\n";
+    assert!(spec.contains(undo_a));
+    std::fs::write(&path, spec.replace(undo_a, "")).unwrap();
+    let out = cutover(dir.path(), &["apply", "spec.toml", "--hold"], &[]);
+    let text = transcript(&out);
+    assert_eq!(out.status.code(), Some(5), "{text}");
+    assert!(journal(dir.path()).is_empty(), "{text}");
+    assert!(
+        text.contains("hold before `command/a`")
+            && text.contains("what ran before it can still be rolled back")
+            && !text.contains("both work"),
+        "{text}"
+    );
+}
+
 pub fn abort_refuses_a_run_that_already_succeeded() {
     // `abort` stops a release in flight (Argo's abort); `cutover abort latest` typed after the
     // release finished must not roll the finished release back.
@@ -1202,6 +1223,11 @@ mod files {
     #[test]
     fn abort_refuses_a_run_that_already_succeeded() {
         super::abort_refuses_a_run_that_already_succeeded();
+    }
+
+    #[test]
+    fn a_hold_says_what_is_true_whatever_ran_before_it() {
+        super::a_hold_says_what_is_true_whatever_ran_before_it();
     }
 
     #[test]
