@@ -167,6 +167,9 @@ pub fn apply(common: &Common, args: &ApplyArgs) -> Result<(), Error> {
         });
     }
     let hold = args.hold || planned.spec.release.hold;
+    if hold {
+        refuse_hold_in_downtime(&planned.plan)?;
+    }
     if hold && !dry_run && planned.plan.steps().all(scheduler::undoable) {
         eprintln!(
             "cutover: the hold has nothing to stop before: every step of this plan can be undone \
@@ -193,6 +196,25 @@ pub fn apply(common: &Common, args: &ApplyArgs) -> Result<(), Error> {
         .await?;
         let opts = RunOptions::new(&session, spec_dir, on_failure, common.jobs);
         run_forward(session, &opts).await
+    })
+}
+
+/// Refuses a hold whose point of no return (the first step that cannot be undone) lies inside a
+/// recreate's downtime window: the run would stop there with nothing serving.
+fn refuse_hold_in_downtime(plan: &cutover_planner::dag::Plan) -> Result<(), Error> {
+    let (Some(d), Some(pivot)) = (
+        &plan.downtime,
+        plan.steps().find(|s| !scheduler::undoable(s)),
+    ) else {
+        return Ok(());
+    };
+    if !d.steps.contains(&pivot.id) {
+        return Ok(());
+    }
+    Err(Error::HoldInDowntime {
+        step: pivot.id.clone(),
+        from: d.from.clone(),
+        to: d.to.clone(),
     })
 }
 

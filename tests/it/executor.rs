@@ -858,6 +858,35 @@ pub fn a_hold_says_what_is_true_whatever_ran_before_it() {
     );
 }
 
+pub fn a_hold_inside_a_recreate_downtime_window_is_refused() {
+    // Recreate stops the old version, migrates (contract included), then starts the new one: a
+    // hold before the contract migration would stop the run with nothing serving, until promote.
+    let dir = tempfile::tempdir().unwrap();
+    let migrations = Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations-sample/app");
+    let spec = format!(
+        "[release]\nname = \"rc\"\nhold = true\n\n[[service]]\nname = \"api\"\nimage = \
+         \"api\"\ncurrent = \"1.0.0\"\ntarget = \"1.1.0\"\nport = 3333\n\n\
+         [service.strategy]\nkind = \"recreate\"\n\n[[database]]\nname = \"main\"\nurl_env = \
+         \"DATABASE_URL\"\nmigrations = \"{}\"\nbaseline = 1\n",
+        migrations.display()
+    );
+    std::fs::write(dir.path().join("spec.toml"), spec).unwrap();
+    for args in [
+        &["apply", "spec.toml"][..],
+        &["apply", "spec.toml", "--dry-run"],
+    ] {
+        let out = cutover(dir.path(), args, &[]);
+        let text = transcript(&out);
+        assert_eq!(out.status.code(), Some(1), "{text}");
+        assert!(
+            text.contains("inside the downtime window")
+                && text.contains("migrate/contract/V7__drop_users_legacy_flags"),
+            "{text}"
+        );
+        assert!(!dir.path().join(".cutover/runs").exists(), "{text}");
+    }
+}
+
 pub fn abort_refuses_a_run_that_already_succeeded() {
     // `abort` stops a release in flight (Argo's abort); `cutover abort latest` typed after the
     // release finished must not roll the finished release back.
@@ -1223,6 +1252,11 @@ mod files {
     #[test]
     fn abort_refuses_a_run_that_already_succeeded() {
         super::abort_refuses_a_run_that_already_succeeded();
+    }
+
+    #[test]
+    fn a_hold_inside_a_recreate_downtime_window_is_refused() {
+        super::a_hold_inside_a_recreate_downtime_window_is_refused();
     }
 
     #[test]
