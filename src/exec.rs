@@ -291,11 +291,7 @@ pub fn resume(common: &Common, run: &str, retry: &[String], how: Continue) -> Re
         // A promote the run cannot take is refused before attaching: the log stays as it was.
         let (_, state) = snapshot(common, run)?;
         if state.gate.is_none() {
-            return Err(ExecError::NotAtGate {
-                run: state.run_id,
-                paused: state.paused,
-            }
-            .into());
+            return Err(ExecError::not_at_gate(&state).into());
         }
     }
     let store = Store::new(&common.state_dir);

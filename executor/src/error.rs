@@ -157,6 +157,9 @@ pub enum ExecError {
         run: String,
         /// Why it paused, if it did.
         paused: Option<String>,
+        /// It stopped before it finished with no gate pending (e.g. died after a promote):
+        /// `resume` continues it.
+        resumable: bool,
     },
     /// `abort` of a run that already succeeded: there is no release in flight to abort.
     #[error("run {run} already succeeded: there is nothing in flight to abort")]
@@ -597,6 +600,19 @@ pub fn io_hint(e: &std::io::Error) -> String {
 }
 
 impl ExecError {
+    /// [`ExecError::NotAtGate`] for a run standing at `state`.
+    pub fn not_at_gate(state: &crate::state::RunState) -> Self {
+        let unfinished = matches!(
+            state.outcome,
+            None | Some(crate::event::Outcome::Interrupted)
+        );
+        ExecError::NotAtGate {
+            run: state.run_id.clone(),
+            paused: state.paused.clone(),
+            resumable: unfinished && state.rollback.is_none() && !state.complete(),
+        }
+    }
+
     /// An I/O error on `path`.
     pub fn io(path: &Path, source: std::io::Error) -> Self {
         ExecError::Io {
@@ -662,7 +678,15 @@ impl ExecError {
             ExecError::NothingToAbort { run } => format!(
                 "the log is left as it was; to undo the finished release, `cutover rollback {run}`"
             ),
-            ExecError::NotAtGate { run, paused } => match paused {
+            ExecError::NotAtGate {
+                run,
+                paused,
+                resumable,
+            } => match paused {
+                None if *resumable => format!(
+                    "it stopped before it finished, past its gates (a promote may have been \
+                     recorded before it died): `cutover resume {run}` continues it"
+                ),
                 Some(_) => format!(
                     "`cutover resume {run}` runs the failed step again; `cutover abort {run}` \
                      rolls back"

@@ -887,6 +887,31 @@ pub fn a_hold_inside_a_recreate_downtime_window_is_refused() {
     }
 }
 
+pub fn promote_again_after_a_crash_past_the_promote_points_to_resume() {
+    let dir = release_with_pivot("");
+    let out = cutover(dir.path(), &["apply", "spec.toml", "--hold"], &[]);
+    assert_eq!(out.status.code(), Some(5), "{}", transcript(&out));
+    let run = run_id(dir.path());
+    // Events 13 and 14 are the promote's `attached` and `promoted`: it dies right after.
+    let out = cutover(
+        dir.path(),
+        &["promote", &run],
+        &[("CUTOVER_CRASH_AFTER_EVENTS", "14")],
+    );
+    assert_eq!(out.status.code(), None, "{}", transcript(&out));
+    assert_eq!(kinds(dir.path(), &run).last().unwrap(), "promoted");
+    let out = cutover(dir.path(), &["promote", &run], &[]);
+    let text = transcript(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains(&format!("`cutover resume {run}` continues it")),
+        "{text}"
+    );
+    let out = cutover(dir.path(), &["resume", &run], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
+    assert_eq!(journal(dir.path()), forward_journal());
+}
+
 pub fn abort_refuses_a_run_that_already_succeeded() {
     // `abort` stops a release in flight (Argo's abort); `cutover abort latest` typed after the
     // release finished must not roll the finished release back.
@@ -1252,6 +1277,11 @@ mod files {
     #[test]
     fn abort_refuses_a_run_that_already_succeeded() {
         super::abort_refuses_a_run_that_already_succeeded();
+    }
+
+    #[test]
+    fn promote_again_after_a_crash_past_the_promote_points_to_resume() {
+        super::promote_again_after_a_crash_past_the_promote_points_to_resume();
     }
 
     #[test]
