@@ -151,6 +151,11 @@ pub fn apply(common: &Common, args: &ApplyArgs) -> Result<(), Error> {
         source,
         json: false,
     })?;
+    // Before the confirmation: a hold that cannot work is refused before anyone says `yes`.
+    let hold = args.hold || planned.spec.release.hold;
+    if hold {
+        check_hold(&planned.plan, dry_run)?;
+    }
     check_reviewed(&planned.plan, spec_path, args, saved.as_ref())?;
     let allow_error_findings = args.allow_error_findings;
     let errors: Vec<_> = planned
@@ -165,17 +170,6 @@ pub fn apply(common: &Common, args: &ApplyArgs) -> Result<(), Error> {
             spec: spec_path.to_path_buf(),
             findings: errors,
         });
-    }
-    let hold = args.hold || planned.spec.release.hold;
-    if hold {
-        refuse_hold_in_downtime(&planned.plan)?;
-    }
-    if hold && !dry_run && planned.plan.steps().all(scheduler::undoable) {
-        eprintln!(
-            "cutover: the hold has nothing to stop before: every step of this plan can be undone \
-             (no contract migration, no pivot), so the run goes to the end; `cutover rollback \
-             RUN` undoes it"
-        );
     }
     let on_failure = planned.spec.release.on_failure;
     let spec_dir = std::fs::canonicalize(spec_path)
@@ -200,8 +194,16 @@ pub fn apply(common: &Common, args: &ApplyArgs) -> Result<(), Error> {
 }
 
 /// Refuses a hold whose point of no return (the first step that cannot be undone) lies inside a
-/// recreate's downtime window: the run would stop there with nothing serving.
-fn refuse_hold_in_downtime(plan: &cutover_planner::dag::Plan) -> Result<(), Error> {
+/// recreate's downtime window: the run would stop there with nothing serving. A plan whose every
+/// step can be undone has nothing to hold before: said, and the run goes to the end.
+fn check_hold(plan: &cutover_planner::dag::Plan, dry_run: bool) -> Result<(), Error> {
+    if !dry_run && plan.steps().all(scheduler::undoable) {
+        eprintln!(
+            "cutover: the hold has nothing to stop before: every step of this plan can be undone \
+             (no contract migration, no pivot), so the run goes to the end; `cutover rollback \
+             RUN` undoes it"
+        );
+    }
     let (Some(d), Some(pivot)) = (
         &plan.downtime,
         plan.steps().find(|s| !scheduler::undoable(s)),
