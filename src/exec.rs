@@ -291,9 +291,9 @@ fn refuse_non_utf8_spec(spec_path: &Path) -> Result<(), Error> {
 pub fn resume(common: &Common, run: &str, retry: &[String], how: Continue) -> Result<(), Error> {
     if how != Continue::Resume {
         // A promote the run cannot take is refused before attaching: the log stays as it was.
-        let (_, state) = snapshot(common, run)?;
+        let (snap, state) = snapshot(common, run)?;
         if state.gate.is_none() {
-            return Err(ExecError::not_at_gate(&state).into());
+            return Err(ExecError::not_at_gate(&state, snap.holder.is_some()).into());
         }
     }
     let store = Store::new(&common.state_dir);

@@ -160,6 +160,8 @@ pub enum ExecError {
         /// It stopped before it finished with no gate pending (e.g. died after a promote):
         /// `resume` continues it.
         resumable: bool,
+        /// An executor runs it now.
+        running: bool,
     },
     /// `abort` of a run that already succeeded: there is no release in flight to abort.
     #[error("run {run} already succeeded: there is nothing in flight to abort")]
@@ -600,8 +602,8 @@ pub fn io_hint(e: &std::io::Error) -> String {
 }
 
 impl ExecError {
-    /// [`ExecError::NotAtGate`] for a run standing at `state`.
-    pub fn not_at_gate(state: &crate::state::RunState) -> Self {
+    /// [`ExecError::NotAtGate`] for a run standing at `state`; `running`: an executor holds it.
+    pub fn not_at_gate(state: &crate::state::RunState, running: bool) -> Self {
         let unfinished = matches!(
             state.outcome,
             None | Some(crate::event::Outcome::Interrupted)
@@ -610,6 +612,7 @@ impl ExecError {
             run: state.run_id.clone(),
             paused: state.paused.clone(),
             resumable: unfinished && state.rollback.is_none() && !state.complete(),
+            running,
         }
     }
 
@@ -682,7 +685,12 @@ impl ExecError {
                 run,
                 paused,
                 resumable,
+                running,
             } => match paused {
+                _ if *running => format!(
+                    "it is running now: `cutover status {run} --watch` follows it and shows the gate \
+                     if it stops at one"
+                ),
                 None if *resumable => format!(
                     "it stopped before it finished, past its gates (a promote may have been \
                      recorded before it died): `cutover resume {run}` continues it"

@@ -912,6 +912,37 @@ pub fn promote_again_after_a_crash_past_the_promote_points_to_resume() {
     assert_eq!(journal(dir.path()), forward_journal());
 }
 
+pub fn promote_while_the_run_is_running_says_so() {
+    let dir = release("sleep 1; ", "rollback");
+    let mut apply = command_for(dir.path())
+        .args(["apply", "spec.toml", "--hold"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !dir.path().join(".cutover/runs").exists()
+        || !kinds(dir.path(), &run_id(dir.path()))
+            .iter()
+            .any(|k| k == "step_started")
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the run never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let run = run_id(dir.path());
+    let out = cutover(dir.path(), &["promote", &run], &[]);
+    let text = transcript(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("it is running now") && !text.contains("cutover resume"),
+        "{text}"
+    );
+    assert_eq!(apply.wait().unwrap().code(), Some(0));
+}
+
 pub fn abort_refuses_a_run_that_already_succeeded() {
     // `abort` stops a release in flight (Argo's abort); `cutover abort latest` typed after the
     // release finished must not roll the finished release back.
@@ -1277,6 +1308,11 @@ mod files {
     #[test]
     fn abort_refuses_a_run_that_already_succeeded() {
         super::abort_refuses_a_run_that_already_succeeded();
+    }
+
+    #[test]
+    fn promote_while_the_run_is_running_says_so() {
+        super::promote_while_the_run_is_running_says_so();
     }
 
     #[test]
