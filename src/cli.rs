@@ -237,7 +237,8 @@ Exit codes: as for `apply`; 5 when it stops at the next gate.")]
         format: RunFormat,
     },
     /// Roll a run back now (Argo Rollouts' `abort`): the same as `cutover rollback RUN`, recorded
-    /// as aborted by the operator. Works on a run at a gate, paused, failed or interrupted.
+    /// as aborted by the operator. Works on a run at a gate, paused, failed or interrupted; a run
+    /// that succeeded is refused (`cutover rollback RUN` undoes a finished release).
     #[command(after_help = "Exit codes: as for `rollback`.")]
     Abort {
         /// Run id, `latest`, a release name or the start of a run id.
@@ -515,14 +516,7 @@ fn run_release(cli: &Cli) -> Result<(), Error> {
             run,
             restore_backup,
             format,
-        } => crate::exec::rollback(
-            &common((*format).into(), 1)?,
-            run_id(run)?,
-            None,
-            false,
-            *restore_backup,
-            "aborted by the operator",
-        ),
+        } => crate::exec::abort(&common((*format).into(), 1)?, run_id(run)?, *restore_backup),
         Command::Rollback {
             run,
             to,

@@ -69,6 +69,22 @@ pub enum Error {
         /// The plan's hash.
         actual: String,
     },
+    /// `apply --hold` (or `[release] hold`) of a recreate release whose point of no return lies
+    /// inside its downtime window: the run would stop with the old version stopped and the new
+    /// one not started, and the release would stay down until `cutover promote`.
+    #[error(
+        "the hold would stop the run before `{step}`, inside the downtime window (from `{from}`, \
+         which stops the old version, to `{to}`): the release would be down until `cutover \
+         promote`; nothing was applied"
+    )]
+    HoldInDowntime {
+        /// The first step that cannot be undone.
+        step: String,
+        /// The step that stops the old version.
+        from: String,
+        /// The step after which the new version serves.
+        to: String,
+    },
     /// `apply` asked for confirmation on a terminal and did not get `yes`.
     #[error("not confirmed; nothing was applied")]
     NotConfirmed,
@@ -199,6 +215,7 @@ impl Error {
             | Error::SavedPlanUnreadable { .. }
             | Error::HashMismatch { .. }
             | Error::NotConfirmed
+            | Error::HoldInDowntime { .. }
             | Error::Exec(_) => exit::INPUT,
             Error::Findings | Error::FindingsRefused { .. } => exit::FINDINGS,
             Error::RunState { code } => *code,
@@ -312,6 +329,13 @@ impl Error {
             }
             Error::HashMismatch { .. } => Some(
                 "`cutover plan SPEC` prints the plan's hash; pass the one that was reviewed".into(),
+            ),
+            Error::HoldInDowntime { .. } => Some(
+                "a recreate release is down while its migrations run, so there is no point at which \
+                 both versions serve: apply it without `--hold` (and without `[release] hold`), or \
+                 use a rolling, blue-green or canary strategy, whose old version serves during the \
+                 hold"
+                    .into(),
             ),
             Error::NotConfirmed => Some(
                 "answer `yes` to apply, or pass --yes (scripts and CI, where standard input is \

@@ -151,6 +151,11 @@ pub fn apply(common: &Common, args: &ApplyArgs) -> Result<(), Error> {
         source,
         json: false,
     })?;
+    // Before the confirmation: a hold that cannot work is refused before anyone says `yes`.
+    let hold = args.hold || planned.spec.release.hold;
+    if hold {
+        check_hold(&planned.plan, dry_run)?;
+    }
     check_reviewed(&planned.plan, spec_path, args, saved.as_ref())?;
     let allow_error_findings = args.allow_error_findings;
     let errors: Vec<_> = planned
@@ -179,15 +184,39 @@ pub fn apply(common: &Common, args: &ApplyArgs) -> Result<(), Error> {
             &store,
             planned.plan,
             spec_path,
-            session::NewRun {
-                dry_run,
-                hold: args.hold || planned.spec.release.hold,
-            },
+            session::NewRun { dry_run, hold },
             reporter,
         )
         .await?;
         let opts = RunOptions::new(&session, spec_dir, on_failure, common.jobs);
         run_forward(session, &opts).await
+    })
+}
+
+/// Refuses a hold whose point of no return (the first step that cannot be undone) lies inside a
+/// recreate's downtime window: the run would stop there with nothing serving. A plan whose every
+/// step can be undone has nothing to hold before: said, and the run goes to the end.
+fn check_hold(plan: &cutover_planner::dag::Plan, dry_run: bool) -> Result<(), Error> {
+    if !dry_run && plan.steps().all(scheduler::undoable) {
+        eprintln!(
+            "cutover: the hold has nothing to stop before: every step of this plan can be undone \
+             (no contract migration, no pivot), so the run goes to the end; `cutover rollback \
+             RUN` undoes it"
+        );
+    }
+    let (Some(d), Some(pivot)) = (
+        &plan.downtime,
+        plan.steps().find(|s| !scheduler::undoable(s)),
+    ) else {
+        return Ok(());
+    };
+    if !d.steps.contains(&pivot.id) {
+        return Ok(());
+    }
+    Err(Error::HoldInDowntime {
+        step: pivot.id.clone(),
+        from: d.from.clone(),
+        to: d.to.clone(),
     })
 }
 
@@ -262,13 +291,9 @@ fn refuse_non_utf8_spec(spec_path: &Path) -> Result<(), Error> {
 pub fn resume(common: &Common, run: &str, retry: &[String], how: Continue) -> Result<(), Error> {
     if how != Continue::Resume {
         // A promote the run cannot take is refused before attaching: the log stays as it was.
-        let (_, state) = snapshot(common, run)?;
+        let (snap, state) = snapshot(common, run)?;
         if state.gate.is_none() {
-            return Err(ExecError::NotAtGate {
-                run: state.run_id,
-                paused: state.paused,
-            }
-            .into());
+            return Err(ExecError::not_at_gate(&state, snap.holder.is_some()).into());
         }
     }
     let store = Store::new(&common.state_dir);
@@ -302,6 +327,24 @@ fn snapshot(common: &Common, run: &str) -> Result<(session::Snapshot, RunState),
             }
         })?;
     Ok((snap, state))
+}
+
+/// `cutover abort RUN`: a rollback of a run in flight (at a gate, paused, failed, interrupted);
+/// a run that succeeded is refused before attaching, its log left as it was (`cutover rollback`
+/// undoes a finished release).
+pub fn abort(common: &Common, run: &str, restore_backup: bool) -> Result<(), Error> {
+    let (_, state) = snapshot(common, run)?;
+    if state.complete() && state.rollback.is_none() && !state.dry_run {
+        return Err(ExecError::NothingToAbort { run: state.run_id }.into());
+    }
+    rollback(
+        common,
+        run,
+        None,
+        false,
+        restore_backup,
+        "aborted by the operator",
+    )
 }
 
 /// `cutover rollback RUN`.
@@ -454,7 +497,11 @@ fn exit_by_state(st: &RunState, held: bool) -> Result<(), Error> {
     let code = match (held, st.outcome) {
         (true, _) | (false, Some(Outcome::Succeeded)) => return Ok(()),
         (false, Some(Outcome::RollbackStopped)) => crate::exit::ROLLBACK_STOPPED,
-        (false, Some(Outcome::Paused)) if st.gate.is_some() => crate::exit::AWAITING_PROMOTION,
+        // A gate recorded by an invocation that died before `run_finished` (or one that
+        // attached and died at it) still holds: nothing else is left to run.
+        (false, Some(Outcome::Paused) | None) if st.gate.is_some() => {
+            crate::exit::AWAITING_PROMOTION
+        }
         (false, Some(Outcome::Interrupted) | None) => crate::exit::INTERRUPTED,
         (false, Some(_)) => crate::exit::RELEASE_FAILED,
     };
@@ -527,6 +574,9 @@ fn print_status(
 ) {
     let state_word = match (holder, st.outcome) {
         (Some(h), _) => format!("in progress: held by {h}"),
+        (None, Some(Outcome::Paused) | None) if st.gate.is_some() => {
+            "paused at a gate (`cutover promote` continues)".to_string()
+        }
         (None, Some(o)) => o.as_str().to_string(),
         (None, None) => "stopped before it finished (resumable with `cutover resume`)".to_string(),
     };

@@ -114,8 +114,10 @@ pub enum ExecError {
     },
     /// The PostgreSQL log of a run is in another format than this cutover's.
     #[error(
-        "PostgreSQL log of {run} is in format {found}; this cutover reads format {} only",
-        crate::log::FORMAT_VERSION
+        "PostgreSQL log of {run} is in format {found}; this cutover reads format {} (and {}, a \
+         run with gates) only",
+        crate::log::FORMAT_VERSION,
+        crate::log::GATED_FORMAT_VERSION
     )]
     PgLogFormat {
         /// Run id.
@@ -155,6 +157,17 @@ pub enum ExecError {
         run: String,
         /// Why it paused, if it did.
         paused: Option<String>,
+        /// It stopped before it finished with no gate pending (e.g. died after a promote):
+        /// `resume` continues it.
+        resumable: bool,
+        /// An executor runs it now.
+        running: bool,
+    },
+    /// `abort` of a run that already succeeded: there is no release in flight to abort.
+    #[error("run {run} already succeeded: there is nothing in flight to abort")]
+    NothingToAbort {
+        /// Run id.
+        run: String,
     },
     /// `resume` of a run that is being rolled back.
     #[error("run {run} is being rolled back; continue it with `cutover rollback {run}`")]
@@ -589,6 +602,20 @@ pub fn io_hint(e: &std::io::Error) -> String {
 }
 
 impl ExecError {
+    /// [`ExecError::NotAtGate`] for a run standing at `state`; `running`: an executor holds it.
+    pub fn not_at_gate(state: &crate::state::RunState, running: bool) -> Self {
+        let unfinished = matches!(
+            state.outcome,
+            None | Some(crate::event::Outcome::Interrupted)
+        );
+        ExecError::NotAtGate {
+            run: state.run_id.clone(),
+            paused: state.paused.clone(),
+            resumable: unfinished && state.rollback.is_none() && !state.complete(),
+            running,
+        }
+    }
+
     /// An I/O error on `path`.
     pub fn io(path: &Path, source: std::io::Error) -> Self {
         ExecError::Io {
@@ -651,7 +678,23 @@ impl ExecError {
                     .into()
             }
             ExecError::Io { source, .. } | ExecError::File { source, .. } => io_hint(source),
-            ExecError::NotAtGate { run, paused } => match paused {
+            ExecError::NothingToAbort { run } => format!(
+                "the log is left as it was; to undo the finished release, `cutover rollback {run}`"
+            ),
+            ExecError::NotAtGate {
+                run,
+                paused,
+                resumable,
+                running,
+            } => match paused {
+                _ if *running => format!(
+                    "it is running now: `cutover status {run} --watch` follows it and shows the gate \
+                     if it stops at one"
+                ),
+                None if *resumable => format!(
+                    "it stopped before it finished, past its gates (a promote may have been \
+                     recorded before it died): `cutover resume {run}` continues it"
+                ),
                 Some(_) => format!(
                     "`cutover resume {run}` runs the failed step again; `cutover abort {run}` \
                      rolls back"

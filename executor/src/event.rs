@@ -210,8 +210,8 @@ impl Gate {
         match self {
             Gate::Manual { step } => format!("manual gate `{step}`: waiting for `cutover promote`"),
             Gate::Hold { step } => format!(
-                "hold before `{step}`, the first step that cannot be undone (the old and the new \
-                 version both work now): waiting for `cutover promote`"
+                "hold before `{step}`, the first step that cannot be undone (what ran before it can \
+                 still be rolled back): waiting for `cutover promote`"
             ),
         }
     }

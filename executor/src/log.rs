@@ -30,6 +30,16 @@ pub const MAGIC: &[u8; 8] = b"CUTLOG\x00\x01";
 /// kind and each driver's undo data, saved state and progress are its own serde types. A log of
 /// another version is refused (its run is finished or rolled back by the cutover that started it).
 pub const FORMAT_VERSION: u32 = 2;
+/// The version of a run that can wait at a gate (`hold`, or a plan with a manual pause): its
+/// events are those of [`FORMAT_VERSION`], but a cutover older than gates would read past them
+/// (it ignores `hold` and `paused.gate`, and its `resume` would run the steps behind a gate
+/// without a promote), so such a run's log is one that cutover refuses.
+pub const GATED_FORMAT_VERSION: u32 = 3;
+
+/// Whether this cutover reads a log of format `version`.
+pub fn readable_format(version: u32) -> bool {
+    version == FORMAT_VERSION || version == GATED_FORMAT_VERSION
+}
 const FRAME: usize = 16;
 /// Refuse records larger than this (a corrupted length must not make us allocate gigabytes).
 const MAX_RECORD: u32 = 16 * 1024 * 1024;
@@ -70,7 +80,8 @@ pub enum LogError {
         what: String,
     },
     /// A cutover log in a framing or format version this build does not read.
-    #[error("{}: the event log is in format {found}; this cutover reads format {FORMAT_VERSION} only", path.display())]
+    #[error("{}: the event log is in format {found}; this cutover reads format {FORMAT_VERSION} \
+             (and {GATED_FORMAT_VERSION}, a run with gates) only", path.display())]
     Version {
         /// The log.
         path: PathBuf,
@@ -404,7 +415,7 @@ fn read_header(path: &Path, bytes: &[u8], frames: &Frames) -> Result<Header, Log
             path: path.to_path_buf(),
             what: format!("is intact but unreadable: {e}"),
         })?;
-    if header.format_version != FORMAT_VERSION {
+    if !readable_format(header.format_version) {
         return Err(LogError::Version {
             path: path.to_path_buf(),
             found: header.format_version.to_string(),
@@ -1134,7 +1145,10 @@ mod tests {
         let msg = e.to_string();
         assert!(
             msg.starts_with(&path.display().to_string())
-                && msg.contains("the event log is in format 1; this cutover reads format 2 only"),
+                && msg.contains(
+                    "the event log is in format 1; this cutover reads format 2 (and 3, a run \
+                     with gates) only"
+                ),
             "{msg}"
         );
         assert!(

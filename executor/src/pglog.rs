@@ -16,7 +16,7 @@
 
 use crate::error::ExecError;
 use crate::event::{Event, Record};
-use crate::log::{Chain, FORMAT_VERSION, Header, LogContents, crc};
+use crate::log::{Chain, Header, LogContents, crc};
 use crate::redact::Redactor;
 use crate::store::{Holder, RecordedPlan, RunSummary, hostname};
 use chrono::Utc;
@@ -372,7 +372,7 @@ fn contents(run_id: &str, rows: &[(i64, i64, String)]) -> Result<LogContents, Ex
         if seq == 0 {
             let h: Header = serde_json::from_str(payload)
                 .map_err(|e| damaged(0, format!("the header row is intact but unreadable: {e}")))?;
-            if h.format_version != FORMAT_VERSION {
+            if !crate::log::readable_format(h.format_version) {
                 return Err(ExecError::PgLogFormat {
                     run: run_id.to_string(),
                     found: h.format_version,

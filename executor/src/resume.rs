@@ -225,10 +225,7 @@ impl Session {
     /// Releases the gate the run waits at (`promoted` in the log).
     pub(crate) async fn promote(&mut self, full: bool) -> Result<(), ExecError> {
         let Some(gate) = self.state.gate.clone() else {
-            return Err(ExecError::NotAtGate {
-                run: self.state.run_id.clone(),
-                paused: self.state.paused.clone(),
-            });
+            return Err(ExecError::not_at_gate(&self.state, false));
         };
         let user = crate::session::user();
         self.notice(&format!("promoted `{}` ({user})", gate.step()));

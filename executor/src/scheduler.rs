@@ -144,7 +144,7 @@ pub fn gate_of(step: &Step, state: &RunState) -> Option<Gate> {
         };
         return (!state.promoted_full && !state.promoted.contains(&gate)).then_some(gate);
     }
-    let no_return = step.phase == Some(Phase::Contract) || !step.reversible;
+    let no_return = !undoable(step);
     let hold_released = state
         .promoted
         .iter()
@@ -152,6 +152,12 @@ pub fn gate_of(step: &Step, state: &RunState) -> Option<Gate> {
     (state.hold && no_return && !hold_released).then(|| Gate::Hold {
         step: step.id.clone(),
     })
+}
+
+/// Whether a rollback can undo `step`: it is reversible and not a contract migration. The first
+/// step that is not is the point of no return a hold stops before ([`gate_of`]).
+pub fn undoable(step: &Step) -> bool {
+    step.reversible && step.phase != Some(Phase::Contract)
 }
 
 impl Scheduler {

@@ -73,7 +73,7 @@ pub async fn start(
 ) -> Result<Session, ExecError> {
     let NewRun { dry_run, hold } = how;
     let (run_id, dir) = store.create(&plan)?;
-    let hdr = header(&run_id, &plan, dry_run);
+    let hdr = header(&run_id, &plan, dry_run, hold);
     let mut sink = match backend {
         Backend::Files => {
             let lock = lock_run(&dir, "apply")?;

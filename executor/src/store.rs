@@ -608,10 +608,25 @@ pub fn read_plan(dir: &Path) -> Result<Plan, ExecError> {
     rec.into_plan(dir)
 }
 
-/// The header a new run's log starts with.
-pub fn header(run_id: &str, plan: &Plan, dry_run: bool) -> Header {
+/// The header a new run's log starts with: of [`crate::log::GATED_FORMAT_VERSION`] when the run
+/// can wait at a gate (`hold`, or a manual pause in the plan), so a cutover older than gates
+/// refuses it rather than run past them.
+pub fn header(run_id: &str, plan: &Plan, dry_run: bool, hold: bool) -> Header {
+    let manual = plan.steps().any(|s| {
+        matches!(
+            s.params,
+            cutover_planner::dag::Params::Pause(cutover_planner::dag::PauseParams {
+                duration: None,
+                ..
+            })
+        )
+    });
     Header {
-        format_version: crate::log::FORMAT_VERSION,
+        format_version: if hold || manual {
+            crate::log::GATED_FORMAT_VERSION
+        } else {
+            crate::log::FORMAT_VERSION
+        },
         run_id: run_id.into(),
         plan_hash: plan.hash.clone(),
         dry_run,

@@ -130,7 +130,7 @@ fn failure_text(redactor: &Redactor) -> String {
 
 /// The event log as written with `redactor`, given events that quote every secret.
 fn logged(path: &Path, plan: &Plan, redactor: Redactor) -> String {
-    let header = cutover_executor::store::header("r", plan, false);
+    let header = cutover_executor::store::header("r", plan, false, false);
     let mut log = LogWriter::create(path, &header).unwrap();
     log.set_redactor(redactor);
     let step = plan.steps().next().unwrap().id.clone();

@@ -773,6 +773,192 @@ pub fn a_run_aborted_at_its_hold_rolls_back_what_was_done() {
     );
 }
 
+pub fn a_held_run_is_in_a_log_format_a_cutover_older_than_gates_refuses() {
+    // A cutover older than gates ignores `hold` (and `paused.gate`): its `resume` would run the
+    // step behind the hold without a promote. A run that can wait at a gate is written in a
+    // format it refuses; a run without one stays readable by it.
+    let format = |dir: &Path, run: &str| {
+        let log = dir.join(".cutover/runs").join(run).join("events.log");
+        cutover_executor::log::read_log(&log)
+            .unwrap()
+            .header
+            .format_version
+    };
+    let (plain, run) = applied_release();
+    assert_eq!(
+        format(plain.path(), &run),
+        cutover_executor::log::FORMAT_VERSION
+    );
+    let dir = release_with_pivot("");
+    let out = cutover(dir.path(), &["apply", "spec.toml", "--hold"], &[]);
+    assert_eq!(out.status.code(), Some(5), "{}", transcript(&out));
+    let run = run_id(dir.path());
+    assert_eq!(
+        format(dir.path(), &run),
+        cutover_executor::log::GATED_FORMAT_VERSION
+    );
+    let out = cutover(dir.path(), &["promote", &run], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
+    assert_eq!(journal(dir.path()), forward_journal());
+}
+
+pub fn a_crash_right_after_the_gate_is_recorded_leaves_the_run_at_the_gate() {
+    let dir = release_with_pivot("");
+    // Events: run_started, attached, preflight, a and b (started, progress, succeeded), then
+    // `paused` at the hold: the crash comes before `run_finished`.
+    let out = cutover(
+        dir.path(),
+        &["apply", "spec.toml", "--hold"],
+        &[("CUTOVER_CRASH_AFTER_EVENTS", "11")],
+    );
+    assert_eq!(out.status.code(), None, "{}", transcript(&out));
+    let run = run_id(dir.path());
+    assert_eq!(kinds(dir.path(), &run).last().unwrap(), "paused");
+    let status = cutover(dir.path(), &["status", &run], &[]);
+    let text = transcript(&status);
+    assert_eq!(status.status.code(), Some(5), "{text}");
+    assert!(text.contains("state: paused at a gate"), "{text}");
+    let out = cutover(dir.path(), &["promote", &run], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
+    assert_eq!(journal(dir.path()), forward_journal());
+}
+
+pub fn a_hold_with_nothing_irreversible_says_it_will_not_stop() {
+    // Every step has an undo: there is no point of no return to stop before. The run goes to
+    // the end (a rollback undoes all of it), and says so rather than ignore `--hold` silently.
+    let dir = release("", "rollback");
+    let out = cutover(dir.path(), &["apply", "spec.toml", "--hold"], &[]);
+    let text = transcript(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains("the hold has nothing to stop before"),
+        "{text}"
+    );
+    assert_eq!(journal(dir.path()), forward_journal());
+}
+
+pub fn a_hold_says_what_is_true_whatever_ran_before_it() {
+    // The first step cannot be undone: nothing was deployed, so "the old and the new version
+    // both work now" would be false (as it is for a recreate, whose old version is stopped).
+    let dir = release("", "rollback");
+    let path = dir.path().join("spec.toml");
+    let spec = std::fs::read_to_string(&path).unwrap();
+    let undo_a = "undo = [\"sh\", \"-c\", \"grep -qx undo-a journal || echo undo-a >> journal\"]\n";
+    assert!(spec.contains(undo_a));
+    std::fs::write(&path, spec.replace(undo_a, "")).unwrap();
+    let out = cutover(dir.path(), &["apply", "spec.toml", "--hold"], &[]);
+    let text = transcript(&out);
+    assert_eq!(out.status.code(), Some(5), "{text}");
+    assert!(journal(dir.path()).is_empty(), "{text}");
+    assert!(
+        text.contains("hold before `command/a`")
+            && text.contains("what ran before it can still be rolled back")
+            && !text.contains("both work"),
+        "{text}"
+    );
+}
+
+pub fn a_hold_inside_a_recreate_downtime_window_is_refused() {
+    // Recreate stops the old version, migrates (contract included), then starts the new one: a
+    // hold before the contract migration would stop the run with nothing serving, until promote.
+    let dir = tempfile::tempdir().unwrap();
+    let migrations = Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations-sample/app");
+    let spec = format!(
+        "[release]\nname = \"rc\"\nhold = true\n\n[[service]]\nname = \"api\"\nimage = \
+         \"api\"\ncurrent = \"1.0.0\"\ntarget = \"1.1.0\"\nport = 3333\n\n\
+         [service.strategy]\nkind = \"recreate\"\n\n[[database]]\nname = \"main\"\nurl_env = \
+         \"DATABASE_URL\"\nmigrations = \"{}\"\nbaseline = 1\n",
+        migrations.display()
+    );
+    std::fs::write(dir.path().join("spec.toml"), spec).unwrap();
+    for args in [
+        &["apply", "spec.toml"][..],
+        &["apply", "spec.toml", "--dry-run"],
+    ] {
+        let out = cutover(dir.path(), args, &[]);
+        let text = transcript(&out);
+        assert_eq!(out.status.code(), Some(1), "{text}");
+        assert!(
+            text.contains("inside the downtime window")
+                && text.contains("migrate/contract/V7__drop_users_legacy_flags"),
+            "{text}"
+        );
+        assert!(!dir.path().join(".cutover/runs").exists(), "{text}");
+    }
+}
+
+pub fn promote_again_after_a_crash_past_the_promote_points_to_resume() {
+    let dir = release_with_pivot("");
+    let out = cutover(dir.path(), &["apply", "spec.toml", "--hold"], &[]);
+    assert_eq!(out.status.code(), Some(5), "{}", transcript(&out));
+    let run = run_id(dir.path());
+    // Events 13 and 14 are the promote's `attached` and `promoted`: it dies right after.
+    let out = cutover(
+        dir.path(),
+        &["promote", &run],
+        &[("CUTOVER_CRASH_AFTER_EVENTS", "14")],
+    );
+    assert_eq!(out.status.code(), None, "{}", transcript(&out));
+    assert_eq!(kinds(dir.path(), &run).last().unwrap(), "promoted");
+    let out = cutover(dir.path(), &["promote", &run], &[]);
+    let text = transcript(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains(&format!("`cutover resume {run}` continues it")),
+        "{text}"
+    );
+    let out = cutover(dir.path(), &["resume", &run], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
+    assert_eq!(journal(dir.path()), forward_journal());
+}
+
+pub fn promote_while_the_run_is_running_says_so() {
+    let dir = release("sleep 1; ", "rollback");
+    let mut apply = command_for(dir.path())
+        .args(["apply", "spec.toml", "--hold"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !dir.path().join(".cutover/runs").exists()
+        || !kinds(dir.path(), &run_id(dir.path()))
+            .iter()
+            .any(|k| k == "step_started")
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the run never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let run = run_id(dir.path());
+    let out = cutover(dir.path(), &["promote", &run], &[]);
+    let text = transcript(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("it is running now") && !text.contains("cutover resume"),
+        "{text}"
+    );
+    assert_eq!(apply.wait().unwrap().code(), Some(0));
+}
+
+pub fn abort_refuses_a_run_that_already_succeeded() {
+    // `abort` stops a release in flight (Argo's abort); `cutover abort latest` typed after the
+    // release finished must not roll the finished release back.
+    let (dir, run) = applied_release();
+    let before = kinds(dir.path(), &run);
+    let out = cutover(dir.path(), &["abort", &run], &[]);
+    let text = transcript(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("already succeeded") && text.contains("cutover rollback"),
+        "{text}"
+    );
+    assert_eq!(journal(dir.path()), forward_journal());
+    assert_eq!(kinds(dir.path(), &run), before);
+}
+
 pub fn status_watch_follows_a_promote_run_by_another_process() {
     let dir = release_with_pivot("");
     let path = dir.path().join("spec.toml");
@@ -1117,6 +1303,46 @@ mod files {
     #[test]
     fn a_run_aborted_at_its_hold_rolls_back_what_was_done() {
         super::a_run_aborted_at_its_hold_rolls_back_what_was_done();
+    }
+
+    #[test]
+    fn abort_refuses_a_run_that_already_succeeded() {
+        super::abort_refuses_a_run_that_already_succeeded();
+    }
+
+    #[test]
+    fn promote_while_the_run_is_running_says_so() {
+        super::promote_while_the_run_is_running_says_so();
+    }
+
+    #[test]
+    fn promote_again_after_a_crash_past_the_promote_points_to_resume() {
+        super::promote_again_after_a_crash_past_the_promote_points_to_resume();
+    }
+
+    #[test]
+    fn a_hold_inside_a_recreate_downtime_window_is_refused() {
+        super::a_hold_inside_a_recreate_downtime_window_is_refused();
+    }
+
+    #[test]
+    fn a_hold_says_what_is_true_whatever_ran_before_it() {
+        super::a_hold_says_what_is_true_whatever_ran_before_it();
+    }
+
+    #[test]
+    fn a_hold_with_nothing_irreversible_says_it_will_not_stop() {
+        super::a_hold_with_nothing_irreversible_says_it_will_not_stop();
+    }
+
+    #[test]
+    fn a_crash_right_after_the_gate_is_recorded_leaves_the_run_at_the_gate() {
+        super::a_crash_right_after_the_gate_is_recorded_leaves_the_run_at_the_gate();
+    }
+
+    #[test]
+    fn a_held_run_is_in_a_log_format_a_cutover_older_than_gates_refuses() {
+        super::a_held_run_is_in_a_log_format_a_cutover_older_than_gates_refuses();
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! full disk is a 40 KiB tmpfs mounted in a private mount namespace (`unshare`).
 
 use crate::common::{assert_no_panic, transcript};
-use cutover_executor::log::{FORMAT_VERSION, Header, LogWriter};
+use cutover_executor::log::{FORMAT_VERSION, GATED_FORMAT_VERSION, Header, LogWriter};
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
@@ -242,7 +242,7 @@ fn an_event_log_that_is_not_one() {
         LogWriter::create(
             &other,
             &Header {
-                format_version: FORMAT_VERSION + 1,
+                format_version: GATED_FORMAT_VERSION + 1,
                 run_id: id.clone(),
                 plan_hash: "h".into(),
                 dry_run: false,
@@ -264,7 +264,7 @@ fn an_event_log_that_is_not_one() {
             &*Box::leak(
                 format!(
                     "format {}; this cutover reads format {FORMAT_VERSION}",
-                    FORMAT_VERSION + 1
+                    GATED_FORMAT_VERSION + 1
                 )
                 .into_boxed_str(),
             ),
@@ -341,7 +341,7 @@ fn a_run_of_the_format_before_typed_step_data_is_refused() {
             1,
             &Path::new("st/runs").join(&id).join("events.log"),
             &[
-                "the event log is in format 1; this cutover reads format 2 only",
+                "the event log is in format 1; this cutover reads format 2 (and 3, a run with gates) only",
                 hint,
             ],
         );
