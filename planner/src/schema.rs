@@ -458,20 +458,55 @@ pub fn normalize(ident: &str) -> String {
         }
         return lower;
     }
-    let parts: Vec<String> = split_qualified(ident.trim())
-        .into_iter()
-        .map(bare)
-        .collect();
-    let parts = if parts.len() == 2 && parts[0] == "public" {
-        &parts[1..]
-    } else {
-        &parts[..]
+    // Quoted or qualified: each part made bare in one reused buffer and written quoted into
+    // the result, rather than a string per part and per quoted part, then joined.
+    let parts = split_qualified(trimmed);
+    let mut part = String::new();
+    let skip = parts.len() == 2 && {
+        bare_into(parts[0], &mut part);
+        part == "public"
     };
-    parts
-        .iter()
-        .map(|p| quote_ident(p))
-        .collect::<Vec<_>>()
-        .join(".")
+    let mut out = String::with_capacity(trimmed.len() + 2);
+    for (i, p) in parts[usize::from(skip)..].iter().enumerate() {
+        if i > 0 {
+            out.push('.');
+        }
+        bare_into(p, &mut part);
+        push_quoted(&mut out, &part);
+    }
+    out
+}
+
+/// [`bare`] into `buf` (cleared first).
+fn bare_into(part: &str, buf: &mut String) {
+    buf.clear();
+    let part = part.trim();
+    if part.len() >= 2 && part.starts_with('"') && part.ends_with('"') {
+        let inner = &part[1..part.len() - 1];
+        if inner.contains("\"\"") {
+            buf.push_str(&inner.replace("\"\"", "\""));
+        } else {
+            buf.push_str(inner);
+        }
+    } else {
+        buf.push_str(part);
+        buf.make_ascii_lowercase();
+    }
+}
+
+/// Appends [`quote_ident`] of `bare` to `out`.
+fn push_quoted(out: &mut String, bare: &str) {
+    if needs_no_quotes(bare) {
+        out.push_str(bare);
+    } else {
+        out.push('"');
+        if bare.contains('"') {
+            out.push_str(&bare.replace('"', "\"\""));
+        } else {
+            out.push_str(bare);
+        }
+        out.push('"');
+    }
 }
 
 /// A (possibly qualified) name without quotes, for step ids and messages: `App."My Table"` →
