@@ -7,6 +7,10 @@ validation, comments, concurrent indexes alone in their file, column renames, an
 contract-phase drops numbered last) and OUT/spec.toml with SERVICES services spread over
 the four strategies' online variants.
 
+Each file is single-phase, as the planner requires (`mixed-phase-migration`): a CHECK
+constraint checks a nullable column added earlier in the same file (so new to the release for
+`lint` as for `plan`), which the old version leaves NULL and so passes: an expand statement.
+
 usage: gen_release.py OUT [files=2000] [services=50]
 """
 import os
@@ -52,20 +56,31 @@ for v in range(2, files + 1):
         while pending:
             t, n = pending.pop()
             lines.append(f"ALTER TABLE t{t} VALIDATE CONSTRAINT chk{n};")
-        for k in range(rng.randint(7, 11)):
+        new_text = []  # (table, n) of the nullable text columns this file added
+        want = len(lines) + rng.randint(7, 11)
+        while len(lines) < want:
             t = rng.randrange(TABLES)
             kind = rng.randrange(6)
             added += 1
+            if kind == 3 and not new_text:
+                # No column of this file to check yet: add one first.
+                lines.append(f"ALTER TABLE t{t} ADD COLUMN n{added} text;")
+                new_text.append((t, added))
+                added += 1
+            if kind == 3:
+                t, col = new_text[-1]
             if kind == 0:
                 lines.append(f"ALTER TABLE t{t} ADD COLUMN n{added} text;")
+                new_text.append((t, added))
             elif kind == 1:
                 lines.append(f"ALTER TABLE t{t} ADD COLUMN flag{added} boolean NOT NULL DEFAULT false;")
             elif kind == 2:
                 lines.append(f"CREATE TABLE new{added} (id bigint PRIMARY KEY, t{t}_id bigint, note text);")
             elif kind == 3:
                 # Validated by the next migration: NOT VALID and VALIDATE in one transaction
-                # would hold the lock the split is meant to avoid.
-                lines.append(f"ALTER TABLE t{t} ADD CONSTRAINT chk{added} CHECK (c1 <> '') NOT VALID;")
+                # would hold the lock the split is meant to avoid. A CHECK on an existing
+                # column would be contract (it may reject the old version's writes).
+                lines.append(f"ALTER TABLE t{t} ADD CONSTRAINT chk{added} CHECK (n{col} <> '') NOT VALID;")
                 pending.append((t, added))
             elif kind == 4:
                 lines.append(f"COMMENT ON TABLE t{t} IS 'revision {added}';")

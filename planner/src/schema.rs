@@ -404,27 +404,27 @@ const RESERVED: &[&str] = &[
     "with",
 ];
 
-/// Whether `word` is in [`RESERVED`] (a hash lookup: it runs for every identifier).
+/// Whether `word` is in [`RESERVED`] (sorted: a binary search, cheaper than hashing the word;
+/// it runs for every identifier).
 fn is_reserved(word: &str) -> bool {
-    static SET: std::sync::OnceLock<std::collections::HashSet<&'static str>> =
-        std::sync::OnceLock::new();
-    SET.get_or_init(|| RESERVED.iter().copied().collect())
-        .contains(word)
+    RESERVED.binary_search(&word).is_ok()
+}
+
+/// Whether `bare` is written as is by [`quote_ident`]: a lower-case name that needs no quotes.
+fn needs_no_quotes(bare: &str) -> bool {
+    let b = bare.as_bytes();
+    b.first()
+        .is_some_and(|&c| c.is_ascii_lowercase() || c == b'_')
+        && b.iter()
+            .all(|&c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'_' || c == b'$')
+        && !is_reserved(bare)
 }
 
 /// An identifier as SQL (PostgreSQL's `quote_ident`): as is when it is a lower-case name that
 /// needs no quotes, else in double quotes with inner quotes doubled (`UserId` → `"UserId"`,
 /// `order` → `"order"`).
 pub fn quote_ident(bare: &str) -> String {
-    let simple = bare
-        .chars()
-        .next()
-        .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
-        && bare
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '$')
-        && !is_reserved(bare);
-    if simple {
+    if needs_no_quotes(bare) {
         bare.to_string()
     } else {
         format!("\"{}\"", bare.replace('"', "\"\""))
@@ -451,23 +451,67 @@ pub fn normalize(ident: &str) -> String {
     // The common case, one unquoted ASCII name: what the general path below returns, without
     // splitting and joining.
     let trimmed = ident.trim();
-    if trimmed.is_ascii() && !trimmed.contains(['.', '"']) {
-        return quote_ident(&trimmed.to_ascii_lowercase());
+    if trimmed
+        .bytes()
+        .all(|c| c.is_ascii() && c != b'.' && c != b'"')
+    {
+        // quote_ident of the lowered name, lowered in place: one allocation.
+        let mut lower = trimmed.to_ascii_lowercase();
+        if !needs_no_quotes(&lower) {
+            lower.insert(0, '"');
+            lower.push('"');
+        }
+        return lower;
     }
-    let parts: Vec<String> = split_qualified(ident.trim())
-        .into_iter()
-        .map(bare)
-        .collect();
-    let parts = if parts.len() == 2 && parts[0] == "public" {
-        &parts[1..]
-    } else {
-        &parts[..]
+    // Quoted or qualified: each part made bare in one reused buffer and written quoted into
+    // the result, rather than a string per part and per quoted part, then joined.
+    let parts = split_qualified(trimmed);
+    let mut part = String::new();
+    let skip = parts.len() == 2 && {
+        bare_into(parts[0], &mut part);
+        part == "public"
     };
-    parts
-        .iter()
-        .map(|p| quote_ident(p))
-        .collect::<Vec<_>>()
-        .join(".")
+    let mut out = String::with_capacity(trimmed.len() + 2);
+    for (i, p) in parts[usize::from(skip)..].iter().enumerate() {
+        if i > 0 {
+            out.push('.');
+        }
+        bare_into(p, &mut part);
+        push_quoted(&mut out, &part);
+    }
+    out
+}
+
+/// [`bare`] into `buf` (cleared first).
+fn bare_into(part: &str, buf: &mut String) {
+    buf.clear();
+    let part = part.trim();
+    if part.len() >= 2 && part.starts_with('"') && part.ends_with('"') {
+        let inner = &part[1..part.len() - 1];
+        if inner.contains("\"\"") {
+            buf.push_str(&inner.replace("\"\"", "\""));
+        } else {
+            buf.push_str(inner);
+        }
+    } else {
+        buf.push_str(part);
+        buf.make_ascii_lowercase();
+    }
+}
+
+/// Appends [`quote_ident`] of `bare` to `out`.
+fn push_quoted(out: &mut String, bare: &str) {
+    if needs_no_quotes(bare) {
+        out.push_str(bare);
+    } else {
+        out.push('"');
+        if bare.contains('"') {
+            out.push_str(&bare.replace('"', "\"\""));
+        } else {
+            out.push_str(bare);
+        }
+        out.push('"');
+    }
 }
 
 /// A (possibly qualified) name without quotes, for step ids and messages: `App."My Table"` →
@@ -786,14 +830,15 @@ impl Schema {
     /// A column's collation as written, as a CREATE TABLE, ADD COLUMN or ALTER COLUMN TYPE
     /// leaves it (`None` or `"default"`: the type's default).
     pub fn set_collation(&mut self, table: &str, column: &str, collation: Option<&str>) {
-        let column = normalize(column);
         let collation = collation.and_then(normalize_collation);
         self.with_table(table, |t| match collation {
             Some(c) => {
-                t.collations.insert(column, c);
+                t.collations.insert(normalize(column), c);
             }
+            // Most columns have no COLLATE and most tables no collations: nothing to remove.
+            None if t.collations.is_empty() => {}
             None => {
-                t.collations.remove(&column);
+                t.collations.remove(&normalize(column));
             }
         });
     }
@@ -1440,6 +1485,17 @@ fn own_attachments(table: &str, t: &Table, column: &str, out: &mut Vec<Attachmen
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reserved_words_are_sorted_for_the_binary_search() {
+        assert!(RESERVED.windows(2).all(|w| w[0] < w[1]));
+        assert!(is_reserved("all") && is_reserved("with") && is_reserved("order"));
+        assert!(!is_reserved("users") && !is_reserved(""));
+        assert_eq!(quote_ident("order"), "\"order\"");
+        assert_eq!(normalize(" Order "), "\"order\"");
+        assert_eq!(normalize("1abc"), "\"1abc\"");
+        assert_eq!(normalize("a$b"), "a$b");
+    }
 
     #[test]
     fn identifiers_fold_like_postgres_into_one_sql_spelling() {

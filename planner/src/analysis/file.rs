@@ -182,6 +182,8 @@ struct FileCheck<'a> {
     comments: Vec<(usize, String)>,
     /// Where each non-trivia token starts, in file order (for placing squawk's violations).
     token_starts: Vec<usize>,
+    /// The current statement's words (kept from statement to statement for its capacity).
+    words: Vec<SmolStr>,
     statements: Vec<StatementAnalysis>,
     spans: Vec<Span>,
     extras: Vec<Extra>,
@@ -219,6 +221,7 @@ impl<'a> FileCheck<'a> {
             report,
             comments,
             token_starts,
+            words: Vec::new(),
             statements: Vec::new(),
             spans: Vec::new(),
             extras: Vec::new(),
@@ -255,7 +258,9 @@ impl<'a> FileCheck<'a> {
         let range = node.text_range();
         let (start, end) = (usize::from(range.start()), usize::from(range.end()));
         let green = node.green();
-        let (first, w, literal_tokens) = statement_tokens(&green, start);
+        // The words go into a buffer kept from statement to statement: no growing it anew.
+        let mut words = std::mem::take(&mut self.words);
+        let (first, literal_tokens) = statement_tokens(&green, start, &mut words);
         let line = self.index.line(first);
         let sql = self.text[first..end].trim().to_string();
         let ignores = self.ignores_of(prev_end, first, end, line);
@@ -263,7 +268,7 @@ impl<'a> FileCheck<'a> {
         // keyword) belongs to it: whatever it parsed after the garbage is not what was meant.
         let gap_start = self.spans.last().map_or(0, |s| s.end);
         let stmt_errors = errors.claim(gap_start, end.max(start + 1));
-        let w: &[SmolStr] = &w;
+        let w: &[SmolStr] = &words;
         let mut class = classify_statement(stmt, w, &stmt_errors, schema, &self.index, self.report);
         if changes_search_path(w, &sql) {
             schema.set_search_path();
@@ -280,6 +285,7 @@ impl<'a> FileCheck<'a> {
         self.extras.push(extra);
         self.statements
             .push(statement_analysis(line, sql, class, ignored));
+        self.words = words;
         end
     }
 

@@ -25,8 +25,25 @@ pub(super) fn first_offset_at(token_starts: &[usize], at: usize) -> usize {
 }
 
 pub(super) fn summarize(sql: &str) -> String {
-    let mut s = String::new();
-    for word in sql.split_whitespace() {
+    let mut s = String::with_capacity(sql.len().min(97));
+    if sql.is_ascii() {
+        // What `split_whitespace` splits an ASCII text on, without decoding each character.
+        let space = |b: u8| matches!(b, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r');
+        let words = sql
+            .split(|c: char| space(c as u8))
+            .filter(|w| !w.is_empty());
+        summary_words(&mut s, words);
+    } else {
+        summary_words(&mut s, sql.split_whitespace());
+    }
+    let end = s.trim_end_matches(';').len();
+    s.truncate(end);
+    s
+}
+
+/// Appends `words` to `s`, one space apart, cut to 93 bytes and `...` past 96.
+fn summary_words<'a>(s: &mut String, words: impl Iterator<Item = &'a str>) {
+    for word in words {
         if !s.is_empty() {
             s.push(' ');
         }
@@ -41,7 +58,6 @@ pub(super) fn summarize(sql: &str) -> String {
             break;
         }
     }
-    s.trim_end_matches(';').to_string()
 }
 
 /// Lowercased non-trivia tokens of a node. Words are short, so they are kept inline
@@ -209,12 +225,13 @@ pub(super) fn literal_values(tokens: Vec<(SyntaxKind, &str)>) -> Vec<String> {
 
 /// One walk over a statement's tokens (`green`, starting at offset `start`): where its first
 /// token starts, its [`word`]s, and its literal tokens.
-pub(super) fn statement_tokens(
-    green: &GreenNodeData,
+pub(super) fn statement_tokens<'g>(
+    green: &'g GreenNodeData,
     start: usize,
-) -> (usize, Vec<SmolStr>, Vec<(SyntaxKind, &str)>) {
+    w: &mut Vec<SmolStr>,
+) -> (usize, Vec<(SyntaxKind, &'g str)>) {
     let mut first = None;
-    let mut w = Vec::new();
+    w.clear();
     let mut literal_tokens = Vec::new();
     each_token(green, |kind, at, text| {
         if kind.is_trivia() {
@@ -226,5 +243,5 @@ pub(super) fn statement_tokens(
             literal_tokens.push((kind, text));
         }
     });
-    (first.map_or(start, |at| start + at), w, literal_tokens)
+    (first.map_or(start, |at| start + at), literal_tokens)
 }
