@@ -10,7 +10,7 @@
 //! The templates use no colour, so `NO_COLOR` has nothing to switch off.
 
 use cutover_executor::event::Amount;
-use cutover_planner::dag::{Params, PauseParams, Plan};
+use cutover_planner::dag::Plan;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -23,16 +23,7 @@ pub const STILL_RUNNING_EVERY: Duration = Duration::from_secs(30);
 /// How long each pause and analysis window of `plan` lasts, by step id (a manual gate has none).
 pub fn windows(plan: &Plan) -> HashMap<String, Duration> {
     plan.steps()
-        .filter_map(|s| {
-            let window = match &s.params {
-                Params::Pause(PauseParams {
-                    duration: Some(d), ..
-                }) => *d,
-                Params::Analysis(a) => a.window,
-                _ => return None,
-            };
-            Some((s.id.clone(), Duration::from(window)))
-        })
+        .filter_map(|s| Some((s.id.clone(), Duration::from(s.window()?))))
         .collect()
 }
 

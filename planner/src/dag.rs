@@ -546,6 +546,16 @@ impl Step {
         self.params.kind()
     }
 
+    /// How long the step holds the release at least: a timed pause's duration or an analysis
+    /// gate's window; `None` for a manual gate and every other kind.
+    pub fn window(&self) -> Option<Duration> {
+        match &self.params {
+            Params::Pause(PauseParams { duration, .. }) => *duration,
+            Params::Analysis(a) => Some(a.window),
+            _ => None,
+        }
+    }
+
     /// The database (its name in the spec) the step works on: backups, migrations and
     /// backfills name one.
     pub fn database(&self) -> Option<&str> {

@@ -182,14 +182,10 @@ fn classify_data(
         S::CreateFunction(cf) if function::is_overload(cf, schema) => {
             function::overload(cf, node, w, schema)
         }
-        S::CreateView(cv) if create::view_columns_change(cv, schema).is_some() => {
-            create::reshaped_view(cv, node, w, schema)
+        S::CreateView(cv) => create::create_view(cv, node, w, schema),
+        S::CreateFunction(_) | S::CreateProcedure(_) | S::CreateTrigger(_) | S::CreateRule(_) => {
+            create_replaceable(node, w, schema)
         }
-        S::CreateView(_)
-        | S::CreateFunction(_)
-        | S::CreateProcedure(_)
-        | S::CreateTrigger(_)
-        | S::CreateRule(_) => create_replaceable(node, w, schema),
         S::CreatePolicy(_) | S::AlterPolicy(_) if policy_restricts(stmt, w, schema) => {
             restrictive_policy()
         }

@@ -315,7 +315,7 @@ pub(super) fn create_object(node: &SyntaxNode, w: &[SmolStr], schema: &mut Schem
 /// For a CREATE VIEW of a view this file dropped: the columns the old definition had and the
 /// new one lacks, and those it adds, when both definitions' columns are known and some are
 /// lacking; `None` otherwise (a view that only gains columns serves the old version too).
-pub(super) fn view_columns_change(
+fn view_columns_change(
     cv: &ast::CreateView,
     schema: &Schema,
 ) -> Option<(Vec<String>, Vec<String>)> {
@@ -327,16 +327,19 @@ pub(super) fn view_columns_change(
     (!lacking.is_empty()).then_some((lacking, added))
 }
 
-/// A CREATE VIEW that re-creates a dropped view without some of its columns: contract (the
-/// running version may read them) with `view-drops-columns`; with new columns too, breaking
-/// (`breaking-view-columns`): the new version needs them before the old one is gone.
-pub(super) fn reshaped_view(
+/// CREATE VIEW: as any replaceable object ([`create_replaceable`]); one that re-creates a view
+/// this file dropped, without some of its columns, is contract (the running version may read
+/// them) with `view-drops-columns`; with new columns too, breaking (`breaking-view-columns`):
+/// the new version needs them before the old one is gone.
+pub(super) fn create_view(
     cv: &ast::CreateView,
     node: &SyntaxNode,
     w: &[SmolStr],
     schema: &mut Schema,
 ) -> Class {
-    let (lacking, added) = view_columns_change(cv, schema).expect("checked by the caller");
+    let Some((lacking, added)) = view_columns_change(cv, schema) else {
+        return create_replaceable(node, w, schema);
+    };
     let name = cv
         .view()
         .map(|v| crate::learn::name_of(v.syntax()))

@@ -168,6 +168,7 @@ fn traffic(out: &mut String, plan: &Plan) {
     let mut lines: Vec<(String, Vec<String>)> = Vec::new();
     let mut held = 0u64;
     for s in plan.steps() {
+        held += s.window().map_or(0, |w| w.as_millis());
         let (service, what) = match &s.params {
             Params::Shift(ShiftParams {
                 service, to_weight, ..
@@ -175,10 +176,7 @@ fn traffic(out: &mut String, plan: &Plan) {
             Params::Pause(PauseParams {
                 service,
                 duration: Some(duration),
-            }) => {
-                held += duration.as_millis();
-                (service, format!("pause {duration}"))
-            }
+            }) => (service, format!("pause {duration}")),
             Params::Pause(PauseParams {
                 service,
                 duration: None,
@@ -190,7 +188,6 @@ fn traffic(out: &mut String, plan: &Plan) {
                 max_p99_latency,
                 ..
             }) => {
-                held += window.as_millis();
                 let rate = max_error_rate * 100.0;
                 let what = if s.id.ends_with("/bake") {
                     "bake"
