@@ -137,7 +137,7 @@ pub enum Error {
         failed: Option<(String, String)>,
     },
     /// The run waits at a gate for `cutover promote` (nothing failed).
-    #[error("run {run} is paused: {reason}")]
+    #[error("run {run} awaits promotion: {reason}")]
     AwaitingPromotion {
         /// Run id.
         run: String,
@@ -244,6 +244,14 @@ impl Error {
         match self {
             Error::Findings | Error::RunState { .. } => return out,
             Error::Interrupted { .. } => return format!("{self}\n"),
+            // Not an error: the run waits for a person, as the spec or `--hold` asked.
+            Error::AwaitingPromotion { .. } => {
+                let _ = writeln!(out, "{self}");
+                for hint in self.hints() {
+                    let _ = writeln!(out, "  next: {hint}");
+                }
+                return out;
+            }
             _ => {}
         }
         let _ = writeln!(out, "error: {self}");

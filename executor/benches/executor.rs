@@ -153,6 +153,7 @@ fn noop_plan(n: usize, deep: bool) -> Plan {
         downtime: None,
         findings: vec![],
         migrations: vec![],
+        hold: false,
     }
 }
 

@@ -227,8 +227,8 @@ impl Session {
         let Some(gate) = self.state.gate.clone() else {
             return Err(ExecError::not_at_gate(&self.state, false));
         };
+        // The `promoted` event is the line the terminal shows (`promoted `step` by user`).
         let user = crate::session::user();
-        self.notice(&format!("promoted `{}` ({user})", gate.step()));
         self.emit(Event::Promoted { gate, full, user }).await?;
         Ok(())
     }

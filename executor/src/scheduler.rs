@@ -435,6 +435,7 @@ mod tests {
             downtime: None,
             findings: vec![],
             migrations: vec![],
+            hold: false,
         }
     }
 

@@ -357,11 +357,13 @@ pub struct RunSummary {
     pub started_at: Option<DateTime<Utc>>,
     /// Last event time.
     pub updated_at: Option<DateTime<Utc>>,
-    /// `succeeded`, `rolled_back`, ..., or `in progress` / `stopped`.
+    /// `succeeded`, `rolled_back`, `paused` (after a failure), `awaiting promotion` (at a manual
+    /// gate or hold), ..., or `in progress` / `stopped (resumable)`.
     pub state: String,
     /// Who started it.
     pub user: String,
-    /// The step it stopped at, when it did not succeed ([`RunState::stopped_at`]).
+    /// The step it stopped at, when it did not succeed ([`RunState::stopped_at`]), or the step a
+    /// gate holds back while it awaits promotion.
     ///
     /// [`RunState::stopped_at`]: crate::state::RunState::stopped_at
     pub stopped_at: Option<String>,
@@ -374,8 +376,13 @@ pub struct RunSummary {
 impl RunSummary {
     /// The summary of a replayed run; `locked` says whether an executor holds it now.
     pub fn of(run_id: String, st: &crate::state::RunState, locked: bool, dir: PathBuf) -> Self {
+        let gate = st.gate.as_ref().filter(|_| !locked);
         let state = match (st.outcome, locked) {
             (_, true) => "in progress".to_string(),
+            // Waiting for a person, not stopped by a failure: `cutover promote` continues it.
+            (Some(crate::event::Outcome::Paused), false) if gate.is_some() => {
+                "awaiting promotion".to_string()
+            }
             (Some(o), false) => o.as_str().to_string(),
             (None, false) => "stopped (resumable)".to_string(),
         };
@@ -386,10 +393,10 @@ impl RunSummary {
             updated_at: st.updated_at,
             state,
             user: st.user.clone(),
-            stopped_at: if st.outcome == Some(crate::event::Outcome::Succeeded) {
-                None
-            } else {
-                st.stopped_at().map(String::from)
+            stopped_at: match gate {
+                Some(g) => Some(g.step().to_string()),
+                None if st.outcome == Some(crate::event::Outcome::Succeeded) => None,
+                None => st.stopped_at().map(String::from),
             },
             dry_run: st.dry_run,
             dir,

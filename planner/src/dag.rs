@@ -622,6 +622,9 @@ pub struct Plan {
     pub findings: Vec<crate::lint::Finding>,
     /// Migrations of the release, analyzed.
     pub migrations: Vec<(String, crate::analysis::MigrationAnalysis)>,
+    /// The spec asks every run to stop before the point of no return until `cutover promote`
+    /// (`[release] hold`). A run option, not part of the hash: `apply --hold` asks the same.
+    pub hold: bool,
 }
 
 /// Adds steps so that node order stays topological.
@@ -800,6 +803,7 @@ impl Plan {
             downtime: None,
             findings: Vec::new(),
             migrations: Vec::new(),
+            hold: false,
         })
     }
 

@@ -106,6 +106,34 @@ fn three_mistakes_are_reported_in_one_run_each_at_its_line() {
 }
 
 #[test]
+fn a_section_with_the_wrong_brackets_is_named_with_the_brackets_it_takes() {
+    // serde alone says "invalid type: map, expected a sequence", which does not say that
+    // `[service]` needs a second pair of brackets.
+    let stderr = fails(
+        "single-brackets",
+        "tests/fixtures/single-brackets/spec.toml:3:3",
+        &["2 problems"],
+    );
+    for (at, needle) in [
+        (
+            "spec.toml:3:3:",
+            "`[[release]]` is an array of tables, but a spec has one `release` table",
+        ),
+        (
+            "spec.toml:6:2:",
+            "`[service]` is one table, but a spec lists each service as an array of tables",
+        ),
+    ] {
+        assert!(
+            stderr.lines().any(|l| l.contains(at) && l.contains(needle)),
+            "expected {needle:?} at {at} in:\n{stderr}"
+        );
+    }
+    assert!(stderr.contains("write `[[service]]`"), "{stderr}");
+    assert!(!stderr.contains("expected a sequence"), "{stderr}");
+}
+
+#[test]
 fn a_misspelt_key_does_not_hide_the_checks_of_the_values() {
     let stderr = fails(
         "misspelt-and-unworkable",

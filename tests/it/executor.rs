@@ -766,6 +766,24 @@ pub fn a_hold_stops_before_the_point_of_no_return_until_promoted() {
 
 pub fn a_run_aborted_at_its_hold_rolls_back_what_was_done() {
     let dir = release_with_pivot("hold = true\n");
+    // The reviewer sees the hold in the plan, before any run: where it stops.
+    let plan = cutover(dir.path(), &["plan", "spec.toml"], &[]);
+    assert!(
+        String::from_utf8_lossy(&plan.stdout)
+            .contains("`[release] hold`: every run stops before `command/c`"),
+        "{}",
+        transcript(&plan)
+    );
+    let plan = cutover(
+        dir.path(),
+        &["plan", "spec.toml", "--format", "markdown"],
+        &[],
+    );
+    assert!(
+        String::from_utf8_lossy(&plan.stdout).contains("**Hold**: `[release] hold`"),
+        "{}",
+        transcript(&plan)
+    );
     let out = cutover(dir.path(), &["apply", "spec.toml"], &[]);
     assert_eq!(out.status.code(), Some(5), "{}", transcript(&out));
     let run = run_id(dir.path());
@@ -806,6 +824,12 @@ pub fn a_held_run_is_in_a_log_format_a_cutover_older_than_gates_refuses() {
         format(dir.path(), &run),
         cutover_executor::log::GATED_FORMAT_VERSION
     );
+    // `runs` tells a run waiting for a person from one stopped by a failure, and names the
+    // step the hold keeps back.
+    let runs = cutover(dir.path(), &["runs", "--format", "json"], &[]);
+    let list: serde_json::Value = serde_json::from_slice(&runs.stdout).unwrap();
+    assert_eq!(list[0]["state"], "awaiting promotion", "{list:#}");
+    assert_eq!(list[0]["stopped_at"], "command/c", "{list:#}");
     let out = cutover(dir.path(), &["promote", &run], &[]);
     assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
     assert_eq!(journal(dir.path()), forward_journal());

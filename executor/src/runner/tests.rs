@@ -249,6 +249,7 @@ fn plan(steps: Vec<(Step, &[&str])>) -> Plan {
         downtime: None,
         findings: vec![],
         migrations: vec![],
+        hold: false,
     }
 }
 

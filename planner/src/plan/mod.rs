@@ -233,6 +233,7 @@ fn finish(
             .into_iter()
             .flat_map(|(db, ms)| ms.into_iter().map(move |m| (db.clone(), m)))
             .collect(),
+        hold: spec.release.hold,
     };
     let broken = plan.check_invariants();
     assert!(

@@ -72,6 +72,9 @@ pub fn markdown(plan: &Plan, spec_path: &str) -> String {
         }
         None => out.push_str("Every step can be rolled back.\n\n"),
     }
+    if let Some(line) = super::hold_line(plan) {
+        let _ = writeln!(out, "**Hold**: {line}\n");
+    }
     if let Some(d) = &plan.downtime {
         let _ = writeln!(
             out,

@@ -63,3 +63,22 @@ impl Summary {
         )
     }
 }
+
+/// What `[release] hold = true` does to this plan's runs, for the text and Markdown views:
+/// where a run stops until `cutover promote`, or that it has nothing to stop before. `None`
+/// without a hold in the spec (`apply --hold` asks for one per run).
+pub(crate) fn hold_line(plan: &Plan) -> Option<String> {
+    if !plan.hold {
+        return None;
+    }
+    Some(match plan.point_of_no_return() {
+        Some(p) => format!(
+            "`[release] hold`: every run stops before `{}` until `cutover promote RUN`; until \
+             then a rollback undoes everything",
+            p.id
+        ),
+        None => "`[release] hold`: every step can be rolled back, so a run has nothing to hold \
+                 before and goes to the end"
+            .to_string(),
+    })
+}

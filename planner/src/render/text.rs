@@ -120,6 +120,9 @@ fn rollback_text(out: &mut String, plan: &Plan) {
             let _ = writeln!(out, "Every step can be rolled back.");
         }
     }
+    if let Some(line) = super::hold_line(plan) {
+        let _ = writeln!(out, "{line}");
+    }
     if let Some(d) = &plan.downtime {
         let _ = writeln!(
             out,

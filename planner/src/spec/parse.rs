@@ -122,6 +122,9 @@ fn probe_each<T: serde::de::DeserializeOwned>(
 fn section_errors(root: &DeTable<'_>) -> Vec<toml::de::Error> {
     let mut out = Vec::new();
     for (key, value) in root {
+        if bracket_mistake(key.get_ref(), value.get_ref()).is_some() {
+            continue;
+        }
         match key.get_ref().as_ref() {
             "release" => out.extend(probe::<Release>(value)),
             "router" => out.extend(probe::<Router>(value)),
@@ -132,6 +135,39 @@ fn section_errors(root: &DeTable<'_>) -> Vec<toml::de::Error> {
         }
     }
     out
+}
+
+/// The tables a spec repeats (`[[service]]`) and the ones it has once (`[release]`).
+const REPEATED: &[&str] = &["service", "database", "command"];
+const SINGLE: &[&str] = &["release", "router"];
+
+/// A section written with one pair of brackets where it takes two, or the reverse: the
+/// message and hint to give instead of serde's "invalid type: map, expected a sequence".
+fn bracket_mistake(key: &str, value: &DeValue<'_>) -> Option<(String, String)> {
+    match value {
+        DeValue::Table(_) if REPEATED.contains(&key) => Some((
+            format!("`[{key}]` is one table, but a spec lists each {key} as an array of tables"),
+            format!(
+                "write `[[{key}]]` (two pairs of brackets) above each {key}; its sub-tables \
+                 stay `[{key}.<name>]`"
+            ),
+        )),
+        DeValue::Array(_) if SINGLE.contains(&key) => Some((
+            format!("`[[{key}]]` is an array of tables, but a spec has one `{key}` table"),
+            format!("write `[{key}]` (one pair of brackets)"),
+        )),
+        _ => None,
+    }
+}
+
+/// A diagnostic for each section written with the wrong brackets ([`bracket_mistake`]).
+fn bracket_errors(root: &DeTable<'_>, loc: &Locator<'_>) -> Vec<Diagnostic> {
+    root.iter()
+        .filter_map(|(key, value)| {
+            let (message, hint) = bracket_mistake(key.get_ref(), value.get_ref())?;
+            Some(Diagnostic::new(loc.at(key.span()), message, hint))
+        })
+        .collect()
 }
 
 impl ReleaseSpec {
@@ -161,10 +197,11 @@ impl ReleaseSpec {
             .into_iter()
             .map(|(span, message, hint)| Diagnostic::new(loc.at(span), message, hint))
             .collect();
+        let brackets = bracket_errors(root.get_ref(), &loc);
         let sections = section_errors(root.get_ref());
         errors.extend(sections.iter().map(|e| loc.error(e)));
         let mut parsed = None;
-        if sections.is_empty() {
+        if sections.is_empty() && brackets.is_empty() {
             match ReleaseSpec::deserialize(toml::de::Deserializer::from(root)) {
                 Ok(spec) => {
                     errors.extend(spec.validate(text, &|span| loc.at(span)));
@@ -173,6 +210,7 @@ impl ReleaseSpec {
                 Err(e) => errors.push(loc.error(&e)),
             }
         }
+        errors.extend(brackets);
         errors.sort_by_key(|d| (d.location.line, d.location.column));
         match parsed {
             Some(spec) if errors.is_empty() => Ok(spec),
