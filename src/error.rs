@@ -137,7 +137,7 @@ pub enum Error {
         failed: Option<(String, String)>,
     },
     /// The run waits at a gate for `cutover promote` (nothing failed).
-    #[error("run {run} awaits promotion: {reason}")]
+    #[error("run {run}: {reason}")]
     AwaitingPromotion {
         /// Run id.
         run: String,

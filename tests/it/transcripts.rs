@@ -58,6 +58,11 @@ fn snapshot(name: &str, dir: &Path, out: &Output) {
         "[TIME]",
     );
     settings.add_filter(r"\b\d+\.\ds\b", "[SECS]");
+    settings.add_filter(
+        r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2} UTC \(\d+[smh] ago\)",
+        "[TIME] ([AGO])",
+    );
+    settings.add_filter(r"(promoted `[^`]+`) by .+", "$1 by [USER]");
     settings.add_filter(r"plan [0-9a-f]{16} for", "plan [HASH] for");
     settings.add_filter(
         r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}Z  \S+( \d+)? +",
@@ -428,4 +433,52 @@ fn status_exits_by_the_run_state_and_watch_follows_it_to_the_end() {
         let out = cutover(failing.path(), args);
         assert_eq!(out.status.code(), Some(3), "{args:?}: {}", transcript(&out));
     }
+}
+
+/// [`release`] with `c` made irreversible (no undo): the point of no return a hold stops before.
+fn release_with_pivot() -> tempfile::TempDir {
+    let dir = release("");
+    let path = dir.path().join("spec.toml");
+    let spec = std::fs::read_to_string(&path).unwrap();
+    let undo_c = "undo = [\"sh\", \"-c\", \"grep -qx undo-c journal || echo undo-c >> journal\"]\n";
+    assert!(spec.contains(undo_c), "{spec}");
+    std::fs::write(&path, spec.replace(undo_c, "")).unwrap();
+    dir
+}
+
+/// A hold as the operator meets it: the plan says where it stops, `apply --hold` stops there
+/// (exit 5, no error), `status` and `runs` say it awaits promotion, `promote` releases it.
+#[test]
+fn a_hold_released_by_promote_as_the_operator_sees_it() {
+    let dir = release_with_pivot();
+    let d = dir.path();
+    let apply = cutover(d, &["apply", "spec.toml", "--hold"]);
+    assert_eq!(apply.status.code(), Some(5), "{}", transcript(&apply));
+    snapshot("apply-hold", d, &apply);
+    let run = only_run(d);
+    snapshot("status-hold", d, &cutover(d, &["status", &run]));
+    snapshot("runs-hold", d, &cutover(d, &["runs"]));
+    let promote = cutover(d, &["promote", &run]);
+    assert_eq!(promote.status.code(), Some(0), "{}", transcript(&promote));
+    snapshot("promote", d, &promote);
+    assert_eq!(
+        std::fs::read_to_string(d.join("journal")).unwrap(),
+        "a\nc\n"
+    );
+}
+
+/// `abort` at a hold: the Argo name for "roll back now" undoes what ran before the hold.
+#[test]
+fn a_hold_aborted_as_the_operator_sees_it() {
+    let dir = release_with_pivot();
+    let d = dir.path();
+    let apply = cutover(d, &["apply", "spec.toml", "--hold"]);
+    assert_eq!(apply.status.code(), Some(5), "{}", transcript(&apply));
+    let abort = cutover(d, &["abort", "latest"]);
+    assert_eq!(abort.status.code(), Some(0), "{}", transcript(&abort));
+    snapshot("abort-hold", d, &abort);
+    assert_eq!(
+        std::fs::read_to_string(d.join("journal")).unwrap(),
+        "a\nundo-a\n"
+    );
 }
