@@ -1817,3 +1817,102 @@ fn on_a_terminal_a_backfill_is_drawn_as_a_bar_with_rate_and_eta() {
         "{screen}"
     );
 }
+
+/// A plain `CREATE INDEX` in a migration of its own runs as `CREATE INDEX CONCURRENTLY` outside
+/// a transaction: while the build waits for a transaction that wrote to the table, the running
+/// version's new writes go through (a plain build would queue its SHARE lock behind that
+/// transaction, and every write after it). Then the index is valid and the migration recorded.
+#[test]
+fn a_plain_create_index_is_built_concurrently_while_the_old_version_writes() {
+    let db = custom_db(
+        &[(
+            "V2__index_users_email.sql",
+            "-- golang-migrate style: the index the new version's lookups need\nCREATE INDEX \
+             users_email_idx ON users (email);\n",
+        )],
+        "20s",
+    );
+    let plan = db.plan();
+    let step = plan["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == "migrate/expand/V2__index_users_email")
+        .unwrap();
+    assert_eq!(
+        step["params"]["sql"],
+        serde_json::json!(["CREATE INDEX CONCURRENTLY users_email_idx ON users (email);"]),
+        "{step:#}"
+    );
+    assert_eq!(step["params"]["transactional"], false, "{step:#}");
+    let rules: Vec<&str> = plan["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["rule"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        rules,
+        ["index-built-concurrently"],
+        "{:#}",
+        plan["findings"]
+    );
+
+    db.sql("INSERT INTO users (name, email) SELECT 'u' || g, 'u' || g || '@x' FROM generate_series(1, 2000) g");
+    // A transaction of the old version that wrote and is still open.
+    let mut writer = Command::new("psql")
+        .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", &db.url()])
+        .args([
+            "-c",
+            "BEGIN",
+            "-c",
+            "INSERT INTO users (name) VALUES ('open')",
+        ])
+        .args(["-c", "SELECT pg_sleep(6)", "-c", "COMMIT"])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let apply = {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_cutover"));
+        cmd.args(["apply", "spec.toml"])
+            .current_dir(db.dir.path())
+            .env("CUTOVER_STATE_DIR", db.dir.path().join(".cutover"))
+            .env("DATABASE_URL", db.url())
+            .env_remove("CUTOVER_LOG_DATABASE_URL")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        cmd.spawn().unwrap()
+    };
+    // Wait until the build waits for the open transaction.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let waiting = db.sql(
+            "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'CREATE INDEX%' AND \
+             wait_event_type = 'Lock'",
+        );
+        if waiting == "1" {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the index build never waited for the open transaction"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    // The old version writes meanwhile, and is not made to wait.
+    db.sql(
+        "SET statement_timeout = '1s'; INSERT INTO users (name, email) VALUES ('during', 'd@x')",
+    );
+    let out = apply.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
+    assert!(writer.wait().unwrap().success());
+    assert_eq!(
+        db.sql("SELECT indisvalid FROM pg_index WHERE indexrelid = 'users_email_idx'::regclass"),
+        "t"
+    );
+    assert_eq!(
+        db.history().iter().map(|(v, _)| *v).collect::<Vec<_>>(),
+        [1, 2]
+    );
+}

@@ -21,10 +21,12 @@
 //! - `preflight`: the preflight and backup steps every release starts with;
 //! - `phases` and `migrate`: expand and contract phases, and the migrate step of one migration;
 //! - `rename`: the rewrite of a `RENAME COLUMN` into expand, backfill and contract steps;
+//! - `index`: the rewrite of a plain `CREATE INDEX` / `DROP INDEX` into its concurrent form;
 //! - `traffic`: deploy, health, traffic shifts per strategy, and retiring the old version;
 //! - `recreate`: the whole of a recreate release and its downtime window;
 //! - `steps`: constructors of the steps that are not migrations, and the hooks.
 
+mod index;
 mod load;
 mod migrate;
 mod phases;
@@ -132,8 +134,12 @@ pub fn plan_release(spec: &ReleaseSpec, dbs: DatabaseFiles) -> Result<Plan, Plan
             .iter()
             .find(|d| &d.name == name)
             .expect("databases come from the spec");
-        let a = analyze(files, db.baseline, AnalyzeOptions { release: true });
+        let mut a = analyze(files, db.baseline, AnalyzeOptions { release: true });
         findings.extend(a.findings);
+        // While the old version runs, an index is built or dropped without blocking it.
+        if !recreate {
+            index::rewrite(&mut a.migrations, &a.schema, &mut findings);
+        }
         analyzed.push((name.clone(), a.migrations));
     }
     // A recreate release runs renames as written: PostgreSQL keeps everything on the column.

@@ -1,0 +1,283 @@
+//! The online rewrite of a plain `CREATE INDEX` or `DROP INDEX` on a table the running version
+//! uses: the concurrent form, run outside a transaction.
+//!
+//! `CREATE INDEX` takes a SHARE lock on its table for the whole build, so the old version's
+//! writes wait until the index is built; `DROP INDEX` takes ACCESS EXCLUSIVE, so every query on
+//! the table waits, behind any long one. `CREATE INDEX CONCURRENTLY` and `DROP INDEX
+//! CONCURRENTLY` take SHARE UPDATE EXCLUSIVE instead, which lets reads and writes go on
+//! (PostgreSQL manual, CREATE INDEX, "Building Indexes Concurrently"; DROP INDEX; 13.3.1,
+//! "Table-Level Locks"). Neither can run inside a transaction block, so a migration is
+//! rewritten only when it holds nothing but index statements: it then runs statement by
+//! statement, as a migration written with `CONCURRENTLY` does, and the executor drops an
+//! INVALID index a failed or interrupted build leaves before it tries again.
+//!
+//! Left as written, with the lock finding and a hint to move the index into a file of its own:
+//! an index statement beside other statements (their transaction would be lost), `DROP INDEX`
+//! of several indexes or with `CASCADE` (the concurrent form takes one index and no CASCADE),
+//! an index on a partitioned table (manual, CREATE INDEX: concurrent builds on partitioned
+//! tables are not supported), and a statement whose finding an ignore comment silences (the
+//! author accepts the lock: that is the opt-out).
+
+use crate::analysis::{MigrationAnalysis, StatementAnalysis};
+use crate::lint::{Finding, Severity};
+use crate::schema::{Schema, normalize};
+use squawk_syntax::ast::{self, AstNode};
+use squawk_syntax::{SourceFile, SyntaxToken};
+
+const CREATE: &str = "require-concurrent-index-creation";
+const DROP: &str = "require-concurrent-index-deletion";
+/// The info finding of a rewritten statement.
+pub(crate) const REWRITTEN: &str = "index-built-concurrently";
+
+/// Rewrites, in every migration of `migrations` that holds only index statements, each plain
+/// `CREATE INDEX` / `DROP INDEX` that has a lock finding into its concurrent form, and replaces
+/// those findings with an info finding showing the SQL that runs. `schema` is the database's
+/// schema after the migrations (for partitioned tables).
+pub(super) fn rewrite(
+    migrations: &mut [MigrationAnalysis],
+    schema: &Schema,
+    findings: &mut Vec<Finding>,
+) {
+    for m in migrations.iter_mut() {
+        let flagged = |s: &StatementAnalysis, rule: &str| {
+            !s.ignores.contains(rule)
+                && findings
+                    .iter()
+                    .any(|f| f.rule == rule && f.file == m.file && f.line == s.line)
+        };
+        let mut rewritten: Vec<Option<String>> = Vec::with_capacity(m.statements.len());
+        for s in &m.statements {
+            let new = concurrent_form(&s.sql, schema)
+                .filter(|(rule, _)| flagged(s, rule))
+                .map(|(_, sql)| sql);
+            // Only index statements, already concurrent or rewritable, may share the file.
+            if new.is_none() && (s.transactional || !is_index_statement(&s.sql)) {
+                rewritten.clear();
+                break;
+            }
+            rewritten.push(new);
+        }
+        if rewritten.iter().all(Option::is_none) {
+            add_hint(m, findings);
+            continue;
+        }
+        apply(m, rewritten, findings);
+    }
+}
+
+/// Puts the concurrent forms into `m` and swaps each lock finding for an info finding.
+fn apply(m: &mut MigrationAnalysis, rewritten: Vec<Option<String>>, findings: &mut Vec<Finding>) {
+    m.transactional = false;
+    // Every statement now runs outside a transaction, one by one: none shares a transaction
+    // with a concurrent one any more.
+    findings.retain(|f| !(f.file == m.file && f.rule == "concurrently-in-transaction"));
+    for (s, new) in m.statements.iter_mut().zip(rewritten) {
+        let Some(sql) = new else { continue };
+        findings.retain(|f| {
+            !(f.file == m.file && f.line == s.line && (f.rule == CREATE || f.rule == DROP))
+        });
+        findings.push(Finding {
+            rule: REWRITTEN.into(),
+            severity: Severity::Info,
+            file: m.file.clone(),
+            line: s.line,
+            message: format!(
+                "runs as `{}` outside a transaction, so the running version's reads and writes \
+                 go on while it works",
+                one_line(&sql)
+            ),
+            hint: "nothing to do; an ignore comment naming the lock rule (`-- cutover:ignore \
+                   require-concurrent-index-creation`) keeps the statement as written"
+                .into(),
+            blocking: false,
+        });
+        s.summary = concurrent_summary(&s.summary);
+        s.sql = sql;
+        s.transactional = false;
+    }
+}
+
+/// A statement's one-line summary with `CONCURRENTLY` after its first word `INDEX` (the
+/// summary holds the statement's tokens, so that is the word the SQL got it after).
+fn concurrent_summary(summary: &str) -> String {
+    let mut words: Vec<&str> = summary.split(' ').collect();
+    if let Some(i) = words.iter().position(|w| w.eq_ignore_ascii_case("index")) {
+        words.insert(i + 1, "CONCURRENTLY");
+    }
+    words.join(" ")
+}
+
+/// `sql` on one line, each run of whitespace one space.
+fn one_line(sql: &str) -> String {
+    sql.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// The lock findings of a migration that was not rewritten get a hint saying how it could be.
+fn add_hint(m: &MigrationAnalysis, findings: &mut [Finding]) {
+    for f in findings.iter_mut() {
+        if f.file == m.file && (f.rule == CREATE || f.rule == DROP) {
+            f.hint = format!(
+                "{}; or put it in a migration of its own (one index, no CASCADE, not on a \
+                 partitioned table): `plan` then runs it CONCURRENTLY outside a transaction",
+                f.hint.trim_end_matches('.')
+            );
+        }
+    }
+}
+
+/// Whether `sql` is a `CREATE INDEX`, `DROP INDEX` or `REINDEX` statement.
+fn is_index_statement(sql: &str) -> bool {
+    matches!(
+        first_statement(sql),
+        Some(ast::Stmt::CreateIndex(_) | ast::Stmt::DropIndex(_) | ast::Stmt::Reindex(_))
+    )
+}
+
+/// `sql` parsed, when it is one index statement. Parsing happens on the planning thread, whose
+/// stack a deeply nested statement would overflow (the analysis parses on big-stack threads):
+/// only statements that start like an index statement and nest at most [`MAX_NESTING`]
+/// parentheses deep are parsed; the rest are not rewritten.
+fn first_statement(sql: &str) -> Option<ast::Stmt> {
+    let words: Vec<String> = sql
+        .lines()
+        .map(|l| l.split("--").next().unwrap_or(""))
+        .flat_map(str::split_whitespace)
+        .take(3)
+        .map(str::to_ascii_lowercase)
+        .collect();
+    let starts = match words.as_slice() {
+        [a, b, ..] if a == "create" && b == "index" => true,
+        [a, b, c] if a == "create" && b == "unique" && c == "index" => true,
+        [a, b, ..] if a == "drop" && b == "index" => true,
+        [a, ..] => a == "reindex",
+        [] => false,
+    };
+    if !starts || nesting(sql) > MAX_NESTING {
+        return None;
+    }
+    let parse = SourceFile::parse(sql);
+    if !parse.errors().is_empty() {
+        return None;
+    }
+    let mut stmts = parse.tree().stmts();
+    let first = stmts.next()?;
+    stmts.next().is_none().then_some(first)
+}
+
+/// Parentheses deep enough that a parse could overflow the planning thread's stack.
+const MAX_NESTING: usize = 200;
+
+/// How deep `sql` nests parentheses (counting those in strings too: an overestimate is safe).
+fn nesting(sql: &str) -> usize {
+    let (mut depth, mut max) = (0usize, 0usize);
+    for b in sql.bytes() {
+        match b {
+            b'(' => {
+                depth += 1;
+                max = max.max(depth);
+            }
+            b')' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    max
+}
+
+/// The concurrent form of a plain `CREATE INDEX` or `DROP INDEX` of one index without
+/// `CASCADE`, with the rule of the lock finding it answers; `None` for anything else.
+fn concurrent_form(sql: &str, schema: &Schema) -> Option<(&'static str, String)> {
+    let (rule, after) = match first_statement(sql)? {
+        ast::Stmt::CreateIndex(ci) => {
+            let relation = ci.table_relation_name()?;
+            let table = relation.table_name_ref()?.syntax().text().to_string();
+            let only = relation.only_token().is_some();
+            if ci.concurrently_token().is_some()
+                || only
+                || schema.is_partitioned(&normalize(&table))
+            {
+                return None;
+            }
+            (CREATE, ci.index_token()?)
+        }
+        ast::Stmt::DropIndex(di) => {
+            let cascade = di.drop_behavior().is_some_and(|b| {
+                b.syntax()
+                    .text()
+                    .to_string()
+                    .eq_ignore_ascii_case("cascade")
+            });
+            if di.concurrently_token().is_some() || cascade || di.index_refs().count() != 1 {
+                return None;
+            }
+            (DROP, di.index_token()?)
+        }
+        _ => return None,
+    };
+    Some((rule, insert_after(sql, &after, " CONCURRENTLY")))
+}
+
+/// `sql` with `text` inserted after `token`.
+fn insert_after(sql: &str, token: &SyntaxToken, text: &str) -> String {
+    let at = usize::from(token.text_range().end());
+    format!("{}{text}{}", &sql[..at], &sql[at..])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn form(sql: &str) -> Option<String> {
+        concurrent_form(sql, &Schema::default()).map(|(_, s)| s)
+    }
+
+    #[test]
+    fn plain_index_statements_get_their_concurrent_form() {
+        assert_eq!(
+            form("CREATE INDEX users_name_idx ON users (name)").as_deref(),
+            Some("CREATE INDEX CONCURRENTLY users_name_idx ON users (name)")
+        );
+        assert_eq!(
+            form("create unique index if not exists u on public.users using btree (lower(email)) where deleted_at is null").as_deref(),
+            Some("create unique index CONCURRENTLY if not exists u on public.users using btree (lower(email)) where deleted_at is null")
+        );
+        assert_eq!(
+            form("CREATE INDEX ON users (name)").as_deref(),
+            Some("CREATE INDEX CONCURRENTLY ON users (name)")
+        );
+        assert_eq!(
+            form("DROP INDEX IF EXISTS users_name_idx").as_deref(),
+            Some("DROP INDEX CONCURRENTLY IF EXISTS users_name_idx")
+        );
+    }
+
+    #[test]
+    fn what_the_concurrent_form_cannot_do_is_left_as_written() {
+        assert_eq!(form("CREATE INDEX CONCURRENTLY i ON users (name)"), None);
+        assert_eq!(form("DROP INDEX a, b"), None);
+        assert_eq!(form("DROP INDEX a CASCADE"), None);
+        assert_eq!(form("CREATE INDEX i ON ONLY events (at)"), None);
+        assert_eq!(form("ALTER TABLE users ADD COLUMN x int"), None);
+        // Not parsed at all: the planning thread's stack is not the analysis threads'.
+        let deep = format!(
+            "CREATE INDEX i ON t ((a {}1{}))",
+            "+(".repeat(20_000),
+            ")".repeat(20_000)
+        );
+        assert_eq!(form(&deep), None);
+        // Concurrent builds on partitioned tables are not supported (manual, CREATE INDEX).
+        let base = "CREATE TABLE events (at timestamptz) PARTITION BY RANGE (at);";
+        let files = [crate::migrations::MigrationFile::from_bytes(
+            "V1__b.sql",
+            "V1__b.sql",
+            base.as_bytes(),
+        )
+        .unwrap()];
+        let schema = crate::analysis::analyze(&files, None, Default::default()).schema;
+        assert!(schema.is_partitioned("events"));
+        assert_eq!(
+            concurrent_form("CREATE INDEX i ON events (at)", &schema),
+            None
+        );
+        assert!(concurrent_form("CREATE INDEX i ON users (at)", &schema).is_some());
+    }
+}
