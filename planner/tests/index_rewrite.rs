@@ -136,3 +136,33 @@ fn an_index_on_a_table_of_the_same_release_is_built_plainly() {
     assert!(transactional);
     assert!(rules_at(&p, "V2__audit.sql").is_empty());
 }
+
+#[test]
+fn an_index_rebuilt_under_its_name_is_left_as_written_with_the_rebuild_recipe() {
+    // Concurrently, the table would be without the index between the drop and the build (and
+    // without its uniqueness, for a unique one): one transaction keeps the swap atomic.
+    let p = plan(&[(
+        "V2__rebuild_name_idx.sql",
+        "DROP INDEX users_name_idx;\n\nCREATE INDEX users_name_idx ON users (name, id);\n",
+    )]);
+    let (sql, transactional, _) = step(&p, "V2__rebuild_name_idx");
+    assert_eq!(
+        sql,
+        [
+            "DROP INDEX users_name_idx;",
+            "CREATE INDEX users_name_idx ON users (name, id);"
+        ]
+    );
+    assert!(transactional);
+    let f = p
+        .findings
+        .iter()
+        .find(|f| f.rule == "require-concurrent-index-creation")
+        .expect("the lock finding stays");
+    assert!(
+        f.hint
+            .contains("ALTER INDEX users_name_idx_new RENAME TO users_name_idx"),
+        "{}",
+        f.hint
+    );
+}

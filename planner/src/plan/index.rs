@@ -45,11 +45,10 @@ pub(super) fn rewrite(
                     .iter()
                     .any(|f| f.rule == rule && f.file == m.file && f.line == s.line)
         };
-        let mut rewritten: Vec<Option<String>> = Vec::with_capacity(m.statements.len());
+        let mut rewritten: Vec<Option<(&'static str, String)>> =
+            Vec::with_capacity(m.statements.len());
         for s in &m.statements {
-            let new = concurrent_form(&s.sql, schema)
-                .filter(|(rule, _)| flagged(s, rule))
-                .map(|(_, sql)| sql);
+            let new = concurrent_form(&s.sql, schema).filter(|(rule, _)| flagged(s, rule));
             // Only index statements, already concurrent or rewritable, may share the file.
             if new.is_none() && (s.transactional || !is_index_statement(&s.sql)) {
                 rewritten.clear();
@@ -57,8 +56,12 @@ pub(super) fn rewrite(
             }
             rewritten.push(new);
         }
-        if rewritten.iter().all(Option::is_none) {
-            add_hint(m, findings);
+        // An index dropped and built again under its name in one file is a rebuild: run
+        // concurrently, the table would be without it in between (without its uniqueness,
+        // for a unique one).
+        let rebuilt = rebuilt_name(m);
+        if rebuilt.is_some() || rewritten.iter().all(Option::is_none) {
+            add_hint(m, rebuilt.as_deref(), findings);
             continue;
         }
         apply(m, rewritten, findings);
@@ -66,13 +69,17 @@ pub(super) fn rewrite(
 }
 
 /// Puts the concurrent forms into `m` and swaps each lock finding for an info finding.
-fn apply(m: &mut MigrationAnalysis, rewritten: Vec<Option<String>>, findings: &mut Vec<Finding>) {
+fn apply(
+    m: &mut MigrationAnalysis,
+    rewritten: Vec<Option<(&'static str, String)>>,
+    findings: &mut Vec<Finding>,
+) {
     m.transactional = false;
     // Every statement now runs outside a transaction, one by one: none shares a transaction
     // with a concurrent one any more.
     findings.retain(|f| !(f.file == m.file && f.rule == "concurrently-in-transaction"));
     for (s, new) in m.statements.iter_mut().zip(rewritten) {
-        let Some(sql) = new else { continue };
+        let Some((rule, sql)) = new else { continue };
         findings.retain(|f| {
             !(f.file == m.file && f.line == s.line && (f.rule == CREATE || f.rule == DROP))
         });
@@ -86,9 +93,9 @@ fn apply(m: &mut MigrationAnalysis, rewritten: Vec<Option<String>>, findings: &m
                  go on while it works",
                 one_line(&sql)
             ),
-            hint: "nothing to do; an ignore comment naming the lock rule (`-- cutover:ignore \
-                   require-concurrent-index-creation`) keeps the statement as written"
-                .into(),
+            hint: format!(
+                "nothing to do; `-- cutover:ignore {rule}` above it keeps the statement as written"
+            ),
             blocking: false,
         });
         s.summary = concurrent_summary(&s.summary);
@@ -112,17 +119,58 @@ fn one_line(sql: &str) -> String {
     sql.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
-/// The lock findings of a migration that was not rewritten get a hint saying how it could be.
-fn add_hint(m: &MigrationAnalysis, findings: &mut [Finding]) {
+/// The lock findings of a migration that was not rewritten get a hint saying how it could be;
+/// for the rebuild of the index `rebuilt`, the recipe that keeps it in place meanwhile.
+fn add_hint(m: &MigrationAnalysis, rebuilt: Option<&str>, findings: &mut [Finding]) {
     for f in findings.iter_mut() {
-        if f.file == m.file && (f.rule == CREATE || f.rule == DROP) {
-            f.hint = format!(
+        if f.file != m.file || (f.rule != CREATE && f.rule != DROP) {
+            continue;
+        }
+        f.hint = match rebuilt {
+            Some(name) => format!(
+                "to rebuild `{name}` without blocking, build the new one under another name \
+                 (`CREATE INDEX CONCURRENTLY {name}_new ...`), then `DROP INDEX CONCURRENTLY \
+                 {name}` and `ALTER INDEX {name}_new RENAME TO {name}`, each in a migration of \
+                 its own"
+            ),
+            None => format!(
                 "{}; or put it in a migration of its own (one index, no CASCADE, not on a \
                  partitioned table): `plan` then runs it CONCURRENTLY outside a transaction",
                 f.hint.trim_end_matches('.')
-            );
+            ),
+        };
+    }
+}
+
+/// The name of an index `m` drops and creates again, if any.
+fn rebuilt_name(m: &MigrationAnalysis) -> Option<String> {
+    let (mut dropped, mut created) = (Vec::new(), Vec::new());
+    for s in &m.statements {
+        let Some(stmt) = first_statement(&s.sql) else {
+            continue;
+        };
+        let words: Vec<String> = stmt
+            .syntax()
+            .descendants_with_tokens()
+            .filter_map(|e| e.into_token())
+            .filter(|t| !t.kind().is_trivia())
+            .map(|t| t.text().to_string())
+            .collect();
+        let skip = ["concurrently", "if", "not", "exists"];
+        let name = words
+            .iter()
+            .skip_while(|w| !w.eq_ignore_ascii_case("index"))
+            .skip(1)
+            .find(|w| !skip.iter().any(|k| w.eq_ignore_ascii_case(k)))
+            .filter(|w| !w.eq_ignore_ascii_case("on"))
+            .map(|w| normalize(w));
+        match (stmt, name) {
+            (ast::Stmt::DropIndex(_), Some(n)) => dropped.push(n),
+            (ast::Stmt::CreateIndex(_), Some(n)) => created.push(n),
+            _ => {}
         }
     }
+    dropped.into_iter().find(|d| created.contains(d))
 }
 
 /// Whether `sql` is a `CREATE INDEX`, `DROP INDEX` or `REINDEX` statement.
@@ -236,9 +284,12 @@ mod tests {
             form("CREATE INDEX users_name_idx ON users (name)").as_deref(),
             Some("CREATE INDEX CONCURRENTLY users_name_idx ON users (name)")
         );
+        let tail = "u on public.users using btree (lower(email)) where deleted_at is null";
         assert_eq!(
-            form("create unique index if not exists u on public.users using btree (lower(email)) where deleted_at is null").as_deref(),
-            Some("create unique index CONCURRENTLY if not exists u on public.users using btree (lower(email)) where deleted_at is null")
+            form(&format!("create unique index if not exists {tail}")),
+            Some(format!(
+                "create unique index CONCURRENTLY if not exists {tail}"
+            ))
         );
         assert_eq!(
             form("CREATE INDEX ON users (name)").as_deref(),
