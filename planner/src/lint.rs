@@ -287,8 +287,9 @@ rules! {
     RecreateRunsAsIs = "recreate-runs-as-is", Info, "cutover", "A breaking statement runs \
         unchanged because the recreate strategy stops the old version first.";
     IndexBuiltConcurrently = "index-built-concurrently", Info, "cutover", "A plain CREATE \
-        INDEX or DROP INDEX in a migration of its own runs CONCURRENTLY outside a transaction, \
-        rewritten by `plan` so the running version is not blocked.";
+        INDEX or DROP INDEX, or an ADD UNIQUE / PRIMARY KEY, in a migration of its own runs \
+        with a concurrent index build outside a transaction, rewritten by `plan` so the running \
+        version is not blocked.";
     RequireConcurrentIndexCreation = "require-concurrent-index-creation", Error, "squawk", "CREATE \
         INDEX without CONCURRENTLY blocks writes while it builds.";
     RequireConcurrentIndexDeletion = "require-concurrent-index-deletion", Warning, "squawk", "DROP \

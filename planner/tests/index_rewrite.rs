@@ -166,3 +166,30 @@ fn an_index_rebuilt_under_its_name_is_left_as_written_with_the_rebuild_recipe() 
         f.hint
     );
 }
+
+#[test]
+fn a_unique_key_is_built_concurrently_and_attached_in_contract() {
+    let p = plan(&[(
+        "V2__users_email_key.sql",
+        "-- prisma migration.sql\nALTER TABLE \"users\" ADD CONSTRAINT \"users_email_key\" UNIQUE \
+         (\"email\");\n",
+    )]);
+    let (sql, transactional, id) = step(&p, "V2__users_email_key");
+    assert_eq!(
+        sql,
+        [
+            "CREATE UNIQUE INDEX CONCURRENTLY \"users_email_key\" ON \"users\" (\"email\");",
+            "ALTER TABLE \"users\" ADD CONSTRAINT \"users_email_key\" UNIQUE USING INDEX \
+             \"users_email_key\";",
+        ]
+    );
+    assert!(!transactional);
+    // A unique key can reject the old version's writes: it still waits for the contract.
+    assert_eq!(id, "migrate/contract/V2__users_email_key");
+    let mut rules = rules_at(&p, "V2__users_email_key.sql");
+    rules.sort();
+    assert_eq!(
+        rules,
+        ["constraint-rejects-old-writes", "index-built-concurrently"]
+    );
+}

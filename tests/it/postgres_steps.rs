@@ -1916,3 +1916,180 @@ fn a_plain_create_index_is_built_concurrently_while_the_old_version_writes() {
         [1, 2]
     );
 }
+
+/// `ADD CONSTRAINT ... UNIQUE` on a live table runs as a concurrent unique index build and an
+/// attach (`USING INDEX`): the old version's writes go on during the build; the constraint is
+/// there at the end. With duplicates, the build fails, the INVALID index it leaves is dropped,
+/// and nothing is recorded.
+#[test]
+fn a_unique_constraint_is_built_concurrently_then_attached() {
+    let db = custom_db(
+        &[(
+            "V2__unique_email.sql",
+            "ALTER TABLE users ADD CONSTRAINT users_email_key UNIQUE (email);\n",
+        )],
+        "20s",
+    );
+    let plan = db.plan();
+    let step = plan["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == "migrate/contract/V2__unique_email")
+        .unwrap();
+    assert_eq!(
+        step["params"]["sql"],
+        serde_json::json!([
+            "CREATE UNIQUE INDEX CONCURRENTLY users_email_key ON users (email);",
+            "ALTER TABLE users ADD CONSTRAINT users_email_key UNIQUE USING INDEX users_email_key;"
+        ]),
+        "{step:#}"
+    );
+    assert_eq!(step["params"]["transactional"], false, "{step:#}");
+
+    // Duplicates: the build fails and leaves nothing behind.
+    db.sql("INSERT INTO users (name, email) VALUES ('a', 'dup@x'), ('b', 'dup@x')");
+    let out = db.cutover(&["apply", "spec.toml"], &[]);
+    assert_eq!(out.status.code(), Some(3), "{}", transcript(&out));
+    assert!(
+        transcript(&out).contains("could not create unique index"),
+        "{}",
+        transcript(&out)
+    );
+    assert_eq!(
+        db.sql("SELECT count(*) FROM pg_class WHERE relname = 'users_email_key'"),
+        "0"
+    );
+    assert_eq!(db.history().len(), 1);
+
+    // Fixed: the build waits for an open writing transaction while new writes go through.
+    db.sql("DELETE FROM users WHERE name = 'b'");
+    db.sql(
+        "INSERT INTO users (name, email) SELECT 'u' || g, 'u' || g || '@x' FROM \
+         generate_series(1, 2000) g",
+    );
+    let mut writer = Command::new("psql")
+        .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", &db.url()])
+        .args([
+            "-c",
+            "BEGIN",
+            "-c",
+            "INSERT INTO users (name) VALUES ('open')",
+        ])
+        .args(["-c", "SELECT pg_sleep(5)", "-c", "COMMIT"])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let run = db.run_id();
+    let resume = {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_cutover"));
+        cmd.args(["resume", &run])
+            .current_dir(db.dir.path())
+            .env("CUTOVER_STATE_DIR", db.dir.path().join(".cutover"))
+            .env("DATABASE_URL", db.url())
+            .env_remove("CUTOVER_LOG_DATABASE_URL")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        cmd.spawn().unwrap()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while db.sql(
+        "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'CREATE UNIQUE INDEX%' AND \
+         wait_event_type = 'Lock'",
+    ) != "1"
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the build never waited for the open transaction"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    db.sql("SET statement_timeout = '1s'; INSERT INTO users (name, email) VALUES ('w', 'w@x')");
+    let out = resume.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
+    assert!(writer.wait().unwrap().success());
+    assert_eq!(
+        db.sql(
+            "SELECT contype::text || ' ' || pg_get_constraintdef(oid) FROM pg_constraint WHERE \
+             conname = 'users_email_key'"
+        ),
+        "u UNIQUE (email)"
+    );
+    assert_eq!(
+        db.history().iter().map(|(v, _)| *v).collect::<Vec<_>>(),
+        [1, 2]
+    );
+}
+
+/// SIGKILL between the unique index build and the attach: the resume reads from the catalog
+/// that the index is built and valid and the constraint is not there, builds nothing again,
+/// and attaches it.
+#[test]
+fn kill_9_between_the_unique_index_build_and_the_attach_then_resume() {
+    let db = custom_db(
+        &[(
+            "V2__unique_email.sql",
+            "ALTER TABLE users ADD CONSTRAINT users_email_key UNIQUE (email);\n",
+        )],
+        "30s",
+    );
+    db.sql(
+        "INSERT INTO users (name, email) SELECT 'u' || g, 'u' || g || '@x' FROM \
+         generate_series(1, 1000) g",
+    );
+    // A reader in an open transaction: the build (READ COMMITTED, no snapshot held) does not
+    // wait for it, the attach's ACCESS EXCLUSIVE lock does.
+    let mut reader = Command::new("psql")
+        .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", &db.url()])
+        .args(["-c", "BEGIN", "-c", "SELECT count(*) FROM users"])
+        // Idle in the transaction (a shell sleep, no query running, so no snapshot held).
+        .args(["-c", "\\! sleep 3", "-c", "COMMIT"])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let mut apply = Command::new(env!("CARGO_BIN_EXE_cutover"))
+        .args(["apply", "spec.toml"])
+        .current_dir(db.dir.path())
+        .env("CUTOVER_STATE_DIR", db.dir.path().join(".cutover"))
+        .env("DATABASE_URL", db.url())
+        .env_remove("CUTOVER_LOG_DATABASE_URL")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while db.sql(
+        "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'ALTER TABLE users ADD \
+         CONSTRAINT%' AND wait_event_type = 'Lock'",
+    ) != "1"
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the attach never waited for the reader"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    apply.kill().unwrap(); // SIGKILL
+    apply.wait().unwrap();
+    assert!(reader.wait().unwrap().success());
+    let built = db.sql("SELECT oid FROM pg_class WHERE relname = 'users_email_key'");
+    assert!(!built.is_empty(), "the index was built before the kill");
+    let run = db.run_id();
+    let out = db.cutover(&["resume", &run], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
+    assert_eq!(
+        db.sql("SELECT oid FROM pg_class WHERE relname = 'users_email_key'"),
+        built,
+        "the index was built again"
+    );
+    assert_eq!(
+        db.sql("SELECT count(*) FROM pg_constraint WHERE conname = 'users_email_key'"),
+        "1"
+    );
+    assert_eq!(
+        db.history().iter().map(|(v, _)| *v).collect::<Vec<_>>(),
+        [1, 2]
+    );
+}

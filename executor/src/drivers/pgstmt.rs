@@ -59,6 +59,15 @@ pub enum Effect {
         /// The indexes.
         indexes: Vec<Name>,
     },
+    /// `ALTER TABLE [IF EXISTS] [ONLY] table ADD CONSTRAINT name {UNIQUE | PRIMARY KEY} USING
+    /// INDEX index` (what `plan` makes of `ADD ... UNIQUE` after building the index
+    /// concurrently): done when the table has the constraint (`pg_constraint`).
+    AttachConstraint {
+        /// The table.
+        table: Name,
+        /// The constraint.
+        constraint: String,
+    },
     /// Running it again changes nothing that matters (SET, RESET, SELECT, SHOW, ANALYZE,
     /// VACUUM, REINDEX without CONCURRENTLY): it does not decide whether the migration took
     /// effect.
@@ -240,6 +249,7 @@ pub fn effect(sql: &str) -> Effect {
         "reindex" => reindex(&mut c),
         "create" => create_index(&mut c),
         "drop" => drop_index(&mut c),
+        "alter" => attach_constraint(&mut c),
         _ => None,
     };
     effect.unwrap_or(Effect::Unknown)
@@ -320,6 +330,27 @@ fn drop_index(c: &mut Cursor) -> Option<Effect> {
     c.word("restrict");
     c.punct(';');
     (c.at == c.toks.len()).then_some(Effect::DropIndex { indexes })
+}
+
+/// `TABLE [IF EXISTS] [ONLY] table ADD CONSTRAINT name {UNIQUE | PRIMARY KEY} USING INDEX
+/// index [;]`, after `ALTER`; `None`: unknown (any other ALTER too).
+fn attach_constraint(c: &mut Cursor) -> Option<Effect> {
+    if !c.word("table") {
+        return None;
+    }
+    c.words(&["if", "exists"]);
+    c.word("only");
+    let table = c.name()?;
+    if !c.words(&["add", "constraint"]) {
+        return None;
+    }
+    let constraint = c.ident()?;
+    if !(c.word("unique") || c.words(&["primary", "key"])) || !c.words(&["using", "index"]) {
+        return None;
+    }
+    c.ident()?;
+    c.punct(';');
+    (c.at == c.toks.len()).then_some(Effect::AttachConstraint { table, constraint })
 }
 
 #[cfg(test)]
@@ -411,6 +442,26 @@ mod tests {
             Effect::Unknown
         );
         assert_eq!(effect("ALTER TYPE mood ADD VALUE 'meh'"), Effect::Unknown);
+        assert_eq!(
+            effect("ALTER TABLE app.users ADD CONSTRAINT \"Email\" UNIQUE USING INDEX \"Email\";"),
+            Effect::AttachConstraint {
+                table: n(Some("app"), "users"),
+                constraint: "Email".into(),
+            }
+        );
+        assert_eq!(
+            effect(
+                "ALTER TABLE users ADD CONSTRAINT users_pkey PRIMARY KEY USING INDEX users_pkey"
+            ),
+            Effect::AttachConstraint {
+                table: n(None, "users"),
+                constraint: "users_pkey".into(),
+            }
+        );
+        assert_eq!(
+            effect("ALTER TABLE users ADD CONSTRAINT k UNIQUE (email)"),
+            Effect::Unknown
+        );
         assert_eq!(n(Some("a\"b"), "c").regclass(), "\"a\"\"b\".\"c\"");
     }
 }

@@ -18,7 +18,7 @@
 //! tables are not supported), and a statement whose finding an ignore comment silences (the
 //! author accepts the lock: that is the opt-out).
 
-use crate::analysis::{MigrationAnalysis, StatementAnalysis};
+use crate::analysis::{Inverse, MigrationAnalysis, StatementAnalysis};
 use crate::lint::{Finding, Severity};
 use crate::schema::{Schema, normalize};
 use squawk_syntax::ast::{self, AstNode};
@@ -45,10 +45,10 @@ pub(super) fn rewrite(
                     .iter()
                     .any(|f| f.rule == rule && f.file == m.file && f.line == s.line)
         };
-        let mut rewritten: Vec<Option<(&'static str, String)>> =
-            Vec::with_capacity(m.statements.len());
+        let mut rewritten: Vec<Option<Concurrent>> = Vec::with_capacity(m.statements.len());
         for s in &m.statements {
-            let new = concurrent_form(&s.sql, schema).filter(|(rule, _)| flagged(s, rule));
+            let new =
+                concurrent_form(&s.sql, schema, &s.inverse).filter(|c| flagged(s, c.rules[0]));
             // Only index statements, already concurrent or rewritable, may share the file.
             if new.is_none() && (s.transactional || !is_index_statement(&s.sql)) {
                 rewritten.clear();
@@ -68,50 +68,66 @@ pub(super) fn rewrite(
     }
 }
 
-/// Puts the concurrent forms into `m` and swaps each lock finding for an info finding.
+/// A statement's concurrent form: what runs instead of it, in order, each with its undo.
+#[derive(Debug, PartialEq)]
+pub(super) struct Concurrent {
+    /// The lock finding it answers first, then the other findings it makes moot.
+    pub rules: &'static [&'static str],
+    /// Statements, each with its inverse.
+    pub sql: Vec<(String, Inverse)>,
+}
+
+/// Puts the concurrent forms into `m` (a statement may become several, with its line) and
+/// swaps each lock finding for an info finding.
 fn apply(
     m: &mut MigrationAnalysis,
-    rewritten: Vec<Option<(&'static str, String)>>,
+    rewritten: Vec<Option<Concurrent>>,
     findings: &mut Vec<Finding>,
 ) {
     m.transactional = false;
     // Every statement now runs outside a transaction, one by one: none shares a transaction
     // with a concurrent one any more.
     findings.retain(|f| !(f.file == m.file && f.rule == "concurrently-in-transaction"));
-    for (s, new) in m.statements.iter_mut().zip(rewritten) {
-        let Some((rule, sql)) = new else { continue };
+    let old = std::mem::take(&mut m.statements);
+    for (s, new) in old.into_iter().zip(rewritten) {
+        let Some(c) = new else {
+            m.statements.push(s);
+            continue;
+        };
         findings.retain(|f| {
-            !(f.file == m.file && f.line == s.line && (f.rule == CREATE || f.rule == DROP))
+            !(f.file == m.file && f.line == s.line && c.rules.contains(&f.rule.as_str()))
         });
+        let runs: Vec<String> = c
+            .sql
+            .iter()
+            .map(|(sql, _)| format!("`{}`", one_line(sql)))
+            .collect();
         findings.push(Finding {
             rule: REWRITTEN.into(),
             severity: Severity::Info,
             file: m.file.clone(),
             line: s.line,
             message: format!(
-                "runs as `{}` outside a transaction, so the running version's reads and writes \
+                "runs as {} outside a transaction, so the running version's reads and writes \
                  go on while it works",
-                one_line(&sql)
+                runs.join(" then ")
             ),
             hint: format!(
-                "nothing to do; `-- cutover:ignore {rule}` above it keeps the statement as written"
+                "nothing to do; `-- cutover:ignore {}` above it keeps the statement as written",
+                c.rules[0]
             ),
             blocking: false,
         });
-        s.summary = concurrent_summary(&s.summary);
-        s.sql = sql;
-        s.transactional = false;
+        for (sql, inverse) in c.sql {
+            m.statements.push(StatementAnalysis {
+                summary: one_line(&sql),
+                sql,
+                inverse,
+                transactional: false,
+                ..s.clone()
+            });
+        }
     }
-}
-
-/// A statement's one-line summary with `CONCURRENTLY` after its first word `INDEX` (the
-/// summary holds the statement's tokens, so that is the word the SQL got it after).
-fn concurrent_summary(summary: &str) -> String {
-    let mut words: Vec<&str> = summary.split(' ').collect();
-    if let Some(i) = words.iter().position(|w| w.eq_ignore_ascii_case("index")) {
-        words.insert(i + 1, "CONCURRENTLY");
-    }
-    words.join(" ")
 }
 
 /// `sql` on one line, each run of whitespace one space.
@@ -185,7 +201,7 @@ fn is_index_statement(sql: &str) -> bool {
 /// stack a deeply nested statement would overflow (the analysis parses on big-stack threads):
 /// only statements that start like an index statement and nest at most [`MAX_NESTING`]
 /// parentheses deep are parsed; the rest are not rewritten.
-fn first_statement(sql: &str) -> Option<ast::Stmt> {
+pub(super) fn first_statement(sql: &str) -> Option<ast::Stmt> {
     let words: Vec<String> = sql
         .lines()
         .map(|l| l.split("--").next().unwrap_or(""))
@@ -197,6 +213,7 @@ fn first_statement(sql: &str) -> Option<ast::Stmt> {
         [a, b, ..] if a == "create" && b == "index" => true,
         [a, b, c] if a == "create" && b == "unique" && c == "index" => true,
         [a, b, ..] if a == "drop" && b == "index" => true,
+        [a, b, ..] if a == "alter" && b == "table" => true,
         [a, ..] => a == "reindex",
         [] => false,
     };
@@ -231,10 +248,11 @@ fn nesting(sql: &str) -> usize {
     max
 }
 
-/// The concurrent form of a plain `CREATE INDEX` or `DROP INDEX` of one index without
-/// `CASCADE`, with the rule of the lock finding it answers; `None` for anything else.
-fn concurrent_form(sql: &str, schema: &Schema) -> Option<(&'static str, String)> {
-    let (rule, after) = match first_statement(sql)? {
+/// The concurrent form of a plain `CREATE INDEX`, a `DROP INDEX` of one index without
+/// `CASCADE`, or an `ALTER TABLE ... ADD [CONSTRAINT c] {UNIQUE|PRIMARY KEY} (columns)`
+/// ([`unique_form`]); `None` for anything else. `inverse` undoes the statement as written.
+fn concurrent_form(sql: &str, schema: &Schema, inverse: &Inverse) -> Option<Concurrent> {
+    let (rules, after): (&'static [&'static str], _) = match first_statement(sql)? {
         ast::Stmt::CreateIndex(ci) => {
             let relation = ci.table_relation_name()?;
             let table = relation.table_name_ref()?.syntax().text().to_string();
@@ -245,7 +263,7 @@ fn concurrent_form(sql: &str, schema: &Schema) -> Option<(&'static str, String)>
             {
                 return None;
             }
-            (CREATE, ci.index_token()?)
+            (&[CREATE], ci.index_token()?)
         }
         ast::Stmt::DropIndex(di) => {
             let cascade = di.drop_behavior().is_some_and(|b| {
@@ -257,11 +275,15 @@ fn concurrent_form(sql: &str, schema: &Schema) -> Option<(&'static str, String)>
             if di.concurrently_token().is_some() || cascade || di.index_refs().count() != 1 {
                 return None;
             }
-            (DROP, di.index_token()?)
+            (&[DROP], di.index_token()?)
         }
+        ast::Stmt::AlterTable(at) => return super::unique::unique_form(&at, sql, schema),
         _ => return None,
     };
-    Some((rule, insert_after(sql, &after, " CONCURRENTLY")))
+    Some(Concurrent {
+        rules,
+        sql: vec![(insert_after(sql, &after, " CONCURRENTLY"), inverse.clone())],
+    })
 }
 
 /// `sql` with `text` inserted after `token`.
@@ -275,7 +297,11 @@ mod tests {
     use super::*;
 
     fn form(sql: &str) -> Option<String> {
-        concurrent_form(sql, &Schema::default()).map(|(_, s)| s)
+        concurrent_form(sql, &Schema::default(), &Inverse::Noop).map(|c| c.sql[0].0.clone())
+    }
+
+    fn form_in(sql: &str, schema: &Schema) -> Option<Concurrent> {
+        concurrent_form(sql, schema, &Inverse::Noop)
     }
 
     #[test]
@@ -325,10 +351,7 @@ mod tests {
         .unwrap()];
         let schema = crate::analysis::analyze(&files, None, Default::default()).schema;
         assert!(schema.is_partitioned("events"));
-        assert_eq!(
-            concurrent_form("CREATE INDEX i ON events (at)", &schema),
-            None
-        );
-        assert!(concurrent_form("CREATE INDEX i ON users (at)", &schema).is_some());
+        assert_eq!(form_in("CREATE INDEX i ON events (at)", &schema), None);
+        assert!(form_in("CREATE INDEX i ON users (at)", &schema).is_some());
     }
 }

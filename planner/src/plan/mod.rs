@@ -21,7 +21,8 @@
 //! - `preflight`: the preflight and backup steps every release starts with;
 //! - `phases` and `migrate`: expand and contract phases, and the migrate step of one migration;
 //! - `rename`: the rewrite of a `RENAME COLUMN` into expand, backfill and contract steps;
-//! - `index`: the rewrite of a plain `CREATE INDEX` / `DROP INDEX` into its concurrent form;
+//! - `index`: the rewrite of a plain `CREATE INDEX` / `DROP INDEX` into its concurrent form, and
+//!   `unique`: of `ADD ... UNIQUE` / `PRIMARY KEY` into a concurrent build and an attach;
 //! - `traffic`: deploy, health, traffic shifts per strategy, and retiring the old version;
 //! - `recreate`: the whole of a recreate release and its downtime window;
 //! - `steps`: constructors of the steps that are not migrations, and the hooks.
@@ -36,6 +37,7 @@ mod recreate;
 mod rename;
 mod steps;
 mod traffic;
+mod unique;
 
 pub use load::load;
 // The rules doc's test checks each rule's text against the blocking policy.

@@ -214,6 +214,23 @@ async fn index_build_failed(
 }
 
 /// How many of `indexes` exist.
+/// Whether `table` has a constraint named `constraint` (`pg_constraint`).
+pub(super) async fn constraint_present(
+    conn: &mut PgConnection,
+    table: &Name,
+    constraint: &str,
+) -> Result<bool, StepError> {
+    let n: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM pg_constraint WHERE conrelid = to_regclass($1) AND conname = $2",
+    )
+    .bind(table.regclass())
+    .bind(constraint)
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(err)?;
+    Ok(n > 0)
+}
+
 pub(super) async fn indexes_present(
     conn: &mut PgConnection,
     indexes: &[Name],

@@ -11,8 +11,8 @@ use super::connection::{Migrator, migrator};
 use super::fence::fence_database;
 use super::history::{HISTORY, PHASES, ensure_tables, forget};
 use super::indexes::{
-    IndexState, create_index_concurrently, drop_invalid_index, exec_cleaning_invalid, index_state,
-    indexes_present, invalid_indexes, reindexed_table,
+    IndexState, constraint_present, create_index_concurrently, drop_invalid_index,
+    exec_cleaning_invalid, index_state, indexes_present, invalid_indexes, reindexed_table,
 };
 use super::retry::{DDL_BACKOFF, LockBackoff, exec_with_lock_retries};
 use super::{err, first_line, millis, run_id};
@@ -184,6 +184,12 @@ impl Migration {
                 }
                 Effect::CreateUnnamedIndex { table } => {
                     exec_cleaning_invalid(conn, stmt, &table.regclass(), &self.lock_timeout).await?
+                }
+                Effect::AttachConstraint { table, constraint } => {
+                    if constraint_present(conn, &table, &constraint).await? {
+                        continue; // attached by an attempt whose end was not recorded
+                    }
+                    exec_with_lock_retries(conn, stmt).await.map_err(failed)?;
                 }
                 Effect::Reindex { target, table } => {
                     match reindexed_table(conn, &target, table).await? {
@@ -570,6 +576,12 @@ impl Migration {
                                 drop_invalid_index(conn, &q).await?;
                             }
                         }
+                    }
+                }
+                Effect::AttachConstraint { table, constraint } => {
+                    judged += 1;
+                    if constraint_present(conn, &table, &constraint).await? {
+                        done += 1;
                     }
                 }
                 Effect::Repeatable => {}
