@@ -290,6 +290,10 @@ rules! {
         INDEX or DROP INDEX, or an ADD UNIQUE / PRIMARY KEY, in a migration of its own runs \
         with a concurrent index build outside a transaction, rewritten by `plan` so the running \
         version is not blocked.";
+    ConstraintValidatedSeparately = "constraint-validated-separately", Info, "cutover", "A CHECK \
+        or FOREIGN KEY added without NOT VALID, in a migration of its own, runs as ADD ... NOT \
+        VALID and then VALIDATE CONSTRAINT in its own transaction, rewritten by `plan` so the \
+        scan does not block the running version.";
     RequireConcurrentIndexCreation = "require-concurrent-index-creation", Error, "squawk", "CREATE \
         INDEX without CONCURRENTLY blocks writes while it builds.";
     RequireConcurrentIndexDeletion = "require-concurrent-index-deletion", Warning, "squawk", "DROP \

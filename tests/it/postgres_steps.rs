@@ -2093,3 +2093,91 @@ fn kill_9_between_the_unique_index_build_and_the_attach_then_resume() {
         [1, 2]
     );
 }
+
+/// A CHECK added without `NOT VALID` runs as `ADD ... NOT VALID` and then `VALIDATE` in its
+/// own transaction: while the validation scans (slow on purpose: the check calls a function
+/// that sleeps), the add's brief lock is gone and the old version writes. SIGKILL during the
+/// scan, then resume: the add is not repeated, the validation runs, the constraint is valid.
+#[test]
+fn a_check_is_added_not_valid_then_validated_across_a_kill() {
+    let db = custom_db(
+        &[(
+            "V2__orders_total_positive.sql",
+            "ALTER TABLE orders ADD CONSTRAINT orders_total_positive CHECK (slow_positive(total));\n",
+        )],
+        "30s",
+    );
+    db.sql(
+        "CREATE FUNCTION slow_positive(n int) RETURNS boolean LANGUAGE plpgsql IMMUTABLE AS \
+         $$ BEGIN PERFORM pg_sleep(0.01); RETURN n > 0; END $$",
+    );
+    db.sql("CREATE TABLE orders (id bigint PRIMARY KEY, total int)");
+    db.sql("INSERT INTO orders SELECT g, g FROM generate_series(1, 400) g");
+    let plan = db.plan();
+    let step = plan["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| {
+            s["id"]
+                .as_str()
+                .unwrap()
+                .ends_with("/V2__orders_total_positive")
+        })
+        .unwrap();
+    assert_eq!(
+        step["params"]["sql"],
+        serde_json::json!([
+            "ALTER TABLE orders ADD CONSTRAINT orders_total_positive CHECK \
+             (slow_positive(total)) NOT VALID;",
+            "ALTER TABLE orders VALIDATE CONSTRAINT orders_total_positive;"
+        ]),
+        "{step:#}"
+    );
+    let mut apply = Command::new(env!("CARGO_BIN_EXE_cutover"))
+        .args(["apply", "spec.toml"])
+        .current_dir(db.dir.path())
+        .env("CUTOVER_STATE_DIR", db.dir.path().join(".cutover"))
+        .env("DATABASE_URL", db.url())
+        .env_remove("CUTOVER_LOG_DATABASE_URL")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while db.sql(
+        "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'ALTER TABLE orders VALIDATE%' \
+         AND state = 'active'",
+    ) != "1"
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the validation never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    // The constraint is there (NOT VALID) and checks new rows; the old version's writes go on.
+    db.sql("SET statement_timeout = '1s'; INSERT INTO orders VALUES (1001, 1)");
+    assert_eq!(
+        db.sql("SELECT convalidated FROM pg_constraint WHERE conname = 'orders_total_positive'"),
+        "f"
+    );
+    apply.kill().unwrap(); // SIGKILL
+    apply.wait().unwrap();
+    let oid = db.sql("SELECT oid FROM pg_constraint WHERE conname = 'orders_total_positive'");
+    let run = db.run_id();
+    let out = db.cutover(&["resume", &run], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
+    assert_eq!(
+        db.sql(
+            "SELECT oid || ' ' || convalidated FROM pg_constraint WHERE conname = \
+             'orders_total_positive'"
+        ),
+        format!("{oid} true"),
+        "the constraint was added again, or not validated"
+    );
+    assert_eq!(
+        db.history().iter().map(|(v, _)| *v).collect::<Vec<_>>(),
+        [1, 2]
+    );
+}

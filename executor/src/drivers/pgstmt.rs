@@ -60,9 +60,18 @@ pub enum Effect {
         indexes: Vec<Name>,
     },
     /// `ALTER TABLE [IF EXISTS] [ONLY] table ADD CONSTRAINT name {UNIQUE | PRIMARY KEY} USING
-    /// INDEX index` (what `plan` makes of `ADD ... UNIQUE` after building the index
-    /// concurrently): done when the table has the constraint (`pg_constraint`).
+    /// INDEX index`, or `ADD CONSTRAINT name ... NOT VALID` (what `plan` makes of `ADD ...
+    /// UNIQUE`, `CHECK` and `FOREIGN KEY` to run them without a long lock): done when the table
+    /// has the constraint (`pg_constraint`).
     AttachConstraint {
+        /// The table.
+        table: Name,
+        /// The constraint.
+        constraint: String,
+    },
+    /// `ALTER TABLE [IF EXISTS] [ONLY] table VALIDATE CONSTRAINT name`: done when the constraint
+    /// is validated (`pg_constraint.convalidated`).
+    ValidateConstraint {
         /// The table.
         table: Name,
         /// The constraint.
@@ -332,8 +341,9 @@ fn drop_index(c: &mut Cursor) -> Option<Effect> {
     (c.at == c.toks.len()).then_some(Effect::DropIndex { indexes })
 }
 
-/// `TABLE [IF EXISTS] [ONLY] table ADD CONSTRAINT name {UNIQUE | PRIMARY KEY} USING INDEX
-/// index [;]`, after `ALTER`; `None`: unknown (any other ALTER too).
+/// `TABLE [IF EXISTS] [ONLY] table` then `ADD CONSTRAINT name {UNIQUE | PRIMARY KEY} USING
+/// INDEX index`, `ADD CONSTRAINT name ... NOT VALID` or `VALIDATE CONSTRAINT name`, after
+/// `ALTER`; `None`: unknown (any other ALTER too).
 fn attach_constraint(c: &mut Cursor) -> Option<Effect> {
     if !c.word("table") {
         return None;
@@ -341,16 +351,40 @@ fn attach_constraint(c: &mut Cursor) -> Option<Effect> {
     c.words(&["if", "exists"]);
     c.word("only");
     let table = c.name()?;
+    if c.words(&["validate", "constraint"]) {
+        let constraint = c.ident()?;
+        c.punct(';');
+        return (c.at == c.toks.len()).then_some(Effect::ValidateConstraint { table, constraint });
+    }
     if !c.words(&["add", "constraint"]) {
         return None;
     }
     let constraint = c.ident()?;
-    if !(c.word("unique") || c.words(&["primary", "key"])) || !c.words(&["using", "index"]) {
-        return None;
+    if (c.word("unique") || c.words(&["primary", "key"])) && c.words(&["using", "index"]) {
+        c.ident()?;
+        c.punct(';');
+        return (c.at == c.toks.len()).then_some(Effect::AttachConstraint { table, constraint });
     }
-    c.ident()?;
-    c.punct(';');
-    (c.at == c.toks.len()).then_some(Effect::AttachConstraint { table, constraint })
+    // `... NOT VALID`: one action (no comma outside parentheses), ending so.
+    let rest = &c.toks[c.at..];
+    let rest = match rest.last() {
+        Some(Tok::Punct(';')) => &rest[..rest.len() - 1],
+        _ => rest,
+    };
+    let mut depth = 0i32;
+    for t in rest {
+        match t {
+            Tok::Punct('(') => depth += 1,
+            Tok::Punct(')') => depth -= 1,
+            Tok::Punct(',') if depth == 0 => return None,
+            _ => {}
+        }
+    }
+    let not_valid = matches!(
+        rest,
+        [.., Tok::Word(a), Tok::Word(b)] if a == "not" && b == "valid"
+    );
+    not_valid.then_some(Effect::AttachConstraint { table, constraint })
 }
 
 #[cfg(test)]
@@ -460,6 +494,27 @@ mod tests {
         );
         assert_eq!(
             effect("ALTER TABLE users ADD CONSTRAINT k UNIQUE (email)"),
+            Effect::Unknown
+        );
+        assert_eq!(
+            effect(
+                "ALTER TABLE orders ADD CONSTRAINT fk FOREIGN KEY (u) REFERENCES users (id) NOT \
+                 VALID;"
+            ),
+            Effect::AttachConstraint {
+                table: n(None, "orders"),
+                constraint: "fk".into(),
+            }
+        );
+        assert_eq!(
+            effect("ALTER TABLE orders VALIDATE CONSTRAINT fk;"),
+            Effect::ValidateConstraint {
+                table: n(None, "orders"),
+                constraint: "fk".into(),
+            }
+        );
+        assert_eq!(
+            effect("ALTER TABLE orders ADD CONSTRAINT c CHECK (a > 0) NOT VALID, ADD COLUMN b int"),
             Effect::Unknown
         );
         assert_eq!(n(Some("a\"b"), "c").regclass(), "\"a\"\"b\".\"c\"");

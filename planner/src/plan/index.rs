@@ -26,8 +26,10 @@ use squawk_syntax::{SourceFile, SyntaxToken};
 
 const CREATE: &str = "require-concurrent-index-creation";
 const DROP: &str = "require-concurrent-index-deletion";
-/// The info finding of a rewritten statement.
-pub(crate) const REWRITTEN: &str = "index-built-concurrently";
+/// The info finding of a statement rewritten to build or drop an index concurrently.
+pub(super) const REWRITTEN: &str = "index-built-concurrently";
+/// The info finding of a constraint rewritten to `NOT VALID` and a separate `VALIDATE`.
+pub(super) const VALIDATED_APART: &str = "constraint-validated-separately";
 
 /// Rewrites, in every migration of `migrations` that holds only index statements, each plain
 /// `CREATE INDEX` / `DROP INDEX` that has a lock finding into its concurrent form, and replaces
@@ -73,6 +75,8 @@ pub(super) fn rewrite(
 pub(super) struct Concurrent {
     /// The lock finding it answers first, then the other findings it makes moot.
     pub rules: &'static [&'static str],
+    /// The info finding that replaces them.
+    pub info: &'static str,
     /// Statements, each with its inverse.
     pub sql: Vec<(String, Inverse)>,
 }
@@ -103,13 +107,13 @@ fn apply(
             .map(|(sql, _)| format!("`{}`", one_line(sql)))
             .collect();
         findings.push(Finding {
-            rule: REWRITTEN.into(),
+            rule: c.info.into(),
             severity: Severity::Info,
             file: m.file.clone(),
             line: s.line,
             message: format!(
-                "runs as {} outside a transaction, so the running version's reads and writes \
-                 go on while it works",
+                "runs as {} outside a transaction, each in its own, so the running version's \
+                 reads and writes go on while it works",
                 runs.join(" then ")
             ),
             hint: format!(
@@ -277,11 +281,15 @@ fn concurrent_form(sql: &str, schema: &Schema, inverse: &Inverse) -> Option<Conc
             }
             (&[DROP], di.index_token()?)
         }
-        ast::Stmt::AlterTable(at) => return super::unique::unique_form(&at, sql, schema),
+        ast::Stmt::AlterTable(at) => {
+            return super::unique::unique_form(&at, sql, schema)
+                .or_else(|| super::unique::not_valid_form(&at, sql));
+        }
         _ => return None,
     };
     Some(Concurrent {
         rules,
+        info: REWRITTEN,
         sql: vec![(insert_after(sql, &after, " CONCURRENTLY"), inverse.clone())],
     })
 }

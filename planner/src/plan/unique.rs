@@ -45,17 +45,7 @@ struct Tok {
 /// The concurrent form of `at` (whose text is `sql`), or `None` when it is not the plain form
 /// described in the module's documentation.
 pub(super) fn unique_form(at: &ast::AlterTable, sql: &str, schema: &Schema) -> Option<Concurrent> {
-    let toks: Vec<Tok> = at
-        .syntax()
-        .descendants_with_tokens()
-        .filter_map(|e| e.into_token())
-        .filter(|t| !t.kind().is_trivia())
-        .map(|t| Tok {
-            word: t.text().to_ascii_lowercase(),
-            start: usize::from(t.text_range().start()),
-            end: usize::from(t.text_range().end()),
-        })
-        .collect();
+    let toks = tokens(at);
     let mut c = Cursor { toks: &toks, at: 0 };
     if !c.words(&["alter", "table"]) {
         return None;
@@ -105,6 +95,7 @@ pub(super) fn unique_form(at: &ast::AlterTable, sql: &str, schema: &Schema) -> O
     let attach = format!("ALTER TABLE {table} ADD CONSTRAINT {name} {kind} USING INDEX {name}");
     Some(Concurrent {
         rules,
+        info: super::index::REWRITTEN,
         sql: vec![
             (index, Inverse::Sql(format!("DROP INDEX IF EXISTS {name};"))),
             (
@@ -272,5 +263,132 @@ mod tests {
         // PostgreSQL shortens a default name past 63 bytes by rules not repeated here.
         let long = format!("ALTER TABLE users ADD UNIQUE ({})", "c".repeat(60));
         assert_eq!(form(&long), None);
+    }
+}
+
+/// The findings a `CHECK` or `FOREIGN KEY` added without `NOT VALID` gets (squawk's).
+const NOT_VALID_RULES: &[&str] = &[
+    "constraint-missing-not-valid",
+    "adding-foreign-key-constraint",
+];
+
+/// The two-step form of `ALTER TABLE t ADD CONSTRAINT c {CHECK (...) | FOREIGN KEY (...)
+/// REFERENCES ...}` without `NOT VALID`: `ADD CONSTRAINT ... NOT VALID` (a brief lock; rows
+/// written from then on are checked), then `VALIDATE CONSTRAINT c` in its own transaction,
+/// which scans the table under SHARE UPDATE EXCLUSIVE, so reads and writes go on (manual,
+/// ALTER TABLE, `VALIDATE CONSTRAINT` and Notes). The constraint must be named (`VALIDATE`
+/// names it); one action only.
+pub(super) fn not_valid_form(at: &ast::AlterTable, sql: &str) -> Option<Concurrent> {
+    let toks = tokens(at);
+    let mut c = Cursor { toks: &toks, at: 0 };
+    if !c.words(&["alter", "table"]) {
+        return None;
+    }
+    c.words(&["if", "exists"]);
+    c.word("only");
+    let table_start = c.at;
+    while c.at < toks.len() && toks[c.at].word != "add" {
+        c.at += 1;
+    }
+    let table = text(sql, &toks[table_start..c.at])?;
+    if !c.words(&["add", "constraint"]) {
+        return None;
+    }
+    let name = c.next(sql)?;
+    if !(c.word("check") || c.words(&["foreign", "key"])) {
+        return None;
+    }
+    // One action: no comma outside parentheses; and not already NOT VALID.
+    let mut depth = 0i32;
+    for t in &toks[c.at..] {
+        match t.word.as_str() {
+            "(" => depth += 1,
+            ")" => depth -= 1,
+            "," if depth == 0 => return None,
+            "valid" => return None,
+            _ => {}
+        }
+    }
+    let body = sql[..toks.last()?.end]
+        .trim_end()
+        .trim_end_matches(';')
+        .trim_end();
+    Some(Concurrent {
+        rules: NOT_VALID_RULES,
+        info: super::index::VALIDATED_APART,
+        sql: vec![
+            (
+                format!("{body} NOT VALID"),
+                Inverse::Sql(format!(
+                    "ALTER TABLE {table} DROP CONSTRAINT IF EXISTS {name};"
+                )),
+            ),
+            (
+                format!("ALTER TABLE {table} VALIDATE CONSTRAINT {name}"),
+                Inverse::Noop,
+            ),
+        ],
+    })
+}
+
+/// The statement's non-trivia tokens.
+fn tokens(at: &ast::AlterTable) -> Vec<Tok> {
+    at.syntax()
+        .descendants_with_tokens()
+        .filter_map(|e| e.into_token())
+        .filter(|t| !t.kind().is_trivia())
+        .map(|t| Tok {
+            word: t.text().to_ascii_lowercase(),
+            start: usize::from(t.text_range().start()),
+            end: usize::from(t.text_range().end()),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod not_valid_tests {
+    fn form(sql: &str) -> Option<Vec<String>> {
+        let Some(super::ast::Stmt::AlterTable(at)) = super::super::index::first_statement(sql)
+        else {
+            return None;
+        };
+        super::not_valid_form(&at, sql).map(|c| c.sql.into_iter().map(|(s, _)| s).collect())
+    }
+
+    #[test]
+    fn a_check_or_foreign_key_is_added_not_valid_then_validated() {
+        assert_eq!(
+            form(
+                "ALTER TABLE orders ADD CONSTRAINT orders_user_fk FOREIGN KEY (user_id) \
+                 REFERENCES users (id) ON DELETE CASCADE;"
+            )
+            .unwrap(),
+            [
+                "ALTER TABLE orders ADD CONSTRAINT orders_user_fk FOREIGN KEY (user_id) \
+                 REFERENCES users (id) ON DELETE CASCADE NOT VALID",
+                "ALTER TABLE orders VALIDATE CONSTRAINT orders_user_fk",
+            ]
+        );
+        assert_eq!(
+            form("alter table public.orders add constraint total_positive check (total > 0)")
+                .unwrap(),
+            [
+                "alter table public.orders add constraint total_positive check (total > 0) NOT \
+                 VALID",
+                "ALTER TABLE public.orders VALIDATE CONSTRAINT total_positive",
+            ]
+        );
+    }
+
+    #[test]
+    fn unnamed_multi_action_or_already_not_valid_is_left_as_written() {
+        for sql in [
+            "ALTER TABLE orders ADD CHECK (total > 0)",
+            "ALTER TABLE orders ADD CONSTRAINT c CHECK (total > 0) NOT VALID",
+            "ALTER TABLE orders ADD CONSTRAINT c CHECK (total > 0), ADD COLUMN x int",
+            "ALTER TABLE orders ADD CONSTRAINT c UNIQUE (total)",
+        ] {
+            assert_eq!(form(sql), None, "{sql}");
+        }
     }
 }

@@ -214,21 +214,21 @@ async fn index_build_failed(
 }
 
 /// How many of `indexes` exist.
-/// Whether `table` has a constraint named `constraint` (`pg_constraint`).
-pub(super) async fn constraint_present(
+/// Whether `table` has a constraint named `constraint`, and if so whether it is validated
+/// (`pg_constraint.convalidated`): `None` when it has none.
+pub(super) async fn constraint_state(
     conn: &mut PgConnection,
     table: &Name,
     constraint: &str,
-) -> Result<bool, StepError> {
-    let n: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM pg_constraint WHERE conrelid = to_regclass($1) AND conname = $2",
+) -> Result<Option<bool>, StepError> {
+    sqlx::query_scalar(
+        "SELECT convalidated FROM pg_constraint WHERE conrelid = to_regclass($1) AND conname = $2",
     )
     .bind(table.regclass())
     .bind(constraint)
-    .fetch_one(&mut *conn)
+    .fetch_optional(&mut *conn)
     .await
-    .map_err(err)?;
-    Ok(n > 0)
+    .map_err(err)
 }
 
 pub(super) async fn indexes_present(

@@ -11,7 +11,7 @@ use super::connection::{Migrator, migrator};
 use super::fence::fence_database;
 use super::history::{HISTORY, PHASES, ensure_tables, forget};
 use super::indexes::{
-    IndexState, constraint_present, create_index_concurrently, drop_invalid_index,
+    IndexState, constraint_state, create_index_concurrently, drop_invalid_index,
     exec_cleaning_invalid, index_state, indexes_present, invalid_indexes, reindexed_table,
 };
 use super::retry::{DDL_BACKOFF, LockBackoff, exec_with_lock_retries};
@@ -186,8 +186,8 @@ impl Migration {
                     exec_cleaning_invalid(conn, stmt, &table.regclass(), &self.lock_timeout).await?
                 }
                 Effect::AttachConstraint { table, constraint } => {
-                    if constraint_present(conn, &table, &constraint).await? {
-                        continue; // attached by an attempt whose end was not recorded
+                    if constraint_state(conn, &table, &constraint).await?.is_some() {
+                        continue; // added by an attempt whose end was not recorded
                     }
                     exec_with_lock_retries(conn, stmt).await.map_err(failed)?;
                 }
@@ -580,7 +580,13 @@ impl Migration {
                 }
                 Effect::AttachConstraint { table, constraint } => {
                     judged += 1;
-                    if constraint_present(conn, &table, &constraint).await? {
+                    if constraint_state(conn, &table, &constraint).await?.is_some() {
+                        done += 1;
+                    }
+                }
+                Effect::ValidateConstraint { table, constraint } => {
+                    judged += 1;
+                    if constraint_state(conn, &table, &constraint).await? == Some(true) {
                         done += 1;
                     }
                 }
