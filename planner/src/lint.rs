@@ -294,6 +294,9 @@ rules! {
         or FOREIGN KEY added without NOT VALID, in a migration of its own, runs as ADD ... NOT \
         VALID and then VALIDATE CONSTRAINT in its own transaction, rewritten by `plan` so the \
         scan does not block the running version.";
+    NotNullViaCheck = "not-null-via-check", Info, "cutover", "A SET NOT NULL on a column the \
+        running version may leave NULL, alone in its migration, runs after that version is \
+        retired, through a validated CHECK so that SET NOT NULL skips its scan.";
     RequireConcurrentIndexCreation = "require-concurrent-index-creation", Error, "squawk", "CREATE \
         INDEX without CONCURRENTLY blocks writes while it builds.";
     RequireConcurrentIndexDeletion = "require-concurrent-index-deletion", Warning, "squawk", "DROP \

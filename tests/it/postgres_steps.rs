@@ -2181,3 +2181,63 @@ fn a_check_is_added_not_valid_then_validated_across_a_kill() {
         [1, 2]
     );
 }
+
+/// `SET NOT NULL` on a column the old version leaves NULL runs in contract through a validated
+/// CHECK. NULL rows still there: the validation fails naming the check, the column stays
+/// nullable; filled, the resume does what is left and the column ends NOT NULL, the check gone.
+#[test]
+fn set_not_null_is_enforced_through_a_validated_check_and_resumes_after_a_failure() {
+    let db = custom_db(
+        &[(
+            "V2__email_required.sql",
+            "-- pop/fizz: change_column(\"users\", \"email\", \"text\", {})\nALTER TABLE users \
+             ALTER COLUMN email SET NOT NULL;\n",
+        )],
+        "5s",
+    );
+    let plan = db.plan();
+    let step = plan["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == "migrate/contract/V2__email_required")
+        .unwrap_or_else(|| panic!("no contract step: {plan:#}"));
+    assert_eq!(
+        step["params"]["sql"],
+        serde_json::json!([
+            "ALTER TABLE users ADD CONSTRAINT users_email_not_null CHECK (email IS NOT NULL) NOT \
+             VALID;",
+            "ALTER TABLE users VALIDATE CONSTRAINT users_email_not_null;",
+            "ALTER TABLE users ALTER COLUMN email SET NOT NULL;",
+            "ALTER TABLE users DROP CONSTRAINT users_email_not_null;"
+        ]),
+        "{step:#}"
+    );
+    db.sql("INSERT INTO users (name, email) VALUES ('a', 'a@x'), ('b', NULL)");
+    let out = db.cutover(&["apply", "spec.toml"], &[]);
+    assert_eq!(out.status.code(), Some(3), "{}", transcript(&out));
+    assert!(
+        transcript(&out).contains("users_email_not_null"),
+        "{}",
+        transcript(&out)
+    );
+    let not_null = || {
+        db.sql("SELECT attnotnull FROM pg_attribute WHERE attrelid = 'users'::regclass AND attname = 'email'")
+    };
+    assert_eq!(not_null(), "f");
+    assert_eq!(db.history().len(), 1);
+
+    db.sql("UPDATE users SET email = name || '@unknown' WHERE email IS NULL");
+    let run = db.run_id();
+    let out = db.cutover(&["resume", &run], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
+    assert_eq!(not_null(), "t");
+    assert_eq!(
+        db.sql("SELECT count(*) FROM pg_constraint WHERE conname = 'users_email_not_null'"),
+        "0"
+    );
+    assert_eq!(
+        db.history().iter().map(|(v, _)| *v).collect::<Vec<_>>(),
+        [1, 2]
+    );
+}

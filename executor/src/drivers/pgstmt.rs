@@ -77,6 +77,22 @@ pub enum Effect {
         /// The constraint.
         constraint: String,
     },
+    /// `ALTER TABLE [IF EXISTS] [ONLY] table ALTER [COLUMN] column SET NOT NULL`: done when the
+    /// column is NOT NULL (`pg_attribute.attnotnull`).
+    SetNotNull {
+        /// The table.
+        table: Name,
+        /// The column, as PostgreSQL stores it.
+        column: String,
+    },
+    /// `ALTER TABLE [IF EXISTS] [ONLY] table DROP CONSTRAINT [IF EXISTS] name`: done when the
+    /// table has no such constraint.
+    DropConstraint {
+        /// The table.
+        table: Name,
+        /// The constraint.
+        constraint: String,
+    },
     /// Running it again changes nothing that matters (SET, RESET, SELECT, SHOW, ANALYZE,
     /// VACUUM, REINDEX without CONCURRENTLY): it does not decide whether the migration took
     /// effect.
@@ -351,6 +367,20 @@ fn attach_constraint(c: &mut Cursor) -> Option<Effect> {
     c.words(&["if", "exists"]);
     c.word("only");
     let table = c.name()?;
+    if c.word("alter") {
+        c.word("column");
+        let column = c.ident()?;
+        let set = c.words(&["set", "not", "null"]);
+        c.punct(';');
+        return (set && c.at == c.toks.len()).then_some(Effect::SetNotNull { table, column });
+    }
+    if c.words(&["drop", "constraint"]) {
+        c.words(&["if", "exists"]);
+        let constraint = c.ident()?;
+        c.word("restrict");
+        c.punct(';');
+        return (c.at == c.toks.len()).then_some(Effect::DropConstraint { table, constraint });
+    }
     if c.words(&["validate", "constraint"]) {
         let constraint = c.ident()?;
         c.punct(';');
@@ -505,6 +535,28 @@ mod tests {
                 table: n(None, "orders"),
                 constraint: "fk".into(),
             }
+        );
+        assert_eq!(
+            effect("ALTER TABLE users ALTER COLUMN \"Email\" SET NOT NULL;"),
+            Effect::SetNotNull {
+                table: n(None, "users"),
+                column: "Email".into(),
+            }
+        );
+        assert_eq!(
+            effect("ALTER TABLE users DROP CONSTRAINT users_email_not_null"),
+            Effect::DropConstraint {
+                table: n(None, "users"),
+                constraint: "users_email_not_null".into(),
+            }
+        );
+        assert_eq!(
+            effect("ALTER TABLE users DROP CONSTRAINT c CASCADE"),
+            Effect::Unknown
+        );
+        assert_eq!(
+            effect("ALTER TABLE users ALTER COLUMN email DROP NOT NULL"),
+            Effect::Unknown
         );
         assert_eq!(
             effect("ALTER TABLE orders VALIDATE CONSTRAINT fk;"),

@@ -18,7 +18,7 @@
 //! tables are not supported), and a statement whose finding an ignore comment silences (the
 //! author accepts the lock: that is the opt-out).
 
-use crate::analysis::{Inverse, MigrationAnalysis, StatementAnalysis};
+use crate::analysis::{Inverse, MigrationAnalysis, Phase, StatementAnalysis, StmtPhase};
 use crate::lint::{Finding, Severity};
 use crate::schema::{Schema, normalize};
 use squawk_syntax::ast::{self, AstNode};
@@ -77,6 +77,8 @@ pub(super) struct Concurrent {
     pub rules: &'static [&'static str],
     /// The info finding that replaces them.
     pub info: &'static str,
+    /// The statement runs only once the old version is retired (the migration becomes contract).
+    pub contract: bool,
     /// Statements, each with its inverse.
     pub sql: Vec<(String, Inverse)>,
 }
@@ -122,11 +124,20 @@ fn apply(
             ),
             blocking: false,
         });
+        if c.contract {
+            m.phase = Phase::Contract;
+        }
+        let phase = if c.contract {
+            StmtPhase::Contract
+        } else {
+            s.phase
+        };
         for (sql, inverse) in c.sql {
             m.statements.push(StatementAnalysis {
                 summary: one_line(&sql),
                 sql,
                 inverse,
+                phase,
                 transactional: false,
                 ..s.clone()
             });
@@ -283,13 +294,15 @@ fn concurrent_form(sql: &str, schema: &Schema, inverse: &Inverse) -> Option<Conc
         }
         ast::Stmt::AlterTable(at) => {
             return super::unique::unique_form(&at, sql, schema)
-                .or_else(|| super::unique::not_valid_form(&at, sql));
+                .or_else(|| super::unique::not_valid_form(&at, sql))
+                .or_else(|| super::not_null::not_null_form(&at, sql));
         }
         _ => return None,
     };
     Some(Concurrent {
         rules,
         info: REWRITTEN,
+        contract: false,
         sql: vec![(insert_after(sql, &after, " CONCURRENTLY"), inverse.clone())],
     })
 }

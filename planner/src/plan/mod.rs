@@ -30,6 +30,7 @@
 mod index;
 mod load;
 mod migrate;
+mod not_null;
 mod phases;
 mod policy;
 mod preflight;

@@ -96,6 +96,7 @@ pub(super) fn unique_form(at: &ast::AlterTable, sql: &str, schema: &Schema) -> O
     Some(Concurrent {
         rules,
         info: super::index::REWRITTEN,
+        contract: false,
         sql: vec![
             (index, Inverse::Sql(format!("DROP INDEX IF EXISTS {name};"))),
             (
@@ -316,6 +317,7 @@ pub(super) fn not_valid_form(at: &ast::AlterTable, sql: &str) -> Option<Concurre
     Some(Concurrent {
         rules: NOT_VALID_RULES,
         info: super::index::VALIDATED_APART,
+        contract: false,
         sql: vec![
             (
                 format!("{body} NOT VALID"),

@@ -231,6 +231,25 @@ pub(super) async fn constraint_state(
     .map_err(err)
 }
 
+/// Whether `column` of `table` is NOT NULL (`pg_attribute.attnotnull`); false when there is no
+/// such column.
+pub(super) async fn column_not_null(
+    conn: &mut PgConnection,
+    table: &Name,
+    column: &str,
+) -> Result<bool, StepError> {
+    let n: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM pg_attribute WHERE attrelid = to_regclass($1) AND attname = $2 \
+         AND attnotnull AND NOT attisdropped",
+    )
+    .bind(table.regclass())
+    .bind(column)
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(err)?;
+    Ok(n > 0)
+}
+
 pub(super) async fn indexes_present(
     conn: &mut PgConnection,
     indexes: &[Name],

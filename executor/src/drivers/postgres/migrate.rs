@@ -11,7 +11,7 @@ use super::connection::{Migrator, migrator};
 use super::fence::fence_database;
 use super::history::{HISTORY, PHASES, ensure_tables, forget};
 use super::indexes::{
-    IndexState, constraint_state, create_index_concurrently, drop_invalid_index,
+    IndexState, column_not_null, constraint_state, create_index_concurrently, drop_invalid_index,
     exec_cleaning_invalid, index_state, indexes_present, invalid_indexes, reindexed_table,
 };
 use super::retry::{DDL_BACKOFF, LockBackoff, exec_with_lock_retries};
@@ -188,6 +188,12 @@ impl Migration {
                 Effect::AttachConstraint { table, constraint } => {
                     if constraint_state(conn, &table, &constraint).await?.is_some() {
                         continue; // added by an attempt whose end was not recorded
+                    }
+                    exec_with_lock_retries(conn, stmt).await.map_err(failed)?;
+                }
+                Effect::DropConstraint { table, constraint } => {
+                    if constraint_state(conn, &table, &constraint).await?.is_none() {
+                        continue; // dropped by an attempt whose end was not recorded
                     }
                     exec_with_lock_retries(conn, stmt).await.map_err(failed)?;
                 }
@@ -587,6 +593,18 @@ impl Migration {
                 Effect::ValidateConstraint { table, constraint } => {
                     judged += 1;
                     if constraint_state(conn, &table, &constraint).await? == Some(true) {
+                        done += 1;
+                    }
+                }
+                Effect::SetNotNull { table, column } => {
+                    judged += 1;
+                    if column_not_null(conn, &table, &column).await? {
+                        done += 1;
+                    }
+                }
+                Effect::DropConstraint { table, constraint } => {
+                    judged += 1;
+                    if constraint_state(conn, &table, &constraint).await?.is_none() {
                         done += 1;
                     }
                 }
