@@ -327,7 +327,8 @@ enum SchemaKind {
     Lint,
     /// `cutover lint --list-rules --format json`.
     Rules,
-    /// The document printed instead when nothing could be planned (exit code 1).
+    /// The document printed instead when nothing could be planned (exit code 1, or 2 when
+    /// error findings stop the plan).
     Error,
     /// A line of `cutover log RUN --format json` and `apply --format json`.
     Event,

@@ -407,8 +407,8 @@ fn diagnostic_lines(diagnostics: &[Diagnostic]) -> Vec<String> {
     out
 }
 
-/// The document `--format json` prints when nothing could be planned (exit code 1; docs/json.md,
-/// docs/schemas/error.schema.json).
+/// The document `--format json` prints when nothing could be planned (exit code 1, or 2 when error
+/// findings stop the plan; docs/json.md, docs/schemas/error.schema.json).
 #[derive(Serialize, schemars::JsonSchema)]
 pub(crate) struct ErrorDoc<'a> {
     /// Version of the JSON documents (now 1); fields are only added within a version.
