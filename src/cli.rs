@@ -309,10 +309,10 @@ Exit codes: 0 rolled back; 1 refused; 4 stopped at a pivot or a failed undo.")]
         /// bash, zsh, fish, elvish or powershell.
         shell: clap_complete::Shell,
     },
-    /// Print the JSON Schema of an input file, for editors and CI, e.g. `cutover schema spec >
-    /// spec.schema.json` (the same as docs/spec.schema.json).
+    /// Print the JSON Schema of an input file or of a JSON output, for editors and CI, e.g.
+    /// `cutover schema spec > spec.schema.json` (the same as docs/schemas/spec.schema.json).
     Schema {
-        /// Which schema: `spec`, a release spec (plans/*.toml).
+        /// Which schema: `spec`, a release spec (plans/*.toml); or a `--format json` output.
         which: SchemaKind,
     },
 }
@@ -321,6 +321,38 @@ Exit codes: 0 rolled back; 1 refused; 4 stopped at a pivot or a failed undo.")]
 enum SchemaKind {
     /// A release spec (TOML).
     Spec,
+    /// `cutover plan SPEC --format json`.
+    Plan,
+    /// `cutover lint PATHS --format json`.
+    Lint,
+    /// `cutover lint --list-rules --format json`.
+    Rules,
+    /// The document printed instead when nothing could be planned (exit code 1, or 2 when
+    /// error findings stop the plan).
+    Error,
+    /// A line of `cutover log RUN --format json` and `apply --format json`.
+    Event,
+    /// `cutover status RUN --format json`.
+    Status,
+    /// `cutover runs --format json`.
+    Runs,
+}
+
+impl SchemaKind {
+    /// The JSON Schema, pretty-printed, ending in a newline: `docs/schemas/<name>.schema.json`.
+    fn json_schema(self) -> String {
+        use cutover_planner::render::{self, output_schema};
+        match self {
+            Self::Spec => cutover_planner::spec::json_schema(),
+            Self::Plan => render::plan_schema(),
+            Self::Lint => render::lint_schema(),
+            Self::Rules => render::rules_schema(),
+            Self::Error => output_schema::<crate::error::ErrorDoc>(),
+            Self::Event => output_schema::<cutover_executor::event::LogLine>(),
+            Self::Status => output_schema::<crate::exec::StatusDoc>(),
+            Self::Runs => output_schema::<Vec<cutover_executor::store::RunSummary>>(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -455,10 +487,8 @@ fn run(cli: Cli) -> Result<(), Error> {
             self::out(&String::from_utf8_lossy(&out));
             Ok(())
         }
-        Command::Schema {
-            which: SchemaKind::Spec,
-        } => {
-            self::out(&cutover_planner::spec::json_schema());
+        Command::Schema { which } => {
+            self::out(&which.json_schema());
             Ok(())
         }
     }

@@ -415,15 +415,22 @@ fn diagnostic_lines(diagnostics: &[Diagnostic]) -> Vec<String> {
     out
 }
 
-#[derive(Serialize)]
-struct ErrorDoc<'a> {
+/// The document `--format json` prints when nothing could be planned (exit code 1, or 2 when error
+/// findings stop the plan; docs/json.md, docs/schemas/error.schema.json).
+#[derive(Serialize, schemars::JsonSchema)]
+pub(crate) struct ErrorDoc<'a> {
+    /// Version of the JSON documents (now 1); fields are only added within a version.
     schema_version: u32,
+    /// What went wrong.
     error: ErrorBody<'a>,
 }
 
-#[derive(Serialize)]
+/// The error: a message and every problem found.
+#[derive(Serialize, schemars::JsonSchema)]
 struct ErrorBody<'a> {
+    /// One sentence.
     message: String,
+    /// Every problem found, in file order.
     diagnostics: &'a [Diagnostic],
 }
 

@@ -423,46 +423,76 @@ fn rollback_preview(common: &Common, run: &str, to: Option<&str>) -> Result<(), 
     Ok(())
 }
 
-#[derive(Serialize)]
-struct StatusDoc<'a> {
+/// `cutover status RUN --format json`: where a run stands, as its log tells it (docs/json.md,
+/// docs/schemas/status.schema.json).
+#[derive(Serialize, schemars::JsonSchema)]
+pub(crate) struct StatusDoc<'a> {
+    /// Run id (also the run directory's name).
     run_id: &'a str,
+    /// Release name.
     release: &'a str,
+    /// Plan hash at the start.
     plan_hash: &'a str,
+    /// A describe-only run (`apply --dry-run`).
     dry_run: bool,
+    /// How the last invocation ended (`succeeded`, `failed`, `paused`, `interrupted`,
+    /// `rolled_back`, `rollback_stopped`); null while one runs or after a crash.
+    #[schemars(with = "Option<Outcome>")]
     outcome: Option<&'static str>,
+    /// A rollback's `--to` target; null without a rollback and for a full rollback alike (serde
+    /// writes an outer and an inner `None` the same).
     rollback: Option<Option<&'a str>>,
+    /// Why the run is paused, or null.
     paused: Option<&'a str>,
-    /// When it paused (RFC 3339).
+    /// When it paused (RFC 3339), or null.
+    #[schemars(with = "Option<String>", extend("format" = "date-time"))]
     paused_at: Option<chrono::DateTime<chrono::Utc>>,
     /// The gate it waits at for `cutover promote`: `{"kind": "manual"|"hold", "step": ...}`.
     gate: Option<&'a cutover_executor::event::Gate>,
     /// It holds before the point of no return until promoted.
     hold: bool,
+    /// Where a rollback stopped and why, or null.
     rollback_stopped: Option<StoppedDoc<'a>>,
+    /// Databases a rollback put back to this run's backup.
     restored: Vec<RestoredDoc<'a>>,
+    /// The executor that holds the run now, or null.
     lock_holder: Option<cutover_executor::store::Holder>,
+    /// Bytes of a torn record at the log's end (not replayed), or null.
     torn_tail_bytes: Option<usize>,
+    /// Every step, in plan order.
     steps: Vec<StepDoc<'a>>,
 }
 
-#[derive(Serialize)]
+/// Where a rollback stopped.
+#[derive(Serialize, schemars::JsonSchema)]
 struct StoppedDoc<'a> {
+    /// The step the rollback could not undo.
     step: &'a str,
+    /// Why.
     reason: &'a str,
 }
 
-#[derive(Serialize)]
+/// A database a rollback restored from this run's backup.
+#[derive(Serialize, schemars::JsonSchema)]
 struct RestoredDoc<'a> {
+    /// The database (its name in the spec).
     database: &'a str,
+    /// The backup step whose dump was restored.
     backup: &'a str,
 }
 
-#[derive(Serialize)]
+/// One step of a run.
+#[derive(Serialize, schemars::JsonSchema)]
 struct StepDoc<'a> {
+    /// Step id.
     id: &'a str,
+    /// Where it stands.
     state: StepState,
+    /// Attempts started.
     attempts: u32,
+    /// How long its last attempt took, when it started and ended.
     duration_ms: Option<i64>,
+    /// Its last error, or null.
     error: Option<&'a str>,
 }
 

@@ -7,11 +7,12 @@ use serde_json::Value;
 
 /// What happened in a run. Stored externally tagged (`{"step_started": {...}}`), which serde reads
 /// without buffering; [`Record::to_flat_json`] gives the flat view `cutover log` prints.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Event {
     /// First event of every run (boxed: it is by far the largest, and a million-event log
     /// should not pay for it in every record).
+    #[schemars(description = "First event of every run.")]
     RunStarted(Box<RunStarted>),
     /// A process took over the run (first start or a resume).
     Attached {
@@ -138,7 +139,7 @@ pub enum Event {
 }
 
 /// How much of a long step's work is done: `done` of about `total` `unit`s.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Amount {
     /// Units done so far.
     pub done: u64,
@@ -151,7 +152,7 @@ pub struct Amount {
 }
 
 /// The first event of a run.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct RunStarted {
     /// Run id (also the directory name).
     pub run_id: String,
@@ -180,7 +181,7 @@ pub struct RunStarted {
 }
 
 /// Where a run waits for a person, until `cutover promote RUN`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Gate {
     /// A manual gate: the pause step `step` (a canary's `pause = "manual"`; Argo Rollouts'
@@ -218,7 +219,7 @@ impl Gate {
 }
 
 /// What a probe found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ProbeOutcome {
     /// The effect is in place.
@@ -228,7 +229,7 @@ pub enum ProbeOutcome {
 }
 
 /// How a run (or one invocation on it) ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
     /// Every step succeeded.
@@ -293,6 +294,67 @@ impl Record {
         }
         serde_json::Value::Object(out)
     }
+}
+
+/// A line of `cutover log RUN --format json` and `apply --format json`, as
+/// [`Record::to_flat_json`] writes it: `seq`, `time`, `type` (the event's tag) and the event's
+/// fields. Only its JSON Schema (`cutover schema event`) is of use: each of [`Event`]'s variants,
+/// as schemars derives it, flattened the same way.
+pub struct LogLine;
+
+impl schemars::JsonSchema for LogLine {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "LogLine".into()
+    }
+
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let event = Event::json_schema(generator);
+        let defs = generator.definitions().clone();
+        let branches: Vec<Value> = event
+            .get("oneOf")
+            .and_then(Value::as_array)
+            .expect("an externally tagged enum's schema is a oneOf")
+            .iter()
+            .map(|b| flat_branch(b, &defs))
+            .collect();
+        schemars::json_schema!({
+            "description": "One event of a run, on one line: `seq`, `time`, `type` and the \
+                            event's fields.",
+            "oneOf": branches
+        })
+    }
+}
+
+/// `{"step_started": {fields}}`'s schema as `{"seq", "time", "type": "step_started", fields}`'s.
+fn flat_branch(branch: &Value, defs: &serde_json::Map<String, Value>) -> Value {
+    let (tag, fields) = branch["properties"]
+        .as_object()
+        .and_then(|p| p.iter().next())
+        .expect("a variant's schema has its tag as its one property");
+    let fields = match fields["$ref"].as_str() {
+        Some(r) => &defs[r.trim_start_matches("#/$defs/")],
+        None => fields,
+    };
+    let mut properties = serde_json::json!({
+        "seq": {"description": "1-based position in the log.", "type": "integer", "minimum": 1},
+        "time": {"description": "When it was written (RFC 3339, UTC).",
+                 "type": "string", "format": "date-time"},
+        "type": {"description": "What happened.", "const": tag},
+    });
+    let mut required = vec![Value::from("seq"), "time".into(), "type".into()];
+    if let (Some(p), Some(own)) = (properties.as_object_mut(), fields["properties"].as_object()) {
+        p.extend(own.clone());
+    }
+    required.extend(fields["required"].as_array().into_iter().flatten().cloned());
+    let mut schema = serde_json::json!({
+        "type": "object",
+        "properties": properties,
+        "required": required,
+    });
+    if let Some(d) = branch.get("description") {
+        schema["description"] = d.clone();
+    }
+    schema
 }
 
 impl Event {

@@ -90,13 +90,14 @@ impl RecordedPlan {
 }
 
 /// Who holds a run.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct Holder {
     /// Process id.
     pub pid: u32,
     /// Host name.
     pub host: String,
-    /// Since when.
+    /// Since when (RFC 3339).
+    #[schemars(with = "String", extend("format" = "date-time"))]
     pub since: DateTime<Utc>,
     /// `apply`, `resume` or `rollback`.
     pub command: String,
@@ -347,18 +348,21 @@ fn run_id_of(dir: &Path) -> String {
 }
 
 /// One line of `cutover runs`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct RunSummary {
     /// Run id.
     pub run_id: String,
     /// Release.
     pub release: String,
-    /// Start time.
+    /// Start time (RFC 3339), null when the log has no events.
+    #[schemars(with = "Option<String>", extend("format" = "date-time"))]
     pub started_at: Option<DateTime<Utc>>,
-    /// Last event time.
+    /// Last event time (RFC 3339), null when the log has no events.
+    #[schemars(with = "Option<String>", extend("format" = "date-time"))]
     pub updated_at: Option<DateTime<Utc>>,
-    /// `succeeded`, `rolled_back`, `paused` (after a failure), `awaiting promotion` (at a manual
-    /// gate or hold), ..., or `in progress` / `stopped (resumable)`.
+    /// How the last invocation ended (`succeeded`, `failed`, `paused` after a failure,
+    /// `interrupted`, `rolled_back`, `rollback_stopped`), `awaiting promotion` at a manual gate or
+    /// hold, `in progress` while an executor holds it, or `stopped (resumable)` after a crash.
     pub state: String,
     /// Who started it.
     pub user: String,
@@ -369,7 +373,7 @@ pub struct RunSummary {
     pub stopped_at: Option<String>,
     /// Describe-only run.
     pub dry_run: bool,
-    /// Directory.
+    /// The run's directory (under the state directory, as given).
     pub dir: PathBuf,
 }
 

@@ -49,6 +49,7 @@ use crate::lint::{Finding, RuleId, Severity, rule};
 use crate::migrations::MigrationFile;
 use crate::schema::{Attachment, Schema, normalize};
 use crate::source::LineIndex;
+use schemars::JsonSchema;
 use serde::Serialize;
 use smol_str::SmolStr;
 use squawk_linter::{Linter, Rule, Violation};
@@ -57,7 +58,7 @@ use squawk_syntax::{Parse, SourceFile, SyntaxKind, SyntaxNode};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// When a statement is safe to run, relative to the two app versions.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum StmtPhase {
     /// Changes no schema (SET, BEGIN, SELECT, ANALYZE...).
@@ -74,7 +75,17 @@ pub enum StmtPhase {
 
 /// When a whole migration runs.
 #[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, serde::Deserialize,
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    serde::Deserialize,
+    JsonSchema,
 )]
 #[serde(rename_all = "lowercase")]
 pub enum Phase {
@@ -139,7 +150,7 @@ pub struct ColumnRename {
 }
 
 /// One statement of a migration.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct StatementAnalysis {
     /// 1-based line of the statement's first token.
     pub line: u32,
@@ -173,7 +184,7 @@ pub struct StatementAnalysis {
 pub const PLAN_IGNORABLE: &[&str] = &["rename-rewrite-incomplete", "rename-type-unknown"];
 
 /// One migration file, analyzed.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct MigrationAnalysis {
     /// Path as displayed.
     pub file: String,

@@ -18,6 +18,7 @@ use crate::spec::{RouterKind, Stage, StrategyKind};
 use fixedbitset::FixedBitSet;
 use petgraph::Direction;
 use petgraph::graph::{DiGraph, NodeIndex};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
@@ -79,7 +80,7 @@ impl StepKind {
 }
 
 /// One statement of a migration step, as shown to reviewers.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct StatementRef {
     /// Line in the migration file.
     pub line: u32,
@@ -90,7 +91,7 @@ pub struct StatementRef {
 /// A step's parameters, tagged with its kind: the kind of a step follows from its parameters, and
 /// each driver gets its own variant's struct. In JSON the step carries `"kind": "migrate"` and
 /// `"params": {...}` (adjacently tagged, flattened into [`Step`]).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "kind", content = "params", rename_all = "lowercase")]
 pub enum Params {
     /// Read-only checks before anything changes.
@@ -120,7 +121,7 @@ pub enum Params {
 }
 
 /// Parameters of a `preflight` step.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct PreflightParams {
     /// Databases to connect to, with what their migration history must say.
     pub databases: Vec<DatabaseCheck>,
@@ -151,7 +152,7 @@ pub struct PreflightParams {
 }
 
 /// Parameters of a `backup` step.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct BackupParams {
     /// Database name in the spec.
     pub database: String,
@@ -162,7 +163,7 @@ pub struct BackupParams {
 }
 
 /// Parameters of a `migrate` step.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct MigrateParams {
     /// Database name in the spec.
     pub database: String,
@@ -198,7 +199,7 @@ pub struct MigrateParams {
 }
 
 /// Parameters of a `backfill` step.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct BackfillParams {
     /// Database name in the spec.
     pub database: String,
@@ -221,7 +222,7 @@ pub struct BackfillParams {
 }
 
 /// Parameters of a `deploy` step.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct DeployParams {
     /// Service.
     pub service: String,
@@ -244,7 +245,7 @@ pub struct DeployParams {
 }
 
 /// Parameters of a `health` step.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct HealthParams {
     /// Service.
     pub service: String,
@@ -262,7 +263,7 @@ pub struct HealthParams {
 }
 
 /// Parameters of a `shift` step.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct ShiftParams {
     /// Service.
     pub service: String,
@@ -280,7 +281,7 @@ pub struct ShiftParams {
 
 /// Parameters of a `pause` step. Unknown fields are refused: with `duration` optional, another
 /// kind's parameters would otherwise read as a manual gate.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PauseParams {
     /// Service.
@@ -291,7 +292,7 @@ pub struct PauseParams {
 }
 
 /// Parameters of a `analysis` step.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct AnalysisParams {
     /// Service.
     pub service: String,
@@ -314,7 +315,7 @@ pub struct AnalysisParams {
 }
 
 /// Parameters of a `retire` / `cleanup` step.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct VersionParams {
     /// Service.
     pub service: String,
@@ -338,7 +339,7 @@ pub struct VersionParams {
 }
 
 /// Parameters of a `command` step.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct CommandParams {
     /// Hook name.
     pub name: String,
@@ -362,7 +363,7 @@ pub struct CommandParams {
 
 /// A router as a step drives it: the spec's `[router]`, paths as written (relative ones resolve
 /// against the spec's directory).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct RouterParams {
     /// nginx or HAProxy.
     pub kind: RouterKind,
@@ -407,7 +408,7 @@ impl From<&crate::spec::Router> for RouterParams {
 }
 
 /// One server of an upstream/backend and its weight (0: in the upstream, no new traffic).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Server {
     /// `host:port`.
     pub addr: String,
@@ -416,7 +417,7 @@ pub struct Server {
 }
 
 /// One shift as preflight sees it: which step, which upstream, the servers after it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct PlannedShift {
     /// Step id.
     pub step: String,
@@ -427,7 +428,7 @@ pub struct PlannedShift {
 }
 
 /// A program a `command` step starts, as preflight checks it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct ProgramCheck {
     /// Who starts it: `command/smoke`, `command/smoke (undo)`, `command/smoke (probe)`.
     pub what: String,
@@ -439,7 +440,7 @@ pub struct ProgramCheck {
 }
 
 /// What preflight checks about one database.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct DatabaseCheck {
     /// Database name in the spec.
     pub name: String,
@@ -459,7 +460,7 @@ pub struct DatabaseCheck {
 }
 
 /// A migration as refinery's history table records it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct HistoryEntry {
     /// Version.
     pub version: u64,
@@ -474,15 +475,20 @@ pub struct HistoryEntry {
 /// In JSON its fields come in this order: `id`, `kind`, `phase`, `depends_on`, `description`,
 /// `idempotent`, `reversible`, `undo`, `params`, `hash`; `kind` and `params` are [`Params`]'
 /// tag and content (read back in any order).
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
+#[schemars(
+    description = "One node of the release DAG: `kind` and `params` go together, one \
+                          of the variants below."
+)]
 pub struct Step {
     /// Stable, human-readable id, e.g. `migrate/expand/V2__add_full_name`.
     pub id: String,
     /// What it does and with what: `kind` and `params` in JSON.
     #[serde(flatten)]
     pub params: Params,
-    /// `expand` or `contract`, for `migrate` steps.
-    #[serde(default)]
+    /// `expand` or `contract`, for `migrate` steps (left out for the others: the hand-written
+    /// `Serialize` skips it, and the schema says so).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phase: Option<Phase>,
     /// Ids of the steps that must finish first.
     pub depends_on: Vec<String>,
@@ -595,7 +601,7 @@ impl Params {
 
 /// Downtime of a recreate release: the old version stops at `from` and the new one serves after
 /// `to`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Downtime {
     /// Step that stops the old version.
     pub from: String,

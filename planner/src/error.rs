@@ -5,12 +5,13 @@
 
 use crate::lint::Finding;
 use crate::source::Location;
+use schemars::JsonSchema;
 use serde::Serialize;
 use std::fmt;
 use std::path::PathBuf;
 
 /// One problem with the input, with where it is and what to do.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
 pub struct Diagnostic {
     /// Where the problem is.
     #[serde(flatten)]
@@ -30,7 +31,7 @@ pub struct Diagnostic {
 }
 
 /// The rule a finding diagnostic comes from.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
 pub struct FindingRef {
     /// The rule's id.
     pub rule: String,

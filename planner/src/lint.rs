@@ -9,7 +9,7 @@
 
 use crate::error::Diagnostic;
 use crate::source::Location;
-use serde::ser::{Serialize, SerializeStruct, Serializer};
+use serde::ser::{Serialize, Serializer};
 use std::fmt;
 
 /// Where the rules are documented: one section per rule, whose heading is the rule id, so that
@@ -27,7 +27,9 @@ pub fn doc_link(id: &str) -> String {
 }
 
 /// How bad a finding is. `error` findings make `plan` and `lint` exit with code 2.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
     /// Worth knowing; never fails a build.
@@ -98,20 +100,56 @@ impl Finding {
 
 impl Serialize for Finding {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut s = serializer.serialize_struct("Finding", 7)?;
-        s.serialize_field("rule", &self.rule)?;
-        s.serialize_field("severity", &self.severity)?;
-        s.serialize_field("file", &self.file)?;
-        s.serialize_field("line", &self.line)?;
-        s.serialize_field("message", &self.message)?;
-        s.serialize_field("hint", &self.hint)?;
-        s.serialize_field("doc", &self.doc())?;
-        s.end()
+        FindingDoc::of(self).serialize(serializer)
+    }
+}
+
+impl schemars::JsonSchema for Finding {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Finding".into()
+    }
+
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        <FindingDoc as schemars::JsonSchema>::json_schema(generator)
+    }
+}
+
+/// A [`Finding`] as JSON output shows it: without `blocking` (implied by the rule), with `doc`.
+#[derive(serde::Serialize, schemars::JsonSchema)]
+#[schemars(description = "One finding of the analysis.")]
+struct FindingDoc<'a> {
+    /// Stable rule id (`cutover lint --list-rules`), e.g. `require-concurrent-index-creation`.
+    rule: &'a str,
+    /// How bad it is.
+    severity: Severity,
+    /// Migration file (as displayed).
+    file: &'a str,
+    /// 1-based line of the statement.
+    line: u32,
+    /// One sentence: what is wrong.
+    message: &'a str,
+    /// One line: how to fix it.
+    hint: &'a str,
+    /// Where the rule is documented, with a bad and a good example: `docs/rules.md#<rule>`.
+    doc: String,
+}
+
+impl<'a> FindingDoc<'a> {
+    fn of(f: &'a Finding) -> Self {
+        FindingDoc {
+            rule: &f.rule,
+            severity: f.severity,
+            file: &f.file,
+            line: f.line,
+            message: &f.message,
+            hint: &f.hint,
+            doc: f.doc(),
+        }
     }
 }
 
 /// Description of a rule, for `cutover lint --list-rules` and the docs.
-#[derive(Debug, Clone, Copy, serde::Serialize)]
+#[derive(Debug, Clone, Copy, serde::Serialize, schemars::JsonSchema)]
 pub struct RuleInfo {
     /// Stable id.
     pub id: &'static str,
@@ -394,7 +432,7 @@ pub fn rule(id: &str) -> Option<&'static RuleInfo> {
 }
 
 /// Counts of findings per severity.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
 pub struct Counts {
     /// `error` findings.
     pub error: usize,

@@ -42,7 +42,7 @@ impl LineIndex {
 }
 
 /// A place in a file: what errors and findings point at.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Location {
     /// The file as the user named it (relative paths stay relative).
     pub file: String,

@@ -14,6 +14,7 @@ mod plan_cli;
 mod postgres_steps;
 mod project_config;
 mod routers;
+mod schemas;
 mod stack;
 mod state_errors;
 mod transcripts;

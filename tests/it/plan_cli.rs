@@ -787,10 +787,12 @@ fn schema_spec_prints_the_committed_json_schema() {
     let out = cutover(&["schema", "spec"]);
     assert_no_panic(&out);
     assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
-    let committed = std::fs::read(crate::common::root().join("docs/spec.schema.json")).unwrap();
+    let committed =
+        std::fs::read(crate::common::root().join("docs/schemas/spec.schema.json")).unwrap();
     assert!(
         out.stdout == committed,
-        "docs/spec.schema.json is stale: run `cutover schema spec > docs/spec.schema.json`"
+        "docs/schemas/spec.schema.json is stale: run `cutover schema spec > \
+         docs/schemas/spec.schema.json`"
     );
     let schema: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(schema["required"], serde_json::json!(["release"]));

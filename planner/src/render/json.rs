@@ -4,28 +4,45 @@ use super::Summary;
 use crate::analysis::MigrationAnalysis;
 use crate::dag::{Downtime, Plan, Step};
 use crate::lint::{Counts, Finding};
+use crate::spec::StrategyKind;
+use schemars::JsonSchema;
 use serde::Serialize;
 use std::collections::BTreeMap;
 
 /// Version of the JSON documents; bumped on any incompatible change.
 pub const JSON_SCHEMA_VERSION: u32 = 1;
 
-#[derive(Serialize)]
-struct PlanDoc<'a> {
+/// `cutover plan SPEC --format json`: the release plan (docs/json.md,
+/// docs/schemas/plan.schema.json).
+#[derive(Serialize, JsonSchema)]
+pub(crate) struct PlanDoc<'a> {
+    /// Version of the JSON documents (now 1); fields are only added within a version.
     schema_version: u32,
+    /// The release's name (`[release] name`).
     release: &'a str,
+    /// sha256 (64 hex characters) over the plan format version and the step fingerprints: the
+    /// same spec and migration contents give the same hash on any machine.
     plan_hash: &'a str,
-    strategies: BTreeMap<&'a str, &'static str>,
+    /// Each service's strategy.
+    strategies: BTreeMap<&'a str, StrategyKind>,
+    /// Headline numbers.
     summary: Summary,
+    /// The first step a rollback cannot undo; null if every step can be undone.
     point_of_no_return: Option<&'a str>,
+    /// A recreate release's downtime window; null for the other strategies.
     downtime: Option<&'a Downtime>,
+    /// The steps, in dependency order.
     steps: Vec<&'a Step>,
+    /// What the analysis found in the migrations.
     findings: &'a [Finding],
+    /// Every migration of the release, analyzed.
     migrations: Vec<MigrationDoc<'a>>,
 }
 
-#[derive(Serialize)]
-struct MigrationDoc<'a> {
+/// A migration of a plan, with the database it belongs to.
+#[derive(Serialize, JsonSchema)]
+pub(crate) struct MigrationDoc<'a> {
+    /// The database (its name in the spec).
     database: &'a str,
     #[serde(flatten)]
     migration: &'a MigrationAnalysis,
@@ -40,7 +57,7 @@ pub fn plan_json(plan: &Plan) -> String {
         strategies: plan
             .strategies
             .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .map(|(k, v)| (k.as_str(), *v))
             .collect(),
         summary: Summary::of(plan),
         point_of_no_return: plan.point_of_no_return().map(|s| s.id.as_str()),
@@ -61,11 +78,16 @@ pub fn plan_json(plan: &Plan) -> String {
     s
 }
 
-#[derive(Serialize)]
-struct LintDoc<'a> {
+/// `cutover lint PATHS --format json` (docs/json.md, docs/schemas/lint.schema.json).
+#[derive(Serialize, JsonSchema)]
+pub(crate) struct LintDoc<'a> {
+    /// Version of the JSON documents (now 1); fields are only added within a version.
     schema_version: u32,
+    /// Findings by severity.
     summary: Counts,
+    /// Every migration linted, in file order.
     migrations: &'a [MigrationAnalysis],
+    /// What the analysis found.
     findings: &'a [Finding],
 }
 

@@ -6,12 +6,14 @@ mod ci;
 mod graph;
 mod json;
 mod markdown;
+mod schema;
 mod text;
 
 pub use ci::{lint_github, lint_sarif};
 pub use graph::{dot, mermaid};
 pub use json::{JSON_SCHEMA_VERSION, lint_json, plan_json};
 pub use markdown::{MARKDOWN_LIMIT, blocked_markdown, markdown};
+pub use schema::{lint_schema, output_schema, plan_schema, rules_schema};
 pub use text::{lint_text, plan_text};
 
 use crate::analysis::Phase;
@@ -20,7 +22,7 @@ use crate::lint::Counts;
 use serde::Serialize;
 
 /// Headline numbers of a plan, shared by every format.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct Summary {
     /// Number of steps.
     pub steps: usize,

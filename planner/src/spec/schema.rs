@@ -1,6 +1,7 @@
 //! The JSON Schema of a release spec ([`json_schema`], `cutover schema spec`,
-//! `docs/spec.schema.json`), derived by schemars from the serde types that parse specs. Durations
-//! and a canary's `pause` deserialize from strings by hand, so their schemas are written here.
+//! `docs/schemas/spec.schema.json`), derived by schemars from the serde types that parse specs.
+//! Durations and a canary's `pause` deserialize from strings by hand, so their schemas are
+//! written here (and serve the JSON outputs' schemas too).
 
 use super::{CanaryPause, ReleaseSpec};
 use crate::duration::Duration;
@@ -83,14 +84,14 @@ mod tests {
     use super::*;
     use serde_json::Value;
 
-    const COMMITTED: &str = include_str!("../../../docs/spec.schema.json");
+    const COMMITTED: &str = include_str!("../../../docs/schemas/spec.schema.json");
 
     #[test]
     fn the_committed_schema_is_the_generated_one() {
         assert!(
             COMMITTED == json_schema(),
-            "docs/spec.schema.json is stale: run `cargo run -q -- schema spec > \
-             docs/spec.schema.json` and commit it"
+            "docs/schemas/spec.schema.json is stale: run `cargo run -q -- schema spec > \
+             docs/schemas/spec.schema.json` and commit it"
         );
     }
 
