@@ -774,6 +774,10 @@ pub fn a_run_aborted_at_its_hold_rolls_back_what_was_done() {
         "{}",
         transcript(&plan)
     );
+    let plan = cutover(dir.path(), &["plan", "spec.toml", "--format", "json"], &[]);
+    let doc: Value = serde_json::from_slice(&plan.stdout).unwrap();
+    assert_eq!(doc["hold"], true, "{doc:#}");
+    assert_eq!(doc["point_of_no_return"], "command/c", "{doc:#}");
     let plan = cutover(
         dir.path(),
         &["plan", "spec.toml", "--format", "markdown"],

@@ -31,6 +31,10 @@ pub(crate) struct PlanDoc<'a> {
     point_of_no_return: Option<&'a str>,
     /// A recreate release's downtime window; null for the other strategies.
     downtime: Option<&'a Downtime>,
+    /// The spec's `[release] hold`: every run stops before `point_of_no_return` until `cutover
+    /// promote` (present only when true; `apply --hold` asks the same per run).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    hold: bool,
     /// The steps, in dependency order.
     steps: Vec<&'a Step>,
     /// What the analysis found in the migrations.
@@ -62,6 +66,7 @@ pub fn plan_json(plan: &Plan) -> String {
         summary: Summary::of(plan),
         point_of_no_return: plan.point_of_no_return().map(|s| s.id.as_str()),
         downtime: plan.downtime.as_ref(),
+        hold: plan.hold,
         steps: plan.steps().collect(),
         findings: &plan.findings,
         migrations: plan
