@@ -179,7 +179,8 @@ rules! {
         comments only, or only SET and SELECTs that change nothing): legal in refinery, diesel \
         and pop; applied and recorded like any other, changing no schema.";
     PhaseDeclarationMismatch = "phase-declaration-mismatch", Error, "cutover", "A `-- \
-        cutover:phase=` declaration that the statements contradict.";
+        cutover:phase=` declaration that the statements contradict, or one after the first \
+        statement, which cutover does not read.";
     MixedPhaseMigration = "mixed-phase-migration", Error, "cutover", "One migration holds both \
         expand and contract statements; they must run at different times.";
     BreakingRenameColumn = "breaking-rename-column", Warning, "cutover", "RENAME COLUMN breaks \
@@ -215,7 +216,7 @@ rules! {
         TRUNCATE, DELETE without WHERE); it is a pivot: only a backup restore undoes it.";
     ConcurrentlyInTransaction = "concurrently-in-transaction", Error, "cutover", "CREATE/DROP \
         INDEX CONCURRENTLY (or another statement that cannot run in a transaction) shares its \
-        migration with other statements.";
+        migration with statements that need one.";
     UnbatchedDml = "unbatched-dml", Warning, "cutover", "UPDATE or DELETE of a whole existing \
         table in one transaction holds row locks for the whole run.";
     TableRewrite = "table-rewrite", Warning, "cutover", "The statement rewrites the whole table \

@@ -29,6 +29,7 @@ pub(super) fn analyze_file(
         .map(|o| fc.index.line(o));
     let declared = declared_phase(&fc.comments, first_line, &fc.index);
     let declared_ok: Option<Phase> = declared.as_ref().and_then(|(d, _)| d.clone().ok());
+    fc.late_declarations(first_line);
 
     let mut prev_end = 0usize;
     for stmt in parse.tree().stmts() {
@@ -314,8 +315,9 @@ impl<'a> FileCheck<'a> {
         line: u32,
     ) -> BTreeMap<String, u32> {
         let (index, comments) = (&self.index, &self.comments);
-        // An ignore comment belongs to the statement on its own line (written after it) or to
-        // the next statement (written on the lines above it), never to one further on.
+        // An ignore comment belongs to one statement: the one it follows on its line (written
+        // after it) or the first one starting on the line below (written above it), never to
+        // one further on.
         let prev_line = (prev_end > 0).then(|| index.line(prev_end.saturating_sub(1)));
         let end_line = index.line(end.saturating_sub(1));
         // Written above it, the comment must be in the block of comment lines right above the
@@ -339,10 +341,21 @@ impl<'a> FileCheck<'a> {
             .filter(|(at, _)| Some(index.line(*at)) != prev_line && attached(*at))
             .cloned()
             .collect();
+        // Written after it, the comment must follow it directly: on a line of two statements
+        // (`A; B; -- cutover:ignore ...`) it is the last one's, the statement the line ends.
+        let (starts, text) = (&self.token_starts, self.text);
+        let follows_directly = |at: usize| {
+            let from = starts.partition_point(|&t| t < end);
+            starts[from..]
+                .iter()
+                .take_while(|&&t| t < at)
+                .all(|&t| text[t..].starts_with(';'))
+        };
         let trailing_from = comments.partition_point(|(at, _)| *at < end);
         let trailing: Vec<(usize, String)> = comments[trailing_from..]
             .iter()
             .take_while(|(at, _)| index.line(*at) == end_line)
+            .filter(|(at, _)| follows_directly(*at))
             .cloned()
             .collect();
         let mut ignores = ignores_between(&own, prev_end, first, index);
@@ -676,6 +689,22 @@ impl<'a> FileCheck<'a> {
         }
     }
 
+    /// `-- cutover:phase=` declarations after the first statement (on `first_line`): not read,
+    /// so reported rather than silently ignored.
+    fn late_declarations(&mut self, first_line: Option<u32>) {
+        for line in late_phase_declarations(&self.comments, first_line, &self.index) {
+            let f = self.make(
+                "phase-declaration-mismatch",
+                line,
+                "this `-- cutover:phase=` declaration comes after the first statement: cutover \
+                 reads only a declaration before it, so this one would be ignored"
+                    .into(),
+                "move it to the top of the file, before the first statement, or remove it".into(),
+            );
+            self.pending.push((None, f));
+        }
+    }
+
     /// A statement that cannot run in a transaction must be alone (SET/RESET aside).
     fn not_alone(&mut self) {
         let others = self
@@ -695,8 +724,9 @@ impl<'a> FileCheck<'a> {
                      statement(s) that would share its run",
                     s.summary
                 ),
-                "move it into a migration file of its own; cutover runs such a file statement by \
-                 statement outside a transaction"
+                "move it into a migration file of its own (or with other statements that cannot \
+                 run in a transaction); cutover runs such a file statement by statement outside a \
+                 transaction"
                     .into(),
             );
             self.pending.push((None, f));
@@ -711,7 +741,7 @@ impl<'a> FileCheck<'a> {
         let mut used: BTreeSet<(usize, String)> = BTreeSet::new();
         for (span, f) in std::mem::take(&mut self.pending) {
             if let Some(i) = span
-                && f.rule != "unparseable-statement"
+                && !unsilenceable(&f.rule)
                 && self.spans[i].ignores.contains_key(&f.rule)
             {
                 used.insert((i, f.rule));
@@ -747,6 +777,11 @@ impl<'a> FileCheck<'a> {
                 }
                 let why = if id == "unparseable-statement" {
                     "an unreadable statement cannot be ignored".to_string()
+                } else if unsilenceable(id) {
+                    format!(
+                        "`{id}` cannot be ignored: the migration cannot run correctly as written \
+                         (PostgreSQL refuses it, or part of it would commit on its own)"
+                    )
                 } else if rule(id).is_none() {
                     format!("there is no rule `{id}` (`cutover lint --list-rules` lists them)")
                 } else {
@@ -766,6 +801,13 @@ impl<'a> FileCheck<'a> {
         }
         findings
     }
+}
+
+/// Rules an ignore comment cannot silence: those that stop every plan because the migration
+/// cannot run as one correct, recorded unit (PostgreSQL refuses a statement, or part of the file
+/// would commit on its own). An ignore naming one is reported as unused.
+fn unsilenceable(rule: &str) -> bool {
+    crate::plan::policy::blocks_always(rule)
 }
 
 /// What the file-level checks need of a statement: its drops and creates (taken from `class`),

@@ -28,7 +28,7 @@
 mod load;
 mod migrate;
 mod phases;
-mod policy;
+pub(crate) mod policy;
 mod preflight;
 mod recreate;
 mod rename;
