@@ -127,6 +127,8 @@ struct Extra {
     literals: Vec<String>,
     /// `ALTER TYPE t ADD VALUE 'v'` (or those of a DO block): the type's key and the literal.
     enum_add: Vec<(String, String)>,
+    /// `ALTER TYPE t RENAME VALUE 'a' TO 'b'`: the type's key, `a` and `b`.
+    enum_rename: Option<(String, String, String)>,
 }
 
 /// A file's parse errors in offset order (ties in the parser's order); `taken` marks those a
@@ -440,7 +442,18 @@ impl<'a> FileCheck<'a> {
     fn enum_values_in_one_transaction(&mut self) {
         let mut added: Vec<(String, String, u32)> = Vec::new();
         let mut created_types: BTreeSet<String> = BTreeSet::new();
+        let mut renamed_new: Vec<usize> = Vec::new();
         for (i, e) in self.extras.iter().enumerate() {
+            // Renaming a value added in this transaction is no use of it (PostgreSQL accepts
+            // it); the new name is as uncommitted as the old one, and the running version
+            // never knew either.
+            if let Some((ty, from, to)) = &e.enum_rename
+                && let Some(k) = added.iter().position(|(t, l, _)| t == ty && l == from)
+            {
+                added[k].1 = to.clone();
+                renamed_new.push(i);
+                continue;
+            }
             for (v, literal, at) in &added {
                 if e.literals.contains(literal) && !e.enum_add.iter().any(|(_, l)| l == literal) {
                     let f = self.make(
@@ -470,6 +483,11 @@ impl<'a> FileCheck<'a> {
                     .filter(|(k, _)| *k == "type")
                     .map(|(_, n)| n.clone()),
             );
+        }
+        for i in renamed_new {
+            self.statements[i].phase = StmtPhase::Expand;
+            self.pending
+                .retain(|(s, f)| *s != Some(i) || f.rule != RuleId::BreakingRenameObject.as_str());
         }
     }
 
@@ -819,10 +837,29 @@ fn extra_of(
     literal_tokens: Vec<(SyntaxKind, &str)>,
     class: &mut Class,
 ) -> Extra {
-    let literals: Vec<String> = if matches!(stmt, ast::Stmt::Do(_)) {
+    let mut literals: Vec<String> = if matches!(stmt, ast::Stmt::Do(_)) {
         std::mem::take(&mut class.literals)
     } else {
         literal_values(literal_tokens)
+    };
+    // A LANGUAGE sql body is parsed and checked when the function is created (PostgreSQL
+    // manual, CREATE FUNCTION, and check_function_bodies): the literals in it are used then.
+    if matches!(
+        stmt,
+        ast::Stmt::CreateFunction(_) | ast::Stmt::CreateProcedure(_)
+    ) && has_seq(w, &["language", "sql"])
+    {
+        let inner: Vec<String> = literals.iter().flat_map(|b| quoted_in(b)).collect();
+        literals.extend(inner);
+    }
+    let enum_rename = match stmt {
+        ast::Stmt::AlterType(_) if has_seq(w, &["rename", "value"]) => {
+            match (name_after(stmt.syntax(), "type", &[]), literals.as_slice()) {
+                (Some(ty), [from, to, ..]) => Some((normalize(&ty), from.clone(), to.clone())),
+                _ => None,
+            }
+        }
+        _ => None,
     };
     let enum_add = match stmt {
         ast::Stmt::AlterType(_) if has_seq(w, &["add", "value"]) => {
@@ -842,7 +879,34 @@ fn extra_of(
         tx: tx_control(stmt, w),
         literals,
         enum_add,
+        enum_rename,
     }
+}
+
+/// The single-quoted literals in a piece of SQL (a function body), quotes doubled inside one
+/// read as one.
+fn quoted_in(sql: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut chars = sql.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c != '\'' {
+            continue;
+        }
+        let mut lit = String::new();
+        while let Some(c) = chars.next() {
+            if c == '\'' {
+                if chars.peek() == Some(&'\'') {
+                    chars.next();
+                    lit.push('\'');
+                    continue;
+                }
+                break;
+            }
+            lit.push(c);
+        }
+        out.push(lit);
+    }
+    out
 }
 
 /// Where the statement at `start..end` is, with its ignore comments, and whether its table is
