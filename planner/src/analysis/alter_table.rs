@@ -511,6 +511,83 @@ fn add_constraint(
         }
     }
     learn::add_constraint(schema, table, ac);
+    if let Some(n) = &name
+        && let (Some(old), Some(new)) = (
+            schema.foreign_key_dropped_in_file(table, n),
+            schema.foreign_key(table, n),
+        )
+    {
+        judge_replaced_foreign_key(c, old, new, table);
+    }
+}
+
+/// A foreign key dropped and added again under its name in one file: the old version's
+/// writes meet the new definition from the commit on. Other columns or another referenced key,
+/// `ON DELETE`/`ON UPDATE` no longer acting (CASCADE, SET NULL, SET DEFAULT to NO ACTION or
+/// RESTRICT), NO ACTION to RESTRICT, `MATCH FULL` or no longer `DEFERRABLE`: it can reject what
+/// the old version's deletes, updates and inserts did (contract). `ON DELETE`/`ON UPDATE`
+/// newly acting: the old version's deletes or key updates of the referenced table now delete
+/// or change rows of this one (contract, data loss). PostgreSQL manual, CREATE TABLE,
+/// REFERENCES.
+fn judge_replaced_foreign_key(
+    c: &mut Class,
+    old: &crate::schema::ForeignKey,
+    new: &crate::schema::ForeignKey,
+    table: &str,
+) {
+    use StmtPhase::*;
+    let acts = |a: &str| matches!(a, "cascade") || a.starts_with("set ");
+    let strength = |a: &str| match a {
+        "restrict" => 2,
+        _ if acts(a) => 0,
+        _ => 1,
+    };
+    let (o, n) = (&old.actions, &new.actions);
+    let stricter = old.columns != new.columns
+        || old.references != new.references
+        || old.referenced_columns != new.referenced_columns
+        || strength(&n.on_delete) > strength(&o.on_delete)
+        || strength(&n.on_update) > strength(&o.on_update)
+        || (n.match_full && !o.match_full)
+        || (o.deferrable && !n.deferrable)
+        || (o.initially_deferred && !n.initially_deferred);
+    let parent = &new.references;
+    if stricter {
+        c.raise(Contract);
+        c.declarable = true;
+        c.finding(
+            RuleId::ConstraintRejectsOldWrites,
+            format!(
+                "`{}` is added again with another definition than the one this file dropped: \
+                 it can reject writes of the version still running (its deletes or key updates \
+                 of `{parent}`, or its writes of `{table}`), which the old definition let \
+                 through; cutover places it after that version is retired",
+                new.name
+            ),
+            RECIPE_CONSTRAINT_OLD_WRITES,
+        );
+    }
+    let newly = |a: &str, b: &str| acts(b) && a != b;
+    for (event, was, now) in [
+        ("DELETE", &o.on_delete, &n.on_delete),
+        ("UPDATE", &o.on_update, &n.on_update),
+    ] {
+        if newly(was, now) {
+            c.raise(Contract);
+            c.declarable = true;
+            c.finding(
+                RuleId::DataLoss,
+                format!(
+                    "`{}` now says ON {event} {}: the running version's {event}s of `{parent}` \
+                     rows now also change or delete rows of `{table}` (before: {was})",
+                    new.name,
+                    now.to_uppercase()
+                ),
+                "change the referential action after the old version is retired (contract), \
+                 or declare `-- cutover:phase=expand` if its deletes may cascade",
+            );
+        }
+    }
 }
 
 /// What the constraint ADD CONSTRAINT `ac` (named `name`, with words `aw`) adds to `t` rejects
