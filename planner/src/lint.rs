@@ -245,6 +245,9 @@ rules! {
     ConstraintRejectsOldWrites = "constraint-rejects-old-writes", Warning, "cutover", "A CHECK, \
         FOREIGN KEY, UNIQUE or PRIMARY KEY constraint (or unique index) on columns the running \
         version writes can reject its writes; it is placed in the contract phase.";
+    InheritChangesOldReads = "inherit-changes-old-reads", Warning, "cutover", "ALTER TABLE \
+        ... INHERIT (or NO INHERIT) a table the running version uses: its reads, updates and \
+        deletes of the parent start (or stop) reaching the child's rows; placed in contract.";
     BreakingFunctionOverload = "breaking-function-overload", Error, "cutover", "CREATE FUNCTION \
         of a new overload whose parameters, defaults counted, also take the calls of an existing \
         function of that name: PostgreSQL refuses those calls as ambiguous.";

@@ -162,9 +162,46 @@ fn table_action(
             )
         }
         ast::AlterTableAction::DetachPartition(_) => c.raise(Contract),
+        ast::AlterTableAction::InheritTable(_) | ast::AlterTableAction::NoInheritTable(_) => {
+            inheritance(at.syntax(), aw, t, schema, c)
+        }
         ast::AlterTableAction::RenameConstraint(rc) => rename_constraint(&rc, t, schema, c),
         _ => c.raise(Expand),
     }
+}
+
+/// `ALTER TABLE child [NO] INHERIT parent`: a query of the parent without ONLY also reads,
+/// updates and deletes the rows of its children (PostgreSQL manual, 5.10 Inheritance). On a
+/// parent the running version uses, its reads, updates and deletes start (INHERIT) or stop (NO
+/// INHERIT) reaching the child's rows, those the new version writes into it included: contract,
+/// with `inherit-changes-old-reads`. On a parent this release created: expand.
+fn inheritance(node: &SyntaxNode, aw: &[SmolStr], t: &Target, schema: &Schema, c: &mut Class) {
+    let no = has_seq(aw, &["no", "inherit"]);
+    let parent = name_after(node, "inherit", &[]).unwrap_or_default();
+    if parent.is_empty() || schema.is_new(&parent) {
+        c.raise(StmtPhase::Expand);
+        return;
+    }
+    let (verb, what) = if no {
+        ("no longer reach", "its rows vanish from them")
+    } else {
+        (
+            "now also reach",
+            "rows the old version never wrote show up in them",
+        )
+    };
+    c.raise(StmtPhase::Contract);
+    c.declarable = true;
+    c.finding(
+        RuleId::InheritChangesOldReads,
+        format!(
+            "the running version's reads, updates and deletes of `{parent}` (without ONLY) {verb} \
+             the rows of `{}`: {what}; cutover places it after that version is retired",
+            t.table
+        ),
+        "run it after the old version is retired (contract), or have the new version read the \
+         child table by its own name",
+    );
 }
 
 /// Contract, declarable, with the finding `message` that the action can reject (or change) the
