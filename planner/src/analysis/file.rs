@@ -129,6 +129,11 @@ struct Extra {
     enum_add: Vec<(String, String)>,
     /// `ALTER TYPE t RENAME VALUE 'a' TO 'b'`: the type's key, `a` and `b`.
     enum_rename: Option<(String, String, String)>,
+    /// The literals of a LANGUAGE sql function's or procedure's body, used when it is created
+    /// if `check_function_bodies` is on.
+    body_literals: Vec<String>,
+    /// `SET [LOCAL] check_function_bodies = ...` (or RESET): whether bodies are checked after it.
+    checks_bodies: Option<bool>,
 }
 
 /// A file's parse errors in offset order (ties in the parser's order); `taken` marks those a
@@ -443,7 +448,10 @@ impl<'a> FileCheck<'a> {
         let mut added: Vec<(String, String, u32)> = Vec::new();
         let mut created_types: BTreeSet<String> = BTreeSet::new();
         let mut renamed_new: Vec<usize> = Vec::new();
+        let mut checking_bodies = true;
         for (i, e) in self.extras.iter().enumerate() {
+            checking_bodies = e.checks_bodies.unwrap_or(checking_bodies);
+            let body = |l: &String| checking_bodies && e.body_literals.contains(l);
             // Renaming a value added in this transaction is no use of it (PostgreSQL accepts
             // it); the new name is as uncommitted as the old one, and the running version
             // never knew either.
@@ -455,7 +463,9 @@ impl<'a> FileCheck<'a> {
                 continue;
             }
             for (v, literal, at) in &added {
-                if e.literals.contains(literal) && !e.enum_add.iter().any(|(_, l)| l == literal) {
+                if (e.literals.contains(literal) || body(literal))
+                    && !e.enum_add.iter().any(|(_, l)| l == literal)
+                {
                     let f = self.make(
                         "enum-value-in-same-transaction",
                         self.statements[i].line,
@@ -837,21 +847,36 @@ fn extra_of(
     literal_tokens: Vec<(SyntaxKind, &str)>,
     class: &mut Class,
 ) -> Extra {
-    let mut literals: Vec<String> = if matches!(stmt, ast::Stmt::Do(_)) {
+    let literals: Vec<String> = if matches!(stmt, ast::Stmt::Do(_)) {
         std::mem::take(&mut class.literals)
     } else {
         literal_values(literal_tokens)
     };
-    // A LANGUAGE sql body is parsed and checked when the function is created (PostgreSQL
-    // manual, CREATE FUNCTION, and check_function_bodies): the literals in it are used then.
-    if matches!(
+    // A LANGUAGE sql body is parsed and checked when the function is created, unless
+    // check_function_bodies is off (PostgreSQL manual, CREATE FUNCTION; 20.11 Client Connection
+    // Defaults): the literals in it are used then.
+    let body_literals: Vec<String> = if matches!(
         stmt,
         ast::Stmt::CreateFunction(_) | ast::Stmt::CreateProcedure(_)
     ) && has_seq(w, &["language", "sql"])
     {
-        let inner: Vec<String> = literals.iter().flat_map(|b| quoted_in(b)).collect();
-        literals.extend(inner);
-    }
+        literals.iter().flat_map(|b| quoted_in(b)).collect()
+    } else {
+        Vec::new()
+    };
+    let checks_bodies = w
+        .iter()
+        .position(|x| x == "check_function_bodies")
+        .filter(|_| matches!(w.first().map(SmolStr::as_str), Some("set" | "reset")))
+        .map(|at| {
+            let value = w[at + 1..]
+                .iter()
+                .find(|x| !matches!(x.as_str(), "=" | "to"));
+            !matches!(
+                value.map(|v| v.trim_matches('\'')),
+                Some("false" | "off" | "0" | "no")
+            )
+        });
     let enum_rename = match stmt {
         ast::Stmt::AlterType(_) if has_seq(w, &["rename", "value"]) => {
             match (name_after(stmt.syntax(), "type", &[]), literals.as_slice()) {
@@ -880,6 +905,8 @@ fn extra_of(
         literals,
         enum_add,
         enum_rename,
+        body_literals,
+        checks_bodies,
     }
 }
 
