@@ -1016,6 +1016,16 @@ impl Schema {
             .find(|fk| fk.name == name)
     }
 
+    /// ALTER CONSTRAINT of the foreign key `name` of `table`: its new deferrability.
+    pub fn set_foreign_key_actions(&mut self, table: &str, name: &str, actions: FkActions) {
+        let name = normalize(name);
+        if let Some(t) = self.tables.get_mut(&normalize(table)) {
+            for fk in t.foreign_keys.iter_mut().filter(|fk| fk.name == name) {
+                fk.actions = actions.clone();
+            }
+        }
+    }
+
     /// The foreign key `name` of `table` as it was when the file being analyzed dropped it.
     pub fn foreign_key_dropped_in_file(&self, table: &str, name: &str) -> Option<&ForeignKey> {
         self.fks_dropped_in_file

@@ -161,12 +161,68 @@ fn table_action(
                 ),
             )
         }
-        ast::AlterTableAction::DetachPartition(_) => c.raise(Contract),
-        ast::AlterTableAction::InheritTable(_) | ast::AlterTableAction::NoInheritTable(_) => {
-            inheritance(at.syntax(), aw, t, schema, c)
-        }
         ast::AlterTableAction::RenameConstraint(rc) => rename_constraint(&rc, t, schema, c),
-        _ => c.raise(Expand),
+        other => other_action(other, aw, t, schema, c),
+    }
+}
+
+/// The actions [`table_action`] leaves: DETACH PARTITION (contract), [NO] INHERIT
+/// ([`inheritance`]), ALTER CONSTRAINT ([`alter_constraint`]); the rest is expand.
+fn other_action(
+    action: ast::AlterTableAction,
+    aw: &[SmolStr],
+    t: &Target,
+    schema: &mut Schema,
+    c: &mut Class,
+) {
+    match action {
+        ast::AlterTableAction::DetachPartition(_) => c.raise(StmtPhase::Contract),
+        ast::AlterTableAction::InheritTable(_) | ast::AlterTableAction::NoInheritTable(_) => {
+            inheritance(t.at.syntax(), aw, t, schema, c)
+        }
+        ast::AlterTableAction::AlterConstraint(ac) => alter_constraint(ac.syntax(), t, schema, c),
+        _ => c.raise(StmtPhase::Expand),
+    }
+}
+
+/// `ALTER CONSTRAINT fk [NOT] DEFERRABLE [INITIALLY ...]` of a foreign key the model knows: one
+/// made NOT DEFERRABLE, or INITIALLY IMMEDIATE where it was deferred, checks the running
+/// version's writes at each statement instead of at commit, and can reject what it did in
+/// between (PostgreSQL manual, SET CONSTRAINTS): contract. Otherwise expand.
+fn alter_constraint(node: &SyntaxNode, t: &Target, schema: &mut Schema, c: &mut Class) {
+    let w = words(node);
+    let name = name_after(node, "constraint", &[]).unwrap_or_default();
+    let Some(fk) = schema.foreign_key(t.table, &name).cloned() else {
+        c.raise(StmtPhase::Expand);
+        return;
+    };
+    let mut actions = fk.actions.clone();
+    if has_seq(&w, &["not", "deferrable"]) {
+        actions.deferrable = false;
+        actions.initially_deferred = false;
+    } else if w.iter().any(|x| x == "deferrable") {
+        actions.deferrable = true;
+    }
+    if has_seq(&w, &["initially", "immediate"]) {
+        actions.initially_deferred = false;
+    } else if has_seq(&w, &["initially", "deferred"]) {
+        actions.initially_deferred = true;
+    }
+    let stricter = (fk.actions.deferrable && !actions.deferrable)
+        || (fk.actions.initially_deferred && !actions.initially_deferred);
+    schema.set_foreign_key_actions(t.table, &name, actions);
+    if stricter && !t.is_new {
+        rejects_old_writes(
+            c,
+            format!(
+                "`{name}` on `{}` is checked at each statement now, not at commit: the running \
+                 version's transactions that write the rows in another order fail; cutover \
+                 places it after that version is retired",
+                t.table
+            ),
+        );
+    } else {
+        c.raise(StmtPhase::Expand);
     }
 }
 
