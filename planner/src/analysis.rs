@@ -342,12 +342,14 @@ fn transactional_with<'a>(stmt: &ast::Stmt, w: impl Fn() -> &'a [SmolStr]) -> bo
     match stmt {
         ast::Stmt::CreateIndex(ci) => ci.concurrently_token().is_none(),
         ast::Stmt::DropIndex(_) => !concurrently(),
-        // REINDEX DATABASE and SYSTEM commit per table, like CONCURRENTLY.
+        // REINDEX SCHEMA, DATABASE and SYSTEM commit per table, like CONCURRENTLY (manual,
+        // REINDEX: "cannot be executed inside a transaction block"); options in parentheses
+        // (`REINDEX (VERBOSE) SCHEMA`) may come before the kind.
         ast::Stmt::Reindex(_) => {
             let w = w();
+            let kind = reindex_kind(w);
             !(has_seq(w, &["concurrently"])
-                || has_seq(w, &["reindex", "database"])
-                || has_seq(w, &["reindex", "system"]))
+                || matches!(kind, Some("schema" | "database" | "system")))
         }
         // CLUSTER without a table reclusters every table, one transaction each.
         ast::Stmt::Cluster(_) => w().iter().filter(|t| *t != ";" && *t != "verbose").count() > 1,
@@ -356,6 +358,18 @@ fn transactional_with<'a>(stmt: &ast::Stmt, w: impl Fn() -> &'a [SmolStr]) -> bo
             !at.actions()
                 .any(|a| matches!(a, ast::AlterTableAction::DetachPartition(_)))
                 || !concurrently()
+        }
+        // ALTER DATABASE ... SET TABLESPACE moves every table (manual, ALTER DATABASE).
+        ast::Stmt::AlterDatabase(_) => !has_seq(w(), &["set", "tablespace"]),
+        // REFRESH PUBLICATION, and SET/ADD/DROP PUBLICATION (which refresh unless told
+        // `refresh = false`), cannot (manual, ALTER SUBSCRIPTION).
+        ast::Stmt::AlterSubscription(_) => {
+            let w = w();
+            let no_refresh =
+                has_seq(w, &["refresh", "=", "false"]) || has_seq(w, &["refresh", "false"]);
+            let publication = w.iter().any(|x| x == "publication");
+            let refresh = has_seq(w, &["refresh", "publication"]);
+            !refresh && (no_refresh || !publication)
         }
         ast::Stmt::Vacuum(_)
         | ast::Stmt::CreateDatabase(_)
@@ -367,6 +381,21 @@ fn transactional_with<'a>(stmt: &ast::Stmt, w: impl Fn() -> &'a [SmolStr]) -> bo
         | ast::Stmt::AlterSystem(_) => false,
         _ => true,
     }
+}
+
+/// The kind word of a REINDEX (`index`, `table`, `schema`, `database`, `system`), after any
+/// options in parentheses.
+fn reindex_kind(w: &[SmolStr]) -> Option<&str> {
+    let mut depth = 0usize;
+    for x in w.iter().skip_while(|x| *x != "reindex").skip(1) {
+        match x.as_str() {
+            "(" => depth += 1,
+            ")" => depth = depth.saturating_sub(1),
+            k if depth == 0 => return Some(k),
+            _ => {}
+        }
+    }
+    None
 }
 
 /// squawk's messages name token kinds (`ADD_KW`, `IDENT`); show them as SQL.

@@ -9,7 +9,7 @@
 //! generated columns, serial columns and `nextval` defaults, indexes, and views with what they
 //! read. Names go to the model as written; it normalizes them.
 
-use crate::schema::{Column, Identity, Schema, ViewReads, normalize};
+use crate::schema::{Column, FkActions, Identity, Schema, ViewReads, normalize};
 use squawk_syntax::ast::{self, AstNode};
 use squawk_syntax::{SyntaxKind, SyntaxNode};
 use std::collections::{BTreeMap, BTreeSet};
@@ -138,6 +138,7 @@ fn column_constraint(schema: &mut Schema, table: &str, col: &str, c: &ast::Const
                     one(),
                     &other,
                     name(r.column()).into_iter().collect(),
+                    fk_actions(r.syntax()),
                 );
             }
         }
@@ -188,10 +189,45 @@ fn table_constraint(schema: &mut Schema, table: &str, c: &ast::Constraint) {
                 fk.to_columns()
                     .map(|to| column_refs(to.column_name_refs()))
                     .unwrap_or_default(),
+                fk_actions(fk.syntax()),
             );
         }
         _ => {}
     }
+}
+
+/// The referential actions, MATCH and deferrability written in a foreign key `node`.
+pub(crate) fn fk_actions(node: &SyntaxNode) -> FkActions {
+    let mut w: Vec<String> = Vec::new();
+    crate::analysis::each_token(&node.green(), |kind, _, t| {
+        if !kind.is_trivia() {
+            w.push(t.to_ascii_lowercase());
+        }
+    });
+    let action = |event: &str| {
+        let at = w.windows(2).position(|p| p[0] == "on" && p[1] == event)?;
+        let first = w.get(at + 2)?;
+        Some(match first.as_str() {
+            "no" | "set" => format!("{first} {}", w.get(at + 3).map_or("", |x| x.as_str())),
+            _ => first.clone(),
+        })
+    };
+    let mut a = FkActions::default();
+    if let Some(d) = action("delete") {
+        a.on_delete = d;
+    }
+    if let Some(u) = action("update") {
+        a.on_update = u;
+    }
+    a.match_full = w.windows(2).any(|p| p[0] == "match" && p[1] == "full");
+    a.deferrable = w
+        .iter()
+        .enumerate()
+        .any(|(i, x)| x == "deferrable" && (i == 0 || w[i - 1] != "not"));
+    a.initially_deferred = w
+        .windows(2)
+        .any(|p| p[0] == "initially" && p[1] == "deferred");
+    a
 }
 
 fn is_foreign_key(c: &ast::Constraint) -> bool {

@@ -217,7 +217,8 @@ rules! {
         comments only, or only SET and SELECTs that change nothing): legal in refinery, diesel \
         and pop; applied and recorded like any other, changing no schema.";
     PhaseDeclarationMismatch = "phase-declaration-mismatch", Error, "cutover", "A `-- \
-        cutover:phase=` declaration that the statements contradict.";
+        cutover:phase=` declaration that the statements contradict, or one after the first \
+        statement, which cutover does not read.";
     MixedPhaseMigration = "mixed-phase-migration", Error, "cutover", "One migration holds both \
         expand and contract statements; they must run at different times.";
     BreakingRenameColumn = "breaking-rename-column", Warning, "cutover", "RENAME COLUMN breaks \
@@ -253,7 +254,7 @@ rules! {
         TRUNCATE, DELETE without WHERE); it is a pivot: only a backup restore undoes it.";
     ConcurrentlyInTransaction = "concurrently-in-transaction", Error, "cutover", "CREATE/DROP \
         INDEX CONCURRENTLY (or another statement that cannot run in a transaction) shares its \
-        migration with other statements.";
+        migration with statements that need one.";
     UnbatchedDml = "unbatched-dml", Warning, "cutover", "UPDATE or DELETE of a whole existing \
         table in one transaction holds row locks for the whole run.";
     TableRewrite = "table-rewrite", Warning, "cutover", "The statement rewrites the whole table \
@@ -282,6 +283,9 @@ rules! {
     ConstraintRejectsOldWrites = "constraint-rejects-old-writes", Warning, "cutover", "A CHECK, \
         FOREIGN KEY, UNIQUE or PRIMARY KEY constraint (or unique index) on columns the running \
         version writes can reject its writes; it is placed in the contract phase.";
+    InheritChangesOldReads = "inherit-changes-old-reads", Warning, "cutover", "ALTER TABLE \
+        ... INHERIT (or NO INHERIT) a table the running version uses: its reads, updates and \
+        deletes of the parent start (or stop) reaching the child's rows; placed in contract.";
     BreakingFunctionOverload = "breaking-function-overload", Error, "cutover", "CREATE FUNCTION \
         of a new overload whose parameters, defaults counted, also take the calls of an existing \
         function of that name: PostgreSQL refuses those calls as ambiguous.";

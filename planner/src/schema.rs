@@ -70,6 +70,37 @@ pub struct ForeignKey {
     /// Referenced columns, normalized; empty for "the referenced table's primary key" when that
     /// key was not known when the constraint was added.
     pub referenced_columns: Vec<String>,
+    /// Its referential actions, MATCH and deferrability.
+    pub actions: FkActions,
+}
+
+/// What a foreign key does beyond its columns (PostgreSQL manual, CREATE TABLE, REFERENCES):
+/// `ON DELETE` / `ON UPDATE` actions (`no action` when not written), `MATCH FULL`, and whether
+/// it is `DEFERRABLE` (`INITIALLY DEFERRED`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FkActions {
+    /// `cascade`, `restrict`, `no action`, `set null`, `set default`.
+    pub on_delete: String,
+    /// Likewise for `ON UPDATE`.
+    pub on_update: String,
+    /// `MATCH FULL` (a partly NULL key is rejected).
+    pub match_full: bool,
+    /// `DEFERRABLE`.
+    pub deferrable: bool,
+    /// `INITIALLY DEFERRED`.
+    pub initially_deferred: bool,
+}
+
+impl Default for FkActions {
+    fn default() -> Self {
+        FkActions {
+            on_delete: "no action".into(),
+            on_update: "no action".into(),
+            match_full: false,
+            deferrable: false,
+            initially_deferred: false,
+        }
+    }
 }
 
 /// A table as declared.
@@ -278,6 +309,8 @@ pub struct Schema {
     dropped_in_file: BTreeSet<(&'static str, String)>,
     /// Views the file being analyzed dropped, as they were, by normalized name.
     views_dropped_in_file: BTreeMap<String, View>,
+    /// Foreign keys the file being analyzed dropped, as they were, by table and name.
+    fks_dropped_in_file: BTreeMap<(String, String), ForeignKey>,
     /// Number of the file being analyzed (counts files, from 0).
     file_seq: u64,
     /// Tables created as new since the last [`Schema::end_file`] that let go of them.
@@ -942,6 +975,7 @@ impl Schema {
         columns: Vec<String>,
         references: &str,
         referenced_columns: Vec<String>,
+        actions: FkActions,
     ) {
         let table = normalize(table);
         let references = normalize(references);
@@ -967,8 +1001,35 @@ impl Schema {
                 columns,
                 references,
                 referenced_columns,
+                actions,
             });
         });
+    }
+
+    /// The foreign key `name` of `table`, if the model knows it.
+    pub fn foreign_key(&self, table: &str, name: &str) -> Option<&ForeignKey> {
+        let name = normalize(name);
+        self.tables
+            .get(&normalize(table))?
+            .foreign_keys
+            .iter()
+            .find(|fk| fk.name == name)
+    }
+
+    /// ALTER CONSTRAINT of the foreign key `name` of `table`: its new deferrability.
+    pub fn set_foreign_key_actions(&mut self, table: &str, name: &str, actions: FkActions) {
+        let name = normalize(name);
+        if let Some(t) = self.tables.get_mut(&normalize(table)) {
+            for fk in t.foreign_keys.iter_mut().filter(|fk| fk.name == name) {
+                fk.actions = actions.clone();
+            }
+        }
+    }
+
+    /// The foreign key `name` of `table` as it was when the file being analyzed dropped it.
+    pub fn foreign_key_dropped_in_file(&self, table: &str, name: &str) -> Option<&ForeignKey> {
+        self.fks_dropped_in_file
+            .get(&(normalize(table), normalize(name)))
     }
 
     /// ADD CONSTRAINT name PRIMARY KEY | UNIQUE USING INDEX index: the index's columns, when the
@@ -1019,6 +1080,11 @@ impl Schema {
         if let Some(u) = t.unique.iter().position(|u| u.name == name) {
             dropped_key = Some(t.unique.remove(u).columns);
         }
+        if let Some(fk) = t.foreign_keys.iter().find(|fk| fk.name == name) {
+            self.fks_dropped_in_file
+                .insert((table.clone(), name.clone()), fk.clone());
+        }
+        let t = self.tables.get_mut(&table).expect("looked up above");
         t.foreign_keys.retain(|fk| fk.name != name);
         t.pending_not_null.remove(&name);
         if let Some(col) = t.not_null_check_names.remove(&name)
@@ -1419,6 +1485,7 @@ impl Schema {
         self.file_seq += 1;
         self.dropped_in_file.clear();
         self.views_dropped_in_file.clear();
+        self.fks_dropped_in_file.clear();
         self.search_path_set = false;
         if keep_new {
             return;

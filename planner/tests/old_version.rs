@@ -554,6 +554,53 @@ fn what_one_transaction_cannot_hold_stops_or_is_handled() {
         m.statements
     );
     assert!(m.transactional);
+    // Each of these is refused inside a transaction block (checked on PostgreSQL 15: "... cannot
+    // run inside a transaction block"; manual, REINDEX, ALTER DATABASE, ALTER SUBSCRIPTION):
+    // alone in its file it runs outside one, beside a statement that needs one it is reported.
+    for sql in [
+        "REINDEX SCHEMA public;",
+        "REINDEX (VERBOSE) SCHEMA public;",
+        "reindex system app;",
+        "REINDEX DATABASE app;",
+        "REINDEX TABLE CONCURRENTLY users;",
+        "REINDEX (VERBOSE) INDEX CONCURRENTLY users_email_idx;",
+        "ALTER DATABASE app SET TABLESPACE fast;",
+        "ALTER SUBSCRIPTION sub REFRESH PUBLICATION;",
+        "ALTER SUBSCRIPTION sub SET PUBLICATION p2;",
+        "CLUSTER;",
+        "DISCARD ALL;",
+    ] {
+        let a = release(&[("V2__x.sql", sql)]);
+        assert!(
+            !a.migrations[0].transactional,
+            "{sql} runs outside a transaction"
+        );
+        let mixed = format!("ALTER TABLE users ADD COLUMN tier text;\n{sql}");
+        let (_, rules) = one(&mixed);
+        assert!(
+            rules.iter().any(|r| r == "concurrently-in-transaction"),
+            "{mixed}: {rules:?}"
+        );
+    }
+    for sql in [
+        "REINDEX TABLE users;",
+        "REINDEX INDEX users_email_idx;",
+        "ALTER DATABASE app SET work_mem = '8MB';",
+        "ALTER SUBSCRIPTION sub SET PUBLICATION p2 WITH (refresh = false);",
+        "ALTER SUBSCRIPTION sub ENABLE;",
+    ] {
+        let a = release(&[("V2__x.sql", sql)]);
+        assert!(a.migrations[0].transactional, "{sql} runs in a transaction");
+    }
+    // Two statements that cannot run in one: the executor runs them one by one.
+    let (_, rules) = one(
+        "CREATE INDEX CONCURRENTLY a_idx ON users (name);\nCREATE INDEX CONCURRENTLY b_idx ON \
+         users (nickname);",
+    );
+    assert!(
+        !rules.iter().any(|r| r == "concurrently-in-transaction"),
+        "{rules:?}"
+    );
     // Split over two files, the enum value is committed before it is used.
     let a = release(&[
         ("V2__add.sql", "ALTER TYPE mood ADD VALUE 'calm';"),

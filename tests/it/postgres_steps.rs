@@ -1403,6 +1403,41 @@ fn a_commit_inside_a_migration_stops_the_plan_and_the_apply() {
     assert_eq!(db.history().len(), 1);
 }
 
+/// A file of two statements that cannot run in a transaction (two CREATE INDEX CONCURRENTLY):
+/// `plan` reports nothing (concurrently-in-transaction is about statements that need the
+/// transaction), and the executor runs them one by one outside a transaction, both indexes
+/// valid, the file recorded once; a crash right after the step resumes without building twice.
+#[test]
+fn two_concurrent_index_builds_in_one_file_apply_one_by_one() {
+    let db = custom_db(
+        &[(
+            "V2__two_indexes.sql",
+            "CREATE INDEX CONCURRENTLY users_name_idx ON users (name);\nCREATE INDEX \
+             CONCURRENTLY users_email_idx ON users (email);\n",
+        )],
+        "2s",
+    );
+    let out = db.cutover(&["plan", "spec.toml"], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
+    let step = "migrate/expand/V2__two_indexes";
+    let out = db.cutover(
+        &["apply", "spec.toml"],
+        &[("CUTOVER_CRASH_AFTER_EFFECT", step)],
+    );
+    assert_eq!(out.status.code(), None, "{}", transcript(&out));
+    let run = db.run_id();
+    let out = db.cutover(&["resume", &run], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
+    assert_eq!(db.history().len(), 2);
+    assert_eq!(
+        db.sql(
+            "SELECT count(*) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid WHERE \
+             c.relname IN ('users_name_idx', 'users_email_idx') AND i.indisvalid"
+        ),
+        "2"
+    );
+}
+
 /// PostgreSQL refuses an enum value in the transaction that added it (ALTER TYPE, Notes).
 /// `plan` says so on the line that uses it; the same statements in two files apply.
 #[test]

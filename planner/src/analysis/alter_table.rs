@@ -161,10 +161,103 @@ fn table_action(
                 ),
             )
         }
-        ast::AlterTableAction::DetachPartition(_) => c.raise(Contract),
         ast::AlterTableAction::RenameConstraint(rc) => rename_constraint(&rc, t, schema, c),
-        _ => c.raise(Expand),
+        other => other_action(other, aw, t, schema, c),
     }
+}
+
+/// The actions [`table_action`] leaves: DETACH PARTITION (contract), [NO] INHERIT
+/// ([`inheritance`]), ALTER CONSTRAINT ([`alter_constraint`]); the rest is expand.
+fn other_action(
+    action: ast::AlterTableAction,
+    aw: &[SmolStr],
+    t: &Target,
+    schema: &mut Schema,
+    c: &mut Class,
+) {
+    match action {
+        ast::AlterTableAction::DetachPartition(_) => c.raise(StmtPhase::Contract),
+        ast::AlterTableAction::InheritTable(_) | ast::AlterTableAction::NoInheritTable(_) => {
+            inheritance(t.at.syntax(), aw, t, schema, c)
+        }
+        ast::AlterTableAction::AlterConstraint(ac) => alter_constraint(ac.syntax(), t, schema, c),
+        _ => c.raise(StmtPhase::Expand),
+    }
+}
+
+/// `ALTER CONSTRAINT fk [NOT] DEFERRABLE [INITIALLY ...]` of a foreign key the model knows: one
+/// made NOT DEFERRABLE, or INITIALLY IMMEDIATE where it was deferred, checks the running
+/// version's writes at each statement instead of at commit, and can reject what it did in
+/// between (PostgreSQL manual, SET CONSTRAINTS): contract. Otherwise expand.
+fn alter_constraint(node: &SyntaxNode, t: &Target, schema: &mut Schema, c: &mut Class) {
+    let w = words(node);
+    let name = name_after(node, "constraint", &[]).unwrap_or_default();
+    let Some(fk) = schema.foreign_key(t.table, &name).cloned() else {
+        c.raise(StmtPhase::Expand);
+        return;
+    };
+    let mut actions = fk.actions.clone();
+    if has_seq(&w, &["not", "deferrable"]) {
+        actions.deferrable = false;
+        actions.initially_deferred = false;
+    } else if w.iter().any(|x| x == "deferrable") {
+        actions.deferrable = true;
+    }
+    if has_seq(&w, &["initially", "immediate"]) {
+        actions.initially_deferred = false;
+    } else if has_seq(&w, &["initially", "deferred"]) {
+        actions.initially_deferred = true;
+    }
+    let stricter = (fk.actions.deferrable && !actions.deferrable)
+        || (fk.actions.initially_deferred && !actions.initially_deferred);
+    schema.set_foreign_key_actions(t.table, &name, actions);
+    if stricter && !t.is_new {
+        rejects_old_writes(
+            c,
+            format!(
+                "`{name}` on `{}` is checked at each statement now, not at commit: the running \
+                 version's transactions that write the rows in another order fail; cutover \
+                 places it after that version is retired",
+                t.table
+            ),
+        );
+    } else {
+        c.raise(StmtPhase::Expand);
+    }
+}
+
+/// `ALTER TABLE child [NO] INHERIT parent`: a query of the parent without ONLY also reads,
+/// updates and deletes the rows of its children (PostgreSQL manual, 5.10 Inheritance). On a
+/// parent the running version uses, its reads, updates and deletes start (INHERIT) or stop (NO
+/// INHERIT) reaching the child's rows, those the new version writes into it included: contract,
+/// with `inherit-changes-old-reads`. On a parent this release created: expand.
+fn inheritance(node: &SyntaxNode, aw: &[SmolStr], t: &Target, schema: &Schema, c: &mut Class) {
+    let no = has_seq(aw, &["no", "inherit"]);
+    let parent = name_after(node, "inherit", &[]).unwrap_or_default();
+    if parent.is_empty() || schema.is_new(&parent) {
+        c.raise(StmtPhase::Expand);
+        return;
+    }
+    let (verb, what) = if no {
+        ("no longer reach", "its rows vanish from them")
+    } else {
+        (
+            "now also reach",
+            "rows the old version never wrote show up in them",
+        )
+    };
+    c.raise(StmtPhase::Contract);
+    c.declarable = true;
+    c.finding(
+        RuleId::InheritChangesOldReads,
+        format!(
+            "the running version's reads, updates and deletes of `{parent}` (without ONLY) {verb} \
+             the rows of `{}`: {what}; cutover places it after that version is retired",
+            t.table
+        ),
+        "run it after the old version is retired (contract), or have the new version read the \
+         child table by its own name",
+    );
 }
 
 /// Contract, declarable, with the finding `message` that the action can reject (or change) the
@@ -511,6 +604,83 @@ fn add_constraint(
         }
     }
     learn::add_constraint(schema, table, ac);
+    if let Some(n) = &name
+        && let (Some(old), Some(new)) = (
+            schema.foreign_key_dropped_in_file(table, n),
+            schema.foreign_key(table, n),
+        )
+    {
+        judge_replaced_foreign_key(c, old, new, table);
+    }
+}
+
+/// A foreign key dropped and added again under its name in one file: the old version's
+/// writes meet the new definition from the commit on. Other columns or another referenced key,
+/// `ON DELETE`/`ON UPDATE` no longer acting (CASCADE, SET NULL, SET DEFAULT to NO ACTION or
+/// RESTRICT), NO ACTION to RESTRICT, `MATCH FULL` or no longer `DEFERRABLE`: it can reject what
+/// the old version's deletes, updates and inserts did (contract). `ON DELETE`/`ON UPDATE`
+/// newly acting: the old version's deletes or key updates of the referenced table now delete
+/// or change rows of this one (contract, data loss). PostgreSQL manual, CREATE TABLE,
+/// REFERENCES.
+fn judge_replaced_foreign_key(
+    c: &mut Class,
+    old: &crate::schema::ForeignKey,
+    new: &crate::schema::ForeignKey,
+    table: &str,
+) {
+    use StmtPhase::*;
+    let acts = |a: &str| matches!(a, "cascade") || a.starts_with("set ");
+    let strength = |a: &str| match a {
+        "restrict" => 2,
+        _ if acts(a) => 0,
+        _ => 1,
+    };
+    let (o, n) = (&old.actions, &new.actions);
+    let stricter = old.columns != new.columns
+        || old.references != new.references
+        || old.referenced_columns != new.referenced_columns
+        || strength(&n.on_delete) > strength(&o.on_delete)
+        || strength(&n.on_update) > strength(&o.on_update)
+        || (n.match_full && !o.match_full)
+        || (o.deferrable && !n.deferrable)
+        || (o.initially_deferred && !n.initially_deferred);
+    let parent = &new.references;
+    if stricter {
+        c.raise(Contract);
+        c.declarable = true;
+        c.finding(
+            RuleId::ConstraintRejectsOldWrites,
+            format!(
+                "`{}` is added again with another definition than the one this file dropped: \
+                 it can reject writes of the version still running (its deletes or key updates \
+                 of `{parent}`, or its writes of `{table}`), which the old definition let \
+                 through; cutover places it after that version is retired",
+                new.name
+            ),
+            RECIPE_CONSTRAINT_OLD_WRITES,
+        );
+    }
+    let newly = |a: &str, b: &str| acts(b) && a != b;
+    for (event, was, now) in [
+        ("DELETE", &o.on_delete, &n.on_delete),
+        ("UPDATE", &o.on_update, &n.on_update),
+    ] {
+        if newly(was, now) {
+            c.raise(Contract);
+            c.declarable = true;
+            c.finding(
+                RuleId::DataLoss,
+                format!(
+                    "`{}` now says ON {event} {}: the running version's {event}s of `{parent}` \
+                     rows now also change or delete rows of `{table}` (before: {was})",
+                    new.name,
+                    now.to_uppercase()
+                ),
+                "change the referential action after the old version is retired (contract), \
+                 or declare `-- cutover:phase=expand` if its deletes may cascade",
+            );
+        }
+    }
 }
 
 /// What the constraint ADD CONSTRAINT `ac` (named `name`, with words `aw`) adds to `t` rejects

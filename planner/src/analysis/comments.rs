@@ -30,6 +30,24 @@ pub(super) fn declared_phase(
     None
 }
 
+/// The lines of `-- cutover:phase=` declarations after the first statement's line, which
+/// [`declared_phase`] does not read.
+pub(super) fn late_phase_declarations(
+    comments: &[(usize, String)],
+    first_stmt_line: Option<u32>,
+    index: &LineIndex,
+) -> Vec<u32> {
+    let Some(first) = first_stmt_line else {
+        return Vec::new();
+    };
+    comments
+        .iter()
+        .filter(|(_, text)| text.contains("cutover:phase="))
+        .map(|(at, _)| index.line(*at))
+        .filter(|&line| line > first)
+        .collect()
+}
+
 /// Rule ids named by `-- cutover:ignore a, b` comments between two offsets, with the line of
 /// the comment naming each.
 pub(super) fn ignores_between(

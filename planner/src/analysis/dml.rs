@@ -40,6 +40,45 @@ struct Write {
     in_with: bool,
     /// `whole` because of a WHERE that is constant true.
     where_true: bool,
+    /// A MERGE, judged by its actions (`verb` is the one that reaches every row, if any).
+    merge: bool,
+}
+
+/// What a MERGE does to its target table as a whole: with a join condition that is a constant
+/// true (`ON true`, `ON 1 = 1`), every target row matches (PostgreSQL manual, MERGE), so an
+/// unconditional `WHEN MATCHED THEN DELETE` empties it like `DELETE ... WHERE true` and an
+/// unconditional `WHEN MATCHED THEN UPDATE` updates every row. Otherwise it changes the rows
+/// its join picks: a data change like an UPDATE or DELETE with a WHERE.
+fn merge_effect(m: &ast::Merge) -> (Verb, bool) {
+    let on_true = m
+        .using_on_clause()
+        .and_then(|u| u.on_clause())
+        .is_some_and(|on| constant_true(on.syntax()));
+    if !on_true {
+        return (Verb::Merge, false);
+    }
+    let unconditional: Vec<ast::MergeAction> = m
+        .merge_when_clauses()
+        .filter_map(|w| match w {
+            ast::MergeWhenClause::MergeWhenMatched(wm) if wm.merge_condition().is_none() => {
+                wm.merge_action()
+            }
+            _ => None,
+        })
+        .collect();
+    if unconditional
+        .iter()
+        .any(|a| matches!(a, ast::MergeAction::MergeDelete(_)))
+    {
+        (Verb::Delete, true)
+    } else if unconditional
+        .iter()
+        .any(|a| matches!(a, ast::MergeAction::MergeUpdate(_)))
+    {
+        (Verb::Update, true)
+    } else {
+        (Verb::Merge, false)
+    }
 }
 
 /// An UPDATE's or DELETE's WHERE selects every row: there is none, or its condition is a
@@ -49,7 +88,12 @@ fn whole_table(clause: Option<ast::WhereClauseOrCurrentOf>) -> bool {
     let Some(ast::WhereClauseOrCurrentOf::WhereClause(wc)) = clause else {
         return clause.is_none();
     };
-    let w: Vec<SmolStr> = words(wc.syntax())
+    constant_true(wc.syntax())
+}
+
+/// A WHERE or ON clause (`node`, its keyword first) whose condition is a constant that is true.
+fn constant_true(node: &SyntaxNode) -> bool {
+    let w: Vec<SmolStr> = words(node)
         .into_iter()
         .skip(1)
         .filter(|t| !matches!(t.as_str(), "(" | ")"))
@@ -96,7 +140,8 @@ fn writes(node: &SyntaxNode) -> Vec<Write> {
                 SyntaxKind::MERGE => {
                     let m = ast::Merge::cast(n.clone())?;
                     let table = text_of(m.table_relation_name().and_then(|r| r.table_name_ref()));
-                    (Verb::Merge, table, false)
+                    let (verb, whole) = merge_effect(&m);
+                    (verb, table, whole)
                 }
                 _ => return None,
             };
@@ -111,6 +156,7 @@ fn writes(node: &SyntaxNode) -> Vec<Write> {
                 whole,
                 in_with,
                 where_true,
+                merge: n.kind() == SyntaxKind::MERGE,
             })
         })
         .collect()
@@ -130,10 +176,11 @@ pub(super) fn add_writes(c: &mut Class, node: &SyntaxNode, schema: &Schema) -> b
             continue;
         }
         let table = &w.table;
-        let verb = if w.verb == Verb::Delete {
-            "DELETE"
-        } else {
-            "UPDATE"
+        let verb = match (w.merge, w.verb) {
+            (true, Verb::Delete) => "MERGE ... WHEN MATCHED THEN DELETE",
+            (true, _) => "MERGE ... WHEN MATCHED THEN UPDATE",
+            (false, Verb::Delete) => "DELETE",
+            (false, _) => "UPDATE",
         };
         let place = if w.in_with { " in a WITH query" } else { "" };
         c.finding(
@@ -147,8 +194,10 @@ pub(super) fn add_writes(c: &mut Class, node: &SyntaxNode, schema: &Schema) -> b
             c.finding(
                 RuleId::DataLoss,
                 format!(
-                    "DELETE {}{place} empties `{table}`",
-                    if w.where_true {
+                    "{verb} {}{place} empties `{table}`",
+                    if w.merge {
+                        "with a join condition that is always true"
+                    } else if w.where_true {
                         "with a WHERE that is always true"
                     } else {
                         "without WHERE"

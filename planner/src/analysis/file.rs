@@ -29,6 +29,7 @@ pub(super) fn analyze_file(
         .map(|o| fc.index.line(o));
     let declared = declared_phase(&fc.comments, first_line, &fc.index);
     let declared_ok: Option<Phase> = declared.as_ref().and_then(|(d, _)| d.clone().ok());
+    fc.late_declarations(first_line);
 
     let mut prev_end = 0usize;
     for stmt in parse.tree().stmts() {
@@ -126,6 +127,13 @@ struct Extra {
     literals: Vec<String>,
     /// `ALTER TYPE t ADD VALUE 'v'` (or those of a DO block): the type's key and the literal.
     enum_add: Vec<(String, String)>,
+    /// `ALTER TYPE t RENAME VALUE 'a' TO 'b'`: the type's key, `a` and `b`.
+    enum_rename: Option<(String, String, String)>,
+    /// The literals of a LANGUAGE sql function's or procedure's body, used when it is created
+    /// if `check_function_bodies` is on.
+    body_literals: Vec<String>,
+    /// `SET [LOCAL] check_function_bodies = ...` (or RESET): whether bodies are checked after it.
+    checks_bodies: Option<bool>,
 }
 
 /// A file's parse errors in offset order (ties in the parser's order); `taken` marks those a
@@ -314,8 +322,9 @@ impl<'a> FileCheck<'a> {
         line: u32,
     ) -> BTreeMap<String, u32> {
         let (index, comments) = (&self.index, &self.comments);
-        // An ignore comment belongs to the statement on its own line (written after it) or to
-        // the next statement (written on the lines above it), never to one further on.
+        // An ignore comment belongs to one statement: the one it follows on its line (written
+        // after it) or the first one starting on the line below (written above it), never to
+        // one further on.
         let prev_line = (prev_end > 0).then(|| index.line(prev_end.saturating_sub(1)));
         let end_line = index.line(end.saturating_sub(1));
         // Written above it, the comment must be in the block of comment lines right above the
@@ -339,10 +348,21 @@ impl<'a> FileCheck<'a> {
             .filter(|(at, _)| Some(index.line(*at)) != prev_line && attached(*at))
             .cloned()
             .collect();
+        // Written after it, the comment must follow it directly: on a line of two statements
+        // (`A; B; -- cutover:ignore ...`) it is the last one's, the statement the line ends.
+        let (starts, text) = (&self.token_starts, self.text);
+        let follows_directly = |at: usize| {
+            let from = starts.partition_point(|&t| t < end);
+            starts[from..]
+                .iter()
+                .take_while(|&&t| t < at)
+                .all(|&t| text[t..].starts_with(';'))
+        };
         let trailing_from = comments.partition_point(|(at, _)| *at < end);
         let trailing: Vec<(usize, String)> = comments[trailing_from..]
             .iter()
             .take_while(|(at, _)| index.line(*at) == end_line)
+            .filter(|(at, _)| follows_directly(*at))
             .cloned()
             .collect();
         let mut ignores = ignores_between(&own, prev_end, first, index);
@@ -427,9 +447,25 @@ impl<'a> FileCheck<'a> {
     fn enum_values_in_one_transaction(&mut self) {
         let mut added: Vec<(String, String, u32)> = Vec::new();
         let mut created_types: BTreeSet<String> = BTreeSet::new();
+        let mut renamed_new: Vec<usize> = Vec::new();
+        let mut checking_bodies = true;
         for (i, e) in self.extras.iter().enumerate() {
+            checking_bodies = e.checks_bodies.unwrap_or(checking_bodies);
+            let body = |l: &String| checking_bodies && e.body_literals.contains(l);
+            // Renaming a value added in this transaction is no use of it (PostgreSQL accepts
+            // it); the new name is as uncommitted as the old one, and the running version
+            // never knew either.
+            if let Some((ty, from, to)) = &e.enum_rename
+                && let Some(k) = added.iter().position(|(t, l, _)| t == ty && l == from)
+            {
+                added[k].1 = to.clone();
+                renamed_new.push(i);
+                continue;
+            }
             for (v, literal, at) in &added {
-                if e.literals.contains(literal) && !e.enum_add.iter().any(|(_, l)| l == literal) {
+                if (e.literals.contains(literal) || body(literal))
+                    && !e.enum_add.iter().any(|(_, l)| l == literal)
+                {
                     let f = self.make(
                         "enum-value-in-same-transaction",
                         self.statements[i].line,
@@ -457,6 +493,11 @@ impl<'a> FileCheck<'a> {
                     .filter(|(k, _)| *k == "type")
                     .map(|(_, n)| n.clone()),
             );
+        }
+        for i in renamed_new {
+            self.statements[i].phase = StmtPhase::Expand;
+            self.pending
+                .retain(|(s, f)| *s != Some(i) || f.rule != RuleId::BreakingRenameObject.as_str());
         }
     }
 
@@ -676,6 +717,22 @@ impl<'a> FileCheck<'a> {
         }
     }
 
+    /// `-- cutover:phase=` declarations after the first statement (on `first_line`): not read,
+    /// so reported rather than silently ignored.
+    fn late_declarations(&mut self, first_line: Option<u32>) {
+        for line in late_phase_declarations(&self.comments, first_line, &self.index) {
+            let f = self.make(
+                "phase-declaration-mismatch",
+                line,
+                "this `-- cutover:phase=` declaration comes after the first statement: cutover \
+                 reads only a declaration before it, so this one would be ignored"
+                    .into(),
+                "move it to the top of the file, before the first statement, or remove it".into(),
+            );
+            self.pending.push((None, f));
+        }
+    }
+
     /// A statement that cannot run in a transaction must be alone (SET/RESET aside).
     fn not_alone(&mut self) {
         let others = self
@@ -695,8 +752,9 @@ impl<'a> FileCheck<'a> {
                      statement(s) that would share its run",
                     s.summary
                 ),
-                "move it into a migration file of its own; cutover runs such a file statement by \
-                 statement outside a transaction"
+                "move it into a migration file of its own (or with other statements that cannot \
+                 run in a transaction); cutover runs such a file statement by statement outside a \
+                 transaction"
                     .into(),
             );
             self.pending.push((None, f));
@@ -711,7 +769,7 @@ impl<'a> FileCheck<'a> {
         let mut used: BTreeSet<(usize, String)> = BTreeSet::new();
         for (span, f) in std::mem::take(&mut self.pending) {
             if let Some(i) = span
-                && f.rule != "unparseable-statement"
+                && !unsilenceable(&f.rule)
                 && self.spans[i].ignores.contains_key(&f.rule)
             {
                 used.insert((i, f.rule));
@@ -747,6 +805,11 @@ impl<'a> FileCheck<'a> {
                 }
                 let why = if id == "unparseable-statement" {
                     "an unreadable statement cannot be ignored".to_string()
+                } else if unsilenceable(id) {
+                    format!(
+                        "`{id}` cannot be ignored: the migration cannot run correctly as written \
+                         (PostgreSQL refuses it, or part of it would commit on its own)"
+                    )
                 } else if rule(id).is_none() {
                     format!("there is no rule `{id}` (`cutover lint --list-rules` lists them)")
                 } else {
@@ -768,6 +831,13 @@ impl<'a> FileCheck<'a> {
     }
 }
 
+/// Rules an ignore comment cannot silence: those that stop every plan because the migration
+/// cannot run as one correct, recorded unit (PostgreSQL refuses a statement, or part of the file
+/// would commit on its own). An ignore naming one is reported as unused.
+fn unsilenceable(rule: &str) -> bool {
+    crate::plan::policy::blocks_always(rule)
+}
+
 /// What the file-level checks need of a statement: its drops and creates (taken from `class`),
 /// its transaction control, its string literals (a DO block's from `class`, otherwise from
 /// `literal_tokens`) and the enum values it adds.
@@ -781,6 +851,40 @@ fn extra_of(
         std::mem::take(&mut class.literals)
     } else {
         literal_values(literal_tokens)
+    };
+    // A LANGUAGE sql body is parsed and checked when the function is created, unless
+    // check_function_bodies is off (PostgreSQL manual, CREATE FUNCTION; 20.11 Client Connection
+    // Defaults): the literals in it are used then.
+    let body_literals: Vec<String> = if matches!(
+        stmt,
+        ast::Stmt::CreateFunction(_) | ast::Stmt::CreateProcedure(_)
+    ) && has_seq(w, &["language", "sql"])
+    {
+        literals.iter().flat_map(|b| quoted_in(b)).collect()
+    } else {
+        Vec::new()
+    };
+    let checks_bodies = w
+        .iter()
+        .position(|x| x == "check_function_bodies")
+        .filter(|_| matches!(w.first().map(SmolStr::as_str), Some("set" | "reset")))
+        .map(|at| {
+            let value = w[at + 1..]
+                .iter()
+                .find(|x| !matches!(x.as_str(), "=" | "to"));
+            !matches!(
+                value.map(|v| v.trim_matches('\'')),
+                Some("false" | "off" | "0" | "no")
+            )
+        });
+    let enum_rename = match stmt {
+        ast::Stmt::AlterType(_) if has_seq(w, &["rename", "value"]) => {
+            match (name_after(stmt.syntax(), "type", &[]), literals.as_slice()) {
+                (Some(ty), [from, to, ..]) => Some((normalize(&ty), from.clone(), to.clone())),
+                _ => None,
+            }
+        }
+        _ => None,
     };
     let enum_add = match stmt {
         ast::Stmt::AlterType(_) if has_seq(w, &["add", "value"]) => {
@@ -800,7 +904,36 @@ fn extra_of(
         tx: tx_control(stmt, w),
         literals,
         enum_add,
+        enum_rename,
+        body_literals,
+        checks_bodies,
     }
+}
+
+/// The single-quoted literals in a piece of SQL (a function body), quotes doubled inside one
+/// read as one.
+fn quoted_in(sql: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut chars = sql.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c != '\'' {
+            continue;
+        }
+        let mut lit = String::new();
+        while let Some(c) = chars.next() {
+            if c == '\'' {
+                if chars.peek() == Some(&'\'') {
+                    chars.next();
+                    lit.push('\'');
+                    continue;
+                }
+                break;
+            }
+            lit.push(c);
+        }
+        out.push(lit);
+    }
+    out
 }
 
 /// Where the statement at `start..end` is, with its ignore comments, and whether its table is

@@ -32,7 +32,7 @@ mod load;
 mod migrate;
 mod not_null;
 mod phases;
-mod policy;
+pub(crate) mod policy;
 mod preflight;
 mod recreate;
 mod rename;

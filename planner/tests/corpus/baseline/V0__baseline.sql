@@ -304,3 +304,13 @@ COMMENT ON TABLE public.customers IS 'One row per paying customer.';
 CREATE MATERIALIZED VIEW post_counts AS
 SELECT user_id, count(*) AS posts FROM posts GROUP BY user_id;
 CREATE UNIQUE INDEX post_counts_user_id_key ON post_counts (user_id);
+
+-- Foreign keys with referential actions the old version relies on (V471-V478).
+CREATE TABLE public.comment_attachments (
+    id BIGSERIAL PRIMARY KEY,
+    comment_id BIGINT NOT NULL REFERENCES public.comments (id) ON DELETE CASCADE,
+    uploader_id BIGINT CONSTRAINT comment_attachments_uploader_fkey REFERENCES public.users (id) DEFERRABLE INITIALLY DEFERRED,
+    url TEXT NOT NULL
+);
+-- A child table of audit_log (inheritance; V486).
+CREATE TABLE public.audit_log_2024 () INHERITS (public.audit_log);

@@ -1,0 +1,3 @@
+-- Your SQL goes here
+ALTER TABLE posts ADD COLUMN subtitle TEXT;
+REINDEX TABLE CONCURRENTLY posts;

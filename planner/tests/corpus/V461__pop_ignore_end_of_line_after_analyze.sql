@@ -1,0 +1,1 @@
+DELETE FROM sessions; ANALYZE sessions; -- cutover:ignore data-loss

@@ -1,0 +1,3 @@
+-- Your SQL goes here
+ALTER TABLE tasks DROP COLUMN legacy_note;
+-- cutover:phase=contract

@@ -1,0 +1,2 @@
+ALTER TYPE order_status ADD VALUE 'refunded';
+ALTER TYPE order_status RENAME VALUE 'refunded' TO 'returned';

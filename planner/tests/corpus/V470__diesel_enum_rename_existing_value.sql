@@ -1,0 +1,2 @@
+-- Your SQL goes here
+ALTER TYPE order_status RENAME VALUE 'shipped' TO 'dispatched';

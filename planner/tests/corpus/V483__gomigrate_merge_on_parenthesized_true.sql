@@ -1,0 +1,3 @@
+MERGE INTO job_queue_archive a USING job_queue q ON (true)
+WHEN MATCHED THEN DELETE
+WHEN NOT MATCHED THEN DO NOTHING;

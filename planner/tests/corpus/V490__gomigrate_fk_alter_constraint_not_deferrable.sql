@@ -1,0 +1,1 @@
+ALTER TABLE comment_attachments ALTER CONSTRAINT comment_attachments_uploader_fkey NOT DEFERRABLE;

@@ -1,0 +1,3 @@
+ALTER TABLE comment_attachments
+    DROP CONSTRAINT comment_attachments_comment_id_fkey,
+    ADD CONSTRAINT comment_attachments_comment_id_fkey FOREIGN KEY (comment_id) REFERENCES comments (id) ON DELETE RESTRICT NOT VALID;
