@@ -45,6 +45,7 @@ pub(super) fn analyze_file(
     let rename_spans: BTreeSet<usize> = (0..fc.statements.len())
         .filter(|&i| fc.statements[i].rename.is_some())
         .collect();
+    fc.unpopulated_views(transactional);
     if transactional {
         fc.enum_values_in_one_transaction();
         fc.replaces();
@@ -126,6 +127,9 @@ struct Extra {
     literals: Vec<String>,
     /// `ALTER TYPE t ADD VALUE 'v'` (or those of a DO block): the type's key and the literal.
     enum_add: Vec<(String, String)>,
+    /// See [`Class::unpopulates`] and [`Class::populates`].
+    unpopulates: Option<String>,
+    populates: Option<String>,
 }
 
 /// A file's parse errors in offset order (ties in the parser's order); `taken` marks those a
@@ -457,6 +461,42 @@ impl<'a> FileCheck<'a> {
                     .filter(|(k, _)| *k == "type")
                     .map(|(_, n)| n.clone()),
             );
+        }
+    }
+
+    /// Materialized views the running version reads that a statement leaves unpopulated
+    /// (`WITH NO DATA`): breaking, unless a later REFRESH in the same transaction populates
+    /// them before anyone else can read them (a file that is not one transaction commits in
+    /// between, so its REFRESH does not count).
+    fn unpopulated_views(&mut self, transactional: bool) {
+        for i in 0..self.extras.len() {
+            let Some(view) = self.extras[i].unpopulates.clone() else {
+                continue;
+            };
+            let populated = transactional
+                && self.extras[i + 1..]
+                    .iter()
+                    .any(|e| e.populates.as_ref() == Some(&view));
+            if populated {
+                continue;
+            }
+            self.statements[i].phase = self.statements[i].phase.max(StmtPhase::Breaking);
+            self.extras[i].base = self.extras[i].base.max(StmtPhase::Breaking);
+            let f = self.make(
+                "breaking-unpopulated-matview",
+                self.statements[i].line,
+                format!(
+                    "the materialized view `{view}` is left unpopulated (WITH NO DATA): the \
+                     running version's reads of it fail (materialized view has not been \
+                     populated) until a REFRESH"
+                ),
+                format!(
+                    "populate it in the same migration: follow it with `REFRESH MATERIALIZED \
+                     VIEW {view};` (one transaction: no reader sees it empty), or create it \
+                     WITH DATA"
+                ),
+            );
+            self.pending.push((Some(i), f));
         }
     }
 
@@ -800,6 +840,8 @@ fn extra_of(
         tx: tx_control(stmt, w),
         literals,
         enum_add,
+        unpopulates: class.unpopulates.take(),
+        populates: class.populates.take(),
     }
 }
 
