@@ -198,8 +198,12 @@ pub(super) fn create_index(ci: &ast::CreateIndex, w: &[SmolStr], schema: &mut Sc
             RECIPE_PARTITIONED_INDEX,
         );
     }
-    // A unique index rejects duplicates the running version may still write.
-    if ci.unique_token().is_some() && !schema.is_new(&table) {
+    // A unique index rejects duplicates the running version may still write (to a table: a
+    // materialized view is written only by REFRESH).
+    if ci.unique_token().is_some()
+        && !schema.is_new(&table)
+        && schema.non_table_relation(&table).is_none()
+    {
         match constraint_rejects(schema, &table, node, w) {
             Rejects::No => {}
             Rejects::Will(why) => {
@@ -277,9 +281,14 @@ pub(super) fn create_replaceable(node: &SyntaxNode, w: &[SmolStr], schema: &mut 
     let or_replace = has_seq(w, &["or", "replace"]);
     let mut c = Class::new(StmtPhase::Expand, create_inverse(node, w));
     let created = created_object(node, w);
-    let new = created
-        .as_ref()
-        .is_some_and(|(kind, key)| schema.is_new_object_in_file(kind, key));
+    // A trigger, rule or policy of a table the release created cannot be one the running
+    // version goes through.
+    let new = created.as_ref().is_some_and(|(kind, key)| {
+        schema.is_new_object_in_file(kind, key)
+            || key
+                .split_once('@')
+                .is_some_and(|(_, table)| schema.is_new(table))
+    });
     if let Some((kind, key)) = created {
         // CREATE OR REPLACE of an object that may exist keeps it what it was: one the running
         // version may use, so a later DROP of it in the file is no drop of a new object.

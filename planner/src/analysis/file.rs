@@ -862,7 +862,11 @@ fn span_of(
     Span {
         start,
         end,
-        table_new: table.is_some_and(|t| schema.is_new(t)),
+        // A materialized view the release created (or this file created again) is read only;
+        // no running version writes it, so an index build's lock blocks nobody's writes.
+        table_new: table.is_some_and(|t| {
+            schema.is_new(t) || schema.is_new_object("materialized view", &normalize(t))
+        }),
         ignores,
         partitioned_index: (index && table.is_some_and(|t| schema.is_partitioned(t)))
             .then(|| has_seq(w, &["on", "only"])),
