@@ -349,18 +349,50 @@ pub(super) fn create_view(node: &SyntaxNode, w: &[SmolStr], schema: &mut Schema)
         return c;
     };
     let new = crate::learn::view_of(schema, node, &query, materialized);
+    let kind = if materialized {
+        "materialized view"
+    } else {
+        "view"
+    };
     if let Some(old) = schema.view_dropped_in_file(&name).cloned() {
-        let kind = if materialized {
-            "materialized view"
-        } else {
-            "view"
-        };
         compare_views(&mut c, &format!("{kind} `{name}`"), &old, &new);
         if new.unpopulated {
             c.unpopulates = Some(object_key(&name, None));
         }
+    } else if has_seq(w, &["or", "replace"])
+        && let Some(old) = schema.view(&name).cloned()
+    {
+        replace_in_place(&mut c, &format!("{kind} `{name}`"), &old, &new);
     }
     c
+}
+
+/// CREATE OR REPLACE VIEW of a view that exists: PostgreSQL refuses it unless the old columns
+/// come first, with the same names, in the same order, with the same types (PostgreSQL
+/// manual, CREATE VIEW: "the same column names in the same order and with the same data
+/// types"). Where cutover can tell that it does not, the migration would fail: breaking
+/// (`breaking-view-columns` for names, `breaking-view-column-type` for types); an expression
+/// changed whose type cutover cannot tell gets `view-column-changed`.
+fn replace_in_place(c: &mut Class, name: &str, old: &View, new: &View) {
+    let (Some(oc), Some(nc)) = (&old.columns, &new.columns) else {
+        return;
+    };
+    if nc.get(..oc.len()) != Some(oc.as_slice()) {
+        c.raise(StmtPhase::Breaking);
+        c.finding(
+            RuleId::BreakingViewColumns,
+            format!(
+                "CREATE OR REPLACE of the {name} gives it the columns {} where it has {}: \
+                 PostgreSQL refuses to drop, rename or move a view's columns this way (cannot \
+                 drop columns from view / cannot change name of view column)",
+                list(nc),
+                list(oc)
+            ),
+            RECIPE_VIEW_NEW_NAME,
+        );
+        return;
+    }
+    column_types(c, name, old, new);
 }
 
 /// `name`, listed for a message: `` `a`, `b` ``.
