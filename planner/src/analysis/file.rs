@@ -971,8 +971,9 @@ fn same_signature(kind: &str, drop: &str, create: &str) -> bool {
     }
 }
 
-/// The input argument types of the first argument list in `sql`, lower case, names, modes,
-/// defaults and OUT arguments left out; `None` without one.
+/// The input argument types of the first argument list in `sql`, as
+/// [`super::function::canonical`] writes them, names, modes, defaults and OUT arguments left
+/// out; `None` without one.
 fn arg_types(sql: &str) -> Option<Vec<String>> {
     let open = sql.find('(')?;
     let mut depth = 0usize;
@@ -1024,7 +1025,8 @@ fn arg_types(sql: &str) -> Option<Vec<String>> {
             w.remove(0);
         }
         if !w.is_empty() {
-            out.push(w.join(" "));
+            // As signatures compare types: `int8` is `bigint`, `pg_catalog.text` is `text`.
+            out.push(super::function::canonical(&w.join(" ")));
         }
     }
     Some(out)

@@ -84,7 +84,16 @@ fn column_of(text: &str) -> String {
 }
 
 /// A type as a signature compares it: PostgreSQL's name, without modifiers.
+///
+/// The schema of a built-in type (`pg_catalog.int8`) or of one in `public` (`public.order_state`)
+/// is left out: the unqualified name finds the same type on the default `search_path`.
 pub(crate) fn canonical(text: &str) -> String {
+    let trimmed = text.trim();
+    let lower = trimmed.to_ascii_lowercase();
+    let text = ["pg_catalog.", "public."]
+        .iter()
+        .find_map(|p| lower.starts_with(p).then(|| &trimmed[p.len()..]))
+        .unwrap_or(trimmed);
     match crate::types::parse(text) {
         Some(t) => format!("{}{}", t.name, if t.array { "[]" } else { "" }),
         None => text
