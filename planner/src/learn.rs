@@ -363,8 +363,13 @@ pub(crate) fn statement(schema: &mut Schema, stmt: &ast::Stmt) {
             }
         }
         // Policies and triggers name columns; a RENAME keeps them, a copy-and-drop cannot.
-        ast::Stmt::CreatePolicy(_) | ast::Stmt::CreateTrigger(_) => add_dependent(schema, stmt),
-        ast::Stmt::DropPolicy(_) | ast::Stmt::DropTrigger(_) => drop_dependent(schema, stmt),
+        // So do rules (PostgreSQL refuses DROP COLUMN of a column a rule uses).
+        ast::Stmt::CreatePolicy(_) | ast::Stmt::CreateTrigger(_) | ast::Stmt::CreateRule(_) => {
+            add_dependent(schema, stmt)
+        }
+        ast::Stmt::DropPolicy(_) | ast::Stmt::DropTrigger(_) | ast::Stmt::DropRule(_) => {
+            drop_dependent(schema, stmt)
+        }
         ast::Stmt::CreateIndex(ci) => create_index(schema, ci),
         ast::Stmt::CreateFunction(cf) => {
             if let Some(n) = name(cf.name()) {
@@ -433,13 +438,14 @@ fn qualified_at(toks: &[String], i: usize) -> Option<String> {
     Some(name)
 }
 
-/// CREATE POLICY or TRIGGER: the columns it names depend on the table's names; a trigger runs
-/// its function on the table's writes.
+/// CREATE POLICY, TRIGGER or RULE: the columns it names depend on the table's names; a
+/// trigger runs its function on the table's writes.
 fn add_dependent(schema: &mut Schema, stmt: &ast::Stmt) {
-    let what = if matches!(stmt, ast::Stmt::CreatePolicy(_)) {
-        "policy"
-    } else {
-        "trigger"
+    let (what, on) = match stmt {
+        ast::Stmt::CreatePolicy(_) => ("policy", "on"),
+        // CREATE RULE name AS ON event TO table.
+        ast::Stmt::CreateRule(_) => ("rule", "to"),
+        _ => ("trigger", "on"),
     };
     let toks: Vec<(String, bool)> = stmt
         .syntax()
@@ -452,7 +458,7 @@ fn add_dependent(schema: &mut Schema, stmt: &ast::Stmt) {
     let pos = |word: &str| texts.iter().position(|t| t.eq_ignore_ascii_case(word));
     let (Some(name), Some(on)) = (
         pos(what).and_then(|p| texts.get(p + 1).cloned()),
-        pos("on").and_then(|p| qualified_at(&texts, p + 1)),
+        pos(on).and_then(|p| qualified_at(&texts, p + 1)),
     ) else {
         return;
     };
@@ -469,12 +475,12 @@ fn add_dependent(schema: &mut Schema, stmt: &ast::Stmt) {
     schema.add_dependent(&on, what, &name, columns);
 }
 
-/// DROP POLICY or TRIGGER: its columns no longer depend on the table.
+/// DROP POLICY, TRIGGER or RULE: its columns no longer depend on the table.
 fn drop_dependent(schema: &mut Schema, stmt: &ast::Stmt) {
-    let what = if matches!(stmt, ast::Stmt::DropPolicy(_)) {
-        "policy"
-    } else {
-        "trigger"
+    let what = match stmt {
+        ast::Stmt::DropPolicy(_) => "policy",
+        ast::Stmt::DropRule(_) => "rule",
+        _ => "trigger",
     };
     let toks = crate::analysis::tokens(stmt.syntax());
     let on = toks.iter().position(|t| t.eq_ignore_ascii_case("on"));

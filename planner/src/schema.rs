@@ -220,10 +220,11 @@ pub enum Attachment {
     },
     /// The table is partitioned by a key that mentions it.
     PartitionKey,
-    /// A policy (row-level security) or a trigger (`UPDATE OF`, `WHEN`) of the table names it:
-    /// PostgreSQL refuses to drop the column while it does. Or a function's body mentions it.
+    /// A policy (row-level security), a trigger (`UPDATE OF`, `WHEN`) or a rule of the table
+    /// names it: PostgreSQL refuses to drop the column while it does. Or a function's body
+    /// mentions it.
     UsedBy {
-        /// `policy`, `trigger` or `function`.
+        /// `policy`, `trigger`, `rule` or `function`.
         what: String,
         /// Its name.
         name: String,
@@ -296,7 +297,7 @@ pub struct Schema {
     file_seq: u64,
     /// Tables created as new since the last [`Schema::end_file`] that let go of them.
     created_tables: Vec<String>,
-    /// Policies and triggers by (table, kind, name), with the column names they mention.
+    /// Policies, triggers and rules by (table, kind, name), with the column names they mention.
     dependents: BTreeMap<(String, &'static str, String), BTreeSet<String>>,
     /// Functions and procedures by name (normalized, without `public.`), each signature once.
     functions: BTreeMap<String, Vec<FunctionSig>>,
