@@ -198,6 +198,9 @@ struct FileCheck<'a> {
     /// Where the `CREATE TABLE IF NOT EXISTS` statements on tables that already exist are: no-ops,
     /// which squawk nonetheless takes for new tables (and stays silent about their locks).
     noop_creates: Vec<(usize, usize)>,
+    /// Lines of the indexes on a view or materialized view the file created: they cannot run
+    /// before it, so they do not make the file mixed (they run in the file's phase).
+    view_indexes: BTreeSet<u32>,
 }
 
 impl<'a> FileCheck<'a> {
@@ -232,6 +235,7 @@ impl<'a> FileCheck<'a> {
             pending: Vec::new(),
             attached_comments: BTreeSet::new(),
             noop_creates: Vec::new(),
+            view_indexes: BTreeSet::new(),
         }
     }
 
@@ -283,6 +287,15 @@ impl<'a> FileCheck<'a> {
         }
         self.pend_findings(&class, line);
         let extra = extra_of(stmt, w, literal_tokens, &mut class);
+        // An index on a (materialized) view this file created goes where the view goes.
+        if matches!(stmt, ast::Stmt::CreateIndex(_))
+            && class.table.as_deref().is_some_and(|t| {
+                schema.is_new_object_in_file("materialized view", t)
+                    || schema.is_new_object_in_file("view", t)
+            })
+        {
+            self.view_indexes.insert(line);
+        }
         let span = span_of(stmt, w, (start, end), &class, schema, ignores);
         let ignored = span.ignores.keys().cloned().collect();
         self.spans.push(span);
@@ -1164,18 +1177,22 @@ fn contradiction<'s>(
 /// breaking) and contract statements in a way the plan does not split.
 fn mixed_phase(fc: &FileCheck) -> Option<Finding> {
     let statements = &fc.statements;
-    // A breaking statement (its finding ignored, or not) runs as written with the rest of a
-    // file that is not contract, before traffic moves: a contract statement beside it would
-    // run there too. Only a rewritten rename is split by the plan.
-    let expand = statements.iter().find(|s| {
-        s.phase == StmtPhase::Expand || (s.phase == StmtPhase::Breaking && s.rename.is_none())
-    });
-    let contract = statements.iter().find(|s| s.phase == StmtPhase::Contract);
     // A file holding a rewritten rename is split by the plan: its expand statements run
     // first, its contract ones after the old version is retired. That keeps the file's
     // order unless a contract statement comes before an expand one (which may depend on
     // it: DROP COLUMN c, then ADD COLUMN IF NOT EXISTS c).
     let split = statements.iter().any(|s| s.rename.is_some());
+    // An index on a view the file created (a materialized view's unique index) runs with the
+    // view, in the file's phase, unless the plan splits the file.
+    let follows = |s: &StatementAnalysis| !split && fc.view_indexes.contains(&s.line);
+    // A breaking statement (its finding ignored, or not) runs as written with the rest of a
+    // file that is not contract, before traffic moves: a contract statement beside it would
+    // run there too. Only a rewritten rename is split by the plan.
+    let expand = statements.iter().find(|s| {
+        (s.phase == StmtPhase::Expand && !follows(s))
+            || (s.phase == StmtPhase::Breaking && s.rename.is_none())
+    });
+    let contract = statements.iter().find(|s| s.phase == StmtPhase::Contract);
     let reordered = contract.is_some_and(|c| {
         statements
             .iter()
