@@ -9,7 +9,7 @@
 //! generated columns, serial columns and `nextval` defaults, indexes, and views with what they
 //! read. Names go to the model as written; it normalizes them.
 
-use crate::schema::{Column, FkActions, Identity, Schema, ViewReads, normalize};
+use crate::schema::{Column, FkActions, Identity, Schema, View, ViewReads, normalize};
 use squawk_syntax::ast::{self, AstNode};
 use squawk_syntax::{SyntaxKind, SyntaxNode};
 use std::collections::{BTreeMap, BTreeSet};
@@ -358,14 +358,29 @@ pub(crate) fn statement(schema: &mut Schema, stmt: &ast::Stmt) {
     match stmt {
         ast::Stmt::CreateView(v) => {
             if let (Some(view), Some(q)) = (name(v.view()), v.query()) {
-                let columns = view_columns(v.syntax(), q.syntax());
-                schema.create_view(&view, view_reads(q.syntax()), columns);
+                let learned = view_of(schema, v.syntax(), q.syntax(), false);
+                schema.create_view(&view, learned);
             }
         }
         ast::Stmt::CreateMaterializedView(v) => {
             if let (Some(view), Some(q)) = (name(v.view()), v.query()) {
-                let columns = view_columns(v.syntax(), q.syntax());
-                schema.create_view(&view, view_reads(q.syntax()), columns);
+                let learned = view_of(schema, v.syntax(), q.syntax(), true);
+                schema.create_view(&view, learned);
+            }
+        }
+        ast::Stmt::Refresh(r) => {
+            if let Some(view) = name(r.view_ref()) {
+                schema.refresh_view(&view, !with_no_data(r.data_option()));
+            }
+        }
+        ast::Stmt::CreateSequence(cs) => {
+            if let Some(n) = name(cs.sequence()) {
+                schema.create_sequence(&n);
+            }
+        }
+        ast::Stmt::DropSequence(d) => {
+            for p in d.sequence_refs() {
+                schema.drop_sequence(&name_of(p.syntax()));
             }
         }
         ast::Stmt::DropView(d) => {
@@ -384,12 +399,18 @@ pub(crate) fn statement(schema: &mut Schema, stmt: &ast::Stmt) {
             }
         }
         // Policies and triggers name columns; a RENAME keeps them, a copy-and-drop cannot.
-        ast::Stmt::CreatePolicy(_) | ast::Stmt::CreateTrigger(_) => add_dependent(schema, stmt),
-        ast::Stmt::DropPolicy(_) | ast::Stmt::DropTrigger(_) => drop_dependent(schema, stmt),
+        // So do rules (PostgreSQL refuses DROP COLUMN of a column a rule uses).
+        ast::Stmt::CreatePolicy(_) | ast::Stmt::CreateTrigger(_) | ast::Stmt::CreateRule(_) => {
+            add_dependent(schema, stmt)
+        }
+        ast::Stmt::DropPolicy(_) | ast::Stmt::DropTrigger(_) | ast::Stmt::DropRule(_) => {
+            drop_dependent(schema, stmt)
+        }
         ast::Stmt::CreateIndex(ci) => create_index(schema, ci),
         ast::Stmt::CreateFunction(cf) => {
             if let Some(n) = name(cf.name()) {
-                let sig = crate::analysis::function::signature(cf.param_list());
+                let mut sig = crate::analysis::function::signature(cf.param_list());
+                sig.returns = crate::analysis::function::returns(cf);
                 schema.add_function(&crate::analysis::function::key(&n), sig);
             }
             create_function(schema, stmt);
@@ -440,12 +461,27 @@ fn create_function(schema: &mut Schema, stmt: &ast::Stmt) {
     }
 }
 
-/// CREATE POLICY or TRIGGER: the columns it names depend on the table's names.
+/// The (possibly schema-qualified) name starting at `toks[i]`: `app."T"` from `app`, `.`,
+/// `"T"`.
+fn qualified_at(toks: &[String], i: usize) -> Option<String> {
+    let mut name = toks.get(i)?.clone();
+    let mut j = i + 1;
+    while toks.get(j).is_some_and(|t| t == ".") && toks.get(j + 1).is_some() {
+        name.push('.');
+        name.push_str(&toks[j + 1]);
+        j += 2;
+    }
+    Some(name)
+}
+
+/// CREATE POLICY, TRIGGER or RULE: the columns it names depend on the table's names; a
+/// trigger runs its function on the table's writes.
 fn add_dependent(schema: &mut Schema, stmt: &ast::Stmt) {
-    let what = if matches!(stmt, ast::Stmt::CreatePolicy(_)) {
-        "policy"
-    } else {
-        "trigger"
+    let (what, on) = match stmt {
+        ast::Stmt::CreatePolicy(_) => ("policy", "on"),
+        // CREATE RULE name AS ON event TO table.
+        ast::Stmt::CreateRule(_) => ("rule", "to"),
+        _ => ("trigger", "on"),
     };
     let toks: Vec<(String, bool)> = stmt
         .syntax()
@@ -454,15 +490,20 @@ fn add_dependent(schema: &mut Schema, stmt: &ast::Stmt) {
         .filter(|t| !t.kind().is_trivia())
         .map(|t| (t.text().to_string(), t.kind() == SyntaxKind::IDENT))
         .collect();
-    let after = |word: &str| {
-        toks.iter()
-            .position(|(t, _)| t.eq_ignore_ascii_case(word))
-            .and_then(|p| toks.get(p + 1))
-            .map(|(t, _)| t.clone())
-    };
-    let (Some(name), Some(on)) = (after(what), after("on")) else {
+    let texts: Vec<String> = toks.iter().map(|(t, _)| t.clone()).collect();
+    let pos = |word: &str| texts.iter().position(|t| t.eq_ignore_ascii_case(word));
+    let (Some(name), Some(on)) = (
+        pos(what).and_then(|p| texts.get(p + 1).cloned()),
+        pos(on).and_then(|p| qualified_at(&texts, p + 1)),
+    ) else {
         return;
     };
+    if what == "trigger"
+        && let Some(p) = pos("execute")
+        && let Some(function) = qualified_at(&texts, p + 2)
+    {
+        schema.set_trigger_function(&on, &name, &function);
+    }
     let columns = toks
         .iter()
         .filter(|(_, ident)| *ident)
@@ -470,12 +511,12 @@ fn add_dependent(schema: &mut Schema, stmt: &ast::Stmt) {
     schema.add_dependent(&on, what, &name, columns);
 }
 
-/// DROP POLICY or TRIGGER: its columns no longer depend on the table.
+/// DROP POLICY, TRIGGER or RULE: its columns no longer depend on the table.
 fn drop_dependent(schema: &mut Schema, stmt: &ast::Stmt) {
-    let what = if matches!(stmt, ast::Stmt::DropPolicy(_)) {
-        "policy"
-    } else {
-        "trigger"
+    let what = match stmt {
+        ast::Stmt::DropPolicy(_) => "policy",
+        ast::Stmt::DropRule(_) => "rule",
+        _ => "trigger",
     };
     let toks = crate::analysis::tokens(stmt.syntax());
     let on = toks.iter().position(|t| t.eq_ignore_ascii_case("on"));
@@ -484,9 +525,9 @@ fn drop_dependent(schema: &mut Schema, stmt: &ast::Stmt) {
         .skip(2)
         .find(|t| !t.eq_ignore_ascii_case("if") && !t.eq_ignore_ascii_case("exists"));
     if let (Some(p), Some(name)) = (on, name)
-        && let Some(table) = toks.get(p + 1)
+        && let Some(table) = qualified_at(&toks, p + 1)
     {
-        schema.drop_dependent(table, what, name);
+        schema.drop_dependent(&table, what, name);
     }
 }
 
@@ -558,6 +599,122 @@ fn view_sources(query: &SyntaxNode) -> Vec<Source> {
 /// What a view's query reads, per source table (or view): every name the query mentions (a
 /// superset of the columns), and "every column" where it reads `*`, `alias.*`, a whole row
 /// (`SELECT t FROM t`) or `TABLE t`, or where a `.*` cannot be tied to one source.
+/// `WITH NO DATA` (of CREATE MATERIALIZED VIEW or REFRESH): the view is left unpopulated.
+pub(crate) fn with_no_data(option: Option<ast::DataOption>) -> bool {
+    option.is_some_and(|o| {
+        crate::analysis::tokens(o.syntax())
+            .iter()
+            .any(|t| t.eq_ignore_ascii_case("no"))
+    })
+}
+
+/// A CREATE [MATERIALIZED] VIEW (`create`, whose query is `query`) as the schema model keeps
+/// it: what it reads, its columns, their expressions and the types `schema` tells.
+pub(crate) fn view_of(
+    schema: &Schema,
+    create: &SyntaxNode,
+    query: &SyntaxNode,
+    materialized: bool,
+) -> View {
+    let columns = view_columns(create, query);
+    let mut exprs = Vec::new();
+    let mut types = Vec::new();
+    if columns.is_some()
+        && let Some(targets) = target_list(query)
+    {
+        let sources = view_sources(query);
+        for target in targets.children() {
+            let expr = target.children().next();
+            exprs.push(expr.as_ref().map(squeezed).unwrap_or_default());
+            types.push(expr.and_then(|e| expr_type(schema, &sources, &e)));
+        }
+    }
+    let unpopulated = materialized
+        && ast::CreateMaterializedView::cast(create.clone())
+            .is_some_and(|v| with_no_data(v.data_option()));
+    View {
+        reads: view_reads(query),
+        columns,
+        materialized,
+        exprs,
+        types,
+        unpopulated,
+    }
+}
+
+/// The type of a view's output expression, where it is sure: an explicit cast, or a column of
+/// a table or view the model knows (unqualified, only when every source is known and one
+/// alone has such a column).
+fn expr_type(schema: &Schema, sources: &[Source], expr: &SyntaxNode) -> Option<String> {
+    match expr.kind() {
+        SyntaxKind::CAST_EXPR => {
+            let ty = ast::CastExpr::cast(expr.clone())?.ty()?;
+            Some(crate::analysis::function::canonical(&squeezed(ty.syntax())))
+        }
+        SyntaxKind::PAREN_EXPR => expr_type(schema, sources, &expr.children().next()?),
+        SyntaxKind::NAME_REF => {
+            let col = normalize(&name_of(expr));
+            let mut found = Vec::new();
+            for s in sources {
+                match source_column_type(schema, &s.table, &col) {
+                    None => return None,
+                    Some(Some(ty)) => found.push(ty),
+                    Some(None) => {}
+                }
+            }
+            (found.len() == 1).then(|| found.remove(0)).flatten()
+        }
+        SyntaxKind::FIELD_EXPR => {
+            let refs: Vec<SyntaxNode> = expr
+                .children()
+                .filter(|c| c.kind() == SyntaxKind::NAME_REF)
+                .collect();
+            let [q, col] = refs.as_slice() else {
+                return None;
+            };
+            let q = normalize(&name_of(q));
+            let s = sources.iter().find(|s| s.names.contains(&q))?;
+            source_column_type(schema, &s.table, &normalize(&name_of(col)))??
+        }
+        _ => None,
+    }
+}
+
+/// For a source the model knows (`None` otherwise): `Some(None)` when it has no column `col`,
+/// `Some(Some(type))` when it has one, its type `None` where the model does not know it.
+#[allow(clippy::option_option)]
+fn source_column_type(schema: &Schema, table: &str, col: &str) -> Option<Option<Option<String>>> {
+    if let Some(t) = schema.table(table) {
+        return Some(t.column(col).map(|c| {
+            Some(c.ty.clone())
+                .filter(|ty| !ty.is_empty())
+                .map(|ty| crate::analysis::function::canonical(&ty))
+        }));
+    }
+    let v = schema.view(table)?;
+    let cols = v.columns.as_ref()?;
+    Some(
+        cols.iter()
+            .position(|c| c == col)
+            .map(|i| v.types.get(i).cloned().flatten()),
+    )
+}
+
+/// The target list of a view query's first SELECT.
+fn target_list(query: &SyntaxNode) -> Option<SyntaxNode> {
+    let mut select = query.clone();
+    while select.kind() != SyntaxKind::SELECT {
+        select = select
+            .children()
+            .find(|c| matches!(c.kind(), SyntaxKind::SELECT | SyntaxKind::COMPOUND_SELECT))?;
+    }
+    select
+        .children()
+        .find(|c| c.kind() == SyntaxKind::SELECT_CLAUSE)?
+        .children()
+        .find(|c| c.kind() == SyntaxKind::TARGET_LIST)
+}
+
 /// The output columns of the view `create` (a CREATE [MATERIALIZED] VIEW) whose query is
 /// `query`, normalized and in order: the names its column list gives, then those of the first
 /// SELECT's targets (an alias, a column's own name, a function's name, as PostgreSQL names
@@ -573,17 +730,7 @@ pub(crate) fn view_columns(create: &SyntaxNode, query: &SyntaxNode) -> Option<Ve
                 .collect()
         })
         .unwrap_or_default();
-    let mut select = query.clone();
-    while select.kind() != SyntaxKind::SELECT {
-        select = select
-            .children()
-            .find(|c| matches!(c.kind(), SyntaxKind::SELECT | SyntaxKind::COMPOUND_SELECT))?;
-    }
-    let targets = select
-        .children()
-        .find(|c| c.kind() == SyntaxKind::SELECT_CLAUSE)?
-        .children()
-        .find(|c| c.kind() == SyntaxKind::TARGET_LIST)?;
+    let targets = target_list(query)?;
     let mut out = Vec::new();
     for (i, target) in targets.children().enumerate() {
         if let Some(name) = listed.get(i) {

@@ -267,6 +267,18 @@ rules! {
     BreakingViewColumns = "breaking-view-columns", Error, "cutover", "A view dropped and \
         created again with other columns (some gone, some new): the old version reads the old \
         ones, the new version the new ones, and one view cannot serve both.";
+    BreakingViewColumnType = "breaking-view-column-type", Error, "cutover", "A view (or \
+        materialized view) created again with a column of another type (an explicit cast, a \
+        column whose type the model knows): the old version reads the old type.";
+    ViewColumnChanged = "view-column-changed", Warning, "cutover", "A view created again with \
+        another expression for a column, whose type cutover cannot tell: it may have changed \
+        under the running version.";
+    ViewColumnsReordered = "view-columns-reordered", Warning, "cutover", "A view created again \
+        with its columns in another order: readers by position (`SELECT *` into a row type or \
+        tuple) get them mixed up.";
+    BreakingUnpopulatedMatview = "breaking-unpopulated-matview", Error, "cutover", "A \
+        materialized view the running version reads is left unpopulated (created again or \
+        refreshed `WITH NO DATA`, no REFRESH after it in the same transaction): its reads fail.";
     UnclassifiedStatement = "unclassified-statement", Error, "cutover", "cutover does not know \
         whether the statement is safe while the old version runs; the file must declare its \
         phase (`-- cutover:phase=`).";
@@ -289,6 +301,9 @@ rules! {
     BreakingFunctionOverload = "breaking-function-overload", Error, "cutover", "CREATE FUNCTION \
         of a new overload whose parameters, defaults counted, also take the calls of an existing \
         function of that name: PostgreSQL refuses those calls as ambiguous.";
+    BreakingFunctionSignature = "breaking-function-signature", Error, "cutover", "A function \
+        the running version calls is created again (DROP and CREATE, or CREATE OR REPLACE, \
+        which PostgreSQL refuses) returning another type or other columns.";
     FunctionOverload = "function-overload", Warning, "cutover", "CREATE FUNCTION of a new \
         overload of a function the running version may call: its calls with inexact argument \
         types may resolve to the new one.";
@@ -419,7 +434,10 @@ impl RuleId {
                 | BreakingDoBlock
                 | BreakingAddConstraint
                 | BreakingFunctionOverload
+                | BreakingFunctionSignature
                 | BreakingViewColumns
+                | BreakingViewColumnType
+                | BreakingUnpopulatedMatview
         )
     }
 }

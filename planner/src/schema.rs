@@ -169,6 +169,17 @@ pub struct View {
     /// Its output columns (normalized), in order, when every one is known (no `*`, no
     /// unnamed expression other than a plain function call).
     pub columns: Option<Vec<String>>,
+    /// A materialized view.
+    pub materialized: bool,
+    /// Each output column's expression (one line, as written), in order, when `columns` is
+    /// known.
+    pub exprs: Vec<String>,
+    /// Each output column's type (PostgreSQL's name, no modifiers), where the model can tell
+    /// it: a column of a table or view it knows, or an explicit cast; in order, when `columns`
+    /// is known.
+    pub types: Vec<Option<String>>,
+    /// Created `WITH NO DATA` (or refreshed so) and not populated since: reading it fails.
+    pub unpopulated: bool,
 }
 
 /// A function's signature, as calls resolve it: the types of its IN, INOUT and VARIADIC
@@ -179,6 +190,9 @@ pub struct FunctionSig {
     pub args: Vec<String>,
     /// How many of the last arguments have a DEFAULT.
     pub defaults: usize,
+    /// What a call returns: the RETURNS clause (types as PostgreSQL names them, `setof` and
+    /// `table(...)` kept), or the OUT parameters; empty when not known.
+    pub returns: String,
 }
 
 /// An index, as far as constraints built from it (`ADD CONSTRAINT ... USING INDEX`) need it.
@@ -237,10 +251,11 @@ pub enum Attachment {
     },
     /// The table is partitioned by a key that mentions it.
     PartitionKey,
-    /// A policy (row-level security) or a trigger (`UPDATE OF`, `WHEN`) of the table names it:
-    /// PostgreSQL refuses to drop the column while it does. Or a function's body mentions it.
+    /// A policy (row-level security), a trigger (`UPDATE OF`, `WHEN`) or a rule of the table
+    /// names it: PostgreSQL refuses to drop the column while it does. Or a function's body
+    /// mentions it.
     UsedBy {
-        /// `policy`, `trigger` or `function`.
+        /// `policy`, `trigger`, `rule` or `function`.
         what: String,
         /// Its name.
         name: String,
@@ -315,10 +330,17 @@ pub struct Schema {
     file_seq: u64,
     /// Tables created as new since the last [`Schema::end_file`] that let go of them.
     created_tables: Vec<String>,
-    /// Policies and triggers by (table, kind, name), with the column names they mention.
+    /// Policies, triggers and rules by (table, kind, name), with the column names they mention.
     dependents: BTreeMap<(String, &'static str, String), BTreeSet<String>>,
     /// Functions and procedures by name (normalized, without `public.`), each signature once.
     functions: BTreeMap<String, Vec<FunctionSig>>,
+    /// Functions the file being analyzed dropped, as they were, by name as in `functions`.
+    functions_dropped_in_file: BTreeMap<String, Vec<FunctionSig>>,
+    /// Sequences by normalized name.
+    sequences: BTreeSet<String>,
+    /// The function each trigger runs (`EXECUTE FUNCTION f()`), by (table, trigger) normalized,
+    /// the function's name as [`crate::analysis::function::key`] makes it.
+    trigger_functions: BTreeMap<(String, String), String>,
     /// Constraints (by table and constraint name) placed after the old version is retired
     /// because they can reject its writes: validating one belongs there too.
     deferred_constraints: BTreeSet<(String, String)>,
@@ -1149,14 +1171,43 @@ impl Schema {
     }
 
     /// CREATE [OR REPLACE] [MATERIALIZED] VIEW name: what it reads, by table or view name
-    /// (normalized).
-    pub fn create_view(
-        &mut self,
-        name: &str,
-        reads: BTreeMap<String, ViewReads>,
-        columns: Option<Vec<String>>,
-    ) {
-        self.views.insert(normalize(name), View { reads, columns });
+    /// (normalized), and its columns.
+    pub fn create_view(&mut self, name: &str, view: View) {
+        self.views.insert(normalize(name), view);
+    }
+
+    /// REFRESH MATERIALIZED VIEW name [WITH NO DATA]: whether it is populated afterwards.
+    pub fn refresh_view(&mut self, name: &str, populated: bool) {
+        if let Some(v) = self.views.get_mut(&normalize(name)) {
+            v.unpopulated = !populated;
+        }
+    }
+
+    /// What `name` is when it is a relation other than a table the model knows: `view`,
+    /// `materialized view` or `sequence` (ALTER TABLE accepts each of them: PostgreSQL manual,
+    /// ALTER TABLE, "for historical reasons"; ALTER VIEW, ALTER SEQUENCE).
+    pub fn non_table_relation(&self, name: &str) -> Option<&'static str> {
+        if self.table(name).is_some() {
+            return None;
+        }
+        match self.view(name) {
+            Some(v) if v.materialized => Some("materialized view"),
+            Some(_) => Some("view"),
+            None => self
+                .sequences
+                .contains(&normalize(name))
+                .then_some("sequence"),
+        }
+    }
+
+    /// CREATE SEQUENCE name.
+    pub fn create_sequence(&mut self, name: &str) {
+        self.sequences.insert(normalize(name));
+    }
+
+    /// DROP SEQUENCE name.
+    pub fn drop_sequence(&mut self, name: &str) {
+        self.sequences.remove(&normalize(name));
     }
 
     /// The view `name` as it was before the file being analyzed dropped it, if it did.
@@ -1457,8 +1508,46 @@ impl Schema {
     /// DROP FUNCTION name(args), or every signature when `args` is `None`.
     pub fn drop_function(&mut self, name: &str, args: Option<&[String]>) {
         if let Some(sigs) = self.functions.get_mut(name) {
-            sigs.retain(|s| args.is_some_and(|a| a != s.args.as_slice()));
+            let (gone, kept): (Vec<_>, Vec<_>) = std::mem::take(sigs)
+                .into_iter()
+                .partition(|s| args.is_none_or(|a| a == s.args.as_slice()));
+            *sigs = kept;
+            self.functions_dropped_in_file
+                .entry(name.to_string())
+                .or_default()
+                .extend(gone);
         }
+    }
+
+    /// The signatures named `name` the file being analyzed dropped.
+    pub fn functions_dropped_in_file(&self, name: &str) -> &[FunctionSig] {
+        self.functions_dropped_in_file
+            .get(name)
+            .map_or(&[], Vec::as_slice)
+    }
+
+    /// CREATE TRIGGER `name` ON `table` ... EXECUTE FUNCTION `function`.
+    pub fn set_trigger_function(&mut self, table: &str, name: &str, function: &str) {
+        self.trigger_functions.insert(
+            (normalize(table), normalize(name)),
+            crate::analysis::function::key(function),
+        );
+    }
+
+    /// The triggers (table, trigger) of tables the running version uses that run `function`
+    /// (as [`crate::analysis::function::key`] makes it).
+    pub fn live_triggers_running(&self, function: &str) -> Vec<(String, String)> {
+        self.trigger_functions
+            .iter()
+            .filter(|((table, trigger), f)| {
+                *f == function
+                    && !self.is_new(table)
+                    && self
+                        .dependents
+                        .contains_key(&(table.clone(), "trigger", trigger.clone()))
+            })
+            .map(|(k, _)| k.clone())
+            .collect()
     }
 
     /// The table of an index the migrations created, normalized.
@@ -1486,6 +1575,7 @@ impl Schema {
         self.dropped_in_file.clear();
         self.views_dropped_in_file.clear();
         self.fks_dropped_in_file.clear();
+        self.functions_dropped_in_file.clear();
         self.search_path_set = false;
         if keep_new {
             return;

@@ -245,3 +245,50 @@ fn a_down_file_undoes_a_migration_without_a_derived_inverse() {
         err.diagnostics()
     );
 }
+
+/// `breaking-rename-object` names the kind of object in full (it said "renaming this
+/// materialized breaks ...").
+#[test]
+fn a_rename_names_the_whole_kind_of_object() {
+    let base = "CREATE TABLE users (id bigint PRIMARY KEY, name text NOT NULL, email text);\n\
+                CREATE MATERIALIZED VIEW user_names AS SELECT id, name FROM users;\n\
+                CREATE VIEW user_emails AS SELECT id, email FROM users;";
+    let cases = [
+        (
+            "ALTER MATERIALIZED VIEW user_names RENAME TO names;",
+            "this materialized view breaks",
+        ),
+        (
+            "ALTER FOREIGN TABLE remote_users RENAME TO remote_people;",
+            "this foreign table breaks",
+        ),
+        (
+            "ALTER TABLE user_names RENAME TO names;",
+            "this materialized view breaks",
+        ),
+        (
+            "ALTER TABLE user_emails RENAME COLUMN email TO mail;",
+            "this view column breaks",
+        ),
+    ];
+    for (sql, want) in cases {
+        let files = vec![
+            MigrationFile::from_bytes("V1__base.sql", "V1__base.sql", base.as_bytes()).unwrap(),
+            MigrationFile::from_bytes("V2__x.sql", "V2__x.sql", sql.as_bytes()).unwrap(),
+        ];
+        let a = analyze(&files, Some(1), AnalyzeOptions { release: true });
+        let f = a
+            .findings
+            .iter()
+            .find(|f| f.rule == "breaking-rename-object")
+            .unwrap_or_else(|| panic!("{sql}: no breaking-rename-object in {:?}", a.findings));
+        assert!(f.message.contains(want), "{sql}: {}", f.message);
+        assert!(
+            a.findings
+                .iter()
+                .all(|f| f.rule != "breaking-rename-column"),
+            "{sql}: {:?}",
+            a.findings
+        );
+    }
+}

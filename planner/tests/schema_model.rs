@@ -513,3 +513,63 @@ CREATE VIEW handles AS SELECT handle FROM members;";
     ]);
     assert!(schema.table("\"Users\"").is_none() && schema.table("users").is_some());
 }
+
+#[test]
+fn policies_and_triggers_of_qualified_tables_function_results_and_view_types() {
+    let base = r#"
+CREATE SCHEMA app;
+CREATE TABLE app."Customers" (id bigint PRIMARY KEY, score integer, region text);
+CREATE POLICY score_policy ON app."Customers" USING ((score > 0));
+CREATE FUNCTION app.region_changed() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NEW; END $$;
+CREATE TRIGGER region_changed BEFORE UPDATE OF region ON app."Customers"
+    FOR EACH ROW EXECUTE FUNCTION app.region_changed();
+CREATE FUNCTION order_count(uid bigint) RETURNS SETOF integer LANGUAGE sql AS $$ SELECT 1 $$;
+CREATE FUNCTION split(s text, OUT head text, OUT tail text) LANGUAGE sql AS $$ SELECT s, s $$;
+CREATE SEQUENCE invoice_seq;
+CREATE VIEW scores AS SELECT c.id, score::text AS score, upper(region) AS region FROM app."Customers" c;
+CREATE MATERIALIZED VIEW regions AS SELECT region FROM app."Customers" WITH NO DATA;
+"#;
+    let (schema, _) = replay(&[base, "SELECT 1;"]);
+    // The policy and the trigger are the table's, by its whole qualified name.
+    let used: Vec<Attachment> = schema.attachments(r#"app."Customers""#, "score");
+    assert!(
+        used.iter()
+            .any(|a| matches!(a, Attachment::UsedBy { what, name }
+            if what == "policy" && name == "score_policy")),
+        "{used:?}"
+    );
+    let used = schema.attachments(r#"app."Customers""#, "region");
+    assert!(
+        used.iter()
+            .any(|a| matches!(a, Attachment::UsedBy { what, .. } if what == "trigger")),
+        "{used:?}"
+    );
+    assert_eq!(
+        schema.live_triggers_running("app.region_changed"),
+        [(
+            r#"app."Customers""#.to_string(),
+            "region_changed".to_string()
+        )]
+    );
+    // What each function returns.
+    assert_eq!(schema.functions("order_count")[0].returns, "setof int4");
+    assert_eq!(
+        schema.functions("split")[0].returns,
+        "out(head text, tail text)"
+    );
+    // Sequences, views and materialized views are relations ALTER TABLE may name.
+    assert_eq!(schema.non_table_relation("invoice_seq"), Some("sequence"));
+    assert_eq!(schema.non_table_relation("scores"), Some("view"));
+    assert_eq!(
+        schema.non_table_relation("regions"),
+        Some("materialized view")
+    );
+    assert_eq!(schema.non_table_relation(r#"app."Customers""#), None);
+    // A view's column types, where known: a column of a known table, a cast; not a call.
+    let v = schema.view("scores").unwrap();
+    assert_eq!(
+        v.types,
+        [Some("int8".to_string()), Some("text".to_string()), None]
+    );
+    assert!(schema.view("regions").unwrap().unpopulated);
+}

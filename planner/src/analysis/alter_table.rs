@@ -44,6 +44,44 @@ impl Acc {
     }
 }
 
+/// What the relation an ALTER TABLE names is, when the model knows it as a view, materialized
+/// view or sequence, not a table.
+pub(super) fn other_relation(at: &ast::AlterTable, schema: &Schema) -> Option<&'static str> {
+    let name = text_of(at.table_relation_name().and_then(|r| r.table_name_ref()))?;
+    schema.non_table_relation(&name)
+}
+
+/// ALTER TABLE on a view, materialized view or sequence ([`other_relation`]): PostgreSQL
+/// accepts it for those relations too (PostgreSQL manual, ALTER TABLE: "for historical
+/// reasons"; ALTER VIEW, ALTER SEQUENCE), so it is judged as `ALTER VIEW` / `ALTER
+/// MATERIALIZED VIEW` / `ALTER SEQUENCE` would be: a rename (of the object or of a view's
+/// column) breaks the running version, which names them (`breaking-rename-object`; the
+/// RENAME COLUMN rewrite cannot add a column to a view); SET SCHEMA is not classified; the
+/// rest (owner, options, a view column's default) is expand.
+pub(super) fn alter_other_relation(at: &ast::AlterTable, w: &[SmolStr], schema: &Schema) -> Class {
+    let kind = other_relation(at, schema).unwrap_or("view");
+    let renames = at.actions().any(|a| {
+        matches!(
+            a,
+            ast::AlterTableAction::RenameColumn(_) | ast::AlterTableAction::TableRenameTo(_)
+        )
+    });
+    if renames {
+        let column = at
+            .actions()
+            .any(|a| matches!(a, ast::AlterTableAction::RenameColumn(_)));
+        return renamed(&if column {
+            format!("{kind} column")
+        } else {
+            kind.to_string()
+        });
+    }
+    if has_seq(w, &["set", "schema"]) {
+        return unclassified(at.syntax());
+    }
+    Class::new(StmtPhase::Expand, Inverse::Unknown(no_inverse_reason()))
+}
+
 /// ALTER TABLE: each action judged by what the running version still does to the table.
 pub(super) fn classify_alter_table(at: &ast::AlterTable, schema: &mut Schema) -> Class {
     use StmtPhase::*;

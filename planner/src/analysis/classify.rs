@@ -37,6 +37,12 @@ pub(super) struct Class {
     pub(super) literals: Vec<String>,
     /// Enum values a DO block adds (`ALTER TYPE t ADD VALUE 'v'` inside it): type key, value.
     pub(super) enum_adds: Vec<(String, String)>,
+    /// A materialized view the running version reads that the statement leaves unpopulated
+    /// (key as in [`object_key`]): breaking, unless a later REFRESH of the same transaction
+    /// populates it (the file-level check decides).
+    pub(super) unpopulates: Option<String>,
+    /// A materialized view the statement populates (REFRESH without WITH NO DATA).
+    pub(super) populates: Option<String>,
 }
 
 impl Class {
@@ -56,6 +62,8 @@ impl Class {
             declarable: false,
             literals: Vec::new(),
             enum_adds: Vec::new(),
+            unpopulates: None,
+            populates: None,
         }
     }
 
@@ -167,6 +175,9 @@ fn classify_data(
     use ast::Stmt as S;
     let node = stmt.syntax();
     Some(match stmt {
+        S::AlterTable(at) if alter_table::other_relation(at, schema).is_some() => {
+            alter_table::alter_other_relation(at, w, schema)
+        }
         S::AlterTable(at) => alter_table::classify_alter_table(at, schema),
         S::CreateTable(ct) => create_table(ct, w, schema, in_release),
         S::CreateTableAs(_) | S::SelectInto(_) => create_table_as(node, schema, in_release),
@@ -176,13 +187,19 @@ fn classify_data(
             table_rewrite(node, w, schema)
         }
         S::Reindex(_) | S::Vacuum(_) => Class::new(Neutral, Inverse::Noop),
-        S::CreateRule(_) | S::CreateTrigger(_) if changes_old_writes(stmt, w, schema) => {
+        S::CreateRule(_) | S::CreateTrigger(_) if changes_old_writes(stmt, schema) => {
             create_write_rule(node, w, schema)
+        }
+        S::CreateFunction(cf) if function::return_change(cf, w, schema).is_some() => {
+            function::changed_return(cf, node, w, schema)
+        }
+        S::CreateFunction(cf) if !function::live_triggers(cf, w, schema).is_empty() => {
+            function::trigger_function(cf, node, w, schema)
         }
         S::CreateFunction(cf) if function::is_overload(cf, schema) => {
             function::overload(cf, node, w, schema)
         }
-        S::CreateView(cv) => create::create_view(cv, node, w, schema),
+        S::CreateView(_) | S::CreateMaterializedView(_) => create::create_view(node, w, schema),
         S::CreateFunction(_) | S::CreateProcedure(_) | S::CreateTrigger(_) | S::CreateRule(_) => {
             create_replaceable(node, w, schema)
         }
@@ -194,7 +211,6 @@ fn classify_data(
         | S::CreateSchema(_)
         | S::CreateExtension(_)
         | S::CreateDomain(_)
-        | S::CreateMaterializedView(_)
         | S::CreatePolicy(_)
         | S::CreateStatistics(_)
         | S::CreateCollation(_)
@@ -337,10 +353,22 @@ fn table_rewrite(node: &SyntaxNode, w: &[SmolStr], schema: &Schema) -> Class {
 /// REFRESH MATERIALIZED VIEW: without CONCURRENTLY it takes an ACCESS EXCLUSIVE lock on the
 /// view for the whole query (PostgreSQL manual, REFRESH MATERIALIZED VIEW; 13.3.1 Table-Level
 /// Locks), so the running version's reads of it wait.
+///
+/// `WITH NO DATA` leaves it unpopulated: reading it fails until a REFRESH (PostgreSQL manual,
+/// REFRESH MATERIALIZED VIEW), so on one the running version reads it is breaking unless the
+/// same transaction populates it again ([`Class::unpopulates`]).
 fn refresh(r: &ast::Refresh, schema: &Schema) -> Class {
     let mut c = Class::new(StmtPhase::Expand, Inverse::Noop);
     let view = text_of(r.view_ref()).unwrap_or_default();
-    let new = schema.is_new_object("materialized view", &object_key(&view, None));
+    let key = object_key(&view, None);
+    let new = schema.is_new_object("materialized view", &key);
+    if learn::with_no_data(r.data_option()) {
+        if !new {
+            c.unpopulates = Some(key);
+        }
+    } else {
+        c.populates = Some(key);
+    }
     if r.concurrently_token().is_none() && !new {
         c.finding(
             RuleId::TableRewrite,
@@ -441,7 +469,7 @@ pub(super) const RECIPE_RENAME_CONSTRAINT: &str = "keep the constraint's name; o
 /// triggers, policies and plain indexes it does not; an index that backs a primary key or
 /// UNIQUE constraint renames the constraint too, which it may name).
 fn rename_object(node: &SyntaxNode, w: &[SmolStr], schema: &mut Schema) -> Class {
-    let what = w.get(1).cloned().unwrap_or_default();
+    let what = altered_kind(w);
     if what == "index"
         && !has_seq(w, &["rename", "column"])
         && let Some(c) = rename_constraint_index(node, schema)
@@ -451,6 +479,11 @@ fn rename_object(node: &SyntaxNode, w: &[SmolStr], schema: &mut Schema) -> Class
     if matches!(what.as_str(), "index" | "statistics" | "trigger" | "policy") {
         return Class::new(StmtPhase::Expand, no_inverse());
     }
+    renamed(&what)
+}
+
+/// `breaking-rename-object` for the rename of a `what` (`view`, `materialized view`, ...).
+pub(super) fn renamed(what: &str) -> Class {
     let mut c = Class::new(StmtPhase::Breaking, no_inverse());
     c.finding(
         RuleId::BreakingRenameObject,
@@ -458,6 +491,18 @@ fn rename_object(node: &SyntaxNode, w: &[SmolStr], schema: &mut Schema) -> Class
         RECIPE_RENAME_OBJECT,
     );
     c
+}
+
+/// The kind of object an `ALTER <kind> ...` statement (words `w`) alters, in words:
+/// `materialized view`, `foreign table`, `text search configuration`, `index`.
+fn altered_kind(w: &[SmolStr]) -> String {
+    let word = |i: usize| w.get(i).map(SmolStr::as_str).unwrap_or_default();
+    let n = match (word(1), word(2)) {
+        ("foreign", "data") | ("text", "search") => 3,
+        ("materialized" | "foreign" | "event" | "operator" | "large" | "access" | "user", _) => 2,
+        _ => 1,
+    };
+    (1..=n).map(word).collect::<Vec<_>>().join(" ")
 }
 
 /// `ALTER INDEX name RENAME TO new` of the index of a primary key or UNIQUE constraint of a

@@ -2,6 +2,7 @@
 //! the schema model tracks, each with the DROP that undoes it.
 
 use super::*;
+use crate::schema::View;
 
 /// The schema part of a qualified name as written (`app.t` → `app`, `"My.App"."T"` →
 /// `"My.App"`), `None` for an unqualified one.
@@ -197,8 +198,12 @@ pub(super) fn create_index(ci: &ast::CreateIndex, w: &[SmolStr], schema: &mut Sc
             RECIPE_PARTITIONED_INDEX,
         );
     }
-    // A unique index rejects duplicates the running version may still write.
-    if ci.unique_token().is_some() && !schema.is_new(&table) {
+    // A unique index rejects duplicates the running version may still write (to a table: a
+    // materialized view is written only by REFRESH).
+    if ci.unique_token().is_some()
+        && !schema.is_new(&table)
+        && schema.non_table_relation(&table).is_none()
+    {
         match constraint_rejects(schema, &table, node, w) {
             Rejects::No => {}
             Rejects::Will(why) => {
@@ -237,26 +242,25 @@ pub(super) fn create_index(ci: &ast::CreateIndex, w: &[SmolStr], schema: &mut Sc
 /// running version uses: a rule rewrites that version's writes, and a trigger runs a function
 /// cutover cannot read on them, which can change the row (BEFORE), reject it (an exception) or
 /// write elsewhere (PostgreSQL manual, 41 The Rule System; 37.1 Overview of Trigger Behavior).
-pub(super) fn changes_old_writes(stmt: &ast::Stmt, w: &[SmolStr], schema: &Schema) -> bool {
+/// CREATE OR REPLACE of one counts too: it is a DROP and a CREATE in one (PostgreSQL manual,
+/// CREATE TRIGGER: "replace the current definition"), and the new definition may do what the
+/// old one did not.
+pub(super) fn changes_old_writes(stmt: &ast::Stmt, schema: &Schema) -> bool {
     let node = stmt.syntax();
     let rule = matches!(stmt, ast::Stmt::CreateRule(_));
-    !has_seq(w, &["or", "replace"]) && {
-        let table = if rule {
-            name_after(node, "to", &[])
-        } else {
-            name_after(node, "on", &[])
-        };
-        table.is_some_and(|t| schema.table(&t).is_some() && !schema.is_new(&t))
-    }
+    let table = if rule {
+        name_after(node, "to", &[])
+    } else {
+        name_after(node, "on", &[])
+    };
+    table.is_some_and(|t| schema.table(&t).is_some() && !schema.is_new(&t))
 }
 
 /// A rule or constraint trigger that [`changes_old_writes`]: contract, unless declared.
 pub(super) fn create_write_rule(node: &SyntaxNode, w: &[SmolStr], schema: &mut Schema) -> Class {
-    let mut c = Class::new(StmtPhase::Contract, create_inverse(node, w));
-    if let Some((kind, key)) = created_object(node, w) {
-        schema.create_object(kind, &key);
-        c.creates.push((kind, key));
-    }
+    // As any replaceable object (the inverse, `replaces-object` for OR REPLACE), then contract.
+    let mut c = create_replaceable(node, w, schema);
+    c.raise(StmtPhase::Contract);
     c.declarable = true;
     c.finding(
         RuleId::ConstraintRejectsOldWrites,
@@ -277,9 +281,14 @@ pub(super) fn create_replaceable(node: &SyntaxNode, w: &[SmolStr], schema: &mut 
     let or_replace = has_seq(w, &["or", "replace"]);
     let mut c = Class::new(StmtPhase::Expand, create_inverse(node, w));
     let created = created_object(node, w);
-    let new = created
-        .as_ref()
-        .is_some_and(|(kind, key)| schema.is_new_object_in_file(kind, key));
+    // A trigger, rule or policy of a table the release created cannot be one the running
+    // version goes through.
+    let new = created.as_ref().is_some_and(|(kind, key)| {
+        schema.is_new_object_in_file(kind, key)
+            || key
+                .split_once('@')
+                .is_some_and(|(_, table)| schema.is_new(table))
+    });
     if let Some((kind, key)) = created {
         // CREATE OR REPLACE of an object that may exist keeps it what it was: one the running
         // version may use, so a later DROP of it in the file is no drop of a new object.
@@ -312,53 +321,128 @@ pub(super) fn create_object(node: &SyntaxNode, w: &[SmolStr], schema: &mut Schem
     c
 }
 
-/// For a CREATE VIEW of a view this file dropped: the columns the old definition had and the
-/// new one lacks, and those it adds, when both definitions' columns are known and some are
-/// lacking; `None` otherwise (a view that only gains columns serves the old version too).
-fn view_columns_change(
-    cv: &ast::CreateView,
-    schema: &Schema,
-) -> Option<(Vec<String>, Vec<String>)> {
-    let name = crate::learn::name_of(cv.view()?.syntax());
-    let old = schema.view_dropped_in_file(&name)?.columns.as_ref()?;
-    let new = crate::learn::view_columns(cv.syntax(), cv.query()?.syntax())?;
-    let lacking: Vec<String> = old.iter().filter(|c| !new.contains(c)).cloned().collect();
-    let added: Vec<String> = new.iter().filter(|c| !old.contains(c)).cloned().collect();
-    (!lacking.is_empty()).then_some((lacking, added))
+/// The name, query and kind (materialized or not) of a CREATE [MATERIALIZED] VIEW.
+fn view_parts(node: &SyntaxNode) -> Option<(String, SyntaxNode, bool)> {
+    if let Some(v) = ast::CreateView::cast(node.clone()) {
+        return Some((
+            crate::learn::name_of(v.view()?.syntax()),
+            v.query()?.syntax().clone(),
+            false,
+        ));
+    }
+    let v = ast::CreateMaterializedView::cast(node.clone())?;
+    Some((
+        crate::learn::name_of(v.view()?.syntax()),
+        v.query()?.syntax().clone(),
+        true,
+    ))
 }
 
-/// CREATE VIEW: as any replaceable object ([`create_replaceable`]); one that re-creates a view
-/// this file dropped, without some of its columns, is contract (the running version may read
-/// them) with `view-drops-columns`; with new columns too, breaking (`breaking-view-columns`):
-/// the new version needs them before the old one is gone.
-pub(super) fn create_view(
-    cv: &ast::CreateView,
-    node: &SyntaxNode,
-    w: &[SmolStr],
-    schema: &mut Schema,
-) -> Class {
-    let Some((lacking, added)) = view_columns_change(cv, schema) else {
-        return create_replaceable(node, w, schema);
-    };
-    let name = cv
-        .view()
-        .map(|v| crate::learn::name_of(v.syntax()))
-        .unwrap_or_default();
+/// CREATE [MATERIALIZED] VIEW: as any replaceable object ([`create_replaceable`]); one that
+/// re-creates a view this file dropped is compared with it ([`compare_views`]), and a
+/// materialized view re-created `WITH NO DATA` is left unpopulated for the running version's
+/// reads (PostgreSQL manual, CREATE MATERIALIZED VIEW: "cannot be queried until REFRESH
+/// MATERIALIZED VIEW is used"), unless the file refreshes it later (see `Class::unpopulates`).
+pub(super) fn create_view(node: &SyntaxNode, w: &[SmolStr], schema: &mut Schema) -> Class {
     let mut c = create_replaceable(node, w, schema);
-    let list = |cols: &[String]| {
-        cols.iter()
-            .map(|c| format!("`{c}`"))
-            .collect::<Vec<_>>()
-            .join(", ")
+    let Some((name, query, materialized)) = view_parts(node) else {
+        return c;
     };
+    let new = crate::learn::view_of(schema, node, &query, materialized);
+    let kind = if materialized {
+        "materialized view"
+    } else {
+        "view"
+    };
+    if let Some(old) = schema.view_dropped_in_file(&name).cloned() {
+        compare_views(&mut c, &format!("{kind} `{name}`"), &old, &new);
+        if new.unpopulated {
+            c.unpopulates = Some(object_key(&name, None));
+        }
+    } else if has_seq(w, &["or", "replace"])
+        && let Some(old) = schema.view(&name).cloned()
+    {
+        replace_in_place(&mut c, &format!("{kind} `{name}`"), &old, &new);
+    }
+    c
+}
+
+/// CREATE OR REPLACE VIEW of a view that exists: PostgreSQL refuses it unless the old columns
+/// come first, with the same names, in the same order, with the same types (PostgreSQL
+/// manual, CREATE VIEW: "the same column names in the same order and with the same data
+/// types"). Where cutover can tell that it does not, the migration would fail: breaking
+/// (`breaking-view-columns` for names, `breaking-view-column-type` for types); an expression
+/// changed whose type cutover cannot tell gets `view-column-changed`.
+fn replace_in_place(c: &mut Class, name: &str, old: &View, new: &View) {
+    let (Some(oc), Some(nc)) = (&old.columns, &new.columns) else {
+        return;
+    };
+    if nc.get(..oc.len()) != Some(oc.as_slice()) {
+        c.raise(StmtPhase::Breaking);
+        c.finding(
+            RuleId::BreakingViewColumns,
+            format!(
+                "CREATE OR REPLACE of the {name} gives it the columns {} where it has {}: \
+                 PostgreSQL refuses to drop, rename or move a view's columns this way (cannot \
+                 drop columns from view / cannot change name of view column)",
+                list(nc),
+                list(oc)
+            ),
+            RECIPE_VIEW_NEW_NAME,
+        );
+        return;
+    }
+    column_types(c, name, old, new);
+}
+
+/// `name`, listed for a message: `` `a`, `b` ``.
+fn list(cols: &[String]) -> String {
+    cols.iter()
+        .map(|c| format!("`{c}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A view re-created in the file (`old` as it was, `new` as created): the columns it lacks
+/// (contract, `view-drops-columns`; with new ones, breaking, `breaking-view-columns`: the new
+/// version needs them before the old one is gone), the columns that moved
+/// (`view-columns-reordered`), and those whose type changed (`breaking-view-column-type`) or may
+/// have (`view-column-changed`). Compared only where both definitions' columns are known.
+/// `name` says what it is and which (``materialized view `x` ``), for the messages.
+fn compare_views(c: &mut Class, name: &str, old: &View, new: &View) {
+    let (Some(oc), Some(nc)) = (&old.columns, &new.columns) else {
+        return;
+    };
+    let lacking: Vec<String> = oc.iter().filter(|c| !nc.contains(c)).cloned().collect();
+    let added: Vec<String> = nc.iter().filter(|c| !oc.contains(c)).cloned().collect();
+    if !lacking.is_empty() {
+        columns_lacking(c, name, &lacking, &added);
+    } else if nc.get(..oc.len()) != Some(oc.as_slice()) {
+        c.finding(
+            RuleId::ViewColumnsReordered,
+            format!(
+                "the {name} is created again with its columns in another order ({} \
+                 before, {} now): the running version's reads by position (`SELECT *` into a \
+                 tuple or row type) get other columns",
+                list(oc),
+                list(nc)
+            ),
+            "keep the old columns first and in their order; add new ones after them",
+        );
+    }
+    column_types(c, name, old, new);
+}
+
+/// The findings of [`compare_views`] for a view that lacks some of its old columns.
+fn columns_lacking(c: &mut Class, name: &str, lacking: &[String], added: &[String]) {
     if added.is_empty() {
         c.raise(StmtPhase::Contract);
         c.finding(
             RuleId::ViewDropsColumns,
             format!(
-                "the view `{name}` is created again without {}, which the running version may \
+                "the {name} is created again without {}, which the running version may \
                  read: this migration runs after it is retired",
-                list(&lacking)
+                list(lacking)
             ),
             "nothing to do if that is the intent; to drop them while the old version runs, \
              it must not read them",
@@ -368,14 +452,66 @@ pub(super) fn create_view(
         c.finding(
             RuleId::BreakingViewColumns,
             format!(
-                "the view `{name}` is created again without {} and with {}: the old version \
+                "the {name} is created again without {} and with {}: the old version \
                  reads the first, the new version the second, and one view cannot serve both",
-                list(&lacking),
-                list(&added)
+                list(lacking),
+                list(added)
             ),
-            "create the new shape under a new name in an expand migration, move the new \
-             version to it, and drop the old view in a contract migration",
+            RECIPE_VIEW_NEW_NAME,
         );
     }
-    c
+}
+
+/// How to give a view another shape while the old version reads it.
+const RECIPE_VIEW_NEW_NAME: &str = "create the new shape under a new name in an expand \
+     migration, move the new version to it, and drop the old view in a contract migration";
+
+/// The columns of a re-created view whose type changed, where both types are known (an
+/// explicit cast, a column of a known table): breaking; or whose expression changed while a
+/// type is not known: a warning, cutover cannot tell.
+fn column_types(c: &mut Class, name: &str, old: &View, new: &View) {
+    let (Some(oc), Some(nc)) = (&old.columns, &new.columns) else {
+        return;
+    };
+    let same = |a: &str, b: &str| a.eq_ignore_ascii_case(b);
+    let mut retyped = Vec::new();
+    let mut changed = Vec::new();
+    for (i, col) in oc.iter().enumerate() {
+        let Some(j) = nc.iter().position(|n| n == col) else {
+            continue;
+        };
+        let ty = |v: &View, k: usize| v.types.get(k).cloned().flatten();
+        let expr = |v: &View, k: usize| v.exprs.get(k).cloned().unwrap_or_default();
+        match (ty(old, i), ty(new, j)) {
+            (Some(a), Some(b)) if a != b => retyped.push(format!("`{col}` ({a} → {b})")),
+            (Some(_), Some(_)) => {}
+            _ if !same(&expr(old, i), &expr(new, j)) => changed.push(col.clone()),
+            _ => {}
+        }
+    }
+    if !retyped.is_empty() {
+        c.raise(StmtPhase::Breaking);
+        c.finding(
+            RuleId::BreakingViewColumnType,
+            format!(
+                "the {name} is created again with another type for {}: the running \
+                 version reads the old type (and CREATE OR REPLACE VIEW would be refused: \
+                 PostgreSQL manual, CREATE VIEW)",
+                retyped.join(", ")
+            ),
+            RECIPE_VIEW_NEW_NAME,
+        );
+    }
+    if !changed.is_empty() {
+        c.finding(
+            RuleId::ViewColumnChanged,
+            format!(
+                "the {name} is created again with another expression for {}: cutover \
+                 cannot tell its type, which the running version may read as the old one",
+                list(&changed)
+            ),
+            "make sure each column keeps its type (cast it to the old type explicitly); \
+             otherwise create the view under a new name",
+        );
+    }
 }

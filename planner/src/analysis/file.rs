@@ -46,6 +46,7 @@ pub(super) fn analyze_file(
     let rename_spans: BTreeSet<usize> = (0..fc.statements.len())
         .filter(|&i| fc.statements[i].rename.is_some())
         .collect();
+    fc.unpopulated_views(transactional);
     if transactional {
         fc.enum_values_in_one_transaction();
         fc.replaces();
@@ -134,6 +135,9 @@ struct Extra {
     body_literals: Vec<String>,
     /// `SET [LOCAL] check_function_bodies = ...` (or RESET): whether bodies are checked after it.
     checks_bodies: Option<bool>,
+    /// See [`Class::unpopulates`] and [`Class::populates`].
+    unpopulates: Option<String>,
+    populates: Option<String>,
 }
 
 /// A file's parse errors in offset order (ties in the parser's order); `taken` marks those a
@@ -202,6 +206,9 @@ struct FileCheck<'a> {
     /// Where the `CREATE TABLE IF NOT EXISTS` statements on tables that already exist are: no-ops,
     /// which squawk nonetheless takes for new tables (and stays silent about their locks).
     noop_creates: Vec<(usize, usize)>,
+    /// Lines of the indexes on a view or materialized view the file created: they cannot run
+    /// before it, so they do not make the file mixed (they run in the file's phase).
+    view_indexes: BTreeSet<u32>,
 }
 
 impl<'a> FileCheck<'a> {
@@ -236,6 +243,7 @@ impl<'a> FileCheck<'a> {
             pending: Vec::new(),
             attached_comments: BTreeSet::new(),
             noop_creates: Vec::new(),
+            view_indexes: BTreeSet::new(),
         }
     }
 
@@ -287,6 +295,15 @@ impl<'a> FileCheck<'a> {
         }
         self.pend_findings(&class, line);
         let extra = extra_of(stmt, w, literal_tokens, &mut class);
+        // An index on a (materialized) view this file created goes where the view goes.
+        if matches!(stmt, ast::Stmt::CreateIndex(_))
+            && class.table.as_deref().is_some_and(|t| {
+                schema.is_new_object_in_file("materialized view", t)
+                    || schema.is_new_object_in_file("view", t)
+            })
+        {
+            self.view_indexes.insert(line);
+        }
         let span = span_of(stmt, w, (start, end), &class, schema, ignores);
         let ignored = span.ignores.keys().cloned().collect();
         self.spans.push(span);
@@ -498,6 +515,42 @@ impl<'a> FileCheck<'a> {
             self.statements[i].phase = StmtPhase::Expand;
             self.pending
                 .retain(|(s, f)| *s != Some(i) || f.rule != RuleId::BreakingRenameObject.as_str());
+        }
+    }
+
+    /// Materialized views the running version reads that a statement leaves unpopulated
+    /// (`WITH NO DATA`): breaking, unless a later REFRESH in the same transaction populates
+    /// them before anyone else can read them (a file that is not one transaction commits in
+    /// between, so its REFRESH does not count).
+    fn unpopulated_views(&mut self, transactional: bool) {
+        for i in 0..self.extras.len() {
+            let Some(view) = self.extras[i].unpopulates.clone() else {
+                continue;
+            };
+            let populated = transactional
+                && self.extras[i + 1..]
+                    .iter()
+                    .any(|e| e.populates.as_ref() == Some(&view));
+            if populated {
+                continue;
+            }
+            self.statements[i].phase = self.statements[i].phase.max(StmtPhase::Breaking);
+            self.extras[i].base = self.extras[i].base.max(StmtPhase::Breaking);
+            let f = self.make(
+                "breaking-unpopulated-matview",
+                self.statements[i].line,
+                format!(
+                    "the materialized view `{view}` is left unpopulated (WITH NO DATA): the \
+                     running version's reads of it fail (materialized view has not been \
+                     populated) until a REFRESH"
+                ),
+                format!(
+                    "populate it in the same migration: follow it with `REFRESH MATERIALIZED \
+                     VIEW {view};` (one transaction: no reader sees it empty), or create it \
+                     WITH DATA"
+                ),
+            );
+            self.pending.push((Some(i), f));
         }
     }
 
@@ -907,6 +960,8 @@ fn extra_of(
         enum_rename,
         body_literals,
         checks_bodies,
+        unpopulates: class.unpopulates.take(),
+        populates: class.populates.take(),
     }
 }
 
@@ -953,7 +1008,11 @@ fn span_of(
     Span {
         start,
         end,
-        table_new: table.is_some_and(|t| schema.is_new(t)),
+        // A materialized view the release created (or this file created again) is read only;
+        // no running version writes it, so an index build's lock blocks nobody's writes.
+        table_new: table.is_some_and(|t| {
+            schema.is_new(t) || schema.is_new_object("materialized view", &normalize(t))
+        }),
         ignores,
         partitioned_index: (index && table.is_some_and(|t| schema.is_partitioned(t)))
             .then(|| has_seq(w, &["on", "only"])),
@@ -1058,8 +1117,9 @@ fn same_signature(kind: &str, drop: &str, create: &str) -> bool {
     }
 }
 
-/// The input argument types of the first argument list in `sql`, lower case, names, modes,
-/// defaults and OUT arguments left out; `None` without one.
+/// The input argument types of the first argument list in `sql`, as
+/// [`super::function::canonical`] writes them, names, modes, defaults and OUT arguments left
+/// out; `None` without one.
 fn arg_types(sql: &str) -> Option<Vec<String>> {
     let open = sql.find('(')?;
     let mut depth = 0usize;
@@ -1111,7 +1171,8 @@ fn arg_types(sql: &str) -> Option<Vec<String>> {
             w.remove(0);
         }
         if !w.is_empty() {
-            out.push(w.join(" "));
+            // As signatures compare types: `int8` is `bigint`, `pg_catalog.text` is `text`.
+            out.push(super::function::canonical(&w.join(" ")));
         }
     }
     Some(out)
@@ -1249,18 +1310,22 @@ fn contradiction<'s>(
 /// breaking) and contract statements in a way the plan does not split.
 fn mixed_phase(fc: &FileCheck) -> Option<Finding> {
     let statements = &fc.statements;
-    // A breaking statement (its finding ignored, or not) runs as written with the rest of a
-    // file that is not contract, before traffic moves: a contract statement beside it would
-    // run there too. Only a rewritten rename is split by the plan.
-    let expand = statements.iter().find(|s| {
-        s.phase == StmtPhase::Expand || (s.phase == StmtPhase::Breaking && s.rename.is_none())
-    });
-    let contract = statements.iter().find(|s| s.phase == StmtPhase::Contract);
     // A file holding a rewritten rename is split by the plan: its expand statements run
     // first, its contract ones after the old version is retired. That keeps the file's
     // order unless a contract statement comes before an expand one (which may depend on
     // it: DROP COLUMN c, then ADD COLUMN IF NOT EXISTS c).
     let split = statements.iter().any(|s| s.rename.is_some());
+    // An index on a view the file created (a materialized view's unique index) runs with the
+    // view, in the file's phase, unless the plan splits the file.
+    let follows = |s: &StatementAnalysis| !split && fc.view_indexes.contains(&s.line);
+    // A breaking statement (its finding ignored, or not) runs as written with the rest of a
+    // file that is not contract, before traffic moves: a contract statement beside it would
+    // run there too. Only a rewritten rename is split by the plan.
+    let expand = statements.iter().find(|s| {
+        (s.phase == StmtPhase::Expand && !follows(s))
+            || (s.phase == StmtPhase::Breaking && s.rename.is_none())
+    });
+    let contract = statements.iter().find(|s| s.phase == StmtPhase::Contract);
     let reordered = contract.is_some_and(|c| {
         statements
             .iter()

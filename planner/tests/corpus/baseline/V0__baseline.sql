@@ -95,6 +95,10 @@ CREATE TABLE job_queue_archive (
     finished_at TIMESTAMPTZ
 );
 
+-- Unfinished jobs stay in the archive: a rule the old version's deletes go through.
+CREATE RULE job_queue_archive_keep_unfinished AS ON DELETE TO job_queue_archive
+    WHERE OLD.finished_at IS NULL DO INSTEAD NOTHING;
+
 CREATE TYPE order_status AS ENUM ('pending', 'paid', 'shipped');
 
 CREATE TABLE orders (
@@ -136,6 +140,19 @@ BEGIN
     RETURN NEW;
 END;
 $$ LANGUAGE plpgsql;
+
+-- A trigger the old version's writes already go through (its function can be replaced), and a
+-- function the old version calls (its result type can change).
+CREATE FUNCTION notifications_guard() RETURNS trigger AS $$
+BEGIN
+    RETURN NEW;
+END;
+$$ LANGUAGE plpgsql;
+CREATE TRIGGER notifications_guard BEFORE INSERT OR UPDATE ON notifications
+    FOR EACH ROW EXECUTE FUNCTION notifications_guard();
+
+CREATE FUNCTION slugify(input text) RETURNS text LANGUAGE sql IMMUTABLE
+    AS $$ SELECT lower(regexp_replace(input, '[^a-z0-9]+', '-', 'gi')) $$;
 
 -- ---------------------------------------------------------------------------------------------
 -- Prisma: quoted, case-sensitive identifiers; primary keys as table constraints.
@@ -299,6 +316,20 @@ ALTER TABLE ONLY billing.invoices
     ADD CONSTRAINT invoices_customer_no_fkey FOREIGN KEY (customer_no) REFERENCES public.customers(customer_no);
 
 COMMENT ON TABLE public.customers IS 'One row per paying customer.';
+
+CREATE FUNCTION public.customers_region_changed() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+    RETURN NEW;
+END;
+$$;
+
+CREATE TRIGGER customers_region_changed BEFORE UPDATE OF region ON public.customers FOR EACH ROW EXECUTE FUNCTION public.customers_region_changed();
+
+ALTER TABLE public.event_log ENABLE ROW LEVEL SECURITY;
+
+CREATE POLICY event_log_public ON public.event_log USING ((kind <> 'internal'::text));
 
 -- A materialized view the old version reads (report kind 9: REFRESH without CONCURRENTLY).
 CREATE MATERIALIZED VIEW post_counts AS

@@ -1,0 +1,4 @@
+SET statement_timeout = 0;
+SET lock_timeout = 0;
+
+ALTER TABLE public.customers_customer_no_seq RENAME TO customer_numbers;

@@ -1,0 +1,1 @@
+ALTER TABLE published_posts ALTER COLUMN title SET DEFAULT 'untitled';

@@ -1,0 +1,2 @@
+-- AlterView
+ALTER MATERIALIZED VIEW "post_counts" RENAME TO "user_post_counts";

@@ -1,0 +1,11 @@
+BEGIN;
+CREATE TABLE bookmarks (id BIGSERIAL PRIMARY KEY, user_id BIGINT NOT NULL, url TEXT NOT NULL);
+CREATE FUNCTION bookmarks_check() RETURNS trigger AS $$ BEGIN RETURN NEW; END; $$ LANGUAGE plpgsql;
+CREATE TRIGGER bookmarks_check BEFORE INSERT ON bookmarks FOR EACH ROW EXECUTE FUNCTION bookmarks_check();
+CREATE OR REPLACE FUNCTION bookmarks_check() RETURNS trigger AS $$
+BEGIN
+    IF NEW.url = '' THEN RAISE EXCEPTION 'url required'; END IF;
+    RETURN NEW;
+END;
+$$ LANGUAGE plpgsql;
+COMMIT;

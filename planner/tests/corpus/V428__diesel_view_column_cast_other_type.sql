@@ -1,0 +1,3 @@
+DROP VIEW published_posts;
+CREATE VIEW published_posts AS
+SELECT id::text AS id, user_id, title FROM posts WHERE published;

@@ -1,0 +1,2 @@
+CREATE OR REPLACE VIEW published_posts AS
+SELECT id::text AS id, user_id, title FROM posts WHERE published;
