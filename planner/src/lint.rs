@@ -68,6 +68,9 @@ pub struct Finding {
     pub file: String,
     /// 1-based line of the statement.
     pub line: u32,
+    /// 1-based column (in characters) of the statement's first token on `line`, when known.
+    /// Carried into error diagnostics; not part of `findings[]` in the JSON documents.
+    pub column: Option<u32>,
     /// One sentence: what is wrong.
     pub message: String,
     /// One line: how to fix it.
@@ -81,7 +84,10 @@ impl Finding {
     /// As a diagnostic, for error output.
     pub fn to_diagnostic(&self) -> Diagnostic {
         Diagnostic {
-            location: Location::line(self.file.clone(), self.line),
+            location: match self.column {
+                Some(c) => Location::at(self.file.clone(), self.line, c),
+                None => Location::line(self.file.clone(), self.line),
+            },
             message: format!("{} [{}]: {}", self.severity, self.rule, self.message),
             hint: Some(self.hint.clone()),
             doc: Some(self.doc()),
@@ -548,6 +554,7 @@ mod tests {
             severity: Severity::Warning,
             file: "V2__x.sql".into(),
             line: 3,
+            column: None,
             message: "m".into(),
             hint: "h".into(),
             blocking: true,

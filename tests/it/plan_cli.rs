@@ -668,6 +668,11 @@ fn a_blocked_plan_still_renders_its_comment_and_exits_2() {
     assert_eq!(d["rule"], "breaking-alter-column-type", "{doc:#}");
     assert_eq!(d["severity"], "error", "{doc:#}");
     assert_eq!(d["line"], 1, "{doc:#}");
+    assert_eq!(d["column"], 1, "{doc:#}");
+    assert!(
+        d["file"].as_str().unwrap().ends_with("V2__email_type.sql"),
+        "{doc:#}"
+    );
 }
 
 /// The comment leads with a verdict, shows the schema changes as SQL and the traffic plan with

@@ -209,6 +209,8 @@ struct FileCheck<'a> {
     /// Lines of the indexes on a view or materialized view the file created: they cannot run
     /// before it, so they do not make the file mixed (they run in the file's phase).
     view_indexes: BTreeSet<u32>,
+    /// Line and column of the last statement's first token: a finding on that line points at it.
+    at: (u32, u32),
 }
 
 impl<'a> FileCheck<'a> {
@@ -244,16 +246,29 @@ impl<'a> FileCheck<'a> {
             attached_comments: BTreeSet::new(),
             noop_creates: Vec::new(),
             view_indexes: BTreeSet::new(),
+            at: (0, 0),
         }
     }
 
-    /// A finding of this file.
+    /// A finding of this file, on `line`: at the column of the statement starting there, else of
+    /// the line's first character that is not whitespace.
     fn make(&self, rule_id: &str, line: u32, message: String, hint: String) -> Finding {
+        // An unparseable statement starts where the garbage does, before what the parser read.
+        let column = if self.at.0 == line && rule_id != "unparseable-statement" {
+            self.at.1
+        } else {
+            self.source_lines
+                .get(line.saturating_sub(1) as usize)
+                .map_or(1, |l| {
+                    l.chars().take_while(|c| c.is_whitespace()).count() as u32 + 1
+                })
+        };
         Finding {
             rule: rule_id.to_string(),
             severity: rule(rule_id).map_or(Severity::Warning, |r| r.severity),
             file: self.file.display_path.clone(),
             line,
+            column: Some(column),
             message,
             hint,
             blocking: false,
@@ -277,7 +292,8 @@ impl<'a> FileCheck<'a> {
         // The words go into a buffer kept from statement to statement: no growing it anew.
         let mut words = std::mem::take(&mut self.words);
         let (first, literal_tokens) = statement_tokens(&green, start, &mut words);
-        let line = self.index.line(first);
+        let (line, column) = self.index.line_col(self.text, first);
+        self.at = (line, column);
         let sql = self.text[first..end].trim().to_string();
         let ignores = self.ignores_of(prev_end, first, end, line);
         // An error in the gap before a statement (text the parser skipped, like a misspelled

@@ -113,6 +113,7 @@ fn apply(
             severity: Severity::Info,
             file: m.file.clone(),
             line: s.line,
+            column: None,
             message: format!(
                 "runs as {} outside a transaction, each in its own, so the running version's \
                  reads and writes go on while it works",

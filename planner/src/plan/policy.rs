@@ -184,6 +184,7 @@ pub(super) fn finding(
         severity: crate::lint::rule(rule_id).map_or(Severity::Warning, |r| r.severity),
         file: m.file.clone(),
         line,
+        column: None,
         message,
         hint: hint.into(),
         blocking: false,

@@ -193,6 +193,7 @@ mod tests {
             severity: Severity::Warning,
             file: file.into(),
             line: 3,
+            column: None,
             message: message.into(),
             hint: "h".into(),
             blocking: false,
