@@ -193,3 +193,35 @@ fn a_unique_key_is_built_concurrently_and_attached_in_contract() {
         ["constraint-rejects-old-writes", "index-built-concurrently"]
     );
 }
+
+#[test]
+fn as_is_keeps_a_statement_out_of_every_rewrite_and_keeps_its_finding() {
+    // A concurrent form declined: the lock finding stays, the statement runs as written.
+    let p = plan(&[(
+        "V2__email_idx.sql",
+        "-- cutover:as-is (a small table, a maintenance window)\nCREATE INDEX users_email_idx ON \
+         users (email);\n",
+    )]);
+    assert_eq!(
+        step(&p, "V2__email_idx").0,
+        ["CREATE INDEX users_email_idx ON users (email);"]
+    );
+    assert_eq!(
+        rules_at(&p, "V2__email_idx.sql"),
+        ["require-concurrent-index-creation"]
+    );
+    // A rename kept as written breaks the running version: the online plan stops on it.
+    let dir = common::release_dir(
+        BASE,
+        &[(
+            "V2__rename.sql",
+            "ALTER TABLE users RENAME COLUMN name TO full_name; -- cutover:as-is\n",
+        )],
+    );
+    let err = plan_file(&dir.path().join("spec.toml")).unwrap_err();
+    let text = format!("{:?}", err.diagnostics());
+    assert!(
+        text.contains("breaking-rename-column") && text.contains("kept as written by"),
+        "{text}"
+    );
+}

@@ -48,8 +48,12 @@ pub(super) fn late_phase_declarations(
         .collect()
 }
 
+/// The comment that keeps a statement as written: `plan` does not rewrite it (into phases, or
+/// a concurrent form), and it keeps its finding.
+pub(crate) const AS_IS: &str = "cutover:as-is";
+
 /// Rule ids named by `-- cutover:ignore a, b` comments between two offsets, with the line of
-/// the comment naming each.
+/// the comment naming each; a `-- cutover:as-is` comment among them is named `as-is`.
 pub(super) fn ignores_between(
     comments: &[(usize, String)],
     from: usize,
@@ -59,8 +63,18 @@ pub(super) fn ignores_between(
     comments
         .iter()
         .filter(|(at, _)| *at >= from && *at < to)
-        .filter_map(|(at, text)| Some((index.line(*at), text.split("cutover:ignore").nth(1)?)))
-        .flat_map(|(line, rest)| ignored_ids(rest).map(move |id| (canonical_rule_id(id), line)))
+        .flat_map(|(at, text)| {
+            let line = index.line(*at);
+            let ids = text
+                .split("cutover:ignore")
+                .nth(1)
+                .into_iter()
+                .flat_map(ignored_ids)
+                .map(canonical_rule_id);
+            // `-- cutover:as-is` keeps the statement out of `plan`'s rewrites.
+            let as_is = text.contains(AS_IS).then(|| "as-is".to_string());
+            ids.chain(as_is).map(move |id| (id, line))
+        })
         .collect()
 }
 

@@ -5,6 +5,7 @@
 //! ignores and the file's phase. Each check is a method of [`FileCheck`], run in that order.
 
 use super::*;
+use comments::AS_IS;
 
 /// Classifies one parsed file's statements and collects its findings; `violations` waits for
 /// squawk's findings on it (they are computed meanwhile on another thread).
@@ -850,7 +851,8 @@ impl<'a> FileCheck<'a> {
             return findings;
         }
         for (at, comment) in &self.comments {
-            if comment.contains("cutover:ignore") && !self.attached_comments.contains(at) {
+            let directive = comment.contains("cutover:ignore") || comment.contains(AS_IS);
+            if directive && !self.attached_comments.contains(at) {
                 findings.push(
                     self.make(
                         "unused-ignore",
@@ -867,6 +869,11 @@ impl<'a> FileCheck<'a> {
         }
         for (i, s) in self.spans.iter().enumerate() {
             for (id, at) in &s.ignores {
+                // Not an ignore: `plan` reads it (a statement it would not rewrite keeps it
+                // harmlessly).
+                if id == "as-is" {
+                    continue;
+                }
                 if used.contains(&(i, id.clone()))
                     || (rename_spans.contains(&i) && PLAN_IGNORABLE.contains(&id.as_str()))
                 {

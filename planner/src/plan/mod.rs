@@ -145,6 +145,7 @@ pub fn plan_release(spec: &ReleaseSpec, dbs: DatabaseFiles) -> Result<Plan, Plan
         }
         analyzed.push((name.clone(), a.migrations));
     }
+    policy::renames_as_is(&mut analyzed, &mut findings, recreate);
     // A recreate release runs renames as written: PostgreSQL keeps everything on the column.
     if !recreate {
         findings.extend(policy::unsupported_renames(&analyzed));

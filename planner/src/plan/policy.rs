@@ -104,11 +104,12 @@ pub(super) fn settle(findings: Vec<Finding>, recreate: bool) -> Result<Vec<Findi
         if recreate && f.rule == "mixed-phase-migration" {
             continue;
         }
-        let blocks = if recreate {
-            blocks_always(&f.rule)
-        } else {
-            blocks_online(&f.rule)
-        };
+        let blocks = f.blocking
+            || if recreate {
+                blocks_always(&f.rule)
+            } else {
+                blocks_online(&f.rule)
+            };
         if blocks {
             f.blocking = true;
             blocking.push(f);
@@ -120,6 +121,38 @@ pub(super) fn settle(findings: Vec<Finding>, recreate: bool) -> Result<Vec<Findi
         return Err(PlanError::Blocked(blocking));
     }
     Ok(kept)
+}
+
+/// Renames marked `-- cutover:as-is` are not rewritten: in an online release their
+/// `breaking-rename-column` finding becomes an error that stops the plan, as any breaking
+/// statement's (a recreate release runs them as written).
+pub(super) fn renames_as_is(
+    analyzed: &mut [(String, Vec<MigrationAnalysis>)],
+    findings: &mut [Finding],
+    recreate: bool,
+) {
+    for (_, ms) in analyzed.iter_mut() {
+        for m in ms.iter_mut() {
+            for s in m.statements.iter_mut() {
+                if s.rename.is_none() || !s.ignores.contains("as-is") {
+                    continue;
+                }
+                s.rename = None;
+                s.phase = crate::analysis::StmtPhase::Breaking;
+                m.phase = Phase::Breaking;
+                for f in findings.iter_mut() {
+                    if f.file == m.file && f.line == s.line && f.rule == "breaking-rename-column" {
+                        f.message =
+                            format!("{} (kept as written by `-- cutover:as-is`)", f.message);
+                        if !recreate {
+                            f.severity = Severity::Error;
+                            f.blocking = true;
+                        }
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// Online releases apply migrations in version order: expand ones must come first.
