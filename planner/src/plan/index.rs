@@ -120,10 +120,9 @@ fn apply(
                  reads and writes go on while it works",
                 runs.join(" then ")
             ),
-            hint: format!(
-                "nothing to do; `-- cutover:ignore {}` above it keeps the statement as written",
-                c.rules[0]
-            ),
+            hint: "nothing to do; `-- cutover:as-is` above it keeps the statement as written \
+                   (with its lock finding)"
+                .into(),
             blocking: false,
         });
         if c.contract {
