@@ -2276,3 +2276,31 @@ fn set_not_null_is_enforced_through_a_validated_check_and_resumes_after_a_failur
         [1, 2]
     );
 }
+
+/// A constraint already there under the name a rewrite picks is not the release's: the first
+/// attempt does not adopt it (nor, later, drop it); PostgreSQL's refusal stops the step.
+#[test]
+fn a_rewrite_never_adopts_a_constraint_it_did_not_add() {
+    let db = custom_db(
+        &[(
+            "V2__email_required.sql",
+            "ALTER TABLE users ALTER COLUMN email SET NOT NULL;\n",
+        )],
+        "5s",
+    );
+    db.sql(
+        "ALTER TABLE users ADD CONSTRAINT users_email_not_null CHECK (length(email) > 3) NOT VALID",
+    );
+    let out = db.cutover(&["apply", "spec.toml"], &[]);
+    assert_eq!(out.status.code(), Some(3), "{}", transcript(&out));
+    assert!(
+        transcript(&out).contains("already exists"),
+        "{}",
+        transcript(&out)
+    );
+    assert_eq!(
+        db.sql("SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conname = 'users_email_not_null'"),
+        "CHECK ((length(email) > 3)) NOT VALID"
+    );
+    assert_eq!(db.history().len(), 1);
+}

@@ -185,14 +185,17 @@ impl Migration {
                 Effect::CreateUnnamedIndex { table } => {
                     exec_cleaning_invalid(conn, stmt, &table.regclass(), &self.lock_timeout).await?
                 }
+                // On a later attempt, what an earlier one did is skipped; on the first, a
+                // constraint of that name already there is not this migration's: the statement
+                // runs and PostgreSQL refuses it, rather than cutover adopting (or dropping) it.
                 Effect::AttachConstraint { table, constraint } => {
-                    if constraint_state(conn, &table, &constraint).await?.is_some() {
+                    if attempt > 1 && constraint_state(conn, &table, &constraint).await?.is_some() {
                         continue; // added by an attempt whose end was not recorded
                     }
                     exec_with_lock_retries(conn, stmt).await.map_err(failed)?;
                 }
                 Effect::DropConstraint { table, constraint } => {
-                    if constraint_state(conn, &table, &constraint).await?.is_none() {
+                    if attempt > 1 && constraint_state(conn, &table, &constraint).await?.is_none() {
                         continue; // dropped by an attempt whose end was not recorded
                     }
                     exec_with_lock_retries(conn, stmt).await.map_err(failed)?;
