@@ -2304,3 +2304,45 @@ fn a_rewrite_never_adopts_a_constraint_it_did_not_add() {
     );
     assert_eq!(db.history().len(), 1);
 }
+
+/// An index or constraint already there under the name a migration's statement creates is not
+/// taken for that statement's work, on the first attempt or on a resume after it failed: the
+/// statement runs and PostgreSQL refuses it (here a unique key whose default name belongs to a
+/// wider index, and a CHECK whose name is taken), so duplicates are never let in silently.
+#[test]
+fn a_name_already_taken_fails_the_step_on_every_attempt_and_adopts_nothing() {
+    for (migration, existing, check) in [
+        (
+            "ALTER TABLE users ADD UNIQUE (email);\n",
+            "CREATE UNIQUE INDEX users_email_key ON users (email, name)",
+            "SELECT pg_get_indexdef('users_email_key'::regclass) || ' ' || (SELECT count(*) FROM \
+             pg_constraint WHERE conname = 'users_email_key')",
+        ),
+        (
+            "ALTER TABLE users ADD CONSTRAINT users_name_chk CHECK (length(name) > 1);\n",
+            "ALTER TABLE users ADD CONSTRAINT users_name_chk CHECK (length(name) > 0) NOT VALID",
+            "SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conname = 'users_name_chk'",
+        ),
+    ] {
+        let db = custom_db(&[("V2__taken.sql", migration)], "5s");
+        db.sql(existing);
+        let was = db.sql(check);
+        let out = db.cutover(&["apply", "spec.toml"], &[]);
+        assert_eq!(out.status.code(), Some(3), "{}", transcript(&out));
+        assert!(
+            transcript(&out).contains("already exists"),
+            "{}",
+            transcript(&out)
+        );
+        let run = db.run_id();
+        let out = db.cutover(&["resume", &run], &[]);
+        assert_eq!(
+            out.status.code(),
+            Some(3),
+            "{migration}: {}",
+            transcript(&out)
+        );
+        assert_eq!(db.sql(check), was, "{migration}");
+        assert_eq!(db.history().len(), 1, "{migration}");
+    }
+}

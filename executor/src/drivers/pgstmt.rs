@@ -257,6 +257,16 @@ impl Cursor {
     }
 }
 
+/// Whether a `CREATE [UNIQUE] INDEX ...` says `IF NOT EXISTS` (it then takes an index of that
+/// name already there as done, by PostgreSQL's own rule).
+pub fn if_not_exists(sql: &str) -> bool {
+    let toks = tokens(sql);
+    toks.windows(3).any(|w| {
+        matches!(w, [Tok::Word(a), Tok::Word(b), Tok::Word(c)]
+            if a == "if" && b == "not" && c == "exists")
+    })
+}
+
 /// The effect of one statement: by its first word, then `reindex`, `create_index` or
 /// `drop_index` read the rest.
 pub fn effect(sql: &str) -> Effect {

@@ -18,17 +18,28 @@ use sqlx::postgres::PgConnection;
 /// INVALID index behind (PostgreSQL manual, CREATE INDEX, "Building Indexes Concurrently"),
 /// which `IF NOT EXISTS` would then take for done and a plain retry would trip over: every
 /// attempt here starts by dropping it, and a failure drops what it left.
-/// `Ok(false)`: the index was already there, valid (built by an attempt whose end was not
-/// recorded, or before the release with `IF NOT EXISTS`).
+/// `Ok(false)`: the index was already there, valid, and `adopt` says it may be taken as built
+/// (by an attempt whose end was not recorded, or before the release with `IF NOT EXISTS`);
+/// without `adopt` the statement runs, and PostgreSQL refuses an index that is there.
 pub(super) async fn create_index_concurrently(
     conn: &mut PgConnection,
     stmt: &str,
     index: &str,
     table: &Name,
     lock_timeout: &SpecDuration,
+    adopt: bool,
 ) -> Result<bool, StepError> {
     match index_state(conn, index, table).await? {
-        IndexState::Valid => return Ok(false),
+        IndexState::Valid if adopt => return Ok(false),
+        IndexState::Valid => {
+            exec_with_lock_retries(conn, stmt)
+                .await
+                .map_err(|source| PgError::Statement {
+                    statement: first_line(stmt),
+                    source,
+                })?;
+            return Ok(false);
+        }
         IndexState::Invalid(q) => drop_invalid_index(conn, &q).await?,
         IndexState::Absent => {}
     }

@@ -145,14 +145,33 @@ impl Migration {
     }
 
     /// Statements that cannot run in a transaction, one by one. What an earlier attempt (whose
-    /// end was not recorded) already did is skipped: a valid index it built, an index it dropped.
-    /// Returns the indexes that were there before this step's first attempt (`IF NOT EXISTS` on
-    /// an index the database already had): undoing the step must not drop those.
+    /// end was not recorded) already did is skipped: a valid index it built, a constraint it
+    /// added, an index or constraint it dropped. What was there before the first attempt
+    /// ([`Before`], recorded as the step's progress) is never taken for that: its statement
+    /// runs, and PostgreSQL refuses it unless it says `IF NOT EXISTS`. Returns the indexes an
+    /// `IF NOT EXISTS` found there before the release: undoing the step must not drop those.
     async fn run_non_transactional(
         &self,
         conn: &mut PgConnection,
-        attempt: u32,
+        ctx: &StepContext,
     ) -> Result<Vec<String>, StepError> {
+        let attempt = ctx.attempt;
+        let before = match ctx
+            .resume_from
+            .clone()
+            .and_then(|v| serde_json::from_value::<BeforeProgress>(v).ok())
+        {
+            Some(p) => p.before,
+            None => {
+                let before = self.before(conn).await?;
+                if let Some(progress) = &ctx.progress {
+                    progress.report(&BeforeProgress {
+                        before: before.clone(),
+                    });
+                }
+                before
+            }
+        };
         let settings = format!(
             "SET lock_timeout = '{}ms'; SET statement_timeout = '{}ms'",
             millis(self.lock_timeout),
@@ -169,10 +188,19 @@ impl Migration {
             };
             match pgstmt::effect(stmt) {
                 Effect::CreateIndex { index, table } => {
-                    if !create_index_concurrently(conn, stmt, &index, &table, &self.lock_timeout)
-                        .await?
-                        && attempt == 1
-                    {
+                    let key = format!("{}/{index}", table.regclass());
+                    let was_there = before.indexes.contains(&key);
+                    let adopt = !was_there || pgstmt::if_not_exists(stmt);
+                    let built = create_index_concurrently(
+                        conn,
+                        stmt,
+                        &index,
+                        &table,
+                        &self.lock_timeout,
+                        adopt,
+                    )
+                    .await?;
+                    if !built && was_there {
                         preexisting.push(index);
                     }
                 }
@@ -185,11 +213,14 @@ impl Migration {
                 Effect::CreateUnnamedIndex { table } => {
                     exec_cleaning_invalid(conn, stmt, &table.regclass(), &self.lock_timeout).await?
                 }
-                // On a later attempt, what an earlier one did is skipped; on the first, a
-                // constraint of that name already there is not this migration's: the statement
-                // runs and PostgreSQL refuses it, rather than cutover adopting (or dropping) it.
+                // A constraint of that name there before the first attempt is not this
+                // migration's: the statement runs and PostgreSQL refuses it, rather than cutover
+                // adopting (and later dropping) it.
                 Effect::AttachConstraint { table, constraint } => {
-                    if attempt > 1 && constraint_state(conn, &table, &constraint).await?.is_some() {
+                    let key = format!("{}/{constraint}", table.regclass());
+                    if !before.constraints.contains(&key)
+                        && constraint_state(conn, &table, &constraint).await?.is_some()
+                    {
                         continue; // added by an attempt whose end was not recorded
                     }
                     exec_with_lock_retries(conn, stmt).await.map_err(failed)?;
@@ -221,6 +252,44 @@ impl Migration {
     }
 }
 
+/// What the indexes and constraints a non-transactional migration's statements create were
+/// before its first attempt: `"<table regclass>/<name>"` of each that already existed.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct Before {
+    indexes: Vec<String>,
+    constraints: Vec<String>,
+}
+
+/// The step's progress record holding [`Before`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct BeforeProgress {
+    before: Before,
+}
+
+impl Migration {
+    /// Which of the indexes and constraints the statements create exist now.
+    async fn before(&self, conn: &mut PgConnection) -> Result<Before, StepError> {
+        let mut out = Before::default();
+        for stmt in &self.sql {
+            match pgstmt::effect(stmt) {
+                Effect::CreateIndex { index, table } => {
+                    if !matches!(index_state(conn, &index, &table).await?, IndexState::Absent) {
+                        out.indexes.push(format!("{}/{index}", table.regclass()));
+                    }
+                }
+                Effect::AttachConstraint { table, constraint } => {
+                    if constraint_state(conn, &table, &constraint).await?.is_some() {
+                        out.constraints
+                            .push(format!("{}/{constraint}", table.regclass()));
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(out)
+    }
+}
+
 /// Runs `migrate` steps.
 pub struct MigrateDriver;
 
@@ -233,7 +302,7 @@ impl Driver for MigrateDriver {
         step: Job<MigrateParams>,
         ctx: StepContext,
     ) -> BoxFuture<Result<Done<MigrateUndo>, StepError>> {
-        Box::pin(migrate(step, run_id(&ctx), ctx.attempt))
+        Box::pin(migrate(step, run_id(&ctx), ctx))
     }
 
     fn undo(
@@ -271,7 +340,7 @@ impl Driver for MigrateDriver {
 async fn migrate(
     step: Job<MigrateParams>,
     run_id: String,
-    attempt: u32,
+    ctx: StepContext,
 ) -> Result<Done<MigrateUndo>, StepError> {
     let m = Migration {
         run_id,
@@ -281,7 +350,7 @@ async fn migrate(
     let migrator = slot
         .as_mut()
         .expect("migrator() leaves a connection in the slot");
-    let result = m.apply(migrator, attempt).await;
+    let result = m.apply(migrator, &ctx).await;
     if result.is_err() {
         // A connection in an unknown state is not reused (the lock goes with it; the next
         // migration of this database takes it again).
@@ -322,7 +391,7 @@ impl Migration {
     async fn apply(
         &self,
         migrator: &mut Migrator,
-        attempt: u32,
+        ctx: &StepContext,
     ) -> Result<Done<MigrateUndo>, StepError> {
         let conn = &mut migrator.conn;
         // A transactional migration creates the bookkeeping tables in its own transaction.
@@ -341,7 +410,7 @@ impl Migration {
         if self.transactional {
             self.apply_transactional(migrator).await?;
         } else {
-            let preexisting = self.run_non_transactional(conn, attempt).await?;
+            let preexisting = self.run_non_transactional(conn, ctx).await?;
             if !preexisting.is_empty() {
                 let mut undo = self.undo_data();
                 undo.undo_sql = self
