@@ -156,22 +156,7 @@ impl Migration {
         ctx: &StepContext,
     ) -> Result<Vec<String>, StepError> {
         let attempt = ctx.attempt;
-        let before = match ctx
-            .resume_from
-            .clone()
-            .and_then(|v| serde_json::from_value::<BeforeProgress>(v).ok())
-        {
-            Some(p) => p.before,
-            None => {
-                let before = self.before(conn).await?;
-                if let Some(progress) = &ctx.progress {
-                    progress.report(&BeforeProgress {
-                        before: before.clone(),
-                    });
-                }
-                before
-            }
-        };
+        let before = self.before_first_attempt(conn, ctx).await?;
         let settings = format!(
             "SET lock_timeout = '{}ms'; SET statement_timeout = '{}ms'",
             millis(self.lock_timeout),
@@ -188,21 +173,7 @@ impl Migration {
             };
             match pgstmt::effect(stmt) {
                 Effect::CreateIndex { index, table } => {
-                    let key = format!("{}/{index}", table.regclass());
-                    let was_there = before.indexes.contains(&key);
-                    let adopt = !was_there || pgstmt::if_not_exists(stmt);
-                    let built = create_index_concurrently(
-                        conn,
-                        stmt,
-                        &index,
-                        &table,
-                        &self.lock_timeout,
-                        adopt,
-                    )
-                    .await?;
-                    if !built && was_there {
-                        preexisting.push(index);
-                    }
+                    preexisting.extend(self.build_index(conn, stmt, index, &table, &before).await?);
                 }
                 Effect::DropIndex { indexes } => {
                     if indexes_present(conn, &indexes).await? == 0 {
@@ -267,18 +238,64 @@ struct BeforeProgress {
 }
 
 impl Migration {
+    /// `CREATE INDEX CONCURRENTLY` of `index` on `table`: an index of that name there before the
+    /// first attempt is taken as built only under `IF NOT EXISTS` (then returned: a rollback
+    /// keeps it); one an earlier attempt built is skipped.
+    async fn build_index(
+        &self,
+        conn: &mut PgConnection,
+        stmt: &str,
+        index: String,
+        table: &pgstmt::Name,
+        before: &Before,
+    ) -> Result<Option<String>, StepError> {
+        let was_there = before
+            .indexes
+            .contains(&format!("{}/{index}", table.regclass()));
+        let adopt = !was_there || pgstmt::if_not_exists(stmt);
+        let lock_timeout = &self.lock_timeout;
+        let built =
+            create_index_concurrently(conn, stmt, &index, table, lock_timeout, adopt).await?;
+        Ok((!built && was_there).then_some(index))
+    }
+
+    /// [`Before`] as the first attempt recorded it (the step's progress), or, on the first
+    /// attempt (or when a crash came before the record), read now and recorded.
+    async fn before_first_attempt(
+        &self,
+        conn: &mut PgConnection,
+        ctx: &StepContext,
+    ) -> Result<Before, StepError> {
+        let recorded = ctx
+            .resume_from
+            .clone()
+            .and_then(|v| serde_json::from_value::<BeforeProgress>(v).ok());
+        if let Some(p) = recorded {
+            return Ok(p.before);
+        }
+        let before = self.before(conn).await?;
+        if let Some(progress) = &ctx.progress {
+            progress.report(&BeforeProgress {
+                before: before.clone(),
+            });
+        }
+        Ok(before)
+    }
+
     /// Which of the indexes and constraints the statements create exist now.
     async fn before(&self, conn: &mut PgConnection) -> Result<Before, StepError> {
         let mut out = Before::default();
         for stmt in &self.sql {
             match pgstmt::effect(stmt) {
                 Effect::CreateIndex { index, table } => {
-                    if !matches!(index_state(conn, &index, &table).await?, IndexState::Absent) {
+                    let state = index_state(conn, &index, &table).await?;
+                    if !matches!(state, IndexState::Absent) {
                         out.indexes.push(format!("{}/{index}", table.regclass()));
                     }
                 }
                 Effect::AttachConstraint { table, constraint } => {
-                    if constraint_state(conn, &table, &constraint).await?.is_some() {
+                    let state = constraint_state(conn, &table, &constraint).await?;
+                    if state.is_some() {
                         out.constraints
                             .push(format!("{}/{constraint}", table.regclass()));
                     }
