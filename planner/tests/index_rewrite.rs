@@ -225,3 +225,38 @@ fn as_is_keeps_a_statement_out_of_every_rewrite_and_keeps_its_finding() {
         "{text}"
     );
 }
+
+#[test]
+fn partitioned_tables_keep_what_postgresql_cannot_run_concurrently_or_not_valid() {
+    // `BASE` has `events` partitioned; its index and a foreign key on it.
+    let base = format!(
+        "{BASE}CREATE INDEX events_kind_idx ON events (kind);\nCREATE TABLE kinds (kind text \
+         PRIMARY KEY);\n"
+    );
+    let dir = common::release_dir(
+        &base,
+        &[
+            (
+                "V2__drop_events_kind_idx.sql",
+                "DROP INDEX events_kind_idx;\n",
+            ),
+            (
+                "V3__events_kind_fk.sql",
+                "ALTER TABLE events ADD CONSTRAINT events_kind_fk FOREIGN KEY (kind) REFERENCES \
+                 kinds (kind);\n",
+            ),
+        ],
+    );
+    let p = plan_file(&dir.path().join("spec.toml")).unwrap().plan;
+    assert_eq!(
+        step(&p, "V2__drop_events_kind_idx").0,
+        ["DROP INDEX events_kind_idx;"]
+    );
+    assert_eq!(
+        step(&p, "V3__events_kind_fk").0,
+        [
+            "ALTER TABLE events ADD CONSTRAINT events_kind_fk FOREIGN KEY (kind) REFERENCES kinds \
+          (kind);"
+        ]
+    );
+}

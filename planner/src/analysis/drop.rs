@@ -123,6 +123,9 @@ pub(super) fn drop_index(node: &SyntaxNode, schema: &Schema) -> Class {
     }
     if let [one] = dropped.names.as_slice() {
         c.table = schema.index_table(&normalize(one)).map(str::to_string);
+        // Dropping an index takes its table's owner (manual, DROP INDEX); `plan` also reads it
+        // to keep a partitioned index out of the concurrent form.
+        c.owner_of = c.table.clone();
     }
     for name in dropped.names {
         let key = normalize(&name);

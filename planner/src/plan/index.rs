@@ -50,8 +50,8 @@ pub(super) fn rewrite(
         };
         let mut rewritten: Vec<Option<Concurrent>> = Vec::with_capacity(m.statements.len());
         for s in &m.statements {
-            let new =
-                concurrent_form(&s.sql, schema, &s.inverse).filter(|c| flagged(s, c.rules[0]));
+            let new = concurrent_form(&s.sql, schema, &s.inverse, s.owner_of.as_deref())
+                .filter(|c| flagged(s, c.rules[0]));
             // Only index statements, already concurrent or rewritable, may share the file.
             if new.is_none() && (s.transactional || !is_index_statement(&s.sql)) {
                 rewritten.clear();
@@ -267,7 +267,13 @@ fn nesting(sql: &str) -> usize {
 /// The concurrent form of a plain `CREATE INDEX`, a `DROP INDEX` of one index without
 /// `CASCADE`, or an `ALTER TABLE ... ADD [CONSTRAINT c] {UNIQUE|PRIMARY KEY} (columns)`
 /// ([`unique_form`]); `None` for anything else. `inverse` undoes the statement as written.
-fn concurrent_form(sql: &str, schema: &Schema, inverse: &Inverse) -> Option<Concurrent> {
+/// `owner` is the table the analysis found the statement works on, where it knows it.
+fn concurrent_form(
+    sql: &str,
+    schema: &Schema,
+    inverse: &Inverse,
+    owner: Option<&str>,
+) -> Option<Concurrent> {
     let (rules, after): (&'static [&'static str], _) = match first_statement(sql)? {
         ast::Stmt::CreateIndex(ci) => {
             let relation = ci.table_relation_name()?;
@@ -291,11 +297,15 @@ fn concurrent_form(sql: &str, schema: &Schema, inverse: &Inverse) -> Option<Conc
             if di.concurrently_token().is_some() || cascade || di.index_refs().count() != 1 {
                 return None;
             }
+            // A partitioned index cannot be dropped concurrently (manual, DROP INDEX).
+            if owner.is_some_and(|t| schema.is_partitioned(t)) {
+                return None;
+            }
             (&[DROP], di.index_token()?)
         }
         ast::Stmt::AlterTable(at) => {
             return super::unique::unique_form(&at, sql, schema)
-                .or_else(|| super::unique::not_valid_form(&at, sql))
+                .or_else(|| super::unique::not_valid_form(&at, sql, schema))
                 .or_else(|| super::not_null::not_null_form(&at, sql));
         }
         _ => return None,
@@ -319,11 +329,11 @@ mod tests {
     use super::*;
 
     fn form(sql: &str) -> Option<String> {
-        concurrent_form(sql, &Schema::default(), &Inverse::Noop).map(|c| c.sql[0].0.clone())
+        concurrent_form(sql, &Schema::default(), &Inverse::Noop, None).map(|c| c.sql[0].0.clone())
     }
 
     fn form_in(sql: &str, schema: &Schema) -> Option<Concurrent> {
-        concurrent_form(sql, schema, &Inverse::Noop)
+        concurrent_form(sql, schema, &Inverse::Noop, None)
     }
 
     #[test]

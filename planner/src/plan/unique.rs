@@ -279,7 +279,11 @@ const NOT_VALID_RULES: &[&str] = &[
 /// which scans the table under SHARE UPDATE EXCLUSIVE, so reads and writes go on (manual,
 /// ALTER TABLE, `VALIDATE CONSTRAINT` and Notes). The constraint must be named (`VALIDATE`
 /// names it); one action only.
-pub(super) fn not_valid_form(at: &ast::AlterTable, sql: &str) -> Option<Concurrent> {
+pub(super) fn not_valid_form(
+    at: &ast::AlterTable,
+    sql: &str,
+    schema: &Schema,
+) -> Option<Concurrent> {
     let toks = tokens(at);
     let mut c = Cursor { toks: &toks, at: 0 };
     if !c.words(&["alter", "table"]) {
@@ -296,7 +300,9 @@ pub(super) fn not_valid_form(at: &ast::AlterTable, sql: &str) -> Option<Concurre
         return None;
     }
     let name = c.next(sql)?;
-    if !(c.word("check") || c.words(&["foreign", "key"])) {
+    let foreign = c.words(&["foreign", "key"]);
+    // PostgreSQL refuses a NOT VALID foreign key on a partitioned table (manual, ALTER TABLE).
+    if !(foreign || c.word("check")) || (foreign && schema.is_partitioned(&normalize(&table))) {
         return None;
     }
     // One action: no comma outside parentheses; and not already NOT VALID.
@@ -310,10 +316,13 @@ pub(super) fn not_valid_form(at: &ast::AlterTable, sql: &str) -> Option<Concurre
             _ => {}
         }
     }
-    let body = sql[..toks.last()?.end]
-        .trim_end()
-        .trim_end_matches(';')
-        .trim_end();
+    // Up to the last token before the `;`: a comment after it (or before the `;`) must not
+    // swallow the `NOT VALID` appended here.
+    let last = match toks.last()? {
+        t if t.word == ";" => toks.get(toks.len().checked_sub(2)?)?,
+        t => t,
+    };
+    let body = &sql[..last.end];
     Some(Concurrent {
         rules: NOT_VALID_RULES,
         info: super::index::VALIDATED_APART,
@@ -354,11 +363,18 @@ mod not_valid_tests {
         else {
             return None;
         };
-        super::not_valid_form(&at, sql).map(|c| c.sql.into_iter().map(|(s, _)| s).collect())
+        super::not_valid_form(&at, sql, &crate::schema::Schema::default())
+            .map(|c| c.sql.into_iter().map(|(s, _)| s).collect())
     }
 
     #[test]
     fn a_check_or_foreign_key_is_added_not_valid_then_validated() {
+        // A comment after the statement, even before its `;`, stays after `NOT VALID`.
+        assert_eq!(
+            form("ALTER TABLE orders ADD CONSTRAINT c CHECK (total > 0) -- must be positive\n;")
+                .unwrap()[0],
+            "ALTER TABLE orders ADD CONSTRAINT c CHECK (total > 0) NOT VALID"
+        );
         assert_eq!(
             form(
                 "ALTER TABLE orders ADD CONSTRAINT orders_user_fk FOREIGN KEY (user_id) \
