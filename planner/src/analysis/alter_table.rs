@@ -856,10 +856,18 @@ fn alter_column(
         }
         Some(
             ast::AlterColumnOption::SetGenerated(_)
-            | ast::AlterColumnOption::SetGeneratedOptions(_),
+            | ast::AlterColumnOption::SetGeneratedOptions(_)
+            | ast::AlterColumnOption::AddGenerated(_),
         ) if !is_new && has_seq(aw, &["generated", "always"]) => {
             generated_always(c, table, &col);
             *unknown_inverse = Some(no_inverse_reason());
+        }
+        // SET DEFAULT NULL drops the default: as DROP DEFAULT.
+        Some(ast::AlterColumnOption::SetDefault(_)) if super::classify::sets_default_null(aw) => {
+            schema.set_new_column_default(table, &col, None);
+            c.raise(if is_new { Expand } else { Contract });
+            *unknown_inverse =
+                Some("the previous default is not known; add a down migration".into());
         }
         Some(ast::AlterColumnOption::SetDefault(sd)) => set_default(&sd, t, &col, schema, acc),
         // RESTART, SET MAXVALUE, SET CYCLE ... of an identity column's sequence.

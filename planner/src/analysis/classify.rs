@@ -281,6 +281,11 @@ fn classify_settings(stmt: &ast::Stmt, w: &[SmolStr], schema: &mut Schema) -> Cl
         {
             domain_constraint()
         }
+        // Without its default, a NOT NULL domain's columns fail the running version's inserts
+        // that leave them out (as ALTER TABLE ... DROP DEFAULT does): after it is retired.
+        S::AlterDomain(_) if has_seq(w, &["drop", "default"]) || sets_default_null(w) => {
+            Class::new(Contract, no_inverse())
+        }
         S::AlterDomain(_) if !has_seq(w, &["set", "schema"]) => Class::new(Expand, no_inverse()),
         _ if is_drop_beside_the_schema(stmt) => Class::new(
             Contract,
@@ -297,6 +302,13 @@ fn classify_settings(stmt: &ast::Stmt, w: &[SmolStr], schema: &mut Schema) -> Cl
             sequence::alter_sequence(node, w, schema)
                 .unwrap_or_else(|| Class::new(Expand, no_inverse()))
         }
+        S::AlterFunction(af)
+            if !has_seq(w, &["set", "schema"])
+                && !has_seq(w, &["owner", "to"])
+                && !has_seq(w, &["depends", "on"]) =>
+        {
+            super::function::alter_function(af, schema)
+        }
         S::AlterIndex(_)
         | S::AlterSequence(_)
         | S::AlterView(_)
@@ -310,6 +322,22 @@ fn classify_settings(stmt: &ast::Stmt, w: &[SmolStr], schema: &mut Schema) -> Cl
         }
         _ => unclassified(node),
     }
+}
+
+/// `SET DEFAULT NULL` (or `(NULL)`, `NULL::type`): the same as dropping the default.
+pub(super) fn sets_default_null(w: &[SmolStr]) -> bool {
+    let Some(p) = w
+        .windows(2)
+        .position(|x| x[0] == "set" && x[1] == "default")
+    else {
+        return false;
+    };
+    let rest: Vec<&str> = w[p + 2..]
+        .iter()
+        .map(SmolStr::as_str)
+        .filter(|t| *t != "(" && *t != ")" && *t != ";")
+        .collect();
+    rest.first() == Some(&"null") && rest.get(1).is_none_or(|t| t.starts_with(':'))
 }
 
 /// The inverse of a statement cutover cannot undo by itself.

@@ -307,3 +307,32 @@ pub(super) fn trigger_function(
     );
     c
 }
+
+/// ALTER FUNCTION / PROCEDURE changing how an existing function behaves (STRICT, VOLATILE,
+/// SECURITY DEFINER, SET search_path, ...): the running version's calls see it at once, and a
+/// `SET search_path` or `STRICT` can make them fail or return NULL. Contract with
+/// `replaces-object`; on a function this release created, expand.
+pub(super) fn alter_function(af: &ast::AlterFunction, schema: &Schema) -> Class {
+    let name = af
+        .function_sig()
+        .and_then(|s| s.function_name_ref())
+        .map(|n| super::tokens::one_line(n.syntax()))
+        .unwrap_or_default();
+    let unknown = || Inverse::Unknown(no_inverse_reason());
+    if name.is_empty() || schema.is_new_object("function", &object_key(&name, None)) {
+        return Class::new(StmtPhase::Expand, unknown());
+    }
+    let mut c = Class::new(StmtPhase::Contract, unknown());
+    c.declarable = true;
+    c.finding(
+        RuleId::ReplacesObject,
+        format!(
+            "ALTER FUNCTION changes how `{name}` behaves for the version still running (a \
+             `STRICT` returns NULL for its NULL arguments, a `SET search_path` changes what its \
+             body finds); cutover places it after that version is retired"
+        ),
+        "nothing to do if it may wait for the contract; if both versions work with the new \
+         behaviour, declare `-- cutover:phase=expand` at the top of the file",
+    );
+    c
+}
