@@ -11,7 +11,8 @@ const BASE: &str = "CREATE DOMAIN counter AS integer NOT NULL DEFAULT 0;\n\
     CREATE TABLE items (id bigint PRIMARY KEY, n integer NOT NULL, hits counter, \
     status text NOT NULL DEFAULT 'new');\n\
     CREATE FUNCTION item_count(kind text) RETURNS bigint LANGUAGE sql AS \
-    $$ SELECT count(*) FROM items $$;\n";
+    $$ SELECT count(*) FROM items $$;\n\
+    CREATE VIEW open_items AS SELECT id, n, status FROM items WHERE status = 'new';\n";
 
 #[test]
 fn behaviour_changes_of_live_objects_wait_for_the_contract() {
@@ -74,6 +75,26 @@ fn behaviour_changes_of_live_objects_wait_for_the_contract() {
                 &["replaces-object"],
                 &[],
             ),
+            // The old version's writes through the view that leave it are now rejected.
+            (
+                "ALTER VIEW open_items SET (check_option = cascaded);",
+                Contract,
+                &["constraint-rejects-old-writes"],
+                &[],
+            ),
+            (
+                "CREATE OR REPLACE VIEW open_items AS SELECT id, n, status FROM items WHERE \
+                 status = 'new' WITH CHECK OPTION;",
+                Contract,
+                &["constraint-rejects-old-writes"],
+                &[],
+            ),
+            (
+                "ALTER VIEW open_items RESET (check_option);",
+                Expand,
+                &[],
+                &[],
+            ),
             // Another owner does not change what its callers get (not SECURITY DEFINER).
             (
                 "ALTER FUNCTION item_count(text) OWNER TO app;",
@@ -91,7 +112,8 @@ fn the_same_on_objects_of_this_release_is_expand() {
         BASE,
         &[(
             "CREATE FUNCTION fresh() RETURNS int LANGUAGE sql AS $$ SELECT 1 $$;\n\
-             ALTER FUNCTION fresh() STRICT;",
+             ALTER FUNCTION fresh() STRICT;\n\
+             CREATE VIEW fresh_items AS SELECT id FROM items WITH CHECK OPTION;",
             Expand,
             &[],
             &["replaces-object"],

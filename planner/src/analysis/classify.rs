@@ -302,6 +302,16 @@ fn classify_settings(stmt: &ast::Stmt, w: &[SmolStr], schema: &mut Schema) -> Cl
             sequence::alter_sequence(node, w, schema)
                 .unwrap_or_else(|| Class::new(Expand, no_inverse()))
         }
+        S::AlterView(_) if has_seq(w, &["set", "("]) && w.iter().any(|t| t == "check_option") => {
+            let name = w
+                .get(2)
+                .map(SmolStr::as_str)
+                .unwrap_or_default()
+                .to_string();
+            let mut c = Class::new(Contract, no_inverse());
+            super::create::check_option(&mut c, &name);
+            c
+        }
         S::AlterFunction(af)
             if !has_seq(w, &["set", "schema"])
                 && !has_seq(w, &["owner", "to"])

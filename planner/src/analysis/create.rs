@@ -363,8 +363,31 @@ pub(super) fn create_view(node: &SyntaxNode, w: &[SmolStr], schema: &mut Schema)
         && let Some(old) = schema.view(&name).cloned()
     {
         replace_in_place(&mut c, &format!("{kind} `{name}`"), &old, &new);
+    } else {
+        return c;
+    }
+    // A view the running version writes through now checks its rows.
+    if has_seq(w, &["check", "option"]) {
+        check_option(&mut c, &name);
     }
     c
+}
+
+/// `WITH [CASCADED | LOCAL] CHECK OPTION` on a view the running version uses: its inserts and
+/// updates through the view that leave the view's rows are rejected (PostgreSQL manual, CREATE
+/// VIEW, "Updatable Views"): contract (declarable), as a constraint on its writes.
+pub(super) fn check_option(c: &mut Class, name: &str) {
+    c.raise(StmtPhase::Contract);
+    c.declarable = true;
+    c.finding(
+        RuleId::ConstraintRejectsOldWrites,
+        format!(
+            "the check option of view `{name}` rejects the running version's inserts and \
+             updates through it that leave the view's rows; cutover places it after that \
+             version is retired"
+        ),
+        RECIPE_CONSTRAINT_OLD_WRITES,
+    );
 }
 
 /// CREATE OR REPLACE VIEW of a view that exists: PostgreSQL refuses it unless the old columns
