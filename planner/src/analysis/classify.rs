@@ -302,23 +302,6 @@ fn classify_settings(stmt: &ast::Stmt, w: &[SmolStr], schema: &mut Schema) -> Cl
             sequence::alter_sequence(node, w, schema)
                 .unwrap_or_else(|| Class::new(Expand, no_inverse()))
         }
-        S::AlterView(_) if has_seq(w, &["set", "("]) && w.iter().any(|t| t == "check_option") => {
-            let name = w
-                .get(2)
-                .map(SmolStr::as_str)
-                .unwrap_or_default()
-                .to_string();
-            let mut c = Class::new(Contract, no_inverse());
-            super::create::check_option(&mut c, &name);
-            c
-        }
-        S::AlterFunction(af)
-            if !has_seq(w, &["set", "schema"])
-                && !has_seq(w, &["owner", "to"])
-                && !has_seq(w, &["depends", "on"]) =>
-        {
-            super::function::alter_function(af, schema)
-        }
         S::AlterIndex(_)
         | S::AlterSequence(_)
         | S::AlterView(_)
@@ -328,9 +311,31 @@ fn classify_settings(stmt: &ast::Stmt, w: &[SmolStr], schema: &mut Schema) -> Cl
         | S::AlterTrigger(_)
             if !has_seq(w, &["set", "schema"]) =>
         {
-            Class::new(Expand, no_inverse())
+            alter_object(stmt, w, schema)
         }
         _ => unclassified(node),
+    }
+}
+
+/// ALTER of an index, sequence, view, function, statistics, policy or trigger: expand, but
+/// contract for a view's check option and for a function's behaviour (what the running version
+/// writes through the view, or gets from its calls, changes).
+fn alter_object(stmt: &ast::Stmt, w: &[SmolStr], schema: &Schema) -> Class {
+    match stmt {
+        ast::Stmt::AlterView(_)
+            if has_seq(w, &["set", "("]) && w.iter().any(|t| t == "check_option") =>
+        {
+            let name = w.get(2).map_or(String::new(), |n| n.to_string());
+            let mut c = Class::new(StmtPhase::Contract, no_inverse());
+            super::create::check_option(&mut c, &name);
+            c
+        }
+        ast::Stmt::AlterFunction(af)
+            if !has_seq(w, &["owner", "to"]) && !has_seq(w, &["depends", "on"]) =>
+        {
+            super::function::alter_function(af, schema)
+        }
+        _ => Class::new(StmtPhase::Expand, no_inverse()),
     }
 }
 
