@@ -820,3 +820,52 @@ fn view_reads(query: &SyntaxNode) -> BTreeMap<String, ViewReads> {
     }
     reads
 }
+
+/// What a `CREATE DOMAIN` or `ALTER DOMAIN` teaches about NULL and the default, from the
+/// statement's words `w`: `NOT NULL` or `CHECK (VALUE IS NOT NULL)` rejects NULL (PostgreSQL
+/// manual, CREATE DOMAIN), `DEFAULT expr` is the default of columns of the type that have none.
+pub(crate) fn domain(schema: &mut Schema, stmt: &ast::Stmt, w: &[smol_str::SmolStr]) {
+    let seq = |s: &[&str]| {
+        w.windows(s.len())
+            .any(|x| x.iter().zip(s).all(|(a, b)| a == b))
+    };
+    let Some(name) = w.get(2).filter(|_| w.get(1).is_some_and(|t| t == "domain")) else {
+        return;
+    };
+    let default_after = |at: usize| {
+        let rest: Vec<&str> = w[at..]
+            .iter()
+            .map(|t| t.as_str())
+            .take_while(|t| {
+                !matches!(
+                    *t,
+                    "not" | "null" | "check" | "constraint" | ";" | "collate"
+                )
+            })
+            .collect();
+        (!rest.is_empty() && rest != ["null"]).then(|| rest.join(" "))
+    };
+    let default_at = w.windows(1).position(|x| x[0] == "default").map(|p| p + 1);
+    let rejects = seq(&["not", "null"]) && !seq(&["is", "not", "null"])
+        || seq(&["value", "is", "not", "null"]);
+    match stmt {
+        ast::Stmt::CreateDomain(_) => {
+            let d = schema.domain_mut(name);
+            d.rejects_null = rejects;
+            d.default = default_at.and_then(default_after);
+        }
+        ast::Stmt::AlterDomain(_) => {
+            let d = schema.domain_mut(name);
+            if seq(&["drop", "default"]) {
+                d.default = None;
+            } else if seq(&["set", "default"]) {
+                d.default = default_at.and_then(default_after);
+            } else if seq(&["drop", "not", "null"]) {
+                d.rejects_null = false;
+            } else if seq(&["set", "not", "null"]) || (seq(&["add"]) && rejects) {
+                d.rejects_null = true;
+            }
+        }
+        _ => {}
+    }
+}

@@ -206,6 +206,15 @@ pub struct Index {
     pub unique: bool,
 }
 
+/// A domain (`CREATE DOMAIN`), as far as a column of its type is concerned.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Domain {
+    /// `NOT NULL`, or a `CHECK (VALUE IS NOT NULL)`: a column of this type rejects NULL.
+    pub rejects_null: bool,
+    /// Its default as written (`None`: none, or `DEFAULT NULL`).
+    pub default: Option<String>,
+}
+
 /// Something attached to a column by identity rather than by name: PostgreSQL keeps it through
 /// a `RENAME COLUMN`, but a new column that copies the values (the rename rewrite: add, copy,
 /// drop the old one) does not have it, and dropping the old column loses it or fails.
@@ -310,6 +319,8 @@ impl fmt::Display for Attachment {
 /// created so far.
 #[derive(Debug, Clone, Default)]
 pub struct Schema {
+    /// Domains, by normalized name: whether they reject NULL, and their default.
+    domains: BTreeMap<String, Domain>,
     tables: BTreeMap<String, Table>,
     views: BTreeMap<String, View>,
     indexes: BTreeMap<String, Index>,
@@ -670,6 +681,17 @@ impl Schema {
     /// A view or materialized view by (raw or normalized) name.
     pub fn view(&self, name: &str) -> Option<&View> {
         self.views.get(&normalize(name))
+    }
+
+    /// The domain named `name` (a type as written), if the migrations create one.
+    pub fn domain(&self, name: &str) -> Option<&Domain> {
+        self.domains.get(&normalize(name))
+    }
+
+    /// The domain named `name`, created if the migrations did not declare it (an ALTER DOMAIN
+    /// of one cutover has not seen starts from what it says).
+    pub fn domain_mut(&mut self, name: &str) -> &mut Domain {
+        self.domains.entry(normalize(name)).or_default()
     }
 
     /// An index by (raw or normalized, schema-qualified unless in `public`) name.

@@ -75,6 +75,35 @@ fn behaviour_changes_of_live_objects_wait_for_the_contract() {
                 &["replaces-object"],
                 &[],
             ),
+            // A column of a NOT NULL domain without a default: every old insert leaves it NULL.
+            (
+                "CREATE DOMAIN posint AS integer NOT NULL CHECK (VALUE > 0);\n\
+                 ALTER TABLE items ADD COLUMN p posint;",
+                Breaking,
+                &["breaking-add-required-column"],
+                &[],
+            ),
+            (
+                "CREATE DOMAIN maybe_int AS integer CHECK (VALUE IS NOT NULL);\n\
+                 ALTER TABLE items ADD COLUMN q maybe_int;",
+                Breaking,
+                &["breaking-add-required-column"],
+                &[],
+            ),
+            // The baseline's `counter` has a default: the old inserts get it.
+            (
+                "ALTER TABLE items ADD COLUMN visits counter;",
+                Expand,
+                &[],
+                &[],
+            ),
+            (
+                "CREATE DOMAIN loose_int AS integer CHECK (VALUE IS NULL OR VALUE > 0);\n\
+                 ALTER TABLE items ADD COLUMN r loose_int;",
+                Expand,
+                &[],
+                &["breaking-add-required-column"],
+            ),
             // The old version's writes through the view that leave it are now rejected.
             (
                 "ALTER VIEW open_items SET (check_option = cascaded);",

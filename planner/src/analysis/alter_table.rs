@@ -426,7 +426,18 @@ fn add_column(ac: &ast::AddColumn, aw: &[SmolStr], t: &Target, schema: &mut Sche
     let Target { table, is_new, .. } = *t;
     let Acc { c, inverses, .. } = acc;
     let col = text_of(ac.column_name()).unwrap_or_default();
-    let new = NewColumn::read(ac, aw);
+    let mut new = NewColumn::read(ac, aw);
+    // A column of a domain type takes the domain's NOT NULL and default (PostgreSQL manual,
+    // CREATE DOMAIN): the old version's inserts leave it to them.
+    if let Some(d) = ac
+        .ty()
+        .and_then(|t| schema.domain(&super::tokens::one_line(t.syntax())))
+    {
+        new.not_null |= d.rejects_null;
+        if new.default.is_none() {
+            new.default = d.default.clone();
+        }
+    }
     // A column added IF NOT EXISTS that is already there is not new.
     let exists = has_seq(aw, &["if", "not", "exists"])
         && schema

@@ -143,6 +143,7 @@ pub(super) fn classify(
     // Views, indexes and DROP TABLE teach the schema model afterwards: their classification
     // asks what the schema held before them (was the dropped table or index new?).
     learn::statement(schema, stmt);
+    learn::domain(schema, stmt, w);
     c
 }
 
