@@ -1,7 +1,7 @@
 //! Statements that change how an existing object behaves for the version still running, found
 //! by a tester: they are placed after that version is retired, never in expand silently.
 
-// `release_dir` of the shared helpers is not used here.
+// Not every shared helper is used here.
 #[allow(dead_code)]
 mod common;
 
@@ -147,5 +147,36 @@ fn the_same_on_objects_of_this_release_is_expand() {
             &[],
             &["replaces-object"],
         )],
+    );
+}
+
+/// A migration after a rewritten rename may use the new column: it waits for the backfill
+/// that fills it, not only for the expand step that adds it.
+#[test]
+fn a_migration_after_a_rename_waits_for_its_backfill() {
+    let dir = common::release_dir(
+        "CREATE TABLE people (id bigint PRIMARY KEY, nick text);\n",
+        &[
+            (
+                "V2__rename_nick.sql",
+                "ALTER TABLE people RENAME COLUMN nick TO handle;\n",
+            ),
+            (
+                "V3__upper_handles.sql",
+                "UPDATE people SET handle = upper(handle) WHERE id < 1000;\n",
+            ),
+        ],
+    );
+    let plan = cutover_planner::plan::plan_file(&dir.path().join("spec.toml"))
+        .unwrap()
+        .plan;
+    let v3 = plan
+        .steps()
+        .find(|s| s.id == "migrate/expand/V3__upper_handles")
+        .unwrap();
+    assert!(
+        v3.depends_on.iter().any(|d| d == "backfill/people.handle"),
+        "{:?}",
+        v3.depends_on
     );
 }

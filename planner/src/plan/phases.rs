@@ -57,6 +57,8 @@ pub(super) fn expand<'a>(
             vec![start.preflight]
         };
         prev.extend(start.backup_of.get(name));
+        // The last expand step (what deploys wait for; backfills are waited for apart).
+        let mut last = prev.clone();
         for m in ms {
             if m.renames().next().is_none() {
                 if m.phase == Phase::Contract {
@@ -69,11 +71,17 @@ pub(super) fn expand<'a>(
                 }
                 let n = migrate_step(cx, b, Migrate::whole(db, m, Phase::Expand), &prev);
                 prev = vec![n];
+                last = vec![n];
                 continue;
             }
             // Split a migration holding renames into generated expand and contract parts.
             let split = rewrite_renames(cx, b, db, m, &prev, findings);
-            prev = vec![split.expand];
+            // What follows may read or write the new column: it waits until the backfill has
+            // filled it (else an UPDATE of it runs on NULLs the backfill then overwrites).
+            prev = std::iter::once(split.expand)
+                .chain(split.backfills.iter().copied())
+                .collect();
+            last = vec![split.expand];
             out.backfills
                 .entry(name.clone())
                 .or_default()
@@ -83,7 +91,7 @@ pub(super) fn expand<'a>(
                 .or_default()
                 .push(split.contract);
         }
-        out.end.insert(name.clone(), prev);
+        out.end.insert(name.clone(), last);
     }
     out
 }
