@@ -135,6 +135,11 @@ pub struct ColumnRename {
     pub column_type: Option<String>,
     /// The old column is NOT NULL.
     pub not_null: bool,
+    /// The old column's collation when the migrations declare one other than its type's
+    /// default (`COLLATE "C"`), as [`crate::schema::normalize_collation`] spells it: the new
+    /// column gets it too.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub collation: Option<String>,
     /// First primary-key column of the table, when the migrations declare it, as SQL (quoted
     /// where it needs quotes: `"CustomerNo"`).
     pub key: Option<String>,

@@ -158,11 +158,12 @@ fn table_constraint(schema: &mut Schema, table: &str, c: &ast::Constraint) {
             if let Some(index) = name(pk.using_index().and_then(|u| u.index_ref())) {
                 schema.add_constraint_using_index(table, cname.as_deref(), true, &index);
             } else if let Some(list) = pk.index_parameters().and_then(|p| p.column_list()) {
-                schema.add_primary_key(
+                let name = schema.add_primary_key(
                     table,
                     cname.as_deref(),
                     column_refs(list.column_name_refs()),
                 );
+                included(schema, table, "primary key", &name, pk.index_parameters());
             }
         }
         ast::Constraint::UniqueConstraint(u) => {
@@ -170,10 +171,17 @@ fn table_constraint(schema: &mut Schema, table: &str, c: &ast::Constraint) {
             if let Some(index) = name(u.using_index().and_then(|u| u.index_ref())) {
                 schema.add_constraint_using_index(table, cname.as_deref(), false, &index);
             } else if let Some(list) = u.index_parameters().and_then(|p| p.column_list()) {
-                schema.add_unique(
+                let name = schema.add_unique(
                     table,
                     cname.as_deref(),
                     column_refs(list.column_name_refs()),
+                );
+                included(
+                    schema,
+                    table,
+                    "unique constraint",
+                    &name,
+                    u.index_parameters(),
                 );
             }
         }
@@ -194,6 +202,24 @@ fn table_constraint(schema: &mut Schema, table: &str, c: &ast::Constraint) {
         }
         _ => {}
     }
+}
+
+/// Records the INCLUDE list of the key `name` (`what`: primary key or unique constraint), if
+/// its index parameters `params` have one.
+fn included(
+    schema: &mut Schema,
+    table: &str,
+    what: &'static str,
+    name: &str,
+    params: Option<ast::IndexParameters>,
+) {
+    let Some(list) = params
+        .and_then(|p| p.constraint_include_clause())
+        .and_then(|c| c.column_ref_list())
+    else {
+        return;
+    };
+    schema.set_included(table, what, name, column_refs(list.column_name_refs()));
 }
 
 /// The referential actions, MATCH and deferrability written in a foreign key `node`.
@@ -549,6 +575,21 @@ fn create_index(schema: &mut Schema, ci: &ast::CreateIndex) {
         })
         .collect();
     schema.create_index(&index, &table, columns, ci.unique_token().is_some());
+    // A unique index's INCLUDE columns: dropping one drops the index (and its uniqueness).
+    let include = ci
+        .index_include_clause()
+        .and_then(|c| c.partition_item_list())
+        .filter(|_| ci.unique_token().is_some());
+    if let Some(list) = include {
+        let columns = list
+            .partition_items()
+            .filter_map(|item| match item.expr() {
+                Some(ast::Expr::NameRef(n)) => Some(name_of(n.syntax())),
+                _ => None,
+            })
+            .collect();
+        schema.set_index_included(&index, &table, columns);
+    }
 }
 
 /// A table (or view) a view's query reads.

@@ -114,28 +114,46 @@ impl SyncNames {
     }
 }
 
-/// The ADD COLUMN of the new column: of the old column's type when the migrations declare it,
-/// otherwise a DO block that copies the type from the catalog.
+/// The ADD COLUMN of the new column: of the old column's type (and collation) when the
+/// migrations declare it, otherwise a DO block that copies both from the catalog. A collation
+/// the model spells with a dot (`app.my_coll`, `en_US.utf8`: a schema or part of the name, the
+/// model cannot tell) is read from the catalog too.
 fn add_column_sql(rename: &ColumnRename) -> String {
     let ColumnRename {
         table,
         from,
         to,
         column_type,
+        collation,
         ..
     } = rename;
-    match column_type {
-        Some(ty) => format!("ALTER TABLE {table} ADD COLUMN {to} {ty};"),
-        None => format!(
-            "-- the type of {table}.{from} is not declared in the migrations: copy it from the \
-             catalog\nDO $cutover$\nBEGIN\n  EXECUTE format('ALTER TABLE %s ADD COLUMN %I %s', \
-             '{table}'::regclass, '{to_raw}',\n    (SELECT format_type(atttypid, atttypmod) FROM \
-             pg_attribute\n      WHERE attrelid = '{table}'::regclass AND attname = \
-             '{from_raw}'));\nEND\n$cutover$;",
-            to_raw = bare(to),
-            from_raw = bare(from),
+    let why = match (column_type, collation) {
+        (Some(ty), None) => return format!("ALTER TABLE {table} ADD COLUMN {to} {ty};"),
+        (Some(ty), Some(c)) if !c.contains('.') => {
+            let c = c.replace('"', "\"\"");
+            return format!("ALTER TABLE {table} ADD COLUMN {to} {ty} COLLATE \"{c}\";");
+        }
+        (Some(_), Some(c)) => format!(
+            "the collation of {table}.{from} (`{c}`) may name a schema: copy the type and \
+             collation"
         ),
-    }
+        (None, _) => format!(
+            "the type of {table}.{from} is not declared in the migrations: copy it (and its \
+             collation)"
+        ),
+    };
+    format!(
+        "-- {why} from the catalog\nDO $cutover$\nBEGIN\n  EXECUTE format('ALTER TABLE %s ADD \
+         COLUMN %I %s', '{table}'::regclass, '{to_raw}',\n    (SELECT format_type(a.atttypid, \
+         a.atttypmod) || CASE WHEN a.attcollation <> 0 AND a.attcollation <> t.typcollation\n      \
+         THEN ' COLLATE ' || quote_ident(n.nspname) || '.' || quote_ident(c.collname) ELSE '' \
+         END\n      FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid\n      LEFT JOIN \
+         pg_collation c ON c.oid = a.attcollation\n      LEFT JOIN pg_namespace n ON n.oid = \
+         c.collnamespace\n      WHERE a.attrelid = '{table}'::regclass AND a.attname = \
+         '{from_raw}'));\nEND\n$cutover$;",
+        to_raw = bare(to),
+        from_raw = bare(from),
+    )
 }
 
 /// The expand step: the new column, and the function and triggers that keep both columns

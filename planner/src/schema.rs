@@ -131,6 +131,10 @@ pub struct Table {
     /// `PARTITION BY`: a partitioned table, with the names its partition key mentions
     /// (normalized; an expression key's identifiers, function names included).
     pub partition_key: Option<BTreeSet<String>>,
+    /// The INCLUDE columns (normalized) of the primary key, UNIQUE constraints and unique
+    /// indexes that have them, by constraint or index name (an index's as the schema's index
+    /// map keys it), with what it is (`primary key`, `unique constraint`, `unique index`).
+    pub included: BTreeMap<String, (&'static str, Vec<String>)>,
 }
 
 impl Table {
@@ -260,6 +264,14 @@ pub enum Attachment {
     },
     /// The table is partitioned by a key that mentions it.
     PartitionKey,
+    /// In the INCLUDE list of the primary key, a UNIQUE constraint or a unique index: dropping
+    /// the column drops the key (and fails while a foreign key depends on it).
+    Included {
+        /// `primary key`, `unique constraint` or `unique index`.
+        what: String,
+        /// Its name.
+        name: String,
+    },
     /// A policy (row-level security), a trigger (`UPDATE OF`, `WHEN`) or a rule of the table
     /// names it: PostgreSQL refuses to drop the column while it does. Or a function's body
     /// mentions it.
@@ -311,6 +323,11 @@ impl fmt::Display for Attachment {
             Attachment::ReadByView { view } => write!(f, "read by the view `{view}`"),
             Attachment::PartitionKey => f.write_str("part of the table's partition key"),
             Attachment::UsedBy { what, name } => write!(f, "used by the {what} `{name}`"),
+            Attachment::Included { what, name } => write!(
+                f,
+                "in the INCLUDE list of the {what} `{name}` (dropping the column drops it, or \
+                 fails while a foreign key needs it)"
+            ),
         }
     }
 }
@@ -826,6 +843,7 @@ impl Schema {
         }
         t.unique.retain(|u| !u.columns.contains(&column));
         t.foreign_keys.retain(|fk| !fk.columns.contains(&column));
+        t.included.retain(|_, (_, c)| !c.contains(&column));
         for t2 in self.tables.values_mut() {
             t2.foreign_keys
                 .retain(|fk| fk.references != table || !fk.referenced_columns.contains(&column));
@@ -859,6 +877,9 @@ impl Schema {
         rename(&mut t.primary_key);
         for u in &mut t.unique {
             rename(&mut u.columns);
+        }
+        for (_, c) in t.included.values_mut() {
+            rename(c);
         }
         for fk in &mut t.foreign_keys {
             rename(&mut fk.columns);
@@ -996,7 +1017,12 @@ impl Schema {
 
     /// ADD [CONSTRAINT name] PRIMARY KEY (columns), or a column's PRIMARY KEY. The columns
     /// become NOT NULL, as PostgreSQL makes them.
-    pub fn add_primary_key(&mut self, table: &str, name: Option<&str>, columns: Vec<String>) {
+    pub fn add_primary_key(
+        &mut self,
+        table: &str,
+        name: Option<&str>,
+        columns: Vec<String>,
+    ) -> String {
         let table = normalize(table);
         let columns: Vec<String> = columns.iter().map(|c| normalize(c)).collect();
         let name = name.map_or_else(
@@ -1010,12 +1036,13 @@ impl Schema {
                 }
             }
             t.primary_key = columns;
-            t.primary_key_name = Some(name);
+            t.primary_key_name = Some(name.clone());
         });
+        name
     }
 
     /// ADD [CONSTRAINT name] UNIQUE (columns), or a column's UNIQUE.
-    pub fn add_unique(&mut self, table: &str, name: Option<&str>, columns: Vec<String>) {
+    pub fn add_unique(&mut self, table: &str, name: Option<&str>, columns: Vec<String>) -> String {
         let table = normalize(table);
         let columns: Vec<String> = columns.iter().map(|c| normalize(c)).collect();
         let name = name.map_or_else(
@@ -1024,8 +1051,12 @@ impl Schema {
         );
         self.with_table(&table, |t| {
             t.unique.retain(|u| u.name != name);
-            t.unique.push(Unique { name, columns });
+            t.unique.push(Unique {
+                name: name.clone(),
+                columns,
+            });
         });
+        name
     }
 
     /// ADD [CONSTRAINT name] FOREIGN KEY (columns) REFERENCES other [(columns)], or a column's
@@ -1148,6 +1179,7 @@ impl Schema {
         }
         let t = self.tables.get_mut(&table).expect("looked up above");
         t.foreign_keys.retain(|fk| fk.name != name);
+        t.included.remove(&name);
         t.pending_not_null.remove(&name);
         if let Some(col) = t.not_null_check_names.remove(&name)
             && !t.not_null_check_names.values().any(|c| *c == col)
@@ -1172,6 +1204,9 @@ impl Schema {
             }
             for u in t.unique.iter_mut().filter(|u| u.name == from) {
                 u.name = to.clone();
+            }
+            if let Some(inc) = t.included.remove(&from) {
+                t.included.insert(to.clone(), inc);
             }
             for fk in t.foreign_keys.iter_mut().filter(|fk| fk.name == from) {
                 fk.name = to.clone();
@@ -1207,7 +1242,37 @@ impl Schema {
 
     /// DROP INDEX name (schema-qualified unless in `public`).
     pub fn drop_index(&mut self, name: &str) {
-        self.indexes.remove(&normalize(name));
+        let name = normalize(name);
+        if let Some(i) = self.indexes.remove(&name)
+            && let Some(t) = self.tables.get_mut(&i.table)
+        {
+            t.included.remove(&name);
+        }
+    }
+
+    /// The INCLUDE columns of the primary key or UNIQUE constraint `name` of `table` (see
+    /// [`Table::included`]; `what` says which).
+    pub fn set_included(
+        &mut self,
+        table: &str,
+        what: &'static str,
+        name: &str,
+        columns: Vec<String>,
+    ) {
+        let columns = columns.iter().map(|c| normalize(c)).collect();
+        let name = normalize(name);
+        self.with_table(table, |t| {
+            t.included.insert(name, (what, columns));
+        });
+    }
+
+    /// The INCLUDE columns of the unique index `index` (as written) of `table`.
+    pub fn set_index_included(&mut self, index: &str, table: &str, columns: Vec<String>) {
+        let columns = columns.iter().map(|c| normalize(c)).collect();
+        let name = beside(table, index);
+        self.with_table(table, |t| {
+            t.included.insert(name, ("unique index", columns));
+        });
     }
 
     /// CREATE [OR REPLACE] [MATERIALIZED] VIEW name: what it reads, by table or view name
@@ -1306,9 +1371,9 @@ impl Schema {
     }
 
     /// What is attached to `table.column` by identity (see [`Attachment`]), in a stable order:
-    /// the primary key, identity, generated, sequence default, generated columns computed from
-    /// it, foreign keys referencing it, views reading it. Empty for a column the model does not
-    /// know, or that has none of these.
+    /// the primary key, identity, generated, sequence default, keys including it (INCLUDE),
+    /// generated columns computed from it, foreign keys referencing it, views reading it.
+    /// Empty for a column the model does not know, or that has none of these.
     pub fn attachments(&self, table: &str, column: &str) -> Vec<Attachment> {
         let (table, column) = (normalize(table), normalize(column));
         let mut out = Vec::new();
@@ -1641,8 +1706,8 @@ impl Schema {
 }
 
 /// Appends to `out` what `table.column` (`t` is the table) carries itself: the primary key it
-/// is part of, its identity, generation and sequence default, then the generated columns
-/// computed from it.
+/// is part of, its identity, generation and sequence default, the keys whose INCLUDE list has
+/// it, then the generated columns computed from it.
 fn own_attachments(table: &str, t: &Table, column: &str, out: &mut Vec<Attachment>) {
     if t.primary_key.iter().any(|c| c == column) {
         out.push(Attachment::PrimaryKey {
@@ -1663,6 +1728,14 @@ fn own_attachments(table: &str, t: &Table, column: &str, out: &mut Vec<Attachmen
         if let Some(default) = &c.sequence_default {
             out.push(Attachment::SequenceDefault {
                 default: default.clone(),
+            });
+        }
+    }
+    for (name, (what, columns)) in &t.included {
+        if columns.iter().any(|c| c == column) {
+            out.push(Attachment::Included {
+                what: what.to_string(),
+                name: name.clone(),
             });
         }
     }

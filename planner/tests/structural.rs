@@ -330,3 +330,220 @@ fn dropping_a_function_and_creating_another_overload_is_no_replace() {
         ),
     ]);
 }
+
+/// Plans `migrations` on top of `base`: the plan error's detail, or the plan.
+fn plan_on(base: &str, migrations: &[(&str, &str)]) -> Result<cutover_planner::dag::Plan, String> {
+    let dir = common::release_dir(base, migrations);
+    cutover_planner::plan_file(&dir.path().join("spec.toml"))
+        .map(|p| p.plan)
+        .map_err(|e| format!("{e:?}"))
+}
+
+/// Every migrate step's SQL of `plan`, one string.
+fn migrate_sql(plan: &cutover_planner::dag::Plan) -> String {
+    plan.steps()
+        .filter_map(|s| match &s.params {
+            cutover_planner::dag::Params::Migrate(p) => Some(p.sql.join("\n")),
+            _ => None,
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Tester cases ren_pk_include, ren_fk_include: a column in the INCLUDE list of the primary
+/// key, of a UNIQUE constraint (a foreign key depends on it or not) or of a unique index goes
+/// with the key when the contract step drops it, so the rewrite refuses it like a key column.
+/// An INCLUDE column of a plain index, or of a unique index dropped since, is rewritten.
+#[test]
+fn the_rename_rewrite_refuses_include_columns_of_keys() {
+    let rename = [(
+        "V2__rename.sql",
+        "ALTER TABLE users RENAME COLUMN nickname TO display_name;\n",
+    )];
+    for (base, why) in [
+        (
+            "CREATE TABLE users (id bigint, nickname text, PRIMARY KEY (id) INCLUDE (nickname));",
+            "INCLUDE list of the primary key `users_pkey`",
+        ),
+        (
+            "CREATE TABLE users (id bigint PRIMARY KEY, code text NOT NULL, nickname text,\n\
+             CONSTRAINT users_code_key UNIQUE (code) INCLUDE (nickname));\n\
+             CREATE TABLE orders (id bigint PRIMARY KEY, code text REFERENCES users (code));",
+            "INCLUDE list of the unique constraint `users_code_key`",
+        ),
+        (
+            "CREATE TABLE users (id bigint PRIMARY KEY, code text, nickname text);\n\
+             ALTER TABLE users ADD CONSTRAINT users_code_uq UNIQUE (code) INCLUDE (nickname);",
+            "INCLUDE list of the unique constraint `users_code_uq`",
+        ),
+        (
+            "CREATE TABLE users (id bigint PRIMARY KEY, code text, nickname text);\n\
+             CREATE UNIQUE INDEX users_code_idx ON users (code) INCLUDE (nickname);",
+            "INCLUDE list of the unique index `users_code_idx`",
+        ),
+    ] {
+        let detail = plan_on(base, &rename)
+            .err()
+            .unwrap_or_else(|| panic!("{base}: planned"));
+        assert!(
+            detail.contains("rename-rewrite-unsupported") && detail.contains(why),
+            "{base}: {detail}"
+        );
+    }
+    for base in [
+        "CREATE TABLE users (id bigint PRIMARY KEY, code text, nickname text);\n\
+         CREATE INDEX users_code_idx ON users (code) INCLUDE (nickname);",
+        "CREATE TABLE users (id bigint PRIMARY KEY, code text, nickname text);\n\
+         CREATE UNIQUE INDEX users_code_idx ON users (code) INCLUDE (nickname);\n\
+         DROP INDEX users_code_idx;",
+        "CREATE TABLE users (id bigint PRIMARY KEY, code text, nickname text,\n\
+         CONSTRAINT users_code_key UNIQUE (code) INCLUDE (nickname));\n\
+         ALTER TABLE users DROP CONSTRAINT users_code_key;",
+    ] {
+        if let Err(detail) = plan_on(base, &rename) {
+            panic!("{base}: {detail}");
+        }
+    }
+}
+
+/// Tester cases ren_chain, ren_swap, ren_reuse: a column renamed twice in one release (the two
+/// rewrites' triggers would leave the first old name NULL for the old version), and a name
+/// reused while the rewrite still keeps the old column (a swap through a temporary name, an ADD
+/// COLUMN of the old name: the expand step would fail, "column already exists"), are refused.
+#[test]
+fn the_rename_rewrite_refuses_a_column_renamed_twice_or_a_reused_name() {
+    let base = "CREATE TABLE users (id bigint PRIMARY KEY, first text, last text);";
+    for (files, at, why) in [
+        (
+            &[
+                (
+                    "V2__a.sql",
+                    "ALTER TABLE users RENAME COLUMN first TO given;\n",
+                ),
+                (
+                    "V3__b.sql",
+                    "ALTER TABLE users RENAME COLUMN given TO forename;\n",
+                ),
+            ][..],
+            "V3__b.sql",
+            "renamed twice in one release",
+        ),
+        (
+            &[(
+                "V2__a.sql",
+                "ALTER TABLE users RENAME COLUMN first TO tmp;\n\
+                 ALTER TABLE users RENAME COLUMN last TO first;\n\
+                 ALTER TABLE users RENAME COLUMN tmp TO last;\n",
+            )][..],
+            "V2__a.sql",
+            "reuses the name `first`",
+        ),
+        (
+            &[
+                (
+                    "V2__a.sql",
+                    "ALTER TABLE users RENAME COLUMN first TO given;\n",
+                ),
+                ("V3__b.sql", "ALTER TABLE users ADD COLUMN first int;\n"),
+            ][..],
+            "V3__b.sql",
+            "adds a column named `first` again",
+        ),
+    ] {
+        let detail = plan_on(base, files)
+            .err()
+            .unwrap_or_else(|| panic!("{files:?}: planned"));
+        assert!(
+            detail.contains("rename-rewrite-unsupported")
+                && detail.contains(why)
+                && detail.contains(at),
+            "{files:?}: {detail}"
+        );
+    }
+    // Renames of different columns, and a new name the release had not used, are rewritten.
+    let plan = plan_on(
+        base,
+        &[
+            (
+                "V2__a.sql",
+                "ALTER TABLE users RENAME COLUMN first TO given;\n",
+            ),
+            (
+                "V3__b.sql",
+                "ALTER TABLE users RENAME COLUMN last TO family;\nALTER TABLE users ADD COLUMN \
+                 middle text;\n",
+            ),
+        ],
+    );
+    if let Err(detail) = plan {
+        panic!("{detail}");
+    }
+}
+
+/// Tester case ren_collate: the new column gets the old column's collation; one the model
+/// cannot spell for sure (a dot in its name) or a type it does not know is copied from the
+/// catalog.
+#[test]
+fn the_rename_rewrite_carries_the_collation() {
+    let rename = [(
+        "V2__rename.sql",
+        "ALTER TABLE users RENAME COLUMN code TO sku;\n",
+    )];
+    let plan = plan_on(
+        "CREATE TABLE users (id bigint PRIMARY KEY, code text COLLATE \"C\");",
+        &rename,
+    )
+    .unwrap();
+    let sql = migrate_sql(&plan);
+    assert!(
+        sql.contains("ALTER TABLE users ADD COLUMN sku text COLLATE \"C\";"),
+        "{sql}"
+    );
+    let plan = plan_on(
+        "CREATE TABLE users (id bigint PRIMARY KEY, code text);",
+        &rename,
+    )
+    .unwrap();
+    assert!(
+        migrate_sql(&plan).contains("ALTER TABLE users ADD COLUMN sku text;"),
+        "{}",
+        migrate_sql(&plan)
+    );
+    let plan = plan_on(
+        "CREATE TABLE users (id bigint PRIMARY KEY, code text COLLATE \"en_US.utf8\");",
+        &rename,
+    )
+    .unwrap();
+    let sql = migrate_sql(&plan);
+    assert!(
+        sql.contains("may name a schema") && sql.contains("quote_ident(c.collname)"),
+        "{sql}"
+    );
+}
+
+/// Tester case ren_colgrant: column privileges are not carried (the model does not learn
+/// grants); the rewrite's reminder names them, with the GRANT to add.
+#[test]
+fn the_rename_rewrite_reminds_of_column_privileges() {
+    let plan = plan_on(
+        "CREATE TABLE users (id bigint PRIMARY KEY, nickname text);\n\
+         GRANT SELECT (id, nickname) ON users TO app_ro;",
+        &[(
+            "V2__rename.sql",
+            "ALTER TABLE users RENAME COLUMN nickname TO display_name;\n",
+        )],
+    )
+    .unwrap();
+    let f = plan
+        .findings
+        .iter()
+        .find(|f| f.rule == "rename-rewrite-incomplete")
+        .expect("the reminder");
+    assert!(
+        f.message
+            .contains("column privileges (`GRANT ... (nickname) ON users`)")
+            && f.hint
+                .contains("GRANT SELECT (display_name) ON users TO role"),
+        "{f:?}"
+    );
+}

@@ -1755,6 +1755,51 @@ ALTER TABLE app."Notes" RENAME COLUMN "Body" TO "Text";
     );
 }
 
+/// Tester case ren_collate on a real server: the renamed column keeps its collation, declared
+/// in the migrations (`COLLATE "C"`, written into the ADD COLUMN) or read from the catalog with
+/// the type (a table the migrations do not declare).
+#[test]
+fn a_rename_keeps_the_column_collation_on_a_real_database() {
+    let db = baseline_db("CREATE TABLE items (id bigint PRIMARY KEY, code text COLLATE \"C\");\n");
+    // Made outside the migrations: its type and collation come from the catalog.
+    db.sql("CREATE TABLE notes (id bigint PRIMARY KEY, tag varchar(20) COLLATE \"C\", body text)");
+    db.sql("INSERT INTO items SELECT g, 'code ' || g FROM generate_series(1, 300) g");
+    db.sql("INSERT INTO notes SELECT g, 'tag ' || g, 'b' FROM generate_series(1, 200) g");
+    std::fs::write(
+        db.dir.path().join("m/V2__renames.sql"),
+        "ALTER TABLE items RENAME COLUMN code TO sku;\nALTER TABLE notes RENAME COLUMN tag TO \
+         label;\nALTER TABLE notes RENAME COLUMN body TO text;\n",
+    )
+    .unwrap();
+    let plan = db.plan();
+    assert!(
+        plan.to_string()
+            .contains(r#"ALTER TABLE items ADD COLUMN sku text COLLATE \"C\";"#),
+        "{plan:#}"
+    );
+    let out = db.cutover(&["apply", "spec.toml"], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
+    assert_eq!(
+        db.sql(concat!(
+            "SELECT string_agg(attrelid::regclass || '.' || attname || ':' || ",
+            "format_type(atttypid, atttypmod) || ':' || coalesce(collname, '-'), ',' ",
+            "ORDER BY attrelid::regclass::text, attname) FROM pg_attribute ",
+            "LEFT JOIN pg_collation c ON c.oid = attcollation AND attcollation <> 100 ",
+            "WHERE attrelid IN ('items'::regclass, 'notes'::regclass) AND attnum > 1 ",
+            "AND NOT attisdropped"
+        )),
+        "items.sku:text:C,notes.label:character varying(20):C,notes.text:text:-"
+    );
+    assert_eq!(
+        db.sql("SELECT count(*) FROM items WHERE sku = 'code ' || id"),
+        "300"
+    );
+    assert_eq!(
+        db.sql("SELECT count(*) FROM notes WHERE label = 'tag ' || id"),
+        "200"
+    );
+}
+
 /// Field case f07 on a real server: renaming the primary key (an identity column, with and
 /// without a foreign key referencing it) is refused before anything runs, even with
 /// --allow-error-findings, and the table keeps its key and identity.

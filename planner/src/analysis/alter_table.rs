@@ -1137,6 +1137,7 @@ fn rename_column(rc: &ast::RenameColumn, t: &Target, schema: &mut Schema, acc: &
             to: to.clone(),
             column_type: col.map(|c| c.ty.clone()).filter(|ty| !ty.is_empty()),
             not_null: col.is_some_and(|c| c.not_null),
+            collation: schema.collation(table, &from).map(str::to_string),
             // Normalized names are SQL as they stand (`"UserId"` keeps its quotes).
             key: t.and_then(|t| t.primary_key.first().cloned()),
             attachments: schema.attachments(table, &from),

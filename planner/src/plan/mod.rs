@@ -36,6 +36,7 @@ pub(crate) mod policy;
 mod preflight;
 mod recreate;
 mod rename;
+mod rename_names;
 mod steps;
 mod traffic;
 mod unique;
@@ -149,6 +150,7 @@ pub fn plan_release(spec: &ReleaseSpec, dbs: DatabaseFiles) -> Result<Plan, Plan
     // A recreate release runs renames as written: PostgreSQL keeps everything on the column.
     if !recreate {
         findings.extend(policy::unsupported_renames(&analyzed));
+        findings.extend(rename_names::reused_names(&analyzed));
     }
     let mut findings = policy::settle(findings, recreate)?;
     if !recreate {

@@ -152,14 +152,19 @@ fn rename_findings(m: &MigrationAnalysis, r: &RenameRewrite, findings: &mut Vec<
         m,
         line,
         format!(
-            "the rewrite of `{}.{}` → `{}` copies values only; indexes, constraints and defaults on \
-             `{}` are not recreated on `{}`",
-            r.rename.table, r.rename.from, r.rename.to, r.rename.from, r.rename.to
+            "the rewrite of `{t}.{a}` → `{b}` copies values only; indexes, constraints, defaults \
+             and column privileges (`GRANT ... ({a}) ON {t}`) on `{a}` are not recreated on `{b}`",
+            t = r.rename.table,
+            a = r.rename.from,
+            b = r.rename.to
         ),
         format!(
-            "if `{}` has indexes or constraints, add them for `{}` in an expand migration (CREATE \
-             INDEX CONCURRENTLY, ADD CONSTRAINT ... NOT VALID)",
-            r.rename.from, r.rename.to
+            "if `{a}` has indexes or constraints, add them for `{b}` in an expand migration (CREATE \
+             INDEX CONCURRENTLY, ADD CONSTRAINT ... NOT VALID); if a role has a column privilege \
+             on `{a}`, grant it on `{b}` there too (`GRANT SELECT ({b}) ON {t} TO role`)",
+            t = r.rename.table,
+            a = r.rename.from,
+            b = r.rename.to
         ),
     ));
     if r.column_type.is_none() {
