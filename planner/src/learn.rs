@@ -93,6 +93,8 @@ fn column(
                 let default = d.expr().map(|e| squeezed(e.syntax())).unwrap_or_default();
                 if default.to_ascii_lowercase().contains("nextval") {
                     column.sequence_default = Some(default);
+                } else if !default.eq_ignore_ascii_case("null") && !default.is_empty() {
+                    column.default = Some(default);
                 }
             }
             ast::Constraint::GeneratedConstraint(g) => match g.generated_as() {

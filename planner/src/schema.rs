@@ -37,6 +37,8 @@ pub struct Column {
     /// A default that draws from a sequence: `serial`/`bigserial`, or `DEFAULT nextval(...)`
     /// (pg_dump writes serial columns that way). The default as written.
     pub sequence_default: Option<String>,
+    /// Any other default, as written (`None`: none, or `DEFAULT NULL`).
+    pub default: Option<String>,
 }
 
 /// Which identity a column has.
@@ -239,6 +241,13 @@ pub enum Attachment {
     },
     /// A generated column (`GENERATED ALWAYS AS (expr) STORED`).
     Generated,
+    /// A default (other than a sequence's): on an insert that leaves one column out, the sync
+    /// trigger of the rename rewrite sees the default there and cannot tell it from a value the
+    /// other version wrote, so it would not copy that value (it is lost at the contract).
+    Default {
+        /// The default as written.
+        default: String,
+    },
     /// Its default draws from a sequence (serial, `nextval`); dropping the column drops a
     /// sequence it owns.
     SequenceDefault {
@@ -308,6 +317,11 @@ impl fmt::Display for Attachment {
             Attachment::Generated => {
                 f.write_str("a generated column (GENERATED ALWAYS AS ... STORED)")
             }
+            Attachment::Default { default } => write!(
+                f,
+                "given the default `{default}` (the sync trigger cannot tell it from a value the \
+                 other version wrote)"
+            ),
             Attachment::SequenceDefault { default } => {
                 write!(f, "numbered from a sequence (`{default}`)")
             }
@@ -992,15 +1006,19 @@ impl Schema {
         });
     }
 
-    /// ALTER COLUMN ... SET DEFAULT `expr` (`Some`, as written) or DROP DEFAULT (`None`): only a
-    /// default drawing from a sequence (`nextval(...)`) matters to the model.
+    /// ALTER COLUMN ... SET DEFAULT `expr` (`Some`, as written) or DROP DEFAULT (`None`; also
+    /// `SET DEFAULT NULL`): a default drawing from a sequence (`nextval(...)`) or another.
     pub fn set_default(&mut self, table: &str, column: &str, default: Option<&str>) {
         let column = normalize(column);
         self.with_table(table, |t| {
             if let Some(c) = t.column_mut(&column) {
-                c.sequence_default = default
-                    .filter(|d| d.to_ascii_lowercase().contains("nextval"))
-                    .map(str::to_string);
+                let default = default.filter(|d| {
+                    let bare = d.replace(['(', ')', ' '], "").to_ascii_lowercase();
+                    !bare.is_empty() && bare != "null" && !bare.starts_with("null::")
+                });
+                let sequence = default.is_some_and(|d| d.to_ascii_lowercase().contains("nextval"));
+                c.sequence_default = default.filter(|_| sequence).map(str::to_string);
+                c.default = default.filter(|_| !sequence).map(str::to_string);
             }
         });
     }
@@ -1727,6 +1745,11 @@ fn own_attachments(table: &str, t: &Table, column: &str, out: &mut Vec<Attachmen
         }
         if let Some(default) = &c.sequence_default {
             out.push(Attachment::SequenceDefault {
+                default: default.clone(),
+            });
+        }
+        if let Some(default) = &c.default {
+            out.push(Attachment::Default {
                 default: default.clone(),
             });
         }

@@ -180,3 +180,50 @@ fn a_migration_after_a_rename_waits_for_its_backfill() {
         v3.depends_on
     );
 }
+
+/// What the sync trigger of a rewritten rename cannot keep right stops the plan: the column has
+/// a default, the release gives the new column one, or the rename's own file changes the new
+/// column's data before the backfill fills it.
+#[test]
+fn a_rename_the_sync_trigger_cannot_keep_right_stops_the_plan() {
+    let base = "CREATE TABLE people (id bigint PRIMARY KEY, nick text, state text DEFAULT \
+                'new');\n";
+    for (files, why) in [
+        (
+            &[(
+                "V2__rename.sql",
+                "ALTER TABLE people RENAME COLUMN state TO status;\n",
+            )][..],
+            "given the default `'new'`",
+        ),
+        (
+            &[
+                (
+                    "V2__rename.sql",
+                    "ALTER TABLE people RENAME COLUMN nick TO handle;\n",
+                ),
+                (
+                    "V3__default.sql",
+                    "ALTER TABLE people ALTER COLUMN handle SET DEFAULT 'anon';\n",
+                ),
+            ][..],
+            "gives it a default",
+        ),
+        (
+            &[(
+                "V2__rename.sql",
+                "ALTER TABLE people RENAME COLUMN nick TO handle;\nUPDATE people SET handle = \
+                 upper(handle);\n",
+            )][..],
+            "before the backfill fills the column",
+        ),
+    ] {
+        let dir = common::release_dir(base, files);
+        let err = cutover_planner::plan::plan_file(&dir.path().join("spec.toml")).unwrap_err();
+        let text = format!("{:?}", err.diagnostics());
+        assert!(
+            text.contains("rename-rewrite-unsupported") && text.contains(why),
+            "{files:?}: {text}"
+        );
+    }
+}

@@ -152,8 +152,8 @@ fn rename_findings(m: &MigrationAnalysis, r: &RenameRewrite, findings: &mut Vec<
         m,
         line,
         format!(
-            "the rewrite of `{t}.{a}` → `{b}` copies values only; indexes, constraints, defaults \
-             and column privileges (`GRANT ... ({a}) ON {t}`) on `{a}` are not recreated on `{b}`",
+            "the rewrite of `{t}.{a}` → `{b}` copies values only; indexes, constraints and \
+             column privileges (`GRANT ... ({a}) ON {t}`) on `{a}` are not recreated on `{b}`",
             t = r.rename.table,
             a = r.rename.from,
             b = r.rename.to

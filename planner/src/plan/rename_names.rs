@@ -16,6 +16,8 @@ struct Earlier {
     from: String,
     to: String,
     at: String,
+    /// The file of the rename.
+    file: String,
 }
 
 impl Earlier {
@@ -25,6 +27,7 @@ impl Earlier {
             from: normalize(&r.from),
             to: normalize(&r.to),
             at: format!("{} line {line}", m.file),
+            file: m.file.clone(),
         }
     }
 }
@@ -47,6 +50,7 @@ pub(super) fn reused_names(analyzed: &Analyzed) -> Vec<Finding> {
                     }
                     earlier.push(now);
                 } else if !earlier.is_empty() {
+                    out.extend(new_column_conflict(&earlier, m, &s.sql, s.line));
                     for (table, column) in added_columns(&s.sql) {
                         let Some(e) = earlier
                             .iter()
@@ -134,6 +138,102 @@ fn added_conflict(e: &Earlier, m: &MigrationAnalysis, line: u32) -> Finding {
             e.from
         ),
     )
+}
+
+/// The finding on a statement (`sql`, in `m` at `line`) that uses a rename's new column too
+/// early: a default given to it in the release (on an insert that leaves one of the two columns
+/// out, the sync trigger sees the default and cannot tell it from the other version's value,
+/// which is lost at the contract step), or a data change of it later in the rename's own file
+/// (it runs before the backfill fills the column, which then overwrites it).
+fn new_column_conflict(
+    earlier: &[Earlier],
+    m: &MigrationAnalysis,
+    sql: &str,
+    line: u32,
+) -> Option<Finding> {
+    let defaulted = defaulted_columns(sql);
+    let words = identifier_words(sql);
+    let dml = matches!(
+        words.first().map(String::as_str),
+        Some("update" | "insert" | "delete" | "merge" | "with")
+    );
+    let e = earlier.iter().find(|e| {
+        defaulted.iter().any(|(t, c)| *t == e.table && *c == e.to)
+            || (dml && e.file == m.file && words.contains(&e.to))
+    })?;
+    let why = if defaulted.iter().any(|(t, c)| *t == e.table && *c == e.to) {
+        "gives it a default: on an insert that leaves one of the two columns out, the sync \
+         trigger sees the default and cannot tell it from the value the other version wrote, \
+         which the contract step then drops with the old column"
+    } else {
+        "changes its data in the rename's own migration, which runs before the backfill fills \
+         the column; the backfill then overwrites what it wrote"
+    };
+    Some(finding(
+        "rename-rewrite-unsupported",
+        m,
+        line,
+        format!(
+            "the rename of `{}.{}` to `{}` ({}) cannot be rewritten into phases: this statement \
+             {why}",
+            e.table, e.from, e.to, e.at
+        ),
+        "move a data change of the new column into a later migration (it then waits for the \
+         backfill), and give the new column its default in a later release, after this one's \
+         contract step; or use a `recreate` release",
+    ))
+}
+
+/// The lower-case identifiers of `sql` (words of letters, digits, `_` and `$`), in order; quoted
+/// identifiers keep their case.
+fn identifier_words(sql: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut quoted = false;
+    let mut word = String::new();
+    for ch in sql.chars() {
+        match ch {
+            '"' => {
+                if quoted {
+                    out.push(std::mem::take(&mut word));
+                }
+                quoted = !quoted;
+            }
+            c if quoted => word.push(c),
+            c if c.is_alphanumeric() || c == '_' || c == '$' => word.push(c.to_ascii_lowercase()),
+            _ if !word.is_empty() => out.push(std::mem::take(&mut word)),
+            _ => {}
+        }
+    }
+    if !word.is_empty() {
+        out.push(word);
+    }
+    out
+}
+
+/// The (table, column) pairs, normalized, an `ALTER TABLE ... ALTER COLUMN ... SET DEFAULT`
+/// (other than `NULL`) gives a default; empty for any other statement.
+fn defaulted_columns(sql: &str) -> Vec<(String, String)> {
+    let Some(ast::Stmt::AlterTable(at)) = first_statement(sql) else {
+        return Vec::new();
+    };
+    let Some(table) = at.table_relation_name().and_then(|r| r.table_name_ref()) else {
+        return Vec::new();
+    };
+    let table = normalize(&name_of(table.syntax()));
+    at.actions()
+        .filter_map(|a| match a {
+            ast::AlterTableAction::AlterColumn(ac) => match ac.option() {
+                Some(ast::AlterColumnOption::SetDefault(sd)) => {
+                    let text = sd.syntax().text().to_string().to_ascii_lowercase();
+                    let null = text.replace(['(', ')', ' '], "").ends_with("defaultnull");
+                    (!null).then(|| ac.column_name_ref()).flatten()
+                }
+                _ => None,
+            },
+            _ => None,
+        })
+        .map(|c| (table.clone(), normalize(&name_of(c.syntax()))))
+        .collect()
 }
 
 /// The (table, column) pairs, normalized, an `ALTER TABLE ... ADD COLUMN` statement adds;
