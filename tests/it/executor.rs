@@ -958,7 +958,15 @@ pub fn promote_while_the_run_is_running_says_so() {
         .spawn()
         .unwrap();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while !dir.path().join(".cutover/runs").exists()
+    // The run directory comes a moment before its events.log: wait for the log itself.
+    let has_log = |d: &Path| {
+        d.join(".cutover/runs").exists()
+            && d.join(".cutover/runs")
+                .join(run_id(d))
+                .join("events.log")
+                .exists()
+    };
+    while !has_log(dir.path())
         || !kinds(dir.path(), &run_id(dir.path()))
             .iter()
             .any(|k| k == "step_started")

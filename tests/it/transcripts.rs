@@ -399,9 +399,15 @@ fn status_exits_by_the_run_state_and_watch_follows_it_to_the_end() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    // Wait for the run to exist, then watch it from another process.
+    // Wait for the run to exist (its events.log comes a moment after its directory), then
+    // watch it from another process.
     let t0 = std::time::Instant::now();
-    while only_runs(d).is_empty() {
+    let started = |d: &Path| {
+        only_runs(d)
+            .first()
+            .is_some_and(|r| d.join(".cutover/runs").join(r).join("events.log").exists())
+    };
+    while !started(d) {
         assert!(t0.elapsed().as_secs() < 20, "the run never started");
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
