@@ -78,8 +78,9 @@ pub enum ExecError {
     },
     /// A run directory without its event log.
     #[error("{}: the run has no event log (events.log is missing); cutover creates it right after \
-             the run directory, so either the process that started the run stopped in between (then \
-             no step ran) or the file was removed", dir.display())]
+             the run directory, so either the run is being started right now (look again in a \
+             moment), or the process that started it stopped in between (then no step ran), or \
+             the file was removed", dir.display())]
     NoLog {
         /// The run directory.
         dir: PathBuf,
