@@ -20,9 +20,10 @@
 //! rows are the author's to fill (an `UPDATE` in an earlier migration) before a resume.
 
 use super::index::Concurrent;
+use super::unique::{prelude, tokens};
 use crate::analysis::Inverse;
 use crate::schema::{bare, quote_ident};
-use squawk_syntax::ast::{self, AstNode};
+use squawk_syntax::ast;
 
 /// The finding a breaking `SET NOT NULL` gets.
 const RULES: &[&str] = &["breaking-set-not-null"];
@@ -33,48 +34,22 @@ pub(super) const ENFORCED: &str = "not-null-via-check";
 /// NOT NULL`, one action; `None` for anything else, or when the check's name would pass 63
 /// bytes.
 pub(super) fn not_null_form(at: &ast::AlterTable, sql: &str) -> Option<Concurrent> {
-    let toks: Vec<(String, usize, usize)> = at
-        .syntax()
-        .descendants_with_tokens()
-        .filter_map(|e| e.into_token())
-        .filter(|t| !t.kind().is_trivia())
-        .map(|t| {
-            let r = t.text_range();
-            (
-                t.text().to_ascii_lowercase(),
-                usize::from(r.start()),
-                usize::from(r.end()),
-            )
-        })
-        .collect();
-    let words: Vec<&str> = toks.iter().map(|(w, _, _)| w.as_str()).collect();
-    let mut at_ = 2;
-    if words.get(..2)? != ["alter", "table"] {
+    let toks = tokens(at);
+    let (table, only, mut c) = prelude(&toks, sql, "alter")?;
+    if only || !c.word("alter") {
         return None;
     }
-    if words.get(2..4) == Some(&["if", "exists"]) {
-        at_ = 4;
-    }
-    let alter = words.iter().skip(at_).position(|w| *w == "alter")? + at_;
-    let (t0, t1) = (toks.get(at_)?, toks.get(alter.checked_sub(1)?)?);
-    if t0.0 == "only" || alter == at_ {
-        return None;
-    }
-    let table = &sql[t0.1..t1.2];
-    let mut i = alter + 1;
-    if words.get(i) == Some(&"column") {
-        i += 1;
-    }
-    let col_tok = toks.get(i)?;
-    let column = &sql[col_tok.1..col_tok.2];
-    let rest: Vec<&str> = words[i + 1..]
+    c.word("column");
+    let column = c.next(sql)?;
+    let rest: Vec<&str> = toks[c.at..]
         .iter()
-        .copied()
+        .map(|t| t.word.as_str())
         .filter(|w| *w != ";")
         .collect();
     if rest != ["set", "not", "null"] {
         return None;
     }
+    let (table, column) = (table.as_str(), column.as_str());
     let relation = bare(table.rsplit('.').next()?);
     let check = format!("{relation}_{}_not_null", bare(column));
     if check.len() > 63 {

@@ -50,8 +50,15 @@ pub(super) fn reused_names(analyzed: &Analyzed) -> Vec<Finding> {
                     }
                     earlier.push(now);
                 } else if !earlier.is_empty() {
-                    out.extend(new_column_conflict(&earlier, m, &s.sql, s.line));
-                    for (table, column) in added_columns(&s.sql) {
+                    let actions = column_actions(&s.sql);
+                    out.extend(new_column_conflict(
+                        &earlier,
+                        m,
+                        &s.sql,
+                        &actions.defaulted,
+                        s.line,
+                    ));
+                    for (table, column) in actions.added {
                         let Some(e) = earlier
                             .iter()
                             .find(|e| e.table == table && e.from == column)
@@ -149,9 +156,9 @@ fn new_column_conflict(
     earlier: &[Earlier],
     m: &MigrationAnalysis,
     sql: &str,
+    defaulted: &[(String, String)],
     line: u32,
 ) -> Option<Finding> {
-    let defaulted = defaulted_columns(sql);
     let words = identifier_words(sql);
     let dml = matches!(
         words.first().map(String::as_str),
@@ -210,47 +217,43 @@ fn identifier_words(sql: &str) -> Vec<String> {
     out
 }
 
-/// The (table, column) pairs, normalized, an `ALTER TABLE ... ALTER COLUMN ... SET DEFAULT`
-/// (other than `NULL`) gives a default; empty for any other statement.
-fn defaulted_columns(sql: &str) -> Vec<(String, String)> {
-    let Some(ast::Stmt::AlterTable(at)) = first_statement(sql) else {
-        return Vec::new();
-    };
-    let Some(table) = at.table_relation_name().and_then(|r| r.table_name_ref()) else {
-        return Vec::new();
-    };
-    let table = normalize(&name_of(table.syntax()));
-    at.actions()
-        .filter_map(|a| match a {
-            ast::AlterTableAction::AlterColumn(ac) => match ac.option() {
-                Some(ast::AlterColumnOption::SetDefault(sd)) => {
-                    let text = sd.syntax().text().to_string().to_ascii_lowercase();
-                    let null = text.replace(['(', ')', ' '], "").ends_with("defaultnull");
-                    (!null).then(|| ac.column_name_ref()).flatten()
-                }
-                _ => None,
-            },
-            _ => None,
-        })
-        .map(|c| (table.clone(), normalize(&name_of(c.syntax()))))
-        .collect()
+/// What an `ALTER TABLE` statement does to columns, as (table, column) pairs, normalized: the
+/// columns it adds, and those it gives a default other than `NULL`. Empty for any other
+/// statement.
+#[derive(Default)]
+struct ColumnActions {
+    added: Vec<(String, String)>,
+    defaulted: Vec<(String, String)>,
 }
 
-/// The (table, column) pairs, normalized, an `ALTER TABLE ... ADD COLUMN` statement adds;
-/// empty for any other statement.
-fn added_columns(sql: &str) -> Vec<(String, String)> {
+/// The [`ColumnActions`] of `sql`, parsed once.
+fn column_actions(sql: &str) -> ColumnActions {
+    let mut out = ColumnActions::default();
     let Some(ast::Stmt::AlterTable(at)) = first_statement(sql) else {
-        return Vec::new();
+        return out;
     };
     let Some(table) = at.table_relation_name().and_then(|r| r.table_name_ref()) else {
-        return Vec::new();
+        return out;
     };
     let table = normalize(&name_of(table.syntax()));
-    at.actions()
-        .filter_map(|a| match a {
-            ast::AlterTableAction::AddColumn(ac) => ac.column_name(),
-            _ => None,
-        })
-        .map(|c| (table.clone(), normalize(&name_of(c.syntax()))))
-        .collect()
+    let pair = |c: &squawk_syntax::SyntaxNode| (table.clone(), normalize(&name_of(c)));
+    for action in at.actions() {
+        match action {
+            ast::AlterTableAction::AddColumn(ac) => {
+                out.added.extend(ac.column_name().map(|c| pair(c.syntax())));
+            }
+            ast::AlterTableAction::AlterColumn(ac) => {
+                if let Some(ast::AlterColumnOption::SetDefault(sd)) = ac.option() {
+                    let text = sd.syntax().text().to_string().to_ascii_lowercase();
+                    let null = text.replace(['(', ')', ' '], "").ends_with("defaultnull");
+                    if !null {
+                        out.defaulted
+                            .extend(ac.column_name_ref().map(|c| pair(c.syntax())));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    out
 }

@@ -36,8 +36,8 @@ const PRIMARY_RULES: &[&str] = &[
 ];
 
 /// A non-trivia token: its lower-cased text and its byte range in the statement.
-struct Tok {
-    word: String,
+pub(super) struct Tok {
+    pub(super) word: String,
     start: usize,
     end: usize,
 }
@@ -46,17 +46,7 @@ struct Tok {
 /// described in the module's documentation.
 pub(super) fn unique_form(at: &ast::AlterTable, sql: &str, schema: &Schema) -> Option<Concurrent> {
     let toks = tokens(at);
-    let mut c = Cursor { toks: &toks, at: 0 };
-    if !c.words(&["alter", "table"]) {
-        return None;
-    }
-    c.words(&["if", "exists"]);
-    let only = c.word("only");
-    let table_start = c.at;
-    while c.at < toks.len() && toks[c.at].word != "add" {
-        c.at += 1;
-    }
-    let table = text(sql, &toks[table_start..c.at])?;
+    let (table, only, mut c) = prelude(&toks, sql, "add")?;
     if !c.word("add") || only || schema.is_partitioned(&normalize(&table)) {
         return None;
     }
@@ -129,13 +119,13 @@ fn text(sql: &str, toks: &[Tok]) -> Option<String> {
     Some(sql[first.start..last.end].to_string())
 }
 
-struct Cursor<'a> {
+pub(super) struct Cursor<'a> {
     toks: &'a [Tok],
-    at: usize,
+    pub(super) at: usize,
 }
 
 impl Cursor<'_> {
-    fn word(&mut self, w: &str) -> bool {
+    pub(super) fn word(&mut self, w: &str) -> bool {
         let hit = self.toks.get(self.at).is_some_and(|t| t.word == w);
         self.at += usize::from(hit);
         hit
@@ -155,7 +145,7 @@ impl Cursor<'_> {
     }
 
     /// The next token as written in `sql` (a name).
-    fn next(&mut self, sql: &str) -> Option<String> {
+    pub(super) fn next(&mut self, sql: &str) -> Option<String> {
         let t = self.toks.get(self.at)?;
         if t.word == "(" {
             return None;
@@ -285,17 +275,7 @@ pub(super) fn not_valid_form(
     schema: &Schema,
 ) -> Option<Concurrent> {
     let toks = tokens(at);
-    let mut c = Cursor { toks: &toks, at: 0 };
-    if !c.words(&["alter", "table"]) {
-        return None;
-    }
-    c.words(&["if", "exists"]);
-    c.word("only");
-    let table_start = c.at;
-    while c.at < toks.len() && toks[c.at].word != "add" {
-        c.at += 1;
-    }
-    let table = text(sql, &toks[table_start..c.at])?;
+    let (table, _, mut c) = prelude(&toks, sql, "add")?;
     if !c.words(&["add", "constraint"]) {
         return None;
     }
@@ -342,8 +322,30 @@ pub(super) fn not_valid_form(
     })
 }
 
+/// `ALTER TABLE [IF EXISTS] [ONLY] table` up to the word `stop`: the table as written, whether
+/// `ONLY` was given, and a cursor at `stop` (or at the end); `None` for another statement or
+/// no table.
+pub(super) fn prelude<'a>(
+    toks: &'a [Tok],
+    sql: &str,
+    stop: &str,
+) -> Option<(String, bool, Cursor<'a>)> {
+    let mut c = Cursor { toks, at: 0 };
+    if !c.words(&["alter", "table"]) {
+        return None;
+    }
+    c.words(&["if", "exists"]);
+    let only = c.word("only");
+    let table_start = c.at;
+    while c.at < toks.len() && toks[c.at].word != stop {
+        c.at += 1;
+    }
+    let table = text(sql, &toks[table_start..c.at])?;
+    Some((table, only, c))
+}
+
 /// The statement's non-trivia tokens.
-fn tokens(at: &ast::AlterTable) -> Vec<Tok> {
+pub(super) fn tokens(at: &ast::AlterTable) -> Vec<Tok> {
     at.syntax()
         .descendants_with_tokens()
         .filter_map(|e| e.into_token())
