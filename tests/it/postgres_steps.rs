@@ -101,7 +101,8 @@ impl Db {
         serde_json::from_slice(&out.stdout).unwrap()
     }
 
-    fn cutover(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
+    /// `cutover args` in the release directory, on this database.
+    fn command(&self, args: &[&str], env: &[(&str, &str)]) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_cutover"));
         cmd.args(args)
             .current_dir(self.dir.path())
@@ -113,7 +114,31 @@ impl Db {
         for (k, v) in env {
             cmd.env(k, v);
         }
-        cmd.output().unwrap()
+        cmd
+    }
+
+    fn cutover(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
+        self.command(args, env).output().unwrap()
+    }
+
+    /// `cutover args` started in the background, its output captured.
+    fn spawn(&self, args: &[&str]) -> std::process::Child {
+        self.command(args, &[])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    }
+
+    /// One psql session on this database running `commands` (each its own `-c`, so a `BEGIN`
+    /// carries over) in the background: another client holding a transaction open.
+    fn session(&self, commands: &[&str]) -> std::process::Child {
+        let mut cmd = Command::new("psql");
+        cmd.args(["-X", "-q", "-v", "ON_ERROR_STOP=1", &self.url()]);
+        for c in commands {
+            cmd.args(["-c", c]);
+        }
+        cmd.stdout(std::process::Stdio::null()).spawn().unwrap()
     }
 
     /// The schema, as pg_dump prints it, without cutover's and refinery's bookkeeping tables.
@@ -1940,30 +1965,14 @@ fn a_plain_create_index_is_built_concurrently_while_the_old_version_writes() {
 
     db.sql("INSERT INTO users (name, email) SELECT 'u' || g, 'u' || g || '@x' FROM generate_series(1, 2000) g");
     // A transaction of the old version that wrote and is still open.
-    let mut writer = Command::new("psql")
-        .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", &db.url()])
-        .args([
-            "-c",
-            "BEGIN",
-            "-c",
-            "INSERT INTO users (name) VALUES ('open')",
-        ])
-        .args(["-c", "SELECT pg_sleep(6)", "-c", "COMMIT"])
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut writer = db.session(&[
+        "BEGIN",
+        "INSERT INTO users (name) VALUES ('open')",
+        "SELECT pg_sleep(6)",
+        "COMMIT",
+    ]);
     std::thread::sleep(std::time::Duration::from_millis(500));
-    let apply = {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_cutover"));
-        cmd.args(["apply", "spec.toml"])
-            .current_dir(db.dir.path())
-            .env("CUTOVER_STATE_DIR", db.dir.path().join(".cutover"))
-            .env("DATABASE_URL", db.url())
-            .env_remove("CUTOVER_LOG_DATABASE_URL")
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped());
-        cmd.spawn().unwrap()
-    };
+    let apply = db.spawn(&["apply", "spec.toml"]);
     // Wait until the build waits for the open transaction.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
     loop {
@@ -2048,31 +2057,15 @@ fn a_unique_constraint_is_built_concurrently_then_attached() {
         "INSERT INTO users (name, email) SELECT 'u' || g, 'u' || g || '@x' FROM \
          generate_series(1, 2000) g",
     );
-    let mut writer = Command::new("psql")
-        .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", &db.url()])
-        .args([
-            "-c",
-            "BEGIN",
-            "-c",
-            "INSERT INTO users (name) VALUES ('open')",
-        ])
-        .args(["-c", "SELECT pg_sleep(5)", "-c", "COMMIT"])
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut writer = db.session(&[
+        "BEGIN",
+        "INSERT INTO users (name) VALUES ('open')",
+        "SELECT pg_sleep(5)",
+        "COMMIT",
+    ]);
     std::thread::sleep(std::time::Duration::from_millis(500));
     let run = db.run_id();
-    let resume = {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_cutover"));
-        cmd.args(["resume", &run])
-            .current_dir(db.dir.path())
-            .env("CUTOVER_STATE_DIR", db.dir.path().join(".cutover"))
-            .env("DATABASE_URL", db.url())
-            .env_remove("CUTOVER_LOG_DATABASE_URL")
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped());
-        cmd.spawn().unwrap()
-    };
+    let resume = db.spawn(&["resume", &run]);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
     while db.sql(
         "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'CREATE UNIQUE INDEX%' AND \
@@ -2120,25 +2113,15 @@ fn kill_9_between_the_unique_index_build_and_the_attach_then_resume() {
     );
     // A reader in an open transaction: the build (READ COMMITTED, no snapshot held) does not
     // wait for it, the attach's ACCESS EXCLUSIVE lock does.
-    let mut reader = Command::new("psql")
-        .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", &db.url()])
-        .args(["-c", "BEGIN", "-c", "SELECT count(*) FROM users"])
-        // Idle in the transaction (a shell sleep, no query running, so no snapshot held).
-        .args(["-c", "\\! sleep 3", "-c", "COMMIT"])
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    // Idle in the transaction (a shell sleep, no query running, so no snapshot held).
+    let mut reader = db.session(&[
+        "BEGIN",
+        "SELECT count(*) FROM users",
+        "\\! sleep 3",
+        "COMMIT",
+    ]);
     std::thread::sleep(std::time::Duration::from_millis(300));
-    let mut apply = Command::new(env!("CARGO_BIN_EXE_cutover"))
-        .args(["apply", "spec.toml"])
-        .current_dir(db.dir.path())
-        .env("CUTOVER_STATE_DIR", db.dir.path().join(".cutover"))
-        .env("DATABASE_URL", db.url())
-        .env_remove("CUTOVER_LOG_DATABASE_URL")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut apply = db.spawn(&["apply", "spec.toml"]);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while db.sql(
         "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'ALTER TABLE users ADD \
@@ -2214,16 +2197,7 @@ fn a_check_is_added_not_valid_then_validated_across_a_kill() {
         ]),
         "{step:#}"
     );
-    let mut apply = Command::new(env!("CARGO_BIN_EXE_cutover"))
-        .args(["apply", "spec.toml"])
-        .current_dir(db.dir.path())
-        .env("CUTOVER_STATE_DIR", db.dir.path().join(".cutover"))
-        .env("DATABASE_URL", db.url())
-        .env_remove("CUTOVER_LOG_DATABASE_URL")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut apply = db.spawn(&["apply", "spec.toml"]);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while db.sql(
         "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'ALTER TABLE orders VALIDATE%' \
