@@ -152,6 +152,37 @@ pub struct ColumnRename {
     /// rewrite refuses such a rename (`rename-rewrite-unsupported`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub attachments: Vec<Attachment>,
+    /// Set when the new column has another type than the old one: an `ALTER COLUMN ... TYPE`
+    /// rewritten into a shadow column (`to` is then the shadow's name), or one composed with a
+    /// rename of the same column in the same migration.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub conversion: Option<Conversion>,
+}
+
+/// How the values of a column whose type changes are carried between the old and the new
+/// column while both app versions run (see [`crate::rewrite`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Conversion {
+    /// The new type as written, with its `COLLATE` clause when the statement names one.
+    pub new_type: String,
+    /// The `USING` expression as written (it names the old column): the old value converted to
+    /// the new type. `None`: PostgreSQL's conversion without USING, an assignment cast
+    /// (manual: ALTER TABLE, `SET DATA TYPE`).
+    pub using: Option<String>,
+    /// `using` is the column itself or its cast to the new type (`USING col::t`, Django's
+    /// habit): the way back is then a cast too, and no `-- cutover:down` is needed.
+    pub plain_cast: bool,
+    /// The way back for the old version's reads, from `-- cutover:down <expr>` (the expression
+    /// names the column, meaning its value in the new type). `None`: a cast back to the old
+    /// type, which is right only when `using` is `None` or a [`Conversion::plain_cast`].
+    pub down: Option<String>,
+    /// A change of type that keeps the column's name: the new column is a shadow renamed to the
+    /// old name at contract, and the new version reads and writes it through an updatable view
+    /// of the table in a schema of its own ([`crate::rewrite::version_schema`]). `false` when a
+    /// rename of the same column gives the new column its own name.
+    pub swap: bool,
+    /// Line of the `ALTER COLUMN ... TYPE` statement.
+    pub line: u32,
 }
 
 /// One statement of a migration.
@@ -186,7 +217,11 @@ pub struct StatementAnalysis {
 
 /// Findings `plan` adds for a rewritten rename that an ignore comment on the rename may
 /// silence (they remind; they do not stop anything).
-pub const PLAN_IGNORABLE: &[&str] = &["rename-rewrite-incomplete", "rename-type-unknown"];
+pub const PLAN_IGNORABLE: &[&str] = &[
+    "rename-rewrite-incomplete",
+    "rename-type-unknown",
+    "type-change-rewrite-incomplete",
+];
 
 /// One migration file, analyzed.
 #[derive(Debug, Clone, Serialize, JsonSchema)]

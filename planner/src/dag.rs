@@ -213,6 +213,10 @@ pub struct BackfillParams {
     pub from_column: String,
     /// Target column.
     pub to_column: String,
+    /// What the target column gets when it is not the source column itself: a type change's
+    /// conversion (its USING expression, or a cast to the new type), naming the table's columns.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
     /// Rows per batch.
     pub batch_size: u32,
     /// Pause between batches.

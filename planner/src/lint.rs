@@ -234,7 +234,7 @@ rules! {
         running version; no automatic rewrite yet.";
     BreakingRenameObject = "breaking-rename-object", Error, "cutover", "Renaming a view, \
         sequence, type, function or schema breaks the running version.";
-    BreakingAlterColumnType = "breaking-alter-column-type", Error, "cutover", "ALTER COLUMN \
+    BreakingAlterColumnType = "breaking-alter-column-type", Warning, "cutover", "ALTER COLUMN \
         TYPE that PostgreSQL does not make in place (narrowing, a real conversion, arrays, \
         USING, a collation change, or an old type the migrations do not declare) rewrites the \
         table under an exclusive lock or changes what the running version reads.";
@@ -344,6 +344,17 @@ rules! {
         foreign key, read by a view or a function's body (a trigger's function included), or \
         part of a partition key: the rename rewrite (add, copy, drop) cannot carry that, \
         so `plan` stops; rename it in a `recreate` release, or keep the name.";
+    TypeChangeRewriteUnsupported = "type-change-rewrite-unsupported", Error, "cutover", "The \
+        column whose type changes is a primary key, an identity, generated or serial column, in \
+        a UNIQUE constraint or unique index, has or is referenced by a foreign key, is read by a \
+        view or a function's body, or its table is partitioned: the type-change rewrite (a new \
+        column, synced, swapped in at contract) cannot carry that, so `plan` stops.";
+    TypeChangeNeedsDown = "type-change-needs-down", Error, "cutover", "A type change with a \
+        USING expression needs the way back for the old version while both run: `-- \
+        cutover:down <expr>` on the statement.";
+    TypeChangeRewriteIncomplete = "type-change-rewrite-incomplete", Warning, "cutover", "The \
+        type-change rewrite carries the column's values, NOT NULL and default, not its plain \
+        indexes or CHECK constraints: they go with the old column at contract.";
     BackfillKeyUnsupported = "backfill-key-unsupported", Error, "cutover", "The rename's \
         backfill walks an integer primary key; the table's key is not one (uuid, text, \
         composite).";

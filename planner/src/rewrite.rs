@@ -11,6 +11,10 @@
 //! 4. **contract** (after the old version is retired): drop the trigger and function, enforce
 //!    NOT NULL through a validated CHECK if `name` had it, drop `name`.
 
+mod convert;
+
+pub use convert::{SHADOW_PREFIX, set_sql, shadow_column, up_sql, version_schema};
+
 use crate::analysis::ColumnRename;
 use crate::migrations::hex;
 use crate::schema::{bare, normalize};
@@ -61,27 +65,54 @@ fn ident(base: &str) -> String {
 
 /// Builds the rewrite for `rename` (which carries what the migrations say about the column).
 /// The SQL templates are the helpers below, in the order the script runs (expand, its undo, the
-/// backfill batch, contract), sharing the names of [`SyncNames`].
-pub fn rename_column(rename: &ColumnRename) -> RenameRewrite {
+/// backfill batch, contract), sharing the names of [`SyncNames`]. A type change that keeps the
+/// column's name ([`crate::analysis::Conversion::swap`]) puts the new version's view of the
+/// table in `view_schema`.
+pub fn rename_column(rename: &ColumnRename, view_schema: &str) -> RenameRewrite {
     let (key, key_known) = match &rename.key {
         Some(k) => (k.clone(), true),
         None => ("id".to_string(), false),
     };
     let names = SyncNames::new(rename);
     let drop_sync = drop_sync_sql(rename, &names);
+    let view = View::of(rename, view_schema);
     let expand_undo_sql = format!(
-        "{drop_sync}ALTER TABLE {} DROP COLUMN IF EXISTS {};",
-        rename.table, rename.to
+        "{}{drop_sync}ALTER TABLE {} DROP COLUMN IF EXISTS {};{}",
+        view.drop, rename.table, rename.to, view.refresh
     );
     RenameRewrite {
         rename: rename.clone(),
-        expand_sql: expand_sql(rename, &names),
+        expand_sql: format!("{}{}", expand_sql(rename, &names), view.refresh),
         expand_undo_sql,
         backfill_batch_sql: backfill_batch_sql(rename, &key),
         key,
-        contract_sql: contract_sql(rename, &names, drop_sync),
+        contract_sql: contract_sql(rename, &names, drop_sync, &view),
         column_type: rename.column_type.clone(),
         key_known,
+    }
+}
+
+/// The SQL of the new version's view of a table whose column changes type in place: empty
+/// for a rename.
+#[derive(Default)]
+struct View {
+    /// Drops the view (before a column it shows is dropped or renamed); ends with a newline.
+    drop: String,
+    /// Re-creates it from the catalog, or drops it and its schema when no shadow column is
+    /// left; starts with a newline.
+    refresh: String,
+}
+
+impl View {
+    fn of(rename: &ColumnRename, schema: &str) -> Self {
+        if !rename.conversion.as_ref().is_some_and(|c| c.swap) {
+            return View::default();
+        }
+        let name = rename.table.rsplit('.').next().unwrap_or(&rename.table);
+        View {
+            drop: format!("DROP VIEW IF EXISTS {schema}.{name};\n"),
+            refresh: format!("\n{}", convert::refresh_view_sql(&rename.table, schema)),
+        }
     }
 }
 
@@ -127,6 +158,9 @@ fn add_column_sql(rename: &ColumnRename) -> String {
         collation,
         ..
     } = rename;
+    if let Some(c) = &rename.conversion {
+        return format!("ALTER TABLE {table} ADD COLUMN {to} {};", c.new_type);
+    }
     let why = match (column_type, collation) {
         (Some(ty), None) => return format!("ALTER TABLE {table} ADD COLUMN {to} {ty};"),
         (Some(ty), Some(c)) if !c.contains('.') => {
@@ -169,6 +203,10 @@ fn expand_sql(rename: &ColumnRename, names: &SyncNames) -> String {
         ..
     } = names;
     let add_column = add_column_sql(rename);
+    if let Some(c) = &rename.conversion {
+        let sync = convert::sync_sql(rename, c, [func, on_insert, on_update]);
+        return format!("{add_column}\n{sync}");
+    }
     format!(
         "{add_column}\nCREATE FUNCTION {func}() RETURNS trigger LANGUAGE plpgsql AS \
          $cutover$\nBEGIN\n\x20 -- old version writes {from}, new version writes {to}: keep both \
@@ -207,24 +245,38 @@ fn backfill_batch_sql(rename: &ColumnRename, key: &str) -> String {
     let ColumnRename {
         table, from, to, ..
     } = rename;
+    let (set, value) = rename.conversion.as_ref().map_or_else(
+        || (from.clone(), from.clone()),
+        |c| (set_sql(rename, c), up_sql(rename, c)),
+    );
     // One round trip per batch. The bound is a scalar subquery, not a join, so the UPDATE is an
     // index range scan even without statistics.
     format!(
         "WITH bound AS (SELECT max({key}) AS hi FROM (SELECT {key} FROM {table} WHERE {key} > $1 \
-         ORDER BY {key} LIMIT $2) s), changed AS (UPDATE {table} SET {to} = {from} WHERE {key} > $1 \
-         AND {key} <= (SELECT hi FROM bound) AND {to} IS DISTINCT FROM {from} RETURNING 1) SELECT \
+         ORDER BY {key} LIMIT $2) s), changed AS (UPDATE {table} SET {to} = {set} WHERE {key} > \
+         $1 AND {key} <= (SELECT hi FROM bound) AND {to} IS DISTINCT FROM {value} RETURNING 1) SELECT \
          (SELECT hi FROM bound)::bigint, (SELECT count(*) FROM changed)"
     )
 }
 
 /// The contract step after `drop_sync`: NOT NULL carried over through a validated CHECK when
-/// the old column had it, then the old column dropped.
-fn contract_sql(rename: &ColumnRename, names: &SyncNames, drop_sync: String) -> String {
+/// the old column had it, then the old column dropped. A type change also carries the old
+/// column's default, and one in place drops the new version's view first and gives the new
+/// column the old name after.
+fn contract_sql(
+    rename: &ColumnRename,
+    names: &SyncNames,
+    drop_sync: String,
+    view: &View,
+) -> String {
     let ColumnRename {
         table, from, to, ..
     } = rename;
     let check = &names.check;
-    let mut contract_sql = drop_sync;
+    // The view goes first: the new version's statements lock it before the table, and so must
+    // this transaction, or the two deadlock.
+    let mut contract_sql = view.drop.clone();
+    contract_sql.push_str(&drop_sync);
     if rename.not_null {
         contract_sql.push_str(&format!(
             "-- {from} was NOT NULL: enforce it on {to} without a long lock\nALTER TABLE {table} \
@@ -233,7 +285,17 @@ fn contract_sql(rename: &ColumnRename, names: &SyncNames, drop_sync: String) -> 
              NULL;\nALTER TABLE {table} DROP CONSTRAINT {check};\n"
         ));
     }
+    if rename.conversion.is_some() {
+        contract_sql.push_str(&convert::carry_default_sql(rename));
+        contract_sql.push('\n');
+    }
     contract_sql.push_str(&format!("ALTER TABLE {table} DROP COLUMN {from};"));
+    if !view.refresh.is_empty() {
+        contract_sql.push_str(&format!(
+            "\nALTER TABLE {table} RENAME COLUMN {to} TO {from};{}",
+            view.refresh
+        ));
+    }
     contract_sql
 }
 

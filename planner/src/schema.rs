@@ -730,6 +730,20 @@ impl Schema {
         self.indexes.get(&normalize(name))
     }
 
+    /// The indexes of `table` with the (normalized) column `column` among their key columns,
+    /// with their names as the index map keys them.
+    pub fn indexes_on<'a>(
+        &'a self,
+        table: &str,
+        column: &'a str,
+    ) -> impl Iterator<Item = (&'a str, &'a Index)> + 'a {
+        let table = normalize(table);
+        self.indexes.iter().filter_map(move |(n, i)| {
+            (i.table == table && i.columns.iter().flatten().any(|c| c == column))
+                .then_some((n.as_str(), i))
+        })
+    }
+
     /// Whether `name` was created by a migration of this release. After the file changed
     /// `search_path`, an unqualified name is an existing object.
     pub fn is_new(&self, name: &str) -> bool {

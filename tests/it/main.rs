@@ -18,3 +18,4 @@ mod schemas;
 mod stack;
 mod state_errors;
 mod transcripts;
+mod type_change;

@@ -8,16 +8,16 @@ use serde_json::Value;
 use std::path::Path;
 use std::process::{Command, Output};
 
-struct Db {
-    cluster: Cluster,
+pub(crate) struct Db {
+    pub(crate) cluster: Cluster,
     name: String,
-    dir: tempfile::TempDir,
+    pub(crate) dir: tempfile::TempDir,
 }
 
 impl Db {
     /// A fresh cluster with a database `app`, a temporary release directory, and `spec(dir)`
     /// written as its `spec.toml` (the closure may also put migrations into `dir`).
-    fn create(spec: impl FnOnce(&Path) -> String) -> Db {
+    pub(crate) fn create(spec: impl FnOnce(&Path) -> String) -> Db {
         let cluster = Cluster::start();
         cluster.psql("CREATE DATABASE app");
         let dir = tempfile::tempdir().unwrap();
@@ -32,7 +32,7 @@ impl Db {
 
     /// Applies the baseline migration (V1 of `migrations`) and records it in refinery's history
     /// with refinery's checksum, as a release made with refinery would have left it.
-    fn baseline(&self, migrations: &Path) {
+    pub(crate) fn baseline(&self, migrations: &Path) {
         let plan = self.plan();
         let v1 = &plan["steps"][0]["params"]["databases"][0]["applied"][0];
         assert_eq!(v1["version"], 1);
@@ -68,11 +68,11 @@ impl Db {
         db
     }
 
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         self.cluster.url_for(&self.name)
     }
 
-    fn sql(&self, sql: &str) -> String {
+    pub(crate) fn sql(&self, sql: &str) -> String {
         let out = Command::new("psql")
             .args([
                 "-X",
@@ -95,14 +95,14 @@ impl Db {
         String::from_utf8_lossy(&out.stdout).trim().to_string()
     }
 
-    fn plan(&self) -> Value {
+    pub(crate) fn plan(&self) -> Value {
         let out = self.cutover(&["plan", "spec.toml", "--format", "json"], &[]);
         assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
         serde_json::from_slice(&out.stdout).unwrap()
     }
 
     /// `cutover args` in the release directory, on this database.
-    fn command(&self, args: &[&str], env: &[(&str, &str)]) -> Command {
+    pub(crate) fn command(&self, args: &[&str], env: &[(&str, &str)]) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_cutover"));
         cmd.args(args)
             .current_dir(self.dir.path())
@@ -117,12 +117,12 @@ impl Db {
         cmd
     }
 
-    fn cutover(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
+    pub(crate) fn cutover(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
         self.command(args, env).output().unwrap()
     }
 
     /// `cutover args` started in the background, its output captured.
-    fn spawn(&self, args: &[&str]) -> std::process::Child {
+    pub(crate) fn spawn(&self, args: &[&str]) -> std::process::Child {
         self.command(args, &[])
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
@@ -142,7 +142,7 @@ impl Db {
     }
 
     /// The schema, as pg_dump prints it, without cutover's and refinery's bookkeeping tables.
-    fn schema(&self) -> String {
+    pub(crate) fn schema(&self) -> String {
         let out = Command::new("pg_dump")
             .args([
                 "--schema-only",
@@ -167,7 +167,7 @@ impl Db {
             .join("\n")
     }
 
-    fn run_id(&self) -> String {
+    pub(crate) fn run_id(&self) -> String {
         let mut ids: Vec<String> = std::fs::read_dir(self.dir.path().join(".cutover/runs"))
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
@@ -176,7 +176,7 @@ impl Db {
         ids.pop().unwrap()
     }
 
-    fn events(&self, run: &str) -> Vec<Value> {
+    pub(crate) fn events(&self, run: &str) -> Vec<Value> {
         let out = self.cutover(&["log", run, "--format", "json"], &[]);
         String::from_utf8(out.stdout)
             .unwrap()
@@ -185,7 +185,7 @@ impl Db {
             .collect()
     }
 
-    fn history(&self) -> Vec<(i64, String)> {
+    pub(crate) fn history(&self) -> Vec<(i64, String)> {
         self.sql("SELECT version || ' ' || checksum FROM refinery_schema_history ORDER BY version")
             .lines()
             .map(|l| {

@@ -1149,6 +1149,7 @@ fn rename_column(rc: &ast::RenameColumn, t: &Target, schema: &mut Schema, acc: &
                         .collect()
                 })
                 .unwrap_or_default(),
+            conversion: None,
         });
     }
     schema.rename_column(table, &from, &to);

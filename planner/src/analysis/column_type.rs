@@ -10,8 +10,9 @@
 //! are rebuilt and its comparisons change, even between binary-coercible types.
 
 use super::{Class, RECIPE_ALTER_TYPE, StmtPhase, text_of};
+use crate::analysis::{ColumnRename, Conversion};
 use crate::lint::RuleId;
-use crate::schema::{Schema, normalize, normalize_collation};
+use crate::schema::{Attachment, Schema, normalize, normalize_collation};
 use crate::types;
 use squawk_syntax::ast::{self, AstNode};
 
@@ -62,6 +63,7 @@ pub(super) fn classify_set_type(
         }
         Err(why) => {
             c.raise(StmtPhase::Breaking);
+            c.rename = Some(conversion_of(schema, table, col, st, &ty, old.clone()));
             let hint = if old.is_none() {
                 format!(
                     "cutover learns column types from the migrations, and they do not declare \
@@ -70,12 +72,102 @@ pub(super) fn classify_set_type(
             } else {
                 RECIPE_ALTER_TYPE.to_string()
             };
+            let hint = format!(
+                "`cutover plan` rewrites it: a column of the new type beside the old one, kept in \
+                 sync both ways by a trigger, a backfill, the new version reading it through a view, \
+                 and the swap after the old version is retired; or, by hand: {hint}"
+            );
             c.finding(
                 RuleId::BreakingAlterColumnType,
                 format!("changing the type of `{table}.{col}`{from} to `{ty}` {why}"),
                 hint,
             );
         }
+    }
+}
+
+/// The rewrite of `ALTER COLUMN col TYPE ty` (`st`) on `table`, whose column has the type
+/// `old` as far as the migrations tell: a shadow column of the new type (see
+/// [`crate::rewrite`]). What the shadow cannot carry is in its attachments: everything a
+/// rename's copy cannot (a default excepted: the sync trigger tells the versions' writes apart
+/// by the shadow column, which only the new version writes), and the column's UNIQUE
+/// constraints, unique indexes and outgoing foreign keys, which the swap would drop with it.
+fn conversion_of(
+    schema: &Schema,
+    table: &str,
+    col: &str,
+    st: &ast::SetType,
+    ty: &str,
+    old: Option<String>,
+) -> ColumnRename {
+    let t = schema.table(table);
+    let key = normalize(col);
+    let mut attachments: Vec<Attachment> = schema
+        .attachments(table, col)
+        .into_iter()
+        .filter(|a| !matches!(a, Attachment::Default { .. }))
+        .collect();
+    if let Some(t) = t {
+        for u in t.unique.iter().filter(|u| u.columns.contains(&key)) {
+            attachments.push(Attachment::UsedBy {
+                what: "unique constraint".into(),
+                name: u.name.clone(),
+            });
+        }
+        for fk in t.foreign_keys.iter().filter(|f| f.columns.contains(&key)) {
+            attachments.push(Attachment::UsedBy {
+                what: "foreign key".into(),
+                name: fk.name.clone(),
+            });
+        }
+    }
+    for (name, _) in schema.indexes_on(table, &key).filter(|(_, i)| i.unique) {
+        attachments.push(Attachment::UsedBy {
+            what: "unique index".into(),
+            name: name.to_string(),
+        });
+    }
+    if schema.is_partitioned(table) {
+        attachments.push(Attachment::PartitionKey);
+    }
+    let new_type = match named_collation(st) {
+        Some(c) => format!("{ty} COLLATE {c}"),
+        None => ty.to_string(),
+    };
+    let using = st.using_expr().map(|e| {
+        let text = e.syntax().text().to_string();
+        let text = text.trim();
+        match text.get(..5) {
+            Some(kw) if kw.eq_ignore_ascii_case("using") => text[5..].trim().to_string(),
+            _ => text.to_string(),
+        }
+    });
+    let plain = is_plain_cast(st, col, ty);
+    ColumnRename {
+        table: table.to_string(),
+        from: col.to_string(),
+        to: crate::rewrite::shadow_column(col),
+        column_type: old,
+        not_null: t.and_then(|t| t.column(&key)).is_some_and(|c| c.not_null),
+        collation: None,
+        key: t.and_then(|t| t.primary_key.first().cloned()),
+        key_types: t
+            .map(|t| {
+                t.primary_key
+                    .iter()
+                    .map(|k| t.column(k).map(|c| c.ty.clone()).unwrap_or_default())
+                    .collect()
+            })
+            .unwrap_or_default(),
+        attachments,
+        conversion: Some(Conversion {
+            new_type,
+            using,
+            plain_cast: plain,
+            down: None,
+            swap: true,
+            line: 0,
+        }),
     }
 }
 

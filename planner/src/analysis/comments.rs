@@ -52,6 +52,20 @@ pub(super) fn late_phase_declarations(
 /// a concurrent form), and it keeps its finding.
 pub(crate) const AS_IS: &str = "cutover:as-is";
 
+/// The comment giving a type change's way back: `-- cutover:down <expr>`, where the expression
+/// names the column and means its value in the new type.
+pub(crate) const DOWN: &str = "cutover:down";
+
+/// How a statement's ignores carry its `-- cutover:down` expression: `down=<expr>`.
+pub(crate) const DOWN_KEY: &str = "down=";
+
+/// The expression of a `-- cutover:down <expr>` comment (`/* cutover:down <expr> */` too).
+fn down_expression(comment: &str) -> Option<String> {
+    let rest = comment.split(DOWN).nth(1)?;
+    let rest = rest.trim().trim_end_matches("*/").trim();
+    (!rest.is_empty()).then(|| rest.to_string())
+}
+
 /// Rule ids named by `-- cutover:ignore a, b` comments between two offsets, with the line of
 /// the comment naming each; a `-- cutover:as-is` comment among them is named `as-is`.
 pub(super) fn ignores_between(
@@ -73,7 +87,9 @@ pub(super) fn ignores_between(
                 .map(canonical_rule_id);
             // `-- cutover:as-is` keeps the statement out of `plan`'s rewrites.
             let as_is = text.contains(AS_IS).then(|| "as-is".to_string());
-            ids.chain(as_is).map(move |id| (id, line))
+            // `-- cutover:down <expr>`: the way back of a type change, kept as `down=<expr>`.
+            let down = down_expression(text).map(|e| format!("{DOWN_KEY}{e}"));
+            ids.chain(as_is).chain(down).map(move |id| (id, line))
         })
         .collect()
 }

@@ -851,7 +851,9 @@ impl<'a> FileCheck<'a> {
             return findings;
         }
         for (at, comment) in &self.comments {
-            let directive = comment.contains("cutover:ignore") || comment.contains(AS_IS);
+            let directive = comment.contains("cutover:ignore")
+                || comment.contains(AS_IS)
+                || comment.contains(super::comments::DOWN);
             if directive && !self.attached_comments.contains(at) {
                 findings.push(
                     self.make(
@@ -871,7 +873,7 @@ impl<'a> FileCheck<'a> {
             for (id, at) in &s.ignores {
                 // Not an ignore: `plan` reads it (a statement it would not rewrite keeps it
                 // harmlessly).
-                if id == "as-is" {
+                if id == "as-is" || id.starts_with(super::comments::DOWN_KEY) {
                     continue;
                 }
                 if used.contains(&(i, id.clone()))
@@ -1051,8 +1053,20 @@ fn statement_analysis(
     line: u32,
     sql: String,
     class: Class,
-    ignores: BTreeSet<String>,
+    mut ignores: BTreeSet<String>,
 ) -> StatementAnalysis {
+    let mut rename = class.rename;
+    let down = ignores.iter().find_map(|id| {
+        id.strip_prefix(super::comments::DOWN_KEY)
+            .map(str::to_string)
+    });
+    if let Some(d) = &down {
+        ignores.remove(&format!("{}{d}", super::comments::DOWN_KEY));
+    }
+    if let Some(c) = rename.as_mut().and_then(|r| r.conversion.as_mut()) {
+        c.line = line;
+        c.down = down;
+    }
     StatementAnalysis {
         line,
         phase: class.phase,
@@ -1060,7 +1074,7 @@ fn statement_analysis(
         transactional: class.transactional,
         sql,
         inverse: class.inverse,
-        rename: class.rename,
+        rename,
         owner_of: class.owner_of,
         ignores,
     }

@@ -27,6 +27,7 @@
 //! - `recreate`: the whole of a recreate release and its downtime window;
 //! - `steps`: constructors of the steps that are not migrations, and the hooks.
 
+mod convert;
 mod index;
 mod load;
 mod migrate;
@@ -149,6 +150,9 @@ pub fn plan_release(spec: &ReleaseSpec, dbs: DatabaseFiles) -> Result<Plan, Plan
     policy::renames_as_is(&mut analyzed, &mut findings, recreate);
     // A recreate release runs renames as written: PostgreSQL keeps everything on the column.
     if !recreate {
+        convert::compose(&mut analyzed);
+        convert::soften(&analyzed, &mut findings);
+        findings.extend(convert::findings(&analyzed));
         findings.extend(policy::unsupported_renames(&analyzed));
         findings.extend(rename_names::reused_names(&analyzed));
     }

@@ -20,7 +20,9 @@ pub(crate) fn blocks_online(rule: &str) -> bool {
                     | UnreadableDoBlock
                     | SequenceMoved
                     | RenameRewriteUnsupported
-            ) || (r.is_breaking() && r != BreakingRenameColumn)
+                    | TypeChangeRewriteUnsupported
+                    | TypeChangeNeedsDown
+            ) || (r.is_breaking() && r != BreakingRenameColumn && r != BreakingAlterColumnType)
         })
 }
 
@@ -52,7 +54,8 @@ pub(super) fn unsupported_renames(analyzed: &Analyzed) -> Vec<Finding> {
     for m in analyzed.iter().flat_map(|(_, ms)| ms) {
         for s in m.renames() {
             let r = s.rename.as_ref().expect("renames() have one");
-            if r.attachments.is_empty() {
+            // A type change's are `type-change-rewrite-unsupported` (convert.rs).
+            if r.attachments.is_empty() || r.conversion.is_some() {
                 continue;
             }
             let what: Vec<String> = r.attachments.iter().map(ToString::to_string).collect();
@@ -137,13 +140,22 @@ pub(super) fn renames_as_is(
                 if s.rename.is_none() || !s.ignores.contains("as-is") {
                     continue;
                 }
+                let rule = match s.rename.as_ref().and_then(|r| r.conversion.as_ref()) {
+                    Some(_) => "breaking-alter-column-type",
+                    None => "breaking-rename-column",
+                };
                 s.rename = None;
                 s.phase = crate::analysis::StmtPhase::Breaking;
                 m.phase = Phase::Breaking;
                 for f in findings.iter_mut() {
-                    if f.file == m.file && f.line == s.line && f.rule == "breaking-rename-column" {
+                    if f.file == m.file && f.line == s.line && f.rule == rule {
                         f.message =
                             format!("{} (kept as written by `-- cutover:as-is`)", f.message);
+                        f.hint = f.hint.replacen(
+                            "`cutover plan` rewrites it",
+                            "without `-- cutover:as-is`, `cutover plan` rewrites it",
+                            1,
+                        );
                         if !recreate {
                             f.severity = Severity::Error;
                             f.blocking = true;

@@ -7,7 +7,7 @@ use super::migrate::{Migrate, migrate_step, refs, terminated};
 use super::policy::finding;
 use super::steps::step;
 use super::{ContractPart, Ctx};
-use crate::analysis::{Inverse, MigrationAnalysis, Phase, StmtPhase};
+use crate::analysis::{Conversion, Inverse, MigrationAnalysis, Phase, StmtPhase};
 use crate::dag::{BackfillParams, Builder, Params};
 use crate::lint::Finding;
 use crate::rewrite::{RenameRewrite, rename_column};
@@ -33,9 +33,13 @@ pub(super) fn rewrite_renames<'a>(
     prev: &[NodeIndex],
     findings: &mut Vec<Finding>,
 ) -> Split<'a> {
+    let view_schema = view_schema(cx, db, m);
     let renames: Vec<_> = m
         .renames()
-        .map(|s| (s.line, rename_column(s.rename.as_ref().unwrap())))
+        .map(|s| {
+            let r = rename_column(s.rename.as_ref().unwrap(), &view_schema);
+            (s.line, r)
+        })
         .collect();
     let mut expand_sql = Vec::new();
     let mut expand_undo = Vec::new();
@@ -98,6 +102,19 @@ pub(super) fn rewrite_renames<'a>(
     }
 }
 
+/// The schema of the new version's views: one per release and database, named after the
+/// database's last migration of the release (`m` is one of them).
+fn view_schema(cx: &Ctx, db: &Database, m: &MigrationAnalysis) -> String {
+    let last = cx
+        .analyzed
+        .iter()
+        .filter(|(n, _)| *n == db.name)
+        .flat_map(|(_, ms)| ms.iter().map(|m| m.version))
+        .max()
+        .unwrap_or(m.version);
+    crate::rewrite::version_schema(last)
+}
+
 /// The step copying a renamed column's values into the new column, after the expand step `n`.
 fn backfill_step(
     cx: &Ctx,
@@ -131,6 +148,11 @@ fn backfill_step(
                 key: r.key.clone(),
                 from_column: r.rename.from.clone(),
                 to_column: r.rename.to.clone(),
+                value: r
+                    .rename
+                    .conversion
+                    .as_ref()
+                    .map(|c| crate::rewrite::up_sql(&r.rename, c)),
                 batch_size: db.backfill.batch_size,
                 pause: db.backfill.pause,
                 batch_sql: r.backfill_batch_sql.clone(),
@@ -147,6 +169,13 @@ fn rename_findings(m: &MigrationAnalysis, r: &RenameRewrite, findings: &mut Vec<
         .renames()
         .find(|s| s.rename.as_ref().is_some_and(|x| x == &r.rename))
         .map_or(1, |s| s.line);
+    if let Some(c) = &r.rename.conversion {
+        findings.push(conversion_incomplete(m, r, c));
+        if let Some(f) = backfill_key_finding(m, r, c.line) {
+            findings.push(f);
+        }
+        return;
+    }
     findings.push(finding(
         "rename-rewrite-incomplete",
         m,
@@ -197,6 +226,43 @@ fn rename_findings(m: &MigrationAnalysis, r: &RenameRewrite, findings: &mut Vec<
             "declare the table's primary key in the migrations (or a baseline migration)",
         ));
     }
+}
+
+/// The reminder of a type change's rewrite: what it does not carry to the new column.
+fn conversion_incomplete(m: &MigrationAnalysis, r: &RenameRewrite, c: &Conversion) -> Finding {
+    let (t, a) = (&r.rename.table, &r.rename.from);
+    let (column, hint) = if c.swap {
+        (
+            format!("`{a}`"),
+            format!(
+                "if `{a}` has plain indexes or CHECK constraints, create them on `{b}` in an \
+                 expand migration after this one (`CREATE INDEX CONCURRENTLY ... ON {t} ({b})`, \
+                 `ADD CONSTRAINT ... NOT VALID`): they are renamed with it",
+                b = r.rename.to
+            ),
+        )
+    } else {
+        (
+            format!("`{a}` (renamed `{}`)", r.rename.to),
+            format!(
+                "if `{a}` has plain indexes or CHECK constraints, create them on `{}` in an expand \
+                 migration after this one",
+                r.rename.to
+            ),
+        )
+    };
+    finding(
+        "type-change-rewrite-incomplete",
+        m,
+        c.line,
+        format!(
+            "the rewrite of {column} on `{t}` to `{}` carries its values, NOT NULL and default; \
+             its plain indexes, CHECK constraints and column privileges go with the old column at \
+             contract",
+            c.new_type
+        ),
+        hint,
+    )
 }
 
 /// The finding on a key the backfill of `r` (in `m`, on `line`) cannot walk in integer ranges:

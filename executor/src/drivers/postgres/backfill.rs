@@ -28,6 +28,7 @@ struct Backfill {
     url_env: String,
     table: String,
     key: String,
+    /// The value the new column gets: the old column, or a type change's conversion of it.
     from: String,
     to: String,
     batch_size: u32,
@@ -54,6 +55,7 @@ fn backfill(step: &Job<BackfillParams>) -> Backfill {
         key,
         from_column,
         to_column,
+        value,
         batch_size,
         pause,
         batch_sql,
@@ -63,7 +65,7 @@ fn backfill(step: &Job<BackfillParams>) -> Backfill {
         url_env: url_env.clone(),
         table: table.clone(),
         key: key.clone(),
-        from: from_column.clone(),
+        from: value.clone().unwrap_or_else(|| from_column.clone()),
         to: to_column.clone(),
         batch_size: *batch_size,
         pause: *pause,
@@ -130,7 +132,10 @@ async fn run_backfill(step: Job<BackfillParams>, ctx: StepContext) -> Result<Don
     conn.dirty = true;
     sqlx::Executor::execute(
         &mut *conn,
-        "SET synchronous_commit = off; SET plan_cache_mode = force_custom_plan",
+        // cutover.backfill: a type change's sync trigger leaves the batches alone (they write
+        // the converted value themselves).
+        "SET synchronous_commit = off; SET plan_cache_mode = force_custom_plan; SET \
+         cutover.backfill = on",
     )
     .await
     .map_err(err)?;

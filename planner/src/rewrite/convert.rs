@@ -1,0 +1,192 @@
+//! The SQL of a column whose type changes ([`Conversion`]): `ALTER COLUMN c TYPE t [USING e]`
+//! on its own (a shadow column swapped in at contract, the new version reading it through a
+//! view), or composed with a rename of the same column (the new column keeps its new name).
+//!
+//! 1. **expand**: add the new column of the new type (no default: only the new version writes
+//!    it, which is how the trigger tells the two versions' inserts apart), a trigger converting
+//!    both ways (the USING expression up, `-- cutover:down` or a cast back down), and, for a
+//!    shadow, the view the new version reads the table through.
+//! 2. **backfill**: the new column set to the converted old value in key batches; the batches
+//!    set `cutover.backfill` so the trigger leaves them alone (PostgreSQL: CREATE TRIGGER, "WHEN
+//!    ... may call functions"; `current_setting(name, missing_ok)`).
+//! 3. **contract**: drop the trigger, enforce NOT NULL through a validated CHECK, carry the old
+//!    column's default (converted as `SET DEFAULT` converts it), drop the old column and, for a
+//!    shadow, give the new one the old name in the same transaction and drop the view.
+
+use crate::analysis::{ColumnRename, Conversion};
+use crate::schema::bare;
+
+/// The prefix of a shadow column's name; the view of the new version shows `_cutover_new_c`
+/// as `c`.
+pub const SHADOW_PREFIX: &str = "_cutover_new_";
+
+/// The shadow column of `col` (as written; quoted names stay quoted).
+pub fn shadow_column(col: &str) -> String {
+    match col.strip_prefix('"').and_then(|c| c.strip_suffix('"')) {
+        Some(inner) => format!("\"{SHADOW_PREFIX}{inner}\""),
+        None => format!("{SHADOW_PREFIX}{}", col.to_lowercase()),
+    }
+}
+
+/// The schema holding the views the new version reads during a release whose last migration
+/// of the database is `version`: `cutover_v<version>`. A release's own, so the old version
+/// (which may still have the previous release's schema on its `search_path`) never sees it.
+pub fn version_schema(version: u64) -> String {
+    format!("cutover_v{version}")
+}
+
+/// The expression a row's new column is compared with (is it filled yet?): its old value
+/// converted, with the table's columns as bare names. Without USING an explicit cast, which may
+/// round or cut where the assignment of [`set_sql`] fails: a row it cuts differs, and its
+/// assignment then fails loudly.
+pub fn up_sql(r: &ColumnRename, c: &Conversion) -> String {
+    match &c.using {
+        Some(e) => format!("({e})"),
+        None => format!("CAST({} AS {})", r.from, c.new_type),
+    }
+}
+
+/// What a backfill assigns to the new column: the USING expression, or the old column itself,
+/// which the assignment converts as PostgreSQL's own type change does: an assignment cast,
+/// failing where a value does not fit (`value too long for type character varying(100)`)
+/// rather than cutting it (manual: ALTER TABLE, `SET DATA TYPE`; Type Conversion, Value
+/// Storage).
+pub fn set_sql(r: &ColumnRename, c: &Conversion) -> String {
+    match &c.using {
+        Some(e) => format!("({e})"),
+        None => r.from.clone(),
+    }
+}
+
+/// The last part of a table name as written: the alias a USING expression may qualify the
+/// columns with.
+fn alias(table: &str) -> &str {
+    table.rsplit('.').next().unwrap_or(table)
+}
+
+/// In the trigger function: the new column's value from `NEW`'s old one; without USING,
+/// PL/pgSQL's assignment converts it as [`set_sql`]'s does.
+fn up_in_trigger(r: &ColumnRename, c: &Conversion) -> String {
+    match &c.using {
+        Some(e) => format!("(SELECT {e} FROM (SELECT NEW.*) AS {})", alias(&r.table)),
+        None => format!("NEW.{}", r.from),
+    }
+}
+
+/// In the trigger function: the old column's value from `NEW`'s new one; without a down
+/// expression PL/pgSQL's assignment converts it to the old column's type.
+fn down_in_trigger(r: &ColumnRename, c: &Conversion) -> String {
+    match &c.down {
+        Some(e) => format!(
+            "(SELECT {e} FROM (SELECT NEW.{} AS {}) AS {})",
+            r.to,
+            r.from,
+            alias(&r.table)
+        ),
+        None => format!("NEW.{}", r.to),
+    }
+}
+
+/// The function and triggers keeping both columns right, named `func`, `on_insert`,
+/// `on_update`.
+pub fn sync_sql(r: &ColumnRename, c: &Conversion, names: [&str; 3]) -> String {
+    let [func, on_insert, on_update] = names;
+    let ColumnRename {
+        table, from, to, ..
+    } = r;
+    let up = up_in_trigger(r, c);
+    let down = down_in_trigger(r, c);
+    format!(
+        "CREATE FUNCTION {func}() RETURNS trigger LANGUAGE plpgsql AS $cutover$\nBEGIN\n\
+         \x20 -- the old version writes {from}; only the new version writes {to}\n\
+         \x20 IF TG_OP = 'INSERT' THEN\n\
+         \x20   IF NEW.{to} IS NOT NULL THEN NEW.{from} := {down};\n\
+         \x20   ELSE NEW.{to} := {up};\n\
+         \x20   END IF;\n\
+         \x20 ELSIF NEW.{to} IS DISTINCT FROM OLD.{to} AND NEW.{from} IS NOT DISTINCT FROM \
+         OLD.{from} THEN\n\
+         \x20   NEW.{from} := {down};\n\
+         \x20 ELSIF NEW.{from} IS DISTINCT FROM OLD.{from} THEN\n\
+         \x20   NEW.{to} := {up};\n\
+         \x20 END IF;\n\
+         \x20 RETURN NEW;\nEND\n$cutover$;\n\
+         CREATE TRIGGER {on_insert} BEFORE INSERT ON {table}\n\
+         \x20 FOR EACH ROW EXECUTE FUNCTION {func}();\n\
+         -- The backfill's batches set cutover.backfill: they write the converted value \
+         themselves.\n\
+         CREATE TRIGGER {on_update} BEFORE UPDATE ON {table}\n\
+         \x20 FOR EACH ROW WHEN ((NEW.{from} IS DISTINCT FROM OLD.{from} OR NEW.{to} IS \
+         DISTINCT FROM OLD.{to})\n\
+         \x20   AND current_setting('cutover.backfill', true) IS DISTINCT FROM 'on')\n\
+         \x20 EXECUTE FUNCTION {func}();"
+    )
+}
+
+/// `'table'::regclass` for SQL text: the table as written, in a string literal.
+fn regclass(table: &str) -> String {
+    format!("'{}'::regclass", table.replace('\'', "''"))
+}
+
+/// A DO block that makes the new version's view of `table` in `schema` match the table: every
+/// column, a shadow `_cutover_new_c` shown as `c` in place of `c`; with the table's privileges
+/// granted on it (and USAGE on the schema). Without shadow columns left it drops the view, and
+/// the schema once empty.
+pub fn refresh_view_sql(table: &str, schema: &str) -> String {
+    let t = regclass(table);
+    format!(
+        "-- the new version reads {table} through {schema}.{name} (search_path {schema}, then \
+         its own)\n\
+         DO $cutover$\nDECLARE\n  rel text := (SELECT relname FROM pg_class WHERE oid = {t});\n  \
+         cols text;\n  g record;\nBEGIN\n  EXECUTE format('DROP VIEW IF EXISTS %I.%I', \
+         '{schema}', rel);\n  SELECT string_agg(CASE WHEN s.attname IS NULL THEN \
+         quote_ident(a.attname)\n      ELSE format('%I AS %I', s.attname, a.attname) END, ', ' \
+         ORDER BY a.attnum)\n    INTO cols FROM pg_attribute a\n    LEFT JOIN pg_attribute s ON \
+         s.attrelid = a.attrelid AND NOT s.attisdropped\n      AND s.attname = \
+         '{SHADOW_PREFIX}' || a.attname\n    WHERE a.attrelid = {t} AND a.attnum > 0 AND NOT \
+         a.attisdropped\n      AND left(a.attname, {n}) <> '{SHADOW_PREFIX}';\n  IF NOT \
+         EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = {t} AND NOT attisdropped\n      AND \
+         left(attname, {n}) = '{SHADOW_PREFIX}') THEN\n    IF NOT EXISTS (SELECT 1 FROM pg_class \
+         c JOIN pg_namespace n ON n.oid = c.relnamespace\n        WHERE n.nspname = '{schema}') \
+         THEN\n      EXECUTE format('DROP SCHEMA IF EXISTS %I', '{schema}');\n    END IF;\n    \
+         RETURN;\n  END IF;\n  EXECUTE format('CREATE SCHEMA IF NOT EXISTS %I', '{schema}');\n  \
+         EXECUTE format('CREATE VIEW %I.%I AS SELECT %s FROM %s', '{schema}', rel, cols, \
+         {t});\n  FOR g IN SELECT DISTINCT CASE WHEN x.grantee = 0 THEN 'PUBLIC'\n      ELSE \
+         quote_ident(pg_get_userbyid(x.grantee)) END AS who, x.privilege_type AS what\n    FROM \
+         pg_class c, aclexplode(c.relacl) x WHERE c.oid = {t} LOOP\n    EXECUTE format('GRANT \
+         USAGE ON SCHEMA %I TO %s', '{schema}', g.who);\n    EXECUTE format('GRANT %s ON %I.%I \
+         TO %s', g.what, '{schema}', rel, g.who);\n  END LOOP;\nEND\n$cutover$;",
+        name = alias(table),
+        n = SHADOW_PREFIX.len(),
+    )
+}
+
+/// A DO block giving `to` the default `from` has, if any: `SET DEFAULT` converts it to the new
+/// type as PostgreSQL's own type change does (manual: ALTER TABLE, `SET DATA TYPE`: "the
+/// default expression for the column (if any) will be converted as well").
+pub fn carry_default_sql(r: &ColumnRename) -> String {
+    let t = regclass(&r.table);
+    format!(
+        "-- {from}'s default, if it has one, goes to {to}\nDO $cutover$\nDECLARE d text;\nBEGIN\n  \
+         SELECT pg_get_expr(ad.adbin, ad.adrelid) INTO d FROM pg_attrdef ad\n    JOIN \
+         pg_attribute a ON a.attrelid = ad.adrelid AND a.attnum = ad.adnum\n    WHERE \
+         ad.adrelid = {t} AND a.attname = '{from_raw}';\n  IF d IS NOT NULL THEN\n    EXECUTE \
+         format('ALTER TABLE %s ALTER COLUMN %I SET DEFAULT %s', {t}, '{to_raw}', d);\n  END \
+         IF;\nEND\n$cutover$;",
+        from = r.from,
+        to = r.to,
+        from_raw = bare(&r.from).replace('\'', "''"),
+        to_raw = bare(&r.to).replace('\'', "''"),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shadow_keeps_quoting() {
+        assert_eq!(shadow_column("amount"), "_cutover_new_amount");
+        assert_eq!(shadow_column("Amount"), "_cutover_new_amount");
+        assert_eq!(shadow_column("\"Amount\""), "\"_cutover_new_Amount\"");
+    }
+}

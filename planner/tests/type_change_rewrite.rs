@@ -1,0 +1,180 @@
+//! The online rewrite of `ALTER COLUMN ... TYPE`: what `plan` generates, how it composes with a
+//! rename of the same column, and the changes it refuses, with the finding that says why.
+
+// Only `release_dir` of the shared helpers is used here.
+#[allow(dead_code)]
+mod common;
+
+use cutover_planner::dag::{Params, Plan};
+use cutover_planner::error::PlanError;
+use cutover_planner::plan::plan_file;
+
+const BASE: &str = "CREATE TABLE users (id bigint PRIMARY KEY, name text NOT NULL, code \
+                    varchar(20) UNIQUE, score integer NOT NULL DEFAULT 0, note text);\n\
+                    CREATE TABLE orders (id bigint PRIMARY KEY, user_id bigint REFERENCES \
+                    users (id), total integer);\n\
+                    CREATE TABLE events (id bigint, at timestamptz NOT NULL, n integer) \
+                    PARTITION BY RANGE (at);\n";
+
+fn plan(sql: &str) -> Result<Plan, PlanError> {
+    let dir = common::release_dir(BASE, &[("V2__types.sql", sql)]);
+    plan_file(&dir.path().join("spec.toml")).map(|p| p.plan)
+}
+
+/// The generated SQL of the step `id`.
+fn sql_of(plan: &Plan, id: &str) -> String {
+    let s = plan
+        .steps()
+        .find(|s| s.id == id)
+        .unwrap_or_else(|| panic!("no step {id}"));
+    let Params::Migrate(p) = &s.params else {
+        unreachable!()
+    };
+    p.sql.join("\n")
+}
+
+/// The rule ids of the findings that stopped the plan.
+fn refused(sql: &str) -> Vec<String> {
+    match plan(sql) {
+        Err(PlanError::Blocked(f)) => f.into_iter().map(|f| f.rule).collect(),
+        Err(e) => panic!("{e}"),
+        Ok(_) => panic!("planned: {sql}"),
+    }
+}
+
+#[test]
+fn a_widening_becomes_a_shadow_column_a_backfill_and_a_swap() {
+    let p = plan("ALTER TABLE users ALTER COLUMN score TYPE bigint;\n").unwrap();
+    let expand = sql_of(&p, "migrate/expand/V2__types");
+    assert!(
+        expand.contains("ADD COLUMN _cutover_new_score bigint;"),
+        "{expand}"
+    );
+    assert!(expand.contains("CREATE VIEW %I.%I"), "{expand}");
+    assert!(expand.contains("'cutover_v2'"), "{expand}");
+    let backfill = p
+        .steps()
+        .find(|s| s.id == "backfill/users._cutover_new_score")
+        .expect("a backfill step");
+    let Params::Backfill(b) = &backfill.params else {
+        unreachable!()
+    };
+    assert_eq!(b.value.as_deref(), Some("CAST(score AS bigint)"));
+    assert!(
+        b.batch_sql.contains("SET _cutover_new_score = score "),
+        "{}",
+        b.batch_sql
+    );
+    let contract = sql_of(&p, "migrate/contract/V2__types");
+    let order = [
+        "DROP VIEW IF EXISTS cutover_v2.users;",
+        "DROP TRIGGER IF EXISTS",
+        "VALIDATE CONSTRAINT",
+        "SET DEFAULT %s",
+        "ALTER TABLE users DROP COLUMN score;",
+        "ALTER TABLE users RENAME COLUMN _cutover_new_score TO score;",
+    ];
+    let at: Vec<usize> = order
+        .iter()
+        .map(|o| {
+            contract
+                .find(o)
+                .unwrap_or_else(|| panic!("{o} in {contract}"))
+        })
+        .collect();
+    assert!(at.windows(2).all(|w| w[0] < w[1]), "{contract}");
+    let f: Vec<_> = p
+        .findings
+        .iter()
+        .map(|f| (f.rule.as_str(), f.severity.to_string()))
+        .collect();
+    assert!(
+        f.contains(&("breaking-alter-column-type", "warning".into())),
+        "{f:?}"
+    );
+    assert!(
+        f.iter()
+            .any(|(r, _)| *r == "type-change-rewrite-incomplete"),
+        "{f:?}"
+    );
+}
+
+#[test]
+fn a_using_expression_needs_the_way_back_unless_it_is_a_plain_cast() {
+    assert_eq!(
+        refused("ALTER TABLE users ALTER COLUMN note TYPE integer USING length(note);\n"),
+        ["type-change-needs-down"]
+    );
+    let p = plan(
+        "-- cutover:down repeat('x', note)\nALTER TABLE users ALTER COLUMN note TYPE integer \
+         USING length(note);\n",
+    )
+    .unwrap();
+    let expand = sql_of(&p, "migrate/expand/V2__types");
+    assert!(
+        expand.contains(
+            "(SELECT repeat('x', note) FROM (SELECT NEW._cutover_new_note AS note) AS users)"
+        ),
+        "{expand}"
+    );
+    assert!(
+        expand.contains("(SELECT length(note) FROM (SELECT NEW.*) AS users)"),
+        "{expand}"
+    );
+    // Django writes the cast it means: no way back is needed.
+    plan("ALTER TABLE users ALTER COLUMN note TYPE varchar(50) USING note::varchar(50);\n")
+        .unwrap();
+}
+
+#[test]
+fn a_rename_and_a_type_change_of_one_column_are_one_rewrite_without_a_view() {
+    let p = plan(
+        "ALTER TABLE users RENAME COLUMN score TO points;\nALTER TABLE users ALTER COLUMN points \
+         TYPE bigint;\n",
+    )
+    .unwrap();
+    let expand = sql_of(&p, "migrate/expand/V2__types");
+    assert!(expand.contains("ADD COLUMN points bigint;"), "{expand}");
+    assert!(
+        expand.contains("(done by the rewrite of line 1)"),
+        "{expand}"
+    );
+    assert!(!expand.contains("_cutover_new_"), "{expand}");
+    assert!(!expand.contains("CREATE VIEW"), "{expand}");
+    let backfills: Vec<&str> = p
+        .steps()
+        .filter(|s| s.id.starts_with("backfill/"))
+        .map(|s| s.id.as_str())
+        .collect();
+    assert_eq!(backfills, ["backfill/users.points"]);
+    let contract = sql_of(&p, "migrate/contract/V2__types");
+    assert!(
+        contract.contains("ALTER TABLE users DROP COLUMN score;"),
+        "{contract}"
+    );
+    assert!(!contract.contains("RENAME COLUMN points"), "{contract}");
+}
+
+#[test]
+fn what_the_swap_would_lose_stops_the_plan() {
+    for sql in [
+        // the primary key
+        "ALTER TABLE orders ALTER COLUMN id TYPE numeric;\n",
+        // a UNIQUE constraint
+        "ALTER TABLE users ALTER COLUMN code TYPE char(20);\n",
+        // a foreign key of its own
+        "ALTER TABLE orders ALTER COLUMN user_id TYPE numeric;\n",
+        // a partitioned table
+        "ALTER TABLE events ALTER COLUMN n TYPE bigint;\n",
+    ] {
+        assert!(
+            refused(sql).contains(&"type-change-rewrite-unsupported".to_string()),
+            "{sql}"
+        );
+    }
+    // As written on request: the breaking finding stops the online plan.
+    assert_eq!(
+        refused("ALTER TABLE users ALTER COLUMN score TYPE bigint; -- cutover:as-is\n"),
+        ["breaking-alter-column-type"]
+    );
+}
