@@ -178,3 +178,35 @@ fn what_the_swap_would_lose_stops_the_plan() {
         ["breaking-alter-column-type"]
     );
 }
+
+#[test]
+fn the_new_version_is_started_with_the_views_first_on_its_search_path() {
+    let dir = common::release_dir(
+        BASE,
+        &[(
+            "V2__types.sql",
+            "ALTER TABLE users ALTER COLUMN score TYPE bigint;\n",
+        )],
+    );
+    let spec = dir.path().join("spec.toml");
+    let text = std::fs::read_to_string(&spec).unwrap();
+    std::fs::write(
+        &spec,
+        format!(
+            "{text}\n[[service]]\nname = \"api\"\nimage = \"api\"\ncurrent = \"1\"\ntarget = \
+             \"2\"\nport = 8080\nenv = {{ PGOPTIONS = \"-c statement_timeout=5s\" }}\n\
+             [service.health]\npath = \"/health\"\n[service.strategy]\nkind = \
+             \"blue-green\"\n[router]\nkind = \"nginx\"\nupstream_file = \"up.conf\"\n"
+        ),
+    )
+    .unwrap();
+    let p = plan_file(&spec).unwrap().plan;
+    let deploy = p.steps().find(|s| s.id == "deploy/api").unwrap();
+    let Params::Deploy(d) = &deploy.params else {
+        unreachable!()
+    };
+    assert_eq!(
+        d.env["PGOPTIONS"],
+        "-c statement_timeout=5s -c search_path=cutover_v2,\"$user\",public"
+    );
+}

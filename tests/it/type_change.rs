@@ -316,7 +316,10 @@ fn a_type_change_rolled_back_after_its_backfill_leaves_schema_and_data_as_before
     let db = items_db(5000, "0ms");
     let schema = db.schema();
     let data = || {
-        db.sql("SELECT md5(string_agg(id::text || ' ' || qty || ' ' || coalesce(price, '-') || label, ',' ORDER BY id)) FROM items")
+        db.sql(
+            "SELECT md5(string_agg(id::text || ' ' || qty || ' ' || coalesce(price, '-') || \
+             label, ',' ORDER BY id)) FROM items",
+        )
     };
     let before = data();
     let out = db.cutover(&["apply", "spec.toml", "--hold"], &[]);

@@ -52,7 +52,7 @@ pub(super) fn recreate(cx: &Ctx, b: &mut Builder, start: &Start) -> Window {
                 .collect()
         };
         let ports: Vec<u16> = svc.old_ports().collect();
-        let d = b.add(deploy_step(svc, &ports, None), &deps);
+        let d = b.add(deploy_step(svc, &svc.env, &ports, None), &deps);
         healths.push(b.add(health_step(svc, &ports, None), &[d]));
     }
     let post_deploy = hooks(b, spec, Stage::PostDeploy, or_else(&healths, &pre_deploy));

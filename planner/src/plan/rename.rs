@@ -6,13 +6,15 @@
 use super::migrate::{Migrate, migrate_step, refs, terminated};
 use super::policy::finding;
 use super::steps::step;
+use super::steps::svc_dbs;
 use super::{ContractPart, Ctx};
 use crate::analysis::{Conversion, Inverse, MigrationAnalysis, Phase, StmtPhase};
 use crate::dag::{BackfillParams, Builder, Params};
 use crate::lint::Finding;
 use crate::rewrite::{RenameRewrite, rename_column};
-use crate::spec::Database;
+use crate::spec::{Database, Service};
 use petgraph::graph::NodeIndex;
+use std::collections::BTreeMap;
 
 /// The steps of a rewritten migration.
 pub(super) struct Split<'a> {
@@ -113,6 +115,41 @@ fn view_schema(cx: &Ctx, db: &Database, m: &MigrationAnalysis) -> String {
         .max()
         .unwrap_or(m.version);
     crate::rewrite::version_schema(last)
+}
+
+/// The environment of `svc`'s new version: its `env`, and, when a database it uses has a type
+/// change rewritten in place this release, `PGOPTIONS` putting the schema of the new version's
+/// views first on its `search_path` (appended to a `PGOPTIONS` of its own). libpq and sqlx
+/// read `PGOPTIONS` (PostgreSQL manual: libpq, Environment Variables; the `options`
+/// connection parameter); schemas on the path that do not exist are skipped (Schema Search
+/// Path), so the setting is harmless once the contract dropped the views.
+pub(super) fn new_version_env(cx: &Ctx, svc: &Service) -> BTreeMap<String, String> {
+    let mut env = svc.env.clone();
+    let mut schemas: Vec<String> = Vec::new();
+    for name in svc_dbs(svc, &cx.databases) {
+        for (_, ms) in cx.analyzed.iter().filter(|(n, _)| n == name) {
+            let swaps = ms.iter().find(|m| {
+                m.renames().any(|s| {
+                    s.rename
+                        .as_ref()
+                        .and_then(|r| r.conversion.as_ref())
+                        .is_some_and(|c| c.swap)
+                })
+            });
+            if let Some(m) = swaps {
+                schemas.push(view_schema(cx, cx.db(name), m));
+            }
+        }
+    }
+    if !schemas.is_empty() {
+        let set = format!("-c search_path={},\"$user\",public", schemas.join(","));
+        let value = match env.get("PGOPTIONS") {
+            Some(own) => format!("{own} {set}"),
+            None => set,
+        };
+        env.insert("PGOPTIONS".into(), value);
+    }
+    env
 }
 
 /// The step copying a renamed column's values into the new column, after the expand step `n`.

@@ -6,6 +6,7 @@ use crate::analysis::Phase;
 use crate::dag::{Builder, CommandParams, DeployParams, HealthParams, Params, Step, VersionParams};
 use crate::spec::{Database, ReleaseSpec, Service, Stage};
 use petgraph::graph::NodeIndex;
+use std::collections::BTreeMap;
 
 /// Rolling batch (1-based) and batch count.
 pub(super) type Batch = Option<(u32, u32)>;
@@ -47,18 +48,32 @@ pub(super) fn addr(port: u16) -> String {
     format!("127.0.0.1:{port}")
 }
 
-pub(super) fn deploy_step(svc: &Service, ports: &[u16], batch: Batch) -> Step {
+/// `env`: the new version's environment, the service's `env` and what the release adds to it
+/// ([`super::rename::new_version_env`]).
+pub(super) fn deploy_step(
+    svc: &Service,
+    env: &BTreeMap<String, String>,
+    ports: &[u16],
+    batch: Batch,
+) -> Step {
     let what = batch.map_or(String::new(), |(i, n)| format!(" (batch {i} of {n})"));
     let on = ports
         .iter()
         .map(u16::to_string)
         .collect::<Vec<_>>()
         .join(", ");
+    let views = match env.get("PGOPTIONS") {
+        Some(o) if svc.env.get("PGOPTIONS") != Some(o) => format!(
+            " `PGOPTIONS` ({o}) puts the schema of the new version's views first: it reads the \
+             tables whose column types change through them"
+        ),
+        _ => String::new(),
+    };
     step(
         &format!("deploy/{}{}", svc.name, batch_suffix(batch)),
         None,
         &format!(
-            "Start {} container(s) of `{}:{}` on port(s) {on}{what}.",
+            "Start {} container(s) of `{}:{}` on port(s) {on}{what}.{views}",
             ports.len(),
             svc.image,
             svc.target
@@ -73,7 +88,7 @@ pub(super) fn deploy_step(svc: &Service, ports: &[u16], batch: Batch) -> Step {
             ports: ports.to_vec(),
             replicas: ports.len() as u32,
             batch,
-            env: svc.env.clone(),
+            env: env.clone(),
             secret_env: svc.secret_env.clone(),
         }),
     )

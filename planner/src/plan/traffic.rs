@@ -4,6 +4,7 @@
 
 use super::Ctx;
 use super::phases::Expanded;
+use super::rename::new_version_env;
 use super::steps::{
     Batch, addr, deploy_step, health_step, hooks, or_else, retire_step, step, svc_dbs,
 };
@@ -61,7 +62,8 @@ pub(super) fn lanes<'a>(
             }
             _ => (new, None),
         };
-        let d = b.add(deploy_step(svc, &ports, batch), &deps);
+        let env = new_version_env(cx, svc);
+        let d = b.add(deploy_step(svc, &env, &ports, batch), &deps);
         let h = b.add(health_step(svc, &ports, batch), &[d]);
         // Traffic moves only once every expand migration and backfill of the release is done:
         // the new version may read any of them, and a rollback point is simpler to reason
@@ -116,6 +118,7 @@ pub(super) fn shifts<'a>(
             router: &router,
             old: svc.old_ports().collect(),
             new: svc.new_ports().collect(),
+            env: new_version_env(cx, svc),
         };
         match st.kind {
             StrategyKind::BlueGreen => {
@@ -144,6 +147,8 @@ struct Shifter<'a> {
     old: Vec<u16>,
     /// The new version's ports.
     new: Vec<u16>,
+    /// The new version's environment.
+    env: BTreeMap<String, String>,
 }
 
 impl Shifter<'_> {
@@ -372,7 +377,7 @@ fn rolling(
         let batch_ports = ((i - 1) * size) as usize..done as usize;
         if i > 1 {
             let d = b.add(
-                deploy_step(svc, &new[batch_ports.clone()], Some((i, count))),
+                deploy_step(svc, &t.env, &new[batch_ports.clone()], Some((i, count))),
                 &prev,
             );
             prev = vec![b.add(
