@@ -13,7 +13,9 @@
 
 mod convert;
 
-pub use convert::{SHADOW_PREFIX, set_sql, shadow_column, up_sql, version_schema};
+pub use convert::{
+    SHADOW_PREFIX, refresh_view_sql, set_sql, shadow_column, up_sql, version_schema,
+};
 
 use crate::analysis::ColumnRename;
 use crate::migrations::hex;

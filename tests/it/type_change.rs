@@ -333,3 +333,94 @@ fn a_type_change_rolled_back_after_its_backfill_leaves_schema_and_data_as_before
     assert_eq!(db.schema(), schema);
     assert_eq!(data(), before);
 }
+
+/// A release of five migrations on one table: a rename composed with a type change of the same
+/// column, a type change in place, an added column, a dropped one.
+const RELEASE: [(&str, &str); 5] = [
+    (
+        "V1__users.sql",
+        "CREATE TABLE users (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, name \
+         varchar(255) NOT NULL, email text UNIQUE, flags integer DEFAULT 0, created_at \
+         timestamptz NOT NULL DEFAULT now());\n",
+    ),
+    (
+        "V2__full_name.sql",
+        "ALTER TABLE users RENAME COLUMN name TO full_name;\nALTER TABLE users ALTER COLUMN \
+         full_name TYPE varchar(100);\n",
+    ),
+    (
+        "V3__flags.sql",
+        "ALTER TABLE users ALTER COLUMN flags TYPE bigint;\n",
+    ),
+    (
+        "V4__nickname.sql",
+        "ALTER TABLE users ADD COLUMN nickname text;\n",
+    ),
+    (
+        "V5__drop_created_at.sql",
+        "ALTER TABLE users DROP COLUMN created_at; -- cutover:ignore data-loss\n",
+    ),
+];
+
+#[test]
+fn renames_type_changes_and_later_migrations_of_one_table_compose_around_the_views() {
+    let db = Db::create(|dir| {
+        std::fs::create_dir(dir.join("m")).unwrap();
+        for (name, sql) in RELEASE {
+            std::fs::write(dir.join("m").join(name), sql).unwrap();
+        }
+        "[release]\nname = \"users\"\n\n[[database]]\nname = \"main\"\nurl_env = \
+         \"DATABASE_URL\"\nmigrations = \"m\"\nbaseline = 1\nbackup = { enabled = false }\n"
+            .to_string()
+    });
+    db.baseline(&db.dir.path().join("m"));
+    db.sql(
+        "INSERT INTO users (name, email, flags) SELECT 'user ' || g, 'u' || g || '@x', g FROM \
+         generate_series(1, 5000) g",
+    );
+    let out = db.cutover(&["apply", "spec.toml", "--hold"], &[]);
+    assert_eq!(out.status.code(), Some(5), "{}", transcript(&out));
+    // The new version, through its views (V5 is the release's last migration): the renamed
+    // column with its new type, the widened one, the added one; RETURNING and ON CONFLICT.
+    let new = "SET search_path = cutover_v5, public; ";
+    assert_eq!(
+        db.sql(&format!(
+            "{new}INSERT INTO users (full_name, email, flags, nickname) VALUES ('new', \
+             'new@x', 2147483647, 'nn') RETURNING flags + 1"
+        )),
+        "2147483648"
+    );
+    db.sql(&format!(
+        "{new}INSERT INTO users (full_name, email) VALUES ('again', 'new@x') ON CONFLICT (email) \
+         DO UPDATE SET nickname = 'conflict'"
+    ));
+    // The old version, on the table as it knows it.
+    db.sql("INSERT INTO users (name, email, flags) VALUES ('old', 'old@x', 5)");
+    db.sql("UPDATE users SET flags = 6 WHERE email = 'u1@x'");
+    assert_eq!(
+        db.sql(&format!(
+            "{new}SELECT full_name || ' ' || flags FROM users WHERE email IN ('old@x', 'u1@x') \
+             ORDER BY id"
+        )),
+        "user 1 6\nold 5"
+    );
+    let out = db.cutover(&["promote", &db.run_id()], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
+    assert_eq!(
+        db.sql(
+            "SELECT string_agg(column_name || ' ' || data_type || coalesce('(' || \
+             character_maximum_length || ')', '') || ' ' || is_nullable || ' ' || \
+             coalesce(column_default, '-'), ', ' ORDER BY column_name) FROM \
+             information_schema.columns WHERE table_name = 'users'"
+        ),
+        "email text YES -, flags bigint YES 0, full_name character varying(100) NO -, id bigint \
+         NO -, nickname text YES -"
+    );
+    assert_eq!(
+        db.sql(
+            "SELECT nickname || ' ' || flags FROM users WHERE email = 'new@x' UNION ALL SELECT \
+             count(*)::text FROM pg_namespace WHERE nspname LIKE 'cutover_v%'"
+        ),
+        "conflict 2147483647\n0"
+    );
+}

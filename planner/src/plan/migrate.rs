@@ -57,10 +57,14 @@ pub(super) fn migrate_step(cx: &Ctx, b: &mut Builder, s: Migrate, deps: &[NodeIn
     );
     let reversible = phase == Phase::Expand && undo_sql.is_some();
     let undo = undo_note(m, phase, undo_sql.is_some(), reversible_note);
-    let what = if generated.is_some() {
-        "generated SQL, rewritten from a breaking change"
-    } else {
-        "the file's statements"
+    let what = match &generated {
+        Some(_) if m.renames().next().is_some() => {
+            "generated SQL, rewritten from a breaking change"
+        }
+        Some(_) => {
+            "the file's statements, with the new version's views dropped before and made again after"
+        }
+        None => "the file's statements",
     };
     // A rewritten migration runs its generated script and completes (gets refinery's history
     // row) with its contract part; any other runs its own statements and completes at once.

@@ -3,13 +3,15 @@
 //! migrations (and the contract parts of rewritten ones) are set aside. Contract: after every
 //! old version is retired, then each service's cleanup and the post-release hooks.
 
+use super::migrate::terminated;
 use super::migrate::{Migrate, migrate_step, refs};
 use super::preflight::Start;
-use super::rename::rewrite_renames;
+use super::rename::{release_views, rewrite_renames};
 use super::steps::{cleanup_step, hooks, or_else, svc_dbs};
 use super::{ContractPart, Ctx};
-use crate::analysis::Phase;
+use crate::analysis::{MigrationAnalysis, Phase};
 use crate::dag::Builder;
+use crate::dag::StatementRef;
 use crate::lint::Finding;
 use crate::spec::Stage;
 use petgraph::graph::NodeIndex;
@@ -59,6 +61,7 @@ pub(super) fn expand<'a>(
         prev.extend(start.backup_of.get(name));
         // The last expand step (what deploys wait for; backfills are waited for apart).
         let mut last = prev.clone();
+        let views = views_from(cx, name, ms);
         for m in ms {
             if m.renames().next().is_none() {
                 if m.phase == Phase::Contract {
@@ -69,7 +72,17 @@ pub(super) fn expand<'a>(
                     ));
                     continue;
                 }
-                let n = migrate_step(cx, b, Migrate::whole(db, m, Phase::Expand), &prev);
+                let mut step = Migrate::whole(db, m, Phase::Expand);
+                // After the migration that made the new version's views, a migration that
+                // changes their tables changes the views too.
+                if views.as_ref().is_some_and(|(_, v)| m.version > *v) {
+                    let v = views.as_ref().map(|(v, _)| v);
+                    step.generated = around_views(v, m, None, &step.statements);
+                    step.undo_sql = step
+                        .undo_sql
+                        .map(|u| around_views(v, m, Some(&u), &[]).unwrap_or(u));
+                }
+                let n = migrate_step(cx, b, step, &prev);
                 prev = vec![n];
                 last = vec![n];
                 continue;
@@ -116,13 +129,15 @@ pub(super) fn contract(
             prev = post_shift.to_vec();
         }
         prev.extend(start.backup_of.get(name));
+        let views = release_views(cx, name);
         for (m, generated, statements) in parts {
+            let generated = around_views(views.as_ref(), m, generated.as_deref(), statements);
             let step = Migrate {
                 db,
                 m,
                 phase: Phase::Contract,
                 statements: statements.clone(),
-                generated: generated.clone(),
+                generated,
                 undo_sql: None,
                 reversible_note: None,
             };
@@ -147,4 +162,64 @@ pub(super) fn contract(
         Stage::PostRelease,
         or_else(&cleanups, or_else(&contracted, post_shift)),
     );
+}
+
+/// The new version's views on database `name` (whose migrations are `ms`), and the version
+/// of the migration that makes them.
+fn views_from(
+    cx: &Ctx,
+    name: &str,
+    ms: &[MigrationAnalysis],
+) -> Option<((String, Vec<String>), u64)> {
+    let views = release_views(cx, name)?;
+    let first = ms
+        .iter()
+        .find(|m| {
+            m.renames().any(|s| {
+                s.rename
+                    .as_ref()
+                    .and_then(|r| r.conversion.as_ref())
+                    .is_some_and(|c| c.swap)
+            })
+        })
+        .map_or(0, |m| m.version);
+    Some((views, first))
+}
+
+/// The SQL of a contract step while the release gives the new version views (`views`: their
+/// schema and tables): they are dropped first and made again from the catalog at the end, in the
+/// step's transaction, since a view depends on every column it shows and PostgreSQL refuses to
+/// drop or change a column a view shows (manual: DROP TABLE ... `DROP COLUMN`, "dependent
+/// objects"; Dependency Tracking). Dropping them first also locks them before the tables, the
+/// order the new version's statements lock them in. A migration that cannot run in a
+/// transaction is left as it is: the new version would read the tables without the views
+/// between its statements. `None`: the step runs its statements as written.
+fn around_views(
+    views: Option<&(String, Vec<String>)>,
+    m: &MigrationAnalysis,
+    generated: Option<&str>,
+    statements: &[StatementRef],
+) -> Option<String> {
+    let Some((schema, tables)) = views.filter(|_| m.transactional) else {
+        return generated.map(str::to_string);
+    };
+    let body = match generated {
+        Some(g) => g.to_string(),
+        None => m
+            .statements
+            .iter()
+            .filter(|s| statements.iter().any(|r| r.line == s.line))
+            .map(|s| terminated(&s.sql))
+            .collect::<Vec<_>>()
+            .join("\n"),
+    };
+    let refresh: Vec<String> = tables
+        .iter()
+        .map(|t| crate::rewrite::refresh_view_sql(t, schema))
+        .collect();
+    Some(format!(
+        "-- the new version's views go while the columns they show change\nDROP SCHEMA IF \
+         EXISTS {schema} CASCADE;\n{body}\n{}",
+        refresh.join("\n")
+    ))
 }

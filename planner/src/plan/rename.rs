@@ -152,6 +152,30 @@ pub(super) fn new_version_env(cx: &Ctx, svc: &Service) -> BTreeMap<String, Strin
     env
 }
 
+/// The views the new version reads during this release on database `name`: their schema and
+/// the tables they show (as written), when a type change is rewritten in place there.
+pub(super) fn release_views(cx: &Ctx, name: &str) -> Option<(String, Vec<String>)> {
+    let ms = cx
+        .analyzed
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, ms)| ms)?;
+    let mut tables: Vec<String> = Vec::new();
+    let mut first = None;
+    for m in ms {
+        for s in m.renames() {
+            let r = s.rename.as_ref().expect("renames() have one");
+            if r.conversion.as_ref().is_some_and(|c| c.swap) {
+                first = first.or(Some(m));
+                if !tables.contains(&r.table) {
+                    tables.push(r.table.clone());
+                }
+            }
+        }
+    }
+    Some((view_schema(cx, cx.db(name), first?), tables))
+}
+
 /// The step copying a renamed column's values into the new column, after the expand step `n`.
 fn backfill_step(
     cx: &Ctx,
