@@ -181,6 +181,12 @@ pub struct Conversion {
     /// of the table in a schema of its own ([`crate::rewrite::version_schema`]). `false` when a
     /// rename of the same column gives the new column its own name.
     pub swap: bool,
+    /// The new column's default when the statement sets it beside the type (`ALTER COLUMN c
+    /// DROP DEFAULT, ALTER COLUMN c TYPE t USING ..., ALTER COLUMN c SET DEFAULT 'x'`, the enum
+    /// idiom): `Some(None)` dropped, `Some(Some(expr))` set. `None`: the old column's default
+    /// carries over, converted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub new_default: Option<Option<String>>,
     /// Line of the `ALTER COLUMN ... TYPE` statement.
     pub line: u32,
 }

@@ -13,6 +13,7 @@
 
 mod convert;
 
+pub(crate) use convert::has_equality;
 pub use convert::{
     SHADOW_PREFIX, refresh_view_sql, set_sql, shadow_column, up_sql, version_schema,
 };
@@ -207,7 +208,13 @@ fn expand_sql(rename: &ColumnRename, names: &SyncNames) -> String {
     let add_column = add_column_sql(rename);
     if let Some(c) = &rename.conversion {
         let sync = convert::sync_sql(rename, c, [func, on_insert, on_update]);
-        return format!("{add_column}\n{sync}");
+        // A default that does not convert fails here, not at the contract step.
+        let check = format!(
+            "-- the new column's default must convert: tried now, dropped again until the \
+             contract step\n{}\nALTER TABLE {table} ALTER COLUMN {to} DROP DEFAULT;",
+            convert::default_sql(rename, c)
+        );
+        return format!("{add_column}\n{check}\n{sync}");
     }
     format!(
         "{add_column}\nCREATE FUNCTION {func}() RETURNS trigger LANGUAGE plpgsql AS \
@@ -287,8 +294,8 @@ fn contract_sql(
              NULL;\nALTER TABLE {table} DROP CONSTRAINT {check};\n"
         ));
     }
-    if rename.conversion.is_some() {
-        contract_sql.push_str(&convert::carry_default_sql(rename));
+    if let Some(c) = &rename.conversion {
+        contract_sql.push_str(&convert::default_sql(rename, c));
         contract_sql.push('\n');
     }
     contract_sql.push_str(&format!("ALTER TABLE {table} DROP COLUMN {from};"));

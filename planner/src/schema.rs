@@ -273,6 +273,16 @@ pub enum Attachment {
     },
     /// The table is partitioned by a key that mentions it.
     PartitionKey,
+    /// The ALTER TABLE changing its type does something else too (another column, or more
+    /// than its default): the type-change rewrite replaces the whole statement.
+    SharedStatement,
+    /// Its name is too long for a shadow column (`_cutover_new_` and the name, at most 63
+    /// bytes).
+    LongName,
+    /// Its table is in a schema of its own: the new version's view of it, found first on the
+    /// `search_path`, would stand in for a table of the same name elsewhere, and its qualified
+    /// name would bypass the view.
+    QualifiedTable,
     /// In the INCLUDE list of the primary key, a UNIQUE constraint or a unique index: dropping
     /// the column drops the key (and fails while a foreign key depends on it).
     Included {
@@ -336,6 +346,17 @@ impl fmt::Display for Attachment {
             }
             Attachment::ReadByView { view } => write!(f, "read by the view `{view}`"),
             Attachment::PartitionKey => f.write_str("part of the table's partition key"),
+            Attachment::SharedStatement => f.write_str(
+                "changed by an ALTER TABLE that does more (the rewrite replaces the whole \
+                 statement: give the type change an ALTER TABLE of its own)",
+            ),
+            Attachment::LongName => {
+                f.write_str("named too long for its shadow column (at most 50 bytes)")
+            }
+            Attachment::QualifiedTable => f.write_str(
+                "in a table outside the default schema (the new version's views are found by \
+                 the unqualified name)",
+            ),
             Attachment::UsedBy { what, name } => write!(f, "used by the {what} `{name}`"),
             Attachment::Included { what, name } => write!(
                 f,

@@ -121,7 +121,43 @@ pub(super) fn classify_alter_table(at: &ast::AlterTable, schema: &mut Schema) ->
             }
         }
     }
+    if let Some(r) = acc.c.rename.as_mut() {
+        companions(at, r);
+    }
     acc.into_class()
+}
+
+/// What else the ALTER TABLE `at` holding the type change `r` does: the new column's default
+/// (DROP DEFAULT / SET DEFAULT of the same column, the enum idiom) goes into the conversion;
+/// anything else means the rewrite, which replaces the statement, would lose it.
+fn companions(at: &ast::AlterTable, r: &mut ColumnRename) {
+    let Some(conv) = r.conversion.as_mut() else {
+        return;
+    };
+    let col = normalize(&r.from);
+    let mut others = false;
+    let mut types = 0;
+    for action in at.actions() {
+        let ast::AlterTableAction::AlterColumn(ac) = action else {
+            others = true;
+            continue;
+        };
+        if normalize(&text_of(ac.column_name_ref()).unwrap_or_default()) != col {
+            others = true;
+            continue;
+        }
+        match ac.option() {
+            Some(ast::AlterColumnOption::SetType(_)) => types += 1,
+            Some(ast::AlterColumnOption::DropDefault(_)) => conv.new_default = Some(None),
+            Some(ast::AlterColumnOption::SetDefault(sd)) => {
+                conv.new_default = Some(sd.expr().map(|e| e.syntax().text().to_string()));
+            }
+            _ => others = true,
+        }
+    }
+    if others || types > 1 {
+        r.attachments.push(Attachment::SharedStatement);
+    }
 }
 
 /// The actions that change no column or constraint of the table (its storage, row security,

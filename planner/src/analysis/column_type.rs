@@ -102,34 +102,7 @@ fn conversion_of(
 ) -> ColumnRename {
     let t = schema.table(table);
     let key = normalize(col);
-    let mut attachments: Vec<Attachment> = schema
-        .attachments(table, col)
-        .into_iter()
-        .filter(|a| !matches!(a, Attachment::Default { .. }))
-        .collect();
-    if let Some(t) = t {
-        for u in t.unique.iter().filter(|u| u.columns.contains(&key)) {
-            attachments.push(Attachment::UsedBy {
-                what: "unique constraint".into(),
-                name: u.name.clone(),
-            });
-        }
-        for fk in t.foreign_keys.iter().filter(|f| f.columns.contains(&key)) {
-            attachments.push(Attachment::UsedBy {
-                what: "foreign key".into(),
-                name: fk.name.clone(),
-            });
-        }
-    }
-    for (name, _) in schema.indexes_on(table, &key).filter(|(_, i)| i.unique) {
-        attachments.push(Attachment::UsedBy {
-            what: "unique index".into(),
-            name: name.to_string(),
-        });
-    }
-    if schema.is_partitioned(table) {
-        attachments.push(Attachment::PartitionKey);
-    }
+    let attachments = conversion_attachments(schema, table, col);
     let new_type = match named_collation(st) {
         Some(c) => format!("{ty} COLLATE {c}"),
         None => ty.to_string(),
@@ -165,10 +138,53 @@ fn conversion_of(
             using,
             plain_cast: plain,
             down: None,
+            new_default: None,
             swap: true,
             line: 0,
         }),
     }
+}
+
+/// What a shadow column cannot carry for `table.col`: see [`conversion_of`].
+fn conversion_attachments(schema: &Schema, table: &str, col: &str) -> Vec<Attachment> {
+    let t = schema.table(table);
+    let key = normalize(col);
+    let mut attachments: Vec<Attachment> = schema
+        .attachments(table, col)
+        .into_iter()
+        .filter(|a| !matches!(a, Attachment::Default { .. }))
+        .collect();
+    if let Some(t) = t {
+        for u in t.unique.iter().filter(|u| u.columns.contains(&key)) {
+            attachments.push(Attachment::UsedBy {
+                what: "unique constraint".into(),
+                name: u.name.clone(),
+            });
+        }
+        for fk in t.foreign_keys.iter().filter(|f| f.columns.contains(&key)) {
+            attachments.push(Attachment::UsedBy {
+                what: "foreign key".into(),
+                name: fk.name.clone(),
+            });
+        }
+    }
+    for (name, _) in schema.indexes_on(table, &key).filter(|(_, i)| i.unique) {
+        attachments.push(Attachment::UsedBy {
+            what: "unique index".into(),
+            name: name.to_string(),
+        });
+    }
+    if schema.is_partitioned(table) {
+        attachments.push(Attachment::PartitionKey);
+    }
+    if crate::schema::bare(col).len() > 63 - crate::rewrite::SHADOW_PREFIX.len() {
+        attachments.push(Attachment::LongName);
+    }
+    let qualified = normalize(table);
+    if qualified.contains('.') && !qualified.starts_with("public.") {
+        attachments.push(Attachment::QualifiedTable);
+    }
+    attachments
 }
 
 /// Whether `ALTER COLUMN col TYPE ty` on a column of type `old` changes it in place: the

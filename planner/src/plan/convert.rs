@@ -85,7 +85,20 @@ pub(super) fn findings(analyzed: &Analyzed) -> Vec<Finding> {
             let Some(c) = &r.conversion else { continue };
             let what = format!("`{}.{}` to `{}`", r.table, r.from, c.new_type);
             if !r.attachments.is_empty() {
-                out.push(unsupported(m, c.line, &what, &r.attachments));
+                out.push(unsupported(m, c.line, &what, &r.attachments, ""));
+            }
+            if let Some(f) = zone_dependent(m, r, c) {
+                out.push(f);
+            }
+            if !crate::rewrite::has_equality(&c.new_type) {
+                out.push(unsupported(
+                    m,
+                    c.line,
+                    &what,
+                    &[],
+                    "the new type has no equality operator, which the sync trigger and the \
+                     backfill compare with",
+                ));
             }
             if c.using.is_some() && !c.plain_cast && c.down.is_none() {
                 out.push(finding(
@@ -111,31 +124,126 @@ pub(super) fn findings(analyzed: &Analyzed) -> Vec<Finding> {
     out
 }
 
+/// `type-change-rewrite-unsupported` for a column whose type changes twice in a release, or
+/// whose name and type change in different migrations: each rewrite keeps only its own pair of
+/// columns in sync, and the later one's contract would fail on the earlier one's trigger.
+pub(super) fn conflicts(analyzed: &Analyzed) -> Vec<Finding> {
+    let mut out = Vec::new();
+    for (_, ms) in analyzed {
+        // (table, column) of each type change in place, and (table, from, to) of each rename.
+        let mut changed: Vec<(String, String)> = Vec::new();
+        let mut renamed: Vec<(String, String, String)> = Vec::new();
+        for m in ms {
+            for s in m.renames() {
+                let r = s.rename.as_ref().expect("renames() have one");
+                let (t, from, to) = (normalize(&r.table), normalize(&r.from), normalize(&r.to));
+                let swap = r.conversion.as_ref().filter(|c| c.swap);
+                let clash = if swap.is_some() {
+                    changed.contains(&(t.clone(), from.clone()))
+                        || renamed
+                            .iter()
+                            .any(|(rt, a, b)| *rt == t && (*a == from || *b == from))
+                } else {
+                    changed
+                        .iter()
+                        .any(|(ct, c)| *ct == t && (*c == from || *c == to))
+                };
+                if clash {
+                    out.push(finding(
+                        "type-change-rewrite-unsupported",
+                        m,
+                        s.line,
+                        format!(
+                            "`{}.{}` changes type twice in this release, or its name and type in \
+                             different migrations: each rewrite keeps only its own two columns in \
+                             sync",
+                            r.table, r.from
+                        ),
+                        "change a column's type once per release; to rename it too, write the \
+                         RENAME first and the type change right after it in the same migration \
+                         (one rewrite carries both)",
+                    ));
+                }
+                match swap {
+                    Some(_) => changed.push((t, from)),
+                    None => renamed.push((t, from, to)),
+                }
+            }
+        }
+    }
+    out
+}
+
 /// `type-change-rewrite-unsupported` for the change `what` on `line` of `m`, whose column has
-/// `attachments`.
+/// `attachments` (or, without them, for the reason `why`).
 fn unsupported(
     m: &MigrationAnalysis,
     line: u32,
     what: &str,
     attachments: &[Attachment],
+    why: &str,
 ) -> Finding {
     let list: Vec<String> = attachments.iter().map(ToString::to_string).collect();
     let list = match list.as_slice() {
-        [one] => one.clone(),
-        [rest @ .., last] => format!("{} and {last}", rest.join(", ")),
-        [] => String::new(),
+        [] => why.to_string(),
+        [one] => format!("the column is {one}"),
+        [rest @ .., last] => format!("the column is {} and {last}", rest.join(", ")),
     };
     finding(
         "type-change-rewrite-unsupported",
         m,
         line,
         format!(
-            "changing {what} cannot be rewritten into phases: the column is {list}; the rewrite \
-             adds a column of the new type, keeps it in sync and drops the old one at contract, \
-             which loses that"
+            "changing {what} cannot be rewritten into phases: {list}; the rewrite adds a column \
+             of the new type, keeps it in sync and drops the old one at contract"
         ),
         "change the type in a `recreate` release (PostgreSQL keeps what is attached to the \
          column), or add a column of the new type yourself, move the app to it over two releases \
          and carry the key, constraint or index across by hand",
     )
+}
+
+/// The type changes whose conversion depends on the session's `TimeZone` (timestamp to
+/// timestamptz and back, date or time to a type with a zone) written without their own
+/// conversion: the backfill's session (UTC, as sqlx opens it) and the app's sessions would
+/// convert the same value differently (manual: Date/Time Types, "Conversions between
+/// timestamp without time zone and timestamp with time zone normally assume that the
+/// timestamp without time zone value should be taken or given as timezone local time").
+fn zone_dependent(
+    m: &MigrationAnalysis,
+    r: &crate::analysis::ColumnRename,
+    c: &crate::analysis::Conversion,
+) -> Option<Finding> {
+    if c.using.is_some() && !c.plain_cast {
+        return None;
+    }
+    let zoned = |t: &str| {
+        let t = t.trim().to_ascii_lowercase();
+        t.starts_with("timestamptz") || t.contains("with time zone") || t.starts_with("timetz")
+    };
+    let local = |t: &str| {
+        let t = t.trim().to_ascii_lowercase();
+        (t.starts_with("timestamp") || t.starts_with("time") || t == "date") && !zoned(&t)
+    };
+    let old = r.column_type.as_deref()?;
+    let new = &c.new_type;
+    if !((zoned(old) && local(new)) || (local(old) && zoned(new))) {
+        return None;
+    }
+    Some(finding(
+        "type-change-needs-down",
+        m,
+        c.line,
+        format!(
+            "changing `{}.{}` from `{old}` to `{new}` converts by the session's TimeZone, which \
+             differs between the backfill and the app's sessions",
+            r.table, r.from
+        ),
+        format!(
+            "name the zone both ways: `-- cutover:down {col} AT TIME ZONE 'UTC'` above `ALTER \
+             COLUMN {col} TYPE {new} USING {col} AT TIME ZONE 'UTC'` (the zone the old values \
+             mean)",
+            col = r.from
+        ),
+    ))
 }

@@ -153,6 +153,8 @@ pub fn plan_release(spec: &ReleaseSpec, dbs: DatabaseFiles) -> Result<Plan, Plan
         convert::compose(&mut analyzed);
         convert::soften(&analyzed, &mut findings);
         findings.extend(convert::findings(&analyzed));
+        // They block: `settle` stops the plan before the rewrites make the same steps twice.
+        findings.extend(convert::conflicts(&analyzed));
         findings.extend(policy::unsupported_renames(&analyzed));
         findings.extend(rename_names::reused_names(&analyzed));
     }

@@ -330,6 +330,21 @@ fn conversion_incomplete(m: &MigrationAnalysis, r: &RenameRewrite, c: &Conversio
 /// a composite key, or one of a declared type that is not an integer. None otherwise.
 fn backfill_key_finding(m: &MigrationAnalysis, r: &RenameRewrite, line: u32) -> Option<Finding> {
     let kt = &r.rename.key_types;
+    // The migrations declare the column, so its table: one without a primary key has nothing
+    // for the batches to walk (the backfill would look for `id`).
+    if !r.key_known && r.rename.column_type.is_some() {
+        return Some(finding(
+            "backfill-key-unsupported",
+            m,
+            line,
+            format!(
+                "the backfill of `{}.{}` walks the table's primary key, but `{}` has none",
+                r.rename.table, r.rename.to, r.rename.table
+            ),
+            "give the table an integer primary key (e.g. a bigint identity column) before this \
+             release",
+        ));
+    }
     if !(kt.len() > 1
         || kt
             .first()

@@ -41,7 +41,7 @@ pub fn version_schema(version: u64) -> String {
 /// assignment then fails loudly.
 pub fn up_sql(r: &ColumnRename, c: &Conversion) -> String {
     match &c.using {
-        Some(e) => format!("({e})"),
+        Some(_) => set_sql(r, c),
         None => format!("CAST({} AS {})", r.from, c.new_type),
     }
 }
@@ -50,10 +50,17 @@ pub fn up_sql(r: &ColumnRename, c: &Conversion) -> String {
 /// which the assignment converts as PostgreSQL's own type change does: an assignment cast,
 /// failing where a value does not fit (`value too long for type character varying(100)`)
 /// rather than cutting it (manual: ALTER TABLE, `SET DATA TYPE`; Type Conversion, Value
-/// Storage).
+/// Storage). After a rename of the same column the USING expression names the column by its
+/// new name: it reads the old column's value under that name.
 pub fn set_sql(r: &ColumnRename, c: &Conversion) -> String {
     match &c.using {
-        Some(e) => format!("({e})"),
+        Some(e) if c.swap => format!("({e})"),
+        Some(e) => format!(
+            "(SELECT {e} FROM (SELECT {from} AS {to}) AS {alias})",
+            from = r.from,
+            to = r.to,
+            alias = alias(&r.table)
+        ),
         None => r.from.clone(),
     }
 }
@@ -65,23 +72,34 @@ fn alias(table: &str) -> &str {
 }
 
 /// In the trigger function: the new column's value from `NEW`'s old one; without USING,
-/// PL/pgSQL's assignment converts it as [`set_sql`]'s does.
+/// PL/pgSQL's assignment converts it as [`set_sql`]'s does. The USING expression sees the row
+/// (a type change in place) or, after a rename, the old value under the new name.
 fn up_in_trigger(r: &ColumnRename, c: &Conversion) -> String {
+    let a = alias(&r.table);
     match &c.using {
-        Some(e) => format!("(SELECT {e} FROM (SELECT NEW.*) AS {})", alias(&r.table)),
+        Some(e) if c.swap => format!("(SELECT {e} FROM (SELECT NEW.*) AS {a})"),
+        Some(e) => format!(
+            "(SELECT {e} FROM (SELECT NEW.{} AS {}) AS {a})",
+            r.from, r.to
+        ),
         None => format!("NEW.{}", r.from),
     }
 }
 
 /// In the trigger function: the old column's value from `NEW`'s new one; without a down
-/// expression PL/pgSQL's assignment converts it to the old column's type.
+/// expression PL/pgSQL's assignment converts it to the old column's type. The expression names
+/// the column by either of its names.
 fn down_in_trigger(r: &ColumnRename, c: &Conversion) -> String {
+    let a = alias(&r.table);
     match &c.down {
+        Some(e) if c.swap => format!(
+            "(SELECT {e} FROM (SELECT NEW.{} AS {}) AS {a})",
+            r.to, r.from
+        ),
         Some(e) => format!(
-            "(SELECT {e} FROM (SELECT NEW.{} AS {}) AS {})",
-            r.to,
-            r.from,
-            alias(&r.table)
+            "(SELECT {e} FROM (SELECT NEW.{to} AS {to}, NEW.{to} AS {from}) AS {a})",
+            to = r.to,
+            from = r.from
         ),
         None => format!("NEW.{}", r.to),
     }
@@ -96,6 +114,8 @@ pub fn sync_sql(r: &ColumnRename, c: &Conversion, names: [&str; 3]) -> String {
     } = r;
     let up = up_in_trigger(r, c);
     let down = down_in_trigger(r, c);
+    let from_changed = changed(from, r.column_type.as_deref());
+    let to_changed = changed(to, Some(&c.new_type));
     format!(
         "CREATE FUNCTION {func}() RETURNS trigger LANGUAGE plpgsql AS $cutover$\nBEGIN\n\
          \x20 -- the old version writes {from}; only the new version writes {to}\n\
@@ -103,10 +123,9 @@ pub fn sync_sql(r: &ColumnRename, c: &Conversion, names: [&str; 3]) -> String {
          \x20   IF NEW.{to} IS NOT NULL THEN NEW.{from} := {down};\n\
          \x20   ELSE NEW.{to} := {up};\n\
          \x20   END IF;\n\
-         \x20 ELSIF NEW.{to} IS DISTINCT FROM OLD.{to} AND NEW.{from} IS NOT DISTINCT FROM \
-         OLD.{from} THEN\n\
+         \x20 ELSIF {to_changed} AND NOT ({from_changed}) THEN\n\
          \x20   NEW.{from} := {down};\n\
-         \x20 ELSIF NEW.{from} IS DISTINCT FROM OLD.{from} THEN\n\
+         \x20 ELSIF {from_changed} THEN\n\
          \x20   NEW.{to} := {up};\n\
          \x20 END IF;\n\
          \x20 RETURN NEW;\nEND\n$cutover$;\n\
@@ -115,11 +134,33 @@ pub fn sync_sql(r: &ColumnRename, c: &Conversion, names: [&str; 3]) -> String {
          -- The backfill's batches set cutover.backfill: they write the converted value \
          themselves.\n\
          CREATE TRIGGER {on_update} BEFORE UPDATE ON {table}\n\
-         \x20 FOR EACH ROW WHEN ((NEW.{from} IS DISTINCT FROM OLD.{from} OR NEW.{to} IS \
-         DISTINCT FROM OLD.{to})\n\
+         \x20 FOR EACH ROW WHEN (({from_changed} OR {to_changed})\n\
          \x20   AND current_setting('cutover.backfill', true) IS DISTINCT FROM 'on')\n\
          \x20 EXECUTE FUNCTION {func}();"
     )
+}
+
+/// Types without an equality operator (`IS DISTINCT FROM` fails on them): json, xml and the
+/// geometric types (manual: JSON Types, "json ... no equality operator"; XML Type).
+const NO_EQUALITY: &[&str] = &[
+    "json", "xml", "point", "line", "lseg", "box", "path", "polygon", "circle",
+];
+
+/// Whether a value of type `ty` (as written) can be compared with `IS DISTINCT FROM`.
+pub(crate) fn has_equality(ty: &str) -> bool {
+    let base = ty.trim().to_ascii_lowercase();
+    let base = base.split(['(', '[', ' ']).next().unwrap_or("");
+    !NO_EQUALITY.contains(&base)
+}
+
+/// In the trigger: whether `NEW.col` differs from `OLD.col` (of type `ty`, if known), as text
+/// for a type without equality.
+fn changed(col: &str, ty: Option<&str>) -> String {
+    if ty.is_some_and(|t| !has_equality(t)) {
+        format!("NEW.{col}::text IS DISTINCT FROM OLD.{col}::text")
+    } else {
+        format!("NEW.{col} IS DISTINCT FROM OLD.{col}")
+    }
 }
 
 /// `'table'::regclass` for SQL text: the table as written, in a string literal.
@@ -158,6 +199,19 @@ pub fn refresh_view_sql(table: &str, schema: &str) -> String {
         name = alias(table),
         n = SHADOW_PREFIX.len(),
     )
+}
+
+/// The new column's default: the one the statement sets beside the type, or the old column's
+/// carried over ([`carry_default_sql`]); a comment when the statement drops it.
+pub fn default_sql(r: &ColumnRename, c: &Conversion) -> String {
+    match &c.new_default {
+        Some(Some(d)) => format!(
+            "ALTER TABLE {} ALTER COLUMN {} SET DEFAULT {d};",
+            r.table, r.to
+        ),
+        Some(None) => format!("-- {}'s default is dropped", r.from),
+        None => carry_default_sql(r),
+    }
 }
 
 /// A DO block giving `to` the default `from` has, if any: `SET DEFAULT` converts it to the new
