@@ -191,6 +191,17 @@ pub struct Conversion {
     pub line: u32,
 }
 
+/// An `ALTER TABLE ... RENAME TO` of a table the running version uses: `plan` rewrites it
+/// into the rename and a view of the old name for the old version (expand), and the view's
+/// drop (contract).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TableRename {
+    /// The table as written (maybe schema-qualified).
+    pub from: String,
+    /// The new name as written (never qualified: the table stays in its schema).
+    pub to: String,
+}
+
 /// One statement of a migration.
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct StatementAnalysis {
@@ -211,6 +222,9 @@ pub struct StatementAnalysis {
     /// Set for a RENAME COLUMN on an existing table.
     #[serde(skip)]
     pub rename: Option<ColumnRename>,
+    /// Set for a RENAME TO of an existing table.
+    #[serde(skip)]
+    pub table_rename: Option<TableRename>,
     /// The table whose owner alone may run the statement (ALTER TABLE, CREATE INDEX), as
     /// written; preflight checks the role owns those that exist.
     #[serde(skip)]
@@ -269,6 +283,14 @@ impl MigrationAnalysis {
     /// The rename statements the planner rewrites.
     pub fn renames(&self) -> impl Iterator<Item = &StatementAnalysis> {
         self.statements.iter().filter(|s| s.rename.is_some())
+    }
+
+    /// Whether `plan` splits the migration into generated expand and contract parts: it holds
+    /// a column rename or type change, or a table rename.
+    pub fn split(&self) -> bool {
+        self.statements
+            .iter()
+            .any(|s| s.rename.is_some() || s.table_rename.is_some())
     }
 }
 

@@ -230,8 +230,9 @@ rules! {
     BreakingRenameColumn = "breaking-rename-column", Warning, "cutover", "RENAME COLUMN breaks \
         the version that still uses the old name; `plan` rewrites it into \
         expand/backfill/contract.";
-    BreakingRenameTable = "breaking-rename-table", Error, "cutover", "RENAME TABLE breaks the \
-        running version; no automatic rewrite yet.";
+    BreakingRenameTable = "breaking-rename-table", Warning, "cutover", "RENAME TABLE breaks the \
+        version that still uses the old name; `plan` rewrites it: the rename and a view of the \
+        old name (expand), the view dropped (contract).";
     BreakingRenameObject = "breaking-rename-object", Error, "cutover", "Renaming a view, \
         sequence, type, function or schema breaks the running version.";
     BreakingAlterColumnType = "breaking-alter-column-type", Warning, "cutover", "ALTER COLUMN \

@@ -12,6 +12,7 @@
 //!    NOT NULL through a validated CHECK if `name` had it, drop `name`.
 
 mod convert;
+pub mod table;
 
 pub(crate) use convert::has_equality;
 pub use convert::{

@@ -308,3 +308,33 @@ fn the_enum_idiom_sets_the_new_default_and_a_renamed_column_converts_its_old_val
         b.batch_sql
     );
 }
+
+#[test]
+fn a_table_rename_keeps_the_old_name_as_a_view_until_the_contract() {
+    let p = plan("ALTER TABLE orders RENAME TO purchases;\n").unwrap();
+    let expand = sql_of(&p, "migrate/expand/V2__types");
+    assert!(
+        expand.contains(
+            "ALTER TABLE orders RENAME TO purchases;\n-- the old version keeps its name: an \
+             updatable view of the table\nCREATE VIEW orders AS SELECT * FROM purchases;"
+        ),
+        "{expand}"
+    );
+    assert_eq!(
+        sql_of(&p, "migrate/contract/V2__types"),
+        "-- line 1: ALTER TABLE orders RENAME TO purchases\nDROP VIEW IF EXISTS orders;"
+    );
+    assert!(!p.steps().any(|s| s.id.starts_with("backfill/")));
+    // As written on request; an ignore says the migration keeps the name itself.
+    assert_eq!(
+        refused("ALTER TABLE orders RENAME TO purchases; -- cutover:as-is\n"),
+        ["breaking-rename-table"]
+    );
+    let p = plan(
+        "-- cutover:ignore breaking-rename-table: the view keeps 1.0.0 working\nALTER TABLE \
+         orders RENAME TO purchases;\nCREATE VIEW orders AS SELECT * FROM purchases;\n",
+    )
+    .unwrap();
+    let sql = sql_of(&p, "migrate/expand/V2__types");
+    assert_eq!(sql.matches("CREATE VIEW orders").count(), 1, "{sql}");
+}

@@ -431,8 +431,16 @@ fn rename_table(rt: &ast::TableRenameTo, t: &Target, schema: &mut Schema, acc: &
             format!(
                 "renaming table `{table}` to `{to}` breaks the version that still uses `{table}`"
             ),
-            RECIPE_RENAME_TABLE,
+            format!(
+                "`cutover plan` rewrites it: the rename and a view named `{table}` over `{to}` \
+                 for the old version (expand), the view dropped once the old version is retired \
+                 (contract); or, by hand: {RECIPE_RENAME_TABLE}"
+            ),
         );
+        c.table_rename = Some(TableRename {
+            from: table.to_string(),
+            to: to.clone(),
+        });
     }
     schema.rename_table(table, &to);
 }

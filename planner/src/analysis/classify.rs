@@ -11,6 +11,7 @@ pub(super) struct Class {
     pub(super) phase: StmtPhase,
     pub(super) inverse: Inverse,
     pub(super) rename: Option<ColumnRename>,
+    pub(super) table_rename: Option<TableRename>,
     pub(super) transactional: bool,
     /// Table the statement works on, normalized, for suppressing hazards on new tables.
     pub(super) table: Option<String>,
@@ -51,6 +52,7 @@ impl Class {
             phase,
             inverse,
             rename: None,
+            table_rename: None,
             transactional: true,
             table: None,
             owner_of: None,

@@ -679,6 +679,7 @@ impl<'a> FileCheck<'a> {
                 sql: rest,
                 inverse: Inverse::Unknown("the statement could not be read".into()),
                 rename: None,
+                table_rename: None,
                 owner_of: None,
                 ignores: BTreeSet::new(),
             });
@@ -1075,6 +1076,7 @@ fn statement_analysis(
         sql,
         inverse: class.inverse,
         rename,
+        table_rename: class.table_rename,
         owner_of: class.owner_of,
         ignores,
     }

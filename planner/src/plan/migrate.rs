@@ -58,9 +58,7 @@ pub(super) fn migrate_step(cx: &Ctx, b: &mut Builder, s: Migrate, deps: &[NodeIn
     let reversible = phase == Phase::Expand && undo_sql.is_some();
     let undo = undo_note(m, phase, undo_sql.is_some(), reversible_note);
     let what = match &generated {
-        Some(_) if m.renames().next().is_some() => {
-            "generated SQL, rewritten from a breaking change"
-        }
+        Some(_) if m.split() => "generated SQL, rewritten from a breaking change",
         Some(_) => {
             "the file's statements, with the new version's views dropped before and made again after"
         }

@@ -63,7 +63,7 @@ pub(super) fn expand<'a>(
         let mut last = prev.clone();
         let views = views_from(cx, name, ms);
         for m in ms {
-            if m.renames().next().is_none() {
+            if !m.split() {
                 if m.phase == Phase::Contract {
                     out.contract_parts.entry(name.clone()).or_default().push((
                         m,

@@ -22,7 +22,11 @@ pub(crate) fn blocks_online(rule: &str) -> bool {
                     | RenameRewriteUnsupported
                     | TypeChangeRewriteUnsupported
                     | TypeChangeNeedsDown
-            ) || (r.is_breaking() && r != BreakingRenameColumn && r != BreakingAlterColumnType)
+            ) || (r.is_breaking()
+                && !matches!(
+                    r,
+                    BreakingRenameColumn | BreakingAlterColumnType | BreakingRenameTable
+                ))
         })
 }
 
@@ -137,14 +141,22 @@ pub(super) fn renames_as_is(
     for (_, ms) in analyzed.iter_mut() {
         for m in ms.iter_mut() {
             for s in m.statements.iter_mut() {
-                if s.rename.is_none() || !s.ignores.contains("as-is") {
+                // An ignore of the table rename's finding says the migration keeps the old
+                // name itself (its own view): nothing to rewrite.
+                if s.ignores.contains("breaking-rename-table") {
+                    s.table_rename = None;
+                }
+                if (s.rename.is_none() && s.table_rename.is_none()) || !s.ignores.contains("as-is")
+                {
                     continue;
                 }
-                let rule = match s.rename.as_ref().and_then(|r| r.conversion.as_ref()) {
-                    Some(_) => "breaking-alter-column-type",
-                    None => "breaking-rename-column",
+                let rule = match s.rename.as_ref().map(|r| r.conversion.is_some()) {
+                    Some(true) => "breaking-alter-column-type",
+                    Some(false) => "breaking-rename-column",
+                    None => "breaking-rename-table",
                 };
                 s.rename = None;
+                s.table_rename = None;
                 s.phase = crate::analysis::StmtPhase::Breaking;
                 m.phase = Phase::Breaking;
                 for f in findings.iter_mut() {
@@ -173,7 +185,7 @@ pub(super) fn check_expand_order(analyzed: &Analyzed) -> Result<(), PlanError> {
     for (_, ms) in analyzed {
         let mut contract: Option<&MigrationAnalysis> = None;
         for m in ms {
-            let split = m.renames().next().is_some();
+            let split = m.split();
             match m.phase {
                 Phase::Contract if !split => contract = contract.or(Some(m)),
                 // A rewritten rename's expand part (ADD COLUMN new) runs before the contract

@@ -35,19 +35,19 @@ pub(super) fn rewrite_renames<'a>(
     prev: &[NodeIndex],
     findings: &mut Vec<Finding>,
 ) -> Split<'a> {
-    let view_schema = view_schema(cx, db, m);
-    let renames: Vec<_> = m
-        .renames()
-        .map(|s| {
-            let r = rename_column(s.rename.as_ref().unwrap(), &view_schema);
-            (s.line, r)
-        })
-        .collect();
+    let renames = rewrites_of(cx, db, m);
     let mut expand_sql = Vec::new();
     let mut expand_undo = Vec::new();
     let mut contract_sql = Vec::new();
     let mut undo_known = true;
     for s in &m.statements {
+        if let Some(t) = &s.table_rename {
+            let head = format!("-- line {}: {}\n", s.line, s.summary);
+            expand_sql.push(format!("{head}{}", crate::rewrite::table::expand_sql(t)));
+            expand_undo.push(crate::rewrite::table::undo_sql(t));
+            contract_sql.push(format!("{head}{}", crate::rewrite::table::contract_sql(t)));
+            continue;
+        }
         match (&s.rename, s.phase) {
             (Some(_), _) => {
                 let r = &renames.iter().find(|(l, _)| *l == s.line).unwrap().1;
@@ -102,6 +102,17 @@ pub(super) fn rewrite_renames<'a>(
             refs(m, |s| s.phase != StmtPhase::Expand),
         ),
     }
+}
+
+/// The rewrite of each column rename and type change of `m`, by line.
+fn rewrites_of(cx: &Ctx, db: &Database, m: &MigrationAnalysis) -> Vec<(u32, RenameRewrite)> {
+    let view_schema = view_schema(cx, db, m);
+    m.renames()
+        .map(|s| {
+            let r = rename_column(s.rename.as_ref().unwrap(), &view_schema);
+            (s.line, r)
+        })
+        .collect()
 }
 
 /// The schema of the new version's views: one per release and database, named after the
