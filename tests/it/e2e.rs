@@ -93,6 +93,22 @@ impl World {
         self.dir.path()
     }
 
+    /// The seed's migrations and a type change in the same release: `V3` widens
+    /// `users.legacy_flags` to bigint, which `plan` rewrites with a view the new version reads
+    /// `users` through (started with `PGOPTIONS`). Specs written after this use them.
+    pub(crate) fn with_type_change(&self) {
+        let m = self.path().join("m");
+        std::fs::create_dir_all(&m).unwrap();
+        for f in ["V1__create_users.sql", "V2__rename_name_to_full_name.sql"] {
+            std::fs::copy(root().join("migrations-sample/rename").join(f), m.join(f)).unwrap();
+        }
+        std::fs::write(
+            m.join("V3__widen_legacy_flags.sql"),
+            "ALTER TABLE users ALTER COLUMN legacy_flags TYPE bigint;\n",
+        )
+        .unwrap();
+    }
+
     /// Writes `spec.toml` for `strategy`; `env` is extra TOML for the new version's env table.
     pub(crate) fn write_spec(&self, strategy: &str, env: &str) {
         let strategy = match strategy {
@@ -121,7 +137,12 @@ impl World {
             port = self.port,
             candidate = self.candidate,
             replicas = self.replicas,
-            migrations = root().join("migrations-sample/rename").display(),
+            migrations = if self.path().join("m").is_dir() {
+                self.path().join("m")
+            } else {
+                root().join("migrations-sample/rename")
+            }
+            .display(),
         );
         std::fs::write(self.path().join("spec.toml"), spec).unwrap();
     }
@@ -357,7 +378,13 @@ pub(crate) fn assert_release_done(w: &World, out: &Output) {
         "created_at,email,full_name,id,legacy_flags",
         "the contract phase dropped `name`, the expand phase added `full_name`"
     );
-    assert_eq!(w.history(), "1,2");
+    // With the type change, V3 is applied too.
+    let history = if w.path().join("m").is_dir() {
+        "1,2,3"
+    } else {
+        "1,2"
+    };
+    assert_eq!(w.history(), history);
     let containers = w.apps.containers();
     assert!(
         containers
@@ -370,6 +397,7 @@ pub(crate) fn assert_release_done(w: &World, out: &Output) {
 
 fn canary_release(kind: Kind) {
     let w = World::new(kind, 1, 5000);
+    w.with_type_change();
     w.write_spec("canary", "");
     dry_run_checks_the_world_and_walks_the_release(&w);
     let load = Load::start(w.router.port, 150);
@@ -381,6 +409,15 @@ fn canary_release(kind: Kind) {
     assert!(
         s.versions.get("1.1.0").copied().unwrap_or(0) > 0
             && s.versions.get("1.0.0").copied().unwrap_or(0) > 0
+    );
+    // The type change went through the new version's view: swapped in, the view gone.
+    assert_eq!(
+        w.sql(
+            "SELECT data_type FROM information_schema.columns WHERE table_name = 'users' AND \
+             column_name = 'legacy_flags' UNION ALL SELECT count(*)::text FROM pg_namespace \
+             WHERE nspname LIKE 'cutover_v%'"
+        ),
+        "bigint\n0"
     );
     match kind {
         Kind::Haproxy => {
