@@ -536,6 +536,8 @@ fn a_table_rename_runs_with_both_versions_writing_through_a_kill_and_the_contrac
 #[test]
 fn a_table_rename_rolled_back_leaves_schema_and_data_as_before() {
     let db = orders_db();
+    // A role of the old version with column privileges only.
+    db.sql("CREATE ROLE app_old; GRANT SELECT (id, qty), UPDATE (qty) ON orders TO app_old");
     let schema = db.schema();
     let data =
         || db.sql("SELECT md5(string_agg(id::text || ' ' || qty, ',' ORDER BY id)) FROM orders");
@@ -546,8 +548,34 @@ fn a_table_rename_rolled_back_leaves_schema_and_data_as_before() {
         db.sql("SELECT count(*) FROM pg_views WHERE viewname = 'orders'"),
         "1"
     );
+    // Through the view, the old version keeps its column privileges.
+    assert_eq!(
+        db.sql("SET ROLE app_old; SELECT count(qty) FROM orders"),
+        ROWS.to_string()
+    );
+    db.sql("SET ROLE app_old; UPDATE orders SET qty = qty WHERE id = 2");
     let out = db.cutover(&["abort", &db.run_id()], &[]);
     assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
     assert_eq!(db.schema(), schema);
     assert_eq!(data(), before);
+}
+
+#[test]
+fn through_the_old_name_the_old_version_keeps_its_row_level_security() {
+    let db = orders_db();
+    db.sql(
+        "CREATE ROLE app_old; GRANT SELECT, UPDATE ON orders TO app_old; ALTER TABLE orders \
+         ENABLE ROW LEVEL SECURITY; CREATE POLICY even ON orders USING (qty % 2 = 0)",
+    );
+    let out = db.cutover(&["apply", "spec.toml", "--hold"], &[]);
+    assert_eq!(out.status.code(), Some(5), "{}", transcript(&out));
+    assert_eq!(
+        db.sql("SET ROLE app_old; SELECT count(*) FROM orders"),
+        (ROWS / 2).to_string(),
+        "the policy applies through the view"
+    );
+    assert_eq!(
+        db.sql("SET ROLE app_old; UPDATE orders SET qty = 0 WHERE qty % 2 = 1 RETURNING 1"),
+        ""
+    );
 }

@@ -134,8 +134,28 @@ pub(super) fn conflicts(analyzed: &Analyzed) -> Vec<Finding> {
         let mut changed: Vec<(String, String)> = Vec::new();
         let mut renamed: Vec<(String, String, String)> = Vec::new();
         for m in ms {
-            for s in m.renames() {
-                let r = s.rename.as_ref().expect("renames() have one");
+            for s in &m.statements {
+                if let Some(t) = &s.table_rename {
+                    let from = normalize(&t.from);
+                    if changed.iter().any(|(ct, _)| *ct == from)
+                        || renamed.iter().any(|(rt, _, _)| *rt == from)
+                    {
+                        out.push(finding(
+                            "rename-rewrite-unsupported",
+                            m,
+                            s.line,
+                            format!(
+                                "`{}` is renamed after a rewrite of its columns in this release: \
+                                 their contract steps name the table by its old name, a view by \
+                                 then",
+                                t.from
+                            ),
+                            "rename the table first, in a migration before those that rename or \
+                             change the type of its columns (they then name it by its new name)",
+                        ));
+                    }
+                }
+                let Some(r) = s.rename.as_ref() else { continue };
                 let (t, from, to) = (normalize(&r.table), normalize(&r.from), normalize(&r.to));
                 let swap = r.conversion.as_ref().filter(|c| c.swap);
                 let clash = if swap.is_some() {

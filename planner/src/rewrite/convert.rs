@@ -190,12 +190,18 @@ pub fn refresh_view_sql(table: &str, schema: &str) -> String {
          c JOIN pg_namespace n ON n.oid = c.relnamespace\n        WHERE n.nspname = '{schema}') \
          THEN\n      EXECUTE format('DROP SCHEMA IF EXISTS %I', '{schema}');\n    END IF;\n    \
          RETURN;\n  END IF;\n  EXECUTE format('CREATE SCHEMA IF NOT EXISTS %I', '{schema}');\n  \
-         EXECUTE format('CREATE VIEW %I.%I AS SELECT %s FROM %s', '{schema}', rel, cols, \
-         {t});\n  FOR g IN SELECT DISTINCT CASE WHEN x.grantee = 0 THEN 'PUBLIC'\n      ELSE \
-         quote_ident(pg_get_userbyid(x.grantee)) END AS who, x.privilege_type AS what\n    FROM \
-         pg_class c, aclexplode(c.relacl) x WHERE c.oid = {t} LOOP\n    EXECUTE format('GRANT \
-         USAGE ON SCHEMA %I TO %s', '{schema}', g.who);\n    EXECUTE format('GRANT %s ON %I.%I \
-         TO %s', g.what, '{schema}', rel, g.who);\n  END LOOP;\nEND\n$cutover$;",
+         {create}\n{grants}\nEND\n$cutover$;",
+        create = invoker_view_sql(
+            &format!("format('%I.%I', '{schema}', rel)"),
+            &format!("format('SELECT %s FROM %s', cols, {t})"),
+            &table.replace('\'', "''"),
+        ),
+        grants = grants_body(
+            &table.replace('\'', "''"),
+            &format!("format('%I.%I', '{schema}', rel)"),
+            true,
+            Some(&format!("'{schema}'")),
+        ),
         name = alias(table),
         n = SHADOW_PREFIX.len(),
     )
@@ -212,6 +218,55 @@ pub fn default_sql(r: &ColumnRename, c: &Conversion) -> String {
         Some(None) => format!("-- {}'s default is dropped", r.from),
         None => carry_default_sql(r),
     }
+}
+
+/// PL/pgSQL making the view named by the SQL expression `name` (text) from the query `query`
+/// (a text expression) over the table `table` (as written, quotes doubled for a literal).
+/// A view reads its table with its owner's privileges (the role that ran the migration), so the
+/// table's grants, column privileges included, are granted on it ([`grants_body`]). On a table
+/// with row-level security that would skip the policies: there the view checks privileges and
+/// policies as its caller (`security_invoker`, PostgreSQL 15; manual: CREATE VIEW, Rules and
+/// Privileges), and before 15 the step stops.
+pub fn invoker_view_sql(name: &str, query: &str, table: &str) -> String {
+    format!(
+        "IF NOT (SELECT relrowsecurity FROM pg_class WHERE oid = '{table}'::regclass) THEN\n    \
+         EXECUTE format('CREATE VIEW %s AS %s', {name}, {query});\n  ELSIF \
+         current_setting('server_version_num')::int >= 150000 THEN\n    EXECUTE format('CREATE \
+         VIEW %s WITH (security_invoker = true) AS %s', {name}, {query});\n  ELSE\n    RAISE \
+         EXCEPTION 'row-level security on %: PostgreSQL before 15 cannot make a view check it as \
+         the caller', '{table}';\n  END IF;"
+    )
+}
+
+/// PL/pgSQL granting on the relation named by the text expression `target` what the table
+/// `table` (as written, quotes doubled for a literal) is granted; with `columns`, its column
+/// privileges too (`GRANT SELECT (a, b)`); with a schema (a text expression, or NULL), USAGE on
+/// it to each grantee. Needs a `g record` variable.
+pub(super) fn grants_body(
+    table: &str,
+    target: &str,
+    columns: bool,
+    schema: Option<&str>,
+) -> String {
+    let usage = schema.map_or(String::new(), |s| {
+        format!("\n    EXECUTE format('GRANT USAGE ON SCHEMA %I TO %s', {s}, g.who);")
+    });
+    let mut out = format!(
+        "  FOR g IN SELECT DISTINCT CASE WHEN x.grantee = 0 THEN 'PUBLIC'\n      ELSE \
+         quote_ident(pg_get_userbyid(x.grantee)) END AS who, x.privilege_type AS what\n    FROM \
+         pg_class c, aclexplode(c.relacl) x WHERE c.oid = '{table}'::regclass LOOP{usage}\n    \
+         EXECUTE format('GRANT %s ON %s TO %s', g.what, {target}, g.who);\n  END LOOP;"
+    );
+    if columns {
+        out.push_str(&format!(
+            "\n  FOR g IN SELECT CASE WHEN x.grantee = 0 THEN 'PUBLIC'\n      ELSE \
+             quote_ident(pg_get_userbyid(x.grantee)) END AS who, x.privilege_type AS what, \
+             a.attname AS col\n    FROM pg_attribute a, aclexplode(a.attacl) x\n    WHERE \
+             a.attrelid = '{table}'::regclass AND a.attacl IS NOT NULL LOOP\n    EXECUTE \
+             format('GRANT %s (%I) ON %s TO %s', g.what, g.col, {target}, g.who);\n  END LOOP;"
+        ));
+    }
+    out
 }
 
 /// A DO block giving `to` the default `from` has, if any: `SET DEFAULT` converts it to the new

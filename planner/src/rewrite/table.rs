@@ -8,6 +8,7 @@
 //!    indexes and triggers follow the table, which PostgreSQL tracks by OID.
 //! 2. **contract**: the view is dropped.
 
+use super::convert::{grants_body, invoker_view_sql};
 use crate::analysis::TableRename;
 
 /// The new table as the old one is qualified: `app.users` renamed `members` is `app.members`.
@@ -25,15 +26,15 @@ pub fn expand_sql(r: &TableRename) -> String {
     let lit = |s: &str| s.replace('\'', "''");
     format!(
         "ALTER TABLE {old} RENAME TO {to};\n-- the old version keeps its name: an updatable view \
-         of the table\nCREATE VIEW {old} AS SELECT * FROM {new};\nDO $cutover$\nDECLARE g \
-         record;\nBEGIN\n  FOR g IN SELECT DISTINCT CASE WHEN x.grantee = 0 THEN 'PUBLIC'\n      \
-         ELSE quote_ident(pg_get_userbyid(x.grantee)) END AS who, x.privilege_type AS what\n    \
-         FROM pg_class c, aclexplode(c.relacl) x WHERE c.oid = '{new_lit}'::regclass LOOP\n    \
-         EXECUTE format('GRANT %s ON %s TO %s', g.what, '{old_lit}'::regclass, g.who);\n  END \
-         LOOP;\nEND\n$cutover$;",
+         of the table, checked as its caller, with the table's grants\nDO $cutover$\nDECLARE g \
+         record;\nBEGIN\n  {view}\n{grants}\nEND\n$cutover$;",
         to = r.to,
-        new_lit = lit(&new),
-        old_lit = lit(old),
+        view = invoker_view_sql(
+            &format!("'{}'", lit(old)),
+            &format!("'SELECT * FROM {}'", lit(&new)),
+            &lit(&new)
+        ),
+        grants = grants_body(&lit(&new), &format!("'{}'", lit(old)), true, None),
     )
 }
 
@@ -62,7 +63,11 @@ mod tests {
             from: "app.users".into(),
             to: "members".into(),
         };
-        assert!(expand_sql(&r).contains("CREATE VIEW app.users AS SELECT * FROM app.members;"));
+        let sql = expand_sql(&r);
+        assert!(
+            sql.contains("'app.users', 'SELECT * FROM app.members'"),
+            "{sql}"
+        );
         assert_eq!(
             undo_sql(&r),
             "DROP VIEW IF EXISTS app.users;\nALTER TABLE app.members RENAME TO users;"
