@@ -429,6 +429,8 @@ fn renames_type_changes_and_later_migrations_of_one_table_compose_around_the_vie
         ),
         "conflict 2147483647\n0"
     );
+    let history: Vec<i64> = db.history().into_iter().map(|(v, _)| v).collect();
+    assert_eq!(history, [1, 2, 3, 4, 5], "every migration recorded once");
 }
 
 /// The table rename: the old version keeps `orders` through a view, the new one uses

@@ -67,7 +67,8 @@ pub(super) fn migrate_step(cx: &Ctx, b: &mut Builder, s: Migrate, deps: &[NodeIn
     // A rewritten migration runs its generated script and completes (gets refinery's history
     // row) with its contract part; any other runs its own statements and completes at once.
     let (sql, records_history) = match &generated {
-        Some(script) => (vec![script.clone()], phase == Phase::Contract),
+        // A migration run whole around the new version's views completes at once too.
+        Some(script) => (vec![script.clone()], phase == Phase::Contract || !m.split()),
         None => (
             m.statements
                 .iter()
