@@ -145,6 +145,15 @@ impl Table {
         self.columns.iter().find(|c| c.name == name)
     }
 
+    /// The primary key's column types as declared, in key order (empty for a column the
+    /// model does not know).
+    pub fn key_types(&self) -> Vec<String> {
+        self.primary_key
+            .iter()
+            .map(|k| self.column(k).map(|c| c.ty.clone()).unwrap_or_default())
+            .collect()
+    }
+
     fn column_mut(&mut self, name: &str) -> Option<&mut Column> {
         self.columns.iter_mut().find(|c| c.name == name)
     }

@@ -1185,14 +1185,7 @@ fn rename_column(rc: &ast::RenameColumn, t: &Target, schema: &mut Schema, acc: &
             // Normalized names are SQL as they stand (`"UserId"` keeps its quotes).
             key: t.and_then(|t| t.primary_key.first().cloned()),
             attachments: schema.attachments(table, &from),
-            key_types: t
-                .map(|t| {
-                    t.primary_key
-                        .iter()
-                        .map(|k| t.column(k).map(|c| c.ty.clone()).unwrap_or_default())
-                        .collect()
-                })
-                .unwrap_or_default(),
+            key_types: t.map(|t| t.key_types()).unwrap_or_default(),
             conversion: None,
         });
     }

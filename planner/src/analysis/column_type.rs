@@ -124,14 +124,7 @@ fn conversion_of(
         not_null: t.and_then(|t| t.column(&key)).is_some_and(|c| c.not_null),
         collation: None,
         key: t.and_then(|t| t.primary_key.first().cloned()),
-        key_types: t
-            .map(|t| {
-                t.primary_key
-                    .iter()
-                    .map(|k| t.column(k).map(|c| c.ty.clone()).unwrap_or_default())
-                    .collect()
-            })
-            .unwrap_or_default(),
+        key_types: t.map(|t| t.key_types()).unwrap_or_default(),
         attachments,
         conversion: Some(Conversion {
             new_type,
