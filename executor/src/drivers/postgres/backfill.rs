@@ -1,5 +1,5 @@
 //! [`BackfillDriver`]: copies a column into its new twin in primary-key batches, recording its
-//! cursor as progress so a resume continues after the last committed batch.
+//! cursor as progress so a resume continues after the last recorded batch.
 
 use super::connection::connect;
 use super::fence::fence_database;
@@ -17,10 +17,18 @@ use std::time::Duration;
 /// shorter than DDL's, a batch is a short statement.
 const BATCH_BACKOFF: Duration = Duration::from_millis(100);
 
+/// How often a backfill records its cursor, at most (the first batch of an attempt always). Each
+/// record is a durable append to the run's log (an fsync, or a round trip to the PostgreSQL log)
+/// that holds up the next batch on the executor's one thread: after every batch it was about 3 ms a
+/// batch, half the copy's time in batches of 1,000 (bench/type-change-bench.sh, README). A resume
+/// redoes at most this much, and finds those rows already copied (`IS DISTINCT FROM`).
+const PROGRESS_EVERY: Duration = Duration::from_millis(250);
+
 /// Runs `backfill` steps: copies a column into its new twin in primary-key batches, each its own
-/// short transaction, recording the last committed key as progress so a resume continues after
-/// it. Rows changed meanwhile by either app version stay right through the sync trigger the
-/// expand step installed, and a batch run twice changes nothing (`IS DISTINCT FROM`).
+/// short transaction, recording the last committed key as progress (every [`PROGRESS_EVERY`]) so a
+/// resume continues after it. Rows changed meanwhile by either app version stay right through the
+/// sync trigger the expand step installed, and a batch run twice changes nothing (`IS DISTINCT
+/// FROM`).
 pub struct BackfillDriver;
 
 struct Backfill {
@@ -36,7 +44,8 @@ struct Backfill {
     batch_sql: String,
 }
 
-/// A backfill's progress, recorded after every batch: a resume continues after `cursor`.
+/// A backfill's progress, recorded after a batch every [`PROGRESS_EVERY`]: a resume continues
+/// after `cursor`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BackfillProgress {
     /// The key the last committed batch ended at.
@@ -148,7 +157,10 @@ async fn run_backfill(step: Job<BackfillParams>, ctx: StepContext) -> Result<Don
             });
         }
     }
-    let mut progress = Reported { estimate };
+    let mut progress = Reported {
+        estimate,
+        last: None,
+    };
     let mut sweeps = 0;
     loop {
         let (upper, changed) = b.batch(&mut conn, cursor).await?;
@@ -191,16 +203,23 @@ async fn run_backfill(step: Job<BackfillParams>, ctx: StepContext) -> Result<Don
     })
 }
 
-/// How a backfill reports its progress after every batch: the cursor (for a resume) and the
-/// rows done of the estimated total (for the views, which draw the line for humans).
+/// How a backfill reports its progress after a batch, the first of an attempt and then every
+/// [`PROGRESS_EVERY`]: the cursor (for a resume) and the rows done of the estimated total (for
+/// the views, which draw the line for humans).
 struct Reported {
     /// Rows to copy, estimated.
     estimate: i64,
+    /// When it last reported.
+    last: Option<std::time::Instant>,
 }
 
 impl Reported {
     fn report(&mut self, ctx: &StepContext, cursor: i64, rows: u64, end: Option<i64>) {
         let Some(p) = &ctx.progress else { return };
+        if self.last.is_some_and(|t| t.elapsed() < PROGRESS_EVERY) {
+            return;
+        }
+        self.last = Some(std::time::Instant::now());
         let amount = crate::event::Amount {
             done: rows,
             total: u64::try_from(self.estimate).ok(),
