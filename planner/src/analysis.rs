@@ -202,6 +202,30 @@ pub struct TableRename {
     pub to: String,
 }
 
+/// A column made NOT NULL on a table the running version writes (`SET NOT NULL`, or `ADD
+/// COLUMN ... NOT NULL` without a default), with the value for its NULL rows from a
+/// `-- cutover:up <expr>` comment: `plan` fills them (a trigger for the old version's writes, a
+/// backfill for the rows there) and enforces NOT NULL at contract.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Fill {
+    /// Table as written.
+    pub table: String,
+    /// Column as written.
+    pub column: String,
+    /// The value of a NULL row, an expression that may name the table's columns.
+    pub expr: String,
+    /// For `ADD COLUMN`: the statement adding it without `NOT NULL` (expand runs it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub add: Option<String>,
+    /// First primary-key column, when the migrations declare it.
+    pub key: Option<String>,
+    /// The primary key's declared types (see [`ColumnRename::key_types`]).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub key_types: Vec<String>,
+    /// The migrations declare the table.
+    pub declared: bool,
+}
+
 /// One statement of a migration.
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct StatementAnalysis {
@@ -225,6 +249,9 @@ pub struct StatementAnalysis {
     /// Set for a RENAME TO of an existing table.
     #[serde(skip)]
     pub table_rename: Option<TableRename>,
+    /// Set for a NOT NULL the old version's writes could break, given `-- cutover:up`.
+    #[serde(skip)]
+    pub fill: Option<Fill>,
     /// The table whose owner alone may run the statement (ALTER TABLE, CREATE INDEX), as
     /// written; preflight checks the role owns those that exist.
     #[serde(skip)]
@@ -290,7 +317,7 @@ impl MigrationAnalysis {
     pub fn split(&self) -> bool {
         self.statements
             .iter()
-            .any(|s| s.rename.is_some() || s.table_rename.is_some())
+            .any(|s| s.rename.is_some() || s.table_rename.is_some() || s.fill.is_some())
     }
 }
 

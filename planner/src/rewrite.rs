@@ -12,6 +12,7 @@
 //!    NOT NULL through a validated CHECK if `name` had it, drop `name`.
 
 mod convert;
+pub mod fill;
 pub mod table;
 
 pub(crate) use convert::has_equality;
@@ -48,7 +49,7 @@ pub struct RenameRewrite {
 }
 
 /// PostgreSQL truncates identifiers to 63 bytes; long generated names get a hash suffix instead.
-fn ident(base: &str) -> String {
+pub(crate) fn ident(base: &str) -> String {
     let clean: String = base
         .chars()
         .map(|c| {

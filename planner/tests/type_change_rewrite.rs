@@ -374,3 +374,43 @@ fn a_table_renamed_after_a_rewrite_of_its_columns_stops_the_plan() {
     );
     plan_file(&dir.path().join("spec.toml")).unwrap();
 }
+
+#[test]
+fn not_null_with_an_up_value_is_filled_in_phases_and_without_one_stays_as_it_was() {
+    let p = plan(
+        "-- cutover:up 'n/a'\nALTER TABLE users ALTER COLUMN note SET NOT NULL;\n-- cutover:up \
+         0\nALTER TABLE orders ADD COLUMN qty bigint NOT NULL CHECK (qty IS NOT NULL);\n",
+    )
+    .unwrap();
+    let expand = sql_of(&p, "migrate/expand/V2__types");
+    assert!(
+        expand.contains("ALTER TABLE orders ADD COLUMN qty bigint CHECK (qty IS NOT NULL);"),
+        "{expand}"
+    );
+    assert!(expand.contains("WHEN (NEW.note IS NULL)"), "{expand}");
+    let contract = sql_of(&p, "migrate/contract/V2__types");
+    assert!(
+        contract.contains("ALTER TABLE users ALTER COLUMN note SET NOT NULL;"),
+        "{contract}"
+    );
+    assert!(
+        contract.contains("ALTER TABLE orders ALTER COLUMN qty SET NOT NULL;"),
+        "{contract}"
+    );
+    let backfills: Vec<&str> = p
+        .steps()
+        .filter(|s| s.id.starts_with("backfill/"))
+        .map(|s| s.id.as_str())
+        .collect();
+    assert_eq!(backfills, ["backfill/users.note", "backfill/orders.qty"]);
+    assert!(
+        p.findings.iter().all(|f| f.rule == "not-null-via-check"),
+        "{:?}",
+        p.findings
+    );
+    // Without a value, a required column still stops the plan.
+    assert!(
+        refused("ALTER TABLE orders ADD COLUMN qty integer NOT NULL;\n")
+            .contains(&"breaking-add-required-column".to_string())
+    );
+}

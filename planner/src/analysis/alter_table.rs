@@ -495,6 +495,11 @@ fn add_column(ac: &ast::AddColumn, aw: &[SmolStr], t: &Target, schema: &mut Sche
         c.raise(Expand);
     } else {
         new.judge(c, table, &col);
+        if new.not_null && new.default.is_none() {
+            let add = without_not_null(&ac.syntax().text().to_string())
+                .map(|a| format!("ALTER TABLE {table} {a};"));
+            c.fill = add.map(|a| fill_of(schema, table, &col, Some(a)));
+        }
         serial_rewrite(ac, c, table, &col);
     }
     inverses.push(format!("ALTER TABLE {table} DROP COLUMN IF EXISTS {col};"));
@@ -1112,6 +1117,7 @@ fn set_not_null(t: &Target, col: &str, was_not_null: bool, schema: &mut Schema, 
             ),
             RECIPE_SET_NOT_NULL,
         );
+        c.fill = Some(fill_of(schema, table, col, None));
     }
     inverses.push(format!(
         "ALTER TABLE {table} ALTER COLUMN {col} DROP NOT NULL;"
@@ -1148,6 +1154,44 @@ fn drop_constraint(dc: &ast::DropConstraint, t: &Target, schema: &mut Schema, ac
     }
     *unknown_inverse =
         Some("a dropped constraint is not re-created automatically; add a down migration".into());
+}
+
+/// A fill of `table.col` (its expression to come from `-- cutover:up`); `add`: the statement
+/// adding the column without NOT NULL.
+fn fill_of(schema: &Schema, table: &str, col: &str, add: Option<String>) -> Fill {
+    let t = schema.table(table);
+    Fill {
+        table: table.to_string(),
+        column: col.to_string(),
+        expr: String::new(),
+        add,
+        key: t.and_then(|t| t.primary_key.first().cloned()),
+        key_types: t.map(|t| t.key_types()).unwrap_or_default(),
+        declared: t.is_some(),
+    }
+}
+
+/// An `ADD COLUMN` action's text (`add`) without its `NOT NULL` (not the `NOT NULL` of an `IS
+/// NOT NULL` in a CHECK); `None` when it has none, or more than one.
+fn without_not_null(add: &str) -> Option<String> {
+    let words: Vec<&str> = add.split_whitespace().collect();
+    let at: Vec<usize> = (0..words.len().saturating_sub(1))
+        .filter(|&i| {
+            words[i].eq_ignore_ascii_case("not")
+                && words[i + 1]
+                    .trim_end_matches([',', ')', ';'])
+                    .eq_ignore_ascii_case("null")
+                && (i == 0 || !words[i - 1].eq_ignore_ascii_case("is"))
+        })
+        .collect();
+    let [i] = at.as_slice() else { return None };
+    let rest = &words[i + 1][4..];
+    let mut out: Vec<&str> = words[..*i].to_vec();
+    if !rest.is_empty() {
+        out.push(rest);
+    }
+    out.extend(&words[i + 2..]);
+    Some(out.join(" "))
 }
 
 /// RENAME COLUMN: what it does to the running version, its inverse, and what the schema model

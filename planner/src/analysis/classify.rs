@@ -12,6 +12,8 @@ pub(super) struct Class {
     pub(super) inverse: Inverse,
     pub(super) rename: Option<ColumnRename>,
     pub(super) table_rename: Option<TableRename>,
+    /// A NOT NULL that a `-- cutover:up` value would make a fill (its `expr` still empty).
+    pub(super) fill: Option<Fill>,
     pub(super) transactional: bool,
     /// Table the statement works on, normalized, for suppressing hazards on new tables.
     pub(super) table: Option<String>,
@@ -53,6 +55,7 @@ impl Class {
             inverse,
             rename: None,
             table_rename: None,
+            fill: None,
             transactional: true,
             table: None,
             owner_of: None,

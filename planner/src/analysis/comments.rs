@@ -59,9 +59,16 @@ pub(crate) const DOWN: &str = "cutover:down";
 /// How a statement's ignores carry its `-- cutover:down` expression: `down=<expr>`.
 pub(crate) const DOWN_KEY: &str = "down=";
 
-/// The expression of a `-- cutover:down <expr>` comment (`/* cutover:down <expr> */` too).
-fn down_expression(comment: &str) -> Option<String> {
-    let rest = comment.split(DOWN).nth(1)?;
+/// The comment giving the value of a NULL row when a column becomes NOT NULL: `-- cutover:up
+/// <expr>`.
+pub(crate) const UP: &str = "cutover:up";
+
+/// How a statement's ignores carry its `-- cutover:up` expression: `up=<expr>`.
+pub(crate) const UP_KEY: &str = "up=";
+
+/// The expression of a `-- cutover:down <expr>` (or `up`) comment, `/* ... */` too.
+fn expression(comment: &str, directive: &str) -> Option<String> {
+    let rest = comment.split(directive).nth(1)?;
     let rest = rest.trim().trim_end_matches("*/").trim();
     (!rest.is_empty()).then(|| rest.to_string())
 }
@@ -88,8 +95,13 @@ pub(super) fn ignores_between(
             // `-- cutover:as-is` keeps the statement out of `plan`'s rewrites.
             let as_is = text.contains(AS_IS).then(|| "as-is".to_string());
             // `-- cutover:down <expr>`: the way back of a type change, kept as `down=<expr>`.
-            let down = down_expression(text).map(|e| format!("{DOWN_KEY}{e}"));
-            ids.chain(as_is).chain(down).map(move |id| (id, line))
+            let down = expression(text, DOWN).map(|e| format!("{DOWN_KEY}{e}"));
+            // `-- cutover:up <expr>`: the value of a NULL row for a NOT NULL, kept as `up=<expr>`.
+            let up = expression(text, UP).map(|e| format!("{UP_KEY}{e}"));
+            ids.chain(as_is)
+                .chain(down)
+                .chain(up)
+                .map(move |id| (id, line))
         })
         .collect()
 }

@@ -680,6 +680,7 @@ impl<'a> FileCheck<'a> {
                 inverse: Inverse::Unknown("the statement could not be read".into()),
                 rename: None,
                 table_rename: None,
+                fill: None,
                 owner_of: None,
                 ignores: BTreeSet::new(),
             });
@@ -854,7 +855,8 @@ impl<'a> FileCheck<'a> {
         for (at, comment) in &self.comments {
             let directive = comment.contains("cutover:ignore")
                 || comment.contains(AS_IS)
-                || comment.contains(super::comments::DOWN);
+                || comment.contains(super::comments::DOWN)
+                || comment.contains(super::comments::UP);
             if directive && !self.attached_comments.contains(at) {
                 findings.push(
                     self.make(
@@ -874,7 +876,10 @@ impl<'a> FileCheck<'a> {
             for (id, at) in &s.ignores {
                 // Not an ignore: `plan` reads it (a statement it would not rewrite keeps it
                 // harmlessly).
-                if id == "as-is" || id.starts_with(super::comments::DOWN_KEY) {
+                if id == "as-is"
+                    || id.starts_with(super::comments::DOWN_KEY)
+                    || id.starts_with(super::comments::UP_KEY)
+                {
                     continue;
                 }
                 if used.contains(&(i, id.clone()))
@@ -1057,13 +1062,18 @@ fn statement_analysis(
     mut ignores: BTreeSet<String>,
 ) -> StatementAnalysis {
     let mut rename = class.rename;
-    let down = ignores.iter().find_map(|id| {
-        id.strip_prefix(super::comments::DOWN_KEY)
-            .map(str::to_string)
-    });
-    if let Some(d) = &down {
-        ignores.remove(&format!("{}{d}", super::comments::DOWN_KEY));
-    }
+    let mut take = |key: &str| {
+        let v = ignores
+            .iter()
+            .find_map(|id| id.strip_prefix(key).map(str::to_string));
+        if let Some(v) = &v {
+            ignores.remove(&format!("{key}{v}"));
+        }
+        v
+    };
+    let down = take(super::comments::DOWN_KEY);
+    let up = take(super::comments::UP_KEY);
+    let fill = class.fill.zip(up).map(|(f, expr)| Fill { expr, ..f });
     if let Some(c) = rename.as_mut().and_then(|r| r.conversion.as_mut()) {
         c.line = line;
         c.down = down;
@@ -1077,6 +1087,7 @@ fn statement_analysis(
         inverse: class.inverse,
         rename,
         table_rename: class.table_rename,
+        fill,
         owner_of: class.owner_of,
         ignores,
     }

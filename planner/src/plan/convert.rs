@@ -75,6 +75,50 @@ pub(super) fn soften(analyzed: &Analyzed, findings: &mut [Finding]) {
     }
 }
 
+/// The breaking findings of the NOT NULLs `plan` fills (`-- cutover:up`) become the info
+/// `not-null-via-check`: the release is safe as planned. A fill whose table the migrations
+/// declare without a primary key gets `backfill-key-unsupported`: its batches walk the key.
+pub(super) fn fills(analyzed: &Analyzed, findings: &mut Vec<Finding>) {
+    for m in analyzed.iter().flat_map(|(_, ms)| ms) {
+        for s in &m.statements {
+            let Some(f) = &s.fill else { continue };
+            for x in findings.iter_mut() {
+                let rule = x.rule.as_str();
+                if x.file == m.file
+                    && x.line == s.line
+                    && matches!(
+                        rule,
+                        "breaking-set-not-null" | "breaking-add-required-column"
+                    )
+                {
+                    x.rule = "not-null-via-check".into();
+                    x.severity = crate::lint::Severity::Info;
+                    x.message = format!(
+                        "NOT NULL on `{}.{}` is filled and enforced in phases: a trigger gives \
+                         the old version's NULL writes `{}` and a backfill the NULL rows \
+                         (expand); the constraint is validated once the old version is gone \
+                         (contract)",
+                        f.table, f.column, f.expr
+                    );
+                    x.hint = "nothing to do; `plan` shows the SQL".into();
+                }
+            }
+            if f.declared && f.key.is_none() {
+                findings.push(finding(
+                    "backfill-key-unsupported",
+                    m,
+                    s.line,
+                    format!(
+                        "the backfill of `{}.{}` walks the table's primary key, but `{}` has none",
+                        f.table, f.column, f.table
+                    ),
+                    "give the table an integer primary key before this release",
+                ));
+            }
+        }
+    }
+}
+
 /// The type changes the rewrite cannot carry (`type-change-rewrite-unsupported`), and those
 /// with a USING expression but no way back (`type-change-needs-down`).
 pub(super) fn findings(analyzed: &Analyzed) -> Vec<Finding> {

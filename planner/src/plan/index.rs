@@ -50,7 +50,9 @@ pub(super) fn rewrite(
         };
         let mut rewritten: Vec<Option<Concurrent>> = Vec::with_capacity(m.statements.len());
         for s in &m.statements {
+            // A NOT NULL with a `-- cutover:up` value is a fill (rename.rs), not this.
             let new = concurrent_form(&s.sql, schema, &s.inverse, s.owner_of.as_deref())
+                .filter(|_| s.fill.is_none())
                 .filter(|c| flagged(s, c.rules[0]));
             // Only index statements, already concurrent or rewritable, may share the file.
             if new.is_none() && (s.transactional || !is_index_statement(&s.sql)) {

@@ -152,6 +152,7 @@ pub fn plan_release(spec: &ReleaseSpec, dbs: DatabaseFiles) -> Result<Plan, Plan
     if !recreate {
         convert::compose(&mut analyzed);
         convert::soften(&analyzed, &mut findings);
+        convert::fills(&analyzed, &mut findings);
         findings.extend(convert::findings(&analyzed));
         // They block: `settle` stops the plan before the rewrites make the same steps twice.
         findings.extend(convert::conflicts(&analyzed));

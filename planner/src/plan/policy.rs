@@ -146,6 +146,10 @@ pub(super) fn renames_as_is(
                 if s.ignores.contains("breaking-rename-table") {
                     s.table_rename = None;
                 }
+                // Kept as written: its NOT NULL is not filled either.
+                if s.ignores.contains("as-is") {
+                    s.fill = None;
+                }
                 if (s.rename.is_none() && s.table_rename.is_none()) || !s.ignores.contains("as-is")
                 {
                     continue;

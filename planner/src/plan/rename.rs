@@ -8,7 +8,7 @@ use super::policy::finding;
 use super::steps::step;
 use super::steps::svc_dbs;
 use super::{ContractPart, Ctx};
-use crate::analysis::{Conversion, Inverse, MigrationAnalysis, Phase, StmtPhase};
+use crate::analysis::{Conversion, Fill, Inverse, MigrationAnalysis, Phase, StmtPhase};
 use crate::dag::{BackfillParams, Builder, Params};
 use crate::lint::Finding;
 use crate::rewrite::{RenameRewrite, rename_column};
@@ -36,11 +36,73 @@ pub(super) fn rewrite_renames<'a>(
     findings: &mut Vec<Finding>,
 ) -> Split<'a> {
     let renames = rewrites_of(cx, db, m);
+    let Parts {
+        expand_sql,
+        mut expand_undo,
+        contract_sql,
+        undo_known,
+    } = parts(m, &renames);
+    expand_undo.reverse();
+    let undo = undo_known.then(|| expand_undo.join("\n"));
+    let expand = Migrate {
+        db,
+        m,
+        phase: Phase::Expand,
+        statements: refs(m, |s| s.phase != StmtPhase::Contract),
+        generated: Some(expand_sql.join("\n")),
+        undo_sql: undo,
+        reversible_note: None,
+    };
+    let n = migrate_step(cx, b, expand, prev);
+    let mut backfills: Vec<NodeIndex> = m
+        .statements
+        .iter()
+        .filter_map(|s| s.fill.as_ref())
+        .map(|f| fill_step(cx, b, db, f, n))
+        .collect();
+    for (_, r) in &renames {
+        backfills.push(backfill_step(cx, b, db, r, n));
+        rename_findings(m, r, findings);
+    }
+    Split {
+        expand: n,
+        backfills,
+        contract: (
+            m,
+            Some(contract_sql.join("\n")),
+            refs(m, |s| s.phase != StmtPhase::Expand),
+        ),
+    }
+}
+
+/// The SQL of a split migration, statement by statement.
+struct Parts {
+    /// The expand step's pieces, in file order.
+    expand_sql: Vec<String>,
+    /// Their undo, in file order.
+    expand_undo: Vec<String>,
+    /// The contract step's pieces, in file order.
+    contract_sql: Vec<String>,
+    /// Every piece of expand has a known undo.
+    undo_known: bool,
+}
+
+/// The expand and contract SQL of `m`: each rewritten statement's generated parts (column
+/// renames and type changes from `renames`, table renames, fills), the others as written in
+/// their phase (a neutral one in both).
+fn parts(m: &MigrationAnalysis, renames: &[(u32, RenameRewrite)]) -> Parts {
     let mut expand_sql = Vec::new();
     let mut expand_undo = Vec::new();
     let mut contract_sql = Vec::new();
     let mut undo_known = true;
     for s in &m.statements {
+        if let Some(f) = &s.fill {
+            let head = format!("-- line {}: {}\n", s.line, s.summary);
+            expand_sql.push(format!("{head}{}", crate::rewrite::fill::expand_sql(f)));
+            expand_undo.push(crate::rewrite::fill::undo_sql(f));
+            contract_sql.push(format!("{head}{}", crate::rewrite::fill::contract_sql(f)));
+            continue;
+        }
         if let Some(t) = &s.table_rename {
             let head = format!("-- line {}: {}\n", s.line, s.summary);
             expand_sql.push(format!("{head}{}", crate::rewrite::table::expand_sql(t)));
@@ -76,31 +138,11 @@ pub(super) fn rewrite_renames<'a>(
             }
         }
     }
-    expand_undo.reverse();
-    let undo = undo_known.then(|| expand_undo.join("\n"));
-    let expand = Migrate {
-        db,
-        m,
-        phase: Phase::Expand,
-        statements: refs(m, |s| s.phase != StmtPhase::Contract),
-        generated: Some(expand_sql.join("\n")),
-        undo_sql: undo,
-        reversible_note: None,
-    };
-    let n = migrate_step(cx, b, expand, prev);
-    let mut backfills = Vec::new();
-    for (_, r) in &renames {
-        backfills.push(backfill_step(cx, b, db, r, n));
-        rename_findings(m, r, findings);
-    }
-    Split {
-        expand: n,
-        backfills,
-        contract: (
-            m,
-            Some(contract_sql.join("\n")),
-            refs(m, |s| s.phase != StmtPhase::Expand),
-        ),
+    Parts {
+        expand_sql,
+        expand_undo,
+        contract_sql,
+        undo_known,
     }
 }
 
@@ -185,6 +227,43 @@ pub(super) fn release_views(cx: &Ctx, name: &str) -> Option<(String, Vec<String>
         }
     }
     Some((view_schema(cx, cx.db(name), first?), tables))
+}
+
+/// The step filling the NULL rows of `f`'s column, after the expand step `n`.
+fn fill_step(cx: &Ctx, b: &mut Builder, db: &Database, f: &Fill, n: NodeIndex) -> NodeIndex {
+    let table_col = format!(
+        "{}.{}",
+        crate::schema::plain(&f.table),
+        crate::schema::plain(&f.column)
+    );
+    let key = f.key.clone().unwrap_or_else(|| "id".into());
+    let id = format!("backfill/{}", cx.qualify(&db.name, &table_col));
+    b.add(
+        step(
+            &id,
+            None,
+            &format!(
+                "Set the NULL rows of `{}` on `{}` to `{}` in batches of {} rows by `{key}`.",
+                f.column, f.table, f.expr, db.backfill.batch_size
+            ),
+            true,
+            true,
+            "nothing to undo: the rows keep the value; undoing the expand step drops the trigger",
+            Params::Backfill(BackfillParams {
+                database: db.name.clone(),
+                url_env: db.url_env.clone(),
+                table: f.table.clone(),
+                key: key.clone(),
+                from_column: f.column.clone(),
+                to_column: f.column.clone(),
+                value: Some(crate::rewrite::fill::value_sql(f)),
+                batch_size: db.backfill.batch_size,
+                pause: db.backfill.pause,
+                batch_sql: crate::rewrite::fill::batch_sql(f, &key),
+            }),
+        ),
+        &[n],
+    )
 }
 
 /// The step copying a renamed column's values into the new column, after the expand step `n`.
