@@ -414,3 +414,22 @@ fn not_null_with_an_up_value_is_filled_in_phases_and_without_one_stays_as_it_was
             .contains(&"breaking-add-required-column".to_string())
     );
 }
+
+#[test]
+fn an_up_or_down_comment_its_statement_has_no_use_for_is_reported() {
+    let a = common::release(
+        BASE,
+        &[(
+            "V2__a.sql",
+            "-- cutover:up 0\nALTER TABLE users ADD COLUMN extra text;\n-- cutover:down 1\nALTER \
+             TABLE users ADD COLUMN more text;\n",
+        )],
+    );
+    let unused: Vec<u32> = a
+        .findings
+        .iter()
+        .filter(|f| f.rule == "unused-ignore")
+        .map(|f| f.line)
+        .collect();
+    assert_eq!(unused, [1, 3]);
+}

@@ -204,6 +204,8 @@ struct FileCheck<'a> {
     pending: Vec<(Option<usize>, Finding)>,
     /// The offsets of the comments attached to a statement.
     attached_comments: BTreeSet<usize>,
+    /// Spans whose `-- cutover:up` / `-- cutover:down` their statement has no use for.
+    idle_directives: BTreeSet<(usize, &'static str)>,
     /// Where the `CREATE TABLE IF NOT EXISTS` statements on tables that already exist are: no-ops,
     /// which squawk nonetheless takes for new tables (and stays silent about their locks).
     noop_creates: Vec<(usize, usize)>,
@@ -245,6 +247,7 @@ impl<'a> FileCheck<'a> {
             extras: Vec::new(),
             pending: Vec::new(),
             attached_comments: BTreeSet::new(),
+            idle_directives: BTreeSet::new(),
             noop_creates: Vec::new(),
             view_indexes: BTreeSet::new(),
             at: (0, 0),
@@ -325,8 +328,19 @@ impl<'a> FileCheck<'a> {
         let ignored = span.ignores.keys().cloned().collect();
         self.spans.push(span);
         self.extras.push(extra);
-        self.statements
-            .push(statement_analysis(line, sql, class, ignored));
+        let st = statement_analysis(line, sql, class, ignored);
+        // A `-- cutover:up` or `-- cutover:down` the statement has no use for.
+        let idle = |key: &str| span_has(self.spans.last(), key);
+        if idle(super::comments::UP_KEY) && st.fill.is_none() {
+            self.idle_directives
+                .insert((self.spans.len() - 1, super::comments::UP));
+        }
+        let converts = st.rename.as_ref().is_some_and(|r| r.conversion.is_some());
+        if idle(super::comments::DOWN_KEY) && !converts {
+            self.idle_directives
+                .insert((self.spans.len() - 1, super::comments::DOWN));
+        }
+        self.statements.push(st);
         self.words = words;
         end
     }
@@ -404,6 +418,21 @@ impl<'a> FileCheck<'a> {
         self.attached_comments
             .extend(own.iter().chain(&trailing).map(|(at, _)| *at));
         ignores
+    }
+
+    /// `unused-ignore` for the directive `name` on `line`, which its statement has no use for.
+    fn idle_directive(&self, name: &str, line: u32) -> Finding {
+        self.make(
+            "unused-ignore",
+            line,
+            format!(
+                "this `-- {name}` gives nothing to its statement: `up` is the value of NULL rows \
+                 for a SET NOT NULL or an ADD COLUMN ... NOT NULL without a default, `down` the \
+                 way back of an ALTER COLUMN ... TYPE, on a table the running version uses"
+            ),
+            "move it to the statement it is for (on its line, or right above it), or remove it"
+                .into(),
+        )
     }
 
     /// Transaction control. A file wrapped in its own BEGIN ... COMMIT (golang-migrate's and
@@ -876,10 +905,13 @@ impl<'a> FileCheck<'a> {
             for (id, at) in &s.ignores {
                 // Not an ignore: `plan` reads it (a statement it would not rewrite keeps it
                 // harmlessly).
-                if id == "as-is"
-                    || id.starts_with(super::comments::DOWN_KEY)
-                    || id.starts_with(super::comments::UP_KEY)
-                {
+                if id == "as-is" {
+                    continue;
+                }
+                if let Some(name) = directive_name(id) {
+                    if self.idle_directives.contains(&(i, name)) {
+                        findings.push(self.idle_directive(name, *at));
+                    }
                     continue;
                 }
                 if used.contains(&(i, id.clone()))
@@ -1051,6 +1083,22 @@ fn span_of(
             && schema.search_path_changed()
             && table.is_some_and(|t| !schema.is_new(t)),
     }
+}
+
+/// The directive (`cutover:up`, `cutover:down`) whose value the ignore id `id` carries.
+fn directive_name(id: &str) -> Option<&'static str> {
+    [
+        (super::comments::DOWN_KEY, super::comments::DOWN),
+        (super::comments::UP_KEY, super::comments::UP),
+    ]
+    .into_iter()
+    .find(|(key, _)| id.starts_with(key))
+    .map(|(_, name)| name)
+}
+
+/// Whether `span` has an ignore id starting with `key` (a directive's value).
+fn span_has(span: Option<&Span>, key: &str) -> bool {
+    span.is_some_and(|s| s.ignores.keys().any(|id| id.starts_with(key)))
 }
 
 /// The analysis a statement on `line` reports: `class`'s phase, inverse, rename and owner, and
