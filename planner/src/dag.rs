@@ -217,6 +217,11 @@ pub struct BackfillParams {
     /// conversion (its USING expression, or a cast to the new type), naming the table's columns.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub value: Option<String>,
+    /// A condition true for a row still to do, when it is not "the target differs from the
+    /// value": a fill's `c IS NULL` (its value may itself be NULL for some rows, which must
+    /// fail the step, not pass it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending: Option<String>,
     /// Rows per batch.
     pub batch_size: u32,
     /// Pause between batches.

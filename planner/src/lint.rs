@@ -350,6 +350,10 @@ rules! {
         a UNIQUE constraint or unique index, has or is referenced by a foreign key, is read by a \
         view or a function's body, or its table is partitioned: the type-change rewrite (a new \
         column, synced, swapped in at contract) cannot carry that, so `plan` stops.";
+    NotNullFillUnsupported = "not-null-fill-unsupported", Error, "cutover", "A NOT NULL \
+        filled by `-- cutover:up` on a column another rewrite of the release renames, changes \
+        or fills, or whose value names such a column: the triggers would see each other's work \
+        half done.";
     TypeChangeNeedsDown = "type-change-needs-down", Error, "cutover", "A type change with a \
         USING expression needs the way back for the old version while both run: `-- \
         cutover:down <expr>` on the statement.";

@@ -433,3 +433,56 @@ fn an_up_or_down_comment_its_statement_has_no_use_for_is_reported() {
         .collect();
     assert_eq!(unused, [1, 3]);
 }
+
+#[test]
+fn a_fill_another_rewrite_of_the_release_touches_stops_the_plan() {
+    for (v2, v3) in [
+        // on a renamed column; naming a renamed one
+        (
+            "ALTER TABLE users RENAME COLUMN note TO memo;",
+            "-- cutover:up 'n/a'\nALTER TABLE users ALTER COLUMN memo SET NOT NULL;",
+        ),
+        (
+            "ALTER TABLE users RENAME COLUMN name TO full_name;",
+            "-- cutover:up 'x-' || name\nALTER TABLE users ALTER COLUMN note SET NOT NULL;",
+        ),
+        // after a type change; before a rename; twice; naming another fill's column
+        (
+            "ALTER TABLE users ALTER COLUMN note TYPE varchar(10);",
+            "-- cutover:up 'n/a'\nALTER TABLE users ALTER COLUMN note SET NOT NULL;",
+        ),
+        (
+            "-- cutover:up 'n/a'\nALTER TABLE users ALTER COLUMN note SET NOT NULL;",
+            "ALTER TABLE users RENAME COLUMN note TO memo;",
+        ),
+        (
+            "-- cutover:up 'n/a'\nALTER TABLE users ADD COLUMN tier text NOT NULL;",
+            "-- cutover:up tier || '-' || id\nALTER TABLE users ALTER COLUMN note SET NOT NULL;",
+        ),
+    ] {
+        let dir = common::release_dir(BASE, &[("V2__a.sql", v2), ("V3__b.sql", v3)]);
+        match plan_file(&dir.path().join("spec.toml")) {
+            Err(PlanError::Blocked(f)) => assert!(
+                f.iter().any(|f| f.rule == "not-null-fill-unsupported"),
+                "{v2} / {v3}: {f:?}"
+            ),
+            other => panic!("{v2} / {v3}: {:?}", other.map(|p| p.plan.findings)),
+        }
+    }
+    // A uuid key cannot be walked in integer ranges.
+    let dir = common::release_dir(
+        "CREATE TABLE tokens (id uuid PRIMARY KEY, label text);\n",
+        &[(
+            "V2__a.sql",
+            "-- cutover:up 'none'\nALTER TABLE tokens ALTER COLUMN label SET NOT NULL;",
+        )],
+    );
+    let p = plan_file(&dir.path().join("spec.toml")).unwrap().plan;
+    assert!(
+        p.findings
+            .iter()
+            .any(|f| f.rule == "backfill-key-unsupported" && f.severity.to_string() == "error"),
+        "{:?}",
+        p.findings
+    );
+}

@@ -69,6 +69,10 @@ pub(crate) const UP_KEY: &str = "up=";
 /// The expression of a `-- cutover:down <expr>` (or `up`) comment, `/* ... */` too.
 fn expression(comment: &str, directive: &str) -> Option<String> {
     let rest = comment.split(directive).nth(1)?;
+    // `-- cutover:upp` is not `-- cutover:up`.
+    if !rest.starts_with(char::is_whitespace) {
+        return None;
+    }
     let rest = rest.trim().trim_end_matches("*/").trim();
     (!rest.is_empty()).then(|| rest.to_string())
 }

@@ -330,13 +330,19 @@ impl<'a> FileCheck<'a> {
         self.extras.push(extra);
         let st = statement_analysis(line, sql, class, ignored);
         // A `-- cutover:up` or `-- cutover:down` the statement has no use for.
-        let idle = |key: &str| span_has(self.spans.last(), key);
-        if idle(super::comments::UP_KEY) && st.fill.is_none() {
+        let (up, down) = (
+            span_has(self.spans.last(), super::comments::UP_KEY),
+            span_has(self.spans.last(), super::comments::DOWN_KEY),
+        );
+        if up && st.fill.is_none() {
             self.idle_directives
                 .insert((self.spans.len() - 1, super::comments::UP));
         }
+        if let Some(f) = &st.fill {
+            self.filled(self.spans.len() - 1, f);
+        }
         let converts = st.rename.as_ref().is_some_and(|r| r.conversion.is_some());
-        if idle(super::comments::DOWN_KEY) && !converts {
+        if down && !converts {
             self.idle_directives
                 .insert((self.spans.len() - 1, super::comments::DOWN));
         }
@@ -418,6 +424,31 @@ impl<'a> FileCheck<'a> {
         self.attached_comments
             .extend(own.iter().chain(&trailing).map(|(at, _)| *at));
         ignores
+    }
+
+    /// The breaking NOT NULL finding of the statement of span `span`, which `-- cutover:up`
+    /// gives a value for NULL rows (`f`), becomes the info `not-null-via-check`: `lint` and
+    /// `plan` agree the migration is safe online.
+    fn filled(&mut self, span: usize, f: &Fill) {
+        for (at, x) in self.pending.iter_mut() {
+            if *at == Some(span)
+                && matches!(
+                    x.rule.as_str(),
+                    "breaking-set-not-null" | "breaking-add-required-column"
+                )
+            {
+                x.rule = "not-null-via-check".into();
+                x.severity = Severity::Info;
+                x.message = format!(
+                    "NOT NULL on `{}.{}` with `-- cutover:up {}`: an online `plan` fills the \
+                     old version's NULL writes and rows (a trigger and a backfill, expand) and \
+                     enforces NOT NULL through a validated CHECK once that version is gone \
+                     (contract); a recreate release runs the statement as written",
+                    f.table, f.column, f.expr
+                );
+                x.hint = "nothing to do; `plan` shows the SQL".into();
+            }
+        }
     }
 
     /// `unused-ignore` for the directive `name` on `line`, which its statement has no use for.

@@ -4,9 +4,9 @@
 
 use super::Analyzed;
 use super::policy::finding;
-use crate::analysis::{Inverse, MigrationAnalysis, StmtPhase};
+use crate::analysis::{ColumnRename, Fill, Inverse, MigrationAnalysis, StmtPhase};
 use crate::lint::Finding;
-use crate::schema::{Attachment, normalize};
+use crate::schema::{Attachment, bare, normalize};
 
 /// In each migration, a type change of a column an earlier statement of the same migration
 /// renamed becomes part of that rename's rewrite: the renamed column is added with the new
@@ -103,16 +103,29 @@ pub(super) fn fills(analyzed: &Analyzed, findings: &mut Vec<Finding>) {
                     x.hint = "nothing to do; `plan` shows the SQL".into();
                 }
             }
-            if f.declared && f.key.is_none() {
+            let walkable = match f.key_types.as_slice() {
+                [one] => one.is_empty() || super::rename::is_integer(one),
+                _ => false,
+            };
+            if f.declared && (f.key.is_none() || !walkable) {
                 findings.push(finding(
                     "backfill-key-unsupported",
                     m,
                     s.line,
                     format!(
-                        "the backfill of `{}.{}` walks the table's primary key, but `{}` has none",
-                        f.table, f.column, f.table
+                        "the backfill of `{}.{}` walks the table's primary key in integer ranges, \
+                         but `{}` has {}",
+                        f.table,
+                        f.column,
+                        f.table,
+                        if f.key.is_none() {
+                            "none".to_string()
+                        } else {
+                            format!("a key of type {}", f.key_types.join(", "))
+                        }
                     ),
-                    "give the table an integer primary key before this release",
+                    "give the table an integer primary key before this release, or fill the \
+                     column yourself in an earlier migration",
                 ));
             }
         }
@@ -168,74 +181,172 @@ pub(super) fn findings(analyzed: &Analyzed) -> Vec<Finding> {
     out
 }
 
-/// `type-change-rewrite-unsupported` for a column whose type changes twice in a release, or
-/// whose name and type change in different migrations: each rewrite keeps only its own pair of
-/// columns in sync, and the later one's contract would fail on the earlier one's trigger.
+/// The rewrites of one database's release seen so far, in migration order.
+#[derive(Default)]
+struct Seen {
+    /// (table, column) of each type change in place.
+    changed: Vec<(String, String)>,
+    /// (table, from, to) of each column rename.
+    renamed: Vec<(String, String, String)>,
+    /// (table, column) of each fill.
+    filled: Vec<(String, String)>,
+}
+
+impl Seen {
+    /// The columns of `t` an earlier rewrite touches.
+    fn touched(&self, t: &str) -> Vec<String> {
+        let renamed = self.renamed.iter().filter(|(rt, _, _)| rt == t);
+        let others = self
+            .changed
+            .iter()
+            .chain(&self.filled)
+            .filter(|(x, _)| x == t);
+        renamed
+            .flat_map(|(_, a, b)| [a.clone(), b.clone()])
+            .chain(others.map(|(_, c)| c.clone()))
+            .collect()
+    }
+
+    /// A fill meeting an earlier rewrite of its column or of a column its value names.
+    fn fill(&mut self, m: &MigrationAnalysis, line: u32, f: &Fill, out: &mut Vec<Finding>) {
+        let (t, c) = (normalize(&f.table), normalize(&f.column));
+        let touched = self.touched(&t);
+        let named = words(&f.expr);
+        if touched.contains(&c) || touched.iter().any(|x| named.contains(&bare(x))) {
+            out.push(fill_clash(m, line, f));
+        }
+        self.filled.push((t, c));
+    }
+
+    /// A table renamed after a rewrite of its columns: their contract names the old name.
+    fn table(&self, m: &MigrationAnalysis, line: u32, from: &str, out: &mut Vec<Finding>) {
+        let t = normalize(from);
+        if self.changed.iter().any(|(ct, _)| *ct == t) || self.renamed.iter().any(|(x, ..)| *x == t)
+        {
+            out.push(finding(
+                "rename-rewrite-unsupported",
+                m,
+                line,
+                format!(
+                    "`{from}` is renamed after a rewrite of its columns in this release: their \
+                     contract steps name the table by its old name, a view by then"
+                ),
+                "rename the table first, in a migration before those that rename or change the \
+                 type of its columns (they then name it by its new name)",
+            ));
+        }
+    }
+
+    /// A column rename or type change meeting an earlier one, or a fill, of the same column.
+    fn column(
+        &mut self,
+        m: &MigrationAnalysis,
+        line: u32,
+        r: &ColumnRename,
+        out: &mut Vec<Finding>,
+    ) {
+        let (t, from, to) = (normalize(&r.table), normalize(&r.from), normalize(&r.to));
+        let what = format!("`{}.{}`", r.table, r.from);
+        if self
+            .filled
+            .iter()
+            .any(|(ft, fc)| *ft == t && (*fc == from || *fc == to))
+        {
+            out.push(finding(
+                "not-null-fill-unsupported",
+                m,
+                line,
+                format!(
+                    "{what} is filled by `-- cutover:up` earlier in this release and renamed or \
+                     changed here: the fill's trigger and the rewrite's would each see the other's \
+                     column half done"
+                ),
+                "fill and make the column NOT NULL in a release of its own, or rename or change \
+                 its type in another release",
+            ));
+        }
+        let swap = r.conversion.as_ref().is_some_and(|c| c.swap);
+        let clash = if swap {
+            self.changed.contains(&(t.clone(), from.clone()))
+                || self
+                    .renamed
+                    .iter()
+                    .any(|(rt, a, b)| *rt == t && (*a == from || *b == from))
+        } else {
+            self.changed
+                .iter()
+                .any(|(ct, c)| *ct == t && (*c == from || *c == to))
+        };
+        if clash {
+            out.push(finding(
+                "type-change-rewrite-unsupported",
+                m,
+                line,
+                format!(
+                    "{what} changes type twice in this release, or its name and type in different \
+                     migrations: each rewrite keeps only its own two columns in sync"
+                ),
+                "change a column's type once per release; to rename it too, write the RENAME \
+                 first and the type change right after it in the same migration (one rewrite \
+                 carries both)",
+            ));
+        }
+        if swap {
+            self.changed.push((t, from));
+        } else {
+            self.renamed.push((t, from, to));
+        }
+    }
+}
+
+/// The rewrites of a release that would trip over each other: a column whose type changes
+/// twice, or whose name and type change in different migrations (each rewrite keeps only its
+/// own pair of columns in sync, and the later one's contract would fail on the earlier one's
+/// trigger); a table renamed after a rewrite of its columns; a fill meeting another rewrite.
 pub(super) fn conflicts(analyzed: &Analyzed) -> Vec<Finding> {
     let mut out = Vec::new();
     for (_, ms) in analyzed {
-        // (table, column) of each type change in place, and (table, from, to) of each rename.
-        let mut changed: Vec<(String, String)> = Vec::new();
-        let mut renamed: Vec<(String, String, String)> = Vec::new();
+        let mut seen = Seen::default();
         for m in ms {
             for s in &m.statements {
+                if let Some(f) = &s.fill {
+                    seen.fill(m, s.line, f, &mut out);
+                }
                 if let Some(t) = &s.table_rename {
-                    let from = normalize(&t.from);
-                    if changed.iter().any(|(ct, _)| *ct == from)
-                        || renamed.iter().any(|(rt, _, _)| *rt == from)
-                    {
-                        out.push(finding(
-                            "rename-rewrite-unsupported",
-                            m,
-                            s.line,
-                            format!(
-                                "`{}` is renamed after a rewrite of its columns in this release: \
-                                 their contract steps name the table by its old name, a view by \
-                                 then",
-                                t.from
-                            ),
-                            "rename the table first, in a migration before those that rename or \
-                             change the type of its columns (they then name it by its new name)",
-                        ));
-                    }
+                    seen.table(m, s.line, &t.from, &mut out);
                 }
-                let Some(r) = s.rename.as_ref() else { continue };
-                let (t, from, to) = (normalize(&r.table), normalize(&r.from), normalize(&r.to));
-                let swap = r.conversion.as_ref().filter(|c| c.swap);
-                let clash = if swap.is_some() {
-                    changed.contains(&(t.clone(), from.clone()))
-                        || renamed
-                            .iter()
-                            .any(|(rt, a, b)| *rt == t && (*a == from || *b == from))
-                } else {
-                    changed
-                        .iter()
-                        .any(|(ct, c)| *ct == t && (*c == from || *c == to))
-                };
-                if clash {
-                    out.push(finding(
-                        "type-change-rewrite-unsupported",
-                        m,
-                        s.line,
-                        format!(
-                            "`{}.{}` changes type twice in this release, or its name and type in \
-                             different migrations: each rewrite keeps only its own two columns in \
-                             sync",
-                            r.table, r.from
-                        ),
-                        "change a column's type once per release; to rename it too, write the \
-                         RENAME first and the type change right after it in the same migration \
-                         (one rewrite carries both)",
-                    ));
-                }
-                match swap {
-                    Some(_) => changed.push((t, from)),
-                    None => renamed.push((t, from, to)),
+                if let Some(r) = &s.rename {
+                    seen.column(m, s.line, r, &mut out);
                 }
             }
         }
     }
     out
+}
+
+/// The identifiers an expression names, lowercased (a word match: function names too).
+fn words(expr: &str) -> Vec<String> {
+    expr.split(|c: char| !(c.is_alphanumeric() || c == '_'))
+        .filter(|w| !w.is_empty())
+        .map(str::to_lowercase)
+        .collect()
+}
+
+/// `not-null-fill-unsupported` for the fill `f` on `line` of `m`.
+fn fill_clash(m: &MigrationAnalysis, line: u32, f: &Fill) -> Finding {
+    finding(
+        "not-null-fill-unsupported",
+        m,
+        line,
+        format!(
+            "the fill of `{}.{}` (`-- cutover:up {}`) meets another rewrite of the release: the \
+             column, or one its value names, is renamed, changes type or is filled too, and the \
+             triggers would see each other's work half done",
+            f.table, f.column, f.expr
+        ),
+        "fill from columns no other rewrite of the release touches, in a release of its own if \
+         need be; or fill the rows yourself in an earlier migration",
+    )
 }
 
 /// `type-change-rewrite-unsupported` for the change `what` on `line` of `m`, whose column has

@@ -22,6 +22,7 @@ pub(crate) fn blocks_online(rule: &str) -> bool {
                     | RenameRewriteUnsupported
                     | TypeChangeRewriteUnsupported
                     | TypeChangeNeedsDown
+                    | NotNullFillUnsupported
             ) || (r.is_breaking()
                 && !matches!(
                     r,

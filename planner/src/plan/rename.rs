@@ -256,7 +256,8 @@ fn fill_step(cx: &Ctx, b: &mut Builder, db: &Database, f: &Fill, n: NodeIndex) -
                 key: key.clone(),
                 from_column: f.column.clone(),
                 to_column: f.column.clone(),
-                value: Some(crate::rewrite::fill::value_sql(f)),
+                value: Some(format!("({})", f.expr)),
+                pending: Some(format!("{} IS NULL", f.column)),
                 batch_size: db.backfill.batch_size,
                 pause: db.backfill.pause,
                 batch_sql: crate::rewrite::fill::batch_sql(f, &key),
@@ -304,6 +305,7 @@ fn backfill_step(
                     .conversion
                     .as_ref()
                     .map(|c| crate::rewrite::up_sql(&r.rename, c)),
+                pending: None,
                 batch_size: db.backfill.batch_size,
                 pause: db.backfill.pause,
                 batch_sql: r.backfill_batch_sql.clone(),
@@ -463,7 +465,7 @@ fn backfill_key_finding(m: &MigrationAnalysis, r: &RenameRewrite, line: u32) -> 
 
 /// Whether the type `ty` (as the migrations write it) is one of PostgreSQL's integer types or
 /// their serial forms.
-fn is_integer(ty: &str) -> bool {
+pub(super) fn is_integer(ty: &str) -> bool {
     matches!(
         ty.trim().to_ascii_lowercase().as_str(),
         "smallint"

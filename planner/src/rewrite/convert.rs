@@ -117,7 +117,8 @@ pub fn sync_sql(r: &ColumnRename, c: &Conversion, names: [&str; 3]) -> String {
     let from_changed = changed(from, r.column_type.as_deref());
     let to_changed = changed(to, Some(&c.new_type));
     format!(
-        "CREATE FUNCTION {func}() RETURNS trigger LANGUAGE plpgsql AS $cutover$\nBEGIN\n\
+        "CREATE FUNCTION {func}() RETURNS trigger LANGUAGE plpgsql AS $cutover$\n\
+         #variable_conflict use_column\nBEGIN\n\
          \x20 -- the old version writes {from}; only the new version writes {to}\n\
          \x20 IF TG_OP = 'INSERT' THEN\n\
          \x20   IF NEW.{to} IS NOT NULL THEN NEW.{from} := {down};\n\

@@ -30,7 +30,8 @@ pub fn expand_sql(f: &Fill) -> String {
     let (n, t, c, e) = (name(f), &f.table, &f.column, &f.expr);
     let add = f.add.as_ref().map_or(String::new(), |a| format!("{a}\n"));
     format!(
-        "{add}CREATE FUNCTION {n}() RETURNS trigger LANGUAGE plpgsql AS $cutover$\nBEGIN\n  -- the \
+        "{add}CREATE FUNCTION {n}() RETURNS trigger LANGUAGE plpgsql AS $cutover$\n#variable_conflict \
+         use_column\nBEGIN\n  -- the \
          old version may still write NULL into {c}: it gets the value of -- cutover:up\n  NEW.{c} \
          := (SELECT {e} FROM (SELECT NEW.*) AS {a});\n  RETURN NEW;\nEND\n$cutover$;\nCREATE \
          TRIGGER {n} BEFORE INSERT OR UPDATE ON {t}\n  FOR EACH ROW WHEN (NEW.{c} IS NULL) EXECUTE \
@@ -80,10 +81,4 @@ pub fn batch_sql(f: &Fill, key: &str) -> String {
          {key} <= (SELECT hi FROM bound) AND {c} IS NULL RETURNING 1) SELECT (SELECT hi FROM \
          bound)::bigint, (SELECT count(*) FROM changed)"
     )
-}
-
-/// What the backfill compares the column with to know it is done: the column, or the value
-/// where it is NULL.
-pub fn value_sql(f: &Fill) -> String {
-    format!("coalesce({}, ({}))", f.column, f.expr)
 }

@@ -38,6 +38,8 @@ struct Backfill {
     key: String,
     /// The value the new column gets: the old column, or a type change's conversion of it.
     from: String,
+    /// The condition of a row still to do.
+    pending: String,
     to: String,
     batch_size: u32,
     pause: SpecDuration,
@@ -65,6 +67,7 @@ fn backfill(step: &Job<BackfillParams>) -> Backfill {
         from_column,
         to_column,
         value,
+        pending,
         batch_size,
         pause,
         batch_sql,
@@ -75,6 +78,13 @@ fn backfill(step: &Job<BackfillParams>) -> Backfill {
         table: table.clone(),
         key: key.clone(),
         from: value.clone().unwrap_or_else(|| from_column.clone()),
+        pending: pending.clone().unwrap_or_else(|| {
+            format!(
+                "{} IS DISTINCT FROM {}",
+                to_column,
+                value.as_deref().unwrap_or(from_column)
+            )
+        }),
         to: to_column.clone(),
         batch_size: *batch_size,
         pause: *pause,
@@ -318,8 +328,8 @@ impl Backfill {
     /// Whether some row's new column still differs from the old one.
     async fn differs(&self, conn: &mut PgConnection) -> Result<bool, StepError> {
         sqlx::query_scalar(&format!(
-            "SELECT EXISTS (SELECT 1 FROM {} WHERE {} IS DISTINCT FROM {})",
-            self.table, self.to, self.from
+            "SELECT EXISTS (SELECT 1 FROM {} WHERE {})",
+            self.table, self.pending
         ))
         .fetch_one(&mut *conn)
         .await
