@@ -56,10 +56,15 @@ pub fn markdown(plan: &Plan, spec_path: &str) -> String {
         .iter()
         .map(|(k, v)| format!("`{k}`: {}", v.as_str()))
         .collect();
+    // A release of migrations alone has no service, so no strategy.
+    let strategy = if strategies.is_empty() {
+        "no services (schema only)".to_string()
+    } else {
+        strategies.join(", ")
+    };
     let _ = writeln!(
         out,
-        "Strategy: {}. Plan hash `{}`.\n",
-        strategies.join(", "),
+        "Strategy: {strategy}. Plan hash `{}`.\n",
         &plan.hash[..16]
     );
     match plan.point_of_no_return() {
