@@ -701,3 +701,31 @@ fn not_null_with_an_up_value_is_filled_while_both_versions_write() {
         "0"
     );
 }
+
+#[test]
+fn a_fill_rolled_back_at_the_hold_leaves_the_schema_as_before() {
+    let db = Db::create(|dir| {
+        std::fs::create_dir(dir.join("m")).unwrap();
+        for (name, sql) in ACCOUNTS {
+            std::fs::write(dir.join("m").join(name), sql).unwrap();
+        }
+        "[release]\nname = \"accounts\"\n\n[[database]]\nname = \"main\"\nurl_env = \
+         \"DATABASE_URL\"\nmigrations = \"m\"\nbaseline = 1\nbackup = { enabled = false }\n"
+            .to_string()
+    });
+    db.baseline(&db.dir.path().join("m"));
+    db.sql("INSERT INTO accounts (email) SELECT NULL FROM generate_series(1, 1000)");
+    let schema = db.schema();
+    let out = db.cutover(&["apply", "spec.toml", "--hold"], &[]);
+    assert_eq!(out.status.code(), Some(5), "{}", transcript(&out));
+    // While both run, a NULL write is filled before the NOT VALID check sees it.
+    db.sql("INSERT INTO accounts (plan) VALUES ('old')");
+    let out = db.cutover(&["abort", &db.run_id()], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
+    assert_eq!(db.schema(), schema, "trigger, check and added column gone");
+    // The filled rows keep their value (documented): a rollback cannot tell them apart.
+    assert_eq!(
+        db.sql("SELECT count(*) FROM accounts WHERE email IS NULL"),
+        "0"
+    );
+}

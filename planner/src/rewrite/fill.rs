@@ -2,11 +2,12 @@
 //! NULL into it, with the value of a NULL row from `-- cutover:up <expr>`.
 //!
 //! 1. **expand**: for `ADD COLUMN ... NOT NULL`, the column added without NOT NULL; a trigger
-//!    giving the old version's NULL writes the value (`WHEN (NEW.c IS NULL)`).
+//!    giving the old version's NULL writes the value (`WHEN (NEW.c IS NULL)`); `CHECK (c IS NOT
+//!    NULL) NOT VALID`.
 //! 2. **backfill**: the NULL rows set to the value in key batches.
-//! 3. **contract** (the old version retired): the trigger dropped, NOT NULL enforced through a
-//!    validated CHECK, which lets `SET NOT NULL` skip its scan (manual: ALTER TABLE, `SET NOT
-//!    NULL`, PostgreSQL 12 and later), and the check dropped.
+//! 3. **contract** (the old version retired): the check validated, the trigger dropped, NOT
+//!    NULL set without a scan (manual: ALTER TABLE, `SET NOT NULL`, PostgreSQL 12 and later),
+//!    the check dropped.
 
 use crate::analysis::Fill;
 use crate::schema::normalize;
@@ -25,18 +26,31 @@ fn alias(f: &Fill) -> &str {
     f.table.rsplit('.').next().unwrap_or(&f.table)
 }
 
-/// The expand SQL: the column (for `ADD COLUMN`) and the trigger filling NULL writes.
+/// The name of the NOT NULL check of `f`.
+fn check(f: &Fill) -> String {
+    super::ident(&format!(
+        "cutover_nn_{}_{}",
+        normalize(&f.table),
+        normalize(&f.column)
+    ))
+}
+
+/// The expand SQL: the column (for `ADD COLUMN`), the trigger filling NULL writes, and the
+/// NOT NULL check as `NOT VALID`: from now on no row is written NULL (the trigger fills it
+/// first), so the check holds for new rows, and only the rows there wait for the backfill and
+/// the contract's `VALIDATE`.
 pub fn expand_sql(f: &Fill) -> String {
     let (n, t, c, e) = (name(f), &f.table, &f.column, &f.expr);
     let add = f.add.as_ref().map_or(String::new(), |a| format!("{a}\n"));
     format!(
-        "{add}CREATE FUNCTION {n}() RETURNS trigger LANGUAGE plpgsql AS $cutover$\n#variable_conflict \
-         use_column\nBEGIN\n  -- the \
-         old version may still write NULL into {c}: it gets the value of -- cutover:up\n  NEW.{c} \
-         := (SELECT {e} FROM (SELECT NEW.*) AS {a});\n  RETURN NEW;\nEND\n$cutover$;\nCREATE \
-         TRIGGER {n} BEFORE INSERT OR UPDATE ON {t}\n  FOR EACH ROW WHEN (NEW.{c} IS NULL) EXECUTE \
-         FUNCTION {n}();",
-        a = alias(f)
+        "{add}CREATE FUNCTION {n}() RETURNS trigger LANGUAGE plpgsql AS $cutover$\n\
+         #variable_conflict use_column\nBEGIN\n  -- the old version may still write NULL into \
+         {c}: it gets the value of -- cutover:up\n  NEW.{c} := (SELECT {e} FROM (SELECT NEW.*) AS \
+         {a});\n  RETURN NEW;\nEND\n$cutover$;\nCREATE TRIGGER {n} BEFORE INSERT OR UPDATE ON \
+         {t}\n  FOR EACH ROW WHEN (NEW.{c} IS NULL) EXECUTE FUNCTION {n}();\nALTER TABLE {t} ADD \
+         CONSTRAINT {k} CHECK ({c} IS NOT NULL) NOT VALID;",
+        a = alias(f),
+        k = check(f),
     )
 }
 
@@ -50,24 +64,23 @@ pub fn undo_sql(f: &Fill) -> String {
         )
     });
     format!(
-        "DROP TRIGGER IF EXISTS {n} ON {};\nDROP FUNCTION IF EXISTS {n}();{drop}",
-        f.table
+        "ALTER TABLE {t} DROP CONSTRAINT IF EXISTS {k};\nDROP TRIGGER IF EXISTS {n} ON {t};\nDROP \
+         FUNCTION IF EXISTS {n}();{drop}",
+        t = f.table,
+        k = check(f),
     )
 }
 
-/// The contract SQL: the trigger dropped, NOT NULL enforced without a long lock.
+/// The contract SQL: the check validated first (a scan under SHARE UPDATE EXCLUSIVE, which lets
+/// reads and writes go on: manual, ALTER TABLE, `VALIDATE CONSTRAINT`), then the trigger
+/// dropped and `SET NOT NULL`, which the valid check lets skip its scan, and the check dropped:
+/// the locks that block are taken last, for a moment.
 pub fn contract_sql(f: &Fill) -> String {
-    let (n, t, c) = (name(f), &f.table, &f.column);
-    let check = super::ident(&format!(
-        "cutover_nn_{}_{}",
-        normalize(&f.table),
-        normalize(&f.column)
-    ));
+    let (n, t, c, k) = (name(f), &f.table, &f.column, check(f));
     format!(
-        "DROP TRIGGER IF EXISTS {n} ON {t};\nDROP FUNCTION IF EXISTS {n}();\nALTER TABLE {t} ADD \
-         CONSTRAINT {check} CHECK ({c} IS NOT NULL) NOT VALID;\nALTER TABLE {t} VALIDATE \
-         CONSTRAINT {check};\nALTER TABLE {t} ALTER COLUMN {c} SET NOT NULL;\nALTER TABLE {t} DROP \
-         CONSTRAINT {check};"
+        "ALTER TABLE {t} VALIDATE CONSTRAINT {k};\nDROP TRIGGER IF EXISTS {n} ON {t};\nDROP \
+         FUNCTION IF EXISTS {n}();\nALTER TABLE {t} ALTER COLUMN {c} SET NOT NULL;\nALTER TABLE \
+         {t} DROP CONSTRAINT {k};"
     )
 }
 
