@@ -222,6 +222,13 @@ pub struct BackfillParams {
     /// fail the step, not pass it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pending: Option<String>,
+    /// The batches run with `session_replication_role = replica`, so the table's own triggers
+    /// (an `updated_at` stamp, an audit row) do not fire for a copy into a new column, as they do
+    /// not for the statement rewritten (manual: Server Configuration, Client Connection Defaults,
+    /// `session_replication_role`). Off for a fill, whose column's foreign keys (enforced by
+    /// triggers, off in that mode) must check the values it writes.
+    #[serde(default)]
+    pub replica: bool,
     /// Rows per batch.
     pub batch_size: u32,
     /// Pause between batches.

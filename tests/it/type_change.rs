@@ -729,3 +729,54 @@ fn a_fill_rolled_back_at_the_hold_leaves_the_schema_as_before() {
         "0"
     );
 }
+
+#[test]
+fn backfills_leave_the_tables_own_triggers_quiet_and_the_views_give_converted_defaults() {
+    let db = Db::create(|dir| {
+        std::fs::create_dir(dir.join("m")).unwrap();
+        std::fs::write(
+            dir.join("m/V1__events.sql"),
+            "CREATE TABLE events (id bigint PRIMARY KEY, body text, at timestamp NOT NULL \
+             DEFAULT now(), updated_at timestamptz NOT NULL DEFAULT now());\nCREATE FUNCTION \
+             touch() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN NEW.updated_at := now(); \
+             RETURN NEW; END $$;\nCREATE TRIGGER events_touch BEFORE UPDATE ON events FOR EACH \
+             ROW EXECUTE FUNCTION touch();\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.join("m/V2__events.sql"),
+            "ALTER TABLE events RENAME COLUMN body TO content;\n-- cutover:down at AT TIME ZONE \
+             'UTC'\nALTER TABLE events ALTER COLUMN at TYPE timestamptz USING at AT TIME ZONE \
+             'UTC';\n",
+        )
+        .unwrap();
+        "[release]\nname = \"events\"\n\n[[database]]\nname = \"main\"\nurl_env = \
+         \"DATABASE_URL\"\nmigrations = \"m\"\nbaseline = 1\nbackup = { enabled = false }\n"
+            .to_string()
+    });
+    db.baseline(&db.dir.path().join("m"));
+    db.sql(
+        "INSERT INTO events (id, body, updated_at) SELECT g, 'e' || g, '2020-01-01' FROM \
+         generate_series(1, 5000) g",
+    );
+    let out = db.cutover(&["apply", "spec.toml", "--hold"], &[]);
+    assert_eq!(out.status.code(), Some(5), "{}", transcript(&out));
+    assert_eq!(
+        db.sql("SELECT count(*) FROM events WHERE updated_at > '2020-01-01'"),
+        "0",
+        "the backfills are no app writes: the table's trigger stayed quiet"
+    );
+    // The new version, in another zone, leaves `at` out: it gets now(), not now() read as a
+    // local timestamp and converted as UTC.
+    let skew = db.sql(
+        "SET search_path = cutover_v2, public; SET TIME ZONE 'Europe/Berlin'; INSERT INTO \
+         events (id, content) VALUES (9001, 'new') RETURNING abs(extract(epoch FROM at - \
+         now()))::int",
+    );
+    assert_eq!(
+        skew, "0",
+        "`at` of the new version's insert is off by {skew} s"
+    );
+    let out = db.cutover(&["promote", &db.run_id()], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
+}

@@ -258,6 +258,7 @@ fn fill_step(cx: &Ctx, b: &mut Builder, db: &Database, f: &Fill, n: NodeIndex) -
                 to_column: f.column.clone(),
                 value: Some(format!("({})", f.expr)),
                 pending: Some(format!("{} IS NULL", f.column)),
+                replica: false,
                 batch_size: db.backfill.batch_size,
                 pause: db.backfill.pause,
                 batch_sql: crate::rewrite::fill::batch_sql(f, &key),
@@ -306,6 +307,7 @@ fn backfill_step(
                     .as_ref()
                     .map(|c| crate::rewrite::up_sql(&r.rename, c)),
                 pending: None,
+                replica: true,
                 batch_size: db.backfill.batch_size,
                 pause: db.backfill.pause,
                 batch_sql: r.backfill_batch_sql.clone(),

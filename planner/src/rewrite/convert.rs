@@ -191,7 +191,8 @@ pub fn refresh_view_sql(table: &str, schema: &str) -> String {
          c JOIN pg_namespace n ON n.oid = c.relnamespace\n        WHERE n.nspname = '{schema}') \
          THEN\n      EXECUTE format('DROP SCHEMA IF EXISTS %I', '{schema}');\n    END IF;\n    \
          RETURN;\n  END IF;\n  EXECUTE format('CREATE SCHEMA IF NOT EXISTS %I', '{schema}');\n  \
-         {create}\n{grants}\nEND\n$cutover$;",
+         {create}\n{grants}\n{defaults}\nEND\n$cutover$;",
+        defaults = view_defaults_sql(&t, schema),
         create = invoker_view_sql(
             &format!("format('%I.%I', '{schema}', rel)"),
             &format!("format('SELECT %s FROM %s', cols, {t})"),
@@ -219,6 +220,23 @@ pub fn default_sql(r: &ColumnRename, c: &Conversion) -> String {
         Some(None) => format!("-- {}'s default is dropped", r.from),
         None => carry_default_sql(r),
     }
+}
+
+/// PL/pgSQL giving each column the view `schema.rel` shows from a shadow the old column's
+/// default, which the new version's inserts that leave the column out then get in the new
+/// type (without it they got the old column's default converted up: `now()` as a `timestamp`
+/// in the session's zone, then through the USING). A default that does not convert is left
+/// out: the table's applies, converted by the trigger. `t` is the table's regclass literal.
+fn view_defaults_sql(t: &str, schema: &str) -> String {
+    format!(
+        "  FOR g IN SELECT a.attname AS col, pg_get_expr(d.adbin, d.adrelid) AS def\n    FROM \
+         pg_attribute a JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum\n    \
+         JOIN pg_attribute s ON s.attrelid = a.attrelid AND NOT s.attisdropped\n      AND \
+         s.attname = '{SHADOW_PREFIX}' || a.attname\n    WHERE a.attrelid = {t} AND NOT \
+         a.attisdropped LOOP\n    BEGIN\n      EXECUTE format('ALTER VIEW %I.%I ALTER COLUMN %I \
+         SET DEFAULT %s', '{schema}', rel, g.col, g.def);\n    EXCEPTION WHEN others THEN\n      \
+         NULL;\n    END;\n  END LOOP;"
+    )
 }
 
 /// PL/pgSQL making the view named by the SQL expression `name` (text) from the query `query`

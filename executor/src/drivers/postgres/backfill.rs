@@ -1,7 +1,7 @@
 //! [`BackfillDriver`]: copies a column into its new twin in primary-key batches, recording its
 //! cursor as progress so a resume continues after the last recorded batch.
 
-use super::connection::connect;
+use super::connection::{Pooled, connect};
 use super::fence::fence_database;
 use super::retry::LockBackoff;
 use super::{err, run_id};
@@ -40,6 +40,8 @@ struct Backfill {
     from: String,
     /// The condition of a row still to do.
     pending: String,
+    /// Run with `session_replication_role = replica` (see [`BackfillParams::replica`]).
+    replica: bool,
     to: String,
     batch_size: u32,
     pause: SpecDuration,
@@ -68,6 +70,7 @@ fn backfill(step: &Job<BackfillParams>) -> Backfill {
         to_column,
         value,
         pending,
+        replica,
         batch_size,
         pause,
         batch_sql,
@@ -77,6 +80,7 @@ fn backfill(step: &Job<BackfillParams>) -> Backfill {
         url_env: url_env.clone(),
         table: table.clone(),
         key: key.clone(),
+        replica: *replica,
         from: value.clone().unwrap_or_else(|| from_column.clone()),
         pending: pending.clone().unwrap_or_else(|| {
             format!(
@@ -148,16 +152,7 @@ async fn run_backfill(step: Job<BackfillParams>, ctx: StepContext) -> Result<Don
     // cursor was recorded, so the copy is verified at the end and swept again if needed.
     // Custom plans for every batch: a generic plan (chosen after a few executions) cannot see the
     // key range and, on a table without fresh statistics, scans the whole table per batch.
-    conn.dirty = true;
-    sqlx::Executor::execute(
-        &mut *conn,
-        // cutover.backfill: a type change's sync trigger leaves the batches alone (they write
-        // the converted value themselves).
-        "SET synchronous_commit = off; SET plan_cache_mode = force_custom_plan; SET \
-         cutover.backfill = on",
-    )
-    .await
-    .map_err(err)?;
+    let quiet = prepare(&mut conn, b.replica).await?;
     if cursor.is_none() {
         cursor = b.before_first_key(&mut conn).await?;
         if cursor.is_none() {
@@ -202,15 +197,48 @@ async fn run_backfill(step: Job<BackfillParams>, ctx: StepContext) -> Result<Don
     }
     let secs = started.elapsed().as_secs_f64().max(0.001);
     conn.release().await;
+    let fired = if b.replica && !quiet {
+        "; the table's own triggers fired for it (the role may not set \
+         session_replication_role)"
+    } else {
+        ""
+    };
     Ok(Done {
         undo: (),
         detail: Some(format!(
-            "copied {} into {} on {rows} rows in {secs:.1}s ({:.0} rows/s)",
+            "copied {} into {} on {rows} rows in {secs:.1}s ({:.0} rows/s){fired}",
             b.from,
             b.to,
             rows as f64 / secs
         )),
     })
+}
+
+/// Sets the backfill's session up; with `replica`, tries [`quiet_triggers`] and says whether the
+/// table's own triggers are quiet.
+async fn prepare(conn: &mut Pooled, replica: bool) -> Result<bool, StepError> {
+    conn.dirty = true;
+    sqlx::Executor::execute(
+        &mut **conn,
+        // cutover.backfill: a type change's sync trigger leaves the batches alone (they write
+        // the converted value themselves).
+        "SET synchronous_commit = off; SET plan_cache_mode = force_custom_plan; SET \
+         cutover.backfill = on",
+    )
+    .await
+    .map_err(err)?;
+    Ok(replica && quiet_triggers(conn).await?)
+}
+
+/// Sets `session_replication_role = replica` on the backfill's connection, so the table's own
+/// triggers stay quiet for its batches; `false` when the role may not (SQLSTATE 42501: only a
+/// superuser, or a role granted SET on the parameter, may), and the batches go on with them.
+async fn quiet_triggers(conn: &mut PgConnection) -> Result<bool, StepError> {
+    match sqlx::Executor::execute(&mut *conn, "SET session_replication_role = replica").await {
+        Ok(_) => Ok(true),
+        Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("42501") => Ok(false),
+        Err(e) => Err(err(e)),
+    }
 }
 
 /// How a backfill reports its progress after a batch, the first of an attempt and then every
