@@ -780,3 +780,47 @@ fn backfills_leave_the_tables_own_triggers_quiet_and_the_views_give_converted_de
     let out = db.cutover(&["promote", &db.run_id()], &[]);
     assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
 }
+
+#[test]
+fn a_widening_is_undone_by_its_inverse_so_the_hold_comes_after_it() {
+    let db = Db::create(|dir| {
+        std::fs::create_dir(dir.join("m")).unwrap();
+        std::fs::write(
+            dir.join("m/V1__refs.sql"),
+            "CREATE TABLE refs (id bigint PRIMARY KEY, code varchar(20) COLLATE \"C\", legacy \
+             text);\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.join("m/V2__widen.sql"),
+            "ALTER TABLE refs ALTER COLUMN code TYPE varchar(64) COLLATE \"C\";\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.join("m/V3__drop_legacy.sql"),
+            "ALTER TABLE refs DROP COLUMN legacy; -- cutover:ignore data-loss\n",
+        )
+        .unwrap();
+        "[release]\nname = \"refs\"\n\n[[database]]\nname = \"main\"\nurl_env = \
+         \"DATABASE_URL\"\nmigrations = \"m\"\nbaseline = 1\nbackup = { enabled = false }\n"
+            .to_string()
+    });
+    db.baseline(&db.dir.path().join("m"));
+    let schema = db.schema();
+    let out = db.cutover(&["apply", "spec.toml", "--hold"], &[]);
+    assert_eq!(out.status.code(), Some(5), "{}", transcript(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("hold before `migrate/contract/V3__drop_legacy`"),
+        "{stdout}"
+    );
+    // The new version's longer codes fit at the hold.
+    db.sql(&format!(
+        "INSERT INTO refs VALUES (1, '{}')",
+        "x".repeat(40)
+    ));
+    db.sql("DELETE FROM refs");
+    let out = db.cutover(&["abort", &db.run_id()], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
+    assert_eq!(db.schema(), schema, "varchar(20) COLLATE \"C\" again");
+}

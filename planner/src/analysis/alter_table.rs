@@ -951,9 +951,7 @@ fn alter_column(
 fn set_type(st: &ast::SetType, t: &Target, col: &str, schema: &mut Schema, acc: &mut Acc) {
     use StmtPhase::*;
     let Target { table, is_new, .. } = *t;
-    let Acc {
-        c, unknown_inverse, ..
-    } = acc;
+    let c = &mut acc.c;
     let views = schema.views_reading(table, col);
     if !views.is_empty() {
         c.raise(Breaking);
@@ -974,13 +972,49 @@ fn set_type(st: &ast::SetType, t: &Target, col: &str, schema: &mut Schema, acc: 
              type beside the old one and move readers to it",
         );
     }
+    let in_place_before = c
+        .findings
+        .iter()
+        .filter(|f| f.0 == RuleId::AlterColumnTypeNoRewrite)
+        .count();
     if is_new {
         c.raise(Expand);
     } else {
         column_type::classify_set_type(c, schema, table, col, st);
     }
-    *unknown_inverse =
-        Some("the previous type is not restored automatically; add a down migration".into());
+    // A change PostgreSQL makes in place (varchar(20) to varchar(64)) is undone by the change
+    // back, when the migrations declare the old type: the step stays reversible, and a held
+    // release can stop before the contract rather than inside the expand phase.
+    let in_place = c
+        .findings
+        .iter()
+        .filter(|f| f.0 == RuleId::AlterColumnTypeNoRewrite)
+        .count()
+        > in_place_before;
+    let old = schema
+        .table(table)
+        .and_then(|t| t.column(&normalize(col)))
+        .map(|c| c.ty.clone())
+        .filter(|ty| !ty.is_empty());
+    // A collation spelled with a dot (a schema, or part of the name) cannot be written back
+    // as the model holds it.
+    let collation = schema.collation(table, col).map(str::to_string);
+    let plain = collation.as_ref().is_none_or(|c| !c.contains('.'));
+    match old.filter(|_| in_place && plain) {
+        Some(old) => {
+            let collate = collation.map_or(String::new(), |c| {
+                format!(" COLLATE \"{}\"", c.replace('"', "\"\""))
+            });
+            acc.inverses.push(format!(
+                "ALTER TABLE {table} ALTER COLUMN {col} TYPE {old}{collate};"
+            ));
+        }
+        None => {
+            acc.unknown_inverse = Some(
+                "the previous type is not restored automatically; add a down migration".into(),
+            );
+        }
+    }
     column_type::apply_set_type(schema, table, col, st);
 }
 
