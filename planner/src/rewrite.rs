@@ -70,7 +70,7 @@ pub(crate) fn ident(base: &str) -> String {
 
 /// Builds the rewrite for `rename` (which carries what the migrations say about the column).
 /// The SQL templates are the helpers below, in the order the script runs (expand, its undo, the
-/// backfill batch, contract), sharing the names of [`SyncNames`]. A type change that keeps the
+/// backfill batch, contract), sharing the names of `SyncNames`. A type change that keeps the
 /// column's name ([`crate::analysis::Conversion::swap`]) puts the new version's view of the
 /// table in `view_schema`.
 pub fn rename_column(rename: &ColumnRename, view_schema: &str) -> RenameRewrite {

@@ -1282,7 +1282,7 @@ impl Schema {
         });
     }
 
-    /// CREATE [UNIQUE] INDEX name ON table (keys): `columns` holds each key's column
+    /// `CREATE [UNIQUE] INDEX name ON table (keys)`: `columns` holds each key's column
     /// (normalized), `None` for an expression. An unqualified name lives in the table's schema.
     pub fn create_index(
         &mut self,
@@ -1337,7 +1337,7 @@ impl Schema {
         });
     }
 
-    /// CREATE [OR REPLACE] [MATERIALIZED] VIEW name: what it reads, by table or view name
+    /// `CREATE [OR REPLACE] [MATERIALIZED] VIEW name`: what it reads, by table or view name
     /// (normalized), and its columns.
     pub fn create_view(&mut self, name: &str, view: View) {
         self.views.insert(normalize(name), view);
@@ -1392,7 +1392,7 @@ impl Schema {
             .collect()
     }
 
-    /// DROP [MATERIALIZED] VIEW name.
+    /// `DROP [MATERIALIZED] VIEW name`.
     pub fn drop_view(&mut self, name: &str) {
         if let Some(v) = self.views.remove(&normalize(name)) {
             self.views_dropped_in_file.insert(normalize(name), v);
@@ -1659,7 +1659,7 @@ impl Schema {
             .map(|(table, _)| table.as_str())
     }
 
-    /// The signatures of the functions named `name` (as [`crate::analysis::function::key`]
+    /// The signatures of the functions named `name` (as `crate::analysis::function::key`
     /// makes it).
     pub fn functions(&self, name: &str) -> &[FunctionSig] {
         self.functions.get(name).map_or(&[], Vec::as_slice)
@@ -1702,7 +1702,7 @@ impl Schema {
     }
 
     /// The triggers (table, trigger) of tables the running version uses that run `function`
-    /// (as [`crate::analysis::function::key`] makes it).
+    /// (as `crate::analysis::function::key` makes it).
     pub fn live_triggers_running(&self, function: &str) -> Vec<(String, String)> {
         self.trigger_functions
             .iter()

@@ -222,7 +222,7 @@ impl StrategyKind {
 }
 
 /// `[service.strategy]`. Which keys apply depends on `kind`; the rest are rejected by
-/// [`ReleaseSpec::validate`].
+/// `ReleaseSpec::validate`.
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Strategy {

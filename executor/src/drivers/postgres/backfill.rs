@@ -25,7 +25,7 @@ const BATCH_BACKOFF: Duration = Duration::from_millis(100);
 const PROGRESS_EVERY: Duration = Duration::from_millis(250);
 
 /// Runs `backfill` steps: copies a column into its new twin in primary-key batches, each its own
-/// short transaction, recording the last committed key as progress (every [`PROGRESS_EVERY`]) so a
+/// short transaction, recording the last committed key as progress (every `PROGRESS_EVERY` (250 ms)) so a
 /// resume continues after it. Rows changed meanwhile by either app version stay right through the
 /// sync trigger the expand step installed, and a batch run twice changes nothing (`IS DISTINCT
 /// FROM`).
@@ -48,7 +48,7 @@ struct Backfill {
     batch_sql: String,
 }
 
-/// A backfill's progress, recorded after a batch every [`PROGRESS_EVERY`]: a resume continues
+/// A backfill's progress, recorded after a batch every `PROGRESS_EVERY` (250 ms): a resume continues
 /// after `cursor`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BackfillProgress {
@@ -242,7 +242,7 @@ async fn quiet_triggers(conn: &mut PgConnection) -> Result<bool, StepError> {
 }
 
 /// How a backfill reports its progress after a batch, the first of an attempt and then every
-/// [`PROGRESS_EVERY`]: the cursor (for a resume) and the rows done of the estimated total (for
+/// `PROGRESS_EVERY` (250 ms): the cursor (for a resume) and the rows done of the estimated total (for
 /// the views, which draw the line for humans).
 struct Reported {
     /// Rows to copy, estimated.
