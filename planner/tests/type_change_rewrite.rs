@@ -489,3 +489,28 @@ fn a_fill_another_rewrite_of_the_release_touches_stops_the_plan() {
         p.findings
     );
 }
+
+#[test]
+fn a_rewrite_after_a_type_change_of_its_table_runs_around_the_new_versions_view() {
+    let dir = common::release_dir(
+        BASE,
+        &[
+            (
+                "V2__a.sql",
+                "ALTER TABLE users ALTER COLUMN score TYPE bigint;\n",
+            ),
+            (
+                "V3__b.sql",
+                "ALTER TABLE users RENAME COLUMN note TO memo;\n",
+            ),
+        ],
+    );
+    let p = plan_file(&dir.path().join("spec.toml")).unwrap().plan;
+    let expand = sql_of(&p, "migrate/expand/V3__b");
+    assert!(
+        expand.starts_with("-- the new version's views go while the columns they show change")
+            && expand.contains("ADD COLUMN memo")
+            && expand.trim_end().ends_with("$cutover$;"),
+        "{expand}"
+    );
+}

@@ -88,7 +88,13 @@ pub(super) fn expand<'a>(
                 continue;
             }
             // Split a migration holding renames into generated expand and contract parts.
-            let split = rewrite_renames(cx, b, db, m, &prev, findings);
+            // After the migration that made the new version's views, the split's expand runs
+            // around them too (a column it adds shows in them).
+            let around = views
+                .as_ref()
+                .filter(|(_, first)| m.version > *first)
+                .map(|(v, _)| v);
+            let split = rewrite_renames(cx, b, (db, m), &prev, findings, around);
             // What follows may read or write the new column: it waits until the backfill has
             // filled it (else an UPDATE of it runs on NULLs the backfill then overwrites).
             prev = std::iter::once(split.expand)
@@ -194,7 +200,7 @@ fn views_from(
 /// order the new version's statements lock them in. A migration that cannot run in a
 /// transaction is left as it is: the new version would read the tables without the views
 /// between its statements. `None`: the step runs its statements as written.
-fn around_views(
+pub(super) fn around_views(
     views: Option<&(String, Vec<String>)>,
     m: &MigrationAnalysis,
     generated: Option<&str>,

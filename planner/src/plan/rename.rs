@@ -27,13 +27,15 @@ pub(super) struct Split<'a> {
 }
 
 /// Adds the expand step and the backfills of `m`, which holds renames, after `prev`.
+/// With `views` (the new version's views made by an earlier migration), the expand step runs
+/// around them ([`super::phases::around_views`]).
 pub(super) fn rewrite_renames<'a>(
     cx: &Ctx,
     b: &mut Builder,
-    db: &Database,
-    m: &'a MigrationAnalysis,
+    (db, m): (&Database, &'a MigrationAnalysis),
     prev: &[NodeIndex],
     findings: &mut Vec<Finding>,
+    views: Option<&(String, Vec<String>)>,
 ) -> Split<'a> {
     let renames = rewrites_of(cx, db, m);
     let Parts {
@@ -43,13 +45,14 @@ pub(super) fn rewrite_renames<'a>(
         undo_known,
     } = parts(m, &renames);
     expand_undo.reverse();
-    let undo = undo_known.then(|| expand_undo.join("\n"));
+    let around = |sql: String| super::phases::around_views(views, m, Some(&sql), &[]);
+    let undo = undo_known.then(|| expand_undo.join("\n")).and_then(around);
     let expand = Migrate {
         db,
         m,
         phase: Phase::Expand,
         statements: refs(m, |s| s.phase != StmtPhase::Contract),
-        generated: Some(expand_sql.join("\n")),
+        generated: around(expand_sql.join("\n")),
         undo_sql: undo,
         reversible_note: None,
     };
