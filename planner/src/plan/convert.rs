@@ -8,6 +8,43 @@ use crate::analysis::{ColumnRename, Fill, Inverse, MigrationAnalysis, StmtPhase}
 use crate::lint::Finding;
 use crate::schema::{Attachment, bare, normalize};
 
+/// A rename of a column whose only attachment the copy cannot carry is its default becomes a
+/// conversion to the same type: its trigger tells the versions' inserts apart by the new
+/// column, which only the new version writes (the plain rename's cannot: both columns hold a
+/// value on every insert), and its contract gives the new column the default. The old type
+/// must be declared (it is the new column's type).
+pub(super) fn rename_defaults(analyzed: &mut Analyzed) {
+    for m in analyzed.iter_mut().flat_map(|(_, ms)| ms.iter_mut()) {
+        for s in m.statements.iter_mut() {
+            let Some(r) = s.rename.as_mut() else { continue };
+            let only_default = !r.attachments.is_empty()
+                && r.attachments
+                    .iter()
+                    .all(|a| matches!(a, Attachment::Default { .. }));
+            let Some(ty) = r.column_type.clone().filter(|_| only_default) else {
+                continue;
+            };
+            if r.conversion.is_some() || r.collation.as_ref().is_some_and(|c| c.contains('.')) {
+                continue;
+            }
+            let new_type = match &r.collation {
+                Some(c) => format!("{ty} COLLATE \"{}\"", c.replace('"', "\"\"")),
+                None => ty,
+            };
+            r.attachments.clear();
+            r.conversion = Some(crate::analysis::Conversion {
+                new_type,
+                using: None,
+                plain_cast: true,
+                down: None,
+                swap: false,
+                new_default: None,
+                line: s.line,
+            });
+        }
+    }
+}
+
 /// In each migration, a type change of a column an earlier statement of the same migration
 /// renamed becomes part of that rename's rewrite: the renamed column is added with the new
 /// type and the sync trigger converts (one new column, one trigger, one backfill). The type

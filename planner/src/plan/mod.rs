@@ -151,6 +151,7 @@ pub fn plan_release(spec: &ReleaseSpec, dbs: DatabaseFiles) -> Result<Plan, Plan
     // A recreate release runs renames as written: PostgreSQL keeps everything on the column.
     if !recreate {
         convert::compose(&mut analyzed);
+        convert::rename_defaults(&mut analyzed);
         convert::soften(&analyzed, &mut findings);
         convert::fills(&analyzed, &mut findings);
         findings.extend(convert::findings(&analyzed));

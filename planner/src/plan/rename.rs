@@ -327,7 +327,13 @@ fn rename_findings(m: &MigrationAnalysis, r: &RenameRewrite, findings: &mut Vec<
         .renames()
         .find(|s| s.rename.as_ref().is_some_and(|x| x == &r.rename))
         .map_or(1, |s| s.line);
-    if let Some(c) = &r.rename.conversion {
+    // A rename whose default made it a conversion to its own type is reminded as a rename.
+    let to_itself = |c: &Conversion| {
+        !c.swap
+            && c.using.is_none()
+            && r.rename.column_type.as_deref() == c.new_type.split(" COLLATE ").next()
+    };
+    if let Some(c) = r.rename.conversion.as_ref().filter(|c| !to_itself(c)) {
         findings.push(conversion_incomplete(m, r, c));
         if let Some(f) = backfill_key_finding(m, r, c.line) {
             findings.push(f);
