@@ -24,18 +24,31 @@ const V2: &str = "ALTER TABLE items ALTER COLUMN qty TYPE bigint;\n-- cutover:do
                   to_char(price, 'FM999999990.00')\nALTER TABLE items ALTER COLUMN price TYPE \
                   numeric(12,2) USING price::numeric(12,2);\n";
 
-fn items_db(batch: u32, pause: &str) -> Db {
+/// A database at the baseline, `V1` of `files` applied and recorded, with `files` as the
+/// migrations (`m/`) of a database-only spec for the release `name`, backups off; `extra` is
+/// more of its `[[database]]` table.
+fn release_db(name: &str, files: &[(&str, &str)], extra: &str) -> Db {
     let db = Db::create(|dir| {
         std::fs::create_dir(dir.join("m")).unwrap();
-        std::fs::write(dir.join("m/V1__items.sql"), V1).unwrap();
-        std::fs::write(dir.join("m/V2__item_types.sql"), V2).unwrap();
+        for (file, sql) in files {
+            std::fs::write(dir.join("m").join(file), sql).unwrap();
+        }
         format!(
-            "[release]\nname = \"item-types\"\n\n[[database]]\nname = \"main\"\nurl_env = \
+            "[release]\nname = \"{name}\"\n\n[[database]]\nname = \"main\"\nurl_env = \
              \"DATABASE_URL\"\nmigrations = \"m\"\nbaseline = 1\nbackup = {{ enabled = false \
-             }}\nbackfill = {{ batch_size = {batch}, pause = \"{pause}\" }}\n"
+             }}\n{extra}\n"
         )
     });
     db.baseline(&db.dir.path().join("m"));
+    db
+}
+
+fn items_db(batch: u32, pause: &str) -> Db {
+    let db = release_db(
+        "item-types",
+        &[("V1__items.sql", V1), ("V2__item_types.sql", V2)],
+        &format!("backfill = {{ batch_size = {batch}, pause = \"{pause}\" }}"),
+    );
     db.sql(&format!(
         "INSERT INTO items (qty, price, label) SELECT g, g || '.5', 'seed' FROM \
          generate_series(1, {ROWS}) g"
@@ -370,16 +383,7 @@ const RELEASE: [(&str, &str); 5] = [
 
 #[test]
 fn renames_type_changes_and_later_migrations_of_one_table_compose_around_the_views() {
-    let db = Db::create(|dir| {
-        std::fs::create_dir(dir.join("m")).unwrap();
-        for (name, sql) in RELEASE {
-            std::fs::write(dir.join("m").join(name), sql).unwrap();
-        }
-        "[release]\nname = \"users\"\n\n[[database]]\nname = \"main\"\nurl_env = \
-         \"DATABASE_URL\"\nmigrations = \"m\"\nbaseline = 1\nbackup = { enabled = false }\n"
-            .to_string()
-    });
-    db.baseline(&db.dir.path().join("m"));
+    let db = release_db("users", &RELEASE, "");
     db.sql(
         "INSERT INTO users (name, email, flags) SELECT 'user ' || g, 'u' || g || '@x', g FROM \
          generate_series(1, 5000) g",
@@ -452,16 +456,7 @@ const ORDERS: [(&str, &str); 3] = [
 ];
 
 fn orders_db() -> Db {
-    let db = Db::create(|dir| {
-        std::fs::create_dir(dir.join("m")).unwrap();
-        for (name, sql) in ORDERS {
-            std::fs::write(dir.join("m").join(name), sql).unwrap();
-        }
-        "[release]\nname = \"purchases\"\n\n[[database]]\nname = \"main\"\nurl_env = \
-         \"DATABASE_URL\"\nmigrations = \"m\"\nbaseline = 1\nbackup = { enabled = false }\n"
-            .to_string()
-    });
-    db.baseline(&db.dir.path().join("m"));
+    let db = release_db("purchases", &ORDERS, "");
     db.sql(&format!(
         "INSERT INTO orders (qty, note) SELECT g, 'seed' FROM generate_series(1, {ROWS}) g"
     ));
@@ -617,17 +612,11 @@ fn new_accounts(n: u64) -> String {
 
 #[test]
 fn not_null_with_an_up_value_is_filled_while_both_versions_write() {
-    let db = Db::create(|dir| {
-        std::fs::create_dir(dir.join("m")).unwrap();
-        for (name, sql) in ACCOUNTS {
-            std::fs::write(dir.join("m").join(name), sql).unwrap();
-        }
-        "[release]\nname = \"accounts\"\n\n[[database]]\nname = \"main\"\nurl_env = \
-         \"DATABASE_URL\"\nmigrations = \"m\"\nbaseline = 1\nbackup = { enabled = false \
-         }\nbackfill = { batch_size = 500, pause = \"5ms\" }\n"
-            .to_string()
-    });
-    db.baseline(&db.dir.path().join("m"));
+    let db = release_db(
+        "accounts",
+        &ACCOUNTS,
+        "backfill = { batch_size = 500, pause = \"5ms\" }",
+    );
     db.sql(&format!(
         "INSERT INTO accounts (email, plan) SELECT CASE WHEN g % 3 = 0 THEN NULL ELSE 'u' || g \
          END, CASE WHEN g % 2 = 0 THEN 'pro' END FROM generate_series(1, {ROWS}) g"
@@ -704,16 +693,7 @@ fn not_null_with_an_up_value_is_filled_while_both_versions_write() {
 
 #[test]
 fn a_fill_rolled_back_at_the_hold_leaves_the_schema_as_before() {
-    let db = Db::create(|dir| {
-        std::fs::create_dir(dir.join("m")).unwrap();
-        for (name, sql) in ACCOUNTS {
-            std::fs::write(dir.join("m").join(name), sql).unwrap();
-        }
-        "[release]\nname = \"accounts\"\n\n[[database]]\nname = \"main\"\nurl_env = \
-         \"DATABASE_URL\"\nmigrations = \"m\"\nbaseline = 1\nbackup = { enabled = false }\n"
-            .to_string()
-    });
-    db.baseline(&db.dir.path().join("m"));
+    let db = release_db("accounts", &ACCOUNTS, "");
     db.sql("INSERT INTO accounts (email) SELECT NULL FROM generate_series(1, 1000)");
     let schema = db.schema();
     let out = db.cutover(&["apply", "spec.toml", "--hold"], &[]);
@@ -732,29 +712,26 @@ fn a_fill_rolled_back_at_the_hold_leaves_the_schema_as_before() {
 
 #[test]
 fn backfills_leave_the_tables_own_triggers_quiet_and_the_views_give_converted_defaults() {
-    let db = Db::create(|dir| {
-        std::fs::create_dir(dir.join("m")).unwrap();
-        std::fs::write(
-            dir.join("m/V1__events.sql"),
-            "CREATE TABLE events (id bigint PRIMARY KEY, body text, at timestamp NOT NULL \
+    let db = release_db(
+        "events",
+        &[
+            (
+                "V1__events.sql",
+                "CREATE TABLE events (id bigint PRIMARY KEY, body text, at timestamp NOT NULL \
              DEFAULT now(), updated_at timestamptz NOT NULL DEFAULT now());\nCREATE FUNCTION \
              touch() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN NEW.updated_at := now(); \
              RETURN NEW; END $$;\nCREATE TRIGGER events_touch BEFORE UPDATE ON events FOR EACH \
              ROW EXECUTE FUNCTION touch();\n",
-        )
-        .unwrap();
-        std::fs::write(
-            dir.join("m/V2__events.sql"),
-            "ALTER TABLE events RENAME COLUMN body TO content;\n-- cutover:down at AT TIME ZONE \
+            ),
+            (
+                "V2__events.sql",
+                "ALTER TABLE events RENAME COLUMN body TO content;\n-- cutover:down at AT TIME ZONE \
              'UTC'\nALTER TABLE events ALTER COLUMN at TYPE timestamptz USING at AT TIME ZONE \
              'UTC';\n",
-        )
-        .unwrap();
-        "[release]\nname = \"events\"\n\n[[database]]\nname = \"main\"\nurl_env = \
-         \"DATABASE_URL\"\nmigrations = \"m\"\nbaseline = 1\nbackup = { enabled = false }\n"
-            .to_string()
-    });
-    db.baseline(&db.dir.path().join("m"));
+            ),
+        ],
+        "",
+    );
     db.sql(
         "INSERT INTO events (id, body, updated_at) SELECT g, 'e' || g, '2020-01-01' FROM \
          generate_series(1, 5000) g",
@@ -783,29 +760,25 @@ fn backfills_leave_the_tables_own_triggers_quiet_and_the_views_give_converted_de
 
 #[test]
 fn a_widening_is_undone_by_its_inverse_so_the_hold_comes_after_it() {
-    let db = Db::create(|dir| {
-        std::fs::create_dir(dir.join("m")).unwrap();
-        std::fs::write(
-            dir.join("m/V1__refs.sql"),
-            "CREATE TABLE refs (id bigint PRIMARY KEY, code varchar(20) COLLATE \"C\", legacy \
+    let db = release_db(
+        "refs",
+        &[
+            (
+                "V1__refs.sql",
+                "CREATE TABLE refs (id bigint PRIMARY KEY, code varchar(20) COLLATE \"C\", legacy \
              text);\n",
-        )
-        .unwrap();
-        std::fs::write(
-            dir.join("m/V2__widen.sql"),
-            "ALTER TABLE refs ALTER COLUMN code TYPE varchar(64) COLLATE \"C\";\n",
-        )
-        .unwrap();
-        std::fs::write(
-            dir.join("m/V3__drop_legacy.sql"),
-            "ALTER TABLE refs DROP COLUMN legacy; -- cutover:ignore data-loss\n",
-        )
-        .unwrap();
-        "[release]\nname = \"refs\"\n\n[[database]]\nname = \"main\"\nurl_env = \
-         \"DATABASE_URL\"\nmigrations = \"m\"\nbaseline = 1\nbackup = { enabled = false }\n"
-            .to_string()
-    });
-    db.baseline(&db.dir.path().join("m"));
+            ),
+            (
+                "V2__widen.sql",
+                "ALTER TABLE refs ALTER COLUMN code TYPE varchar(64) COLLATE \"C\";\n",
+            ),
+            (
+                "V3__drop_legacy.sql",
+                "ALTER TABLE refs DROP COLUMN legacy; -- cutover:ignore data-loss\n",
+            ),
+        ],
+        "",
+    );
     let schema = db.schema();
     let out = db.cutover(&["apply", "spec.toml", "--hold"], &[]);
     assert_eq!(out.status.code(), Some(5), "{}", transcript(&out));
@@ -827,24 +800,21 @@ fn a_widening_is_undone_by_its_inverse_so_the_hold_comes_after_it() {
 
 #[test]
 fn a_rename_of_a_column_with_a_default_keeps_each_versions_inserts_right() {
-    let db = Db::create(|dir| {
-        std::fs::create_dir(dir.join("m")).unwrap();
-        std::fs::write(
-            dir.join("m/V1__people.sql"),
-            "CREATE TABLE people (id bigint GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY, state \
+    let db = release_db(
+        "people",
+        &[
+            (
+                "V1__people.sql",
+                "CREATE TABLE people (id bigint GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY, state \
              text NOT NULL DEFAULT 'new');\n",
-        )
-        .unwrap();
-        std::fs::write(
-            dir.join("m/V2__status.sql"),
-            "ALTER TABLE people RENAME COLUMN state TO status;\n",
-        )
-        .unwrap();
-        "[release]\nname = \"people\"\n\n[[database]]\nname = \"main\"\nurl_env = \
-         \"DATABASE_URL\"\nmigrations = \"m\"\nbaseline = 1\nbackup = { enabled = false }\n"
-            .to_string()
-    });
-    db.baseline(&db.dir.path().join("m"));
+            ),
+            (
+                "V2__status.sql",
+                "ALTER TABLE people RENAME COLUMN state TO status;\n",
+            ),
+        ],
+        "",
+    );
     db.sql("INSERT INTO people (state) SELECT 'old-' || g FROM generate_series(1, 1000) g");
     let out = db.cutover(&["apply", "spec.toml", "--hold"], &[]);
     assert_eq!(out.status.code(), Some(5), "{}", transcript(&out));
