@@ -113,12 +113,28 @@ impl View {
         if !rename.conversion.as_ref().is_some_and(|c| c.swap) {
             return View::default();
         }
-        let name = rename.table.rsplit('.').next().unwrap_or(&rename.table);
+        let name = relation(&rename.table);
         View {
             drop: format!("DROP VIEW IF EXISTS {schema}.{name};\n"),
             refresh: format!("\n{}", convert::refresh_view_sql(&rename.table, schema)),
         }
     }
+}
+
+/// The name of the `CHECK (col IS NOT NULL)` a rewrite enforces NOT NULL through on
+/// `table.col` (the new column of a rename or type change, a filled column).
+pub(crate) fn not_null_check(table: &str, col: &str) -> String {
+    ident(&format!(
+        "cutover_nn_{}_{}",
+        normalize(table),
+        normalize(col)
+    ))
+}
+
+/// The last part of a table name as written (`app.orders`: `orders`): its relation's name, and
+/// the alias a USING or `-- cutover:up` expression may qualify the table's columns with.
+pub(crate) fn relation(table: &str) -> &str {
+    table.rsplit('.').next().unwrap_or(table)
 }
 
 /// The names a rewrite generates (at most 63 bytes, see [`ident`]): the sync function, its
@@ -141,11 +157,7 @@ impl SyncNames {
             func: ident(&format!("cutover_sync_{base}")),
             on_insert: ident(&format!("cutover_sync_{base}_ins")),
             on_update: ident(&format!("cutover_sync_{base}_upd")),
-            check: ident(&format!(
-                "cutover_nn_{}_{}",
-                normalize(table),
-                normalize(to)
-            )),
+            check: not_null_check(table, to),
         }
     }
 }

@@ -395,11 +395,10 @@ fn unsupported(
     attachments: &[Attachment],
     why: &str,
 ) -> Finding {
-    let list: Vec<String> = attachments.iter().map(ToString::to_string).collect();
-    let list = match list.as_slice() {
-        [] => why.to_string(),
-        [one] => format!("the column is {one}"),
-        [rest @ .., last] => format!("the column is {} and {last}", rest.join(", ")),
+    let list = if attachments.is_empty() {
+        why.to_string()
+    } else {
+        format!("the column is {}", super::policy::and_list(attachments))
     };
     finding(
         "type-change-rewrite-unsupported",

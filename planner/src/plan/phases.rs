@@ -6,7 +6,7 @@
 use super::migrate::terminated;
 use super::migrate::{Migrate, migrate_step, refs};
 use super::preflight::Start;
-use super::rename::{release_views, rewrite_renames};
+use super::rename::{Views, release_views, rewrite_renames};
 use super::steps::{cleanup_step, hooks, or_else, svc_dbs};
 use super::{ContractPart, Ctx};
 use crate::analysis::{MigrationAnalysis, Phase};
@@ -61,7 +61,7 @@ pub(super) fn expand<'a>(
         prev.extend(start.backup_of.get(name));
         // The last expand step (what deploys wait for; backfills are waited for apart).
         let mut last = prev.clone();
-        let views = views_from(cx, name, ms);
+        let views = release_views(cx, name);
         for m in ms {
             if !m.split() {
                 if m.phase == Phase::Contract {
@@ -75,8 +75,8 @@ pub(super) fn expand<'a>(
                 let mut step = Migrate::whole(db, m, Phase::Expand);
                 // After the migration that made the new version's views, a migration that
                 // changes their tables changes the views too.
-                if views.as_ref().is_some_and(|(_, v)| m.version > *v) {
-                    let v = views.as_ref().map(|(v, _)| v);
+                if let Some(v) = views.as_ref().filter(|v| m.version > v.first) {
+                    let v = Some(v);
                     step.generated = around_views(v, m, None, &step.statements);
                     step.undo_sql = step
                         .undo_sql
@@ -90,10 +90,7 @@ pub(super) fn expand<'a>(
             // Split a migration holding renames into generated expand and contract parts.
             // After the migration that made the new version's views, the split's expand runs
             // around them too (a column it adds shows in them).
-            let around = views
-                .as_ref()
-                .filter(|(_, first)| m.version > *first)
-                .map(|(v, _)| v);
+            let around = views.as_ref().filter(|v| m.version > v.first);
             let split = rewrite_renames(cx, b, (db, m), &prev, findings, around);
             // What follows may read or write the new column: it waits until the backfill has
             // filled it (else an UPDATE of it runs on NULLs the backfill then overwrites).
@@ -170,28 +167,6 @@ pub(super) fn contract(
     );
 }
 
-/// The new version's views on database `name` (whose migrations are `ms`), and the version
-/// of the migration that makes them.
-fn views_from(
-    cx: &Ctx,
-    name: &str,
-    ms: &[MigrationAnalysis],
-) -> Option<((String, Vec<String>), u64)> {
-    let views = release_views(cx, name)?;
-    let first = ms
-        .iter()
-        .find(|m| {
-            m.renames().any(|s| {
-                s.rename
-                    .as_ref()
-                    .and_then(|r| r.conversion.as_ref())
-                    .is_some_and(|c| c.swap)
-            })
-        })
-        .map_or(0, |m| m.version);
-    Some((views, first))
-}
-
 /// The SQL of a contract step while the release gives the new version views (`views`: their
 /// schema and tables): they are dropped first and made again from the catalog at the end, in the
 /// step's transaction, since a view depends on every column it shows and PostgreSQL refuses to
@@ -201,12 +176,12 @@ fn views_from(
 /// transaction is left as it is: the new version would read the tables without the views
 /// between its statements. `None`: the step runs its statements as written.
 pub(super) fn around_views(
-    views: Option<&(String, Vec<String>)>,
+    views: Option<&Views>,
     m: &MigrationAnalysis,
     generated: Option<&str>,
     statements: &[StatementRef],
 ) -> Option<String> {
-    let Some((schema, tables)) = views.filter(|_| m.transactional) else {
+    let Some(Views { schema, tables, .. }) = views.filter(|_| m.transactional) else {
         return generated.map(str::to_string);
     };
     let body = match generated {

@@ -6,6 +6,7 @@ use super::Analyzed;
 use crate::analysis::{MigrationAnalysis, Phase};
 use crate::error::{Diagnostic, PlanError};
 use crate::lint::{Finding, RuleId, Severity};
+use crate::schema::Attachment;
 use crate::source::Location;
 
 /// Rules whose findings stop planning in an online release.
@@ -63,12 +64,7 @@ pub(super) fn unsupported_renames(analyzed: &Analyzed) -> Vec<Finding> {
             if r.attachments.is_empty() || r.conversion.is_some() {
                 continue;
             }
-            let what: Vec<String> = r.attachments.iter().map(ToString::to_string).collect();
-            let what = match what.as_slice() {
-                [one] => one.clone(),
-                [rest @ .., last] => format!("{} and {last}", rest.join(", ")),
-                [] => unreachable!(),
-            };
+            let what = and_list(&r.attachments);
             let (table, from, to) = (&r.table, &r.from, &r.to);
             out.push(finding(
                 "rename-rewrite-unsupported",
@@ -91,6 +87,15 @@ pub(super) fn unsupported_renames(analyzed: &Analyzed) -> Vec<Finding> {
         }
     }
     out
+}
+
+/// What is attached to a column, in words: `a`, `a and b`, `a, b and c`.
+pub(super) fn and_list(attachments: &[Attachment]) -> String {
+    let what: Vec<String> = attachments.iter().map(ToString::to_string).collect();
+    match what.as_slice() {
+        [rest @ .., last] if !rest.is_empty() => format!("{} and {last}", rest.join(", ")),
+        _ => what.concat(),
+    }
 }
 
 /// Splits the analysis findings into those kept in the plan and those that stop it: the

@@ -35,7 +35,7 @@ pub(super) fn rewrite_renames<'a>(
     (db, m): (&Database, &'a MigrationAnalysis),
     prev: &[NodeIndex],
     findings: &mut Vec<Finding>,
-    views: Option<&(String, Vec<String>)>,
+    views: Option<&Views>,
 ) -> Split<'a> {
     let renames = rewrites_of(cx, db, m);
     let Parts {
@@ -183,19 +183,7 @@ pub(super) fn new_version_env(cx: &Ctx, svc: &Service) -> BTreeMap<String, Strin
     let mut env = svc.env.clone();
     let mut schemas: Vec<String> = Vec::new();
     for name in svc_dbs(svc, &cx.databases) {
-        for (_, ms) in cx.analyzed.iter().filter(|(n, _)| n == name) {
-            let swaps = ms.iter().find(|m| {
-                m.renames().any(|s| {
-                    s.rename
-                        .as_ref()
-                        .and_then(|r| r.conversion.as_ref())
-                        .is_some_and(|c| c.swap)
-                })
-            });
-            if let Some(m) = swaps {
-                schemas.push(view_schema(cx, cx.db(name), m));
-            }
-        }
+        schemas.extend(release_views(cx, name).map(|v| v.schema));
     }
     if !schemas.is_empty() {
         let set = format!("-c search_path={},\"$user\",public", schemas.join(","));
@@ -208,9 +196,19 @@ pub(super) fn new_version_env(cx: &Ctx, svc: &Service) -> BTreeMap<String, Strin
     env
 }
 
-/// The views the new version reads during this release on database `name`: their schema and
-/// the tables they show (as written), when a type change is rewritten in place there.
-pub(super) fn release_views(cx: &Ctx, name: &str) -> Option<(String, Vec<String>)> {
+/// The views the new version reads during a release on one database.
+pub(super) struct Views {
+    /// Their schema ([`view_schema`]).
+    pub schema: String,
+    /// The tables they show, as written.
+    pub tables: Vec<String>,
+    /// The version of the first migration that makes one.
+    pub first: u64,
+}
+
+/// The views the new version reads during this release on database `name`, when a type change
+/// is rewritten in place there.
+pub(super) fn release_views(cx: &Ctx, name: &str) -> Option<Views> {
     let ms = cx
         .analyzed
         .iter()
@@ -229,7 +227,12 @@ pub(super) fn release_views(cx: &Ctx, name: &str) -> Option<(String, Vec<String>
             }
         }
     }
-    Some((view_schema(cx, cx.db(name), first?), tables))
+    let first = first?;
+    Some(Views {
+        schema: view_schema(cx, cx.db(name), first),
+        tables,
+        first: first.version,
+    })
 }
 
 /// The step filling the NULL rows of `f`'s column, after the expand step `n`.

@@ -59,23 +59,17 @@ pub fn set_sql(r: &ColumnRename, c: &Conversion) -> String {
             "(SELECT {e} FROM (SELECT {from} AS {to}) AS {alias})",
             from = r.from,
             to = r.to,
-            alias = alias(&r.table)
+            alias = super::relation(&r.table)
         ),
         None => r.from.clone(),
     }
-}
-
-/// The last part of a table name as written: the alias a USING expression may qualify the
-/// columns with.
-fn alias(table: &str) -> &str {
-    table.rsplit('.').next().unwrap_or(table)
 }
 
 /// In the trigger function: the new column's value from `NEW`'s old one; without USING,
 /// PL/pgSQL's assignment converts it as [`set_sql`]'s does. The USING expression sees the row
 /// (a type change in place) or, after a rename, the old value under the new name.
 fn up_in_trigger(r: &ColumnRename, c: &Conversion) -> String {
-    let a = alias(&r.table);
+    let a = super::relation(&r.table);
     match &c.using {
         Some(e) if c.swap => format!("(SELECT {e} FROM (SELECT NEW.*) AS {a})"),
         Some(e) => format!(
@@ -90,7 +84,7 @@ fn up_in_trigger(r: &ColumnRename, c: &Conversion) -> String {
 /// expression PL/pgSQL's assignment converts it to the old column's type. The expression names
 /// the column by either of its names.
 fn down_in_trigger(r: &ColumnRename, c: &Conversion) -> String {
-    let a = alias(&r.table);
+    let a = super::relation(&r.table);
     match &c.down {
         Some(e) if c.swap => format!(
             "(SELECT {e} FROM (SELECT NEW.{} AS {}) AS {a})",
@@ -204,7 +198,7 @@ pub fn refresh_view_sql(table: &str, schema: &str) -> String {
             true,
             Some(&format!("'{schema}'")),
         ),
-        name = alias(table),
+        name = super::relation(table),
         n = SHADOW_PREFIX.len(),
     )
 }

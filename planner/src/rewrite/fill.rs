@@ -21,18 +21,9 @@ fn name(f: &Fill) -> String {
     ))
 }
 
-/// The alias a value expression may qualify the table's columns with.
-fn alias(f: &Fill) -> &str {
-    f.table.rsplit('.').next().unwrap_or(&f.table)
-}
-
 /// The name of the NOT NULL check of `f`.
 fn check(f: &Fill) -> String {
-    super::ident(&format!(
-        "cutover_nn_{}_{}",
-        normalize(&f.table),
-        normalize(&f.column)
-    ))
+    super::not_null_check(&f.table, &f.column)
 }
 
 /// The expand SQL: the column (for `ADD COLUMN`), the trigger filling NULL writes, and the
@@ -49,7 +40,7 @@ pub fn expand_sql(f: &Fill) -> String {
          {a});\n  RETURN NEW;\nEND\n$cutover$;\nCREATE TRIGGER {n} BEFORE INSERT OR UPDATE ON \
          {t}\n  FOR EACH ROW WHEN (NEW.{c} IS NULL) EXECUTE FUNCTION {n}();\nALTER TABLE {t} ADD \
          CONSTRAINT {k} CHECK ({c} IS NOT NULL) NOT VALID;",
-        a = alias(f),
+        a = super::relation(&f.table),
         k = check(f),
     )
 }

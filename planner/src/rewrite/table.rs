@@ -40,7 +40,7 @@ pub fn expand_sql(r: &TableRename) -> String {
 
 /// Undoes [`expand_sql`]: the view dropped, the table given its name back.
 pub fn undo_sql(r: &TableRename) -> String {
-    let bare = r.from.rsplit('.').next().unwrap_or(&r.from);
+    let bare = super::relation(&r.from);
     format!(
         "DROP VIEW IF EXISTS {};\nALTER TABLE {} RENAME TO {bare};",
         r.from,
