@@ -140,11 +140,7 @@ pub(super) fn fills(analyzed: &Analyzed, findings: &mut Vec<Finding>) {
                     x.hint = "nothing to do; `plan` shows the SQL".into();
                 }
             }
-            let walkable = match f.key_types.as_slice() {
-                [one] => one.is_empty() || super::rename::is_integer(one),
-                _ => false,
-            };
-            if f.declared && (f.key.is_none() || !walkable) {
+            if f.declared && (f.key.is_none() || super::rename::unwalkable(&f.key_types)) {
                 findings.push(finding(
                     "backfill-key-unsupported",
                     m,

@@ -451,11 +451,7 @@ fn backfill_key_finding(m: &MigrationAnalysis, r: &RenameRewrite, line: u32) -> 
              release",
         ));
     }
-    if !(kt.len() > 1
-        || kt
-            .first()
-            .is_some_and(|ty| !ty.is_empty() && !is_integer(ty)))
-    {
+    if !unwalkable(kt) {
         return None;
     }
     let what = if kt.len() > 1 {
@@ -477,9 +473,19 @@ fn backfill_key_finding(m: &MigrationAnalysis, r: &RenameRewrite, line: u32) -> 
     ))
 }
 
+/// Whether a primary key of the declared types `kt` (in key order) cannot be walked in integer
+/// ranges: a composite key, or one of a declared type that is not an integer. An unknown key
+/// (no types) is not judged.
+pub(super) fn unwalkable(kt: &[String]) -> bool {
+    kt.len() > 1
+        || kt
+            .first()
+            .is_some_and(|ty| !ty.is_empty() && !is_integer(ty))
+}
+
 /// Whether the type `ty` (as the migrations write it) is one of PostgreSQL's integer types or
 /// their serial forms.
-pub(super) fn is_integer(ty: &str) -> bool {
+fn is_integer(ty: &str) -> bool {
     matches!(
         ty.trim().to_ascii_lowercase().as_str(),
         "smallint"
