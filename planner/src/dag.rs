@@ -229,12 +229,28 @@ pub struct BackfillParams {
     /// triggers, off in that mode) must check the values it writes.
     #[serde(default)]
     pub replica: bool,
+    /// Other columns of the table the same batches fill, in one pass over its rows: a migration
+    /// that renames or retypes several columns of one table.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub more: Vec<ColumnCopy>,
     /// Rows per batch.
     pub batch_size: u32,
     /// Pause between batches.
     pub pause: Duration,
     /// One batch (`$1` < key <= `$2`).
     pub batch_sql: String,
+}
+
+/// One more column a backfill fills ([`BackfillParams::more`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ColumnCopy {
+    /// Source column.
+    pub from_column: String,
+    /// Target column.
+    pub to_column: String,
+    /// What the target column gets, as [`BackfillParams::value`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
 }
 
 /// Parameters of a `deploy` step.

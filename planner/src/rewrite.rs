@@ -68,18 +68,65 @@ pub(crate) fn ident(base: &str) -> String {
     }
 }
 
-/// Builds the rewrite for `rename` (which carries what the migrations say about the column).
-/// The SQL templates are the helpers below, in the order the script runs (expand, its undo, the
-/// backfill batch, contract), sharing the names of `SyncNames`. A type change that keeps the
-/// column's name ([`crate::analysis::Conversion::swap`]) puts the new version's view of the
-/// table in `view_schema`.
+/// Builds the rewrite for `rename` (which carries what the migrations say about the column),
+/// alone in its migration: [`rename_columns`] of one.
 pub fn rename_column(rename: &ColumnRename, view_schema: &str) -> RenameRewrite {
+    rename_columns(&[rename], view_schema)
+        .pop()
+        .expect("one rewrite per rename")
+}
+
+/// Builds the rewrites of one migration's column renames and type changes, `renames` in file
+/// order (each carries what the migrations say about its column). Those of one table share one
+/// sync function and one trigger pair ([`SyncPart`]), made by the last of them in the file once
+/// every new column exists: each write to the table runs one function, however many columns
+/// change. The SQL templates are the helpers below, in the order the script runs (expand, its
+/// undo, the backfill batch, contract). A type change that keeps the column's name
+/// ([`crate::analysis::Conversion::swap`]) puts the new version's view of the table in
+/// `view_schema`.
+pub fn rename_columns(renames: &[&ColumnRename], view_schema: &str) -> Vec<RenameRewrite> {
+    renames
+        .iter()
+        .enumerate()
+        .map(|(i, rename)| {
+            let table = table_key(&rename.table);
+            let group: Vec<&ColumnRename> = renames
+                .iter()
+                .copied()
+                .filter(|r| table_key(&r.table) == table)
+                .collect();
+            let last = renames[i + 1..]
+                .iter()
+                .all(|r| table_key(&r.table) != table);
+            let names = SyncNames::new(&group);
+            let sync = if last {
+                let parts: Vec<SyncPart> = group.iter().map(|r| sync_part(r)).collect();
+                sync_sql(&rename.table, &names, &parts)
+            } else {
+                format!(
+                    "-- {} is kept in step by {}(), made below with the table's other new \
+                     columns",
+                    rename.to, names.func
+                )
+            };
+            one_rewrite(rename, view_schema, &names, &sync)
+        })
+        .collect()
+}
+
+/// The rewrite of `rename`, whose table's sync function is `names`; `sync` makes it (or says
+/// where it is made).
+fn one_rewrite(
+    rename: &ColumnRename,
+    view_schema: &str,
+    names: &SyncNames,
+    sync: &str,
+) -> RenameRewrite {
     let (key, key_known) = match &rename.key {
         Some(k) => (k.clone(), true),
         None => ("id".to_string(), false),
     };
-    let names = SyncNames::new(rename);
-    let drop_sync = drop_sync_sql(rename, &names);
+    let drop_sync = drop_sync_sql(&rename.table, names);
     let view = View::of(rename, view_schema);
     let expand_undo_sql = format!(
         "{}{drop_sync}ALTER TABLE {} DROP COLUMN IF EXISTS {};{}",
@@ -87,14 +134,101 @@ pub fn rename_column(rename: &ColumnRename, view_schema: &str) -> RenameRewrite 
     );
     RenameRewrite {
         rename: rename.clone(),
-        expand_sql: format!("{}{}", expand_sql(rename, &names), view.refresh),
+        expand_sql: format!("{}{}", expand_sql(rename, sync), view.refresh),
         expand_undo_sql,
-        backfill_batch_sql: backfill_batch_sql(rename, &key),
+        backfill_batch_sql: backfill_batch_sql(&[rename], &key),
         key,
-        contract_sql: contract_sql(rename, &names, drop_sync, &view),
+        contract_sql: contract_sql(rename, drop_sync, &view),
         column_type: rename.column_type.clone(),
         key_known,
     }
+}
+
+/// Which table a rename is of, for grouping one migration's rewrites by table: its name
+/// normalized, without the default schema.
+pub(crate) fn table_key(table: &str) -> String {
+    let t = normalize(table);
+    t.strip_prefix("public.").map_or(t.clone(), str::to_string)
+}
+
+/// One column's piece of its table's sync function: PL/pgSQL that keeps the column and its new
+/// twin right in both directions, and when an update needs it.
+pub(crate) struct SyncPart {
+    /// The piece needs `#variable_conflict use_column` (its expressions name the table's
+    /// columns where a PL/pgSQL variable of the same name could shadow them).
+    use_column: bool,
+    /// Statements of the function's body, each line indented by two spaces.
+    body: String,
+    /// Comment lines over the update trigger, when the table has this piece alone.
+    why: &'static str,
+    /// When an update needs the piece: the inside of the update trigger's `WHEN`.
+    when: String,
+}
+
+/// The piece of the sync function for `rename`: a type change's ([`convert::sync_part`]), or a
+/// plain rename's, which keeps both columns equal.
+fn sync_part(rename: &ColumnRename) -> SyncPart {
+    if let Some(c) = &rename.conversion {
+        return convert::sync_part(rename, c);
+    }
+    let ColumnRename { from, to, .. } = rename;
+    SyncPart {
+        use_column: false,
+        body: format!(
+            "\x20 -- old version writes {from}, new version writes {to}: keep both equal\n\x20 \
+             IF TG_OP = 'INSERT' THEN\n\x20   IF NEW.{to} IS NULL THEN NEW.{to} := \
+             NEW.{from};\n\x20   ELSIF NEW.{from} IS NULL THEN NEW.{from} := NEW.{to};\n\x20   \
+             END IF;\n\x20 ELSIF NEW.{from} IS DISTINCT FROM OLD.{from} AND NEW.{to} IS NOT \
+             DISTINCT FROM OLD.{to} THEN\n\x20   NEW.{to} := NEW.{from};\n\x20 ELSIF NEW.{to} IS \
+             DISTINCT FROM OLD.{to} AND NEW.{from} IS NOT DISTINCT FROM OLD.{from} THEN\n\x20   \
+             NEW.{from} := NEW.{to};\n\x20 END IF;\n"
+        ),
+        why: "-- Only updates that leave the columns apart need the function: the backfill's \
+              own\n-- updates (which make them equal) skip it.",
+        when: format!(
+            "NEW.{from} IS DISTINCT FROM OLD.{from} OR NEW.{to} IS DISTINCT FROM NEW.{from}"
+        ),
+    }
+}
+
+/// The sync function `names.func` of `table` from its pieces, and its insert and update
+/// triggers. The update trigger fires when one piece needs it (PostgreSQL evaluates a row
+/// trigger's `WHEN` before calling the function: manual, CREATE TRIGGER); each piece acts only on
+/// a change of its own columns, so running the others' does nothing.
+fn sync_sql(table: &str, names: &SyncNames, parts: &[SyncPart]) -> String {
+    let SyncNames {
+        func,
+        on_insert,
+        on_update,
+    } = names;
+    let directive = if parts.iter().any(|p| p.use_column) {
+        "#variable_conflict use_column\n"
+    } else {
+        ""
+    };
+    let body: String = parts.iter().map(|p| p.body.as_str()).collect();
+    let (why, when) = match parts {
+        [one] => (one.why.to_string(), one.when.clone()),
+        _ => (
+            format!(
+                "-- One function for the {} rewritten columns of {table}: an update needs it \
+                 when it\n-- concerns one of them.",
+                parts.len()
+            ),
+            parts
+                .iter()
+                .map(|p| format!("({})", p.when))
+                .collect::<Vec<_>>()
+                .join("\n\x20   OR "),
+        ),
+    };
+    format!(
+        "CREATE FUNCTION {func}() RETURNS trigger LANGUAGE plpgsql AS \
+         $cutover$\n{directive}BEGIN\n{body}\x20 RETURN NEW;\nEND\n$cutover$;\nCREATE TRIGGER \
+         {on_insert} BEFORE INSERT ON {table}\n\x20 FOR EACH ROW EXECUTE FUNCTION \
+         {func}();\n{why}\nCREATE TRIGGER {on_update} BEFORE UPDATE ON {table}\n\x20 FOR EACH ROW \
+         WHEN ({when})\n\x20 EXECUTE FUNCTION {func}();"
+    )
 }
 
 /// The SQL of the new version's view of a table whose column changes type in place: empty
@@ -137,27 +271,26 @@ pub(crate) fn relation(table: &str) -> &str {
     table.rsplit('.').next().unwrap_or(table)
 }
 
-/// The names a rewrite generates (at most 63 bytes, see [`ident`]): the sync function, its
-/// insert and update triggers, and the NOT NULL check of contract.
+/// The names a rewrite generates (at most 63 bytes, see [`ident`]): a table's sync function
+/// and its insert and update triggers.
 struct SyncNames {
     func: String,
     on_insert: String,
     on_update: String,
-    check: String,
 }
 
 impl SyncNames {
-    /// The names for `rename`, made from its table and both column names.
-    fn new(rename: &ColumnRename) -> Self {
-        let ColumnRename {
-            table, from, to, ..
-        } = rename;
-        let base = format!("{}_{}_{}", normalize(table), normalize(from), normalize(to));
+    /// The names for the renames of one table in one migration, made from the table and each
+    /// rename's column names (one rename: `cutover_sync_<table>_<from>_<to>`).
+    fn new(group: &[&ColumnRename]) -> Self {
+        let mut base = normalize(&group[0].table);
+        for r in group {
+            base.push_str(&format!("_{}_{}", normalize(&r.from), normalize(&r.to)));
+        }
         SyncNames {
             func: ident(&format!("cutover_sync_{base}")),
             on_insert: ident(&format!("cutover_sync_{base}_ins")),
             on_update: ident(&format!("cutover_sync_{base}_upd")),
-            check: not_null_check(table, to),
         }
     }
 }
@@ -207,21 +340,12 @@ fn add_column_sql(rename: &ColumnRename) -> String {
     )
 }
 
-/// The expand step: the new column, and the function and triggers that keep both columns
-/// equal whichever version writes.
-fn expand_sql(rename: &ColumnRename, names: &SyncNames) -> String {
-    let ColumnRename {
-        table, from, to, ..
-    } = rename;
-    let SyncNames {
-        func,
-        on_insert,
-        on_update,
-        ..
-    } = names;
+/// The expand step of `rename`: the new column, then `sync` (the table's sync function and
+/// triggers, or a comment saying where they are made).
+fn expand_sql(rename: &ColumnRename, sync: &str) -> String {
+    let ColumnRename { table, to, .. } = rename;
     let add_column = add_column_sql(rename);
     if let Some(c) = &rename.conversion {
-        let sync = convert::sync_sql(rename, c, [func, on_insert, on_update]);
         // A default that does not convert fails here, not at the contract step.
         let check = format!(
             "-- the new column's default must convert: tried now, dropped again until the \
@@ -230,31 +354,16 @@ fn expand_sql(rename: &ColumnRename, names: &SyncNames) -> String {
         );
         return format!("{add_column}\n{check}\n{sync}");
     }
-    format!(
-        "{add_column}\nCREATE FUNCTION {func}() RETURNS trigger LANGUAGE plpgsql AS \
-         $cutover$\nBEGIN\n\x20 -- old version writes {from}, new version writes {to}: keep both \
-         equal\n\x20 IF TG_OP = 'INSERT' THEN\n\x20   IF NEW.{to} IS NULL THEN NEW.{to} := \
-         NEW.{from};\n\x20   ELSIF NEW.{from} IS NULL THEN NEW.{from} := NEW.{to};\n\x20   END \
-         IF;\n\x20 ELSIF NEW.{from} IS DISTINCT FROM OLD.{from} AND NEW.{to} IS NOT DISTINCT FROM \
-         OLD.{to} THEN\n\x20   NEW.{to} := NEW.{from};\n\x20 ELSIF NEW.{to} IS DISTINCT FROM \
-         OLD.{to} AND NEW.{from} IS NOT DISTINCT FROM OLD.{from} THEN\n\x20   NEW.{from} := \
-         NEW.{to};\n\x20 END IF;\n\x20 RETURN NEW;\nEND\n$cutover$;\nCREATE TRIGGER {on_insert} \
-         BEFORE INSERT ON {table}\n\x20 FOR EACH ROW EXECUTE FUNCTION {func}();\n-- Only updates \
-         that leave the columns apart need the function: the backfill's own\n-- updates (which make \
-         them equal) skip it.\nCREATE TRIGGER {on_update} BEFORE UPDATE ON {table}\n\x20 FOR EACH \
-         ROW WHEN (NEW.{from} IS DISTINCT FROM OLD.{from} OR NEW.{to} IS DISTINCT FROM \
-         NEW.{from})\n\x20 EXECUTE FUNCTION {func}();"
-    )
+    format!("{add_column}\n{sync}")
 }
 
-/// Drops the triggers and function of expand (the start of its undo and of contract).
-fn drop_sync_sql(rename: &ColumnRename, names: &SyncNames) -> String {
-    let table = &rename.table;
+/// Drops the triggers and function of expand (the start of its undo and of contract; each
+/// rename of a table drops them, the first in the script does).
+fn drop_sync_sql(table: &str, names: &SyncNames) -> String {
     let SyncNames {
         func,
         on_insert,
         on_update,
-        ..
     } = names;
     format!(
         "DROP TRIGGER IF EXISTS {on_insert} ON {table};\nDROP TRIGGER IF EXISTS {on_update} ON \
@@ -262,23 +371,39 @@ fn drop_sync_sql(rename: &ColumnRename, names: &SyncNames) -> String {
     )
 }
 
-/// One backfill batch over `key`: the next `$2` keys after `$1`, copied where they differ;
-/// returns the batch's last key (NULL when there is none left) and the rows changed.
-fn backfill_batch_sql(rename: &ColumnRename, key: &str) -> String {
-    let ColumnRename {
-        table, from, to, ..
-    } = rename;
-    let (set, value) = rename.conversion.as_ref().map_or_else(
-        || (from.clone(), from.clone()),
+/// What a backfill assigns to `rename`'s new column, and the value the column is compared with
+/// (is the row filled yet?).
+pub fn copy_of(rename: &ColumnRename) -> (String, String) {
+    rename.conversion.as_ref().map_or_else(
+        || (rename.from.clone(), rename.from.clone()),
         |c| (set_sql(rename, c), up_sql(rename, c)),
-    );
+    )
+}
+
+/// One backfill batch over `key` of the table of `renames` (one or more of its columns, filled
+/// in one pass): the next `$2` keys after `$1`, copied where one of them differs; returns the
+/// batch's last key (NULL when there is none left) and the rows changed.
+pub fn backfill_batch_sql(renames: &[&ColumnRename], key: &str) -> String {
+    let table = &renames[0].table;
+    let mut set = Vec::new();
+    let mut differs = Vec::new();
+    for r in renames {
+        let (value, compared) = copy_of(r);
+        set.push(format!("{} = {value}", r.to));
+        differs.push(format!("{} IS DISTINCT FROM {compared}", r.to));
+    }
+    let set = set.join(", ");
+    let differs = match differs.as_slice() {
+        [one] => one.clone(),
+        _ => format!("({})", differs.join(" OR ")),
+    };
     // One round trip per batch. The bound is a scalar subquery, not a join, so the UPDATE is an
     // index range scan even without statistics.
     format!(
         "WITH bound AS (SELECT max({key}) AS hi FROM (SELECT {key} FROM {table} WHERE {key} > $1 \
-         ORDER BY {key} LIMIT $2) s), changed AS (UPDATE {table} SET {to} = {set} WHERE {key} > \
-         $1 AND {key} <= (SELECT hi FROM bound) AND {to} IS DISTINCT FROM {value} RETURNING 1) SELECT \
-         (SELECT hi FROM bound)::bigint, (SELECT count(*) FROM changed)"
+         ORDER BY {key} LIMIT $2) s), changed AS (UPDATE {table} SET {set} WHERE {key} > $1 AND \
+         {key} <= (SELECT hi FROM bound) AND {differs} RETURNING 1) SELECT (SELECT hi FROM \
+         bound)::bigint, (SELECT count(*) FROM changed)"
     )
 }
 
@@ -286,16 +411,11 @@ fn backfill_batch_sql(rename: &ColumnRename, key: &str) -> String {
 /// the old column had it, then the old column dropped. A type change also carries the old
 /// column's default, and one in place drops the new version's view first and gives the new
 /// column the old name after.
-fn contract_sql(
-    rename: &ColumnRename,
-    names: &SyncNames,
-    drop_sync: String,
-    view: &View,
-) -> String {
+fn contract_sql(rename: &ColumnRename, drop_sync: String, view: &View) -> String {
     let ColumnRename {
         table, from, to, ..
     } = rename;
-    let check = &names.check;
+    let check = not_null_check(table, to);
     // The view goes first: the new version's statements lock it before the table, and so must
     // this transaction, or the two deadlock.
     let mut contract_sql = view.drop.clone();

@@ -514,3 +514,79 @@ fn a_rewrite_after_a_type_change_of_its_table_runs_around_the_new_versions_view(
         "{expand}"
     );
 }
+
+#[test]
+fn one_tables_rewrites_in_one_migration_share_one_trigger_and_one_backfill() {
+    let p = plan(
+        "ALTER TABLE users RENAME COLUMN name TO full_name;\nALTER TABLE orders RENAME COLUMN \
+         total TO amount;\nALTER TABLE users ALTER COLUMN score TYPE bigint;\n",
+    )
+    .unwrap();
+    let expand = sql_of(&p, "migrate/expand/V2__types");
+    // users: one function for both columns, made after both new columns exist; orders: its own.
+    assert_eq!(expand.matches("CREATE FUNCTION").count(), 2, "{expand}");
+    assert_eq!(expand.matches("CREATE TRIGGER").count(), 4, "{expand}");
+    let users_fn = "cutover_sync_users_name_full_name_score__cutover_new_score()";
+    let made = expand
+        .find(&format!("CREATE FUNCTION {users_fn}"))
+        .expect("the users function");
+    assert!(
+        expand.find("ADD COLUMN _cutover_new_score bigint").unwrap() < made
+            && expand.find("ADD COLUMN full_name").unwrap() < made,
+        "{expand}"
+    );
+    // Both pieces in the one function: the plain rename's and the conversion's, with the
+    // directive the conversion needs.
+    let body = &expand[made..];
+    assert!(
+        body.contains("#variable_conflict use_column")
+            && body.contains("NEW.full_name := NEW.name;")
+            && body.contains("NEW._cutover_new_score := NEW.score;"),
+        "{body}"
+    );
+    // The update trigger fires for either column; the conversion's part still leaves the
+    // backfill's batches alone.
+    assert!(
+        body.contains(
+            "WHEN ((NEW.name IS DISTINCT FROM OLD.name OR NEW.full_name IS DISTINCT FROM \
+             NEW.name)\n    OR ((NEW.score IS DISTINCT FROM OLD.score"
+        ),
+        "{body}"
+    );
+    let backfills: Vec<&str> = p
+        .steps()
+        .filter(|s| s.id.starts_with("backfill/"))
+        .map(|s| s.id.as_str())
+        .collect();
+    assert_eq!(
+        backfills,
+        [
+            "backfill/users.full_name+_cutover_new_score",
+            "backfill/orders.amount"
+        ]
+    );
+    let Params::Backfill(b) = &p.steps().find(|s| s.id == backfills[0]).unwrap().params else {
+        unreachable!()
+    };
+    assert!(
+        b.batch_sql.contains(
+            "SET full_name = name, _cutover_new_score = score WHERE id > $1 AND id <= (SELECT \
+             hi FROM bound) AND (full_name IS DISTINCT FROM name OR _cutover_new_score IS \
+             DISTINCT FROM CAST(score AS bigint))"
+        ),
+        "{}",
+        b.batch_sql
+    );
+    assert_eq!(b.more.len(), 1);
+    assert_eq!(b.more[0].to_column, "_cutover_new_score");
+    // Undo and contract drop the shared function (each rename's part drops it if it is there).
+    let contract = sql_of(&p, "migrate/contract/V2__types");
+    assert!(
+        contract.contains(&format!("DROP FUNCTION IF EXISTS {users_fn};")),
+        "{contract}"
+    );
+    assert!(
+        !contract.contains("cutover_sync_users_name_full_name()"),
+        "{contract}"
+    );
+}

@@ -6,7 +6,6 @@ use super::Analyzed;
 use crate::analysis::{MigrationAnalysis, Phase};
 use crate::error::{Diagnostic, PlanError};
 use crate::lint::{Finding, RuleId, Severity};
-use crate::schema::Attachment;
 use crate::source::Location;
 
 /// Rules whose findings stop planning in an online release.
@@ -89,8 +88,9 @@ pub(super) fn unsupported_renames(analyzed: &Analyzed) -> Vec<Finding> {
     out
 }
 
-/// What is attached to a column, in words: `a`, `a and b`, `a, b and c`.
-pub(super) fn and_list(attachments: &[Attachment]) -> String {
+/// Things in words (what is attached to a column, the columns a step copies): `a`, `a and
+/// b`, `a, b and c`.
+pub(super) fn and_list<T: std::fmt::Display>(attachments: &[T]) -> String {
     let what: Vec<String> = attachments.iter().map(ToString::to_string).collect();
     match what.as_slice() {
         [rest @ .., last] if !rest.is_empty() => format!("{} and {last}", rest.join(", ")),

@@ -8,10 +8,12 @@ use super::policy::finding;
 use super::steps::step;
 use super::steps::svc_dbs;
 use super::{ContractPart, Ctx};
-use crate::analysis::{Conversion, Fill, Inverse, MigrationAnalysis, Phase, StmtPhase};
-use crate::dag::{BackfillParams, Builder, Params};
+use crate::analysis::{
+    ColumnRename, Conversion, Fill, Inverse, MigrationAnalysis, Phase, StmtPhase,
+};
+use crate::dag::{BackfillParams, Builder, ColumnCopy, Params};
 use crate::lint::Finding;
-use crate::rewrite::{RenameRewrite, rename_column};
+use crate::rewrite::{RenameRewrite, rename_columns};
 use crate::spec::{Database, Service};
 use petgraph::graph::NodeIndex;
 use std::collections::BTreeMap;
@@ -63,8 +65,10 @@ pub(super) fn rewrite_renames<'a>(
         .filter_map(|s| s.fill.as_ref())
         .map(|f| fill_step(cx, b, db, f, n))
         .collect();
+    for group in by_table(&renames) {
+        backfills.push(backfill_step(cx, b, db, &group, n));
+    }
     for (_, r) in &renames {
-        backfills.push(backfill_step(cx, b, db, r, n));
         rename_findings(m, r, findings);
     }
     Split {
@@ -152,12 +156,26 @@ fn parts(m: &MigrationAnalysis, renames: &[(u32, RenameRewrite)]) -> Parts {
 /// The rewrite of each column rename and type change of `m`, by line.
 fn rewrites_of(cx: &Ctx, db: &Database, m: &MigrationAnalysis) -> Vec<(u32, RenameRewrite)> {
     let view_schema = view_schema(cx, db, m);
-    m.renames()
-        .map(|s| {
-            let r = rename_column(s.rename.as_ref().unwrap(), &view_schema);
-            (s.line, r)
-        })
-        .collect()
+    let renames: Vec<&ColumnRename> = m.renames().filter_map(|s| s.rename.as_ref()).collect();
+    let lines = m.renames().map(|s| s.line);
+    lines.zip(rename_columns(&renames, &view_schema)).collect()
+}
+
+/// The rewrites of `renames` grouped by table, in the order each table first appears: one
+/// backfill fills a table's columns in one pass.
+fn by_table(renames: &[(u32, RenameRewrite)]) -> Vec<Vec<&RenameRewrite>> {
+    let mut groups: Vec<Vec<&RenameRewrite>> = Vec::new();
+    for (_, r) in renames {
+        let key = crate::rewrite::table_key(&r.rename.table);
+        match groups
+            .iter_mut()
+            .find(|g| crate::rewrite::table_key(&g[0].rename.table) == key)
+        {
+            Some(g) => g.push(r),
+            None => groups.push(vec![r]),
+        }
+    }
+    groups
 }
 
 /// The schema of the new version's views: one per release and database, named after the
@@ -265,6 +283,7 @@ fn fill_step(cx: &Ctx, b: &mut Builder, db: &Database, f: &Fill, n: NodeIndex) -
                 value: Some(format!("({})", f.expr)),
                 pending: Some(format!("{} IS NULL", f.column)),
                 replica: false,
+                more: Vec::new(),
                 batch_size: db.backfill.batch_size,
                 pause: db.backfill.pause,
                 batch_sql: crate::rewrite::fill::batch_sql(f, &key),
@@ -274,49 +293,75 @@ fn fill_step(cx: &Ctx, b: &mut Builder, db: &Database, f: &Fill, n: NodeIndex) -
     )
 }
 
-/// The step copying a renamed column's values into the new column, after the expand step `n`.
+/// The step copying renamed or retyped columns' values into their new columns, after the expand
+/// step `n`: one pass over the table for the columns of `group` (one table's rewrites in one
+/// migration). Its id is `backfill/<table>.<column>`, with every new column after the first
+/// joined by `+`.
 fn backfill_step(
     cx: &Ctx,
     b: &mut Builder,
     db: &Database,
-    r: &RenameRewrite,
+    group: &[&RenameRewrite],
     n: NodeIndex,
 ) -> NodeIndex {
     let name = &db.name;
-    let table_col = format!(
-        "{}.{}",
-        crate::schema::plain(&r.rename.table),
-        crate::schema::plain(&r.rename.to)
-    );
+    let r = group[0];
+    let table = &r.rename.table;
+    let tos: Vec<String> = group
+        .iter()
+        .map(|g| crate::schema::plain(&g.rename.to))
+        .collect();
+    let table_col = format!("{}.{}", crate::schema::plain(table), tos.join("+"));
     let id = format!("backfill/{}", cx.qualify(name, &table_col));
+    let pairs: Vec<String> = group
+        .iter()
+        .map(|g| format!("`{}` into `{}`", g.rename.from, g.rename.to))
+        .collect();
+    let value = |g: &RenameRewrite| {
+        g.rename
+            .conversion
+            .as_ref()
+            .map(|c| crate::rewrite::up_sql(&g.rename, c))
+    };
+    let members: Vec<&ColumnRename> = group.iter().map(|g| &g.rename).collect();
     b.add(
         step(
             &id,
             None,
             &format!(
-                "Copy `{}` into `{}` on `{}` in batches of {} rows by `{}`.",
-                r.rename.from, r.rename.to, r.rename.table, db.backfill.batch_size, r.key
+                "Copy {} on `{table}` in batches of {} rows by `{}`.",
+                super::policy::and_list(&pairs),
+                db.backfill.batch_size,
+                r.key
             ),
             true,
             true,
-            "nothing to undo; undoing the expand step drops the new column",
+            if group.len() == 1 {
+                "nothing to undo; undoing the expand step drops the new column"
+            } else {
+                "nothing to undo; undoing the expand step drops the new columns"
+            },
             Params::Backfill(BackfillParams {
                 database: name.clone(),
                 url_env: db.url_env.clone(),
-                table: r.rename.table.clone(),
+                table: table.clone(),
                 key: r.key.clone(),
                 from_column: r.rename.from.clone(),
                 to_column: r.rename.to.clone(),
-                value: r
-                    .rename
-                    .conversion
-                    .as_ref()
-                    .map(|c| crate::rewrite::up_sql(&r.rename, c)),
+                value: value(r),
                 pending: None,
                 replica: true,
+                more: group[1..]
+                    .iter()
+                    .map(|g| ColumnCopy {
+                        from_column: g.rename.from.clone(),
+                        to_column: g.rename.to.clone(),
+                        value: value(g),
+                    })
+                    .collect(),
                 batch_size: db.backfill.batch_size,
                 pause: db.backfill.pause,
-                batch_sql: r.backfill_batch_sql.clone(),
+                batch_sql: crate::rewrite::backfill_batch_sql(&members, &r.key),
             }),
         ),
         &[n],

@@ -99,40 +99,35 @@ fn down_in_trigger(r: &ColumnRename, c: &Conversion) -> String {
     }
 }
 
-/// The function and triggers keeping both columns right, named `func`, `on_insert`,
-/// `on_update`.
-pub fn sync_sql(r: &ColumnRename, c: &Conversion, names: [&str; 3]) -> String {
-    let [func, on_insert, on_update] = names;
-    let ColumnRename {
-        table, from, to, ..
-    } = r;
+/// The piece of a table's sync function (see [`super::SyncPart`]) that keeps a converted
+/// column and its old one right both ways.
+pub(super) fn sync_part(r: &ColumnRename, c: &Conversion) -> super::SyncPart {
+    let ColumnRename { from, to, .. } = r;
     let up = up_in_trigger(r, c);
     let down = down_in_trigger(r, c);
     let from_changed = changed(from, r.column_type.as_deref());
     let to_changed = changed(to, Some(&c.new_type));
-    format!(
-        "CREATE FUNCTION {func}() RETURNS trigger LANGUAGE plpgsql AS $cutover$\n\
-         #variable_conflict use_column\nBEGIN\n\
-         \x20 -- the old version writes {from}; only the new version writes {to}\n\
-         \x20 IF TG_OP = 'INSERT' THEN\n\
-         \x20   IF NEW.{to} IS NOT NULL THEN NEW.{from} := {down};\n\
-         \x20   ELSE NEW.{to} := {up};\n\
-         \x20   END IF;\n\
-         \x20 ELSIF {to_changed} AND NOT ({from_changed}) THEN\n\
-         \x20   NEW.{from} := {down};\n\
-         \x20 ELSIF {from_changed} THEN\n\
-         \x20   NEW.{to} := {up};\n\
-         \x20 END IF;\n\
-         \x20 RETURN NEW;\nEND\n$cutover$;\n\
-         CREATE TRIGGER {on_insert} BEFORE INSERT ON {table}\n\
-         \x20 FOR EACH ROW EXECUTE FUNCTION {func}();\n\
-         -- The backfill's batches set cutover.backfill: they write the converted value \
-         themselves.\n\
-         CREATE TRIGGER {on_update} BEFORE UPDATE ON {table}\n\
-         \x20 FOR EACH ROW WHEN (({from_changed} OR {to_changed})\n\
-         \x20   AND current_setting('cutover.backfill', true) IS DISTINCT FROM 'on')\n\
-         \x20 EXECUTE FUNCTION {func}();"
-    )
+    super::SyncPart {
+        use_column: true,
+        body: format!(
+            "\x20 -- the old version writes {from}; only the new version writes {to}\n\
+             \x20 IF TG_OP = 'INSERT' THEN\n\
+             \x20   IF NEW.{to} IS NOT NULL THEN NEW.{from} := {down};\n\
+             \x20   ELSE NEW.{to} := {up};\n\
+             \x20   END IF;\n\
+             \x20 ELSIF {to_changed} AND NOT ({from_changed}) THEN\n\
+             \x20   NEW.{from} := {down};\n\
+             \x20 ELSIF {from_changed} THEN\n\
+             \x20   NEW.{to} := {up};\n\
+             \x20 END IF;\n"
+        ),
+        why: "-- The backfill's batches set cutover.backfill: they write the converted value \
+              themselves.",
+        when: format!(
+            "({from_changed} OR {to_changed})\n\
+             \x20   AND current_setting('cutover.backfill', true) IS DISTINCT FROM 'on'"
+        ),
+    }
 }
 
 /// Types without an equality operator (`IS DISTINCT FROM` fails on them): json, xml and the

@@ -36,12 +36,14 @@ struct Backfill {
     url_env: String,
     table: String,
     key: String,
-    /// The value the new column gets: the old column, or a type change's conversion of it.
+    /// The value each new column gets (the old column, or a type change's conversion of it),
+    /// joined by commas: for messages.
     from: String,
     /// The condition of a row still to do.
     pending: String,
     /// Run with `session_replication_role = replica` (see [`BackfillParams::replica`]).
     replica: bool,
+    /// The new columns, joined by commas: for messages.
     to: String,
     batch_size: u32,
     pause: SpecDuration,
@@ -71,25 +73,32 @@ fn backfill(step: &Job<BackfillParams>) -> Backfill {
         value,
         pending,
         replica,
+        more,
         batch_size,
         pause,
         batch_sql,
     } = &step.params;
+    // Each column filled (the first and those of `more`): its value, target and test.
+    let (mut from, mut to, mut differs) = (Vec::new(), Vec::new(), Vec::new());
+    let first = (from_column, to_column, value);
+    let rest = more
+        .iter()
+        .map(|c| (&c.from_column, &c.to_column, &c.value));
+    for (source, target, value) in std::iter::once(first).chain(rest) {
+        let value = value.as_deref().unwrap_or(source);
+        differs.push(format!("{target} IS DISTINCT FROM {value}"));
+        from.push(value.to_string());
+        to.push(target.to_string());
+    }
     Backfill {
         database: database.clone(),
         url_env: url_env.clone(),
         table: table.clone(),
         key: key.clone(),
         replica: *replica,
-        from: value.clone().unwrap_or_else(|| from_column.clone()),
-        pending: pending.clone().unwrap_or_else(|| {
-            format!(
-                "{} IS DISTINCT FROM {}",
-                to_column,
-                value.as_deref().unwrap_or(from_column)
-            )
-        }),
-        to: to_column.clone(),
+        from: from.join(", "),
+        pending: pending.clone().unwrap_or_else(|| differs.join(" OR ")),
+        to: to.join(", "),
         batch_size: *batch_size,
         pause: *pause,
         batch_sql: batch_sql.clone(),
