@@ -157,6 +157,22 @@ pub struct ColumnRename {
     /// rename of the same column in the same migration.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub conversion: Option<Conversion>,
+    /// The plain indexes the migrations declare on the old column, built again on the new one
+    /// (see [`crate::rewrite`]'s `index` module).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub indexes: Vec<CarriedIndex>,
+}
+
+/// A plain index on a renamed or retyped column, built again on the new column at the end of
+/// the backfill (`CREATE INDEX CONCURRENTLY`) and given the old index's name at contract.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CarriedIndex {
+    /// The old index's name, unqualified, as SQL (quoted where it needs quotes).
+    pub name: String,
+    /// The new index's name, in the old one's schema (qualified unless in `public`).
+    pub new_name: String,
+    /// The `CREATE INDEX CONCURRENTLY` of the new index.
+    pub create_sql: String,
 }
 
 /// How the values of a column whose type changes are carried between the old and the new

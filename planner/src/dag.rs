@@ -233,6 +233,14 @@ pub struct BackfillParams {
     /// that renames or retypes several columns of one table.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub more: Vec<ColumnCopy>,
+    /// Built once every row is copied, before the step succeeds: the old columns' plain indexes
+    /// on the new columns, each a `CREATE INDEX CONCURRENTLY` (an INVALID index a failed or
+    /// interrupted build leaves is dropped before the next try).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub indexes: Vec<String>,
+    /// lock_timeout of the index builds (the database's); set when there are some.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lock_timeout: Option<Duration>,
     /// Rows per batch.
     pub batch_size: u32,
     /// Pause between batches.

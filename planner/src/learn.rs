@@ -576,7 +576,8 @@ fn create_index(schema: &mut Schema, ci: &ast::CreateIndex) {
             _ => None,
         })
         .collect();
-    schema.create_index(&index, &table, columns, ci.unique_token().is_some());
+    let sql = Some(ci.syntax().text().to_string());
+    schema.create_index(&index, &table, columns, ci.unique_token().is_some(), sql);
     // A unique index's INCLUDE columns: dropping one drops the index (and its uniqueness).
     let include = ci
         .index_include_clause()

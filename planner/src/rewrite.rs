@@ -13,6 +13,7 @@
 
 mod convert;
 pub mod fill;
+pub(crate) mod index;
 pub mod table;
 
 pub(crate) use convert::has_equality;
@@ -145,10 +146,9 @@ fn one_rewrite(
 }
 
 /// Which table a rename is of, for grouping one migration's rewrites by table: its name
-/// normalized, without the default schema.
+/// normalized ([`normalize`] leaves the default schema out).
 pub(crate) fn table_key(table: &str) -> String {
-    let t = normalize(table);
-    t.strip_prefix("public.").map_or(t.clone(), str::to_string)
+    normalize(table)
 }
 
 /// One column's piece of its table's sync function: PL/pgSQL that keeps the column and its new
@@ -410,7 +410,7 @@ pub fn backfill_batch_sql(renames: &[&ColumnRename], key: &str) -> String {
 /// The contract step after `drop_sync`: NOT NULL carried over through a validated CHECK when
 /// the old column had it, then the old column dropped. A type change also carries the old
 /// column's default, and one in place drops the new version's view first and gives the new
-/// column the old name after.
+/// column the old name after. The indexes built on the new column take the old ones' names.
 fn contract_sql(rename: &ColumnRename, drop_sync: String, view: &View) -> String {
     let ColumnRename {
         table, from, to, ..
@@ -435,10 +435,12 @@ fn contract_sql(rename: &ColumnRename, drop_sync: String, view: &View) -> String
     contract_sql.push_str(&format!("ALTER TABLE {table} DROP COLUMN {from};"));
     if !view.refresh.is_empty() {
         contract_sql.push_str(&format!(
-            "\nALTER TABLE {table} RENAME COLUMN {to} TO {from};{}",
-            view.refresh
+            "\nALTER TABLE {table} RENAME COLUMN {to} TO {from};"
         ));
     }
+    // The old column's indexes went with it: the ones built on the new column take their names.
+    contract_sql.push_str(&index::contract_sql(&rename.indexes));
+    contract_sql.push_str(&view.refresh);
     contract_sql
 }
 

@@ -219,6 +219,9 @@ pub struct Index {
     pub columns: Vec<Option<String>>,
     /// A unique index (CREATE UNIQUE INDEX).
     pub unique: bool,
+    /// Its `CREATE INDEX` statement as written, with later renames of its table's columns
+    /// applied: what a rewrite builds again on a new column ([`crate::rewrite`]).
+    pub sql: Option<String>,
 }
 
 /// A domain (`CREATE DOMAIN`), as far as a column of its type is concerned.
@@ -760,6 +763,18 @@ impl Schema {
         self.indexes.get(&normalize(name))
     }
 
+    /// The indexes of `table`, with their names as the index map keys them.
+    pub fn indexes_of<'a>(
+        &'a self,
+        table: &str,
+    ) -> impl Iterator<Item = (&'a str, &'a Index)> + 'a {
+        let table = normalize(table);
+        self.indexes
+            .iter()
+            .filter(move |(_, i)| i.table == table)
+            .map(|(n, i)| (n.as_str(), i))
+    }
+
     /// The indexes of `table` with the (normalized) column `column` among their key columns,
     /// with their names as the index map keys them.
     pub fn indexes_on<'a>(
@@ -970,6 +985,11 @@ impl Schema {
                 if *c == from {
                     *c = to.clone();
                 }
+            }
+            if let Some(sql) = &i.sql
+                && let Some(renamed) = crate::rewrite::index::renamed_in(sql, &from, &to)
+            {
+                i.sql = Some(renamed);
             }
         }
         if let Some(t) = self.tables.get_mut(&table) {
@@ -1283,16 +1303,19 @@ impl Schema {
     }
 
     /// `CREATE [UNIQUE] INDEX name ON table (keys)`: `columns` holds each key's column
-    /// (normalized), `None` for an expression. An unqualified name lives in the table's schema.
+    /// (normalized), `None` for an expression; `sql` is the statement. An unqualified name
+    /// lives in the table's schema.
     pub fn create_index(
         &mut self,
         name: &str,
         table: &str,
         columns: Vec<Option<String>>,
         unique: bool,
+        sql: Option<String>,
     ) {
         let index = Index {
             unique,
+            sql,
             table: normalize(table),
             columns: columns
                 .into_iter()

@@ -590,3 +590,93 @@ fn one_tables_rewrites_in_one_migration_share_one_trigger_and_one_backfill() {
         "{contract}"
     );
 }
+
+#[test]
+fn indexes_on_a_renamed_or_retyped_column_are_built_on_the_new_one_and_keep_their_names() {
+    let base = format!(
+        "{BASE}CREATE INDEX users_name_idx ON users (lower(name)) WHERE note IS NOT NULL;\n\
+         CREATE INDEX users_score_note_idx ON users USING btree (score DESC, note);\n\
+         CREATE INDEX orders_total_idx ON orders (total);\n"
+    );
+    let dir = common::release_dir(
+        &base,
+        &[
+            (
+                "V2__names.sql",
+                "ALTER TABLE users RENAME COLUMN note TO remark;\n",
+            ),
+            (
+                "V3__types.sql",
+                "ALTER TABLE users RENAME COLUMN name TO full_name;\nALTER TABLE users ALTER \
+                 COLUMN score TYPE bigint;\n",
+            ),
+        ],
+    );
+    let p = plan_file(&dir.path().join("spec.toml")).unwrap().plan;
+    let built = |id: &str| {
+        let s = p
+            .steps()
+            .find(|s| s.id == id)
+            .unwrap_or_else(|| panic!("{id}"));
+        let Params::Backfill(b) = &s.params else {
+            unreachable!()
+        };
+        (b.indexes.clone(), b.lock_timeout, s.description.clone())
+    };
+    // V2: both indexes use note (one in its WHERE: dropping note drops it too), and are built
+    // on remark.
+    let (v2, timeout, _) = built("backfill/users.remark");
+    assert_eq!(
+        v2,
+        [
+            "CREATE INDEX CONCURRENTLY users_name_idx_cutover_remark ON users (lower(name)) WHERE \
+             remark IS NOT NULL;",
+            "CREATE INDEX CONCURRENTLY users_score_note_idx_cutover_remark ON users USING btree \
+             (score DESC, remark);",
+        ]
+    );
+    assert!(timeout.is_some());
+    // V3 sees V2's rename: its copies name `remark`, and the expression and partial index's
+    // references to the renamed column are replaced too. orders' index is not touched.
+    let (v3, _, description) = built("backfill/users.full_name+_cutover_new_score");
+    assert_eq!(
+        v3,
+        [
+            "CREATE INDEX CONCURRENTLY users_name_idx_cutover_full_name ON users \
+             (lower(full_name)) WHERE remark IS NOT NULL;",
+            "CREATE INDEX CONCURRENTLY users_score_note_idx_cutover__cutover_new_score ON users \
+             USING btree (_cutover_new_score DESC, remark);",
+        ]
+    );
+    assert!(
+        description.contains("build their 2 indexes"),
+        "{description}"
+    );
+    // Contract: once the old column and its index are gone, the new index takes its name.
+    let contract = sql_of(&p, "migrate/contract/V3__types");
+    let dropped = contract
+        .find("ALTER TABLE users DROP COLUMN name;")
+        .unwrap();
+    let renamed = contract
+        .find("ALTER INDEX IF EXISTS users_name_idx_cutover_full_name RENAME TO users_name_idx;")
+        .unwrap_or_else(|| panic!("{contract}"));
+    assert!(dropped < renamed, "{contract}");
+    assert!(
+        contract.contains(
+            "ALTER INDEX IF EXISTS users_score_note_idx_cutover__cutover_new_score RENAME TO \
+             users_score_note_idx;"
+        ),
+        "{contract}"
+    );
+    let said = p
+        .findings
+        .iter()
+        .find(|f| f.rule == "rename-rewrite-incomplete" && f.file.contains("V3"))
+        .unwrap();
+    assert!(
+        said.message
+            .contains("builds its index `users_name_idx` on the new column"),
+        "{}",
+        said.message
+    );
+}

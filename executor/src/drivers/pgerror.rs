@@ -192,6 +192,16 @@ pub enum PgError {
         /// sqlx's error.
         source: sqlx::Error,
     },
+    /// A backfill's planned index build is no `CREATE INDEX CONCURRENTLY name ON table` (a plan
+    /// edited by hand, or made by another version of cutover).
+    #[error(
+        "the backfill's index build `{statement}` names no index and table: plan the release \
+         again with this version of cutover"
+    )]
+    NotAnIndexBuild {
+        /// The statement's first line.
+        statement: String,
+    },
     /// The migration recorded no undo SQL.
     #[error("{step} recorded no undo SQL; it cannot be undone")]
     NoUndo {

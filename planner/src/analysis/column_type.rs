@@ -116,10 +116,12 @@ fn conversion_of(
         }
     });
     let plain = is_plain_cast(st, col, ty);
+    let shadow = crate::rewrite::shadow_column(col);
     ColumnRename {
         table: table.to_string(),
         from: col.to_string(),
-        to: crate::rewrite::shadow_column(col),
+        indexes: crate::rewrite::index::carried(schema, table, col, &shadow),
+        to: shadow,
         column_type: old,
         not_null: t.and_then(|t| t.column(&key)).is_some_and(|c| c.not_null),
         collation: None,

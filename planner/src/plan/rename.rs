@@ -284,12 +284,38 @@ fn fill_step(cx: &Ctx, b: &mut Builder, db: &Database, f: &Fill, n: NodeIndex) -
                 pending: Some(format!("{} IS NULL", f.column)),
                 replica: false,
                 more: Vec::new(),
+                indexes: Vec::new(),
+                lock_timeout: None,
                 batch_size: db.backfill.batch_size,
                 pause: db.backfill.pause,
                 batch_sql: crate::rewrite::fill::batch_sql(f, &key),
             }),
         ),
         &[n],
+    )
+}
+
+/// What a backfill of `members` (one table's renames and type changes) does, in words.
+fn backfill_description(
+    db: &Database,
+    members: &[&ColumnRename],
+    key: &str,
+    indexes: usize,
+) -> String {
+    let pairs: Vec<String> = members
+        .iter()
+        .map(|r| format!("`{}` into `{}`", r.from, r.to))
+        .collect();
+    let built = match indexes {
+        0 => String::new(),
+        1 => ", then build its index on the new column concurrently".to_string(),
+        n => format!(", then build their {n} indexes on the new columns concurrently"),
+    };
+    format!(
+        "Copy {} on `{}` in batches of {} rows by `{key}`{built}.",
+        super::policy::and_list(&pairs),
+        members[0].table,
+        db.backfill.batch_size,
     )
 }
 
@@ -313,10 +339,6 @@ fn backfill_step(
         .collect();
     let table_col = format!("{}.{}", crate::schema::plain(table), tos.join("+"));
     let id = format!("backfill/{}", cx.qualify(name, &table_col));
-    let pairs: Vec<String> = group
-        .iter()
-        .map(|g| format!("`{}` into `{}`", g.rename.from, g.rename.to))
-        .collect();
     let value = |g: &RenameRewrite| {
         g.rename
             .conversion
@@ -324,16 +346,15 @@ fn backfill_step(
             .map(|c| crate::rewrite::up_sql(&g.rename, c))
     };
     let members: Vec<&ColumnRename> = group.iter().map(|g| &g.rename).collect();
+    let indexes: Vec<String> = members
+        .iter()
+        .flat_map(|r| r.indexes.iter().map(|i| i.create_sql.clone()))
+        .collect();
     b.add(
         step(
             &id,
             None,
-            &format!(
-                "Copy {} on `{table}` in batches of {} rows by `{}`.",
-                super::policy::and_list(&pairs),
-                db.backfill.batch_size,
-                r.key
-            ),
+            &backfill_description(db, &members, &r.key, indexes.len()),
             true,
             true,
             if group.len() == 1 {
@@ -359,6 +380,8 @@ fn backfill_step(
                         value: value(g),
                     })
                     .collect(),
+                lock_timeout: (!indexes.is_empty()).then_some(db.lock_timeout),
+                indexes,
                 batch_size: db.backfill.batch_size,
                 pause: db.backfill.pause,
                 batch_sql: crate::rewrite::backfill_batch_sql(&members, &r.key),
@@ -393,16 +416,19 @@ fn rename_findings(m: &MigrationAnalysis, r: &RenameRewrite, findings: &mut Vec<
         m,
         line,
         format!(
-            "the rewrite of `{t}.{a}` → `{b}` copies values only; indexes, constraints and \
-             column privileges (`GRANT ... ({a}) ON {t}`) on `{a}` are not recreated on `{b}`",
+            "the rewrite of `{t}.{a}` → `{b}` copies values{}; constraints, column privileges \
+             (`GRANT ... ({a}) ON {t}`) and indexes the migrations do not declare on `{a}` are \
+             not recreated on `{b}`",
+            carried(&r.rename),
             t = r.rename.table,
             a = r.rename.from,
             b = r.rename.to
         ),
         format!(
-            "if `{a}` has indexes or constraints, add them for `{b}` in an expand migration (CREATE \
-             INDEX CONCURRENTLY, ADD CONSTRAINT ... NOT VALID); if a role has a column privilege \
-             on `{a}`, grant it on `{b}` there too (`GRANT SELECT ({b}) ON {t} TO role`)",
+            "if `{a}` has such indexes or constraints, add them for `{b}` in an expand migration \
+             (CREATE INDEX CONCURRENTLY, ADD CONSTRAINT ... NOT VALID); if a role has a column \
+             privilege on `{a}`, grant it on `{b}` there too (`GRANT SELECT ({b}) ON {t} TO \
+             role`)",
             t = r.rename.table,
             a = r.rename.from,
             b = r.rename.to
@@ -440,6 +466,22 @@ fn rename_findings(m: &MigrationAnalysis, r: &RenameRewrite, findings: &mut Vec<
     }
 }
 
+/// What a rewrite says of the indexes it carries: `, and builds its indexes `i` and `j` on the
+/// new column (they keep their names)`, or nothing.
+fn carried(r: &ColumnRename) -> String {
+    let names: Vec<String> = r.indexes.iter().map(|i| format!("`{}`", i.name)).collect();
+    match names.len() {
+        0 => String::new(),
+        n => format!(
+            ", and builds its {} {} on the new column before traffic moves (keeping {} name{})",
+            if n == 1 { "index" } else { "indexes" },
+            super::policy::and_list(&names),
+            if n == 1 { "its" } else { "their" },
+            if n == 1 { "" } else { "s" }
+        ),
+    }
+}
+
 /// The reminder of a type change's rewrite: what it does not carry to the new column.
 fn conversion_incomplete(m: &MigrationAnalysis, r: &RenameRewrite, c: &Conversion) -> Finding {
     let (t, a) = (&r.rename.table, &r.rename.from);
@@ -447,7 +489,7 @@ fn conversion_incomplete(m: &MigrationAnalysis, r: &RenameRewrite, c: &Conversio
         (
             format!("`{a}`"),
             format!(
-                "if `{a}` has plain indexes or CHECK constraints, create them on `{b}` in an \
+                "if `{a}` has such indexes or CHECK constraints, create them on `{b}` in an \
                  expand migration after this one (`CREATE INDEX CONCURRENTLY ... ON {t} ({b})`, \
                  `ADD CONSTRAINT ... NOT VALID`): they are renamed with it",
                 b = r.rename.to
@@ -457,7 +499,7 @@ fn conversion_incomplete(m: &MigrationAnalysis, r: &RenameRewrite, c: &Conversio
         (
             format!("`{a}` (renamed `{}`)", r.rename.to),
             format!(
-                "if `{a}` has plain indexes or CHECK constraints, create them on `{}` in an expand \
+                "if `{a}` has such indexes or CHECK constraints, create them on `{}` in an expand \
                  migration after this one",
                 r.rename.to
             ),
@@ -468,10 +510,11 @@ fn conversion_incomplete(m: &MigrationAnalysis, r: &RenameRewrite, c: &Conversio
         m,
         c.line,
         format!(
-            "the rewrite of {column} on `{t}` to `{}` carries its values, NOT NULL and default; \
-             its plain indexes, CHECK constraints and column privileges go with the old column at \
-             contract",
-            c.new_type
+            "the rewrite of {column} on `{t}` to `{}` carries its values, NOT NULL and \
+             default{}; its CHECK constraints, column privileges and the indexes the migrations do \
+             not declare go with the old column at contract",
+            c.new_type,
+            carried(&r.rename)
         ),
         hint,
     )

@@ -3,10 +3,13 @@
 
 use super::connection::{Pooled, connect};
 use super::fence::fence_database;
+use super::first_line;
+use super::indexes::{IndexState, create_index_concurrently, index_state};
 use super::retry::LockBackoff;
 use super::{err, run_id};
 use crate::driver::{BoxFuture, Done, Driver, Job, Probe, StepContext, StepError};
 use crate::drivers::pgerror::PgError;
+use crate::drivers::pgstmt::{self, Effect};
 use cutover_planner::dag::BackfillParams;
 use cutover_planner::duration::Duration as SpecDuration;
 use serde::{Deserialize, Serialize};
@@ -48,6 +51,9 @@ struct Backfill {
     batch_size: u32,
     pause: SpecDuration,
     batch_sql: String,
+    /// Indexes built once the rows are copied ([`BackfillParams::indexes`]).
+    indexes: Vec<String>,
+    lock_timeout: SpecDuration,
 }
 
 /// A backfill's progress, recorded after a batch every `PROGRESS_EVERY` (250 ms): a resume continues
@@ -74,6 +80,8 @@ fn backfill(step: &Job<BackfillParams>) -> Backfill {
         pending,
         replica,
         more,
+        indexes,
+        lock_timeout,
         batch_size,
         pause,
         batch_sql,
@@ -102,6 +110,8 @@ fn backfill(step: &Job<BackfillParams>) -> Backfill {
         batch_size: *batch_size,
         pause: *pause,
         batch_sql: batch_sql.clone(),
+        indexes: indexes.clone(),
+        lock_timeout: lock_timeout.unwrap_or_default(),
     }
 }
 
@@ -205,6 +215,7 @@ async fn run_backfill(step: Job<BackfillParams>, ctx: StepContext) -> Result<Don
         }
     }
     let secs = started.elapsed().as_secs_f64().max(0.001);
+    let built = b.build_indexes(&mut conn).await?;
     conn.release().await;
     let fired = if b.replica && !quiet {
         "; the table's own triggers fired for it (the role may not set \
@@ -215,7 +226,7 @@ async fn run_backfill(step: Job<BackfillParams>, ctx: StepContext) -> Result<Don
     Ok(Done {
         undo: (),
         detail: Some(format!(
-            "copied {} into {} on {rows} rows in {secs:.1}s ({:.0} rows/s){fired}",
+            "copied {} into {} on {rows} rows in {secs:.1}s ({:.0} rows/s){fired}{built}",
             b.from,
             b.to,
             rows as f64 / secs
@@ -362,6 +373,53 @@ impl Backfill {
         }
     }
 
+    /// Builds the indexes of the new columns, each `CREATE INDEX CONCURRENTLY` under the
+    /// database's lock_timeout: one already there and valid is an earlier attempt's (its name is
+    /// cutover's own), an INVALID one is dropped and built again. Says what it built, for the
+    /// step's detail.
+    async fn build_indexes(&self, conn: &mut PgConnection) -> Result<String, StepError> {
+        if self.indexes.is_empty() {
+            return Ok(String::new());
+        }
+        let started = std::time::Instant::now();
+        sqlx::Executor::execute(
+            &mut *conn,
+            format!("SET lock_timeout = '{}ms'", self.lock_timeout.as_millis()).as_str(),
+        )
+        .await
+        .map_err(err)?;
+        let mut names = Vec::new();
+        for stmt in &self.indexes {
+            let Effect::CreateIndex { index, table } = pgstmt::effect(stmt) else {
+                return Err(PgError::NotAnIndexBuild {
+                    statement: first_line(stmt),
+                }
+                .into());
+            };
+            create_index_concurrently(conn, stmt, &index, &table, &self.lock_timeout, true).await?;
+            names.push(index);
+        }
+        Ok(format!(
+            "; built {} on the new column{} in {:.1}s",
+            names.join(", "),
+            if self.to.contains(", ") { "s" } else { "" },
+            started.elapsed().as_secs_f64()
+        ))
+    }
+
+    /// Whether every index to build is there and valid.
+    async fn indexes_built(&self, conn: &mut PgConnection) -> Result<bool, StepError> {
+        for stmt in &self.indexes {
+            let Effect::CreateIndex { index, table } = pgstmt::effect(stmt) else {
+                return Ok(false);
+            };
+            if !matches!(index_state(conn, &index, &table).await?, IndexState::Valid) {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
     /// Whether some row's new column still differs from the old one.
     async fn differs(&self, conn: &mut PgConnection) -> Result<bool, StepError> {
         sqlx::query_scalar(&format!(
@@ -377,9 +435,11 @@ impl Backfill {
 async fn probe_backfill(step: Job<BackfillParams>) -> Result<Option<Probe<()>>, StepError> {
     let b = backfill(&step);
     let mut conn = connect(&b.url_env, &b.database, "probe").await?;
-    Ok(Some(if b.differs(&mut conn).await? {
-        Probe::NotDone
-    } else {
-        Probe::Done(())
-    }))
+    Ok(Some(
+        if b.differs(&mut conn).await? || !b.indexes_built(&mut conn).await? {
+            Probe::NotDone
+        } else {
+            Probe::Done(())
+        },
+    ))
 }
