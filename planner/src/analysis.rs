@@ -268,6 +268,10 @@ pub struct StatementAnalysis {
     /// Set for a NOT NULL the old version's writes could break, given `-- cutover:up`.
     #[serde(skip)]
     pub fill: Option<Fill>,
+    /// (table, column), normalized, of a type change PostgreSQL makes in place, which runs as
+    /// written: it fails on a column a rewrite's trigger or view uses.
+    #[serde(skip)]
+    pub retyped: Option<(String, String)>,
     /// The table whose owner alone may run the statement (ALTER TABLE, CREATE INDEX), as
     /// written; preflight checks the role owns those that exist.
     #[serde(skip)]

@@ -71,7 +71,7 @@ pub(crate) fn ident(base: &str) -> String {
 
 /// Builds the rewrite for `rename` (which carries what the migrations say about the column),
 /// alone in its migration: [`rename_columns`] of one.
-pub fn rename_column(rename: &ColumnRename, view_schema: &str) -> RenameRewrite {
+pub fn rename_column(rename: &ColumnRename, view_schema: Option<&str>) -> RenameRewrite {
     rename_columns(&[rename], view_schema)
         .pop()
         .expect("one rewrite per rename")
@@ -83,9 +83,11 @@ pub fn rename_column(rename: &ColumnRename, view_schema: &str) -> RenameRewrite 
 /// every new column exists: each write to the table runs one function, however many columns
 /// change. The SQL templates are the helpers below, in the order the script runs (expand, its
 /// undo, the backfill batch, contract). A type change that keeps the column's name
-/// ([`crate::analysis::Conversion::swap`]) puts the new version's view of the table in
-/// `view_schema`.
-pub fn rename_columns(renames: &[&ColumnRename], view_schema: &str) -> Vec<RenameRewrite> {
+/// ([`crate::analysis::Conversion::swap`]) drops and makes again the new version's view of the
+/// table in `view_schema` around its own SQL; `None` when the caller runs each whole script
+/// between a drop of the views and their refresh (a view made again between two statements of
+/// the script would show a column a later one drops or miss one it adds).
+pub fn rename_columns(renames: &[&ColumnRename], view_schema: Option<&str>) -> Vec<RenameRewrite> {
     renames
         .iter()
         .enumerate()
@@ -119,7 +121,7 @@ pub fn rename_columns(renames: &[&ColumnRename], view_schema: &str) -> Vec<Renam
 /// where it is made).
 fn one_rewrite(
     rename: &ColumnRename,
-    view_schema: &str,
+    view_schema: Option<&str>,
     names: &SyncNames,
     sync: &str,
 ) -> RenameRewrite {
@@ -172,22 +174,34 @@ fn sync_part(rename: &ColumnRename) -> SyncPart {
         return convert::sync_part(rename, c);
     }
     let ColumnRename { from, to, .. } = rename;
+    let ty = rename.column_type.as_deref();
+    let moved = |col: &str| distinct(&format!("NEW.{col}"), &format!("OLD.{col}"), ty);
+    let (from_moved, to_moved) = (moved(from), moved(to));
+    let apart = distinct(&format!("NEW.{to}"), &format!("NEW.{from}"), ty);
     SyncPart {
         use_column: false,
         body: format!(
             "\x20 -- old version writes {from}, new version writes {to}: keep both equal\n\x20 \
              IF TG_OP = 'INSERT' THEN\n\x20   IF NEW.{to} IS NULL THEN NEW.{to} := \
              NEW.{from};\n\x20   ELSIF NEW.{from} IS NULL THEN NEW.{from} := NEW.{to};\n\x20   \
-             END IF;\n\x20 ELSIF NEW.{from} IS DISTINCT FROM OLD.{from} AND NEW.{to} IS NOT \
-             DISTINCT FROM OLD.{to} THEN\n\x20   NEW.{to} := NEW.{from};\n\x20 ELSIF NEW.{to} IS \
-             DISTINCT FROM OLD.{to} AND NEW.{from} IS NOT DISTINCT FROM OLD.{from} THEN\n\x20   \
-             NEW.{from} := NEW.{to};\n\x20 END IF;\n"
+             END IF;\n\x20 ELSIF {from_moved} AND NOT ({to_moved}) THEN\n\x20   NEW.{to} := \
+             NEW.{from};\n\x20 ELSIF {to_moved} AND NOT ({from_moved}) THEN\n\x20   NEW.{from} := \
+             NEW.{to};\n\x20 END IF;\n"
         ),
         why: "-- Only updates that leave the columns apart need the function: the backfill's \
               own\n-- updates (which make them equal) skip it.",
-        when: format!(
-            "NEW.{from} IS DISTINCT FROM OLD.{from} OR NEW.{to} IS DISTINCT FROM NEW.{from}"
-        ),
+        when: format!("{from_moved} OR {apart}"),
+    }
+}
+
+/// `a IS DISTINCT FROM b` for values of type `ty` (as written, when known); compared as text
+/// for a type without an equality operator (`json`, `xml`, the geometric types), on which
+/// `IS DISTINCT FROM` fails (`operator does not exist: json = json`).
+pub(crate) fn distinct(a: &str, b: &str, ty: Option<&str>) -> String {
+    if ty.is_some_and(|t| !has_equality(t)) {
+        format!("{a}::text IS DISTINCT FROM {b}::text")
+    } else {
+        format!("{a} IS DISTINCT FROM {b}")
     }
 }
 
@@ -243,10 +257,11 @@ struct View {
 }
 
 impl View {
-    fn of(rename: &ColumnRename, schema: &str) -> Self {
-        if !rename.conversion.as_ref().is_some_and(|c| c.swap) {
+    fn of(rename: &ColumnRename, schema: Option<&str>) -> Self {
+        let Some(schema) = schema.filter(|_| rename.conversion.as_ref().is_some_and(|c| c.swap))
+        else {
             return View::default();
-        }
+        };
         let name = relation(&rename.table);
         View {
             drop: format!("DROP VIEW IF EXISTS {schema}.{name};\n"),
@@ -371,6 +386,14 @@ fn drop_sync_sql(table: &str, names: &SyncNames) -> String {
     )
 }
 
+/// The new column's type, as written, when known: a type change's, else the old column's.
+pub fn new_type(rename: &ColumnRename) -> Option<&str> {
+    match &rename.conversion {
+        Some(c) => Some(c.new_type.as_str()),
+        None => rename.column_type.as_deref(),
+    }
+}
+
 /// What a backfill assigns to `rename`'s new column, and the value the column is compared with
 /// (is the row filled yet?).
 pub fn copy_of(rename: &ColumnRename) -> (String, String) {
@@ -390,7 +413,7 @@ pub fn backfill_batch_sql(renames: &[&ColumnRename], key: &str) -> String {
     for r in renames {
         let (value, compared) = copy_of(r);
         set.push(format!("{} = {value}", r.to));
-        differs.push(format!("{} IS DISTINCT FROM {compared}", r.to));
+        differs.push(distinct(&r.to, &compared, new_type(r)));
     }
     let set = set.join(", ");
     let differs = match differs.as_slice() {
@@ -433,7 +456,7 @@ fn contract_sql(rename: &ColumnRename, drop_sync: String, view: &View) -> String
         contract_sql.push('\n');
     }
     contract_sql.push_str(&format!("ALTER TABLE {table} DROP COLUMN {from};"));
-    if !view.refresh.is_empty() {
+    if rename.conversion.as_ref().is_some_and(|c| c.swap) {
         contract_sql.push_str(&format!(
             "\nALTER TABLE {table} RENAME COLUMN {to} TO {from};"
         ));

@@ -70,7 +70,7 @@ fn a_widening_becomes_a_shadow_column_a_backfill_and_a_swap() {
     );
     let contract = sql_of(&p, "migrate/contract/V2__types");
     let order = [
-        "DROP VIEW IF EXISTS cutover_v2.users;",
+        "DROP SCHEMA IF EXISTS cutover_v2 CASCADE;",
         "DROP TRIGGER IF EXISTS",
         "VALIDATE CONSTRAINT",
         "SET DEFAULT %s",
@@ -234,6 +234,30 @@ fn what_the_rewrites_cannot_keep_apart_stops_the_plan() {
             Some("ALTER TABLE users RENAME COLUMN score TO points;"),
             "type-change-rewrite-unsupported",
         ),
+        // A type changed in place (no rewrite) after a rename of the column, whose trigger uses
+        // it; and a conversion reading a column whose type changed before it, which holds its
+        // old value until the contract.
+        (
+            "ALTER TABLE orders RENAME COLUMN ref TO code;",
+            Some("ALTER TABLE orders ALTER COLUMN code TYPE varchar(40);"),
+            "type-change-rewrite-unsupported",
+        ),
+        (
+            "ALTER TABLE orders RENAME COLUMN ref TO code;\nALTER TABLE orders ALTER COLUMN code \
+             TYPE text;",
+            None,
+            "type-change-rewrite-unsupported",
+        ),
+        (
+            "-- cutover:down (score / 10)::integer\nALTER TABLE users ALTER COLUMN score TYPE \
+             text USING (score * 10)::text;\n-- cutover:down split_part(total, '-', \
+             1)::integer\nALTER TABLE orders ALTER COLUMN total TYPE text USING total::text;",
+            Some(
+                "-- cutover:down split_part(note, '-', 1)\nALTER TABLE users ALTER COLUMN note TYPE \
+                 varchar(300) USING note || '-' || score;",
+            ),
+            "type-change-rewrite-unsupported",
+        ),
         // A conversion by the session's TimeZone, a target type without equality.
         (
             "ALTER TABLE orders ALTER COLUMN seen TYPE timestamptz;",
@@ -254,7 +278,7 @@ fn what_the_rewrites_cannot_keep_apart_stops_the_plan() {
     ] {
         let base = format!(
             "{BASE}ALTER TABLE orders ADD COLUMN seen timestamp;\nCREATE TABLE logs (msg text, \
-             level integer);\n"
+             level integer);\nALTER TABLE orders ADD COLUMN ref varchar(20);\n"
         );
         let mut files = vec![("V2__a.sql", sql)];
         files.extend(later.map(|l| ("V3__b.sql", l)));

@@ -891,3 +891,104 @@ fn a_rename_of_a_column_with_a_default_keeps_each_versions_inserts_right() {
         "1000"
     );
 }
+
+/// Migrations changing a table around its in-place type changes: a rename and a drop between two
+/// of them, or a rename between them and a widening PostgreSQL makes without a rewrite after.
+const AROUND: [&str; 3] = [
+    "CREATE TABLE t (id bigint PRIMARY KEY, c integer NOT NULL DEFAULT 7, d text, x integer, gone \
+     integer, w varchar(20));\n",
+    "ALTER TABLE t ALTER COLUMN c TYPE bigint;\nALTER TABLE t RENAME COLUMN d TO e;\nALTER TABLE t \
+     DROP COLUMN gone;\nALTER TABLE t ALTER COLUMN x TYPE bigint;\n",
+    "ALTER TABLE t ALTER COLUMN c TYPE bigint;\nALTER TABLE t RENAME COLUMN d TO e;\nALTER TABLE t \
+     ALTER COLUMN x TYPE bigint;\nALTER TABLE t ALTER COLUMN w TYPE varchar(50);\n",
+];
+
+#[test]
+fn statements_between_and_after_type_changes_of_one_table_leave_the_view_whole() {
+    for v2 in &AROUND[1..] {
+        around_type_changes(v2);
+    }
+}
+
+/// [`AROUND`]'s V1 then `v2`: the new version reads and writes through a view showing the
+/// renamed column, a rollback from the hold restores the schema, and a second run to the end
+/// leaves what the naive statements leave.
+fn around_type_changes(v2: &str) {
+    let db = release_db("around", &[("V1__t.sql", AROUND[0]), ("V2__t.sql", v2)], "");
+    db.sql(
+        "INSERT INTO t (id, c, d, x, gone, w) SELECT g, g, 'd' || g, g, g, 'w' FROM \
+         generate_series(1, 3000) g",
+    );
+    let naive = naive_schema_of(&db, &[AROUND[0], v2]);
+    let schema = db.schema();
+    let out = db.cutover(&["apply", "spec.toml", "--hold"], &[]);
+    assert_eq!(out.status.code(), Some(5), "{v2}\n{}", transcript(&out));
+    assert_eq!(
+        db.sql(
+            "SET search_path = cutover_v2, public; INSERT INTO t (id, c, e, x) VALUES (9001, \
+             2000000000, 'new', 2000000000) RETURNING c + x, e"
+        ),
+        "4000000000|new",
+        "{v2}"
+    );
+    // Rolled back from the hold: as before.
+    let run = db.run_id();
+    let out = db.cutover(&["abort", &run], &[]);
+    assert_eq!(out.status.code(), Some(0), "{v2}\n{}", transcript(&out));
+    assert_eq!(db.schema(), schema, "{v2}");
+    // Again, to the end: the contract leaves what the naive statements leave.
+    db.sql("DELETE FROM t WHERE id = 9001");
+    std::fs::remove_dir_all(db.dir.path().join(".cutover/runs").join(&run)).unwrap();
+    let out = db.cutover(&["apply", "spec.toml", "--hold"], &[]);
+    assert_eq!(out.status.code(), Some(5), "{v2}\n{}", transcript(&out));
+    let out = db.cutover(&["promote", &db.run_id()], &[]);
+    assert_eq!(out.status.code(), Some(0), "{v2}\n{}", transcript(&out));
+    assert_eq!(sorted_columns(&db.schema()), naive, "{v2}");
+    assert_eq!(
+        db.sql("SELECT count(*) FROM t WHERE c = id AND e = 'd' || id AND x = id"),
+        "3000",
+        "{v2}"
+    );
+}
+
+#[test]
+fn a_json_column_without_equality_is_renamed_with_its_values_compared_as_text() {
+    let db = release_db(
+        "json",
+        &[
+            (
+                "V1__docs.sql",
+                "CREATE TABLE docs (id bigint PRIMARY KEY, body json, n integer);\n",
+            ),
+            (
+                "V2__docs.sql",
+                "ALTER TABLE docs RENAME COLUMN body TO payload;\nALTER TABLE docs ALTER COLUMN n \
+                 TYPE bigint;\n",
+            ),
+        ],
+        "",
+    );
+    db.sql(
+        "INSERT INTO docs SELECT g, json_build_object('k', g), g FROM generate_series(1, 2000) g",
+    );
+    let out = db.cutover(&["apply", "spec.toml", "--hold"], &[]);
+    assert_eq!(out.status.code(), Some(5), "{}", transcript(&out));
+    db.sql("UPDATE docs SET body = '{\"old\": 1}' WHERE id = 1");
+    db.sql(
+        "SET search_path = cutover_v2, public; UPDATE docs SET payload = '{\"new\": 2}' WHERE id \
+         = 2",
+    );
+    assert_eq!(
+        db.sql(
+            "SELECT count(*) FROM docs WHERE body::text IS DISTINCT FROM payload::text OR \
+             payload IS NULL"
+        ),
+        "0"
+    );
+    let out = db.cutover(&["promote", &db.run_id()], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
+    assert_eq!(
+        db.sql("SELECT payload::text FROM docs WHERE id IN (1, 2, 3) ORDER BY id"),
+        "{\"old\": 1}\n{\"new\": 2}\n{\"k\" : 3}"
+    );
+}

@@ -14,6 +14,8 @@ pub(super) struct Class {
     pub(super) table_rename: Option<TableRename>,
     /// A NOT NULL that a `-- cutover:up` value would make a fill (its `expr` still empty).
     pub(super) fill: Option<Fill>,
+    /// (table, column), normalized, of a type change PostgreSQL makes in place, run as written.
+    pub(super) retyped: Option<(String, String)>,
     pub(super) transactional: bool,
     /// Table the statement works on, normalized, for suppressing hazards on new tables.
     pub(super) table: Option<String>,
@@ -56,6 +58,7 @@ impl Class {
             rename: None,
             table_rename: None,
             fill: None,
+            retyped: None,
             transactional: true,
             table: None,
             owner_of: None,

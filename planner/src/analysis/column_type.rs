@@ -43,6 +43,7 @@ pub(super) fn classify_set_type(
     match change {
         Ok(rule) => {
             c.raise(StmtPhase::Expand);
+            c.retyped = Some((normalize(table), normalize(col)));
             let note = rule.note.map_or(String::new(), |n| format!(" ({n})"));
             c.finding(
                 RuleId::AlterColumnTypeNoRewrite,

@@ -741,6 +741,7 @@ impl<'a> FileCheck<'a> {
                 rename: None,
                 table_rename: None,
                 fill: None,
+                retyped: None,
                 owner_of: None,
                 ignores: BTreeSet::new(),
             });
@@ -1167,6 +1168,7 @@ fn statement_analysis(
         rename,
         table_rename: class.table_rename,
         fill,
+        retyped: class.retyped,
         owner_of: class.owner_of,
         ignores,
     }

@@ -270,6 +270,70 @@ impl Seen {
         }
     }
 
+    /// A type change PostgreSQL makes in place, as written, of a column an earlier rewrite of
+    /// the release renames, retypes or fills: its trigger (or the new version's view) uses the
+    /// column, and PostgreSQL refuses to change the type of a column a trigger's `WHEN` or a
+    /// view uses (`cannot alter type of a column used in a trigger definition`).
+    fn in_place(&self, m: &MigrationAnalysis, line: u32, t: &str, c: &str, out: &mut Vec<Finding>) {
+        if self.touched(t).iter().any(|x| x == c) {
+            out.push(finding(
+                "type-change-rewrite-unsupported",
+                m,
+                line,
+                format!(
+                    "the type of `{t}.{c}` changes in place after a rewrite of this release \
+                     renames, retypes or fills it: that rewrite's trigger uses the column until \
+                     the contract, and PostgreSQL cannot change the type of a column a trigger \
+                     uses"
+                ),
+                "change the column's type in a release of its own, before or after this one",
+            ));
+        }
+    }
+
+    /// A type change reading, in its USING or `-- cutover:down` expression, another column of
+    /// its table whose type an earlier rewrite of the release changes in place: until the
+    /// contract that column holds its old value, where the statement as written reads the new.
+    fn reads_retyped(
+        &self,
+        m: &MigrationAnalysis,
+        line: u32,
+        r: &ColumnRename,
+        out: &mut Vec<Finding>,
+    ) {
+        let Some(c) = &r.conversion else { return };
+        let t = normalize(&r.table);
+        let named: Vec<String> = [&c.using, &c.down]
+            .into_iter()
+            .flatten()
+            .flat_map(|e| words(e))
+            .collect();
+        let own = bare(&normalize(&r.from));
+        let read = self
+            .changed
+            .iter()
+            .filter(|(ct, cc)| *ct == t && bare(cc) != own)
+            .find(|(_, cc)| named.contains(&bare(cc)));
+        if let Some((_, other)) = read {
+            out.push(finding(
+                "type-change-rewrite-unsupported",
+                m,
+                line,
+                format!(
+                    "the conversion of `{}.{}` reads `{other}`, whose type changes earlier in this \
+                     release: the rewrite would read its old value until the contract, where the \
+                     statement as written reads the new one",
+                    r.table, r.from
+                ),
+                format!(
+                    "change the type of `{}` in a release after this one, once `{other}` has its \
+                     new type",
+                    r.from
+                ),
+            ));
+        }
+    }
+
     /// A column rename or type change meeting an earlier one, or a fill, of the same column.
     fn column(
         &mut self,
@@ -280,6 +344,7 @@ impl Seen {
     ) {
         let (t, from, to) = (normalize(&r.table), normalize(&r.from), normalize(&r.to));
         let what = format!("`{}.{}`", r.table, r.from);
+        self.reads_retyped(m, line, r, out);
         if self
             .filled
             .iter()
@@ -316,8 +381,9 @@ impl Seen {
                 m,
                 line,
                 format!(
-                    "{what} changes type twice in this release, or its name and type in different \
-                     migrations: each rewrite keeps only its own two columns in sync"
+                    "{what} changes type twice in this release, its type and then its name, or its \
+                     name and type in different migrations: each rewrite keeps only its own two \
+                     columns in sync"
                 ),
                 "change a column's type once per release; to rename it too, write the RENAME \
                  first and the type change right after it in the same migration (one rewrite \
@@ -350,6 +416,9 @@ pub(super) fn conflicts(analyzed: &Analyzed) -> Vec<Finding> {
                 }
                 if let Some(r) = &s.rename {
                     seen.column(m, s.line, r, &mut out);
+                }
+                if let Some((t, c)) = &s.retyped {
+                    seen.in_place(m, s.line, t, c, &mut out);
                 }
             }
         }

@@ -88,9 +88,10 @@ pub(super) fn expand<'a>(
                 continue;
             }
             // Split a migration holding renames into generated expand and contract parts.
-            // After the migration that made the new version's views, the split's expand runs
-            // around them too (a column it adds shows in them).
-            let around = views.as_ref().filter(|v| m.version > v.first);
+            // From the migration that makes the new version's views on, the split's expand (and
+            // its undo) runs between a drop of the views and their refresh: a column it adds or
+            // drops, or changes the type of, shows in them.
+            let around = views.as_ref().filter(|v| m.version >= v.first);
             let split = rewrite_renames(cx, b, (db, m), &prev, findings, around);
             // What follows may read or write the new column: it waits until the backfill has
             // filled it (else an UPDATE of it runs on NULLs the backfill then overwrites).

@@ -155,10 +155,14 @@ fn parts(m: &MigrationAnalysis, renames: &[(u32, RenameRewrite)]) -> Parts {
 
 /// The rewrite of each column rename and type change of `m`, by line.
 fn rewrites_of(cx: &Ctx, db: &Database, m: &MigrationAnalysis) -> Vec<(u32, RenameRewrite)> {
-    let view_schema = view_schema(cx, db, m);
+    // A transactional migration's scripts run whole between a drop of the views and their
+    // refresh ([`super::phases::around_views`]); another's statements do it each for itself.
+    let view_schema = (!m.transactional).then(|| view_schema(cx, db, m));
     let renames: Vec<&ColumnRename> = m.renames().filter_map(|s| s.rename.as_ref()).collect();
     let lines = m.renames().map(|s| s.line);
-    lines.zip(rename_columns(&renames, &view_schema)).collect()
+    lines
+        .zip(rename_columns(&renames, view_schema.as_deref()))
+        .collect()
 }
 
 /// The rewrites of `renames` grouped by table, in the order each table first appears: one
@@ -295,6 +299,24 @@ fn fill_step(cx: &Ctx, b: &mut Builder, db: &Database, f: &Fill, n: NodeIndex) -
     )
 }
 
+/// The condition of a row the backfill of `members` has still to do, when the executor's own
+/// (`to IS DISTINCT FROM value` for each column) would fail: a type without equality.
+fn pending(members: &[&ColumnRename]) -> Option<String> {
+    let no_equality = |r: &&&ColumnRename| {
+        crate::rewrite::new_type(r).is_some_and(|t| !crate::rewrite::has_equality(t))
+    };
+    members.iter().any(|r| no_equality(&r)).then(|| {
+        members
+            .iter()
+            .map(|r| {
+                let (_, compared) = crate::rewrite::copy_of(r);
+                crate::rewrite::distinct(&r.to, &compared, crate::rewrite::new_type(r))
+            })
+            .collect::<Vec<_>>()
+            .join(" OR ")
+    })
+}
+
 /// What a backfill of `members` (one table's renames and type changes) does, in words.
 fn backfill_description(
     db: &Database,
@@ -370,7 +392,7 @@ fn backfill_step(
                 from_column: r.rename.from.clone(),
                 to_column: r.rename.to.clone(),
                 value: value(r),
-                pending: None,
+                pending: pending(&members),
                 replica: true,
                 more: group[1..]
                     .iter()
