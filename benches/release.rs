@@ -175,10 +175,33 @@ fn rollback_run(kind: Kind) -> Value {
     })
 }
 
+/// The bad canary (half of 1.1.0's answers 500) at 10% under 150 requests/s, with a pause of
+/// `pause` and the gate's default `min_requests` (20): background analysis during the pause.
+fn bad_canary_run(kind: Kind, pause: &str) -> Value {
+    let (failed, back_ms, pause_ms) = e2e::bad_canary_in_a_pause(kind, pause, 20);
+    json!({
+        "router": name(kind),
+        "bad_canary_pause": pause,
+        "failed": failed,
+        "stable_again_after_first_failure_ms": back_ms,
+        "pause_ran_ms": pause_ms,
+    })
+}
+
 fn main() {
-    // `cargo bench` passes `--bench`; nothing else is accepted.
+    // `cargo bench` passes `--bench`; nothing else is accepted. RELEASE_BENCH=bad-canary runs
+    // only the bad-canary cases.
+    let only_bad = std::env::var("RELEASE_BENCH").is_ok_and(|v| v == "bad-canary");
     let mut results = Vec::new();
     for kind in [Kind::Haproxy, Kind::Nginx] {
+        for pause in ["5s", "30s", "2m"] {
+            let v = bad_canary_run(kind, pause);
+            println!("{v}");
+            results.push(v);
+        }
+        if only_bad {
+            continue;
+        }
         for strategy in ["canary", "blue-green", "rolling", "recreate"] {
             let v = strategy_run(kind, strategy);
             println!("{v}");
@@ -197,6 +220,17 @@ fn main() {
     .unwrap();
     println!("\nrouter   strategy     requests  failed (GET/POST)  notes");
     for r in &results {
+        if let Some(pause) = r.get("bad_canary_pause") {
+            println!(
+                "{:<8} bad canary, pause {pause}: {} failed; 100% on 1.0.0 {} ms after the first \
+                 failure; the pause ran {} ms",
+                r["router"].as_str().unwrap(),
+                r["failed"],
+                r["stable_again_after_first_failure_ms"],
+                r["pause_ran_ms"]
+            );
+            continue;
+        }
         let notes = if let Some(ms) = r.get("rollback_to_100pct_stable_ms") {
             format!(
                 "rollback: 100% on 1.0.0 {ms} ms after `cutover rollback` started (command total {} \

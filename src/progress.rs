@@ -233,8 +233,12 @@ pub fn observation_text(data: &serde_json::Value) -> Option<String> {
         (Some(ms), Some(kind)) => format!(", {} {ms}ms", kind.as_str().unwrap_or("latency")),
         _ => String::new(),
     };
+    let verdict = match data.get("verdict").and_then(|v| v.as_str()) {
+        Some(v) => format!(": {v}"),
+        None => String::new(),
+    };
     Some(format!(
-        "{requests} requests, {errors} errors{rate}{latency}"
+        "{requests} requests, {errors} errors{rate}{latency}{verdict}"
     ))
 }
 

@@ -140,6 +140,7 @@ fn noop_plan(n: usize, deep: bool) -> Plan {
             Params::Pause(PauseParams {
                 service: "bench".into(),
                 duration: Some(Duration::from_millis(0)),
+                watch: None,
             }),
         );
         prev = b.add(s, &[if deep { prev } else { root }]);

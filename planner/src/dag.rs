@@ -329,6 +329,14 @@ pub struct PauseParams {
     /// How long; `None`: until `cutover promote RUN` (a manual gate, Argo Rollouts' `pause: {}`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub duration: Option<Duration>,
+    /// The canary's gate, watched while the pause lasts (background analysis, as Argo Rollouts
+    /// runs it for a whole rollout): the router's figures for the canary are judged at every
+    /// poll (twice a second) over a window of `watch.window`, and the pause fails, rolling the
+    /// release back, as soon as a threshold is crossed with at least `watch.min_requests` in the
+    /// window; too few requests only mean "keep watching". The analysis step after the pause is
+    /// the final verdict for the weight.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub watch: Option<AnalysisParams>,
 }
 
 /// Parameters of a `analysis` step.
@@ -1051,6 +1059,7 @@ mod tests {
             Params::Pause(PauseParams {
                 service: "api".into(),
                 duration: Some(Duration::from_secs(5)),
+                watch: None,
             }),
         );
         assert_eq!(pause.kind(), StepKind::Pause);

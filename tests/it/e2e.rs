@@ -262,6 +262,13 @@ impl World {
             .find(|s| s["id"] == step)
             .and_then(|s| s["state"].as_str().map(String::from))
     }
+
+    /// How long the step `step` of the run took, from `cutover status`.
+    pub(crate) fn step_duration_ms(&self, step: &str) -> Option<u64> {
+        let out = self.cutover(&["status", "--format", "json", self.run_dir().to_str()?]);
+        let doc: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+        doc["steps"].as_array()?.iter().find(|s| s["id"] == step)?["duration_ms"].as_u64()
+    }
 }
 
 /// The load generator, as its own process, through the router.
@@ -574,6 +581,88 @@ fn bad_release_rolls_back_behind_haproxy() {
 #[test]
 fn bad_release_rolls_back_behind_nginx() {
     bad_release(Kind::Nginx);
+}
+
+/// A 1.1.0 that fails half of its /users requests, at 10% with pauses of `pause` and a gate
+/// needing `min_requests`: the gate, watched during the pause, rolls the release back within
+/// seconds of the canary's first failure, not after the pause. Returns (failed requests, ms
+/// from the first failure to the last answer of 1.1.0, ms the pause lasted) for the benchmark.
+pub(crate) fn bad_canary_in_a_pause(kind: Kind, pause: &str, min_requests: u32) -> (u64, u64, u64) {
+    let w = World::new(kind, 1, 2000);
+    w.write_spec("canary", "FAIL_RATE = \"0.5\"");
+    let spec = std::fs::read_to_string(w.path().join("spec.toml")).unwrap();
+    let spec = spec
+        .replace("pause = \"1s\"", &format!("pause = \"{pause}\""))
+        .replace("window = \"2s\"", "window = \"10s\"")
+        .replace(
+            "min_requests = 5",
+            &format!("min_requests = {min_requests}"),
+        );
+    std::fs::write(w.path().join("spec.toml"), spec).unwrap();
+    let timeline = tempfile::NamedTempFile::new().unwrap();
+    let load = Load::start_with(
+        w.router.port,
+        150,
+        &["--timeline", timeline.path().to_str().unwrap()],
+    );
+    let out = w.cutover(&["apply", "spec.toml"]);
+    let s = load.stop();
+    let text = transcript(&out);
+    assert_eq!(out.status.code(), Some(3), "{text}");
+    assert!(text.contains("(background analysis"), "{text}");
+    let pause_ms = w
+        .step_duration_ms(&format!("pause/{}/10", w.apps.service))
+        .unwrap_or_else(|| panic!("no pause/{}/10 in the run: {text}", w.apps.service));
+    // (unix_ms, outcome, version) of every answer.
+    let rows: Vec<(u64, String, String)> = std::fs::read_to_string(timeline.path())
+        .unwrap()
+        .lines()
+        .skip(1)
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            Some((
+                f.first()?.parse().ok()?,
+                f.get(2)?.to_string(),
+                f.get(4)?.to_string(),
+            ))
+        })
+        .collect();
+    let first_failure = rows
+        .iter()
+        .filter(|r| r.1 == "fail")
+        .map(|r| r.0)
+        .min()
+        .unwrap();
+    let last_new = rows
+        .iter()
+        .filter(|r| r.2 == "1.1.0")
+        .map(|r| r.0)
+        .max()
+        .unwrap();
+    (s.failed, last_new.saturating_sub(first_failure), pause_ms)
+}
+
+fn assert_bad_canary_stopped_early(kind: Kind) {
+    let (failed, back_ms, pause_ms) = bad_canary_in_a_pause(kind, "30s", 5);
+    eprintln!(
+        "{failed} failed, stable again {back_ms} ms after the first failure, pause {pause_ms} ms"
+    );
+    assert!(failed < 30, "{failed} requests failed");
+    assert!(
+        back_ms <= 3_000,
+        "1.1.0 still answered {back_ms} ms after its first failure"
+    );
+    assert!(pause_ms < 10_000, "the pause ran {pause_ms} ms of its 30 s");
+}
+
+#[test]
+fn a_bad_canary_is_rolled_back_during_its_pause_behind_haproxy() {
+    assert_bad_canary_stopped_early(Kind::Haproxy);
+}
+
+#[test]
+fn a_bad_canary_is_rolled_back_during_its_pause_behind_nginx() {
+    assert_bad_canary_stopped_early(Kind::Nginx);
 }
 
 /// `cutover apply` SIGKILLed at three seeded points and resumed each time, under load.

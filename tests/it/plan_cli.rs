@@ -727,7 +727,7 @@ fn the_comment_of_a_large_release_keeps_what_matters() {
         "the rest is counted by kind"
     );
     assert!(
-        md.contains("- `api39`: 10% → pause 1m → gate"),
+        md.contains("- `api39`: 10% → pause 1m (gate watched) → gate"),
         "traffic plan per service"
     );
     assert!(md.contains("Expected duration: at least"), "{md}");

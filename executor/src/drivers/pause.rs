@@ -6,10 +6,20 @@
 //! `cutover resume` waits only what is left of the pause, measured in wall-clock time from the
 //! recorded start (as Argo Rollouts persists a pause's start). A pause whose time ran out while
 //! the run was stopped ends at once.
+//!
+//! A canary's timed pause with a gate ([`PauseParams::watch`]) watches it the whole time:
+//! background analysis, as Argo Rollouts runs it for a whole rollout and Flagger every interval.
+//! The router's figures for the canary are judged at each of its polls (twice a second) over
+//! back-to-back windows of the gate's `window` (the last one cut to what is left of the pause);
+//! the first window whose figures cross a threshold with at least `min_requests` in it fails
+//! the pause, and so rolls the release back, without waiting for the pause to end. Too few
+//! requests only mean "keep watching": the analysis step after the pause is the final verdict.
 
 use crate::driver::{BoxFuture, Done, Driver, Job, StepContext, StepError};
+use crate::drivers::traffic::{Evaluation, Gate, verdict};
+use crate::router::{Observation, from_params};
 use chrono::{DateTime, Utc};
-use cutover_planner::dag::PauseParams;
+use cutover_planner::dag::{AnalysisParams, PauseParams};
 use cutover_planner::duration::Duration as SpecDuration;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
@@ -61,9 +71,15 @@ impl Driver for PauseDriver {
                 ctx.report(&progress);
             }
             let left = remaining(duration, progress.started_at, Utc::now());
-            if !left.is_zero() {
-                tokio::time::sleep(left).await;
-            }
+            let watched = match &step.params.watch {
+                Some(gate) => format!("; {}", watch(gate, &ctx, left, progress).await?),
+                None => {
+                    if !left.is_zero() {
+                        tokio::time::sleep(left).await;
+                    }
+                    String::new()
+                }
+            };
             let detail = match earlier {
                 None => format!("waited {duration}"),
                 Some(_) => format!(
@@ -73,7 +89,7 @@ impl Driver for PauseDriver {
             };
             Ok(Done {
                 undo: (),
-                detail: Some(detail),
+                detail: Some(format!("{detail}{watched}")),
             })
         })
     }
@@ -81,6 +97,92 @@ impl Driver for PauseDriver {
     fn interruptible(&self) -> bool {
         true
     }
+}
+
+/// What a watched pause records while it waits: its start (what a resume reads, as
+/// [`PauseProgress`]) and the latest evaluation of its gate.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WatchProgress {
+    /// When the first attempt of this pause began.
+    pub started_at: DateTime<Utc>,
+    /// The latest evaluation (its fields beside `started_at`).
+    #[serde(flatten)]
+    pub evaluation: Evaluation,
+}
+
+/// How often a watched pause records its evaluation, at most (a failing one at once).
+const EVALUATION_EVERY: Duration = Duration::from_secs(5);
+
+/// Watches `gate` for `left` (what is left of the pause that began at `progress.started_at`):
+/// fails the step on the first window that crosses a threshold; says what it watched otherwise.
+async fn watch(
+    gate: &AnalysisParams,
+    ctx: &StepContext,
+    left: Duration,
+    progress: PauseProgress,
+) -> Result<String, StepError> {
+    let router = from_params(&gate.router, &ctx.spec_dir)?;
+    let window = Duration::from(gate.window);
+    let deadline = std::time::Instant::now() + left;
+    let (max_rate, max_latency, min) = (
+        gate.max_error_rate,
+        Duration::from(gate.max_p99_latency),
+        gate.min_requests,
+    );
+    let mut seen = (0u64, 0u64, 0u32);
+    loop {
+        let span = deadline
+            .saturating_duration_since(std::time::Instant::now())
+            .min(window);
+        if span.is_zero() {
+            break;
+        }
+        let reporter = ctx.progress.clone();
+        let last = std::sync::Mutex::new(None::<std::time::Instant>);
+        let opened = std::time::Instant::now();
+        let judge = move |o: &Observation| {
+            let g = verdict(o, max_rate, max_latency, min);
+            let failed = matches!(g, Gate::Fail(_));
+            let mut last = last
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if failed || last.is_none_or(|t| t.elapsed() >= EVALUATION_EVERY) {
+                *last = Some(std::time::Instant::now());
+                if let Some(p) = &reporter {
+                    p.report(&WatchProgress {
+                        started_at: progress.started_at,
+                        evaluation: Evaluation::of(o, opened.elapsed(), &g),
+                    });
+                }
+            }
+            failed
+        };
+        let obs = router
+            .observe(
+                gate.upstream.clone(),
+                gate.canary.clone(),
+                span,
+                std::sync::Arc::new(judge),
+            )
+            .await?;
+        if let Gate::Fail(reason) = verdict(&obs, max_rate, max_latency, min) {
+            return Err(StepError::GateFailed {
+                reason: format!(
+                    "{reason} (background analysis, {:.1}s into a window of the pause at {}%)",
+                    opened.elapsed().as_secs_f64(),
+                    gate.weight
+                ),
+            });
+        }
+        seen = (seen.0 + obs.requests, seen.1 + obs.errors, seen.2 + 1);
+    }
+    Ok(format!(
+        "gate watched throughout: {} canary requests, {} errors, in {} window{}",
+        seen.0,
+        seen.1,
+        seen.2,
+        if seen.2 == 1 { "" } else { "s" }
+    ))
 }
 
 #[cfg(test)]

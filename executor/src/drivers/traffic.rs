@@ -130,39 +130,69 @@ pub fn verdict(
     Gate::Pass(summary)
 }
 
-/// An analysis window so far, as a `step_progress` event: requests the new version answered,
-/// errors among them, and the latency statistic the router keeps.
-#[derive(serde::Serialize)]
-struct AnalysisProgress {
-    requests: u64,
-    errors: u64,
-    latency_ms: Option<u64>,
-    latency_kind: &'static str,
+/// One evaluation of a canary's gate, as a `step_progress` event of the analysis step (and,
+/// with the pause's start, of a watched pause): the window's figures and the verdict on them.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Evaluation {
+    /// How long the window has been open, in milliseconds.
+    pub window_ms: u64,
+    /// Requests the canary answered in it.
+    pub requests: u64,
+    /// Of those, 5xx answers and failed attempts.
+    pub errors: u64,
+    /// `errors / requests`, 0 without requests.
+    pub error_rate: f64,
+    /// The latency statistic, in milliseconds (`None` without requests).
+    pub latency_ms: Option<u64>,
+    /// Which statistic: `p99` (nginx) or `avg` (HAProxy's).
+    pub latency_kind: String,
+    /// `pass`, `fail` or `inconclusive` (too few requests yet).
+    pub verdict: String,
+}
+
+impl Evaluation {
+    /// The evaluation of `o`, seen over `window`, judged `gate`.
+    pub fn of(o: &Observation, window: std::time::Duration, gate: &Gate) -> Self {
+        Evaluation {
+            window_ms: window.as_millis() as u64,
+            requests: o.requests,
+            errors: o.errors,
+            error_rate: if o.requests == 0 {
+                0.0
+            } else {
+                o.errors as f64 / o.requests as f64
+            },
+            latency_ms: o.latency.map(|l| l.as_millis() as u64),
+            latency_kind: o.latency_kind.to_string(),
+            verdict: match gate {
+                Gate::Pass(_) => "pass",
+                Gate::Fail(_) => "fail",
+                Gate::Inconclusive(_) => "inconclusive",
+            }
+            .to_string(),
+        }
+    }
 }
 
 /// How often an analysis window's figures are recorded while it runs.
 const OBSERVATION_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// Reports `o` unless one was reported less than [`OBSERVATION_EVERY`] ago (`last`).
+/// Reports `e` unless one was reported less than [`OBSERVATION_EVERY`] ago (`last`); a failing
+/// one always.
 fn report_observation(
     progress: Option<&crate::driver::Progress>,
     last: &std::sync::Mutex<Option<std::time::Instant>>,
-    o: &Observation,
+    e: &Evaluation,
 ) {
     let Some(progress) = progress else { return };
     let mut last = last
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
-    if last.is_some_and(|t| t.elapsed() < OBSERVATION_EVERY) {
+    if e.verdict != "fail" && last.is_some_and(|t| t.elapsed() < OBSERVATION_EVERY) {
         return;
     }
     *last = Some(std::time::Instant::now());
-    progress.report(&AnalysisProgress {
-        requests: o.requests,
-        errors: o.errors,
-        latency_ms: o.latency.map(|l| l.as_millis() as u64),
-        latency_kind: o.latency_kind,
-    });
+    progress.report(e);
 }
 
 impl Driver for AnalysisDriver {
@@ -190,15 +220,20 @@ impl Driver for AnalysisDriver {
             // What the window shows so far, for the views, every few seconds.
             let progress = ctx.progress.clone();
             let last = std::sync::Mutex::new(None::<std::time::Instant>);
-            // Stop watching once enough requests show the error rate is over the line.
+            // Stop watching once enough requests show a threshold is crossed.
+            let max_latency = std::time::Duration::from(*max_p99_latency);
+            let min_requests = *min_requests;
+            let opened = std::time::Instant::now();
             let early = Arc::new(move |o: &Observation| {
-                report_observation(progress.as_ref(), &last, o);
-                o.requests >= min && o.errors as f64 / o.requests as f64 > max_rate
+                let gate = verdict(o, max_rate, max_latency, min_requests);
+                let e = Evaluation::of(o, opened.elapsed(), &gate);
+                report_observation(progress.as_ref(), &last, &e);
+                o.requests >= min && matches!(gate, Gate::Fail(_))
             });
             let obs = r
                 .observe(upstream.clone(), canary.clone(), window.into(), early)
                 .await?;
-            match verdict(&obs, *max_error_rate, max_p99_latency.into(), *min_requests) {
+            match verdict(&obs, *max_error_rate, max_latency, min_requests) {
                 Gate::Pass(summary) => Ok(Done {
                     undo: (),
                     detail: Some(format!("passed: {summary}")),

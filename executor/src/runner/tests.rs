@@ -200,6 +200,7 @@ fn pause(id: &str) -> Step {
         Params::Pause(PauseParams {
             service: "api".into(),
             duration: Some(SpecDuration::from_millis(60_000)),
+            watch: None,
         }),
     )
 }
@@ -211,6 +212,7 @@ fn manual_pause(id: &str) -> Step {
         Params::Pause(PauseParams {
             service: "api".into(),
             duration: None,
+            watch: None,
         }),
     )
 }

@@ -172,20 +172,26 @@ impl Shifter<'_> {
                 true,
                 true,
                 "nothing to undo (read-only); a failed gate rolls back",
-                Params::Analysis(AnalysisParams {
-                    service: svc.name.clone(),
-                    weight,
-                    window: a.window,
-                    max_error_rate: a.max_error_rate,
-                    max_p99_latency: a.max_p99_latency,
-                    min_requests: a.min_requests,
-                    upstream: svc.upstream().to_string(),
-                    router: self.router.clone(),
-                    canary: svc.new_ports().map(addr).collect(),
-                }),
+                Params::Analysis(self.analysis_params(a, weight)),
             ),
             deps,
         )
+    }
+
+    /// The gate `a` on the service's new version at `weight` percent of its traffic.
+    fn analysis_params(&self, a: &Analysis, weight: u32) -> AnalysisParams {
+        let svc = self.svc;
+        AnalysisParams {
+            service: svc.name.clone(),
+            weight,
+            window: a.window,
+            max_error_rate: a.max_error_rate,
+            max_p99_latency: a.max_p99_latency,
+            min_requests: a.min_requests,
+            upstream: svc.upstream().to_string(),
+            router: self.router.clone(),
+            canary: svc.new_ports().map(addr).collect(),
+        }
     }
 
     /// With a `bake` window: its gate after `last`, the service's last shift, so that the old
@@ -268,9 +274,9 @@ impl Shifter<'_> {
 fn pause_step(
     b: &mut Builder,
     svc: &Service,
-    at: &str,
-    description: &str,
+    (at, description): (&str, &str),
     duration: Option<Duration>,
+    watch: Option<AnalysisParams>,
     deps: &[NodeIndex],
 ) -> NodeIndex {
     b.add(
@@ -284,6 +290,7 @@ fn pause_step(
             Params::Pause(PauseParams {
                 service: svc.name.clone(),
                 duration,
+                watch,
             }),
         ),
         deps,
@@ -322,27 +329,37 @@ fn canary(b: &mut Builder, t: &Shifter, st: &Strategy, mut prev: Vec<NodeIndex>)
                 ),
                 _ => (String::new(), Some(Duration::default())),
             };
+            let analysis = st.analysis.as_ref().map(|a| a.get_ref());
             if duration.is_none_or(|d| !d.is_zero()) {
+                // A timed pause watches the gate the whole time (background analysis).
+                let watch = analysis
+                    .filter(|_| duration.is_some())
+                    .map(|a| t.analysis_params(a, w));
+                let description = match &watch {
+                    Some(a) => format!(
+                        "{description} Watched throughout: the release rolls back as soon as the \
+                         canary's error rate exceeds {} or its p99 {} over the last {} (at least {} \
+                         requests).",
+                        a.max_error_rate, a.max_p99_latency, a.window, a.min_requests
+                    ),
+                    None => description,
+                };
                 prev = vec![pause_step(
                     b,
                     svc,
-                    &w.to_string(),
-                    &description,
+                    (&w.to_string(), &description),
                     duration,
+                    watch,
                     &prev,
                 )];
             }
-            if let Some(a) = &st.analysis {
+            if let Some(a) = analysis {
                 let description = format!(
                     "Gate: `{}` canary error rate <= {} and p99 <= {} over the last {} (at least {} \
                      requests).",
-                    svc.name,
-                    a.get_ref().max_error_rate,
-                    a.get_ref().max_p99_latency,
-                    a.get_ref().window,
-                    a.get_ref().min_requests
+                    svc.name, a.max_error_rate, a.max_p99_latency, a.window, a.min_requests
                 );
-                prev = vec![t.gate(b, a.get_ref(), &w.to_string(), w, &description, &prev)];
+                prev = vec![t.gate(b, a, &w.to_string(), w, &description, &prev)];
             }
         }
     }
@@ -398,12 +415,13 @@ fn rolling(
         prev = vec![r];
         if let Some(delay) = delay {
             let description = format!("Wait {delay} before the next batch of `{}`.", svc.name);
+            let at = format!("batch-{i}");
             prev = vec![pause_step(
                 b,
                 svc,
-                &format!("batch-{i}"),
-                &description,
+                (&at, &description),
                 Some(delay),
+                None,
                 &prev,
             )];
         }

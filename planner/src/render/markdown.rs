@@ -184,10 +184,18 @@ fn traffic(out: &mut String, plan: &Plan) {
             Params::Pause(PauseParams {
                 service,
                 duration: Some(duration),
-            }) => (service, format!("pause {duration}")),
+                watch,
+            }) => (
+                service,
+                match watch {
+                    Some(_) => format!("pause {duration} (gate watched)"),
+                    None => format!("pause {duration}"),
+                },
+            ),
             Params::Pause(PauseParams {
                 service,
                 duration: None,
+                ..
             }) => (service, "manual gate (`cutover promote`)".to_string()),
             Params::Analysis(AnalysisParams {
                 service,
