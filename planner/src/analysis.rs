@@ -163,16 +163,20 @@ pub struct ColumnRename {
     pub indexes: Vec<CarriedIndex>,
 }
 
-/// A plain index on a renamed or retyped column, built again on the new column at the end of
-/// the backfill (`CREATE INDEX CONCURRENTLY`) and given the old index's name at contract.
+/// An index on a renamed or retyped column (plain; for a rename also unique, or a UNIQUE
+/// constraint's), built again on the new column at the end of the backfill (`CREATE INDEX
+/// CONCURRENTLY`) and given the old index's name (or made the constraint again) at contract.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct CarriedIndex {
     /// The old index's name, unqualified, as SQL (quoted where it needs quotes).
     pub name: String,
     /// The new index's name, in the old one's schema (qualified unless in `public`).
     pub new_name: String,
-    /// The `CREATE INDEX CONCURRENTLY` of the new index.
+    /// The `CREATE [UNIQUE] INDEX CONCURRENTLY` of the new index.
     pub create_sql: String,
+    /// The old index is a UNIQUE constraint's: contract makes the new one the constraint
+    /// (`ADD CONSTRAINT name UNIQUE USING INDEX`).
+    pub constraint: bool,
 }
 
 /// How the values of a column whose type changes are carried between the old and the new

@@ -462,7 +462,7 @@ fn contract_sql(rename: &ColumnRename, drop_sync: String, view: &View) -> String
         ));
     }
     // The old column's indexes went with it: the ones built on the new column take their names.
-    contract_sql.push_str(&index::contract_sql(&rename.indexes));
+    contract_sql.push_str(&index::contract_sql(table, &rename.indexes));
     contract_sql.push_str(&view.refresh);
     contract_sql
 }

@@ -704,3 +704,129 @@ fn indexes_on_a_renamed_or_retyped_column_are_built_on_the_new_one_and_keep_thei
         said.message
     );
 }
+
+/// The plan of `files` after a base of `base`, or the rules that stopped it.
+fn plan_with(base: &str, files: &[(&str, &str)]) -> Result<Plan, Vec<String>> {
+    let dir = common::release_dir(base, files);
+    match plan_file(&dir.path().join("spec.toml")) {
+        Ok(p) => Ok(p.plan),
+        Err(PlanError::Blocked(f)) => Err(f.into_iter().map(|f| f.rule).collect()),
+        Err(e) => panic!("{e}"),
+    }
+}
+
+/// The index builds of the backfill `id` in `p`.
+fn builds(p: &Plan, id: &str) -> Vec<String> {
+    let s = p
+        .steps()
+        .find(|s| s.id == id)
+        .unwrap_or_else(|| panic!("{id}"));
+    let Params::Backfill(b) = &s.params else {
+        unreachable!()
+    };
+    b.indexes.clone()
+}
+
+#[test]
+fn unique_and_shared_indexes_keep_their_uniqueness_columns_and_final_names() {
+    let base = "CREATE TABLE items (id bigint PRIMARY KEY, email text NOT NULL UNIQUE, qty integer, \
+                price integer, sku text);\nCREATE UNIQUE INDEX items_sku_live ON items (lower(sku)) \
+                WHERE email <> '';\nCREATE INDEX items_qty_price_idx ON items (qty, price);\nCREATE \
+                INDEX items_sku_idx ON items (sku);\n";
+    // A rename carries the UNIQUE constraint and the unique index; an ALTER INDEX RENAME later
+    // names the carried copy's final name.
+    let p = plan_with(
+        base,
+        &[
+            (
+                "V2__a.sql",
+                "ALTER TABLE items RENAME COLUMN email TO mail;\nALTER TABLE items RENAME COLUMN \
+                 sku TO code;\nALTER INDEX items_sku_idx RENAME TO items_code_idx;\n",
+            ),
+            (
+                "V3__b.sql",
+                "ALTER TABLE items ALTER COLUMN qty TYPE bigint;\nALTER TABLE items ALTER COLUMN \
+                 price TYPE bigint;\n",
+            ),
+        ],
+    )
+    .unwrap();
+    assert_eq!(
+        builds(&p, "backfill/items.mail+code"),
+        [
+            "CREATE UNIQUE INDEX CONCURRENTLY items_email_key_cutover_mail ON items (mail);",
+            "CREATE INDEX CONCURRENTLY items_sku_idx_cutover_code ON items (code);",
+            "CREATE UNIQUE INDEX CONCURRENTLY items_sku_live_cutover_code ON items (lower(code)) \
+             WHERE mail <> '';",
+        ]
+    );
+    let contract = sql_of(&p, "migrate/contract/V2__a");
+    assert!(
+        contract.contains(
+            "ALTER TABLE items ADD CONSTRAINT items_email_key UNIQUE USING INDEX \
+             items_email_key_cutover_mail;"
+        ) && contract
+            .contains("ALTER INDEX IF EXISTS items_sku_idx_cutover_code RENAME TO items_code_idx;"),
+        "{contract}"
+    );
+    // Two type changes of one index's columns in one migration: one copy, on both new columns.
+    assert_eq!(
+        builds(&p, "backfill/items._cutover_new_qty+_cutover_new_price"),
+        [
+            "CREATE INDEX CONCURRENTLY items_qty_price_idx_cutover__cutover_new_price ON items \
+          (_cutover_new_qty, _cutover_new_price);"
+        ]
+    );
+    // The same two in different migrations, or an index created on a retyped column after it:
+    // refused, since the old column and every copy naming it go at the first contract.
+    for later in [
+        "ALTER TABLE items ALTER COLUMN price TYPE bigint;\n",
+        "ALTER TABLE items RENAME COLUMN price TO cost;\n",
+        "CREATE INDEX CONCURRENTLY items_qty_idx ON items (qty);\n",
+    ] {
+        let rules = plan_with(
+            base,
+            &[
+                (
+                    "V2__a.sql",
+                    "ALTER TABLE items ALTER COLUMN qty TYPE bigint;\n",
+                ),
+                ("V3__b.sql", later),
+            ],
+        )
+        .unwrap_err();
+        assert!(
+            rules.contains(&"type-change-rewrite-unsupported".to_string()),
+            "{later}: {rules:?}"
+        );
+    }
+    // A type change of a column a unique expression index uses is refused, not done without it.
+    let rules = plan_with(
+        base,
+        &[(
+            "V2__a.sql",
+            "ALTER TABLE items ALTER COLUMN sku TYPE varchar(80);\n",
+        )],
+    )
+    .unwrap_err();
+    assert!(
+        rules.contains(&"type-change-rewrite-unsupported".to_string()),
+        "{rules:?}"
+    );
+    // After a table rename, a carried index names the table by its new name.
+    let p = plan_with(
+        base,
+        &[
+            ("V2__a.sql", "ALTER TABLE items RENAME TO goods;\n"),
+            (
+                "V3__b.sql",
+                "ALTER TABLE goods RENAME COLUMN price TO cost;\n",
+            ),
+        ],
+    )
+    .unwrap();
+    assert_eq!(
+        builds(&p, "backfill/goods.cost"),
+        ["CREATE INDEX CONCURRENTLY items_qty_price_idx_cutover_cost ON goods (qty, cost);"]
+    );
+}

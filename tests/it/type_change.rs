@@ -992,3 +992,54 @@ fn a_json_column_without_equality_is_renamed_with_its_values_compared_as_text() 
         "{\"old\": 1}\n{\"new\": 2}\n{\"k\" : 3}"
     );
 }
+
+/// A table whose indexes the rewrites must carry: a UNIQUE constraint, a unique expression index
+/// with a WHERE naming another renamed column, a plain index renamed by the migration, and one
+/// index on two columns whose types change together.
+const INDEXED: [&str; 2] = [
+    "CREATE TABLE items (id bigint PRIMARY KEY, email text NOT NULL UNIQUE, qty integer, price \
+     integer, sku text);\nCREATE UNIQUE INDEX items_sku_live ON items (lower(sku)) WHERE email \
+     <> '';\nCREATE INDEX items_qty_price_idx ON items (qty, price);\nCREATE INDEX items_sku_idx \
+     ON items (sku);\n",
+    "ALTER TABLE items RENAME COLUMN email TO mail;\nALTER TABLE items RENAME COLUMN sku TO \
+     code;\nALTER INDEX items_sku_idx RENAME TO items_code_idx;\nALTER TABLE items ALTER COLUMN \
+     qty TYPE bigint;\nALTER TABLE items ALTER COLUMN price TYPE bigint;\n",
+];
+
+#[test]
+fn unique_shared_and_renamed_indexes_end_as_the_naive_statements_leave_them() {
+    let db = release_db(
+        "indexed",
+        &[("V1__items.sql", INDEXED[0]), ("V2__items.sql", INDEXED[1])],
+        "",
+    );
+    db.sql(
+        "INSERT INTO items SELECT g, 'u' || g || '@x', g, g, 's' || g FROM generate_series(1, \
+         5000) g",
+    );
+    let naive = naive_schema_of(&db, &INDEXED);
+    let schema = db.schema();
+    let out = db.cutover(&["apply", "spec.toml", "--hold"], &[]);
+    assert_eq!(out.status.code(), Some(5), "{}", transcript(&out));
+    // While both versions run, the new version's copies enforce uniqueness too.
+    let dup = std::process::Command::new("psql")
+        .args(["-X", "-q", &db.url(), "-c"])
+        .arg("SET search_path = cutover_v2, public; INSERT INTO items (id, mail, code) VALUES (9001, 'u1@x', 'new')")
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&dup.stderr).contains("duplicate key value"),
+        "{}",
+        transcript(&dup)
+    );
+    let run = db.run_id();
+    let out = db.cutover(&["abort", &run], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
+    assert_eq!(db.schema(), schema, "rolled back from the hold: as before");
+    std::fs::remove_dir_all(db.dir.path().join(".cutover/runs").join(&run)).unwrap();
+    let out = db.cutover(&["apply", "spec.toml", "--hold"], &[]);
+    assert_eq!(out.status.code(), Some(5), "{}", transcript(&out));
+    let out = db.cutover(&["promote", &db.run_id()], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
+    assert_eq!(sorted_columns(&db.schema()), naive);
+}

@@ -1265,7 +1265,7 @@ fn rename_column(rc: &ast::RenameColumn, t: &Target, schema: &mut Schema, acc: &
             attachments: schema.attachments(table, &from),
             key_types: t.map(|t| t.key_types()).unwrap_or_default(),
             conversion: None,
-            indexes: crate::rewrite::index::carried(schema, table, &from, &to),
+            indexes: crate::rewrite::index::carried(schema, table, (&from, &to), true),
         });
     }
     schema.rename_column(table, &from, &to);

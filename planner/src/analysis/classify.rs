@@ -528,7 +528,13 @@ fn rename_object(node: &SyntaxNode, w: &[SmolStr], schema: &mut Schema) -> Class
     {
         return c;
     }
-    if matches!(what.as_str(), "index" | "statistics" | "trigger" | "policy") {
+    if what == "index" {
+        // Renamed back by its inverse (the running version does not name indexes).
+        let inverse = crate::rewrite::index::index_rename_inverse(&node.text().to_string())
+            .map_or_else(no_inverse, Inverse::Sql);
+        return Class::new(StmtPhase::Expand, inverse);
+    }
+    if matches!(what.as_str(), "statistics" | "trigger" | "policy") {
         return Class::new(StmtPhase::Expand, no_inverse());
     }
     renamed(&what)

@@ -121,7 +121,7 @@ fn conversion_of(
     ColumnRename {
         table: table.to_string(),
         from: col.to_string(),
-        indexes: crate::rewrite::index::carried(schema, table, col, &shadow),
+        indexes: crate::rewrite::index::carried(schema, table, (col, &shadow), false),
         to: shadow,
         column_type: old,
         not_null: t.and_then(|t| t.column(&key)).is_some_and(|c| c.not_null),
@@ -164,7 +164,15 @@ fn conversion_attachments(schema: &Schema, table: &str, col: &str) -> Vec<Attach
             });
         }
     }
-    for (name, _) in schema.indexes_on(table, &key).filter(|(_, i)| i.unique) {
+    // A unique index using the column anywhere: its keys, an expression, its WHERE.
+    let unique = schema.indexes_of(table).filter(|(_, i)| {
+        i.unique
+            && (i.columns.iter().flatten().any(|c| *c == key)
+                || i.sql
+                    .as_deref()
+                    .is_some_and(|s| crate::rewrite::index::uses(s, col).is_some()))
+    });
+    for (name, _) in unique {
         attachments.push(Attachment::UsedBy {
             what: "unique index".into(),
             name: name.to_string(),

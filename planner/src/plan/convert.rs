@@ -4,7 +4,9 @@
 
 use super::Analyzed;
 use super::policy::finding;
-use crate::analysis::{ColumnRename, Fill, Inverse, MigrationAnalysis, StmtPhase};
+use crate::analysis::{
+    ColumnRename, Fill, Inverse, MigrationAnalysis, StatementAnalysis, StmtPhase,
+};
 use crate::lint::Finding;
 use crate::schema::{Attachment, bare, normalize};
 
@@ -223,6 +225,9 @@ struct Seen {
     renamed: Vec<(String, String, String)>,
     /// (table, column) of each fill.
     filled: Vec<(String, String)>,
+    /// (table, column, migration version) of each type change in place: its old column is
+    /// dropped at contract, with every index that names it.
+    swapped: Vec<(String, String, u64)>,
 }
 
 impl Seen {
@@ -288,6 +293,51 @@ impl Seen {
                 ),
                 "change the column's type in a release of its own, before or after this one",
             ));
+        }
+    }
+
+    /// An index that names a column an earlier migration of the release changes the type of in
+    /// place: a `CREATE INDEX`, or the copy a later rewrite carries. It would be built on the old
+    /// column, which that type change's contract drops, index and all.
+    fn index_on_swapped(
+        &self,
+        m: &MigrationAnalysis,
+        s: &StatementAnalysis,
+        out: &mut Vec<Finding>,
+    ) {
+        let carried = s
+            .rename
+            .iter()
+            .flat_map(|r| &r.indexes)
+            .map(|i| &i.create_sql);
+        let created = s
+            .sql
+            .trim_start()
+            .get(..6)
+            .filter(|w| w.eq_ignore_ascii_case("create"))
+            .map(|_| &s.sql);
+        for sql in carried.chain(created) {
+            let hit = self.swapped.iter().find(|(t, c, v)| {
+                *v < m.version && crate::rewrite::index::uses(sql, c).is_some_and(|x| x == *t)
+            });
+            if let Some((t, c, v)) = hit {
+                out.push(finding(
+                    "type-change-rewrite-unsupported",
+                    m,
+                    s.line,
+                    format!(
+                        "this index names `{t}.{c}`, whose type changes in place in migration \
+                         V{v} of this release: it would be built on the old column, which that \
+                         change's contract drops, with the index"
+                    ),
+                    format!(
+                        "change `{c}` and the other columns of the index in one migration (one \
+                         copy of the index is built on all the new columns), or create the \
+                         index in a release after this one"
+                    ),
+                ));
+                return;
+            }
         }
     }
 
@@ -391,6 +441,7 @@ impl Seen {
             ));
         }
         if swap {
+            self.swapped.push((t.clone(), from.clone(), m.version));
             self.changed.push((t, from));
         } else {
             self.renamed.push((t, from, to));
@@ -420,6 +471,7 @@ pub(super) fn conflicts(analyzed: &Analyzed) -> Vec<Finding> {
                 if let Some((t, c)) = &s.retyped {
                     seen.in_place(m, s.line, t, c, &mut out);
                 }
+                seen.index_on_swapped(m, s, &mut out);
             }
         }
     }

@@ -68,8 +68,8 @@ pub(super) fn rewrite_renames<'a>(
     for group in by_table(&renames) {
         backfills.push(backfill_step(cx, b, db, &group, n));
     }
-    for (_, r) in &renames {
-        rename_findings(m, r, findings);
+    for (line, r) in &renames {
+        rename_findings(m, *line, r, findings);
     }
     Split {
         expand: n,
@@ -158,11 +158,80 @@ fn rewrites_of(cx: &Ctx, db: &Database, m: &MigrationAnalysis) -> Vec<(u32, Rena
     // A transactional migration's scripts run whole between a drop of the views and their
     // refresh ([`super::phases::around_views`]); another's statements do it each for itself.
     let view_schema = (!m.transactional).then(|| view_schema(cx, db, m));
-    let renames: Vec<&ColumnRename> = m.renames().filter_map(|s| s.rename.as_ref()).collect();
+    let mut renames: Vec<ColumnRename> = m.renames().filter_map(|s| s.rename.clone()).collect();
+    share_indexes(&mut renames);
+    for (r, s) in renames.iter_mut().zip(m.renames()) {
+        for i in &mut r.indexes {
+            i.name = final_index_name(cx, db, (m, s.line), &i.name);
+        }
+    }
+    let refs: Vec<&ColumnRename> = renames.iter().collect();
     let lines = m.renames().map(|s| s.line);
     lines
-        .zip(rename_columns(&renames, view_schema.as_deref()))
+        .zip(rename_columns(&refs, view_schema.as_deref()))
         .collect()
+}
+
+/// An index several rewrites of one table in one migration carry (a multi-column index on two
+/// renamed or retyped columns) is built once, by the last of them, on all their new columns:
+/// each copy would otherwise name another's old column, and go with it at contract.
+fn share_indexes(renames: &mut [ColumnRename]) {
+    let n = renames.len();
+    for i in 0..n {
+        let table = crate::rewrite::table_key(&renames[i].table);
+        let others: Vec<(String, String)> = renames
+            .iter()
+            .enumerate()
+            .filter(|(j, r)| *j != i && crate::rewrite::table_key(&r.table) == table)
+            .map(|(_, r)| (r.from.clone(), r.to.clone()))
+            .collect();
+        let later: Vec<String> = renames[i + 1..]
+            .iter()
+            .filter(|r| crate::rewrite::table_key(&r.table) == table)
+            .flat_map(|r| r.indexes.iter().map(|x| x.name.clone()))
+            .collect();
+        let r = &mut renames[i];
+        r.indexes.retain(|x| !later.contains(&x.name));
+        for x in &mut r.indexes {
+            for (from, to) in &others {
+                if let Some(sql) = crate::rewrite::index::renamed_in(&x.create_sql, from, to) {
+                    x.create_sql = sql;
+                }
+            }
+        }
+    }
+}
+
+/// The name the index `name` (unqualified, as SQL) has at the end of the release: a later `ALTER
+/// INDEX ... RENAME TO` (after `line` of `m`, or in a later migration of `db`) renames the old
+/// index, which the contract drops; the carried one takes the name it ends with.
+fn final_index_name(
+    cx: &Ctx,
+    db: &Database,
+    (m, line): (&MigrationAnalysis, u32),
+    name: &str,
+) -> String {
+    let mut name = name.to_string();
+    let later = cx
+        .analyzed
+        .iter()
+        .filter(|(n, _)| *n == db.name)
+        .flat_map(|(_, ms)| ms.iter())
+        .filter(|x| x.version >= m.version)
+        .flat_map(|x| {
+            x.statements
+                .iter()
+                .filter(move |s| x.version > m.version || s.line > line)
+        });
+    for s in later {
+        if let Some((from, to)) = crate::rewrite::index::index_rename(&s.sql)
+            && crate::schema::normalize(crate::rewrite::relation(&from))
+                == crate::schema::normalize(&name)
+        {
+            name = to;
+        }
+    }
+    name
 }
 
 /// The rewrites of `renames` grouped by table, in the order each table first appears: one
@@ -415,11 +484,12 @@ fn backfill_step(
 
 /// What the rewrite of `r` in `m` does not carry over: indexes and constraints, a type or key
 /// the migrations do not declare, a key the batches cannot walk.
-fn rename_findings(m: &MigrationAnalysis, r: &RenameRewrite, findings: &mut Vec<Finding>) {
-    let line = m
-        .renames()
-        .find(|s| s.rename.as_ref().is_some_and(|x| x == &r.rename))
-        .map_or(1, |s| s.line);
+fn rename_findings(
+    m: &MigrationAnalysis,
+    line: u32,
+    r: &RenameRewrite,
+    findings: &mut Vec<Finding>,
+) {
     // A rename whose default made it a conversion to its own type is reminded as a rename.
     let to_itself = |c: &Conversion| {
         !c.swap
