@@ -360,6 +360,16 @@ pub struct AnalysisParams {
     pub router: RouterParams,
     /// Addresses of the canary's servers.
     pub canary: Vec<String>,
+    /// Relative mode: highest acceptable error-rate difference, canary minus stable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_error_rate_increase: Option<f64>,
+    /// Relative mode: highest acceptable ratio of the canary's latency to the stable one's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_latency_ratio: Option<f64>,
+    /// Addresses of the stable version's servers, watched over the same window in relative
+    /// mode (empty otherwise).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stable: Vec<String>,
 }
 
 /// Parameters of a `retire` / `cleanup` step.

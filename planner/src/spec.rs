@@ -280,6 +280,16 @@ pub struct Analysis {
     /// Below this many canary requests the result is inconclusive (the run pauses).
     #[serde(default = "default_min_requests")]
     pub min_requests: u32,
+    /// Relative mode, canary against stable over the same window: the highest acceptable
+    /// difference of error rates (canary minus stable), 0.0 to 1.0. A slowdown or an outage that
+    /// hurts both versions does not fail the canary through it; a canary clearly worse than
+    /// stable does, even under the absolute limits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_error_rate_increase: Option<f64>,
+    /// Relative mode: the highest acceptable ratio of the canary's latency to the stable
+    /// version's over the same window (1.5: at most 50% slower), 1.0 or more.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_latency_ratio: Option<f64>,
 }
 
 fn default_window() -> Duration {

@@ -167,6 +167,8 @@ pub struct App {
     pub users_column: UsersColumn,
     queries: Queries,
     failures: FailInjector,
+    /// Added to every `/users` request (`DELAY_MS`).
+    delay: Duration,
     /// Whether the last health check reached the database; only changes are logged.
     db_reachable: AtomicBool,
 }
@@ -192,6 +194,7 @@ impl App {
             users_column: config.users_column,
             queries: Queries::new(config.users_column),
             failures: FailInjector::new(config.fail_rate),
+            delay: config.delay,
             db_reachable: AtomicBool::new(true),
         })
     }
@@ -210,6 +213,13 @@ impl App {
         ) && self.failures.should_fail()
         {
             return Response::error(500, "injected failure (FAIL_RATE)");
+        }
+        if matches!(
+            route,
+            Route::ListUsers | Route::GetUser(_) | Route::CreateUser
+        ) && !self.delay.is_zero()
+        {
+            tokio::time::sleep(self.delay).await;
         }
         match route {
             Route::Health => self.health().await,

@@ -8,6 +8,7 @@
 //! | `USERS_COLUMN` | `name`      | `name` (API version 1) or `full_name` (API version 2)     |
 //! | `APP_VERSION`  | `dev`       | sent as `X-App-Version` and in `/health`                  |
 //! | `FAIL_RATE`    | `0`         | fraction (0..=1) of `/users` requests answered 500        |
+//! | `DELAY_MS`     | `0`         | milliseconds added to every `/users` request (0..=60000)  |
 //! | `DB_POOL`      | `8`         | maximum database connections                              |
 //!
 //! An empty value counts as unset, except for `DATABASE_URL`, which must be given.
@@ -58,6 +59,8 @@ pub struct Config {
     pub app_version: String,
     /// The fraction of `/users` requests to fail on purpose.
     pub fail_rate: f64,
+    /// Added to every `/users` request on purpose (a slow version).
+    pub delay: std::time::Duration,
     /// The maximum number of pooled database connections.
     pub db_pool: u32,
 }
@@ -135,6 +138,18 @@ impl Config {
             },
         };
 
+        let delay = match get("DELAY_MS")? {
+            None => std::time::Duration::ZERO,
+            Some(v) => match v.trim().parse::<u64>() {
+                Ok(ms) if ms <= 60_000 => std::time::Duration::from_millis(ms),
+                _ => {
+                    return Err(ConfigError(format!(
+                        "DELAY_MS must be a whole number of milliseconds from 0 to 60000, got {v:?}"
+                    )));
+                }
+            },
+        };
+
         let db_pool = match get("DB_POOL")? {
             None => 8,
             Some(v) => match v.trim().parse::<u32>() {
@@ -153,6 +168,7 @@ impl Config {
             users_column,
             app_version,
             fail_rate,
+            delay,
             db_pool,
         })
     }
@@ -222,9 +238,11 @@ mod tests {
             ("USERS_COLUMN", "full_name"),
             ("APP_VERSION", "2.0.1"),
             ("FAIL_RATE", "0.25"),
+            ("DELAY_MS", "150"),
             ("DB_POOL", "3"),
         ])
         .unwrap();
+        assert_eq!(config.delay, std::time::Duration::from_millis(150));
         assert_eq!(config.listen, "0.0.0.0:8080".parse().unwrap());
         assert_eq!(config.users_column, UsersColumn::FullName);
         assert_eq!(config.app_version, "2.0.1");
@@ -268,6 +286,8 @@ mod tests {
             ("FAIL_RATE", "half"),
             ("DB_POOL", "0"),
             ("DB_POOL", "-1"),
+            ("DELAY_MS", "-5"),
+            ("DELAY_MS", "60001"),
         ] {
             let err = load(&[("DATABASE_URL", URL), (key, value)]).unwrap_err();
             assert!(err.0.starts_with(key), "{key}={value:?}: {err}");

@@ -526,6 +526,15 @@ fn each_unworkable_value_is_named_at_its_line_with_a_hint() {
         ),
         (
             &[(
+                "steps = [50, 100]",
+                "steps = [50, 100]\nanalysis = { max_error_rate = 0.01, max_p99_latency = \"1s\", \
+                 max_latency_ratio = 0.8 }",
+            )],
+            "analysis = {",
+            "`max_latency_ratio = 0.8` is below 1.0",
+        ),
+        (
+            &[(
                 "port = 3333",
                 "port = 3333\n[service.health]\ninterval = \"0s\"",
             )],

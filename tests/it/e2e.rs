@@ -665,6 +665,90 @@ fn a_bad_canary_is_rolled_back_during_its_pause_behind_nginx() {
     assert_bad_canary_stopped_early(Kind::Nginx);
 }
 
+/// A canary release at 50% judged by `analysis` (the spec's inline table) with `env` for 1.1.0;
+/// with `lock`, the `users` table is locked for 300 ms every 600 ms from the shift to 50% until
+/// the gate after it ends, which slows both versions alike. Returns `apply`'s exit code and
+/// transcript, after a line counting the locks.
+fn gated_canary(kind: Kind, env: &str, analysis: &str, lock: bool) -> (Option<i32>, String) {
+    let w = World::new(kind, 1, 2000);
+    w.write_spec("canary", env);
+    let spec = std::fs::read_to_string(w.path().join("spec.toml")).unwrap();
+    let spec = spec.replace(
+        "steps = [10, 25, 50, 100]\npause = \"1s\"\nanalysis = { window = \"2s\", max_error_rate = \
+         0.01, max_p99_latency = \"500ms\", min_requests = 5 }",
+        &format!("steps = [50, 100]\npause = \"5s\"\nanalysis = {analysis}"),
+    );
+    std::fs::write(w.path().join("spec.toml"), spec).unwrap();
+    let load = Load::start(w.router.port, 150);
+    let apply = w
+        .command(&["apply", "spec.toml"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let svc = w.apps.service.clone();
+    let done = |state: Option<String>| matches!(state.as_deref(), Some("succeeded" | "failed"));
+    let mut locks = 0;
+    if lock {
+        let t0 = Instant::now();
+        while !done(w.state_of(&format!("shift/{svc}/50"))) {
+            assert!(
+                t0.elapsed() < Duration::from_secs(90),
+                "the canary never reached 50%"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        // Until the gate after the pause ended, or the watched pause failed.
+        let ended = || {
+            done(w.state_of(&format!("analysis/{svc}/50")))
+                || w.state_of(&format!("pause/{svc}/50")).as_deref() == Some("failed")
+        };
+        while !ended() {
+            w.sql(
+                "BEGIN; LOCK TABLE users IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(0.3); COMMIT;",
+            );
+            locks += 1;
+            std::thread::sleep(Duration::from_millis(300));
+            assert!(
+                t0.elapsed() < Duration::from_secs(120),
+                "the gate never ended"
+            );
+        }
+    }
+    let out = apply.wait_with_output().unwrap();
+    load.stop_any_rate();
+    (
+        out.status.code(),
+        format!("{locks} locks\n{}", transcript(&out)),
+    )
+}
+
+/// Loose absolute limits, tight relative ones: the canary must stay close to stable.
+const RELATIVE: &str = "{ window = \"4s\", max_error_rate = 0.5, max_p99_latency = \"20s\", \
+                        min_requests = 20, max_error_rate_increase = 0.05, max_latency_ratio = 3.0 }";
+
+#[test]
+fn a_database_slowdown_of_both_versions_passes_the_relative_gate_and_fails_a_tight_absolute_one() {
+    let (code, text) = gated_canary(Kind::Nginx, "", RELATIVE, true);
+    assert_eq!(code, Some(0), "{text}");
+    let locks: u32 = text.split(' ').next().unwrap().parse().unwrap();
+    assert!(locks >= 8, "{text}");
+    let tight = "{ window = \"4s\", max_error_rate = 0.5, max_p99_latency = \"100ms\", \
+                 min_requests = 20 }";
+    let (code, text) = gated_canary(Kind::Nginx, "", tight, true);
+    assert_eq!(code, Some(3), "{text}");
+    assert!(text.contains("is above the threshold 100 ms"), "{text}");
+}
+
+#[test]
+fn a_canary_slower_than_stable_fails_the_relative_gate_under_the_absolute_limits() {
+    for kind in [Kind::Nginx, Kind::Haproxy] {
+        let (code, text) = gated_canary(kind, "DELAY_MS = \"150\"", RELATIVE, false);
+        assert_eq!(code, Some(3), "{text}");
+        assert!(text.contains("x the stable version's"), "{text}");
+    }
+}
+
 /// `cutover apply` SIGKILLed at three seeded points and resumed each time, under load.
 #[test]
 fn killed_three_times_and_resumed_behind_haproxy() {

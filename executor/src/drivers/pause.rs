@@ -16,7 +16,7 @@
 //! requests only mean "keep watching": the analysis step after the pause is the final verdict.
 
 use crate::driver::{BoxFuture, Done, Driver, Job, StepContext, StepError};
-use crate::drivers::traffic::{Evaluation, Gate, verdict};
+use crate::drivers::traffic::{Evaluation, Gate, Thresholds, verdict};
 use crate::router::{Observation, from_params};
 use chrono::{DateTime, Utc};
 use cutover_planner::dag::{AnalysisParams, PauseParams};
@@ -124,11 +124,8 @@ async fn watch(
     let router = from_params(&gate.router, &ctx.spec_dir)?;
     let window = Duration::from(gate.window);
     let deadline = std::time::Instant::now() + left;
-    let (max_rate, max_latency, min) = (
-        gate.max_error_rate,
-        Duration::from(gate.max_p99_latency),
-        gate.min_requests,
-    );
+    let t = Thresholds::of(gate);
+    let relative = !gate.stable.is_empty();
     let mut seen = (0u64, 0u64, 0u32);
     loop {
         let span = deadline
@@ -140,8 +137,8 @@ async fn watch(
         let reporter = ctx.progress.clone();
         let last = std::sync::Mutex::new(None::<std::time::Instant>);
         let opened = std::time::Instant::now();
-        let judge = move |o: &Observation| {
-            let g = verdict(o, max_rate, max_latency, min);
+        let judge = move |o: &Observation, b: &Observation| {
+            let g = verdict(o, b, &t);
             let failed = matches!(g, Gate::Fail(_));
             let mut last = last
                 .lock()
@@ -151,21 +148,22 @@ async fn watch(
                 if let Some(p) = &reporter {
                     p.report(&WatchProgress {
                         started_at: progress.started_at,
-                        evaluation: Evaluation::of(o, opened.elapsed(), &g),
+                        evaluation: Evaluation::of(o, relative.then_some(b), opened.elapsed(), &g),
                     });
                 }
             }
             failed
         };
-        let obs = router
+        let servers = (gate.canary.clone(), gate.stable.clone());
+        let (obs, stable) = router
             .observe(
                 gate.upstream.clone(),
-                gate.canary.clone(),
+                servers,
                 span,
                 std::sync::Arc::new(judge),
             )
             .await?;
-        if let Gate::Fail(reason) = verdict(&obs, max_rate, max_latency, min) {
+        if let Gate::Fail(reason) = verdict(&obs, &stable, &t) {
             return Err(StepError::GateFailed {
                 reason: format!(
                     "{reason} (background analysis, {:.1}s into a window of the pause at {}%)",

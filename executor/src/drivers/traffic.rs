@@ -83,49 +83,116 @@ pub enum Gate {
     Inconclusive(String),
 }
 
-/// The gate's verdict on what the window saw.
-pub fn verdict(
-    obs: &Observation,
-    max_error_rate: f64,
-    max_latency: std::time::Duration,
-    min_requests: u32,
-) -> Gate {
-    let rate = if obs.requests == 0 {
+/// A gate's thresholds ([`AnalysisParams`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Thresholds {
+    /// Highest acceptable canary error rate (fraction).
+    pub max_error_rate: f64,
+    /// Highest acceptable canary latency.
+    pub max_latency: std::time::Duration,
+    /// Fewer canary requests: inconclusive.
+    pub min_requests: u32,
+    /// Relative mode: highest acceptable error-rate difference, canary minus stable.
+    pub max_error_rate_increase: Option<f64>,
+    /// Relative mode: highest acceptable latency ratio, canary over stable.
+    pub max_latency_ratio: Option<f64>,
+}
+
+impl Thresholds {
+    /// The thresholds of the gate `p`.
+    pub fn of(p: &AnalysisParams) -> Self {
+        Thresholds {
+            max_error_rate: p.max_error_rate,
+            max_latency: p.max_p99_latency.into(),
+            min_requests: p.min_requests,
+            max_error_rate_increase: p.max_error_rate_increase,
+            max_latency_ratio: p.max_latency_ratio,
+        }
+    }
+}
+
+/// `errors / requests` of `o`, 0 without requests.
+fn rate(o: &Observation) -> f64 {
+    if o.requests == 0 {
         0.0
     } else {
-        obs.errors as f64 / obs.requests as f64
-    };
-    let lat = obs
+        o.errors as f64 / o.requests as f64
+    }
+}
+
+/// `n requests, e errors (r%), kind l ms` of `o`.
+fn summary(o: &Observation, who: &str) -> String {
+    let lat = o
         .latency
         .map_or("-".to_string(), |l| format!("{} ms", l.as_millis()));
-    let summary = format!(
-        "{} canary requests, {} errors ({:.2}%), {} {lat}",
-        obs.requests,
-        obs.errors,
-        rate * 100.0,
-        obs.latency_kind
-    );
-    if obs.requests < u64::from(min_requests) {
+    format!(
+        "{} {who} requests, {} errors ({:.2}%), {} {lat}",
+        o.requests,
+        o.errors,
+        rate(o) * 100.0,
+        o.latency_kind
+    )
+}
+
+/// The gate's verdict on what the window saw of the canary (`obs`) and, in relative mode, of
+/// the stable version over the same time (`stable`; compared only once it too has
+/// `min_requests`). Absolute thresholds first, then the relative ones.
+pub fn verdict(obs: &Observation, stable: &Observation, t: &Thresholds) -> Gate {
+    let relative = t.max_error_rate_increase.is_some() || t.max_latency_ratio.is_some();
+    let mut summary = summary(obs, "canary");
+    if relative {
+        summary = format!("{summary}; {}", self::summary(stable, "stable"));
+    }
+    let min = u64::from(t.min_requests);
+    if obs.requests < min {
         return Gate::Inconclusive(format!(
-            "{summary}; the gate needs at least {min_requests} requests (send traffic, lengthen \
-             `window`, or lower `min_requests`)"
+            "{summary}; the gate needs at least {min} requests (send traffic, lengthen `window`, \
+             or lower `min_requests`)"
         ));
     }
-    if rate > max_error_rate {
+    let canary_rate = rate(obs);
+    if canary_rate > t.max_error_rate {
         return Gate::Fail(format!(
             "error rate {:.2}% is above the threshold {:.2}%: {summary}",
-            rate * 100.0,
-            max_error_rate * 100.0
+            canary_rate * 100.0,
+            t.max_error_rate * 100.0
         ));
     }
     if let Some(l) = obs.latency
-        && l > max_latency
+        && l > t.max_latency
     {
         return Gate::Fail(format!(
             "latency {} ms is above the threshold {} ms: {summary}",
             l.as_millis(),
-            max_latency.as_millis()
+            t.max_latency.as_millis()
         ));
+    }
+    if stable.requests < min {
+        return Gate::Pass(summary);
+    }
+    if let Some(d) = t.max_error_rate_increase
+        && canary_rate - rate(stable) > d
+    {
+        return Gate::Fail(format!(
+            "error rate {:.2}% is {:.2} points above the stable version's {:.2}% (allowed: \
+             {:.2}): {summary}",
+            canary_rate * 100.0,
+            (canary_rate - rate(stable)) * 100.0,
+            rate(stable) * 100.0,
+            d * 100.0
+        ));
+    }
+    if let (Some(r), Some(c), Some(b)) = (t.max_latency_ratio, obs.latency, stable.latency) {
+        // A stable latency under a millisecond counts as one: no ratio over nothing.
+        let ratio = c.as_secs_f64() / b.as_secs_f64().max(0.001);
+        if ratio > r {
+            return Gate::Fail(format!(
+                "latency {} ms is {ratio:.1}x the stable version's {} ms (allowed: {r}x): \
+                 {summary}",
+                c.as_millis(),
+                b.as_millis()
+            ));
+        }
     }
     Gate::Pass(summary)
 }
@@ -148,20 +215,44 @@ pub struct Evaluation {
     pub latency_kind: String,
     /// `pass`, `fail` or `inconclusive` (too few requests yet).
     pub verdict: String,
+    /// Relative mode: what the stable version served over the same window.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stable: Option<StableFigures>,
+}
+
+/// The stable version's figures over an evaluation's window (relative mode).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct StableFigures {
+    /// Requests it answered.
+    pub requests: u64,
+    /// Of those, 5xx answers and failed attempts.
+    pub errors: u64,
+    /// `errors / requests`.
+    pub error_rate: f64,
+    /// Its latency statistic (the same as the canary's), in milliseconds.
+    pub latency_ms: Option<u64>,
 }
 
 impl Evaluation {
-    /// The evaluation of `o`, seen over `window`, judged `gate`.
-    pub fn of(o: &Observation, window: std::time::Duration, gate: &Gate) -> Self {
+    /// The evaluation of `o` (and, in relative mode, `stable`), seen over `window`, judged
+    /// `gate`.
+    pub fn of(
+        o: &Observation,
+        stable: Option<&Observation>,
+        window: std::time::Duration,
+        gate: &Gate,
+    ) -> Self {
         Evaluation {
+            stable: stable.map(|b| StableFigures {
+                requests: b.requests,
+                errors: b.errors,
+                error_rate: rate(b),
+                latency_ms: b.latency.map(|l| l.as_millis() as u64),
+            }),
             window_ms: window.as_millis() as u64,
             requests: o.requests,
             errors: o.errors,
-            error_rate: if o.requests == 0 {
-                0.0
-            } else {
-                o.errors as f64 / o.requests as f64
-            },
+            error_rate: rate(o),
             latency_ms: o.latency.map(|l| l.as_millis() as u64),
             latency_kind: o.latency_kind.to_string(),
             verdict: match gate {
@@ -205,35 +296,26 @@ impl Driver for AnalysisDriver {
         ctx: StepContext,
     ) -> BoxFuture<Result<Done<()>, StepError>> {
         Box::pin(async move {
-            let AnalysisParams {
-                upstream,
-                router,
-                canary,
-                window,
-                max_error_rate,
-                max_p99_latency,
-                min_requests,
-                ..
-            } = &step.params;
-            let r = from_params(router, &ctx.spec_dir)?;
-            let (max_rate, min) = (*max_error_rate, u64::from(*min_requests));
+            let p = &step.params;
+            let r = from_params(&p.router, &ctx.spec_dir)?;
+            let t = Thresholds::of(p);
+            let relative = !p.stable.is_empty();
             // What the window shows so far, for the views, every few seconds.
             let progress = ctx.progress.clone();
             let last = std::sync::Mutex::new(None::<std::time::Instant>);
-            // Stop watching once enough requests show a threshold is crossed.
-            let max_latency = std::time::Duration::from(*max_p99_latency);
-            let min_requests = *min_requests;
             let opened = std::time::Instant::now();
-            let early = Arc::new(move |o: &Observation| {
-                let gate = verdict(o, max_rate, max_latency, min_requests);
-                let e = Evaluation::of(o, opened.elapsed(), &gate);
+            // Stop watching once enough requests show a threshold is crossed.
+            let early = Arc::new(move |o: &Observation, b: &Observation| {
+                let gate = verdict(o, b, &t);
+                let e = Evaluation::of(o, relative.then_some(b), opened.elapsed(), &gate);
                 report_observation(progress.as_ref(), &last, &e);
-                o.requests >= min && matches!(gate, Gate::Fail(_))
+                matches!(gate, Gate::Fail(_))
             });
-            let obs = r
-                .observe(upstream.clone(), canary.clone(), window.into(), early)
+            let servers = (p.canary.clone(), p.stable.clone());
+            let (obs, stable) = r
+                .observe(p.upstream.clone(), servers, p.window.into(), early)
                 .await?;
-            match verdict(&obs, *max_error_rate, max_latency, min_requests) {
+            match verdict(&obs, &stable, &t) {
                 Gate::Pass(summary) => Ok(Done {
                     undo: (),
                     detail: Some(format!("passed: {summary}")),
@@ -269,30 +351,72 @@ mod tests {
         }
     }
 
+    fn t(max_error_rate: f64, ms: u64, min_requests: u32) -> Thresholds {
+        Thresholds {
+            max_error_rate,
+            max_latency: Duration::from_millis(ms),
+            min_requests,
+            max_error_rate_increase: None,
+            max_latency_ratio: None,
+        }
+    }
+
     #[test]
     fn the_gate_passes_fails_or_is_inconclusive() {
-        let max = Duration::from_millis(500);
+        let none = Observation::default();
+        let g = t(0.01, 500, 20);
         assert!(
-            matches!(verdict(&obs(100, 1, 20), 0.01, max, 20), Gate::Pass(_)),
+            matches!(verdict(&obs(100, 1, 20), &none, &g), Gate::Pass(_)),
             "1% is not above 1%"
         );
-        let Gate::Fail(e) = verdict(&obs(100, 2, 20), 0.01, max, 20) else {
+        let Gate::Fail(e) = verdict(&obs(100, 2, 20), &none, &g) else {
             panic!("not a failure")
         };
         assert!(
             e.starts_with("error rate 2.00% is above the threshold 1.00%"),
             "{e}"
         );
-        let Gate::Fail(e) = verdict(&obs(100, 0, 501), 0.01, max, 20) else {
+        let Gate::Fail(e) = verdict(&obs(100, 0, 501), &none, &g) else {
             panic!("not a failure")
         };
         assert!(
             e.starts_with("latency 501 ms is above the threshold 500 ms"),
             "{e}"
         );
-        let Gate::Inconclusive(e) = verdict(&obs(19, 0, 1), 0.01, max, 20) else {
+        let Gate::Inconclusive(e) = verdict(&obs(19, 0, 1), &none, &g) else {
             panic!("not inconclusive")
         };
         assert!(e.starts_with("19 canary requests"), "{e}");
+    }
+
+    #[test]
+    fn the_relative_gate_judges_the_canary_against_stable() {
+        let g = Thresholds {
+            max_error_rate_increase: Some(0.02),
+            max_latency_ratio: Some(1.5),
+            ..t(0.5, 5_000, 20)
+        };
+        // Both slowed by the database, both failing a little: the canary is no worse.
+        let slow = verdict(&obs(100, 3, 900), &obs(900, 27, 800), &g);
+        assert!(matches!(slow, Gate::Pass(_)), "{slow:?}");
+        // Clearly slower than stable, though under the absolute limit.
+        let Gate::Fail(e) = verdict(&obs(100, 0, 300), &obs(900, 0, 100), &g) else {
+            panic!("a canary 3x slower passed")
+        };
+        assert!(
+            e.starts_with("latency 300 ms is 3.0x the stable version's 100 ms"),
+            "{e}"
+        );
+        // Failing 4 points more than stable, though under the absolute limit of 50%.
+        let Gate::Fail(e) = verdict(&obs(100, 5, 20), &obs(1000, 10, 20), &g) else {
+            panic!("a worse canary passed")
+        };
+        assert!(
+            e.starts_with("error rate 5.00% is 4.00 points above the stable"),
+            "{e}"
+        );
+        // Too few stable requests to compare: the absolute thresholds decide alone.
+        let few = verdict(&obs(100, 5, 20), &obs(10, 0, 20), &g);
+        assert!(matches!(few, Gate::Pass(_)), "{few:?}");
     }
 }

@@ -17,7 +17,6 @@ use cutover_planner::dag::{PlannedShift, Server};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -1190,17 +1189,20 @@ impl Router for Haproxy {
     fn observe(
         &self,
         upstream: String,
-        canary: Vec<String>,
+        (canary, stable): (Vec<String>, Vec<String>),
         window: Duration,
-        early: Arc<dyn Fn(&Observation) -> bool + Send + Sync>,
-    ) -> BoxFuture<Result<Observation, StepError>> {
+        early: super::Early,
+    ) -> BoxFuture<Result<(Observation, Observation), StepError>> {
         let this = self.clone();
         Box::pin(async move {
             let live = this.servers(&upstream).await?;
-            let names: Vec<String> = canary
-                .iter()
-                .filter_map(|a| live.iter().find(|l| &l.addr == a).map(|l| l.name.clone()))
-                .collect();
+            let named = |addrs: &[String]| -> Vec<String> {
+                addrs
+                    .iter()
+                    .filter_map(|a| live.iter().find(|l| &l.addr == a).map(|l| l.name.clone()))
+                    .collect()
+            };
+            let (names, stable_names) = (named(&canary), named(&stable));
             if names.is_empty() {
                 return Err(HaproxyError::NoCanary {
                     backend: upstream,
@@ -1225,38 +1227,10 @@ impl Router for Haproxy {
                 )
                 .await;
                 let now = snap().await?;
-                let mut obs = Observation {
-                    latency_kind: "average response time (HAProxy keeps no percentiles)",
-                    ..Default::default()
-                };
-                let mut rtime = 0u64;
-                for n in &names {
-                    let (a, b) = (base.get(n), now.get(n));
-                    let d = |k: &str| {
-                        b.and_then(|r| r.get(k))
-                            .copied()
-                            .unwrap_or(0)
-                            .saturating_sub(a.and_then(|r| r.get(k)).copied().unwrap_or(0))
-                    };
-                    let answered: u64 = [
-                        "hrsp_1xx",
-                        "hrsp_2xx",
-                        "hrsp_3xx",
-                        "hrsp_4xx",
-                        "hrsp_5xx",
-                        "hrsp_other",
-                    ]
-                    .iter()
-                    .map(|k| d(k))
-                    .sum();
-                    let failed = d("eresp") + d("econ");
-                    obs.requests += answered + failed;
-                    obs.errors += d("hrsp_5xx") + failed;
-                    rtime = rtime.max(b.and_then(|r| r.get("rtime")).copied().unwrap_or(0));
-                }
-                obs.latency = (obs.requests > 0).then(|| Duration::from_millis(rtime));
-                if t0.elapsed() >= window || early(&obs) {
-                    return Ok(obs);
+                let obs = served(&names, &base, &now);
+                let stable_obs = served(&stable_names, &base, &now);
+                if t0.elapsed() >= window || early(&obs, &stable_obs) {
+                    return Ok((obs, stable_obs));
                 }
             }
         })
@@ -1496,6 +1470,48 @@ fn wake_notes(
         }
     }
     Ok(notes)
+}
+
+/// What the servers `names` of a backend served between two `show stat` snapshots: requests
+/// answered or failed, 5xx answers and failures, and the highest of their `rtime` (HAProxy's
+/// average response time over each server's last 1,024 requests: HAProxy keeps no
+/// percentiles; manual, Management Guide, "show stat", the `rtime` field).
+fn served(
+    names: &[String],
+    base: &BTreeMap<String, BTreeMap<String, u64>>,
+    now: &BTreeMap<String, BTreeMap<String, u64>>,
+) -> Observation {
+    let mut obs = Observation {
+        latency_kind: "average response time (HAProxy keeps no percentiles)",
+        ..Default::default()
+    };
+    let mut rtime = 0u64;
+    for n in names {
+        let (a, b) = (base.get(n), now.get(n));
+        let d = |k: &str| {
+            b.and_then(|r| r.get(k))
+                .copied()
+                .unwrap_or(0)
+                .saturating_sub(a.and_then(|r| r.get(k)).copied().unwrap_or(0))
+        };
+        let answered: u64 = [
+            "hrsp_1xx",
+            "hrsp_2xx",
+            "hrsp_3xx",
+            "hrsp_4xx",
+            "hrsp_5xx",
+            "hrsp_other",
+        ]
+        .iter()
+        .map(|k| d(k))
+        .sum();
+        let failed = d("eresp") + d("econ");
+        obs.requests += answered + failed;
+        obs.errors += d("hrsp_5xx") + failed;
+        rtime = rtime.max(b.and_then(|r| r.get("rtime")).copied().unwrap_or(0));
+    }
+    obs.latency = (obs.requests > 0).then(|| Duration::from_millis(rtime));
+    obs
 }
 
 #[cfg(test)]

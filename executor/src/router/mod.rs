@@ -28,6 +28,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+/// Judges the canary's and the stable version's figures so far: `true` once the verdict cannot
+/// change (a threshold crossed).
+pub type Early = Arc<dyn Fn(&Observation, &Observation) -> bool + Send + Sync>;
+
 /// What an analysis window saw of the canary.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Observation {
@@ -135,15 +139,16 @@ pub trait Router: Send + Sync {
     ) -> BoxFuture<Result<(RouterBefore, String), StepError>>;
     /// Restores the state `undo` recorded, and confirms it is live.
     fn restore(&self, undo: RouterBefore) -> BoxFuture<Result<(), StepError>>;
-    /// Watches the canary's servers for `window` and reports what they served. Returns early
-    /// once `early` says the verdict cannot change.
+    /// Watches `servers`, the canary's and the stable version's (for a gate comparing the two;
+    /// none otherwise), for `window` and reports what each set served over the same time. Returns
+    /// early once `early` (given both) says the verdict cannot change.
     fn observe(
         &self,
         upstream: String,
-        canary: Vec<String>,
+        servers: (Vec<String>, Vec<String>),
         window: Duration,
-        early: Arc<dyn Fn(&Observation) -> bool + Send + Sync>,
-    ) -> BoxFuture<Result<Observation, StepError>>;
+        early: Early,
+    ) -> BoxFuture<Result<(Observation, Observation), StepError>>;
     /// Checks the router is reachable, that `upstreams` can carry the planned servers, and that
     /// it will accept every one of the planned `shifts` (in plan order), before anything changes.
     fn check(

@@ -14,7 +14,6 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// nginx as configured in the spec.
@@ -1024,10 +1023,10 @@ impl Router for Nginx {
     fn observe(
         &self,
         _upstream: String,
-        canary: Vec<String>,
+        (canary, stable): (Vec<String>, Vec<String>),
         window: Duration,
-        early: Arc<dyn Fn(&Observation) -> bool + Send + Sync>,
-    ) -> BoxFuture<Result<Observation, StepError>> {
+        early: super::Early,
+    ) -> BoxFuture<Result<(Observation, Observation), StepError>> {
         let log = self.access_log.clone();
         Box::pin(async move {
             let log = log.ok_or(NginxError::NoAccessLog)?;
@@ -1038,6 +1037,7 @@ impl Router for Nginx {
                 }
             })?;
             let mut scan = Scan::new(start, canary);
+            let mut stable_scan = (!stable.is_empty()).then(|| Scan::new(start, stable));
             let t0 = Instant::now();
             loop {
                 tokio::time::sleep(
@@ -1050,8 +1050,15 @@ impl Router for Nginx {
                 .await;
                 scan.read(&log)?;
                 let obs = scan.observation();
-                if t0.elapsed() >= window || early(&obs) {
-                    return Ok(obs);
+                let base = match &mut stable_scan {
+                    Some(s) => {
+                        s.read(&log)?;
+                        s.observation()
+                    }
+                    None => Observation::default(),
+                };
+                if t0.elapsed() >= window || early(&obs, &base) {
+                    return Ok((obs, base));
                 }
             }
         })

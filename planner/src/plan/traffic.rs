@@ -191,6 +191,14 @@ impl Shifter<'_> {
             upstream: svc.upstream().to_string(),
             router: self.router.clone(),
             canary: svc.new_ports().map(addr).collect(),
+            // At 100% the stable version serves nothing to compare with.
+            max_error_rate_increase: a.max_error_rate_increase.filter(|_| weight < 100),
+            max_latency_ratio: a.max_latency_ratio.filter(|_| weight < 100),
+            stable: if relative(a).is_empty() || weight == 100 {
+                Vec::new()
+            } else {
+                svc.old_ports().map(addr).collect()
+            },
         }
     }
 
@@ -297,6 +305,22 @@ fn pause_step(
     )
 }
 
+/// The relative thresholds of `a` in words (`, and error rate at most 0.02 above the stable
+/// version's and latency at most 1.5x the stable version's`), or nothing.
+fn relative(a: &Analysis) -> String {
+    let mut parts = Vec::new();
+    if let Some(d) = a.max_error_rate_increase {
+        parts.push(format!("error rate at most {d} above the stable version's"));
+    }
+    if let Some(r) = a.max_latency_ratio {
+        parts.push(format!("latency at most {r}x the stable version's"));
+    }
+    match parts.as_slice() {
+        [] => String::new(),
+        _ => format!(", and {}", parts.join(" and ")),
+    }
+}
+
 /// Canary: a shift per declared weight, each below 100% followed by its pause and its
 /// analysis gate; the last shift.
 fn canary(b: &mut Builder, t: &Shifter, st: &Strategy, mut prev: Vec<NodeIndex>) -> NodeIndex {
@@ -355,9 +379,14 @@ fn canary(b: &mut Builder, t: &Shifter, st: &Strategy, mut prev: Vec<NodeIndex>)
             }
             if let Some(a) = analysis {
                 let description = format!(
-                    "Gate: `{}` canary error rate <= {} and p99 <= {} over the last {} (at least {} \
-                     requests).",
-                    svc.name, a.max_error_rate, a.max_p99_latency, a.window, a.min_requests
+                    "Gate: `{}` canary error rate <= {} and p99 <= {}{} over the last {} (at least \
+                     {} requests).",
+                    svc.name,
+                    a.max_error_rate,
+                    a.max_p99_latency,
+                    relative(a),
+                    a.window,
+                    a.min_requests
                 );
                 prev = vec![t.gate(b, a, &w.to_string(), w, &description, &prev)];
             }

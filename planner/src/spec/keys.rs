@@ -80,6 +80,8 @@ pub(super) static ANALYSIS: Shape = Shape {
         "max_error_rate",
         "max_p99_latency",
         "min_requests",
+        "max_error_rate_increase",
+        "max_latency_ratio",
     ],
     nested: &[],
 };

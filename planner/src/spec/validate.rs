@@ -251,6 +251,33 @@ fn check_strategy(svc: &Service, err: &mut Report) {
                 "write the rate as a fraction: 0.01 means 1% of requests",
             );
         }
+        if let Some(d) = an.max_error_rate_increase
+            && !(0.0..=1.0).contains(&d)
+        {
+            err(
+                a.span(),
+                format!(
+                    "service `{}`: {key} `max_error_rate_increase = {d}` is not between 0.0 and \
+                     1.0",
+                    svc.name
+                ),
+                "write the difference as a fraction: 0.02 lets the canary fail at most 2% more of \
+                 its requests than the stable version",
+            );
+        }
+        if let Some(r) = an.max_latency_ratio
+            && !(r >= 1.0 && r.is_finite())
+        {
+            err(
+                a.span(),
+                format!(
+                    "service `{}`: {key} `max_latency_ratio = {r}` is below 1.0",
+                    svc.name
+                ),
+                "a ratio of the canary's latency to the stable version's: 1.5 lets the canary be \
+                 at most 50% slower; below 1.0 it would have to be faster",
+            );
+        }
         if an.window.is_zero() {
             err(
                 a.span(),
