@@ -494,6 +494,10 @@ struct StepDoc<'a> {
     duration_ms: Option<i64>,
     /// Its last error, or null.
     error: Option<&'a str>,
+    /// A canary gate's latest evaluation (an analysis step, or a pause that watches its gate):
+    /// the window's figures and the verdict.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    evaluation: Option<cutover_executor::drivers::traffic::Evaluation>,
 }
 
 /// `cutover status RUN [--watch]`: shows the run (with `watch`, again every second until no
@@ -558,6 +562,11 @@ fn show_status(common: &Common, snap: session::Snapshot, st: &RunState) {
                 attempts: s.attempts,
                 duration_ms,
                 error: s.error.as_deref(),
+                evaluation: s
+                    .progress
+                    .as_ref()
+                    .filter(|_| id.starts_with("analysis/") || id.starts_with("pause/"))
+                    .and_then(|p| serde_json::from_value(p.clone()).ok()),
             }
         })
         .collect();
@@ -673,6 +682,14 @@ fn print_status(
             dur,
             s.error.map(|e| format!("  {e}")).unwrap_or_default()
         );
+        let seen = s
+            .evaluation
+            .as_ref()
+            .and_then(|e| serde_json::to_value(e).ok())
+            .and_then(|v| crate::progress::observation_text(&v));
+        if let Some(seen) = seen {
+            println!("  {:<width$}  last evaluation: {seen}", "");
+        }
     }
 }
 

@@ -237,8 +237,21 @@ pub fn observation_text(data: &serde_json::Value) -> Option<String> {
         Some(v) => format!(": {v}"),
         None => String::new(),
     };
+    // Relative mode: the stable version over the same window.
+    let stable = data
+        .get("stable")
+        .filter(|b| b.is_object())
+        .and_then(|b| {
+            let (n, e) = (b.get("requests")?.as_u64()?, b.get("errors")?.as_u64()?);
+            let ms = b
+                .get("latency_ms")
+                .and_then(|v| v.as_u64())
+                .map_or(String::new(), |ms| format!(", {ms}ms"));
+            Some(format!("; stable {n} requests, {e} errors{ms}"))
+        })
+        .unwrap_or_default();
     Some(format!(
-        "{requests} requests, {errors} errors{rate}{latency}{verdict}"
+        "{requests} requests, {errors} errors{rate}{latency}{stable}{verdict}"
     ))
 }
 

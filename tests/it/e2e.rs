@@ -613,6 +613,26 @@ pub(crate) fn bad_canary_in_a_pause(kind: Kind, pause: &str, min_requests: u32) 
     let pause_ms = w
         .step_duration_ms(&format!("pause/{}/10", w.apps.service))
         .unwrap_or_else(|| panic!("no pause/{}/10 in the run: {text}", w.apps.service));
+    // `status` shows the failing evaluation on the pause, in JSON and as text.
+    let run_dir = w.run_dir();
+    let json = w.cutover(&["status", "--format", "json", run_dir.to_str().unwrap()]);
+    let doc: Value = serde_json::from_slice(&json.stdout).unwrap();
+    let pause = doc["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == format!("pause/{}/10", w.apps.service))
+        .unwrap();
+    assert_eq!(pause["evaluation"]["verdict"], "fail", "{pause}");
+    assert!(
+        pause["evaluation"]["requests"].as_u64().unwrap() >= u64::from(min_requests),
+        "{pause}"
+    );
+    let shown = transcript(&w.cutover(&["status", run_dir.to_str().unwrap()]));
+    assert!(
+        shown.contains("last evaluation: ") && shown.contains(": fail"),
+        "{shown}"
+    );
     // (unix_ms, outcome, version) of every answer.
     let rows: Vec<(u64, String, String)> = std::fs::read_to_string(timeline.path())
         .unwrap()
@@ -737,7 +757,20 @@ fn a_database_slowdown_of_both_versions_passes_the_relative_gate_and_fails_a_tig
                  min_requests = 20 }";
     let (code, text) = gated_canary(Kind::Nginx, "", tight, true);
     assert_eq!(code, Some(3), "{text}");
-    assert!(text.contains("is above the threshold 100 ms"), "{text}");
+    assert!(
+        text.contains("analysis gate failed: latency") && text.contains("100 ms"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_canary_failing_less_than_the_threshold_is_not_rolled_back_by_an_early_error() {
+    // One /users request in 200 fails (evenly spread): 0.5% against a 1% gate. One error among
+    // a window's first requests must not decide a window that holds hundreds.
+    let gate = "{ window = \"10s\", max_error_rate = 0.01, max_p99_latency = \"2s\", \
+                min_requests = 20 }";
+    let (code, text) = gated_canary(Kind::Haproxy, "FAIL_RATE = \"0.005\"", gate, false);
+    assert_eq!(code, Some(0), "{text}");
 }
 
 #[test]

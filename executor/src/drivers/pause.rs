@@ -11,12 +11,15 @@
 //! background analysis, as Argo Rollouts runs it for a whole rollout and Flagger every interval.
 //! The router's figures for the canary are judged at each of its polls (twice a second) over
 //! back-to-back windows of the gate's `window` (the last one cut to what is left of the pause);
-//! the first window whose figures cross a threshold with at least `min_requests` in it fails
-//! the pause, and so rolls the release back, without waiting for the pause to end. Too few
-//! requests only mean "keep watching": the analysis step after the pause is the final verdict.
+//! as soon as a window's figures already decide that it fails, whatever the rest of it brings
+//! ([`decided`]: its errors, or its requests slower than `max_p99_latency`, exceed the
+//! threshold's share of the requests the window will hold at this rate), the pause fails and so
+//! rolls the release back, without waiting for the pause to end. A few early errors, or a short
+//! stall, in a window whose whole would pass do not; the analysis step after the pause is the
+//! final verdict.
 
 use crate::driver::{BoxFuture, Done, Driver, Job, StepContext, StepError};
-use crate::drivers::traffic::{Evaluation, Gate, Thresholds, verdict};
+use crate::drivers::traffic::{Evaluation, Gate, Thresholds, decided, verdict};
 use crate::router::{Observation, from_params};
 use chrono::{DateTime, Utc};
 use cutover_planner::dag::{AnalysisParams, PauseParams};
@@ -138,8 +141,11 @@ async fn watch(
         let last = std::sync::Mutex::new(None::<std::time::Instant>);
         let opened = std::time::Instant::now();
         let judge = move |o: &Observation, b: &Observation| {
-            let g = verdict(o, b, &t);
-            let failed = matches!(g, Gate::Fail(_));
+            // Only what already decides the window fails it here; the gate step after the
+            // pause gives the whole window's verdict (relative thresholds included).
+            let fail = decided(o, &t, opened.elapsed(), window);
+            let failed = fail.is_some();
+            let g = fail.map_or_else(|| verdict(o, b, &t), Gate::Fail);
             let mut last = last
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -155,7 +161,7 @@ async fn watch(
             failed
         };
         let servers = (gate.canary.clone(), gate.stable.clone());
-        let (obs, stable) = router
+        let (obs, _) = router
             .observe(
                 gate.upstream.clone(),
                 servers,
@@ -163,7 +169,7 @@ async fn watch(
                 std::sync::Arc::new(judge),
             )
             .await?;
-        if let Gate::Fail(reason) = verdict(&obs, &stable, &t) {
+        if let Some(reason) = decided(&obs, &t, opened.elapsed(), window) {
             return Err(StepError::GateFailed {
                 reason: format!(
                     "{reason} (background analysis, {:.1}s into a window of the pause at {}%)",
@@ -173,6 +179,9 @@ async fn watch(
             });
         }
         seen = (seen.0 + obs.requests, seen.1 + obs.errors, seen.2 + 1);
+    }
+    if seen.2 == 0 {
+        return Ok("the pause had run out: nothing left to watch".into());
     }
     Ok(format!(
         "gate watched throughout: {} canary requests, {} errors, in {} window{}",

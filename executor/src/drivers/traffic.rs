@@ -197,9 +197,56 @@ pub fn verdict(obs: &Observation, stable: &Observation, t: &Thresholds) -> Gate 
     Gate::Pass(summary)
 }
 
+/// Whether the canary's figures `obs`, `elapsed` into a window of `window`, already decide
+/// that the window fails, whatever its rest brings: a reason when they do. The window is
+/// expected to hold `requests × window / elapsed` canary requests (its rate so far); it fails
+/// once the errors so far exceed `max_error_rate` of that, or (where the router gives each
+/// request's latency) once more than 1% of that are slower than `max_p99_latency`. So a few
+/// early errors or a short stall do not fail a window whose whole would pass, and a canary
+/// failing half its requests fails at once. At the window's end it is [`verdict`]'s absolute
+/// check; the relative thresholds are judged only then.
+pub fn decided(
+    obs: &Observation,
+    t: &Thresholds,
+    elapsed: std::time::Duration,
+    window: std::time::Duration,
+) -> Option<String> {
+    if obs.requests < u64::from(t.min_requests) {
+        return None;
+    }
+    let share = window.as_secs_f64() / elapsed.as_secs_f64().max(0.5);
+    let projected = (obs.requests as f64 * share.max(1.0)).round();
+    let summary = summary(obs, "canary");
+    let into = format!(
+        "{:.1}s into a {}s window, which holds about {projected} canary requests at this rate",
+        elapsed.as_secs_f64(),
+        window.as_secs()
+    );
+    if obs.errors as f64 > t.max_error_rate * projected {
+        return Some(format!(
+            "error rate: {} errors already exceed {:.2}% of the window ({into}): {summary}",
+            obs.errors,
+            t.max_error_rate * 100.0
+        ));
+    }
+    let limit = t.max_latency.as_secs_f64();
+    let slow = obs
+        .times
+        .as_ref()
+        .map_or(0, |ts| ts.iter().filter(|x| **x > limit).count());
+    if slow as f64 > 0.01 * projected {
+        return Some(format!(
+            "latency: {slow} requests slower than {} ms already exceed 1% of the window, so its \
+             p99 is above the threshold ({into}): {summary}",
+            t.max_latency.as_millis()
+        ));
+    }
+    None
+}
+
 /// One evaluation of a canary's gate, as a `step_progress` event of the analysis step (and,
 /// with the pause's start, of a watched pause): the window's figures and the verdict on them.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct Evaluation {
     /// How long the window has been open, in milliseconds.
     pub window_ms: u64,
@@ -221,7 +268,7 @@ pub struct Evaluation {
 }
 
 /// The stable version's figures over an evaluation's window (relative mode).
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct StableFigures {
     /// Requests it answered.
     pub requests: u64,
@@ -305,17 +352,25 @@ impl Driver for AnalysisDriver {
             let last = std::sync::Mutex::new(None::<std::time::Instant>);
             let opened = std::time::Instant::now();
             // Stop watching once enough requests show a threshold is crossed.
+            let window = std::time::Duration::from(p.window);
             let early = Arc::new(move |o: &Observation, b: &Observation| {
-                let gate = verdict(o, b, &t);
+                let fail = decided(o, &t, opened.elapsed(), window);
+                let gate = match &fail {
+                    Some(reason) => Gate::Fail(reason.clone()),
+                    None => verdict(o, b, &t),
+                };
                 let e = Evaluation::of(o, relative.then_some(b), opened.elapsed(), &gate);
                 report_observation(progress.as_ref(), &last, &e);
-                matches!(gate, Gate::Fail(_))
+                fail.is_some()
             });
             let servers = (p.canary.clone(), p.stable.clone());
             let (obs, stable) = r
                 .observe(p.upstream.clone(), servers, p.window.into(), early)
                 .await?;
-            match verdict(&obs, &stable, &t) {
+            // Stopped early: the window already failed; else the whole window's verdict.
+            let early = decided(&obs, &t, opened.elapsed(), p.window.into());
+            let gate = early.map_or_else(|| verdict(&obs, &stable, &t), Gate::Fail);
+            match gate {
                 Gate::Pass(summary) => Ok(Done {
                     undo: (),
                     detail: Some(format!("passed: {summary}")),
@@ -348,6 +403,7 @@ mod tests {
             errors,
             latency: Some(Duration::from_millis(ms)),
             latency_kind: "p99",
+            times: None,
         }
     }
 
@@ -387,6 +443,34 @@ mod tests {
             panic!("not inconclusive")
         };
         assert!(e.starts_with("19 canary requests"), "{e}");
+    }
+
+    #[test]
+    fn only_figures_that_decide_the_whole_window_fail_it_early() {
+        let g = t(0.01, 200, 20);
+        let secs = Duration::from_secs_f64;
+        // One error among the first 53 requests of a 10 s window holding about 150: no verdict.
+        assert_eq!(decided(&obs(53, 1, 20), &g, secs(3.5), secs(10.0)), None);
+        // Half of them failing: decided at once.
+        let e = decided(&obs(20, 10, 20), &g, secs(1.3), secs(10.0)).unwrap();
+        assert!(
+            e.starts_with("error rate: 10 errors already exceed 1.00%"),
+            "{e}"
+        );
+        // A short stall: 5 slow of 28, 2 s into a 60 s window of about 840 requests.
+        let mut stall = obs(28, 0, 295);
+        stall.times = Some([vec![0.01; 23], vec![0.295; 5]].concat());
+        assert_eq!(decided(&stall, &g, secs(2.0), secs(60.0)), None);
+        // A canary slow throughout: decided.
+        let mut slow = obs(100, 0, 300);
+        slow.times = Some(vec![0.3; 100]);
+        let e = decided(&slow, &g, secs(5.0), secs(10.0)).unwrap();
+        assert!(
+            e.starts_with("latency: 100 requests slower than 200 ms"),
+            "{e}"
+        );
+        // Too few requests: nothing decided.
+        assert_eq!(decided(&obs(19, 19, 20), &g, secs(1.0), secs(10.0)), None);
     }
 
     #[test]

@@ -44,6 +44,9 @@ pub struct Observation {
     pub latency: Option<Duration>,
     /// Which statistic `latency` is.
     pub latency_kind: &'static str,
+    /// Each request's latency in seconds, where the router gives them (nginx's access log);
+    /// `None` behind HAProxy, whose statistics keep only an average.
+    pub times: Option<Vec<f64>>,
 }
 
 /// A router's state before a shift changed it: saved in the run directory before any change, and

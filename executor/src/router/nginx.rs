@@ -1256,6 +1256,7 @@ impl Scan {
             errors: self.errors,
             latency: super::p99(&mut times).map(Duration::from_secs_f64),
             latency_kind: "p99",
+            times: Some(times),
         }
     }
 }

@@ -202,6 +202,8 @@ fn traffic(out: &mut String, plan: &Plan) {
                 window,
                 max_error_rate,
                 max_p99_latency,
+                max_error_rate_increase,
+                max_latency_ratio,
                 ..
             }) => {
                 let rate = max_error_rate * 100.0;
@@ -210,9 +212,18 @@ fn traffic(out: &mut String, plan: &Plan) {
                 } else {
                     "gate"
                 };
+                let mut relative = String::new();
+                if let Some(d) = max_error_rate_increase {
+                    relative.push_str(&format!(", errors ≤ stable + {}%", d * 100.0));
+                }
+                if let Some(r) = max_latency_ratio {
+                    relative.push_str(&format!(", latency ≤ {r}× stable"));
+                }
                 (
                     service,
-                    format!("{what} (errors ≤ {rate}%, p99 ≤ {max_p99_latency}, {window})"),
+                    format!(
+                        "{what} (errors ≤ {rate}%, p99 ≤ {max_p99_latency}{relative}, {window})"
+                    ),
                 )
             }
             _ => continue,
