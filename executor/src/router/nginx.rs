@@ -1224,16 +1224,19 @@ impl Scan {
                 .collect()
         };
         let (addrs, statuses) = (attempts("upstream"), attempts("upstream_status"));
+        // 499: the client closed the connection before the answer (nginx's own code); an
+        // attempt it cut short has no upstream status, and is no fault of the server.
+        let client_gone = v.get("status").and_then(Value::as_u64) == Some(499);
         let mut any = false;
         for (i, addr) in addrs.iter().enumerate() {
             if self.canary.contains(&same_addr(addr)) {
+                let status = statuses.get(i).and_then(|s| s.parse::<u16>().ok());
+                if status.is_none() && client_gone {
+                    continue;
+                }
                 any = true;
                 self.requests += 1;
-                if statuses
-                    .get(i)
-                    .and_then(|s| s.parse::<u16>().ok())
-                    .is_none_or(|s| s >= 500)
-                {
+                if status.is_none_or(|s| s >= 500) {
                     self.errors += 1;
                 }
             }
@@ -1648,5 +1651,19 @@ mod tests {
             1
         );
         assert_eq!(obs.latency, Some(Duration::from_secs_f64(0.030)));
+        // A client that gave up (499) before the canary answered is no canary error; a 502
+        // with no answer at all (`-`) is.
+        std::fs::write(
+            &log,
+            concat!(
+                "{\"upstream\":\"127.0.0.1:3334\",\"upstream_status\":\"-\",\"status\":499,",
+                "\"request_time\":0.5}\n",
+                "{\"upstream\":\"127.0.0.1:3334\",\"upstream_status\":\"-\",\"status\":502,",
+                "\"request_time\":0.5}\n",
+            ),
+        )
+        .unwrap();
+        let obs = scan(&log, 0, &["127.0.0.1:3334".into()]).unwrap();
+        assert_eq!((obs.requests, obs.errors), (1, 1));
     }
 }
