@@ -446,6 +446,9 @@ pub struct RouterParams {
     /// HAProxy: config file rewritten so a restart keeps the state.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config_file: Option<String>,
+    /// HAProxy: `host:port` (UDP) where gates listen for its request log.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log: Option<String>,
 }
 
 impl From<&crate::spec::Router> for RouterParams {
@@ -461,6 +464,7 @@ impl From<&crate::spec::Router> for RouterParams {
             access_log: s(&r.access_log),
             admin_socket: s(&r.admin_socket),
             config_file: s(&r.config_file),
+            log: s(&r.log),
         }
     }
 }

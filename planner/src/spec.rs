@@ -430,6 +430,13 @@ pub struct Router {
     #[serde(default)]
     #[schemars(with = "Option<String>")]
     pub config_file: Option<Spanned<String>>,
+    /// HAProxy: `host:port` (UDP) where cutover listens, while a gate watches, for the request log
+    /// HAProxy sends with `log <this address> local0` and `log-format "cutover %si:%sp %ST %Ta"`:
+    /// each request's server, status and time, so gates judge a true p99 over their window
+    /// instead of HAProxy's average response time.
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub log: Option<Spanned<String>>,
 }
 
 /// When a `command` hook runs.

@@ -764,6 +764,66 @@ fn a_database_slowdown_of_both_versions_passes_the_relative_gate_and_fails_a_tig
 }
 
 #[test]
+fn haproxy_p99_from_its_request_log_is_the_load_generators_p99() {
+    // 1.1.0 answers /users 40 ms late; the gate reads HAProxy's request log (`log`), not its
+    // average response time, and its p99 must be what the clients saw.
+    let w = World::new(Kind::Haproxy, 1, 2000);
+    w.write_spec("canary", "DELAY_MS = \"40\"");
+    let spec = std::fs::read_to_string(w.path().join("spec.toml")).unwrap();
+    let spec = spec
+        .replace(
+            "steps = [10, 25, 50, 100]\npause = \"1s\"\nanalysis = { window = \"2s\", \
+             max_error_rate = 0.01, max_p99_latency = \"500ms\", min_requests = 5 }",
+            "steps = [50, 100]\npause = \"0s\"\nanalysis = { window = \"6s\", max_error_rate = \
+             0.01, max_p99_latency = \"2s\", min_requests = 20 }",
+        )
+        .replace(&w.router.spec(), &w.router.spec_with_log());
+    std::fs::write(w.path().join("spec.toml"), spec).unwrap();
+    let timeline = tempfile::NamedTempFile::new().unwrap();
+    let load = Load::start_with(
+        w.router.port,
+        150,
+        &["--timeline", timeline.path().to_str().unwrap()],
+    );
+    let out = w.cutover(&["apply", "spec.toml"]);
+    load.stop_any_rate();
+    assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
+    let status = w.cutover(&["status", "--format", "json", w.run_dir().to_str().unwrap()]);
+    let doc: Value = serde_json::from_slice(&status.stdout).unwrap();
+    let gate = doc["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == format!("analysis/{}/50", w.apps.service))
+        .unwrap();
+    let e = &gate["evaluation"];
+    assert_eq!(e["latency_kind"], "p99", "{gate}");
+    let from_log = e["latency_ms"].as_u64().unwrap() as f64;
+    // The clients' own p99 of 1.1.0's GET /users answers (`latency_us`, column 6).
+    let mut seen: Vec<f64> = std::fs::read_to_string(timeline.path())
+        .unwrap()
+        .lines()
+        .skip(1)
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            (f.get(4) == Some(&"1.1.0") && f.get(1) == Some(&"GET"))
+                .then(|| f.get(5)?.parse::<f64>().ok())
+                .flatten()
+        })
+        .map(|us| us / 1000.0)
+        .collect();
+    seen.sort_by(f64::total_cmp);
+    let clients = seen[((seen.len() as f64 * 0.99).ceil() as usize).saturating_sub(1)];
+    // Within 5 ms or 15%: HAProxy's %Ta starts at the request's first byte, the client's clock
+    // at its write, and the two sets differ by the requests outside the gate's window.
+    assert!(
+        (from_log - clients).abs() <= 5f64.max(clients * 0.15),
+        "HAProxy's log p99 {from_log} ms, the clients' {clients} ms"
+    );
+    assert!(from_log >= 40.0, "{from_log} ms: not the delayed answers");
+}
+
+#[test]
 fn a_canary_failing_less_than_the_threshold_is_not_rolled_back_by_an_early_error() {
     // One /users request in 200 fails (evenly spread): 0.5% against a 1% gate. One error among
     // a window's first requests must not decide a window that holds hundreds.

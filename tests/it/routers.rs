@@ -159,6 +159,7 @@ fn haproxy_shift_changes_weights_live_and_in_the_file_and_restores_them() {
     let h = Haproxy {
         admin_socket: dir.path().join("admin.sock"),
         config_file: Some(dir.path().join("haproxy.cfg")),
+        log: None,
     };
     let state = tempfile::tempdir().unwrap();
     let (undo, detail) = rt()
@@ -208,6 +209,7 @@ fn haproxy_names_a_server_the_backend_does_not_declare() {
     let h = Haproxy {
         admin_socket: dir.path().join("admin.sock"),
         config_file: None,
+        log: None,
     };
     let state = tempfile::tempdir().unwrap();
     let err = rt()
@@ -642,6 +644,7 @@ fn haproxy_of(dir: &std::path::Path) -> Haproxy {
     Haproxy {
         admin_socket: dir.join("admin.sock"),
         config_file: Some(dir.join("haproxy.cfg")),
+        log: None,
     }
 }
 

@@ -211,6 +211,9 @@ pub struct Router {
     pub kind: Kind,
     pub dir: PathBuf,
     pub port: u16,
+    /// HAProxy: the UDP port its frontend sends its request log to (`log-format "cutover
+    /// ..."`); nobody listens unless a spec names it ([`Router::spec_with_log`]).
+    pub log_port: u16,
     /// Read once it started: the directory may be gone by the time the router is dropped.
     pid: i32,
 }
@@ -294,6 +297,7 @@ impl Router {
         );
         let r = Router {
             kind: Kind::Nginx,
+            log_port: 0,
             dir: dir.to_path_buf(),
             port,
             pid: pid_of(&dir.join("nginx.pid")),
@@ -315,6 +319,7 @@ impl Router {
     pub fn haproxy_with(dir: &Path, upstream: &str, backend: &str) -> Router {
         let bin = need("haproxy", "haproxy");
         let port = free_ports(1);
+        let log_port = free_ports(1);
         let d = dir.display();
         std::fs::write(
             dir.join("haproxy.cfg"),
@@ -323,7 +328,8 @@ impl Router {
                  {d}/haproxy.pid\n\ndefaults\n    mode http\n    timeout connect 2s\n    timeout \
                  client 30s\n    timeout server 30s\n    option http-keep-alive\n    retries 2\n    \
                  retry-on conn-failure empty-response\n    option redispatch\n\nfrontend fe\n    \
-                 bind 127.0.0.1:{port}\n    default_backend {upstream}\n\nbackend \
+                 bind 127.0.0.1:{port}\n    log 127.0.0.1:{log_port} local0\n    log-format \
+                 \"cutover %si:%sp %ST %Ta\"\n    default_backend {upstream}\n\nbackend \
                  {upstream}\n{backend}"
             ),
         )
@@ -348,6 +354,7 @@ impl Router {
             kind: Kind::Haproxy,
             dir: dir.to_path_buf(),
             port,
+            log_port,
             pid: pid_of(&dir.join("haproxy.pid")),
         };
         r.wait_listening();
@@ -384,6 +391,11 @@ impl Router {
         }
     }
 
+    /// [`Router::spec`], with HAProxy's request log for the gates (`log`).
+    pub fn spec_with_log(&self) -> String {
+        format!("{}log = \"127.0.0.1:{}\"\n", self.spec(), self.log_port)
+    }
+
     /// The file whose bytes a rollback must restore (compared as text: equal strings are equal bytes).
     pub fn config_bytes(&self) -> String {
         std::fs::read_to_string(self.dir.join(if self.kind == Kind::Nginx {
@@ -399,6 +411,7 @@ impl Router {
         let h = cutover_executor::router::haproxy::Haproxy {
             admin_socket: self.dir.join("admin.sock"),
             config_file: None,
+            log: None,
         };
         rt().block_on(h.servers(upstream))
             .unwrap()

@@ -370,6 +370,11 @@ impl Driver for AnalysisDriver {
             // Stopped early: the window already failed; else the whole window's verdict.
             let early = decided(&obs, &t, opened.elapsed(), p.window.into());
             let gate = early.map_or_else(|| verdict(&obs, &stable, &t), Gate::Fail);
+            // The verdict's own evaluation is always recorded.
+            if let Some(progress) = &ctx.progress {
+                let stable = relative.then_some(&stable);
+                progress.report(&Evaluation::of(&obs, stable, opened.elapsed(), &gate));
+            }
             match gate {
                 Gate::Pass(summary) => Ok(Done {
                     undo: (),

@@ -27,6 +27,9 @@ pub struct Haproxy {
     pub admin_socket: PathBuf,
     /// Config file kept in step with the runtime state.
     pub config_file: Option<PathBuf>,
+    /// `host:port` (UDP) where gates listen for HAProxy's request log ([`log`]); `None`: gates
+    /// read `show stat` (an average response time).
+    pub log: Option<String>,
 }
 
 static LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -292,6 +295,17 @@ pub enum HaproxyError {
         why: String,
         /// The first shift that gives it traffic.
         step: String,
+    },
+    /// The request log's address cannot be listened on.
+    #[error(
+        "HAProxy: cannot listen for the request log on {addr} (`log` of the [router] table): \
+         {source}"
+    )]
+    LogListen {
+        /// The address.
+        addr: String,
+        /// Why.
+        source: std::io::Error,
     },
     /// An analysis gate's canary servers are not in the backend.
     #[error("HAProxy: backend `{backend}` has none of the canary's servers ({})", canary.join(", "))]
@@ -1210,6 +1224,9 @@ impl Router for Haproxy {
                 }
                 .into());
             }
+            if let Some(addr) = &this.log {
+                return observe_log(addr, (&canary, &stable), window, early).await;
+            }
             let snap = || async {
                 this.command("show stat")
                     .await
@@ -1470,6 +1487,71 @@ fn wake_notes(
         }
     }
     Ok(notes)
+}
+
+/// [`Router::observe`] from HAProxy's request log ([`super::requestlog`]), received at `addr`:
+/// each request of the canary's and the stable version's servers (`servers`) over `window`,
+/// judged by `early` every 0.5 s; the latency is a true p99 of the window's requests.
+async fn observe_log(
+    addr: &str,
+    servers: (&[String], &[String]),
+    window: Duration,
+    early: super::Early,
+) -> Result<(Observation, Observation), StepError> {
+    let mut sub = super::requestlog::subscribe(addr).map_err(|source| HaproxyError::LogListen {
+        addr: addr.to_string(),
+        source,
+    })?;
+    let (mut canary, mut stable) = (Tally::default(), Tally::default());
+    let t0 = Instant::now();
+    loop {
+        let until = tokio::time::Instant::now()
+            + Duration::from_millis(500).min(window.saturating_sub(t0.elapsed()));
+        loop {
+            match tokio::time::timeout_at(until, sub.rx.recv()).await {
+                Ok(Ok(e)) if servers.0.contains(&e.server) => canary.add(&e),
+                Ok(Ok(e)) if servers.1.contains(&e.server) => stable.add(&e),
+                Ok(Ok(_)) => {}
+                // More lines than the channel holds arrived between two reads: those are lost
+                // to the figures (65,536 lines: far beyond a canary's rate).
+                Ok(Err(tokio::sync::broadcast::error::RecvError::Lagged(_))) => {}
+                Ok(Err(_)) | Err(_) => break,
+            }
+        }
+        let (obs, base) = (canary.observation(), stable.observation());
+        if t0.elapsed() >= window || early(&obs, &base) {
+            return Ok((obs, base));
+        }
+    }
+}
+
+/// A server set's requests from the log so far.
+#[derive(Default)]
+struct Tally {
+    requests: u64,
+    errors: u64,
+    times: Vec<f64>,
+}
+
+impl Tally {
+    fn add(&mut self, e: &super::requestlog::Entry) {
+        self.requests += 1;
+        if e.status >= 500 {
+            self.errors += 1;
+        }
+        self.times.push(e.ms as f64 / 1000.0);
+    }
+
+    fn observation(&self) -> Observation {
+        let mut times = self.times.clone();
+        Observation {
+            requests: self.requests,
+            errors: self.errors,
+            latency: super::p99(&mut times).map(Duration::from_secs_f64),
+            latency_kind: "p99",
+            times: Some(times),
+        }
+    }
 }
 
 /// What the servers `names` of a backend served between two `show stat` snapshots: requests

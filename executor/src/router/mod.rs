@@ -18,6 +18,7 @@
 
 pub mod haproxy;
 pub mod nginx;
+pub mod requestlog;
 
 use crate::before::{saved_before, write_atomic};
 use crate::driver::{BoxFuture, StepError};
@@ -184,6 +185,7 @@ pub fn from_params(p: &RouterParams, spec_dir: &Path) -> Result<Arc<dyn Router>,
                 key: "admin_socket",
             })?,
             config_file: path(&p.config_file),
+            log: p.log.clone(),
         }),
     })
 }

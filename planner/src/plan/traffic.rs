@@ -92,6 +92,7 @@ fn router_params(cx: &Ctx) -> RouterParams {
             access_log: None,
             admin_socket: None,
             config_file: None,
+            log: None,
         })
 }
 

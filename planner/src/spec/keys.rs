@@ -125,6 +125,7 @@ pub(super) static ROUTER: Shape = Shape {
         "access_log",
         "admin_socket",
         "config_file",
+        "log",
     ],
     nested: &[],
 };

@@ -391,6 +391,7 @@ fn check_router(r: &Spanned<Router>, err: &mut Report) {
             router.admin_socket.as_ref().map(|v| v.span()),
         ),
         ("config_file", router.config_file.as_ref().map(|v| v.span())),
+        ("log", router.log.as_ref().map(|v| v.span())),
     ];
     let (wrong, needed, hint): (&[KeySpan], &str, &str) = match router.kind {
         RouterKind::Nginx => (
@@ -418,7 +419,7 @@ fn check_router(r: &Spanned<Router>, err: &mut Report) {
                     }
                 ),
                 "nginx takes upstream_file, pid_file, test, reload, access_log; haproxy takes \
-                 admin_socket, config_file",
+                 admin_socket, config_file, log",
             );
         }
     }
@@ -428,6 +429,19 @@ fn check_router(r: &Spanned<Router>, err: &mut Report) {
     };
     if !has_needed {
         err(r.span(), format!("router: `{needed}` is required"), hint);
+    }
+    if let Some(log) = &router.log
+        && log.get_ref().parse::<std::net::SocketAddr>().is_err()
+    {
+        err(
+            log.span(),
+            format!(
+                "router: `log = \"{}\"` is not an IP address and port",
+                log.get_ref()
+            ),
+            "where cutover listens for HAProxy's request log (UDP), e.g. `log = \"127.0.0.1:5514\"`, \
+             the address of HAProxy's `log` line",
+        );
     }
     for argv in [&router.test, &router.reload].into_iter().flatten() {
         if argv.get_ref().is_empty() {
