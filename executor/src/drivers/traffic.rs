@@ -258,7 +258,8 @@ pub struct Evaluation {
     pub error_rate: f64,
     /// The latency statistic, in milliseconds (`None` without requests).
     pub latency_ms: Option<u64>,
-    /// Which statistic: `p99` (nginx) or `avg` (HAProxy's).
+    /// Which statistic: `p99` (nginx's access log, HAProxy's request log), or HAProxy's
+    /// `average response time` (its statistics, without `log`).
     pub latency_kind: String,
     /// `pass`, `fail` or `inconclusive` (too few requests yet).
     pub verdict: String,
