@@ -830,3 +830,32 @@ fn unique_and_shared_indexes_keep_their_uniqueness_columns_and_final_names() {
         ["CREATE INDEX CONCURRENTLY items_qty_price_idx_cutover_cost ON goods (qty, cost);"]
     );
 }
+
+#[test]
+fn a_unique_constraint_made_from_an_index_is_carried_once_as_the_constraint() {
+    // The safe recipe for a UNIQUE constraint (and what cutover itself runs for one): the
+    // index, then the constraint using it, which renames the index to the constraint's name.
+    let base = "CREATE TABLE users (id bigint PRIMARY KEY, email text NOT NULL);\nCREATE UNIQUE \
+                INDEX users_email_idx ON users (email);\nALTER TABLE users ADD CONSTRAINT \
+                users_email_key UNIQUE USING INDEX users_email_idx;\n";
+    let p = plan_with(
+        base,
+        &[(
+            "V2__a.sql",
+            "ALTER TABLE users RENAME COLUMN email TO mail;\n",
+        )],
+    )
+    .unwrap();
+    assert_eq!(
+        builds(&p, "backfill/users.mail"),
+        ["CREATE UNIQUE INDEX CONCURRENTLY users_email_key_cutover_mail ON users (mail);"]
+    );
+    let contract = sql_of(&p, "migrate/contract/V2__a");
+    assert!(
+        contract.contains(
+            "ALTER TABLE users ADD CONSTRAINT users_email_key UNIQUE USING INDEX \
+             users_email_key_cutover_mail;"
+        ) && !contract.contains("ALTER INDEX"),
+        "{contract}"
+    );
+}

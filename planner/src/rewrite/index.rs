@@ -114,9 +114,19 @@ pub(crate) fn carried(
     (from, to): (&str, &str),
     unique: bool,
 ) -> Vec<CarriedIndex> {
+    let constraints = schema
+        .table(table)
+        .map(|t| t.unique.as_slice())
+        .unwrap_or(&[]);
+    // A UNIQUE constraint's index (`ADD CONSTRAINT ... USING INDEX` renames it to the
+    // constraint's name) is carried once, as the constraint, below.
+    let of_constraint = |name: &str| {
+        let bare = name.rsplit('.').next().unwrap_or(name);
+        constraints.iter().any(|u| u.name == normalize(bare))
+    };
     let mut out: Vec<CarriedIndex> = schema
         .indexes_of(table)
-        .filter(|(_, i)| unique || !i.unique)
+        .filter(|(name, i)| (unique || !i.unique) && !of_constraint(name))
         .filter_map(|(name, i)| {
             let r = read(i.sql.as_deref()?, from, to)?;
             let kind = if r.unique { "UNIQUE INDEX" } else { "INDEX" };
