@@ -248,7 +248,8 @@ impl World {
             .join("\n")
     }
 
-    pub(crate) fn state_of(&self, step: &str) -> Option<String> {
+    /// The step `step` of the run as `cutover status --format json` shows it.
+    pub(crate) fn status_of(&self, step: &str) -> Option<Value> {
         let out = self.cutover(&[
             "status",
             "--format",
@@ -260,14 +261,16 @@ impl World {
             .as_array()?
             .iter()
             .find(|s| s["id"] == step)
-            .and_then(|s| s["state"].as_str().map(String::from))
+            .cloned()
+    }
+
+    pub(crate) fn state_of(&self, step: &str) -> Option<String> {
+        self.status_of(step)?["state"].as_str().map(String::from)
     }
 
     /// How long the step `step` of the run took, from `cutover status`.
     pub(crate) fn step_duration_ms(&self, step: &str) -> Option<u64> {
-        let out = self.cutover(&["status", "--format", "json", self.run_dir().to_str()?]);
-        let doc: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
-        doc["steps"].as_array()?.iter().find(|s| s["id"] == step)?["duration_ms"].as_u64()
+        self.status_of(step)?["duration_ms"].as_u64()
     }
 }
 
@@ -615,13 +618,8 @@ pub(crate) fn bad_canary_in_a_pause(kind: Kind, pause: &str, min_requests: u32) 
         .unwrap_or_else(|| panic!("no pause/{}/10 in the run: {text}", w.apps.service));
     // `status` shows the failing evaluation on the pause, in JSON and as text.
     let run_dir = w.run_dir();
-    let json = w.cutover(&["status", "--format", "json", run_dir.to_str().unwrap()]);
-    let doc: Value = serde_json::from_slice(&json.stdout).unwrap();
-    let pause = doc["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["id"] == format!("pause/{}/10", w.apps.service))
+    let pause = w
+        .status_of(&format!("pause/{}/10", w.apps.service))
         .unwrap();
     assert_eq!(pause["evaluation"]["verdict"], "fail", "{pause}");
     assert!(
@@ -788,13 +786,8 @@ fn haproxy_p99_from_its_request_log_is_the_load_generators_p99() {
     let out = w.cutover(&["apply", "spec.toml"]);
     load.stop_any_rate();
     assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
-    let status = w.cutover(&["status", "--format", "json", w.run_dir().to_str().unwrap()]);
-    let doc: Value = serde_json::from_slice(&status.stdout).unwrap();
-    let gate = doc["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["id"] == format!("analysis/{}/50", w.apps.service))
+    let gate = w
+        .status_of(&format!("analysis/{}/50", w.apps.service))
         .unwrap();
     let e = &gate["evaluation"];
     assert_eq!(e["latency_kind"], "p99", "{gate}");

@@ -1543,14 +1543,7 @@ impl Tally {
     }
 
     fn observation(&self) -> Observation {
-        let mut times = self.times.clone();
-        Observation {
-            requests: self.requests,
-            errors: self.errors,
-            latency: super::p99(&mut times).map(Duration::from_secs_f64),
-            latency_kind: "p99",
-            times: Some(times),
-        }
+        Observation::of_requests(self.requests, self.errors, &self.times)
     }
 }
 

@@ -50,6 +50,21 @@ pub struct Observation {
     pub times: Option<Vec<f64>>,
 }
 
+impl Observation {
+    /// The figures of `requests` requests with `errors` among them, from each request's latency
+    /// in seconds (`times`: the router's log of them): p99 and all.
+    pub fn of_requests(requests: u64, errors: u64, times: &[f64]) -> Self {
+        let mut times = times.to_vec();
+        Observation {
+            requests,
+            errors,
+            latency: p99(&mut times).map(Duration::from_secs_f64),
+            latency_kind: "p99",
+            times: Some(times),
+        }
+    }
+}
+
 /// A router's state before a shift changed it: saved in the run directory before any change, and
 /// the shift's undo data. In JSON, `"router": "nginx"` or `"haproxy"` and that router's fields.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
