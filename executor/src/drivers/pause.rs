@@ -19,7 +19,7 @@
 //! final verdict.
 
 use crate::driver::{BoxFuture, Done, Driver, Job, StepContext, StepError};
-use crate::drivers::traffic::{Evaluation, Gate, Thresholds, decided, verdict};
+use crate::drivers::traffic::{Evaluation, Gate, Thresholds, decided, report_throttled, verdict};
 use crate::router::{Observation, from_params};
 use chrono::{DateTime, Utc};
 use cutover_planner::dag::{AnalysisParams, PauseParams};
@@ -113,9 +113,6 @@ pub struct WatchProgress {
     pub evaluation: Evaluation,
 }
 
-/// How often a watched pause records its evaluation, at most (a failing one at once).
-const EVALUATION_EVERY: Duration = Duration::from_secs(5);
-
 /// Watches `gate` for `left` (what is left of the pause that began at `progress.started_at`):
 /// fails the step on the first window that crosses a threshold; says what it watched otherwise.
 async fn watch(
@@ -146,18 +143,10 @@ async fn watch(
             let fail = decided(o, &t, opened.elapsed(), window);
             let failed = fail.is_some();
             let g = fail.map_or_else(|| verdict(o, b, &t), Gate::Fail);
-            let mut last = last
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            if failed || last.is_none_or(|t| t.elapsed() >= EVALUATION_EVERY) {
-                *last = Some(std::time::Instant::now());
-                if let Some(p) = &reporter {
-                    p.report(&WatchProgress {
-                        started_at: progress.started_at,
-                        evaluation: Evaluation::of(o, relative.then_some(b), opened.elapsed(), &g),
-                    });
-                }
-            }
+            report_throttled(reporter.as_ref(), &last, failed, || WatchProgress {
+                started_at: progress.started_at,
+                evaluation: Evaluation::of(o, relative.then_some(b), opened.elapsed(), &g),
+            });
             failed
         };
         let servers = (gate.canary.clone(), gate.stable.clone());

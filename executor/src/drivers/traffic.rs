@@ -313,25 +313,26 @@ impl Evaluation {
     }
 }
 
-/// How often an analysis window's figures are recorded while it runs.
+/// How often an analysis window's figures (or a watched pause's) are recorded while it runs.
 const OBSERVATION_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// Reports `e` unless one was reported less than [`OBSERVATION_EVERY`] ago (`last`); a failing
-/// one always.
-fn report_observation(
+/// Reports what `data` makes (an evaluation, or a watched pause's) unless one was reported less
+/// than [`OBSERVATION_EVERY`] ago (`last`); a `failing` one always.
+pub(crate) fn report_throttled<T: serde::Serialize>(
     progress: Option<&crate::driver::Progress>,
     last: &std::sync::Mutex<Option<std::time::Instant>>,
-    e: &Evaluation,
+    failing: bool,
+    data: impl FnOnce() -> T,
 ) {
     let Some(progress) = progress else { return };
     let mut last = last
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
-    if e.verdict != "fail" && last.is_some_and(|t| t.elapsed() < OBSERVATION_EVERY) {
+    if !failing && last.is_some_and(|t| t.elapsed() < OBSERVATION_EVERY) {
         return;
     }
     *last = Some(std::time::Instant::now());
-    progress.report(e);
+    progress.report(&data());
 }
 
 impl Driver for AnalysisDriver {
@@ -360,8 +361,10 @@ impl Driver for AnalysisDriver {
                     Some(reason) => Gate::Fail(reason.clone()),
                     None => verdict(o, b, &t),
                 };
-                let e = Evaluation::of(o, relative.then_some(b), opened.elapsed(), &gate);
-                report_observation(progress.as_ref(), &last, &e);
+                let failing = matches!(gate, Gate::Fail(_));
+                report_throttled(progress.as_ref(), &last, failing, || {
+                    Evaluation::of(o, relative.then_some(b), opened.elapsed(), &gate)
+                });
                 fail.is_some()
             });
             let servers = (p.canary.clone(), p.stable.clone());
